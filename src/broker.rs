@@ -1,0 +1,269 @@
+//! Starting and stopping the broker: the data dir, the shards, the
+//! listener address, and the clean-shutdown marker.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::config::BrokerConfig;
+use crate::metadata::{write_atomically, Topics};
+use crate::runtime::{self, ShardSeat};
+use crate::shard::{Shard, ShardMsg};
+
+/// Written at the end of a clean shutdown, removed at start. Without it,
+/// the logs' unflushed tails are rescanned on open.
+const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+const LOCK_FILE: &str = ".lock";
+/// How often shards look at the process-wide stop flag set by signals.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// How long shutdown waits for in-flight requests before closing logs anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long start-up waits for every shard to open its logs and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data dir {0} is in use by another broker")]
+    Locked(PathBuf),
+    #[error("listen address {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("advertise address {0} must be HOST:PORT")]
+    Advertise(String),
+    #[error("shards: {0}")]
+    Shards(std::io::Error),
+    #[error("a shard failed to start")]
+    Start,
+}
+
+/// Runs the broker until `stop` is set, then shuts down cleanly.
+/// `on_ready` gets the bound address once every shard is listening.
+pub fn run(
+    config: BrokerConfig,
+    stop: Arc<AtomicBool>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), BrokerError> {
+    let data_dir = config.data_dir.clone();
+    let dir_err = |source| BrokerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(dir_err)?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    let clean_start = marker.exists();
+    if clean_start {
+        std::fs::remove_file(&marker).map_err(dir_err)?;
+    } else {
+        tracing::info!("no clean-shutdown marker: logs will be recovered");
+    }
+    let topics = Arc::new(Topics::load(&data_dir).map_err(dir_err)?);
+
+    let (reserved, addr) = reserve_listen_addr(&config.listen)?;
+    let advertised = advertised(&config, addr)?;
+    let shard_count = config
+        .shards
+        .unwrap_or_else(|| runtime::allowed_cpus().len())
+        .max(1);
+    let config = Arc::new(config);
+    let (ready_tx, ready_rx) = mpsc::channel::<bool>();
+    let drained = Arc::new(AtomicUsize::new(0));
+
+    let body = {
+        let config = config.clone();
+        let stop = stop.clone();
+        move |seat: ShardSeat<ShardMsg>| {
+            let ctx = ShardStart {
+                config: config.clone(),
+                topics: topics.clone(),
+                advertised: advertised.clone(),
+                addr,
+                clean_start,
+                stop: stop.clone(),
+                drained: drained.clone(),
+                ready: ready_tx.clone(),
+            };
+            async move { run_shard(seat, ctx).await }
+        }
+    };
+    let shards = runtime::start_shards(
+        shard_count,
+        config.shard_channel_capacity,
+        config.io_memory_bytes,
+        body,
+    )
+    .map_err(BrokerError::Shards)?;
+    for _ in 0..shard_count {
+        match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(true) => {}
+            _ => {
+                stop.store(true, Ordering::SeqCst);
+                let _ = shards.join();
+                return Err(BrokerError::Start);
+            }
+        }
+    }
+    drop(reserved);
+    tracing::info!(%addr, shards = shard_count, data_dir = %data_dir.display(), "serving");
+    on_ready(addr);
+    shards.join().map_err(BrokerError::Shards)?;
+    write_atomically(&marker, b"").map_err(dir_err)?;
+    tracing::info!("clean shutdown");
+    Ok(())
+}
+
+struct ShardStart {
+    config: Arc<BrokerConfig>,
+    topics: Arc<Topics>,
+    advertised: (String, i32),
+    addr: SocketAddr,
+    clean_start: bool,
+    stop: Arc<AtomicBool>,
+    /// Shards done with their own requests; logs close only when all are,
+    /// since a draining shard may still need its peers' partitions.
+    drained: Arc<AtomicUsize>,
+    ready: mpsc::Sender<bool>,
+}
+
+async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
+    let (id, count) = (seat.id, seat.count);
+    let (mesh, receivers) = seat.join().await;
+    let shard = Rc::new(Shard::new(
+        id,
+        count,
+        ctx.config.clone(),
+        ctx.advertised,
+        mesh,
+        ctx.clean_start,
+    ));
+    shard.apply_topics(ctx.topics);
+    for (_, receiver) in receivers {
+        runtime::spawn_local(shard.clone().serve_peer(receiver)).detach();
+    }
+    let listener = match runtime::TcpListener::bind(ctx.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = id, addr = %ctx.addr, error = %e, "cannot listen");
+            let _ = ctx.ready.send(false);
+            return;
+        }
+    };
+    runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
+    runtime::spawn_local(retention_loop(shard.clone())).detach();
+    let _ = ctx.ready.send(true);
+    crate::net::accept_loop(shard.clone(), listener).await;
+    drain(&shard, &ctx.drained).await;
+    shard.close_all();
+}
+
+/// Waits for this shard's requests to finish, then for every other shard.
+async fn drain(shard: &Shard, drained: &AtomicUsize) {
+    let waited = runtime::timeout(DRAIN_TIMEOUT, async {
+        while shard.in_flight.get() > 0 {
+            runtime::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    if waited.is_none() {
+        tracing::warn!(
+            shard = shard.id,
+            in_flight = shard.in_flight.get(),
+            "requests still running at shutdown"
+        );
+    }
+    drained.fetch_add(1, Ordering::SeqCst);
+    let _ = runtime::timeout(DRAIN_TIMEOUT, async {
+        while drained.load(Ordering::SeqCst) < shard.count {
+            runtime::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+async fn watch_stop(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        runtime::sleep(STOP_POLL).await;
+    }
+    shard.stopping.notify();
+}
+
+async fn retention_loop(shard: Rc<Shard>) {
+    let every = Duration::from_millis(shard.config.retention_check_interval_ms.max(1));
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        shard.apply_retention();
+    }
+}
+
+/// Binds (without listening) a SO_REUSEPORT socket on the listen address,
+/// which resolves port 0 and holds the port until every shard has bound it.
+fn reserve_listen_addr(listen: &str) -> Result<(socket2::Socket, SocketAddr), BrokerError> {
+    let fail = |source| BrokerError::Listen {
+        addr: listen.to_string(),
+        source,
+    };
+    let addr = listen
+        .to_socket_addrs()
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| fail(std::io::Error::other("resolves to no address")))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(fail)?;
+    socket.set_reuse_port(true).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    let bound = socket
+        .local_addr()
+        .map_err(fail)?
+        .as_socket()
+        .ok_or_else(|| fail(std::io::Error::other("not an IP address")))?;
+    Ok((socket, bound))
+}
+
+fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {
+    match &config.advertise {
+        Some(a) => {
+            let (host, port) = a
+                .rsplit_once(':')
+                .ok_or_else(|| BrokerError::Advertise(a.clone()))?;
+            let port = port
+                .parse()
+                .map_err(|_| BrokerError::Advertise(a.clone()))?;
+            Ok((host.trim_matches(['[', ']']).to_string(), port))
+        }
+        None => Ok((bound.ip().to_string(), i32::from(bound.port()))),
+    }
+}
+
+/// An exclusive flock on the data dir, held for the broker's lifetime.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, BrokerError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| BrokerError::DataDir { path, source })?;
+    // SAFETY: the fd is valid for the life of `file`; flock has no memory effects.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(BrokerError::Locked(dir.to_path_buf()));
+    }
+    Ok(file)
+}

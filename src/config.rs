@@ -1,0 +1,274 @@
+//! Broker configuration: a TOML file overridden by command-line flags,
+//! and the per-topic configs Kafka clients read and change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{LogConfig, TimestampType};
+
+/// Everything the broker needs to start. Field names match the TOML keys.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address every shard binds with SO_REUSEPORT.
+    pub listen: String,
+    /// Address given to clients in Metadata; defaults to the bound address.
+    pub advertise: Option<String>,
+    pub data_dir: PathBuf,
+    /// Executors, one per core; `None` means all cores.
+    pub shards: Option<usize>,
+    pub node_id: i32,
+    /// Kafka's `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// Kafka's `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// Kafka's `socket.request.max.bytes`: larger frames close the connection.
+    pub socket_request_max_bytes: u32,
+    /// fdatasync before acknowledging every acks=-1 produce.
+    pub fsync_on_ack: bool,
+    /// Kafka's `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// Upper bound on a Fetch's max_wait_ms, whatever the client asks.
+    pub fetch_max_wait_ms_max: u64,
+    /// Messages in flight between two shards before senders wait.
+    pub shard_channel_capacity: usize,
+    /// Connections one shard serves at once; more are closed on accept.
+    pub max_connections_per_shard: usize,
+    /// io_uring buffer memory per shard, in bytes.
+    pub io_memory_bytes: usize,
+    /// Defaults for topic configs (Kafka's `log.*` broker settings).
+    pub log: TopicDefaults,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: "127.0.0.1:9092".into(),
+            advertise: None,
+            data_dir: PathBuf::from("./data"),
+            shards: None,
+            node_id: 0,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            fsync_on_ack: false,
+            retention_check_interval_ms: 300_000,
+            fetch_max_wait_ms_max: 30_000,
+            shard_channel_capacity: 1024,
+            max_connections_per_shard: 10_000,
+            io_memory_bytes: 1 << 20,
+            log: TopicDefaults::default(),
+        }
+    }
+}
+
+/// Broker-wide defaults that a topic's own configs override.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicDefaults {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u32,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: u32,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        let log = LogConfig::default();
+        TopicDefaults {
+            segment_bytes: log.segment_bytes,
+            segment_ms: log.segment_ms,
+            index_interval_bytes: log.index_interval_bytes,
+            retention_ms: log.retention_ms,
+            retention_bytes: log.retention_bytes,
+            max_message_bytes: log.max_message_bytes,
+            flush_messages: log.flush_messages,
+            flush_ms: log.flush_ms,
+        }
+    }
+}
+
+/// The topic configs this broker understands, in the order DescribeConfigs lists them.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// Why a topic config was refused (answered as INVALID_CONFIG).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for topic config {key}: {reason}")]
+pub struct InvalidConfig {
+    pub key: String,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// A topic's configs: only the keys set explicitly, as Kafka stores them.
+pub type TopicConfigs = BTreeMap<String, String>;
+
+/// Checks one topic config, so nothing invalid is ever stored.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig> {
+    let bad = |reason| InvalidConfig {
+        key: key.into(),
+        value: value.into(),
+        reason,
+    };
+    let int = |min: i64, max: i64| match value.parse::<i64>() {
+        Ok(v) if v >= min && v <= max => Ok(()),
+        Ok(_) => Err(bad("out of range")),
+        Err(_) => Err(bad("not an integer")),
+    };
+    match key {
+        "cleanup.policy" => match value {
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+            _ => Err(bad("expected delete or compact")),
+        },
+        "compression.type" => match value {
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(bad(
+                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+            )),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(bad("expected CreateTime or LogAppendTime")),
+        },
+        "flush.messages" | "flush.ms" => int(1, i64::MAX),
+        "index.interval.bytes" => int(0, i32::MAX as i64),
+        "max.message.bytes" => int(0, i32::MAX as i64),
+        "retention.bytes" | "retention.ms" => int(-1, i64::MAX),
+        "segment.bytes" => int(14, i32::MAX as i64),
+        "segment.ms" => int(1, i64::MAX),
+        _ => Err(bad("unknown topic config")),
+    }
+}
+
+impl BrokerConfig {
+    /// The value of a topic config: the topic's own, else the broker default.
+    pub fn topic_config_value(&self, configs: &TopicConfigs, key: &str) -> Option<String> {
+        if let Some(v) = configs.get(key) {
+            return Some(v.clone());
+        }
+        let d = &self.log;
+        Some(match key {
+            "cleanup.policy" => "delete".into(),
+            "compression.type" => "producer".into(),
+            "message.timestamp.type" => "CreateTime".into(),
+            "flush.messages" => d.flush_messages.to_string(),
+            "flush.ms" => d.flush_ms.to_string(),
+            "index.interval.bytes" => d.index_interval_bytes.to_string(),
+            "max.message.bytes" => d.max_message_bytes.to_string(),
+            "retention.bytes" => d.retention_bytes.to_string(),
+            "retention.ms" => d.retention_ms.to_string(),
+            "segment.bytes" => d.segment_bytes.to_string(),
+            "segment.ms" => d.segment_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// The storage settings of a topic: broker defaults with the topic's overrides.
+    /// Configs were validated when stored, so parse failures fall back to defaults.
+    pub fn log_config(&self, configs: &TopicConfigs) -> LogConfig {
+        let d = &self.log;
+        let get = |key: &str| configs.get(key).and_then(|v| v.parse::<i64>().ok());
+        LogConfig {
+            segment_bytes: get("segment.bytes").map_or(d.segment_bytes, |v| v as u64),
+            segment_ms: get("segment.ms").unwrap_or(d.segment_ms),
+            index_interval_bytes: get("index.interval.bytes")
+                .map_or(d.index_interval_bytes, |v| v as u32),
+            retention_ms: get("retention.ms").unwrap_or(d.retention_ms),
+            retention_bytes: get("retention.bytes").unwrap_or(d.retention_bytes),
+            max_message_bytes: get("max.message.bytes").map_or(d.max_message_bytes, |v| v as u32),
+            timestamp_type: match configs.get("message.timestamp.type").map(String::as_str) {
+                Some("LogAppendTime") => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            flush_messages: get("flush.messages").unwrap_or(d.flush_messages),
+            flush_ms: get("flush.ms").unwrap_or(d.flush_ms),
+        }
+    }
+
+    /// Loads a TOML file; a missing `--config` means all defaults.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(BrokerConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_overrides_win_over_defaults() {
+        let broker = BrokerConfig::default();
+        let mut configs = TopicConfigs::new();
+        configs.insert("segment.bytes".into(), "1000".into());
+        configs.insert("message.timestamp.type".into(), "LogAppendTime".into());
+        let log = broker.log_config(&configs);
+        assert_eq!(log.segment_bytes, 1000);
+        assert_eq!(log.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(log.retention_ms, broker.log.retention_ms);
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("compression.type", "brotli").is_err());
+        assert!(validate_topic_config("no.such.key", "1").is_err());
+        for key in TOPIC_CONFIG_KEYS {
+            let value = BrokerConfig::default()
+                .topic_config_value(&TopicConfigs::new(), key)
+                .unwrap();
+            validate_topic_config(key, &value).unwrap();
+        }
+    }
+
+    #[test]
+    fn toml_file_parses() {
+        let cfg: BrokerConfig =
+            toml::from_str("listen = \"0.0.0.0:9093\"\n[log]\nsegment_bytes = 4096\n").unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9093");
+        assert_eq!(cfg.log.segment_bytes, 4096);
+    }
+}

@@ -1,0 +1,208 @@
+//! CreateTopics, DeleteTopics, CreatePartitions: validated here for the
+//! request's own rules, carried out by the controller shard.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::ApiSpec;
+use crate::config::TopicConfigs;
+use crate::shard::{AdminOp, AdminOutcome, Shard};
+
+pub const CREATE_TOPICS: ApiSpec = ApiSpec {
+    key: ApiKey::CreateTopics,
+    min: 2,
+    max: 7,
+};
+pub const DELETE_TOPICS: ApiSpec = ApiSpec {
+    key: ApiKey::DeleteTopics,
+    min: 1,
+    max: 6,
+};
+pub const CREATE_PARTITIONS: ApiSpec = ApiSpec {
+    key: ApiKey::CreatePartitions,
+    min: 0,
+    max: 3,
+};
+
+fn refused(error: ResponseError, message: String) -> AdminOutcome {
+    AdminOutcome {
+        error: error.code(),
+        message: Some(message),
+    }
+}
+
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let outcome = if !matches!(topic.replication_factor, -1 | 1)
+            || topic.assignments.iter().any(|a| a.broker_ids.len() != 1)
+        {
+            refused(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {} is not 1, and this broker is the only one",
+                    topic.replication_factor
+                ),
+            )
+        } else if !topic.assignments.is_empty() {
+            refused(
+                ResponseError::InvalidRequest,
+                "manual replica assignment is not supported".into(),
+            )
+        } else {
+            let configs: Option<TopicConfigs> = topic
+                .configs
+                .iter()
+                .map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            match configs {
+                Some(configs) => {
+                    shard
+                        .admin(AdminOp::CreateTopic {
+                            name: name.clone(),
+                            partitions: topic.num_partitions,
+                            configs,
+                            validate_only: request.validate_only,
+                        })
+                        .await
+                }
+                None => refused(
+                    ResponseError::InvalidConfig,
+                    "a config has a null value".into(),
+                ),
+            }
+        };
+        let mut result = CreatableTopicResult::default();
+        if outcome.error == 0 {
+            if let Some(meta) = shard.topics().get(&name) {
+                result.topic_id = meta.uuid();
+                result.num_partitions = meta.partitions;
+            } else {
+                // validate_only: report what would have been created.
+                result.num_partitions = if topic.num_partitions == -1 {
+                    shard.config.num_partitions
+                } else {
+                    topic.num_partitions
+                };
+            }
+            result.replication_factor = 1;
+        } else {
+            result.num_partitions = -1;
+            result.replication_factor = -1;
+        }
+        result.name = topic.name;
+        result.error_code = outcome.error;
+        result.error_message = outcome.message.map(StrBytes::from_string);
+        results.push(result);
+    }
+    let mut response = CreateTopicsResponse::default();
+    response.topics = results;
+    response
+}
+
+pub async fn delete_topics(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    // v0-5 name topics in `topic_names`; v6 in `topics` (by name or id).
+    let names: Vec<Result<String, uuid::Uuid>> = if header.request_api_version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => Ok(name.0.to_string()),
+                None => shard
+                    .topics()
+                    .topics
+                    .values()
+                    .find(|m| m.uuid() == t.topic_id)
+                    .map(|m| m.name.clone())
+                    .ok_or(t.topic_id),
+            })
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| Ok(n.0.to_string()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(names.len());
+    for name in names {
+        let mut result = DeletableTopicResult::default();
+        match name {
+            Ok(name) => {
+                result.topic_id = shard
+                    .topics()
+                    .get(&name)
+                    .map(|m| m.uuid())
+                    .unwrap_or_default();
+                let outcome = shard
+                    .admin(AdminOp::DeleteTopic { name: name.clone() })
+                    .await;
+                result.error_code = outcome.error;
+                result.error_message = outcome.message.map(StrBytes::from_string);
+                result.name = Some(TopicName(StrBytes::from_string(name)));
+            }
+            Err(id) => {
+                result.topic_id = id;
+                result.error_code = ResponseError::UnknownTopicId.code();
+            }
+        }
+        responses.push(result);
+    }
+    let mut response = DeleteTopicsResponse::default();
+    response.responses = responses;
+    response
+}
+
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let outcome = if topic.assignments.is_some() {
+            refused(
+                ResponseError::InvalidRequest,
+                "manual replica assignment is not supported".into(),
+            )
+        } else {
+            shard
+                .admin(AdminOp::CreatePartitions {
+                    name: topic.name.0.to_string(),
+                    count: topic.count,
+                    validate_only: request.validate_only,
+                })
+                .await
+        };
+        let mut result = CreatePartitionsTopicResult::default();
+        result.name = topic.name;
+        result.error_code = outcome.error;
+        result.error_message = outcome.message.map(StrBytes::from_string);
+        results.push(result);
+    }
+    let mut response = CreatePartitionsResponse::default();
+    response.results = results;
+    response
+}

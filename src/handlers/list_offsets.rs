@@ -1,0 +1,66 @@
+//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after
+//! a timestamp (time index).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use super::ApiSpec;
+use crate::shard::{OffsetQuery, Shard, TopicPartition};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::ListOffsets,
+    min: 1,
+    max: 7,
+};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let queries = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let topic: Arc<str> = Arc::from(t.name.0.as_str());
+            t.partitions.iter().map(move |p| OffsetQuery {
+                tp: TopicPartition {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                },
+                timestamp: p.timestamp,
+            })
+        })
+        .collect();
+    let mut outcomes = shard.list_offsets(queries).await.into_iter();
+    let mut response = ListOffsetsResponse::default();
+    response.topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut topic = ListOffsetsTopicResponse::default();
+            topic.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let o = outcomes.next().expect("one outcome per partition");
+                    let mut part = ListOffsetsPartitionResponse::default();
+                    part.partition_index = p.partition_index;
+                    part.error_code = o.error;
+                    part.offset = o.offset;
+                    part.timestamp = o.timestamp;
+                    part.leader_epoch = if o.offset >= 0 { 0 } else { -1 };
+                    part
+                })
+                .collect();
+            topic.name = t.name;
+            topic
+        })
+        .collect();
+    response
+}

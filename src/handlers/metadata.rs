@@ -1,0 +1,136 @@
+//! Metadata: this broker as the only broker and controller, every
+//! partition led by it; unknown topics auto-created when allowed.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::ApiSpec;
+use crate::metadata::{valid_topic_name, TopicMeta};
+use crate::shard::{AdminOp, Shard};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Metadata,
+    min: 0,
+    max: 12,
+};
+
+/// Kafka's "authorized operations not requested" marker.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+pub const CLUSTER_ID: &str = "sluice-cluster";
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    // Before v4 the request had no flag and brokers always auto-created.
+    let may_create = (version < 4 || request.allow_auto_topic_creation)
+        && shard.config.auto_create_topics_enable;
+    // In v0 an empty list meant "all topics"; later versions use null.
+    let requested = request.topics.filter(|t| version > 0 || !t.is_empty());
+    let names: Option<Vec<Option<String>>> = requested.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => Some(name.0.to_string()),
+                None => shard
+                    .topics()
+                    .topics
+                    .values()
+                    .find(|m| m.uuid() == t.topic_id)
+                    .map(|m| m.name.clone()),
+            })
+            .collect()
+    });
+    if let (Some(names), true) = (&names, may_create) {
+        for name in names.iter().flatten() {
+            if shard.topics().get(name).is_none() && valid_topic_name(name) {
+                create_default(shard, name).await;
+            }
+        }
+    }
+    let topics = shard.topics();
+    let node = shard.config.node_id;
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![broker(shard)];
+    response.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+    response.controller_id = BrokerId(node);
+    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    response.topics = match names {
+        None => topics.topics.values().map(|t| described(t, node)).collect(),
+        Some(names) => names
+            .into_iter()
+            .map(|name| match name.as_deref().and_then(|n| topics.get(n)) {
+                Some(t) => described(t, node),
+                None => missing(name),
+            })
+            .collect(),
+    };
+    response
+}
+
+async fn create_default(shard: &Rc<Shard>, name: &str) {
+    let outcome = shard
+        .admin(AdminOp::CreateTopic {
+            name: name.to_string(),
+            partitions: -1,
+            configs: Default::default(),
+            validate_only: false,
+        })
+        .await;
+    // TOPIC_ALREADY_EXISTS means another client won the race: fine.
+    if outcome.error != 0 && outcome.error != ResponseError::TopicAlreadyExists.code() {
+        tracing::warn!(
+            topic = name,
+            error = outcome.error,
+            "auto-creating topic failed"
+        );
+    }
+}
+
+fn broker(shard: &Shard) -> MetadataResponseBroker {
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(shard.config.node_id);
+    b.host = StrBytes::from_string(shard.advertised.0.clone());
+    b.port = shard.advertised.1;
+    b
+}
+
+fn described(topic: &TopicMeta, node: i32) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
+    t.topic_id = topic.uuid();
+    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t.partitions = (0..topic.partitions)
+        .map(|p| {
+            let mut part = MetadataResponsePartition::default();
+            part.partition_index = p;
+            part.leader_id = BrokerId(node);
+            part.leader_epoch = 0;
+            part.replica_nodes = vec![BrokerId(node)];
+            part.isr_nodes = vec![BrokerId(node)];
+            part
+        })
+        .collect();
+    t
+}
+
+fn missing(name: Option<String>) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = match &name {
+        Some(n) if !valid_topic_name(n) => ResponseError::InvalidTopicException.code(),
+        _ => ResponseError::UnknownTopicOrPartition.code(),
+    };
+    t.name = name.map(|n| TopicName(StrBytes::from_string(n)));
+    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t
+}

@@ -1,0 +1,231 @@
+//! One module per Kafka API, each declaring the versions it serves next to
+//! its code. [`APIS`] is the single list ApiVersions is built from and that
+//! dispatch checks, so advertised and served versions cannot drift apart.
+
+mod admin;
+pub mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::rc::Rc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::shard::Shard;
+
+/// An API this broker serves, and the versions it serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiSpec {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+pub const APIS: &[ApiSpec] = &[
+    produce::SPEC,
+    fetch::SPEC,
+    list_offsets::SPEC,
+    metadata::SPEC,
+    api_versions::SPEC,
+    admin::CREATE_TOPICS,
+    admin::DELETE_TOPICS,
+    configs::DESCRIBE_CONFIGS,
+    admin::CREATE_PARTITIONS,
+    configs::INCREMENTAL_ALTER_CONFIGS,
+];
+
+pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
+    APIS.iter().find(|s| s.key == key)
+}
+
+/// Why a frame got no answer and its connection must close.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    Truncated(usize),
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("{key:?} version {version} is not served")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("cannot decode {key:?} v{version}: {reason}")]
+    Decode {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode the response: {0}")]
+    Encode(String),
+}
+
+/// The fixed start of every request: api key, version, correlation id.
+const HEADER_PREFIX_LEN: usize = 8;
+
+/// Answers one request frame: the encoded response frame (size prefix
+/// included), `None` when the request wants no response (acks=0), or an
+/// error after which the connection closes.
+pub async fn handle_frame(
+    shard: &Rc<Shard>,
+    frame: Bytes,
+) -> Result<Option<BytesMut>, RequestError> {
+    if frame.len() < HEADER_PREFIX_LEN {
+        return Err(RequestError::Truncated(frame.len()));
+    }
+    let mut prefix = &frame[..HEADER_PREFIX_LEN];
+    let raw_key = prefix.get_i16();
+    let version = prefix.get_i16();
+    let correlation_id = prefix.get_i32();
+    let key = ApiKey::try_from(raw_key).map_err(|_| RequestError::UnknownApi(raw_key))?;
+    let served = spec(key).filter(|s| (s.min..=s.max).contains(&version));
+    if served.is_none() {
+        if key == ApiKey::ApiVersions {
+            // Kafka answers a too-new ApiVersions with v0 and its list, so
+            // the client can retry with a version both sides know.
+            let response = api_versions::unsupported_version();
+            return encode(key, 0, correlation_id, response).map(Some);
+        }
+        return Err(RequestError::UnsupportedVersion { key, version });
+    }
+    let mut buf = frame;
+    let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
+    let cid = correlation_id;
+    match key {
+        ApiKey::ApiVersions => answer(
+            Some(api_versions::handle(
+                shard,
+                &header,
+                decode(&mut buf, key, version)?,
+            )),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::Metadata => answer(
+            Some(metadata::handle(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::Produce => answer(
+            produce::handle(shard, &header, decode(&mut buf, key, version)?).await,
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::Fetch => answer(
+            Some(fetch::handle(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::ListOffsets => answer(
+            Some(list_offsets::handle(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::CreateTopics => answer(
+            Some(admin::create_topics(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::DeleteTopics => answer(
+            Some(admin::delete_topics(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::CreatePartitions => answer(
+            Some(admin::create_partitions(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::DescribeConfigs => answer(
+            Some(configs::describe(
+                shard,
+                &header,
+                decode(&mut buf, key, version)?,
+            )),
+            key,
+            version,
+            cid,
+        ),
+        ApiKey::IncrementalAlterConfigs => answer(
+            Some(configs::incremental_alter(shard, &header, decode(&mut buf, key, version)?).await),
+            key,
+            version,
+            cid,
+        ),
+        // Not in APIS, so the version check above already refused it.
+        _ => Err(RequestError::UnsupportedVersion { key, version }),
+    }
+}
+
+/// Decodes one message from untrusted bytes. A panic in the decoder must
+/// cost this connection, not the shard.
+fn decode<T: Decodable>(buf: &mut Bytes, key: ApiKey, version: i16) -> Result<T, RequestError> {
+    let fail = |reason: String| RequestError::Decode {
+        key,
+        version,
+        reason,
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::decode(buf, version)))
+        .map_err(|_| fail("decoder panicked".into()))?
+        .map_err(|e| fail(e.to_string()))
+}
+
+fn answer<R: Encodable>(
+    response: Option<R>,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Option<BytesMut>, RequestError> {
+    response
+        .map(|r| encode(key, version, correlation_id, r))
+        .transpose()
+}
+
+fn encode<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: R,
+) -> Result<BytesMut, RequestError> {
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let mut buf = BytesMut::with_capacity(256);
+    buf.extend_from_slice(&[0; 4]);
+    header
+        .encode(&mut buf, key.response_header_version(version))
+        .map_err(|e| RequestError::Encode(e.to_string()))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| RequestError::Encode(e.to_string()))?;
+    let size = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_version_is_one_the_codec_knows() {
+        for api in APIS {
+            let known = api.key.valid_versions();
+            assert!(
+                api.min >= known.min && api.max <= known.max,
+                "{:?}",
+                api.key
+            );
+            assert!(api.min <= api.max);
+        }
+    }
+}

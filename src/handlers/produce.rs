@@ -1,0 +1,75 @@
+//! Produce: batches go as received to their partitions' owner shards.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::ResponseError;
+
+use super::ApiSpec;
+use crate::shard::{ProduceItem, Shard, TopicPartition};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Produce,
+    min: 3,
+    max: 9,
+};
+
+/// Answers `None` for acks=0: Kafka sends no response at all then.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut items = Vec::new();
+    // Where each item's outcome goes: (topic response, partition response).
+    let mut slots = Vec::new();
+    for topic in request.topic_data {
+        let topic_name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let mut p = PartitionProduceResponse::default();
+            p.index = data.index;
+            p.base_offset = -1;
+            p.log_append_time_ms = -1;
+            p.log_start_offset = -1;
+            let tp = TopicPartition {
+                topic: topic_name.clone(),
+                partition: data.index,
+            };
+            match data.records {
+                _ if !matches!(acks, -1..=1) => {
+                    p.error_code = ResponseError::InvalidRequiredAcks.code()
+                }
+                Some(records) if shard.topics().has_partition(&tp.topic, tp.partition) => {
+                    slots.push((responses.len(), partitions.len()));
+                    items.push(ProduceItem { tp, records, acks });
+                }
+                Some(_) => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => p.error_code = ResponseError::CorruptMessage.code(),
+            }
+            partitions.push(p);
+        }
+        let mut t = TopicProduceResponse::default();
+        t.name = topic.name;
+        t.partition_responses = partitions;
+        responses.push(t);
+    }
+    let outcomes = shard.produce(items).await;
+    if acks == 0 {
+        return None;
+    }
+    for ((t, p), outcome) in slots.into_iter().zip(outcomes) {
+        let part = &mut responses[t].partition_responses[p];
+        part.error_code = outcome.error;
+        part.base_offset = outcome.base_offset;
+        part.log_append_time_ms = outcome.log_append_time_ms;
+        part.log_start_offset = outcome.log_start_offset;
+    }
+    let mut response = ProduceResponse::default();
+    response.responses = responses;
+    Some(response)
+}

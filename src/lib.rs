@@ -1,0 +1,23 @@
+//! Sluice: a Kafka-compatible message broker, thread-per-core on io_uring.
+//!
+//! # Layout
+//!
+//! - [`config`]: broker configuration (file + flags) and topic configs.
+//! - [`record`]: the v2 record batch format, parsed and validated without copying.
+//! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
+//! - [`metadata`]: topics and partition ownership, persisted in the data dir.
+//! - [`runtime`]: the thin layer over glommio (shards, mesh, blocking work).
+//! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
+//! - [`net`]: the listener, connections and request framing.
+//! - [`handlers`]: one module per Kafka API.
+//! - [`broker`]: starts the shards and wires everything together.
+
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod metadata;
+pub mod net;
+pub mod record;
+pub mod runtime;
+pub mod shard;
+pub mod storage;

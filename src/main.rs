@@ -1,0 +1,120 @@
+//! The `sluice` command line.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use sluice::config::BrokerConfig;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A Kafka-compatible message broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker.
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file, which overrides the defaults.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HOST:PORT to listen on (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// HOST:PORT given to clients in Metadata.
+    #[arg(long)]
+    advertise: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Executors, one per core (default: all cores).
+    #[arg(long)]
+    shards: Option<usize>,
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// fdatasync before acknowledging every acks=all produce.
+    #[arg(long)]
+    fsync_on_ack: bool,
+    #[arg(long)]
+    retention_check_interval_ms: Option<u64>,
+    #[arg(long)]
+    auto_create_topics_enable: Option<bool>,
+    #[arg(long)]
+    num_partitions: Option<i32>,
+    #[arg(long)]
+    socket_request_max_bytes: Option<u32>,
+    /// Default segment.bytes for topics.
+    #[arg(long)]
+    log_segment_bytes: Option<u64>,
+    /// Default retention.ms for topics.
+    #[arg(long)]
+    log_retention_ms: Option<i64>,
+    /// Default retention.bytes for topics.
+    #[arg(long)]
+    log_retention_bytes: Option<i64>,
+}
+
+impl ServeArgs {
+    fn apply(self, c: &mut BrokerConfig) {
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => { $(if let Some(v) = self.$flag { $field = v; })* };
+        }
+        set! {
+            listen => c.listen,
+            data_dir => c.data_dir,
+            node_id => c.node_id,
+            retention_check_interval_ms => c.retention_check_interval_ms,
+            auto_create_topics_enable => c.auto_create_topics_enable,
+            num_partitions => c.num_partitions,
+            socket_request_max_bytes => c.socket_request_max_bytes,
+            log_segment_bytes => c.log.segment_bytes,
+            log_retention_ms => c.log.retention_ms,
+            log_retention_bytes => c.log.retention_bytes,
+        }
+        if self.advertise.is_some() {
+            c.advertise = self.advertise;
+        }
+        if self.shards.is_some() {
+            c.shards = self.shards;
+        }
+        c.fsync_on_ack |= self.fsync_on_ack;
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    match serve(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = BrokerConfig::load(args.config.as_deref())?;
+    args.apply(&mut config);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    sluice::broker::run(config, stop, |addr| {
+        // Scripts and tests wait for this exact line.
+        println!("sluice listening on {addr}");
+    })?;
+    Ok(())
+}

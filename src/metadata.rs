@@ -1,0 +1,177 @@
+//! Topics and partition ownership.
+//!
+//! The controller shard (shard 0) alone changes the topic set; it persists a
+//! new snapshot with write-and-rename, then sends it to every shard. Each
+//! shard reads only its own copy (`Arc<Topics>`), so no lock guards reads.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TopicConfigs;
+
+/// Kafka's limit on topic name length.
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Upper bound on partitions per topic, so one request cannot create millions of logs.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+const METADATA_FILE: &str = "topics.toml";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    /// Random per creation, so a recreated topic is told apart from the old
+    /// one; hex, because TOML integers stop at 64 bits.
+    pub id: String,
+    pub partitions: i32,
+    #[serde(default)]
+    pub configs: TopicConfigs,
+}
+
+impl TopicMeta {
+    pub fn uuid(&self) -> uuid::Uuid {
+        u128::from_str_radix(&self.id, 16).map_or(uuid::Uuid::nil(), uuid::Uuid::from_u128)
+    }
+}
+
+/// One immutable snapshot of all topics; replaced whole on every change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Topics {
+    /// Bumped on every change; shards ignore snapshots older than theirs.
+    pub version: u64,
+    #[serde(default)]
+    pub topics: BTreeMap<String, Arc<TopicMeta>>,
+}
+
+impl Topics {
+    pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.topics.get(name)
+    }
+
+    pub fn has_partition(&self, name: &str, partition: i32) -> bool {
+        self.get(name)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions)
+    }
+
+    pub fn load(data_dir: &Path) -> std::io::Result<Topics> {
+        let path = data_dir.join(METADATA_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Topics::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write-and-rename, fsynced, so a crash leaves the old or the new file, never half.
+    pub fn persist(&self, data_dir: &Path) -> std::io::Result<()> {
+        let text = toml::to_string(self)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        write_atomically(&data_dir.join(METADATA_FILE), text.as_bytes())
+    }
+}
+
+/// Replaces `path` with `bytes` so readers see the old or the new contents.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Kafka's rule: 1-249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= TOPIC_NAME_LEN_MAX
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// The shard that owns a partition. Stable for a given shard count, so a
+/// restart with the same count puts every partition back on the same core.
+pub fn owner_shard(topic: &str, partition: i32, shards: usize) -> usize {
+    assert!(shards > 0);
+    // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((hash as usize).wrapping_add(partition as usize)) % shards
+}
+
+/// The directory of a partition's log: `data_dir/<topic>-<partition>`.
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+/// A fresh topic id; uniqueness, not secrecy, is what matters here.
+pub fn new_topic_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let hi = h.finish();
+    let lo = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{:032x}", (u128::from(hi) << 64) | u128::from(lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(valid_topic_name("orders.v1_a-b"));
+        assert!(!valid_topic_name(""));
+        assert!(!valid_topic_name(".."));
+        assert!(!valid_topic_name("a/b"));
+        assert!(!valid_topic_name(&"x".repeat(250)));
+    }
+
+    #[test]
+    fn partitions_spread_over_shards() {
+        let owners: std::collections::HashSet<_> =
+            (0..16).map(|p| owner_shard("t", p, 2)).collect();
+        assert_eq!(owners.len(), 2);
+        assert_eq!(owner_shard("t", 3, 2), owner_shard("t", 3, 2));
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topics = Topics::default();
+        topics.version = 3;
+        topics.topics.insert(
+            "a".into(),
+            Arc::new(TopicMeta {
+                name: "a".into(),
+                id: new_topic_id(),
+                partitions: 4,
+                configs: [("retention.ms".to_string(), "10".to_string())].into(),
+            }),
+        );
+        topics.persist(dir.path()).unwrap();
+        let back = Topics::load(dir.path()).unwrap();
+        assert_eq!(back.version, 3);
+        assert_eq!(
+            back.get("a").unwrap().as_ref(),
+            topics.get("a").unwrap().as_ref()
+        );
+    }
+}

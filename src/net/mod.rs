@@ -1,0 +1,116 @@
+//! The listener and connections. Only this module touches sockets.
+//!
+//! Every shard accepts on the same address (SO_REUSEPORT, so the kernel
+//! spreads connections) and serves each connection it accepted to the end,
+//! one request at a time, which keeps responses in request order as Kafka
+//! clients require.
+
+pub mod frame;
+
+use std::rc::Rc;
+
+use futures::future::{select, Either};
+use futures::AsyncWriteExt;
+
+use crate::handlers;
+use crate::runtime::{spawn_local, TcpListener, TcpStream};
+use crate::shard::Shard;
+
+/// Accepts until the shard stops. Connections over the per-shard limit are
+/// closed at once.
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let accepted = {
+            let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            let accept = std::pin::pin!(listener.accept());
+            match select(accept, stop).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            }
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                crate::runtime::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open.get() >= shard.config.max_connections_per_shard {
+            tracing::warn!(
+                limit = shard.config.max_connections_per_shard,
+                "connection limit reached; closing new connection"
+            );
+            continue;
+        }
+        open.set(open.get() + 1);
+        let (shard, open) = (shard.clone(), open.clone());
+        spawn_local(async move {
+            serve(&shard, stream).await;
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Keeps `Shard::in_flight` right even when a request's future is dropped.
+struct InFlight<'a>(&'a Shard);
+
+impl<'a> InFlight<'a> {
+    fn enter(shard: &'a Shard) -> Self {
+        shard.in_flight.set(shard.in_flight.get() + 1);
+        InFlight(shard)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "TCP_NODELAY");
+    }
+    let max = shard.config.socket_request_max_bytes;
+    loop {
+        // An idle connection ends when the shard stops; a request already
+        // read is served to the end.
+        let frame = {
+            let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            let read = std::pin::pin!(frame::read_frame(&mut stream, max));
+            match select(read, stop).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            }
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                return;
+            }
+        };
+        let _in_flight = InFlight::enter(shard);
+        match handlers::handle_frame(shard, frame).await {
+            Ok(Some(response)) => {
+                if let Err(e) = stream.write_all(&response).await {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                return;
+            }
+        }
+    }
+}

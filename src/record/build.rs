@@ -1,0 +1,93 @@
+//! Building valid uncompressed v2 batches, for tests and tools that craft
+//! raw produce requests.
+
+use bytes::Bytes;
+
+use super::varint::{write_varint, write_varlong};
+use super::*;
+
+/// A header of a record to build: key and value (`None` = null).
+pub type HeaderSpec<'a> = (&'a str, Option<&'a [u8]>);
+/// A record to build: key, value, timestamp (ms) and headers.
+pub type RecordSpec<'a> = (
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+    i64,
+    &'a [HeaderSpec<'a>],
+);
+
+fn write_nullable(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        None => write_varint(out, -1),
+        Some(bytes) => {
+            write_varint(out, i32::try_from(bytes.len()).expect("field fits in i32"));
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+fn encode_record(out: &mut Vec<u8>, offset_delta: i32, base_ts: i64, spec: &RecordSpec<'_>) {
+    let (key, value, timestamp, headers) = *spec;
+    let mut body = vec![0u8]; // attributes
+    write_varlong(&mut body, timestamp - base_ts);
+    write_varint(&mut body, offset_delta);
+    write_nullable(&mut body, key);
+    write_nullable(&mut body, value);
+    write_varint(&mut body, headers.len() as i32);
+    for (hkey, hvalue) in headers {
+        write_nullable(&mut body, Some(hkey.as_bytes()));
+        write_nullable(&mut body, *hvalue);
+    }
+    write_varint(out, body.len() as i32);
+    out.extend_from_slice(&body);
+}
+
+/// A valid uncompressed v2 batch (CreateTime, producerId -1, epoch -1,
+/// sequence -1) holding `records` at offsets `base_offset..`.
+/// baseTimestamp is the first record's timestamp, maxTimestamp the largest.
+pub fn build_batch(base_offset: i64, records: &[RecordSpec<'_>]) -> Bytes {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let base_ts = records[0].2;
+    let max_ts = records.iter().map(|r| r.2).max().unwrap_or(base_ts);
+    let mut out = vec![0u8; BATCH_HEADER_LEN];
+    for (i, spec) in records.iter().enumerate() {
+        encode_record(&mut out, i as i32, base_ts, spec);
+    }
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    let count = records.len() as i32;
+    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut out, BASE_OFFSET_OFFSET, &base_offset.to_be_bytes());
+    put(&mut out, BATCH_LENGTH_OFFSET, &batch_length.to_be_bytes());
+    put(
+        &mut out,
+        PARTITION_LEADER_EPOCH_OFFSET,
+        &(-1i32).to_be_bytes(),
+    );
+    out[MAGIC_OFFSET] = MAGIC_V2 as u8;
+    put(&mut out, ATTRIBUTES_OFFSET, &0i16.to_be_bytes());
+    put(
+        &mut out,
+        LAST_OFFSET_DELTA_OFFSET,
+        &(count - 1).to_be_bytes(),
+    );
+    put(&mut out, BASE_TIMESTAMP_OFFSET, &base_ts.to_be_bytes());
+    put(&mut out, MAX_TIMESTAMP_OFFSET, &max_ts.to_be_bytes());
+    put(&mut out, PRODUCER_ID_OFFSET, &(-1i64).to_be_bytes());
+    put(&mut out, PRODUCER_EPOCH_OFFSET, &(-1i16).to_be_bytes());
+    put(&mut out, BASE_SEQUENCE_OFFSET, &(-1i32).to_be_bytes());
+    put(&mut out, RECORDS_COUNT_OFFSET, &count.to_be_bytes());
+    recompute_crc(&mut out);
+    Bytes::from(out)
+}
+
+/// A batch of `n` records with values `value-<i>`, all at `timestamp`.
+pub fn build_simple_batch(base_offset: i64, n: usize, timestamp: i64) -> Bytes {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
+    let specs: Vec<RecordSpec<'_>> = values
+        .iter()
+        .map(|v| (None, Some(v.as_slice()), timestamp, &[][..]))
+        .collect();
+    build_batch(base_offset, &specs)
+}

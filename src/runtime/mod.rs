@@ -1,0 +1,185 @@
+//! The thin layer over glommio: starting pinned shards, the cross-shard
+//! mesh, timers and work that must not block the reactor. The rest of the
+//! broker goes through here, so glommio's quirks stay in one place.
+
+use std::future::Future;
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use glommio::{LocalExecutorBuilder, Placement};
+
+pub use glommio::channels::shared_channel::ConnectedReceiver as MeshReceiver;
+
+pub use glommio::net::{TcpListener, TcpStream};
+pub use glommio::spawn_local;
+pub use glommio::timer::sleep;
+
+/// What a shard receives at start: its index and its ends of the mesh.
+///
+/// The mesh is one bounded SPSC channel per ordered pair of shards. (glommio's
+/// own `MeshBuilder` shares an `Rc` between threads, so it is not used.)
+pub struct ShardSeat<M: Send + 'static> {
+    pub id: usize,
+    pub count: usize,
+    /// `senders[j]` reaches shard j; `None` at our own index.
+    senders: Vec<Option<SharedSender<M>>>,
+    /// `(j, receiver)` for messages from shard j.
+    receivers: Vec<(usize, SharedReceiver<M>)>,
+}
+
+/// This shard's connected ends of the mesh.
+pub struct Mesh<M: Send + 'static> {
+    senders: Vec<Option<ConnectedSender<M>>>,
+}
+
+impl<M: Send + 'static> Mesh<M> {
+    /// Sends to shard `to`; waits while its channel is full. Fails only
+    /// when that shard has stopped.
+    pub async fn send_to(&self, to: usize, msg: M) -> Result<(), ()> {
+        match self.senders.get(to) {
+            Some(Some(sender)) => sender.send(msg).await.map_err(|_| ()),
+            _ => panic!("no mesh channel to shard {to}"),
+        }
+    }
+}
+
+impl<M: Send + 'static> ShardSeat<M> {
+    /// Connects this shard's channel ends inside its executor. A connect
+    /// waits for the other end, so all of ours are awaited together.
+    pub async fn join(self) -> (Mesh<M>, Vec<(usize, ConnectedReceiver<M>)>) {
+        use futures::future::join_all;
+        let senders = join_all(self.senders.into_iter().map(|s| async move {
+            match s {
+                Some(s) => Some(s.connect().await),
+                None => None,
+            }
+        }));
+        let receivers = join_all(
+            self.receivers
+                .into_iter()
+                .map(|(from, r)| async move { (from, r.connect().await) }),
+        );
+        let (senders, receivers) = futures::future::join(senders, receivers).await;
+        (Mesh { senders }, receivers)
+    }
+}
+
+fn build_mesh<M: Send + 'static>(count: usize, capacity: usize) -> Vec<ShardSeat<M>> {
+    let mut seats: Vec<ShardSeat<M>> = (0..count)
+        .map(|id| ShardSeat {
+            id,
+            count,
+            senders: (0..count).map(|_| None).collect(),
+            receivers: Vec::new(),
+        })
+        .collect();
+    for from in 0..count {
+        for to in 0..count {
+            if from != to {
+                let (s, r) = shared_channel::new_bounded(capacity);
+                seats[from].senders[to] = Some(s);
+                seats[to].receivers.push((from, r));
+            }
+        }
+    }
+    seats
+}
+
+/// Running shards; `join` waits for all of them to finish.
+pub struct Shards {
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Shards {
+    pub fn join(self) -> std::io::Result<()> {
+        let mut failed = None;
+        for (id, handle) in self.handles.into_iter().enumerate() {
+            if let Err(e) = handle.join() {
+                failed.get_or_insert(std::io::Error::other(format!("shard {id} failed: {e}")));
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Starts `count` executors, shard i pinned to the i-th allowed CPU, each
+/// running `body` with its seat in the mesh.
+pub fn start_shards<M, F, Fut>(
+    count: usize,
+    channel_capacity: usize,
+    io_memory_bytes: usize,
+    body: F,
+) -> std::io::Result<Shards>
+where
+    M: Send + 'static,
+    F: Fn(ShardSeat<M>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    assert!(count > 0);
+    let cpus = allowed_cpus();
+    let mut handles = Vec::with_capacity(count);
+    for seat in build_mesh::<M>(count, channel_capacity) {
+        let id = seat.id;
+        let cpu = cpus[id % cpus.len()];
+        let body = body.clone();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("shard-{id}"))
+            .io_memory(io_memory_bytes)
+            .spawn(move || async move {
+                body(seat).await;
+            })
+            .map_err(|e| std::io::Error::other(format!("starting shard {id}: {e}")))?;
+        handles.push(handle);
+    }
+    Ok(Shards { handles })
+}
+
+/// CPUs this process may run on (respects taskset/cgroups).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this thread.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let cpus: Vec<usize> = if ok == 0 {
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: i is below CPU_SETSIZE, the size of the set.
+            .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    } else {
+        cpus
+    }
+}
+
+/// Runs blocking work (fsync, directory removal) on glommio's helper thread
+/// so the reactor keeps serving.
+pub async fn blocking<R, F>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    glommio::executor().spawn_blocking(f).await
+}
+
+/// Resolves with `None` if `fut` does not finish within `limit`.
+pub async fn timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    use futures::future::{select, Either};
+    let fut = std::pin::pin!(fut);
+    let timer = std::pin::pin!(sleep(limit));
+    match select(fut, timer).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}
+
+/// Milliseconds since the Unix epoch, Kafka's timestamp unit.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,227 @@
+//! Topic changes. Only the controller shard (0) changes the topics
+//! snapshot: it validates, persists with write-and-rename, and sends the new
+//! snapshot to every shard before answering, so once a client hears
+//! "created" every shard can serve the topic.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+
+use super::*;
+use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
+use crate::metadata::{new_topic_id, valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
+
+pub const CONTROLLER_SHARD: usize = 0;
+
+fn ok() -> AdminOutcome {
+    AdminOutcome {
+        error: 0,
+        message: None,
+    }
+}
+
+fn refuse(error: ResponseError, message: impl Into<String>) -> AdminOutcome {
+    AdminOutcome {
+        error: error.code(),
+        message: Some(message.into()),
+    }
+}
+
+impl Shard {
+    /// Runs a topic change on the controller shard, wherever it is called.
+    pub async fn admin(self: &Rc<Self>, op: AdminOp) -> AdminOutcome {
+        if self.id == CONTROLLER_SHARD {
+            return self.admin_local(op).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self
+            .mesh
+            .send_to(CONTROLLER_SHARD, ShardMsg::Admin { op, reply: tx })
+            .await
+            .is_err()
+        {
+            return refuse(
+                ResponseError::UnknownServerError,
+                "controller shard is gone",
+            );
+        }
+        rx.await.unwrap_or_else(|_| {
+            refuse(
+                ResponseError::UnknownServerError,
+                "controller shard is gone",
+            )
+        })
+    }
+
+    pub(super) async fn admin_local(self: &Rc<Self>, op: AdminOp) -> AdminOutcome {
+        assert_eq!(
+            self.id, CONTROLLER_SHARD,
+            "only the controller changes topics"
+        );
+        let _serial = self.admin_lock.acquire_permit(1).await;
+        let current = self.topics();
+        let next = match plan(&self.config, &current, op) {
+            Ok(Some(next)) => next,
+            Ok(None) => return ok(),
+            Err(refused) => return refused,
+        };
+        let next = Arc::new(next);
+        let data_dir = self.config.data_dir.clone();
+        let to_persist = next.clone();
+        if let Err(e) = crate::runtime::blocking(move || to_persist.persist(&data_dir)).await {
+            tracing::error!(error = %e, "persisting topics");
+            return refuse(
+                ResponseError::KafkaStorageError,
+                format!("persisting topics: {e}"),
+            );
+        }
+        self.broadcast_topics(next).await;
+        ok()
+    }
+
+    /// Gives every shard the snapshot and waits until all have applied it.
+    pub async fn broadcast_topics(self: &Rc<Self>, topics: Arc<Topics>) {
+        let mut acks = Vec::with_capacity(self.count);
+        for peer in (0..self.count).filter(|&p| p != self.id) {
+            let (tx, rx) = oneshot::channel();
+            let msg = ShardMsg::Topics {
+                topics: topics.clone(),
+                reply: tx,
+            };
+            if self.mesh.send_to(peer, msg).await.is_ok() {
+                acks.push(rx);
+            }
+        }
+        self.apply_topics(topics);
+        for ack in acks {
+            let _ = ack.await;
+        }
+    }
+}
+
+/// The snapshot after `op`, `None` when nothing changes (validate_only), or
+/// the refusal Kafka would answer.
+fn plan(
+    config: &BrokerConfig,
+    current: &Topics,
+    op: AdminOp,
+) -> Result<Option<Topics>, AdminOutcome> {
+    let mut next = current.clone();
+    next.version += 1;
+    match op {
+        AdminOp::CreateTopic {
+            name,
+            partitions,
+            configs,
+            validate_only,
+        } => {
+            if !valid_topic_name(&name) {
+                return Err(refuse(
+                    ResponseError::InvalidTopicException,
+                    format!("invalid topic name {name:?}"),
+                ));
+            }
+            if current.get(&name).is_some() {
+                return Err(refuse(
+                    ResponseError::TopicAlreadyExists,
+                    format!("topic {name} already exists"),
+                ));
+            }
+            let partitions = if partitions == -1 {
+                config.num_partitions
+            } else {
+                partitions
+            };
+            if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+                return Err(refuse(
+                    ResponseError::InvalidPartitions,
+                    format!("partitions must be 1..={PARTITIONS_PER_TOPIC_MAX}"),
+                ));
+            }
+            for (k, v) in &configs {
+                validate_topic_config(k, v)
+                    .map_err(|e| refuse(ResponseError::InvalidConfig, e.to_string()))?;
+            }
+            if validate_only {
+                return Ok(None);
+            }
+            let meta = TopicMeta {
+                name: name.clone(),
+                id: new_topic_id(),
+                partitions,
+                configs,
+            };
+            next.topics.insert(name, Arc::new(meta));
+        }
+        AdminOp::DeleteTopic { name } => {
+            if next.topics.remove(&name).is_none() {
+                return Err(refuse(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("no topic {name}"),
+                ));
+            }
+        }
+        AdminOp::CreatePartitions {
+            name,
+            count,
+            validate_only,
+        } => {
+            let Some(topic) = current.get(&name) else {
+                return Err(refuse(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("no topic {name}"),
+                ));
+            };
+            if count <= topic.partitions || count > PARTITIONS_PER_TOPIC_MAX {
+                return Err(refuse(
+                    ResponseError::InvalidPartitions,
+                    format!("topic {name} has {} partitions; new count must be larger and at most {PARTITIONS_PER_TOPIC_MAX}", topic.partitions),
+                ));
+            }
+            if validate_only {
+                return Ok(None);
+            }
+            let mut topic = topic.as_ref().clone();
+            topic.partitions = count;
+            next.topics.insert(name, Arc::new(topic));
+        }
+        AdminOp::AlterConfigs {
+            name,
+            changes,
+            validate_only,
+        } => {
+            let Some(topic) = current.get(&name) else {
+                return Err(refuse(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("no topic {name}"),
+                ));
+            };
+            let mut topic = topic.as_ref().clone();
+            for (key, value) in changes {
+                match value {
+                    Some(value) => {
+                        validate_topic_config(&key, &value)
+                            .map_err(|e| refuse(ResponseError::InvalidConfig, e.to_string()))?;
+                        topic.configs.insert(key, value);
+                    }
+                    None => {
+                        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                            return Err(refuse(
+                                ResponseError::InvalidConfig,
+                                format!("unknown topic config {key}"),
+                            ));
+                        }
+                        topic.configs.remove(&key);
+                    }
+                }
+            }
+            if validate_only {
+                return Ok(None);
+            }
+            next.topics.insert(name, Arc::new(topic));
+        }
+    }
+    Ok(Some(next))
+}

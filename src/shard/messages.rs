@@ -1,0 +1,125 @@
+//! What shards send each other. Every message is `Send`: plain data, `Bytes`,
+//! `Arc` snapshots, and a oneshot for the answer (glommio wakes the waiting
+//! shard's task from another thread).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+
+use crate::metadata::Topics;
+use crate::storage::FileSlice;
+
+/// A partition named the way requests name it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+pub struct ProduceItem {
+    pub tp: TopicPartition,
+    pub records: Bytes,
+    /// -1 waits for the flush policy's fsync; 0 and 1 only for the append.
+    pub acks: i16,
+}
+
+/// Kafka error codes travel as `i16` so handlers need no translation.
+#[derive(Debug, Clone)]
+pub struct ProduceOutcome {
+    pub error: i16,
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct ReadItem {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: u32,
+    /// Kafka returns the first batch whole even past the limits, but only
+    /// for the first partition that has data in a response.
+    pub min_one_batch: bool,
+}
+
+#[derive(Clone)]
+pub struct ReadOutcome {
+    pub error: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub slices: Vec<FileSlice>,
+    pub bytes: u64,
+}
+
+pub struct OffsetQuery {
+    pub tp: TopicPartition,
+    /// -2 earliest, -1 latest, else a timestamp in ms.
+    pub timestamp: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct OffsetOutcome {
+    pub error: i16,
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Topic changes that only the controller shard (0) performs.
+pub enum AdminOp {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        configs: crate::config::TopicConfigs,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
+    AlterConfigs {
+        name: String,
+        /// (key, Some(value)) sets, (key, None) deletes back to the default.
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminOutcome {
+    pub error: i16,
+    pub message: Option<String>,
+}
+
+pub enum ShardMsg {
+    Produce {
+        items: Vec<ProduceItem>,
+        reply: oneshot::Sender<Vec<ProduceOutcome>>,
+    },
+    Read {
+        items: Vec<ReadItem>,
+        reply: oneshot::Sender<Vec<ReadOutcome>>,
+    },
+    /// Answers when any of the partitions gets an append past the given
+    /// offset, or the wait is cancelled by the asker dropping its receiver.
+    WaitForAppend {
+        items: Vec<(TopicPartition, i64)>,
+        reply: oneshot::Sender<()>,
+    },
+    ListOffsets {
+        items: Vec<OffsetQuery>,
+        reply: oneshot::Sender<Vec<OffsetOutcome>>,
+    },
+    /// A new topics snapshot from the controller; answered once applied.
+    Topics {
+        topics: Arc<Topics>,
+        reply: oneshot::Sender<()>,
+    },
+    Admin {
+        op: AdminOp,
+        reply: oneshot::Sender<AdminOutcome>,
+    },
+}

@@ -1,0 +1,315 @@
+//! What one core owns, and how the cores reach each other.
+//!
+//! A [`Shard`] lives on exactly one glommio executor. It owns the logs of the
+//! partitions [`owner_shard`] assigns to it (only this shard touches them)
+//! and a read-only copy of the topics snapshot. Work on partitions owned
+//! elsewhere goes as a [`ShardMsg`] over the mesh; the answer comes back on a
+//! oneshot. Nothing here is shared across threads except `Arc` snapshots and
+//! file handles.
+
+mod admin;
+pub mod event;
+pub mod messages;
+mod ops;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+
+use crate::config::BrokerConfig;
+use crate::metadata::{owner_shard, partition_dir, Topics};
+use crate::runtime::{Mesh, MeshReceiver};
+use crate::storage::PartitionLog;
+
+pub use event::Event;
+pub use messages::*;
+
+/// A partition's log and its append notification, owned by one shard.
+pub struct Partition {
+    pub log: RefCell<PartitionLog>,
+    /// Bumped after every append; long-poll fetches wait on it.
+    pub appended: Event,
+    /// The topic id this log belongs to, so a recreated topic gets a fresh log.
+    topic_id: String,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub config: Arc<BrokerConfig>,
+    /// Host and port clients are told to connect to.
+    pub advertised: (String, i32),
+    topics: RefCell<Arc<Topics>>,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    mesh: Mesh<ShardMsg>,
+    /// Set at start from the data dir's clean-shutdown marker.
+    clean_start: bool,
+    pub stopping: Event,
+    /// Requests being served on this shard; shutdown waits for zero.
+    pub in_flight: Cell<usize>,
+    /// Serializes topic changes on the controller.
+    admin_lock: glommio::sync::Semaphore,
+}
+
+pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        count: usize,
+        config: Arc<BrokerConfig>,
+        advertised: (String, i32),
+        mesh: Mesh<ShardMsg>,
+        clean_start: bool,
+    ) -> Shard {
+        Shard {
+            id,
+            count,
+            config,
+            advertised,
+            topics: RefCell::new(Arc::new(Topics::default())),
+            partitions: RefCell::new(HashMap::new()),
+            mesh,
+            clean_start,
+            stopping: Event::default(),
+            in_flight: Cell::new(0),
+            admin_lock: glommio::sync::Semaphore::new(1),
+        }
+    }
+
+    /// This shard's copy of the topics snapshot.
+    pub fn topics(&self) -> Arc<Topics> {
+        self.topics.borrow().clone()
+    }
+
+    pub fn owner_of(&self, tp: &TopicPartition) -> usize {
+        owner_shard(&tp.topic, tp.partition, self.count)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.version() > 0
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
+    }
+
+    fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
+        partition_dir(&self.config.data_dir, &tp.topic, tp.partition)
+    }
+
+    /// Runs `items` on their owner shards (locally or over the mesh) and
+    /// returns the outcomes in the order of `items`.
+    pub async fn scatter<I: 'static, O: Clone + 'static>(
+        self: &Rc<Self>,
+        items: Vec<I>,
+        tp_of: fn(&I) -> &TopicPartition,
+        local: fn(Rc<Shard>, Vec<I>) -> LocalFuture<O>,
+        remote: fn(Vec<I>, oneshot::Sender<Vec<O>>) -> ShardMsg,
+        unreachable: O,
+    ) -> Vec<O> {
+        let total = items.len();
+        let mut buckets: Vec<(Vec<usize>, Vec<I>)> =
+            (0..self.count).map(|_| (Vec::new(), Vec::new())).collect();
+        for (i, item) in items.into_iter().enumerate() {
+            let owner = self.owner_of(tp_of(&item));
+            buckets[owner].0.push(i);
+            buckets[owner].1.push(item);
+        }
+        let mut calls = Vec::new();
+        for (owner, (indices, items)) in buckets.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let count = items.len();
+            let fallback = unreachable.clone();
+            let call: LocalFuture<O> = if owner == self.id {
+                local(self.clone(), items)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                let shard = self.clone();
+                Box::pin(async move {
+                    if shard.mesh.send_to(owner, remote(items, tx)).await.is_err() {
+                        return vec![fallback; count];
+                    }
+                    rx.await.unwrap_or_else(|_| vec![fallback; count])
+                })
+            };
+            calls.push(async move { (indices, call.await) });
+        }
+        let mut out: Vec<Option<O>> = (0..total).map(|_| None).collect();
+        for (indices, outcomes) in futures::future::join_all(calls).await {
+            assert_eq!(indices.len(), outcomes.len(), "one outcome per item");
+            for (i, o) in indices.into_iter().zip(outcomes) {
+                out[i] = Some(o);
+            }
+        }
+        out.into_iter()
+            .map(|o| o.expect("every item answered"))
+            .collect()
+    }
+
+    /// Serves messages from one peer shard until it goes away. Topic
+    /// snapshots apply in order; partition work runs as its own task so a
+    /// long fsync or wait does not hold up the queue.
+    pub async fn serve_peer(self: Rc<Self>, receiver: MeshReceiver<ShardMsg>) {
+        while let Some(msg) = receiver.recv().await {
+            match msg {
+                ShardMsg::Topics { topics, reply } => {
+                    self.apply_topics(topics);
+                    let _ = reply.send(());
+                }
+                msg => {
+                    let shard = self.clone();
+                    crate::runtime::spawn_local(async move { shard.handle(msg).await }).detach();
+                }
+            }
+        }
+    }
+
+    async fn handle(self: Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Produce { items, reply } => {
+                let _ = reply.send(ops::produce(self, items).await);
+            }
+            ShardMsg::Read { items, reply } => {
+                let _ = reply.send(ops::read(self, items).await);
+            }
+            ShardMsg::WaitForAppend { items, reply } => {
+                ops::wait_for_append(self, items, reply).await
+            }
+            ShardMsg::ListOffsets { items, reply } => {
+                let _ = reply.send(ops::list_offsets(self, items).await);
+            }
+            ShardMsg::Topics { topics, reply } => {
+                self.apply_topics(topics);
+                let _ = reply.send(());
+            }
+            ShardMsg::Admin { op, reply } => {
+                let _ = reply.send(self.admin_local(op).await);
+            }
+        }
+    }
+
+    /// Makes `topics` this shard's snapshot: opens logs for partitions it
+    /// now owns, closes and removes logs of deleted or recreated topics,
+    /// and hands changed configs to the logs.
+    pub fn apply_topics(&self, topics: Arc<Topics>) {
+        if topics.version < self.topics.borrow().version {
+            return;
+        }
+        self.drop_stale_partitions(&topics);
+        for topic in topics.topics.values() {
+            let log_config = self.config.log_config(&topic.configs);
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition {
+                    topic: Arc::from(topic.name.as_str()),
+                    partition,
+                };
+                if self.owner_of(&tp) != self.id {
+                    continue;
+                }
+                if let Some(existing) = self.partition(&tp) {
+                    existing.log.borrow_mut().set_config(log_config.clone());
+                    continue;
+                }
+                match PartitionLog::open(
+                    self.partition_dir(&tp),
+                    log_config.clone(),
+                    self.clean_start,
+                ) {
+                    Ok(log) => {
+                        let partition = Rc::new(Partition {
+                            log: RefCell::new(log),
+                            appended: Event::default(),
+                            topic_id: topic.id.clone(),
+                        });
+                        self.partitions.borrow_mut().insert(tp, partition);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %tp.topic, partition, error = %e, "cannot open partition log")
+                    }
+                }
+            }
+        }
+        *self.topics.borrow_mut() = topics;
+    }
+
+    fn drop_stale_partitions(&self, topics: &Topics) {
+        let stale: Vec<TopicPartition> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|(tp, p)| {
+                topics
+                    .get(&tp.topic)
+                    .is_none_or(|t| t.id != p.topic_id || tp.partition >= t.partitions)
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in stale {
+            let Some(partition) = self.partitions.borrow_mut().remove(&tp) else {
+                continue;
+            };
+            if let Err(e) = partition.log.borrow_mut().close() {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "closing a deleted partition");
+            }
+            partition.appended.notify();
+            // Renamed away at once so a recreated topic starts from an empty
+            // directory; removed in the background. Fetches still sending
+            // from its files keep their open handles.
+            let dir = self.partition_dir(&tp);
+            let graveyard = dir.with_extension(format!("{}.deleted", partition.topic_id));
+            match std::fs::rename(&dir, &graveyard) {
+                Ok(()) => {
+                    crate::runtime::spawn_local(crate::runtime::blocking(move || {
+                        if let Err(e) = std::fs::remove_dir_all(&graveyard) {
+                            tracing::warn!(dir = %graveyard.display(), error = %e, "removing a deleted partition");
+                        }
+                    }))
+                    .detach();
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "renaming a deleted partition")
+                }
+            }
+        }
+    }
+
+    /// Closes every log this shard owns: flushed, indexes written.
+    pub fn close_all(&self) {
+        for (tp, partition) in self.partitions.borrow_mut().drain() {
+            if let Err(e) = partition.log.borrow_mut().close() {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
+            }
+        }
+    }
+
+    /// Applies retention to every log this shard owns.
+    pub fn apply_retention(&self) {
+        let now = crate::runtime::now_ms();
+        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, partition) in partitions {
+            match partition.log.borrow_mut().apply_retention(now) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Partition work as the owner shard runs it, and the entry points that
+//! route it there.
+
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+
+use super::*;
+use crate::storage::StorageError;
+
+const NONE: i16 = 0;
+
+fn unknown_partition() -> i16 {
+    ResponseError::UnknownTopicOrPartition.code()
+}
+
+/// The Kafka error code for a storage failure.
+pub fn storage_error_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::Corrupt(_) => ResponseError::CorruptMessage.code(),
+        StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        _ => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+impl Shard {
+    pub async fn produce(self: &Rc<Self>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
+        self.scatter(
+            items,
+            |i| &i.tp,
+            |s, items| Box::pin(produce(s, items)),
+            |items, reply| ShardMsg::Produce { items, reply },
+            ProduceOutcome {
+                error: ResponseError::KafkaStorageError.code(),
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: -1,
+            },
+        )
+        .await
+    }
+
+    pub async fn read(self: &Rc<Self>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
+        self.scatter(
+            items,
+            |i| &i.tp,
+            |s, items| Box::pin(read(s, items)),
+            |items, reply| ShardMsg::Read { items, reply },
+            ReadOutcome {
+                error: ResponseError::KafkaStorageError.code(),
+                high_watermark: -1,
+                log_start_offset: -1,
+                slices: Vec::new(),
+                bytes: 0,
+            },
+        )
+        .await
+    }
+
+    pub async fn list_offsets(self: &Rc<Self>, items: Vec<OffsetQuery>) -> Vec<OffsetOutcome> {
+        self.scatter(
+            items,
+            |i| &i.tp,
+            |s, items| Box::pin(list_offsets(s, items)),
+            |items, reply| ShardMsg::ListOffsets { items, reply },
+            OffsetOutcome {
+                error: ResponseError::KafkaStorageError.code(),
+                offset: -1,
+                timestamp: -1,
+            },
+        )
+        .await
+    }
+
+    /// Resolves when any of `items` (partition, offset) gets data past the
+    /// offset, on whichever shards own them. The caller bounds the wait.
+    pub async fn wait_for_append(self: &Rc<Self>, items: Vec<(TopicPartition, i64)>) {
+        let mut by_owner: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); self.count];
+        for item in items {
+            by_owner[self.owner_of(&item.0)].push(item);
+        }
+        let mut waits = Vec::new();
+        for (owner, items) in by_owner.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if owner == self.id {
+                crate::runtime::spawn_local(wait_for_append(self.clone(), items, tx)).detach();
+            } else if self
+                .mesh
+                .send_to(owner, ShardMsg::WaitForAppend { items, reply: tx })
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            waits.push(rx);
+        }
+        if !waits.is_empty() {
+            // Dropping the other receivers cancels those waits on their owners.
+            let _ = futures::future::select_all(waits).await;
+        }
+    }
+}
+
+pub async fn produce(shard: Rc<Shard>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(produce_one(&shard, item).await);
+    }
+    out
+}
+
+async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
+    let failed = |error| ProduceOutcome {
+        error,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+    };
+    let Some(partition) = shard.partition(&item.tp) else {
+        return failed(unknown_partition());
+    };
+    let now = crate::runtime::now_ms();
+    let appended = partition.log.borrow_mut().append(&item.records, now);
+    let result = match appended {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "produce rejected");
+            return failed(storage_error_code(&e));
+        }
+    };
+    partition.appended.notify();
+    let must_sync = result.flush_needed || (item.acks == -1 && shard.config.fsync_on_ack);
+    if must_sync {
+        let file = partition.log.borrow().active_file();
+        if let Err(e) = crate::runtime::blocking(move || file.sync_data()).await {
+            tracing::error!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "fdatasync failed");
+            return failed(ResponseError::KafkaStorageError.code());
+        }
+        partition.log.borrow_mut().mark_flushed(result.last_offset);
+    }
+    let log_start_offset = partition.log.borrow().log_start_offset();
+    ProduceOutcome {
+        error: NONE,
+        base_offset: result.base_offset,
+        log_append_time_ms: result.log_append_time_ms,
+        log_start_offset,
+    }
+}
+
+pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
+    items
+        .into_iter()
+        .map(|item| read_one(&shard, item))
+        .collect()
+}
+
+fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
+    let mut outcome = ReadOutcome {
+        error: NONE,
+        high_watermark: -1,
+        log_start_offset: -1,
+        slices: Vec::new(),
+        bytes: 0,
+    };
+    let Some(partition) = shard.partition(&item.tp) else {
+        outcome.error = unknown_partition();
+        return outcome;
+    };
+    let log = partition.log.borrow();
+    outcome.high_watermark = log.log_end_offset();
+    outcome.log_start_offset = log.log_start_offset();
+    match log.read(item.offset, item.max_bytes, item.min_one_batch) {
+        Ok(plan) => {
+            outcome.slices = plan.slices;
+            outcome.bytes = plan.bytes;
+        }
+        Err(e) => outcome.error = storage_error_code(&e),
+    }
+    outcome
+}
+
+pub async fn list_offsets(shard: Rc<Shard>, items: Vec<OffsetQuery>) -> Vec<OffsetOutcome> {
+    items.into_iter().map(|q| list_offset(&shard, q)).collect()
+}
+
+/// Kafka's special ListOffsets timestamps.
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
+    let answer = |error, offset, timestamp| OffsetOutcome {
+        error,
+        offset,
+        timestamp,
+    };
+    let Some(partition) = shard.partition(&query.tp) else {
+        return answer(unknown_partition(), -1, -1);
+    };
+    let log = partition.log.borrow();
+    match query.timestamp {
+        EARLIEST => answer(NONE, log.log_start_offset(), -1),
+        LATEST => answer(NONE, log.log_end_offset(), -1),
+        ts if ts >= 0 => match log.offset_for_timestamp(ts) {
+            Ok(Some((offset, timestamp))) => answer(NONE, offset, timestamp),
+            Ok(None) => answer(NONE, -1, -1),
+            Err(e) => answer(storage_error_code(&e), -1, -1),
+        },
+        // -3 (max timestamp) and -4 (earliest local) are not served yet.
+        _ => answer(ResponseError::InvalidRequest.code(), -1, -1),
+    }
+}
+
+/// Answers `reply` once any listed partition's log end passes its offset,
+/// the asker gives up, the partition goes away, or the shard stops.
+pub async fn wait_for_append(
+    shard: Rc<Shard>,
+    items: Vec<(TopicPartition, i64)>,
+    mut reply: oneshot::Sender<()>,
+) {
+    let mut partitions = Vec::with_capacity(items.len());
+    for (tp, offset) in items {
+        let Some(p) = shard.partition(&tp) else {
+            let _ = reply.send(());
+            return;
+        };
+        if p.log.borrow().log_end_offset() > offset {
+            let _ = reply.send(());
+            return;
+        }
+        let seen = p.appended.version();
+        partitions.push((p, seen));
+    }
+    {
+        let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
+            Vec::with_capacity(partitions.len() + 2);
+        for (p, seen) in &partitions {
+            let p = p.clone();
+            let seen = *seen;
+            waits.push(Box::pin(async move {
+                p.appended.changed_since(seen).await;
+            }));
+        }
+        let stop_seen = 0;
+        let stopping = shard.clone();
+        waits.push(Box::pin(async move {
+            stopping.stopping.changed_since(stop_seen).await;
+        }));
+        waits.push(Box::pin(async {
+            reply.cancellation().await;
+        }));
+        futures::future::select_all(waits).await;
+    }
+    let _ = reply.send(());
+}

@@ -1,0 +1,69 @@
+//! Per-partition log configuration, with Kafka's topic-level defaults.
+
+/// Kafka `segment.bytes` default: 1 GiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
+/// Positions in the offset index are u32 and Kafka caps `segment.bytes` at
+/// i32::MAX; larger settings are clamped to this.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Kafka `segment.ms` default: 7 days.
+pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka `index.interval.bytes` default.
+pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
+/// Kafka `retention.ms` default: 7 days.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka `max.message.bytes` default (1 MiB + the 12-byte log overhead).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1_048_588;
+
+/// Which timestamp the log stores for each batch (`message.timestamp.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// Keep the producer's timestamps.
+    #[default]
+    CreateTime,
+    /// Stamp each batch with the broker's clock at append.
+    LogAppendTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Roll before an append would make a non-empty active segment exceed this.
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first append is older than this.
+    pub segment_ms: i64,
+    /// An offset index entry every this many bytes of log.
+    pub index_interval_bytes: u32,
+    /// Delete segments whose newest timestamp is older than this; -1 = unlimited.
+    pub retention_ms: i64,
+    /// Delete oldest segments while the log stays at least this big; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// Largest accepted batch.
+    pub max_message_bytes: u32,
+    pub timestamp_type: TimestampType,
+    /// Ask for an fsync after this many messages since the last flush (i64::MAX = never).
+    pub flush_messages: i64,
+    /// Ask for an fsync when the oldest unflushed append is older than this (i64::MAX = never).
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: DEFAULT_SEGMENT_MS,
+            index_interval_bytes: DEFAULT_INDEX_INTERVAL_BYTES,
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: -1,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            timestamp_type: TimestampType::CreateTime,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+impl LogConfig {
+    /// `segment_bytes` clamped so every position fits the offset index.
+    pub fn segment_bytes_effective(&self) -> u64 {
+        self.segment_bytes.clamp(1, SEGMENT_BYTES_MAX)
+    }
+}

@@ -1,0 +1,31 @@
+//! Errors from the storage layer. Each maps to one Kafka error code at the
+//! edge (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, OFFSET_OUT_OF_RANGE,
+//! KAFKA_STORAGE_ERROR).
+
+use crate::record::RecordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A produced batch failed validation, or bytes on disk are not a valid batch.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge { size: u64, max: u64 },
+    #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<RecordError> for StorageError {
+    fn from(err: RecordError) -> Self {
+        match err {
+            RecordError::Corrupt(reason) => StorageError::Corrupt(reason.to_string()),
+            RecordError::TooLarge { size, max } => StorageError::MessageTooLarge { size, max },
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The sparse offset index of one segment: relative offset -> position of
+//! the batch starting there. Kept in memory, written at roll and close.
+
+/// On disk: relative offset u32 BE, position u32 BE.
+pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Base offset of the indexed batch minus the segment's base offset.
+    pub relative_offset: u32,
+    /// Byte position of that batch in the segment's `.log`.
+    pub position: u32,
+}
+
+/// Entries strictly increasing in both offset and position.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetIndex {
+    entries: Vec<IndexEntry>,
+}
+
+impl OffsetIndex {
+    pub fn push(&mut self, relative_offset: u32, position: u32) {
+        if let Some(last) = self.entries.last() {
+            assert!(
+                relative_offset > last.relative_offset,
+                "index offsets must increase"
+            );
+            assert!(position > last.position, "index positions must increase");
+        }
+        self.entries.push(IndexEntry {
+            relative_offset,
+            position,
+        });
+    }
+
+    /// Position of the last indexed batch starting at or before
+    /// `relative_offset`; 0 (the segment start) when there is none.
+    pub fn lookup(&self, relative_offset: u32) -> u32 {
+        let after = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        after.checked_sub(1).map_or(0, |i| self.entries[i].position)
+    }
+
+    pub fn last(&self) -> Option<IndexEntry> {
+        self.entries.last().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * OFFSET_INDEX_ENTRY_BYTES);
+        for e in &self.entries {
+            out.extend_from_slice(&e.relative_offset.to_be_bytes());
+            out.extend_from_slice(&e.position.to_be_bytes());
+        }
+        out
+    }
+
+    /// Decodes an index file; `None` if it is not a whole number of entries,
+    /// not strictly increasing, or points at or past `log_size`.
+    pub fn decode(bytes: &[u8], log_size: u64) -> Option<Self> {
+        if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
+            return None;
+        }
+        let mut index = OffsetIndex::default();
+        for chunk in bytes.chunks_exact(OFFSET_INDEX_ENTRY_BYTES) {
+            let relative_offset = u32::from_be_bytes(chunk[0..4].try_into().ok()?);
+            let position = u32::from_be_bytes(chunk[4..8].try_into().ok()?);
+            let increasing = index
+                .last()
+                .is_none_or(|l| relative_offset > l.relative_offset && position > l.position);
+            if !increasing || u64::from(position) >= log_size {
+                return None;
+            }
+            index.push(relative_offset, position);
+        }
+        Some(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_lookup() {
+        let mut index = OffsetIndex::default();
+        assert_eq!(index.lookup(5), 0);
+        index.push(10, 100);
+        index.push(20, 250);
+        assert_eq!(index.lookup(0), 0);
+        assert_eq!(index.lookup(9), 0);
+        assert_eq!(index.lookup(10), 100);
+        assert_eq!(index.lookup(19), 100);
+        assert_eq!(index.lookup(20), 250);
+        assert_eq!(index.lookup(u32::MAX), 250);
+    }
+
+    #[test]
+    fn encode_decode_and_reject_inconsistent() {
+        let mut index = OffsetIndex::default();
+        index.push(1, 61);
+        index.push(5, 400);
+        let bytes = index.encode();
+        assert_eq!(OffsetIndex::decode(&bytes, 1000), Some(index));
+        assert_eq!(OffsetIndex::decode(&bytes, 400), None); // position past the log
+        assert_eq!(OffsetIndex::decode(&bytes[..7], 1000), None);
+        let mut swapped = bytes[8..].to_vec();
+        swapped.extend_from_slice(&bytes[..8]);
+        assert_eq!(OffsetIndex::decode(&swapped, 1000), None);
+    }
+
+    #[test]
+    #[should_panic]
+    fn push_out_of_order_panics() {
+        let mut index = OffsetIndex::default();
+        index.push(5, 10);
+        index.push(5, 20);
+    }
+}

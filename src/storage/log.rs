@@ -1,0 +1,323 @@
+//! `PartitionLog`: the ordered set of segments of one partition, with
+//! append, read planning and flush bookkeeping.
+//!
+//! Owned by the partition's owner shard alone; other shards reach it only
+//! by messages to that shard. Reads hand out `Arc<File>` slices, which stay
+//! readable even after retention deletes the segment.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::record::{validate_batches, with_log_append_time, BatchHeader, BatchInfo};
+
+use super::recovery::{load_segments, write_recovery_point};
+use super::segment::{PendingBatch, Segment};
+use super::{LogConfig, StorageError, TimestampType};
+
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches; -1 for CreateTime.
+    pub log_append_time_ms: i64,
+    pub records: u64,
+    /// The flush policy asks the caller to fdatasync `active_file()`.
+    pub flush_needed: bool,
+}
+
+/// A byte range of a segment file holding whole batches.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u32,
+}
+
+/// What a fetch sends: slices in offset order.
+#[derive(Clone, Debug, Default)]
+pub struct ReadPlan {
+    pub slices: Vec<FileSlice>,
+    pub bytes: u64,
+}
+
+pub struct PartitionLog {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Keyed by base offset; never empty, the last one is the active segment.
+    pub(super) segments: BTreeMap<i64, Segment>,
+    /// First offset a consumer can read (base of the first segment).
+    pub(super) log_start_offset: i64,
+    /// Offsets below this are on disk (fsynced).
+    flushed_offset: i64,
+    /// Clock of the oldest append not yet flushed, for `flush_ms`.
+    first_unflushed_ms: Option<i64>,
+}
+
+impl PartitionLog {
+    pub fn open(
+        dir: PathBuf,
+        config: LogConfig,
+        clean_shutdown: bool,
+    ) -> Result<Self, StorageError> {
+        fs::create_dir_all(&dir)?;
+        let segments = load_segments(&dir, &config, clean_shutdown)?;
+        let log_start_offset = *segments.keys().next().expect("at least one segment");
+        let mut log = PartitionLog {
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            flushed_offset: 0,
+            first_unflushed_ms: None,
+        };
+        log.flushed_offset = log.log_end_offset();
+        write_recovery_point(&log.dir, log.log_end_offset())?;
+        log.check_invariants();
+        Ok(log)
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub(super) fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("at least one segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("at least one segment")
+    }
+
+    pub(super) fn check_invariants(&self) {
+        assert!(
+            self.log_start_offset <= self.log_end_offset(),
+            "log_start <= log_end"
+        );
+        assert_eq!(Some(&self.log_start_offset), self.segments.keys().next());
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn active_file(&self) -> Arc<File> {
+        Arc::clone(&self.active().file)
+    }
+
+    /// Validates every batch, then writes them all at the next offsets.
+    /// Nothing is written if any batch is invalid.
+    pub fn append(&mut self, records: &Bytes, now_ms: i64) -> Result<AppendResult, StorageError> {
+        let infos = validate_batches(records, self.config.max_message_bytes)?;
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let stamped: Vec<BytesMut> = if log_append_time {
+            infos
+                .iter()
+                .map(|i| with_log_append_time(batch_bytes(records, i), now_ms))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let bodies: Vec<&[u8]> = if log_append_time {
+            stamped.iter().map(|b| &b[..]).collect()
+        } else {
+            infos.iter().map(|i| batch_bytes(records, i)).collect()
+        };
+        let total_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+        let record_count: u64 = infos.iter().map(|i| i.records_count as u64).sum();
+        self.maybe_roll(total_bytes, record_count, now_ms)?;
+
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let pending: Vec<PendingBatch<'_>> = bodies
+            .iter()
+            .map(|bytes| {
+                let mut header = BatchHeader::parse(bytes).expect("validated batch");
+                header.base_offset = next;
+                next = header.last_offset() + 1;
+                PendingBatch { header, bytes }
+            })
+            .collect();
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        active.append(&pending, interval)?;
+        active.rolling_base_ms.get_or_insert(now_ms);
+        assert_eq!(self.log_end_offset(), next);
+        Ok(AppendResult {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            records: record_count,
+            flush_needed: self.note_unflushed(now_ms),
+        })
+    }
+
+    /// Counts an append against the flush policy; true if a flush is due.
+    fn note_unflushed(&mut self, now_ms: i64) -> bool {
+        let since = *self.first_unflushed_ms.get_or_insert(now_ms);
+        let unflushed = self.log_end_offset() - self.flushed_offset;
+        unflushed >= self.config.flush_messages
+            || now_ms.saturating_sub(since) >= self.config.flush_ms
+    }
+
+    fn should_roll(&self, append_bytes: u64, append_records: u64, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size + append_bytes > self.config.segment_bytes_effective();
+        let too_old = active
+            .rolling_base_ms
+            .is_some_and(|base| now_ms.saturating_sub(base) >= self.config.segment_ms);
+        let last_relative = active.next_offset - active.base_offset + append_records as i64;
+        too_big || too_old || last_relative > i64::from(u32::MAX)
+    }
+
+    fn maybe_roll(
+        &mut self,
+        append_bytes: u64,
+        append_records: u64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        if self.should_roll(append_bytes, append_records, now_ms) {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (fdatasync, indexes written) and starts a
+    /// new one at the log end; persists the recovery point.
+    pub(super) fn roll(&mut self) -> Result<(), StorageError> {
+        let new_base = self.log_end_offset();
+        let active = self.active_mut();
+        assert!(!active.is_empty(), "only a non-empty segment rolls");
+        active.file.sync_data()?;
+        active.finish_time_index();
+        active.write_indexes()?;
+        let segment = Segment::create(&self.dir, new_base)?;
+        self.segments.insert(new_base, segment);
+        write_recovery_point(&self.dir, new_base)?;
+        tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
+        self.mark_flushed(new_base);
+        Ok(())
+    }
+
+    /// The whole batches from the one holding `offset` on, up to
+    /// `max_bytes` (or the first batch whole if `min_one_batch`).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> Result<ReadPlan, StorageError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        let mut plan = ReadPlan::default();
+        let budget = u64::from(max_bytes);
+        let (&first_base, _) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .expect("offset >= log start");
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let from = if segment.base_offset == first_base {
+                match segment.find_batch(offset)? {
+                    Some(pos) => pos,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            let force_first = min_one_batch && plan.bytes == 0;
+            let (len, full) =
+                segment.read_range(from, budget - plan.bytes.min(budget), force_first)?;
+            if len > 0 {
+                plan.slices.push(FileSlice {
+                    file: Arc::clone(&segment.file),
+                    position: from,
+                    len: u32::try_from(len).expect("a read slice fits in u32"),
+                });
+                plan.bytes += len;
+            }
+            if full {
+                break;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// (offset, timestamp) of the first record whose timestamp is >= `ts`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in self.segments.values() {
+            if let Some(found) = segment.find_timestamp(ts)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The caller fsynced the active file up to `up_to_offset`.
+    pub fn mark_flushed(&mut self, up_to_offset: i64) {
+        let log_end = self.log_end_offset();
+        self.flushed_offset = self.flushed_offset.max(up_to_offset.min(log_end));
+        if self.flushed_offset == log_end {
+            self.first_unflushed_ms = None;
+        }
+    }
+
+    /// fdatasync, write the active segment's indexes and the recovery point.
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        let active = self.active_mut();
+        active.file.sync_data()?;
+        active.finish_time_index();
+        active.write_indexes()?;
+        let log_end = self.log_end_offset();
+        write_recovery_point(&self.dir, log_end)?;
+        self.mark_flushed(log_end);
+        Ok(())
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+}
+
+fn batch_bytes<'a>(records: &'a Bytes, info: &BatchInfo) -> &'a [u8] {
+    &records[info.offset..info.offset + info.total_len]
+}

@@ -1,0 +1,34 @@
+//! A partition's log on disk: segments, indexes, recovery, retention.
+//!
+//! `storage` knows nothing about Kafka API types, the network or glommio: it
+//! is synchronous code on `std::fs::File` (positioned I/O through the page
+//! cache). The caller decides when to fsync, on a blocking thread, using
+//! [`PartitionLog::active_file`] and [`PartitionLog::mark_flushed`].
+//!
+//! # Layout
+//!
+//! `data_dir/<topic>-<partition>/` holds `<20-digit base>.log` (whole v2
+//! batches), `.index` (relative offset -> position, every
+//! `index_interval_bytes`), `.timeindex` (largest timestamp so far ->
+//! relative offset) and `recovery-point`.
+
+mod config;
+mod error;
+mod index;
+mod io;
+mod log;
+mod recovery;
+mod retention;
+mod segment;
+mod time_index;
+
+pub use config::*;
+pub use error::StorageError;
+pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
+pub use log::{AppendResult, FileSlice, PartitionLog, ReadPlan};
+pub use recovery::RECOVERY_POINT_FILE;
+pub use segment::segment_path;
+pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! Opening a partition directory: listing segments, loading or rebuilding
+//! indexes, and rescanning everything after the recovery point, truncating a
+//! torn or corrupt tail.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::record::{check_header, BatchHeader, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN};
+
+use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
+use super::segment::{Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::{LogConfig, StorageError};
+
+/// File in the partition dir holding the offset below which every segment
+/// is known to be on disk.
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Bytes read at a time while checking a batch's CRC during recovery.
+const RECOVERY_READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Digits in a segment file name.
+const SEGMENT_NAME_DIGITS: usize = 20;
+
+pub fn read_recovery_point(dir: &Path) -> i64 {
+    fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
+    write_atomic(
+        &dir.join(RECOVERY_POINT_FILE),
+        offset.to_string().as_bytes(),
+    )?;
+    sync_dir(dir)
+}
+
+fn parse_segment_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    let digits_only = stem.len() == SEGMENT_NAME_DIGITS && stem.bytes().all(|b| b.is_ascii_digit());
+    digits_only.then(|| stem.parse().ok().map(|base| (base, suffix)))?
+}
+
+/// Removes leftover temporary and orphan index files; returns the base
+/// offsets of the `.log` files, ascending.
+fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(TMP_SUFFIX) {
+            fs::remove_file(entry.path())?;
+        } else if let Some((base, suffix)) = parse_segment_name(&name) {
+            match suffix {
+                LOG_SUFFIX => logs.push(base),
+                INDEX_SUFFIX | TIME_INDEX_SUFFIX => indexes.push((base, entry.path())),
+                _ => {}
+            }
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            fs::remove_file(path)?;
+        }
+    }
+    Ok(logs)
+}
+
+/// Checks the batch at `pos` fully (header, bounds, offset contiguity,
+/// CRC-32C streamed in chunks). `Ok(Err(reason))` means torn or corrupt.
+fn check_batch_at(
+    file: &File,
+    pos: u64,
+    file_len: u64,
+    expected_base: i64,
+    chunk: &mut [u8],
+) -> io::Result<Result<BatchHeader, &'static str>> {
+    let left = file_len - pos;
+    if left < BATCH_HEADER_LEN as u64 {
+        return Ok(Err("torn batch header"));
+    }
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut buf, pos)?;
+    let header = match BatchHeader::parse(&buf).and_then(|h| check_header(&h).map(|()| h)) {
+        Ok(header) => header,
+        Err(crate::record::RecordError::Corrupt(reason)) => return Ok(Err(reason)),
+        Err(_) => return Ok(Err("invalid batch header")),
+    };
+    if header.total_len() as u64 > left {
+        return Ok(Err("torn batch"));
+    }
+    if header.base_offset != expected_base {
+        return Ok(Err("batch offset not contiguous"));
+    }
+    let end = pos + header.total_len() as u64;
+    let mut at = pos + ATTRIBUTES_OFFSET as u64;
+    let mut crc = 0u32;
+    while at < end {
+        let n = chunk.len().min((end - at) as usize);
+        file.read_exact_at(&mut chunk[..n], at)?;
+        crc = crc32c::crc32c_append(crc, &chunk[..n]);
+        at += n as u64;
+    }
+    Ok(if crc == header.crc {
+        Ok(header)
+    } else {
+        Err("CRC mismatch")
+    })
+}
+
+/// Rescans `segment` from its start, rebuilding its indexes, and truncates
+/// it at the first torn or corrupt batch. Returns whether it truncated.
+pub fn recover_segment(
+    segment: &mut Segment,
+    index_interval_bytes: u32,
+) -> Result<bool, StorageError> {
+    let file_len = segment.file.metadata()?.len();
+    segment.reset_tracking();
+    let mut chunk = vec![0u8; RECOVERY_READ_CHUNK_BYTES];
+    while segment.size < file_len {
+        let pos = segment.size;
+        match check_batch_at(
+            &segment.file,
+            pos,
+            file_len,
+            segment.next_offset,
+            &mut chunk,
+        )? {
+            Ok(header) => segment.track_batch(pos, &header, index_interval_bytes),
+            Err(reason) => {
+                tracing::warn!(
+                    segment = segment.base_offset,
+                    position = pos,
+                    dropped_bytes = file_len - pos,
+                    reason,
+                    "truncating segment at an invalid batch"
+                );
+                segment.truncate_file(pos)?;
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Loads indexes from their files (clean path), rebuilding by a full scan
+/// when they are missing or do not match the log. Returns whether it truncated.
+fn load_or_rebuild(segment: &mut Segment, index_interval_bytes: u32) -> Result<bool, StorageError> {
+    if segment.load_indexes() && segment.load_tail()? {
+        return Ok(false);
+    }
+    tracing::info!(segment = segment.base_offset, "rebuilding segment indexes");
+    let truncated = recover_segment(segment, index_interval_bytes)?;
+    segment.finish_time_index();
+    segment.write_indexes()?;
+    Ok(truncated)
+}
+
+/// Sets where `segment_ms` counts from after a reopen: the first batch's
+/// timestamp, when it has one.
+fn set_rolling_base(segment: &mut Segment) -> Result<(), StorageError> {
+    if !segment.is_empty() {
+        let first = segment.read_header(0)?.max_timestamp;
+        segment.rolling_base_ms = (first > 0).then_some(first);
+    }
+    Ok(())
+}
+
+/// Opens every segment in `dir`. Unless `clean_shutdown`, segments that may
+/// hold offsets at or past the recovery point are rescanned; the first bad
+/// batch truncates its segment and deletes all later ones.
+pub fn load_segments(
+    dir: &Path,
+    config: &LogConfig,
+    clean_shutdown: bool,
+) -> Result<BTreeMap<i64, Segment>, StorageError> {
+    let bases = list_segments(dir)?;
+    let mut segments = BTreeMap::new();
+    if bases.is_empty() {
+        segments.insert(0, Segment::create(dir, 0)?);
+        return Ok(segments);
+    }
+    let recovery_point = if clean_shutdown {
+        i64::MAX
+    } else {
+        read_recovery_point(dir)
+    };
+    let interval = config.index_interval_bytes;
+    for (i, &base) in bases.iter().enumerate() {
+        let mut segment = Segment::open(dir, base)?;
+        let previous_end = segments
+            .values()
+            .next_back()
+            .map(|s: &Segment| s.next_offset);
+        if previous_end.is_some_and(|end| end != base) {
+            tracing::warn!(
+                segment = base,
+                ?previous_end,
+                "segment not contiguous with the previous one"
+            );
+            delete_segments(dir, &bases[i..])?;
+            break;
+        }
+        let may_hold_unflushed = bases.get(i + 1).is_none_or(|&next| next > recovery_point);
+        let truncated = if may_hold_unflushed {
+            let truncated = recover_segment(&mut segment, interval)?;
+            segment.file.sync_data()?;
+            segment.finish_time_index();
+            segment.write_indexes()?;
+            truncated
+        } else {
+            load_or_rebuild(&mut segment, interval)?
+        };
+        segments.insert(base, segment);
+        if truncated {
+            delete_segments(dir, &bases[i + 1..])?;
+            break;
+        }
+    }
+    if let Some(active) = segments.values_mut().next_back() {
+        set_rolling_base(active)?;
+    }
+    Ok(segments)
+}
+
+fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
+    for &base in bases {
+        tracing::warn!(segment = base, "deleting segment after a truncated one");
+        Segment::open(dir, base)?.delete_files()?;
+    }
+    Ok(())
+}

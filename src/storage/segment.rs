@@ -1,0 +1,345 @@
+//! One segment: a `.log` file of whole batches plus its in-memory indexes.
+//!
+//! Appends go to the end only; `size` is the length of the valid prefix of
+//! the file and every index position is below it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::record::{first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADER_LEN};
+
+use super::index::OffsetIndex;
+use super::io::{pwrite_all, write_atomic};
+use super::time_index::TimeIndex;
+use super::StorageError;
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `<20-digit base offset>.<suffix>`, as Kafka names segment files.
+pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// A batch ready to be written: its bytes as received (or stamped) and its
+/// header with the assigned base offset.
+pub struct PendingBatch<'a> {
+    pub header: BatchHeader,
+    pub bytes: &'a [u8],
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    pub file: Arc<File>,
+    dir: PathBuf,
+    /// Bytes of whole batches in the file; the next append goes here.
+    pub size: u64,
+    /// Offset the next batch appended here gets (= base when empty).
+    pub next_offset: i64,
+    /// Largest batch maxTimestamp in the segment (-1 when empty); retention
+    /// and timestamp lookups use it.
+    pub max_timestamp: i64,
+    /// Time `segment_ms` counts from: the first append's clock, or the first
+    /// batch's timestamp after a reopen.
+    pub rolling_base_ms: Option<i64>,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    /// Log bytes appended since the last offset index entry.
+    bytes_since_index: u64,
+    /// Base offset of the last batch, for the final time index entry.
+    last_batch_base: i64,
+}
+
+impl Segment {
+    /// Creates an empty segment, replacing any file of the same name.
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
+        let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Self::with_file(dir, base_offset, file, 0))
+    }
+
+    /// Opens an existing segment. `size` is the file length and nothing is
+    /// tracked yet: the caller loads or rebuilds the indexes.
+    pub fn open(dir: &Path, base_offset: i64) -> io::Result<Self> {
+        let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self::with_file(dir, base_offset, file, size))
+    }
+
+    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64) -> Self {
+        assert!(base_offset >= 0, "segment base offsets are non-negative");
+        Segment {
+            base_offset,
+            file: Arc::new(file),
+            dir: dir.to_path_buf(),
+            size,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_base_ms: None,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            last_batch_base: base_offset,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// `offset` relative to the base; the log rolls before this can overflow.
+    pub fn relative(&self, offset: i64) -> u32 {
+        u32::try_from(offset - self.base_offset).expect("relative offset fits in u32")
+    }
+
+    /// Forgets everything known about the contents, before a rescan.
+    pub fn reset_tracking(&mut self) {
+        self.size = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.index.clear();
+        self.time_index.clear();
+        self.bytes_since_index = 0;
+        self.last_batch_base = self.base_offset;
+    }
+
+    /// Accounts for the batch `header` written at `pos` (= the current end).
+    pub fn track_batch(&mut self, pos: u64, header: &BatchHeader, index_interval_bytes: u32) {
+        assert_eq!(pos, self.size, "batches are tracked in file order");
+        assert_eq!(
+            header.base_offset, self.next_offset,
+            "offsets are contiguous"
+        );
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.bytes_since_index >= u64::from(index_interval_bytes) && pos > 0 {
+            let relative = self.relative(header.base_offset);
+            let position = u32::try_from(pos).expect("segment positions fit in u32");
+            self.index.push(relative, position);
+            self.time_index.push_if_grown(self.max_timestamp, relative);
+            self.bytes_since_index = 0;
+        }
+        let len = header.total_len() as u64;
+        self.size += len;
+        self.bytes_since_index += len;
+        self.next_offset = header.last_offset() + 1;
+        self.last_batch_base = header.base_offset;
+    }
+
+    /// Writes `batches` at the end, each with its new base offset, without
+    /// copying record bytes. On error the file is cut back to its old size.
+    pub fn append(
+        &mut self,
+        batches: &[PendingBatch<'_>],
+        index_interval_bytes: u32,
+    ) -> io::Result<()> {
+        let bases: Vec<[u8; 8]> = batches
+            .iter()
+            .map(|b| b.header.base_offset.to_be_bytes())
+            .collect();
+        let mut iovecs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
+        for (batch, base) in batches.iter().zip(&bases) {
+            assert_eq!(batch.bytes.len(), batch.header.total_len());
+            iovecs.push(base);
+            iovecs.push(&batch.bytes[8..]);
+        }
+        let start = self.size;
+        if let Err(err) = pwrite_all(&self.file, start, &iovecs) {
+            // Best effort: the error that matters is the write's.
+            let _ = self.file.set_len(start);
+            return Err(err);
+        }
+        let mut pos = start;
+        for batch in batches {
+            self.track_batch(pos, &batch.header, index_interval_bytes);
+            pos += batch.bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, pos: u64, what: impl std::fmt::Display) -> StorageError {
+        StorageError::Corrupt(format!(
+            "{what} at position {pos} of segment {}",
+            self.base_offset
+        ))
+    }
+
+    /// The header of the batch at `pos`, which must lie wholly within `size`.
+    pub fn read_header(&self, pos: u64) -> Result<BatchHeader, StorageError> {
+        if pos + BATCH_HEADER_LEN as u64 > self.size {
+            return Err(self.corrupt(pos, "batch header past the end"));
+        }
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file.read_exact_at(&mut buf, pos)?;
+        let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(pos, e))?;
+        if pos + header.total_len() as u64 > self.size {
+            return Err(self.corrupt(pos, "batch past the end"));
+        }
+        Ok(header)
+    }
+
+    /// Position of the first batch whose last offset is >= `offset`, if any.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<u64>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let mut pos = u64::from(
+            self.index
+                .lookup(self.relative(offset.max(self.base_offset))),
+        );
+        while pos < self.size {
+            let header = self.read_header(pos)?;
+            if header.last_offset() >= offset {
+                return Ok(Some(pos));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Length of the whole batches from `from` that fit in `budget` bytes
+    /// (the first one always when `force_first`), and whether the budget
+    /// stopped the scan before the end of the segment.
+    pub fn read_range(
+        &self,
+        from: u64,
+        budget: u64,
+        force_first: bool,
+    ) -> Result<(u64, bool), StorageError> {
+        let mut taken = 0u64;
+        let mut pos = from;
+        while pos < self.size {
+            let len = self.read_header(pos)?.total_len() as u64;
+            if taken + len > budget && !(force_first && taken == 0) {
+                return Ok((taken, true));
+            }
+            taken += len;
+            pos += len;
+        }
+        Ok((taken, false))
+    }
+
+    /// (offset, timestamp) of the first record here with timestamp >= `ts`.
+    pub fn find_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.is_empty() || self.max_timestamp < ts {
+            return Ok(None);
+        }
+        let mut pos = self
+            .time_index
+            .lookup_before(ts)
+            .map_or(0, |relative| u64::from(self.index.lookup(relative)));
+        while pos < self.size {
+            let header = self.read_header(pos)?;
+            if header.max_timestamp >= ts {
+                let mut batch = vec![0u8; header.total_len()];
+                self.file.read_exact_at(&mut batch, pos)?;
+                if let Some((delta, found)) = first_offset_at_or_after_timestamp(&batch, ts) {
+                    return Ok(Some((header.base_offset + i64::from(delta), found)));
+                }
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Records the segment's final largest timestamp, before a roll or close.
+    pub fn finish_time_index(&mut self) {
+        if !self.is_empty() {
+            let relative = self.relative(self.last_batch_base);
+            self.time_index.push_if_grown(self.max_timestamp, relative);
+        }
+    }
+
+    /// Writes both index files (tmp + rename).
+    pub fn write_indexes(&self) -> io::Result<()> {
+        write_atomic(
+            &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
+            &self.index.encode(),
+        )?;
+        let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
+        write_atomic(&time_path, &self.time_index.encode())
+    }
+
+    /// Loads both index files; false if either is missing or inconsistent
+    /// with the log (the caller then rebuilds by scanning).
+    pub fn load_indexes(&mut self) -> bool {
+        let read = |suffix| fs::read(segment_path(&self.dir, self.base_offset, suffix)).ok();
+        let (Some(index), Some(time)) = (read(INDEX_SUFFIX), read(TIME_INDEX_SUFFIX)) else {
+            return false;
+        };
+        match (
+            OffsetIndex::decode(&index, self.size),
+            super::time_index::TimeIndex::decode(&time),
+        ) {
+            (Some(index), Some(time_index)) => {
+                self.index = index;
+                self.time_index = time_index;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After [`Self::load_indexes`]: scans the batch headers after the last
+    /// index entry to learn the end offset and largest timestamp. False if
+    /// they do not line up with the index or do not end exactly at `size`.
+    pub fn load_tail(&mut self) -> Result<bool, StorageError> {
+        let (mut pos, mut expected) = self.index.last().map_or((0, self.base_offset), |e| {
+            (
+                u64::from(e.position),
+                self.base_offset + i64::from(e.relative_offset),
+            )
+        });
+        let start = pos;
+        self.max_timestamp = self.time_index.last().map_or(-1, |e| e.timestamp);
+        while pos < self.size {
+            let header = match self.read_header(pos) {
+                Ok(header) => header,
+                Err(StorageError::Corrupt(_)) => return Ok(false),
+                Err(err) => return Err(err),
+            };
+            if header.base_offset != expected || crate::record::check_header(&header).is_err() {
+                return Ok(false);
+            }
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            self.last_batch_base = header.base_offset;
+            expected = header.last_offset() + 1;
+            pos += header.total_len() as u64;
+        }
+        self.next_offset = expected;
+        self.bytes_since_index = self.size - start;
+        let time_ok = self
+            .time_index
+            .last()
+            .is_none_or(|e| self.base_offset + i64::from(e.relative_offset) < self.next_offset);
+        Ok(time_ok)
+    }
+
+    /// Cuts the file (and `size`) back to `pos`, a batch boundary.
+    pub fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
+        self.file.set_len(pos)?;
+        assert!(self.size <= pos, "truncate only past the tracked batches");
+        Ok(())
+    }
+
+    /// Removes the segment's files.
+    pub fn delete_files(&self) -> io::Result<()> {
+        fs::remove_file(segment_path(&self.dir, self.base_offset, LOG_SUFFIX))?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match fs::remove_file(segment_path(&self.dir, self.base_offset, suffix)) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,490 @@
+//! Tests of `PartitionLog` through its public API, on real files.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::record::build::{build_batch, build_simple_batch};
+use crate::record::BatchHeader;
+
+fn config() -> LogConfig {
+    LogConfig {
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
+    PartitionLog::open(dir.to_path_buf(), config, clean).unwrap()
+}
+
+fn partition_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("topic-0")
+}
+
+/// The (base, last) offsets of the batches a plan covers, reading its slices.
+fn batches_in(plan: &ReadPlan) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for slice in &plan.slices {
+        let mut buf = vec![0u8; slice.len as usize];
+        slice.file.read_exact_at(&mut buf, slice.position).unwrap();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let header = BatchHeader::parse(&buf[pos..]).unwrap();
+            out.push((header.base_offset, header.last_offset()));
+            pos += header.total_len();
+        }
+        assert_eq!(pos, buf.len(), "slices hold whole batches");
+    }
+    assert_eq!(
+        plan.bytes,
+        plan.slices.iter().map(|s| u64::from(s.len)).sum::<u64>()
+    );
+    out
+}
+
+/// Appends `n` batches of 3 records with timestamps 1000, 1010, ...
+fn fill(log: &mut PartitionLog, n: usize) {
+    for i in 0..n {
+        let ts = 1000 + 10 * i as i64;
+        log.append(&build_simple_batch(0, 3, ts), ts).unwrap();
+    }
+}
+
+fn batch_len() -> u64 {
+    build_simple_batch(0, 3, 0).len() as u64
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(&tmp), config(), true);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    let first = log.append(&build_simple_batch(99, 3, 5), 7).unwrap();
+    assert_eq!(
+        (first.base_offset, first.last_offset, first.records),
+        (0, 2, 3)
+    );
+    assert_eq!(first.log_append_time_ms, -1);
+    let two = Bytes::from(
+        [
+            build_simple_batch(0, 2, 5).to_vec(),
+            build_simple_batch(0, 1, 5).to_vec(),
+        ]
+        .concat(),
+    );
+    let second = log.append(&two, 8).unwrap();
+    assert_eq!(
+        (second.base_offset, second.last_offset, second.records),
+        (3, 5, 3)
+    );
+    assert_eq!(log.log_end_offset(), 6);
+    let plan = log.read(0, u32::MAX, false).unwrap();
+    assert_eq!(batches_in(&plan), vec![(0, 2), (3, 4), (5, 5)]);
+    assert_eq!(
+        plan.slices.len(),
+        1,
+        "contiguous batches merge into one slice"
+    );
+    assert_eq!(
+        batches_in(&log.read(4, u32::MAX, false).unwrap()),
+        vec![(3, 4), (5, 5)]
+    );
+    assert_eq!(log.size_bytes(), plan.bytes);
+}
+
+#[test]
+fn rejected_append_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(&tmp), config(), true);
+    let good = build_simple_batch(0, 1, 5);
+    let mut bad = build_simple_batch(0, 1, 5).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let both = Bytes::from([good.to_vec(), bad].concat());
+    assert!(matches!(
+        log.append(&both, 0),
+        Err(StorageError::Corrupt(_))
+    ));
+    let small = LogConfig {
+        max_message_bytes: 10,
+        ..config()
+    };
+    log.set_config(small);
+    assert!(matches!(
+        log.append(&good, 0),
+        Err(StorageError::MessageTooLarge { .. })
+    ));
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
+}
+
+#[test]
+fn rolls_by_size_and_reads_across_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 3,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    fill(&mut log, 10);
+    assert_eq!(log.segment_count(), 4); // 3 + 3 + 3 + 1 batches
+    assert_eq!(log.log_end_offset(), 30);
+    for offset in 0..30 {
+        let batches = batches_in(&log.read(offset, u32::MAX, false).unwrap());
+        let expected: Vec<(i64, i64)> = (offset / 3..10).map(|b| (b * 3, b * 3 + 2)).collect();
+        assert_eq!(batches, expected, "offset {offset}");
+    }
+    let plan = log.read(0, u32::MAX, false).unwrap();
+    assert_eq!(plan.slices.len(), 4, "one slice per segment");
+    assert_eq!(
+        fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE)).unwrap(),
+        "27"
+    );
+    assert!(segment_path(&partition_dir(&tmp), 3 * 3, "index").exists());
+}
+
+#[test]
+fn read_limits_and_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    fill(&mut log, 5);
+    let len = batch_len() as u32;
+    assert!(log.read(0, len - 1, false).unwrap().slices.is_empty());
+    assert_eq!(
+        batches_in(&log.read(0, len - 1, true).unwrap()),
+        vec![(0, 2)]
+    );
+    assert_eq!(
+        batches_in(&log.read(1, len * 5 / 2, true).unwrap()),
+        vec![(0, 2), (3, 5)]
+    );
+    // Across a segment boundary, still only whole batches within the budget.
+    assert_eq!(
+        batches_in(&log.read(3, len * 2, false).unwrap()),
+        vec![(3, 5), (6, 8)]
+    );
+    assert_eq!(log.read(15, 100, true).unwrap().bytes, 0);
+    assert!(matches!(
+        log.read(16, 100, true),
+        Err(StorageError::OffsetOutOfRange { offset: 16, .. })
+    ));
+    assert!(matches!(
+        log.read(-1, 100, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn offset_for_timestamp_across_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    for i in 0..20i64 {
+        let (a, b) = (1000 + 10 * i, 1005 + 10 * i);
+        log.append(
+            &build_batch(0, &[(None, Some(b"x"), a, &[]), (None, Some(b"y"), b, &[])]),
+            0,
+        )
+        .unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+    assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((1, 1005)));
+    assert_eq!(log.offset_for_timestamp(1006).unwrap(), Some((2, 1010)));
+    assert_eq!(log.offset_for_timestamp(1150).unwrap(), Some((30, 1150)));
+    assert_eq!(log.offset_for_timestamp(1195).unwrap(), Some((39, 1195)));
+    assert_eq!(log.offset_for_timestamp(1196).unwrap(), None);
+    for ts in 1000..1196 {
+        let (offset, found) = log.offset_for_timestamp(ts).unwrap().unwrap();
+        assert!(found >= ts && found - ts < 10, "ts {ts}");
+        let expected = (ts - 1000) / 10 * 2
+            + i64::from((ts - 1000) % 10 > 5) * 2
+            + i64::from((1..=5).contains(&((ts - 1000) % 10)));
+        assert_eq!(offset, expected, "ts {ts}");
+    }
+}
+
+#[test]
+fn log_append_time_stamps_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    let result = log.append(&build_simple_batch(0, 2, 5), 12345).unwrap();
+    assert_eq!(result.log_append_time_ms, 12345);
+    assert_eq!(log.offset_for_timestamp(6).unwrap(), Some((0, 12345)));
+    let plan = log.read(0, u32::MAX, false).unwrap();
+    let mut buf = vec![0u8; plan.bytes as usize];
+    plan.slices[0].file.read_exact_at(&mut buf, 0).unwrap();
+    crate::record::validate_batches(&Bytes::from(buf), u32::MAX)
+        .expect("stamped batch stays valid");
+}
+
+#[test]
+fn flush_policy_by_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_messages: 5,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    assert!(
+        !log.append(&build_simple_batch(0, 3, 5), 0)
+            .unwrap()
+            .flush_needed
+    );
+    assert!(
+        log.append(&build_simple_batch(0, 3, 5), 0)
+            .unwrap()
+            .flush_needed
+    );
+    log.active_file().sync_data().unwrap();
+    log.mark_flushed(log.log_end_offset());
+    assert!(
+        !log.append(&build_simple_batch(0, 1, 5), 0)
+            .unwrap()
+            .flush_needed
+    );
+}
+
+#[test]
+fn rolls_by_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 100,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    log.append(&build_simple_batch(0, 1, 5), 1000).unwrap();
+    log.append(&build_simple_batch(0, 1, 5), 1050).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&build_simple_batch(0, 1, 5), 1100).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
+
+fn log_path(dir: &Path, base: i64) -> PathBuf {
+    segment_path(dir, base, "log")
+}
+
+#[test]
+fn unclean_recovery_truncates_garbage_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 4,
+        ..config()
+    };
+    {
+        let mut log = open(&dir, config.clone(), true);
+        fill(&mut log, 10); // segments at 0, 12, 24; the last holds 2 batches
+    } // dropped without close
+    let last = log_path(&dir, 24);
+    let valid_len = fs::metadata(&last).unwrap().len();
+    let mut file = OpenOptions::new().append(true).open(&last).unwrap();
+    file.write_all(&build_simple_batch(30, 3, 0)[..70]).unwrap(); // a torn batch
+    file.write_all(&[0xab; 100]).unwrap();
+    drop(file);
+    fs::write(dir.join("00000000000000000000.index.tmp"), b"leftover").unwrap();
+
+    let mut log = open(&dir, config, false);
+    assert_eq!(fs::metadata(&last).unwrap().len(), valid_len);
+    assert!(!dir.join("00000000000000000000.index.tmp").exists());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 30));
+    let all: Vec<(i64, i64)> = (0..10).map(|b| (b * 3, b * 3 + 2)).collect();
+    assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), all);
+    let next = log.append(&build_simple_batch(0, 2, 5), 0).unwrap();
+    assert_eq!((next.base_offset, next.last_offset), (30, 31));
+}
+
+#[test]
+fn unclean_recovery_cuts_at_corrupt_batch_and_drops_later_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 4,
+        ..config()
+    };
+    {
+        let mut log = open(&dir, config.clone(), true);
+        fill(&mut log, 10);
+    }
+    fs::remove_file(dir.join(RECOVERY_POINT_FILE)).unwrap(); // rescan everything
+                                                             // Flip a record byte of the second batch of segment 12 (offsets 15..17).
+    let file = OpenOptions::new()
+        .write(true)
+        .open(log_path(&dir, 12))
+        .unwrap();
+    file.write_all_at(&[0xff], batch_len() + 70).unwrap();
+    let mut log = open(&dir, config, false);
+    assert_eq!(log.log_end_offset(), 15);
+    assert_eq!(log.segment_count(), 2);
+    assert!(!log_path(&dir, 24).exists());
+    assert_eq!(
+        log.append(&build_simple_batch(0, 1, 5), 0)
+            .unwrap()
+            .base_offset,
+        15
+    );
+}
+
+#[test]
+fn clean_reopen_loads_indexes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 4,
+        ..config()
+    };
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 10);
+    let before = batches_in(&log.read(0, u32::MAX, false).unwrap());
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(
+        fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap(),
+        "30"
+    );
+    let index = fs::read(segment_path(&dir, 24, "index")).unwrap();
+    assert!(!index.is_empty());
+
+    let mut log = open(&dir, config.clone(), true);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 30));
+    assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), before);
+    assert_eq!(log.offset_for_timestamp(1045).unwrap(), Some((15, 1050)));
+    log.append(&build_simple_batch(0, 1, 5), 0).unwrap();
+    log.close().unwrap();
+    drop(log);
+
+    // Missing or garbage index files are rebuilt by scanning.
+    fs::remove_file(segment_path(&dir, 0, "index")).unwrap();
+    fs::write(segment_path(&dir, 12, "timeindex"), b"garbage").unwrap();
+    let log = open(&dir, config, true);
+    assert_eq!(log.log_end_offset(), 31);
+    assert_eq!(
+        batches_in(&log.read(13, u32::MAX, false).unwrap()).first(),
+        Some(&(12, 14))
+    );
+    assert_eq!(log.offset_for_timestamp(1005).unwrap(), Some((3, 1010)));
+}
+
+#[test]
+fn retention_by_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        retention_bytes: (batch_len() * 5) as i64,
+        retention_ms: -1,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    fill(&mut log, 9); // segments of 2,2,2,2,1 batches
+    assert_eq!(log.apply_retention(i64::MAX).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 12);
+    assert_eq!(log.size_bytes(), batch_len() * 5);
+    assert!(!log_path(&partition_dir(&tmp), 0).exists());
+    assert!(matches!(
+        log.read(11, 100, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(batches_in(&log.read(12, u32::MAX, false).unwrap()).len(), 5);
+    assert_eq!(log.apply_retention(i64::MAX).unwrap(), 0);
+}
+
+#[test]
+fn retention_by_time_rolls_expired_active() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        retention_ms: 100,
+        ..config()
+    };
+    let mut log = open(&dir, config, true);
+    fill(&mut log, 5); // timestamps 1000..1040; segments at 0, 6, 12
+    assert_eq!(log.apply_retention(1100).unwrap(), 0);
+    assert_eq!(log.apply_retention(1115).unwrap(), 1); // segment 0 (max 1010) expired
+    assert_eq!(log.log_start_offset(), 6);
+    assert_eq!(log.apply_retention(1200).unwrap(), 2); // all, after rolling the active one
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.size_bytes()
+        ),
+        (15, 15, 0)
+    );
+    assert_eq!(log.read(15, 100, true).unwrap().bytes, 0);
+    assert_eq!(
+        log.append(&build_simple_batch(0, 1, 5), 0)
+            .unwrap()
+            .base_offset,
+        15
+    );
+    log.close().unwrap();
+    drop(log);
+    let log = open(&dir, LogConfig::default(), false);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (15, 16));
+}
+
+#[test]
+fn delete_removes_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 2);
+    log.delete().unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
+fn sparse_index_lookup_scans_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: (batch_len() * 3) as u32,
+        ..LogConfig::default()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    fill(&mut log, 20);
+    for offset in 0..60 {
+        let first = batches_in(&log.read(offset, 1, true).unwrap());
+        assert_eq!(
+            first,
+            vec![(offset / 3 * 3, offset / 3 * 3 + 2)],
+            "offset {offset}"
+        );
+    }
+}
+
+#[test]
+fn retention_without_timestamps_uses_file_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len(),
+        retention_ms: 60_000,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    for _ in 0..3 {
+        log.append(&build_simple_batch(0, 3, -1), 0).unwrap();
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(log.apply_retention(now_ms).unwrap(), 0);
+    assert_eq!(log.apply_retention(now_ms + 3_600_000).unwrap(), 3);
+    assert_eq!(log.log_start_offset(), 9);
+}

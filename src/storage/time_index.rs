@@ -1,0 +1,116 @@
+//! The sparse time index of one segment: (largest timestamp so far,
+//! relative offset of the batch where it was recorded), added only when the
+//! timestamp grows. Kept in memory, written at roll and close.
+
+/// On disk: timestamp i64 BE, relative offset u32 BE.
+pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeEntry {
+    /// The largest timestamp of every batch up to and including the one at
+    /// `relative_offset`.
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Entries strictly increasing in timestamp, non-decreasing in offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeIndex {
+    entries: Vec<TimeEntry>,
+}
+
+impl TimeIndex {
+    /// Records `timestamp` at `relative_offset` if it is larger than the last entry.
+    pub fn push_if_grown(&mut self, timestamp: i64, relative_offset: u32) {
+        if let Some(last) = self.entries.last() {
+            if timestamp <= last.timestamp {
+                return;
+            }
+            assert!(
+                relative_offset >= last.relative_offset,
+                "time index offsets must not decrease"
+            );
+        }
+        self.entries.push(TimeEntry {
+            timestamp,
+            relative_offset,
+        });
+    }
+
+    /// The relative offset of the last entry whose timestamp is below
+    /// `timestamp`: every batch before that one holds only smaller
+    /// timestamps, so a search for `timestamp` may start there.
+    pub fn lookup_before(&self, timestamp: i64) -> Option<u32> {
+        let below = self.entries.partition_point(|e| e.timestamp < timestamp);
+        below
+            .checked_sub(1)
+            .map(|i| self.entries[i].relative_offset)
+    }
+
+    pub fn last(&self) -> Option<TimeEntry> {
+        self.entries.last().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * TIME_INDEX_ENTRY_BYTES);
+        for e in &self.entries {
+            out.extend_from_slice(&e.timestamp.to_be_bytes());
+            out.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        out
+    }
+
+    /// Decodes a time index file; `None` if it is malformed or not ordered.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
+            return None;
+        }
+        let mut index = TimeIndex::default();
+        for chunk in bytes.chunks_exact(TIME_INDEX_ENTRY_BYTES) {
+            let timestamp = i64::from_be_bytes(chunk[0..8].try_into().ok()?);
+            let relative_offset = u32::from_be_bytes(chunk[8..12].try_into().ok()?);
+            let ordered = index
+                .last()
+                .is_none_or(|l| timestamp > l.timestamp && relative_offset >= l.relative_offset);
+            if !ordered {
+                return None;
+            }
+            index.push_if_grown(timestamp, relative_offset);
+        }
+        Some(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_only_and_looks_up_before() {
+        let mut index = TimeIndex::default();
+        assert_eq!(index.lookup_before(100), None);
+        index.push_if_grown(100, 0);
+        index.push_if_grown(90, 3); // ignored
+        index.push_if_grown(200, 5);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.lookup_before(100), None);
+        assert_eq!(index.lookup_before(101), Some(0));
+        assert_eq!(index.lookup_before(200), Some(0));
+        assert_eq!(index.lookup_before(201), Some(5));
+        let decoded = TimeIndex::decode(&index.encode()).unwrap();
+        assert_eq!(decoded, index);
+        assert_eq!(TimeIndex::decode(&[0u8; 13]), None);
+    }
+}

@@ -1,0 +1,299 @@
+//! A blocking raw Kafka protocol client for wire-level tests.
+//!
+//! Requests are encoded with `kafka-protocol`; the request header version comes
+//! from `ApiKey::request_header_version`, the response header version from
+//! `ApiKey::response_header_version`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
+
+/// How long a single response may take before the read fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct RawClient {
+    stream: TcpStream,
+    next_correlation_id: i32,
+    /// (api key, version, correlation id) of requests awaiting a response.
+    pending: std::collections::VecDeque<(i16, i16, i32)>,
+}
+
+impl RawClient {
+    pub fn connect(addr: &str) -> RawClient {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            next_correlation_id: 1,
+            pending: Default::default(),
+        }
+    }
+
+    /// Encodes and sends `req` as version `version`; returns the correlation id.
+    pub fn send<R: Request>(&mut self, version: i16, req: &R) -> i32 {
+        let api_key = ApiKey::try_from(R::KEY).expect("known api key");
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-raw-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api_key.request_header_version(version))
+            .expect("encode request header");
+        req.encode(&mut body, version).expect("encode request body");
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).expect("write request");
+        self.pending.push_back((R::KEY, version, correlation_id));
+        correlation_id
+    }
+
+    /// Reads the next response (for the oldest pending request) and decodes it
+    /// as `Resp` with the version that request was sent with.
+    pub fn recv<Resp: Decodable>(&mut self) -> Resp {
+        let (key, version, correlation_id) = self
+            .pending
+            .pop_front()
+            .expect("recv without a pending request");
+        let api_key = ApiKey::try_from(key).unwrap();
+        let mut frame = self.read_frame().expect("read response frame");
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+            .expect("decode response header");
+        assert_eq!(
+            header.correlation_id, correlation_id,
+            "response correlation id"
+        );
+        let resp = Resp::decode(&mut frame, version)
+            .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"));
+        assert!(
+            !frame.has_remaining(),
+            "{} trailing bytes after {api_key:?} v{version} response",
+            frame.remaining()
+        );
+        resp
+    }
+
+    /// Sends a request and waits for its response.
+    pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.send(version, req);
+        self.recv::<R::Response>()
+    }
+
+    /// Writes raw bytes to the socket (for malformed frames). Write errors are
+    /// returned, not panicked on: the broker may already have closed the socket.
+    pub fn send_bytes(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(raw)?;
+        self.stream.flush()
+    }
+
+    /// Reads one size-prefixed frame (without the size) or an I/O error.
+    pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let size = i32::from_be_bytes(size);
+        assert!(size >= 0, "negative response size {size}");
+        let mut buf = vec![0u8; size as usize];
+        self.stream.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Waits up to `timeout` for the broker to close this connection
+    /// (EOF or reset), discarding anything it sends first. Returns whether it closed.
+    pub fn wait_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            if Instant::now() >= deadline {
+                break false;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                    continue
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break true, // reset / aborted
+            }
+        };
+        self.stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        closed
+    }
+
+    /// True if the broker has closed this connection (checked within 10 s).
+    pub fn is_closed(&mut self) -> bool {
+        self.wait_closed(Duration::from_secs(10))
+    }
+
+    /// True if the connection is still open and idle (nothing arrives, no EOF)
+    /// during `window`.
+    pub fn is_open_for(&mut self, window: Duration) -> bool {
+        !self.wait_closed(window)
+    }
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Decodes every complete record batch in a fetch response's `records` bytes
+/// (a trailing partial batch, which Kafka allows, is ignored).
+pub fn decode_records(records: &Option<Bytes>) -> Vec<Record> {
+    let mut out = Vec::new();
+    let Some(buf) = records else { return out };
+    let mut buf = buf.clone();
+    while buf.len() >= 12 {
+        let batch_len = i32::from_be_bytes(buf[8..12].try_into().unwrap());
+        assert!(batch_len >= 0, "negative batch length in fetch response");
+        let total = 12 + batch_len as usize;
+        if buf.len() < total {
+            break;
+        }
+        let mut batch = buf.split_to(total);
+        let set = RecordBatchDecoder::decode(&mut batch).expect("decode fetched record batch");
+        out.extend(set.records);
+    }
+    out
+}
+
+/// Kafka error codes used by the tests.
+pub mod err {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_CONFIG: i16 = 40;
+}
+
+// ---------------------------------------------------------------------------
+// Request builders
+// ---------------------------------------------------------------------------
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, FetchRequest, FetchResponse, ListOffsetsRequest, ProduceRequest,
+    ProduceResponse,
+};
+
+/// A Produce request writing one record batch to each given partition of `topic`.
+pub fn produce_request(topic: &str, acks: i16, batches: Vec<(i32, Bytes)>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(
+                batches
+                    .into_iter()
+                    .map(|(p, b)| {
+                        PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(b))
+                    })
+                    .collect(),
+            )])
+}
+
+/// A Fetch request for `(partition, offset)` pairs of `topic`, long-polling up
+/// to `max_wait_ms` for at least one byte.
+pub fn fetch_request(topic: &str, partitions: &[(i32, i64)], max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(64 * 1024 * 1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(p, off)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(off)
+                            .with_partition_max_bytes(4 * 1024 * 1024)
+                    })
+                    .collect(),
+            )])
+}
+
+/// A ListOffsets request for one partition at `timestamp` (-1 latest, -2 earliest).
+pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
+    ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])])
+}
+
+pub fn api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
+        .with_client_software_version(StrBytes::from_static_str("0.1.0"))
+}
+
+impl RawClient {
+    /// Produces one batch to one partition (Produce v9, acks=-1); returns
+    /// (error code, base offset).
+    pub fn produce_batch(&mut self, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
+        let resp: ProduceResponse =
+            self.call(9, &produce_request(topic, -1, vec![(partition, batch)]));
+        assert_eq!(resp.responses.len(), 1, "one topic in the produce response");
+        let t = &resp.responses[0];
+        assert_eq!(t.name.0.as_str(), topic);
+        assert_eq!(
+            t.partition_responses.len(),
+            1,
+            "one partition in the produce response"
+        );
+        let p = &t.partition_responses[0];
+        assert_eq!(p.index, partition);
+        (p.error_code, p.base_offset)
+    }
+
+    /// Latest offset (log end offset) of a partition via ListOffsets v7.
+    pub fn log_end_offset(&mut self, topic: &str, partition: i32) -> i64 {
+        self.list_offset(topic, partition, -1)
+    }
+
+    /// ListOffsets v7 for one partition; asserts no error; returns the offset.
+    pub fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> i64 {
+        let resp = self.call(7, &list_offsets_request(topic, partition, timestamp));
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(
+            p.error_code,
+            err::NONE,
+            "ListOffsets error for {topic}/{partition}"
+        );
+        p.offset
+    }
+
+    /// Fetch v12 for one partition at `offset`; returns the response.
+    pub fn fetch_one(&mut self, topic: &str, partition: i32, offset: i64) -> FetchResponse {
+        self.call(12, &fetch_request(topic, &[(partition, offset)], 500))
+    }
+}

@@ -1,0 +1,454 @@
+//! ListOffsets, topic admin (create / delete / partitions / configs) and error codes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw::{self, err, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use rdkafka::admin::{NewPartitions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Resource type TOPIC in DescribeConfigs / IncrementalAlterConfigs.
+const RESOURCE_TOPIC: i8 = 2;
+/// IncrementalAlterConfigs operation SET.
+const OP_SET: i8 = 0;
+
+/// Earliest/latest offsets track the log, and offsets_for_times maps timestamps to the first offset at or after them.
+#[test]
+fn list_offsets_earliest_latest_and_by_timestamp() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "lo-times";
+    create_topic(&bs, topic, 1, &[]);
+    assert_eq!(watermarks(&bs, topic, 0), (0, 0), "empty partition");
+
+    // Ten messages one second apart, in the recent past (so retention never applies).
+    let base = now_ms() - 600_000;
+    let msgs: Vec<Msg> = (0..10)
+        .map(|i| Msg::value(format!("m{i}")).to(0).at(base + i * 1000))
+        .collect();
+    produce(&producer_config(&bs), topic, &msgs);
+    assert_eq!(watermarks(&bs, topic, 0), (0, 10));
+
+    let consumer = query_consumer(&bs);
+    let lookup = |ts: i64| -> Offset {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(ts))
+            .unwrap();
+        let res = consumer
+            .offsets_for_times(tpl, OP_TIMEOUT)
+            .expect("offsets_for_times");
+        let e = res.find_partition(topic, 0).expect("partition in result");
+        assert!(
+            e.error().is_ok(),
+            "offsets_for_times error for ts {ts}: {:?}",
+            e.error()
+        );
+        e.offset()
+    };
+    assert_eq!(
+        lookup(base - 60_000),
+        Offset::Offset(0),
+        "timestamp before all messages"
+    );
+    assert_eq!(lookup(base), Offset::Offset(0), "exact first timestamp");
+    assert_eq!(
+        lookup(base + 3_000),
+        Offset::Offset(3),
+        "exact timestamp of message 3"
+    );
+    assert_eq!(
+        lookup(base + 3_001),
+        Offset::Offset(4),
+        "between messages 3 and 4"
+    );
+    assert_eq!(lookup(base + 9_000), Offset::Offset(9), "last message");
+    assert_eq!(
+        lookup(base + 9_001),
+        Offset::End,
+        "after the last message: no offset (-1)"
+    );
+
+    // Raw ListOffsets across versions agrees.
+    let mut c = RawClient::connect(&bs);
+    for v in 1..=7 {
+        for (ts, want) in [(-2, 0), (-1, 10), (base + 5_000, 5)] {
+            let resp = c.call(v, &raw::list_offsets_request(topic, 0, ts));
+            let p = &resp.topics[0].partitions[0];
+            assert_eq!(p.error_code, err::NONE, "ListOffsets v{v} ts {ts}");
+            assert_eq!(p.offset, want, "ListOffsets v{v} ts {ts}");
+            if ts == base + 5_000 {
+                assert_eq!(
+                    p.timestamp,
+                    base + 5_000,
+                    "ListOffsets v{v} returns the found record's timestamp"
+                );
+            }
+        }
+    }
+}
+
+/// A deleted topic disappears, and recreating it with another partition count yields an empty topic with the new count.
+#[test]
+fn delete_then_recreate_with_different_partition_count() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "del-recreate";
+    create_topic(&bs, topic, 3, &[]);
+    let values: Vec<String> = (0..20).map(|i| format!("old-{i}")).collect();
+    produce_values(&bs, topic, Some(0), &values);
+    assert_eq!(watermarks(&bs, topic, 0), (0, 20));
+
+    let admin = admin(&bs);
+    let res = futures::executor::block_on(admin.delete_topics(&[topic], &admin_opts()))
+        .expect("DeleteTopics");
+    assert_eq!(res, vec![Ok(topic.to_string())]);
+    // Gone from metadata (bounded poll: deletion may complete asynchronously).
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while topic_partition_counts(&bs).contains_key(topic) {
+        assert!(
+            Instant::now() < deadline,
+            "deleted topic still listed in metadata"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Recreate with 5 partitions (retrying while a deletion is still in progress).
+    let nt = NewTopic::new(topic, 5, TopicReplication::Fixed(1));
+    let deadline = Instant::now() + OP_TIMEOUT;
+    loop {
+        let res = futures::executor::block_on(admin.create_topics([&nt], &admin_opts()))
+            .expect("CreateTopics");
+        match &res[0] {
+            Ok(_) => break,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("recreating {topic}: {e:?}"),
+        }
+    }
+    wait_for_partitions(&bs, topic, 5);
+    for p in 0..5 {
+        assert_eq!(
+            watermarks(&bs, topic, p),
+            (0, 0),
+            "recreated partition {p} is empty"
+        );
+    }
+    // The recreated topic works and starts at offset 0.
+    let d = produce_values(&bs, topic, Some(4), &["new".to_string()]);
+    assert_eq!((d[0].partition, d[0].offset), (4, 0));
+    let got = consume_all(&bs, topic, 5, 1, Duration::from_secs(30));
+    assert_eq!(payload_str(&got[0]), "new");
+    assert_eq!(got[0].partition(), 4);
+}
+
+/// CreatePartitions grows a topic, and the new partitions accept and serve messages.
+#[test]
+fn create_partitions_grows_topic() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "grow";
+    create_topic(&bs, topic, 2, &[]);
+    produce_values(&bs, topic, Some(1), &["before".to_string()]);
+
+    let admin = admin(&bs);
+    let res = futures::executor::block_on(
+        admin.create_partitions([&NewPartitions::new(topic, 5)], &admin_opts()),
+    )
+    .expect("CreatePartitions");
+    assert_eq!(res, vec![Ok(topic.to_string())]);
+    wait_for_partitions(&bs, topic, 5);
+
+    // Existing data is untouched; new partitions are empty and usable.
+    assert_eq!(watermarks(&bs, topic, 1), (0, 1));
+    for p in 2..5 {
+        assert_eq!(watermarks(&bs, topic, p), (0, 0), "new partition {p}");
+    }
+    let values: Vec<String> = (2..5).map(|p| format!("to-{p}")).collect();
+    for (p, v) in (2..5).zip(&values) {
+        let d = produce_values(&bs, topic, Some(p), std::slice::from_ref(v));
+        assert_eq!((d[0].partition, d[0].offset), (p, 0));
+    }
+    let got = consume_all(&bs, topic, 5, 4, Duration::from_secs(30));
+    let mut pairs: Vec<(i32, String)> = got
+        .iter()
+        .map(|m| (m.partition(), payload_str(m)))
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        vec![
+            (1, "before".into()),
+            (2, "to-2".into()),
+            (3, "to-3".into()),
+            (4, "to-4".into())
+        ]
+    );
+
+    // Shrinking is not allowed.
+    let res = futures::executor::block_on(
+        admin.create_partitions([&NewPartitions::new(topic, 3)], &admin_opts()),
+    )
+    .expect("CreatePartitions");
+    assert!(res[0].is_err(), "shrinking partitions must fail: {res:?}");
+    assert_eq!(topic_partition_counts(&bs).get(topic), Some(&5));
+}
+
+/// DescribeConfigs shows the configs a topic was created with.
+#[test]
+fn describe_configs_shows_creation_configs() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "described";
+    create_topic(
+        &bs,
+        topic,
+        1,
+        &[
+            ("retention.ms", "123456"),
+            ("max.message.bytes", "65536"),
+            ("cleanup.policy", "delete"),
+        ],
+    );
+    let cfg = describe_topic_config(&bs, topic);
+    assert_eq!(
+        cfg.get("retention.ms"),
+        Some(&Some("123456".to_string())),
+        "configs: {cfg:?}"
+    );
+    assert_eq!(
+        cfg.get("max.message.bytes"),
+        Some(&Some("65536".to_string())),
+        "configs: {cfg:?}"
+    );
+    assert_eq!(
+        cfg.get("cleanup.policy"),
+        Some(&Some("delete".to_string())),
+        "configs: {cfg:?}"
+    );
+    // Configs not set at creation are still described (with their defaults).
+    assert!(
+        cfg.contains_key("segment.bytes"),
+        "segment.bytes missing from {cfg:?}"
+    );
+}
+
+fn alter_topic_config(
+    c: &mut RawClient,
+    version: i16,
+    topic: &str,
+    name: &str,
+    value: &str,
+) -> (i16, Option<String>) {
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(str_bytes(topic))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(str_bytes(name))
+                .with_config_operation(OP_SET)
+                .with_value(Some(str_bytes(value)))]),
+    ]);
+    let resp: IncrementalAlterConfigsResponse = c.call(version, &req);
+    assert_eq!(resp.responses.len(), 1);
+    let r = &resp.responses[0];
+    assert_eq!(r.resource_type, RESOURCE_TOPIC);
+    assert_eq!(r.resource_name.as_str(), topic);
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|s| s.as_str().to_string()),
+    )
+}
+
+/// IncrementalAlterConfigs (v0 and v1) changes topic configs and DescribeConfigs reflects the change.
+#[test]
+fn incremental_alter_configs_changes_retention() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "altered";
+    create_topic(&bs, topic, 1, &[("retention.ms", "600000")]);
+    let mut c = RawClient::connect(&bs);
+
+    let (code, msg) = alter_topic_config(&mut c, 1, topic, "retention.ms", "999999");
+    assert_eq!(code, err::NONE, "IncrementalAlterConfigs v1: {msg:?}");
+    let cfg = describe_topic_config(&bs, topic);
+    assert_eq!(
+        cfg.get("retention.ms"),
+        Some(&Some("999999".to_string())),
+        "configs: {cfg:?}"
+    );
+
+    let (code, msg) = alter_topic_config(&mut c, 0, topic, "retention.bytes", "1048576");
+    assert_eq!(code, err::NONE, "IncrementalAlterConfigs v0: {msg:?}");
+    let cfg = describe_topic_config(&bs, topic);
+    assert_eq!(
+        cfg.get("retention.bytes"),
+        Some(&Some("1048576".to_string())),
+        "configs: {cfg:?}"
+    );
+    assert_eq!(
+        cfg.get("retention.ms"),
+        Some(&Some("999999".to_string())),
+        "earlier change kept: {cfg:?}"
+    );
+}
+
+/// Invalid topic names are rejected with INVALID_TOPIC_EXCEPTION and not created.
+#[test]
+fn invalid_topic_name_is_rejected() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let admin = admin(&bs);
+    let too_long = "a".repeat(250);
+    for name in ["bad topic name!", "..", too_long.as_str()] {
+        let nt = NewTopic::new(name, 1, TopicReplication::Fixed(1));
+        let res = futures::executor::block_on(admin.create_topics([&nt], &admin_opts()))
+            .expect("CreateTopics");
+        assert_eq!(
+            res,
+            vec![Err((name.to_string(), RDKafkaErrorCode::InvalidTopic))],
+            "creating topic {name:?}"
+        );
+    }
+    let topics = topic_partition_counts(&bs);
+    assert!(
+        topics.is_empty(),
+        "no topic may have been created: {topics:?}"
+    );
+}
+
+/// Bad config values are rejected with INVALID_CONFIG, at creation and in IncrementalAlterConfigs.
+#[test]
+fn bad_config_value_is_rejected() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let admin = admin(&bs);
+    let nt = NewTopic::new("bad-config", 1, TopicReplication::Fixed(1))
+        .set("retention.ms", "not-a-number");
+    let res = futures::executor::block_on(admin.create_topics([&nt], &admin_opts()))
+        .expect("CreateTopics");
+    assert_eq!(
+        res,
+        vec![Err((
+            "bad-config".to_string(),
+            RDKafkaErrorCode::InvalidConfig
+        ))]
+    );
+    assert!(
+        !topic_partition_counts(&bs).contains_key("bad-config"),
+        "topic with a bad config was created"
+    );
+
+    let topic = "good-config";
+    create_topic(&bs, topic, 1, &[("segment.bytes", "1048576")]);
+    let mut c = RawClient::connect(&bs);
+    for (name, value) in [
+        ("segment.bytes", "lots"),
+        ("retention.ms", "1.5"),
+        ("cleanup.policy", "shred"),
+    ] {
+        let (code, msg) = alter_topic_config(&mut c, 1, topic, name, value);
+        assert_eq!(code, err::INVALID_CONFIG, "setting {name}={value}: {msg:?}");
+    }
+    let cfg = describe_topic_config(&bs, topic);
+    assert_eq!(
+        cfg.get("segment.bytes"),
+        Some(&Some("1048576".to_string())),
+        "config unchanged: {cfg:?}"
+    );
+}
+
+/// A Fetch beyond the log end returns OFFSET_OUT_OF_RANGE; a Fetch at the log end is empty but fine.
+#[test]
+fn fetch_out_of_range_offset() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "fetch-oor";
+    create_topic(&bs, topic, 1, &[]);
+    produce_values(&bs, topic, Some(0), &["a".into(), "b".into(), "c".into()]);
+
+    let mut c = RawClient::connect(&bs);
+    for v in [4, 12] {
+        let resp = c.call(v, &raw::fetch_request(topic, &[(0, 100)], 100));
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.partition_index, 0);
+        assert_eq!(
+            p.error_code,
+            err::OFFSET_OUT_OF_RANGE,
+            "Fetch v{v} at offset 100"
+        );
+
+        let resp = c.call(v, &raw::fetch_request(topic, &[(0, 3)], 100));
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, err::NONE, "Fetch v{v} at the log end");
+        assert_eq!(p.high_watermark, 3);
+        assert!(
+            raw::decode_records(&p.records).is_empty(),
+            "no records past the log end"
+        );
+
+        let resp = c.call(v, &raw::fetch_request(topic, &[(0, 1)], 100));
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, err::NONE, "Fetch v{v} at offset 1");
+        assert_eq!(p.high_watermark, 3);
+        let recs = raw::decode_records(&p.records);
+        // The broker may return the whole batch containing offset 1; clients skip earlier offsets.
+        let vals: Vec<(i64, Vec<u8>)> = recs
+            .iter()
+            .filter(|r| r.offset >= 1)
+            .map(|r| (r.offset, r.value.clone().unwrap().to_vec()))
+            .collect();
+        assert_eq!(
+            vals,
+            vec![(1, b"b".to_vec()), (2, b"c".to_vec())],
+            "Fetch v{v} from offset 1"
+        );
+    }
+}
+
+/// A Produce to a partition the topic does not have returns UNKNOWN_TOPIC_OR_PARTITION and writes nothing.
+#[test]
+fn produce_to_unknown_partition() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "one-partition";
+    create_topic(&bs, topic, 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let batch =
+        || sluice::record::build::build_batch(0, &[(Some(b"k"), Some(b"v"), now_ms(), &[])]);
+
+    for v in [3, 9] {
+        let resp = c.call(v, &raw::produce_request(topic, -1, vec![(5, batch())]));
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.index, 5);
+        assert_eq!(
+            p.error_code,
+            err::UNKNOWN_TOPIC_OR_PARTITION,
+            "Produce v{v} to partition 5"
+        );
+    }
+    assert_eq!(
+        c.log_end_offset(topic, 0),
+        0,
+        "nothing written to partition 0"
+    );
+    assert_eq!(
+        topic_partition_counts(&bs).get(topic),
+        Some(&1),
+        "no partition created"
+    );
+
+    // The same batch to the real partition works.
+    let (code, base) = c.produce_batch(topic, 0, batch());
+    assert_eq!((code, base), (err::NONE, 0));
+    assert_eq!(c.log_end_offset(topic, 0), 1);
+}

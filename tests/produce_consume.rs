@@ -1,0 +1,259 @@
+//! End-to-end produce / consume through librdkafka.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, Timestamp};
+use rdkafka::producer::{BaseRecord, Producer};
+
+const KEYS: usize = 1_000;
+const PER_KEY: usize = 100;
+const TOTAL: usize = KEYS * PER_KEY; // 100,000
+const PARTITIONS: i32 = 8;
+
+/// The headers message `i` carries: a unique one, a duplicated key (in order), and a null value.
+fn expected_headers(i: usize) -> Vec<(String, Option<Vec<u8>>)> {
+    vec![
+        ("idx".to_string(), Some(i.to_string().into_bytes())),
+        ("dup".to_string(), Some(b"first".to_vec())),
+        ("dup".to_string(), Some(b"second".to_vec())),
+        ("null-value".to_string(), None),
+    ]
+}
+
+fn headers_of(m: &impl Message) -> Vec<(String, Option<Vec<u8>>)> {
+    match m.headers() {
+        None => vec![],
+        Some(h) => h
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+            .collect(),
+    }
+}
+
+/// 100,000 keyed messages with headers and timestamps on 8 partitions (acks=all) come back exactly once, in per-key order, intact.
+#[test]
+fn hundred_thousand_keyed_messages_round_trip() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "pc-100k";
+    create_topic(&bs, topic, PARTITIONS, &[]);
+    // Known, distinct timestamps: one hour ago plus the message index (recent,
+    // so time-based retention with default settings never applies).
+    let base_ts = now_ms() - 3_600_000;
+
+    let mut cfg = producer_config(&bs);
+    cfg.set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("message.timeout.ms", "60000");
+    let (producer, ctx) = collecting_producer(&cfg);
+    // Message i: key k = i % KEYS, per-key sequence number seq = i / KEYS.
+    for i in 0..TOTAL {
+        let (k, seq) = (i % KEYS, i / KEYS);
+        let key = format!("key-{k}");
+        let value = format!("{k}:{seq}");
+        let mut headers = OwnedHeaders::new_with_capacity(4);
+        for (hk, hv) in expected_headers(i) {
+            headers = headers.insert(Header {
+                key: &hk,
+                value: hv.as_deref(),
+            });
+        }
+        let rec: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, i)
+            .key(key.as_bytes())
+            .payload(value.as_bytes())
+            .timestamp(base_ts + i as i64)
+            .headers(headers);
+        send_retrying(&producer, rec);
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("flush 100k messages");
+    {
+        let failed = ctx.failed.lock().unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} deliveries failed, first: {:?}",
+            failed.len(),
+            failed.first()
+        );
+    }
+    let delivered = ctx.ok.lock().unwrap().clone();
+    assert_eq!(delivered.len(), TOTAL, "every message acknowledged");
+    drop(producer);
+
+    // Acknowledged offsets: unique per partition and dense from 0.
+    let mut acked: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for d in &delivered {
+        acked.entry(d.partition).or_default().push(d.offset);
+    }
+    for (p, offs) in acked.iter_mut() {
+        offs.sort_unstable();
+        let expect: Vec<i64> = (0..offs.len() as i64).collect();
+        assert!(
+            *offs == expect,
+            "acknowledged offsets of partition {p} are not 0..{}",
+            offs.len()
+        );
+    }
+
+    // Log end offsets add up to the message count; nothing was truncated.
+    let mut total_hw = 0;
+    for p in 0..PARTITIONS {
+        let (lo, hi) = watermarks(&bs, topic, p);
+        assert_eq!(lo, 0, "low watermark of partition {p}");
+        assert_eq!(
+            hi,
+            acked.get(&p).map(|v| v.len()).unwrap_or(0) as i64,
+            "high watermark of partition {p}"
+        );
+        total_hw += hi;
+    }
+    assert_eq!(total_hw, TOTAL as i64);
+
+    let msgs = consume_all(&bs, topic, PARTITIONS, TOTAL, Duration::from_secs(120));
+
+    let mut seen = HashSet::with_capacity(TOTAL);
+    let mut key_partition: HashMap<usize, i32> = HashMap::new();
+    let mut last_seq: HashMap<usize, usize> = HashMap::new();
+    let mut last_offset: HashMap<i32, i64> = HashMap::new();
+    for m in &msgs {
+        let value = payload_str(m);
+        let (k, seq) = value.split_once(':').expect("value is k:seq");
+        let (k, seq): (usize, usize) = (k.parse().unwrap(), seq.parse().unwrap());
+        let i = seq * KEYS + k;
+        assert!(seen.insert(i), "message {i} ({value}) consumed twice");
+
+        assert_eq!(
+            m.key(),
+            Some(format!("key-{k}").as_bytes()),
+            "key of message {i}"
+        );
+        assert_eq!(
+            m.timestamp(),
+            Timestamp::CreateTime(base_ts + i as i64),
+            "timestamp of message {i}"
+        );
+        assert_eq!(headers_of(m), expected_headers(i), "headers of message {i}");
+
+        // Offsets strictly increase within a partition.
+        if let Some(prev) = last_offset.insert(m.partition(), m.offset()) {
+            assert!(
+                m.offset() > prev,
+                "partition {} offsets went {prev} -> {}",
+                m.partition(),
+                m.offset()
+            );
+        }
+        // All messages of a key are in one partition, and in production order.
+        let p = *key_partition.entry(k).or_insert(m.partition());
+        assert_eq!(
+            p,
+            m.partition(),
+            "key {k} spread over partitions {p} and {}",
+            m.partition()
+        );
+        if let Some(prev) = last_seq.insert(k, seq) {
+            assert!(seq > prev, "key {k}: sequence {seq} consumed after {prev}");
+        }
+    }
+    assert_eq!(seen.len(), TOTAL);
+    // The producer's key hashing should have used more than one partition.
+    let used: HashSet<i32> = key_partition.values().copied().collect();
+    assert!(used.len() > 1, "all keys landed in one partition: {used:?}");
+}
+
+/// Messages produced with acks=0 and with acks=1 can all be consumed back in order.
+#[test]
+fn acks_zero_and_one_round_trip() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    for acks in ["0", "1"] {
+        let topic = format!("acks-{acks}");
+        create_topic(&bs, &topic, 1, &[]);
+        let mut cfg = producer_config(&bs);
+        cfg.set("acks", acks);
+        let msgs: Vec<Msg> = (0..2_000)
+            .map(|i| Msg::value(format!("acks{acks}-{i}")).key(format!("k{i}")))
+            .collect();
+        let delivered = produce(&cfg, &topic, &msgs);
+        if acks == "1" {
+            let offsets: Vec<i64> = delivered.iter().map(|d| d.offset).collect();
+            assert_eq!(offsets, (0..2_000).collect::<Vec<i64>>(), "acks=1 offsets");
+        }
+        let got = consume_all(&bs, &topic, 1, msgs.len(), Duration::from_secs(30));
+        for (i, m) in got.iter().enumerate() {
+            assert_eq!(m.offset(), i as i64, "acks={acks}: offset of message {i}");
+            assert_eq!(
+                payload_str(m),
+                format!("acks{acks}-{i}"),
+                "acks={acks}: value at offset {i}"
+            );
+            assert_eq!(m.key(), Some(format!("k{i}").as_bytes()));
+        }
+    }
+}
+
+/// Producing to an unknown topic auto-creates it with 1 partition, visible in metadata.
+#[test]
+fn produce_auto_creates_topic() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "auto-created-topic";
+    assert!(
+        !topic_partition_counts(&bs).contains_key(topic),
+        "topic exists before the test"
+    );
+
+    let delivered = produce_values(
+        &bs,
+        topic,
+        None,
+        &["hello".to_string(), "world".to_string()],
+    );
+    assert_eq!(
+        delivered
+            .iter()
+            .map(|d| (d.partition, d.offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 0), (0, 1)]
+    );
+
+    assert_eq!(
+        topic_partition_counts(&bs).get(topic),
+        Some(&1),
+        "auto-created topic has 1 partition"
+    );
+    let c = query_consumer(&bs);
+    let md = c.fetch_metadata(Some(topic), OP_TIMEOUT).expect("metadata");
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .expect("topic in metadata");
+    assert!(t.error().is_none(), "topic error {:?}", t.error());
+    assert_eq!(t.partitions().len(), 1);
+    let leader = t.partitions()[0].leader();
+    assert!(
+        md.brokers().iter().any(|b| b.id() == leader),
+        "partition leader {leader} is a listed broker"
+    );
+    let b = md.brokers().iter().find(|b| b.id() == leader).unwrap();
+    assert_eq!(
+        format!("{}:{}", b.host(), b.port()),
+        bs,
+        "advertised address is the listening address"
+    );
+
+    let got = consume_all(&bs, topic, 1, 2, Duration::from_secs(30));
+    assert_eq!(
+        got.iter().map(payload_str).collect::<Vec<_>>(),
+        vec!["hello", "world"]
+    );
+}

@@ -1,0 +1,212 @@
+//! A multi-shard broker: partitions spread over shards, served through single connections.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::raw::{self, err, RawClient};
+use common::*;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse};
+use rdkafka::message::Message;
+
+const PARTITIONS: i32 = 16;
+
+/// With 2 shards, one producer connection writes to all 16 partitions and one consumer reads everything back in order.
+#[test]
+fn one_producer_one_consumer_cover_all_partitions() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let topic = "sharded";
+    create_topic(&bs, topic, PARTITIONS, &[]);
+
+    const PER_PARTITION: usize = 200;
+    let msgs: Vec<Msg> = (0..PER_PARTITION)
+        .flat_map(|i| (0..PARTITIONS).map(move |p| Msg::value(format!("p{p}-{i}")).to(p)))
+        .collect();
+    let delivered = produce(&producer_config(&bs), topic, &msgs);
+    let mut acked: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for d in &delivered {
+        acked.entry(d.partition).or_default().push(d.offset);
+    }
+    assert_eq!(
+        acked.len(),
+        PARTITIONS as usize,
+        "deliveries to every partition"
+    );
+    for (p, offs) in &mut acked {
+        offs.sort_unstable();
+        assert_eq!(
+            *offs,
+            (0..PER_PARTITION as i64).collect::<Vec<_>>(),
+            "offsets of partition {p}"
+        );
+    }
+
+    let got = consume_all(&bs, topic, PARTITIONS, msgs.len(), Duration::from_secs(60));
+    let parts = by_partition(&got);
+    assert_eq!(parts.len(), PARTITIONS as usize);
+    for (p, ms) in parts {
+        let vals: Vec<String> = ms.iter().map(|m| payload_str(m)).collect();
+        let want: Vec<String> = (0..PER_PARTITION).map(|i| format!("p{p}-{i}")).collect();
+        assert_eq!(vals, want, "partition {p}");
+        for (i, m) in ms.iter().enumerate() {
+            assert_eq!(m.offset(), i as i64);
+        }
+    }
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            watermarks(&bs, topic, p),
+            (0, PER_PARTITION as i64),
+            "watermarks of partition {p}"
+        );
+    }
+}
+
+fn batch_for(p: i32, round: usize, n: usize) -> Bytes {
+    let values: Vec<String> = (0..n).map(|i| format!("r{round}-p{p}-{i}")).collect();
+    let ts = now_ms();
+    let records: Vec<sluice::record::build::RecordSpec<'_>> = values
+        .iter()
+        .map(|v| (None, Some(v.as_bytes()), ts, &[][..]))
+        .collect();
+    sluice::record::build::build_batch(0, &records)
+}
+
+/// On 2 shards, one raw Produce to 16 partitions and one raw Fetch of 16 partitions return results for every partition; a long-polling multi-partition Fetch returns data produced while it waits.
+#[test]
+fn raw_multi_partition_produce_and_fetch() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let topic = "sharded-raw";
+    create_topic(&bs, topic, PARTITIONS, &[]);
+    let mut c = RawClient::connect(&bs);
+
+    // Metadata: every partition led by the one broker, which advertises the listening address.
+    let md: MetadataResponse = c.call(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(raw::topic_name(topic)))
+            ]))
+            .with_allow_auto_topic_creation(false),
+    );
+    assert_eq!(md.brokers.len(), 1);
+    let b = &md.brokers[0];
+    assert_eq!(
+        format!("{}:{}", b.host.as_str(), b.port),
+        bs,
+        "advertised address"
+    );
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].error_code, err::NONE);
+    assert_eq!(md.topics[0].partitions.len(), PARTITIONS as usize);
+    for p in &md.topics[0].partitions {
+        assert_eq!(p.error_code, err::NONE);
+        assert_eq!(
+            p.leader_id, b.node_id,
+            "leader of partition {}",
+            p.partition_index
+        );
+    }
+
+    // Round 0: one Produce request with a batch of p+1 records for every partition p.
+    let count = |p: i32| (p + 1) as usize;
+    let resp: ProduceResponse = c.call(
+        9,
+        &raw::produce_request(
+            topic,
+            -1,
+            (0..PARTITIONS)
+                .map(|p| (p, batch_for(p, 0, count(p))))
+                .collect(),
+        ),
+    );
+    assert_eq!(resp.responses.len(), 1);
+    let mut bases: BTreeMap<i32, (i16, i64)> = BTreeMap::new();
+    for pr in &resp.responses[0].partition_responses {
+        bases.insert(pr.index, (pr.error_code, pr.base_offset));
+    }
+    let want: BTreeMap<i32, (i16, i64)> = (0..PARTITIONS).map(|p| (p, (err::NONE, 0))).collect();
+    assert_eq!(bases, want, "produce results per partition");
+
+    // One Fetch for all 16 partitions from offset 0 returns every partition's records.
+    let all: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    for v in [4, 12] {
+        let resp: FetchResponse = c.call(v, &raw::fetch_request(topic, &all, 1000));
+        assert_eq!(resp.error_code, err::NONE);
+        let mut seen: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for t in &resp.responses {
+            assert_eq!(t.topic.0.as_str(), topic);
+            for pd in &t.partitions {
+                assert_eq!(
+                    pd.error_code,
+                    err::NONE,
+                    "Fetch v{v} partition {}",
+                    pd.partition_index
+                );
+                assert_eq!(
+                    pd.high_watermark,
+                    count(pd.partition_index) as i64,
+                    "Fetch v{v} hw of {}",
+                    pd.partition_index
+                );
+                let recs = raw::decode_records(&pd.records);
+                let offsets: Vec<i64> = recs.iter().map(|r| r.offset).collect();
+                assert_eq!(
+                    offsets,
+                    (0..count(pd.partition_index) as i64).collect::<Vec<_>>()
+                );
+                seen.insert(
+                    pd.partition_index,
+                    recs.iter()
+                        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+                        .collect(),
+                );
+            }
+        }
+        let want: BTreeMap<i32, Vec<String>> = (0..PARTITIONS)
+            .map(|p| (p, (0..count(p)).map(|i| format!("r0-p{p}-{i}")).collect()))
+            .collect();
+        assert_eq!(seen, want, "Fetch v{v}: data for every partition");
+    }
+
+    // A Fetch of all partitions at their log end long-polls; a produce from another
+    // connection to one partition during the wait shows up in the response.
+    let at_end: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, count(p) as i64)).collect();
+    c.send(12, &raw::fetch_request(topic, &at_end, 10_000));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut producer = RawClient::connect(&bs);
+    let target = 13;
+    assert_eq!(
+        producer.produce_batch(topic, target, batch_for(target, 1, 2)),
+        (err::NONE, count(target) as i64)
+    );
+    let resp: FetchResponse = c.recv();
+    let mut with_data = Vec::new();
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            assert_eq!(pd.error_code, err::NONE);
+            let recs = raw::decode_records(&pd.records);
+            if !recs.is_empty() {
+                with_data.push(pd.partition_index);
+                let vals: Vec<String> = recs
+                    .iter()
+                    .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+                    .collect();
+                assert_eq!(
+                    vals,
+                    vec![format!("r1-p{target}-0"), format!("r1-p{target}-1")]
+                );
+                assert_eq!(recs[0].offset, count(target) as i64);
+            }
+        }
+    }
+    assert_eq!(
+        with_data,
+        vec![target],
+        "only the produced-to partition has new data"
+    );
+}
