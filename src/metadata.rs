@@ -155,8 +155,10 @@ mod tests {
     #[test]
     fn snapshot_round_trips_through_the_data_dir() {
         let dir = tempfile::tempdir().unwrap();
-        let mut topics = Topics::default();
-        topics.version = 3;
+        let mut topics = Topics {
+            version: 3,
+            ..Topics::default()
+        };
         topics.topics.insert(
             "a".into(),
             Arc::new(TopicMeta {
