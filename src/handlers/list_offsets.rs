@@ -18,11 +18,15 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 7,
 };
 
+/// Leader epochs appear in responses from v4 on.
+const LEADER_EPOCH_SINCE: i16 = 4;
+
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let has_epoch = header.request_api_version >= LEADER_EPOCH_SINCE;
     let queries = request
         .topics
         .iter()
@@ -54,7 +58,7 @@ pub async fn handle(
                     part.error_code = o.error;
                     part.offset = o.offset;
                     part.timestamp = o.timestamp;
-                    part.leader_epoch = if o.offset >= 0 { 0 } else { -1 };
+                    part.leader_epoch = if has_epoch && o.offset >= 0 { 0 } else { -1 };
                     part
                 })
                 .collect();
