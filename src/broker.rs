@@ -2,6 +2,7 @@
 //! listener address, and the clean-shutdown marker.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::BrokerConfig;
 use crate::metadata::{write_atomically, Topics};
+use crate::runtime::writable::WritablePoller;
 use crate::runtime::{self, ShardSeat};
 use crate::shard::{Shard, ShardMsg};
 
@@ -46,12 +48,19 @@ pub enum BrokerError {
     Start,
 }
 
+/// Where a started broker can be reached.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
 /// Runs the broker until `stop` is set, then shuts down cleanly.
-/// `on_ready` gets the bound address once every shard is listening.
+/// `on_ready` is called once every shard is listening.
 pub fn run(
     config: BrokerConfig,
     stop: Arc<AtomicBool>,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(Ready),
 ) -> Result<(), BrokerError> {
     let data_dir = config.data_dir.clone();
     let dir_err = |source| BrokerError::DataDir {
@@ -75,6 +84,12 @@ pub fn run(
         .shards
         .unwrap_or_else(|| runtime::allowed_cpus().len())
         .max(1);
+    let metrics = match &config.metrics_listen {
+        Some(listen) => Some(bind_metrics(listen)?),
+        None => None,
+    };
+    let writable = WritablePoller::start(shard_count, config.max_connections_per_shard)
+        .map_err(BrokerError::Shards)?;
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = mpsc::channel::<bool>();
     let drained = Arc::new(AtomicUsize::new(0));
@@ -92,6 +107,8 @@ pub fn run(
                 stop: stop.clone(),
                 drained: drained.clone(),
                 ready: ready_tx.clone(),
+                writable: writable.clone(),
+                metrics_fd: metrics.map(|(_, fd)| fd),
             };
             async move { run_shard(seat, ctx).await }
         }
@@ -115,7 +132,10 @@ pub fn run(
     }
     drop(reserved);
     tracing::info!(%addr, shards = shard_count, data_dir = %data_dir.display(), "serving");
-    on_ready(addr);
+    on_ready(Ready {
+        addr,
+        metrics: metrics.map(|(addr, _)| addr),
+    });
     shards.join().map_err(BrokerError::Shards)?;
     write_atomically(&marker, b"").map_err(dir_err)?;
     tracing::info!("clean shutdown");
@@ -133,6 +153,9 @@ struct ShardStart {
     /// since a draining shard may still need its peers' partitions.
     drained: Arc<AtomicUsize>,
     ready: mpsc::Sender<bool>,
+    writable: Arc<WritablePoller>,
+    /// The metrics listener's fd; shard 0 takes ownership of it.
+    metrics_fd: Option<RawFd>,
 }
 
 async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
@@ -158,10 +181,17 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
             return;
         }
     };
+    if let Some(fd) = ctx.metrics_fd.filter(|_| id == 0) {
+        // SAFETY: a listening TCP socket whose ownership main handed to
+        // shard 0 alone (`into_raw_fd` in `bind_metrics`).
+        let listener = unsafe { runtime::TcpListener::from_raw_fd(fd) };
+        runtime::spawn_local(crate::net::metrics::serve(shard.clone(), listener)).detach();
+    }
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
     runtime::spawn_local(retention_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
-    crate::net::accept_loop(shard.clone(), listener).await;
+    let writable = Rc::new(ctx.writable.for_shard(id));
+    crate::net::accept_loop(shard.clone(), listener, writable).await;
     drain(&shard, &ctx.drained).await;
     shard.close_all();
 }
@@ -205,6 +235,19 @@ async fn retention_loop(shard: Rc<Shard>) {
     {
         shard.apply_retention();
     }
+}
+
+/// Binds the metrics endpoint on the main thread, so its address is known
+/// before start-up completes; the fd goes to shard 0.
+fn bind_metrics(listen: &str) -> Result<(SocketAddr, RawFd), BrokerError> {
+    use std::os::fd::IntoRawFd;
+    let fail = |source| BrokerError::Listen {
+        addr: listen.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(fail)?;
+    let addr = listener.local_addr().map_err(fail)?;
+    Ok((addr, listener.into_raw_fd()))
 }
 
 /// Binds (without listening) a SO_REUSEPORT socket on the listen address,

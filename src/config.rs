@@ -38,8 +38,29 @@ pub struct BrokerConfig {
     pub max_connections_per_shard: usize,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,
+    /// `/metrics` endpoint address; none when unset.
+    pub metrics_listen: Option<String>,
     /// Defaults for topic configs (Kafka's `log.*` broker settings).
     pub log: TopicDefaults,
+    pub fetch: FetchConfig,
+    /// Kafka's `group.initial.rebalance.delay.ms`: how long a new group
+    /// waits for more members before its first generation.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`: members (and members asked to rejoin) per group.
+    pub group_max_size: usize,
+    /// Groups one coordinator shard holds; new groups beyond it are refused.
+    pub groups_per_shard_max: usize,
+    /// Kafka's `offsets.topic.num.partitions`; used only when
+    /// `__consumer_offsets` is created.
+    pub offsets_topic_num_partitions: i32,
+    /// Kafka's `offsets.retention.minutes`: offsets of a group empty this
+    /// long are expired.
+    pub offsets_retention_minutes: i64,
+    /// Kafka's `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -59,8 +80,33 @@ impl Default for BrokerConfig {
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,
             io_memory_bytes: 1 << 20,
+            metrics_listen: None,
             log: TopicDefaults::default(),
+            fetch: FetchConfig::default(),
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: 1000,
+            groups_per_shard_max: 100_000,
+            offsets_topic_num_partitions: 16,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offset_metadata_max_bytes: 4096,
         }
+    }
+}
+
+/// How fetch responses leave the broker.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Send record bytes with sendfile from the page cache; `false` copies
+    /// them through a buffer (for comparison, and for TLS later).
+    pub zero_copy: bool,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig { zero_copy: true }
     }
 }
 

@@ -10,14 +10,18 @@
 //! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
 //! - [`net`]: the listener, connections and request framing.
 //! - [`handlers`]: one module per Kafka API.
+//! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`broker`]: starts the shards and wires everything together.
 
 pub mod broker;
+pub mod compression;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod net;
 pub mod record;
 pub mod runtime;
 pub mod shard;
+pub mod stats;
 pub mod storage;

@@ -42,6 +42,12 @@ struct ServeArgs {
     /// fdatasync before acknowledging every acks=all produce.
     #[arg(long)]
     fsync_on_ack: bool,
+    /// Serve fetches with sendfile (true) or through a buffer (false).
+    #[arg(long)]
+    fetch_zero_copy: Option<bool>,
+    /// HOST:PORT for the Prometheus `/metrics` endpoint.
+    #[arg(long)]
+    metrics_listen: Option<String>,
     #[arg(long)]
     retention_check_interval_ms: Option<u64>,
     #[arg(long)]
@@ -59,6 +65,18 @@ struct ServeArgs {
     /// Default retention.bytes for topics.
     #[arg(long)]
     log_retention_bytes: Option<i64>,
+    /// Kafka's group.initial.rebalance.delay.ms.
+    #[arg(long)]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    #[arg(long)]
+    group_min_session_timeout_ms: Option<i32>,
+    #[arg(long)]
+    group_max_session_timeout_ms: Option<i32>,
+    /// Partitions of __consumer_offsets when it is created.
+    #[arg(long)]
+    offsets_topic_num_partitions: Option<i32>,
+    #[arg(long)]
+    offsets_retention_minutes: Option<i64>,
 }
 
 impl ServeArgs {
@@ -77,9 +95,20 @@ impl ServeArgs {
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,
+            group_initial_rebalance_delay_ms => c.group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms => c.group_min_session_timeout_ms,
+            group_max_session_timeout_ms => c.group_max_session_timeout_ms,
+            offsets_topic_num_partitions => c.offsets_topic_num_partitions,
+            offsets_retention_minutes => c.offsets_retention_minutes,
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;
+        }
+        if let Some(z) = self.fetch_zero_copy {
+            c.fetch.zero_copy = z;
+        }
+        if self.metrics_listen.is_some() {
+            c.metrics_listen = self.metrics_listen;
         }
         if self.shards.is_some() {
             c.shards = self.shards;
@@ -112,9 +141,12 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    sluice::broker::run(config, stop, |addr| {
-        // Scripts and tests wait for this exact line.
-        println!("sluice listening on {addr}");
+    sluice::broker::run(config, stop, |ready| {
+        if let Some(metrics) = ready.metrics {
+            println!("sluice metrics on {metrics}");
+        }
+        // Scripts and tests wait for this exact line, printed last.
+        println!("sluice listening on {}", ready.addr);
     })?;
     Ok(())
 }

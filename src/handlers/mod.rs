@@ -17,6 +17,28 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::shard::Shard;
+use crate::storage::FileSlice;
+
+/// Part of a response frame: bytes in memory, or a slice of a segment
+/// file that the connection sends from the page cache.
+#[derive(Clone)]
+pub enum Piece {
+    Bytes(Bytes),
+    File(FileSlice),
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        match self {
+            Piece::Bytes(b) => b.len(),
+            Piece::File(f) => f.len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// An API this broker serves, and the versions it serves.
 #[derive(Clone, Copy, Debug)]
@@ -65,13 +87,13 @@ pub enum RequestError {
 /// The fixed start of every request: api key, version, correlation id.
 const HEADER_PREFIX_LEN: usize = 8;
 
-/// Answers one request frame: the encoded response frame (size prefix
+/// Answers one request frame: the response frame as pieces (size prefix
 /// included), `None` when the request wants no response (acks=0), or an
 /// error after which the connection closes.
 pub async fn handle_frame(
     shard: &Rc<Shard>,
     frame: Bytes,
-) -> Result<Option<BytesMut>, RequestError> {
+) -> Result<Option<Vec<Piece>>, RequestError> {
     if frame.len() < HEADER_PREFIX_LEN {
         return Err(RequestError::Truncated(frame.len()));
     }
@@ -116,12 +138,10 @@ pub async fn handle_frame(
             version,
             cid,
         ),
-        ApiKey::Fetch => answer(
-            Some(fetch::handle(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
+        ApiKey::Fetch => {
+            let body = fetch::handle(shard, &header, decode(&mut buf, key, version)?).await;
+            frame_pieces(key, version, cid, body).map(Some)
+        }
         ApiKey::ListOffsets => answer(
             Some(list_offsets::handle(shard, &header, decode(&mut buf, key, version)?).await),
             key,
@@ -185,31 +205,60 @@ fn answer<R: Encodable>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
-) -> Result<Option<BytesMut>, RequestError> {
+) -> Result<Option<Vec<Piece>>, RequestError> {
     response
         .map(|r| encode(key, version, correlation_id, r))
         .transpose()
 }
 
+/// A whole response frame from an encodable body, in one buffer.
 fn encode<R: Encodable>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     response: R,
-) -> Result<BytesMut, RequestError> {
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
-    let mut buf = BytesMut::with_capacity(256);
-    buf.extend_from_slice(&[0; 4]);
-    header
-        .encode(&mut buf, key.response_header_version(version))
-        .map_err(|e| RequestError::Encode(e.to_string()))?;
+) -> Result<Vec<Piece>, RequestError> {
+    let mut buf = head(key, version, correlation_id)?;
     response
         .encode(&mut buf, version)
         .map_err(|e| RequestError::Encode(e.to_string()))?;
-    let size = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf)
+    let size = frame_size(buf.len() - 4)?;
+    buf[..4].copy_from_slice(&size);
+    Ok(vec![Piece::Bytes(buf.freeze())])
+}
+
+/// A size placeholder and the response header.
+fn head(key: ApiKey, version: i16, correlation_id: i32) -> Result<BytesMut, RequestError> {
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let mut head = BytesMut::with_capacity(256);
+    head.extend_from_slice(&[0; 4]);
+    header
+        .encode(&mut head, key.response_header_version(version))
+        .map_err(|e| RequestError::Encode(e.to_string()))?;
+    Ok(head)
+}
+
+fn frame_size(size: usize) -> Result<[u8; 4], RequestError> {
+    i32::try_from(size)
+        .map(i32::to_be_bytes)
+        .map_err(|_| RequestError::Encode(format!("response of {size} bytes")))
+}
+
+/// Puts the size prefix and response header in front of a body.
+fn frame_pieces(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: Vec<Piece>,
+) -> Result<Vec<Piece>, RequestError> {
+    let mut head = head(key, version, correlation_id)?;
+    let size = frame_size(head.len() - 4 + body.iter().map(Piece::len).sum::<usize>())?;
+    head[..4].copy_from_slice(&size);
+    let mut pieces = Vec::with_capacity(body.len() + 1);
+    pieces.push(Piece::Bytes(head.freeze()));
+    pieces.extend(body);
+    Ok(pieces)
 }
 
 #[cfg(test)]

@@ -6,19 +6,21 @@
 //! clients require.
 
 pub mod frame;
+pub mod metrics;
+mod send;
 
 use std::rc::Rc;
 
 use futures::future::{select, Either};
-use futures::AsyncWriteExt;
 
 use crate::handlers;
+use crate::runtime::writable::ShardWritable;
 use crate::runtime::{spawn_local, TcpListener, TcpStream};
 use crate::shard::Shard;
 
 /// Accepts until the shard stops. Connections over the per-shard limit are
 /// closed at once.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<ShardWritable>) {
     let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let accepted = {
@@ -45,9 +47,9 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             continue;
         }
         open.set(open.get() + 1);
-        let (shard, open) = (shard.clone(), open.clone());
+        let (shard, open, writable) = (shard.clone(), open.clone(), writable.clone());
         spawn_local(async move {
-            serve(&shard, stream).await;
+            serve(&shard, stream, writable).await;
             open.set(open.get() - 1);
         })
         .detach();
@@ -70,7 +72,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
+async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -78,6 +80,14 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY");
     }
+    let mut writer =
+        match send::ResponseWriter::new(&stream, shard.config.fetch.zero_copy, writable) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot set up the connection");
+                return;
+            }
+        };
     let max = shard.config.socket_request_max_bytes;
     loop {
         // An idle connection ends when the shard stops; a request already
@@ -101,7 +111,8 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
         let _in_flight = InFlight::enter(shard);
         match handlers::handle_frame(shard, frame).await {
             Ok(Some(response)) => {
-                if let Err(e) = stream.write_all(&response).await {
+                crate::stats::REQUESTS.add(1);
+                if let Err(e) = writer.write(&mut stream, response).await {
                     tracing::debug!(%peer, error = %e, "write failed");
                     return;
                 }

@@ -2,6 +2,8 @@
 //! mesh, timers and work that must not block the reactor. The rest of the
 //! broker goes through here, so glommio's quirks stay in one place.
 
+pub mod writable;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -122,4 +122,6 @@ pub enum ShardMsg {
         op: AdminOp,
         reply: oneshot::Sender<AdminOutcome>,
     },
+    /// A group request for the group's coordinator shard.
+    Group(crate::group::GroupMsg),
 }

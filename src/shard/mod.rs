@@ -55,6 +55,8 @@ pub struct Shard {
     pub in_flight: Cell<usize>,
     /// Serializes topic changes on the controller.
     admin_lock: glommio::sync::Semaphore,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::group::Coordinator,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -80,6 +82,7 @@ impl Shard {
             stopping: Event::default(),
             in_flight: Cell::new(0),
             admin_lock: glommio::sync::Semaphore::new(1),
+            groups: crate::group::Coordinator::default(),
         }
     }
 
@@ -90,6 +93,11 @@ impl Shard {
 
     pub fn owner_of(&self, tp: &TopicPartition) -> usize {
         owner_shard(&tp.topic, tp.partition, self.count)
+    }
+
+    /// Sends `msg` to shard `to`; fails only when that shard has stopped.
+    pub async fn send_to_shard(&self, to: usize, msg: ShardMsg) -> Result<(), ()> {
+        self.mesh.send_to(to, msg).await
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -194,6 +202,7 @@ impl Shard {
             ShardMsg::Admin { op, reply } => {
                 let _ = reply.send(self.admin_local(op).await);
             }
+            ShardMsg::Group(msg) => crate::group::serve(self, msg).await,
         }
     }
 

@@ -1,0 +1,153 @@
+//! Whole-batch operations: validating a compressed batch's records and
+//! rebuilding a batch in another codec.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::codecs::{compress, decompress, with_reader};
+use super::walk::{check_slice, check_stream};
+use super::{check_produce_version, Codec, CompressionError, Levels, TopicCompression};
+use crate::record::{
+    check_header, compute_crc, recompute_crc, validate_batches, BatchHeader, RecordError,
+    ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
+};
+
+/// Parses and checks the header and CRC of `batch`, exactly one whole batch.
+fn parse_batch(batch: &[u8]) -> Result<(BatchHeader, Codec), CompressionError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(RecordError::Corrupt("batch length does not match its bytes").into());
+    }
+    let codec = Codec::from_attributes(header.attributes)?;
+    check_header(&header)?;
+    if compute_crc(batch) != header.crc {
+        return Err(RecordError::Corrupt("CRC mismatch").into());
+    }
+    Ok((header, codec))
+}
+
+/// The codec of the batch whose header starts `header` (at least the first
+/// [`BATCH_HEADER_LEN`] bytes), for the fetch path's zstd version rule.
+pub fn batch_codec(header: &[u8]) -> Result<Codec, CompressionError> {
+    Codec::from_attributes(BatchHeader::parse(header)?.attributes)
+}
+
+/// Checks one whole batch (header, CRC, and for every codec the records
+/// inside): the decompressed records section must be exactly recordsCount
+/// well-formed records with offset deltas 0, 1, 2, ... and at most
+/// `max_decompressed` bytes. Decompresses as a stream, holding one window
+/// of the output (64 KiB or the largest record), not the whole batch.
+pub fn validate_compressed(batch: &[u8], max_decompressed: usize) -> Result<(), CompressionError> {
+    let (header, codec) = parse_batch(batch)?;
+    let section = &batch[BATCH_HEADER_LEN..];
+    match codec {
+        Codec::None => check_slice(section, header.records_count),
+        _ => with_reader(codec, section, max_decompressed, |reader| {
+            check_stream(reader, header.records_count, codec, max_decompressed)
+        }),
+    }
+}
+
+/// Rebuilds one whole, valid batch with its records compressed in `target`
+/// (at `level`, or the codec's default). The decompressed record bytes are
+/// copied, never re-encoded, so every record field survives byte for byte;
+/// the 61-byte header is kept except for the codec bits of the attributes,
+/// batchLength and the CRC, which are recomputed. Records are checked as
+/// [`validate_compressed`] does and may take at most `max_decompressed`
+/// bytes.
+pub fn recompress_batch(
+    batch: &[u8],
+    target: Codec,
+    level: Option<i32>,
+    max_decompressed: usize,
+) -> Result<Bytes, CompressionError> {
+    let (header, codec) = parse_batch(batch)?;
+    let section = &batch[BATCH_HEADER_LEN..];
+    let records: Cow<'_, [u8]> = match codec {
+        Codec::None if section.len() > max_decompressed => {
+            return Err(CompressionError::TooLarge {
+                max: max_decompressed,
+            })
+        }
+        Codec::None => Cow::Borrowed(section),
+        _ => Cow::Owned(decompress(codec, section, max_decompressed)?),
+    };
+    check_slice(&records, header.records_count)?;
+
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2);
+    out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    compress(target, &records, level, &mut out);
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| {
+        CompressionError::Batch(RecordError::TooLarge {
+            size: out.len() as u64,
+            max: i32::MAX as u64,
+        })
+    })?;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = target.apply_to(header.attributes);
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    recompute_crc(&mut out);
+    debug_assert!(parse_batch(&out).is_ok(), "rebuilt batch must parse");
+    Ok(Bytes::from(out))
+}
+
+/// What the produce path knows about one partition's topic and request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducePolicy {
+    /// The topic's `compression.type`.
+    pub topic: TopicCompression,
+    /// The topic's `compression.<codec>.level` values.
+    pub levels: Levels,
+    /// The most bytes one batch's records may decompress to.
+    pub decompressed_bytes_max: usize,
+    /// The Produce request's version (zstd needs v7+).
+    pub api_version: i16,
+}
+
+/// Everything the produce path does with compression, for one partition's
+/// records (one or more concatenated batches): validates every batch
+/// ([`validate_batches`], then the records inside compressed ones), refuses
+/// zstd before Produce v7, and rebuilds batches whose codec differs from the
+/// topic's `compression.type`. Returns `records` itself (no copy) when no
+/// batch was rebuilt. Rebuilt batches are held to `max_batch_bytes` again.
+pub fn prepare_produce(
+    records: &Bytes,
+    max_batch_bytes: u32,
+    policy: &ProducePolicy,
+) -> Result<Bytes, CompressionError> {
+    let infos = validate_batches(records, max_batch_bytes)?;
+    let mut rebuilt: Vec<Bytes> = Vec::new();
+    let mut any_rebuilt = false;
+    for info in &infos {
+        let batch = records.slice(info.offset..info.offset + info.total_len);
+        let codec = Codec::from_attributes(info.attributes)?;
+        check_produce_version(codec, policy.api_version)?;
+        let target = policy.topic.stored_codec(codec);
+        if target == codec {
+            if codec != Codec::None {
+                validate_compressed(&batch, policy.decompressed_bytes_max)?;
+            }
+            rebuilt.push(batch);
+            continue;
+        }
+        let level = policy.levels.for_codec(target);
+        let new = recompress_batch(&batch, target, level, policy.decompressed_bytes_max)?;
+        if new.len() as u64 > u64::from(max_batch_bytes) {
+            return Err(RecordError::TooLarge {
+                size: new.len() as u64,
+                max: u64::from(max_batch_bytes),
+            }
+            .into());
+        }
+        rebuilt.push(new);
+        any_rebuilt = true;
+    }
+    if !any_rebuilt {
+        return Ok(records.clone());
+    }
+    if rebuilt.len() == 1 {
+        return Ok(rebuilt.pop().expect("one batch"));
+    }
+    Ok(Bytes::from(rebuilt.concat()))
+}

@@ -1,0 +1,156 @@
+//! LZ4 frames as Kafka clients write them (KafkaLZ4BlockOutputStream,
+//! librdkafka): frame format version 01, independent 64 KiB blocks, no
+//! block or content checksum.
+//!
+//! Kafka before 0.10 computed the frame header checksum (HC) over the magic
+//! too (KAFKA-3160); KIP-57 fixed it for message format v1+, and librdkafka
+//! still accepts both on read. We write the correct HC and accept either.
+//!
+//! `compression.lz4.level` is accepted but has no effect: lz4_flex has one
+//! (fast) compressor. Any level produces frames every client can read.
+
+use std::io::{Chain, Cursor, Read, Write};
+
+use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
+
+use super::{Codec, CompressionError};
+
+const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
+const FLG_DICT_ID: u8 = 0x01;
+const FLG_CONTENT_SIZE: u8 = 0x08;
+/// Magic, FLG, BD, HC.
+const HEADER_LEN_MIN: usize = 7;
+/// HC plus the optional content size (8) and dictionary id (4).
+const HEADER_LEN_MAX: usize = HEADER_LEN_MIN + 8 + 4;
+
+/// Appends `data` as one LZ4 frame to `out`.
+pub(crate) fn compress(data: &[u8], out: &mut Vec<u8>) {
+    let info = FrameInfo::new()
+        .block_size(BlockSize::Max64KB)
+        .block_mode(BlockMode::Independent);
+    let mut encoder = FrameEncoder::with_frame_info(info, out);
+    encoder
+        .write_all(data)
+        .expect("lz4 writes to a Vec cannot fail");
+    encoder.finish().expect("lz4 writes to a Vec cannot fail");
+}
+
+/// The frame header's length (through HC), if `data` starts with a frame.
+fn header_len(data: &[u8]) -> Result<usize, CompressionError> {
+    if data.len() < HEADER_LEN_MIN || data[..4] != MAGIC {
+        return Err(CompressionError::corrupt(Codec::Lz4, "no LZ4 frame magic"));
+    }
+    let flg = data[4];
+    let mut len = HEADER_LEN_MIN;
+    if flg & FLG_CONTENT_SIZE != 0 {
+        len += 8;
+    }
+    if flg & FLG_DICT_ID != 0 {
+        len += 4;
+    }
+    debug_assert!(len <= HEADER_LEN_MAX);
+    if data.len() < len {
+        return Err(CompressionError::corrupt(
+            Codec::Lz4,
+            "truncated frame header",
+        ));
+    }
+    Ok(len)
+}
+
+/// The header checksum over `bytes`, as the frame format defines it.
+fn header_checksum(bytes: &[u8]) -> u8 {
+    (xxh32(bytes, 0) >> 8) as u8
+}
+
+pub(crate) type Lz4Reader<'a> = FrameDecoder<Chain<Cursor<[u8; HEADER_LEN_MAX]>, &'a [u8]>>;
+
+/// A streaming decoder of the frame(s) in `data`. A first header whose HC
+/// was computed the pre-KIP-57 way (over the magic too) is repaired first.
+pub(crate) fn reader(data: &[u8]) -> Result<Lz4Reader<'_>, CompressionError> {
+    let len = header_len(data)?;
+    let hc = data[len - 1];
+    let correct = header_checksum(&data[4..len - 1]);
+    let broken = header_checksum(&data[..len - 1]);
+    if hc != correct && hc != broken {
+        return Err(CompressionError::corrupt(
+            Codec::Lz4,
+            "bad frame header checksum",
+        ));
+    }
+    // The repaired header sits at the end of a fixed array, so the cursor
+    // over it needs no allocation and the payload is not copied.
+    let skip = HEADER_LEN_MAX - len;
+    let mut header = [0u8; HEADER_LEN_MAX];
+    header[skip..].copy_from_slice(&data[..len]);
+    header[HEADER_LEN_MAX - 1] = correct;
+    let mut head = Cursor::new(header);
+    head.set_position(skip as u64);
+    Ok(FrameDecoder::new(head.chain(&data[len..])))
+}
+
+const P1: u32 = 0x9E37_79B1;
+const P2: u32 = 0x85EB_CA77;
+const P3: u32 = 0xC2B2_AE3D;
+const P4: u32 = 0x27D4_EB2F;
+const P5: u32 = 0x1656_67B1;
+
+fn lane(acc: u32, input: &[u8]) -> u32 {
+    let v = u32::from_le_bytes(input[..4].try_into().unwrap());
+    acc.wrapping_add(v.wrapping_mul(P2))
+        .rotate_left(13)
+        .wrapping_mul(P1)
+}
+
+/// XXH32, the hash of the LZ4 frame header checksum.
+pub(crate) fn xxh32(input: &[u8], seed: u32) -> u32 {
+    let mut rest = input;
+    let mut h = if input.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while rest.len() >= 16 {
+            for (i, acc) in v.iter_mut().enumerate() {
+                *acc = lane(*acc, &rest[i * 4..]);
+            }
+            rest = &rest[16..];
+        }
+        v[0].rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(input.len() as u32);
+    while rest.len() >= 4 {
+        let v = u32::from_le_bytes(rest[..4].try_into().unwrap());
+        h = h
+            .wrapping_add(v.wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
+        rest = &rest[4..];
+    }
+    for &byte in rest {
+        h = h
+            .wrapping_add(u32::from(byte).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
+}
+
+#[cfg(test)]
+/// `frame` with its first header's HC replaced by the pre-KIP-57 (broken)
+/// one, as Kafka 0.8/0.9 clients wrote it (for tests).
+pub(crate) fn break_header_checksum(frame: &mut [u8]) {
+    let len = header_len(frame).expect("a frame");
+    frame[len - 1] = header_checksum(&frame[..len - 1]);
+}

@@ -1,0 +1,119 @@
+//! ListGroups, DescribeGroups and DeleteGroups on a coordinator shard.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::records;
+use super::state::GroupState;
+use super::{append, valid_group_id, KeyValue};
+use crate::shard::Shard;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// The groups this shard coordinates, filtered by state names (KIP-518;
+/// empty means all, case-insensitive as Kafka compares them).
+pub fn list(shard: &Shard, states: &[String]) -> Vec<ListedGroup> {
+    let groups = shard.groups.groups.borrow();
+    let mut out: Vec<ListedGroup> = groups
+        .values()
+        .filter(|g| {
+            states.is_empty()
+                || states
+                    .iter()
+                    .any(|st| st.eq_ignore_ascii_case(g.state.name()))
+        })
+        .map(|g| {
+            let mut l = ListedGroup::default();
+            l.group_id = s(&g.id).into();
+            l.protocol_type = s(g.protocol_type.as_deref().unwrap_or_default());
+            l.group_state = s(g.state.name());
+            l.group_type = s("classic");
+            l
+        })
+        .collect();
+    out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    out
+}
+
+pub fn describe(shard: &Shard, group_id: &str) -> DescribedGroup {
+    let mut d = DescribedGroup::default();
+    d.group_id = s(group_id).into();
+    d.authorized_operations = i32::MIN;
+    if !valid_group_id(group_id) {
+        d.error_code = ResponseError::InvalidGroupId.code();
+        d.group_state = s("Dead");
+        return d;
+    }
+    let groups = shard.groups.groups.borrow();
+    let Some(g) = groups.get(group_id) else {
+        // Kafka describes an unknown group as Dead, without an error.
+        d.group_state = s("Dead");
+        return d;
+    };
+    d.group_state = s(g.state.name());
+    d.protocol_type = s(g.protocol_type.as_deref().unwrap_or_default());
+    let stable = g.state == GroupState::Stable;
+    d.protocol_data = s(if stable {
+        g.protocol.as_deref().unwrap_or_default()
+    } else {
+        ""
+    });
+    let protocol = g.protocol.clone().unwrap_or_default();
+    d.members = g
+        .members
+        .values()
+        .map(|m| {
+            let mut dm = DescribedGroupMember::default();
+            dm.member_id = s(&m.id);
+            dm.group_instance_id = m.instance_id.as_deref().map(s);
+            dm.client_id = s(&m.client_id);
+            dm.client_host = s(&m.client_host);
+            // Kafka shows subscriptions and assignments only when stable.
+            if stable {
+                dm.member_metadata = m.metadata_for(&protocol);
+                dm.member_assignment = m.assignment.clone();
+            }
+            dm
+        })
+        .collect();
+    d
+}
+
+/// Deletes an empty group: tombstones for its offsets and its metadata.
+pub async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
+    if !valid_group_id(group_id) {
+        return ResponseError::InvalidGroupId.code();
+    }
+    let tombstones: Vec<KeyValue> = {
+        let groups = shard.groups.groups.borrow();
+        let Some(g) = groups.get(group_id) else {
+            return ResponseError::GroupIdNotFound.code();
+        };
+        if g.state != GroupState::Empty {
+            return ResponseError::NonEmptyGroup.code();
+        }
+        g.offsets
+            .keys()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
+            .chain(std::iter::once((records::group_key(group_id), None)))
+            .collect()
+    };
+    if let Err(code) = append(shard, group_id, &tombstones).await {
+        tracing::warn!(group = group_id, code, "deleting group");
+        return ResponseError::CoordinatorNotAvailable.code();
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    if groups
+        .get(group_id)
+        .is_some_and(|g| g.state == GroupState::Empty)
+    {
+        groups.remove(group_id);
+    }
+    0
+}

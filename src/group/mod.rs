@@ -1,0 +1,639 @@
+//! Consumer groups: the coordinator each shard runs for its share of the
+//! groups, and committed offsets kept in `__consumer_offsets`.
+//!
+//! A group's partition of `__consumer_offsets` is Kafka's
+//! `abs(hashCode(group id)) % partitions`; the group's *coordinator shard*
+//! is that partition's owner shard, so the coordinator writes its records
+//! to a log it owns. Only the coordinator shard touches a [`Group`]:
+//! requests reaching another shard travel as `ShardMsg::Group` and are
+//! answered through the oneshot inside the [`GroupMsg`].
+//!
+//! On a shard's first group request the coordinator creates the topic if
+//! missing (through the controller) and replays the partitions it owns,
+//! so committed offsets and group membership survive restarts and crashes.
+//! Compaction of the topic is not done yet: it only grows (its retention is
+//! off so no offset is ever lost).
+
+mod admin;
+mod membership;
+mod offsets;
+pub mod records;
+mod state;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::ResponseError;
+
+use crate::metadata::owner_shard;
+use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
+use crate::shard::{AdminOp, ProduceItem, ReadItem, Shard, ShardMsg, TopicPartition};
+
+pub use membership::Limits;
+pub use offsets::{FetchedOffsets, PartitionOffset};
+use state::Group;
+
+/// Kafka's internal topic for committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often the coordinator looks at session timeouts and deadlines.
+const TICK: Duration = Duration::from_millis(50);
+/// Bytes read per step when replaying the topic.
+const REPLAY_READ_BYTES: u32 = 1 << 20;
+/// Records per batch the coordinator writes; keeps a batch well under
+/// max.message.bytes even with large metadata.
+const RECORDS_PER_BATCH_MAX: usize = 100;
+
+/// A group request on its way to the group's coordinator shard.
+pub enum GroupMsg {
+    Join {
+        version: i16,
+        client_id: String,
+        request: JoinGroupRequest,
+        reply: oneshot::Sender<JoinGroupResponse>,
+    },
+    Sync {
+        version: i16,
+        request: SyncGroupRequest,
+        reply: oneshot::Sender<SyncGroupResponse>,
+    },
+    Heartbeat {
+        request: HeartbeatRequest,
+        reply: oneshot::Sender<HeartbeatResponse>,
+    },
+    Leave {
+        version: i16,
+        request: LeaveGroupRequest,
+        reply: oneshot::Sender<LeaveGroupResponse>,
+    },
+    Commit {
+        version: i16,
+        request: OffsetCommitRequest,
+        reply: oneshot::Sender<OffsetCommitResponse>,
+    },
+    FetchOffsets {
+        group_id: String,
+        /// `None`: every partition with a committed offset.
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        reply: oneshot::Sender<FetchedOffsets>,
+    },
+    Describe {
+        group_id: String,
+        reply: oneshot::Sender<DescribedGroup>,
+    },
+    /// Sent to every shard: the groups it coordinates.
+    List {
+        states: Vec<String>,
+        reply: oneshot::Sender<Vec<ListedGroup>>,
+    },
+    Delete {
+        group_id: String,
+        reply: oneshot::Sender<i16>,
+    },
+    DeleteOffsets {
+        request: OffsetDeleteRequest,
+        reply: oneshot::Sender<OffsetDeleteResponse>,
+    },
+}
+
+/// The groups one shard coordinates. Owned by that shard alone.
+#[derive(Default)]
+pub struct Coordinator {
+    groups: RefCell<HashMap<String, Group>>,
+    loaded: Cell<bool>,
+    /// Serializes the first load (topic creation and replay).
+    loading: RefCell<Option<Rc<glommio::sync::Semaphore>>>,
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, with Java's
+/// String.hashCode over UTF-16 code units.
+pub fn offsets_partition(group_id: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
+fn offsets_partition_count(shard: &Shard) -> i32 {
+    shard
+        .topics()
+        .get(OFFSETS_TOPIC)
+        .map_or(shard.config.offsets_topic_num_partitions, |t| t.partitions)
+}
+
+/// The shard that coordinates `group_id`.
+pub fn coordinator_shard(shard: &Shard, group_id: &str) -> usize {
+    let p = offsets_partition(group_id, offsets_partition_count(shard));
+    owner_shard(OFFSETS_TOPIC, p, shard.count)
+}
+
+/// Kafka refuses empty group ids.
+pub fn valid_group_id(group_id: &str) -> bool {
+    !group_id.is_empty()
+}
+
+/// Hands `msg` to the coordinator shard of `group_id`. If that shard is
+/// gone, `msg` (and its reply sender) is dropped and the asker answers
+/// COORDINATOR_NOT_AVAILABLE.
+pub async fn route(shard: &Rc<Shard>, group_id: &str, msg: GroupMsg) {
+    let target = coordinator_shard(shard, group_id);
+    send(shard, target, msg).await;
+}
+
+/// Hands `msg` to shard `target`'s coordinator.
+pub async fn send(shard: &Rc<Shard>, target: usize, msg: GroupMsg) {
+    if target == shard.id {
+        serve(shard.clone(), msg).await;
+    } else {
+        let _ = shard.send_to_shard(target, ShardMsg::Group(msg)).await;
+    }
+}
+
+/// The not-available code an asker answers with when the coordinator
+/// dropped its request.
+pub fn not_available() -> i16 {
+    ResponseError::CoordinatorNotAvailable.code()
+}
+
+fn limits(shard: &Shard) -> Limits {
+    let c = &shard.config;
+    Limits {
+        initial_delay_ms: c.group_initial_rebalance_delay_ms as i64,
+        min_session_timeout_ms: c.group_min_session_timeout_ms,
+        max_session_timeout_ms: c.group_max_session_timeout_ms,
+        max_size: c.group_max_size,
+    }
+}
+
+/// Runs one group request on this (the coordinator) shard.
+pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
+    if !ensure_loaded(&shard).await {
+        return; // dropping `msg` answers COORDINATOR_NOT_AVAILABLE
+    }
+    let now = crate::runtime::now_ms();
+    match msg {
+        GroupMsg::Join {
+            version,
+            client_id,
+            request,
+            reply,
+        } => join(&shard, version, client_id, request, reply, now).await,
+        GroupMsg::Sync {
+            version,
+            request,
+            reply,
+        } => {
+            let group_id = request.group_id.to_string();
+            let sync = membership::Sync { version, request };
+            let persist = with_group(&shard, &group_id, |g| match g {
+                Some(g) => membership::sync(g, sync, reply, now),
+                None => {
+                    let code = ResponseError::UnknownMemberId.code();
+                    let _ = reply.send(membership::sync_error(code));
+                    false
+                }
+            });
+            if persist {
+                persist_group(&shard, &group_id).await;
+            }
+        }
+        GroupMsg::Heartbeat { request, reply } => {
+            let group_id = request.group_id.to_string();
+            let response = with_group(&shard, &group_id, |g| match g {
+                Some(g) => membership::heartbeat(g, &request, now),
+                None => {
+                    let mut r = HeartbeatResponse::default();
+                    r.error_code = ResponseError::UnknownMemberId.code();
+                    r
+                }
+            });
+            let _ = reply.send(response);
+        }
+        GroupMsg::Leave {
+            version,
+            request,
+            reply,
+        } => {
+            let group_id = request.group_id.to_string();
+            let limits = limits(&shard);
+            let (response, persist) = with_group(&shard, &group_id, |g| match g {
+                Some(g) => {
+                    let r = membership::leave(g, &limits, version, &request, now);
+                    (r, g.state == state::GroupState::Empty)
+                }
+                None => (unknown_leave(version, &request), false),
+            });
+            if persist {
+                persist_group(&shard, &group_id).await;
+            }
+            let _ = reply.send(response);
+        }
+        GroupMsg::Commit {
+            version,
+            request,
+            reply,
+        } => {
+            let _ = reply.send(offsets::commit(&shard, version, request, now).await);
+        }
+        GroupMsg::FetchOffsets {
+            group_id,
+            topics,
+            reply,
+        } => {
+            let _ = reply.send(offsets::fetch(&shard, &group_id, topics));
+        }
+        GroupMsg::Describe { group_id, reply } => {
+            let _ = reply.send(admin::describe(&shard, &group_id));
+        }
+        GroupMsg::List { states, reply } => {
+            let _ = reply.send(admin::list(&shard, &states));
+        }
+        GroupMsg::Delete { group_id, reply } => {
+            let _ = reply.send(admin::delete(&shard, &group_id).await);
+        }
+        GroupMsg::DeleteOffsets { request, reply } => {
+            let _ = reply.send(offsets::delete(&shard, request).await);
+        }
+    }
+}
+
+fn unknown_leave(version: i16, request: &LeaveGroupRequest) -> LeaveGroupResponse {
+    let members = membership::leave_identities(version, request)
+        .into_iter()
+        .map(|(member_id, instance_id)| {
+            let mut m = kafka_protocol::messages::leave_group_response::MemberResponse::default();
+            m.member_id = member_id.into();
+            m.group_instance_id = instance_id.map(Into::into);
+            m.error_code = ResponseError::UnknownMemberId.code();
+            m
+        })
+        .collect();
+    membership::leave_response(version, members)
+}
+
+async fn join(
+    shard: &Rc<Shard>,
+    version: i16,
+    client_id: String,
+    request: JoinGroupRequest,
+    reply: oneshot::Sender<JoinGroupResponse>,
+    now: i64,
+) {
+    let group_id = request.group_id.to_string();
+    let member_id = request.member_id.to_string();
+    let limits = limits(shard);
+    let refuse = |reply: oneshot::Sender<JoinGroupResponse>, e: ResponseError| {
+        let _ = reply.send(membership::join_error(e.code(), &member_id));
+    };
+    if !valid_group_id(&group_id) {
+        return refuse(reply, ResponseError::InvalidGroupId);
+    }
+    let session = request.session_timeout_ms;
+    if session < limits.min_session_timeout_ms || session > limits.max_session_timeout_ms {
+        return refuse(reply, ResponseError::InvalidSessionTimeout);
+    }
+    let exists = shard.groups.groups.borrow().contains_key(&group_id);
+    if !exists {
+        if !member_id.is_empty() {
+            return refuse(reply, ResponseError::UnknownMemberId);
+        }
+        if shard.groups.groups.borrow().len() >= shard.config.groups_per_shard_max {
+            return refuse(reply, ResponseError::CoordinatorNotAvailable);
+        }
+    }
+    let join = membership::Join {
+        version,
+        client_id,
+        client_host: String::new(),
+        request,
+    };
+    let persist = {
+        let mut groups = shard.groups.groups.borrow_mut();
+        let group = groups
+            .entry(group_id.clone())
+            .or_insert_with(|| Group::new(group_id.clone(), now));
+        membership::join(group, &limits, join, reply, now)
+    };
+    if persist {
+        persist_group(shard, &group_id).await;
+    }
+}
+
+/// Runs `f` on the group if this shard holds it.
+fn with_group<R>(shard: &Shard, group_id: &str, f: impl FnOnce(Option<&mut Group>) -> R) -> R {
+    let mut groups = shard.groups.groups.borrow_mut();
+    f(groups.get_mut(group_id))
+}
+
+/// Creates `__consumer_offsets` if needed and replays this shard's
+/// partitions of it, once. False if that failed (the asker retries).
+async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
+    if shard.groups.loaded.get() {
+        return true;
+    }
+    let lock = shard
+        .groups
+        .loading
+        .borrow_mut()
+        .get_or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1)))
+        .clone();
+    let Ok(_permit) = lock.acquire_permit(1).await else {
+        return false;
+    };
+    if shard.groups.loaded.get() {
+        return true;
+    }
+    if shard.topics().get(OFFSETS_TOPIC).is_none() {
+        let outcome = shard
+            .admin(AdminOp::CreateTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                partitions: shard.config.offsets_topic_num_partitions,
+                configs: offsets_topic_configs(),
+                validate_only: false,
+            })
+            .await;
+        let exists = ResponseError::TopicAlreadyExists.code();
+        if outcome.error != 0 && outcome.error != exists {
+            tracing::warn!(error = outcome.error, message = ?outcome.message, "cannot create {OFFSETS_TOPIC}");
+            return false;
+        }
+    }
+    let Some(topic) = shard.topics().get(OFFSETS_TOPIC).cloned() else {
+        return false;
+    };
+    let started = std::time::Instant::now();
+    let mut records = 0usize;
+    for partition in 0..topic.partitions {
+        if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id {
+            continue;
+        }
+        match replay(shard, partition).await {
+            Ok(n) => records += n,
+            Err(e) => {
+                tracing::error!(partition, error = %e, "replaying {OFFSETS_TOPIC}");
+                return false;
+            }
+        }
+    }
+    tracing::info!(
+        shard = shard.id,
+        groups = shard.groups.groups.borrow().len(),
+        records,
+        ms = started.elapsed().as_millis() as u64,
+        "group coordinator loaded"
+    );
+    shard.groups.loaded.set(true);
+    crate::runtime::spawn_local(tick_loop(shard.clone())).detach();
+    true
+}
+
+fn offsets_topic_configs() -> crate::config::TopicConfigs {
+    [
+        ("cleanup.policy", "compact"),
+        // No compaction yet: keep every record rather than lose offsets.
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Applies every record of one owned partition of the topic, in order.
+async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
+    let tp = TopicPartition {
+        topic: Arc::from(OFFSETS_TOPIC),
+        partition,
+    };
+    let mut offset = -1;
+    let mut applied = 0;
+    loop {
+        let item = ReadItem {
+            tp: tp.clone(),
+            offset: offset.max(0),
+            max_bytes: REPLAY_READ_BYTES,
+            min_one_batch: true,
+        };
+        let outcome = shard.read(vec![item]).await.remove(0);
+        if offset < 0 {
+            offset = outcome.log_start_offset;
+            if offset < 0 {
+                return Ok(0);
+            }
+            continue;
+        }
+        if outcome.error != 0 {
+            return Err(std::io::Error::other(format!(
+                "read error {}",
+                outcome.error
+            )));
+        }
+        if outcome.slices.is_empty() || offset >= outcome.high_watermark {
+            return Ok(applied);
+        }
+        let slices = outcome.slices;
+        let bytes = crate::runtime::blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            for s in slices {
+                let start = out.len();
+                out.resize(start + s.len as usize, 0);
+                s.file.read_exact_at(&mut out[start..], s.position)?;
+            }
+            Ok(out)
+        })
+        .await?;
+        let (next, n) = apply_batches(shard, &bytes);
+        applied += n;
+        if next <= offset {
+            return Err(std::io::Error::other("replay made no progress"));
+        }
+        offset = next;
+    }
+}
+
+/// Applies the records of whole batches in `bytes`; returns the offset
+/// after the last batch and how many records were applied.
+fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
+    let now = crate::runtime::now_ms();
+    let mut next = -1;
+    let mut applied = 0;
+    while let Ok(header) = BatchHeader::parse(bytes) {
+        let len = header.total_len();
+        if len > bytes.len() {
+            break;
+        }
+        next = header.last_offset() + 1;
+        if header.is_compressed() || header.is_control() {
+            tracing::warn!(
+                offset = header.base_offset,
+                "skipping a batch {OFFSETS_TOPIC} cannot hold"
+            );
+        } else {
+            let section = &bytes[BATCH_HEADER_LEN..len];
+            for record in Records::new(section, header.records_count) {
+                let Ok(record) = record else { break };
+                let log_offset = header.base_offset + i64::from(record.offset_delta);
+                match records::decode(record.key, record.value) {
+                    Ok(r) => {
+                        apply_record(shard, r, log_offset, now);
+                        applied += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(log_offset, error = %e, "unreadable {OFFSETS_TOPIC} record")
+                    }
+                }
+            }
+        }
+        bytes = &bytes[len..];
+    }
+    (next, applied)
+}
+
+/// Applies one record of the topic to this shard's groups.
+fn apply_record(shard: &Shard, record: records::OffsetsRecord, log_offset: i64, now: i64) {
+    let mut groups = shard.groups.groups.borrow_mut();
+    match record {
+        records::OffsetsRecord::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(group, now));
+            offsets::apply(g, topic, partition, value, log_offset);
+        }
+        records::OffsetsRecord::Group { group, value: None } => {
+            groups.remove(&group);
+        }
+        records::OffsetsRecord::Group {
+            group,
+            value: Some(value),
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(group, now));
+            if log_offset > g.metadata_log_offset {
+                g.metadata_log_offset = log_offset;
+                g.restore(value, now);
+            }
+        }
+    }
+}
+
+/// A record to write: key and value (`None` = tombstone).
+type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
+/// Appends records to the group's partition of the topic, which this
+/// shard owns. Returns the log offset of the first record, or the Kafka
+/// error code of the failure.
+async fn append(shard: &Rc<Shard>, group_id: &str, records: &[KeyValue]) -> Result<i64, i16> {
+    let partition = offsets_partition(group_id, offsets_partition_count(shard));
+    let tp = TopicPartition {
+        topic: Arc::from(OFFSETS_TOPIC),
+        partition,
+    };
+    let now = crate::runtime::now_ms();
+    let mut first = None;
+    for chunk in records.chunks(RECORDS_PER_BATCH_MAX) {
+        let specs: Vec<crate::record::build::RecordSpec<'_>> = chunk
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref(), now, &[][..]))
+            .collect();
+        let batch: Bytes = crate::record::build::build_batch(0, &specs);
+        let item = ProduceItem {
+            tp: tp.clone(),
+            records: batch,
+            acks: -1,
+        };
+        let outcome = shard.produce(vec![item]).await.remove(0);
+        if outcome.error != 0 {
+            tracing::warn!(
+                group = group_id,
+                error = outcome.error,
+                "writing to {OFFSETS_TOPIC}"
+            );
+            return Err(outcome.error);
+        }
+        first.get_or_insert(outcome.base_offset);
+    }
+    Ok(first.unwrap_or(-1))
+}
+
+/// Writes the group's current metadata record (or a tombstone if the
+/// group is gone).
+async fn persist_group(shard: &Rc<Shard>, group_id: &str) {
+    let now = crate::runtime::now_ms();
+    let value = shard
+        .groups
+        .groups
+        .borrow()
+        .get(group_id)
+        .map(|g| records::group_value(&g.to_value(now)));
+    let record = (records::group_key(group_id), value);
+    if let Ok(at) = append(shard, group_id, &[record]).await {
+        if let Some(g) = shard.groups.groups.borrow_mut().get_mut(group_id) {
+            g.metadata_log_offset = g.metadata_log_offset.max(at);
+        }
+    }
+}
+
+/// Session timeouts, join and sync deadlines, offset expiry; until the
+/// shard stops. Each pass is bounded by the groups this shard holds.
+async fn tick_loop(shard: Rc<Shard>) {
+    let limits = limits(&shard);
+    let retention_ms = shard
+        .config
+        .offsets_retention_minutes
+        .saturating_mul(60_000);
+    while crate::runtime::timeout(TICK, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        let now = crate::runtime::now_ms();
+        let mut to_persist = Vec::new();
+        let mut to_expire = Vec::new();
+        for (id, g) in shard.groups.groups.borrow_mut().iter_mut() {
+            if membership::tick(g, &limits, now) {
+                to_persist.push(id.clone());
+            }
+            if offsets::expired(g, retention_ms, now) {
+                to_expire.push(id.clone());
+            }
+        }
+        for id in to_persist {
+            persist_group(&shard, &id).await;
+        }
+        for id in to_expire {
+            offsets::expire(&shard, &id, retention_ms).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_java_string_hash_code() {
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(offsets_partition("hello", 50), 99_162_322 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE in Java.
+        assert_eq!(offsets_partition("polygenelubricants", 50), 0);
+        assert!((0..16).contains(&offsets_partition("some-group", 16)));
+    }
+}

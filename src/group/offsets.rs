@@ -1,0 +1,386 @@
+//! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete and expiry,
+//! on the group's coordinator shard. A commit is acknowledged only after
+//! its records are in `__consumer_offsets`.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{
+    ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse,
+};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::ResponseError;
+
+use super::records::{self, OffsetValue};
+use super::state::{Committed, Group, GroupState};
+use super::{append, valid_group_id, KeyValue};
+use crate::shard::Shard;
+
+/// One partition's committed offset as OffsetFetch reports it.
+#[derive(Clone, Debug)]
+pub struct PartitionOffset {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// A group's answer to OffsetFetch: a group-level error and per topic,
+/// per partition offsets (-1 when nothing is committed).
+#[derive(Clone, Debug, Default)]
+pub struct FetchedOffsets {
+    pub error: i16,
+    pub topics: Vec<(String, Vec<PartitionOffset>)>,
+}
+
+/// Applies a replayed or freshly written offset record, unless a later
+/// one (by log offset) is already applied.
+pub fn apply(
+    group: &mut Group,
+    topic: String,
+    partition: i32,
+    value: Option<OffsetValue>,
+    log_offset: i64,
+) {
+    let key = (topic, partition);
+    if group
+        .offsets
+        .get(&key)
+        .is_some_and(|c| c.log_offset > log_offset)
+    {
+        return;
+    }
+    match value {
+        Some(v) => {
+            group.offsets.insert(
+                key,
+                Committed {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata,
+                    commit_timestamp: v.commit_timestamp,
+                    log_offset,
+                },
+            );
+        }
+        None => {
+            group.offsets.remove(&key);
+        }
+    }
+}
+
+/// Why a commit is refused as a whole, as Kafka decides it.
+fn check_commit(
+    group: Option<&mut Group>,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+    now: i64,
+) -> i16 {
+    let Some(group) = group else {
+        // Only a consumer outside group management may create a group by
+        // committing; anything else is from a generation that is gone.
+        return if generation < 0 {
+            0
+        } else {
+            ResponseError::IllegalGeneration.code()
+        };
+    };
+    if generation < 0 && member_id.is_empty() && group.state == GroupState::Empty {
+        return 0;
+    }
+    if instance_id
+        .and_then(|i| group.static_members.get(i))
+        .is_some_and(|holder| holder != member_id)
+    {
+        return ResponseError::FencedInstanceId.code();
+    }
+    let Some(member) = group.members.get_mut(member_id) else {
+        return ResponseError::UnknownMemberId.code();
+    };
+    if generation != group.generation {
+        return ResponseError::IllegalGeneration.code();
+    }
+    if group.state == GroupState::CompletingRebalance {
+        return ResponseError::RebalanceInProgress.code();
+    }
+    member.last_seen_ms = now;
+    0
+}
+
+pub async fn commit(
+    shard: &Rc<Shard>,
+    _version: i16,
+    request: OffsetCommitRequest,
+    now: i64,
+) -> OffsetCommitResponse {
+    let group_id = request.group_id.to_string();
+    let group_error = if !valid_group_id(&group_id) {
+        ResponseError::InvalidGroupId.code()
+    } else {
+        let mut groups = shard.groups.groups.borrow_mut();
+        check_commit(
+            groups.get_mut(&group_id),
+            request.generation_id_or_member_epoch,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            now,
+        )
+    };
+    let topics = shard.topics();
+    let max_metadata = shard.config.offset_metadata_max_bytes;
+    // (topic index, partition index, record) of what will be written.
+    let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
+    let mut response = OffsetCommitResponse::default();
+    for (ti, t) in request.topics.iter().enumerate() {
+        let mut rt = OffsetCommitResponseTopic::default();
+        rt.name = t.name.clone();
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let metadata = p.committed_metadata.as_deref().unwrap_or_default();
+            let error = if group_error != 0 {
+                group_error
+            } else if !topics.has_partition(&t.name, p.partition_index) {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else if metadata.len() > max_metadata {
+                ResponseError::OffsetMetadataTooLarge.code()
+            } else {
+                let value = OffsetValue {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: metadata.to_string(),
+                    commit_timestamp: now,
+                };
+                let key = records::offset_key(&group_id, &t.name, p.partition_index);
+                let record = (key, Some(records::offset_value(&value)));
+                writes.push((ti, pi, record, value));
+                0
+            };
+            let mut rp = OffsetCommitResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = error;
+            rt.partitions.push(rp);
+        }
+        response.topics.push(rt);
+    }
+    if writes.is_empty() {
+        return response;
+    }
+    let kvs: Vec<KeyValue> = writes.iter().map(|w| w.2.clone()).collect();
+    match append(shard, &group_id, &kvs).await {
+        Ok(first) => {
+            let mut groups = shard.groups.groups.borrow_mut();
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(group_id.clone(), now));
+            for (i, (ti, pi, _, value)) in writes.into_iter().enumerate() {
+                let t = &request.topics[ti];
+                let p = &t.partitions[pi];
+                apply(
+                    group,
+                    t.name.to_string(),
+                    p.partition_index,
+                    Some(value),
+                    first + i as i64,
+                );
+            }
+        }
+        Err(e) => {
+            let code = storage_to_coordinator_error(e);
+            for (ti, pi, _, _) in writes {
+                response.topics[ti].partitions[pi].error_code = code;
+            }
+        }
+    }
+    response
+}
+
+/// Kafka answers a failed write to its offsets log with a retriable error.
+fn storage_to_coordinator_error(_code: i16) -> i16 {
+    ResponseError::CoordinatorNotAvailable.code()
+}
+
+pub fn fetch(
+    shard: &Shard,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> FetchedOffsets {
+    if !valid_group_id(group_id) {
+        return FetchedOffsets {
+            error: ResponseError::InvalidGroupId.code(),
+            topics: Vec::new(),
+        };
+    }
+    let groups = shard.groups.groups.borrow();
+    let group = groups.get(group_id);
+    let lookup = |topic: &str, partition: i32| {
+        let c = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+        PartitionOffset {
+            partition,
+            offset: c.map_or(-1, |c| c.offset),
+            leader_epoch: c.map_or(-1, |c| c.leader_epoch),
+            metadata: c.map_or_else(String::new, |c| c.metadata.clone()),
+        }
+    };
+    let topics = match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(t, parts)| {
+                let offsets = parts.iter().map(|&p| lookup(&t, p)).collect();
+                (t, offsets)
+            })
+            .collect(),
+        None => {
+            let mut out: Vec<(String, Vec<PartitionOffset>)> = Vec::new();
+            for (topic, partition) in group.map(|g| g.offsets.keys()).into_iter().flatten() {
+                let o = lookup(topic, *partition);
+                match out.last_mut() {
+                    Some((t, v)) if t == topic => v.push(o),
+                    _ => out.push((topic.clone(), vec![o])),
+                }
+            }
+            out
+        }
+    };
+    FetchedOffsets { error: 0, topics }
+}
+
+/// Topics the members of a non-empty consumer group subscribe to.
+fn subscribed_topics(group: &Group) -> Vec<String> {
+    if group.protocol_type.as_deref() != Some("consumer") {
+        return Vec::new();
+    }
+    let protocol = group.protocol.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for m in group.members.values() {
+        let mut meta = m.metadata_for(&protocol);
+        if meta.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([meta[0], meta[1]]);
+        let _ = bytes::Buf::get_i16(&mut meta);
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3))
+        }));
+        if let Ok(Ok(sub)) = decoded {
+            out.extend(sub.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    out
+}
+
+pub async fn delete(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group_id = request.group_id.to_string();
+    let mut response = OffsetDeleteResponse::default();
+    let subscribed = {
+        let groups = shard.groups.groups.borrow();
+        match groups.get(&group_id) {
+            _ if !valid_group_id(&group_id) => {
+                response.error_code = ResponseError::InvalidGroupId.code();
+                return response;
+            }
+            None => {
+                response.error_code = ResponseError::GroupIdNotFound.code();
+                return response;
+            }
+            Some(g) if g.state == GroupState::Empty => Vec::new(),
+            Some(g) => subscribed_topics(g),
+        }
+    };
+    let mut tombstones = Vec::new();
+    let mut deleted = Vec::new();
+    for t in &request.topics {
+        let mut rt = OffsetDeleteResponseTopic::default();
+        rt.name = t.name.clone();
+        for p in &t.partitions {
+            let mut rp = OffsetDeleteResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            if subscribed.iter().any(|s| s.as_str() == t.name.as_str()) {
+                rp.error_code = ResponseError::GroupSubscribedToTopic.code();
+            } else {
+                let key = records::offset_key(&group_id, &t.name, p.partition_index);
+                tombstones.push((key, None));
+                deleted.push((t.name.to_string(), p.partition_index));
+            }
+            rt.partitions.push(rp);
+        }
+        response.topics.push(rt);
+    }
+    if tombstones.is_empty() {
+        return response;
+    }
+    match append(shard, &group_id, &tombstones).await {
+        Ok(first) => {
+            if let Some(g) = shard.groups.groups.borrow_mut().get_mut(&group_id) {
+                for (i, (topic, partition)) in deleted.into_iter().enumerate() {
+                    apply(g, topic, partition, None, first + i as i64);
+                }
+            }
+        }
+        Err(e) => response.error_code = storage_to_coordinator_error(e),
+    }
+    response
+}
+
+/// An empty group whose offsets outlived `offsets.retention.minutes`.
+pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
+    group.state == GroupState::Empty
+        && retention_ms > 0
+        && now.saturating_sub(group.empty_since_ms) > retention_ms
+        && group
+            .offsets
+            .values()
+            .any(|c| now.saturating_sub(c.commit_timestamp) > retention_ms)
+}
+
+/// Writes tombstones for the expired offsets of an empty group, and for
+/// the group itself once it holds none.
+pub async fn expire(shard: &Rc<Shard>, group_id: &str, retention_ms: i64) {
+    let now = crate::runtime::now_ms();
+    let (keys, drop_group) = {
+        let groups = shard.groups.groups.borrow();
+        let Some(g) = groups.get(group_id) else {
+            return;
+        };
+        let keys: Vec<(String, i32)> = g
+            .offsets
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.commit_timestamp) > retention_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        (keys.clone(), keys.len() == g.offsets.len())
+    };
+    let mut records: Vec<KeyValue> = keys
+        .iter()
+        .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
+        .collect();
+    if drop_group {
+        records.push((records::group_key(group_id), None));
+    }
+    if append(shard, group_id, &records).await.is_err() {
+        return;
+    }
+    tracing::info!(
+        group = group_id,
+        offsets = keys.len(),
+        "expired committed offsets"
+    );
+    let mut groups = shard.groups.groups.borrow_mut();
+    if drop_group {
+        if groups
+            .get(group_id)
+            .is_some_and(|g| g.state == GroupState::Empty)
+        {
+            groups.remove(group_id);
+        }
+    } else if let Some(g) = groups.get_mut(group_id) {
+        for k in keys {
+            g.offsets.remove(&k);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The records of `__consumer_offsets`, in Kafka's own formats, so the
+//! topic reads the same as a Kafka broker's:
+//!
+//! - key version 0/1: an offset commit key (group, topic, partition), value
+//!   `OffsetCommitValue` (we write v3: offset, leader epoch, metadata,
+//!   commit timestamp);
+//! - key version 2: a group metadata key (group), value
+//!   `GroupMetadataValue` (we write v3).
+//!
+//! A null value is a tombstone: the offset or the group is deleted.
+//! Pure functions over bytes; nothing here knows about shards or logs.
+
+use bytes::{Buf, BufMut, Bytes};
+
+/// What one record of the topic says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OffsetsRecord {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        /// `None` deletes the committed offset.
+        value: Option<OffsetValue>,
+    },
+    Group {
+        group: String,
+        /// `None` deletes the group.
+        value: Option<GroupValue>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberValue>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+const OFFSET_KEY_VERSION: i16 = 1;
+const GROUP_KEY_VERSION: i16 = 2;
+const OFFSET_VALUE_VERSION: i16 = 3;
+const GROUP_VALUE_VERSION: i16 = 3;
+
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + group.len() + topic.len());
+    out.put_i16(OFFSET_KEY_VERSION);
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
+    out.put_i32(partition);
+    out
+}
+
+pub fn group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.put_i16(GROUP_KEY_VERSION);
+    put_str(&mut out, group);
+    out
+}
+
+pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + v.metadata.len());
+    out.put_i16(OFFSET_VALUE_VERSION);
+    out.put_i64(v.offset);
+    out.put_i32(v.leader_epoch);
+    put_str(&mut out, &v.metadata);
+    out.put_i64(v.commit_timestamp);
+    out
+}
+
+pub fn group_value(v: &GroupValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put_i16(GROUP_VALUE_VERSION);
+    put_str(&mut out, &v.protocol_type);
+    out.put_i32(v.generation);
+    put_nullable_str(&mut out, v.protocol.as_deref());
+    put_nullable_str(&mut out, v.leader.as_deref());
+    out.put_i64(v.state_timestamp);
+    out.put_i32(v.members.len() as i32);
+    for m in &v.members {
+        put_str(&mut out, &m.member_id);
+        put_nullable_str(&mut out, m.instance_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.put_i32(m.rebalance_timeout_ms);
+        out.put_i32(m.session_timeout_ms);
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+/// Why a record of the topic could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record has no key")]
+    NoKey,
+    #[error("record truncated")]
+    Truncated,
+    #[error("unknown {0} version {1}")]
+    Version(&'static str, i16),
+    #[error("string is not UTF-8")]
+    Utf8,
+}
+
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
+    let mut k = key.ok_or(DecodeError::NoKey)?;
+    match get_i16(&mut k)? {
+        0 | 1 => {
+            let group = get_str(&mut k)?;
+            let topic = get_str(&mut k)?;
+            let partition = get_i32(&mut k)?;
+            let value = value.map(decode_offset_value).transpose()?;
+            Ok(OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            })
+        }
+        2 => {
+            let group = get_str(&mut k)?;
+            let value = value.map(decode_group_value).transpose()?;
+            Ok(OffsetsRecord::Group { group, value })
+        }
+        v => Err(DecodeError::Version("key", v)),
+    }
+}
+
+fn decode_offset_value(mut b: &[u8]) -> Result<OffsetValue, DecodeError> {
+    let version = get_i16(&mut b)?;
+    if !(0..=3).contains(&version) {
+        return Err(DecodeError::Version("offset value", version));
+    }
+    let offset = get_i64(&mut b)?;
+    let leader_epoch = if version >= 3 { get_i32(&mut b)? } else { -1 };
+    let metadata = get_str(&mut b)?;
+    let commit_timestamp = get_i64(&mut b)?;
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
+}
+
+fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
+    let version = get_i16(&mut b)?;
+    if !(0..=3).contains(&version) {
+        return Err(DecodeError::Version("group value", version));
+    }
+    let protocol_type = get_str(&mut b)?;
+    let generation = get_i32(&mut b)?;
+    let protocol = get_nullable_str(&mut b)?;
+    let leader = get_nullable_str(&mut b)?;
+    let state_timestamp = if version >= 2 { get_i64(&mut b)? } else { -1 };
+    let count = get_i32(&mut b)?.max(0);
+    let mut members = Vec::new();
+    for _ in 0..count {
+        let member_id = get_str(&mut b)?;
+        let instance_id = if version >= 3 {
+            get_nullable_str(&mut b)?
+        } else {
+            None
+        };
+        let client_id = get_str(&mut b)?;
+        let client_host = get_str(&mut b)?;
+        let rebalance_timeout_ms = if version >= 1 { get_i32(&mut b)? } else { -1 };
+        let session_timeout_ms = get_i32(&mut b)?;
+        let subscription = get_bytes(&mut b)?;
+        let assignment = get_bytes(&mut b)?;
+        members.push(MemberValue {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp,
+        members,
+    })
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.put_i16(i16::try_from(s.len()).expect("strings here are bounded below 32 KiB"));
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.put_i32(b.len() as i32);
+    out.extend_from_slice(b);
+}
+
+fn need(b: &[u8], n: usize) -> Result<(), DecodeError> {
+    if b.len() < n {
+        Err(DecodeError::Truncated)
+    } else {
+        Ok(())
+    }
+}
+
+fn get_i16(b: &mut &[u8]) -> Result<i16, DecodeError> {
+    need(b, 2)?;
+    Ok(b.get_i16())
+}
+
+fn get_i32(b: &mut &[u8]) -> Result<i32, DecodeError> {
+    need(b, 4)?;
+    Ok(b.get_i32())
+}
+
+fn get_i64(b: &mut &[u8]) -> Result<i64, DecodeError> {
+    need(b, 8)?;
+    Ok(b.get_i64())
+}
+
+fn get_nullable_str(b: &mut &[u8]) -> Result<Option<String>, DecodeError> {
+    let len = get_i16(b)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let len = len as usize;
+    need(b, len)?;
+    let s = std::str::from_utf8(&b[..len]).map_err(|_| DecodeError::Utf8)?;
+    let s = s.to_string();
+    b.advance(len);
+    Ok(Some(s))
+}
+
+fn get_str(b: &mut &[u8]) -> Result<String, DecodeError> {
+    Ok(get_nullable_str(b)?.unwrap_or_default())
+}
+
+fn get_bytes(b: &mut &[u8]) -> Result<Bytes, DecodeError> {
+    let len = get_i32(b)?;
+    if len < 0 {
+        return Ok(Bytes::new());
+    }
+    let len = len as usize;
+    need(b, len)?;
+    let out = Bytes::copy_from_slice(&b[..len]);
+    b.advance(len);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_records_round_trip() {
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp: 1000,
+        };
+        let key = offset_key("g", "t", 7);
+        let got = decode(Some(&key), Some(&offset_value(&v))).unwrap();
+        assert_eq!(
+            got,
+            OffsetsRecord::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 7,
+                value: Some(v)
+            }
+        );
+        let tombstone = decode(Some(&key), None).unwrap();
+        assert!(matches!(
+            tombstone,
+            OffsetsRecord::Offset { value: None, .. }
+        ));
+    }
+
+    #[test]
+    fn group_records_round_trip() {
+        let v = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            state_timestamp: 9,
+            members: vec![MemberValue {
+                member_id: "m1".into(),
+                instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300,
+                session_timeout_ms: 100,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let got = decode(Some(&group_key("g")), Some(&group_value(&v))).unwrap();
+        assert_eq!(
+            got,
+            OffsetsRecord::Group {
+                group: "g".into(),
+                value: Some(v)
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(None, None).is_err());
+        assert!(decode(Some(&[0, 1, 0]), None).is_err());
+        assert!(decode(Some(&[0, 9]), None).is_err());
+        let key = offset_key("g", "t", 0);
+        assert!(decode(Some(&key), Some(&[0, 3, 1])).is_err());
+    }
+}

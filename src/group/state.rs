@@ -1,0 +1,206 @@
+//! One consumer group's state, as its coordinator shard holds it.
+//!
+//! Only the coordinator shard of a group touches its [`Group`]; other
+//! shards reach it by a `ShardMsg::Group` message. Everything here is
+//! synchronous: the membership rules in `membership.rs` change a `Group`
+//! and answer the waiting requests through their oneshots; writing to the
+//! log happens around them, in `mod.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
+
+use super::records::{GroupValue, MemberValue};
+
+/// Kafka's classic group states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The name ListGroups and DescribeGroups use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// A JoinGroup waiting for the rebalance to complete.
+pub struct JoinWaiter {
+    pub reply: oneshot::Sender<JoinGroupResponse>,
+}
+
+pub struct Member {
+    pub id: String,
+    /// KIP-345 static membership: survives restarts of the client.
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// (assignor name, subscription metadata), in the member's preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// What the leader assigned this member in the current generation.
+    pub assignment: Bytes,
+    pub join_waiter: Option<JoinWaiter>,
+    pub sync_waiter: Option<oneshot::Sender<SyncGroupResponse>>,
+    /// Last sign of life (join, sync, heartbeat, commit); the session
+    /// timeout runs from here.
+    pub last_seen_ms: i64,
+}
+
+impl Member {
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Kept alive while a join or sync of its is parked here.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.join_waiter.is_none()
+            && self.sync_waiter.is_none()
+            && now_ms.saturating_sub(self.last_seen_ms) > i64::from(self.session_timeout_ms)
+    }
+}
+
+/// A committed offset, and where in the log it was written so that
+/// commits finishing out of order cannot roll it back.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+    pub log_offset: i64,
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    /// The assignor chosen for the current generation.
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, until they rejoin or
+    /// their deadline (ms) passes.
+    pub pending: HashMap<String, i64>,
+    /// group.instance.id -> the member id that currently holds it.
+    pub static_members: HashMap<String, String>,
+    pub offsets: BTreeMap<(String, i32), Committed>,
+    /// The join phase ends by then whoever has rejoined.
+    pub join_deadline_ms: i64,
+    /// A new group's first join phase lasts at least until then
+    /// (`group.initial.rebalance.delay.ms`, extended by each new member).
+    pub initial_delay_until_ms: Option<i64>,
+    /// The leader must send the assignment by then.
+    pub sync_deadline_ms: i64,
+    pub rebalance_started_ms: i64,
+    /// When the group last became Empty, for offset expiry.
+    pub empty_since_ms: i64,
+    /// Log offset of the last group metadata record applied.
+    pub metadata_log_offset: i64,
+}
+
+impl Group {
+    pub fn new(id: String, now_ms: i64) -> Group {
+        Group {
+            id,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            static_members: HashMap::new(),
+            offsets: BTreeMap::new(),
+            join_deadline_ms: 0,
+            initial_delay_until_ms: None,
+            sync_deadline_ms: 0,
+            rebalance_started_ms: 0,
+            empty_since_ms: now_ms,
+            metadata_log_offset: -1,
+        }
+    }
+
+    /// The group metadata record for the current state.
+    pub fn to_value(&self, now_ms: i64) -> GroupValue {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberValue {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores membership from a replayed group metadata record. Members
+    /// come back as if just heard from, so silent ones time out.
+    pub fn restore(&mut self, v: GroupValue, now_ms: i64) {
+        self.generation = v.generation;
+        self.protocol_type = (!v.protocol_type.is_empty()).then_some(v.protocol_type);
+        self.protocol = v.protocol.clone();
+        self.leader = v.leader;
+        self.members.clear();
+        self.static_members.clear();
+        let protocol = v.protocol.unwrap_or_default();
+        for m in v.members {
+            if let Some(instance) = &m.instance_id {
+                self.static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            self.members.insert(
+                m.member_id.clone(),
+                Member {
+                    id: m.member_id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    join_waiter: None,
+                    sync_waiter: None,
+                    last_seen_ms: now_ms,
+                },
+            );
+        }
+        self.state = if self.members.is_empty() {
+            self.empty_since_ms = now_ms;
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+    }
+}

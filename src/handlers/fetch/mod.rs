@@ -1,0 +1,149 @@
+//! Fetch: read plans from the owners, held to the byte limits, with long
+//! polling on min_bytes / max_wait_ms.
+//!
+//! The owner answers with file slices (whole batches), not bytes; the
+//! response goes out as framing bytes interleaved with those slices, which
+//! the connection sends from the page cache (see `net::send`).
+
+mod encode;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, FetchRequest, RequestHeader};
+
+use super::{ApiSpec, Piece};
+use crate::shard::{ReadItem, ReadOutcome, Shard, TopicPartition};
+use encode::{PartitionFrame, TopicFrame};
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::Fetch,
+    min: 4,
+    max: 12,
+};
+
+struct Wanted {
+    tp: TopicPartition,
+    offset: i64,
+    partition_max_bytes: u32,
+}
+
+/// The response body as pieces (framing and file slices).
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> Vec<Piece> {
+    let max_wait = Duration::from_millis(
+        (request.max_wait_ms.max(0) as u64).min(shard.config.fetch_max_wait_ms_max),
+    );
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as u64;
+    let response_max = request.max_bytes.max(0) as u64;
+    let wanted = wanted(&request);
+    let outcomes = loop {
+        let outcomes = read_within(shard, &wanted, response_max).await;
+        let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
+        let any_error = outcomes.iter().any(|o| o.error != 0);
+        let now = Instant::now();
+        if bytes >= min_bytes || any_error || now >= deadline || shard.is_stopping() {
+            break outcomes;
+        }
+        // Wake on data past what we just saw, on any requested partition.
+        let waits = outcomes
+            .iter()
+            .zip(&wanted)
+            .map(|(o, w)| (w.tp.clone(), o.high_watermark))
+            .collect();
+        if crate::runtime::timeout(deadline - now, shard.wait_for_append(waits))
+            .await
+            .is_none()
+        {
+            break read_within(shard, &wanted, response_max).await;
+        }
+    };
+    encode::encode(header.request_api_version, frames(&request, outcomes))
+}
+
+fn wanted(request: &FetchRequest) -> Vec<Wanted> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+            t.partitions.iter().map(move |p| Wanted {
+                tp: TopicPartition {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                },
+                offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes.max(0) as u32,
+            })
+        })
+        .collect()
+}
+
+/// Reads every partition, then holds the total to `response_max`: the first
+/// partition with data is taken whole (Kafka's rule: at least one batch);
+/// a later one that would overflow is read again with what is left.
+async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) -> Vec<ReadOutcome> {
+    let items = wanted
+        .iter()
+        .map(|w| ReadItem {
+            tp: w.tp.clone(),
+            offset: w.offset,
+            max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
+            min_one_batch: true,
+        })
+        .collect();
+    let mut outcomes = shard.read(items).await;
+    let mut used = 0u64;
+    for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
+        if outcome.bytes == 0 {
+            continue;
+        }
+        if used > 0 && used + outcome.bytes > response_max {
+            let left = response_max.saturating_sub(used);
+            let again = ReadItem {
+                tp: w.tp.clone(),
+                offset: w.offset,
+                max_bytes: left.min(w.partition_max_bytes as u64) as u32,
+                min_one_batch: false,
+            };
+            let mut reread = shard.read(vec![again]).await;
+            *outcome = reread.pop().expect("one outcome per item");
+            assert!(outcome.bytes <= left || outcome.error != 0);
+        }
+        used += outcome.bytes;
+    }
+    outcomes
+}
+
+fn frames(request: &FetchRequest, outcomes: Vec<ReadOutcome>) -> Vec<TopicFrame> {
+    let mut outcomes = outcomes.into_iter();
+    request
+        .topics
+        .iter()
+        .map(|t| TopicFrame {
+            name: Bytes::copy_from_slice(t.topic.0.as_bytes()),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let o = outcomes
+                        .next()
+                        .expect("one outcome per requested partition");
+                    PartitionFrame {
+                        partition: p.partition,
+                        error: o.error,
+                        high_watermark: o.high_watermark,
+                        log_start_offset: o.log_start_offset,
+                        records: o.slices.into_iter().map(Piece::File).collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}

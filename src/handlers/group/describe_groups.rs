@@ -1,0 +1,44 @@
+//! DescribeGroups: each group from its coordinator.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::{
+    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader,
+};
+
+use super::call;
+use crate::group::GroupMsg;
+use crate::handlers::ApiSpec;
+use crate::shard::Shard;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeGroups,
+    min: 0,
+    max: 5,
+};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    _version: i16,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let asks = request.groups.into_iter().map(|id| async move {
+        let group_id = id.to_string();
+        call(shard, &group_id, |reply| GroupMsg::Describe {
+            group_id: group_id.clone(),
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| {
+            let mut d = DescribedGroup::default();
+            d.group_id = id;
+            d.error_code = crate::group::not_available();
+            d
+        })
+    });
+    let mut response = DescribeGroupsResponse::default();
+    response.groups = futures::future::join_all(asks).await;
+    response
+}

@@ -1,0 +1,72 @@
+//! FindCoordinator: this broker coordinates every group (one node); which
+//! shard does is internal. Transaction coordinators do not exist yet.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::handlers::ApiSpec;
+use crate::shard::Shard;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::FindCoordinator,
+    min: 0,
+    max: 4,
+};
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        response.coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|k| coordinator(shard, k, request.key_type))
+            .collect();
+        return response;
+    }
+    let c = coordinator(shard, &request.key, request.key_type);
+    response.error_code = c.error_code;
+    response.error_message = c.error_message;
+    response.node_id = c.node_id;
+    response.host = c.host;
+    response.port = c.port;
+    response
+}
+
+fn coordinator(shard: &Shard, key: &StrBytes, key_type: i8) -> Coordinator {
+    let mut c = Coordinator::default();
+    c.key = key.clone();
+    c.node_id = BrokerId(-1);
+    c.port = -1;
+    let refuse = |mut c: Coordinator, e: ResponseError, why: &str| {
+        c.error_code = e.code();
+        c.error_message = Some(StrBytes::from_string(why.to_string()));
+        c
+    };
+    if key_type != KEY_TYPE_GROUP {
+        return refuse(
+            c,
+            ResponseError::CoordinatorNotAvailable,
+            "transactions are not supported",
+        );
+    }
+    if !crate::group::valid_group_id(key) {
+        return refuse(c, ResponseError::InvalidRequest, "empty group id");
+    }
+    c.node_id = BrokerId(shard.config.node_id);
+    c.host = StrBytes::from_string(shard.advertised.0.clone());
+    c.port = shard.advertised.1;
+    c
+}

@@ -1,0 +1,104 @@
+//! The group coordinator APIs. Each file decodes nothing itself: the
+//! dispatcher hands it a decoded request, it routes the request to the
+//! group's coordinator shard (`crate::group`) and builds the response.
+//! A request the coordinator could not take answers
+//! COORDINATOR_NOT_AVAILABLE, which clients retry.
+
+mod delete_groups;
+mod describe_groups;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
+mod sync_group;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+
+use super::{answer, decode, ApiSpec, RequestError};
+use crate::group::GroupMsg;
+use crate::shard::Shard;
+
+pub const SPECS: [ApiSpec; 11] = [
+    find_coordinator::SPEC,
+    join_group::SPEC,
+    sync_group::SPEC,
+    heartbeat::SPEC,
+    leave_group::SPEC,
+    offset_commit::SPEC,
+    offset_fetch::SPEC,
+    list_groups::SPEC,
+    describe_groups::SPEC,
+    delete_groups::SPEC,
+    offset_delete::SPEC,
+];
+
+/// Whether `key` is one of the group APIs served here.
+pub fn serves(key: ApiKey) -> bool {
+    SPECS.iter().any(|s| s.key == key)
+}
+
+/// Decodes, serves and encodes one group API request.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    key: ApiKey,
+    version: i16,
+    buf: &mut Bytes,
+) -> Result<Option<super::Response>, RequestError> {
+    let cid = header.correlation_id;
+    macro_rules! serve {
+        ($module:ident) => {
+            answer(
+                Some($module::handle(shard, header, version, decode(buf, key, version)?).await),
+                key,
+                version,
+                cid,
+            )
+        };
+    }
+    match key {
+        ApiKey::FindCoordinator => serve!(find_coordinator),
+        ApiKey::JoinGroup => serve!(join_group),
+        ApiKey::SyncGroup => serve!(sync_group),
+        ApiKey::Heartbeat => serve!(heartbeat),
+        ApiKey::LeaveGroup => serve!(leave_group),
+        ApiKey::OffsetCommit => serve!(offset_commit),
+        ApiKey::OffsetFetch => serve!(offset_fetch),
+        ApiKey::ListGroups => serve!(list_groups),
+        ApiKey::DescribeGroups => serve!(describe_groups),
+        ApiKey::DeleteGroups => serve!(delete_groups),
+        ApiKey::OffsetDelete => serve!(offset_delete),
+        _ => Err(RequestError::UnsupportedVersion { key, version }),
+    }
+}
+
+/// Sends a request to `group_id`'s coordinator and waits for its answer;
+/// `None` if the coordinator dropped it.
+async fn call<R>(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
+) -> Option<R> {
+    let (tx, rx) = oneshot::channel();
+    crate::group::route(shard, group_id, msg(tx)).await;
+    rx.await.ok()
+}
+
+/// Like [`call`], to one shard's coordinator.
+async fn call_shard<R>(
+    shard: &Rc<Shard>,
+    target: usize,
+    msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
+) -> Option<R> {
+    let (tx, rx) = oneshot::channel();
+    crate::group::send(shard, target, msg(tx)).await;
+    rx.await.ok()
+}

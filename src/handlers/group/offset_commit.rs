@@ -1,0 +1,56 @@
+//! OffsetCommit: acknowledged once written to `__consumer_offsets`.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
+
+use super::call;
+use crate::group::GroupMsg;
+use crate::handlers::ApiSpec;
+use crate::shard::Shard;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetCommit,
+    min: 2,
+    max: 8,
+};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    version: i16,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let group_id = request.group_id.to_string();
+    // What to answer if the coordinator is unreachable.
+    let mut fallback = OffsetCommitResponse::default();
+    fallback.topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut rt = OffsetCommitResponseTopic::default();
+            rt.name = t.name.clone();
+            rt.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut rp = OffsetCommitResponsePartition::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = crate::group::not_available();
+                    rp
+                })
+                .collect();
+            rt
+        })
+        .collect();
+    call(shard, &group_id, |reply| GroupMsg::Commit {
+        version,
+        request,
+        reply,
+    })
+    .await
+    .unwrap_or(fallback)
+}

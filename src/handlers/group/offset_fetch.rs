@@ -1,0 +1,140 @@
+//! OffsetFetch: committed offsets of one group (v1-7) or several (v8);
+//! a null topic list means every partition the group committed.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::call;
+use crate::group::{FetchedOffsets, GroupMsg};
+use crate::handlers::ApiSpec;
+use crate::shard::Shard;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetFetch,
+    min: 1,
+    max: 8,
+};
+
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    version: i16,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        let asks = request.groups.into_iter().map(|g| {
+            let wanted: Wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            (g.group_id.to_string(), wanted)
+        });
+        let fetches = asks.map(|(group_id, wanted)| async move {
+            let fetched = fetch(shard, &group_id, wanted).await;
+            group_v8(group_id, fetched)
+        });
+        response.groups = futures::future::join_all(fetches).await;
+        return response;
+    }
+    let wanted: Wanted = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let fetched = fetch(shard, &request.group_id, wanted).await;
+    response.error_code = fetched.error;
+    response.topics = fetched
+        .topics
+        .into_iter()
+        .map(|(name, offsets)| {
+            let mut t = OffsetFetchResponseTopic::default();
+            t.name = TopicName(StrBytes::from_string(name));
+            t.partitions = offsets
+                .into_iter()
+                .map(|o| {
+                    let mut p = OffsetFetchResponsePartition::default();
+                    p.partition_index = o.partition;
+                    p.committed_offset = o.offset;
+                    p.committed_leader_epoch = o.leader_epoch;
+                    p.metadata = Some(StrBytes::from_string(o.metadata));
+                    // v1 has no group-level error; it goes on each partition.
+                    if version < 2 {
+                        p.error_code = fetched.error;
+                    }
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    response
+}
+
+async fn fetch(shard: &Rc<Shard>, group_id: &str, topics: Wanted) -> FetchedOffsets {
+    let group = group_id.to_string();
+    let asked = topics.clone();
+    call(shard, group_id, |reply| GroupMsg::FetchOffsets {
+        group_id: group,
+        topics,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|| FetchedOffsets {
+        error: crate::group::not_available(),
+        topics: asked
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, parts)| {
+                let none = parts
+                    .into_iter()
+                    .map(|partition| crate::group::PartitionOffset {
+                        partition,
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                    })
+                    .collect();
+                (t, none)
+            })
+            .collect(),
+    })
+}
+
+fn group_v8(group_id: String, fetched: FetchedOffsets) -> OffsetFetchResponseGroup {
+    let mut g = OffsetFetchResponseGroup::default();
+    g.group_id = StrBytes::from_string(group_id).into();
+    g.error_code = fetched.error;
+    g.topics = fetched
+        .topics
+        .into_iter()
+        .map(|(name, offsets)| {
+            let mut t = OffsetFetchResponseTopics::default();
+            t.name = TopicName(StrBytes::from_string(name));
+            t.partitions = offsets
+                .into_iter()
+                .map(|o| {
+                    let mut p = OffsetFetchResponsePartitions::default();
+                    p.partition_index = o.partition;
+                    p.committed_offset = o.offset;
+                    p.committed_leader_epoch = o.leader_epoch;
+                    p.metadata = Some(StrBytes::from_string(o.metadata));
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    g
+}

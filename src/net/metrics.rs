@@ -1,0 +1,56 @@
+//! A minimal `/metrics` endpoint (Prometheus text format) on the
+//! controller shard: any request on the port gets the counters. Requests
+//! are bounded in size and time; one at a time is plenty for a scraper.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+
+use crate::runtime::{TcpListener, TcpStream};
+use crate::shard::Shard;
+
+const REQUEST_BYTES_MAX: usize = 8 << 10;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let accepted = {
+            let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            let accept = std::pin::pin!(listener.accept());
+            match futures::future::select(accept, stop).await {
+                futures::future::Either::Left((r, _)) => r,
+                futures::future::Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok(stream) => {
+                if crate::runtime::timeout(REQUEST_TIMEOUT, answer(stream))
+                    .await
+                    .is_none()
+                {
+                    tracing::debug!("metrics request timed out");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics accept failed"),
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream) {
+    let mut request = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < REQUEST_BYTES_MAX {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = crate::stats::render();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.close().await;
+}
