@@ -13,6 +13,7 @@
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`broker`]: starts the shards and wires everything together.
 
+pub mod alloc;
 pub mod broker;
 pub mod compression;
 pub mod config;

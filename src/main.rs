@@ -7,6 +7,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use sluice::config::BrokerConfig;
 
+/// See `sluice::alloc`: a bad frame must not abort the broker.
+#[global_allocator]
+static ALLOCATOR: sluice::alloc::Allocator = sluice::alloc::Allocator;
+
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A Kafka-compatible message broker")]
 struct Cli {

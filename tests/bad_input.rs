@@ -273,3 +273,21 @@ fn api_versions_negotiation() {
     // The client can retry with a supported version on the same connection.
     assert_api_versions_ok(&mut c);
 }
+
+/// A tiny Metadata frame claiming 2^31 topics (a ~150 GB array if trusted)
+/// closes that connection only; the broker neither aborts nor grows.
+#[test]
+fn huge_array_count_closes_connection() {
+    let mut body = BytesMut::new();
+    body.put_i16(ApiKey::Metadata as i16);
+    body.put_i16(1);
+    body.put_i32(7); // correlation id
+    body.put_i16(4);
+    body.put_slice(b"test");
+    body.put_i32(i32::MAX); // topics array length
+    body.put_slice(b"abc");
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(&body);
+    assert_closes_only_that_connection(&frame, "array of i32::MAX topics");
+}
