@@ -1,0 +1,175 @@
+//! Mutated and truncated requests of every served API and version: each may
+//! close its own connection, none may take the broker down.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::raw::{self, RawClient};
+use common::*;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    MetadataRequest, RequestHeader,
+};
+use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+
+/// Mutations per (request, version): enough to reach every field's decoder.
+const MUTATIONS: usize = 32;
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The request body (header included) of `req` at `version`.
+fn encode<R: Request>(req: &R, version: i16) -> Bytes {
+    let key = ApiKey::try_from(R::KEY).unwrap();
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("fuzz")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    body.freeze()
+}
+
+/// Valid requests of the served APIs, each at every version it encodes to.
+fn seeds(topic: &str) -> Vec<Bytes> {
+    let batch = sluice::record::build::build_batch(
+        0,
+        &[(
+            Some(b"k".as_slice()),
+            Some(b"value".as_slice()),
+            1_700_000_000_000,
+            &[("h", Some(b"1".as_slice()))],
+        )],
+    );
+    let mut out = Vec::new();
+    macro_rules! all_versions {
+        ($req:expr, $range:expr) => {
+            for v in $range {
+                out.push(encode(&$req, v));
+            }
+        };
+    }
+    all_versions!(ApiVersionsRequest::default(), 0..=3);
+    all_versions!(
+        MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(raw::topic_name(topic)))
+        ])),
+        0..=12
+    );
+    all_versions!(
+        raw::produce_request(topic, 1, vec![(0, batch.clone())]),
+        3..=9
+    );
+    all_versions!(raw::fetch_request(topic, &[(0, 0)], 0), 4..=12);
+    all_versions!(raw::list_offsets_request(topic, 0, -2), 1..=7);
+    all_versions!(
+        CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(raw::topic_name("fuzz-created"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+        2..=7
+    );
+    all_versions!(
+        DeleteTopicsRequest::default().with_topic_names(vec![raw::topic_name("fuzz-created")]),
+        1..=5
+    );
+    all_versions!(DescribeConfigsRequest::default(), 1..=4);
+    out
+}
+
+fn mutate(seed: &Bytes, rng: &mut Rng) -> Bytes {
+    let mut b = seed.to_vec();
+    match rng.below(4) {
+        // Truncate anywhere after the fixed header prefix.
+        0 => b.truncate(8 + rng.below(b.len().saturating_sub(8).max(1))),
+        // Flip a few bytes past the api key and version.
+        1 | 2 => {
+            for _ in 0..1 + rng.below(4) {
+                let at = 4 + rng.below(b.len() - 4);
+                b[at] ^= 1 << rng.below(8);
+            }
+        }
+        // Overwrite a 4-byte run (a length or count) with an extreme value.
+        _ => {
+            let at = 8 + rng.below(b.len().saturating_sub(12).max(1));
+            let v: [u8; 4] = [
+                [0x7f, 0xff, 0xff, 0xff],
+                [0xff, 0xff, 0xff, 0xfe],
+                [0x80, 0, 0, 0],
+            ][rng.below(3)];
+            let end = (at + 4).min(b.len());
+            b[at..end].copy_from_slice(&v[..end - at]);
+        }
+    }
+    Bytes::from(b)
+}
+
+fn send_and_hang_up(bootstrap: &str, body: &[u8]) {
+    let mut s = TcpStream::connect(bootstrap).expect("connect");
+    let mut frame = BytesMut::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(body);
+    // The broker may close first; that is an allowed answer.
+    let _ = s.write_all(&frame);
+    let _ = s.shutdown(Shutdown::Write);
+    // Wait until the broker is done with it: it closes after answering (or
+    // refusing) and seeing our end of stream.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+}
+
+/// Thousands of mutated frames across every served API and version leave a
+/// broker that still negotiates, produces and consumes.
+#[test]
+fn mutated_requests_never_take_the_broker_down() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "fuzz", 2, &[]);
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let seeds = seeds("fuzz");
+    assert!(seeds.len() > 50);
+    for seed in &seeds {
+        for _ in 0..MUTATIONS {
+            send_and_hang_up(&bs, &mutate(seed, &mut rng));
+        }
+    }
+    let mut fresh = RawClient::connect(&bs);
+    let versions: kafka_protocol::messages::ApiVersionsResponse =
+        fresh.call(3, &raw::api_versions_request());
+    assert_eq!(versions.error_code, 0);
+    let d = produce_values(&bs, "fuzz", Some(0), &["after the storm".to_string()]);
+    let start = d[0].offset;
+    let got = consume_from(
+        &bs,
+        "fuzz",
+        &[(0, rdkafka::Offset::Offset(start))],
+        1,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(payload_str(&got[0]), "after the storm");
+    let log = broker.stderr_tail(100_000);
+    assert!(!log.contains("panicked"), "a shard panicked:\n{log}");
+}
