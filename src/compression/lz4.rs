@@ -9,7 +9,7 @@
 //! `compression.lz4.level` is accepted but has no effect: lz4_flex has one
 //! (fast) compressor. Any level produces frames every client can read.
 
-use std::io::{Chain, Cursor, Read, Write};
+use std::io::{self, Chain, Cursor, Read, Write};
 
 use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 
@@ -63,11 +63,25 @@ fn header_checksum(bytes: &[u8]) -> u8 {
     (xxh32(bytes, 0) >> 8) as u8
 }
 
-pub(crate) type Lz4Reader<'a> = FrameDecoder<Chain<Cursor<[u8; HEADER_LEN_MAX]>, &'a [u8]>>;
+type FrameSource<'a> = Chain<Cursor<[u8; HEADER_LEN_MAX]>, &'a [u8]>;
 
-/// A streaming decoder of the frame(s) in `data`. A first header whose HC
-/// was computed the pre-KIP-57 way (over the magic too) is repaired first.
+/// A streaming decoder of the frames in `data`. Every frame's header may
+/// carry the pre-KIP-57 HC (computed over the magic too): it is repaired
+/// before lz4_flex checks it. Frames that follow one another are all read,
+/// as librdkafka reads them, so nothing in the payload goes unchecked.
+pub(crate) struct Lz4Reader<'a> {
+    decoder: FrameDecoder<FrameSource<'a>>,
+}
+
 pub(crate) fn reader(data: &[u8]) -> Result<Lz4Reader<'_>, CompressionError> {
+    Ok(Lz4Reader {
+        decoder: FrameDecoder::new(frame_source(data)?),
+    })
+}
+
+/// `data` with its first frame header's HC repaired, without copying the
+/// payload: the header sits at the end of a fixed array behind a cursor.
+fn frame_source(data: &[u8]) -> Result<FrameSource<'_>, CompressionError> {
     let len = header_len(data)?;
     let hc = data[len - 1];
     let correct = header_checksum(&data[4..len - 1]);
@@ -78,15 +92,33 @@ pub(crate) fn reader(data: &[u8]) -> Result<Lz4Reader<'_>, CompressionError> {
             "bad frame header checksum",
         ));
     }
-    // The repaired header sits at the end of a fixed array, so the cursor
-    // over it needs no allocation and the payload is not copied.
     let skip = HEADER_LEN_MAX - len;
     let mut header = [0u8; HEADER_LEN_MAX];
     header[skip..].copy_from_slice(&data[..len]);
     header[HEADER_LEN_MAX - 1] = correct;
     let mut head = Cursor::new(header);
     head.set_position(skip as u64);
-    Ok(FrameDecoder::new(head.chain(&data[len..])))
+    Ok(head.chain(&data[len..]))
+}
+
+impl Read for Lz4Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let got = self.decoder.read(buf)?;
+            if got > 0 || buf.is_empty() {
+                return Ok(got);
+            }
+            // lz4_flex answers 0 at the end of each frame: go on with the
+            // next one, if any (the header cursor is spent by now).
+            let rest: &[u8] = self.decoder.get_ref().get_ref().1;
+            if rest.is_empty() {
+                return Ok(0);
+            }
+            let source =
+                frame_source(rest).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.decoder = FrameDecoder::new(source);
+        }
+    }
 }
 
 const P1: u32 = 0x9E37_79B1;

@@ -49,9 +49,17 @@ pub fn sync_error(error: i16) -> SyncGroupResponse {
     r
 }
 
-/// A new member id: the client id (as Kafka does) and a unique suffix.
+/// Bytes of the client id a member id starts with.
+const MEMBER_ID_PREFIX_MAX: usize = 128;
+
+/// A new member id: the client id (as Kafka does, but cut short so the id
+/// fits the topic's records) and a unique suffix.
 fn new_member_id(client_id: &str) -> String {
-    format!("{client_id}-{}", crate::metadata::new_topic_id())
+    let mut end = client_id.len().min(MEMBER_ID_PREFIX_MAX);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-{}", &client_id[..end], crate::metadata::new_topic_id())
 }
 
 /// The JoinGroup answer for `member_id` in the current generation: the

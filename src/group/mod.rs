@@ -16,6 +16,8 @@
 
 mod admin;
 mod membership;
+#[cfg(test)]
+mod membership_tests;
 mod offsets;
 pub mod records;
 mod state;
@@ -42,7 +44,7 @@ use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
 use crate::shard::{AdminOp, ProduceItem, ReadItem, Shard, ShardMsg, TopicPartition};
 
-pub use membership::Limits;
+pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
 use state::Group;
 
@@ -140,9 +142,16 @@ pub fn coordinator_shard(shard: &Shard, group_id: &str) -> usize {
     owner_shard(OFFSETS_TOPIC, p, shard.count)
 }
 
-/// Kafka refuses empty group ids.
+/// Kafka refuses empty group ids; ours must also fit the i16-length
+/// strings of the `__consumer_offsets` records.
 pub fn valid_group_id(group_id: &str) -> bool {
-    !group_id.is_empty()
+    !group_id.is_empty() && fits_record(group_id)
+}
+
+/// Whether a string fits an i16-length string of the topic's records.
+/// Flexible request versions can carry longer ones.
+pub fn fits_record(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
 }
 
 /// Hands `msg` to the coordinator shard of `group_id`. If that shard is
@@ -300,6 +309,12 @@ async fn join(
     };
     if !valid_group_id(&group_id) {
         return refuse(reply, ResponseError::InvalidGroupId);
+    }
+    let strings_fit = request.group_instance_id.as_deref().is_none_or(fits_record)
+        && fits_record(&request.protocol_type)
+        && request.protocols.iter().all(|p| fits_record(&p.name));
+    if !strings_fit {
+        return refuse(reply, ResponseError::InvalidRequest);
     }
     let session = request.session_timeout_ms;
     if session < limits.min_session_timeout_ms || session > limits.max_session_timeout_ms {

@@ -125,6 +125,10 @@ pub async fn commit(
         ResponseError::InvalidGroupId.code()
     } else {
         let mut groups = shard.groups.groups.borrow_mut();
+        let full = groups.len() >= shard.config.groups_per_shard_max;
+        if full && !groups.contains_key(&group_id) {
+            return refuse_all(&request, ResponseError::CoordinatorNotAvailable.code());
+        }
         check_commit(
             groups.get_mut(&group_id),
             request.generation_id_or_member_epoch,
@@ -134,7 +138,10 @@ pub async fn commit(
         )
     };
     let topics = shard.topics();
-    let max_metadata = shard.config.offset_metadata_max_bytes;
+    let max_metadata = shard
+        .config
+        .offset_metadata_max_bytes
+        .min(i16::MAX as usize);
     // (topic index, partition index, record) of what will be written.
     let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
     let mut response = OffsetCommitResponse::default();
@@ -196,6 +203,22 @@ pub async fn commit(
                 response.topics[ti].partitions[pi].error_code = code;
             }
         }
+    }
+    response
+}
+
+fn refuse_all(request: &OffsetCommitRequest, error: i16) -> OffsetCommitResponse {
+    let mut response = OffsetCommitResponse::default();
+    for t in &request.topics {
+        let mut rt = OffsetCommitResponseTopic::default();
+        rt.name = t.name.clone();
+        for p in &t.partitions {
+            let mut rp = OffsetCommitResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = error;
+            rt.partitions.push(rp);
+        }
+        response.topics.push(rt);
     }
     response
 }

@@ -6,6 +6,7 @@ mod admin;
 pub mod api_versions;
 mod configs;
 mod fetch;
+mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -59,6 +60,17 @@ pub const APIS: &[ApiSpec] = &[
     configs::DESCRIBE_CONFIGS,
     admin::CREATE_PARTITIONS,
     configs::INCREMENTAL_ALTER_CONFIGS,
+    group::FIND_COORDINATOR,
+    group::JOIN_GROUP,
+    group::SYNC_GROUP,
+    group::HEARTBEAT,
+    group::LEAVE_GROUP,
+    group::OFFSET_COMMIT,
+    group::OFFSET_FETCH,
+    group::LIST_GROUPS,
+    group::DESCRIBE_GROUPS,
+    group::DELETE_GROUPS,
+    group::OFFSET_DELETE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -182,6 +194,7 @@ pub async fn handle_frame(
             version,
             cid,
         ),
+        key if group::serves(key) => group::handle(shard, &header, key, version, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }
@@ -264,6 +277,30 @@ fn frame_pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's API table is the user's view of APIS: same rows, same ranges.
+    #[test]
+    fn readme_table_matches_apis() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Supported Kafka APIs")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has a Supported Kafka APIs section");
+        let rows: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| API") && !l.starts_with("| ---"))
+            .collect();
+        for api in APIS {
+            let row = format!("| {:?} | {}-{} |", api.key, api.min, api.max);
+            assert!(rows.contains(&row.as_str()), "README lacks {row}");
+        }
+        assert_eq!(
+            rows.len(),
+            APIS.len(),
+            "README lists APIs that are not served: {rows:?}"
+        );
+    }
 
     #[test]
     fn every_listed_version_is_one_the_codec_knows() {

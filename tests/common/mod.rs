@@ -37,6 +37,7 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const OP_TIMEOUT: Duration = Duration::from_secs(15);
 
 const LISTENING_PREFIX: &str = "sluice listening on ";
+const METRICS_PREFIX: &str = "sluice metrics on ";
 
 /// A running `sluice serve` process.
 pub struct Broker {
@@ -48,6 +49,8 @@ pub struct Broker {
     shards: usize,
     extra_args: Vec<String>,
     addr: String,
+    /// `host:port` of the `/metrics` endpoint, when started with `--metrics-listen`.
+    metrics: Option<String>,
     starts: usize,
 }
 
@@ -75,6 +78,7 @@ impl Broker {
             shards,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             addr: String::new(),
+            metrics: None,
             starts: 0,
         };
         b.spawn();
@@ -94,6 +98,7 @@ impl Broker {
             shards,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             addr: String::new(),
+            metrics: None,
             starts: 0,
         };
         b.spawn();
@@ -103,6 +108,7 @@ impl Broker {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.starts += 1;
+        self.metrics = None;
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
@@ -170,6 +176,9 @@ impl Broker {
                         self.addr = addr;
                         return;
                     }
+                    if let Some(addr) = line.trim().strip_prefix(METRICS_PREFIX) {
+                        self.metrics = Some(addr.trim().to_string());
+                    }
                     other_lines.push(line);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -206,6 +215,44 @@ impl Broker {
     pub fn bootstrap(&self) -> String {
         assert!(self.child.is_some(), "broker is not running");
         self.addr.clone()
+    }
+
+    /// `host:port` of the `/metrics` endpoint (requires `--metrics-listen`).
+    pub fn metrics_addr(&self) -> String {
+        assert!(self.child.is_some(), "broker is not running");
+        self.metrics
+            .clone()
+            .expect("broker was not started with --metrics-listen")
+    }
+
+    /// The value of counter `name` from `/metrics` (plain HTTP GET over a
+    /// blocking socket, bounded by timeouts).
+    pub fn metric(&self, name: &str) -> u64 {
+        use std::io::Write;
+        let addr = self.metrics_addr();
+        let mut s = std::net::TcpStream::connect(&addr)
+            .unwrap_or_else(|e| panic!("connect to metrics at {addr}: {e}"));
+        s.set_read_timeout(Some(OP_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(OP_TIMEOUT)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send metrics request");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read metrics response");
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "metrics response: {text:?}"
+        );
+        let body = &text[text.find("\r\n\r\n").expect("end of HTTP headers") + 4..];
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == name).then(|| v.trim().parse::<u64>().expect("counter value"))
+            })
+            .unwrap_or_else(|| panic!("no counter {name} in /metrics:\n{body}"))
     }
 
     /// The broker's data directory.

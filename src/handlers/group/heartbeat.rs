@@ -22,11 +22,14 @@ pub async fn handle(
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let group_id = request.group_id.to_string();
-    call(shard, &group_id, |reply| GroupMsg::Heartbeat { request, reply })
-        .await
-        .unwrap_or_else(|| {
-            let mut r = HeartbeatResponse::default();
-            r.error_code = crate::group::not_available();
-            r
-        })
+    call(shard, &group_id, |reply| GroupMsg::Heartbeat {
+        request,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|| {
+        let mut r = HeartbeatResponse::default();
+        r.error_code = crate::group::not_available();
+        r
+    })
 }

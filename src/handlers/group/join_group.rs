@@ -35,7 +35,5 @@ pub async fn handle(
         reply,
     })
     .await
-    .unwrap_or_else(|| {
-        crate::group::membership_join_error(crate::group::not_available(), &member_id)
-    })
+    .unwrap_or_else(|| crate::group::join_error(crate::group::not_available(), &member_id))
 }

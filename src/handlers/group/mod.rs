@@ -26,18 +26,30 @@ use super::{answer, decode, ApiSpec, RequestError};
 use crate::group::GroupMsg;
 use crate::shard::Shard;
 
-pub const SPECS: [ApiSpec; 11] = [
-    find_coordinator::SPEC,
-    join_group::SPEC,
-    sync_group::SPEC,
-    heartbeat::SPEC,
-    leave_group::SPEC,
-    offset_commit::SPEC,
-    offset_fetch::SPEC,
-    list_groups::SPEC,
-    describe_groups::SPEC,
-    delete_groups::SPEC,
-    offset_delete::SPEC,
+pub use delete_groups::SPEC as DELETE_GROUPS;
+pub use describe_groups::SPEC as DESCRIBE_GROUPS;
+pub use find_coordinator::SPEC as FIND_COORDINATOR;
+pub use heartbeat::SPEC as HEARTBEAT;
+pub use join_group::SPEC as JOIN_GROUP;
+pub use leave_group::SPEC as LEAVE_GROUP;
+pub use list_groups::SPEC as LIST_GROUPS;
+pub use offset_commit::SPEC as OFFSET_COMMIT;
+pub use offset_delete::SPEC as OFFSET_DELETE;
+pub use offset_fetch::SPEC as OFFSET_FETCH;
+pub use sync_group::SPEC as SYNC_GROUP;
+
+const SPECS: [ApiSpec; 11] = [
+    FIND_COORDINATOR,
+    JOIN_GROUP,
+    SYNC_GROUP,
+    HEARTBEAT,
+    LEAVE_GROUP,
+    OFFSET_COMMIT,
+    OFFSET_FETCH,
+    LIST_GROUPS,
+    DESCRIBE_GROUPS,
+    DELETE_GROUPS,
+    OFFSET_DELETE,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -52,7 +64,7 @@ pub async fn handle(
     key: ApiKey,
     version: i16,
     buf: &mut Bytes,
-) -> Result<Option<super::Response>, RequestError> {
+) -> Result<Option<Vec<super::Piece>>, RequestError> {
     let cid = header.correlation_id;
     macro_rules! serve {
         ($module:ident) => {

@@ -23,11 +23,14 @@ pub async fn handle(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group_id = request.group_id.to_string();
-    call(shard, &group_id, |reply| GroupMsg::DeleteOffsets { request, reply })
-        .await
-        .unwrap_or_else(|| {
-            let mut r = OffsetDeleteResponse::default();
-            r.error_code = crate::group::not_available();
-            r
-        })
+    call(shard, &group_id, |reply| GroupMsg::DeleteOffsets {
+        request,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|| {
+        let mut r = OffsetDeleteResponse::default();
+        r.error_code = crate::group::not_available();
+        r
+    })
 }

@@ -1,0 +1,842 @@
+//! Consumer groups through librdkafka: assignment, rebalances on leave and
+//! on a killed member, committed offsets across broker restarts, assignors,
+//! static membership, and Kafka's error codes for invalid group requests.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::raw::{str_bytes, RawClient};
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset};
+
+/// Broker flags: a short initial rebalance delay and short sessions allowed.
+const GROUP_FLAGS: &[&str] = &[
+    "--group-initial-rebalance-delay-ms",
+    "300",
+    "--group-min-session-timeout-ms",
+    "1000",
+    "--offsets-topic-num-partitions",
+    "4",
+];
+
+fn start_broker() -> Broker {
+    Broker::start_with(2, GROUP_FLAGS)
+}
+
+/// A group consumer: manual commits, earliest reset, fast heartbeats.
+fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("group.id", group)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("max.poll.interval.ms", "30000")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("socket.timeout.ms", "10000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("retry.backoff.ms", "50")
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .set("allow.auto.create.topics", "false")
+        .set("log_level", "4");
+    c
+}
+
+/// Counts the assignments a consumer gets, so a test can tell whether a
+/// rebalance happened.
+#[derive(Clone, Default)]
+struct CountingContext {
+    assigns: Arc<AtomicUsize>,
+}
+
+impl ClientContext for CountingContext {}
+
+impl ConsumerContext for CountingContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Assign(_)) {
+            self.assigns.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What a member thread saw: its current assignment and every message.
+#[derive(Default)]
+struct Seen {
+    assignment: Mutex<Vec<i32>>,
+    /// (partition, offset, value)
+    messages: Mutex<Vec<(i32, i64, String)>>,
+    assigns: Arc<AtomicUsize>,
+}
+
+/// A consumer polling on its own thread until stopped.
+struct Member {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Seen>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Member {
+    /// Subscribes to `topic` and polls. `commit` commits each message
+    /// synchronously after it is seen.
+    fn spawn(config: ClientConfig, topic: &str, commit: bool) -> Member {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Seen::default());
+        let (s, sn, topic) = (stop.clone(), seen.clone(), topic.to_string());
+        let thread = thread::spawn(move || {
+            let ctx = CountingContext {
+                assigns: sn.assigns.clone(),
+            };
+            let consumer: BaseConsumer<CountingContext> =
+                config.create_with_context(ctx).expect("create consumer");
+            consumer.subscribe(&[&topic]).expect("subscribe");
+            while !s.load(Ordering::SeqCst) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into();
+                    if commit {
+                        // A failed commit (rebalance) just means redelivery.
+                        let _ = consumer.commit_message(&m, CommitMode::Sync);
+                    }
+                    sn.messages
+                        .lock()
+                        .unwrap()
+                        .push((m.partition(), m.offset(), value));
+                }
+                let assigned: Vec<i32> = consumer
+                    .assignment()
+                    .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+                    .unwrap_or_default();
+                *sn.assignment.lock().unwrap() = assigned;
+            }
+            // Dropping the consumer closes it: LeaveGroup for dynamic members.
+        });
+        Member {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn assignment(&self) -> Vec<i32> {
+        let mut a = self.seen.assignment.lock().unwrap().clone();
+        a.sort();
+        a
+    }
+
+    fn messages(&self) -> Vec<(i32, i64, String)> {
+        self.seen.messages.lock().unwrap().clone()
+    }
+
+    /// Stops polling and closes the consumer cleanly.
+    fn close(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("member thread");
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits (bounded) until the members' assignments are disjoint and cover
+/// `0..partitions`, with every member holding at least one partition.
+fn wait_for_full_assignment(members: &[&Member], partitions: i32, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        last = members.iter().map(|m| m.assignment()).collect::<Vec<_>>();
+        let all: Vec<i32> = last.iter().flatten().copied().collect();
+        let distinct: BTreeSet<i32> = all.iter().copied().collect();
+        let covering = distinct == (0..partitions).collect();
+        if covering && all.len() == distinct.len() && last.iter().all(|a| !a.is_empty()) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "no disjoint covering assignment of {partitions} partitions within {within:?}: {last:?}"
+    );
+}
+
+/// Waits (bounded) until `done` holds.
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {within:?} waiting for {what}");
+}
+
+/// `n` messages `v-<i>`, spread round-robin over `partitions`.
+fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
+    let msgs: Vec<Msg> = (0..n)
+        .map(|i| Msg::value(format!("v-{i}")).to(i as i32 % partitions))
+        .collect();
+    let mut cfg = producer_config(bootstrap);
+    cfg.set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000");
+    produce(&cfg, topic, &msgs);
+}
+
+/// Three consumers in one group on a 12-partition topic get a disjoint
+/// covering assignment and together consume 60,000 messages exactly once.
+#[test]
+fn three_consumers_share_twelve_partitions() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    let topic = "g-three";
+    create_topic(&bs, topic, 12, &[]);
+    let started = Instant::now();
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::spawn(group_config(&bs, "g-three"), topic, false))
+        .collect();
+    let refs: Vec<&Member> = members.iter().collect();
+    wait_for_full_assignment(&refs, 12, Duration::from_secs(60));
+    println!(
+        "rebalance: 3 consumers subscribed to all assigned in {} ms",
+        started.elapsed().as_millis()
+    );
+    for line in broker.stderr_tail(200).lines() {
+        if line.contains("group is stable") {
+            println!("broker: {line}");
+        }
+    }
+    let total = 60_000;
+    produce_spread(&bs, topic, 12, total);
+    wait_until("60,000 messages consumed", Duration::from_secs(120), || {
+        members.iter().map(|m| m.messages().len()).sum::<usize>() >= total
+    });
+    thread::sleep(Duration::from_millis(300));
+    let mut values = BTreeSet::new();
+    let mut count = 0;
+    for m in &members {
+        let assigned = m.assignment();
+        for (p, _, v) in m.messages() {
+            assert!(
+                assigned.contains(&p),
+                "message from unassigned partition {p}"
+            );
+            values.insert(v);
+            count += 1;
+        }
+    }
+    assert_eq!(values.len(), total, "every message consumed");
+    assert_eq!(count, total, "no message consumed twice");
+    for m in members {
+        m.close();
+    }
+}
+
+/// Consumes exactly `n` messages in group `group`, commits them, closes.
+fn consume_and_commit(bootstrap: &str, group: &str, topic: &str, n: usize) -> Vec<(i32, i64)> {
+    let consumer: BaseConsumer = group_config(bootstrap, group).create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {} of {n}",
+            got.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            got.push((m.partition(), m.offset()));
+            if got.len() == n {
+                consumer
+                    .commit_consumer_state(CommitMode::Sync)
+                    .expect("commit");
+            }
+        }
+    }
+    got
+}
+
+/// The group's committed offsets, read back through OffsetFetch.
+fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = group_config(bootstrap, group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, OP_TIMEOUT)
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Committed offsets survive a clean restart and a kill -9, and a new
+/// consumer in the group resumes from them.
+#[test]
+fn committed_offsets_survive_restart_and_crash() {
+    let mut broker = start_broker();
+    let topic = "g-restart";
+    let group = "g-restart-group";
+    create_topic(&broker.bootstrap(), topic, 4, &[]);
+    produce_spread(&broker.bootstrap(), topic, 4, 2000);
+    let mut consumed: Vec<(i32, i64)> = Vec::new();
+    for (round, crash) in [(0, false), (1, true)] {
+        let bs = broker.bootstrap();
+        let got = consume_and_commit(&bs, group, topic, 500);
+        // A new consumer resumes where the last one committed: no message
+        // before that comes again.
+        for (p, o) in &got {
+            assert!(
+                !consumed.contains(&(*p, *o)),
+                "round {round}: {p}/{o} consumed again"
+            );
+        }
+        consumed.extend(got);
+        let mut expected = BTreeMap::new();
+        for (p, o) in &consumed {
+            let e = expected.entry(*p).or_insert(0);
+            *e = (*e).max(o + 1);
+        }
+        assert_eq!(committed(&bs, group, topic, 4), expected, "round {round}");
+        if crash {
+            broker.kill9();
+            broker.start_again();
+        } else {
+            broker.restart();
+        }
+        assert_eq!(
+            committed(&broker.bootstrap(), group, topic, 4),
+            expected,
+            "round {round}: committed offsets after {}",
+            if crash { "kill -9" } else { "restart" }
+        );
+    }
+    let rest = consume_and_commit(&broker.bootstrap(), group, topic, 1000);
+    consumed.extend(rest);
+    let distinct: BTreeSet<(i32, i64)> = consumed.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        2000,
+        "every message exactly once across restarts"
+    );
+}
+
+/// A consumer that leaves cleanly makes the others rebalance at once,
+/// long before its session would time out.
+#[test]
+fn clean_leave_triggers_rebalance() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    let topic = "g-leave";
+    create_topic(&bs, topic, 4, &[]);
+    let mut cfg = group_config(&bs, "g-leave");
+    cfg.set("session.timeout.ms", "45000")
+        .set("max.poll.interval.ms", "60000");
+    let a = Member::spawn(cfg.clone(), topic, false);
+    let b = Member::spawn(cfg, topic, false);
+    wait_for_full_assignment(&[&a, &b], 4, Duration::from_secs(60));
+    b.close();
+    // Bounded well under the 45 s session timeout: only LeaveGroup can do it.
+    wait_for_full_assignment(&[&a], 4, Duration::from_secs(30));
+    produce_spread(&bs, topic, 4, 400);
+    wait_until(
+        "400 messages after the leave",
+        Duration::from_secs(60),
+        || a.messages().len() >= 400,
+    );
+}
+
+const CHILD_ENV: &str = "SLUICE_GROUPS_CHILD";
+
+/// Not a test on its own: the consumer the killed-consumer test runs in a
+/// child process (and kills). Commits every message and prints it.
+#[test]
+#[ignore]
+fn child_group_consumer() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let (bs, group, topic) = (parts[0], parts[1], parts[2]);
+    let mut cfg = group_config(bs, group);
+    cfg.set("session.timeout.ms", "2000");
+    let consumer: BaseConsumer = cfg.create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            if consumer.commit_message(&m, CommitMode::Sync).is_ok() {
+                println!("COMMITTED {} {}", m.partition(), m.offset() + 1);
+            }
+            // Slow, so the parent can kill it mid-way.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A consumer killed without LeaveGroup loses its partitions to the
+/// others once its session times out; they resume from its committed
+/// offsets and no message is lost.
+#[test]
+fn killed_consumer_partitions_move_within_session_timeout() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    let topic = "g-kill";
+    let group = "g-kill-group";
+    create_topic(&bs, topic, 4, &[]);
+    produce_spread(&bs, topic, 4, 2000);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_group_consumer",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, format!("{bs}|{group}|{topic}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child consumer");
+    let (tx, rx) = mpsc::channel::<(i32, i64)>();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 3 && f[0] == "COMMITTED" {
+                let _ = tx.send((f[1].parse().unwrap(), f[2].parse().unwrap()));
+            }
+        }
+    });
+    let mut child_commits: HashMap<i32, Vec<i64>> = HashMap::new();
+    let drain = |commits: &mut HashMap<i32, Vec<i64>>| {
+        while let Ok((p, o)) = rx.try_recv() {
+            commits.entry(p).or_default().push(o);
+        }
+    };
+    wait_until(
+        "the child to commit 200 messages",
+        Duration::from_secs(60),
+        || {
+            drain(&mut child_commits);
+            child_commits.values().map(Vec::len).sum::<usize>() >= 200
+        },
+    );
+    let mut cfg = group_config(&bs, group);
+    cfg.set("session.timeout.ms", "2000");
+    let survivor = Member::spawn(cfg, topic, true);
+    wait_until(
+        "the survivor to get a share",
+        Duration::from_secs(60),
+        || !survivor.assignment().is_empty(),
+    );
+    child.kill().expect("kill child");
+    let _ = child.wait();
+    thread::sleep(Duration::from_millis(200));
+    drain(&mut child_commits);
+    wait_for_full_assignment(&[&survivor], 4, Duration::from_secs(30));
+    let committed_by_child: BTreeSet<(i32, i64)> = child_commits
+        .iter()
+        .flat_map(|(p, os)| os.iter().map(move |o| (*p, o - 1)))
+        .collect();
+    wait_until("every message consumed", Duration::from_secs(90), || {
+        let mut all = committed_by_child.clone();
+        all.extend(survivor.messages().iter().map(|(p, o, _)| (*p, *o)));
+        all.len() >= 2000
+    });
+    // Where the survivor started on each partition is an offset the child
+    // committed (or 0): it resumed from committed offsets, not from scratch.
+    let survivor_msgs = survivor.messages();
+    for p in 0..4 {
+        let Some(first) = survivor_msgs
+            .iter()
+            .filter(|(q, _, _)| *q == p)
+            .map(|(_, o, _)| *o)
+            .min()
+        else {
+            continue;
+        };
+        let commits = child_commits.get(&p).cloned().unwrap_or_default();
+        assert!(
+            first == 0 || commits.contains(&first),
+            "partition {p}: survivor started at {first}, child committed {:?}",
+            commits.iter().max()
+        );
+    }
+}
+
+/// cooperative-sticky and range assignors both give disjoint covering
+/// assignments as members come and go.
+#[test]
+fn cooperative_sticky_and_range_assignors() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    for strategy in ["cooperative-sticky", "range", "roundrobin"] {
+        let topic = format!("g-assign-{strategy}");
+        create_topic(&bs, &topic, 6, &[]);
+        let mut cfg = group_config(&bs, &format!("g-{strategy}"));
+        cfg.set("partition.assignment.strategy", strategy);
+        let a = Member::spawn(cfg.clone(), &topic, false);
+        let b = Member::spawn(cfg.clone(), &topic, false);
+        wait_for_full_assignment(&[&a, &b], 6, Duration::from_secs(60));
+        let c = Member::spawn(cfg, &topic, false);
+        wait_for_full_assignment(&[&a, &b, &c], 6, Duration::from_secs(60));
+        c.close();
+        wait_for_full_assignment(&[&a, &b], 6, Duration::from_secs(60));
+        produce_spread(&bs, &topic, 6, 600);
+        wait_until(
+            &format!("{strategy}: 600 messages"),
+            Duration::from_secs(60),
+            || {
+                let all: BTreeSet<String> = a
+                    .messages()
+                    .into_iter()
+                    .chain(b.messages())
+                    .map(|(_, _, v)| v)
+                    .collect();
+                all.len() >= 600
+            },
+        );
+        println!("{strategy}: ok");
+    }
+}
+
+/// A static member (group.instance.id) that restarts within its session
+/// timeout gets its old partitions back without a rebalance of the others.
+#[test]
+fn static_member_rejoins_without_rebalance() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    let topic = "g-static";
+    create_topic(&bs, topic, 4, &[]);
+    let config = |instance: &str| {
+        let mut c = group_config(&bs, "g-static");
+        c.set("group.instance.id", instance)
+            .set("session.timeout.ms", "30000");
+        c
+    };
+    let a = Member::spawn(config("instance-a"), topic, false);
+    let b = Member::spawn(config("instance-b"), topic, false);
+    wait_for_full_assignment(&[&a, &b], 4, Duration::from_secs(60));
+    // Let any rebalance in flight settle before counting.
+    thread::sleep(Duration::from_secs(2));
+    wait_for_full_assignment(&[&a, &b], 4, Duration::from_secs(30));
+    let (a_assigned, b_assigned) = (a.assignment(), b.assignment());
+    let a_assigns = a.seen.assigns.load(Ordering::SeqCst);
+    b.close(); // static: no LeaveGroup
+    let b2 = Member::spawn(config("instance-b"), topic, false);
+    wait_for_full_assignment(&[&a, &b2], 4, Duration::from_secs(30));
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(b2.assignment(), b_assigned, "same partitions back");
+    assert_eq!(a.assignment(), a_assigned);
+    assert_eq!(
+        a.seen.assigns.load(Ordering::SeqCst),
+        a_assigns,
+        "the other member saw no rebalance"
+    );
+}
+
+mod raw_group {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+
+    pub fn join(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
+        let mut p = join_group_request::JoinGroupRequestProtocol::default();
+        p.name = str_bytes("range");
+        p.metadata = bytes::Bytes::from_static(b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        JoinGroupRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_session_timeout_ms(session_ms)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(str_bytes(member))
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![p])
+    }
+
+    pub fn heartbeat(group: &str, member: &str, generation: i32) -> HeartbeatRequest {
+        HeartbeatRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_member_id(str_bytes(member))
+            .with_generation_id(generation)
+    }
+
+    pub fn sync(group: &str, member: &str, generation: i32) -> SyncGroupRequest {
+        let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+        a.member_id = str_bytes(member);
+        a.assignment = bytes::Bytes::from_static(b"assigned");
+        SyncGroupRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_member_id(str_bytes(member))
+            .with_generation_id(generation)
+            .with_assignments(vec![a])
+    }
+
+    pub fn commit(group: &str, member: &str, generation: i32, topic: &str) -> OffsetCommitRequest {
+        let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+        p.partition_index = 0;
+        p.committed_offset = 7;
+        p.committed_metadata = Some(StrBytes::from_static_str("meta"));
+        let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+        t.name = common::raw::topic_name(topic);
+        t.partitions = vec![p];
+        OffsetCommitRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_member_id(str_bytes(member))
+            .with_generation_id_or_member_epoch(generation)
+            .with_topics(vec![t])
+    }
+
+    pub fn commit_error(r: &OffsetCommitResponse) -> i16 {
+        r.topics[0].partitions[0].error_code
+    }
+}
+
+/// Invalid group requests get Kafka's error codes, and the coordinator
+/// keeps serving the valid ones.
+#[test]
+fn invalid_group_requests_get_kafka_error_codes() {
+    use kafka_protocol::messages::*;
+    use raw_group::*;
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "g-raw", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+
+    // FindCoordinator: groups here, transactions nowhere, v4 batched.
+    let r = c.call(
+        3,
+        &FindCoordinatorRequest::default().with_key(str_bytes("g-raw")),
+    );
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.port,
+        bs.rsplit(':').next().unwrap().parse::<i32>().unwrap()
+    );
+    let r = c.call(
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(str_bytes("txn"))
+            .with_key_type(1),
+    );
+    assert_eq!(r.error_code, COORDINATOR_NOT_AVAILABLE);
+    let r = c.call(
+        4,
+        &FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![str_bytes("a"), str_bytes("b")]),
+    );
+    assert_eq!(r.coordinators.len(), 2);
+    assert!(r.coordinators.iter().all(|c| c.error_code == 0));
+
+    // JoinGroup: bad group id, bad session timeout, member id required.
+    assert_eq!(
+        c.call(5, &join("", "", 10_000)).error_code,
+        INVALID_GROUP_ID
+    );
+    assert_eq!(
+        c.call(5, &join("g", "", 10)).error_code,
+        INVALID_SESSION_TIMEOUT
+    );
+    assert_eq!(
+        c.call(5, &join("g-raw", "nobody", 10_000)).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    let first = c.call(5, &join("g-raw", "", 10_000));
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    let member = first.member_id.to_string();
+    assert!(!member.is_empty());
+    let joined = c.call(5, &join("g-raw", &member, 10_000));
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader.as_str(), member);
+    assert_eq!(joined.members.len(), 1);
+    let generation = joined.generation_id;
+    assert!(generation >= 1);
+
+    // Wrong protocol type for an existing group.
+    let other = join("g-raw", "", 10_000).with_protocol_type(str_bytes("connect"));
+    assert_eq!(c.call(5, &other).error_code, INCONSISTENT_GROUP_PROTOCOL);
+
+    // Sync and heartbeat: stale generation, unknown member.
+    assert_eq!(
+        c.call(3, &sync("g-raw", &member, generation + 5))
+            .error_code,
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        c.call(3, &sync("g-raw", "nobody", generation)).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    let synced = c.call(3, &sync("g-raw", &member, generation));
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(&synced.assignment[..], b"assigned");
+    assert_eq!(
+        c.call(3, &heartbeat("g-raw", &member, generation - 1))
+            .error_code,
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        c.call(3, &heartbeat("g-raw", "nobody", generation))
+            .error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        c.call(3, &heartbeat("nogroup", &member, generation))
+            .error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        c.call(3, &heartbeat("g-raw", &member, generation))
+            .error_code,
+        0
+    );
+
+    // OffsetCommit: member checks; a simple consumer on a fresh group.
+    assert_eq!(
+        commit_error(&c.call(8, &commit("g-raw", "nobody", generation, "g-raw"))),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        commit_error(&c.call(8, &commit("g-raw", &member, generation + 1, "g-raw"))),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        commit_error(&c.call(8, &commit("g-raw", &member, generation, "g-raw"))),
+        0
+    );
+    assert_eq!(
+        commit_error(&c.call(2, &commit("g-simple", "", -1, "g-raw"))),
+        0
+    );
+    assert_eq!(
+        commit_error(&c.call(8, &commit("g-fresh", "m", 3, "g-raw"))),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        commit_error(&c.call(8, &commit("", "", -1, "g-raw"))),
+        INVALID_GROUP_ID
+    );
+
+    // OffsetFetch v8: several groups, all partitions when topics is null.
+    let mut g1 = offset_fetch_request::OffsetFetchRequestGroup::default();
+    g1.group_id = str_bytes("g-simple").into();
+    g1.topics = None;
+    let mut g2 = g1.clone();
+    g2.group_id = str_bytes("g-raw").into();
+    let fetched = c.call(8, &OffsetFetchRequest::default().with_groups(vec![g1, g2]));
+    assert_eq!(fetched.groups.len(), 2);
+    for g in &fetched.groups {
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.topics.len(), 1, "{:?}", g.group_id);
+        assert_eq!(g.topics[0].partitions[0].committed_offset, 7);
+        assert_eq!(g.topics[0].partitions[0].metadata.as_deref(), Some("meta"));
+    }
+
+    // ListGroups with a states filter; DescribeGroups.
+    let listed = c.call(
+        4,
+        &ListGroupsRequest::default().with_states_filter(vec![str_bytes("Stable")]),
+    );
+    let names: Vec<&str> = listed.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(names, ["g-raw"]);
+    let described = c.call(
+        5,
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![str_bytes("g-raw").into(), str_bytes("none").into()]),
+    );
+    assert_eq!(described.groups[0].group_state.as_str(), "Stable");
+    assert_eq!(described.groups[0].members.len(), 1);
+    assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+
+    // DeleteGroups: not while it has members; unknown groups.
+    let deleted = c.call(
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![
+            str_bytes("g-raw").into(),
+            str_bytes("none").into(),
+            str_bytes("g-simple").into(),
+        ]),
+    );
+    let codes: Vec<i16> = deleted.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND, 0]);
+
+    // LeaveGroup v3 batch: fenced instance, unknown member, the real one.
+    let mut leaving = Vec::new();
+    for (m, instance) in [
+        ("x", Some("no-such")),
+        ("nobody", None),
+        (member.as_str(), None),
+    ] {
+        let mut id = leave_group_request::MemberIdentity::default();
+        id.member_id = str_bytes(m);
+        id.group_instance_id = instance.map(str_bytes);
+        leaving.push(id);
+    }
+    let left = c.call(
+        3,
+        &LeaveGroupRequest::default()
+            .with_group_id(str_bytes("g-raw").into())
+            .with_members(leaving),
+    );
+    let codes: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
+    assert_eq!(codes, [UNKNOWN_MEMBER_ID, UNKNOWN_MEMBER_ID, 0]);
+    assert_eq!(
+        c.call(3, &heartbeat("g-raw", &member, generation))
+            .error_code,
+        UNKNOWN_MEMBER_ID
+    );
+
+    // Static membership: a second holder of an instance id fences the first.
+    let static_join =
+        |m: &str| join("g-static-raw", m, 10_000).with_group_instance_id(Some(str_bytes("inst")));
+    let s1 = c.call(5, &static_join(""));
+    assert_eq!(s1.error_code, 0, "static members need no second join");
+    let s2 = c.call(5, &static_join(""));
+    assert_eq!(s2.error_code, 0);
+    assert_ne!(s1.member_id, s2.member_id);
+    let fenced = HeartbeatRequest::default()
+        .with_group_id(str_bytes("g-static-raw").into())
+        .with_member_id(s1.member_id.clone())
+        .with_generation_id(s1.generation_id)
+        .with_group_instance_id(Some(str_bytes("inst")));
+    assert_eq!(c.call(4, &fenced).error_code, FENCED_INSTANCE_ID);
+
+    // The group is empty now and can go; the coordinator is still healthy.
+    let deleted = c.call(
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![str_bytes("g-raw").into()]),
+    );
+    assert_eq!(deleted.results[0].error_code, 0);
+}
