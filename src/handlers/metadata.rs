@@ -109,6 +109,7 @@ fn described(topic: &TopicMeta, node: i32) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     t.topic_id = topic.uuid();
+    t.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t.partitions = (0..topic.partitions)
         .map(|p| {
