@@ -123,5 +123,9 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
                 return;
             }
         }
+        // A busy client's next frame is usually already buffered, so this
+        // loop could run without ever awaiting anything pending and starve
+        // the shard's other connections and peer messages. Take turns.
+        crate::runtime::yield_now().await;
     }
 }

@@ -179,6 +179,21 @@ pub async fn timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> Option
     }
 }
 
+/// Lets every other runnable task on this shard go first, once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Milliseconds since the Unix epoch, Kafka's timestamp unit.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
