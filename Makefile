@@ -5,7 +5,7 @@ DATA_DIR ?= ./data
 # Test binaries run in parallel; each test starts its own broker.
 TEST_THREADS ?= 4
 
-.PHONY: run build test fmt fmt-check lint bench clean
+.PHONY: run build test fmt fmt-check lint bench bench-fetch clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -31,8 +31,17 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The standard 1 KB workloads against a spawned broker, and the machine's
+# baselines; reports and plots land in bench/results/ (ignored by git).
 bench: build
-	./target/release/sluice-bench --spawn ./target/release/sluice --out bench/results
+	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --out bench/results/1kb-50k
+	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
+	./target/release/sluice-bench baseline --out bench/results
+
+# Zero-copy vs copying fetch of a 4 GiB partition (GIB=1 for a quick run).
+GIB ?= 4
+bench-fetch: build
+	$(CARGO) run --release --example fetch_bench -- --gib $(GIB)
 
 clean:
 	$(CARGO) clean

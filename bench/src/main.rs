@@ -1,1 +1,422 @@
-fn main() {}
+//! `sluice-bench`: throughput, latency and compression measurements against
+//! any Kafka-API broker, through librdkafka.
+//!
+//! # Layout
+//! - `workload`: the TOML workload format and its validation.
+//! - `run`: one workload against each target; `clients`: the producer and
+//!   consumer threads; `kafka`: client configs and topic setup; `rate`: the
+//!   fixed-rate schedule; `payload`: the timestamp header; `stats`: latency
+//!   histograms and throughput samples.
+//! - `spawn`: a local broker for `--spawn` and its /proc usage.
+//! - `baseline`: loopback TCP and disk append limits.
+//! - `compression` and `datasets`: the codec study on deterministic data.
+//! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots.
+//!
+//! Only `spawn` and the watchdog in `run` signal processes; only `clients`
+//! and `kafka` talk to brokers.
+
+mod baseline;
+mod clients;
+mod compression;
+mod datasets;
+mod kafka;
+mod payload;
+mod plot;
+mod rate;
+mod report;
+mod run;
+mod spawn;
+mod stats;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::report::RunResult;
+use crate::spawn::SpawnedBroker;
+use crate::workload::Workload;
+
+/// The grace period is bounded so a run always ends.
+const GRACE_SECS_MAX: u64 = 300;
+/// Name of the `--spawn` target.
+const SPAWN_NAME: &str = "sluice";
+
+#[derive(Parser)]
+#[command(
+    name = "sluice-bench",
+    version,
+    about = "Benchmarks any Kafka-API broker through librdkafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workload against one or more brokers.
+    Run(RunArgs),
+    /// Measure loopback TCP and disk append bandwidth.
+    Baseline(BaselineArgs),
+    /// Compare codecs and batch sizes on built-in or user data.
+    Compression(CompressionArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Workload TOML file (see bench/workloads/).
+    workload: PathBuf,
+    /// A broker to measure, as NAME=HOST:PORT; repeat to compare brokers.
+    #[arg(long = "target", value_name = "NAME=HOST:PORT")]
+    targets: Vec<String>,
+    /// A broker to measure, named after its address.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    bootstraps: Vec<String>,
+    /// Start a local sluice with a temporary data dir (target "sluice").
+    #[arg(long)]
+    spawn: bool,
+    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// --shards for the spawned broker.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Override the workload's measured duration, seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Override the workload's warm-up, seconds.
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Override the workload's producer_rate, msg/s (0 = max).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Seconds allowed for the final flush and for consumers to drain.
+    #[arg(long, default_value_t = 10)]
+    grace: u64,
+    /// Output directory (default: bench/results/<workload name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the machine baselines.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Seconds for each baseline measurement.
+    #[arg(long, default_value_t = 1.0)]
+    baseline_secs: f64,
+    /// Skip plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+#[derive(Args)]
+struct BaselineArgs {
+    /// Output directory for baseline.json.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Directory whose filesystem is measured (default: the temp dir, where
+    /// --spawn puts the broker's data).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds for each measurement.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+}
+
+#[derive(Args)]
+struct CompressionArgs {
+    /// Also measure this file (split into lines, or 1 KiB chunks).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output directory for compression.json, compression.md and plots.
+    #[arg(long, default_value = "bench/results/compression")]
+    out: PathBuf,
+    /// Messages per dataset.
+    #[arg(long, default_value_t = compression::DATASET_MESSAGES)]
+    messages: usize,
+    /// Minimum seconds for each speed measurement.
+    #[arg(long, default_value_t = 0.1)]
+    min_secs: f64,
+    /// Skip plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
+        Command::Run(a) => cmd_run(a),
+        Command::Baseline(a) => cmd_baseline(a),
+        Command::Compression(a) => cmd_compression(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where a target's load goes.
+enum Endpoint {
+    Spawn,
+    Remote(String),
+}
+
+/// `NAME=HOST:PORT` -> (name, address).
+fn parse_target(s: &str) -> Result<(String, String)> {
+    let Some((name, addr)) = s.split_once('=') else {
+        bail!("--target {s:?}: expected NAME=HOST:PORT");
+    };
+    check_addr(addr).with_context(|| format!("--target {s:?}"))?;
+    if name.is_empty() || name.contains(['/', ' ']) {
+        bail!("--target {s:?}: the name must be non-empty, without '/' or spaces");
+    }
+    Ok((name.to_string(), addr.to_string()))
+}
+
+fn check_addr(addr: &str) -> Result<()> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => bail!("{addr:?} is not HOST:PORT"),
+    }
+}
+
+fn targets(a: &RunArgs) -> Result<Vec<(String, Endpoint)>> {
+    let mut out = Vec::new();
+    if a.spawn {
+        out.push((SPAWN_NAME.to_string(), Endpoint::Spawn));
+    }
+    for t in &a.targets {
+        let (name, addr) = parse_target(t)?;
+        out.push((name, Endpoint::Remote(addr)));
+    }
+    for b in &a.bootstraps {
+        check_addr(b).with_context(|| format!("--bootstrap {b:?}"))?;
+        out.push((b.clone(), Endpoint::Remote(b.clone())));
+    }
+    if out.is_empty() {
+        bail!("no target: pass --spawn, --target NAME=HOST:PORT or --bootstrap HOST:PORT");
+    }
+    for (i, (name, _)) in out.iter().enumerate() {
+        if out[..i].iter().any(|(n, _)| n == name) {
+            bail!("target name {name:?} is used twice");
+        }
+    }
+    Ok(out)
+}
+
+fn load_workload(a: &RunArgs) -> Result<Workload> {
+    let mut w = Workload::load(&a.workload)?;
+    if let Some(d) = a.duration {
+        w.duration_secs = d;
+    }
+    if let Some(s) = a.warmup {
+        w.warmup_secs = s;
+    }
+    if let Some(r) = a.rate {
+        w.producer_rate = r;
+    }
+    w.validate().context("after command-line overrides")?;
+    Ok(w)
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    let w = load_workload(&a)?;
+    let targets = targets(&a)?;
+    if !(1..=GRACE_SECS_MAX).contains(&a.grace) {
+        bail!("--grace must be 1..={GRACE_SECS_MAX} seconds");
+    }
+    let grace = Duration::from_secs(a.grace);
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("bench/results").join(&w.name));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let baseline = if a.no_baseline {
+        None
+    } else {
+        eprintln!(
+            "measuring machine baselines ({} s each)...",
+            a.baseline_secs
+        );
+        Some(baseline::measure(&std::env::temp_dir(), a.baseline_secs)?)
+    };
+    let mut run = RunResult {
+        workload: w.clone(),
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        librdkafka_version: rdkafka::util::get_rdkafka_version().1,
+        started_unix_secs: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+        baseline,
+        order: targets.iter().map(|(n, _)| n.clone()).collect(),
+        targets: Default::default(),
+    };
+    for (name, endpoint) in &targets {
+        eprintln!("running {} against {name}...", w.name);
+        let result = match endpoint {
+            Endpoint::Remote(addr) => run::run_target(
+                &run::TargetSpec {
+                    name,
+                    bootstrap: addr,
+                    broker: None,
+                },
+                &w,
+                grace,
+            )?,
+            Endpoint::Spawn => {
+                let bin = spawn::find_broker_bin(a.broker_bin.as_deref());
+                let log = out.join(format!("broker-{name}.log"));
+                let broker = SpawnedBroker::start(&bin, a.shards, &log)?;
+                let spec = run::TargetSpec {
+                    name,
+                    bootstrap: &broker.addr,
+                    broker: Some(&broker),
+                };
+                let r = run::run_target(&spec, &w, grace)?;
+                broker.stop()?;
+                r
+            }
+        };
+        run.targets.insert(name.clone(), result);
+    }
+    write_run(&run, &out, !a.no_plots)
+}
+
+fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
+    let json = out.join("result.json");
+    std::fs::write(&json, serde_json::to_string_pretty(run)?)?;
+    let files = if plots {
+        plot::run_plots(run, out).unwrap_or_else(|e| {
+            eprintln!("warning: no plots: {e:#}");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let md = out.join("report.md");
+    std::fs::write(&md, report::markdown(run, &files))?;
+    if let Some(b) = &run.baseline {
+        println!("{}", b.table().terminal());
+    }
+    println!("{}", report::results_table(run).terminal());
+    for w in report::warnings(run) {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "wrote {}, {} and {} plot files",
+        json.display(),
+        md.display(),
+        files.len()
+    );
+    Ok(())
+}
+
+fn cmd_baseline(a: BaselineArgs) -> Result<()> {
+    if !(a.secs > 0.0 && a.secs <= 600.0) {
+        bail!("--secs must be in (0, 600]");
+    }
+    let dir = a.dir.unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&a.out)?;
+    eprintln!(
+        "measuring baselines in {} ({} s each)...",
+        dir.display(),
+        a.secs
+    );
+    let b = baseline::measure(&dir, a.secs)?;
+    let path = a.out.join("baseline.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&b)?)?;
+    println!("{}", b.table().terminal());
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn cmd_compression(a: CompressionArgs) -> Result<()> {
+    if !(0.0..=60.0).contains(&a.min_secs) || a.messages == 0 {
+        bail!("--min-secs must be 0..=60 and --messages positive");
+    }
+    let mut sets = compression::builtin_datasets(a.messages);
+    if let Some(path) = &a.data {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let messages = datasets::from_file_bytes(&bytes, a.messages);
+        if messages.is_empty() {
+            bail!("{} is empty", path.display());
+        }
+        let name = path
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+        sets.push(compression::Dataset { name, messages });
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let total = sets.len() * compression::Codec::ALL.len() * compression::BATCH_SIZES.len();
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template("compression [{bar:30}] {pos}/{len} {msg}")?
+            .progress_chars("=> "),
+    );
+    let r = compression::study(&sets, Duration::from_secs_f64(a.min_secs), |row| {
+        pb.inc(1);
+        pb.set_message(format!(
+            "{} {} x{}",
+            row.dataset, row.codec_label, row.batch_messages
+        ));
+    })?;
+    pb.finish_and_clear();
+    std::fs::write(
+        a.out.join("compression.json"),
+        serde_json::to_string_pretty(&r)?,
+    )?;
+    let files = if a.no_plots {
+        Vec::new()
+    } else {
+        plot::compression_plots(&r, &a.out).unwrap_or_else(|e| {
+            eprintln!("warning: no plots: {e:#}");
+            Vec::new()
+        })
+    };
+    let table = compression::table(&r);
+    let mut md = format!(
+        "# sluice-bench compression\n\nRatio = raw / compressed per batch size (messages per \
+         compressed batch); speeds are MB/s (2^20 bytes) of raw data on one core.\n\n{}\n",
+        table.markdown()
+    );
+    for n in &r.notes {
+        md += &format!("- {n}\n");
+    }
+    for f in &files {
+        md += &format!("\n![{f}]({f})\n");
+    }
+    std::fs::write(a.out.join("compression.md"), md)?;
+    println!("{}", table.terminal());
+    eprintln!("wrote {}", a.out.join("compression.json").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_reject_mistakes() {
+        assert_eq!(
+            parse_target("kafka=127.0.0.1:9093").unwrap(),
+            ("kafka".to_string(), "127.0.0.1:9093".to_string())
+        );
+        for bad in [
+            "kafka",
+            "=1.2.3.4:9",
+            "k=host",
+            "k=host:0",
+            "k=:9092",
+            "k=h:99999",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! librdkafka plumbing shared by producers, consumers and setup: client
+//! configs, topic creation, and a reachability check that fails fast.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::workload::Workload;
+
+/// How long setup waits for the broker to answer Metadata.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long CreateTopics and the partitions showing in Metadata may take.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings every client of the run shares.
+pub fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.connection.setup.timeout.ms", "5000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("log_level", "3");
+    c
+}
+
+pub fn producer_config(bootstrap: &str, w: &Workload, message_timeout: Duration) -> ClientConfig {
+    let mut c = base_config(bootstrap);
+    c.set("acks", w.acks.as_str())
+        .set("compression.type", w.compression.as_str())
+        .set("batch.size", w.batch_size.to_string())
+        .set("linger.ms", w.linger_ms.to_string())
+        .set("enable.idempotence", "false")
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().to_string(),
+        );
+    for (k, v) in &w.producer_config {
+        c.set(k, v);
+    }
+    c
+}
+
+/// `group` is required by librdkafka even for `assign()`; in assign mode the
+/// consumer never joins it and never commits.
+pub fn consumer_config(bootstrap: &str, w: &Workload, group: &str) -> ClientConfig {
+    let mut c = base_config(bootstrap);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("allow.auto.create.topics", "false");
+    for (k, v) in &w.consumer_config {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Fails with a clear message unless the broker answers Metadata in time.
+pub fn check_reachable(name: &str, bootstrap: &str) -> Result<()> {
+    let consumer: BaseConsumer = base_config(bootstrap)
+        .create()
+        .with_context(|| format!("target {name}: bad bootstrap address {bootstrap:?}"))?;
+    match consumer.fetch_metadata(None, CONNECT_TIMEOUT) {
+        Ok(md) if !md.brokers().is_empty() => Ok(()),
+        Ok(_) => bail!("target {name} ({bootstrap}): Metadata lists no brokers"),
+        Err(e) => bail!(
+            "target {name} ({bootstrap}): broker unreachable within {}s: {e}",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// Creates the run's topics and waits until Metadata shows every partition.
+pub fn create_topics(bootstrap: &str, topics: &[String], partitions: u32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap).create()?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(CREATE_TIMEOUT))
+        .request_timeout(Some(CREATE_TIMEOUT));
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions as i32, TopicReplication::Fixed(1)))
+        .collect();
+    let results = block_on(admin.create_topics(&new, &opts)).context("CreateTopics failed")?;
+    for r in results {
+        if let Err((topic, code)) = r {
+            bail!("CreateTopics {topic}: {code}");
+        }
+    }
+    wait_for_partitions(bootstrap, topics, partitions)
+}
+
+fn wait_for_partitions(bootstrap: &str, topics: &[String], partitions: u32) -> Result<()> {
+    let consumer: BaseConsumer = base_config(bootstrap).create()?;
+    let deadline = Instant::now() + CREATE_TIMEOUT;
+    loop {
+        let md = consumer.fetch_metadata(None, CONNECT_TIMEOUT)?;
+        let ready = topics.iter().all(|name| {
+            md.topics().iter().any(|t| {
+                t.name() == name
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+            })
+        });
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "topics did not show {partitions} partitions in Metadata within {}s",
+                CREATE_TIMEOUT.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future on this thread. rdkafka's admin futures are completed by
+/// librdkafka's own thread, so parking until woken is all it takes.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park_timeout(Duration::from_millis(100));
+    }
+}

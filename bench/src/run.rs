@@ -1,0 +1,321 @@
+//! `sluice-bench run`: one workload against each target in turn.
+//!
+//! Per target: check the broker answers, create fresh topics, start
+//! consumers, start producers on a shared clock, sample throughput once a
+//! second, stop producing when the window ends, drain consumers (bounded by
+//! the grace period), merge the per-thread histograms.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::clients::{self, ConsumerJob, ProducerJob, Shared};
+use crate::kafka;
+use crate::payload::Clock;
+use crate::report::TargetResult;
+use crate::spawn::{self, SpawnedBroker, Usage};
+use crate::stats::{mib, Latency, Sample};
+use crate::workload::{ConsumerMode, Workload};
+
+/// Consumers get this long to connect before the first message is due.
+const CONSUMER_HEAD_START: Duration = Duration::from_millis(500);
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// A fixed rate counts as sustained at 95 % of the target.
+const SUSTAINED_FRACTION: f64 = 0.95;
+/// Slack on top of the planned run before the watchdog kills everything.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(90);
+
+/// Where one target's load goes.
+pub struct TargetSpec<'a> {
+    pub name: &'a str,
+    pub bootstrap: &'a str,
+    /// Set when the harness started this broker, to read its /proc usage.
+    pub broker: Option<&'a SpawnedBroker>,
+}
+
+/// Runs the workload against one target and returns its measurements.
+pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<TargetResult> {
+    kafka::check_reachable(t.name, t.bootstrap)?;
+    let _watchdog = Watchdog::arm(
+        Duration::from_secs(w.warmup_secs + w.duration_secs) + 2 * grace + WATCHDOG_SLACK,
+        t.name,
+    );
+    let run_tag = run_tag();
+    let topics: Vec<String> = (0..w.topics)
+        .map(|i| format!("sluice-bench-{run_tag:08x}-{i}"))
+        .collect();
+    kafka::create_topics(t.bootstrap, &topics, w.partitions_per_topic)
+        .map_err(|e| anyhow!("target {}: {e:#}", t.name))?;
+
+    let clock = Clock::new();
+    let start_ns = clock.now_ns() + CONSUMER_HEAD_START.as_nanos() as u64;
+    let window_start_ns = start_ns + w.warmup_secs * 1_000_000_000;
+    let shared = Arc::new(Shared {
+        clock,
+        run_tag,
+        window_start_ns,
+        window_end_ns: window_start_ns + w.duration_secs * 1_000_000_000,
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        stop_producing: AtomicBool::new(false),
+        stop_consuming: AtomicBool::new(false),
+        first_error: Mutex::new(None),
+    });
+    let progress = progress_bar(t.name, w);
+    let outcome = std::thread::scope(|sc| -> Result<Measured> {
+        let s = &shared;
+        let consumers: Vec<_> = consumer_jobs(w, &topics, run_tag)
+            .into_iter()
+            .map(|job| {
+                let config = kafka::consumer_config(t.bootstrap, w, &job.group);
+                sc.spawn(move || clients::consume(job, config, s))
+            })
+            .collect();
+        let producers: Vec<_> = producer_jobs(w, &topics, start_ns, grace)
+            .into_iter()
+            .map(|job| {
+                let config =
+                    kafka::producer_config(t.bootstrap, w, grace.max(Duration::from_secs(5)));
+                sc.spawn(move || clients::produce(job, w, config, s))
+            })
+            .collect();
+        let sampled = sample(s, w, start_ns, t.broker, &progress);
+        s.stop_producing.store(true, Relaxed);
+        let mut publish = Latency::new();
+        let mut errors = Vec::new();
+        for p in producers {
+            match p.join().expect("producer thread panicked") {
+                Ok(h) => publish.merge(&h),
+                Err(e) => errors.push(e),
+            }
+        }
+        drain(s, w, grace, &progress);
+        s.stop_consuming.store(true, Relaxed);
+        let mut e2e = Latency::new();
+        for c in consumers {
+            match c.join().expect("consumer thread panicked") {
+                Ok(h) => e2e.merge(&h),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(Measured {
+            sampled,
+            publish,
+            e2e,
+        })
+    });
+    progress.finish_and_clear();
+    let m = outcome.map_err(|e| anyhow!("target {}: {e:#}", t.name))?;
+    Ok(result(t, w, &shared, m))
+}
+
+/// What the threads and the sampler produced.
+struct Measured {
+    sampled: Sampled,
+    publish: Latency,
+    e2e: Latency,
+}
+
+/// Counters at the window's edges and the per-second series.
+struct Sampled {
+    acked: (u64, u64),
+    received: (u64, u64),
+    cpu: Option<(Usage, Usage)>,
+    series: Vec<Sample>,
+}
+
+fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult {
+    let secs = w.duration_secs as f64;
+    let publish_rate = (m.sampled.acked.1 - m.sampled.acked.0) as f64 / secs;
+    let consume_rate = (m.sampled.received.1 - m.sampled.received.0) as f64 / secs;
+    let bytes = w.message_size as f64;
+    let peak_rss = t.broker.and_then(|b| b.usage().ok()).map(|u| u.peak_rss_mb);
+    TargetResult {
+        name: t.name.to_string(),
+        bootstrap: t.bootstrap.to_string(),
+        spawned: t.broker.is_some(),
+        target_rate_msgs: w.producer_rate,
+        rate_sustained: (w.producer_rate > 0)
+            .then_some(publish_rate >= SUSTAINED_FRACTION * w.producer_rate as f64),
+        publish_rate_msgs: publish_rate,
+        publish_rate_mb: mib(publish_rate * bytes),
+        consume_rate_msgs: consume_rate,
+        consume_rate_mb: mib(consume_rate * bytes),
+        messages_sent: s.acked.load(Relaxed),
+        messages_received: s.received.load(Relaxed),
+        messages_failed: s.failed.load(Relaxed),
+        publish_latency_us: m.publish.percentiles(),
+        e2e_latency_us: m.e2e.percentiles(),
+        broker: m.sampled.cpu.map(|(a, b)| Usage {
+            cpu_seconds: b.cpu_seconds - a.cpu_seconds,
+            peak_rss_mb: peak_rss.unwrap_or(b.peak_rss_mb),
+        }),
+        first_error: s.first_error.lock().unwrap().clone(),
+        throughput: m.sampled.series,
+        publish_latency_curve: m.publish.curve(),
+        e2e_latency_curve: m.e2e.curve(),
+    }
+}
+
+/// Ticks once a second from the producers' start to the window's end.
+fn sample(
+    s: &Shared,
+    w: &Workload,
+    start_ns: u64,
+    broker: Option<&SpawnedBroker>,
+    pb: &ProgressBar,
+) -> Sampled {
+    let usage = || broker.and_then(|b| b.usage().ok());
+    let ticks = w.warmup_secs + w.duration_secs;
+    let mut out = Sampled {
+        acked: (0, 0),
+        received: (0, 0),
+        cpu: None,
+        series: Vec::with_capacity(ticks as usize),
+    };
+    let mut cpu_start = usage();
+    let (mut last_acked, mut last_received) = (0u64, 0u64);
+    for tick in 1..=ticks {
+        s.clock
+            .sleep_until(start_ns + tick * SAMPLE_INTERVAL.as_nanos() as u64);
+        let (acked, received) = (s.acked.load(Relaxed), s.received.load(Relaxed));
+        let sample = Sample {
+            t: tick as f64,
+            publish_msgs: (acked - last_acked) as f64,
+            consume_msgs: (received - last_received) as f64,
+        };
+        (last_acked, last_received) = (acked, received);
+        out.series.push(sample);
+        if tick == w.warmup_secs {
+            out.acked.0 = acked;
+            out.received.0 = received;
+            cpu_start = usage();
+        }
+        let phase = if tick <= w.warmup_secs {
+            "warm-up"
+        } else {
+            "measure"
+        };
+        pb.set_position(tick);
+        pb.set_message(format!(
+            "{phase}  pub {:.0} msg/s  cons {:.0} msg/s",
+            sample.publish_msgs, sample.consume_msgs
+        ));
+    }
+    out.acked.1 = last_acked;
+    out.received.1 = last_received;
+    out.cpu = cpu_start.zip(usage());
+    out
+}
+
+/// Waits (at most `grace`) for consumers to catch up with every ack.
+fn drain(s: &Shared, w: &Workload, grace: Duration, pb: &ProgressBar) {
+    if w.consumers_per_topic == 0 {
+        return;
+    }
+    pb.set_message("draining consumers");
+    let deadline = std::time::Instant::now() + grace;
+    while s.received.load(Relaxed) < s.acked.load(Relaxed) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn producer_jobs(
+    w: &Workload,
+    topics: &[String],
+    start_ns: u64,
+    grace: Duration,
+) -> Vec<ProducerJob> {
+    let rate = w.rate_per_producer();
+    let mut jobs = Vec::new();
+    for topic in topics {
+        for _ in 0..w.producers_per_topic {
+            jobs.push(ProducerJob {
+                topic: topic.clone(),
+                partitions: w.partitions_per_topic,
+                rate,
+                start_ns,
+                seed: jobs.len() as u64 + 1,
+                flush_timeout: grace,
+            });
+        }
+    }
+    jobs
+}
+
+fn consumer_jobs(w: &Workload, topics: &[String], run_tag: u32) -> Vec<ConsumerJob> {
+    let mut jobs = Vec::new();
+    for topic in topics {
+        for i in 0..w.consumers_per_topic {
+            jobs.push(ConsumerJob {
+                topic: topic.clone(),
+                partitions: clients::share_partitions(
+                    w.partitions_per_topic,
+                    w.consumers_per_topic,
+                    i,
+                ),
+                group: match w.consumer_mode {
+                    ConsumerMode::Assign => "sluice-bench-assign-only".into(),
+                    ConsumerMode::Group => format!("sluice-bench-{run_tag:08x}-{topic}"),
+                },
+                mode: w.consumer_mode,
+            });
+        }
+    }
+    jobs
+}
+
+fn run_tag() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    crate::datasets::SplitMix64::new(nanos ^ std::process::id() as u64).next_u64() as u32
+}
+
+fn progress_bar(name: &str, w: &Workload) -> ProgressBar {
+    let pb = ProgressBar::new(w.warmup_secs + w.duration_secs);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos:>3}/{len}s {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(name.to_string());
+    pb
+}
+
+/// Kills the spawned broker and exits if a run overstays its bound, so a
+/// wedged client library can never hang a script.
+struct Watchdog {
+    _disarm: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn arm(limit: Duration, name: &str) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "error: target {name}: run exceeded its {}s bound; aborting",
+                    limit.as_secs()
+                );
+                let pid = spawn::SPAWNED_PID.load(Relaxed);
+                if pid > 0 {
+                    // SAFETY: kill(2) has no memory-safety preconditions; the
+                    // pid is our unreaped child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                std::process::exit(3);
+            }
+        });
+        Watchdog { _disarm: tx }
+    }
+}

@@ -1,0 +1,205 @@
+//! `--spawn`: a local `sluice` with a throw-away data dir, and its resource
+//! use read from /proc.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// How long the broker may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long SIGTERM may take before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_PREFIX: &str = "sluice listening on ";
+
+/// The spawned broker's pid, so the watchdog can kill it before exiting.
+pub static SPAWNED_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Broker-side resource use, read from /proc.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// User plus system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Peak resident set (VmHWM), MiB.
+    pub peak_rss_mb: f64,
+}
+
+pub struct SpawnedBroker {
+    child: Child,
+    pub addr: String,
+    data_dir: PathBuf,
+}
+
+/// The `sluice` binary: `explicit`, else next to this executable (or one
+/// directory up, for test binaries in `target/*/deps`), else from `PATH`.
+pub fn find_broker_bin(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join("sluice");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("sluice")
+}
+
+impl SpawnedBroker {
+    /// Starts `bin serve` on a free loopback port; its stderr goes to `log`.
+    pub fn start(bin: &Path, shards: Option<usize>, log: &Path) -> Result<SpawnedBroker> {
+        let data_dir = std::env::temp_dir().join(format!(
+            "sluice-bench-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&data_dir)?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
+        if let Some(n) = shards {
+            cmd.args(["--shards", &n.to_string()]);
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&data_dir);
+                bail!(
+                    "cannot start broker {} (use --broker-bin): {e}",
+                    bin.display()
+                );
+            }
+        };
+        SPAWNED_PID.store(child.id() as i32, Relaxed);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining stdout after the ready line so the broker never
+            // blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(READY_PREFIX) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let mut broker = SpawnedBroker {
+            child,
+            addr: String::new(),
+            data_dir,
+        };
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => broker.addr = addr,
+            Err(_) => {
+                let status = broker.child.try_wait()?;
+                let tail = log_tail(log);
+                bail!(
+                    "broker {} did not print {READY_PREFIX:?} within {}s (exit status {status:?}); log tail:\n{tail}",
+                    bin.display(),
+                    START_TIMEOUT.as_secs()
+                );
+            }
+        }
+        Ok(broker)
+    }
+
+    pub fn usage(&self) -> Result<Usage> {
+        read_usage(self.child.id())
+    }
+
+    /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]; removes the data dir.
+    pub fn stop(mut self) -> Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            // SAFETY: kill(2) on the pid of a child we have not yet reaped,
+            // so the pid cannot have been reused.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while self.child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    self.child.kill()?;
+                    self.child.wait()?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        SPAWNED_PID.store(0, Relaxed);
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        Ok(())
+    }
+}
+
+impl Drop for SpawnedBroker {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// CPU seconds (utime + stime) and VmHWM of a live process.
+pub fn read_usage(pid: u32) -> Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(Usage {
+        cpu_seconds: parse_cpu_ticks(&stat).context("parsing /proc/PID/stat")? as f64 / ticks,
+        peak_rss_mb: parse_vm_hwm_kb(&status).context("parsing /proc/PID/status")? as f64 / 1024.0,
+    })
+}
+
+/// utime + stime from /proc/PID/stat; fields counted after the `)` that ends
+/// the command name, which may itself contain spaces.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "1234 (a) b c) S 1 1 1 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 4 0 1 1 1";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_vm_hwm_kb("Name:\tx\nVmHWM:\t  2048 kB\n"), Some(2048));
+    }
+
+    #[test]
+    fn own_usage_is_readable() {
+        let u = read_usage(std::process::id()).unwrap();
+        assert!(u.peak_rss_mb > 0.0);
+    }
+}

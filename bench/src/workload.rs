@@ -1,0 +1,393 @@
+//! Workload files: the OpenMessaging Benchmark fields, in TOML.
+//!
+//! A workload is parsed with `deny_unknown_fields` so a typo is an error, not
+//! a silently ignored setting, and then checked by [`Workload::validate`],
+//! which rejects rates the harness cannot generate.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::payload::HEADER_BYTES;
+
+/// One producer thread cannot schedule more than this many messages per
+/// second; above it, the rate is reported as impossible rather than silently
+/// missed.
+pub const PRODUCER_RATE_MAX_MSGS: u64 = 2_000_000;
+/// A whole run cannot ask for more than this many bytes per second.
+pub const RUN_BYTES_PER_SEC_MAX: u64 = 20 * 1024 * 1024 * 1024;
+/// Bounds on the shape of a workload, to turn mistakes into errors.
+pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub const PARTITIONS_MAX: u32 = 100_000;
+pub const CLIENTS_PER_TOPIC_MAX: u32 = 256;
+pub const TOPICS_MAX: u32 = 10_000;
+pub const DURATION_SECS_MAX: u64 = 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("cannot read workload {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid workload {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid workload: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    /// Null keys: librdkafka's sticky partitioner spreads batches.
+    None,
+    /// A fresh random 8-byte key per message.
+    Random,
+    /// Keys cycle through one per partition.
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acks {
+    #[serde(rename = "0")]
+    None,
+    #[serde(rename = "1")]
+    Leader,
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+/// How consumers get their partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMode {
+    /// `assign()` a disjoint share of partitions to each consumer; needs no
+    /// group coordinator, so it works against brokers without groups.
+    Assign,
+    /// `subscribe()` in one consumer group per topic (OMB's subscription).
+    Group,
+}
+
+/// What fills a message after the timestamp header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// Incompressible pseudo-random bytes.
+    Random,
+    /// Log-like text, for compression workloads.
+    Text,
+}
+
+fn default_one() -> u32 {
+    1
+}
+fn default_acks() -> Acks {
+    Acks::All
+}
+fn default_batch_size() -> u32 {
+    1024 * 1024
+}
+fn default_linger_ms() -> u32 {
+    1
+}
+fn default_key_distribution() -> KeyDistribution {
+    KeyDistribution::None
+}
+fn default_compression() -> Compression {
+    Compression::None
+}
+fn default_consumer_mode() -> ConsumerMode {
+    ConsumerMode::Assign
+}
+fn default_payload() -> PayloadKind {
+    PayloadKind::Random
+}
+
+/// A benchmark workload. Field names follow OpenMessaging Benchmark, in
+/// snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub topics: u32,
+    pub partitions_per_topic: u32,
+    /// Bytes per message, timestamp header included.
+    pub message_size: usize,
+    #[serde(default = "default_one")]
+    pub producers_per_topic: u32,
+    #[serde(default = "default_one")]
+    pub consumers_per_topic: u32,
+    /// Messages per second summed over every producer of every topic; 0 means
+    /// "as fast as the broker acknowledges" (saturation).
+    pub producer_rate: u64,
+    #[serde(default = "default_key_distribution")]
+    pub key_distribution: KeyDistribution,
+    #[serde(default = "default_compression")]
+    pub compression: Compression,
+    #[serde(default = "default_acks")]
+    pub acks: Acks,
+    /// librdkafka `batch.size`, bytes.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// librdkafka `linger.ms`.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+    pub warmup_secs: u64,
+    pub duration_secs: u64,
+    #[serde(default = "default_consumer_mode")]
+    pub consumer_mode: ConsumerMode,
+    #[serde(default = "default_payload")]
+    pub payload: PayloadKind,
+    /// Extra librdkafka producer properties, applied last (same for every
+    /// target, so comparisons stay fair).
+    #[serde(default)]
+    pub producer_config: BTreeMap<String, String>,
+    /// Extra librdkafka consumer properties, applied last.
+    #[serde(default)]
+    pub consumer_config: BTreeMap<String, String>,
+}
+
+impl Workload {
+    pub fn load(path: &Path) -> Result<Workload, WorkloadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Workload::parse(&text).map_err(|e| match e {
+            WorkloadError::Parse { message, .. } => WorkloadError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Workload, WorkloadError> {
+        let w: Workload = toml::from_str(text).map_err(|e| WorkloadError::Parse {
+            path: "<text>".into(),
+            message: e.to_string(),
+        })?;
+        w.validate()?;
+        Ok(w)
+    }
+
+    pub fn producers(&self) -> u32 {
+        self.topics * self.producers_per_topic
+    }
+
+    /// Messages per second for one producer thread; `None` at max rate.
+    pub fn rate_per_producer(&self) -> Option<f64> {
+        (self.producer_rate > 0).then(|| self.producer_rate as f64 / self.producers() as f64)
+    }
+
+    pub fn validate(&self) -> Result<(), WorkloadError> {
+        let bad = |m: String| Err(WorkloadError::Invalid(m));
+        if self.name.trim().is_empty() {
+            return bad("name is empty".into());
+        }
+        if !(1..=TOPICS_MAX).contains(&self.topics) {
+            return bad(format!("topics must be 1..={TOPICS_MAX}"));
+        }
+        if !(1..=PARTITIONS_MAX).contains(&self.partitions_per_topic) {
+            return bad(format!("partitions_per_topic must be 1..={PARTITIONS_MAX}"));
+        }
+        if !(HEADER_BYTES..=MESSAGE_BYTES_MAX).contains(&self.message_size) {
+            return bad(format!(
+                "message_size must be {HEADER_BYTES}..={MESSAGE_BYTES_MAX} bytes \
+                 (each message carries a {HEADER_BYTES}-byte timestamp header)"
+            ));
+        }
+        if !(1..=CLIENTS_PER_TOPIC_MAX).contains(&self.producers_per_topic) {
+            return bad(format!(
+                "producers_per_topic must be 1..={CLIENTS_PER_TOPIC_MAX}"
+            ));
+        }
+        if self.consumers_per_topic > CLIENTS_PER_TOPIC_MAX {
+            return bad(format!(
+                "consumers_per_topic must be 0..={CLIENTS_PER_TOPIC_MAX}"
+            ));
+        }
+        if self.consumer_mode == ConsumerMode::Assign
+            && self.consumers_per_topic > self.partitions_per_topic
+        {
+            return bad(format!(
+                "consumers_per_topic ({}) exceeds partitions_per_topic ({}): with \
+                 consumer_mode = \"assign\" some consumers would have nothing to read",
+                self.consumers_per_topic, self.partitions_per_topic
+            ));
+        }
+        if self.duration_secs == 0 || self.duration_secs > DURATION_SECS_MAX {
+            return bad(format!("duration_secs must be 1..={DURATION_SECS_MAX}"));
+        }
+        if self.warmup_secs > DURATION_SECS_MAX {
+            return bad(format!("warmup_secs must be at most {DURATION_SECS_MAX}"));
+        }
+        self.validate_rate()
+    }
+
+    fn validate_rate(&self) -> Result<(), WorkloadError> {
+        let Some(per_producer) = self.rate_per_producer() else {
+            return Ok(());
+        };
+        if per_producer > PRODUCER_RATE_MAX_MSGS as f64 {
+            return Err(WorkloadError::Invalid(format!(
+                "impossible rate: producer_rate {} msg/s over {} producer(s) is {:.0} msg/s \
+                 per producer, above the {} msg/s one producer thread can schedule; add \
+                 producers or set producer_rate = 0 for max rate",
+                self.producer_rate,
+                self.producers(),
+                per_producer,
+                PRODUCER_RATE_MAX_MSGS
+            )));
+        }
+        let bytes_per_sec = self.producer_rate as u128 * self.message_size as u128;
+        if bytes_per_sec > RUN_BYTES_PER_SEC_MAX as u128 {
+            return Err(WorkloadError::Invalid(format!(
+                "impossible rate: {} msg/s x {} B = {:.1} GiB/s, above the {} GiB/s limit",
+                self.producer_rate,
+                self.message_size,
+                bytes_per_sec as f64 / (1u64 << 30) as f64,
+                RUN_BYTES_PER_SEC_MAX >> 30
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "t"
+        topics = 1
+        partitions_per_topic = 4
+        message_size = 1024
+        producer_rate = 1000
+        warmup_secs = 1
+        duration_secs = 2
+    "#;
+
+    #[test]
+    fn minimal_workload_gets_defaults() {
+        let w = Workload::parse(MINIMAL).unwrap();
+        assert_eq!(w.producers_per_topic, 1);
+        assert_eq!(w.consumers_per_topic, 1);
+        assert_eq!(w.acks, Acks::All);
+        assert_eq!(w.compression, Compression::None);
+        assert_eq!(w.key_distribution, KeyDistribution::None);
+        assert_eq!(w.consumer_mode, ConsumerMode::Assign);
+        assert_eq!(w.rate_per_producer(), Some(1000.0));
+    }
+
+    #[test]
+    fn all_fields_parse() {
+        let text = r#"
+            name = "full"
+            topics = 2
+            partitions_per_topic = 8
+            message_size = 100
+            producers_per_topic = 2
+            consumers_per_topic = 4
+            producer_rate = 0
+            key_distribution = "round_robin"
+            compression = "zstd"
+            acks = "1"
+            batch_size = 65536
+            linger_ms = 5
+            warmup_secs = 0
+            duration_secs = 10
+            consumer_mode = "group"
+            payload = "text"
+            [producer_config]
+            "queue.buffering.max.messages" = "50000"
+        "#;
+        let w = Workload::parse(text).unwrap();
+        assert_eq!(w.producers(), 4);
+        assert_eq!(w.rate_per_producer(), None);
+        assert_eq!(w.acks, Acks::Leader);
+        assert_eq!(w.compression.as_str(), "zstd");
+        assert_eq!(w.producer_config["queue.buffering.max.messages"], "50000");
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_naming_it() {
+        let text = format!("{MINIMAL}\nmesage_size_typo = 3\n");
+        let err = Workload::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("mesage_size_typo"), "{err}");
+    }
+
+    #[test]
+    fn impossible_rates_are_rejected() {
+        let too_fast = MINIMAL.replace("producer_rate = 1000", "producer_rate = 50000000");
+        let err = Workload::parse(&too_fast).unwrap_err().to_string();
+        assert!(err.contains("impossible rate"), "{err}");
+
+        let too_many_bytes = MINIMAL
+            .replace("message_size = 1024", "message_size = 16000000")
+            .replace("producer_rate = 1000", "producer_rate = 100000");
+        let err = Workload::parse(&too_many_bytes).unwrap_err().to_string();
+        assert!(err.contains("impossible rate"), "{err}");
+    }
+
+    #[test]
+    fn shape_mistakes_are_rejected() {
+        for (from, to) in [
+            ("message_size = 1024", "message_size = 4"),
+            ("partitions_per_topic = 4", "partitions_per_topic = 0"),
+            ("duration_secs = 2", "duration_secs = 0"),
+            ("topics = 1", "topics = 0"),
+        ] {
+            assert!(Workload::parse(&MINIMAL.replace(from, to)).is_err(), "{to}");
+        }
+        let more_consumers = format!("{MINIMAL}\nconsumers_per_topic = 5\n");
+        assert!(Workload::parse(&more_consumers).is_err());
+    }
+
+    #[test]
+    fn shipped_workloads_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Workload::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                count += 1;
+            }
+        }
+        assert!(count >= 7, "expected the standard workloads, found {count}");
+    }
+}

@@ -1,0 +1,142 @@
+//! End-to-end checks of the `sluice-bench` binary against a spawned broker.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_sluice-bench");
+
+/// The `sluice` binary next to `sluice-bench`, built on demand when only this
+/// crate was built.
+fn broker_bin() -> PathBuf {
+    let dir = Path::new(BENCH).parent().expect("binary has a directory");
+    let bin = dir.join("sluice");
+    if !bin.is_file() {
+        let target_dir = dir.parent().expect("profile dir has a parent");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "sluice", "--bin", "sluice"])
+            .env("CARGO_TARGET_DIR", target_dir);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p sluice");
+        assert!(status.success(), "cargo build -p sluice failed");
+    }
+    assert!(bin.is_file(), "no sluice binary at {}", bin.display());
+    bin
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sluice-bench-smoke-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(BENCH)
+        .args(args)
+        .output()
+        .expect("running sluice-bench")
+}
+
+fn write_workload(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("smoke.toml");
+    let text = format!(
+        "name = \"smoke\"\ntopics = 1\npartitions_per_topic = 4\nmessage_size = 256\n\
+         producers_per_topic = 1\nconsumers_per_topic = 2\nproducer_rate = 2000\n\
+         warmup_secs = 1\nduration_secs = 2\n{extra}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A 3-second fixed-rate run against a spawned broker yields a complete,
+/// consistent result.json and a report.
+#[test]
+fn three_second_run_against_spawned_broker() {
+    let dir = temp_dir("run");
+    let workload = write_workload(&dir, "");
+    let out = dir.join("out");
+    let broker = broker_bin();
+    let o = bench(&[
+        "run",
+        workload.to_str().unwrap(),
+        "--spawn",
+        "--broker-bin",
+        broker.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--baseline-secs",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sluice-bench failed: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let t = &json["targets"]["sluice"];
+    for f in [
+        "publish_rate_msgs",
+        "publish_rate_mb",
+        "consume_rate_msgs",
+        "consume_rate_mb",
+    ] {
+        assert!(t[f].as_f64().unwrap() > 0.0, "{f} in {t}");
+    }
+    let sent = t["messages_sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(
+        t["messages_received"].as_u64().unwrap(),
+        sent,
+        "every acked message consumed"
+    );
+    for h in ["publish_latency_us", "e2e_latency_us"] {
+        let p: Vec<u64> = ["p50", "p75", "p95", "p99", "p999", "p9999", "max"]
+            .iter()
+            .map(|k| t[h][k].as_u64().unwrap_or_else(|| panic!("{h}.{k}")))
+            .collect();
+        assert!(p.windows(2).all(|w| w[0] <= w[1]), "{h} not ordered: {p:?}");
+        assert!(t[h]["count"].as_u64().unwrap() > 0, "{h} recorded nothing");
+    }
+    assert!(t["broker"]["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    assert!(json["baseline"]["loopback_tcp_mb"].as_f64().unwrap() > 0.0);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| publish msg/s |"), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad input fails fast with a message naming the problem.
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = temp_dir("bad");
+    let typo = write_workload(&dir, "linger_msec = 5\n");
+    let o = bench(&["run", typo.to_str().unwrap(), "--target", "x=127.0.0.1:9"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("linger_msec"));
+
+    let good = write_workload(&dir, "");
+    let o = bench(&[
+        "run",
+        good.to_str().unwrap(),
+        "--rate",
+        "900000000",
+        "--target",
+        "x=127.0.0.1:9",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("impossible rate"));
+
+    // Port 9 (discard) is closed on loopback: nothing listens there.
+    let o = bench(&[
+        "run",
+        good.to_str().unwrap(),
+        "--no-baseline",
+        "--target",
+        "x=127.0.0.1:9",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,543 @@
+//! Fetch benchmark: zero-copy (sendfile) against copying fetches, and both
+//! against a plain loopback TCP transfer of the same bytes.
+//!
+//! ```text
+//! cargo build --release            # the broker binary: target/release/sluice
+//! cargo run --release --example fetch_bench -- [--gib 4] [--message-bytes 1024]
+//! ```
+//!
+//! Fills one partition with `--gib` GiB of `--message-bytes` messages (raw
+//! Produce of pre-built ~1 MiB batches, pipelined), so the log sits in the
+//! page cache; then, for `fetch.zero_copy = true` and `false` (the same log,
+//! the broker restarted in between), reads it all back with one raw Fetch
+//! loop (`--fetch-max-bytes` per response). Reports MB/s (10^6 bytes) and
+//! the broker's CPU seconds (utime + stime from /proc/<pid>/stat, over the
+//! consume phase only) per GiB delivered. The loopback baseline sends the
+//! same number of bytes between two threads over 127.0.0.1 with plain
+//! write/read calls.
+//!
+//! Memory stays bounded: one batch and one produce frame on the producer
+//! side, one response buffer on the consumer side.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+
+const TOPIC: &str = "fetch-bench";
+const GIB: f64 = (1u64 << 30) as f64;
+/// Target size of one produced batch.
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches per Produce request.
+const BATCHES_PER_PRODUCE: usize = 16;
+/// Produce requests in flight on the connection.
+const PRODUCE_WINDOW: usize = 4;
+
+struct Args {
+    gib: f64,
+    message_bytes: usize,
+    fetch_max_bytes: i32,
+    sluice: PathBuf,
+    data_dir: Option<PathBuf>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: fetch_bench [--gib N (4)] [--message-bytes N (1024)] [--fetch-max-bytes N (67108864)] \
+         [--sluice PATH (target/release/sluice)] [--data-dir DIR (a temp dir)]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        gib: 4.0,
+        message_bytes: 1024,
+        fetch_max_bytes: 64 << 20,
+        sluice: default_sluice(),
+        data_dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--gib" => args.gib = value().parse().unwrap_or_else(|_| usage()),
+            "--message-bytes" => args.message_bytes = value().parse().unwrap_or_else(|_| usage()),
+            "--fetch-max-bytes" => {
+                args.fetch_max_bytes = value().parse().unwrap_or_else(|_| usage())
+            }
+            "--sluice" => args.sluice = value().into(),
+            "--data-dir" => args.data_dir = Some(value().into()),
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    if args.gib <= 0.0 || args.message_bytes == 0 || args.fetch_max_bytes <= 0 {
+        usage();
+    }
+    args
+}
+
+/// `sluice` next to this example's target dir (`<target>/release/examples/..`),
+/// else `target/release/sluice` in the crate.
+fn default_sluice() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(release) = exe.parent().and_then(|examples| examples.parent()) {
+            let candidate = release.join("sluice");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/sluice")
+}
+
+// ---------------------------------------------------------------------------
+// The broker process
+// ---------------------------------------------------------------------------
+
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start(args: &Args, data_dir: &std::path::Path, zero_copy: bool) -> Broker {
+        assert!(
+            args.sluice.is_file(),
+            "no broker binary at {}: run `cargo build --release` first (or pass --sluice PATH)",
+            args.sluice.display()
+        );
+        let mut child = Command::new(&args.sluice)
+            .args(["serve", "--listen", "127.0.0.1:0", "--shards", "1"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--fetch-zero-copy",
+                if zero_copy { "true" } else { "false" },
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", args.sluice.display()));
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.trim().strip_prefix("sluice listening on ") {
+                        break a.trim().to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    panic!("broker exited before listening");
+                }
+            }
+        };
+        // Keep draining stdout so the broker never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Broker { child, addr }
+    }
+
+    /// utime + stime of the broker process, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read /proc/<pid>/stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // fields 14 and 15 of the whole line, 12 and 13 after the name.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 / hz
+    }
+
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!("broker did not stop within 60 s");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A minimal raw client
+// ---------------------------------------------------------------------------
+
+fn frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
+    let key = ApiKey::try_from(R::KEY).unwrap();
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("fetch-bench")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.put_i32(body.len() as i32);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads one response frame (without its size) into `buf`.
+fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("read response size");
+    buf.resize(i32::from_be_bytes(size) as usize, 0);
+    s.read_exact(buf).expect("read response");
+}
+
+fn decode<R: Decodable>(key: ApiKey, version: i16, buf: &[u8]) -> R {
+    let mut b = Bytes::copy_from_slice(buf);
+    ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
+    R::decode(&mut b, version).unwrap()
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+fn create_topic(addr: &str) {
+    let mut s = connect(addr);
+    let configs = [
+        ("segment.bytes", "1073741824"),
+        ("max.message.bytes", "16777216"),
+        ("retention.bytes", "-1"),
+        ("retention.ms", "-1"),
+    ];
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str(k))
+                            .with_value(Some(StrBytes::from_static_str(v)))
+                    })
+                    .collect(),
+            )]);
+    s.write_all(&frame(4, 1, &req)).unwrap();
+    let mut buf = Vec::new();
+    read_frame(&mut s, &mut buf);
+    let resp: CreateTopicsResponse = decode(ApiKey::CreateTopics, 4, &buf);
+    assert_eq!(resp.topics[0].error_code, 0, "CreateTopics: {resp:?}");
+}
+
+/// One uncompressed batch of `count` records of `message_bytes` bytes.
+fn build_batch(count: usize, message_bytes: usize) -> Bytes {
+    let value: Vec<u8> = (0..message_bytes).map(|i| (i * 31 % 251) as u8).collect();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let records: Vec<sluice::record::build::RecordSpec<'_>> = (0..count)
+        .map(|_| (None, Some(&value[..]), ts, &[][..]))
+        .collect();
+    sluice::record::build::build_batch(0, &records)
+}
+
+/// Produces about `target` bytes of `message_bytes` messages; returns
+/// (messages, batch bytes written).
+fn fill(addr: &str, target: u64, message_bytes: usize) -> (u64, u64) {
+    let per_batch = (BATCH_BYTES / (message_bytes + 16)).max(1);
+    let batch = build_batch(per_batch, message_bytes);
+    let mut records = BytesMut::with_capacity(batch.len() * BATCHES_PER_PRODUCE);
+    for _ in 0..BATCHES_PER_PRODUCE {
+        records.extend_from_slice(&batch);
+    }
+    let request_bytes = records.len() as u64;
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records.freeze()))])]);
+    // One frame, re-sent with a new correlation id (bytes 8..12).
+    let mut request = frame(7, 0, &req);
+    let requests = target.div_ceil(request_bytes);
+    let mut s = connect(addr);
+    let mut buf = Vec::new();
+    let mut sent = 0u64;
+    let mut answered = 0u64;
+    while answered < requests {
+        while sent < requests && sent - answered < PRODUCE_WINDOW as u64 {
+            request[8..12].copy_from_slice(&(sent as i32).to_be_bytes());
+            s.write_all(&request).expect("send produce");
+            sent += 1;
+        }
+        read_frame(&mut s, &mut buf);
+        let resp: ProduceResponse = decode(ApiKey::Produce, 7, &buf);
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "produce failed: {p:?}");
+        answered += 1;
+    }
+    let messages = requests * (per_batch * BATCHES_PER_PRODUCE) as u64;
+    (messages, requests * request_bytes)
+}
+
+/// A Fetch v4 request frame for partition 0 at `offset`.
+fn fetch_frame(correlation_id: i32, offset: i64, max_bytes: i32) -> Vec<u8> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let req = kafka_protocol::messages::FetchRequest::default()
+        .with_max_wait_ms(500)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])]);
+    frame(4, correlation_id, &req)
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(b[at..at + 2].try_into().unwrap())
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Parses a Fetch v4 response for one partition by hand (the records are
+/// not copied or decoded): returns (high watermark, records bytes, next
+/// offset after the last whole batch).
+fn parse_fetch_v4(b: &[u8]) -> (i64, u64, Option<i64>) {
+    let mut at = 4 + 4; // correlation id, throttle_time_ms
+    assert_eq!(be_i32(b, at), 1, "one topic");
+    at += 4;
+    at += 2 + be_i16(b, at) as usize; // topic name
+    assert_eq!(be_i32(b, at), 1, "one partition");
+    at += 4 + 4; // partition count, partition index
+    let error = be_i16(b, at);
+    assert_eq!(error, 0, "fetch error {error}");
+    at += 2;
+    let hw = be_i64(b, at);
+    at += 8 + 8; // high watermark, last stable offset
+    let aborted = be_i32(b, at);
+    at += 4 + 16 * aborted.max(0) as usize;
+    let len = be_i32(b, at).max(0) as usize;
+    at += 4;
+    let records = &b[at..at + len];
+    let mut pos = 0;
+    let mut next = None;
+    while pos + 61 <= records.len() {
+        let total = 12 + be_i32(records, pos + 8) as usize;
+        if pos + total > records.len() {
+            break;
+        }
+        next = Some(be_i64(records, pos) + i64::from(be_i32(records, pos + 23)) + 1);
+        pos += total;
+    }
+    (hw, len as u64, next)
+}
+
+/// Fetches the whole partition; returns (record bytes, seconds).
+fn consume(addr: &str, max_bytes: i32) -> (u64, f64) {
+    let mut s = connect(addr);
+    let mut buf = Vec::with_capacity(max_bytes as usize + (1 << 20));
+    let start = Instant::now();
+    let mut offset = 0i64;
+    let mut bytes = 0u64;
+    let mut correlation_id = 0;
+    loop {
+        s.write_all(&fetch_frame(correlation_id, offset, max_bytes))
+            .unwrap();
+        correlation_id += 1;
+        read_frame(&mut s, &mut buf);
+        let (hw, len, next) = parse_fetch_v4(&buf);
+        bytes += len;
+        offset = next.expect("a fetch below the high watermark returns a batch");
+        if offset >= hw {
+            break;
+        }
+    }
+    (bytes, start.elapsed().as_secs_f64())
+}
+
+/// Sends `bytes` from one thread to another over loopback TCP; returns seconds.
+fn loopback(bytes: u64, chunk: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sender = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let buf = vec![7u8; chunk];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk as u64) as usize;
+            s.write_all(&buf[..n]).unwrap();
+            left -= n as u64;
+        }
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut buf = vec![0u8; chunk];
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < bytes {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "loopback sender closed early");
+        got += n as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().unwrap();
+    secs
+}
+
+struct Row {
+    name: &'static str,
+    bytes: u64,
+    secs: f64,
+    cpu: Option<f64>,
+}
+
+impl Row {
+    fn mb_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.secs
+    }
+    fn cpu_per_gib(&self) -> Option<f64> {
+        self.cpu.map(|c| c / (self.bytes as f64 / GIB))
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let tmp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("sluice-fetch-bench-")
+                .tempdir()
+                .expect("temp dir");
+            tmp.path().join("data")
+        }
+    };
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let target = (args.gib * GIB) as u64;
+    println!(
+        "fetch_bench: {:.2} GiB of {}-byte messages, fetch max_bytes {}, broker {}, data {}",
+        args.gib,
+        args.message_bytes,
+        args.fetch_max_bytes,
+        args.sluice.display(),
+        data_dir.display()
+    );
+
+    let mut rows = Vec::new();
+    let mut log_bytes = 0u64;
+    for zero_copy in [true, false] {
+        let broker = Broker::start(&args, &data_dir, zero_copy);
+        if zero_copy {
+            create_topic(&broker.addr);
+            let start = Instant::now();
+            let (messages, bytes) = fill(&broker.addr, target, args.message_bytes);
+            let secs = start.elapsed().as_secs_f64();
+            log_bytes = bytes;
+            println!(
+                "filled: {messages} messages, {:.2} GiB of batches in {secs:.1} s ({:.0} MB/s)",
+                bytes as f64 / GIB,
+                bytes as f64 / 1e6 / secs
+            );
+            // The baseline, while the log is fresh in the page cache.
+            let secs = loopback(bytes, 1 << 20);
+            rows.push(Row {
+                name: "loopback TCP",
+                bytes,
+                secs,
+                cpu: None,
+            });
+        }
+        let cpu_before = broker.cpu_seconds();
+        let (bytes, secs) = consume(&broker.addr, args.fetch_max_bytes);
+        let cpu = broker.cpu_seconds() - cpu_before;
+        assert_eq!(bytes, log_bytes, "every produced byte fetched");
+        rows.push(Row {
+            name: if zero_copy {
+                "fetch, zero_copy=true"
+            } else {
+                "fetch, zero_copy=false"
+            },
+            bytes,
+            secs,
+            cpu: Some(cpu),
+        });
+        broker.stop();
+    }
+
+    println!();
+    println!(
+        "{:<24} {:>10} {:>9} {:>10} {:>16}",
+        "mode", "GiB", "seconds", "MB/s", "broker CPU s/GiB"
+    );
+    for r in &rows {
+        println!(
+            "{:<24} {:>10.2} {:>9.2} {:>10.0} {:>16}",
+            r.name,
+            r.bytes as f64 / GIB,
+            r.secs,
+            r.mb_s(),
+            r.cpu_per_gib()
+                .map_or("-".to_string(), |c| format!("{c:.3}"))
+        );
+    }
+    let (loop_row, zc, copy) = (&rows[0], &rows[1], &rows[2]);
+    let cpu_ratio = zc.cpu_per_gib().unwrap() / copy.cpu_per_gib().unwrap();
+    let bw_ratio = zc.mb_s() / loop_row.mb_s();
+    println!();
+    println!(
+        "zero-copy CPU/GiB / copy CPU/GiB = {cpu_ratio:.2}  (target <= 0.50: {})",
+        if cpu_ratio <= 0.5 { "met" } else { "NOT met" }
+    );
+    println!(
+        "zero-copy MB/s / loopback MB/s   = {bw_ratio:.2}  (target >= 0.80: {})",
+        if bw_ratio >= 0.8 { "met" } else { "NOT met" }
+    );
+    println!(
+        "copy MB/s / loopback MB/s        = {:.2}",
+        copy.mb_s() / loop_row.mb_s()
+    );
+}
