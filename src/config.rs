@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compression::{Codec, Levels, ProducePolicy, TopicCompression};
 use crate::storage::{LogConfig, TimestampType};
 
 /// Everything the broker needs to start. Field names match the TOML keys.
@@ -38,6 +39,9 @@ pub struct BrokerConfig {
     pub max_connections_per_shard: usize,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,
+    /// The most bytes one compressed batch may decompress to; a larger one
+    /// is refused as CORRUPT_MESSAGE (a decompression bomb).
+    pub decompressed_batch_bytes_max: usize,
     /// `/metrics` endpoint address; none when unset.
     pub metrics_listen: Option<String>,
     /// Defaults for topic configs (Kafka's `log.*` broker settings).
@@ -81,6 +85,7 @@ impl Default for BrokerConfig {
             max_connections_per_shard: 10_000,
             io_memory_bytes: 1 << 20,
             metrics_listen: None,
+            decompressed_batch_bytes_max: crate::compression::DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             log: TopicDefaults::default(),
             fetch: FetchConfig::default(),
             group_initial_rebalance_delay_ms: 3000,
@@ -122,6 +127,7 @@ pub struct TopicDefaults {
     pub max_message_bytes: u32,
     pub flush_messages: i64,
     pub flush_ms: i64,
+    pub delete_retention_ms: i64,
 }
 
 impl Default for TopicDefaults {
@@ -136,6 +142,7 @@ impl Default for TopicDefaults {
             max_message_bytes: log.max_message_bytes,
             flush_messages: log.flush_messages,
             flush_ms: log.flush_ms,
+            delete_retention_ms: log.delete_retention_ms,
         }
     }
 }
@@ -143,7 +150,11 @@ impl Default for TopicDefaults {
 /// The topic configs this broker understands, in the order DescribeConfigs lists them.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
+    "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
@@ -195,6 +206,19 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
             _ => Err(bad("expected CreateTime or LogAppendTime")),
         },
         "flush.messages" | "flush.ms" => int(1, i64::MAX),
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+            let codec = match key {
+                "compression.gzip.level" => Codec::Gzip,
+                "compression.lz4.level" => Codec::Lz4,
+                _ => Codec::Zstd,
+            };
+            match value.parse::<i32>() {
+                Ok(level) if codec.is_valid_level(level) => Ok(()),
+                Ok(_) => Err(bad("level out of range for the codec")),
+                Err(_) => Err(bad("not an integer")),
+            }
+        }
+        "delete.retention.ms" => int(0, i64::MAX),
         "index.interval.bytes" => int(0, i32::MAX as i64),
         "max.message.bytes" => int(0, i32::MAX as i64),
         "retention.bytes" | "retention.ms" => int(-1, i64::MAX),
@@ -214,6 +238,10 @@ impl BrokerConfig {
         Some(match key {
             "cleanup.policy" => "delete".into(),
             "compression.type" => "producer".into(),
+            "compression.gzip.level" => "-1".into(),
+            "compression.lz4.level" => "9".into(),
+            "compression.zstd.level" => "3".into(),
+            "delete.retention.ms" => d.delete_retention_ms.to_string(),
             "message.timestamp.type" => "CreateTime".into(),
             "flush.messages" => d.flush_messages.to_string(),
             "flush.ms" => d.flush_ms.to_string(),
@@ -232,6 +260,9 @@ impl BrokerConfig {
     pub fn log_config(&self, configs: &TopicConfigs) -> LogConfig {
         let d = &self.log;
         let get = |key: &str| configs.get(key).and_then(|v| v.parse::<i64>().ok());
+        let policy = configs
+            .get("cleanup.policy")
+            .map_or("delete", String::as_str);
         LogConfig {
             segment_bytes: get("segment.bytes").map_or(d.segment_bytes, |v| v as u64),
             segment_ms: get("segment.ms").unwrap_or(d.segment_ms),
@@ -246,6 +277,28 @@ impl BrokerConfig {
             },
             flush_messages: get("flush.messages").unwrap_or(d.flush_messages),
             flush_ms: get("flush.ms").unwrap_or(d.flush_ms),
+            cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
+            cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
+            delete_retention_ms: get("delete.retention.ms").unwrap_or(d.delete_retention_ms),
+            min_cleanable_dirty_ratio: crate::storage::DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+        }
+    }
+
+    /// How the produce path treats a topic's batches (codec, levels, bounds).
+    pub fn produce_policy(&self, configs: &TopicConfigs, api_version: i16) -> ProducePolicy {
+        let level = |key: &str| configs.get(key).and_then(|v| v.parse::<i32>().ok());
+        ProducePolicy {
+            topic: configs
+                .get("compression.type")
+                .and_then(|v| TopicCompression::parse(v))
+                .unwrap_or_default(),
+            levels: Levels {
+                gzip: level("compression.gzip.level"),
+                lz4: level("compression.lz4.level"),
+                zstd: level("compression.zstd.level"),
+            },
+            decompressed_bytes_max: self.decompressed_batch_bytes_max,
+            api_version,
         }
     }
 
@@ -293,6 +346,15 @@ mod tests {
         assert_eq!(log.segment_bytes, 1000);
         assert_eq!(log.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(log.retention_ms, broker.log.retention_ms);
+        assert!(log.cleanup_delete && !log.cleanup_compact);
+        configs.insert("cleanup.policy".into(), "compact".into());
+        configs.insert("delete.retention.ms".into(), "5".into());
+        let log = broker.log_config(&configs);
+        assert!(log.cleanup_compact && !log.cleanup_delete);
+        assert_eq!(log.delete_retention_ms, 5);
+        configs.insert("cleanup.policy".into(), "compact,delete".into());
+        let log = broker.log_config(&configs);
+        assert!(log.cleanup_compact && log.cleanup_delete);
     }
 
     #[test]

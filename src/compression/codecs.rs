@@ -100,9 +100,9 @@ pub fn with_reader<T>(
             decoder
                 .window_log_max(zstd_window_log(max))
                 .map_err(|e| CompressionError::corrupt(Codec::Zstd, e))?;
+            // A named local: it must drop before `slot`, which it borrows.
             let mut reader = Bounded::new(decoder, max);
-            let result = f(&mut reader);
-            result
+            f(&mut reader)
         }),
     }
 }

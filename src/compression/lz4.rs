@@ -58,6 +58,46 @@ fn header_len(data: &[u8]) -> Result<usize, CompressionError> {
     Ok(len)
 }
 
+const FLG_CONTENT_CHECKSUM: u8 = 0x04;
+const FLG_BLOCK_CHECKSUM: u8 = 0x10;
+/// Block size high bit: the block is stored uncompressed.
+const BLOCK_UNCOMPRESSED: u32 = 0x8000_0000;
+const CHECKSUM_LEN: usize = 4;
+
+/// The length of the whole frame at the start of `data`, found by walking
+/// its block headers (no decoding): a frame cut short, end mark included,
+/// is corrupt.
+fn frame_len(data: &[u8]) -> Result<usize, CompressionError> {
+    let truncated = || CompressionError::corrupt(Codec::Lz4, "truncated frame");
+    let flg = data.get(4).copied().ok_or_else(truncated)?;
+    let block_checksum = if flg & FLG_BLOCK_CHECKSUM != 0 {
+        CHECKSUM_LEN
+    } else {
+        0
+    };
+    let mut pos = header_len(data)?;
+    loop {
+        let size = data.get(pos..pos + 4).ok_or_else(truncated)?;
+        let size = u32::from_le_bytes(size.try_into().expect("4 bytes"));
+        pos += 4;
+        if size == 0 {
+            if flg & FLG_CONTENT_CHECKSUM != 0 {
+                pos += CHECKSUM_LEN;
+            }
+            return if pos <= data.len() {
+                Ok(pos)
+            } else {
+                Err(truncated())
+            };
+        }
+        let len = (size & !BLOCK_UNCOMPRESSED) as usize;
+        pos = pos
+            .checked_add(len + block_checksum)
+            .filter(|end| *end <= data.len())
+            .ok_or_else(truncated)?;
+    }
+}
+
 /// The header checksum over `bytes`, as the frame format defines it.
 fn header_checksum(bytes: &[u8]) -> u8 {
     (xxh32(bytes, 0) >> 8) as u8
@@ -74,6 +114,12 @@ pub(crate) struct Lz4Reader<'a> {
 }
 
 pub(crate) fn reader(data: &[u8]) -> Result<Lz4Reader<'_>, CompressionError> {
+    // lz4_flex takes the end of input at a block boundary for the end of the
+    // frame; Kafka's decoder does not. Check every frame is whole first.
+    let mut pos = 0;
+    while pos < data.len() {
+        pos += frame_len(&data[pos..])?;
+    }
     Ok(Lz4Reader {
         decoder: FrameDecoder::new(frame_source(data)?),
     })

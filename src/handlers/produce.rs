@@ -7,7 +7,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::ResponseError;
 
+use bytes::Bytes;
+
 use super::ApiSpec;
+use crate::compression::prepare_produce;
+use crate::config::TopicConfigs;
 use crate::shard::{ProduceItem, Shard, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -16,19 +20,33 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 9,
 };
 
+/// Checks a partition's batches (compressed ones as a bounded stream) and
+/// rebuilds them in the topic's codec, here on the connection's shard so the
+/// cost spreads over cores and the owner only appends. Errors are Kafka codes.
+fn prepare(shard: &Shard, configs: &TopicConfigs, api_version: i16, records: &Bytes) -> Result<Bytes, i16> {
+    let policy = shard.config.produce_policy(configs, api_version);
+    let max_batch_bytes = shard.config.log_config(configs).max_message_bytes;
+    prepare_produce(records, max_batch_bytes, &policy).map_err(|e| {
+        tracing::debug!(error = %e, "produce batch refused");
+        e.error_code()
+    })
+}
+
 /// Answers `None` for acks=0: Kafka sends no response at all then.
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let topics = shard.topics();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut items = Vec::new();
     // Where each item's outcome goes: (topic response, partition response).
     let mut slots = Vec::new();
     for topic in request.topic_data {
         let topic_name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let meta = topics.get(&topic_name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let mut p = PartitionProduceResponse::default();
@@ -44,9 +62,18 @@ pub async fn handle(
                 _ if !matches!(acks, -1..=1) => {
                     p.error_code = ResponseError::InvalidRequiredAcks.code()
                 }
-                Some(records) if shard.topics().has_partition(&tp.topic, tp.partition) => {
-                    slots.push((responses.len(), partitions.len()));
-                    items.push(ProduceItem { tp, records, acks });
+                Some(records) if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) => {
+                    let configs = &meta.expect("checked above").configs;
+                    match prepare(shard, configs, header.request_api_version, &records) {
+                        Ok(records) => {
+                            slots.push((responses.len(), partitions.len()));
+                            items.push(ProduceItem { tp, records, acks });
+                        }
+                        Err(code) => p.error_code = code,
+                    }
+                    // Validation and recompression are CPU work on this
+                    // shard; let its other connections in between partitions.
+                    crate::runtime::yield_if_needed().await;
                 }
                 Some(_) => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 None => p.error_code = ResponseError::CorruptMessage.code(),

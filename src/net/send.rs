@@ -94,7 +94,7 @@ impl ResponseWriter {
             if n > 0 {
                 left -= n as usize;
                 stats::FETCH_SENDFILE_BYTES.add(n as u64);
-                glommio::yield_if_needed().await;
+                crate::runtime::yield_if_needed().await;
                 continue;
             }
             if n == 0 {

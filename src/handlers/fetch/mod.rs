@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchRequest, RequestHeader};
 
+use kafka_protocol::ResponseError;
+
 use super::{ApiSpec, Piece};
+use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
+use crate::record::BATCH_HEADER_LEN;
+use crate::storage::FileSlice;
 use crate::shard::{ReadItem, ReadOutcome, Shard, TopicPartition};
 use encode::{PartitionFrame, TopicFrame};
 
@@ -64,7 +69,57 @@ pub async fn handle(
             break read_within(shard, &wanted, response_max).await;
         }
     };
+    let mut outcomes = outcomes;
+    if header.request_api_version < FETCH_ZSTD_VERSION_MIN {
+        refuse_zstd(shard, &wanted, &mut outcomes);
+    }
     encode::encode(header.request_api_version, frames(&request, outcomes))
+}
+
+/// Fetch before v10 cannot carry zstd (KIP-110): such a partition answers
+/// UNSUPPORTED_COMPRESSION_TYPE, as Kafka does, when its topic stores zstd
+/// or the planned batches include one.
+fn refuse_zstd(shard: &Shard, wanted: &[Wanted], outcomes: &mut [ReadOutcome]) {
+    let topics = shard.topics();
+    for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
+        if outcome.slices.is_empty() {
+            continue;
+        }
+        let topic_zstd = topics
+            .get(&w.tp.topic)
+            .and_then(|t| t.configs.get("compression.type"))
+            .is_some_and(|c| c == "zstd");
+        let has_zstd = topic_zstd
+            || outcome.slices.iter().any(|s| match slice_has_zstd(s) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(topic = %w.tp.topic, partition = w.tp.partition, error = %e, "reading batch headers");
+                    true
+                }
+            });
+        if has_zstd {
+            outcome.error = ResponseError::UnsupportedCompressionType.code();
+            outcome.slices.clear();
+            outcome.bytes = 0;
+        }
+    }
+}
+
+/// Reads the header of every batch in `slice` (headers only, never records).
+fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    let mut at = 0u64;
+    while at < u64::from(slice.len) {
+        slice.file.read_exact_at(&mut header, slice.position + at)?;
+        if batch_codec(&header).is_ok_and(|c| c == Codec::Zstd) {
+            return Ok(true);
+        }
+        let batch_length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
+        assert!(batch_length > 0, "a planned slice holds whole, valid batches");
+        at += 12 + batch_length as u64;
+    }
+    Ok(false)
 }
 
 fn wanted(request: &FetchRequest) -> Vec<Wanted> {
