@@ -14,7 +14,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Timestamp;
 use sluice::compression::{self, Codec};
-use sluice::record::build::{build_batch, RecordSpec};
+use sluice::record::build::{build_batch, HeaderSpec, RecordSpec};
 use sluice::record::{self as rec, BatchHeader, BATCH_HEADER_LEN};
 
 /// Kafka's UNSUPPORTED_COMPRESSION_TYPE.
@@ -302,7 +302,7 @@ fn producer_codec_zstd_round_trips() {
 
 /// `msgs` as one uncompressed batch, built by hand.
 fn batch_of(msgs: &[TestMsg]) -> Bytes {
-    let headers: Vec<Vec<(&str, Option<&[u8]>)>> = msgs
+    let headers: Vec<Vec<HeaderSpec<'_>>> = msgs
         .iter()
         .map(|m| {
             m.headers
