@@ -189,6 +189,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     }
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
     runtime::spawn_local(retention_loop(shard.clone())).detach();
+    runtime::spawn_local(compaction_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(shard.clone(), listener, writable).await;
@@ -225,6 +226,24 @@ async fn watch_stop(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
         runtime::sleep(STOP_POLL).await;
     }
     shard.stopping.notify();
+}
+
+/// Compaction in bounded steps: again at once (after other tasks) while a
+/// round has work left, else every `log_cleaner_backoff_ms`.
+async fn compaction_loop(shard: Rc<Shard>) {
+    let backoff = Duration::from_millis(shard.config.log_cleaner_backoff_ms.max(1));
+    let mut more = false;
+    loop {
+        let wait = if more { Duration::ZERO } else { backoff };
+        if runtime::timeout(wait, shard.stopping.changed_since(0))
+            .await
+            .is_some()
+        {
+            return;
+        }
+        runtime::yield_now().await;
+        more = shard.compact_step();
+    }
 }
 
 async fn retention_loop(shard: Rc<Shard>) {

@@ -31,6 +31,15 @@ pub struct BrokerConfig {
     pub fsync_on_ack: bool,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// Kafka's `log.cleaner.backoff.ms`: how often compacted topics are
+    /// looked at when no cleaning round is under way.
+    pub log_cleaner_backoff_ms: u64,
+    /// Kafka's `connections.max.idle.ms`: a connection with no request for
+    /// this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// How long writing one response may stall on a client that does not
+    /// read before the connection is closed (and its file handles freed).
+    pub socket_write_timeout_ms: u64,
     /// Upper bound on a Fetch's max_wait_ms, whatever the client asks.
     pub fetch_max_wait_ms_max: u64,
     /// Messages in flight between two shards before senders wait.
@@ -81,6 +90,9 @@ impl Default for BrokerConfig {
             fsync_on_ack: false,
             retention_check_interval_ms: 300_000,
             fetch_max_wait_ms_max: 30_000,
+            connections_max_idle_ms: 600_000,
+            log_cleaner_backoff_ms: 15_000,
+            socket_write_timeout_ms: 60_000,
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,
             io_memory_bytes: 1 << 20,

@@ -54,6 +54,9 @@ struct ServeArgs {
     metrics_listen: Option<String>,
     #[arg(long)]
     retention_check_interval_ms: Option<u64>,
+    /// How often compacted topics are looked at (Kafka's log.cleaner.backoff.ms).
+    #[arg(long)]
+    log_cleaner_backoff_ms: Option<u64>,
     #[arg(long)]
     auto_create_topics_enable: Option<bool>,
     #[arg(long)]
@@ -93,6 +96,7 @@ impl ServeArgs {
             data_dir => c.data_dir,
             node_id => c.node_id,
             retention_check_interval_ms => c.retention_check_interval_ms,
+            log_cleaner_backoff_ms => c.log_cleaner_backoff_ms,
             auto_create_topics_enable => c.auto_create_topics_enable,
             num_partitions => c.num_partitions,
             socket_request_max_bytes => c.socket_request_max_bytes,

@@ -151,3 +151,33 @@ pub fn prepare_produce(
     }
     Ok(Bytes::from(rebuilt.concat()))
 }
+
+/// Whether every record in `records` (whole, already validated batches) has
+/// a key, as a compacted topic requires. Compressed batches are decompressed
+/// within `max_decompressed`; control batches carry no user records.
+pub fn all_records_keyed(
+    records: &Bytes,
+    max_decompressed: usize,
+) -> Result<bool, CompressionError> {
+    let mut at = 0;
+    while at < records.len() {
+        let header = BatchHeader::parse(&records[at..])?;
+        let batch = &records[at..at + header.total_len()];
+        at += header.total_len();
+        if header.is_control() {
+            continue;
+        }
+        let section = &batch[BATCH_HEADER_LEN..];
+        let codec = Codec::from_attributes(header.attributes)?;
+        let decompressed: Cow<'_, [u8]> = match codec {
+            Codec::None => Cow::Borrowed(section),
+            codec => Cow::Owned(decompress(codec, section, max_decompressed)?),
+        };
+        for record in crate::record::Records::new(&decompressed, header.records_count) {
+            if record?.key.is_none() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}

@@ -42,7 +42,8 @@ mod bench;
 mod tests;
 
 pub use batch::{
-    batch_codec, prepare_produce, recompress_batch, validate_compressed, ProducePolicy,
+    all_records_keyed, batch_codec, prepare_produce, recompress_batch, validate_compressed,
+    ProducePolicy,
 };
 pub use codec::{
     check_fetch_version, check_produce_version, Codec, Levels, TopicCompression,

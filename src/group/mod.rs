@@ -417,10 +417,12 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
 
 fn offsets_topic_configs() -> crate::config::TopicConfigs {
     [
+        // Compacted, never deleted by time or size: the latest commit of
+        // every (group, topic, partition) stays.
         ("cleanup.policy", "compact"),
-        // No compaction yet: keep every record rather than lose offsets.
-        ("retention.ms", "-1"),
-        ("retention.bytes", "-1"),
+        // Kafka's offsets.topic.segment.bytes: segments small enough to roll
+        // (only closed segments are compacted).
+        ("segment.bytes", "104857600"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

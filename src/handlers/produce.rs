@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use bytes::Bytes;
 
 use super::ApiSpec;
-use crate::compression::prepare_produce;
+use crate::compression::{all_records_keyed, prepare_produce, CompressionError};
 use crate::config::TopicConfigs;
 use crate::shard::{ProduceItem, Shard, TopicPartition};
 
@@ -23,13 +23,28 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// Checks a partition's batches (compressed ones as a bounded stream) and
 /// rebuilds them in the topic's codec, here on the connection's shard so the
 /// cost spreads over cores and the owner only appends. Errors are Kafka codes.
-fn prepare(shard: &Shard, configs: &TopicConfigs, api_version: i16, records: &Bytes) -> Result<Bytes, i16> {
+fn prepare(
+    shard: &Shard,
+    configs: &TopicConfigs,
+    api_version: i16,
+    records: &Bytes,
+) -> Result<Bytes, i16> {
     let policy = shard.config.produce_policy(configs, api_version);
-    let max_batch_bytes = shard.config.log_config(configs).max_message_bytes;
-    prepare_produce(records, max_batch_bytes, &policy).map_err(|e| {
+    let log_config = shard.config.log_config(configs);
+    let refused = |e: CompressionError| {
         tracing::debug!(error = %e, "produce batch refused");
         e.error_code()
-    })
+    };
+    let records =
+        prepare_produce(records, log_config.max_message_bytes, &policy).map_err(refused)?;
+    // Kafka refuses keyless records for compacted topics: compaction could
+    // never keep or drop them by key.
+    if log_config.cleanup_compact
+        && !all_records_keyed(&records, policy.decompressed_bytes_max).map_err(refused)?
+    {
+        return Err(ResponseError::InvalidRecord.code());
+    }
+    Ok(records)
 }
 
 /// Answers `None` for acks=0: Kafka sends no response at all then.
@@ -62,7 +77,9 @@ pub async fn handle(
                 _ if !matches!(acks, -1..=1) => {
                     p.error_code = ResponseError::InvalidRequiredAcks.code()
                 }
-                Some(records) if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) => {
+                Some(records)
+                    if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) =>
+                {
                     let configs = &meta.expect("checked above").configs;
                     match prepare(shard, configs, header.request_api_version, &records) {
                         Ok(records) => {

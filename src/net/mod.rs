@@ -80,24 +80,37 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY");
     }
-    let mut writer =
-        match send::ResponseWriter::new(&stream, shard.config.fetch.zero_copy, writable) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot set up the connection");
-                return;
-            }
-        };
+    let write_timeout = std::time::Duration::from_millis(shard.config.socket_write_timeout_ms);
+    if let Err(e) = stream.set_write_timeout(Some(write_timeout)) {
+        tracing::debug!(%peer, error = %e, "write timeout");
+    }
+    let mut writer = match send::ResponseWriter::new(
+        &stream,
+        shard.config.fetch.zero_copy,
+        write_timeout,
+        writable,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot set up the connection");
+            return;
+        }
+    };
     let max = shard.config.socket_request_max_bytes;
+    let idle_max = std::time::Duration::from_millis(shard.config.connections_max_idle_ms);
     loop {
         // An idle connection ends when the shard stops; a request already
         // read is served to the end.
         let frame = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
             let read = std::pin::pin!(frame::read_frame(&mut stream, max));
-            match select(read, stop).await {
-                Either::Left((r, _)) => r,
-                Either::Right(_) => return,
+            match crate::runtime::timeout(idle_max, select(read, stop)).await {
+                Some(Either::Left((r, _))) => r,
+                Some(Either::Right(_)) => return,
+                None => {
+                    tracing::debug!(%peer, "closing idle connection (connections_max_idle_ms)");
+                    return;
+                }
             }
         };
         let frame = match frame {

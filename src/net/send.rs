@@ -9,6 +9,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures::AsyncWriteExt;
 
@@ -26,6 +27,8 @@ const COPY_CHUNK_BYTES: usize = 256 << 10;
 /// A connection's sending state.
 pub struct ResponseWriter {
     zero_copy: bool,
+    /// How long a send may wait for a client that does not read.
+    write_timeout: Duration,
     writable: Rc<ShardWritable>,
     /// Made on the first sendfile that would block; dropped before the socket.
     registration: Option<Registration>,
@@ -35,6 +38,7 @@ impl ResponseWriter {
     pub fn new(
         stream: &TcpStream,
         zero_copy: bool,
+        write_timeout: Duration,
         writable: Rc<ShardWritable>,
     ) -> std::io::Result<Self> {
         if zero_copy {
@@ -42,6 +46,7 @@ impl ResponseWriter {
         }
         Ok(ResponseWriter {
             zero_copy,
+            write_timeout,
             writable,
             registration: None,
         })
@@ -118,10 +123,13 @@ impl ResponseWriter {
             self.registration = self.writable.register(socket);
         }
         match &self.registration {
-            Some(r) => {
-                r.writable().await;
-                Ok(())
-            }
+            Some(r) => match crate::runtime::timeout(self.write_timeout, r.writable()).await {
+                Some(()) => Ok(()),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client stopped reading (socket_write_timeout_ms)",
+                )),
+            },
             None => Err(std::io::Error::other(
                 "no writability slot left for this shard",
             )),

@@ -14,8 +14,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 pub use glommio::channels::shared_channel::ConnectedReceiver as MeshReceiver;
 
 pub use glommio::net::{TcpListener, TcpStream};
-pub use glommio::{spawn_local, yield_if_needed};
 pub use glommio::timer::sleep;
+pub use glommio::{spawn_local, yield_if_needed};
 
 /// What a shard receives at start: its index and its ends of the mesh.
 ///

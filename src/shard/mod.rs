@@ -310,7 +310,8 @@ impl Shard {
             .map(|(tp, p)| (tp.clone(), p.clone()))
             .collect();
         for (tp, partition) in partitions {
-            match partition.log.borrow_mut().apply_retention(now) {
+            let mut log = partition.log.borrow_mut();
+            match log.apply_retention(now) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(topic = %tp.topic, partition = tp.partition, segments = n, "retention deleted segments")
@@ -320,5 +321,28 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// One bounded compaction step (COMPACTION_PASS_BYTES_MAX) for every
+    /// compacted log this shard owns; true if any wants another step soon.
+    pub fn compact_step(&self) -> bool {
+        let now = crate::runtime::now_ms();
+        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|(_, p)| p.log.borrow().config().cleanup_compact)
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        let mut more = false;
+        for (tp, partition) in partitions {
+            match partition.log.borrow_mut().compact(now) {
+                Ok(stats) => more |= stats.more_work,
+                Err(e) => {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
+                }
+            }
+        }
+        more
     }
 }

@@ -13,6 +13,10 @@ pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka `max.message.bytes` default (1 MiB + the 12-byte log overhead).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1_048_588;
+/// Kafka `delete.retention.ms` default: 1 day.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// Kafka `min.cleanable.dirty.ratio` default.
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
 /// Which timestamp the log stores for each batch (`message.timestamp.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -43,6 +47,17 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// Ask for an fsync when the oldest unflushed append is older than this (i64::MAX = never).
     pub flush_ms: i64,
+    /// `cleanup.policy` holds `delete`: time and size retention apply.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: closed segments keep only the
+    /// latest record of each key (see `PartitionLog::compact`).
+    pub cleanup_compact: bool,
+    /// How long a tombstone (null value) stays after its segment was first
+    /// cleaned, so consumers can see the delete.
+    pub delete_retention_ms: i64,
+    /// Compaction starts when the never-cleaned share of the closed
+    /// segments' bytes reaches this.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -57,6 +72,10 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
         }
     }
 }

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::record::{validate_batches, with_log_append_time, BatchHeader, BatchInfo};
 
+use super::compaction::Cleaner;
 use super::recovery::{load_segments, write_recovery_point};
 use super::segment::{PendingBatch, Segment};
 use super::{LogConfig, StorageError, TimestampType};
@@ -54,6 +55,8 @@ pub struct PartitionLog {
     flushed_offset: i64,
     /// Clock of the oldest append not yet flushed, for `flush_ms`.
     first_unflushed_ms: Option<i64>,
+    /// Compaction progress, for `cleanup.policy=compact`.
+    pub(super) cleaner: Cleaner,
 }
 
 impl PartitionLog {
@@ -72,6 +75,7 @@ impl PartitionLog {
             log_start_offset,
             flushed_offset: 0,
             first_unflushed_ms: None,
+            cleaner: Cleaner::default(),
         };
         log.flushed_offset = log.log_end_offset();
         write_recovery_point(&log.dir, log.log_end_offset())?;

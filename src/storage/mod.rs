@@ -10,8 +10,10 @@
 //! `data_dir/<topic>-<partition>/` holds `<20-digit base>.log` (whole v2
 //! batches), `.index` (relative offset -> position, every
 //! `index_interval_bytes`), `.timeindex` (largest timestamp so far ->
-//! relative offset) and `recovery-point`.
+//! relative offset), `recovery-point` and, for compacted topics,
+//! `cleaner-checkpoint` (offsets below it were cleaned at least once).
 
+mod compaction;
 mod config;
 mod error;
 mod index;
@@ -22,6 +24,7 @@ mod retention;
 mod segment;
 mod time_index;
 
+pub use compaction::{CompactionStats, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX};
 pub use config::*;
 pub use error::StorageError;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
@@ -30,5 +33,7 @@ pub use recovery::RECOVERY_POINT_FILE;
 pub use segment::segment_path;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod tests;

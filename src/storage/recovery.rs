@@ -8,10 +8,12 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::record::{check_header, BatchHeader, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN};
+use crate::record::{
+    BatchHeader, RecordError, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CODEC_MAX, MAGIC_V2,
+};
 
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
-use super::segment::{Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{Segment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
 
 /// File in the partition dir holding the offset below which every segment
@@ -43,7 +45,25 @@ fn parse_segment_name(name: &str) -> Option<(i64, &str)> {
     digits_only.then(|| stem.parse().ok().map(|base| (base, suffix)))?
 }
 
-/// Removes leftover temporary and orphan index files; returns the base
+/// [`crate::record::check_header`] for batches already in the log: a
+/// compacted batch keeps its lastOffsetDelta but may hold fewer records.
+pub fn check_stored_header(header: &BatchHeader) -> Result<(), RecordError> {
+    if header.magic != MAGIC_V2 {
+        return Err(RecordError::Corrupt("unsupported magic (only v2 batches)"));
+    }
+    if header.records_count <= 0 || header.last_offset_delta < 0 {
+        return Err(RecordError::Corrupt("batch without records"));
+    }
+    if i64::from(header.records_count) > i64::from(header.last_offset_delta) + 1 {
+        return Err(RecordError::Corrupt("records count > lastOffsetDelta + 1"));
+    }
+    if header.codec() > CODEC_MAX {
+        return Err(RecordError::Corrupt("unknown compression codec"));
+    }
+    Ok(())
+}
+
+/// Removes leftover temporary, half-compacted and orphan index files; returns the base
 /// offsets of the `.log` files, ascending.
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     let mut logs = Vec::new();
@@ -51,7 +71,7 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(TMP_SUFFIX) {
+        if name.ends_with(TMP_SUFFIX) || name.ends_with(CLEANED_SUFFIX) {
             fs::remove_file(entry.path())?;
         } else if let Some((base, suffix)) = parse_segment_name(&name) {
             match suffix {
@@ -85,7 +105,7 @@ fn check_batch_at(
     }
     let mut buf = [0u8; BATCH_HEADER_LEN];
     file.read_exact_at(&mut buf, pos)?;
-    let header = match BatchHeader::parse(&buf).and_then(|h| check_header(&h).map(|()| h)) {
+    let header = match BatchHeader::parse(&buf).and_then(|h| check_stored_header(&h).map(|()| h)) {
         Ok(header) => header,
         Err(crate::record::RecordError::Corrupt(reason)) => return Ok(Err(reason)),
         Err(_) => return Ok(Err("invalid batch header")),
@@ -93,8 +113,9 @@ fn check_batch_at(
     if header.total_len() as u64 > left {
         return Ok(Err("torn batch"));
     }
-    if header.base_offset != expected_base {
-        return Ok(Err("batch offset not contiguous"));
+    // Compaction may leave gaps, never a step back.
+    if header.base_offset < expected_base {
+        return Ok(Err("batch offset below the previous batch's end"));
     }
     let end = pos + header.total_len() as u64;
     let mut at = pos + ATTRIBUTES_OFFSET as u64;
@@ -196,11 +217,12 @@ pub fn load_segments(
             .values()
             .next_back()
             .map(|s: &Segment| s.next_offset);
-        if previous_end.is_some_and(|end| end != base) {
+        // A compacted segment may end below the next base, never past it.
+        if previous_end.is_some_and(|end| end > base) {
             tracing::warn!(
                 segment = base,
                 ?previous_end,
-                "segment not contiguous with the previous one"
+                "segment overlaps the previous one"
             );
             delete_segments(dir, &bases[i..])?;
             break;

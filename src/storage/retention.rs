@@ -10,7 +10,11 @@ impl PartitionLog {
     /// `retention_ms`, or while the log stays at least `retention_bytes`
     /// without them. An expired non-empty active segment is rolled first so
     /// it can go too (as Kafka does). Returns how many segments went.
+    /// Nothing happens unless `cleanup.policy` holds `delete`.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        if !self.config.cleanup_delete {
+            return Ok(0);
+        }
         if !self.active().is_empty() && self.expired(self.active(), now_ms) {
             self.roll()?;
         }

@@ -19,6 +19,16 @@ use super::StorageError;
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Appended to a segment file's name while compaction writes its
+/// replacement; leftovers are removed at open.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// `<20-digit base offset>.log.cleaned`: a compacted segment being written.
+pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
+    let mut path = segment_path(dir, base_offset, LOG_SUFFIX).into_os_string();
+    path.push(CLEANED_SUFFIX);
+    PathBuf::from(path)
+}
 
 /// `<20-digit base offset>.<suffix>`, as Kafka names segment files.
 pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -76,6 +86,18 @@ impl Segment {
         Ok(Self::with_file(dir, base_offset, file, size))
     }
 
+    /// Creates the empty replacement of segment `base_offset` at
+    /// [`cleaned_path`]; its index files get the segment's usual names.
+    pub fn create_cleaned(dir: &Path, base_offset: i64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(cleaned_path(dir, base_offset))?;
+        Ok(Self::with_file(dir, base_offset, file, 0))
+    }
+
     fn with_file(dir: &Path, base_offset: i64, file: File, size: u64) -> Self {
         assert!(base_offset >= 0, "segment base offsets are non-negative");
         Segment {
@@ -114,11 +136,12 @@ impl Segment {
     }
 
     /// Accounts for the batch `header` written at `pos` (= the current end).
+    /// Offsets increase; compaction may leave gaps between batches.
     pub fn track_batch(&mut self, pos: u64, header: &BatchHeader, index_interval_bytes: u32) {
         assert_eq!(pos, self.size, "batches are tracked in file order");
-        assert_eq!(
-            header.base_offset, self.next_offset,
-            "offsets are contiguous"
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets increase from batch to batch"
         );
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
         if self.bytes_since_index >= u64::from(index_interval_bytes) && pos > 0 {
@@ -307,7 +330,9 @@ impl Segment {
                 Err(StorageError::Corrupt(_)) => return Ok(false),
                 Err(err) => return Err(err),
             };
-            if header.base_offset != expected || crate::record::check_header(&header).is_err() {
+            if header.base_offset < expected
+                || super::recovery::check_stored_header(&header).is_err()
+            {
                 return Ok(false);
             }
             self.max_timestamp = self.max_timestamp.max(header.max_timestamp);

@@ -19,8 +19,8 @@ use kafka_protocol::ResponseError;
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
-use crate::storage::FileSlice;
 use crate::shard::{ReadItem, ReadOutcome, Shard, TopicPartition};
+use crate::storage::FileSlice;
 use encode::{PartitionFrame, TopicFrame};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -116,7 +116,10 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
             return Ok(true);
         }
         let batch_length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
-        assert!(batch_length > 0, "a planned slice holds whole, valid batches");
+        assert!(
+            batch_length > 0,
+            "a planned slice holds whole, valid batches"
+        );
         at += 12 + batch_length as u64;
     }
     Ok(false)
@@ -141,8 +144,9 @@ fn wanted(request: &FetchRequest) -> Vec<Wanted> {
 }
 
 /// Reads every partition, then holds the total to `response_max`: the first
-/// partition with data is taken whole (Kafka's rule: at least one batch);
-/// a later one that would overflow is read again with what is left.
+/// partition with data is taken whole (Kafka's rule: at least one batch,
+/// even past the limits); a later one that would overflow is read again
+/// with what is left.
 async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) -> Vec<ReadOutcome> {
     let items = wanted
         .iter()
@@ -159,12 +163,17 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
         if outcome.bytes == 0 {
             continue;
         }
-        if used > 0 && used + outcome.bytes > response_max {
-            let left = response_max.saturating_sub(used);
+        // Only the first partition with data may exceed a limit (with one
+        // whole batch); a later one is held to what is left of both.
+        let limit = response_max
+            .saturating_sub(used)
+            .min(w.partition_max_bytes as u64);
+        if used > 0 && outcome.bytes > limit {
+            let left = limit;
             let again = ReadItem {
                 tp: w.tp.clone(),
                 offset: w.offset,
-                max_bytes: left.min(w.partition_max_bytes as u64) as u32,
+                max_bytes: left as u32,
                 min_one_batch: false,
             };
             let mut reread = shard.read(vec![again]).await;

@@ -1,0 +1,608 @@
+//! Log compaction (`cleanup.policy=compact`): closed segments keep only the
+//! latest record of each key, as Kafka's log cleaner does.
+//!
+//! A cleaning round runs in two phases, spread over as many calls of
+//! [`PartitionLog::compact`] as its byte budget needs:
+//!
+//! 1. Map: the keys of every record from the first dirty offset (the
+//!    `cleaner-checkpoint`) to the log end, active segment included, into
+//!    key -> newest offset.
+//! 2. Rewrite: every closed segment from the log start, oldest first, into
+//!    `<base>.log.cleaned`, keeping each surviving record in its original
+//!    batch; then fsync, rename over `<base>.log`, and rebuild the indexes.
+//!
+//! # Invariants
+//!
+//! - Offsets never move: a kept batch keeps its baseOffset, lastOffsetDelta
+//!   and every record's offsetDelta (only batchLength, recordsCount and the
+//!   CRC change), so offsets stay strictly increasing with gaps, and the log
+//!   start and end offsets are untouched. Record bytes are copied, never
+//!   re-encoded.
+//! - A record goes only if the map holds a newer offset for its key (a
+//!   record below the log end), if it has no key (Kafka refuses those on a
+//!   compacted topic), or if it is a tombstone (null value) in a segment
+//!   cleaned more than `delete_retention_ms` ago.
+//! - The active segment is read, never rewritten. Control batches and
+//!   batches whose records cannot be read are kept whole.
+//! - Each call reads at most about [`COMPACTION_PASS_BYTES_MAX`] bytes of
+//!   log (always at least one batch); the key map holds at most about
+//!   [`COMPACTION_MAP_BYTES_MAX`] bytes, and a round covers what fits.
+//! - In-flight fetches keep the replaced file's `Arc<File>`: the old inode
+//!   lives on until they finish. A crash leaves at worst a `.cleaned` file
+//!   (deleted at open) or a segment without indexes (rebuilt at open).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::compression::{compress, decompress, Codec, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT};
+use crate::record::{
+    recompute_crc, BatchHeader, Record, Records, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET,
+    LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
+};
+
+use super::io::{pwrite_all, sync_dir, write_atomic};
+use super::segment::TIME_INDEX_SUFFIX;
+use super::segment::{cleaned_path, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX};
+use super::{PartitionLog, StorageError};
+
+/// Bytes of log one [`PartitionLog::compact`] call reads (keys or
+/// rewrites), so the owner shard is never held for long.
+pub const COMPACTION_PASS_BYTES_MAX: u64 = 8 << 20;
+/// Memory of one round's key map; a round that fills it cleans up to the
+/// offset it reached and the next round goes on from there.
+pub const COMPACTION_MAP_BYTES_MAX: usize = 64 << 20;
+/// What one map entry costs beyond its key bytes (hash table slot, Vec).
+const MAP_ENTRY_OVERHEAD_BYTES: usize = 64;
+/// File in the partition dir holding the offset below which every record
+/// was cleaned at least once (Kafka's cleaner-offset-checkpoint).
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+
+/// What one [`PartitionLog::compact`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Log bytes read, keys or rewrites.
+    pub bytes_read: u64,
+    /// Segments rewritten and swapped in.
+    pub segments_cleaned: usize,
+    /// Records dropped from the rewritten segments.
+    pub records_dropped: u64,
+    /// A round is under way and wants another call soon.
+    pub more_work: bool,
+}
+
+/// Compaction progress of one partition, kept across calls.
+#[derive(Default)]
+pub struct Cleaner {
+    /// Offsets below this were cleaned at least once; `None` until read
+    /// from [`CLEANER_CHECKPOINT_FILE`].
+    clean_offset: Option<i64>,
+    /// When a kept tombstone may go: a round is due then even without new
+    /// dirty bytes. Unknown after a restart (the next round learns it).
+    tombstones_due_ms: Option<i64>,
+    round: Option<Round>,
+}
+
+/// One cleaning round.
+struct Round {
+    /// Key -> newest offset seen in `[clean_offset, scanned_to)`.
+    map: HashMap<Vec<u8>, i64>,
+    map_bytes: usize,
+    /// Offsets below this have been read into the map.
+    scanned_to: i64,
+    /// Phase 1 is over: the log end was reached or the map is full.
+    map_done: bool,
+    /// The clean offset when the round started: segments that end at or
+    /// below it were cleaned before, and their tombstones age.
+    cleaned_before: i64,
+    /// Segments with a base at or above this are still to rewrite.
+    next_base: i64,
+    rewrite: Option<Rewrite>,
+    tombstones_due_ms: Option<i64>,
+}
+
+/// One segment being rewritten.
+struct Rewrite {
+    /// The replacement, at [`cleaned_path`].
+    out: Segment,
+    /// Next batch to read in the source segment.
+    src_pos: u64,
+    /// Tombstones here are past `delete_retention_ms`.
+    drop_tombstones: bool,
+    /// When the segment was first cleaned; kept as the new file's mtime.
+    cleaned_at_ms: i64,
+    kept_tombstone: bool,
+}
+
+impl PartitionLog {
+    /// One bounded compaction step for a `cleanup.policy=compact` log (a
+    /// no-op otherwise): starts a round when enough closed bytes are dirty
+    /// (`min_cleanable_dirty_ratio`) or a kept tombstone is due, else goes
+    /// on with the round under way. Reads about [`COMPACTION_PASS_BYTES_MAX`].
+    pub fn compact(&mut self, now_ms: i64) -> Result<CompactionStats, StorageError> {
+        self.compact_with_budget(now_ms, COMPACTION_PASS_BYTES_MAX)
+    }
+
+    /// [`Self::compact`] reading about `budget_bytes` (at least one batch).
+    pub fn compact_with_budget(
+        &mut self,
+        now_ms: i64,
+        budget_bytes: u64,
+    ) -> Result<CompactionStats, StorageError> {
+        if !self.config.cleanup_compact {
+            self.abandon_round();
+            return Ok(CompactionStats::default());
+        }
+        let clean_offset = self.clean_offset();
+        let round = match self.cleaner.round.take() {
+            Some(round) => round,
+            None if self.cleanable(clean_offset, now_ms) => Round::new(clean_offset),
+            None => return Ok(CompactionStats::default()),
+        };
+        let mut stats = CompactionStats::default();
+        let mut round = Some(round);
+        let result = self.run_round(&mut round, now_ms, budget_bytes, &mut stats);
+        self.cleaner.round = round;
+        if result.is_err() {
+            self.abandon_round();
+        }
+        stats.more_work = self.cleaner.round.is_some();
+        result.map(|()| stats)
+    }
+
+    /// Drops the round under way and its half-written file, if any.
+    fn abandon_round(&mut self) {
+        if let Some(rewrite) = self.cleaner.round.take().and_then(|r| r.rewrite) {
+            remove_if_exists(&cleaned_path(&self.dir, rewrite.out.base_offset));
+        }
+    }
+
+    /// The checkpointed clean offset, read once, within the log's range.
+    fn clean_offset(&mut self) -> i64 {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let stored = *self.cleaner.clean_offset.get_or_insert_with(|| {
+            fs::read_to_string(self.dir.join(CLEANER_CHECKPOINT_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(start)
+        });
+        if stored > end {
+            start
+        } else {
+            stored.max(start)
+        }
+    }
+
+    /// Whether a round is worth starting now.
+    fn cleanable(&self, clean_offset: i64, now_ms: i64) -> bool {
+        if self.segments.len() < 2 {
+            return false;
+        }
+        if self
+            .cleaner
+            .tombstones_due_ms
+            .is_some_and(|due| now_ms >= due)
+        {
+            return true;
+        }
+        let (mut total, mut dirty) = (0u64, 0u64);
+        for (base, segment) in self.closed_segments() {
+            total += segment.size;
+            if self.segment_end(base) > clean_offset {
+                dirty += segment.size;
+            }
+        }
+        dirty > 0 && dirty as f64 >= self.config.min_cleanable_dirty_ratio * total as f64
+    }
+
+    fn closed_segments(&self) -> impl Iterator<Item = (i64, &Segment)> {
+        let active_base = self.active().base_offset;
+        self.segments.range(..active_base).map(|(b, s)| (*b, s))
+    }
+
+    /// Where the segment at `base` ends: the next segment's base, or the
+    /// log end for the active one (a compacted segment's own next offset
+    /// may fall short of it).
+    fn segment_end(&self, base: i64) -> i64 {
+        self.segments
+            .range(base + 1..)
+            .next()
+            .map_or(self.log_end_offset(), |(b, _)| *b)
+    }
+
+    fn run_round(
+        &mut self,
+        slot: &mut Option<Round>,
+        now_ms: i64,
+        budget_bytes: u64,
+        stats: &mut CompactionStats,
+    ) -> Result<(), StorageError> {
+        let round = slot.as_mut().expect("a round to run");
+        let mut budget = budget_bytes;
+        if !round.map_done {
+            self.scan_keys(round, &mut budget, stats)?;
+        }
+        while round.map_done && budget > 0 {
+            if round.rewrite.is_none() {
+                let Some(base) = self.next_to_rewrite(round) else {
+                    let round = slot.take().expect("the round");
+                    return self.finish_round(round);
+                };
+                round.rewrite = Some(self.start_rewrite(round, base, now_ms)?);
+            }
+            self.rewrite_step(round, &mut budget, stats)?;
+        }
+        Ok(())
+    }
+
+    /// Phase 1: reads keys from `round.scanned_to` on, within `budget`.
+    fn scan_keys(
+        &self,
+        round: &mut Round,
+        budget: &mut u64,
+        stats: &mut CompactionStats,
+    ) -> Result<(), StorageError> {
+        let log_end = self.log_end_offset();
+        round.scanned_to = round.scanned_to.max(self.log_start_offset);
+        while *budget > 0 && round.scanned_to < log_end && !round.map_done {
+            let (&base, segment) = self
+                .segments
+                .range(..=round.scanned_to)
+                .next_back()
+                .expect("scanned_to >= log start");
+            let mut pos = segment
+                .find_batch(round.scanned_to)?
+                .unwrap_or(segment.size);
+            while pos < segment.size && *budget > 0 && !round.map_done {
+                let (header, batch) = read_batch(segment, pos)?;
+                pos += batch.len() as u64;
+                *budget = budget.saturating_sub(batch.len() as u64);
+                stats.bytes_read += batch.len() as u64;
+                round.add_keys(&header, &batch);
+                round.scanned_to = header.last_offset() + 1;
+            }
+            if pos >= segment.size {
+                round.scanned_to = round.scanned_to.max(self.segment_end(base));
+            }
+        }
+        if round.scanned_to >= log_end {
+            round.map_done = true;
+        }
+        Ok(())
+    }
+
+    /// The next closed segment of the round: below the part the map covers.
+    fn next_to_rewrite(&self, round: &Round) -> Option<i64> {
+        let limit = round.scanned_to.min(self.active().base_offset);
+        let base = *self.segments.range(round.next_base..).next()?.0;
+        (base < limit).then_some(base)
+    }
+
+    fn start_rewrite(
+        &self,
+        round: &Round,
+        base: i64,
+        now_ms: i64,
+    ) -> Result<Rewrite, StorageError> {
+        let source = &self.segments[&base];
+        let cleaned_before = self.segment_end(base) <= round.cleaned_before;
+        let cleaned_at_ms = if cleaned_before {
+            modified_ms(&source.file).unwrap_or(now_ms)
+        } else {
+            now_ms
+        };
+        let drop_tombstones = cleaned_before
+            && now_ms.saturating_sub(cleaned_at_ms) > self.config.delete_retention_ms;
+        Ok(Rewrite {
+            out: Segment::create_cleaned(&self.dir, base)?,
+            src_pos: 0,
+            drop_tombstones,
+            cleaned_at_ms,
+            kept_tombstone: false,
+        })
+    }
+
+    /// Phase 2: copies the survivors of the next batches of the segment
+    /// being rewritten, within `budget`; swaps it in once it is whole.
+    fn rewrite_step(
+        &mut self,
+        round: &mut Round,
+        budget: &mut u64,
+        stats: &mut CompactionStats,
+    ) -> Result<(), StorageError> {
+        let rewrite = round.rewrite.as_mut().expect("a rewrite under way");
+        let base = rewrite.out.base_offset;
+        let Some(source) = self.segments.get(&base) else {
+            // Retention deleted the segment meanwhile.
+            remove_if_exists(&cleaned_path(&self.dir, base));
+            round.rewrite = None;
+            round.next_base = base + 1;
+            return Ok(());
+        };
+        let mut kept: Vec<(BatchHeader, Vec<u8>)> = Vec::new();
+        while rewrite.src_pos < source.size && *budget > 0 {
+            let (header, batch) = read_batch(source, rewrite.src_pos)?;
+            rewrite.src_pos += batch.len() as u64;
+            *budget = budget.saturating_sub(batch.len() as u64);
+            stats.bytes_read += batch.len() as u64;
+            let filtered = filter_batch(&batch, &header, &round.map, rewrite.drop_tombstones);
+            stats.records_dropped += filtered.dropped;
+            rewrite.kept_tombstone |= filtered.kept_tombstone;
+            match filtered.kept {
+                Kept::Whole => kept.push((header, batch)),
+                Kept::Rebuilt(bytes) => {
+                    let header = BatchHeader::parse(&bytes).expect("a rebuilt batch parses");
+                    kept.push((header, bytes));
+                }
+                Kept::Nothing => {}
+            }
+        }
+        let source_done = rewrite.src_pos >= source.size;
+        let out = &mut rewrite.out;
+        let bufs: Vec<&[u8]> = kept.iter().map(|(_, b)| b.as_slice()).collect();
+        pwrite_all(&out.file, out.size, &bufs)?;
+        for (header, _) in &kept {
+            out.track_batch(out.size, header, self.config.index_interval_bytes);
+        }
+        if source_done {
+            let rewrite = round.rewrite.take().expect("the rewrite");
+            if rewrite.kept_tombstone {
+                let due = rewrite
+                    .cleaned_at_ms
+                    .saturating_add(self.config.delete_retention_ms)
+                    .saturating_add(1);
+                round.tombstones_due_ms = Some(round.tombstones_due_ms.map_or(due, |d| d.min(due)));
+            }
+            round.next_base = base + 1;
+            self.swap_in(rewrite)?;
+            stats.segments_cleaned += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the finished rewrite the segment: fsync, drop the old indexes,
+    /// rename over the old log, write the new indexes. An empty result
+    /// goes away unless it is the first segment (which holds the log start).
+    fn swap_in(&mut self, rewrite: Rewrite) -> Result<(), StorageError> {
+        let mut out = rewrite.out;
+        let base = out.base_offset;
+        out.finish_time_index();
+        let cleaned_at = UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
+        out.file.set_modified(cleaned_at)?;
+        out.file.sync_all()?;
+        // Old indexes first: a crash before the new ones are written leaves
+        // a log without indexes, which open rebuilds by scanning.
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_exists(&segment_path(&self.dir, base, suffix));
+        }
+        fs::rename(
+            cleaned_path(&self.dir, base),
+            segment_path(&self.dir, base, LOG_SUFFIX),
+        )?;
+        sync_dir(&self.dir)?;
+        if out.is_empty() && base != self.log_start_offset {
+            self.segments.remove(&base);
+            out.delete_files()?;
+        } else {
+            out.write_indexes()?;
+            self.segments.insert(base, out);
+        }
+        self.check_invariants();
+        tracing::debug!(dir = %self.dir.display(), base, "compacted segment");
+        Ok(())
+    }
+
+    /// Persists how far the round cleaned.
+    fn finish_round(&mut self, round: Round) -> Result<(), StorageError> {
+        let clean_offset = round.scanned_to.min(self.active().base_offset);
+        write_atomic(
+            &self.dir.join(CLEANER_CHECKPOINT_FILE),
+            clean_offset.to_string().as_bytes(),
+        )?;
+        self.cleaner.clean_offset = Some(clean_offset);
+        self.cleaner.tombstones_due_ms = round.tombstones_due_ms;
+        tracing::info!(
+            dir = %self.dir.display(),
+            clean_offset,
+            keys = round.map.len(),
+            size = self.size_bytes(),
+            "compaction round done"
+        );
+        Ok(())
+    }
+}
+
+impl Round {
+    fn new(clean_offset: i64) -> Self {
+        Round {
+            map: HashMap::new(),
+            map_bytes: 0,
+            scanned_to: clean_offset,
+            map_done: false,
+            cleaned_before: clean_offset,
+            next_base: 0,
+            rewrite: None,
+            tombstones_due_ms: None,
+        }
+    }
+
+    /// Notes every keyed record of `batch` as its key's newest so far.
+    fn add_keys(&mut self, header: &BatchHeader, batch: &[u8]) {
+        let Some(records) = readable_records(batch, header) else {
+            return;
+        };
+        let Some(records) = split_records(&records, header.records_count) else {
+            return;
+        };
+        for (record, _) in records {
+            let Some(key) = record.key else { continue };
+            let offset = header.base_offset + i64::from(record.offset_delta);
+            match self.map.get_mut(key) {
+                Some(newest) => *newest = (*newest).max(offset),
+                None => {
+                    self.map_bytes += key.len() + MAP_ENTRY_OVERHEAD_BYTES;
+                    self.map.insert(key.to_vec(), offset);
+                }
+            }
+        }
+        if self.map_bytes >= COMPACTION_MAP_BYTES_MAX {
+            self.map_done = true;
+        }
+    }
+}
+
+/// The header and bytes of the batch at `pos` in `segment`.
+fn read_batch(segment: &Segment, pos: u64) -> Result<(BatchHeader, Vec<u8>), StorageError> {
+    let header = segment.read_header(pos)?;
+    let mut batch = vec![0u8; header.total_len()];
+    segment.file.read_exact_at(&mut batch, pos)?;
+    Ok((header, batch))
+}
+
+/// The records section of a data batch, decompressed when needed; `None`
+/// for control batches and sections that cannot be read (kept whole).
+fn readable_records<'a>(batch: &'a [u8], header: &BatchHeader) -> Option<Cow<'a, [u8]>> {
+    if header.is_control() {
+        return None;
+    }
+    let section = batch.get(BATCH_HEADER_LEN..)?;
+    if !header.is_compressed() {
+        return Some(Cow::Borrowed(section));
+    }
+    let codec = Codec::from_attributes(header.attributes).ok()?;
+    decompress(codec, section, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT)
+        .ok()
+        .map(Cow::Owned)
+}
+
+/// Every record of a records section with its raw bytes (length prefix
+/// included); `None` unless exactly `count` records parse.
+fn split_records(section: &[u8], count: i32) -> Option<Vec<(Record<'_>, &[u8])>> {
+    let mut records = Records::new(section, count);
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    loop {
+        let start = section.len() - records.remaining();
+        match records.next() {
+            None => break,
+            Some(Err(_)) => return None,
+            Some(Ok(record)) => {
+                let end = section.len() - records.remaining();
+                out.push((record, &section[start..end]));
+            }
+        }
+    }
+    (out.len() == usize::try_from(count).ok()?).then_some(out)
+}
+
+/// What survives of one batch.
+enum Kept {
+    Whole,
+    Rebuilt(Vec<u8>),
+    Nothing,
+}
+
+struct Filtered {
+    kept: Kept,
+    dropped: u64,
+    kept_tombstone: bool,
+}
+
+/// Keeps the records of `batch` that are their key's newest in `map` (or
+/// newer than it), minus expired tombstones; see the module invariants.
+fn filter_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    map: &HashMap<Vec<u8>, i64>,
+    drop_tombstones: bool,
+) -> Filtered {
+    let whole = |kept_tombstone| Filtered {
+        kept: Kept::Whole,
+        dropped: 0,
+        kept_tombstone,
+    };
+    let Some(section) = readable_records(batch, header) else {
+        return whole(false);
+    };
+    let Some(records) = split_records(&section, header.records_count) else {
+        return whole(false);
+    };
+    let survives = |record: &Record<'_>| {
+        let Some(key) = record.key else {
+            return false;
+        };
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        let superseded = map.get(key).is_some_and(|&newest| newest > offset);
+        let expired_tombstone = drop_tombstones && record.value.is_none();
+        !(superseded || expired_tombstone)
+    };
+    let kept: Vec<&(Record<'_>, &[u8])> = records.iter().filter(|(r, _)| survives(r)).collect();
+    let kept_tombstone = kept.iter().any(|(r, _)| r.value.is_none());
+    let dropped = (records.len() - kept.len()) as u64;
+    let kept = if dropped == 0 {
+        Kept::Whole
+    } else if kept.is_empty() {
+        Kept::Nothing
+    } else {
+        let raw: Vec<u8> = kept
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        match rebuild_batch(batch, header, &raw, kept.len()) {
+            Some(bytes) => Kept::Rebuilt(bytes),
+            None => {
+                let any_tombstone = records.iter().any(|(r, _)| r.value.is_none());
+                return whole(any_tombstone);
+            }
+        }
+    };
+    Filtered {
+        kept,
+        dropped,
+        kept_tombstone,
+    }
+}
+
+/// `batch`'s header with `records` (raw, uncompressed, `count` of them)
+/// as its records, compressed again in the batch's codec; batchLength,
+/// recordsCount and the CRC recomputed. `None` if the codec is unknown.
+fn rebuild_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    records: &[u8],
+    count: usize,
+) -> Option<Vec<u8>> {
+    let mut out = batch[..BATCH_HEADER_LEN].to_vec();
+    if header.is_compressed() {
+        let codec = Codec::from_attributes(header.attributes).ok()?;
+        compress(codec, records, None, &mut out);
+    } else {
+        out.extend_from_slice(records);
+    }
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).ok()?;
+    let count = i32::try_from(count).ok()?;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
+    recompute_crc(&mut out);
+    Some(out)
+}
+
+/// A file's modification time in ms since the epoch.
+fn modified_ms(file: &File) -> Option<i64> {
+    let modified = file.metadata().and_then(|m| m.modified()).ok()?;
+    let since = modified.duration_since(UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
+/// Best effort: a file that cannot be removed now is removed at next open.
+fn remove_if_exists(path: &Path) {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove");
+        }
+        _ => {}
+    }
+}
