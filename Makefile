@@ -5,7 +5,7 @@ DATA_DIR ?= ./data
 # Test binaries run in parallel; each test starts its own broker.
 TEST_THREADS ?= 4
 
-.PHONY: run build test fmt fmt-check lint bench bench-fetch clean
+.PHONY: run build test fmt fmt-check lint bench bench-fetch bench-codecs clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -42,6 +42,10 @@ bench: build
 GIB ?= 4
 bench-fetch: build
 	$(CARGO) run --release --example fetch_bench -- --gib $(GIB)
+
+# Codec compress/decompress/recompress MB/s on one core.
+bench-codecs:
+	$(CARGO) run --release --example codec_bench
 
 clean:
 	$(CARGO) clean

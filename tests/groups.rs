@@ -371,14 +371,10 @@ fn clean_leave_triggers_rebalance() {
 
 const CHILD_ENV: &str = "SLUICE_GROUPS_CHILD";
 
-/// Not a test on its own: the consumer the killed-consumer test runs in a
-/// child process (and kills). Commits every message and prints it.
-#[test]
-#[ignore]
-fn child_group_consumer() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+/// The consumer the killed-consumer test runs in a child process (the same
+/// test, started again with `CHILD_ENV` set) and kills. Commits every
+/// message and prints it.
+fn run_child_group_consumer(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
     let (bs, group, topic) = (parts[0], parts[1], parts[2]);
     let mut cfg = group_config(bs, group);
@@ -402,6 +398,9 @@ fn child_group_consumer() {
 /// offsets and no message is lost.
 #[test]
 fn killed_consumer_partitions_move_within_session_timeout() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return run_child_group_consumer(&spec);
+    }
     let broker = start_broker();
     let bs = broker.bootstrap();
     let topic = "g-kill";
@@ -410,9 +409,8 @@ fn killed_consumer_partitions_move_within_session_timeout() {
     produce_spread(&bs, topic, 4, 2000);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_group_consumer",
+            "killed_consumer_partitions_move_within_session_timeout",
             "--exact",
-            "--ignored",
             "--nocapture",
         ])
         .env(CHILD_ENV, format!("{bs}|{group}|{topic}"))

@@ -37,8 +37,6 @@ mod snappy;
 mod walk;
 
 #[cfg(test)]
-mod bench;
-#[cfg(test)]
 mod tests;
 
 pub use batch::{

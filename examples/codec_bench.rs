@@ -1,12 +1,13 @@
-//! Codec throughput on one core: not a test, a measurement.
+//! Codec and recompression throughput on one core, on a 1 MB batch of
+//! JSON log lines.
 //!
-//! `cargo test --release --lib compression::bench -- --ignored --nocapture`
+//! `make bench-codecs` (or `cargo run --release --example codec_bench`)
 
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::record::build::{build_batch, RecordSpec};
-use crate::record::BATCH_HEADER_LEN;
+use sluice::compression::*;
+use sluice::record::build::{build_batch, RecordSpec};
+use sluice::record::BATCH_HEADER_LEN;
 
 /// A ~1 MB batch of JSON-like log lines: compresses about as well as real
 /// application records (3-6x).
@@ -61,9 +62,7 @@ fn rate(bytes: usize, min_time: Duration, mut f: impl FnMut()) -> f64 {
     (bytes as f64 * n as f64) / start.elapsed().as_secs_f64() / 1e6
 }
 
-#[test]
-#[ignore = "benchmark: run with --release --ignored --nocapture"]
-fn codec_throughput() {
+fn main() {
     let batch = log_batch();
     let section = &batch[BATCH_HEADER_LEN..];
     let raw = section.len();
