@@ -126,75 +126,36 @@ pub async fn handle_frame(
     }
     let mut buf = frame;
     let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
-    let cid = correlation_id;
+    let out = Reply {
+        key,
+        version,
+        correlation_id,
+    };
+    // Decodes this request's body; a failure closes the connection.
+    macro_rules! body {
+        () => {
+            decode(&mut buf, key, version)?
+        };
+    }
     match key {
-        ApiKey::ApiVersions => answer(
-            Some(api_versions::handle(
-                shard,
-                &header,
-                decode(&mut buf, key, version)?,
-            )),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::Metadata => answer(
-            Some(metadata::handle(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::Produce => answer(
-            produce::handle(shard, &header, decode(&mut buf, key, version)?).await,
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::Fetch => {
-            let body = fetch::handle(shard, &header, decode(&mut buf, key, version)?).await;
-            frame_pieces(key, version, cid, body).map(Some)
+        ApiKey::ApiVersions => out.encoded(api_versions::handle(shard, &header, body!())),
+        ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, body!()).await),
+        ApiKey::Produce => match produce::handle(shard, &header, body!()).await {
+            Some(response) => out.encoded(response),
+            None => Ok(None), // acks=0
+        },
+        ApiKey::Fetch => out.pieces(fetch::handle(shard, &header, body!()).await),
+        ApiKey::ListOffsets => out.encoded(list_offsets::handle(shard, &header, body!()).await),
+        ApiKey::CreateTopics => out.encoded(admin::create_topics(shard, &header, body!()).await),
+        ApiKey::DeleteTopics => out.encoded(admin::delete_topics(shard, &header, body!()).await),
+        ApiKey::CreatePartitions => {
+            out.encoded(admin::create_partitions(shard, &header, body!()).await)
         }
-        ApiKey::ListOffsets => answer(
-            Some(list_offsets::handle(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::CreateTopics => answer(
-            Some(admin::create_topics(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::DeleteTopics => answer(
-            Some(admin::delete_topics(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::CreatePartitions => answer(
-            Some(admin::create_partitions(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::DescribeConfigs => answer(
-            Some(configs::describe(
-                shard,
-                &header,
-                decode(&mut buf, key, version)?,
-            )),
-            key,
-            version,
-            cid,
-        ),
-        ApiKey::IncrementalAlterConfigs => answer(
-            Some(configs::incremental_alter(shard, &header, decode(&mut buf, key, version)?).await),
-            key,
-            version,
-            cid,
-        ),
-        key if group::serves(key) => group::handle(shard, &header, key, version, &mut buf).await,
+        ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
+        ApiKey::IncrementalAlterConfigs => {
+            out.encoded(configs::incremental_alter(shard, &header, body!()).await)
+        }
+        key if group::serves(key) => group::handle(shard, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }
@@ -213,15 +174,24 @@ fn decode<T: Decodable>(buf: &mut Bytes, key: ApiKey, version: i16) -> Result<T,
         .map_err(|e| fail(e.to_string()))
 }
 
-fn answer<R: Encodable>(
-    response: Option<R>,
-    key: ApiKey,
-    version: i16,
+/// Where a response goes: the request's API, version and correlation id.
+pub(crate) struct Reply {
+    pub(crate) key: ApiKey,
+    pub(crate) version: i16,
     correlation_id: i32,
-) -> Result<Option<Vec<Piece>>, RequestError> {
-    response
-        .map(|r| encode(key, version, correlation_id, r))
-        .transpose()
+}
+
+impl Reply {
+    pub(crate) fn encoded<R: Encodable>(
+        &self,
+        response: R,
+    ) -> Result<Option<Vec<Piece>>, RequestError> {
+        encode(self.key, self.version, self.correlation_id, response).map(Some)
+    }
+
+    fn pieces(&self, body: Vec<Piece>) -> Result<Option<Vec<Piece>>, RequestError> {
+        frame_pieces(self.key, self.version, self.correlation_id, body).map(Some)
+    }
 }
 
 /// A whole response frame from an encodable body, in one buffer.

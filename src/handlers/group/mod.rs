@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
-use super::{answer, decode, ApiSpec, RequestError};
+use super::{decode, ApiSpec, Reply, RequestError};
 use crate::group::GroupMsg;
 use crate::shard::Shard;
 
@@ -61,19 +61,13 @@ pub fn serves(key: ApiKey) -> bool {
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
-    key: ApiKey,
-    version: i16,
+    out: &Reply,
     buf: &mut Bytes,
 ) -> Result<Option<Vec<super::Piece>>, RequestError> {
-    let cid = header.correlation_id;
+    let (key, version) = (out.key, out.version);
     macro_rules! serve {
         ($module:ident) => {
-            answer(
-                Some($module::handle(shard, header, version, decode(buf, key, version)?).await),
-                key,
-                version,
-                cid,
-            )
+            out.encoded($module::handle(shard, header, version, decode(buf, key, version)?).await)
         };
     }
     match key {
