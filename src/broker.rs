@@ -117,6 +117,7 @@ pub fn run(
         shard_count,
         config.shard_channel_capacity,
         config.io_memory_bytes,
+        Duration::from_micros(config.task_quota_us.max(100)),
         body,
     )
     .map_err(BrokerError::Shards)?;

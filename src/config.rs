@@ -46,6 +46,10 @@ pub struct BrokerConfig {
     pub shard_channel_capacity: usize,
     /// Connections one shard serves at once; more are closed on accept.
     pub max_connections_per_shard: usize,
+    /// How long a shard runs tasks before it polls for I/O again. glommio's
+    /// default (100 ms) lets a busy producer delay every other socket's
+    /// readiness by that much; 1 ms keeps fetches and peer replies flowing.
+    pub task_quota_us: u64,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,
     /// The most bytes one compressed batch may decompress to; a larger one
@@ -96,6 +100,7 @@ impl Default for BrokerConfig {
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,
             io_memory_bytes: 1 << 20,
+            task_quota_us: 1000,
             metrics_listen: None,
             decompressed_batch_bytes_max: crate::compression::DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             log: TopicDefaults::default(),

@@ -111,6 +111,7 @@ pub fn start_shards<M, F, Fut>(
     count: usize,
     channel_capacity: usize,
     io_memory_bytes: usize,
+    preempt: Duration,
     body: F,
 ) -> std::io::Result<Shards>
 where
@@ -128,6 +129,7 @@ where
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(io_memory_bytes)
+            .preempt_timer(preempt)
             .spawn(move || async move {
                 body(seat).await;
             })
