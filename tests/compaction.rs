@@ -8,12 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::raw::{str_bytes, RawClient};
+use common::raw::RawClient;
 use common::*;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,8 +21,6 @@ const FLAGS: &[&str] = &[
     "--offsets-topic-num-partitions",
     "1",
 ];
-const RESOURCE_TOPIC: i8 = 2;
-const OP_SET: i8 = 0;
 
 /// Bytes of the `.log` files in a partition directory, and their base offsets.
 fn log_files(dir: &Path) -> (u64, Vec<i64>) {
@@ -171,18 +165,9 @@ fn compacted_topic_keeps_latest_value_per_key() {
 }
 
 fn alter_topic_config(bootstrap: &str, topic: &str, name: &str, value: &str) {
-    let mut c = RawClient::connect(bootstrap);
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(str_bytes(topic))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(str_bytes(name))
-                .with_config_operation(OP_SET)
-                .with_value(Some(str_bytes(value)))]),
-    ]);
-    let resp: IncrementalAlterConfigsResponse = c.call(1, &req);
-    assert_eq!(resp.responses[0].error_code, 0, "{:?}", resp.responses[0]);
+    let (code, message) =
+        RawClient::connect(bootstrap).alter_topic_configs(1, topic, &[(name, value)]);
+    assert_eq!(code, 0, "IncrementalAlterConfigs: {message:?}");
 }
 
 fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {

@@ -4,22 +4,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::raw::{self, err, str_bytes, RawClient};
+use common::raw::{self, err, RawClient};
 use common::*;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use rdkafka::admin::{NewPartitions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-
-/// Resource type TOPIC in DescribeConfigs / IncrementalAlterConfigs.
-const RESOURCE_TOPIC: i8 = 2;
-/// IncrementalAlterConfigs operation SET.
-const OP_SET: i8 = 0;
 
 /// Earliest/latest offsets track the log, and offsets_for_times maps timestamps to the first offset at or after them.
 #[test]
@@ -249,24 +240,7 @@ fn alter_topic_config(
     name: &str,
     value: &str,
 ) -> (i16, Option<String>) {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(str_bytes(topic))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(str_bytes(name))
-                .with_config_operation(OP_SET)
-                .with_value(Some(str_bytes(value)))]),
-    ]);
-    let resp: IncrementalAlterConfigsResponse = c.call(version, &req);
-    assert_eq!(resp.responses.len(), 1);
-    let r = &resp.responses[0];
-    assert_eq!(r.resource_type, RESOURCE_TOPIC);
-    assert_eq!(r.resource_name.as_str(), topic);
-    (
-        r.error_code,
-        r.error_message.as_ref().map(|s| s.as_str().to_string()),
-    )
+    c.alter_topic_configs(version, topic, &[(name, value)])
 }
 
 /// IncrementalAlterConfigs (v0 and v1) changes topic configs and DescribeConfigs reflects the change.

@@ -8,18 +8,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use common::raw::{self, err, RawClient};
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::Timestamp;
 use sluice::compression::{recompress_batch, validate_compressed, Codec};
@@ -360,25 +354,6 @@ fn assert_same_batches(
     }
 }
 
-/// A size-prefixed request frame, as a client sends it.
-fn request_frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
-    let api_key = ApiKey::try_from(R::KEY).expect("known api key");
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("sluice-zero-copy-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api_key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    frame
-}
-
 /// Decodes a Fetch response frame body (after the size prefix).
 fn decode_fetch(mut frame: Bytes, version: i16, correlation_id: i32) -> FetchResponse {
     let header = ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(version))
@@ -428,30 +403,8 @@ fn read_slowly(s: &mut TcpStream, buf: &mut [u8], chunk: usize, pause: Duration)
 
 /// Sets topic configs with IncrementalAlterConfigs v0 (SET); asserts success.
 fn alter_topic_configs(c: &mut RawClient, topic: &str, configs: &[(&str, &str)]) {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(2) // TOPIC
-            .with_resource_name(raw::str_bytes(topic))
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        AlterableConfig::default()
-                            .with_name(raw::str_bytes(k))
-                            .with_config_operation(0)
-                            .with_value(Some(raw::str_bytes(v)))
-                    })
-                    .collect(),
-            ),
-    ]);
-    let resp: IncrementalAlterConfigsResponse = c.call(0, &req);
-    assert_eq!(resp.responses.len(), 1);
-    assert_eq!(
-        resp.responses[0].error_code,
-        err::NONE,
-        "IncrementalAlterConfigs: {:?}",
-        resp.responses[0].error_message
-    );
+    let (code, message) = c.alter_topic_configs(0, topic, configs);
+    assert_eq!(code, err::NONE, "IncrementalAlterConfigs: {message:?}");
 }
 
 /// `count` uncompressed batches of `per_batch` records of `value_bytes`
@@ -834,7 +787,7 @@ fn retention_during_slow_large_fetch() {
 
     let version = 12;
     let mut slow = small_buffer_socket(&bs);
-    slow.write_all(&request_frame(
+    slow.write_all(&raw::request_frame(
         version,
         7,
         &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
@@ -914,7 +867,7 @@ fn retention_during_slow_large_fetch() {
     );
 
     // The connection stays usable.
-    slow.write_all(&request_frame(
+    slow.write_all(&raw::request_frame(
         version,
         8,
         &fetch_req(topic, &[(0, log_start)], 1 << 20, 1 << 20, 0),
@@ -942,7 +895,7 @@ fn topic_deleted_during_slow_large_fetch() {
     let sent = produce_bulk(&mut producer, topic, 64, 64, 4000);
 
     let mut slow = small_buffer_socket(&bs);
-    slow.write_all(&request_frame(
+    slow.write_all(&raw::request_frame(
         4,
         1,
         &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
@@ -999,7 +952,7 @@ fn disconnect_mid_fetch_keeps_broker_serving() {
 
     for round in 0..30 {
         let mut s = small_buffer_socket(&bs);
-        s.write_all(&request_frame(
+        s.write_all(&raw::request_frame(
             12,
             round,
             &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
@@ -1029,7 +982,7 @@ fn disconnect_mid_fetch_keeps_broker_serving() {
     let abandoned: Vec<TcpStream> = (0..8)
         .map(|i| {
             let mut s = small_buffer_socket(&bs);
-            s.write_all(&request_frame(
+            s.write_all(&raw::request_frame(
                 12,
                 100 + i,
                 &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),

@@ -38,22 +38,9 @@ impl RawClient {
 
     /// Encodes and sends `req` as version `version`; returns the correlation id.
     pub fn send<R: Request>(&mut self, version: i16, req: &R) -> i32 {
-        let api_key = ApiKey::try_from(R::KEY).expect("known api key");
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-raw-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, api_key.request_header_version(version))
-            .expect("encode request header");
-        req.encode(&mut body, version).expect("encode request body");
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
+        let frame = request_frame(version, correlation_id, req);
         self.stream.write_all(&frame).expect("write request");
         self.pending.push_back((R::KEY, version, correlation_id));
         correlation_id
@@ -144,6 +131,25 @@ impl RawClient {
     pub fn is_open_for(&mut self, window: Duration) -> bool {
         !self.wait_closed(window)
     }
+}
+
+/// A size-prefixed request frame, as a client sends it.
+pub fn request_frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
+    let api_key = ApiKey::try_from(R::KEY).expect("known api key");
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("sluice-raw-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, api_key.request_header_version(version))
+        .expect("encode request header");
+    req.encode(&mut body, version).expect("encode request body");
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    frame
 }
 
 pub fn topic_name(s: &str) -> TopicName {
@@ -257,6 +263,49 @@ pub fn api_versions_request() -> ApiVersionsRequest {
 }
 
 impl RawClient {
+    /// Sets topic configs with IncrementalAlterConfigs (SET) at `version`;
+    /// returns the resource's (error code, error message).
+    pub fn alter_topic_configs(
+        &mut self,
+        version: i16,
+        topic: &str,
+        configs: &[(&str, &str)],
+    ) -> (i16, Option<String>) {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::messages::{
+            IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        };
+        const RESOURCE_TOPIC: i8 = 2;
+        const OP_SET: i8 = 0;
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(str_bytes(topic))
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            AlterableConfig::default()
+                                .with_name(str_bytes(k))
+                                .with_config_operation(OP_SET)
+                                .with_value(Some(str_bytes(v)))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let resp: IncrementalAlterConfigsResponse = self.call(version, &req);
+        assert_eq!(resp.responses.len(), 1);
+        let r = &resp.responses[0];
+        assert_eq!(r.resource_type, RESOURCE_TOPIC);
+        assert_eq!(r.resource_name.as_str(), topic);
+        (
+            r.error_code,
+            r.error_message.as_ref().map(|s| s.as_str().to_string()),
+        )
+    }
+
     /// Produces one batch to one partition (Produce v9, acks=-1); returns
     /// (error code, base offset).
     pub fn produce_batch(&mut self, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
