@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: broker configuration (file + flags) and topic configs.
 //! - [`record`]: the v2 record batch format, parsed and validated without copying.
+//! - [`compression`]: whole-batch codecs, bounded validation and recompression.
 //! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
 //! - [`metadata`]: topics and partition ownership, persisted in the data dir.
 //! - [`runtime`]: the thin layer over glommio (shards, mesh, blocking work).
@@ -12,6 +13,8 @@
 //! - [`handlers`]: one module per Kafka API.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`broker`]: starts the shards and wires everything together.
+//! - [`stats`]: process-wide counters served at `/metrics`.
+//! - [`alloc`]: the allocator that keeps absurd wire-sized capacities lazy.
 
 pub mod alloc;
 pub mod broker;
