@@ -117,7 +117,6 @@ pub fn run(
         shard_count,
         config.shard_channel_capacity,
         config.io_memory_bytes,
-        Duration::from_micros(config.task_quota_us.max(100)),
         body,
     )
     .map_err(BrokerError::Shards)?;
@@ -161,7 +160,9 @@ struct ShardStart {
 
 async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     let (id, count) = (seat.id, seat.count);
+    tracing::debug!(shard = id, "joining the mesh");
     let (mesh, receivers) = seat.join().await;
+    tracing::debug!(shard = id, "joined the mesh");
     let shard = Rc::new(Shard::new(
         id,
         count,

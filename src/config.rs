@@ -46,9 +46,9 @@ pub struct BrokerConfig {
     pub shard_channel_capacity: usize,
     /// Connections one shard serves at once; more are closed on accept.
     pub max_connections_per_shard: usize,
-    /// How long a shard runs tasks before it polls for I/O again. glommio's
-    /// default (100 ms) lets a busy producer delay every other socket's
-    /// readiness by that much; 1 ms keeps fetches and peer replies flowing.
+    /// While connections have work, how long a shard runs tasks before it
+    /// polls for I/O again. glommio's default (100 ms) lets a busy producer
+    /// delay every other socket's readiness by that much.
     pub task_quota_us: u64,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,

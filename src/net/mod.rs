@@ -15,7 +15,7 @@ use futures::future::{select, Either};
 
 use crate::handlers;
 use crate::runtime::writable::ShardWritable;
-use crate::runtime::{spawn_local, TcpListener, TcpStream};
+use crate::runtime::{TcpListener, TcpStream};
 use crate::shard::Shard;
 
 /// Accepts until the shard stops. Connections over the per-shard limit are
@@ -48,7 +48,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<S
         }
         open.set(open.get() + 1);
         let (shard, open, writable) = (shard.clone(), open.clone(), writable.clone());
-        spawn_local(async move {
+        let quota = std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
+        crate::runtime::spawn_serving(quota, async move {
             serve(&shard, stream, writable).await;
             open.set(open.get() - 1);
         })

@@ -62,7 +62,20 @@ impl<M: Send + 'static> ShardSeat<M> {
                 .into_iter()
                 .map(|(from, r)| async move { (from, r.connect().await) }),
         );
-        let (senders, receivers) = futures::future::join(senders, receivers).await;
+        // glommio notices a peer's connect only when its reactor runs; an
+        // executor that parked before the peer connected can sleep through
+        // it (tens of seconds under load). A 1 ms timer keeps the reactor
+        // turning until every end is connected.
+        let connected = std::pin::pin!(futures::future::join(senders, receivers));
+        let ticker = std::pin::pin!(async {
+            loop {
+                sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let (senders, receivers) = match futures::future::select(connected, ticker).await {
+            futures::future::Either::Left((ends, _)) => ends,
+            futures::future::Either::Right(_) => unreachable!("the ticker never ends"),
+        };
         (Mesh { senders }, receivers)
     }
 }
@@ -111,7 +124,6 @@ pub fn start_shards<M, F, Fut>(
     count: usize,
     channel_capacity: usize,
     io_memory_bytes: usize,
-    preempt: Duration,
     body: F,
 ) -> std::io::Result<Shards>
 where
@@ -129,7 +141,6 @@ where
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(io_memory_bytes)
-            .preempt_timer(preempt)
             .spawn(move || async move {
                 body(seat).await;
             })
@@ -179,6 +190,34 @@ pub async fn timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> Option
         Either::Left((v, _)) => Some(v),
         Either::Right(_) => None,
     }
+}
+
+thread_local! {
+    /// This shard's task queue for request serving (see `spawn_serving`).
+    static SERVING: std::cell::Cell<Option<glommio::TaskQueueHandle>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Spawns request-serving work (a connection) in a task queue whose latency
+/// matters: while it has work, the shard polls for I/O at least every
+/// `quota`, so a flat-out producer cannot hold back other sockets' readiness
+/// for glommio's default 100 ms. (Setting the executor-wide preempt timer
+/// that low instead stalls start-up under load: the first poll of the main
+/// task can be preempted before it runs.)
+pub fn spawn_serving<T: 'static>(
+    quota: Duration,
+    fut: impl Future<Output = T> + 'static,
+) -> glommio::Task<T> {
+    let queue = SERVING.with(|q| {
+        *q.get().get_or_insert_with(|| {
+            glommio::executor().create_task_queue(
+                glommio::Shares::default(),
+                glommio::Latency::Matters(quota),
+                "serving",
+            )
+        })
+    });
+    glommio::spawn_local_into(fut, queue).expect("the serving queue exists on this executor")
 }
 
 /// Lets every other runnable task on this shard go first, once.

@@ -175,7 +175,10 @@ impl Shard {
                 }
                 msg => {
                     let shard = self.clone();
-                    crate::runtime::spawn_local(async move { shard.handle(msg).await }).detach();
+                    let quota =
+                        std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
+                    crate::runtime::spawn_serving(quota, async move { shard.handle(msg).await })
+                        .detach();
                 }
             }
         }
