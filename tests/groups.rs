@@ -384,9 +384,12 @@ fn run_child_group_consumer(spec: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            if consumer.commit_message(&m, CommitMode::Sync).is_ok() {
-                println!("COMMITTED {} {}", m.partition(), m.offset() + 1);
-            }
+            // Printed before committing: a kill between the commit reaching
+            // the broker and a later print would hide a committed offset
+            // from the parent. So the parent sees every offset the child
+            // may have committed (a superset of the committed ones).
+            println!("CONSUMED {} {}", m.partition(), m.offset() + 1);
+            let _ = consumer.commit_message(&m, CommitMode::Sync);
             // Slow, so the parent can kill it mid-way.
             thread::sleep(Duration::from_millis(5));
         }
@@ -423,7 +426,7 @@ fn killed_consumer_partitions_move_within_session_timeout() {
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() == 3 && f[0] == "COMMITTED" {
+            if f.len() == 3 && f[0] == "CONSUMED" {
                 let _ = tx.send((f[1].parse().unwrap(), f[2].parse().unwrap()));
             }
         }
@@ -435,7 +438,7 @@ fn killed_consumer_partitions_move_within_session_timeout() {
         }
     };
     wait_until(
-        "the child to commit 200 messages",
+        "the child to consume and commit 200 messages",
         Duration::from_secs(60),
         || {
             drain(&mut child_commits);
