@@ -14,7 +14,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Timestamp;
 use sluice::compression::{self, Codec};
-use sluice::record::build::{build_batch, HeaderSpec, RecordSpec};
+use sluice::record::build::{build_batch, RecordSpec};
 use sluice::record::{self as rec, BatchHeader, BATCH_HEADER_LEN};
 
 /// Kafka's UNSUPPORTED_COMPRESSION_TYPE.
@@ -30,13 +30,7 @@ const PRODUCER_CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 const TOPIC_TYPES: [&str; 6] = ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 
 /// One message to produce and expect back.
-#[derive(Clone, Debug, PartialEq)]
-struct TestMsg {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    timestamp: i64,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
+use common::OwnedRecord as TestMsg;
 
 /// `n` messages of mixed sizes (empty, null, ~100 B, ~1 KB, 16 KB), with
 /// null and present keys and, when `with_headers`, duplicate header keys.
@@ -301,25 +295,6 @@ fn producer_codec_zstd_round_trips() {
     round_trip_with_codec("zstd");
 }
 
-/// `msgs` as one uncompressed batch, built by hand.
-fn batch_of(msgs: &[TestMsg]) -> Bytes {
-    let headers: Vec<Vec<HeaderSpec<'_>>> = msgs
-        .iter()
-        .map(|m| {
-            m.headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_deref()))
-                .collect()
-        })
-        .collect();
-    let specs: Vec<RecordSpec<'_>> = msgs
-        .iter()
-        .zip(&headers)
-        .map(|(m, h)| (m.key.as_deref(), m.value.as_deref(), m.timestamp, &h[..]))
-        .collect();
-    build_batch(0, &specs)
-}
-
 /// Batches compressed by Sluice (xerial snappy, LZ4 frames, zstd, gzip, at
 /// several levels) are read back identical by librdkafka.
 #[test]
@@ -328,7 +303,7 @@ fn sluice_compressed_batches_are_read_by_librdkafka() {
     let bs = broker.bootstrap();
     let mut c = RawClient::connect(&bs);
     let msgs = mixed_messages(300, true);
-    let plain = batch_of(&msgs);
+    let plain = common::build_owned_batch(&msgs);
     for (codec, level) in [
         (Codec::None, None),
         (Codec::Gzip, Some(1)),

@@ -17,7 +17,6 @@ use kafka_protocol::protocol::Decodable;
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::Timestamp;
 use sluice::compression::{recompress_batch, validate_compressed, Codec};
-use sluice::record::build::{build_batch, HeaderSpec, RecordSpec};
 
 const SENDFILE_BYTES: &str = "sluice_fetch_sendfile_bytes_total";
 const COPIED_BYTES: &str = "sluice_fetch_copied_bytes_total";
@@ -45,13 +44,7 @@ impl Rng {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rec {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    ts: i64,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
+use common::OwnedRecord as Rec;
 
 /// One produced batch: where it went and its exact bytes (baseOffset 0 as sent).
 #[derive(Clone, Debug)]
@@ -65,21 +58,7 @@ struct Sent {
 
 /// A v2 batch of `recs` in `codec`, baseOffset 0.
 fn make_batch(recs: &[Rec], codec: Codec) -> Bytes {
-    let headers: Vec<Vec<HeaderSpec<'_>>> = recs
-        .iter()
-        .map(|r| {
-            r.headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_deref()))
-                .collect()
-        })
-        .collect();
-    let specs: Vec<RecordSpec<'_>> = recs
-        .iter()
-        .zip(&headers)
-        .map(|(r, h)| (r.key.as_deref(), r.value.as_deref(), r.ts, &h[..]))
-        .collect();
-    let plain = build_batch(0, &specs);
+    let plain = common::build_owned_batch(recs);
     if codec == Codec::None {
         return plain;
     }
@@ -106,7 +85,7 @@ fn dataset(p: i32, batches: usize, jumbo_every: usize) -> Vec<(Codec, Vec<Rec>)>
                 let rec = Rec {
                     key: Some(format!("jumbo-{p}-{i}").into_bytes()),
                     value: Some(rng.bytes(n)),
-                    ts: base_ts + i as i64,
+                    timestamp: base_ts + i as i64,
                     headers: vec![("kind".into(), Some(b"jumbo".to_vec()))],
                 };
                 return (Codec::None, vec![rec]);
@@ -137,7 +116,7 @@ fn dataset(p: i32, batches: usize, jumbo_every: usize) -> Vec<(Codec, Vec<Rec>)>
                     Rec {
                         key: (j % 3 != 2).then(|| format!("key-{p}-{i}-{j}").into_bytes()),
                         value,
-                        ts: base_ts + (i * 100 + j) as i64,
+                        timestamp: base_ts + (i * 100 + j) as i64,
                         headers,
                     }
                 })
@@ -426,7 +405,7 @@ fn produce_bulk(
             .map(|j| Rec {
                 key: None,
                 value: Some(rng.bytes(value_bytes)),
-                ts: ts + (i * per_batch + j) as i64,
+                timestamp: ts + (i * per_batch + j) as i64,
                 headers: Vec::new(),
             })
             .collect();
@@ -451,7 +430,7 @@ fn assert_broker_serves(bs: &str, topic: &str, partition: i32) {
     let recs = vec![Rec {
         key: Some(b"still".to_vec()),
         value: Some(b"serving".to_vec()),
-        ts: now_ms(),
+        timestamp: now_ms(),
         headers: Vec::new(),
     }];
     let bytes = make_batch(&recs, Codec::None);
@@ -599,7 +578,7 @@ fn as_rec(m: &OwnedMessage) -> (i64, Rec) {
         Rec {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            ts,
+            timestamp: ts,
             headers,
         },
     )

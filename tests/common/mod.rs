@@ -789,3 +789,33 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// A record as tests hold it, owning its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// `records` as one uncompressed v2 batch with baseOffset 0.
+#[allow(dead_code)] // not every test binary builds batches
+pub fn build_owned_batch(records: &[OwnedRecord]) -> bytes::Bytes {
+    use sluice::record::build::{build_batch, HeaderSpec, RecordSpec};
+    let headers: Vec<Vec<HeaderSpec<'_>>> = records
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref()))
+                .collect()
+        })
+        .collect();
+    let specs: Vec<RecordSpec<'_>> = records
+        .iter()
+        .zip(&headers)
+        .map(|(r, h)| (r.key.as_deref(), r.value.as_deref(), r.timestamp, &h[..]))
+        .collect();
+    build_batch(0, &specs)
+}
