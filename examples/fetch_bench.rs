@@ -498,7 +498,12 @@ fn loopback_sendfile(data_dir: &std::path::Path, chunk: usize) -> (u64, f64, f64
             while left > 0 {
                 // SAFETY: both fds are open; offset is a valid pointer.
                 let n = unsafe {
-                    libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), &mut offset, left.min(chunk))
+                    libc::sendfile(
+                        s.as_raw_fd(),
+                        file.as_raw_fd(),
+                        &mut offset,
+                        left.min(chunk),
+                    )
                 };
                 assert!(n > 0, "sendfile: {}", std::io::Error::last_os_error());
                 left -= n as usize;

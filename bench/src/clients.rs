@@ -38,6 +38,8 @@ pub struct Shared {
     pub acked: AtomicU64,
     pub failed: AtomicU64,
     pub received: AtomicU64,
+    /// How far behind its schedule the last producer to send was, ns.
+    pub producer_lag_ns: AtomicU64,
     pub stop_producing: AtomicBool,
     pub stop_consuming: AtomicBool,
     /// The first delivery or consume error, for the report.
@@ -85,13 +87,30 @@ impl ProducerContext for ProducerCtx {
     }
 }
 
+/// How a producer paces its sends.
+#[derive(Debug, Clone)]
+pub enum Pace {
+    /// A fixed rate, msg/s.
+    Fixed(f64),
+    /// The rate search's current per-producer rate (f64 bits), which the
+    /// sampler changes once a second.
+    Searched(Arc<AtomicU64>),
+}
+
+impl Pace {
+    fn current(&self) -> f64 {
+        match self {
+            Pace::Fixed(r) => *r,
+            Pace::Searched(bits) => f64::from_bits(bits.load(Relaxed)),
+        }
+    }
+}
+
 /// One producer thread's job.
 pub struct ProducerJob {
     pub topic: String,
     pub partitions: u32,
-    /// Messages per second; `None` sends as fast as librdkafka's bounded
-    /// queue accepts.
-    pub rate: Option<f64>,
+    pub pace: Pace,
     pub start_ns: u64,
     pub seed: u64,
     /// How long the final flush may take.
@@ -117,7 +136,8 @@ pub fn produce(
         .context("creating producer")?;
     let mut payload = Payload::new(w.message_size, w.payload, s.run_tag, job.seed);
     let mut keys = SplitMix64::new(job.seed ^ 0x5eed);
-    let mut schedule = job.rate.map(|r| Schedule::new(job.start_ns, r));
+    let mut rate = job.pace.current();
+    let mut schedule = Schedule::new(job.start_ns, rate);
     s.clock.sleep_until(job.start_ns);
     let mut sent: u64 = 0;
     while !s.stop_producing.load(Relaxed) {
@@ -125,16 +145,20 @@ pub fn produce(
         if now >= s.window_end_ns {
             break;
         }
-        let intended = match schedule.as_mut() {
-            None => now,
-            Some(sch) => match sch.next_due(now) {
-                Some(t) => t,
-                None => {
-                    let wait = Duration::from_nanos(sch.next_ns() - now).min(IDLE_SLEEP_MAX);
-                    std::thread::sleep(wait);
-                    continue;
-                }
-            },
+        if job.pace.current() != rate {
+            rate = job.pace.current();
+            schedule.set_rate(rate);
+        }
+        let intended = match schedule.next_due(now) {
+            Some(t) => {
+                s.producer_lag_ns.store(now.saturating_sub(t), Relaxed);
+                t
+            }
+            None => {
+                let wait = Duration::from_nanos(schedule.next_ns() - now).min(IDLE_SLEEP_MAX);
+                std::thread::sleep(wait);
+                continue;
+            }
         };
         let key = match w.key_distribution {
             KeyDistribution::None => None,

@@ -3,7 +3,8 @@
 //!
 //! Batches are the messages concatenated with a 4-byte length prefix each, a
 //! stand-in for Kafka's record framing inside a compressed batch. Speeds are
-//! raw (uncompressed) bytes per second on one core.
+//! raw (uncompressed) bytes per second on one core. The through-the-broker
+//! rows are made by `codec_runs` and only carried in [`CompressionResult`].
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::codec_runs::BrokerCodecRow;
 use crate::datasets;
 use crate::report::Table;
 use crate::stats::mib;
@@ -130,8 +132,12 @@ pub struct CompressionResult {
     /// Each speed is measured for at least this long.
     pub min_secs: f64,
     pub rows: Vec<Row>,
-    /// What is not measured yet.
+    /// How the results were made, and what was not measured.
     pub notes: Vec<String>,
+    /// Produce/consume through a broker per codec (`--spawn`, `--target`);
+    /// empty when no broker was given.
+    #[serde(default)]
+    pub broker_runs: Vec<BrokerCodecRow>,
 }
 
 /// Messages framed and grouped `batch` at a time.
@@ -220,11 +226,8 @@ pub fn study(
         harness_version: env!("CARGO_PKG_VERSION").into(),
         min_secs: min.as_secs_f64(),
         rows,
-        notes: vec![
-            "Through-the-broker produce/consume per codec is not part of this command yet: \
-             run a workload with `compression = \"<codec>\"` for that."
-                .into(),
-        ],
+        notes: Vec::new(),
+        broker_runs: Vec::new(),
     })
 }
 
@@ -317,5 +320,10 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["rows"][4]["codec"], "gzip");
         assert_eq!(json["rows"][4]["level"], 1);
+        // Results written before broker runs existed still load.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("broker_runs");
+        let back: CompressionResult = serde_json::from_value(old).unwrap();
+        assert_eq!(back, r);
     }
 }

@@ -7,9 +7,12 @@
 //!   consumer threads; `kafka`: client configs and topic setup; `rate`: the
 //!   fixed-rate schedule; `payload`: the timestamp header; `stats`: latency
 //!   histograms and throughput samples.
-//! - `spawn`: a local broker for `--spawn` and its /proc usage.
+//! - `search`: the max-rate search (`producer_rate = 0`).
+//! - `spawn`: a local broker for `--spawn` and its /proc usage; `local`: the
+//!   process behind a loopback `--target`, to read the same usage.
 //! - `baseline`: loopback TCP and disk append limits.
-//! - `compression` and `datasets`: the codec study on deterministic data.
+//! - `compression` and `datasets`: the codec study on deterministic data;
+//!   `codec_runs`: its through-the-broker part, one run per codec.
 //! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots.
 //!
 //! Only `spawn` and the watchdog in `run` signal processes; only `clients`
@@ -17,14 +20,17 @@
 
 mod baseline;
 mod clients;
+mod codec_runs;
 mod compression;
 mod datasets;
 mod kafka;
+mod local;
 mod payload;
 mod plot;
 mod rate;
 mod report;
 mod run;
+mod search;
 mod spawn;
 mod stats;
 mod workload;
@@ -142,6 +148,26 @@ struct CompressionArgs {
     /// Skip plots.
     #[arg(long)]
     no_plots: bool,
+    /// Also produce and consume through a local sluice (temporary data dir),
+    /// once per codec (target "sluice").
+    #[arg(long)]
+    spawn: bool,
+    /// Also produce and consume through this broker, once per codec, as
+    /// NAME=HOST:PORT; repeat for several brokers.
+    #[arg(long = "target", value_name = "NAME=HOST:PORT")]
+    targets: Vec<String>,
+    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// Measured seconds per codec through the broker.
+    #[arg(long, default_value_t = codec_runs::DEFAULT_SECS)]
+    broker_secs: u64,
+    /// Warm-up seconds per codec through the broker.
+    #[arg(long, default_value_t = codec_runs::DEFAULT_WARMUP_SECS)]
+    broker_warmup: u64,
+    /// Fixed producer rate through the broker, msg/s.
+    #[arg(long, default_value_t = codec_runs::DEFAULT_RATE)]
+    broker_rate: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -187,20 +213,31 @@ fn check_addr(addr: &str) -> Result<()> {
 }
 
 fn targets(a: &RunArgs) -> Result<Vec<(String, Endpoint)>> {
+    let out = endpoints(a.spawn, &a.targets, &a.bootstraps)?;
+    if out.is_empty() {
+        bail!("no target: pass --spawn, --target NAME=HOST:PORT or --bootstrap HOST:PORT");
+    }
+    Ok(out)
+}
+
+/// The named endpoints of `--spawn`, `--target` and `--bootstrap`, in that
+/// order; possibly none. Names must be unique: they key the results.
+fn endpoints(
+    spawn: bool,
+    targets: &[String],
+    bootstraps: &[String],
+) -> Result<Vec<(String, Endpoint)>> {
     let mut out = Vec::new();
-    if a.spawn {
+    if spawn {
         out.push((SPAWN_NAME.to_string(), Endpoint::Spawn));
     }
-    for t in &a.targets {
+    for t in targets {
         let (name, addr) = parse_target(t)?;
         out.push((name, Endpoint::Remote(addr)));
     }
-    for b in &a.bootstraps {
+    for b in bootstraps {
         check_addr(b).with_context(|| format!("--bootstrap {b:?}"))?;
         out.push((b.clone(), Endpoint::Remote(b.clone())));
-    }
-    if out.is_empty() {
-        bail!("no target: pass --spawn, --target NAME=HOST:PORT or --bootstrap HOST:PORT");
     }
     for (i, (name, _)) in out.iter().enumerate() {
         if out[..i].iter().any(|(n, _)| n == name) {
@@ -208,6 +245,45 @@ fn targets(a: &RunArgs) -> Result<Vec<(String, Endpoint)>> {
         }
     }
     Ok(out)
+}
+
+/// How `--spawn` starts its broker.
+struct SpawnOpts<'a> {
+    broker_bin: Option<&'a Path>,
+    shards: Option<usize>,
+    /// Where `broker-<name>.log` goes.
+    log_dir: &'a Path,
+}
+
+/// Runs `f` against one endpoint; for `--spawn`, a broker is started first
+/// and stopped after (or killed on drop if `f` fails).
+fn with_endpoint<T>(
+    name: &str,
+    endpoint: &Endpoint,
+    opts: &SpawnOpts,
+    f: impl FnOnce(&run::TargetSpec) -> Result<T>,
+) -> Result<T> {
+    match endpoint {
+        Endpoint::Remote(addr) => f(&run::TargetSpec {
+            name,
+            bootstrap: addr,
+            spawned: false,
+            broker_pid: local::listening_pid(addr),
+        }),
+        Endpoint::Spawn => {
+            let bin = spawn::find_broker_bin(opts.broker_bin);
+            let log = opts.log_dir.join(format!("broker-{name}.log"));
+            let broker = SpawnedBroker::start(&bin, opts.shards, &log)?;
+            let out = f(&run::TargetSpec {
+                name,
+                bootstrap: &broker.addr,
+                spawned: true,
+                broker_pid: Some(broker.pid()),
+            })?;
+            broker.stop()?;
+            Ok(out)
+        }
+    }
 }
 
 fn load_workload(a: &RunArgs) -> Result<Workload> {
@@ -258,32 +334,16 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
     };
+    let opts = SpawnOpts {
+        broker_bin: a.broker_bin.as_deref(),
+        shards: a.shards,
+        log_dir: &out,
+    };
     for (name, endpoint) in &targets {
         eprintln!("running {} against {name}...", w.name);
-        let result = match endpoint {
-            Endpoint::Remote(addr) => run::run_target(
-                &run::TargetSpec {
-                    name,
-                    bootstrap: addr,
-                    broker: None,
-                },
-                &w,
-                grace,
-            )?,
-            Endpoint::Spawn => {
-                let bin = spawn::find_broker_bin(a.broker_bin.as_deref());
-                let log = out.join(format!("broker-{name}.log"));
-                let broker = SpawnedBroker::start(&bin, a.shards, &log)?;
-                let spec = run::TargetSpec {
-                    name,
-                    bootstrap: &broker.addr,
-                    broker: Some(&broker),
-                };
-                let r = run::run_target(&spec, &w, grace)?;
-                broker.stop()?;
-                r
-            }
-        };
+        let result = with_endpoint(name, endpoint, &opts, |spec| {
+            run::run_target(spec, &w, grace)
+        })?;
         run.targets.insert(name.clone(), result);
     }
     write_run(&run, &out, !a.no_plots)
@@ -341,6 +401,23 @@ fn cmd_compression(a: CompressionArgs) -> Result<()> {
     if !(0.0..=60.0).contains(&a.min_secs) || a.messages == 0 {
         bail!("--min-secs must be 0..=60 and --messages positive");
     }
+    // Every flag is checked before anything runs.
+    let sets = compression_datasets(&a)?;
+    let settings = codec_runs::Settings::new(a.broker_secs, a.broker_warmup, a.broker_rate)?;
+    let targets = endpoints(a.spawn, &a.targets, &[])?;
+    std::fs::create_dir_all(&a.out)?;
+    // Through the broker first: an unreachable target or a missing broker
+    // binary then fails in seconds, not after the in-memory study.
+    let broker_runs = broker_codec_runs(&a, &targets, &settings)?;
+    let mut r = memory_study(&sets, a.min_secs)?;
+    r.notes
+        .push(codec_runs::note((!targets.is_empty()).then_some(&settings)));
+    r.broker_runs = broker_runs;
+    write_compression(&r, &a.out, !a.no_plots)
+}
+
+/// The built-in datasets plus `--data`.
+fn compression_datasets(a: &CompressionArgs) -> Result<Vec<compression::Dataset>> {
     let mut sets = compression::builtin_datasets(a.messages);
     if let Some(path) = &a.data {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -353,14 +430,41 @@ fn cmd_compression(a: CompressionArgs) -> Result<()> {
             .map_or("data".into(), |n| n.to_string_lossy().into_owned());
         sets.push(compression::Dataset { name, messages });
     }
-    std::fs::create_dir_all(&a.out)?;
+    Ok(sets)
+}
+
+/// Every codec through every target; one spawned broker serves all codecs.
+fn broker_codec_runs(
+    a: &CompressionArgs,
+    targets: &[(String, Endpoint)],
+    settings: &codec_runs::Settings,
+) -> Result<Vec<codec_runs::BrokerCodecRow>> {
+    let opts = SpawnOpts {
+        broker_bin: a.broker_bin.as_deref(),
+        shards: None,
+        log_dir: &a.out,
+    };
+    let mut rows = Vec::new();
+    for (name, endpoint) in targets {
+        rows.extend(with_endpoint(name, endpoint, &opts, |spec| {
+            codec_runs::run_codecs(spec, settings)
+        })?);
+    }
+    Ok(rows)
+}
+
+/// The in-memory codec study, with a progress bar.
+fn memory_study(
+    sets: &[compression::Dataset],
+    min_secs: f64,
+) -> Result<compression::CompressionResult> {
     let total = sets.len() * compression::Codec::ALL.len() * compression::BATCH_SIZES.len();
     let pb = ProgressBar::new(total as u64);
     pb.set_style(
         ProgressStyle::with_template("compression [{bar:30}] {pos}/{len} {msg}")?
             .progress_chars("=> "),
     );
-    let r = compression::study(&sets, Duration::from_secs_f64(a.min_secs), |row| {
+    let r = compression::study(sets, Duration::from_secs_f64(min_secs), |row| {
         pb.inc(1);
         pb.set_message(format!(
             "{} {} x{}",
@@ -368,33 +472,54 @@ fn cmd_compression(a: CompressionArgs) -> Result<()> {
         ));
     })?;
     pb.finish_and_clear();
-    std::fs::write(
-        a.out.join("compression.json"),
-        serde_json::to_string_pretty(&r)?,
-    )?;
-    let files = if a.no_plots {
-        Vec::new()
-    } else {
-        plot::compression_plots(&r, &a.out).unwrap_or_else(|e| {
+    Ok(r)
+}
+
+/// compression.json, plots, compression.md and the terminal tables.
+fn write_compression(r: &compression::CompressionResult, out: &Path, plots: bool) -> Result<()> {
+    let json = out.join("compression.json");
+    std::fs::write(&json, serde_json::to_string_pretty(r)?)?;
+    let files = if plots {
+        plot::compression_plots(r, out).unwrap_or_else(|e| {
             eprintln!("warning: no plots: {e:#}");
             Vec::new()
         })
+    } else {
+        Vec::new()
     };
-    let table = compression::table(&r);
+    let table = compression::table(r);
+    let broker = codec_runs::table(&r.broker_runs);
+    let warnings = codec_runs::warnings(&r.broker_runs);
     let mut md = format!(
         "# sluice-bench compression\n\nRatio = raw / compressed per batch size (messages per \
          compressed batch); speeds are MB/s (2^20 bytes) of raw data on one core.\n\n{}\n",
         table.markdown()
     );
+    if !r.broker_runs.is_empty() {
+        md += &format!(
+            "## Through the broker\n\nOne fixed-rate run per codec; MB/s are of uncompressed \
+             messages.\n\n{}\n",
+            broker.markdown()
+        );
+        for w in &warnings {
+            md += &format!("- warning: {w}\n");
+        }
+    }
     for n in &r.notes {
         md += &format!("- {n}\n");
     }
     for f in &files {
         md += &format!("\n![{f}]({f})\n");
     }
-    std::fs::write(a.out.join("compression.md"), md)?;
+    std::fs::write(out.join("compression.md"), md)?;
     println!("{}", table.terminal());
-    eprintln!("wrote {}", a.out.join("compression.json").display());
+    if !r.broker_runs.is_empty() {
+        println!("{}", broker.terminal());
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!("wrote {}", json.display());
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Message bytes: a fixed header carrying the intended send time, then filler.
+//! Message bytes: a fixed header carrying the intended send time, then filler
+//! from a small pool of distinct bodies.
 //!
 //! Producer and consumers run in one process, so times are nanoseconds on one
 //! monotonic clock ([`Clock`]), not wall time: end-to-end latency is immune to
@@ -39,32 +40,78 @@ impl Clock {
     }
 }
 
-/// A message template: filler fixed once, header rewritten per message.
+/// Bound on one producer's pool of messages, so memory stays small; a
+/// message larger than this gets a pool of one.
+pub const POOL_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// At most this many distinct bodies; a batch longer than this repeats them,
+/// which only helps compressors whose window spans the repeat.
+pub const POOL_BODIES_MAX: usize = 256;
+/// Shortest line `datasets::log_lines` makes, with room to spare: enough
+/// lines are generated to fill the pool without repeating.
+const LOG_LINE_BYTES_MIN: usize = 64;
+
+/// A pool of distinct messages, headers filled in, stamped in turn.
+///
+/// Distinct bodies keep a batch of messages from compressing far better than
+/// real traffic would: with one template, only the header would differ.
 pub struct Payload {
+    /// `count` messages of `size` bytes, back to back.
     bytes: Vec<u8>,
+    size: usize,
+    count: usize,
+    next: usize,
 }
 
 impl Payload {
     pub fn new(size: usize, kind: PayloadKind, run_tag: u32, seed: u64) -> Payload {
         assert!(size >= HEADER_BYTES);
-        let mut bytes = vec![0u8; size];
-        bytes[..4].copy_from_slice(&MAGIC);
-        bytes[4..8].copy_from_slice(&run_tag.to_le_bytes());
-        let body = &mut bytes[HEADER_BYTES..];
-        match kind {
-            PayloadKind::Random => SplitMix64::new(seed).fill(body),
-            PayloadKind::Text => {
-                let text = datasets::log_lines(body.len() / 64 + 1, seed).concat();
-                body.copy_from_slice(&text[..body.len()]);
-            }
+        let count = pool_count(size);
+        let body_len = size - HEADER_BYTES;
+        let filler = bodies(kind, count * body_len, seed);
+        let mut bytes = vec![0u8; count * size];
+        for (i, msg) in bytes.chunks_mut(size).enumerate() {
+            msg[..4].copy_from_slice(&MAGIC);
+            msg[4..8].copy_from_slice(&run_tag.to_le_bytes());
+            msg[HEADER_BYTES..].copy_from_slice(&filler[i * body_len..(i + 1) * body_len]);
         }
-        Payload { bytes }
+        Payload {
+            bytes,
+            size,
+            count,
+            next: 0,
+        }
     }
 
-    /// The message bytes stamped with `intended_ns`.
+    /// The next message of the pool stamped with `intended_ns`.
     pub fn stamp(&mut self, intended_ns: u64) -> &[u8] {
-        self.bytes[8..16].copy_from_slice(&intended_ns.to_le_bytes());
-        &self.bytes
+        let start = self.next * self.size;
+        self.next = (self.next + 1) % self.count;
+        let msg = &mut self.bytes[start..start + self.size];
+        msg[8..16].copy_from_slice(&intended_ns.to_le_bytes());
+        msg
+    }
+}
+
+/// Bodies in the pool: as many as fit in [`POOL_BYTES_MAX`], 1..=[`POOL_BODIES_MAX`].
+fn pool_count(size: usize) -> usize {
+    (POOL_BYTES_MAX / size).clamp(1, POOL_BODIES_MAX)
+}
+
+/// `len` bytes of filler, cut into bodies by the caller. Text is one
+/// continuous log stream, so consecutive messages read like consecutive
+/// pieces of a log, as a log shipper would send them.
+fn bodies(kind: PayloadKind, len: usize, seed: u64) -> Vec<u8> {
+    match kind {
+        PayloadKind::Random => {
+            let mut out = vec![0u8; len];
+            SplitMix64::new(seed).fill(&mut out);
+            out
+        }
+        PayloadKind::Text => {
+            let text = datasets::log_lines(len / LOG_LINE_BYTES_MIN + 1, seed).concat();
+            // Cycling only guards the impossible short case; never panics.
+            text.iter().copied().cycle().take(len).collect()
+        }
     }
 }
 
@@ -94,5 +141,30 @@ mod tests {
             assert_eq!(decode(&bytes, 8), None, "other run");
             assert_eq!(decode(&bytes[..10], 7), None, "truncated");
         }
+    }
+
+    #[test]
+    fn consecutive_messages_differ_beyond_the_header() {
+        for kind in [PayloadKind::Text, PayloadKind::Random] {
+            let mut p = Payload::new(1024, kind, 7, 1);
+            let first = p.stamp(1).to_vec();
+            let second = p.stamp(2).to_vec();
+            assert_ne!(first[HEADER_BYTES..], second[HEADER_BYTES..], "{kind:?}");
+            assert_eq!(decode(&second, 7), Some(2));
+        }
+        let mut text = Payload::new(1024, PayloadKind::Text, 7, 1);
+        assert!(text.stamp(0)[HEADER_BYTES..].is_ascii());
+    }
+
+    #[test]
+    fn pool_is_bounded_and_cycles() {
+        assert_eq!(pool_count(1024), POOL_BODIES_MAX);
+        assert_eq!(pool_count(1024 * 1024), POOL_BYTES_MAX / (1024 * 1024));
+        assert_eq!(pool_count(16 * 1024 * 1024), 1);
+        let mut p = Payload::new(HEADER_BYTES, PayloadKind::Text, 3, 1);
+        assert_eq!(decode(p.stamp(5), 3), Some(5));
+        let mut p = Payload::new(POOL_BYTES_MAX, PayloadKind::Random, 3, 1);
+        let first = p.stamp(1).to_vec();
+        assert_eq!(p.stamp(1), &first[..], "a pool of one repeats");
     }
 }

@@ -326,6 +326,7 @@ mod tests {
                     t: i as f64,
                     publish_msgs: 10.0,
                     consume_msgs: 9.0,
+                    asked_msgs: 10.0,
                 })
                 .collect();
         }

@@ -29,6 +29,16 @@ impl Schedule {
         self.start_ns + (index as f64 * self.interval_ns) as u64
     }
 
+    /// Changes the rate from the next message on. Intended times already
+    /// handed out stay, and messages already overdue stay overdue, so a rate
+    /// search that overshot still pays for the backlog it made.
+    pub fn set_rate(&mut self, rate: f64) {
+        assert!(rate > 0.0 && rate.is_finite(), "rate must be positive");
+        self.start_ns = self.next_ns();
+        self.issued = 0;
+        self.interval_ns = 1e9 / rate;
+    }
+
     /// The intended time of the next message, whether due or not.
     pub fn next_ns(&self) -> u64 {
         self.intended_ns(self.issued)
@@ -83,6 +93,17 @@ mod tests {
         let due: Vec<u64> = std::iter::from_fn(|| s.next_due(350_000_000)).collect();
         assert_eq!(due, vec![0, 100_000_000, 200_000_000, 300_000_000]);
         assert_eq!(s.next_ns(), 400_000_000);
+    }
+
+    #[test]
+    fn a_new_rate_applies_from_the_next_message() {
+        let mut s = Schedule::new(0, 10.0);
+        assert_eq!(s.next_due(150_000_000), Some(0));
+        assert_eq!(s.next_due(150_000_000), Some(100_000_000));
+        s.set_rate(100.0); // one every 10 ms from 200 ms on
+        assert_eq!(s.next_due(150_000_000), None);
+        let due: Vec<u64> = std::iter::from_fn(|| s.next_due(225_000_000)).collect();
+        assert_eq!(due, vec![200_000_000, 210_000_000, 220_000_000]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct TargetResult {
     pub bootstrap: String,
     /// Whether the harness started this broker (and so measured it).
     pub spawned: bool,
-    /// The asked-for rate, msg/s; 0 for max rate.
+    /// The asked-for rate, msg/s; 0 for the max-rate search.
     pub target_rate_msgs: u64,
     /// At a fixed rate, whether the publish rate reached 95 % of the target.
     pub rate_sustained: Option<bool>,
@@ -32,7 +32,8 @@ pub struct TargetResult {
     pub messages_failed: u64,
     pub publish_latency_us: Percentiles,
     pub e2e_latency_us: Percentiles,
-    /// Broker CPU over the measurement window and peak RSS; spawned only.
+    /// Broker CPU over the measurement window and peak RSS; local brokers only
+    /// (spawned, or a loopback target whose process is visible in /proc).
     pub broker: Option<Usage>,
     pub first_error: Option<String>,
     pub throughput: Vec<Sample>,
@@ -267,7 +268,7 @@ pub fn results_table(run: &RunResult) -> Table {
 
 fn workload_table(w: &Workload) -> Table {
     let rate = if w.producer_rate == 0 {
-        "max".to_string()
+        "max (searched)".to_string()
     } else {
         format!("{} msg/s", w.producer_rate)
     };
@@ -345,7 +346,10 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
         if run.workload.producer_rate > 0 {
             "intended send time (fixed rate: no coordinated omission)"
         } else {
-            "enqueue time (max rate: includes time queued in the client)"
+            "intended send time on the max-rate search's schedule (the rate rises while \
+             the broker acknowledges what is asked and consumers keep up, and backs off \
+             when either falls behind; the publish rate over the window is the maximum \
+             sustainable rate)"
         }
     );
     let _ = writeln!(

@@ -12,13 +12,14 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::clients::{self, ConsumerJob, ProducerJob, Shared};
+use crate::clients::{self, ConsumerJob, Pace, ProducerJob, Shared};
 use crate::kafka;
 use crate::payload::Clock;
 use crate::report::TargetResult;
-use crate::spawn::{self, SpawnedBroker, Usage};
+use crate::search::{Observation, RateSearch};
+use crate::spawn::{self, Usage};
 use crate::stats::{mib, Latency, Sample};
-use crate::workload::{ConsumerMode, Workload};
+use crate::workload::{ConsumerMode, Workload, PRODUCER_RATE_MAX_MSGS, RUN_BYTES_PER_SEC_MAX};
 
 /// Consumers get this long to connect before the first message is due.
 const CONSUMER_HEAD_START: Duration = Duration::from_millis(500);
@@ -32,8 +33,11 @@ const WATCHDOG_SLACK: Duration = Duration::from_secs(90);
 pub struct TargetSpec<'a> {
     pub name: &'a str,
     pub bootstrap: &'a str,
-    /// Set when the harness started this broker, to read its /proc usage.
-    pub broker: Option<&'a SpawnedBroker>,
+    /// Whether the harness started this broker.
+    pub spawned: bool,
+    /// The broker's process when it runs on this machine, to read its CPU
+    /// and memory from /proc.
+    pub broker_pid: Option<u32>,
 }
 
 /// Runs the workload against one target and returns its measurements.
@@ -61,11 +65,17 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
         acked: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         received: AtomicU64::new(0),
+        producer_lag_ns: AtomicU64::new(0),
         stop_producing: AtomicBool::new(false),
         stop_consuming: AtomicBool::new(false),
         first_error: Mutex::new(None),
     });
     let progress = progress_bar(t.name, w);
+    let mut search = Search::for_workload(w);
+    let pace = match &search {
+        None => Pace::Fixed(w.producer_rate as f64 / w.producers() as f64),
+        Some(s) => Pace::Searched(s.per_producer.clone()),
+    };
     let outcome = std::thread::scope(|sc| -> Result<Measured> {
         let s = &shared;
         let consumers: Vec<_> = consumer_jobs(w, &topics, run_tag)
@@ -75,7 +85,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::consume(job, config, s))
             })
             .collect();
-        let producers: Vec<_> = producer_jobs(w, &topics, start_ns, grace)
+        let producers: Vec<_> = producer_jobs(w, &topics, &pace, start_ns, grace)
             .into_iter()
             .map(|job| {
                 let config =
@@ -83,7 +93,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::produce(job, w, config, s))
             })
             .collect();
-        let sampled = sample(s, w, start_ns, t.broker, &progress);
+        let sampled = sample(s, w, start_ns, t.broker_pid, search.as_mut(), &progress);
         s.stop_producing.store(true, Relaxed);
         let mut publish = Latency::new();
         let mut errors = Vec::new();
@@ -136,11 +146,14 @@ fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult
     let publish_rate = (m.sampled.acked.1 - m.sampled.acked.0) as f64 / secs;
     let consume_rate = (m.sampled.received.1 - m.sampled.received.0) as f64 / secs;
     let bytes = w.message_size as f64;
-    let peak_rss = t.broker.and_then(|b| b.usage().ok()).map(|u| u.peak_rss_mb);
+    let peak_rss = t
+        .broker_pid
+        .and_then(|pid| spawn::read_usage(pid).ok())
+        .map(|u| u.peak_rss_mb);
     TargetResult {
         name: t.name.to_string(),
         bootstrap: t.bootstrap.to_string(),
-        spawned: t.broker.is_some(),
+        spawned: t.spawned,
         target_rate_msgs: w.producer_rate,
         rate_sustained: (w.producer_rate > 0)
             .then_some(publish_rate >= SUSTAINED_FRACTION * w.producer_rate as f64),
@@ -164,15 +177,74 @@ fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult
     }
 }
 
+/// The max-rate search and the rate it hands the producers.
+struct Search {
+    controller: RateSearch,
+    producers: f64,
+    /// Per-producer rate, f64 bits, read by every producer thread.
+    per_producer: Arc<AtomicU64>,
+    /// Backlog (acked - received) and producer lag (s) at the last tick.
+    backlog: f64,
+    producer_lag: f64,
+}
+
+impl Search {
+    /// A search when the workload asks for the maximum rate (`producer_rate = 0`).
+    fn for_workload(w: &Workload) -> Option<Search> {
+        if w.producer_rate != 0 {
+            return None;
+        }
+        let producers = w.producers() as f64;
+        let max = (PRODUCER_RATE_MAX_MSGS as f64 * producers)
+            .min(RUN_BYTES_PER_SEC_MAX as f64 / w.message_size as f64);
+        let start = crate::search::START_BYTES_PER_SEC / w.message_size as f64;
+        let controller = RateSearch::new(start, 1.0, max.max(1.0));
+        let per_producer = Arc::new(AtomicU64::new((controller.rate() / producers).to_bits()));
+        Some(Search {
+            controller,
+            producers,
+            per_producer,
+            backlog: 0.0,
+            producer_lag: 0.0,
+        })
+    }
+
+    fn asked(&self) -> f64 {
+        self.controller.rate()
+    }
+
+    /// Feeds one second's counts to the controller and publishes its rate.
+    fn tick(&mut self, sample: &Sample, s: &Shared, has_consumers: bool) {
+        let backlog = s
+            .acked
+            .load(Relaxed)
+            .saturating_sub(s.received.load(Relaxed)) as f64;
+        let producer_lag = s.producer_lag_ns.load(Relaxed) as f64 / 1e9;
+        let rate = self.controller.observe(Observation {
+            published: sample.publish_msgs,
+            consumed: sample.consume_msgs,
+            producer_lag,
+            producer_lag_before: self.producer_lag,
+            backlog,
+            backlog_before: self.backlog,
+            has_consumers,
+        });
+        (self.backlog, self.producer_lag) = (backlog, producer_lag);
+        self.per_producer
+            .store((rate / self.producers).to_bits(), Relaxed);
+    }
+}
+
 /// Ticks once a second from the producers' start to the window's end.
 fn sample(
     s: &Shared,
     w: &Workload,
     start_ns: u64,
-    broker: Option<&SpawnedBroker>,
+    broker_pid: Option<u32>,
+    mut search: Option<&mut Search>,
     pb: &ProgressBar,
 ) -> Sampled {
-    let usage = || broker.and_then(|b| b.usage().ok());
+    let usage = || broker_pid.and_then(|pid| spawn::read_usage(pid).ok());
     let ticks = w.warmup_secs + w.duration_secs;
     let mut out = Sampled {
         acked: (0, 0),
@@ -190,9 +262,15 @@ fn sample(
             t: tick as f64,
             publish_msgs: (acked - last_acked) as f64,
             consume_msgs: (received - last_received) as f64,
+            asked_msgs: search
+                .as_deref()
+                .map_or(w.producer_rate as f64, Search::asked),
         };
         (last_acked, last_received) = (acked, received);
         out.series.push(sample);
+        if let Some(search) = search.as_deref_mut() {
+            search.tick(&sample, s, w.consumers_per_topic > 0);
+        }
         if tick == w.warmup_secs {
             out.acked.0 = acked;
             out.received.0 = received;
@@ -205,8 +283,8 @@ fn sample(
         };
         pb.set_position(tick);
         pb.set_message(format!(
-            "{phase}  pub {:.0} msg/s  cons {:.0} msg/s",
-            sample.publish_msgs, sample.consume_msgs
+            "{phase}  asked {:.0}  pub {:.0} msg/s  cons {:.0} msg/s",
+            sample.asked_msgs, sample.publish_msgs, sample.consume_msgs
         ));
     }
     out.acked.1 = last_acked;
@@ -230,17 +308,17 @@ fn drain(s: &Shared, w: &Workload, grace: Duration, pb: &ProgressBar) {
 fn producer_jobs(
     w: &Workload,
     topics: &[String],
+    pace: &Pace,
     start_ns: u64,
     grace: Duration,
 ) -> Vec<ProducerJob> {
-    let rate = w.rate_per_producer();
     let mut jobs = Vec::new();
     for topic in topics {
         for _ in 0..w.producers_per_topic {
             jobs.push(ProducerJob {
                 topic: topic.clone(),
                 partitions: w.partitions_per_topic,
-                rate,
+                pace: pace.clone(),
                 start_ns,
                 seed: jobs.len() as u64 + 1,
                 flush_timeout: grace,

@@ -116,8 +116,8 @@ impl SpawnedBroker {
         Ok(broker)
     }
 
-    pub fn usage(&self) -> Result<Usage> {
-        read_usage(self.child.id())
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]; removes the data dir.

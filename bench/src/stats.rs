@@ -103,6 +103,10 @@ pub struct Sample {
     pub t: f64,
     pub publish_msgs: f64,
     pub consume_msgs: f64,
+    /// The rate asked of the producers in this second (msg/s): the fixed
+    /// rate, or where the max-rate search stood.
+    #[serde(default)]
+    pub asked_msgs: f64,
 }
 
 /// Bytes per second as MiB per second (the unit OMB calls MB/s).

@@ -151,7 +151,7 @@ pub struct Workload {
     #[serde(default = "default_one")]
     pub consumers_per_topic: u32,
     /// Messages per second summed over every producer of every topic; 0 means
-    /// "as fast as the broker acknowledges" (saturation).
+    /// "search the maximum sustainable rate" (see `search`).
     pub producer_rate: u64,
     #[serde(default = "default_key_distribution")]
     pub key_distribution: KeyDistribution,

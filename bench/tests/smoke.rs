@@ -140,3 +140,137 @@ fn bad_input_gets_a_clear_error() {
     assert!(stderr.contains("unreachable"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A broker started outside the harness, killed when dropped.
+struct LocalBroker {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl LocalBroker {
+    fn start(data_dir: &Path) -> LocalBroker {
+        use std::io::BufRead;
+        let mut child = Command::new(broker_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting sluice");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("broker exited before listening")
+                .unwrap();
+            if let Some(a) = line.strip_prefix("sluice listening on ") {
+                break a.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        LocalBroker { child, addr }
+    }
+}
+
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `producer_rate = 0` searches: the asked rate climbs from its start while
+/// the broker keeps up. A loopback `--target` the harness did not start
+/// still gets its CPU and memory read from /proc.
+#[test]
+fn max_rate_search_against_a_local_target() {
+    let dir = temp_dir("search");
+    let broker = LocalBroker::start(&dir.join("data"));
+    let workload = write_workload(&dir, "");
+    let out = dir.join("out");
+    let target = format!("local={}", broker.addr);
+    let o = bench(&[
+        "run",
+        workload.to_str().unwrap(),
+        "--rate",
+        "0",
+        "--warmup",
+        "2",
+        "--duration",
+        "2",
+        "--no-baseline",
+        "--no-plots",
+        "--target",
+        &target,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sluice-bench failed: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let t = &json["targets"]["local"];
+    let asked: Vec<f64> = t["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["asked_msgs"].as_f64().unwrap())
+        .collect();
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert!(asked[0] > 0.0, "{asked:?}");
+    assert!(
+        asked.iter().cloned().fold(0.0, f64::max) > asked[0],
+        "the search never raised the rate: {asked:?}"
+    );
+    let sent = t["messages_sent"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(t["messages_received"].as_u64().unwrap(), sent);
+    assert_eq!(t["spawned"], false);
+    assert!(t["broker"]["cpu_seconds"].as_f64().unwrap() > 0.0, "{t}");
+    assert!(t["broker"]["peak_rss_mb"].as_f64().unwrap() > 0.0, "{t}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `compression --spawn` produces and consumes through the broker once per
+/// codec, losing nothing.
+#[test]
+fn compression_through_a_spawned_broker() {
+    let dir = temp_dir("codecs");
+    let broker = broker_bin();
+    let o = bench(&[
+        "compression",
+        "--spawn",
+        "--broker-bin",
+        broker.to_str().unwrap(),
+        "--broker-secs",
+        "1",
+        "--broker-warmup",
+        "0",
+        "--broker-rate",
+        "2000",
+        "--messages",
+        "100",
+        "--min-secs",
+        "0",
+        "--no-plots",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sluice-bench failed: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compression.json")).unwrap())
+            .unwrap();
+    let rows = json["broker_runs"].as_array().unwrap();
+    let codecs: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
+    assert_eq!(codecs, ["none", "gzip", "snappy", "lz4", "zstd"]);
+    for r in rows {
+        let sent = r["messages_sent"].as_u64().unwrap();
+        assert!(sent > 0, "{r}");
+        assert_eq!(r["messages_received"].as_u64().unwrap(), sent, "{r}");
+        assert!(r["e2e_latency_us"]["count"].as_u64().unwrap() > 0, "{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
