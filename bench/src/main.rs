@@ -48,6 +48,8 @@ use crate::workload::Workload;
 
 /// The grace period is bounded so a run always ends.
 const GRACE_SECS_MAX: u64 = 300;
+/// Bound on `baseline --disk-gib` (half the free space bounds it too).
+const DISK_GIB_MAX: f64 = 1024.0;
 /// Name of the `--spawn` target.
 const SPAWN_NAME: &str = "sluice";
 
@@ -129,6 +131,10 @@ struct BaselineArgs {
     /// Seconds for each measurement.
     #[arg(long, default_value_t = 3.0)]
     secs: f64,
+    /// Most GiB each disk run writes (also at most half the free space);
+    /// raise it with --secs to see the sustained page-cache rate.
+    #[arg(long, default_value_t = 4.0)]
+    disk_gib: f64,
 }
 
 #[derive(Args)]
@@ -320,7 +326,11 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             "measuring machine baselines ({} s each)...",
             a.baseline_secs
         );
-        Some(baseline::measure(&std::env::temp_dir(), a.baseline_secs)?)
+        Some(baseline::measure(
+            &std::env::temp_dir(),
+            a.baseline_secs,
+            baseline::DISK_BYTES_DEFAULT,
+        )?)
     };
     let mut run = RunResult {
         workload: w.clone(),
@@ -389,7 +399,10 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
         dir.display(),
         a.secs
     );
-    let b = baseline::measure(&dir, a.secs)?;
+    if !(a.disk_gib > 0.0 && a.disk_gib <= DISK_GIB_MAX) {
+        bail!("--disk-gib must be in (0, {DISK_GIB_MAX}]");
+    }
+    let b = baseline::measure(&dir, a.secs, (a.disk_gib * (1u64 << 30) as f64) as u64)?;
     let path = a.out.join("baseline.json");
     std::fs::write(&path, serde_json::to_string_pretty(&b)?)?;
     println!("{}", b.table().terminal());
