@@ -319,19 +319,6 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| Path::new("bench/results").join(&w.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let baseline = if a.no_baseline {
-        None
-    } else {
-        eprintln!(
-            "measuring machine baselines ({} s each)...",
-            a.baseline_secs
-        );
-        Some(baseline::measure(
-            &std::env::temp_dir(),
-            a.baseline_secs,
-            baseline::DISK_BYTES_DEFAULT,
-        )?)
-    };
     let mut run = RunResult {
         workload: w.clone(),
         harness_version: env!("CARGO_PKG_VERSION").into(),
@@ -340,7 +327,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs(),
-        baseline,
+        baseline: None,
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
     };
@@ -355,6 +342,21 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             run::run_target(spec, &w, grace)
         })?;
         run.targets.insert(name.clone(), result);
+    }
+    // After the targets, not before: the disk baselines write and then free
+    // gigabytes of page cache, and a broker started right after pays for
+    // that memory again (write-back, or a VM host handing it back) in its
+    // latency tail.
+    if !a.no_baseline {
+        eprintln!(
+            "measuring machine baselines ({} s each)...",
+            a.baseline_secs
+        );
+        run.baseline = Some(baseline::measure(
+            &std::env::temp_dir(),
+            a.baseline_secs,
+            baseline::DISK_BYTES_DEFAULT,
+        )?);
     }
     write_run(&run, &out, !a.no_plots)
 }

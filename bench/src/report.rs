@@ -267,7 +267,7 @@ pub fn results_table(run: &RunResult) -> Table {
                 Some(100.0 * t.publish_rate_mb / b.disk_append_page_cache_tail_mb)
             };
             rows.push(metric_row(
-                "publish % of sustained append",
+                "publish % of append, 2nd half",
                 &targets,
                 pct,
                 |v| format!("{v:.1}%"),
