@@ -87,6 +87,42 @@ fn list_offsets_earliest_latest_and_by_timestamp() {
     }
 }
 
+/// ListOffsets v7's MAX_TIMESTAMP (-3) finds the record with the largest
+/// timestamp, wherever it sits in the log; older versions refuse it.
+#[test]
+fn list_offsets_max_timestamp() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let topic = "lo-max-ts";
+    // Small segments, so the largest timestamp is not in the active one.
+    create_topic(&bs, topic, 1, &[("segment.bytes", "1024")]);
+    let mut c = RawClient::connect(&bs);
+    let query = |c: &mut RawClient, v: i16| {
+        let resp = c.call(v, &raw::list_offsets_request(topic, 0, -3));
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    assert_eq!(query(&mut c, 7), (err::NONE, -1, -1), "empty partition");
+
+    let base = now_ms() - 600_000;
+    let peak = base + 120_000;
+    let msgs: Vec<Msg> = (0..30)
+        .map(|i| {
+            let ts = if i == 7 { peak } else { base + i * 1000 };
+            Msg::value(format!("message-{i:03}-{}", "x".repeat(200)))
+                .to(0)
+                .at(ts)
+        })
+        .collect();
+    produce(&producer_config(&bs), topic, &msgs);
+    assert_eq!(watermarks(&bs, topic, 0), (0, 30));
+    assert_eq!(query(&mut c, 7), (err::NONE, 7, peak));
+    assert_eq!(query(&mut c, 6), (err::UNSUPPORTED_VERSION, -1, -1));
+    // The other special timestamps still work alongside.
+    let resp = c.call(7, &raw::list_offsets_request(topic, 0, -1));
+    assert_eq!(resp.topics[0].partitions[0].offset, 30);
+}
+
 /// A deleted topic disappears, and recreating it with another partition count yields an empty topic with the new count.
 #[test]
 fn delete_then_recreate_with_different_partition_count() {

@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after
-//! a timestamp (time index).
+//! ListOffsets: earliest (-2), latest (-1), the record with the largest
+//! timestamp (-3, from v7), or the first offset at or after a timestamp
+//! (time index).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
-use crate::shard::{OffsetQuery, Shard, TopicPartition};
+use crate::shard::{OffsetQuery, Shard, TopicPartition, MAX_TIMESTAMP};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
@@ -20,6 +22,8 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 /// Leader epochs appear in responses from v4 on.
 const LEADER_EPOCH_SINCE: i16 = 4;
+/// MAX_TIMESTAMP (-3) queries exist from v7 on (KIP-734).
+const MAX_TIMESTAMP_SINCE: i16 = 7;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -27,6 +31,8 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let has_epoch = header.request_api_version >= LEADER_EPOCH_SINCE;
+    // Older clients cannot have meant -3: Kafka answers UNSUPPORTED_VERSION.
+    let refuse_max_timestamp = header.request_api_version < MAX_TIMESTAMP_SINCE;
     let queries = request
         .topics
         .iter()
@@ -52,7 +58,11 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let o = outcomes.next().expect("one outcome per partition");
+                    let mut o = outcomes.next().expect("one outcome per partition");
+                    if refuse_max_timestamp && p.timestamp == MAX_TIMESTAMP {
+                        o.error = ResponseError::UnsupportedVersion.code();
+                        (o.offset, o.timestamp) = (-1, -1);
+                    }
                     let mut part = ListOffsetsPartitionResponse::default();
                     part.partition_index = p.partition_index;
                     part.error_code = o.error;

@@ -29,6 +29,7 @@ use crate::storage::PartitionLog;
 
 pub use event::Event;
 pub use messages::*;
+pub use ops::MAX_TIMESTAMP;
 
 /// A partition's log and its append notification, owned by one shard.
 pub struct Partition {

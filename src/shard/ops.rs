@@ -191,6 +191,8 @@ pub async fn list_offsets(shard: Rc<Shard>, items: Vec<OffsetQuery>) -> Vec<Offs
 /// Kafka's special ListOffsets timestamps.
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
+/// The record with the largest timestamp (ListOffsets v7+, KIP-734).
+pub const MAX_TIMESTAMP: i64 = -3;
 
 fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     let answer = |error, offset, timestamp| OffsetOutcome {
@@ -205,12 +207,20 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     match query.timestamp {
         EARLIEST => answer(NONE, log.log_start_offset(), -1),
         LATEST => answer(NONE, log.log_end_offset(), -1),
-        ts if ts >= 0 => match log.offset_for_timestamp(ts) {
-            Ok(Some((offset, timestamp))) => answer(NONE, offset, timestamp),
-            Ok(None) => answer(NONE, -1, -1),
-            Err(e) => answer(storage_error_code(&e), -1, -1),
-        },
-        // -3 (max timestamp) and -4 (earliest local) are not served yet.
+        ts if ts >= 0 || ts == MAX_TIMESTAMP => {
+            let found = if ts == MAX_TIMESTAMP {
+                log.offset_of_max_timestamp()
+            } else {
+                log.offset_for_timestamp(ts)
+            };
+            match found {
+                Ok(Some((offset, timestamp))) => answer(NONE, offset, timestamp),
+                Ok(None) => answer(NONE, -1, -1),
+                Err(e) => answer(storage_error_code(&e), -1, -1),
+            }
+        }
+        // -4 (earliest local) and -5 (latest tiered) belong to versions not
+        // served (v8, v9).
         _ => answer(ResponseError::InvalidRequest.code(), -1, -1),
     }
 }

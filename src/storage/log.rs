@@ -285,6 +285,25 @@ impl PartitionLog {
     }
 
     /// (offset, timestamp) of the first record whose timestamp is >= `ts`.
+    /// (offset, timestamp) of the first record carrying the log's largest
+    /// timestamp (ListOffsets MAX_TIMESTAMP); `None` for an empty log or one
+    /// without timestamps.
+    pub fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        // The first segment holding the largest timestamp, as Kafka picks it.
+        let mut best: Option<&Segment> = None;
+        for segment in self.segments.values().filter(|s| !s.is_empty()) {
+            if best.is_none_or(|b| segment.max_timestamp > b.max_timestamp) {
+                best = Some(segment);
+            }
+        }
+        match best {
+            Some(segment) if segment.max_timestamp >= 0 => {
+                segment.find_timestamp(segment.max_timestamp)
+            }
+            _ => Ok(None),
+        }
+    }
+
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in self.segments.values() {
             if let Some(found) = segment.find_timestamp(ts)? {
