@@ -779,6 +779,13 @@ fn invalid_group_requests_get_kafka_error_codes() {
     );
     assert_eq!(described.groups[0].group_state.as_str(), "Stable");
     assert_eq!(described.groups[0].members.len(), 1);
+    let described_member = &described.groups[0].members[0];
+    assert_eq!(described_member.client_id.as_str(), "sluice-raw-test");
+    assert_eq!(
+        described_member.client_host.as_str(),
+        "/127.0.0.1",
+        "the joining connection's address, as Kafka formats it"
+    );
     assert_eq!(described.groups[1].group_state.as_str(), "Dead");
 
     // DeleteGroups: not while it has members; unknown groups.

@@ -63,6 +63,8 @@ pub enum GroupMsg {
     Join {
         version: i16,
         client_id: String,
+        /// The connection's peer, `/IP`, for DescribeGroups.
+        client_host: String,
         request: JoinGroupRequest,
         reply: oneshot::Sender<JoinGroupResponse>,
     },
@@ -167,7 +169,7 @@ pub async fn send(shard: &Rc<Shard>, target: usize, msg: GroupMsg) {
     if target == shard.id {
         serve(shard.clone(), msg).await;
     } else {
-        let _ = shard.send_to_shard(target, ShardMsg::Group(msg)).await;
+        let _ = shard.send_to_shard(target, ShardMsg::Group(Box::new(msg))).await;
     }
 }
 
@@ -197,9 +199,17 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
         GroupMsg::Join {
             version,
             client_id,
+            client_host,
             request,
             reply,
-        } => join(&shard, version, client_id, request, reply, now).await,
+        } => {
+            let who = Joiner {
+                version,
+                client_id,
+                client_host,
+            };
+            join(&shard, who, request, reply, now).await
+        }
         GroupMsg::Sync {
             version,
             request,
@@ -293,10 +303,16 @@ fn unknown_leave(version: i16, request: &LeaveGroupRequest) -> LeaveGroupRespons
     membership::leave_response(version, members)
 }
 
-async fn join(
-    shard: &Rc<Shard>,
+/// Who sent a JoinGroup, as the member record keeps it.
+struct Joiner {
     version: i16,
     client_id: String,
+    client_host: String,
+}
+
+async fn join(
+    shard: &Rc<Shard>,
+    who: Joiner,
     request: JoinGroupRequest,
     reply: oneshot::Sender<JoinGroupResponse>,
     now: i64,
@@ -330,9 +346,9 @@ async fn join(
         }
     }
     let join = membership::Join {
-        version,
-        client_id,
-        client_host: String::new(),
+        version: who.version,
+        client_id: who.client_id,
+        client_host: who.client_host,
         request,
     };
     let persist = {

@@ -99,11 +99,28 @@ pub enum RequestError {
 /// The fixed start of every request: api key, version, correlation id.
 const HEADER_PREFIX_LEN: usize = 8;
 
+/// What a request's handlers know of the connection it came on.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The peer's address as Kafka reports it (`/127.0.0.1`), for
+    /// DescribeGroups' client_host; empty when unknown.
+    pub host: String,
+}
+
+impl Client {
+    pub fn new(peer: Option<std::net::SocketAddr>) -> Client {
+        Client {
+            host: peer.map(|a| format!("/{}", a.ip())).unwrap_or_default(),
+        }
+    }
+}
+
 /// Answers one request frame: the response frame as pieces (size prefix
 /// included), `None` when the request wants no response (acks=0), or an
 /// error after which the connection closes.
 pub async fn handle_frame(
     shard: &Rc<Shard>,
+    client: &Client,
     frame: Bytes,
 ) -> Result<Option<Vec<Piece>>, RequestError> {
     if frame.len() < HEADER_PREFIX_LEN {
@@ -155,7 +172,7 @@ pub async fn handle_frame(
         ApiKey::IncrementalAlterConfigs => {
             out.encoded(configs::incremental_alter(shard, &header, body!()).await)
         }
-        key if group::serves(key) => group::handle(shard, &header, &out, &mut buf).await,
+        key if group::serves(key) => group::handle(shard, &header, client, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }

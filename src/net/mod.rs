@@ -74,10 +74,9 @@ impl Drop for InFlight<'_> {
 }
 
 async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+    let client = handlers::Client::new(peer_addr);
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY");
     }
@@ -123,7 +122,7 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
             }
         };
         let _in_flight = InFlight::enter(shard);
-        match handlers::handle_frame(shard, frame).await {
+        match handlers::handle_frame(shard, &client, frame).await {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
                 if let Err(e) = writer.write(&mut stream, response).await {

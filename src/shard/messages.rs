@@ -123,5 +123,5 @@ pub enum ShardMsg {
         reply: oneshot::Sender<AdminOutcome>,
     },
     /// A group request for the group's coordinator shard.
-    Group(crate::group::GroupMsg),
+    Group(Box<crate::group::GroupMsg>),
 }

@@ -206,7 +206,7 @@ impl Shard {
             ShardMsg::Admin { op, reply } => {
                 let _ = reply.send(self.admin_local(op).await);
             }
-            ShardMsg::Group(msg) => crate::group::serve(self, msg).await,
+            ShardMsg::Group(msg) => crate::group::serve(self, *msg).await,
         }
     }
 

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse, Requ
 
 use super::call;
 use crate::group::GroupMsg;
-use crate::handlers::ApiSpec;
+use crate::handlers::{ApiSpec, Client};
 use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -18,6 +18,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
+    client: &Client,
     version: i16,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
@@ -31,6 +32,7 @@ pub async fn handle(
     call(shard, &group_id, |reply| GroupMsg::Join {
         version,
         client_id,
+        client_host: client.host.clone(),
         request,
         reply,
     })

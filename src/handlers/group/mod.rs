@@ -61,6 +61,7 @@ pub fn serves(key: ApiKey) -> bool {
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
+    client: &super::Client,
     out: &Reply,
     buf: &mut Bytes,
 ) -> Result<Option<Vec<super::Piece>>, RequestError> {
@@ -72,7 +73,9 @@ pub async fn handle(
     }
     match key {
         ApiKey::FindCoordinator => serve!(find_coordinator),
-        ApiKey::JoinGroup => serve!(join_group),
+        ApiKey::JoinGroup => out.encoded(
+            join_group::handle(shard, header, client, version, decode(buf, key, version)?).await,
+        ),
         ApiKey::SyncGroup => serve!(sync_group),
         ApiKey::Heartbeat => serve!(heartbeat),
         ApiKey::LeaveGroup => serve!(leave_group),
