@@ -192,6 +192,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
     runtime::spawn_local(retention_loop(shard.clone())).detach();
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
+    runtime::spawn_local(flush_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(shard.clone(), listener, writable).await;
@@ -245,6 +246,16 @@ async fn compaction_loop(shard: Rc<Shard>) {
         }
         runtime::yield_now().await;
         more = shard.compact_step();
+    }
+}
+
+async fn flush_loop(shard: Rc<Shard>) {
+    let every = Duration::from_millis(shard.config.log_flush_scheduler_interval_ms.max(1));
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        shard.flush_pass().await;
     }
 }
 

@@ -34,6 +34,11 @@ pub struct BrokerConfig {
     /// Kafka's `log.cleaner.backoff.ms`: how often compacted topics are
     /// looked at when no cleaning round is under way.
     pub log_cleaner_backoff_ms: u64,
+    /// Kafka's `log.flush.scheduler.interval.ms`: how often `flush.ms` is
+    /// checked for partitions no append has come to, and rolled segments
+    /// whose background fdatasync failed are retried. (Kafka's default
+    /// never checks; a topic's `flush.ms` would then only act on appends.)
+    pub log_flush_scheduler_interval_ms: u64,
     /// Kafka's `connections.max.idle.ms`: a connection with no request for
     /// this long is closed.
     pub connections_max_idle_ms: u64,
@@ -96,6 +101,7 @@ impl Default for BrokerConfig {
             fetch_max_wait_ms_max: 30_000,
             connections_max_idle_ms: 600_000,
             log_cleaner_backoff_ms: 15_000,
+            log_flush_scheduler_interval_ms: 1_000,
             socket_write_timeout_ms: 60_000,
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,

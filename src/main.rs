@@ -57,6 +57,9 @@ struct ServeArgs {
     /// How often compacted topics are looked at (Kafka's log.cleaner.backoff.ms).
     #[arg(long)]
     log_cleaner_backoff_ms: Option<u64>,
+    /// How often flush.ms is checked without appends (Kafka's log.flush.scheduler.interval.ms).
+    #[arg(long)]
+    log_flush_scheduler_interval_ms: Option<u64>,
     #[arg(long)]
     auto_create_topics_enable: Option<bool>,
     #[arg(long)]
@@ -97,6 +100,7 @@ impl ServeArgs {
             node_id => c.node_id,
             retention_check_interval_ms => c.retention_check_interval_ms,
             log_cleaner_backoff_ms => c.log_cleaner_backoff_ms,
+            log_flush_scheduler_interval_ms => c.log_flush_scheduler_interval_ms,
             auto_create_topics_enable => c.auto_create_topics_enable,
             num_partitions => c.num_partitions,
             socket_request_max_bytes => c.socket_request_max_bytes,

@@ -41,12 +41,22 @@ pub static PRODUCED_BYTES: Counter = Counter::new(
     "Record batch bytes appended to logs.",
 );
 pub static REQUESTS: Counter = Counter::new("sluice_requests_total", "Requests answered.");
+pub static LOG_FLUSHES: Counter = Counter::new(
+    "sluice_log_flushes_total",
+    "fdatasyncs of a partition's log for the flush policy (flush.messages, flush.ms, fsync-on-ack).",
+);
+pub static ROLL_SYNCS: Counter = Counter::new(
+    "sluice_roll_syncs_total",
+    "Background fdatasyncs of rolled segments that moved the recovery point.",
+);
 
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
     &PRODUCED_BYTES,
     &REQUESTS,
+    &LOG_FLUSHES,
+    &ROLL_SYNCS,
 ];
 
 /// The Prometheus text exposition of every counter.

@@ -291,6 +291,90 @@ fn small_segment_bytes_rolls_segments() {
     );
 }
 
+/// A roll leaves its fdatasync to the background: the recovery point still
+/// reaches the newest rolled segment's base, with no further appends, and a
+/// kill -9 right after loses nothing acknowledged.
+#[test]
+fn rolled_segments_are_synced_in_the_background() {
+    let mut broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    let bs = broker.bootstrap();
+    let topic = "bg-roll";
+    create_topic(&bs, topic, 1, &[("segment.bytes", "10000")]);
+    let values: Vec<String> = (0..1_000)
+        .map(|i| format!("{i:06}-{}", "y".repeat(90)))
+        .collect();
+    let mut cfg = producer_config(&bs);
+    cfg.set("batch.size", "4000");
+    let msgs: Vec<Msg> = values.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
+    produce(&cfg, topic, &msgs);
+    let segments = broker.segment_files(topic, 0);
+    assert!(segments.len() >= 3, "{segments:?}");
+    let newest_base: i64 = segments
+        .last()
+        .unwrap()
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let recovery_file = broker.partition_dir(topic, 0).join("recovery-point");
+    let deadline = Instant::now() + OP_TIMEOUT;
+    loop {
+        let point: i64 = std::fs::read_to_string(&recovery_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(-1);
+        if point == newest_base {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recovery point {point}, newest segment base {newest_base}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(broker.metric("sluice_roll_syncs_total") >= 1);
+    broker.kill9();
+    broker.start_again();
+    let bs = broker.bootstrap();
+    assert_eq!(watermarks(&bs, topic, 0), (0, 1_000));
+    let got = consume_all(&bs, topic, 1, 1_000, Duration::from_secs(60));
+    assert_eq!(got.len(), 1_000);
+}
+
+/// A topic's flush.ms fsyncs data even when no later append comes to
+/// notice that the time has passed.
+#[test]
+fn flush_ms_flushes_without_further_appends() {
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-flush-scheduler-interval-ms",
+            "50",
+        ],
+    );
+    let bs = broker.bootstrap();
+    let topic = "flush-ms";
+    create_topic(&bs, topic, 1, &[("flush.ms", "200")]);
+    let before = broker.metric("sluice_log_flushes_total");
+    produce_values(&bs, topic, Some(0), &["one".to_string()]);
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while broker.metric("sluice_log_flushes_total") == before {
+        assert!(
+            Instant::now() < deadline,
+            "flush.ms passed and nothing was flushed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Flushed once; with nothing new appended, no more flushes follow.
+    let after = broker.metric("sluice_log_flushes_total");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(broker.metric("sluice_log_flushes_total"), after);
+}
+
 /// retention.bytes deletes old segments, so the earliest offset moves above 0 while the tail stays readable.
 #[test]
 fn retention_bytes_deletes_old_segments() {

@@ -169,7 +169,9 @@ pub async fn send(shard: &Rc<Shard>, target: usize, msg: GroupMsg) {
     if target == shard.id {
         serve(shard.clone(), msg).await;
     } else {
-        let _ = shard.send_to_shard(target, ShardMsg::Group(Box::new(msg))).await;
+        let _ = shard
+            .send_to_shard(target, ShardMsg::Group(Box::new(msg)))
+            .await;
     }
 }
 

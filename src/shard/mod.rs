@@ -8,6 +8,7 @@
 //! file handles.
 
 mod admin;
+mod durability;
 pub mod event;
 pub mod messages;
 mod ops;

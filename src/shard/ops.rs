@@ -134,14 +134,10 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         }
     };
     partition.appended.notify();
+    super::durability::start_roll_sync(&item.tp, &partition);
     let must_sync = result.flush_needed || (item.acks == -1 && shard.config.fsync_on_ack);
-    if must_sync {
-        let file = partition.log.borrow().active_file();
-        if let Err(e) = crate::runtime::blocking(move || file.sync_data()).await {
-            tracing::error!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "fdatasync failed");
-            return failed(ResponseError::KafkaStorageError.code());
-        }
-        partition.log.borrow_mut().mark_flushed(result.last_offset);
+    if must_sync && !super::durability::flush(&item.tp, &partition).await {
+        return failed(ResponseError::KafkaStorageError.code());
     }
     let log_start_offset = partition.log.borrow().log_start_offset();
     ProduceOutcome {

@@ -89,6 +89,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Replaces `path` with `bytes` by rename, without fsync: for files that
+/// recovery checks and rebuilds when a crash leaves them short (indexes).
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    File::create(&tmp)?.write_all(bytes)?;
+    fs::rename(&tmp, path)
+}
+
 /// fsyncs a directory so renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

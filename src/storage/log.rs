@@ -4,6 +4,12 @@
 //! Owned by the partition's owner shard alone; other shards reach it only
 //! by messages to that shard. Reads hand out `Arc<File>` slices, which stay
 //! readable even after retention deletes the segment.
+//!
+//! Nothing here blocks on the disk during a roll: a rolled segment joins the
+//! unsynced list, and the shard runs its fdatasync and the recovery point on
+//! the blocking thread ([`PartitionLog::take_roll_sync`]), as Kafka flushes
+//! rolled segments in the background. The recovery point only moves once the
+//! segments below it are durable.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -44,6 +50,38 @@ pub struct ReadPlan {
     pub bytes: u64,
 }
 
+/// Rolled segments whose fdatasync has not run yet, at most this many; past
+/// it a roll syncs on the spot, so a stuck disk cannot grow the list.
+const UNSYNCED_ROLLS_MAX: usize = 64;
+
+/// A rolled segment not yet known durable.
+struct UnsyncedRoll {
+    file: Arc<File>,
+    /// The log end at the roll: the recovery point once this is synced.
+    next_base: i64,
+}
+
+/// Work for the blocking thread: make rolled segments durable, then move
+/// the recovery point past them.
+pub struct RollSync {
+    dir: PathBuf,
+    files: Vec<Arc<File>>,
+    recovery_point: i64,
+}
+
+impl RollSync {
+    pub fn run(&self) -> std::io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        write_recovery_point(&self.dir, self.recovery_point)
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+}
+
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
     pub(super) config: LogConfig,
@@ -55,6 +93,10 @@ pub struct PartitionLog {
     flushed_offset: i64,
     /// Clock of the oldest append not yet flushed, for `flush_ms`.
     first_unflushed_ms: Option<i64>,
+    /// Rolled segments awaiting fdatasync, oldest first.
+    unsynced_rolls: Vec<UnsyncedRoll>,
+    /// A [`RollSync`] is out; another is not handed out until it returns.
+    roll_sync_out: bool,
     /// Compaction progress, for `cleanup.policy=compact`.
     pub(super) cleaner: Cleaner,
 }
@@ -75,6 +117,8 @@ impl PartitionLog {
             log_start_offset,
             flushed_offset: 0,
             first_unflushed_ms: None,
+            unsynced_rolls: Vec::new(),
+            roll_sync_out: false,
             cleaner: Cleaner::default(),
         };
         log.flushed_offset = log.log_end_offset();
@@ -135,6 +179,51 @@ impl PartitionLog {
 
     pub fn active_file(&self) -> Arc<File> {
         Arc::clone(&self.active().file)
+    }
+
+    /// Every file an fdatasync must cover for the whole log to be durable:
+    /// rolled segments not synced yet, then the active one.
+    pub fn files_to_sync(&self) -> Vec<Arc<File>> {
+        self.unsynced_rolls
+            .iter()
+            .map(|r| Arc::clone(&r.file))
+            .chain(std::iter::once(self.active_file()))
+            .collect()
+    }
+
+    /// The fdatasync of rolled segments for the blocking thread, if any is
+    /// due and none is out; answer with [`Self::finish_roll_sync`].
+    pub fn take_roll_sync(&mut self) -> Option<RollSync> {
+        if self.roll_sync_out || self.unsynced_rolls.is_empty() {
+            return None;
+        }
+        self.roll_sync_out = true;
+        Some(RollSync {
+            dir: self.dir.clone(),
+            files: self
+                .unsynced_rolls
+                .iter()
+                .map(|r| Arc::clone(&r.file))
+                .collect(),
+            recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
+        })
+    }
+
+    /// A [`RollSync`] came back; on success its segments are durable.
+    pub fn finish_roll_sync(&mut self, recovery_point: i64, synced: bool) {
+        assert!(self.roll_sync_out, "a roll sync was out");
+        self.roll_sync_out = false;
+        if synced {
+            self.unsynced_rolls.retain(|r| r.next_base > recovery_point);
+            self.mark_flushed(recovery_point);
+        }
+    }
+
+    /// Whether `flush.ms` has passed since the oldest unflushed append, so
+    /// a flush is due even without a new append to notice it.
+    pub fn flush_overdue(&self, now_ms: i64) -> bool {
+        self.first_unflushed_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) >= self.config.flush_ms)
     }
 
     /// Validates every batch, then writes them all at the next offsets.
@@ -217,20 +306,35 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Closes the active segment (fdatasync, indexes written) and starts a
-    /// new one at the log end; persists the recovery point.
+    /// Closes the active segment (indexes written) and starts a new one at
+    /// the log end. Its fdatasync and the recovery point are left to a
+    /// [`RollSync`], unless too many rolls already wait for one.
     pub(super) fn roll(&mut self) -> Result<(), StorageError> {
         let new_base = self.log_end_offset();
         let active = self.active_mut();
         assert!(!active.is_empty(), "only a non-empty segment rolls");
-        active.file.sync_data()?;
         active.finish_time_index();
-        active.write_indexes()?;
+        active.write_indexes_unsynced()?;
+        let file = Arc::clone(&active.file);
         let segment = Segment::create(&self.dir, new_base)?;
         self.segments.insert(new_base, segment);
-        write_recovery_point(&self.dir, new_base)?;
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
-        self.mark_flushed(new_base);
+        if self.unsynced_rolls.len() >= UNSYNCED_ROLLS_MAX {
+            // The background syncs are not keeping up: pay for this one here.
+            tracing::warn!(dir = %self.dir.display(), "rolled segments wait for fdatasync; syncing inline");
+            for roll in self.unsynced_rolls.drain(..) {
+                roll.file.sync_data()?;
+            }
+            file.sync_data()?;
+            write_recovery_point(&self.dir, new_base)?;
+            self.mark_flushed(new_base);
+        } else {
+            self.unsynced_rolls.push(UnsyncedRoll {
+                file,
+                next_base: new_base,
+            });
+        }
+        assert!(self.unsynced_rolls.len() <= UNSYNCED_ROLLS_MAX);
         Ok(())
     }
 
@@ -322,8 +426,12 @@ impl PartitionLog {
         }
     }
 
-    /// fdatasync, write the active segment's indexes and the recovery point.
+    /// fdatasync (rolled segments still waiting too), write the active
+    /// segment's indexes and the recovery point.
     pub fn close(&mut self) -> Result<(), StorageError> {
+        for roll in self.unsynced_rolls.drain(..) {
+            roll.file.sync_data()?;
+        }
         let active = self.active_mut();
         active.file.sync_data()?;
         active.finish_time_index();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::record::{first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADER_LEN};
 
 use super::index::OffsetIndex;
-use super::io::{pwrite_all, write_atomic};
+use super::io::{pwrite_all, write_atomic, write_replacing};
 use super::time_index::TimeIndex;
 use super::StorageError;
 
@@ -282,7 +282,18 @@ impl Segment {
         }
     }
 
-    /// Writes both index files (tmp + rename).
+    /// Writes both index files (tmp + rename) without fsync, for a roll on
+    /// the shard's thread: recovery rebuilds indexes a crash left short.
+    pub fn write_indexes_unsynced(&self) -> io::Result<()> {
+        write_replacing(
+            &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
+            &self.index.encode(),
+        )?;
+        let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
+        write_replacing(&time_path, &self.time_index.encode())
+    }
+
+    /// Writes both index files (tmp + fsync + rename).
     pub fn write_indexes(&self) -> io::Result<()> {
         write_atomic(
             &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),

@@ -140,11 +140,72 @@ fn rolls_by_size_and_reads_across_segments() {
     }
     let plan = log.read(0, u32::MAX, false).unwrap();
     assert_eq!(plan.slices.len(), 4, "one slice per segment");
+    assert!(segment_path(&partition_dir(&tmp), 3 * 3, "index").exists());
+    let recovery_point =
+        || fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE)).unwrap();
+    // Rolls leave their fdatasync to the background; the recovery point
+    // moves only once it ran.
+    assert_eq!(recovery_point(), "0");
+    let job = log.take_roll_sync().expect("three rolled segments wait");
+    assert!(log.take_roll_sync().is_none(), "one job out at a time");
+    assert_eq!(job.recovery_point(), 27);
+    job.run().unwrap();
+    log.finish_roll_sync(job.recovery_point(), true);
+    assert_eq!(recovery_point(), "27");
+    assert!(log.take_roll_sync().is_none(), "nothing left to sync");
+    assert_eq!(log.files_to_sync().len(), 1, "only the active segment");
+}
+
+#[test]
+fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    fill(&mut log, 5);
+    assert_eq!(log.files_to_sync().len(), 3, "two rolled, one active");
+    let job = log.take_roll_sync().unwrap();
+    log.finish_roll_sync(job.recovery_point(), false);
+    let again = log.take_roll_sync().expect("the rolls still wait");
+    assert_eq!(again.recovery_point(), job.recovery_point());
+    log.finish_roll_sync(again.recovery_point(), false);
+    log.close().unwrap();
+    assert_eq!(
+        log.files_to_sync().len(),
+        1,
+        "close synced the rolled segments"
+    );
     assert_eq!(
         fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE)).unwrap(),
-        "27"
+        "15"
     );
-    assert!(segment_path(&partition_dir(&tmp), 3 * 3, "index").exists());
+}
+
+#[test]
+fn rolls_sync_inline_once_too_many_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len(),
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    // Every batch after the first rolls; nobody runs the background syncs.
+    fill(&mut log, 70);
+    assert!(
+        log.files_to_sync().len() <= 65,
+        "{}",
+        log.files_to_sync().len()
+    );
+    let recovery_point: i64 = fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        recovery_point > 0,
+        "the inline sync moved the recovery point"
+    );
 }
 
 #[test]

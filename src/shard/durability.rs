@@ -1,0 +1,75 @@
+//! Getting appended data to disk without blocking the shard: the flush
+//! policy (`flush.messages`, `flush.ms`, `--fsync-on-ack`) and the
+//! fdatasync of rolled segments both run on glommio's blocking thread.
+
+use std::rc::Rc;
+
+use super::{Partition, Shard, TopicPartition};
+
+/// Makes everything appended to `partition` so far durable: rolled segments
+/// not synced yet and the active one. False if an fdatasync failed.
+pub async fn flush(tp: &TopicPartition, partition: &Partition) -> bool {
+    let (files, up_to) = {
+        let log = partition.log.borrow();
+        (log.files_to_sync(), log.log_end_offset())
+    };
+    let synced =
+        crate::runtime::blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+    match synced {
+        Ok(()) => {
+            partition.log.borrow_mut().mark_flushed(up_to);
+            crate::stats::LOG_FLUSHES.add(1);
+            true
+        }
+        Err(e) => {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fdatasync failed");
+            false
+        }
+    }
+}
+
+/// Starts the background fdatasync of `partition`'s rolled segments, if any
+/// wait and none is running; a failure leaves them for the next call.
+pub fn start_roll_sync(tp: &TopicPartition, partition: &Rc<Partition>) {
+    let Some(job) = partition.log.borrow_mut().take_roll_sync() else {
+        return;
+    };
+    let (tp, partition) = (tp.clone(), partition.clone());
+    crate::runtime::spawn_local(async move {
+        let recovery_point = job.recovery_point();
+        let result = crate::runtime::blocking(move || job.run()).await;
+        match &result {
+            Ok(()) => crate::stats::ROLL_SYNCS.add(1),
+            Err(e) => {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fdatasync of a rolled segment failed; will retry")
+            }
+        }
+        partition
+            .log
+            .borrow_mut()
+            .finish_roll_sync(recovery_point, result.is_ok());
+    })
+    .detach();
+}
+
+impl Shard {
+    /// One pass of the flush scheduler: flushes partitions whose `flush.ms`
+    /// passed with no append to notice it, and starts roll syncs that wait
+    /// (after a retention roll, or a failed attempt).
+    pub async fn flush_pass(self: &Rc<Self>) {
+        let now = crate::runtime::now_ms();
+        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, partition) in partitions {
+            start_roll_sync(&tp, &partition);
+            let overdue = partition.log.borrow().flush_overdue(now);
+            if overdue {
+                flush(&tp, &partition).await;
+            }
+        }
+    }
+}
