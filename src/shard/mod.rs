@@ -317,9 +317,19 @@ impl Shard {
         for (tp, partition) in partitions {
             let mut log = partition.log.borrow_mut();
             match log.apply_retention(now) {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(topic = %tp.topic, partition = tp.partition, segments = n, "retention deleted segments")
+                Ok(deleted) if deleted.is_empty() => {}
+                Ok(deleted) => {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, segments = deleted.len(), "retention deleted segments");
+                    // Unlinking (and closing) large cached files is slow;
+                    // the segments are already out of the log.
+                    crate::runtime::spawn_local(crate::runtime::blocking(move || {
+                        for segment in deleted {
+                            if let Err(e) = segment.remove() {
+                                tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
+                            }
+                        }
+                    }))
+                    .detach();
                 }
                 Err(e) => {
                     tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")

@@ -347,13 +347,13 @@ fn compact_only_skips_retention() {
     let mut log = open(&dir, compact_config(), true);
     fill_updates(&mut log);
     let segments = log.segment_count();
-    assert_eq!(log.apply_retention(i64::MAX / 2).unwrap(), 0);
+    assert!(log.apply_retention(i64::MAX / 2).unwrap().is_empty());
     assert_eq!(log.segment_count(), segments);
     log.set_config(LogConfig {
         cleanup_delete: true,
         ..compact_config()
     });
-    assert!(log.apply_retention(i64::MAX / 2).unwrap() > 0);
+    assert!(!log.apply_retention(i64::MAX / 2).unwrap().is_empty());
 }
 
 /// Compressed batches are filtered too: decompressed, the survivors'

@@ -13,7 +13,9 @@ use crate::record::{
 };
 
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
-use super::segment::{Segment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{
+    Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
 use super::{LogConfig, StorageError};
 
 /// File in the partition dir holding the offset below which every segment
@@ -71,7 +73,10 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(TMP_SUFFIX) || name.ends_with(CLEANED_SUFFIX) {
+        if name.ends_with(TMP_SUFFIX)
+            || name.ends_with(CLEANED_SUFFIX)
+            || name.ends_with(DELETED_SUFFIX)
+        {
             fs::remove_file(entry.path())?;
         } else if let Some((base, suffix)) = parse_segment_name(&name) {
             match suffix {

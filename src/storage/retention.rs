@@ -2,27 +2,27 @@
 
 use std::time::UNIX_EPOCH;
 
-use super::segment::Segment;
+use super::segment::{DeletedSegment, Segment};
 use super::{PartitionLog, StorageError};
 
 impl PartitionLog {
     /// Deletes the oldest segments whose largest timestamp is older than
     /// `retention_ms`, or while the log stays at least `retention_bytes`
     /// without them. An expired non-empty active segment is rolled first so
-    /// it can go too (as Kafka does). Returns how many segments went.
+    /// it can go too (as Kafka does). Returns the segments that went, their
+    /// files renamed, for the caller to unlink off the shard's thread.
     /// Nothing happens unless `cleanup.policy` holds `delete`.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<Vec<DeletedSegment>, StorageError> {
         if !self.config.cleanup_delete {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         if !self.active().is_empty() && self.expired(self.active(), now_ms) {
             self.roll()?;
         }
-        let mut deleted = 0;
+        let mut deleted = Vec::new();
         while self.oldest_deletable(now_ms) {
             let (_, segment) = self.segments.pop_first().expect("more than one segment");
-            segment.delete_files()?;
-            deleted += 1;
+            deleted.push(segment.into_deleted()?);
         }
         self.log_start_offset = *self
             .segments
@@ -30,8 +30,8 @@ impl PartitionLog {
             .next()
             .expect("the active segment stays");
         self.check_invariants();
-        if deleted > 0 {
-            tracing::info!(dir = %self.dir.display(), deleted, log_start = self.log_start_offset, "retention");
+        if !deleted.is_empty() {
+            tracing::info!(dir = %self.dir.display(), deleted = deleted.len(), log_start = self.log_start_offset, "retention");
         }
         Ok(deleted)
     }

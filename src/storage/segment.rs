@@ -22,6 +22,9 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 /// Appended to a segment file's name while compaction writes its
 /// replacement; leftovers are removed at open.
 pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Files of a segment retention removed, renamed until the blocking thread
+/// unlinks them (Kafka's suffix); open removes any a crash left.
+pub const DELETED_SUFFIX: &str = ".deleted";
 
 /// `<20-digit base offset>.log.cleaned`: a compacted segment being written.
 pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -368,6 +371,26 @@ impl Segment {
     }
 
     /// Removes the segment's files.
+    /// Renames the segment's files out of the log (cheap, on the shard) and
+    /// returns what the blocking thread must unlink: unlinking a large
+    /// cached file, and closing its last handle, can take tens of ms.
+    pub fn into_deleted(self) -> io::Result<DeletedSegment> {
+        let mut paths = Vec::with_capacity(3);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment_path(&self.dir, self.base_offset, suffix);
+            let renamed = PathBuf::from(format!("{}{DELETED_SUFFIX}", path.display()));
+            match fs::rename(&path, &renamed) {
+                Ok(()) => paths.push(renamed),
+                Err(err) if err.kind() == io::ErrorKind::NotFound && suffix != LOG_SUFFIX => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(DeletedSegment {
+            paths,
+            _segment: self,
+        })
+    }
+
     pub fn delete_files(&self) -> io::Result<()> {
         fs::remove_file(segment_path(&self.dir, self.base_offset, LOG_SUFFIX))?;
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -375,6 +398,23 @@ impl Segment {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+}
+
+/// A segment out of the log whose files still wait to be unlinked.
+pub struct DeletedSegment {
+    paths: Vec<PathBuf>,
+    /// Dropped with the files, on the thread that unlinks them.
+    _segment: Segment,
+}
+
+impl DeletedSegment {
+    /// Unlinks the renamed files; run on the blocking thread.
+    pub fn remove(self) -> io::Result<()> {
+        for path in &self.paths {
+            fs::remove_file(path)?;
         }
         Ok(())
     }

@@ -441,6 +441,43 @@ fn clean_reopen_loads_indexes() {
     assert_eq!(log.offset_for_timestamp(1005).unwrap(), Some((3, 1010)));
 }
 
+/// Retention as the shard runs it: segments out of the log, then their
+/// renamed files unlinked. Returns how many went.
+fn retain(log: &mut PartitionLog, now_ms: i64) -> usize {
+    let deleted = log.apply_retention(now_ms).unwrap();
+    let n = deleted.len();
+    for segment in deleted {
+        segment.remove().unwrap();
+    }
+    n
+}
+
+#[test]
+fn retention_renames_then_the_caller_unlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        retention_bytes: (batch_len() * 2) as i64,
+        retention_ms: -1,
+        ..config()
+    };
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 5);
+    let deleted = log.apply_retention(i64::MAX).unwrap();
+    assert_eq!(deleted.len(), 1, "segments of 2, 2, 1 batches keep 3 >= 2");
+    assert!(!log_path(&dir, 0).exists(), "out of the log at once");
+    let renamed = dir.join(format!("{:020}.log.deleted", 0));
+    assert!(renamed.exists());
+    // A crash now: open removes the leftovers.
+    drop(log);
+    let log = open(&dir, config, false);
+    assert!(!renamed.exists());
+    assert_eq!(log.log_start_offset(), 6);
+    // The late unlink finds nothing and says so.
+    assert!(deleted.into_iter().all(|d| d.remove().is_err()));
+}
+
 #[test]
 fn retention_by_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -452,7 +489,7 @@ fn retention_by_bytes() {
     };
     let mut log = open(&partition_dir(&tmp), config, true);
     fill(&mut log, 9); // segments of 2,2,2,2,1 batches
-    assert_eq!(log.apply_retention(i64::MAX).unwrap(), 2);
+    assert_eq!(retain(&mut log, i64::MAX), 2);
     assert_eq!(log.log_start_offset(), 12);
     assert_eq!(log.size_bytes(), batch_len() * 5);
     assert!(!log_path(&partition_dir(&tmp), 0).exists());
@@ -461,7 +498,7 @@ fn retention_by_bytes() {
         Err(StorageError::OffsetOutOfRange { .. })
     ));
     assert_eq!(batches_in(&log.read(12, u32::MAX, false).unwrap()).len(), 5);
-    assert_eq!(log.apply_retention(i64::MAX).unwrap(), 0);
+    assert_eq!(retain(&mut log, i64::MAX), 0);
 }
 
 #[test]
@@ -475,10 +512,10 @@ fn retention_by_time_rolls_expired_active() {
     };
     let mut log = open(&dir, config, true);
     fill(&mut log, 5); // timestamps 1000..1040; segments at 0, 6, 12
-    assert_eq!(log.apply_retention(1100).unwrap(), 0);
-    assert_eq!(log.apply_retention(1115).unwrap(), 1); // segment 0 (max 1010) expired
+    assert_eq!(retain(&mut log, 1100), 0);
+    assert_eq!(retain(&mut log, 1115), 1); // segment 0 (max 1010) expired
     assert_eq!(log.log_start_offset(), 6);
-    assert_eq!(log.apply_retention(1200).unwrap(), 2); // all, after rolling the active one
+    assert_eq!(retain(&mut log, 1200), 2); // all, after rolling the active one
     assert_eq!(
         (
             log.log_start_offset(),
@@ -545,7 +582,7 @@ fn retention_without_timestamps_uses_file_time() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    assert_eq!(log.apply_retention(now_ms).unwrap(), 0);
-    assert_eq!(log.apply_retention(now_ms + 3_600_000).unwrap(), 3);
+    assert_eq!(retain(&mut log, now_ms), 0);
+    assert_eq!(retain(&mut log, now_ms + 3_600_000), 3);
     assert_eq!(log.log_start_offset(), 9);
 }
