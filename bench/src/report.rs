@@ -262,17 +262,6 @@ pub fn results_table(run: &RunResult) -> Table {
                 |v| format!("{v:.1}%"),
             ));
         }
-        if b.disk_append_page_cache_tail_mb > 0.0 {
-            let pct = |t: &TargetResult| {
-                Some(100.0 * t.publish_rate_mb / b.disk_append_page_cache_tail_mb)
-            };
-            rows.push(metric_row(
-                "publish % of append, 2nd half",
-                &targets,
-                pct,
-                |v| format!("{v:.1}%"),
-            ));
-        }
     }
     Table { header, rows }
 }
