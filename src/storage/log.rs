@@ -65,16 +65,29 @@ struct UnsyncedRoll {
 /// the recovery point past them.
 pub struct RollSync {
     dir: PathBuf,
+    /// The directory's inode when the log opened it: a topic deleted and
+    /// recreated meanwhile has a new directory at the same path, whose
+    /// recovery point this must not write.
+    dir_ino: u64,
     files: Vec<Arc<File>>,
     recovery_point: i64,
 }
 
 impl RollSync {
     pub fn run(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
         for file in &self.files {
             file.sync_data()?;
         }
-        write_recovery_point(&self.dir, self.recovery_point)
+        match fs::metadata(&self.dir) {
+            Ok(m) if m.ino() == self.dir_ino => {
+                write_recovery_point(&self.dir, self.recovery_point)
+            }
+            // The log went away (deleted, maybe recreated): nothing to record.
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn recovery_point(&self) -> i64 {
@@ -93,6 +106,8 @@ pub struct PartitionLog {
     flushed_offset: i64,
     /// Clock of the oldest append not yet flushed, for `flush_ms`.
     first_unflushed_ms: Option<i64>,
+    /// Inode of `dir`, to tell it from a later directory at the same path.
+    dir_ino: u64,
     /// Rolled segments awaiting fdatasync, oldest first.
     unsynced_rolls: Vec<UnsyncedRoll>,
     /// A [`RollSync`] is out; another is not handed out until it returns.
@@ -117,11 +132,13 @@ impl PartitionLog {
             log_start_offset,
             flushed_offset: 0,
             first_unflushed_ms: None,
+            dir_ino: 0,
             unsynced_rolls: Vec::new(),
             roll_sync_out: false,
             cleaner: Cleaner::default(),
         };
         log.flushed_offset = log.log_end_offset();
+        log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
         write_recovery_point(&log.dir, log.log_end_offset())?;
         log.check_invariants();
         Ok(log)
@@ -200,6 +217,7 @@ impl PartitionLog {
         self.roll_sync_out = true;
         Some(RollSync {
             dir: self.dir.clone(),
+            dir_ino: self.dir_ino,
             files: self
                 .unsynced_rolls
                 .iter()

@@ -184,6 +184,29 @@ fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
 }
 
 #[test]
+fn a_roll_sync_never_writes_into_a_recreated_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: batch_len() * 2,
+        ..config()
+    };
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 5);
+    let job = log.take_roll_sync().unwrap();
+    // The topic is deleted (its directory moved away) and recreated.
+    fs::rename(&dir, dir.with_extension("deleted")).unwrap();
+    let fresh = open(&dir, config, true);
+    job.run().unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap(),
+        "0",
+        "the new log's recovery point is its own"
+    );
+    drop(fresh);
+}
+
+#[test]
 fn rolls_sync_inline_once_too_many_wait() {
     let tmp = tempfile::tempdir().unwrap();
     let config = LogConfig {
