@@ -407,3 +407,45 @@ pub async fn expire(shard: &Rc<Shard>, group_id: &str, retention_ms: i64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::state::Committed;
+
+    fn committed_at(ts: i64) -> Committed {
+        Committed {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: ts,
+            log_offset: 0,
+        }
+    }
+
+    /// Offsets expire only for an empty group, after the retention passed
+    /// both since it emptied and since the commit, and never with retention
+    /// off.
+    #[test]
+    fn expiry_needs_an_empty_group_and_old_enough_commits() {
+        let retention = 60_000;
+        let mut g = Group::new("g".into(), 1_000);
+        g.offsets.insert(("t".into(), 0), committed_at(1_000));
+        assert!(!expired(&g, retention, 61_000), "exactly at the retention");
+        assert!(expired(&g, retention, 61_001));
+        assert!(!expired(&g, 0, 1_000_000), "retention off");
+
+        g.empty_since_ms = 50_000;
+        assert!(!expired(&g, retention, 61_001), "emptied too recently");
+        assert!(expired(&g, retention, 110_001));
+
+        g.offsets.insert(("t".into(), 0), committed_at(100_000));
+        assert!(!expired(&g, retention, 110_001), "committed too recently");
+
+        g.state = GroupState::Stable;
+        assert!(
+            !expired(&g, retention, 1_000_000),
+            "a live group keeps its offsets"
+        );
+    }
+}
