@@ -460,17 +460,23 @@ fn loopback(bytes: u64, chunk: usize) -> (f64, f64) {
         }
         thread_cpu_seconds() - cpu_before
     });
+    let secs = receive(addr, bytes, chunk);
+    (secs, sender.join().unwrap())
+}
+
+/// Connects to `addr` and reads `bytes` in `chunk`-sized reads, keeping
+/// nothing; returns the seconds it took.
+fn receive(addr: std::net::SocketAddr, bytes: u64, chunk: usize) -> f64 {
     let mut s = TcpStream::connect(addr).unwrap();
     let mut buf = vec![0u8; chunk];
     let start = Instant::now();
     let mut got = 0u64;
     while got < bytes {
         let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "loopback sender closed early");
+        assert!(n > 0, "the sender closed early");
         got += n as u64;
     }
-    let secs = start.elapsed().as_secs_f64();
-    (secs, sender.join().unwrap())
+    start.elapsed().as_secs_f64()
 }
 
 /// Sends the partition's segment files over loopback TCP with blocking
@@ -511,16 +517,7 @@ fn loopback_sendfile(data_dir: &std::path::Path, chunk: usize) -> (u64, f64, f64
         }
         thread_cpu_seconds() - cpu_before
     });
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut buf = vec![0u8; chunk];
-    let start = Instant::now();
-    let mut got = 0u64;
-    while got < bytes {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "sendfile sender closed early");
-        got += n as u64;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = receive(addr, bytes, chunk);
     (bytes, secs, sender.join().unwrap())
 }
 

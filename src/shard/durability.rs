@@ -58,13 +58,7 @@ impl Shard {
     /// (after a retention roll, or a failed attempt).
     pub async fn flush_pass(self: &Rc<Self>) {
         let now = crate::runtime::now_ms();
-        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
-            .partitions
-            .borrow()
-            .iter()
-            .map(|(tp, p)| (tp.clone(), p.clone()))
-            .collect();
-        for (tp, partition) in partitions {
+        for (tp, partition) in self.owned_partitions() {
             start_roll_sync(&tp, &partition);
             let overdue = partition.log.borrow().flush_overdue(now);
             if overdue {

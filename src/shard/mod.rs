@@ -106,6 +106,16 @@ impl Shard {
         self.stopping.version() > 0
     }
 
+    /// The partitions this shard owns now, to walk while the map may change
+    /// (a walk that awaits, or that deletes).
+    fn owned_partitions(&self) -> Vec<(TopicPartition, Rc<Partition>)> {
+        self.partitions
+            .borrow()
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect()
+    }
+
     fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
         self.partitions.borrow().get(tp).cloned()
     }
@@ -308,13 +318,7 @@ impl Shard {
     /// Applies retention to every log this shard owns.
     pub fn apply_retention(&self) {
         let now = crate::runtime::now_ms();
-        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
-            .partitions
-            .borrow()
-            .iter()
-            .map(|(tp, p)| (tp.clone(), p.clone()))
-            .collect();
-        for (tp, partition) in partitions {
+        for (tp, partition) in self.owned_partitions() {
             let mut log = partition.log.borrow_mut();
             match log.apply_retention(now) {
                 Ok(deleted) if deleted.is_empty() => {}
@@ -342,15 +346,12 @@ impl Shard {
     /// compacted log this shard owns; true if any wants another step soon.
     pub fn compact_step(&self) -> bool {
         let now = crate::runtime::now_ms();
-        let partitions: Vec<(TopicPartition, Rc<Partition>)> = self
-            .partitions
-            .borrow()
-            .iter()
-            .filter(|(_, p)| p.log.borrow().config().cleanup_compact)
-            .map(|(tp, p)| (tp.clone(), p.clone()))
-            .collect();
         let mut more = false;
-        for (tp, partition) in partitions {
+        let compacted = self
+            .owned_partitions()
+            .into_iter()
+            .filter(|(_, p)| p.log.borrow().config().cleanup_compact);
+        for (tp, partition) in compacted {
             match partition.log.borrow_mut().compact(now) {
                 Ok(stats) => more |= stats.more_work,
                 Err(e) => {
