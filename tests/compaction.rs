@@ -23,15 +23,24 @@ const FLAGS: &[&str] = &[
 ];
 
 /// Bytes of the `.log` files in a partition directory, and their base offsets.
+/// The cleaner may remove a file between listing and reading it: such a
+/// file is no longer part of the log and is skipped.
 fn log_files(dir: &Path) -> (u64, Vec<i64>) {
     let mut bytes = 0;
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name.strip_suffix(".log") {
-            bytes += entry.metadata().unwrap().len();
-            bases.push(stem.parse().unwrap());
+        let Some(stem) = name.strip_suffix(".log") else {
+            continue;
+        };
+        match entry.metadata() {
+            Ok(m) => {
+                bytes += m.len();
+                bases.push(stem.parse().unwrap());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("stat {name}: {e}"),
         }
     }
     bases.sort_unstable();
