@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Table, TargetResult};
 use crate::run::{self, TargetSpec};
-use crate::stats::Percentiles;
+
 use crate::workload::{Acks, Compression, ConsumerMode, KeyDistribution, PayloadKind, Workload};
 
 /// Every codec a Kafka producer can ask for, uncompressed first as the
@@ -82,26 +82,14 @@ impl Settings {
     }
 }
 
-/// One target and codec through the broker; rates and latencies as in
-/// `result.json` (MB = 2^20 bytes of uncompressed message).
+/// One target and codec through the broker: the codec, then the target's
+/// measurements exactly as `result.json` holds them (`name` is the target;
+/// MB = 2^20 bytes of uncompressed message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BrokerCodecRow {
-    pub target: String,
     pub codec: Compression,
-    pub target_rate_msgs: u64,
-    pub rate_sustained: Option<bool>,
-    pub publish_rate_msgs: f64,
-    pub publish_rate_mb: f64,
-    pub consume_rate_msgs: f64,
-    pub consume_rate_mb: f64,
-    pub messages_sent: u64,
-    pub messages_received: u64,
-    pub messages_failed: u64,
-    pub publish_latency_us: Percentiles,
-    pub e2e_latency_us: Percentiles,
-    /// Broker CPU over the measured window; local brokers only.
-    pub broker_cpu_seconds: Option<f64>,
-    pub first_error: Option<String>,
+    #[serde(flatten)]
+    pub result: TargetResult,
 }
 
 /// The workload for one codec, validated.
@@ -143,29 +131,9 @@ pub fn run_codecs(t: &TargetSpec, s: &Settings) -> Result<Vec<BrokerCodecRow>> {
         );
         let r =
             run::run_target(t, &w, GRACE).with_context(|| format!("codec {}", codec.as_str()))?;
-        rows.push(row(t.name, codec, &r));
+        rows.push(BrokerCodecRow { codec, result: r });
     }
     Ok(rows)
-}
-
-pub fn row(target: &str, codec: Compression, r: &TargetResult) -> BrokerCodecRow {
-    BrokerCodecRow {
-        target: target.to_string(),
-        codec,
-        target_rate_msgs: r.target_rate_msgs,
-        rate_sustained: r.rate_sustained,
-        publish_rate_msgs: r.publish_rate_msgs,
-        publish_rate_mb: r.publish_rate_mb,
-        consume_rate_msgs: r.consume_rate_msgs,
-        consume_rate_mb: r.consume_rate_mb,
-        messages_sent: r.messages_sent,
-        messages_received: r.messages_received,
-        messages_failed: r.messages_failed,
-        publish_latency_us: r.publish_latency_us,
-        e2e_latency_us: r.e2e_latency_us,
-        broker_cpu_seconds: r.broker.map(|u| u.cpu_seconds),
-        first_error: r.first_error.clone(),
-    }
 }
 
 /// A row per target and codec.
@@ -184,18 +152,18 @@ pub fn table(rows: &[BrokerCodecRow]) -> Table {
     let ms = |us: u64| format!("{:.2}", us as f64 / 1000.0);
     let rows = rows
         .iter()
-        .map(|r| {
+        .map(|BrokerCodecRow { codec, result: r }| {
             vec![
-                r.target.clone(),
-                r.codec.as_str().to_string(),
+                r.name.clone(),
+                codec.as_str().to_string(),
                 format!("{:.0}", r.publish_rate_msgs),
                 format!("{:.1}", r.publish_rate_mb),
                 format!("{:.1}", r.consume_rate_mb),
                 ms(r.e2e_latency_us.p50),
                 ms(r.e2e_latency_us.p99),
                 ms(r.e2e_latency_us.p999),
-                r.broker_cpu_seconds
-                    .map_or("-".into(), |c| format!("{c:.2}")),
+                r.broker
+                    .map_or("-".into(), |u| format!("{:.2}", u.cpu_seconds)),
             ]
         })
         .collect();
@@ -223,34 +191,18 @@ pub fn note(s: Option<&Settings>) -> String {
 
 /// Rows a reader should not take at face value.
 pub fn warnings(rows: &[BrokerCodecRow]) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in rows {
-        let what = format!("{} {}", r.target, r.codec.as_str());
-        if r.rate_sustained == Some(false) {
-            out.push(format!(
-                "{what}: the rate of {} msg/s was not sustained ({:.0} msg/s published)",
-                r.target_rate_msgs, r.publish_rate_msgs
-            ));
-        }
-        if r.messages_received < r.messages_sent {
-            out.push(format!(
-                "{what}: consumers received {} of {} acknowledged messages",
-                r.messages_received, r.messages_sent
-            ));
-        }
-        if r.messages_failed > 0 {
-            out.push(format!("{what}: {} messages failed", r.messages_failed));
-        }
-        if let Some(e) = &r.first_error {
-            out.push(format!("{what}: first error: {e}"));
-        }
-    }
-    out
+    rows.iter()
+        .flat_map(|r| {
+            let what = format!("{} {}", r.result.name, r.codec.as_str());
+            crate::report::target_warnings(&what, &r.result)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::Percentiles;
 
     fn sample_row() -> BrokerCodecRow {
         let p = Percentiles {
@@ -260,22 +212,20 @@ mod tests {
             max: 30_000,
             ..Percentiles::default()
         };
+        let mut result = crate::report::tests::sample_target("sluice", 19.9984);
+        result.publish_rate_mb = 19.53;
+        result.consume_rate_mb = 19.52;
+        result.messages_sent = 100_000;
+        result.messages_received = 100_000;
+        result.publish_latency_us = p;
+        result.e2e_latency_us = p;
+        result.broker = Some(crate::spawn::Usage {
+            cpu_seconds: 1.234,
+            peak_rss_mb: 10.0,
+        });
         BrokerCodecRow {
-            target: "sluice".into(),
             codec: Compression::Zstd,
-            target_rate_msgs: 20_000,
-            rate_sustained: Some(true),
-            publish_rate_msgs: 19_998.4,
-            publish_rate_mb: 19.53,
-            consume_rate_msgs: 19_990.0,
-            consume_rate_mb: 19.52,
-            messages_sent: 100_000,
-            messages_received: 100_000,
-            messages_failed: 0,
-            publish_latency_us: p,
-            e2e_latency_us: p,
-            broker_cpu_seconds: Some(1.234),
-            first_error: None,
+            result,
         }
     }
 
@@ -283,8 +233,8 @@ mod tests {
     fn table_has_a_formatted_row_per_run() {
         let mut spawned = sample_row();
         let mut remote = sample_row();
-        remote.target = "kafka".into();
-        remote.broker_cpu_seconds = None;
+        remote.result.name = "kafka".into();
+        remote.result.broker = None;
         spawned.codec = Compression::Gzip;
         let t = table(&[spawned, remote]);
         assert_eq!(t.header.len(), 9);
@@ -341,8 +291,8 @@ mod tests {
         assert_eq!(v["codec"], "zstd");
         assert_eq!(v["e2e_latency_us"]["p99"], 12_345);
         assert!(warnings(&[r.clone()]).is_empty());
-        r.messages_received = 10;
-        r.rate_sustained = Some(false);
+        r.result.messages_received = 10;
+        r.result.rate_sustained = Some(false);
         let w = warnings(&[r]);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[1].contains("received 10 of 100000"), "{w:?}");

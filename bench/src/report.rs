@@ -309,26 +309,32 @@ fn workload_table(w: &Workload) -> Table {
 
 /// Notes worth a reader's attention: unsustained rates, losses, errors.
 pub fn warnings(run: &RunResult) -> Vec<String> {
+    run.ordered()
+        .into_iter()
+        .flat_map(|t| target_warnings(&t.name, t))
+        .collect()
+}
+
+/// One target's notes, each starting with `what`.
+pub fn target_warnings(what: &str, t: &TargetResult) -> Vec<String> {
     let mut out = Vec::new();
-    for t in run.ordered() {
-        if t.rate_sustained == Some(false) {
-            out.push(format!(
-                "{}: the target rate of {} msg/s was not sustained ({:.0} msg/s published)",
-                t.name, t.target_rate_msgs, t.publish_rate_msgs
-            ));
-        }
-        if t.messages_received < t.messages_sent {
-            out.push(format!(
-                "{}: consumers received {} of {} acknowledged messages",
-                t.name, t.messages_received, t.messages_sent
-            ));
-        }
-        if t.messages_failed > 0 {
-            out.push(format!("{}: {} messages failed", t.name, t.messages_failed));
-        }
-        if let Some(e) = &t.first_error {
-            out.push(format!("{}: first error: {e}", t.name));
-        }
+    if t.rate_sustained == Some(false) {
+        out.push(format!(
+            "{what}: the target rate of {} msg/s was not sustained ({:.0} msg/s published)",
+            t.target_rate_msgs, t.publish_rate_msgs
+        ));
+    }
+    if t.messages_received < t.messages_sent {
+        out.push(format!(
+            "{what}: consumers received {} of {} acknowledged messages",
+            t.messages_received, t.messages_sent
+        ));
+    }
+    if t.messages_failed > 0 {
+        out.push(format!("{what}: {} messages failed", t.messages_failed));
+    }
+    if let Some(e) = &t.first_error {
+        out.push(format!("{what}: first error: {e}"));
     }
     out
 }
