@@ -10,9 +10,8 @@ use bytes::Bytes;
 use common::raw::{self, err, RawClient};
 use common::*;
 use kafka_protocol::messages::{FetchResponse, ProduceResponse};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::Timestamp;
 use sluice::compression::{self, Codec};
 use sluice::record::build::{build_batch, RecordSpec};
 use sluice::record::{self as rec, BatchHeader, BATCH_HEADER_LEN};
@@ -124,33 +123,12 @@ fn produce_msgs(config: &rdkafka::ClientConfig, topic: &str, msgs: &[TestMsg]) {
     );
 }
 
-fn received(m: &OwnedMessage) -> TestMsg {
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let timestamp = match m.timestamp() {
-        Timestamp::CreateTime(ts) => ts,
-        other => panic!("expected CreateTime timestamps, got {other:?}"),
-    };
-    TestMsg {
-        key: m.key().map(<[u8]>::to_vec),
-        value: m.payload().map(<[u8]>::to_vec),
-        timestamp,
-        headers,
-    }
-}
-
 /// Consumes partition 0 of `topic` and asserts it holds exactly `expected`, in order.
 fn assert_consumed(bootstrap: &str, topic: &str, expected: &[TestMsg]) {
     let got = consume_all(bootstrap, topic, 1, expected.len(), CONSUME_TIMEOUT);
     for (i, (m, want)) in got.iter().zip(expected).enumerate() {
         assert_eq!(m.offset(), i as i64, "{topic}: offsets are dense");
-        let have = received(m);
+        let have = TestMsg::received(m);
         assert!(
             have == *want,
             "{topic}: message {i} differs:\n got  {:?}\n want {:?}",

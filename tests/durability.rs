@@ -247,20 +247,28 @@ fn garbage_at_segment_tail_is_recovered() {
     }
 }
 
+/// Creates `topic` with 10 kB segments and produces `n` numbered ~100-byte
+/// values to partition 0 in small batches, so the log rolls many times;
+/// returns the values in offset order.
+fn produce_into_small_segments(bs: &str, topic: &str, n: usize) -> Vec<String> {
+    create_topic(bs, topic, 1, &[("segment.bytes", "10000")]);
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("{i:06}-{}", "x".repeat(90)))
+        .collect();
+    let mut cfg = producer_config(bs);
+    cfg.set("batch.size", "4000");
+    let msgs: Vec<Msg> = values.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
+    produce(&cfg, topic, &msgs);
+    values
+}
+
 /// A small segment.bytes rolls the log into several segment files; all data stays readable, also after a restart.
 #[test]
 fn small_segment_bytes_rolls_segments() {
     let mut broker = Broker::start(1);
     let bs = broker.bootstrap();
     let topic = "rolling";
-    create_topic(&bs, topic, 1, &[("segment.bytes", "10000")]);
-    let values: Vec<String> = (0..2_000)
-        .map(|i| format!("{i:06}-{}", "x".repeat(90)))
-        .collect();
-    let mut cfg = producer_config(&bs);
-    cfg.set("batch.size", "4000");
-    let msgs: Vec<Msg> = values.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
-    produce(&cfg, topic, &msgs);
+    let values = produce_into_small_segments(&bs, topic, 2_000);
 
     let segments = broker.segment_files(topic, 0);
     assert!(
@@ -299,14 +307,7 @@ fn rolled_segments_are_synced_in_the_background() {
     let mut broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "bg-roll";
-    create_topic(&bs, topic, 1, &[("segment.bytes", "10000")]);
-    let values: Vec<String> = (0..1_000)
-        .map(|i| format!("{i:06}-{}", "y".repeat(90)))
-        .collect();
-    let mut cfg = producer_config(&bs);
-    cfg.set("batch.size", "4000");
-    let msgs: Vec<Msg> = values.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
-    produce(&cfg, topic, &msgs);
+    produce_into_small_segments(&bs, topic, 1_000);
     let segments = broker.segment_files(topic, 0);
     assert!(segments.len() >= 3, "{segments:?}");
     let newest_base: i64 = segments

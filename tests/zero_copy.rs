@@ -14,8 +14,7 @@ use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
-use rdkafka::message::{Headers, Message, OwnedMessage};
-use rdkafka::Timestamp;
+use rdkafka::message::{Message, OwnedMessage};
 use sluice::compression::{recompress_batch, validate_compressed, Codec};
 
 const SENDFILE_BYTES: &str = "sluice_fetch_sendfile_bytes_total";
@@ -560,30 +559,6 @@ fn expected_records(sent: &[Sent]) -> Vec<(i64, Rec)> {
         .collect()
 }
 
-fn as_rec(m: &OwnedMessage) -> (i64, Rec) {
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ts = match m.timestamp() {
-        Timestamp::CreateTime(t) => t,
-        other => panic!("unexpected timestamp {other:?}"),
-    };
-    (
-        m.offset(),
-        Rec {
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            timestamp: ts,
-            headers,
-        },
-    )
-}
-
 /// Consumes `expected` messages from every partition of `topic` from the
 /// start with rdkafka and `fetch` settings layered on the assign-only config.
 fn rdkafka_consume(
@@ -648,7 +623,10 @@ fn rdkafka_reads_back_identical_records() {
         let parts = by_partition(&got);
         assert_eq!(parts.len(), PARTITIONS as usize);
         for (p, msgs) in parts {
-            let have: Vec<(i64, Rec)> = msgs.iter().map(|m| as_rec(m)).collect();
+            let have: Vec<(i64, Rec)> = msgs
+                .iter()
+                .map(|m| (m.offset(), Rec::received(m)))
+                .collect();
             let want = expected_records(&sent[&p]);
             assert_eq!(
                 have.len(),

@@ -39,6 +39,19 @@ fn bench(args: &[&str]) -> Output {
         .expect("running sluice-bench")
 }
 
+/// Runs `sluice-bench` and fails the test with its stderr if it fails.
+fn bench_ok(args: &[&str]) {
+    let o = bench(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sluice-bench failed: {stderr}");
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
 fn write_workload(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("smoke.toml");
     let text = format!(
@@ -58,7 +71,7 @@ fn three_second_run_against_spawned_broker() {
     let workload = write_workload(&dir, "");
     let out = dir.join("out");
     let broker = broker_bin();
-    let o = bench(&[
+    bench_ok(&[
         "run",
         workload.to_str().unwrap(),
         "--spawn",
@@ -71,10 +84,7 @@ fn three_second_run_against_spawned_broker() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "sluice-bench failed: {stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let json = read_json(&out.join("result.json"));
     let t = &json["targets"]["sluice"];
     for f in [
         "publish_rate_msgs",
@@ -200,7 +210,7 @@ fn max_rate_search_against_a_local_target() {
     .unwrap();
     let out = dir.join("out");
     let target = format!("local={}", broker.addr);
-    let o = bench(&[
+    bench_ok(&[
         "run",
         workload.to_str().unwrap(),
         "--no-baseline",
@@ -210,10 +220,7 @@ fn max_rate_search_against_a_local_target() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "sluice-bench failed: {stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let json = read_json(&out.join("result.json"));
     let t = &json["targets"]["local"];
     let asked: Vec<f64> = t["throughput"]
         .as_array()
@@ -243,7 +250,7 @@ fn max_rate_search_against_a_local_target() {
 fn compression_through_a_spawned_broker() {
     let dir = temp_dir("codecs");
     let broker = broker_bin();
-    let o = bench(&[
+    bench_ok(&[
         "compression",
         "--spawn",
         "--broker-bin",
@@ -262,11 +269,7 @@ fn compression_through_a_spawned_broker() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "sluice-bench failed: {stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("compression.json")).unwrap())
-            .unwrap();
+    let json = read_json(&dir.join("compression.json"));
     let rows = json["broker_runs"].as_array().unwrap();
     let codecs: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
     assert_eq!(codecs, ["none", "gzip", "snappy", "lz4", "zstd"]);

@@ -18,6 +18,11 @@ fn config() -> LogConfig {
     }
 }
 
+fn recovery_point(dir: &Path) -> i64 {
+    let text = fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap();
+    text.trim().parse().unwrap()
+}
+
 fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
     PartitionLog::open(dir.to_path_buf(), config, clean).unwrap()
 }
@@ -141,17 +146,16 @@ fn rolls_by_size_and_reads_across_segments() {
     let plan = log.read(0, u32::MAX, false).unwrap();
     assert_eq!(plan.slices.len(), 4, "one slice per segment");
     assert!(segment_path(&partition_dir(&tmp), 3 * 3, "index").exists());
-    let recovery_point =
-        || fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE)).unwrap();
+    let dir = partition_dir(&tmp);
     // Rolls leave their fdatasync to the background; the recovery point
     // moves only once it ran.
-    assert_eq!(recovery_point(), "0");
+    assert_eq!(recovery_point(&dir), 0);
     let job = log.take_roll_sync().expect("three rolled segments wait");
     assert!(log.take_roll_sync().is_none(), "one job out at a time");
     assert_eq!(job.recovery_point(), 27);
     job.run().unwrap();
     log.finish_roll_sync(job.recovery_point(), true);
-    assert_eq!(recovery_point(), "27");
+    assert_eq!(recovery_point(&dir), 27);
     assert!(log.take_roll_sync().is_none(), "nothing left to sync");
     assert_eq!(log.files_to_sync().len(), 1, "only the active segment");
 }
@@ -177,10 +181,7 @@ fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
         1,
         "close synced the rolled segments"
     );
-    assert_eq!(
-        fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE)).unwrap(),
-        "15"
-    );
+    assert_eq!(recovery_point(&partition_dir(&tmp)), 15);
 }
 
 #[test]
@@ -199,8 +200,8 @@ fn a_roll_sync_never_writes_into_a_recreated_directory() {
     let fresh = open(&dir, config, true);
     job.run().unwrap();
     assert_eq!(
-        fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap(),
-        "0",
+        recovery_point(&dir),
+        0,
         "the new log's recovery point is its own"
     );
     drop(fresh);
@@ -221,12 +222,8 @@ fn rolls_sync_inline_once_too_many_wait() {
         "{}",
         log.files_to_sync().len()
     );
-    let recovery_point: i64 = fs::read_to_string(partition_dir(&tmp).join(RECOVERY_POINT_FILE))
-        .unwrap()
-        .parse()
-        .unwrap();
     assert!(
-        recovery_point > 0,
+        recovery_point(&partition_dir(&tmp)) > 0,
         "the inline sync moved the recovery point"
     );
 }
@@ -437,10 +434,7 @@ fn clean_reopen_loads_indexes() {
     let before = batches_in(&log.read(0, u32::MAX, false).unwrap());
     log.close().unwrap();
     drop(log);
-    assert_eq!(
-        fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap(),
-        "30"
-    );
+    assert_eq!(recovery_point(&dir), 30);
     let index = fs::read(segment_path(&dir, 24, "index")).unwrap();
     assert!(!index.is_empty());
 

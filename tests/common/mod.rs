@@ -799,6 +799,32 @@ pub struct OwnedRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl OwnedRecord {
+    /// What a consumer received, as the record that was produced.
+    #[allow(dead_code)] // not every test binary consumes records
+    pub fn received(m: &rdkafka::message::OwnedMessage) -> OwnedRecord {
+        use rdkafka::message::{Headers, Message};
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let timestamp = match m.timestamp() {
+            rdkafka::Timestamp::CreateTime(ts) => ts,
+            other => panic!("expected CreateTime timestamps, got {other:?}"),
+        };
+        OwnedRecord {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp,
+            headers,
+        }
+    }
+}
+
 /// `records` as one uncompressed v2 batch with baseOffset 0.
 #[allow(dead_code)] // not every test binary builds batches
 pub fn build_owned_batch(records: &[OwnedRecord]) -> bytes::Bytes {
