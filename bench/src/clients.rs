@@ -145,8 +145,9 @@ pub fn produce(
         if now >= s.window_end_ns {
             break;
         }
-        if job.pace.current() != rate {
-            rate = job.pace.current();
+        let asked = job.pace.current();
+        if asked != rate {
+            rate = asked;
             schedule.set_rate(rate);
         }
         let intended = match schedule.next_due(now) {
