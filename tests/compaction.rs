@@ -209,21 +209,7 @@ fn commit(consumer: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
 }
 
 fn committed(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let consumer = group_consumer(bootstrap, group);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(topic, p);
-    }
-    consumer
-        .committed_offsets(tpl, Duration::from_secs(30))
-        .expect("committed offsets")
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
+    committed_offsets(&group_consumer(bootstrap, group), topic, 3)
 }
 
 /// Hundreds of commits compact `__consumer_offsets` down to the latest one

@@ -17,7 +17,7 @@ use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset};
+use rdkafka::ClientContext;
 
 /// Broker flags: a short initial rebalance delay and short sessions allowed.
 const GROUP_FLAGS: &[&str] = &[
@@ -277,20 +277,7 @@ fn consume_and_commit(bootstrap: &str, group: &str, topic: &str, n: usize) -> Ve
 /// The group's committed offsets, read back through OffsetFetch.
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = group_config(bootstrap, group).create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, OP_TIMEOUT)
-        .expect("committed offsets");
-    got.elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
+    committed_offsets(&consumer, topic, partitions)
 }
 
 /// Committed offsets survive a clean restart and a kill -9, and a new

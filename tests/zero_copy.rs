@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use common::raw::{self, err, RawClient};
 use common::*;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use rdkafka::message::{Message, OwnedMessage};
 use sluice::compression::{recompress_batch, validate_compressed, Codec};
@@ -167,32 +166,6 @@ fn next_offset(sent: &[Sent]) -> i64 {
 // Raw fetching
 // ---------------------------------------------------------------------------
 
-fn fetch_req(
-    topic: &str,
-    partitions: &[(i32, i64)],
-    max_bytes: i32,
-    partition_max_bytes: i32,
-    max_wait_ms: i32,
-) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(raw::topic_name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&(p, off)| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_fetch_offset(off)
-                            .with_partition_max_bytes(partition_max_bytes)
-                    })
-                    .collect(),
-            )])
-}
-
 /// Splits a fetch response's records into whole batches; a partial batch is
 /// a failure (the broker only ever sends whole batches).
 fn split_batches(records: &Bytes) -> Vec<Bytes> {
@@ -251,7 +224,7 @@ fn fetch_everything(
         }
         let resp: FetchResponse = c.call(
             version,
-            &fetch_req(topic, &want, max_bytes, partition_max_bytes, 0),
+            &raw::fetch_request_limited(topic, &want, max_bytes, partition_max_bytes, 0),
         );
         assert_eq!(resp.error_code, err::NONE, "{what}");
         assert_eq!(resp.responses.len(), 1, "{what}");
@@ -526,8 +499,10 @@ fn fetched_batches_equal_produced_bytes() {
         {
             let inside = s.base_offset + s.records.len() as i64 - 1;
             for version in [4, 12] {
-                let resp: FetchResponse =
-                    c.call(version, &fetch_req(topic, &[(p, inside)], 100, 100, 0));
+                let resp: FetchResponse = c.call(
+                    version,
+                    &raw::fetch_request_limited(topic, &[(p, inside)], 100, 100, 0),
+                );
                 let pd = &resp.responses[0].partitions[0];
                 assert_eq!(pd.error_code, err::NONE);
                 let got = split_batches(&pd.records.clone().unwrap_or_default());
@@ -747,7 +722,7 @@ fn retention_during_slow_large_fetch() {
     slow.write_all(&raw::request_frame(
         version,
         7,
-        &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
+        &raw::fetch_request_limited(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
     ))
     .unwrap();
     let mut size = [0u8; 4];
@@ -827,7 +802,7 @@ fn retention_during_slow_large_fetch() {
     slow.write_all(&raw::request_frame(
         version,
         8,
-        &fetch_req(topic, &[(0, log_start)], 1 << 20, 1 << 20, 0),
+        &raw::fetch_request_limited(topic, &[(0, log_start)], 1 << 20, 1 << 20, 0),
     ))
     .unwrap();
     let mut size = [0u8; 4];
@@ -855,7 +830,7 @@ fn topic_deleted_during_slow_large_fetch() {
     slow.write_all(&raw::request_frame(
         4,
         1,
-        &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
+        &raw::fetch_request_limited(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
     ))
     .unwrap();
     let mut size = [0u8; 4];
@@ -912,7 +887,7 @@ fn disconnect_mid_fetch_keeps_broker_serving() {
         s.write_all(&raw::request_frame(
             12,
             round,
-            &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
+            &raw::fetch_request_limited(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
         ))
         .unwrap();
         match round % 3 {
@@ -942,7 +917,7 @@ fn disconnect_mid_fetch_keeps_broker_serving() {
             s.write_all(&raw::request_frame(
                 12,
                 100 + i,
-                &fetch_req(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
+                &raw::fetch_request_limited(topic, &[(0, 0)], 64 << 20, 64 << 20, 0),
             ))
             .unwrap();
             s

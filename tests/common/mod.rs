@@ -825,6 +825,30 @@ impl OwnedRecord {
     }
 }
 
+/// The offsets `consumer`'s group committed for partitions `0..partitions`
+/// of `topic` (OffsetFetch); partitions without a commit are left out.
+#[allow(dead_code)] // not every test binary uses groups
+pub fn committed_offsets(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, OP_TIMEOUT)
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `records` as one uncompressed v2 batch with baseOffset 0.
 #[allow(dead_code)] // not every test binary builds batches
 pub fn build_owned_batch(records: &[OwnedRecord]) -> bytes::Bytes {

@@ -224,12 +224,23 @@ pub fn produce_request(topic: &str, acks: i16, batches: Vec<(i32, Bytes)>) -> Pr
 }
 
 /// A Fetch request for `(partition, offset)` pairs of `topic`, long-polling up
-/// to `max_wait_ms` for at least one byte.
+/// to `max_wait_ms` for at least one byte, with roomy limits.
 pub fn fetch_request(topic: &str, partitions: &[(i32, i64)], max_wait_ms: i32) -> FetchRequest {
+    fetch_request_limited(topic, partitions, 64 << 20, 4 << 20, max_wait_ms)
+}
+
+/// [`fetch_request`] with the response's and each partition's byte limits.
+pub fn fetch_request_limited(
+    topic: &str,
+    partitions: &[(i32, i64)],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
-        .with_max_bytes(64 * 1024 * 1024)
+        .with_max_bytes(max_bytes)
         .with_topics(vec![FetchTopic::default()
             .with_topic(topic_name(topic))
             .with_partitions(
@@ -239,7 +250,7 @@ pub fn fetch_request(topic: &str, partitions: &[(i32, i64)], max_wait_ms: i32) -
                         FetchPartition::default()
                             .with_partition(p)
                             .with_fetch_offset(off)
-                            .with_partition_max_bytes(4 * 1024 * 1024)
+                            .with_partition_max_bytes(partition_max_bytes)
                     })
                     .collect(),
             )])
