@@ -193,6 +193,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     runtime::spawn_local(retention_loop(shard.clone())).detach();
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
     runtime::spawn_local(flush_loop(shard.clone())).detach();
+    runtime::spawn_local(producer_expiry_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(shard.clone(), listener, writable).await;
@@ -266,6 +267,16 @@ async fn retention_loop(shard: Rc<Shard>) {
         .is_none()
     {
         shard.apply_retention();
+    }
+}
+
+async fn producer_expiry_loop(shard: Rc<Shard>) {
+    let every = Duration::from_millis(shard.config.producer_id_expiration_check_interval_ms.max(1));
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        shard.expire_producers();
     }
 }
 

@@ -83,6 +83,15 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// Kafka's `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// Kafka's `producer.id.expiration.ms`: a partition forgets an idempotent
+    /// producer that has not written to it for this long.
+    pub producer_id_expiration_ms: i64,
+    /// Kafka's `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
+    /// Idempotent producers one partition remembers; past it the least
+    /// recently seen are forgotten early, so a flood of producer ids costs
+    /// bounded memory.
+    pub max_producers_per_partition: usize,
 }
 
 impl Default for BrokerConfig {
@@ -119,6 +128,9 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 16,
             offsets_retention_minutes: 7 * 24 * 60,
             offset_metadata_max_bytes: 4096,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
+            max_producers_per_partition: crate::storage::DEFAULT_PRODUCERS_MAX,
         }
     }
 }
@@ -304,6 +316,7 @@ impl BrokerConfig {
             cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
             delete_retention_ms: get("delete.retention.ms").unwrap_or(d.delete_retention_ms),
             min_cleanable_dirty_ratio: crate::storage::DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            producers_max: self.max_producers_per_partition.max(1),
         }
     }
 

@@ -50,6 +50,15 @@ pub static ROLL_SYNCS: Counter = Counter::new(
     "Background fdatasyncs of rolled segments that moved the recovery point.",
 );
 
+pub static PRODUCE_DUPLICATES: Counter = Counter::new(
+    "sluice_produce_duplicate_batches_total",
+    "Idempotent producers' retries of batches already in the log, answered with the original offsets.",
+);
+pub static PRODUCERS_EXPIRED: Counter = Counter::new(
+    "sluice_producers_expired_total",
+    "Idempotent producer states a partition forgot after producer_id_expiration_ms idle.",
+);
+
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
@@ -57,6 +66,8 @@ const ALL: &[&Counter] = &[
     &REQUESTS,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
+    &PRODUCE_DUPLICATES,
+    &PRODUCERS_EXPIRED,
 ];
 
 /// The Prometheus text exposition of every counter.

@@ -10,6 +10,7 @@ mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producer;
 
 use std::rc::Rc;
 
@@ -71,6 +72,8 @@ pub const APIS: &[ApiSpec] = &[
     group::DESCRIBE_GROUPS,
     group::DELETE_GROUPS,
     group::OFFSET_DELETE,
+    producer::INIT_PRODUCER_ID,
+    producer::DESCRIBE_PRODUCERS,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -171,6 +174,12 @@ pub async fn handle_frame(
         ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
         ApiKey::IncrementalAlterConfigs => {
             out.encoded(configs::incremental_alter(shard, &header, body!()).await)
+        }
+        ApiKey::InitProducerId => {
+            out.encoded(producer::init_producer_id(shard, &header, body!()).await)
+        }
+        ApiKey::DescribeProducers => {
+            out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
         key if group::serves(key) => group::handle(shard, &header, client, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.

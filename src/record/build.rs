@@ -91,3 +91,26 @@ pub fn build_simple_batch(base_offset: i64, n: usize, timestamp: i64) -> Bytes {
         .collect();
     build_batch(base_offset, &specs)
 }
+
+/// A copy of `batch` stamped as an idempotent producer's (`producer_id`,
+/// `epoch`, `base_sequence`), optionally transactional, CRC recomputed.
+pub fn with_producer(
+    batch: &[u8],
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) -> Bytes {
+    let mut out = batch.to_vec();
+    out[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    out[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&epoch.to_be_bytes());
+    out[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    if transactional {
+        let attributes = i16::from_be_bytes([out[ATTRIBUTES_OFFSET], out[ATTRIBUTES_OFFSET + 1]])
+            | ATTR_TRANSACTIONAL;
+        out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    }
+    recompute_crc(&mut out);
+    Bytes::from(out)
+}

@@ -64,6 +64,22 @@ pub struct OffsetOutcome {
     pub timestamp: i64,
 }
 
+/// The idempotent producers of one partition (DescribeProducers).
+#[derive(Clone, Debug)]
+pub struct ProducersOutcome {
+    pub error: i16,
+    pub producers: Vec<ProducerSummary>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+}
+
 /// Topic changes that only the controller shard (0) performs.
 pub enum AdminOp {
     CreateTopic {
@@ -124,4 +140,12 @@ pub enum ShardMsg {
     },
     /// A group request for the group's coordinator shard.
     Group(Box<crate::group::GroupMsg>),
+    /// For shard 0: a block of producer ids, persisted as taken.
+    ProducerIdBlock {
+        reply: oneshot::Sender<Result<(i64, i64), super::producer_ids::ProducerIdError>>,
+    },
+    DescribeProducers {
+        items: Vec<TopicPartition>,
+        reply: oneshot::Sender<Vec<ProducersOutcome>>,
+    },
 }

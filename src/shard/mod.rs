@@ -12,6 +12,7 @@ mod durability;
 pub mod event;
 pub mod messages;
 mod ops;
+mod producer_ids;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::storage::PartitionLog;
 pub use event::Event;
 pub use messages::*;
 pub use ops::MAX_TIMESTAMP;
+pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
 
 /// A partition's log and its append notification, owned by one shard.
 pub struct Partition {
@@ -59,6 +61,8 @@ pub struct Shard {
     admin_lock: glommio::sync::Semaphore,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// This shard's block of producer ids (and on shard 0, the next block).
+    producer_ids: producer_ids::ProducerIds,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -85,6 +89,7 @@ impl Shard {
             in_flight: Cell::new(0),
             admin_lock: glommio::sync::Semaphore::new(1),
             groups: crate::group::Coordinator::default(),
+            producer_ids: producer_ids::ProducerIds::default(),
         }
     }
 
@@ -218,6 +223,12 @@ impl Shard {
                 let _ = reply.send(self.admin_local(op).await);
             }
             ShardMsg::Group(msg) => crate::group::serve(self, *msg).await,
+            ShardMsg::ProducerIdBlock { reply } => {
+                let _ = reply.send(self.allocate_producer_id_block().await);
+            }
+            ShardMsg::DescribeProducers { items, reply } => {
+                let _ = reply.send(ops::describe_producers(self, items).await);
+            }
         }
     }
 
@@ -338,6 +349,23 @@ impl Shard {
                 Err(e) => {
                     tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")
                 }
+            }
+        }
+    }
+
+    /// Forgets idempotent producers idle past `producer_id_expiration_ms`
+    /// in every log this shard owns.
+    pub fn expire_producers(&self) {
+        let now = crate::runtime::now_ms();
+        let expiration_ms = self.config.producer_id_expiration_ms;
+        for (tp, partition) in self.owned_partitions() {
+            let expired = partition
+                .log
+                .borrow_mut()
+                .expire_producers(now, expiration_ms);
+            if expired > 0 {
+                crate::stats::PRODUCERS_EXPIRED.add(expired as u64);
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, expired, "expired idle producers");
             }
         }
     }

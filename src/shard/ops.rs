@@ -7,7 +7,7 @@ use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
 use super::*;
-use crate::storage::StorageError;
+use crate::storage::{ProducerError, StorageError};
 
 const NONE: i16 = 0;
 
@@ -21,7 +21,23 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::Corrupt(_) => ResponseError::CorruptMessage.code(),
         StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        _ => ResponseError::KafkaStorageError.code(),
+        StorageError::Producer(e) => producer_error_code(e),
+        StorageError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+/// The Kafka error code for a refused idempotent or transactional batch.
+fn producer_error_code(e: &ProducerError) -> i16 {
+    match e {
+        // Since Kafka 2.7 a produce with an old epoch gets
+        // INVALID_PRODUCER_EPOCH (the client aborts and retries), not the
+        // fatal PRODUCER_FENCED.
+        ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        ProducerError::InvalidBatch { .. } | ProducerError::ControlBatch => {
+            ResponseError::InvalidRecord.code()
+        }
+        ProducerError::NoTransaction => ResponseError::InvalidTxnState.code(),
     }
 }
 
@@ -69,6 +85,23 @@ impl Shard {
                 error: ResponseError::KafkaStorageError.code(),
                 offset: -1,
                 timestamp: -1,
+            },
+        )
+        .await
+    }
+
+    pub async fn describe_producers(
+        self: &Rc<Self>,
+        items: Vec<TopicPartition>,
+    ) -> Vec<ProducersOutcome> {
+        self.scatter(
+            items,
+            |tp| tp,
+            |s, items| Box::pin(describe_producers(s, items)),
+            |items, reply| ShardMsg::DescribeProducers { items, reply },
+            ProducersOutcome {
+                error: ResponseError::KafkaStorageError.code(),
+                producers: Vec::new(),
             },
         )
         .await
@@ -133,8 +166,12 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
             return failed(storage_error_code(&e));
         }
     };
-    partition.appended.notify();
-    super::durability::start_roll_sync(&item.tp, &partition);
+    if result.duplicate {
+        crate::stats::PRODUCE_DUPLICATES.add(1);
+    } else {
+        partition.appended.notify();
+        super::durability::start_roll_sync(&item.tp, &partition);
+    }
     let must_sync = result.flush_needed || (item.acks == -1 && shard.config.fsync_on_ack);
     if must_sync && !super::durability::flush(&item.tp, &partition).await {
         return failed(ResponseError::KafkaStorageError.code());
@@ -262,4 +299,37 @@ pub async fn wait_for_append(
         futures::future::select_all(waits).await;
     }
     let _ = reply.send(());
+}
+
+pub async fn describe_producers(
+    shard: Rc<Shard>,
+    items: Vec<TopicPartition>,
+) -> Vec<ProducersOutcome> {
+    items
+        .iter()
+        .map(|tp| match shard.partition(tp) {
+            None => ProducersOutcome {
+                error: unknown_partition(),
+                producers: Vec::new(),
+            },
+            Some(partition) => ProducersOutcome {
+                error: NONE,
+                producers: summarize_producers(partition.log.borrow().producers()),
+            },
+        })
+        .collect()
+}
+
+fn summarize_producers(states: &crate::storage::ProducerStates) -> Vec<ProducerSummary> {
+    states
+        .entries()
+        .into_iter()
+        .map(|(producer_id, entry)| ProducerSummary {
+            producer_id,
+            epoch: entry.epoch,
+            last_sequence: entry.last_seq(),
+            last_timestamp: entry.last_timestamp,
+            coordinator_epoch: entry.coordinator_epoch,
+        })
+        .collect()
 }

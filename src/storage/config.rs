@@ -18,6 +18,9 @@ pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Kafka `min.cleanable.dirty.ratio` default.
 pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
+/// Idempotent producers remembered per partition by default.
+pub const DEFAULT_PRODUCERS_MAX: usize = 10_000;
+
 /// Which timestamp the log stores for each batch (`message.timestamp.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TimestampType {
@@ -58,6 +61,9 @@ pub struct LogConfig {
     /// Compaction starts when the never-cleaned share of the closed
     /// segments' bytes reaches this.
     pub min_cleanable_dirty_ratio: f64,
+    /// Idempotent producers whose state the partition keeps; past it the
+    /// least recently seen are forgotten (as if expired).
+    pub producers_max: usize,
 }
 
 impl Default for LogConfig {
@@ -76,6 +82,7 @@ impl Default for LogConfig {
             cleanup_compact: false,
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            producers_max: DEFAULT_PRODUCERS_MAX,
         }
     }
 }

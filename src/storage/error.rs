@@ -19,6 +19,8 @@ pub enum StorageError {
     },
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Producer(#[from] super::ProducerError),
 }
 
 impl From<RecordError> for StorageError {

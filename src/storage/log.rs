@@ -21,7 +21,8 @@ use bytes::{Bytes, BytesMut};
 use crate::record::{validate_batches, with_log_append_time, BatchHeader, BatchInfo};
 
 use super::compaction::Cleaner;
-use super::recovery::{load_segments, write_recovery_point};
+use super::producer_state::{write_snapshot, ProducerStates, Verdict};
+use super::recovery::{load_producer_state, load_segments, write_recovery_point};
 use super::segment::{PendingBatch, Segment};
 use super::{LogConfig, StorageError, TimestampType};
 
@@ -33,6 +34,9 @@ pub struct AppendResult {
     pub records: u64,
     /// The flush policy asks the caller to fdatasync `active_file()`.
     pub flush_needed: bool,
+    /// A producer's retry of batches the log already holds: nothing was
+    /// written, and the offsets are the original append's.
+    pub duplicate: bool,
 }
 
 /// A byte range of a segment file holding whole batches.
@@ -114,6 +118,8 @@ pub struct PartitionLog {
     roll_sync_out: bool,
     /// Compaction progress, for `cleanup.policy=compact`.
     pub(super) cleaner: Cleaner,
+    /// Idempotent producers' epochs and last batches, as of the log end.
+    pub(super) producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -127,7 +133,7 @@ impl PartitionLog {
         let log_start_offset = *segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,
-            config,
+            config: config.clone(),
             segments,
             log_start_offset,
             flushed_offset: 0,
@@ -136,7 +142,14 @@ impl PartitionLog {
             unsynced_rolls: Vec::new(),
             roll_sync_out: false,
             cleaner: Cleaner::default(),
+            producers: ProducerStates::new(config.producers_max),
         };
+        log.producers = load_producer_state(
+            &log.dir,
+            &log.segments,
+            log.log_start_offset,
+            config.producers_max,
+        )?;
         log.flushed_offset = log.log_end_offset();
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
         write_recovery_point(&log.dir, log.log_end_offset())?;
@@ -145,7 +158,18 @@ impl PartitionLog {
     }
 
     pub fn set_config(&mut self, config: LogConfig) {
+        self.producers.set_producers_max(config.producers_max);
         self.config = config;
+    }
+
+    /// The idempotent producers this partition knows.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Forgets producers idle for `expiration_ms`; returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -262,19 +286,40 @@ impl PartitionLog {
         } else {
             infos.iter().map(|i| batch_bytes(records, i)).collect()
         };
+        let mut headers: Vec<BatchHeader> = bodies
+            .iter()
+            .map(|bytes| BatchHeader::parse(bytes).expect("validated batch"))
+            .collect();
+        if let Verdict::Duplicate(original) = self.producers.check(&headers)? {
+            return Ok(AppendResult {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time_ms: if log_append_time {
+                    original.timestamp
+                } else {
+                    -1
+                },
+                records: 0,
+                flush_needed: false,
+                duplicate: true,
+            });
+        }
         let total_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
         let record_count: u64 = infos.iter().map(|i| i.records_count as u64).sum();
         self.maybe_roll(total_bytes, record_count, now_ms)?;
 
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
-        let pending: Vec<PendingBatch<'_>> = bodies
+        for header in &mut headers {
+            header.base_offset = next;
+            next = header.last_offset() + 1;
+        }
+        let pending: Vec<PendingBatch<'_>> = headers
             .iter()
-            .map(|bytes| {
-                let mut header = BatchHeader::parse(bytes).expect("validated batch");
-                header.base_offset = next;
-                next = header.last_offset() + 1;
-                PendingBatch { header, bytes }
+            .zip(&bodies)
+            .map(|(header, bytes)| PendingBatch {
+                header: *header,
+                bytes,
             })
             .collect();
         let interval = self.config.index_interval_bytes;
@@ -282,12 +327,16 @@ impl PartitionLog {
         active.append(&pending, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
         assert_eq!(self.log_end_offset(), next);
+        for header in &headers {
+            self.producers.apply(header, now_ms);
+        }
         Ok(AppendResult {
             base_offset,
             last_offset: next - 1,
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
             records: record_count,
             flush_needed: self.note_unflushed(now_ms),
+            duplicate: false,
         })
     }
 
@@ -334,6 +383,9 @@ impl PartitionLog {
         active.finish_time_index();
         active.write_indexes_unsynced()?;
         let file = Arc::clone(&active.file);
+        // The state as of the new segment's base, so recovery after a crash
+        // replays at most the active segment.
+        write_snapshot(&self.dir, &self.producers, new_base, false)?;
         let segment = Segment::create(&self.dir, new_base)?;
         self.segments.insert(new_base, segment);
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
@@ -455,6 +507,7 @@ impl PartitionLog {
         active.finish_time_index();
         active.write_indexes()?;
         let log_end = self.log_end_offset();
+        write_snapshot(&self.dir, &self.producers, log_end, true)?;
         write_recovery_point(&self.dir, log_end)?;
         self.mark_flushed(log_end);
         Ok(())

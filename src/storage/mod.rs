@@ -10,8 +10,10 @@
 //! `data_dir/<topic>-<partition>/` holds `<20-digit base>.log` (whole v2
 //! batches), `.index` (relative offset -> position, every
 //! `index_interval_bytes`), `.timeindex` (largest timestamp so far ->
-//! relative offset), `recovery-point` and, for compacted topics,
-//! `cleaner-checkpoint` (offsets below it were cleaned at least once).
+//! relative offset), `recovery-point`, `<20-digit offset>.snapshot` (idempotent producer
+//! state as of that offset, written at each roll and at close) and, for
+//! compacted topics, `cleaner-checkpoint` (offsets below it were cleaned at
+//! least once).
 
 mod compaction;
 mod config;
@@ -19,6 +21,7 @@ mod error;
 mod index;
 mod io;
 mod log;
+mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
@@ -29,11 +32,16 @@ pub use config::*;
 pub use error::StorageError;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub use log::{AppendResult, FileSlice, PartitionLog, ReadPlan};
+pub use producer_state::{
+    BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
+};
 pub use recovery::RECOVERY_POINT_FILE;
 pub use segment::segment_path;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod producer_state_tests;
 #[cfg(test)]
 mod tests;

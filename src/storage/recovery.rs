@@ -13,6 +13,7 @@ use crate::record::{
 };
 
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
+use super::producer_state::{list_snapshots, remove_snapshot, snapshot_path, ProducerStates};
 use super::segment::{
     Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -260,4 +261,70 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
         Segment::open(dir, base)?.delete_files()?;
     }
     Ok(())
+}
+
+/// The producer state as of the log end: the newest readable snapshot at or
+/// below it, then every batch after it replayed from the log (all of the
+/// log when no snapshot fits). Snapshots past the log end (a truncated
+/// tail) are removed.
+pub fn load_producer_state(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    producers_max: usize,
+) -> Result<ProducerStates, StorageError> {
+    let log_end = segments
+        .values()
+        .next_back()
+        .map_or(log_start, |s| s.next_offset);
+    let mut loaded = None;
+    for offset in list_snapshots(dir)?.into_iter().rev() {
+        if offset > log_end {
+            tracing::info!(dir = %dir.display(), offset, log_end, "dropping a producer snapshot past the log end");
+            remove_snapshot(dir, offset)?;
+            continue;
+        }
+        let bytes = fs::read(snapshot_path(dir, offset))?;
+        match ProducerStates::decode_snapshot(&bytes, producers_max) {
+            Some(found) => {
+                loaded = Some(found);
+                break;
+            }
+            None => {
+                tracing::warn!(dir = %dir.display(), offset, "unreadable producer snapshot; trying an older one")
+            }
+        }
+    }
+    let (from, mut states) =
+        loaded.unwrap_or_else(|| (log_start, ProducerStates::new(producers_max)));
+    let replayed = replay_producers(segments, from.max(log_start), &mut states)?;
+    if replayed > 0 {
+        tracing::info!(dir = %dir.display(), from, replayed, producers = states.len(), "rebuilt producer state from the log");
+    }
+    Ok(states)
+}
+
+/// Applies every batch from `from` on to `states`; returns how many.
+fn replay_producers(
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    states: &mut ProducerStates,
+) -> Result<u64, StorageError> {
+    let mut replayed = 0;
+    let first_base = segments
+        .range(..=from)
+        .next_back()
+        .map_or(from, |(base, _)| *base);
+    for segment in segments.range(first_base..).map(|(_, s)| s) {
+        let Some(mut pos) = segment.find_batch(from)? else {
+            continue;
+        };
+        while pos < segment.size {
+            let header = segment.read_header(pos)?;
+            states.apply(&header, header.max_timestamp);
+            pos += header.total_len() as u64;
+            replayed += 1;
+        }
+    }
+    Ok(replayed)
 }

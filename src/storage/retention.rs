@@ -29,6 +29,7 @@ impl PartitionLog {
             .keys()
             .next()
             .expect("the active segment stays");
+        self.producers.truncate_head(self.log_start_offset);
         self.check_invariants();
         if !deleted.is_empty() {
             tracing::info!(dir = %self.dir.display(), deleted = deleted.len(), log_start = self.log_start_offset, "retention");

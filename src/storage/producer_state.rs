@@ -1,0 +1,517 @@
+//! Idempotent producer state of one partition, as Kafka's
+//! ProducerStateManager keeps it: per producer id its epoch and the sequence
+//! ranges and offsets of its last [`PRODUCER_BATCHES_KEPT`] batches, so a
+//! retried batch gets its original offset back instead of a second append.
+//!
+//! The state is a function of the log: every batch with a producer id
+//! updates it through [`ProducerStates::apply`], whether a client appended it
+//! (after [`ProducerStates::check`]), recovery replays it, or (later) a
+//! follower copies it. Snapshots (`<20-digit offset>.snapshot`) taken at
+//! each roll and at close bound the replay after a crash to the log tail.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::record::BatchHeader;
+
+use super::io::{write_atomic, write_replacing, TMP_SUFFIX};
+
+/// Batches remembered per producer: a client has at most this many requests
+/// in flight per partition with idempotence (librdkafka, Java), so any retry
+/// it can send is one of them.
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+/// Snapshot files kept in a partition dir; older ones are removed when a new
+/// one is written. Two, so a torn newest one still leaves a good one.
+const SNAPSHOTS_KEPT: usize = 2;
+pub const SNAPSHOT_SUFFIX: &str = "snapshot";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SLPS";
+const SNAPSHOT_VERSION: u16 = 1;
+/// magic, version, crc, offset, count.
+const SNAPSHOT_HEADER_LEN: usize = 4 + 2 + 4 + 8 + 4;
+/// id, epoch, coordinator epoch, last timestamp, batch count.
+const ENTRY_HEADER_LEN: usize = 8 + 2 + 4 + 8 + 1;
+/// first and last sequence, first and last offset, timestamp.
+const BATCH_META_LEN: usize = 4 + 4 + 8 + 8 + 8;
+/// Kafka's RecordBatch.NO_PRODUCER_EPOCH.
+const NO_EPOCH: i16 = -1;
+
+/// Why a producer's batch is refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProducerError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error(
+        "producer {producer_id} sent sequence {sequence}, expected {expected} (epoch {epoch})"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+        expected: i64,
+    },
+    #[error("producer {producer_id}: {reason}")]
+    InvalidBatch {
+        producer_id: i64,
+        reason: &'static str,
+    },
+    #[error("transactional batches need a transaction the coordinator knows")]
+    NoTransaction,
+    #[error("clients cannot write control batches")]
+    ControlBatch,
+}
+
+/// One batch as its producer's state remembers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The batch's maxTimestamp as stored (the append time for LogAppendTime).
+    pub timestamp: i64,
+}
+
+/// What the partition knows of one producer id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    /// The transaction coordinator's epoch of the last marker; -1 until
+    /// transactions write markers.
+    pub coordinator_epoch: i32,
+    /// When the producer last wrote, for `producer_id_expiration_ms`: the
+    /// broker's clock for appends, the batch timestamp for replays.
+    pub last_timestamp: i64,
+    /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
+    pub batches: VecDeque<BatchMeta>,
+}
+
+impl ProducerEntry {
+    fn new() -> ProducerEntry {
+        ProducerEntry {
+            epoch: NO_EPOCH,
+            coordinator_epoch: -1,
+            last_timestamp: -1,
+            batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
+        }
+    }
+
+    pub fn last_seq(&self) -> i32 {
+        self.batches.back().map_or(-1, |b| b.last_seq)
+    }
+
+    fn find_duplicate(&self, header: &BatchHeader) -> Option<BatchMeta> {
+        let last_seq = last_sequence(header);
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == header.base_sequence && b.last_seq == last_seq)
+            .copied()
+    }
+}
+
+/// What a produce's batches mean for the producers' state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Append them.
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets and
+    /// append nothing.
+    Duplicate(BatchMeta),
+}
+
+/// The producers of one partition, bounded by `producers_max`.
+#[derive(Debug)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+    producers_max: usize,
+}
+
+/// The sequence of a batch's last record; sequences wrap at i32::MAX.
+pub fn last_sequence(header: &BatchHeader) -> i32 {
+    let last = i64::from(header.base_sequence) + i64::from(header.last_offset_delta);
+    (last % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// Whether `next` directly follows `last` (Kafka's inSequence).
+fn in_sequence(last: i32, next: i32) -> bool {
+    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+}
+
+impl ProducerStates {
+    pub fn new(producers_max: usize) -> ProducerStates {
+        assert!(producers_max > 0, "room for at least one producer");
+        ProducerStates {
+            producers: HashMap::new(),
+            producers_max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Every producer, in id order.
+    pub fn entries(&self) -> Vec<(i64, &ProducerEntry)> {
+        let mut all: Vec<_> = self.producers.iter().map(|(id, e)| (*id, e)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
+    pub fn set_producers_max(&mut self, producers_max: usize) {
+        assert!(producers_max > 0, "room for at least one producer");
+        self.producers_max = producers_max;
+    }
+
+    /// Checks a client's batches (in order, as one append) against the
+    /// state, as Kafka's ProducerAppendInfo does. Pure: nothing changes
+    /// until [`Self::apply`] runs for each batch written.
+    pub fn check(&self, headers: &[BatchHeader]) -> Result<Verdict, ProducerError> {
+        // Batches of one producer in the same append see each other.
+        let mut updated: HashMap<i64, ProducerEntry> = HashMap::new();
+        for header in headers {
+            if header.is_control() {
+                return Err(ProducerError::ControlBatch);
+            }
+            if header.producer_id < 0 {
+                if header.is_transactional() {
+                    return Err(ProducerError::InvalidBatch {
+                        producer_id: header.producer_id,
+                        reason: "transactional batch without a producer id",
+                    });
+                }
+                continue;
+            }
+            if header.is_transactional() {
+                return Err(ProducerError::NoTransaction);
+            }
+            if header.producer_epoch < 0 || header.base_sequence < 0 {
+                return Err(ProducerError::InvalidBatch {
+                    producer_id: header.producer_id,
+                    reason: "idempotent batch without an epoch or sequence",
+                });
+            }
+            let current = self.producers.get(&header.producer_id);
+            if let Some(dup) = current
+                .filter(|c| c.epoch == header.producer_epoch)
+                .and_then(|c| c.find_duplicate(header))
+            {
+                return Ok(Verdict::Duplicate(dup));
+            }
+            let view = updated
+                .entry(header.producer_id)
+                .or_insert_with(|| current.cloned().unwrap_or_else(ProducerEntry::new));
+            check_one(view, header)?;
+            push_batch(view, header, 0, 0);
+        }
+        Ok(Verdict::Append)
+    }
+
+    /// Records a batch the log now holds at `header.base_offset`. Trusts the
+    /// log: replays and followers apply without [`Self::check`].
+    pub fn apply(&mut self, header: &BatchHeader, timestamp_ms: i64) {
+        if header.producer_id < 0 {
+            return;
+        }
+        if !self.producers.contains_key(&header.producer_id)
+            && self.producers.len() >= self.producers_max
+        {
+            self.evict_oldest();
+        }
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert_with(ProducerEntry::new);
+        entry.last_timestamp = entry.last_timestamp.max(timestamp_ms);
+        if header.is_control() {
+            // A transaction marker: the epoch moves, sequences do not.
+            if header.producer_epoch > entry.epoch {
+                entry.epoch = header.producer_epoch;
+                entry.batches.clear();
+            }
+            return;
+        }
+        push_batch(entry, header, header.base_offset, header.max_timestamp);
+        assert!(entry.batches.len() <= PRODUCER_BATCHES_KEPT);
+        assert!(self.producers.len() <= self.producers_max);
+    }
+
+    /// Forgets producers that last wrote `expiration_ms` or more before
+    /// `now_ms`; returns how many went.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Forgets producers whose every remembered batch lies below
+    /// `log_start`: retention took their records (Kafka's truncateHead).
+    pub fn truncate_head(&mut self, log_start: i64) {
+        self.producers
+            .retain(|_, e| e.batches.back().is_none_or(|b| b.last_offset >= log_start));
+    }
+
+    /// Forgets everything at or past `offset` (a truncated tail): producers
+    /// keep only batches below it.
+    pub fn truncate_tail(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    /// Makes room by forgetting the tenth of producers that wrote least
+    /// recently (at least one), so a flood of new ids costs one scan per
+    /// tenth rather than per id. They are then treated like expired ones.
+    fn evict_oldest(&mut self) {
+        let count = (self.producers_max / 10).max(1);
+        let mut by_age: Vec<(i64, i64)> = self
+            .producers
+            .iter()
+            .map(|(id, e)| (e.last_timestamp, *id))
+            .collect();
+        by_age.sort_unstable();
+        for (_, id) in by_age.into_iter().take(count) {
+            self.producers.remove(&id);
+        }
+        tracing::warn!(
+            evicted = count,
+            producers_max = self.producers_max,
+            "partition producer state full; forgot the least recent producers"
+        );
+    }
+
+    /// The snapshot file's bytes for the state as of log offset `offset`.
+    pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.producers.len() * 200);
+        body.extend_from_slice(&offset.to_be_bytes());
+        let count = u32::try_from(self.producers.len()).expect("producers bounded");
+        body.extend_from_slice(&count.to_be_bytes());
+        for (id, entry) in self.entries() {
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses a snapshot; `None` for a torn, corrupt or foreign file.
+    /// Returns the offset it was taken at and the state.
+    pub fn decode_snapshot(bytes: &[u8], producers_max: usize) -> Option<(i64, ProducerStates)> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != SNAPSHOT_MAGIC || r.u16()? != SNAPSHOT_VERSION {
+            return None;
+        }
+        let crc = r.u32()?;
+        if crc32c::crc32c(r.0) != crc {
+            return None;
+        }
+        let offset = r.i64()?;
+        let count = r.u32()? as usize;
+        let mut states = ProducerStates::new(producers_max);
+        for _ in 0..count {
+            let id = r.i64()?;
+            let mut entry = ProducerEntry::new();
+            entry.epoch = r.u16()? as i16;
+            entry.coordinator_epoch = r.u32()? as i32;
+            entry.last_timestamp = r.i64()?;
+            let batches = r.take(1)?[0] as usize;
+            if batches > PRODUCER_BATCHES_KEPT {
+                return None;
+            }
+            for _ in 0..batches {
+                entry.batches.push_back(BatchMeta {
+                    first_seq: r.u32()? as i32,
+                    last_seq: r.u32()? as i32,
+                    first_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                    timestamp: r.i64()?,
+                });
+            }
+            states.producers.insert(id, entry);
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        // A smaller bound than when it was written: keep the most recent.
+        while states.producers.len() > producers_max {
+            states.evict_oldest();
+        }
+        Some((offset, states))
+    }
+}
+
+/// Kafka's epoch and sequence rules for one batch against its producer's
+/// state so far (`entry`, NO_EPOCH when the producer is unknown).
+fn check_one(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), ProducerError> {
+    let (producer_id, epoch, sequence) = (
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+    );
+    if entry.epoch == NO_EPOCH {
+        // Unknown producer: new, expired, or its records left by retention.
+        // Since KIP-360 (Kafka 2.5) Kafka accepts any sequence here rather
+        // than answering UNKNOWN_PRODUCER_ID, and so do we: the client's
+        // next batches are then checked against this one.
+        return Ok(());
+    }
+    if epoch < entry.epoch {
+        return Err(ProducerError::InvalidEpoch {
+            producer_id,
+            epoch,
+            current: entry.epoch,
+        });
+    }
+    let expected = if epoch > entry.epoch {
+        0
+    } else {
+        i64::from(entry.last_seq()) + 1
+    };
+    let fits = if epoch > entry.epoch {
+        sequence == 0
+    } else {
+        in_sequence(entry.last_seq(), sequence)
+    };
+    if !fits {
+        return Err(ProducerError::OutOfOrderSequence {
+            producer_id,
+            epoch,
+            sequence,
+            expected: expected % (i64::from(i32::MAX) + 1),
+        });
+    }
+    Ok(())
+}
+
+/// Adds a batch to `entry`, starting over on a new epoch.
+fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader, base_offset: i64, timestamp: i64) {
+    if header.producer_epoch != entry.epoch {
+        entry.epoch = header.producer_epoch;
+        entry.batches.clear();
+    }
+    if entry.batches.len() == PRODUCER_BATCHES_KEPT {
+        entry.batches.pop_front();
+    }
+    entry.batches.push_back(BatchMeta {
+        first_seq: header.base_sequence,
+        last_seq: last_sequence(header),
+        first_offset: base_offset,
+        last_offset: base_offset + i64::from(header.last_offset_delta),
+        timestamp,
+    });
+}
+
+/// A bounds-checked big-endian reader over a snapshot.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        self.take(8)
+            .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+}
+
+const _: () = assert!(ENTRY_HEADER_LEN == 23 && BATCH_META_LEN == 32);
+
+pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}"))
+}
+
+/// Offsets of the snapshot files in `dir`, ascending.
+pub fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut offsets = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(TMP_SUFFIX) {
+            continue;
+        }
+        if let Some(offset) = name
+            .strip_suffix(SNAPSHOT_SUFFIX)
+            .and_then(|s| s.strip_suffix('.'))
+            .filter(|s| s.len() == 20)
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            offsets.push(offset);
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
+/// Writes the snapshot for `offset` and removes all but the newest
+/// [`SNAPSHOTS_KEPT`]. `durable` fsyncs it (close); a roll's snapshot is
+/// left to the page cache, since a lost or torn one only lengthens replay.
+pub fn write_snapshot(
+    dir: &Path,
+    states: &ProducerStates,
+    offset: i64,
+    durable: bool,
+) -> io::Result<()> {
+    let bytes = states.encode_snapshot(offset);
+    let path = snapshot_path(dir, offset);
+    if durable {
+        write_atomic(&path, &bytes)?;
+    } else {
+        write_replacing(&path, &bytes)?;
+    }
+    let offsets = list_snapshots(dir)?;
+    let keep_from = offsets.len().saturating_sub(SNAPSHOTS_KEPT);
+    for old in &offsets[..keep_from] {
+        remove_snapshot(dir, *old)?;
+    }
+    Ok(())
+}
+
+pub fn remove_snapshot(dir: &Path, offset: i64) -> io::Result<()> {
+    match fs::remove_file(snapshot_path(dir, offset)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,237 @@
+//! Producer state rules (Kafka's ProducerAppendInfo) and its snapshots and
+//! recovery through `PartitionLog`, on real files.
+
+use super::producer_state::*;
+use super::*;
+use crate::record::build::{build_simple_batch, with_producer};
+use crate::record::BatchHeader;
+
+/// A header of `records` records from producer `pid` at `epoch`, `seq`.
+fn header(pid: i64, epoch: i16, seq: i32, records: i32, base_offset: i64) -> BatchHeader {
+    let batch = build_simple_batch(base_offset, records as usize, 1000);
+    BatchHeader::parse(&with_producer(&batch, pid, epoch, seq, false)).unwrap()
+}
+
+fn batch(pid: i64, epoch: i16, seq: i32, records: usize) -> bytes::Bytes {
+    with_producer(
+        &build_simple_batch(0, records, 1000),
+        pid,
+        epoch,
+        seq,
+        false,
+    )
+}
+
+fn states() -> ProducerStates {
+    ProducerStates::new(100)
+}
+
+#[test]
+fn a_retried_batch_is_a_duplicate_with_its_original_offsets() {
+    let mut s = states();
+    let h = header(7, 0, 0, 3, 10);
+    assert_eq!(s.check(&[h]), Ok(Verdict::Append));
+    s.apply(&h, 5);
+    match s.check(&[header(7, 0, 0, 3, 0)]) {
+        Ok(Verdict::Duplicate(meta)) => {
+            assert_eq!((meta.first_offset, meta.last_offset), (10, 12));
+            assert_eq!((meta.first_seq, meta.last_seq), (0, 2));
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_gap_in_sequence_is_out_of_order() {
+    let mut s = states();
+    s.apply(&header(7, 0, 0, 3, 0), 5);
+    assert_eq!(s.check(&[header(7, 0, 3, 1, 0)]), Ok(Verdict::Append));
+    assert!(matches!(
+        s.check(&[header(7, 0, 4, 1, 0)]),
+        Err(ProducerError::OutOfOrderSequence { expected: 3, .. })
+    ));
+}
+
+#[test]
+fn an_older_epoch_is_refused_and_a_newer_one_starts_at_zero() {
+    let mut s = states();
+    s.apply(&header(7, 3, 0, 1, 0), 5);
+    assert!(matches!(
+        s.check(&[header(7, 2, 1, 1, 0)]),
+        Err(ProducerError::InvalidEpoch { current: 3, .. })
+    ));
+    assert!(matches!(
+        s.check(&[header(7, 4, 1, 1, 0)]),
+        Err(ProducerError::OutOfOrderSequence { .. })
+    ));
+    assert_eq!(s.check(&[header(7, 4, 0, 1, 0)]), Ok(Verdict::Append));
+    s.apply(&header(7, 4, 0, 1, 1), 6);
+    let entry = s.get(7).unwrap();
+    assert_eq!((entry.epoch, entry.batches.len()), (4, 1));
+}
+
+#[test]
+fn an_unknown_producer_may_start_anywhere() {
+    // KIP-360: the producer's earlier records may have left by retention.
+    assert_eq!(
+        states().check(&[header(9, 0, 42, 1, 0)]),
+        Ok(Verdict::Append)
+    );
+}
+
+#[test]
+fn only_the_last_five_batches_are_deduplicated() {
+    let mut s = states();
+    for i in 0..6 {
+        s.apply(&header(7, 0, i, 1, i64::from(i)), 5);
+    }
+    assert!(matches!(
+        s.check(&[header(7, 0, 1, 1, 0)]),
+        Ok(Verdict::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.check(&[header(7, 0, 0, 1, 0)]),
+        Err(ProducerError::OutOfOrderSequence { .. })
+    ));
+}
+
+#[test]
+fn batches_of_one_append_follow_each_other() {
+    let s = states();
+    let first = header(7, 0, 0, 5, 0);
+    assert_eq!(
+        s.check(&[first, header(7, 0, 5, 5, 0)]),
+        Ok(Verdict::Append)
+    );
+    assert!(s.check(&[first, header(7, 0, 6, 5, 0)]).is_err());
+}
+
+#[test]
+fn sequences_wrap_at_i32_max() {
+    let mut s = states();
+    let near_end = header(7, 0, i32::MAX - 1, 2, 0);
+    assert_eq!(last_sequence(&near_end), i32::MAX);
+    s.apply(&near_end, 5);
+    assert_eq!(s.check(&[header(7, 0, 0, 1, 0)]), Ok(Verdict::Append));
+}
+
+#[test]
+fn clients_cannot_write_control_or_unknown_transactional_batches() {
+    let s = states();
+    let mut control = header(7, 0, 0, 1, 0);
+    control.attributes |= crate::record::ATTR_CONTROL;
+    assert_eq!(s.check(&[control]), Err(ProducerError::ControlBatch));
+    let txn =
+        BatchHeader::parse(&with_producer(&build_simple_batch(0, 1, 1), 7, 0, 0, true)).unwrap();
+    assert_eq!(s.check(&[txn]), Err(ProducerError::NoTransaction));
+    let no_seq = header(7, 0, -1, 1, 0);
+    assert!(matches!(
+        s.check(&[no_seq]),
+        Err(ProducerError::InvalidBatch { .. })
+    ));
+}
+
+#[test]
+fn state_is_bounded_and_expires() {
+    let mut s = ProducerStates::new(10);
+    for pid in 0..25 {
+        s.apply(&header(pid, 0, 0, 1, pid), pid);
+        assert!(s.len() <= 10);
+    }
+    // The most recent producer is always kept.
+    assert!(s.get(24).is_some());
+    assert!(s.get(0).is_none());
+    // Producers 21..=24 wrote less than 80 ms before 100.
+    let before = s.len();
+    let expired = s.expire(100, 80);
+    assert_eq!(s.len(), 4);
+    assert_eq!(expired, before - 4);
+    s.expire(200, 80);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn snapshots_round_trip_and_torn_ones_are_refused() {
+    let mut s = states();
+    for pid in 0..3 {
+        for seq in 0..7 {
+            s.apply(&header(pid, 2, seq * 2, 2, i64::from(seq) * 2), 50);
+        }
+    }
+    let bytes = s.encode_snapshot(99);
+    let (offset, back) = ProducerStates::decode_snapshot(&bytes, 100).unwrap();
+    assert_eq!(offset, 99);
+    assert_eq!(back.entries(), s.entries());
+    for cut in [0, 5, bytes.len() / 2, bytes.len() - 1] {
+        assert!(ProducerStates::decode_snapshot(&bytes[..cut], 100).is_none());
+    }
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert!(ProducerStates::decode_snapshot(&flipped, 100).is_none());
+}
+
+fn open_log(dir: &std::path::Path, clean: bool) -> PartitionLog {
+    PartitionLog::open(dir.to_path_buf(), LogConfig::default(), clean).unwrap()
+}
+
+#[test]
+fn a_clean_restart_keeps_deduplicating_from_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open_log(&dir, true);
+    log.append(&batch(7, 0, 0, 3), 1).unwrap();
+    log.append(&batch(7, 0, 3, 2), 2).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let mut log = open_log(&dir, true);
+    let retry = log.append(&batch(7, 0, 3, 2), 3).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!((retry.base_offset, retry.last_offset), (3, 4));
+    assert_eq!(log.log_end_offset(), 5, "a duplicate appends nothing");
+    assert!(log.append(&batch(7, 0, 9, 1), 4).is_err());
+}
+
+#[test]
+fn a_crash_rebuilds_state_from_the_roll_snapshot_and_the_log_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
+    let mut seq = 0;
+    for _ in 0..10 {
+        log.append(&batch(7, 0, seq, 2), 1).unwrap();
+        seq += 2;
+    }
+    log.append(&batch(8, 1, 0, 1), 1).unwrap();
+    assert!(log.segment_count() > 2, "the log rolled");
+    // No close: the process died with everything in the page cache.
+    drop(log);
+    let mut log = PartitionLog::open(dir.clone(), config, false).unwrap();
+    let retry = log.append(&batch(7, 0, seq - 2, 2), 2).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.base_offset, 18);
+    let retry = log.append(&batch(8, 1, 0, 1), 2).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(log.producers().len(), 2);
+}
+
+#[test]
+fn a_snapshot_past_a_truncated_log_end_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open_log(&dir, true);
+    log.append(&batch(7, 0, 0, 3), 1).unwrap();
+    log.close().unwrap();
+    drop(log);
+    // A snapshot from a future the log does not have.
+    let mut ahead = ProducerStates::new(10);
+    ahead.apply(&header(9, 0, 0, 1, 50), 1);
+    write_snapshot(&dir, &ahead, 51, true).unwrap();
+    let log = open_log(&dir, false);
+    assert!(log.producers().get(9).is_none());
+    assert!(log.producers().get(7).is_some());
+    assert_eq!(list_snapshots(&dir).unwrap(), vec![3]);
+}
