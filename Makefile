@@ -4,8 +4,13 @@ LISTEN ?= 127.0.0.1:9092
 DATA_DIR ?= ./data
 # Test binaries run in parallel; each test starts its own broker.
 TEST_THREADS ?= 4
+# Python clients the tests drive (kafka-python 3.x: idempotent by default),
+# in a virtualenv under target/ so nothing is installed system-wide.
+PYTHON ?= python3
+PY_VENV ?= target/py
+KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run build test fmt fmt-check lint bench bench-fetch bench-codecs clean
+.PHONY: run build test py-deps fmt fmt-check lint bench bench-fetch bench-codecs clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -14,13 +19,20 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: fmt-check lint
+test: fmt-check lint py-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
 	else \
 		$(CARGO) test --workspace --no-fail-fast -- --test-threads $(TEST_THREADS); \
 	fi
+
+py-deps: $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)
+
+$(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION):
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check kafka-python==$(KAFKA_PYTHON_VERSION)
+	touch $@
 
 fmt:
 	$(CARGO) fmt --all

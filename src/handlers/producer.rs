@@ -40,6 +40,15 @@ pub async fn init_producer_id(
     response.producer_epoch = -1;
     response.ongoing_txn_producer_id = ProducerId(-1);
     response.ongoing_txn_producer_epoch = -1;
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty())
+    {
+        // Kafka's TransactionCoordinator refuses an empty transactional id.
+        response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    }
     if request.transactional_id.is_some() {
         // FindCoordinator answers COORDINATOR_NOT_AVAILABLE for
         // transactions too, so a client that got this far retries there.

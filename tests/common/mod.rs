@@ -52,6 +52,8 @@ pub struct Broker {
     /// `host:port` of the `/metrics` endpoint, when started with `--metrics-listen`.
     metrics: Option<String>,
     starts: usize,
+    /// What `--listen` gets: an ephemeral port until [`Broker::keep_port`].
+    listen: String,
 }
 
 impl Broker {
@@ -80,6 +82,7 @@ impl Broker {
             addr: String::new(),
             metrics: None,
             starts: 0,
+            listen: "127.0.0.1:0".into(),
         };
         b.spawn();
         b
@@ -100,6 +103,7 @@ impl Broker {
             addr: String::new(),
             metrics: None,
             starts: 0,
+            listen: "127.0.0.1:0".into(),
         };
         b.spawn();
         b
@@ -122,7 +126,7 @@ impl Broker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--shards")
@@ -325,6 +329,13 @@ impl Broker {
     /// The port changes: re-read [`Broker::bootstrap`] and build new clients.
     pub fn start_again(&mut self) {
         self.spawn();
+    }
+
+    /// Later starts listen on the port this run got, so clients that keep
+    /// their bootstrap address reconnect to the restarted broker.
+    pub fn keep_port(&mut self) {
+        assert!(!self.addr.is_empty(), "the broker has listened once");
+        self.listen = self.addr.clone();
     }
 
     /// Clean stop (SIGTERM, exit 0) followed by a start on the same data dir.
