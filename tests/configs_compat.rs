@@ -1,5 +1,5 @@
-//! Kafka compatibility of config changes: IncrementalAlterConfigs
-//! APPEND/SUBTRACT on list configs.
+//! Kafka compatibility of config changes: the legacy whole-set
+//! AlterConfigs, and IncrementalAlterConfigs APPEND/SUBTRACT on list configs.
 
 mod common;
 
@@ -9,13 +9,17 @@ use common::raw::{err, str_bytes, RawClient};
 use common::*;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
+use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
 
 /// Kafka's ConfigResource.Type values.
 const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's AlterConfigOp.OpType values.
 const OP_SET: i8 = 0;
 const OP_APPEND: i8 = 2;
@@ -60,6 +64,54 @@ fn owned(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A legacy AlterConfigs resource: (type, name, (key, value) entries).
+type LegacyResource<'a> = (i8, &'a str, &'a [(&'a str, Option<&'a str>)]);
+
+/// Sends AlterConfigs at `version`; returns each resource's (error, message).
+fn legacy_alter(
+    c: &mut RawClient,
+    version: i16,
+    validate_only: bool,
+    resources: &[LegacyResource<'_>],
+) -> Vec<(i16, Option<String>)> {
+    use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = AlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(
+            resources
+                .iter()
+                .map(|(kind, name, configs)| {
+                    AlterConfigsResource::default()
+                        .with_resource_type(*kind)
+                        .with_resource_name(str_bytes(name))
+                        .with_configs(
+                            configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    AlterableConfig::default()
+                                        .with_name(str_bytes(k))
+                                        .with_value(v.map(str_bytes))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let resp = c.call(version, &req);
+    assert_eq!(resp.responses.len(), resources.len());
+    resp.responses
+        .iter()
+        .zip(resources)
+        .map(|(r, (kind, name, _))| {
+            assert_eq!((r.resource_type, r.resource_name.as_str()), (*kind, *name));
+            (
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect()
+}
+
 /// Sends IncrementalAlterConfigs v1 for one topic with (key, op, value)
 /// operations; returns its (error, message).
 fn incremental(
@@ -98,6 +150,131 @@ fn cleanup_policy(c: &mut RawClient, topic: &str) -> String {
         .0
         .clone()
         .expect("cleanup.policy has a value")
+}
+
+/// AlterConfigs (every version) makes the given configs the topic's whole
+/// set: keys it does not name go back to their defaults.
+#[test]
+fn alter_configs_replaces_the_whole_topic_config_set() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let mut c = RawClient::connect(&bs);
+    for version in 0..=2 {
+        let topic = format!("replace-v{version}");
+        let before = [("retention.ms", "1000"), ("cleanup.policy", "compact")];
+        create_topic(&bs, &topic, 1, &before);
+        assert_eq!(topic_set(&mut c, &topic), owned(&before));
+        let entries = [("segment.ms", Some("5000")), ("retention.ms", Some("2000"))];
+        let answers = legacy_alter(&mut c, version, false, &[(TOPIC, &topic, &entries)]);
+        assert_eq!(answers, [(err::NONE, None)], "v{version}");
+        let after = describe(&mut c, &topic);
+        assert_eq!(
+            topic_set(&mut c, &topic),
+            owned(&[("segment.ms", "5000"), ("retention.ms", "2000")]),
+            "v{version}"
+        );
+        assert_eq!(
+            after["cleanup.policy"],
+            (Some("delete".into()), SOURCE_DEFAULT),
+            "v{version}: a key not named goes back to its default"
+        );
+        // The empty set clears every topic config.
+        let answers = legacy_alter(&mut c, version, false, &[(TOPIC, &topic, &[])]);
+        assert_eq!(answers, [(err::NONE, None)], "v{version}");
+        assert!(topic_set(&mut c, &topic).is_empty(), "v{version}");
+    }
+}
+
+/// validate_only checks a whole-set replace and changes nothing.
+#[test]
+fn alter_configs_validate_only_changes_nothing() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let before = [("retention.ms", "1000")];
+    create_topic(&bs, "validate-only", 1, &before);
+    let mut c = RawClient::connect(&bs);
+    let good = [("segment.ms", Some("5000"))];
+    let bad = [("segment.ms", Some("soon"))];
+    let answers = legacy_alter(&mut c, 1, true, &[(TOPIC, "validate-only", &good)]);
+    assert_eq!(answers, [(err::NONE, None)]);
+    let answers = legacy_alter(&mut c, 1, true, &[(TOPIC, "validate-only", &bad)]);
+    assert_eq!(answers[0].0, err::INVALID_CONFIG);
+    assert_eq!(topic_set(&mut c, "validate-only"), owned(&before));
+}
+
+/// AlterConfigs refuses per resource as Kafka does, and a refused resource
+/// keeps its configs while the others in the request still change.
+#[test]
+fn alter_configs_refusals_are_kafka_codes_per_resource() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let before = [("retention.ms", "1000")];
+    create_topic(&bs, "refusals", 1, &before);
+    create_topic(&bs, "accepted", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let ok = [("segment.ms", Some("5000"))];
+    let bad_value = [("retention.ms", Some("-7"))];
+    let unknown_key = [("no.such.config", Some("1"))];
+    let duplicate = [("segment.ms", Some("1")), ("segment.ms", Some("2"))];
+    let null_value = [("segment.ms", None)];
+    let answers = legacy_alter(
+        &mut c,
+        2,
+        false,
+        &[
+            (TOPIC, "no-such-topic", &ok),
+            (TOPIC, "refusals", &bad_value),
+            (TOPIC, "refusals", &unknown_key),
+            (TOPIC, "refusals", &duplicate),
+            (TOPIC, "refusals", &null_value),
+            (BROKER, "0", &[("log.retention.ms", Some("1"))]),
+            (TOPIC, "accepted", &ok),
+        ],
+    );
+    let codes: Vec<i16> = answers.iter().map(|(code, _)| *code).collect();
+    assert_eq!(
+        codes,
+        [
+            err::UNKNOWN_TOPIC_OR_PARTITION,
+            err::INVALID_CONFIG,
+            err::INVALID_CONFIG,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            err::NONE,
+        ],
+        "{answers:?}"
+    );
+    assert!(answers[..6].iter().all(|(_, message)| message.is_some()));
+    assert_eq!(topic_set(&mut c, "refusals"), owned(&before));
+    assert_eq!(
+        topic_set(&mut c, "accepted"),
+        owned(&[("segment.ms", "5000")])
+    );
+}
+
+/// librdkafka's alter_configs (the legacy API) resets what it does not set.
+#[test]
+fn librdkafka_alter_configs_replaces_the_set() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "rdkafka-alter", 1, &[("retention.ms", "1000")]);
+    let admin = admin(&bs);
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic("rdkafka-alter")).set("segment.ms", "7000");
+    let results = futures::executor::block_on(admin.alter_configs([&alter], &admin_opts()))
+        .expect("AlterConfigs request failed");
+    assert_eq!(
+        results,
+        [Ok(OwnedResourceSpecifier::Topic("rdkafka-alter".into()))]
+    );
+    let configs = describe_topic_config(&bs, "rdkafka-alter");
+    assert_eq!(configs["segment.ms"].as_deref(), Some("7000"));
+    let default = sluice::config::BrokerConfig::default().log.retention_ms;
+    assert_eq!(
+        configs["retention.ms"].as_deref(),
+        Some(default.to_string().as_str())
+    );
 }
 
 /// APPEND and SUBTRACT edit cleanup.policy as a list, starting from the

@@ -1,18 +1,21 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topic configs. Broker
-//! configs are static (the config file); they describe as empty and cannot
-//! be altered.
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
+//! topic configs. Broker configs are static (the config file); they describe
+//! as empty and cannot be altered.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+use kafka_protocol::messages::alter_configs_request::AlterableConfig as LegacyConfig;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as LegacyResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, RequestHeader,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    RequestHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -25,6 +28,11 @@ pub const DESCRIBE_CONFIGS: ApiSpec = ApiSpec {
     key: ApiKey::DescribeConfigs,
     min: 1,
     max: 4,
+};
+pub const ALTER_CONFIGS: ApiSpec = ApiSpec {
+    key: ApiKey::AlterConfigs,
+    min: 0,
+    max: 2,
 };
 pub const INCREMENTAL_ALTER_CONFIGS: ApiSpec = ApiSpec {
     key: ApiKey::IncrementalAlterConfigs,
@@ -167,6 +175,46 @@ pub async fn incremental_alter(
     response
 }
 
+/// The legacy whole-set form older tools send: for a topic, the configs
+/// given become its whole set of explicit configs, and every other key goes
+/// back to its default (as Kafka's controller does it, by deleting them).
+pub async fn alter(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let shape: Vec<(&str, bool)> = resource
+            .configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.is_none()))
+            .collect();
+        let changes = match malformed(&shape) {
+            Some(refused) => Err(refused),
+            None => Ok(resource.configs.iter().map(legacy_change).collect()),
+        };
+        let (error, message) = alter_resource(
+            shard,
+            resource.resource_type,
+            &resource.resource_name,
+            changes,
+            true,
+            request.validate_only,
+        )
+        .await;
+        let mut result = LegacyResourceResponse::default();
+        result.error_code = error;
+        result.error_message = message.map(StrBytes::from_string);
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name;
+        responses.push(result);
+    }
+    let mut response = AlterConfigsResponse::default();
+    response.responses = responses;
+    response
+}
+
 /// A resource's answer: Kafka error code and message.
 type Outcome = (i16, Option<String>);
 
@@ -212,6 +260,16 @@ fn incremental_change(c: &AlterableConfig) -> Result<(String, ConfigChange), Out
         op => return Err(invalid_request(format!("Unknown operations type {op}"))),
     };
     Ok((c.name.to_string(), change))
+}
+
+/// One legacy AlterConfigs entry as a set (values checked present).
+fn legacy_change(c: &LegacyConfig) -> (String, ConfigChange) {
+    let value = c
+        .value
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    (c.name.to_string(), ConfigChange::Set(value))
 }
 
 /// Runs one resource's changes: a topic's on the controller shard; broker

@@ -58,6 +58,7 @@ pub const APIS: &[ApiSpec] = &[
     admin::CREATE_TOPICS,
     admin::DELETE_TOPICS,
     configs::DESCRIBE_CONFIGS,
+    configs::ALTER_CONFIGS,
     admin::CREATE_PARTITIONS,
     configs::INCREMENTAL_ALTER_CONFIGS,
     group::FIND_COORDINATOR,
@@ -169,6 +170,7 @@ pub async fn handle_frame(
             out.encoded(admin::create_partitions(shard, &header, body!()).await)
         }
         ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
+        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, &header, body!()).await),
         ApiKey::IncrementalAlterConfigs => {
             out.encoded(configs::incremental_alter(shard, &header, body!()).await)
         }
