@@ -1,16 +1,19 @@
-//! Kafka compatibility of config changes: the legacy whole-set
-//! AlterConfigs, and IncrementalAlterConfigs APPEND/SUBTRACT on list configs.
+//! Kafka compatibility of config changes and produce refusals: the legacy
+//! whole-set AlterConfigs, IncrementalAlterConfigs APPEND/SUBTRACT on list
+//! configs, and Produce v8+ record_errors for keyless records on compacted
+//! topics.
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use common::raw::{err, str_bytes, RawClient};
+use common::raw::{err, produce_request, str_bytes, RawClient};
 use common::*;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ProduceResponse,
 };
 use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
 
@@ -26,6 +29,7 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 /// Kafka error codes not in `raw::err`.
 const INVALID_REQUEST: i16 = 42;
+const INVALID_RECORD: i16 = 87;
 
 /// A topic's configs as DescribeConfigs v4 answers them: name -> (value, source).
 fn describe(c: &mut RawClient, topic: &str) -> BTreeMap<String, (Option<String>, i8)> {
@@ -350,5 +354,70 @@ fn incremental_append_and_subtract_refusals() {
     assert_eq!(
         topic_set(&mut c, "list-refusals"),
         owned(&[("retention.ms", "1000")])
+    );
+}
+
+/// Produces one batch with Produce `version` and returns the partition's answer.
+fn produce_at(
+    c: &mut RawClient,
+    version: i16,
+    topic: &str,
+    batch: bytes::Bytes,
+) -> PartitionProduceResponse {
+    let resp: ProduceResponse = c.call(version, &produce_request(topic, -1, vec![(0, batch)]));
+    resp.responses[0].partition_responses[0].clone()
+}
+
+/// Produce v8+ names every keyless record refused by a compacted topic in
+/// record_errors (index within the partition's records) with Kafka's
+/// message; older versions get the bare INVALID_RECORD.
+#[test]
+fn keyless_records_on_compacted_topics_get_record_errors() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "compacted-errors";
+    create_topic(&bs, topic, 1, &[("cleanup.policy", "compact")]);
+    let mut c = RawClient::connect(&bs);
+    let (k, v, ts) = (Some(b"k".as_slice()), Some(b"v".as_slice()), now_ms());
+    let batch = sluice::record::build::build_batch(
+        0,
+        &[
+            (k, v, ts, &[]),
+            (None, v, ts, &[]),
+            (k, v, ts, &[]),
+            (None, v, ts, &[]),
+        ],
+    );
+    let reason = "Compacted topic cannot accept message without key in topic partition \
+                  compacted-errors-0.";
+    for version in [8, 9] {
+        let p = produce_at(&mut c, version, topic, batch.clone());
+        assert_eq!(p.error_code, INVALID_RECORD, "v{version}");
+        let errors: Vec<(i32, Option<String>)> = p
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+                (e.batch_index, message)
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [(1, Some(reason.to_string())), (3, Some(reason.to_string()))],
+            "v{version}"
+        );
+        let message = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("2 record errors") && message.contains(reason),
+            "v{version}: {message}"
+        );
+    }
+    let p = produce_at(&mut c, 7, topic, batch);
+    assert_eq!(p.error_code, INVALID_RECORD);
+    assert!(p.record_errors.is_empty() && p.error_message.is_none());
+    assert_eq!(
+        c.log_end_offset(topic, 0),
+        0,
+        "nothing of a refused batch is in the log"
     );
 }
