@@ -201,6 +201,36 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "segment.ms",
 ];
 
+/// Topic configs whose value is a comma-separated list (Kafka's ConfigDef
+/// type LIST): the only ones IncrementalAlterConfigs may APPEND to or
+/// SUBTRACT from.
+pub const LIST_TOPIC_CONFIG_KEYS: &[&str] = &["cleanup.policy"];
+
+/// The items of a list config value, parsed as Kafka's ConfigDef parses a
+/// LIST: a blank value is the empty list, anything else splits at every
+/// comma with the items trimmed (so "a,,b" has an empty item, which no
+/// validator accepts).
+pub fn list_items(value: &str) -> Vec<&str> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Vec::new();
+    }
+    value.split(',').map(str::trim).collect()
+}
+
+/// One change to a topic config, as IncrementalAlterConfigs' operations
+/// name them (AlterConfigs' whole-set form is sets only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigChange {
+    Set(String),
+    /// Back to the broker default.
+    Delete,
+    /// Adds the listed items not already in the current list.
+    Append(String),
+    /// Removes the listed items from the current list.
+    Subtract(String),
+}
+
 /// Why a topic config was refused (answered as INVALID_CONFIG).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid value {value:?} for topic config {key}: {reason}")]
@@ -226,10 +256,19 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
         Err(_) => Err(bad("not an integer")),
     };
     match key {
-        "cleanup.policy" => match value {
-            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-            _ => Err(bad("expected delete or compact")),
-        },
+        // Kafka documents the empty list (since 4.2, KAFKA-19112) as no
+        // cleanup at all: neither retention nor compaction, which is how
+        // `log_config` reads it. SUBTRACT of the last policy leaves it.
+        "cleanup.policy" => {
+            if list_items(value)
+                .iter()
+                .all(|p| matches!(*p, "delete" | "compact"))
+            {
+                Ok(())
+            } else {
+                Err(bad("expected a list of delete and compact"))
+            }
+        }
         "compression.type" => match value {
             "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
             _ => Err(bad(
@@ -288,6 +327,74 @@ impl BrokerConfig {
             "segment.ms" => d.segment_ms.to_string(),
             _ => return None,
         })
+    }
+
+    /// A topic's own configs after `changes`, applied in order to `current`
+    /// or, with `replace` (AlterConfigs' whole-set form), to none: every key
+    /// the changes do not set goes back to its default. Every value set,
+    /// appended to or subtracted from is validated, so nothing invalid is
+    /// stored.
+    pub fn altered_topic_configs(
+        &self,
+        current: &TopicConfigs,
+        changes: Vec<(String, ConfigChange)>,
+        replace: bool,
+    ) -> Result<TopicConfigs, InvalidConfig> {
+        let mut next = if replace {
+            TopicConfigs::new()
+        } else {
+            current.clone()
+        };
+        for (key, change) in changes {
+            let value = match change {
+                ConfigChange::Set(value) => value,
+                ConfigChange::Delete => {
+                    if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                        return Err(InvalidConfig {
+                            key,
+                            value: String::new(),
+                            reason: "unknown topic config",
+                        });
+                    }
+                    next.remove(&key);
+                    continue;
+                }
+                ConfigChange::Append(items) => self.edited_list(&next, &key, &items, true)?,
+                ConfigChange::Subtract(items) => self.edited_list(&next, &key, &items, false)?,
+            };
+            validate_topic_config(&key, &value)?;
+            next.insert(key, value);
+        }
+        Ok(next)
+    }
+
+    /// List config `key` with `items` appended (those not present yet) or
+    /// subtracted, starting from the topic's value or else the default, as
+    /// Kafka's controller computes APPEND and SUBTRACT.
+    fn edited_list(
+        &self,
+        configs: &TopicConfigs,
+        key: &str,
+        items: &str,
+        append: bool,
+    ) -> Result<String, InvalidConfig> {
+        if !LIST_TOPIC_CONFIG_KEYS.contains(&key) {
+            return Err(InvalidConfig {
+                key: key.into(),
+                value: items.into(),
+                reason: "APPEND and SUBTRACT apply only to list configs",
+            });
+        }
+        let current = self.topic_config_value(configs, key).unwrap_or_default();
+        let mut list = list_items(&current);
+        for item in list_items(items) {
+            if !append {
+                list.retain(|&have| have != item);
+            } else if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+        Ok(list.join(","))
     }
 
     /// The storage settings of a topic: broker defaults with the topic's overrides.
@@ -406,6 +513,94 @@ mod tests {
                 .unwrap();
             validate_topic_config(key, &value).unwrap();
         }
+    }
+
+    #[test]
+    fn cleanup_policy_is_a_list_of_delete_and_compact() {
+        for ok in ["delete", "compact", "compact,delete", "delete, compact", ""] {
+            assert!(
+                validate_topic_config("cleanup.policy", ok).is_ok(),
+                "{ok:?}"
+            );
+        }
+        for bad in ["Delete", "compact,", ",delete", "compact,,delete", "none"] {
+            assert!(
+                validate_topic_config("cleanup.policy", bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(list_items(" a , b "), ["a", "b"]);
+        assert!(list_items("  ").is_empty());
+    }
+
+    fn alter(
+        current: &[(&str, &str)],
+        changes: &[(&str, ConfigChange)],
+        replace: bool,
+    ) -> Result<TopicConfigs, InvalidConfig> {
+        let current = current
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let changes = changes
+            .iter()
+            .map(|(k, c)| (k.to_string(), c.clone()))
+            .collect();
+        BrokerConfig::default().altered_topic_configs(&current, changes, replace)
+    }
+
+    fn policy(configs: &TopicConfigs) -> Option<&str> {
+        configs.get("cleanup.policy").map(String::as_str)
+    }
+
+    #[test]
+    fn append_and_subtract_edit_the_current_list_or_the_default() {
+        use ConfigChange::{Append, Subtract};
+        let append = |v: &str| Append(v.into());
+        let subtract = |v: &str| Subtract(v.into());
+        let key = "cleanup.policy";
+        // From the default ("delete").
+        let next = alter(&[], &[(key, append("compact"))], false).unwrap();
+        assert_eq!(policy(&next), Some("delete,compact"));
+        // Items already present are not added twice.
+        let next = alter(
+            &[(key, "compact")],
+            &[(key, append("compact,delete"))],
+            false,
+        );
+        assert_eq!(policy(&next.unwrap()), Some("compact,delete"));
+        let next = alter(
+            &[(key, "compact, delete")],
+            &[(key, subtract("compact"))],
+            false,
+        );
+        assert_eq!(policy(&next.unwrap()), Some("delete"));
+        // Subtracting what is not there changes nothing.
+        let next = alter(&[(key, "compact")], &[(key, subtract("delete"))], false);
+        assert_eq!(policy(&next.unwrap()), Some("compact"));
+        // The last policy out leaves the empty list: no cleanup at all.
+        let next = alter(&[], &[(key, subtract("delete"))], false).unwrap();
+        assert_eq!(policy(&next), Some(""));
+        let log = BrokerConfig::default().log_config(&next);
+        assert!(!log.cleanup_delete && !log.cleanup_compact);
+        // Only list configs take APPEND and SUBTRACT; results are validated.
+        assert!(alter(&[], &[("retention.ms", append("5"))], false).is_err());
+        assert!(alter(&[], &[("no.such.key", subtract("5"))], false).is_err());
+        assert!(alter(&[], &[(key, append("archive"))], false).is_err());
+    }
+
+    #[test]
+    fn replace_drops_every_key_not_set() {
+        use ConfigChange::Set;
+        let current = [("retention.ms", "1000"), ("cleanup.policy", "compact")];
+        let next = alter(&current, &[("segment.ms", Set("5".into()))], true).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next.get("segment.ms").map(String::as_str), Some("5"));
+        assert!(alter(&current, &[], true).unwrap().is_empty());
+        assert!(alter(&current, &[("segment.ms", Set("x".into()))], true).is_err());
+        // Without replace, the other keys stay.
+        let next = alter(&current, &[("segment.ms", Set("5".into()))], false).unwrap();
+        assert_eq!(next.len(), 3);
     }
 
     #[test]

@@ -209,6 +209,7 @@ fn api_versions_negotiation() {
         (ApiKey::DeleteTopics, 1, 6),
         (ApiKey::CreatePartitions, 0, 3),
         (ApiKey::DescribeConfigs, 1, 4),
+        (ApiKey::AlterConfigs, 0, 2),
         (ApiKey::IncrementalAlterConfigs, 0, 1),
     ];
     for v in 0..=3 {

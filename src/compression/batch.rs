@@ -152,19 +152,35 @@ pub fn prepare_produce(
     Ok(Bytes::from(rebuilt.concat()))
 }
 
-/// Whether every record in `records` (whole, already validated batches) has
-/// a key, as a compacted topic requires. Compressed batches are decompressed
-/// within `max_decompressed`; control batches carry no user records.
-pub fn all_records_keyed(
+/// The records a compacted topic refuses because they have no key.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeylessRecords {
+    /// How many records have no key.
+    pub count: usize,
+    /// Where the first of them are (at most the bound the caller gave),
+    /// counted over every record of the partition's batches, control
+    /// batches' included, so an index names a position in what was sent.
+    pub indexes: Vec<i32>,
+}
+
+/// The records of `records` (whole, already validated batches) that have
+/// no key, as a compacted topic must refuse them; the first `indexes_max`
+/// by index. Compressed batches are decompressed within `max_decompressed`;
+/// control batches carry no user records.
+pub fn keyless_records(
     records: &Bytes,
     max_decompressed: usize,
-) -> Result<bool, CompressionError> {
+    indexes_max: usize,
+) -> Result<KeylessRecords, CompressionError> {
+    let mut keyless = KeylessRecords::default();
+    let mut index: i32 = 0;
     let mut at = 0;
     while at < records.len() {
         let header = BatchHeader::parse(&records[at..])?;
         let batch = &records[at..at + header.total_len()];
         at += header.total_len();
         if header.is_control() {
+            index = index.saturating_add(header.records_count);
             continue;
         }
         let section = &batch[BATCH_HEADER_LEN..];
@@ -175,9 +191,13 @@ pub fn all_records_keyed(
         };
         for record in crate::record::Records::new(&decompressed, header.records_count) {
             if record?.key.is_none() {
-                return Ok(false);
+                keyless.count += 1;
+                if keyless.indexes.len() < indexes_max {
+                    keyless.indexes.push(index);
+                }
             }
+            index = index.saturating_add(1);
         }
     }
-    Ok(true)
+    Ok(keyless)
 }

@@ -40,8 +40,8 @@ mod walk;
 mod tests;
 
 pub use batch::{
-    all_records_keyed, batch_codec, prepare_produce, recompress_batch, validate_compressed,
-    ProducePolicy,
+    batch_codec, keyless_records, prepare_produce, recompress_batch, validate_compressed,
+    KeylessRecords, ProducePolicy,
 };
 pub use codec::{
     check_fetch_version, check_produce_version, Codec, Levels, TopicCompression,

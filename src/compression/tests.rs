@@ -637,6 +637,37 @@ fn prepare_produce_stores_as_sent_or_rebuilds() {
     assert_eq!(err.error_code(), MESSAGE_TOO_LARGE);
 }
 
+#[test]
+fn keyless_records_are_found_by_index_across_batches() {
+    let k = Some(b"k".as_slice());
+    let v = Some(b"v".as_slice());
+    // Records 0..2: keyed, keyless (gzip).
+    let first = build_batch(0, &[(k, v, 1, &[]), (None, v, 1, &[])]);
+    let first = recompress_batch(&first, Codec::Gzip, None, MAX).unwrap();
+    // Records 2..4: a control batch, whose records count but never refuse.
+    let mut control = build_batch(0, &[(k, v, 1, &[]), (k, v, 1, &[])]).to_vec();
+    let attributes =
+        i16::from_be_bytes([control[ATTRIBUTES_OFFSET], control[ATTRIBUTES_OFFSET + 1]]);
+    control[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&(attributes | ATTR_CONTROL).to_be_bytes());
+    recompute_crc(&mut control);
+    // Records 4..7: keyless, keyed, keyless.
+    let last = build_batch(
+        0,
+        &[(None, v, 1, &[]), (k, v, 1, &[]), (None, None, 1, &[])],
+    );
+    let records = Bytes::from([&first[..], &control, &last[..]].concat());
+    let all = keyless_records(&records, MAX, 10).unwrap();
+    assert_eq!((all.count, all.indexes), (3, vec![1, 4, 6]));
+    let bounded = keyless_records(&records, MAX, 2).unwrap();
+    assert_eq!((bounded.count, bounded.indexes), (3, vec![1, 4]));
+    let keyed = build_batch(0, &[(k, v, 1, &[])]);
+    assert_eq!(
+        keyless_records(&keyed, MAX, 10).unwrap(),
+        KeylessRecords::default()
+    );
+}
+
 /// One record to build in property tests: key, value, timestamp, headers.
 type OwnedRecord = (
     Option<Vec<u8>>,

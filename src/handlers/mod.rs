@@ -59,6 +59,7 @@ pub const APIS: &[ApiSpec] = &[
     admin::CREATE_TOPICS,
     admin::DELETE_TOPICS,
     configs::DESCRIBE_CONFIGS,
+    configs::ALTER_CONFIGS,
     admin::CREATE_PARTITIONS,
     configs::INCREMENTAL_ALTER_CONFIGS,
     group::FIND_COORDINATOR,
@@ -172,6 +173,7 @@ pub async fn handle_frame(
             out.encoded(admin::create_partitions(shard, &header, body!()).await)
         }
         ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
+        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, &header, body!()).await),
         ApiKey::IncrementalAlterConfigs => {
             out.encoded(configs::incremental_alter(shard, &header, body!()).await)
         }

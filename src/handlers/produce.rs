@@ -3,14 +3,17 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use bytes::Bytes;
 
 use super::ApiSpec;
-use crate::compression::{all_records_keyed, prepare_produce, CompressionError};
+use crate::compression::{keyless_records, prepare_produce, CompressionError, KeylessRecords};
 use crate::config::TopicConfigs;
 use crate::shard::{ProduceItem, Shard, TopicPartition};
 
@@ -20,29 +23,100 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 9,
 };
 
+/// Most `record_errors` one partition's answer lists: a batch of tiny
+/// keyless records would otherwise make an answer larger than the request.
+/// The partition's `error_message` still counts them all.
+const RECORD_ERRORS_MAX: usize = 100;
+
+/// Why a partition's batches were refused, as its Produce answer says it.
+struct Refusal {
+    code: i16,
+    /// Kafka's partition `error_message` (Produce v8+).
+    message: Option<String>,
+    /// Kafka's `record_errors` (Produce v8+): which records, and why.
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refusal {
+    fn code(code: i16) -> Refusal {
+        Refusal {
+            code,
+            message: None,
+            record_errors: Vec::new(),
+        }
+    }
+
+    /// Kafka's refusal of keyless records on a compacted topic: one record
+    /// error each, and a partition message in Kafka's words (which name the
+    /// total and show the first three).
+    fn keyless(tp: &TopicPartition, keyless: KeylessRecords) -> Refusal {
+        let reason = format!(
+            "Compacted topic cannot accept message without key in topic partition {}-{}.",
+            tp.topic, tp.partition
+        );
+        let shown: Vec<String> = keyless
+            .indexes
+            .iter()
+            .take(3)
+            .map(|i| format!("RecordError(batchIndex={i}, message='{reason}')"))
+            .collect();
+        let message = format!(
+            "One or more records have been rejected due to {} record errors in total, \
+             and only showing the first three errors at most: [{}]",
+            keyless.count,
+            shown.join(", ")
+        );
+        let reason = StrBytes::from_string(reason);
+        let record_errors = keyless
+            .indexes
+            .into_iter()
+            .map(|i| {
+                let mut e = BatchIndexAndErrorMessage::default();
+                e.batch_index = i;
+                e.batch_index_error_message = Some(reason.clone());
+                e
+            })
+            .collect();
+        Refusal {
+            code: ResponseError::InvalidRecord.code(),
+            message: Some(message),
+            record_errors,
+        }
+    }
+
+    fn answer(self, p: &mut PartitionProduceResponse) {
+        p.error_code = self.code;
+        p.error_message = self.message.map(StrBytes::from_string);
+        p.record_errors = self.record_errors;
+    }
+}
+
 /// Checks a partition's batches (compressed ones as a bounded stream) and
 /// rebuilds them in the topic's codec, here on the connection's shard so the
-/// cost spreads over cores and the owner only appends. Errors are Kafka codes.
+/// cost spreads over cores and the owner only appends.
 fn prepare(
     shard: &Shard,
     configs: &TopicConfigs,
     api_version: i16,
+    tp: &TopicPartition,
     records: &Bytes,
-) -> Result<Bytes, i16> {
+) -> Result<Bytes, Refusal> {
     let policy = shard.config.produce_policy(configs, api_version);
     let log_config = shard.config.log_config(configs);
     let refused = |e: CompressionError| {
         tracing::debug!(error = %e, "produce batch refused");
-        e.error_code()
+        Refusal::code(e.error_code())
     };
     let records =
         prepare_produce(records, log_config.max_message_bytes, &policy).map_err(refused)?;
     // Kafka refuses keyless records for compacted topics: compaction could
     // never keep or drop them by key.
-    if log_config.cleanup_compact
-        && !all_records_keyed(&records, policy.decompressed_bytes_max).map_err(refused)?
-    {
-        return Err(ResponseError::InvalidRecord.code());
+    if log_config.cleanup_compact {
+        let keyless = keyless_records(&records, policy.decompressed_bytes_max, RECORD_ERRORS_MAX)
+            .map_err(refused)?;
+        if keyless.count > 0 {
+            return Err(Refusal::keyless(tp, keyless));
+        }
     }
     Ok(records)
 }
@@ -81,12 +155,12 @@ pub async fn handle(
                     if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) =>
                 {
                     let configs = &meta.expect("checked above").configs;
-                    match prepare(shard, configs, header.request_api_version, &records) {
+                    match prepare(shard, configs, header.request_api_version, &tp, &records) {
                         Ok(records) => {
                             slots.push((responses.len(), partitions.len()));
                             items.push(ProduceItem { tp, records, acks });
                         }
-                        Err(code) => p.error_code = code,
+                        Err(refusal) => refusal.answer(&mut p),
                     }
                     // Validation and recompression are CPU work on this
                     // shard; let its other connections in between partitions.

@@ -10,7 +10,7 @@ use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
 use super::*;
-use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
+use crate::config::validate_topic_config;
 use crate::metadata::{new_topic_id, valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
 
 pub const CONTROLLER_SHARD: usize = 0;
@@ -190,6 +190,7 @@ fn plan(
         AdminOp::AlterConfigs {
             name,
             changes,
+            replace,
             validate_only,
         } => {
             let Some(topic) = current.get(&name) else {
@@ -199,24 +200,9 @@ fn plan(
                 ));
             };
             let mut topic = topic.as_ref().clone();
-            for (key, value) in changes {
-                match value {
-                    Some(value) => {
-                        validate_topic_config(&key, &value)
-                            .map_err(|e| refuse(ResponseError::InvalidConfig, e.to_string()))?;
-                        topic.configs.insert(key, value);
-                    }
-                    None => {
-                        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-                            return Err(refuse(
-                                ResponseError::InvalidConfig,
-                                format!("unknown topic config {key}"),
-                            ));
-                        }
-                        topic.configs.remove(&key);
-                    }
-                }
-            }
+            topic.configs = config
+                .altered_topic_configs(&topic.configs, changes, replace)
+                .map_err(|e| refuse(ResponseError::InvalidConfig, e.to_string()))?;
             if validate_only {
                 return Ok(None);
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::channel::oneshot;
 
+use crate::config::ConfigChange;
 use crate::metadata::Topics;
 use crate::storage::FileSlice;
 
@@ -98,8 +99,11 @@ pub enum AdminOp {
     },
     AlterConfigs {
         name: String,
-        /// (key, Some(value)) sets, (key, None) deletes back to the default.
-        changes: Vec<(String, Option<String>)>,
+        /// Applied in order on the controller, so a read-modify-write
+        /// (APPEND, SUBTRACT, a whole-set replace) sees every change before it.
+        changes: Vec<(String, ConfigChange)>,
+        /// AlterConfigs' whole-set form: keys not set go back to defaults.
+        replace: bool,
         validate_only: bool,
     },
 }

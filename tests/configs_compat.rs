@@ -1,0 +1,423 @@
+//! Kafka compatibility of config changes and produce refusals: the legacy
+//! whole-set AlterConfigs, IncrementalAlterConfigs APPEND/SUBTRACT on list
+//! configs, and Produce v8+ record_errors for keyless records on compacted
+//! topics.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::raw::{err, produce_request, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ProduceResponse,
+};
+use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
+
+/// Kafka's ConfigResource.Type values.
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+/// Kafka's ConfigSource values.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's AlterConfigOp.OpType values.
+const OP_SET: i8 = 0;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+/// Kafka error codes not in `raw::err`.
+const INVALID_REQUEST: i16 = 42;
+const INVALID_RECORD: i16 = 87;
+
+/// A topic's configs as DescribeConfigs v4 answers them: name -> (value, source).
+fn describe(c: &mut RawClient, topic: &str) -> BTreeMap<String, (Option<String>, i8)> {
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(str_bytes(topic))
+            .with_configuration_keys(None)]);
+    let resp = c.call(4, &req);
+    assert_eq!(resp.results.len(), 1);
+    let result = &resp.results[0];
+    assert_eq!(result.error_code, err::NONE, "describing {topic}");
+    result
+        .configs
+        .iter()
+        .map(|e| {
+            let value = e.value.as_ref().map(|v| v.to_string());
+            (e.name.to_string(), (value, e.config_source))
+        })
+        .collect()
+}
+
+/// The topic's explicitly set configs (source TOPIC).
+fn topic_set(c: &mut RawClient, topic: &str) -> BTreeMap<String, String> {
+    describe(c, topic)
+        .into_iter()
+        .filter(|(_, (_, source))| *source == SOURCE_TOPIC)
+        .map(|(k, (v, _))| (k, v.expect("a set config has a value")))
+        .collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A legacy AlterConfigs resource: (type, name, (key, value) entries).
+type LegacyResource<'a> = (i8, &'a str, &'a [(&'a str, Option<&'a str>)]);
+
+/// Sends AlterConfigs at `version`; returns each resource's (error, message).
+fn legacy_alter(
+    c: &mut RawClient,
+    version: i16,
+    validate_only: bool,
+    resources: &[LegacyResource<'_>],
+) -> Vec<(i16, Option<String>)> {
+    use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = AlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(
+            resources
+                .iter()
+                .map(|(kind, name, configs)| {
+                    AlterConfigsResource::default()
+                        .with_resource_type(*kind)
+                        .with_resource_name(str_bytes(name))
+                        .with_configs(
+                            configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    AlterableConfig::default()
+                                        .with_name(str_bytes(k))
+                                        .with_value(v.map(str_bytes))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let resp = c.call(version, &req);
+    assert_eq!(resp.responses.len(), resources.len());
+    resp.responses
+        .iter()
+        .zip(resources)
+        .map(|(r, (kind, name, _))| {
+            assert_eq!((r.resource_type, r.resource_name.as_str()), (*kind, *name));
+            (
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// Sends IncrementalAlterConfigs v1 for one topic with (key, op, value)
+/// operations; returns its (error, message).
+fn incremental(
+    c: &mut RawClient,
+    topic: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(str_bytes(topic))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(str_bytes(k))
+                            .with_config_operation(*op)
+                            .with_value(v.map(str_bytes))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let resp = c.call(1, &req);
+    assert_eq!(resp.responses.len(), 1);
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+/// `topic`'s cleanup.policy as DescribeConfigs reports it.
+fn cleanup_policy(c: &mut RawClient, topic: &str) -> String {
+    describe(c, topic)["cleanup.policy"]
+        .0
+        .clone()
+        .expect("cleanup.policy has a value")
+}
+
+/// AlterConfigs (every version) makes the given configs the topic's whole
+/// set: keys it does not name go back to their defaults.
+#[test]
+fn alter_configs_replaces_the_whole_topic_config_set() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let mut c = RawClient::connect(&bs);
+    for version in 0..=2 {
+        let topic = format!("replace-v{version}");
+        let before = [("retention.ms", "1000"), ("cleanup.policy", "compact")];
+        create_topic(&bs, &topic, 1, &before);
+        assert_eq!(topic_set(&mut c, &topic), owned(&before));
+        let entries = [("segment.ms", Some("5000")), ("retention.ms", Some("2000"))];
+        let answers = legacy_alter(&mut c, version, false, &[(TOPIC, &topic, &entries)]);
+        assert_eq!(answers, [(err::NONE, None)], "v{version}");
+        let after = describe(&mut c, &topic);
+        assert_eq!(
+            topic_set(&mut c, &topic),
+            owned(&[("segment.ms", "5000"), ("retention.ms", "2000")]),
+            "v{version}"
+        );
+        assert_eq!(
+            after["cleanup.policy"],
+            (Some("delete".into()), SOURCE_DEFAULT),
+            "v{version}: a key not named goes back to its default"
+        );
+        // The empty set clears every topic config.
+        let answers = legacy_alter(&mut c, version, false, &[(TOPIC, &topic, &[])]);
+        assert_eq!(answers, [(err::NONE, None)], "v{version}");
+        assert!(topic_set(&mut c, &topic).is_empty(), "v{version}");
+    }
+}
+
+/// validate_only checks a whole-set replace and changes nothing.
+#[test]
+fn alter_configs_validate_only_changes_nothing() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let before = [("retention.ms", "1000")];
+    create_topic(&bs, "validate-only", 1, &before);
+    let mut c = RawClient::connect(&bs);
+    let good = [("segment.ms", Some("5000"))];
+    let bad = [("segment.ms", Some("soon"))];
+    let answers = legacy_alter(&mut c, 1, true, &[(TOPIC, "validate-only", &good)]);
+    assert_eq!(answers, [(err::NONE, None)]);
+    let answers = legacy_alter(&mut c, 1, true, &[(TOPIC, "validate-only", &bad)]);
+    assert_eq!(answers[0].0, err::INVALID_CONFIG);
+    assert_eq!(topic_set(&mut c, "validate-only"), owned(&before));
+}
+
+/// AlterConfigs refuses per resource as Kafka does, and a refused resource
+/// keeps its configs while the others in the request still change.
+#[test]
+fn alter_configs_refusals_are_kafka_codes_per_resource() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let before = [("retention.ms", "1000")];
+    create_topic(&bs, "refusals", 1, &before);
+    create_topic(&bs, "accepted", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let ok = [("segment.ms", Some("5000"))];
+    let bad_value = [("retention.ms", Some("-7"))];
+    let unknown_key = [("no.such.config", Some("1"))];
+    let duplicate = [("segment.ms", Some("1")), ("segment.ms", Some("2"))];
+    let null_value = [("segment.ms", None)];
+    let answers = legacy_alter(
+        &mut c,
+        2,
+        false,
+        &[
+            (TOPIC, "no-such-topic", &ok),
+            (TOPIC, "refusals", &bad_value),
+            (TOPIC, "refusals", &unknown_key),
+            (TOPIC, "refusals", &duplicate),
+            (TOPIC, "refusals", &null_value),
+            (BROKER, "0", &[("log.retention.ms", Some("1"))]),
+            (TOPIC, "accepted", &ok),
+        ],
+    );
+    let codes: Vec<i16> = answers.iter().map(|(code, _)| *code).collect();
+    assert_eq!(
+        codes,
+        [
+            err::UNKNOWN_TOPIC_OR_PARTITION,
+            err::INVALID_CONFIG,
+            err::INVALID_CONFIG,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            err::NONE,
+        ],
+        "{answers:?}"
+    );
+    assert!(answers[..6].iter().all(|(_, message)| message.is_some()));
+    assert_eq!(topic_set(&mut c, "refusals"), owned(&before));
+    assert_eq!(
+        topic_set(&mut c, "accepted"),
+        owned(&[("segment.ms", "5000")])
+    );
+}
+
+/// librdkafka's alter_configs (the legacy API) resets what it does not set.
+#[test]
+fn librdkafka_alter_configs_replaces_the_set() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "rdkafka-alter", 1, &[("retention.ms", "1000")]);
+    let admin = admin(&bs);
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic("rdkafka-alter")).set("segment.ms", "7000");
+    let results = futures::executor::block_on(admin.alter_configs([&alter], &admin_opts()))
+        .expect("AlterConfigs request failed");
+    assert_eq!(
+        results,
+        [Ok(OwnedResourceSpecifier::Topic("rdkafka-alter".into()))]
+    );
+    let configs = describe_topic_config(&bs, "rdkafka-alter");
+    assert_eq!(configs["segment.ms"].as_deref(), Some("7000"));
+    let default = sluice::config::BrokerConfig::default().log.retention_ms;
+    assert_eq!(
+        configs["retention.ms"].as_deref(),
+        Some(default.to_string().as_str())
+    );
+}
+
+/// APPEND and SUBTRACT edit cleanup.policy as a list, starting from the
+/// default; the last policy out leaves the empty list, which compacts
+/// nothing (keyless records are taken again).
+#[test]
+fn incremental_append_and_subtract_edit_cleanup_policy() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "policy", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let key = "cleanup.policy";
+    let steps = [
+        (OP_APPEND, "compact", "delete,compact"),
+        (OP_APPEND, "compact", "delete,compact"),
+        (OP_SUBTRACT, "delete", "compact"),
+        (OP_SUBTRACT, "delete", "compact"),
+        (OP_APPEND, "delete,compact", "compact,delete"),
+        (OP_SUBTRACT, "compact,delete", ""),
+    ];
+    for (op, value, expected) in steps {
+        let (code, message) = incremental(&mut c, "policy", &[(key, op, Some(value))]);
+        assert_eq!(code, err::NONE, "op {op} {value}: {message:?}");
+        assert_eq!(
+            cleanup_policy(&mut c, "policy"),
+            expected,
+            "op {op} {value}"
+        );
+    }
+    let ts = now_ms();
+    let keyless = sluice::record::build::build_batch(0, &[(None, Some(b"v".as_slice()), ts, &[])]);
+    assert_eq!(c.produce_batch("policy", 0, keyless), (err::NONE, 0));
+}
+
+/// APPEND and SUBTRACT are refused on non-list and unknown configs, with
+/// values a list cannot hold, and without a value; nothing changes.
+#[test]
+fn incremental_append_and_subtract_refusals() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "list-refusals", 1, &[("retention.ms", "1000")]);
+    let mut c = RawClient::connect(&bs);
+    let refused = [
+        (("retention.ms", OP_APPEND, Some("5")), err::INVALID_CONFIG),
+        (
+            ("retention.ms", OP_SUBTRACT, Some("1000")),
+            err::INVALID_CONFIG,
+        ),
+        (
+            ("no.such.config", OP_APPEND, Some("x")),
+            err::INVALID_CONFIG,
+        ),
+        (
+            ("cleanup.policy", OP_APPEND, Some("archive")),
+            err::INVALID_CONFIG,
+        ),
+        (("cleanup.policy", OP_APPEND, None), INVALID_REQUEST),
+        (("cleanup.policy", 9, Some("compact")), INVALID_REQUEST),
+    ];
+    for (op, expected) in refused {
+        let (code, message) = incremental(&mut c, "list-refusals", &[op]);
+        assert_eq!(code, expected, "{op:?}: {message:?}");
+        assert!(message.is_some(), "{op:?} says why");
+    }
+    let twice = [
+        ("cleanup.policy", OP_APPEND, Some("compact")),
+        ("cleanup.policy", OP_SET, Some("delete")),
+    ];
+    assert_eq!(
+        incremental(&mut c, "list-refusals", &twice).0,
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        topic_set(&mut c, "list-refusals"),
+        owned(&[("retention.ms", "1000")])
+    );
+}
+
+/// Produces one batch with Produce `version` and returns the partition's answer.
+fn produce_at(
+    c: &mut RawClient,
+    version: i16,
+    topic: &str,
+    batch: bytes::Bytes,
+) -> PartitionProduceResponse {
+    let resp: ProduceResponse = c.call(version, &produce_request(topic, -1, vec![(0, batch)]));
+    resp.responses[0].partition_responses[0].clone()
+}
+
+/// Produce v8+ names every keyless record refused by a compacted topic in
+/// record_errors (index within the partition's records) with Kafka's
+/// message; older versions get the bare INVALID_RECORD.
+#[test]
+fn keyless_records_on_compacted_topics_get_record_errors() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "compacted-errors";
+    create_topic(&bs, topic, 1, &[("cleanup.policy", "compact")]);
+    let mut c = RawClient::connect(&bs);
+    let (k, v, ts) = (Some(b"k".as_slice()), Some(b"v".as_slice()), now_ms());
+    let batch = sluice::record::build::build_batch(
+        0,
+        &[
+            (k, v, ts, &[]),
+            (None, v, ts, &[]),
+            (k, v, ts, &[]),
+            (None, v, ts, &[]),
+        ],
+    );
+    let reason = "Compacted topic cannot accept message without key in topic partition \
+                  compacted-errors-0.";
+    for version in [8, 9] {
+        let p = produce_at(&mut c, version, topic, batch.clone());
+        assert_eq!(p.error_code, INVALID_RECORD, "v{version}");
+        let errors: Vec<(i32, Option<String>)> = p
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+                (e.batch_index, message)
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [(1, Some(reason.to_string())), (3, Some(reason.to_string()))],
+            "v{version}"
+        );
+        let message = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("2 record errors") && message.contains(reason),
+            "v{version}: {message}"
+        );
+    }
+    let p = produce_at(&mut c, 7, topic, batch);
+    assert_eq!(p.error_code, INVALID_RECORD);
+    assert!(p.record_errors.is_empty() && p.error_message.is_none());
+    assert_eq!(
+        c.log_end_offset(topic, 0),
+        0,
+        "nothing of a refused batch is in the log"
+    );
+}
