@@ -211,6 +211,8 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeConfigs, 1, 4),
         (ApiKey::AlterConfigs, 0, 2),
         (ApiKey::IncrementalAlterConfigs, 0, 1),
+        (ApiKey::InitProducerId, 0, 5),
+        (ApiKey::DescribeProducers, 0, 0),
     ];
     for v in 0..=3 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());

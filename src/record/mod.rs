@@ -6,12 +6,14 @@
 
 mod batch;
 pub mod build;
+mod control;
 mod error;
 mod records;
 mod validate;
 mod varint;
 
 pub use batch::*;
+pub use control::{build_marker, parse_marker, Marker};
 pub use error::RecordError;
 pub use records::{first_offset_at_or_after_timestamp, Record, Records};
 pub use validate::{validate_batches, BatchInfo};

@@ -65,6 +65,17 @@ pub struct OffsetOutcome {
     pub timestamp: i64,
 }
 
+/// A transaction marker for one partition (Kafka's WriteTxnMarkers entry):
+/// ends producer `producer_id`'s transaction there.
+#[derive(Clone, Debug)]
+pub struct TxnMarkerItem {
+    pub tp: TopicPartition,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
 /// The idempotent producers of one partition (DescribeProducers).
 #[derive(Clone, Debug)]
 pub struct ProducersOutcome {
@@ -151,5 +162,10 @@ pub enum ShardMsg {
     DescribeProducers {
         items: Vec<TopicPartition>,
         reply: oneshot::Sender<Vec<ProducersOutcome>>,
+    },
+    /// Transaction markers to append; answered with an error code each.
+    WriteTxnMarkers {
+        items: Vec<TxnMarkerItem>,
+        reply: oneshot::Sender<Vec<i16>>,
     },
 }

@@ -229,6 +229,9 @@ impl Shard {
             ShardMsg::DescribeProducers { items, reply } => {
                 let _ = reply.send(ops::describe_producers(self, items).await);
             }
+            ShardMsg::WriteTxnMarkers { items, reply } => {
+                let _ = reply.send(ops::write_txn_markers(self, items).await);
+            }
         }
     }
 

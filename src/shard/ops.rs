@@ -90,6 +90,19 @@ impl Shard {
         .await
     }
 
+    /// Appends each transaction marker on its partition's owner (Kafka's
+    /// WriteTxnMarkers); an error code per item, in order.
+    pub async fn write_txn_markers(self: &Rc<Self>, items: Vec<TxnMarkerItem>) -> Vec<i16> {
+        self.scatter(
+            items,
+            |i| &i.tp,
+            |s, items| Box::pin(write_txn_markers(s, items)),
+            |items, reply| ShardMsg::WriteTxnMarkers { items, reply },
+            ResponseError::KafkaStorageError.code(),
+        )
+        .await
+    }
+
     pub async fn describe_producers(
         self: &Rc<Self>,
         items: Vec<TopicPartition>,
@@ -332,4 +345,41 @@ fn summarize_producers(states: &crate::storage::ProducerStates) -> Vec<ProducerS
             coordinator_epoch: entry.coordinator_epoch,
         })
         .collect()
+}
+
+pub async fn write_txn_markers(shard: Rc<Shard>, items: Vec<TxnMarkerItem>) -> Vec<i16> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(write_txn_marker(&shard, item).await);
+    }
+    out
+}
+
+async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
+    let Some(partition) = shard.partition(&item.tp) else {
+        return unknown_partition();
+    };
+    let now = crate::runtime::now_ms();
+    let marker = crate::record::Marker {
+        commit: item.commit,
+        coordinator_epoch: item.coordinator_epoch,
+    };
+    let batch = crate::record::build_marker(item.producer_id, item.producer_epoch, marker, now);
+    let appended = partition.log.borrow_mut().append_marker(&batch, now);
+    let result = match appended {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "transaction marker refused");
+            return storage_error_code(&e);
+        }
+    };
+    partition.appended.notify();
+    super::durability::start_roll_sync(&item.tp, &partition);
+    // Markers decide what read_committed consumers see: make them as
+    // durable as an acks=all produce.
+    let must_sync = result.flush_needed || shard.config.fsync_on_ack;
+    if must_sync && !super::durability::flush(&item.tp, &partition).await {
+        return ResponseError::KafkaStorageError.code();
+    }
+    NONE
 }

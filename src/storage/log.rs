@@ -340,6 +340,40 @@ impl PartitionLog {
         })
     }
 
+    /// Appends a transaction marker (a control batch the coordinator built)
+    /// at the next offset, ending its producer's transaction here.
+    pub fn append_marker(
+        &mut self,
+        batch: &Bytes,
+        now_ms: i64,
+    ) -> Result<AppendResult, StorageError> {
+        let infos = validate_batches(batch, u32::MAX)?;
+        assert_eq!(infos.len(), 1, "a marker is one batch");
+        let header = BatchHeader::parse(batch)?;
+        assert!(header.is_control(), "a marker is a control batch");
+        self.producers.check_marker(&header)?;
+        self.maybe_roll(batch.len() as u64, 1, now_ms)?;
+        let mut header = header;
+        header.base_offset = self.log_end_offset();
+        let pending = [PendingBatch {
+            header,
+            bytes: &batch[..],
+        }];
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        active.append(&pending, interval)?;
+        active.rolling_base_ms.get_or_insert(now_ms);
+        self.producers.apply(&header, now_ms);
+        Ok(AppendResult {
+            base_offset: header.base_offset,
+            last_offset: header.base_offset,
+            log_append_time_ms: -1,
+            records: 1,
+            flush_needed: self.note_unflushed(now_ms),
+            duplicate: false,
+        })
+    }
+
     /// Counts an append against the flush policy; true if a flush is due.
     fn note_unflushed(&mut self, now_ms: i64) -> bool {
         let since = *self.first_unflushed_ms.get_or_insert(now_ms);

@@ -219,6 +219,21 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
+    /// Checks a transaction marker against its producer's epoch: a marker
+    /// of an older epoch than the partition has seen is refused.
+    pub fn check_marker(&self, header: &BatchHeader) -> Result<(), ProducerError> {
+        match self.producers.get(&header.producer_id) {
+            Some(entry) if header.producer_epoch < entry.epoch => {
+                Err(ProducerError::InvalidEpoch {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    current: entry.epoch,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Records a batch the log now holds at `header.base_offset`. Trusts the
     /// log: replays and followers apply without [`Self::check`].
     pub fn apply(&mut self, header: &BatchHeader, timestamp_ms: i64) {
