@@ -22,7 +22,6 @@ use sluice::record::build::{build_simple_batch, with_producer};
 
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_TXN_STATE: i16 = 48;
 
 fn init_producer_id(client: &mut RawClient, version: i16) -> InitProducerIdResponse {
     let response = client.call(
@@ -114,14 +113,19 @@ fn retries_are_answered_with_the_original_offsets_across_restarts() {
     );
     let stale = idempotent_batch(pid, 0, 5, 1);
     assert_eq!(produce(&mut client, topic, stale).0, INVALID_PRODUCER_EPOCH);
-    // No transaction coordinator has heard of this producer's transaction.
-    let txn = with_producer(&build_simple_batch(0, 1, now_ms()), pid, 1, 1, true);
-    assert_eq!(produce(&mut client, topic, txn).0, INVALID_TXN_STATE);
     assert_eq!(
         client.log_end_offset(topic, 0),
         6,
         "refused batches left nothing"
     );
+    // A transactional batch opens a transaction: read_committed readers
+    // stop before it until a marker ends it.
+    let txn = with_producer(&build_simple_batch(0, 1, now_ms()), pid, 1, 1, true);
+    assert_eq!(produce(&mut client, topic, txn), (0, 6));
+    assert_eq!(client.log_end_offset(topic, 0), 7);
+    let committed = raw::list_offsets_request(topic, 0, -1).with_isolation_level(1);
+    let response = client.call(7, &committed);
+    assert_eq!(response.topics[0].partitions[0].offset, 6);
 }
 
 /// DescribeProducers lists a partition's producers with their epoch and

@@ -21,6 +21,7 @@ mod membership_tests;
 mod offsets;
 pub mod records;
 mod state;
+mod txn_offsets;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse,
+    OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -91,6 +93,8 @@ pub enum GroupMsg {
         group_id: String,
         /// `None`: every partition with a committed offset.
         topics: Option<Vec<(String, Vec<i32>)>>,
+        /// Answer UNSTABLE_OFFSET_COMMIT where a transaction holds an offset.
+        require_stable: bool,
         reply: oneshot::Sender<FetchedOffsets>,
     },
     Describe {
@@ -109,6 +113,10 @@ pub enum GroupMsg {
     DeleteOffsets {
         request: OffsetDeleteRequest,
         reply: oneshot::Sender<OffsetDeleteResponse>,
+    },
+    TxnCommit {
+        request: TxnOffsetCommitRequest,
+        reply: oneshot::Sender<TxnOffsetCommitResponse>,
     },
 }
 
@@ -191,6 +199,15 @@ fn limits(shard: &Shard) -> Limits {
     }
 }
 
+/// A transaction marker was written to `partition` of the offsets topic on
+/// this shard: settle the producer's pending transactional offsets there.
+pub fn txn_marker_written(shard: &Shard, partition: i32, producer_id: i64, commit: bool) {
+    if shard.groups.loaded.get() {
+        let partitions = offsets_partition_count(shard);
+        txn_offsets::settle(shard, partition, partitions, producer_id, commit);
+    }
+}
+
 /// Runs one group request on this (the coordinator) shard.
 pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
     if !ensure_loaded(&shard).await {
@@ -269,12 +286,16 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
         } => {
             let _ = reply.send(offsets::commit(&shard, version, request, now).await);
         }
+        GroupMsg::TxnCommit { request, reply } => {
+            let _ = reply.send(txn_offsets::commit(&shard, request, now).await);
+        }
         GroupMsg::FetchOffsets {
             group_id,
             topics,
+            require_stable,
             reply,
         } => {
-            let _ = reply.send(offsets::fetch(&shard, &group_id, topics));
+            let _ = reply.send(offsets::fetch(&shard, &group_id, topics, require_stable));
         }
         GroupMsg::Describe { group_id, reply } => {
             let _ = reply.send(admin::describe(&shard, &group_id));
@@ -461,6 +482,7 @@ async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
             offset: offset.max(0),
             max_bytes: REPLAY_READ_BYTES,
             min_one_batch: true,
+            committed: false,
         };
         let outcome = shard.read(vec![item]).await.remove(0);
         if offset < 0 {
@@ -490,7 +512,7 @@ async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
             Ok(out)
         })
         .await?;
-        let (next, n) = apply_batches(shard, &bytes);
+        let (next, n) = apply_batches(shard, partition, &bytes);
         applied += n;
         if next <= offset {
             return Err(std::io::Error::other("replay made no progress"));
@@ -501,7 +523,7 @@ async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
 
 /// Applies the records of whole batches in `bytes`; returns the offset
 /// after the last batch and how many records were applied.
-fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
+fn apply_batches(shard: &Shard, partition: i32, mut bytes: &[u8]) -> (i64, usize) {
     let now = crate::runtime::now_ms();
     let mut next = -1;
     let mut applied = 0;
@@ -511,7 +533,18 @@ fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
             break;
         }
         next = header.last_offset() + 1;
-        if header.is_compressed() || header.is_control() {
+        if header.is_control() {
+            if let Some(marker) = crate::record::parse_marker(&bytes[..len]) {
+                let partitions = offsets_partition_count(shard);
+                txn_offsets::settle(
+                    shard,
+                    partition,
+                    partitions,
+                    header.producer_id,
+                    marker.commit,
+                );
+            }
+        } else if header.is_compressed() {
             tracing::warn!(
                 offset = header.base_offset,
                 "skipping a batch {OFFSETS_TOPIC} cannot hold"
@@ -521,9 +554,10 @@ fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
             for record in Records::new(section, header.records_count) {
                 let Ok(record) = record else { break };
                 let log_offset = header.base_offset + i64::from(record.offset_delta);
+                let producer = header.is_transactional().then_some(header.producer_id);
                 match records::decode(record.key, record.value) {
                     Ok(r) => {
-                        apply_record(shard, r, log_offset, now);
+                        apply_record(shard, r, producer, log_offset, now);
                         applied += 1;
                     }
                     Err(e) => {
@@ -537,8 +571,15 @@ fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
     (next, applied)
 }
 
-/// Applies one record of the topic to this shard's groups.
-fn apply_record(shard: &Shard, record: records::OffsetsRecord, log_offset: i64, now: i64) {
+/// Applies one record of the topic to this shard's groups; a record of a
+/// transaction (`producer`) waits for that transaction's marker.
+fn apply_record(
+    shard: &Shard,
+    record: records::OffsetsRecord,
+    producer: Option<i64>,
+    log_offset: i64,
+    now: i64,
+) {
     let mut groups = shard.groups.groups.borrow_mut();
     match record {
         records::OffsetsRecord::Offset {
@@ -550,7 +591,12 @@ fn apply_record(shard: &Shard, record: records::OffsetsRecord, log_offset: i64, 
             let g = groups
                 .entry(group.clone())
                 .or_insert_with(|| Group::new(group, now));
-            offsets::apply(g, topic, partition, value, log_offset);
+            match (producer, value) {
+                (Some(producer_id), Some(value)) => {
+                    txn_offsets::hold(g, producer_id, topic, partition, value, log_offset)
+                }
+                (_, value) => offsets::apply(g, topic, partition, value, log_offset),
+            }
         }
         records::OffsetsRecord::Group { group, value: None } => {
             groups.remove(&group);
@@ -577,6 +623,17 @@ type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 /// shard owns. Returns the log offset of the first record, or the Kafka
 /// error code of the failure.
 async fn append(shard: &Rc<Shard>, group_id: &str, records: &[KeyValue]) -> Result<i64, i16> {
+    append_as(shard, group_id, records, None).await
+}
+
+/// [`append`], as `producer`'s (id, epoch) transactional batches when given
+/// (TxnOffsetCommit), else as plain batches.
+async fn append_as(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    records: &[KeyValue],
+    producer: Option<(i64, i16)>,
+) -> Result<i64, i16> {
     let partition = offsets_partition(group_id, offsets_partition_count(shard));
     let tp = TopicPartition {
         topic: Arc::from(OFFSETS_TOPIC),
@@ -589,11 +646,15 @@ async fn append(shard: &Rc<Shard>, group_id: &str, records: &[KeyValue]) -> Resu
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref(), now, &[][..]))
             .collect();
-        let batch: Bytes = crate::record::build::build_batch(0, &specs);
+        let mut batch: Bytes = crate::record::build::build_batch(0, &specs);
+        if let Some((producer_id, epoch)) = producer {
+            batch = crate::record::build::with_producer(&batch, producer_id, epoch, -1, true);
+        }
         let item = ProduceItem {
             tp: tp.clone(),
             records: batch,
             acks: -1,
+            origin: crate::storage::AppendOrigin::Coordinator,
         };
         let outcome = shard.produce(vec![item]).await.remove(0);
         if outcome.error != 0 {

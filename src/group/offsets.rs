@@ -26,6 +26,9 @@ use crate::shard::Shard;
 #[derive(Clone, Debug)]
 pub struct PartitionOffset {
     pub partition: i32,
+    /// UNSTABLE_OFFSET_COMMIT when asked for stable offsets while a
+    /// transaction holds one for this partition.
+    pub error: i16,
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
@@ -76,7 +79,7 @@ pub fn apply(
 }
 
 /// Why a commit is refused as a whole, as Kafka decides it.
-fn check_commit(
+pub(super) fn check_commit(
     group: Option<&mut Group>,
     generation: i32,
     member_id: &str,
@@ -232,6 +235,7 @@ pub fn fetch(
     shard: &Shard,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> FetchedOffsets {
     if !valid_group_id(group_id) {
         return FetchedOffsets {
@@ -243,8 +247,15 @@ pub fn fetch(
     let group = groups.get(group_id);
     let lookup = |topic: &str, partition: i32| {
         let c = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+        let unstable = require_stable
+            && group.is_some_and(|g| super::txn_offsets::unstable(g, topic, partition));
         PartitionOffset {
             partition,
+            error: if unstable {
+                ResponseError::UnstableOffsetCommit.code()
+            } else {
+                0
+            },
             offset: c.map_or(-1, |c| c.offset),
             leader_epoch: c.map_or(-1, |c| c.leader_epoch),
             metadata: c.map_or_else(String::new, |c| c.metadata.clone()),

@@ -102,6 +102,9 @@ pub struct Group {
     /// group.instance.id -> the member id that currently holds it.
     pub static_members: HashMap<String, String>,
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// TxnOffsetCommit offsets per producer id, written but not yet
+    /// settled by their transaction's marker.
+    pub pending_txn_offsets: HashMap<i64, BTreeMap<(String, i32), Committed>>,
     /// The join phase ends by then whoever has rejoined.
     pub join_deadline_ms: i64,
     /// A new group's first join phase lasts at least until then
@@ -129,6 +132,7 @@ impl Group {
             pending: HashMap::new(),
             static_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: HashMap::new(),
             join_deadline_ms: 0,
             initial_delay_until_ms: None,
             sync_deadline_ms: 0,

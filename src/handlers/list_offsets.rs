@@ -25,6 +25,9 @@ const LEADER_EPOCH_SINCE: i16 = 4;
 /// MAX_TIMESTAMP (-3) queries exist from v7 on (KIP-734).
 const MAX_TIMESTAMP_SINCE: i16 = 7;
 
+/// Kafka's IsolationLevel.READ_COMMITTED: latest is the last stable offset.
+const READ_COMMITTED: i8 = 1;
+
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
@@ -33,6 +36,7 @@ pub async fn handle(
     let has_epoch = header.request_api_version >= LEADER_EPOCH_SINCE;
     // Older clients cannot have meant -3: Kafka answers UNSUPPORTED_VERSION.
     let refuse_max_timestamp = header.request_api_version < MAX_TIMESTAMP_SINCE;
+    let committed = request.isolation_level == READ_COMMITTED;
     let queries = request
         .topics
         .iter()
@@ -44,6 +48,7 @@ pub async fn handle(
                     partition: p.partition_index,
                 },
                 timestamp: p.timestamp,
+                committed,
             })
         })
         .collect();

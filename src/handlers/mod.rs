@@ -75,6 +75,7 @@ pub const APIS: &[ApiSpec] = &[
     group::OFFSET_DELETE,
     producer::INIT_PRODUCER_ID,
     producer::DESCRIBE_PRODUCERS,
+    group::TXN_OFFSET_COMMIT,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {

@@ -16,6 +16,7 @@ use super::ApiSpec;
 use crate::compression::{keyless_records, prepare_produce, CompressionError, KeylessRecords};
 use crate::config::TopicConfigs;
 use crate::shard::{ProduceItem, Shard, TopicPartition};
+use crate::storage::AppendOrigin;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
@@ -158,7 +159,12 @@ pub async fn handle(
                     match prepare(shard, configs, header.request_api_version, &tp, &records) {
                         Ok(records) => {
                             slots.push((responses.len(), partitions.len()));
-                            items.push(ProduceItem { tp, records, acks });
+                            items.push(ProduceItem {
+                                tp,
+                                records,
+                                acks,
+                                origin: AppendOrigin::Client,
+                            });
                         }
                         Err(refusal) => refusal.answer(&mut p),
                     }

@@ -23,6 +23,7 @@ pub struct ProduceItem {
     pub records: Bytes,
     /// -1 waits for the flush policy's fsync; 0 and 1 only for the append.
     pub acks: i16,
+    pub origin: crate::storage::AppendOrigin,
 }
 
 /// Kafka error codes travel as `i16` so handlers need no translation.
@@ -41,12 +42,19 @@ pub struct ReadItem {
     /// Kafka returns the first batch whole even past the limits, but only
     /// for the first partition that has data in a response.
     pub min_one_batch: bool,
+    /// read_committed: stop at the last stable offset and name the aborted
+    /// transactions in range.
+    pub committed: bool,
 }
 
 #[derive(Clone)]
 pub struct ReadOutcome {
     pub error: i16,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    /// (producer id, first offset) of aborted transactions in range, for
+    /// read_committed reads; `None` otherwise.
+    pub aborted: Option<Vec<(i64, i64)>>,
     pub log_start_offset: i64,
     pub slices: Vec<FileSlice>,
     pub bytes: u64,
@@ -56,6 +64,8 @@ pub struct OffsetQuery {
     pub tp: TopicPartition,
     /// -2 earliest, -1 latest, else a timestamp in ms.
     pub timestamp: i64,
+    /// read_committed: latest is the last stable offset.
+    pub committed: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -37,7 +37,6 @@ fn producer_error_code(e: &ProducerError) -> i16 {
         ProducerError::InvalidBatch { .. } | ProducerError::ControlBatch => {
             ResponseError::InvalidRecord.code()
         }
-        ProducerError::NoTransaction => ResponseError::InvalidTxnState.code(),
     }
 }
 
@@ -67,6 +66,8 @@ impl Shard {
             ReadOutcome {
                 error: ResponseError::KafkaStorageError.code(),
                 high_watermark: -1,
+                last_stable_offset: -1,
+                aborted: None,
                 log_start_offset: -1,
                 slices: Vec::new(),
                 bytes: 0,
@@ -171,7 +172,10 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         return failed(unknown_partition());
     };
     let now = crate::runtime::now_ms();
-    let appended = partition.log.borrow_mut().append(&item.records, now);
+    let appended = partition
+        .log
+        .borrow_mut()
+        .append_from(&item.records, now, item.origin);
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
@@ -209,6 +213,8 @@ fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         error: NONE,
         high_watermark: -1,
+        last_stable_offset: -1,
+        aborted: None,
         log_start_offset: -1,
         slices: Vec::new(),
         bytes: 0,
@@ -219,16 +225,36 @@ fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
     };
     let log = partition.log.borrow();
     outcome.high_watermark = log.log_end_offset();
+    outcome.last_stable_offset = log.last_stable_offset();
     outcome.log_start_offset = log.log_start_offset();
-    match log.read(item.offset, item.max_bytes, item.min_one_batch) {
+    let upper = if item.committed {
+        outcome.last_stable_offset
+    } else {
+        outcome.high_watermark
+    };
+    match log.read_below(item.offset, item.max_bytes, item.min_one_batch, upper) {
         Ok(plan) => {
             outcome.slices = plan.slices;
             outcome.bytes = plan.bytes;
         }
         Err(e) => outcome.error = storage_error_code(&e),
     }
+    if item.committed && outcome.error == NONE {
+        let aborted = log.aborted_transactions(item.offset, upper, ABORTED_TXNS_PER_FETCH_MAX);
+        outcome.aborted = Some(
+            aborted
+                .iter()
+                .map(|t| (t.producer_id, t.first_offset))
+                .collect(),
+        );
+    }
     outcome
 }
+
+/// Aborted transactions one partition's read_committed fetch names at most;
+/// a client meeting more in one response would still skip correctly on
+/// its next fetch, which starts past the ones it saw.
+const ABORTED_TXNS_PER_FETCH_MAX: usize = 10_000;
 
 pub async fn list_offsets(shard: Rc<Shard>, items: Vec<OffsetQuery>) -> Vec<OffsetOutcome> {
     items.into_iter().map(|q| list_offset(&shard, q)).collect()
@@ -252,6 +278,7 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     let log = partition.log.borrow();
     match query.timestamp {
         EARLIEST => answer(NONE, log.log_start_offset(), -1),
+        LATEST if query.committed => answer(NONE, log.last_stable_offset(), -1),
         LATEST => answer(NONE, log.log_end_offset(), -1),
         ts if ts >= 0 || ts == MAX_TIMESTAMP => {
             let found = if ts == MAX_TIMESTAMP {
@@ -375,6 +402,9 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     };
     partition.appended.notify();
     super::durability::start_roll_sync(&item.tp, &partition);
+    if &*item.tp.topic == crate::group::OFFSETS_TOPIC {
+        crate::group::txn_marker_written(shard, item.tp.partition, item.producer_id, item.commit);
+    }
     // Markers decide what read_committed consumers see: make them as
     // durable as an acks=all produce.
     let must_sync = result.flush_needed || shard.config.fsync_on_ack;

@@ -22,8 +22,12 @@
 //!   record below the log end), if it has no key (Kafka refuses those on a
 //!   compacted topic), or if it is a tombstone (null value) in a segment
 //!   cleaned more than `delete_retention_ms` ago.
-//! - The active segment is read, never rewritten. Control batches and
-//!   batches whose records cannot be read are kept whole.
+//! - The active segment is read, never rewritten. Control batches
+//!   (transaction markers) and batches whose records cannot be read are
+//!   kept whole.
+//! - Transactions: the key map stops at the last stable offset and skips
+//!   aborted transactions' records, so neither an open nor an aborted
+//!   transaction's record can make a committed one go.
 //! - Each call reads at most about [`COMPACTION_PASS_BYTES_MAX`] bytes of
 //!   log (always at least one batch); the key map holds at most about
 //!   [`COMPACTION_MAP_BYTES_MAX`] bytes, and a round covers what fits.
@@ -246,9 +250,12 @@ impl PartitionLog {
         budget: &mut u64,
         stats: &mut CompactionStats,
     ) -> Result<(), StorageError> {
-        let log_end = self.log_end_offset();
+        // Keys of open transactions may still be aborted: the map stops at
+        // the last stable offset, as Kafka's cleaner stops at its first
+        // uncleanable offset.
+        let limit = self.last_stable_offset();
         round.scanned_to = round.scanned_to.max(self.log_start_offset);
-        while *budget > 0 && round.scanned_to < log_end && !round.map_done {
+        while *budget > 0 && round.scanned_to < limit && !round.map_done {
             let (&base, segment) = self
                 .segments
                 .range(..=round.scanned_to)
@@ -259,20 +266,48 @@ impl PartitionLog {
                 .unwrap_or(segment.size);
             while pos < segment.size && *budget > 0 && !round.map_done {
                 let (header, batch) = read_batch(segment, pos)?;
+                if header.base_offset >= limit {
+                    round.scanned_to = limit;
+                    break;
+                }
                 pos += batch.len() as u64;
                 *budget = budget.saturating_sub(batch.len() as u64);
                 stats.bytes_read += batch.len() as u64;
-                round.add_keys(&header, &batch);
+                // An aborted transaction's records never shadow committed ones.
+                if !self.batch_aborted(&header) {
+                    round.add_keys(&header, &batch);
+                }
                 round.scanned_to = header.last_offset() + 1;
             }
             if pos >= segment.size {
-                round.scanned_to = round.scanned_to.max(self.segment_end(base));
+                round.scanned_to = round.scanned_to.max(self.segment_end(base)).min(limit);
             }
         }
-        if round.scanned_to >= log_end {
+        if round.scanned_to >= limit {
             round.map_done = true;
         }
         Ok(())
+    }
+
+    /// Whether `header`'s batch belongs to a transaction that was aborted
+    /// (its ABORT marker, indexed at or after the batch, names it).
+    fn batch_aborted(&self, header: &BatchHeader) -> bool {
+        if !header.is_transactional() || header.is_control() {
+            return false;
+        }
+        let first_base = self
+            .segments
+            .range(..=header.base_offset)
+            .next_back()
+            .map_or(self.log_start_offset, |(base, _)| *base);
+        self.segments
+            .range(first_base..)
+            .flat_map(|(_, s)| s.txn_index.entries())
+            .any(|t| {
+                t.producer_id == header.producer_id
+                    && t.first_offset <= header.base_offset
+                    && header.base_offset <= t.last_offset
+            })
     }
 
     /// The next closed segment of the round: below the part the map covers.

@@ -18,12 +18,13 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::record::{validate_batches, with_log_append_time, BatchHeader, BatchInfo};
+use crate::record::{parse_marker, validate_batches, with_log_append_time, BatchHeader, BatchInfo};
 
 use super::compaction::Cleaner;
-use super::producer_state::{write_snapshot, ProducerStates, Verdict};
+use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
 use super::recovery::{load_producer_state, load_segments, write_recovery_point};
 use super::segment::{PendingBatch, Segment};
+use super::txn_index::AbortedTxn;
 use super::{LogConfig, StorageError, TimestampType};
 
 pub struct AppendResult {
@@ -37,6 +38,15 @@ pub struct AppendResult {
     /// A producer's retry of batches the log already holds: nothing was
     /// written, and the offsets are the original append's.
     pub duplicate: bool,
+}
+
+/// Who writes a produce's batches: a client (sequences checked, retries
+/// deduplicated) or a coordinator on a producer's behalf (Kafka's
+/// AppendOrigin.COORDINATOR: transactional offset commits, epoch only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
 }
 
 /// A byte range of a segment file holding whole batches.
@@ -61,6 +71,8 @@ const UNSYNCED_ROLLS_MAX: usize = 64;
 /// A rolled segment not yet known durable.
 struct UnsyncedRoll {
     file: Arc<File>,
+    /// Its aborted-transaction index, when it has one.
+    txn_file: Option<Arc<File>>,
     /// The log end at the roll: the recovery point once this is synced.
     next_base: i64,
 }
@@ -75,6 +87,12 @@ pub struct RollSync {
     dir_ino: u64,
     files: Vec<Arc<File>>,
     recovery_point: i64,
+}
+
+impl UnsyncedRoll {
+    fn files(&self) -> impl Iterator<Item = Arc<File>> + '_ {
+        std::iter::once(Arc::clone(&self.file)).chain(self.txn_file.clone())
+    }
 }
 
 impl RollSync {
@@ -146,7 +164,7 @@ impl PartitionLog {
         };
         log.producers = load_producer_state(
             &log.dir,
-            &log.segments,
+            &mut log.segments,
             log.log_start_offset,
             config.producers_max,
         )?;
@@ -227,8 +245,9 @@ impl PartitionLog {
     pub fn files_to_sync(&self) -> Vec<Arc<File>> {
         self.unsynced_rolls
             .iter()
-            .map(|r| Arc::clone(&r.file))
+            .flat_map(UnsyncedRoll::files)
             .chain(std::iter::once(self.active_file()))
+            .chain(self.active().txn_index.file())
             .collect()
     }
 
@@ -245,7 +264,7 @@ impl PartitionLog {
             files: self
                 .unsynced_rolls
                 .iter()
-                .map(|r| Arc::clone(&r.file))
+                .flat_map(UnsyncedRoll::files)
                 .collect(),
             recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
         })
@@ -271,6 +290,16 @@ impl PartitionLog {
     /// Validates every batch, then writes them all at the next offsets.
     /// Nothing is written if any batch is invalid.
     pub fn append(&mut self, records: &Bytes, now_ms: i64) -> Result<AppendResult, StorageError> {
+        self.append_from(records, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`Self::append`] for batches from `origin`.
+    pub fn append_from(
+        &mut self,
+        records: &Bytes,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendResult, StorageError> {
         let infos = validate_batches(records, self.config.max_message_bytes)?;
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let stamped: Vec<BytesMut> = if log_append_time {
@@ -290,7 +319,14 @@ impl PartitionLog {
             .iter()
             .map(|bytes| BatchHeader::parse(bytes).expect("validated batch"))
             .collect();
-        if let Verdict::Duplicate(original) = self.producers.check(&headers)? {
+        let verdict = match origin {
+            AppendOrigin::Client => self.producers.check(&headers)?,
+            AppendOrigin::Coordinator => {
+                self.producers.check_coordinator(&headers)?;
+                Verdict::Append
+            }
+        };
+        if let Verdict::Duplicate(original) = verdict {
             return Ok(AppendResult {
                 base_offset: original.first_offset,
                 last_offset: original.last_offset,
@@ -328,7 +364,8 @@ impl PartitionLog {
         active.rolling_base_ms.get_or_insert(now_ms);
         assert_eq!(self.log_end_offset(), next);
         for header in &headers {
-            self.producers.apply(header, now_ms);
+            let completed = self.producers.apply(header, None, now_ms);
+            assert!(completed.is_none(), "clients write no markers");
         }
         Ok(AppendResult {
             base_offset,
@@ -350,7 +387,7 @@ impl PartitionLog {
         let infos = validate_batches(batch, u32::MAX)?;
         assert_eq!(infos.len(), 1, "a marker is one batch");
         let header = BatchHeader::parse(batch)?;
-        assert!(header.is_control(), "a marker is a control batch");
+        let marker = parse_marker(batch).expect("a marker batch holds a marker");
         self.producers.check_marker(&header)?;
         self.maybe_roll(batch.len() as u64, 1, now_ms)?;
         let mut header = header;
@@ -363,7 +400,9 @@ impl PartitionLog {
         let active = self.active_mut();
         active.append(&pending, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
-        self.producers.apply(&header, now_ms);
+        if let Some(completed) = self.producers.apply(&header, Some(marker), now_ms) {
+            self.index_completed(completed)?;
+        }
         Ok(AppendResult {
             base_offset: header.base_offset,
             last_offset: header.base_offset,
@@ -372,6 +411,48 @@ impl PartitionLog {
             flush_needed: self.note_unflushed(now_ms),
             duplicate: false,
         })
+    }
+
+    /// Puts an aborted transaction in the active segment's index.
+    fn index_completed(&mut self, completed: CompletedTxn) -> Result<(), StorageError> {
+        if !completed.aborted {
+            return Ok(());
+        }
+        let last_stable_offset = self.last_stable_offset();
+        self.active_mut().txn_index.append(AbortedTxn {
+            producer_id: completed.producer_id,
+            first_offset: completed.first_offset,
+            last_offset: completed.last_offset,
+            last_stable_offset,
+        })?;
+        Ok(())
+    }
+
+    /// Offsets below this are settled: no open transaction holds them
+    /// (what read_committed consumers may see).
+    pub fn last_stable_offset(&self) -> i64 {
+        let log_end = self.log_end_offset();
+        self.producers
+            .first_unstable_offset()
+            .map_or(log_end, |first| first.min(log_end))
+    }
+
+    /// Aborted transactions a read_committed fetch of `[from, to)` must
+    /// name: those whose marker is at or past `from` and that started
+    /// before `to` (Kafka's collectAbortedTransactions), at most `max`.
+    pub fn aborted_transactions(&self, from: i64, to: i64, max: usize) -> Vec<AbortedTxn> {
+        let first_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(self.log_start_offset, |(base, _)| *base);
+        self.segments
+            .range(first_base..)
+            .flat_map(|(_, s)| s.txn_index.entries())
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .take(max)
+            .copied()
+            .collect()
     }
 
     /// Counts an append against the flush policy; true if a flush is due.
@@ -417,6 +498,7 @@ impl PartitionLog {
         active.finish_time_index();
         active.write_indexes_unsynced()?;
         let file = Arc::clone(&active.file);
+        let txn_file = active.txn_index.file();
         // The state as of the new segment's base, so recovery after a crash
         // replays at most the active segment.
         write_snapshot(&self.dir, &self.producers, new_base, false)?;
@@ -427,14 +509,20 @@ impl PartitionLog {
             // The background syncs are not keeping up: pay for this one here.
             tracing::warn!(dir = %self.dir.display(), "rolled segments wait for fdatasync; syncing inline");
             for roll in self.unsynced_rolls.drain(..) {
-                roll.file.sync_data()?;
+                for file in roll.files() {
+                    file.sync_data()?;
+                }
             }
             file.sync_data()?;
+            if let Some(txn_file) = txn_file {
+                txn_file.sync_data()?;
+            }
             write_recovery_point(&self.dir, new_base)?;
             self.mark_flushed(new_base);
         } else {
             self.unsynced_rolls.push(UnsyncedRoll {
                 file,
+                txn_file,
                 next_base: new_base,
             });
         }
@@ -450,7 +538,20 @@ impl PartitionLog {
         max_bytes: u32,
         min_one_batch: bool,
     ) -> Result<ReadPlan, StorageError> {
+        self.read_below(offset, max_bytes, min_one_batch, self.log_end_offset())
+    }
+
+    /// [`Self::read`] of the batches below `upper` only (a read_committed
+    /// fetch stops at the last stable offset, always a batch boundary).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+        upper: i64,
+    ) -> Result<ReadPlan, StorageError> {
         let log_end = self.log_end_offset();
+        assert!(upper <= log_end, "reads stop at the log end");
         if offset < self.log_start_offset || offset > log_end {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
@@ -465,7 +566,10 @@ impl PartitionLog {
             .range(..=offset)
             .next_back()
             .expect("offset >= log start");
-        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+        if offset >= upper {
+            return Ok(plan);
+        }
+        for segment in self.segments.range(first_base..upper).map(|(_, s)| s) {
             let from = if segment.base_offset == first_base {
                 match segment.find_batch(offset)? {
                     Some(pos) => pos,
@@ -474,9 +578,15 @@ impl PartitionLog {
             } else {
                 0
             };
+            // `upper` starts a batch: stop right before it.
+            let end = if upper < segment.next_offset {
+                segment.find_batch(upper)?.unwrap_or(segment.size)
+            } else {
+                segment.size
+            };
             let force_first = min_one_batch && plan.bytes == 0;
             let (len, full) =
-                segment.read_range(from, budget - plan.bytes.min(budget), force_first)?;
+                segment.read_range(from, end, budget - plan.bytes.min(budget), force_first)?;
             if len > 0 {
                 plan.slices.push(FileSlice {
                     file: Arc::clone(&segment.file),
@@ -534,10 +644,15 @@ impl PartitionLog {
     /// segment's indexes and the recovery point.
     pub fn close(&mut self) -> Result<(), StorageError> {
         for roll in self.unsynced_rolls.drain(..) {
-            roll.file.sync_data()?;
+            for file in roll.files() {
+                file.sync_data()?;
+            }
         }
         let active = self.active_mut();
         active.file.sync_data()?;
+        if let Some(txn_file) = active.txn_index.file() {
+            txn_file.sync_data()?;
+        }
         active.finish_time_index();
         active.write_indexes()?;
         let log_end = self.log_end_offset();

@@ -26,18 +26,20 @@ mod recovery;
 mod retention;
 mod segment;
 mod time_index;
+mod txn_index;
 
 pub use compaction::{CompactionStats, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX};
 pub use config::*;
 pub use error::StorageError;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
-pub use log::{AppendResult, FileSlice, PartitionLog, ReadPlan};
+pub use log::{AppendOrigin, AppendResult, FileSlice, PartitionLog, ReadPlan};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
 };
 pub use recovery::RECOVERY_POINT_FILE;
 pub use segment::segment_path;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
+pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 
 #[cfg(test)]
 mod compaction_tests;

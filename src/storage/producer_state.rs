@@ -9,12 +9,12 @@
 //! follower copies it. Snapshots (`<20-digit offset>.snapshot`) taken at
 //! each roll and at close bound the replay after a crash to the log tail.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::record::BatchHeader;
+use crate::record::{BatchHeader, Marker};
 
 use super::io::{write_atomic, write_replacing, TMP_SUFFIX};
 
@@ -30,8 +30,9 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"SLPS";
 const SNAPSHOT_VERSION: u16 = 1;
 /// magic, version, crc, offset, count.
 const SNAPSHOT_HEADER_LEN: usize = 4 + 2 + 4 + 8 + 4;
-/// id, epoch, coordinator epoch, last timestamp, batch count.
-const ENTRY_HEADER_LEN: usize = 8 + 2 + 4 + 8 + 1;
+/// id, epoch, coordinator epoch, last timestamp, open transaction's first
+/// offset, batch count.
+const ENTRY_HEADER_LEN: usize = 8 + 2 + 4 + 8 + 8 + 1;
 /// first and last sequence, first and last offset, timestamp.
 const BATCH_META_LEN: usize = 4 + 4 + 8 + 8 + 8;
 /// Kafka's RecordBatch.NO_PRODUCER_EPOCH.
@@ -60,8 +61,6 @@ pub enum ProducerError {
         producer_id: i64,
         reason: &'static str,
     },
-    #[error("transactional batches need a transaction the coordinator knows")]
-    NoTransaction,
     #[error("clients cannot write control batches")]
     ControlBatch,
 }
@@ -89,6 +88,9 @@ pub struct ProducerEntry {
     pub last_timestamp: i64,
     /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
     pub batches: VecDeque<BatchMeta>,
+    /// First offset of the producer's open transaction in this partition:
+    /// nothing from it on is stable until a marker ends the transaction.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -98,6 +100,7 @@ impl ProducerEntry {
             coordinator_epoch: -1,
             last_timestamp: -1,
             batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
+            current_txn_first_offset: None,
         }
     }
 
@@ -124,11 +127,26 @@ pub enum Verdict {
     Duplicate(BatchMeta),
 }
 
+/// A transaction a marker ended in this partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// The transaction's first offset here (the marker's own offset when
+    /// it wrote nothing here).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
+}
+
 /// The producers of one partition, bounded by `producers_max`.
 #[derive(Debug)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
     producers_max: usize,
+    /// Open transactions by first offset (-> producer id): the smallest is
+    /// the first unstable offset, which bounds the last stable offset.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 /// The sequence of a batch's last record; sequences wrap at i32::MAX.
@@ -148,7 +166,29 @@ impl ProducerStates {
         ProducerStates {
             producers: HashMap::new(),
             producers_max,
+            ongoing: BTreeMap::new(),
         }
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Open transactions: (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing
+            .iter()
+            .map(|(first, pid)| (*pid, *first))
+            .collect()
+    }
+
+    fn rebuild_ongoing(&mut self) {
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(id, e)| e.current_txn_first_offset.map(|first| (first, *id)))
+            .collect();
     }
 
     pub fn len(&self) -> usize {
@@ -179,6 +219,17 @@ impl ProducerStates {
     /// state, as Kafka's ProducerAppendInfo does. Pure: nothing changes
     /// until [`Self::apply`] runs for each batch written.
     pub fn check(&self, headers: &[BatchHeader]) -> Result<Verdict, ProducerError> {
+        self.check_from(headers, true)
+    }
+
+    /// [`Self::check`] for batches a coordinator writes on a producer's
+    /// behalf (transactional offset commits): the epoch is checked, the
+    /// sequence is not (they carry none), as Kafka's AppendOrigin.COORDINATOR.
+    pub fn check_coordinator(&self, headers: &[BatchHeader]) -> Result<(), ProducerError> {
+        self.check_from(headers, false).map(|_| ())
+    }
+
+    fn check_from(&self, headers: &[BatchHeader], client: bool) -> Result<Verdict, ProducerError> {
         // Batches of one producer in the same append see each other.
         let mut updated: HashMap<i64, ProducerEntry> = HashMap::new();
         for header in headers {
@@ -194,8 +245,11 @@ impl ProducerStates {
                 }
                 continue;
             }
-            if header.is_transactional() {
-                return Err(ProducerError::NoTransaction);
+            if !client {
+                if let Some(current) = self.producers.get(&header.producer_id) {
+                    check_epoch(current, header)?;
+                }
+                continue;
             }
             if header.producer_epoch < 0 || header.base_sequence < 0 {
                 return Err(ProducerError::InvalidBatch {
@@ -234,11 +288,17 @@ impl ProducerStates {
         }
     }
 
-    /// Records a batch the log now holds at `header.base_offset`. Trusts the
-    /// log: replays and followers apply without [`Self::check`].
-    pub fn apply(&mut self, header: &BatchHeader, timestamp_ms: i64) {
+    /// Records a batch the log now holds at `header.base_offset` (with its
+    /// marker, for a control batch). Trusts the log: replays and followers
+    /// apply without [`Self::check`]. Returns the transaction a marker ended.
+    pub fn apply(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<Marker>,
+        timestamp_ms: i64,
+    ) -> Option<CompletedTxn> {
         if header.producer_id < 0 {
-            return;
+            return None;
         }
         if !self.producers.contains_key(&header.producer_id)
             && self.producers.len() >= self.producers_max
@@ -256,27 +316,49 @@ impl ProducerStates {
                 entry.epoch = header.producer_epoch;
                 entry.batches.clear();
             }
-            return;
+            let marker = marker?;
+            entry.coordinator_epoch = marker.coordinator_epoch;
+            let first = entry.current_txn_first_offset.take();
+            if let Some(first) = first {
+                self.ongoing.remove(&first);
+            }
+            return Some(CompletedTxn {
+                producer_id: header.producer_id,
+                first_offset: first.unwrap_or(header.base_offset),
+                last_offset: header.base_offset,
+                aborted: !marker.commit,
+            });
         }
         push_batch(entry, header, header.base_offset, header.max_timestamp);
+        if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(header.base_offset);
+            self.ongoing.insert(header.base_offset, header.producer_id);
+        }
         assert!(entry.batches.len() <= PRODUCER_BATCHES_KEPT);
         assert!(self.producers.len() <= self.producers_max);
+        None
     }
 
     /// Forgets producers that last wrote `expiration_ms` or more before
     /// `now_ms`; returns how many went.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        // A producer with an open transaction stays until its coordinator
+        // ends it (by marker or timeout), as in Kafka.
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Forgets producers whose every remembered batch lies below
     /// `log_start`: retention took their records (Kafka's truncateHead).
     pub fn truncate_head(&mut self, log_start: i64) {
-        self.producers
-            .retain(|_, e| e.batches.back().is_none_or(|b| b.last_offset >= log_start));
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || e.batches.back().is_none_or(|b| b.last_offset >= log_start)
+        });
     }
 
     /// Forgets everything at or past `offset` (a truncated tail): producers
@@ -284,8 +366,13 @@ impl ProducerStates {
     pub fn truncate_tail(&mut self, offset: i64) {
         for entry in self.producers.values_mut() {
             entry.batches.retain(|b| b.last_offset < offset);
+            if entry.current_txn_first_offset.is_some_and(|f| f >= offset) {
+                entry.current_txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.current_txn_first_offset.is_some());
+        self.rebuild_ongoing();
     }
 
     /// Makes room by forgetting the tenth of producers that wrote least
@@ -293,15 +380,18 @@ impl ProducerStates {
     /// tenth rather than per id. They are then treated like expired ones.
     fn evict_oldest(&mut self) {
         let count = (self.producers_max / 10).max(1);
-        let mut by_age: Vec<(i64, i64)> = self
+        // Producers with an open transaction go last: forgetting one would
+        // move the last stable offset past data no marker has settled.
+        let mut by_age: Vec<(bool, i64, i64)> = self
             .producers
             .iter()
-            .map(|(id, e)| (e.last_timestamp, *id))
+            .map(|(id, e)| (e.current_txn_first_offset.is_some(), e.last_timestamp, *id))
             .collect();
         by_age.sort_unstable();
-        for (_, id) in by_age.into_iter().take(count) {
+        for (_, _, id) in by_age.into_iter().take(count) {
             self.producers.remove(&id);
         }
+        self.rebuild_ongoing();
         tracing::warn!(
             evicted = count,
             producers_max = self.producers_max,
@@ -320,6 +410,8 @@ impl ProducerStates {
             body.extend_from_slice(&entry.epoch.to_be_bytes());
             body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            let txn_first = entry.current_txn_first_offset.unwrap_or(-1);
+            body.extend_from_slice(&txn_first.to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -357,6 +449,8 @@ impl ProducerStates {
             entry.epoch = r.u16()? as i16;
             entry.coordinator_epoch = r.u32()? as i32;
             entry.last_timestamp = r.i64()?;
+            let txn_first = r.i64()?;
+            entry.current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
             let batches = r.take(1)?[0] as usize;
             if batches > PRODUCER_BATCHES_KEPT {
                 return None;
@@ -375,6 +469,7 @@ impl ProducerStates {
         if !r.0.is_empty() {
             return None;
         }
+        states.rebuild_ongoing();
         // A smaller bound than when it was written: keep the most recent.
         while states.producers.len() > producers_max {
             states.evict_oldest();
@@ -398,13 +493,7 @@ fn check_one(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), Producer
         // next batches are then checked against this one.
         return Ok(());
     }
-    if epoch < entry.epoch {
-        return Err(ProducerError::InvalidEpoch {
-            producer_id,
-            epoch,
-            current: entry.epoch,
-        });
-    }
+    check_epoch(entry, header)?;
     let expected = if epoch > entry.epoch {
         0
     } else {
@@ -426,11 +515,26 @@ fn check_one(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), Producer
     Ok(())
 }
 
-/// Adds a batch to `entry`, starting over on a new epoch.
+fn check_epoch(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), ProducerError> {
+    if header.producer_epoch < entry.epoch {
+        return Err(ProducerError::InvalidEpoch {
+            producer_id: header.producer_id,
+            epoch: header.producer_epoch,
+            current: entry.epoch,
+        });
+    }
+    Ok(())
+}
+
+/// Adds a batch to `entry`, starting over on a new epoch. A batch without
+/// a sequence (a coordinator's) moves the epoch only.
 fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader, base_offset: i64, timestamp: i64) {
     if header.producer_epoch != entry.epoch {
         entry.epoch = header.producer_epoch;
         entry.batches.clear();
+    }
+    if header.base_sequence < 0 {
+        return;
     }
     if entry.batches.len() == PRODUCER_BATCHES_KEPT {
         entry.batches.pop_front();
@@ -472,7 +576,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-const _: () = assert!(ENTRY_HEADER_LEN == 23 && BATCH_META_LEN == 32);
+const _: () = assert!(ENTRY_HEADER_LEN == 31 && BATCH_META_LEN == 32);
 
 pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}"))

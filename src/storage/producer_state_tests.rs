@@ -1,7 +1,10 @@
 //! Producer state rules (Kafka's ProducerAppendInfo) and its snapshots and
 //! recovery through `PartitionLog`, on real files.
 
+use std::fs;
+
 use super::producer_state::*;
+use super::RECOVERY_POINT_FILE;
 use super::*;
 use crate::record::build::{build_simple_batch, with_producer};
 use crate::record::BatchHeader;
@@ -31,7 +34,7 @@ fn a_retried_batch_is_a_duplicate_with_its_original_offsets() {
     let mut s = states();
     let h = header(7, 0, 0, 3, 10);
     assert_eq!(s.check(&[h]), Ok(Verdict::Append));
-    s.apply(&h, 5);
+    s.apply(&h, None, 5);
     match s.check(&[header(7, 0, 0, 3, 0)]) {
         Ok(Verdict::Duplicate(meta)) => {
             assert_eq!((meta.first_offset, meta.last_offset), (10, 12));
@@ -44,7 +47,7 @@ fn a_retried_batch_is_a_duplicate_with_its_original_offsets() {
 #[test]
 fn a_gap_in_sequence_is_out_of_order() {
     let mut s = states();
-    s.apply(&header(7, 0, 0, 3, 0), 5);
+    s.apply(&header(7, 0, 0, 3, 0), None, 5);
     assert_eq!(s.check(&[header(7, 0, 3, 1, 0)]), Ok(Verdict::Append));
     assert!(matches!(
         s.check(&[header(7, 0, 4, 1, 0)]),
@@ -55,7 +58,7 @@ fn a_gap_in_sequence_is_out_of_order() {
 #[test]
 fn an_older_epoch_is_refused_and_a_newer_one_starts_at_zero() {
     let mut s = states();
-    s.apply(&header(7, 3, 0, 1, 0), 5);
+    s.apply(&header(7, 3, 0, 1, 0), None, 5);
     assert!(matches!(
         s.check(&[header(7, 2, 1, 1, 0)]),
         Err(ProducerError::InvalidEpoch { current: 3, .. })
@@ -65,7 +68,7 @@ fn an_older_epoch_is_refused_and_a_newer_one_starts_at_zero() {
         Err(ProducerError::OutOfOrderSequence { .. })
     ));
     assert_eq!(s.check(&[header(7, 4, 0, 1, 0)]), Ok(Verdict::Append));
-    s.apply(&header(7, 4, 0, 1, 1), 6);
+    s.apply(&header(7, 4, 0, 1, 1), None, 6);
     let entry = s.get(7).unwrap();
     assert_eq!((entry.epoch, entry.batches.len()), (4, 1));
 }
@@ -83,7 +86,7 @@ fn an_unknown_producer_may_start_anywhere() {
 fn only_the_last_five_batches_are_deduplicated() {
     let mut s = states();
     for i in 0..6 {
-        s.apply(&header(7, 0, i, 1, i64::from(i)), 5);
+        s.apply(&header(7, 0, i, 1, i64::from(i)), None, 5);
     }
     assert!(matches!(
         s.check(&[header(7, 0, 1, 1, 0)]),
@@ -111,19 +114,21 @@ fn sequences_wrap_at_i32_max() {
     let mut s = states();
     let near_end = header(7, 0, i32::MAX - 1, 2, 0);
     assert_eq!(last_sequence(&near_end), i32::MAX);
-    s.apply(&near_end, 5);
+    s.apply(&near_end, None, 5);
     assert_eq!(s.check(&[header(7, 0, 0, 1, 0)]), Ok(Verdict::Append));
 }
 
 #[test]
-fn clients_cannot_write_control_or_unknown_transactional_batches() {
+fn clients_cannot_write_control_batches() {
     let s = states();
     let mut control = header(7, 0, 0, 1, 0);
     control.attributes |= crate::record::ATTR_CONTROL;
     assert_eq!(s.check(&[control]), Err(ProducerError::ControlBatch));
     let txn =
         BatchHeader::parse(&with_producer(&build_simple_batch(0, 1, 1), 7, 0, 0, true)).unwrap();
-    assert_eq!(s.check(&[txn]), Err(ProducerError::NoTransaction));
+    // Transactional batches follow the idempotent rules (Kafka before
+    // KIP-890 does not ask the coordinator).
+    assert_eq!(s.check(&[txn]), Ok(Verdict::Append));
     let no_seq = header(7, 0, -1, 1, 0);
     assert!(matches!(
         s.check(&[no_seq]),
@@ -135,7 +140,7 @@ fn clients_cannot_write_control_or_unknown_transactional_batches() {
 fn state_is_bounded_and_expires() {
     let mut s = ProducerStates::new(10);
     for pid in 0..25 {
-        s.apply(&header(pid, 0, 0, 1, pid), pid);
+        s.apply(&header(pid, 0, 0, 1, pid), None, pid);
         assert!(s.len() <= 10);
     }
     // The most recent producer is always kept.
@@ -155,7 +160,7 @@ fn snapshots_round_trip_and_torn_ones_are_refused() {
     let mut s = states();
     for pid in 0..3 {
         for seq in 0..7 {
-            s.apply(&header(pid, 2, seq * 2, 2, i64::from(seq) * 2), 50);
+            s.apply(&header(pid, 2, seq * 2, 2, i64::from(seq) * 2), None, 50);
         }
     }
     let bytes = s.encode_snapshot(99);
@@ -228,10 +233,116 @@ fn a_snapshot_past_a_truncated_log_end_is_dropped() {
     drop(log);
     // A snapshot from a future the log does not have.
     let mut ahead = ProducerStates::new(10);
-    ahead.apply(&header(9, 0, 0, 1, 50), 1);
+    ahead.apply(&header(9, 0, 0, 1, 50), None, 1);
     write_snapshot(&dir, &ahead, 51, true).unwrap();
     let log = open_log(&dir, false);
     assert!(log.producers().get(9).is_none());
     assert!(log.producers().get(7).is_some());
     assert_eq!(list_snapshots(&dir).unwrap(), vec![3]);
+}
+
+fn txn_batch(pid: i64, epoch: i16, seq: i32, records: usize) -> bytes::Bytes {
+    with_producer(&build_simple_batch(0, records, 1000), pid, epoch, seq, true)
+}
+
+fn marker(pid: i64, epoch: i16, commit: bool) -> bytes::Bytes {
+    crate::record::build_marker(
+        pid,
+        epoch,
+        crate::record::Marker {
+            commit,
+            coordinator_epoch: 0,
+        },
+        1000,
+    )
+}
+
+#[test]
+fn open_transactions_hold_the_last_stable_offset_until_their_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open_log(&dir, true);
+    log.append(&batch(1, 0, 0, 2), 1).unwrap(); // 0-1, not transactional
+    log.append(&txn_batch(7, 0, 0, 3), 1).unwrap(); // 2-4, open
+    log.append(&batch(1, 0, 2, 1), 1).unwrap(); // 5
+    assert_eq!(log.last_stable_offset(), 2);
+    let plan = log
+        .read_below(0, 1 << 20, true, log.last_stable_offset())
+        .unwrap();
+    assert_eq!(
+        plan.bytes,
+        batch(1, 0, 0, 2).len() as u64,
+        "only the stable batch"
+    );
+    assert!(log
+        .read_below(2, 1 << 20, true, 2)
+        .unwrap()
+        .slices
+        .is_empty());
+    let done = log.append_marker(&marker(7, 0, true), 2).unwrap();
+    assert_eq!(done.base_offset, 6);
+    assert_eq!(log.last_stable_offset(), 7);
+    assert!(log.aborted_transactions(0, 7, 10).is_empty(), "committed");
+}
+
+#[test]
+fn aborted_transactions_are_indexed_and_survive_restarts_and_crashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
+    log.append(&txn_batch(7, 0, 0, 2), 1).unwrap(); // 0-1
+    log.append(&txn_batch(8, 0, 0, 1), 1).unwrap(); // 2
+    log.append_marker(&marker(7, 0, false), 1).unwrap(); // 3: abort 7
+    for seq in 0..6 {
+        log.append(&batch(1, 0, seq, 1), 1).unwrap(); // rolls past 400 bytes
+    }
+    log.append_marker(&marker(8, 0, false), 1).unwrap(); // abort 8
+    let expected: Vec<(i64, i64, i64)> = vec![(7, 0, 3), (8, 2, 10)];
+    let seen = |log: &PartitionLog| -> Vec<(i64, i64, i64)> {
+        log.aborted_transactions(0, log.log_end_offset(), 10)
+            .iter()
+            .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+            .collect()
+    };
+    assert_eq!(seen(&log), expected);
+    assert!(log.segment_count() > 1);
+    // Only transactions ending at or after the fetch offset are named.
+    assert_eq!(log.aborted_transactions(4, 11, 10).len(), 1);
+    log.append(&txn_batch(9, 0, 0, 1), 1).unwrap(); // open at 11
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
+    assert_eq!(seen(&log), expected);
+    assert_eq!(
+        log.last_stable_offset(),
+        11,
+        "the open transaction stays open"
+    );
+    drop(log);
+    // A crash: everything after the last roll snapshot is replayed.
+    fs::remove_file(dir.join(RECOVERY_POINT_FILE)).unwrap();
+    for offset in list_snapshots(&dir).unwrap() {
+        // Keep only the roll snapshots, as after kill -9.
+        if offset == 12 {
+            fs::remove_file(snapshot_path(&dir, offset)).unwrap();
+        }
+    }
+    let log = PartitionLog::open(dir.clone(), config, false).unwrap();
+    assert_eq!(seen(&log), expected);
+    assert_eq!(log.last_stable_offset(), 11);
+}
+
+#[test]
+fn a_marker_of_an_older_epoch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open_log(&tmp.path().join("t-0"), true);
+    log.append(&txn_batch(7, 3, 0, 1), 1).unwrap();
+    assert!(log.append_marker(&marker(7, 2, true), 1).is_err());
+    assert_eq!(log.last_stable_offset(), 0);
+    log.append_marker(&marker(7, 4, false), 1).unwrap();
+    assert_eq!(log.last_stable_offset(), 2);
 }

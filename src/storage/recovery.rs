@@ -9,7 +9,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::record::{
-    BatchHeader, RecordError, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CODEC_MAX, MAGIC_V2,
+    parse_marker, BatchHeader, Marker, RecordError, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CODEC_MAX,
+    MAGIC_V2,
 };
 
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
@@ -17,6 +18,7 @@ use super::producer_state::{list_snapshots, remove_snapshot, snapshot_path, Prod
 use super::segment::{
     Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
 
 /// File in the partition dir holding the offset below which every segment
@@ -82,7 +84,9 @@ fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
         } else if let Some((base, suffix)) = parse_segment_name(&name) {
             match suffix {
                 LOG_SUFFIX => logs.push(base),
-                INDEX_SUFFIX | TIME_INDEX_SUFFIX => indexes.push((base, entry.path())),
+                INDEX_SUFFIX | TIME_INDEX_SUFFIX | TXN_INDEX_SUFFIX => {
+                    indexes.push((base, entry.path()))
+                }
                 _ => {}
             }
         }
@@ -265,11 +269,12 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
 
 /// The producer state as of the log end: the newest readable snapshot at or
 /// below it, then every batch after it replayed from the log (all of the
-/// log when no snapshot fits). Snapshots past the log end (a truncated
-/// tail) are removed.
+/// log when no snapshot fits), which also rebuilds the aborted-transaction
+/// index entries of the replayed range. Snapshots past the log end (a
+/// truncated tail) are removed.
 pub fn load_producer_state(
     dir: &Path,
-    segments: &BTreeMap<i64, Segment>,
+    segments: &mut BTreeMap<i64, Segment>,
     log_start: i64,
     producers_max: usize,
 ) -> Result<ProducerStates, StorageError> {
@@ -297,16 +302,18 @@ pub fn load_producer_state(
     }
     let (from, mut states) =
         loaded.unwrap_or_else(|| (log_start, ProducerStates::new(producers_max)));
-    let replayed = replay_producers(segments, from.max(log_start), &mut states)?;
+    let from = from.max(log_start);
+    let replayed = replay_producers(segments, from, &mut states)?;
     if replayed > 0 {
         tracing::info!(dir = %dir.display(), from, replayed, producers = states.len(), "rebuilt producer state from the log");
     }
     Ok(states)
 }
 
-/// Applies every batch from `from` on to `states`; returns how many.
+/// Applies every batch from `from` on to `states`, indexing the aborted
+/// transactions its markers end; returns how many batches.
 fn replay_producers(
-    segments: &BTreeMap<i64, Segment>,
+    segments: &mut BTreeMap<i64, Segment>,
     from: i64,
     states: &mut ProducerStates,
 ) -> Result<u64, StorageError> {
@@ -315,16 +322,49 @@ fn replay_producers(
         .range(..=from)
         .next_back()
         .map_or(from, |(base, _)| *base);
-    for segment in segments.range(first_base..).map(|(_, s)| s) {
+    for segment in segments.range_mut(first_base..).map(|(_, s)| s) {
+        // Entries from `from` on come back as the replay meets their markers.
+        segment.txn_index.truncate_from(from)?;
         let Some(mut pos) = segment.find_batch(from)? else {
             continue;
         };
         while pos < segment.size {
             let header = segment.read_header(pos)?;
-            states.apply(&header, header.max_timestamp);
+            let marker = if header.is_control() {
+                read_marker(segment, pos, &header)?
+            } else {
+                None
+            };
+            if let Some(done) = states.apply(&header, marker, header.max_timestamp) {
+                if done.aborted {
+                    segment.txn_index.append(AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: states
+                            .first_unstable_offset()
+                            .unwrap_or(done.last_offset + 1),
+                    })?;
+                }
+            }
             pos += header.total_len() as u64;
             replayed += 1;
         }
     }
     Ok(replayed)
+}
+
+/// The marker of the control batch at `pos` (control batches are small).
+fn read_marker(
+    segment: &Segment,
+    pos: u64,
+    header: &BatchHeader,
+) -> Result<Option<Marker>, StorageError> {
+    const CONTROL_BATCH_BYTES_MAX: usize = 4096;
+    if header.total_len() > CONTROL_BATCH_BYTES_MAX {
+        return Ok(None);
+    }
+    let mut batch = vec![0u8; header.total_len()];
+    segment.file.read_exact_at(&mut batch, pos)?;
+    Ok(parse_marker(&batch))
 }

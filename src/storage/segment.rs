@@ -14,6 +14,7 @@ use crate::record::{first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADE
 use super::index::OffsetIndex;
 use super::io::{pwrite_all, write_atomic, write_replacing};
 use super::time_index::TimeIndex;
+use super::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 use super::StorageError;
 
 pub const LOG_SUFFIX: &str = "log";
@@ -61,6 +62,8 @@ pub struct Segment {
     pub rolling_base_ms: Option<i64>,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
+    /// Transactions whose ABORT marker is in this segment.
+    pub txn_index: TxnIndex,
     /// Log bytes appended since the last offset index entry.
     bytes_since_index: u64,
     /// Base offset of the last batch, for the final time index entry.
@@ -77,7 +80,8 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Self::with_file(dir, base_offset, file, 0))
+        let txn_index = TxnIndex::create(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        Ok(Self::with_file(dir, base_offset, file, 0, txn_index))
     }
 
     /// Opens an existing segment. `size` is the file length and nothing is
@@ -86,7 +90,8 @@ impl Segment {
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(Self::with_file(dir, base_offset, file, size))
+        let txn_index = TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        Ok(Self::with_file(dir, base_offset, file, size, txn_index))
     }
 
     /// Creates the empty replacement of segment `base_offset` at
@@ -98,10 +103,13 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(cleaned_path(dir, base_offset))?;
-        Ok(Self::with_file(dir, base_offset, file, 0))
+        // Compaction keeps every marker, so the segment's aborted
+        // transactions stay as they are, in the same file.
+        let txn_index = TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        Ok(Self::with_file(dir, base_offset, file, 0, txn_index))
     }
 
-    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64) -> Self {
+    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64, txn_index: TxnIndex) -> Self {
         assert!(base_offset >= 0, "segment base offsets are non-negative");
         Segment {
             base_offset,
@@ -113,6 +121,7 @@ impl Segment {
             rolling_base_ms: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
+            txn_index,
             bytes_since_index: 0,
             last_batch_base: base_offset,
         }
@@ -232,18 +241,20 @@ impl Segment {
         Ok(None)
     }
 
-    /// Length of the whole batches from `from` that fit in `budget` bytes
+    /// Length of the whole batches from `from` (up to position `end`) that fit in `budget` bytes
     /// (the first one always when `force_first`), and whether the budget
     /// stopped the scan before the end of the segment.
     pub fn read_range(
         &self,
         from: u64,
+        end: u64,
         budget: u64,
         force_first: bool,
     ) -> Result<(u64, bool), StorageError> {
+        assert!(end <= self.size, "reads stay within the segment");
         let mut taken = 0u64;
         let mut pos = from;
-        while pos < self.size {
+        while pos < end {
             let len = self.read_header(pos)?.total_len() as u64;
             if taken + len > budget && !(force_first && taken == 0) {
                 return Ok((taken, true));
@@ -375,8 +386,13 @@ impl Segment {
     /// returns what the blocking thread must unlink: unlinking a large
     /// cached file, and closing its last handle, can take tens of ms.
     pub fn into_deleted(self) -> io::Result<DeletedSegment> {
-        let mut paths = Vec::with_capacity(3);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let mut paths = Vec::with_capacity(4);
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let path = segment_path(&self.dir, self.base_offset, suffix);
             let renamed = PathBuf::from(format!("{}{DELETED_SUFFIX}", path.display()));
             match fs::rename(&path, &renamed) {
@@ -393,7 +409,7 @@ impl Segment {
 
     pub fn delete_files(&self) -> io::Result<()> {
         fs::remove_file(segment_path(&self.dir, self.base_offset, LOG_SUFFIX))?;
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             match fs::remove_file(segment_path(&self.dir, self.base_offset, suffix)) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
                 _ => {}

@@ -16,7 +16,11 @@ pub struct PartitionFrame {
     pub partition: i32,
     pub error: i16,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// (producer id, first offset) of the aborted transactions in range,
+    /// for read_committed; `None` (null) for read_uncommitted.
+    pub aborted: Option<Vec<(i64, i64)>>,
     /// Whole batches: in-memory bytes or file slices, in order.
     pub records: Vec<Piece>,
 }
@@ -49,11 +53,11 @@ pub fn encode(version: i16, topics: Vec<TopicFrame>) -> Vec<Piece> {
             head.put_i32(p.partition);
             head.put_i16(p.error);
             head.put_i64(p.high_watermark);
-            head.put_i64(p.high_watermark); // last_stable_offset: no transactions
+            head.put_i64(p.last_stable_offset);
             if version >= 5 {
                 head.put_i64(p.log_start_offset);
             }
-            put_len(&mut head, 0, flexible); // aborted_transactions: none
+            put_aborted(&mut head, p.aborted.as_deref(), flexible);
             if version >= 11 {
                 head.put_i32(-1); // preferred_read_replica
             }
@@ -95,6 +99,26 @@ fn put_len(buf: &mut BytesMut, len: usize, flexible: bool) {
     }
 }
 
+/// The nullable aborted_transactions array.
+fn put_aborted(buf: &mut BytesMut, aborted: Option<&[(i64, i64)]>, flexible: bool) {
+    let Some(aborted) = aborted else {
+        if flexible {
+            put_uvarint(buf, 0);
+        } else {
+            buf.put_i32(-1);
+        }
+        return;
+    };
+    put_len(buf, aborted.len(), flexible);
+    for &(producer_id, first_offset) in aborted {
+        buf.put_i64(producer_id);
+        buf.put_i64(first_offset);
+        if flexible {
+            put_uvarint(buf, 0); // tagged fields
+        }
+    }
+}
+
 fn put_bytes_len(buf: &mut BytesMut, len: usize, flexible: bool) {
     put_len(buf, len, flexible);
 }
@@ -111,9 +135,21 @@ fn put_str(buf: &mut BytesMut, s: &[u8], flexible: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{BrokerId, FetchResponse, TopicName};
+    use kafka_protocol::messages::fetch_response::{
+        AbortedTransaction, FetchableTopicResponse, PartitionData,
+    };
+    use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    /// Partition 0 answers read_uncommitted (null), the others name
+    /// aborted transactions (none for partition 1).
+    fn aborted(partition: usize) -> Option<Vec<(i64, i64)>> {
+        match partition {
+            0 => None,
+            1 => Some(Vec::new()),
+            n => Some((0..n as i64).map(|k| (1000 + k, 50 + k)).collect()),
+        }
+    }
 
     fn reference(version: i16, records: &[Option<&[u8]>]) -> Vec<u8> {
         let mut topic = FetchableTopicResponse::default();
@@ -126,9 +162,17 @@ mod tests {
                 p.partition_index = i as i32;
                 p.error_code = if r.is_none() { 1 } else { 0 };
                 p.high_watermark = 100 + i as i64;
-                p.last_stable_offset = 100 + i as i64;
+                p.last_stable_offset = 90 + i as i64;
                 p.log_start_offset = 7;
-                p.aborted_transactions = Some(Vec::new());
+                p.aborted_transactions = aborted(i).map(|list| {
+                    list.into_iter()
+                        .map(|(pid, first)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(pid))
+                                .with_first_offset(first)
+                        })
+                        .collect()
+                });
                 p.preferred_read_replica = BrokerId(-1);
                 p.records = Some(Bytes::copy_from_slice(r.unwrap_or(&[])));
                 p
@@ -150,7 +194,9 @@ mod tests {
                 partition: i as i32,
                 error: if r.is_none() { 1 } else { 0 },
                 high_watermark: 100 + i as i64,
+                last_stable_offset: 90 + i as i64,
                 log_start_offset: 7,
+                aborted: aborted(i),
                 records: match r {
                     Some(r) if !r.is_empty() => {
                         let (a, b) = r.split_at(r.len() / 2);

@@ -33,7 +33,13 @@ struct Wanted {
     tp: TopicPartition,
     offset: i64,
     partition_max_bytes: u32,
+    /// read_committed: up to the last stable offset, with aborted
+    /// transactions named.
+    committed: bool,
 }
+
+/// Kafka's IsolationLevel.READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
 
 /// The response body as pieces (framing and file slices).
 pub async fn handle(
@@ -126,6 +132,7 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
 }
 
 fn wanted(request: &FetchRequest) -> Vec<Wanted> {
+    let committed = request.isolation_level == READ_COMMITTED;
     request
         .topics
         .iter()
@@ -138,6 +145,7 @@ fn wanted(request: &FetchRequest) -> Vec<Wanted> {
                 },
                 offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes.max(0) as u32,
+                committed,
             })
         })
         .collect()
@@ -155,6 +163,7 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
             offset: w.offset,
             max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
             min_one_batch: true,
+            committed: w.committed,
         })
         .collect();
     let mut outcomes = shard.read(items).await;
@@ -175,6 +184,7 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
                 offset: w.offset,
                 max_bytes: left as u32,
                 min_one_batch: false,
+                committed: w.committed,
             };
             let mut reread = shard.read(vec![again]).await;
             *outcome = reread.pop().expect("one outcome per item");
@@ -203,7 +213,9 @@ fn frames(request: &FetchRequest, outcomes: Vec<ReadOutcome>) -> Vec<TopicFrame>
                         partition: p.partition,
                         error: o.error,
                         high_watermark: o.high_watermark,
+                        last_stable_offset: o.last_stable_offset,
                         log_start_offset: o.log_start_offset,
+                        aborted: o.aborted,
                         records: o.slices.into_iter().map(Piece::File).collect(),
                     }
                 })

@@ -15,6 +15,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod sync_group;
+mod txn_offset_commit;
 
 use std::rc::Rc;
 
@@ -37,8 +38,9 @@ pub use offset_commit::SPEC as OFFSET_COMMIT;
 pub use offset_delete::SPEC as OFFSET_DELETE;
 pub use offset_fetch::SPEC as OFFSET_FETCH;
 pub use sync_group::SPEC as SYNC_GROUP;
+pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 11] = [
+const SPECS: [ApiSpec; 12] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -50,6 +52,7 @@ const SPECS: [ApiSpec; 11] = [
     DESCRIBE_GROUPS,
     DELETE_GROUPS,
     OFFSET_DELETE,
+    TXN_OFFSET_COMMIT,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -85,6 +88,7 @@ pub async fn handle(
         ApiKey::DescribeGroups => serve!(describe_groups),
         ApiKey::DeleteGroups => serve!(delete_groups),
         ApiKey::OffsetDelete => serve!(offset_delete),
+        ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }
 }

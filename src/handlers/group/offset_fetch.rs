@@ -32,6 +32,7 @@ pub async fn handle(
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
+    let require_stable = request.require_stable;
     if version >= 8 {
         let asks = request.groups.into_iter().map(|g| {
             let wanted: Wanted = g.topics.map(|ts| {
@@ -42,7 +43,7 @@ pub async fn handle(
             (g.group_id.to_string(), wanted)
         });
         let fetches = asks.map(|(group_id, wanted)| async move {
-            let fetched = fetch(shard, &group_id, wanted).await;
+            let fetched = fetch(shard, &group_id, wanted, require_stable).await;
             group_v8(group_id, fetched)
         });
         response.groups = futures::future::join_all(fetches).await;
@@ -53,7 +54,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(shard, &request.group_id, wanted).await;
+    let fetched = fetch(shard, &request.group_id, wanted, require_stable).await;
     response.error_code = fetched.error;
     response.topics = fetched
         .topics
@@ -69,6 +70,7 @@ pub async fn handle(
                     p.committed_offset = o.offset;
                     p.committed_leader_epoch = o.leader_epoch;
                     p.metadata = Some(StrBytes::from_string(o.metadata));
+                    p.error_code = o.error;
                     // v1 has no group-level error; it goes on each partition.
                     if version < 2 {
                         p.error_code = fetched.error;
@@ -82,12 +84,18 @@ pub async fn handle(
     response
 }
 
-async fn fetch(shard: &Rc<Shard>, group_id: &str, topics: Wanted) -> FetchedOffsets {
+async fn fetch(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    topics: Wanted,
+    require_stable: bool,
+) -> FetchedOffsets {
     let group = group_id.to_string();
     let asked = topics.clone();
     call(shard, group_id, |reply| GroupMsg::FetchOffsets {
         group_id: group,
         topics,
+        require_stable,
         reply,
     })
     .await
@@ -101,6 +109,7 @@ async fn fetch(shard: &Rc<Shard>, group_id: &str, topics: Wanted) -> FetchedOffs
                     .into_iter()
                     .map(|partition| crate::group::PartitionOffset {
                         partition,
+                        error: 0,
                         offset: -1,
                         leader_epoch: -1,
                         metadata: String::new(),
@@ -130,6 +139,7 @@ fn group_v8(group_id: String, fetched: FetchedOffsets) -> OffsetFetchResponseGro
                     p.committed_offset = o.offset;
                     p.committed_leader_epoch = o.leader_epoch;
                     p.metadata = Some(StrBytes::from_string(o.metadata));
+                    p.error_code = o.error;
                     p
                 })
                 .collect();

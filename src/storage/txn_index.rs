@@ -1,0 +1,207 @@
+//! The aborted-transaction index of one segment (`<base>.txnindex`, Kafka's
+//! format): one entry per transaction whose ABORT marker lies in the
+//! segment, so a read_committed fetch can tell consumers which producers'
+//! records to drop in the range it returns.
+//!
+//! Entries are appended to the file as markers are written (page cache);
+//! the entries a crash may lose are those of the log tail that recovery
+//! replays, and replay writes them again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
+/// version i16, producer id i64, first offset i64, last offset i64, last
+/// stable offset i64.
+pub const TXN_INDEX_ENTRY_BYTES: usize = 2 + 8 + 8 + 8 + 8;
+const TXN_INDEX_VERSION: i16 = 0;
+
+/// A transaction that ended with ABORT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
+    /// The partition's last stable offset once the marker was written.
+    pub last_stable_offset: i64,
+}
+
+impl AbortedTxn {
+    fn encode(&self) -> [u8; TXN_INDEX_ENTRY_BYTES] {
+        let mut out = [0u8; TXN_INDEX_ENTRY_BYTES];
+        out[0..2].copy_from_slice(&TXN_INDEX_VERSION.to_be_bytes());
+        out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        out[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        out[26..34].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<AbortedTxn> {
+        let i64_at = |at: usize| i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        if b.len() < TXN_INDEX_ENTRY_BYTES || i16::from_be_bytes([b[0], b[1]]) != TXN_INDEX_VERSION
+        {
+            return None;
+        }
+        let entry = AbortedTxn {
+            producer_id: i64_at(2),
+            first_offset: i64_at(10),
+            last_offset: i64_at(18),
+            last_stable_offset: i64_at(26),
+        };
+        (entry.first_offset <= entry.last_offset).then_some(entry)
+    }
+}
+
+/// One segment's aborted transactions, in marker order.
+#[derive(Debug)]
+pub struct TxnIndex {
+    path: PathBuf,
+    entries: Vec<AbortedTxn>,
+    /// Opened on the first append or load; most segments never have one.
+    file: Option<Arc<File>>,
+}
+
+impl TxnIndex {
+    /// An empty index at `path`, removing any stale file there.
+    pub fn create(path: PathBuf) -> io::Result<TxnIndex> {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(TxnIndex {
+            path,
+            entries: Vec::new(),
+            file: None,
+        })
+    }
+
+    /// The index in `path`, if any; a torn last entry is dropped.
+    pub fn open(path: PathBuf) -> io::Result<TxnIndex> {
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let entries: Vec<AbortedTxn> = bytes
+            .chunks_exact(TXN_INDEX_ENTRY_BYTES)
+            .map_while(AbortedTxn::decode)
+            .collect();
+        let mut index = TxnIndex {
+            path,
+            entries,
+            file: None,
+        };
+        if index.entries.len() * TXN_INDEX_ENTRY_BYTES != bytes.len() {
+            index.rewrite()?;
+        }
+        Ok(index)
+    }
+
+    pub fn entries(&self) -> &[AbortedTxn] {
+        &self.entries
+    }
+
+    /// The open file, for an fdatasync that must cover it.
+    pub fn file(&self) -> Option<Arc<File>> {
+        self.file.clone()
+    }
+
+    pub fn append(&mut self, entry: AbortedTxn) -> io::Result<()> {
+        if let Some(last) = self.entries.last() {
+            assert!(
+                entry.last_offset > last.last_offset,
+                "aborted transactions are indexed in marker order"
+            );
+        }
+        let at = (self.entries.len() * TXN_INDEX_ENTRY_BYTES) as u64;
+        self.file()
+            .map_or_else(|| self.open_file(), Ok)?
+            .write_all_at(&entry.encode(), at)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Drops entries whose marker is at or past `offset` (a replay will
+    /// write them again).
+    pub fn truncate_from(&mut self, offset: i64) -> io::Result<()> {
+        let keep = self
+            .entries
+            .iter()
+            .take_while(|e| e.last_offset < offset)
+            .count();
+        if keep < self.entries.len() {
+            self.entries.truncate(keep);
+            self.rewrite()?;
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self) -> io::Result<Arc<File>> {
+        let file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)?,
+        );
+        self.file = Some(file.clone());
+        Ok(file)
+    }
+
+    /// Writes the file anew from the entries (after a trim).
+    fn rewrite(&mut self) -> io::Result<()> {
+        let file = self.file().map_or_else(|| self.open_file(), Ok)?;
+        file.set_len(0)?;
+        let bytes: Vec<u8> = self.entries.iter().flat_map(|e| e.encode()).collect();
+        file.write_all_at(&bytes, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(pid: i64, first: i64, last: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: last + 1,
+        }
+    }
+
+    #[test]
+    fn entries_survive_reopen_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.txnindex");
+        let mut index = TxnIndex::create(path.clone()).unwrap();
+        index.append(entry(1, 0, 5)).unwrap();
+        index.append(entry(2, 3, 9)).unwrap();
+        assert_eq!(
+            TxnIndex::open(path.clone()).unwrap().entries(),
+            index.entries()
+        );
+        index.truncate_from(9).unwrap();
+        assert_eq!(
+            TxnIndex::open(path.clone()).unwrap().entries(),
+            &[entry(1, 0, 5)]
+        );
+        // A torn tail is dropped at open.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0, 0, 1]);
+        fs::write(&path, &bytes).unwrap();
+        let reopened = TxnIndex::open(path.clone()).unwrap();
+        assert_eq!(reopened.entries(), &[entry(1, 0, 5)]);
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            TXN_INDEX_ENTRY_BYTES as u64
+        );
+    }
+}
