@@ -46,6 +46,14 @@ pub enum BrokerError {
     Shards(std::io::Error),
     #[error("a shard failed to start")]
     Start,
+    #[error("controller_quorum_voters: {0}")]
+    Voters(#[from] crate::cluster::voters::VotersError),
+    #[error(transparent)]
+    Identity(#[from] crate::cluster::identity::IdentityError),
+    #[error(
+        "a quorum of {0} controller voters is not served yet: this build runs one-node          clusters (no voter list, or only this node in it)"
+    )]
+    MultiNode(usize),
 }
 
 /// Where a started broker can be reached.
@@ -58,7 +66,7 @@ pub struct Ready {
 /// Runs the broker until `stop` is set, then shuts down cleanly.
 /// `on_ready` is called once every shard is listening.
 pub fn run(
-    config: BrokerConfig,
+    mut config: BrokerConfig,
     stop: Arc<AtomicBool>,
     on_ready: impl FnOnce(Ready),
 ) -> Result<(), BrokerError> {
@@ -69,6 +77,7 @@ pub fn run(
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_err)?;
     let _lock = lock_data_dir(&data_dir)?;
+    config.cluster_id = Some(resolve_identity(&config)?.cluster_id);
     let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean_start = marker.exists();
     if clean_start {
@@ -199,6 +208,28 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     crate::net::accept_loop(shard.clone(), listener, writable).await;
     drain(&shard, &ctx.drained).await;
     shard.close_all();
+}
+
+/// Checks the voter list and the data dir's identity against this node's
+/// flags; the data dir gets its identity on a first start.
+fn resolve_identity(config: &BrokerConfig) -> Result<crate::cluster::MetaProperties, BrokerError> {
+    use crate::cluster::{identity, voters};
+    let mut expected = config.cluster_id.clone();
+    if let Some(list) = &config.controller_quorum_voters {
+        let voters = voters::parse(list)?;
+        voters::this_node(&voters, config.node_id, config.controller_listen.as_deref())?;
+        if voters.len() > 1 {
+            return Err(BrokerError::MultiNode(voters.len()));
+        }
+        if expected.is_none() && !config.data_dir.join(identity::META_PROPERTIES).exists() {
+            expected = Some(identity::cluster_id_for_voters(list));
+        }
+    }
+    Ok(identity::ensure(
+        &config.data_dir,
+        config.node_id,
+        expected.as_deref(),
+    )?)
 }
 
 /// Waits for this shard's requests to finish, then for every other shard.

@@ -18,6 +18,16 @@ pub struct BrokerConfig {
     /// Address given to clients in Metadata; defaults to the bound address.
     pub advertise: Option<String>,
     pub data_dir: PathBuf,
+    /// The cluster this node belongs to. Unset: taken from the data dir's
+    /// `meta.properties`, else derived from `controller_quorum_voters`, else
+    /// new at first start. Once started, the cluster id in force.
+    pub cluster_id: Option<String>,
+    /// Kafka's `controller.listener`: where this node's controller voter
+    /// takes quorum traffic (defaults to its entry in the voter list).
+    pub controller_listen: Option<String>,
+    /// Kafka's `controller.quorum.voters`: `ID@HOST:PORT,...`. Unset: a
+    /// one-node cluster.
+    pub controller_quorum_voters: Option<String>,
     /// Executors, one per core; `None` means all cores.
     pub shards: Option<usize>,
     pub node_id: i32,
@@ -100,6 +110,9 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".into(),
             advertise: None,
             data_dir: PathBuf::from("./data"),
+            cluster_id: None,
+            controller_listen: None,
+            controller_quorum_voters: None,
             shards: None,
             node_id: 0,
             auto_create_topics_enable: true,

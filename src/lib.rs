@@ -18,6 +18,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod cluster;
 pub mod compression;
 pub mod config;
 pub mod group;

@@ -43,6 +43,15 @@ struct ServeArgs {
     shards: Option<usize>,
     #[arg(long)]
     node_id: Option<i32>,
+    /// The cluster id (default: the data dir's, or derived from the voters).
+    #[arg(long)]
+    cluster_id: Option<String>,
+    /// HOST:PORT of this node's controller voter (quorum traffic).
+    #[arg(long)]
+    controller_listen: Option<String>,
+    /// ID@HOST:PORT,... of the controller voters; unset: a one-node cluster.
+    #[arg(long)]
+    controller_quorum_voters: Option<String>,
     /// fdatasync before acknowledging every acks=all produce.
     #[arg(long)]
     fsync_on_ack: bool,
@@ -115,6 +124,15 @@ impl ServeArgs {
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;
+        }
+        if self.cluster_id.is_some() {
+            c.cluster_id = self.cluster_id;
+        }
+        if self.controller_listen.is_some() {
+            c.controller_listen = self.controller_listen;
+        }
+        if self.controller_quorum_voters.is_some() {
+            c.controller_quorum_voters = self.controller_quorum_voters;
         }
         if let Some(z) = self.fetch_zero_copy {
             c.fetch.zero_copy = z;

@@ -214,6 +214,7 @@ fn api_versions_negotiation() {
         (ApiKey::InitProducerId, 0, 5),
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
+        (ApiKey::DescribeCluster, 0, 1),
     ];
     for v in 0..=3 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());

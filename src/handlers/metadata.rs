@@ -24,7 +24,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
-pub const CLUSTER_ID: &str = "sluice-cluster";
+
+/// The cluster id in force (set from the data dir's identity at start).
+pub fn cluster_id(shard: &Shard) -> String {
+    shard.config.cluster_id.clone().unwrap_or_default()
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -62,7 +66,7 @@ pub async fn handle(
     let node = shard.config.node_id;
     let mut response = MetadataResponse::default();
     response.brokers = vec![broker(shard)];
-    response.cluster_id = Some(StrBytes::from_static_str(CLUSTER_ID));
+    response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
     response.controller_id = BrokerId(node);
     response.cluster_authorized_operations = OPERATIONS_OMITTED;
     response.topics = match names {

@@ -5,6 +5,7 @@
 mod admin;
 pub mod api_versions;
 mod configs;
+mod describe_cluster;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -76,6 +77,7 @@ pub const APIS: &[ApiSpec] = &[
     producer::INIT_PRODUCER_ID,
     producer::DESCRIBE_PRODUCERS,
     group::TXN_OFFSET_COMMIT,
+    describe_cluster::SPEC,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -181,6 +183,7 @@ pub async fn handle_frame(
         ApiKey::InitProducerId => {
             out.encoded(producer::init_producer_id(shard, &header, body!()).await)
         }
+        ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }

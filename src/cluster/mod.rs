@@ -1,0 +1,7 @@
+//! What a node knows of the cluster it belongs to before the metadata
+//! quorum says more: its stored identity and the voter list it was given.
+
+pub mod identity;
+pub mod voters;
+
+pub use identity::{MetaProperties, META_PROPERTIES};

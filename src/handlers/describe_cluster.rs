@@ -1,0 +1,53 @@
+//! DescribeCluster (KIP-700): the brokers, the cluster id and the active
+//! controller, as the admin clients ask for them.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::ApiSpec;
+use crate::shard::Shard;
+
+/// v2 adds fenced brokers (KIP-1073), which a one-node cluster never has.
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeCluster,
+    min: 0,
+    max: 1,
+};
+
+/// Kafka's EndpointType: brokers (1) or controllers (2).
+const ENDPOINT_BROKERS: i8 = 1;
+/// Kafka's "authorized operations not requested" marker.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let mut response = DescribeClusterResponse::default();
+    response.endpoint_type = ENDPOINT_BROKERS;
+    if header.request_api_version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
+        // This node's controller endpoints are not served to clients.
+        response.error_code = ResponseError::UnsupportedEndpointType.code();
+        response.error_message = Some(StrBytes::from_static_str(
+            "only broker endpoints are described",
+        ));
+        return response;
+    }
+    let node = shard.config.node_id;
+    response.cluster_id = StrBytes::from_string(super::metadata::cluster_id(shard));
+    response.controller_id = BrokerId(node);
+    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    let mut broker = DescribeClusterBroker::default();
+    broker.broker_id = BrokerId(node);
+    broker.host = StrBytes::from_string(shard.advertised.0.clone());
+    broker.port = shard.advertised.1;
+    response.brokers = vec![broker];
+    response
+}
