@@ -528,22 +528,66 @@ fn static_member_rejoins_without_rebalance() {
     let a = Member::spawn(config("instance-a"), topic, false);
     let b = Member::spawn(config("instance-b"), topic, false);
     wait_for_full_assignment(&[&a, &b], 4, Duration::from_secs(60));
-    // Let any rebalance in flight settle before counting.
-    thread::sleep(Duration::from_secs(2));
+    let mut raw = RawClient::connect(&bs);
+    wait_until("the group to be stable", Duration::from_secs(30), || {
+        group_state(&mut raw, "g-static") == "Stable"
+    });
     wait_for_full_assignment(&[&a, &b], 4, Duration::from_secs(30));
     let (a_assigned, b_assigned) = (a.assignment(), b.assignment());
-    let a_assigns = a.seen.assigns.load(Ordering::SeqCst);
+    let generations = join_phases(&broker, "g-static");
+    assert!(generations >= 1, "the broker logs completed join phases");
     b.close(); // static: no LeaveGroup
     let b2 = Member::spawn(config("instance-b"), topic, false);
     wait_for_full_assignment(&[&a, &b2], 4, Duration::from_secs(30));
-    thread::sleep(Duration::from_secs(1));
+    // Had b2's join started a rebalance, b2 could only have its assignment
+    // after that join phase completed: the broker logs every completed one.
+    assert_eq!(
+        join_phases(&broker, "g-static"),
+        generations,
+        "the static member's return started no rebalance"
+    );
+    assert_eq!(group_state(&mut raw, "g-static"), "Stable");
     assert_eq!(b2.assignment(), b_assigned, "same partitions back");
     assert_eq!(a.assignment(), a_assigned);
-    assert_eq!(
-        a.seen.assigns.load(Ordering::SeqCst),
-        a_assigns,
-        "the other member saw no rebalance"
+}
+
+/// The group's state as DescribeGroups reports it.
+fn group_state(client: &mut RawClient, group: &str) -> String {
+    let described = client.call(
+        5,
+        &kafka_protocol::messages::DescribeGroupsRequest::default()
+            .with_groups(vec![str_bytes(group).into()]),
     );
+    described.groups[0].group_state.to_string()
+}
+
+/// How many join phases of `group` the broker has completed (its log).
+fn join_phases(broker: &Broker, group: &str) -> usize {
+    let needle = format!("group={group} ");
+    broker
+        .stderr_tail(100_000)
+        .lines()
+        .map(without_ansi)
+        .filter(|l| l.contains("join phase complete") && l.contains(&needle))
+        .count()
+}
+
+/// The line without terminal colour codes (`ESC [ ... m`).
+fn without_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 mod raw_group {
