@@ -128,7 +128,7 @@ pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
     loaded: Cell<bool>,
     /// Serializes the first load (topic creation and replay).
-    loading: RefCell<Option<Rc<glommio::sync::Semaphore>>>,
+    loading: futures::lock::Mutex<()>,
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, with Java's
@@ -400,15 +400,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
     if shard.groups.loaded.get() {
         return true;
     }
-    let lock = shard
-        .groups
-        .loading
-        .borrow_mut()
-        .get_or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1)))
-        .clone();
-    let Ok(_permit) = lock.acquire_permit(1).await else {
-        return false;
-    };
+    let _loading = shard.groups.loading.lock().await;
     if shard.groups.loaded.get() {
         return true;
     }

@@ -221,6 +221,12 @@ pub fn spawn_serving<T: 'static>(
 }
 
 /// Lets every other runnable task on this shard go first, once.
+/// Runs `fut` to completion on a one-off executor on this thread (unit
+/// tests of shard-local code).
+pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
+    glommio::LocalExecutor::default().run(fut)
+}
+
 pub async fn yield_now() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
@@ -240,4 +246,34 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod invariant_tests {
+    /// ARCHITECTURE's invariant: nothing outside `runtime` names glommio.
+    #[test]
+    fn only_runtime_names_glommio() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        let mut dirs = vec![src.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if path != src.join("runtime") {
+                        dirs.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    if text.contains(concat!("glommio", "::")) {
+                        offenders.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "glommio named outside runtime/: {offenders:?}"
+        );
+    }
 }

@@ -60,7 +60,7 @@ impl Shard {
             self.id, CONTROLLER_SHARD,
             "only the controller changes topics"
         );
-        let _serial = self.admin_lock.acquire_permit(1).await;
+        let _serial = self.admin_lock.lock().await;
         let current = self.topics();
         let next = match plan(&self.config, &current, op) {
             Ok(Some(next)) => next,

@@ -86,13 +86,13 @@ mod tests {
 
     #[test]
     fn waiters_wake_on_notify_and_free_their_slots() {
-        glommio::LocalExecutor::default().run(async {
+        crate::runtime::block_on(async {
             let event = std::rc::Rc::new(Event::default());
             let seen = event.version();
             let e = event.clone();
-            let waiter = glommio::spawn_local(async move { e.changed_since(seen).await });
-            glommio::yield_if_needed().await;
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            let waiter = crate::runtime::spawn_local(async move { e.changed_since(seen).await });
+            crate::runtime::yield_if_needed().await;
+            crate::runtime::sleep(std::time::Duration::from_millis(1)).await;
             assert_eq!(event.waiters.borrow().len(), 1);
             event.notify();
             waiter.await;

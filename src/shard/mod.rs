@@ -58,7 +58,7 @@ pub struct Shard {
     /// Requests being served on this shard; shutdown waits for zero.
     pub in_flight: Cell<usize>,
     /// Serializes topic changes on the controller.
-    admin_lock: glommio::sync::Semaphore,
+    admin_lock: futures::lock::Mutex<()>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
@@ -87,7 +87,7 @@ impl Shard {
             clean_start,
             stopping: Event::default(),
             in_flight: Cell::new(0),
-            admin_lock: glommio::sync::Semaphore::new(1),
+            admin_lock: futures::lock::Mutex::new(()),
             groups: crate::group::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
         }
