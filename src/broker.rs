@@ -1,8 +1,8 @@
 //! Starting and stopping the broker: the data dir, the shards, the
 //! listener address, and the clean-shutdown marker.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -87,14 +87,19 @@ pub fn run(
     }
     let topics = Arc::new(Topics::load(&data_dir).map_err(dir_err)?);
 
-    let (reserved, addr) = reserve_listen_addr(&config.listen)?;
+    let listen_err = |addr: &str| {
+        let addr = addr.to_string();
+        move |source| BrokerError::Listen { addr, source }
+    };
+    let (reserved, addr) =
+        crate::net::listen::reserve(&config.listen).map_err(listen_err(&config.listen))?;
     let advertised = advertised(&config, addr)?;
     let shard_count = config
         .shards
         .unwrap_or_else(|| runtime::allowed_cpus().len())
         .max(1);
     let metrics = match &config.metrics_listen {
-        Some(listen) => Some(bind_metrics(listen)?),
+        Some(listen) => Some(crate::net::listen::bind_metrics(listen).map_err(listen_err(listen))?),
         None => None,
     };
     let writable = WritablePoller::start(shard_count, config.max_connections_per_shard)
@@ -184,7 +189,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     for (_, receiver) in receivers {
         runtime::spawn_local(shard.clone().serve_peer(receiver)).detach();
     }
-    let listener = match runtime::TcpListener::bind(ctx.addr) {
+    let listener = match crate::net::listen::bind_shard(ctx.addr) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(shard = id, addr = %ctx.addr, error = %e, "cannot listen");
@@ -193,9 +198,8 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
         }
     };
     if let Some(fd) = ctx.metrics_fd.filter(|_| id == 0) {
-        // SAFETY: a listening TCP socket whose ownership main handed to
-        // shard 0 alone (`into_raw_fd` in `bind_metrics`).
-        let listener = unsafe { runtime::TcpListener::from_raw_fd(fd) };
+        // SAFETY: main bound it with `bind_metrics` and hands it to shard 0 alone.
+        let listener = unsafe { crate::net::listen::adopt_metrics(fd) };
         runtime::spawn_local(crate::net::metrics::serve(shard.clone(), listener)).detach();
     }
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
@@ -309,48 +313,6 @@ async fn producer_expiry_loop(shard: Rc<Shard>) {
     {
         shard.expire_producers();
     }
-}
-
-/// Binds the metrics endpoint on the main thread, so its address is known
-/// before start-up completes; the fd goes to shard 0.
-fn bind_metrics(listen: &str) -> Result<(SocketAddr, RawFd), BrokerError> {
-    use std::os::fd::IntoRawFd;
-    let fail = |source| BrokerError::Listen {
-        addr: listen.to_string(),
-        source,
-    };
-    let listener = std::net::TcpListener::bind(listen).map_err(fail)?;
-    let addr = listener.local_addr().map_err(fail)?;
-    Ok((addr, listener.into_raw_fd()))
-}
-
-/// Binds (without listening) a SO_REUSEPORT socket on the listen address,
-/// which resolves port 0 and holds the port until every shard has bound it.
-fn reserve_listen_addr(listen: &str) -> Result<(socket2::Socket, SocketAddr), BrokerError> {
-    let fail = |source| BrokerError::Listen {
-        addr: listen.to_string(),
-        source,
-    };
-    let addr = listen
-        .to_socket_addrs()
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| fail(std::io::Error::other("resolves to no address")))?;
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )
-    .map_err(fail)?;
-    socket.set_reuse_port(true).map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    socket.bind(&addr.into()).map_err(fail)?;
-    let bound = socket
-        .local_addr()
-        .map_err(fail)?
-        .as_socket()
-        .ok_or_else(|| fail(std::io::Error::other("not an IP address")))?;
-    Ok((socket, bound))
 }
 
 fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {

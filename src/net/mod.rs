@@ -6,6 +6,7 @@
 //! clients require.
 
 pub mod frame;
+pub mod listen;
 pub mod metrics;
 mod send;
 
