@@ -376,3 +376,79 @@ fn compressed_batches_are_compacted() {
     let after = records_from(&log, 0);
     check_compacted(&before, &after, log.active().base_offset);
 }
+
+/// A transactional copy of `batch` from producer `pid`.
+fn in_txn(batch: &Bytes, pid: i64) -> Bytes {
+    crate::record::build::with_producer(batch, pid, 0, 0, true)
+}
+
+fn marker(pid: i64, commit: bool) -> Bytes {
+    let marker = crate::record::Marker {
+        commit,
+        coordinator_epoch: 0,
+    };
+    crate::record::build_marker(pid, 0, marker, 1000)
+}
+
+/// Neither an aborted nor an open transaction's record makes a committed
+/// record of the same key go, and markers stay.
+#[test]
+fn transactions_never_make_committed_records_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), compact_config(), true);
+    log.append(
+        &keyed(
+            &[("a", Some("committed-a")), ("b", Some("committed-b"))],
+            1000,
+        ),
+        1000,
+    )
+    .unwrap();
+    // An aborted transaction overwrites a.
+    log.append(&in_txn(&keyed(&[("a", Some("aborted-a"))], 1001), 7), 1001)
+        .unwrap();
+    log.append_marker(&marker(7, false), 1002).unwrap();
+    // An open transaction overwrites b.
+    log.append(&in_txn(&keyed(&[("b", Some("open-b"))], 1003), 8), 1003)
+        .unwrap();
+    for i in 0..20 {
+        // Unrelated keys so the log rolls several segments.
+        let k = format!("z{i}");
+        log.append(
+            &keyed(&[(&k, Some("filler-value-filler-value"))], 1004),
+            1004,
+        )
+        .unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    compact_fully(&mut log, 5000);
+    let after = records_from(&log, 0);
+    let value_of = |v: &str| after.iter().any(|r| r.2.as_deref() == Some(v.as_bytes()));
+    assert!(
+        value_of("committed-a"),
+        "an aborted write removed a committed one"
+    );
+    assert!(
+        value_of("committed-b"),
+        "an open transaction removed a committed one"
+    );
+    assert!(value_of("open-b"));
+    assert_eq!(
+        log.aborted_transactions(0, log.log_end_offset(), 10).len(),
+        1
+    );
+    // The marker is still in the log.
+    let plan = log.read(0, u32::MAX, true).unwrap();
+    let mut markers = 0;
+    for slice in &plan.slices {
+        let mut buf = vec![0u8; slice.len as usize];
+        slice.file.read_exact_at(&mut buf, slice.position).unwrap();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let header = BatchHeader::parse(&buf[pos..]).unwrap();
+            markers += usize::from(header.is_control());
+            pos += header.total_len();
+        }
+    }
+    assert_eq!(markers, 1);
+}
