@@ -213,6 +213,11 @@ fn api_versions_negotiation() {
         (ApiKey::IncrementalAlterConfigs, 0, 1),
         (ApiKey::InitProducerId, 0, 5),
         (ApiKey::DescribeProducers, 0, 0),
+        (ApiKey::AddPartitionsToTxn, 0, 4),
+        (ApiKey::AddOffsetsToTxn, 0, 4),
+        (ApiKey::EndTxn, 0, 4),
+        (ApiKey::DescribeTransactions, 0, 0),
+        (ApiKey::ListTransactions, 0, 1),
     ];
     for v in 0..=3 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());

@@ -11,6 +11,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer;
+mod txn;
 
 use std::rc::Rc;
 
@@ -75,6 +76,11 @@ pub const APIS: &[ApiSpec] = &[
     group::OFFSET_DELETE,
     producer::INIT_PRODUCER_ID,
     producer::DESCRIBE_PRODUCERS,
+    txn::ADD_PARTITIONS_TO_TXN,
+    txn::ADD_OFFSETS_TO_TXN,
+    txn::END_TXN,
+    txn::DESCRIBE_TRANSACTIONS,
+    txn::LIST_TRANSACTIONS,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -184,6 +190,7 @@ pub async fn handle_frame(
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
         key if group::serves(key) => group::handle(shard, &header, client, &out, &mut buf).await,
+        key if txn::serves(key) => txn::handle(shard, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }
