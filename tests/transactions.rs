@@ -26,6 +26,9 @@ use kafka_protocol::messages::{
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
+use sluice::metadata::java_hash_partition;
+use sluice::record::build::build_batch;
+use sluice::txn::{records, TxnMetadata, TxnState};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -50,6 +53,9 @@ const WAIT: Duration = Duration::from_secs(30);
 fn start_broker() -> Broker {
     Broker::start_with(2, BROKER_ARGS)
 }
+
+/// Partitions of `__transaction_state` in these tests.
+const TXN_STATE_PARTITIONS: i32 = 4;
 
 const BROKER_ARGS: &[&str] = &[
     "--transaction-state-num-partitions",
@@ -542,6 +548,48 @@ fn transaction_state_survives_restart() {
     assert_eq!(
         describe(&mut c, "tx-open").transaction_state.as_str(),
         "Empty"
+    );
+}
+
+/// A transaction the last run left in PrepareCommit (its markers not yet
+/// written) is finished when the coordinator loads: markers go out and the
+/// state becomes CompleteCommit.
+#[test]
+fn prepared_transaction_is_finished_on_load() {
+    let mut broker = start_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "tx-load", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    // Any transactional request creates __transaction_state.
+    init(&mut c, "tx-creates-the-topic", 60_000);
+    // The record a coordinator writes before its markers, as if it then
+    // crashed: PrepareCommit of tx-load-0 for a producer it made up.
+    let mut prepared = TxnMetadata::new(777_000, 60_000, now_ms());
+    prepared.producer_epoch = 0;
+    prepared.state = TxnState::PrepareCommit;
+    prepared.txn_start_ms = now_ms();
+    prepared.partitions.insert(sluice::shard::TopicPartition {
+        topic: "tx-load".into(),
+        partition: 0,
+    });
+    let key = records::key("tx-prepared");
+    let value = records::value(&prepared);
+    let batch = build_batch(0, &[(Some(&key[..]), Some(&value[..]), now_ms(), &[])]);
+    let partition = java_hash_partition("tx-prepared", TXN_STATE_PARTITIONS);
+    let (code, _) = c.produce_batch("__transaction_state", partition, batch);
+    assert_eq!(code, NONE);
+    let before = log_end(&bs, "tx-load", 0);
+    drop(c);
+
+    broker.restart();
+    let bs = broker.bootstrap();
+    let mut c = RawClient::connect(&bs);
+    let d = wait_for_state(&mut c, "tx-prepared", "CompleteCommit");
+    assert_eq!((d.producer_id.0, d.producer_epoch), (777_000, 0));
+    assert_eq!(
+        log_end(&bs, "tx-load", 0),
+        before + 1,
+        "commit marker written"
     );
 }
 
