@@ -76,7 +76,7 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
         "transaction coordinator loaded"
     );
     coordinator.loaded.set(true);
-    crate::runtime::spawn_local(super::tick_loop(shard.clone())).detach();
+    crate::runtime::spawn_local(super::timeouts::tick_loop(shard.clone())).detach();
     for id in unfinished {
         crate::runtime::spawn_local(super::finish(shard.clone(), id)).detach();
     }

@@ -13,7 +13,7 @@
 //! when a shard starts and finds it), so transactional state survives
 //! restarts. A transaction that ends goes Ongoing -> Prepare* (persisted,
 //! answered) -> markers on every partition (`markers.rs`) -> Complete*
-//! (persisted). A per-shard loop aborts transactions open past their
+//! (persisted). A per-shard loop (`timeouts.rs`) aborts transactions open past their
 //! timeout, finishes Prepare* ones whose markers were not all written, and
 //! forgets ids idle past `transactional_id_expiration_ms` (tombstones).
 
@@ -21,12 +21,12 @@ mod load;
 mod markers;
 pub mod records;
 pub mod state;
+mod timeouts;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::channel::oneshot;
 
@@ -247,14 +247,8 @@ pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
                 producer,
                 &partitions,
                 verify_only,
-            );
-            let r = match r {
-                Ok(Some(next)) => write(&shard, &transactional_id, next, TxnState::Ongoing)
-                    .await
-                    .map(|()| vec![true; partitions.len()]),
-                Ok(None) => Ok(vec![true; partitions.len()]),
-                Err(Verified(v)) => v,
-            };
+            )
+            .await;
             let _ = reply.send(r);
         }
         TxnMsg::End {
@@ -270,29 +264,34 @@ pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
             transactional_id,
             reply,
         } => {
-            let txns = shard.txns.txns.borrow();
-            let r = match txns.get(&transactional_id) {
-                Some(e) if e.meta.state != TxnState::Dead => Ok(e.meta.clone()),
-                _ => Err(TxnError::UnknownId),
-            };
-            let _ = reply.send(r);
+            let _ = reply.send(describe(&shard, &transactional_id));
         }
         TxnMsg::List { filter, reply } => {
-            let listed = shard
-                .txns
-                .txns
-                .borrow()
-                .iter()
-                .filter(|(_, e)| filter.includes(&e.meta, now))
-                .map(|(id, e)| Listed {
-                    transactional_id: id.clone(),
-                    producer_id: e.meta.producer_id,
-                    state: e.meta.state,
-                })
-                .collect();
-            let _ = reply.send(Ok(listed));
+            let _ = reply.send(Ok(list(&shard, &filter, now)));
         }
     }
+}
+
+fn describe(shard: &Shard, id: &str) -> Result<TxnMetadata, TxnError> {
+    match shard.txns.txns.borrow().get(id) {
+        Some(e) if e.meta.state != TxnState::Dead => Ok(e.meta.clone()),
+        _ => Err(TxnError::UnknownId),
+    }
+}
+
+fn list(shard: &Shard, filter: &ListFilter, now: i64) -> Vec<Listed> {
+    shard
+        .txns
+        .txns
+        .borrow()
+        .iter()
+        .filter(|(_, e)| filter.includes(&e.meta, now))
+        .map(|(id, e)| Listed {
+            transactional_id: id.clone(),
+            producer_id: e.meta.producer_id,
+            state: e.meta.state,
+        })
+        .collect()
 }
 
 async fn init_producer_id(
@@ -360,29 +359,29 @@ async fn init_producer_id(
     Err(TxnError::NotAvailable)
 }
 
-/// A decision already made: the answer to send.
-struct Verified(Result<Vec<bool>, TxnError>);
-
-fn add_partitions(
-    shard: &Shard,
+/// AddPartitionsToTxn: whether each partition is (now) in the transaction.
+async fn add_partitions(
+    shard: &Rc<Shard>,
     id: &str,
     producer: (i64, i16),
     partitions: &[TopicPartition],
     verify_only: bool,
-) -> Result<Option<TxnMetadata>, Verified> {
-    let txns = shard.txns.txns.borrow();
-    let Some(e) = txns.get(id) else {
-        return Err(Verified(Err(TxnError::IdMapping)));
+) -> Result<Vec<bool>, TxnError> {
+    let next = {
+        let txns = shard.txns.txns.borrow();
+        let e = txns.get(id).ok_or(TxnError::IdMapping)?;
+        let pending = e.pending.is_some();
+        if verify_only {
+            return state::verify_partitions(&e.meta, pending, producer, partitions);
+        }
+        let max = shard.config.transaction_partitions_max;
+        let now = crate::runtime::now_ms();
+        state::add_partitions(&e.meta, pending, producer, partitions, max, now)?
     };
-    let pending = e.pending.is_some();
-    if verify_only {
-        let v = state::verify_partitions(&e.meta, pending, producer, partitions);
-        return Err(Verified(v));
+    if let Some(next) = next {
+        write(shard, id, next, TxnState::Ongoing).await?;
     }
-    let max = shard.config.transaction_partitions_max;
-    let now = crate::runtime::now_ms();
-    state::add_partitions(&e.meta, pending, producer, partitions, max, now)
-        .map_err(|err| Verified(Err(err)))
+    Ok(vec![true; partitions.len()])
 }
 
 async fn end_txn(
@@ -488,79 +487,6 @@ async fn append(shard: &Rc<Shard>, id: &str, value: Option<Vec<u8>>) -> Result<(
         return Err(TxnError::WriteFailed);
     }
     Ok(())
-}
-
-/// Aborts transactions open past their timeout (fencing their producer),
-/// finishes prepared ones left unfinished, and forgets expired ids; until
-/// the shard stops. Each pass is bounded by the ids this shard holds.
-async fn tick_loop(shard: Rc<Shard>) {
-    let every = Duration::from_millis(
-        shard
-            .config
-            .transaction_abort_timed_out_transaction_cleanup_interval_ms
-            .max(1),
-    );
-    while crate::runtime::timeout(every, shard.stopping.changed_since(0))
-        .await
-        .is_none()
-    {
-        tick(&shard).await;
-    }
-}
-
-async fn tick(shard: &Rc<Shard>) {
-    let now = crate::runtime::now_ms();
-    let expiration_ms = shard.config.transactional_id_expiration_ms;
-    let mut timed_out = Vec::new();
-    let mut unfinished = Vec::new();
-    let mut expired = Vec::new();
-    for (id, e) in shard.txns.txns.borrow().iter() {
-        if e.pending.is_some() {
-            continue;
-        }
-        if e.meta.timed_out(now) {
-            timed_out.push((id.clone(), e.meta.fence_and_abort(now)));
-        } else if e.meta.state.is_prepare() {
-            unfinished.push(id.clone());
-        } else if e.meta.expired(now, expiration_ms) {
-            expired.push(id.clone());
-        }
-    }
-    for (id, next) in timed_out {
-        tracing::info!(transactional_id = %id, producer_id = next.producer_id, "aborting a transaction open past its timeout");
-        if write(shard, &id, next, TxnState::PrepareEpochFence)
-            .await
-            .is_ok()
-        {
-            unfinished.push(id);
-        }
-    }
-    for id in unfinished {
-        crate::runtime::spawn_local(finish(shard.clone(), id)).detach();
-    }
-    for id in expired {
-        expire(shard, &id, now, expiration_ms).await;
-    }
-}
-
-/// Writes `id`'s tombstone and forgets it, if it is still expired.
-async fn expire(shard: &Rc<Shard>, id: &str, now: i64, expiration_ms: i64) {
-    {
-        let mut txns = shard.txns.txns.borrow_mut();
-        match txns.get_mut(id) {
-            Some(e) if e.pending.is_none() && e.meta.expired(now, expiration_ms) => {
-                e.pending = Some(TxnState::Dead);
-            }
-            _ => return,
-        }
-    }
-    let written = append(shard, id, None).await;
-    let mut txns = shard.txns.txns.borrow_mut();
-    if written.is_ok() {
-        txns.remove(id);
-    } else if let Some(e) = txns.get_mut(id) {
-        e.pending = None;
-    }
 }
 
 #[cfg(test)]
