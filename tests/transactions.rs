@@ -483,6 +483,36 @@ fn open_transaction_is_aborted_after_its_timeout() {
     );
 }
 
+/// A librdkafka producer dropped in the middle of a transaction leaves it
+/// open; after its `transaction.timeout.ms` the coordinator aborts it and
+/// bumps the epoch (so the epoch shows the coordinator did it, not the
+/// client).
+#[test]
+fn dropped_librdkafka_producer_is_aborted_after_its_timeout() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "tx-dropped", 1, &[]);
+    let mut config = transactional_config(&bs, "tx-dropped");
+    config
+        .set("transaction.timeout.ms", "1000")
+        .set("message.timeout.ms", "1000")
+        .set("socket.timeout.ms", "1000");
+    let producer: BaseProducer = config.create().unwrap();
+    producer.init_transactions(WAIT).expect("init_transactions");
+    producer.begin_transaction().expect("begin");
+    producer
+        .send(BaseRecord::<[u8], [u8]>::to("tx-dropped").payload(&b"left open"[..]))
+        .expect("enqueue");
+    let mut c = RawClient::connect(&bs);
+    // The send registers the partition with the coordinator.
+    wait_for_state(&mut c, "tx-dropped", "Ongoing");
+    drop(producer);
+    let d = wait_for_state(&mut c, "tx-dropped", "CompleteAbort");
+    assert_eq!(d.producer_epoch, 1, "aborted by the coordinator's timeout");
+    let (rows, _) = list(&mut c, 1, &["CompleteAbort"], &[d.producer_id.0], -1);
+    assert_eq!(rows.len(), 1);
+}
+
 /// A new InitProducerId on an id with an open transaction aborts it first
 /// (CONCURRENT_TRANSACTIONS until the abort completes), then answers a
 /// bumped epoch; the abort marker reaches the partition.
