@@ -62,6 +62,8 @@ const BROKER_ARGS: &[&str] = &[
     "4",
     "--transaction-abort-timed-out-transaction-cleanup-interval-ms",
     "200",
+    "--metrics-listen",
+    "127.0.0.1:0",
 ];
 
 fn txn_id(s: &str) -> TransactionalId {
@@ -340,6 +342,7 @@ fn raw_transactions_commit_abort_and_refuse_as_kafka() {
     // The markers took one offset on each partition of the transaction.
     let after: Vec<i64> = (0..3).map(|p| log_end(&bs, "tx-data", p)).collect();
     assert_eq!(after, vec![before[0] + 1, before[1] + 1, before[2]]);
+    assert_eq!(broker.metric("sluice_transactions_committed_total"), 1);
     // A retried commit succeeds; the opposite result is refused.
     assert_eq!(end(&mut c, 3, "tx-raw", pid, true), NONE);
     assert_eq!(end(&mut c, 3, "tx-raw", pid, false), INVALID_TXN_STATE);
@@ -466,6 +469,8 @@ fn open_transaction_is_aborted_after_its_timeout() {
         before + 1,
         "abort marker written"
     );
+    assert_eq!(broker.metric("sluice_transactions_timed_out_total"), 1);
+    assert_eq!(broker.metric("sluice_transactions_aborted_total"), 1);
     let (rows, _) = list(&mut c, 0, &["CompleteAbort"], &[], -1);
     assert_eq!(
         rows,

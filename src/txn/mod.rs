@@ -457,8 +457,12 @@ async fn finish(shard: Rc<Shard>, id: String) {
     }
     let done = meta.complete(crate::runtime::now_ms());
     let state = done.state;
-    if let Err(e) = write(&shard, &id, done, state).await {
-        tracing::warn!(transactional_id = %id, error = %e, "completing a transaction; retried later");
+    match write(&shard, &id, done, state).await {
+        Ok(()) if state == TxnState::CompleteCommit => crate::stats::TXN_COMMITTED.add(1),
+        Ok(()) => crate::stats::TXN_ABORTED.add(1),
+        Err(e) => {
+            tracing::warn!(transactional_id = %id, error = %e, "completing a transaction; retried later")
+        }
     }
 }
 

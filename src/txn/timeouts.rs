@@ -73,9 +73,11 @@ async fn abort_timed_out(shard: &Rc<Shard>, id: &str) -> bool {
         producer_id = next.producer_id,
         "aborting a transaction open past its timeout"
     );
-    write(shard, id, next, TxnState::PrepareEpochFence)
-        .await
-        .is_ok()
+    let written = write(shard, id, next, TxnState::PrepareEpochFence).await;
+    if written.is_ok() {
+        crate::stats::TXN_TIMED_OUT.add(1);
+    }
+    written.is_ok()
 }
 
 /// Writes `id`'s tombstone and forgets it, if it is still expired.
