@@ -547,6 +547,54 @@ fn init_producer_id_aborts_the_open_transaction_first() {
     assert_eq!(end(&mut c, 3, "tx-reinit", old, false), PRODUCER_FENCED);
 }
 
+/// InitProducerId v3+ naming the producer (KIP-360): the current producer
+/// bumps its epoch, a retry of that call gets the same answer, and any
+/// other named producer is fenced; v0-2 cannot name one.
+#[test]
+fn init_producer_id_checks_the_named_producer() {
+    let broker = start_broker();
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let first = init(&mut c, "tx-kip360", 60_000);
+    let named = |pid: Pid| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id("tx-kip360")))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(pid.id))
+            .with_producer_epoch(pid.epoch)
+    };
+    let r = c.call(4, &named(first));
+    assert_eq!(r.error_code, NONE);
+    assert_eq!(
+        (r.producer_id.0, r.producer_epoch),
+        (first.id, first.epoch + 1)
+    );
+    let retry = c.call(4, &named(first));
+    assert_eq!(
+        (retry.error_code, retry.producer_epoch),
+        (NONE, first.epoch + 1)
+    );
+    let stale = Pid {
+        id: first.id,
+        epoch: first.epoch + 7,
+    };
+    assert_eq!(c.call(4, &named(stale)).error_code, PRODUCER_FENCED);
+    assert_eq!(c.call(3, &named(stale)).error_code, INVALID_PRODUCER_EPOCH);
+    let half = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id("tx-kip360")))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(first.id))
+        .with_producer_epoch(-1);
+    assert_eq!(c.call(4, &half).error_code, INVALID_REQUEST);
+    // v2 has no producer fields: a plain bump.
+    let r = c.call(
+        2,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id("tx-kip360")))
+            .with_transaction_timeout_ms(60_000),
+    );
+    assert_eq!((r.error_code, r.producer_epoch), (NONE, first.epoch + 2));
+}
+
 /// Transactional state is replayed from `__transaction_state` after a
 /// restart: a completed transaction keeps its producer and epoch, an open
 /// one is still open and is aborted by the next InitProducerId.
