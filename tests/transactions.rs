@@ -225,8 +225,7 @@ fn log_end(bs: &str, topic: &str, partition: i32) -> i64 {
     watermarks(bs, topic, partition).1
 }
 
-/// FindCoordinator with key type 1 names this broker for a transactional
-/// id and refuses an empty one, in the single and batched forms.
+/// FindCoordinator key type 1 names this broker and refuses an empty id.
 #[test]
 fn find_coordinator_answers_for_transactional_ids() {
     let broker = start_broker();
@@ -257,9 +256,7 @@ fn find_coordinator_answers_for_transactional_ids() {
     assert_eq!(codes, vec![(NONE, port), (INVALID_REQUEST, -1)]);
 }
 
-/// A raw client runs a committed and an aborted transaction: each
-/// partition gets one marker, retries of a finished EndTxn answer as Kafka,
-/// and bad requests get Kafka's codes.
+/// Raw commit and abort write one marker per partition; bad requests get Kafka's codes.
 #[test]
 fn raw_transactions_commit_abort_and_refuse_as_kafka() {
     let broker = start_broker();
@@ -377,9 +374,7 @@ fn raw_transactions_commit_abort_and_refuse_as_kafka() {
     );
 }
 
-/// AddPartitionsToTxn v4 serves a batch of transactions, and verify_only
-/// answers whether each partition is in the open transaction without
-/// adding it.
+/// AddPartitionsToTxn v4 serves batches, and verify_only checks without adding.
 #[test]
 fn add_partitions_v4_batches_and_verifies() {
     let broker = start_broker();
@@ -437,9 +432,7 @@ fn add_partitions_v4_batches_and_verifies() {
     );
 }
 
-/// A transaction left open by a producer that went away is aborted after
-/// its timeout: the epoch moves on (fencing that producer), abort markers
-/// are written, and Describe/ListTransactions show CompleteAbort.
+/// A transaction whose producer went away is aborted and fenced after its timeout.
 #[test]
 fn open_transaction_is_aborted_after_its_timeout() {
     let broker = start_broker();
@@ -488,10 +481,7 @@ fn open_transaction_is_aborted_after_its_timeout() {
     );
 }
 
-/// A librdkafka producer dropped in the middle of a transaction leaves it
-/// open; after its `transaction.timeout.ms` the coordinator aborts it and
-/// bumps the epoch (so the epoch shows the coordinator did it, not the
-/// client).
+/// A librdkafka producer dropped mid-transaction is aborted by the coordinator's timeout.
 #[test]
 fn dropped_librdkafka_producer_is_aborted_after_its_timeout() {
     let broker = start_broker();
@@ -518,9 +508,7 @@ fn dropped_librdkafka_producer_is_aborted_after_its_timeout() {
     assert_eq!(rows.len(), 1);
 }
 
-/// A new InitProducerId on an id with an open transaction aborts it first
-/// (CONCURRENT_TRANSACTIONS until the abort completes), then answers a
-/// bumped epoch; the abort marker reaches the partition.
+/// InitProducerId on an open transaction aborts it first, then bumps the epoch.
 #[test]
 fn init_producer_id_aborts_the_open_transaction_first() {
     let broker = start_broker();
@@ -547,9 +535,7 @@ fn init_producer_id_aborts_the_open_transaction_first() {
     assert_eq!(end(&mut c, 3, "tx-reinit", old, false), PRODUCER_FENCED);
 }
 
-/// InitProducerId v3+ naming the producer (KIP-360): the current producer
-/// bumps its epoch, a retry of that call gets the same answer, and any
-/// other named producer is fenced; v0-2 cannot name one.
+/// InitProducerId v3+ bumps for the named current producer and fences others (KIP-360).
 #[test]
 fn init_producer_id_checks_the_named_producer() {
     let broker = start_broker();
@@ -595,9 +581,7 @@ fn init_producer_id_checks_the_named_producer() {
     assert_eq!((r.error_code, r.producer_epoch), (NONE, first.epoch + 2));
 }
 
-/// Transactional state is replayed from `__transaction_state` after a
-/// restart: a completed transaction keeps its producer and epoch, an open
-/// one is still open and is aborted by the next InitProducerId.
+/// Completed and open transactions survive a restart.
 #[test]
 fn transaction_state_survives_restart() {
     let mut broker = start_broker();
@@ -634,9 +618,7 @@ fn transaction_state_survives_restart() {
     );
 }
 
-/// A transaction the last run left in PrepareCommit (its markers not yet
-/// written) is finished when the coordinator loads: markers go out and the
-/// state becomes CompleteCommit.
+/// A PrepareCommit left by the last run is finished (markers, CompleteCommit) on load.
 #[test]
 fn prepared_transaction_is_finished_on_load() {
     let mut broker = start_broker();
@@ -676,8 +658,7 @@ fn prepared_transaction_is_finished_on_load() {
     );
 }
 
-/// ListTransactions filters by state, by producer id and (v1) by how long
-/// a transaction has been running, and names unknown state filters.
+/// ListTransactions filters by state, producer id and (v1) duration.
 #[test]
 fn list_transactions_filters() {
     let broker = start_broker();
@@ -720,9 +701,7 @@ fn transactional_config(bs: &str, id: &str) -> ClientConfig {
     config
 }
 
-/// A librdkafka transactional producer initializes, and a second producer
-/// with the same transactional.id fences the first: the first's next
-/// transactional call fails fatally.
+/// A second librdkafka producer with the same transactional.id fences the first.
 #[test]
 fn second_producer_fences_the_first() {
     let broker = start_broker();
@@ -754,10 +733,7 @@ fn second_producer_fences_the_first() {
     assert_eq!(d.transaction_state.as_str(), "Empty");
 }
 
-/// librdkafka's transactional producer aborts a transaction it added a
-/// partition to: EndTxn(abort) completes, the coordinator shows
-/// CompleteAbort and the partition holds the abort marker. (Whether the
-/// records themselves were taken is the partition side's business.)
+/// librdkafka's abort_transaction completes and leaves an abort marker.
 #[test]
 fn librdkafka_aborts_a_transaction() {
     let broker = start_broker();
@@ -782,9 +758,7 @@ fn librdkafka_aborts_a_transaction() {
     );
 }
 
-/// librdkafka's transactional producer commits and aborts transactions
-/// with records; read_uncommitted consumers see every record, and each
-/// transaction's marker takes one offset.
+/// librdkafka commits and aborts transactions with records; each marker takes one offset.
 #[test]
 #[ignore = "needs partitions to accept transactional batches (the partition side of issue 13)"]
 fn librdkafka_commits_and_aborts() {
