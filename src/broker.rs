@@ -207,6 +207,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
     runtime::spawn_local(flush_loop(shard.clone())).detach();
     runtime::spawn_local(producer_expiry_loop(shard.clone())).detach();
+    runtime::spawn_local(crate::txn::load_at_start(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(shard.clone(), listener, writable).await;

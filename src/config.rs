@@ -102,6 +102,25 @@ pub struct BrokerConfig {
     /// recently seen are forgotten early, so a flood of producer ids costs
     /// bounded memory.
     pub max_producers_per_partition: usize,
+    /// Kafka's `transaction.state.log.num.partitions`; used only when
+    /// `__transaction_state` is created.
+    pub transaction_state_num_partitions: i32,
+    /// Kafka's `transaction.max.timeout.ms`: InitProducerId with a longer
+    /// `transaction.timeout.ms` gets INVALID_TRANSACTION_TIMEOUT, so no
+    /// transaction can hold back a partition's last stable offset longer.
+    pub transaction_max_timeout_ms: i32,
+    /// Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`:
+    /// how often a coordinator looks for transactions open past their timeout.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// Kafka's `transactional.id.expiration.ms`: a transactional id with no
+    /// transaction running and no change this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// Transactional ids one shard coordinates; a new id past it gets
+    /// COORDINATOR_NOT_AVAILABLE, so coordinator memory is bounded.
+    pub transactional_ids_per_shard_max: usize,
+    /// Partitions one transaction may hold; bounds the coordinator's state
+    /// and keeps its `__transaction_state` record well under a batch limit.
+    pub transaction_partitions_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -144,6 +163,12 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             max_producers_per_partition: crate::storage::DEFAULT_PRODUCERS_MAX,
+            transaction_state_num_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transactional_ids_per_shard_max: 100_000,
+            transaction_partitions_max: 1000,
         }
     }
 }

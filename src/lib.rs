@@ -12,6 +12,7 @@
 //! - [`net`]: the listener, connections and request framing.
 //! - [`handlers`]: one module per Kafka API.
 //! - [`group`]: consumer group coordinators and committed offsets.
+//! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
 //! - [`broker`]: starts the shards and wires everything together.
 //! - [`stats`]: process-wide counters served at `/metrics`.
 //! - [`alloc`]: the allocator that keeps absurd wire-sized capacities lazy.
@@ -30,3 +31,4 @@ pub mod runtime;
 pub mod shard;
 pub mod stats;
 pub mod storage;
+pub mod txn;

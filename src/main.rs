@@ -96,6 +96,15 @@ struct ServeArgs {
     offsets_topic_num_partitions: Option<i32>,
     #[arg(long)]
     offsets_retention_minutes: Option<i64>,
+    /// Partitions of __transaction_state when it is created.
+    #[arg(long)]
+    transaction_state_num_partitions: Option<i32>,
+    /// Kafka's transaction.max.timeout.ms.
+    #[arg(long)]
+    transaction_max_timeout_ms: Option<i32>,
+    /// How often timed-out transactions are looked for and aborted.
+    #[arg(long)]
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -121,6 +130,10 @@ impl ServeArgs {
             group_max_session_timeout_ms => c.group_max_session_timeout_ms,
             offsets_topic_num_partitions => c.offsets_topic_num_partitions,
             offsets_retention_minutes => c.offsets_retention_minutes,
+            transaction_state_num_partitions => c.transaction_state_num_partitions,
+            transaction_max_timeout_ms => c.transaction_max_timeout_ms,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms =>
+                c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;

@@ -110,6 +110,18 @@ pub fn owner_shard(topic: &str, partition: i32, shards: usize) -> usize {
     ((hash as usize).wrapping_add(partition as usize)) % shards
 }
 
+/// Kafka's `Utils.abs(key.hashCode()) % partitions`, with Java's
+/// String.hashCode over UTF-16 code units: the partition of an internal
+/// topic (`__consumer_offsets`, `__transaction_state`) a group or
+/// transactional id lives in, the same as on a Kafka broker.
+pub fn java_hash_partition(key: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in key.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
 /// The directory of a partition's log: `data_dir/<topic>-<partition>`.
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))

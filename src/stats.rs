@@ -59,6 +59,19 @@ pub static PRODUCERS_EXPIRED: Counter = Counter::new(
     "Idempotent producer states a partition forgot after producer_id_expiration_ms idle.",
 );
 
+pub static TXN_COMMITTED: Counter = Counter::new(
+    "sluice_transactions_committed_total",
+    "Transactions a coordinator completed as committed (every marker written).",
+);
+pub static TXN_ABORTED: Counter = Counter::new(
+    "sluice_transactions_aborted_total",
+    "Transactions a coordinator completed as aborted, timed-out ones included.",
+);
+pub static TXN_TIMED_OUT: Counter = Counter::new(
+    "sluice_transactions_timed_out_total",
+    "Transactions a coordinator aborted because they were open past their timeout.",
+);
+
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
@@ -68,6 +81,9 @@ const ALL: &[&Counter] = &[
     &ROLL_SYNCS,
     &PRODUCE_DUPLICATES,
     &PRODUCERS_EXPIRED,
+    &TXN_COMMITTED,
+    &TXN_ABORTED,
+    &TXN_TIMED_OUT,
 ];
 
 /// The Prometheus text exposition of every counter.

@@ -215,6 +215,11 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
         (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::AddPartitionsToTxn, 0, 4),
+        (ApiKey::AddOffsetsToTxn, 0, 4),
+        (ApiKey::EndTxn, 0, 4),
+        (ApiKey::DescribeTransactions, 0, 0),
+        (ApiKey::ListTransactions, 0, 1),
     ];
     for v in 0..=3 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());

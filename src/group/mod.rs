@@ -131,17 +131,14 @@ pub struct Coordinator {
     loading: futures::lock::Mutex<()>,
 }
 
-/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, with Java's
-/// String.hashCode over UTF-16 code units.
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`.
 pub fn offsets_partition(group_id: &str, partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    (h & 0x7fff_ffff) % partitions.max(1)
+    crate::metadata::java_hash_partition(group_id, partitions)
 }
 
-fn offsets_partition_count(shard: &Shard) -> i32 {
+/// Partitions of `__consumer_offsets`: the topic's, or the configured count
+/// it will be created with.
+pub fn offsets_partition_count(shard: &Shard) -> i32 {
     shard
         .topics()
         .get(OFFSETS_TOPIC)

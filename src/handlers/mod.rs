@@ -12,6 +12,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer;
+mod txn;
 
 use std::rc::Rc;
 
@@ -78,6 +79,11 @@ pub const APIS: &[ApiSpec] = &[
     producer::DESCRIBE_PRODUCERS,
     group::TXN_OFFSET_COMMIT,
     describe_cluster::SPEC,
+    txn::ADD_PARTITIONS_TO_TXN,
+    txn::ADD_OFFSETS_TO_TXN,
+    txn::END_TXN,
+    txn::DESCRIBE_TRANSACTIONS,
+    txn::LIST_TRANSACTIONS,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -188,6 +194,7 @@ pub async fn handle_frame(
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
         key if group::serves(key) => group::handle(shard, &header, client, &out, &mut buf).await,
+        key if txn::serves(key) => txn::handle(shard, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion { key, version }),
     }

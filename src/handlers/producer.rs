@@ -1,4 +1,5 @@
-//! InitProducerId (idempotent producers) and DescribeProducers.
+//! InitProducerId (idempotent producers; transactional ones go to
+//! `handlers::txn`) and DescribeProducers.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub const DESCRIBE_PRODUCERS: ApiSpec = ApiSpec {
 /// names (KIP-360's bump applies to transactional producers only).
 pub async fn init_producer_id(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
@@ -50,9 +51,8 @@ pub async fn init_producer_id(
         return response;
     }
     if request.transactional_id.is_some() {
-        // FindCoordinator answers COORDINATOR_NOT_AVAILABLE for
-        // transactions too, so a client that got this far retries there.
-        response.error_code = ResponseError::CoordinatorNotAvailable.code();
+        let version = header.request_api_version;
+        super::txn::init_producer_id(shard, version, &request, &mut response).await;
         return response;
     }
     match shard.new_producer_id().await {

@@ -165,6 +165,8 @@ pub enum ShardMsg {
     },
     /// A group request for the group's coordinator shard.
     Group(Box<crate::group::GroupMsg>),
+    /// A transactional request for the transactional id's coordinator shard.
+    Txn(Box<crate::txn::TxnMsg>),
     /// For shard 0: a block of producer ids, persisted as taken.
     ProducerIdBlock {
         reply: oneshot::Sender<Result<(i64, i64), super::producer_ids::ProducerIdError>>,

@@ -61,6 +61,8 @@ pub struct Shard {
     admin_lock: futures::lock::Mutex<()>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// The transactional ids this shard coordinates.
+    pub txns: crate::txn::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
     producer_ids: producer_ids::ProducerIds,
 }
@@ -89,6 +91,7 @@ impl Shard {
             in_flight: Cell::new(0),
             admin_lock: futures::lock::Mutex::new(()),
             groups: crate::group::Coordinator::default(),
+            txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
         }
     }
@@ -223,6 +226,7 @@ impl Shard {
                 let _ = reply.send(self.admin_local(op).await);
             }
             ShardMsg::Group(msg) => crate::group::serve(self, *msg).await,
+            ShardMsg::Txn(msg) => crate::txn::serve(self, *msg).await,
             ShardMsg::ProducerIdBlock { reply } => {
                 let _ = reply.send(self.allocate_producer_id_block().await);
             }

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (one node); which
-//! shard does is internal. Transaction coordinators do not exist yet.
+//! FindCoordinator: this broker coordinates every group and every
+//! transactional id (one node); which shard does is internal.
 
 use std::rc::Rc;
 
@@ -20,6 +20,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -55,15 +56,15 @@ fn coordinator(shard: &Shard, key: &StrBytes, key_type: i8) -> Coordinator {
         c.error_message = Some(StrBytes::from_string(why.to_string()));
         c
     };
-    if key_type != KEY_TYPE_GROUP {
-        return refuse(
-            c,
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported",
-        );
-    }
-    if !crate::group::valid_group_id(key) {
-        return refuse(c, ResponseError::InvalidRequest, "empty group id");
+    match key_type {
+        KEY_TYPE_GROUP if !crate::group::valid_group_id(key) => {
+            return refuse(c, ResponseError::InvalidRequest, "empty group id");
+        }
+        KEY_TYPE_TRANSACTION if !crate::txn::valid_transactional_id(key) => {
+            return refuse(c, ResponseError::InvalidRequest, "empty transactional id");
+        }
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
+        _ => return refuse(c, ResponseError::InvalidRequest, "unknown key type"),
     }
     c.node_id = BrokerId(shard.config.node_id);
     c.host = StrBytes::from_string(shard.advertised.0.clone());

@@ -1,0 +1,146 @@
+//! AddPartitionsToTxn: partitions join the producer's open transaction
+//! (starting one if none is open). v0-3 carry one transaction (the client
+//! form); v4 a batch of them, each optionally `verify_only` (the form
+//! brokers use to check that a partition is in a transaction).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, RequestHeader, TransactionalId,
+};
+use kafka_protocol::ResponseError;
+
+use crate::handlers::ApiSpec;
+use crate::shard::{Shard, TopicPartition};
+use crate::txn::TxnMsg;
+
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::AddPartitionsToTxn,
+    min: 0,
+    max: 4,
+};
+
+/// First version that knows PRODUCER_FENCED (KIP-588).
+const FENCED_SINCE: i16 = 2;
+/// First version with the batched `transactions` form.
+const BATCHED_SINCE: i16 = 4;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    version: i16,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let mut response = AddPartitionsToTxnResponse::default();
+    if version < BATCHED_SINCE {
+        let txn = Txn {
+            id: request.v3_and_below_transactional_id,
+            producer: (
+                request.v3_and_below_producer_id.0,
+                request.v3_and_below_producer_epoch,
+            ),
+            verify_only: false,
+        };
+        response.results_by_topic_v3_and_below =
+            add(shard, version, txn, request.v3_and_below_topics).await;
+        return response;
+    }
+    for t in request.transactions {
+        let txn = Txn {
+            id: t.transactional_id.clone(),
+            producer: (t.producer_id.0, t.producer_epoch),
+            verify_only: t.verify_only,
+        };
+        let mut result = AddPartitionsToTxnResult::default();
+        result.transactional_id = t.transactional_id;
+        result.topic_results = add(shard, version, txn, t.topics).await;
+        response.results_by_transaction.push(result);
+    }
+    response
+}
+
+/// One transaction of a request.
+struct Txn {
+    id: TransactionalId,
+    producer: (i64, i16),
+    verify_only: bool,
+}
+
+/// The result of one transaction's partitions, as Kafka answers it: every
+/// partition gets the coordinator's code, unless some partition is unknown,
+/// in which case those get UNKNOWN_TOPIC_OR_PARTITION and the rest
+/// OPERATION_NOT_ATTEMPTED.
+async fn add(
+    shard: &Rc<Shard>,
+    version: i16,
+    txn: Txn,
+    topics: Vec<AddPartitionsToTxnTopic>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let snapshot = shard.topics();
+    let mut partitions = Vec::new();
+    let mut unknown = Vec::new();
+    for t in &topics {
+        let name: Arc<str> = Arc::from(t.name.0.as_str());
+        let count = snapshot.get(&name).map(|m| m.partitions);
+        for &p in &t.partitions {
+            unknown.push(!count.is_some_and(|n| (0..n).contains(&p)));
+            partitions.push(TopicPartition {
+                topic: name.clone(),
+                partition: p,
+            });
+        }
+    }
+    let id = txn.id.to_string();
+    let codes: Vec<i16> = if !crate::txn::valid_transactional_id(&id) {
+        vec![ResponseError::InvalidRequest.code(); partitions.len()]
+    } else if unknown.iter().any(|u| *u) {
+        let not_attempted = ResponseError::OperationNotAttempted.code();
+        let unknown_code = ResponseError::UnknownTopicOrPartition.code();
+        unknown
+            .iter()
+            .map(|u| if *u { unknown_code } else { not_attempted })
+            .collect()
+    } else {
+        let count = partitions.len();
+        let answer = super::call(shard, &id, |reply| TxnMsg::AddPartitions {
+            transactional_id: id.clone(),
+            producer: txn.producer,
+            partitions,
+            verify_only: txn.verify_only,
+            reply,
+        })
+        .await;
+        let abortable = ResponseError::TransactionAbortable.code();
+        match answer {
+            Ok(inside) => inside
+                .into_iter()
+                .map(|ok| if ok { 0 } else { abortable })
+                .collect(),
+            Err(e) => vec![e.code(version >= FENCED_SINCE); count],
+        }
+    };
+    let mut codes = codes.into_iter();
+    topics
+        .into_iter()
+        .map(|t| {
+            let mut result = AddPartitionsToTxnTopicResult::default();
+            result.results_by_partition = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let mut r = AddPartitionsToTxnPartitionResult::default();
+                    r.partition_index = p;
+                    r.partition_error_code = codes.next().expect("a code per partition");
+                    r
+                })
+                .collect();
+            result.name = t.name;
+            result
+        })
+        .collect()
+}

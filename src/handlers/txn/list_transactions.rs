@@ -1,0 +1,79 @@
+//! ListTransactions: every shard's coordinator lists the ids it holds that
+//! pass the filters (states, producer ids, and v1's minimum duration).
+
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{
+    ApiKey, ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader,
+    TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::handlers::ApiSpec;
+use crate::shard::Shard;
+use crate::txn::{ListFilter, TxnMsg, TxnState};
+
+/// v2 adds a transactional id pattern (KIP-1152), not served.
+pub const SPEC: ApiSpec = ApiSpec {
+    key: ApiKey::ListTransactions,
+    min: 0,
+    max: 1,
+};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    _version: i16,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    let mut response = ListTransactionsResponse::default();
+    let states: Vec<String> = request
+        .state_filters
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    response.unknown_state_filters = request
+        .state_filters
+        .into_iter()
+        .filter(|s| TxnState::from_name(s).is_none())
+        .collect();
+    let filter = ListFilter {
+        states,
+        producer_ids: request.producer_id_filters.iter().map(|p| p.0).collect(),
+        // v0 has no duration filter; its default (-1) filters nothing.
+        duration_ms: request.duration_filter,
+    };
+    let asks = (0..shard.count).map(|target| {
+        let filter = filter.clone();
+        async move {
+            let (reply, answer) = oneshot::channel();
+            crate::txn::send(shard, target, TxnMsg::List { filter, reply }).await;
+            answer.await
+        }
+    });
+    for answer in futures::future::join_all(asks).await {
+        let listed = match answer {
+            Ok(Ok(listed)) => listed,
+            Ok(Err(e)) => {
+                response.error_code = e.code(true);
+                continue;
+            }
+            Err(_) => {
+                response.error_code = crate::group::not_available();
+                continue;
+            }
+        };
+        response
+            .transaction_states
+            .extend(listed.into_iter().map(|l| {
+                let mut s = TransactionState::default();
+                s.transactional_id = TransactionalId(StrBytes::from_string(l.transactional_id));
+                s.producer_id = ProducerId(l.producer_id);
+                s.transaction_state = StrBytes::from_static_str(l.state.name());
+                s
+            }));
+    }
+    response
+}

@@ -1,0 +1,233 @@
+//! Loading a shard's coordinator: create `__transaction_state` if asked and
+//! missing, replay the partitions of it this shard owns, then start the
+//! tick loop and finish the transactions the replay left in Prepare*.
+
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::{records, Entry, TxnError, TxnState, TXN_TOPIC};
+use crate::metadata::owner_shard;
+use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
+use crate::shard::{AdminOp, ReadItem, Shard, TopicPartition};
+
+/// Bytes read per step when replaying the topic.
+const REPLAY_READ_BYTES: u32 = 1 << 20;
+
+/// Loads this shard's coordinator once. With `create`, creates the topic
+/// if missing; without, a missing topic means nothing to load yet. While a
+/// load runs, other requests get COORDINATOR_LOAD_IN_PROGRESS (as from
+/// Kafka) rather than wait; a failed load answers COORDINATOR_NOT_AVAILABLE.
+/// Clients retry both.
+pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
+    let coordinator = &shard.txns;
+    if coordinator.loaded.get() {
+        return Ok(());
+    }
+    if coordinator.loading.get() {
+        return Err(TxnError::LoadInProgress);
+    }
+    coordinator.loading.set(true);
+    let loaded = load(shard, create).await;
+    coordinator.loading.set(false);
+    loaded
+}
+
+async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
+    let coordinator = &shard.txns;
+    if shard.topics().get(TXN_TOPIC).is_none() {
+        if !create {
+            return Ok(());
+        }
+        if !create_topic(shard).await {
+            return Err(TxnError::NotAvailable);
+        }
+    }
+    let Some(topic) = shard.topics().get(TXN_TOPIC).cloned() else {
+        return Err(TxnError::NotAvailable);
+    };
+    let started = std::time::Instant::now();
+    let mut applied = 0usize;
+    for partition in 0..topic.partitions {
+        if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id {
+            continue;
+        }
+        match replay(shard, partition).await {
+            Ok(n) => applied += n,
+            Err(e) => {
+                tracing::error!(partition, error = %e, "replaying {TXN_TOPIC}");
+                return Err(TxnError::NotAvailable);
+            }
+        }
+    }
+    let unfinished: Vec<String> = coordinator
+        .txns
+        .borrow()
+        .iter()
+        .filter(|(_, e)| e.meta.state.is_prepare())
+        .map(|(id, _)| id.clone())
+        .collect();
+    tracing::info!(
+        shard = shard.id,
+        transactional_ids = coordinator.txns.borrow().len(),
+        unfinished = unfinished.len(),
+        records = applied,
+        ms = started.elapsed().as_millis() as u64,
+        "transaction coordinator loaded"
+    );
+    coordinator.loaded.set(true);
+    crate::runtime::spawn_local(super::timeouts::tick_loop(shard.clone())).detach();
+    for id in unfinished {
+        crate::runtime::spawn_local(super::finish(shard.clone(), id)).detach();
+    }
+    Ok(())
+}
+
+/// Loads at shard start if the topic exists, so transactions left open or
+/// prepared by the last run are finished without waiting for a request.
+pub async fn load_at_start(shard: Rc<Shard>) {
+    if shard.topics().get(TXN_TOPIC).is_none() {
+        return;
+    }
+    if let Err(e) = ensure_loaded(&shard, false).await {
+        tracing::warn!(shard = shard.id, error = %e, "{TXN_TOPIC} not loaded at start; the next request retries");
+    }
+}
+
+async fn create_topic(shard: &Rc<Shard>) -> bool {
+    let configs = [
+        // Compacted: the latest state of every transactional id stays.
+        ("cleanup.policy", "compact"),
+        // Kafka's transaction.state.log.segment.bytes.
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let outcome = shard
+        .admin(AdminOp::CreateTopic {
+            name: TXN_TOPIC.to_string(),
+            partitions: shard.config.transaction_state_num_partitions,
+            configs,
+            validate_only: false,
+        })
+        .await;
+    let exists = kafka_protocol::ResponseError::TopicAlreadyExists.code();
+    if outcome.error != 0 && outcome.error != exists {
+        tracing::warn!(error = outcome.error, message = ?outcome.message, "cannot create {TXN_TOPIC}");
+        return false;
+    }
+    true
+}
+
+/// Applies every record of one owned partition of the topic, in order.
+async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
+    let tp = TopicPartition {
+        topic: Arc::from(TXN_TOPIC),
+        partition,
+    };
+    let mut offset = -1;
+    let mut applied = 0;
+    loop {
+        let item = ReadItem {
+            tp: tp.clone(),
+            offset: offset.max(0),
+            max_bytes: REPLAY_READ_BYTES,
+            min_one_batch: true,
+            committed: false,
+        };
+        let outcome = shard.read(vec![item]).await.remove(0);
+        if outcome.error != 0 {
+            return Err(std::io::Error::other(format!(
+                "read error {}",
+                outcome.error
+            )));
+        }
+        if offset < 0 {
+            offset = outcome.log_start_offset;
+            if offset < 0 {
+                return Ok(0);
+            }
+            continue;
+        }
+        if outcome.slices.is_empty() || offset >= outcome.high_watermark {
+            return Ok(applied);
+        }
+        let slices = outcome.slices;
+        let bytes = crate::runtime::blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            for s in slices {
+                let start = out.len();
+                out.resize(start + s.len as usize, 0);
+                s.file.read_exact_at(&mut out[start..], s.position)?;
+            }
+            Ok(out)
+        })
+        .await?;
+        let (next, n) = apply_batches(shard, &bytes);
+        applied += n;
+        if next <= offset {
+            return Err(std::io::Error::other("replay made no progress"));
+        }
+        offset = next;
+    }
+}
+
+/// Applies the records of whole batches in `bytes`; returns the offset
+/// after the last batch and how many records were applied.
+fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
+    let mut next = -1;
+    let mut applied = 0;
+    while let Ok(header) = BatchHeader::parse(bytes) {
+        let len = header.total_len();
+        if len > bytes.len() {
+            break;
+        }
+        next = header.last_offset() + 1;
+        if header.is_compressed() || header.is_control() {
+            tracing::warn!(
+                offset = header.base_offset,
+                "skipping a batch {TXN_TOPIC} cannot hold"
+            );
+        } else {
+            let section = &bytes[BATCH_HEADER_LEN..len];
+            for record in Records::new(section, header.records_count) {
+                let Ok(record) = record else { break };
+                match records::decode(record.key, record.value) {
+                    Ok(r) => {
+                        apply_record(shard, r);
+                        applied += 1;
+                    }
+                    Err(e) => {
+                        let offset = header.base_offset + i64::from(record.offset_delta);
+                        tracing::warn!(offset, error = %e, "unreadable {TXN_TOPIC} record")
+                    }
+                }
+            }
+        }
+        bytes = &bytes[len..];
+    }
+    (next, applied)
+}
+
+/// The later record of an id replaces the earlier; a tombstone removes it.
+fn apply_record(shard: &Shard, record: records::TxnRecord) {
+    let mut txns = shard.txns.txns.borrow_mut();
+    match record.value {
+        None => {
+            txns.remove(&record.transactional_id);
+        }
+        Some(meta) if meta.state == TxnState::Dead => {
+            txns.remove(&record.transactional_id);
+        }
+        Some(meta) => {
+            txns.insert(
+                record.transactional_id,
+                Entry {
+                    meta,
+                    pending: None,
+                },
+            );
+        }
+    }
+}
