@@ -354,3 +354,120 @@ fn a_silent_broker_is_fenced_and_loses_its_leaderships() {
     assert!(!reply.fenced);
     cluster.stop(leader);
 }
+
+/// Snapshots bound the log: past the snapshot policy the log is purged, a
+/// voter that was down catches up from a snapshot, and a restart restores it.
+#[test]
+fn snapshots_bound_the_log_and_catch_up_a_lagging_voter() {
+    let mut cluster = Cluster::start(&["c8", "c8", "c8"]);
+    let leader = agreed_leader(&cluster.live());
+    let lagging = (1..=3).find(|&id| id != leader).unwrap();
+    cluster.stop(lagging);
+    let via = cluster.node(leader);
+    register_brokers(via);
+    // More entries than `SnapshotPolicy::LogsSinceLast` (1000), in
+    // batches below the handle's queue bound.
+    for batch in 0..12 {
+        let proposals: Vec<_> = (0..100)
+            .map(|i| {
+                via.propose(MetadataRecord::AlterConfigs {
+                    resource: ConfigResource::ClusterDefault,
+                    changes: vec![ConfigChange {
+                        name: format!("key.{}", batch * 100 + i),
+                        value: Some("v".into()),
+                    }],
+                })
+            })
+            .collect();
+        for result in block_on(futures::future::join_all(proposals)) {
+            result.unwrap();
+        }
+    }
+    let dir = cluster.dirs[leader as usize - 1]
+        .path()
+        .join("__cluster_metadata");
+    wait_for("a snapshot and a purged log", || {
+        (dir.join("snapshot").exists() && dir.join("purged").exists()).then_some(())
+    });
+    let before = via.image().1;
+    assert_eq!(before.broker_configs[&None].len(), 1200);
+
+    let node = cluster.start_node(lagging, "c8", |_| {});
+    cluster.nodes[lagging as usize - 1] = Some(node);
+    wait_image(cluster.node(lagging), "the lagging voter caught up", |i| {
+        i.broker_configs == before.broker_configs
+    });
+    for id in 1..=3 {
+        cluster.stop(id);
+    }
+    for id in 1..=3 {
+        cluster.nodes[id as usize - 1] = Some(cluster.start_node(id, "c8", |_| {}));
+    }
+    for node in cluster.live() {
+        wait_image(node, "the image after a restart", |i| {
+            i.broker_configs == before.broker_configs && i.brokers == before.brokers
+        });
+    }
+}
+
+/// A malformed or oversized quorum frame closes that connection only.
+#[test]
+fn a_bad_frame_closes_only_its_connection() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start(&["c9", "c9", "c9"]);
+    let leader = agreed_leader(&cluster.live());
+    let addr = cluster.node(leader).listen_addr();
+    let closed = |mut stream: std::net::TcpStream| {
+        stream.set_read_timeout(Some(WAIT_MAX)).unwrap();
+        let mut rest = Vec::new();
+        // The server may answer a hello first; then it must hang up.
+        let _ = stream.read_to_end(&mut rest);
+    };
+    let frame = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    // A hello that does not decode.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&frame(&[0xff, 0xff, 0xff])).unwrap();
+    closed(s);
+    // A good hello (postcard of version, node id, cluster id), then junk.
+    let hello = postcard::to_allocvec(&(1u16, 2i32, "c9".to_string())).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&frame(&hello)).unwrap();
+    s.write_all(&frame(&[0xee; 7])).unwrap();
+    closed(s);
+    // A length over the frame bound.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(&frame(&hello)).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    closed(s);
+    // The quorum is untouched.
+    register_brokers(cluster.node(leader));
+    assert_eq!(agreed_leader(&cluster.live()), leader);
+}
+
+/// A single voter elects itself and serves proposals and watchers.
+#[test]
+fn a_single_voter_is_its_own_quorum() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addrs(1);
+    let node = Controller::start(config(1, "solo", &addr, dir.path())).unwrap();
+    let mut watch = node.watch();
+    block_on(node.propose(register(1, Uuid::from_u128(5)))).unwrap();
+    let (index, image) = wait_for("a watched image with the broker", || {
+        let (index, image) = block_on(watch.changed())?;
+        image.brokers.contains_key(&1).then_some((index, image))
+    });
+    assert_eq!(node.leader(), Some(1));
+    assert_eq!(node.image().0, index);
+    assert!(image.brokers[&1].fenced, "a new incarnation starts fenced");
+    let refused = block_on(node.propose(MetadataRecord::DeleteTopic { name: "x".into() }));
+    assert_eq!(
+        refused.unwrap_err().error_code(),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+}

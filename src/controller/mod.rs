@@ -366,3 +366,64 @@ impl ImageWatch {
         self.images.borrow_and_update().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn config(node: i32, voters: &[(i32, u16)]) -> ControllerConfig {
+        let voters = voters.iter().map(|(id, port)| (*id, addr(*port))).collect();
+        ControllerConfig::new(node, "c", addr(9001), voters, "/nonexistent")
+    }
+
+    /// The module's invariant, checked the way the README table is: no
+    /// controller file uses a glommio path or the crate's runtime module (the shards'
+    /// layer), so none of it can end up on a shard.
+    #[test]
+    fn nothing_here_touches_glommio() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/controller");
+        let mut files = vec![dir.clone()];
+        let mut checked = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [["glommio", "::"].concat(), ["crate::", "runtime"].concat()] {
+                    assert!(!text.contains(&needle), "{} uses {needle}", path.display());
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10);
+    }
+
+    #[test]
+    fn voter_lists_that_cannot_work_are_refused() {
+        assert!(config(1, &[(1, 9001), (2, 9002), (3, 9003)])
+            .validate()
+            .is_ok());
+        let refused = [
+            config(1, &[]),
+            config(4, &[(1, 9001), (2, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (1, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (2, 9002), (3, 9002)]),
+            config(1, &[(2, 9001), (1, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (-2, 9002), (3, 9003)]),
+        ];
+        for c in refused {
+            assert!(
+                matches!(c.validate(), Err(ControllerError::Config(_))),
+                "{:?}",
+                c.voters
+            );
+        }
+        let mut c = config(1, &[(1, 9001)]);
+        c.cluster_id.clear();
+        assert!(c.validate().is_err());
+    }
+}

@@ -147,7 +147,14 @@ pub async fn accept_loop(listener: TcpListener, core: Arc<Core>) {
 
 async fn serve(mut stream: TcpStream, peer: SocketAddr, core: &Core) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let hello: Hello = within(HELLO_TIMEOUT, read_frame(&mut stream)).await?;
+    let hello: Hello = match within(HELLO_TIMEOUT, read_frame(&mut stream)).await {
+        Ok(h) => h,
+        Err(e @ (FrameError::TooLong(_) | FrameError::Decode(_))) => {
+            tracing::warn!(%peer, error = %e, "bad controller hello");
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if let Err(why) = check_hello(core, &hello) {
         core.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%peer, node = hello.node_id, reason = %why, "refusing controller peer");
