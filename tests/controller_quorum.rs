@@ -308,7 +308,7 @@ fn a_silent_broker_is_fenced_and_loses_its_leaderships() {
     // Every node with a short session, restarted one by one.
     for id in 1..=3 {
         cluster.stop(id);
-        let node = cluster.start_node(id, "c6", |c| c.broker_session_timeout_ms = 1500);
+        let node = cluster.start_node(id, "c6", |c| c.broker_session_timeout_ms = 3000);
         cluster.nodes[id as usize - 1] = Some(node);
     }
     let leader = agreed_leader(&cluster.live());
@@ -470,4 +470,13 @@ fn a_single_voter_is_its_own_quorum() {
         3,
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
+    // Restarted, it leads again at once and keeps what it applied.
+    node.shutdown();
+    let node = Controller::start(config(1, "solo", &addr, dir.path())).unwrap();
+    wait_image(&node, "the broker after a restart", |i| {
+        i.brokers.contains_key(&1)
+    });
+    let (_, outcome) = block_on(node.propose(register(2, Uuid::from_u128(6)))).unwrap();
+    assert_eq!(outcome, RecordOutcome::Applied);
+    assert_eq!(node.leader(), Some(1));
 }
