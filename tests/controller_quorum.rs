@@ -86,6 +86,10 @@ struct Cluster {
 
 impl Cluster {
     fn start(cluster_ids: &[&str]) -> Cluster {
+        Cluster::start_tuned(cluster_ids, |_| {})
+    }
+
+    fn start_tuned(cluster_ids: &[&str], tune: impl Fn(&mut ControllerConfig)) -> Cluster {
         init_tracing();
         let addrs = free_addrs(cluster_ids.len());
         let dirs: Vec<_> = cluster_ids
@@ -98,7 +102,7 @@ impl Cluster {
             nodes: Vec::new(),
         };
         for (i, id) in cluster_ids.iter().enumerate() {
-            let node = cluster.start_node(i as i32 + 1, id, |_| {});
+            let node = cluster.start_node(i as i32 + 1, id, &tune);
             cluster.nodes.push(Some(node));
         }
         cluster
@@ -479,4 +483,46 @@ fn a_single_voter_is_its_own_quorum() {
     let (_, outcome) = block_on(node.propose(register(2, Uuid::from_u128(6)))).unwrap();
     assert_eq!(outcome, RecordOutcome::Applied);
     assert_eq!(node.leader(), Some(1));
+}
+
+/// Controlled shutdown moves a broker's leaderships to other in-sync
+/// replicas, keeping those no other replica can take.
+#[test]
+fn controlled_shutdown_moves_leaderships_first() {
+    // Sessions longer than any wait here: only the shutdown moves things.
+    let cluster = Cluster::start_tuned(&["c10", "c10", "c10"], |c| {
+        c.broker_session_timeout_ms = 10 * WAIT_MAX.as_millis() as u64
+    });
+    let leader = agreed_leader(&cluster.live());
+    let via = cluster.node((leader % 3) + 1);
+    let incarnations = register_brokers(via);
+    for (name, assignments) in [
+        ("moving", vec![vec![1, 2, 3], vec![2, 1, 3]]),
+        ("single", vec![vec![1]]),
+    ] {
+        let record = MetadataRecord::CreateTopic {
+            name: name.into(),
+            id: Uuid::from_u128(u128::from(name.as_bytes()[0]) + 500),
+            configs: Default::default(),
+            assignments,
+        };
+        block_on(via.propose(record)).unwrap();
+    }
+    wait_for("the leader to let broker 1 go", || {
+        let index = via.image().0;
+        let reply = block_on(via.request_shutdown(1, incarnations[0], index)).unwrap();
+        reply.should_shutdown.then_some(())
+    });
+    wait_image(via, "the moves applied here", |i| {
+        i.topics["moving"].partitions.iter().all(|p| p.leader != 1)
+    });
+    let image = via.image().1;
+    for p in &image.topics["moving"].partitions {
+        assert!(p.leader == 2 || p.leader == 3, "{p:?}");
+        assert!(!p.isr.contains(&1), "{p:?}");
+    }
+    assert_eq!(
+        image.topics["single"].partitions[0].leader, 1,
+        "nobody else could lead it"
+    );
 }

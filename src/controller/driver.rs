@@ -14,7 +14,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::fencing::{fence_loop, Sessions};
+use super::fencing::{fence_loop, movable_leaderships, Sessions};
 use super::log_store::LogStore;
 use super::network::accept_loop;
 use super::peers::{Forwarder, Network};
@@ -244,11 +244,26 @@ impl Core {
                 super::RecordError::StaleIncarnation(id),
             ));
         }
-        self.sessions
-            .lock()
-            .expect("the sessions lock is never poisoned")
-            .heard(id, Instant::now());
+        {
+            let mut sessions = self
+                .sessions
+                .lock()
+                .expect("the sessions lock is never poisoned");
+            sessions.heard(id, Instant::now());
+            if heartbeat.want_shutdown {
+                sessions.leaving(id, heartbeat.incarnation);
+            }
+        }
         let caught_up = heartbeat.metadata_index >= index;
+        if heartbeat.want_shutdown {
+            // Leaderships move in the fencing pass; the broker asks again.
+            let should_shutdown = movable_leaderships(&image, id) == 0;
+            return Ok(HeartbeatReply {
+                fenced: broker.fenced,
+                caught_up,
+                should_shutdown,
+            });
+        }
         if broker.fenced && caught_up {
             let unfence = MetadataRecord::UnfenceBroker {
                 id,
@@ -263,11 +278,13 @@ impl Core {
             return Ok(HeartbeatReply {
                 fenced: false,
                 caught_up,
+                should_shutdown: false,
             });
         }
         Ok(HeartbeatReply {
             fenced: broker.fenced,
             caught_up,
+            should_shutdown: false,
         })
     }
 

@@ -73,6 +73,22 @@ pub fn elect_leader(
     }
 }
 
+/// Preferred leader election (ElectLeaders, auto leader rebalance): the
+/// first replica takes the lead back when it is live and in sync; `None`
+/// when it already leads or cannot.
+pub fn preferred_election(state: &PartitionState, live: impl Fn(i32) -> bool) -> Option<Election> {
+    let preferred = *state.replicas.first()?;
+    if preferred == state.leader || !live(preferred) || !state.isr.contains(&preferred) {
+        return None;
+    }
+    Some(Election {
+        leader: preferred,
+        isr: state.isr.clone(),
+        leader_epoch: state.leader_epoch + 1,
+        unclean: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +131,19 @@ mod tests {
         let unclean = elect_leader(&p, |b| b != 1, true);
         assert_eq!((unclean.leader, unclean.isr.clone()), (2, vec![2]));
         assert!(unclean.unclean);
+    }
+
+    #[test]
+    fn the_preferred_replica_takes_the_lead_back_only_when_in_sync() {
+        let p = partition(&[1, 2, 3], 2, &[2, 3, 1]);
+        let e = preferred_election(&p, |_| true).unwrap();
+        assert_eq!(
+            (e.leader, e.leader_epoch, e.isr.clone()),
+            (1, 5, vec![2, 3, 1])
+        );
+        assert!(preferred_election(&p, |b| b != 1).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true).is_none());
     }
 
     #[test]

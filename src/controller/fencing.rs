@@ -6,15 +6,19 @@
 //! for `broker_session_timeout_ms` is fenced. Then every partition whose
 //! leader or ISR names a broker that is not live gets a ChangePartition
 //! from `elect_leader`, and offline partitions get a leader back once an
-//! ISR member is live again.
+//! ISR member is live again. A broker in controlled shutdown counts as
+//! gone for leadership and ISRs wherever another in-sync replica can take
+//! over, and keeps what none can (going offline early helps nobody).
 
 use std::collections::HashMap;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 use super::driver::Core;
-use super::election::elect_leader;
-use super::image::ClusterImage;
+use super::election::{elect_leader, Election};
+use super::image::{ClusterImage, PartitionState, NO_LEADER};
 use super::records::MetadataRecord;
 
 /// How often the active controller looks for expired sessions and
@@ -27,11 +31,30 @@ pub const REPAIRS_PER_PASS_MAX: usize = 256;
 #[derive(Default)]
 pub struct Sessions {
     last: HashMap<i32, Instant>,
+    /// Brokers in controlled shutdown, by the incarnation that asked (a
+    /// restarted broker is no longer leaving).
+    leaving: HashMap<i32, Uuid>,
 }
 
 impl Sessions {
     pub fn heard(&mut self, broker: i32, now: Instant) {
         self.last.insert(broker, now);
+    }
+
+    pub fn leaving(&mut self, broker: i32, incarnation: Uuid) {
+        self.leaving.insert(broker, incarnation);
+    }
+
+    /// Brokers of `image` in controlled shutdown.
+    pub fn leaving_in(&mut self, image: &ClusterImage) -> Vec<i32> {
+        self.leaving
+            .retain(|id, inc| image.brokers.get(id).is_some_and(|b| b.incarnation == *inc));
+        self.leaving.keys().copied().collect()
+    }
+
+    fn clear(&mut self) {
+        self.last.clear();
+        self.leaving.clear();
     }
 
     /// Unfenced brokers silent for `timeout`. A broker seen for the first
@@ -46,9 +69,31 @@ impl Sessions {
     }
 }
 
+/// Where a partition's leadership should be: `elect_leader` over live
+/// brokers, treating `leaving` ones as gone when another in-sync replica
+/// can lead instead.
+fn target(
+    state: &PartitionState,
+    image: &ClusterImage,
+    leaving: &[i32],
+    unclean: bool,
+) -> Election {
+    if !leaving.is_empty() {
+        let staying = elect_leader(
+            state,
+            |b| image.broker_live(b) && !leaving.contains(&b),
+            false,
+        );
+        if staying.leader != NO_LEADER {
+            return staying;
+        }
+    }
+    elect_leader(state, |b| image.broker_live(b), unclean)
+}
+
 /// The ChangePartition records that bring every partition's leader and
-/// ISR in line with which brokers are live (at most `max`).
-pub fn partition_repairs(image: &ClusterImage, max: usize) -> Vec<MetadataRecord> {
+/// ISR in line with which brokers are live and staying (at most `max`).
+pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> Vec<MetadataRecord> {
     let mut repairs = Vec::new();
     for (name, topic) in &image.topics {
         let unclean = image.unclean_election_allowed(name);
@@ -56,7 +101,7 @@ pub fn partition_repairs(image: &ClusterImage, max: usize) -> Vec<MetadataRecord
             if repairs.len() >= max {
                 return repairs;
             }
-            let election = elect_leader(state, |b| image.broker_live(b), unclean);
+            let election = target(state, image, leaving, unclean);
             if !election.changes(state) {
                 continue;
             }
@@ -79,6 +124,16 @@ pub fn partition_repairs(image: &ClusterImage, max: usize) -> Vec<MetadataRecord
     repairs
 }
 
+/// Partitions `broker` leads that another in-sync replica could lead: a
+/// broker in controlled shutdown may stop once this is 0.
+pub fn movable_leaderships(image: &ClusterImage, broker: i32) -> usize {
+    let partitions = image.topics.values().flat_map(|t| &t.partitions);
+    partitions
+        .filter(|p| p.leader == broker)
+        .filter(|p| target(p, image, &[broker], false).leader != broker)
+        .count()
+}
+
 pub async fn fence_loop(core: Arc<Core>) {
     let mut tick = tokio::time::interval(FENCE_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -91,7 +146,6 @@ pub async fn fence_loop(core: Arc<Core>) {
             core.sessions
                 .lock()
                 .expect("the sessions lock is never poisoned")
-                .last
                 .clear();
         }
     }
@@ -99,11 +153,14 @@ pub async fn fence_loop(core: Arc<Core>) {
 
 async fn fence_pass(core: &Core) {
     let (_, image) = core.image();
-    let expired = core
-        .sessions
-        .lock()
-        .expect("the sessions lock is never poisoned")
-        .expired(&image, Instant::now(), core.session_timeout);
+    let (expired, leaving) = {
+        let mut sessions = core
+            .sessions
+            .lock()
+            .expect("the sessions lock is never poisoned");
+        let expired = sessions.expired(&image, Instant::now(), core.session_timeout);
+        (expired, sessions.leaving_in(&image))
+    };
     for id in expired {
         tracing::info!(
             broker = id,
@@ -118,7 +175,7 @@ async fn fence_pass(core: &Core) {
         }
     }
     let (_, image) = core.image();
-    let repairs = partition_repairs(&image, REPAIRS_PER_PASS_MAX);
+    let repairs = partition_repairs(&image, &leaving, REPAIRS_PER_PASS_MAX);
     // Concurrent: openraft batches them into few appends.
     let results =
         futures::future::join_all(repairs.into_iter().map(|r| core.propose_as_leader(r))).await;
@@ -171,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_fenced_leader_is_replaced_and_leaves_every_isr() {
-        let repairs = partition_repairs(&image(&[1]), 10);
+        let repairs = partition_repairs(&image(&[1]), &[], 10);
         assert_eq!(
             repairs,
             vec![
@@ -193,13 +250,13 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(partition_repairs(&image(&[1]), 1).len(), 1);
-        assert!(partition_repairs(&image(&[]), 10).is_empty());
+        assert_eq!(partition_repairs(&image(&[1]), &[], 1).len(), 1);
+        assert!(partition_repairs(&image(&[]), &[], 10).is_empty());
     }
 
     #[test]
     fn all_fenced_means_offline() {
-        let repairs = partition_repairs(&image(&[1, 2, 3]), 10);
+        let repairs = partition_repairs(&image(&[1, 2, 3]), &[], 10);
         assert!(repairs.iter().all(|r| matches!(
             r,
             MetadataRecord::ChangePartition {
@@ -207,6 +264,26 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    #[test]
+    fn a_leaving_broker_hands_over_what_it_can() {
+        let mut image = image(&[]);
+        image.topics.get_mut("t").unwrap().partitions[1].isr = vec![1];
+        image.topics.get_mut("t").unwrap().partitions[1].leader = 1;
+        assert_eq!(movable_leaderships(&image, 1), 1);
+        let repairs = partition_repairs(&image, &[1], 10);
+        // Partition 0 moves to 2; partition 1 has no other in-sync replica
+        // and stays with 1 rather than going offline.
+        assert_eq!(repairs.len(), 1);
+        assert!(matches!(
+            &repairs[0],
+            MetadataRecord::ChangePartition { partition: 0, leader: 2, isr, .. } if isr == &vec![2, 3]
+        ));
+        for r in &repairs {
+            crate::controller::records::apply(&mut image, r).unwrap();
+        }
+        assert_eq!(movable_leaderships(&image, 1), 0);
     }
 
     #[test]

@@ -289,12 +289,38 @@ impl Controller {
         incarnation: uuid::Uuid,
         metadata_index: u64,
     ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
-        let (reply, answer) = futures::channel::oneshot::channel();
-        let heartbeat = BrokerHeartbeat {
+        self.send_heartbeat(BrokerHeartbeat {
             broker,
             incarnation,
             metadata_index,
-        };
+            want_shutdown: false,
+        })
+    }
+
+    /// A heartbeat asking for controlled shutdown (Kafka's wantShutDown):
+    /// the active controller moves the broker's leaderships to other
+    /// in-sync replicas and takes it out of every ISR; the broker repeats
+    /// it (bounded by its `controlled_shutdown_timeout_ms`) until the reply
+    /// says `should_shutdown`.
+    pub fn request_shutdown(
+        &self,
+        broker: i32,
+        incarnation: uuid::Uuid,
+        metadata_index: u64,
+    ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
+        self.send_heartbeat(BrokerHeartbeat {
+            broker,
+            incarnation,
+            metadata_index,
+            want_shutdown: true,
+        })
+    }
+
+    fn send_heartbeat(
+        &self,
+        heartbeat: BrokerHeartbeat,
+    ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
         let sent = self.send(Command::Heartbeat { heartbeat, reply });
         async move {
             sent?;

@@ -33,6 +33,8 @@ pub struct BrokerHeartbeat {
     /// The last metadata index the broker has applied; it is unfenced
     /// once this reaches the active controller's.
     pub metadata_index: u64,
+    /// Controlled shutdown: move this broker's leaderships away first.
+    pub want_shutdown: bool,
 }
 
 /// The active controller's answer to a heartbeat.
@@ -40,6 +42,10 @@ pub struct BrokerHeartbeat {
 pub struct HeartbeatReply {
     pub fenced: bool,
     pub caught_up: bool,
+    /// After `want_shutdown`: the broker leads nothing another in-sync
+    /// replica could lead, so it may stop without taking a partition
+    /// offline.
+    pub should_shutdown: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
