@@ -526,3 +526,22 @@ fn controlled_shutdown_moves_leaderships_first() {
         "nobody else could lead it"
     );
 }
+
+/// Five voters commit with two of them down.
+#[test]
+fn five_voters_survive_two_losses() {
+    let mut cluster = Cluster::start(&["c11"; 5]);
+    let leader = agreed_leader(&cluster.live());
+    let down: Vec<i32> = (1..=5).filter(|&id| id != leader).take(2).collect();
+    for id in &down {
+        cluster.stop(*id);
+    }
+    let via = cluster.live()[0];
+    let (index, _) = block_on(via.propose(register(1, Uuid::from_u128(11)))).unwrap();
+    for node in cluster.live() {
+        wait_image(node, "the broker on the three left", |i| {
+            i.brokers.contains_key(&1)
+        });
+        assert!(node.image().0 >= index);
+    }
+}
