@@ -7,6 +7,7 @@
 //! - [`compression`]: whole-batch codecs, bounded validation and recompression.
 //! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
 //! - [`metadata`]: topics and partition ownership, persisted in the data dir.
+//! - [`controller`]: the metadata quorum (Raft on its own thread) and the cluster image.
 //! - [`runtime`]: the thin layer over glommio (shards, mesh, blocking work).
 //! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
 //! - [`net`]: the listener, connections and request framing.
@@ -22,6 +23,7 @@ pub mod broker;
 pub mod cluster;
 pub mod compression;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod metadata;

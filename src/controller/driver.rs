@@ -1,0 +1,449 @@
+//! The controller thread: a tokio current-thread runtime that runs
+//! openraft, the quorum listener, the fencing loop, and the commands the
+//! `Controller` handle sends. Nothing here runs on a glommio shard; the
+//! shards reach it only through the handle's channel and oneshots.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::fencing::{fence_loop, movable_leaderships, Sessions};
+use super::log_store::LogStore;
+use super::network::accept_loop;
+use super::peers::{Forwarder, Network};
+use super::records::{MetadataRecord, RecordOutcome};
+use super::rpc::{BrokerHeartbeat, HeartbeatReply, Hello, Request, Response, PROTOCOL_VERSION};
+use super::state_machine::{Published, StateMachine};
+use super::types::{Applied, TypeConfig};
+use super::{ControllerConfig, ControllerError};
+
+/// How long a proposal waits before asking again who leads, while an
+/// election is under way or the leader's address fails.
+pub const LEADER_RETRY_INTERVAL: Duration = Duration::from_millis(50);
+/// How long shutdown waits for openraft to stop its tasks.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Snapshot after this many applied entries, then purge the log below it.
+pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 1000;
+/// Entries kept in the log below a snapshot, so a follower slightly behind
+/// catches up from the log rather than a whole snapshot.
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 100;
+/// Entries per AppendEntries; with records far below 64 KiB each this keeps
+/// a frame well under `FRAME_BYTES_MAX`.
+pub const APPEND_ENTRIES_MAX: u64 = 64;
+/// Bytes per InstallSnapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
+/// What the handle asks of the controller thread.
+pub enum Command {
+    Propose {
+        record: MetadataRecord,
+        reply: futures::channel::oneshot::Sender<Result<(u64, RecordOutcome), ControllerError>>,
+    },
+    Heartbeat {
+        heartbeat: BrokerHeartbeat,
+        reply: futures::channel::oneshot::Sender<Result<HeartbeatReply, ControllerError>>,
+    },
+}
+
+#[derive(Default)]
+pub struct Stats {
+    /// Connections refused at hello (wrong cluster, not a voter).
+    pub peers_refused: AtomicU64,
+}
+
+/// What the controller thread's tasks share.
+pub struct Core {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub voters: BTreeMap<i32, SocketAddr>,
+    pub propose_timeout: Duration,
+    pub session_timeout: Duration,
+    pub stats: Arc<Stats>,
+    /// Set once `Raft::new` returns; the network it is built with needs
+    /// the core first.
+    raft: OnceLock<Raft<TypeConfig>>,
+    pub images: watch::Receiver<Published>,
+    pub forwarder: Forwarder,
+    pub sessions: Mutex<Sessions>,
+}
+
+impl Core {
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        self.raft.get().expect("raft is set before any task runs")
+    }
+
+    pub fn hello(&self) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            node_id: self.node_id,
+            cluster_id: self.cluster_id.clone(),
+        }
+    }
+
+    pub fn leader(&self) -> Option<i32> {
+        self.raft()
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|id| id as i32)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.node_id)
+    }
+
+    pub fn image(&self) -> Published {
+        self.images.borrow().clone()
+    }
+
+    /// Serves one request from a peer.
+    pub async fn handle(&self, request: Request) -> Response {
+        let raft = self.raft();
+        match request {
+            Request::Vote(r) => Response::Vote(raft.vote(r).await),
+            Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
+            Request::InstallSnapshot(r) => {
+                Response::InstallSnapshot(raft.install_snapshot(r).await)
+            }
+            Request::Propose(record) => Response::Propose(self.propose_as_leader(record).await),
+            Request::Heartbeat(h) => Response::Heartbeat(self.heartbeat_as_leader(h).await),
+        }
+    }
+
+    /// Appends `record` if this node leads, and answers once it is
+    /// committed and applied here.
+    pub async fn propose_as_leader(
+        &self,
+        record: MetadataRecord,
+    ) -> Result<(u64, Applied), ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let write = tokio::time::timeout(self.propose_timeout, self.raft().client_write(record));
+        match write.await {
+            Ok(Ok(response)) => Ok((response.log_id.index, response.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ControllerError::NotLeader {
+                    leader: f.leader_id.map(|id| id as i32),
+                })
+            }
+            Ok(Err(e)) => Err(ControllerError::Raft(e.to_string())),
+            Err(_) => Err(self.timeout()),
+        }
+    }
+
+    fn timeout(&self) -> ControllerError {
+        ControllerError::Timeout(self.propose_timeout.as_millis() as u64)
+    }
+
+    /// A proposal from any node: run here if this node leads, else
+    /// forwarded; answered once applied on this node too.
+    async fn propose(
+        &self,
+        record: MetadataRecord,
+    ) -> Result<(u64, RecordOutcome), ControllerError> {
+        let (index, applied) = self
+            .at_leader(
+                || self.propose_as_leader(record.clone()),
+                || Request::Propose(record.clone()),
+                |r| match r {
+                    Response::Propose(r) => Some(r),
+                    _ => None,
+                },
+            )
+            .await?;
+        let mut images = self.images.clone();
+        images
+            .wait_for(|(applied, _)| *applied >= index)
+            .await
+            .map_err(|_| ControllerError::ShuttingDown)?;
+        applied
+            .map(|outcome| (index, outcome))
+            .map_err(ControllerError::Refused)
+    }
+
+    async fn heartbeat(
+        &self,
+        heartbeat: BrokerHeartbeat,
+    ) -> Result<HeartbeatReply, ControllerError> {
+        self.at_leader(
+            || self.heartbeat_as_leader(heartbeat.clone()),
+            || Request::Heartbeat(heartbeat.clone()),
+            |r| match r {
+                Response::Heartbeat(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// Runs `local` if this node leads, else sends `remote()` to the
+    /// leader; while there is none, or it moved, asks again. The caller
+    /// bounds the whole.
+    async fn at_leader<T, Fut>(
+        &self,
+        local: impl Fn() -> Fut,
+        remote: impl Fn() -> Request,
+        unpack: impl Fn(Response) -> Option<Result<T, ControllerError>>,
+    ) -> Result<T, ControllerError>
+    where
+        Fut: Future<Output = Result<T, ControllerError>>,
+    {
+        loop {
+            let result = match self.leader() {
+                Some(leader) if leader == self.node_id => local().await,
+                Some(leader) => {
+                    let call = self
+                        .forwarder
+                        .call(self, leader, &remote(), self.propose_timeout)
+                        .await;
+                    match call.map(&unpack) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => Err(ControllerError::Unavailable("mismatched response".into())),
+                        Err(e) => Err(ControllerError::Unavailable(e.to_string())),
+                    }
+                }
+                None => Err(ControllerError::NotLeader { leader: None }),
+            };
+            match result {
+                Err(ControllerError::NotLeader { .. } | ControllerError::Unavailable(_)) => {
+                    tokio::time::sleep(LEADER_RETRY_INTERVAL).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Kafka's BrokerHeartbeat on the active controller: renews the
+    /// broker's session, and unfences it once it has caught up.
+    async fn heartbeat_as_leader(
+        &self,
+        heartbeat: BrokerHeartbeat,
+    ) -> Result<HeartbeatReply, ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let (index, image) = self.image();
+        let id = heartbeat.broker;
+        let broker = image.brokers.get(&id).ok_or(ControllerError::Refused(
+            super::RecordError::UnknownBroker(id),
+        ))?;
+        if broker.incarnation != heartbeat.incarnation {
+            return Err(ControllerError::Refused(
+                super::RecordError::StaleIncarnation(id),
+            ));
+        }
+        {
+            let mut sessions = self
+                .sessions
+                .lock()
+                .expect("the sessions lock is never poisoned");
+            sessions.heard(id, Instant::now());
+            if heartbeat.want_shutdown {
+                sessions.leaving(id, heartbeat.incarnation);
+            }
+        }
+        let caught_up = heartbeat.metadata_index >= index;
+        if heartbeat.want_shutdown {
+            // Leaderships move in the fencing pass; the broker asks again.
+            let should_shutdown = movable_leaderships(&image, id) == 0;
+            return Ok(HeartbeatReply {
+                fenced: broker.fenced,
+                caught_up,
+                should_shutdown,
+            });
+        }
+        if broker.fenced && caught_up {
+            let unfence = MetadataRecord::UnfenceBroker {
+                id,
+                incarnation: heartbeat.incarnation,
+            };
+            let (_, applied) = self.propose_as_leader(unfence).await?;
+            applied.map_err(ControllerError::Refused)?;
+            tracing::info!(
+                broker = id,
+                "unfenced broker: caught up with the metadata log"
+            );
+            return Ok(HeartbeatReply {
+                fenced: false,
+                caught_up,
+                should_shutdown: false,
+            });
+        }
+        Ok(HeartbeatReply {
+            fenced: broker.fenced,
+            caught_up,
+            should_shutdown: false,
+        })
+    }
+
+    async fn serve_command(self: Arc<Self>, command: Command) {
+        let limit = self.propose_timeout;
+        match command {
+            Command::Propose { record, reply } => {
+                let result = tokio::time::timeout(limit, self.propose(record)).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+            Command::Heartbeat { heartbeat, reply } => {
+                let result = tokio::time::timeout(limit, self.heartbeat(heartbeat)).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+        }
+    }
+}
+
+/// What the controller thread starts from; opened on the caller's thread
+/// so that start-up errors are returned, not logged.
+pub struct Start {
+    pub config: ControllerConfig,
+    pub listener: std::net::TcpListener,
+    pub log: LogStore,
+    pub state_machine: StateMachine,
+    pub images: watch::Receiver<Published>,
+    pub commands: mpsc::Receiver<Command>,
+    pub stop: Arc<Notify>,
+    pub stats: Arc<Stats>,
+}
+
+/// Started: the metrics receiver the handle reads the leader from.
+pub type Started = Result<watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>, ControllerError>;
+
+/// The controller thread's body.
+pub fn run(start: Start, started: std::sync::mpsc::Sender<Started>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = started.send(Err(ControllerError::Storage(format!("runtime: {e}"))));
+            return;
+        }
+    };
+    runtime.block_on(serve(start, started));
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+}
+
+async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
+    let Start {
+        config,
+        listener,
+        log,
+        state_machine,
+        images,
+        mut commands,
+        stop,
+        stats,
+    } = start;
+    let core = Arc::new(Core {
+        node_id: config.node_id,
+        cluster_id: config.cluster_id.clone(),
+        voters: config.voters.iter().copied().collect(),
+        propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),
+        session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+        stats,
+        raft: OnceLock::new(),
+        images,
+        forwarder: Forwarder::default(),
+        sessions: Mutex::new(Sessions::default()),
+    });
+    let raft = match start_raft(&config, &core, log, state_machine).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = started.send(Err(ControllerError::Listen {
+                addr: config.listen.to_string(),
+                error: e.to_string(),
+            }));
+            return;
+        }
+    };
+    tokio::spawn(accept_loop(listener, core.clone()));
+    tokio::spawn(fence_loop(core.clone()));
+    let _ = started.send(Ok(raft.metrics()));
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(c) => { tokio::spawn(core.clone().serve_command(c)); }
+                None => break,
+            },
+            _ = stop.notified() => break,
+        }
+    }
+    tracing::info!(node = config.node_id, "controller stopping");
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, raft.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("raft did not stop in time");
+    }
+}
+
+async fn start_raft(
+    config: &ControllerConfig,
+    core: &Arc<Core>,
+    log: LogStore,
+    state_machine: StateMachine,
+) -> Result<Raft<TypeConfig>, ControllerError> {
+    let raft_config = raft_config(config)?;
+    let network = Network { core: core.clone() };
+    let fresh = log.state() == (None, None) && log.vote().is_none();
+    let raft = Raft::new(
+        config.node_id as u64,
+        Arc::new(raft_config),
+        network,
+        log.clone(),
+        state_machine,
+    )
+    .await
+    .map_err(|e| ControllerError::Raft(e.to_string()))?;
+    core.raft.set(raft.clone()).ok().expect("raft is set once");
+    if fresh {
+        // Every voter of a new cluster initializes itself with the same
+        // static membership; openraft allows that, and the first log entry
+        // (index 0) is identical on all of them.
+        let members: BTreeMap<u64, BasicNode> = config
+            .voters
+            .iter()
+            .map(|(id, addr)| (*id as u64, BasicNode::new(addr.to_string())))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!(error = %e, "quorum already initialized");
+        }
+    }
+    Ok(raft)
+}
+
+fn raft_config(config: &ControllerConfig) -> Result<openraft::Config, ControllerError> {
+    let election = config.raft_election_timeout_ms;
+    openraft::Config {
+        cluster_name: config.cluster_id.clone(),
+        heartbeat_interval: config.raft_heartbeat_interval_ms,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        max_payload_entries: APPEND_ENTRIES_MAX,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| ControllerError::Config(e.to_string()))
+}

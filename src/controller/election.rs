@@ -1,0 +1,158 @@
+//! Leader election for one partition, as Kafka's controller does it: keep
+//! a live leader; else the first replica (in preference order) that is in
+//! the ISR and live; else, only if unclean election is allowed, the first
+//! live replica at all (its missing data is lost); else offline. Pure.
+
+use super::image::{PartitionState, NO_LEADER};
+
+/// The leadership a partition should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Election {
+    pub leader: i32,
+    pub isr: Vec<i32>,
+    pub leader_epoch: i32,
+    /// An out-of-sync replica was chosen: the log line should say so.
+    pub unclean: bool,
+}
+
+impl Election {
+    /// Whether this differs from the partition as it stands.
+    pub fn changes(&self, state: &PartitionState) -> bool {
+        self.leader != state.leader || self.isr != state.isr
+    }
+}
+
+/// `live(b)`: broker b is registered and unfenced.
+pub fn elect_leader(
+    state: &PartitionState,
+    live: impl Fn(i32) -> bool,
+    unclean_allowed: bool,
+) -> Election {
+    let live_isr: Vec<i32> = state.isr.iter().copied().filter(|&b| live(b)).collect();
+    let epoch_for = |leader: i32| {
+        if leader == state.leader {
+            state.leader_epoch
+        } else {
+            state.leader_epoch + 1
+        }
+    };
+    let clean = if live_isr.contains(&state.leader) {
+        Some(state.leader)
+    } else {
+        state
+            .replicas
+            .iter()
+            .copied()
+            .find(|b| live_isr.contains(b))
+    };
+    if let Some(leader) = clean {
+        return Election {
+            leader,
+            isr: live_isr,
+            leader_epoch: epoch_for(leader),
+            unclean: false,
+        };
+    }
+    if unclean_allowed {
+        if let Some(leader) = state.replicas.iter().copied().find(|&b| live(b)) {
+            return Election {
+                leader,
+                isr: vec![leader],
+                leader_epoch: epoch_for(leader),
+                unclean: true,
+            };
+        }
+    }
+    // Offline. The ISR stays as it was: its members are the ones that may
+    // lead again cleanly when they come back.
+    Election {
+        leader: NO_LEADER,
+        isr: state.isr.clone(),
+        leader_epoch: epoch_for(NO_LEADER),
+        unclean: false,
+    }
+}
+
+/// Preferred leader election (ElectLeaders, auto leader rebalance): the
+/// first replica takes the lead back when it is live and in sync; `None`
+/// when it already leads or cannot.
+pub fn preferred_election(state: &PartitionState, live: impl Fn(i32) -> bool) -> Option<Election> {
+    let preferred = *state.replicas.first()?;
+    if preferred == state.leader || !live(preferred) || !state.isr.contains(&preferred) {
+        return None;
+    }
+    Some(Election {
+        leader: preferred,
+        isr: state.isr.clone(),
+        leader_epoch: state.leader_epoch + 1,
+        unclean: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(replicas: &[i32], leader: i32, isr: &[i32]) -> PartitionState {
+        PartitionState {
+            replicas: replicas.to_vec(),
+            leader,
+            leader_epoch: 4,
+            partition_epoch: 9,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_live_leader_stays_and_dead_members_leave_the_isr() {
+        let p = partition(&[1, 2, 3], 2, &[1, 2, 3]);
+        let e = elect_leader(&p, |b| b != 3, false);
+        assert_eq!((e.leader, e.leader_epoch), (2, 4));
+        assert_eq!(e.isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn the_first_live_isr_replica_takes_over_with_a_new_epoch() {
+        let p = partition(&[1, 2, 3], 1, &[1, 3, 2]);
+        let e = elect_leader(&p, |b| b != 1, false);
+        assert_eq!(e.leader, 2, "replica order, not ISR order");
+        assert_eq!(e.leader_epoch, 5);
+        assert_eq!(e.isr, vec![3, 2]);
+        assert!(!e.unclean && e.changes(&p));
+    }
+
+    #[test]
+    fn no_live_isr_member_means_offline_unless_unclean() {
+        let p = partition(&[1, 2, 3], 1, &[1]);
+        let offline = elect_leader(&p, |b| b != 1, false);
+        assert_eq!(offline.leader, NO_LEADER);
+        assert_eq!(offline.isr, vec![1]);
+        assert_eq!(offline.leader_epoch, 5);
+        let unclean = elect_leader(&p, |b| b != 1, true);
+        assert_eq!((unclean.leader, unclean.isr.clone()), (2, vec![2]));
+        assert!(unclean.unclean);
+    }
+
+    #[test]
+    fn the_preferred_replica_takes_the_lead_back_only_when_in_sync() {
+        let p = partition(&[1, 2, 3], 2, &[2, 3, 1]);
+        let e = preferred_election(&p, |_| true).unwrap();
+        assert_eq!(
+            (e.leader, e.leader_epoch, e.isr.clone()),
+            (1, 5, vec![2, 3, 1])
+        );
+        assert!(preferred_election(&p, |b| b != 1).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true).is_none());
+    }
+
+    #[test]
+    fn an_offline_partition_comes_back_when_an_isr_member_does() {
+        let mut p = partition(&[1, 2], NO_LEADER, &[2]);
+        p.leader_epoch = 7;
+        let e = elect_leader(&p, |_| true, false);
+        assert_eq!((e.leader, e.leader_epoch), (2, 8));
+        let unchanged = elect_leader(&p, |_| false, false);
+        assert!(!unchanged.changes(&p));
+    }
+}

@@ -1,0 +1,300 @@
+//! Broker sessions and leadership repair on the active controller.
+//!
+//! The active controller remembers when each broker last heartbeated (in
+//! memory only, like Kafka's BrokerHeartbeatManager: a new active
+//! controller gives every broker a full session first). A broker silent
+//! for `broker_session_timeout_ms` is fenced. Then every partition whose
+//! leader or ISR names a broker that is not live gets a ChangePartition
+//! from `elect_leader`, and offline partitions get a leader back once an
+//! ISR member is live again. A broker in controlled shutdown counts as
+//! gone for leadership and ISRs wherever another in-sync replica can take
+//! over, and keeps what none can (going offline early helps nobody).
+
+use std::collections::HashMap;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use super::driver::Core;
+use super::election::{elect_leader, Election};
+use super::image::{ClusterImage, PartitionState, NO_LEADER};
+use super::records::MetadataRecord;
+
+/// How often the active controller looks for expired sessions and
+/// partitions to repair.
+pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Partition changes proposed per pass; the rest wait for the next one.
+pub const REPAIRS_PER_PASS_MAX: usize = 256;
+
+/// Last heartbeat per broker; kept only while this node leads.
+#[derive(Default)]
+pub struct Sessions {
+    last: HashMap<i32, Instant>,
+    /// Brokers in controlled shutdown, by the incarnation that asked (a
+    /// restarted broker is no longer leaving).
+    leaving: HashMap<i32, Uuid>,
+}
+
+impl Sessions {
+    pub fn heard(&mut self, broker: i32, now: Instant) {
+        self.last.insert(broker, now);
+    }
+
+    pub fn leaving(&mut self, broker: i32, incarnation: Uuid) {
+        self.leaving.insert(broker, incarnation);
+    }
+
+    /// Brokers of `image` in controlled shutdown.
+    pub fn leaving_in(&mut self, image: &ClusterImage) -> Vec<i32> {
+        self.leaving
+            .retain(|id, inc| image.brokers.get(id).is_some_and(|b| b.incarnation == *inc));
+        self.leaving.keys().copied().collect()
+    }
+
+    fn clear(&mut self) {
+        self.last.clear();
+        self.leaving.clear();
+    }
+
+    /// Unfenced brokers silent for `timeout`. A broker seen for the first
+    /// time starts its session now.
+    pub fn expired(&mut self, image: &ClusterImage, now: Instant, timeout: Duration) -> Vec<i32> {
+        self.last.retain(|id, _| image.brokers.contains_key(id));
+        image
+            .live_brokers()
+            .filter(|b| now.duration_since(*self.last.entry(b.id).or_insert(now)) >= timeout)
+            .map(|b| b.id)
+            .collect()
+    }
+}
+
+/// Where a partition's leadership should be: `elect_leader` over live
+/// brokers, treating `leaving` ones as gone when another in-sync replica
+/// can lead instead.
+fn target(
+    state: &PartitionState,
+    image: &ClusterImage,
+    leaving: &[i32],
+    unclean: bool,
+) -> Election {
+    if !leaving.is_empty() {
+        let staying = elect_leader(
+            state,
+            |b| image.broker_live(b) && !leaving.contains(&b),
+            false,
+        );
+        if staying.leader != NO_LEADER {
+            return staying;
+        }
+    }
+    elect_leader(state, |b| image.broker_live(b), unclean)
+}
+
+/// The ChangePartition records that bring every partition's leader and
+/// ISR in line with which brokers are live and staying (at most `max`).
+pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> Vec<MetadataRecord> {
+    let mut repairs = Vec::new();
+    for (name, topic) in &image.topics {
+        let unclean = image.unclean_election_allowed(name);
+        for (partition, state) in topic.partitions.iter().enumerate() {
+            if repairs.len() >= max {
+                return repairs;
+            }
+            let election = target(state, image, leaving, unclean);
+            if !election.changes(state) {
+                continue;
+            }
+            if election.unclean {
+                tracing::warn!(
+                    topic = %name, partition, leader = election.leader,
+                    "unclean leader election: an out-of-sync replica leads"
+                );
+            }
+            repairs.push(MetadataRecord::ChangePartition {
+                topic: name.clone(),
+                partition: partition as i32,
+                leader: election.leader,
+                isr: election.isr,
+                leader_epoch: election.leader_epoch,
+                partition_epoch: state.partition_epoch,
+            });
+        }
+    }
+    repairs
+}
+
+/// Partitions `broker` leads that another in-sync replica could lead: a
+/// broker in controlled shutdown may stop once this is 0.
+pub fn movable_leaderships(image: &ClusterImage, broker: i32) -> usize {
+    let partitions = image.topics.values().flat_map(|t| &t.partitions);
+    partitions
+        .filter(|p| p.leader == broker)
+        .filter(|p| target(p, image, &[broker], false).leader != broker)
+        .count()
+}
+
+pub async fn fence_loop(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(FENCE_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if core.is_leader() {
+            fence_pass(&core).await;
+        } else {
+            // The next active controller starts sessions afresh.
+            core.sessions
+                .lock()
+                .expect("the sessions lock is never poisoned")
+                .clear();
+        }
+    }
+}
+
+async fn fence_pass(core: &Core) {
+    let (_, image) = core.image();
+    let (expired, leaving) = {
+        let mut sessions = core
+            .sessions
+            .lock()
+            .expect("the sessions lock is never poisoned");
+        let expired = sessions.expired(&image, Instant::now(), core.session_timeout);
+        (expired, sessions.leaving_in(&image))
+    };
+    for id in expired {
+        tracing::info!(
+            broker = id,
+            timeout_ms = core.session_timeout.as_millis() as u64,
+            "fencing broker: no heartbeat within the session timeout"
+        );
+        if let Err(e) = core
+            .propose_as_leader(MetadataRecord::FenceBroker { id })
+            .await
+        {
+            tracing::warn!(broker = id, error = %e, "fencing failed; retrying next pass");
+        }
+    }
+    let (_, image) = core.image();
+    let repairs = partition_repairs(&image, &leaving, REPAIRS_PER_PASS_MAX);
+    // Concurrent: openraft batches them into few appends.
+    let results =
+        futures::future::join_all(repairs.into_iter().map(|r| core.propose_as_leader(r))).await;
+    for result in results {
+        match result {
+            Ok((_, Ok(_))) => {}
+            Ok((_, Err(e))) => tracing::debug!(error = %e, "partition repair refused"),
+            Err(e) => tracing::debug!(error = %e, "partition repair not committed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::image::{BrokerRegistration, PartitionState, TopicImage, NO_LEADER};
+
+    fn image(fenced: &[i32]) -> ClusterImage {
+        let mut image = ClusterImage::default();
+        for id in 1..=3 {
+            image.brokers.insert(
+                id,
+                BrokerRegistration {
+                    id,
+                    incarnation: uuid::Uuid::from_u128(id as u128),
+                    endpoints: vec![],
+                    rack: None,
+                    fenced: fenced.contains(&id),
+                },
+            );
+        }
+        let partition = |leader: i32| PartitionState {
+            replicas: vec![1, 2, 3],
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 3,
+            isr: vec![1, 2, 3],
+        };
+        image.topics.insert(
+            "t".into(),
+            TopicImage {
+                id: uuid::Uuid::from_u128(9),
+                name: "t".into(),
+                configs: Default::default(),
+                partitions: vec![partition(1), partition(2)],
+            },
+        );
+        image
+    }
+
+    #[test]
+    fn a_fenced_leader_is_replaced_and_leaves_every_isr() {
+        let repairs = partition_repairs(&image(&[1]), &[], 10);
+        assert_eq!(
+            repairs,
+            vec![
+                MetadataRecord::ChangePartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: 2,
+                    isr: vec![2, 3],
+                    leader_epoch: 1,
+                    partition_epoch: 3,
+                },
+                MetadataRecord::ChangePartition {
+                    topic: "t".into(),
+                    partition: 1,
+                    leader: 2,
+                    isr: vec![2, 3],
+                    leader_epoch: 0,
+                    partition_epoch: 3,
+                },
+            ]
+        );
+        assert_eq!(partition_repairs(&image(&[1]), &[], 1).len(), 1);
+        assert!(partition_repairs(&image(&[]), &[], 10).is_empty());
+    }
+
+    #[test]
+    fn all_fenced_means_offline() {
+        let repairs = partition_repairs(&image(&[1, 2, 3]), &[], 10);
+        assert!(repairs.iter().all(|r| matches!(
+            r,
+            MetadataRecord::ChangePartition {
+                leader: NO_LEADER,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_leaving_broker_hands_over_what_it_can() {
+        let mut image = image(&[]);
+        image.topics.get_mut("t").unwrap().partitions[1].isr = vec![1];
+        image.topics.get_mut("t").unwrap().partitions[1].leader = 1;
+        assert_eq!(movable_leaderships(&image, 1), 1);
+        let repairs = partition_repairs(&image, &[1], 10);
+        // Partition 0 moves to 2; partition 1 has no other in-sync replica
+        // and stays with 1 rather than going offline.
+        assert_eq!(repairs.len(), 1);
+        assert!(matches!(
+            &repairs[0],
+            MetadataRecord::ChangePartition { partition: 0, leader: 2, isr, .. } if isr == &vec![2, 3]
+        ));
+        for r in &repairs {
+            crate::controller::records::apply(&mut image, r).unwrap();
+        }
+        assert_eq!(movable_leaderships(&image, 1), 0);
+    }
+
+    #[test]
+    fn silent_brokers_expire_and_new_ones_get_a_session() {
+        let mut sessions = Sessions::default();
+        let image = image(&[3]);
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(9);
+        assert!(sessions.expired(&image, t0, timeout).is_empty());
+        sessions.heard(2, t0 + Duration::from_secs(5));
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(sessions.expired(&image, later, timeout), vec![1]);
+    }
+}

@@ -1,0 +1,108 @@
+//! The cluster image: the state the metadata log describes, applied record
+//! by record (`records::apply`). Brokers and shards read it only as an
+//! `Arc<ClusterImage>` snapshot; it is never changed in place once shared.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A config set: name -> value, as Kafka's DescribeConfigs lists them.
+pub type Configs = BTreeMap<String, String>;
+
+/// Everything the cluster agrees on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterImage {
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// By name, the key every Kafka API but a few uses.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Topic id -> name, so ids stay unique and id-addressed APIs resolve.
+    pub topic_ids: BTreeMap<Uuid, String>,
+    /// Dynamic broker configs; the `None` key is the cluster-wide default
+    /// (Kafka's empty broker resource name).
+    pub broker_configs: BTreeMap<Option<i32>, Configs>,
+    /// The first producer id of the next block handed out.
+    pub next_producer_id: i64,
+}
+
+/// A broker as it registered (Kafka's BrokerRegistration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    /// New on every process start, so a restarted broker is told apart
+    /// from a stale one and must catch up again before it is unfenced.
+    pub incarnation: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is left out of Metadata.
+    pub fenced: bool,
+}
+
+/// A listener clients reach the broker on (`host:port` as advertised).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub id: Uuid,
+    pub name: String,
+    pub configs: Configs,
+    /// Index = partition number.
+    pub partitions: Vec<PartitionState>,
+}
+
+/// One partition's replicas and leadership (Kafka's PartitionRegistration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// In preference order: the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// `NO_LEADER` when offline.
+    pub leader: i32,
+    /// Bumped on every leader change; replicas and clients fence on it.
+    pub leader_epoch: i32,
+    /// Bumped on every change of this partition, so a proposal made from a
+    /// stale view (AlterPartition) is refused.
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// Kafka's leader id of an offline partition.
+pub const NO_LEADER: i32 = -1;
+
+/// Topic config that allows an out-of-sync replica to lead (also a broker
+/// config, cluster-wide default or per broker).
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+impl ClusterImage {
+    pub fn broker_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Unfenced brokers, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
+    /// Whether `topic` may elect an out-of-sync leader: its own config,
+    /// else the cluster default, as Kafka resolves it.
+    pub fn unclean_election_allowed(&self, topic: &str) -> bool {
+        let topic_value = self
+            .topics
+            .get(topic)
+            .and_then(|t| t.configs.get(UNCLEAN_LEADER_ELECTION));
+        let default = self
+            .broker_configs
+            .get(&None)
+            .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION));
+        topic_value.or(default).is_some_and(|v| v == "true")
+    }
+}

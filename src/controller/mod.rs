@@ -1,0 +1,455 @@
+//! The metadata quorum: Raft (openraft) over the cluster image.
+//!
+//! Each voter runs one `Controller`: its own OS thread with a tokio
+//! current-thread runtime (metadata changes are rare, and the glommio
+//! shards must never block on them), its own TCP listener, and its Raft
+//! log, vote and snapshots under `<data_dir>/__cluster_metadata/`. The
+//! handle is `Send + Sync`; its calls return at once with futures backed
+//! by `futures::channel::oneshot`, so a shard awaits them without blocking.
+//! Shards see the cluster only as `Arc<ClusterImage>` snapshots.
+//!
+//! # Layout
+//!
+//! - `image`: the cluster image (brokers, topics, partitions, configs).
+//! - `records`: the metadata records and `apply`, the one way to change it.
+//! - `placement`, `election`: replica placement and leader election, pure.
+//! - `fencing`: broker sessions and leadership repair on the active controller.
+//! - `log_store`, `state_machine`, `types`: openraft storage on disk.
+//! - `network`, `peers`, `rpc`: quorum framing, listener, clients, messages.
+//! - `driver`: the controller thread.
+
+mod driver;
+pub mod election;
+mod fencing;
+pub mod image;
+mod log_store;
+mod network;
+mod peers;
+pub mod placement;
+pub mod records;
+mod rpc;
+mod state_machine;
+mod types;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Notify};
+
+pub use fencing::FENCE_CHECK_INTERVAL;
+pub use image::{
+    BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicImage, NO_LEADER,
+};
+pub use network::FRAME_BYTES_MAX;
+pub use records::{ConfigChange, ConfigResource, MetadataRecord, RecordError, RecordOutcome};
+pub use rpc::{BrokerHeartbeat, HeartbeatReply};
+pub use state_machine::Published;
+
+use driver::{Command, Stats};
+
+/// The quorum's directory inside the data dir (Kafka's name).
+pub const METADATA_DIR: &str = "__cluster_metadata";
+/// Most voters a quorum may have; more only slows commits.
+pub const VOTERS_MAX: usize = 9;
+/// Requests queued for the controller thread before callers get `Busy`.
+pub const COMMANDS_MAX: usize = 1024;
+/// Kafka's cluster ids are 22 characters; this only bounds the hello.
+pub const CLUSTER_ID_BYTES_MAX: usize = 255;
+
+/// How a voter starts. `new` fills the timing fields with their defaults.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// The quorum listener (`controller_listen`); port 0 picks one.
+    pub listen: SocketAddr,
+    /// Every voter, this node included (`controller_quorum_voters`).
+    pub voters: Vec<(i32, SocketAddr)>,
+    pub data_dir: PathBuf,
+    /// How long a proposal may wait to be committed and applied; past it
+    /// the caller answers REQUEST_TIMED_OUT (as when a majority is lost).
+    pub metadata_propose_timeout_ms: u64,
+    /// Kafka's `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// Raft heartbeats from the leader.
+    pub raft_heartbeat_interval_ms: u64,
+    /// A follower that hears no leader for this long (up to twice it,
+    /// randomized) starts an election.
+    pub raft_election_timeout_ms: u64,
+}
+
+impl ControllerConfig {
+    pub fn new(
+        node_id: i32,
+        cluster_id: impl Into<String>,
+        listen: SocketAddr,
+        voters: Vec<(i32, SocketAddr)>,
+        data_dir: impl Into<PathBuf>,
+    ) -> ControllerConfig {
+        ControllerConfig {
+            node_id,
+            cluster_id: cluster_id.into(),
+            listen,
+            voters,
+            data_dir: data_dir.into(),
+            metadata_propose_timeout_ms: 10_000,
+            broker_session_timeout_ms: 9_000,
+            raft_heartbeat_interval_ms: 100,
+            raft_election_timeout_ms: 1_000,
+        }
+    }
+
+    /// Refuses voter lists that cannot form this node's quorum.
+    fn validate(&self) -> Result<(), ControllerError> {
+        let bad = |why: String| Err(ControllerError::Config(why));
+        if self.cluster_id.is_empty() || self.cluster_id.len() > CLUSTER_ID_BYTES_MAX {
+            return bad(format!(
+                "cluster id {:?} is empty or too long",
+                self.cluster_id
+            ));
+        }
+        if self.voters.is_empty() || self.voters.len() > VOTERS_MAX {
+            return bad(format!("{} voters (1 to {VOTERS_MAX})", self.voters.len()));
+        }
+        for (i, (id, addr)) in self.voters.iter().enumerate() {
+            if *id < 0 {
+                return bad(format!("voter id {id} is negative"));
+            }
+            if let Some((other, _)) = self.voters[..i].iter().find(|(o, a)| o == id || a == addr) {
+                return bad(format!(
+                    "voters {other} and {id} repeat a node id or address"
+                ));
+            }
+            if *id != self.node_id && *addr == self.listen {
+                return bad(format!(
+                    "the voter list gives this node's controller address {addr} to node {id}, not {}",
+                    self.node_id
+                ));
+            }
+        }
+        if !self.voters.iter().any(|(id, _)| *id == self.node_id) {
+            return bad(format!("node {} is not in the voter list", self.node_id));
+        }
+        if self.raft_heartbeat_interval_ms == 0
+            || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
+            || self.metadata_propose_timeout_ms == 0
+        {
+            return bad("raft heartbeat < election timeout, and timeouts > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the quorum, as callers see them. Plain data, because they
+/// also travel back from the active controller to a forwarding node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControllerError {
+    #[error("controller config: {0}")]
+    Config(String),
+    #[error("metadata storage: {0}")]
+    Storage(String),
+    #[error("controller listener {addr}: {error}")]
+    Listen { addr: String, error: String },
+    #[error("not committed within {0} ms (no quorum?)")]
+    Timeout(u64),
+    #[error("record refused: {0}")]
+    Refused(RecordError),
+    #[error("not the active controller (the leader is {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    #[error("the active controller is unreachable: {0}")]
+    Unavailable(String),
+    #[error("too many requests waiting for the controller")]
+    Busy,
+    #[error("the controller is shut down")]
+    ShuttingDown,
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl ControllerError {
+    /// The Kafka error code a broker answers with.
+    pub fn error_code(&self) -> i16 {
+        use kafka_protocol::ResponseError as E;
+        match self {
+            ControllerError::Refused(e) => return e.error_code(),
+            ControllerError::Timeout(_) => E::RequestTimedOut,
+            ControllerError::NotLeader { .. } => E::NotController,
+            ControllerError::Busy
+            | ControllerError::ShuttingDown
+            | ControllerError::Unavailable(_) => E::CoordinatorNotAvailable,
+            _ => E::UnknownServerError,
+        }
+        .code()
+    }
+}
+
+/// A voter of the metadata quorum. `Send + Sync`; no call blocks but
+/// `shutdown`.
+pub struct Controller {
+    node_id: i32,
+    listen_addr: SocketAddr,
+    commands: mpsc::Sender<Command>,
+    images: watch::Receiver<Published>,
+    metrics: watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>,
+    stop: Arc<Notify>,
+    stats: Arc<Stats>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Controller {
+    /// Opens the quorum's storage, binds its listener and starts its
+    /// thread. A single voter elects itself at once.
+    pub fn start(config: ControllerConfig) -> Result<Controller, ControllerError> {
+        config.validate()?;
+        let dir = config.data_dir.join(METADATA_DIR);
+        let storage =
+            |e: &dyn std::fmt::Display| ControllerError::Storage(format!("{}: {e}", dir.display()));
+        let log = log_store::LogStore::open(&dir).map_err(|e| storage(&e))?;
+        let (state_machine, images) =
+            state_machine::StateMachine::open(&dir).map_err(|e| storage(&e))?;
+        let listen_error = |e: std::io::Error| ControllerError::Listen {
+            addr: config.listen.to_string(),
+            error: e.to_string(),
+        };
+        let listener = std::net::TcpListener::bind(config.listen).map_err(listen_error)?;
+        listener.set_nonblocking(true).map_err(listen_error)?;
+        let listen_addr = listener.local_addr().map_err(listen_error)?;
+        let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
+        let stop = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
+        let node_id = config.node_id;
+        let start = driver::Start {
+            config,
+            listener,
+            log,
+            state_machine,
+            images: images.clone(),
+            commands: command_rx,
+            stop: stop.clone(),
+            stats: stats.clone(),
+        };
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("controller-{node_id}"))
+            .spawn(move || driver::run(start, started_tx))
+            .map_err(|e| ControllerError::Storage(format!("controller thread: {e}")))?;
+        let metrics = match started_rx.recv() {
+            Ok(Ok(metrics)) => metrics,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ControllerError::ShuttingDown),
+        };
+        tracing::info!(node = node_id, %listen_addr, "controller started");
+        Ok(Controller {
+            node_id,
+            listen_addr,
+            commands,
+            images,
+            metrics,
+            stop,
+            stats,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The bound quorum listener address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// Proposes `record` from this node (forwarded to the active controller
+    /// if another node leads). Resolves once it is committed and applied on
+    /// this node, with its log index and outcome; a refusal is
+    /// `ControllerError::Refused`, no quorum is `Timeout`.
+    pub fn propose(
+        &self,
+        record: MetadataRecord,
+    ) -> impl Future<Output = Result<(u64, RecordOutcome), ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let sent = self.send(Command::Propose { record, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
+    /// Kafka's BrokerHeartbeat: `metadata_index` is the last index the
+    /// broker has applied. Renews its session on the active controller and
+    /// unfences it once it has caught up.
+    pub fn heartbeat(
+        &self,
+        broker: i32,
+        incarnation: uuid::Uuid,
+        metadata_index: u64,
+    ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
+        self.send_heartbeat(BrokerHeartbeat {
+            broker,
+            incarnation,
+            metadata_index,
+            want_shutdown: false,
+        })
+    }
+
+    /// A heartbeat asking for controlled shutdown (Kafka's wantShutDown):
+    /// the active controller moves the broker's leaderships to other
+    /// in-sync replicas and takes it out of every ISR; the broker repeats
+    /// it (bounded by its `controlled_shutdown_timeout_ms`) until the reply
+    /// says `should_shutdown`.
+    pub fn request_shutdown(
+        &self,
+        broker: i32,
+        incarnation: uuid::Uuid,
+        metadata_index: u64,
+    ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
+        self.send_heartbeat(BrokerHeartbeat {
+            broker,
+            incarnation,
+            metadata_index,
+            want_shutdown: true,
+        })
+    }
+
+    fn send_heartbeat(
+        &self,
+        heartbeat: BrokerHeartbeat,
+    ) -> impl Future<Output = Result<HeartbeatReply, ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let sent = self.send(Command::Heartbeat { heartbeat, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), ControllerError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ControllerError::Busy,
+            mpsc::error::TrySendError::Closed(_) => ControllerError::ShuttingDown,
+        })
+    }
+
+    /// The latest image applied on this node and the index it reflects.
+    pub fn image(&self) -> Published {
+        self.images.borrow().clone()
+    }
+
+    /// Yields each newly applied image; a slow reader skips to the newest.
+    pub fn watch(&self) -> ImageWatch {
+        ImageWatch {
+            images: self.images.clone(),
+        }
+    }
+
+    /// The active controller as this node last heard.
+    pub fn leader(&self) -> Option<i32> {
+        self.metrics.borrow().current_leader.map(|id| id as i32)
+    }
+
+    /// Connections this node refused at hello (another cluster, not a voter).
+    pub fn peers_refused(&self) -> u64 {
+        self.stats.peers_refused.load(Ordering::Relaxed)
+    }
+
+    /// Stops the controller thread and waits for it (bounded by the
+    /// driver's shutdown timeout). Call it from a plain thread, not a shard.
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+        let thread = self.thread.lock().expect("never poisoned").take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// New images as they are applied (`Controller::watch`).
+pub struct ImageWatch {
+    images: watch::Receiver<Published>,
+}
+
+impl ImageWatch {
+    /// The next image newer than the last one seen; `None` once the
+    /// controller is gone. Runtime-agnostic: awaitable on a shard.
+    pub async fn changed(&mut self) -> Option<Published> {
+        self.images.changed().await.ok()?;
+        Some(self.images.borrow_and_update().clone())
+    }
+
+    /// The newest image, marking it seen.
+    pub fn latest(&mut self) -> Published {
+        self.images.borrow_and_update().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn config(node: i32, voters: &[(i32, u16)]) -> ControllerConfig {
+        let voters = voters.iter().map(|(id, port)| (*id, addr(*port))).collect();
+        ControllerConfig::new(node, "c", addr(9001), voters, "/nonexistent")
+    }
+
+    /// The module's invariant, checked the way the README table is: no
+    /// controller file uses a glommio path or the crate's runtime module (the shards'
+    /// layer), so none of it can end up on a shard.
+    #[test]
+    fn nothing_here_touches_glommio() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/controller");
+        let mut files = vec![dir.clone()];
+        let mut checked = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [["glommio", "::"].concat(), ["crate::", "runtime"].concat()] {
+                    assert!(!text.contains(&needle), "{} uses {needle}", path.display());
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10);
+    }
+
+    #[test]
+    fn voter_lists_that_cannot_work_are_refused() {
+        assert!(config(1, &[(1, 9001), (2, 9002), (3, 9003)])
+            .validate()
+            .is_ok());
+        let refused = [
+            config(1, &[]),
+            config(4, &[(1, 9001), (2, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (1, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (2, 9002), (3, 9002)]),
+            config(1, &[(2, 9001), (1, 9002), (3, 9003)]),
+            config(1, &[(1, 9001), (-2, 9002), (3, 9003)]),
+        ];
+        for c in refused {
+            assert!(
+                matches!(c.validate(), Err(ControllerError::Config(_))),
+                "{:?}",
+                c.voters
+            );
+        }
+        let mut c = config(1, &[(1, 9001)]);
+        c.cluster_id.clear();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The quorum's outgoing side: openraft's network (one connection per
+//! target, redialed with a bounded backoff) and the forwarding of
+//! proposals and heartbeats to the active controller (a small pool of
+//! idle connections per peer).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use tokio::net::TcpStream;
+
+use super::driver::Core;
+use super::network::{connect, read_frame, within, write_frame, FrameError};
+use super::rpc::{Request, Response};
+use super::types::TypeConfig;
+
+/// First and largest wait between redials of an unreachable peer.
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Idle forwarding connections kept per peer.
+pub const FORWARD_IDLE_MAX: usize = 4;
+
+/// Makes openraft's per-target clients.
+pub struct Network {
+    pub core: Arc<Core>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> PeerClient {
+        PeerClient {
+            core: self.core.clone(),
+            target: target as i32,
+            stream: None,
+        }
+    }
+}
+
+/// openraft's client for one peer; openraft calls it one RPC at a time.
+pub struct PeerClient {
+    core: Arc<Core>,
+    target: i32,
+    stream: Option<TcpStream>,
+}
+
+type RpcError<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+
+// openraft's RPCError is large, and openraft's trait returns it unboxed.
+#[allow(clippy::result_large_err)]
+impl PeerClient {
+    /// Sends one request and reads its response within `ttl`. A failed
+    /// dial is Unreachable (openraft backs off); a failure mid-call drops
+    /// the connection so the next call redials.
+    async fn call<E: std::error::Error>(
+        &mut self,
+        request: Request,
+        ttl: Duration,
+    ) -> Result<Response, RPCError<u64, BasicNode, RaftError<u64, E>>> {
+        if self.stream.is_none() {
+            let addr = self.core.voters[&self.target];
+            let stream = connect(&self.core, self.target, addr)
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            self.stream = Some(stream);
+        }
+        let stream = self.stream.as_mut().expect("connected above");
+        let result = within(ttl, async {
+            write_frame(stream, &request).await?;
+            read_frame::<Response>(stream).await
+        })
+        .await;
+        result.map_err(|e| {
+            self.stream = None;
+            RPCError::Network(NetworkError::new(&e))
+        })
+    }
+
+    fn remote<T, E: std::error::Error>(
+        &self,
+        result: Result<T, RaftError<u64, E>>,
+    ) -> Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>> {
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target as u64, e)))
+    }
+
+    fn unexpected<E: std::error::Error>(&mut self) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+        self.stream = None;
+        let e = std::io::Error::other("response does not match the request");
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcError> {
+        match self
+            .call(Request::AppendEntries(rpc), option.hard_ttl())
+            .await?
+        {
+            Response::AppendEntries(r) => self.remote(r),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
+        match self
+            .call(Request::InstallSnapshot(rpc), option.hard_ttl())
+            .await?
+        {
+            Response::InstallSnapshot(r) => self.remote(r),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RpcError> {
+        match self.call(Request::Vote(rpc), option.hard_ttl()).await? {
+            Response::Vote(r) => self.remote(r),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        let doubling = (0..).map(|i: u32| {
+            RECONNECT_BACKOFF_MIN
+                .saturating_mul(1 << i.min(16))
+                .min(RECONNECT_BACKOFF_MAX)
+        });
+        Backoff::new(doubling)
+    }
+}
+
+/// Connections for forwarding to the active controller, per peer.
+#[derive(Default)]
+pub struct Forwarder {
+    idle: Mutex<BTreeMap<i32, Vec<TcpStream>>>,
+}
+
+impl Forwarder {
+    /// One request to `target` within `ttl`, on a pooled connection or a
+    /// new one. A connection is pooled again only after a full exchange.
+    pub async fn call(
+        &self,
+        core: &Core,
+        target: i32,
+        request: &Request,
+        ttl: Duration,
+    ) -> Result<Response, FrameError> {
+        let pooled = self
+            .idle
+            .lock()
+            .expect("the pool lock is never poisoned")
+            .get_mut(&target)
+            .and_then(Vec::pop);
+        let mut stream = match pooled {
+            Some(s) => s,
+            None => within(ttl, connect(core, target, core.voters[&target])).await?,
+        };
+        let response = within(ttl, async {
+            write_frame(&mut stream, request).await?;
+            read_frame::<Response>(&mut stream).await
+        })
+        .await?;
+        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
+        let kept = idle.entry(target).or_default();
+        if kept.len() < FORWARD_IDLE_MAX {
+            kept.push(stream);
+        }
+        Ok(response)
+    }
+}

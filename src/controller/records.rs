@@ -1,0 +1,487 @@
+//! Metadata records: each changes one thing in the cluster image, and
+//! `apply` is the one function that changes it. Applying is deterministic
+//! (no clock, no randomness, no I/O), so every node that applies the same
+//! log holds the same image; a record that does not fit the image is
+//! refused the same way everywhere and changes nothing.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::{
+    BrokerRegistration, ClusterImage, Configs, Endpoint, PartitionState, TopicImage, NO_LEADER,
+};
+use crate::metadata::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
+
+/// The most producer ids one AllocateProducerIds hands out (Kafka's blocks
+/// are 1000); a bound so one bad request cannot drain the id space.
+pub const PRODUCER_ID_BLOCK_MAX: i32 = 1 << 20;
+/// Upper bound on a replica set, far above any sane replication factor.
+pub const REPLICAS_MAX: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (re)starts; a new incarnation is fenced until it catches up.
+    RegisterBroker {
+        id: i32,
+        incarnation: Uuid,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    },
+    FenceBroker {
+        id: i32,
+    },
+    /// Only for the incarnation that asked, so a late heartbeat from a dead
+    /// process cannot unfence its successor.
+    UnfenceBroker {
+        id: i32,
+        incarnation: Uuid,
+    },
+    /// `assignments[p]` are partition p's replicas; the first live one leads.
+    CreateTopic {
+        name: String,
+        id: Uuid,
+        configs: Configs,
+        assignments: Vec<Vec<i32>>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// Appends partitions to an existing topic.
+    CreatePartitions {
+        topic: String,
+        assignments: Vec<Vec<i32>>,
+    },
+    AlterConfigs {
+        resource: ConfigResource,
+        changes: Vec<ConfigChange>,
+    },
+    /// A new leader and ISR (election, AlterPartition). `partition_epoch` is
+    /// the epoch the proposer saw: refused unless it is still the current
+    /// one. `leader_epoch` is the resulting epoch: higher when the leader
+    /// changes, never lower.
+    ChangePartition {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        isr: Vec<i32>,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    AllocateProducerIds {
+        broker: i32,
+        count: i32,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic(String),
+    Broker(i32),
+    /// Kafka's broker resource with an empty name: the default for all.
+    ClusterDefault,
+}
+
+/// Sets a config, or with `value: None` removes it (back to its default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// What applying a record produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordOutcome {
+    Applied,
+    /// The image already said so (a retried registration, a fenced broker
+    /// fenced again): nothing changed.
+    Unchanged,
+    /// `[first, first + count)` belongs to the asking broker.
+    ProducerIds {
+        first: i64,
+        count: i32,
+    },
+}
+
+/// Why a record was refused. Carried in the applied result, so it is the
+/// same on every node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RecordError {
+    #[error("broker {0} is not registered")]
+    UnknownBroker(i32),
+    #[error("broker {0} registered with another incarnation")]
+    StaleIncarnation(i32),
+    #[error("invalid broker id {0}")]
+    InvalidBrokerId(i32),
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("topic id {0} is already in use")]
+    TopicIdInUse(Uuid),
+    #[error("invalid topic name {0:?}")]
+    InvalidTopicName(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("invalid replica assignment: {0}")]
+    InvalidAssignment(String),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("no replica of a new partition is on an unfenced broker")]
+    NoLiveReplica,
+    #[error("stale partition epoch {proposed}, current {current}")]
+    StalePartitionEpoch { current: i32, proposed: i32 },
+    #[error("invalid leader epoch {proposed}, current {current}")]
+    InvalidLeaderEpoch { current: i32, proposed: i32 },
+    #[error("invalid partition change: {0}")]
+    InvalidPartitionChange(String),
+    #[error("invalid producer id count {0}")]
+    InvalidProducerIdCount(i32),
+    #[error("producer ids exhausted")]
+    ProducerIdsExhausted,
+}
+
+impl RecordError {
+    /// The Kafka error code a broker answers with.
+    pub fn error_code(&self) -> i16 {
+        use kafka_protocol::ResponseError as E;
+        match self {
+            RecordError::UnknownBroker(_) => E::BrokerIdNotRegistered,
+            RecordError::StaleIncarnation(_) => E::StaleBrokerEpoch,
+            RecordError::InvalidBrokerId(_) => E::InvalidRequest,
+            RecordError::TopicExists(_) | RecordError::TopicIdInUse(_) => E::TopicAlreadyExists,
+            RecordError::InvalidTopicName(_) => E::InvalidTopicException,
+            RecordError::UnknownTopic(_) | RecordError::UnknownPartition { .. } => {
+                E::UnknownTopicOrPartition
+            }
+            RecordError::InvalidAssignment(_) => E::InvalidReplicaAssignment,
+            RecordError::InvalidPartitions(_) => E::InvalidPartitions,
+            RecordError::NoLiveReplica => E::InvalidReplicationFactor,
+            RecordError::StalePartitionEpoch { .. } => E::InvalidUpdateVersion,
+            RecordError::InvalidLeaderEpoch { .. } => E::FencedLeaderEpoch,
+            RecordError::InvalidPartitionChange(_) | RecordError::InvalidProducerIdCount(_) => {
+                E::InvalidRequest
+            }
+            RecordError::ProducerIdsExhausted => E::UnknownServerError,
+        }
+        .code()
+    }
+}
+
+/// Applies one record to the image, or refuses it and changes nothing.
+pub fn apply(
+    image: &mut ClusterImage,
+    record: &MetadataRecord,
+) -> Result<RecordOutcome, RecordError> {
+    use MetadataRecord as R;
+    match record {
+        R::RegisterBroker {
+            id,
+            incarnation,
+            endpoints,
+            rack,
+        } => register_broker(image, *id, *incarnation, endpoints, rack),
+        R::FenceBroker { id } => set_fenced(image, *id, None, true),
+        R::UnfenceBroker { id, incarnation } => set_fenced(image, *id, Some(*incarnation), false),
+        R::CreateTopic {
+            name,
+            id,
+            configs,
+            assignments,
+        } => create_topic(image, name, *id, configs, assignments),
+        R::DeleteTopic { name } => {
+            let topic = image
+                .topics
+                .remove(name)
+                .ok_or_else(|| RecordError::UnknownTopic(name.clone()))?;
+            image.topic_ids.remove(&topic.id);
+            Ok(RecordOutcome::Applied)
+        }
+        R::CreatePartitions { topic, assignments } => create_partitions(image, topic, assignments),
+        R::AlterConfigs { resource, changes } => alter_configs(image, resource, changes),
+        R::ChangePartition {
+            topic,
+            partition,
+            leader,
+            isr,
+            leader_epoch,
+            partition_epoch,
+        } => {
+            let change = PartitionChange {
+                leader: *leader,
+                isr,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+            };
+            change_partition(image, topic, *partition, change)
+        }
+        R::AllocateProducerIds { broker, count } => allocate_producer_ids(image, *broker, *count),
+    }
+}
+
+fn register_broker(
+    image: &mut ClusterImage,
+    id: i32,
+    incarnation: Uuid,
+    endpoints: &[Endpoint],
+    rack: &Option<String>,
+) -> Result<RecordOutcome, RecordError> {
+    if id < 0 {
+        return Err(RecordError::InvalidBrokerId(id));
+    }
+    // A retried registration of the same process keeps its fencing state;
+    // a new process starts fenced (Kafka's rule).
+    let fenced = match image.brokers.get(&id) {
+        Some(b) if b.incarnation == incarnation => {
+            if b.endpoints == endpoints && &b.rack == rack {
+                return Ok(RecordOutcome::Unchanged);
+            }
+            b.fenced
+        }
+        _ => true,
+    };
+    let registration = BrokerRegistration {
+        id,
+        incarnation,
+        endpoints: endpoints.to_vec(),
+        rack: rack.clone(),
+        fenced,
+    };
+    image.brokers.insert(id, registration);
+    Ok(RecordOutcome::Applied)
+}
+
+fn set_fenced(
+    image: &mut ClusterImage,
+    id: i32,
+    incarnation: Option<Uuid>,
+    fenced: bool,
+) -> Result<RecordOutcome, RecordError> {
+    let broker = image
+        .brokers
+        .get_mut(&id)
+        .ok_or(RecordError::UnknownBroker(id))?;
+    if incarnation.is_some_and(|i| i != broker.incarnation) {
+        return Err(RecordError::StaleIncarnation(id));
+    }
+    if broker.fenced == fenced {
+        return Ok(RecordOutcome::Unchanged);
+    }
+    broker.fenced = fenced;
+    Ok(RecordOutcome::Applied)
+}
+
+fn create_topic(
+    image: &mut ClusterImage,
+    name: &str,
+    id: Uuid,
+    configs: &Configs,
+    assignments: &[Vec<i32>],
+) -> Result<RecordOutcome, RecordError> {
+    if !valid_topic_name(name) {
+        return Err(RecordError::InvalidTopicName(name.to_string()));
+    }
+    if image.topics.contains_key(name) {
+        return Err(RecordError::TopicExists(name.to_string()));
+    }
+    if id.is_nil() || image.topic_ids.contains_key(&id) {
+        return Err(RecordError::TopicIdInUse(id));
+    }
+    let partitions = new_partitions(image, 0, assignments)?;
+    image.topic_ids.insert(id, name.to_string());
+    let topic = TopicImage {
+        id,
+        name: name.to_string(),
+        configs: configs.clone(),
+        partitions,
+    };
+    image.topics.insert(name.to_string(), topic);
+    Ok(RecordOutcome::Applied)
+}
+
+fn create_partitions(
+    image: &mut ClusterImage,
+    topic: &str,
+    assignments: &[Vec<i32>],
+) -> Result<RecordOutcome, RecordError> {
+    let existing = image
+        .topics
+        .get(topic)
+        .ok_or_else(|| RecordError::UnknownTopic(topic.to_string()))?
+        .partitions
+        .len();
+    let added = new_partitions(image, existing, assignments)?;
+    let topic = image.topics.get_mut(topic).expect("looked up above");
+    topic.partitions.extend(added);
+    Ok(RecordOutcome::Applied)
+}
+
+/// New partitions' states: ISR = the replicas on unfenced brokers, leader
+/// the first of them (a new partition is empty, so all are in sync).
+fn new_partitions(
+    image: &ClusterImage,
+    existing: usize,
+    assignments: &[Vec<i32>],
+) -> Result<Vec<PartitionState>, RecordError> {
+    let total = existing + assignments.len();
+    if assignments.is_empty() || total > PARTITIONS_PER_TOPIC_MAX as usize {
+        return Err(RecordError::InvalidPartitions(format!(
+            "{} new partitions, {total} in all (at most {PARTITIONS_PER_TOPIC_MAX})",
+            assignments.len()
+        )));
+    }
+    let factor = assignments[0].len();
+    let mut states = Vec::with_capacity(assignments.len());
+    for replicas in assignments {
+        check_replicas(image, replicas, factor)?;
+        let isr: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|&b| image.broker_live(b))
+            .collect();
+        let leader = *isr.first().ok_or(RecordError::NoLiveReplica)?;
+        states.push(PartitionState {
+            replicas: replicas.clone(),
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr,
+        });
+    }
+    Ok(states)
+}
+
+fn check_replicas(
+    image: &ClusterImage,
+    replicas: &[i32],
+    factor: usize,
+) -> Result<(), RecordError> {
+    let bad = |why: String| Err(RecordError::InvalidAssignment(why));
+    if replicas.is_empty() || replicas.len() > REPLICAS_MAX {
+        return bad(format!("{} replicas (1 to {REPLICAS_MAX})", replicas.len()));
+    }
+    if replicas.len() != factor {
+        return bad("partitions have different replication factors".into());
+    }
+    if has_duplicates(replicas) {
+        return bad(format!("a broker appears twice in {replicas:?}"));
+    }
+    if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+        return bad(format!("broker {b} is not registered"));
+    }
+    Ok(())
+}
+
+fn has_duplicates(ids: &[i32]) -> bool {
+    ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id))
+}
+
+fn alter_configs(
+    image: &mut ClusterImage,
+    resource: &ConfigResource,
+    changes: &[ConfigChange],
+) -> Result<RecordOutcome, RecordError> {
+    let configs = match resource {
+        ConfigResource::Topic(name) => {
+            &mut image
+                .topics
+                .get_mut(name)
+                .ok_or_else(|| RecordError::UnknownTopic(name.clone()))?
+                .configs
+        }
+        ConfigResource::Broker(id) => image.broker_configs.entry(Some(*id)).or_default(),
+        ConfigResource::ClusterDefault => image.broker_configs.entry(None).or_default(),
+    };
+    for change in changes {
+        match &change.value {
+            Some(value) => configs.insert(change.name.clone(), value.clone()),
+            None => configs.remove(&change.name),
+        };
+    }
+    // No empty broker entries, so equal configs mean equal images.
+    image.broker_configs.retain(|_, c| !c.is_empty());
+    Ok(RecordOutcome::Applied)
+}
+
+/// The fields of a ChangePartition record.
+struct PartitionChange<'a> {
+    leader: i32,
+    isr: &'a [i32],
+    leader_epoch: i32,
+    partition_epoch: i32,
+}
+
+fn change_partition(
+    image: &mut ClusterImage,
+    topic: &str,
+    partition: i32,
+    change: PartitionChange<'_>,
+) -> Result<RecordOutcome, RecordError> {
+    let unknown = || RecordError::UnknownPartition {
+        topic: topic.to_string(),
+        partition,
+    };
+    let state = image
+        .topics
+        .get_mut(topic)
+        .ok_or_else(unknown)?
+        .partitions
+        .get_mut(usize::try_from(partition).map_err(|_| unknown())?)
+        .ok_or_else(unknown)?;
+    check_change(state, &change)?;
+    state.leader = change.leader;
+    state.isr = change.isr.to_vec();
+    state.leader_epoch = change.leader_epoch;
+    state.partition_epoch += 1;
+    Ok(RecordOutcome::Applied)
+}
+
+fn check_change(state: &PartitionState, change: &PartitionChange<'_>) -> Result<(), RecordError> {
+    if change.partition_epoch != state.partition_epoch {
+        return Err(RecordError::StalePartitionEpoch {
+            current: state.partition_epoch,
+            proposed: change.partition_epoch,
+        });
+    }
+    let leader_moves = change.leader != state.leader;
+    if change.leader_epoch < state.leader_epoch
+        || (leader_moves && change.leader_epoch == state.leader_epoch)
+    {
+        return Err(RecordError::InvalidLeaderEpoch {
+            current: state.leader_epoch,
+            proposed: change.leader_epoch,
+        });
+    }
+    let bad = |why: &str| Err(RecordError::InvalidPartitionChange(why.to_string()));
+    if change.isr.is_empty() || has_duplicates(change.isr) {
+        return bad("the ISR must be a non-empty set");
+    }
+    if !change.isr.iter().all(|b| state.replicas.contains(b)) {
+        return bad("every ISR member must be a replica");
+    }
+    if change.leader != NO_LEADER && !change.isr.contains(&change.leader) {
+        return bad("the leader must be in the ISR");
+    }
+    Ok(())
+}
+
+fn allocate_producer_ids(
+    image: &mut ClusterImage,
+    broker: i32,
+    count: i32,
+) -> Result<RecordOutcome, RecordError> {
+    if !image.brokers.contains_key(&broker) {
+        return Err(RecordError::UnknownBroker(broker));
+    }
+    if count <= 0 || count > PRODUCER_ID_BLOCK_MAX {
+        return Err(RecordError::InvalidProducerIdCount(count));
+    }
+    let first = image.next_producer_id;
+    let next = first
+        .checked_add(i64::from(count))
+        .ok_or(RecordError::ProducerIdsExhausted)?;
+    image.next_producer_id = next;
+    Ok(RecordOutcome::ProducerIds { first, count })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+use super::*;
+
+fn uuid(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn register(id: i32, incarnation: u128) -> MetadataRecord {
+    MetadataRecord::RegisterBroker {
+        id,
+        incarnation: uuid(incarnation),
+        endpoints: vec![Endpoint {
+            name: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port: 9092 + id as u16,
+        }],
+        rack: None,
+    }
+}
+
+/// Three registered, unfenced brokers.
+fn cluster() -> ClusterImage {
+    let mut image = ClusterImage::default();
+    for id in 1..=3 {
+        apply(&mut image, &register(id, id as u128)).unwrap();
+        let unfence = MetadataRecord::UnfenceBroker {
+            id,
+            incarnation: uuid(id as u128),
+        };
+        assert_eq!(apply(&mut image, &unfence), Ok(RecordOutcome::Applied));
+    }
+    image
+}
+
+fn create(name: &str, id: u128, assignments: Vec<Vec<i32>>) -> MetadataRecord {
+    MetadataRecord::CreateTopic {
+        name: name.into(),
+        id: uuid(id),
+        configs: Configs::new(),
+        assignments,
+    }
+}
+
+fn change(leader: i32, isr: &[i32], leader_epoch: i32, partition_epoch: i32) -> MetadataRecord {
+    MetadataRecord::ChangePartition {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        isr: isr.to_vec(),
+        leader_epoch,
+        partition_epoch,
+    }
+}
+
+#[test]
+fn a_new_incarnation_starts_fenced_and_a_retry_changes_nothing() {
+    let mut image = cluster();
+    assert_eq!(
+        apply(&mut image, &register(1, 1)),
+        Ok(RecordOutcome::Unchanged)
+    );
+    assert!(!image.brokers[&1].fenced);
+    apply(&mut image, &register(1, 99)).unwrap();
+    assert!(image.brokers[&1].fenced);
+    let stale = MetadataRecord::UnfenceBroker {
+        id: 1,
+        incarnation: uuid(1),
+    };
+    assert_eq!(
+        apply(&mut image, &stale),
+        Err(RecordError::StaleIncarnation(1))
+    );
+    let fence = MetadataRecord::FenceBroker { id: 1 };
+    assert_eq!(apply(&mut image, &fence), Ok(RecordOutcome::Unchanged));
+    assert_eq!(
+        apply(&mut image, &MetadataRecord::FenceBroker { id: 7 }),
+        Err(RecordError::UnknownBroker(7))
+    );
+}
+
+#[test]
+fn create_topic_leads_with_the_first_live_replica() {
+    let mut image = cluster();
+    apply(&mut image, &MetadataRecord::FenceBroker { id: 2 }).unwrap();
+    apply(
+        &mut image,
+        &create("t", 1, vec![vec![2, 3, 1], vec![1, 2, 3]]),
+    )
+    .unwrap();
+    let p0 = image.partition("t", 0).unwrap();
+    assert_eq!((p0.leader, p0.isr.clone()), (3, vec![3, 1]));
+    assert_eq!(image.partition("t", 1).unwrap().leader, 1);
+    assert_eq!(image.topic_ids[&uuid(1)], "t");
+}
+
+#[test]
+fn create_topic_refusals_change_nothing() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1]])).unwrap();
+    let before = image.clone();
+    let cases = [
+        (
+            create("t", 2, vec![vec![1]]),
+            RecordError::TopicExists("t".into()),
+        ),
+        (
+            create("u", 1, vec![vec![1]]),
+            RecordError::TopicIdInUse(uuid(1)),
+        ),
+        (
+            create("a/b", 3, vec![vec![1]]),
+            RecordError::InvalidTopicName("a/b".into()),
+        ),
+    ];
+    for (record, error) in cases {
+        assert_eq!(apply(&mut image, &record), Err(error));
+    }
+    for bad in [
+        vec![vec![1, 1]],
+        vec![vec![9]],
+        vec![vec![1], vec![1, 2]],
+        vec![vec![]],
+    ] {
+        let refused = apply(&mut image, &create("u", 4, bad));
+        assert!(
+            matches!(refused, Err(RecordError::InvalidAssignment(_))),
+            "{refused:?}"
+        );
+    }
+    assert!(apply(&mut image, &create("u", 4, vec![])).is_err());
+    assert_eq!(image, before);
+}
+
+#[test]
+fn delete_and_create_partitions() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2]])).unwrap();
+    let more = MetadataRecord::CreatePartitions {
+        topic: "t".into(),
+        assignments: vec![vec![2, 3], vec![3, 1]],
+    };
+    apply(&mut image, &more).unwrap();
+    assert_eq!(image.topics["t"].partitions.len(), 3);
+    assert_eq!(image.partition("t", 2).unwrap().replicas, vec![3, 1]);
+    apply(
+        &mut image,
+        &MetadataRecord::DeleteTopic { name: "t".into() },
+    )
+    .unwrap();
+    assert!(image.topics.is_empty() && image.topic_ids.is_empty());
+    let again = MetadataRecord::DeleteTopic { name: "t".into() };
+    assert_eq!(
+        apply(&mut image, &again),
+        Err(RecordError::UnknownTopic("t".into()))
+    );
+}
+
+#[test]
+fn alter_configs_sets_and_removes() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1]])).unwrap();
+    let set = |resource, value: Option<&str>| MetadataRecord::AlterConfigs {
+        resource,
+        changes: vec![ConfigChange {
+            name: "retention.ms".into(),
+            value: value.map(str::to_string),
+        }],
+    };
+    apply(
+        &mut image,
+        &set(ConfigResource::Topic("t".into()), Some("5")),
+    )
+    .unwrap();
+    assert_eq!(image.topics["t"].configs["retention.ms"], "5");
+    apply(&mut image, &set(ConfigResource::ClusterDefault, Some("7"))).unwrap();
+    assert_eq!(image.broker_configs[&None]["retention.ms"], "7");
+    apply(&mut image, &set(ConfigResource::ClusterDefault, None)).unwrap();
+    assert!(image.broker_configs.is_empty());
+    let unknown = set(ConfigResource::Topic("x".into()), Some("1"));
+    assert!(apply(&mut image, &unknown).is_err());
+}
+
+#[test]
+fn change_partition_checks_epochs_like_alter_partition() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2, 3]])).unwrap();
+    // ISR shrink by the leader: same leader epoch, partition epoch 0 -> 1.
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 2], 0, 0)),
+        Ok(RecordOutcome::Applied)
+    );
+    let p = image.partition("t", 0).unwrap().clone();
+    assert_eq!((p.isr.clone(), p.partition_epoch), (vec![1, 2], 1));
+    assert_eq!(
+        apply(&mut image, &change(1, &[1], 0, 0)),
+        Err(RecordError::StalePartitionEpoch {
+            current: 1,
+            proposed: 0
+        })
+    );
+    // A new leader needs a new leader epoch.
+    assert!(matches!(
+        apply(&mut image, &change(2, &[2], 0, 1)),
+        Err(RecordError::InvalidLeaderEpoch { .. })
+    ));
+    for bad in [
+        change(2, &[1], 1, 1),
+        change(4, &[4], 1, 1),
+        change(1, &[], 1, 1),
+    ] {
+        assert!(matches!(
+            apply(&mut image, &bad),
+            Err(RecordError::InvalidPartitionChange(_))
+        ));
+    }
+    apply(&mut image, &change(2, &[2], 1, 1)).unwrap();
+    let p = image.partition("t", 0).unwrap();
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
+    apply(&mut image, &change(NO_LEADER, &[2], 2, 2)).unwrap();
+    assert_eq!(image.partition("t", 0).unwrap().leader, NO_LEADER);
+}
+
+#[test]
+fn producer_id_blocks_do_not_overlap() {
+    let mut image = cluster();
+    let alloc = |broker, count| MetadataRecord::AllocateProducerIds { broker, count };
+    assert_eq!(
+        apply(&mut image, &alloc(1, 1000)),
+        Ok(RecordOutcome::ProducerIds {
+            first: 0,
+            count: 1000
+        })
+    );
+    assert_eq!(
+        apply(&mut image, &alloc(2, 10)),
+        Ok(RecordOutcome::ProducerIds {
+            first: 1000,
+            count: 10
+        })
+    );
+    assert_eq!(
+        apply(&mut image, &alloc(9, 1)),
+        Err(RecordError::UnknownBroker(9))
+    );
+    assert_eq!(
+        apply(&mut image, &alloc(1, 0)),
+        Err(RecordError::InvalidProducerIdCount(0))
+    );
+    image.next_producer_id = i64::MAX - 5;
+    assert_eq!(
+        apply(&mut image, &alloc(1, 10)),
+        Err(RecordError::ProducerIdsExhausted)
+    );
+}
+
+#[test]
+fn records_round_trip_through_the_codec() {
+    let record = create("t", 5, vec![vec![1, 2]]);
+    let bytes = postcard::to_allocvec(&record).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<MetadataRecord>(&bytes).unwrap(),
+        record
+    );
+    let image = cluster();
+    let bytes = postcard::to_allocvec(&image).unwrap();
+    assert_eq!(postcard::from_bytes::<ClusterImage>(&bytes).unwrap(), image);
+}

@@ -1,0 +1,69 @@
+//! What the quorum's peers say to each other: a hello, then requests and
+//! their responses, one at a time per connection. Encoded with postcard.
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::MetadataRecord;
+use super::types::{Applied, TypeConfig};
+use super::ControllerError;
+
+/// Bumped when a message changes incompatibly; a peer speaking another
+/// version is refused at hello.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first frame each side sends on a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    pub node_id: i32,
+    pub cluster_id: String,
+}
+
+/// A broker saying it is alive (Kafka's BrokerHeartbeat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeat {
+    pub broker: i32,
+    pub incarnation: Uuid,
+    /// The last metadata index the broker has applied; it is unfenced
+    /// once this reaches the active controller's.
+    pub metadata_index: u64,
+    /// Controlled shutdown: move this broker's leaderships away first.
+    pub want_shutdown: bool,
+}
+
+/// The active controller's answer to a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub fenced: bool,
+    pub caught_up: bool,
+    /// After `want_shutdown`: the broker leads nothing another in-sync
+    /// replica could lead, so it may stop without taking a partition
+    /// offline.
+    pub should_shutdown: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Vote(VoteRequest<u64>),
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A record a non-leader forwards to the active controller.
+    Propose(MetadataRecord),
+    Heartbeat(BrokerHeartbeat),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// The committed entry's index and what applying it answered.
+    Propose(Result<(u64, Applied), ControllerError>),
+    Heartbeat(Result<HeartbeatReply, ControllerError>),
+}
