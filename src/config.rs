@@ -28,6 +28,27 @@ pub struct BrokerConfig {
     /// Kafka's `controller.quorum.voters`: `ID@HOST:PORT,...`. Unset: a
     /// one-node cluster.
     pub controller_quorum_voters: Option<String>,
+    /// Kafka's `broker.rack`: replicas of a partition spread over racks.
+    pub broker_rack: Option<String>,
+    /// Kafka's `broker.session.timeout.ms`: a broker whose heartbeats stop
+    /// this long is fenced and its leaderships move.
+    pub broker_session_timeout_ms: u64,
+    /// Kafka's `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// How long a starting broker waits for the quorum to register and
+    /// unfence it before giving up.
+    pub broker_startup_timeout_ms: u64,
+    /// How long a metadata change (CreateTopics, ...) may wait to be
+    /// committed; past it the request gets REQUEST_TIMED_OUT.
+    pub metadata_propose_timeout_ms: u64,
+    /// Kafka's `controlled.shutdown.timeout`: how long a stopping broker
+    /// waits for its leaderships to move away.
+    pub controlled_shutdown_timeout_ms: u64,
+    /// Kafka's `default.replication.factor`.
+    pub default_replication_factor: i32,
+    /// Kafka's `offsets.topic.replication.factor` (capped at the brokers
+    /// alive when `__consumer_offsets` is created).
+    pub offsets_topic_replication_factor: i32,
     /// Executors, one per core; `None` means all cores.
     pub shards: Option<usize>,
     pub node_id: i32,
@@ -132,6 +153,14 @@ impl Default for BrokerConfig {
             cluster_id: None,
             controller_listen: None,
             controller_quorum_voters: None,
+            broker_rack: None,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
+            broker_startup_timeout_ms: 120_000,
+            metadata_propose_timeout_ms: 10_000,
+            controlled_shutdown_timeout_ms: 30_000,
+            default_replication_factor: 1,
+            offsets_topic_replication_factor: 3,
             shards: None,
             node_id: 0,
             auto_create_topics_enable: true,

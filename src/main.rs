@@ -52,6 +52,17 @@ struct ServeArgs {
     /// ID@HOST:PORT,... of the controller voters; unset: a one-node cluster.
     #[arg(long)]
     controller_quorum_voters: Option<String>,
+    /// Kafka's broker.rack.
+    #[arg(long)]
+    broker_rack: Option<String>,
+    /// A broker silent this long is fenced (Kafka's broker.session.timeout.ms).
+    #[arg(long)]
+    broker_session_timeout_ms: Option<u64>,
+    #[arg(long)]
+    broker_heartbeat_interval_ms: Option<u64>,
+    /// Replicas of a topic created without a replication factor.
+    #[arg(long)]
+    default_replication_factor: Option<i32>,
     /// fdatasync before acknowledging every acks=all produce.
     #[arg(long)]
     fsync_on_ack: bool,
@@ -130,6 +141,9 @@ impl ServeArgs {
             group_max_session_timeout_ms => c.group_max_session_timeout_ms,
             offsets_topic_num_partitions => c.offsets_topic_num_partitions,
             offsets_retention_minutes => c.offsets_retention_minutes,
+            broker_session_timeout_ms => c.broker_session_timeout_ms,
+            broker_heartbeat_interval_ms => c.broker_heartbeat_interval_ms,
+            default_replication_factor => c.default_replication_factor,
             transaction_state_num_partitions => c.transaction_state_num_partitions,
             transaction_max_timeout_ms => c.transaction_max_timeout_ms,
             transaction_abort_timed_out_transaction_cleanup_interval_ms =>
@@ -137,6 +151,9 @@ impl ServeArgs {
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;
+        }
+        if self.broker_rack.is_some() {
+            c.broker_rack = self.broker_rack;
         }
         if self.cluster_id.is_some() {
             c.cluster_id = self.cluster_id;

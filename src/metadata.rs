@@ -43,11 +43,29 @@ pub struct Topics {
     pub version: u64,
     #[serde(default)]
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// In a cluster, the metadata image this snapshot came from; `None` on
+    /// a one-node broker, which leads every partition it has.
+    #[serde(skip)]
+    pub cluster: Option<Arc<crate::cluster::view::ClusterView>>,
 }
 
 impl Topics {
     pub fn get(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.topics.get(name)
+    }
+
+    /// Whether this node leads the partition (always, without a cluster).
+    pub fn leads(&self, name: &str, partition: i32) -> bool {
+        self.cluster
+            .as_ref()
+            .is_none_or(|c| c.leads(name, partition))
+    }
+
+    /// Whether this node keeps a log of the partition.
+    pub fn hosts(&self, name: &str, partition: i32) -> bool {
+        self.cluster
+            .as_ref()
+            .is_none_or(|c| c.hosts(name, partition))
     }
 
     pub fn has_partition(&self, name: &str, partition: i32) -> bool {

@@ -2,6 +2,8 @@
 //! quorum says more: its stored identity and the voter list it was given.
 
 pub mod identity;
+pub mod node;
+pub mod view;
 pub mod voters;
 
 pub use identity::{MetaProperties, META_PROPERTIES};

@@ -1,0 +1,209 @@
+//! A broker in a cluster: it runs its controller voter (combined mode),
+//! registers with the quorum, heartbeats, and serves clients only once the
+//! active controller has unfenced it; at stop it asks for a controlled
+//! shutdown first.
+//!
+//! Everything here runs on plain threads (the main thread and a heartbeat
+//! thread); shards reach the controller through the `Send + Sync` handle.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+
+use super::voters::{self, Voter};
+use crate::config::BrokerConfig;
+use crate::controller::image::Endpoint;
+use crate::controller::records::MetadataRecord;
+use crate::controller::{Controller, ControllerConfig, ControllerError};
+
+/// The listener name brokers register their client endpoint under.
+const CLIENT_LISTENER: &str = "PLAINTEXT";
+/// Pause between attempts while the quorum forms or a controller moves.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Voters(#[from] voters::VotersError),
+    #[error(
+        "node {0} is not in controller_quorum_voters: broker-only nodes are not served yet, \
+         every node of a cluster runs a controller voter (combined mode)"
+    )]
+    BrokerOnly(i32),
+    #[error("controller address {addr}: {error}")]
+    Address { addr: String, error: String },
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error("no quorum within {0:?}: could not register with the controller")]
+    Register(Duration),
+    #[error("the controller did not unfence this broker within {0:?}")]
+    Unfence(Duration),
+}
+
+/// This node's part of the cluster while it runs.
+pub struct ClusterNode {
+    pub controller: Arc<Controller>,
+    pub node_id: i32,
+    /// New on every start: the controller tells this process from a
+    /// previous one of the same node.
+    pub incarnation: uuid::Uuid,
+    stop: Arc<AtomicBool>,
+    heartbeats: Option<JoinHandle<()>>,
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, NodeError> {
+    let fail = |error: String| NodeError::Address {
+        addr: addr.to_string(),
+        error,
+    };
+    addr.to_socket_addrs()
+        .map_err(|e| fail(e.to_string()))?
+        .next()
+        .ok_or_else(|| fail("resolves to no address".into()))
+}
+
+impl ClusterNode {
+    /// Starts the controller voter, registers the broker at `advertised`
+    /// and waits (bounded) until the active controller unfences it.
+    pub fn start(
+        config: &BrokerConfig,
+        cluster_id: &str,
+        voters: &[Voter],
+        advertised: &(String, i32),
+    ) -> Result<ClusterNode, NodeError> {
+        let node_id = config.node_id;
+        let listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?
+            .ok_or(NodeError::BrokerOnly(node_id))?;
+        let mut voter_addrs = Vec::with_capacity(voters.len());
+        for v in voters {
+            voter_addrs.push((v.id, resolve(&v.addr)?));
+        }
+        let mut controller_config = ControllerConfig::new(
+            node_id,
+            cluster_id,
+            resolve(&listen)?,
+            voter_addrs,
+            &config.data_dir,
+        );
+        controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
+        controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
+        let controller = Arc::new(Controller::start(controller_config)?);
+        let mut node = ClusterNode {
+            controller,
+            node_id,
+            incarnation: uuid::Uuid::new_v4(),
+            stop: Arc::new(AtomicBool::new(false)),
+            heartbeats: None,
+        };
+        let wait = Duration::from_millis(config.broker_startup_timeout_ms);
+        node.register(advertised, config.broker_rack.clone(), wait)?;
+        node.heartbeats = Some(node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?);
+        node.wait_unfenced(wait)?;
+        Ok(node)
+    }
+
+    fn register(
+        &self,
+        advertised: &(String, i32),
+        rack: Option<String>,
+        wait: Duration,
+    ) -> Result<(), NodeError> {
+        let record = MetadataRecord::RegisterBroker {
+            id: self.node_id,
+            incarnation: self.incarnation,
+            endpoints: vec![Endpoint {
+                name: CLIENT_LISTENER.to_string(),
+                host: advertised.0.clone(),
+                port: u16::try_from(advertised.1).unwrap_or(0),
+            }],
+            rack,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            match block_on(self.controller.propose(record.clone())) {
+                Ok(_) => {
+                    tracing::info!(node = self.node_id, incarnation = %self.incarnation, "registered with the controller");
+                    return Ok(());
+                }
+                Err(ControllerError::Refused(e)) => {
+                    return Err(NodeError::Controller(ControllerError::Refused(e)))
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "registration not committed yet; retrying");
+                    std::thread::sleep(RETRY_PAUSE);
+                }
+                Err(_) => return Err(NodeError::Register(wait)),
+            }
+        }
+    }
+
+    /// Heartbeats every `interval_ms` with the index this node applied,
+    /// until [`Self::shutdown`].
+    fn spawn_heartbeats(&self, interval_ms: u64) -> Result<JoinHandle<()>, NodeError> {
+        let controller = self.controller.clone();
+        let stop = self.stop.clone();
+        let (node_id, incarnation) = (self.node_id, self.incarnation);
+        let every = Duration::from_millis(interval_ms.max(10));
+        std::thread::Builder::new()
+            .name("sluice-heartbeat".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let applied = controller.image().0;
+                    if let Err(e) = block_on(controller.heartbeat(node_id, incarnation, applied)) {
+                        tracing::debug!(error = %e, "heartbeat not answered");
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+            .map_err(|e| NodeError::Address {
+                addr: "heartbeat thread".into(),
+                error: e.to_string(),
+            })
+    }
+
+    fn wait_unfenced(&self, wait: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + wait;
+        let mine = |reg: &crate::controller::image::BrokerRegistration| {
+            reg.incarnation == self.incarnation && !reg.fenced
+        };
+        while Instant::now() < deadline {
+            let (_, image) = self.controller.image();
+            if image.brokers.get(&self.node_id).is_some_and(mine) {
+                tracing::info!(node = self.node_id, "unfenced: serving clients");
+                return Ok(());
+            }
+            std::thread::sleep(RETRY_PAUSE / 4);
+        }
+        Err(NodeError::Unfence(wait))
+    }
+
+    /// Controlled shutdown (bounded by `timeout`): asks the active
+    /// controller to move this broker's leaderships away, then stops the
+    /// heartbeats and the controller voter.
+    pub fn shutdown(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let applied = self.controller.image().0;
+            let asked = self
+                .controller
+                .request_shutdown(self.node_id, self.incarnation, applied);
+            match block_on(asked) {
+                Ok(reply) if reply.should_shutdown => break,
+                Ok(_) => std::thread::sleep(RETRY_PAUSE),
+                Err(e) => {
+                    tracing::info!(error = %e, "controlled shutdown not answered; retrying");
+                    std::thread::sleep(RETRY_PAUSE);
+                }
+            }
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(heartbeats) = self.heartbeats.take() {
+            let _ = heartbeats.join();
+        }
+        self.controller.shutdown();
+    }
+}

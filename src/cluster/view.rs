@@ -1,0 +1,64 @@
+//! The cluster image as the shards read it: a `Topics` snapshot built from
+//! the applied metadata log, carrying the image itself for leadership and
+//! brokers. In a one-node cluster (no voter list) there is no image and
+//! this node leads everything.
+
+use std::sync::Arc;
+
+use crate::controller::image::{ClusterImage, PartitionState};
+use crate::metadata::{TopicMeta, Topics};
+
+/// The applied image a `Topics` snapshot was built from.
+#[derive(Debug)]
+pub struct ClusterView {
+    /// Index of the last metadata record applied into `image`.
+    pub index: u64,
+    pub image: Arc<ClusterImage>,
+    /// This node, which serves only what the image gives it.
+    pub node_id: i32,
+}
+
+impl ClusterView {
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.image.partition(topic, partition)
+    }
+
+    /// Whether this node leads the partition.
+    pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        self.partition(topic, partition)
+            .is_some_and(|p| p.leader == self.node_id)
+    }
+
+    /// Whether this node holds a replica of the partition (a log to open).
+    pub fn hosts(&self, topic: &str, partition: i32) -> bool {
+        self.partition(topic, partition)
+            .is_some_and(|p| p.replicas.contains(&self.node_id))
+    }
+}
+
+/// The `Topics` snapshot for `image` at `index`: every topic with its
+/// partition count and configs, versioned by the log index.
+pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> Topics {
+    let topics = image
+        .topics
+        .values()
+        .map(|t| {
+            let meta = TopicMeta {
+                name: t.name.clone(),
+                id: format!("{:x}", t.id.as_u128()),
+                partitions: i32::try_from(t.partitions.len()).expect("partitions bounded"),
+                configs: t.configs.clone().into_iter().collect(),
+            };
+            (t.name.clone(), Arc::new(meta))
+        })
+        .collect();
+    Topics {
+        version: index,
+        topics,
+        cluster: Some(Arc::new(ClusterView {
+            index,
+            image,
+            node_id,
+        })),
+    }
+}
