@@ -7,7 +7,8 @@
 //!   consumer threads; `kafka`: client configs and topic setup; `rate`: the
 //!   fixed-rate schedule; `payload`: the timestamp header; `stats`: latency
 //!   histograms and throughput samples.
-//! - `search`: the max-rate search (`producer_rate = 0`).
+//! - `search`: the max-rate search (`producer_rate = 0`); `txn`: the
+//!   transactional producers' commit loop (`messages_per_transaction`).
 //! - `spawn`: a local broker for `--spawn` and its /proc usage; `local`: the
 //!   process behind a loopback `--target`, to read the same usage.
 //! - `baseline`: loopback TCP and disk append limits.
@@ -33,6 +34,7 @@ mod run;
 mod search;
 mod spawn;
 mod stats;
+mod txn;
 mod workload;
 
 use std::path::{Path, PathBuf};
