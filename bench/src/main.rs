@@ -323,6 +323,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut run = RunResult {
         workload: w.clone(),
+        producer_mode: w.producer_mode().label(),
         harness_version: env!("CARGO_PKG_VERSION").into(),
         librdkafka_version: rdkafka::util::get_rdkafka_version().1,
         started_unix_secs: std::time::SystemTime::now()
@@ -339,7 +340,10 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         log_dir: &out,
     };
     for (name, endpoint) in &targets {
-        eprintln!("running {} against {name}...", w.name);
+        eprintln!(
+            "running {} ({} producers) against {name}...",
+            w.name, run.producer_mode
+        );
         let result = with_endpoint(name, endpoint, &opts, |spec| {
             run::run_target(spec, &w, grace)
         })?;
@@ -379,6 +383,7 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
     if let Some(b) = &run.baseline {
         println!("{}", b.table().terminal());
     }
+    println!("{} ({} producers)", run.workload.name, run.producer_mode);
     println!("{}", report::results_table(run).terminal());
     for w in report::warnings(run) {
         eprintln!("warning: {w}");
