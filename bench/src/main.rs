@@ -14,7 +14,8 @@
 //! - `baseline`: loopback TCP and disk append limits.
 //! - `compression` and `datasets`: the codec study on deterministic data;
 //!   `codec_runs`: its through-the-broker part, one run per codec.
-//! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots.
+//! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots;
+//!   `compare`: earlier runs' result.json side by side.
 //!
 //! Only `spawn` and the watchdog in `run` signal processes; only `clients`
 //! and `kafka` talk to brokers.
@@ -22,6 +23,7 @@
 mod baseline;
 mod clients;
 mod codec_runs;
+mod compare;
 mod compression;
 mod datasets;
 mod kafka;
@@ -74,6 +76,21 @@ enum Command {
     Baseline(BaselineArgs),
     /// Compare codecs and batch sizes on built-in or user data.
     Compression(CompressionArgs),
+    /// Put earlier runs side by side, each against the first.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Run output directories (or their result.json), the reference first.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The target to read in each run (default: each run's first).
+    #[arg(long)]
+    target: Option<String>,
+    /// Also write the comparison as Markdown to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -183,6 +200,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Baseline(a) => cmd_baseline(a),
         Command::Compression(a) => cmd_compression(a),
+        Command::Compare(a) => cmd_compare(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -394,6 +412,24 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
         md.display(),
         files.len()
     );
+    Ok(())
+}
+
+fn cmd_compare(a: CompareArgs) -> Result<()> {
+    let runs = a
+        .runs
+        .iter()
+        .map(|p| compare::load(p, a.target.as_deref()))
+        .collect::<Result<Vec<_>>>()?;
+    println!("{}", compare::table(&runs).terminal());
+    for w in compare::warnings(&runs) {
+        eprintln!("warning: {w}");
+    }
+    if let Some(out) = &a.out {
+        std::fs::write(out, compare::markdown(&runs))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
     Ok(())
 }
 
