@@ -1,6 +1,6 @@
 //! `sluice-bench compare DIR...`: earlier runs side by side, one row each,
 //! read from their result.json files, with each run's publish rate as a
-//! ratio to the first run's. Made for runs of one workload that differ in a
+//! ratio to the first run's, and the broker's CPU per message. Made for runs of one workload that differ in a
 //! single setting, such as the producer mode (`make bench-eos`); any other
 //! difference is named in a warning, since it would bias the ratio.
 
@@ -74,6 +74,7 @@ pub fn table(runs: &[Compared]) -> Table {
         &format!("vs {vs}"),
         "e2e p50 ms",
         "e2e p99 ms",
+        "broker CPU µs/msg",
         "lost",
         "failed",
     ];
@@ -93,6 +94,7 @@ pub fn table(runs: &[Compared]) -> Table {
                 ratio,
                 format!("{:.3}", t.e2e_latency_us.p50 as f64 / 1000.0),
                 format!("{:.3}", t.e2e_latency_us.p99 as f64 / 1000.0),
+                cpu_per_message(&c.run, t).map_or("-".into(), |us| format!("{us:.2}")),
                 t.messages_sent
                     .saturating_sub(t.messages_received)
                     .to_string(),
@@ -104,6 +106,15 @@ pub fn table(runs: &[Compared]) -> Table {
         header: header.iter().map(|h| h.to_string()).collect(),
         rows,
     }
+}
+
+/// Broker CPU per published message over the measured window, µs: less
+/// sensitive than the rate to what else the machine runs, so a small cost
+/// shows even when rates scatter. Local brokers only.
+fn cpu_per_message(run: &RunResult, t: &TargetResult) -> Option<f64> {
+    let messages = t.publish_rate_msgs * run.workload.duration_secs as f64;
+    let cpu = t.broker?.cpu_seconds;
+    (messages > 0.0).then(|| cpu * 1e6 / messages)
 }
 
 /// Workload settings, other than the name and the producer mode, in which
@@ -209,6 +220,7 @@ mod tests {
         assert_eq!(col(1), ["plain", "idempotent", "transactional 100"]);
         assert_eq!(col(2), ["2000", "1900", "1000"]);
         assert_eq!(col(4), ["1.000x", "0.950x", "0.500x"]);
+        assert_eq!(col(7), ["-", "-", "-"], "no broker usage in the samples");
         assert!(warnings(&runs).is_empty(), "{:?}", warnings(&runs));
     }
 
@@ -258,6 +270,18 @@ mod tests {
         let md = markdown(&[compared("plain", 1.0, 0, false)]);
         let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(rows.len(), 3);
-        assert!(rows.iter().all(|r| r.matches('|').count() == 10), "{md}");
+        assert!(rows.iter().all(|r| r.matches('|').count() == 11), "{md}");
+    }
+
+    #[test]
+    fn broker_cpu_is_per_message_over_the_window() {
+        let mut c = compared("plain", 2.0, 0, false);
+        c.run.workload.duration_secs = 10;
+        c.run.targets.get_mut("sluice").unwrap().broker = Some(crate::spawn::Usage {
+            cpu_seconds: 0.5,
+            peak_rss_mb: 30.0,
+        });
+        // 2,000 msg/s for 10 s on 0.5 CPU seconds: 25 µs a message.
+        assert_eq!(table(&[c]).rows[0][7], "25.00");
     }
 }
