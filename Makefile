@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run build test py-deps fmt fmt-check lint bench bench-fetch bench-codecs clean
+.PHONY: run build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -49,6 +49,38 @@ bench: build
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --out bench/results/1kb-50k
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench baseline --out bench/results
+
+# Only what a benchmark runs: the harness and the broker it spawns.
+bench-build:
+	$(CARGO) build --release -p sluice-bench --bin sluice-bench
+	$(CARGO) build --release --bin sluice
+
+# What exactly-once costs (issue 13): the 1 KB, 100-partition max-rate
+# workload with plain, idempotent and transactional (100 and 1000 messages
+# per transaction) producers, each against its own spawned broker, then their
+# publish rates side by side with ratios to plain (also in
+# bench/results/eos-compare.md). A run that fails is named and skipped by the
+# comparison, and make fails after it; old results are removed first so a
+# failed run never shows stale figures. No machine baselines: their disk
+# writes would slow the broker started after them (EOS_ARGS="" restores them).
+EOS_WORKLOADS = 1-topic-100-partitions-1kb-max 1-topic-100-partitions-1kb-idempotent-max \
+	1-topic-100-partitions-1kb-txn100-max 1-topic-100-partitions-1kb-txn1000-max
+EOS_ARGS ?= --no-baseline
+bench-eos: bench-build
+	@ok=""; failed=""; \
+	for w in $(EOS_WORKLOADS); do \
+		rm -f bench/results/$$w/result.json; \
+		if ./target/release/sluice-bench run bench/workloads/$$w.toml --spawn \
+			--out bench/results/$$w $(EOS_ARGS); then \
+			ok="$$ok bench/results/$$w"; \
+		else \
+			failed="$$failed $$w"; \
+		fi; \
+	done; \
+	if [ -n "$$ok" ]; then \
+		./target/release/sluice-bench compare $$ok --out bench/results/eos-compare.md; \
+	fi; \
+	if [ -n "$$failed" ]; then echo "bench-eos: failed:$$failed" >&2; exit 1; fi
 
 # Zero-copy vs copying fetch of a 4 GiB partition (GIB=1 for a quick run).
 GIB ?= 4

@@ -17,6 +17,7 @@ use crate::datasets::SplitMix64;
 use crate::payload::{self, Clock, Payload};
 use crate::rate::Schedule;
 use crate::stats::Latency;
+use crate::txn::{self, Flow, Transactions};
 use crate::workload::{ConsumerMode, KeyDistribution, Workload};
 
 /// How long a producer waits for librdkafka's queue to drain a little when
@@ -47,11 +48,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn in_window(&self, intended_ns: u64) -> bool {
+    pub fn in_window(&self, intended_ns: u64) -> bool {
         (self.window_start_ns..self.window_end_ns).contains(&intended_ns)
     }
 
-    fn note_error(&self, e: String) {
+    pub fn note_error(&self, e: String) {
         let mut first = self.first_error.lock().unwrap();
         first.get_or_insert(e);
     }
@@ -60,6 +61,9 @@ impl Shared {
 struct ProducerCtx {
     shared: Arc<Shared>,
     publish: Mutex<Latency>,
+    /// A transactional producer's messages count when their transaction
+    /// commits, not when acknowledged (see `txn`).
+    transactional: bool,
 }
 
 impl ClientContext for ProducerCtx {}
@@ -71,6 +75,10 @@ impl ProducerContext for ProducerCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, intended_ns: usize) {
         let s = &self.shared;
         match result {
+            // Counted, and timed, by `txn` when the transaction commits.
+            Ok(_) if self.transactional => {}
+            // Counted as failed when the transaction fails to commit.
+            Err((e, _)) if self.transactional => s.note_error(format!("delivery failed: {e}")),
             Ok(_) => {
                 s.acked.fetch_add(1, Relaxed);
                 let intended_ns = intended_ns as u64;
@@ -115,25 +123,63 @@ pub struct ProducerJob {
     pub seed: u64,
     /// How long the final flush may take.
     pub flush_timeout: Duration,
+    /// Set exactly when the workload uses transactions.
+    pub transactional_id: Option<String>,
 }
 
-/// Sends until the window ends or a stop is requested, flushes (bounded) and
-/// returns the publish latency histogram.
+/// Sends until the window ends or a stop is requested, flushes or commits
+/// (bounded) and returns the publish latency histogram.
 pub fn produce(
     job: ProducerJob,
     w: &Workload,
     config: ClientConfig,
     s: &Arc<Shared>,
 ) -> Result<Latency> {
+    let per_txn = w.producer_mode().messages_per_transaction();
     let ctx = ProducerCtx {
         shared: s.clone(),
         publish: Mutex::new(Latency::new()),
+        transactional: per_txn.is_some(),
     };
     // ThreadedProducer serves delivery callbacks on its own thread, so acks
     // are timed when they arrive, not when this thread gets round to polling.
     let producer: ThreadedProducer<ProducerCtx> = config
         .create_with_context(ctx)
         .context("creating producer")?;
+    let mut txn = match per_txn {
+        Some(n) => {
+            // Before the schedule starts, so the handshake is not timed.
+            txn::init(&producer)?;
+            Some(Transactions::new(n))
+        }
+        None => None,
+    };
+    send_scheduled(&producer, &job, w, s, txn.as_mut());
+    let mut h = match &mut txn {
+        Some(t) => {
+            t.finish(&producer, s);
+            t.publish.clone()
+        }
+        None => {
+            // Deliveries that miss the flush deadline are purged when the
+            // producer is dropped and counted as neither acked nor received.
+            let _ = producer.flush(job.flush_timeout);
+            Latency::new()
+        }
+    };
+    h.merge(&producer.context().publish.lock().unwrap());
+    Ok(h)
+}
+
+/// The send loop: each message at its intended time, until the window ends,
+/// a stop is requested or the producer can no longer make transactions.
+fn send_scheduled(
+    producer: &ThreadedProducer<ProducerCtx>,
+    job: &ProducerJob,
+    w: &Workload,
+    s: &Shared,
+    mut txn: Option<&mut Transactions>,
+) {
     let mut payload = Payload::new(w.message_size, w.payload, s.run_tag, job.seed);
     let mut keys = SplitMix64::new(job.seed ^ 0x5eed);
     let mut rate = job.pace.current();
@@ -150,41 +196,51 @@ pub fn produce(
             rate = asked;
             schedule.set_rate(rate);
         }
-        let intended = match schedule.next_due(now) {
-            Some(t) => {
-                s.producer_lag_ns.store(now.saturating_sub(t), Relaxed);
-                t
-            }
-            None => {
-                let wait = Duration::from_nanos(schedule.next_ns() - now).min(IDLE_SLEEP_MAX);
-                std::thread::sleep(wait);
-                continue;
-            }
+        let Some(intended) = next_due(&mut schedule, now, s) else {
+            continue;
         };
+        if let Some(t) = txn.as_deref_mut() {
+            if t.ensure_open(producer, s) == Flow::Stop {
+                break;
+            }
+        }
         let key = match w.key_distribution {
             KeyDistribution::None => None,
             KeyDistribution::Random => Some(keys.next_u64()),
             KeyDistribution::RoundRobin => Some(sent % job.partitions as u64),
         };
-        send(
-            &producer,
-            &job.topic,
-            payload.stamp(intended),
-            key,
-            intended,
-            s,
-        );
+        let bytes = payload.stamp(intended);
+        if !send(producer, &job.topic, bytes, key, intended, s) {
+            continue;
+        }
         sent += 1;
+        if let Some(t) = txn.as_deref_mut() {
+            if t.sent(producer, intended, s) == Flow::Stop {
+                break;
+            }
+        }
     }
-    // Deliveries that miss the flush deadline are purged when the producer is
-    // dropped and counted as neither acked nor received.
-    let _ = producer.flush(job.flush_timeout);
-    let ctx = producer.context();
-    let h = ctx.publish.lock().unwrap().clone();
-    Ok(h)
 }
 
-/// Enqueues one message, waiting out a full queue (bounded by the stop flag).
+/// The next message's intended time if it is due, noting how far behind
+/// schedule the producer is; otherwise sleeps a little (bounded, so a stop is
+/// seen promptly) and returns `None`.
+fn next_due(schedule: &mut Schedule, now: u64, s: &Shared) -> Option<u64> {
+    match schedule.next_due(now) {
+        Some(t) => {
+            s.producer_lag_ns.store(now.saturating_sub(t), Relaxed);
+            Some(t)
+        }
+        None => {
+            let wait = Duration::from_nanos(schedule.next_ns() - now).min(IDLE_SLEEP_MAX);
+            std::thread::sleep(wait);
+            None
+        }
+    }
+}
+
+/// Enqueues one message, waiting out a full queue (bounded by the stop
+/// flag); false when the message was not enqueued.
 fn send(
     producer: &ThreadedProducer<ProducerCtx>,
     topic: &str,
@@ -192,7 +248,7 @@ fn send(
     key: Option<u64>,
     intended_ns: u64,
     s: &Shared,
-) {
+) -> bool {
     let key_bytes = key.map(u64::to_le_bytes);
     loop {
         let mut record =
@@ -202,17 +258,17 @@ fn send(
             record = record.key(&k[..]);
         }
         match producer.send(record) {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 std::thread::sleep(QUEUE_FULL_BACKOFF);
                 if s.stop_producing.load(Relaxed) {
-                    return;
+                    return false;
                 }
             }
             Err((e, _)) => {
                 s.failed.fetch_add(1, Relaxed);
                 s.note_error(format!("send failed: {e}"));
-                return;
+                return false;
             }
         }
     }

@@ -112,6 +112,8 @@ pub fn workload(codec: Compression, s: &Settings) -> Result<Workload> {
         consumer_mode: ConsumerMode::Assign,
         // Log-like text: random bytes would make every codec look useless.
         payload: PayloadKind::Text,
+        idempotence: false,
+        messages_per_transaction: 0,
         producer_config: Default::default(),
         consumer_config: Default::default(),
     };

@@ -33,17 +33,40 @@ pub fn base_config(bootstrap: &str) -> ClientConfig {
     c
 }
 
-pub fn producer_config(bootstrap: &str, w: &Workload, message_timeout: Duration) -> ClientConfig {
+/// librdkafka's default; named so `message.timeout.ms`, which librdkafka
+/// requires to be at most this, can be checked against it.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `transactional_id` is `Some` exactly when the workload uses transactions
+/// (see [`transactional_id`]).
+pub fn producer_config(
+    bootstrap: &str,
+    w: &Workload,
+    message_timeout: Duration,
+    transactional_id: Option<&str>,
+) -> ClientConfig {
     let mut c = base_config(bootstrap);
     c.set("acks", w.acks.as_str())
         .set("compression.type", w.compression.as_str())
         .set("batch.size", w.batch_size.to_string())
         .set("linger.ms", w.linger_ms.to_string())
-        .set("enable.idempotence", "false")
+        .set(
+            "enable.idempotence",
+            w.producer_mode().idempotent().to_string(),
+        )
         .set(
             "message.timeout.ms",
             message_timeout.as_millis().to_string(),
         );
+    if let Some(id) = transactional_id {
+        c.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            TRANSACTION_TIMEOUT
+                .max(message_timeout)
+                .as_millis()
+                .to_string(),
+        );
+    }
     for (k, v) in &w.producer_config {
         c.set(k, v);
     }
@@ -60,11 +83,21 @@ pub fn consumer_config(bootstrap: &str, w: &Workload, group: &str) -> ClientConf
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "100")
-        .set("allow.auto.create.topics", "false");
+        .set("allow.auto.create.topics", "false")
+        // librdkafka's default, set so every producer mode is read the same
+        // way: consumers see committed messages only, which transactional
+        // runs count.
+        .set("isolation.level", "read_committed");
     for (k, v) in &w.consumer_config {
         c.set(k, v);
     }
     c
+}
+
+/// Unique per run (the run tag) and per producer, so no run fences
+/// another's producers, nor one producer its neighbour.
+pub fn transactional_id(run_tag: u32, producer: usize) -> String {
+    format!("sluice-bench-{run_tag:08x}-{producer}")
 }
 
 /// Fails with a clear message unless the broker answers Metadata in time.

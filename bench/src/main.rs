@@ -7,13 +7,15 @@
 //!   consumer threads; `kafka`: client configs and topic setup; `rate`: the
 //!   fixed-rate schedule; `payload`: the timestamp header; `stats`: latency
 //!   histograms and throughput samples.
-//! - `search`: the max-rate search (`producer_rate = 0`).
+//! - `search`: the max-rate search (`producer_rate = 0`); `txn`: the
+//!   transactional producers' commit loop (`messages_per_transaction`).
 //! - `spawn`: a local broker for `--spawn` and its /proc usage; `local`: the
 //!   process behind a loopback `--target`, to read the same usage.
 //! - `baseline`: loopback TCP and disk append limits.
 //! - `compression` and `datasets`: the codec study on deterministic data;
 //!   `codec_runs`: its through-the-broker part, one run per codec.
-//! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots.
+//! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots;
+//!   `compare`: earlier runs' result.json side by side.
 //!
 //! Only `spawn` and the watchdog in `run` signal processes; only `clients`
 //! and `kafka` talk to brokers.
@@ -21,6 +23,7 @@
 mod baseline;
 mod clients;
 mod codec_runs;
+mod compare;
 mod compression;
 mod datasets;
 mod kafka;
@@ -33,6 +36,7 @@ mod run;
 mod search;
 mod spawn;
 mod stats;
+mod txn;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +76,21 @@ enum Command {
     Baseline(BaselineArgs),
     /// Compare codecs and batch sizes on built-in or user data.
     Compression(CompressionArgs),
+    /// Put earlier runs side by side, each against the first.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Run output directories (or their result.json), the reference first.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The target to read in each run (default: each run's first).
+    #[arg(long)]
+    target: Option<String>,
+    /// Also write the comparison as Markdown to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -181,6 +200,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Baseline(a) => cmd_baseline(a),
         Command::Compression(a) => cmd_compression(a),
+        Command::Compare(a) => cmd_compare(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -321,6 +341,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut run = RunResult {
         workload: w.clone(),
+        producer_mode: w.producer_mode().label(),
         harness_version: env!("CARGO_PKG_VERSION").into(),
         librdkafka_version: rdkafka::util::get_rdkafka_version().1,
         started_unix_secs: std::time::SystemTime::now()
@@ -337,7 +358,10 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         log_dir: &out,
     };
     for (name, endpoint) in &targets {
-        eprintln!("running {} against {name}...", w.name);
+        eprintln!(
+            "running {} ({} producers) against {name}...",
+            w.name, run.producer_mode
+        );
         let result = with_endpoint(name, endpoint, &opts, |spec| {
             run::run_target(spec, &w, grace)
         })?;
@@ -377,6 +401,7 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
     if let Some(b) = &run.baseline {
         println!("{}", b.table().terminal());
     }
+    println!("{} ({} producers)", run.workload.name, run.producer_mode);
     println!("{}", report::results_table(run).terminal());
     for w in report::warnings(run) {
         eprintln!("warning: {w}");
@@ -387,6 +412,24 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
         md.display(),
         files.len()
     );
+    Ok(())
+}
+
+fn cmd_compare(a: CompareArgs) -> Result<()> {
+    let runs = a
+        .runs
+        .iter()
+        .map(|p| compare::load(p, a.target.as_deref()))
+        .collect::<Result<Vec<_>>>()?;
+    println!("{}", compare::table(&runs).terminal());
+    for w in compare::warnings(&runs) {
+        eprintln!("warning: {w}");
+    }
+    if let Some(out) = &a.out {
+        std::fs::write(out, compare::markdown(&runs))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
     Ok(())
 }
 

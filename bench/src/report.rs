@@ -45,6 +45,10 @@ pub struct TargetResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub workload: Workload,
+    /// `plain`, `idempotent` or `transactional N`, from the workload, for
+    /// scripts and readers; absent from results older than the key.
+    #[serde(default)]
+    pub producer_mode: String,
     pub harness_version: String,
     pub librdkafka_version: String,
     pub started_unix_secs: u64,
@@ -283,6 +287,7 @@ fn workload_table(w: &Workload) -> Table {
             format!("{} / {}", w.producers_per_topic, w.consumers_per_topic),
         ),
         ("producer rate", rate),
+        ("producer mode", w.producer_mode().label()),
         (
             "keys / compression / acks",
             format!(
@@ -358,6 +363,15 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
              sustainable rate)"
         }
     );
+    if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
+        let _ = writeln!(
+            md,
+            "Transactional producers: every {n} messages of a producer's schedule form one \
+             transaction, committed synchronously. A message counts as published when its \
+             transaction commits, and its publish latency runs to that commit; consumers \
+             read committed messages only.\n"
+        );
+    }
     let _ = writeln!(
         md,
         "## Workload\n\n{}",
@@ -434,6 +448,7 @@ pub mod tests {
             harness_version: "0".into(),
             librdkafka_version: "x".into(),
             started_unix_secs: 0,
+            producer_mode: "plain".into(),
             baseline: None,
             order: names.iter().map(|(n, _)| n.to_string()).collect(),
             targets: names
@@ -468,6 +483,28 @@ pub mod tests {
     }
 
     #[test]
+    fn a_transactional_run_names_its_mode_and_what_publish_means() {
+        let mut run = sample_run(&[("sluice", 1.0)]);
+        run.workload.messages_per_transaction = 100;
+        let md = markdown(&run, &[]);
+        assert!(md.contains("| producer mode | transactional 100 |"), "{md}");
+        assert!(md.contains("every 100 messages"), "{md}");
+    }
+
+    #[test]
+    fn results_without_a_producer_mode_still_load() {
+        let run = sample_run(&[("sluice", 1.0)]);
+        let mut v = serde_json::to_value(&run).unwrap();
+        v.as_object_mut().unwrap().remove("producer_mode");
+        for key in ["idempotence", "messages_per_transaction"] {
+            v["workload"].as_object_mut().unwrap().remove(key);
+        }
+        let old: RunResult = serde_json::from_value(v).unwrap();
+        assert_eq!(old.producer_mode, "");
+        assert_eq!(old.workload.producer_mode().label(), "plain");
+    }
+
+    #[test]
     fn two_targets_get_a_ratio_column_in_order() {
         let run = sample_run(&[("sluice", 2.0), ("kafka", 1.0)]);
         let t = results_table(&run);
@@ -489,6 +526,8 @@ pub mod tests {
         assert!(md.contains("| publish msg/s | 1,000 |"));
         assert!(md.contains("received 10 of 5000"), "{md}");
         assert!(md.contains("![latency.svg](latency.svg)"));
+        assert!(md.contains("| producer mode | plain |"), "{md}");
+        assert!(!md.contains("Transactional producers"), "{md}");
         // Every table row has as many cells as its header.
         for block in md.split("\n\n").filter(|b| b.starts_with('|')) {
             let cells: Vec<usize> = block.lines().map(|l| l.matches('|').count()).collect();

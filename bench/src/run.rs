@@ -85,11 +85,15 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::consume(job, config, s))
             })
             .collect();
-        let producers: Vec<_> = producer_jobs(w, &topics, &pace, start_ns, grace)
+        let producers: Vec<_> = producer_jobs(w, &topics, &pace, start_ns, grace, run_tag)
             .into_iter()
             .map(|job| {
-                let config =
-                    kafka::producer_config(t.bootstrap, w, grace.max(Duration::from_secs(5)));
+                let config = kafka::producer_config(
+                    t.bootstrap,
+                    w,
+                    grace.max(Duration::from_secs(5)),
+                    job.transactional_id.as_deref(),
+                );
                 sc.spawn(move || clients::produce(job, w, config, s))
             })
             .collect();
@@ -311,17 +315,21 @@ fn producer_jobs(
     pace: &Pace,
     start_ns: u64,
     grace: Duration,
+    run_tag: u32,
 ) -> Vec<ProducerJob> {
+    let transactional = w.producer_mode().messages_per_transaction().is_some();
     let mut jobs = Vec::new();
     for topic in topics {
         for _ in 0..w.producers_per_topic {
+            let index = jobs.len();
             jobs.push(ProducerJob {
                 topic: topic.clone(),
                 partitions: w.partitions_per_topic,
                 pace: pace.clone(),
                 start_ns,
-                seed: jobs.len() as u64 + 1,
+                seed: index as u64 + 1,
                 flush_timeout: grace,
+                transactional_id: transactional.then(|| kafka::transactional_id(run_tag, index)),
             });
         }
     }

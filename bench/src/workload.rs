@@ -23,6 +23,16 @@ pub const PARTITIONS_MAX: u32 = 100_000;
 pub const CLIENTS_PER_TOPIC_MAX: u32 = 256;
 pub const TOPICS_MAX: u32 = 10_000;
 pub const DURATION_SECS_MAX: u64 = 24 * 3600;
+/// Each producer keeps the intended send times of its open transaction (8
+/// bytes a message) until it commits; this bounds that memory.
+pub const MESSAGES_PER_TRANSACTION_MAX: u32 = 1_000_000;
+/// librdkafka properties the first-class keys own: set through
+/// `[producer_config]` they would change the producer mode without the
+/// report showing it.
+const PRODUCER_KEYS_OWNED: [(&str, &str); 2] = [
+    ("enable.idempotence", "idempotence"),
+    ("transactional.id", "messages_per_transaction"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
@@ -111,6 +121,41 @@ pub enum PayloadKind {
     Text,
 }
 
+/// What the producers guarantee, from `idempotence` and
+/// `messages_per_transaction`; reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerMode {
+    /// At-least-once: retries may duplicate.
+    Plain,
+    /// `enable.idempotence`: the broker drops retried duplicates.
+    Idempotent,
+    /// Transactions of this many messages each, read by `read_committed`
+    /// consumers; idempotent too (librdkafka requires it).
+    Transactional(u32),
+}
+
+impl ProducerMode {
+    /// `plain`, `idempotent` or `transactional N`, as reports show it.
+    pub fn label(self) -> String {
+        match self {
+            ProducerMode::Plain => "plain".into(),
+            ProducerMode::Idempotent => "idempotent".into(),
+            ProducerMode::Transactional(n) => format!("transactional {n}"),
+        }
+    }
+
+    pub fn idempotent(self) -> bool {
+        self != ProducerMode::Plain
+    }
+
+    pub fn messages_per_transaction(self) -> Option<u32> {
+        match self {
+            ProducerMode::Transactional(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 fn default_one() -> u32 {
     1
 }
@@ -171,6 +216,13 @@ pub struct Workload {
     pub consumer_mode: ConsumerMode,
     #[serde(default = "default_payload")]
     pub payload: PayloadKind,
+    /// librdkafka `enable.idempotence`, as a key of its own so reports name
+    /// the producer mode.
+    #[serde(default)]
+    pub idempotence: bool,
+    /// Messages per transaction; 0 = no transactions. Implies idempotence.
+    #[serde(default)]
+    pub messages_per_transaction: u32,
     /// Extra librdkafka producer properties, applied last (same for every
     /// target, so comparisons stay fair).
     #[serde(default)]
@@ -206,6 +258,14 @@ impl Workload {
 
     pub fn producers(&self) -> u32 {
         self.topics * self.producers_per_topic
+    }
+
+    pub fn producer_mode(&self) -> ProducerMode {
+        match (self.messages_per_transaction, self.idempotence) {
+            (0, false) => ProducerMode::Plain,
+            (0, true) => ProducerMode::Idempotent,
+            (n, _) => ProducerMode::Transactional(n),
+        }
     }
 
     /// Messages per second for one producer thread; `None` at max rate.
@@ -255,7 +315,46 @@ impl Workload {
         if self.warmup_secs > DURATION_SECS_MAX {
             return bad(format!("warmup_secs must be at most {DURATION_SECS_MAX}"));
         }
+        self.validate_producer_mode()?;
         self.validate_rate()
+    }
+
+    /// The mode's keys are consistent with the rest, so librdkafka does not
+    /// refuse the config mid-run and the report's mode is the real one.
+    fn validate_producer_mode(&self) -> Result<(), WorkloadError> {
+        let bad = |m: String| Err(WorkloadError::Invalid(m));
+        if self.messages_per_transaction > MESSAGES_PER_TRANSACTION_MAX {
+            return bad(format!(
+                "messages_per_transaction must be 0..={MESSAGES_PER_TRANSACTION_MAX}"
+            ));
+        }
+        let mode = self.producer_mode();
+        if mode.idempotent() && self.acks != Acks::All {
+            return bad(format!(
+                "acks = \"{}\" with a {} producer: idempotence needs acks = \"all\"",
+                self.acks.as_str(),
+                mode.label()
+            ));
+        }
+        for (property, key) in PRODUCER_KEYS_OWNED {
+            if self.producer_config.contains_key(property) {
+                return bad(format!(
+                    "[producer_config] sets {property:?}: use the workload key `{key}` \
+                     so the report shows the producer mode"
+                ));
+            }
+        }
+        let isolation = self.consumer_config.get("isolation.level");
+        if mode.messages_per_transaction().is_some()
+            && isolation.is_some_and(|v| v != "read_committed")
+        {
+            return bad(
+                "[consumer_config] isolation.level must stay read_committed with \
+                 transactions: consumers count committed messages only"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn validate_rate(&self) -> Result<(), WorkloadError> {
@@ -311,6 +410,54 @@ mod tests {
         assert_eq!(w.key_distribution, KeyDistribution::None);
         assert_eq!(w.consumer_mode, ConsumerMode::Assign);
         assert_eq!(w.rate_per_producer(), Some(1000.0));
+        assert_eq!(w.producer_mode(), ProducerMode::Plain);
+    }
+
+    #[test]
+    fn producer_mode_comes_from_its_keys() {
+        let mode = |extra: &str| {
+            Workload::parse(&format!("{MINIMAL}\n{extra}\n"))
+                .unwrap()
+                .producer_mode()
+        };
+        assert_eq!(mode("idempotence = false"), ProducerMode::Plain);
+        assert_eq!(mode("idempotence = true"), ProducerMode::Idempotent);
+        let txn = mode("messages_per_transaction = 100");
+        assert_eq!(txn, ProducerMode::Transactional(100));
+        assert!(txn.idempotent(), "transactions imply idempotence");
+        assert_eq!(txn.label(), "transactional 100");
+        assert_eq!(
+            mode("idempotence = true\nmessages_per_transaction = 7"),
+            ProducerMode::Transactional(7)
+        );
+        assert_eq!(ProducerMode::Idempotent.label(), "idempotent");
+        assert_eq!(ProducerMode::Plain.messages_per_transaction(), None);
+    }
+
+    #[test]
+    fn producer_mode_mistakes_are_rejected() {
+        let err = |extra: &str| {
+            Workload::parse(&format!("{MINIMAL}\n{extra}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("idempotence = true\nacks = \"1\"");
+        assert!(e.contains("needs acks = \"all\""), "{e}");
+        let e = err("messages_per_transaction = 10\nacks = \"0\"");
+        assert!(e.contains("transactional 10"), "{e}");
+        let e = err("messages_per_transaction = 1000001");
+        assert!(e.contains("messages_per_transaction must be"), "{e}");
+        let e = err("[producer_config]\n\"enable.idempotence\" = \"true\"");
+        assert!(e.contains("use the workload key `idempotence`"), "{e}");
+        let e = err("[producer_config]\n\"transactional.id\" = \"x\"");
+        assert!(e.contains("`messages_per_transaction`"), "{e}");
+        let e = err("messages_per_transaction = 10\n[consumer_config]\n\
+             \"isolation.level\" = \"read_uncommitted\"");
+        assert!(e.contains("read_committed"), "{e}");
+        // Without transactions a consumer may read uncommitted data.
+        let ok =
+            format!("{MINIMAL}\n[consumer_config]\n\"isolation.level\" = \"read_uncommitted\"\n");
+        assert!(Workload::parse(&ok).is_ok());
     }
 
     #[test]
@@ -388,6 +535,41 @@ mod tests {
                 count += 1;
             }
         }
-        assert!(count >= 7, "expected the standard workloads, found {count}");
+        assert!(
+            count >= 10,
+            "expected the standard workloads, found {count}"
+        );
+    }
+
+    /// The exactly-once workloads differ from the plain max-rate one in
+    /// their name and producer mode only, so their ratios measure the mode.
+    #[test]
+    fn exactly_once_workloads_match_the_plain_one() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let load = |name: &str| Workload::load(&dir.join(format!("{name}.toml"))).unwrap();
+        let plain = load("1-topic-100-partitions-1kb-max");
+        assert_eq!(plain.producer_mode(), ProducerMode::Plain);
+        for (name, mode) in [
+            (
+                "1-topic-100-partitions-1kb-idempotent-max",
+                ProducerMode::Idempotent,
+            ),
+            (
+                "1-topic-100-partitions-1kb-txn100-max",
+                ProducerMode::Transactional(100),
+            ),
+            (
+                "1-topic-100-partitions-1kb-txn1000-max",
+                ProducerMode::Transactional(1000),
+            ),
+        ] {
+            let mut w = load(name);
+            assert_eq!(w.name, name);
+            assert_eq!(w.producer_mode(), mode, "{name}");
+            w.name = plain.name.clone();
+            w.idempotence = false;
+            w.messages_per_transaction = 0;
+            assert_eq!(w, plain, "{name} differs from the plain workload");
+        }
     }
 }

@@ -281,3 +281,65 @@ fn compression_through_a_spawned_broker() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `extra` (a producer mode's workload keys) for 3 seconds against a
+/// spawned broker and returns result.json.
+fn run_mode(tag: &str, extra: &str) -> serde_json::Value {
+    let dir = temp_dir(tag);
+    let workload = write_workload(&dir, extra);
+    let out = dir.join("out");
+    let broker = broker_bin();
+    bench_ok(&[
+        "run",
+        workload.to_str().unwrap(),
+        "--spawn",
+        "--broker-bin",
+        broker.to_str().unwrap(),
+        "--no-baseline",
+        "--no-plots",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("result.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+    json
+}
+
+/// Every acknowledged (or committed) message was consumed, none failed, and
+/// the report names the producer mode.
+fn assert_complete(json: &serde_json::Value, mode: &str) {
+    assert_eq!(json["producer_mode"], mode, "{}", json["producer_mode"]);
+    let t = &json["targets"]["sluice"];
+    let sent = t["messages_sent"].as_u64().unwrap();
+    assert!(sent > 0, "nothing published: {}", t["first_error"]);
+    assert_eq!(t["messages_failed"], 0, "{}", t["first_error"]);
+    assert_eq!(
+        t["messages_received"].as_u64().unwrap(),
+        sent,
+        "lost messages"
+    );
+    assert!(t["publish_rate_msgs"].as_f64().unwrap() > 0.0);
+    for h in ["publish_latency_us", "e2e_latency_us"] {
+        assert!(t[h]["count"].as_u64().unwrap() > 0, "{h} recorded nothing");
+    }
+    assert_eq!(t["first_error"], serde_json::Value::Null);
+}
+
+/// An idempotent producer loses nothing and is named in result.json.
+#[test]
+fn idempotent_run_against_spawned_broker() {
+    let json = run_mode("idempotent", "idempotence = true\n");
+    assert_complete(&json, "idempotent");
+    assert_eq!(json["workload"]["idempotence"], true);
+}
+
+/// A transactional producer (20 messages per transaction, 100 transactions
+/// a second) commits everything it sends, read_committed consumers receive
+/// all of it, and result.json names the mode. Needs the broker's
+/// transaction coordinator.
+#[test]
+fn transactional_run_against_spawned_broker() {
+    let json = run_mode("txn", "messages_per_transaction = 20\n");
+    assert_complete(&json, "transactional 20");
+    assert_eq!(json["workload"]["messages_per_transaction"], 20);
+}
