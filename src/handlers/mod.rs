@@ -144,6 +144,7 @@ pub async fn handle_frame(
     let version = prefix.get_i16();
     let correlation_id = prefix.get_i32();
     let key = ApiKey::try_from(raw_key).map_err(|_| RequestError::UnknownApi(raw_key))?;
+    tracing::trace!(?key, version, correlation_id, "request");
     let served = spec(key).filter(|s| (s.min..=s.max).contains(&version));
     if served.is_none() {
         if key == ApiKey::ApiVersions {

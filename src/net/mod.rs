@@ -130,6 +130,7 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
                     tracing::debug!(%peer, error = %e, "write failed");
                     return;
                 }
+                tracing::trace!(%peer, "response written");
             }
             Ok(None) => {}
             Err(e) => {

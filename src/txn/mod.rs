@@ -401,10 +401,19 @@ async fn end_txn(
     };
     let prepare = next.state;
     write(shard, id, next, prepare).await?;
-    // Kafka answers once the Prepare* is persisted; the markers follow.
-    crate::runtime::spawn_local(finish(shard.clone(), id.to_string())).detach();
+    // Kafka answers once the Prepare* is persisted and sends the markers
+    // to other brokers after. Here they are local appends, so the answer
+    // waits for them (bounded): a producer's next transaction would
+    // otherwise meet CONCURRENT_TRANSACTIONS and back off for
+    // retry.backoff.ms, which caps a producer at ~10 transactions a second.
+    let finishing = crate::runtime::spawn_local(finish(shard.clone(), id.to_string())).detach();
+    let _ = crate::runtime::timeout(END_TXN_COMPLETE_WAIT, finishing).await;
     Ok(())
 }
+
+/// How long EndTxn waits for its markers and Complete* before answering
+/// anyway (the completion goes on in the background).
+const END_TXN_COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Persists `next` for `id` and then makes it the id's state. `pending`
 /// names the change for DescribeTransactions' sake and keeps other
