@@ -50,10 +50,8 @@ pub enum BrokerError {
     Voters(#[from] crate::cluster::voters::VotersError),
     #[error(transparent)]
     Identity(#[from] crate::cluster::identity::IdentityError),
-    #[error(
-        "a quorum of {0} controller voters is not served yet: this build runs one-node          clusters (no voter list, or only this node in it)"
-    )]
-    MultiNode(usize),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::node::NodeError),
 }
 
 /// Where a started broker can be reached.
@@ -85,7 +83,6 @@ pub fn run(
     } else {
         tracing::info!("no clean-shutdown marker: logs will be recovered");
     }
-    let topics = Arc::new(Topics::load(&data_dir).map_err(dir_err)?);
 
     let listen_err = |addr: &str| {
         let addr = addr.to_string();
@@ -94,6 +91,20 @@ pub fn run(
     let (reserved, addr) =
         crate::net::listen::reserve(&config.listen).map_err(listen_err(&config.listen))?;
     let advertised = advertised(&config, addr)?;
+    // In a cluster the metadata log is the truth: register, wait to be
+    // unfenced, and start from its image; alone, from topics.toml.
+    let cluster = start_cluster(&config, &advertised)?;
+    let topics = match &cluster {
+        Some(node) => {
+            let (index, image) = node.controller.image();
+            Arc::new(crate::cluster::view::topics_from_image(
+                index,
+                image,
+                config.node_id,
+            ))
+        }
+        None => Arc::new(Topics::load(&data_dir).map_err(dir_err)?),
+    };
     let shard_count = config
         .shards
         .unwrap_or_else(|| runtime::allowed_cpus().len())
@@ -107,10 +118,13 @@ pub fn run(
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = mpsc::channel::<bool>();
     let drained = Arc::new(AtomicUsize::new(0));
+    // Shards stop on this, set after a cluster node's controlled shutdown.
+    let shard_stop = Arc::new(AtomicBool::new(false));
 
     let body = {
         let config = config.clone();
-        let stop = stop.clone();
+        let stop = shard_stop.clone();
+        let cluster = cluster.clone();
         move |seat: ShardSeat<ShardMsg>| {
             let ctx = ShardStart {
                 config: config.clone(),
@@ -123,6 +137,7 @@ pub fn run(
                 ready: ready_tx.clone(),
                 writable: writable.clone(),
                 metrics_fd: metrics.map(|(_, fd)| fd),
+                cluster: cluster.clone(),
             };
             async move { run_shard(seat, ctx).await }
         }
@@ -138,7 +153,7 @@ pub fn run(
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(true) => {}
             _ => {
-                stop.store(true, Ordering::SeqCst);
+                shard_stop.store(true, Ordering::SeqCst);
                 let _ = shards.join();
                 return Err(BrokerError::Start);
             }
@@ -150,7 +165,18 @@ pub fn run(
         addr,
         metrics: metrics.map(|(addr, _)| addr),
     });
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(STOP_POLL);
+    }
+    if let Some(node) = &cluster {
+        // Leaderships move away while this broker still serves.
+        node.controlled_shutdown(Duration::from_millis(config.controlled_shutdown_timeout_ms));
+    }
+    shard_stop.store(true, Ordering::SeqCst);
     shards.join().map_err(BrokerError::Shards)?;
+    if let Some(node) = cluster {
+        node.stop();
+    }
     write_atomically(&marker, b"").map_err(dir_err)?;
     tracing::info!("clean shutdown");
     Ok(())
@@ -170,6 +196,7 @@ struct ShardStart {
     writable: Arc<WritablePoller>,
     /// The metrics listener's fd; shard 0 takes ownership of it.
     metrics_fd: Option<RawFd>,
+    cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
 }
 
 async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
@@ -184,6 +211,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
         ctx.advertised,
         mesh,
         ctx.clean_start,
+        ctx.cluster.clone(),
     ));
     shard.apply_topics(ctx.topics);
     for (_, receiver) in receivers {
@@ -203,6 +231,9 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
         runtime::spawn_local(crate::net::metrics::serve(shard.clone(), listener)).detach();
     }
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
+    if let Some(node) = ctx.cluster.as_ref().filter(|_| id == 0) {
+        runtime::spawn_local(image_loop(shard.clone(), node.controller.watch())).detach();
+    }
     runtime::spawn_local(retention_loop(shard.clone())).detach();
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
     runtime::spawn_local(flush_loop(shard.clone())).detach();
@@ -215,6 +246,21 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     shard.close_all();
 }
 
+/// With a voter list: this node's controller voter, registered and
+/// unfenced. Without: none (a one-node broker).
+fn start_cluster(
+    config: &BrokerConfig,
+    advertised: &(String, i32),
+) -> Result<Option<Arc<crate::cluster::node::ClusterNode>>, BrokerError> {
+    let Some(list) = &config.controller_quorum_voters else {
+        return Ok(None);
+    };
+    let voters = crate::cluster::voters::parse(list)?;
+    let cluster_id = config.cluster_id.clone().unwrap_or_default();
+    let node = crate::cluster::node::ClusterNode::start(config, &cluster_id, &voters, advertised)?;
+    Ok(Some(Arc::new(node)))
+}
+
 /// Checks the voter list and the data dir's identity against this node's
 /// flags; the data dir gets its identity on a first start.
 fn resolve_identity(config: &BrokerConfig) -> Result<crate::cluster::MetaProperties, BrokerError> {
@@ -223,10 +269,9 @@ fn resolve_identity(config: &BrokerConfig) -> Result<crate::cluster::MetaPropert
     if let Some(list) = &config.controller_quorum_voters {
         let voters = voters::parse(list)?;
         voters::this_node(&voters, config.node_id, config.controller_listen.as_deref())?;
-        if voters.len() > 1 {
-            return Err(BrokerError::MultiNode(voters.len()));
-        }
-        if expected.is_none() && !config.data_dir.join(identity::META_PROPERTIES).exists() {
+        // The voters of one cluster all derive the same id, so a data dir
+        // from another cluster (another voter list) is refused.
+        if expected.is_none() {
             expected = Some(identity::cluster_id_for_voters(list));
         }
     }
@@ -259,6 +304,26 @@ async fn drain(shard: &Shard, drained: &AtomicUsize) {
         }
     })
     .await;
+}
+
+/// Shard 0 in a cluster: every newly applied metadata image becomes the
+/// topics snapshot of every shard, in order.
+async fn image_loop(shard: Rc<Shard>, mut watch: crate::controller::ImageWatch) {
+    loop {
+        let changed = {
+            let next = std::pin::pin!(watch.changed());
+            let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            match futures::future::select(next, stop).await {
+                futures::future::Either::Left((next, _)) => next,
+                futures::future::Either::Right(_) => return,
+            }
+        };
+        let Some((index, image)) = changed else {
+            return;
+        };
+        let topics = crate::cluster::view::topics_from_image(index, image, shard.config.node_id);
+        shard.broadcast_topics(Arc::new(topics)).await;
+    }
 }
 
 async fn watch_stop(shard: Rc<Shard>, stop: Arc<AtomicBool>) {

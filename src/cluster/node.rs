@@ -52,7 +52,7 @@ pub struct ClusterNode {
     /// previous one of the same node.
     pub incarnation: uuid::Uuid,
     stop: Arc<AtomicBool>,
-    heartbeats: Option<JoinHandle<()>>,
+    heartbeats: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, NodeError> {
@@ -92,16 +92,17 @@ impl ClusterNode {
         controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
         controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
         let controller = Arc::new(Controller::start(controller_config)?);
-        let mut node = ClusterNode {
+        let node = ClusterNode {
             controller,
             node_id,
             incarnation: uuid::Uuid::new_v4(),
             stop: Arc::new(AtomicBool::new(false)),
-            heartbeats: None,
+            heartbeats: std::sync::Mutex::new(None),
         };
         let wait = Duration::from_millis(config.broker_startup_timeout_ms);
         node.register(advertised, config.broker_rack.clone(), wait)?;
-        node.heartbeats = Some(node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?);
+        let heartbeats = node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?;
+        *node.heartbeats.lock().expect("never poisoned") = Some(heartbeats);
         node.wait_unfenced(wait)?;
         Ok(node)
     }
@@ -182,9 +183,9 @@ impl ClusterNode {
     }
 
     /// Controlled shutdown (bounded by `timeout`): asks the active
-    /// controller to move this broker's leaderships away, then stops the
-    /// heartbeats and the controller voter.
-    pub fn shutdown(mut self, timeout: Duration) {
+    /// controller to move this broker's leaderships away. The broker keeps
+    /// serving meanwhile; [`Self::stop`] follows once the shards stopped.
+    pub fn controlled_shutdown(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let applied = self.controller.image().0;
@@ -200,8 +201,12 @@ impl ClusterNode {
                 }
             }
         }
+    }
+
+    /// Stops the heartbeats and the controller voter.
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(heartbeats) = self.heartbeats.take() {
+        if let Some(heartbeats) = self.heartbeats.lock().expect("never poisoned").take() {
             let _ = heartbeats.join();
         }
         self.controller.shutdown();

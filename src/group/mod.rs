@@ -167,6 +167,13 @@ pub fn fits_record(s: &str) -> bool {
 /// gone, `msg` (and its reply sender) is dropped and the asker answers
 /// COORDINATOR_NOT_AVAILABLE.
 pub async fn route(shard: &Rc<Shard>, group_id: &str, msg: GroupMsg) {
+    let partition = offsets_partition(group_id, offsets_partition_count(shard));
+    let topics = shard.topics();
+    if topics.has_partition(OFFSETS_TOPIC, partition) && !topics.leads(OFFSETS_TOPIC, partition) {
+        // Another broker coordinates it: dropping `msg` answers
+        // COORDINATOR_NOT_AVAILABLE, and the client finds the coordinator.
+        return;
+    }
     let target = coordinator_shard(shard, group_id);
     send(shard, target, msg).await;
 }
@@ -405,6 +412,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
         let outcome = shard
             .admin(AdminOp::CreateTopic {
                 name: OFFSETS_TOPIC.to_string(),
+                replication_factor: crate::cluster::internal_replication_factor(shard),
                 partitions: shard.config.offsets_topic_num_partitions,
                 configs: offsets_topic_configs(),
                 validate_only: false,
@@ -422,7 +430,10 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
     let started = std::time::Instant::now();
     let mut records = 0usize;
     for partition in 0..topic.partitions {
-        if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id {
+        // In a cluster, only the partitions this broker leads hold its groups.
+        if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id
+            || !shard.topics().leads(OFFSETS_TOPIC, partition)
+        {
             continue;
         }
         match replay(shard, partition).await {

@@ -48,8 +48,10 @@ pub async fn create_topics(
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let outcome = if !matches!(topic.replication_factor, -1 | 1)
-            || topic.assignments.iter().any(|a| a.broker_ids.len() != 1)
+        let one_node = shard.cluster.is_none();
+        let outcome = if one_node
+            && (!matches!(topic.replication_factor, -1 | 1)
+                || topic.assignments.iter().any(|a| a.broker_ids.len() != 1))
         {
             refused(
                 ResponseError::InvalidReplicationFactor,
@@ -78,6 +80,7 @@ pub async fn create_topics(
                     shard
                         .admin(AdminOp::CreateTopic {
                             name: name.clone(),
+                            replication_factor: i32::from(topic.replication_factor),
                             partitions: topic.num_partitions,
                             configs,
                             validate_only: request.validate_only,

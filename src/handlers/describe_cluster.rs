@@ -42,12 +42,29 @@ pub fn handle(
     }
     let node = shard.config.node_id;
     response.cluster_id = StrBytes::from_string(super::metadata::cluster_id(shard));
-    response.controller_id = BrokerId(node);
+    response.controller_id = BrokerId(super::metadata::controller_id(shard));
     response.cluster_authorized_operations = OPERATIONS_OMITTED;
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(node);
-    broker.host = StrBytes::from_string(shard.advertised.0.clone());
-    broker.port = shard.advertised.1;
-    response.brokers = vec![broker];
+    response.brokers = match shard.topics().cluster.as_deref() {
+        Some(view) => view
+            .image
+            .live_brokers()
+            .filter_map(|b| {
+                let endpoint = b.endpoints.first()?;
+                let mut broker = DescribeClusterBroker::default();
+                broker.broker_id = BrokerId(b.id);
+                broker.host = StrBytes::from_string(endpoint.host.clone());
+                broker.port = i32::from(endpoint.port);
+                broker.rack = b.rack.clone().map(StrBytes::from_string);
+                Some(broker)
+            })
+            .collect(),
+        None => {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(node);
+            broker.host = StrBytes::from_string(shard.advertised.0.clone());
+            broker.port = shard.advertised.1;
+            vec![broker]
+        }
+    };
     response
 }

@@ -13,6 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
+use crate::cluster::view::ClusterView;
+use crate::controller::image::PartitionState;
 use crate::metadata::{valid_topic_name, TopicMeta};
 use crate::shard::{AdminOp, Shard};
 
@@ -64,17 +66,25 @@ pub async fn handle(
     }
     let topics = shard.topics();
     let node = shard.config.node_id;
+    let view = topics.cluster.as_deref();
     let mut response = MetadataResponse::default();
-    response.brokers = vec![broker(shard)];
+    response.brokers = match view {
+        Some(view) => live_brokers(view),
+        None => vec![broker(shard)],
+    };
     response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
-    response.controller_id = BrokerId(node);
+    response.controller_id = BrokerId(controller_id(shard));
     response.cluster_authorized_operations = OPERATIONS_OMITTED;
     response.topics = match names {
-        None => topics.topics.values().map(|t| described(t, node)).collect(),
+        None => topics
+            .topics
+            .values()
+            .map(|t| described(t, node, view))
+            .collect(),
         Some(names) => names
             .into_iter()
             .map(|name| match name.as_deref().and_then(|n| topics.get(n)) {
-                Some(t) => described(t, node),
+                Some(t) => described(t, node, view),
                 None => missing(name),
             })
             .collect(),
@@ -82,10 +92,36 @@ pub async fn handle(
     response
 }
 
+/// The active controller: this node alone, else as the quorum last said
+/// (-1 while none is elected).
+pub fn controller_id(shard: &Shard) -> i32 {
+    match &shard.cluster {
+        Some(node) => node.controller.leader().unwrap_or(-1),
+        None => shard.config.node_id,
+    }
+}
+
+/// Every unfenced broker with its client endpoint and rack.
+fn live_brokers(view: &ClusterView) -> Vec<MetadataResponseBroker> {
+    view.image
+        .live_brokers()
+        .filter_map(|b| {
+            let endpoint = b.endpoints.first()?;
+            let mut out = MetadataResponseBroker::default();
+            out.node_id = BrokerId(b.id);
+            out.host = StrBytes::from_string(endpoint.host.clone());
+            out.port = i32::from(endpoint.port);
+            out.rack = b.rack.clone().map(StrBytes::from_string);
+            Some(out)
+        })
+        .collect()
+}
+
 async fn create_default(shard: &Rc<Shard>, name: &str) {
     let outcome = shard
         .admin(AdminOp::CreateTopic {
             name: name.to_string(),
+            replication_factor: -1,
             partitions: -1,
             configs: Default::default(),
             validate_only: false,
@@ -109,24 +145,51 @@ fn broker(shard: &Shard) -> MetadataResponseBroker {
     b
 }
 
-fn described(topic: &TopicMeta, node: i32) -> MetadataResponseTopic {
+fn described(topic: &TopicMeta, node: i32, view: Option<&ClusterView>) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     t.topic_id = topic.uuid();
     t.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t.partitions = (0..topic.partitions)
-        .map(|p| {
-            let mut part = MetadataResponsePartition::default();
-            part.partition_index = p;
-            part.leader_id = BrokerId(node);
-            part.leader_epoch = 0;
-            part.replica_nodes = vec![BrokerId(node)];
-            part.isr_nodes = vec![BrokerId(node)];
-            part
-        })
+        .map(
+            |p| match view.and_then(|v| Some((v, v.partition(&topic.name, p)?))) {
+                Some((view, state)) => replicated(p, state, view),
+                None => {
+                    let mut part = MetadataResponsePartition::default();
+                    part.partition_index = p;
+                    part.leader_id = BrokerId(node);
+                    part.leader_epoch = 0;
+                    part.replica_nodes = vec![BrokerId(node)];
+                    part.isr_nodes = vec![BrokerId(node)];
+                    part
+                }
+            },
+        )
         .collect();
     t
+}
+
+/// A partition as the cluster image has it; an offline one (no leader)
+/// answers LEADER_NOT_AVAILABLE, as Kafka does.
+fn replicated(index: i32, state: &PartitionState, view: &ClusterView) -> MetadataResponsePartition {
+    let ids = |ids: &[i32]| ids.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
+    let mut part = MetadataResponsePartition::default();
+    part.partition_index = index;
+    part.leader_id = BrokerId(state.leader);
+    part.leader_epoch = state.leader_epoch;
+    part.replica_nodes = ids(&state.replicas);
+    part.isr_nodes = ids(&state.isr);
+    part.offline_replicas = state
+        .replicas
+        .iter()
+        .filter(|&&id| !view.image.broker_live(id))
+        .map(|&id| BrokerId(id))
+        .collect();
+    if state.leader < 0 {
+        part.error_code = ResponseError::LeaderNotAvailable.code();
+    }
+    part
 }
 
 fn missing(name: Option<String>) -> MetadataResponseTopic {

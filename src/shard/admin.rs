@@ -62,6 +62,9 @@ impl Shard {
         );
         let _serial = self.admin_lock.lock().await;
         let current = self.topics();
+        if let Some(node) = self.cluster.clone() {
+            return self.admin_cluster(&node, &current, op).await;
+        }
         let next = match plan(&self.config, &current, op) {
             Ok(Some(next)) => next,
             Ok(None) => return ok(),
@@ -103,7 +106,7 @@ impl Shard {
 
 /// The snapshot after `op`, `None` when nothing changes (validate_only), or
 /// the refusal Kafka would answer.
-fn plan(
+pub(super) fn plan(
     config: &BrokerConfig,
     current: &Topics,
     op: AdminOp,
@@ -116,6 +119,7 @@ fn plan(
             partitions,
             configs,
             validate_only,
+            ..
         } => {
             if !valid_topic_name(&name) {
                 return Err(refuse(

@@ -107,6 +107,8 @@ pub enum AdminOp {
     CreateTopic {
         name: String,
         partitions: i32,
+        /// -1: `default_replication_factor`. A one-node broker takes 1 only.
+        replication_factor: i32,
         configs: crate::config::TopicConfigs,
         validate_only: bool,
     },

@@ -8,6 +8,7 @@
 //! file handles.
 
 mod admin;
+mod admin_cluster;
 mod durability;
 pub mod event;
 pub mod messages;
@@ -65,6 +66,8 @@ pub struct Shard {
     pub txns: crate::txn::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
     producer_ids: producer_ids::ProducerIds,
+    /// In a cluster: this node's controller voter and registration.
+    pub cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -77,6 +80,7 @@ impl Shard {
         advertised: (String, i32),
         mesh: Mesh<ShardMsg>,
         clean_start: bool,
+        cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
     ) -> Shard {
         Shard {
             id,
@@ -93,6 +97,7 @@ impl Shard {
             groups: crate::group::Coordinator::default(),
             txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
+            cluster,
         }
     }
 
@@ -254,7 +259,7 @@ impl Shard {
                     topic: Arc::from(topic.name.as_str()),
                     partition,
                 };
-                if self.owner_of(&tp) != self.id {
+                if self.owner_of(&tp) != self.id || !topics.hosts(&tp.topic, partition) {
                     continue;
                 }
                 if let Some(existing) = self.partition(&tp) {
@@ -292,6 +297,7 @@ impl Shard {
                 topics
                     .get(&tp.topic)
                     .is_none_or(|t| t.id != p.topic_id || tp.partition >= t.partitions)
+                    || !topics.hosts(&tp.topic, tp.partition)
             })
             .map(|(tp, _)| tp.clone())
             .collect();

@@ -15,6 +15,17 @@ fn unknown_partition() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
 }
 
+/// In a cluster, a partition another broker leads is answered
+/// NOT_LEADER_OR_FOLLOWER, which sends clients back to Metadata.
+fn not_led_here(shard: &Shard, tp: &TopicPartition) -> bool {
+    let topics = shard.topics();
+    topics.has_partition(&tp.topic, tp.partition) && !topics.leads(&tp.topic, tp.partition)
+}
+
+fn not_leader() -> i16 {
+    ResponseError::NotLeaderOrFollower.code()
+}
+
 /// The Kafka error code for a storage failure.
 pub fn storage_error_code(e: &StorageError) -> i16 {
     match e {
@@ -168,6 +179,9 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         log_append_time_ms: -1,
         log_start_offset: -1,
     };
+    if not_led_here(shard, &item.tp) {
+        return failed(not_leader());
+    }
     let Some(partition) = shard.partition(&item.tp) else {
         return failed(unknown_partition());
     };
@@ -219,6 +233,10 @@ fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
         slices: Vec::new(),
         bytes: 0,
     };
+    if not_led_here(shard, &item.tp) {
+        outcome.error = not_leader();
+        return outcome;
+    }
     let Some(partition) = shard.partition(&item.tp) else {
         outcome.error = unknown_partition();
         return outcome;
@@ -272,6 +290,9 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         offset,
         timestamp,
     };
+    if not_led_here(shard, &query.tp) {
+        return answer(not_leader(), -1, -1);
+    }
     let Some(partition) = shard.partition(&query.tp) else {
         return answer(unknown_partition(), -1, -1);
     };

@@ -49,7 +49,9 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let started = std::time::Instant::now();
     let mut applied = 0usize;
     for partition in 0..topic.partitions {
-        if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id {
+        if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id
+            || !shard.topics().leads(TXN_TOPIC, partition)
+        {
             continue;
         }
         match replay(shard, partition).await {
@@ -107,6 +109,7 @@ async fn create_topic(shard: &Rc<Shard>) -> bool {
     let outcome = shard
         .admin(AdminOp::CreateTopic {
             name: TXN_TOPIC.to_string(),
+            replication_factor: crate::cluster::internal_replication_factor(shard),
             partitions: shard.config.transaction_state_num_partitions,
             configs,
             validate_only: false,

@@ -194,6 +194,13 @@ pub fn valid_transactional_id(id: &str) -> bool {
 /// shard is gone, `msg` (and its reply sender) is dropped and the asker
 /// answers COORDINATOR_NOT_AVAILABLE.
 pub async fn route(shard: &Rc<Shard>, transactional_id: &str, msg: TxnMsg) {
+    let partition = txn_partition(shard, transactional_id);
+    let topics = shard.topics();
+    if topics.has_partition(TXN_TOPIC, partition) && !topics.leads(TXN_TOPIC, partition) {
+        // Another broker coordinates it; the dropped `msg` answers a
+        // retriable coordinator error and the client looks it up again.
+        return;
+    }
     let target = coordinator_shard(shard, transactional_id);
     send(shard, target, msg).await;
 }

@@ -66,8 +66,47 @@ fn coordinator(shard: &Shard, key: &StrBytes, key_type: i8) -> Coordinator {
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
         _ => return refuse(c, ResponseError::InvalidRequest, "unknown key type"),
     }
-    c.node_id = BrokerId(shard.config.node_id);
-    c.host = StrBytes::from_string(shard.advertised.0.clone());
-    c.port = shard.advertised.1;
-    c
+    let (topic, partition) = if key_type == KEY_TYPE_GROUP {
+        let p = crate::group::offsets_partition(key, crate::group::offsets_partition_count(shard));
+        (crate::group::OFFSETS_TOPIC, p)
+    } else {
+        (crate::txn::TXN_TOPIC, crate::txn::txn_partition(shard, key))
+    };
+    match leader_endpoint(shard, topic, partition) {
+        Some(Some((id, host, port))) => {
+            c.node_id = BrokerId(id);
+            c.host = StrBytes::from_string(host);
+            c.port = port;
+            c
+        }
+        Some(None) => refuse(
+            c,
+            ResponseError::CoordinatorNotAvailable,
+            "the coordinator's partition has no leader",
+        ),
+        None => {
+            c.node_id = BrokerId(shard.config.node_id);
+            c.host = StrBytes::from_string(shard.advertised.0.clone());
+            c.port = shard.advertised.1;
+            c
+        }
+    }
+}
+
+/// In a cluster, the broker leading the internal topic's partition (whose
+/// log holds the coordinator's state): `Some(None)` while it has no live
+/// leader; `None` when this broker answers (alone, or the topic is not
+/// created yet: the first request creates it here).
+fn leader_endpoint(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+) -> Option<Option<(i32, String, i32)>> {
+    let topics = shard.topics();
+    let view = topics.cluster.as_deref()?;
+    let state = view.partition(topic, partition)?;
+    Some(view.image.brokers.get(&state.leader).and_then(|b| {
+        let endpoint = b.endpoints.first()?;
+        (!b.fenced).then(|| (b.id, endpoint.host.clone(), i32::from(endpoint.port)))
+    }))
 }

@@ -1,0 +1,175 @@
+//! Topic changes in a cluster: validated like a one-node broker's (the same
+//! `plan`), then carried out through the metadata quorum, and answered once
+//! this broker's shards have applied the committed change (as Kafka brokers
+//! forward admin requests to the active controller).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::admin::plan;
+use super::*;
+use crate::cluster::node::ClusterNode;
+use crate::controller::placement::{live_candidates, place_replicas};
+use crate::controller::records::{ConfigChange, ConfigResource, MetadataRecord};
+use crate::controller::ControllerError;
+use crate::metadata::TopicMeta;
+
+/// How often an admin request looks whether its change reached the shards.
+const APPLIED_POLL: Duration = Duration::from_millis(2);
+
+fn refuse(code: i16, message: impl Into<String>) -> AdminOutcome {
+    AdminOutcome {
+        error: code,
+        message: Some(message.into()),
+    }
+}
+
+fn controller_refusal(e: &ControllerError) -> AdminOutcome {
+    refuse(e.error_code(), e.to_string())
+}
+
+impl Shard {
+    pub(super) async fn admin_cluster(
+        self: &Rc<Self>,
+        node: &ClusterNode,
+        current: &Topics,
+        op: AdminOp,
+    ) -> AdminOutcome {
+        let replication_factor = match &op {
+            AdminOp::CreateTopic {
+                replication_factor, ..
+            } => *replication_factor,
+            _ => -1,
+        };
+        let next = match plan(&self.config, current, op) {
+            Ok(Some(next)) => next,
+            Ok(None) => return ok_outcome(),
+            Err(refused) => return refused,
+        };
+        let records = match self.records_for(node, current, &next, replication_factor) {
+            Ok(records) => records,
+            Err(refused) => return refused,
+        };
+        let mut last_index = 0;
+        for record in records {
+            match node.controller.propose(record).await {
+                Ok((index, _)) => last_index = index,
+                Err(e) => return controller_refusal(&e),
+            }
+        }
+        self.wait_applied(last_index).await
+    }
+
+    /// The metadata records that turn `current` into `next`.
+    fn records_for(
+        &self,
+        node: &ClusterNode,
+        current: &Topics,
+        next: &Topics,
+        replication_factor: i32,
+    ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
+        let (_, image) = node.controller.image();
+        let brokers = live_candidates(&image);
+        let factor = if replication_factor < 0 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
+        let place = |partitions: i32, start: usize| {
+            place_replicas(&brokers, partitions, factor, start)
+                .map_err(|e| refuse(e.error_code(), e.to_string()))
+        };
+        let mut records = Vec::new();
+        for (name, topic) in &next.topics {
+            match current.get(name) {
+                None => records.push(MetadataRecord::CreateTopic {
+                    name: name.clone(),
+                    id: topic.uuid(),
+                    configs: topic.configs.clone().into_iter().collect(),
+                    assignments: place(topic.partitions, placement_start(name))?,
+                }),
+                Some(old) => records.extend(changes(old, topic, &place)?),
+            }
+        }
+        for name in current.topics.keys() {
+            if !next.topics.contains_key(name) {
+                records.push(MetadataRecord::DeleteTopic { name: name.clone() });
+            }
+        }
+        Ok(records)
+    }
+
+    /// Waits (bounded) until this shard's snapshot reflects log index
+    /// `index`; shard 0 applies a new image only after every shard has.
+    async fn wait_applied(&self, index: u64) -> AdminOutcome {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.config.metadata_propose_timeout_ms);
+        while self.topics().version < index {
+            if Instant::now() >= deadline {
+                return refuse(
+                    ResponseError::RequestTimedOut.code(),
+                    "committed, but not yet applied on this broker",
+                );
+            }
+            crate::runtime::sleep(APPLIED_POLL).await;
+        }
+        ok_outcome()
+    }
+}
+
+fn ok_outcome() -> AdminOutcome {
+    AdminOutcome {
+        error: 0,
+        message: None,
+    }
+}
+
+/// Where a topic's first leader goes: spread by name, so topics do not all
+/// start on the same broker (Kafka picks at random).
+fn placement_start(name: &str) -> usize {
+    crate::metadata::owner_shard(name, 0, usize::MAX)
+}
+
+/// Records for a topic that exists in both snapshots: added partitions and
+/// changed configs.
+fn changes(
+    old: &TopicMeta,
+    new: &TopicMeta,
+    place: impl Fn(i32, usize) -> Result<Vec<Vec<i32>>, AdminOutcome>,
+) -> Result<Vec<MetadataRecord>, AdminOutcome> {
+    let mut records = Vec::new();
+    if new.partitions > old.partitions {
+        let added = new.partitions - old.partitions;
+        records.push(MetadataRecord::CreatePartitions {
+            topic: new.name.clone(),
+            assignments: place(added, placement_start(&new.name) + old.partitions as usize)?,
+        });
+    }
+    let mut config_changes: Vec<ConfigChange> = new
+        .configs
+        .iter()
+        .filter(|(k, v)| old.configs.get(*k) != Some(v))
+        .map(|(k, v)| ConfigChange {
+            name: k.clone(),
+            value: Some(v.clone()),
+        })
+        .collect();
+    config_changes.extend(
+        old.configs
+            .keys()
+            .filter(|k| !new.configs.contains_key(*k))
+            .map(|k| ConfigChange {
+                name: k.clone(),
+                value: None,
+            }),
+    );
+    if !config_changes.is_empty() {
+        records.push(MetadataRecord::AlterConfigs {
+            resource: ConfigResource::Topic(new.name.clone()),
+            changes: config_changes,
+        });
+    }
+    Ok(records)
+}
