@@ -137,7 +137,7 @@ fn placement_start(name: &str) -> usize {
 fn changes(
     old: &TopicMeta,
     new: &TopicMeta,
-    place: impl Fn(i32, usize) -> Result<Vec<Vec<i32>>, AdminOutcome>,
+    place: &impl Fn(i32, usize) -> Result<Vec<Vec<i32>>, AdminOutcome>,
 ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
     let mut records = Vec::new();
     if new.partitions > old.partitions {
