@@ -148,3 +148,29 @@ fn a_single_voter_list_runs_a_one_node_cluster() {
     );
     produce_values(&broker.bootstrap(), "one-voter", None, &["a".to_string()]);
 }
+
+/// A node started with another cluster's data dir (its voter list names
+/// another cluster) refuses to start and says why.
+#[test]
+fn a_node_refuses_another_clusters_data_dir() {
+    let port = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a, b) = (port(0), port(1));
+    let voters_a = format!("1@127.0.0.1:{a}");
+    let mut broker = Broker::start_with(
+        1,
+        &["--node-id", "1", "--controller-quorum-voters", &voters_a],
+    );
+    broker.stop();
+    let voters_b = format!("1@127.0.0.1:{b}");
+    let refused = refused_start(
+        broker.data_dir(),
+        &["--node-id", "1", "--controller-quorum-voters", &voters_b],
+    );
+    assert!(refused.contains("belongs to cluster"), "{refused}");
+}

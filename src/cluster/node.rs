@@ -22,6 +22,9 @@ use crate::controller::{Controller, ControllerConfig, ControllerError};
 
 /// The listener name brokers register their client endpoint under.
 const CLIENT_LISTENER: &str = "PLAINTEXT";
+/// Failed controlled-shutdown requests before stopping anyway (Kafka's
+/// `controlled.shutdown.max.retries`).
+const CONTROLLED_SHUTDOWN_RETRIES_MAX: u32 = 3;
 /// Pause between attempts while the quorum forms or a controller moves.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -187,20 +190,35 @@ impl ClusterNode {
     /// serving meanwhile; [`Self::stop`] follows once the shards stopped.
     pub fn controlled_shutdown(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+        let mut failures = 0;
+        while Instant::now() < deadline && failures < CONTROLLED_SHUTDOWN_RETRIES_MAX {
             let applied = self.controller.image().0;
             let asked = self
                 .controller
                 .request_shutdown(self.node_id, self.incarnation, applied);
             match block_on(asked) {
-                Ok(reply) if reply.should_shutdown => break,
+                Ok(reply) if reply.should_shutdown => {
+                    tracing::info!(
+                        node = self.node_id,
+                        "controlled shutdown: leaderships moved"
+                    );
+                    return;
+                }
                 Ok(_) => std::thread::sleep(RETRY_PAUSE),
                 Err(e) => {
-                    tracing::info!(error = %e, "controlled shutdown not answered; retrying");
+                    // No quorum (the rest of the cluster is stopping too):
+                    // give up after a few tries, as Kafka's
+                    // controlled.shutdown.max.retries does.
+                    failures += 1;
+                    tracing::info!(error = %e, failures, "controlled shutdown not answered");
                     std::thread::sleep(RETRY_PAUSE);
                 }
             }
         }
+        tracing::warn!(
+            node = self.node_id,
+            "stopping without a completed controlled shutdown"
+        );
     }
 
     /// Stops the heartbeats and the controller voter.

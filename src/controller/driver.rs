@@ -244,7 +244,7 @@ impl Core {
                 super::RecordError::StaleIncarnation(id),
             ));
         }
-        {
+        let leaving = {
             let mut sessions = self
                 .sessions
                 .lock()
@@ -253,11 +253,13 @@ impl Core {
             if heartbeat.want_shutdown {
                 sessions.leaving(id, heartbeat.incarnation);
             }
-        }
+            sessions.leaving_in(&image)
+        };
         let caught_up = heartbeat.metadata_index >= index;
         if heartbeat.want_shutdown {
             // Leaderships move in the fencing pass; the broker asks again.
-            let should_shutdown = movable_leaderships(&image, id) == 0;
+            // Only to brokers that stay: when all leave at once, none waits.
+            let should_shutdown = movable_leaderships(&image, id, &leaving) == 0;
             return Ok(HeartbeatReply {
                 fenced: broker.fenced,
                 caught_up,

@@ -126,11 +126,15 @@ pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> V
 
 /// Partitions `broker` leads that another in-sync replica could lead: a
 /// broker in controlled shutdown may stop once this is 0.
-pub fn movable_leaderships(image: &ClusterImage, broker: i32) -> usize {
+pub fn movable_leaderships(image: &ClusterImage, broker: i32, leaving: &[i32]) -> usize {
+    let mut gone = leaving.to_vec();
+    if !gone.contains(&broker) {
+        gone.push(broker);
+    }
     let partitions = image.topics.values().flat_map(|t| &t.partitions);
     partitions
         .filter(|p| p.leader == broker)
-        .filter(|p| target(p, image, &[broker], false).leader != broker)
+        .filter(|p| target(p, image, &gone, false).leader != broker)
         .count()
 }
 
@@ -271,7 +275,7 @@ mod tests {
         let mut image = image(&[]);
         image.topics.get_mut("t").unwrap().partitions[1].isr = vec![1];
         image.topics.get_mut("t").unwrap().partitions[1].leader = 1;
-        assert_eq!(movable_leaderships(&image, 1), 1);
+        assert_eq!(movable_leaderships(&image, 1, &[]), 1);
         let repairs = partition_repairs(&image, &[1], 10);
         // Partition 0 moves to 2; partition 1 has no other in-sync replica
         // and stays with 1 rather than going offline.
@@ -283,7 +287,7 @@ mod tests {
         for r in &repairs {
             crate::controller::records::apply(&mut image, r).unwrap();
         }
-        assert_eq!(movable_leaderships(&image, 1), 0);
+        assert_eq!(movable_leaderships(&image, 1, &[]), 0);
     }
 
     #[test]

@@ -1,0 +1,363 @@
+//! Three real `sluice` processes under one Raft metadata quorum (combined
+//! mode): topic placement through the quorum, controller and broker
+//! failover, controlled shutdown, and metadata that survives restarts.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::raw::RawClient;
+use common::*;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+
+/// Fast failure detection for tests; the defaults are Kafka's.
+const SESSION_TIMEOUT_MS: &str = "3000";
+const HEARTBEAT_MS: &str = "300";
+
+/// A loopback port nothing listens on now (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    nodes: BTreeMap<i32, Broker>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes at once (each waits for a quorum before it prints
+    /// its ready line).
+    fn start(n: i32) -> Cluster {
+        let voters: Vec<String> = (1..=n)
+            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+            .collect();
+        let voters = voters.join(",");
+        let starting: Vec<_> = (1..=n)
+            .map(|id| {
+                let voters = voters.clone();
+                thread::spawn(move || {
+                    let id_arg = id.to_string();
+                    let mut broker = Broker::start_with(
+                        1,
+                        &[
+                            "--node-id",
+                            &id_arg,
+                            "--controller-quorum-voters",
+                            &voters,
+                            "--broker-session-timeout-ms",
+                            SESSION_TIMEOUT_MS,
+                            "--broker-heartbeat-interval-ms",
+                            HEARTBEAT_MS,
+                        ],
+                    );
+                    broker.keep_port();
+                    (id, broker)
+                })
+            })
+            .collect();
+        Cluster {
+            nodes: starting.into_iter().map(|t| t.join().unwrap()).collect(),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.nodes
+            .values()
+            .map(Broker::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn node(&self, id: i32) -> &Broker {
+        &self.nodes[&id]
+    }
+
+    fn metadata(&self, id: i32) -> MetadataResponse {
+        RawClient::connect(&self.node(id).bootstrap())
+            .call(12, &MetadataRequest::default().with_topics(None))
+    }
+
+    /// Stops every node at once (controlled shutdowns need the quorum).
+    fn stop_all(&mut self) {
+        thread::scope(|s| {
+            for broker in self.nodes.values_mut() {
+                s.spawn(move || broker.stop());
+            }
+        });
+    }
+
+    fn start_all_again(&mut self) {
+        thread::scope(|s| {
+            for broker in self.nodes.values_mut() {
+                s.spawn(move || broker.start_again());
+            }
+        });
+    }
+}
+
+/// (partition -> (leader, replicas)) of `topic` in a Metadata answer.
+fn placement(metadata: &MetadataResponse, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>)> {
+    let t = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+        .unwrap_or_else(|| panic!("{topic} not in metadata"));
+    t.partitions
+        .iter()
+        .map(|p| {
+            let replicas = p.replica_nodes.iter().map(|b| b.0).collect();
+            (p.partition_index, (p.leader_id.0, replicas))
+        })
+        .collect()
+}
+
+fn brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
+    metadata.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+/// Waits (bounded) until node `id`'s Metadata satisfies `done`.
+fn wait_metadata(
+    cluster: &Cluster,
+    id: i32,
+    what: &str,
+    mut done: impl FnMut(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metadata = cluster.metadata(id);
+        if done(&metadata) {
+            return metadata;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {what}: {metadata:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn create_rf3(cluster: &Cluster, via: i32, topic: &str, partitions: i32) {
+    let admin = admin(&cluster.node(via).bootstrap());
+    let new = rdkafka::admin::NewTopic::new(
+        topic,
+        partitions,
+        rdkafka::admin::TopicReplication::Fixed(3),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let results =
+            futures::executor::block_on(admin.create_topics([&new], &admin_opts())).unwrap();
+        match &results[0] {
+            Ok(_) => return,
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => return,
+            Err((_, code)) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "CreateTopics kept failing: {code:?}"
+                );
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// A topic with replication factor 3 and 6 partitions created through node
+/// 1 shows on all three nodes with replicas spread and leaders balanced, and
+/// librdkafka produces to and consumes from its leaders.
+#[test]
+fn three_nodes_place_topics_and_serve_clients() {
+    let cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "spread", 6);
+    let first = wait_metadata(&cluster, 1, "the topic", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"))
+    });
+    let expected = placement(&first, "spread");
+    for id in [2, 3] {
+        let seen = wait_metadata(&cluster, id, "the same placement", |m| {
+            m.topics
+                .iter()
+                .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"))
+        });
+        assert_eq!(placement(&seen, "spread"), expected, "node {id} disagrees");
+        assert_eq!(brokers(&seen), BTreeSet::from([1, 2, 3]));
+    }
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+    for (leader, replicas) in expected.values() {
+        let distinct: BTreeSet<_> = replicas.iter().collect();
+        assert_eq!(distinct.len(), 3, "three distinct replicas: {replicas:?}");
+        *led.entry(*leader).or_default() += 1;
+    }
+    assert_eq!(
+        led,
+        BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+        "leaders balanced"
+    );
+
+    let values: Vec<String> = (0..300).map(|i| format!("m-{i:03}")).collect();
+    let delivered = produce_values(&cluster.bootstrap(), "spread", None, &values);
+    assert_eq!(delivered.len(), 300);
+    let consumed = consume_all(
+        &cluster.bootstrap(),
+        "spread",
+        6,
+        300,
+        Duration::from_secs(60),
+    );
+    let mut got: Vec<String> = consumed.iter().map(payload_str).collect();
+    got.sort();
+    assert_eq!(got, values);
+}
+
+/// kill -9 of the active controller: another voter takes over and
+/// CreateTopics through a surviving node succeeds.
+#[test]
+fn controller_kill9_elects_another_controller() {
+    let mut cluster = Cluster::start(3);
+    let metadata = wait_metadata(&cluster, 1, "a controller", |m| m.controller_id.0 > 0);
+    let controller = metadata.controller_id.0;
+    cluster.nodes.get_mut(&controller).unwrap().kill9();
+    let survivor = *cluster.nodes.keys().find(|&&id| id != controller).unwrap();
+    let after = wait_metadata(&cluster, survivor, "a new controller", |m| {
+        m.controller_id.0 > 0 && m.controller_id.0 != controller
+    });
+    assert_ne!(after.controller_id.0, controller);
+    create_rf3_or_two(&cluster, survivor, "after-failover");
+    let seen = wait_metadata(&cluster, survivor, "the new topic", |m| {
+        m.topics.iter().any(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| n.as_str() == "after-failover")
+        })
+    });
+    assert_eq!(placement(&seen, "after-failover").len(), 2);
+}
+
+/// With a node down, replication factor 2 fits the live brokers.
+fn create_rf3_or_two(cluster: &Cluster, via: i32, topic: &str) {
+    let admin = admin(&cluster.node(via).bootstrap());
+    let new = rdkafka::admin::NewTopic::new(topic, 2, rdkafka::admin::TopicReplication::Fixed(2));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let results =
+            futures::executor::block_on(admin.create_topics([&new], &admin_opts())).unwrap();
+        match &results[0] {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => return,
+            Err((_, code)) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "CreateTopics kept failing: {code:?}"
+                );
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// kill -9 of a broker: it is fenced (left out of Metadata), every partition
+/// it led gets another leader from the ISR, clients keep producing; after a
+/// restart it is back in Metadata.
+#[test]
+fn broker_kill9_is_fenced_and_its_leaderships_move() {
+    let mut cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "failover", 6);
+    wait_metadata(&cluster, 1, "the topic", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "failover"))
+    });
+    cluster.nodes.get_mut(&2).unwrap().kill9();
+    let fenced = wait_metadata(
+        &cluster,
+        1,
+        "broker 2 fenced and its leaderships moved",
+        |m| {
+            !brokers(m).contains(&2)
+                && placement(m, "failover")
+                    .values()
+                    .all(|(leader, _)| *leader == 1 || *leader == 3)
+        },
+    );
+    assert_eq!(brokers(&fenced), BTreeSet::from([1, 3]));
+    let bootstrap = format!(
+        "{},{}",
+        cluster.node(1).bootstrap(),
+        cluster.node(3).bootstrap()
+    );
+    for partition in 0..6 {
+        let delivered = produce_values(
+            &bootstrap,
+            "failover",
+            Some(partition),
+            &[format!("after-{partition}")],
+        );
+        assert_eq!(delivered.len(), 1, "partition {partition} takes writes");
+    }
+    cluster.nodes.get_mut(&2).unwrap().start_again();
+    wait_metadata(&cluster, 1, "broker 2 back", |m| brokers(m).contains(&2));
+}
+
+/// SIGTERM: the broker hands its leaderships over before it exits, so no
+/// partition goes offline.
+#[test]
+fn sigterm_moves_leaderships_before_exit() {
+    let mut cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "controlled", 6);
+    wait_metadata(&cluster, 1, "the topic", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "controlled"))
+    });
+    cluster.nodes.get_mut(&3).unwrap().stop();
+    let metadata = cluster.metadata(1);
+    for (partition, (leader, _)) in placement(&metadata, "controlled") {
+        assert!(
+            leader == 1 || leader == 2,
+            "partition {partition} led by {leader} after broker 3 stopped"
+        );
+    }
+}
+
+/// All three restarted: topics, configs and assignments are intact.
+#[test]
+fn metadata_survives_a_full_restart() {
+    let mut cluster = Cluster::start(3);
+    create_rf3(&cluster, 2, "kept", 3);
+    let admin = admin(&cluster.node(1).bootstrap());
+    let resource =
+        rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("kept"))
+            .set("retention.ms", "12345");
+    futures::executor::block_on(admin.alter_configs([&resource], &admin_opts())).unwrap();
+    let before = wait_metadata(&cluster, 1, "the topic", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "kept"))
+    });
+    let replicas_before: Vec<Vec<i32>> = placement(&before, "kept")
+        .into_values()
+        .map(|(_, replicas)| replicas)
+        .collect();
+    cluster.stop_all();
+    cluster.start_all_again();
+    let after = wait_metadata(&cluster, 3, "the topic after restart", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "kept"))
+    });
+    let replicas_after: Vec<Vec<i32>> = placement(&after, "kept")
+        .into_values()
+        .map(|(_, replicas)| replicas)
+        .collect();
+    assert_eq!(replicas_after, replicas_before);
+    let configs = describe_topic_config(&cluster.node(3).bootstrap(), "kept");
+    assert_eq!(
+        configs.get("retention.ms"),
+        Some(&Some("12345".to_string()))
+    );
+}
