@@ -10,10 +10,16 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs clean
+.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# Three nodes on this machine (clients on 127.0.0.1:9092-9094, data in
+# ./data/node-N); Ctrl-C stops them all.
+cluster:
+	$(CARGO) build --release --bin sluice
+	./scripts/cluster.sh
 
 build:
 	$(CARGO) build --release --workspace
