@@ -200,6 +200,43 @@ fn three_nodes_place_topics_and_serve_clients() {
         "leaders balanced"
     );
 
+    // Explicit assignments are kept as given; unknown brokers are refused.
+    let admin = admin(&cluster.node(2).bootstrap());
+    let manual = rdkafka::admin::NewTopic::new(
+        "manual",
+        2,
+        rdkafka::admin::TopicReplication::Variable(&[&[2, 3], &[3, 1]]),
+    );
+    let bad = rdkafka::admin::NewTopic::new(
+        "manual-bad",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[1, 9]]),
+    );
+    let results =
+        futures::executor::block_on(admin.create_topics([&manual, &bad], &admin_opts())).unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(
+            results[1],
+            Err((
+                _,
+                rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment
+            ))
+        ),
+        "{:?}",
+        results[1]
+    );
+    let seen = wait_metadata(&cluster, 3, "the manual topic", |m| {
+        m.topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "manual"))
+    });
+    let manual_placement: Vec<Vec<i32>> = placement(&seen, "manual")
+        .into_values()
+        .map(|(_, replicas)| replicas)
+        .collect();
+    assert_eq!(manual_placement, [vec![2, 3], vec![3, 1]]);
+
     let values: Vec<String> = (0..300).map(|i| format!("m-{i:03}")).collect();
     let delivered = produce_values(&cluster.bootstrap(), "spread", None, &values);
     assert_eq!(delivered.len(), 300);

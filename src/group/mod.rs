@@ -412,6 +412,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
         let outcome = shard
             .admin(AdminOp::CreateTopic {
                 name: OFFSETS_TOPIC.to_string(),
+                assignments: None,
                 replication_factor: crate::cluster::internal_replication_factor(shard),
                 partitions: shard.config.offsets_topic_num_partitions,
                 configs: offsets_topic_configs(),

@@ -60,10 +60,18 @@ pub async fn create_topics(
                     topic.replication_factor
                 ),
             )
-        } else if !topic.assignments.is_empty() {
+        } else if one_node && !topic.assignments.is_empty() {
             refused(
                 ResponseError::InvalidRequest,
-                "manual replica assignment is not supported".into(),
+                "manual replica assignment is not supported on a one-node broker".into(),
+            )
+        } else if !topic.assignments.is_empty()
+            && (topic.num_partitions != -1 || topic.replication_factor != -1)
+        {
+            // Kafka's rule: assignments say both.
+            refused(
+                ResponseError::InvalidRequest,
+                "both numPartitions or replicationFactor and replicasAssignments were set".into(),
             )
         } else {
             let configs: Option<TopicConfigs> = topic
@@ -77,11 +85,17 @@ pub async fn create_topics(
                 .collect();
             match configs {
                 Some(configs) => {
+                    let assignments = explicit_assignments(&topic.assignments);
+                    let partitions = match &assignments {
+                        Some(a) => i32::try_from(a.len()).unwrap_or(i32::MAX),
+                        None => topic.num_partitions,
+                    };
                     shard
                         .admin(AdminOp::CreateTopic {
                             name: name.clone(),
                             replication_factor: i32::from(topic.replication_factor),
-                            partitions: topic.num_partitions,
+                            assignments,
+                            partitions,
                             configs,
                             validate_only: request.validate_only,
                         })
@@ -106,7 +120,7 @@ pub async fn create_topics(
                     topic.num_partitions
                 };
             }
-            result.replication_factor = 1;
+            result.replication_factor = replication_factor(shard, &name);
         } else {
             result.num_partitions = -1;
             result.replication_factor = -1;
@@ -119,6 +133,42 @@ pub async fn create_topics(
     let mut response = CreateTopicsResponse::default();
     response.topics = results;
     response
+}
+
+/// Replicas per partition in partition order, or `None` when the request
+/// names none (or names partitions out of order, which the controller's
+/// validation then refuses as a count mismatch).
+fn explicit_assignments(
+    assignments: &[kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment],
+) -> Option<Vec<Vec<i32>>> {
+    if assignments.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<_> = assignments.iter().collect();
+    sorted.sort_by_key(|a| a.partition_index);
+    Some(
+        sorted
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if a.partition_index != i as i32 {
+                    return Vec::new(); // refused later: a partition without replicas
+                }
+                a.broker_ids.iter().map(|b| b.0).collect()
+            })
+            .collect(),
+    )
+}
+
+/// The replication factor a created topic got (its first partition's).
+fn replication_factor(shard: &Shard, topic: &str) -> i16 {
+    let topics = shard.topics();
+    match topics.cluster.as_deref() {
+        Some(view) => view
+            .partition(topic, 0)
+            .map_or(-1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)),
+        None => 1,
+    }
 }
 
 pub async fn delete_topics(

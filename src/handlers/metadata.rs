@@ -121,6 +121,7 @@ async fn create_default(shard: &Rc<Shard>, name: &str) {
     let outcome = shard
         .admin(AdminOp::CreateTopic {
             name: name.to_string(),
+            assignments: None,
             replication_factor: -1,
             partitions: -1,
             configs: Default::default(),

@@ -37,18 +37,26 @@ impl Shard {
         current: &Topics,
         op: AdminOp,
     ) -> AdminOutcome {
-        let replication_factor = match &op {
+        let (replication_factor, assignments) = match &op {
             AdminOp::CreateTopic {
-                replication_factor, ..
-            } => *replication_factor,
-            _ => -1,
+                replication_factor,
+                assignments,
+                ..
+            } => (*replication_factor, assignments.clone()),
+            _ => (-1, None),
         };
+        if let Some(assignments) = &assignments {
+            if let Err(refused) = check_assignments(node, assignments) {
+                return refused;
+            }
+        }
         let next = match plan(&self.config, current, op) {
             Ok(Some(next)) => next,
             Ok(None) => return ok_outcome(),
             Err(refused) => return refused,
         };
-        let records = match self.records_for(node, current, &next, replication_factor) {
+        let records = match self.records_for(node, current, &next, replication_factor, assignments)
+        {
             Ok(records) => records,
             Err(refused) => return refused,
         };
@@ -69,6 +77,7 @@ impl Shard {
         current: &Topics,
         next: &Topics,
         replication_factor: i32,
+        mut assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
         let (_, image) = node.controller.image();
         let brokers = live_candidates(&image);
@@ -88,7 +97,10 @@ impl Shard {
                     name: name.clone(),
                     id: topic.uuid(),
                     configs: topic.configs.clone().into_iter().collect(),
-                    assignments: place(topic.partitions, placement_start(name))?,
+                    assignments: match assignments.take() {
+                        Some(given) => given,
+                        None => place(topic.partitions, placement_start(name))?,
+                    },
                 }),
                 Some(old) => records.extend(changes(old, topic, &place)?),
             }
@@ -117,6 +129,28 @@ impl Shard {
         }
         ok_outcome()
     }
+}
+
+/// Kafka's checks of explicit assignments: every partition has replicas,
+/// none twice, all registered brokers.
+fn check_assignments(node: &ClusterNode, assignments: &[Vec<i32>]) -> Result<(), AdminOutcome> {
+    let (_, image) = node.controller.image();
+    let invalid = |why: String| Err(refuse(ResponseError::InvalidReplicaAssignment.code(), why));
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() {
+            return invalid(format!(
+                "partition {p} has no replicas (or partitions skip an index)"
+            ));
+        }
+        let distinct: std::collections::BTreeSet<_> = replicas.iter().collect();
+        if distinct.len() != replicas.len() {
+            return invalid(format!("partition {p} names a broker twice: {replicas:?}"));
+        }
+        if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+            return invalid(format!("partition {p}: broker {unknown} is not registered"));
+        }
+    }
+    Ok(())
 }
 
 fn ok_outcome() -> AdminOutcome {

@@ -109,6 +109,9 @@ pub enum AdminOp {
         partitions: i32,
         /// -1: `default_replication_factor`. A one-node broker takes 1 only.
         replication_factor: i32,
+        /// Explicit replicas per partition (CreateTopics' assignments), in
+        /// a cluster; `None`: placed by the controller's rules.
+        assignments: Option<Vec<Vec<i32>>>,
         configs: crate::config::TopicConfigs,
         validate_only: bool,
     },

@@ -109,6 +109,7 @@ async fn create_topic(shard: &Rc<Shard>) -> bool {
     let outcome = shard
         .admin(AdminOp::CreateTopic {
             name: TXN_TOPIC.to_string(),
+            assignments: None,
             replication_factor: crate::cluster::internal_replication_factor(shard),
             partitions: shard.config.transaction_state_num_partitions,
             configs,
