@@ -215,6 +215,7 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
         (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::AddPartitionsToTxn, 0, 4),
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),

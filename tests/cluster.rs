@@ -353,10 +353,35 @@ fn sigterm_moves_leaderships_before_exit() {
     });
     cluster.nodes.get_mut(&3).unwrap().stop();
     let metadata = cluster.metadata(1);
-    for (partition, (leader, _)) in placement(&metadata, "controlled") {
+    let placed = placement(&metadata, "controlled");
+    for (partition, (leader, _)) in &placed {
         assert!(
-            leader == 1 || leader == 2,
+            *leader == 1 || *leader == 2,
             "partition {partition} led by {leader} after broker 3 stopped"
+        );
+    }
+    // Back, but out of the ISR (nothing replicates to it yet): a preferred
+    // election cannot give broker 3 its partitions back; the others need none.
+    cluster.nodes.get_mut(&3).unwrap().start_again();
+    wait_metadata(&cluster, 1, "broker 3 back", |m| brokers(m).contains(&3));
+    let request = kafka_protocol::messages::ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![
+            kafka_protocol::messages::elect_leaders_request::TopicPartitions::default()
+                .with_topic(kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("controlled"),
+                ))
+                .with_partitions((0..6).collect()),
+        ]));
+    let response = RawClient::connect(&cluster.node(1).bootstrap()).call(2, &request);
+    for result in &response.replica_election_results[0].partition_result {
+        let preferred = placed[&result.partition_id].1[0];
+        let expected = if preferred == 3 { 80 } else { 84 };
+        assert_eq!(
+            result.error_code, expected,
+            "partition {} (preferred {preferred})",
+            result.partition_id
         );
     }
 }

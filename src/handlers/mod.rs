@@ -6,6 +6,7 @@ mod admin;
 pub mod api_versions;
 mod configs;
 mod describe_cluster;
+mod elect_leaders;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -79,6 +80,7 @@ pub const APIS: &[ApiSpec] = &[
     producer::DESCRIBE_PRODUCERS,
     group::TXN_OFFSET_COMMIT,
     describe_cluster::SPEC,
+    elect_leaders::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
     txn::END_TXN,
@@ -191,6 +193,7 @@ pub async fn handle_frame(
             out.encoded(producer::init_producer_id(shard, &header, body!()).await)
         }
         ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
+        ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
