@@ -142,19 +142,24 @@ fn wait_metadata(
 }
 
 fn create_rf3(cluster: &Cluster, via: i32, topic: &str, partitions: i32) {
+    create_replicated(cluster, via, topic, partitions, 3);
+}
+
+/// CreateTopics through node `via`, retried (bounded) while the cluster
+/// settles; an existing topic counts as created.
+fn create_replicated(cluster: &Cluster, via: i32, topic: &str, partitions: i32, factor: i32) {
     let admin = admin(&cluster.node(via).bootstrap());
     let new = rdkafka::admin::NewTopic::new(
         topic,
         partitions,
-        rdkafka::admin::TopicReplication::Fixed(3),
+        rdkafka::admin::TopicReplication::Fixed(factor),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let results =
             futures::executor::block_on(admin.create_topics([&new], &admin_opts())).unwrap();
         match &results[0] {
-            Ok(_) => return,
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => return,
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => return,
             Err((_, code)) => {
                 assert!(
                     Instant::now() < deadline,
@@ -265,7 +270,8 @@ fn controller_kill9_elects_another_controller() {
         m.controller_id.0 > 0 && m.controller_id.0 != controller
     });
     assert_ne!(after.controller_id.0, controller);
-    create_rf3_or_two(&cluster, survivor, "after-failover");
+    // With a node down, replication factor 2 fits the live brokers.
+    create_replicated(&cluster, survivor, "after-failover", 2, 2);
     let seen = wait_metadata(&cluster, survivor, "the new topic", |m| {
         m.topics.iter().any(|t| {
             t.name
@@ -274,27 +280,6 @@ fn controller_kill9_elects_another_controller() {
         })
     });
     assert_eq!(placement(&seen, "after-failover").len(), 2);
-}
-
-/// With a node down, replication factor 2 fits the live brokers.
-fn create_rf3_or_two(cluster: &Cluster, via: i32, topic: &str) {
-    let admin = admin(&cluster.node(via).bootstrap());
-    let new = rdkafka::admin::NewTopic::new(topic, 2, rdkafka::admin::TopicReplication::Fixed(2));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let results =
-            futures::executor::block_on(admin.create_topics([&new], &admin_opts())).unwrap();
-        match &results[0] {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => return,
-            Err((_, code)) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "CreateTopics kept failing: {code:?}"
-                );
-                thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
 }
 
 /// kill -9 of a broker: it is fenced (left out of Metadata), every partition

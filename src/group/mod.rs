@@ -27,7 +27,6 @@ mod txn_offsets;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +45,7 @@ use kafka_protocol::ResponseError;
 
 use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
-use crate::shard::{AdminOp, ProduceItem, ReadItem, Shard, ShardMsg, TopicPartition};
+use crate::shard::{AdminOp, ProduceItem, Shard, ShardMsg, TopicPartition};
 
 pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
@@ -56,8 +55,6 @@ use state::Group;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How often the coordinator looks at session timeouts and deadlines.
 const TICK: Duration = Duration::from_millis(50);
-/// Bytes read per step when replaying the topic.
-const REPLAY_READ_BYTES: u32 = 1 << 20;
 /// Records per batch the coordinator writes; keeps a batch well under
 /// max.message.bytes even with large metadata.
 const RECORDS_PER_BATCH_MAX: usize = 100;
@@ -477,51 +474,9 @@ async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
         topic: Arc::from(OFFSETS_TOPIC),
         partition,
     };
-    let mut offset = -1;
-    let mut applied = 0;
-    loop {
-        let item = ReadItem {
-            tp: tp.clone(),
-            offset: offset.max(0),
-            max_bytes: REPLAY_READ_BYTES,
-            min_one_batch: true,
-            committed: false,
-        };
-        let outcome = shard.read(vec![item]).await.remove(0);
-        if offset < 0 {
-            offset = outcome.log_start_offset;
-            if offset < 0 {
-                return Ok(0);
-            }
-            continue;
-        }
-        if outcome.error != 0 {
-            return Err(std::io::Error::other(format!(
-                "read error {}",
-                outcome.error
-            )));
-        }
-        if outcome.slices.is_empty() || offset >= outcome.high_watermark {
-            return Ok(applied);
-        }
-        let slices = outcome.slices;
-        let bytes = crate::runtime::blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut out = Vec::new();
-            for s in slices {
-                let start = out.len();
-                out.resize(start + s.len as usize, 0);
-                s.file.read_exact_at(&mut out[start..], s.position)?;
-            }
-            Ok(out)
-        })
-        .await?;
-        let (next, n) = apply_batches(shard, partition, &bytes);
-        applied += n;
-        if next <= offset {
-            return Err(std::io::Error::other("replay made no progress"));
-        }
-        offset = next;
-    }
+    shard
+        .replay_partition(tp, |bytes| apply_batches(shard, partition, bytes))
+        .await
 }
 
 /// Applies the records of whole batches in `bytes`; returns the offset

@@ -14,6 +14,7 @@ pub mod event;
 pub mod messages;
 mod ops;
 mod producer_ids;
+mod replay;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -2,17 +2,13 @@
 //! missing, replay the partitions of it this shard owns, then start the
 //! tick loop and finish the transactions the replay left in Prepare*.
 
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{records, Entry, TxnError, TxnState, TXN_TOPIC};
 use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
-use crate::shard::{AdminOp, ReadItem, Shard, TopicPartition};
-
-/// Bytes read per step when replaying the topic.
-const REPLAY_READ_BYTES: u32 = 1 << 20;
+use crate::shard::{AdminOp, Shard, TopicPartition};
 
 /// Loads this shard's coordinator once. With `create`, creates the topic
 /// if missing; without, a missing topic means nothing to load yet. While a
@@ -130,51 +126,9 @@ async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
         topic: Arc::from(TXN_TOPIC),
         partition,
     };
-    let mut offset = -1;
-    let mut applied = 0;
-    loop {
-        let item = ReadItem {
-            tp: tp.clone(),
-            offset: offset.max(0),
-            max_bytes: REPLAY_READ_BYTES,
-            min_one_batch: true,
-            committed: false,
-        };
-        let outcome = shard.read(vec![item]).await.remove(0);
-        if outcome.error != 0 {
-            return Err(std::io::Error::other(format!(
-                "read error {}",
-                outcome.error
-            )));
-        }
-        if offset < 0 {
-            offset = outcome.log_start_offset;
-            if offset < 0 {
-                return Ok(0);
-            }
-            continue;
-        }
-        if outcome.slices.is_empty() || offset >= outcome.high_watermark {
-            return Ok(applied);
-        }
-        let slices = outcome.slices;
-        let bytes = crate::runtime::blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut out = Vec::new();
-            for s in slices {
-                let start = out.len();
-                out.resize(start + s.len as usize, 0);
-                s.file.read_exact_at(&mut out[start..], s.position)?;
-            }
-            Ok(out)
-        })
-        .await?;
-        let (next, n) = apply_batches(shard, &bytes);
-        applied += n;
-        if next <= offset {
-            return Err(std::io::Error::other("replay made no progress"));
-        }
-        offset = next;
-    }
+    shard
+        .replay_partition(tp, |bytes| apply_batches(shard, bytes))
+        .await
 }
 
 /// Applies the records of whole batches in `bytes`; returns the offset
