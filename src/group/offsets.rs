@@ -117,6 +117,85 @@ pub(super) fn check_commit(
     0
 }
 
+/// The group-level answer to a commit (0 when it may go ahead), or `None`
+/// when the shard holds as many groups as it may and this one is new.
+pub(super) fn commit_group_error(
+    shard: &Shard,
+    group_id: &str,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+    now: i64,
+) -> Option<i16> {
+    if !valid_group_id(group_id) {
+        return Some(ResponseError::InvalidGroupId.code());
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    let full = groups.len() >= shard.config.groups_per_shard_max;
+    if full && !groups.contains_key(group_id) {
+        return None;
+    }
+    Some(check_commit(
+        groups.get_mut(group_id),
+        generation,
+        member_id,
+        instance_id,
+        now,
+    ))
+}
+
+/// Checks one partition of a commit and builds its record.
+pub(super) struct OffsetChecker<'a> {
+    topics: std::sync::Arc<crate::metadata::Topics>,
+    group_id: &'a str,
+    max_metadata: usize,
+    now: i64,
+}
+
+impl<'a> OffsetChecker<'a> {
+    pub(super) fn new(shard: &Shard, group_id: &'a str, now: i64) -> OffsetChecker<'a> {
+        OffsetChecker {
+            topics: shard.topics(),
+            group_id,
+            max_metadata: shard
+                .config
+                .offset_metadata_max_bytes
+                .min(i16::MAX as usize),
+            now,
+        }
+    }
+
+    /// The record and value to write, or the partition's error code.
+    pub(super) fn check(
+        &self,
+        group_error: i16,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<&str>,
+    ) -> Result<(KeyValue, OffsetValue), i16> {
+        let metadata = metadata.unwrap_or_default();
+        if group_error != 0 {
+            return Err(group_error);
+        }
+        if !self.topics.has_partition(topic, partition) {
+            return Err(ResponseError::UnknownTopicOrPartition.code());
+        }
+        if metadata.len() > self.max_metadata {
+            return Err(ResponseError::OffsetMetadataTooLarge.code());
+        }
+        let value = OffsetValue {
+            offset,
+            leader_epoch,
+            metadata: metadata.to_string(),
+            commit_timestamp: self.now,
+        };
+        let key = records::offset_key(self.group_id, topic, partition);
+        Ok(((key, Some(records::offset_value(&value))), value))
+    }
+}
+
 pub async fn commit(
     shard: &Rc<Shard>,
     _version: i16,
@@ -124,27 +203,18 @@ pub async fn commit(
     now: i64,
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.to_string();
-    let group_error = if !valid_group_id(&group_id) {
-        ResponseError::InvalidGroupId.code()
-    } else {
-        let mut groups = shard.groups.groups.borrow_mut();
-        let full = groups.len() >= shard.config.groups_per_shard_max;
-        if full && !groups.contains_key(&group_id) {
-            return refuse_all(&request, ResponseError::CoordinatorNotAvailable.code());
-        }
-        check_commit(
-            groups.get_mut(&group_id),
-            request.generation_id_or_member_epoch,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-            now,
-        )
+    let group_error = match commit_group_error(
+        shard,
+        &group_id,
+        request.generation_id_or_member_epoch,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        now,
+    ) {
+        Some(code) => code,
+        None => return refuse_all(&request, ResponseError::CoordinatorNotAvailable.code()),
     };
-    let topics = shard.topics();
-    let max_metadata = shard
-        .config
-        .offset_metadata_max_bytes
-        .min(i16::MAX as usize);
+    let checker = OffsetChecker::new(shard, &group_id, now);
     // (topic index, partition index, record) of what will be written.
     let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
     let mut response = OffsetCommitResponse::default();
@@ -152,24 +222,20 @@ pub async fn commit(
         let mut rt = OffsetCommitResponseTopic::default();
         rt.name = t.name.clone();
         for (pi, p) in t.partitions.iter().enumerate() {
-            let metadata = p.committed_metadata.as_deref().unwrap_or_default();
-            let error = if group_error != 0 {
-                group_error
-            } else if !topics.has_partition(&t.name, p.partition_index) {
-                ResponseError::UnknownTopicOrPartition.code()
-            } else if metadata.len() > max_metadata {
-                ResponseError::OffsetMetadataTooLarge.code()
-            } else {
-                let value = OffsetValue {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: metadata.to_string(),
-                    commit_timestamp: now,
-                };
-                let key = records::offset_key(&group_id, &t.name, p.partition_index);
-                let record = (key, Some(records::offset_value(&value)));
-                writes.push((ti, pi, record, value));
-                0
+            let checked = checker.check(
+                group_error,
+                &t.name,
+                p.partition_index,
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata.as_deref(),
+            );
+            let error = match checked {
+                Ok((record, value)) => {
+                    writes.push((ti, pi, record, value));
+                    0
+                }
+                Err(code) => code,
             };
             let mut rp = OffsetCommitResponsePartition::default();
             rp.partition_index = p.partition_index;

@@ -14,10 +14,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
-use super::offsets::{apply, check_commit};
-use super::records::{self, OffsetValue};
+use super::offsets::{apply, commit_group_error, OffsetChecker};
+use super::records::OffsetValue;
 use super::state::{Committed, Group};
-use super::{append_as, offsets_partition, valid_group_id, KeyValue};
+use super::{append_as, offsets_partition, KeyValue};
 use crate::shard::Shard;
 
 /// Pending offsets one producer may hold in one group; a transaction
@@ -31,51 +31,36 @@ pub async fn commit(
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let producer_id = request.producer_id.0;
-    let group_error = if !valid_group_id(&group_id) {
-        ResponseError::InvalidGroupId.code()
-    } else {
-        let mut groups = shard.groups.groups.borrow_mut();
-        let full = groups.len() >= shard.config.groups_per_shard_max;
-        if full && !groups.contains_key(&group_id) {
-            ResponseError::CoordinatorNotAvailable.code()
-        } else {
-            check_commit(
-                groups.get_mut(&group_id),
-                request.generation_id,
-                &request.member_id,
-                request.group_instance_id.as_deref(),
-                now,
-            )
-        }
-    };
-    let topics = shard.topics();
-    let max_metadata = shard
-        .config
-        .offset_metadata_max_bytes
-        .min(i16::MAX as usize);
+    let group_error = commit_group_error(
+        shard,
+        &group_id,
+        request.generation_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        now,
+    )
+    .unwrap_or(ResponseError::CoordinatorNotAvailable.code());
+    let checker = OffsetChecker::new(shard, &group_id, now);
     let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
     let mut response = TxnOffsetCommitResponse::default();
     for (ti, t) in request.topics.iter().enumerate() {
         let mut rt = TxnOffsetCommitResponseTopic::default();
         rt.name = t.name.clone();
         for (pi, p) in t.partitions.iter().enumerate() {
-            let metadata = p.committed_metadata.as_deref().unwrap_or_default();
-            let error = if group_error != 0 {
-                group_error
-            } else if !topics.has_partition(&t.name, p.partition_index) {
-                ResponseError::UnknownTopicOrPartition.code()
-            } else if metadata.len() > max_metadata {
-                ResponseError::OffsetMetadataTooLarge.code()
-            } else {
-                let value = OffsetValue {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: metadata.to_string(),
-                    commit_timestamp: now,
-                };
-                let key = records::offset_key(&group_id, &t.name, p.partition_index);
-                writes.push((ti, pi, (key, Some(records::offset_value(&value))), value));
-                0
+            let checked = checker.check(
+                group_error,
+                &t.name,
+                p.partition_index,
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata.as_deref(),
+            );
+            let error = match checked {
+                Ok((record, value)) => {
+                    writes.push((ti, pi, record, value));
+                    0
+                }
+                Err(code) => code,
             };
             let mut rp = TxnOffsetCommitResponsePartition::default();
             rp.partition_index = p.partition_index;
