@@ -155,9 +155,14 @@ pub fn last_sequence(header: &BatchHeader) -> i32 {
     (last % (i64::from(i32::MAX) + 1)) as i32
 }
 
-/// Whether `next` directly follows `last` (Kafka's inSequence).
-fn in_sequence(last: i32, next: i32) -> bool {
-    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+/// The sequence after `last` (Kafka's inSequence: they wrap to 0 after
+/// i32::MAX; -1, no batch yet, is followed by 0).
+fn next_sequence(last: i32) -> i32 {
+    if last == i32::MAX {
+        0
+    } else {
+        last + 1
+    }
 }
 
 impl ProducerStates {
@@ -481,11 +486,6 @@ impl ProducerStates {
 /// Kafka's epoch and sequence rules for one batch against its producer's
 /// state so far (`entry`, NO_EPOCH when the producer is unknown).
 fn check_one(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), ProducerError> {
-    let (producer_id, epoch, sequence) = (
-        header.producer_id,
-        header.producer_epoch,
-        header.base_sequence,
-    );
     if entry.epoch == NO_EPOCH {
         // Unknown producer: new, expired, or its records left by retention.
         // Since KIP-360 (Kafka 2.5) Kafka accepts any sequence here rather
@@ -494,22 +494,18 @@ fn check_one(entry: &ProducerEntry, header: &BatchHeader) -> Result<(), Producer
         return Ok(());
     }
     check_epoch(entry, header)?;
-    let expected = if epoch > entry.epoch {
+    // A new epoch starts its sequences over at 0.
+    let expected = if header.producer_epoch > entry.epoch {
         0
     } else {
-        i64::from(entry.last_seq()) + 1
+        next_sequence(entry.last_seq())
     };
-    let fits = if epoch > entry.epoch {
-        sequence == 0
-    } else {
-        in_sequence(entry.last_seq(), sequence)
-    };
-    if !fits {
+    if header.base_sequence != expected {
         return Err(ProducerError::OutOfOrderSequence {
-            producer_id,
-            epoch,
-            sequence,
-            expected: expected % (i64::from(i32::MAX) + 1),
+            producer_id: header.producer_id,
+            epoch: header.producer_epoch,
+            sequence: header.base_sequence,
+            expected: i64::from(expected),
         });
     }
     Ok(())
