@@ -513,8 +513,13 @@ fn controlled_shutdown_moves_leaderships_first() {
         let reply = block_on(via.request_shutdown(1, incarnations[0], index)).unwrap();
         reply.should_shutdown.then_some(())
     });
+    // Leaderships move first; the ISRs lose broker 1 in the same pass or
+    // the next, so wait for both.
     wait_image(via, "the moves applied here", |i| {
-        i.topics["moving"].partitions.iter().all(|p| p.leader != 1)
+        i.topics["moving"]
+            .partitions
+            .iter()
+            .all(|p| p.leader != 1 && !p.isr.contains(&1))
     });
     let image = via.image().1;
     for p in &image.topics["moving"].partitions {
