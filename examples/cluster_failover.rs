@@ -39,6 +39,13 @@ fn port() -> u16 {
         .port()
 }
 
+/// A panicking probe still stops what it started.
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
 impl Node {
     fn spawn(&mut self) {
         let bin = std::env::var_os("SLUICE_BIN").map_or_else(
