@@ -269,6 +269,15 @@ impl ProducerStates {
             {
                 return Ok(Verdict::Duplicate(dup));
             }
+            if headers.len() == 1 {
+                // The usual produce (one batch per partition since Produce
+                // v3): check against the state as it is, no copy.
+                if let Some(current) = current {
+                    check_one(current, header)?;
+                }
+                // An unknown producer may start anywhere (see check_one).
+                continue;
+            }
             let view = updated
                 .entry(header.producer_id)
                 .or_insert_with(|| current.cloned().unwrap_or_else(ProducerEntry::new));
