@@ -12,6 +12,10 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
+use crate::record::kv::{
+    get_i16, get_i32, get_i64, get_nullable_str, get_str, need, put_str, ReadError,
+};
+
 /// What one record of the topic says.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OffsetsRecord {
@@ -125,6 +129,15 @@ pub enum DecodeError {
     Utf8,
 }
 
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => DecodeError::Truncated,
+            ReadError::Utf8 => DecodeError::Utf8,
+        }
+    }
+}
+
 pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
     let mut k = key.ok_or(DecodeError::NoKey)?;
     match get_i16(&mut k)? {
@@ -212,11 +225,6 @@ fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
     })
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.put_i16(i16::try_from(s.len()).expect("strings here are bounded below 32 KiB"));
-    out.extend_from_slice(s.as_bytes());
-}
-
 fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => put_str(out, s),
@@ -227,46 +235,6 @@ fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.put_i32(b.len() as i32);
     out.extend_from_slice(b);
-}
-
-fn need(b: &[u8], n: usize) -> Result<(), DecodeError> {
-    if b.len() < n {
-        Err(DecodeError::Truncated)
-    } else {
-        Ok(())
-    }
-}
-
-fn get_i16(b: &mut &[u8]) -> Result<i16, DecodeError> {
-    need(b, 2)?;
-    Ok(b.get_i16())
-}
-
-fn get_i32(b: &mut &[u8]) -> Result<i32, DecodeError> {
-    need(b, 4)?;
-    Ok(b.get_i32())
-}
-
-fn get_i64(b: &mut &[u8]) -> Result<i64, DecodeError> {
-    need(b, 8)?;
-    Ok(b.get_i64())
-}
-
-fn get_nullable_str(b: &mut &[u8]) -> Result<Option<String>, DecodeError> {
-    let len = get_i16(b)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let len = len as usize;
-    need(b, len)?;
-    let s = std::str::from_utf8(&b[..len]).map_err(|_| DecodeError::Utf8)?;
-    let s = s.to_string();
-    b.advance(len);
-    Ok(Some(s))
-}
-
-fn get_str(b: &mut &[u8]) -> Result<String, DecodeError> {
-    Ok(get_nullable_str(b)?.unwrap_or_default())
 }
 
 fn get_bytes(b: &mut &[u8]) -> Result<Bytes, DecodeError> {

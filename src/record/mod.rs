@@ -8,6 +8,7 @@ mod batch;
 pub mod build;
 mod control;
 mod error;
+pub mod kv;
 mod records;
 mod validate;
 mod varint;

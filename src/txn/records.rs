@@ -16,6 +16,10 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
 
+use crate::record::kv::{
+    get_i16, get_i32, get_i64, get_i8, get_str, need, put_str, take_str, ReadError,
+};
+
 use super::state::{TxnMetadata, TxnState};
 use crate::shard::TopicPartition;
 
@@ -45,6 +49,15 @@ pub enum DecodeError {
     State(i8),
     #[error("string is not UTF-8")]
     Utf8,
+}
+
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => DecodeError::Truncated,
+            ReadError::Utf8 => DecodeError::Utf8,
+        }
+    }
 }
 
 pub fn key(transactional_id: &str) -> Vec<u8> {
@@ -165,52 +178,6 @@ fn decode_value(mut b: &[u8]) -> Result<TxnMetadata, DecodeError> {
     })
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.put_i16(i16::try_from(s.len()).expect("ids and topic names are bounded below 32 KiB"));
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn need(b: &[u8], n: usize) -> Result<(), DecodeError> {
-    if b.len() < n {
-        Err(DecodeError::Truncated)
-    } else {
-        Ok(())
-    }
-}
-
-fn get_i8(b: &mut &[u8]) -> Result<i8, DecodeError> {
-    need(b, 1)?;
-    Ok(b.get_i8())
-}
-
-fn get_i16(b: &mut &[u8]) -> Result<i16, DecodeError> {
-    need(b, 2)?;
-    Ok(b.get_i16())
-}
-
-fn get_i32(b: &mut &[u8]) -> Result<i32, DecodeError> {
-    need(b, 4)?;
-    Ok(b.get_i32())
-}
-
-fn get_i64(b: &mut &[u8]) -> Result<i64, DecodeError> {
-    need(b, 8)?;
-    Ok(b.get_i64())
-}
-
-fn take_str(b: &mut &[u8], len: usize) -> Result<String, DecodeError> {
-    need(b, len)?;
-    let s = std::str::from_utf8(&b[..len]).map_err(|_| DecodeError::Utf8)?;
-    let s = s.to_string();
-    b.advance(len);
-    Ok(s)
-}
-
-fn get_str(b: &mut &[u8]) -> Result<String, DecodeError> {
-    let len = get_i16(b)?;
-    take_str(b, usize::try_from(len).unwrap_or(0))
-}
-
 /// An unsigned varint of at most 5 bytes (Kafka's flexible lengths).
 fn get_uvarint(b: &mut &[u8]) -> Result<u32, DecodeError> {
     let mut out: u32 = 0;
@@ -227,7 +194,7 @@ fn get_uvarint(b: &mut &[u8]) -> Result<u32, DecodeError> {
 
 fn get_compact_str(b: &mut &[u8]) -> Result<String, DecodeError> {
     let len = get_uvarint(b)?.saturating_sub(1) as usize;
-    take_str(b, len)
+    Ok(take_str(b, len)?)
 }
 
 /// Walks a tagged-field section, handing each field's bytes to `field`.
