@@ -18,7 +18,8 @@ fn unknown_partition() -> i16 {
 /// In a cluster, a partition another broker leads is answered
 /// NOT_LEADER_OR_FOLLOWER, which sends clients back to Metadata.
 fn not_led_here(shard: &Shard, tp: &TopicPartition) -> bool {
-    let topics = shard.topics();
+    // Borrowed, not cloned: this runs for every partition of every request.
+    let topics = shard.topics.borrow();
     topics.has_partition(&tp.topic, tp.partition) && !topics.leads(&tp.topic, tp.partition)
 }
 
