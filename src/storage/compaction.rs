@@ -165,15 +165,37 @@ impl PartitionLog {
         }
     }
 
-    /// The checkpointed clean offset, read once, within the log's range.
-    fn clean_offset(&mut self) -> i64 {
-        let (start, end) = (self.log_start_offset, self.log_end_offset());
-        let stored = *self.cleaner.clean_offset.get_or_insert_with(|| {
+    /// The clean offset as stored, read from the checkpoint once.
+    fn stored_clean_offset(&mut self) -> i64 {
+        let start = self.log_start_offset;
+        *self.cleaner.clean_offset.get_or_insert_with(|| {
             fs::read_to_string(self.dir.join(CLEANER_CHECKPOINT_FILE))
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(start)
-        });
+        })
+    }
+
+    /// The log's tail was cut (a follower truncating): the round under way
+    /// may hold segments that are gone, and a clean offset past the new end
+    /// would call batches written later clean.
+    pub(super) fn truncate_cleaner(&mut self) -> Result<(), StorageError> {
+        self.abandon_round();
+        let end = self.log_end_offset();
+        if self.stored_clean_offset() > end {
+            write_atomic(
+                &self.dir.join(CLEANER_CHECKPOINT_FILE),
+                end.to_string().as_bytes(),
+            )?;
+            self.cleaner.clean_offset = Some(end);
+        }
+        Ok(())
+    }
+
+    /// The checkpointed clean offset, read once, within the log's range.
+    fn clean_offset(&mut self) -> i64 {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let stored = self.stored_clean_offset();
         if stored > end {
             start
         } else {

@@ -54,6 +54,12 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// Drops the entries at or past byte `position` (a truncated tail).
+    pub fn truncate_at_position(&mut self, position: u32) {
+        let keep = self.entries.partition_point(|e| e.position < position);
+        self.entries.truncate(keep);
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }

@@ -21,8 +21,12 @@ use bytes::{Bytes, BytesMut};
 use crate::record::{parse_marker, validate_batches, with_log_append_time, BatchHeader, BatchInfo};
 
 use super::compaction::Cleaner;
+use super::high_watermark::read_high_watermark;
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
-use super::recovery::{load_producer_state, load_segments, write_recovery_point};
+use super::recovery::{
+    load_leader_epochs, load_producer_state, load_segments, write_recovery_point,
+};
 use super::segment::{PendingBatch, Segment};
 use super::txn_index::AbortedTxn;
 use super::{LogConfig, StorageError, TimestampType};
@@ -69,12 +73,12 @@ pub struct ReadPlan {
 const UNSYNCED_ROLLS_MAX: usize = 64;
 
 /// A rolled segment not yet known durable.
-struct UnsyncedRoll {
+pub(super) struct UnsyncedRoll {
     file: Arc<File>,
     /// Its aborted-transaction index, when it has one.
     txn_file: Option<Arc<File>>,
     /// The log end at the roll: the recovery point once this is synced.
-    next_base: i64,
+    pub(super) next_base: i64,
 }
 
 /// Work for the blocking thread: make rolled segments durable, then move
@@ -125,15 +129,30 @@ pub struct PartitionLog {
     /// First offset a consumer can read (base of the first segment).
     pub(super) log_start_offset: i64,
     /// Offsets below this are on disk (fsynced).
-    flushed_offset: i64,
+    pub(super) flushed_offset: i64,
     /// Clock of the oldest append not yet flushed, for `flush_ms`.
-    first_unflushed_ms: Option<i64>,
+    pub(super) first_unflushed_ms: Option<i64>,
     /// Inode of `dir`, to tell it from a later directory at the same path.
     dir_ino: u64,
     /// Rolled segments awaiting fdatasync, oldest first.
-    unsynced_rolls: Vec<UnsyncedRoll>,
+    pub(super) unsynced_rolls: Vec<UnsyncedRoll>,
     /// A [`RollSync`] is out; another is not handed out until it returns.
-    roll_sync_out: bool,
+    pub(super) roll_sync_out: bool,
+    /// The lowest log end a truncation left while a [`RollSync`] was out:
+    /// what that sync made durable stops there, since the bytes past it
+    /// were cut (and may have been written again, unsynced).
+    pub(super) truncated_during_roll_sync: Option<i64>,
+    /// Where each leader epoch starts; persisted when it changes.
+    pub(super) epochs: LeaderEpochCache,
+    /// The epoch this replica stamps on what it appends as leader; `None`
+    /// as a follower or on a single-node broker (batches keep their bytes).
+    pub(super) leader_epoch: Option<i32>,
+    /// Offsets below this are replicated to the ISR (consumers read up to
+    /// here). The shard sets it; storage keeps it within the log.
+    pub(super) high_watermark: i64,
+    /// The value in the high-watermark file, to skip unchanged writes;
+    /// `None` before the first write.
+    pub(super) high_watermark_checkpointed: Option<i64>,
     /// Compaction progress, for `cleanup.policy=compact`.
     pub(super) cleaner: Cleaner,
     /// Idempotent producers' epochs and last batches, as of the log end.
@@ -159,6 +178,11 @@ impl PartitionLog {
             dir_ino: 0,
             unsynced_rolls: Vec::new(),
             roll_sync_out: false,
+            truncated_during_roll_sync: None,
+            epochs: LeaderEpochCache::new(),
+            leader_epoch: None,
+            high_watermark: 0,
+            high_watermark_checkpointed: None,
             cleaner: Cleaner::default(),
             producers: ProducerStates::new(config.producers_max),
         };
@@ -168,6 +192,15 @@ impl PartitionLog {
             log.log_start_offset,
             config.producers_max,
         )?;
+        let log_end = log.log_end_offset();
+        log.epochs = load_leader_epochs(&log.dir, &log.segments, log.log_start_offset, log_end)?;
+        // No file: a new log, or one a single-node broker wrote, where
+        // every offset counted as replicated.
+        let stored = read_high_watermark(&log.dir);
+        log.high_watermark_checkpointed = stored;
+        log.high_watermark = stored
+            .unwrap_or(log_end)
+            .clamp(log.log_start_offset, log_end);
         log.flushed_offset = log.log_end_offset();
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
         write_recovery_point(&log.dir, log.log_end_offset())?;
@@ -205,7 +238,7 @@ impl PartitionLog {
             .expect("at least one segment")
     }
 
-    fn active_mut(&mut self) -> &mut Segment {
+    pub(super) fn active_mut(&mut self) -> &mut Segment {
         self.segments
             .values_mut()
             .next_back()
@@ -214,8 +247,12 @@ impl PartitionLog {
 
     pub(super) fn check_invariants(&self) {
         assert!(
-            self.log_start_offset <= self.log_end_offset(),
-            "log_start <= log_end"
+            self.log_start_offset <= self.high_watermark,
+            "log_start <= high_watermark"
+        );
+        assert!(
+            self.high_watermark <= self.log_end_offset(),
+            "high_watermark <= log_end"
         );
         assert_eq!(Some(&self.log_start_offset), self.segments.keys().next());
     }
@@ -274,6 +311,21 @@ impl PartitionLog {
     pub fn finish_roll_sync(&mut self, recovery_point: i64, synced: bool) {
         assert!(self.roll_sync_out, "a roll sync was out");
         self.roll_sync_out = false;
+        if let Some(truncated_to) = self.truncated_during_roll_sync.take() {
+            if synced && truncated_to < recovery_point {
+                // The sync wrote a recovery point past bytes a truncation
+                // cut meanwhile; bring the file back (rare: a follower
+                // truncating while its rolls sync).
+                if let Err(err) = write_recovery_point(&self.dir, truncated_to) {
+                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rewrite the recovery point after a truncation");
+                }
+            }
+            return self.finish_roll_sync_at(recovery_point.min(truncated_to), synced);
+        }
+        self.finish_roll_sync_at(recovery_point, synced);
+    }
+
+    fn finish_roll_sync_at(&mut self, recovery_point: i64, synced: bool) {
         if synced {
             self.unsynced_rolls.retain(|r| r.next_base > recovery_point);
             self.mark_flushed(recovery_point);
@@ -349,6 +401,9 @@ impl PartitionLog {
         for header in &mut headers {
             header.base_offset = next;
             next = header.last_offset() + 1;
+            if let Some(epoch) = self.leader_epoch {
+                header.partition_leader_epoch = epoch;
+            }
         }
         let pending: Vec<PendingBatch<'_>> = headers
             .iter()
@@ -392,6 +447,9 @@ impl PartitionLog {
         self.maybe_roll(batch.len() as u64, 1, now_ms)?;
         let mut header = header;
         header.base_offset = self.log_end_offset();
+        if let Some(epoch) = self.leader_epoch {
+            header.partition_leader_epoch = epoch;
+        }
         let pending = [PendingBatch {
             header,
             bytes: &batch[..],
@@ -413,12 +471,17 @@ impl PartitionLog {
         })
     }
 
-    /// Puts an aborted transaction in the active segment's index.
-    fn index_completed(&mut self, completed: CompletedTxn) -> Result<(), StorageError> {
+    /// Puts an aborted transaction in the active segment's index, with the
+    /// last stable offset right after its marker (as recovery replay does,
+    /// so a follower appending many batches at once indexes the same).
+    pub(super) fn index_completed(&mut self, completed: CompletedTxn) -> Result<(), StorageError> {
         if !completed.aborted {
             return Ok(());
         }
-        let last_stable_offset = self.last_stable_offset();
+        let last_stable_offset = self
+            .producers
+            .first_unstable_offset()
+            .unwrap_or(completed.last_offset + 1);
         self.active_mut().txn_index.append(AbortedTxn {
             producer_id: completed.producer_id,
             first_offset: completed.first_offset,
@@ -456,14 +519,14 @@ impl PartitionLog {
     }
 
     /// Counts an append against the flush policy; true if a flush is due.
-    fn note_unflushed(&mut self, now_ms: i64) -> bool {
+    pub(super) fn note_unflushed(&mut self, now_ms: i64) -> bool {
         let since = *self.first_unflushed_ms.get_or_insert(now_ms);
         let unflushed = self.log_end_offset() - self.flushed_offset;
         unflushed >= self.config.flush_messages
             || now_ms.saturating_sub(since) >= self.config.flush_ms
     }
 
-    fn should_roll(&self, append_bytes: u64, append_records: u64, now_ms: i64) -> bool {
+    pub(super) fn should_roll(&self, append_bytes: u64, append_records: u64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
             return false;
@@ -476,7 +539,7 @@ impl PartitionLog {
         too_big || too_old || last_relative > i64::from(u32::MAX)
     }
 
-    fn maybe_roll(
+    pub(super) fn maybe_roll(
         &mut self,
         append_bytes: u64,
         append_records: u64,
@@ -659,7 +722,7 @@ impl PartitionLog {
         write_snapshot(&self.dir, &self.producers, log_end, true)?;
         write_recovery_point(&self.dir, log_end)?;
         self.mark_flushed(log_end);
-        Ok(())
+        self.checkpoint_high_watermark()
     }
 
     /// Removes the partition directory and everything in it.
@@ -669,6 +732,6 @@ impl PartitionLog {
     }
 }
 
-fn batch_bytes<'a>(records: &'a Bytes, info: &BatchInfo) -> &'a [u8] {
+pub(super) fn batch_bytes<'a>(records: &'a Bytes, info: &BatchInfo) -> &'a [u8] {
     &records[info.offset..info.offset + info.total_len]
 }

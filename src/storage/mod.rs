@@ -11,27 +11,38 @@
 //! batches), `.index` (relative offset -> position, every
 //! `index_interval_bytes`), `.timeindex` (largest timestamp so far ->
 //! relative offset), `recovery-point`, `<20-digit offset>.snapshot` (idempotent producer
-//! state as of that offset, written at each roll and at close) and, for
-//! compacted topics, `cleaner-checkpoint` (offsets below it were cleaned at
-//! least once).
+//! state as of that offset, written at each roll and at close),
+//! `leader-epoch-checkpoint` (where each leader epoch starts; only once a
+//! leader stamped one), `high-watermark` (the replicated offset, written by
+//! the shard's checkpoint and at close) and, for compacted topics,
+//! `cleaner-checkpoint` (offsets below it were cleaned at least once).
 
 mod compaction;
 mod config;
 mod error;
+mod high_watermark;
 mod index;
 mod io;
+mod leader_epoch;
 mod log;
 mod producer_state;
 mod recovery;
+mod replication;
 mod retention;
 mod segment;
 mod time_index;
+mod truncate;
 mod txn_index;
 
 pub use compaction::{CompactionStats, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX};
 pub use config::*;
 pub use error::StorageError;
+pub use high_watermark::HIGH_WATERMARK_FILE;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_ENTRIES_MAX,
+    UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
+};
 pub use log::{AppendOrigin, AppendResult, FileSlice, PartitionLog, ReadPlan};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,

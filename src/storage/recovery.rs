@@ -14,6 +14,7 @@ use crate::record::{
 };
 
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
+use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::producer_state::{list_snapshots, remove_snapshot, snapshot_path, ProducerStates};
 use super::segment::{
     Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -367,4 +368,64 @@ fn read_marker(
     let mut batch = vec![0u8; header.total_len()];
     segment.file.read_exact_at(&mut batch, pos)?;
     Ok(parse_marker(&batch))
+}
+
+/// The leader-epoch cache of the log: its checkpoint or, when that is
+/// missing or corrupt, one rebuilt from the batch headers; then cut to the
+/// log's range (a crash may have cut the tail after an epoch began, or
+/// retention the head before the file was written). Written back when it
+/// changed; a log no leader ever stamped (a single-node broker's) gets no
+/// file.
+pub fn load_leader_epochs(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
+) -> Result<LeaderEpochCache, StorageError> {
+    let (mut cache, mut changed) = match LeaderEpochCache::read_checkpoint(dir) {
+        Some(cache) => (cache, false),
+        None => {
+            let cache = rebuild_leader_epochs(segments)?;
+            let replaces_a_file = dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
+            if !cache.is_empty() {
+                tracing::info!(dir = %dir.display(), epochs = cache.entries().count(), "rebuilt the leader epoch cache from batch headers");
+            }
+            let changed = !cache.is_empty() || replaces_a_file;
+            (cache, changed)
+        }
+    };
+    changed |= cache.truncate_from_end(log_end);
+    changed |= cache.truncate_from_start(log_start);
+    if changed {
+        cache.write_checkpoint(dir)?;
+    }
+    Ok(cache)
+}
+
+/// Where each stamped epoch (>= 0) first appears, from batch headers only.
+/// Epochs never decrease along a replicated log, so a segment whose first
+/// and last batches share an epoch holds only that one and costs two header
+/// reads; only a segment where the epoch changes is walked batch by batch.
+fn rebuild_leader_epochs(
+    segments: &BTreeMap<i64, Segment>,
+) -> Result<LeaderEpochCache, StorageError> {
+    let mut cache = LeaderEpochCache::new();
+    for segment in segments.values() {
+        let Some(last_pos) = segment.last_batch_position()? else {
+            continue;
+        };
+        let first = segment.read_header(0)?;
+        let last = segment.read_header(last_pos)?;
+        if first.partition_leader_epoch == last.partition_leader_epoch {
+            cache.assign(first.partition_leader_epoch, first.base_offset);
+            continue;
+        }
+        let mut pos = 0;
+        while pos < segment.size {
+            let header = segment.read_header(pos)?;
+            cache.assign(header.partition_leader_epoch, header.base_offset);
+            pos += header.total_len() as u64;
+        }
+    }
+    Ok(cache)
 }

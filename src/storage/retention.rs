@@ -30,6 +30,10 @@ impl PartitionLog {
             .next()
             .expect("the active segment stays");
         self.producers.truncate_head(self.log_start_offset);
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.write_checkpoint(&self.dir)?;
+        }
+        self.clamp_high_watermark();
         self.check_invariants();
         if !deleted.is_empty() {
             tracing::info!(dir = %self.dir.display(), deleted = deleted.len(), log_start = self.log_start_offset, "retention");

@@ -9,7 +9,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::record::{first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADER_LEN};
+use crate::record::{
+    first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET,
+    MAGIC_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
+};
 
 use super::index::OffsetIndex;
 use super::io::{pwrite_all, write_atomic, write_replacing};
@@ -177,15 +180,24 @@ impl Segment {
         batches: &[PendingBatch<'_>],
         index_interval_bytes: u32,
     ) -> io::Result<()> {
-        let bases: Vec<[u8; 8]> = batches
+        // baseOffset and partitionLeaderEpoch come from the header (the
+        // log's offsets, the leader's epoch); both lie outside the CRC.
+        let fields: Vec<([u8; 8], [u8; 4])> = batches
             .iter()
-            .map(|b| b.header.base_offset.to_be_bytes())
+            .map(|b| {
+                (
+                    b.header.base_offset.to_be_bytes(),
+                    b.header.partition_leader_epoch.to_be_bytes(),
+                )
+            })
             .collect();
-        let mut iovecs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
-        for (batch, base) in batches.iter().zip(&bases) {
+        let mut iovecs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 4);
+        for (batch, (base, epoch)) in batches.iter().zip(&fields) {
             assert_eq!(batch.bytes.len(), batch.header.total_len());
             iovecs.push(base);
-            iovecs.push(&batch.bytes[8..]);
+            iovecs.push(&batch.bytes[BATCH_LENGTH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET]);
+            iovecs.push(epoch);
+            iovecs.push(&batch.bytes[MAGIC_OFFSET..]);
         }
         let start = self.size;
         if let Err(err) = pwrite_all(&self.file, start, &iovecs) {
@@ -372,6 +384,51 @@ impl Segment {
             .last()
             .is_none_or(|e| self.base_offset + i64::from(e.relative_offset) < self.next_offset);
         Ok(time_ok)
+    }
+
+    /// Position of the last batch, for a header read; `None` when empty.
+    pub fn last_batch_position(&self) -> Result<Option<u64>, StorageError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.find_batch(self.last_batch_base)
+    }
+
+    /// Drops the batches from the first one whose last offset is >= `offset`
+    /// on (Kafka's LogSegment.truncateTo), so `next_offset` may end below
+    /// `offset`; indexes and tracking follow. Returns the bytes dropped.
+    pub fn truncate_to(
+        &mut self,
+        offset: i64,
+        index_interval_bytes: u32,
+    ) -> Result<u64, StorageError> {
+        let Some(pos) = self.find_batch(offset)? else {
+            return Ok(0);
+        };
+        let cut_base = self.read_header(pos)?.base_offset;
+        let dropped = self.size - pos;
+        self.file.set_len(pos)?;
+        self.size = pos;
+        self.index
+            .truncate_at_position(u32::try_from(pos).expect("segment positions fit in u32"));
+        self.time_index.truncate_from(self.relative(cut_base));
+        self.txn_index.truncate_from(cut_base)?;
+        self.last_batch_base = self.base_offset;
+        // The kept batches are the same bytes as before: re-reading their
+        // headers after the last index entry gives the end and timestamps.
+        if !self.load_tail()? {
+            tracing::warn!(
+                segment = self.base_offset,
+                "indexes disagree after truncation; rescanning"
+            );
+            super::recovery::recover_segment(self, index_interval_bytes)?;
+        }
+        if self.is_empty() {
+            self.rolling_base_ms = None;
+        }
+        assert!(self.next_offset <= offset.max(self.base_offset));
+        assert_eq!(self.size, pos);
+        Ok(dropped)
     }
 
     /// Cuts the file (and `size`) back to `pos`, a batch boundary.

@@ -59,6 +59,14 @@ impl TimeIndex {
         self.entries.is_empty()
     }
 
+    /// Drops the entries recorded at or past `relative_offset` (a truncated tail).
+    pub fn truncate_from(&mut self, relative_offset: u32) {
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
+        self.entries.truncate(keep);
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }
