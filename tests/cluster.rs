@@ -8,97 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::raw::RawClient;
 use common::*;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
-
-/// Fast failure detection for tests; the defaults are Kafka's.
-const SESSION_TIMEOUT_MS: &str = "3000";
-const HEARTBEAT_MS: &str = "300";
-
-/// A loopback port nothing listens on now (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    nodes: BTreeMap<i32, Broker>,
-}
-
-impl Cluster {
-    /// Starts `n` nodes at once (each waits for a quorum before it prints
-    /// its ready line).
-    fn start(n: i32) -> Cluster {
-        let voters: Vec<String> = (1..=n)
-            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
-            .collect();
-        let voters = voters.join(",");
-        let starting: Vec<_> = (1..=n)
-            .map(|id| {
-                let voters = voters.clone();
-                thread::spawn(move || {
-                    let id_arg = id.to_string();
-                    let mut broker = Broker::start_with(
-                        1,
-                        &[
-                            "--node-id",
-                            &id_arg,
-                            "--controller-quorum-voters",
-                            &voters,
-                            "--broker-session-timeout-ms",
-                            SESSION_TIMEOUT_MS,
-                            "--broker-heartbeat-interval-ms",
-                            HEARTBEAT_MS,
-                        ],
-                    );
-                    broker.keep_port();
-                    (id, broker)
-                })
-            })
-            .collect();
-        Cluster {
-            nodes: starting.into_iter().map(|t| t.join().unwrap()).collect(),
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        self.nodes
-            .values()
-            .map(Broker::bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn node(&self, id: i32) -> &Broker {
-        &self.nodes[&id]
-    }
-
-    fn metadata(&self, id: i32) -> MetadataResponse {
-        RawClient::connect(&self.node(id).bootstrap())
-            .call(12, &MetadataRequest::default().with_topics(None))
-    }
-
-    /// Stops every node at once (controlled shutdowns need the quorum).
-    fn stop_all(&mut self) {
-        thread::scope(|s| {
-            for broker in self.nodes.values_mut() {
-                s.spawn(move || broker.stop());
-            }
-        });
-    }
-
-    fn start_all_again(&mut self) {
-        thread::scope(|s| {
-            for broker in self.nodes.values_mut() {
-                s.spawn(move || broker.start_again());
-            }
-        });
-    }
-}
+use kafka_protocol::messages::MetadataResponse;
 
 /// (partition -> (leader, replicas)) of `topic` in a Metadata answer.
 fn placement(metadata: &MetadataResponse, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>)> {
@@ -118,27 +31,6 @@ fn placement(metadata: &MetadataResponse, topic: &str) -> BTreeMap<i32, (i32, Ve
 
 fn brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
     metadata.brokers.iter().map(|b| b.node_id.0).collect()
-}
-
-/// Waits (bounded) until node `id`'s Metadata satisfies `done`.
-fn wait_metadata(
-    cluster: &Cluster,
-    id: i32,
-    what: &str,
-    mut done: impl FnMut(&MetadataResponse) -> bool,
-) -> MetadataResponse {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let metadata = cluster.metadata(id);
-        if done(&metadata) {
-            return metadata;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waiting for {what}: {metadata:?}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn create_rf3(cluster: &Cluster, via: i32, topic: &str, partitions: i32) {
@@ -178,14 +70,14 @@ fn create_replicated(cluster: &Cluster, via: i32, topic: &str, partitions: i32, 
 fn three_nodes_place_topics_and_serve_clients() {
     let cluster = Cluster::start(3);
     create_rf3(&cluster, 1, "spread", 6);
-    let first = wait_metadata(&cluster, 1, "the topic", |m| {
+    let first = cluster.wait_metadata(1, "the topic", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"))
     });
     let expected = placement(&first, "spread");
     for id in [2, 3] {
-        let seen = wait_metadata(&cluster, id, "the same placement", |m| {
+        let seen = cluster.wait_metadata(id, "the same placement", |m| {
             m.topics
                 .iter()
                 .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"))
@@ -231,7 +123,7 @@ fn three_nodes_place_topics_and_serve_clients() {
         "{:?}",
         results[1]
     );
-    let seen = wait_metadata(&cluster, 3, "the manual topic", |m| {
+    let seen = cluster.wait_metadata(3, "the manual topic", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "manual"))
@@ -262,17 +154,17 @@ fn three_nodes_place_topics_and_serve_clients() {
 #[test]
 fn controller_kill9_elects_another_controller() {
     let mut cluster = Cluster::start(3);
-    let metadata = wait_metadata(&cluster, 1, "a controller", |m| m.controller_id.0 > 0);
+    let metadata = cluster.wait_metadata(1, "a controller", |m| m.controller_id.0 > 0);
     let controller = metadata.controller_id.0;
-    cluster.nodes.get_mut(&controller).unwrap().kill9();
-    let survivor = *cluster.nodes.keys().find(|&&id| id != controller).unwrap();
-    let after = wait_metadata(&cluster, survivor, "a new controller", |m| {
+    cluster.node_mut(controller).kill9();
+    let survivor = *cluster.ids().iter().find(|&&id| id != controller).unwrap();
+    let after = cluster.wait_metadata(survivor, "a new controller", |m| {
         m.controller_id.0 > 0 && m.controller_id.0 != controller
     });
     assert_ne!(after.controller_id.0, controller);
     // With a node down, replication factor 2 fits the live brokers.
     create_replicated(&cluster, survivor, "after-failover", 2, 2);
-    let seen = wait_metadata(&cluster, survivor, "the new topic", |m| {
+    let seen = cluster.wait_metadata(survivor, "the new topic", |m| {
         m.topics.iter().any(|t| {
             t.name
                 .as_ref()
@@ -289,23 +181,18 @@ fn controller_kill9_elects_another_controller() {
 fn broker_kill9_is_fenced_and_its_leaderships_move() {
     let mut cluster = Cluster::start(3);
     create_rf3(&cluster, 1, "failover", 6);
-    wait_metadata(&cluster, 1, "the topic", |m| {
+    cluster.wait_metadata(1, "the topic", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "failover"))
     });
-    cluster.nodes.get_mut(&2).unwrap().kill9();
-    let fenced = wait_metadata(
-        &cluster,
-        1,
-        "broker 2 fenced and its leaderships moved",
-        |m| {
-            !brokers(m).contains(&2)
-                && placement(m, "failover")
-                    .values()
-                    .all(|(leader, _)| *leader == 1 || *leader == 3)
-        },
-    );
+    cluster.node_mut(2).kill9();
+    let fenced = cluster.wait_metadata(1, "broker 2 fenced and its leaderships moved", |m| {
+        !brokers(m).contains(&2)
+            && placement(m, "failover")
+                .values()
+                .all(|(leader, _)| *leader == 1 || *leader == 3)
+    });
     assert_eq!(brokers(&fenced), BTreeSet::from([1, 3]));
     let bootstrap = format!(
         "{},{}",
@@ -321,8 +208,8 @@ fn broker_kill9_is_fenced_and_its_leaderships_move() {
         );
         assert_eq!(delivered.len(), 1, "partition {partition} takes writes");
     }
-    cluster.nodes.get_mut(&2).unwrap().start_again();
-    wait_metadata(&cluster, 1, "broker 2 back", |m| brokers(m).contains(&2));
+    cluster.node_mut(2).start_again();
+    cluster.wait_metadata(1, "broker 2 back", |m| brokers(m).contains(&2));
 }
 
 /// SIGTERM: the broker hands its leaderships over before it exits, so no
@@ -331,21 +218,21 @@ fn broker_kill9_is_fenced_and_its_leaderships_move() {
 fn sigterm_moves_leaderships_before_exit() {
     let mut cluster = Cluster::start(3);
     create_rf3(&cluster, 1, "controlled", 6);
-    wait_metadata(&cluster, 1, "the topic", |m| {
+    cluster.wait_metadata(1, "the topic", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "controlled"))
     });
-    cluster.nodes.get_mut(&3).unwrap().stop();
+    cluster.node_mut(3).stop();
     // Node 1 applies the moves a moment after the controller committed them;
     // an offline partition (leader -1) would never satisfy this.
-    let metadata = wait_metadata(&cluster, 1, "partitions led by 1 or 2, none by 3", |m| {
+    let metadata = cluster.wait_metadata(1, "partitions led by 1 or 2, none by 3", |m| {
         placement(m, "controlled")
             .values()
             .all(|(leader, _)| *leader == 1 || *leader == 2)
     });
     let placed = placement(&metadata, "controlled");
-    wait_metadata(&cluster, 1, "broker 3 out of every ISR", |m| {
+    cluster.wait_metadata(1, "broker 3 out of every ISR", |m| {
         m.topics
             .iter()
             .flat_map(|t| &t.partitions)
@@ -353,8 +240,8 @@ fn sigterm_moves_leaderships_before_exit() {
     });
     // Back, but out of the ISR (nothing replicates to it yet): a preferred
     // election cannot give broker 3 its partitions back; the others need none.
-    cluster.nodes.get_mut(&3).unwrap().start_again();
-    wait_metadata(&cluster, 1, "broker 3 back", |m| brokers(m).contains(&3));
+    cluster.node_mut(3).start_again();
+    cluster.wait_metadata(1, "broker 3 back", |m| brokers(m).contains(&3));
     let request = kafka_protocol::messages::ElectLeadersRequest::default()
         .with_election_type(0)
         .with_timeout_ms(10_000)
@@ -387,7 +274,7 @@ fn metadata_survives_a_full_restart() {
         rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("kept"))
             .set("retention.ms", "12345");
     futures::executor::block_on(admin.alter_configs([&resource], &admin_opts())).unwrap();
-    let before = wait_metadata(&cluster, 1, "the topic", |m| {
+    let before = cluster.wait_metadata(1, "the topic", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "kept"))
@@ -398,7 +285,7 @@ fn metadata_survives_a_full_restart() {
         .collect();
     cluster.stop_all();
     cluster.start_all_again();
-    let after = wait_metadata(&cluster, 3, "the topic after restart", |m| {
+    let after = cluster.wait_metadata(3, "the topic after restart", |m| {
         m.topics
             .iter()
             .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "kept"))

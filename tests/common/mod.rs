@@ -6,8 +6,10 @@
 //!   bounded instead of hanging.
 //! - [`produce`], [`consume_all`] and friends: bounded produce / consume helpers.
 //! - [`raw`]: a blocking raw Kafka protocol client for wire-level tests.
+//! - [`cluster`]: several real nodes under one Raft metadata quorum.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -267,6 +269,12 @@ impl Broker {
     /// Path of the captured stderr log of this broker (all starts appended).
     pub fn stderr_path(&self) -> &Path {
         &self.stderr_path
+    }
+
+    /// Whether the process was started and not stopped or killed since
+    /// (a SIGSTOPped broker still counts as running).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Process id of the running broker.

@@ -36,6 +36,48 @@ impl RawClient {
         }
     }
 
+    /// Like [`RawClient::connect`], but a refused or timed-out connection is
+    /// an `Err` (for polling nodes that may be down or stopped).
+    pub fn try_connect(addr: &str, timeout: Duration) -> std::io::Result<RawClient> {
+        let sock: std::net::SocketAddr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address {addr}: {e}"));
+        let stream = TcpStream::connect_timeout(&sock, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            next_correlation_id: 1,
+            pending: Default::default(),
+        })
+    }
+
+    /// Like [`RawClient::call`], but I/O errors (a dead, stopped or slow
+    /// broker) are an `Err`; a response that does not decode still panics.
+    pub fn try_call<R: Request>(&mut self, version: i16, req: &R) -> std::io::Result<R::Response> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let frame = request_frame(version, correlation_id, req);
+        self.stream.write_all(&frame)?;
+        let mut frame = self.read_frame()?;
+        let api_key = ApiKey::try_from(R::KEY).unwrap();
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+            .expect("decode response header");
+        assert_eq!(
+            header.correlation_id, correlation_id,
+            "response correlation id"
+        );
+        let resp = R::Response::decode(&mut frame, version)
+            .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"));
+        assert!(
+            !frame.has_remaining(),
+            "{} trailing bytes after {api_key:?} v{version} response",
+            frame.remaining()
+        );
+        Ok(resp)
+    }
+
     /// Encodes and sends `req` as version `version`; returns the correlation id.
     pub fn send<R: Request>(&mut self, version: i16, req: &R) -> i32 {
         let correlation_id = self.next_correlation_id;
@@ -187,7 +229,14 @@ pub mod err {
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const INVALID_CONFIG: i16 = 40;
 }
@@ -320,8 +369,23 @@ impl RawClient {
     /// Produces one batch to one partition (Produce v9, acks=-1); returns
     /// (error code, base offset).
     pub fn produce_batch(&mut self, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
-        let resp: ProduceResponse =
-            self.call(9, &produce_request(topic, -1, vec![(partition, batch)]));
+        self.produce_batch_with(topic, partition, -1, 10_000, batch)
+    }
+
+    /// Produces one batch to one partition (Produce v9) with the given acks
+    /// and the request's `timeout_ms` (how long the leader may wait for
+    /// the ISR with acks=-1); returns (error code, base offset).
+    pub fn produce_batch_with(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        timeout_ms: i32,
+        batch: Bytes,
+    ) -> (i16, i64) {
+        let request =
+            produce_request(topic, acks, vec![(partition, batch)]).with_timeout_ms(timeout_ms);
+        let resp: ProduceResponse = self.call(9, &request);
         assert_eq!(resp.responses.len(), 1, "one topic in the produce response");
         let t = &resp.responses[0];
         assert_eq!(t.name.0.as_str(), topic);
@@ -355,5 +419,16 @@ impl RawClient {
     /// Fetch v12 for one partition at `offset`; returns the response.
     pub fn fetch_one(&mut self, topic: &str, partition: i32, offset: i64) -> FetchResponse {
         self.call(12, &fetch_request(topic, &[(partition, offset)], 500))
+    }
+}
+
+impl RawClient {
+    /// FindCoordinator v3 for group `group`; returns (error code, node id).
+    pub fn find_group_coordinator(&mut self, group: &str) -> (i16, i32) {
+        let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+            .with_key(str_bytes(group))
+            .with_key_type(0);
+        let resp = self.call(3, &request);
+        (resp.error_code, resp.node_id.0)
     }
 }

@@ -1,0 +1,505 @@
+//! Several real `sluice` processes under one Raft metadata quorum (combined
+//! mode: every node is a controller voter and a broker), for placement,
+//! failover and replication tests.
+//!
+//! Node ids are `1..=n`. Each node keeps its client port across restarts,
+//! so a bootstrap list stays valid. Nodes can be killed (`kill9`), stopped
+//! cleanly (`stop`), paused (`sigstop` / `sigcont`) and started again; a
+//! paused node is resumed before it is killed, also when a test panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use rdkafka::admin::NewTopic;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::raw::RawClient;
+use super::{admin, admin_opts, Broker};
+
+/// Fast failure detection for tests (Kafka's defaults are 9000 / 2000);
+/// used unless the extra args set these flags themselves.
+pub const SESSION_TIMEOUT_MS: &str = "3000";
+pub const HEARTBEAT_MS: &str = "300";
+
+/// The default bound of every wait on the cluster.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// How long one Metadata poll of one node may take before it counts as
+/// failed (a paused or dead node must not stall a poll loop).
+const POLL_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Lines of each node's stderr a failed wait shows.
+const TAIL_LINES: usize = 25;
+
+/// A loopback port nothing listens on now (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One partition as one node's Metadata shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    /// Sorted, so views from different nodes compare equal.
+    pub isr: Vec<i32>,
+    pub error_code: i16,
+}
+
+/// `topic`/`partition` in a Metadata answer, if it is there.
+pub fn partition_view(
+    metadata: &MetadataResponse,
+    topic: &str,
+    partition: i32,
+) -> Option<PartitionView> {
+    let t = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))?;
+    let p = t
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)?;
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort_unstable();
+    Some(PartitionView {
+        leader: p.leader_id.0,
+        leader_epoch: p.leader_epoch,
+        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+        isr,
+        error_code: p.error_code,
+    })
+}
+
+pub struct Cluster {
+    nodes: BTreeMap<i32, Broker>,
+    /// Nodes SIGSTOPped and not resumed since: not live, and resumed
+    /// before they are killed.
+    paused: BTreeSet<i32>,
+}
+
+impl Cluster {
+    /// Starts nodes `1..=n`, all voters, with the test session timeouts.
+    pub fn start(n: i32) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// Starts nodes `1..=n` at once (each waits for a quorum before it
+    /// prints its ready line), passing `extra_args` to every node.
+    pub fn start_with(n: i32, extra_args: &[&str]) -> Cluster {
+        assert!(n >= 1, "a cluster has at least one node");
+        let voters: Vec<String> = (1..=n)
+            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+            .collect();
+        let voters = voters.join(",");
+        let mut common: Vec<String> = Vec::new();
+        for (flag, default) in [
+            ("--broker-session-timeout-ms", SESSION_TIMEOUT_MS),
+            ("--broker-heartbeat-interval-ms", HEARTBEAT_MS),
+        ] {
+            if !extra_args.contains(&flag) {
+                common.extend([flag.to_string(), default.to_string()]);
+            }
+        }
+        common.extend(extra_args.iter().map(|s| s.to_string()));
+        let starting: Vec<_> = (1..=n)
+            .map(|id| {
+                let mut args = vec![
+                    "--node-id".to_string(),
+                    id.to_string(),
+                    "--controller-quorum-voters".to_string(),
+                    voters.clone(),
+                ];
+                args.extend(common.iter().cloned());
+                thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let mut broker = Broker::start_with(1, &args);
+                    broker.keep_port();
+                    (id, broker)
+                })
+            })
+            .collect();
+        // Join every thread before failing, so the nodes that did start are
+        // dropped (killed) and the first failure's message is kept.
+        let mut nodes = BTreeMap::new();
+        let mut failures = Vec::new();
+        for (i, t) in starting.into_iter().enumerate() {
+            match t.join() {
+                Ok((id, broker)) => {
+                    nodes.insert(id, broker);
+                }
+                Err(payload) => failures.push(format!(
+                    "node {}: {}",
+                    i + 1,
+                    panic_message(payload.as_ref())
+                )),
+            }
+        }
+        if !failures.is_empty() {
+            drop(nodes);
+            panic!(
+                "starting a {n}-node cluster with extra args {extra_args:?} failed:\n{}",
+                failures.join("\n")
+            );
+        }
+        Cluster {
+            nodes,
+            paused: BTreeSet::new(),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<i32> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn node(&self, id: i32) -> &Broker {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    pub fn node_mut(&mut self, id: i32) -> &mut Broker {
+        self.nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// Nodes that run and are not paused.
+    pub fn live(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|(id, b)| b.is_running() && !self.paused.contains(id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// `bootstrap.servers` listing every live node.
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap_of(&self.live())
+    }
+
+    /// `bootstrap.servers` listing `ids` (which must be running).
+    pub fn bootstrap_of(&self, ids: &[i32]) -> String {
+        ids.iter()
+            .map(|&id| self.node(id).bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id`'s Metadata for all topics; panics if it does not answer.
+    pub fn metadata(&self, id: i32) -> MetadataResponse {
+        self.try_metadata(id)
+            .unwrap_or_else(|e| panic!("Metadata from node {id}: {e}"))
+    }
+
+    /// Node `id`'s Metadata for all topics (`topics: null`; the default
+    /// request's empty list would ask for none).
+    pub fn try_metadata(&self, id: i32) -> Result<MetadataResponse, String> {
+        let broker = self.node(id);
+        if !broker.is_running() {
+            return Err(format!("node {id} is not running"));
+        }
+        let addr = broker.bootstrap();
+        let mut client =
+            RawClient::try_connect(&addr, POLL_IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+        client
+            .try_call(12, &MetadataRequest::default().with_topics(None))
+            .map_err(|e| format!("Metadata call: {e}"))
+    }
+
+    /// `topic`/`partition` as node `id` shows it (Err: no answer or absent).
+    pub fn view_from(&self, id: i32, topic: &str, partition: i32) -> Result<PartitionView, String> {
+        let metadata = self.try_metadata(id)?;
+        partition_view(&metadata, topic, partition)
+            .ok_or_else(|| format!("node {id}: {topic}/{partition} not in Metadata"))
+    }
+
+    /// `topic`/`partition` once every live node shows the same view (Err
+    /// describes the disagreement or the node that did not answer).
+    pub fn agreed_view(&self, topic: &str, partition: i32) -> Result<PartitionView, String> {
+        let live = self.live();
+        let mut views = BTreeMap::new();
+        for &id in &live {
+            views.insert(id, self.view_from(id, topic, partition)?);
+        }
+        let first = views
+            .values()
+            .next()
+            .cloned()
+            .ok_or_else(|| "no live node".to_string())?;
+        if views.values().all(|v| *v == first) {
+            Ok(first)
+        } else {
+            Err(format!(
+                "live nodes disagree on {topic}/{partition}: {views:?}"
+            ))
+        }
+    }
+
+    /// The leader of `topic`/`partition` in the first live node's Metadata
+    /// (-1 while it has none).
+    pub fn leader_of(&self, topic: &str, partition: i32) -> i32 {
+        self.first_live_view(topic, partition).leader
+    }
+
+    /// The ISR (sorted) of `topic`/`partition` in the first live node's Metadata.
+    pub fn isr_of(&self, topic: &str, partition: i32) -> Vec<i32> {
+        self.first_live_view(topic, partition).isr
+    }
+
+    fn first_live_view(&self, topic: &str, partition: i32) -> PartitionView {
+        let id = *self.live().first().expect("no live node");
+        self.view_from(id, topic, partition)
+            .unwrap_or_else(|e| self.fail(&format!("reading {topic}/{partition}: {e}")))
+    }
+
+    /// Polls (bounded) until every live node shows the same view of
+    /// `topic`/`partition` and `done` holds for it; returns that view.
+    pub fn wait_view(
+        &self,
+        topic: &str,
+        partition: i32,
+        desc: &str,
+        mut done: impl FnMut(&PartitionView) -> bool,
+    ) -> PartitionView {
+        self.wait_for(desc, WAIT, || {
+            let view = self.agreed_view(topic, partition)?;
+            if done(&view) {
+                Ok(view)
+            } else {
+                Err(format!("{topic}/{partition}: {view:?}"))
+            }
+        })
+    }
+
+    /// Polls (bounded) until node `id`'s Metadata satisfies `done`.
+    pub fn wait_metadata(
+        &self,
+        id: i32,
+        desc: &str,
+        mut done: impl FnMut(&MetadataResponse) -> bool,
+    ) -> MetadataResponse {
+        self.wait_for(desc, WAIT, || {
+            let metadata = self.try_metadata(id)?;
+            if done(&metadata) {
+                Ok(metadata)
+            } else {
+                Err(format!("{metadata:?}"))
+            }
+        })
+    }
+
+    /// Polls `cond` every 100 ms until it holds; after `timeout` panics
+    /// with `desc` and every node's stderr tail.
+    pub fn wait_until(&self, desc: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        self.wait_for(desc, timeout, || {
+            if cond() {
+                Ok(())
+            } else {
+                Err("condition false".into())
+            }
+        })
+    }
+
+    /// Polls `attempt` every 100 ms until it gives `Ok`; after `timeout`
+    /// panics with `desc`, the last `Err` and every node's stderr tail.
+    pub fn wait_for<T>(
+        &self,
+        desc: &str,
+        timeout: Duration,
+        mut attempt: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match attempt() {
+                Ok(v) => return v,
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "waited {timeout:?} for {desc}; last state: {last}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Panics with `msg` and every node's stderr tail.
+    pub fn fail(&self, msg: &str) -> ! {
+        panic!("{msg}\n{}", self.stderr_tails(TAIL_LINES))
+    }
+
+    /// The last `lines` lines of every node's stderr, labelled.
+    pub fn stderr_tails(&self, lines: usize) -> String {
+        self.nodes
+            .iter()
+            .map(|(id, b)| {
+                let state = if self.paused.contains(id) {
+                    "paused"
+                } else if b.is_running() {
+                    "running"
+                } else {
+                    "down"
+                };
+                format!(
+                    "----- node {id} ({state}) stderr tail -----\n{}",
+                    b.stderr_tail(lines)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGSTOP: the node keeps its sockets but answers nothing, like a
+    /// long GC pause or a frozen VM.
+    pub fn sigstop(&mut self, id: i32) {
+        assert!(self.paused.insert(id), "node {id} is already paused");
+        signal(self.node(id).pid(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT: resumes a node paused by [`Cluster::sigstop`].
+    pub fn sigcont(&mut self, id: i32) {
+        assert!(self.paused.remove(&id), "node {id} is not paused");
+        signal(self.node(id).pid(), libc::SIGCONT);
+    }
+
+    /// kill -9 (a paused node is resumed first).
+    pub fn kill9(&mut self, id: i32) {
+        if self.paused.contains(&id) {
+            self.sigcont(id);
+        }
+        self.node_mut(id).kill9();
+    }
+
+    /// SIGTERM and a clean exit (controlled shutdown).
+    pub fn stop(&mut self, id: i32) {
+        if self.paused.contains(&id) {
+            self.sigcont(id);
+        }
+        self.node_mut(id).stop();
+    }
+
+    /// Starts node `id` again on its data dir and port.
+    pub fn start_again(&mut self, id: i32) {
+        self.node_mut(id).start_again();
+    }
+
+    /// Stops every node at once (controlled shutdowns need the quorum).
+    pub fn stop_all(&mut self) {
+        for id in self.paused.clone() {
+            self.sigcont(id);
+        }
+        thread::scope(|s| {
+            for broker in self.nodes.values_mut() {
+                s.spawn(move || broker.stop());
+            }
+        });
+    }
+
+    /// Starts every node again at once (each waits for a quorum).
+    pub fn start_all_again(&mut self) {
+        thread::scope(|s| {
+            for broker in self.nodes.values_mut() {
+                s.spawn(move || broker.start_again());
+            }
+        });
+    }
+
+    /// CreateTopics through the live nodes, retried (bounded) while the
+    /// cluster settles (brokers still registering); an existing topic
+    /// counts as created, an invalid config fails at once. Then waits until
+    /// every live node shows every partition with a leader.
+    pub fn create_topic(&self, topic: &NewTopic<'_>) {
+        let admin = admin(&self.bootstrap());
+        self.wait_for(&format!("CreateTopics {}", topic.name), WAIT, || {
+            let results = futures::executor::block_on(admin.create_topics([topic], &admin_opts()))
+                .map_err(|e| format!("CreateTopics request: {e}"))?;
+            match &results[0] {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                Err((_, RDKafkaErrorCode::InvalidConfig)) => self.fail(&format!(
+                    "CreateTopics {}: INVALID_CONFIG for configs {:?} (does the broker know them?)",
+                    topic.name, topic.config
+                )),
+                Err((name, code)) => Err(format!("{name}: {code:?}")),
+            }
+        });
+        for partition in 0..topic.num_partitions {
+            self.wait_view(
+                topic.name,
+                partition,
+                &format!(
+                    "{}/{partition} to have a leader on every live node",
+                    topic.name
+                ),
+                |v| v.leader >= 0,
+            );
+        }
+    }
+
+    /// The concatenated bytes of node `id`'s `.log` segment files of
+    /// `topic`/`partition`, in offset order (empty when it has none yet).
+    /// Segment boundaries may differ between replicas; the bytes may not.
+    pub fn log_bytes(&self, id: i32, topic: &str, partition: i32) -> Vec<u8> {
+        let dir = self.node(id).partition_dir(topic, partition);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        // Names are zero-padded base offsets: name order is offset order.
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            // A segment removed between listing and reading reads as
+            // missing; callers compare in a bounded retry.
+            if let Ok(bytes) = std::fs::read(&f) {
+                out.extend_from_slice(&bytes);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Resume paused nodes so the brokers' Drop kills running processes.
+        for &id in &self.paused {
+            if let Some(b) = self.nodes.get(&id).filter(|b| b.is_running()) {
+                // SAFETY: kill(2) with a pid of a child we started and have
+                // not reaped (it is still `running`); no memory involved.
+                unsafe { libc::kill(b.pid() as libc::pid_t, libc::SIGCONT) };
+            }
+        }
+        self.paused.clear();
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid of a child we started and have not reaped;
+    // no memory is involved.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The message of a panic payload (a `String` or `&str`), for re-raising.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(non-string panic)".into())
+}

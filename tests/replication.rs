@@ -1,0 +1,771 @@
+//! Partition replication across real `sluice` nodes, as Kafka defines it:
+//! followers fetch from the leader, the ISR shrinks and grows, acks=all
+//! waits for the ISR and is refused below `min.insync.replicas`, a
+//! diverged replica truncates to the leader's log (leader epochs), and the
+//! group coordinator moves with its `__consumer_offsets` partition.
+//!
+//! Broker flags these tests rely on: `--replica-lag-time-max-ms`,
+//! `--replica-fetch-wait-max-ms`, `--offsets-topic-replication-factor`
+//! (besides the session / heartbeat flags the harness sets); topic configs
+//! `min.insync.replicas` and `unclean.leader.election.enable`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, PartitionView, WAIT};
+use common::raw::{err, RawClient};
+use common::*;
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Every node of a 3-node cluster, sorted as ISRs are.
+const ALL3: [i32; 3] = [1, 2, 3];
+
+/// A topic with replication factor 3 and `configs`.
+fn rf3<'a>(topic: &'a str, partitions: i32, configs: &[(&'a str, &'a str)]) -> NewTopic<'a> {
+    configs.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(3)),
+        |t, (k, v)| t.set(k, v),
+    )
+}
+
+/// Waits until every partition of `topic` has the ISR `isr` (sorted) on
+/// every live node; returns the views.
+fn wait_isr(cluster: &Cluster, topic: &str, partitions: i32, isr: &[i32]) -> Vec<PartitionView> {
+    (0..partitions)
+        .map(|p| {
+            cluster.wait_view(topic, p, &format!("ISR {isr:?} for {topic}/{p}"), |v| {
+                v.leader >= 0 && v.isr == isr
+            })
+        })
+        .collect()
+}
+
+/// Waits (bounded) until nodes `ids` hold byte-identical, non-empty
+/// `.log` data for `topic`/`partition`; returns those bytes.
+fn wait_logs_identical(cluster: &Cluster, topic: &str, partition: i32, ids: &[i32]) -> Vec<u8> {
+    cluster.wait_for(
+        &format!("nodes {ids:?} to hold identical {topic}/{partition} logs"),
+        WAIT,
+        || {
+            let logs: Vec<(i32, Vec<u8>)> = ids
+                .iter()
+                .map(|&id| (id, cluster.log_bytes(id, topic, partition)))
+                .collect();
+            let first = &logs[0].1;
+            if !first.is_empty() && logs.iter().all(|(_, l)| l == first) {
+                return Ok(first.clone());
+            }
+            let sizes: Vec<String> = logs
+                .iter()
+                .map(|(id, l)| {
+                    let diverge = l.iter().zip(first).position(|(a, b)| a != b);
+                    format!(
+                        "node {id}: {} bytes, first byte differing from node {}: {diverge:?}",
+                        l.len(),
+                        logs[0].0
+                    )
+                })
+                .collect();
+            Err(sizes.join("; "))
+        },
+    )
+}
+
+/// The compression codec (attributes & 7) of every record batch in a
+/// partition's concatenated `.log` bytes.
+fn batch_codecs(log: &[u8]) -> Vec<u8> {
+    // v2 batch: baseOffset i64, batchLength i32, partitionLeaderEpoch i32,
+    // magic i8, crc u32, attributes i16, ...
+    const ATTRIBUTES_AT: usize = 8 + 4 + 4 + 1 + 4;
+    let mut codecs = Vec::new();
+    let mut at = 0;
+    while at + ATTRIBUTES_AT + 2 <= log.len() {
+        let length = i32::from_be_bytes(log[at + 8..at + 12].try_into().unwrap());
+        assert!(length > 0, "bad batch length {length} at byte {at}");
+        assert_eq!(log[at + 16], 2, "magic at byte {at}");
+        let attributes = u16::from_be_bytes(
+            log[at + ATTRIBUTES_AT..at + ATTRIBUTES_AT + 2]
+                .try_into()
+                .unwrap(),
+        );
+        codecs.push((attributes & 7) as u8);
+        at += 12 + length as usize;
+    }
+    assert_eq!(at, log.len(), "the log ends with a whole batch");
+    codecs
+}
+
+/// A consumed record: its offset and value.
+type Read = (i64, Vec<u8>);
+
+/// Reads partitions `0..partitions` of `topic` from the beginning up to
+/// their high watermarks (taken first), through `bootstrap`.
+fn read_to_end(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Read>> {
+    let ends: BTreeMap<i32, i64> = (0..partitions)
+        .map(|p| (p, watermarks(bootstrap, topic, p).1))
+        .collect();
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out: BTreeMap<i32, Vec<Read>> = (0..partitions).map(|p| (p, Vec::new())).collect();
+    let done = |out: &BTreeMap<i32, Vec<Read>>| {
+        ends.iter().all(|(p, &end)| {
+            out[p]
+                .last()
+                .map_or(end == 0, |(offset, _)| *offset + 1 >= end)
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut errors = Vec::new();
+    while !done(&out) {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} up to {ends:?} took over {WAIT:?}; read up to {:?}; errors {errors:?}",
+            out.iter()
+                .map(|(p, v)| (*p, v.last().map(|r| r.0)))
+                .collect::<Vec<_>>()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.offset() < ends[&m.partition()] => out
+                .get_mut(&m.partition())
+                .unwrap()
+                .push((m.offset(), m.payload().unwrap_or_default().to_vec())),
+            Some(Ok(_)) | None => {}
+            Some(Err(e)) if errors.len() < 20 => errors.push(e.to_string()),
+            Some(Err(_)) => {}
+        }
+    }
+    out
+}
+
+fn value_str(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+/// acks=all with min.insync.replicas=2 under kill -9 of the leader of
+/// partition 0, twice: every acknowledged message is in the log at the
+/// offset it was acknowledged with, in send order within its partition.
+#[test]
+fn acks_all_survives_leader_kill9() {
+    const TOPIC: &str = "repl-acks-all";
+    const PARTITIONS: usize = 4;
+    const TOTAL: usize = 50_000;
+    /// Five chunks: kills after the first and the third, restarts before
+    /// the third and the fifth.
+    const CHUNK: usize = TOTAL / 5;
+    /// Idempotent: no duplicates and no reordering are allowed at all. A
+    /// non-idempotent producer (max.in.flight 1) may duplicate on retry.
+    const IDEMPOTENT: bool = true;
+
+    let mut cluster = Cluster::start(3);
+    cluster.create_topic(&rf3(
+        TOPIC,
+        PARTITIONS as i32,
+        &[("min.insync.replicas", "2")],
+    ));
+    wait_isr(&cluster, TOPIC, PARTITIONS as i32, &ALL3);
+
+    // Every node's port is kept across restarts, so this list stays valid.
+    let mut config = producer_config(&cluster.bootstrap());
+    config
+        .set("message.timeout.ms", "60000")
+        .set("request.timeout.ms", "10000")
+        .set("enable.idempotence", IDEMPOTENT.to_string());
+    if !IDEMPOTENT {
+        config.set("max.in.flight.requests.per.connection", "1");
+    }
+    let (producer, ctx) = collecting_producer(&config);
+    let send = |range: std::ops::Range<usize>| {
+        for i in range {
+            let key = format!("key-{}", i % PARTITIONS);
+            let value = i.to_string();
+            let record = BaseRecord::with_opaque_to(TOPIC, i)
+                .partition((i % PARTITIONS) as i32)
+                .key(key.as_bytes())
+                .payload(value.as_bytes());
+            send_retrying(&producer, record);
+        }
+    };
+
+    send(0..CHUNK);
+    let mut sent = CHUNK;
+    for round in 1..=2 {
+        // Kill while this chunk is in flight: a tenth of it acknowledged.
+        let flowing = sent - CHUNK + CHUNK / 10;
+        cluster.wait_until(
+            &format!("round {round}: {flowing} acknowledgements"),
+            WAIT,
+            || ctx.ok_count() >= flowing,
+        );
+        let victim = cluster.leader_of(TOPIC, 0);
+        assert!(victim > 0, "partition 0 has a leader before round {round}");
+        eprintln!(
+            "round {round}: kill -9 node {victim} (leads partition 0) after {} acks",
+            ctx.ok_count()
+        );
+        cluster.kill9(victim);
+        send(sent..sent + CHUNK);
+        sent += CHUNK;
+        cluster.wait_view(
+            TOPIC,
+            0,
+            &format!("round {round}: a leader for partition 0 other than {victim}"),
+            |v| v.leader > 0 && v.leader != victim,
+        );
+        cluster.start_again(victim);
+        // Back in every ISR before the next kill, or min.insync.replicas=2
+        // could not be met after it.
+        for p in 0..PARTITIONS as i32 {
+            cluster.wait_view(
+                TOPIC,
+                p,
+                &format!("round {round}: node {victim} back in the ISR of partition {p}"),
+                |v| v.isr == ALL3,
+            );
+        }
+        send(sent..sent + CHUNK);
+        sent += CHUNK;
+    }
+    assert_eq!(sent, TOTAL);
+    let flushed = producer.flush(Duration::from_secs(120));
+    let delivered = ctx.ok.lock().unwrap().clone();
+    let failed = ctx.failed.lock().unwrap().clone();
+    eprintln!(
+        "{} acknowledged, {} failed, flush: {flushed:?}",
+        delivered.len(),
+        failed.len()
+    );
+
+    let log = read_to_end(&cluster.bootstrap(), TOPIC, PARTITIONS as i32);
+    let at: BTreeMap<(i32, i64), &[u8]> = log
+        .iter()
+        .flat_map(|(p, reads)| reads.iter().map(move |(o, v)| ((*p, *o), &v[..])))
+        .collect();
+
+    // Safety first: every acknowledged message is where it was acknowledged.
+    let mut lost = Vec::new();
+    for d in &delivered {
+        assert_eq!(
+            d.partition,
+            (d.id % PARTITIONS) as i32,
+            "message {} went to its partition",
+            d.id
+        );
+        let found = at.get(&(d.partition, d.offset)).map(|v| value_str(v));
+        if found.as_deref() != Some(d.id.to_string().as_str()) {
+            lost.push((d.id, d.partition, d.offset, found));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages are not at their acknowledged offset; first (id, partition, offset, found): {:?}",
+        lost.len(),
+        delivered.len(),
+        &lost[..lost.len().min(10)]
+    );
+
+    // Order within each partition, and duplicates.
+    let acked: BTreeSet<usize> = delivered.iter().map(|d| d.id).collect();
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0usize;
+    for (p, reads) in &log {
+        let mut last: Option<(usize, i64)> = None;
+        for (offset, value) in reads {
+            let id: usize = value_str(value)
+                .parse()
+                .unwrap_or_else(|_| panic!("{p}@{offset}: value {value:?} is no sequence number"));
+            assert!(
+                id < TOTAL && id % PARTITIONS == *p as usize,
+                "{p}@{offset}: id {id} was never sent here"
+            );
+            if !seen.insert(id) {
+                duplicates += 1;
+                continue;
+            }
+            if !acked.contains(&id) {
+                continue;
+            }
+            if let Some((prev, prev_offset)) = last {
+                assert!(
+                    id > prev,
+                    "partition {p}: acknowledged {id} at offset {offset} after acknowledged {prev} at {prev_offset}"
+                );
+            }
+            last = Some((id, *offset));
+        }
+    }
+    if IDEMPOTENT {
+        assert_eq!(
+            duplicates, 0,
+            "an idempotent producer's messages were written twice"
+        );
+    } else {
+        eprintln!("{duplicates} duplicates (allowed: the producer is not idempotent)");
+    }
+
+    // Liveness: with one node down at a time, ISR >= 2 always held.
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed (the ISR kept two nodes throughout); first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert_eq!(
+        delivered.len(),
+        TOTAL,
+        "every message got a delivery report"
+    );
+}
+
+/// min.insync.replicas=2 with two of the three replicas paused: once the
+/// ISR is the leader alone, acks=all is refused with NOT_ENOUGH_REPLICAS
+/// and nothing is appended; after they resume and rejoin it succeeds.
+#[test]
+fn min_insync_refuses_when_two_of_three_replicas_stop() {
+    const TOPIC: &str = "repl-min-insync";
+    // Five voters, so the metadata quorum survives two paused nodes.
+    let mut cluster = Cluster::start(5);
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[3, 4, 5]]))
+            .set("min.insync.replicas", "2"),
+    );
+    let view = cluster.wait_view(TOPIC, 0, "ISR [3, 4, 5]", |v| v.isr == [3, 4, 5]);
+    assert_eq!(view.replicas, [3, 4, 5], "the assignment is kept as given");
+    let leader = view.leader;
+    let followers: Vec<i32> = [3, 4, 5].into_iter().filter(|&id| id != leader).collect();
+    let record = |tag: &str| {
+        build_owned_batch(&[OwnedRecord {
+            key: None,
+            value: Some(tag.as_bytes().to_vec()),
+            timestamp: now_ms(),
+            headers: Vec::new(),
+        }])
+    };
+
+    let mut raw = RawClient::connect(&cluster.node(leader).bootstrap());
+    let (code, first) = raw.produce_batch_with(TOPIC, 0, -1, 10_000, record("before"));
+    assert_eq!(code, err::NONE, "acks=all with the full ISR");
+    let end_before = raw.log_end_offset(TOPIC, 0);
+    assert_eq!(
+        end_before,
+        first + 1,
+        "the high watermark covers the acknowledged record"
+    );
+    let log_before = cluster.log_bytes(leader, TOPIC, 0);
+
+    for &f in &followers {
+        cluster.sigstop(f);
+    }
+    cluster.wait_view(
+        TOPIC,
+        0,
+        &format!("the ISR shrunk to the leader {leader}"),
+        |v| v.leader == leader && v.isr == [leader],
+    );
+    let mut raw = RawClient::connect(&cluster.node(leader).bootstrap());
+    let (code, _) = raw.produce_batch_with(TOPIC, 0, -1, 5_000, record("refused"));
+    assert_eq!(
+        code,
+        err::NOT_ENOUGH_REPLICAS,
+        "acks=all with ISR [{leader}] below min.insync.replicas=2 (19 NOT_ENOUGH_REPLICAS, checked before appending)"
+    );
+    assert_eq!(
+        raw.log_end_offset(TOPIC, 0),
+        end_before,
+        "the refused record moved the high watermark"
+    );
+    assert_eq!(
+        cluster.log_bytes(leader, TOPIC, 0),
+        log_before,
+        "the refused record reached the leader's log"
+    );
+
+    for &f in &followers {
+        cluster.sigcont(f);
+    }
+    let view = cluster.wait_view(TOPIC, 0, "the ISR back to [3, 4, 5]", |v| {
+        v.isr == [3, 4, 5]
+    });
+    let mut raw = RawClient::connect(&cluster.node(view.leader).bootstrap());
+    let (code, base) = raw.produce_batch_with(TOPIC, 0, -1, 10_000, record("after"));
+    assert_eq!(code, err::NONE, "acks=all once the ISR is whole again");
+    assert_eq!(
+        base, end_before,
+        "the next record follows the last acknowledged one"
+    );
+}
+
+/// A follower paused past replica.lag.time.max.ms leaves the ISR (the
+/// controller does not fence it: the session timeout is long), rejoins
+/// once resumed and caught up, and ends with the leader's exact bytes.
+#[test]
+fn lagging_follower_leaves_and_rejoins_isr() {
+    const TOPIC: &str = "repl-lagging";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--replica-lag-time-max-ms",
+            "2000",
+            "--broker-session-timeout-ms",
+            "60000",
+            "--broker-heartbeat-interval-ms",
+            "300",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, 1, &[]));
+    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    let values: Vec<String> = (0..200).map(|i| format!("before-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values);
+
+    // Pause a follower that is not the active controller, so the metadata
+    // quorum does not need an election.
+    let controller = cluster.metadata(view.leader).controller_id.0;
+    let lagger = ALL3
+        .into_iter()
+        .filter(|&id| id != view.leader)
+        .max_by_key(|&id| id != controller)
+        .unwrap();
+    cluster.sigstop(lagger);
+
+    let mut config = producer_config(&cluster.bootstrap());
+    config.set("acks", "1");
+    let (producer, ctx) = collecting_producer(&config);
+    let mut sent = 0usize;
+    cluster.wait_for(&format!("node {lagger} out of the ISR"), WAIT, || {
+        for _ in 0..100 {
+            let value = format!("during-{sent}");
+            send_retrying(
+                &producer,
+                BaseRecord::with_opaque_to(TOPIC, sent)
+                    .partition(0)
+                    .payload(value.as_bytes()),
+            );
+            sent += 1;
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| format!("flush: {e}"))?;
+        let v = cluster.agreed_view(TOPIC, 0)?;
+        if v.isr.contains(&lagger) {
+            Err(format!("{v:?}"))
+        } else {
+            assert_eq!(
+                v.leader, view.leader,
+                "the leader stays while a follower lags"
+            );
+            Ok(())
+        }
+    });
+    cluster.sigcont(lagger);
+    cluster.wait_view(TOPIC, 0, &format!("node {lagger} back in the ISR"), |v| {
+        v.isr == ALL3
+    });
+    assert_eq!(
+        ctx.failed_count(),
+        0,
+        "acks=1 produce failed: {:?}",
+        ctx.failed.lock().unwrap().first()
+    );
+
+    wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    let log = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let stored: BTreeSet<String> = log[&0].iter().map(|(_, v)| value_str(v)).collect();
+    let expected = values
+        .iter()
+        .cloned()
+        .chain((0..sent).map(|i| format!("during-{i}")));
+    let missing: Vec<String> = expected.filter(|v| !stored.contains(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages missing, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+}
+
+/// A leader that alone took acks=1 writes, is killed and replaced by a
+/// follower, truncates them away on restart: all three logs end
+/// byte-identical with the acks=all writes and without the diverged ones.
+#[test]
+fn diverged_leader_truncates_on_restart() {
+    const TOPIC: &str = "repl-diverged";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--replica-lag-time-max-ms",
+            "60000",
+            "--replica-fetch-wait-max-ms",
+            "500",
+        ],
+    );
+    cluster.create_topic(&rf3(
+        TOPIC,
+        1,
+        &[
+            ("min.insync.replicas", "1"),
+            ("unclean.leader.election.enable", "false"),
+        ],
+    ));
+    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    let leader = view.leader;
+    let followers: Vec<i32> = ALL3.into_iter().filter(|&id| id != leader).collect();
+
+    let committed: Vec<String> = (0..100).map(|i| format!("all-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &committed);
+    let common_log = wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+
+    for &f in &followers {
+        cluster.sigstop(f);
+    }
+    // Not pollable: a follower's fetch parked at the leader before the
+    // pause is answered (empty) within replica.fetch.wait.max.ms (500 ms);
+    // after that the paused followers cannot receive the writes below.
+    thread::sleep(Duration::from_millis(1500));
+    let mut acks1 = producer_config(&cluster.node(leader).bootstrap());
+    acks1.set("acks", "1");
+    let diverged: Vec<Msg> = (0..50)
+        .map(|i| Msg::value(format!("one-{i}")).to(0))
+        .collect();
+    produce(&acks1, TOPIC, &diverged);
+    assert!(
+        cluster.log_bytes(leader, TOPIC, 0).len() > common_log.len(),
+        "the leader holds the acks=1 writes"
+    );
+
+    cluster.kill9(leader);
+    for &f in &followers {
+        cluster.sigcont(f);
+    }
+    let new_view = cluster.wait_view(TOPIC, 0, "a follower elected leader", |v| {
+        followers.contains(&v.leader)
+    });
+    assert!(
+        new_view.leader_epoch > view.leader_epoch,
+        "a new leader means a new leader epoch: {view:?} then {new_view:?}"
+    );
+    let after: Vec<String> = (0..70).map(|i| format!("after-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &after);
+
+    cluster.start_again(leader);
+    cluster.wait_view(TOPIC, 0, &format!("node {leader} back in the ISR"), |v| {
+        v.isr == ALL3
+    });
+    wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+
+    let log = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let stored: Vec<String> = log[&0].iter().map(|(_, v)| value_str(v)).collect();
+    let expected: Vec<String> = committed.iter().chain(&after).cloned().collect();
+    assert_eq!(
+        stored, expected,
+        "the log is the acks=all writes in order, without the truncated acks=1 ones"
+    );
+}
+
+/// Batches of every codec are copied to the followers as they are: the
+/// three replicas' logs are byte-identical and keep each codec.
+#[test]
+fn followers_are_byte_identical_for_every_codec() {
+    const TOPIC: &str = "repl-codecs";
+    const CODECS: [(&str, u8); 5] = [
+        ("none", 0),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("lz4", 3),
+        ("zstd", 4),
+    ];
+    let cluster = Cluster::start(3);
+    cluster.create_topic(&rf3(TOPIC, 1, &[]));
+    wait_isr(&cluster, TOPIC, 1, &ALL3);
+    let mut expected = Vec::new();
+    for (codec, _) in CODECS {
+        let mut config = producer_config(&cluster.bootstrap());
+        config
+            .set("compression.type", codec)
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "50");
+        let values: Vec<Msg> = (0..300)
+            .map(|i| Msg::value(format!("{codec}-{i:05}-{}", "compressible ".repeat(8))).to(0))
+            .collect();
+        produce(&config, TOPIC, &values);
+        expected.extend(values.into_iter().map(|m| m.value.unwrap()));
+    }
+    let log = wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    let codecs: BTreeSet<u8> = batch_codecs(&log).into_iter().collect();
+    assert_eq!(
+        codecs,
+        CODECS.iter().map(|(_, c)| *c).collect(),
+        "the replicated log keeps every producer codec"
+    );
+    let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let stored: Vec<Vec<u8>> = read[&0].iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(stored.len(), expected.len(), "record count");
+    assert!(
+        stored == expected,
+        "the records read back are the ones produced, in order"
+    );
+}
+
+/// A group consumer, manual commits, fast heartbeats, earliest reset (so a
+/// lost commit shows as a re-read from offset 0, not as a stall).
+fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = consumer_config(bootstrap);
+    c.set("group.id", group)
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "300")
+        .set("auto.offset.reset", "earliest");
+    c
+}
+
+/// The group's coordinator killed after a commit: a new member of the
+/// group resumes exactly at the committed offsets, served by the node that
+/// took over the `__consumer_offsets` partition.
+#[test]
+fn group_survives_coordinator_kill9() {
+    const TOPIC: &str = "repl-group-topic";
+    const GROUP: &str = "repl-group";
+    const PARTITIONS: i32 = 3;
+    const TOTAL: usize = 1_000;
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--offsets-topic-replication-factor",
+            "3",
+            "--offsets-topic-num-partitions",
+            "3",
+            "--group-initial-rebalance-delay-ms",
+            "0",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, PARTITIONS, &[]));
+    wait_isr(&cluster, TOPIC, PARTITIONS, &ALL3);
+    let msgs: Vec<Msg> = (0..TOTAL)
+        .map(|i| Msg::value(i.to_string()).to(i as i32 % PARTITIONS))
+        .collect();
+    produce(&producer_config(&cluster.bootstrap()), TOPIC, &msgs);
+    let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
+        .map(|p| (p, watermarks(&cluster.bootstrap(), TOPIC, p).1))
+        .collect();
+
+    // Consume half and commit it synchronously.
+    let first: BaseConsumer = group_config(&cluster.bootstrap(), GROUP)
+        .create()
+        .expect("consumer");
+    first.subscribe(&[TOPIC]).expect("subscribe");
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut consumed = 0;
+    let deadline = Instant::now() + WAIT;
+    while consumed < TOTAL / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first consumer read {consumed} of {} in {WAIT:?}",
+            TOTAL / 2
+        );
+        match first.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                consumed += 1;
+            }
+            Some(Err(e)) => eprintln!("first consumer: {e}"),
+            None => {}
+        }
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in &next {
+        tpl.add_partition_offset(TOPIC, p, Offset::Offset(o))
+            .unwrap();
+    }
+    first
+        .commit(&tpl, CommitMode::Sync)
+        .expect("synchronous commit");
+    assert_eq!(
+        committed_offsets(&first, TOPIC, PARTITIONS),
+        next,
+        "the commit is read back"
+    );
+    drop(first);
+
+    let coordinator = cluster.wait_for("the group's coordinator", WAIT, || {
+        let (code, node) = RawClient::connect(&cluster.bootstrap_of(&[cluster.live()[0]]))
+            .find_group_coordinator(GROUP);
+        if code == err::NONE {
+            Ok(node)
+        } else {
+            Err(format!("FindCoordinator error {code}"))
+        }
+    });
+    eprintln!("coordinator of {GROUP}: node {coordinator}; committed {next:?}");
+    cluster.kill9(coordinator);
+
+    // Resume with a new member through the live nodes.
+    let second: BaseConsumer = group_config(&cluster.bootstrap(), GROUP)
+        .create()
+        .expect("consumer");
+    second.subscribe(&[TOPIC]).expect("subscribe");
+    let start = |p: i32| next.get(&p).copied().unwrap_or(0);
+    let remaining: usize = (0..PARTITIONS)
+        .map(|p| (ends[&p] - start(p)) as usize)
+        .sum();
+    assert_eq!(remaining, TOTAL - TOTAL / 2);
+    let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut got: BTreeSet<(i32, i64)> = BTreeSet::new();
+    let mut rereads = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while got.len() < remaining {
+        assert!(
+            Instant::now() < deadline,
+            "after the coordinator's kill the new member read {} of {remaining} in 90 s (first offsets {firsts:?})\n{}",
+            got.len(),
+            cluster.stderr_tails(25)
+        );
+        match second.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let (p, o) = (m.partition(), m.offset());
+                let first_offset = *firsts.entry(p).or_insert(o);
+                assert_eq!(
+                    first_offset,
+                    start(p),
+                    "partition {p}: the new member started at {first_offset}, the group committed {}",
+                    start(p)
+                );
+                assert!(
+                    o >= start(p),
+                    "partition {p}: offset {o} was committed already"
+                );
+                if !got.insert((p, o)) {
+                    // A rebalance restarts from the commit: allowed, counted.
+                    rereads += 1;
+                }
+            }
+            Some(Err(e)) => eprintln!("second consumer: {e}"),
+            None => {}
+        }
+    }
+    let expected: BTreeSet<(i32, i64)> = (0..PARTITIONS)
+        .flat_map(|p| (start(p)..ends[&p]).map(move |o| (p, o)))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "the rest of every partition, nothing before the commit"
+    );
+    eprintln!("{rereads} uncommitted messages read again after a rebalance");
+    drop(second);
+
+    cluster.start_again(coordinator);
+    cluster.wait_metadata(coordinator, &format!("node {coordinator} back"), |m| {
+        m.brokers.iter().any(|b| b.node_id.0 == coordinator)
+    });
+}
