@@ -238,6 +238,10 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
     runtime::spawn_local(flush_loop(shard.clone())).detach();
     runtime::spawn_local(producer_expiry_loop(shard.clone())).detach();
+    if ctx.cluster.is_some() {
+        runtime::spawn_local(isr_loop(shard.clone())).detach();
+    }
+    runtime::spawn_local(high_watermark_loop(shard.clone())).detach();
     runtime::spawn_local(crate::txn::load_at_start(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
@@ -378,6 +382,32 @@ async fn producer_expiry_loop(shard: Rc<Shard>) {
         .is_none()
     {
         shard.expire_producers();
+    }
+}
+
+/// Kafka's ISR expiration check: every half `replica_lag_time_max_ms`.
+async fn isr_loop(shard: Rc<Shard>) {
+    let every = Duration::from_millis((shard.config.replica_lag_time_max_ms / 2).max(1));
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        shard.shrink_isrs();
+    }
+}
+
+async fn high_watermark_loop(shard: Rc<Shard>) {
+    let every = Duration::from_millis(
+        shard
+            .config
+            .replica_high_watermark_checkpoint_interval_ms
+            .max(1),
+    );
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        shard.checkpoint_high_watermarks();
     }
 }
 

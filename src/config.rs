@@ -49,6 +49,32 @@ pub struct BrokerConfig {
     /// Kafka's `offsets.topic.replication.factor` (capped at the brokers
     /// alive when `__consumer_offsets` is created).
     pub offsets_topic_replication_factor: i32,
+    /// Kafka's `min.insync.replicas` broker default: an acks=all produce to
+    /// a partition with a smaller ISR gets NOT_ENOUGH_REPLICAS.
+    pub min_insync_replicas: i32,
+    /// Kafka's `replica.lag.time.max.ms`: a follower not caught up to the
+    /// leader's log end for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// Kafka's `replica.fetch.max.bytes`: bytes one follower fetch asks per
+    /// partition (at least one batch is always returned).
+    pub replica_fetch_max_bytes: i32,
+    /// Kafka's `replica.fetch.response.max.bytes`: bytes one follower fetch
+    /// asks in all.
+    pub replica_fetch_response_max_bytes: i32,
+    /// Kafka's `replica.fetch.wait.max.ms`: how long a follower's fetch
+    /// waits at the leader for new data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// Kafka's `replica.fetch.backoff.ms`: the pause after a failed fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// Kafka's `replica.socket.timeout.ms`: a follower fetch not answered
+    /// this long after its wait closes the connection.
+    pub replica_socket_timeout_ms: u64,
+    /// Kafka's `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// acks=all produces one partition holds waiting for its followers;
+    /// past it a produce is refused (REQUEST_TIMED_OUT) before it appends.
+    /// Each holds its answer only, not its records.
+    pub replica_acks_waiting_max: usize,
     /// Executors, one per core; `None` means all cores.
     pub shards: Option<usize>,
     pub node_id: i32,
@@ -112,6 +138,9 @@ pub struct BrokerConfig {
     /// Kafka's `offsets.retention.minutes`: offsets of a group empty this
     /// long are expired.
     pub offsets_retention_minutes: i64,
+    /// Kafka's `offsets.commit.timeout.ms`: how long an offset commit waits
+    /// for the ISR of its `__consumer_offsets` partition.
+    pub offsets_commit_timeout_ms: u64,
     /// Kafka's `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
     /// Kafka's `producer.id.expiration.ms`: a partition forgets an idempotent
@@ -161,6 +190,15 @@ impl Default for BrokerConfig {
             controlled_shutdown_timeout_ms: 30_000,
             default_replication_factor: 1,
             offsets_topic_replication_factor: 3,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
+            replica_socket_timeout_ms: 30_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
+            replica_acks_waiting_max: 10_000,
             shards: None,
             node_id: 0,
             auto_create_topics_enable: true,
@@ -188,6 +226,7 @@ impl Default for BrokerConfig {
             groups_per_shard_max: 100_000,
             offsets_topic_num_partitions: 16,
             offsets_retention_minutes: 7 * 24 * 60,
+            offsets_commit_timeout_ms: 5_000,
             offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
@@ -262,10 +301,12 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "index.interval.bytes",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// Topic configs whose value is a comma-separated list (Kafka's ConfigDef
@@ -365,6 +406,11 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
         "retention.bytes" | "retention.ms" => int(-1, i64::MAX),
         "segment.bytes" => int(14, i32::MAX as i64),
         "segment.ms" => int(1, i64::MAX),
+        "min.insync.replicas" => int(1, i32::MAX as i64),
+        "unclean.leader.election.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(bad("expected true or false")),
+        },
         _ => Err(bad("unknown topic config")),
     }
 }
@@ -392,6 +438,8 @@ impl BrokerConfig {
             "retention.ms" => d.retention_ms.to_string(),
             "segment.bytes" => d.segment_bytes.to_string(),
             "segment.ms" => d.segment_ms.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => "false".into(),
             _ => return None,
         })
     }

@@ -8,6 +8,7 @@
 //! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
 //! - [`metadata`]: topics and partition ownership, persisted in the data dir.
 //! - [`controller`]: the metadata quorum (Raft on its own thread) and the cluster image.
+//! - [`replication`]: followers, leaders' follower state, high watermark and ISR proposals.
 //! - [`runtime`]: the thin layer over glommio (shards, mesh, blocking work).
 //! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
 //! - [`net`]: the listener, connections and request framing.
@@ -29,6 +30,7 @@ pub mod handlers;
 pub mod metadata;
 pub mod net;
 pub mod record;
+pub mod replication;
 pub mod runtime;
 pub mod shard;
 pub mod stats;

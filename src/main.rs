@@ -63,6 +63,22 @@ struct ServeArgs {
     /// Replicas of a topic created without a replication factor.
     #[arg(long)]
     default_replication_factor: Option<i32>,
+    /// Replicas of each __consumer_offsets partition when it is created.
+    #[arg(long)]
+    offsets_topic_replication_factor: Option<i32>,
+    /// Kafka's min.insync.replicas broker default.
+    #[arg(long)]
+    min_insync_replicas: Option<i32>,
+    /// A follower not caught up this long leaves the ISR.
+    #[arg(long)]
+    replica_lag_time_max_ms: Option<u64>,
+    /// How long a follower's fetch waits at the leader for data.
+    #[arg(long)]
+    replica_fetch_wait_max_ms: Option<u64>,
+    #[arg(long)]
+    replica_fetch_max_bytes: Option<i32>,
+    #[arg(long)]
+    replica_fetch_response_max_bytes: Option<i32>,
     /// fdatasync before acknowledging every acks=all produce.
     #[arg(long)]
     fsync_on_ack: bool,
@@ -144,6 +160,12 @@ impl ServeArgs {
             broker_session_timeout_ms => c.broker_session_timeout_ms,
             broker_heartbeat_interval_ms => c.broker_heartbeat_interval_ms,
             default_replication_factor => c.default_replication_factor,
+            offsets_topic_replication_factor => c.offsets_topic_replication_factor,
+            min_insync_replicas => c.min_insync_replicas,
+            replica_lag_time_max_ms => c.replica_lag_time_max_ms,
+            replica_fetch_wait_max_ms => c.replica_fetch_wait_max_ms,
+            replica_fetch_max_bytes => c.replica_fetch_max_bytes,
+            replica_fetch_response_max_bytes => c.replica_fetch_response_max_bytes,
             transaction_state_num_partitions => c.transaction_state_num_partitions,
             transaction_max_timeout_ms => c.transaction_max_timeout_ms,
             transaction_abort_timed_out_transaction_cleanup_interval_ms =>

@@ -72,6 +72,23 @@ pub static TXN_TIMED_OUT: Counter = Counter::new(
     "Transactions a coordinator aborted because they were open past their timeout.",
 );
 
+pub static REPLICA_BYTES_FETCHED: Counter = Counter::new(
+    "sluice_replica_fetched_bytes_total",
+    "Record bytes followers appended from their leaders.",
+);
+pub static REPLICA_TRUNCATED_OFFSETS: Counter = Counter::new(
+    "sluice_replica_truncated_offsets_total",
+    "Offsets followers cut from their logs where they diverged from the leader's.",
+);
+pub static ISR_SHRINKS: Counter = Counter::new(
+    "sluice_isr_shrinks_total",
+    "ISR changes a leader proposed to drop lagging followers.",
+);
+pub static ISR_EXPANDS: Counter = Counter::new(
+    "sluice_isr_expands_total",
+    "ISR changes a leader proposed to add caught-up followers.",
+);
+
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
@@ -84,6 +101,10 @@ const ALL: &[&Counter] = &[
     &TXN_COMMITTED,
     &TXN_ABORTED,
     &TXN_TIMED_OUT,
+    &REPLICA_BYTES_FETCHED,
+    &REPLICA_TRUNCATED_OFFSETS,
+    &ISR_SHRINKS,
+    &ISR_EXPANDS,
 ];
 
 /// The Prometheus text exposition of every counter.

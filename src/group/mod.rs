@@ -26,7 +26,7 @@ mod state;
 mod txn_offsets;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,8 +123,13 @@ pub enum GroupMsg {
 #[derive(Default)]
 pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
-    loaded: Cell<bool>,
-    /// Serializes the first load (topic creation and replay).
+    /// The offsets partitions whose groups are loaded here, with the leader
+    /// epoch they were loaded at: a partition this broker leads again
+    /// after a leadership move is loaded afresh from its log.
+    loaded: RefCell<BTreeMap<i32, i32>>,
+    /// The tick loop runs (from the first load on).
+    ticking: Cell<bool>,
+    /// Serializes loads (topic creation and replay).
     loading: futures::lock::Mutex<()>,
 }
 
@@ -205,7 +210,7 @@ fn limits(shard: &Shard) -> Limits {
 /// A transaction marker was written to `partition` of the offsets topic on
 /// this shard: settle the producer's pending transactional offsets there.
 pub fn txn_marker_written(shard: &Shard, partition: i32, producer_id: i64, commit: bool) {
-    if shard.groups.loaded.get() {
+    if shard.groups.loaded.borrow().contains_key(&partition) {
         let partitions = offsets_partition_count(shard);
         txn_offsets::settle(shard, partition, partitions, producer_id, commit);
     }
@@ -395,43 +400,29 @@ fn with_group<R>(shard: &Shard, group_id: &str, f: impl FnOnce(Option<&mut Group
     f(groups.get_mut(group_id))
 }
 
-/// Creates `__consumer_offsets` if needed and replays this shard's
-/// partitions of it, once. False if that failed (the asker retries).
+/// Creates `__consumer_offsets` if needed, drops the groups of partitions
+/// this broker no longer leads (at the epoch they were loaded at), and
+/// replays the partitions of it this shard now leads and has not loaded.
+/// False if that failed (the asker retries).
 async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
-    if shard.groups.loaded.get() {
+    if shard.topics().get(OFFSETS_TOPIC).is_some() && loads_current(shard) {
         return true;
     }
     let _loading = shard.groups.loading.lock().await;
-    if shard.groups.loaded.get() {
-        return true;
-    }
-    if shard.topics().get(OFFSETS_TOPIC).is_none() {
-        let outcome = shard
-            .admin(AdminOp::CreateTopic {
-                name: OFFSETS_TOPIC.to_string(),
-                assignments: None,
-                replication_factor: crate::cluster::internal_replication_factor(shard),
-                partitions: shard.config.offsets_topic_num_partitions,
-                configs: offsets_topic_configs(),
-                validate_only: false,
-            })
-            .await;
-        let exists = ResponseError::TopicAlreadyExists.code();
-        if outcome.error != 0 && outcome.error != exists {
-            tracing::warn!(error = outcome.error, message = ?outcome.message, "cannot create {OFFSETS_TOPIC}");
-            return false;
-        }
+    if shard.topics().get(OFFSETS_TOPIC).is_none() && !create_offsets_topic(shard).await {
+        return false;
     }
     let Some(topic) = shard.topics().get(OFFSETS_TOPIC).cloned() else {
         return false;
     };
+    unload_moved(shard);
     let started = std::time::Instant::now();
     let mut records = 0usize;
     for partition in 0..topic.partitions {
-        // In a cluster, only the partitions this broker leads hold its groups.
-        if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id
-            || !shard.topics().leads(OFFSETS_TOPIC, partition)
-        {
+        let Some(epoch) = led_epoch(shard, partition) else {
+            continue;
+        };
+        if shard.groups.loaded.borrow().get(&partition) == Some(&epoch) {
             continue;
         }
         match replay(shard, partition).await {
@@ -441,6 +432,13 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
                 return false;
             }
         }
+        shard.groups.loaded.borrow_mut().insert(partition, epoch);
+        tracing::info!(
+            shard = shard.id,
+            partition,
+            leader_epoch = epoch,
+            "coordinating the groups of {OFFSETS_TOPIC} partition"
+        );
     }
     tracing::info!(
         shard = shard.id,
@@ -449,9 +447,87 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
         ms = started.elapsed().as_millis() as u64,
         "group coordinator loaded"
     );
-    shard.groups.loaded.set(true);
-    crate::runtime::spawn_local(tick_loop(shard.clone())).detach();
+    if !shard.groups.ticking.replace(true) {
+        crate::runtime::spawn_local(tick_loop(shard.clone())).detach();
+    }
     true
+}
+
+async fn create_offsets_topic(shard: &Rc<Shard>) -> bool {
+    let outcome = shard
+        .admin(AdminOp::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            assignments: None,
+            replication_factor: crate::cluster::internal_replication_factor(shard),
+            partitions: shard.config.offsets_topic_num_partitions,
+            configs: offsets_topic_configs(),
+            validate_only: false,
+        })
+        .await;
+    let exists = ResponseError::TopicAlreadyExists.code();
+    if outcome.error != 0 && outcome.error != exists {
+        tracing::warn!(error = outcome.error, message = ?outcome.message, "cannot create {OFFSETS_TOPIC}");
+        return false;
+    }
+    true
+}
+
+/// The leader epoch of `partition` of the offsets topic if this shard owns
+/// it and this broker leads it (0 for a one-node broker).
+fn led_epoch(shard: &Shard, partition: i32) -> Option<i32> {
+    if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id {
+        return None;
+    }
+    let topics = shard.topics();
+    if !topics.leads(OFFSETS_TOPIC, partition) {
+        return None;
+    }
+    Some(
+        topics
+            .cluster
+            .as_ref()
+            .and_then(|c| c.partition(OFFSETS_TOPIC, partition))
+            .map_or(0, |p| p.leader_epoch),
+    )
+}
+
+/// Whether every partition this shard leads is loaded at its epoch and
+/// nothing loaded has moved away.
+fn loads_current(shard: &Shard) -> bool {
+    let Some(topic) = shard.topics().get(OFFSETS_TOPIC).cloned() else {
+        return false;
+    };
+    let loaded = shard.groups.loaded.borrow();
+    let led: BTreeMap<i32, i32> = (0..topic.partitions)
+        .filter_map(|p| led_epoch(shard, p).map(|e| (p, e)))
+        .collect();
+    *loaded == led
+}
+
+/// Forgets the groups of partitions this broker no longer leads at the
+/// epoch they were loaded at: their new coordinator has them, and if this
+/// broker leads them again it reloads them from the log.
+fn unload_moved(shard: &Shard) {
+    let partitions = offsets_partition_count(shard);
+    let moved: Vec<i32> = shard
+        .groups
+        .loaded
+        .borrow()
+        .iter()
+        .filter(|(&p, &epoch)| led_epoch(shard, p) != Some(epoch))
+        .map(|(&p, _)| p)
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    let before = groups.len();
+    groups.retain(|id, _| !moved.contains(&offsets_partition(id, partitions)));
+    let mut loaded = shard.groups.loaded.borrow_mut();
+    for p in &moved {
+        loaded.remove(p);
+    }
+    tracing::info!(shard = shard.id, partitions = ?moved, groups = before - groups.len(), "no longer coordinating the groups of moved {OFFSETS_TOPIC} partitions");
 }
 
 fn offsets_topic_configs() -> crate::config::TopicConfigs {
@@ -597,8 +673,13 @@ async fn append_as(
         topic: Arc::from(OFFSETS_TOPIC),
         partition,
     };
+    if records.is_empty() {
+        return Ok(-1);
+    }
     let now = crate::runtime::now_ms();
-    let mut first = None;
+    // Every batch in one produce: one append, all or nothing, at
+    // consecutive offsets (what callers number the records by).
+    let mut all = bytes::BytesMut::new();
     for chunk in records.chunks(RECORDS_PER_BATCH_MAX) {
         let specs: Vec<crate::record::build::RecordSpec<'_>> = chunk
             .iter()
@@ -608,24 +689,25 @@ async fn append_as(
         if let Some((producer_id, epoch)) = producer {
             batch = crate::record::build::with_producer(&batch, producer_id, epoch, -1, true);
         }
-        let item = ProduceItem {
-            tp: tp.clone(),
-            records: batch,
-            acks: -1,
-            origin: crate::storage::AppendOrigin::Coordinator,
-        };
-        let outcome = shard.produce(vec![item]).await.remove(0);
-        if outcome.error != 0 {
-            tracing::warn!(
-                group = group_id,
-                error = outcome.error,
-                "writing to {OFFSETS_TOPIC}"
-            );
-            return Err(outcome.error);
-        }
-        first.get_or_insert(outcome.base_offset);
+        all.extend_from_slice(&batch);
     }
-    Ok(first.unwrap_or(-1))
+    let item = ProduceItem {
+        tp: tp.clone(),
+        records: all.freeze(),
+        acks: -1,
+        origin: crate::storage::AppendOrigin::Coordinator,
+        timeout_ms: shard.config.offsets_commit_timeout_ms,
+    };
+    let outcome = shard.produce(vec![item]).await.remove(0);
+    if outcome.error != 0 {
+        tracing::warn!(
+            group = group_id,
+            error = outcome.error,
+            "writing to {OFFSETS_TOPIC}"
+        );
+        return Err(outcome.error);
+    }
+    Ok(outcome.base_offset)
 }
 
 /// Writes the group's current metadata record (or a tombstone if the
@@ -658,6 +740,7 @@ async fn tick_loop(shard: Rc<Shard>) {
         .await
         .is_none()
     {
+        unload_moved(&shard);
         let now = crate::runtime::now_ms();
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();

@@ -54,6 +54,7 @@ const OP_SUBTRACT: i8 = 3;
 
 /// Kafka's ConfigEntry.ConfigType of each topic config (v3+ responses).
 fn config_type(key: &str) -> i8 {
+    const BOOLEAN: i8 = 1;
     const STRING: i8 = 2;
     const INT: i8 = 3;
     const LONG: i8 = 5;
@@ -61,7 +62,10 @@ fn config_type(key: &str) -> i8 {
     match key {
         _ if LIST_TOPIC_CONFIG_KEYS.contains(&key) => LIST,
         "compression.type" | "message.timestamp.type" => STRING,
-        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" => INT,
+        "unclean.leader.election.enable" => BOOLEAN,
+        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => {
+            INT
+        }
         _ => LONG,
     }
 }

@@ -49,6 +49,7 @@ pub async fn handle(
                 },
                 timestamp: p.timestamp,
                 committed,
+                current_leader_epoch: p.current_leader_epoch,
             })
         })
         .collect();
@@ -73,7 +74,11 @@ pub async fn handle(
                     part.error_code = o.error;
                     part.offset = o.offset;
                     part.timestamp = o.timestamp;
-                    part.leader_epoch = if has_epoch && o.offset >= 0 { 0 } else { -1 };
+                    part.leader_epoch = if has_epoch && o.offset >= 0 {
+                        o.leader_epoch
+                    } else {
+                        -1
+                    };
                     part
                 })
                 .collect();

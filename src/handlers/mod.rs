@@ -11,6 +11,7 @@ mod fetch;
 mod group;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 mod producer;
 mod txn;
@@ -81,6 +82,7 @@ pub const APIS: &[ApiSpec] = &[
     group::TXN_OFFSET_COMMIT,
     describe_cluster::SPEC,
     elect_leaders::SPEC,
+    offset_for_leader_epoch::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
     txn::END_TXN,
@@ -194,6 +196,9 @@ pub async fn handle_frame(
         }
         ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
         ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
+        ApiKey::OffsetForLeaderEpoch => {
+            out.encoded(offset_for_leader_epoch::handle(shard, &header, body!()).await)
+        }
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }

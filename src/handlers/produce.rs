@@ -129,6 +129,7 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms.max(0) as u64;
     let topics = shard.topics();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut items = Vec::new();
@@ -164,6 +165,7 @@ pub async fn handle(
                                 records,
                                 acks,
                                 origin: AppendOrigin::Client,
+                                timeout_ms,
                             });
                         }
                         Err(refusal) => refusal.answer(&mut p),

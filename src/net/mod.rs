@@ -5,6 +5,7 @@
 //! one request at a time, which keeps responses in request order as Kafka
 //! clients require.
 
+pub mod client;
 pub mod frame;
 pub mod listen;
 pub mod metrics;

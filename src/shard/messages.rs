@@ -21,9 +21,13 @@ pub struct TopicPartition {
 pub struct ProduceItem {
     pub tp: TopicPartition,
     pub records: Bytes,
-    /// -1 waits for the flush policy's fsync; 0 and 1 only for the append.
+    /// -1 waits for the ISR (the high watermark) and the flush policy's
+    /// fsync; 0 and 1 only for the leader's append.
     pub acks: i16,
     pub origin: crate::storage::AppendOrigin,
+    /// How long an acks=-1 produce may wait for the ISR (the request's
+    /// timeout) before it is answered REQUEST_TIMED_OUT.
+    pub timeout_ms: u64,
 }
 
 /// Kafka error codes travel as `i16` so handlers need no translation.
@@ -45,6 +49,27 @@ pub struct ReadItem {
     /// read_committed: stop at the last stable offset and name the aborted
     /// transactions in range.
     pub committed: bool,
+    /// The leader epoch the asker believes in (-1: unchecked), Kafka's
+    /// current_leader_epoch: an older one is FENCED_LEADER_EPOCH, a newer
+    /// one UNKNOWN_LEADER_EPOCH.
+    pub current_leader_epoch: i32,
+    /// A follower's fetch: it reads up to the log end, not the high
+    /// watermark, and its offset is its log end.
+    pub replica: Option<ReplicaFetch>,
+    /// A coordinator loading its own partition: up to the log end, which
+    /// on a new leader holds everything acknowledged even while its high
+    /// watermark has yet to catch up.
+    pub to_log_end: bool,
+}
+
+/// What a follower's fetch adds to a read (Kafka's replica_id and
+/// last_fetched_epoch).
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaFetch {
+    pub node_id: i32,
+    /// The epoch of the last batch the follower holds (-1: none), for the
+    /// divergence check (KIP-320).
+    pub last_fetched_epoch: i32,
 }
 
 #[derive(Clone)]
@@ -58,6 +83,9 @@ pub struct ReadOutcome {
     pub log_start_offset: i64,
     pub slices: Vec<FileSlice>,
     pub bytes: u64,
+    /// For a follower: where its log diverges from the leader's (epoch,
+    /// end offset); it truncates there before fetching again.
+    pub diverging: Option<(i32, i64)>,
 }
 
 pub struct OffsetQuery {
@@ -66,6 +94,8 @@ pub struct OffsetQuery {
     pub timestamp: i64,
     /// read_committed: latest is the last stable offset.
     pub committed: bool,
+    /// Kafka's current_leader_epoch (-1: unchecked).
+    pub current_leader_epoch: i32,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +103,31 @@ pub struct OffsetOutcome {
     pub error: i16,
     pub offset: i64,
     pub timestamp: i64,
+    /// The leader epoch of the answer (-1 when not known).
+    pub leader_epoch: i32,
+}
+
+/// OffsetForLeaderEpoch for one partition.
+pub struct EpochQuery {
+    pub tp: TopicPartition,
+    pub current_leader_epoch: i32,
+    pub leader_epoch: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct EpochOutcome {
+    pub error: i16,
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+
+/// A long poll's interest in one partition: wake once what `follower`
+/// (or a consumer, `false`) may read goes past `offset`.
+#[derive(Clone, Debug)]
+pub struct AppendWait {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub follower: bool,
 }
 
 /// A transaction marker for one partition (Kafka's WriteTxnMarkers entry):
@@ -152,7 +207,7 @@ pub enum ShardMsg {
     /// Answers when any of the partitions gets an append past the given
     /// offset, or the wait is cancelled by the asker dropping its receiver.
     WaitForAppend {
-        items: Vec<(TopicPartition, i64)>,
+        items: Vec<AppendWait>,
         reply: oneshot::Sender<()>,
     },
     ListOffsets {
@@ -179,6 +234,10 @@ pub enum ShardMsg {
     DescribeProducers {
         items: Vec<TopicPartition>,
         reply: oneshot::Sender<Vec<ProducersOutcome>>,
+    },
+    OffsetForLeaderEpoch {
+        items: Vec<EpochQuery>,
+        reply: oneshot::Sender<Vec<EpochOutcome>>,
     },
     /// Transaction markers to append; answered with an error code each.
     WriteTxnMarkers {

@@ -15,9 +15,10 @@ pub mod messages;
 mod ops;
 mod producer_ids;
 mod replay;
+mod replica;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -35,12 +36,19 @@ pub use event::Event;
 pub use messages::*;
 pub use ops::MAX_TIMESTAMP;
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
+pub use replica::{Fetched, FollowerPosition};
 
-/// A partition's log and its append notification, owned by one shard.
+/// A partition's log, its replication role and its append notification,
+/// owned by one shard.
 pub struct Partition {
     pub log: RefCell<PartitionLog>,
-    /// Bumped after every append; long-poll fetches wait on it.
+    /// Leader (with its followers' progress), follower, or alone.
+    pub role: RefCell<crate::replication::Role>,
+    /// Bumped after every append, high watermark move and role change;
+    /// long-poll fetches and acks=all produces wait on it.
     pub appended: Event,
+    /// acks=all produces waiting for the ISR (`replica_acks_waiting_max`).
+    acks_waiting: Cell<usize>,
     /// The topic id this log belongs to, so a recreated topic gets a fresh log.
     topic_id: String,
 }
@@ -69,6 +77,8 @@ pub struct Shard {
     producer_ids: producer_ids::ProducerIds,
     /// In a cluster: this node's controller voter and registration.
     pub cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
+    /// Replica fetchers, one per broker this shard follows partitions from.
+    fetchers: RefCell<BTreeMap<i32, Rc<crate::replication::fetcher::FetcherHandle>>>,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -99,6 +109,7 @@ impl Shard {
             txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
             cluster,
+            fetchers: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -130,7 +141,7 @@ impl Shard {
             .collect()
     }
 
-    fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
         self.partitions.borrow().get(tp).cloned()
     }
 
@@ -239,6 +250,9 @@ impl Shard {
             ShardMsg::DescribeProducers { items, reply } => {
                 let _ = reply.send(ops::describe_producers(self, items).await);
             }
+            ShardMsg::OffsetForLeaderEpoch { items, reply } => {
+                let _ = reply.send(ops::offsets_for_leader_epoch(self, items).await);
+            }
             ShardMsg::WriteTxnMarkers { items, reply } => {
                 let _ = reply.send(ops::write_txn_markers(self, items).await);
             }
@@ -247,8 +261,9 @@ impl Shard {
 
     /// Makes `topics` this shard's snapshot: opens logs for partitions it
     /// now owns, closes and removes logs of deleted or recreated topics,
-    /// and hands changed configs to the logs.
-    pub fn apply_topics(&self, topics: Arc<Topics>) {
+    /// hands changed configs to the logs, settles each partition's role
+    /// (leader, follower) and the fetchers that follow.
+    pub fn apply_topics(self: &Rc<Self>, topics: Arc<Topics>) {
         if topics.version < self.topics.borrow().version {
             return;
         }
@@ -265,6 +280,7 @@ impl Shard {
                 }
                 if let Some(existing) = self.partition(&tp) {
                     existing.log.borrow_mut().set_config(log_config.clone());
+                    self.settle_role(&tp, &existing, &topics);
                     continue;
                 }
                 match PartitionLog::open(
@@ -275,9 +291,14 @@ impl Shard {
                     Ok(log) => {
                         let partition = Rc::new(Partition {
                             log: RefCell::new(log),
+                            role: RefCell::new(crate::replication::Role::Offline {
+                                leader_epoch: -1,
+                            }),
                             appended: Event::default(),
+                            acks_waiting: Cell::new(0),
                             topic_id: topic.id.clone(),
                         });
+                        self.settle_role(&tp, &partition, &topics);
                         self.partitions.borrow_mut().insert(tp, partition);
                     }
                     Err(e) => {
@@ -287,6 +308,7 @@ impl Shard {
             }
         }
         *self.topics.borrow_mut() = topics;
+        self.reconcile_fetchers();
     }
 
     fn drop_stale_partitions(&self, topics: &Topics) {

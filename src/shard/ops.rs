@@ -83,6 +83,7 @@ impl Shard {
                 log_start_offset: -1,
                 slices: Vec::new(),
                 bytes: 0,
+                diverging: None,
             },
         )
         .await
@@ -98,6 +99,26 @@ impl Shard {
                 error: ResponseError::KafkaStorageError.code(),
                 offset: -1,
                 timestamp: -1,
+                leader_epoch: -1,
+            },
+        )
+        .await
+    }
+
+    /// OffsetForLeaderEpoch on each partition's leader.
+    pub async fn offsets_for_leader_epoch(
+        self: &Rc<Self>,
+        items: Vec<EpochQuery>,
+    ) -> Vec<EpochOutcome> {
+        self.scatter(
+            items,
+            |i| &i.tp,
+            |s, items| Box::pin(offsets_for_leader_epoch(s, items)),
+            |items, reply| ShardMsg::OffsetForLeaderEpoch { items, reply },
+            EpochOutcome {
+                error: ResponseError::KafkaStorageError.code(),
+                leader_epoch: -1,
+                end_offset: -1,
             },
         )
         .await
@@ -135,10 +156,10 @@ impl Shard {
 
     /// Resolves when any of `items` (partition, offset) gets data past the
     /// offset, on whichever shards own them. The caller bounds the wait.
-    pub async fn wait_for_append(self: &Rc<Self>, items: Vec<(TopicPartition, i64)>) {
-        let mut by_owner: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); self.count];
+    pub async fn wait_for_append(self: &Rc<Self>, items: Vec<AppendWait>) {
+        let mut by_owner: Vec<Vec<AppendWait>> = vec![Vec::new(); self.count];
         for item in items {
-            by_owner[self.owner_of(&item.0)].push(item);
+            by_owner[self.owner_of(&item.tp)].push(item);
         }
         let mut waits = Vec::new();
         for (owner, items) in by_owner.into_iter().enumerate() {
@@ -186,6 +207,28 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     let Some(partition) = shard.partition(&item.tp) else {
         return failed(unknown_partition());
     };
+    let acks_all = item.acks == -1;
+    let (leader_epoch, min_insync) = {
+        let role = partition.role.borrow();
+        if !role.is_leader() {
+            return failed(not_leader());
+        }
+        let min_insync = if acks_all {
+            min_insync(shard, &item.tp)
+        } else {
+            1
+        };
+        // Kafka refuses before appending, so nothing of the batch is in the
+        // log when the ISR is too small.
+        if acks_all && role.isr_len() < min_insync {
+            return failed(ResponseError::NotEnoughReplicas.code());
+        }
+        (role.leader_epoch(), min_insync)
+    };
+    if acks_all && partition.acks_waiting.get() >= shard.config.replica_acks_waiting_max {
+        tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, "too many acks=all produces waiting");
+        return failed(ResponseError::RequestTimedOut.code());
+    }
     let now = crate::runtime::now_ms();
     let appended = partition
         .log
@@ -198,15 +241,34 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
             return failed(storage_error_code(&e));
         }
     };
+    // The answer is all a waiting produce keeps.
+    drop(item.records);
     if result.duplicate {
         crate::stats::PRODUCE_DUPLICATES.add(1);
     } else {
         partition.appended.notify();
         super::durability::start_roll_sync(&item.tp, &partition);
+        super::replica::advance_high_watermark(&partition);
     }
-    let must_sync = result.flush_needed || (item.acks == -1 && shard.config.fsync_on_ack);
+    let must_sync = result.flush_needed || (acks_all && shard.config.fsync_on_ack);
     if must_sync && !super::durability::flush(&item.tp, &partition).await {
         return failed(ResponseError::KafkaStorageError.code());
+    }
+    if acks_all {
+        partition.acks_waiting.set(partition.acks_waiting.get() + 1);
+        let error = super::replica::wait_replicated(
+            shard,
+            &partition,
+            result.last_offset + 1,
+            leader_epoch,
+            min_insync,
+            std::time::Duration::from_millis(item.timeout_ms),
+        )
+        .await;
+        partition.acks_waiting.set(partition.acks_waiting.get() - 1);
+        if error != NONE {
+            return failed(error);
+        }
     }
     let log_start_offset = partition.log.borrow().log_start_offset();
     ProduceOutcome {
@@ -217,6 +279,17 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     }
 }
 
+/// The topic's `min.insync.replicas`, else the broker's.
+fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
+    let topics = shard.topics.borrow();
+    let value = topics
+        .get(&tp.topic)
+        .and_then(|t| t.configs.get("min.insync.replicas"))
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(shard.config.min_insync_replicas);
+    usize::try_from(value.max(1)).unwrap_or(1)
+}
+
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
     items
         .into_iter()
@@ -224,7 +297,7 @@ pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
         .collect()
 }
 
-fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
+fn read_one(shard: &Rc<Shard>, item: ReadItem) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         error: NONE,
         high_watermark: -1,
@@ -233,6 +306,7 @@ fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
         log_start_offset: -1,
         slices: Vec::new(),
         bytes: 0,
+        diverging: None,
     };
     if not_led_here(shard, &item.tp) {
         outcome.error = not_leader();
@@ -242,11 +316,28 @@ fn read_one(shard: &Shard, item: ReadItem) -> ReadOutcome {
         outcome.error = unknown_partition();
         return outcome;
     };
+    {
+        let role = partition.role.borrow();
+        if !role.is_leader() {
+            outcome.error = not_leader();
+            return outcome;
+        }
+        if let Some(error) = super::replica::check_leader_epoch(&role, item.current_leader_epoch) {
+            outcome.error = error;
+            return outcome;
+        }
+    }
+    if let Some(replica) = item.replica {
+        return shard.follower_read(&item, replica, &partition, outcome);
+    }
     let log = partition.log.borrow();
-    outcome.high_watermark = log.log_end_offset();
-    outcome.last_stable_offset = log.last_stable_offset();
+    // Consumers see only what the ISR has (below the high watermark).
+    outcome.high_watermark = log.high_watermark();
+    outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
     outcome.log_start_offset = log.log_start_offset();
-    let upper = if item.committed {
+    let upper = if item.to_log_end {
+        log.log_end_offset()
+    } else if item.committed {
         outcome.last_stable_offset
     } else {
         outcome.high_watermark
@@ -290,6 +381,7 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         error,
         offset,
         timestamp,
+        leader_epoch: -1,
     };
     if not_led_here(shard, &query.tp) {
         return answer(not_leader(), -1, -1);
@@ -297,11 +389,30 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     let Some(partition) = shard.partition(&query.tp) else {
         return answer(unknown_partition(), -1, -1);
     };
+    let role = partition.role.borrow();
+    if !role.is_leader() {
+        return answer(not_leader(), -1, -1);
+    }
+    if let Some(error) = super::replica::check_leader_epoch(&role, query.current_leader_epoch) {
+        return answer(error, -1, -1);
+    }
+    let leader_epoch = role.leader_epoch();
     let log = partition.log.borrow();
+    let high_watermark = log.high_watermark();
+    let answer = |error, offset, timestamp| OffsetOutcome {
+        error,
+        offset,
+        timestamp,
+        leader_epoch: if error == NONE && offset >= 0 {
+            leader_epoch
+        } else {
+            -1
+        },
+    };
     match query.timestamp {
         EARLIEST => answer(NONE, log.log_start_offset(), -1),
-        LATEST if query.committed => answer(NONE, log.last_stable_offset(), -1),
-        LATEST => answer(NONE, log.log_end_offset(), -1),
+        LATEST if query.committed => answer(NONE, log.last_stable_offset().min(high_watermark), -1),
+        LATEST => answer(NONE, high_watermark, -1),
         ts if ts >= 0 || ts == MAX_TIMESTAMP => {
             let found = if ts == MAX_TIMESTAMP {
                 log.offset_of_max_timestamp()
@@ -309,8 +420,11 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
                 log.offset_for_timestamp(ts)
             };
             match found {
-                Ok(Some((offset, timestamp))) => answer(NONE, offset, timestamp),
-                Ok(None) => answer(NONE, -1, -1),
+                // Nothing the ISR does not have yet.
+                Ok(Some((offset, timestamp))) if offset < high_watermark => {
+                    answer(NONE, offset, timestamp)
+                }
+                Ok(_) => answer(NONE, -1, -1),
                 Err(e) => answer(storage_error_code(&e), -1, -1),
             }
         }
@@ -324,16 +438,26 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
 /// the asker gives up, the partition goes away, or the shard stops.
 pub async fn wait_for_append(
     shard: Rc<Shard>,
-    items: Vec<(TopicPartition, i64)>,
+    items: Vec<AppendWait>,
     mut reply: oneshot::Sender<()>,
 ) {
     let mut partitions = Vec::with_capacity(items.len());
-    for (tp, offset) in items {
-        let Some(p) = shard.partition(&tp) else {
+    for item in items {
+        let Some(p) = shard.partition(&item.tp) else {
             let _ = reply.send(());
             return;
         };
-        if p.log.borrow().log_end_offset() > offset {
+        // A follower reads up to the log end, a consumer to the high
+        // watermark.
+        let readable_end = {
+            let log = p.log.borrow();
+            if item.follower {
+                log.log_end_offset()
+            } else {
+                log.high_watermark()
+            }
+        };
+        if readable_end > item.offset || !p.role.borrow().is_leader() {
             let _ = reply.send(());
             return;
         }
@@ -434,4 +558,48 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
         return ResponseError::KafkaStorageError.code();
     }
     NONE
+}
+
+pub async fn offsets_for_leader_epoch(
+    shard: Rc<Shard>,
+    items: Vec<EpochQuery>,
+) -> Vec<EpochOutcome> {
+    items
+        .into_iter()
+        .map(|q| offset_for_leader_epoch(&shard, q))
+        .collect()
+}
+
+/// Kafka's OffsetForLeaderEpoch on the leader: the largest epoch at or
+/// below the asked one and the offset where it ended (the log end for the
+/// current epoch), so the asker can find where its log diverges.
+fn offset_for_leader_epoch(shard: &Shard, query: EpochQuery) -> EpochOutcome {
+    let answer = |error, leader_epoch, end_offset| EpochOutcome {
+        error,
+        leader_epoch,
+        end_offset,
+    };
+    if not_led_here(shard, &query.tp) {
+        return answer(not_leader(), -1, -1);
+    }
+    let Some(partition) = shard.partition(&query.tp) else {
+        return answer(unknown_partition(), -1, -1);
+    };
+    let role = partition.role.borrow();
+    if !role.is_leader() {
+        return answer(not_leader(), -1, -1);
+    }
+    if let Some(error) = super::replica::check_leader_epoch(&role, query.current_leader_epoch) {
+        return answer(error, -1, -1);
+    }
+    let log = partition.log.borrow();
+    if matches!(*role, crate::replication::Role::Solo) {
+        // A one-node broker never changes leader: all of it is epoch 0.
+        return match query.leader_epoch {
+            e if e < 0 => answer(NONE, -1, -1),
+            _ => answer(NONE, 0, log.log_end_offset()),
+        };
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(query.leader_epoch);
+    answer(NONE, epoch, end_offset)
 }

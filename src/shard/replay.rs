@@ -29,6 +29,9 @@ impl Shard {
                 max_bytes: REPLAY_READ_BYTES,
                 min_one_batch: true,
                 committed: false,
+                current_leader_epoch: -1,
+                replica: None,
+                to_log_end: true,
             };
             let outcome = self.read(vec![item]).await.remove(0);
             if outcome.error != 0 {
@@ -44,7 +47,7 @@ impl Shard {
                 }
                 continue;
             }
-            if outcome.slices.is_empty() || offset >= outcome.high_watermark {
+            if outcome.slices.is_empty() {
                 return Ok(applied);
             }
             let slices = outcome.slices;

@@ -193,6 +193,10 @@ pub fn valid_transactional_id(id: &str) -> bool {
 /// Hands `msg` to the coordinator shard of `transactional_id`. If that
 /// shard is gone, `msg` (and its reply sender) is dropped and the asker
 /// answers COORDINATOR_NOT_AVAILABLE.
+/// How long a transaction state write may wait for the ISR of its
+/// `__transaction_state` partition (Kafka's request.timeout.ms there).
+const TXN_LOG_WRITE_TIMEOUT_MS: u64 = 30_000;
+
 pub async fn route(shard: &Rc<Shard>, transactional_id: &str, msg: TxnMsg) {
     let partition = txn_partition(shard, transactional_id);
     let topics = shard.topics();
@@ -497,6 +501,7 @@ async fn append(shard: &Rc<Shard>, id: &str, value: Option<Vec<u8>>) -> Result<(
         records: crate::record::build::build_batch(0, &[spec]),
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
+        timeout_ms: TXN_LOG_WRITE_TIMEOUT_MS,
     };
     let outcome = shard.produce(vec![item]).await.remove(0);
     if outcome.error != 0 {

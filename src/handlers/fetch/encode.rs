@@ -21,6 +21,9 @@ pub struct PartitionFrame {
     /// (producer id, first offset) of the aborted transactions in range,
     /// for read_committed; `None` (null) for read_uncommitted.
     pub aborted: Option<Vec<(i64, i64)>>,
+    /// A follower's log diverges from this leader's (KIP-320): the epoch
+    /// and end offset to truncate to. Sent from v12 (a tagged field).
+    pub diverging: Option<(i32, i64)>,
     /// Whole batches: in-memory bytes or file slices, in order.
     pub records: Vec<Piece>,
 }
@@ -68,7 +71,7 @@ pub fn encode(version: i16, topics: Vec<TopicFrame>) -> Vec<Piece> {
                 pieces.extend(p.records);
             }
             if flexible {
-                put_uvarint(&mut head, 0); // partition tagged fields
+                put_partition_tags(&mut head, p.diverging);
             }
         }
         if flexible {
@@ -80,6 +83,21 @@ pub fn encode(version: i16, topics: Vec<TopicFrame>) -> Vec<Piece> {
     }
     pieces.push(Piece::Bytes(head.freeze()));
     pieces
+}
+
+/// The partition's tagged fields: only `diverging_epoch` (tag 0), an
+/// EpochEndOffset struct of 13 bytes (epoch, end offset, no tags).
+fn put_partition_tags(buf: &mut BytesMut, diverging: Option<(i32, i64)>) {
+    let Some((epoch, end_offset)) = diverging else {
+        put_uvarint(buf, 0);
+        return;
+    };
+    put_uvarint(buf, 1); // one tagged field
+    put_uvarint(buf, 0); // tag: diverging_epoch
+    put_uvarint(buf, 13); // its size
+    buf.put_i32(epoch);
+    buf.put_i64(end_offset);
+    put_uvarint(buf, 0); // the struct's own tagged fields
 }
 
 fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
@@ -136,7 +154,7 @@ fn put_str(buf: &mut BytesMut, s: &[u8], flexible: bool) {
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{
-        AbortedTransaction, FetchableTopicResponse, PartitionData,
+        AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
     };
     use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -149,6 +167,11 @@ mod tests {
             1 => Some(Vec::new()),
             n => Some((0..n as i64).map(|k| (1000 + k, 50 + k)).collect()),
         }
+    }
+
+    /// Partition 1 tells a follower where its log diverges.
+    fn diverging(partition: usize) -> Option<(i32, i64)> {
+        (partition == 1).then_some((4, 321))
     }
 
     fn reference(version: i16, records: &[Option<&[u8]>]) -> Vec<u8> {
@@ -174,6 +197,11 @@ mod tests {
                         .collect()
                 });
                 p.preferred_read_replica = BrokerId(-1);
+                if let Some((epoch, end_offset)) = diverging(i).filter(|_| version >= 12) {
+                    p.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end_offset);
+                }
                 p.records = Some(Bytes::copy_from_slice(r.unwrap_or(&[])));
                 p
             })
@@ -197,6 +225,7 @@ mod tests {
                 last_stable_offset: 90 + i as i64,
                 log_start_offset: 7,
                 aborted: aborted(i),
+                diverging: diverging(i),
                 records: match r {
                     Some(r) if !r.is_empty() => {
                         let (a, b) = r.split_at(r.len() / 2);

@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
-use crate::shard::{ReadItem, ReadOutcome, Shard, TopicPartition};
+use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use encode::{PartitionFrame, TopicFrame};
 
@@ -36,6 +36,9 @@ struct Wanted {
     /// read_committed: up to the last stable offset, with aborted
     /// transactions named.
     committed: bool,
+    current_leader_epoch: i32,
+    /// A follower's fetch (replica_id >= 0).
+    replica: Option<ReplicaFetch>,
 }
 
 /// Kafka's IsolationLevel.READ_COMMITTED.
@@ -57,7 +60,9 @@ pub async fn handle(
     let outcomes = loop {
         let outcomes = read_within(shard, &wanted, response_max).await;
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
-        let any_error = outcomes.iter().any(|o| o.error != 0);
+        let any_error = outcomes
+            .iter()
+            .any(|o| o.error != 0 || o.diverging.is_some());
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline || shard.is_stopping() {
             break outcomes;
@@ -66,7 +71,17 @@ pub async fn handle(
         let waits = outcomes
             .iter()
             .zip(&wanted)
-            .map(|(o, w)| (w.tp.clone(), o.high_watermark))
+            .map(|(o, w)| AppendWait {
+                tp: w.tp.clone(),
+                // A follower waits for data past its log end, a consumer
+                // for the high watermark to move.
+                offset: if w.replica.is_some() {
+                    w.offset
+                } else {
+                    o.high_watermark
+                },
+                follower: w.replica.is_some(),
+            })
             .collect();
         if crate::runtime::timeout(deadline - now, shard.wait_for_append(waits))
             .await
@@ -133,6 +148,7 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
 
 fn wanted(request: &FetchRequest) -> Vec<Wanted> {
     let committed = request.isolation_level == READ_COMMITTED;
+    let replica_id = request.replica_id.0;
     request
         .topics
         .iter()
@@ -146,6 +162,11 @@ fn wanted(request: &FetchRequest) -> Vec<Wanted> {
                 offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes.max(0) as u32,
                 committed,
+                current_leader_epoch: p.current_leader_epoch,
+                replica: (replica_id >= 0).then_some(ReplicaFetch {
+                    node_id: replica_id,
+                    last_fetched_epoch: p.last_fetched_epoch,
+                }),
             })
         })
         .collect()
@@ -164,6 +185,9 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
             max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
             min_one_batch: true,
             committed: w.committed,
+            current_leader_epoch: w.current_leader_epoch,
+            replica: w.replica,
+            to_log_end: false,
         })
         .collect();
     let mut outcomes = shard.read(items).await;
@@ -185,6 +209,9 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
                 max_bytes: left as u32,
                 min_one_batch: false,
                 committed: w.committed,
+                current_leader_epoch: w.current_leader_epoch,
+                replica: w.replica,
+                to_log_end: false,
             };
             let mut reread = shard.read(vec![again]).await;
             *outcome = reread.pop().expect("one outcome per item");
@@ -216,6 +243,7 @@ fn frames(request: &FetchRequest, outcomes: Vec<ReadOutcome>) -> Vec<TopicFrame>
                         last_stable_offset: o.last_stable_offset,
                         log_start_offset: o.log_start_offset,
                         aborted: o.aborted,
+                        diverging: o.diverging,
                         records: o.slices.into_iter().map(Piece::File).collect(),
                     }
                 })

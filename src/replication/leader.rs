@@ -1,0 +1,269 @@
+//! What a partition's leader knows of its followers (Kafka's Partition and
+//! Replica state on the leader): each follower's log end from its fetches,
+//! when it was last caught up, the high watermark over the ISR, and which
+//! ISR change to propose. Pure: the clock and the log end come in as
+//! arguments.
+
+use std::collections::BTreeMap;
+
+use crate::controller::image::PartitionState;
+
+/// One follower as the leader sees it.
+#[derive(Clone, Debug)]
+pub struct FollowerProgress {
+    /// The offset its last fetch asked for (its log end); -1 until it
+    /// fetches from this leader.
+    pub log_end: i64,
+    /// Kafka's lastCaughtUpTimeMs: the last time its log end was at least
+    /// the leader's.
+    pub last_caught_up_ms: i64,
+    last_fetch_ms: i64,
+    /// The leader's log end when the follower last fetched.
+    leader_end_at_last_fetch: i64,
+}
+
+#[derive(Debug)]
+pub struct LeaderState {
+    pub node_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// The ISR as the metadata log has it.
+    pub isr: Vec<i32>,
+    pub replicas: Vec<i32>,
+    followers: BTreeMap<i32, FollowerProgress>,
+    /// An ISR change sent to the controller and not yet seen applied.
+    pub proposed: Option<Vec<i32>>,
+    /// The log end when this leadership began: a follower joins the ISR
+    /// only once it has everything before it.
+    pub epoch_start: i64,
+}
+
+impl LeaderState {
+    /// Leadership at `state`'s epoch, taken at `now_ms`. Followers start
+    /// unknown but caught up (Kafka resets them so on election): an ISR
+    /// member gets the full lag time to show up.
+    pub fn new(node_id: i32, state: &PartitionState, now_ms: i64) -> LeaderState {
+        let followers = state
+            .replicas
+            .iter()
+            .filter(|&&r| r != node_id)
+            .map(|&r| {
+                let progress = FollowerProgress {
+                    log_end: -1,
+                    last_caught_up_ms: now_ms,
+                    last_fetch_ms: now_ms,
+                    leader_end_at_last_fetch: -1,
+                };
+                (r, progress)
+            })
+            .collect();
+        LeaderState {
+            node_id,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: state.isr.clone(),
+            replicas: state.replicas.clone(),
+            followers,
+            proposed: None,
+            epoch_start: 0,
+        }
+    }
+
+    /// The metadata log changed the partition but kept this leadership.
+    pub fn update(&mut self, state: &PartitionState, now_ms: i64) {
+        assert_eq!(state.leader_epoch, self.leader_epoch, "same leadership");
+        if state.partition_epoch != self.partition_epoch {
+            // Whatever was proposed either landed or lost to this change.
+            self.proposed = None;
+        }
+        self.partition_epoch = state.partition_epoch;
+        self.isr = state.isr.clone();
+        for &r in &state.replicas {
+            if r != self.node_id {
+                self.followers.entry(r).or_insert(FollowerProgress {
+                    log_end: -1,
+                    last_caught_up_ms: now_ms,
+                    last_fetch_ms: now_ms,
+                    leader_end_at_last_fetch: -1,
+                });
+            }
+        }
+        self.followers.retain(|r, _| state.replicas.contains(r));
+        self.replicas = state.replicas.clone();
+    }
+
+    pub fn is_replica(&self, node: i32) -> bool {
+        self.followers.contains_key(&node)
+    }
+
+    pub fn follower(&self, node: i32) -> Option<&FollowerProgress> {
+        self.followers.get(&node)
+    }
+
+    /// A fetch from follower `node` at `fetch_offset` while the leader's log
+    /// ends at `leader_end` (Kafka's updateFetchState).
+    pub fn on_fetch(&mut self, node: i32, fetch_offset: i64, leader_end: i64, now_ms: i64) {
+        let Some(f) = self.followers.get_mut(&node) else {
+            return;
+        };
+        if fetch_offset >= leader_end {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(now_ms);
+        } else if fetch_offset >= f.leader_end_at_last_fetch {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.log_end = fetch_offset;
+        f.last_fetch_ms = now_ms;
+        f.leader_end_at_last_fetch = leader_end;
+    }
+
+    /// The ISR the high watermark must wait for: the committed one plus
+    /// members being added (Kafka's maximal ISR), so the high watermark
+    /// never passes a replica that may be in the ISR.
+    fn maximal_isr(&self) -> impl Iterator<Item = i32> + '_ {
+        let adding = self
+            .proposed
+            .iter()
+            .flatten()
+            .filter(|r| !self.isr.contains(r));
+        self.isr.iter().chain(adding).copied()
+    }
+
+    /// The high watermark the ISR allows: the least log end among its
+    /// members. `None` while a member's log end is unknown.
+    pub fn high_watermark(&self, leader_end: i64) -> Option<i64> {
+        let mut hw = leader_end;
+        for r in self.maximal_isr().filter(|&r| r != self.node_id) {
+            let end = self.followers.get(&r).map_or(-1, |f| f.log_end);
+            if end < 0 {
+                return None;
+            }
+            hw = hw.min(end);
+        }
+        Some(hw)
+    }
+
+    /// Followers out of the ISR that have caught up to the high watermark
+    /// and to this leadership's first offset (Kafka's isFollowerInSync):
+    /// the ISR to propose with them added.
+    pub fn expansion(&self, high_watermark: i64) -> Option<Vec<i32>> {
+        let epoch_start = self.epoch_start;
+        if self.proposed.is_some() {
+            return None;
+        }
+        let joining: Vec<i32> = self
+            .followers
+            .iter()
+            .filter(|(r, f)| {
+                !self.isr.contains(r) && f.log_end >= high_watermark && f.log_end >= epoch_start
+            })
+            .map(|(&r, _)| r)
+            .collect();
+        if joining.is_empty() {
+            return None;
+        }
+        let mut isr = self.isr.clone();
+        isr.extend(joining);
+        Some(isr)
+    }
+
+    /// ISR members not caught up to the leader's log end for `lag_ms`: the
+    /// ISR to propose without them. A member at the log end is never
+    /// behind, however long ago it last fetched.
+    pub fn shrink(&self, now_ms: i64, lag_ms: i64, leader_end: i64) -> Option<Vec<i32>> {
+        if self.proposed.is_some() {
+            return None;
+        }
+        let lagging = |r: &i32| {
+            self.followers.get(r).is_some_and(|f| {
+                f.log_end != leader_end && now_ms.saturating_sub(f.last_caught_up_ms) > lag_ms
+            })
+        };
+        if !self.isr.iter().any(lagging) {
+            return None;
+        }
+        let isr: Vec<i32> = self.isr.iter().copied().filter(|r| !lagging(r)).collect();
+        assert!(isr.contains(&self.node_id), "the leader never lags itself");
+        Some(isr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(replicas: &[i32], isr: &[i32]) -> PartitionState {
+        PartitionState {
+            replicas: replicas.to_vec(),
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 7,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn high_watermark_waits_for_every_isr_member() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
+        assert_eq!(l.high_watermark(10), None, "followers unknown");
+        l.on_fetch(2, 10, 10, 1);
+        assert_eq!(l.high_watermark(10), None);
+        l.on_fetch(3, 4, 10, 1);
+        assert_eq!(l.high_watermark(10), Some(4));
+        l.on_fetch(3, 10, 10, 2);
+        assert_eq!(l.high_watermark(12), Some(10));
+    }
+
+    #[test]
+    fn a_leader_alone_in_the_isr_has_its_log_end() {
+        let l = LeaderState::new(1, &state(&[1, 2, 3], &[1]), 0);
+        assert_eq!(l.high_watermark(42), Some(42));
+    }
+
+    #[test]
+    fn a_caught_up_follower_is_proposed_into_the_isr() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2]), 0);
+        l.on_fetch(2, 10, 10, 1);
+        l.on_fetch(3, 5, 10, 1);
+        assert_eq!(l.expansion(10), None, "3 is behind the high watermark");
+        l.on_fetch(3, 10, 10, 2);
+        assert_eq!(l.expansion(10), Some(vec![1, 2, 3]));
+        l.epoch_start = 11;
+        assert_eq!(l.expansion(10), None, "not yet at this epoch's start");
+        l.epoch_start = 0;
+        l.proposed = Some(vec![1, 2, 3]);
+        assert_eq!(l.expansion(10), None, "one proposal at a time");
+        l.on_fetch(2, 10, 20, 3);
+        assert_eq!(
+            l.high_watermark(20),
+            Some(10),
+            "a member being added holds the high watermark back"
+        );
+    }
+
+    #[test]
+    fn a_lagging_member_is_proposed_out_and_a_current_one_stays() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
+        l.on_fetch(2, 10, 10, 100);
+        l.on_fetch(3, 4, 10, 100);
+        assert_eq!(l.shrink(20_000, 30_000, 10), None, "within the lag time");
+        assert_eq!(l.shrink(40_000, 30_000, 10), Some(vec![1, 2]));
+        l.on_fetch(3, 10, 10, 39_000);
+        assert_eq!(l.shrink(40_000, 30_000, 15), None, "caught up a second ago");
+        // Behind now, but at the leader end its previous fetch saw: caught
+        // up as of that fetch.
+        l.on_fetch(3, 12, 20, 60_000);
+        assert_eq!(l.follower(3).unwrap().last_caught_up_ms, 39_000);
+    }
+
+    #[test]
+    fn a_new_partition_epoch_clears_the_proposal_and_replicas_follow_the_image() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
+        l.proposed = Some(vec![1, 2]);
+        let mut next = state(&[1, 2, 4], &[1, 2]);
+        next.partition_epoch = 8;
+        l.update(&next, 5);
+        assert_eq!(l.proposed, None);
+        assert!(l.is_replica(4) && !l.is_replica(3));
+        assert_eq!(l.isr, vec![1, 2]);
+    }
+}

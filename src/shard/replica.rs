@@ -1,0 +1,525 @@
+//! The replication side of a shard: each hosted partition's role as the
+//! metadata says, the leader's high watermark and ISR proposals, acks=all
+//! waits, and which partitions this shard's fetchers pull from which leader.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::{Partition, Shard, TopicPartition};
+use crate::controller::records::MetadataRecord;
+use crate::metadata::Topics;
+use crate::replication::{role_for, Role};
+
+impl Shard {
+    /// Brings `partition`'s role in line with `topics`: a one-node broker
+    /// leads alone; in a cluster the partition becomes the leader (its log
+    /// stamps the new epoch), a follower of the image's leader, or offline.
+    pub(super) fn settle_role(&self, tp: &TopicPartition, partition: &Partition, topics: &Topics) {
+        let now = crate::runtime::now_ms();
+        let Some(view) = topics.cluster.as_ref() else {
+            *partition.role.borrow_mut() = Role::Solo;
+            advance_high_watermark(partition);
+            return;
+        };
+        let Some(state) = view.partition(&tp.topic, tp.partition) else {
+            return;
+        };
+        let node_id = view.node_id;
+        {
+            let mut role = partition.role.borrow_mut();
+            if role.same_leadership(node_id, state) {
+                if let Role::Leader(l) = &mut *role {
+                    l.update(state, now);
+                }
+            } else {
+                let mut next = role_for(node_id, state, now);
+                let mut log = partition.log.borrow_mut();
+                match &mut next {
+                    Role::Leader(l) => {
+                        if let Err(e) = log.become_leader(state.leader_epoch) {
+                            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot record the new leader epoch");
+                        }
+                        l.epoch_start = log.log_end_offset();
+                        tracing::info!(
+                            topic = %tp.topic, partition = tp.partition,
+                            leader_epoch = state.leader_epoch, isr = ?state.isr,
+                            log_end = log.log_end_offset(), high_watermark = log.high_watermark(),
+                            "leading partition"
+                        );
+                    }
+                    Role::Follower { leader, .. } => {
+                        log.become_follower();
+                        tracing::info!(topic = %tp.topic, partition = tp.partition, leader = *leader, leader_epoch = state.leader_epoch, "following partition");
+                    }
+                    Role::Offline { .. } | Role::Solo => log.become_follower(),
+                }
+                *role = next;
+            }
+        }
+        // acks=all waiters and long polls look again: the role or the ISR
+        // (and so the high watermark) may have changed.
+        advance_high_watermark(partition);
+        partition.appended.notify();
+    }
+
+    /// Leader partitions whose ISR holds a follower behind for longer than
+    /// `replica_lag_time_max_ms`: propose them out (Kafka's maybeShrinkIsr).
+    pub fn shrink_isrs(self: &Rc<Self>) {
+        let now = crate::runtime::now_ms();
+        let lag = i64::try_from(self.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
+        for (tp, partition) in self.owned_partitions() {
+            let end = partition.log.borrow().log_end_offset();
+            let mut role = partition.role.borrow_mut();
+            let Role::Leader(l) = &mut *role else {
+                continue;
+            };
+            if let Some(isr) = l.shrink(now, lag, end) {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, from = ?l.isr, to = ?isr, "shrinking the ISR: followers lag");
+                crate::stats::ISR_SHRINKS.add(1);
+                l.proposed = Some(isr.clone());
+                self.propose_isr(tp, isr, l.leader_epoch, l.partition_epoch);
+            }
+        }
+    }
+
+    /// Sends an ISR change to the controller (AlterPartition); the image
+    /// that commits it settles the role. A refusal clears the proposal so
+    /// the next fetch or shrink pass tries again from the current image.
+    pub(super) fn propose_isr(
+        self: &Rc<Self>,
+        tp: TopicPartition,
+        isr: Vec<i32>,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    ) {
+        let Some(node) = self.cluster.clone() else {
+            return;
+        };
+        let record = MetadataRecord::ChangePartition {
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
+            leader: self.config.node_id,
+            isr,
+            leader_epoch,
+            partition_epoch,
+        };
+        let shard = self.clone();
+        crate::runtime::spawn_local(async move {
+            if let Err(e) = node.controller.propose(record).await {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, error = %e, "ISR change not committed");
+                if let Some(partition) = shard.partition(&tp) {
+                    if let Role::Leader(l) = &mut *partition.role.borrow_mut() {
+                        if l.partition_epoch == partition_epoch {
+                            l.proposed = None;
+                        }
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Writes every changed high watermark (Kafka's
+    /// replication-offset-checkpoint), so a restart exposes nothing the
+    /// ISR did not have.
+    pub fn checkpoint_high_watermarks(&self) {
+        for (tp, partition) in self.owned_partitions() {
+            if let Err(e) = partition.log.borrow_mut().checkpoint_high_watermark() {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "high watermark checkpoint failed");
+            }
+        }
+    }
+
+    /// The follower partitions of this shard, by the broker they follow,
+    /// with the leader epoch each follows at.
+    pub(super) fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> {
+        let mut by_leader: std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> =
+            Default::default();
+        for (tp, partition) in self.partitions.borrow().iter() {
+            if let Role::Follower {
+                leader,
+                leader_epoch,
+            } = &*partition.role.borrow()
+            {
+                by_leader
+                    .entry(*leader)
+                    .or_default()
+                    .push((tp.clone(), *leader_epoch));
+            }
+        }
+        by_leader
+    }
+}
+
+/// Moves a leader's high watermark to what its ISR allows; true (and the
+/// partition's waiters woken) if it moved.
+pub(super) fn advance_high_watermark(partition: &Partition) -> bool {
+    let moved = {
+        let role = partition.role.borrow();
+        let mut log = partition.log.borrow_mut();
+        let end = log.log_end_offset();
+        let target = match &*role {
+            Role::Solo => Some(end),
+            Role::Leader(l) => l.high_watermark(end),
+            Role::Follower { .. } | Role::Offline { .. } => None,
+        };
+        match target {
+            Some(hw) if hw > log.high_watermark() => {
+                log.set_high_watermark(hw);
+                true
+            }
+            _ => false,
+        }
+    };
+    if moved {
+        partition.appended.notify();
+    }
+    moved
+}
+
+/// Kafka's check of a request's current_leader_epoch against this
+/// replica's: an older one is fenced, a newer one not known here yet.
+pub(super) fn check_leader_epoch(role: &Role, current_leader_epoch: i32) -> Option<i16> {
+    let ours = role.leader_epoch();
+    if current_leader_epoch < 0 || current_leader_epoch == ours {
+        None
+    } else if current_leader_epoch < ours {
+        Some(ResponseError::FencedLeaderEpoch.code())
+    } else {
+        Some(ResponseError::UnknownLeaderEpoch.code())
+    }
+}
+
+/// Waits until the high watermark reaches `required` (an acks=all produce
+/// is then replicated to the ISR), at most `timeout`; the Kafka error code
+/// of the answer.
+pub(super) async fn wait_replicated(
+    shard: &Shard,
+    partition: &Partition,
+    required: i64,
+    leader_epoch: i32,
+    min_insync: usize,
+    timeout: Duration,
+) -> i16 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = partition.appended.version();
+        {
+            let role = partition.role.borrow();
+            if !role.is_leader() || role.leader_epoch() != leader_epoch {
+                return ResponseError::NotLeaderOrFollower.code();
+            }
+            if partition.log.borrow().high_watermark() >= required {
+                // Kafka's checkEnoughReplicasReachOffset: replicated, but by
+                // fewer replicas than the topic asks for.
+                return if role.isr_len() < min_insync {
+                    ResponseError::NotEnoughReplicasAfterAppend.code()
+                } else {
+                    0
+                };
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline || shard.is_stopping() {
+            return ResponseError::RequestTimedOut.code();
+        }
+        let changed = partition.appended.changed_since(seen);
+        let stop = shard.stopping.changed_since(0);
+        let (changed, stop) = (std::pin::pin!(changed), std::pin::pin!(stop));
+        let either = futures::future::select(changed, stop);
+        let _ = crate::runtime::timeout(deadline - now, either).await;
+    }
+}
+
+/// Where a follower log stands, for its next fetch.
+pub struct FollowerPosition {
+    pub log_end: i64,
+    pub log_start: i64,
+    /// The epoch of its last batch (-1: none), Kafka's last_fetched_epoch.
+    pub last_epoch: i32,
+}
+
+/// What one partition's fetch answer did.
+pub enum Fetched {
+    /// Appended or truncated.
+    Progress,
+    /// Nothing new.
+    Idle,
+    /// An error; the fetcher backs off unless another partition moved.
+    Failed,
+}
+
+impl Shard {
+    /// `host:port` of broker `id` as the metadata has it.
+    pub fn broker_address(&self, id: i32) -> Option<String> {
+        let topics = self.topics();
+        let view = topics.cluster.as_ref()?;
+        let endpoint = view.image.brokers.get(&id)?.endpoints.first()?;
+        Some(format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
+    /// The position of a partition this shard follows.
+    pub fn follower_position(&self, tp: &TopicPartition) -> Option<FollowerPosition> {
+        let partition = self.partition(tp)?;
+        if !matches!(*partition.role.borrow(), Role::Follower { .. }) {
+            return None;
+        }
+        let log = partition.log.borrow();
+        Some(FollowerPosition {
+            log_end: log.log_end_offset(),
+            log_start: log.log_start_offset(),
+            last_epoch: log.latest_epoch().unwrap_or(-1),
+        })
+    }
+
+    /// Starts, feeds and stops this shard's replica fetchers so that each
+    /// leader it follows a partition from has one, carrying those partitions.
+    pub(super) fn reconcile_fetchers(self: &Rc<Self>) {
+        let wanted = self.followed();
+        let mut fetchers = self.fetchers.borrow_mut();
+        fetchers.retain(|leader, handle| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                handle.stop();
+            }
+            keep
+        });
+        for (leader, partitions) in wanted {
+            let handle = fetchers.entry(leader).or_insert_with(|| {
+                let handle = Rc::new(crate::replication::fetcher::FetcherHandle::new(leader));
+                crate::runtime::spawn_local(crate::replication::fetcher::run(
+                    self.clone(),
+                    handle.clone(),
+                ))
+                .detach();
+                handle
+            });
+            handle.set_partitions(partitions);
+        }
+    }
+
+    /// Applies one partition's answer to a follower fetch: truncate where
+    /// the leader says the logs diverge, or append the leader's batches as
+    /// they are, then take the leader's high watermark.
+    pub fn follower_fetched(
+        self: &Rc<Self>,
+        tp: &TopicPartition,
+        leader: i32,
+        leader_epoch: i32,
+        data: kafka_protocol::messages::fetch_response::PartitionData,
+    ) -> Fetched {
+        let Some(partition) = self.partition(tp) else {
+            return Fetched::Idle;
+        };
+        let following = matches!(
+            *partition.role.borrow(),
+            Role::Follower { leader: l, leader_epoch: e } if l == leader && e == leader_epoch
+        );
+        if !following {
+            return Fetched::Idle;
+        }
+        let fetched = match data.error_code {
+            0 if data.diverging_epoch.end_offset >= 0 => {
+                let diverging = &data.diverging_epoch;
+                truncate_diverged(tp, &partition, diverging.epoch, diverging.end_offset)
+            }
+            0 => self.append_fetched(tp, &partition, data.records),
+            code if code == ResponseError::OffsetOutOfRange.code() => {
+                out_of_range(tp, &partition, data.log_start_offset, data.high_watermark)
+            }
+            code => {
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, leader, error = code, "follower fetch error");
+                return Fetched::Failed;
+            }
+        };
+        if data.error_code == 0 && data.high_watermark >= 0 {
+            let mut log = partition.log.borrow_mut();
+            let hw = data.high_watermark.min(log.log_end_offset());
+            if hw > log.high_watermark() {
+                log.set_high_watermark(hw);
+            }
+        }
+        fetched
+    }
+
+    fn append_fetched(
+        self: &Rc<Self>,
+        tp: &TopicPartition,
+        partition: &Rc<Partition>,
+        records: Option<bytes::Bytes>,
+    ) -> Fetched {
+        let Some(records) = records.filter(|r| !r.is_empty()) else {
+            return Fetched::Idle;
+        };
+        let now = crate::runtime::now_ms();
+        let appended = partition.log.borrow_mut().append_replicated(&records, now);
+        match appended {
+            Ok(result) => {
+                crate::stats::REPLICA_BYTES_FETCHED.add(records.len() as u64);
+                partition.appended.notify();
+                super::durability::start_roll_sync(tp, partition);
+                if result.flush_needed {
+                    let (tp, partition) = (tp.clone(), partition.clone());
+                    crate::runtime::spawn_local(async move {
+                        super::durability::flush(&tp, &partition).await;
+                    })
+                    .detach();
+                }
+                Fetched::Progress
+            }
+            Err(e) => {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot append the leader's batches");
+                Fetched::Failed
+            }
+        }
+    }
+}
+
+/// Truncates a follower whose log diverges from the leader's (KIP-320,
+/// Kafka's getOffsetTruncationState): to the leader's end of the epoch the
+/// two share, or to the end of the follower's own epoch below it, from
+/// where the next fetch checks again.
+fn truncate_diverged(
+    tp: &TopicPartition,
+    partition: &Partition,
+    leader_epoch: i32,
+    leader_end: i64,
+) -> Fetched {
+    let mut log = partition.log.borrow_mut();
+    let end = log.log_end_offset();
+    let to = if leader_epoch < 0 {
+        leader_end.min(end)
+    } else {
+        match log.end_offset_for_epoch(leader_epoch) {
+            (e, _) if e < 0 => leader_end.min(end),
+            (e, follower_end) if e != leader_epoch => follower_end.min(end),
+            (_, follower_end) => leader_end.min(follower_end),
+        }
+    };
+    truncate(tp, &mut log, to, "the log diverges from the leader's")
+}
+
+/// The leader cannot serve our log end: below its log start (we start
+/// over there) or past its end (we cut back to its high watermark).
+fn out_of_range(
+    tp: &TopicPartition,
+    partition: &Partition,
+    leader_start: i64,
+    leader_hw: i64,
+) -> Fetched {
+    let mut log = partition.log.borrow_mut();
+    let end = log.log_end_offset();
+    if leader_start >= 0 && end < leader_start {
+        tracing::info!(topic = %tp.topic, partition = tp.partition, log_end = end, leader_start, "behind the leader's log start; starting over there");
+        return match log.truncate_fully_and_start_at(leader_start) {
+            Ok(()) => Fetched::Progress,
+            Err(e) => {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot start the log over");
+                Fetched::Failed
+            }
+        };
+    }
+    if leader_hw >= 0 && leader_hw < end {
+        return truncate(tp, &mut log, leader_hw, "past the leader's log end");
+    }
+    Fetched::Failed
+}
+
+fn truncate(
+    tp: &TopicPartition,
+    log: &mut crate::storage::PartitionLog,
+    to: i64,
+    why: &str,
+) -> Fetched {
+    let before = log.log_end_offset();
+    if to >= before {
+        return Fetched::Failed;
+    }
+    if let Err(e) = log.truncate_to(to) {
+        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "truncation failed");
+        return Fetched::Failed;
+    }
+    let after = log.log_end_offset();
+    crate::stats::REPLICA_TRUNCATED_OFFSETS.add((before - after).max(0) as u64);
+    tracing::warn!(
+        topic = %tp.topic, partition = tp.partition, from = before, to = after,
+        offsets_lost = before - after,
+        "truncated the follower log: {why}"
+    );
+    Fetched::Progress
+}
+
+impl Shard {
+    /// A follower's fetch on its leader: checked for divergence first
+    /// (KIP-320), then its offset counts as its log end (which may move the
+    /// high watermark and bring it into the ISR), then it reads up to the
+    /// log end through the same plan as consumers.
+    pub(super) fn follower_read(
+        self: &Rc<Self>,
+        item: &super::ReadItem,
+        replica: super::ReplicaFetch,
+        partition: &Partition,
+        mut outcome: super::ReadOutcome,
+    ) -> super::ReadOutcome {
+        {
+            let log = partition.log.borrow();
+            outcome.log_start_offset = log.log_start_offset();
+            outcome.high_watermark = log.high_watermark();
+            outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
+            if replica.last_fetched_epoch >= 0 {
+                let (epoch, end) = log.end_offset_for_epoch(replica.last_fetched_epoch);
+                // An epoch this log does not know says nothing either way.
+                let known = epoch >= 0 && end >= 0;
+                if known && (epoch != replica.last_fetched_epoch || end < item.offset) {
+                    outcome.diverging = Some((epoch, end));
+                    return outcome;
+                }
+            }
+        }
+        let known = match &mut *partition.role.borrow_mut() {
+            Role::Leader(l) if l.is_replica(replica.node_id) => {
+                let end = partition.log.borrow().log_end_offset();
+                if item.offset <= end {
+                    l.on_fetch(replica.node_id, item.offset, end, crate::runtime::now_ms());
+                }
+                true
+            }
+            _ => false,
+        };
+        if !known {
+            outcome.error = ResponseError::NotLeaderOrFollower.code();
+            return outcome;
+        }
+        advance_high_watermark(partition);
+        self.maybe_expand_isr(&item.tp, partition);
+        let log = partition.log.borrow();
+        outcome.high_watermark = log.high_watermark();
+        outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
+        let end = log.log_end_offset();
+        match log.read_below(item.offset, item.max_bytes, item.min_one_batch, end) {
+            Ok(plan) => {
+                outcome.slices = plan.slices;
+                outcome.bytes = plan.bytes;
+            }
+            Err(e) => outcome.error = super::ops::storage_error_code(&e),
+        }
+        outcome
+    }
+
+    /// Proposes caught-up followers into the ISR (Kafka's maybeExpandIsr).
+    fn maybe_expand_isr(self: &Rc<Self>, tp: &TopicPartition, partition: &Partition) {
+        let hw = partition.log.borrow().high_watermark();
+        let mut role = partition.role.borrow_mut();
+        let Role::Leader(l) = &mut *role else {
+            return;
+        };
+        if let Some(isr) = l.expansion(hw) {
+            tracing::info!(topic = %tp.topic, partition = tp.partition, from = ?l.isr, to = ?isr, "expanding the ISR: followers caught up");
+            crate::stats::ISR_EXPANDS.add(1);
+            l.proposed = Some(isr.clone());
+            self.propose_isr(tp.clone(), isr, l.leader_epoch, l.partition_epoch);
+        }
+    }
+}
