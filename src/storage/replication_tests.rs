@@ -457,3 +457,30 @@ fn retention_moves_the_first_epoch_start() {
     assert_eq!(epochs(&log), vec![(5, start)]);
     assert_eq!(log.high_watermark(), start, "clamped to the new start");
 }
+
+#[test]
+fn a_roll_sync_out_during_truncation_does_not_overstate_the_recovery_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open(&dir, batch_len() * 2, true);
+    fill(&mut log, 8); // segments at 0, 6, 12, 18
+    let job = log.take_roll_sync().expect("rolled segments wait");
+    assert_eq!(job.recovery_point(), 18);
+    log.truncate_to(9).unwrap();
+    fill(&mut log, 4);
+    job.run().unwrap();
+    log.finish_roll_sync(job.recovery_point(), true);
+    let recovery_point: i64 = fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        recovery_point, 9,
+        "only what the sync covered and the cut kept"
+    );
+    assert!(
+        log.files_to_sync().len() >= 2,
+        "the segments written since still wait"
+    );
+}
