@@ -66,12 +66,12 @@ fn wait_logs_identical(cluster: &Cluster, topic: &str, partition: i32, ids: &[i3
             let sizes: Vec<String> = logs
                 .iter()
                 .map(|(id, l)| {
-                    let diverge = l.iter().zip(first).position(|(a, b)| a != b);
-                    format!(
-                        "node {id}: {} bytes, first byte differing from node {}: {diverge:?}",
-                        l.len(),
-                        logs[0].0
-                    )
+                    let relation = match l.iter().zip(first).position(|(a, b)| a != b) {
+                        Some(at) => format!("differs from node {} at byte {at}", logs[0].0),
+                        None if l.len() == first.len() => "same".to_string(),
+                        None => format!("shares a prefix with node {}", logs[0].0),
+                    };
+                    format!("node {id}: {} bytes ({relation})", l.len())
                 })
                 .collect();
             Err(sizes.join("; "))

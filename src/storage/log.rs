@@ -311,24 +311,24 @@ impl PartitionLog {
     pub fn finish_roll_sync(&mut self, recovery_point: i64, synced: bool) {
         assert!(self.roll_sync_out, "a roll sync was out");
         self.roll_sync_out = false;
-        if let Some(truncated_to) = self.truncated_during_roll_sync.take() {
-            if synced && truncated_to < recovery_point {
-                // The sync wrote a recovery point past bytes a truncation
-                // cut meanwhile; bring the file back (rare: a follower
-                // truncating while its rolls sync).
-                if let Err(err) = write_recovery_point(&self.dir, truncated_to) {
-                    tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rewrite the recovery point after a truncation");
+        // A truncation while the sync was out cut what it made durable.
+        let durable = match self.truncated_during_roll_sync.take() {
+            Some(truncated_to) if truncated_to < recovery_point => {
+                if synced {
+                    // The sync wrote a recovery point past the cut; bring
+                    // the file back (rare: a follower truncating while its
+                    // rolls sync).
+                    if let Err(err) = write_recovery_point(&self.dir, truncated_to) {
+                        tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rewrite the recovery point after a truncation");
+                    }
                 }
+                truncated_to
             }
-            return self.finish_roll_sync_at(recovery_point.min(truncated_to), synced);
-        }
-        self.finish_roll_sync_at(recovery_point, synced);
-    }
-
-    fn finish_roll_sync_at(&mut self, recovery_point: i64, synced: bool) {
+            _ => recovery_point,
+        };
         if synced {
-            self.unsynced_rolls.retain(|r| r.next_base > recovery_point);
-            self.mark_flushed(recovery_point);
+            self.unsynced_rolls.retain(|r| r.next_base > durable);
+            self.mark_flushed(durable);
         }
     }
 

@@ -57,4 +57,6 @@ mod compaction_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;

@@ -33,13 +33,29 @@ const POLL_IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lines of each node's stderr a failed wait shows.
 const TAIL_LINES: usize = 25;
 
-/// A loopback port nothing listens on now (bound, read, released).
+/// Where controller (quorum) ports are picked: below the kernel's
+/// ephemeral range (32768 and up), so no port-0 listener or outgoing
+/// connection of another node takes one between our pick and its bind.
+const CONTROLLER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// How often a cluster start is tried again when a port was taken anyway
+/// (another test picked the same one).
+const START_ATTEMPTS: usize = 3;
+
+/// A loopback port in [`CONTROLLER_PORTS`] nothing listens on now (bound,
+/// checked, released), picked at random so parallel tests rarely collide.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let span = (CONTROLLER_PORTS.end - CONTROLLER_PORTS.start) as u64;
+        let port = CONTROLLER_PORTS.start + (h.finish() % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {CONTROLLER_PORTS:?} after 1000 tries");
 }
 
 /// One partition as one node's Metadata shows it.
@@ -95,10 +111,6 @@ impl Cluster {
     /// prints its ready line), passing `extra_args` to every node.
     pub fn start_with(n: i32, extra_args: &[&str]) -> Cluster {
         assert!(n >= 1, "a cluster has at least one node");
-        let voters: Vec<String> = (1..=n)
-            .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
-            .collect();
-        let voters = voters.join(",");
         let mut common: Vec<String> = Vec::new();
         for (flag, default) in [
             ("--broker-session-timeout-ms", SESSION_TIMEOUT_MS),
@@ -109,50 +121,28 @@ impl Cluster {
             }
         }
         common.extend(extra_args.iter().map(|s| s.to_string()));
-        let starting: Vec<_> = (1..=n)
-            .map(|id| {
-                let mut args = vec![
-                    "--node-id".to_string(),
-                    id.to_string(),
-                    "--controller-quorum-voters".to_string(),
-                    voters.clone(),
-                ];
-                args.extend(common.iter().cloned());
-                thread::spawn(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let mut broker = Broker::start_with(1, &args);
-                    broker.keep_port();
-                    (id, broker)
-                })
-            })
-            .collect();
-        // Join every thread before failing, so the nodes that did start are
-        // dropped (killed) and the first failure's message is kept.
-        let mut nodes = BTreeMap::new();
-        let mut failures = Vec::new();
-        for (i, t) in starting.into_iter().enumerate() {
-            match t.join() {
-                Ok((id, broker)) => {
-                    nodes.insert(id, broker);
-                }
-                Err(payload) => failures.push(format!(
-                    "node {}: {}",
-                    i + 1,
-                    panic_message(payload.as_ref())
-                )),
+        for attempt in 1..=START_ATTEMPTS {
+            let (nodes, failures) = start_nodes(n, &common);
+            let cluster = Cluster {
+                nodes,
+                paused: BTreeSet::new(),
+            };
+            if failures.is_empty() {
+                return cluster;
             }
-        }
-        if !failures.is_empty() {
-            drop(nodes);
-            panic!(
-                "starting a {n}-node cluster with extra args {extra_args:?} failed:\n{}",
+            let msg = format!(
+                "starting a {n}-node cluster with extra args {extra_args:?} failed (attempt {attempt}):\n{}",
                 failures.join("\n")
             );
+            if attempt < START_ATTEMPTS && msg.contains("Address already in use") {
+                eprintln!("{msg}\n----- a port was taken: starting again on new ports -----");
+                continue;
+            }
+            // Panics with the started nodes alive, so their Drop keeps
+            // their data dirs and shows their logs.
+            cluster.fail(&msg);
         }
-        Cluster {
-            nodes,
-            paused: BTreeSet::new(),
-        }
+        unreachable!("the last attempt returns or fails");
     }
 
     pub fn ids(&self) -> Vec<i32> {
@@ -348,9 +338,12 @@ impl Cluster {
                 } else {
                     "down"
                 };
+                // The quorum library's INFO lines would crowd out the broker's.
+                let tail = b.stderr_tail(lines * 20);
+                let kept: Vec<&str> = tail.lines().filter(|l| !l.contains("openraft")).collect();
                 format!(
-                    "----- node {id} ({state}) stderr tail -----\n{}",
-                    b.stderr_tail(lines)
+                    "----- node {id} ({state}) stderr tail, openraft lines left out -----\n{}",
+                    kept[kept.len().saturating_sub(lines)..].join("\n")
                 )
             })
             .collect::<Vec<_>>()
@@ -467,6 +460,47 @@ impl Cluster {
         }
         out
     }
+}
+
+/// Starts nodes `1..=n` at once on new voter ports; returns the nodes that
+/// started and a message per node that did not.
+fn start_nodes(n: i32, common: &[String]) -> (BTreeMap<i32, Broker>, Vec<String>) {
+    let voters: Vec<String> = (1..=n)
+        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+        .collect();
+    let voters = voters.join(",");
+    let starting: Vec<_> = (1..=n)
+        .map(|id| {
+            let mut args = vec![
+                "--node-id".to_string(),
+                id.to_string(),
+                "--controller-quorum-voters".to_string(),
+                voters.clone(),
+            ];
+            args.extend(common.iter().cloned());
+            let thread = thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut broker = Broker::start_with(1, &args);
+                broker.keep_port();
+                broker
+            });
+            (id, thread)
+        })
+        .collect();
+    // Join every thread, so a failure leaves no node unaccounted for.
+    let mut nodes = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (id, thread) in starting {
+        match thread.join() {
+            Ok(broker) => {
+                nodes.insert(id, broker);
+            }
+            Err(payload) => {
+                failures.push(format!("node {id}: {}", panic_message(payload.as_ref())))
+            }
+        }
+    }
+    (nodes, failures)
 }
 
 impl Drop for Cluster {
