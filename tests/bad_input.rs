@@ -216,6 +216,7 @@ fn api_versions_negotiation() {
         (ApiKey::TxnOffsetCommit, 0, 4),
         (ApiKey::DescribeCluster, 0, 1),
         (ApiKey::ElectLeaders, 0, 2),
+        (ApiKey::OffsetForLeaderEpoch, 2, 4),
         (ApiKey::AddPartitionsToTxn, 0, 4),
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),

@@ -19,7 +19,9 @@ use crate::shard::{EpochQuery, Shard, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetForLeaderEpoch,
-    min: 0,
+    // v0-1 were removed in Kafka 4.0 and by the codec; clients use v2+
+    // (KIP-320).
+    min: 2,
     max: 4,
 };
 

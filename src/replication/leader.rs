@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(l.shrink(20_000, 30_000, 10), None, "within the lag time");
         assert_eq!(l.shrink(40_000, 30_000, 10), Some(vec![1, 2]));
         l.on_fetch(3, 10, 10, 39_000);
-        assert_eq!(l.shrink(40_000, 30_000, 15), None, "caught up a second ago");
+        assert_eq!(l.shrink(40_000, 30_000, 10), None, "caught up a second ago");
         // Behind now, but at the leader end its previous fetch saw: caught
         // up as of that fetch.
         l.on_fetch(3, 12, 20, 60_000);

@@ -548,6 +548,7 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     };
     partition.appended.notify();
     super::durability::start_roll_sync(&item.tp, &partition);
+    super::replica::advance_high_watermark(&partition);
     if &*item.tp.topic == crate::group::OFFSETS_TOPIC {
         crate::group::txn_marker_written(shard, item.tp.partition, item.producer_id, item.commit);
     }
