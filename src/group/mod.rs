@@ -453,6 +453,17 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
     true
 }
 
+/// Loads the partitions this shard has just come to lead (the topic
+/// exists: a partition of it changed hands).
+pub async fn load_led(shard: Rc<Shard>) {
+    if !ensure_loaded(&shard).await {
+        tracing::warn!(
+            shard = shard.id,
+            "{OFFSETS_TOPIC} not loaded after a leadership change; the next request retries"
+        );
+    }
+}
+
 async fn create_offsets_topic(shard: &Rc<Shard>) -> bool {
     let outcome = shard
         .admin(AdminOp::CreateTopic {

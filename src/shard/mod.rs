@@ -268,6 +268,7 @@ impl Shard {
             return;
         }
         self.drop_stale_partitions(&topics);
+        let mut now_led = Vec::new();
         for topic in topics.topics.values() {
             let log_config = self.config.log_config(&topic.configs);
             for partition in 0..topic.partitions {
@@ -280,7 +281,9 @@ impl Shard {
                 }
                 if let Some(existing) = self.partition(&tp) {
                     existing.log.borrow_mut().set_config(log_config.clone());
-                    self.settle_role(&tp, &existing, &topics);
+                    if self.settle_role(&tp, &existing, &topics) {
+                        now_led.push(tp);
+                    }
                     continue;
                 }
                 match PartitionLog::open(
@@ -298,7 +301,9 @@ impl Shard {
                             acks_waiting: Cell::new(0),
                             topic_id: topic.id.clone(),
                         });
-                        self.settle_role(&tp, &partition, &topics);
+                        if self.settle_role(&tp, &partition, &topics) {
+                            now_led.push(tp.clone());
+                        }
                         self.partitions.borrow_mut().insert(tp, partition);
                     }
                     Err(e) => {
@@ -309,6 +314,7 @@ impl Shard {
         }
         *self.topics.borrow_mut() = topics;
         self.reconcile_fetchers();
+        self.load_coordinators(&now_led);
     }
 
     fn drop_stale_partitions(&self, topics: &Topics) {

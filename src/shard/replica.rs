@@ -16,17 +16,24 @@ impl Shard {
     /// Brings `partition`'s role in line with `topics`: a one-node broker
     /// leads alone; in a cluster the partition becomes the leader (its log
     /// stamps the new epoch), a follower of the image's leader, or offline.
-    pub(super) fn settle_role(&self, tp: &TopicPartition, partition: &Partition, topics: &Topics) {
+    /// True when this broker has just become the partition's leader.
+    pub(super) fn settle_role(
+        &self,
+        tp: &TopicPartition,
+        partition: &Partition,
+        topics: &Topics,
+    ) -> bool {
         let now = crate::runtime::now_ms();
         let Some(view) = topics.cluster.as_ref() else {
             *partition.role.borrow_mut() = Role::Solo;
             advance_high_watermark(partition);
-            return;
+            return false;
         };
         let Some(state) = view.partition(&tp.topic, tp.partition) else {
-            return;
+            return false;
         };
         let node_id = view.node_id;
+        let mut became_leader = false;
         {
             let mut role = partition.role.borrow_mut();
             if role.same_leadership(node_id, state) {
@@ -42,6 +49,7 @@ impl Shard {
                             tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot record the new leader epoch");
                         }
                         l.epoch_start = log.log_end_offset();
+                        became_leader = true;
                         tracing::info!(
                             topic = %tp.topic, partition = tp.partition,
                             leader_epoch = state.leader_epoch, isr = ?state.isr,
@@ -62,6 +70,22 @@ impl Shard {
         // (and so the high watermark) may have changed.
         advance_high_watermark(partition);
         partition.appended.notify();
+        became_leader
+    }
+
+    /// Kafka's onLeadershipChange for the coordinators: a broker that now
+    /// leads partitions of `__consumer_offsets` or `__transaction_state`
+    /// loads them at once, so their groups and transactions carry on.
+    pub(super) fn load_coordinators(self: &Rc<Self>, led: &[TopicPartition]) {
+        if led
+            .iter()
+            .any(|tp| &*tp.topic == crate::group::OFFSETS_TOPIC)
+        {
+            crate::runtime::spawn_local(crate::group::load_led(self.clone())).detach();
+        }
+        if led.iter().any(|tp| &*tp.topic == crate::txn::TXN_TOPIC) {
+            crate::runtime::spawn_local(crate::txn::load_led(self.clone())).detach();
+        }
     }
 
     /// Leader partitions whose ISR holds a follower behind for longer than

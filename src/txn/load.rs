@@ -2,6 +2,7 @@
 //! missing, replay the partitions of it this shard owns, then start the
 //! tick loop and finish the transactions the replay left in Prepare*.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -10,14 +11,16 @@ use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
 use crate::shard::{AdminOp, Shard, TopicPartition};
 
-/// Loads this shard's coordinator once. With `create`, creates the topic
-/// if missing; without, a missing topic means nothing to load yet. While a
+/// Loads the partitions of this shard's coordinator that this broker leads
+/// and has not loaded at their current leader epoch, after forgetting the
+/// ids of partitions that moved away. With `create`, creates the topic if
+/// missing; without, a missing topic means nothing to load yet. While a
 /// load runs, other requests get COORDINATOR_LOAD_IN_PROGRESS (as from
 /// Kafka) rather than wait; a failed load answers COORDINATOR_NOT_AVAILABLE.
 /// Clients retry both.
 pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let coordinator = &shard.txns;
-    if coordinator.loaded.get() {
+    if shard.topics().get(TXN_TOPIC).is_some() && loads_current(shard) {
         return Ok(());
     }
     if coordinator.loading.get() {
@@ -27,6 +30,60 @@ pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnErr
     let loaded = load(shard, create).await;
     coordinator.loading.set(false);
     loaded
+}
+
+/// The leader epoch of `partition` of the topic if this shard owns it and
+/// this broker leads it (0 for a one-node broker).
+fn led_epoch(shard: &Shard, partition: i32) -> Option<i32> {
+    if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id {
+        return None;
+    }
+    let topics = shard.topics();
+    if !topics.leads(TXN_TOPIC, partition) {
+        return None;
+    }
+    Some(
+        topics
+            .cluster
+            .as_ref()
+            .and_then(|c| c.partition(TXN_TOPIC, partition))
+            .map_or(0, |p| p.leader_epoch),
+    )
+}
+
+/// Whether what is loaded is exactly what this shard leads now.
+fn loads_current(shard: &Shard) -> bool {
+    let Some(topic) = shard.topics().get(TXN_TOPIC).cloned() else {
+        return false;
+    };
+    let led: BTreeMap<i32, i32> = (0..topic.partitions)
+        .filter_map(|p| led_epoch(shard, p).map(|e| (p, e)))
+        .collect();
+    *shard.txns.loaded.borrow() == led
+}
+
+/// Forgets the transactional ids of partitions this broker no longer leads
+/// at the epoch they were loaded at: their new coordinator has them.
+pub fn unload_moved(shard: &Shard) {
+    let coordinator = &shard.txns;
+    let moved: Vec<i32> = coordinator
+        .loaded
+        .borrow()
+        .iter()
+        .filter(|(&p, &epoch)| led_epoch(shard, p) != Some(epoch))
+        .map(|(&p, _)| p)
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let mut txns = coordinator.txns.borrow_mut();
+    let before = txns.len();
+    txns.retain(|id, _| !moved.contains(&super::txn_partition(shard, id)));
+    let mut loaded = coordinator.loaded.borrow_mut();
+    for p in &moved {
+        loaded.remove(p);
+    }
+    tracing::info!(shard = shard.id, partitions = ?moved, transactional_ids = before - txns.len(), "no longer coordinating the transactional ids of moved {TXN_TOPIC} partitions");
 }
 
 async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
@@ -42,12 +99,15 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let Some(topic) = shard.topics().get(TXN_TOPIC).cloned() else {
         return Err(TxnError::NotAvailable);
     };
+    unload_moved(shard);
     let started = std::time::Instant::now();
     let mut applied = 0usize;
+    let mut newly = Vec::new();
     for partition in 0..topic.partitions {
-        if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id
-            || !shard.topics().leads(TXN_TOPIC, partition)
-        {
+        let Some(epoch) = led_epoch(shard, partition) else {
+            continue;
+        };
+        if coordinator.loaded.borrow().get(&partition) == Some(&epoch) {
             continue;
         }
         match replay(shard, partition).await {
@@ -57,29 +117,56 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
                 return Err(TxnError::NotAvailable);
             }
         }
+        coordinator.loaded.borrow_mut().insert(partition, epoch);
+        newly.push(partition);
     }
     let unfinished: Vec<String> = coordinator
         .txns
         .borrow()
         .iter()
-        .filter(|(_, e)| e.meta.state.is_prepare())
+        .filter(|(id, e)| {
+            e.meta.state.is_prepare() && newly.contains(&super::txn_partition(shard, id))
+        })
         .map(|(id, _)| id.clone())
         .collect();
     tracing::info!(
         shard = shard.id,
+        partitions = ?newly,
         transactional_ids = coordinator.txns.borrow().len(),
         unfinished = unfinished.len(),
         records = applied,
         ms = started.elapsed().as_millis() as u64,
         "transaction coordinator loaded"
     );
-    coordinator.loaded.set(true);
-    crate::runtime::spawn_local(super::timeouts::tick_loop(shard.clone())).detach();
+    if !coordinator.ticking.replace(true) {
+        crate::runtime::spawn_local(super::timeouts::tick_loop(shard.clone())).detach();
+    }
     for id in unfinished {
         crate::runtime::spawn_local(super::finish(shard.clone(), id)).detach();
     }
     Ok(())
 }
+
+/// Loads the partitions this shard has just come to lead.
+pub async fn load_led(shard: Rc<Shard>) {
+    for _ in 0..LOAD_LED_ATTEMPTS {
+        match ensure_loaded(&shard, false).await {
+            Ok(()) => return,
+            // Another load runs; it may have begun before this leadership.
+            Err(TxnError::LoadInProgress) => {
+                crate::runtime::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                tracing::warn!(shard = shard.id, error = %e, "{TXN_TOPIC} not loaded after a leadership change; the next request retries");
+                return;
+            }
+        }
+    }
+}
+
+/// Tries, 100 ms apart, a leadership change's load makes while another
+/// load runs.
+const LOAD_LED_ATTEMPTS: usize = 50;
 
 /// Loads at shard start if the topic exists, so transactions left open or
 /// prepared by the last run are finished without waiting for a request.

@@ -18,6 +18,7 @@
 //! forgets ids idle past `transactional_id_expiration_ms` (tombstones).
 
 mod load;
+pub use load::load_led;
 mod markers;
 pub mod records;
 pub mod state;
@@ -154,7 +155,12 @@ struct Entry {
 #[derive(Default)]
 pub struct Coordinator {
     txns: RefCell<HashMap<String, Entry>>,
-    loaded: Cell<bool>,
+    /// The partitions of `__transaction_state` loaded here, with the leader
+    /// epoch they were loaded at: one this broker leads again after a
+    /// leadership move is loaded afresh from its log.
+    loaded: RefCell<std::collections::BTreeMap<i32, i32>>,
+    /// The tick loop runs (from the first load on).
+    ticking: Cell<bool>,
     /// A load (topic creation and replay) is running.
     loading: Cell<bool>,
 }
@@ -190,13 +196,13 @@ pub fn valid_transactional_id(id: &str) -> bool {
     !id.is_empty() && crate::group::fits_record(id)
 }
 
-/// Hands `msg` to the coordinator shard of `transactional_id`. If that
-/// shard is gone, `msg` (and its reply sender) is dropped and the asker
-/// answers COORDINATOR_NOT_AVAILABLE.
 /// How long a transaction state write may wait for the ISR of its
 /// `__transaction_state` partition (Kafka's request.timeout.ms there).
 const TXN_LOG_WRITE_TIMEOUT_MS: u64 = 30_000;
 
+/// Hands `msg` to the coordinator shard of `transactional_id`. If that
+/// shard is gone, `msg` (and its reply sender) is dropped and the asker
+/// answers COORDINATOR_NOT_AVAILABLE.
 pub async fn route(shard: &Rc<Shard>, transactional_id: &str, msg: TxnMsg) {
     let partition = txn_partition(shard, transactional_id);
     let topics = shard.topics();

@@ -28,6 +28,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
 }
 
 async fn tick(shard: &Rc<Shard>) {
+    super::load::unload_moved(shard);
     let now = crate::runtime::now_ms();
     let expiration_ms = shard.config.transactional_id_expiration_ms;
     let mut timed_out = Vec::new();
