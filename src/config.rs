@@ -102,6 +102,13 @@ pub struct BrokerConfig {
     /// How long writing one response may stall on a client that does not
     /// read before the connection is closed (and its file handles freed).
     pub socket_write_timeout_ms: u64,
+    /// Kafka's `max.incremental.fetch.session.cache.slots`, per shard:
+    /// incremental fetch sessions (KIP-227) one shard keeps. Past it a
+    /// fetcher gets no session and sends full fetches.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// Kafka's `min.incremental.fetch.session.eviction.ms`: a session idle
+    /// this long may give its slot to a new one.
+    pub min_incremental_fetch_session_eviction_ms: i64,
     /// Upper bound on a Fetch's max_wait_ms, whatever the client asks.
     pub fetch_max_wait_ms_max: u64,
     /// Messages in flight between two shards before senders wait.
@@ -207,6 +214,8 @@ impl Default for BrokerConfig {
             fsync_on_ack: false,
             retention_check_interval_ms: 300_000,
             fetch_max_wait_ms_max: 30_000,
+            max_incremental_fetch_session_cache_slots: 1000,
+            min_incremental_fetch_session_eviction_ms: 120_000,
             connections_max_idle_ms: 600_000,
             log_cleaner_backoff_ms: 15_000,
             log_flush_scheduler_interval_ms: 1_000,

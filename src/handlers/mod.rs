@@ -7,7 +7,7 @@ pub mod api_versions;
 mod configs;
 mod describe_cluster;
 mod elect_leaders;
-mod fetch;
+pub(crate) mod fetch;
 mod group;
 mod list_offsets;
 mod metadata;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -63,10 +63,36 @@ impl FetcherHandle {
     }
 }
 
+/// What the leader's fetch session holds for one partition: the position
+/// last sent. A partition goes into the next request only when it differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sent {
+    fetch_offset: i64,
+    leader_epoch: i32,
+    last_fetched_epoch: i32,
+    log_start: i64,
+}
+
+/// This fetcher's incremental fetch session with the leader (KIP-227).
+#[derive(Default)]
+struct Session {
+    /// 0: none; the next request is full and asks for one.
+    id: i32,
+    next_epoch: i32,
+    sent: BTreeMap<TopicPartition, Sent>,
+}
+
+impl Session {
+    fn reset(&mut self) {
+        *self = Session::default();
+    }
+}
+
 /// The fetch loop; returns once the handle is stopped or the shard stops.
 pub async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
     let backoff = Duration::from_millis(shard.config.replica_fetch_backoff_ms.max(1));
     let mut connection: Option<KafkaConnection> = None;
+    let mut session = Session::default();
     tracing::info!(
         leader = handle.leader,
         shard = shard.id,
@@ -74,11 +100,13 @@ pub async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
     );
     while !handle.stopped.get() && !shard.is_stopping() {
         let seen = handle.changed.version();
-        let request = build_request(&shard, &handle);
-        let Some(request) = request else {
+        let positions = positions(&shard, &handle);
+        if positions.is_empty() {
+            session.reset();
             pause(&shard, &handle, seen, backoff).await;
             continue;
-        };
+        }
+        let request = build_request(&shard, &session, &positions);
         if connection.is_none() {
             match connect(&shard, handle.leader).await {
                 Ok(c) => connection = Some(c),
@@ -97,7 +125,24 @@ pub async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
             .call::<_, FetchResponse>(ApiKey::Fetch, FETCH_VERSION, &request, timeout)
             .await;
         match answer {
+            Ok(response) if is_session_error(response.error_code) => {
+                tracing::debug!(
+                    leader = handle.leader,
+                    error = response.error_code,
+                    "fetch session lost; starting a new one"
+                );
+                session.reset();
+            }
             Ok(response) => {
+                if session.id == 0 {
+                    session.id = response.session_id;
+                    session.next_epoch = 1;
+                } else {
+                    session.next_epoch = session.next_epoch.checked_add(1).unwrap_or(1);
+                }
+                if session.id != 0 {
+                    session.sent = positions;
+                }
                 if !apply(&shard, &handle, response) {
                     pause(&shard, &handle, seen, backoff).await;
                 }
@@ -105,6 +150,7 @@ pub async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
             Err(e) => {
                 tracing::info!(leader = handle.leader, error = %e, "replica fetch failed; reconnecting");
                 connection = None;
+                session.reset();
                 pause(&shard, &handle, seen, backoff).await;
             }
         }
@@ -139,20 +185,49 @@ async fn connect(shard: &Shard, leader: i32) -> Result<KafkaConnection, String> 
         .map_err(|e| e.to_string())
 }
 
-/// A full (sessionless) fetch of every partition still followed from this
-/// leader, each from its log end; `None` when there are none.
-fn build_request(shard: &Shard, handle: &FetcherHandle) -> Option<FetchRequest> {
+fn is_session_error(code: i16) -> bool {
+    use kafka_protocol::ResponseError as E;
+    code == E::FetchSessionIdNotFound.code() || code == E::InvalidFetchSessionEpoch.code()
+}
+
+/// Where every partition still followed from this leader stands.
+fn positions(shard: &Shard, handle: &FetcherHandle) -> BTreeMap<TopicPartition, Sent> {
+    handle
+        .partitions
+        .borrow()
+        .iter()
+        .filter_map(|(tp, &epoch)| {
+            let position = shard.follower_position(tp)?;
+            let sent = Sent {
+                fetch_offset: position.log_end,
+                leader_epoch: epoch,
+                last_fetched_epoch: position.last_epoch,
+                log_start: position.log_start,
+            };
+            Some((tp.clone(), sent))
+        })
+        .collect()
+}
+
+/// The next fetch: without a session, every partition (asking for a
+/// session); within one, only the partitions whose position moved, and the
+/// ones no longer followed as forgotten.
+fn build_request(
+    shard: &Shard,
+    session: &Session,
+    positions: &BTreeMap<TopicPartition, Sent>,
+) -> FetchRequest {
     let config = &shard.config;
     let mut topics: BTreeMap<Rc<str>, Vec<FetchPartition>> = BTreeMap::new();
-    for (tp, &epoch) in handle.partitions.borrow().iter() {
-        let Some(position) = shard.follower_position(tp) else {
+    for (tp, position) in positions {
+        if session.id != 0 && session.sent.get(tp) == Some(position) {
             continue;
-        };
+        }
         let partition = FetchPartition::default()
             .with_partition(tp.partition)
-            .with_current_leader_epoch(epoch)
-            .with_fetch_offset(position.log_end)
-            .with_last_fetched_epoch(position.last_epoch)
+            .with_current_leader_epoch(position.leader_epoch)
+            .with_fetch_offset(position.fetch_offset)
+            .with_last_fetched_epoch(position.last_fetched_epoch)
             .with_log_start_offset(position.log_start)
             .with_partition_max_bytes(config.replica_fetch_max_bytes);
         topics
@@ -160,28 +235,48 @@ fn build_request(shard: &Shard, handle: &FetcherHandle) -> Option<FetchRequest> 
             .or_default()
             .push(partition);
     }
-    if topics.is_empty() {
-        return None;
+    let mut forgotten: BTreeMap<Rc<str>, Vec<i32>> = BTreeMap::new();
+    for tp in session
+        .sent
+        .keys()
+        .filter(|tp| !positions.contains_key(*tp))
+    {
+        forgotten
+            .entry(Rc::from(&*tp.topic))
+            .or_default()
+            .push(tp.partition);
     }
+    let name = |n: Rc<str>| TopicName(StrBytes::from_string(n.to_string()));
     let topics = topics
         .into_iter()
-        .map(|(name, partitions)| {
+        .map(|(n, partitions)| {
             FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                .with_topic(name(n))
                 .with_partitions(partitions)
         })
         .collect();
-    Some(
-        FetchRequest::default()
-            .with_replica_id(BrokerId(config.node_id))
-            .with_max_wait_ms(i32::try_from(config.replica_fetch_wait_max_ms).unwrap_or(i32::MAX))
-            .with_min_bytes(1)
-            .with_max_bytes(config.replica_fetch_response_max_bytes)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(topics),
-    )
+    let forgotten = forgotten
+        .into_iter()
+        .map(|(n, partitions)| {
+            ForgottenTopic::default()
+                .with_topic(name(n))
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(BrokerId(config.node_id))
+        .with_max_wait_ms(i32::try_from(config.replica_fetch_wait_max_ms).unwrap_or(i32::MAX))
+        .with_min_bytes(1)
+        .with_max_bytes(config.replica_fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(session.id)
+        .with_session_epoch(if session.id == 0 {
+            0
+        } else {
+            session.next_epoch
+        })
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten)
 }
 
 /// Hands each partition's answer to the shard; false when none made

@@ -77,6 +77,8 @@ pub struct Shard {
     producer_ids: producer_ids::ProducerIds,
     /// In a cluster: this node's controller voter and registration.
     pub cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
+    /// Incremental fetch sessions of the connections this shard serves.
+    pub fetch_sessions: RefCell<crate::handlers::fetch::session::FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
     fetchers: RefCell<BTreeMap<i32, Rc<crate::replication::fetcher::FetcherHandle>>>,
 }
@@ -93,6 +95,10 @@ impl Shard {
         clean_start: bool,
         cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
     ) -> Shard {
+        let fetch_sessions = crate::handlers::fetch::session::FetchSessions::new(
+            config.max_incremental_fetch_session_cache_slots,
+            config.min_incremental_fetch_session_eviction_ms,
+        );
         Shard {
             id,
             count,
@@ -110,6 +116,7 @@ impl Shard {
             producer_ids: producer_ids::ProducerIds::default(),
             cluster,
             fetchers: RefCell::new(BTreeMap::new()),
+            fetch_sessions: RefCell::new(fetch_sessions),
         }
     }
 

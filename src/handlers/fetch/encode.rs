@@ -35,7 +35,7 @@ pub struct TopicFrame {
 
 /// Encodes the response body (no size prefix, no response header) as
 /// pieces: framing bytes interleaved with the records.
-pub fn encode(version: i16, topics: Vec<TopicFrame>) -> Vec<Piece> {
+pub fn encode(version: i16, error: i16, session_id: i32, topics: Vec<TopicFrame>) -> Vec<Piece> {
     assert!(
         (4..=FLEXIBLE_SINCE).contains(&version),
         "Fetch v{version} is not framed here"
@@ -45,8 +45,8 @@ pub fn encode(version: i16, topics: Vec<TopicFrame>) -> Vec<Piece> {
     let mut head = BytesMut::with_capacity(64);
     head.put_i32(0); // throttle_time_ms
     if version >= 7 {
-        head.put_i16(0); // error_code
-        head.put_i32(0); // session_id: no fetch sessions
+        head.put_i16(error);
+        head.put_i32(session_id);
     }
     put_len(&mut head, topics.len(), flexible);
     for topic in topics {
@@ -249,7 +249,7 @@ mod tests {
             },
         ];
         let mut out = Vec::new();
-        for piece in encode(version, topics) {
+        for piece in encode(version, 0, 0, topics) {
             match piece {
                 Piece::Bytes(b) => out.extend_from_slice(&b),
                 Piece::File(_) => unreachable!("test uses bytes only"),

@@ -6,6 +6,7 @@
 //! the connection sends from the page cache (see `net::send`).
 
 mod encode;
+pub mod session;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::record::BATCH_HEADER_LEN;
 use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use encode::{PartitionFrame, TopicFrame};
+use session::{Resolved, SessionPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
@@ -56,7 +58,25 @@ pub async fn handle(
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as u64;
     let response_max = request.max_bytes.max(0) as u64;
-    let wanted = wanted(&request);
+    let version = header.request_api_version;
+    // Before v7 the session fields are absent and decode as a sessionless
+    // (final epoch) fetch.
+    let resolved = shard
+        .fetch_sessions
+        .borrow_mut()
+        .resolve(&request, crate::runtime::now_ms());
+    let (session_id, incremental, partitions) = match resolved {
+        Resolved::Refused(code) => return encode::encode(version, code, 0, Vec::new()),
+        Resolved::Full {
+            session_id,
+            partitions,
+        } => (session_id, false, partitions),
+        Resolved::Incremental {
+            session_id,
+            partitions,
+        } => (session_id, true, partitions),
+    };
+    let wanted = wanted(&request, partitions);
     let outcomes = loop {
         let outcomes = read_within(shard, &wanted, response_max).await;
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
@@ -91,10 +111,20 @@ pub async fn handle(
         }
     };
     let mut outcomes = outcomes;
-    if header.request_api_version < FETCH_ZSTD_VERSION_MIN {
+    if version < FETCH_ZSTD_VERSION_MIN {
         refuse_zstd(shard, &wanted, &mut outcomes);
     }
-    encode::encode(header.request_api_version, frames(&request, outcomes))
+    let shown: Vec<bool> = if session_id == 0 {
+        vec![true; wanted.len()]
+    } else {
+        let mut sessions = shard.fetch_sessions.borrow_mut();
+        wanted
+            .iter()
+            .zip(&outcomes)
+            .map(|(w, o)| sessions.answer(session_id, &w.tp, o) || !incremental)
+            .collect()
+    };
+    encode::encode(version, 0, session_id, frames(wanted, outcomes, shown))
 }
 
 /// Fetch before v10 cannot carry zstd (KIP-110): such a partition answers
@@ -146,28 +176,26 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
     Ok(false)
 }
 
-fn wanted(request: &FetchRequest) -> Vec<Wanted> {
+/// What to read for each partition the fetch covers (the request's, or
+/// its session's).
+fn wanted(
+    request: &FetchRequest,
+    partitions: Vec<(TopicPartition, SessionPartition)>,
+) -> Vec<Wanted> {
     let committed = request.isolation_level == READ_COMMITTED;
     let replica_id = request.replica_id.0;
-    request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
-            t.partitions.iter().map(move |p| Wanted {
-                tp: TopicPartition {
-                    topic: topic.clone(),
-                    partition: p.partition,
-                },
-                offset: p.fetch_offset,
-                partition_max_bytes: p.partition_max_bytes.max(0) as u32,
-                committed,
-                current_leader_epoch: p.current_leader_epoch,
-                replica: (replica_id >= 0).then_some(ReplicaFetch {
-                    node_id: replica_id,
-                    last_fetched_epoch: p.last_fetched_epoch,
-                }),
-            })
+    partitions
+        .into_iter()
+        .map(|(tp, p)| Wanted {
+            tp,
+            offset: p.fetch_offset,
+            partition_max_bytes: p.partition_max_bytes.max(0) as u32,
+            committed,
+            current_leader_epoch: p.current_leader_epoch,
+            replica: (replica_id >= 0).then_some(ReplicaFetch {
+                node_id: replica_id,
+                last_fetched_epoch: p.last_fetched_epoch,
+            }),
         })
         .collect()
 }
@@ -222,32 +250,34 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
     outcomes
 }
 
-fn frames(request: &FetchRequest, outcomes: Vec<ReadOutcome>) -> Vec<TopicFrame> {
-    let mut outcomes = outcomes.into_iter();
-    request
-        .topics
-        .iter()
-        .map(|t| TopicFrame {
-            name: Bytes::copy_from_slice(t.topic.0.as_bytes()),
-            partitions: t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let o = outcomes
-                        .next()
-                        .expect("one outcome per requested partition");
-                    PartitionFrame {
-                        partition: p.partition,
-                        error: o.error,
-                        high_watermark: o.high_watermark,
-                        last_stable_offset: o.last_stable_offset,
-                        log_start_offset: o.log_start_offset,
-                        aborted: o.aborted,
-                        diverging: o.diverging,
-                        records: o.slices.into_iter().map(Piece::File).collect(),
-                    }
-                })
-                .collect(),
+/// The answer's topics: consecutive partitions of one topic share a frame;
+/// partitions not `shown` (unchanged, in an incremental session) are left out.
+fn frames(wanted: Vec<Wanted>, outcomes: Vec<ReadOutcome>, shown: Vec<bool>) -> Vec<TopicFrame> {
+    let mut topics: Vec<(Arc<str>, Vec<PartitionFrame>)> = Vec::new();
+    for ((w, o), shown) in wanted.into_iter().zip(outcomes).zip(shown) {
+        if !shown {
+            continue;
+        }
+        let frame = PartitionFrame {
+            partition: w.tp.partition,
+            error: o.error,
+            high_watermark: o.high_watermark,
+            last_stable_offset: o.last_stable_offset,
+            log_start_offset: o.log_start_offset,
+            aborted: o.aborted,
+            diverging: o.diverging,
+            records: o.slices.into_iter().map(Piece::File).collect(),
+        };
+        match topics.last_mut() {
+            Some((topic, partitions)) if *topic == w.tp.topic => partitions.push(frame),
+            _ => topics.push((w.tp.topic, vec![frame])),
+        }
+    }
+    topics
+        .into_iter()
+        .map(|(name, partitions)| TopicFrame {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            partitions,
         })
         .collect()
 }

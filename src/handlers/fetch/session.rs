@@ -1,0 +1,351 @@
+//! Incremental fetch sessions (KIP-227): a fetcher names its partitions
+//! once, then each request carries only the partitions whose position
+//! changed and each answer only the partitions with something new, so a
+//! follower of thousands of idle partitions sends and gets a few bytes.
+//!
+//! Sessions live on the shard that serves the connection (`Shard::
+//! fetch_sessions`); a fetcher that reconnects elsewhere gets
+//! FETCH_SESSION_ID_NOT_FOUND and starts a new one, as clients expect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::ResponseError;
+
+use crate::shard::{ReadOutcome, TopicPartition};
+
+/// Kafka's INITIAL_EPOCH and FINAL_EPOCH.
+const INITIAL_EPOCH: i32 = 0;
+const FINAL_EPOCH: i32 = -1;
+
+/// What one partition of a session asks for, and what it was last told.
+#[derive(Clone, Debug)]
+pub struct SessionPartition {
+    pub fetch_offset: i64,
+    pub partition_max_bytes: i32,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
+    /// (high watermark, last stable offset, log start) last answered; a
+    /// partition is left out of an answer while they stay the same and it
+    /// has no records.
+    sent: Option<(i64, i64, i64)>,
+}
+
+struct Session {
+    /// The epoch the next request must carry.
+    next_epoch: i32,
+    partitions: BTreeMap<TopicPartition, SessionPartition>,
+    last_used_ms: i64,
+}
+
+/// One shard's sessions, bounded in number; the least recently used one
+/// idle past `idle_ms` makes room for a new one.
+pub struct FetchSessions {
+    sessions: HashMap<i32, Session>,
+    max: usize,
+    idle_ms: i64,
+}
+
+/// What a request resolves to.
+pub enum Resolved {
+    /// Answer every listed partition; `session_id` 0 means sessionless.
+    Full {
+        session_id: i32,
+        partitions: Vec<(TopicPartition, SessionPartition)>,
+    },
+    /// Fetch every partition of the session, answer only changed ones.
+    Incremental {
+        session_id: i32,
+        partitions: Vec<(TopicPartition, SessionPartition)>,
+    },
+    /// A top-level error (FETCH_SESSION_ID_NOT_FOUND,
+    /// INVALID_FETCH_SESSION_EPOCH).
+    Refused(i16),
+}
+
+impl FetchSessions {
+    pub fn new(max: usize, idle_ms: i64) -> FetchSessions {
+        FetchSessions {
+            sessions: HashMap::new(),
+            max,
+            idle_ms,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Kafka's FetchManager.newContext: a sessionless full fetch, a new
+    /// session, or the next step of an existing one.
+    pub fn resolve(&mut self, request: &FetchRequest, now_ms: i64) -> Resolved {
+        let listed = listed(request);
+        let (id, epoch) = (request.session_id, request.session_epoch);
+        if epoch == FINAL_EPOCH {
+            self.sessions.remove(&id);
+            return Resolved::Full {
+                session_id: 0,
+                partitions: listed,
+            };
+        }
+        if epoch == INITIAL_EPOCH {
+            self.sessions.remove(&id);
+            let session_id = self.create(&listed, now_ms);
+            return Resolved::Full {
+                session_id,
+                partitions: listed,
+            };
+        }
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Resolved::Refused(ResponseError::FetchSessionIdNotFound.code());
+        };
+        if session.next_epoch != epoch {
+            return Resolved::Refused(ResponseError::InvalidFetchSessionEpoch.code());
+        }
+        session.next_epoch = next_epoch(epoch);
+        session.last_used_ms = now_ms;
+        for forgotten in &request.forgotten_topics_data {
+            let topic: Arc<str> = Arc::from(forgotten.topic.0.as_str());
+            for &partition in &forgotten.partitions {
+                session.partitions.remove(&TopicPartition {
+                    topic: topic.clone(),
+                    partition,
+                });
+            }
+        }
+        for (tp, mut p) in listed {
+            if let Some(old) = session.partitions.get(&tp) {
+                p.sent = old.sent;
+            }
+            session.partitions.insert(tp, p);
+        }
+        Resolved::Incremental {
+            session_id: id,
+            partitions: session
+                .partitions
+                .iter()
+                .map(|(tp, p)| (tp.clone(), p.clone()))
+                .collect(),
+        }
+    }
+
+    /// Whether `tp`'s answer goes out in an incremental response (Kafka's
+    /// maybeUpdateResponseData), recording what it told.
+    pub fn answer(&mut self, session_id: i32, tp: &TopicPartition, outcome: &ReadOutcome) -> bool {
+        let told = (
+            outcome.high_watermark,
+            outcome.last_stable_offset,
+            outcome.log_start_offset,
+        );
+        let Some(p) = self
+            .sessions
+            .get_mut(&session_id)
+            .and_then(|s| s.partitions.get_mut(tp))
+        else {
+            return true;
+        };
+        let changed = p.sent != Some(told);
+        p.sent = Some(told);
+        changed || outcome.bytes > 0 || outcome.error != 0 || outcome.diverging.is_some()
+    }
+
+    /// A new session holding `partitions`, or 0 when none can be made room for.
+    fn create(&mut self, partitions: &[(TopicPartition, SessionPartition)], now_ms: i64) -> i32 {
+        if self.sessions.len() >= self.max && !self.evict_idle(now_ms) {
+            return 0;
+        }
+        let id = loop {
+            // Positive, never 0 (which means no session).
+            let id = (uuid::Uuid::new_v4().as_u128() as u32 >> 1) as i32;
+            if id != 0 && !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let session = Session {
+            next_epoch: next_epoch(INITIAL_EPOCH),
+            partitions: partitions.iter().cloned().collect(),
+            last_used_ms: now_ms,
+        };
+        self.sessions.insert(id, session);
+        assert!(self.sessions.len() <= self.max, "sessions are bounded");
+        id
+    }
+
+    fn evict_idle(&mut self, now_ms: i64) -> bool {
+        let oldest = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now_ms.saturating_sub(s.last_used_ms) >= self.idle_ms)
+            .min_by_key(|(_, s)| s.last_used_ms)
+            .map(|(&id, _)| id);
+        oldest.is_some_and(|id| self.sessions.remove(&id).is_some())
+    }
+}
+
+/// Epochs wrap to 1, never back to the initial or final epoch.
+fn next_epoch(epoch: i32) -> i32 {
+    if epoch == i32::MAX {
+        1
+    } else {
+        epoch + 1
+    }
+}
+
+/// The partitions a request names, with what it asks of each.
+fn listed(request: &FetchRequest) -> Vec<(TopicPartition, SessionPartition)> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+            t.partitions.iter().map(move |p| {
+                let tp = TopicPartition {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                };
+                let wanted = SessionPartition {
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
+                    sent: None,
+                };
+                (tp, wanted)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn request(id: i32, epoch: i32, parts: &[(i32, i64)], forget: &[i32]) -> FetchRequest {
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|&(p, offset)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(offset)
+                    })
+                    .collect(),
+            );
+        let forgotten = ForgottenTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(forget.to_vec());
+        FetchRequest::default()
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_topics(vec![topic])
+            .with_forgotten_topics_data(vec![forgotten])
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition {
+            topic: Arc::from("t"),
+            partition: p,
+        }
+    }
+
+    fn outcome(hw: i64, bytes: u64) -> ReadOutcome {
+        ReadOutcome {
+            error: 0,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            aborted: None,
+            log_start_offset: 0,
+            slices: Vec::new(),
+            bytes,
+            diverging: None,
+        }
+    }
+
+    fn offsets(r: &Resolved) -> Vec<(i32, i64)> {
+        match r {
+            Resolved::Full { partitions, .. } | Resolved::Incremental { partitions, .. } => {
+                partitions
+                    .iter()
+                    .map(|(tp, p)| (tp.partition, p.fetch_offset))
+                    .collect()
+            }
+            Resolved::Refused(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_session_carries_unnamed_partitions_and_answers_only_changes() {
+        let mut s = FetchSessions::new(10, 1000);
+        let Resolved::Full { session_id: id, .. } =
+            s.resolve(&request(0, 0, &[(0, 5), (1, 7)], &[]), 0)
+        else {
+            panic!("a new session is a full fetch")
+        };
+        assert_ne!(id, 0);
+        s.answer(id, &tp(0), &outcome(5, 0));
+        s.answer(id, &tp(1), &outcome(9, 0));
+        // Only partition 1 moved; 0 stays in the session at offset 5.
+        let next = s.resolve(&request(id, 1, &[(1, 9)], &[]), 1);
+        assert!(matches!(next, Resolved::Incremental { .. }));
+        assert_eq!(offsets(&next), vec![(0, 5), (1, 9)]);
+        assert!(!s.answer(id, &tp(0), &outcome(5, 0)), "nothing new");
+        assert!(
+            s.answer(id, &tp(1), &outcome(10, 0)),
+            "the high watermark moved"
+        );
+        assert!(s.answer(id, &tp(0), &outcome(5, 100)), "records");
+        let forgot = s.resolve(&request(id, 2, &[], &[0]), 2);
+        assert_eq!(offsets(&forgot), vec![(1, 9)]);
+    }
+
+    #[test]
+    fn wrong_epochs_and_unknown_sessions_are_refused() {
+        let mut s = FetchSessions::new(10, 1000);
+        let Resolved::Full { session_id: id, .. } = s.resolve(&request(0, 0, &[(0, 0)], &[]), 0)
+        else {
+            panic!()
+        };
+        let refused = |r: Resolved| match r {
+            Resolved::Refused(code) => code,
+            _ => 0,
+        };
+        assert_eq!(
+            refused(s.resolve(&request(id, 2, &[], &[]), 1)),
+            ResponseError::InvalidFetchSessionEpoch.code()
+        );
+        assert_eq!(
+            refused(s.resolve(&request(id + 1, 1, &[], &[]), 1)),
+            ResponseError::FetchSessionIdNotFound.code()
+        );
+        // The final epoch closes it: a sessionless full fetch.
+        assert!(matches!(
+            s.resolve(&request(id, -1, &[(0, 0)], &[]), 1),
+            Resolved::Full { session_id: 0, .. }
+        ));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn sessions_are_bounded_and_idle_ones_make_room() {
+        let mut s = FetchSessions::new(2, 1000);
+        let new = |s: &mut FetchSessions, now| match s.resolve(&request(0, 0, &[], &[]), now) {
+            Resolved::Full { session_id, .. } => session_id,
+            _ => panic!(),
+        };
+        assert_ne!(new(&mut s, 0), 0);
+        assert_ne!(new(&mut s, 10), 0);
+        assert_eq!(new(&mut s, 20), 0, "full, none idle: sessionless");
+        assert_ne!(new(&mut s, 1500), 0, "the idle one made room");
+        assert_eq!(s.len(), 2);
+    }
+}
