@@ -532,6 +532,13 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     let Some(partition) = shard.partition(&item.tp) else {
         return unknown_partition();
     };
+    let leader_epoch = {
+        let role = partition.role.borrow();
+        if !role.is_leader() {
+            return not_leader();
+        }
+        role.leader_epoch()
+    };
     let now = crate::runtime::now_ms();
     let marker = crate::record::Marker {
         commit: item.commit,
@@ -558,8 +565,24 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     if must_sync && !super::durability::flush(&item.tp, &partition).await {
         return ResponseError::KafkaStorageError.code();
     }
-    NONE
+    // Kafka writes markers with acks=all: a marker only the old leader had
+    // would leave the transaction open on the new one. On a timeout the
+    // coordinator retries, and a second marker of an ended transaction is
+    // harmless.
+    super::replica::wait_replicated(
+        shard,
+        &partition,
+        result.last_offset + 1,
+        leader_epoch,
+        1,
+        MARKER_REPLICATION_TIMEOUT,
+    )
+    .await
 }
+
+/// How long a transaction marker waits for the ISR (Kafka's inter-broker
+/// request.timeout.ms, which bounds WriteTxnMarkers).
+const MARKER_REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn offsets_for_leader_epoch(
     shard: Rc<Shard>,
