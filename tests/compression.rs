@@ -25,6 +25,9 @@ const GIB: usize = 1 << 30;
 
 /// The librdkafka `compression.codec` names of the five producer codecs.
 const PRODUCER_CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+/// Below this a stored batch of a `producer`-typed topic may be one the
+/// client left uncompressed (see `producer_codec_by_topic_type_matrix`).
+const CLIENT_FALLBACK_BATCH_BYTES_MAX: usize = 256;
 /// The topic `compression.type` values.
 const TOPIC_TYPES: [&str; 6] = ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 
@@ -322,11 +325,16 @@ fn producer_codec_by_topic_type_matrix() {
             let batches = stored_batches(&mut c, &topic);
             assert!(!batches.is_empty());
             for b in &batches {
-                assert_eq!(
-                    compression::batch_codec(b).unwrap(),
-                    want,
-                    "{topic}: stored codec"
-                );
+                let stored = compression::batch_codec(b).unwrap();
+                // librdkafka sends a batch uncompressed when its codec would
+                // not make it smaller, which happens to a batch of a message
+                // or two (how messages fall into batches depends on timing).
+                let client_fallback = topic_type == "producer"
+                    && stored == Codec::None
+                    && b.len() < CLIENT_FALLBACK_BATCH_BYTES_MAX;
+                if !client_fallback {
+                    assert_eq!(stored, want, "{topic}: stored codec");
+                }
                 // Stored batches are whole and valid, records included.
                 compression::validate_compressed(b, 64 << 20)
                     .unwrap_or_else(|e| panic!("{topic}: stored batch invalid: {e}"));
