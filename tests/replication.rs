@@ -559,6 +559,7 @@ fn diverged_leader_truncates_on_restart() {
     );
     let after: Vec<String> = (0..70).map(|i| format!("after-{i}")).collect();
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &after);
+    check_epochs_on_new_leader(&cluster, TOPIC, &view, &new_view, committed.len() as i64);
 
     cluster.start_again(leader);
     cluster.wait_view(TOPIC, 0, &format!("node {leader} back in the ISR"), |v| {
@@ -572,6 +573,65 @@ fn diverged_leader_truncates_on_restart() {
     assert_eq!(
         stored, expected,
         "the log is the acks=all writes in order, without the truncated acks=1 ones"
+    );
+}
+
+/// What a client asks a new leader after a leader change (KIP-320): the old
+/// epoch ended where the new leader's log took over (so a consumer that had
+/// read the deposed leader's acks=1 tail sees it was truncated), and
+/// requests naming the old epoch are fenced, a future one unknown.
+fn check_epochs_on_new_leader(
+    cluster: &Cluster,
+    topic: &str,
+    old: &PartitionView,
+    new: &PartitionView,
+    old_epoch_end: i64,
+) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+    let mut c = RawClient::connect(&cluster.node(new.leader).bootstrap());
+    let ask = |current: i32, epoch: i32| {
+        OffsetForLeaderEpochRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(common::raw::topic_name(topic))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch)])])
+    };
+    let answer = |r: OffsetForLeaderEpochResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    let r: OffsetForLeaderEpochResponse = c.call(4, &ask(new.leader_epoch, old.leader_epoch));
+    assert_eq!(
+        answer(r),
+        (0, old.leader_epoch, old_epoch_end),
+        "the old epoch ends where the new leader took over"
+    );
+    let r: OffsetForLeaderEpochResponse = c.call(4, &ask(old.leader_epoch, old.leader_epoch));
+    assert_eq!(
+        answer(r).0,
+        74,
+        "FENCED_LEADER_EPOCH for a stale current epoch"
+    );
+    let fetch = common::raw::fetch_request(topic, &[(0, 0)], 0);
+    let mut stale = fetch.clone();
+    stale.topics[0].partitions[0].current_leader_epoch = old.leader_epoch;
+    let r: kafka_protocol::messages::FetchResponse = c.call(12, &stale);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 74,
+        "Fetch is fenced too"
+    );
+    let mut future = fetch;
+    future.topics[0].partitions[0].current_leader_epoch = new.leader_epoch + 1;
+    let r: kafka_protocol::messages::FetchResponse = c.call(12, &future);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 75,
+        "UNKNOWN_LEADER_EPOCH for an epoch the leader has not reached"
     );
 }
 
