@@ -49,6 +49,15 @@ pub struct BrokerConfig {
     /// Kafka's `offsets.topic.replication.factor` (capped at the brokers
     /// alive when `__consumer_offsets` is created).
     pub offsets_topic_replication_factor: i32,
+    /// Kafka's `auto.leader.rebalance.enable`: the active controller gives
+    /// partitions back to their preferred replica (the first) when that
+    /// broker leads too few of the partitions it prefers.
+    pub auto_leader_rebalance_enable: bool,
+    /// Kafka's `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// Kafka's `leader.imbalance.per.broker.percentage`: the share of a
+    /// broker's preferred partitions led elsewhere that triggers a rebalance.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// Kafka's `min.insync.replicas` broker default: an acks=all produce to
     /// a partition with a smaller ISR gets NOT_ENOUGH_REPLICAS.
     pub min_insync_replicas: i32,
@@ -197,6 +206,9 @@ impl Default for BrokerConfig {
             controlled_shutdown_timeout_ms: 30_000,
             default_replication_factor: 1,
             offsets_topic_replication_factor: 3,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_max_bytes: 1024 * 1024,

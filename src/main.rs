@@ -66,6 +66,11 @@ struct ServeArgs {
     /// Replicas of each __consumer_offsets partition when it is created.
     #[arg(long)]
     offsets_topic_replication_factor: Option<i32>,
+    /// Give partitions back to their preferred replica (Kafka's auto.leader.rebalance.enable).
+    #[arg(long)]
+    auto_leader_rebalance_enable: Option<bool>,
+    #[arg(long)]
+    leader_imbalance_check_interval_seconds: Option<u64>,
     /// Kafka's min.insync.replicas broker default.
     #[arg(long)]
     min_insync_replicas: Option<i32>,
@@ -162,6 +167,8 @@ impl ServeArgs {
             default_replication_factor => c.default_replication_factor,
             offsets_topic_replication_factor => c.offsets_topic_replication_factor,
             min_insync_replicas => c.min_insync_replicas,
+            auto_leader_rebalance_enable => c.auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_seconds => c.leader_imbalance_check_interval_seconds,
             replica_lag_time_max_ms => c.replica_lag_time_max_ms,
             replica_fetch_wait_max_ms => c.replica_fetch_wait_max_ms,
             replica_fetch_max_bytes => c.replica_fetch_max_bytes,

@@ -829,3 +829,38 @@ fn group_survives_coordinator_kill9() {
         m.brokers.iter().any(|b| b.node_id.0 == coordinator)
     });
 }
+
+/// Auto leader rebalance (Kafka's auto.leader.rebalance.enable): a
+/// preferred replica that lost its leadership to a kill -9 takes it back
+/// once it is in sync again, and what was written meanwhile is all there.
+#[test]
+fn preferred_leader_takes_its_partition_back() {
+    const TOPIC: &str = "repl-rebalance";
+    let mut cluster = Cluster::start_with(3, &["--leader-imbalance-check-interval-seconds", "1"]);
+    let assigned = NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[2, 3, 1]]));
+    cluster.create_topic(&assigned);
+    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    assert_eq!(view.leader, 2, "the first replica leads a new partition");
+
+    let before: Vec<String> = (0..50).map(|i| format!("before-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &before);
+    cluster.kill9(2);
+    cluster.wait_view(TOPIC, 0, "another replica leads", |v| {
+        v.leader == 3 || v.leader == 1
+    });
+    let during: Vec<String> = (0..50).map(|i| format!("during-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &during);
+
+    cluster.start_again(2);
+    let back = cluster.wait_view(TOPIC, 0, "node 2 leads again, in sync", |v| {
+        v.leader == 2 && v.isr == ALL3
+    });
+    assert!(
+        back.leader_epoch > view.leader_epoch + 1,
+        "two leader changes"
+    );
+    let log = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let stored: Vec<String> = log[&0].iter().map(|(_, v)| value_str(v)).collect();
+    let expected: Vec<String> = before.iter().chain(&during).cloned().collect();
+    assert_eq!(stored, expected);
+}

@@ -94,6 +94,12 @@ impl ClusterNode {
         );
         controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
         controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
+        controller_config.leader_rebalance = config.auto_leader_rebalance_enable.then_some((
+            config
+                .leader_imbalance_check_interval_seconds
+                .saturating_mul(1000),
+            config.leader_imbalance_per_broker_percentage,
+        ));
         let controller = Arc::new(Controller::start(controller_config)?);
         let node = ClusterNode {
             controller,

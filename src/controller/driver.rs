@@ -65,6 +65,8 @@ pub struct Core {
     pub voters: BTreeMap<i32, SocketAddr>,
     pub propose_timeout: Duration,
     pub session_timeout: Duration,
+    /// Auto leader rebalance: check interval and allowed imbalance (%).
+    pub leader_rebalance: Option<(Duration, u32)>,
     pub stats: Arc<Stats>,
     /// Set once `Raft::new` returns; the network it is built with needs
     /// the core first.
@@ -354,6 +356,9 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         voters: config.voters.iter().copied().collect(),
         propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+        leader_rebalance: config
+            .leader_rebalance
+            .map(|(ms, percent)| (Duration::from_millis(ms.max(1)), percent)),
         stats,
         raft: OnceLock::new(),
         images,

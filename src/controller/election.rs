@@ -3,7 +3,9 @@
 //! the ISR and live; else, only if unclean election is allowed, the first
 //! live replica at all (its missing data is lost); else offline. Pure.
 
-use super::image::{PartitionState, NO_LEADER};
+use std::collections::BTreeMap;
+
+use super::image::{ClusterImage, PartitionState, NO_LEADER};
 
 /// The leadership a partition should have.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,48 @@ pub fn preferred_election(state: &PartitionState, live: impl Fn(i32) -> bool) ->
     })
 }
 
+/// Kafka's auto leader rebalance: for every broker whose share of
+/// partitions led by someone else, among those it is the preferred
+/// replica of, exceeds `imbalance_percent`, the preferred elections that
+/// give them back (only where it is live and in sync). Pure.
+pub fn rebalance_elections(
+    image: &ClusterImage,
+    imbalance_percent: u32,
+) -> Vec<(String, i32, i32, Election)> {
+    let live = |b: i32| image.broker_live(b);
+    let mut preferred_of: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    for state in image.topics.values().flat_map(|t| &t.partitions) {
+        if let Some(&preferred) = state.replicas.first() {
+            let entry = preferred_of.entry(preferred).or_default();
+            entry.0 += 1;
+            if state.leader != preferred {
+                entry.1 += 1;
+            }
+        }
+    }
+    let imbalanced = |broker: i32| {
+        preferred_of
+            .get(&broker)
+            .is_some_and(|&(total, elsewhere)| elsewhere * 100 > total * imbalance_percent as usize)
+    };
+    let mut elections = Vec::new();
+    for (name, topic) in &image.topics {
+        for (partition, state) in topic.partitions.iter().enumerate() {
+            let Some(&preferred) = state.replicas.first() else {
+                continue;
+            };
+            if !imbalanced(preferred) {
+                continue;
+            }
+            if let Some(e) = preferred_election(state, live) {
+                let partition = i32::try_from(partition).expect("partition counts fit i32");
+                elections.push((name.clone(), partition, state.partition_epoch, e));
+            }
+        }
+    }
+    elections
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +188,47 @@ mod tests {
         assert!(preferred_election(&p, |b| b != 1).is_none());
         assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true).is_none());
         assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true).is_none());
+    }
+
+    #[test]
+    fn rebalance_gives_leadership_back_to_imbalanced_preferred_replicas() {
+        use crate::controller::image::{BrokerRegistration, TopicImage};
+        let broker = |id| BrokerRegistration {
+            id,
+            incarnation: uuid::Uuid::nil(),
+            endpoints: Vec::new(),
+            rack: None,
+            fenced: false,
+        };
+        let mut image = ClusterImage::default();
+        for id in [1, 2, 3] {
+            image.brokers.insert(id, broker(id));
+        }
+        let partitions = vec![
+            // Broker 1 prefers two and leads neither: 100% imbalanced.
+            partition(&[1, 2, 3], 2, &[1, 2, 3]),
+            partition(&[1, 3, 2], 3, &[3, 2]),
+            // Broker 2 leads what it prefers.
+            partition(&[2, 3, 1], 2, &[1, 2, 3]),
+        ];
+        image.topics.insert(
+            "t".into(),
+            TopicImage {
+                id: uuid::Uuid::nil(),
+                name: "t".into(),
+                configs: Default::default(),
+                partitions,
+            },
+        );
+        let elections = rebalance_elections(&image, 10);
+        assert_eq!(elections.len(), 1, "only the in-sync preferred replica");
+        let (topic, partition, partition_epoch, e) = &elections[0];
+        assert_eq!((topic.as_str(), *partition, *partition_epoch), ("t", 0, 9));
+        assert_eq!((e.leader, e.leader_epoch), (1, 5));
+        assert!(
+            rebalance_elections(&image, 100).is_empty(),
+            "within the allowed share"
+        );
     }
 
     #[test]

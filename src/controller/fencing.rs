@@ -141,16 +141,54 @@ pub fn movable_leaderships(image: &ClusterImage, broker: i32, leaving: &[i32]) -
 pub async fn fence_loop(core: Arc<Core>) {
     let mut tick = tokio::time::interval(FENCE_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rebalance = Instant::now();
     loop {
         tick.tick().await;
         if core.is_leader() {
             fence_pass(&core).await;
+            if let Some((every, percent)) = core.leader_rebalance {
+                if last_rebalance.elapsed() >= every {
+                    last_rebalance = Instant::now();
+                    rebalance_pass(&core, percent).await;
+                }
+            }
         } else {
             // The next active controller starts sessions afresh.
             core.sessions
                 .lock()
                 .expect("the sessions lock is never poisoned")
                 .clear();
+        }
+    }
+}
+
+/// Kafka's auto leader rebalance: preferred replicas take their partitions
+/// back where their broker's share led elsewhere is too large.
+async fn rebalance_pass(core: &Core, imbalance_percent: u32) {
+    let (_, image) = core.image();
+    let elections = super::election::rebalance_elections(&image, imbalance_percent);
+    if elections.is_empty() {
+        return;
+    }
+    tracing::info!(
+        partitions = elections.len(),
+        "auto leader rebalance: preferred replicas take their partitions back"
+    );
+    let proposals = elections.into_iter().take(REPAIRS_PER_PASS_MAX).map(
+        |(topic, partition, partition_epoch, e)| {
+            core.propose_as_leader(MetadataRecord::ChangePartition {
+                topic,
+                partition,
+                leader: e.leader,
+                isr: e.isr,
+                leader_epoch: e.leader_epoch,
+                partition_epoch,
+            })
+        },
+    );
+    for result in futures::future::join_all(proposals).await {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "preferred election not committed");
         }
     }
 }

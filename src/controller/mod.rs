@@ -75,6 +75,10 @@ pub struct ControllerConfig {
     pub metadata_propose_timeout_ms: u64,
     /// Kafka's `broker.session.timeout.ms`: a broker silent this long is fenced.
     pub broker_session_timeout_ms: u64,
+    /// Kafka's `auto.leader.rebalance.enable` with
+    /// `leader.imbalance.check.interval.seconds` (here in ms) and
+    /// `leader.imbalance.per.broker.percentage`: `None` never rebalances.
+    pub leader_rebalance: Option<(u64, u32)>,
     /// Raft heartbeats from the leader.
     pub raft_heartbeat_interval_ms: u64,
     /// A follower that hears no leader for this long (up to twice it,
@@ -98,6 +102,7 @@ impl ControllerConfig {
             data_dir: data_dir.into(),
             metadata_propose_timeout_ms: 10_000,
             broker_session_timeout_ms: 9_000,
+            leader_rebalance: None,
             raft_heartbeat_interval_ms: 100,
             raft_election_timeout_ms: 1_000,
         }
