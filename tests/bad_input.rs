@@ -217,6 +217,7 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeCluster, 0, 1),
         (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::OffsetForLeaderEpoch, 2, 4),
+        (ApiKey::WriteTxnMarkers, 1, 1),
         (ApiKey::AddPartitionsToTxn, 0, 4),
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),

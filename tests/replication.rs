@@ -864,3 +864,111 @@ fn preferred_leader_takes_its_partition_back() {
     let expected: Vec<String> = before.iter().chain(&during).cloned().collect();
     assert_eq!(stored, expected);
 }
+
+/// A transactional producer carries on when its coordinator's broker is
+/// killed: the broker that comes to lead the `__transaction_state`
+/// partition loads the transactional id from the log, and every committed
+/// transaction (and none of the aborted one) is what read_committed sees.
+#[test]
+fn transactions_survive_coordinator_kill9() {
+    use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+    const TOPIC: &str = "repl-txn";
+    const TXN_ID: &str = "repl-txn-producer";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--transaction-state-num-partitions",
+            "3",
+            "--offsets-topic-replication-factor",
+            "3",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, 2, &[("min.insync.replicas", "2")]));
+    wait_isr(&cluster, TOPIC, 2, &ALL3);
+
+    let producer_for = |bootstrap: &str| -> ThreadedProducer<DefaultProducerContext> {
+        let mut config = producer_config(bootstrap);
+        config
+            .set("transactional.id", TXN_ID)
+            .set("enable.idempotence", "true")
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000");
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            config.create().expect("transactional producer");
+        producer
+            .init_transactions(Duration::from_secs(60))
+            .expect("init_transactions");
+        producer
+    };
+    let send_txn =
+        |producer: &ThreadedProducer<DefaultProducerContext>, tag: &str, commit: bool| {
+            producer.begin_transaction().expect("begin");
+            for i in 0..20 {
+                let value = format!("{tag}-{i}");
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(TOPIC)
+                    .payload(value.as_bytes())
+                    .partition(i % 2);
+                let deadline = Instant::now() + WAIT;
+                while let Err((e, r)) = producer.send(record) {
+                    assert!(Instant::now() < deadline, "send kept failing: {e}");
+                    record = r;
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+            if commit {
+                producer
+                    .commit_transaction(Duration::from_secs(60))
+                    .expect("commit");
+            } else {
+                producer
+                    .abort_transaction(Duration::from_secs(60))
+                    .expect("abort");
+            }
+        };
+
+    let producer = producer_for(&cluster.bootstrap());
+    send_txn(&producer, "before", true);
+    let coordinator = cluster.wait_for("the transaction coordinator", WAIT, || {
+        let (code, node) = RawClient::connect(&cluster.bootstrap_of(&[cluster.live()[0]]))
+            .find_coordinator(TXN_ID, 1);
+        if code == err::NONE {
+            Ok(node)
+        } else {
+            Err(format!("FindCoordinator error {code}"))
+        }
+    });
+    drop(producer);
+    cluster.kill9(coordinator);
+
+    // A new producer instance of the same transactional id, through the
+    // live nodes: its InitProducerId goes to the new coordinator, which
+    // knows the id (a bumped epoch) from the replicated log.
+    let producer = producer_for(&cluster.bootstrap());
+    send_txn(&producer, "aborted", false);
+    send_txn(&producer, "after", true);
+    drop(producer);
+    cluster.start_again(coordinator);
+
+    let mut config = consumer_config(&cluster.bootstrap());
+    config.set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..2 {
+        assignment
+            .add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 40 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.insert(value_str(m.payload().unwrap_or_default()));
+        }
+    }
+    let expected: BTreeSet<String> = ["before", "after"]
+        .iter()
+        .flat_map(|tag| (0..20).map(move |i| format!("{tag}-{i}")))
+        .collect();
+    assert_eq!(seen, expected, "committed transactions only, all of them");
+}

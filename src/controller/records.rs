@@ -420,14 +420,23 @@ fn change_partition(
         topic: topic.to_string(),
         partition,
     };
+    let index = usize::try_from(partition).map_err(|_| unknown())?;
+    let current = image
+        .topics
+        .get(topic)
+        .ok_or_else(unknown)?
+        .partitions
+        .get(index)
+        .ok_or_else(unknown)?;
+    check_change(current, &change)?;
+    check_joiners(image, current, &change)?;
     let state = image
         .topics
         .get_mut(topic)
-        .ok_or_else(unknown)?
+        .expect("looked up above")
         .partitions
-        .get_mut(usize::try_from(partition).map_err(|_| unknown())?)
-        .ok_or_else(unknown)?;
-    check_change(state, &change)?;
+        .get_mut(index)
+        .expect("looked up above");
     state.leader = change.leader;
     state.isr = change.isr.to_vec();
     state.leader_epoch = change.leader_epoch;
@@ -462,6 +471,25 @@ fn check_change(state: &PartitionState, change: &PartitionChange<'_>) -> Result<
         return bad("the leader must be in the ISR");
     }
     Ok(())
+}
+
+/// KIP-841: a fenced broker does not join an ISR (a leader's stale view of
+/// a dead follower would otherwise hold the high watermark back).
+fn check_joiners(
+    image: &ClusterImage,
+    state: &PartitionState,
+    change: &PartitionChange<'_>,
+) -> Result<(), RecordError> {
+    let joining_fenced = change
+        .isr
+        .iter()
+        .find(|b| !state.isr.contains(b) && !image.broker_live(**b));
+    match joining_fenced {
+        Some(b) => Err(RecordError::InvalidPartitionChange(format!(
+            "broker {b} is fenced and cannot join the ISR"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn allocate_producer_ids(

@@ -15,6 +15,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod producer;
 mod txn;
+mod write_txn_markers;
 
 use std::rc::Rc;
 
@@ -83,6 +84,7 @@ pub const APIS: &[ApiSpec] = &[
     describe_cluster::SPEC,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,
+    write_txn_markers::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
     txn::END_TXN,
@@ -196,6 +198,9 @@ pub async fn handle_frame(
         }
         ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
         ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
+        ApiKey::WriteTxnMarkers => {
+            out.encoded(write_txn_markers::handle(shard, &header, body!()).await)
+        }
         ApiKey::OffsetForLeaderEpoch => {
             out.encoded(offset_for_leader_epoch::handle(shard, &header, body!()).await)
         }

@@ -142,27 +142,19 @@ impl LeaderState {
         Some(hw)
     }
 
-    /// Followers out of the ISR that have caught up to the high watermark
-    /// and to this leadership's first offset (Kafka's isFollowerInSync):
-    /// the ISR to propose with them added.
-    pub fn expansion(&self, high_watermark: i64) -> Option<Vec<i32>> {
-        let epoch_start = self.epoch_start;
-        if self.proposed.is_some() {
+    /// Follower `node`, out of the ISR, has caught up to the high watermark
+    /// and to this leadership's first offset (Kafka's isFollowerInSync,
+    /// checked on that follower's own fetch): the ISR to propose with it.
+    pub fn expansion(&self, node: i32, high_watermark: i64) -> Option<Vec<i32>> {
+        if self.proposed.is_some() || self.isr.contains(&node) {
             return None;
         }
-        let joining: Vec<i32> = self
-            .followers
-            .iter()
-            .filter(|(r, f)| {
-                !self.isr.contains(r) && f.log_end >= high_watermark && f.log_end >= epoch_start
-            })
-            .map(|(&r, _)| r)
-            .collect();
-        if joining.is_empty() {
+        let f = self.followers.get(&node)?;
+        if f.log_end < high_watermark || f.log_end < self.epoch_start {
             return None;
         }
         let mut isr = self.isr.clone();
-        isr.extend(joining);
+        isr.push(node);
         Some(isr)
     }
 
@@ -224,14 +216,15 @@ mod tests {
         let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2]), 0);
         l.on_fetch(2, 10, 10, 1);
         l.on_fetch(3, 5, 10, 1);
-        assert_eq!(l.expansion(10), None, "3 is behind the high watermark");
+        assert_eq!(l.expansion(3, 10), None, "3 is behind the high watermark");
+        assert_eq!(l.expansion(2, 10), None, "2 is in the ISR already");
         l.on_fetch(3, 10, 10, 2);
-        assert_eq!(l.expansion(10), Some(vec![1, 2, 3]));
+        assert_eq!(l.expansion(3, 10), Some(vec![1, 2, 3]));
         l.epoch_start = 11;
-        assert_eq!(l.expansion(10), None, "not yet at this epoch's start");
+        assert_eq!(l.expansion(3, 10), None, "not yet at this epoch's start");
         l.epoch_start = 0;
         l.proposed = Some(vec![1, 2, 3]);
-        assert_eq!(l.expansion(10), None, "one proposal at a time");
+        assert_eq!(l.expansion(3, 10), None, "one proposal at a time");
         l.on_fetch(2, 10, 20, 3);
         assert_eq!(
             l.high_watermark(20),

@@ -517,7 +517,7 @@ impl Shard {
             return outcome;
         }
         advance_high_watermark(partition);
-        self.maybe_expand_isr(&item.tp, partition);
+        self.maybe_expand_isr(&item.tp, partition, replica.node_id);
         let log = partition.log.borrow();
         outcome.high_watermark = log.high_watermark();
         outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
@@ -532,14 +532,25 @@ impl Shard {
         outcome
     }
 
-    /// Proposes caught-up followers into the ISR (Kafka's maybeExpandIsr).
-    fn maybe_expand_isr(self: &Rc<Self>, tp: &TopicPartition, partition: &Partition) {
+    /// Proposes follower `node`, which just fetched, into the ISR once it
+    /// has caught up (Kafka's maybeExpandIsr). A fenced broker is not
+    /// proposed (KIP-841): the controller would take it out again.
+    fn maybe_expand_isr(self: &Rc<Self>, tp: &TopicPartition, partition: &Partition, node: i32) {
+        let live = self
+            .topics
+            .borrow()
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.image.broker_live(node));
+        if !live {
+            return;
+        }
         let hw = partition.log.borrow().high_watermark();
         let mut role = partition.role.borrow_mut();
         let Role::Leader(l) = &mut *role else {
             return;
         };
-        if let Some(isr) = l.expansion(hw) {
+        if let Some(isr) = l.expansion(node, hw) {
             tracing::info!(topic = %tp.topic, partition = tp.partition, from = ?l.isr, to = ?isr, "expanding the ISR: followers caught up");
             crate::stats::ISR_EXPANDS.add(1);
             l.proposed = Some(isr.clone());

@@ -425,9 +425,14 @@ impl RawClient {
 impl RawClient {
     /// FindCoordinator v3 for group `group`; returns (error code, node id).
     pub fn find_group_coordinator(&mut self, group: &str) -> (i16, i32) {
+        self.find_coordinator(group, 0)
+    }
+
+    /// FindCoordinator v3 for a group (`key_type` 0) or a transactional id (1).
+    pub fn find_coordinator(&mut self, key: &str, key_type: i8) -> (i16, i32) {
         let request = kafka_protocol::messages::FindCoordinatorRequest::default()
-            .with_key(str_bytes(group))
-            .with_key_type(0);
+            .with_key(str_bytes(key))
+            .with_key_type(key_type);
         let resp = self.call(3, &request);
         (resp.error_code, resp.node_id.0)
     }

@@ -220,6 +220,24 @@ fn change_partition_checks_epochs_like_alter_partition() {
 }
 
 #[test]
+fn a_fenced_broker_does_not_join_an_isr_but_may_stay() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2, 3]])).unwrap();
+    apply(&mut image, &change(1, &[1, 2], 0, 0)).unwrap();
+    apply(&mut image, &MetadataRecord::FenceBroker { id: 3 }).unwrap();
+    assert!(matches!(
+        apply(&mut image, &change(1, &[1, 2, 3], 0, 1)),
+        Err(RecordError::InvalidPartitionChange(_))
+    ));
+    // Already in the ISR, it is not refused (the controller takes it out).
+    apply(&mut image, &MetadataRecord::FenceBroker { id: 2 }).unwrap();
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 2], 0, 1)),
+        Ok(RecordOutcome::Applied)
+    );
+}
+
+#[test]
 fn producer_id_blocks_do_not_overlap() {
     let mut image = cluster();
     let alloc = |broker, count| MetadataRecord::AllocateProducerIds { broker, count };
