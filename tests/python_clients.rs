@@ -68,3 +68,65 @@ fn kafka_python_idempotent_defaults_produce_consume_and_commit() {
     let committed_total: i64 = committed.values().map(|v| v.as_i64().unwrap()).sum();
     assert_eq!(committed_total, count as i64, "commits cover every message");
 }
+
+/// kafka-python re-routes to a new leader: with the partition leader of a
+/// replicated topic killed between two halves of its sends, every message
+/// it saw acknowledged is read back once (idempotence and acks=all).
+#[test]
+fn kafka_python_follows_a_new_leader() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    use common::cluster::Cluster;
+    use rdkafka::admin::{NewTopic, TopicReplication};
+
+    let mut cluster = Cluster::start(3);
+    let topic = "kp-failover";
+    let count = 400;
+    cluster.create_topic(
+        &NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"),
+    );
+    cluster.wait_view(topic, 0, "the ISR full", |v| v.isr == [1, 2, 3]);
+    let mut child = Command::new(python())
+        .arg(script("kafka_python_failover.py"))
+        .args([&cluster.bootstrap(), topic, &count.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        // Not piped: an unread pipe could fill and stall the script.
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run kafka-python");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("a READY line").expect("read stdout");
+    assert_eq!(ready, "READY");
+    let leader = cluster.leader_of(topic, 0);
+    cluster.kill9(leader);
+    cluster.wait_view(topic, 0, "a new leader", |v| {
+        v.leader != leader && v.leader > 0
+    });
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let result_line = lines.next().expect("a result line").expect("read stdout");
+    let status = child.wait().expect("kafka-python exits");
+    assert!(status.success(), "kafka-python failed");
+    cluster.start_again(leader);
+    let result: serde_json::Value = serde_json::from_str(&result_line).expect("JSON result");
+    let acked: Vec<String> = result["acked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let consumed: Vec<String> = result["consumed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        result["failed"].as_i64(),
+        Some(0),
+        "every send acknowledged"
+    );
+    assert_eq!(acked.len(), count);
+    assert_eq!(consumed, acked, "read back once each, in the order sent");
+}
