@@ -64,6 +64,13 @@ if [ -f "$RUNS/rf1/result.json" ] && [ -f "$RUNS/rf3/result.json" ]; then
 | brokers' CPU s (3 nodes, measured window) | $cpu1 | $cpu3 | $(ratio "$cpu3" "$cpu1") |
 | lost / failed messages | $lost1 / $fail1 | $lost3 / $fail3 | |
 
+
+Acknowledged msg/s, second by second (warm-up included), which shows
+whether a tail comes from one stall or from the whole run:
+
+- RF1: $(jq -r '[.targets[.order[0]].throughput[].publish_msgs | floor] | join(" ")' "$RUNS/rf1/result.json")
+- RF3: $(jq -r '[.targets[.order[0]].throughput[].publish_msgs | floor] | join(" ")' "$RUNS/rf3/result.json")
+
 Full reports and plots: \`$RUNS/rf1/report.md\`, \`$RUNS/rf3/report.md\`.
 EOF
 else
