@@ -148,10 +148,7 @@ fn main() {
         .set("broker.address.family", "v4")
         .set("acks", "all")
         .set("linger.ms", "0")
-        .set(
-            "message.timeout.ms",
-            &FAILOVER_LIMIT.as_millis().to_string(),
-        )
+        .set("message.timeout.ms", FAILOVER_LIMIT.as_millis().to_string())
         .set("reconnect.backoff.ms", "10")
         .set("reconnect.backoff.max.ms", "100")
         .create_with_context(Recorder(acks.clone()))
