@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs clean
+.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -87,6 +87,18 @@ bench-eos: bench-build
 		./target/release/sluice-bench compare $$ok --out bench/results/eos-compare.md; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "bench-eos: failed:$$failed" >&2; exit 1; fi
+
+# What replication costs (3 brokers on this machine; see bench/README.md):
+# the 1 KB 50k msg/s workload on RF1 and RF3 topics of one cluster, a
+# follower's catch-up of GIB GiB, and failover under acks=all over ROUNDS
+# kills; bench/results/replication.md, parts in bench/results/replication/.
+# Built once, release; REPL_ARGS are extra broker flags for every node.
+REPL_GIB ?= 2
+ROUNDS ?= 5
+REPL_ARGS ?=
+bench-replication:
+	$(CARGO) build --release --workspace --bins --example replication_catchup --example replication_failover
+	GIB=$(REPL_GIB) ROUNDS=$(ROUNDS) SLUICE_ARGS="$(REPL_ARGS)" ./scripts/bench-replication.sh
 
 # Zero-copy vs copying fetch of a 4 GiB partition (GIB=1 for a quick run).
 GIB ?= 4

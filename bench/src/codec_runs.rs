@@ -114,6 +114,8 @@ pub fn workload(codec: Compression, s: &Settings) -> Result<Workload> {
         payload: PayloadKind::Text,
         idempotence: false,
         messages_per_transaction: 0,
+        replication_factor: 1,
+        min_insync_replicas: None,
         producer_config: Default::default(),
         consumer_config: Default::default(),
     };

@@ -115,15 +115,29 @@ pub fn check_reachable(name: &str, bootstrap: &str) -> Result<()> {
     }
 }
 
-/// Creates the run's topics and waits until Metadata shows every partition.
-pub fn create_topics(bootstrap: &str, topics: &[String], partitions: u32) -> Result<()> {
+/// Creates the run's topics (the workload's partitions, replication factor
+/// and `min.insync.replicas`) and waits until Metadata shows every partition
+/// led, with every replica in sync.
+pub fn create_topics(bootstrap: &str, topics: &[String], w: &Workload) -> Result<()> {
+    wait_for_brokers(bootstrap, w.replication_factor)?;
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap).create()?;
     let opts = AdminOptions::new()
         .operation_timeout(Some(CREATE_TIMEOUT))
         .request_timeout(Some(CREATE_TIMEOUT));
+    let min_insync = w.min_insync_replicas.map(|m| m.to_string());
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions as i32, TopicReplication::Fixed(1)))
+        .map(|t| {
+            let topic = NewTopic::new(
+                t,
+                w.partitions_per_topic as i32,
+                TopicReplication::Fixed(w.replication_factor as i32),
+            );
+            match &min_insync {
+                Some(m) => topic.set("min.insync.replicas", m),
+                None => topic,
+            }
+        })
         .collect();
     let results = block_on(admin.create_topics(&new, &opts)).context("CreateTopics failed")?;
     for r in results {
@@ -131,19 +145,62 @@ pub fn create_topics(bootstrap: &str, topics: &[String], partitions: u32) -> Res
             bail!("CreateTopics {topic}: {code}");
         }
     }
-    wait_for_partitions(bootstrap, topics, partitions)
+    wait_for_partitions(
+        bootstrap,
+        topics,
+        w.partitions_per_topic,
+        w.replication_factor,
+    )
 }
 
-fn wait_for_partitions(bootstrap: &str, topics: &[String], partitions: u32) -> Result<()> {
+/// Until Metadata lists at least `count` brokers: a cluster just started
+/// may not have registered all of them, and CreateTopics would refuse the
+/// replication factor.
+fn wait_for_brokers(bootstrap: &str, count: u32) -> Result<()> {
+    let consumer: BaseConsumer = base_config(bootstrap).create()?;
+    let deadline = Instant::now() + CREATE_TIMEOUT;
+    loop {
+        let listed = consumer
+            .fetch_metadata(None, CONNECT_TIMEOUT)?
+            .brokers()
+            .len();
+        if listed >= count as usize {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "replication factor {count}: Metadata lists {listed} brokers after {}s",
+                CREATE_TIMEOUT.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Until Metadata shows `partitions` partitions per topic, each with a
+/// leader and all `replicas` replicas in its ISR: a run measured while
+/// followers still join would mix two regimes.
+fn wait_for_partitions(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: u32,
+    replicas: u32,
+) -> Result<()> {
     let consumer: BaseConsumer = base_config(bootstrap).create()?;
     let deadline = Instant::now() + CREATE_TIMEOUT;
     loop {
         let md = consumer.fetch_metadata(None, CONNECT_TIMEOUT)?;
+        let in_sync = |p: &rdkafka::metadata::MetadataPartition| {
+            p.leader() >= 0
+                && p.replicas().len() == replicas as usize
+                && p.isr().len() == replicas as usize
+        };
         let ready = topics.iter().all(|name| {
             md.topics().iter().any(|t| {
                 t.name() == name
                     && t.error().is_none()
                     && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(in_sync)
             })
         });
         if ready {
@@ -151,7 +208,8 @@ fn wait_for_partitions(bootstrap: &str, topics: &[String], partitions: u32) -> R
         }
         if Instant::now() > deadline {
             bail!(
-                "topics did not show {partitions} partitions in Metadata within {}s",
+                "topics did not show {partitions} partitions, each led and with \
+                 {replicas} replicas in sync, in Metadata within {}s",
                 CREATE_TIMEOUT.as_secs()
             );
         }

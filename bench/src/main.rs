@@ -97,10 +97,12 @@ struct CompareArgs {
 struct RunArgs {
     /// Workload TOML file (see bench/workloads/).
     workload: PathBuf,
-    /// A broker to measure, as NAME=HOST:PORT; repeat to compare brokers.
+    /// A broker to measure, as NAME=HOST:PORT[,HOST:PORT...] (a cluster's
+    /// bootstrap list); repeat to compare brokers.
     #[arg(long = "target", value_name = "NAME=HOST:PORT")]
     targets: Vec<String>,
-    /// A broker to measure, named after its address.
+    /// A broker (or cluster: HOST:PORT,HOST:PORT...) to measure, named after
+    /// its address.
     #[arg(long = "bootstrap", value_name = "HOST:PORT")]
     bootstraps: Vec<String>,
     /// Start a local sluice with a temporary data dir (target "sluice").
@@ -121,6 +123,12 @@ struct RunArgs {
     /// Override the workload's producer_rate, msg/s (0 = max).
     #[arg(long)]
     rate: Option<u64>,
+    /// Override the workload's replication_factor.
+    #[arg(long)]
+    replication_factor: Option<u32>,
+    /// Override the workload's min_insync_replicas (topic config).
+    #[arg(long)]
+    min_insync_replicas: Option<u32>,
     /// Seconds allowed for the final flush and for consumers to drain.
     #[arg(long, default_value_t = 10)]
     grace: u64,
@@ -229,13 +237,16 @@ fn parse_target(s: &str) -> Result<(String, String)> {
     Ok((name.to_string(), addr.to_string()))
 }
 
-fn check_addr(addr: &str) -> Result<()> {
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-            Ok(())
+/// `HOST:PORT`, or a comma-separated list of them (a cluster's bootstrap
+/// servers).
+fn check_addr(addrs: &str) -> Result<()> {
+    for addr in addrs.split(',') {
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => bail!("{addr:?} is not HOST:PORT"),
         }
-        _ => bail!("{addr:?} is not HOST:PORT"),
     }
+    Ok(())
 }
 
 fn targets(a: &RunArgs) -> Result<Vec<(String, Endpoint)>> {
@@ -294,7 +305,9 @@ fn with_endpoint<T>(
             name,
             bootstrap: addr,
             spawned: false,
-            broker_pid: local::listening_pid(addr),
+            // Every local broker of a bootstrap list: a cluster's CPU is
+            // what replication costs.
+            broker_pids: addr.split(',').filter_map(local::listening_pid).collect(),
         }),
         Endpoint::Spawn => {
             let bin = spawn::find_broker_bin(opts.broker_bin);
@@ -304,7 +317,7 @@ fn with_endpoint<T>(
                 name,
                 bootstrap: &broker.addr,
                 spawned: true,
-                broker_pid: Some(broker.pid()),
+                broker_pids: vec![broker.pid()],
             })?;
             broker.stop()?;
             Ok(out)
@@ -322,6 +335,12 @@ fn load_workload(a: &RunArgs) -> Result<Workload> {
     }
     if let Some(r) = a.rate {
         w.producer_rate = r;
+    }
+    if let Some(rf) = a.replication_factor {
+        w.replication_factor = rf;
+    }
+    if let Some(m) = a.min_insync_replicas {
+        w.min_insync_replicas = Some(m);
     }
     w.validate().context("after command-line overrides")?;
     Ok(w)
@@ -591,7 +610,13 @@ mod tests {
             parse_target("kafka=127.0.0.1:9093").unwrap(),
             ("kafka".to_string(), "127.0.0.1:9093".to_string())
         );
+        assert_eq!(
+            parse_target("c=127.0.0.1:9092,127.0.0.1:9093").unwrap().1,
+            "127.0.0.1:9092,127.0.0.1:9093"
+        );
         for bad in [
+            "k=h:1,h",
+            "k=h:1,",
             "kafka",
             "=1.2.3.4:9",
             "k=host",

@@ -298,6 +298,15 @@ fn workload_table(w: &Workload) -> Table {
             ),
         ),
         (
+            "replication factor / min.insync.replicas",
+            format!(
+                "{} / {}",
+                w.replication_factor,
+                w.min_insync_replicas
+                    .map_or("broker default".into(), |m| m.to_string())
+            ),
+        ),
+        (
             "batch size / linger",
             format!("{} B / {} ms", w.batch_size, w.linger_ms),
         ),

@@ -35,9 +35,9 @@ pub struct TargetSpec<'a> {
     pub bootstrap: &'a str,
     /// Whether the harness started this broker.
     pub spawned: bool,
-    /// The broker's process when it runs on this machine, to read its CPU
-    /// and memory from /proc.
-    pub broker_pid: Option<u32>,
+    /// The broker processes (one, or a cluster's) that run on this machine,
+    /// to read their CPU and memory from /proc; summed over all of them.
+    pub broker_pids: Vec<u32>,
 }
 
 /// Runs the workload against one target and returns its measurements.
@@ -51,7 +51,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
     let topics: Vec<String> = (0..w.topics)
         .map(|i| format!("sluice-bench-{run_tag:08x}-{i}"))
         .collect();
-    kafka::create_topics(t.bootstrap, &topics, w.partitions_per_topic)
+    kafka::create_topics(t.bootstrap, &topics, w)
         .map_err(|e| anyhow!("target {}: {e:#}", t.name))?;
 
     let clock = Clock::new();
@@ -97,7 +97,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::produce(job, w, config, s))
             })
             .collect();
-        let sampled = sample(s, w, start_ns, t.broker_pid, search.as_mut(), &progress);
+        let sampled = sample(s, w, start_ns, &t.broker_pids, search.as_mut(), &progress);
         s.stop_producing.store(true, Relaxed);
         let mut publish = Latency::new();
         let mut errors = Vec::new();
@@ -150,10 +150,7 @@ fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult
     let publish_rate = (m.sampled.acked.1 - m.sampled.acked.0) as f64 / secs;
     let consume_rate = (m.sampled.received.1 - m.sampled.received.0) as f64 / secs;
     let bytes = w.message_size as f64;
-    let peak_rss = t
-        .broker_pid
-        .and_then(|pid| spawn::read_usage(pid).ok())
-        .map(|u| u.peak_rss_mb);
+    let peak_rss = spawn::read_usage_sum(&t.broker_pids).map(|u| u.peak_rss_mb);
     TargetResult {
         name: t.name.to_string(),
         bootstrap: t.bootstrap.to_string(),
@@ -244,11 +241,11 @@ fn sample(
     s: &Shared,
     w: &Workload,
     start_ns: u64,
-    broker_pid: Option<u32>,
+    broker_pids: &[u32],
     mut search: Option<&mut Search>,
     pb: &ProgressBar,
 ) -> Sampled {
-    let usage = || broker_pid.and_then(|pid| spawn::read_usage(pid).ok());
+    let usage = || spawn::read_usage_sum(broker_pids);
     let ticks = w.warmup_secs + w.duration_secs;
     let mut out = Sampled {
         acked: (0, 0),

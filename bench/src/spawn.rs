@@ -170,6 +170,21 @@ pub fn read_usage(pid: u32) -> Result<Usage> {
     })
 }
 
+/// [`read_usage`] summed over `pids` (a cluster's brokers); `None` when
+/// there are none or one cannot be read, rather than a partial sum.
+pub fn read_usage_sum(pids: &[u32]) -> Option<Usage> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(Usage::default(), |sum, &pid| {
+        let u = read_usage(pid).ok()?;
+        Some(Usage {
+            cpu_seconds: sum.cpu_seconds + u.cpu_seconds,
+            peak_rss_mb: sum.peak_rss_mb + u.peak_rss_mb,
+        })
+    })
+}
+
 /// utime + stime from /proc/PID/stat; fields counted after the `)` that ends
 /// the command name, which may itself contain spaces.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {

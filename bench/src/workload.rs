@@ -26,6 +26,9 @@ pub const DURATION_SECS_MAX: u64 = 24 * 3600;
 /// Each producer keeps the intended send times of its open transaction (8
 /// bytes a message) until it commits; this bounds that memory.
 pub const MESSAGES_PER_TRANSACTION_MAX: u32 = 1_000_000;
+/// Replicas per partition; Kafka allows up to 32767, a benchmark cluster
+/// on one machine far fewer.
+pub const REPLICATION_FACTOR_MAX: u32 = 16;
 /// librdkafka properties the first-class keys own: set through
 /// `[producer_config]` they would change the producer mode without the
 /// report showing it.
@@ -223,6 +226,13 @@ pub struct Workload {
     /// Messages per transaction; 0 = no transactions. Implies idempotence.
     #[serde(default)]
     pub messages_per_transaction: u32,
+    /// Replicas per partition of the run's topics (CreateTopics'
+    /// replication factor); the run starts once every replica is in sync.
+    #[serde(default = "default_one")]
+    pub replication_factor: u32,
+    /// The topics' `min.insync.replicas` config; unset: the broker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_insync_replicas: Option<u32>,
     /// Extra librdkafka producer properties, applied last (same for every
     /// target, so comparisons stay fair).
     #[serde(default)]
@@ -315,8 +325,25 @@ impl Workload {
         if self.warmup_secs > DURATION_SECS_MAX {
             return bad(format!("warmup_secs must be at most {DURATION_SECS_MAX}"));
         }
+        self.validate_replication()?;
         self.validate_producer_mode()?;
         self.validate_rate()
+    }
+
+    fn validate_replication(&self) -> Result<(), WorkloadError> {
+        let rf = self.replication_factor;
+        if !(1..=REPLICATION_FACTOR_MAX).contains(&rf) {
+            return Err(WorkloadError::Invalid(format!(
+                "replication_factor must be 1..={REPLICATION_FACTOR_MAX}"
+            )));
+        }
+        match self.min_insync_replicas {
+            Some(m) if !(1..=rf).contains(&m) => Err(WorkloadError::Invalid(format!(
+                "min_insync_replicas ({m}) must be 1..=replication_factor ({rf}): with more, \
+                 no acks=all write could ever succeed"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The mode's keys are consistent with the rest, so librdkafka does not
@@ -411,6 +438,28 @@ mod tests {
         assert_eq!(w.consumer_mode, ConsumerMode::Assign);
         assert_eq!(w.rate_per_producer(), Some(1000.0));
         assert_eq!(w.producer_mode(), ProducerMode::Plain);
+        assert_eq!(w.replication_factor, 1);
+        assert_eq!(w.min_insync_replicas, None);
+    }
+
+    #[test]
+    fn replication_fields_parse_and_are_checked() {
+        let w = Workload::parse(&format!(
+            "{MINIMAL}\nreplication_factor = 3\nmin_insync_replicas = 2\n"
+        ))
+        .unwrap();
+        assert_eq!((w.replication_factor, w.min_insync_replicas), (3, Some(2)));
+        for bad in [
+            "replication_factor = 0",
+            "replication_factor = 17",
+            "replication_factor = 3\nmin_insync_replicas = 4",
+            "min_insync_replicas = 0",
+        ] {
+            let e = Workload::parse(&format!("{MINIMAL}\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("replica"), "{bad}: {e}");
+        }
     }
 
     #[test]
