@@ -69,6 +69,9 @@ fn resolve(addr: &str) -> Result<SocketAddr, NodeError> {
         .ok_or_else(|| fail("resolves to no address".into()))
 }
 
+/// The exit status of a node whose controller thread died.
+const CONTROLLER_DIED_EXIT_CODE: i32 = 70;
+
 impl ClusterNode {
     /// Starts the controller voter, registers the broker at `advertised`
     /// and waits (bounded) until the active controller unfences it.
@@ -162,6 +165,17 @@ impl ClusterNode {
             .name("sluice-heartbeat".into())
             .spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
+                    if !controller.is_running() && !stop.load(Ordering::SeqCst) {
+                        // Without its controller this node would go on
+                        // serving stale metadata and leaderships it lost;
+                        // like Kafka on a fatal error, halt, and let the
+                        // supervisor restart it (logs recover on start).
+                        tracing::error!(
+                            node = node_id,
+                            "the controller thread died; halting the broker"
+                        );
+                        std::process::exit(CONTROLLER_DIED_EXIT_CODE);
+                    }
                     let applied = controller.image().0;
                     if let Err(e) = block_on(controller.heartbeat(node_id, incarnation, applied)) {
                         tracing::debug!(error = %e, "heartbeat not answered");

@@ -264,6 +264,16 @@ impl Controller {
         self.node_id
     }
 
+    /// Whether the controller thread still runs: false once it stopped,
+    /// for a shutdown or because it died.
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .expect("the thread lock is never poisoned")
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
     /// The bound quorum listener address.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr

@@ -49,6 +49,9 @@ fn producer_error_code(e: &ProducerError) -> i16 {
         ProducerError::InvalidBatch { .. } | ProducerError::ControlBatch => {
             ResponseError::InvalidRecord.code()
         }
+        ProducerError::CoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced.code()
+        }
     }
 }
 

@@ -443,7 +443,8 @@ impl PartitionLog {
         assert_eq!(infos.len(), 1, "a marker is one batch");
         let header = BatchHeader::parse(batch)?;
         let marker = parse_marker(batch).expect("a marker batch holds a marker");
-        self.producers.check_marker(&header)?;
+        self.producers
+            .check_marker(&header, marker.coordinator_epoch)?;
         self.maybe_roll(batch.len() as u64, 1, now_ms)?;
         let mut header = header;
         header.base_offset = self.log_end_offset();

@@ -63,6 +63,12 @@ pub enum ProducerError {
     },
     #[error("clients cannot write control batches")]
     ControlBatch,
+    #[error("producer {producer_id}: marker of coordinator epoch {epoch}, older than {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        epoch: i32,
+        current: i32,
+    },
 }
 
 /// One batch as its producer's state remembers it.
@@ -289,13 +295,26 @@ impl ProducerStates {
 
     /// Checks a transaction marker against its producer's epoch: a marker
     /// of an older epoch than the partition has seen is refused.
-    pub fn check_marker(&self, header: &BatchHeader) -> Result<(), ProducerError> {
+    /// A marker from a coordinator older than the last one that wrote for
+    /// this producer (a zombie coordinator after a move) is refused too.
+    pub fn check_marker(
+        &self,
+        header: &BatchHeader,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
         match self.producers.get(&header.producer_id) {
             Some(entry) if header.producer_epoch < entry.epoch => {
                 Err(ProducerError::InvalidEpoch {
                     producer_id: header.producer_id,
                     epoch: header.producer_epoch,
                     current: entry.epoch,
+                })
+            }
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+                Err(ProducerError::CoordinatorFenced {
+                    producer_id: header.producer_id,
+                    epoch: coordinator_epoch,
+                    current: entry.coordinator_epoch,
                 })
             }
             _ => Ok(()),

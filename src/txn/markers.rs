@@ -17,9 +17,18 @@ use super::{TxnMetadata, TxnState};
 use crate::net::client::KafkaConnection;
 use crate::shard::{Shard, TopicPartition, TxnMarkerItem};
 
-/// Kafka's coordinator epoch is the `__transaction_state` partition's
-/// leader epoch; a single node never changes leaders.
-pub const COORDINATOR_EPOCH: i32 = 0;
+/// Kafka's coordinator epoch: the leader epoch of the transactional id's
+/// `__transaction_state` partition (0 on a one-node broker), so a
+/// partition refuses markers from a coordinator that has since moved.
+pub fn coordinator_epoch(shard: &Shard, id: &str) -> i32 {
+    let partition = super::txn_partition(shard, id);
+    shard
+        .topics()
+        .cluster
+        .as_ref()
+        .and_then(|c| c.partition(super::TXN_TOPIC, partition))
+        .map_or(0, |p| p.leader_epoch)
+}
 /// First wait before retrying failed partitions; doubled up to the max.
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -38,6 +47,9 @@ fn outcome(code: i16, partition_exists: bool) -> Outcome {
         Outcome::Written
     } else if code == ResponseError::UnknownTopicOrPartition.code() && !partition_exists {
         Outcome::Dropped
+    } else if code == ResponseError::TransactionCoordinatorFenced.code() {
+        // A newer coordinator of this id finishes the transaction.
+        Outcome::Dropped
     } else if code == ResponseError::InvalidProducerEpoch.code() {
         // The partition has seen a newer epoch of this producer, so this
         // transaction ended there already (a later transaction wrote).
@@ -55,6 +67,7 @@ pub async fn write_all(shard: &Rc<Shard>, id: &str, meta: &TxnMetadata) -> bool 
     let commit = meta.state == TxnState::PrepareCommit;
     let mut left: Vec<TopicPartition> = meta.partitions.iter().cloned().collect();
     let mut backoff = RETRY_BACKOFF_MIN;
+    let coordinator_epoch = coordinator_epoch(shard, id);
     loop {
         let items = left
             .iter()
@@ -63,7 +76,7 @@ pub async fn write_all(shard: &Rc<Shard>, id: &str, meta: &TxnMetadata) -> bool 
                 producer_id: meta.producer_id,
                 producer_epoch: meta.producer_epoch,
                 commit,
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch,
             })
             .collect();
         let codes = send(shard, items).await;
