@@ -66,10 +66,7 @@ pub fn read_back(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<Re
     };
     while !done(&logs) {
         if Instant::now() >= deadline {
-            let got: Vec<_> = logs
-                .iter()
-                .map(|l| l.last().map(|(o, _)| *o))
-                .collect();
+            let got: Vec<_> = logs.iter().map(|l| l.last().map(|(o, _)| *o)).collect();
             bail!("read back did not reach the high watermarks {ends:?} in {READ_TIMEOUT:?}; last offsets read {got:?}");
         }
         match consumer.poll(Duration::from_millis(200)) {
@@ -130,7 +127,10 @@ pub fn check_partition(
     for (offset, v) in log {
         let Some((vp, seq)) = parse_value(v).filter(|(vp, _)| *vp == p) else {
             counts.foreign += 1;
-            let what = format!("offset {offset}: a value this run never sent to partition {p}: {:?}", String::from_utf8_lossy(&v[..v.len().min(40)]));
+            let what = format!(
+                "offset {offset}: a value this run never sent to partition {p}: {:?}",
+                String::from_utf8_lossy(&v[..v.len().min(40)])
+            );
             violations.push(window(p, &what, *offset, h, log));
             continue;
         };
@@ -142,7 +142,9 @@ pub fn check_partition(
             }
             if seq < ps {
                 counts.reordered += 1;
-                let what = format!("log order breaks send order: seq {ps} at {po}, then seq {seq} at {offset}");
+                let what = format!(
+                    "log order breaks send order: seq {ps} at {po}, then seq {seq} at {offset}"
+                );
                 violations.push(window(p, &what, *offset, h, log));
             }
         }
@@ -165,7 +167,10 @@ pub fn check_partition(
             let retaken = allowed.as_ref().is_some_and(|r| r.contains(&po));
             if a.offset <= po && !retaken {
                 counts.reordered += 1;
-                let what = format!("acknowledged offsets go backwards: {po} then {} (seq {})", a.offset, a.seq);
+                let what = format!(
+                    "acknowledged offsets go backwards: {po} then {} (seq {})",
+                    a.offset, a.seq
+                );
                 violations.push(window(p, &what, a.offset, h, log));
             }
         }
@@ -180,11 +185,20 @@ pub fn check_partition(
         let what = match places.get(&a.seq) {
             Some(offs) => {
                 counts.misplaced += 1;
-                format!("seq {} acknowledged at offset {} but found at {offs:?}", a.seq, a.offset)
+                format!(
+                    "seq {} acknowledged at offset {} but found at {offs:?}",
+                    a.seq, a.offset
+                )
             }
             None => {
                 counts.lost += 1;
-                format!("seq {} acknowledged at offset {} is lost (offset {} holds {:?})", a.seq, a.offset, a.offset, at.get(&a.offset))
+                format!(
+                    "seq {} acknowledged at offset {} is lost (offset {} holds {:?})",
+                    a.seq,
+                    a.offset,
+                    a.offset,
+                    at.get(&a.offset)
+                )
             }
         };
         violations.push(window(p, &what, a.offset, h, log));
@@ -229,7 +243,14 @@ pub fn check_all(
     let mut violations = Vec::new();
     for (p, (h, log)) in history.partitions.iter().zip(logs).enumerate() {
         let p = p as i32;
-        check_partition(p, h, log, allowed.get(&p).cloned(), &mut counts, &mut violations);
+        check_partition(
+            p,
+            h,
+            log,
+            allowed.get(&p).cloned(),
+            &mut counts,
+            &mut violations,
+        );
     }
     violations.truncate(max);
     (counts, violations)
@@ -245,7 +266,11 @@ mod tests {
             sent_us: vec![0; 10],
             acks: acks
                 .iter()
-                .map(|&(seq, offset)| Ack { seq, offset, at_us: 0 })
+                .map(|&(seq, offset)| Ack {
+                    seq,
+                    offset,
+                    at_us: 0,
+                })
                 .collect(),
             ..Default::default()
         }
@@ -259,7 +284,14 @@ mod tests {
     #[test]
     fn clean() {
         let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(0, &history(&[(0, 0), (1, 1)]), &log(&[(0, 0), (1, 1), (2, 2)]), None, &mut c, &mut v);
+        check_partition(
+            0,
+            &history(&[(0, 0), (1, 1)]),
+            &log(&[(0, 0), (1, 1), (2, 2)]),
+            None,
+            &mut c,
+            &mut v,
+        );
         assert!(v.is_empty(), "{v:?}");
         assert_eq!((c.acknowledged, c.unacked_present), (2, 1));
     }
@@ -268,10 +300,27 @@ mod tests {
     #[test]
     fn violations() {
         let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(0, &history(&[(0, 0), (1, 1), (2, 2)]), &log(&[(0, 0), (1, 2), (2, 0)]), None, &mut c, &mut v);
-        assert_eq!((c.lost, c.duplicated, c.reordered, c.misplaced), (1, 1, 1, 1));
+        check_partition(
+            0,
+            &history(&[(0, 0), (1, 1), (2, 2)]),
+            &log(&[(0, 0), (1, 2), (2, 0)]),
+            None,
+            &mut c,
+            &mut v,
+        );
+        assert_eq!(
+            (c.lost, c.duplicated, c.reordered, c.misplaced),
+            (1, 1, 1, 1)
+        );
         let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(0, &history(&[(0, 0), (1, 1)]), &log(&[(0, 0)]), Some(1..2), &mut c, &mut v);
+        check_partition(
+            0,
+            &history(&[(0, 0), (1, 1)]),
+            &log(&[(0, 0)]),
+            Some(1..2),
+            &mut c,
+            &mut v,
+        );
         assert!(v.is_empty());
         assert_eq!(c.lost_allowed, 1);
     }

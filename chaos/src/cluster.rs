@@ -12,7 +12,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::procs::{free_port, Node};
 use crate::scenario::Scenario;
@@ -82,7 +82,9 @@ impl Cluster {
     }
 
     pub fn node(&mut self, id: i32) -> Result<&mut Node> {
-        self.nodes.get_mut(&id).ok_or_else(|| anyhow!("no node {id}"))
+        self.nodes
+            .get_mut(&id)
+            .ok_or_else(|| anyhow!("no node {id}"))
     }
 
     pub fn live(&self) -> Vec<i32> {
@@ -255,9 +257,9 @@ pub fn metadata_call(addr: &str) -> Result<MetadataResponse> {
     stream.set_read_timeout(Some(POLL_TIMEOUT))?;
     stream.set_write_timeout(Some(POLL_TIMEOUT))?;
     let req = MetadataRequest::default().with_topics(None);
-    let api_key = ApiKey::try_from(MetadataRequest::KEY).map_err(|_| anyhow!("api key"))?;
+    let api_key = ApiKey::Metadata;
     let header = RequestHeader::default()
-        .with_request_api_key(MetadataRequest::KEY)
+        .with_request_api_key(api_key as i16)
         .with_request_api_version(METADATA_VERSION)
         .with_correlation_id(1)
         .with_client_id(Some(StrBytes::from_static_str("sluice-chaos")));

@@ -10,7 +10,10 @@ use sluice_chaos::scenario::Scenario;
 use sluice_chaos::{default_binary, procs, report};
 
 #[derive(Parser)]
-#[command(name = "sluice-chaos", about = "Fault injection against real Sluice clusters")]
+#[command(
+    name = "sluice-chaos",
+    about = "Fault injection against real Sluice clusters"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -40,9 +43,19 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     procs::install_signal_handler()?;
     let result = match cli.cmd {
-        Cmd::Run { scenarios, sluice, out, seed, keep } => {
-            run_all(scenarios, sluice.unwrap_or_else(default_binary), out, seed, keep)
-        }
+        Cmd::Run {
+            scenarios,
+            sluice,
+            out,
+            seed,
+            keep,
+        } => run_all(
+            scenarios,
+            sluice.unwrap_or_else(default_binary),
+            out,
+            seed,
+            keep,
+        ),
     };
     procs::kill_all();
     result
@@ -59,13 +72,21 @@ fn run_all(
         bail!("no scenario given");
     }
     if !binary.exists() {
-        bail!("no sluice binary at {} (build it, or pass --sluice)", binary.display());
+        bail!(
+            "no sluice binary at {} (build it, or pass --sluice)",
+            binary.display()
+        );
     }
     let scenarios: Vec<(PathBuf, Scenario)> = paths
         .into_iter()
         .map(|p| Scenario::load(&p).map(|s| (p, s)))
         .collect::<Result<_>>()?;
-    let opts = Options { binary: binary.clone(), out_dir: out.clone(), seed, keep };
+    let opts = Options {
+        binary: binary.clone(),
+        out_dir: out.clone(),
+        seed,
+        keep,
+    };
     let mut outcomes = Vec::new();
     for (path, s) in &scenarios {
         let command = format!(
@@ -79,7 +100,10 @@ fn run_all(
         report::write(&o, &out.join(&s.name))?;
         println!("{}", report::table(&[&o]));
         for v in &o.violations {
-            println!("VIOLATION partition {}: {}\n{}", v.partition, v.what, v.window);
+            println!(
+                "VIOLATION partition {}: {}\n{}",
+                v.partition, v.what, v.window
+            );
         }
         for e in &o.errors {
             println!("ERROR: {e}");
@@ -89,9 +113,16 @@ fn run_all(
     let all: Vec<&run::Outcome> = outcomes.iter().collect();
     let table = report::table(&all);
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("summary.md"), format!("# sluice-chaos summary\n\n{table}"))?;
+    std::fs::write(
+        out.join("summary.md"),
+        format!("# sluice-chaos summary\n\n{table}"),
+    )?;
     println!("\n{table}");
-    let failed: Vec<&str> = outcomes.iter().filter(|o| !o.passed).map(|o| o.scenario.name.as_str()).collect();
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.scenario.name.as_str())
+        .collect();
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }

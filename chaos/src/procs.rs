@@ -52,8 +52,10 @@ pub fn kill_all() {
 
 /// SIGINT / SIGTERM: kill every child, then exit 130.
 pub fn install_signal_handler() -> Result<()> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     thread::Builder::new()
         .name("chaos-signals".into())
         .spawn(move || {
@@ -228,7 +230,9 @@ impl Node {
     }
 
     fn signal(&self, sig: libc::c_int) -> Result<()> {
-        let pid = self.pid().ok_or_else(|| anyhow!("node {} is down", self.id))?;
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("node {} is down", self.id))?;
         // SAFETY: kill(2) on a child we spawned and have not reaped; no memory.
         if unsafe { libc::kill(pid, sig) } != 0 {
             bail!("kill({pid}, {sig}): {}", std::io::Error::last_os_error());

@@ -8,8 +8,18 @@ use anyhow::Result;
 use crate::run::Outcome;
 
 const HEADER: [&str; 12] = [
-    "scenario", "result", "faults", "acked", "read", "lost", "dup", "reord", "misplaced",
-    "lost (allowed)", "heal median ms", "heal max ms",
+    "scenario",
+    "result",
+    "faults",
+    "acked",
+    "read",
+    "lost",
+    "dup",
+    "reord",
+    "misplaced",
+    "lost (allowed)",
+    "heal median ms",
+    "heal max ms",
 ];
 
 fn ms(v: Option<f64>) -> String {
@@ -38,7 +48,13 @@ fn row(o: &Outcome) -> Vec<String> {
 pub fn table(outcomes: &[&Outcome]) -> String {
     let rows: Vec<Vec<String>> = outcomes.iter().map(|o| row(o)).collect();
     let widths: Vec<usize> = (0..HEADER.len())
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([HEADER[i].len()]).max().unwrap())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([HEADER[i].len()])
+                .max()
+                .unwrap()
+        })
         .collect();
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells
@@ -62,7 +78,12 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
     std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(o)?)?;
     let mut md = String::new();
     let s = &o.scenario;
-    writeln!(md, "# Chaos scenario `{}`: {}\n", s.name, if o.passed { "pass" } else { "FAIL" })?;
+    writeln!(
+        md,
+        "# Chaos scenario `{}`: {}\n",
+        s.name,
+        if o.passed { "pass" } else { "FAIL" }
+    )?;
     if !s.description.is_empty() {
         writeln!(md, "{}\n", s.description)?;
     }
@@ -75,7 +96,11 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
         s.unclean_leader_election, s.idempotence, s.allow_loss
     )?;
     writeln!(md, "- broker args: `{}`", s.broker_args.join(" "))?;
-    writeln!(md, "- duration: {:.1} s; converged (ISR full, replicas byte-identical): {}", o.duration_s, o.converged)?;
+    writeln!(
+        md,
+        "- duration: {:.1} s; converged (ISR full, replicas byte-identical): {}",
+        o.duration_s, o.converged
+    )?;
     if let Some(d) = &o.data_dir {
         writeln!(md, "- data dirs and node logs kept in `{d}`")?;
     }
@@ -86,9 +111,21 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
         "Sends that failed: {}; values present without an acknowledgement: {}; foreign values: {}.\n",
         c.failed_sends, c.unacked_present, c.foreign
     )?;
-    writeln!(md, "## Faults\n\n| # | kind | node | at ms | heal ms | detail |\n| - | - | - | - | - | - |")?;
+    writeln!(
+        md,
+        "## Faults\n\n| # | kind | node | at ms | heal ms | detail |\n| - | - | - | - | - | - |"
+    )?;
     for (i, f) in o.faults.iter().enumerate() {
-        writeln!(md, "| {} | {} | {} | {:.0} | {} | {} |", i + 1, f.kind, f.node, f.at_ms, ms(f.heal_ms), f.detail)?;
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} |",
+            i + 1,
+            f.kind,
+            f.node,
+            f.at_ms,
+            ms(f.heal_ms),
+            f.detail
+        )?;
     }
     writeln!(md, "\nHeal time: from the fault to the moment every partition had acknowledged a message sent after it.")?;
     if !o.errors.is_empty() {
@@ -100,7 +137,11 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
     if !o.violations.is_empty() {
         writeln!(md, "\n## Violations (first {})\n", o.violations.len())?;
         for v in &o.violations {
-            writeln!(md, "- partition {}: {}\n```\n{}```", v.partition, v.what, v.window)?;
+            writeln!(
+                md,
+                "- partition {}: {}\n```\n{}```",
+                v.partition, v.what, v.window
+            )?;
         }
     }
     if !o.producer_events.is_empty() {

@@ -340,7 +340,12 @@ impl Runner<'_> {
                 match down_ms {
                     Some([lo, hi]) => {
                         let down = self.rng.range(*lo, *hi);
-                        self.record("kill9", id, at, format!("{target:?}; restarted after {down} ms"));
+                        self.record(
+                            "kill9",
+                            id,
+                            at,
+                            format!("{target:?}; restarted after {down} ms"),
+                        );
                         thread::sleep(Duration::from_millis(down));
                         self.c().node(id)?.start()?;
                     }
@@ -351,7 +356,12 @@ impl Runner<'_> {
                 let id = self.resolve(target)?;
                 let at = self.clock.us();
                 self.c().node(id)?.sigstop()?;
-                self.record("sigstop", id, at, format!("{target:?}; SIGCONT after {pause_ms} ms"));
+                self.record(
+                    "sigstop",
+                    id,
+                    at,
+                    format!("{target:?}; SIGCONT after {pause_ms} ms"),
+                );
                 thread::sleep(Duration::from_millis(*pause_ms));
                 self.c().node(id)?.sigcont()?;
             }
@@ -428,7 +438,8 @@ impl Runner<'_> {
             end_offset = base + delta as i64 + 1;
             pos = end as usize;
         }
-        let from = first_damaged.ok_or_else(|| anyhow!("no batch overlaps the last {bytes} bytes"))?;
+        let from =
+            first_damaged.ok_or_else(|| anyhow!("no batch overlaps the last {bytes} bytes"))?;
         match mode {
             TornMode::Truncate => std::fs::OpenOptions::new()
                 .write(true)

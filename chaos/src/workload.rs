@@ -14,9 +14,7 @@ use anyhow::Result;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use serde::Serialize;
 
@@ -256,7 +254,8 @@ fn produce(
             }
             Err((e, _)) => {
                 let at = clock.us();
-                h.events.push((at, format!("send to partition {part}: {e}")));
+                h.events
+                    .push((at, format!("send to partition {part}: {e}")));
                 drop(h);
                 thread::sleep(Duration::from_millis(100));
             }

@@ -35,8 +35,12 @@ fn run_short(name: &str) {
         seed: None,
         keep: false,
     };
-    let outcome = run(&scenario, &opts, &format!("cargo test -p sluice-chaos ({name})"))
-        .expect("run scenario");
+    let outcome = run(
+        &scenario,
+        &opts,
+        &format!("cargo test -p sluice-chaos ({name})"),
+    )
+    .expect("run scenario");
     report::write(&outcome, &out.join(name)).expect("write report");
     println!("{}", report::table(&[&outcome]));
     let detail: Vec<String> = outcome
