@@ -162,7 +162,7 @@ struct Runner<'a> {
     clock: Clock,
     faults: Vec<FaultRecord>,
     /// Per partition, offsets whose acknowledged records a torn tail cut.
-    allowed: BTreeMap<i32, std::ops::Range<i64>>,
+    allowed: BTreeMap<i32, Vec<std::ops::Range<i64>>>,
     errors: Vec<String>,
     cluster: Option<Cluster>,
 }
@@ -454,7 +454,7 @@ impl Runner<'_> {
                 std::fs::write(&seg, d)?;
             }
         }
-        self.allowed.insert(0, from..end_offset);
+        self.allowed.entry(0).or_default().push(from..end_offset);
         Ok(format!(
             "{mode:?} the last {bytes} of {len} bytes of {}: acknowledged records at offsets {from}..{end_offset} may be lost, all before {from} must survive",
             seg.file_name().unwrap().to_string_lossy()
