@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication clean
+.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -99,6 +99,20 @@ REPL_ARGS ?=
 bench-replication:
 	$(CARGO) build --release --workspace --bins --example replication_catchup --example replication_failover
 	GIB=$(REPL_GIB) ROUNDS=$(ROUNDS) SLUICE_ARGS="$(REPL_ARGS)" ./scripts/bench-replication.sh
+
+# The fault-injection suite (issue 12): every standard scenario in
+# chaos/scenarios/ (not the short-* ones `make test` runs) against the
+# release broker, about 10 minutes; reports in chaos/results/ (ignored by
+# git), one directory per scenario plus summary.md. SEED=N replays a run.
+CHAOS_SCENARIOS = kill-leader kill-follower kill-controller pause-short pause-long \
+	rolling-restart unclean-election fsync-kill9 torn-tail
+chaos: chaos-build
+	./target/release/sluice-chaos run $(foreach s,$(CHAOS_SCENARIOS),chaos/scenarios/$(s).toml) \
+		--sluice target/release/sluice --out chaos/results $(if $(SEED),--seed $(SEED))
+
+chaos-build:
+	$(CARGO) build --release -p sluice-chaos --bin sluice-chaos
+	$(CARGO) build --release --bin sluice
 
 # Zero-copy vs copying fetch of a 4 GiB partition (GIB=1 for a quick run).
 GIB ?= 4

@@ -1,0 +1,294 @@
+//! The nodes of one run, and what Metadata says about them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::procs::{free_port, Node};
+use crate::scenario::Scenario;
+
+/// One Metadata poll of one node (a paused node must not stall a loop).
+const POLL_TIMEOUT: Duration = Duration::from_secs(3);
+const METADATA_VERSION: i16 = 12;
+
+/// One partition as one node's Metadata shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    /// Sorted.
+    pub isr: Vec<i32>,
+}
+
+pub struct Cluster {
+    pub nodes: BTreeMap<i32, Node>,
+    pub topic: String,
+    pub partitions: i32,
+}
+
+impl Cluster {
+    /// Starts every node at once and waits for each listening line.
+    pub fn start(s: &Scenario, binary: &Path, root: &Path) -> Result<Cluster> {
+        let mut taken = BTreeSet::new();
+        let mut ports = BTreeMap::new();
+        for id in 1..=s.nodes as i32 {
+            let client = free_port(&taken)?;
+            taken.insert(client);
+            let quorum = free_port(&taken)?;
+            taken.insert(quorum);
+            ports.insert(id, (client, quorum));
+        }
+        let voters = ports
+            .iter()
+            .map(|(id, (_, q))| format!("{id}@127.0.0.1:{q}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = BTreeMap::new();
+        for (&id, &(client, _)) in &ports {
+            let mut args: Vec<String> = vec!["--shards".into(), "1".into()];
+            if s.nodes > 1 {
+                args.extend([
+                    "--node-id".into(),
+                    id.to_string(),
+                    "--controller-quorum-voters".into(),
+                    voters.clone(),
+                ]);
+            }
+            args.extend(s.broker_args.iter().cloned());
+            nodes.insert(id, Node::new(id, client, root, binary, args)?);
+        }
+        let mut cluster = Cluster {
+            nodes,
+            topic: format!("chaos-{}", s.name),
+            partitions: s.partitions,
+        };
+        for n in cluster.nodes.values_mut() {
+            n.spawn()?;
+        }
+        for n in cluster.nodes.values_mut() {
+            n.wait_ready()?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn node(&mut self, id: i32) -> Result<&mut Node> {
+        self.nodes
+            .get_mut(&id)
+            .ok_or_else(|| anyhow!("no node {id}"))
+    }
+
+    pub fn live(&self) -> Vec<i32> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_live())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn all_up(&self) -> bool {
+        self.nodes.values().all(|n| n.is_live())
+    }
+
+    /// Every node's address, live or not: librdkafka retries the dead ones.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .values()
+            .map(|n| n.addr())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Metadata (all topics) from node `id`.
+    pub fn metadata(&self, id: i32) -> Result<MetadataResponse> {
+        let n = self.nodes.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
+        if !n.is_live() {
+            bail!("node {id} is not live");
+        }
+        metadata_call(&n.addr())
+    }
+
+    /// Metadata from the first live node that answers.
+    pub fn any_metadata(&self) -> Result<MetadataResponse> {
+        let mut last = anyhow!("no live node");
+        for id in self.live() {
+            match self.metadata(id) {
+                Ok(m) => return Ok(m),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    pub fn view(&self, m: &MetadataResponse, partition: i32) -> Option<View> {
+        let t = m
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == self.topic))?;
+        let p = t
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == partition)?;
+        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+        isr.sort_unstable();
+        Some(View {
+            leader: p.leader_id.0,
+            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr,
+        })
+    }
+
+    /// Every partition's view as every live node shows it, if they agree,
+    /// every partition has a leader and `done` holds for each.
+    pub fn agreed(&self, mut done: impl FnMut(&View) -> bool) -> Result<Vec<View>> {
+        let mut first: Option<Vec<View>> = None;
+        for id in self.live() {
+            let m = self.metadata(id)?;
+            let views: Vec<View> = (0..self.partitions)
+                .map(|p| {
+                    self.view(&m, p)
+                        .ok_or_else(|| anyhow!("node {id}: partition {p} not in Metadata"))
+                })
+                .collect::<Result<_>>()?;
+            for (p, v) in views.iter().enumerate() {
+                if v.leader < 0 || !done(v) {
+                    bail!("node {id}: partition {p}: {v:?}");
+                }
+            }
+            match &first {
+                None => first = Some(views),
+                Some(f) if *f != views => bail!("nodes disagree: {f:?} vs node {id}: {views:?}"),
+                Some(_) => {}
+            }
+        }
+        first.ok_or_else(|| anyhow!("no live node"))
+    }
+
+    /// Waits (bounded) until every node is live and every partition's ISR
+    /// holds all its replicas on every node.
+    pub fn wait_isr_full(&self, timeout: Duration) -> Result<()> {
+        wait_for("every ISR full", timeout, || {
+            if !self.all_up() {
+                bail!("a node is down");
+            }
+            self.agreed(|v| {
+                let mut r = v.replicas.clone();
+                r.sort_unstable();
+                r == v.isr
+            })
+            .map(|_| ())
+        })
+    }
+
+    /// Waits until every live node shows every partition with a leader.
+    pub fn wait_leaders(&self, timeout: Duration) -> Result<()> {
+        wait_for("every partition to have a leader", timeout, || {
+            self.agreed(|_| true).map(|_| ())
+        })
+    }
+
+    /// Waits until every replica of every partition holds byte-identical
+    /// `.log` data (segment boundaries may differ; bytes may not).
+    pub fn wait_logs_identical(&self, timeout: Duration) -> Result<()> {
+        let views = self.agreed(|_| true)?;
+        wait_for("replica logs byte-identical", timeout, || {
+            for (p, v) in views.iter().enumerate() {
+                let logs: Vec<(i32, Vec<u8>)> = v
+                    .replicas
+                    .iter()
+                    .map(|id| (*id, self.nodes[id].log_bytes(&self.topic, p as i32)))
+                    .collect();
+                let first = &logs[0].1;
+                if let Some((id, l)) = logs.iter().find(|(_, l)| l != first) {
+                    let at = l.iter().zip(first).position(|(a, b)| a != b);
+                    bail!(
+                        "partition {p}: node {id} has {} bytes, node {} has {} (first difference at {at:?})",
+                        l.len(),
+                        logs[0].0,
+                        first.len()
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every node's stderr tail.
+    pub fn tails(&self, lines: usize) -> String {
+        self.nodes
+            .values()
+            .map(|n| n.stderr_tail(lines))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Polls `attempt` every 200 ms until Ok; Err with the last state after `timeout`.
+pub fn wait_for<T>(
+    desc: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => {
+                bail!("waited {timeout:?} for {desc}; last state: {e:#}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// One Metadata request (all topics) over a fresh blocking connection.
+pub fn metadata_call(addr: &str) -> Result<MetadataResponse> {
+    let sock: std::net::SocketAddr = addr.parse().context("address")?;
+    let mut stream = TcpStream::connect_timeout(&sock, POLL_TIMEOUT)?;
+    stream.set_read_timeout(Some(POLL_TIMEOUT))?;
+    stream.set_write_timeout(Some(POLL_TIMEOUT))?;
+    let req = MetadataRequest::default().with_topics(None);
+    let api_key = ApiKey::Metadata;
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(METADATA_VERSION)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("sluice-chaos")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, api_key.request_header_version(METADATA_VERSION))?;
+    req.encode(&mut body, METADATA_VERSION)?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    if !(0..=64 << 20).contains(&size) {
+        bail!("bad response size {size}");
+    }
+    let mut buf = vec![0u8; size as usize];
+    stream.read_exact(&mut buf)?;
+    let mut frame = Bytes::from(buf);
+    let header = ResponseHeader::decode(
+        &mut frame,
+        api_key.response_header_version(METADATA_VERSION),
+    )?;
+    if header.correlation_id != 1 {
+        bail!("correlation id {}", header.correlation_id);
+    }
+    let resp = MetadataResponse::decode(&mut frame, METADATA_VERSION)?;
+    if frame.has_remaining() {
+        bail!("{} trailing bytes after Metadata", frame.remaining());
+    }
+    Ok(resp)
+}
