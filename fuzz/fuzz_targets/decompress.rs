@@ -70,18 +70,12 @@ fn batch(codec: Codec, count: i32, section: &[u8], max: usize, target: Option<Co
     batch[RECORDS_COUNT_OFFSET..][..4].copy_from_slice(&count.to_be_bytes());
     recompute_crc(&mut batch);
     let valid = validate_compressed(&batch, max);
-    if let Err(CompressionError::TooLarge { .. }) = valid {
-        assert!(
-            section.len() > max,
-            "only more than {max} bytes is too large"
-        );
-    }
     if section.len() <= max {
-        // Records that fit the bound get the same verdict under the default.
-        assert_eq!(
-            valid,
-            validate_compressed(&batch, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT)
-        );
+        // Records that fit the bound pass or fail as under the default bound
+        // (the error may differ: a record claiming more than the bound is
+        // refused as a bomb before its bytes are read).
+        let default = validate_compressed(&batch, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT);
+        assert_eq!(valid.is_ok(), default.is_ok(), "{valid:?} vs {default:?}");
     }
     let Some(target) = target else {
         return;
