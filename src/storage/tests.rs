@@ -621,10 +621,17 @@ fn recovery_cuts_a_batch_past_the_segments_offset_range() {
         // its tail; segment `far + 1` makes 0 a closed segment.
         fs::write(segment_path(&dir, 0, "index"), b"").unwrap();
         fs::write(segment_path(&dir, 0, "timeindex"), b"").unwrap();
-        fs::write(log_path(&dir, far + 1), build_simple_batch(far + 1, 1, 1020)).unwrap();
+        fs::write(
+            log_path(&dir, far + 1),
+            build_simple_batch(far + 1, 1, 1020),
+        )
+        .unwrap();
         let log = open(&dir, config(), clean);
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 3));
-        assert_eq!(fs::metadata(log_path(&dir, 0)).unwrap().len(), first.len() as u64);
+        assert_eq!(
+            fs::metadata(log_path(&dir, 0)).unwrap().len(),
+            first.len() as u64
+        );
         assert!(!log_path(&dir, far + 1).exists());
         assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), [(0, 2)]);
     }
