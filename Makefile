@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build clean
+.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -122,6 +122,28 @@ bench-fetch: build
 # Codec compress/decompress/recompress MB/s on one core.
 bench-codecs:
 	$(CARGO) run --release --example codec_bench
+
+# Coverage-guided fuzzing (issue 12): each target in fuzz/ for FUZZ_SECONDS,
+# seeded from fuzz/corpus/<target>/ (new finds go to fuzz/target/corpus/,
+# so the committed corpus stays small), on nightly; cargo-fuzz is installed
+# if missing. Every target runs; make fails after them if one crashed, whose
+# input is in fuzz/artifacts/<target>/.
+# FUZZ_RSS_MB caps each target's memory: a decoder that allocates what the
+# wire claims fails there.
+FUZZ_SECONDS ?= 60
+FUZZ_RSS_MB ?= 2048
+FUZZ_TARGETS ?= request_decode record_validate decompress segment_recovery
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd fuzz && $(CARGO) +nightly fuzz build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$t; \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$t target/corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
+			-timeout=10 -print_final_stats=1) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed" >&2; exit 1; fi
 
 clean:
 	$(CARGO) clean

@@ -69,6 +69,16 @@ pub fn check_stored_header(header: &BatchHeader) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Whether every offset of the batch lies within `segment_base` ..=
+/// `segment_base + u32::MAX`: indexes hold offsets relative to the base in
+/// a u32, and the log rolls before an append could leave that range, so a
+/// batch past it is corrupt (its last offset cannot overflow either).
+/// Expects a header [`check_stored_header`] passed (lastOffsetDelta >= 0).
+pub fn fits_segment(header: &BatchHeader, segment_base: i64) -> bool {
+    let span = i64::from(u32::MAX) - i64::from(header.last_offset_delta);
+    header.base_offset >= segment_base && header.base_offset - segment_base <= span
+}
+
 /// Removes leftover temporary, half-compacted and orphan index files; returns the base
 /// offsets of the `.log` files, ascending.
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
@@ -107,6 +117,7 @@ fn check_batch_at(
     file: &File,
     pos: u64,
     file_len: u64,
+    segment_base: i64,
     expected_base: i64,
     chunk: &mut [u8],
 ) -> io::Result<Result<BatchHeader, &'static str>> {
@@ -127,6 +138,9 @@ fn check_batch_at(
     // Compaction may leave gaps, never a step back.
     if header.base_offset < expected_base {
         return Ok(Err("batch offset below the previous batch's end"));
+    }
+    if !fits_segment(&header, segment_base) {
+        return Ok(Err("batch offsets past the segment's range"));
     }
     let end = pos + header.total_len() as u64;
     let mut at = pos + ATTRIBUTES_OFFSET as u64;
@@ -159,6 +173,7 @@ pub fn recover_segment(
             &segment.file,
             pos,
             file_len,
+            segment.base_offset,
             segment.next_offset,
             &mut chunk,
         )? {

@@ -369,6 +369,7 @@ impl Segment {
             };
             if header.base_offset < expected
                 || super::recovery::check_stored_header(&header).is_err()
+                || !super::recovery::fits_segment(&header, self.base_offset)
             {
                 return Ok(false);
             }

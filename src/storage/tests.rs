@@ -603,3 +603,36 @@ fn retention_without_timestamps_uses_file_time() {
     assert_eq!(retain(&mut log, now_ms + 3_600_000), 3);
     assert_eq!(log.log_start_offset(), 9);
 }
+
+/// Found by the `segment_recovery` fuzz target: a CRC-valid batch whose
+/// offsets lie more than u32::MAX past its segment's base (indexes hold u32
+/// deltas) panicked recovery; it is corrupt, and recovery cuts it off.
+#[test]
+fn recovery_cuts_a_batch_past_the_segments_offset_range() {
+    let far = i64::from(u32::MAX) + 7;
+    for clean in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = partition_dir(&tmp);
+        fs::create_dir_all(&dir).unwrap();
+        let first = build_simple_batch(0, 3, 1000);
+        let log_bytes = [&first[..], &build_simple_batch(far, 1, 1010)[..]].concat();
+        fs::write(log_path(&dir, 0), &log_bytes).unwrap();
+        // Indexes present, so a clean open trusts segment 0 and only scans
+        // its tail; segment `far + 1` makes 0 a closed segment.
+        fs::write(segment_path(&dir, 0, "index"), b"").unwrap();
+        fs::write(segment_path(&dir, 0, "timeindex"), b"").unwrap();
+        fs::write(
+            log_path(&dir, far + 1),
+            build_simple_batch(far + 1, 1, 1020),
+        )
+        .unwrap();
+        let log = open(&dir, config(), clean);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 3));
+        assert_eq!(
+            fs::metadata(log_path(&dir, 0)).unwrap().len(),
+            first.len() as u64
+        );
+        assert!(!log_path(&dir, far + 1).exists());
+        assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), [(0, 2)]);
+    }
+}
