@@ -405,7 +405,7 @@ fn with_group<R>(shard: &Shard, group_id: &str, f: impl FnOnce(Option<&mut Group
 /// replays the partitions of it this shard now leads and has not loaded.
 /// False if that failed (the asker retries).
 async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
-    if shard.topics().get(OFFSETS_TOPIC).is_some() && loads_current(shard) {
+    if loads_current(shard) {
         return true;
     }
     let _loading = shard.groups.loading.lock().await;
@@ -419,7 +419,7 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
     let started = std::time::Instant::now();
     let mut records = 0usize;
     for partition in 0..topic.partitions {
-        let Some(epoch) = led_epoch(shard, partition) else {
+        let Some(epoch) = shard.led_epoch(OFFSETS_TOPIC, partition) else {
             continue;
         };
         if shard.groups.loaded.borrow().get(&partition) == Some(&epoch) {
@@ -483,36 +483,10 @@ async fn create_offsets_topic(shard: &Rc<Shard>) -> bool {
     true
 }
 
-/// The leader epoch of `partition` of the offsets topic if this shard owns
-/// it and this broker leads it (0 for a one-node broker).
-fn led_epoch(shard: &Shard, partition: i32) -> Option<i32> {
-    if owner_shard(OFFSETS_TOPIC, partition, shard.count) != shard.id {
-        return None;
-    }
-    let topics = shard.topics();
-    if !topics.leads(OFFSETS_TOPIC, partition) {
-        return None;
-    }
-    Some(
-        topics
-            .cluster
-            .as_ref()
-            .and_then(|c| c.partition(OFFSETS_TOPIC, partition))
-            .map_or(0, |p| p.leader_epoch),
-    )
-}
-
-/// Whether every partition this shard leads is loaded at its epoch and
-/// nothing loaded has moved away.
+/// Whether what is loaded is exactly what this shard leads now.
 fn loads_current(shard: &Shard) -> bool {
-    let Some(topic) = shard.topics().get(OFFSETS_TOPIC).cloned() else {
-        return false;
-    };
-    let loaded = shard.groups.loaded.borrow();
-    let led: BTreeMap<i32, i32> = (0..topic.partitions)
-        .filter_map(|p| led_epoch(shard, p).map(|e| (p, e)))
-        .collect();
-    *loaded == led
+    shard.topics().get(OFFSETS_TOPIC).is_some()
+        && *shard.groups.loaded.borrow() == shard.led_partitions(OFFSETS_TOPIC)
 }
 
 /// Forgets the groups of partitions this broker no longer leads at the
@@ -525,7 +499,7 @@ fn unload_moved(shard: &Shard) {
         .loaded
         .borrow()
         .iter()
-        .filter(|(&p, &epoch)| led_epoch(shard, p) != Some(epoch))
+        .filter(|(&p, &epoch)| shard.led_epoch(OFFSETS_TOPIC, p) != Some(epoch))
         .map(|(&p, _)| p)
         .collect();
     if moved.is_empty() {

@@ -108,6 +108,35 @@ impl Shard {
         }
     }
 
+    /// The leader epoch of `topic`/`partition` if this shard owns it and this
+    /// broker leads it (0 for a one-node broker): what a coordinator loaded
+    /// from an internal partition is good for.
+    pub fn led_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        if crate::metadata::owner_shard(topic, partition, self.count) != self.id {
+            return None;
+        }
+        let topics = self.topics.borrow();
+        if !topics.leads(topic, partition) {
+            return None;
+        }
+        Some(
+            topics
+                .cluster
+                .as_ref()
+                .and_then(|c| c.partition(topic, partition))
+                .map_or(0, |p| p.leader_epoch),
+        )
+    }
+
+    /// Every partition of `topic` this shard owns and this broker leads,
+    /// with its leader epoch.
+    pub fn led_partitions(&self, topic: &str) -> std::collections::BTreeMap<i32, i32> {
+        let count = self.topics.borrow().get(topic).map_or(0, |t| t.partitions);
+        (0..count)
+            .filter_map(|p| self.led_epoch(topic, p).map(|e| (p, e)))
+            .collect()
+    }
+
     /// Sends an ISR change to the controller (AlterPartition); the image
     /// that commits it settles the role. A refusal clears the proposal so
     /// the next fetch or shrink pass tries again from the current image.

@@ -2,12 +2,10 @@
 //! missing, replay the partitions of it this shard owns, then start the
 //! tick loop and finish the transactions the replay left in Prepare*.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{records, Entry, TxnError, TxnState, TXN_TOPIC};
-use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
 use crate::shard::{AdminOp, Shard, TopicPartition};
 
@@ -20,7 +18,7 @@ use crate::shard::{AdminOp, Shard, TopicPartition};
 /// Clients retry both.
 pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let coordinator = &shard.txns;
-    if shard.topics().get(TXN_TOPIC).is_some() && loads_current(shard) {
+    if loads_current(shard) {
         return Ok(());
     }
     if coordinator.loading.get() {
@@ -32,34 +30,10 @@ pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnErr
     loaded
 }
 
-/// The leader epoch of `partition` of the topic if this shard owns it and
-/// this broker leads it (0 for a one-node broker).
-fn led_epoch(shard: &Shard, partition: i32) -> Option<i32> {
-    if owner_shard(TXN_TOPIC, partition, shard.count) != shard.id {
-        return None;
-    }
-    let topics = shard.topics();
-    if !topics.leads(TXN_TOPIC, partition) {
-        return None;
-    }
-    Some(
-        topics
-            .cluster
-            .as_ref()
-            .and_then(|c| c.partition(TXN_TOPIC, partition))
-            .map_or(0, |p| p.leader_epoch),
-    )
-}
-
 /// Whether what is loaded is exactly what this shard leads now.
 fn loads_current(shard: &Shard) -> bool {
-    let Some(topic) = shard.topics().get(TXN_TOPIC).cloned() else {
-        return false;
-    };
-    let led: BTreeMap<i32, i32> = (0..topic.partitions)
-        .filter_map(|p| led_epoch(shard, p).map(|e| (p, e)))
-        .collect();
-    *shard.txns.loaded.borrow() == led
+    shard.topics().get(TXN_TOPIC).is_some()
+        && *shard.txns.loaded.borrow() == shard.led_partitions(TXN_TOPIC)
 }
 
 /// Forgets the transactional ids of partitions this broker no longer leads
@@ -70,7 +44,7 @@ pub fn unload_moved(shard: &Shard) {
         .loaded
         .borrow()
         .iter()
-        .filter(|(&p, &epoch)| led_epoch(shard, p) != Some(epoch))
+        .filter(|(&p, &epoch)| shard.led_epoch(TXN_TOPIC, p) != Some(epoch))
         .map(|(&p, _)| p)
         .collect();
     if moved.is_empty() {
@@ -104,7 +78,7 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let mut applied = 0usize;
     let mut newly = Vec::new();
     for partition in 0..topic.partitions {
-        let Some(epoch) = led_epoch(shard, partition) else {
+        let Some(epoch) = shard.led_epoch(TXN_TOPIC, partition) else {
             continue;
         };
         if coordinator.loaded.borrow().get(&partition) == Some(&epoch) {
