@@ -15,12 +15,36 @@ fn unknown_partition() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
 }
 
-/// In a cluster, a partition another broker leads is answered
+/// This broker's leading replica of `tp`, checked against the asker's
+/// `current_leader_epoch` (-1: unchecked); else the Kafka error code. A
+/// partition another broker leads (or this one follows) is answered
 /// NOT_LEADER_OR_FOLLOWER, which sends clients back to Metadata.
-fn not_led_here(shard: &Shard, tp: &TopicPartition) -> bool {
-    // Borrowed, not cloned: this runs for every partition of every request.
-    let topics = shard.topics.borrow();
-    topics.has_partition(&tp.topic, tp.partition) && !topics.leads(&tp.topic, tp.partition)
+fn led_partition(
+    shard: &Shard,
+    tp: &TopicPartition,
+    current_leader_epoch: i32,
+) -> Result<Rc<Partition>, i16> {
+    let Some(partition) = shard.partition(tp) else {
+        // Borrowed, not cloned: this runs for every partition of every request.
+        let topics = shard.topics.borrow();
+        let elsewhere =
+            topics.has_partition(&tp.topic, tp.partition) && !topics.leads(&tp.topic, tp.partition);
+        return Err(if elsewhere {
+            not_leader()
+        } else {
+            unknown_partition()
+        });
+    };
+    {
+        let role = partition.role.borrow();
+        if !role.is_leader() {
+            return Err(not_leader());
+        }
+        if let Some(error) = super::replica::check_leader_epoch(&role, current_leader_epoch) {
+            return Err(error);
+        }
+    }
+    Ok(partition)
 }
 
 fn not_leader() -> i16 {
@@ -204,18 +228,13 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         log_append_time_ms: -1,
         log_start_offset: -1,
     };
-    if not_led_here(shard, &item.tp) {
-        return failed(not_leader());
-    }
-    let Some(partition) = shard.partition(&item.tp) else {
-        return failed(unknown_partition());
+    let partition = match led_partition(shard, &item.tp, -1) {
+        Ok(p) => p,
+        Err(code) => return failed(code),
     };
     let acks_all = item.acks == -1;
     let (leader_epoch, min_insync) = {
         let role = partition.role.borrow();
-        if !role.is_leader() {
-            return failed(not_leader());
-        }
         let min_insync = if acks_all {
             min_insync(shard, &item.tp)
         } else {
@@ -311,25 +330,13 @@ fn read_one(shard: &Rc<Shard>, item: ReadItem) -> ReadOutcome {
         bytes: 0,
         diverging: None,
     };
-    if not_led_here(shard, &item.tp) {
-        outcome.error = not_leader();
-        return outcome;
-    }
-    let Some(partition) = shard.partition(&item.tp) else {
-        outcome.error = unknown_partition();
-        return outcome;
+    let partition = match led_partition(shard, &item.tp, item.current_leader_epoch) {
+        Ok(p) => p,
+        Err(code) => {
+            outcome.error = code;
+            return outcome;
+        }
     };
-    {
-        let role = partition.role.borrow();
-        if !role.is_leader() {
-            outcome.error = not_leader();
-            return outcome;
-        }
-        if let Some(error) = super::replica::check_leader_epoch(&role, item.current_leader_epoch) {
-            outcome.error = error;
-            return outcome;
-        }
-    }
     if let Some(replica) = item.replica {
         return shard.follower_read(&item, replica, &partition, outcome);
     }
@@ -386,20 +393,11 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         timestamp,
         leader_epoch: -1,
     };
-    if not_led_here(shard, &query.tp) {
-        return answer(not_leader(), -1, -1);
-    }
-    let Some(partition) = shard.partition(&query.tp) else {
-        return answer(unknown_partition(), -1, -1);
+    let partition = match led_partition(shard, &query.tp, query.current_leader_epoch) {
+        Ok(p) => p,
+        Err(code) => return answer(code, -1, -1),
     };
-    let role = partition.role.borrow();
-    if !role.is_leader() {
-        return answer(not_leader(), -1, -1);
-    }
-    if let Some(error) = super::replica::check_leader_epoch(&role, query.current_leader_epoch) {
-        return answer(error, -1, -1);
-    }
-    let leader_epoch = role.leader_epoch();
+    let leader_epoch = partition.role.borrow().leader_epoch();
     let log = partition.log.borrow();
     let high_watermark = log.high_watermark();
     let answer = |error, offset, timestamp| OffsetOutcome {
@@ -532,16 +530,11 @@ pub async fn write_txn_markers(shard: Rc<Shard>, items: Vec<TxnMarkerItem>) -> V
 }
 
 async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
-    let Some(partition) = shard.partition(&item.tp) else {
-        return unknown_partition();
+    let partition = match led_partition(shard, &item.tp, -1) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let leader_epoch = {
-        let role = partition.role.borrow();
-        if !role.is_leader() {
-            return not_leader();
-        }
-        role.leader_epoch()
-    };
+    let leader_epoch = partition.role.borrow().leader_epoch();
     let now = crate::runtime::now_ms();
     let marker = crate::record::Marker {
         commit: item.commit,
@@ -606,21 +599,12 @@ fn offset_for_leader_epoch(shard: &Shard, query: EpochQuery) -> EpochOutcome {
         leader_epoch,
         end_offset,
     };
-    if not_led_here(shard, &query.tp) {
-        return answer(not_leader(), -1, -1);
-    }
-    let Some(partition) = shard.partition(&query.tp) else {
-        return answer(unknown_partition(), -1, -1);
+    let partition = match led_partition(shard, &query.tp, query.current_leader_epoch) {
+        Ok(p) => p,
+        Err(code) => return answer(code, -1, -1),
     };
-    let role = partition.role.borrow();
-    if !role.is_leader() {
-        return answer(not_leader(), -1, -1);
-    }
-    if let Some(error) = super::replica::check_leader_epoch(&role, query.current_leader_epoch) {
-        return answer(error, -1, -1);
-    }
     let log = partition.log.borrow();
-    if matches!(*role, crate::replication::Role::Solo) {
+    if matches!(*partition.role.borrow(), crate::replication::Role::Solo) {
         // A one-node broker never changes leader: all of it is epoch 0.
         return match query.leader_epoch {
             e if e < 0 => answer(NONE, -1, -1),
