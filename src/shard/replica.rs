@@ -488,6 +488,17 @@ fn truncate(
 ) -> Fetched {
     let before = log.log_end_offset();
     if to >= before {
+        // No batch goes, but an epoch this replica led without appending
+        // to it may: the next fetch names the epoch before it.
+        let epoch = log.latest_epoch();
+        if let Err(e) = log.truncate_to(to) {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "truncation failed");
+            return Fetched::Failed;
+        }
+        if log.latest_epoch() != epoch {
+            tracing::info!(topic = %tp.topic, partition = tp.partition, log_end = before, dropped_epoch = ?epoch, "dropped a leader epoch with no batch: {why}");
+            return Fetched::Progress;
+        }
         return Fetched::Failed;
     }
     if let Err(e) = log.truncate_to(to) {

@@ -322,6 +322,30 @@ fn truncation_below_the_log_start_empties_the_log() {
 }
 
 #[test]
+fn truncation_at_the_log_end_drops_an_epoch_with_no_batch() {
+    // A replica led epoch 2 from offset 3 and appended nothing before a
+    // leader without epoch 2 took over: the divergence it is told about
+    // sits exactly at its log end, and only the epoch entry must go.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open(&dir, batch_len() * 3, true);
+    log.become_leader(0).unwrap();
+    fill(&mut log, 1);
+    log.become_leader(2).unwrap();
+    assert_eq!(epochs(&log), vec![(0, 0), (2, 3)]);
+    log.become_follower();
+    let end = log.log_end_offset();
+    log.truncate_to(end).unwrap();
+    assert_eq!(log.log_end_offset(), end, "no batch removed");
+    assert_eq!(epochs(&log), vec![(0, 0)], "epoch 2 held no batch");
+    assert_eq!(log.latest_epoch(), Some(0));
+    log.close().unwrap();
+    drop(log);
+    let log = open(&dir, batch_len() * 3, true);
+    assert_eq!(epochs(&log), vec![(0, 0)], "the checkpoint agrees");
+}
+
+#[test]
 fn truncation_rebuilds_producer_state_and_epochs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");

@@ -20,12 +20,21 @@ use super::{PartitionLog, StorageError};
 impl PartitionLog {
     /// Removes every offset at or past `offset` (from the first batch whose
     /// last offset reaches it, so the log may end below `offset`; the
-    /// follower fetches again from the new end). A no-op at or past the log
-    /// end; at or below the log start, the log is emptied and starts at
-    /// `offset` ([`Self::truncate_fully_and_start_at`]).
+    /// follower fetches again from the new end). At or past the log end
+    /// only the leader-epoch cache may change; at or below the log start,
+    /// the log is emptied and starts at `offset`
+    /// ([`Self::truncate_fully_and_start_at`]).
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         let old_end = self.log_end_offset();
         if offset >= old_end {
+            // A replica that led an epoch without appending to it keeps
+            // that epoch's entry at its log end; a new leader that never
+            // saw the epoch answers every fetch with a divergence at this
+            // very offset, and the follower would loop on it for ever
+            // unless the entry goes (as Kafka's truncateTo does).
+            if self.epochs.truncate_from_end(old_end) {
+                self.epochs.write_checkpoint(&self.dir)?;
+            }
             return Ok(());
         }
         if offset <= self.log_start_offset {
