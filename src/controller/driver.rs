@@ -101,6 +101,14 @@ impl Core {
         self.leader() == Some(self.node_id)
     }
 
+    /// The Raft term this node leads in, if it leads now.
+    pub fn leading_term(&self) -> Option<u64> {
+        let raft = self.raft();
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
+        (m.current_leader.map(|id| id as i32) == Some(self.node_id)).then_some(m.current_term)
+    }
+
     pub fn image(&self) -> Published {
         self.images.borrow().clone()
     }
@@ -231,11 +239,11 @@ impl Core {
         &self,
         heartbeat: BrokerHeartbeat,
     ) -> Result<HeartbeatReply, ControllerError> {
-        if !self.is_leader() {
+        let Some(term) = self.leading_term() else {
             return Err(ControllerError::NotLeader {
                 leader: self.leader(),
             });
-        }
+        };
         let (index, image) = self.image();
         let id = heartbeat.broker;
         let broker = image.brokers.get(&id).ok_or(ControllerError::Refused(
@@ -251,6 +259,7 @@ impl Core {
                 .sessions
                 .lock()
                 .expect("the sessions lock is never poisoned");
+            sessions.in_term(term);
             sessions.heard(id, Instant::now());
             if heartbeat.want_shutdown {
                 sessions.leaving(id, heartbeat.incarnation);

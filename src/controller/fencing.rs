@@ -34,9 +34,22 @@ pub struct Sessions {
     /// Brokers in controlled shutdown, by the incarnation that asked (a
     /// restarted broker is no longer leaving).
     leaving: HashMap<i32, Uuid>,
+    /// The Raft term they were heard in. A node that led, lost the lead
+    /// (cut off, say) and leads again must not judge brokers by what it
+    /// heard in its old term: they heartbeated to another controller
+    /// meanwhile, and it would fence every one of them, itself included.
+    term: u64,
 }
 
 impl Sessions {
+    /// Starts every session afresh if `term` is not the one they are from.
+    pub fn in_term(&mut self, term: u64) {
+        if self.term != term {
+            self.clear();
+            self.term = term;
+        }
+    }
+
     pub fn heard(&mut self, broker: i32, now: Instant) {
         self.last.insert(broker, now);
     }
@@ -194,12 +207,16 @@ async fn rebalance_pass(core: &Core, imbalance_percent: u32) {
 }
 
 async fn fence_pass(core: &Core) {
+    let Some(term) = core.leading_term() else {
+        return;
+    };
     let (_, image) = core.image();
     let (expired, leaving) = {
         let mut sessions = core
             .sessions
             .lock()
             .expect("the sessions lock is never poisoned");
+        sessions.in_term(term);
         let expired = sessions.expired(&image, Instant::now(), core.session_timeout);
         (expired, sessions.leaving_in(&image))
     };
@@ -338,5 +355,24 @@ mod tests {
         sessions.heard(2, t0 + Duration::from_secs(5));
         let later = t0 + Duration::from_secs(10);
         assert_eq!(sessions.expired(&image, later, timeout), vec![1]);
+    }
+
+    #[test]
+    fn a_new_term_starts_every_session_afresh() {
+        let mut sessions = Sessions::default();
+        let image = image(&[]);
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(9);
+        sessions.in_term(4);
+        assert!(sessions.expired(&image, t0, timeout).is_empty());
+        // Leading again in term 6, 10 s on: the brokers heartbeated to the
+        // term-5 controller meanwhile; none has expired here yet.
+        let later = t0 + Duration::from_secs(10);
+        sessions.in_term(6);
+        assert!(sessions.expired(&image, later, timeout).is_empty());
+        sessions.in_term(6);
+        sessions.heard(1, later + Duration::from_secs(5));
+        let after = later + Duration::from_secs(9);
+        assert_eq!(sessions.expired(&image, after, timeout), vec![2, 3]);
     }
 }
