@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps net-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -25,7 +25,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: fmt-check lint py-deps
+test: fmt-check lint py-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -34,6 +34,10 @@ test: fmt-check lint py-deps
 	fi
 
 py-deps: $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)
+
+# The chaos tests put nodes in network namespaces: iproute2's `ip`.
+net-deps:
+	@command -v ip >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iproute2)
 
 $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION):
 	$(PYTHON) -m venv $(PY_VENV)
@@ -105,6 +109,7 @@ bench-replication:
 # release broker, about 10 minutes; reports in chaos/results/ (ignored by
 # git), one directory per scenario plus summary.md. SEED=N replays a run.
 CHAOS_SCENARIOS = kill-leader kill-follower kill-controller pause-short pause-long \
+	isolate-leader isolate-minority cut-link disk-full \
 	rolling-restart unclean-election fsync-kill9 torn-tail
 chaos: chaos-build
 	./target/release/sluice-chaos run $(foreach s,$(CHAOS_SCENARIOS),chaos/scenarios/$(s).toml) \

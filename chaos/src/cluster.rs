@@ -14,12 +14,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use crate::disk::Disk;
+use crate::net::{self, Net};
 use crate::procs::{free_port, Node};
 use crate::scenario::Scenario;
 
 /// One Metadata poll of one node (a paused node must not stall a loop).
 const POLL_TIMEOUT: Duration = Duration::from_secs(3);
 const METADATA_VERSION: i16 = 12;
+/// Ports inside a node's own namespace (nothing else listens there).
+const NETNS_CLIENT_PORT: u16 = 9092;
+const NETNS_QUORUM_PORT: u16 = 9093;
 
 /// One partition as one node's Metadata shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,24 +42,33 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts every node at once and waits for each listening line.
-    pub fn start(s: &Scenario, binary: &Path, root: &Path) -> Result<Cluster> {
+    /// Starts every node at once and waits for each listening line. With
+    /// `net`, each node runs in its own namespace at its own address.
+    pub fn start(s: &Scenario, binary: &Path, root: &Path, net: Option<&Net>) -> Result<Cluster> {
         let mut taken = BTreeSet::new();
-        let mut ports = BTreeMap::new();
+        // Per node: (host, client port, quorum port).
+        let mut addrs = BTreeMap::new();
         for id in 1..=s.nodes as i32 {
+            if net.is_some() {
+                addrs.insert(
+                    id,
+                    (net::node_host(id), NETNS_CLIENT_PORT, NETNS_QUORUM_PORT),
+                );
+                continue;
+            }
             let client = free_port(&taken)?;
             taken.insert(client);
             let quorum = free_port(&taken)?;
             taken.insert(quorum);
-            ports.insert(id, (client, quorum));
+            addrs.insert(id, ("127.0.0.1".to_string(), client, quorum));
         }
-        let voters = ports
+        let voters = addrs
             .iter()
-            .map(|(id, (_, q))| format!("{id}@127.0.0.1:{q}"))
+            .map(|(id, (host, _, q))| format!("{id}@{host}:{q}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes = BTreeMap::new();
-        for (&id, &(client, _)) in &ports {
+        for (&id, (host, client, _)) in &addrs {
             let mut args: Vec<String> = vec!["--shards".into(), "1".into()];
             if s.nodes > 1 {
                 args.extend([
@@ -65,7 +79,14 @@ impl Cluster {
                 ]);
             }
             args.extend(s.broker_args.iter().cloned());
-            nodes.insert(id, Node::new(id, client, root, binary, args)?);
+            let netns = net.map(|n| n.node_netns(id)).transpose()?;
+            let disk = s
+                .tmpfs_mib
+                .map(|mib| Disk::mount(&root.join(format!("node-{id}-disk")), mib))
+                .transpose()?;
+            let addr = (host.clone(), *client);
+            let node = Node::new(id, addr, netns, disk, root, binary, args)?;
+            nodes.insert(id, node);
         }
         let mut cluster = Cluster {
             nodes,

@@ -2,7 +2,7 @@
 //!
 //! A scenario (TOML, `chaos/scenarios/`) names a cluster, a workload and a
 //! list of faults. [`run::run`] starts the nodes, creates the topic, drives
-//! idempotent acks=all producers, injects the faults, waits for the cluster
+//! idempotent acks=all producers and a consumer group, injects the faults, waits for the cluster
 //! to heal, reads every partition back and checks it against every
 //! acknowledgement; [`report`] writes `result.json` and `report.md`.
 //!
@@ -10,13 +10,19 @@
 //! - `scenario`: the file format and the seeded RNG.
 //! - `procs`: `sluice` child processes; none outlives the run.
 //! - `cluster`: the nodes of one run and their Metadata (ISR, controller).
+//! - `disk`: tmpfs data dirs that a fault fills.
+//! - `net`: network namespaces, one per node, and the cuts between them.
 //! - `workload`: the producer and its recorded history.
+//! - `group`: the consumer group member and the check of its commits.
 //! - `check`: read back and the checks.
 //! - `run`: the scenario driver and the fault injectors.
 //! - `report`: tables, JSON and Markdown.
 
 pub mod check;
 pub mod cluster;
+pub mod disk;
+pub mod group;
+pub mod net;
 pub mod procs;
 pub mod report;
 pub mod run;

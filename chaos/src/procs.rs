@@ -50,7 +50,7 @@ pub fn kill_all() {
     }
 }
 
-/// SIGINT / SIGTERM: kill every child, then exit 130.
+/// SIGINT / SIGTERM: kill every child, delete every namespace, exit 130.
 pub fn install_signal_handler() -> Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -60,8 +60,10 @@ pub fn install_signal_handler() -> Result<()> {
         .name("chaos-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                eprintln!("sluice-chaos: signal {sig}: stopping every sluice process it started");
+                eprintln!("sluice-chaos: signal {sig}: stopping every sluice process it started and removing its network namespaces");
                 kill_all();
+                crate::net::remove_all();
+                crate::disk::unmount_all();
                 std::process::exit(130);
             }
         })?;
@@ -85,7 +87,14 @@ pub fn free_port(taken: &BTreeSet<u16>) -> Result<u16> {
 /// One `sluice serve` process slot: its data dir and port survive restarts.
 pub struct Node {
     pub id: i32,
+    /// The address it listens on: loopback, or its own namespace's.
+    pub host: String,
     pub port: u16,
+    /// The network namespace it runs in (`/run/netns/...`), if any.
+    netns: Option<PathBuf>,
+    /// The small filesystem its data dir is on, if any (after `child` in
+    /// drop order: the process dies before its disk goes).
+    pub disk: Option<crate::disk::Disk>,
     pub data_dir: PathBuf,
     pub stderr_path: PathBuf,
     binary: PathBuf,
@@ -100,12 +109,26 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(id: i32, port: u16, root: &Path, binary: &Path, args: Vec<String>) -> Result<Node> {
-        let data_dir = root.join(format!("node-{id}"));
+    pub fn new(
+        id: i32,
+        (host, port): (String, u16),
+        netns: Option<PathBuf>,
+        disk: Option<crate::disk::Disk>,
+        root: &Path,
+        binary: &Path,
+        args: Vec<String>,
+    ) -> Result<Node> {
+        let data_dir = match &disk {
+            Some(d) => d.data_dir(),
+            None => root.join(format!("node-{id}")),
+        };
         std::fs::create_dir_all(&data_dir)?;
         Ok(Node {
             id,
+            host,
             port,
+            netns,
+            disk,
             stderr_path: root.join(format!("node-{id}.stderr.log")),
             data_dir,
             binary: binary.to_path_buf(),
@@ -119,7 +142,7 @@ impl Node {
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -162,17 +185,32 @@ impl Node {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        // SAFETY: prctl(2) is async-signal-safe and touches no memory of
-        // the parent; it runs in the child between fork and exec.
+        // Opened here, joined in the child: only the child moves.
+        let netns = match &self.netns {
+            Some(p) => {
+                Some(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?)
+            }
+            None => None,
+        };
+        let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        // SAFETY: prctl(2) and setns(2) are async-signal-safe and touch no
+        // memory of the parent; they run in the child between fork and
+        // exec, and the fd stays open in the parent until spawn returns.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(fd) = netns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawn {}", self.binary.display()))?;
+        drop(netns);
         LIVE.lock().unwrap().insert(child.id() as i32);
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::run::Outcome;
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 14] = [
     "scenario",
     "result",
     "faults",
@@ -18,6 +18,8 @@ const HEADER: [&str; 12] = [
     "reord",
     "misplaced",
     "lost (allowed)",
+    "commits",
+    "commits back",
     "heal median ms",
     "heal max ms",
 ];
@@ -39,6 +41,8 @@ fn row(o: &Outcome) -> Vec<String> {
         c.reordered.to_string(),
         c.misplaced.to_string(),
         c.lost_allowed.to_string(),
+        o.commits.acknowledged.to_string(),
+        o.commits.regressed.to_string(),
         ms(o.heal_median_ms),
         ms(o.heal_max_ms),
     ]
@@ -95,6 +99,11 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
         s.nodes, s.partitions, s.replication_factor, s.min_insync_replicas,
         s.unclean_leader_election, s.idempotence, s.allow_loss
     )?;
+    writeln!(
+        md,
+        "- network: {:?}; consumer group: {}",
+        s.network, s.consumer_group
+    )?;
     writeln!(md, "- broker args: `{}`", s.broker_args.join(" "))?;
     writeln!(
         md,
@@ -110,6 +119,11 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
         md,
         "Sends that failed: {}; values present without an acknowledgement: {}; foreign values: {}.\n",
         c.failed_sends, c.unacked_present, c.foreign
+    )?;
+    writeln!(
+        md,
+        "Group commits acknowledged: {}; committed offsets seen moving backwards (`commits back`): {}.\n",
+        o.commits.acknowledged, o.commits.regressed
     )?;
     writeln!(
         md,

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
 use crate::cluster::{wait_for, Cluster};
-use crate::scenario::{Fault, Rng, Scenario, Target, TornMode};
+use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
+use crate::net::Net;
+use crate::scenario::{Fault, Network, Rng, Scenario, Target, TornMode};
 use crate::workload::{Clock, History, Workload};
 
 /// The bound of every wait for the cluster to settle (ISR full, logs equal).
@@ -52,6 +54,8 @@ pub struct Outcome {
     /// convergence).
     pub errors: Vec<String>,
     pub counts: Counts,
+    /// The consumer group's commits (zero when the scenario has none).
+    pub commits: CommitCounts,
     pub faults: Vec<FaultRecord>,
     pub heal_median_ms: Option<f64>,
     pub heal_max_ms: Option<f64>,
@@ -83,6 +87,8 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         allowed: BTreeMap::new(),
         errors: Vec::new(),
         cluster: None,
+        net: None,
+        commits: None,
     };
     let result = r.go(&opts.binary, root.path());
     let mut converged = false;
@@ -97,12 +103,21 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
             (None, None)
         }
     };
-    // Stop every node before the report (and before the temp dir goes).
+    // Stop every node before the report (and before the temp dir goes),
+    // then take down their network.
     drop(r.cluster.take());
-    let (counts, violations) = match (&history, &logs) {
+    drop(r.net.take());
+    let (counts, mut violations) = match (&history, &logs) {
         (Some(h), Some(l)) => check::check_all(h, l, &r.allowed, MAX_VIOLATIONS),
         _ => (Counts::default(), Vec::new()),
     };
+    let (commits, commit_violations) = r
+        .commits
+        .as_ref()
+        .map(group::check_commits)
+        .unwrap_or_default();
+    violations.extend(commit_violations);
+    violations.truncate(MAX_VIOLATIONS);
     let mut faults = r.faults;
     if let Some(h) = &history {
         for f in &mut faults {
@@ -115,7 +130,8 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         && counts.lost == 0
         && counts.duplicated == 0
         && counts.reordered == 0
-        && counts.misplaced == 0;
+        && counts.misplaced == 0
+        && commits.regressed == 0;
     let passed = r.errors.is_empty() && converged && (s.allow_loss || violation_free);
     let failed_or_kept = !passed || opts.keep;
     let data_dir = failed_or_kept.then(|| {
@@ -128,6 +144,7 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         passed,
         errors: r.errors,
         counts,
+        commits,
         heal_median_ms: heals.get(heals.len() / 2).copied(),
         heal_max_ms: heals.last().copied(),
         faults,
@@ -165,6 +182,10 @@ struct Runner<'a> {
     allowed: BTreeMap<i32, Vec<std::ops::Range<i64>>>,
     errors: Vec<String>,
     cluster: Option<Cluster>,
+    /// The namespaces of a `netns` scenario; dropped after the cluster.
+    net: Option<Net>,
+    /// The consumer group's history, once it stopped.
+    commits: Option<CommitHistory>,
 }
 
 type Checked = (History, Option<Vec<check::ReadLog>>, bool);
@@ -176,13 +197,24 @@ impl Runner<'_> {
 
     fn go(&mut self, binary: &Path, root: &Path) -> Result<Checked> {
         let s = self.s;
-        self.cluster = Some(Cluster::start(s, binary, root)?);
+        if s.network == Network::Netns {
+            let ids: Vec<i32> = (1..=s.nodes as i32).collect();
+            let mut net = Net::create(&ids)?;
+            // This thread and every client thread it starts from here on
+            // (librdkafka's) live in the clients' namespace.
+            net.enter_client()?;
+            self.net = Some(net);
+        }
+        self.cluster = Some(Cluster::start(s, binary, root, self.net.as_ref())?);
         self.create_topic()?;
         if s.nodes > 1 {
             self.c().wait_isr_full(CONVERGE_TIMEOUT)?;
         }
         let (bootstrap, topic) = (self.c().bootstrap(), self.c().topic.clone());
         let workload = Workload::start(s, bootstrap.clone(), topic.clone(), self.clock);
+        let member = s.consumer_group.then(|| {
+            GroupMember::start(bootstrap.clone(), topic.clone(), s.partitions, self.clock)
+        });
         thread::sleep(Duration::from_millis(s.warmup_ms));
         for (i, f) in s.faults.iter().enumerate() {
             eprintln!(
@@ -202,6 +234,7 @@ impl Runner<'_> {
         }
         thread::sleep(Duration::from_millis(s.settle_ms));
         let history = workload.finish()?;
+        let commits = member.map(GroupMember::finish).transpose()?;
         let history = std::mem::replace(
             &mut *history.lock().unwrap(),
             History {
@@ -237,6 +270,13 @@ impl Runner<'_> {
         let logs = check::read_back(&bootstrap, &topic, s.partitions)
             .map_err(|e| self.errors.push(format!("read back: {e:#}")))
             .ok();
+        if let Some(mut c) = commits {
+            if let Err(e) = group::read_final(&bootstrap, &topic, &mut c, self.clock) {
+                self.errors
+                    .push(format!("read the group's committed offsets: {e:#}"));
+            }
+            self.commits = Some(c);
+        }
         Ok((history, logs, converged))
     }
 
@@ -391,6 +431,75 @@ impl Runner<'_> {
                 self.record("torn_tail", 1, at, detail);
                 thread::sleep(Duration::from_millis(500));
                 self.c().node(1)?.start()?;
+            }
+            Fault::Isolate {
+                targets,
+                heal_ms,
+                clients,
+            } => {
+                let mut ids = Vec::new();
+                for t in targets {
+                    let id = self.resolve(t)?;
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                let others: Vec<i32> = self
+                    .c()
+                    .nodes
+                    .keys()
+                    .copied()
+                    .filter(|id| !ids.contains(id))
+                    .collect();
+                let net = self.net.as_mut().expect("validated: netns");
+                for &a in &ids {
+                    for &b in &others {
+                        net.cut(a, b)?;
+                        net.cut(b, a)?;
+                    }
+                    if *clients {
+                        net.cut_clients(a)?;
+                    }
+                }
+                let at = self.clock.us();
+                let detail = format!(
+                    "{targets:?}: nodes {ids:?} cut from nodes {others:?}{}; healed after {heal_ms} ms",
+                    if *clients { " and the clients" } else { "" }
+                );
+                self.record("isolate", ids[0], at, detail);
+                thread::sleep(Duration::from_millis(*heal_ms));
+                self.net.as_mut().expect("netns").heal()?;
+            }
+            Fault::CutLink { from, to, heal_ms } => {
+                let (a, b) = (self.resolve(from)?, self.resolve(to)?);
+                if a == b {
+                    bail!("cut_link: {from:?} and {to:?} are the same node {a}");
+                }
+                self.net.as_mut().expect("validated: netns").cut(a, b)?;
+                let at = self.clock.us();
+                let detail =
+                    format!("{from:?} -> {to:?}: what node {a} sends to node {b} is dropped; healed after {heal_ms} ms");
+                self.record("cut_link", a, at, detail);
+                thread::sleep(Duration::from_millis(*heal_ms));
+                self.net.as_mut().expect("netns").heal()?;
+            }
+            Fault::DiskFull { target, full_ms } => {
+                let id = self.resolve(target)?;
+                let node = self.c().node(id)?;
+                let disk = node.disk.as_ref().expect("validated: tmpfs_mib");
+                let filled = disk.fill()?;
+                let full_at = self.clock.us();
+                thread::sleep(Duration::from_millis(*full_ms));
+                self.c().node(id)?.disk.as_ref().expect("tmpfs").free()?;
+                // Timed from the space coming back: while full, the last
+                // partly written page of each segment still takes a few
+                // writes, so "no write possible" has no sharp start.
+                let at = self.clock.us();
+                let detail = format!(
+                    "{target:?}: a {filled}-byte file filled its data dir's filesystem at {} ms, freed after {full_ms} ms (heal counted from the free)",
+                    full_at / 1000
+                );
+                self.record("disk_full", id, at, detail);
             }
             Fault::Start { target } => {
                 let id = self.resolve(target)?;

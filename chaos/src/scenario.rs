@@ -26,6 +26,10 @@ pub struct Scenario {
     pub description: String,
     /// 1: a single node without a quorum; more: every node a voter + broker.
     pub nodes: u32,
+    /// Where the nodes run: `loopback` (processes on 127.0.0.1) or `netns`
+    /// (a network namespace each, so links can be cut).
+    #[serde(default)]
+    pub network: Network,
     #[serde(default = "defaults::partitions")]
     pub partitions: i32,
     #[serde(default = "defaults::one")]
@@ -38,6 +42,10 @@ pub struct Scenario {
     /// torn tail past the fsync point).
     #[serde(default)]
     pub allow_loss: bool,
+    /// Every node's data dir on a tmpfs of its own of this many MiB (for
+    /// `disk_full`).
+    #[serde(default)]
+    pub tmpfs_mib: Option<u64>,
     /// Extra `sluice serve` flags for every node.
     #[serde(default)]
     pub broker_args: Vec<String>,
@@ -55,6 +63,10 @@ pub struct Scenario {
     pub in_flight_per_partition: usize,
     #[serde(default = "defaults::idempotence")]
     pub idempotence: bool,
+    /// A consumer in a group reads along and commits; the checker holds
+    /// its commits (committed offsets never move backwards).
+    #[serde(default = "defaults::consumer_group")]
+    pub consumer_group: bool,
     /// Load before the first fault.
     #[serde(default = "defaults::warmup_ms")]
     pub warmup_ms: u64,
@@ -88,6 +100,9 @@ mod defaults {
         200
     }
     pub fn idempotence() -> bool {
+        true
+    }
+    pub fn consumer_group() -> bool {
         true
     }
     pub fn warmup_ms() -> u64 {
@@ -124,6 +139,24 @@ pub enum Fault {
         #[serde(default)]
         mode: TornMode,
     },
+    /// Cuts every link between the `targets` and the other nodes (both
+    /// directions); with `clients`, between them and the clients too.
+    /// Healed after `heal_ms`.
+    Isolate {
+        targets: Vec<Target>,
+        heal_ms: u64,
+        #[serde(default)]
+        clients: bool,
+    },
+    /// Drops what `from` sends to `to`, one direction only, for `heal_ms`.
+    CutLink {
+        from: Target,
+        to: Target,
+        heal_ms: u64,
+    },
+    /// Fills the target's data-dir filesystem (`tmpfs_mib`) to the last
+    /// byte, keeps it full for `full_ms`, then frees the space.
+    DiskFull { target: Target, full_ms: u64 },
     /// Starts a node that is down.
     Start { target: Target },
     /// Load only.
@@ -138,6 +171,14 @@ pub enum TornMode {
     Truncate,
     /// The bytes are overwritten with garbage (a torn sector).
     Corrupt,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    #[default]
+    Loopback,
+    Netns,
 }
 
 /// Which node a fault hits, resolved when it runs.
@@ -208,6 +249,13 @@ impl Scenario {
         for f in &self.faults {
             if matches!(f, Fault::TornTail { .. }) && self.nodes != 1 {
                 bail!("torn_tail runs on a single node");
+            }
+            if matches!(f, Fault::DiskFull { .. }) && self.tmpfs_mib.is_none() {
+                bail!("disk_full needs tmpfs_mib");
+            }
+            let cuts = matches!(f, Fault::Isolate { .. } | Fault::CutLink { .. });
+            if cuts && (self.network != Network::Netns || self.nodes < 2) {
+                bail!("isolate and cut_link need network = \"netns\" and at least 2 nodes");
             }
         }
         Ok(())
