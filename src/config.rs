@@ -22,11 +22,14 @@ pub struct BrokerConfig {
     /// `meta.properties`, else derived from `controller_quorum_voters`, else
     /// new at first start. Once started, the cluster id in force.
     pub cluster_id: Option<String>,
-    /// Kafka's `controller.listener`: where this node's controller voter
-    /// takes quorum traffic (defaults to its entry in the voter list).
+    /// Kafka's `controller.listener`: where this node's controller takes
+    /// quorum traffic. A voter defaults to its entry in the voter list; a
+    /// broker-only node (not in the list) to the `listen` host with a port
+    /// the OS picks, which it tells the active controller at every start.
     pub controller_listen: Option<String>,
-    /// Kafka's `controller.quorum.voters`: `ID@HOST:PORT,...`. Unset: a
-    /// one-node cluster.
+    /// Kafka's `controller.quorum.voters`: `ID@HOST:PORT,...`. A node in
+    /// the list runs a controller voter and a broker; a node not in it a
+    /// broker only. Unset: a one-node cluster.
     pub controller_quorum_voters: Option<String>,
     /// Kafka's `broker.rack`: replicas of a partition spread over racks.
     pub broker_rack: Option<String>,

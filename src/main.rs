@@ -46,10 +46,13 @@ struct ServeArgs {
     /// The cluster id (default: the data dir's, or derived from the voters).
     #[arg(long)]
     cluster_id: Option<String>,
-    /// HOST:PORT of this node's controller voter (quorum traffic).
+    /// HOST:PORT of this node's controller (quorum traffic); a voter's
+    /// defaults to its voter list entry, a broker-only node's to the listen
+    /// host with a port the OS picks.
     #[arg(long)]
     controller_listen: Option<String>,
-    /// ID@HOST:PORT,... of the controller voters; unset: a one-node cluster.
+    /// ID@HOST:PORT,... of the controller voters (a node not listed runs a
+    /// broker only); unset: a one-node cluster.
     #[arg(long)]
     controller_quorum_voters: Option<String>,
     /// Kafka's broker.rack.

@@ -550,3 +550,158 @@ fn five_voters_survive_two_losses() {
         assert!(node.image().0 >= index);
     }
 }
+
+/// Node 4, outside the voter list: a learner of `cluster`, listening at
+/// `listen`.
+fn start_learner(
+    cluster: &Cluster,
+    cluster_id: &str,
+    listen: SocketAddr,
+    dir: &Path,
+) -> Controller {
+    let voters = (1..).zip(cluster.addrs.iter().copied()).collect();
+    let mut config = ControllerConfig::new(4, cluster_id, listen, voters, dir);
+    config.raft_heartbeat_interval_ms = 50;
+    config.raft_election_timeout_ms = 500;
+    let learner = Controller::start(config).unwrap();
+    assert!(!learner.is_voter());
+    wait_for("the learner to join", || learner.joined().then_some(()));
+    learner
+}
+
+/// A node outside the voter list joins as a learner: it gets the log by
+/// replication, its proposals and heartbeats commit through the leader,
+/// it is never a voter nor the leader, a restart at the same address
+/// changes no membership unless it fell behind, the voters commit and
+/// elect without it, and it catches up at a new address.
+#[test]
+fn a_learner_follows_the_log_and_never_votes() {
+    let mut cluster = Cluster::start(&["c12", "c12", "c12"]);
+    let leader = agreed_leader(&cluster.live());
+    register_brokers(cluster.node(leader));
+    create_topic(cluster.node(leader), "before", 2, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let first_addr = free_addrs(1)[0];
+    let learner = start_learner(&cluster, "c12", first_addr, dir.path());
+    wait_image(&learner, "the log on the learner", |i| {
+        i.topics.contains_key("before") && i.live_brokers().count() == 3
+    });
+    for node in cluster.live().into_iter().chain([&learner]) {
+        wait_for("the learner in every membership", || {
+            let q = node.quorum();
+            let voters_only = q.voters == (1..=3).collect();
+            (voters_only && q.learners.get(&4) == Some(&first_addr.to_string())).then_some(())
+        });
+    }
+    // Its broker registers and is unfenced through it; placement uses it.
+    let incarnation = Uuid::from_u128(4004);
+    block_on(learner.propose(register(4, incarnation))).unwrap();
+    wait_for("broker 4 unfenced", || {
+        let reply = block_on(learner.heartbeat(4, incarnation, learner.image().0)).ok()?;
+        (!reply.fenced).then_some(())
+    });
+    wait_image(&learner, "four live brokers", |i| {
+        i.live_brokers().count() == 4
+    });
+    let index = create_topic(&learner, "via-learner", 4, 4);
+    for node in cluster.live() {
+        wait_image(node, "the learner's topic", |i| {
+            i.topics
+                .get("via-learner")
+                .is_some_and(|t| t.partitions.iter().all(|p| p.replicas.contains(&4)))
+        });
+        assert!(node.image().0 >= index);
+    }
+    assert_eq!(learner.leader(), Some(leader));
+
+    // A restart at the same address: no new membership.
+    let membership = cluster.node(leader).quorum().membership_index;
+    learner.shutdown();
+    drop(learner);
+    let learner = start_learner(&cluster, "c12", first_addr, dir.path());
+    assert_eq!(cluster.node(leader).quorum().membership_index, membership);
+
+    // Gone: the voters commit without it. Back at the same address but
+    // behind, its entry is written again (its stream rebuilt), and it
+    // catches up.
+    learner.shutdown();
+    drop(learner);
+    create_topic(cluster.node(leader), "without-learner", 1, 3);
+    let learner = start_learner(&cluster, "c12", first_addr, dir.path());
+    assert!(cluster.node(leader).quorum().membership_index > membership);
+    wait_image(&learner, "what the learner missed", |i| {
+        i.topics.contains_key("without-learner")
+    });
+
+    // Gone again: the voters elect among themselves.
+    learner.shutdown();
+    drop(learner);
+    cluster.stop(leader);
+    let next = agreed_leader_other_than(&cluster.live(), Some(leader));
+    assert_ne!(next, 4);
+    create_topic(cluster.node(next), "after-election", 1, 2);
+
+    // Back at another address: moved, and caught up.
+    let second_addr = free_addrs(1)[0];
+    let learner = start_learner(&cluster, "c12", second_addr, dir.path());
+    wait_image(&learner, "what the learner missed again", |i| {
+        i.topics.contains_key("after-election")
+    });
+    assert_eq!(
+        cluster.node(next).quorum().learners.get(&4),
+        Some(&second_addr.to_string())
+    );
+    assert_eq!(learner.leader(), Some(next));
+}
+
+/// A learner whose data dir was wiped joins again and gets the whole log.
+#[test]
+fn a_learner_with_a_wiped_data_dir_catches_up() {
+    let cluster = Cluster::start(&["c13", "c13", "c13"]);
+    let leader = agreed_leader(&cluster.live());
+    register_brokers(cluster.node(leader));
+    let addr = free_addrs(1)[0];
+    let first = tempfile::tempdir().unwrap();
+    let learner = start_learner(&cluster, "c13", addr, first.path());
+    create_topic(cluster.node(leader), "one", 1, 3);
+    wait_image(&learner, "the first topic", |i| {
+        i.topics.contains_key("one")
+    });
+    learner.shutdown();
+    drop(learner);
+    create_topic(cluster.node(leader), "second", 1, 3);
+    let wiped = tempfile::tempdir().unwrap();
+    let learner = start_learner(&cluster, "c13", addr, wiped.path());
+    wait_image(&learner, "the whole log again", |i| {
+        i.topics.contains_key("one") && i.topics.contains_key("second")
+    });
+}
+
+/// Raft traffic from a node outside the voter list is refused: a node
+/// that wrongly calls itself a voter cannot disturb the quorum.
+#[test]
+fn raft_traffic_from_a_non_voter_is_refused() {
+    let cluster = Cluster::start(&["c14", "c14", "c14"]);
+    let leader = agreed_leader(&cluster.live());
+    let refused = |c: &Cluster| -> u64 { c.live().iter().map(|n| n.peers_refused()).sum() };
+    let before = refused(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let own = free_addrs(1)[0];
+    let voters = vec![(1, cluster.addrs[0]), (2, cluster.addrs[1]), (4, own)];
+    let mut config = ControllerConfig::new(4, "c14", own, voters, dir.path());
+    config.raft_heartbeat_interval_ms = 50;
+    config.raft_election_timeout_ms = 500;
+    let rogue = Controller::start(config).unwrap();
+    wait_for("the rogue's vote requests refused", || {
+        (refused(&cluster) > before).then_some(())
+    });
+    assert_eq!(agreed_leader(&cluster.live()), leader);
+    block_on(
+        cluster
+            .node(leader)
+            .propose(register(1, Uuid::from_u128(14))),
+    )
+    .unwrap();
+    assert!(rogue.image().1.brokers.is_empty());
+    assert_ne!(rogue.leader(), Some(leader));
+}

@@ -36,49 +36,6 @@ fn rf3<'a>(topic: &'a str, partitions: i32, configs: &[(&'a str, &'a str)]) -> N
     )
 }
 
-/// Waits until every partition of `topic` has the ISR `isr` (sorted) on
-/// every live node; returns the views.
-fn wait_isr(cluster: &Cluster, topic: &str, partitions: i32, isr: &[i32]) -> Vec<PartitionView> {
-    (0..partitions)
-        .map(|p| {
-            cluster.wait_view(topic, p, &format!("ISR {isr:?} for {topic}/{p}"), |v| {
-                v.leader >= 0 && v.isr == isr
-            })
-        })
-        .collect()
-}
-
-/// Waits (bounded) until nodes `ids` hold byte-identical, non-empty
-/// `.log` data for `topic`/`partition`; returns those bytes.
-fn wait_logs_identical(cluster: &Cluster, topic: &str, partition: i32, ids: &[i32]) -> Vec<u8> {
-    cluster.wait_for(
-        &format!("nodes {ids:?} to hold identical {topic}/{partition} logs"),
-        WAIT,
-        || {
-            let logs: Vec<(i32, Vec<u8>)> = ids
-                .iter()
-                .map(|&id| (id, cluster.log_bytes(id, topic, partition)))
-                .collect();
-            let first = &logs[0].1;
-            if !first.is_empty() && logs.iter().all(|(_, l)| l == first) {
-                return Ok(first.clone());
-            }
-            let sizes: Vec<String> = logs
-                .iter()
-                .map(|(id, l)| {
-                    let relation = match l.iter().zip(first).position(|(a, b)| a != b) {
-                        Some(at) => format!("differs from node {} at byte {at}", logs[0].0),
-                        None if l.len() == first.len() => "same".to_string(),
-                        None => format!("shares a prefix with node {}", logs[0].0),
-                    };
-                    format!("node {id}: {} bytes ({relation})", l.len())
-                })
-                .collect();
-            Err(sizes.join("; "))
-        },
-    )
-}
-
 /// The compression codec (attributes & 7) of every record batch in a
 /// partition's concatenated `.log` bytes.
 fn batch_codecs(log: &[u8]) -> Vec<u8> {
@@ -177,7 +134,7 @@ fn acks_all_survives_leader_kill9() {
         PARTITIONS as i32,
         &[("min.insync.replicas", "2")],
     ));
-    wait_isr(&cluster, TOPIC, PARTITIONS as i32, &ALL3);
+    cluster.wait_isr(TOPIC, PARTITIONS as i32, &ALL3);
 
     // Every node's port is kept across restarts, so this list stays valid.
     let mut config = producer_config(&cluster.bootstrap());
@@ -427,7 +384,7 @@ fn lagging_follower_leaves_and_rejoins_isr() {
         ],
     );
     cluster.create_topic(&rf3(TOPIC, 1, &[]));
-    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
     let values: Vec<String> = (0..200).map(|i| format!("before-{i}")).collect();
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values);
 
@@ -481,7 +438,7 @@ fn lagging_follower_leaves_and_rejoins_isr() {
         ctx.failed.lock().unwrap().first()
     );
 
-    wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
     let log = read_to_end(&cluster.bootstrap(), TOPIC, 1);
     let stored: BTreeSet<String> = log[&0].iter().map(|(_, v)| value_str(v)).collect();
     let expected = values
@@ -520,13 +477,13 @@ fn diverged_leader_truncates_on_restart() {
             ("unclean.leader.election.enable", "false"),
         ],
     ));
-    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
     let leader = view.leader;
     let followers: Vec<i32> = ALL3.into_iter().filter(|&id| id != leader).collect();
 
     let committed: Vec<String> = (0..100).map(|i| format!("all-{i}")).collect();
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &committed);
-    let common_log = wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    let common_log = cluster.wait_logs_identical(TOPIC, 0, &ALL3);
 
     for &f in &followers {
         cluster.sigstop(f);
@@ -565,7 +522,7 @@ fn diverged_leader_truncates_on_restart() {
     cluster.wait_view(TOPIC, 0, &format!("node {leader} back in the ISR"), |v| {
         v.isr == ALL3
     });
-    wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
 
     let log = read_to_end(&cluster.bootstrap(), TOPIC, 1);
     let stored: Vec<String> = log[&0].iter().map(|(_, v)| value_str(v)).collect();
@@ -649,7 +606,7 @@ fn followers_are_byte_identical_for_every_codec() {
     ];
     let cluster = Cluster::start(3);
     cluster.create_topic(&rf3(TOPIC, 1, &[]));
-    wait_isr(&cluster, TOPIC, 1, &ALL3);
+    cluster.wait_isr(TOPIC, 1, &ALL3);
     let mut expected = Vec::new();
     for (codec, _) in CODECS {
         let mut config = producer_config(&cluster.bootstrap());
@@ -663,7 +620,7 @@ fn followers_are_byte_identical_for_every_codec() {
         produce(&config, TOPIC, &values);
         expected.extend(values.into_iter().map(|m| m.value.unwrap()));
     }
-    let log = wait_logs_identical(&cluster, TOPIC, 0, &ALL3);
+    let log = cluster.wait_logs_identical(TOPIC, 0, &ALL3);
     let codecs: BTreeSet<u8> = batch_codecs(&log).into_iter().collect();
     assert_eq!(
         codecs,
@@ -711,7 +668,7 @@ fn group_survives_coordinator_kill9() {
         ],
     );
     cluster.create_topic(&rf3(TOPIC, PARTITIONS, &[]));
-    wait_isr(&cluster, TOPIC, PARTITIONS, &ALL3);
+    cluster.wait_isr(TOPIC, PARTITIONS, &ALL3);
     let msgs: Vec<Msg> = (0..TOTAL)
         .map(|i| Msg::value(i.to_string()).to(i as i32 % PARTITIONS))
         .collect();
@@ -839,7 +796,7 @@ fn preferred_leader_takes_its_partition_back() {
     let mut cluster = Cluster::start_with(3, &["--leader-imbalance-check-interval-seconds", "1"]);
     let assigned = NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[2, 3, 1]]));
     cluster.create_topic(&assigned);
-    let view = wait_isr(&cluster, TOPIC, 1, &ALL3).remove(0);
+    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
     assert_eq!(view.leader, 2, "the first replica leads a new partition");
 
     let before: Vec<String> = (0..50).map(|i| format!("before-{i}")).collect();
@@ -884,7 +841,7 @@ fn transactions_survive_coordinator_kill9() {
         ],
     );
     cluster.create_topic(&rf3(TOPIC, 2, &[("min.insync.replicas", "2")]));
-    wait_isr(&cluster, TOPIC, 2, &ALL3);
+    cluster.wait_isr(TOPIC, 2, &ALL3);
 
     let producer_for = |bootstrap: &str| -> ThreadedProducer<DefaultProducerContext> {
         let mut config = producer_config(bootstrap);

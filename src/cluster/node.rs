@@ -1,7 +1,13 @@
-//! A broker in a cluster: it runs its controller voter (combined mode),
+//! A broker in a cluster: it runs its controller, a voter (combined mode)
+//! when it is in the voter list, else a learner (a broker-only node),
 //! registers with the quorum, heartbeats, and serves clients only once the
-//! active controller has unfenced it; at stop it asks for a controlled
-//! shutdown first.
+//! active controller has unfenced it, which needs this node's image caught
+//! up; at stop it asks for a controlled shutdown first.
+//!
+//! A broker-only node's controller listens at `controller_listen`, by
+//! default on the client listener's host with a port the OS picks: the
+//! node tells the active controller its address at every start, so
+//! nothing else needs to know it.
 //!
 //! Everything here runs on plain threads (the main thread and a heartbeat
 //! thread); shards reach the controller through the `Send + Sync` handle.
@@ -32,16 +38,19 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub enum NodeError {
     #[error(transparent)]
     Voters(#[from] voters::VotersError),
-    #[error(
-        "node {0} is not in controller_quorum_voters: broker-only nodes are not served yet, \
-         every node of a cluster runs a controller voter (combined mode)"
-    )]
-    BrokerOnly(i32),
     #[error("controller address {addr}: {error}")]
     Address { addr: String, error: String },
     #[error(transparent)]
     Controller(#[from] ControllerError),
-    #[error("no quorum within {0:?}: could not register with the controller")]
+    #[error(
+        "not in the quorum within {0:?}: no active controller took this broker-only node \
+         as a learner (are the voters up and reachable?)"
+    )]
+    Join(Duration),
+    #[error(
+        "no quorum within {0:?}: could not register with the controller (a broker-only \
+         node also needs its controller listener reachable from the voters)"
+    )]
     Register(Duration),
     #[error("the controller did not unfence this broker within {0:?}")]
     Unfence(Duration),
@@ -69,12 +78,39 @@ fn resolve(addr: &str) -> Result<SocketAddr, NodeError> {
         .ok_or_else(|| fail("resolves to no address".into()))
 }
 
+/// A broker-only node's controller listener: `controller_listen`, else
+/// the client listener's host with a port the OS picks.
+fn learner_listen(config: &BrokerConfig) -> String {
+    if let Some(listen) = &config.controller_listen {
+        return listen.clone();
+    }
+    let host = config
+        .listen
+        .rsplit_once(':')
+        .map_or(config.listen.as_str(), |(host, _)| host);
+    format!("{host}:0")
+}
+
+/// The host the voters dial a broker-only node's controller at: the one
+/// it listens on, unless that is a wildcard (0.0.0.0, ::), then the host
+/// it advertises to clients.
+fn learner_host(listen: &str, bound: SocketAddr, advertised: &(String, i32)) -> String {
+    if bound.ip().is_unspecified() {
+        return advertised.0.clone();
+    }
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
 /// The exit status of a node whose controller thread died.
 const CONTROLLER_DIED_EXIT_CODE: i32 = 70;
 
 impl ClusterNode {
-    /// Starts the controller voter, registers the broker at `advertised`
-    /// and waits (bounded) until the active controller unfences it.
+    /// Starts the controller (voter or learner), registers the broker at
+    /// `advertised` and waits (bounded) until the active controller
+    /// unfences it.
     pub fn start(
         config: &BrokerConfig,
         cluster_id: &str,
@@ -82,19 +118,22 @@ impl ClusterNode {
         advertised: &(String, i32),
     ) -> Result<ClusterNode, NodeError> {
         let node_id = config.node_id;
-        let listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?
-            .ok_or(NodeError::BrokerOnly(node_id))?;
+        let voter_listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?;
+        let learner = voter_listen.is_none();
+        let listen = match voter_listen {
+            Some(listen) => listen,
+            None => learner_listen(config),
+        };
         let mut voter_addrs = Vec::with_capacity(voters.len());
         for v in voters {
             voter_addrs.push((v.id, resolve(&v.addr)?));
         }
-        let mut controller_config = ControllerConfig::new(
-            node_id,
-            cluster_id,
-            resolve(&listen)?,
-            voter_addrs,
-            &config.data_dir,
-        );
+        let bind = resolve(&listen)?;
+        let mut controller_config =
+            ControllerConfig::new(node_id, cluster_id, bind, voter_addrs, &config.data_dir);
+        if learner {
+            controller_config.advertised_host = Some(learner_host(&listen, bind, advertised));
+        }
         controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
         controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
         controller_config.leader_rebalance = config.auto_leader_rebalance_enable.then_some((
@@ -112,6 +151,7 @@ impl ClusterNode {
             heartbeats: std::sync::Mutex::new(None),
         };
         let wait = Duration::from_millis(config.broker_startup_timeout_ms);
+        node.wait_joined(wait)?;
         node.register(advertised, config.broker_rack.clone(), wait)?;
         let heartbeats = node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?;
         *node.heartbeats.lock().expect("never poisoned") = Some(heartbeats);
@@ -189,6 +229,19 @@ impl ClusterNode {
             })
     }
 
+    /// A broker-only node: until the active controller has it as a
+    /// learner, so that the metadata log reaches it.
+    fn wait_joined(&self, wait: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + wait;
+        while !self.controller.joined() {
+            if Instant::now() >= deadline {
+                return Err(NodeError::Join(wait));
+            }
+            std::thread::sleep(RETRY_PAUSE / 4);
+        }
+        Ok(())
+    }
+
     fn wait_unfenced(&self, wait: Duration) -> Result<(), NodeError> {
         let deadline = Instant::now() + wait;
         let mine = |reg: &crate::controller::image::BrokerRegistration| {
@@ -241,12 +294,38 @@ impl ClusterNode {
         );
     }
 
-    /// Stops the heartbeats and the controller voter.
+    /// Stops the heartbeats and the controller.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(heartbeats) = self.heartbeats.lock().expect("never poisoned").take() {
             let _ = heartbeats.join();
         }
         self.controller.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_only_node_listens_beside_its_clients_and_is_dialed_where_reachable() {
+        let mut config = BrokerConfig {
+            listen: "127.0.0.1:9092".into(),
+            ..BrokerConfig::default()
+        };
+        assert_eq!(learner_listen(&config), "127.0.0.1:0");
+        config.controller_listen = Some("[::]:9093".into());
+        assert_eq!(learner_listen(&config), "[::]:9093");
+        let advertised = ("kafka-4.example".to_string(), 9092);
+        let any: SocketAddr = "[::]:9093".parse().unwrap();
+        assert_eq!(
+            learner_host("[::]:9093", any, &advertised),
+            "kafka-4.example"
+        );
+        let own: SocketAddr = "10.0.0.4:9093".parse().unwrap();
+        assert_eq!(learner_host("node4:9093", own, &advertised), "node4");
+        let v6: SocketAddr = "[fd00::4]:9093".parse().unwrap();
+        assert_eq!(learner_host("[fd00::4]:9093", v6, &advertised), "fd00::4");
     }
 }

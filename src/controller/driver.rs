@@ -1,12 +1,13 @@
 //! The controller thread: a tokio current-thread runtime that runs
-//! openraft, the quorum listener, the fencing loop, and the commands the
-//! `Controller` handle sends. Nothing here runs on a glommio shard; the
-//! shards reach it only through the handle's channel and oneshots.
+//! openraft, the quorum listener, the fencing loop, a learner's join, and
+//! the commands the `Controller` handle sends. Nothing here runs on a
+//! glommio shard; the shards reach it only through the handle's channel
+//! and oneshots.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::fencing::{fence_loop, movable_leaderships, Sessions};
+use super::learner::join_loop;
 use super::log_store::LogStore;
 use super::network::accept_loop;
 use super::peers::{Forwarder, Network};
@@ -54,8 +56,12 @@ pub enum Command {
 
 #[derive(Default)]
 pub struct Stats {
-    /// Connections refused at hello (wrong cluster, not a voter).
+    /// Connections refused: at hello (wrong cluster), or a request the
+    /// peer may not send.
     pub peers_refused: AtomicU64,
+    /// In the membership: a voter always, a learner once the active
+    /// controller has added it (at this start).
+    pub joined: AtomicBool,
 }
 
 /// What the controller thread's tasks share.
@@ -63,6 +69,10 @@ pub struct Core {
     pub node_id: i32,
     pub cluster_id: String,
     pub voters: BTreeMap<i32, SocketAddr>,
+    /// Set on a learner: where the voters dial it.
+    pub learner_address: Option<String>,
+    /// Which voter a learner that knows no leader asks next.
+    voter_turn: AtomicUsize,
     pub propose_timeout: Duration,
     pub session_timeout: Duration,
     /// Auto leader rebalance: check interval and allowed imbalance (%).
@@ -109,6 +119,19 @@ impl Core {
         (m.current_leader.map(|id| id as i32) == Some(self.node_id)).then_some(m.current_term)
     }
 
+    /// The next voter in turn, for a learner that knows no leader (or a
+    /// dead one): any voter answers with the leader it knows. A voter asks
+    /// no one and waits for the election instead.
+    fn next_voter(&self) -> Option<i32> {
+        // Only a learner has an address of its own to be dialed at.
+        self.learner_address.as_ref()?;
+        let turn = self.voter_turn.fetch_add(1, Ordering::Relaxed);
+        self.voters
+            .keys()
+            .nth(turn % self.voters.len().max(1))
+            .copied()
+    }
+
     pub fn image(&self) -> Published {
         self.images.borrow().clone()
     }
@@ -124,6 +147,9 @@ impl Core {
             }
             Request::Propose(record) => Response::Propose(self.propose_as_leader(record).await),
             Request::Heartbeat(h) => Response::Heartbeat(self.heartbeat_as_leader(h).await),
+            Request::AddLearner { id, addr } => {
+                Response::AddLearner(self.add_learner_as_leader(id, addr).await)
+            }
         }
     }
 
@@ -197,9 +223,11 @@ impl Core {
     }
 
     /// Runs `local` if this node leads, else sends `remote()` to the
-    /// leader; while there is none, or it moved, asks again. The caller
-    /// bounds the whole.
-    async fn at_leader<T, Fut>(
+    /// leader; while there is none, or it moved, asks again, first the
+    /// leader a refusing peer named. A learner that knows no leader, or
+    /// cannot reach it, asks the voters in turn. The caller bounds the
+    /// whole.
+    pub(super) async fn at_leader<T, Fut>(
         &self,
         local: impl Fn() -> Fut,
         remote: impl Fn() -> Request,
@@ -208,8 +236,13 @@ impl Core {
     where
         Fut: Future<Output = Result<T, ControllerError>>,
     {
+        let mut named: Option<i32> = None;
         loop {
-            let result = match self.leader() {
+            let target = named
+                .take()
+                .or_else(|| self.leader())
+                .or_else(|| self.next_voter());
+            let result = match target {
                 Some(leader) if leader == self.node_id => local().await,
                 Some(leader) => {
                     let call = self
@@ -225,7 +258,12 @@ impl Core {
                 None => Err(ControllerError::NotLeader { leader: None }),
             };
             match result {
-                Err(ControllerError::NotLeader { .. } | ControllerError::Unavailable(_)) => {
+                Err(ControllerError::NotLeader { leader }) => {
+                    named = leader.filter(|&l| Some(l) != target);
+                    tokio::time::sleep(LEADER_RETRY_INTERVAL).await;
+                }
+                Err(ControllerError::Unavailable(_)) => {
+                    named = self.next_voter();
                     tokio::time::sleep(LEADER_RETRY_INTERVAL).await;
                 }
                 other => return other,
@@ -320,6 +358,8 @@ impl Core {
 /// so that start-up errors are returned, not logged.
 pub struct Start {
     pub config: ControllerConfig,
+    /// A learner's address, for its join; `None` on a voter.
+    pub learner_address: Option<String>,
     pub listener: std::net::TcpListener,
     pub log: LogStore,
     pub state_machine: StateMachine,
@@ -351,6 +391,7 @@ pub fn run(start: Start, started: std::sync::mpsc::Sender<Started>) {
 async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
     let Start {
         config,
+        learner_address,
         listener,
         log,
         state_machine,
@@ -363,6 +404,8 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         node_id: config.node_id,
         cluster_id: config.cluster_id.clone(),
         voters: config.voters.iter().copied().collect(),
+        learner_address: learner_address.clone(),
+        voter_turn: AtomicUsize::new(0),
         propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
         leader_rebalance: config
@@ -393,6 +436,11 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
     };
     tokio::spawn(accept_loop(listener, core.clone()));
     tokio::spawn(fence_loop(core.clone()));
+    if let Some(address) = learner_address {
+        tokio::spawn(join_loop(core.clone(), address));
+    } else {
+        core.stats.joined.store(true, Ordering::SeqCst);
+    }
     let _ = started.send(Ok(raft.metrics()));
     loop {
         tokio::select! {
@@ -431,10 +479,11 @@ async fn start_raft(
     .await
     .map_err(|e| ControllerError::Raft(e.to_string()))?;
     core.raft.set(raft.clone()).ok().expect("raft is set once");
-    if fresh {
+    if fresh && config.is_voter() {
         // Every voter of a new cluster initializes itself with the same
         // static membership; openraft allows that, and the first log entry
-        // (index 0) is identical on all of them.
+        // (index 0) is identical on all of them. A learner never does: it
+        // takes the membership from the leader's log.
         let members: BTreeMap<u64, BasicNode> = config
             .voters
             .iter()

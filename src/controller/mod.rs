@@ -1,9 +1,12 @@
 //! The metadata quorum: Raft (openraft) over the cluster image.
 //!
-//! Each voter runs one `Controller`: its own OS thread with a tokio
-//! current-thread runtime (metadata changes are rare, and the glommio
+//! Every node of a cluster runs one `Controller`: its own OS thread with a
+//! tokio current-thread runtime (metadata changes are rare, and the glommio
 //! shards must never block on them), its own TCP listener, and its Raft
-//! log, vote and snapshots under `<data_dir>/__cluster_metadata/`. The
+//! log, vote and snapshots under `<data_dir>/__cluster_metadata/`. A node
+//! in the voter list is a voter; any other node is a learner (Kafka's
+//! broker-only node): it never votes nor leads, receives the same log by
+//! replication and applies it to the same image (see `learner`). The
 //! handle is `Send + Sync`; its calls return at once with futures backed
 //! by `futures::channel::oneshot`, so a shard awaits them without blocking.
 //! Shards see the cluster only as `Arc<ClusterImage>` snapshots.
@@ -14,6 +17,7 @@
 //! - `records`: the metadata records and `apply`, the one way to change it.
 //! - `placement`, `election`: replica placement and leader election, pure.
 //! - `fencing`: broker sessions and leadership repair on the active controller.
+//! - `learner`: non-voters joining the quorum's membership, and `Quorum`.
 //! - `log_store`, `state_machine`, `types`: openraft storage on disk.
 //! - `network`, `peers`, `rpc`: quorum framing, listener, clients, messages.
 //! - `driver`: the controller thread.
@@ -22,6 +26,7 @@ mod driver;
 pub mod election;
 mod fencing;
 pub mod image;
+mod learner;
 mod log_store;
 mod network;
 mod peers;
@@ -44,6 +49,7 @@ pub use fencing::FENCE_CHECK_INTERVAL;
 pub use image::{
     BrokerRegistration, ClusterImage, Endpoint, PartitionState, TopicImage, NO_LEADER,
 };
+pub use learner::Quorum;
 pub use network::FRAME_BYTES_MAX;
 pub use records::{ConfigChange, ConfigResource, MetadataRecord, RecordError, RecordOutcome};
 pub use rpc::{BrokerHeartbeat, HeartbeatReply};
@@ -60,15 +66,22 @@ pub const COMMANDS_MAX: usize = 1024;
 /// Kafka's cluster ids are 22 characters; this only bounds the hello.
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 
-/// How a voter starts. `new` fills the timing fields with their defaults.
+/// How a controller starts: a voter when `node_id` is in `voters`, else a
+/// learner. `new` fills the other fields with their defaults.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
     pub node_id: i32,
     pub cluster_id: String,
     /// The quorum listener (`controller_listen`); port 0 picks one.
     pub listen: SocketAddr,
-    /// Every voter, this node included (`controller_quorum_voters`).
+    /// Every voter (`controller_quorum_voters`), this node included unless
+    /// it is a learner.
     pub voters: Vec<(i32, SocketAddr)>,
+    /// A learner only: the host the active controller dials to replicate
+    /// to it, with the port `listen` bound (voters are dialed at their
+    /// entry in `voters`). `None`: `listen`'s IP, which must then not be
+    /// unspecified (0.0.0.0 or ::).
+    pub advertised_host: Option<String>,
     pub data_dir: PathBuf,
     /// How long a proposal may wait to be committed and applied; past it
     /// the caller answers REQUEST_TIMED_OUT (as when a majority is lost).
@@ -99,6 +112,7 @@ impl ControllerConfig {
             cluster_id: cluster_id.into(),
             listen,
             voters,
+            advertised_host: None,
             data_dir: data_dir.into(),
             metadata_propose_timeout_ms: 10_000,
             broker_session_timeout_ms: 9_000,
@@ -136,8 +150,11 @@ impl ControllerConfig {
                 ));
             }
         }
-        if !self.voters.iter().any(|(id, _)| *id == self.node_id) {
-            return bad(format!("node {} is not in the voter list", self.node_id));
+        if !self.is_voter() && self.advertised_host.is_none() && self.listen.ip().is_unspecified() {
+            return bad(format!(
+                "learner {} listens on {} and has no advertised host the voters could dial",
+                self.node_id, self.listen
+            ));
         }
         if self.raft_heartbeat_interval_ms == 0
             || self.raft_election_timeout_ms <= self.raft_heartbeat_interval_ms
@@ -146,6 +163,26 @@ impl ControllerConfig {
             return bad("raft heartbeat < election timeout, and timeouts > 0".into());
         }
         Ok(())
+    }
+
+    /// Whether this node votes (else it is a learner).
+    pub fn is_voter(&self) -> bool {
+        self.voters.iter().any(|(id, _)| *id == self.node_id)
+    }
+
+    /// Where a learner's listener, bound at `bound`, is dialed from the
+    /// voters: `None` for a voter.
+    fn learner_address(&self, bound: SocketAddr) -> Option<String> {
+        if self.is_voter() {
+            return None;
+        }
+        let host = match &self.advertised_host {
+            // An IPv6 literal needs its brackets before the port.
+            Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            Some(h) => h.clone(),
+            None => return Some(bound.to_string()),
+        };
+        Some(format!("{host}:{}", bound.port()))
     }
 }
 
@@ -192,10 +229,12 @@ impl ControllerError {
     }
 }
 
-/// A voter of the metadata quorum. `Send + Sync`; no call blocks but
-/// `shutdown`.
+/// A node of the metadata quorum, voter or learner. `Send + Sync`; no
+/// call blocks but `shutdown`.
 pub struct Controller {
     node_id: i32,
+    /// Else a learner: never votes, never leads.
+    voter: bool,
     listen_addr: SocketAddr,
     commands: mpsc::Sender<Command>,
     images: watch::Receiver<Published>,
@@ -207,7 +246,8 @@ pub struct Controller {
 
 impl Controller {
     /// Opens the quorum's storage, binds its listener and starts its
-    /// thread. A single voter elects itself at once.
+    /// thread. A single voter elects itself at once; a learner asks the
+    /// active controller to add it (in the background, until it is in).
     pub fn start(config: ControllerConfig) -> Result<Controller, ControllerError> {
         config.validate()?;
         let dir = config.data_dir.join(METADATA_DIR);
@@ -223,12 +263,15 @@ impl Controller {
         let listener = std::net::TcpListener::bind(config.listen).map_err(listen_error)?;
         listener.set_nonblocking(true).map_err(listen_error)?;
         let listen_addr = listener.local_addr().map_err(listen_error)?;
+        let learner_address = config.learner_address(listen_addr);
+        let voter = config.is_voter();
         let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
         let stop = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
         let node_id = config.node_id;
         let start = driver::Start {
             config,
+            learner_address,
             listener,
             log,
             state_machine,
@@ -247,9 +290,11 @@ impl Controller {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(ControllerError::ShuttingDown),
         };
-        tracing::info!(node = node_id, %listen_addr, "controller started");
+        let role = if voter { "voter" } else { "learner" };
+        tracing::info!(node = node_id, %listen_addr, role, "controller started");
         Ok(Controller {
             node_id,
+            voter,
             listen_addr,
             commands,
             images,
@@ -262,6 +307,22 @@ impl Controller {
 
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// Whether this node is a voter (else a learner).
+    pub fn is_voter(&self) -> bool {
+        self.voter
+    }
+
+    /// Whether this node is in the quorum's membership: a voter always, a
+    /// learner once the active controller has confirmed it (each start).
+    pub fn joined(&self) -> bool {
+        self.stats.joined.load(Ordering::SeqCst)
+    }
+
+    /// Voters and learners as this node's membership shows them.
+    pub fn quorum(&self) -> Quorum {
+        learner::quorum(&self.metrics.borrow())
     }
 
     /// Whether the controller thread still runs: false once it stopped,
@@ -367,7 +428,8 @@ impl Controller {
         self.metrics.borrow().current_leader.map(|id| id as i32)
     }
 
-    /// Connections this node refused at hello (another cluster, not a voter).
+    /// Connections this node refused: at hello (another cluster), or a
+    /// request a peer may not send (Raft traffic from a non-voter).
     pub fn peers_refused(&self) -> u64 {
         self.stats.peers_refused.load(Ordering::Relaxed)
     }
@@ -448,9 +510,16 @@ mod tests {
         assert!(config(1, &[(1, 9001), (2, 9002), (3, 9003)])
             .validate()
             .is_ok());
+        // A node not in the list is a learner.
+        let mut learner = config(4, &[(1, 9001), (2, 9002), (3, 9003)]);
+        assert!(
+            learner.validate().is_err(),
+            "listening at voter 1's address"
+        );
+        learner.listen = addr(9004);
+        assert!(learner.validate().is_ok() && !learner.is_voter());
         let refused = [
             config(1, &[]),
-            config(4, &[(1, 9001), (2, 9002), (3, 9003)]),
             config(1, &[(1, 9001), (1, 9002), (3, 9003)]),
             config(1, &[(1, 9001), (2, 9002), (3, 9002)]),
             config(1, &[(2, 9001), (1, 9002), (3, 9003)]),
@@ -466,5 +535,15 @@ mod tests {
         let mut c = config(1, &[(1, 9001)]);
         c.cluster_id.clear();
         assert!(c.validate().is_err());
+        let mut c = config(4, &[(1, 9001)]);
+        c.listen = "0.0.0.0:0".parse().unwrap();
+        assert!(c.validate().is_err(), "a learner nobody could dial");
+        c.advertised_host = Some("::1".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            c.learner_address("0.0.0.0:7001".parse().unwrap()),
+            Some("[::1]:7001".into())
+        );
+        assert_eq!(config(1, &[(1, 9001)]).learner_address(addr(1)), None);
     }
 }

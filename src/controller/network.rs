@@ -2,9 +2,12 @@
 //!
 //! A frame is a 4-byte big-endian length and that many bytes of postcard,
 //! at most `FRAME_BYTES_MAX`. A connection opens with one `Hello` each
-//! way; a peer that is not a voter, belongs to another cluster or speaks
-//! another protocol version gets a log line and its connection closed. A
-//! frame too long or not decodable closes that connection only.
+//! way; a peer of another cluster or protocol version gets a log line and
+//! its connection closed. Any node of the cluster may connect (learners
+//! forward proposals and heartbeats, and ask to join), but Raft's own
+//! requests are taken from voters only, and a join only for the sender
+//! itself; any other request closes the connection the same way. A frame
+//! too long or not decodable closes that connection only.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -94,15 +97,27 @@ pub fn check_hello(core: &Core, hello: &Hello) -> Result<(), String> {
             hello.cluster_id, core.cluster_id
         ));
     }
-    if !core.voters.contains_key(&hello.node_id) {
-        return Err(format!("node {} is not in the voter list", hello.node_id));
-    }
     Ok(())
 }
 
-/// Dials `target` and exchanges hellos; the peer must be the voter we
-/// meant, in our cluster.
-pub async fn connect(core: &Core, target: i32, addr: SocketAddr) -> Result<TcpStream, FrameError> {
+/// Why node `from` may not send `request`, if it may not.
+pub fn check_request(core: &Core, from: i32, request: &Request) -> Result<(), String> {
+    if request.is_raft() && !core.voters.contains_key(&from) {
+        return Err(format!(
+            "node {from} is not in the voter list and sent Raft traffic"
+        ));
+    }
+    match request {
+        Request::AddLearner { id, .. } if *id != from => {
+            Err(format!("node {from} asked to add node {id} as a learner"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Dials `target` at `addr` (HOST:PORT) and exchanges hellos; the peer
+/// must be the node we meant, in our cluster.
+pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<TcpStream, FrameError> {
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| FrameError::Timeout)??;
@@ -115,7 +130,7 @@ pub async fn connect(core: &Core, target: i32, addr: SocketAddr) -> Result<TcpSt
         });
         if let Some(why) = refused {
             core.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(node = target, %addr, reason = %why, "refusing controller peer");
+            tracing::warn!(node = target, addr, reason = %why, "refusing controller peer");
             return Err(FrameError::Refused(why));
         }
         Ok(())
@@ -173,6 +188,11 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, core: &Core) -> Result<(
             }
             Err(e) => return Err(e),
         };
+        if let Err(why) = check_request(core, hello.node_id, &request) {
+            core.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, node = hello.node_id, reason = %why, "refusing controller request");
+            return Ok(());
+        }
         let response = core.handle(request).await;
         within(WRITE_TIMEOUT, write_frame(&mut stream, &response)).await?;
     }

@@ -1,7 +1,12 @@
 //! The quorum's outgoing side: openraft's network (one connection per
-//! target, redialed with a bounded backoff) and the forwarding of
-//! proposals and heartbeats to the active controller (a small pool of
-//! idle connections per peer).
+//! target, voter or learner, redialed with a bounded backoff) and the
+//! forwarding of proposals and heartbeats to the active controller (a
+//! small pool of idle connections per peer).
+//!
+//! A dead peer costs its replication stream one dial at a time, at most
+//! every `RECONNECT_BACKOFF_MAX` for a voter and `LEARNER_BACKOFF_MAX` for
+//! a learner; each stream is its own task in openraft and a learner is in
+//! no quorum, so commits never wait for it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +31,12 @@ use super::types::TypeConfig;
 /// First and largest wait between redials of an unreachable peer.
 pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Largest wait between redials of an unreachable learner: a broker-only
+/// node may be gone for good (decommissioned) and nothing waits for it, so
+/// dials (and openraft's log lines about them) stay rare. A learner that
+/// comes back does not wait it out (see `learner`: its join rebuilds the
+/// streams).
+pub const LEARNER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Idle forwarding connections kept per peer.
 pub const FORWARD_IDLE_MAX: usize = 4;
 
@@ -37,20 +48,48 @@ pub struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> PeerClient {
+    /// `node` is the membership's entry: openraft makes a new client when
+    /// the membership changes, so a learner's new address is picked up.
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        let target = target as i32;
+        // Voters are dialed where this node's voter list says, learners
+        // where they asked to be added.
+        let addr = match self.core.voters.get(&target) {
+            Some(addr) => addr.to_string(),
+            None => node.addr.clone(),
+        };
         PeerClient {
             core: self.core.clone(),
-            target: target as i32,
+            target,
+            addr,
             stream: None,
+            dial: None,
         }
     }
 }
+
+type Dial = tokio::task::JoinHandle<Result<TcpStream, FrameError>>;
 
 /// openraft's client for one peer; openraft calls it one RPC at a time.
 pub struct PeerClient {
     core: Arc<Core>,
     target: i32,
+    /// HOST:PORT of the peer's controller listener.
+    addr: String,
     stream: Option<TcpStream>,
+    /// A dial under way, in a task of its own: openraft bounds each
+    /// AppendEntries by a heartbeat interval, which would otherwise cut a
+    /// slow dial short and start another at once. So there is at most one
+    /// dial per peer, each bounded by `CONNECT_TIMEOUT` + `HELLO_TIMEOUT`.
+    dial: Option<Dial>,
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        if let Some(dial) = self.dial.take() {
+            dial.abort();
+        }
+    }
 }
 
 type RpcError<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
@@ -67,10 +106,19 @@ impl PeerClient {
         ttl: Duration,
     ) -> Result<Response, RPCError<u64, BasicNode, RaftError<u64, E>>> {
         if self.stream.is_none() {
-            let addr = self.core.voters[&self.target];
-            let stream = connect(&self.core, self.target, addr)
-                .await
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            let dial = self.dial.get_or_insert_with(|| {
+                let (core, target, addr) = (self.core.clone(), self.target, self.addr.clone());
+                tokio::spawn(async move { connect(&core, target, &addr).await })
+            });
+            // If openraft's timeout drops this future here, the dial goes
+            // on and the next call waits for the same one.
+            let dialed = dial.await;
+            self.dial = None;
+            let stream = match dialed {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+                Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            };
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().expect("connected above");
@@ -140,10 +188,15 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 
     fn backoff(&self) -> Backoff {
-        let doubling = (0..).map(|i: u32| {
+        let max = if self.core.voters.contains_key(&self.target) {
+            RECONNECT_BACKOFF_MAX
+        } else {
+            LEARNER_BACKOFF_MAX
+        };
+        let doubling = (0..).map(move |i: u32| {
             RECONNECT_BACKOFF_MIN
                 .saturating_mul(1 << i.min(16))
-                .min(RECONNECT_BACKOFF_MAX)
+                .min(max)
         });
         Backoff::new(doubling)
     }
@@ -173,7 +226,13 @@ impl Forwarder {
             .and_then(Vec::pop);
         let mut stream = match pooled {
             Some(s) => s,
-            None => within(ttl, connect(core, target, core.voters[&target])).await?,
+            None => {
+                // Only voters lead, so only voters are forwarded to.
+                let addr = core.voters.get(&target).ok_or_else(|| {
+                    FrameError::Refused(format!("node {target} is not in the voter list"))
+                })?;
+                within(ttl, connect(core, target, &addr.to_string())).await?
+            }
         };
         let response = within(ttl, async {
             write_frame(&mut stream, request).await?;

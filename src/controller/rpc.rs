@@ -14,7 +14,8 @@ use super::types::{Applied, TypeConfig};
 use super::ControllerError;
 
 /// Bumped when a message changes incompatibly; a peer speaking another
-/// version is refused at hello.
+/// version is refused at hello. New variants go last, which keeps the
+/// others' encoding.
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// The first frame each side sends on a connection.
@@ -56,6 +57,23 @@ pub enum Request {
     /// A record a non-leader forwards to the active controller.
     Propose(MetadataRecord),
     Heartbeat(BrokerHeartbeat),
+    /// A non-voter asks the active controller to replicate to it at `addr`
+    /// (only for itself: `id` is the sender's hello).
+    AddLearner {
+        id: i32,
+        addr: String,
+    },
+}
+
+impl Request {
+    /// Raft's own traffic, which only voters send: a learner never
+    /// campaigns and never leads.
+    pub fn is_raft(&self) -> bool {
+        matches!(
+            self,
+            Request::Vote(_) | Request::AppendEntries(_) | Request::InstallSnapshot(_)
+        )
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,4 +84,5 @@ pub enum Response {
     /// The committed entry's index and what applying it answered.
     Propose(Result<(u64, Applied), ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
+    AddLearner(Result<(), ControllerError>),
 }

@@ -1,6 +1,8 @@
-//! Several real `sluice` processes under one Raft metadata quorum (combined
-//! mode: every node is a controller voter and a broker), for placement,
-//! failover and replication tests.
+//! Several real `sluice` processes under one Raft metadata quorum, for
+//! placement, failover and replication tests. Nodes `1..=voters` are in the
+//! voter list (combined mode: a controller voter and a broker); nodes after
+//! them, if any, are broker-only nodes (not in the list: their controller
+//! is a learner).
 //!
 //! Node ids are `1..=n`. Each node keeps its client port across restarts,
 //! so a bootstrap list stays valid. Nodes can be killed (`kill9`), stopped
@@ -94,8 +96,20 @@ pub fn partition_view(
     })
 }
 
+/// Where a broker-only node's controller listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnerListen {
+    /// `--controller-listen` at a port picked once, kept across restarts.
+    Fixed,
+    /// No flag: the node's default (its client host, a port the OS picks
+    /// at every start).
+    Default,
+}
+
 pub struct Cluster {
     nodes: BTreeMap<i32, Broker>,
+    /// Nodes `1..=voters` are voters; the others broker-only.
+    voters: i32,
     /// Nodes SIGSTOPped and not resumed since: not live, and resumed
     /// before they are killed.
     paused: BTreeSet<i32>,
@@ -110,7 +124,21 @@ impl Cluster {
     /// Starts nodes `1..=n` at once (each waits for a quorum before it
     /// prints its ready line), passing `extra_args` to every node.
     pub fn start_with(n: i32, extra_args: &[&str]) -> Cluster {
-        assert!(n >= 1, "a cluster has at least one node");
+        Cluster::start_mixed(n, 0, LearnerListen::Fixed, extra_args)
+    }
+
+    /// Starts voters `1..=voters` and broker-only nodes after them, all at
+    /// once (each waits for the quorum before it prints its ready line),
+    /// passing `extra_args` to every node.
+    pub fn start_mixed(
+        voters: i32,
+        brokers_only: i32,
+        learner_listen: LearnerListen,
+        extra_args: &[&str],
+    ) -> Cluster {
+        assert!(voters >= 1, "a cluster has at least one voter");
+        assert!(brokers_only >= 0);
+        let n = voters + brokers_only;
         let mut common: Vec<String> = Vec::new();
         for (flag, default) in [
             ("--broker-session-timeout-ms", SESSION_TIMEOUT_MS),
@@ -122,9 +150,10 @@ impl Cluster {
         }
         common.extend(extra_args.iter().map(|s| s.to_string()));
         for attempt in 1..=START_ATTEMPTS {
-            let (nodes, failures) = start_nodes(n, &common);
+            let (nodes, failures) = start_nodes(voters, brokers_only, learner_listen, &common);
             let cluster = Cluster {
                 nodes,
+                voters,
                 paused: BTreeSet::new(),
             };
             if failures.is_empty() {
@@ -147,6 +176,11 @@ impl Cluster {
 
     pub fn ids(&self) -> Vec<i32> {
         self.nodes.keys().copied().collect()
+    }
+
+    /// The nodes in the voter list.
+    pub fn voters(&self) -> BTreeSet<i32> {
+        (1..=self.voters).collect()
     }
 
     pub fn node(&self, id: i32) -> &Broker {
@@ -436,6 +470,49 @@ impl Cluster {
         }
     }
 
+    /// Waits until every partition of `topic` has the ISR `isr` (sorted) on
+    /// every live node; returns the views.
+    pub fn wait_isr(&self, topic: &str, partitions: i32, isr: &[i32]) -> Vec<PartitionView> {
+        (0..partitions)
+            .map(|p| {
+                self.wait_view(topic, p, &format!("ISR {isr:?} for {topic}/{p}"), |v| {
+                    v.leader >= 0 && v.isr == isr
+                })
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until nodes `ids` hold byte-identical, non-empty
+    /// `.log` data for `topic`/`partition`; returns those bytes.
+    pub fn wait_logs_identical(&self, topic: &str, partition: i32, ids: &[i32]) -> Vec<u8> {
+        self.wait_for(
+            &format!("nodes {ids:?} to hold identical {topic}/{partition} logs"),
+            WAIT,
+            || {
+                let logs: Vec<(i32, Vec<u8>)> = ids
+                    .iter()
+                    .map(|&id| (id, self.log_bytes(id, topic, partition)))
+                    .collect();
+                let first = &logs[0].1;
+                if !first.is_empty() && logs.iter().all(|(_, l)| l == first) {
+                    return Ok(first.clone());
+                }
+                let sizes: Vec<String> = logs
+                    .iter()
+                    .map(|(id, l)| {
+                        let relation = match l.iter().zip(first).position(|(a, b)| a != b) {
+                            Some(at) => format!("differs from node {} at byte {at}", logs[0].0),
+                            None if l.len() == first.len() => "same".to_string(),
+                            None => format!("shares a prefix with node {}", logs[0].0),
+                        };
+                        format!("node {id}: {} bytes ({relation})", l.len())
+                    })
+                    .collect();
+                Err(sizes.join("; "))
+            },
+        )
+    }
+
     /// The concatenated bytes of node `id`'s `.log` segment files of
     /// `topic`/`partition`, in offset order (empty when it has none yet).
     /// Segment boundaries may differ between replicas; the bytes may not.
@@ -462,21 +539,31 @@ impl Cluster {
     }
 }
 
-/// Starts nodes `1..=n` at once on new voter ports; returns the nodes that
-/// started and a message per node that did not.
-fn start_nodes(n: i32, common: &[String]) -> (BTreeMap<i32, Broker>, Vec<String>) {
-    let voters: Vec<String> = (1..=n)
+/// Starts voters `1..=voters` and broker-only nodes after them at once on
+/// new controller ports; returns the nodes that started and a message per
+/// node that did not.
+fn start_nodes(
+    voters: i32,
+    brokers_only: i32,
+    learner_listen: LearnerListen,
+    common: &[String],
+) -> (BTreeMap<i32, Broker>, Vec<String>) {
+    let list: Vec<String> = (1..=voters)
         .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
         .collect();
-    let voters = voters.join(",");
-    let starting: Vec<_> = (1..=n)
+    let list = list.join(",");
+    let starting: Vec<_> = (1..=voters + brokers_only)
         .map(|id| {
             let mut args = vec![
                 "--node-id".to_string(),
                 id.to_string(),
                 "--controller-quorum-voters".to_string(),
-                voters.clone(),
+                list.clone(),
             ];
+            if id > voters && learner_listen == LearnerListen::Fixed {
+                args.push("--controller-listen".to_string());
+                args.push(format!("127.0.0.1:{}", free_port()));
+            }
             args.extend(common.iter().cloned());
             let thread = thread::spawn(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -436,6 +436,41 @@ fn base_config(bootstrap: &str) -> ClientConfig {
     c
 }
 
+/// Runs `sluice serve` on `data_dir` with `args`, expecting it to refuse to
+/// start; returns what it printed on stderr.
+pub fn refused_start(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sluice did not refuse to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "sluice started: {stderr}");
+    stderr
+}
+
 /// Producer config: acks=all, short timeouts, small linger.
 pub fn producer_config(bootstrap: &str) -> ClientConfig {
     let mut c = base_config(bootstrap);

@@ -1,0 +1,230 @@
+//! Learners: the controllers of nodes not in the voter list (Kafka's
+//! broker-only nodes).
+//!
+//! A learner runs the same controller as a voter but never initializes a
+//! membership, never votes and never leads. At every start it asks the
+//! active controller (`Request::AddLearner`, through any voter) to add it
+//! to the membership as an openraft learner at the address its listener
+//! is reachable on; from then on the leader replicates the metadata log to
+//! it like to any follower, and it applies the log to its own image. Its
+//! proposals and heartbeats go to the active controller as a non-leader
+//! voter's do.
+//!
+//! The membership changes only here: voters are fixed by
+//! `controller_quorum_voters`; learners are added, or their address set
+//! anew, and never removed. A learner gone for good costs the leader one
+//! dial at a time, at most every `LEARNER_BACKOFF_MAX` (`peers`), and no
+//! commit waits for it: learners are in no quorum.
+//!
+//! A restart at the same address adds nothing. If the leader's log moved
+//! on meanwhile, though, its stream to the learner may sit in that long
+//! backoff, which openraft cannot cut short; the leader then writes the
+//! learner's entry again (same address), which rebuilds the replication
+//! streams, so the restarted node catches up at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics};
+
+use super::driver::Core;
+use super::rpc::{Request, Response};
+use super::ControllerError;
+
+/// The pause between a learner's attempts to join while the quorum forms
+/// or the leader moves (each attempt is bounded by the propose timeout).
+pub const JOIN_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The quorum as one node's membership shows it (no Kafka API lists it:
+/// Metadata and DescribeCluster list brokers, and the controller id is
+/// always a voter's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quorum {
+    pub voters: BTreeSet<i32>,
+    /// Each learner and the address the leader replicates to it at.
+    pub learners: BTreeMap<i32, String>,
+    /// The log index of the membership in force; `None` before any.
+    pub membership_index: Option<u64>,
+}
+
+pub fn quorum(metrics: &RaftMetrics<u64, BasicNode>) -> Quorum {
+    let stored = &metrics.membership_config;
+    let membership = stored.membership();
+    Quorum {
+        voters: membership.voter_ids().map(|id| id as i32).collect(),
+        learners: membership
+            .learner_ids()
+            .filter_map(|id| Some((id as i32, membership.get_node(&id)?.addr.clone())))
+            .collect(),
+        membership_index: stored.log_id().map(|l| l.index),
+    }
+}
+
+/// What the membership needs for learner `id` at `addr`.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// It is there at that address, and the leader's log has reached it.
+    None,
+    /// It is there at that address, but behind: its stream may be backing
+    /// off from while it was down.
+    Refresh,
+    Add,
+    /// It is there at another address (a new port, say).
+    Move,
+}
+
+/// `behind`: the leader has entries the learner has not matched.
+fn change_for(
+    quorum: &Quorum,
+    id: i32,
+    addr: &str,
+    behind: bool,
+) -> Result<Change, ControllerError> {
+    if quorum.voters.contains(&id) {
+        return Err(ControllerError::Config(format!(
+            "node {id} is a voter; only nodes outside the voter list join as learners"
+        )));
+    }
+    Ok(match quorum.learners.get(&id) {
+        Some(known) if known == addr && behind => Change::Refresh,
+        Some(known) if known == addr => Change::None,
+        Some(_) => Change::Move,
+        None => Change::Add,
+    })
+}
+
+/// On the leader: whether `id`'s replication has not matched the last log
+/// entry (`None` sorts before any index).
+fn behind(metrics: &RaftMetrics<u64, BasicNode>, id: i32) -> bool {
+    let matched = metrics
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&(id as u64)).cloned().flatten())
+        .map(|log_id| log_id.index);
+    matched < metrics.last_log_index
+}
+
+impl Core {
+    /// On the active controller: makes learner `id` a member at `addr`,
+    /// answered once the membership is committed (or at once if it is
+    /// there already).
+    pub async fn add_learner_as_leader(
+        &self,
+        id: i32,
+        addr: String,
+    ) -> Result<(), ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let raft = self.raft();
+        let node = BasicNode::new(addr.clone());
+        let change = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            change_for(&quorum(&metrics), id, &addr, behind(&metrics, id))?
+        };
+        let write = match change {
+            Change::None => return Ok(()),
+            Change::Add => raft.add_learner(id as u64, node, false).await,
+            Change::Move | Change::Refresh => {
+                let nodes = BTreeMap::from([(id as u64, node)]);
+                raft.change_membership(ChangeMembers::SetNodes(nodes), true)
+                    .await
+            }
+        };
+        match write {
+            Ok(_) => {
+                tracing::info!(learner = id, %addr, ?change, "learner in the membership");
+                Ok(())
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ControllerError::NotLeader {
+                    leader: f.leader_id.map(|l| l as i32),
+                })
+            }
+            // Another membership change (another learner) is being
+            // committed: the learner asks again.
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ControllerError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(ControllerError::Raft(e.to_string())),
+        }
+    }
+
+    /// A learner asks the active controller to add it at `addr`.
+    async fn join(&self, addr: &str) -> Result<(), ControllerError> {
+        let id = self.node_id;
+        self.at_leader(
+            || self.add_learner_as_leader(id, addr.to_string()),
+            || Request::AddLearner {
+                id,
+                addr: addr.to_string(),
+            },
+            |r| match r {
+                Response::AddLearner(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+}
+
+/// A learner's start: until the active controller has it in the
+/// membership at `addr` (this node's log may say so already, after a
+/// restart; the leader checks again, so a stale log only costs a request).
+pub async fn join_loop(core: Arc<Core>, addr: String) {
+    loop {
+        let asked = tokio::time::timeout(core.propose_timeout, core.join(&addr)).await;
+        match asked {
+            Ok(Ok(())) => {
+                tracing::info!(node = core.node_id, %addr, "joined the quorum as a learner");
+                core.stats.joined.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(Err(e @ ControllerError::Config(_))) => {
+                // A voter id outside this node's voter list: the lists
+                // differ, which the cluster id (derived from the list)
+                // normally catches at hello. Asking again cannot help.
+                tracing::error!(node = core.node_id, error = %e, "cannot join as a learner");
+                return;
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "join not answered yet; retrying"),
+            Err(_) => tracing::debug!("join timed out; retrying"),
+        }
+        tokio::time::sleep(JOIN_RETRY_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quorum_of(voters: &[i32], learners: &[(i32, &str)]) -> Quorum {
+        Quorum {
+            voters: voters.iter().copied().collect(),
+            learners: learners
+                .iter()
+                .map(|(id, a)| (*id, a.to_string()))
+                .collect(),
+            membership_index: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_learner_is_added_once_and_moved_when_its_address_changes() {
+        let q = quorum_of(&[1, 2, 3], &[(4, "h:4")]);
+        assert_eq!(change_for(&q, 4, "h:4", false).unwrap(), Change::None);
+        assert_eq!(change_for(&q, 4, "h:4", true).unwrap(), Change::Refresh);
+        assert_eq!(change_for(&q, 4, "h:44", false).unwrap(), Change::Move);
+        assert_eq!(change_for(&q, 5, "h:5", true).unwrap(), Change::Add);
+        assert!(matches!(
+            change_for(&q, 2, "h:2", false),
+            Err(ControllerError::Config(_))
+        ));
+    }
+}

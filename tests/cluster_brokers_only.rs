@@ -1,0 +1,195 @@
+//! Broker-only nodes: real `sluice` processes outside
+//! `controller_quorum_voters`, whose controller is a Raft learner. They
+//! register with the quorum, host and lead replicas, serve clients
+//! bootstrapped at them alone, survive restarts, and their loss never stops
+//! the quorum.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::cluster::{Cluster, LearnerListen, WAIT};
+use common::*;
+use kafka_protocol::messages::MetadataResponse;
+use rdkafka::admin::{NewTopic, TopicReplication};
+
+fn brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
+    metadata.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+/// Waits until every live node lists exactly `expected` as brokers and
+/// names a voter as the controller (never a broker-only node).
+fn wait_brokers(cluster: &Cluster, expected: &[i32]) {
+    let expected: BTreeSet<i32> = expected.iter().copied().collect();
+    let voters = cluster.voters();
+    for id in cluster.live() {
+        cluster.wait_metadata(
+            id,
+            &format!("node {id} to list brokers {expected:?} and a voter as controller"),
+            |m| brokers(m) == expected && voters.contains(&m.controller_id.0),
+        );
+    }
+}
+
+/// CreateTopics through `bootstrap` alone, retried (bounded) while the
+/// cluster settles; then every live node shows every partition with all
+/// `isr` in sync. Returns the partitions' leaders.
+fn create_in_sync(
+    cluster: &Cluster,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isr: &[i32],
+) -> Vec<i32> {
+    let factor = i32::try_from(isr.len()).unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(factor));
+    let admin = admin(bootstrap);
+    cluster.wait_for(
+        &format!("CreateTopics {topic} via {bootstrap}"),
+        WAIT,
+        || {
+            let results = futures::executor::block_on(admin.create_topics([&new], &admin_opts()))
+                .map_err(|e| e.to_string())?;
+            match &results[0] {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                Err((_, code)) => Err(format!("{code:?}")),
+            }
+        },
+    );
+    let views = cluster.wait_isr(topic, partitions, isr);
+    for (p, view) in views.iter().enumerate() {
+        let mut replicas = view.replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(replicas, isr, "{topic}/{p} is placed on every broker");
+    }
+    views.iter().map(|v| v.leader).collect()
+}
+
+/// `count` values `prefix-i`, spread over `partitions`, produced with
+/// acks=all through `bootstrap` alone; returns them.
+fn produce_through(
+    bootstrap: &str,
+    topic: &str,
+    prefix: &str,
+    count: usize,
+    partitions: i32,
+) -> Vec<String> {
+    let values: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let msgs: Vec<Msg> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Msg::value(v.as_str()).to(i as i32 % partitions))
+        .collect();
+    produce(&producer_config(bootstrap), topic, &msgs);
+    values
+}
+
+/// Reads `topic` from the beginning through `bootstrap` alone: exactly
+/// `expected`, no more, no fewer.
+fn read_exactly(bootstrap: &str, topic: &str, partitions: i32, expected: &[String]) {
+    let read = consume_all(bootstrap, topic, partitions, expected.len(), WAIT);
+    let read: BTreeSet<String> = read.iter().map(payload_str).collect();
+    let expected: BTreeSet<String> = expected.iter().cloned().collect();
+    assert_eq!(read, expected);
+}
+
+/// Three voters and broker-only node 4: node 4 is listed as a broker (never
+/// as the controller), hosts a replica of every partition of an RF 4 topic
+/// and leads one, byte for byte like the others; a client bootstrapped at
+/// node 4 alone produces with acks=all and reads everything back. After a
+/// clean restart it serves again; after kill -9 the quorum still creates
+/// topics, fences it and keeps acks=all writes going; back again, it
+/// rejoins every ISR and serves all that was written.
+#[test]
+fn a_broker_only_node_serves_beside_three_voters() {
+    let mut cluster = Cluster::start_mixed(3, 1, LearnerListen::Fixed, &[]);
+    wait_brokers(&cluster, &[1, 2, 3, 4]);
+    let only4 = cluster.node(4).bootstrap();
+    let all = [1, 2, 3, 4];
+    let leaders: BTreeSet<i32> = create_in_sync(&cluster, &only4, "rf4", 4, &all)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        leaders,
+        BTreeSet::from(all),
+        "leaders stripe over every broker"
+    );
+
+    let mut written = produce_through(&only4, "rf4", "first", 200, 4);
+    read_exactly(&only4, "rf4", 4, &written);
+    for p in 0..4 {
+        cluster.wait_logs_identical("rf4", p, &all);
+    }
+
+    cluster.stop(4);
+    cluster.start_again(4);
+    wait_brokers(&cluster, &all);
+    cluster.wait_isr("rf4", 4, &all);
+    written.extend(produce_through(&only4, "rf4", "second", 100, 4));
+    read_exactly(&only4, "rf4", 4, &written);
+
+    cluster.kill9(4);
+    cluster.create_topic(&NewTopic::new("after-kill", 3, TopicReplication::Fixed(3)));
+    wait_brokers(&cluster, &[1, 2, 3]);
+    cluster.wait_isr("rf4", 4, &[1, 2, 3]);
+    written.extend(produce_through(
+        &cluster.bootstrap(),
+        "rf4",
+        "third",
+        100,
+        4,
+    ));
+
+    cluster.start_again(4);
+    wait_brokers(&cluster, &all);
+    cluster.wait_isr("rf4", 4, &all);
+    read_exactly(&only4, "rf4", 4, &written);
+    for p in 0..4 {
+        cluster.wait_logs_identical("rf4", p, &all);
+    }
+}
+
+/// One voter and broker-only node 2 on its default controller listener
+/// (a new port at every start): node 2 registers, a client bootstrapped at
+/// it alone writes with acks=all to an RF 2 topic and reads back; after a
+/// restart on a new controller port it is replicated to again; killed,
+/// the single voter still creates topics; its data dir refuses another
+/// cluster.
+#[test]
+fn a_broker_only_node_beside_a_single_voter() {
+    let mut cluster = Cluster::start_mixed(1, 1, LearnerListen::Default, &[]);
+    wait_brokers(&cluster, &[1, 2]);
+    let only2 = cluster.node(2).bootstrap();
+    let leaders: BTreeSet<i32> = create_in_sync(&cluster, &only2, "rf2", 2, &[1, 2])
+        .into_iter()
+        .collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2]));
+    let mut written = produce_through(&only2, "rf2", "first", 100, 2);
+    read_exactly(&only2, "rf2", 2, &written);
+
+    cluster.stop(2);
+    cluster.start_again(2);
+    wait_brokers(&cluster, &[1, 2]);
+    // A topic created after the restart reaches node 2 through the log.
+    create_in_sync(&cluster, &only2, "after-restart", 1, &[1, 2]);
+    cluster.wait_isr("rf2", 2, &[1, 2]);
+    written.extend(produce_through(&only2, "rf2", "second", 50, 2));
+    read_exactly(&only2, "rf2", 2, &written);
+
+    cluster.kill9(2);
+    cluster.create_topic(&NewTopic::new("after-kill", 1, TopicReplication::Fixed(1)));
+    wait_brokers(&cluster, &[1]);
+
+    // Its data dir belongs to this cluster: under another voter list (so
+    // another cluster id) it refuses to start, as a voter's does.
+    let refused = refused_start(
+        cluster.node(2).data_dir(),
+        &[
+            "--node-id",
+            "2",
+            "--controller-quorum-voters",
+            "7@127.0.0.1:1",
+        ],
+    );
+    assert!(refused.contains("belongs to cluster"), "{refused}");
+}
