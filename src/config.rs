@@ -537,6 +537,7 @@ impl BrokerConfig {
     }
 
     /// The storage settings of a topic: broker defaults with the topic's overrides.
+    /// Hot paths take it from [`crate::metadata::TopicMeta::parsed`].
     /// Configs were validated when stored, so parse failures fall back to defaults.
     pub fn log_config(&self, configs: &TopicConfigs) -> LogConfig {
         let d = &self.log;
@@ -567,6 +568,7 @@ impl BrokerConfig {
     }
 
     /// How the produce path treats a topic's batches (codec, levels, bounds).
+    /// Hot paths take it from [`crate::metadata::TopicMeta::parsed`].
     pub fn produce_policy(&self, configs: &TopicConfigs, api_version: i16) -> ProducePolicy {
         let level = |key: &str| configs.get(key).and_then(|v| v.parse::<i32>().ok());
         ProducePolicy {
@@ -584,6 +586,15 @@ impl BrokerConfig {
         }
     }
 
+    /// The topic's `min.insync.replicas`, else the broker's; at least 1.
+    pub fn topic_min_insync_replicas(&self, configs: &TopicConfigs) -> usize {
+        let value = configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(self.min_insync_replicas);
+        usize::try_from(value.max(1)).unwrap_or(1)
+    }
+
     /// Loads a TOML file; a missing `--config` means all defaults.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
@@ -598,6 +609,16 @@ impl BrokerConfig {
             source,
         })
     }
+}
+
+/// A topic's configs parsed against the broker's defaults.
+#[derive(Clone, Debug)]
+pub struct ParsedTopicConfigs {
+    pub log: LogConfig,
+    /// With `api_version` 0: the request's version is set per request.
+    pub produce: ProducePolicy,
+    /// `min.insync.replicas`, else the broker's; at least 1.
+    pub min_insync_replicas: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TopicConfigs;
+use crate::config::{BrokerConfig, ParsedTopicConfigs, TopicConfigs};
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
@@ -28,9 +28,42 @@ pub struct TopicMeta {
     pub partitions: i32,
     #[serde(default)]
     pub configs: TopicConfigs,
+    /// `configs` parsed against the broker's defaults, once for this
+    /// snapshot of the topic and shared by every shard.
+    #[serde(skip)]
+    pub parsed: ParsedOnce,
+}
+
+/// A cache of [`TopicMeta::parsed`]. A clone starts empty, because a clone
+/// is how a config change begins (clone, then edit `configs`); it compares
+/// equal whatever it holds.
+#[derive(Debug, Default)]
+pub struct ParsedOnce(std::sync::OnceLock<ParsedTopicConfigs>);
+
+impl Clone for ParsedOnce {
+    fn clone(&self) -> Self {
+        ParsedOnce::default()
+    }
+}
+
+impl PartialEq for ParsedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TopicMeta {
+    /// The storage and produce settings of this topic: parsed from the
+    /// config strings on the first call only (the produce path asks for
+    /// them per partition per request).
+    pub fn parsed(&self, broker: &BrokerConfig) -> &ParsedTopicConfigs {
+        self.parsed.0.get_or_init(|| ParsedTopicConfigs {
+            log: broker.log_config(&self.configs),
+            produce: broker.produce_policy(&self.configs, 0),
+            min_insync_replicas: broker.topic_min_insync_replicas(&self.configs),
+        })
+    }
+
     pub fn uuid(&self) -> uuid::Uuid {
         u128::from_str_radix(&self.id, 16).map_or(uuid::Uuid::nil(), uuid::Uuid::from_u128)
     }
@@ -196,6 +229,7 @@ mod tests {
                 id: new_topic_id(),
                 partitions: 4,
                 configs: [("retention.ms".to_string(), "10".to_string())].into(),
+                parsed: Default::default(),
             }),
         );
         topics.persist(dir.path()).unwrap();
@@ -205,5 +239,26 @@ mod tests {
             back.get("a").unwrap().as_ref(),
             topics.get("a").unwrap().as_ref()
         );
+    }
+
+    /// Parsed once per TopicMeta; a clone (how a config change starts)
+    /// parses its own configs afresh.
+    #[test]
+    fn parsed_configs_follow_the_configs_of_each_copy() {
+        let broker = BrokerConfig::default();
+        let meta = TopicMeta {
+            name: "a".into(),
+            id: new_topic_id(),
+            partitions: 1,
+            configs: [("retention.ms".to_string(), "10".to_string())].into(),
+            parsed: Default::default(),
+        };
+        assert_eq!(meta.parsed(&broker).log.retention_ms, 10);
+        let mut changed = meta.clone();
+        changed
+            .configs
+            .insert("retention.ms".to_string(), "20".to_string());
+        assert_eq!(changed.parsed(&broker).log.retention_ms, 20);
+        assert_eq!(meta.parsed(&broker).log.retention_ms, 10);
     }
 }

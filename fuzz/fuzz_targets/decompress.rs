@@ -93,12 +93,14 @@ fn batch(codec: Codec, count: i32, section: &[u8], max: usize, target: Option<Co
                 valid.is_ok(),
                 "prepare_produce stored a batch validation refuses"
             );
-            let infos = validate_batches(&stored, BATCH_BYTES_MAX).expect("stored batch valid");
+            let infos =
+                validate_batches(stored.bytes(), BATCH_BYTES_MAX).expect("stored batch valid");
+            assert_eq!(infos, stored.infos());
             assert_eq!(infos.len(), 1);
             assert_eq!(Codec::from_attributes(infos[0].attributes), Ok(target));
             assert_eq!(infos[0].records_count, count);
             if target != Codec::None {
-                assert_eq!(validate_compressed(&stored, max), Ok(()));
+                assert_eq!(validate_compressed(stored.bytes(), max), Ok(()));
             }
         }
         Err(e) => assert!(valid.is_err(), "prepare_produce refused a valid batch: {e}"),

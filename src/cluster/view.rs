@@ -48,6 +48,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
                 id: format!("{:x}", t.id.as_u128()),
                 partitions: i32::try_from(t.partitions.len()).expect("partitions bounded"),
                 configs: t.configs.clone().into_iter().collect(),
+                parsed: Default::default(),
             };
             (t.name.clone(), Arc::new(meta))
         })

@@ -9,7 +9,7 @@ use super::codecs::{compress, decompress, with_reader};
 use super::walk::{check_slice, check_stream};
 use super::{check_produce_version, Codec, CompressionError, Levels, TopicCompression};
 use crate::record::{
-    check_header, compute_crc, recompute_crc, validate_batches, BatchHeader, RecordError,
+    check_header, compute_crc, recompute_crc, BatchHeader, RecordError, Validated,
     ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
 };
 
@@ -111,15 +111,16 @@ pub struct ProducePolicy {
 /// zstd before Produce v7, and rebuilds batches whose codec differs from the
 /// topic's `compression.type`. Returns `records` itself (no copy) when no
 /// batch was rebuilt. Rebuilt batches are held to `max_batch_bytes` again.
+/// The result is [`Validated`]: the log trusts it without a second pass.
 pub fn prepare_produce(
     records: &Bytes,
     max_batch_bytes: u32,
     policy: &ProducePolicy,
-) -> Result<Bytes, CompressionError> {
-    let infos = validate_batches(records, max_batch_bytes)?;
+) -> Result<Validated, CompressionError> {
+    let checked = Validated::check(records.clone(), max_batch_bytes)?;
     let mut rebuilt: Vec<Bytes> = Vec::new();
     let mut any_rebuilt = false;
-    for info in &infos {
+    for info in checked.infos() {
         let batch = records.slice(info.offset..info.offset + info.total_len);
         let codec = Codec::from_attributes(info.attributes)?;
         check_produce_version(codec, policy.api_version)?;
@@ -144,12 +145,16 @@ pub fn prepare_produce(
         any_rebuilt = true;
     }
     if !any_rebuilt {
-        return Ok(records.clone());
+        return Ok(checked);
     }
-    if rebuilt.len() == 1 {
-        return Ok(rebuilt.pop().expect("one batch"));
-    }
-    Ok(Bytes::from(rebuilt.concat()))
+    // Rebuilt batches are new bytes: validated as such (the rare path of a
+    // topic that recompresses).
+    let bytes = if rebuilt.len() == 1 {
+        rebuilt.pop().expect("one batch")
+    } else {
+        Bytes::from(rebuilt.concat())
+    };
+    Ok(Validated::check(bytes, max_batch_bytes)?)
 }
 
 /// The records a compacted topic refuses because they have no key.

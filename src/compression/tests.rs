@@ -592,18 +592,22 @@ fn prepare_produce_stores_as_sent_or_rebuilds() {
     };
     // producer: the very same bytes, no copy.
     let out = prepare_produce(&lz4, u32::MAX, &policy(TopicCompression::Producer, 9)).unwrap();
-    assert_eq!(out.as_ptr(), lz4.as_ptr());
+    assert_eq!(out.bytes().as_ptr(), lz4.as_ptr());
     // Same codec as the topic: no copy either.
     let same = policy(TopicCompression::Codec(Codec::Lz4), 9);
     assert_eq!(
-        prepare_produce(&lz4, u32::MAX, &same).unwrap().as_ptr(),
+        prepare_produce(&lz4, u32::MAX, &same)
+            .unwrap()
+            .bytes()
+            .as_ptr(),
         lz4.as_ptr()
     );
     // Another codec: rebuilt, every batch of a concatenation.
     let two = Bytes::from([plain.to_vec(), lz4.to_vec()].concat());
     let zstd = policy(TopicCompression::Codec(Codec::Zstd), 9);
     let out = prepare_produce(&two, u32::MAX, &zstd).unwrap();
-    let infos = validate_batches(&out, u32::MAX).unwrap();
+    let infos = validate_batches(out.bytes(), u32::MAX).unwrap();
+    assert_eq!(infos, out.infos(), "what prepare_produce says it validated");
     assert_eq!(infos.len(), 2);
     for info in &infos {
         assert_eq!(

@@ -678,7 +678,8 @@ async fn append_as(
     }
     let item = ProduceItem {
         tp: tp.clone(),
-        records: all.freeze(),
+        records: crate::record::Validated::check(all.freeze(), u32::MAX)
+            .expect("batches this coordinator built are valid"),
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
         timeout_ms: shard.config.offsets_commit_timeout_ms,

@@ -13,8 +13,11 @@ use kafka_protocol::ResponseError;
 use bytes::Bytes;
 
 use super::ApiSpec;
-use crate::compression::{keyless_records, prepare_produce, CompressionError, KeylessRecords};
-use crate::config::TopicConfigs;
+use crate::compression::{
+    keyless_records, prepare_produce, CompressionError, KeylessRecords, ProducePolicy,
+};
+use crate::metadata::TopicMeta;
+use crate::record::Validated;
 use crate::shard::{ProduceItem, Shard, TopicPartition};
 use crate::storage::AppendOrigin;
 
@@ -97,13 +100,17 @@ impl Refusal {
 /// cost spreads over cores and the owner only appends.
 fn prepare(
     shard: &Shard,
-    configs: &TopicConfigs,
+    meta: &TopicMeta,
     api_version: i16,
     tp: &TopicPartition,
     records: &Bytes,
-) -> Result<Bytes, Refusal> {
-    let policy = shard.config.produce_policy(configs, api_version);
-    let log_config = shard.config.log_config(configs);
+) -> Result<Validated, Refusal> {
+    let parsed = meta.parsed(&shard.config);
+    let policy = ProducePolicy {
+        api_version,
+        ..parsed.produce
+    };
+    let log_config = &parsed.log;
     let refused = |e: CompressionError| {
         tracing::debug!(error = %e, "produce batch refused");
         Refusal::code(e.error_code())
@@ -113,8 +120,12 @@ fn prepare(
     // Kafka refuses keyless records for compacted topics: compaction could
     // never keep or drop them by key.
     if log_config.cleanup_compact {
-        let keyless = keyless_records(&records, policy.decompressed_bytes_max, RECORD_ERRORS_MAX)
-            .map_err(refused)?;
+        let keyless = keyless_records(
+            records.bytes(),
+            policy.decompressed_bytes_max,
+            RECORD_ERRORS_MAX,
+        )
+        .map_err(refused)?;
         if keyless.count > 0 {
             return Err(Refusal::keyless(tp, keyless));
         }
@@ -156,8 +167,8 @@ pub async fn handle(
                 Some(records)
                     if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) =>
                 {
-                    let configs = &meta.expect("checked above").configs;
-                    match prepare(shard, configs, header.request_api_version, &tp, &records) {
+                    let meta = meta.expect("checked above");
+                    match prepare(shard, meta, header.request_api_version, &tp, &records) {
                         Ok(records) => {
                             slots.push((responses.len(), partitions.len()));
                             items.push(ProduceItem {

@@ -19,6 +19,38 @@ pub struct BatchInfo {
     pub attributes: i16,
 }
 
+/// Batches that passed [`validate_batches`], with what it learned about
+/// each. Made only by [`Validated::check`], so the log appends them without
+/// a second CRC pass (debug builds check again).
+#[derive(Clone, Debug)]
+pub struct Validated {
+    bytes: Bytes,
+    infos: Vec<BatchInfo>,
+}
+
+impl Validated {
+    pub fn check(bytes: Bytes, max_batch_bytes: u32) -> Result<Validated, RecordError> {
+        let infos = validate_batches(&bytes, max_batch_bytes)?;
+        Ok(Validated { bytes, infos })
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn infos(&self) -> &[BatchInfo] {
+        &self.infos
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 /// Validates the one or more concatenated batches in `records`: each must be
 /// complete, v2, CRC-correct, consistent in its record count, at most
 /// `max_batch_bytes` long and, when uncompressed, made of exactly

@@ -156,6 +156,7 @@ pub(super) fn plan(
                 id: new_topic_id(),
                 partitions,
                 configs,
+                parsed: Default::default(),
             };
             next.topics.insert(name, Arc::new(meta));
         }

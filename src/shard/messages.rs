@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::channel::oneshot;
 
 use crate::config::ConfigChange;
@@ -20,7 +19,9 @@ pub struct TopicPartition {
 
 pub struct ProduceItem {
     pub tp: TopicPartition,
-    pub records: Bytes,
+    /// Checked where the request arrived; the owner appends without a
+    /// second pass.
+    pub records: crate::record::Validated,
     /// -1 waits for the ISR (the high watermark) and the flush policy's
     /// fsync; 0 and 1 only for the leader's append.
     pub acks: i16,

@@ -255,7 +255,7 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     let appended = partition
         .log
         .borrow_mut()
-        .append_from(&item.records, now, item.origin);
+        .append_validated(&item.records, now, item.origin);
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
@@ -304,12 +304,10 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
 /// The topic's `min.insync.replicas`, else the broker's.
 fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
     let topics = shard.topics.borrow();
-    let value = topics
-        .get(&tp.topic)
-        .and_then(|t| t.configs.get("min.insync.replicas"))
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or(shard.config.min_insync_replicas);
-    usize::try_from(value.max(1)).unwrap_or(1)
+    topics.get(&tp.topic).map_or_else(
+        || usize::try_from(shard.config.min_insync_replicas.max(1)).unwrap_or(1),
+        |t| t.parsed(&shard.config).min_insync_replicas,
+    )
 }
 
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::record::{parse_marker, validate_batches, with_log_append_time, BatchHeader, BatchInfo};
+use crate::record::{
+    parse_marker, validate_batches, with_log_append_time, BatchHeader, BatchInfo, Validated,
+};
 
 use super::compaction::Cleaner;
 use super::high_watermark::read_high_watermark;
@@ -352,7 +354,33 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<AppendResult, StorageError> {
-        let infos = validate_batches(records, self.config.max_message_bytes)?;
+        let checked = Validated::check(records.clone(), self.config.max_message_bytes)?;
+        self.append_validated(&checked, now_ms, origin)
+    }
+
+    /// Writes batches already validated where they arrived (their CRCs and
+    /// records are not walked again; debug builds check); only this log's
+    /// `max.message.bytes` is held against them here.
+    pub fn append_validated(
+        &mut self,
+        checked: &Validated,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendResult, StorageError> {
+        let records = checked.bytes();
+        let infos = checked.infos();
+        debug_assert_eq!(
+            validate_batches(records, u32::MAX).ok().as_deref(),
+            Some(infos),
+            "validated batches changed"
+        );
+        let max = self.config.max_message_bytes;
+        if let Some(big) = infos.iter().find(|i| i.total_len as u64 > u64::from(max)) {
+            return Err(StorageError::MessageTooLarge {
+                size: big.total_len as u64,
+                max: u64::from(max),
+            });
+        }
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let stamped: Vec<BytesMut> = if log_append_time {
             infos

@@ -504,7 +504,11 @@ async fn append(shard: &Rc<Shard>, id: &str, value: Option<Vec<u8>>) -> Result<(
     let spec: RecordSpec<'_> = (Some(&key[..]), value.as_deref(), now, &[][..]);
     let item = ProduceItem {
         tp,
-        records: crate::record::build::build_batch(0, &[spec]),
+        records: crate::record::Validated::check(
+            crate::record::build::build_batch(0, &[spec]),
+            u32::MAX,
+        )
+        .expect("a batch this coordinator built is valid"),
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
         timeout_ms: TXN_LOG_WRITE_TIMEOUT_MS,
