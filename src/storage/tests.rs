@@ -127,6 +127,42 @@ fn rejected_append_writes_nothing() {
     assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
 }
 
+/// A write that fails (a full disk) leaves nothing: offsets, size and
+/// indexes stay, a tail it could not cut is cut before the next append,
+/// which lands where the refused one would have.
+#[test]
+fn a_failed_write_leaves_nothing_and_the_next_append_lands_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 2);
+    let (end, size) = (log.log_end_offset(), log.size_bytes());
+    let index_len = log.active().index.len();
+    let real = std::sync::Arc::clone(&log.active().file);
+    // /dev/full: every write fails with ENOSPC, and the cut back fails too
+    // (a device cannot be truncated).
+    let full = OpenOptions::new().read(true).write(true).open("/dev/full");
+    log.active_mut().file = std::sync::Arc::new(full.unwrap());
+    let Err(err) = log.append(&build_simple_batch(0, 3, 2000), 2000) else {
+        panic!("a write to a full disk succeeded");
+    };
+    assert!(err.is_out_of_space(), "{err}");
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+    assert_eq!(log.active().index.len(), index_len);
+    // What the part of the write that got through left in the real file.
+    real.write_all_at(&[0xee; 4096], size).unwrap();
+    log.active_mut().file = real;
+    let appended = log.append(&build_simple_batch(0, 3, 2000), 2000).unwrap();
+    assert_eq!(appended.base_offset, end);
+    let file = segment_path(&dir, 0, "log");
+    assert_eq!(fs::metadata(&file).unwrap().len(), log.size_bytes());
+    let all = [(0, 2), (3, 5), (6, 8)];
+    assert_eq!(batches_in(&log.read(0, u32::MAX, true).unwrap()), all);
+    drop(log);
+    let log = open(&dir, config(), false);
+    assert_eq!(batches_in(&log.read(0, u32::MAX, true).unwrap()), all);
+}
+
 #[test]
 fn rolls_by_size_and_reads_across_segments() {
     let tmp = tempfile::tempdir().unwrap();
