@@ -146,12 +146,21 @@ fn batch(tag: u32) -> Bytes {
 }
 
 /// What was acknowledged, per partition: (base offset, tag, batch bytes).
-#[derive(Default)]
 struct Acked {
     batches: BTreeMap<i32, Vec<(i64, u32, Bytes)>>,
+    /// The partitionLeaderEpoch the log stamps: none (the client's -1) on
+    /// a single node, the leader's epoch in a cluster.
+    leader_epoch: i32,
 }
 
 impl Acked {
+    fn new(leader_epoch: i32) -> Acked {
+        Acked {
+            batches: BTreeMap::new(),
+            leader_epoch,
+        }
+    }
+
     fn next_offset(&self, partition: i32) -> i64 {
         self.batches
             .get(&partition)
@@ -176,13 +185,14 @@ impl Acked {
     }
 
     /// The log bytes the acknowledged batches make: each batch as sent,
-    /// with the base offset the broker gave it (a single node stamps no
-    /// leader epoch).
+    /// with the base offset and leader epoch the broker gave it (both
+    /// outside the CRC).
     fn log_bytes(&self, partition: i32) -> Vec<u8> {
         let mut out = Vec::new();
         for (base, _, batch) in self.batches.get(&partition).into_iter().flatten() {
             let mut b = batch.to_vec();
             b[..8].copy_from_slice(&base.to_be_bytes());
+            b[12..16].copy_from_slice(&self.leader_epoch.to_be_bytes());
             out.extend_from_slice(&b);
         }
         out
@@ -343,7 +353,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers() {
         &[("segment.bytes", "50000")],
     );
     let mut client = RawClient::connect(&broker.bootstrap());
-    let mut acked = Acked::default();
+    let mut acked = Acked::new(-1);
     produce_acked(&mut client, &mut acked, 3, 0);
     assert_eq!(commit(&mut client, 0, 2), 0);
 
@@ -446,7 +456,7 @@ fn a_broker_restarted_on_a_full_disk_serves_reads() {
     let mut broker = Broker::start_in(&disk.dir, 1, &[]);
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
     let mut client = RawClient::connect(&broker.bootstrap());
-    let mut acked = Acked::default();
+    let mut acked = Acked::new(-1);
     produce_acked(&mut client, &mut acked, 2, 0);
     let filler = disk.fill(HEADROOM_BYTES);
     produce_until_refused(&mut client, &broker, &mut acked);
@@ -465,6 +475,80 @@ fn a_broker_restarted_on_a_full_disk_serves_reads() {
     let mut client = RawClient::connect(&broker.bootstrap());
     produce_acked(&mut client, &mut acked, 1, 5000);
     broker.kill9();
+    broker.start_again();
+    assert_log_is(&broker, &acked);
+    broker.stop();
+}
+
+/// Bytes of the metadata log directory's files.
+fn metadata_log_bytes(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("__cluster_metadata"))
+        .expect("a cluster node keeps a metadata log")
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// A one-voter cluster node on a full disk: produces and broker heartbeats
+/// write nothing to the metadata log, so it serves on; a metadata write it
+/// cannot make (a producer id block for InitProducerId) halts it with the
+/// controller's exit status, as Kafka halts on a metadata log it cannot
+/// write; started again with space, it has everything acknowledged.
+#[test]
+fn a_cluster_node_on_a_full_disk_halts_only_for_a_metadata_write() {
+    const CONTROLLER_DIED_EXIT_CODE: i32 = 70;
+    const HEARTBEAT_MS: u64 = 100;
+    const HEARTBEATS_WHILE_FULL: u64 = 20;
+    let root = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&root.path().join("data"), DISK_BYTES);
+    let voters = format!("1@127.0.0.1:{}", common::cluster::free_port());
+    let heartbeat = HEARTBEAT_MS.to_string();
+    let args = [
+        "--node-id",
+        "1",
+        "--controller-quorum-voters",
+        &voters,
+        "--broker-heartbeat-interval-ms",
+        &heartbeat,
+    ];
+    let mut broker = Broker::start_in(&disk.dir, 1, &args);
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
+    let mut client = RawClient::connect(&broker.bootstrap());
+    // The first leader of a new partition has epoch 0, stamped on appends.
+    let mut acked = Acked::new(0);
+    produce_acked(&mut client, &mut acked, 2, 0);
+
+    let metadata_before = metadata_log_bytes(&disk.dir);
+    let filler = disk.fill(HEADROOM_BYTES);
+    produce_until_refused(&mut client, &broker, &mut acked);
+    filler.top_up();
+    for i in 0..HEARTBEATS_WHILE_FULL as u32 {
+        let (code, _) = client.produce_batch(TOPIC, 1, batch(4000 + i));
+        assert_eq!(code, KAFKA_STORAGE_ERROR);
+        std::thread::sleep(Duration::from_millis(HEARTBEAT_MS));
+    }
+    assert_eq!(
+        metadata_log_bytes(&disk.dir),
+        metadata_before,
+        "produces and heartbeats write no metadata"
+    );
+    assert_log_is(&broker, &acked);
+
+    let init = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    if let Ok(response) = client.try_call(4, &init) {
+        assert_ne!(
+            response.error_code, 0,
+            "no producer id without a metadata write"
+        );
+    }
+    let status = broker
+        .wait_exit(Duration::from_secs(60))
+        .expect("the node halts once its metadata log cannot be written");
+    assert_eq!(status.code(), Some(CONTROLLER_DIED_EXIT_CODE));
+    assert!(log_lines(&broker, "the metadata quorum stopped on a fatal error") >= 1);
+
+    filler.remove();
     broker.start_again();
     assert_log_is(&broker, &acked);
     broker.stop();
