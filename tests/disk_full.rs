@@ -480,6 +480,24 @@ fn a_broker_restarted_on_a_full_disk_serves_reads() {
     broker.stop();
 }
 
+/// Waits (bounded) until the restarted node leads every partition again:
+/// in a cluster it serves once registered, and leads once the image says so.
+fn wait_led(broker: &Broker) {
+    const POLLS_MAX: usize = 600;
+    let mut client = RawClient::connect(&broker.bootstrap());
+    for partition in 0..PARTITIONS {
+        let led = (0..POLLS_MAX).any(|_| {
+            let response = client.call(7, &common::raw::list_offsets_request(TOPIC, partition, -1));
+            let led = response.topics[0].partitions[0].error_code == 0;
+            if !led {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            led
+        });
+        assert!(led, "{TOPIC}/{partition} not led after {POLLS_MAX} polls");
+    }
+}
+
 /// Bytes of the metadata log directory's files.
 fn metadata_log_bytes(data_dir: &Path) -> u64 {
     std::fs::read_dir(data_dir.join("__cluster_metadata"))
@@ -512,6 +530,7 @@ fn a_cluster_node_on_a_full_disk_halts_only_for_a_metadata_write() {
     ];
     let mut broker = Broker::start_in(&disk.dir, 1, &args);
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
+    wait_led(&broker);
     let mut client = RawClient::connect(&broker.bootstrap());
     // The first leader of a new partition has epoch 0, stamped on appends.
     let mut acked = Acked::new(0);
@@ -550,6 +569,7 @@ fn a_cluster_node_on_a_full_disk_halts_only_for_a_metadata_write() {
 
     filler.remove();
     broker.start_again();
+    wait_led(&broker);
     assert_log_is(&broker, &acked);
     broker.stop();
 }
