@@ -580,6 +580,7 @@ impl PartitionLog {
         self.persist_txn_indexes()?;
         let active = self.active_mut();
         assert!(!active.is_empty(), "only a non-empty segment rolls");
+        active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
         let file = Arc::clone(&active.file);
@@ -735,6 +736,7 @@ impl PartitionLog {
         }
         self.persist_txn_indexes()?;
         let active = self.active_mut();
+        active.cut_tail()?;
         active.assert_file_len()?;
         active.file.sync_data()?;
         if let Some(txn_file) = active.txn_index.file() {

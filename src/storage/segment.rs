@@ -190,11 +190,7 @@ impl Segment {
         batches: &[PendingBatch<'_>],
         index_interval_bytes: u32,
     ) -> io::Result<()> {
-        if self.tail_uncut {
-            self.file.set_len(self.size)?;
-            self.tail_uncut = false;
-            self.assert_file_len()?;
-        }
+        self.cut_tail()?;
         // baseOffset and partitionLeaderEpoch come from the header (the
         // log's offsets, the leader's epoch); both lie outside the CRC.
         let fields: Vec<([u8; 8], [u8; 4])> = batches
@@ -235,6 +231,18 @@ impl Segment {
         }
         if cfg!(debug_assertions) {
             // One fstat per append: checked in tests, not paid in release.
+            self.assert_file_len()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts what a failed append left past `size`, if its own cut failed:
+    /// before the next append, and before the segment is closed (a closed
+    /// segment with bytes past its batches would read as corrupt at open).
+    pub fn cut_tail(&mut self) -> io::Result<()> {
+        if self.tail_uncut {
+            self.file.set_len(self.size)?;
+            self.tail_uncut = false;
             self.assert_file_len()?;
         }
         Ok(())
