@@ -118,12 +118,14 @@ pub fn run(
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = mpsc::channel::<bool>();
     let drained = Arc::new(AtomicUsize::new(0));
+    let unclean_close = Arc::new(AtomicBool::new(false));
     // Shards stop on this, set after a cluster node's controlled shutdown.
     let shard_stop = Arc::new(AtomicBool::new(false));
 
     let body = {
         let config = config.clone();
         let stop = shard_stop.clone();
+        let unclean_close = unclean_close.clone();
         let cluster = cluster.clone();
         move |seat: ShardSeat<ShardMsg>| {
             let ctx = ShardStart {
@@ -134,6 +136,7 @@ pub fn run(
                 clean_start,
                 stop: stop.clone(),
                 drained: drained.clone(),
+                unclean_close: unclean_close.clone(),
                 ready: ready_tx.clone(),
                 writable: writable.clone(),
                 metrics_fd: metrics.map(|(_, fd)| fd),
@@ -177,6 +180,10 @@ pub fn run(
     if let Some(node) = cluster {
         node.stop();
     }
+    if unclean_close.load(Ordering::SeqCst) {
+        tracing::warn!("a log did not close cleanly: the next start recovers the logs");
+        return Ok(());
+    }
     write_atomically(&marker, b"").map_err(dir_err)?;
     tracing::info!("clean shutdown");
     Ok(())
@@ -192,6 +199,9 @@ struct ShardStart {
     /// Shards done with their own requests; logs close only when all are,
     /// since a draining shard may still need its peers' partitions.
     drained: Arc<AtomicUsize>,
+    /// Set by a shard whose logs did not all close (a full disk): no
+    /// clean-shutdown marker then, so the next start recovers them.
+    unclean_close: Arc<AtomicBool>,
     ready: mpsc::Sender<bool>,
     writable: Arc<WritablePoller>,
     /// The metrics listener's fd; shard 0 takes ownership of it.
@@ -247,7 +257,9 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(shard.clone(), listener, writable).await;
     drain(&shard, &ctx.drained).await;
-    shard.close_all();
+    if !shard.close_all() {
+        ctx.unclean_close.store(true, Ordering::SeqCst);
+    }
 }
 
 /// With a voter list: this node's controller voter, registered and

@@ -45,6 +45,10 @@ pub static LOG_FLUSHES: Counter = Counter::new(
     "sluice_log_flushes_total",
     "fdatasyncs of a partition's log for the flush policy (flush.messages, flush.ms, fsync-on-ack).",
 );
+pub static STORAGE_WRITE_ERRORS: Counter = Counter::new(
+    "sluice_storage_write_errors_total",
+    "Writes to the log dir that failed (a full disk or an I/O error); a produce among them got KAFKA_STORAGE_ERROR.",
+);
 pub static ROLL_SYNCS: Counter = Counter::new(
     "sluice_roll_syncs_total",
     "Background fdatasyncs of rolled segments that moved the recovery point.",
@@ -96,6 +100,7 @@ const ALL: &[&Counter] = &[
     &REQUESTS,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
+    &STORAGE_WRITE_ERRORS,
     &PRODUCE_DUPLICATES,
     &PRODUCERS_EXPIRED,
     &TXN_COMMITTED,

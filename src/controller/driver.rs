@@ -442,6 +442,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         core.stats.joined.store(true, Ordering::SeqCst);
     }
     let _ = started.send(Ok(raft.metrics()));
+    let mut died = std::pin::pin!(core_died(raft.metrics()));
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -449,6 +450,13 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
                 None => break,
             },
             _ = stop.notified() => break,
+            error = &mut died => {
+                // Without its core this controller would answer nothing
+                // while its broker served on: stop the thread, and the node
+                // halts (Kafka halts on a metadata log it cannot write).
+                tracing::error!(node = config.node_id, %error, "the metadata quorum stopped on a fatal error (a full disk cannot take the metadata log); stopping the controller");
+                break;
+            }
         }
     }
     tracing::info!(node = config.node_id, "controller stopping");
@@ -457,6 +465,19 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         .is_err()
     {
         tracing::warn!("raft did not stop in time");
+    }
+}
+
+/// Resolves once openraft's core stopped on its own, with why: a storage
+/// error (a metadata log write failed) is fatal to it.
+async fn core_died(mut metrics: watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>) -> String {
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the quorum's core is gone".to_string();
+        }
     }
 }
 

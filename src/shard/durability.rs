@@ -22,7 +22,7 @@ pub async fn flush(tp: &TopicPartition, partition: &Partition) -> bool {
             true
         }
         Err(e) => {
-            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fdatasync failed");
+            super::write_failures::failed_io("fdatasync", tp, &e);
             false
         }
     }
@@ -41,7 +41,7 @@ pub fn start_roll_sync(tp: &TopicPartition, partition: &Rc<Partition>) {
         match &result {
             Ok(()) => crate::stats::ROLL_SYNCS.add(1),
             Err(e) => {
-                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fdatasync of a rolled segment failed; will retry")
+                super::write_failures::failed_io("fdatasync of rolled segments (retried)", &tp, e)
             }
         }
         partition

@@ -16,6 +16,7 @@ mod ops;
 mod producer_ids;
 mod replay;
 mod replica;
+mod write_failures;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -366,13 +367,18 @@ impl Shard {
         }
     }
 
-    /// Closes every log this shard owns: flushed, indexes written.
-    pub fn close_all(&self) {
+    /// Closes every log this shard owns: flushed, indexes written. False
+    /// if one did not close whole (a full disk): the next start must not
+    /// take the logs as cleanly shut down.
+    pub fn close_all(&self) -> bool {
+        let mut all_closed = true;
         for (tp, partition) in self.partitions.borrow_mut().drain() {
             if let Err(e) = partition.log.borrow_mut().close() {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
+                all_closed = false;
             }
         }
+        all_closed
     }
 
     /// Applies retention to every log this shard owns.
@@ -396,7 +402,9 @@ impl Shard {
                     .detach();
                 }
                 Err(e) => {
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")
+                    if !write_failures::failed_storage("retention", &tp, &e) {
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "retention failed")
+                    }
                 }
             }
         }
@@ -432,7 +440,9 @@ impl Shard {
             match partition.log.borrow_mut().compact(now) {
                 Ok(stats) => more |= stats.more_work,
                 Err(e) => {
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
+                    if !write_failures::failed_storage("compaction", &tp, &e) {
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
+                    }
                 }
             }
         }

@@ -259,10 +259,13 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
-            tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "produce rejected");
+            if !super::write_failures::failed_storage("produce", &item.tp, &e) {
+                tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "produce rejected");
+            }
             return failed(storage_error_code(&e));
         }
     };
+    super::write_failures::succeeded();
     // The answer is all a waiting produce keeps.
     drop(item.records);
     if result.duplicate {
@@ -543,7 +546,9 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "transaction marker refused");
+            if !super::write_failures::failed_storage("transaction marker", &item.tp, &e) {
+                tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "transaction marker refused");
+            }
             return storage_error_code(&e);
         }
     };

@@ -180,7 +180,10 @@ impl Shard {
     pub fn checkpoint_high_watermarks(&self) {
         for (tp, partition) in self.owned_partitions() {
             if let Err(e) = partition.log.borrow_mut().checkpoint_high_watermark() {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "high watermark checkpoint failed");
+                // The old checkpoint stays: lower, so safe, and retried.
+                if !super::write_failures::failed_storage("high watermark checkpoint", &tp, &e) {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "high watermark checkpoint failed");
+                }
             }
         }
     }
@@ -423,7 +426,9 @@ impl Shard {
                 Fetched::Progress
             }
             Err(e) => {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot append the leader's batches");
+                if !super::write_failures::failed_storage("replica append", tp, &e) {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot append the leader's batches");
+                }
                 Fetched::Failed
             }
         }

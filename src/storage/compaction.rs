@@ -183,10 +183,13 @@ impl PartitionLog {
         self.abandon_round();
         let end = self.log_end_offset();
         if self.stored_clean_offset() > end {
-            write_atomic(
-                &self.dir.join(CLEANER_CHECKPOINT_FILE),
-                end.to_string().as_bytes(),
-            )?;
+            let path = self.dir.join(CLEANER_CHECKPOINT_FILE);
+            if let Err(e) = write_atomic(&path, end.to_string().as_bytes()) {
+                // A full disk: without the file the next start counts the
+                // whole log dirty, which only costs a cleaning round.
+                tracing::warn!(path = %path.display(), error = %e, "cannot lower the cleaner checkpoint; removing it");
+                remove_if_exists(&path);
+            }
             self.cleaner.clean_offset = Some(end);
         }
         Ok(())
@@ -445,7 +448,11 @@ impl PartitionLog {
             self.segments.remove(&base);
             out.delete_files()?;
         } else {
-            out.write_indexes()?;
+            // The log file is swapped in: the segment must follow it even if
+            // its indexes cannot be written (a full disk), which open rebuilds.
+            if let Err(e) = out.write_indexes() {
+                tracing::warn!(dir = %self.dir.display(), base, error = %e, "compacted segment's indexes not written; open rebuilds them");
+            }
             self.segments.insert(base, out);
         }
         self.check_invariants();

@@ -31,3 +31,10 @@ impl From<RecordError> for StorageError {
         }
     }
 }
+
+impl StorageError {
+    /// The filesystem is full: writes fail until space returns, reads go on.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, StorageError::Io(e) if super::io::is_out_of_space(e))
+    }
+}

@@ -80,21 +80,42 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// Replaces `path` with `bytes` atomically: write a temporary file, fsync it,
-/// rename it over `path`.
+/// rename it over `path`. On failure (a full disk) `path` keeps its old
+/// contents and the temporary file is gone, giving its space back.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = tmp_path(path);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_data()?;
-    fs::rename(&tmp, path)
+    write_via_tmp(path, bytes, true)
 }
 
 /// Replaces `path` with `bytes` by rename, without fsync: for files that
 /// recovery checks and rebuilds when a crash leaves them short (indexes).
+/// Fails as [`write_atomic`] does.
 pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_tmp(path, bytes, false)
+}
+
+fn write_via_tmp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let tmp = tmp_path(path);
-    File::create(&tmp)?.write_all(bytes)?;
-    fs::rename(&tmp, path)
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        if sync {
+            file.sync_data()?;
+        }
+        Ok(())
+    });
+    let result = written.and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        // Best effort: the error that matters is the write's, and open
+        // removes any leftover temporary file.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether `err` says the filesystem has no room left (ENOSPC, or the
+/// quota's EDQUOT): an operating condition that passes when space returns,
+/// unlike an I/O error.
+pub(crate) fn is_out_of_space(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// fsyncs a directory so renames and deletions in it are durable.
@@ -123,6 +144,24 @@ mod tests {
         pwrite_all(&file, 5, &refs).unwrap();
         let got = fs::read(dir.path().join("f")).unwrap();
         assert_eq!(&got[5..], pieces.concat().as_slice());
+    }
+
+    #[test]
+    fn a_write_on_a_full_disk_keeps_the_old_file_and_no_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        write_atomic(&path, b"old").unwrap();
+        for write in [write_atomic, write_replacing] {
+            // /dev/full answers every write with ENOSPC.
+            std::os::unix::fs::symlink("/dev/full", tmp_path(&path)).unwrap();
+            let err = write(&path, b"new").unwrap_err();
+            assert!(is_out_of_space(&err), "{err}");
+            assert!(
+                fs::symlink_metadata(tmp_path(&path)).is_err(),
+                "the temporary file is removed"
+            );
+            assert_eq!(fs::read(&path).unwrap(), b"old");
+        }
     }
 
     #[test]

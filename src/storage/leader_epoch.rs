@@ -201,13 +201,21 @@ impl LeaderEpochCache {
         cache
     }
 
-    /// Replaces `dir`'s checkpoint with this cache, durably.
+    /// Replaces `dir`'s checkpoint with this cache, durably. When that
+    /// fails (a full disk) the old file is removed instead: it would be
+    /// stale, and open rebuilds a missing cache from the batch headers, so
+    /// the caller goes on with the cache in memory. An error means not even
+    /// the removal worked.
     pub fn write_checkpoint(&self, dir: &Path) -> io::Result<()> {
-        write_atomic(
-            &dir.join(LEADER_EPOCH_CHECKPOINT_FILE),
-            self.encode().as_bytes(),
-        )?;
-        sync_dir(dir)
+        let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        let Err(e) = write_atomic(&path, self.encode().as_bytes()) else {
+            return sync_dir(dir);
+        };
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the leader epoch checkpoint; removing it, open rebuilds it from the log");
+        match fs::remove_file(&path) {
+            Err(removal) if removal.kind() != io::ErrorKind::NotFound => Err(removal),
+            _ => sync_dir(dir),
+        }
     }
 }
 
@@ -309,5 +317,25 @@ mod tests {
             LeaderEpochCache::read_checkpoint(dir),
             Some(LeaderEpochCache::new())
         );
+    }
+
+    #[test]
+    fn a_checkpoint_that_cannot_be_written_is_removed_not_left_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        cache(&[(0, 0)]).write_checkpoint(dir).unwrap();
+        // The disk fills: the temporary file is /dev/full (ENOSPC).
+        let tmp_file = dir.join(format!(
+            "{LEADER_EPOCH_CHECKPOINT_FILE}{}",
+            super::super::io::TMP_SUFFIX
+        ));
+        std::os::unix::fs::symlink("/dev/full", &tmp_file).unwrap();
+        cache(&[(0, 0), (3, 9)]).write_checkpoint(dir).unwrap();
+        assert_eq!(
+            LeaderEpochCache::read_checkpoint(dir),
+            None,
+            "rebuilt at open"
+        );
+        assert!(fs::symlink_metadata(&tmp_file).is_err());
     }
 }

@@ -27,7 +27,8 @@ use super::high_watermark::read_high_watermark;
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
 use super::recovery::{
-    load_leader_epochs, load_producer_state, load_segments, write_recovery_point,
+    load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
+    write_recovery_point,
 };
 use super::segment::{PendingBatch, Segment};
 use super::txn_index::AbortedTxn;
@@ -205,7 +206,12 @@ impl PartitionLog {
             .clamp(log.log_start_offset, log_end);
         log.flushed_offset = log.log_end_offset();
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
-        write_recovery_point(&log.dir, log.log_end_offset())?;
+        if let Err(e) = write_recovery_point(&log.dir, log.log_end_offset()) {
+            // A full disk: the old point is lower, which only means a
+            // longer rescan after a crash. Reads must go on meanwhile.
+            tracing::warn!(dir = %log.dir.display(), error = %e, "recovery point not moved at open");
+        }
+        log.active().assert_file_len()?;
         log.check_invariants();
         Ok(log)
     }
@@ -320,7 +326,7 @@ impl PartitionLog {
                     // The sync wrote a recovery point past the cut; bring
                     // the file back (rare: a follower truncating while its
                     // rolls sync).
-                    if let Err(err) = write_recovery_point(&self.dir, truncated_to) {
+                    if let Err(err) = reset_recovery_point(&self.dir, truncated_to) {
                         tracing::warn!(dir = %self.dir.display(), error = %err, "cannot rewrite the recovery point after a truncation");
                     }
                 }
@@ -488,7 +494,7 @@ impl PartitionLog {
         active.append(&pending, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
         if let Some(completed) = self.producers.apply(&header, Some(marker), now_ms) {
-            self.index_completed(completed)?;
+            self.index_completed(completed);
         }
         Ok(AppendResult {
             base_offset: header.base_offset,
@@ -503,21 +509,33 @@ impl PartitionLog {
     /// Puts an aborted transaction in the active segment's index, with the
     /// last stable offset right after its marker (as recovery replay does,
     /// so a follower appending many batches at once indexes the same).
-    pub(super) fn index_completed(&mut self, completed: CompletedTxn) -> Result<(), StorageError> {
+    pub(super) fn index_completed(&mut self, completed: CompletedTxn) {
         if !completed.aborted {
-            return Ok(());
+            return;
         }
         let last_stable_offset = self
             .producers
             .first_unstable_offset()
             .unwrap_or(completed.last_offset + 1);
-        self.active_mut().txn_index.append(AbortedTxn {
+        let appended = self.active_mut().txn_index.append(AbortedTxn {
             producer_id: completed.producer_id,
             first_offset: completed.first_offset,
             last_offset: completed.last_offset,
             last_stable_offset,
-        })?;
-        Ok(())
+        });
+        if let Err(e) = appended {
+            // The marker is in the log and the entry in memory: failing now
+            // would refuse a write that was made. The roll writes the file.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "aborted-transaction index write failed; kept in memory until the roll");
+        }
+    }
+
+    /// Writes every aborted-transaction index file a failed write left
+    /// behind its entries (usually none: a flag per segment).
+    fn persist_txn_indexes(&mut self) -> std::io::Result<()> {
+        self.segments
+            .values_mut()
+            .try_for_each(|s| s.txn_index.persist())
     }
 
     /// Offsets below this are settled: no open transaction holds them
@@ -585,8 +603,12 @@ impl PartitionLog {
     /// [`RollSync`], unless too many rolls already wait for one.
     pub(super) fn roll(&mut self) -> Result<(), StorageError> {
         let new_base = self.log_end_offset();
+        // Before the snapshot: recovery replays no marker below it, so the
+        // aborted-transaction indexes must be whole on disk by then.
+        self.persist_txn_indexes()?;
         let active = self.active_mut();
         assert!(!active.is_empty(), "only a non-empty segment rolls");
+        active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
         let file = Arc::clone(&active.file);
@@ -740,7 +762,10 @@ impl PartitionLog {
                 file.sync_data()?;
             }
         }
+        self.persist_txn_indexes()?;
         let active = self.active_mut();
+        active.cut_tail()?;
+        active.assert_file_len()?;
         active.file.sync_data()?;
         if let Some(txn_file) = active.txn_index.file() {
             txn_file.sync_data()?;

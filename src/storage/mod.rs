@@ -39,6 +39,7 @@ pub use config::*;
 pub use error::StorageError;
 pub use high_watermark::HIGH_WATERMARK_FILE;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
+pub(crate) use io::is_out_of_space;
 pub use leader_epoch::{
     EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_ENTRIES_MAX,
     UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,

@@ -45,6 +45,21 @@ pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Sets the recovery point to `offset` after the log was cut (it may have
+/// to go down). When the file cannot be written (a full disk) it is
+/// removed instead, so the next unclean start rescans the whole log rather
+/// than trusting a point past bytes that were cut and written again.
+pub fn reset_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
+    let Err(e) = write_recovery_point(dir, offset) else {
+        return Ok(());
+    };
+    tracing::warn!(dir = %dir.display(), error = %e, "cannot reset the recovery point; removing it");
+    match fs::remove_file(dir.join(RECOVERY_POINT_FILE)) {
+        Err(removal) if removal.kind() != io::ErrorKind::NotFound => Err(removal),
+        _ => sync_dir(dir),
+    }
+}
+
 fn parse_segment_name(name: &str) -> Option<(i64, &str)> {
     let (stem, suffix) = name.split_once('.')?;
     let digits_only = stem.len() == SEGMENT_NAME_DIGITS && stem.bytes().all(|b| b.is_ascii_digit());
@@ -203,8 +218,17 @@ fn load_or_rebuild(segment: &mut Segment, index_interval_bytes: u32) -> Result<b
     tracing::info!(segment = segment.base_offset, "rebuilding segment indexes");
     let truncated = recover_segment(segment, index_interval_bytes)?;
     segment.finish_time_index();
-    segment.write_indexes()?;
+    write_rebuilt_indexes(segment);
     Ok(truncated)
+}
+
+/// Writes indexes open rebuilt. A full disk must not keep a log from
+/// opening (its reads go on): a failed write leaves no index file, and the
+/// next open rebuilds again.
+fn write_rebuilt_indexes(segment: &Segment) {
+    if let Err(e) = segment.write_indexes() {
+        tracing::warn!(segment = segment.base_offset, error = %e, "rebuilt indexes not written; the next open rebuilds them");
+    }
 }
 
 /// Sets where `segment_ms` counts from after a reopen: the first batch's
@@ -258,7 +282,7 @@ pub fn load_segments(
             let truncated = recover_segment(&mut segment, interval)?;
             segment.file.sync_data()?;
             segment.finish_time_index();
-            segment.write_indexes()?;
+            write_rebuilt_indexes(&segment);
             truncated
         } else {
             load_or_rebuild(&mut segment, interval)?
@@ -340,7 +364,11 @@ fn replay_producers(
         .map_or(from, |(base, _)| *base);
     for segment in segments.range_mut(first_base..).map(|(_, s)| s) {
         // Entries from `from` on come back as the replay meets their markers.
-        segment.txn_index.truncate_from(from)?;
+        // A file that cannot be written now (a full disk) is written whole
+        // at the next roll or close; the entries are in memory.
+        if let Err(e) = segment.txn_index.truncate_from(from) {
+            tracing::warn!(segment = segment.base_offset, error = %e, "aborted-transaction index not rewritten; kept in memory");
+        }
         let Some(mut pos) = segment.find_batch(from)? else {
             continue;
         };
@@ -353,14 +381,17 @@ fn replay_producers(
             };
             if let Some(done) = states.apply(&header, marker, header.max_timestamp) {
                 if done.aborted {
-                    segment.txn_index.append(AbortedTxn {
+                    let appended = segment.txn_index.append(AbortedTxn {
                         producer_id: done.producer_id,
                         first_offset: done.first_offset,
                         last_offset: done.last_offset,
                         last_stable_offset: states
                             .first_unstable_offset()
                             .unwrap_or(done.last_offset + 1),
-                    })?;
+                    });
+                    if let Err(e) = appended {
+                        tracing::warn!(segment = segment.base_offset, error = %e, "aborted-transaction index write failed; kept in memory");
+                    }
                 }
             }
             pos += header.total_len() as u64;

@@ -116,7 +116,7 @@ impl PartitionLog {
                 .then(|| parse_marker(batch_bytes(records, info)))
                 .flatten();
             if let Some(completed) = self.producers.apply(header, marker, now_ms) {
-                self.index_completed(completed)?;
+                self.index_completed(completed);
             }
             epochs_changed |= self
                 .epochs

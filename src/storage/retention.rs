@@ -17,7 +17,11 @@ impl PartitionLog {
             return Ok(Vec::new());
         }
         if !self.active().is_empty() && self.expired(self.active(), now_ms) {
-            self.roll()?;
+            if let Err(e) = self.roll() {
+                // A full disk: the older segments still go, and their space
+                // may be what lets the next roll through.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot roll the expired active segment; retention goes on without it");
+            }
         }
         let mut deleted = Vec::new();
         while self.oldest_deletable(now_ms) {

@@ -1,7 +1,10 @@
 //! One segment: a `.log` file of whole batches plus its in-memory indexes.
 //!
 //! Appends go to the end only; `size` is the length of the valid prefix of
-//! the file and every index position is below it.
+//! the file and every index position is below it. Outside an append the
+//! file is exactly `size` long: a write that fails (a full disk) is cut back
+//! before the error returns, so nothing of it stays and the next append
+//! lands where it should.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -71,11 +74,17 @@ pub struct Segment {
     bytes_since_index: u64,
     /// Base offset of the last batch, for the final time index entry.
     last_batch_base: i64,
+    /// A failed append could not be cut back either: the file may hold
+    /// bytes past `size`, and the next append cuts them first.
+    tail_uncut: bool,
 }
 
 impl Segment {
     /// Creates an empty segment, replacing any file of the same name.
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
+        // The `.log` last: a roll that fails leaves no empty segment behind,
+        // which open would take for one overlapping the active segment.
+        let txn_index = TxnIndex::create(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
         let file = OpenOptions::new()
             .read(true)
@@ -83,7 +92,6 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(path)?;
-        let txn_index = TxnIndex::create(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
         Ok(Self::with_file(dir, base_offset, file, 0, txn_index))
     }
 
@@ -127,6 +135,7 @@ impl Segment {
             txn_index,
             bytes_since_index: 0,
             last_batch_base: base_offset,
+            tail_uncut: false,
         }
     }
 
@@ -174,12 +183,14 @@ impl Segment {
     }
 
     /// Writes `batches` at the end, each with its new base offset, without
-    /// copying record bytes. On error the file is cut back to its old size.
+    /// copying record bytes. On error the file is cut back to its old size
+    /// and nothing (size, offsets, indexes) has changed.
     pub fn append(
         &mut self,
         batches: &[PendingBatch<'_>],
         index_interval_bytes: u32,
     ) -> io::Result<()> {
+        self.cut_tail()?;
         // baseOffset and partitionLeaderEpoch come from the header (the
         // log's offsets, the leader's epoch); both lie outside the CRC.
         let fields: Vec<([u8; 8], [u8; 4])> = batches
@@ -201,8 +212,16 @@ impl Segment {
         }
         let start = self.size;
         if let Err(err) = pwrite_all(&self.file, start, &iovecs) {
-            // Best effort: the error that matters is the write's.
-            let _ = self.file.set_len(start);
+            // Part of the batches may be in the file (the disk filled up
+            // mid-write): cut it back. The error that matters is the
+            // write's; an uncut tail is retried by the next append.
+            match self.file.set_len(start) {
+                Ok(()) => self.assert_file_len()?,
+                Err(cut) => {
+                    tracing::warn!(segment = self.base_offset, error = %cut, "cannot cut back a failed append; the next append retries");
+                    self.tail_uncut = true;
+                }
+            }
             return Err(err);
         }
         let mut pos = start;
@@ -210,6 +229,36 @@ impl Segment {
             self.track_batch(pos, &batch.header, index_interval_bytes);
             pos += batch.bytes.len() as u64;
         }
+        if cfg!(debug_assertions) {
+            // One fstat per append: checked in tests, not paid in release.
+            self.assert_file_len()?;
+        }
+        Ok(())
+    }
+
+    /// Cuts what a failed append left past `size`, if its own cut failed:
+    /// before the next append, and before the segment is closed (a closed
+    /// segment with bytes past its batches would read as corrupt at open).
+    pub fn cut_tail(&mut self) -> io::Result<()> {
+        if self.tail_uncut {
+            self.file.set_len(self.size)?;
+            self.tail_uncut = false;
+            self.assert_file_len()?;
+        }
+        Ok(())
+    }
+
+    /// Asserts the file holds exactly the tracked batches, no more (the
+    /// remains of a failed write) and no less.
+    pub fn assert_file_len(&self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        assert_eq!(
+            len,
+            self.size,
+            "segment {} in {}: file length differs from the tracked size",
+            self.base_offset,
+            self.dir.display()
+        );
         Ok(())
     }
 
@@ -311,22 +360,33 @@ impl Segment {
     /// Writes both index files (tmp + rename) without fsync, for a roll on
     /// the shard's thread: recovery rebuilds indexes a crash left short.
     pub fn write_indexes_unsynced(&self) -> io::Result<()> {
-        write_replacing(
-            &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
-            &self.index.encode(),
-        )?;
-        let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
-        write_replacing(&time_path, &self.time_index.encode())
+        self.write_indexes_with(write_replacing)
     }
 
     /// Writes both index files (tmp + fsync + rename).
     pub fn write_indexes(&self) -> io::Result<()> {
-        write_atomic(
-            &segment_path(&self.dir, self.base_offset, INDEX_SUFFIX),
-            &self.index.encode(),
-        )?;
+        self.write_indexes_with(write_atomic)
+    }
+
+    /// Both index files through `write`. When one fails (a full disk), both
+    /// are removed: an older file could describe bytes this segment no
+    /// longer holds (a truncated tail), and open rebuilds missing indexes.
+    fn write_indexes_with(&self, write: fn(&Path, &[u8]) -> io::Result<()>) -> io::Result<()> {
+        let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
         let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
-        write_atomic(&time_path, &self.time_index.encode())
+        let written = write(&index_path, &self.index.encode())
+            .and_then(|()| write(&time_path, &self.time_index.encode()));
+        if written.is_err() {
+            for path in [&index_path, &time_path] {
+                match fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove an index that may be stale")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        written
     }
 
     /// Loads both index files; false if either is missing or inconsistent

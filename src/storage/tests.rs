@@ -127,6 +127,60 @@ fn rejected_append_writes_nothing() {
     assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
 }
 
+/// A write that fails (a full disk) leaves nothing: offsets, size and
+/// indexes stay, a tail it could not cut is cut before the next append
+/// (or the roll before it), which lands where the refused one would have.
+#[test]
+fn a_failed_write_leaves_nothing_and_the_next_append_lands_in_place() {
+    for roll_next in [false, true] {
+        failed_write_then_append(roll_next);
+    }
+}
+
+fn failed_write_then_append(roll_next: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 2);
+    let (end, size) = (log.log_end_offset(), log.size_bytes());
+    let index_len = log.active().index.len();
+    let real = std::sync::Arc::clone(&log.active().file);
+    // /dev/full: every write fails with ENOSPC, and the cut back fails too
+    // (a device cannot be truncated).
+    let full = OpenOptions::new().read(true).write(true).open("/dev/full");
+    log.active_mut().file = std::sync::Arc::new(full.unwrap());
+    let Err(err) = log.append(&build_simple_batch(0, 3, 2000), 2000) else {
+        panic!("a write to a full disk succeeded");
+    };
+    assert!(err.is_out_of_space(), "{err}");
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+    assert_eq!(log.active().index.len(), index_len);
+    // What the part of the write that got through left in the real file.
+    real.write_all_at(&[0xee; 4096], size).unwrap();
+    log.active_mut().file = real;
+    let config = LogConfig {
+        segment_bytes: if roll_next { size } else { u64::MAX },
+        ..config()
+    };
+    log.set_config(config.clone());
+    let appended = log.append(&build_simple_batch(0, 3, 2000), 2000).unwrap();
+    assert_eq!(appended.base_offset, end);
+    let on_disk: u64 = [0, end]
+        .iter()
+        .filter_map(|base| fs::metadata(segment_path(&dir, *base, "log")).ok())
+        .map(|m| m.len())
+        .sum();
+    assert_eq!(on_disk, log.size_bytes());
+    let all = [(0, 2), (3, 5), (6, 8)];
+    assert_eq!(batches_in(&log.read(0, u32::MAX, true).unwrap()), all);
+    log.close().unwrap();
+    drop(log);
+    for clean in [true, false] {
+        let log = open(&dir, config.clone(), clean);
+        assert_eq!(batches_in(&log.read(0, u32::MAX, true).unwrap()), all);
+    }
+}
+
 #[test]
 fn rolls_by_size_and_reads_across_segments() {
     let tmp = tempfile::tempdir().unwrap();

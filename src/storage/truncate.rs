@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::producer_state::{list_snapshots, remove_snapshot, ProducerStates};
-use super::recovery::{load_producer_state, read_recovery_point, write_recovery_point};
+use super::recovery::{load_producer_state, read_recovery_point, reset_recovery_point};
 use super::segment::Segment;
 use super::{PartitionLog, StorageError};
 
@@ -49,8 +49,11 @@ impl PartitionLog {
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
         active.truncate_to(offset, interval)?;
-        // Its index files may be a roll's, listing batches now gone.
-        active.write_indexes_unsynced()?;
+        // Its index files may be a roll's, listing batches now gone. A
+        // failed write removes them, which is as good: open rebuilds them.
+        if let Err(e) = active.write_indexes_unsynced() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "indexes not rewritten after a truncation; open rebuilds them");
+        }
         let new_end = self.log_end_offset();
         self.unsynced_rolls.retain(|r| r.next_base <= new_end);
         self.producers = load_producer_state(
@@ -64,7 +67,7 @@ impl PartitionLog {
         }
         self.clamp_points(new_end)?;
         if read_recovery_point(&self.dir) > new_end {
-            write_recovery_point(&self.dir, new_end)?;
+            reset_recovery_point(&self.dir, new_end)?;
         }
         self.check_invariants();
         tracing::info!(
@@ -103,7 +106,7 @@ impl PartitionLog {
             self.epochs.write_checkpoint(&self.dir)?;
         }
         self.clamp_points(offset)?;
-        write_recovery_point(&self.dir, offset)?;
+        reset_recovery_point(&self.dir, offset)?;
         self.check_invariants();
         tracing::info!(
             dir = %self.dir.display(),

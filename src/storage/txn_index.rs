@@ -5,7 +5,10 @@
 //!
 //! Entries are appended to the file as markers are written (page cache);
 //! the entries a crash may lose are those of the log tail that recovery
-//! replays, and replay writes them again.
+//! replays, and replay writes them again. An entry whose write fails (a
+//! full disk) is kept in memory, since its marker is already in the log:
+//! the file is brought up to date by the next append or [`TxnIndex::persist`],
+//! which a roll and a close call before the replay point moves past it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -65,6 +68,8 @@ pub struct TxnIndex {
     entries: Vec<AbortedTxn>,
     /// Opened on the first append or load; most segments never have one.
     file: Option<Arc<File>>,
+    /// A write failed: the file lacks entries the index holds.
+    file_behind: bool,
 }
 
 impl TxnIndex {
@@ -78,6 +83,7 @@ impl TxnIndex {
             path,
             entries: Vec::new(),
             file: None,
+            file_behind: false,
         })
     }
 
@@ -96,6 +102,7 @@ impl TxnIndex {
             path,
             entries,
             file: None,
+            file_behind: false,
         };
         if index.entries.len() * TXN_INDEX_ENTRY_BYTES != bytes.len() {
             index.rewrite()?;
@@ -112,6 +119,8 @@ impl TxnIndex {
         self.file.clone()
     }
 
+    /// Adds `entry`, in memory always, then to the file; an error means
+    /// the file is behind (see [`Self::persist`]).
     pub fn append(&mut self, entry: AbortedTxn) -> io::Result<()> {
         if let Some(last) = self.entries.last() {
             assert!(
@@ -119,11 +128,26 @@ impl TxnIndex {
                 "aborted transactions are indexed in marker order"
             );
         }
-        let at = (self.entries.len() * TXN_INDEX_ENTRY_BYTES) as u64;
-        self.file()
-            .map_or_else(|| self.open_file(), Ok)?
-            .write_all_at(&entry.encode(), at)?;
         self.entries.push(entry);
+        if self.file_behind {
+            return self.rewrite();
+        }
+        let at = ((self.entries.len() - 1) * TXN_INDEX_ENTRY_BYTES) as u64;
+        let written = self
+            .file()
+            .map_or_else(|| self.open_file(), Ok)
+            .and_then(|file| file.write_all_at(&entry.encode(), at));
+        if written.is_err() {
+            self.file_behind = true;
+        }
+        written
+    }
+
+    /// Writes the file anew if a write failed since it was last whole.
+    pub fn persist(&mut self) -> io::Result<()> {
+        if self.file_behind {
+            self.rewrite()?;
+        }
         Ok(())
     }
 
@@ -155,18 +179,42 @@ impl TxnIndex {
         Ok(file)
     }
 
-    /// Writes the file anew from the entries (after a trim).
+    /// Writes the file anew from the entries (after a trim or a failed
+    /// write); on failure the file stays behind.
     fn rewrite(&mut self) -> io::Result<()> {
+        self.file_behind = true;
         let file = self.file().map_or_else(|| self.open_file(), Ok)?;
         file.set_len(0)?;
         let bytes: Vec<u8> = self.entries.iter().flat_map(|e| e.encode()).collect();
-        file.write_all_at(&bytes, 0)
+        file.write_all_at(&bytes, 0)?;
+        self.file_behind = false;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_whose_write_fails_is_kept_and_written_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.txnindex");
+        let mut index = TxnIndex::create(path.clone()).unwrap();
+        index.append(entry(1, 0, 5)).unwrap();
+        // The disk fills: /dev/full answers every write with ENOSPC.
+        index.file = Some(Arc::new(
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        ));
+        let err = index.append(entry(2, 3, 9)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(index.entries(), &[entry(1, 0, 5), entry(2, 3, 9)]);
+        assert!(index.persist().is_err());
+        // Space returns.
+        index.file = None;
+        index.persist().unwrap();
+        assert_eq!(TxnIndex::open(path).unwrap().entries(), index.entries());
+    }
 
     fn entry(pid: i64, first: i64, last: i64) -> AbortedTxn {
         AbortedTxn {

@@ -46,7 +46,7 @@ const START_ATTEMPTS: usize = 3;
 
 /// A loopback port in [`CONTROLLER_PORTS`] nothing listens on now (bound,
 /// checked, released), picked at random so parallel tests rarely collide.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     for _ in 0..1000 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();

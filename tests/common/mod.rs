@@ -321,6 +321,15 @@ impl Broker {
         }
     }
 
+    /// Waits (bounded) for the broker to exit on its own: its exit status,
+    /// or `None` while it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("broker is not running");
+        let status = wait_with_timeout(child, timeout)?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Kills the broker with SIGKILL (no chance to flush or clean up).
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("broker is not running");
