@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps net-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps js-deps net-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -25,7 +25,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: fmt-check lint py-deps net-deps
+test: fmt-check lint py-deps js-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -34,6 +34,16 @@ test: fmt-check lint py-deps net-deps
 	fi
 
 py-deps: $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)
+
+# kafkajs for tests/js_clients.rs, under target/ (Node.js is on the machine).
+KAFKAJS_VERSION ?= 2.2.4
+JS_DIR ?= target/js
+js-deps: $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION)
+
+$(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION):
+	mkdir -p $(JS_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) kafkajs@$(KAFKAJS_VERSION)
+	touch $@
 
 # The chaos tests put nodes in network namespaces: iproute2's `ip`.
 net-deps:
