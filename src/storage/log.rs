@@ -28,7 +28,7 @@ use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
 use super::recovery::{
     load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
-    write_recovery_point,
+    stored_recovery_point, write_recovery_point,
 };
 use super::segment::{PendingBatch, Segment};
 use super::txn_index::AbortedTxn;
@@ -206,7 +206,14 @@ impl PartitionLog {
             .clamp(log.log_start_offset, log_end);
         log.flushed_offset = log.log_end_offset();
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
-        if let Err(e) = write_recovery_point(&log.dir, log.log_end_offset()) {
+        // Unchanged after a clean shutdown (close wrote it): no write.
+        let moved = stored_recovery_point(&log.dir) != Some(log.log_end_offset());
+        let written = if moved {
+            write_recovery_point(&log.dir, log.log_end_offset())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
             // A full disk: the old point is lower, which only means a
             // longer rescan after a crash. Reads must go on meanwhile.
             tracing::warn!(dir = %log.dir.display(), error = %e, "recovery point not moved at open");

@@ -181,6 +181,39 @@ fn failed_write_then_append(roll_next: bool) {
     }
 }
 
+/// A reopen after a clean close writes nothing: the active segment's
+/// indexes and the recovery point are loaded, not rebuilt and rewritten
+/// (with many partitions those writes were most of a restart).
+#[test]
+fn a_clean_reopen_rewrites_no_file() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 3);
+    log.close().unwrap();
+    drop(log);
+    let files = |dir: &Path| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, e.metadata().unwrap().ino())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let log = open(&dir, config(), true);
+    assert_eq!(files(&dir), before, "a clean reopen replaced a file");
+    assert_eq!(log.log_end_offset(), 3 * 3);
+    assert_eq!(recovery_point(&dir), 3 * 3);
+    let plan = log.read(0, u32::MAX, false).unwrap();
+    assert_eq!(batches_in(&plan), vec![(0, 2), (3, 5), (6, 8)]);
+}
+
 #[test]
 fn rolls_by_size_and_reads_across_segments() {
     let tmp = tempfile::tempdir().unwrap();
