@@ -200,8 +200,8 @@ fn api_versions_negotiation() {
 
     // (api, min the broker must accept, max the broker must accept)
     let required: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::Produce, 3, 9),
-        (ApiKey::Fetch, 4, 12),
+        (ApiKey::Produce, 0, 9),
+        (ApiKey::Fetch, 0, 12),
         (ApiKey::ListOffsets, 0, 7),
         (ApiKey::Metadata, 0, 12),
         (ApiKey::ApiVersions, 0, 3),

@@ -167,6 +167,39 @@ fn dropped_version_seeds(topic: &str) -> Vec<Bytes> {
     let mut markers = old::WriteTxnMarkersRequest::default();
     markers.markers = vec![marker];
     push(common::raw_v3::frame(0, 1, &markers));
+    for (magic, version) in [(0i8, 0i16), (0, 1), (1, 2)] {
+        let mut set = Vec::new();
+        let m = sluice::message_format::Message {
+            offset: 0,
+            magic,
+            attributes: 0,
+            timestamp: 1_700_000_000_000,
+            key: Some(b"k"),
+            value: Some(b"value"),
+        };
+        sluice::message_format::write_message(&mut set, &m);
+        let mut p = old::produce_request::PartitionProduceData::default();
+        p.records = Some(set.into());
+        let mut t = old::produce_request::TopicProduceData::default();
+        t.name = s(topic).into();
+        t.partition_data = vec![p];
+        let mut produce = old::ProduceRequest::default();
+        produce.acks = 1;
+        produce.timeout_ms = 1_000;
+        produce.topic_data = vec![t];
+        push(common::raw_v3::frame(version, 1, &produce));
+    }
+    let mut fp = old::fetch_request::FetchPartition::default();
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = old::fetch_request::FetchTopic::default();
+    ft.topic = s(topic).into();
+    ft.partitions = vec![fp];
+    let mut fetch = old::FetchRequest::default();
+    fetch.replica_id = (-1).into();
+    fetch.topics = vec![ft];
+    for version in 0..=3 {
+        push(common::raw_v3::frame(version, 1, &fetch));
+    }
     out
 }
 

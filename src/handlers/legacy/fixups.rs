@@ -15,6 +15,7 @@ use v3::messages::{
     WriteTxnMarkersResponse,
 };
 
+use super::records::{self, Limits};
 use super::{decode, encode, reencode, Carried};
 use crate::handlers::RequestError;
 
@@ -38,6 +39,11 @@ pub(crate) enum Answer {
     Plain,
     /// ListOffsets v0: what each partition asked, in request order.
     OldStyleOffsets(Vec<Vec<OffsetsAsk>>),
+    /// Produce v0-2: per topic, per partition, the error code of a message
+    /// set that did not convert.
+    Produce(Vec<Vec<Option<i16>>>),
+    /// Fetch v0-3: the batches go back in this message format.
+    DownConvert { magic: i8, limits: Limits },
 }
 
 /// One ListOffsets v0 partition. Kafka 3.x answered it from segment base
@@ -84,9 +90,9 @@ impl OffsetsAsk {
 
 pub(super) fn forward_request(
     key: ApiKey,
-    version: i16,
-    to: i16,
+    (version, to): (i16, i16),
     buf: &mut Bytes,
+    limits: Limits,
 ) -> Result<Forward, RequestError> {
     let versions = (version, to);
     let plain = |body| Forward {
@@ -95,6 +101,8 @@ pub(super) fn forward_request(
         answer: Answer::Plain,
     };
     match key {
+        ApiKey::Produce => records::produce(buf, key, versions, limits),
+        ApiKey::Fetch => records::fetch(buf, key, versions, limits),
         ApiKey::ListOffsets => list_offsets_v0(buf, key, versions),
         ApiKey::OffsetCommit => {
             let mut times = Vec::new();
@@ -183,8 +191,13 @@ pub(super) fn answer(
     answer: Answer,
 ) -> Result<Bytes, RequestError> {
     let versions = (from, to);
-    if let Answer::OldStyleOffsets(asks) = answer {
-        return old_style_offsets(buf, key, versions, asks);
+    match answer {
+        Answer::Plain => {}
+        Answer::OldStyleOffsets(asks) => return old_style_offsets(buf, key, versions, asks),
+        Answer::Produce(refusals) => return records::produce_answer(buf, key, versions, refusals),
+        Answer::DownConvert { magic, limits } => {
+            return records::fetch_answer(buf, key, versions, magic, limits)
+        }
     }
     match key {
         ApiKey::OffsetCommit => reencode(buf, key, versions, |_: &mut OffsetCommitResponse| {}),

@@ -15,6 +15,7 @@
 //! response is decoded from bytes a handler produced.
 
 mod fixups;
+mod records;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -41,7 +42,9 @@ pub(crate) const GROWTH_MAX: usize = 2;
 fn bridges(key: ApiKey) -> bool {
     matches!(
         key,
-        ApiKey::ListOffsets
+        ApiKey::Produce
+            | ApiKey::Fetch
+            | ApiKey::ListOffsets
             | ApiKey::OffsetCommit
             | ApiKey::OffsetFetch
             | ApiKey::CreateTopics
@@ -89,7 +92,11 @@ pub(super) async fn serve(
         v3_key.request_header_version(version),
     )?;
     let correlation_id = header.correlation_id;
-    let forward = fixups::forward_request(key, version, to, &mut buf)?;
+    let limits = records::Limits {
+        decompressed_max: shard.config.decompressed_batch_bytes_max,
+        down_conversion_max: shard.config.fetch.down_conversion_max_bytes,
+    };
+    let forward = fixups::forward_request(key, (version, to), &mut buf, limits)?;
     header.request_api_version = to;
     let mut forwarded = BytesMut::with_capacity(frame_len.saturating_mul(GROWTH_MAX));
     encode(&header, &mut forwarded, v3_key.request_header_version(to))?;
@@ -125,17 +132,21 @@ pub(super) async fn serve(
     Ok(Some(vec![Piece::Bytes(out.freeze())]))
 }
 
-/// A bridged response as one buffer without its size prefix. Only fetch
-/// answers with file slices, and fetch is not bridged here.
+/// A bridged response as one buffer without its size prefix. A fetch's
+/// file slices are read in here, from the page cache: the forwarded fetch
+/// asked for at most `fetch.down_conversion_max_bytes`.
 fn join(pieces: Vec<Piece>) -> Result<Bytes, RequestError> {
+    use std::os::unix::fs::FileExt;
     let mut out = BytesMut::with_capacity(pieces.iter().map(Piece::len).sum());
     for piece in pieces {
         match piece {
             Piece::Bytes(b) => out.extend_from_slice(&b),
-            Piece::File(_) => {
-                return Err(RequestError::Encode(
-                    "a bridged response holds a file slice".into(),
-                ))
+            Piece::File(f) => {
+                let at = out.len();
+                out.resize(at + f.len as usize, 0);
+                f.file
+                    .read_exact_at(&mut out[at..], f.position)
+                    .map_err(|e| RequestError::Encode(format!("reading fetched batches: {e}")))?;
             }
         }
     }

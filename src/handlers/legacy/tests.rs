@@ -38,7 +38,11 @@ fn forward<N: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::En
 ) -> (N, fixups::Forward) {
     let to = forwarded_version(key, version).expect("bridged");
     let mut buf = client_bytes;
-    let fwd = forward_request(key, version, to, &mut buf).unwrap();
+    let limits = records::Limits {
+        decompressed_max: 1 << 20,
+        down_conversion_max: 1 << 20,
+    };
+    let fwd = forward_request(key, (version, to), &mut buf, limits).unwrap();
     assert!(buf.is_empty(), "{key:?} v{version}: request left over");
     let mut body = fwd.body.clone();
     let decoded = N::decode(&mut body, to).unwrap();
@@ -401,4 +405,126 @@ fn bridged_versions() {
         "0.18 decodes it"
     );
     assert_eq!(forwarded_version(ApiKey::OffsetCommit, -1), None);
+}
+
+/// A magic 0 or 1 message set as a Produce v0-2 client writes it.
+fn message_set(magic: i8, values: &[&str]) -> Bytes {
+    let mut out = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let m = crate::message_format::Message {
+            offset: i as i64,
+            magic,
+            attributes: 0,
+            timestamp: 1_000 + i as i64,
+            key: Some(b"k"),
+            value: Some(v.as_bytes()),
+        };
+        crate::message_format::write_message(&mut out, &m);
+    }
+    Bytes::from(out)
+}
+
+/// Produce v0-2: each message set arrives at the v3 handler as one v2
+/// batch; a set that does not convert gets its own error code back.
+#[test]
+fn produce_v0_v2_message_sets() {
+    for version in [0, 1, 2] {
+        let magic = if version == 2 { 1 } else { 0 };
+        let mut good = old::produce_request::PartitionProduceData::default();
+        good.index = 0;
+        good.records = Some(message_set(magic, &["a", "b"]));
+        let mut bad = old::produce_request::PartitionProduceData::default();
+        bad.index = 1;
+        bad.records = Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 99]));
+        let mut t = old::produce_request::TopicProduceData::default();
+        t.name = s3("t").into();
+        t.partition_data = vec![good, bad];
+        let mut r = old::ProduceRequest::default();
+        r.acks = 1;
+        r.timeout_ms = 1_000;
+        r.topic_data = vec![t];
+        let (got, fwd) =
+            forward::<new::ProduceRequest>(ApiKey::Produce, version, old_bytes(&r, version));
+        let parts = &got.topic_data[0].partition_data;
+        let batch = parts[0].records.clone().expect("converted");
+        crate::record::validate_batches(&batch, 1 << 20).unwrap();
+        assert_eq!(
+            crate::record::BatchHeader::parse(&batch)
+                .unwrap()
+                .records_count,
+            2
+        );
+        assert!(parts[1].records.is_none(), "refused before the handler");
+
+        let answer_for = |index: i32, error: i16, base: i64| {
+            let mut p = new::produce_response::PartitionProduceResponse::default();
+            p.index = index;
+            p.error_code = error;
+            p.base_offset = base;
+            p
+        };
+        let mut rt = new::produce_response::TopicProduceResponse::default();
+        rt.name = s("t").into();
+        rt.partition_responses = vec![answer_for(0, 0, 7), answer_for(1, 2, -1)];
+        let mut resp = new::ProduceResponse::default();
+        resp.responses = vec![rt];
+        let mut out = answered(ApiKey::Produce, version, &resp, fwd.answer);
+        let back = old::ProduceResponse::decode(&mut out, version).unwrap();
+        let bp = &back.responses[0].partition_responses;
+        assert_eq!((bp[0].error_code, bp[0].base_offset), (0, 7));
+        assert_eq!(bp[1].error_code, 2, "CORRUPT_MESSAGE for a bad size");
+    }
+}
+
+/// Fetch v0-3 goes out as v4 within the down-conversion bound; the v2
+/// batches come back as messages of the client's format.
+#[test]
+fn fetch_v0_v3_down_converts() {
+    for version in [0, 1, 2, 3] {
+        let mut p = old::fetch_request::FetchPartition::default();
+        p.partition = 0;
+        p.fetch_offset = 5;
+        p.partition_max_bytes = i32::MAX;
+        let mut t = old::fetch_request::FetchTopic::default();
+        t.topic = s3("t").into();
+        t.partitions = vec![p];
+        let mut r = old::FetchRequest::default();
+        r.replica_id = (-1).into();
+        r.max_wait_ms = 100;
+        r.topics = vec![t];
+        let (got, fwd) =
+            forward::<new::FetchRequest>(ApiKey::Fetch, version, old_bytes(&r, version));
+        assert_eq!(got.max_bytes, 1 << 20);
+        assert_eq!(got.topics[0].partitions[0].partition_max_bytes, 1 << 20);
+        assert_eq!(got.topics[0].partitions[0].fetch_offset, 5);
+
+        let batch = crate::record::build::build_simple_batch(5, 3, 2_000);
+        let mut fp = new::fetch_response::PartitionData::default();
+        fp.partition_index = 0;
+        fp.high_watermark = 8;
+        fp.last_stable_offset = 8;
+        fp.log_start_offset = 0;
+        fp.aborted_transactions = Some(vec![]);
+        fp.records = Some(batch);
+        let mut ft = new::fetch_response::FetchableTopicResponse::default();
+        ft.topic = s("t").into();
+        ft.partitions = vec![fp];
+        let mut resp = new::FetchResponse::default();
+        resp.responses = vec![ft];
+        let mut out = answered(ApiKey::Fetch, version, &resp, fwd.answer);
+        let back = old::FetchResponse::decode(&mut out, version).unwrap();
+        let bp = &back.responses[0].partitions[0];
+        assert_eq!(bp.high_watermark, 8);
+        let mut records = bp.records.clone().unwrap();
+        let sets = v3::records::RecordBatchDecoder::decode_all(&mut records).unwrap();
+        let magic = if version < 2 { 0 } else { 1 };
+        assert!(sets.iter().all(|s| s.version == magic));
+        let got: Vec<(i64, i64)> = sets
+            .iter()
+            .flat_map(|s| &s.records)
+            .map(|r| (r.offset, r.timestamp))
+            .collect();
+        let ts = |t: i64| if magic == 1 { t } else { -1 };
+        assert_eq!(got, [(5, ts(2_000)), (6, ts(2_000)), (7, ts(2_000))]);
+    }
 }
