@@ -12,7 +12,9 @@
 //! the broker restarted in between), reads it all back with one raw Fetch
 //! loop (`--fetch-max-bytes` per response). Reports MB/s (10^6 bytes) and
 //! the broker's CPU seconds (utime + stime from /proc/<pid>/stat, over the
-//! consume phase only) per GiB delivered. Two baselines run in the same
+//! consume phase only) per GiB delivered. With zero copy on, the same log is
+//! also read with Fetch v3, which the broker down-converts to magic 1
+//! messages in memory (issue 16): its CPU is per GiB of the same log bytes. Two baselines run in the same
 //! process, their CPU being the sending thread's: the loopback baseline
 //! sends the same number of bytes between two threads over 127.0.0.1 with
 //! plain write/read calls of a 1 MiB buffer; the plain-sendfile baseline
@@ -443,6 +445,82 @@ fn consume(addr: &str, max_bytes: i32) -> (u64, f64) {
     (bytes, start.elapsed().as_secs_f64())
 }
 
+/// Fetches the whole partition with Fetch v3 (magic 1 messages, which the
+/// broker down-converts); returns (log bytes covered, response record
+/// bytes, seconds). The response is read whole: the broker bounds it by
+/// `fetch.down_conversion_max_bytes`.
+fn consume_down_converted(addr: &str, max_bytes: i32, log_bytes: u64) -> (u64, u64, f64) {
+    use kafka_protocol_v3::messages::fetch_request::{FetchPartition, FetchTopic};
+    let mut s = connect(addr);
+    let mut buf = Vec::new();
+    let start = Instant::now();
+    let (mut offset, mut bytes, mut correlation_id) = (0i64, 0u64, 0i32);
+    loop {
+        let mut p = FetchPartition::default();
+        p.fetch_offset = offset;
+        p.partition_max_bytes = max_bytes;
+        let mut t = FetchTopic::default();
+        t.topic = kafka_protocol_v3::protocol::StrBytes::from_static_str(TOPIC).into();
+        t.partitions = vec![p];
+        let mut req = kafka_protocol_v3::messages::FetchRequest::default();
+        req.replica_id = (-1).into();
+        req.max_wait_ms = 500;
+        req.min_bytes = 1;
+        req.max_bytes = max_bytes;
+        req.topics = vec![t];
+        s.write_all(&legacy_frame(3, correlation_id, &req)).unwrap();
+        correlation_id += 1;
+        read_exact_into(&mut s, &mut buf, 4);
+        let size = be_i32(&buf, 0) as usize;
+        read_exact_into(&mut s, &mut buf, size);
+        // correlation id, throttle, topic count, name, partition count,
+        // index, error, high watermark, records length
+        let name_len = be_i16(&buf, 12) as usize;
+        let mut at = 14 + name_len + 4 + 4;
+        assert_eq!(be_i16(&buf, at), 0, "fetch error");
+        let hw = be_i64(&buf, at + 2);
+        at += 2 + 8;
+        let len = be_i32(&buf, at).max(0) as usize;
+        at += 4;
+        let records = &buf[at..at + len];
+        bytes += len as u64;
+        let mut last = None;
+        let mut pos = 0;
+        while pos + 12 <= records.len() {
+            last = Some(be_i64(records, pos));
+            pos += 12 + be_i32(records, pos + 8) as usize;
+        }
+        offset = last.expect("a fetch below the high watermark returns messages") + 1;
+        if offset >= hw {
+            break;
+        }
+    }
+    (log_bytes, bytes, start.elapsed().as_secs_f64())
+}
+
+/// A request frame in Kafka 3.x's schemas (for the versions 4.0 dropped).
+fn legacy_frame<R: kafka_protocol_v3::protocol::Request>(
+    version: i16,
+    correlation_id: i32,
+    req: &R,
+) -> Vec<u8> {
+    use kafka_protocol_v3::protocol::Encodable as _;
+    let key = kafka_protocol_v3::messages::ApiKey::try_from(R::KEY).unwrap();
+    let mut header = kafka_protocol_v3::messages::RequestHeader::default();
+    header.request_api_key = R::KEY;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.put_i32(body.len() as i32);
+    out.extend_from_slice(&body);
+    out
+}
+
 /// Sends `bytes` from one thread to another over loopback TCP; returns
 /// (seconds, CPU seconds of the sending thread).
 fn loopback(bytes: u64, chunk: usize) -> (f64, f64) {
@@ -618,6 +696,23 @@ fn main() {
             secs,
             cpu: Some(cpu),
         });
+        if zero_copy {
+            let cpu_before = broker.cpu_seconds();
+            let (bytes, sent, secs) =
+                consume_down_converted(&broker.addr, args.fetch_max_bytes, log_bytes);
+            let cpu = broker.cpu_seconds() - cpu_before;
+            println!(
+                "down-converted: {:.2} GiB of batches sent as {:.2} GiB of magic 1 messages",
+                bytes as f64 / GIB,
+                sent as f64 / GIB
+            );
+            rows.push(Row {
+                name: "fetch v3, down-converted",
+                bytes,
+                secs,
+                cpu: Some(cpu),
+            });
+        }
         broker.stop();
     }
 
@@ -637,7 +732,11 @@ fn main() {
                 .map_or("-".to_string(), |c| format!("{c:.3}"))
         );
     }
-    let (loop_row, zc, copy) = (&rows[0], &rows[2], &rows[3]);
+    let (loop_row, zc, down, copy) = (&rows[0], &rows[2], &rows[3], &rows[4]);
+    println!(
+        "down-converted CPU/GiB / zero-copy CPU/GiB = {:.1}",
+        down.cpu_per_gib().unwrap() / zc.cpu_per_gib().unwrap()
+    );
     let cpu_ratio = zc.cpu_per_gib().unwrap() / copy.cpu_per_gib().unwrap();
     let bw_ratio = zc.mb_s() / loop_row.mb_s();
     println!();

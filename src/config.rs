@@ -272,11 +272,22 @@ pub struct FetchConfig {
     /// Send record bytes with sendfile from the page cache; `false` copies
     /// them through a buffer (for comparison, and for TLS later).
     pub zero_copy: bool,
+    /// Most bytes one Fetch v0-3 response (the old message formats) reads
+    /// into memory to down-convert: such a fetch cannot go zero-copy, so
+    /// its byte limits are lowered to this.
+    pub down_conversion_max_bytes: usize,
 }
+
+/// A default for [`FetchConfig::down_conversion_max_bytes`]: room for a
+/// few of the 1 MB batches old clients fetch per partition.
+pub const FETCH_DOWN_CONVERSION_MAX_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        FetchConfig { zero_copy: true }
+        FetchConfig {
+            zero_copy: true,
+            down_conversion_max_bytes: FETCH_DOWN_CONVERSION_MAX_BYTES_DEFAULT,
+        }
     }
 }
 

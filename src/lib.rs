@@ -5,6 +5,7 @@
 //! - [`config`]: broker configuration (file + flags) and topic configs.
 //! - [`record`]: the v2 record batch format, parsed and validated without copying.
 //! - [`compression`]: whole-batch codecs, bounded validation and recompression.
+//! - [`message_format`]: the magic 0 and 1 message formats of Produce v0-2 and Fetch v0-3, converted to and from v2 batches.
 //! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
 //! - [`metadata`]: topics and partition ownership, persisted in the data dir.
 //! - [`controller`]: the metadata quorum (Raft on its own thread) and the cluster image.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod message_format;
 pub mod metadata;
 pub mod net;
 pub mod record;

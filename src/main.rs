@@ -93,6 +93,9 @@ struct ServeArgs {
     /// Serve fetches with sendfile (true) or through a buffer (false).
     #[arg(long)]
     fetch_zero_copy: Option<bool>,
+    /// Most bytes a Fetch v0-3 response reads into memory to down-convert.
+    #[arg(long)]
+    fetch_down_conversion_max_bytes: Option<usize>,
     /// HOST:PORT for the Prometheus `/metrics` endpoint.
     #[arg(long)]
     metrics_listen: Option<String>,
@@ -198,6 +201,9 @@ impl ServeArgs {
         }
         if let Some(z) = self.fetch_zero_copy {
             c.fetch.zero_copy = z;
+        }
+        if let Some(max) = self.fetch_down_conversion_max_bytes {
+            c.fetch.down_conversion_max_bytes = max;
         }
         if self.metrics_listen.is_some() {
             c.metrics_listen = self.metrics_listen;

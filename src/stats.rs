@@ -93,6 +93,19 @@ pub static ISR_EXPANDS: Counter = Counter::new(
     "ISR changes a leader proposed to add caught-up followers.",
 );
 
+pub static FETCH_DOWN_CONVERSIONS: Counter = Counter::new(
+    "sluice_fetch_down_conversions_total",
+    "Fetch v0-3 responses down-converted to the magic 0/1 message formats.",
+);
+pub static FETCH_DOWN_CONVERTED_BYTES: Counter = Counter::new(
+    "sluice_fetch_down_converted_bytes_total",
+    "Bytes of v2 batches read into memory and down-converted for Fetch v0-3.",
+);
+pub static PRODUCE_UP_CONVERSIONS: Counter = Counter::new(
+    "sluice_produce_up_conversions_total",
+    "Produce v0-2 message sets converted to v2 batches.",
+);
+
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
@@ -110,6 +123,9 @@ const ALL: &[&Counter] = &[
     &REPLICA_TRUNCATED_OFFSETS,
     &ISR_SHRINKS,
     &ISR_EXPANDS,
+    &FETCH_DOWN_CONVERSIONS,
+    &FETCH_DOWN_CONVERTED_BYTES,
+    &PRODUCE_UP_CONVERSIONS,
 ];
 
 /// The Prometheus text exposition of every counter.

@@ -95,6 +95,111 @@ fn seeds(topic: &str) -> Vec<Bytes> {
         1..=5
     );
     all_versions!(DescribeConfigsRequest::default(), 1..=4);
+    out.extend(dropped_version_seeds(topic));
+    out
+}
+
+/// The versions Kafka 4.0 dropped, as Kafka 3.x clients encode them.
+fn dropped_version_seeds(topic: &str) -> Vec<Bytes> {
+    use common::raw_v3::s;
+    use kafka_protocol_v3::messages as old;
+    let mut out = Vec::new();
+    // The frame without its size prefix.
+    let mut push = |frame: Vec<u8>| out.push(Bytes::from(frame).slice(4..));
+    let mut lp = old::list_offsets_request::ListOffsetsPartition::default();
+    lp.timestamp = -1;
+    lp.max_num_offsets = 5;
+    let mut lt = old::list_offsets_request::ListOffsetsTopic::default();
+    lt.name = s(topic).into();
+    lt.partitions = vec![lp];
+    let mut list = old::ListOffsetsRequest::default();
+    list.topics = vec![lt];
+    push(common::raw_v3::frame(0, 1, &list));
+    let mut cp = old::offset_commit_request::OffsetCommitRequestPartition::default();
+    cp.committed_offset = 1;
+    let mut ct = old::offset_commit_request::OffsetCommitRequestTopic::default();
+    ct.name = s(topic).into();
+    ct.partitions = vec![cp];
+    let mut commit = old::OffsetCommitRequest::default();
+    commit.group_id = s("fuzz-group").into();
+    commit.topics = vec![ct];
+    push(common::raw_v3::frame(0, 1, &commit));
+    commit.topics[0].partitions[0].commit_timestamp = 1_700_000_000_000;
+    push(common::raw_v3::frame(1, 1, &commit));
+    let mut fetch = old::OffsetFetchRequest::default();
+    fetch.group_id = s("fuzz-group").into();
+    let mut ft = old::offset_fetch_request::OffsetFetchRequestTopic::default();
+    ft.name = s(topic).into();
+    ft.partition_indexes = vec![0];
+    fetch.topics = Some(vec![ft]);
+    push(common::raw_v3::frame(0, 1, &fetch));
+    let mut create = old::CreateTopicsRequest::default();
+    let mut created = old::create_topics_request::CreatableTopic::default();
+    created.name = s("fuzz-created-old").into();
+    created.num_partitions = 1;
+    created.replication_factor = 1;
+    create.topics = vec![created];
+    push(common::raw_v3::frame(0, 1, &create));
+    push(common::raw_v3::frame(1, 1, &create));
+    let mut delete = old::DeleteTopicsRequest::default();
+    delete.topic_names = vec![s("fuzz-created-old").into()];
+    push(common::raw_v3::frame(0, 1, &delete));
+    let mut resource = old::describe_configs_request::DescribeConfigsResource::default();
+    resource.resource_type = 2;
+    resource.resource_name = s(topic);
+    let mut describe = old::DescribeConfigsRequest::default();
+    describe.resources = vec![resource];
+    push(common::raw_v3::frame(0, 1, &describe));
+    let mut ep = old::offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+    ep.leader_epoch = 0;
+    let mut et = old::offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+    et.topic = s(topic).into();
+    et.partitions = vec![ep];
+    let mut epoch = old::OffsetForLeaderEpochRequest::default();
+    epoch.topics = vec![et];
+    push(common::raw_v3::frame(0, 1, &epoch));
+    push(common::raw_v3::frame(1, 1, &epoch));
+    let mut marker = old::write_txn_markers_request::WritableTxnMarker::default();
+    let mut mt = old::write_txn_markers_request::WritableTxnMarkerTopic::default();
+    mt.name = s(topic).into();
+    mt.partition_indexes = vec![0];
+    marker.topics = vec![mt];
+    let mut markers = old::WriteTxnMarkersRequest::default();
+    markers.markers = vec![marker];
+    push(common::raw_v3::frame(0, 1, &markers));
+    for (magic, version) in [(0i8, 0i16), (0, 1), (1, 2)] {
+        let mut set = Vec::new();
+        let m = sluice::message_format::Message {
+            offset: 0,
+            magic,
+            attributes: 0,
+            timestamp: 1_700_000_000_000,
+            key: Some(b"k"),
+            value: Some(b"value"),
+        };
+        sluice::message_format::write_message(&mut set, &m);
+        let mut p = old::produce_request::PartitionProduceData::default();
+        p.records = Some(set.into());
+        let mut t = old::produce_request::TopicProduceData::default();
+        t.name = s(topic).into();
+        t.partition_data = vec![p];
+        let mut produce = old::ProduceRequest::default();
+        produce.acks = 1;
+        produce.timeout_ms = 1_000;
+        produce.topic_data = vec![t];
+        push(common::raw_v3::frame(version, 1, &produce));
+    }
+    let mut fp = old::fetch_request::FetchPartition::default();
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = old::fetch_request::FetchTopic::default();
+    ft.topic = s(topic).into();
+    ft.partitions = vec![fp];
+    let mut fetch = old::FetchRequest::default();
+    fetch.replica_id = (-1).into();
+    fetch.topics = vec![ft];
+    for version in 0..=3 {
+        push(common::raw_v3::frame(version, 1, &fetch));
+    }
     out
 }
 

@@ -86,6 +86,9 @@ pub enum GroupMsg {
     Commit {
         version: i16,
         request: OffsetCommitRequest,
+        /// OffsetCommit v1's per-partition commit times in request order
+        /// (-1: now); empty for every other version, which has none.
+        commit_timestamps: Vec<i64>,
         reply: oneshot::Sender<OffsetCommitResponse>,
     },
     FetchOffsets {
@@ -290,9 +293,14 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
         GroupMsg::Commit {
             version,
             request,
+            commit_timestamps,
             reply,
         } => {
-            let _ = reply.send(offsets::commit(&shard, version, request, now).await);
+            let times = offsets::CommitTimes {
+                now,
+                given: commit_timestamps,
+            };
+            let _ = reply.send(offsets::commit(&shard, version, request, times).await);
         }
         GroupMsg::TxnCommit { request, reply } => {
             let _ = reply.send(txn_offsets::commit(&shard, request, now).await);

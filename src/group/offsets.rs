@@ -175,6 +175,28 @@ impl<'a> OffsetChecker<'a> {
         leader_epoch: i32,
         metadata: Option<&str>,
     ) -> Result<(KeyValue, OffsetValue), i16> {
+        let at = self.now;
+        self.check_at(
+            group_error,
+            topic,
+            partition,
+            (offset, leader_epoch),
+            metadata,
+            at,
+        )
+    }
+
+    /// [`Self::check`] for a commit stamped `commit_timestamp`, which
+    /// offset expiry counts from.
+    pub(super) fn check_at(
+        &self,
+        group_error: i16,
+        topic: &str,
+        partition: i32,
+        (offset, leader_epoch): (i64, i32),
+        metadata: Option<&str>,
+        commit_timestamp: i64,
+    ) -> Result<(KeyValue, OffsetValue), i16> {
         let metadata = metadata.unwrap_or_default();
         if group_error != 0 {
             return Err(group_error);
@@ -189,19 +211,29 @@ impl<'a> OffsetChecker<'a> {
             offset,
             leader_epoch,
             metadata: metadata.to_string(),
-            commit_timestamp: self.now,
+            commit_timestamp,
         };
         let key = records::offset_key(self.group_id, topic, partition);
         Ok(((key, Some(records::offset_value(&value))), value))
     }
 }
 
+/// When a commit happens, and the times OffsetCommit v1 gave per partition.
+pub struct CommitTimes {
+    pub now: i64,
+    /// In request order; -1 or missing means `now`. Kafka 3.x kept a given
+    /// time as the commit time, so expiry counts from it.
+    pub given: Vec<i64>,
+}
+
 pub async fn commit(
     shard: &Rc<Shard>,
     _version: i16,
     request: OffsetCommitRequest,
-    now: i64,
+    times: CommitTimes,
 ) -> OffsetCommitResponse {
+    let now = times.now;
+    let mut given = times.given.into_iter();
     let group_id = request.group_id.to_string();
     let group_error = match commit_group_error(
         shard,
@@ -222,13 +254,14 @@ pub async fn commit(
         let mut rt = OffsetCommitResponseTopic::default();
         rt.name = t.name.clone();
         for (pi, p) in t.partitions.iter().enumerate() {
-            let checked = checker.check(
+            let at = given.next().filter(|&ts| ts != -1).unwrap_or(now);
+            let checked = checker.check_at(
                 group_error,
                 &t.name,
                 p.partition_index,
-                p.committed_offset,
-                p.committed_leader_epoch,
+                (p.committed_offset, p.committed_leader_epoch),
                 p.committed_metadata.as_deref(),
+                at,
             );
             let error = match checked {
                 Ok((record, value)) => {

@@ -19,12 +19,14 @@ use crate::shard::{AdminOp, AdminOutcome, Shard};
 
 pub const CREATE_TOPICS: ApiSpec = ApiSpec {
     key: ApiKey::CreateTopics,
-    min: 2,
+    // Older versions through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 7,
 };
 pub const DELETE_TOPICS: ApiSpec = ApiSpec {
     key: ApiKey::DeleteTopics,
-    min: 1,
+    // Older versions through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 6,
 };
 pub const CREATE_PARTITIONS: ApiSpec = ApiSpec {

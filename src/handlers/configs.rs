@@ -26,7 +26,8 @@ use crate::shard::{AdminOp, Shard};
 
 pub const DESCRIBE_CONFIGS: ApiSpec = ApiSpec {
     key: ApiKey::DescribeConfigs,
-    min: 1,
+    // Older versions through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 4,
 };
 pub const ALTER_CONFIGS: ApiSpec = ApiSpec {

@@ -16,7 +16,8 @@ use crate::shard::{OffsetQuery, Shard, TopicPartition, MAX_TIMESTAMP};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
-    min: 1,
+    // Older versions through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 7,
 };
 

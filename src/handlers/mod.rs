@@ -9,6 +9,7 @@ mod describe_cluster;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
+mod legacy;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -103,8 +104,15 @@ pub enum RequestError {
     Truncated(usize),
     #[error("unknown api key {0}")]
     UnknownApi(i16),
-    #[error("{key:?} version {version} is not served")]
-    UnsupportedVersion { key: ApiKey, version: i16 },
+    /// Kafka 3.x closed the connection too (its SocketServer refuses the
+    /// header); the log line names the client software so an operator can
+    /// find what sent it.
+    #[error("{key:?} version {version} is not served (client software: {client})")]
+    UnsupportedVersion {
+        key: ApiKey,
+        version: i16,
+        client: String,
+    },
     #[error("cannot decode {key:?} v{version}: {reason}")]
     Decode {
         key: ApiKey,
@@ -124,13 +132,50 @@ pub struct Client {
     /// The peer's address as Kafka reports it (`/127.0.0.1`), for
     /// DescribeGroups' client_host; empty when unknown.
     pub host: String,
+    /// Name and version the client gave in ApiVersions v3+ (KIP-511), for
+    /// log lines about what it sent; empty until then.
+    software: std::cell::RefCell<String>,
 }
+
+/// Longest client software name and version kept (KIP-511 allows any
+/// length; a log line needs no more).
+const CLIENT_SOFTWARE_MAX: usize = 128;
 
 impl Client {
     pub fn new(peer: Option<std::net::SocketAddr>) -> Client {
         Client {
             host: peer.map(|a| format!("/{}", a.ip())).unwrap_or_default(),
+            software: Default::default(),
         }
+    }
+
+    /// The client software as ApiVersions named it, or "unknown".
+    pub fn software(&self) -> String {
+        let s = self.software.borrow();
+        if s.is_empty() {
+            "unknown".into()
+        } else {
+            s.clone()
+        }
+    }
+
+    fn remember_software(&self, request: &kafka_protocol::messages::ApiVersionsRequest) {
+        if request.client_software_name.is_empty() {
+            return;
+        }
+        let mut s = format!(
+            "{} {}",
+            request.client_software_name.as_str(),
+            request.client_software_version.as_str()
+        );
+        if s.len() > CLIENT_SOFTWARE_MAX {
+            let mut end = CLIENT_SOFTWARE_MAX;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+        *self.software.borrow_mut() = s;
     }
 }
 
@@ -159,8 +204,37 @@ pub async fn handle_frame(
             let response = api_versions::unsupported_version();
             return encode(key, 0, correlation_id, response).map(Some);
         }
-        return Err(RequestError::UnsupportedVersion { key, version });
+        return Err(RequestError::UnsupportedVersion {
+            key,
+            version,
+            client: client.software(),
+        });
     }
+    if legacy::forwarded_version(key, version).is_some() {
+        return legacy::serve(shard, client, key, version, frame).await;
+    }
+    dispatch(
+        shard,
+        client,
+        key,
+        version,
+        correlation_id,
+        frame,
+        legacy::Carried::default(),
+    )
+    .await
+}
+
+/// Serves a request frame of a version the handlers decode.
+async fn dispatch(
+    shard: &Rc<Shard>,
+    client: &Client,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    frame: Bytes,
+    carried: legacy::Carried,
+) -> Result<Option<Vec<Piece>>, RequestError> {
     let mut buf = frame;
     let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
     let out = Reply {
@@ -175,7 +249,11 @@ pub async fn handle_frame(
         };
     }
     match key {
-        ApiKey::ApiVersions => out.encoded(api_versions::handle(shard, &header, body!())),
+        ApiKey::ApiVersions => {
+            let request = body!();
+            client.remember_software(&request);
+            out.encoded(api_versions::handle(shard, &header, request))
+        }
         ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, body!()).await),
         ApiKey::Produce => match produce::handle(shard, &header, body!()).await {
             Some(response) => out.encoded(response),
@@ -207,10 +285,16 @@ pub async fn handle_frame(
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
-        key if group::serves(key) => group::handle(shard, &header, client, &out, &mut buf).await,
+        key if group::serves(key) => {
+            group::handle(shard, &header, client, &out, &mut buf, carried).await
+        }
         key if txn::serves(key) => txn::handle(shard, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
-        _ => Err(RequestError::UnsupportedVersion { key, version }),
+        _ => Err(RequestError::UnsupportedVersion {
+            key,
+            version,
+            client: client.software(),
+        }),
     }
 }
 
@@ -325,16 +409,22 @@ mod tests {
         );
     }
 
+    /// Every served version is one the codec decodes, or one the version
+    /// bridge takes to the oldest the codec decodes.
     #[test]
-    fn every_listed_version_is_one_the_codec_knows() {
+    fn every_listed_version_is_one_the_codec_or_the_bridge_knows() {
         for api in APIS {
             let known = api.key.valid_versions();
-            assert!(
-                api.min >= known.min && api.max <= known.max,
-                "{:?}",
-                api.key
-            );
+            assert!(api.max <= known.max, "{:?}", api.key);
             assert!(api.min <= api.max);
+            for v in api.min..known.min.min(api.max + 1) {
+                assert_eq!(
+                    legacy::forwarded_version(api.key, v),
+                    Some(known.min),
+                    "{:?} v{v}",
+                    api.key
+                );
+            }
         }
     }
 }

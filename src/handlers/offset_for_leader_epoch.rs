@@ -19,9 +19,9 @@ use crate::shard::{EpochQuery, Shard, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetForLeaderEpoch,
-    // v0-1 were removed in Kafka 4.0 and by the codec; clients use v2+
-    // (KIP-320).
-    min: 2,
+    // v0-1 (removed in Kafka 4.0 and by the codec) through the version
+    // bridge (`handlers::legacy`).
+    min: 0,
     max: 4,
 };
 

@@ -23,7 +23,9 @@ use crate::storage::AppendOrigin;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
-    min: 3,
+    // v0-2 (the magic 0/1 message formats) through the version bridge
+    // (`handlers::legacy`).
+    min: 0,
     max: 9,
 };
 

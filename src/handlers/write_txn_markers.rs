@@ -17,8 +17,9 @@ use crate::shard::{Shard, TopicPartition, TxnMarkerItem};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::WriteTxnMarkers,
-    // v0 was removed in Kafka 4.0 and by the codec.
-    min: 1,
+    // v0 (removed in Kafka 4.0 and by the codec) through the version
+    // bridge (`handlers::legacy`).
+    min: 0,
     max: 1,
 };
 

@@ -26,7 +26,13 @@ fn write_nullable(out: &mut Vec<u8>, field: Option<&[u8]>) {
     }
 }
 
-fn encode_record(out: &mut Vec<u8>, offset_delta: i32, base_ts: i64, spec: &RecordSpec<'_>) {
+/// Appends one record (length-prefixed) to a records section.
+pub(crate) fn encode_record(
+    out: &mut Vec<u8>,
+    offset_delta: i32,
+    base_ts: i64,
+    spec: &RecordSpec<'_>,
+) {
     let (key, value, timestamp, headers) = *spec;
     let mut body = vec![0u8]; // attributes
     write_varlong(&mut body, timestamp - base_ts);
@@ -53,33 +59,55 @@ pub fn build_batch(base_offset: i64, records: &[RecordSpec<'_>]) -> Bytes {
     for (i, spec) in records.iter().enumerate() {
         encode_record(&mut out, i as i32, base_ts, spec);
     }
-    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
-    let count = records.len() as i32;
-    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| {
-        out[at..at + bytes.len()].copy_from_slice(bytes);
+    let header = BatchFields {
+        base_offset,
+        attributes: 0,
+        count: records.len() as i32,
+        base_ts,
+        max_ts,
     };
-    put(&mut out, BASE_OFFSET_OFFSET, &base_offset.to_be_bytes());
-    put(&mut out, BATCH_LENGTH_OFFSET, &batch_length.to_be_bytes());
-    put(
-        &mut out,
-        PARTITION_LEADER_EPOCH_OFFSET,
-        &(-1i32).to_be_bytes(),
-    );
-    out[MAGIC_OFFSET] = MAGIC_V2 as u8;
-    put(&mut out, ATTRIBUTES_OFFSET, &0i16.to_be_bytes());
-    put(
-        &mut out,
-        LAST_OFFSET_DELTA_OFFSET,
-        &(count - 1).to_be_bytes(),
-    );
-    put(&mut out, BASE_TIMESTAMP_OFFSET, &base_ts.to_be_bytes());
-    put(&mut out, MAX_TIMESTAMP_OFFSET, &max_ts.to_be_bytes());
-    put(&mut out, PRODUCER_ID_OFFSET, &(-1i64).to_be_bytes());
-    put(&mut out, PRODUCER_EPOCH_OFFSET, &(-1i16).to_be_bytes());
-    put(&mut out, BASE_SEQUENCE_OFFSET, &(-1i32).to_be_bytes());
-    put(&mut out, RECORDS_COUNT_OFFSET, &count.to_be_bytes());
-    recompute_crc(&mut out);
+    header.write(&mut out);
     Bytes::from(out)
+}
+
+/// The header fields of a plain batch (producerId -1, epoch -1, sequence
+/// -1, partitionLeaderEpoch -1) that [`BatchFields::write`] fills in.
+pub(crate) struct BatchFields {
+    pub base_offset: i64,
+    /// Codec and timestamp type bits.
+    pub attributes: i16,
+    pub count: i32,
+    pub base_ts: i64,
+    pub max_ts: i64,
+}
+
+impl BatchFields {
+    /// Fills the header of `out`, a whole batch whose first
+    /// [`BATCH_HEADER_LEN`] bytes are reserved, and its CRC.
+    pub(crate) fn write(&self, out: &mut [u8]) {
+        assert!(out.len() >= BATCH_HEADER_LEN && self.count > 0);
+        let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).expect("a batch is under 2 GiB");
+        let put = |out: &mut [u8], at: usize, bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+        };
+        put(out, BASE_OFFSET_OFFSET, &self.base_offset.to_be_bytes());
+        put(out, BATCH_LENGTH_OFFSET, &batch_length.to_be_bytes());
+        put(out, PARTITION_LEADER_EPOCH_OFFSET, &(-1i32).to_be_bytes());
+        out[MAGIC_OFFSET] = MAGIC_V2 as u8;
+        put(out, ATTRIBUTES_OFFSET, &self.attributes.to_be_bytes());
+        put(
+            out,
+            LAST_OFFSET_DELTA_OFFSET,
+            &(self.count - 1).to_be_bytes(),
+        );
+        put(out, BASE_TIMESTAMP_OFFSET, &self.base_ts.to_be_bytes());
+        put(out, MAX_TIMESTAMP_OFFSET, &self.max_ts.to_be_bytes());
+        put(out, PRODUCER_ID_OFFSET, &(-1i64).to_be_bytes());
+        put(out, PRODUCER_EPOCH_OFFSET, &(-1i16).to_be_bytes());
+        put(out, BASE_SEQUENCE_OFFSET, &(-1i32).to_be_bytes());
+        put(out, RECORDS_COUNT_OFFSET, &self.count.to_be_bytes());
+        recompute_crc(out);
+    }
 }
 
 /// A batch of `n` records with values `value-<i>`, all at `timestamp`.

@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod raw;
+pub mod raw_v3;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

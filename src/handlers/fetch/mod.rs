@@ -27,7 +27,9 @@ use session::{Resolved, SessionPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
-    min: 4,
+    // v0-3 (the magic 0/1 message formats) through the version bridge
+    // (`handlers::legacy`), down-converted.
+    min: 0,
     max: 12,
 };
 

@@ -67,6 +67,7 @@ pub async fn handle(
     client: &super::Client,
     out: &Reply,
     buf: &mut Bytes,
+    carried: super::legacy::Carried,
 ) -> Result<Option<Vec<super::Piece>>, RequestError> {
     let (key, version) = (out.key, out.version);
     macro_rules! serve {
@@ -82,14 +83,26 @@ pub async fn handle(
         ApiKey::SyncGroup => serve!(sync_group),
         ApiKey::Heartbeat => serve!(heartbeat),
         ApiKey::LeaveGroup => serve!(leave_group),
-        ApiKey::OffsetCommit => serve!(offset_commit),
+        ApiKey::OffsetCommit => out.encoded(
+            offset_commit::handle(
+                shard,
+                version,
+                decode(buf, key, version)?,
+                carried.commit_timestamps,
+            )
+            .await,
+        ),
         ApiKey::OffsetFetch => serve!(offset_fetch),
         ApiKey::ListGroups => serve!(list_groups),
         ApiKey::DescribeGroups => serve!(describe_groups),
         ApiKey::DeleteGroups => serve!(delete_groups),
         ApiKey::OffsetDelete => serve!(offset_delete),
         ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
-        _ => Err(RequestError::UnsupportedVersion { key, version }),
+        _ => Err(RequestError::UnsupportedVersion {
+            key,
+            version,
+            client: client.software(),
+        }),
     }
 }
 

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 
 use super::call;
 use crate::group::GroupMsg;
@@ -14,15 +14,18 @@ use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
-    min: 2,
+    // v0-1 through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 8,
 };
 
+/// `commit_timestamps`: OffsetCommit v1's per-partition commit times, in
+/// request order, carried by the version bridge (empty otherwise).
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
     version: i16,
     request: OffsetCommitRequest,
+    commit_timestamps: Vec<i64>,
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.to_string();
     // What to answer if the coordinator is unreachable.
@@ -49,6 +52,7 @@ pub async fn handle(
     call(shard, &group_id, |reply| GroupMsg::Commit {
         version,
         request,
+        commit_timestamps,
         reply,
     })
     .await

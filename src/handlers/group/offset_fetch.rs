@@ -19,7 +19,8 @@ use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
-    min: 1,
+    // Older versions through the version bridge (`handlers::legacy`).
+    min: 0,
     max: 8,
 };
 

@@ -59,7 +59,11 @@ pub async fn handle(
         ApiKey::EndTxn => serve!(end_txn),
         ApiKey::DescribeTransactions => serve!(describe_transactions),
         ApiKey::ListTransactions => serve!(list_transactions),
-        _ => Err(RequestError::UnsupportedVersion { key, version }),
+        _ => Err(RequestError::UnsupportedVersion {
+            key,
+            version,
+            client: "unknown".into(),
+        }),
     }
 }
 
