@@ -97,16 +97,23 @@ fn run_all(
         .map(|p| Scenario::load(&p).map(|s| (p, s)))
         .collect::<Result<_>>()?;
     let mut skipped = Vec::new();
+    let mut on_loopback = Vec::new();
     if scenarios.iter().any(|(_, s)| s.network == Network::Netns) {
         if let Err(e) = net::available() {
-            // Said, not hidden: the summary lists what did not run.
-            eprintln!("sluice-chaos: network namespaces are not allowed here ({e:#}); running only the loopback scenarios");
-            scenarios.retain(|(_, s)| {
-                let keep = s.network != Network::Netns;
-                if !keep {
-                    skipped.push(s.name.clone());
+            // Said, not hidden: the summary lists what ran where, and what
+            // did not run.
+            eprintln!("sluice-chaos: network namespaces are not allowed here ({e:#}); scenarios that cut links are skipped, the others run on loopback");
+            scenarios.retain_mut(|(_, s)| {
+                if s.network != Network::Netns {
+                    return true;
                 }
-                keep
+                if s.cuts_links() {
+                    skipped.push(s.name.clone());
+                    return false;
+                }
+                s.network = Network::Loopback;
+                on_loopback.push(s.name.clone());
+                true
             });
         }
     }
@@ -142,14 +149,19 @@ fn run_all(
     let all: Vec<&run::Outcome> = outcomes.iter().collect();
     let table = report::table(&all);
     std::fs::create_dir_all(&out)?;
-    let skipped_note = if skipped.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "\nNot run (network namespaces not allowed here): {}\n",
+    let mut skipped_note = String::new();
+    if !on_loopback.is_empty() {
+        skipped_note += &format!(
+            "\nRun on loopback (network namespaces not allowed here): {}\n",
+            on_loopback.join(", ")
+        );
+    }
+    if !skipped.is_empty() {
+        skipped_note += &format!(
+            "\nNot run (they cut links, and network namespaces are not allowed here): {}\n",
             skipped.join(", ")
-        )
-    };
+        );
+    }
     std::fs::write(
         out.join("summary.md"),
         format!("# sluice-chaos summary\n\n{table}{skipped_note}"),

@@ -239,6 +239,13 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Whether a fault cuts a link (only namespaces can).
+    pub fn cuts_links(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::Isolate { .. } | Fault::CutLink { .. }))
+    }
+
     fn validate(&self) -> Result<()> {
         if self.nodes == 0 || self.partitions < 1 {
             bail!("nodes and partitions must be at least 1");
@@ -253,10 +260,9 @@ impl Scenario {
             if matches!(f, Fault::DiskFull { .. }) && self.tmpfs_mib.is_none() {
                 bail!("disk_full needs tmpfs_mib");
             }
-            let cuts = matches!(f, Fault::Isolate { .. } | Fault::CutLink { .. });
-            if cuts && (self.network != Network::Netns || self.nodes < 2) {
-                bail!("isolate and cut_link need network = \"netns\" and at least 2 nodes");
-            }
+        }
+        if self.cuts_links() && (self.network != Network::Netns || self.nodes < 2) {
+            bail!("isolate and cut_link need network = \"netns\" and at least 2 nodes");
         }
         Ok(())
     }
