@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::clients::{client_follows_a_new_leader, json_result, script, strings};
 use common::*;
 
 /// The virtualenv's python: `SLUICE_TEST_PYTHON`, else `target/py`.
@@ -21,12 +22,6 @@ fn python() -> PathBuf {
     path
 }
 
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
-
 /// kafka-python 3.x with its defaults (idempotent, acks=all) produces,
 /// consumes in a group and commits; every message arrives once.
 #[test]
@@ -40,23 +35,10 @@ fn kafka_python_idempotent_defaults_produce_consume_and_commit() {
         .args([&broker.bootstrap(), topic, "kp-group", &count.to_string()])
         .output()
         .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python failed: {}\n----- broker stderr -----\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        broker.stderr_tail(50)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().expect("a result line");
-    let result: serde_json::Value = serde_json::from_str(line).expect("JSON result");
+    let result = json_result(&output, &broker);
     assert!(result["producer_id"].as_i64().unwrap() >= 0);
     assert_eq!(result["sent"].as_array().unwrap().len(), count);
-    let mut consumed: Vec<String> = result["consumed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let mut consumed = strings(&result, "consumed");
     consumed.sort();
     let expected: Vec<String> = (0..count).map(|i| format!("v-{i:05}")).collect();
     assert_eq!(consumed, expected, "each message consumed exactly once");
@@ -74,61 +56,9 @@ fn kafka_python_idempotent_defaults_produce_consume_and_commit() {
 /// it saw acknowledged is read back once (idempotence and acks=all).
 #[test]
 fn kafka_python_follows_a_new_leader() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
-
-    use common::cluster::Cluster;
-    use rdkafka::admin::{NewTopic, TopicReplication};
-
-    let mut cluster = Cluster::start(3);
-    let topic = "kp-failover";
-    let count = 400;
-    cluster.create_topic(
-        &NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"),
-    );
-    cluster.wait_view(topic, 0, "the ISR full", |v| v.isr == [1, 2, 3]);
-    let mut child = Command::new(python())
-        .arg(script("kafka_python_failover.py"))
-        .args([&cluster.bootstrap(), topic, &count.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Not piped: an unread pipe could fill and stall the script.
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run kafka-python");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().expect("a READY line").expect("read stdout");
-    assert_eq!(ready, "READY");
-    let leader = cluster.leader_of(topic, 0);
-    cluster.kill9(leader);
-    cluster.wait_view(topic, 0, "a new leader", |v| {
-        v.leader != leader && v.leader > 0
-    });
-    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-    let result_line = lines.next().expect("a result line").expect("read stdout");
-    let status = child.wait().expect("kafka-python exits");
-    assert!(status.success(), "kafka-python failed");
-    cluster.start_again(leader);
-    let result: serde_json::Value = serde_json::from_str(&result_line).expect("JSON result");
-    let acked: Vec<String> = result["acked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    let consumed: Vec<String> = result["consumed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        result["failed"].as_i64(),
-        Some(0),
-        "every send acknowledged"
-    );
-    assert_eq!(acked.len(), count);
-    assert_eq!(consumed, acked, "read back once each, in the order sent");
+    let mut python = Command::new(python());
+    python.arg(script("kafka_python_failover.py"));
+    client_follows_a_new_leader(python, "kp-failover");
 }
 
 /// kafka-python pinned to api_version=(0, 10, 1) (Produce v2 with magic 1
@@ -150,15 +80,7 @@ fn kafka_python_0_10_1_produces_consumes_and_commits() {
         ])
         .output()
         .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python failed: {}\n----- broker stderr -----\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        broker.stderr_tail(50)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().expect("a result line");
-    let result: serde_json::Value = serde_json::from_str(line).expect("JSON result");
+    let result = json_result(&output, &broker);
     assert_eq!(result["sent"].as_array().unwrap().len(), count);
     let mut consumed: Vec<(String, i64)> = result["consumed"]
         .as_array()

@@ -7,8 +7,10 @@
 //! - [`produce`], [`consume_all`] and friends: bounded produce / consume helpers.
 //! - [`raw`]: a blocking raw Kafka protocol client for wire-level tests.
 //! - [`cluster`]: several real nodes under one Raft metadata quorum.
+//! - [`clients`]: other clients' scripts (kafka-python, kafkajs) as children.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod cluster;
 pub mod raw;
 pub mod raw_v3;

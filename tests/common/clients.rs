@@ -1,0 +1,88 @@
+//! Other clients' scripts (kafka-python, kafkajs) driven as child processes:
+//! what the failover tests and the produce-consume-commit tests share.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use rdkafka::admin::{NewTopic, TopicReplication};
+
+use super::cluster::Cluster;
+use super::Broker;
+
+/// `tests/clients/NAME`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// The last stdout line of a script that succeeded, as JSON; a failure
+/// shows the script's stderr and the broker's.
+pub fn json_result(output: &Output, broker: &Broker) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "the client script failed: {}\n----- broker stderr -----\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        broker.stderr_tail(50)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().expect("a result line");
+    serde_json::from_str(line).expect("JSON result")
+}
+
+/// `result[key]` as strings.
+pub fn strings(result: &serde_json::Value, key: &str) -> Vec<String> {
+    result[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not an array: {result}"))
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_string())
+        .collect()
+}
+
+/// A client follows a new leader: on a 3-node cluster, a topic of one
+/// partition with RF 3 and min.insync.replicas=2; `command` (a script
+/// taking BOOTSTRAP TOPIC COUNT) produces half, prints READY and waits for
+/// a line; the leader is killed and replaced meanwhile; the script produces
+/// the rest and reads everything back, printing
+/// `{"acked": [...], "failed": n, "consumed": [...]}`. Every acknowledged
+/// value must be read back once, in the order sent.
+pub fn client_follows_a_new_leader(mut command: Command, topic: &str) {
+    let mut cluster = Cluster::start(3);
+    let count = 400;
+    cluster.create_topic(
+        &NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"),
+    );
+    cluster.wait_view(topic, 0, "the ISR full", |v| v.isr == [1, 2, 3]);
+    let mut child = command
+        .args([&cluster.bootstrap(), topic, &count.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        // Not piped: an unread pipe could fill and stall the script.
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the client script");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("a READY line").expect("read stdout");
+    assert_eq!(ready, "READY");
+    let leader = cluster.leader_of(topic, 0);
+    cluster.kill9(leader);
+    cluster.wait_view(topic, 0, "a new leader", |v| {
+        v.leader != leader && v.leader > 0
+    });
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let result_line = lines.next().expect("a result line").expect("read stdout");
+    let status = child.wait().expect("the script exits");
+    assert!(status.success(), "the client script failed");
+    cluster.start_again(leader);
+    let result: serde_json::Value = serde_json::from_str(&result_line).expect("JSON result");
+    let (acked, consumed) = (strings(&result, "acked"), strings(&result, "consumed"));
+    assert_eq!(
+        result["failed"].as_i64(),
+        Some(0),
+        "every send acknowledged"
+    );
+    assert_eq!(acked.len(), count);
+    assert_eq!(consumed, acked, "read back once each, in the order sent");
+}
