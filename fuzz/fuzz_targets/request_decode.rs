@@ -6,6 +6,11 @@
 //! (the broker refuses those before decoding), so every input reaches a
 //! decoder of `handlers::APIS`.
 //!
+//! Versions Kafka 4 dropped (served through `handlers::legacy`) go through
+//! that bridge as the broker takes them: decoded with the 3.x schemas,
+//! message sets converted, re-encoded, then decoded again as the handlers
+//! would.
+//!
 //! Decoder panics are findings here, though the broker survives them: its
 //! `decode` catches the unwind and closes only that connection.
 #![no_main]
@@ -44,8 +49,28 @@ fuzz_target!(|data: &[u8]| {
     };
     frame[..2].copy_from_slice(&(spec.key as i16).to_be_bytes());
     frame[2..4].copy_from_slice(&version.to_be_bytes());
-    decode(spec.key, version, Bytes::from(frame));
+    let frame = Bytes::from(frame);
+    match sluice::handlers::forward_legacy_frame(
+        spec.key,
+        version,
+        frame.clone(),
+        DECOMPRESSED_MAX,
+        DOWN_CONVERSION_MAX,
+    ) {
+        Some(Ok(body)) => decode_body(spec.key, spec.key.valid_versions().min, body),
+        Some(Err(_)) => {}
+        None => decode(spec.key, version, frame),
+    }
 });
+
+/// Small bounds so a run spends its time parsing, not inflating.
+const DECOMPRESSED_MAX: usize = 1 << 20;
+const DOWN_CONVERSION_MAX: usize = 1 << 20;
+
+/// What a handler of the forwarded version decodes.
+fn decode_body(key: ApiKey, version: i16, mut body: Bytes) {
+    let _ = RequestKind::decode(key, &mut body, version);
+}
 
 fn decode(key: ApiKey, version: i16, mut buf: Bytes) {
     let Ok(header) = RequestHeader::decode(&mut buf, key.request_header_version(version)) else {

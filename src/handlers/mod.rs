@@ -10,6 +10,7 @@ mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
 mod legacy;
+pub use legacy::forward_frame as forward_legacy_frame;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;

@@ -68,6 +68,35 @@ pub(super) fn v3_knows(key: ApiKey, version: i16) -> bool {
         .is_ok_and(|k| (k.valid_versions().min..=k.valid_versions().max).contains(&version))
 }
 
+/// The request half of [`serve`] without a broker: a frame (without its
+/// size) of a bridged version decoded and re-encoded at the version the
+/// handlers read, message sets converted within the given bounds. `None`
+/// for a version the bridge does not serve. For the fuzzer.
+pub fn forward_frame(
+    key: ApiKey,
+    version: i16,
+    frame: Bytes,
+    decompressed_max: usize,
+    down_conversion_max: usize,
+) -> Option<Result<Bytes, RequestError>> {
+    let to = forwarded_version(key, version)?;
+    let v3_key = v3::messages::ApiKey::try_from(key as i16).ok()?;
+    let mut buf = frame;
+    let header: Result<v3::messages::RequestHeader, _> = decode(
+        &mut buf,
+        key,
+        version,
+        v3_key.request_header_version(version),
+    );
+    let limits = records::Limits {
+        decompressed_max,
+        down_conversion_max,
+    };
+    Some(header.and_then(|_| {
+        fixups::forward_request(key, (version, to), &mut buf, limits).map(|f| f.body)
+    }))
+}
+
 /// Serves one request frame of a bridged version (see the module doc).
 pub(super) async fn serve(
     shard: &std::rc::Rc<Shard>,
