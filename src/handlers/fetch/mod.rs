@@ -205,7 +205,8 @@ fn wanted(
 /// Reads every partition, then holds the total to `response_max`: the first
 /// partition with data is taken whole (Kafka's rule: at least one batch,
 /// even past the limits); a later one that would overflow is read again
-/// with what is left.
+/// with what is left, or answered without records once not even a batch
+/// header is left.
 async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) -> Vec<ReadOutcome> {
     let items = wanted
         .iter()
@@ -231,6 +232,17 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
         let limit = response_max
             .saturating_sub(used)
             .min(w.partition_max_bytes as u64);
+        if used > 0 && outcome.bytes > limit && limit < crate::record::BATCH_HEADER_LEN as u64 {
+            // Not even a batch header fits: no read could return a batch,
+            // so drop this one's records here instead of asking its owner
+            // again (a round trip per partition once the response is full).
+            outcome.slices.clear();
+            outcome.bytes = 0;
+            if let Some(aborted) = outcome.aborted.as_mut() {
+                aborted.clear();
+            }
+            continue;
+        }
         if used > 0 && outcome.bytes > limit {
             let left = limit;
             let again = ReadItem {
