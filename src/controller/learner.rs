@@ -37,6 +37,9 @@ use super::ControllerError;
 /// The pause between a learner's attempts to join while the quorum forms
 /// or the leader moves (each attempt is bounded by the propose timeout).
 pub const JOIN_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+/// Most learners (broker-only nodes) a cluster takes: each costs the
+/// leader a replication stream, and learners are never removed.
+pub const LEARNERS_MAX: usize = 256;
 
 /// The quorum as one node's membership shows it (no Kafka API lists it:
 /// Metadata and DescribeCluster list brokers, and the controller id is
@@ -92,6 +95,11 @@ fn change_for(
         Some(known) if known == addr && behind => Change::Refresh,
         Some(known) if known == addr => Change::None,
         Some(_) => Change::Move,
+        None if quorum.learners.len() >= LEARNERS_MAX => {
+            return Err(ControllerError::Config(format!(
+                "node {id} cannot join: the cluster has {LEARNERS_MAX} broker-only nodes already"
+            )))
+        }
         None => Change::Add,
     })
 }
@@ -226,5 +234,19 @@ mod tests {
             change_for(&q, 2, "h:2", false),
             Err(ControllerError::Config(_))
         ));
+    }
+
+    #[test]
+    fn learners_are_bounded_but_known_ones_still_move() {
+        let addrs: Vec<(i32, String)> = (0..LEARNERS_MAX as i32)
+            .map(|i| (10 + i, format!("h:{i}")))
+            .collect();
+        let learners: Vec<(i32, &str)> = addrs.iter().map(|(i, a)| (*i, a.as_str())).collect();
+        let q = quorum_of(&[1, 2, 3], &learners);
+        assert!(matches!(
+            change_for(&q, 5, "h:5", false),
+            Err(ControllerError::Config(_))
+        ));
+        assert_eq!(change_for(&q, 10, "h:new", false).unwrap(), Change::Move);
     }
 }
