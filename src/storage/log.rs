@@ -778,10 +778,14 @@ impl PartitionLog {
             txn_file.sync_data()?;
         }
         active.finish_time_index();
-        active.write_indexes()?;
+        active.write_indexes_if_changed()?;
         let log_end = self.log_end_offset();
         write_snapshot(&self.dir, &self.producers, log_end, true)?;
-        write_recovery_point(&self.dir, log_end)?;
+        // Recovery points are only ever written durably: an equal one
+        // stands (a partition untouched since a clean open).
+        if stored_recovery_point(&self.dir) != Some(log_end) {
+            write_recovery_point(&self.dir, log_end)?;
+        }
         self.mark_flushed(log_end);
         self.checkpoint_high_watermark()
     }

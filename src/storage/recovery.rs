@@ -215,8 +215,15 @@ pub fn recover_segment(
 
 /// Loads indexes from their files (clean path), rebuilding by a full scan
 /// when they are missing or do not match the log. Returns whether it truncated.
-fn load_or_rebuild(segment: &mut Segment, index_interval_bytes: u32) -> Result<bool, StorageError> {
+fn load_or_rebuild(
+    segment: &mut Segment,
+    index_interval_bytes: u32,
+    clean_shutdown: bool,
+) -> Result<bool, StorageError> {
     if segment.load_indexes() && segment.load_tail()? {
+        if clean_shutdown {
+            segment.mark_indexes_durable();
+        }
         return Ok(false);
     }
     tracing::info!(segment = segment.base_offset, "rebuilding segment indexes");
@@ -294,7 +301,7 @@ pub fn load_segments(
             write_rebuilt_indexes(&segment);
             truncated
         } else {
-            load_or_rebuild(&mut segment, interval)?
+            load_or_rebuild(&mut segment, interval, clean_shutdown)?
         };
         segments.insert(base, segment);
         if truncated {

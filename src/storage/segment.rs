@@ -77,6 +77,24 @@ pub struct Segment {
     /// A failed append could not be cut back either: the file may hold
     /// bytes past `size`, and the next append cuts them first.
     tail_uncut: bool,
+    /// What the index files on disk hold, when they are known durable
+    /// (written with fsync, or loaded after a clean shutdown, which wrote
+    /// them so): the digest of both encodings. Close skips rewriting
+    /// identical indexes; `None` after an unsynced write.
+    durable_indexes: std::cell::Cell<Option<IndexDigest>>,
+}
+
+/// CRC-32C and length of both encoded indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IndexDigest([(u32, usize); 2]);
+
+impl IndexDigest {
+    fn of(index: &[u8], time_index: &[u8]) -> IndexDigest {
+        IndexDigest([
+            (crc32c::crc32c(index), index.len()),
+            (crc32c::crc32c(time_index), time_index.len()),
+        ])
+    }
 }
 
 impl Segment {
@@ -136,6 +154,7 @@ impl Segment {
             bytes_since_index: 0,
             last_batch_base: base_offset,
             tail_uncut: false,
+            durable_indexes: std::cell::Cell::new(None),
         }
     }
 
@@ -360,22 +379,50 @@ impl Segment {
     /// Writes both index files (tmp + rename) without fsync, for a roll on
     /// the shard's thread: recovery rebuilds indexes a crash left short.
     pub fn write_indexes_unsynced(&self) -> io::Result<()> {
-        self.write_indexes_with(write_replacing)
+        self.durable_indexes.set(None);
+        self.write_indexes_with(write_replacing).map(|_| ())
     }
 
     /// Writes both index files (tmp + fsync + rename).
     pub fn write_indexes(&self) -> io::Result<()> {
-        self.write_indexes_with(write_atomic)
+        self.durable_indexes.set(None);
+        let digest = self.write_indexes_with(write_atomic)?;
+        self.durable_indexes.set(Some(digest));
+        Ok(())
+    }
+
+    /// [`Self::write_indexes`] unless the files on disk are a durable copy
+    /// of these very indexes (a partition untouched since a clean open
+    /// closes without writing them again). True if it wrote.
+    pub fn write_indexes_if_changed(&self) -> io::Result<bool> {
+        let now = IndexDigest::of(&self.index.encode(), &self.time_index.encode());
+        if self.durable_indexes.get() == Some(now) {
+            return Ok(false);
+        }
+        self.write_indexes()?;
+        Ok(true)
+    }
+
+    /// The index files just loaded were written durably (the previous
+    /// close did, before its clean-shutdown marker).
+    pub fn mark_indexes_durable(&self) {
+        let digest = IndexDigest::of(&self.index.encode(), &self.time_index.encode());
+        self.durable_indexes.set(Some(digest));
     }
 
     /// Both index files through `write`. When one fails (a full disk), both
     /// are removed: an older file could describe bytes this segment no
     /// longer holds (a truncated tail), and open rebuilds missing indexes.
-    fn write_indexes_with(&self, write: fn(&Path, &[u8]) -> io::Result<()>) -> io::Result<()> {
+    fn write_indexes_with(
+        &self,
+        write: fn(&Path, &[u8]) -> io::Result<()>,
+    ) -> io::Result<IndexDigest> {
         let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
         let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
-        let written = write(&index_path, &self.index.encode())
-            .and_then(|()| write(&time_path, &self.time_index.encode()));
+        let (index, time_index) = (self.index.encode(), self.time_index.encode());
+        let written = write(&index_path, &index)
+            .and_then(|()| write(&time_path, &time_index))
+            .map(|()| IndexDigest::of(&index, &time_index));
         if written.is_err() {
             for path in [&index_path, &time_path] {
                 match fs::remove_file(path) {

@@ -183,7 +183,8 @@ fn failed_write_then_append(roll_next: bool) {
 
 /// A reopen after a clean close writes nothing: the active segment's
 /// indexes and the recovery point are loaded, not rebuilt and rewritten
-/// (with many partitions those writes were most of a restart).
+/// (with many partitions those writes were most of a restart); closing an
+/// untouched log again rewrites neither.
 #[test]
 fn a_clean_reopen_rewrites_no_file() {
     use std::os::unix::fs::MetadataExt;
@@ -212,6 +213,29 @@ fn a_clean_reopen_rewrites_no_file() {
     assert_eq!(recovery_point(&dir), 3 * 3);
     let plan = log.read(0, u32::MAX, false).unwrap();
     assert_eq!(batches_in(&plan), vec![(0, 2), (3, 5), (6, 8)]);
+    // Closed again untouched: the indexes and the recovery point stand
+    // (the producer snapshot is still written).
+    let mut log = log;
+    log.close().unwrap();
+    let kept = |files: Vec<(String, u64)>| -> Vec<(String, u64)> {
+        files
+            .into_iter()
+            .filter(|(name, _)| name.ends_with("index") || name == RECOVERY_POINT_FILE)
+            .collect()
+    };
+    assert_eq!(kept(files(&dir)), kept(before.clone()));
+    // One more append: the active segment's indexes are written again.
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 1);
+    log.close().unwrap();
+    let index_inode = |files: &[(String, u64)]| {
+        files
+            .iter()
+            .find(|(n, _)| n.ends_with(".index"))
+            .map(|(_, ino)| *ino)
+    };
+    assert_ne!(index_inode(&files(&dir)), index_inode(&before));
+    assert_eq!(recovery_point(&dir), 4 * 3);
 }
 
 #[test]
