@@ -117,8 +117,8 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
     let c = &o.counts;
     writeln!(
         md,
-        "Sends that failed: {}; values present without an acknowledgement: {}; foreign values: {}.\n",
-        c.failed_sends, c.unacked_present, c.foreign
+        "Sends that failed: {}; values present without an acknowledgement: {}; foreign values: {}; acknowledged without an offset: {}.\n",
+        c.failed_sends, c.unacked_present, c.foreign, c.acked_offset_unknown
     )?;
     writeln!(
         md,
