@@ -24,13 +24,12 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use cluster::{all_in_sync, cpu_seconds, wait_partitions, Cluster};
+use cluster::{cpu_seconds, create_topic_in_sync, wait_partitions, Cluster};
 
 const TOPIC: &str = "catchup";
 const MESSAGE_BYTES: usize = 1024;
@@ -42,37 +41,27 @@ const SETUP_LIMIT: Duration = Duration::from_secs(60);
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
 
+/// `-- FLAGS` after the options go to every broker.
+#[derive(clap::Parser)]
 struct Args {
+    /// GiB to produce while the follower is down.
+    #[arg(long, default_value_t = 2.0)]
     gib: f64,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i32).range(2..=1000))]
     partitions: i32,
+    /// Also write the report to this Markdown file.
+    #[arg(long)]
     out: Option<std::path::PathBuf>,
+    #[arg(last = true)]
     broker_args: Vec<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        gib: 2.0,
-        partitions: 8,
-        out: None,
-        broker_args: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-        match arg.as_str() {
-            "--gib" => a.gib = value().parse().expect("--gib: a number"),
-            "--partitions" => a.partitions = value().parse().expect("--partitions: a number"),
-            "--out" => a.out = Some(value().into()),
-            "--" => a.broker_args = it.by_ref().collect(),
-            other => panic!("unknown argument {other:?}"),
-        }
-    }
+    let a = <Args as clap::Parser>::parse();
     assert!(a.gib > 0.0 && a.gib <= 64.0, "--gib must be in (0, 64]");
-    assert!((2..=1000).contains(&a.partitions), "--partitions 2..=1000");
     a
 }
 
-/// Bytes of record data (`*.log` segments) of `topic`'s partition `p` on disk.
 fn log_bytes(data_dir: &Path, topic: &str, p: i32) -> u64 {
     let Ok(dir) = std::fs::read_dir(data_dir.join(format!("{topic}-{p}"))) else {
         return 0;
@@ -85,11 +74,6 @@ fn log_bytes(data_dir: &Path, topic: &str, p: i32) -> u64 {
 }
 
 fn create_topic(bootstrap: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     // Leaders alternate between nodes 1 and 2 (the first replica is the
     // preferred leader); node 3 follows everything.
     let assignment: Vec<Vec<i32>> = (0..partitions)
@@ -99,21 +83,9 @@ fn create_topic(bootstrap: &str, partitions: i32) {
         })
         .collect();
     let refs: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
-    let start = Instant::now();
-    loop {
-        let t = NewTopic::new(TOPIC, partitions, TopicReplication::Variable(&refs))
-            .set("min.insync.replicas", "2");
-        let r = futures::executor::block_on(admin.create_topics([&t], &opts));
-        match r.as_deref() {
-            Ok([Ok(_)]) => break,
-            _ if start.elapsed() < SETUP_LIMIT => thread::sleep(Duration::from_millis(500)),
-            _ => panic!("CreateTopics failed for {SETUP_LIMIT:?}: {r:?}"),
-        }
-    }
-    wait_partitions(bootstrap, TOPIC, SETUP_LIMIT, |ps| {
-        ps.len() == partitions as usize && all_in_sync(ps)
-    })
-    .expect("the new topic's replicas never all joined the ISR");
+    let topic = NewTopic::new(TOPIC, partitions, TopicReplication::Variable(&refs))
+        .set("min.insync.replicas", "2");
+    create_topic_in_sync(bootstrap, &topic, partitions, SETUP_LIMIT);
 }
 
 /// Produces `bytes` of 1 KiB messages, round robin over partitions, acks=all.

@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use cluster::{all_in_sync, median, partitions, wait_partitions, Cluster};
+use cluster::{all_in_sync, create_topic_in_sync, median, partitions, wait_partitions, Cluster};
 
 const TOPIC: &str = "failover";
 /// One message per partition this often: the figure's resolution.
@@ -68,57 +68,29 @@ impl ProducerContext for Recorder {
     }
 }
 
+/// `-- FLAGS` after the options go to every broker.
+#[derive(clap::Parser)]
 struct Args {
-    rounds: usize,
+    /// Kills of a leader's broker, each measured.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    rounds: u64,
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
     partitions: i32,
+    /// Also write the report to this Markdown file.
+    #[arg(long)]
     out: Option<std::path::PathBuf>,
+    #[arg(last = true)]
     broker_args: Vec<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        rounds: 5,
-        partitions: 6,
-        out: None,
-        broker_args: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-        match arg.as_str() {
-            "--rounds" => a.rounds = value().parse().expect("--rounds: a number"),
-            "--partitions" => a.partitions = value().parse().expect("--partitions: a number"),
-            "--out" => a.out = Some(value().into()),
-            "--" => a.broker_args = it.by_ref().collect(),
-            other => panic!("unknown argument {other:?}"),
-        }
-    }
-    assert!((1..=100).contains(&a.rounds), "--rounds 1..=100");
-    assert!((1..=1000).contains(&a.partitions), "--partitions 1..=1000");
-    a
+    <Args as clap::Parser>::parse()
 }
 
 fn create_topic(bootstrap: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let start = Instant::now();
-    loop {
-        let t = NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(3))
-            .set("min.insync.replicas", "2");
-        let r = futures::executor::block_on(admin.create_topics([&t], &opts));
-        match r.as_deref() {
-            Ok([Ok(_)]) => break,
-            _ if start.elapsed() < SETUP_LIMIT => thread::sleep(Duration::from_millis(500)),
-            _ => panic!("CreateTopics failed for {SETUP_LIMIT:?}: {r:?}"),
-        }
-    }
-    wait_partitions(bootstrap, TOPIC, SETUP_LIMIT, |ps| {
-        ps.len() == partitions as usize && all_in_sync(ps)
-    })
-    .expect("the new topic's replicas never all joined the ISR");
+    let topic = NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "2");
+    create_topic_in_sync(bootstrap, &topic, partitions, SETUP_LIMIT);
 }
 
 /// One round's figures, ms.

@@ -357,3 +357,34 @@ pub fn median(v: &[f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
+
+/// Creates `topic` (retrying while the quorum settles) and waits until its
+/// `partitions` partitions are led with every replica in sync; both bounded
+/// by `limit`.
+pub fn create_topic_in_sync(
+    bootstrap: &str,
+    topic: &rdkafka::admin::NewTopic<'_>,
+    partitions: i32,
+    limit: Duration,
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let start = Instant::now();
+    loop {
+        let r = futures::executor::block_on(admin.create_topics([topic], &opts));
+        match r.as_deref() {
+            Ok([Ok(_)]) => break,
+            _ if start.elapsed() < limit => thread::sleep(Duration::from_millis(500)),
+            _ => panic!("CreateTopics failed for {limit:?}: {r:?}"),
+        }
+    }
+    wait_partitions(bootstrap, topic.name, limit, |ps| {
+        ps.len() == partitions as usize && all_in_sync(ps)
+    })
+    .expect("the new topic's replicas never all joined the ISR");
+}
