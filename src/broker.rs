@@ -221,7 +221,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
         ctx.advertised,
         mesh,
         ctx.clean_start,
-        ctx.cluster.clone(),
+        ctx.cluster.as_ref().map(|node| node.controller.clone()),
     ));
     shard.apply_topics(ctx.topics);
     for (_, receiver) in receivers {

@@ -477,7 +477,10 @@ async fn create_offsets_topic(shard: &Rc<Shard>) -> bool {
         .admin(AdminOp::CreateTopic {
             name: OFFSETS_TOPIC.to_string(),
             assignments: None,
-            replication_factor: crate::cluster::internal_replication_factor(shard),
+            replication_factor: crate::cluster::internal_replication_factor(
+                &shard.topics(),
+                &shard.config,
+            ),
             partitions: shard.config.offsets_topic_num_partitions,
             configs: offsets_topic_configs(),
             validate_only: false,

@@ -50,7 +50,7 @@ pub async fn create_topics(
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let one_node = shard.cluster.is_none();
+        let one_node = shard.controller.is_none();
         let outcome = if one_node
             && (!matches!(topic.replication_factor, -1 | 1)
                 || topic.assignments.iter().any(|a| a.broker_ids.len() != 1))

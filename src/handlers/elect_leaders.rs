@@ -82,11 +82,11 @@ async fn elect(
     if !shard.topics().has_partition(topic, partition) {
         return (ResponseError::UnknownTopicOrPartition.code(), None);
     }
-    let Some(node) = &shard.cluster else {
+    let Some(controller) = &shard.controller else {
         // One broker: its only replica already leads.
         return (ResponseError::ElectionNotNeeded.code(), None);
     };
-    let (_, image) = node.controller.image();
+    let (_, image) = controller.image();
     let Some(state) = image.partition(topic, partition) else {
         return (ResponseError::UnknownTopicOrPartition.code(), None);
     };
@@ -102,7 +102,7 @@ async fn elect(
         leader_epoch: election.leader_epoch,
         partition_epoch: state.partition_epoch,
     };
-    match node.controller.propose(record).await {
+    match controller.propose(record).await {
         Ok(_) => (0, None),
         Err(e) => (e.error_code(), Some(e.to_string())),
     }

@@ -95,8 +95,8 @@ pub async fn handle(
 /// The active controller: this node alone, else as the quorum last said
 /// (-1 while none is elected).
 pub fn controller_id(shard: &Shard) -> i32 {
-    match &shard.cluster {
-        Some(node) => node.controller.leader().unwrap_or(-1),
+    match &shard.controller {
+        Some(controller) => controller.leader().unwrap_or(-1),
         None => shard.config.node_id,
     }
 }

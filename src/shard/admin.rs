@@ -62,8 +62,8 @@ impl Shard {
         );
         let _serial = self.admin_lock.lock().await;
         let current = self.topics();
-        if let Some(node) = self.cluster.clone() {
-            return self.admin_cluster(&node, &current, op).await;
+        if let Some(controller) = self.controller.clone() {
+            return self.admin_cluster(&controller, &current, op).await;
         }
         let next = match plan(&self.config, &current, op) {
             Ok(Some(next)) => next,

@@ -10,10 +10,9 @@ use kafka_protocol::ResponseError;
 
 use super::admin::plan;
 use super::*;
-use crate::cluster::node::ClusterNode;
 use crate::controller::placement::{live_candidates, place_replicas};
 use crate::controller::records::{ConfigChange, ConfigResource, MetadataRecord};
-use crate::controller::ControllerError;
+use crate::controller::{Controller, ControllerError};
 use crate::metadata::TopicMeta;
 
 /// How often an admin request looks whether its change reached the shards.
@@ -33,7 +32,7 @@ fn controller_refusal(e: &ControllerError) -> AdminOutcome {
 impl Shard {
     pub(super) async fn admin_cluster(
         self: &Rc<Self>,
-        node: &ClusterNode,
+        controller: &Controller,
         current: &Topics,
         op: AdminOp,
     ) -> AdminOutcome {
@@ -46,7 +45,7 @@ impl Shard {
             _ => (-1, None),
         };
         if let Some(assignments) = &assignments {
-            if let Err(refused) = check_assignments(node, assignments) {
+            if let Err(refused) = check_assignments(controller, assignments) {
                 return refused;
             }
         }
@@ -55,14 +54,14 @@ impl Shard {
             Ok(None) => return ok_outcome(),
             Err(refused) => return refused,
         };
-        let records = match self.records_for(node, current, &next, replication_factor, assignments)
-        {
-            Ok(records) => records,
-            Err(refused) => return refused,
-        };
+        let records =
+            match self.records_for(controller, current, &next, replication_factor, assignments) {
+                Ok(records) => records,
+                Err(refused) => return refused,
+            };
         let mut last_index = 0;
         for record in records {
-            match node.controller.propose(record).await {
+            match controller.propose(record).await {
                 Ok((index, _)) => last_index = index,
                 Err(e) => return controller_refusal(&e),
             }
@@ -73,13 +72,13 @@ impl Shard {
     /// The metadata records that turn `current` into `next`.
     fn records_for(
         &self,
-        node: &ClusterNode,
+        controller: &Controller,
         current: &Topics,
         next: &Topics,
         replication_factor: i32,
         mut assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
-        let (_, image) = node.controller.image();
+        let (_, image) = controller.image();
         let brokers = live_candidates(&image);
         let factor = if replication_factor < 0 {
             self.config.default_replication_factor
@@ -133,8 +132,11 @@ impl Shard {
 
 /// Kafka's checks of explicit assignments: every partition has replicas,
 /// none twice, all registered brokers.
-fn check_assignments(node: &ClusterNode, assignments: &[Vec<i32>]) -> Result<(), AdminOutcome> {
-    let (_, image) = node.controller.image();
+fn check_assignments(
+    controller: &Controller,
+    assignments: &[Vec<i32>],
+) -> Result<(), AdminOutcome> {
+    let (_, image) = controller.image();
     let invalid = |why: String| Err(refuse(ResponseError::InvalidReplicaAssignment.code(), why));
     for (p, replicas) in assignments.iter().enumerate() {
         if replicas.is_empty() {

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use futures::channel::oneshot;
 
 use crate::config::BrokerConfig;
+use crate::controller::Controller;
 use crate::metadata::{owner_shard, partition_dir, Topics};
 use crate::runtime::{Mesh, MeshReceiver};
 use crate::storage::PartitionLog;
@@ -76,8 +77,9 @@ pub struct Shard {
     pub txns: crate::txn::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
     producer_ids: producer_ids::ProducerIds,
-    /// In a cluster: this node's controller voter and registration.
-    pub cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
+    /// In a cluster: the handle to this node's controller, for metadata
+    /// proposals (topic changes, ISR changes, producer id blocks).
+    pub controller: Option<Arc<Controller>>,
     /// Incremental fetch sessions of the connections this shard serves.
     pub fetch_sessions: RefCell<crate::handlers::fetch::session::FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
@@ -94,7 +96,7 @@ impl Shard {
         advertised: (String, i32),
         mesh: Mesh<ShardMsg>,
         clean_start: bool,
-        cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
+        controller: Option<Arc<Controller>>,
     ) -> Shard {
         let fetch_sessions = crate::handlers::fetch::session::FetchSessions::new(
             config.max_incremental_fetch_session_cache_slots,
@@ -115,7 +117,7 @@ impl Shard {
             groups: crate::group::Coordinator::default(),
             txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
-            cluster,
+            controller,
             fetchers: RefCell::new(BTreeMap::new()),
             fetch_sessions: RefCell::new(fetch_sessions),
         }

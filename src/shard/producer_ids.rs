@@ -69,14 +69,14 @@ impl Shard {
     /// Shard 0: the next block, persisted as taken before it is returned.
     pub async fn allocate_producer_id_block(&self) -> Result<(i64, i64), ProducerIdError> {
         assert_eq!(self.id, BLOCK_SHARD, "only shard 0 hands out blocks");
-        if let Some(node) = &self.cluster {
+        if let Some(controller) = &self.controller {
             // In a cluster the blocks come from the metadata quorum, so no
             // two brokers ever hand out the same id.
             let record = crate::controller::records::MetadataRecord::AllocateProducerIds {
-                broker: node.node_id,
+                broker: self.config.node_id,
                 count: PRODUCER_ID_BLOCK_SIZE as i32,
             };
-            return match node.controller.propose(record).await {
+            return match controller.propose(record).await {
                 Ok((
                     _,
                     crate::controller::records::RecordOutcome::ProducerIds { first, count },

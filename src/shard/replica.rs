@@ -147,7 +147,7 @@ impl Shard {
         leader_epoch: i32,
         partition_epoch: i32,
     ) {
-        let Some(node) = self.cluster.clone() else {
+        let Some(controller) = self.controller.clone() else {
             return;
         };
         let record = MetadataRecord::ChangePartition {
@@ -160,7 +160,7 @@ impl Shard {
         };
         let shard = self.clone();
         crate::runtime::spawn_local(async move {
-            if let Err(e) = node.controller.propose(record).await {
+            if let Err(e) = controller.propose(record).await {
                 tracing::info!(topic = %tp.topic, partition = tp.partition, error = %e, "ISR change not committed");
                 if let Some(partition) = shard.partition(&tp) {
                     if let Role::Leader(l) = &mut *partition.role.borrow_mut() {

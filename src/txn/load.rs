@@ -167,7 +167,10 @@ async fn create_topic(shard: &Rc<Shard>) -> bool {
         .admin(AdminOp::CreateTopic {
             name: TXN_TOPIC.to_string(),
             assignments: None,
-            replication_factor: crate::cluster::internal_replication_factor(shard),
+            replication_factor: crate::cluster::internal_replication_factor(
+                &shard.topics(),
+                &shard.config,
+            ),
             partitions: shard.config.transaction_state_num_partitions,
             configs,
             validate_only: false,
