@@ -145,13 +145,9 @@ pub fn run(
             async move { run_shard(seat, ctx).await }
         }
     };
-    let shards = runtime::start_shards(
-        shard_count,
-        config.shard_channel_capacity,
-        config.io_memory_bytes,
-        body,
-    )
-    .map_err(BrokerError::Shards)?;
+    let seats = runtime::mesh::<ShardMsg>(shard_count, config.shard_channel_capacity);
+    let shards =
+        runtime::start_shards(seats, config.io_memory_bytes, body).map_err(BrokerError::Shards)?;
     for _ in 0..shard_count {
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(true) => {}
@@ -223,6 +219,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
         ctx.clean_start,
         ctx.cluster.as_ref().map(|node| node.controller.clone()),
     ));
+    let services = crate::services::Services::new(shard.clone());
     shard.apply_topics(ctx.topics);
     for (_, receiver) in receivers {
         runtime::spawn_local(shard.clone().serve_peer(receiver)).detach();
@@ -255,7 +252,7 @@ async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
     runtime::spawn_local(crate::txn::load_at_start(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
-    crate::net::accept_loop(shard.clone(), listener, writable).await;
+    crate::net::accept_loop(services, listener, writable).await;
     drain(&shard, &ctx.drained).await;
     if !shard.close_all() {
         ctx.unclean_close.store(true, Ordering::SeqCst);

@@ -34,6 +34,7 @@ pub mod net;
 pub mod record;
 pub mod replication;
 pub mod runtime;
+pub mod services;
 pub mod shard;
 pub mod stats;
 pub mod storage;

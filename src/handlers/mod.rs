@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::shard::Shard;
+use crate::services::Services;
 use crate::storage::FileSlice;
 
 /// Part of a response frame: bytes in memory, or a slice of a segment
@@ -184,7 +184,7 @@ impl Client {
 /// included), `None` when the request wants no response (acks=0), or an
 /// error after which the connection closes.
 pub async fn handle_frame(
-    shard: &Rc<Shard>,
+    services: &Rc<Services>,
     client: &Client,
     frame: Bytes,
 ) -> Result<Option<Vec<Piece>>, RequestError> {
@@ -212,10 +212,10 @@ pub async fn handle_frame(
         });
     }
     if legacy::forwarded_version(key, version).is_some() {
-        return legacy::serve(shard, client, key, version, frame).await;
+        return legacy::serve(services, client, key, version, frame).await;
     }
     dispatch(
-        shard,
+        services,
         client,
         key,
         version,
@@ -228,7 +228,7 @@ pub async fn handle_frame(
 
 /// Serves a request frame of a version the handlers decode.
 async fn dispatch(
-    shard: &Rc<Shard>,
+    services: &Rc<Services>,
     client: &Client,
     key: ApiKey,
     version: i16,
@@ -236,6 +236,8 @@ async fn dispatch(
     frame: Bytes,
     carried: legacy::Carried,
 ) -> Result<Option<Vec<Piece>>, RequestError> {
+    // The data-path handlers need only the shard.
+    let shard = &services.shard;
     let mut buf = frame;
     let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
     let out = Reply {
@@ -260,7 +262,10 @@ async fn dispatch(
             Some(response) => out.encoded(response),
             None => Ok(None), // acks=0
         },
-        ApiKey::Fetch => out.pieces(fetch::handle(shard, &header, body!()).await),
+        ApiKey::Fetch => {
+            let sessions = &services.fetch_sessions;
+            out.pieces(fetch::handle(shard, sessions, &header, body!()).await)
+        }
         ApiKey::ListOffsets => out.encoded(list_offsets::handle(shard, &header, body!()).await),
         ApiKey::CreateTopics => out.encoded(admin::create_topics(shard, &header, body!()).await),
         ApiKey::DeleteTopics => out.encoded(admin::delete_topics(shard, &header, body!()).await),

@@ -18,11 +18,17 @@ use futures::future::{select, Either};
 use crate::handlers;
 use crate::runtime::writable::ShardWritable;
 use crate::runtime::{TcpListener, TcpStream};
+use crate::services::Services;
 use crate::shard::Shard;
 
 /// Accepts until the shard stops. Connections over the per-shard limit are
 /// closed at once.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<ShardWritable>) {
+pub async fn accept_loop(
+    services: Rc<Services>,
+    listener: TcpListener,
+    writable: Rc<ShardWritable>,
+) {
+    let shard = &services.shard;
     let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let accepted = {
@@ -49,10 +55,10 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<S
             continue;
         }
         open.set(open.get() + 1);
-        let (shard, open, writable) = (shard.clone(), open.clone(), writable.clone());
+        let (services, open, writable) = (services.clone(), open.clone(), writable.clone());
         let quota = std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
         crate::runtime::spawn_serving(quota, async move {
-            serve(&shard, stream, writable).await;
+            serve(&services, stream, writable).await;
             open.set(open.get() - 1);
         })
         .detach();
@@ -75,7 +81,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
+async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
+    let shard = &services.shard;
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let client = handlers::Client::new(peer_addr);
@@ -124,7 +131,7 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
             }
         };
         let _in_flight = InFlight::enter(shard);
-        match handlers::handle_frame(shard, &client, frame).await {
+        match handlers::handle_frame(services, &client, frame).await {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
                 if let Err(e) = writer.write(&mut stream, response).await {

@@ -8,7 +8,6 @@
 //! leader's follower state sit next to the log in `shard::Partition`, and
 //! a shard's fetchers (one per source broker) append to logs it owns.
 
-pub mod fetcher;
 pub mod leader;
 
 use crate::controller::image::{PartitionState, NO_LEADER};

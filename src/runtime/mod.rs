@@ -80,7 +80,10 @@ impl<M: Send + 'static> ShardSeat<M> {
     }
 }
 
-fn build_mesh<M: Send + 'static>(count: usize, capacity: usize) -> Vec<ShardSeat<M>> {
+/// One mesh for messages of type `M`: every shard's seat in it, in shard
+/// order. Each kind of cross-core message (the shard's, each service's) gets
+/// its own mesh, so no layer has to name the messages of the layers above.
+pub fn mesh<M: Send + 'static>(count: usize, capacity: usize) -> Vec<ShardSeat<M>> {
     let mut seats: Vec<ShardSeat<M>> = (0..count)
         .map(|id| ShardSeat {
             id,
@@ -118,24 +121,23 @@ impl Shards {
     }
 }
 
-/// Starts `count` executors, shard i pinned to the i-th allowed CPU, each
-/// running `body` with its seat in the mesh.
-pub fn start_shards<M, F, Fut>(
-    count: usize,
-    channel_capacity: usize,
+/// Starts one executor per element of `seats`, shard i pinned to the i-th
+/// allowed CPU, each running `body` with its seats (its ends of the meshes,
+/// see [`mesh`]).
+pub fn start_shards<S, F, Fut>(
+    seats: Vec<S>,
     io_memory_bytes: usize,
     body: F,
 ) -> std::io::Result<Shards>
 where
-    M: Send + 'static,
-    F: Fn(ShardSeat<M>) -> Fut + Send + Clone + 'static,
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    assert!(count > 0);
+    assert!(!seats.is_empty());
     let cpus = allowed_cpus();
-    let mut handles = Vec::with_capacity(count);
-    for seat in build_mesh::<M>(count, channel_capacity) {
-        let id = seat.id;
+    let mut handles = Vec::with_capacity(seats.len());
+    for (id, seat) in seats.into_iter().enumerate() {
         let cpu = cpus[id % cpus.len()];
         let body = body.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))

@@ -12,6 +12,7 @@ mod admin_cluster;
 mod durability;
 pub mod event;
 pub mod messages;
+mod observer;
 mod ops;
 mod producer_ids;
 mod replay;
@@ -19,11 +20,11 @@ mod replica;
 mod write_failures;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use futures::channel::oneshot;
@@ -36,6 +37,7 @@ use crate::storage::PartitionLog;
 
 pub use event::Event;
 pub use messages::*;
+pub use observer::ShardObserver;
 pub use ops::MAX_TIMESTAMP;
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
 pub use replica::{Fetched, FollowerPosition};
@@ -80,10 +82,9 @@ pub struct Shard {
     /// In a cluster: the handle to this node's controller, for metadata
     /// proposals (topic changes, ISR changes, producer id blocks).
     pub controller: Option<Arc<Controller>>,
-    /// Incremental fetch sessions of the connections this shard serves.
-    pub fetch_sessions: RefCell<crate::handlers::fetch::session::FetchSessions>,
-    /// Replica fetchers, one per broker this shard follows partitions from.
-    fetchers: RefCell<BTreeMap<i32, Rc<crate::replication::fetcher::FetcherHandle>>>,
+    /// Who hears what the layers above must act on (see [`ShardObserver`]).
+    /// Weak: the observer owns this shard.
+    observer: RefCell<Option<Weak<dyn ShardObserver>>>,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -98,10 +99,6 @@ impl Shard {
         clean_start: bool,
         controller: Option<Arc<Controller>>,
     ) -> Shard {
-        let fetch_sessions = crate::handlers::fetch::session::FetchSessions::new(
-            config.max_incremental_fetch_session_cache_slots,
-            config.min_incremental_fetch_session_eviction_ms,
-        );
         Shard {
             id,
             count,
@@ -118,9 +115,18 @@ impl Shard {
             txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
             controller,
-            fetchers: RefCell::new(BTreeMap::new()),
-            fetch_sessions: RefCell::new(fetch_sessions),
+            observer: RefCell::new(None),
         }
+    }
+
+    /// Registers the one observer of this shard, before the first snapshot
+    /// is applied.
+    pub fn set_observer(&self, observer: Weak<dyn ShardObserver>) {
+        *self.observer.borrow_mut() = Some(observer);
+    }
+
+    fn observer(&self) -> Option<Rc<dyn ShardObserver>> {
+        self.observer.borrow().as_ref().and_then(Weak::upgrade)
     }
 
     /// This shard's copy of the topics snapshot.
@@ -272,7 +278,7 @@ impl Shard {
     /// Makes `topics` this shard's snapshot: opens logs for partitions it
     /// now owns, closes and removes logs of deleted or recreated topics,
     /// hands changed configs to the logs, settles each partition's role
-    /// (leader, follower) and the fetchers that follow.
+    /// (leader, follower), and tells the observer (fetchers follow).
     pub fn apply_topics(self: &Rc<Self>, topics: Arc<Topics>) {
         if topics.version < self.topics.borrow().version {
             return;
@@ -323,7 +329,9 @@ impl Shard {
             }
         }
         *self.topics.borrow_mut() = topics;
-        self.reconcile_fetchers();
+        if let Some(observer) = self.observer() {
+            observer.topics_applied(&now_led);
+        }
         self.load_coordinators(&now_led);
     }
 

@@ -190,7 +190,7 @@ impl Shard {
 
     /// The follower partitions of this shard, by the broker they follow,
     /// with the leader epoch each follows at.
-    pub(super) fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> {
+    pub fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> {
         let mut by_leader: std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> =
             Default::default();
         for (tp, partition) in self.partitions.borrow().iter() {
@@ -328,32 +328,6 @@ impl Shard {
             log_start: log.log_start_offset(),
             last_epoch: log.latest_epoch().unwrap_or(-1),
         })
-    }
-
-    /// Starts, feeds and stops this shard's replica fetchers so that each
-    /// leader it follows a partition from has one, carrying those partitions.
-    pub(super) fn reconcile_fetchers(self: &Rc<Self>) {
-        let wanted = self.followed();
-        let mut fetchers = self.fetchers.borrow_mut();
-        fetchers.retain(|leader, handle| {
-            let keep = wanted.contains_key(leader);
-            if !keep {
-                handle.stop();
-            }
-            keep
-        });
-        for (leader, partitions) in wanted {
-            let handle = fetchers.entry(leader).or_insert_with(|| {
-                let handle = Rc::new(crate::replication::fetcher::FetcherHandle::new(leader));
-                crate::runtime::spawn_local(crate::replication::fetcher::run(
-                    self.clone(),
-                    handle.clone(),
-                ))
-                .detach();
-                handle
-            });
-            handle.set_partitions(partitions);
-        }
     }
 
     /// Applies one partition's answer to a follower fetch: truncate where

@@ -6,8 +6,8 @@
 //! the connection sends from the page cache (see `net::send`).
 
 mod encode;
-pub mod session;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +20,10 @@ use kafka_protocol::ResponseError;
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
+use crate::services::fetch_sessions::{FetchSessions, Resolved, SessionPartition};
 use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use encode::{PartitionFrame, TopicFrame};
-use session::{Resolved, SessionPartition};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Fetch,
@@ -51,6 +51,7 @@ const READ_COMMITTED: i8 = 1;
 /// The response body as pieces (framing and file slices).
 pub async fn handle(
     shard: &Rc<Shard>,
+    sessions: &RefCell<FetchSessions>,
     header: &RequestHeader,
     request: FetchRequest,
 ) -> Vec<Piece> {
@@ -63,8 +64,7 @@ pub async fn handle(
     let version = header.request_api_version;
     // Before v7 the session fields are absent and decode as a sessionless
     // (final epoch) fetch.
-    let resolved = shard
-        .fetch_sessions
+    let resolved = sessions
         .borrow_mut()
         .resolve(&request, crate::runtime::now_ms());
     let (session_id, incremental, partitions) = match resolved {
@@ -119,7 +119,7 @@ pub async fn handle(
     let shown: Vec<bool> = if session_id == 0 {
         vec![true; wanted.len()]
     } else {
-        let mut sessions = shard.fetch_sessions.borrow_mut();
+        let mut sessions = sessions.borrow_mut();
         wanted
             .iter()
             .zip(&outcomes)

@@ -23,7 +23,7 @@ use kafka_protocol_v3 as v3;
 use v3::protocol::{Decodable, Encodable};
 
 use super::{Client, Piece, RequestError};
-use crate::shard::Shard;
+use crate::services::Services;
 
 /// What the forwarded request cannot say and its handler must still know.
 #[derive(Debug, Default)]
@@ -99,7 +99,7 @@ pub fn forward_frame(
 
 /// Serves one request frame of a bridged version (see the module doc).
 pub(super) async fn serve(
-    shard: &std::rc::Rc<Shard>,
+    services: &std::rc::Rc<Services>,
     client: &Client,
     key: ApiKey,
     version: i16,
@@ -122,8 +122,8 @@ pub(super) async fn serve(
     )?;
     let correlation_id = header.correlation_id;
     let limits = records::Limits {
-        decompressed_max: shard.config.decompressed_batch_bytes_max,
-        down_conversion_max: shard.config.fetch.down_conversion_max_bytes,
+        decompressed_max: services.shard.config.decompressed_batch_bytes_max,
+        down_conversion_max: services.shard.config.fetch.down_conversion_max_bytes,
     };
     let forward = fixups::forward_request(key, (version, to), &mut buf, limits)?;
     header.request_api_version = to;
@@ -131,7 +131,7 @@ pub(super) async fn serve(
     encode(&header, &mut forwarded, v3_key.request_header_version(to))?;
     forwarded.extend_from_slice(&forward.body);
     let Some(pieces) = super::dispatch(
-        shard,
+        services,
         client,
         key,
         to,

@@ -1,8 +1,8 @@
-//! A shard's replica fetcher for one source broker (Kafka's
-//! ReplicaFetcherThread): one connection to the leader, one Fetch at a time
-//! carrying every partition this shard follows from it, answers appended
-//! to the follower logs by the shard. Stopped when the shard follows
-//! nothing from that broker any more.
+//! A shard's replica fetchers (Kafka's ReplicaFetcherManager and
+//! ReplicaFetcherThread): one per source broker, each with one connection
+//! to the leader and one Fetch at a time carrying every partition this
+//! shard follows from it, answers appended to the follower logs by the
+//! shard. Stopped when the shard follows nothing from that broker any more.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -23,9 +23,40 @@ const FETCH_VERSION: i16 = 12;
 /// Slack over the largest response asked for (framing around the records).
 const RESPONSE_FRAMING_BYTES: u32 = 1 << 20;
 
-/// One fetcher's partitions and lifetime, shared by the shard (which sets
-/// them as the metadata moves) and the fetch loop.
-pub struct FetcherHandle {
+/// This shard's fetchers by source broker, reconciled with the shard's
+/// follower partitions whenever a topics snapshot is applied.
+#[derive(Default)]
+pub struct Fetchers {
+    by_leader: RefCell<BTreeMap<i32, Rc<FetcherHandle>>>,
+}
+
+impl Fetchers {
+    /// Starts, feeds and stops fetchers so that each leader `shard` follows
+    /// a partition from has one, carrying those partitions.
+    pub fn reconcile(&self, shard: &Rc<Shard>) {
+        let wanted = shard.followed();
+        let mut fetchers = self.by_leader.borrow_mut();
+        fetchers.retain(|leader, handle| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                handle.stop();
+            }
+            keep
+        });
+        for (leader, partitions) in wanted {
+            let handle = fetchers.entry(leader).or_insert_with(|| {
+                let handle = Rc::new(FetcherHandle::new(leader));
+                crate::runtime::spawn_local(run(shard.clone(), handle.clone())).detach();
+                handle
+            });
+            handle.set_partitions(partitions);
+        }
+    }
+}
+
+/// One fetcher's partitions and lifetime, shared by [`Fetchers`] (which
+/// sets them as the metadata moves) and the fetch loop.
+struct FetcherHandle {
     pub leader: i32,
     /// Partition -> the leader epoch it follows at.
     partitions: RefCell<BTreeMap<TopicPartition, i32>>,
@@ -89,7 +120,7 @@ impl Session {
 }
 
 /// The fetch loop; returns once the handle is stopped or the shard stops.
-pub async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
+async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
     let backoff = Duration::from_millis(shard.config.replica_fetch_backoff_ms.max(1));
     let mut connection: Option<KafkaConnection> = None;
     let mut session = Session::default();

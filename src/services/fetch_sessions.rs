@@ -3,7 +3,7 @@
 //! changed and each answer only the partitions with something new, so a
 //! follower of thousands of idle partitions sends and gets a few bytes.
 //!
-//! Sessions live on the shard that serves the connection (`Shard::
+//! Sessions live on the core that serves the connection (`Services::
 //! fetch_sessions`); a fetcher that reconnects elsewhere gets
 //! FETCH_SESSION_ID_NOT_FOUND and starts a new one, as clients expect.
 
