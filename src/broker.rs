@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use crate::config::BrokerConfig;
 use crate::metadata::{write_atomically, Topics};
+use crate::runtime;
 use crate::runtime::writable::WritablePoller;
-use crate::runtime::{self, ShardSeat};
-use crate::shard::{Shard, ShardMsg};
+use crate::services::{Seats, Services};
+use crate::shard::Shard;
 
 /// Written at the end of a clean shutdown, removed at start. Without it,
 /// the logs' unflushed tails are rescanned on open.
@@ -127,7 +128,7 @@ pub fn run(
         let stop = shard_stop.clone();
         let unclean_close = unclean_close.clone();
         let cluster = cluster.clone();
-        move |seat: ShardSeat<ShardMsg>| {
+        move |seats: Seats| {
             let ctx = ShardStart {
                 config: config.clone(),
                 topics: topics.clone(),
@@ -142,10 +143,10 @@ pub fn run(
                 metrics_fd: metrics.map(|(_, fd)| fd),
                 cluster: cluster.clone(),
             };
-            async move { run_shard(seat, ctx).await }
+            async move { run_shard(seats, ctx).await }
         }
     };
-    let seats = runtime::mesh::<ShardMsg>(shard_count, config.shard_channel_capacity);
+    let seats = crate::services::seats(shard_count, config.shard_channel_capacity);
     let shards =
         runtime::start_shards(seats, config.io_memory_bytes, body).map_err(BrokerError::Shards)?;
     for _ in 0..shard_count {
@@ -205,25 +206,15 @@ struct ShardStart {
     cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
 }
 
-async fn run_shard(seat: ShardSeat<ShardMsg>, ctx: ShardStart) {
-    let (id, count) = (seat.id, seat.count);
-    tracing::debug!(shard = id, "joining the mesh");
-    let (mesh, receivers) = seat.join().await;
-    tracing::debug!(shard = id, "joined the mesh");
-    let shard = Rc::new(Shard::new(
-        id,
-        count,
-        ctx.config.clone(),
-        ctx.advertised,
-        mesh,
-        ctx.clean_start,
-        ctx.cluster.as_ref().map(|node| node.controller.clone()),
-    ));
-    let services = crate::services::Services::new(shard.clone());
-    shard.apply_topics(ctx.topics);
-    for (_, receiver) in receivers {
-        runtime::spawn_local(shard.clone().serve_peer(receiver)).detach();
-    }
+async fn run_shard(seats: Seats, ctx: ShardStart) {
+    let (id, count) = (seats.id(), seats.count());
+    let controller = ctx.cluster.as_ref().map(|node| node.controller.clone());
+    let (config, advertised, clean_start) = (ctx.config.clone(), ctx.advertised, ctx.clean_start);
+    let services = Services::start(seats, ctx.topics, |mesh| {
+        Shard::new(id, count, config, advertised, mesh, clean_start, controller)
+    })
+    .await;
+    let shard = services.shard.clone();
     let listener = match crate::net::listen::bind_shard(ctx.addr) {
         Ok(l) => l,
         Err(e) => {

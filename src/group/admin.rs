@@ -9,8 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::records;
 use super::state::GroupState;
-use super::{append, valid_group_id, KeyValue};
-use crate::shard::Shard;
+use super::{append, valid_group_id, Coordinator, KeyValue};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -18,8 +17,8 @@ fn s(v: &str) -> StrBytes {
 
 /// The groups this shard coordinates, filtered by state names (KIP-518;
 /// empty means all, case-insensitive as Kafka compares them).
-pub fn list(shard: &Shard, states: &[String]) -> Vec<ListedGroup> {
-    let groups = shard.groups.groups.borrow();
+pub fn list(coord: &Coordinator, states: &[String]) -> Vec<ListedGroup> {
+    let groups = coord.groups.borrow();
     let mut out: Vec<ListedGroup> = groups
         .values()
         .filter(|g| {
@@ -41,7 +40,7 @@ pub fn list(shard: &Shard, states: &[String]) -> Vec<ListedGroup> {
     out
 }
 
-pub fn describe(shard: &Shard, group_id: &str) -> DescribedGroup {
+pub fn describe(coord: &Coordinator, group_id: &str) -> DescribedGroup {
     let mut d = DescribedGroup::default();
     d.group_id = s(group_id).into();
     d.authorized_operations = i32::MIN;
@@ -50,7 +49,7 @@ pub fn describe(shard: &Shard, group_id: &str) -> DescribedGroup {
         d.group_state = s("Dead");
         return d;
     }
-    let groups = shard.groups.groups.borrow();
+    let groups = coord.groups.borrow();
     let Some(g) = groups.get(group_id) else {
         // Kafka describes an unknown group as Dead, without an error.
         d.group_state = s("Dead");
@@ -86,12 +85,12 @@ pub fn describe(shard: &Shard, group_id: &str) -> DescribedGroup {
 }
 
 /// Deletes an empty group: tombstones for its offsets and its metadata.
-pub async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
+pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();
     }
     let tombstones: Vec<KeyValue> = {
-        let groups = shard.groups.groups.borrow();
+        let groups = coord.groups.borrow();
         let Some(g) = groups.get(group_id) else {
             return ResponseError::GroupIdNotFound.code();
         };
@@ -104,11 +103,11 @@ pub async fn delete(shard: &Rc<Shard>, group_id: &str) -> i16 {
             .chain(std::iter::once((records::group_key(group_id), None)))
             .collect()
     };
-    if let Err(code) = append(shard, group_id, &tombstones).await {
+    if let Err(code) = append(coord, group_id, &tombstones).await {
         tracing::warn!(group = group_id, code, "deleting group");
         return ResponseError::CoordinatorNotAvailable.code();
     }
-    let mut groups = shard.groups.groups.borrow_mut();
+    let mut groups = coord.groups.borrow_mut();
     if groups
         .get(group_id)
         .is_some_and(|g| g.state == GroupState::Empty)

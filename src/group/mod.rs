@@ -45,7 +45,8 @@ use kafka_protocol::ResponseError;
 
 use crate::metadata::owner_shard;
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
-use crate::shard::{AdminOp, ProduceItem, Shard, ShardMsg, TopicPartition};
+use crate::runtime::{Mesh, MeshReceiver};
+use crate::shard::{AdminOp, ProduceItem, Shard, TopicPartition};
 
 pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
@@ -122,9 +123,13 @@ pub enum GroupMsg {
     },
 }
 
-/// The groups one shard coordinates. Owned by that shard alone.
-#[derive(Default)]
+/// The groups one shard coordinates: this core's group service, above its
+/// shard (whose `__consumer_offsets` partitions it writes through
+/// `Shard::produce`). Owned by that core alone; the other cores reach it
+/// over its own mesh of [`GroupMsg`]s.
 pub struct Coordinator {
+    shard: Rc<Shard>,
+    mesh: Mesh<GroupMsg>,
     groups: RefCell<HashMap<String, Group>>,
     /// The offsets partitions whose groups are loaded here, with the leader
     /// epoch they were loaded at: a partition this broker leads again
@@ -134,6 +139,44 @@ pub struct Coordinator {
     ticking: Cell<bool>,
     /// Serializes loads (topic creation and replay).
     loading: futures::lock::Mutex<()>,
+}
+
+impl Coordinator {
+    pub fn new(shard: Rc<Shard>, mesh: Mesh<GroupMsg>) -> Coordinator {
+        Coordinator {
+            shard,
+            mesh,
+            groups: RefCell::default(),
+            loaded: RefCell::default(),
+            ticking: Cell::default(),
+            loading: futures::lock::Mutex::default(),
+        }
+    }
+
+    /// The shard this coordinator writes through.
+    pub fn shard(&self) -> &Rc<Shard> {
+        &self.shard
+    }
+
+    /// Serves group requests from one peer core until it goes away, each
+    /// as its own task so a slow write does not hold up the queue.
+    pub async fn serve_peer(self: Rc<Self>, receiver: MeshReceiver<GroupMsg>) {
+        while let Some(msg) = receiver.recv().await {
+            let coord = self.clone();
+            let quota = Duration::from_micros(self.shard.config.task_quota_us.max(100));
+            crate::runtime::spawn_serving(quota, serve(coord, msg)).detach();
+        }
+    }
+
+    /// A transaction marker was written to `partition` of the offsets
+    /// topic on this shard: settle the producer's pending transactional
+    /// offsets there.
+    pub fn txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {
+        if self.loaded.borrow().contains_key(&partition) {
+            let partitions = offsets_partition_count(&self.shard);
+            txn_offsets::settle(self, partition, partitions, producer_id, commit);
+        }
+    }
 }
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`.
@@ -171,7 +214,8 @@ pub fn fits_record(s: &str) -> bool {
 /// Hands `msg` to the coordinator shard of `group_id`. If that shard is
 /// gone, `msg` (and its reply sender) is dropped and the asker answers
 /// COORDINATOR_NOT_AVAILABLE.
-pub async fn route(shard: &Rc<Shard>, group_id: &str, msg: GroupMsg) {
+pub async fn route(coord: &Rc<Coordinator>, group_id: &str, msg: GroupMsg) {
+    let shard = &coord.shard;
     let partition = offsets_partition(group_id, offsets_partition_count(shard));
     let topics = shard.topics();
     if topics.has_partition(OFFSETS_TOPIC, partition) && !topics.leads(OFFSETS_TOPIC, partition) {
@@ -180,17 +224,15 @@ pub async fn route(shard: &Rc<Shard>, group_id: &str, msg: GroupMsg) {
         return;
     }
     let target = coordinator_shard(shard, group_id);
-    send(shard, target, msg).await;
+    send(coord, target, msg).await;
 }
 
 /// Hands `msg` to shard `target`'s coordinator.
-pub async fn send(shard: &Rc<Shard>, target: usize, msg: GroupMsg) {
-    if target == shard.id {
-        serve(shard.clone(), msg).await;
+pub async fn send(coord: &Rc<Coordinator>, target: usize, msg: GroupMsg) {
+    if target == coord.shard.id {
+        serve(coord.clone(), msg).await;
     } else {
-        let _ = shard
-            .send_to_shard(target, ShardMsg::Group(Box::new(msg)))
-            .await;
+        let _ = coord.mesh.send_to(target, msg).await;
     }
 }
 
@@ -210,18 +252,9 @@ fn limits(shard: &Shard) -> Limits {
     }
 }
 
-/// A transaction marker was written to `partition` of the offsets topic on
-/// this shard: settle the producer's pending transactional offsets there.
-pub fn txn_marker_written(shard: &Shard, partition: i32, producer_id: i64, commit: bool) {
-    if shard.groups.loaded.borrow().contains_key(&partition) {
-        let partitions = offsets_partition_count(shard);
-        txn_offsets::settle(shard, partition, partitions, producer_id, commit);
-    }
-}
-
 /// Runs one group request on this (the coordinator) shard.
-pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
-    if !ensure_loaded(&shard).await {
+pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
+    if !ensure_loaded(&coord).await {
         return; // dropping `msg` answers COORDINATOR_NOT_AVAILABLE
     }
     let now = crate::runtime::now_ms();
@@ -238,7 +271,7 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
                 client_id,
                 client_host,
             };
-            join(&shard, who, request, reply, now).await
+            join(&coord, who, request, reply, now).await
         }
         GroupMsg::Sync {
             version,
@@ -247,7 +280,7 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
         } => {
             let group_id = request.group_id.to_string();
             let sync = membership::Sync { version, request };
-            let persist = with_group(&shard, &group_id, |g| match g {
+            let persist = with_group(&coord, &group_id, |g| match g {
                 Some(g) => membership::sync(g, sync, reply, now),
                 None => {
                     let code = ResponseError::UnknownMemberId.code();
@@ -256,12 +289,12 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
                 }
             });
             if persist {
-                persist_group(&shard, &group_id).await;
+                persist_group(&coord, &group_id).await;
             }
         }
         GroupMsg::Heartbeat { request, reply } => {
             let group_id = request.group_id.to_string();
-            let response = with_group(&shard, &group_id, |g| match g {
+            let response = with_group(&coord, &group_id, |g| match g {
                 Some(g) => membership::heartbeat(g, &request, now),
                 None => {
                     let mut r = HeartbeatResponse::default();
@@ -277,8 +310,8 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
             reply,
         } => {
             let group_id = request.group_id.to_string();
-            let limits = limits(&shard);
-            let (response, persist) = with_group(&shard, &group_id, |g| match g {
+            let limits = limits(&coord.shard);
+            let (response, persist) = with_group(&coord, &group_id, |g| match g {
                 Some(g) => {
                     let r = membership::leave(g, &limits, version, &request, now);
                     (r, g.state == state::GroupState::Empty)
@@ -286,7 +319,7 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
                 None => (unknown_leave(version, &request), false),
             });
             if persist {
-                persist_group(&shard, &group_id).await;
+                persist_group(&coord, &group_id).await;
             }
             let _ = reply.send(response);
         }
@@ -300,10 +333,10 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
                 now,
                 given: commit_timestamps,
             };
-            let _ = reply.send(offsets::commit(&shard, version, request, times).await);
+            let _ = reply.send(offsets::commit(&coord, version, request, times).await);
         }
         GroupMsg::TxnCommit { request, reply } => {
-            let _ = reply.send(txn_offsets::commit(&shard, request, now).await);
+            let _ = reply.send(txn_offsets::commit(&coord, request, now).await);
         }
         GroupMsg::FetchOffsets {
             group_id,
@@ -311,19 +344,19 @@ pub async fn serve(shard: Rc<Shard>, msg: GroupMsg) {
             require_stable,
             reply,
         } => {
-            let _ = reply.send(offsets::fetch(&shard, &group_id, topics, require_stable));
+            let _ = reply.send(offsets::fetch(&coord, &group_id, topics, require_stable));
         }
         GroupMsg::Describe { group_id, reply } => {
-            let _ = reply.send(admin::describe(&shard, &group_id));
+            let _ = reply.send(admin::describe(&coord, &group_id));
         }
         GroupMsg::List { states, reply } => {
-            let _ = reply.send(admin::list(&shard, &states));
+            let _ = reply.send(admin::list(&coord, &states));
         }
         GroupMsg::Delete { group_id, reply } => {
-            let _ = reply.send(admin::delete(&shard, &group_id).await);
+            let _ = reply.send(admin::delete(&coord, &group_id).await);
         }
         GroupMsg::DeleteOffsets { request, reply } => {
-            let _ = reply.send(offsets::delete(&shard, request).await);
+            let _ = reply.send(offsets::delete(&coord, request).await);
         }
     }
 }
@@ -350,7 +383,7 @@ struct Joiner {
 }
 
 async fn join(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     who: Joiner,
     request: JoinGroupRequest,
     reply: oneshot::Sender<JoinGroupResponse>,
@@ -358,7 +391,7 @@ async fn join(
 ) {
     let group_id = request.group_id.to_string();
     let member_id = request.member_id.to_string();
-    let limits = limits(shard);
+    let limits = limits(&coord.shard);
     let refuse = |reply: oneshot::Sender<JoinGroupResponse>, e: ResponseError| {
         let _ = reply.send(membership::join_error(e.code(), &member_id));
     };
@@ -375,12 +408,12 @@ async fn join(
     if session < limits.min_session_timeout_ms || session > limits.max_session_timeout_ms {
         return refuse(reply, ResponseError::InvalidSessionTimeout);
     }
-    let exists = shard.groups.groups.borrow().contains_key(&group_id);
+    let exists = coord.groups.borrow().contains_key(&group_id);
     if !exists {
         if !member_id.is_empty() {
             return refuse(reply, ResponseError::UnknownMemberId);
         }
-        if shard.groups.groups.borrow().len() >= shard.config.groups_per_shard_max {
+        if coord.groups.borrow().len() >= coord.shard.config.groups_per_shard_max {
             return refuse(reply, ResponseError::CoordinatorNotAvailable);
         }
     }
@@ -391,20 +424,24 @@ async fn join(
         request,
     };
     let persist = {
-        let mut groups = shard.groups.groups.borrow_mut();
+        let mut groups = coord.groups.borrow_mut();
         let group = groups
             .entry(group_id.clone())
             .or_insert_with(|| Group::new(group_id.clone(), now));
         membership::join(group, &limits, join, reply, now)
     };
     if persist {
-        persist_group(shard, &group_id).await;
+        persist_group(coord, &group_id).await;
     }
 }
 
 /// Runs `f` on the group if this shard holds it.
-fn with_group<R>(shard: &Shard, group_id: &str, f: impl FnOnce(Option<&mut Group>) -> R) -> R {
-    let mut groups = shard.groups.groups.borrow_mut();
+fn with_group<R>(
+    coord: &Coordinator,
+    group_id: &str,
+    f: impl FnOnce(Option<&mut Group>) -> R,
+) -> R {
+    let mut groups = coord.groups.borrow_mut();
     f(groups.get_mut(group_id))
 }
 
@@ -412,35 +449,36 @@ fn with_group<R>(shard: &Shard, group_id: &str, f: impl FnOnce(Option<&mut Group
 /// this broker no longer leads (at the epoch they were loaded at), and
 /// replays the partitions of it this shard now leads and has not loaded.
 /// False if that failed (the asker retries).
-async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
-    if loads_current(shard) {
+async fn ensure_loaded(coord: &Rc<Coordinator>) -> bool {
+    if loads_current(coord) {
         return true;
     }
-    let _loading = shard.groups.loading.lock().await;
+    let _loading = coord.loading.lock().await;
+    let shard = &coord.shard;
     if shard.topics().get(OFFSETS_TOPIC).is_none() && !create_offsets_topic(shard).await {
         return false;
     }
     let Some(topic) = shard.topics().get(OFFSETS_TOPIC).cloned() else {
         return false;
     };
-    unload_moved(shard);
+    unload_moved(coord);
     let started = std::time::Instant::now();
     let mut records = 0usize;
     for partition in 0..topic.partitions {
         let Some(epoch) = shard.led_epoch(OFFSETS_TOPIC, partition) else {
             continue;
         };
-        if shard.groups.loaded.borrow().get(&partition) == Some(&epoch) {
+        if coord.loaded.borrow().get(&partition) == Some(&epoch) {
             continue;
         }
-        match replay(shard, partition).await {
+        match replay(coord, partition).await {
             Ok(n) => records += n,
             Err(e) => {
                 tracing::error!(partition, error = %e, "replaying {OFFSETS_TOPIC}");
                 return false;
             }
         }
-        shard.groups.loaded.borrow_mut().insert(partition, epoch);
+        coord.loaded.borrow_mut().insert(partition, epoch);
         tracing::info!(
             shard = shard.id,
             partition,
@@ -450,23 +488,23 @@ async fn ensure_loaded(shard: &Rc<Shard>) -> bool {
     }
     tracing::info!(
         shard = shard.id,
-        groups = shard.groups.groups.borrow().len(),
+        groups = coord.groups.borrow().len(),
         records,
         ms = started.elapsed().as_millis() as u64,
         "group coordinator loaded"
     );
-    if !shard.groups.ticking.replace(true) {
-        crate::runtime::spawn_local(tick_loop(shard.clone())).detach();
+    if !coord.ticking.replace(true) {
+        crate::runtime::spawn_local(tick_loop(coord.clone())).detach();
     }
     true
 }
 
 /// Loads the partitions this shard has just come to lead (the topic
 /// exists: a partition of it changed hands).
-pub async fn load_led(shard: Rc<Shard>) {
-    if !ensure_loaded(&shard).await {
+pub async fn load_led(coord: Rc<Coordinator>) {
+    if !ensure_loaded(&coord).await {
         tracing::warn!(
-            shard = shard.id,
+            shard = coord.shard.id,
             "{OFFSETS_TOPIC} not loaded after a leadership change; the next request retries"
         );
     }
@@ -495,18 +533,19 @@ async fn create_offsets_topic(shard: &Rc<Shard>) -> bool {
 }
 
 /// Whether what is loaded is exactly what this shard leads now.
-fn loads_current(shard: &Shard) -> bool {
+fn loads_current(coord: &Coordinator) -> bool {
+    let shard = &coord.shard;
     shard.topics().get(OFFSETS_TOPIC).is_some()
-        && *shard.groups.loaded.borrow() == shard.led_partitions(OFFSETS_TOPIC)
+        && *coord.loaded.borrow() == shard.led_partitions(OFFSETS_TOPIC)
 }
 
 /// Forgets the groups of partitions this broker no longer leads at the
 /// epoch they were loaded at: their new coordinator has them, and if this
 /// broker leads them again it reloads them from the log.
-fn unload_moved(shard: &Shard) {
+fn unload_moved(coord: &Coordinator) {
+    let shard = &coord.shard;
     let partitions = offsets_partition_count(shard);
-    let moved: Vec<i32> = shard
-        .groups
+    let moved: Vec<i32> = coord
         .loaded
         .borrow()
         .iter()
@@ -516,10 +555,10 @@ fn unload_moved(shard: &Shard) {
     if moved.is_empty() {
         return;
     }
-    let mut groups = shard.groups.groups.borrow_mut();
+    let mut groups = coord.groups.borrow_mut();
     let before = groups.len();
     groups.retain(|id, _| !moved.contains(&offsets_partition(id, partitions)));
-    let mut loaded = shard.groups.loaded.borrow_mut();
+    let mut loaded = coord.loaded.borrow_mut();
     for p in &moved {
         loaded.remove(p);
     }
@@ -541,19 +580,20 @@ fn offsets_topic_configs() -> crate::config::TopicConfigs {
 }
 
 /// Applies every record of one owned partition of the topic, in order.
-async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
+async fn replay(coord: &Rc<Coordinator>, partition: i32) -> std::io::Result<usize> {
     let tp = TopicPartition {
         topic: Arc::from(OFFSETS_TOPIC),
         partition,
     };
-    shard
-        .replay_partition(tp, |bytes| apply_batches(shard, partition, bytes))
+    coord
+        .shard
+        .replay_partition(tp, |bytes| apply_batches(coord, partition, bytes))
         .await
 }
 
 /// Applies the records of whole batches in `bytes`; returns the offset
 /// after the last batch and how many records were applied.
-fn apply_batches(shard: &Shard, partition: i32, mut bytes: &[u8]) -> (i64, usize) {
+fn apply_batches(coord: &Coordinator, partition: i32, mut bytes: &[u8]) -> (i64, usize) {
     let now = crate::runtime::now_ms();
     let mut next = -1;
     let mut applied = 0;
@@ -565,9 +605,9 @@ fn apply_batches(shard: &Shard, partition: i32, mut bytes: &[u8]) -> (i64, usize
         next = header.last_offset() + 1;
         if header.is_control() {
             if let Some(marker) = crate::record::parse_marker(&bytes[..len]) {
-                let partitions = offsets_partition_count(shard);
+                let partitions = offsets_partition_count(&coord.shard);
                 txn_offsets::settle(
-                    shard,
+                    coord,
                     partition,
                     partitions,
                     header.producer_id,
@@ -587,7 +627,7 @@ fn apply_batches(shard: &Shard, partition: i32, mut bytes: &[u8]) -> (i64, usize
                 let producer = header.is_transactional().then_some(header.producer_id);
                 match records::decode(record.key, record.value) {
                     Ok(r) => {
-                        apply_record(shard, r, producer, log_offset, now);
+                        apply_record(coord, r, producer, log_offset, now);
                         applied += 1;
                     }
                     Err(e) => {
@@ -604,13 +644,13 @@ fn apply_batches(shard: &Shard, partition: i32, mut bytes: &[u8]) -> (i64, usize
 /// Applies one record of the topic to this shard's groups; a record of a
 /// transaction (`producer`) waits for that transaction's marker.
 fn apply_record(
-    shard: &Shard,
+    coord: &Coordinator,
     record: records::OffsetsRecord,
     producer: Option<i64>,
     log_offset: i64,
     now: i64,
 ) {
-    let mut groups = shard.groups.groups.borrow_mut();
+    let mut groups = coord.groups.borrow_mut();
     match record {
         records::OffsetsRecord::Offset {
             group,
@@ -652,18 +692,19 @@ type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 /// Appends records to the group's partition of the topic, which this
 /// shard owns. Returns the log offset of the first record, or the Kafka
 /// error code of the failure.
-async fn append(shard: &Rc<Shard>, group_id: &str, records: &[KeyValue]) -> Result<i64, i16> {
-    append_as(shard, group_id, records, None).await
+async fn append(coord: &Rc<Coordinator>, group_id: &str, records: &[KeyValue]) -> Result<i64, i16> {
+    append_as(coord, group_id, records, None).await
 }
 
 /// [`append`], as `producer`'s (id, epoch) transactional batches when given
 /// (TxnOffsetCommit), else as plain batches.
 async fn append_as(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     group_id: &str,
     records: &[KeyValue],
     producer: Option<(i64, i16)>,
 ) -> Result<i64, i16> {
+    let shard = &coord.shard;
     let partition = offsets_partition(group_id, offsets_partition_count(shard));
     let tp = TopicPartition {
         topic: Arc::from(OFFSETS_TOPIC),
@@ -709,17 +750,16 @@ async fn append_as(
 
 /// Writes the group's current metadata record (or a tombstone if the
 /// group is gone).
-async fn persist_group(shard: &Rc<Shard>, group_id: &str) {
+async fn persist_group(coord: &Rc<Coordinator>, group_id: &str) {
     let now = crate::runtime::now_ms();
-    let value = shard
-        .groups
+    let value = coord
         .groups
         .borrow()
         .get(group_id)
         .map(|g| records::group_value(&g.to_value(now)));
     let record = (records::group_key(group_id), value);
-    if let Ok(at) = append(shard, group_id, &[record]).await {
-        if let Some(g) = shard.groups.groups.borrow_mut().get_mut(group_id) {
+    if let Ok(at) = append(coord, group_id, &[record]).await {
+        if let Some(g) = coord.groups.borrow_mut().get_mut(group_id) {
             g.metadata_log_offset = g.metadata_log_offset.max(at);
         }
     }
@@ -727,8 +767,9 @@ async fn persist_group(shard: &Rc<Shard>, group_id: &str) {
 
 /// Session timeouts, join and sync deadlines, offset expiry; until the
 /// shard stops. Each pass is bounded by the groups this shard holds.
-async fn tick_loop(shard: Rc<Shard>) {
-    let limits = limits(&shard);
+async fn tick_loop(coord: Rc<Coordinator>) {
+    let shard = &coord.shard;
+    let limits = limits(shard);
     let retention_ms = shard
         .config
         .offsets_retention_minutes
@@ -737,11 +778,11 @@ async fn tick_loop(shard: Rc<Shard>) {
         .await
         .is_none()
     {
-        unload_moved(&shard);
+        unload_moved(&coord);
         let now = crate::runtime::now_ms();
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
-        for (id, g) in shard.groups.groups.borrow_mut().iter_mut() {
+        for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
                 to_persist.push(id.clone());
             }
@@ -750,10 +791,10 @@ async fn tick_loop(shard: Rc<Shard>) {
             }
         }
         for id in to_persist {
-            persist_group(&shard, &id).await;
+            persist_group(&coord, &id).await;
         }
         for id in to_expire {
-            offsets::expire(&shard, &id, retention_ms).await;
+            offsets::expire(&coord, &id, retention_ms).await;
         }
     }
 }

@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 
 use super::records::{self, OffsetValue};
 use super::state::{Committed, Group, GroupState};
-use super::{append, valid_group_id, KeyValue};
+use super::{append, valid_group_id, Coordinator, KeyValue};
 use crate::shard::Shard;
 
 /// One partition's committed offset as OffsetFetch reports it.
@@ -120,7 +120,7 @@ pub(super) fn check_commit(
 /// The group-level answer to a commit (0 when it may go ahead), or `None`
 /// when the shard holds as many groups as it may and this one is new.
 pub(super) fn commit_group_error(
-    shard: &Shard,
+    coord: &Coordinator,
     group_id: &str,
     generation: i32,
     member_id: &str,
@@ -130,8 +130,8 @@ pub(super) fn commit_group_error(
     if !valid_group_id(group_id) {
         return Some(ResponseError::InvalidGroupId.code());
     }
-    let mut groups = shard.groups.groups.borrow_mut();
-    let full = groups.len() >= shard.config.groups_per_shard_max;
+    let mut groups = coord.groups.borrow_mut();
+    let full = groups.len() >= coord.shard.config.groups_per_shard_max;
     if full && !groups.contains_key(group_id) {
         return None;
     }
@@ -227,7 +227,7 @@ pub struct CommitTimes {
 }
 
 pub async fn commit(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     _version: i16,
     request: OffsetCommitRequest,
     times: CommitTimes,
@@ -236,7 +236,7 @@ pub async fn commit(
     let mut given = times.given.into_iter();
     let group_id = request.group_id.to_string();
     let group_error = match commit_group_error(
-        shard,
+        coord,
         &group_id,
         request.generation_id_or_member_epoch,
         &request.member_id,
@@ -246,7 +246,7 @@ pub async fn commit(
         Some(code) => code,
         None => return refuse_all(&request, ResponseError::CoordinatorNotAvailable.code()),
     };
-    let checker = OffsetChecker::new(shard, &group_id, now);
+    let checker = OffsetChecker::new(&coord.shard, &group_id, now);
     // (topic index, partition index, record) of what will be written.
     let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
     let mut response = OffsetCommitResponse::default();
@@ -281,9 +281,9 @@ pub async fn commit(
         return response;
     }
     let kvs: Vec<KeyValue> = writes.iter().map(|w| w.2.clone()).collect();
-    match append(shard, &group_id, &kvs).await {
+    match append(coord, &group_id, &kvs).await {
         Ok(first) => {
-            let mut groups = shard.groups.groups.borrow_mut();
+            let mut groups = coord.groups.borrow_mut();
             let group = groups
                 .entry(group_id.clone())
                 .or_insert_with(|| Group::new(group_id.clone(), now));
@@ -331,7 +331,7 @@ fn storage_to_coordinator_error(_code: i16) -> i16 {
 }
 
 pub fn fetch(
-    shard: &Shard,
+    coord: &Coordinator,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
@@ -342,7 +342,7 @@ pub fn fetch(
             topics: Vec::new(),
         };
     }
-    let groups = shard.groups.groups.borrow();
+    let groups = coord.groups.borrow();
     let group = groups.get(group_id);
     let lookup = |topic: &str, partition: i32| {
         let c = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
@@ -407,11 +407,11 @@ fn subscribed_topics(group: &Group) -> Vec<String> {
     out
 }
 
-pub async fn delete(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn delete(coord: &Rc<Coordinator>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.to_string();
     let mut response = OffsetDeleteResponse::default();
     let subscribed = {
-        let groups = shard.groups.groups.borrow();
+        let groups = coord.groups.borrow();
         match groups.get(&group_id) {
             _ if !valid_group_id(&group_id) => {
                 response.error_code = ResponseError::InvalidGroupId.code();
@@ -447,9 +447,9 @@ pub async fn delete(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDe
     if tombstones.is_empty() {
         return response;
     }
-    match append(shard, &group_id, &tombstones).await {
+    match append(coord, &group_id, &tombstones).await {
         Ok(first) => {
-            if let Some(g) = shard.groups.groups.borrow_mut().get_mut(&group_id) {
+            if let Some(g) = coord.groups.borrow_mut().get_mut(&group_id) {
                 for (i, (topic, partition)) in deleted.into_iter().enumerate() {
                     apply(g, topic, partition, None, first + i as i64);
                 }
@@ -473,10 +473,10 @@ pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
 
 /// Writes tombstones for the expired offsets of an empty group, and for
 /// the group itself once it holds none.
-pub async fn expire(shard: &Rc<Shard>, group_id: &str, retention_ms: i64) {
+pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) {
     let now = crate::runtime::now_ms();
     let (keys, drop_group) = {
-        let groups = shard.groups.groups.borrow();
+        let groups = coord.groups.borrow();
         let Some(g) = groups.get(group_id) else {
             return;
         };
@@ -495,7 +495,7 @@ pub async fn expire(shard: &Rc<Shard>, group_id: &str, retention_ms: i64) {
     if drop_group {
         records.push((records::group_key(group_id), None));
     }
-    if append(shard, group_id, &records).await.is_err() {
+    if append(coord, group_id, &records).await.is_err() {
         return;
     }
     tracing::info!(
@@ -503,7 +503,7 @@ pub async fn expire(shard: &Rc<Shard>, group_id: &str, retention_ms: i64) {
         offsets = keys.len(),
         "expired committed offsets"
     );
-    let mut groups = shard.groups.groups.borrow_mut();
+    let mut groups = coord.groups.borrow_mut();
     if drop_group {
         if groups
             .get(group_id)

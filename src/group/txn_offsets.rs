@@ -17,22 +17,21 @@ use kafka_protocol::ResponseError;
 use super::offsets::{apply, commit_group_error, OffsetChecker};
 use super::records::OffsetValue;
 use super::state::{Committed, Group};
-use super::{append_as, offsets_partition, KeyValue};
-use crate::shard::Shard;
+use super::{append_as, offsets_partition, Coordinator, KeyValue};
 
 /// Pending offsets one producer may hold in one group; a transaction
 /// naming more partitions is refused rather than grow without bound.
 pub const PENDING_OFFSETS_PER_PRODUCER_MAX: usize = 100_000;
 
 pub async fn commit(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     request: TxnOffsetCommitRequest,
     now: i64,
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let producer_id = request.producer_id.0;
     let group_error = commit_group_error(
-        shard,
+        coord,
         &group_id,
         request.generation_id,
         &request.member_id,
@@ -40,7 +39,7 @@ pub async fn commit(
         now,
     )
     .unwrap_or(ResponseError::CoordinatorNotAvailable.code());
-    let checker = OffsetChecker::new(shard, &group_id, now);
+    let checker = OffsetChecker::new(&coord.shard, &group_id, now);
     let mut writes: Vec<(usize, usize, KeyValue, OffsetValue)> = Vec::new();
     let mut response = TxnOffsetCommitResponse::default();
     for (ti, t) in request.topics.iter().enumerate() {
@@ -72,8 +71,7 @@ pub async fn commit(
     if writes.is_empty() {
         return response;
     }
-    let pending_now = shard
-        .groups
+    let pending_now = coord
         .groups
         .borrow()
         .get(&group_id)
@@ -84,9 +82,9 @@ pub async fn commit(
     }
     let kvs: Vec<KeyValue> = writes.iter().map(|w| w.2.clone()).collect();
     let producer = (producer_id, request.producer_epoch);
-    match append_as(shard, &group_id, &kvs, Some(producer)).await {
+    match append_as(coord, &group_id, &kvs, Some(producer)).await {
         Ok(first) => {
-            let mut groups = shard.groups.groups.borrow_mut();
+            let mut groups = coord.groups.borrow_mut();
             let group = groups
                 .entry(group_id.clone())
                 .or_insert_with(|| Group::new(group_id.clone(), now));
@@ -155,8 +153,14 @@ pub fn hold(
 
 /// A marker for `producer_id` landed in `partition` of the offsets topic:
 /// settles that producer's pending offsets in the groups stored there.
-pub fn settle(shard: &Shard, partition: i32, partitions: i32, producer_id: i64, commit: bool) {
-    let mut groups = shard.groups.groups.borrow_mut();
+pub fn settle(
+    coord: &Coordinator,
+    partition: i32,
+    partitions: i32,
+    producer_id: i64,
+    commit: bool,
+) {
+    let mut groups = coord.groups.borrow_mut();
     for group in groups.values_mut() {
         if offsets_partition(&group.id, partitions) != partition {
             continue;

@@ -292,7 +292,7 @@ async fn dispatch(
             out.encoded(producer::describe_producers(shard, &header, body!()).await)
         }
         key if group::serves(key) => {
-            group::handle(shard, &header, client, &out, &mut buf, carried).await
+            group::handle(services, &header, client, &out, &mut buf, carried).await
         }
         key if txn::serves(key) => txn::handle(shard, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.

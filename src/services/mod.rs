@@ -3,25 +3,61 @@
 //! wired to the others here at start.
 //!
 //! [`Services`] owns its core's `Rc<Shard>` and everything per core that
-//! is not a partition's log: the replica fetchers (`fetcher.rs`) and the
-//! incremental fetch sessions of the connections this core serves
-//! (`fetch_sessions.rs`). Services call down into the shard (produce, read,
-//! follower appends); the shard calls up only through the
-//! [`ShardObserver`] registered here, so it names nothing of this layer.
+//! is not a partition's log: the group coordinator, the replica fetchers
+//! (`fetcher.rs`) and the incremental fetch sessions of the connections
+//! this core serves (`fetch_sessions.rs`). Services call down into the
+//! shard (produce, read, follower appends); the shard calls up only through
+//! the [`ShardObserver`] registered here, so it names nothing of this
+//! layer. Each service that crosses cores has its own mesh (the shard's
+//! carries `ShardMsg`, the group coordinators' `GroupMsg`), joined here.
 
 pub mod fetch_sessions;
 mod fetcher;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
-use crate::shard::{Shard, ShardObserver, TopicPartition};
+use crate::group::{self, GroupMsg};
+use crate::metadata::Topics;
+use crate::runtime::{Mesh, MeshReceiver, ShardSeat};
+use crate::shard::{Shard, ShardMsg, ShardObserver, TopicPartition};
 use fetch_sessions::FetchSessions;
+
+/// One core's seats in every mesh, handed to it at start.
+pub struct Seats {
+    shard: ShardSeat<ShardMsg>,
+    groups: ShardSeat<GroupMsg>,
+}
+
+impl Seats {
+    pub fn id(&self) -> usize {
+        self.shard.id
+    }
+
+    pub fn count(&self) -> usize {
+        self.shard.count
+    }
+}
+
+/// Every core's seats: one mesh per kind of cross-core message, each
+/// channel bounded by `capacity`.
+pub fn seats(count: usize, capacity: usize) -> Vec<Seats> {
+    let shards = crate::runtime::mesh::<ShardMsg>(count, capacity);
+    let groups = crate::runtime::mesh::<GroupMsg>(count, capacity);
+    shards
+        .into_iter()
+        .zip(groups)
+        .map(|(shard, groups)| Seats { shard, groups })
+        .collect()
+}
 
 /// One core's services. Lives on that core alone; connections (`net`)
 /// hold it and hand it to `handlers`.
 pub struct Services {
     pub shard: Rc<Shard>,
+    /// The consumer groups this core coordinates.
+    pub groups: Rc<group::Coordinator>,
     /// Incremental fetch sessions of the connections this core serves.
     pub fetch_sessions: RefCell<FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
@@ -29,26 +65,64 @@ pub struct Services {
 }
 
 impl Services {
-    /// This core's services around `shard`, registered as its observer
-    /// before the shard applies its first topics snapshot.
-    pub fn new(shard: Rc<Shard>) -> Rc<Services> {
+    /// Joins every mesh, makes the shard (`new_shard` gets its end of the
+    /// shard mesh) and the services around it, applies the first topics
+    /// snapshot with the observer in place, then serves the other cores.
+    pub async fn start(
+        seats: Seats,
+        topics: Arc<Topics>,
+        new_shard: impl FnOnce(Mesh<ShardMsg>) -> Shard,
+    ) -> Rc<Services> {
+        let id = seats.id();
+        tracing::debug!(shard = id, "joining the meshes");
+        let ((shard_mesh, shard_peers), (group_mesh, group_peers)) =
+            futures::future::join(seats.shard.join(), seats.groups.join()).await;
+        tracing::debug!(shard = id, "joined the meshes");
+        let shard = Rc::new(new_shard(shard_mesh));
         let fetch_sessions = FetchSessions::new(
             shard.config.max_incremental_fetch_session_cache_slots,
             shard.config.min_incremental_fetch_session_eviction_ms,
         );
         let services = Rc::new(Services {
+            groups: Rc::new(group::Coordinator::new(shard.clone(), group_mesh)),
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
             fetchers: fetcher::Fetchers::default(),
         });
         let observer: Weak<dyn ShardObserver> = Rc::downgrade(&services) as Weak<Services>;
         services.shard.set_observer(observer);
+        services.shard.apply_topics(topics);
+        serve_peers(shard_peers, |r| services.shard.clone().serve_peer(r));
+        serve_peers(group_peers, |r| services.groups.clone().serve_peer(r));
         services
     }
 }
 
+/// One task per peer core, serving what it sends until it goes away.
+fn serve_peers<M: Send, F: std::future::Future<Output = ()> + 'static>(
+    peers: Vec<(usize, MeshReceiver<M>)>,
+    serve: impl Fn(MeshReceiver<M>) -> F,
+) {
+    for (_, receiver) in peers {
+        crate::runtime::spawn_local(serve(receiver)).detach();
+    }
+}
+
 impl ShardObserver for Services {
-    fn topics_applied(&self, _now_led: &[TopicPartition]) {
+    /// Kafka's onLeadershipChange for the coordinators: partitions of
+    /// `__consumer_offsets` this broker now leads are loaded at once, so
+    /// their groups carry on; the fetchers follow the new roles.
+    fn topics_applied(&self, now_led: &[TopicPartition]) {
         self.fetchers.reconcile(&self.shard);
+        if now_led.iter().any(|tp| &*tp.topic == group::OFFSETS_TOPIC) {
+            crate::runtime::spawn_local(group::load_led(self.groups.clone())).detach();
+        }
+    }
+
+    fn txn_marker_written(&self, tp: &TopicPartition, producer_id: i64, commit: bool) {
+        if &*tp.topic == group::OFFSETS_TOPIC {
+            self.groups
+                .txn_marker_written(tp.partition, producer_id, commit);
+        }
     }
 }

@@ -224,8 +224,6 @@ pub enum ShardMsg {
         op: AdminOp,
         reply: oneshot::Sender<AdminOutcome>,
     },
-    /// A group request for the group's coordinator shard.
-    Group(Box<crate::group::GroupMsg>),
     /// A transactional request for the transactional id's coordinator shard.
     Txn(Box<crate::txn::TxnMsg>),
     /// For shard 0: a block of producer ids, persisted as taken.

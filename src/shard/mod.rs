@@ -73,8 +73,6 @@ pub struct Shard {
     pub in_flight: Cell<usize>,
     /// Serializes topic changes on the controller.
     admin_lock: futures::lock::Mutex<()>,
-    /// The consumer groups this shard coordinates.
-    pub groups: crate::group::Coordinator,
     /// The transactional ids this shard coordinates.
     pub txns: crate::txn::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
@@ -111,7 +109,6 @@ impl Shard {
             stopping: Event::default(),
             in_flight: Cell::new(0),
             admin_lock: futures::lock::Mutex::new(()),
-            groups: crate::group::Coordinator::default(),
             txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
             controller,
@@ -125,7 +122,7 @@ impl Shard {
         *self.observer.borrow_mut() = Some(observer);
     }
 
-    fn observer(&self) -> Option<Rc<dyn ShardObserver>> {
+    pub(super) fn observer(&self) -> Option<Rc<dyn ShardObserver>> {
         self.observer.borrow().as_ref().and_then(Weak::upgrade)
     }
 
@@ -258,7 +255,6 @@ impl Shard {
             ShardMsg::Admin { op, reply } => {
                 let _ = reply.send(self.admin_local(op).await);
             }
-            ShardMsg::Group(msg) => crate::group::serve(self, *msg).await,
             ShardMsg::Txn(msg) => crate::txn::serve(self, *msg).await,
             ShardMsg::ProducerIdBlock { reply } => {
                 let _ = reply.send(self.allocate_producer_id_block().await);

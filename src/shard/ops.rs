@@ -555,8 +555,8 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
     partition.appended.notify();
     super::durability::start_roll_sync(&item.tp, &partition);
     super::replica::advance_high_watermark(&partition);
-    if &*item.tp.topic == crate::group::OFFSETS_TOPIC {
-        crate::group::txn_marker_written(shard, item.tp.partition, item.producer_id, item.commit);
+    if let Some(observer) = shard.observer() {
+        observer.txn_marker_written(&item.tp, item.producer_id, item.commit);
     }
     // Markers decide what read_committed consumers see: make them as
     // durable as an acks=all produce.

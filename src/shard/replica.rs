@@ -77,12 +77,6 @@ impl Shard {
     /// leads partitions of `__consumer_offsets` or `__transaction_state`
     /// loads them at once, so their groups and transactions carry on.
     pub(super) fn load_coordinators(self: &Rc<Self>, led: &[TopicPartition]) {
-        if led
-            .iter()
-            .any(|tp| &*tp.topic == crate::group::OFFSETS_TOPIC)
-        {
-            crate::runtime::spawn_local(crate::group::load_led(self.clone())).detach();
-        }
         if led.iter().any(|tp| &*tp.topic == crate::txn::TXN_TOPIC) {
             crate::runtime::spawn_local(crate::txn::load_led(self.clone())).detach();
         }

@@ -6,9 +6,9 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader};
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DeleteGroups,
@@ -17,14 +17,14 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let asks = request.groups_names.into_iter().map(|id| async move {
         let group_id = id.to_string();
-        let error = call(shard, &group_id, |reply| GroupMsg::Delete {
+        let error = call(groups, &group_id, |reply| GroupMsg::Delete {
             group_id: group_id.clone(),
             reply,
         })

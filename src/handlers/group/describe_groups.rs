@@ -8,9 +8,9 @@ use kafka_protocol::messages::{
 };
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeGroups,
@@ -19,14 +19,14 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let asks = request.groups.into_iter().map(|id| async move {
         let group_id = id.to_string();
-        call(shard, &group_id, |reply| GroupMsg::Describe {
+        call(groups, &group_id, |reply| GroupMsg::Describe {
             group_id: group_id.clone(),
             reply,
         })

@@ -5,9 +5,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse, RequestHeader};
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::{ApiSpec, Client};
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::JoinGroup,
@@ -16,7 +16,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     header: &RequestHeader,
     client: &Client,
     version: i16,
@@ -29,7 +29,7 @@ pub async fn handle(
         .as_ref()
         .map(|c| c.to_string())
         .unwrap_or_default();
-    call(shard, &group_id, |reply| GroupMsg::Join {
+    call(groups, &group_id, |reply| GroupMsg::Join {
         version,
         client_id,
         client_host: client.host.clone(),

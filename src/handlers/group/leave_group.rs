@@ -6,9 +6,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::LeaveGroup,
@@ -17,13 +17,13 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     version: i16,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let group_id = request.group_id.to_string();
-    call(shard, &group_id, |reply| GroupMsg::Leave {
+    call(groups, &group_id, |reply| GroupMsg::Leave {
         version,
         request,
         reply,

@@ -6,9 +6,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 
 use super::call_shard;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListGroups,
@@ -17,7 +17,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: ListGroupsRequest,
@@ -27,14 +27,17 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let asks = (0..shard.count).map(|target| {
+    let asks = (0..groups.shard().count).map(|target| {
         let states = states.clone();
-        call_shard(shard, target, move |reply| GroupMsg::List { states, reply })
+        call_shard(groups, target, move |reply| GroupMsg::List {
+            states,
+            reply,
+        })
     });
     let mut response = ListGroupsResponse::default();
     for listed in futures::future::join_all(asks).await {
         match listed {
-            Some(groups) => response.groups.extend(groups),
+            Some(listed) => response.groups.extend(listed),
             None => response.error_code = crate::group::not_available(),
         }
     }

@@ -24,8 +24,8 @@ use futures::channel::oneshot;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::{decode, ApiSpec, Reply, RequestError};
-use crate::group::GroupMsg;
-use crate::shard::Shard;
+use crate::group::{Coordinator, GroupMsg};
+use crate::services::Services;
 
 pub use delete_groups::SPEC as DELETE_GROUPS;
 pub use describe_groups::SPEC as DESCRIBE_GROUPS;
@@ -62,7 +62,7 @@ pub fn serves(key: ApiKey) -> bool {
 
 /// Decodes, serves and encodes one group API request.
 pub async fn handle(
-    shard: &Rc<Shard>,
+    services: &Services,
     header: &RequestHeader,
     client: &super::Client,
     out: &Reply,
@@ -70,22 +70,26 @@ pub async fn handle(
     carried: super::legacy::Carried,
 ) -> Result<Option<Vec<super::Piece>>, RequestError> {
     let (key, version) = (out.key, out.version);
+    let groups = &services.groups;
     macro_rules! serve {
         ($module:ident) => {
-            out.encoded($module::handle(shard, header, version, decode(buf, key, version)?).await)
+            out.encoded($module::handle(groups, header, version, decode(buf, key, version)?).await)
         };
     }
     match key {
-        ApiKey::FindCoordinator => serve!(find_coordinator),
+        ApiKey::FindCoordinator => out.encoded(
+            find_coordinator::handle(&services.shard, header, version, decode(buf, key, version)?)
+                .await,
+        ),
         ApiKey::JoinGroup => out.encoded(
-            join_group::handle(shard, header, client, version, decode(buf, key, version)?).await,
+            join_group::handle(groups, header, client, version, decode(buf, key, version)?).await,
         ),
         ApiKey::SyncGroup => serve!(sync_group),
         ApiKey::Heartbeat => serve!(heartbeat),
         ApiKey::LeaveGroup => serve!(leave_group),
         ApiKey::OffsetCommit => out.encoded(
             offset_commit::handle(
-                shard,
+                groups,
                 version,
                 decode(buf, key, version)?,
                 carried.commit_timestamps,
@@ -109,22 +113,22 @@ pub async fn handle(
 /// Sends a request to `group_id`'s coordinator and waits for its answer;
 /// `None` if the coordinator dropped it.
 async fn call<R>(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     group_id: &str,
     msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
 ) -> Option<R> {
     let (tx, rx) = oneshot::channel();
-    crate::group::route(shard, group_id, msg(tx)).await;
+    crate::group::route(groups, group_id, msg(tx)).await;
     rx.await.ok()
 }
 
 /// Like [`call`], to one shard's coordinator.
 async fn call_shard<R>(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     target: usize,
     msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
 ) -> Option<R> {
     let (tx, rx) = oneshot::channel();
-    crate::group::send(shard, target, msg(tx)).await;
+    crate::group::send(groups, target, msg(tx)).await;
     rx.await.ok()
 }

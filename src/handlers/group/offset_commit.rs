@@ -8,9 +8,9 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
@@ -22,7 +22,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// `commit_timestamps`: OffsetCommit v1's per-partition commit times, in
 /// request order, carried by the version bridge (empty otherwise).
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     version: i16,
     request: OffsetCommitRequest,
     commit_timestamps: Vec<i64>,
@@ -49,7 +49,7 @@ pub async fn handle(
             rt
         })
         .collect();
-    call(shard, &group_id, |reply| GroupMsg::Commit {
+    call(groups, &group_id, |reply| GroupMsg::Commit {
         version,
         request,
         commit_timestamps,

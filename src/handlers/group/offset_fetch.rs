@@ -13,9 +13,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::{FetchedOffsets, GroupMsg};
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
@@ -27,7 +27,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     version: i16,
     request: OffsetFetchRequest,
@@ -44,7 +44,7 @@ pub async fn handle(
             (g.group_id.to_string(), wanted)
         });
         let fetches = asks.map(|(group_id, wanted)| async move {
-            let fetched = fetch(shard, &group_id, wanted, require_stable).await;
+            let fetched = fetch(groups, &group_id, wanted, require_stable).await;
             group_v8(group_id, fetched)
         });
         response.groups = futures::future::join_all(fetches).await;
@@ -55,7 +55,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(shard, &request.group_id, wanted, require_stable).await;
+    let fetched = fetch(groups, &request.group_id, wanted, require_stable).await;
     response.error_code = fetched.error;
     response.topics = fetched
         .topics
@@ -86,14 +86,14 @@ pub async fn handle(
 }
 
 async fn fetch(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     group_id: &str,
     topics: Wanted,
     require_stable: bool,
 ) -> FetchedOffsets {
     let group = group_id.to_string();
     let asked = topics.clone();
-    call(shard, group_id, |reply| GroupMsg::FetchOffsets {
+    call(groups, group_id, |reply| GroupMsg::FetchOffsets {
         group_id: group,
         topics,
         require_stable,

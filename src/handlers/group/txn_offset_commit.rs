@@ -11,9 +11,9 @@ use kafka_protocol::messages::{
 };
 
 use super::call;
+use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
 
 /// v5 is KIP-890's (the coordinator verifies the transaction); Kafka 3.9
 /// served up to v4.
@@ -24,7 +24,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    groups: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: TxnOffsetCommitRequest,
@@ -50,7 +50,7 @@ pub async fn handle(
             rt
         })
         .collect();
-    call(shard, &group_id, |reply| GroupMsg::TxnCommit {
+    call(groups, &group_id, |reply| GroupMsg::TxnCommit {
         request,
         reply,
     })
