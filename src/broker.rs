@@ -240,7 +240,6 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
         runtime::spawn_local(isr_loop(shard.clone())).detach();
     }
     runtime::spawn_local(high_watermark_loop(shard.clone())).detach();
-    runtime::spawn_local(crate::txn::load_at_start(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_loop(services, listener, writable).await;

@@ -278,7 +278,7 @@ async fn dispatch(
             out.encoded(configs::incremental_alter(shard, &header, body!()).await)
         }
         ApiKey::InitProducerId => {
-            out.encoded(producer::init_producer_id(shard, &header, body!()).await)
+            out.encoded(producer::init_producer_id(services, &header, body!()).await)
         }
         ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
         ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
@@ -294,7 +294,7 @@ async fn dispatch(
         key if group::serves(key) => {
             group::handle(services, &header, client, &out, &mut buf, carried).await
         }
-        key if txn::serves(key) => txn::handle(shard, &header, &out, &mut buf).await,
+        key if txn::serves(key) => txn::handle(services, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion {
             key,

@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
+use crate::services::Services;
 use crate::shard::{ProducerIdError, Shard, TopicPartition};
 
 pub const INIT_PRODUCER_ID: ApiSpec = ApiSpec {
@@ -32,10 +33,11 @@ pub const DESCRIBE_PRODUCERS: ApiSpec = ApiSpec {
 /// transactional id gets a fresh id on every call, whatever id and epoch it
 /// names (KIP-360's bump applies to transactional producers only).
 pub async fn init_producer_id(
-    shard: &Rc<Shard>,
+    services: &Services,
     header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    let shard = &services.shard;
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
@@ -52,7 +54,7 @@ pub async fn init_producer_id(
     }
     if request.transactional_id.is_some() {
         let version = header.request_api_version;
-        super::txn::init_producer_id(shard, version, &request, &mut response).await;
+        super::txn::init_producer_id(&services.txns, version, &request, &mut response).await;
         return response;
     }
     match shard.new_producer_id().await {

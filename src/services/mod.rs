@@ -3,13 +3,15 @@
 //! wired to the others here at start.
 //!
 //! [`Services`] owns its core's `Rc<Shard>` and everything per core that
-//! is not a partition's log: the group coordinator, the replica fetchers
+//! is not a partition's log: the group and transaction coordinators, the
+//! replica fetchers
 //! (`fetcher.rs`) and the incremental fetch sessions of the connections
 //! this core serves (`fetch_sessions.rs`). Services call down into the
 //! shard (produce, read, follower appends); the shard calls up only through
 //! the [`ShardObserver`] registered here, so it names nothing of this
 //! layer. Each service that crosses cores has its own mesh (the shard's
-//! carries `ShardMsg`, the group coordinators' `GroupMsg`), joined here.
+//! carries `ShardMsg`, the group coordinators' `GroupMsg`, the transaction
+//! coordinators' `TxnMsg`), joined here.
 
 pub mod fetch_sessions;
 mod fetcher;
@@ -22,12 +24,14 @@ use crate::group::{self, GroupMsg};
 use crate::metadata::Topics;
 use crate::runtime::{Mesh, MeshReceiver, ShardSeat};
 use crate::shard::{Shard, ShardMsg, ShardObserver, TopicPartition};
+use crate::txn::{self, TxnMsg};
 use fetch_sessions::FetchSessions;
 
 /// One core's seats in every mesh, handed to it at start.
 pub struct Seats {
     shard: ShardSeat<ShardMsg>,
     groups: ShardSeat<GroupMsg>,
+    txns: ShardSeat<TxnMsg>,
 }
 
 impl Seats {
@@ -45,10 +49,16 @@ impl Seats {
 pub fn seats(count: usize, capacity: usize) -> Vec<Seats> {
     let shards = crate::runtime::mesh::<ShardMsg>(count, capacity);
     let groups = crate::runtime::mesh::<GroupMsg>(count, capacity);
+    let txns = crate::runtime::mesh::<TxnMsg>(count, capacity);
     shards
         .into_iter()
         .zip(groups)
-        .map(|(shard, groups)| Seats { shard, groups })
+        .zip(txns)
+        .map(|((shard, groups), txns)| Seats {
+            shard,
+            groups,
+            txns,
+        })
         .collect()
 }
 
@@ -58,6 +68,8 @@ pub struct Services {
     pub shard: Rc<Shard>,
     /// The consumer groups this core coordinates.
     pub groups: Rc<group::Coordinator>,
+    /// The transactional ids this core coordinates.
+    pub txns: Rc<txn::Coordinator>,
     /// Incremental fetch sessions of the connections this core serves.
     pub fetch_sessions: RefCell<FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
@@ -75,8 +87,9 @@ impl Services {
     ) -> Rc<Services> {
         let id = seats.id();
         tracing::debug!(shard = id, "joining the meshes");
-        let ((shard_mesh, shard_peers), (group_mesh, group_peers)) =
-            futures::future::join(seats.shard.join(), seats.groups.join()).await;
+        let ((shard_mesh, shard_peers), (group_mesh, group_peers), (txn_mesh, txn_peers)) =
+            futures::future::join3(seats.shard.join(), seats.groups.join(), seats.txns.join())
+                .await;
         tracing::debug!(shard = id, "joined the meshes");
         let shard = Rc::new(new_shard(shard_mesh));
         let fetch_sessions = FetchSessions::new(
@@ -85,6 +98,7 @@ impl Services {
         );
         let services = Rc::new(Services {
             groups: Rc::new(group::Coordinator::new(shard.clone(), group_mesh)),
+            txns: Rc::new(txn::Coordinator::new(shard.clone(), txn_mesh)),
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
             fetchers: fetcher::Fetchers::default(),
@@ -94,6 +108,10 @@ impl Services {
         services.shard.apply_topics(topics);
         serve_peers(shard_peers, |r| services.shard.clone().serve_peer(r));
         serve_peers(group_peers, |r| services.groups.clone().serve_peer(r));
+        serve_peers(txn_peers, |r| services.txns.clone().serve_peer(r));
+        // Transactions the last run left open or prepared are finished
+        // without waiting for a request.
+        crate::runtime::spawn_local(txn::load_at_start(services.txns.clone())).detach();
         services
     }
 }
@@ -110,12 +128,17 @@ fn serve_peers<M: Send, F: std::future::Future<Output = ()> + 'static>(
 
 impl ShardObserver for Services {
     /// Kafka's onLeadershipChange for the coordinators: partitions of
-    /// `__consumer_offsets` this broker now leads are loaded at once, so
-    /// their groups carry on; the fetchers follow the new roles.
+    /// `__consumer_offsets` or `__transaction_state` this broker now leads
+    /// are loaded at once, so their groups and transactions carry on; the
+    /// fetchers follow the new roles.
     fn topics_applied(&self, now_led: &[TopicPartition]) {
         self.fetchers.reconcile(&self.shard);
-        if now_led.iter().any(|tp| &*tp.topic == group::OFFSETS_TOPIC) {
+        let leads = |topic: &str| now_led.iter().any(|tp| &*tp.topic == topic);
+        if leads(group::OFFSETS_TOPIC) {
             crate::runtime::spawn_local(group::load_led(self.groups.clone())).detach();
+        }
+        if leads(txn::TXN_TOPIC) {
+            crate::runtime::spawn_local(txn::load_led(self.txns.clone())).detach();
         }
     }
 

@@ -224,8 +224,6 @@ pub enum ShardMsg {
         op: AdminOp,
         reply: oneshot::Sender<AdminOutcome>,
     },
-    /// A transactional request for the transactional id's coordinator shard.
-    Txn(Box<crate::txn::TxnMsg>),
     /// For shard 0: a block of producer ids, persisted as taken.
     ProducerIdBlock {
         reply: oneshot::Sender<Result<(i64, i64), super::producer_ids::ProducerIdError>>,

@@ -73,8 +73,6 @@ pub struct Shard {
     pub in_flight: Cell<usize>,
     /// Serializes topic changes on the controller.
     admin_lock: futures::lock::Mutex<()>,
-    /// The transactional ids this shard coordinates.
-    pub txns: crate::txn::Coordinator,
     /// This shard's block of producer ids (and on shard 0, the next block).
     producer_ids: producer_ids::ProducerIds,
     /// In a cluster: the handle to this node's controller, for metadata
@@ -109,7 +107,6 @@ impl Shard {
             stopping: Event::default(),
             in_flight: Cell::new(0),
             admin_lock: futures::lock::Mutex::new(()),
-            txns: crate::txn::Coordinator::default(),
             producer_ids: producer_ids::ProducerIds::default(),
             controller,
             observer: RefCell::new(None),
@@ -255,7 +252,6 @@ impl Shard {
             ShardMsg::Admin { op, reply } => {
                 let _ = reply.send(self.admin_local(op).await);
             }
-            ShardMsg::Txn(msg) => crate::txn::serve(self, *msg).await,
             ShardMsg::ProducerIdBlock { reply } => {
                 let _ = reply.send(self.allocate_producer_id_block().await);
             }
@@ -328,7 +324,6 @@ impl Shard {
         if let Some(observer) = self.observer() {
             observer.topics_applied(&now_led);
         }
-        self.load_coordinators(&now_led);
     }
 
     fn drop_stale_partitions(&self, topics: &Topics) {

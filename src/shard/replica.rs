@@ -73,15 +73,6 @@ impl Shard {
         became_leader
     }
 
-    /// Kafka's onLeadershipChange for the coordinators: a broker that now
-    /// leads partitions of `__consumer_offsets` or `__transaction_state`
-    /// loads them at once, so their groups and transactions carry on.
-    pub(super) fn load_coordinators(self: &Rc<Self>, led: &[TopicPartition]) {
-        if led.iter().any(|tp| &*tp.topic == crate::txn::TXN_TOPIC) {
-            crate::runtime::spawn_local(crate::txn::load_led(self.clone())).detach();
-        }
-    }
-
     /// Leader partitions whose ISR holds a follower behind for longer than
     /// `replica_lag_time_max_ms`: propose them out (Kafka's maybeShrinkIsr).
     pub fn shrink_isrs(self: &Rc<Self>) {

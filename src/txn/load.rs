@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{records, Entry, TxnError, TxnState, TXN_TOPIC};
+use super::{records, Coordinator, Entry, TxnError, TxnState, TXN_TOPIC};
 use crate::record::{BatchHeader, Records, BATCH_HEADER_LEN};
 use crate::shard::{AdminOp, Shard, TopicPartition};
 
@@ -16,31 +16,31 @@ use crate::shard::{AdminOp, Shard, TopicPartition};
 /// load runs, other requests get COORDINATOR_LOAD_IN_PROGRESS (as from
 /// Kafka) rather than wait; a failed load answers COORDINATOR_NOT_AVAILABLE.
 /// Clients retry both.
-pub async fn ensure_loaded(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
-    let coordinator = &shard.txns;
-    if loads_current(shard) {
+pub async fn ensure_loaded(coord: &Rc<Coordinator>, create: bool) -> Result<(), TxnError> {
+    if loads_current(coord) {
         return Ok(());
     }
-    if coordinator.loading.get() {
+    if coord.loading.get() {
         return Err(TxnError::LoadInProgress);
     }
-    coordinator.loading.set(true);
-    let loaded = load(shard, create).await;
-    coordinator.loading.set(false);
+    coord.loading.set(true);
+    let loaded = load(coord, create).await;
+    coord.loading.set(false);
     loaded
 }
 
 /// Whether what is loaded is exactly what this shard leads now.
-fn loads_current(shard: &Shard) -> bool {
+fn loads_current(coord: &Coordinator) -> bool {
+    let shard = &coord.shard;
     shard.topics().get(TXN_TOPIC).is_some()
-        && *shard.txns.loaded.borrow() == shard.led_partitions(TXN_TOPIC)
+        && *coord.loaded.borrow() == shard.led_partitions(TXN_TOPIC)
 }
 
 /// Forgets the transactional ids of partitions this broker no longer leads
 /// at the epoch they were loaded at: their new coordinator has them.
-pub fn unload_moved(shard: &Shard) {
-    let coordinator = &shard.txns;
-    let moved: Vec<i32> = coordinator
+pub fn unload_moved(coord: &Coordinator) {
+    let shard = &coord.shard;
+    let moved: Vec<i32> = coord
         .loaded
         .borrow()
         .iter()
@@ -50,18 +50,18 @@ pub fn unload_moved(shard: &Shard) {
     if moved.is_empty() {
         return;
     }
-    let mut txns = coordinator.txns.borrow_mut();
+    let mut txns = coord.txns.borrow_mut();
     let before = txns.len();
     txns.retain(|id, _| !moved.contains(&super::txn_partition(shard, id)));
-    let mut loaded = coordinator.loaded.borrow_mut();
+    let mut loaded = coord.loaded.borrow_mut();
     for p in &moved {
         loaded.remove(p);
     }
     tracing::info!(shard = shard.id, partitions = ?moved, transactional_ids = before - txns.len(), "no longer coordinating the transactional ids of moved {TXN_TOPIC} partitions");
 }
 
-async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
-    let coordinator = &shard.txns;
+async fn load(coord: &Rc<Coordinator>, create: bool) -> Result<(), TxnError> {
+    let shard = &coord.shard;
     if shard.topics().get(TXN_TOPIC).is_none() {
         if !create {
             return Ok(());
@@ -73,7 +73,7 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     let Some(topic) = shard.topics().get(TXN_TOPIC).cloned() else {
         return Err(TxnError::NotAvailable);
     };
-    unload_moved(shard);
+    unload_moved(coord);
     let started = std::time::Instant::now();
     let mut applied = 0usize;
     let mut newly = Vec::new();
@@ -81,20 +81,20 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
         let Some(epoch) = shard.led_epoch(TXN_TOPIC, partition) else {
             continue;
         };
-        if coordinator.loaded.borrow().get(&partition) == Some(&epoch) {
+        if coord.loaded.borrow().get(&partition) == Some(&epoch) {
             continue;
         }
-        match replay(shard, partition).await {
+        match replay(coord, partition).await {
             Ok(n) => applied += n,
             Err(e) => {
                 tracing::error!(partition, error = %e, "replaying {TXN_TOPIC}");
                 return Err(TxnError::NotAvailable);
             }
         }
-        coordinator.loaded.borrow_mut().insert(partition, epoch);
+        coord.loaded.borrow_mut().insert(partition, epoch);
         newly.push(partition);
     }
-    let unfinished: Vec<String> = coordinator
+    let unfinished: Vec<String> = coord
         .txns
         .borrow()
         .iter()
@@ -106,25 +106,26 @@ async fn load(shard: &Rc<Shard>, create: bool) -> Result<(), TxnError> {
     tracing::info!(
         shard = shard.id,
         partitions = ?newly,
-        transactional_ids = coordinator.txns.borrow().len(),
+        transactional_ids = coord.txns.borrow().len(),
         unfinished = unfinished.len(),
         records = applied,
         ms = started.elapsed().as_millis() as u64,
         "transaction coordinator loaded"
     );
-    if !coordinator.ticking.replace(true) {
-        crate::runtime::spawn_local(super::timeouts::tick_loop(shard.clone())).detach();
+    if !coord.ticking.replace(true) {
+        crate::runtime::spawn_local(super::timeouts::tick_loop(coord.clone())).detach();
     }
     for id in unfinished {
-        crate::runtime::spawn_local(super::finish(shard.clone(), id)).detach();
+        crate::runtime::spawn_local(super::finish(coord.clone(), id)).detach();
     }
     Ok(())
 }
 
 /// Loads the partitions this shard has just come to lead.
-pub async fn load_led(shard: Rc<Shard>) {
+pub async fn load_led(coord: Rc<Coordinator>) {
+    let shard = &coord.shard;
     for _ in 0..LOAD_LED_ATTEMPTS {
-        match ensure_loaded(&shard, false).await {
+        match ensure_loaded(&coord, false).await {
             Ok(()) => return,
             // Another load runs; it may have begun before this leadership.
             Err(TxnError::LoadInProgress) => {
@@ -144,11 +145,12 @@ const LOAD_LED_ATTEMPTS: usize = 50;
 
 /// Loads at shard start if the topic exists, so transactions left open or
 /// prepared by the last run are finished without waiting for a request.
-pub async fn load_at_start(shard: Rc<Shard>) {
+pub async fn load_at_start(coord: Rc<Coordinator>) {
+    let shard = &coord.shard;
     if shard.topics().get(TXN_TOPIC).is_none() {
         return;
     }
-    if let Err(e) = ensure_loaded(&shard, false).await {
+    if let Err(e) = ensure_loaded(&coord, false).await {
         tracing::warn!(shard = shard.id, error = %e, "{TXN_TOPIC} not loaded at start; the next request retries");
     }
 }
@@ -185,19 +187,20 @@ async fn create_topic(shard: &Rc<Shard>) -> bool {
 }
 
 /// Applies every record of one owned partition of the topic, in order.
-async fn replay(shard: &Rc<Shard>, partition: i32) -> std::io::Result<usize> {
+async fn replay(coord: &Rc<Coordinator>, partition: i32) -> std::io::Result<usize> {
+    let shard = &coord.shard;
     let tp = TopicPartition {
         topic: Arc::from(TXN_TOPIC),
         partition,
     };
     shard
-        .replay_partition(tp, |bytes| apply_batches(shard, bytes))
+        .replay_partition(tp, |bytes| apply_batches(coord, bytes))
         .await
 }
 
 /// Applies the records of whole batches in `bytes`; returns the offset
 /// after the last batch and how many records were applied.
-fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
+fn apply_batches(coord: &Coordinator, mut bytes: &[u8]) -> (i64, usize) {
     let mut next = -1;
     let mut applied = 0;
     while let Ok(header) = BatchHeader::parse(bytes) {
@@ -217,7 +220,7 @@ fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
                 let Ok(record) = record else { break };
                 match records::decode(record.key, record.value) {
                     Ok(r) => {
-                        apply_record(shard, r);
+                        apply_record(coord, r);
                         applied += 1;
                     }
                     Err(e) => {
@@ -233,8 +236,8 @@ fn apply_batches(shard: &Shard, mut bytes: &[u8]) -> (i64, usize) {
 }
 
 /// The later record of an id replaces the earlier; a tombstone removes it.
-fn apply_record(shard: &Shard, record: records::TxnRecord) {
-    let mut txns = shard.txns.txns.borrow_mut();
+fn apply_record(coord: &Coordinator, record: records::TxnRecord) {
+    let mut txns = coord.txns.borrow_mut();
     match record.value {
         None => {
             txns.remove(&record.transactional_id);

@@ -6,8 +6,8 @@
 //! *coordinator shard* is that partition's owner, so every state change is
 //! appended (acks=all) to a log the coordinator owns, before it is applied
 //! and answered. Only the coordinator shard touches an id's state: requests
-//! reaching another shard travel as `ShardMsg::Txn` and are answered through
-//! the oneshot inside the [`TxnMsg`].
+//! reaching another shard travel over the coordinators' own mesh and are
+//! answered through the oneshot inside the [`TxnMsg`].
 //!
 //! The topic is created on the first transactional request (and replayed
 //! when a shard starts and finds it), so transactional state survives
@@ -33,7 +33,8 @@ use futures::channel::oneshot;
 
 use crate::metadata::owner_shard;
 use crate::record::build::RecordSpec;
-use crate::shard::{ProduceItem, Shard, ShardMsg, TopicPartition};
+use crate::runtime::{Mesh, MeshReceiver};
+use crate::shard::{ProduceItem, Shard, TopicPartition};
 
 pub use load::load_at_start;
 pub use state::{TxnError, TxnMetadata, TxnState};
@@ -151,9 +152,14 @@ struct Entry {
     pending: Option<TxnState>,
 }
 
-/// The transactional ids one shard coordinates. Owned by that shard alone.
-#[derive(Default)]
+/// The transactional ids one shard coordinates: this core's transaction
+/// service, above its shard (whose `__transaction_state` partitions it
+/// writes through `Shard::produce`, and whose markers it writes through
+/// `Shard::write_txn_markers`). Owned by that core alone; the other cores
+/// reach it over its own mesh of [`TxnMsg`]s.
 pub struct Coordinator {
+    shard: Rc<Shard>,
+    mesh: Mesh<TxnMsg>,
     txns: RefCell<HashMap<String, Entry>>,
     /// The partitions of `__transaction_state` loaded here, with the leader
     /// epoch they were loaded at: one this broker leads again after a
@@ -163,6 +169,35 @@ pub struct Coordinator {
     ticking: Cell<bool>,
     /// A load (topic creation and replay) is running.
     loading: Cell<bool>,
+}
+
+impl Coordinator {
+    pub fn new(shard: Rc<Shard>, mesh: Mesh<TxnMsg>) -> Coordinator {
+        Coordinator {
+            shard,
+            mesh,
+            txns: RefCell::default(),
+            loaded: RefCell::default(),
+            ticking: Cell::default(),
+            loading: Cell::default(),
+        }
+    }
+
+    /// The shard this coordinator writes through.
+    pub fn shard(&self) -> &Rc<Shard> {
+        &self.shard
+    }
+
+    /// Serves transactional requests from one peer core until it goes
+    /// away, each as its own task so a slow write does not hold up the
+    /// queue.
+    pub async fn serve_peer(self: Rc<Self>, receiver: MeshReceiver<TxnMsg>) {
+        while let Some(msg) = receiver.recv().await {
+            let coord = self.clone();
+            let quota = std::time::Duration::from_micros(self.shard.config.task_quota_us.max(100));
+            crate::runtime::spawn_serving(quota, serve(coord, msg)).detach();
+        }
+    }
 }
 
 /// Partitions of `__transaction_state`: the topic's, or the configured
@@ -203,7 +238,8 @@ const TXN_LOG_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// Hands `msg` to the coordinator shard of `transactional_id`. If that
 /// shard is gone, `msg` (and its reply sender) is dropped and the asker
 /// answers COORDINATOR_NOT_AVAILABLE.
-pub async fn route(shard: &Rc<Shard>, transactional_id: &str, msg: TxnMsg) {
+pub async fn route(coord: &Rc<Coordinator>, transactional_id: &str, msg: TxnMsg) {
+    let shard = &coord.shard;
     let partition = txn_partition(shard, transactional_id);
     let topics = shard.topics();
     if topics.has_partition(TXN_TOPIC, partition) && !topics.leads(TXN_TOPIC, partition) {
@@ -212,30 +248,29 @@ pub async fn route(shard: &Rc<Shard>, transactional_id: &str, msg: TxnMsg) {
         return;
     }
     let target = coordinator_shard(shard, transactional_id);
-    send(shard, target, msg).await;
+    send(coord, target, msg).await;
 }
 
 /// Hands `msg` to shard `target`'s coordinator.
-pub async fn send(shard: &Rc<Shard>, target: usize, msg: TxnMsg) {
-    if target == shard.id {
-        serve(shard.clone(), msg).await;
+pub async fn send(coord: &Rc<Coordinator>, target: usize, msg: TxnMsg) {
+    if target == coord.shard.id {
+        serve(coord.clone(), msg).await;
     } else {
-        let _ = shard
-            .send_to_shard(target, ShardMsg::Txn(Box::new(msg)))
-            .await;
+        let _ = coord.mesh.send_to(target, msg).await;
     }
 }
 
 /// Runs one transactional request on this (the coordinator) shard.
-pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
+pub async fn serve(coord: Rc<Coordinator>, msg: TxnMsg) {
+    let shard = &coord.shard;
     // Reads do not create the topic: with no topic there is nothing to read.
     let create = !matches!(msg, TxnMsg::Describe { .. } | TxnMsg::List { .. });
-    if let Err(e) = load::ensure_loaded(&shard, create).await {
+    if let Err(e) = load::ensure_loaded(&coord, create).await {
         return msg.refuse(e);
     }
     let elsewhere = msg
         .transactional_id()
-        .is_some_and(|id| coordinator_shard(&shard, id) != shard.id);
+        .is_some_and(|id| coordinator_shard(shard, id) != shard.id);
     if elsewhere {
         // The topic's partition count changed under the asker's feet.
         return msg.refuse(TxnError::NotCoordinator);
@@ -248,7 +283,7 @@ pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
             expected,
             reply,
         } => {
-            let r = init_producer_id(&shard, &transactional_id, timeout_ms, expected).await;
+            let r = init_producer_id(&coord, &transactional_id, timeout_ms, expected).await;
             let _ = reply.send(r);
         }
         TxnMsg::AddPartitions {
@@ -259,7 +294,7 @@ pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
             reply,
         } => {
             let r = add_partitions(
-                &shard,
+                &coord,
                 &transactional_id,
                 producer,
                 &partitions,
@@ -274,31 +309,30 @@ pub async fn serve(shard: Rc<Shard>, msg: TxnMsg) {
             commit,
             reply,
         } => {
-            let r = end_txn(&shard, &transactional_id, producer, commit, now).await;
+            let r = end_txn(&coord, &transactional_id, producer, commit, now).await;
             let _ = reply.send(r);
         }
         TxnMsg::Describe {
             transactional_id,
             reply,
         } => {
-            let _ = reply.send(describe(&shard, &transactional_id));
+            let _ = reply.send(describe(&coord, &transactional_id));
         }
         TxnMsg::List { filter, reply } => {
-            let _ = reply.send(Ok(list(&shard, &filter, now)));
+            let _ = reply.send(Ok(list(&coord, &filter, now)));
         }
     }
 }
 
-fn describe(shard: &Shard, id: &str) -> Result<TxnMetadata, TxnError> {
-    match shard.txns.txns.borrow().get(id) {
+fn describe(coord: &Coordinator, id: &str) -> Result<TxnMetadata, TxnError> {
+    match coord.txns.borrow().get(id) {
         Some(e) if e.meta.state != TxnState::Dead => Ok(e.meta.clone()),
         _ => Err(TxnError::UnknownId),
     }
 }
 
-fn list(shard: &Shard, filter: &ListFilter, now: i64) -> Vec<Listed> {
-    shard
-        .txns
+fn list(coord: &Coordinator, filter: &ListFilter, now: i64) -> Vec<Listed> {
+    coord
         .txns
         .borrow()
         .iter()
@@ -312,11 +346,12 @@ fn list(shard: &Shard, filter: &ListFilter, now: i64) -> Vec<Listed> {
 }
 
 async fn init_producer_id(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     id: &str,
     timeout_ms: i32,
     expected: Option<(i64, i16)>,
 ) -> Result<(i64, i16), TxnError> {
+    let shard = &coord.shard;
     if timeout_ms <= 0 || timeout_ms > shard.config.transaction_max_timeout_ms {
         return Err(TxnError::InvalidTimeout);
     }
@@ -326,7 +361,7 @@ async fn init_producer_id(
     for _ in 0..2 {
         let now = crate::runtime::now_ms();
         let decision = {
-            let mut txns = shard.txns.txns.borrow_mut();
+            let mut txns = coord.txns.borrow_mut();
             if !txns.contains_key(id) {
                 if txns.len() >= shard.config.transactional_ids_per_shard_max {
                     return Err(TxnError::Full);
@@ -362,12 +397,12 @@ async fn init_producer_id(
             Err(e) => return Err(e),
             Ok(state::InitDecision::Bump(next)) => {
                 let answer = (next.producer_id, next.producer_epoch);
-                write(shard, id, next, TxnState::Empty).await?;
+                write(coord, id, next, TxnState::Empty).await?;
                 return Ok(answer);
             }
             Ok(state::InitDecision::FenceAndAbort(next)) => {
-                write(shard, id, next, TxnState::PrepareEpochFence).await?;
-                crate::runtime::spawn_local(finish(shard.clone(), id.to_string())).detach();
+                write(coord, id, next, TxnState::PrepareEpochFence).await?;
+                crate::runtime::spawn_local(finish(coord.clone(), id.to_string())).detach();
                 // The client retries, and its retry bumps the epoch again.
                 return Err(TxnError::Concurrent);
             }
@@ -378,14 +413,15 @@ async fn init_producer_id(
 
 /// AddPartitionsToTxn: whether each partition is (now) in the transaction.
 async fn add_partitions(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     id: &str,
     producer: (i64, i16),
     partitions: &[TopicPartition],
     verify_only: bool,
 ) -> Result<Vec<bool>, TxnError> {
+    let shard = &coord.shard;
     let next = {
-        let txns = shard.txns.txns.borrow();
+        let txns = coord.txns.borrow();
         let e = txns.get(id).ok_or(TxnError::IdMapping)?;
         let pending = e.pending.is_some();
         if verify_only {
@@ -396,20 +432,20 @@ async fn add_partitions(
         state::add_partitions(&e.meta, pending, producer, partitions, max, now)?
     };
     if let Some(next) = next {
-        write(shard, id, next, TxnState::Ongoing).await?;
+        write(coord, id, next, TxnState::Ongoing).await?;
     }
     Ok(vec![true; partitions.len()])
 }
 
 async fn end_txn(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     id: &str,
     producer: (i64, i16),
     commit: bool,
     now: i64,
 ) -> Result<(), TxnError> {
     let decision = {
-        let txns = shard.txns.txns.borrow();
+        let txns = coord.txns.borrow();
         let e = txns.get(id).ok_or(TxnError::IdMapping)?;
         state::end(&e.meta, e.pending.is_some(), producer, commit, now)?
     };
@@ -417,13 +453,13 @@ async fn end_txn(
         return Ok(());
     };
     let prepare = next.state;
-    write(shard, id, next, prepare).await?;
+    write(coord, id, next, prepare).await?;
     // Kafka answers once the Prepare* is persisted and sends the markers
     // to other brokers after. Here they are local appends, so the answer
     // waits for them (bounded): a producer's next transaction would
     // otherwise meet CONCURRENT_TRANSACTIONS and back off for
     // retry.backoff.ms, which caps a producer at ~10 transactions a second.
-    let finishing = crate::runtime::spawn_local(finish(shard.clone(), id.to_string())).detach();
+    let finishing = crate::runtime::spawn_local(finish(coord.clone(), id.to_string())).detach();
     let _ = crate::runtime::timeout(END_TXN_COMPLETE_WAIT, finishing).await;
     Ok(())
 }
@@ -436,21 +472,21 @@ const END_TXN_COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_sec
 /// names the change for DescribeTransactions' sake and keeps other
 /// requests out meanwhile.
 async fn write(
-    shard: &Rc<Shard>,
+    coord: &Rc<Coordinator>,
     id: &str,
     next: TxnMetadata,
     pending: TxnState,
 ) -> Result<(), TxnError> {
     {
-        let mut txns = shard.txns.txns.borrow_mut();
+        let mut txns = coord.txns.borrow_mut();
         let e = txns.get_mut(id).ok_or(TxnError::NotAvailable)?;
         if e.pending.is_some() {
             return Err(TxnError::Concurrent);
         }
         e.pending = Some(pending);
     }
-    let written = append(shard, id, Some(records::value(&next))).await;
-    let mut txns = shard.txns.txns.borrow_mut();
+    let written = append(coord, id, Some(records::value(&next))).await;
+    let mut txns = coord.txns.borrow_mut();
     let e = txns
         .get_mut(id)
         .expect("an id with a write in flight is never removed");
@@ -463,9 +499,10 @@ async fn write(
 /// Writes the markers of `id`'s prepared transaction, then its Complete*.
 /// If that cannot finish now (shard stopping, a failed write) the id stays
 /// Prepare* and the tick loop or the next load tries again.
-async fn finish(shard: Rc<Shard>, id: String) {
+async fn finish(coord: Rc<Coordinator>, id: String) {
+    let shard = &coord.shard;
     let meta = {
-        let mut txns = shard.txns.txns.borrow_mut();
+        let mut txns = coord.txns.borrow_mut();
         let Some(e) = txns.get_mut(&id) else { return };
         if !e.meta.state.is_prepare() || e.pending.is_some() {
             return; // finished already, or another task is at it
@@ -474,8 +511,8 @@ async fn finish(shard: Rc<Shard>, id: String) {
         e.pending = Some(done.state);
         e.meta.clone()
     };
-    let written = markers::write_all(&shard, &id, &meta).await;
-    if let Some(e) = shard.txns.txns.borrow_mut().get_mut(&id) {
+    let written = markers::write_all(shard, &id, &meta).await;
+    if let Some(e) = coord.txns.borrow_mut().get_mut(&id) {
         e.pending = None;
     }
     if !written {
@@ -483,7 +520,7 @@ async fn finish(shard: Rc<Shard>, id: String) {
     }
     let done = meta.complete(crate::runtime::now_ms());
     let state = done.state;
-    match write(&shard, &id, done, state).await {
+    match write(&coord, &id, done, state).await {
         Ok(()) if state == TxnState::CompleteCommit => crate::stats::TXN_COMMITTED.add(1),
         Ok(()) => crate::stats::TXN_ABORTED.add(1),
         Err(e) => {
@@ -494,7 +531,8 @@ async fn finish(shard: Rc<Shard>, id: String) {
 
 /// Appends one record for `id` (a value, or a tombstone) to its partition
 /// of the topic, which this shard owns, with acks=all.
-async fn append(shard: &Rc<Shard>, id: &str, value: Option<Vec<u8>>) -> Result<(), TxnError> {
+async fn append(coord: &Rc<Coordinator>, id: &str, value: Option<Vec<u8>>) -> Result<(), TxnError> {
+    let shard = &coord.shard;
     let tp = TopicPartition {
         topic: Arc::from(TXN_TOPIC),
         partition: txn_partition(shard, id),

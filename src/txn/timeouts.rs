@@ -6,13 +6,13 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{append, finish, write, TxnState};
-use crate::shard::Shard;
+use super::{append, finish, write, Coordinator, TxnState};
 
 /// Aborts transactions open past their timeout (fencing their producer),
 /// finishes prepared ones left unfinished, and forgets expired ids; until
 /// the shard stops. Each pass is bounded by the ids this shard holds.
-pub async fn tick_loop(shard: Rc<Shard>) {
+pub async fn tick_loop(coord: Rc<Coordinator>) {
+    let shard = &coord.shard;
     let every = Duration::from_millis(
         shard
             .config
@@ -23,18 +23,19 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         .await
         .is_none()
     {
-        tick(&shard).await;
+        tick(&coord).await;
     }
 }
 
-async fn tick(shard: &Rc<Shard>) {
-    super::load::unload_moved(shard);
+async fn tick(coord: &Rc<Coordinator>) {
+    let shard = &coord.shard;
+    super::load::unload_moved(coord);
     let now = crate::runtime::now_ms();
     let expiration_ms = shard.config.transactional_id_expiration_ms;
     let mut timed_out = Vec::new();
     let mut unfinished = Vec::new();
     let mut expired = Vec::new();
-    for (id, e) in shard.txns.txns.borrow().iter() {
+    for (id, e) in coord.txns.borrow().iter() {
         if e.pending.is_some() {
             continue;
         }
@@ -47,15 +48,15 @@ async fn tick(shard: &Rc<Shard>) {
         }
     }
     for id in timed_out {
-        if abort_timed_out(shard, &id).await {
+        if abort_timed_out(coord, &id).await {
             unfinished.push(id);
         }
     }
     for id in unfinished {
-        crate::runtime::spawn_local(finish(shard.clone(), id)).detach();
+        crate::runtime::spawn_local(finish(coord.clone(), id)).detach();
     }
     for id in expired {
-        expire(shard, &id, now, expiration_ms).await;
+        expire(coord, &id, now, expiration_ms).await;
     }
 }
 
@@ -63,9 +64,9 @@ async fn tick(shard: &Rc<Shard>) {
 /// epoch, so the producer that left it open is fenced. Decided on the
 /// state at the time of the write (earlier writes of the pass awaited), so
 /// an id its producer ended meanwhile is left alone. True if written.
-async fn abort_timed_out(shard: &Rc<Shard>, id: &str) -> bool {
+async fn abort_timed_out(coord: &Rc<Coordinator>, id: &str) -> bool {
     let now = crate::runtime::now_ms();
-    let next = match shard.txns.txns.borrow().get(id) {
+    let next = match coord.txns.borrow().get(id) {
         Some(e) if e.pending.is_none() && e.meta.timed_out(now) => e.meta.fence_and_abort(now),
         _ => return false,
     };
@@ -74,7 +75,7 @@ async fn abort_timed_out(shard: &Rc<Shard>, id: &str) -> bool {
         producer_id = next.producer_id,
         "aborting a transaction open past its timeout"
     );
-    let written = write(shard, id, next, TxnState::PrepareEpochFence).await;
+    let written = write(coord, id, next, TxnState::PrepareEpochFence).await;
     if written.is_ok() {
         crate::stats::TXN_TIMED_OUT.add(1);
     }
@@ -82,9 +83,9 @@ async fn abort_timed_out(shard: &Rc<Shard>, id: &str) -> bool {
 }
 
 /// Writes `id`'s tombstone and forgets it, if it is still expired.
-async fn expire(shard: &Rc<Shard>, id: &str, now: i64, expiration_ms: i64) {
+async fn expire(coord: &Rc<Coordinator>, id: &str, now: i64, expiration_ms: i64) {
     {
-        let mut txns = shard.txns.txns.borrow_mut();
+        let mut txns = coord.txns.borrow_mut();
         match txns.get_mut(id) {
             Some(e) if e.pending.is_none() && e.meta.expired(now, expiration_ms) => {
                 e.pending = Some(TxnState::Dead);
@@ -92,8 +93,8 @@ async fn expire(shard: &Rc<Shard>, id: &str, now: i64, expiration_ms: i64) {
             _ => return,
         }
     }
-    let written = append(shard, id, None).await;
-    let mut txns = shard.txns.txns.borrow_mut();
+    let written = append(coord, id, None).await;
+    let mut txns = coord.txns.borrow_mut();
     if written.is_ok() {
         txns.remove(id);
     } else if let Some(e) = txns.get_mut(id) {

@@ -12,7 +12,8 @@ use kafka_protocol::ResponseError;
 
 use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
 use crate::handlers::ApiSpec;
-use crate::shard::{Shard, TopicPartition};
+use crate::shard::TopicPartition;
+use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -25,7 +26,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 const FENCED_SINCE: i16 = 2;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     _header: &RequestHeader,
     version: i16,
     request: AddOffsetsToTxnRequest,
@@ -42,9 +43,9 @@ pub async fn handle(
     }
     let partition = TopicPartition {
         topic: Arc::from(OFFSETS_TOPIC),
-        partition: offsets_partition(&request.group_id, offsets_partition_count(shard)),
+        partition: offsets_partition(&request.group_id, offsets_partition_count(txns.shard())),
     };
-    let answer = super::call(shard, &id, |reply| TxnMsg::AddPartitions {
+    let answer = super::call(txns, &id, |reply| TxnMsg::AddPartitions {
         transactional_id: id.clone(),
         producer: (request.producer_id.0, request.producer_epoch),
         partitions: vec![partition],

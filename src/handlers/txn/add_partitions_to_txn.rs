@@ -16,7 +16,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use crate::handlers::ApiSpec;
-use crate::shard::{Shard, TopicPartition};
+use crate::shard::TopicPartition;
+use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -31,7 +32,7 @@ const FENCED_SINCE: i16 = 2;
 const BATCHED_SINCE: i16 = 4;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     _header: &RequestHeader,
     version: i16,
     request: AddPartitionsToTxnRequest,
@@ -47,7 +48,7 @@ pub async fn handle(
             verify_only: false,
         };
         response.results_by_topic_v3_and_below =
-            add(shard, version, txn, request.v3_and_below_topics).await;
+            add(txns, version, txn, request.v3_and_below_topics).await;
         return response;
     }
     for t in request.transactions {
@@ -58,7 +59,7 @@ pub async fn handle(
         };
         let mut result = AddPartitionsToTxnResult::default();
         result.transactional_id = t.transactional_id;
-        result.topic_results = add(shard, version, txn, t.topics).await;
+        result.topic_results = add(txns, version, txn, t.topics).await;
         response.results_by_transaction.push(result);
     }
     response
@@ -76,12 +77,12 @@ struct Txn {
 /// in which case those get UNKNOWN_TOPIC_OR_PARTITION and the rest
 /// OPERATION_NOT_ATTEMPTED.
 async fn add(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     version: i16,
     txn: Txn,
     topics: Vec<AddPartitionsToTxnTopic>,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
-    let snapshot = shard.topics();
+    let snapshot = txns.shard().topics();
     let mut partitions = Vec::new();
     let mut unknown = Vec::new();
     for t in &topics {
@@ -107,7 +108,7 @@ async fn add(
             .collect()
     } else {
         let count = partitions.len();
-        let answer = super::call(shard, &id, |reply| TxnMsg::AddPartitions {
+        let answer = super::call(txns, &id, |reply| TxnMsg::AddPartitions {
             transactional_id: id.clone(),
             producer: txn.producer,
             partitions,

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
+use crate::txn::Coordinator;
 use crate::txn::{TxnError, TxnMetadata, TxnMsg};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -22,7 +22,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: DescribeTransactionsRequest,
@@ -32,7 +32,7 @@ pub async fn handle(
         let answer = if key.is_empty() {
             Err(TxnError::UnknownId)
         } else {
-            super::call(shard, &key, |reply| TxnMsg::Describe {
+            super::call(txns, &key, |reply| TxnMsg::Describe {
                 transactional_id: key.clone(),
                 reply,
             })

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, RequestHea
 use kafka_protocol::ResponseError;
 
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
+use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
 /// v5 belongs to transactions version 2 (KIP-890: an epoch bump at every
@@ -23,7 +23,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 const FENCED_SINCE: i16 = 2;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     _header: &RequestHeader,
     version: i16,
     request: EndTxnRequest,
@@ -34,7 +34,7 @@ pub async fn handle(
         response.error_code = ResponseError::InvalidRequest.code();
         return response;
     }
-    let answer = super::call(shard, &id, |reply| TxnMsg::End {
+    let answer = super::call(txns, &id, |reply| TxnMsg::End {
         transactional_id: id.clone(),
         producer: (request.producer_id.0, request.producer_epoch),
         commit: request.committed,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::shard::Shard;
+use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
 /// First InitProducerId version that knows PRODUCER_FENCED (KIP-588).
@@ -17,7 +17,7 @@ const EXPECTED_SINCE: i16 = 3;
 
 /// Fills `response` for a request whose transactional id is non-empty.
 pub async fn init_producer_id(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     version: i16,
     request: &InitProducerIdRequest,
     response: &mut InitProducerIdResponse,
@@ -42,7 +42,7 @@ pub async fn init_producer_id(
         }
         named => Some(named),
     };
-    let answer = super::call(shard, &transactional_id, |reply| TxnMsg::InitProducerId {
+    let answer = super::call(txns, &transactional_id, |reply| TxnMsg::InitProducerId {
         transactional_id: transactional_id.clone(),
         timeout_ms: request.transaction_timeout_ms,
         expected,

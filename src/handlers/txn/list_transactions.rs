@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::handlers::ApiSpec;
-use crate::shard::Shard;
+use crate::txn::Coordinator;
 use crate::txn::{ListFilter, TxnMsg, TxnState};
 
 /// v2 adds a transactional id pattern (KIP-1152), not served.
@@ -23,7 +23,7 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     _header: &RequestHeader,
     _version: i16,
     request: ListTransactionsRequest,
@@ -45,11 +45,11 @@ pub async fn handle(
         // v0 has no duration filter; its default (-1) filters nothing.
         duration_ms: request.duration_filter,
     };
-    let asks = (0..shard.count).map(|target| {
+    let asks = (0..txns.shard().count).map(|target| {
         let filter = filter.clone();
         async move {
             let (reply, answer) = oneshot::channel();
-            crate::txn::send(shard, target, TxnMsg::List { filter, reply }).await;
+            crate::txn::send(txns, target, TxnMsg::List { filter, reply }).await;
             answer.await
         }
     });

@@ -17,8 +17,8 @@ use futures::channel::oneshot;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::{decode, ApiSpec, Reply, RequestError};
-use crate::shard::Shard;
-use crate::txn::{TxnError, TxnMsg};
+use crate::services::Services;
+use crate::txn::{Coordinator, TxnError, TxnMsg};
 
 pub use add_offsets_to_txn::SPEC as ADD_OFFSETS_TO_TXN;
 pub use add_partitions_to_txn::SPEC as ADD_PARTITIONS_TO_TXN;
@@ -42,15 +42,16 @@ pub fn serves(key: ApiKey) -> bool {
 
 /// Decodes, serves and encodes one transaction API request.
 pub async fn handle(
-    shard: &Rc<Shard>,
+    services: &Services,
     header: &RequestHeader,
     out: &Reply,
     buf: &mut Bytes,
 ) -> Result<Option<Vec<super::Piece>>, RequestError> {
     let (key, version) = (out.key, out.version);
+    let txns = &services.txns;
     macro_rules! serve {
         ($module:ident) => {
-            out.encoded($module::handle(shard, header, version, decode(buf, key, version)?).await)
+            out.encoded($module::handle(txns, header, version, decode(buf, key, version)?).await)
         };
     }
     match key {
@@ -70,11 +71,11 @@ pub async fn handle(
 /// Sends a request to `transactional_id`'s coordinator and waits for its
 /// answer; COORDINATOR_NOT_AVAILABLE if the coordinator dropped it.
 async fn call<R>(
-    shard: &Rc<Shard>,
+    txns: &Rc<Coordinator>,
     transactional_id: &str,
     msg: impl FnOnce(oneshot::Sender<Result<R, TxnError>>) -> TxnMsg,
 ) -> Result<R, TxnError> {
     let (tx, rx) = oneshot::channel();
-    crate::txn::route(shard, transactional_id, msg(tx)).await;
+    crate::txn::route(txns, transactional_id, msg(tx)).await;
     rx.await.unwrap_or(Err(TxnError::NotAvailable))
 }
