@@ -242,11 +242,14 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
     runtime::spawn_local(high_watermark_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
-    crate::net::accept_loop(services, listener, writable).await;
+    crate::net::accept_loop(services.clone(), listener, writable).await;
     drain(&shard, &ctx.drained).await;
     if !shard.close_all() {
         ctx.unclean_close.store(true, Ordering::SeqCst);
     }
+    // Held to here: the shard's observer is weak, and peers' markers and
+    // snapshots keep coming while the shards drain.
+    drop(services);
 }
 
 /// With a voter list: this node's controller voter, registered and
