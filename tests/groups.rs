@@ -201,6 +201,34 @@ fn produce_spread(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
     produce(&cfg, topic, &msgs);
 }
 
+/// What a sentinel's value starts with.
+const SENTINEL: &str = "sentinel-";
+
+/// One sentinel message at the end of each of `partitions`, after
+/// everything produced before (`produce` waits for every delivery).
+fn produce_sentinels(bootstrap: &str, topic: &str, partitions: i32) {
+    let msgs: Vec<Msg> = (0..partitions)
+        .map(|p| Msg::value(format!("{SENTINEL}{p}")).to(p))
+        .collect();
+    produce(&producer_config(bootstrap), topic, &msgs);
+}
+
+/// Waits (bounded) until the members have consumed every partition's
+/// sentinel: a partition is read in order, so everything produced before
+/// its sentinel has been consumed too, and a test can count what arrived
+/// without sleeping in the hope that nothing more comes.
+fn wait_for_sentinels(members: &[Member], partitions: i32, within: Duration) {
+    wait_until("every partition's sentinel consumed", within, || {
+        let seen: BTreeSet<i32> = members
+            .iter()
+            .flat_map(|m| m.messages())
+            .filter(|(_, _, v)| v.starts_with(SENTINEL))
+            .map(|(p, _, _)| p)
+            .collect();
+        seen.len() == partitions as usize
+    });
+}
+
 /// Three consumers in one group on a 12-partition topic get a disjoint
 /// covering assignment and together consume 60,000 messages exactly once.
 #[test]
@@ -226,10 +254,8 @@ fn three_consumers_share_twelve_partitions() {
     }
     let total = 60_000;
     produce_spread(&bs, topic, 12, total);
-    wait_until("60,000 messages consumed", Duration::from_secs(120), || {
-        members.iter().map(|m| m.messages().len()).sum::<usize>() >= total
-    });
-    thread::sleep(Duration::from_millis(300));
+    produce_sentinels(&bs, topic, 12);
+    wait_for_sentinels(&members, 12, Duration::from_secs(120));
     let mut values = BTreeSet::new();
     let mut count = 0;
     for m in &members {
@@ -239,8 +265,10 @@ fn three_consumers_share_twelve_partitions() {
                 assigned.contains(&p),
                 "message from unassigned partition {p}"
             );
-            values.insert(v);
-            count += 1;
+            if !v.starts_with(SENTINEL) {
+                values.insert(v);
+                count += 1;
+            }
         }
     }
     assert_eq!(values.len(), total, "every message consumed");
@@ -442,8 +470,16 @@ fn killed_consumer_partitions_move_within_session_timeout() {
     );
     child.kill().expect("kill child");
     let _ = child.wait();
-    thread::sleep(Duration::from_millis(200));
-    drain(&mut child_commits);
+    // The reader thread ends (and drops its sender) at the end of the dead
+    // child's output: then every offset the child printed is here.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((p, o)) => child_commits.entry(p).or_default().push(o),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the killed child's output never ended"),
+        }
+    }
     wait_for_full_assignment(&[&survivor], 4, Duration::from_secs(30));
     let committed_by_child: BTreeSet<(i32, i64)> = child_commits
         .iter()
