@@ -9,13 +9,15 @@
 //! - [`storage`]: a partition's log on disk: segments, indexes, recovery, retention.
 //! - [`metadata`]: topics and partition ownership, persisted in the data dir.
 //! - [`controller`]: the metadata quorum (Raft on its own thread) and the cluster image.
-//! - [`replication`]: followers, leaders' follower state, high watermark and ISR proposals.
-//! - [`runtime`]: the thin layer over glommio (shards, mesh, blocking work).
-//! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
-//! - [`net`]: the listener, connections and request framing.
-//! - [`handlers`]: one module per Kafka API.
+//! - [`cluster`]: this node's identity, voters, controller and registration, and the image as a topics snapshot.
+//! - [`replication`]: a replica's role and a leader's follower state, high watermark and ISR proposals.
+//! - [`runtime`]: the thin layer over glommio (shards, meshes, blocking work).
+//! - [`shard`]: what one core owns (partition logs, roles, metadata copy) and the shard's messages between cores.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
+//! - [`services`]: what one core serves above its shard: the coordinators, replica fetchers and fetch sessions, wired together.
+//! - [`handlers`]: one module per Kafka API.
+//! - [`net`]: the listener, connections and request framing.
 //! - [`broker`]: starts the shards and wires everything together.
 //! - [`stats`]: process-wide counters served at `/metrics`.
 //! - [`alloc`]: the allocator that keeps absurd wire-sized capacities lazy.
@@ -28,6 +30,8 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+#[cfg(test)]
+mod layering;
 pub mod message_format;
 pub mod metadata;
 pub mod net;

@@ -5,8 +5,10 @@
 //! `abs(hashCode(group id)) % partitions`; the group's *coordinator shard*
 //! is that partition's owner shard, so the coordinator writes its records
 //! to a log it owns. Only the coordinator shard touches a [`Group`]:
-//! requests reaching another shard travel as `ShardMsg::Group` and are
-//! answered through the oneshot inside the [`GroupMsg`].
+//! requests reaching another shard travel over the coordinators' own mesh
+//! (joined by `services`) and are answered through the oneshot inside the
+//! [`GroupMsg`]. The coordinator is a service above its shard: it writes
+//! and replays through `Shard`, and the shard never calls it by name.
 //!
 //! On a shard's first group request the coordinator creates the topic if
 //! missing (through the controller) and replays the partitions it owns,

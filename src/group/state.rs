@@ -1,10 +1,10 @@
 //! One consumer group's state, as its coordinator shard holds it.
 //!
 //! Only the coordinator shard of a group touches its [`Group`]; other
-//! shards reach it by a `ShardMsg::Group` message. Everything here is
-//! synchronous: the membership rules in `membership.rs` change a `Group`
-//! and answer the waiting requests through their oneshots; writing to the
-//! log happens around them, in `mod.rs`.
+//! shards reach it by a `GroupMsg` over the coordinators' mesh. Everything
+//! here is synchronous: the membership rules in `membership.rs` change a
+//! `Group` and answer the waiting requests through their oneshots; writing
+//! to the log happens around them, in `mod.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,5 +1,10 @@
-//! Building valid uncompressed v2 batches, for tests and tools that craft
-//! raw produce requests.
+//! Building valid uncompressed v2 batches. Production code: the records the
+//! group and transaction coordinators write to their internal topics
+//! (`build_batch`, `with_producer` for TxnOffsetCommit's transactional
+//! batches), control markers (`control.rs`) and up-converted message sets
+//! (`message_format::up`, through `encode_record` and `BatchFields`).
+//! `build_simple_batch` is for tests and tools that craft raw produce
+//! requests.
 
 use bytes::Bytes;
 
