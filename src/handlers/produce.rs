@@ -103,11 +103,12 @@ impl Refusal {
 fn prepare(
     shard: &Shard,
     meta: &TopicMeta,
+    dynamic: &crate::broker_configs::BrokerConfigs,
     api_version: i16,
     tp: &TopicPartition,
     records: &Bytes,
 ) -> Result<Validated, Refusal> {
-    let parsed = meta.parsed(&shard.config);
+    let parsed = meta.parsed(&shard.config, dynamic);
     let policy = ProducePolicy {
         api_version,
         ..parsed.produce
@@ -170,7 +171,14 @@ pub async fn handle(
                     if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) =>
                 {
                     let meta = meta.expect("checked above");
-                    match prepare(shard, meta, header.request_api_version, &tp, &records) {
+                    match prepare(
+                        shard,
+                        meta,
+                        &topics.broker_configs,
+                        header.request_api_version,
+                        &tp,
+                        &records,
+                    ) {
                         Ok(records) => {
                             slots.push((responses.len(), partitions.len()));
                             items.push(ProduceItem {

@@ -309,7 +309,10 @@ fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
     let topics = shard.topics.borrow();
     topics.get(&tp.topic).map_or_else(
         || usize::try_from(shard.config.min_insync_replicas.max(1)).unwrap_or(1),
-        |t| t.parsed(&shard.config).min_insync_replicas,
+        |t| {
+            t.parsed(&shard.config, &topics.broker_configs)
+                .min_insync_replicas
+        },
     )
 }
 
