@@ -252,10 +252,12 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         return failed(ResponseError::RequestTimedOut.code());
     }
     let now = crate::runtime::now_ms();
+    let appending = std::time::Instant::now();
     let appended = partition
         .log
         .borrow_mut()
         .append_validated(&item.records, now, item.origin);
+    crate::stats::APPEND.observe(appending.elapsed());
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
@@ -281,6 +283,7 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     }
     if acks_all {
         partition.acks_waiting.set(partition.acks_waiting.get() + 1);
+        let waiting = std::time::Instant::now();
         let error = super::replica::wait_replicated(
             shard,
             &partition,
@@ -291,6 +294,7 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         )
         .await;
         partition.acks_waiting.set(partition.acks_waiting.get() - 1);
+        crate::stats::REPLICATION_WAIT.observe(waiting.elapsed());
         if error != NONE {
             return failed(error);
         }
@@ -477,6 +481,9 @@ pub async fn wait_for_append(
             let seen = *seen;
             waits.push(Box::pin(async move {
                 p.appended.changed_since(seen).await;
+                if let Some(waited) = p.appended.since_notify() {
+                    crate::stats::FETCH_WAKEUP.observe(waited);
+                }
             }));
         }
         let stop_seen = 0;
