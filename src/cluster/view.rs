@@ -56,6 +56,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
     Topics {
         version: index,
         topics,
+        by_id: Default::default(),
         cluster: Some(Arc::new(ClusterView {
             index,
             image,
