@@ -202,7 +202,7 @@ fn api_versions_negotiation() {
     let required: &[(ApiKey, i16, i16)] = &[
         (ApiKey::Produce, 0, 9),
         (ApiKey::Fetch, 0, 12),
-        (ApiKey::ListOffsets, 0, 7),
+        (ApiKey::ListOffsets, 0, 9),
         (ApiKey::Metadata, 0, 12),
         (ApiKey::ApiVersions, 0, 3),
         (ApiKey::CreateTopics, 0, 7),
