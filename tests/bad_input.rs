@@ -200,8 +200,8 @@ fn api_versions_negotiation() {
 
     // (api, min the broker must accept, max the broker must accept)
     let required: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::Produce, 0, 9),
-        (ApiKey::Fetch, 0, 12),
+        (ApiKey::Produce, 0, 11),
+        (ApiKey::Fetch, 0, 17),
         (ApiKey::ListOffsets, 0, 9),
         (ApiKey::Metadata, 0, 12),
         (ApiKey::ApiVersions, 0, 3),

@@ -9,6 +9,7 @@ mod describe_cluster;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
+mod leader_hint;
 mod legacy;
 pub use legacy::forward_frame as forward_legacy_frame;
 mod list_offsets;
