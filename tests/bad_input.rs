@@ -211,8 +211,8 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeConfigs, 0, 4),
         (ApiKey::AlterConfigs, 0, 2),
         (ApiKey::IncrementalAlterConfigs, 0, 1),
-        (ApiKey::OffsetCommit, 0, 8),
-        (ApiKey::OffsetFetch, 0, 8),
+        (ApiKey::OffsetCommit, 0, 9),
+        (ApiKey::OffsetFetch, 0, 9),
         (ApiKey::InitProducerId, 0, 5),
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
@@ -225,6 +225,15 @@ fn api_versions_negotiation() {
         (ApiKey::EndTxn, 0, 4),
         (ApiKey::DescribeTransactions, 0, 0),
         (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::FindCoordinator, 0, 6),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
     ];
     for v in 0..=3 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());

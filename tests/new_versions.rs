@@ -5,13 +5,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::raw::{self, err, RawClient};
+use common::raw::{self, err, str_bytes, RawClient};
 use common::*;
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
 const UNKNOWN_TOPIC_ID: i16 = 100;
 const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
+const INVALID_REQUEST: i16 = 42;
 
 fn batch(value: &[u8]) -> Bytes {
     sluice::record::build::build_batch(0, &[(None, Some(value), now_ms(), &[])])
@@ -154,4 +155,155 @@ fn produce_v10_and_v11_append() {
         assert!(r.node_endpoints.is_empty(), "v{version}");
     }
     assert_eq!(c.log_end_offset("p11", 0), 2);
+}
+
+fn static_join(group: &str, member: &str) -> JoinGroupRequest {
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = str_bytes("range");
+    p.metadata = Bytes::from_static(b"\x00\x01\x00\x00\x00\x00\x00\x00");
+    JoinGroupRequest::default()
+        .with_group_id(str_bytes(group).into())
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(str_bytes(member))
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocols(vec![p])
+        .with_reason(Some(str_bytes("testing KIP-800")))
+}
+
+/// The static member `instance-1` joins `group` (v9) and syncs: the group is
+/// stable with it as leader.
+fn join_and_sync(c: &mut RawClient, group: &str) -> JoinGroupResponse {
+    let joined = c.call(9, &static_join(group, ""));
+    assert_eq!(joined.error_code, err::NONE);
+    assert_eq!(joined.leader, joined.member_id);
+    assert!(
+        !joined.skip_assignment,
+        "a first join computes the assignment"
+    );
+    let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+    a.member_id = joined.member_id.clone();
+    a.assignment = Bytes::from_static(b"assigned");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(str_bytes(group).into())
+        .with_member_id(joined.member_id.clone())
+        .with_generation_id(joined.generation_id)
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_assignments(vec![a]);
+    assert_eq!(c.call(3, &sync).error_code, err::NONE);
+    joined
+}
+
+/// JoinGroup v9 (KIP-814): a static leader that rejoins a stable group
+/// unchanged is told that it leads, with every member, and to skip the
+/// assignment; before v9 Kafka names the leader's previous id and lists no
+/// members, so the client acts as a follower. Neither starts a rebalance.
+#[test]
+fn static_leader_rejoin_skips_the_assignment_from_v9() {
+    let broker = Broker::start(1);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let first = join_and_sync(&mut c, "g-skip");
+
+    let again = c.call(9, &static_join("g-skip", ""));
+    assert_eq!(again.error_code, err::NONE);
+    assert_ne!(again.member_id, first.member_id, "a new member id");
+    assert_eq!(again.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(again.leader, again.member_id);
+    assert!(again.skip_assignment);
+    assert_eq!(again.members.len(), 1);
+
+    let old = c.call(7, &static_join("g-skip", ""));
+    assert_eq!(old.error_code, err::NONE);
+    assert_eq!(old.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(old.leader, again.member_id, "the leader's previous id");
+    assert!(old.members.is_empty());
+}
+
+/// ListGroups v5 filters by group type (KIP-848): every group here is a
+/// classic one. OffsetCommit and OffsetFetch v9 treat a classic group as v8
+/// did; LeaveGroup v5 logs the member's reason. FindCoordinator v6 knows
+/// share coordinators (KIP-932), not enabled here, and v5 does not.
+#[test]
+fn group_apis_at_kafka_3_9_maxima() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "g-new", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let joined = join_and_sync(&mut c, "g-new");
+    let member = joined.member_id.clone();
+
+    let listed = |c: &mut RawClient, types: &[&str]| -> Vec<(String, String)> {
+        let request = ListGroupsRequest::default()
+            .with_types_filter(types.iter().map(|t| str_bytes(t)).collect());
+        let r: ListGroupsResponse = c.call(5, &request);
+        assert_eq!(r.error_code, err::NONE);
+        r.groups
+            .iter()
+            .map(|g| (g.group_id.to_string(), g.group_type.to_string()))
+            .collect()
+    };
+    let classic = vec![("g-new".to_string(), "classic".to_string())];
+    assert_eq!(listed(&mut c, &[]), classic);
+    assert_eq!(listed(&mut c, &["Classic"]), classic);
+    assert!(listed(&mut c, &["consumer"]).is_empty());
+
+    let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 7;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = raw::topic_name("g-new");
+    t.partitions = vec![p];
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(str_bytes("g-new").into())
+        .with_member_id(member.clone())
+        .with_generation_id_or_member_epoch(joined.generation_id)
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_topics(vec![t]);
+    let r = c.call(9, &commit);
+    assert_eq!(r.topics[0].partitions[0].error_code, err::NONE);
+    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+    g.group_id = str_bytes("g-new").into();
+    g.member_id = Some(member.clone());
+    g.member_epoch = joined.generation_id;
+    g.topics = None; // every partition the group committed
+    let fetched = c.call(9, &OffsetFetchRequest::default().with_groups(vec![g]));
+    let group = &fetched.groups[0];
+    assert_eq!(group.error_code, err::NONE);
+    let offsets: Vec<(String, i64)> = group
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.committed_offset))
+        })
+        .collect();
+    assert_eq!(offsets, vec![("g-new".to_string(), 7)]);
+
+    let share = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![str_bytes("g-new:AAAAAAAAAAAAAAAAAAAAAA:0")]);
+    let code = |r: FindCoordinatorResponse| r.coordinators[0].error_code;
+    assert_eq!(code(c.call(6, &share)), err::COORDINATOR_NOT_AVAILABLE);
+    assert_eq!(code(c.call(5, &share)), INVALID_REQUEST);
+    let group = FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes("g-new")]);
+    for version in [5, 6] {
+        assert_eq!(code(c.call(version, &group)), err::NONE, "v{version}");
+    }
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(str_bytes("g-new").into())
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(member)
+            .with_group_instance_id(Some(str_bytes("instance-1")))
+            .with_reason(Some(str_bytes("shutting down for KIP-800")))]);
+    let r = c.call(5, &leave);
+    assert_eq!(r.error_code, err::NONE);
+    assert_eq!(r.members[0].error_code, err::NONE);
+    let deadline = std::time::Instant::now() + OP_TIMEOUT;
+    while !broker.stderr_tail(50).contains("shutting down for KIP-800") {
+        assert!(std::time::Instant::now() < deadline, "no log line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
