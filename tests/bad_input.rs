@@ -220,7 +220,7 @@ fn api_versions_negotiation() {
         (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::OffsetForLeaderEpoch, 0, 4),
         (ApiKey::WriteTxnMarkers, 0, 1),
-        (ApiKey::AddPartitionsToTxn, 0, 4),
+        (ApiKey::AddPartitionsToTxn, 0, 5),
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),
         (ApiKey::DescribeTransactions, 0, 0),
