@@ -335,7 +335,14 @@ fn replace_static_member(
     match state {
         GroupState::Stable | GroupState::CompletingRebalance if unchanged => {
             group.members.insert(new_id.to_string(), member);
-            let response = static_rejoin_response(group, new_id, leader_before, version);
+            // While the group waits for its leader's assignment, the leader
+            // must still compute it: only a stable group answers as Kafka's
+            // does to an unchanged static rejoin.
+            let response = if state == GroupState::Stable {
+                static_rejoin_response(group, new_id, leader_before, version)
+            } else {
+                join_response(group, new_id)
+            };
             let _ = reply.send(response);
             true
         }
