@@ -90,6 +90,21 @@ pub struct Topics {
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]
     pub cluster: Option<Arc<crate::cluster::view::ClusterView>>,
+    /// Topic ids to names, built on first use (Fetch v13+ names topics by
+    /// id).
+    #[serde(skip)]
+    pub by_id: IdIndex,
+}
+
+/// A cache of [`Topics::name_of`]. Like [`ParsedOnce`], a clone starts
+/// empty, because a clone is how a change to the topics begins.
+#[derive(Debug, Default)]
+pub struct IdIndex(std::sync::OnceLock<std::collections::HashMap<uuid::Uuid, String>>);
+
+impl Clone for IdIndex {
+    fn clone(&self) -> Self {
+        IdIndex::default()
+    }
 }
 
 impl Topics {
@@ -109,6 +124,20 @@ impl Topics {
         self.cluster
             .as_ref()
             .is_none_or(|c| c.hosts(name, partition))
+    }
+
+    /// The name of the topic with id `id`, if this snapshot has it.
+    pub fn name_of(&self, id: uuid::Uuid) -> Option<&str> {
+        self.by_id
+            .0
+            .get_or_init(|| {
+                self.topics
+                    .values()
+                    .map(|t| (t.uuid(), t.name.clone()))
+                    .collect()
+            })
+            .get(&id)
+            .map(String::as_str)
     }
 
     pub fn has_partition(&self, name: &str, partition: i32) -> bool {

@@ -35,7 +35,7 @@ use crate::storage::PartitionLog;
 
 pub use event::Event;
 pub use messages::*;
-pub use ops::MAX_TIMESTAMP;
+pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
 pub use replica::{Fetched, FollowerPosition};
 

@@ -393,6 +393,13 @@ const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 /// The record with the largest timestamp (ListOffsets v7+, KIP-734).
 pub const MAX_TIMESTAMP: i64 = -3;
+/// The first offset still on local disk (v8+, KIP-405): without tiered
+/// storage every offset is local, so it is the log start, as Kafka answers
+/// a topic that does not tier.
+pub const EARLIEST_LOCAL: i64 = -4;
+/// The last offset copied to tiered storage (v9+, KIP-1005): nothing is,
+/// and Kafka answers a topic without remote storage with offset -1.
+pub const LATEST_TIERED: i64 = -5;
 
 fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     let answer = |error, offset, timestamp| OffsetOutcome {
@@ -419,7 +426,8 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         },
     };
     match query.timestamp {
-        EARLIEST => answer(NONE, log.log_start_offset(), -1),
+        EARLIEST | EARLIEST_LOCAL => answer(NONE, log.log_start_offset(), -1),
+        LATEST_TIERED => answer(NONE, -1, -1),
         LATEST if query.committed => answer(NONE, log.last_stable_offset().min(high_watermark), -1),
         LATEST => answer(NONE, high_watermark, -1),
         ts if ts >= 0 || ts == MAX_TIMESTAMP => {
@@ -437,8 +445,6 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
                 Err(e) => answer(storage_error_code(&e), -1, -1),
             }
         }
-        // -4 (earliest local) and -5 (latest tiered) belong to versions not
-        // served (v8, v9).
         _ => answer(ResponseError::InvalidRequest.code(), -1, -1),
     }
 }
