@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: broker configuration (file + flags) and topic configs.
+//! - [`broker_configs`]: dynamic broker configs (topic defaults changed at run time).
 //! - [`record`]: the v2 record batch format, parsed and validated without copying.
 //! - [`compression`]: whole-batch codecs, bounded validation and recompression.
 //! - [`message_format`]: the magic 0 and 1 message formats of Produce v0-2 and Fetch v0-3, converted to and from v2 batches.
@@ -24,6 +25,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod broker_configs;
 pub mod cluster;
 pub mod compression;
 pub mod config;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::broker_configs::BrokerConfigs;
 use crate::config::{BrokerConfig, ParsedTopicConfigs, TopicConfigs};
 
 /// Kafka's limit on topic name length.
@@ -56,11 +57,17 @@ impl TopicMeta {
     /// The storage and produce settings of this topic: parsed from the
     /// config strings on the first call only (the produce path asks for
     /// them per partition per request).
-    pub fn parsed(&self, broker: &BrokerConfig) -> &ParsedTopicConfigs {
-        self.parsed.0.get_or_init(|| ParsedTopicConfigs {
-            log: broker.log_config(&self.configs),
-            produce: broker.produce_policy(&self.configs, 0),
-            min_insync_replicas: broker.topic_min_insync_replicas(&self.configs),
+    /// `dynamic` must be the broker configs of the snapshot this topic is
+    /// in: a snapshot that changes them carries fresh copies of its topics.
+    pub fn parsed(&self, broker: &BrokerConfig, dynamic: &BrokerConfigs) -> &ParsedTopicConfigs {
+        self.parsed.0.get_or_init(|| {
+            let mut configs = dynamic.topic_defaults(broker.node_id);
+            configs.extend(self.configs.iter().map(|(k, v)| (k.clone(), v.clone())));
+            ParsedTopicConfigs {
+                log: broker.log_config(&configs),
+                produce: broker.produce_policy(&configs, 0),
+                min_insync_replicas: broker.topic_min_insync_replicas(&configs),
+            }
         })
     }
 
@@ -76,10 +83,28 @@ pub struct Topics {
     pub version: u64,
     #[serde(default)]
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// Dynamic broker configs: the topic defaults set at run time.
+    #[serde(default, skip_serializing_if = "BrokerConfigs::is_empty")]
+    pub broker_configs: BrokerConfigs,
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]
     pub cluster: Option<Arc<crate::cluster::view::ClusterView>>,
+    /// Topic ids to names, built on first use (Fetch v13+ names topics by
+    /// id).
+    #[serde(skip)]
+    pub by_id: IdIndex,
+}
+
+/// A cache of [`Topics::name_of`]. Like [`ParsedOnce`], a clone starts
+/// empty, because a clone is how a change to the topics begins.
+#[derive(Debug, Default)]
+pub struct IdIndex(std::sync::OnceLock<std::collections::HashMap<uuid::Uuid, String>>);
+
+impl Clone for IdIndex {
+    fn clone(&self) -> Self {
+        IdIndex::default()
+    }
 }
 
 impl Topics {
@@ -99,6 +124,20 @@ impl Topics {
         self.cluster
             .as_ref()
             .is_none_or(|c| c.hosts(name, partition))
+    }
+
+    /// The name of the topic with id `id`, if this snapshot has it.
+    pub fn name_of(&self, id: uuid::Uuid) -> Option<&str> {
+        self.by_id
+            .0
+            .get_or_init(|| {
+                self.topics
+                    .values()
+                    .map(|t| (t.uuid(), t.name.clone()))
+                    .collect()
+            })
+            .get(&id)
+            .map(String::as_str)
     }
 
     pub fn has_partition(&self, name: &str, partition: i32) -> bool {
@@ -253,6 +292,7 @@ mod tests {
     #[test]
     fn parsed_configs_follow_the_configs_of_each_copy() {
         let broker = BrokerConfig::default();
+        let none = BrokerConfigs::default();
         let meta = TopicMeta {
             name: "a".into(),
             id: new_topic_id(),
@@ -260,12 +300,12 @@ mod tests {
             configs: [("retention.ms".to_string(), "10".to_string())].into(),
             parsed: Default::default(),
         };
-        assert_eq!(meta.parsed(&broker).log.retention_ms, 10);
+        assert_eq!(meta.parsed(&broker, &none).log.retention_ms, 10);
         let mut changed = meta.clone();
         changed
             .configs
             .insert("retention.ms".to_string(), "20".to_string());
-        assert_eq!(changed.parsed(&broker).log.retention_ms, 20);
-        assert_eq!(meta.parsed(&broker).log.retention_ms, 10);
+        assert_eq!(changed.parsed(&broker, &none).log.retention_ms, 20);
+        assert_eq!(meta.parsed(&broker, &none).log.retention_ms, 10);
     }
 }

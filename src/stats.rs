@@ -1,8 +1,9 @@
-//! Process-wide counters, exported at `/metrics`. Plain atomics: one
-//! relaxed add per response, no lock.
+//! Process-wide counters and latency histograms, exported at `/metrics`.
+//! Plain atomics: a relaxed add or two per event, no lock.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 pub struct Counter {
     name: &'static str,
@@ -128,7 +129,133 @@ const ALL: &[&Counter] = &[
     &PRODUCE_UP_CONVERSIONS,
 ];
 
-/// The Prometheus text exposition of every counter.
+/// Upper bounds of the histogram buckets, in microseconds: fine where
+/// the targets are (p99 of a millisecond or two), coarse in the tail.
+const BUCKET_BOUNDS_US: [u64; 16] = [
+    25, 50, 100, 250, 500, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 25_000, 50_000, 100_000,
+    250_000, 1_000_000,
+];
+const BUCKETS: usize = BUCKET_BOUNDS_US.len() + 1;
+
+/// A latency histogram in Prometheus' form: a count per bucket (the last
+/// one unbounded), the sum and the count. Where the time of a request goes
+/// is read from these, stage by stage.
+pub struct Histogram {
+    name: &'static str,
+    /// `key="value"` or empty.
+    label: &'static str,
+    help: &'static str,
+    buckets: [AtomicU64; BUCKETS],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    const fn new(name: &'static str, label: &'static str, help: &'static str) -> Histogram {
+        Histogram {
+            name,
+            label,
+            help,
+            buckets: [const { AtomicU64::new(0) }; BUCKETS],
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Observations so far (the sum of the buckets).
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    fn render(&self, out: &mut String, with_header: bool) {
+        let name = self.name;
+        if with_header {
+            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", self.help);
+        }
+        let sep = if self.label.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = match BUCKET_BOUNDS_US.get(i) {
+                Some(us) => format!("{}", *us as f64 / 1e6),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{}{sep}le=\"{le}\"}} {cumulative}",
+                self.label
+            );
+        }
+        let labels = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", self.label)
+        };
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "{name}_sum{labels} {sum}\n{name}_count{labels} {cumulative}"
+        );
+    }
+}
+
+const REQUEST_HELP: &str =
+    "Time from a request read whole to its response written, by API (produce, fetch, other).";
+pub static REQUEST_PRODUCE: Histogram =
+    Histogram::new("sluice_request_seconds", "api=\"produce\"", REQUEST_HELP);
+pub static REQUEST_FETCH: Histogram =
+    Histogram::new("sluice_request_seconds", "api=\"fetch\"", REQUEST_HELP);
+pub static REQUEST_OTHER: Histogram =
+    Histogram::new("sluice_request_seconds", "api=\"other\"", REQUEST_HELP);
+pub static RESPONSE_WRITE: Histogram = Histogram::new(
+    "sluice_response_write_seconds",
+    "",
+    "Time to write a response to its socket (framing, sendfile of record bytes).",
+);
+pub static SHARD_QUEUE: Histogram = Histogram::new(
+    "sluice_shard_queue_seconds",
+    "",
+    "Queueing on the connection's shard: how long a connection waits for its turn after each request, while the shard's other tasks run.",
+);
+pub static MESH_HOP: Histogram = Histogram::new(
+    "sluice_mesh_hop_seconds",
+    "",
+    "Time from a message sent to another shard to its receipt there.",
+);
+pub static APPEND: Histogram = Histogram::new(
+    "sluice_append_seconds",
+    "",
+    "Time of one batch's append to its partition log (into the page cache).",
+);
+pub static REPLICATION_WAIT: Histogram = Histogram::new(
+    "sluice_produce_replication_wait_seconds",
+    "",
+    "Time an acks=all batch waits after its append for the high watermark (the ISR's fetches).",
+);
+pub static FETCH_WAKEUP: Histogram = Histogram::new(
+    "sluice_fetch_wakeup_seconds",
+    "",
+    "Time from an append (or high watermark move) to the long-poll fetch waiting on it resuming.",
+);
+
+const HISTOGRAMS: &[&Histogram] = &[
+    &REQUEST_PRODUCE,
+    &REQUEST_FETCH,
+    &REQUEST_OTHER,
+    &RESPONSE_WRITE,
+    &SHARD_QUEUE,
+    &MESH_HOP,
+    &APPEND,
+    &REPLICATION_WAIT,
+    &FETCH_WAKEUP,
+];
+
+/// The Prometheus text exposition of every counter and histogram.
 pub fn render() -> String {
     let mut out = String::new();
     for c in ALL {
@@ -142,5 +269,46 @@ pub fn render() -> String {
             c.get()
         );
     }
+    let mut previous = "";
+    for h in HISTOGRAMS {
+        // Labeled series of one name share one header.
+        h.render(&mut out, h.name != previous);
+        previous = h.name;
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bounded_above() {
+        let h = Histogram::new("t_seconds", "api=\"x\"", "test");
+        h.observe(Duration::from_micros(10));
+        h.observe(Duration::from_micros(25));
+        h.observe(Duration::from_micros(26));
+        h.observe(Duration::from_secs(5));
+        assert_eq!(h.count(), 4);
+        let mut out = String::new();
+        h.render(&mut out, true);
+        assert!(out.contains("# TYPE t_seconds histogram"), "{out}");
+        assert!(
+            out.contains("t_seconds_bucket{api=\"x\",le=\"0.000025\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("t_seconds_bucket{api=\"x\",le=\"0.00005\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("t_seconds_bucket{api=\"x\",le=\"1\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("t_seconds_bucket{api=\"x\",le=\"+Inf\"} 4"),
+            "{out}"
+        );
+        assert!(out.contains("t_seconds_count{api=\"x\"} 4"), "{out}");
+    }
 }

@@ -191,7 +191,9 @@ fn batch_over_max_message_bytes_is_rejected() {
     assert_eq!(c.log_end_offset(topic, 0), 1);
 }
 
-/// ApiVersions v0-v3 list the supported ranges; a too-new version gets UNSUPPORTED_VERSION with the API list in a v0 response.
+/// ApiVersions v0-v4 list the supported ranges; a too-new version gets
+/// UNSUPPORTED_VERSION in a v0 response listing ApiVersions' own range, as
+/// Kafka's does.
 #[test]
 fn api_versions_negotiation() {
     let broker = Broker::start(1);
@@ -200,19 +202,19 @@ fn api_versions_negotiation() {
 
     // (api, min the broker must accept, max the broker must accept)
     let required: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::Produce, 0, 9),
-        (ApiKey::Fetch, 0, 12),
-        (ApiKey::ListOffsets, 0, 7),
+        (ApiKey::Produce, 0, 11),
+        (ApiKey::Fetch, 0, 17),
+        (ApiKey::ListOffsets, 0, 9),
         (ApiKey::Metadata, 0, 12),
-        (ApiKey::ApiVersions, 0, 3),
+        (ApiKey::ApiVersions, 0, 4),
         (ApiKey::CreateTopics, 0, 7),
         (ApiKey::DeleteTopics, 0, 6),
         (ApiKey::CreatePartitions, 0, 3),
         (ApiKey::DescribeConfigs, 0, 4),
         (ApiKey::AlterConfigs, 0, 2),
         (ApiKey::IncrementalAlterConfigs, 0, 1),
-        (ApiKey::OffsetCommit, 0, 8),
-        (ApiKey::OffsetFetch, 0, 8),
+        (ApiKey::OffsetCommit, 0, 9),
+        (ApiKey::OffsetFetch, 0, 9),
         (ApiKey::InitProducerId, 0, 5),
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
@@ -220,13 +222,22 @@ fn api_versions_negotiation() {
         (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::OffsetForLeaderEpoch, 0, 4),
         (ApiKey::WriteTxnMarkers, 0, 1),
-        (ApiKey::AddPartitionsToTxn, 0, 4),
+        (ApiKey::AddPartitionsToTxn, 0, 5),
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),
         (ApiKey::DescribeTransactions, 0, 0),
         (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::FindCoordinator, 0, 6),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
     ];
-    for v in 0..=3 {
+    for v in 0..=4 {
         let resp: ApiVersionsResponse = c.call(v, &raw::api_versions_request());
         assert_eq!(resp.error_code, err::NONE, "ApiVersions v{v}");
         for &(api, lo, hi) in required {
@@ -279,11 +290,12 @@ fn api_versions_negotiation() {
         .iter()
         .find(|k| k.api_key == ApiKey::ApiVersions as i16)
         .expect("ApiVersions listed in the error response");
-    assert!(
-        av.max_version >= 3,
-        "ApiVersions max {} in the error response",
-        av.max_version
+    assert_eq!(
+        (av.min_version, av.max_version),
+        (0, 4),
+        "ApiVersions' range in the error response"
     );
+    assert_eq!(resp.api_keys.len(), 1, "only ApiVersions is listed");
 
     // The client can retry with a supported version on the same connection.
     assert_api_versions_ok(&mut c);

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::raw::RawClient;
+use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::MetadataResponse;
 
@@ -300,4 +300,73 @@ fn metadata_survives_a_full_restart() {
         configs.get("retention.ms"),
         Some(&Some("12345".to_string()))
     );
+}
+
+/// KIP-951: a follower answers Produce v10 and Fetch v16 (topics by id,
+/// KIP-516) NOT_LEADER_OR_FOLLOWER naming the partition's leader and epoch,
+/// with the leader's endpoint, so a client moves without asking Metadata.
+#[test]
+fn a_follower_names_the_new_leader_to_clients() {
+    use kafka_protocol::messages::{FetchResponse, ProduceResponse};
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "hints", 1);
+    let view = cluster.wait_view("hints", 0, "a leader and a full ISR", |v| {
+        v.leader > 0 && v.isr.len() == 3
+    });
+    let follower = *cluster
+        .ids()
+        .iter()
+        .find(|&&id| id != view.leader)
+        .expect("a follower");
+    let leader_port: i32 = cluster
+        .node(view.leader)
+        .bootstrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let topic_id = cluster
+        .metadata(follower)
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "hints"))
+        .expect("hints in metadata")
+        .topic_id;
+    let mut c = RawClient::connect(&cluster.node(follower).bootstrap());
+
+    let batch = sluice::record::build::build_batch(0, &[(None, Some(b"v"), now_ms(), &[])]);
+    let produce = raw::produce_request("hints", 1, vec![(0, batch)]);
+    let r: ProduceResponse = c.call(10, &produce);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (view.leader, view.leader_epoch)
+    );
+    let endpoints: Vec<(i32, i32)> = r
+        .node_endpoints
+        .iter()
+        .map(|n| (n.node_id.0, n.port))
+        .collect();
+    assert_eq!(endpoints, vec![(view.leader, leader_port)]);
+    // Before v10 the answer has no hints (the fields are not encoded).
+    let r: ProduceResponse = c.call(9, &produce);
+    assert!(r.node_endpoints.is_empty());
+
+    let mut fetch = raw::fetch_request("hints", &[(0, 0)], 0);
+    fetch.topics[0].topic = Default::default();
+    fetch.topics[0].topic_id = topic_id;
+    let r: FetchResponse = c.call(16, &fetch);
+    assert_eq!(r.responses[0].topic_id, topic_id);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (view.leader, view.leader_epoch)
+    );
+    assert_eq!(r.node_endpoints.len(), 1);
+    assert_eq!(r.node_endpoints[0].node_id.0, view.leader);
+    assert_eq!(r.node_endpoints[0].port, leader_port);
 }

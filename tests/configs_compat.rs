@@ -231,7 +231,7 @@ fn alter_configs_refusals_are_kafka_codes_per_resource() {
             (TOPIC, "refusals", &unknown_key),
             (TOPIC, "refusals", &duplicate),
             (TOPIC, "refusals", &null_value),
-            (BROKER, "0", &[("log.retention.ms", Some("1"))]),
+            (BROKER, "0", &[("num.io.threads", Some("1"))]),
             (TOPIC, "accepted", &ok),
         ],
     );

@@ -374,7 +374,8 @@ fn raw_transactions_commit_abort_and_refuse_as_kafka() {
     );
 }
 
-/// AddPartitionsToTxn v4 serves batches, and verify_only checks without adding.
+/// AddPartitionsToTxn v4 serves batches, and verify_only checks without
+/// adding; v5 (a broker that knows TRANSACTION_ABORTABLE) is answered alike.
 #[test]
 fn add_partitions_v4_batches_and_verifies() {
     let broker = start_broker();
@@ -414,16 +415,22 @@ fn add_partitions_v4_batches_and_verifies() {
         ]),
     );
     assert_eq!(codes(r), vec![vec![NONE], vec![NONE, NONE]]);
-    let r = c.call(
-        4,
-        &AddPartitionsToTxnRequest::default().with_transactions(vec![txn(
-            "tx-v4-a",
-            a,
-            true,
-            &[0, 1],
-        )]),
-    );
-    assert_eq!(codes(r), vec![vec![NONE, TRANSACTION_ABORTABLE]]);
+    for version in [4, 5] {
+        let r = c.call(
+            version,
+            &AddPartitionsToTxnRequest::default().with_transactions(vec![txn(
+                "tx-v4-a",
+                a,
+                true,
+                &[0, 1],
+            )]),
+        );
+        assert_eq!(
+            codes(r),
+            vec![vec![NONE, TRANSACTION_ABORTABLE]],
+            "v{version}"
+        );
+    }
     let still = describe(&mut c, "tx-v4-a");
     assert_eq!(
         still.topics[0].partitions,

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::broker_configs::BrokerConfigs;
 use crate::controller::image::{ClusterImage, PartitionState};
 use crate::metadata::{TopicMeta, Topics};
 
@@ -56,10 +57,26 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
     Topics {
         version: index,
         topics,
+        broker_configs: broker_configs_of(&image),
+        by_id: Default::default(),
         cluster: Some(Arc::new(ClusterView {
             index,
             image,
             node_id,
         })),
     }
+}
+
+/// The image's dynamic broker configs as a snapshot carries them.
+fn broker_configs_of(image: &ClusterImage) -> BrokerConfigs {
+    let mut configs = BrokerConfigs::default();
+    for (broker, set) in &image.broker_configs {
+        match broker {
+            None => configs.cluster_default = set.clone(),
+            Some(id) => {
+                configs.per_broker.insert(id.to_string(), set.clone());
+            }
+        }
+    }
+    configs
 }

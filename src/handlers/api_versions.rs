@@ -1,4 +1,6 @@
 //! ApiVersions: what this broker serves, straight from [`super::APIS`].
+//! v4 (KAFKA-17011) only lets a broker list a supported feature whose
+//! minimum version is 0; Sluice lists no features, so v4 answers as v3.
 
 use std::rc::Rc;
 
@@ -12,7 +14,7 @@ use crate::shard::Shard;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ApiVersions,
     min: 0,
-    max: 3,
+    max: 4,
 };
 
 pub fn handle(
@@ -25,11 +27,17 @@ pub fn handle(
     response
 }
 
-/// The answer to a version newer than ours: the error and our list, in v0.
+/// The answer to a version newer than ours (encoded as v0): the error and,
+/// as Kafka's `ApiVersionsRequest.getErrorResponse` does since KIP-511,
+/// only ApiVersions' own range, so the client retries with a version both
+/// sides know and learns the rest from that answer.
 pub fn unsupported_version() -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.error_code = ResponseError::UnsupportedVersion.code();
-    response.api_keys = supported();
+    response.api_keys = supported()
+        .into_iter()
+        .filter(|v| v.api_key == ApiKey::ApiVersions as i16)
+        .collect();
     response
 }
 

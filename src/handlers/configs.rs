@@ -1,6 +1,7 @@
 //! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
-//! topic configs. Broker configs are static (the config file); they describe
-//! as empty and cannot be altered.
+//! topic configs and dynamic broker configs (`broker_configs`): the topic
+//! defaults, cluster-wide (the broker resource named "") or per broker.
+//! Other broker configs come from the config file and cannot change here.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -8,7 +9,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::alter_configs_request::AlterableConfig as LegacyConfig;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as LegacyResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -21,7 +22,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
+use crate::broker_configs::{
+    broker_key_of, topic_key_of, BrokerConfigs, BrokerTarget, TOPIC_DEFAULT_SYNONYMS,
+};
 use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
+use crate::metadata::Topics;
 use crate::shard::{AdminOp, Shard};
 
 pub const DESCRIBE_CONFIGS: ApiSpec = ApiSpec {
@@ -46,6 +51,9 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's AlterConfigOp.OpType values.
 const OP_SET: i8 = 0;
@@ -77,6 +85,7 @@ pub fn describe(
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let topics = shard.topics();
+    let include_synonyms = request.include_synonyms;
     let mut response = DescribeConfigsResponse::default();
     response.results = request
         .resources
@@ -96,7 +105,9 @@ pub fn describe(
                         result.configs = TOPIC_CONFIG_KEYS
                             .iter()
                             .filter(|key| wanted(key))
-                            .map(|key| entry(shard, &topic.configs, key))
+                            .map(|key| {
+                                topic_entry(shard, &topics, &topic.configs, key, include_synonyms)
+                            })
                             .collect();
                     }
                     None => {
@@ -104,7 +115,26 @@ pub fn describe(
                         result.error_message = Some(StrBytes::from_static_str("unknown topic"));
                     }
                 },
-                RESOURCE_BROKER => {}
+                RESOURCE_BROKER => {
+                    let wanted = |key: &str| {
+                        resource
+                            .configuration_keys
+                            .as_ref()
+                            .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    };
+                    match broker_entries(shard, &topics, resource.resource_name.as_str()) {
+                        Ok(entries) => {
+                            result.configs = entries
+                                .into_iter()
+                                .filter(|e| wanted(e.name.as_str()))
+                                .collect();
+                        }
+                        Err(message) => {
+                            result.error_code = ResponseError::InvalidRequest.code();
+                            result.error_message = Some(StrBytes::from_string(message));
+                        }
+                    }
+                }
                 _ => {
                     result.error_code = ResponseError::InvalidRequest.code();
                     result.error_message =
@@ -118,23 +148,155 @@ pub fn describe(
     response
 }
 
-fn entry(
+/// A topic config's value and where it comes from: the topic, this
+/// broker's dynamic config, the cluster-wide one, else the config file.
+/// With `include_synonyms` (v1+), every level that has a value, highest first.
+fn topic_entry(
     shard: &Shard,
+    topics: &Topics,
     configs: &crate::config::TopicConfigs,
     key: &str,
+    include_synonyms: bool,
 ) -> DescribeConfigsResourceResult {
+    let node = shard.config.node_id;
+    let broker_key = broker_key_of(key);
+    let mut levels: Vec<(String, Option<String>, i8)> = Vec::new();
+    if let Some(v) = configs.get(key) {
+        levels.push((key.to_string(), Some(v.clone()), SOURCE_TOPIC));
+    }
+    if let Some(broker_key) = broker_key {
+        levels.extend(dynamic_levels(&topics.broker_configs, node, broker_key));
+    }
+    let static_value = shard.config.topic_config_value(&Default::default(), key);
+    levels.push((
+        broker_key.unwrap_or(key).to_string(),
+        static_value,
+        SOURCE_DEFAULT,
+    ));
     let mut e = DescribeConfigsResourceResult::default();
     e.name = StrBytes::from_string(key.to_string());
-    e.value = shard
-        .config
-        .topic_config_value(configs, key)
-        .map(StrBytes::from_string);
-    e.config_source = if configs.contains_key(key) {
-        SOURCE_TOPIC
-    } else {
-        SOURCE_DEFAULT
-    };
+    e.value = levels[0].1.clone().map(StrBytes::from_string);
+    e.config_source = levels[0].2;
     e.config_type = config_type(key);
+    if include_synonyms {
+        e.synonyms = synonyms(levels);
+    }
+    e
+}
+
+/// The dynamic levels of a broker config on `node`, highest first.
+fn dynamic_levels(
+    configs: &BrokerConfigs,
+    node: i32,
+    broker_key: &str,
+) -> Vec<(String, Option<String>, i8)> {
+    let own = configs
+        .of(BrokerTarget::Broker(node))
+        .and_then(|c| c.get(broker_key))
+        .map(|v| {
+            (
+                broker_key.to_string(),
+                Some(v.clone()),
+                SOURCE_DYNAMIC_BROKER,
+            )
+        });
+    let default = configs.cluster_default.get(broker_key).map(|v| {
+        (
+            broker_key.to_string(),
+            Some(v.clone()),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+        )
+    });
+    own.into_iter().chain(default).collect()
+}
+
+fn synonyms(levels: Vec<(String, Option<String>, i8)>) -> Vec<DescribeConfigsSynonym> {
+    levels
+        .into_iter()
+        .map(|(name, value, source)| {
+            let mut s = DescribeConfigsSynonym::default();
+            s.name = StrBytes::from_string(name);
+            s.value = value.map(StrBytes::from_string);
+            s.source = source;
+            s
+        })
+        .collect()
+}
+
+/// A broker resource's configs, as Kafka's ConfigHelper lists them: the
+/// empty name lists the cluster-wide dynamic configs; this broker's id
+/// lists its configs with their sources; another id is refused, because
+/// only that broker knows its own (clients send it there).
+fn broker_entries(
+    shard: &Shard,
+    topics: &Topics,
+    name: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, String> {
+    let node = shard.config.node_id;
+    let wrong_id =
+        || format!("Unexpected broker id, expected {node} or empty string, but received {name}");
+    let entry = |name: &str, value: Option<String>, source: i8, config_type: i8| {
+        let mut e = DescribeConfigsResourceResult::default();
+        e.name = StrBytes::from_string(name.to_string());
+        e.value = value.map(StrBytes::from_string);
+        e.config_source = source;
+        e.config_type = config_type;
+        e
+    };
+    match BrokerTarget::parse(name).map_err(|_| wrong_id())? {
+        BrokerTarget::ClusterDefault => Ok(topics
+            .broker_configs
+            .cluster_default
+            .iter()
+            .map(|(key, value)| {
+                let topic_key = topic_key_of(key).unwrap_or(key);
+                entry(
+                    key,
+                    Some(value.clone()),
+                    SOURCE_DYNAMIC_DEFAULT_BROKER,
+                    config_type(topic_key),
+                )
+            })
+            .collect()),
+        BrokerTarget::Broker(id) if id == node => {
+            const INT: i8 = 3;
+            let mut entries = vec![
+                read_only(entry(
+                    "broker.id",
+                    Some(node.to_string()),
+                    SOURCE_STATIC_BROKER,
+                    INT,
+                )),
+                read_only(entry(
+                    "node.id",
+                    Some(node.to_string()),
+                    SOURCE_STATIC_BROKER,
+                    INT,
+                )),
+            ];
+            for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
+                let (value, source) = match dynamic_levels(&topics.broker_configs, node, broker_key)
+                    .into_iter()
+                    .next()
+                {
+                    Some((_, value, source)) => (value, source),
+                    None => (
+                        shard
+                            .config
+                            .topic_config_value(&Default::default(), topic_key),
+                        SOURCE_DEFAULT,
+                    ),
+                };
+                entries.push(entry(broker_key, value, source, config_type(topic_key)));
+            }
+            Ok(entries)
+        }
+        BrokerTarget::Broker(_) => Err(wrong_id()),
+    }
+}
+
+fn read_only(mut e: DescribeConfigsResourceResult) -> DescribeConfigsResourceResult {
+    e.read_only = true;
     e
 }
 
@@ -277,8 +439,8 @@ fn legacy_change(c: &LegacyConfig) -> (String, ConfigChange) {
     (c.name.to_string(), ConfigChange::Set(value))
 }
 
-/// Runs one resource's changes: a topic's on the controller shard; broker
-/// configs are static (the config file), so they cannot change here.
+/// Runs one resource's changes on the controller shard (through the
+/// quorum in a cluster): a topic's configs or dynamic broker configs.
 async fn alter_resource(
     shard: &Rc<Shard>,
     resource_type: i8,
@@ -300,8 +462,20 @@ async fn alter_resource(
                 .await;
             (outcome.error, outcome.message)
         }
-        (RESOURCE_BROKER, _) => {
-            invalid_request("broker configs are static: set them in the config file")
+        (RESOURCE_BROKER, Ok(changes)) => {
+            let target = match BrokerTarget::parse(name.as_str()) {
+                Ok(target) => target,
+                Err(e) => return invalid_request(e.to_string()),
+            };
+            let outcome = shard
+                .admin(AdminOp::AlterBrokerConfigs {
+                    target,
+                    changes,
+                    replace,
+                    validate_only,
+                })
+                .await;
+            (outcome.error, outcome.message)
         }
         _ => invalid_request("unsupported resource type"),
     }

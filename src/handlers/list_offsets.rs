@@ -1,6 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), the record with the largest
-//! timestamp (-3, from v7), or the first offset at or after a timestamp
-//! (time index).
+//! timestamp (-3, from v7), the earliest local offset (-4, from v8, KIP-405:
+//! the log start, as nothing is tiered), the latest tiered offset (-5, from
+//! v9, KIP-1005: -1, nothing is tiered), or the first offset at or after a
+//! timestamp (time index).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,19 +14,31 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, 
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
-use crate::shard::{OffsetQuery, Shard, TopicPartition, MAX_TIMESTAMP};
+use crate::shard::{
+    OffsetQuery, Shard, TopicPartition, EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP,
+};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
     // Older versions through the version bridge (`handlers::legacy`).
     min: 0,
-    max: 7,
+    max: 9,
 };
 
 /// Leader epochs appear in responses from v4 on.
 const LEADER_EPOCH_SINCE: i16 = 4;
-/// MAX_TIMESTAMP (-3) queries exist from v7 on (KIP-734).
-const MAX_TIMESTAMP_SINCE: i16 = 7;
+/// The first version that may ask for each special timestamp: MAX_TIMESTAMP
+/// (KIP-734), EARLIEST_LOCAL (KIP-405), LATEST_TIERED (KIP-1005).
+const SPECIAL_SINCE: [(i64, i16); 3] =
+    [(MAX_TIMESTAMP, 7), (EARLIEST_LOCAL, 8), (LATEST_TIERED, 9)];
+
+/// Whether `version` predates the special `timestamp`: an older client
+/// cannot have meant it, and Kafka answers UNSUPPORTED_VERSION.
+fn too_new_for(version: i16, timestamp: i64) -> bool {
+    SPECIAL_SINCE
+        .iter()
+        .any(|&(special, since)| special == timestamp && version < since)
+}
 
 /// Kafka's IsolationLevel.READ_COMMITTED: latest is the last stable offset.
 const READ_COMMITTED: i8 = 1;
@@ -35,8 +49,7 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let has_epoch = header.request_api_version >= LEADER_EPOCH_SINCE;
-    // Older clients cannot have meant -3: Kafka answers UNSUPPORTED_VERSION.
-    let refuse_max_timestamp = header.request_api_version < MAX_TIMESTAMP_SINCE;
+    let version = header.request_api_version;
     let committed = request.isolation_level == READ_COMMITTED;
     let queries = request
         .topics
@@ -66,7 +79,7 @@ pub async fn handle(
                 .iter()
                 .map(|p| {
                     let mut o = outcomes.next().expect("one outcome per partition");
-                    if refuse_max_timestamp && p.timestamp == MAX_TIMESTAMP {
+                    if too_new_for(version, p.timestamp) {
                         o.error = ResponseError::UnsupportedVersion.code();
                         (o.offset, o.timestamp) = (-1, -1);
                     }

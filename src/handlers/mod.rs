@@ -9,6 +9,7 @@ mod describe_cluster;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
+mod leader_hint;
 mod legacy;
 pub use legacy::forward_frame as forward_legacy_frame;
 mod list_offsets;
@@ -105,9 +106,11 @@ pub enum RequestError {
     Truncated(usize),
     #[error("unknown api key {0}")]
     UnknownApi(i16),
-    /// Kafka 3.x closed the connection too (its SocketServer refuses the
-    /// header); the log line names the client software so an operator can
-    /// find what sent it.
+    /// Kafka 3.9 closed the connection too: its SocketServer's
+    /// `parseRequestHeader` refuses a version the API does not enable with
+    /// an InvalidRequestException, before any handler could answer; only
+    /// ApiVersions gets an answer (see [`handle_frame`]). The log line names
+    /// the client software so an operator can find what sent it.
     #[error("{key:?} version {version} is not served (client software: {client})")]
     UnsupportedVersion {
         key: ApiKey,
@@ -200,8 +203,14 @@ pub async fn handle_frame(
     let served = spec(key).filter(|s| (s.min..=s.max).contains(&version));
     if served.is_none() {
         if key == ApiKey::ApiVersions {
-            // Kafka answers a too-new ApiVersions with v0 and its list, so
-            // the client can retry with a version both sides know.
+            // Kafka answers a too-new ApiVersions with v0 and its own range
+            // (`RequestContext.parseRequest` reads it as v0), so the client
+            // can retry with a version both sides know.
+            tracing::debug!(
+                version,
+                client = %client.software(),
+                "ApiVersions version not served: answered UNSUPPORTED_VERSION"
+            );
             let response = api_versions::unsupported_version();
             return encode(key, 0, correlation_id, response).map(Some);
         }

@@ -1,17 +1,24 @@
 //! Produce: batches go as received to their partitions' owner shards.
+//! v10 (KIP-951) names the new leader of a partition answered
+//! NOT_LEADER_OR_FOLLOWER and lists its endpoint; v11 lets the broker
+//! answer TRANSACTION_ABORTABLE where Kafka 3.9 verifies a transactional
+//! write with its coordinator, which this broker does not do, so it
+//! answers v11 as v10.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use bytes::Bytes;
 
+use super::leader_hint::{produce_wants_hint, LeaderHints};
 use super::ApiSpec;
 use crate::compression::{
     keyless_records, prepare_produce, CompressionError, KeylessRecords, ProducePolicy,
@@ -26,8 +33,11 @@ pub const SPEC: ApiSpec = ApiSpec {
     // v0-2 (the magic 0/1 message formats) through the version bridge
     // (`handlers::legacy`).
     min: 0,
-    max: 9,
+    max: 11,
 };
+
+/// The first version with KIP-951's leader hints.
+const LEADER_HINTS_SINCE: i16 = 10;
 
 /// Most `record_errors` one partition's answer lists: a batch of tiny
 /// keyless records would otherwise make an answer larger than the request.
@@ -103,11 +113,12 @@ impl Refusal {
 fn prepare(
     shard: &Shard,
     meta: &TopicMeta,
+    dynamic: &crate::broker_configs::BrokerConfigs,
     api_version: i16,
     tp: &TopicPartition,
     records: &Bytes,
 ) -> Result<Validated, Refusal> {
-    let parsed = meta.parsed(&shard.config);
+    let parsed = meta.parsed(&shard.config, dynamic);
     let policy = ProducePolicy {
         api_version,
         ..parsed.produce
@@ -170,7 +181,14 @@ pub async fn handle(
                     if meta.is_some_and(|m| (0..m.partitions).contains(&tp.partition)) =>
                 {
                     let meta = meta.expect("checked above");
-                    match prepare(shard, meta, header.request_api_version, &tp, &records) {
+                    match prepare(
+                        shard,
+                        meta,
+                        &topics.broker_configs,
+                        header.request_api_version,
+                        &tp,
+                        &records,
+                    ) {
                         Ok(records) => {
                             slots.push((responses.len(), partitions.len()));
                             items.push(ProduceItem {
@@ -209,6 +227,39 @@ pub async fn handle(
         part.log_start_offset = outcome.log_start_offset;
     }
     let mut response = ProduceResponse::default();
+    if header.request_api_version >= LEADER_HINTS_SINCE {
+        response.node_endpoints = leader_hints(shard, &mut responses);
+    }
     response.responses = responses;
     Some(response)
+}
+
+/// Fills `current_leader` of every partition answered NOT_LEADER_OR_FOLLOWER
+/// (KIP-951); the endpoints of the leaders named.
+fn leader_hints(shard: &Shard, responses: &mut [TopicProduceResponse]) -> Vec<NodeEndpoint> {
+    let topics = shard.topics();
+    let mut hints = LeaderHints::new(&topics);
+    for t in responses.iter_mut() {
+        for p in t
+            .partition_responses
+            .iter_mut()
+            .filter(|p| produce_wants_hint(p.error_code))
+        {
+            let (leader, epoch) = hints.leader(t.name.0.as_str(), p.index);
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(epoch);
+        }
+    }
+    hints
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host))
+                .with_port(n.port)
+                .with_rack(n.rack.map(StrBytes::from_string))
+        })
+        .collect()
 }

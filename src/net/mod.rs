@@ -131,16 +131,21 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
             }
         };
         let _in_flight = InFlight::enter(shard);
+        let started = std::time::Instant::now();
+        let request_time = request_histogram(&frame);
         match handlers::handle_frame(services, &client, frame).await {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
+                let writing = std::time::Instant::now();
                 if let Err(e) = writer.write(&mut stream, response).await {
                     tracing::debug!(%peer, error = %e, "write failed");
                     return;
                 }
+                crate::stats::RESPONSE_WRITE.observe(writing.elapsed());
+                request_time.observe(started.elapsed());
                 tracing::trace!(%peer, "response written");
             }
-            Ok(None) => {}
+            Ok(None) => request_time.observe(started.elapsed()),
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad request");
                 return;
@@ -149,6 +154,19 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
         // A busy client's next frame is usually already buffered, so this
         // loop could run without ever awaiting anything pending and starve
         // the shard's other connections and peer messages. Take turns.
+        let yielded = std::time::Instant::now();
         crate::runtime::yield_now().await;
+        crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
+    }
+}
+
+/// The request-time histogram of a frame's API.
+fn request_histogram(frame: &[u8]) -> &'static crate::stats::Histogram {
+    use kafka_protocol::messages::ApiKey;
+    let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+    match key {
+        Some(k) if k == ApiKey::Produce as i16 => &crate::stats::REQUEST_PRODUCE,
+        Some(k) if k == ApiKey::Fetch as i16 => &crate::stats::REQUEST_FETCH,
+        _ => &crate::stats::REQUEST_OTHER,
     }
 }

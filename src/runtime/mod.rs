@@ -11,8 +11,6 @@ use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 
-pub use glommio::channels::shared_channel::ConnectedReceiver as MeshReceiver;
-
 pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::timer::sleep;
 pub use glommio::{spawn_local, yield_if_needed};
@@ -25,31 +23,54 @@ pub struct ShardSeat<M: Send + 'static> {
     pub id: usize,
     pub count: usize,
     /// `senders[j]` reaches shard j; `None` at our own index.
-    senders: Vec<Option<SharedSender<M>>>,
+    senders: Vec<Option<SharedSender<Stamped<M>>>>,
     /// `(j, receiver)` for messages from shard j.
-    receivers: Vec<(usize, SharedReceiver<M>)>,
+    receivers: Vec<(usize, SharedReceiver<Stamped<M>>)>,
+}
+
+/// A message with the time it was sent, so the receiver can tell how long
+/// the hop took (`sluice_mesh_hop_seconds`).
+pub struct Stamped<M> {
+    sent: std::time::Instant,
+    msg: M,
 }
 
 /// This shard's connected ends of the mesh.
 pub struct Mesh<M: Send + 'static> {
-    senders: Vec<Option<ConnectedSender<M>>>,
+    senders: Vec<Option<ConnectedSender<Stamped<M>>>>,
 }
 
 impl<M: Send + 'static> Mesh<M> {
     /// Sends to shard `to`; waits while its channel is full. Fails only
     /// when that shard has stopped.
     pub async fn send_to(&self, to: usize, msg: M) -> Result<(), ()> {
+        let stamped = Stamped {
+            sent: std::time::Instant::now(),
+            msg,
+        };
         match self.senders.get(to) {
-            Some(Some(sender)) => sender.send(msg).await.map_err(|_| ()),
+            Some(Some(sender)) => sender.send(stamped).await.map_err(|_| ()),
             _ => panic!("no mesh channel to shard {to}"),
         }
+    }
+}
+
+/// This shard's end of one peer's channel.
+pub struct MeshReceiver<M: Send + 'static>(ConnectedReceiver<Stamped<M>>);
+
+impl<M: Send + 'static> MeshReceiver<M> {
+    /// The next message; `None` once the peer has stopped.
+    pub async fn recv(&self) -> Option<M> {
+        let stamped = self.0.recv().await?;
+        crate::stats::MESH_HOP.observe(stamped.sent.elapsed());
+        Some(stamped.msg)
     }
 }
 
 impl<M: Send + 'static> ShardSeat<M> {
     /// Connects this shard's channel ends inside its executor. A connect
     /// waits for the other end, so all of ours are awaited together.
-    pub async fn join(self) -> (Mesh<M>, Vec<(usize, ConnectedReceiver<M>)>) {
+    pub async fn join(self) -> (Mesh<M>, Vec<(usize, MeshReceiver<M>)>) {
         use futures::future::join_all;
         let senders = join_all(self.senders.into_iter().map(|s| async move {
             match s {
@@ -60,7 +81,7 @@ impl<M: Send + 'static> ShardSeat<M> {
         let receivers = join_all(
             self.receivers
                 .into_iter()
-                .map(|(from, r)| async move { (from, r.connect().await) }),
+                .map(|(from, r)| async move { (from, MeshReceiver(r.connect().await)) }),
         );
         // glommio notices a peer's connect only when its reactor runs; an
         // executor that parked before the peer connected can sleep through

@@ -6,14 +6,26 @@
 //! Sessions live on the core that serves the connection (`Services::
 //! fetch_sessions`); a fetcher that reconnects elsewhere gets
 //! FETCH_SESSION_ID_NOT_FOUND and starts a new one, as clients expect.
+//!
+//! From v13 requests name topics by id (KIP-516). A session remembers
+//! whether it was made by ids, and a request of the other kind gets
+//! FETCH_SESSION_TOPIC_ID_ERROR, as in Kafka's FetchManager. Ids are
+//! resolved to names here; an id this broker does not know stays in the
+//! session under a name no topic can have, and is answered
+//! UNKNOWN_TOPIC_ID.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
+use crate::metadata::Topics;
 use crate::shard::{ReadOutcome, TopicPartition};
+
+/// The first Fetch version that names topics by id.
+pub const TOPIC_IDS_SINCE: i16 = 13;
 
 /// Kafka's INITIAL_EPOCH and FINAL_EPOCH.
 const INITIAL_EPOCH: i32 = 0;
@@ -22,6 +34,8 @@ const FINAL_EPOCH: i32 = -1;
 /// What one partition of a session asks for, and what it was last told.
 #[derive(Clone, Debug)]
 pub struct SessionPartition {
+    /// The id the request named the topic by (v13+), nil before v13.
+    pub topic_id: Uuid,
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
     pub current_leader_epoch: i32,
@@ -35,6 +49,9 @@ pub struct SessionPartition {
 struct Session {
     /// The epoch the next request must carry.
     next_epoch: i32,
+    /// Made by a request that named topics by id (v13+): every later one
+    /// must too, and one before v13 must not.
+    uses_topic_ids: bool,
     partitions: BTreeMap<TopicPartition, SessionPartition>,
     last_used_ms: i64,
 }
@@ -83,8 +100,15 @@ impl FetchSessions {
 
     /// Kafka's FetchManager.newContext: a sessionless full fetch, a new
     /// session, or the next step of an existing one.
-    pub fn resolve(&mut self, request: &FetchRequest, now_ms: i64) -> Resolved {
-        let listed = listed(request);
+    pub fn resolve(
+        &mut self,
+        request: &FetchRequest,
+        version: i16,
+        topics: &Topics,
+        now_ms: i64,
+    ) -> Resolved {
+        let by_id = version >= TOPIC_IDS_SINCE;
+        let listed = listed(request, by_id, topics);
         let (id, epoch) = (request.session_id, request.session_epoch);
         if epoch == FINAL_EPOCH {
             self.sessions.remove(&id);
@@ -95,7 +119,7 @@ impl FetchSessions {
         }
         if epoch == INITIAL_EPOCH {
             self.sessions.remove(&id);
-            let session_id = self.create(&listed, now_ms);
+            let session_id = self.create(&listed, by_id, now_ms);
             return Resolved::Full {
                 session_id,
                 partitions: listed,
@@ -107,10 +131,17 @@ impl FetchSessions {
         if session.next_epoch != epoch {
             return Resolved::Refused(ResponseError::InvalidFetchSessionEpoch.code());
         }
+        if session.uses_topic_ids != by_id {
+            return Resolved::Refused(ResponseError::FetchSessionTopicIdError.code());
+        }
         session.next_epoch = next_epoch(epoch);
         session.last_used_ms = now_ms;
         for forgotten in &request.forgotten_topics_data {
-            let topic: Arc<str> = Arc::from(forgotten.topic.0.as_str());
+            let topic = if by_id {
+                topic_by_id(topics, forgotten.topic_id)
+            } else {
+                Arc::from(forgotten.topic.0.as_str())
+            };
             for &partition in &forgotten.partitions {
                 session.partitions.remove(&TopicPartition {
                     topic: topic.clone(),
@@ -155,7 +186,12 @@ impl FetchSessions {
     }
 
     /// A new session holding `partitions`, or 0 when none can be made room for.
-    fn create(&mut self, partitions: &[(TopicPartition, SessionPartition)], now_ms: i64) -> i32 {
+    fn create(
+        &mut self,
+        partitions: &[(TopicPartition, SessionPartition)],
+        uses_topic_ids: bool,
+        now_ms: i64,
+    ) -> i32 {
         if self.sessions.len() >= self.max && !self.evict_idle(now_ms) {
             return 0;
         }
@@ -168,6 +204,7 @@ impl FetchSessions {
         };
         let session = Session {
             next_epoch: next_epoch(INITIAL_EPOCH),
+            uses_topic_ids,
             partitions: partitions.iter().cloned().collect(),
             last_used_ms: now_ms,
         };
@@ -196,19 +233,39 @@ fn next_epoch(epoch: i32) -> i32 {
     }
 }
 
-/// The partitions a request names, with what it asks of each.
-fn listed(request: &FetchRequest) -> Vec<(TopicPartition, SessionPartition)> {
+/// The name a topic id stands for here: the topic's, or, for an id this
+/// broker does not know, one no topic can have (`?` is not allowed in
+/// topic names), so it keeps its own place in a session.
+fn topic_by_id(topics: &Topics, id: Uuid) -> Arc<str> {
+    match topics.name_of(id) {
+        Some(name) => Arc::from(name),
+        None => Arc::from(format!("?{id}")),
+    }
+}
+
+/// The partitions a request names (by id from v13), with what it asks of
+/// each.
+fn listed(
+    request: &FetchRequest,
+    by_id: bool,
+    topics: &Topics,
+) -> Vec<(TopicPartition, SessionPartition)> {
     request
         .topics
         .iter()
         .flat_map(|t| {
-            let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+            let (topic, topic_id): (Arc<str>, Uuid) = if by_id {
+                (topic_by_id(topics, t.topic_id), t.topic_id)
+            } else {
+                (Arc::from(t.topic.0.as_str()), Uuid::nil())
+            };
             t.partitions.iter().map(move |p| {
                 let tp = TopicPartition {
                     topic: topic.clone(),
                     partition: p.partition,
                 };
                 let wanted = SessionPartition {
+                    topic_id,
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes,
                     current_leader_epoch: p.current_leader_epoch,
@@ -251,6 +308,13 @@ mod tests {
             .with_forgotten_topics_data(vec![forgotten])
     }
 
+    impl FetchSessions {
+        /// A request of v12, which names topics.
+        fn by_name(&mut self, request: &FetchRequest, now_ms: i64) -> Resolved {
+            self.resolve(request, 12, &Topics::default(), now_ms)
+        }
+    }
+
     fn tp(p: i32) -> TopicPartition {
         TopicPartition {
             topic: Arc::from("t"),
@@ -287,7 +351,7 @@ mod tests {
     fn a_session_carries_unnamed_partitions_and_answers_only_changes() {
         let mut s = FetchSessions::new(10, 1000);
         let Resolved::Full { session_id: id, .. } =
-            s.resolve(&request(0, 0, &[(0, 5), (1, 7)], &[]), 0)
+            s.by_name(&request(0, 0, &[(0, 5), (1, 7)], &[]), 0)
         else {
             panic!("a new session is a full fetch")
         };
@@ -295,7 +359,7 @@ mod tests {
         s.answer(id, &tp(0), &outcome(5, 0));
         s.answer(id, &tp(1), &outcome(9, 0));
         // Only partition 1 moved; 0 stays in the session at offset 5.
-        let next = s.resolve(&request(id, 1, &[(1, 9)], &[]), 1);
+        let next = s.by_name(&request(id, 1, &[(1, 9)], &[]), 1);
         assert!(matches!(next, Resolved::Incremental { .. }));
         assert_eq!(offsets(&next), vec![(0, 5), (1, 9)]);
         assert!(!s.answer(id, &tp(0), &outcome(5, 0)), "nothing new");
@@ -304,14 +368,14 @@ mod tests {
             "the high watermark moved"
         );
         assert!(s.answer(id, &tp(0), &outcome(5, 100)), "records");
-        let forgot = s.resolve(&request(id, 2, &[], &[0]), 2);
+        let forgot = s.by_name(&request(id, 2, &[], &[0]), 2);
         assert_eq!(offsets(&forgot), vec![(1, 9)]);
     }
 
     #[test]
     fn wrong_epochs_and_unknown_sessions_are_refused() {
         let mut s = FetchSessions::new(10, 1000);
-        let Resolved::Full { session_id: id, .. } = s.resolve(&request(0, 0, &[(0, 0)], &[]), 0)
+        let Resolved::Full { session_id: id, .. } = s.by_name(&request(0, 0, &[(0, 0)], &[]), 0)
         else {
             panic!()
         };
@@ -320,16 +384,16 @@ mod tests {
             _ => 0,
         };
         assert_eq!(
-            refused(s.resolve(&request(id, 2, &[], &[]), 1)),
+            refused(s.by_name(&request(id, 2, &[], &[]), 1)),
             ResponseError::InvalidFetchSessionEpoch.code()
         );
         assert_eq!(
-            refused(s.resolve(&request(id + 1, 1, &[], &[]), 1)),
+            refused(s.by_name(&request(id + 1, 1, &[], &[]), 1)),
             ResponseError::FetchSessionIdNotFound.code()
         );
         // The final epoch closes it: a sessionless full fetch.
         assert!(matches!(
-            s.resolve(&request(id, -1, &[(0, 0)], &[]), 1),
+            s.by_name(&request(id, -1, &[(0, 0)], &[]), 1),
             Resolved::Full { session_id: 0, .. }
         ));
         assert!(s.is_empty());
@@ -338,7 +402,7 @@ mod tests {
     #[test]
     fn sessions_are_bounded_and_idle_ones_make_room() {
         let mut s = FetchSessions::new(2, 1000);
-        let new = |s: &mut FetchSessions, now| match s.resolve(&request(0, 0, &[], &[]), now) {
+        let new = |s: &mut FetchSessions, now| match s.by_name(&request(0, 0, &[], &[]), now) {
             Resolved::Full { session_id, .. } => session_id,
             _ => panic!(),
         };
@@ -347,5 +411,58 @@ mod tests {
         assert_eq!(new(&mut s, 20), 0, "full, none idle: sessionless");
         assert_ne!(new(&mut s, 1500), 0, "the idle one made room");
         assert_eq!(s.len(), 2);
+    }
+
+    /// From v13 topics are named by id: a known id fetches its topic, an
+    /// unknown one keeps a place of its own, and a session made by ids
+    /// refuses a request by names.
+    #[test]
+    fn topic_ids_resolve_and_sessions_keep_to_their_kind() {
+        let meta = crate::metadata::TopicMeta {
+            name: "t".into(),
+            id: crate::metadata::new_topic_id(),
+            partitions: 2,
+            configs: Default::default(),
+            parsed: Default::default(),
+        };
+        let known = meta.uuid();
+        let mut topics = Topics::default();
+        topics.topics.insert("t".into(), Arc::new(meta));
+        let unknown = Uuid::from_u128(7);
+        let by_id = |id: i32, epoch: i32| {
+            let topic = |topic_id| {
+                FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![FetchPartition::default().with_partition(0)])
+            };
+            FetchRequest::default()
+                .with_session_id(id)
+                .with_session_epoch(epoch)
+                .with_topics(vec![topic(known), topic(unknown)])
+        };
+        let mut s = FetchSessions::new(10, 1000);
+        let Resolved::Full {
+            session_id: id,
+            partitions,
+        } = s.resolve(&by_id(0, 0), 13, &topics, 0)
+        else {
+            panic!("a new session")
+        };
+        let named: Vec<(&str, Uuid)> = partitions
+            .iter()
+            .map(|(tp, p)| (&*tp.topic, p.topic_id))
+            .collect();
+        assert_eq!(
+            named,
+            vec![("t", known), (format!("?{unknown}").as_str(), unknown)]
+        );
+        assert!(matches!(
+            s.resolve(&by_id(id, 1), 17, &topics, 1),
+            Resolved::Incremental { .. }
+        ));
+        assert!(matches!(
+            s.by_name(&request(id, 2, &[], &[]), 2),
+            Resolved::Refused(code) if code == ResponseError::FetchSessionTopicIdError.code()
+        ));
     }
 }

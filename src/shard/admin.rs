@@ -213,6 +213,31 @@ pub(super) fn plan(
             }
             next.topics.insert(name, Arc::new(topic));
         }
+        AdminOp::AlterBrokerConfigs {
+            target,
+            changes,
+            replace,
+            validate_only,
+        } => {
+            next.broker_configs = current
+                .broker_configs
+                .altered(config, target, changes, replace)
+                .map_err(|e| {
+                    let code = if e.is_invalid_value() {
+                        ResponseError::InvalidConfig
+                    } else {
+                        ResponseError::InvalidRequest
+                    };
+                    refuse(code, e.to_string())
+                })?;
+            if validate_only {
+                return Ok(None);
+            }
+            // Fresh copies parse their configs again, against the new defaults.
+            for topic in next.topics.values_mut() {
+                *topic = Arc::new(topic.as_ref().clone());
+            }
+        }
     }
     Ok(Some(next))
 }

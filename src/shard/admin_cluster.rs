@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::admin::plan;
 use super::*;
+use crate::broker_configs::BrokerConfigs;
 use crate::controller::placement::{live_candidates, place_replicas};
 use crate::controller::records::{ConfigChange, ConfigResource, MetadataRecord};
 use crate::controller::{Controller, ControllerError};
@@ -109,6 +110,10 @@ impl Shard {
                 records.push(MetadataRecord::DeleteTopic { name: name.clone() });
             }
         }
+        records.extend(broker_config_records(
+            &current.broker_configs,
+            &next.broker_configs,
+        ));
         Ok(records)
     }
 
@@ -183,24 +188,7 @@ fn changes(
             assignments: place(added, placement_start(&new.name) + old.partitions as usize)?,
         });
     }
-    let mut config_changes: Vec<ConfigChange> = new
-        .configs
-        .iter()
-        .filter(|(k, v)| old.configs.get(*k) != Some(v))
-        .map(|(k, v)| ConfigChange {
-            name: k.clone(),
-            value: Some(v.clone()),
-        })
-        .collect();
-    config_changes.extend(
-        old.configs
-            .keys()
-            .filter(|k| !new.configs.contains_key(*k))
-            .map(|k| ConfigChange {
-                name: k.clone(),
-                value: None,
-            }),
-    );
+    let config_changes = config_diff(&old.configs, &new.configs);
     if !config_changes.is_empty() {
         records.push(MetadataRecord::AlterConfigs {
             resource: ConfigResource::Topic(new.name.clone()),
@@ -208,4 +196,57 @@ fn changes(
         });
     }
     Ok(records)
+}
+
+/// The changes that turn config set `old` into `new`.
+fn config_diff(
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> Vec<ConfigChange> {
+    let mut changes: Vec<ConfigChange> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| ConfigChange {
+            name: k.clone(),
+            value: Some(v.clone()),
+        })
+        .collect();
+    changes.extend(
+        old.keys()
+            .filter(|k| !new.contains_key(*k))
+            .map(|k| ConfigChange {
+                name: k.clone(),
+                value: None,
+            }),
+    );
+    changes
+}
+
+/// Records for changed dynamic broker configs: one per resource changed.
+fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<MetadataRecord> {
+    let empty = Default::default();
+    let mut resources = vec![(
+        ConfigResource::ClusterDefault,
+        &old.cluster_default,
+        &new.cluster_default,
+    )];
+    let ids: std::collections::BTreeSet<&String> =
+        old.per_broker.keys().chain(new.per_broker.keys()).collect();
+    for id in ids {
+        let Ok(broker) = id.parse::<i32>() else {
+            continue;
+        };
+        resources.push((
+            ConfigResource::Broker(broker),
+            old.per_broker.get(id).unwrap_or(&empty),
+            new.per_broker.get(id).unwrap_or(&empty),
+        ));
+    }
+    resources
+        .into_iter()
+        .filter_map(|(resource, old, new)| {
+            let changes = config_diff(old, new);
+            (!changes.is_empty()).then_some(MetadataRecord::AlterConfigs { resource, changes })
+        })
+        .collect()
 }

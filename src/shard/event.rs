@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -16,14 +17,27 @@ pub struct Event {
     /// One slot per waiting future, freed when that future resolves or is
     /// dropped, so it is bounded by the tasks waiting right now.
     waiters: RefCell<Slab<Waker>>,
+    /// When the last `notify` that woke a waiter ran, so a waiter can tell
+    /// how long its wake-up took (read the clock only when someone waits).
+    woke_at: Cell<Option<Instant>>,
 }
 
 impl Event {
     pub fn notify(&self) {
         self.version.set(self.version.get() + 1);
-        for waker in self.waiters.borrow_mut().drain() {
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.is_empty() {
+            return;
+        }
+        self.woke_at.set(Some(Instant::now()));
+        for waker in waiters.drain() {
             waker.wake();
         }
+    }
+
+    /// Time since the last `notify` that woke waiters.
+    pub fn since_notify(&self) -> Option<std::time::Duration> {
+        self.woke_at.get().map(|at| at.elapsed())
     }
 
     /// How many times `notify` has been called.

@@ -188,6 +188,13 @@ pub enum AdminOp {
         replace: bool,
         validate_only: bool,
     },
+    /// Dynamic broker configs (Kafka's broker resource), as `AlterConfigs`.
+    AlterBrokerConfigs {
+        target: crate::broker_configs::BrokerTarget,
+        changes: Vec<(String, ConfigChange)>,
+        replace: bool,
+        validate_only: bool,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -38,7 +38,7 @@ use crate::storage::PartitionLog;
 pub use event::Event;
 pub use messages::*;
 pub use observer::ShardObserver;
-pub use ops::MAX_TIMESTAMP;
+pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
 pub use replica::{Fetched, FollowerPosition};
 
@@ -278,7 +278,10 @@ impl Shard {
         self.drop_stale_partitions(&topics);
         let mut now_led = Vec::new();
         for topic in topics.topics.values() {
-            let log_config = topic.parsed(&self.config).log.clone();
+            let log_config = topic
+                .parsed(&self.config, &topics.broker_configs)
+                .log
+                .clone();
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
                     topic: Arc::from(topic.name.as_str()),

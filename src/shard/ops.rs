@@ -252,10 +252,12 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         return failed(ResponseError::RequestTimedOut.code());
     }
     let now = crate::runtime::now_ms();
+    let appending = std::time::Instant::now();
     let appended = partition
         .log
         .borrow_mut()
         .append_validated(&item.records, now, item.origin);
+    crate::stats::APPEND.observe(appending.elapsed());
     let result = match appended {
         Ok(r) => r,
         Err(e) => {
@@ -281,6 +283,7 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
     }
     if acks_all {
         partition.acks_waiting.set(partition.acks_waiting.get() + 1);
+        let waiting = std::time::Instant::now();
         let error = super::replica::wait_replicated(
             shard,
             &partition,
@@ -291,6 +294,7 @@ async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
         )
         .await;
         partition.acks_waiting.set(partition.acks_waiting.get() - 1);
+        crate::stats::REPLICATION_WAIT.observe(waiting.elapsed());
         if error != NONE {
             return failed(error);
         }
@@ -309,7 +313,10 @@ fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
     let topics = shard.topics.borrow();
     topics.get(&tp.topic).map_or_else(
         || usize::try_from(shard.config.min_insync_replicas.max(1)).unwrap_or(1),
-        |t| t.parsed(&shard.config).min_insync_replicas,
+        |t| {
+            t.parsed(&shard.config, &topics.broker_configs)
+                .min_insync_replicas
+        },
     )
 }
 
@@ -386,6 +393,13 @@ const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 /// The record with the largest timestamp (ListOffsets v7+, KIP-734).
 pub const MAX_TIMESTAMP: i64 = -3;
+/// The first offset still on local disk (v8+, KIP-405): without tiered
+/// storage every offset is local, so it is the log start, as Kafka answers
+/// a topic that does not tier.
+pub const EARLIEST_LOCAL: i64 = -4;
+/// The last offset copied to tiered storage (v9+, KIP-1005): nothing is,
+/// and Kafka answers a topic without remote storage with offset -1.
+pub const LATEST_TIERED: i64 = -5;
 
 fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     let answer = |error, offset, timestamp| OffsetOutcome {
@@ -412,7 +426,8 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         },
     };
     match query.timestamp {
-        EARLIEST => answer(NONE, log.log_start_offset(), -1),
+        EARLIEST | EARLIEST_LOCAL => answer(NONE, log.log_start_offset(), -1),
+        LATEST_TIERED => answer(NONE, -1, -1),
         LATEST if query.committed => answer(NONE, log.last_stable_offset().min(high_watermark), -1),
         LATEST => answer(NONE, high_watermark, -1),
         ts if ts >= 0 || ts == MAX_TIMESTAMP => {
@@ -430,8 +445,6 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
                 Err(e) => answer(storage_error_code(&e), -1, -1),
             }
         }
-        // -4 (earliest local) and -5 (latest tiered) belong to versions not
-        // served (v8, v9).
         _ => answer(ResponseError::InvalidRequest.code(), -1, -1),
     }
 }
@@ -474,6 +487,9 @@ pub async fn wait_for_append(
             let seen = *seen;
             waits.push(Box::pin(async move {
                 p.appended.changed_since(seen).await;
+                if let Some(waited) = p.appended.since_notify() {
+                    crate::stats::FETCH_WAKEUP.observe(waited);
+                }
             }));
         }
         let stop_seen = 0;

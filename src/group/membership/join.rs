@@ -311,6 +311,12 @@ fn replace_static_member(
     }
     let protocol = group.protocol.clone().unwrap_or_default();
     let unchanged = member.metadata_for(&protocol) == metadata_in(&protocols, &protocol);
+    // Kafka's answer to a static leader that rejoins a stable group names
+    // the leader's old id (before v9), so the client does not take itself
+    // for the leader and compute an assignment a stable group would never
+    // hand out.
+    let leader_before = group.leader.clone();
+    let version = join.version;
     member.id = new_id.to_string();
     member.last_seen_ms = now;
     member.client_id = join.client_id.clone();
@@ -329,7 +335,15 @@ fn replace_static_member(
     match state {
         GroupState::Stable | GroupState::CompletingRebalance if unchanged => {
             group.members.insert(new_id.to_string(), member);
-            let _ = reply.send(join_response(group, new_id));
+            // While the group waits for its leader's assignment, the leader
+            // must still compute it: only a stable group answers as Kafka's
+            // does to an unchanged static rejoin.
+            let response = if state == GroupState::Stable {
+                static_rejoin_response(group, new_id, leader_before, version)
+            } else {
+                join_response(group, new_id)
+            };
+            let _ = reply.send(response);
             true
         }
         GroupState::PreparingRebalance => {
@@ -345,6 +359,31 @@ fn replace_static_member(
             false
         }
     }
+}
+
+/// First JoinGroup version with `skip_assignment` (KIP-814).
+const SKIP_ASSIGNMENT_SINCE: i16 = 9;
+
+/// The answer to a static member that rejoined without changing anything,
+/// as Kafka's GroupCoordinator gives it: from v9 the leader is told it
+/// leads, with every member, and to skip the assignment (KIP-814); before
+/// v9 the leader id is the one before the rejoin and no members are
+/// listed, so the client acts as a follower.
+fn static_rejoin_response(
+    group: &Group,
+    member_id: &str,
+    leader_before: Option<String>,
+    version: i16,
+) -> JoinGroupResponse {
+    let mut r = join_response(group, member_id);
+    let is_leader = group.leader.as_deref() == Some(member_id);
+    if version >= SKIP_ASSIGNMENT_SINCE {
+        r.skip_assignment = is_leader;
+    } else if is_leader {
+        r.leader = s(leader_before.as_deref().unwrap_or_default());
+        r.members.clear();
+    }
+    r
 }
 
 fn metadata_in(protocols: &[(String, Bytes)], protocol: &str) -> Bytes {

@@ -1,16 +1,24 @@
 //! The Fetch response, framed by hand so record bytes can follow as file
 //! slices: every size is known before any record byte is sent.
 //!
-//! Mirrors kafka-protocol's encoding of FetchResponse v4-v12 (checked byte
+//! Mirrors kafka-protocol's encoding of FetchResponse v4-v17 (checked byte
 //! for byte by the tests below); the records field is the last of each
 //! partition, which is what lets the file data slot in between head bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
+use crate::handlers::leader_hint::NodeHint;
 use crate::handlers::Piece;
 
 /// Flexible (compact) encodings start at v12 for Fetch.
 const FLEXIBLE_SINCE: i16 = 12;
+/// Topics are named by id from v13 (KIP-516).
+const TOPIC_IDS_SINCE: i16 = 13;
+/// `node_endpoints` (KIP-951) is a response tag from v16.
+const NODE_ENDPOINTS_SINCE: i16 = 16;
+/// The newest version framed here.
+const VERSION_MAX: i16 = 17;
 
 pub struct PartitionFrame {
     pub partition: i32,
@@ -24,20 +32,34 @@ pub struct PartitionFrame {
     /// A follower's log diverges from this leader's (KIP-320): the epoch
     /// and end offset to truncate to. Sent from v12 (a tagged field).
     pub diverging: Option<(i32, i64)>,
+    /// KIP-951 (v16+): the partition's current (leader id, leader epoch),
+    /// for an answer that says this broker does not lead it. A tagged
+    /// field, left out when unknown (-1, -1) as Kafka leaves its default.
+    pub current_leader: Option<(i32, i32)>,
     /// Whole batches: in-memory bytes or file slices, in order.
     pub records: Vec<Piece>,
 }
 
 pub struct TopicFrame {
+    /// The topic's name, sent before v13.
     pub name: Bytes,
+    /// The topic's id, sent from v13.
+    pub id: Uuid,
     pub partitions: Vec<PartitionFrame>,
 }
 
 /// Encodes the response body (no size prefix, no response header) as
-/// pieces: framing bytes interleaved with the records.
-pub fn encode(version: i16, error: i16, session_id: i32, topics: Vec<TopicFrame>) -> Vec<Piece> {
+/// pieces: framing bytes interleaved with the records. `nodes` are the
+/// leaders' endpoints of KIP-951 (sent from v16).
+pub fn encode(
+    version: i16,
+    error: i16,
+    session_id: i32,
+    topics: Vec<TopicFrame>,
+    nodes: Vec<NodeHint>,
+) -> Vec<Piece> {
     assert!(
-        (4..=FLEXIBLE_SINCE).contains(&version),
+        (4..=VERSION_MAX).contains(&version),
         "Fetch v{version} is not framed here"
     );
     let flexible = version >= FLEXIBLE_SINCE;
@@ -50,7 +72,11 @@ pub fn encode(version: i16, error: i16, session_id: i32, topics: Vec<TopicFrame>
     }
     put_len(&mut head, topics.len(), flexible);
     for topic in topics {
-        put_str(&mut head, &topic.name, flexible);
+        if version >= TOPIC_IDS_SINCE {
+            head.put_slice(topic.id.as_bytes());
+        } else {
+            put_str(&mut head, &topic.name, flexible);
+        }
         put_len(&mut head, topic.partitions.len(), flexible);
         for p in topic.partitions {
             head.put_i32(p.partition);
@@ -71,7 +97,7 @@ pub fn encode(version: i16, error: i16, session_id: i32, topics: Vec<TopicFrame>
                 pieces.extend(p.records);
             }
             if flexible {
-                put_partition_tags(&mut head, p.diverging);
+                put_partition_tags(&mut head, p.diverging, p.current_leader);
             }
         }
         if flexible {
@@ -79,25 +105,64 @@ pub fn encode(version: i16, error: i16, session_id: i32, topics: Vec<TopicFrame>
         }
     }
     if flexible {
-        put_uvarint(&mut head, 0); // response tagged fields
+        put_response_tags(&mut head, version, &nodes);
     }
     pieces.push(Piece::Bytes(head.freeze()));
     pieces
 }
 
-/// The partition's tagged fields: only `diverging_epoch` (tag 0), an
-/// EpochEndOffset struct of 13 bytes (epoch, end offset, no tags).
-fn put_partition_tags(buf: &mut BytesMut, diverging: Option<(i32, i64)>) {
-    let Some((epoch, end_offset)) = diverging else {
+/// The response's tagged fields: only `node_endpoints` (tag 0, v16+), when
+/// there are any.
+fn put_response_tags(buf: &mut BytesMut, version: i16, nodes: &[NodeHint]) {
+    if version < NODE_ENDPOINTS_SINCE || nodes.is_empty() {
         put_uvarint(buf, 0);
         return;
-    };
+    }
+    let mut field = BytesMut::new();
+    put_len(&mut field, nodes.len(), true);
+    for n in nodes {
+        field.put_i32(n.id);
+        put_str(&mut field, n.host.as_bytes(), true);
+        field.put_i32(n.port);
+        match &n.rack {
+            Some(rack) => put_str(&mut field, rack.as_bytes(), true),
+            None => put_uvarint(&mut field, 0), // null compact string
+        }
+        put_uvarint(&mut field, 0); // the struct's own tagged fields
+    }
     put_uvarint(buf, 1); // one tagged field
-    put_uvarint(buf, 0); // tag: diverging_epoch
-    put_uvarint(buf, 13); // its size
-    buf.put_i32(epoch);
-    buf.put_i64(end_offset);
-    put_uvarint(buf, 0); // the struct's own tagged fields
+    put_uvarint(buf, 0); // tag: node_endpoints
+    put_uvarint(buf, field.len() as u64);
+    buf.put_slice(&field);
+}
+
+/// The partition's tagged fields, in tag order: `diverging_epoch` (tag 0),
+/// an EpochEndOffset struct of 13 bytes (epoch, end offset, no tags), and
+/// `current_leader` (tag 1), a LeaderIdAndEpoch struct of 9 bytes.
+fn put_partition_tags(
+    buf: &mut BytesMut,
+    diverging: Option<(i32, i64)>,
+    current_leader: Option<(i32, i32)>,
+) {
+    let current_leader = current_leader.filter(|&l| l != (-1, -1));
+    put_uvarint(
+        buf,
+        u64::from(diverging.is_some()) + u64::from(current_leader.is_some()),
+    );
+    if let Some((epoch, end_offset)) = diverging {
+        put_uvarint(buf, 0); // tag: diverging_epoch
+        put_uvarint(buf, 13); // its size
+        buf.put_i32(epoch);
+        buf.put_i64(end_offset);
+        put_uvarint(buf, 0); // the struct's own tagged fields
+    }
+    if let Some((leader_id, leader_epoch)) = current_leader {
+        put_uvarint(buf, 1); // tag: current_leader
+        put_uvarint(buf, 9); // its size
+        buf.put_i32(leader_id);
+        buf.put_i32(leader_epoch);
+        put_uvarint(buf, 0); // the struct's own tagged fields
+    }
 }
 
 fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
@@ -154,7 +219,8 @@ fn put_str(buf: &mut BytesMut, s: &[u8], flexible: bool) {
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{
-        AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+        AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+        PartitionData,
     };
     use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -174,9 +240,49 @@ mod tests {
         (partition == 1).then_some((4, 321))
     }
 
+    /// Partition 1 also names its current leader (v16+); partition 0 has
+    /// an unknown one, which is not sent.
+    fn current_leader(partition: usize, version: i16) -> Option<(i32, i32)> {
+        match partition {
+            _ if version < 16 => None,
+            0 => Some((-1, -1)),
+            1 => Some((3, 9)),
+            _ => None,
+        }
+    }
+
+    fn topic_id(name: &str) -> Uuid {
+        Uuid::from_u128(name.len() as u128 * 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10)
+    }
+
+    /// The leaders' endpoints (v16+), one with a rack and one without.
+    fn nodes(version: i16) -> Vec<NodeHint> {
+        if version < 16 {
+            return Vec::new();
+        }
+        vec![
+            NodeHint {
+                id: 3,
+                host: "broker-3.example".into(),
+                port: 9093,
+                rack: Some("rack-a".into()),
+            },
+            NodeHint {
+                id: 5,
+                host: "b5".into(),
+                port: 19092,
+                rack: None,
+            },
+        ]
+    }
+
     fn reference(version: i16, records: &[Option<&[u8]>]) -> Vec<u8> {
         let mut topic = FetchableTopicResponse::default();
-        topic.topic = TopicName(StrBytes::from_static_str("orders"));
+        if version >= 13 {
+            topic.topic_id = topic_id("orders");
+        } else {
+            topic.topic = TopicName(StrBytes::from_static_str("orders"));
+        }
         topic.partitions = records
             .iter()
             .enumerate()
@@ -202,13 +308,32 @@ mod tests {
                         .with_epoch(epoch)
                         .with_end_offset(end_offset);
                 }
+                if let Some((leader, epoch)) = current_leader(i, version) {
+                    p.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(epoch);
+                }
                 p.records = Some(Bytes::copy_from_slice(r.unwrap_or(&[])));
                 p
             })
             .collect();
         let mut response = FetchResponse::default();
         response.responses = vec![topic, FetchableTopicResponse::default()];
-        response.responses[1].topic = TopicName(StrBytes::from_static_str("empty"));
+        if version >= 13 {
+            response.responses[1].topic_id = topic_id("empty");
+        } else {
+            response.responses[1].topic = TopicName(StrBytes::from_static_str("empty"));
+        }
+        response.node_endpoints = nodes(version)
+            .into_iter()
+            .map(|n| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(n.id))
+                    .with_host(StrBytes::from_string(n.host))
+                    .with_port(n.port)
+                    .with_rack(n.rack.map(StrBytes::from_string))
+            })
+            .collect();
         let mut buf = BytesMut::new();
         response.encode(&mut buf, version).unwrap();
         buf.to_vec()
@@ -226,6 +351,7 @@ mod tests {
                 log_start_offset: 7,
                 aborted: aborted(i),
                 diverging: diverging(i),
+                current_leader: current_leader(i, version),
                 records: match r {
                     Some(r) if !r.is_empty() => {
                         let (a, b) = r.split_at(r.len() / 2);
@@ -241,15 +367,17 @@ mod tests {
         let topics = vec![
             TopicFrame {
                 name: Bytes::from_static(b"orders"),
+                id: topic_id("orders"),
                 partitions,
             },
             TopicFrame {
                 name: Bytes::from_static(b"empty"),
+                id: topic_id("empty"),
                 partitions: Vec::new(),
             },
         ];
         let mut out = Vec::new();
-        for piece in encode(version, 0, 0, topics) {
+        for piece in encode(version, 0, 0, topics, nodes(version)) {
             match piece {
                 Piece::Bytes(b) => out.extend_from_slice(&b),
                 Piece::File(_) => unreachable!("test uses bytes only"),
@@ -266,7 +394,7 @@ mod tests {
             &[Some(b"abcdef"), None, Some(b"")],
             &[Some(&big), Some(b"x")],
         ];
-        for version in 4..=12 {
+        for version in 4..=VERSION_MAX {
             for case in cases {
                 assert_eq!(
                     ours(version, case),

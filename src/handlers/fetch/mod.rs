@@ -4,6 +4,14 @@
 //! The owner answers with file slices (whole batches), not bytes; the
 //! response goes out as framing bytes interleaved with those slices, which
 //! the connection sends from the page cache (see `net::send`).
+//!
+//! Versions past v12: v13 names topics by id (KIP-516; an unknown id is
+//! answered UNKNOWN_TOPIC_ID, see `session`), v14 may answer
+//! OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405; nothing is tiered here), v15
+//! moves the follower's id into `replica_state` (KIP-903), v16 names the
+//! current leader of a partition answered NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH and lists its endpoint (KIP-951), v17 adds the
+//! follower's directory id (KIP-853, a tag for controllers' fetches only).
 
 mod encode;
 
@@ -16,7 +24,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchRequest, RequestHeader};
 
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
+use super::leader_hint::{fetch_wants_hint, LeaderHints};
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
@@ -30,11 +40,21 @@ pub const SPEC: ApiSpec = ApiSpec {
     // v0-3 (the magic 0/1 message formats) through the version bridge
     // (`handlers::legacy`), down-converted.
     min: 0,
-    max: 12,
+    max: 17,
 };
+
+/// The first version whose `replica_state` carries the follower's id.
+const REPLICA_STATE_SINCE: i16 = 15;
+/// The first version with KIP-951's leader hints.
+const LEADER_HINTS_SINCE: i16 = 16;
 
 struct Wanted {
     tp: TopicPartition,
+    /// The id the request named the topic by (v13+), nil before.
+    topic_id: Uuid,
+    /// Answered without a read: UNKNOWN_TOPIC_ID for an id that is not (or
+    /// no longer) the topic's.
+    preset: Option<i16>,
     offset: i64,
     partition_max_bytes: u32,
     /// read_committed: up to the last stable offset, with aborted
@@ -64,11 +84,14 @@ pub async fn handle(
     let version = header.request_api_version;
     // Before v7 the session fields are absent and decode as a sessionless
     // (final epoch) fetch.
-    let resolved = sessions
-        .borrow_mut()
-        .resolve(&request, crate::runtime::now_ms());
+    let resolved = sessions.borrow_mut().resolve(
+        &request,
+        version,
+        &shard.topics(),
+        crate::runtime::now_ms(),
+    );
     let (session_id, incremental, partitions) = match resolved {
-        Resolved::Refused(code) => return encode::encode(version, code, 0, Vec::new()),
+        Resolved::Refused(code) => return encode::encode(version, code, 0, Vec::new(), Vec::new()),
         Resolved::Full {
             session_id,
             partitions,
@@ -78,21 +101,31 @@ pub async fn handle(
             partitions,
         } => (session_id, true, partitions),
     };
-    let wanted = wanted(&request, partitions);
+    let wanted = wanted(shard, &request, version, partitions);
+    let readable = wanted.iter().filter(|w| w.preset.is_none()).count();
     let outcomes = loop {
         let outcomes = read_within(shard, &wanted, response_max).await;
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
+        // An id answered UNKNOWN_TOPIC_ID does not end a long poll on the
+        // others, as in Kafka, where such partitions never reach the read.
         let any_error = outcomes
             .iter()
-            .any(|o| o.error != 0 || o.diverging.is_some());
+            .zip(&wanted)
+            .any(|(o, w)| w.preset.is_none() && (o.error != 0 || o.diverging.is_some()));
         let now = Instant::now();
-        if bytes >= min_bytes || any_error || now >= deadline || shard.is_stopping() {
+        if bytes >= min_bytes
+            || any_error
+            || readable == 0
+            || now >= deadline
+            || shard.is_stopping()
+        {
             break outcomes;
         }
         // Wake on data past what we just saw, on any requested partition.
         let waits = outcomes
             .iter()
             .zip(&wanted)
+            .filter(|(_, w)| w.preset.is_none())
             .map(|(o, w)| AppendWait {
                 tp: w.tp.clone(),
                 // A follower waits for data past its log end, a consumer
@@ -126,7 +159,11 @@ pub async fn handle(
             .map(|(w, o)| sessions.answer(session_id, &w.tp, o) || !incremental)
             .collect()
     };
-    encode::encode(version, 0, session_id, frames(wanted, outcomes, shown))
+    let topics = shard.topics();
+    let mut hints = (version >= LEADER_HINTS_SINCE).then(|| LeaderHints::new(&topics));
+    let frames = frames(wanted, outcomes, shown, hints.as_mut());
+    let nodes = hints.map(LeaderHints::nodes).unwrap_or_default();
+    encode::encode(version, 0, session_id, frames, nodes)
 }
 
 /// Fetch before v10 cannot carry zstd (KIP-110): such a partition answers
@@ -181,14 +218,39 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
 /// What to read for each partition the fetch covers (the request's, or
 /// its session's).
 fn wanted(
+    shard: &Shard,
     request: &FetchRequest,
+    version: i16,
     partitions: Vec<(TopicPartition, SessionPartition)>,
 ) -> Vec<Wanted> {
     let committed = request.isolation_level == READ_COMMITTED;
-    let replica_id = request.replica_id.0;
+    let replica_id = if version >= REPLICA_STATE_SINCE {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let topics = shard.topics();
+    // Whether each topic's id is still the one the request named: a topic
+    // deleted (and maybe created again) since is UNKNOWN_TOPIC_ID.
+    let mut checked: Option<(Arc<str>, bool)> = None;
+    let mut id_holds = |tp: &TopicPartition, id: Uuid| -> bool {
+        if id.is_nil() {
+            return true;
+        }
+        match &checked {
+            Some((topic, holds)) if *topic == tp.topic => *holds,
+            _ => {
+                let holds = topics.get(&tp.topic).is_some_and(|m| m.uuid() == id);
+                checked = Some((tp.topic.clone(), holds));
+                holds
+            }
+        }
+    };
     partitions
         .into_iter()
         .map(|(tp, p)| Wanted {
+            preset: (!id_holds(&tp, p.topic_id)).then_some(ResponseError::UnknownTopicId.code()),
+            topic_id: p.topic_id,
             tp,
             offset: p.fetch_offset,
             partition_max_bytes: p.partition_max_bytes.max(0) as u32,
@@ -210,6 +272,7 @@ fn wanted(
 async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) -> Vec<ReadOutcome> {
     let items = wanted
         .iter()
+        .filter(|w| w.preset.is_none())
         .map(|w| ReadItem {
             tp: w.tp.clone(),
             offset: w.offset,
@@ -221,7 +284,14 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
             to_log_end: false,
         })
         .collect();
-    let mut outcomes = shard.read(items).await;
+    let mut read = shard.read(items).await.into_iter();
+    let mut outcomes: Vec<ReadOutcome> = wanted
+        .iter()
+        .map(|w| match w.preset {
+            Some(error) => unread(error),
+            None => read.next().expect("one outcome per item"),
+        })
+        .collect();
     let mut used = 0u64;
     for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
         if outcome.bytes == 0 {
@@ -264,14 +334,40 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
     outcomes
 }
 
+/// A partition answered without a read, as Kafka answers one: no offsets.
+fn unread(error: i16) -> ReadOutcome {
+    ReadOutcome {
+        error,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        aborted: None,
+        slices: Vec::new(),
+        bytes: 0,
+        diverging: None,
+    }
+}
+
 /// The answer's topics: consecutive partitions of one topic share a frame;
 /// partitions not `shown` (unchanged, in an incremental session) are left out.
-fn frames(wanted: Vec<Wanted>, outcomes: Vec<ReadOutcome>, shown: Vec<bool>) -> Vec<TopicFrame> {
-    let mut topics: Vec<(Arc<str>, Vec<PartitionFrame>)> = Vec::new();
+/// With `hints` (v16+), a partition that lost its leader names the new one.
+fn frames(
+    wanted: Vec<Wanted>,
+    outcomes: Vec<ReadOutcome>,
+    shown: Vec<bool>,
+    mut hints: Option<&mut LeaderHints>,
+) -> Vec<TopicFrame> {
+    let mut topics: Vec<(Arc<str>, Uuid, Vec<PartitionFrame>)> = Vec::new();
     for ((w, o), shown) in wanted.into_iter().zip(outcomes).zip(shown) {
         if !shown {
             continue;
         }
+        let current_leader = match hints.as_deref_mut() {
+            Some(hints) if fetch_wants_hint(o.error) => {
+                Some(hints.leader(&w.tp.topic, w.tp.partition))
+            }
+            _ => None,
+        };
         let frame = PartitionFrame {
             partition: w.tp.partition,
             error: o.error,
@@ -280,17 +376,21 @@ fn frames(wanted: Vec<Wanted>, outcomes: Vec<ReadOutcome>, shown: Vec<bool>) -> 
             log_start_offset: o.log_start_offset,
             aborted: o.aborted,
             diverging: o.diverging,
+            current_leader,
             records: o.slices.into_iter().map(Piece::File).collect(),
         };
         match topics.last_mut() {
-            Some((topic, partitions)) if *topic == w.tp.topic => partitions.push(frame),
-            _ => topics.push((w.tp.topic, vec![frame])),
+            Some((topic, id, partitions)) if *topic == w.tp.topic && *id == w.topic_id => {
+                partitions.push(frame)
+            }
+            _ => topics.push((w.tp.topic, w.topic_id, vec![frame])),
         }
     }
     topics
         .into_iter()
-        .map(|(name, partitions)| TopicFrame {
+        .map(|(name, id, partitions)| TopicFrame {
             name: Bytes::copy_from_slice(name.as_bytes()),
+            id,
             partitions,
         })
         .collect()

@@ -1,5 +1,8 @@
 //! FindCoordinator: this broker coordinates every group and every
-//! transactional id (one node); which shard does is internal.
+//! transactional id (one node); which shard does is internal. v5 only
+//! admits TRANSACTION_ABORTABLE in answers; v6 adds the share coordinator
+//! key type (KIP-932), which Kafka 3.9 answered COORDINATOR_NOT_AVAILABLE
+//! without share groups enabled, as here (none are served).
 
 use std::rc::Rc;
 
@@ -16,11 +19,14 @@ use crate::shard::Shard;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::FindCoordinator,
     min: 0,
-    max: 4,
+    max: 6,
 };
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+/// KIP-932's share coordinator, known from v6.
+const KEY_TYPE_SHARE: i8 = 2;
+const SHARE_SINCE: i16 = 6;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -33,11 +39,11 @@ pub async fn handle(
         response.coordinators = request
             .coordinator_keys
             .iter()
-            .map(|k| coordinator(shard, k, request.key_type))
+            .map(|k| coordinator(shard, version, k, request.key_type))
             .collect();
         return response;
     }
-    let c = coordinator(shard, &request.key, request.key_type);
+    let c = coordinator(shard, version, &request.key, request.key_type);
     response.error_code = c.error_code;
     response.error_message = c.error_message;
     response.node_id = c.node_id;
@@ -46,7 +52,7 @@ pub async fn handle(
     response
 }
 
-fn coordinator(shard: &Shard, key: &StrBytes, key_type: i8) -> Coordinator {
+fn coordinator(shard: &Shard, version: i16, key: &StrBytes, key_type: i8) -> Coordinator {
     let mut c = Coordinator::default();
     c.key = key.clone();
     c.node_id = BrokerId(-1);
@@ -64,6 +70,13 @@ fn coordinator(shard: &Shard, key: &StrBytes, key_type: i8) -> Coordinator {
             return refuse(c, ResponseError::InvalidRequest, "empty transactional id");
         }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
+        KEY_TYPE_SHARE if version >= SHARE_SINCE => {
+            return refuse(
+                c,
+                ResponseError::CoordinatorNotAvailable,
+                "share groups are not enabled",
+            );
+        }
         _ => return refuse(c, ResponseError::InvalidRequest, "unknown key type"),
     }
     let (topic, partition) = if key_type == KEY_TYPE_GROUP {

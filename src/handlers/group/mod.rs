@@ -110,6 +110,21 @@ pub async fn handle(
     }
 }
 
+/// Longest client-given reason (JoinGroup v8+, LeaveGroup v5+, KIP-800)
+/// a log line carries; the protocol bounds it only by the frame.
+const REASON_LOG_MAX: usize = 256;
+
+/// A client's reason for joining or leaving, cut to [`REASON_LOG_MAX`]
+/// bytes for a log line; `None` when it gave none.
+fn client_reason(reason: Option<&kafka_protocol::protocol::StrBytes>) -> Option<&str> {
+    let reason = reason.map(|r| r.as_str()).filter(|r| !r.is_empty())?;
+    let mut end = reason.len().min(REASON_LOG_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(&reason[..end])
+}
+
 /// Sends a request to `group_id`'s coordinator and waits for its answer;
 /// `None` if the coordinator dropped it.
 async fn call<R>(

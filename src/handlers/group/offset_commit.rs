@@ -1,4 +1,7 @@
 //! OffsetCommit: acknowledged once written to `__consumer_offsets`.
+//! v9 (KIP-848) reads `generation_id_or_member_epoch` as a member epoch for
+//! "consumer" groups only; every group here is classic, for which Kafka 3.9
+//! takes it as the generation, as in v8.
 
 use std::rc::Rc;
 
@@ -16,7 +19,7 @@ pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
     // v0-1 through the version bridge (`handlers::legacy`).
     min: 0,
-    max: 8,
+    max: 9,
 };
 
 /// `commit_timestamps`: OffsetCommit v1's per-partition commit times, in

@@ -1,5 +1,7 @@
-//! OffsetFetch: committed offsets of one group (v1-7) or several (v8);
-//! a null topic list means every partition the group committed.
+//! OffsetFetch: committed offsets of one group (v1-7) or several (v8+);
+//! a null topic list means every partition the group committed. v9's
+//! member id and epoch (KIP-848) are checked for "consumer" groups only;
+//! Kafka 3.9 ignores them for the classic groups served here.
 
 use std::rc::Rc;
 
@@ -21,7 +23,7 @@ pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
     // Older versions through the version bridge (`handlers::legacy`).
     min: 0,
-    max: 8,
+    max: 9,
 };
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;

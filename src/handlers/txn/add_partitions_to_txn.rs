@@ -1,7 +1,10 @@
 //! AddPartitionsToTxn: partitions join the producer's open transaction
 //! (starting one if none is open). v0-3 carry one transaction (the client
 //! form); v4 a batch of them, each optionally `verify_only` (the form
-//! brokers use to check that a partition is in a transaction).
+//! brokers use to check that a partition is in a transaction). v5 says the
+//! sending broker understands TRANSACTION_ABORTABLE (KIP-890); Kafka 3.9's
+//! coordinator answers v4 and v5 alike (a broker maps the code back for
+//! its older producers), and so does this one.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use crate::txn::TxnMsg;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::AddPartitionsToTxn,
     min: 0,
-    max: 4,
+    max: 5,
 };
 
 /// First version that knows PRODUCER_FENCED (KIP-588).

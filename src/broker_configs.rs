@@ -1,0 +1,411 @@
+//! Dynamic broker configs: the topic defaults an operator changes at run
+//! time (`kafka-configs --entity-type brokers --alter`), for the whole
+//! cluster (Kafka's broker resource with an empty name) or for one broker.
+//!
+//! A topic's value comes from, in order: the topic's own config, this
+//! broker's dynamic config, the cluster-wide dynamic default, the config
+//! file (Kafka's TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG,
+//! DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG). Only keys set
+//! explicitly are stored, as for topics; in a cluster they live in the
+//! metadata image, on a one-node broker in the topics snapshot.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    list_items, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
+    LIST_TOPIC_CONFIG_KEYS,
+};
+
+/// Broker config -> the topic config it is the default of (Kafka's
+/// `ServerTopicConfigSynonyms`), in the order DescribeConfigs lists them.
+/// These are the broker configs that change at run time here; the rest
+/// come from the config file.
+pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.lz4.level", "compression.lz4.level"),
+    ("compression.type", "compression.type"),
+    ("compression.zstd.level", "compression.zstd.level"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
+];
+
+/// A set of broker configs: only the keys set explicitly.
+pub type DynamicConfigs = BTreeMap<String, String>;
+
+/// The topic config a dynamic broker config is the default of.
+pub fn topic_key_of(broker_key: &str) -> Option<&'static str> {
+    TOPIC_DEFAULT_SYNONYMS
+        .iter()
+        .find(|(b, _)| *b == broker_key)
+        .map(|(_, t)| *t)
+}
+
+/// The broker config that is the default of a topic config.
+pub fn broker_key_of(topic_key: &str) -> Option<&'static str> {
+    TOPIC_DEFAULT_SYNONYMS
+        .iter()
+        .find(|(_, t)| *t == topic_key)
+        .map(|(b, _)| *b)
+}
+
+/// Which broker configs a request names: Kafka's broker resource name is
+/// empty for the cluster-wide default, else a broker id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerTarget {
+    ClusterDefault,
+    Broker(i32),
+}
+
+impl BrokerTarget {
+    pub fn parse(resource_name: &str) -> Result<BrokerTarget, BrokerConfigError> {
+        if resource_name.is_empty() {
+            return Ok(BrokerTarget::ClusterDefault);
+        }
+        match resource_name.parse::<i32>() {
+            Ok(id) if id >= 0 => Ok(BrokerTarget::Broker(id)),
+            _ => Err(BrokerConfigError::BadBrokerId(resource_name.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerConfigError {
+    /// Kafka's text for a broker config that is not dynamic.
+    #[error("Cannot update these configs dynamically: {0}")]
+    NotDynamic(String),
+    #[error("invalid broker id {0:?}: expected a broker id or the empty string")]
+    BadBrokerId(String),
+    #[error("invalid value {value:?} for broker config {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl BrokerConfigError {
+    /// Kafka answers a key that cannot change with INVALID_REQUEST and a
+    /// bad value with INVALID_CONFIG.
+    pub fn is_invalid_value(&self) -> bool {
+        matches!(self, BrokerConfigError::Invalid { .. })
+    }
+
+    fn invalid(broker_key: &str, e: InvalidConfig) -> BrokerConfigError {
+        BrokerConfigError::Invalid {
+            key: broker_key.to_string(),
+            value: e.value,
+            reason: e.reason,
+        }
+    }
+}
+
+/// Every dynamic broker config the cluster holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerConfigs {
+    /// Kafka's broker resource with an empty name.
+    #[serde(default)]
+    pub cluster_default: DynamicConfigs,
+    /// By broker id, as a string so the set persists as a TOML table.
+    #[serde(default)]
+    pub per_broker: BTreeMap<String, DynamicConfigs>,
+}
+
+/// Where a broker config's effective value comes from (Kafka's ConfigSource).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Broker,
+    ClusterDefault,
+    /// The config file or the built-in default.
+    Static,
+}
+
+impl BrokerConfigs {
+    pub fn is_empty(&self) -> bool {
+        self.cluster_default.is_empty() && self.per_broker.values().all(|c| c.is_empty())
+    }
+
+    pub fn of(&self, target: BrokerTarget) -> Option<&DynamicConfigs> {
+        match target {
+            BrokerTarget::ClusterDefault => Some(&self.cluster_default),
+            BrokerTarget::Broker(id) => self.per_broker.get(&id.to_string()),
+        }
+    }
+
+    /// A dynamic broker config's value on broker `node` and where it comes
+    /// from; `None` when only the config file says.
+    pub fn dynamic_value(&self, node: i32, broker_key: &str) -> Option<(&str, Source)> {
+        if let Some(v) = self
+            .of(BrokerTarget::Broker(node))
+            .and_then(|c| c.get(broker_key))
+        {
+            return Some((v, Source::Broker));
+        }
+        self.cluster_default
+            .get(broker_key)
+            .map(|v| (v.as_str(), Source::ClusterDefault))
+    }
+
+    /// The topic defaults broker `node` applies, keyed by topic config name:
+    /// its own dynamic configs over the cluster-wide ones.
+    pub fn topic_defaults(&self, node: i32) -> TopicConfigs {
+        TOPIC_DEFAULT_SYNONYMS
+            .iter()
+            .filter_map(|(broker_key, topic_key)| {
+                let (value, _) = self.dynamic_value(node, broker_key)?;
+                Some((topic_key.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
+    /// The configs after `changes` to `target`, applied in order to its
+    /// current set or, with `replace` (AlterConfigs' whole-set form), to
+    /// none. Every value set is validated as the topic config it defaults,
+    /// so nothing invalid is stored.
+    pub fn altered(
+        &self,
+        static_config: &BrokerConfig,
+        target: BrokerTarget,
+        changes: Vec<(String, ConfigChange)>,
+        replace: bool,
+    ) -> Result<BrokerConfigs, BrokerConfigError> {
+        let mut set = if replace {
+            DynamicConfigs::new()
+        } else {
+            self.of(target).cloned().unwrap_or_default()
+        };
+        for (key, change) in changes {
+            let Some(topic_key) = topic_key_of(&key) else {
+                return Err(BrokerConfigError::NotDynamic(key));
+            };
+            let value = match change {
+                ConfigChange::Set(value) => value,
+                ConfigChange::Delete => {
+                    set.remove(&key);
+                    continue;
+                }
+                ConfigChange::Append(items) | ConfigChange::Subtract(items)
+                    if !LIST_TOPIC_CONFIG_KEYS.contains(&topic_key) =>
+                {
+                    return Err(BrokerConfigError::Invalid {
+                        key,
+                        value: items,
+                        reason: "APPEND and SUBTRACT apply only to list configs",
+                    });
+                }
+                ConfigChange::Append(items) => {
+                    self.edited_list(static_config, target, &set, &key, &items, true)
+                }
+                ConfigChange::Subtract(items) => {
+                    self.edited_list(static_config, target, &set, &key, &items, false)
+                }
+            };
+            validate_topic_config(topic_key, &value)
+                .map_err(|e| BrokerConfigError::invalid(&key, e))?;
+            set.insert(key, value);
+        }
+        let mut next = self.clone();
+        match target {
+            BrokerTarget::ClusterDefault => next.cluster_default = set,
+            BrokerTarget::Broker(id) if set.is_empty() => {
+                next.per_broker.remove(&id.to_string());
+            }
+            BrokerTarget::Broker(id) => {
+                next.per_broker.insert(id.to_string(), set);
+            }
+        }
+        Ok(next)
+    }
+
+    /// A list config with `items` appended or subtracted, starting from the
+    /// value in effect for `target` (its own, else the cluster default,
+    /// else the config file's), as Kafka's controller computes them.
+    fn edited_list(
+        &self,
+        static_config: &BrokerConfig,
+        target: BrokerTarget,
+        set: &DynamicConfigs,
+        broker_key: &str,
+        items: &str,
+        append: bool,
+    ) -> String {
+        let topic_key = topic_key_of(broker_key).expect("checked dynamic");
+        let current = set
+            .get(broker_key)
+            .cloned()
+            .or_else(|| match target {
+                BrokerTarget::Broker(_) => self.cluster_default.get(broker_key).cloned(),
+                BrokerTarget::ClusterDefault => None,
+            })
+            .or_else(|| static_config.topic_config_value(&TopicConfigs::new(), topic_key))
+            .unwrap_or_default();
+        let mut list = list_items(&current);
+        for item in list_items(items) {
+            if !append {
+                list.retain(|&have| have != item);
+            } else if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+        list.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str) -> (String, ConfigChange) {
+        (key.to_string(), ConfigChange::Set(value.to_string()))
+    }
+
+    #[test]
+    fn every_synonym_names_a_topic_config() {
+        for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
+            assert!(
+                crate::config::TOPIC_CONFIG_KEYS.contains(topic_key),
+                "{broker_key} -> {topic_key}"
+            );
+            assert_eq!(broker_key_of(topic_key), Some(*broker_key));
+        }
+    }
+
+    #[test]
+    fn broker_values_win_over_the_cluster_default() {
+        let config = BrokerConfig::default();
+        let configs = BrokerConfigs::default()
+            .altered(
+                &config,
+                BrokerTarget::ClusterDefault,
+                vec![
+                    set("log.retention.ms", "100"),
+                    set("log.segment.bytes", "1024"),
+                ],
+                false,
+            )
+            .unwrap()
+            .altered(
+                &config,
+                BrokerTarget::Broker(2),
+                vec![set("log.retention.ms", "200")],
+                false,
+            )
+            .unwrap();
+        let on_2 = configs.topic_defaults(2);
+        assert_eq!(on_2["retention.ms"], "200");
+        assert_eq!(on_2["segment.bytes"], "1024");
+        assert_eq!(configs.topic_defaults(1)["retention.ms"], "100");
+        assert_eq!(
+            configs.dynamic_value(2, "log.retention.ms"),
+            Some(("200", Source::Broker))
+        );
+        assert_eq!(
+            configs.dynamic_value(1, "log.retention.ms"),
+            Some(("100", Source::ClusterDefault))
+        );
+        assert_eq!(configs.dynamic_value(1, "log.roll.ms"), None);
+    }
+
+    #[test]
+    fn refuses_static_keys_and_bad_values_and_keeps_nothing() {
+        let config = BrokerConfig::default();
+        let none = BrokerConfigs::default();
+        let static_key = none.altered(
+            &config,
+            BrokerTarget::ClusterDefault,
+            vec![set("num.io.threads", "8")],
+            false,
+        );
+        assert!(matches!(static_key, Err(BrokerConfigError::NotDynamic(_))));
+        let bad = none.altered(
+            &config,
+            BrokerTarget::Broker(0),
+            vec![
+                set("log.retention.ms", "100"),
+                set("log.segment.bytes", "1"),
+            ],
+            false,
+        );
+        assert!(bad.unwrap_err().is_invalid_value());
+    }
+
+    #[test]
+    fn delete_and_replace_go_back_to_the_file() {
+        let config = BrokerConfig::default();
+        let configs = BrokerConfigs::default()
+            .altered(
+                &config,
+                BrokerTarget::Broker(0),
+                vec![set("log.retention.ms", "5"), set("log.roll.ms", "7")],
+                false,
+            )
+            .unwrap();
+        let deleted = configs
+            .altered(
+                &config,
+                BrokerTarget::Broker(0),
+                vec![("log.retention.ms".into(), ConfigChange::Delete)],
+                false,
+            )
+            .unwrap();
+        assert_eq!(deleted.topic_defaults(0).len(), 1);
+        let replaced = configs
+            .altered(&config, BrokerTarget::Broker(0), vec![], true)
+            .unwrap();
+        assert!(replaced.is_empty());
+        assert!(replaced.per_broker.is_empty(), "no empty entries kept");
+    }
+
+    #[test]
+    fn append_starts_from_the_value_in_effect() {
+        let config = BrokerConfig::default();
+        let configs = BrokerConfigs::default()
+            .altered(
+                &config,
+                BrokerTarget::Broker(1),
+                vec![(
+                    "log.cleanup.policy".into(),
+                    ConfigChange::Append("compact".into()),
+                )],
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            configs.topic_defaults(1)["cleanup.policy"],
+            "delete,compact"
+        );
+        let refused = configs.altered(
+            &config,
+            BrokerTarget::Broker(1),
+            vec![("log.retention.ms".into(), ConfigChange::Append("5".into()))],
+            false,
+        );
+        assert!(refused.unwrap_err().is_invalid_value());
+    }
+
+    #[test]
+    fn targets_parse_like_kafka_resource_names() {
+        assert_eq!(
+            BrokerTarget::parse("").unwrap(),
+            BrokerTarget::ClusterDefault
+        );
+        assert_eq!(BrokerTarget::parse("3").unwrap(), BrokerTarget::Broker(3));
+        assert!(BrokerTarget::parse("-1").is_err());
+        assert!(BrokerTarget::parse("x").is_err());
+    }
+}

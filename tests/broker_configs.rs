@@ -1,0 +1,269 @@
+//! Dynamic broker configs: the topic defaults an operator changes at run
+//! time through IncrementalAlterConfigs and AlterConfigs on the broker
+//! resource ("" for the whole cluster, an id for one broker), described
+//! with their sources, in effect on the produce path, kept across
+//! restarts, and in a cluster carried through the metadata quorum to every
+//! node.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::cluster::{Cluster, WAIT};
+use common::raw::{err, produce_request, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    ProduceResponse,
+};
+use rdkafka::admin::{AlterConfig, ConfigSource, OwnedResourceSpecifier, ResourceSpecifier};
+
+/// Kafka's ConfigResource.Type values.
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+/// Kafka's ConfigSource values.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_DEFAULT: i8 = 5;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const INVALID_REQUEST: i16 = 42;
+
+/// Sends IncrementalAlterConfigs v1 for one broker resource; its (error, message).
+fn alter_broker(
+    c: &mut RawClient,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(str_bytes(name))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(str_bytes(k))
+                            .with_config_operation(*op)
+                            .with_value(v.map(str_bytes))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let resp = c.call(1, &req);
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+/// A resource's configs as DescribeConfigs v4 answers them: name -> (value,
+/// source, the synonym chain's sources), or the resource's error code.
+type Described = BTreeMap<String, (Option<String>, i8, Vec<i8>)>;
+
+fn describe(c: &mut RawClient, kind: i8, name: &str) -> Result<Described, i16> {
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(str_bytes(name))
+            .with_configuration_keys(None)]);
+    let resp = c.call(4, &req);
+    let result = &resp.results[0];
+    if result.error_code != err::NONE {
+        return Err(result.error_code);
+    }
+    Ok(result
+        .configs
+        .iter()
+        .map(|e| {
+            let value = e.value.as_ref().map(|v| v.to_string());
+            let chain = e.synonyms.iter().map(|s| s.source).collect();
+            (e.name.to_string(), (value, e.config_source, chain))
+        })
+        .collect())
+}
+
+/// Produces one record of `value_bytes` to partition 0; the error code.
+fn produce_sized(c: &mut RawClient, topic: &str, value_bytes: usize) -> i16 {
+    let batch = build_owned_batch(&[OwnedRecord {
+        key: None,
+        value: Some(vec![b'v'; value_bytes]),
+        timestamp: now_ms(),
+        headers: Vec::new(),
+    }]);
+    let resp: ProduceResponse = c.call(9, &produce_request(topic, -1, vec![(0, batch)]));
+    resp.responses[0].partition_responses[0].error_code
+}
+
+/// The cluster-wide default applies to every topic without its own value,
+/// a broker's own value wins over it, a topic's own config wins over both;
+/// refusals change nothing; everything survives a restart.
+#[test]
+fn broker_configs_are_topic_defaults_set_at_run_time() {
+    let mut broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "plain", 1, &[]);
+    create_topic(&bs, "own-limit", 1, &[("max.message.bytes", "100000")]);
+    let mut c = RawClient::connect(&bs);
+    assert_eq!(produce_sized(&mut c, "plain", 5_000), err::NONE);
+
+    let set_default = alter_broker(&mut c, "", &[("message.max.bytes", OP_SET, Some("2000"))]);
+    assert_eq!(set_default, (err::NONE, None));
+    assert_eq!(
+        produce_sized(&mut c, "plain", 5_000),
+        err::MESSAGE_TOO_LARGE,
+        "the cluster-wide default is in effect"
+    );
+    assert_eq!(produce_sized(&mut c, "own-limit", 5_000), err::NONE);
+    let plain = describe(&mut c, TOPIC, "plain").unwrap();
+    assert_eq!(
+        plain["max.message.bytes"],
+        (
+            Some("2000".into()),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DEFAULT]
+        )
+    );
+    let own = describe(&mut c, TOPIC, "own-limit").unwrap();
+    assert_eq!(own["max.message.bytes"].0.as_deref(), Some("100000"));
+    assert_eq!(own["max.message.bytes"].1, SOURCE_TOPIC);
+
+    // This broker's own value wins over the cluster default.
+    let set_own = alter_broker(&mut c, "0", &[("message.max.bytes", OP_SET, Some("9000"))]);
+    assert_eq!(set_own, (err::NONE, None));
+    assert_eq!(produce_sized(&mut c, "plain", 5_000), err::NONE);
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(
+        node["message.max.bytes"],
+        (Some("9000".into()), SOURCE_DYNAMIC_BROKER, vec![])
+    );
+    assert_eq!(node["log.retention.ms"].1, SOURCE_DEFAULT);
+    let cluster = describe(&mut c, BROKER, "").unwrap();
+    assert_eq!(
+        cluster.len(),
+        1,
+        "only what is set cluster-wide: {cluster:?}"
+    );
+    assert_eq!(
+        cluster["message.max.bytes"].0.as_deref(),
+        Some("2000"),
+        "{cluster:?}"
+    );
+
+    // Refusals: a static config, a bad value, a bad resource name, another
+    // broker's configs. None of them changes anything.
+    let refusals = [
+        alter_broker(&mut c, "", &[("num.io.threads", OP_SET, Some("8"))]).0,
+        alter_broker(&mut c, "0", &[("log.segment.bytes", OP_SET, Some("1"))]).0,
+        alter_broker(&mut c, "x", &[("log.retention.ms", OP_SET, Some("1"))]).0,
+    ];
+    assert_eq!(
+        refusals,
+        [INVALID_REQUEST, err::INVALID_CONFIG, INVALID_REQUEST]
+    );
+    assert_eq!(describe(&mut c, BROKER, "7"), Err(INVALID_REQUEST));
+    assert_eq!(describe(&mut c, BROKER, "0").unwrap(), node);
+
+    // librdkafka's AlterConfigs (the whole-set form) on this broker.
+    let admin = admin(&bs);
+    let alter = AlterConfig::new(ResourceSpecifier::Broker(0)).set("log.retention.ms", "3600000");
+    let results = futures::executor::block_on(admin.alter_configs([&alter], &admin_opts()))
+        .expect("AlterConfigs request failed");
+    assert_eq!(results, [Ok(OwnedResourceSpecifier::Broker(0))]);
+    let described = futures::executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Broker(0)], &admin_opts()),
+    )
+    .expect("DescribeConfigs request failed");
+    let entries = described.into_iter().next().unwrap().expect("described");
+    let retention = entries.get("log.retention.ms").expect("listed");
+    assert_eq!(retention.value.as_deref(), Some("3600000"));
+    assert_eq!(retention.source, ConfigSource::DynamicBroker);
+    let limit = entries.get("message.max.bytes").expect("listed");
+    assert_eq!(
+        limit.source,
+        ConfigSource::DynamicDefaultBroker,
+        "the whole-set form dropped this broker's own message.max.bytes"
+    );
+    assert_eq!(
+        describe_topic_config(&bs, "plain")["retention.ms"].as_deref(),
+        Some("3600000")
+    );
+    drop(c);
+
+    broker.restart();
+    let mut c = RawClient::connect(&broker.bootstrap());
+    assert_eq!(
+        produce_sized(&mut c, "plain", 5_000),
+        err::MESSAGE_TOO_LARGE,
+        "the cluster default survives a restart"
+    );
+    let plain = describe(&mut c, TOPIC, "plain").unwrap();
+    assert_eq!(plain["retention.ms"].0.as_deref(), Some("3600000"));
+    assert_eq!(plain["retention.ms"].1, SOURCE_DYNAMIC_BROKER);
+
+    // Deleting goes back to the config file.
+    let deleted = alter_broker(&mut c, "", &[("message.max.bytes", OP_DELETE, None)]);
+    assert_eq!(deleted.0, err::NONE);
+    assert_eq!(produce_sized(&mut c, "plain", 5_000), err::NONE);
+}
+
+/// In a cluster, a change sent to one node goes through the quorum: every
+/// node describes and enforces it, and it survives a restart of all.
+#[test]
+fn cluster_broker_configs_go_through_the_quorum() {
+    let mut cluster = Cluster::start(3);
+    cluster.create_topic(&rdkafka::admin::NewTopic::new(
+        "spread",
+        1,
+        rdkafka::admin::TopicReplication::Fixed(3),
+    ));
+    let mut via_2 = RawClient::connect(&cluster.node(2).bootstrap());
+    let set = alter_broker(
+        &mut via_2,
+        "",
+        &[("log.retention.ms", OP_SET, Some("123456"))],
+    );
+    assert_eq!(set, (err::NONE, None));
+    let set_3 = alter_broker(
+        &mut via_2,
+        "3",
+        &[("log.retention.ms", OP_SET, Some("654321"))],
+    );
+    assert_eq!(set_3, (err::NONE, None));
+    let retention_on = |cluster: &Cluster, id: i32| {
+        let mut c = RawClient::connect(&cluster.node(id).bootstrap());
+        let d = describe(&mut c, TOPIC, "spread").map_err(|e| format!("error {e}"))?;
+        Ok::<_, String>(d["retention.ms"].clone())
+    };
+    let expected = |id: i32| {
+        if id == 3 {
+            (Some("654321".to_string()), SOURCE_DYNAMIC_BROKER)
+        } else {
+            (Some("123456".to_string()), SOURCE_DYNAMIC_DEFAULT_BROKER)
+        }
+    };
+    let seen_everywhere = |cluster: &Cluster| {
+        for id in cluster.ids() {
+            let (value, source, _) = retention_on(cluster, id)?;
+            if (value.clone(), source) != expected(id) {
+                return Err(format!("node {id}: {value:?} from source {source}"));
+            }
+        }
+        Ok(())
+    };
+    cluster.wait_for("the broker configs on every node", WAIT, || {
+        seen_everywhere(&cluster)
+    });
+    for id in cluster.ids() {
+        cluster.stop(id);
+    }
+    cluster.start_all_again();
+    cluster.wait_for("the broker configs after a full restart", WAIT, || {
+        seen_everywhere(&cluster)
+    });
+}

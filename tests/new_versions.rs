@@ -1,0 +1,309 @@
+//! The newest request versions Kafka 3.9 served, sent as kafka-protocol
+//! encodes them over raw sockets: what each version means, not only that
+//! it decodes. (KIP-951's leader hints need a follower: tests/cluster.rs.)
+
+mod common;
+
+use bytes::Bytes;
+use common::raw::{self, err, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::*;
+use uuid::Uuid;
+
+const UNKNOWN_TOPIC_ID: i16 = 100;
+const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
+const INVALID_REQUEST: i16 = 42;
+
+fn batch(value: &[u8]) -> Bytes {
+    sluice::record::build::build_batch(0, &[(None, Some(value), now_ms(), &[])])
+}
+
+/// ListOffsets v8's EARLIEST_LOCAL (-4) is the log start (nothing is tiered)
+/// and v9's LATEST_TIERED (-5) is -1 (nothing was tiered), as Kafka answers
+/// a topic without remote storage; an older version cannot have meant them.
+#[test]
+fn list_offsets_earliest_local_and_latest_tiered() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "tiers", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    for v in [b"a", b"b", b"c"] {
+        assert_eq!(c.produce_batch("tiers", 0, batch(v)).0, err::NONE);
+    }
+    let ask = |c: &mut RawClient, version: i16, timestamp: i64| {
+        let r: ListOffsetsResponse =
+            c.call(version, &raw::list_offsets_request("tiers", 0, timestamp));
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    assert_eq!(ask(&mut c, 8, -4), (err::NONE, 0, -1));
+    assert_eq!(ask(&mut c, 9, -4), (err::NONE, 0, -1));
+    assert_eq!(ask(&mut c, 9, -5), (err::NONE, -1, -1));
+    assert_eq!(ask(&mut c, 9, -1), (err::NONE, 3, -1));
+    assert_eq!(ask(&mut c, 9, -2), (err::NONE, 0, -1));
+    assert_eq!(ask(&mut c, 7, -4), (err::UNSUPPORTED_VERSION, -1, -1));
+    assert_eq!(ask(&mut c, 8, -5), (err::UNSUPPORTED_VERSION, -1, -1));
+}
+
+/// The id Metadata gives `topic`.
+fn topic_id(c: &mut RawClient, topic: &str) -> Uuid {
+    let wanted =
+        metadata_request::MetadataRequestTopic::default().with_name(Some(raw::topic_name(topic)));
+    let request = MetadataRequest::default().with_topics(Some(vec![wanted]));
+    let response: MetadataResponse = c.call(12, &request);
+    response.topics[0].topic_id
+}
+
+/// A Fetch (v13+) of `partitions` of the topic with id `id`, no waiting.
+fn fetch_by_id(id: Uuid, partitions: &[(i32, i64)]) -> FetchRequest {
+    let mut request = raw::fetch_request("", partitions, 0);
+    request.topics[0].topic = Default::default();
+    request.topics[0].topic_id = id;
+    request
+}
+
+/// Fetch v13-v17 name topics by id (KIP-516) and answer by id; an id the
+/// broker does not know is UNKNOWN_TOPIC_ID; a session made by ids refuses
+/// a request by names (FETCH_SESSION_TOPIC_ID_ERROR), as Kafka's does.
+#[test]
+fn fetch_names_topics_by_id() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "by-id", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    assert_eq!(c.produce_batch("by-id", 0, batch(b"one")).0, err::NONE);
+    let id = topic_id(&mut c, "by-id");
+    assert!(!id.is_nil());
+    for version in 13..=17 {
+        let mut request = fetch_by_id(id, &[(0, 0)]);
+        // v15+ carries the consumer's replica id in replica_state.
+        request.replica_state.replica_id = BrokerId(-1);
+        let r: FetchResponse = c.call(version, &request);
+        assert_eq!(r.error_code, err::NONE, "v{version}");
+        assert_eq!(r.responses.len(), 1, "v{version}");
+        assert_eq!(r.responses[0].topic_id, id, "v{version}");
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.high_watermark),
+            (err::NONE, 1),
+            "v{version}"
+        );
+        assert_eq!(raw::decode_records(&p.records).len(), 1, "v{version}");
+        assert!(r.node_endpoints.is_empty(), "v{version}: no leader moved");
+    }
+
+    // An unknown id, beside a known one: the known one is served.
+    let unknown = Uuid::from_u128(0x5eed);
+    let mut request = fetch_by_id(id, &[(0, 0)]);
+    let mut other = request.topics[0].clone();
+    other.topic_id = unknown;
+    request.topics.push(other);
+    let r: FetchResponse = c.call(13, &request);
+    let answered: Vec<(Uuid, i16, usize)> = r
+        .responses
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (
+                t.topic_id,
+                p.error_code,
+                raw::decode_records(&p.records).len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        vec![(id, err::NONE, 1), (unknown, UNKNOWN_TOPIC_ID, 0)]
+    );
+
+    // A session made by ids takes only requests by ids.
+    let full = fetch_by_id(id, &[(0, 1)])
+        .with_session_id(0)
+        .with_session_epoch(0);
+    let r: FetchResponse = c.call(13, &full);
+    assert_eq!(r.error_code, err::NONE);
+    let session = r.session_id;
+    assert_ne!(session, 0, "a session was made");
+    let by_name = raw::fetch_request("by-id", &[(0, 1)], 0)
+        .with_session_id(session)
+        .with_session_epoch(1);
+    let r: FetchResponse = c.call(12, &by_name);
+    assert_eq!(r.error_code, FETCH_SESSION_TOPIC_ID_ERROR);
+    let next = fetch_by_id(id, &[(0, 1)])
+        .with_session_id(session)
+        .with_session_epoch(1);
+    let r: FetchResponse = c.call(16, &next);
+    assert_eq!(r.error_code, err::NONE, "the session goes on by ids");
+}
+
+/// Produce v10 and v11 append like v9 (a leader answers; KIP-951's hints
+/// only come with NOT_LEADER_OR_FOLLOWER).
+#[test]
+fn produce_v10_and_v11_append() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "p11", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    for (version, expected) in [(10, 0), (11, 1)] {
+        let r: ProduceResponse = c.call(
+            version,
+            &raw::produce_request("p11", 1, vec![(0, batch(b"x"))]),
+        );
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (err::NONE, expected));
+        assert_eq!(p.current_leader, Default::default(), "v{version}");
+        assert!(r.node_endpoints.is_empty(), "v{version}");
+    }
+    assert_eq!(c.log_end_offset("p11", 0), 2);
+}
+
+fn static_join(group: &str, member: &str) -> JoinGroupRequest {
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = str_bytes("range");
+    p.metadata = Bytes::from_static(b"\x00\x01\x00\x00\x00\x00\x00\x00");
+    JoinGroupRequest::default()
+        .with_group_id(str_bytes(group).into())
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(str_bytes(member))
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocols(vec![p])
+        .with_reason(Some(str_bytes("testing KIP-800")))
+}
+
+/// The static member `instance-1` joins `group` (v9) and syncs: the group is
+/// stable with it as leader.
+fn join_and_sync(c: &mut RawClient, group: &str) -> JoinGroupResponse {
+    let joined = c.call(9, &static_join(group, ""));
+    assert_eq!(joined.error_code, err::NONE);
+    assert_eq!(joined.leader, joined.member_id);
+    assert!(
+        !joined.skip_assignment,
+        "a first join computes the assignment"
+    );
+    let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+    a.member_id = joined.member_id.clone();
+    a.assignment = Bytes::from_static(b"assigned");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(str_bytes(group).into())
+        .with_member_id(joined.member_id.clone())
+        .with_generation_id(joined.generation_id)
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_assignments(vec![a]);
+    assert_eq!(c.call(3, &sync).error_code, err::NONE);
+    joined
+}
+
+/// JoinGroup v9 (KIP-814): a static leader that rejoins a stable group
+/// unchanged is told that it leads, with every member, and to skip the
+/// assignment; before v9 Kafka names the leader's previous id and lists no
+/// members, so the client acts as a follower. Neither starts a rebalance.
+#[test]
+fn static_leader_rejoin_skips_the_assignment_from_v9() {
+    let broker = Broker::start(1);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let first = join_and_sync(&mut c, "g-skip");
+
+    let again = c.call(9, &static_join("g-skip", ""));
+    assert_eq!(again.error_code, err::NONE);
+    assert_ne!(again.member_id, first.member_id, "a new member id");
+    assert_eq!(again.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(again.leader, again.member_id);
+    assert!(again.skip_assignment);
+    assert_eq!(again.members.len(), 1);
+
+    let old = c.call(7, &static_join("g-skip", ""));
+    assert_eq!(old.error_code, err::NONE);
+    assert_eq!(old.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(old.leader, again.member_id, "the leader's previous id");
+    assert!(old.members.is_empty());
+}
+
+/// ListGroups v5 filters by group type (KIP-848): every group here is a
+/// classic one. OffsetCommit and OffsetFetch v9 treat a classic group as v8
+/// did; LeaveGroup v5 logs the member's reason. FindCoordinator v6 knows
+/// share coordinators (KIP-932), not enabled here, and v5 does not.
+#[test]
+fn group_apis_at_kafka_3_9_maxima() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "g-new", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let joined = join_and_sync(&mut c, "g-new");
+    let member = joined.member_id.clone();
+
+    let listed = |c: &mut RawClient, types: &[&str]| -> Vec<(String, String)> {
+        let request = ListGroupsRequest::default()
+            .with_types_filter(types.iter().map(|t| str_bytes(t)).collect());
+        let r: ListGroupsResponse = c.call(5, &request);
+        assert_eq!(r.error_code, err::NONE);
+        r.groups
+            .iter()
+            .map(|g| (g.group_id.to_string(), g.group_type.to_string()))
+            .collect()
+    };
+    let classic = vec![("g-new".to_string(), "classic".to_string())];
+    assert_eq!(listed(&mut c, &[]), classic);
+    assert_eq!(listed(&mut c, &["Classic"]), classic);
+    assert!(listed(&mut c, &["consumer"]).is_empty());
+
+    let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 7;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = raw::topic_name("g-new");
+    t.partitions = vec![p];
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(str_bytes("g-new").into())
+        .with_member_id(member.clone())
+        .with_generation_id_or_member_epoch(joined.generation_id)
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_topics(vec![t]);
+    let r = c.call(9, &commit);
+    assert_eq!(r.topics[0].partitions[0].error_code, err::NONE);
+    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+    g.group_id = str_bytes("g-new").into();
+    g.member_id = Some(member.clone());
+    g.member_epoch = joined.generation_id;
+    g.topics = None; // every partition the group committed
+    let fetched = c.call(9, &OffsetFetchRequest::default().with_groups(vec![g]));
+    let group = &fetched.groups[0];
+    assert_eq!(group.error_code, err::NONE);
+    let offsets: Vec<(String, i64)> = group
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.committed_offset))
+        })
+        .collect();
+    assert_eq!(offsets, vec![("g-new".to_string(), 7)]);
+
+    let share = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![str_bytes("g-new:AAAAAAAAAAAAAAAAAAAAAA:0")]);
+    let code = |r: FindCoordinatorResponse| r.coordinators[0].error_code;
+    assert_eq!(code(c.call(6, &share)), err::COORDINATOR_NOT_AVAILABLE);
+    assert_eq!(code(c.call(5, &share)), INVALID_REQUEST);
+    let group = FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes("g-new")]);
+    for version in [5, 6] {
+        assert_eq!(code(c.call(version, &group)), err::NONE, "v{version}");
+    }
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(str_bytes("g-new").into())
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(member)
+            .with_group_instance_id(Some(str_bytes("instance-1")))
+            .with_reason(Some(str_bytes("shutting down for KIP-800")))]);
+    let r = c.call(5, &leave);
+    assert_eq!(r.error_code, err::NONE);
+    assert_eq!(r.members[0].error_code, err::NONE);
+    let deadline = std::time::Instant::now() + OP_TIMEOUT;
+    while !broker.stderr_tail(50).contains("shutting down for KIP-800") {
+        assert!(std::time::Instant::now() < deadline, "no log line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
