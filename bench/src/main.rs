@@ -35,6 +35,7 @@ mod report;
 mod run;
 mod search;
 mod spawn;
+mod stages;
 mod stats;
 mod txn;
 mod workload;
@@ -308,6 +309,7 @@ fn with_endpoint<T>(
             // Every local broker of a bootstrap list: a cluster's CPU is
             // what replication costs.
             broker_pids: addr.split(',').filter_map(local::listening_pid).collect(),
+            metrics: None,
         }),
         Endpoint::Spawn => {
             let bin = spawn::find_broker_bin(opts.broker_bin);
@@ -318,6 +320,7 @@ fn with_endpoint<T>(
                 bootstrap: &broker.addr,
                 spawned: true,
                 broker_pids: vec![broker.pid()],
+                metrics: broker.metrics.clone(),
             })?;
             broker.stop()?;
             Ok(out)

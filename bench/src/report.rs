@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::Baseline;
 use crate::spawn::Usage;
+use crate::stages::StageLatency;
 use crate::stats::{Percentiles, Sample};
 use crate::workload::Workload;
 
@@ -36,6 +37,10 @@ pub struct TargetResult {
     /// (spawned, or a loopback target whose process is visible in /proc).
     pub broker: Option<Usage>,
     pub first_error: Option<String>,
+    /// A Sluice broker's own stage times over the window (its `/metrics`
+    /// histograms); empty for other brokers and older results.
+    #[serde(default)]
+    pub broker_stages: Vec<StageLatency>,
     pub throughput: Vec<Sample>,
     /// HDR curves: (percentile %, µs).
     pub publish_latency_curve: Vec<(f64, u64)>,
@@ -353,6 +358,28 @@ pub fn target_warnings(what: &str, t: &TargetResult) -> Vec<String> {
     out
 }
 
+/// One row per broker stage: count and percentiles in ms.
+fn stages_table(stages: &[StageLatency]) -> Table {
+    let ms = |us: f64| format!("{:.3}", us / 1000.0);
+    Table {
+        header: ["stage", "count", "p50 ms", "p99 ms", "p99.9 ms"]
+            .map(String::from)
+            .to_vec(),
+        rows: stages
+            .iter()
+            .map(|s| {
+                vec![
+                    s.stage.clone(),
+                    s.count.to_string(),
+                    ms(s.p50_us),
+                    ms(s.p99_us),
+                    ms(s.p999_us),
+                ]
+            })
+            .collect(),
+    }
+}
+
 /// The Markdown report; `plots` are file names relative to the report.
 pub fn markdown(run: &RunResult, plots: &[String]) -> String {
     let mut md = String::new();
@@ -390,6 +417,18 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
         let _ = writeln!(md, "## Machine baselines\n\n{}", b.table().markdown());
     }
     let _ = writeln!(md, "## Results\n\n{}", results_table(run).markdown());
+    for t in run.ordered() {
+        if !t.broker_stages.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Broker stages: {}\n\nFrom the broker's `/metrics` histograms over the \
+                 measured window; a percentile is known to within its bucket \
+                 (interpolated).\n\n{}",
+                t.name,
+                stages_table(&t.broker_stages).markdown()
+            );
+        }
+    }
     let warns = warnings(run);
     if !warns.is_empty() {
         let _ = writeln!(md, "## Warnings\n");
@@ -440,6 +479,7 @@ pub mod tests {
             e2e_latency_us: p,
             broker: None,
             first_error: None,
+            broker_stages: vec![],
             throughput: vec![],
             publish_latency_curve: vec![],
             e2e_latency_curve: vec![],

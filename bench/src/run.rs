@@ -18,6 +18,7 @@ use crate::payload::Clock;
 use crate::report::TargetResult;
 use crate::search::{Observation, RateSearch};
 use crate::spawn::{self, Usage};
+use crate::stages::{self, Scrape};
 use crate::stats::{mib, Latency, Sample};
 use crate::workload::{ConsumerMode, Workload, PRODUCER_RATE_MAX_MSGS, RUN_BYTES_PER_SEC_MAX};
 
@@ -38,6 +39,8 @@ pub struct TargetSpec<'a> {
     /// The broker processes (one, or a cluster's) that run on this machine,
     /// to read their CPU and memory from /proc; summed over all of them.
     pub broker_pids: Vec<u32>,
+    /// A Sluice broker's `/metrics` (HOST:PORT), for its per-stage times.
+    pub metrics: Option<String>,
 }
 
 /// Runs the workload against one target and returns its measurements.
@@ -97,7 +100,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::produce(job, w, config, s))
             })
             .collect();
-        let sampled = sample(s, w, start_ns, &t.broker_pids, search.as_mut(), &progress);
+        let sampled = sample(s, w, start_ns, t, search.as_mut(), &progress);
         s.stop_producing.store(true, Relaxed);
         let mut publish = Latency::new();
         let mut errors = Vec::new();
@@ -142,6 +145,8 @@ struct Sampled {
     acked: (u64, u64),
     received: (u64, u64),
     cpu: Option<(Usage, Usage)>,
+    /// The broker's stage histograms at the window's edges.
+    stages: Option<(Scrape, Scrape)>,
     series: Vec<Sample>,
 }
 
@@ -172,6 +177,11 @@ fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult
             peak_rss_mb: peak_rss.unwrap_or(b.peak_rss_mb),
         }),
         first_error: s.first_error.lock().unwrap().clone(),
+        broker_stages: m
+            .sampled
+            .stages
+            .map(|(before, after)| stages::window(&before, &after))
+            .unwrap_or_default(),
         throughput: m.sampled.series,
         publish_latency_curve: m.publish.curve(),
         e2e_latency_curve: m.e2e.curve(),
@@ -241,19 +251,27 @@ fn sample(
     s: &Shared,
     w: &Workload,
     start_ns: u64,
-    broker_pids: &[u32],
+    target: &TargetSpec,
     mut search: Option<&mut Search>,
     pb: &ProgressBar,
 ) -> Sampled {
-    let usage = || spawn::read_usage_sum(broker_pids);
+    let usage = || spawn::read_usage_sum(&target.broker_pids);
+    let scrape = || {
+        let addr = target.metrics.as_deref()?;
+        stages::scrape(addr)
+            .map_err(|e| eprintln!("sluice-bench: no stage times: scraping {addr}: {e:#}"))
+            .ok()
+    };
     let ticks = w.warmup_secs + w.duration_secs;
     let mut out = Sampled {
         acked: (0, 0),
         received: (0, 0),
         cpu: None,
+        stages: None,
         series: Vec::with_capacity(ticks as usize),
     };
     let mut cpu_start = usage();
+    let mut stages_start = scrape();
     let (mut last_acked, mut last_received) = (0u64, 0u64);
     for tick in 1..=ticks {
         s.clock
@@ -276,6 +294,7 @@ fn sample(
             out.acked.0 = acked;
             out.received.0 = received;
             cpu_start = usage();
+            stages_start = scrape();
         }
         let phase = if tick <= w.warmup_secs {
             "warm-up"
@@ -291,6 +310,7 @@ fn sample(
     out.acked.1 = last_acked;
     out.received.1 = last_received;
     out.cpu = cpu_start.zip(usage());
+    out.stages = stages_start.zip(scrape());
     out
 }
 

@@ -17,6 +17,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long SIGTERM may take before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_PREFIX: &str = "sluice listening on ";
+/// Printed before the ready line when `--metrics-listen` is given.
+const METRICS_PREFIX: &str = "sluice metrics on ";
 
 /// The spawned broker's pid, so the watchdog can kill it before exiting.
 pub static SPAWNED_PID: AtomicI32 = AtomicI32::new(0);
@@ -33,6 +35,8 @@ pub struct Usage {
 pub struct SpawnedBroker {
     child: Child,
     pub addr: String,
+    /// Its `/metrics` endpoint, for the per-stage histograms.
+    pub metrics: Option<String>,
     data_dir: PathBuf,
 }
 
@@ -66,11 +70,18 @@ impl SpawnedBroker {
         ));
         std::fs::create_dir_all(&data_dir)?;
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
         if let Some(n) = shards {
             cmd.args(["--shards", &n.to_string()]);
         }
@@ -90,19 +101,24 @@ impl SpawnedBroker {
         std::thread::spawn(move || {
             // Keep draining stdout after the ready line so the broker never
             // blocks on a full pipe.
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(METRICS_PREFIX) {
+                    metrics = Some(addr.trim().to_string());
+                }
                 if let Some(addr) = line.strip_prefix(READY_PREFIX) {
-                    let _ = tx.send(addr.trim().to_string());
+                    let _ = tx.send((addr.trim().to_string(), metrics.take()));
                 }
             }
         });
         let mut broker = SpawnedBroker {
             child,
             addr: String::new(),
+            metrics: None,
             data_dir,
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => broker.addr = addr,
+            Ok((addr, metrics)) => (broker.addr, broker.metrics) = (addr, metrics),
             Err(_) => {
                 let status = broker.child.try_wait()?;
                 let tail = log_tail(log);
