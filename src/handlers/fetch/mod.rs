@@ -84,12 +84,10 @@ pub async fn handle(
     let version = header.request_api_version;
     // Before v7 the session fields are absent and decode as a sessionless
     // (final epoch) fetch.
-    let resolved = sessions.borrow_mut().resolve(
-        &request,
-        version,
-        &shard.topics(),
-        crate::runtime::now_ms(),
-    );
+    let resolved =
+        sessions
+            .borrow_mut()
+            .resolve(&request, version, &shard.topics(), crate::runtime::now_ms());
     let (session_id, incremental, partitions) = match resolved {
         Resolved::Refused(code) => return encode::encode(version, code, 0, Vec::new(), Vec::new()),
         Resolved::Full {
