@@ -82,6 +82,9 @@ pub struct Shard {
     pub fetch_sessions: RefCell<crate::handlers::fetch::session::FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
     fetchers: RefCell<BTreeMap<i32, Rc<crate::replication::fetcher::FetcherHandle>>>,
+    /// The open segment files of this shard's logs, bounded by its share
+    /// of `log_open_files_max`.
+    pub file_handles: crate::storage::FileHandles,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -100,6 +103,7 @@ impl Shard {
             config.max_incremental_fetch_session_cache_slots,
             config.min_incremental_fetch_session_eviction_ms,
         );
+        let file_handles = crate::storage::FileHandles::new(config.log_open_files_per_shard(count));
         Shard {
             id,
             count,
@@ -118,6 +122,7 @@ impl Shard {
             cluster,
             fetchers: RefCell::new(BTreeMap::new()),
             fetch_sessions: RefCell::new(fetch_sessions),
+            file_handles,
         }
     }
 
@@ -294,10 +299,11 @@ impl Shard {
                     }
                     continue;
                 }
-                match PartitionLog::open(
+                match PartitionLog::open_in(
                     self.partition_dir(&tp),
                     log_config.clone(),
                     self.clean_start,
+                    &self.file_handles,
                 ) {
                     Ok(log) => {
                         let partition = Rc::new(Partition {

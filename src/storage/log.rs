@@ -11,7 +11,6 @@
 //! rolled segments in the background. The recovery point only moves once the
 //! segments below it are durable.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::record::{
 };
 
 use super::compaction::Cleaner;
+use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
@@ -30,7 +30,7 @@ use super::recovery::{
     load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
     stored_recovery_point, write_recovery_point,
 };
-use super::segment::{PendingBatch, Segment};
+use super::segment::{PendingBatch, Segment, Segments};
 use super::txn_index::AbortedTxn;
 use super::{LogConfig, StorageError, TimestampType};
 
@@ -128,7 +128,7 @@ pub struct PartitionLog {
     pub(super) dir: PathBuf,
     pub(super) config: LogConfig,
     /// Keyed by base offset; never empty, the last one is the active segment.
-    pub(super) segments: BTreeMap<i64, Segment>,
+    pub(super) segments: Segments,
     /// First offset a consumer can read (base of the first segment).
     pub(super) log_start_offset: i64,
     /// Offsets below this are on disk (fsynced).
@@ -160,16 +160,33 @@ pub struct PartitionLog {
     pub(super) cleaner: Cleaner,
     /// Idempotent producers' epochs and last batches, as of the log end.
     pub(super) producers: ProducerStates,
+    /// The owner shard's open-file cache, shared by all its logs: the
+    /// segments' files are open only while recently used.
+    pub(super) handles: FileHandles,
 }
 
 impl PartitionLog {
+    /// Opens a log on its own, with a cache of its own of
+    /// [`LOG_OPEN_FILES_ALONE`] files (tests, tools); a shard's logs share
+    /// the shard's cache through [`Self::open_in`].
     pub fn open(
         dir: PathBuf,
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<Self, StorageError> {
+        let handles = FileHandles::new(LOG_OPEN_FILES_ALONE);
+        Self::open_in(dir, config, clean_shutdown, &handles)
+    }
+
+    /// Opens the log in `dir`, its files open only through `handles`.
+    pub fn open_in(
+        dir: PathBuf,
+        config: LogConfig,
+        clean_shutdown: bool,
+        handles: &FileHandles,
+    ) -> Result<Self, StorageError> {
         fs::create_dir_all(&dir)?;
-        let segments = load_segments(&dir, &config, clean_shutdown)?;
+        let segments = load_segments(&dir, &config, clean_shutdown, handles)?;
         let log_start_offset = *segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,
@@ -188,6 +205,7 @@ impl PartitionLog {
             high_watermark_checkpointed: None,
             cleaner: Cleaner::default(),
             producers: ProducerStates::new(config.producers_max),
+            handles: handles.clone(),
         };
         log.producers = load_producer_state(
             &log.dir,
@@ -288,19 +306,22 @@ impl PartitionLog {
         self.segments.len()
     }
 
-    pub fn active_file(&self) -> Arc<File> {
-        Arc::clone(&self.active().file)
+    /// The active segment's `.log`, reopened if the shard's cache closed it.
+    pub fn active_file(&self) -> std::io::Result<Arc<File>> {
+        self.active().file()
     }
 
     /// Every file an fdatasync must cover for the whole log to be durable:
     /// rolled segments not synced yet, then the active one.
-    pub fn files_to_sync(&self) -> Vec<Arc<File>> {
-        self.unsynced_rolls
+    pub fn files_to_sync(&self) -> std::io::Result<Vec<Arc<File>>> {
+        let mut files: Vec<Arc<File>> = self
+            .unsynced_rolls
             .iter()
             .flat_map(UnsyncedRoll::files)
-            .chain(std::iter::once(self.active_file()))
-            .chain(self.active().txn_index.file())
-            .collect()
+            .collect();
+        files.push(self.active_file()?);
+        files.extend(self.active().txn_index.file()?);
+        Ok(files)
     }
 
     /// The fdatasync of rolled segments for the blocking thread, if any is
@@ -618,13 +639,14 @@ impl PartitionLog {
         active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
-        let file = Arc::clone(&active.file);
-        let txn_file = active.txn_index.file();
+        // Held until synced: the cache may close its own handles meanwhile.
+        let file = active.file()?;
+        let txn_file = active.txn_index.file()?;
         // The state as of the new segment's base, so recovery after a crash
         // replays at most the active segment.
         write_snapshot(&self.dir, &self.producers, new_base, false)?;
-        let segment = Segment::create(&self.dir, new_base)?;
-        self.segments.insert(new_base, segment);
+        let segment = Segment::create(&self.dir, new_base, &self.handles)?;
+        self.segments.insert(new_base, Box::new(segment));
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
         if self.unsynced_rolls.len() >= UNSYNCED_ROLLS_MAX {
             // The background syncs are not keeping up: pay for this one here.
@@ -709,8 +731,10 @@ impl PartitionLog {
             let (len, full) =
                 segment.read_range(from, end, budget - plan.bytes.min(budget), force_first)?;
             if len > 0 {
+                // The slice's `Arc` keeps the file open until the send
+                // is done, even if the cache closes its own handle.
                 plan.slices.push(FileSlice {
-                    file: Arc::clone(&segment.file),
+                    file: segment.file()?,
                     position: from,
                     len: u32::try_from(len).expect("a read slice fits in u32"),
                 });
@@ -773,8 +797,8 @@ impl PartitionLog {
         let active = self.active_mut();
         active.cut_tail()?;
         active.assert_file_len()?;
-        active.file.sync_data()?;
-        if let Some(txn_file) = active.txn_index.file() {
+        active.sync_if_written()?;
+        if let Some(txn_file) = active.txn_index.file()? {
             txn_file.sync_data()?;
         }
         active.finish_time_index();
