@@ -26,6 +26,10 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for every shard to open its logs and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(600);
+/// Descriptors left out of the segment files' share of the open-file
+/// limit: sockets, io_uring rings, the metadata log, files written whole
+/// (indexes, checkpoints) and fetches holding files the cache closed.
+const OPEN_FILES_RESERVED: u64 = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -53,6 +57,48 @@ pub enum BrokerError {
     Identity(#[from] crate::cluster::identity::IdentityError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::node::NodeError),
+}
+
+/// Raises the soft open-file limit to the hard one (as the JVM and Go do
+/// for servers), then fits `wanted` segment files under it with
+/// [`OPEN_FILES_RESERVED`] to spare: the bound the shards' file caches get.
+fn fit_open_files(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return wanted;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one initialized rlimit; it changes this
+        // process's limit only (an infinite hard limit fails, harmlessly).
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    let room = limit.rlim_cur.saturating_sub(OPEN_FILES_RESERVED).max(1);
+    let fitted = wanted.min(usize::try_from(room).unwrap_or(usize::MAX));
+    if fitted < wanted {
+        tracing::warn!(
+            log_open_files_max = wanted,
+            open_file_limit = limit.rlim_cur,
+            fitted,
+            "log_open_files_max lowered to fit the open-file limit (raise `ulimit -n`)"
+        );
+    }
+    tracing::info!(
+        log_open_files_max = fitted,
+        open_file_limit = limit.rlim_cur,
+        "segment file handle cache"
+    );
+    fitted
 }
 
 /// Where a started broker can be reached.
@@ -116,6 +162,7 @@ pub fn run(
     };
     let writable = WritablePoller::start(shard_count, config.max_connections_per_shard)
         .map_err(BrokerError::Shards)?;
+    config.log_open_files_max = fit_open_files(config.log_open_files_max);
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = mpsc::channel::<bool>();
     let drained = Arc::new(AtomicUsize::new(0));

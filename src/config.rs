@@ -127,6 +127,11 @@ pub struct BrokerConfig {
     pub shard_channel_capacity: usize,
     /// Connections one shard serves at once; more are closed on accept.
     pub max_connections_per_shard: usize,
+    /// Segment files (`.log`, `.txnindex`) the node keeps open, split
+    /// evenly over the shards: each shard's logs share a cache of that many
+    /// and close the least recently used, so idle partitions hold no
+    /// descriptor. Lowered at start to fit the process's open-file limit.
+    pub log_open_files_max: usize,
     /// While connections have work, how long a shard runs tasks before it
     /// polls for I/O again. glommio's default (100 ms) lets a busy producer
     /// delay every other socket's readiness by that much.
@@ -192,6 +197,11 @@ pub struct BrokerConfig {
     pub transaction_partitions_max: usize,
 }
 
+/// The default [`BrokerConfig::log_open_files_max`]: far below the 65536
+/// descriptors a broker host is usually given, leaving room for
+/// connections, and plenty for the partitions actually in use.
+pub const LOG_OPEN_FILES_MAX_DEFAULT: usize = 16_384;
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -237,6 +247,7 @@ impl Default for BrokerConfig {
             socket_write_timeout_ms: 60_000,
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,
+            log_open_files_max: LOG_OPEN_FILES_MAX_DEFAULT,
             io_memory_bytes: 1 << 20,
             task_quota_us: 1000,
             metrics_listen: None,
@@ -451,6 +462,12 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
 }
 
 impl BrokerConfig {
+    /// Each shard's share of [`Self::log_open_files_max`], at least one.
+    pub fn log_open_files_per_shard(&self, shards: usize) -> usize {
+        assert!(shards >= 1, "a broker has shards");
+        (self.log_open_files_max / shards).max(1)
+    }
+
     /// The value of a topic config: the topic's own, else the broker default.
     pub fn topic_config_value(&self, configs: &TopicConfigs, key: &str) -> Option<String> {
         if let Some(v) = configs.get(key) {

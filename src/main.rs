@@ -113,6 +113,10 @@ struct ServeArgs {
     num_partitions: Option<i32>,
     #[arg(long)]
     socket_request_max_bytes: Option<u32>,
+    /// Segment files the node keeps open, split over the shards; the least
+    /// recently used close past it.
+    #[arg(long)]
+    log_open_files_max: Option<usize>,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -160,6 +164,7 @@ impl ServeArgs {
             auto_create_topics_enable => c.auto_create_topics_enable,
             num_partitions => c.num_partitions,
             socket_request_max_bytes => c.socket_request_max_bytes,
+            log_open_files_max => c.log_open_files_max,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,

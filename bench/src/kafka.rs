@@ -18,8 +18,10 @@ use crate::workload::Workload;
 
 /// How long setup waits for the broker to answer Metadata.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long CreateTopics and the partitions showing in Metadata may take.
-pub const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long CreateTopics and the partitions showing in Metadata may take:
+/// a broker fsyncs a few files per new partition, and the 10,000-partition
+/// workloads took over 30 s to create on a busy machine.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Settings every client of the run shares.
 pub fn base_config(bootstrap: &str) -> ClientConfig {
@@ -120,7 +122,11 @@ pub fn check_reachable(name: &str, bootstrap: &str) -> Result<()> {
 /// led, with every replica in sync.
 pub fn create_topics(bootstrap: &str, topics: &[String], w: &Workload) -> Result<()> {
     wait_for_brokers(bootstrap, w.replication_factor)?;
-    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap).create()?;
+    // librdkafka gives up on a request after socket.timeout.ms (60 s by
+    // default), whatever the admin options say.
+    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
+        .set("socket.timeout.ms", CREATE_TIMEOUT.as_millis().to_string())
+        .create()?;
     let opts = AdminOptions::new()
         .operation_timeout(Some(CREATE_TIMEOUT))
         .request_timeout(Some(CREATE_TIMEOUT));

@@ -13,8 +13,13 @@ pub async fn flush(tp: &TopicPartition, partition: &Partition) -> bool {
         let log = partition.log.borrow();
         (log.files_to_sync(), log.log_end_offset())
     };
-    let synced =
-        crate::runtime::blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+    let synced = match files {
+        // Reopening a file the shard's cache closed can fail (EMFILE).
+        Err(e) => Err(e),
+        Ok(files) => {
+            crate::runtime::blocking(move || files.iter().try_for_each(|f| f.sync_data())).await
+        }
+    };
     match synced {
         Ok(()) => {
             partition.log.borrow_mut().mark_flushed(up_to);

@@ -81,6 +81,9 @@ pub struct Shard {
     /// Who hears what the layers above must act on (see [`ShardObserver`]).
     /// Weak: the observer owns this shard.
     observer: RefCell<Option<Weak<dyn ShardObserver>>>,
+    /// The open segment files of this shard's logs, bounded by its share
+    /// of `log_open_files_max`.
+    pub file_handles: crate::storage::FileHandles,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -95,6 +98,7 @@ impl Shard {
         clean_start: bool,
         controller: Option<Arc<Controller>>,
     ) -> Shard {
+        let file_handles = crate::storage::FileHandles::new(config.log_open_files_per_shard(count));
         Shard {
             id,
             count,
@@ -110,6 +114,7 @@ impl Shard {
             producer_ids: producer_ids::ProducerIds::default(),
             controller,
             observer: RefCell::new(None),
+            file_handles,
         }
     }
 
@@ -297,10 +302,11 @@ impl Shard {
                     }
                     continue;
                 }
-                match PartitionLog::open(
+                match PartitionLog::open_in(
                     self.partition_dir(&tp),
                     log_config.clone(),
                     self.clean_start,
+                    &self.file_handles,
                 ) {
                     Ok(log) => {
                         let partition = Rc::new(Partition {

@@ -37,7 +37,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -88,7 +88,8 @@ pub struct Cleaner {
     /// When a kept tombstone may go: a round is due then even without new
     /// dirty bytes. Unknown after a restart (the next round learns it).
     tombstones_due_ms: Option<i64>,
-    round: Option<Round>,
+    /// Boxed: only compacted logs ever have one.
+    round: Option<Box<Round>>,
 }
 
 /// One cleaning round.
@@ -112,7 +113,7 @@ struct Round {
 /// One segment being rewritten.
 struct Rewrite {
     /// The replacement, at [`cleaned_path`].
-    out: Segment,
+    out: Box<Segment>,
     /// Next batch to read in the source segment.
     src_pos: u64,
     /// Tombstones here are past `delete_retention_ms`.
@@ -144,7 +145,7 @@ impl PartitionLog {
         let clean_offset = self.clean_offset();
         let round = match self.cleaner.round.take() {
             Some(round) => round,
-            None if self.cleanable(clean_offset, now_ms) => Round::new(clean_offset),
+            None if self.cleanable(clean_offset, now_ms) => Box::new(Round::new(clean_offset)),
             None => return Ok(CompactionStats::default()),
         };
         let mut stats = CompactionStats::default();
@@ -230,7 +231,9 @@ impl PartitionLog {
 
     fn closed_segments(&self) -> impl Iterator<Item = (i64, &Segment)> {
         let active_base = self.active().base_offset;
-        self.segments.range(..active_base).map(|(b, s)| (*b, s))
+        self.segments
+            .range(..active_base)
+            .map(|(b, s)| (*b, s.as_ref()))
     }
 
     /// Where the segment at `base` ends: the next segment's base, or the
@@ -245,7 +248,7 @@ impl PartitionLog {
 
     fn run_round(
         &mut self,
-        slot: &mut Option<Round>,
+        slot: &mut Option<Box<Round>>,
         now_ms: i64,
         budget_bytes: u64,
         stats: &mut CompactionStats,
@@ -259,7 +262,7 @@ impl PartitionLog {
             if round.rewrite.is_none() {
                 let Some(base) = self.next_to_rewrite(round) else {
                     let round = slot.take().expect("the round");
-                    return self.finish_round(round);
+                    return self.finish_round(*round);
                 };
                 round.rewrite = Some(self.start_rewrite(round, base, now_ms)?);
             }
@@ -351,14 +354,14 @@ impl PartitionLog {
         let source = &self.segments[&base];
         let cleaned_before = self.segment_end(base) <= round.cleaned_before;
         let cleaned_at_ms = if cleaned_before {
-            modified_ms(&source.file).unwrap_or(now_ms)
+            modified_ms(&source.log_path()).unwrap_or(now_ms)
         } else {
             now_ms
         };
         let drop_tombstones = cleaned_before
             && now_ms.saturating_sub(cleaned_at_ms) > self.config.delete_retention_ms;
         Ok(Rewrite {
-            out: Segment::create_cleaned(&self.dir, base)?,
+            out: Box::new(Segment::create_cleaned(&self.dir, base, &self.handles)?),
             src_pos: 0,
             drop_tombstones,
             cleaned_at_ms,
@@ -404,7 +407,8 @@ impl PartitionLog {
         let source_done = rewrite.src_pos >= source.size;
         let out = &mut rewrite.out;
         let bufs: Vec<&[u8]> = kept.iter().map(|(_, b)| b.as_slice()).collect();
-        pwrite_all(&out.file, out.size, &bufs)?;
+        let file = out.file()?;
+        pwrite_all(&file, out.size, &bufs)?;
         for (header, _) in &kept {
             out.track_batch(out.size, header, self.config.index_interval_bytes);
         }
@@ -432,8 +436,10 @@ impl PartitionLog {
         let base = out.base_offset;
         out.finish_time_index();
         let cleaned_at = UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
-        out.file.set_modified(cleaned_at)?;
-        out.file.sync_all()?;
+        let file = out.file()?;
+        file.set_modified(cleaned_at)?;
+        file.sync_all()?;
+        drop(file);
         // Old indexes first: a crash before the new ones are written leaves
         // a log without indexes, which open rebuilds by scanning.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -443,6 +449,7 @@ impl PartitionLog {
             cleaned_path(&self.dir, base),
             segment_path(&self.dir, base, LOG_SUFFIX),
         )?;
+        out.renamed_from_cleaned();
         sync_dir(&self.dir)?;
         if out.is_empty() && base != self.log_start_offset {
             self.segments.remove(&base);
@@ -523,7 +530,7 @@ impl Round {
 fn read_batch(segment: &Segment, pos: u64) -> Result<(BatchHeader, Vec<u8>), StorageError> {
     let header = segment.read_header(pos)?;
     let mut batch = vec![0u8; header.total_len()];
-    segment.file.read_exact_at(&mut batch, pos)?;
+    segment.file()?.read_exact_at(&mut batch, pos)?;
     Ok((header, batch))
 }
 
@@ -655,8 +662,9 @@ fn rebuild_batch(
 }
 
 /// A file's modification time in ms since the epoch.
-fn modified_ms(file: &File) -> Option<i64> {
-    let modified = file.metadata().and_then(|m| m.modified()).ok()?;
+/// By path: a stat needs no open file.
+fn modified_ms(path: &Path) -> Option<i64> {
+    let modified = fs::metadata(path).and_then(|m| m.modified()).ok()?;
     let since = modified.duration_since(UNIX_EPOCH).ok()?;
     i64::try_from(since.as_millis()).ok()
 }

@@ -30,7 +30,9 @@ fn compact_config() -> LogConfig {
 }
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
-    PartitionLog::open(dir.to_path_buf(), config, clean).unwrap()
+    // One open file: compaction reads a segment while writing another.
+    let handles = FileHandles::new(1);
+    PartitionLog::open_in(dir.to_path_buf(), config, clean, &handles).unwrap()
 }
 
 /// One batch holding `records` as (key, value); timestamps from `ts`.

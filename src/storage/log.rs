@@ -11,7 +11,6 @@
 //! rolled segments in the background. The recovery point only moves once the
 //! segments below it are durable.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use crate::record::{
 };
 
 use super::compaction::Cleaner;
+use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{write_snapshot, CompletedTxn, ProducerStates, Verdict};
@@ -30,7 +30,7 @@ use super::recovery::{
     load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
     stored_recovery_point, write_recovery_point,
 };
-use super::segment::{PendingBatch, Segment};
+use super::segment::{PendingBatch, Segment, Segments};
 use super::txn_index::AbortedTxn;
 use super::{LogConfig, StorageError, TimestampType};
 
@@ -75,11 +75,13 @@ pub struct ReadPlan {
 /// it a roll syncs on the spot, so a stuck disk cannot grow the list.
 const UNSYNCED_ROLLS_MAX: usize = 64;
 
-/// A rolled segment not yet known durable.
+/// A rolled segment not yet known durable. It names the segment rather
+/// than holding its files: those are opened through the shard's cache only
+/// for the sync itself, so waiting rolls hold no descriptor.
 pub(super) struct UnsyncedRoll {
-    file: Arc<File>,
-    /// Its aborted-transaction index, when it has one.
-    txn_file: Option<Arc<File>>,
+    /// The rolled segment's base offset; gone from the log when retention
+    /// or a truncation removed it, which leaves nothing to sync.
+    base: i64,
     /// The log end at the roll: the recovery point once this is synced.
     pub(super) next_base: i64,
 }
@@ -94,12 +96,6 @@ pub struct RollSync {
     dir_ino: u64,
     files: Vec<Arc<File>>,
     recovery_point: i64,
-}
-
-impl UnsyncedRoll {
-    fn files(&self) -> impl Iterator<Item = Arc<File>> + '_ {
-        std::iter::once(Arc::clone(&self.file)).chain(self.txn_file.clone())
-    }
 }
 
 impl RollSync {
@@ -128,7 +124,7 @@ pub struct PartitionLog {
     pub(super) dir: PathBuf,
     pub(super) config: LogConfig,
     /// Keyed by base offset; never empty, the last one is the active segment.
-    pub(super) segments: BTreeMap<i64, Segment>,
+    pub(super) segments: Segments,
     /// First offset a consumer can read (base of the first segment).
     pub(super) log_start_offset: i64,
     /// Offsets below this are on disk (fsynced).
@@ -160,16 +156,33 @@ pub struct PartitionLog {
     pub(super) cleaner: Cleaner,
     /// Idempotent producers' epochs and last batches, as of the log end.
     pub(super) producers: ProducerStates,
+    /// The owner shard's open-file cache, shared by all its logs: the
+    /// segments' files are open only while recently used.
+    pub(super) handles: FileHandles,
 }
 
 impl PartitionLog {
+    /// Opens a log on its own, with a cache of its own of
+    /// [`LOG_OPEN_FILES_ALONE`] files (tests, tools); a shard's logs share
+    /// the shard's cache through [`Self::open_in`].
     pub fn open(
         dir: PathBuf,
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<Self, StorageError> {
+        let handles = FileHandles::new(LOG_OPEN_FILES_ALONE);
+        Self::open_in(dir, config, clean_shutdown, &handles)
+    }
+
+    /// Opens the log in `dir`, its files open only through `handles`.
+    pub fn open_in(
+        dir: PathBuf,
+        config: LogConfig,
+        clean_shutdown: bool,
+        handles: &FileHandles,
+    ) -> Result<Self, StorageError> {
         fs::create_dir_all(&dir)?;
-        let segments = load_segments(&dir, &config, clean_shutdown)?;
+        let segments = load_segments(&dir, &config, clean_shutdown, handles)?;
         let log_start_offset = *segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,
@@ -188,6 +201,7 @@ impl PartitionLog {
             high_watermark_checkpointed: None,
             cleaner: Cleaner::default(),
             producers: ProducerStates::new(config.producers_max),
+            handles: handles.clone(),
         };
         log.producers = load_producer_state(
             &log.dir,
@@ -288,36 +302,54 @@ impl PartitionLog {
         self.segments.len()
     }
 
-    pub fn active_file(&self) -> Arc<File> {
-        Arc::clone(&self.active().file)
+    /// The active segment's `.log`, reopened if the shard's cache closed it.
+    pub fn active_file(&self) -> std::io::Result<Arc<File>> {
+        self.active().file()
     }
 
     /// Every file an fdatasync must cover for the whole log to be durable:
     /// rolled segments not synced yet, then the active one.
-    pub fn files_to_sync(&self) -> Vec<Arc<File>> {
-        self.unsynced_rolls
-            .iter()
-            .flat_map(UnsyncedRoll::files)
-            .chain(std::iter::once(self.active_file()))
-            .chain(self.active().txn_index.file())
-            .collect()
+    pub fn files_to_sync(&self) -> std::io::Result<Vec<Arc<File>>> {
+        let mut files = self.unsynced_files()?;
+        files.push(self.active_file()?);
+        files.extend(self.active().txn_index.file()?);
+        Ok(files)
+    }
+
+    /// The files of the rolled segments waiting for fdatasync, reopened
+    /// where the cache closed them.
+    fn unsynced_files(&self) -> std::io::Result<Vec<Arc<File>>> {
+        let mut files = Vec::with_capacity(self.unsynced_rolls.len());
+        for roll in &self.unsynced_rolls {
+            let Some(segment) = self.segments.get(&roll.base) else {
+                continue;
+            };
+            files.push(segment.file()?);
+            files.extend(segment.txn_index.file()?);
+        }
+        Ok(files)
     }
 
     /// The fdatasync of rolled segments for the blocking thread, if any is
-    /// due and none is out; answer with [`Self::finish_roll_sync`].
+    /// due and none is out; answer with [`Self::finish_roll_sync`]. `None`
+    /// too when a file cannot be reopened now: the rolls stay, for the
+    /// next try.
     pub fn take_roll_sync(&mut self) -> Option<RollSync> {
         if self.roll_sync_out || self.unsynced_rolls.is_empty() {
             return None;
         }
+        let files = match self.unsynced_files() {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot reopen rolled segments to sync them; retried later");
+                return None;
+            }
+        };
         self.roll_sync_out = true;
         Some(RollSync {
             dir: self.dir.clone(),
             dir_ino: self.dir_ino,
-            files: self
-                .unsynced_rolls
-                .iter()
-                .flat_map(UnsyncedRoll::files)
-                .collect(),
+            files,
             recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
         })
     }
@@ -618,34 +650,28 @@ impl PartitionLog {
         active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
-        let file = Arc::clone(&active.file);
-        let txn_file = active.txn_index.file();
+        let rolled_base = active.base_offset;
         // The state as of the new segment's base, so recovery after a crash
         // replays at most the active segment.
         write_snapshot(&self.dir, &self.producers, new_base, false)?;
-        let segment = Segment::create(&self.dir, new_base)?;
-        self.segments.insert(new_base, segment);
+        let segment = Segment::create(&self.dir, new_base, &self.handles)?;
+        self.segments.insert(new_base, Box::new(segment));
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
-        if self.unsynced_rolls.len() >= UNSYNCED_ROLLS_MAX {
-            // The background syncs are not keeping up: pay for this one here.
+        self.unsynced_rolls.push(UnsyncedRoll {
+            base: rolled_base,
+            next_base: new_base,
+        });
+        if self.unsynced_rolls.len() > UNSYNCED_ROLLS_MAX {
+            // The background syncs are not keeping up: pay for these here.
+            // On failure they stay listed, so no later sync moves the
+            // recovery point past them.
             tracing::warn!(dir = %self.dir.display(), "rolled segments wait for fdatasync; syncing inline");
-            for roll in self.unsynced_rolls.drain(..) {
-                for file in roll.files() {
-                    file.sync_data()?;
-                }
+            for file in self.unsynced_files()? {
+                file.sync_data()?;
             }
-            file.sync_data()?;
-            if let Some(txn_file) = txn_file {
-                txn_file.sync_data()?;
-            }
+            self.unsynced_rolls.clear();
             write_recovery_point(&self.dir, new_base)?;
             self.mark_flushed(new_base);
-        } else {
-            self.unsynced_rolls.push(UnsyncedRoll {
-                file,
-                txn_file,
-                next_base: new_base,
-            });
         }
         assert!(self.unsynced_rolls.len() <= UNSYNCED_ROLLS_MAX);
         Ok(())
@@ -709,8 +735,10 @@ impl PartitionLog {
             let (len, full) =
                 segment.read_range(from, end, budget - plan.bytes.min(budget), force_first)?;
             if len > 0 {
+                // The slice's `Arc` keeps the file open until the send
+                // is done, even if the cache closes its own handle.
                 plan.slices.push(FileSlice {
-                    file: Arc::clone(&segment.file),
+                    file: segment.file()?,
                     position: from,
                     len: u32::try_from(len).expect("a read slice fits in u32"),
                 });
@@ -764,17 +792,16 @@ impl PartitionLog {
     /// fdatasync (rolled segments still waiting too), write the active
     /// segment's indexes and the recovery point.
     pub fn close(&mut self) -> Result<(), StorageError> {
-        for roll in self.unsynced_rolls.drain(..) {
-            for file in roll.files() {
-                file.sync_data()?;
-            }
+        for file in self.unsynced_files()? {
+            file.sync_data()?;
         }
+        self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
         let active = self.active_mut();
         active.cut_tail()?;
         active.assert_file_len()?;
-        active.file.sync_data()?;
-        if let Some(txn_file) = active.txn_index.file() {
+        active.sync_if_written()?;
+        if let Some(txn_file) = active.txn_index.file()? {
             txn_file.sync_data()?;
         }
         active.finish_time_index();

@@ -20,6 +20,7 @@
 mod compaction;
 mod config;
 mod error;
+mod handles;
 mod high_watermark;
 mod index;
 mod io;
@@ -37,6 +38,7 @@ mod txn_index;
 pub use compaction::{CompactionStats, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX};
 pub use config::*;
 pub use error::StorageError;
+pub use handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 pub use high_watermark::HIGH_WATERMARK_FILE;
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub(crate) use io::is_out_of_space;
@@ -55,6 +57,8 @@ pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod handles_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]

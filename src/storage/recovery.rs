@@ -2,7 +2,6 @@
 //! indexes, and rescanning everything after the recovery point, truncating a
 //! torn or corrupt tail.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -13,11 +12,12 @@ use crate::record::{
     MAGIC_V2,
 };
 
+use super::handles::FileHandles;
 use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::producer_state::{list_snapshots, remove_snapshot, snapshot_path, ProducerStates};
 use super::segment::{
-    Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    Segment, Segments, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
@@ -183,13 +183,14 @@ pub fn recover_segment(
     segment: &mut Segment,
     index_interval_bytes: u32,
 ) -> Result<bool, StorageError> {
-    let file_len = segment.file.metadata()?.len();
+    let file = segment.file()?;
+    let file_len = file.metadata()?.len();
     segment.reset_tracking();
     let mut chunk = vec![0u8; RECOVERY_READ_CHUNK_BYTES];
     while segment.size < file_len {
         let pos = segment.size;
         match check_batch_at(
-            &segment.file,
+            &file,
             pos,
             file_len,
             segment.base_offset,
@@ -259,11 +260,12 @@ pub fn load_segments(
     dir: &Path,
     config: &LogConfig,
     clean_shutdown: bool,
-) -> Result<BTreeMap<i64, Segment>, StorageError> {
+    handles: &FileHandles,
+) -> Result<Segments, StorageError> {
     let bases = list_segments(dir)?;
-    let mut segments = BTreeMap::new();
+    let mut segments = Segments::new();
     if bases.is_empty() {
-        segments.insert(0, Segment::create(dir, 0)?);
+        segments.insert(0, Box::new(Segment::create(dir, 0, handles)?));
         return Ok(segments);
     }
     let recovery_point = if clean_shutdown {
@@ -273,11 +275,8 @@ pub fn load_segments(
     };
     let interval = config.index_interval_bytes;
     for (i, &base) in bases.iter().enumerate() {
-        let mut segment = Segment::open(dir, base)?;
-        let previous_end = segments
-            .values()
-            .next_back()
-            .map(|s: &Segment| s.next_offset);
+        let mut segment = Segment::open(dir, base, handles)?;
+        let previous_end = segments.values().next_back().map(|s| s.next_offset);
         // A compacted segment may end below the next base, never past it.
         if previous_end.is_some_and(|end| end > base) {
             tracing::warn!(
@@ -285,7 +284,7 @@ pub fn load_segments(
                 ?previous_end,
                 "segment overlaps the previous one"
             );
-            delete_segments(dir, &bases[i..])?;
+            delete_segments(dir, &bases[i..], handles)?;
             break;
         }
         // After a clean shutdown nothing is unflushed, the active segment
@@ -296,16 +295,16 @@ pub fn load_segments(
             !clean_shutdown && bases.get(i + 1).is_none_or(|&next| next > recovery_point);
         let truncated = if may_hold_unflushed {
             let truncated = recover_segment(&mut segment, interval)?;
-            segment.file.sync_data()?;
+            segment.file()?.sync_data()?;
             segment.finish_time_index();
             write_rebuilt_indexes(&segment);
             truncated
         } else {
             load_or_rebuild(&mut segment, interval, clean_shutdown)?
         };
-        segments.insert(base, segment);
+        segments.insert(base, Box::new(segment));
         if truncated {
-            delete_segments(dir, &bases[i + 1..])?;
+            delete_segments(dir, &bases[i + 1..], handles)?;
             break;
         }
     }
@@ -315,10 +314,10 @@ pub fn load_segments(
     Ok(segments)
 }
 
-fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
+fn delete_segments(dir: &Path, bases: &[i64], handles: &FileHandles) -> Result<(), StorageError> {
     for &base in bases {
         tracing::warn!(segment = base, "deleting segment after a truncated one");
-        Segment::open(dir, base)?.delete_files()?;
+        Segment::open(dir, base, handles)?.delete_files()?;
     }
     Ok(())
 }
@@ -330,7 +329,7 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
 /// truncated tail) are removed.
 pub fn load_producer_state(
     dir: &Path,
-    segments: &mut BTreeMap<i64, Segment>,
+    segments: &mut Segments,
     log_start: i64,
     producers_max: usize,
 ) -> Result<ProducerStates, StorageError> {
@@ -369,7 +368,7 @@ pub fn load_producer_state(
 /// Applies every batch from `from` on to `states`, indexing the aborted
 /// transactions its markers end; returns how many batches.
 fn replay_producers(
-    segments: &mut BTreeMap<i64, Segment>,
+    segments: &mut Segments,
     from: i64,
     states: &mut ProducerStates,
 ) -> Result<u64, StorageError> {
@@ -428,7 +427,7 @@ fn read_marker(
         return Ok(None);
     }
     let mut batch = vec![0u8; header.total_len()];
-    segment.file.read_exact_at(&mut batch, pos)?;
+    segment.file()?.read_exact_at(&mut batch, pos)?;
     Ok(parse_marker(&batch))
 }
 
@@ -440,7 +439,7 @@ fn read_marker(
 /// file.
 pub fn load_leader_epochs(
     dir: &Path,
-    segments: &BTreeMap<i64, Segment>,
+    segments: &Segments,
     log_start: i64,
     log_end: i64,
 ) -> Result<LeaderEpochCache, StorageError> {
@@ -468,9 +467,7 @@ pub fn load_leader_epochs(
 /// Epochs never decrease along a replicated log, so a segment whose first
 /// and last batches share an epoch holds only that one and costs two header
 /// reads; only a segment where the epoch changes is walked batch by batch.
-fn rebuild_leader_epochs(
-    segments: &BTreeMap<i64, Segment>,
-) -> Result<LeaderEpochCache, StorageError> {
+fn rebuild_leader_epochs(segments: &Segments) -> Result<LeaderEpochCache, StorageError> {
     let mut cache = LeaderEpochCache::new();
     for segment in segments.values() {
         let Some(last_pos) = segment.last_batch_position()? else {

@@ -22,7 +22,9 @@ fn config(segment_bytes: u64) -> LogConfig {
 }
 
 fn open(dir: &Path, segment_bytes: u64, clean: bool) -> PartitionLog {
-    PartitionLog::open(dir.to_path_buf(), config(segment_bytes), clean).unwrap()
+    // One open file: truncation reopens what it cuts.
+    let handles = FileHandles::new(1);
+    PartitionLog::open_in(dir.to_path_buf(), config(segment_bytes), clean, &handles).unwrap()
 }
 
 fn batch_len() -> u64 {
@@ -504,7 +506,7 @@ fn a_roll_sync_out_during_truncation_does_not_overstate_the_recovery_point() {
         "only what the sync covered and the cut kept"
     );
     assert!(
-        log.files_to_sync().len() >= 2,
+        log.files_to_sync().unwrap().len() >= 2,
         "the segments written since still wait"
     );
 }

@@ -70,7 +70,8 @@ fn largest_timestamp_ms(segment: &Segment) -> i64 {
     if segment.max_timestamp >= 0 {
         return segment.max_timestamp;
     }
-    let modified = segment.file.metadata().and_then(|m| m.modified());
+    // By path: a stat needs no open file.
+    let modified = std::fs::metadata(segment.log_path()).and_then(|m| m.modified());
     modified
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())

@@ -17,6 +17,7 @@ use crate::record::{
     MAGIC_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
 };
 
+use super::handles::{FileHandles, HandleId};
 use super::index::OffsetIndex;
 use super::io::{pwrite_all, write_atomic, write_replacing};
 use super::time_index::TimeIndex;
@@ -45,6 +46,11 @@ pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// A log's segments by base offset. Boxed: a B-tree node has room for 11
+/// entries, and most logs (idle partitions) have one segment, so inline
+/// segments would cost ~3 KiB per partition, boxed ones ~0.5 KiB.
+pub type Segments = std::collections::BTreeMap<i64, Box<Segment>>;
+
 /// A batch ready to be written: its bytes as received (or stamped) and its
 /// header with the assigned base offset.
 pub struct PendingBatch<'a> {
@@ -54,7 +60,13 @@ pub struct PendingBatch<'a> {
 
 pub struct Segment {
     pub base_offset: i64,
-    pub file: Arc<File>,
+    /// The shard's open-file cache, which alone keeps the `.log` open
+    /// (see [`Segment::file`]).
+    handles: FileHandles,
+    handle: HandleId,
+    /// The `.log` is still at [`cleaned_path`]: a compaction's output not
+    /// yet renamed over the segment it replaces.
+    at_cleaned_path: bool,
     dir: PathBuf,
     /// Bytes of whole batches in the file; the next append goes here.
     pub size: u64,
@@ -77,6 +89,11 @@ pub struct Segment {
     /// A failed append could not be cut back either: the file may hold
     /// bytes past `size`, and the next append cuts them first.
     tail_uncut: bool,
+    /// This process created or changed the file (append, cut, truncation):
+    /// close must fdatasync it. An untouched one is as durable as when it
+    /// was opened (a clean close or recovery synced it), and closing it
+    /// need not reopen a file the cache closed.
+    written: bool,
     /// What the index files on disk hold, when they are known durable
     /// (written with fsync, or loaded after a clean shutdown, which wrote
     /// them so): the digest of both encodings. Close skips rewriting
@@ -99,10 +116,11 @@ impl IndexDigest {
 
 impl Segment {
     /// Creates an empty segment, replacing any file of the same name.
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
+    pub fn create(dir: &Path, base_offset: i64, handles: &FileHandles) -> io::Result<Self> {
         // The `.log` last: a roll that fails leaves no empty segment behind,
         // which open would take for one overlapping the active segment.
-        let txn_index = TxnIndex::create(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
+        let txn_index = TxnIndex::create(txn_path, handles)?;
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
         let file = OpenOptions::new()
             .read(true)
@@ -110,22 +128,31 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Self::with_file(dir, base_offset, file, 0, txn_index))
+        let mut segment = Self::with_file(dir, base_offset, file, 0, txn_index, handles);
+        segment.written = true;
+        Ok(segment)
     }
 
     /// Opens an existing segment. `size` is the file length and nothing is
     /// tracked yet: the caller loads or rebuilds the indexes.
-    pub fn open(dir: &Path, base_offset: i64) -> io::Result<Self> {
-        let path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+    pub fn open(dir: &Path, base_offset: i64, handles: &FileHandles) -> io::Result<Self> {
+        let file = open_log(&segment_path(dir, base_offset, LOG_SUFFIX))?;
         let size = file.metadata()?.len();
-        let txn_index = TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
-        Ok(Self::with_file(dir, base_offset, file, size, txn_index))
+        let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
+        let txn_index = TxnIndex::open(txn_path, handles)?;
+        Ok(Self::with_file(
+            dir,
+            base_offset,
+            file,
+            size,
+            txn_index,
+            handles,
+        ))
     }
 
     /// Creates the empty replacement of segment `base_offset` at
     /// [`cleaned_path`]; its index files get the segment's usual names.
-    pub fn create_cleaned(dir: &Path, base_offset: i64) -> io::Result<Self> {
+    pub fn create_cleaned(dir: &Path, base_offset: i64, handles: &FileHandles) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -134,15 +161,30 @@ impl Segment {
             .open(cleaned_path(dir, base_offset))?;
         // Compaction keeps every marker, so the segment's aborted
         // transactions stay as they are, in the same file.
-        let txn_index = TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
-        Ok(Self::with_file(dir, base_offset, file, 0, txn_index))
+        let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
+        let txn_index = TxnIndex::open(txn_path, handles)?;
+        let mut segment = Self::with_file(dir, base_offset, file, 0, txn_index, handles);
+        segment.at_cleaned_path = true;
+        segment.written = true;
+        Ok(segment)
     }
 
-    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64, txn_index: TxnIndex) -> Self {
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        size: u64,
+        txn_index: TxnIndex,
+        handles: &FileHandles,
+    ) -> Self {
         assert!(base_offset >= 0, "segment base offsets are non-negative");
+        let handle = handles.register();
+        handles.insert(handle, file);
         Segment {
             base_offset,
-            file: Arc::new(file),
+            handles: handles.clone(),
+            handle,
+            at_cleaned_path: false,
             dir: dir.to_path_buf(),
             size,
             next_offset: base_offset,
@@ -154,12 +196,42 @@ impl Segment {
             bytes_since_index: 0,
             last_batch_base: base_offset,
             tail_uncut: false,
+            written: false,
             durable_indexes: std::cell::Cell::new(None),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.size == 0
+    }
+
+    /// Where the `.log` is now.
+    pub fn log_path(&self) -> PathBuf {
+        if self.at_cleaned_path {
+            cleaned_path(&self.dir, self.base_offset)
+        } else {
+            segment_path(&self.dir, self.base_offset, LOG_SUFFIX)
+        }
+    }
+
+    /// The open `.log`, reopened if the shard's cache closed it. Holding
+    /// the `Arc` keeps it open past an eviction (a send in flight), but
+    /// only the cache keeps it open across calls: callers let go of it.
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.handles.get(self.handle, || open_log(&self.log_path()))
+    }
+
+    /// Compaction renamed the `.log` from [`cleaned_path`] to its own name;
+    /// an open handle follows the inode, a reopen must use the new name.
+    pub fn renamed_from_cleaned(&mut self) {
+        assert!(self.at_cleaned_path, "only a compaction output is renamed");
+        self.at_cleaned_path = false;
+    }
+
+    /// Stands `file` in for the `.log` (a test's `/dev/full`).
+    #[cfg(test)]
+    pub fn replace_file_for_test(&self, file: File) {
+        self.handles.replace(self.handle, file);
     }
 
     /// `offset` relative to the base; the log rolls before this can overflow.
@@ -230,11 +302,13 @@ impl Segment {
             iovecs.push(&batch.bytes[MAGIC_OFFSET..]);
         }
         let start = self.size;
-        if let Err(err) = pwrite_all(&self.file, start, &iovecs) {
+        let file = self.file()?;
+        self.written = true;
+        if let Err(err) = pwrite_all(&file, start, &iovecs) {
             // Part of the batches may be in the file (the disk filled up
             // mid-write): cut it back. The error that matters is the
             // write's; an uncut tail is retried by the next append.
-            match self.file.set_len(start) {
+            match file.set_len(start) {
                 Ok(()) => self.assert_file_len()?,
                 Err(cut) => {
                     tracing::warn!(segment = self.base_offset, error = %cut, "cannot cut back a failed append; the next append retries");
@@ -260,9 +334,18 @@ impl Segment {
     /// segment with bytes past its batches would read as corrupt at open).
     pub fn cut_tail(&mut self) -> io::Result<()> {
         if self.tail_uncut {
-            self.file.set_len(self.size)?;
+            self.written = true;
+            self.file()?.set_len(self.size)?;
             self.tail_uncut = false;
             self.assert_file_len()?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync, unless this process never changed the file.
+    pub fn sync_if_written(&self) -> io::Result<()> {
+        if self.written {
+            self.file()?.sync_data()?;
         }
         Ok(())
     }
@@ -270,7 +353,11 @@ impl Segment {
     /// Asserts the file holds exactly the tracked batches, no more (the
     /// remains of a failed write) and no less.
     pub fn assert_file_len(&self) -> io::Result<()> {
-        let len = self.file.metadata()?.len();
+        // By path when the cache closed the file: a stat needs no open.
+        let len = match self.handles.peek(self.handle) {
+            Some(file) => file.metadata()?.len(),
+            None => fs::metadata(self.log_path())?.len(),
+        };
         assert_eq!(
             len,
             self.size,
@@ -294,7 +381,7 @@ impl Segment {
             return Err(self.corrupt(pos, "batch header past the end"));
         }
         let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file.read_exact_at(&mut buf, pos)?;
+        self.file()?.read_exact_at(&mut buf, pos)?;
         let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(pos, e))?;
         if pos + header.total_len() as u64 > self.size {
             return Err(self.corrupt(pos, "batch past the end"));
@@ -358,7 +445,7 @@ impl Segment {
             let header = self.read_header(pos)?;
             if header.max_timestamp >= ts {
                 let mut batch = vec![0u8; header.total_len()];
-                self.file.read_exact_at(&mut batch, pos)?;
+                self.file()?.read_exact_at(&mut batch, pos)?;
                 if let Some((delta, found)) = first_offset_at_or_after_timestamp(&batch, ts) {
                     return Ok(Some((header.base_offset + i64::from(delta), found)));
                 }
@@ -515,7 +602,8 @@ impl Segment {
         };
         let cut_base = self.read_header(pos)?.base_offset;
         let dropped = self.size - pos;
-        self.file.set_len(pos)?;
+        self.written = true;
+        self.file()?.set_len(pos)?;
         self.size = pos;
         self.index
             .truncate_at_position(u32::try_from(pos).expect("segment positions fit in u32"));
@@ -541,7 +629,8 @@ impl Segment {
 
     /// Cuts the file (and `size`) back to `pos`, a batch boundary.
     pub fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
-        self.file.set_len(pos)?;
+        self.written = true;
+        self.file()?.set_len(pos)?;
         assert!(self.size <= pos, "truncate only past the tracked batches");
         Ok(())
     }
@@ -568,7 +657,7 @@ impl Segment {
         }
         Ok(DeletedSegment {
             paths,
-            _segment: self,
+            _file: self.handles.take(self.handle),
         })
     }
 
@@ -587,8 +676,23 @@ impl Segment {
 /// A segment out of the log whose files still wait to be unlinked.
 pub struct DeletedSegment {
     paths: Vec<PathBuf>,
-    /// Dropped with the files, on the thread that unlinks them.
-    _segment: Segment,
+    /// The `.log`'s open handle, if the cache held one: closed with the
+    /// files, on the thread that unlinks them (the last close of a large
+    /// cached file is slow).
+    _file: Option<Arc<File>>,
+}
+
+impl Drop for Segment {
+    /// Its files leave the cache with it: a segment replaced at the same
+    /// path gets a new id, so nothing could use them again.
+    fn drop(&mut self) {
+        self.handles.take(self.handle);
+    }
+}
+
+/// Opens an existing `.log` for appends and reads.
+fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
 }
 
 impl DeletedSegment {

@@ -23,8 +23,11 @@ fn recovery_point(dir: &Path) -> i64 {
     text.trim().parse().unwrap()
 }
 
+/// With a cache of one open file: every test here also runs with each
+/// file closed and reopened as the log moves between them.
 fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
-    PartitionLog::open(dir.to_path_buf(), config, clean).unwrap()
+    let handles = FileHandles::new(1);
+    PartitionLog::open_in(dir.to_path_buf(), config, clean, &handles).unwrap()
 }
 
 fn partition_dir(tmp: &tempfile::TempDir) -> PathBuf {
@@ -144,11 +147,11 @@ fn failed_write_then_append(roll_next: bool) {
     fill(&mut log, 2);
     let (end, size) = (log.log_end_offset(), log.size_bytes());
     let index_len = log.active().index.len();
-    let real = std::sync::Arc::clone(&log.active().file);
+    let real = log.active().file().unwrap();
     // /dev/full: every write fails with ENOSPC, and the cut back fails too
     // (a device cannot be truncated).
     let full = OpenOptions::new().read(true).write(true).open("/dev/full");
-    log.active_mut().file = std::sync::Arc::new(full.unwrap());
+    log.active().replace_file_for_test(full.unwrap());
     let Err(err) = log.append(&build_simple_batch(0, 3, 2000), 2000) else {
         panic!("a write to a full disk succeeded");
     };
@@ -157,7 +160,9 @@ fn failed_write_then_append(roll_next: bool) {
     assert_eq!(log.active().index.len(), index_len);
     // What the part of the write that got through left in the real file.
     real.write_all_at(&[0xee; 4096], size).unwrap();
-    log.active_mut().file = real;
+    let path = log.active().log_path();
+    let reopened = OpenOptions::new().read(true).write(true).open(path);
+    log.active().replace_file_for_test(reopened.unwrap());
     let config = LogConfig {
         segment_bytes: if roll_next { size } else { u64::MAX },
         ..config()
@@ -268,7 +273,11 @@ fn rolls_by_size_and_reads_across_segments() {
     log.finish_roll_sync(job.recovery_point(), true);
     assert_eq!(recovery_point(&dir), 27);
     assert!(log.take_roll_sync().is_none(), "nothing left to sync");
-    assert_eq!(log.files_to_sync().len(), 1, "only the active segment");
+    assert_eq!(
+        log.files_to_sync().unwrap().len(),
+        1,
+        "only the active segment"
+    );
 }
 
 #[test]
@@ -280,7 +289,11 @@ fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
     };
     let mut log = open(&partition_dir(&tmp), config, true);
     fill(&mut log, 5);
-    assert_eq!(log.files_to_sync().len(), 3, "two rolled, one active");
+    assert_eq!(
+        log.files_to_sync().unwrap().len(),
+        3,
+        "two rolled, one active"
+    );
     let job = log.take_roll_sync().unwrap();
     log.finish_roll_sync(job.recovery_point(), false);
     let again = log.take_roll_sync().expect("the rolls still wait");
@@ -288,7 +301,7 @@ fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
     log.finish_roll_sync(again.recovery_point(), false);
     log.close().unwrap();
     assert_eq!(
-        log.files_to_sync().len(),
+        log.files_to_sync().unwrap().len(),
         1,
         "close synced the rolled segments"
     );
@@ -329,9 +342,9 @@ fn rolls_sync_inline_once_too_many_wait() {
     // Every batch after the first rolls; nobody runs the background syncs.
     fill(&mut log, 70);
     assert!(
-        log.files_to_sync().len() <= 65,
+        log.files_to_sync().unwrap().len() <= 65,
         "{}",
-        log.files_to_sync().len()
+        log.files_to_sync().unwrap().len()
     );
     assert!(
         recovery_point(&partition_dir(&tmp)) > 0,
@@ -443,7 +456,7 @@ fn flush_policy_by_messages() {
             .unwrap()
             .flush_needed
     );
-    log.active_file().sync_data().unwrap();
+    log.active_file().unwrap().sync_data().unwrap();
     log.mark_flushed(log.log_end_offset());
     assert!(
         !log.append(&build_simple_batch(0, 1, 5), 0)

@@ -10,11 +10,9 @@
 //! a follower's log is not read by consumers, so no fetch holds them
 //! (and a held `Arc<File>` stays readable anyway).
 
-use std::collections::BTreeMap;
-
 use super::producer_state::{list_snapshots, remove_snapshot, ProducerStates};
 use super::recovery::{load_producer_state, read_recovery_point, reset_recovery_point};
-use super::segment::Segment;
+use super::segment::{Segment, Segments};
 use super::{PartitionLog, StorageError};
 
 impl PartitionLog {
@@ -97,8 +95,8 @@ impl PartitionLog {
         for segment in self.segments.values().rev() {
             segment.delete_files()?;
         }
-        let segment = Segment::create(&self.dir, offset)?;
-        self.segments = BTreeMap::from([(offset, segment)]);
+        let segment = Segment::create(&self.dir, offset, &self.handles)?;
+        self.segments = Segments::from([(offset, Box::new(segment))]);
         self.log_start_offset = offset;
         self.unsynced_rolls.clear();
         self.producers = ProducerStates::new(self.config.producers_max);

@@ -16,6 +16,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::handles::{FileHandles, HandleId};
+
 pub const TXN_INDEX_SUFFIX: &str = "txnindex";
 /// version i16, producer id i64, first offset i64, last offset i64, last
 /// stable offset i64.
@@ -66,29 +68,40 @@ impl AbortedTxn {
 pub struct TxnIndex {
     path: PathBuf,
     entries: Vec<AbortedTxn>,
-    /// Opened on the first append or load; most segments never have one.
-    file: Option<Arc<File>>,
+    /// The shard's open-file cache: the file is open only while recently
+    /// written, like a segment's `.log`.
+    handles: FileHandles,
+    handle: HandleId,
+    /// This process wrote the file (most segments never have one), so a
+    /// flush must cover it.
+    written: bool,
     /// A write failed: the file lacks entries the index holds.
     file_behind: bool,
 }
 
 impl TxnIndex {
     /// An empty index at `path`, removing any stale file there.
-    pub fn create(path: PathBuf) -> io::Result<TxnIndex> {
+    pub fn create(path: PathBuf, handles: &FileHandles) -> io::Result<TxnIndex> {
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        Ok(TxnIndex {
+        Ok(TxnIndex::with_entries(path, Vec::new(), handles))
+    }
+
+    fn with_entries(path: PathBuf, entries: Vec<AbortedTxn>, handles: &FileHandles) -> TxnIndex {
+        TxnIndex {
             path,
-            entries: Vec::new(),
-            file: None,
+            entries,
+            handles: handles.clone(),
+            handle: handles.register(),
+            written: false,
             file_behind: false,
-        })
+        }
     }
 
     /// The index in `path`, if any; a torn last entry is dropped.
-    pub fn open(path: PathBuf) -> io::Result<TxnIndex> {
+    pub fn open(path: PathBuf, handles: &FileHandles) -> io::Result<TxnIndex> {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -98,12 +111,7 @@ impl TxnIndex {
             .chunks_exact(TXN_INDEX_ENTRY_BYTES)
             .map_while(AbortedTxn::decode)
             .collect();
-        let mut index = TxnIndex {
-            path,
-            entries,
-            file: None,
-            file_behind: false,
-        };
+        let mut index = TxnIndex::with_entries(path, entries, handles);
         if index.entries.len() * TXN_INDEX_ENTRY_BYTES != bytes.len() {
             index.rewrite()?;
         }
@@ -114,9 +122,13 @@ impl TxnIndex {
         &self.entries
     }
 
-    /// The open file, for an fdatasync that must cover it.
-    pub fn file(&self) -> Option<Arc<File>> {
-        self.file.clone()
+    /// The file, for an fdatasync that must cover it; `None` if this
+    /// process never wrote it.
+    pub fn file(&self) -> io::Result<Option<Arc<File>>> {
+        if !self.written {
+            return Ok(None);
+        }
+        self.cached_file().map(Some)
     }
 
     /// Adds `entry`, in memory always, then to the file; an error means
@@ -134,8 +146,7 @@ impl TxnIndex {
         }
         let at = ((self.entries.len() - 1) * TXN_INDEX_ENTRY_BYTES) as u64;
         let written = self
-            .file()
-            .map_or_else(|| self.open_file(), Ok)
+            .open_file()
             .and_then(|file| file.write_all_at(&entry.encode(), at));
         if written.is_err() {
             self.file_behind = true;
@@ -166,29 +177,40 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// The file through the cache, created if missing; from here on a
+    /// flush covers it.
     fn open_file(&mut self) -> io::Result<Arc<File>> {
-        let file = Arc::new(
+        self.written = true;
+        self.cached_file()
+    }
+
+    fn cached_file(&self) -> io::Result<Arc<File>> {
+        self.handles.get(self.handle, || {
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&self.path)?,
-        );
-        self.file = Some(file.clone());
-        Ok(file)
+                .open(&self.path)
+        })
     }
 
     /// Writes the file anew from the entries (after a trim or a failed
     /// write); on failure the file stays behind.
     fn rewrite(&mut self) -> io::Result<()> {
         self.file_behind = true;
-        let file = self.file().map_or_else(|| self.open_file(), Ok)?;
+        let file = self.open_file()?;
         file.set_len(0)?;
         let bytes: Vec<u8> = self.entries.iter().flat_map(|e| e.encode()).collect();
         file.write_all_at(&bytes, 0)?;
         self.file_behind = false;
         Ok(())
+    }
+}
+
+impl Drop for TxnIndex {
+    fn drop(&mut self) {
+        self.handles.take(self.handle);
     }
 }
 
@@ -200,20 +222,23 @@ mod tests {
     fn an_entry_whose_write_fails_is_kept_and_written_later() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000000.txnindex");
-        let mut index = TxnIndex::create(path.clone()).unwrap();
+        let handles = FileHandles::new(4);
+        let mut index = TxnIndex::create(path.clone(), &handles).unwrap();
         index.append(entry(1, 0, 5)).unwrap();
         // The disk fills: /dev/full answers every write with ENOSPC.
-        index.file = Some(Arc::new(
-            OpenOptions::new().write(true).open("/dev/full").unwrap(),
-        ));
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        handles.replace(index.handle, full);
         let err = index.append(entry(2, 3, 9)).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         assert_eq!(index.entries(), &[entry(1, 0, 5), entry(2, 3, 9)]);
         assert!(index.persist().is_err());
         // Space returns.
-        index.file = None;
+        handles.take(index.handle);
         index.persist().unwrap();
-        assert_eq!(TxnIndex::open(path).unwrap().entries(), index.entries());
+        assert_eq!(
+            TxnIndex::open(path, &handles).unwrap().entries(),
+            index.entries()
+        );
     }
 
     fn entry(pid: i64, first: i64, last: i64) -> AbortedTxn {
@@ -229,23 +254,24 @@ mod tests {
     fn entries_survive_reopen_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000000.txnindex");
-        let mut index = TxnIndex::create(path.clone()).unwrap();
+        let handles = FileHandles::new(1);
+        let mut index = TxnIndex::create(path.clone(), &handles).unwrap();
         index.append(entry(1, 0, 5)).unwrap();
         index.append(entry(2, 3, 9)).unwrap();
         assert_eq!(
-            TxnIndex::open(path.clone()).unwrap().entries(),
+            TxnIndex::open(path.clone(), &handles).unwrap().entries(),
             index.entries()
         );
         index.truncate_from(9).unwrap();
         assert_eq!(
-            TxnIndex::open(path.clone()).unwrap().entries(),
+            TxnIndex::open(path.clone(), &handles).unwrap().entries(),
             &[entry(1, 0, 5)]
         );
         // A torn tail is dropped at open.
         let mut bytes = fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0, 0, 1]);
         fs::write(&path, &bytes).unwrap();
-        let reopened = TxnIndex::open(path.clone()).unwrap();
+        let reopened = TxnIndex::open(path.clone(), &handles).unwrap();
         assert_eq!(reopened.entries(), &[entry(1, 0, 5)]);
         assert_eq!(
             fs::metadata(&path).unwrap().len(),
