@@ -637,12 +637,21 @@ pub fn write_snapshot(
     offset: i64,
     durable: bool,
 ) -> io::Result<()> {
-    let bytes = states.encode_snapshot(offset);
+    write_snapshot_bytes(dir, &states.encode_snapshot(offset), offset, durable)
+}
+
+/// [`write_snapshot`] of bytes already encoded (`encode_snapshot(offset)`).
+pub fn write_snapshot_bytes(
+    dir: &Path,
+    bytes: &[u8],
+    offset: i64,
+    durable: bool,
+) -> io::Result<()> {
     let path = snapshot_path(dir, offset);
     if durable {
-        write_atomic(&path, &bytes)?;
+        write_atomic(&path, bytes)?;
     } else {
-        write_replacing(&path, &bytes)?;
+        write_replacing(&path, bytes)?;
     }
     let offsets = list_snapshots(dir)?;
     let keep_from = offsets.len().saturating_sub(SNAPSHOTS_KEPT);

@@ -346,3 +346,37 @@ fn a_marker_of_an_older_epoch_is_refused() {
     log.append_marker(&marker(7, 4, false), 1).unwrap();
     assert_eq!(log.last_stable_offset(), 2);
 }
+
+/// Close writes the producer snapshot only when the file on disk does not
+/// already hold those bytes durably: an untouched partition reopened from
+/// a clean shutdown keeps its file (same inode); a new producer batch, or
+/// an open after a crash, gets a fresh one.
+#[test]
+fn close_rewrites_the_snapshot_only_when_it_changed_or_is_not_known_durable() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let inode = |offset| fs::metadata(snapshot_path(&dir, offset)).unwrap().ino();
+    let mut log = open_log(&dir, true);
+    log.append(&batch(7, 0, 0, 3), 1).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let written = inode(3);
+
+    let mut log = open_log(&dir, true);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(inode(3), written, "an unchanged snapshot is not rewritten");
+
+    let mut log = open_log(&dir, false);
+    log.close().unwrap();
+    drop(log);
+    assert_ne!(inode(3), written, "after a crash the file is not trusted");
+
+    let mut log = open_log(&dir, true);
+    log.append(&batch(7, 0, 3, 1), 2).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let log = open_log(&dir, true);
+    assert_eq!(log.producers().get(7).map(|p| p.last_seq()), Some(3));
+}

@@ -326,13 +326,14 @@ fn delete_segments(dir: &Path, bases: &[i64], handles: &FileHandles) -> Result<(
 /// below it, then every batch after it replayed from the log (all of the
 /// log when no snapshot fits), which also rebuilds the aborted-transaction
 /// index entries of the replayed range. Snapshots past the log end (a
-/// truncated tail) are removed.
+/// truncated tail) are removed. Also the digest of the snapshot file when
+/// it alone gave the state (it is at the log end: nothing replayed).
 pub fn load_producer_state(
     dir: &Path,
     segments: &mut Segments,
     log_start: i64,
     producers_max: usize,
-) -> Result<ProducerStates, StorageError> {
+) -> Result<(ProducerStates, Option<SnapshotDigest>), StorageError> {
     let log_end = segments
         .values()
         .next_back()
@@ -347,7 +348,7 @@ pub fn load_producer_state(
         let bytes = fs::read(snapshot_path(dir, offset))?;
         match ProducerStates::decode_snapshot(&bytes, producers_max) {
             Some(found) => {
-                loaded = Some(found);
+                loaded = Some((found, SnapshotDigest::of(offset, &bytes)));
                 break;
             }
             None => {
@@ -355,6 +356,10 @@ pub fn load_producer_state(
             }
         }
     }
+    let (loaded, digest) = match loaded {
+        Some((loaded, digest)) => (Some(loaded), Some(digest)),
+        None => (None, None),
+    };
     let (from, mut states) =
         loaded.unwrap_or_else(|| (log_start, ProducerStates::new(producers_max)));
     let from = from.max(log_start);
@@ -362,7 +367,27 @@ pub fn load_producer_state(
     if replayed > 0 {
         tracing::info!(dir = %dir.display(), from, replayed, producers = states.len(), "rebuilt producer state from the log");
     }
-    Ok(states)
+    let at_log_end = digest.filter(|d| d.offset == log_end && replayed == 0);
+    Ok((states, at_log_end))
+}
+
+/// Which producer snapshot file holds which bytes: its offset, length and
+/// CRC-32C, so close can tell that the file on disk already says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotDigest {
+    pub offset: i64,
+    len: usize,
+    crc: u32,
+}
+
+impl SnapshotDigest {
+    pub fn of(offset: i64, bytes: &[u8]) -> SnapshotDigest {
+        SnapshotDigest {
+            offset,
+            len: bytes.len(),
+            crc: crc32c::crc32c(bytes),
+        }
+    }
 }
 
 /// Applies every batch from `from` on to `states`, indexing the aborted

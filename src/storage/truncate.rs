@@ -54,7 +54,10 @@ impl PartitionLog {
         }
         let new_end = self.log_end_offset();
         self.unsynced_rolls.retain(|r| r.next_base <= new_end);
-        self.producers = load_producer_state(
+        // A truncation may rewrite or remove snapshot files: close writes
+        // its own again.
+        self.durable_snapshot = None;
+        (self.producers, _) = load_producer_state(
             &self.dir,
             &mut self.segments,
             self.log_start_offset,
@@ -89,6 +92,7 @@ impl PartitionLog {
         let (old_start, old_end) = (self.log_start_offset, self.log_end_offset());
         // Snapshots first: a crash part way must not leave producer state
         // for offsets the log no longer holds.
+        self.durable_snapshot = None;
         for snapshot in list_snapshots(&self.dir)? {
             remove_snapshot(&self.dir, snapshot)?;
         }
