@@ -15,6 +15,7 @@
 //! - [`shard`]: what one core owns (partition logs, metadata copy) and the messages between cores.
 //! - [`net`]: the listener, connections and request framing.
 //! - [`handlers`]: one module per Kafka API.
+//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
 //! - [`broker`]: starts the shards and wires everything together.
@@ -36,6 +37,7 @@ pub mod net;
 pub mod record;
 pub mod replication;
 pub mod runtime;
+pub mod security;
 pub mod shard;
 pub mod stats;
 pub mod storage;

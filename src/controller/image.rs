@@ -38,6 +38,14 @@ pub struct BrokerRegistration {
     pub fenced: bool,
 }
 
+impl BrokerRegistration {
+    /// The endpoint of the listener named `listener` (a client is told the
+    /// brokers' endpoints of the listener it came in on; issue 15).
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+}
+
 /// A listener clients reach the broker on (`host:port` as advertised).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {

@@ -6,12 +6,16 @@
 //! clients require.
 
 pub mod client;
+mod conn;
 pub mod frame;
 pub mod listen;
 pub mod metrics;
+pub mod sasl;
 mod send;
+pub mod tls;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::future::{select, Either};
 
@@ -20,10 +24,29 @@ use crate::runtime::writable::ShardWritable;
 use crate::runtime::{TcpListener, TcpStream};
 use crate::shard::Shard;
 
+/// Accepts on every listener of this shard until the shard stops; the
+/// per-shard connection limit counts all of them.
+pub async fn accept_all(
+    shard: Rc<Shard>,
+    listeners: Vec<(TcpListener, Arc<sasl::ListenerInfo>)>,
+    writable: Rc<ShardWritable>,
+) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    let loops = listeners
+        .into_iter()
+        .map(|(l, info)| accept_loop(shard.clone(), l, info, writable.clone(), open.clone()));
+    futures::future::join_all(loops).await;
+}
+
 /// Accepts until the shard stops. Connections over the per-shard limit are
 /// closed at once.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<ShardWritable>) {
-    let open = Rc::new(std::cell::Cell::new(0usize));
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    info: Arc<sasl::ListenerInfo>,
+    writable: Rc<ShardWritable>,
+    open: Rc<std::cell::Cell<usize>>,
+) {
     loop {
         let accepted = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
@@ -50,9 +73,10 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, writable: Rc<S
         }
         open.set(open.get() + 1);
         let (shard, open, writable) = (shard.clone(), open.clone(), writable.clone());
+        let info = info.clone();
         let quota = std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
         crate::runtime::spawn_serving(quota, async move {
-            serve(&shard, stream, writable).await;
+            serve(&shard, stream, info, writable).await;
             open.set(open.get() - 1);
         })
         .detach();
@@ -75,10 +99,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
+async fn serve(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    info: Arc<sasl::ListenerInfo>,
+    writable: Rc<ShardWritable>,
+) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
-    let client = handlers::Client::new(peer_addr);
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY");
     }
@@ -86,6 +114,10 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
     if let Err(e) = stream.set_write_timeout(Some(write_timeout)) {
         tracing::debug!(%peer, error = %e, "write timeout");
     }
+    let Some(mut stream) = handshake(shard, stream, &info, &peer).await else {
+        return;
+    };
+    let client = handlers::Client::on_listener(peer_addr, info);
     let mut writer = match send::ResponseWriter::new(
         &stream,
         shard.config.fetch.zero_copy,
@@ -137,6 +169,9 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
                 crate::stats::RESPONSE_WRITE.observe(writing.elapsed());
                 request_time.observe(started.elapsed());
                 tracing::trace!(%peer, "response written");
+                if client.close_after_response.get() {
+                    return;
+                }
             }
             Ok(None) => request_time.observe(started.elapsed()),
             Err(e) => {
@@ -150,6 +185,39 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, writable: Rc<ShardWrita
         let yielded = std::time::Instant::now();
         crate::runtime::yield_now().await;
         crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The connection as its listener speaks: TLS after a bounded handshake,
+/// or the socket as it is. `None`: the handshake failed (logged).
+async fn handshake(
+    shard: &Shard,
+    stream: TcpStream,
+    info: &sasl::ListenerInfo,
+    peer: &str,
+) -> Option<conn::Conn> {
+    let Some(tls) = &info.tls else {
+        return Some(conn::Conn::Plain(stream));
+    };
+    let stop = std::pin::pin!(shard.stopping.changed_since(0));
+    let accept = std::pin::pin!(tls.accept(stream));
+    match crate::runtime::timeout(TLS_HANDSHAKE_TIMEOUT, select(accept, stop)).await {
+        Some(Either::Left((Ok(c), _))) => {
+            tracing::debug!(%peer, listener = %info.name, client_cert = c.has_peer_certificate(), "TLS established");
+            Some(conn::Conn::Tls(c))
+        }
+        Some(Either::Left((Err(e), _))) => {
+            tracing::warn!(%peer, listener = %info.name, error = %e, "TLS handshake failed");
+            None
+        }
+        Some(Either::Right(_)) => None,
+        None => {
+            tracing::warn!(%peer, listener = %info.name, "TLS handshake timed out");
+            None
+        }
     }
 }
 

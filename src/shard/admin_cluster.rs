@@ -51,6 +51,14 @@ impl Shard {
                 return refused;
             }
         }
+        if matches!(op, AdminOp::AlterScramCredentials { .. }) {
+            // No metadata record carries credentials yet (issue 15): refuse
+            // rather than keep them on one broker only.
+            return refuse(
+                ResponseError::UnsupportedVersion.code(),
+                "SCRAM credentials are not stored in a cluster's metadata yet",
+            );
+        }
         let next = match plan(&self.config, current, op) {
             Ok(Some(next)) => next,
             Ok(None) => return ok_outcome(),

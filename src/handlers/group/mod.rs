@@ -76,7 +76,16 @@ pub async fn handle(
         };
     }
     match key {
-        ApiKey::FindCoordinator => serve!(find_coordinator),
+        ApiKey::FindCoordinator => out.encoded(
+            find_coordinator::handle(
+                shard,
+                header,
+                &client.session.listener,
+                version,
+                decode(buf, key, version)?,
+            )
+            .await,
+        ),
         ApiKey::JoinGroup => out.encoded(
             join_group::handle(shard, header, client, version, decode(buf, key, version)?).await,
         ),
