@@ -137,6 +137,7 @@ async fn serve(
         // read is served to the end.
         let frame = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            let max = client.session.frame_max(max);
             let read = std::pin::pin!(frame::read_frame(&mut stream, max));
             match crate::runtime::timeout(idle_max, select(read, stop)).await {
                 Some(Either::Left((r, _))) => r,

@@ -18,6 +18,9 @@ use kafka_protocol::messages::ApiKey;
 use crate::security::listeners::{SecurityProtocol, ANONYMOUS, DEFAULT_LISTENER, SASL_MECHANISMS};
 use crate::security::scram::{self, Credentials, Mechanism, ScramError, ScramServer, Step};
 
+/// Kafka's `sasl.server.max.receive.size` default.
+pub const SASL_RECEIVE_BYTES_MAX: u32 = 512 * 1024;
+
 /// What every connection of one listener shares.
 #[derive(Debug)]
 pub struct ListenerInfo {
@@ -53,14 +56,10 @@ enum Exchange {
     Idle,
     /// SaslHandshake chose a mechanism. `raw`: v0, so the tokens come as
     /// bare size-prefixed frames, not SaslAuthenticate requests.
-    Chosen {
-        mechanism: String,
-        raw: bool,
-    },
-    Scram {
-        server: ScramServer,
-        raw: bool,
-    },
+    Chosen { mechanism: String, raw: bool },
+    /// Boxed: the exchange state is large, and only a connection in the
+    /// middle of a SCRAM exchange holds one.
+    Scram { server: Box<ScramServer>, raw: bool },
 }
 
 /// One connection's security state; lives in `handlers::Client`.
@@ -123,6 +122,18 @@ impl Session {
     /// The principal requests on this connection act as (for ACLs later).
     pub fn principal(&self) -> String {
         self.principal.borrow().clone()
+    }
+
+    /// The largest frame this connection may send now: before a SASL
+    /// listener's authentication, Kafka's `sasl.server.max.receive.size`
+    /// (512 KiB), so an unauthenticated peer cannot make the broker hold
+    /// `socket_request_max_bytes`.
+    pub fn frame_max(&self, configured: u32) -> u32 {
+        if self.listener.protocol.sasl() && !self.authenticated.get() {
+            configured.min(SASL_RECEIVE_BYTES_MAX)
+        } else {
+            configured
+        }
     }
 
     /// Whether the next frame is a v0 handshake's bare SASL token.
@@ -201,7 +212,7 @@ impl Session {
             }
             Exchange::Chosen { mechanism, raw } => {
                 let m = Mechanism::from_name(&mechanism).expect("handshake offers known ones");
-                let server = ScramServer::new(m, ScramServer::random_nonce());
+                let server = Box::new(ScramServer::new(m, ScramServer::random_nonce()));
                 self.scram_step(server, m, raw, token, credentials)
             }
             Exchange::Scram { server, raw } => {
@@ -245,7 +256,7 @@ impl Session {
 
     fn scram_step(
         &self,
-        mut server: ScramServer,
+        mut server: Box<ScramServer>,
         mechanism: Mechanism,
         raw: bool,
         token: &[u8],
