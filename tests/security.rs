@@ -539,3 +539,46 @@ fn sighup_reloads_certificates() {
     let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
     assert!(log.contains("TLS certificates reloaded"), "{log}");
 }
+
+/// In a cluster, credentials go through the metadata quorum: set on one
+/// broker, they authenticate on the other, and each broker's Metadata over
+/// the SASL listener gives every broker's SASL endpoint.
+#[test]
+fn cluster_credentials_and_listener_endpoints() {
+    // One voter and one broker-only node: the credentials cross the quorum.
+    let cluster = common::cluster::Cluster::start_mixed(
+        1,
+        1,
+        common::cluster::LearnerListen::Fixed,
+        &[
+            "--listener",
+            "PLAINTEXT=PLAINTEXT://127.0.0.1:0",
+            "--listener",
+            "SASL=SASL_PLAINTEXT://127.0.0.1:0",
+        ],
+    );
+    add_user(cluster.node(1), "alice", "alice-secret");
+    let sasl2 = cluster.node(2).listener("SASL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut raw = loop {
+        // PLAIN checks the same stored SCRAM credential.
+        let (mut plain, _) = sasl_raw(&sasl2, "PLAIN", 1);
+        if authenticate(&mut plain, 2, b"\0alice\0alice-secret").error_code == 0 {
+            break plain;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "credentials never reached broker 2"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let md = raw.call(9, &MetadataRequest::default());
+    let mut ports: Vec<i32> = md.brokers.iter().map(|b| b.port).collect();
+    ports.sort();
+    let mut want: Vec<i32> = [1, 2]
+        .iter()
+        .map(|id| port_of(&cluster.node(*id).listener("SASL")))
+        .collect();
+    want.sort();
+    assert_eq!(ports, want);
+}

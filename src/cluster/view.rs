@@ -58,8 +58,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
         version: index,
         topics,
         broker_configs: broker_configs_of(&image),
-        // Not in the cluster image yet (issue 15): SCRAM needs a one-node broker.
-        scram_credentials: Default::default(),
+        scram_credentials: image.scram_credentials.clone(),
         by_id: Default::default(),
         cluster: Some(Arc::new(ClusterView {
             index,

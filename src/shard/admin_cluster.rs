@@ -51,14 +51,6 @@ impl Shard {
                 return refused;
             }
         }
-        if matches!(op, AdminOp::AlterScramCredentials { .. }) {
-            // No metadata record carries credentials yet (issue 15): refuse
-            // rather than keep them on one broker only.
-            return refuse(
-                ResponseError::UnsupportedVersion.code(),
-                "SCRAM credentials are not stored in a cluster's metadata yet",
-            );
-        }
         let next = match plan(&self.config, current, op) {
             Ok(Some(next)) => next,
             Ok(None) => return ok_outcome(),
@@ -122,6 +114,10 @@ impl Shard {
         records.extend(broker_config_records(
             &current.broker_configs,
             &next.broker_configs,
+        ));
+        records.extend(scram_credential_records(
+            &current.scram_credentials,
+            &next.scram_credentials,
         ));
         Ok(records)
     }
@@ -229,6 +225,33 @@ fn config_diff(
 }
 
 /// Records for changed dynamic broker configs: one per resource changed.
+/// The records that turn one set of SCRAM credentials into another.
+fn scram_credential_records(
+    old: &crate::security::scram::Credentials,
+    new: &crate::security::scram::Credentials,
+) -> Vec<MetadataRecord> {
+    let empty = Default::default();
+    let users: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut records = Vec::new();
+    for user in users {
+        let (was, is) = (
+            old.get(user).unwrap_or(&empty),
+            new.get(user).unwrap_or(&empty),
+        );
+        for mechanism in crate::security::scram::Mechanism::ALL {
+            let (before, after) = (was.get(&mechanism), is.get(&mechanism));
+            if before != after {
+                records.push(MetadataRecord::ScramCredential {
+                    user: user.clone(),
+                    mechanism,
+                    credential: after.cloned(),
+                });
+            }
+        }
+    }
+    records
+}
+
 fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<MetadataRecord> {
     let empty = Default::default();
     let mut resources = vec![(
