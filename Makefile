@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps js-deps net-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -25,7 +25,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: fmt-check lint py-deps js-deps net-deps
+test: ssl-deps fmt-check lint py-deps js-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -45,6 +45,12 @@ $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION):
 	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) kafkajs@$(KAFKAJS_VERSION)
 	touch $@
 
+# The tests' librdkafka is built with TLS and SASL SCRAM (rdkafka's `ssl`
+# feature), which needs OpenSSL's headers found through pkg-config. Only the
+# test client uses OpenSSL; the broker's TLS is rustls.
+ssl-deps:
+	@pkg-config --exists openssl 2>/dev/null || (apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config)
+
 # The chaos tests put nodes in network namespaces: iproute2's `ip`.
 net-deps:
 	@command -v ip >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iproute2)
@@ -60,7 +66,7 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-lint:
+lint: ssl-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The standard 1 KB workloads against a spawned broker, and the machine's

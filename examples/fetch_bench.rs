@@ -21,6 +21,11 @@
 //! sends the partition's segment files with blocking sendfile(2) from a
 //! thread, which is the kernel's own ceiling for zero copy on this machine.
 //!
+//! The zero-copy broker also has a TLS listener (issue 15; certificates made
+//! with rcgen in a temp dir): the same log is fetched over rustls, which
+//! encrypts in user space and so takes the copying path; its CPU per GiB is
+//! reported against plaintext.
+//!
 //! Every consumer reads in 1 MiB chunks and keeps no record bytes (the fetch
 //! loop follows batch headers as they stream past), so the receivers do the
 //! same work per byte. Memory stays bounded: one batch and one produce
@@ -118,10 +123,18 @@ fn default_sluice() -> PathBuf {
 struct Broker {
     child: Child,
     addr: String,
+    /// The TLS listener's address, when started with one.
+    tls_addr: Option<String>,
 }
 
 impl Broker {
-    fn start(args: &Args, data_dir: &std::path::Path, zero_copy: bool) -> Broker {
+    /// `tls`: a config file naming a PLAINTEXT and a `TLS` (SSL) listener.
+    fn start(
+        args: &Args,
+        data_dir: &std::path::Path,
+        zero_copy: bool,
+        tls: Option<&std::path::Path>,
+    ) -> Broker {
         assert!(
             args.sluice.is_file(),
             "no broker binary at {}: run `cargo build --release` first (or pass --sluice PATH)",
@@ -129,6 +142,11 @@ impl Broker {
         );
         let mut child = Command::new(&args.sluice)
             .args(["serve", "--listen", "127.0.0.1:0", "--shards", "1"])
+            .args(
+                tls.map(|c| ["--config".as_ref(), c.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--data-dir")
             .arg(data_dir)
             .args([
@@ -143,9 +161,13 @@ impl Broker {
             .unwrap_or_else(|e| panic!("start {}: {e}", args.sluice.display()));
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut tls_addr = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(a) = line.trim().strip_prefix("sluice listener TLS on ") {
+                        tls_addr = Some(a.trim().to_string());
+                    }
                     if let Some(a) = line.trim().strip_prefix("sluice listening on ") {
                         break a.trim().to_string();
                     }
@@ -158,7 +180,11 @@ impl Broker {
         };
         // Keep draining stdout so the broker never blocks on it.
         std::thread::spawn(move || for _ in lines {});
-        Broker { child, addr }
+        Broker {
+            child,
+            addr,
+            tls_addr,
+        }
     }
 
     /// utime + stime of the broker process, in seconds.
@@ -353,14 +379,14 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 }
 
 /// Reads exactly `n` bytes into `buf` (cleared first).
-fn read_exact_into(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) {
+fn read_exact_into(s: &mut impl Read, buf: &mut Vec<u8>, n: usize) {
     buf.resize(n, 0);
     s.read_exact(buf).expect("read response");
 }
 
 /// Reads the head of a Fetch v4 response for one partition, up to and
 /// including the records length: returns (high watermark, records bytes).
-fn read_fetch_v4_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> (i64, usize) {
+fn read_fetch_v4_head(s: &mut impl Read, buf: &mut Vec<u8>) -> (i64, usize) {
     // size, correlation id, throttle_time_ms, topic count, name length
     read_exact_into(s, buf, 4 + 4 + 4 + 4 + 2);
     assert_eq!(be_i32(buf, 12), 1, "one topic");
@@ -385,7 +411,7 @@ fn read_fetch_v4_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> (i64, usize) {
 /// Streams `len` record bytes through `buf` (as the loopback receiver does:
 /// bounded reads, bytes not kept), following the batch headers as they pass;
 /// returns the offset after the last whole batch.
-fn stream_batches(s: &mut TcpStream, buf: &mut [u8], len: usize) -> Option<i64> {
+fn stream_batches(s: &mut impl Read, buf: &mut [u8], len: usize) -> Option<i64> {
     // Where the next batch starts, relative to the records' start, and the
     // first 27 bytes of it (base offset .. last offset delta), gathered
     // across reads.
@@ -423,7 +449,11 @@ fn stream_batches(s: &mut TcpStream, buf: &mut [u8], len: usize) -> Option<i64> 
 
 /// Fetches the whole partition; returns (record bytes, seconds).
 fn consume(addr: &str, max_bytes: i32) -> (u64, f64) {
-    let mut s = connect(addr);
+    consume_on(connect(addr), max_bytes)
+}
+
+/// The fetch loop over any stream (plain TCP or TLS).
+fn consume_on(mut s: impl Read + Write, max_bytes: i32) -> (u64, f64) {
     let mut head = Vec::new();
     let mut buf = vec![0u8; STREAM_CHUNK_BYTES];
     let start = Instant::now();
@@ -627,6 +657,55 @@ impl Row {
     }
 }
 
+/// A CA and a server certificate for 127.0.0.1 (rcgen), and a broker config
+/// with a PLAINTEXT and a `TLS` listener; returns the config's path.
+fn tls_files(dir: &std::path::Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    let config = dir.join("broker.toml");
+    std::fs::write(
+        &config,
+        "[listeners.PLAINTEXT]\nprotocol = \"PLAINTEXT\"\nlisten = \"127.0.0.1:0\"\n\
+         [listeners.TLS]\nprotocol = \"SSL\"\nlisten = \"127.0.0.1:0\"\n\
+         ssl_cert = \"server.pem\"\nssl_key = \"server.key\"\n",
+    )
+    .unwrap();
+    config
+}
+
+/// A blocking rustls client (the default provider's AES-GCM, as the broker).
+fn tls_connect(
+    addr: &str,
+    dir: &std::path::Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name.to_owned()).unwrap();
+    rustls::StreamOwned::new(conn, connect(addr))
+}
+
 fn main() {
     let args = parse_args();
     let tmp;
@@ -651,10 +730,13 @@ fn main() {
         data_dir.display()
     );
 
+    let pki = tempfile::tempdir().expect("temp dir");
+    let tls_config = tls_files(pki.path());
     let mut rows = Vec::new();
+    let mut tls_row = None;
     let mut log_bytes = 0u64;
     for zero_copy in [true, false] {
-        let broker = Broker::start(&args, &data_dir, zero_copy);
+        let broker = Broker::start(&args, &data_dir, zero_copy, Some(&tls_config));
         if zero_copy {
             create_topic(&broker.addr);
             let start = Instant::now();
@@ -697,6 +779,18 @@ fn main() {
             cpu: Some(cpu),
         });
         if zero_copy {
+            // The same log over TLS: rustls on both ends, the copying path.
+            let addr = broker.tls_addr.clone().expect("the TLS listener");
+            let cpu_before = broker.cpu_seconds();
+            let (bytes, secs) = consume_on(tls_connect(&addr, pki.path()), args.fetch_max_bytes);
+            let cpu = broker.cpu_seconds() - cpu_before;
+            assert_eq!(bytes, log_bytes, "every produced byte fetched over TLS");
+            tls_row = Some(Row {
+                name: "fetch over TLS (copy)",
+                bytes,
+                secs,
+                cpu: Some(cpu),
+            });
             let cpu_before = broker.cpu_seconds();
             let (bytes, sent, secs) =
                 consume_down_converted(&broker.addr, args.fetch_max_bytes, log_bytes);
@@ -715,6 +809,7 @@ fn main() {
         }
         broker.stop();
     }
+    rows.extend(tls_row);
 
     println!();
     println!(
@@ -752,6 +847,14 @@ fn main() {
         "copy MB/s / loopback MB/s        = {:.2}",
         copy.mb_s() / loop_row.mb_s()
     );
+    if let Some(tls) = rows.get(5) {
+        println!(
+            "TLS (copy) vs plaintext: CPU/GiB {:.2}x zero-copy, {:.2}x copy; MB/s {:.2}x zero-copy",
+            tls.cpu_per_gib().unwrap() / zc.cpu_per_gib().unwrap(),
+            tls.cpu_per_gib().unwrap() / copy.cpu_per_gib().unwrap(),
+            tls.mb_s() / zc.mb_s()
+        );
+    }
     // The kernel's own ceiling for zero copy here: a plain thread sending
     // the same segment files with sendfile, no broker involved.
     let plain = &rows[1];

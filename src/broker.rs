@@ -47,6 +47,10 @@ pub enum BrokerError {
     },
     #[error("advertise address {0} must be HOST:PORT")]
     Advertise(String),
+    #[error(transparent)]
+    Listeners(#[from] crate::security::listeners::ListenerError),
+    #[error(transparent)]
+    Tls(#[from] crate::net::tls::TlsError),
     #[error("shards: {0}")]
     Shards(std::io::Error),
     #[error("a shard failed to start")]
@@ -102,10 +106,13 @@ fn fit_open_files(wanted: usize) -> usize {
 }
 
 /// Where a started broker can be reached.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Ready {
+    /// The inter-broker listener's address (the only one without `listeners`).
     pub addr: SocketAddr,
     pub metrics: Option<SocketAddr>,
+    /// Every listener by name, with its bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
 }
 
 /// Runs the broker until `stop` is set, then shuts down cleanly.
@@ -135,12 +142,29 @@ pub fn run(
         let addr = addr.to_string();
         move |source| BrokerError::Listen { addr, source }
     };
-    let (reserved, addr) =
-        crate::net::listen::reserve(&config.listen).map_err(listen_err(&config.listen))?;
-    let advertised = advertised(&config, addr)?;
+    let mut reserved = Vec::new();
+    let mut listeners = Vec::new();
+    for (name, l) in listener_configs(&config)? {
+        let (socket, addr) =
+            crate::net::listen::reserve(&l.listen).map_err(listen_err(&l.listen))?;
+        let info = listener_info(&name, &l, addr)?;
+        reserved.push(socket);
+        listeners.push((addr, Arc::new(info)));
+    }
+    // The first is the inter-broker listener (see `listener_configs`).
+    let addr = listeners[0].0;
+    let advertised = listeners[0].1.advertised.clone();
+    let endpoints = listeners
+        .iter()
+        .map(|(_, info)| crate::controller::image::Endpoint {
+            name: info.name.clone(),
+            host: info.advertised.0.clone(),
+            port: u16::try_from(info.advertised.1).unwrap_or(0),
+        })
+        .collect();
     // In a cluster the metadata log is the truth: register, wait to be
     // unfenced, and start from its image; alone, from topics.toml.
-    let cluster = start_cluster(&config, &advertised)?;
+    let cluster = start_cluster(&config, &advertised, endpoints)?;
     let topics = match &cluster {
         Some(node) => {
             let (index, image) = node.controller.image();
@@ -175,12 +199,13 @@ pub fn run(
         let stop = shard_stop.clone();
         let unclean_close = unclean_close.clone();
         let cluster = cluster.clone();
+        let listeners = listeners.clone();
         move |seats: Seats| {
             let ctx = ShardStart {
                 config: config.clone(),
                 topics: topics.clone(),
                 advertised: advertised.clone(),
-                addr,
+                listeners: listeners.clone(),
                 clean_start,
                 stop: stop.clone(),
                 drained: drained.clone(),
@@ -208,12 +233,30 @@ pub fn run(
     }
     drop(reserved);
     tracing::info!(%addr, shards = shard_count, data_dir = %data_dir.display(), "serving");
+    let tls: Vec<_> = listeners
+        .iter()
+        .filter_map(|(_, i)| i.tls.clone())
+        .collect();
     on_ready(Ready {
         addr,
         metrics: metrics.map(|(addr, _)| addr),
+        listeners: listeners
+            .iter()
+            .map(|(addr, info)| (info.name.clone(), *addr))
+            .collect(),
     });
+    // SIGHUP reloads the TLS certificates (only when there are some: a
+    // broker without TLS keeps SIGHUP's default meaning).
+    let reload = Arc::new(AtomicBool::new(false));
+    if !tls.is_empty() {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            .map_err(BrokerError::Shards)?;
+    }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(STOP_POLL);
+        if reload.swap(false, Ordering::SeqCst) {
+            tls.iter().for_each(|t| t.reload());
+        }
     }
     if let Some(node) = &cluster {
         // Leaderships move away while this broker still serves.
@@ -237,7 +280,9 @@ struct ShardStart {
     config: Arc<BrokerConfig>,
     topics: Arc<Topics>,
     advertised: (String, i32),
-    addr: SocketAddr,
+    /// Every listener: the address every shard binds, and what its
+    /// connections share.
+    listeners: Vec<(SocketAddr, Arc<crate::net::sasl::ListenerInfo>)>,
     clean_start: bool,
     stop: Arc<AtomicBool>,
     /// Shards done with their own requests; logs close only when all are,
@@ -262,14 +307,17 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
     })
     .await;
     let shard = services.shard.clone();
-    let listener = match crate::net::listen::bind_shard(ctx.addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(shard = id, addr = %ctx.addr, error = %e, "cannot listen");
-            let _ = ctx.ready.send(false);
-            return;
+    let mut listeners = Vec::with_capacity(ctx.listeners.len());
+    for (addr, info) in &ctx.listeners {
+        match crate::net::listen::bind_shard(*addr) {
+            Ok(l) => listeners.push((l, info.clone())),
+            Err(e) => {
+                tracing::error!(shard = id, %addr, error = %e, "cannot listen");
+                let _ = ctx.ready.send(false);
+                return;
+            }
         }
-    };
+    }
     if let Some(fd) = ctx.metrics_fd.filter(|_| id == 0) {
         // SAFETY: main bound it with `bind_metrics` and hands it to shard 0 alone.
         let listener = unsafe { crate::net::listen::adopt_metrics(fd) };
@@ -289,7 +337,7 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
     runtime::spawn_local(high_watermark_loop(shard.clone())).detach();
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
-    crate::net::accept_loop(services.clone(), listener, writable).await;
+    crate::net::accept_all(services.clone(), listeners, writable).await;
     drain(&shard, &ctx.drained).await;
     if !shard.close_all() {
         ctx.unclean_close.store(true, Ordering::SeqCst);
@@ -304,13 +352,20 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
 fn start_cluster(
     config: &BrokerConfig,
     advertised: &(String, i32),
+    endpoints: Vec<crate::controller::image::Endpoint>,
 ) -> Result<Option<Arc<crate::cluster::node::ClusterNode>>, BrokerError> {
     let Some(list) = &config.controller_quorum_voters else {
         return Ok(None);
     };
     let voters = crate::cluster::voters::parse(list)?;
     let cluster_id = config.cluster_id.clone().unwrap_or_default();
-    let node = crate::cluster::node::ClusterNode::start(config, &cluster_id, &voters, advertised)?;
+    let node = crate::cluster::node::ClusterNode::start(
+        config,
+        &cluster_id,
+        &voters,
+        advertised,
+        endpoints,
+    )?;
     Ok(Some(Arc::new(node)))
 }
 
@@ -460,8 +515,83 @@ async fn high_watermark_loop(shard: Rc<Shard>) {
     }
 }
 
-fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {
-    match &config.advertise {
+/// The listeners to bind, the inter-broker one first: the configured ones,
+/// or today's single PLAINTEXT listener at `listen`/`advertise`.
+fn listener_configs(
+    config: &BrokerConfig,
+) -> Result<Vec<(String, crate::security::listeners::ListenerConfig)>, BrokerError> {
+    use crate::security::listeners::{self, ClientAuth, ListenerConfig, SecurityProtocol};
+    listeners::validate(
+        &config.listeners,
+        config.inter_broker_listener_name.as_deref(),
+    )?;
+    if config.listeners.is_empty() {
+        let plaintext = ListenerConfig {
+            protocol: SecurityProtocol::Plaintext,
+            listen: config.listen.clone(),
+            advertise: config.advertise.clone(),
+            principal: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_ca: None,
+            ssl_client_auth: ClientAuth::None,
+            sasl_mechanisms: None,
+        };
+        return Ok(vec![(listeners::DEFAULT_LISTENER.to_string(), plaintext)]);
+    }
+    let first = config
+        .inter_broker_listener_name
+        .clone()
+        .filter(|n| config.listeners.contains_key(n))
+        .or_else(|| {
+            config
+                .listeners
+                .contains_key(listeners::DEFAULT_LISTENER)
+                .then(|| listeners::DEFAULT_LISTENER.to_string())
+        })
+        .or_else(|| config.listeners.keys().next().cloned())
+        .expect("listeners is not empty");
+    let mut out = vec![(first.clone(), config.listeners[&first].clone())];
+    out.extend(
+        config
+            .listeners
+            .iter()
+            .filter(|(n, _)| **n != first)
+            .map(|(n, l)| (n.clone(), l.clone())),
+    );
+    Ok(out)
+}
+
+/// What every connection of a listener shares; TLS files are read here.
+fn listener_info(
+    name: &str,
+    l: &crate::security::listeners::ListenerConfig,
+    bound: SocketAddr,
+) -> Result<crate::net::sasl::ListenerInfo, BrokerError> {
+    let tls = if l.protocol.tls() {
+        Some(Arc::new(crate::net::tls::TlsListener::load(name, l)?))
+    } else {
+        None
+    };
+    Ok(crate::net::sasl::ListenerInfo {
+        name: name.to_string(),
+        protocol: l.protocol,
+        advertised: advertised(l.advertise.as_ref(), bound)?,
+        principal: l
+            .principal
+            .clone()
+            .unwrap_or_else(|| crate::security::listeners::ANONYMOUS.to_string()),
+        mechanisms: if l.protocol.sasl() {
+            crate::net::sasl::mechanisms(l.sasl_mechanisms.as_ref())
+        } else {
+            Vec::new()
+        },
+        tls,
+    })
+}
+
+fn advertised(advertise: Option<&String>, bound: SocketAddr) -> Result<(String, i32), BrokerError> {
+    match advertise {
         Some(a) => {
             let (host, port) = a
                 .rsplit_once(':')

@@ -195,6 +195,22 @@ pub struct BrokerConfig {
     /// Partitions one transaction may hold; bounds the coordinator's state
     /// and keeps its `__transaction_state` record well under a batch limit.
     pub transaction_partitions_max: usize,
+    /// Named listeners (`[listeners.NAME]`, `--listener`); empty: one
+    /// PLAINTEXT listener at `listen`/`advertise`, as before.
+    pub listeners: BTreeMap<String, crate::security::listeners::ListenerConfig>,
+    /// Principals that bypass ACLs (kept for the ACL step of issue 15).
+    pub super_users: Vec<String>,
+    /// `none` (everything allowed) or `acl` (parsed; enforced by the ACL step).
+    pub authorizer: crate::security::Authorizer,
+    /// The listener other brokers reach this one on (replication,
+    /// forwarding); default: the default listener, else the first by name.
+    pub inter_broker_listener_name: Option<String>,
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): a SASL session lasts
+    /// this long before the client must re-authenticate; 0 = forever.
+    pub connections_max_reauth_ms: u64,
+    /// Longest delay before answering a failed authentication from an
+    /// address that keeps failing (doubling from 100 ms).
+    pub sasl_failure_delay_ms_max: u64,
 }
 
 /// The default [`BrokerConfig::log_open_files_max`]: far below the 65536
@@ -272,6 +288,12 @@ impl Default for BrokerConfig {
             transactional_id_expiration_ms: 604_800_000,
             transactional_ids_per_shard_max: 100_000,
             transaction_partitions_max: 1000,
+            listeners: BTreeMap::new(),
+            super_users: Vec::new(),
+            authorizer: crate::security::Authorizer::None,
+            inter_broker_listener_name: None,
+            connections_max_reauth_ms: 0,
+            sasl_failure_delay_ms_max: 5_000,
         }
     }
 }
@@ -632,10 +654,26 @@ impl BrokerConfig {
             path: path.into(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source,
-        })
+        let mut config: BrokerConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            })?;
+        // TLS files named relative to the config file, as one would write
+        // them next to it.
+        if let Some(dir) = path.parent() {
+            for l in config.listeners.values_mut() {
+                for p in [&mut l.ssl_cert, &mut l.ssl_key, &mut l.ssl_ca]
+                    .into_iter()
+                    .flatten()
+                {
+                    if p.is_relative() {
+                        *p = dir.join(&*p);
+                    }
+                }
+            }
+        }
+        Ok(config)
     }
 }
 

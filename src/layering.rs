@@ -37,7 +37,9 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &["net::client"],
     ),
     ("services", &["handlers", "net", "broker"], &["net::client"]),
-    ("handlers", &["net", "broker"], &[]),
+    // `net::sasl` is the connection's authentication state, which the
+    // SASL handlers advance and every request is gated on.
+    ("handlers", &["net", "broker"], &["net::sasl"]),
 ];
 
 const ABOVE_STORAGE: &[&str] = &[

@@ -14,6 +14,7 @@
 //! - [`replication`]: a replica's role and a leader's follower state, high watermark and ISR proposals.
 //! - [`runtime`]: the thin layer over glommio (shards, meshes, blocking work).
 //! - [`shard`]: what one core owns (partition logs, roles, metadata copy) and the shard's messages between cores.
+//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
 //! - [`services`]: what one core serves above its shard: the coordinators, replica fetchers and fetch sessions, wired together.
@@ -40,6 +41,7 @@ pub mod net;
 pub mod record;
 pub mod replication;
 pub mod runtime;
+pub mod security;
 pub mod services;
 pub mod shard;
 pub mod stats;

@@ -147,6 +147,17 @@ struct ServeArgs {
     /// How often timed-out transactions are looked for and aborted.
     #[arg(long)]
     transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
+    /// NAME=PROTOCOL://HOST:PORT (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
+    /// repeatable; adds to (or replaces by name) the file's listeners.
+    /// TLS files and SASL mechanisms come from the `[listeners.NAME]` table.
+    #[arg(long = "listener")]
+    listeners: Vec<String>,
+    /// The listener other brokers use.
+    #[arg(long)]
+    inter_broker_listener_name: Option<String>,
+    /// KIP-368: SASL sessions last this long (0: no re-authentication).
+    #[arg(long)]
+    connections_max_reauth_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -188,6 +199,10 @@ impl ServeArgs {
             transaction_max_timeout_ms => c.transaction_max_timeout_ms,
             transaction_abort_timed_out_transaction_cleanup_interval_ms =>
                 c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            connections_max_reauth_ms => c.connections_max_reauth_ms,
+        }
+        if self.inter_broker_listener_name.is_some() {
+            c.inter_broker_listener_name = self.inter_broker_listener_name;
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;
@@ -240,6 +255,20 @@ fn main() -> std::process::ExitCode {
 
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = BrokerConfig::load(args.config.as_deref())?;
+    for flag in &args.listeners {
+        let (name, flagged) = sluice::security::listeners::parse_flag(flag)?;
+        // A flag keeps the file's TLS and SASL settings for that name and
+        // changes its protocol and address.
+        match config.listeners.get_mut(&name) {
+            Some(l) => {
+                l.protocol = flagged.protocol;
+                l.listen = flagged.listen;
+            }
+            None => {
+                config.listeners.insert(name, flagged);
+            }
+        }
+    }
     args.apply(&mut config);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -250,6 +279,9 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             println!("sluice metrics on {metrics}");
         }
         // Scripts and tests wait for this exact line, printed last.
+        for (name, addr) in &ready.listeners {
+            println!("sluice listener {name} on {addr}");
+        }
         println!("sluice listening on {}", ready.addr);
     })?;
     Ok(())

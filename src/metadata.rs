@@ -86,6 +86,10 @@ pub struct Topics {
     /// Dynamic broker configs: the topic defaults set at run time.
     #[serde(default, skip_serializing_if = "BrokerConfigs::is_empty")]
     pub broker_configs: BrokerConfigs,
+    /// SASL SCRAM credentials (salted, never a password) by user and
+    /// mechanism (issue 15); on a one-node broker only, so far.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scram_credentials: crate::security::scram::Credentials,
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]

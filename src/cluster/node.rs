@@ -26,8 +26,6 @@ use crate::controller::image::Endpoint;
 use crate::controller::records::MetadataRecord;
 use crate::controller::{Controller, ControllerConfig, ControllerError};
 
-/// The listener name brokers register their client endpoint under.
-const CLIENT_LISTENER: &str = "PLAINTEXT";
 /// Failed controlled-shutdown requests before stopping anyway (Kafka's
 /// `controlled.shutdown.max.retries`).
 const CONTROLLED_SHUTDOWN_RETRIES_MAX: u32 = 3;
@@ -116,6 +114,7 @@ impl ClusterNode {
         cluster_id: &str,
         voters: &[Voter],
         advertised: &(String, i32),
+        endpoints: Vec<Endpoint>,
     ) -> Result<ClusterNode, NodeError> {
         let node_id = config.node_id;
         let voter_listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?;
@@ -152,27 +151,25 @@ impl ClusterNode {
         };
         let wait = Duration::from_millis(config.broker_startup_timeout_ms);
         node.wait_joined(wait)?;
-        node.register(advertised, config.broker_rack.clone(), wait)?;
+        node.register(endpoints, config.broker_rack.clone(), wait)?;
         let heartbeats = node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?;
         *node.heartbeats.lock().expect("never poisoned") = Some(heartbeats);
         node.wait_unfenced(wait)?;
         Ok(node)
     }
 
+    /// Registers one endpoint per listener, the inter-broker listener's
+    /// first: replica fetchers and KIP-951 hints take the first.
     fn register(
         &self,
-        advertised: &(String, i32),
+        endpoints: Vec<Endpoint>,
         rack: Option<String>,
         wait: Duration,
     ) -> Result<(), NodeError> {
         let record = MetadataRecord::RegisterBroker {
             id: self.node_id,
             incarnation: self.incarnation,
-            endpoints: vec![Endpoint {
-                name: CLIENT_LISTENER.to_string(),
-                host: advertised.0.clone(),
-                port: u16::try_from(advertised.1).unwrap_or(0),
-            }],
+            endpoints,
             rack,
         };
         let deadline = Instant::now() + wait;

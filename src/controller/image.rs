@@ -23,6 +23,34 @@ pub struct ClusterImage {
     pub broker_configs: BTreeMap<Option<i32>, Configs>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// SASL SCRAM credentials by user and mechanism (issue 15): salted,
+    /// never a password. Last, so `BeforeCredentials` reads older snapshots.
+    #[serde(default)]
+    pub scram_credentials: crate::security::scram::Credentials,
+}
+
+/// A snapshot written before the image had credentials (postcard is not
+/// self-describing: a missing trailing field is an error, not a default).
+#[derive(Deserialize)]
+pub(crate) struct BeforeCredentials {
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<String, TopicImage>,
+    topic_ids: BTreeMap<Uuid, String>,
+    broker_configs: BTreeMap<Option<i32>, Configs>,
+    next_producer_id: i64,
+}
+
+impl From<BeforeCredentials> for ClusterImage {
+    fn from(old: BeforeCredentials) -> ClusterImage {
+        ClusterImage {
+            brokers: old.brokers,
+            topics: old.topics,
+            topic_ids: old.topic_ids,
+            broker_configs: old.broker_configs,
+            next_producer_id: old.next_producer_id,
+            scram_credentials: Default::default(),
+        }
+    }
 }
 
 /// A broker as it registered (Kafka's BrokerRegistration).
@@ -36,6 +64,14 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is left out of Metadata.
     pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// The endpoint of the listener named `listener` (a client is told the
+    /// brokers' endpoints of the listener it came in on; issue 15).
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
 }
 
 /// A listener clients reach the broker on (`host:port` as advertised).

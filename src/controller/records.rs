@@ -71,6 +71,13 @@ pub enum MetadataRecord {
         broker: i32,
         count: i32,
     },
+    /// A user's SCRAM credential for one mechanism set (`Some`) or deleted
+    /// (`None`) (issue 15).
+    ScramCredential {
+        user: String,
+        mechanism: crate::security::scram::Mechanism,
+        credential: Option<crate::security::scram::Credential>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +145,8 @@ pub enum RecordError {
     InvalidProducerIdCount(i32),
     #[error("producer ids exhausted")]
     ProducerIdsExhausted,
+    #[error("unacceptable SCRAM credential: {0}")]
+    UnacceptableCredential(String),
 }
 
 impl RecordError {
@@ -162,6 +171,7 @@ impl RecordError {
                 E::InvalidRequest
             }
             RecordError::ProducerIdsExhausted => E::UnknownServerError,
+            RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
         }
         .code()
     }
@@ -198,6 +208,11 @@ pub fn apply(
         }
         R::CreatePartitions { topic, assignments } => create_partitions(image, topic, assignments),
         R::AlterConfigs { resource, changes } => alter_configs(image, resource, changes),
+        R::ScramCredential {
+            user,
+            mechanism,
+            credential,
+        } => scram_credential(image, user, *mechanism, credential.as_ref()),
         R::ChangePartition {
             topic,
             partition,
@@ -399,6 +414,46 @@ fn alter_configs(
     }
     // No empty broker entries, so equal configs mean equal images.
     image.broker_configs.retain(|_, c| !c.is_empty());
+    Ok(RecordOutcome::Applied)
+}
+
+fn scram_credential(
+    image: &mut ClusterImage,
+    user: &str,
+    mechanism: crate::security::scram::Mechanism,
+    credential: Option<&crate::security::scram::Credential>,
+) -> Result<RecordOutcome, RecordError> {
+    use crate::security::scram::{USERS_MAX, USER_BYTES_MAX};
+    let refuse = |m: &str| Err(RecordError::UnacceptableCredential(m.into()));
+    if user.is_empty() || user.len() > USER_BYTES_MAX {
+        return refuse("user name empty or too long");
+    }
+    match credential {
+        Some(c) => {
+            if !image.scram_credentials.contains_key(user)
+                && image.scram_credentials.len() >= USERS_MAX
+            {
+                return refuse("too many users");
+            }
+            image
+                .scram_credentials
+                .entry(user.to_string())
+                .or_default()
+                .insert(mechanism, c.clone());
+        }
+        None => {
+            let Some(set) = image.scram_credentials.get_mut(user) else {
+                return Ok(RecordOutcome::Unchanged);
+            };
+            if set.remove(&mechanism).is_none() {
+                return Ok(RecordOutcome::Unchanged);
+            }
+            // No empty entries, so equal credentials mean equal images.
+            if set.is_empty() {
+                image.scram_credentials.remove(user);
+            }
+        }
+    }
     Ok(RecordOutcome::Applied)
 }
 

@@ -90,7 +90,14 @@ impl StateMachine {
 }
 
 fn decode_image(data: &[u8]) -> std::io::Result<ClusterImage> {
-    postcard::from_bytes(data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    postcard::from_bytes(data)
+        .or_else(|e| {
+            // A snapshot from before SCRAM credentials were in the image.
+            postcard::from_bytes::<super::image::BeforeCredentials>(data)
+                .map(ClusterImage::from)
+                .map_err(|_| e)
+        })
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl Machine {

@@ -28,6 +28,7 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 pub fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
+    client: &super::Client,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default();
@@ -49,7 +50,7 @@ pub fn handle(
             .image
             .live_brokers()
             .filter_map(|b| {
-                let endpoint = b.endpoints.first()?;
+                let endpoint = b.endpoint(&client.session.listener.name)?;
                 let mut broker = DescribeClusterBroker::default();
                 broker.broker_id = BrokerId(b.id);
                 broker.host = StrBytes::from_string(endpoint.host.clone());
@@ -61,8 +62,9 @@ pub fn handle(
         None => {
             let mut broker = DescribeClusterBroker::default();
             broker.broker_id = BrokerId(node);
-            broker.host = StrBytes::from_string(shard.advertised.0.clone());
-            broker.port = shard.advertised.1;
+            let advertised = &client.session.listener.advertised;
+            broker.host = StrBytes::from_string(advertised.0.clone());
+            broker.port = advertised.1;
             vec![broker]
         }
     };

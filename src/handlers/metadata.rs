@@ -35,6 +35,7 @@ pub fn cluster_id(shard: &Shard) -> String {
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
+    client: &super::Client,
     request: MetadataRequest,
 ) -> MetadataResponse {
     let version = header.request_api_version;
@@ -69,8 +70,8 @@ pub async fn handle(
     let view = topics.cluster.as_deref();
     let mut response = MetadataResponse::default();
     response.brokers = match view {
-        Some(view) => live_brokers(view),
-        None => vec![broker(shard)],
+        Some(view) => live_brokers(view, &client.session.listener.name),
+        None => vec![broker(shard, client)],
     };
     response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
     response.controller_id = BrokerId(controller_id(shard));
@@ -102,11 +103,11 @@ pub fn controller_id(shard: &Shard) -> i32 {
 }
 
 /// Every unfenced broker with its client endpoint and rack.
-fn live_brokers(view: &ClusterView) -> Vec<MetadataResponseBroker> {
+fn live_brokers(view: &ClusterView, listener: &str) -> Vec<MetadataResponseBroker> {
     view.image
         .live_brokers()
         .filter_map(|b| {
-            let endpoint = b.endpoints.first()?;
+            let endpoint = b.endpoint(listener)?;
             let mut out = MetadataResponseBroker::default();
             out.node_id = BrokerId(b.id);
             out.host = StrBytes::from_string(endpoint.host.clone());
@@ -138,11 +139,12 @@ async fn create_default(shard: &Rc<Shard>, name: &str) {
     }
 }
 
-fn broker(shard: &Shard) -> MetadataResponseBroker {
+fn broker(shard: &Shard, client: &super::Client) -> MetadataResponseBroker {
+    let advertised = &client.session.listener.advertised;
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(shard.config.node_id);
-    b.host = StrBytes::from_string(shard.advertised.0.clone());
-    b.port = shard.advertised.1;
+    b.host = StrBytes::from_string(advertised.0.clone());
+    b.port = advertised.1;
     b
 }
 

@@ -17,6 +17,8 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod producer;
+mod sasl;
+mod scram_credentials;
 mod txn;
 mod write_txn_markers;
 
@@ -93,6 +95,10 @@ pub const APIS: &[ApiSpec] = &[
     txn::END_TXN,
     txn::DESCRIBE_TRANSACTIONS,
     txn::LIST_TRANSACTIONS,
+    sasl::SASL_HANDSHAKE,
+    sasl::SASL_AUTHENTICATE,
+    scram_credentials::DESCRIBE,
+    scram_credentials::ALTER,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -125,17 +131,27 @@ pub enum RequestError {
     },
     #[error("cannot encode the response: {0}")]
     Encode(String),
+    /// A SASL listener's rule broken, or a v0 handshake's token refused.
+    #[error("authentication: {0}")]
+    Authentication(String),
 }
 
 /// The fixed start of every request: api key, version, correlation id.
 const HEADER_PREFIX_LEN: usize = 8;
 
 /// What a request's handlers know of the connection it came on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Client {
     /// The peer's address as Kafka reports it (`/127.0.0.1`), for
     /// DescribeGroups' client_host; empty when unknown.
     pub host: String,
+    /// The peer's address, for delaying repeated authentication failures.
+    pub ip: Option<std::net::IpAddr>,
+    /// The listener, SASL exchange and principal of this connection.
+    pub session: crate::net::sasl::Session,
+    /// Set when the response being written must be the connection's last
+    /// (a failed SaslAuthenticate).
+    pub close_after_response: std::cell::Cell<bool>,
     /// Name and version the client gave in ApiVersions v3+ (KIP-511), for
     /// log lines about what it sent; empty until then.
     software: std::cell::RefCell<String>,
@@ -149,7 +165,19 @@ impl Client {
     pub fn new(peer: Option<std::net::SocketAddr>) -> Client {
         Client {
             host: peer.map(|a| format!("/{}", a.ip())).unwrap_or_default(),
-            software: Default::default(),
+            ip: peer.map(|a| a.ip()),
+            ..Default::default()
+        }
+    }
+
+    /// A connection accepted on `listener`.
+    pub fn on_listener(
+        peer: Option<std::net::SocketAddr>,
+        listener: std::sync::Arc<crate::net::sasl::ListenerInfo>,
+    ) -> Client {
+        Client {
+            session: crate::net::sasl::Session::new(listener),
+            ..Client::new(peer)
         }
     }
 
@@ -191,8 +219,19 @@ pub async fn handle_frame(
     client: &Client,
     frame: Bytes,
 ) -> Result<Option<Vec<Piece>>, RequestError> {
+    if client.session.expects_raw_token() {
+        return sasl::raw_token(&services.shard, client, frame)
+            .await
+            .map(Some);
+    }
     if frame.len() < HEADER_PREFIX_LEN {
         return Err(RequestError::Truncated(frame.len()));
+    }
+    if let crate::net::sasl::Gate::Close(why) = client.session.gate(
+        i16::from_be_bytes([frame[0], frame[1]]),
+        std::time::Instant::now(),
+    ) {
+        return Err(RequestError::Authentication(why.into()));
     }
     let mut prefix = &frame[..HEADER_PREFIX_LEN];
     let raw_key = prefix.get_i16();
@@ -266,7 +305,7 @@ async fn dispatch(
             client.remember_software(&request);
             out.encoded(api_versions::handle(shard, &header, request))
         }
-        ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, body!()).await),
+        ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, client, body!()).await),
         ApiKey::Produce => match produce::handle(shard, &header, body!()).await {
             Some(response) => out.encoded(response),
             None => Ok(None), // acks=0
@@ -289,7 +328,21 @@ async fn dispatch(
         ApiKey::InitProducerId => {
             out.encoded(producer::init_producer_id(services, &header, body!()).await)
         }
-        ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(shard, &header, body!())),
+        ApiKey::DescribeCluster => {
+            out.encoded(describe_cluster::handle(shard, &header, client, body!()))
+        }
+        ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
+        ApiKey::SaslAuthenticate => {
+            let (response, close) = sasl::authenticate(shard, client, body!()).await;
+            client.close_after_response.set(close);
+            out.encoded(response)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            out.encoded(scram_credentials::describe(shard, &header, body!()))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            out.encoded(scram_credentials::alter(shard, &header, body!()).await)
+        }
         ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
         ApiKey::WriteTxnMarkers => {
             out.encoded(write_txn_markers::handle(shard, &header, body!()).await)

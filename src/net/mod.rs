@@ -6,12 +6,16 @@
 //! clients require.
 
 pub mod client;
+mod conn;
 pub mod frame;
 pub mod listen;
 pub mod metrics;
+pub mod sasl;
 mod send;
+pub mod tls;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use futures::future::{select, Either};
 
@@ -21,15 +25,30 @@ use crate::runtime::{TcpListener, TcpStream};
 use crate::services::Services;
 use crate::shard::Shard;
 
+/// Accepts on every listener of this shard until the shard stops; the
+/// per-shard connection limit counts all of them.
+pub async fn accept_all(
+    services: Rc<Services>,
+    listeners: Vec<(TcpListener, Arc<sasl::ListenerInfo>)>,
+    writable: Rc<ShardWritable>,
+) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    let loops = listeners
+        .into_iter()
+        .map(|(l, info)| accept_loop(services.clone(), l, info, writable.clone(), open.clone()));
+    futures::future::join_all(loops).await;
+}
+
 /// Accepts until the shard stops. Connections over the per-shard limit are
 /// closed at once.
 pub async fn accept_loop(
     services: Rc<Services>,
     listener: TcpListener,
+    info: Arc<sasl::ListenerInfo>,
     writable: Rc<ShardWritable>,
+    open: Rc<std::cell::Cell<usize>>,
 ) {
     let shard = &services.shard;
-    let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let accepted = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
@@ -56,9 +75,10 @@ pub async fn accept_loop(
         }
         open.set(open.get() + 1);
         let (services, open, writable) = (services.clone(), open.clone(), writable.clone());
+        let info = info.clone();
         let quota = std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
         crate::runtime::spawn_serving(quota, async move {
-            serve(&services, stream, writable).await;
+            serve(&services, stream, info, writable).await;
             open.set(open.get() - 1);
         })
         .detach();
@@ -81,11 +101,15 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<ShardWritable>) {
+async fn serve(
+    services: &Rc<Services>,
+    stream: TcpStream,
+    info: Arc<sasl::ListenerInfo>,
+    writable: Rc<ShardWritable>,
+) {
     let shard = &services.shard;
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
-    let client = handlers::Client::new(peer_addr);
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY");
     }
@@ -93,6 +117,10 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
     if let Err(e) = stream.set_write_timeout(Some(write_timeout)) {
         tracing::debug!(%peer, error = %e, "write timeout");
     }
+    let Some(mut stream) = handshake(shard, stream, &info, &peer).await else {
+        return;
+    };
+    let client = handlers::Client::on_listener(peer_addr, info);
     let mut writer = match send::ResponseWriter::new(
         &stream,
         shard.config.fetch.zero_copy,
@@ -112,6 +140,7 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
         // read is served to the end.
         let frame = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
+            let max = client.session.frame_max(max);
             let read = std::pin::pin!(frame::read_frame(&mut stream, max));
             match crate::runtime::timeout(idle_max, select(read, stop)).await {
                 Some(Either::Left((r, _))) => r,
@@ -144,6 +173,9 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
                 crate::stats::RESPONSE_WRITE.observe(writing.elapsed());
                 request_time.observe(started.elapsed());
                 tracing::trace!(%peer, "response written");
+                if client.close_after_response.get() {
+                    return;
+                }
             }
             Ok(None) => request_time.observe(started.elapsed()),
             Err(e) => {
@@ -157,6 +189,39 @@ async fn serve(services: &Rc<Services>, mut stream: TcpStream, writable: Rc<Shar
         let yielded = std::time::Instant::now();
         crate::runtime::yield_now().await;
         crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The connection as its listener speaks: TLS after a bounded handshake,
+/// or the socket as it is. `None`: the handshake failed (logged).
+async fn handshake(
+    shard: &Shard,
+    stream: TcpStream,
+    info: &sasl::ListenerInfo,
+    peer: &str,
+) -> Option<conn::Conn> {
+    let Some(tls) = &info.tls else {
+        return Some(conn::Conn::Plain(stream));
+    };
+    let stop = std::pin::pin!(shard.stopping.changed_since(0));
+    let accept = std::pin::pin!(tls.accept(stream));
+    match crate::runtime::timeout(TLS_HANDSHAKE_TIMEOUT, select(accept, stop)).await {
+        Some(Either::Left((Ok(c), _))) => {
+            tracing::debug!(%peer, listener = %info.name, client_cert = c.has_peer_certificate(), "TLS established");
+            Some(conn::Conn::Tls(c))
+        }
+        Some(Either::Left((Err(e), _))) => {
+            tracing::warn!(%peer, listener = %info.name, error = %e, "TLS handshake failed");
+            None
+        }
+        Some(Either::Right(_)) => None,
+        None => {
+            tracing::warn!(%peer, listener = %info.name, "TLS handshake timed out");
+            None
+        }
     }
 }
 

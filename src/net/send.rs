@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use futures::AsyncWriteExt;
 
+use super::conn::Conn;
 use crate::handlers::Piece;
 use crate::runtime::writable::{Registration, ShardWritable};
-use crate::runtime::TcpStream;
 use crate::stats;
 use crate::storage::FileSlice;
 
@@ -36,13 +36,15 @@ pub struct ResponseWriter {
 
 impl ResponseWriter {
     pub fn new(
-        stream: &TcpStream,
+        stream: &Conn,
         zero_copy: bool,
         write_timeout: Duration,
         writable: Rc<ShardWritable>,
     ) -> std::io::Result<Self> {
-        if zero_copy {
-            set_nonblocking(stream.as_raw_fd())?;
+        // Under TLS record bytes are encrypted in user space: no sendfile.
+        let zero_copy = zero_copy && stream.tcp().is_some();
+        if let (true, Some(tcp)) = (zero_copy, stream.tcp()) {
+            set_nonblocking(tcp.as_raw_fd())?;
         }
         Ok(ResponseWriter {
             zero_copy,
@@ -52,22 +54,20 @@ impl ResponseWriter {
         })
     }
 
-    pub async fn write(
-        &mut self,
-        stream: &mut TcpStream,
-        pieces: Vec<Piece>,
-    ) -> std::io::Result<()> {
+    pub async fn write(&mut self, stream: &mut Conn, pieces: Vec<Piece>) -> std::io::Result<()> {
         let has_files = pieces.iter().any(|p| matches!(p, Piece::File(_)));
+        // `zero_copy` is only ever true on a plain socket (see `new`).
+        let socket = stream.tcp().map(|s| s.as_raw_fd());
         let cork = has_files && self.zero_copy;
-        if cork {
-            set_cork(stream.as_raw_fd(), true)?;
+        if let (true, Some(fd)) = (cork, socket) {
+            set_cork(fd, true)?;
         }
         let mut result = Ok(());
         for piece in pieces {
             result = match piece {
                 Piece::Bytes(b) => stream.write_all(&b).await,
-                Piece::File(slice) if self.zero_copy => {
-                    self.send_file(stream.as_raw_fd(), &slice).await
+                Piece::File(slice) if self.zero_copy && socket.is_some() => {
+                    self.send_file(socket.expect("checked"), &slice).await
                 }
                 Piece::File(slice) => copy_file(stream, &slice).await,
             };
@@ -75,9 +75,13 @@ impl ResponseWriter {
                 break;
             }
         }
-        if cork {
+        if let (true, Some(fd)) = (cork, socket) {
             // Uncorking pushes out whatever is held.
-            set_cork(stream.as_raw_fd(), false)?;
+            set_cork(fd, false)?;
+        }
+        if result.is_ok() && socket.is_none() {
+            // A TLS stream holds records until flushed.
+            result = stream.flush().await;
         }
         result
     }
@@ -138,7 +142,7 @@ impl ResponseWriter {
 }
 
 /// The fallback: read into a bounded buffer, write it out.
-async fn copy_file(stream: &mut TcpStream, slice: &FileSlice) -> std::io::Result<()> {
+async fn copy_file(stream: &mut Conn, slice: &FileSlice) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(slice.len as usize)];
     let mut at = 0usize;

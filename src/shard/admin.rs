@@ -238,6 +238,35 @@ pub(super) fn plan(
                 *topic = Arc::new(topic.as_ref().clone());
             }
         }
+        AdminOp::AlterScramCredentials { changes } => {
+            for (user, mechanism, credential) in changes {
+                match credential {
+                    Some(c) => {
+                        next.scram_credentials
+                            .entry(user)
+                            .or_default()
+                            .insert(mechanism, c);
+                    }
+                    None => {
+                        if let Some(set) = next.scram_credentials.get_mut(&user) {
+                            set.remove(&mechanism);
+                            if set.is_empty() {
+                                next.scram_credentials.remove(&user);
+                            }
+                        }
+                    }
+                }
+            }
+            if next.scram_credentials.len() > crate::security::scram::USERS_MAX {
+                return Err(refuse(
+                    ResponseError::PolicyViolation,
+                    format!(
+                        "at most {} users with SCRAM credentials",
+                        crate::security::scram::USERS_MAX
+                    ),
+                ));
+            }
+        }
     }
     Ok(Some(next))
 }

@@ -114,6 +114,10 @@ impl Shard {
             &current.broker_configs,
             &next.broker_configs,
         ));
+        records.extend(scram_credential_records(
+            &current.scram_credentials,
+            &next.scram_credentials,
+        ));
         Ok(records)
     }
 
@@ -223,6 +227,33 @@ fn config_diff(
 }
 
 /// Records for changed dynamic broker configs: one per resource changed.
+/// The records that turn one set of SCRAM credentials into another.
+fn scram_credential_records(
+    old: &crate::security::scram::Credentials,
+    new: &crate::security::scram::Credentials,
+) -> Vec<MetadataRecord> {
+    let empty = Default::default();
+    let users: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut records = Vec::new();
+    for user in users {
+        let (was, is) = (
+            old.get(user).unwrap_or(&empty),
+            new.get(user).unwrap_or(&empty),
+        );
+        for mechanism in crate::security::scram::Mechanism::ALL {
+            let (before, after) = (was.get(&mechanism), is.get(&mechanism));
+            if before != after {
+                records.push(MetadataRecord::ScramCredential {
+                    user: user.clone(),
+                    mechanism,
+                    credential: after.cloned(),
+                });
+            }
+        }
+    }
+    records
+}
+
 fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<MetadataRecord> {
     let empty = Default::default();
     let mut resources = vec![(

@@ -195,6 +195,15 @@ pub enum AdminOp {
         replace: bool,
         validate_only: bool,
     },
+    /// SCRAM credentials (issue 15): set (`Some`) or delete (`None`) each,
+    /// all checked by the handler first.
+    AlterScramCredentials {
+        changes: Vec<(
+            String,
+            crate::security::scram::Mechanism,
+            Option<crate::security::scram::Credential>,
+        )>,
+    },
 }
 
 #[derive(Clone, Debug)]

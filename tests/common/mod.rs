@@ -43,6 +43,7 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(15);
 
 const LISTENING_PREFIX: &str = "sluice listening on ";
 const METRICS_PREFIX: &str = "sluice metrics on ";
+const LISTENER_PREFIX: &str = "sluice listener ";
 
 /// A running `sluice serve` process.
 pub struct Broker {
@@ -59,6 +60,8 @@ pub struct Broker {
     starts: usize,
     /// What `--listen` gets: an ephemeral port until [`Broker::keep_port`].
     listen: String,
+    /// Every listener's bound address by name, as the broker printed them.
+    listeners: BTreeMap<String, String>,
 }
 
 impl Broker {
@@ -88,6 +91,7 @@ impl Broker {
             metrics: None,
             starts: 0,
             listen: "127.0.0.1:0".into(),
+            listeners: BTreeMap::new(),
         };
         b.spawn();
         b
@@ -109,9 +113,23 @@ impl Broker {
             metrics: None,
             starts: 0,
             listen: "127.0.0.1:0".into(),
+            listeners: BTreeMap::new(),
         };
         b.spawn();
         b
+    }
+
+    /// `host:port` of the listener named `name` (issue 15's listeners).
+    pub fn listener(&self, name: &str) -> String {
+        self.listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name}: {:?}", self.listeners))
+            .clone()
+    }
+
+    /// Sends SIGHUP (reloads TLS certificates).
+    pub fn sighup(&self) {
+        signal(self.child.as_ref().expect("running"), libc::SIGHUP);
     }
 
     fn spawn(&mut self) {
@@ -184,6 +202,11 @@ impl Broker {
                         );
                         self.addr = addr;
                         return;
+                    }
+                    if let Some(rest) = line.trim().strip_prefix(LISTENER_PREFIX) {
+                        if let Some((name, addr)) = rest.split_once(" on ") {
+                            self.listeners.insert(name.into(), addr.trim().into());
+                        }
                     }
                     if let Some(addr) = line.trim().strip_prefix(METRICS_PREFIX) {
                         self.metrics = Some(addr.trim().to_string());

@@ -4,6 +4,7 @@
 //! key type (KIP-932), which Kafka 3.9 answered COORDINATOR_NOT_AVAILABLE
 //! without share groups enabled, as here (none are served).
 
+use crate::net::sasl::ListenerInfo;
 use std::rc::Rc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -31,6 +32,7 @@ const SHARE_SINCE: i16 = 6;
 pub async fn handle(
     shard: &Rc<Shard>,
     _header: &RequestHeader,
+    listener: &ListenerInfo,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -39,11 +41,11 @@ pub async fn handle(
         response.coordinators = request
             .coordinator_keys
             .iter()
-            .map(|k| coordinator(shard, version, k, request.key_type))
+            .map(|k| coordinator(shard, listener, version, k, request.key_type))
             .collect();
         return response;
     }
-    let c = coordinator(shard, version, &request.key, request.key_type);
+    let c = coordinator(shard, listener, version, &request.key, request.key_type);
     response.error_code = c.error_code;
     response.error_message = c.error_message;
     response.node_id = c.node_id;
@@ -52,7 +54,13 @@ pub async fn handle(
     response
 }
 
-fn coordinator(shard: &Shard, version: i16, key: &StrBytes, key_type: i8) -> Coordinator {
+fn coordinator(
+    shard: &Shard,
+    listener: &ListenerInfo,
+    version: i16,
+    key: &StrBytes,
+    key_type: i8,
+) -> Coordinator {
     let mut c = Coordinator::default();
     c.key = key.clone();
     c.node_id = BrokerId(-1);
@@ -85,7 +93,7 @@ fn coordinator(shard: &Shard, version: i16, key: &StrBytes, key_type: i8) -> Coo
     } else {
         (crate::txn::TXN_TOPIC, crate::txn::txn_partition(shard, key))
     };
-    match leader_endpoint(shard, topic, partition) {
+    match leader_endpoint(shard, &listener.name, topic, partition) {
         Some(Some((id, host, port))) => {
             c.node_id = BrokerId(id);
             c.host = StrBytes::from_string(host);
@@ -99,8 +107,8 @@ fn coordinator(shard: &Shard, version: i16, key: &StrBytes, key_type: i8) -> Coo
         ),
         None => {
             c.node_id = BrokerId(shard.config.node_id);
-            c.host = StrBytes::from_string(shard.advertised.0.clone());
-            c.port = shard.advertised.1;
+            c.host = StrBytes::from_string(listener.advertised.0.clone());
+            c.port = listener.advertised.1;
             c
         }
     }
@@ -112,6 +120,7 @@ fn coordinator(shard: &Shard, version: i16, key: &StrBytes, key_type: i8) -> Coo
 /// created yet: the first request creates it here).
 fn leader_endpoint(
     shard: &Shard,
+    listener: &str,
     topic: &str,
     partition: i32,
 ) -> Option<Option<(i32, String, i32)>> {
@@ -119,7 +128,7 @@ fn leader_endpoint(
     let view = topics.cluster.as_deref()?;
     let state = view.partition(topic, partition)?;
     Some(view.image.brokers.get(&state.leader).and_then(|b| {
-        let endpoint = b.endpoints.first()?;
+        let endpoint = b.endpoint(listener)?;
         (!b.fenced).then(|| (b.id, endpoint.host.clone(), i32::from(endpoint.port)))
     }))
 }

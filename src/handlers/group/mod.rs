@@ -78,8 +78,14 @@ pub async fn handle(
     }
     match key {
         ApiKey::FindCoordinator => out.encoded(
-            find_coordinator::handle(&services.shard, header, version, decode(buf, key, version)?)
-                .await,
+            find_coordinator::handle(
+                &services.shard,
+                header,
+                &client.session.listener,
+                version,
+                decode(buf, key, version)?,
+            )
+            .await,
         ),
         ApiKey::JoinGroup => out.encoded(
             join_group::handle(groups, header, client, version, decode(buf, key, version)?).await,

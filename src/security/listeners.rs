@@ -1,0 +1,223 @@
+//! Listener configuration (issue 15): the `[listeners.NAME]` tables and the
+//! `--listener NAME=PROTOCOL://HOST:PORT` flag, checked once at start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Listeners one broker may have; each costs a socket per shard.
+pub const LISTENERS_MAX: usize = 16;
+/// SASL mechanisms this broker serves.
+pub const SASL_MECHANISMS: &[&str] = &["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
+/// The listener today's `--listen` / `advertise` make when no listener is configured.
+pub const DEFAULT_LISTENER: &str = "PLAINTEXT";
+/// Who an unauthenticated connection is, unless its listener says otherwise.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// Kafka's security protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecurityProtocol {
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(s: &str) -> Option<SecurityProtocol> {
+        match s {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// `ssl_client_auth`: whether a TLS client must show a certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Requested,
+    Required,
+}
+
+/// One `[listeners.NAME]` table.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub protocol: SecurityProtocol,
+    /// HOST:PORT every shard binds (port 0 picks one).
+    pub listen: String,
+    /// HOST:PORT clients on this listener are told; defaults to the bound address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The principal of connections not authenticated here (default User:ANONYMOUS).
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// PEM certificate chain (SSL, SASL_SSL).
+    #[serde(default)]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub ssl_key: Option<PathBuf>,
+    /// PEM CA bundle client certificates are checked against.
+    #[serde(default)]
+    pub ssl_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub ssl_client_auth: ClientAuth,
+    /// Mechanisms offered in SaslHandshake (default: all served).
+    #[serde(default)]
+    pub sasl_mechanisms: Option<Vec<String>>,
+}
+
+/// Why the listener configuration was refused at start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ListenerError {
+    #[error("--listener {0:?}: expected NAME=PROTOCOL://HOST:PORT")]
+    Flag(String),
+    #[error("listener {0}: unknown protocol {1:?} (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)")]
+    Protocol(String, String),
+    #[error("at most {LISTENERS_MAX} listeners")]
+    TooMany,
+    #[error("listener name {0:?}: letters, digits, '_' and '-' only")]
+    Name(String),
+    #[error("listener {0}: {1}")]
+    Invalid(String, String),
+    #[error("inter_broker_listener_name {0:?} names no listener")]
+    InterBroker(String),
+}
+
+/// Parses one `--listener NAME=PROTOCOL://HOST:PORT`.
+pub fn parse_flag(flag: &str) -> Result<(String, ListenerConfig), ListenerError> {
+    let bad = || ListenerError::Flag(flag.to_string());
+    let (name, rest) = flag.split_once('=').ok_or_else(bad)?;
+    let (protocol, listen) = rest.split_once("://").ok_or_else(bad)?;
+    if listen.is_empty() {
+        return Err(bad());
+    }
+    let protocol = SecurityProtocol::parse(protocol)
+        .ok_or_else(|| ListenerError::Protocol(name.into(), protocol.into()))?;
+    Ok((
+        name.to_string(),
+        ListenerConfig {
+            protocol,
+            listen: listen.to_string(),
+            advertise: None,
+            principal: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_ca: None,
+            ssl_client_auth: ClientAuth::None,
+            sasl_mechanisms: None,
+        },
+    ))
+}
+
+/// Checks the listeners as a whole: bounded count, names, what each
+/// protocol needs, a known inter-broker listener.
+pub fn validate(
+    listeners: &BTreeMap<String, ListenerConfig>,
+    inter_broker: Option<&str>,
+) -> Result<(), ListenerError> {
+    if listeners.len() > LISTENERS_MAX {
+        return Err(ListenerError::TooMany);
+    }
+    for (name, l) in listeners {
+        let invalid = |m: &str| ListenerError::Invalid(name.clone(), m.to_string());
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ListenerError::Name(name.clone()));
+        }
+        if l.protocol.tls() && (l.ssl_cert.is_none() || l.ssl_key.is_none()) {
+            return Err(invalid("SSL and SASL_SSL need ssl_cert and ssl_key"));
+        }
+        if l.ssl_client_auth != ClientAuth::None && l.ssl_ca.is_none() {
+            return Err(invalid("ssl_client_auth needs ssl_ca"));
+        }
+        if let Some(ms) = &l.sasl_mechanisms {
+            if let Some(m) = ms.iter().find(|m| !SASL_MECHANISMS.contains(&m.as_str())) {
+                return Err(invalid(&format!("unknown SASL mechanism {m:?}")));
+            }
+            if l.protocol.sasl() && ms.is_empty() {
+                return Err(invalid("sasl_mechanisms is empty"));
+            }
+        }
+        if let Some(p) = &l.principal {
+            if !p.starts_with("User:") || p.len() > 5 + crate::security::scram::USER_BYTES_MAX {
+                return Err(invalid("principal must be User:NAME"));
+            }
+        }
+    }
+    if let Some(ib) = inter_broker {
+        if !listeners.is_empty() && !listeners.contains_key(ib) {
+            return Err(ListenerError::InterBroker(ib.to_string()));
+        }
+        // Replica fetchers and forwarding speak plain Kafka without SASL or
+        // TLS so far; a secured inter-broker listener is refused rather than
+        // left half-working.
+        if let Some(l) = listeners.get(ib) {
+            if l.protocol != SecurityProtocol::Plaintext {
+                return Err(ListenerError::Invalid(
+                    ib.to_string(),
+                    "the inter-broker listener must be PLAINTEXT for now".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let (name, l) = parse_flag("SECURE=SASL_SSL://127.0.0.1:9093").unwrap();
+        assert_eq!(name, "SECURE");
+        assert_eq!(l.protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(l.listen, "127.0.0.1:9093");
+        assert!(parse_flag("X=TLS://h:1").is_err());
+        assert!(parse_flag("X=PLAINTEXT:h:1").is_err());
+        assert!(parse_flag("PLAINTEXT://h:1").is_err());
+    }
+
+    #[test]
+    fn validation_wants_what_each_protocol_needs() {
+        let mut ls = BTreeMap::new();
+        ls.insert("S".to_string(), parse_flag("S=SSL://h:1").unwrap().1);
+        assert!(validate(&ls, None).is_err());
+        let s = ls.get_mut("S").unwrap();
+        s.ssl_cert = Some("c".into());
+        s.ssl_key = Some("k".into());
+        assert_eq!(validate(&ls, None), Ok(()));
+        assert!(validate(&ls, Some("S")).is_err());
+        assert!(validate(&ls, Some("NONE")).is_err());
+        ls.insert("P".to_string(), parse_flag("P=PLAINTEXT://h:2").unwrap().1);
+        assert_eq!(validate(&ls, Some("P")), Ok(()));
+    }
+}

@@ -1,0 +1,584 @@
+//! Issue 15's first half with real clients: listeners, TLS (rustls on the
+//! broker), SASL SCRAM-SHA-512/256 and PLAIN, SCRAM credential APIs, KIP-368
+//! re-authentication and certificate reload on SIGHUP. Certificates are made
+//! here with rcgen, in the test's temp dir.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
+use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+use kafka_protocol::messages::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use sluice::security::scram::Mechanism;
+
+use common::raw::{str_bytes, RawClient};
+use common::*;
+
+/// A CA and the files the broker and clients use, in a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        pki.issue("ca", "server", "client");
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `<ca>.pem`, `<server>.pem`/`.key` (localhost, 127.0.0.1) and
+    /// `<client>.pem`/`.key`, all signed by a new CA.
+    fn issue(&self, ca: &str, server: &str, client: &str) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("sluice test {ca}"));
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        std::fs::write(self.path(&format!("{ca}.pem")), ca_cert.pem()).unwrap();
+        for (name, usage) in [
+            (server, ExtendedKeyUsagePurpose::ServerAuth),
+            (client, ExtendedKeyUsagePurpose::ClientAuth),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                    .unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+            std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+/// A broker with a PLAINTEXT (admin), a SASL_SSL, a SASL_PLAINTEXT and an
+/// SSL listener that requires client certificates.
+fn secure_broker(pki: &Pki, extra: &str) -> Broker {
+    let config = format!(
+        r#"
+super_users = ["User:admin"]
+authorizer = "none"
+sasl_failure_delay_ms_max = 200
+{extra}
+[listeners.PLAINTEXT]
+protocol = "PLAINTEXT"
+listen = "127.0.0.1:0"
+principal = "User:admin"
+[listeners.SECURE]
+protocol = "SASL_SSL"
+listen = "127.0.0.1:0"
+ssl_cert = "server.pem"
+ssl_key = "server.key"
+sasl_mechanisms = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+[listeners.SASLPLAIN]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+[listeners.MTLS]
+protocol = "SSL"
+listen = "127.0.0.1:0"
+ssl_cert = "server.pem"
+ssl_key = "server.key"
+ssl_ca = "ca.pem"
+ssl_client_auth = "required"
+"#
+    );
+    let path = pki.path("broker.toml");
+    std::fs::write(&path, config).unwrap();
+    Broker::start_with(1, &["--config", path.to_str().unwrap()])
+}
+
+/// Sets `user`'s credentials for both SCRAM mechanisms over the PLAINTEXT listener.
+fn add_user(broker: &Broker, user: &str, password: &str) {
+    let mut raw = RawClient::connect(&broker.listener("PLAINTEXT"));
+    let mut req = AlterUserScramCredentialsRequest::default();
+    for m in Mechanism::ALL {
+        let salt = format!("salt-{user}-{}", m.name()).into_bytes();
+        let mut u = ScramCredentialUpsertion::default();
+        u.name = str_bytes(user);
+        u.mechanism = m.kafka_type();
+        u.iterations = 4096;
+        u.salted_password = m.salted_password(password.as_bytes(), &salt, 4096).into();
+        u.salt = salt.into();
+        req.upsertions.push(u);
+    }
+    let resp = raw.call(0, &req);
+    assert_eq!(resp.results.len(), 1, "{resp:?}");
+    assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
+}
+
+fn client(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "5000")
+        .set("message.timeout.ms", "8000")
+        .set("log_level", "3");
+    for (k, v) in settings {
+        c.set(*k, *v);
+    }
+    c
+}
+
+fn scram512(pki: &Pki, bootstrap: &str, password: &str) -> ClientConfig {
+    client(
+        bootstrap,
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", &pki.p("ca.pem")),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "alice"),
+            ("sasl.password", password),
+        ],
+    )
+}
+
+fn produce_one(config: &ClientConfig, topic: &str, value: &str) -> Result<(), String> {
+    let producer: FutureProducer = config.create().unwrap();
+    let record = FutureRecord::<(), str>::to(topic).payload(value);
+    futures::executor::block_on(producer.send(record, Duration::from_secs(8)))
+        .map(|_| ())
+        .map_err(|(e, _)| e.to_string())
+}
+
+fn broker_port(config: &ClientConfig) -> Result<i32, String> {
+    let consumer: BaseConsumer = config.create().unwrap();
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(8))
+        .map_err(|e| e.to_string())?;
+    Ok(md.brokers()[0].port())
+}
+
+fn port_of(addr: &str) -> i32 {
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// librdkafka produces and consumes over SASL_SSL with SCRAM-SHA-512; a
+/// wrong password is refused and writes nothing.
+#[test]
+fn scram_sha512_over_sasl_ssl_produces_and_consumes() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    create_topic(&broker.listener("PLAINTEXT"), "secure", 1, &[]);
+    let secure = broker.listener("SECURE");
+
+    let bad = scram512(&pki, &secure, "wrong");
+    let refused = produce_one(&bad, "secure", "never").unwrap_err();
+    assert!(!refused.is_empty());
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "secure", 0),
+        (0, 0)
+    );
+    let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
+    assert!(log.contains("SASL authentication failed"), "{log}");
+    assert!(!log.contains("wrong"), "the secret must not be logged");
+
+    let good = scram512(&pki, &secure, "alice-secret");
+    for i in 0..10 {
+        produce_one(&good, "secure", &format!("m{i}")).unwrap();
+    }
+    let mut consumer_config = good.clone();
+    consumer_config
+        .set("group.id", "secure-readers")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = consumer_config.create().unwrap();
+    consumer.subscribe(&["secure"]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 10 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(got, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    // SCRAM-SHA-256 works with the same user.
+    let mut sha256 = good.clone();
+    sha256.set("sasl.mechanisms", "SCRAM-SHA-256");
+    produce_one(&sha256, "secure", "sha256").unwrap();
+}
+
+/// PLAIN over SASL_PLAINTEXT checks the stored SCRAM credential.
+#[test]
+fn plain_over_sasl_plaintext() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    let plain = |password: &str| {
+        client(
+            &broker.listener("SASLPLAIN"),
+            &[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanisms", "PLAIN"),
+                ("sasl.username", "alice"),
+                ("sasl.password", password),
+            ],
+        )
+    };
+    produce_one(&plain("alice-secret"), "plain-topic", "hello").unwrap();
+    assert!(produce_one(&plain("nope"), "plain-topic", "never").is_err());
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "plain-topic", 0),
+        (0, 1)
+    );
+}
+
+/// An SSL listener requiring client certificates refuses a client without one.
+#[test]
+fn ssl_client_auth_required() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    let mtls = broker.listener("MTLS");
+    let with_cert = client(
+        &mtls,
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &pki.p("ca.pem")),
+            ("ssl.certificate.location", &pki.p("client.pem")),
+            ("ssl.key.location", &pki.p("client.key")),
+        ],
+    );
+    assert_eq!(broker_port(&with_cert), Ok(port_of(&mtls)));
+    let without = client(
+        &mtls,
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &pki.p("ca.pem")),
+        ],
+    );
+    assert!(broker_port(&without).is_err());
+}
+
+/// Metadata over each listener advertises that listener's endpoint.
+#[test]
+fn metadata_advertises_each_listeners_endpoint() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    let plaintext = broker.listener("PLAINTEXT");
+    assert_eq!(
+        broker_port(&client(&plaintext, &[])),
+        Ok(port_of(&plaintext))
+    );
+    let secure = broker.listener("SECURE");
+    assert_eq!(
+        broker_port(&scram512(&pki, &secure, "alice-secret")),
+        Ok(port_of(&secure))
+    );
+    let saslplain = broker.listener("SASLPLAIN");
+    let c = client(
+        &saslplain,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "SCRAM-SHA-256"),
+            ("sasl.username", "alice"),
+            ("sasl.password", "alice-secret"),
+        ],
+    );
+    assert_eq!(broker_port(&c), Ok(port_of(&saslplain)));
+    // DescribeCluster and FindCoordinator say the same (raw, PLAINTEXT).
+    let mut raw = RawClient::connect(&plaintext);
+    let dc = raw.call(0, &DescribeClusterRequest::default());
+    assert_eq!(dc.brokers[0].port, port_of(&plaintext));
+    let mut fc = FindCoordinatorRequest::default();
+    fc.key = str_bytes("g");
+    let fc = raw.call(1, &fc);
+    assert_eq!((fc.error_code, fc.port), (0, port_of(&plaintext)));
+}
+
+fn sasl_raw(addr: &str, mechanism: &str, version: i16) -> (RawClient, SaslHandshakeResponse) {
+    let mut raw = RawClient::connect(addr);
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = str_bytes(mechanism);
+    let resp = raw.call(version, &hs);
+    (raw, resp)
+}
+
+fn authenticate(raw: &mut RawClient, version: i16, token: &[u8]) -> SaslAuthenticateResponse {
+    let mut req = SaslAuthenticateRequest::default();
+    req.auth_bytes = bytes::Bytes::copy_from_slice(token);
+    raw.call(version, &req)
+}
+
+/// SaslHandshake v0-1 and SaslAuthenticate v0-2 on the wire: mechanisms
+/// offered, PLAIN at each version, a v0 handshake's bare token, requests
+/// before authentication closing the connection, a failure closing it.
+#[test]
+fn sasl_apis_byte_level() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "connections_max_reauth_ms = 1500");
+    add_user(&broker, "alice", "alice-secret");
+    let addr = broker.listener("SASLPLAIN");
+    for v in 0..=1 {
+        let (_, resp) = sasl_raw(&addr, "GSSAPI", v);
+        assert_eq!(resp.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+        let offered: Vec<_> = resp.mechanisms.iter().map(|m| m.to_string()).collect();
+        assert_eq!(offered, ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]);
+    }
+    for v in 0..=2 {
+        let (mut raw, resp) = sasl_raw(&addr, "PLAIN", 1);
+        assert_eq!(resp.error_code, 0);
+        let resp = authenticate(&mut raw, v, b"\0alice\0alice-secret");
+        assert_eq!(resp.error_code, 0, "v{v}: {resp:?}");
+        if v >= 1 {
+            assert_eq!(resp.session_lifetime_ms, 1500);
+        }
+        let md = raw.call(1, &MetadataRequest::default());
+        assert_eq!(md.brokers[0].port, port_of(&addr));
+        if v == 2 {
+            // KIP-368: past the session, a request closes the connection.
+            std::thread::sleep(Duration::from_millis(1700));
+            raw.send(1, &MetadataRequest::default());
+            assert!(raw.wait_closed(Duration::from_secs(10)));
+        }
+    }
+    // v0 handshake: the token goes bare; an empty bare frame answers success.
+    let (mut raw, resp) = sasl_raw(&addr, "PLAIN", 0);
+    assert_eq!(resp.error_code, 0);
+    let token = b"\0alice\0alice-secret";
+    let mut frame = (token.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(token);
+    raw.send_bytes(&frame).unwrap();
+    assert!(raw.read_frame().unwrap().is_empty());
+    raw.call(1, &MetadataRequest::default());
+    // Before authentication: ApiVersions is served, Metadata closes.
+    let mut raw = RawClient::connect(&addr);
+    raw.call(3, &common::raw::api_versions_request());
+    raw.send(1, &MetadataRequest::default());
+    assert!(raw.wait_closed(Duration::from_secs(10)));
+    // A wrong password: SASL_AUTHENTICATION_FAILED, then closed.
+    let (mut raw, _) = sasl_raw(&addr, "PLAIN", 1);
+    let resp = authenticate(&mut raw, 2, b"\0alice\0wrong");
+    assert_eq!(resp.error_code, 58);
+    assert!(raw.wait_closed(Duration::from_secs(10)));
+    // SaslAuthenticate before a handshake: ILLEGAL_SASL_STATE.
+    let mut raw = RawClient::connect(&addr);
+    assert_eq!(authenticate(&mut raw, 1, b"x").error_code, 34);
+}
+
+/// DescribeUserScramCredentials and AlterUserScramCredentials v0: results
+/// and Kafka's error codes, and the credentials persist across a restart.
+#[test]
+fn scram_credential_apis_byte_level() {
+    let pki = Pki::new();
+    let mut broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    let mut raw = RawClient::connect(&broker.listener("PLAINTEXT"));
+    let describe = |raw: &mut RawClient, users: Option<&[&str]>| {
+        let mut req = DescribeUserScramCredentialsRequest::default();
+        req.users = users.map(|us| {
+            us.iter()
+                .map(|u| {
+                    let mut n = UserName::default();
+                    n.name = str_bytes(u);
+                    n
+                })
+                .collect()
+        });
+        raw.call(0, &req)
+    };
+    let all = describe(&mut raw, None);
+    assert_eq!(all.results.len(), 1);
+    let infos: Vec<_> = all.results[0]
+        .credential_infos
+        .iter()
+        .map(|i| (i.mechanism, i.iterations))
+        .collect();
+    assert_eq!(infos, [(1, 4096), (2, 4096)]);
+    let some = describe(&mut raw, Some(&["alice", "bob", "bob", "zed"]));
+    let codes: Vec<_> = some
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    // DUPLICATE_RESOURCE, RESOURCE_NOT_FOUND.
+    let want = [("alice", 0), ("bob", 92), ("zed", 91)].map(|(u, c)| (u.to_string(), c));
+    assert_eq!(codes, want, "{some:?}");
+
+    let mut req = AlterUserScramCredentialsRequest::default();
+    let mut few = ScramCredentialUpsertion::default();
+    few.name = str_bytes("carol");
+    few.mechanism = 2;
+    few.iterations = 100;
+    few.salt = bytes::Bytes::from_static(b"s");
+    few.salted_password = bytes::Bytes::from_static(b"p");
+    req.upsertions.push(few);
+    let mut unknown = ScramCredentialDeletion::default();
+    unknown.name = str_bytes("dave");
+    unknown.mechanism = 1;
+    req.deletions.push(unknown);
+    let mut bad_mech = ScramCredentialDeletion::default();
+    bad_mech.name = str_bytes("erin");
+    bad_mech.mechanism = 9;
+    req.deletions.push(bad_mech);
+    let mut delete = ScramCredentialDeletion::default();
+    delete.name = str_bytes("alice");
+    delete.mechanism = 1;
+    req.deletions.push(delete);
+    let resp = raw.call(0, &req);
+    let by_user: std::collections::BTreeMap<String, i16> = resp
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    // UNACCEPTABLE_CREDENTIAL, RESOURCE_NOT_FOUND, UNSUPPORTED_SASL_MECHANISM, ok.
+    assert_eq!(by_user["carol"], 93, "{resp:?}");
+    assert_eq!(by_user["dave"], 91, "{resp:?}");
+    assert_eq!(by_user["erin"], 33, "{resp:?}");
+    assert_eq!(by_user["alice"], 0, "{resp:?}");
+
+    broker.restart();
+    let mut raw = RawClient::connect(&broker.listener("PLAINTEXT"));
+    let after = describe(&mut raw, Some(&["alice"]));
+    let infos: Vec<_> = after.results[0]
+        .credential_infos
+        .iter()
+        .map(|i| i.mechanism)
+        .collect();
+    assert_eq!(infos, [2], "only SCRAM-SHA-512 is left, persisted");
+    let topics = std::fs::read_to_string(broker.data_dir().join("topics.toml")).unwrap();
+    assert!(!topics.contains("alice-secret"));
+}
+
+/// A blocking rustls client trusting `ca`.
+fn tls_connect(
+    addr: &str,
+    ca: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// ApiVersions over a TLS stream; Err when the handshake or exchange fails.
+fn api_versions_over(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let frame = common::raw::request_frame(3, 7, &common::raw::api_versions_request());
+    s.write_all(&frame)?;
+    s.flush()?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let mut body = vec![0; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body)?;
+    Ok(s.conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default())
+}
+
+/// SIGHUP reloads the certificate: new connections get the new one, an open
+/// connection keeps working.
+#[test]
+fn sighup_reloads_certificates() {
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    let addr = broker.listener("SECURE");
+    let mut old = tls_connect(&addr, &pki.path("ca.pem"));
+    let first_cert = api_versions_over(&mut old).unwrap();
+    // A new CA and server certificate, written over the broker's files.
+    pki.issue("ca2", "server", "client2");
+    broker.sighup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let new_cert = loop {
+        let mut fresh = tls_connect(&addr, &pki.path("ca2.pem"));
+        if let Ok(cert) = api_versions_over(&mut fresh) {
+            break cert;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never served the new certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(first_cert, new_cert);
+    // The old CA no longer verifies new connections.
+    assert!(api_versions_over(&mut tls_connect(&addr, &pki.path("ca.pem"))).is_err());
+    // The connection made before the reload still works.
+    assert_eq!(api_versions_over(&mut old).unwrap(), first_cert);
+    let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
+    assert!(log.contains("TLS certificates reloaded"), "{log}");
+}
+
+/// In a cluster, credentials go through the metadata quorum: set on one
+/// broker, they authenticate on the other, and each broker's Metadata over
+/// the SASL listener gives every broker's SASL endpoint.
+#[test]
+fn cluster_credentials_and_listener_endpoints() {
+    // One voter and one broker-only node: the credentials cross the quorum.
+    let cluster = common::cluster::Cluster::start_mixed(
+        1,
+        1,
+        common::cluster::LearnerListen::Fixed,
+        &[
+            "--listener",
+            "PLAINTEXT=PLAINTEXT://127.0.0.1:0",
+            "--listener",
+            "SASL=SASL_PLAINTEXT://127.0.0.1:0",
+        ],
+    );
+    add_user(cluster.node(1), "alice", "alice-secret");
+    let sasl2 = cluster.node(2).listener("SASL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut raw = loop {
+        // PLAIN checks the same stored SCRAM credential.
+        let (mut plain, _) = sasl_raw(&sasl2, "PLAIN", 1);
+        if authenticate(&mut plain, 2, b"\0alice\0alice-secret").error_code == 0 {
+            break plain;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "credentials never reached broker 2"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let md = raw.call(9, &MetadataRequest::default());
+    let mut ports: Vec<i32> = md.brokers.iter().map(|b| b.port).collect();
+    ports.sort();
+    let mut want: Vec<i32> = [1, 2]
+        .iter()
+        .map(|id| port_of(&cluster.node(*id).listener("SASL")))
+        .collect();
+    want.sort();
+    assert_eq!(ports, want);
+}
