@@ -170,7 +170,15 @@ impl AsyncRead for TlsConn {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
+        // A client that closes without close_notify (librdkafka and others
+        // do) is an ordinary close: Kafka's framing, not TLS, tells a
+        // truncated request (`FrameError::Truncated`).
+        match Pin::new(&mut *self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Poll::Ready(Ok(0))
+            }
+            other => other,
+        }
     }
 }
 
