@@ -129,6 +129,50 @@ const ALL: &[&Counter] = &[
     &PRODUCE_UP_CONVERSIONS,
 ];
 
+/// A value that goes up and down (Prometheus' gauge).
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: std::sync::atomic::AtomicI64,
+}
+
+impl Gauge {
+    const fn new(name: &'static str, help: &'static str) -> Gauge {
+        Gauge {
+            name,
+            help,
+            value: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Counts one in until the returned guard drops.
+    pub fn enter(&'static self) -> GaugeGuard {
+        self.value.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// One unit of a [`Gauge`], given back on drop (also when a future holding
+/// it is cancelled).
+pub struct GaugeGuard(&'static Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.value.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub static FETCHES_PARKED: Gauge = Gauge::new(
+    "sluice_fetch_parked",
+    "Long-poll fetches waiting on a partition owner for an append right now.",
+);
+
+const GAUGES: &[&Gauge] = &[&FETCHES_PARKED];
+
 /// Upper bounds of the histogram buckets, in microseconds: fine where
 /// the targets are (p99 of a millisecond or two), coarse in the tail.
 const BUCKET_BOUNDS_US: [u64; 16] = [
@@ -267,6 +311,17 @@ pub fn render() -> String {
             c.name,
             c.name,
             c.get()
+        );
+    }
+    for g in GAUGES {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} gauge\n{} {}",
+            g.name,
+            g.help,
+            g.name,
+            g.name,
+            g.get()
         );
     }
     let mut previous = "";

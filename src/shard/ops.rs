@@ -480,6 +480,7 @@ pub async fn wait_for_append(
         partitions.push((p, seen));
     }
     {
+        let _parked = crate::stats::FETCHES_PARKED.enter();
         let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
             Vec::with_capacity(partitions.len() + 2);
         for (p, seen) in &partitions {
