@@ -168,7 +168,7 @@ pub fn run(
     let topics = match &cluster {
         Some(node) => {
             let (index, image) = node.controller.image();
-            Arc::new(crate::cluster::view::topics_from_image(
+            Arc::new(crate::metadata::topics_from_image(
                 index,
                 image,
                 config.node_id,
@@ -429,7 +429,7 @@ async fn image_loop(shard: Rc<Shard>, mut watch: crate::controller::ImageWatch) 
         let Some((index, image)) = changed else {
             return;
         };
-        let topics = crate::cluster::view::topics_from_image(index, image, shard.config.node_id);
+        let topics = crate::metadata::topics_from_image(index, image, shard.config.node_id);
         shard.broadcast_topics(Arc::new(topics)).await;
     }
 }

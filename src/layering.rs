@@ -12,6 +12,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("message_format", ABOVE_STORAGE, &[]),
     ("storage", ABOVE_STORAGE, &[]),
     ("controller", ABOVE_STORAGE, &[]),
+    ("metadata", ABOVE_STORAGE, &[]),
     (
         "replication",
         &[

@@ -3,7 +3,6 @@
 
 pub mod identity;
 pub mod node;
-pub mod view;
 pub mod voters;
 
 pub use identity::{MetaProperties, META_PROPERTIES};

@@ -13,8 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
-use crate::cluster::view::ClusterView;
 use crate::controller::image::PartitionState;
+use crate::metadata::ClusterView;
 use crate::metadata::{valid_topic_name, TopicMeta};
 use crate::shard::{AdminOp, Shard};
 

@@ -4,6 +4,10 @@
 //! new snapshot with write-and-rename, then sends it to every shard. Each
 //! shard reads only its own copy (`Arc<Topics>`), so no lock guards reads.
 
+mod cluster_view;
+
+pub use cluster_view::{topics_from_image, ClusterView};
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -93,7 +97,7 @@ pub struct Topics {
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]
-    pub cluster: Option<Arc<crate::cluster::view::ClusterView>>,
+    pub cluster: Option<Arc<ClusterView>>,
     /// Topic ids to names, built on first use (Fetch v13+ names topics by
     /// id).
     #[serde(skip)]

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use super::{TopicMeta, Topics};
 use crate::broker_configs::BrokerConfigs;
 use crate::controller::image::{ClusterImage, PartitionState};
-use crate::metadata::{TopicMeta, Topics};
 
 /// The applied image a `Topics` snapshot was built from.
 #[derive(Debug)]
