@@ -520,23 +520,17 @@ async fn high_watermark_loop(shard: Rc<Shard>) {
 fn listener_configs(
     config: &BrokerConfig,
 ) -> Result<Vec<(String, crate::security::listeners::ListenerConfig)>, BrokerError> {
-    use crate::security::listeners::{self, ClientAuth, ListenerConfig, SecurityProtocol};
+    use crate::security::listeners::{self, ListenerConfig, SecurityProtocol};
     listeners::validate(
         &config.listeners,
         config.inter_broker_listener_name.as_deref(),
     )?;
     if config.listeners.is_empty() {
-        let plaintext = ListenerConfig {
-            protocol: SecurityProtocol::Plaintext,
-            listen: config.listen.clone(),
-            advertise: config.advertise.clone(),
-            principal: None,
-            ssl_cert: None,
-            ssl_key: None,
-            ssl_ca: None,
-            ssl_client_auth: ClientAuth::None,
-            sasl_mechanisms: None,
-        };
+        let plaintext = ListenerConfig::bare(
+            SecurityProtocol::Plaintext,
+            &config.listen,
+            config.advertise.clone(),
+        );
         return Ok(vec![(listeners::DEFAULT_LISTENER.to_string(), plaintext)]);
     }
     let first = config

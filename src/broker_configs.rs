@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    list_items, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
+    edited_list, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
     LIST_TOPIC_CONFIG_KEYS,
 };
 
@@ -254,15 +254,7 @@ impl BrokerConfigs {
             })
             .or_else(|| static_config.topic_config_value(&TopicConfigs::new(), topic_key))
             .unwrap_or_default();
-        let mut list = list_items(&current);
-        for item in list_items(items) {
-            if !append {
-                list.retain(|&have| have != item);
-            } else if !list.contains(&item) {
-                list.push(item);
-            }
-        }
-        list.join(",")
+        edited_list(&current, items, append)
     }
 }
 

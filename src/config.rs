@@ -394,6 +394,20 @@ pub fn list_items(value: &str) -> Vec<&str> {
     value.split(',').map(str::trim).collect()
 }
 
+/// List value `current` with `items` appended (those not in it yet) or
+/// subtracted, as Kafka's controller computes APPEND and SUBTRACT.
+pub fn edited_list(current: &str, items: &str, append: bool) -> String {
+    let mut list = list_items(current);
+    for item in list_items(items) {
+        if !append {
+            list.retain(|&have| have != item);
+        } else if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+    list.join(",")
+}
+
 /// One change to a topic config, as IncrementalAlterConfigs' operations
 /// name them (AlterConfigs' whole-set form is sets only).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -575,15 +589,7 @@ impl BrokerConfig {
             });
         }
         let current = self.topic_config_value(configs, key).unwrap_or_default();
-        let mut list = list_items(&current);
-        for item in list_items(items) {
-            if !append {
-                list.retain(|&have| have != item);
-            } else if !list.contains(&item) {
-                list.push(item);
-            }
-        }
-        Ok(list.join(","))
+        Ok(edited_list(&current, items, append))
     }
 
     /// The storage settings of a topic: broker defaults with the topic's overrides.

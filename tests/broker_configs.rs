@@ -13,10 +13,7 @@ use common::cluster::{Cluster, WAIT};
 use common::raw::{err, produce_request, str_bytes, RawClient};
 use common::*;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{
-    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
-    ProduceResponse,
-};
+use kafka_protocol::messages::{DescribeConfigsRequest, ProduceResponse};
 use rdkafka::admin::{AlterConfig, ConfigSource, OwnedResourceSpecifier, ResourceSpecifier};
 
 /// Kafka's ConfigResource.Type values.
@@ -37,28 +34,7 @@ fn alter_broker(
     name: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> (i16, Option<String>) {
-    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(BROKER)
-            .with_resource_name(str_bytes(name))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        AlterableConfig::default()
-                            .with_name(str_bytes(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(str_bytes))
-                    })
-                    .collect(),
-            ),
-    ]);
-    let resp = c.call(1, &req);
-    let r = &resp.responses[0];
-    (
-        r.error_code,
-        r.error_message.as_ref().map(|m| m.to_string()),
-    )
+    c.incremental_alter(1, BROKER, name, ops)
 }
 
 /// A resource's configs as DescribeConfigs v4 answers them: name -> (value,

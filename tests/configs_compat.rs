@@ -12,8 +12,7 @@ use common::*;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ProduceResponse,
+    alter_configs_request, AlterConfigsRequest, DescribeConfigsRequest, ProduceResponse,
 };
 use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
 
@@ -123,29 +122,7 @@ fn incremental(
     topic: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> (i16, Option<String>) {
-    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(TOPIC)
-            .with_resource_name(str_bytes(topic))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        AlterableConfig::default()
-                            .with_name(str_bytes(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(str_bytes))
-                    })
-                    .collect(),
-            ),
-    ]);
-    let resp = c.call(1, &req);
-    assert_eq!(resp.responses.len(), 1);
-    let r = &resp.responses[0];
-    (
-        r.error_code,
-        r.error_message.as_ref().map(|m| m.to_string()),
-    )
+    c.incremental_alter(1, TOPIC, topic, ops)
 }
 
 /// `topic`'s cleanup.policy as DescribeConfigs reports it.

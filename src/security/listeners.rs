@@ -119,18 +119,26 @@ pub fn parse_flag(flag: &str) -> Result<(String, ListenerConfig), ListenerError>
         .ok_or_else(|| ListenerError::Protocol(name.into(), protocol.into()))?;
     Ok((
         name.to_string(),
+        ListenerConfig::bare(protocol, listen, None),
+    ))
+}
+
+impl ListenerConfig {
+    /// A listener with nothing but its protocol and addresses: no TLS
+    /// files, no SASL mechanisms named, the default principal.
+    pub fn bare(protocol: SecurityProtocol, listen: &str, advertise: Option<String>) -> Self {
         ListenerConfig {
             protocol,
             listen: listen.to_string(),
-            advertise: None,
+            advertise,
             principal: None,
             ssl_cert: None,
             ssl_key: None,
             ssl_ca: None,
             ssl_client_auth: ClientAuth::None,
             sasl_mechanisms: None,
-        },
-    ))
+        }
+    }
 }
 
 /// Checks the listeners as a whole: bounded count, names, what each

@@ -331,26 +331,41 @@ impl RawClient {
         topic: &str,
         configs: &[(&str, &str)],
     ) -> (i16, Option<String>) {
+        const RESOURCE_TOPIC: i8 = 2;
+        const OP_SET: i8 = 0;
+        let ops: Vec<(&str, i8, Option<&str>)> = configs
+            .iter()
+            .map(|(k, v)| (*k, OP_SET, Some(*v)))
+            .collect();
+        self.incremental_alter(version, RESOURCE_TOPIC, topic, &ops)
+    }
+
+    /// IncrementalAlterConfigs at `version` for one resource with (key,
+    /// operation, value) entries; returns its (error code, error message).
+    pub fn incremental_alter(
+        &mut self,
+        version: i16,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+    ) -> (i16, Option<String>) {
         use kafka_protocol::messages::incremental_alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
         use kafka_protocol::messages::{
             IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
         };
-        const RESOURCE_TOPIC: i8 = 2;
-        const OP_SET: i8 = 0;
         let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(str_bytes(topic))
+                .with_resource_type(resource_type)
+                .with_resource_name(str_bytes(name))
                 .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
+                    ops.iter()
+                        .map(|(k, op, v)| {
                             AlterableConfig::default()
                                 .with_name(str_bytes(k))
-                                .with_config_operation(OP_SET)
-                                .with_value(Some(str_bytes(v)))
+                                .with_config_operation(*op)
+                                .with_value(v.map(str_bytes))
                         })
                         .collect(),
                 ),
@@ -358,8 +373,8 @@ impl RawClient {
         let resp: IncrementalAlterConfigsResponse = self.call(version, &req);
         assert_eq!(resp.responses.len(), 1);
         let r = &resp.responses[0];
-        assert_eq!(r.resource_type, RESOURCE_TOPIC);
-        assert_eq!(r.resource_name.as_str(), topic);
+        assert_eq!(r.resource_type, resource_type);
+        assert_eq!(r.resource_name.as_str(), name);
         (
             r.error_code,
             r.error_message.as_ref().map(|s| s.as_str().to_string()),
