@@ -299,30 +299,22 @@ const HISTOGRAMS: &[&Histogram] = &[
     &FETCH_WAKEUP,
 ];
 
+/// One unlabeled series with its header.
+fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 /// The Prometheus text exposition of every counter and histogram.
 pub fn render() -> String {
     let mut out = String::new();
     for c in ALL {
-        let _ = writeln!(
-            out,
-            "# HELP {} {}\n# TYPE {} counter\n{} {}",
-            c.name,
-            c.help,
-            c.name,
-            c.name,
-            c.get()
-        );
+        scalar(&mut out, c.name, c.help, "counter", c.get());
     }
     for g in GAUGES {
-        let _ = writeln!(
-            out,
-            "# HELP {} {}\n# TYPE {} gauge\n{} {}",
-            g.name,
-            g.help,
-            g.name,
-            g.name,
-            g.get()
-        );
+        scalar(&mut out, g.name, g.help, "gauge", g.get());
     }
     let mut previous = "";
     for h in HISTOGRAMS {

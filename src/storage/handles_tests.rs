@@ -32,18 +32,10 @@ fn open_all(root: &Path, handles: &FileHandles, clean: bool) -> Vec<PartitionLog
 /// The base offsets of the batches `log` returns from `offset` on.
 fn read_bases(log: &PartitionLog, offset: i64) -> Vec<i64> {
     let plan = log.read(offset, u32::MAX, true).unwrap();
-    let mut bases = Vec::new();
-    for slice in &plan.slices {
-        let mut buf = vec![0u8; slice.len as usize];
-        slice.file.read_exact_at(&mut buf, slice.position).unwrap();
-        let mut pos = 0;
-        while pos < buf.len() {
-            let header = BatchHeader::parse(&buf[pos..]).unwrap();
-            bases.push(header.base_offset);
-            pos += header.total_len();
-        }
-    }
-    bases
+    super::tests::batches_in(&plan)
+        .into_iter()
+        .map(|(base, _)| base)
+        .collect()
 }
 
 /// Five logs of several segments each, on a cache of two open files:

@@ -35,7 +35,7 @@ fn partition_dir(tmp: &tempfile::TempDir) -> PathBuf {
 }
 
 /// The (base, last) offsets of the batches a plan covers, reading its slices.
-fn batches_in(plan: &ReadPlan) -> Vec<(i64, i64)> {
+pub(super) fn batches_in(plan: &ReadPlan) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     for slice in &plan.slices {
         let mut buf = vec![0u8; slice.len as usize];
