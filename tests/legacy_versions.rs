@@ -124,6 +124,47 @@ fn stored_commit_times(c: &mut RawClient, group: &str) -> Vec<(i32, i64)> {
     out
 }
 
+/// ListOffsets v0 answers as Kafka 3.x did (`legacyFetchOffsetsBefore`):
+/// segment starts chosen by their files' times, then the log end.
+#[test]
+fn list_offsets_v0_walks_segments_by_file_time() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    common::create_topic(&bs, "rolled", 1, &[("segment.bytes", "100")]);
+    let mut c = RawClient::connect(&bs);
+    for _ in 0..3 {
+        // Each batch outgrows a 100-byte segment: one segment per batch.
+        let batch = common::build_owned_batch(&[common::OwnedRecord {
+            key: None,
+            value: Some(vec![b'v'; 60]),
+            timestamp: common::now_ms(),
+            headers: vec![],
+        }]);
+        assert_eq!(c.produce_batch("rolled", 0, batch).0, err::NONE);
+    }
+    let files = broker.segment_files("rolled", 0);
+    assert_eq!(files.len(), 3, "{files:?}");
+    // Segment i's file last written (i + 1) * 10 s after the epoch.
+    for (i, path) in files.iter().enumerate() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(10 * (i as u64 + 1));
+        std::fs::File::open(path).unwrap().set_modified(at).unwrap();
+    }
+    assert_eq!(
+        list_offsets_v0(&mut c, "rolled", -1, 10),
+        (0, vec![3, 2, 1, 0])
+    );
+    assert_eq!(list_offsets_v0(&mut c, "rolled", -1, 2), (0, vec![3, 2]));
+    assert_eq!(list_offsets_v0(&mut c, "rolled", -2, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut c, "rolled", 25_000, 10),
+        (0, vec![1, 0])
+    );
+    assert_eq!(list_offsets_v0(&mut c, "rolled", 30_000, 1), (0, vec![2]));
+    assert_eq!(list_offsets_v0(&mut c, "rolled", 9_999, 10), (0, vec![]));
+    let (code, offsets) = list_offsets_v0(&mut c, "no-such-topic", -1, 10);
+    assert_eq!((code, offsets), (err::UNKNOWN_TOPIC_OR_PARTITION, vec![]));
+}
+
 /// CreateTopics v0, ListOffsets v0, OffsetCommit v0-1, OffsetFetch v0,
 /// DescribeConfigs v0, OffsetForLeaderEpoch v0, Metadata v0 and
 /// DeleteTopics v0 do what Kafka 3.9 did with them.
@@ -156,7 +197,13 @@ fn dropped_versions_are_served() {
     assert_eq!(list_offsets_v0(&mut c, "legacy", -1, 10), (0, vec![3, 0]));
     assert_eq!(list_offsets_v0(&mut c, "legacy", -1, 1), (0, vec![3]));
     assert_eq!(list_offsets_v0(&mut c, "legacy", -2, 1), (0, vec![0]));
-    assert_eq!(list_offsets_v0(&mut c, "legacy", 1_001, 1), (0, vec![1]));
+    // A time is matched against segment file times, not record times.
+    assert_eq!(list_offsets_v0(&mut c, "legacy", 1_001, 1), (0, vec![]));
+    let later = common::now_ms() + 86_400_000;
+    assert_eq!(
+        list_offsets_v0(&mut c, "legacy", later, 10),
+        (0, vec![3, 0])
+    );
 
     // A simple consumer's commit (v0: no generation, no member) and v1's
     // commit time, which Kafka 3.x stored as the commit's time.

@@ -64,6 +64,7 @@ pub async fn handle(
                 timestamp: p.timestamp,
                 committed,
                 current_leader_epoch: p.current_leader_epoch,
+                max_num_offsets: None,
             })
         })
         .collect();

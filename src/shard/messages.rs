@@ -97,6 +97,9 @@ pub struct OffsetQuery {
     pub committed: bool,
     /// Kafka's current_leader_epoch (-1: unchecked).
     pub current_leader_epoch: i32,
+    /// ListOffsets v0: answer with Kafka 3.x's offset array of at most this
+    /// many offsets ([`OffsetOutcome::old_style_offsets`]) instead.
+    pub max_num_offsets: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -106,6 +109,9 @@ pub struct OffsetOutcome {
     pub timestamp: i64,
     /// The leader epoch of the answer (-1 when not known).
     pub leader_epoch: i32,
+    /// ListOffsets v0's array, largest first (see
+    /// `PartitionLog::offsets_before`); empty for newer versions.
+    pub old_style_offsets: Vec<i64>,
 }
 
 /// OffsetForLeaderEpoch for one partition.

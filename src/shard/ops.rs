@@ -127,6 +127,7 @@ impl Shard {
                 offset: -1,
                 timestamp: -1,
                 leader_epoch: -1,
+                old_style_offsets: Vec::new(),
             },
         )
         .await
@@ -407,6 +408,7 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         offset,
         timestamp,
         leader_epoch: -1,
+        old_style_offsets: Vec::new(),
     };
     let partition = match led_partition(shard, &query.tp, query.current_leader_epoch) {
         Ok(p) => p,
@@ -424,7 +426,17 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         } else {
             -1
         },
+        old_style_offsets: Vec::new(),
     };
+    if let Some(max) = query.max_num_offsets {
+        return match log.offsets_before(query.timestamp, max, crate::runtime::now_ms()) {
+            Ok(offsets) => OffsetOutcome {
+                old_style_offsets: below_high_watermark(offsets, high_watermark),
+                ..answer(NONE, -1, -1)
+            },
+            Err(e) => answer(storage_error_code(&e), -1, -1),
+        };
+    }
     match query.timestamp {
         EARLIEST | EARLIEST_LOCAL => answer(NONE, log.log_start_offset(), -1),
         LATEST_TIERED => answer(NONE, -1, -1),
@@ -447,6 +459,16 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         }
         _ => answer(ResponseError::InvalidRequest.code(), -1, -1),
     }
+}
+
+/// A consumer's ListOffsets v0 array, as Kafka 3.x cut it: offsets past the
+/// high watermark give way to the high watermark itself.
+fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
+    if offsets.iter().all(|&o| o <= high_watermark) {
+        return offsets;
+    }
+    let kept = offsets.into_iter().skip_while(|&o| o > high_watermark);
+    std::iter::once(high_watermark).chain(kept).collect()
 }
 
 /// Answers `reply` once any listed partition's log end passes its offset,
@@ -633,4 +655,19 @@ fn offset_for_leader_epoch(shard: &Shard, query: EpochQuery) -> EpochOutcome {
     }
     let (epoch, end_offset) = log.end_offset_for_epoch(query.leader_epoch);
     answer(NONE, epoch, end_offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::below_high_watermark;
+
+    /// Kafka 3.x's consumer cut: what the ISR lacks becomes the high
+    /// watermark itself, once, at the head of the array.
+    #[test]
+    fn old_style_offsets_stop_at_the_high_watermark() {
+        assert_eq!(below_high_watermark(vec![9, 5, 0], 9), [9, 5, 0]);
+        assert_eq!(below_high_watermark(vec![9, 5, 0], 7), [7, 5, 0]);
+        assert_eq!(below_high_watermark(vec![9, 8, 5], 5), [5, 5]);
+        assert_eq!(below_high_watermark(vec![], 5), [0; 0]);
+    }
 }

@@ -123,6 +123,16 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A file's modification time in ms since the epoch, by path (a stat needs
+/// no open file). Times before the epoch read as 0.
+pub(crate) fn modified_ms(path: &Path) -> io::Result<i64> {
+    let modified = fs::metadata(path)?.modified()?;
+    let since = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -785,6 +785,52 @@ impl PartitionLog {
         }
     }
 
+    /// ListOffsets v0's offset array, as Kafka 3.x built it
+    /// (`legacyFetchOffsetsBefore`): every segment's start (never below the
+    /// log start) stamped with its file's mtime, then the log end stamped
+    /// `now_ms` when the active segment holds anything. The walk starts at
+    /// the last entry for latest (-1), the first for earliest (-2), else the
+    /// newest entry stamped at or before `timestamp`, and goes back from
+    /// there: at most `max` offsets, largest first. A time older than every
+    /// segment gives none.
+    pub fn offsets_before(
+        &self,
+        timestamp: i64,
+        max: usize,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StorageError> {
+        const LATEST: i64 = -1;
+        const EARLIEST: i64 = -2;
+        let starts = self
+            .segments
+            .values()
+            .map(|s| s.base_offset.max(self.log_start_offset));
+        let mut entries: Vec<i64> = starts.collect();
+        let active_has_data = !self.active().is_empty();
+        if active_has_data {
+            entries.push(self.log_end_offset());
+        }
+        let last = match timestamp {
+            LATEST => entries.len().checked_sub(1),
+            EARLIEST => Some(0),
+            _ => {
+                // Only a time needs the mtimes: one stat per segment.
+                let mut stamps = Vec::with_capacity(entries.len());
+                for segment in self.segments.values() {
+                    stamps.push(super::io::modified_ms(&segment.log_path())?);
+                }
+                if active_has_data {
+                    stamps.push(now_ms);
+                }
+                stamps.iter().rposition(|&stamp| stamp <= timestamp)
+            }
+        };
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
+        Ok(entries[..=last].iter().rev().take(max).copied().collect())
+    }
+
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in self.segments.values() {
             if let Some(found) = segment.find_timestamp(ts)? {

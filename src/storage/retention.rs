@@ -1,7 +1,5 @@
 //! Time- and size-based retention: whole oldest segments are deleted.
 
-use std::time::UNIX_EPOCH;
-
 use super::segment::{DeletedSegment, Segment};
 use super::{PartitionLog, StorageError};
 
@@ -70,12 +68,5 @@ fn largest_timestamp_ms(segment: &Segment) -> i64 {
     if segment.max_timestamp >= 0 {
         return segment.max_timestamp;
     }
-    // By path: a stat needs no open file.
-    let modified = std::fs::metadata(segment.log_path()).and_then(|m| m.modified());
-    modified
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(i64::MAX, |d| {
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-        })
+    super::io::modified_ms(&segment.log_path()).unwrap_or(i64::MAX)
 }

@@ -387,6 +387,43 @@ fn read_limits_and_range() {
     ));
 }
 
+/// ListOffsets v0's arrays (Kafka 3.x's `legacyFetchOffsetsBefore`):
+/// segment starts found by their files' times, then the log end, newest
+/// first.
+#[test]
+fn offsets_before_walks_segment_starts_by_file_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: 1,
+        ..config()
+    };
+    let mut log = open(&dir, config, true);
+    assert_eq!(log.offsets_before(-1, 10, 0).unwrap(), [0], "empty log");
+    for _ in 0..3 {
+        let batch = build_batch(0, &[(None, Some(b"x"), 1_000, &[])]);
+        log.append(&batch, 0).unwrap();
+    }
+    assert_eq!(log.segment_count(), 3);
+    // Segment i's file last written at (i + 1) * 10 s after the epoch.
+    for (i, base) in [0, 1, 2].into_iter().enumerate() {
+        let path = super::segment::segment_path(&dir, base, "log");
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(10 * (i as u64 + 1));
+        std::fs::File::open(path).unwrap().set_modified(at).unwrap();
+    }
+    let now_ms = 50_000;
+    let before = |ts, max| log.offsets_before(ts, max, now_ms).unwrap();
+    assert_eq!(before(-1, 10), [3, 2, 1, 0]);
+    assert_eq!(before(-1, 2), [3, 2]);
+    assert_eq!(before(-1, 0), [0; 0]);
+    assert_eq!(before(-2, 10), [0]);
+    assert_eq!(before(25_000, 10), [1, 0]);
+    assert_eq!(before(30_000, 1), [2]);
+    assert_eq!(before(45_000, 10), [2, 1, 0]);
+    assert_eq!(before(now_ms, 10), [3, 2, 1, 0]);
+    assert_eq!(before(9_999, 10), [0; 0], "older than every segment");
+}
+
 #[test]
 fn offset_for_timestamp_across_segments() {
     let tmp = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@
 //! response is decoded from bytes a handler produced.
 
 mod fixups;
+mod offsets_v0;
 mod records;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -33,9 +34,9 @@ pub(crate) struct Carried {
     pub(crate) commit_timestamps: Vec<i64>,
 }
 
-/// How much bigger than the client's request the forwarded one may be:
-/// ListOffsets v0 asks up to two offsets per partition (12 bytes each in
-/// v1) where the client spent 16.
+/// How much bigger than the client's request the forwarded one may be: the
+/// fields a forwarded version adds (a retention time, a null tag buffer)
+/// are a few bytes per request or per entry the client already sent.
 pub(crate) const GROWTH_MAX: usize = 2;
 
 /// The APIs whose dropped versions the bridge serves.
@@ -71,7 +72,8 @@ pub(super) fn v3_knows(key: ApiKey, version: i16) -> bool {
 /// The request half of [`serve`] without a broker: a frame (without its
 /// size) of a bridged version decoded and re-encoded at the version the
 /// handlers read, message sets converted within the given bounds. `None`
-/// for a version the bridge does not serve. For the fuzzer.
+/// for a version the bridge does not serve; an empty body for ListOffsets
+/// v0, which is decoded and answered without forwarding. For the fuzzer.
 pub fn forward_frame(
     key: ApiKey,
     version: i16,
@@ -93,6 +95,10 @@ pub fn forward_frame(
         down_conversion_max,
     };
     Some(header.and_then(|_| {
+        if key == ApiKey::ListOffsets {
+            let _: v3::messages::ListOffsetsRequest = decode(&mut buf, key, version, version)?;
+            return Ok(Bytes::new());
+        }
         fixups::forward_request(key, (version, to), &mut buf, limits).map(|f| f.body)
     }))
 }
@@ -121,6 +127,15 @@ pub(super) async fn serve(
         v3_key.request_header_version(version),
     )?;
     let correlation_id = header.correlation_id;
+    if key == ApiKey::ListOffsets {
+        let request = decode(&mut buf, key, version, version)?;
+        let response = offsets_v0::answer(&services.shard, request).await;
+        let mut body = BytesMut::new();
+        encode(&response, &mut body, version)?;
+        let mut response_header = v3::messages::ResponseHeader::default();
+        response_header.correlation_id = correlation_id;
+        return framed(v3_key, version, &response_header, &body).map(Some);
+    }
     let limits = records::Limits {
         decompressed_max: services.shard.config.decompressed_batch_bytes_max,
         down_conversion_max: services.shard.config.fetch.down_conversion_max_bytes,
@@ -147,18 +162,24 @@ pub(super) async fn serve(
     let response_header: v3::messages::ResponseHeader =
         decode(&mut response, key, to, v3_key.response_header_version(to))?;
     let body = fixups::answer(key, to, version, &mut response, forward.answer)?;
+    framed(v3_key, version, &response_header, &body).map(Some)
+}
+
+/// A response frame at the client's `version`: size, header, body.
+fn framed(
+    key: v3::messages::ApiKey,
+    version: i16,
+    header: &v3::messages::ResponseHeader,
+    body: &[u8],
+) -> Result<Vec<Piece>, RequestError> {
     let mut out = BytesMut::with_capacity(body.len() + 16);
     out.put_i32(0); // size, filled in below
-    encode(
-        &response_header,
-        &mut out,
-        v3_key.response_header_version(version),
-    )?;
-    out.extend_from_slice(&body);
+    encode(header, &mut out, key.response_header_version(version))?;
+    out.extend_from_slice(body);
     let size = i32::try_from(out.len() - 4)
         .map_err(|_| RequestError::Encode(format!("response of {} bytes", out.len())))?;
     out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(Some(vec![Piece::Bytes(out.freeze())]))
+    Ok(vec![Piece::Bytes(out.freeze())])
 }
 
 /// A bridged response as one buffer without its size prefix. A fetch's
