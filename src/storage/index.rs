@@ -42,6 +42,14 @@ impl OffsetIndex {
         after.checked_sub(1).map_or(0, |i| self.entries[i].position)
     }
 
+    /// Position of the last indexed batch starting at or before byte
+    /// `position`; 0 (the segment start) when there is none. Entries grow in
+    /// position as in offset, so the same search works by position.
+    pub fn floor_position(&self, position: u32) -> u32 {
+        let after = self.entries.partition_point(|e| e.position <= position);
+        after.checked_sub(1).map_or(0, |i| self.entries[i].position)
+    }
+
     pub fn last(&self) -> Option<IndexEntry> {
         self.entries.last().copied()
     }

@@ -408,9 +408,11 @@ impl Segment {
         Ok(None)
     }
 
-    /// Length of the whole batches from `from` (up to position `end`) that fit in `budget` bytes
-    /// (the first one always when `force_first`), and whether the budget
-    /// stopped the scan before the end of the segment.
+    /// Length of the whole batches from `from` (up to position `end`) that
+    /// fit in `budget` bytes (the first one always when `force_first`), and
+    /// whether the budget stopped the scan before `end`. Both ends are batch
+    /// boundaries, so a range within the budget needs no header read; a cut
+    /// one reads headers only from the index entry nearest the cut.
     pub fn read_range(
         &self,
         from: u64,
@@ -418,18 +420,38 @@ impl Segment {
         budget: u64,
         force_first: bool,
     ) -> Result<(u64, bool), StorageError> {
-        assert!(end <= self.size, "reads stay within the segment");
-        let mut taken = 0u64;
-        let mut pos = from;
-        while pos < end {
+        assert!(
+            from <= end && end <= self.size,
+            "reads stay within the segment"
+        );
+        if end - from <= budget {
+            debug_assert_eq!(self.walk_to(from, end)?, end, "a range of whole batches");
+            return Ok((end - from, false));
+        }
+        let limit = from + budget;
+        let near = u64::from(
+            self.index
+                .floor_position(u32::try_from(limit).unwrap_or(u32::MAX)),
+        );
+        let cut = self.walk_to(near.max(from), limit)?;
+        if cut == from && force_first {
+            let first = self.read_header(from)?.total_len() as u64;
+            return Ok((first, from + first < end));
+        }
+        Ok((cut - from, true))
+    }
+
+    /// The last batch boundary at or before `limit`, walking headers from
+    /// the boundary `pos`; `limit` lies within the segment's batches.
+    fn walk_to(&self, mut pos: u64, limit: u64) -> Result<u64, StorageError> {
+        while pos < limit {
             let len = self.read_header(pos)?.total_len() as u64;
-            if taken + len > budget && !(force_first && taken == 0) {
-                return Ok((taken, true));
+            if pos + len > limit {
+                break;
             }
-            taken += len;
             pos += len;
         }
-        Ok((taken, false))
+        Ok(pos)
     }
 
     /// (offset, timestamp) of the first record here with timestamp >= `ts`.

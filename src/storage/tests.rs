@@ -387,6 +387,60 @@ fn read_limits_and_range() {
     ));
 }
 
+/// Reads cut by the budget find the same batches through a sparse index as
+/// a walk of every header would: batches of uneven sizes, an index entry
+/// every few batches, segments rolled along the way, every start offset
+/// against every budget.
+#[test]
+fn budget_cuts_match_a_header_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 300,
+        segment_bytes: 2_000,
+        ..config()
+    };
+    let mut log = open(&partition_dir(&tmp), config, true);
+    // (base, last, bytes) of each batch as appended.
+    let mut batches = Vec::new();
+    for i in 0..40usize {
+        let value = vec![b'v'; 10 + (i * 37) % 120];
+        let records: Vec<crate::record::build::RecordSpec<'_>> = (0..1 + i % 3)
+            .map(|_| (None, Some(&value[..]), 1_000, &[][..]))
+            .collect();
+        let batch = build_batch(0, &records);
+        let appended = log.append(&batch, 0).unwrap();
+        batches.push((
+            appended.base_offset,
+            appended.last_offset,
+            batch.len() as u64,
+        ));
+    }
+    assert!(log.segment_count() > 3);
+    for (start, &(base, _, _)) in batches.iter().enumerate() {
+        for budget in (0..1_200).step_by(23) {
+            for min_one in [false, true] {
+                let plan = log.read(base, budget, min_one).unwrap();
+                // The model: whole batches from `start` while they fit, the
+                // first one anyway with `min_one`.
+                let mut want = Vec::new();
+                let mut taken = 0;
+                for &(b, l, len) in &batches[start..] {
+                    if taken + len > u64::from(budget) && !(min_one && want.is_empty()) {
+                        break;
+                    }
+                    taken += len;
+                    want.push((b, l));
+                }
+                assert_eq!(
+                    batches_in(&plan),
+                    want,
+                    "from {base}, budget {budget}, min_one {min_one}"
+                );
+            }
+        }
+    }
+}
+
 /// ListOffsets v0's arrays (Kafka 3.x's `legacyFetchOffsetsBefore`):
 /// segment starts found by their files' times, then the log end, newest
 /// first.
