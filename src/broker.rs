@@ -330,6 +330,7 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
     runtime::spawn_local(retention_loop(shard.clone())).detach();
     runtime::spawn_local(compaction_loop(shard.clone())).detach();
     runtime::spawn_local(flush_loop(shard.clone())).detach();
+    runtime::spawn_local(idle_files_loop(shard.clone())).detach();
     runtime::spawn_local(producer_expiry_loop(shard.clone())).detach();
     if ctx.cluster.is_some() {
         runtime::spawn_local(isr_loop(shard.clone())).detach();
@@ -466,6 +467,21 @@ async fn flush_loop(shard: Rc<Shard>) {
         .is_none()
     {
         shard.flush_pass().await;
+    }
+}
+
+/// Closes the segment files nobody used for `log_open_files_idle_ms`.
+async fn idle_files_loop(shard: Rc<Shard>) {
+    if shard.config.log_open_files_idle_ms == 0 {
+        return;
+    }
+    let every = Duration::from_millis(shard.config.log_open_files_idle_ms);
+    while runtime::timeout(every, shard.stopping.changed_since(0))
+        .await
+        .is_none()
+    {
+        let closed = shard.file_handles.close_idle();
+        tracing::debug!(shard = shard.id, closed, "idle segment files closed");
     }
 }
 

@@ -132,6 +132,10 @@ pub struct BrokerConfig {
     /// and close the least recently used, so idle partitions hold no
     /// descriptor. Lowered at start to fit the process's open-file limit.
     pub log_open_files_max: usize,
+    /// A cached segment file unused for this long (up to twice this, as the
+    /// sweep runs every interval) is closed even when the cache has room;
+    /// 0 keeps files until the cache needs their slots.
+    pub log_open_files_idle_ms: u64,
     /// While connections have work, how long a shard runs tasks before it
     /// polls for I/O again. glommio's default (100 ms) lets a busy producer
     /// delay every other socket's readiness by that much.
@@ -264,6 +268,7 @@ impl Default for BrokerConfig {
             shard_channel_capacity: 1024,
             max_connections_per_shard: 10_000,
             log_open_files_max: LOG_OPEN_FILES_MAX_DEFAULT,
+            log_open_files_idle_ms: 600_000,
             io_memory_bytes: 1 << 20,
             task_quota_us: 1000,
             metrics_listen: None,

@@ -117,6 +117,9 @@ struct ServeArgs {
     /// recently used close past it.
     #[arg(long)]
     log_open_files_max: Option<usize>,
+    /// Close a cached segment file after this long without use (0: never).
+    #[arg(long)]
+    log_open_files_idle_ms: Option<u64>,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -176,6 +179,7 @@ impl ServeArgs {
             num_partitions => c.num_partitions,
             socket_request_max_bytes => c.socket_request_max_bytes,
             log_open_files_max => c.log_open_files_max,
+            log_open_files_idle_ms => c.log_open_files_idle_ms,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,

@@ -106,6 +106,18 @@ pub static PRODUCE_UP_CONVERSIONS: Counter = Counter::new(
     "sluice_produce_up_conversions_total",
     "Produce v0-2 message sets converted to v2 batches.",
 );
+pub static LOG_FILES_OPENED: Counter = Counter::new(
+    "sluice_log_files_opened_total",
+    "Segment files opened (or created) through the shards' file-handle caches.",
+);
+pub static LOG_FILES_EVICTED: Counter = Counter::new(
+    "sluice_log_files_evicted_total",
+    "Segment files closed to make room in a full file-handle cache.",
+);
+pub static LOG_FILES_IDLE_CLOSED: Counter = Counter::new(
+    "sluice_log_files_idle_closed_total",
+    "Segment files closed after `log_open_files_idle_ms` without use.",
+);
 
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
@@ -127,6 +139,9 @@ const ALL: &[&Counter] = &[
     &FETCH_DOWN_CONVERSIONS,
     &FETCH_DOWN_CONVERTED_BYTES,
     &PRODUCE_UP_CONVERSIONS,
+    &LOG_FILES_OPENED,
+    &LOG_FILES_EVICTED,
+    &LOG_FILES_IDLE_CLOSED,
 ];
 
 /// A value that goes up and down (Prometheus' gauge).
@@ -154,6 +169,12 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.value.load(Ordering::Relaxed)
     }
+
+    /// Moves the gauge by `n` (negative: down), for a count kept by its
+    /// owner rather than held by guards.
+    pub fn add(&self, n: i64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// One unit of a [`Gauge`], given back on drop (also when a future holding
@@ -171,7 +192,12 @@ pub static FETCHES_PARKED: Gauge = Gauge::new(
     "Long-poll fetches waiting on a partition owner for an append right now.",
 );
 
-const GAUGES: &[&Gauge] = &[&FETCHES_PARKED];
+pub static LOG_FILES_OPEN: Gauge = Gauge::new(
+    "sluice_log_files_open",
+    "Segment files the shards' file-handle caches hold open now.",
+);
+
+const GAUGES: &[&Gauge] = &[&FETCHES_PARKED, &LOG_FILES_OPEN];
 
 /// Upper bounds of the histogram buckets, in microseconds: fine where
 /// the targets are (p99 of a millisecond or two), coarse in the tail.

@@ -129,3 +129,41 @@ fn many_partitions_stay_within_log_open_files_max() {
     assert_within_bound(&broker, "after producing again");
     broker.stop();
 }
+
+/// Partitions that went quiet give their descriptors back even when the
+/// cache has room: with `log_open_files_idle_ms`, the broker's segment files
+/// close once nothing uses them, `/metrics` counts them, and the partitions
+/// serve again on demand.
+#[test]
+fn idle_segment_files_close_and_reopen() {
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--log-open-files-idle-ms",
+            "200",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let topic = "quiet";
+    create_topic(&broker.bootstrap(), topic, 4, &[]);
+    let msgs: Vec<Msg> = (0..4).map(|p| Msg::value(format!("v{p}")).to(p)).collect();
+    produce(&producer_config(&broker.bootstrap()), topic, &msgs);
+
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while !open_segment_files(broker.pid(), broker.data_dir()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "segment files still open: {:?}",
+            open_segment_files(broker.pid(), broker.data_dir())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(broker.metric("sluice_log_files_idle_closed_total") >= 4);
+    assert_eq!(broker.metric("sluice_log_files_open"), 0);
+
+    let got = consume_all(&broker.bootstrap(), topic, 4, 4, Duration::from_secs(30));
+    let mut values: Vec<String> = got.iter().map(payload_str).collect();
+    values.sort();
+    assert_eq!(values, ["v0", "v1", "v2", "v3"]);
+}
