@@ -456,7 +456,7 @@ async fn compaction_loop(shard: Rc<Shard>) {
             return;
         }
         runtime::yield_now().await;
-        more = shard.compact_step();
+        more = shard.compact_step().await;
     }
 }
 

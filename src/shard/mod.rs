@@ -33,7 +33,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::metadata::{owner_shard, partition_dir, Topics};
 use crate::runtime::{Mesh, MeshReceiver};
-use crate::storage::PartitionLog;
+use crate::storage::{PartitionLog, StorageError};
 
 pub use event::Event;
 pub use messages::*;
@@ -439,7 +439,7 @@ impl Shard {
 
     /// One bounded compaction step (COMPACTION_PASS_BYTES_MAX) for every
     /// compacted log this shard owns; true if any wants another step soon.
-    pub fn compact_step(&self) -> bool {
+    pub async fn compact_step(&self) -> bool {
         let now = crate::runtime::now_ms();
         let mut more = false;
         let compacted = self
@@ -447,15 +447,38 @@ impl Shard {
             .into_iter()
             .filter(|(_, p)| p.log.borrow().config().cleanup_compact);
         for (tp, partition) in compacted {
-            match partition.log.borrow_mut().compact(now) {
-                Ok(stats) => more |= stats.more_work,
-                Err(e) => {
-                    if !write_failures::failed_storage("compaction", &tp, &e) {
-                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
-                    }
+            let stepped = partition.log.borrow_mut().compact(now);
+            let synced = match stepped {
+                Ok(stats) => {
+                    more |= stats.more_work;
+                    compaction_sync(&partition).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = synced {
+                if !write_failures::failed_storage("compaction", &tp, &e) {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
                 }
             }
         }
         more
     }
+}
+
+/// Runs the fsync `partition`'s compaction round waits for, if any, on a
+/// blocking thread, and hands the answer back to the log.
+async fn compaction_sync(partition: &Rc<Partition>) -> Result<(), StorageError> {
+    let Some(sync) = partition.log.borrow_mut().take_compaction_sync()? else {
+        return Ok(());
+    };
+    let (sync, result) = crate::runtime::blocking(move || {
+        let result = sync.run();
+        (sync, result)
+    })
+    .await;
+    partition
+        .log
+        .borrow_mut()
+        .finish_compaction_sync(sync, result)
+        .map(|_| ())
 }

@@ -11,6 +11,16 @@
 //!    `<base>.log.cleaned`, keeping each surviving record in its original
 //!    batch; then fsync, rename over `<base>.log`, and rebuild the indexes.
 //!
+//! The fsyncs run on a blocking thread, not the shard's: a finished rewrite
+//! waits as the round's `swap` until [`PartitionLog::take_compaction_sync`]
+//! hands its fdatasync out and [`PartitionLog::finish_compaction_sync`]
+//! swaps it in (a rename, on the shard, so no read ever sees the path and
+//! the segment disagree); the round's end waits the same way for the
+//! directory fsync (making its renames durable) and the checkpoint write.
+//! The swapped-in segment's indexes are written without fsync, as a roll
+//! writes them: a crash leaves them short or empty, which only slows
+//! lookups (they scan on from an earlier position).
+//!
 //! # Invariants
 //!
 //! - Offsets never move: a kept batch keeps its baseOffset, lastOffsetDelta
@@ -34,13 +44,16 @@
 //! - In-flight fetches keep the replaced file's `Arc<File>`: the old inode
 //!   lives on until they finish. A crash leaves at worst a `.cleaned` file
 //!   (deleted at open) or a segment without indexes (rebuilt at open).
+//! - While a sync is out, the round does nothing else; a truncation or a
+//!   close drops the round, and the sync's answer then finds none.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::compression::{compress, decompress, Codec, DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT};
@@ -49,7 +62,7 @@ use crate::record::{
     LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
 };
 
-use super::io::{pwrite_all, sync_dir, write_atomic};
+use super::io::{modified_ms, pwrite_all, sync_dir, write_atomic};
 use super::segment::TIME_INDEX_SUFFIX;
 use super::segment::{cleaned_path, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX};
 use super::{PartitionLog, StorageError};
@@ -90,6 +103,49 @@ pub struct Cleaner {
     tombstones_due_ms: Option<i64>,
     /// Boxed: only compacted logs ever have one.
     round: Option<Box<Round>>,
+    /// A [`CompactionSync`] is out; the round waits for its answer.
+    sync_out: bool,
+}
+
+/// Work for the blocking thread that makes a compaction step durable.
+pub struct CompactionSync(SyncWork);
+
+enum SyncWork {
+    /// The finished rewrite's data, before its rename.
+    Segment(Arc<fs::File>),
+    /// The round's renames (a directory fsync), then the new clean offset.
+    Checkpoint {
+        dir: PathBuf,
+        /// The directory's inode when the log opened it: a topic deleted
+        /// and recreated meanwhile has a new directory at the same path,
+        /// which must not get this log's checkpoint.
+        dir_ino: u64,
+        clean_offset: i64,
+    },
+}
+
+impl CompactionSync {
+    pub fn run(&self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        match &self.0 {
+            SyncWork::Segment(file) => file.sync_all(),
+            SyncWork::Checkpoint {
+                dir,
+                dir_ino,
+                clean_offset,
+            } => match fs::metadata(dir) {
+                Ok(m) if m.ino() == *dir_ino => {
+                    sync_dir(dir)?;
+                    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+                    write_atomic(&path, clean_offset.to_string().as_bytes())
+                }
+                // The log went away (deleted, maybe recreated).
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
 }
 
 /// One cleaning round.
@@ -107,6 +163,10 @@ struct Round {
     /// Segments with a base at or above this are still to rewrite.
     next_base: i64,
     rewrite: Option<Rewrite>,
+    /// A finished rewrite waiting for its fdatasync, then its swap-in.
+    swap: Option<Rewrite>,
+    /// Every segment is rewritten: the round waits for its checkpoint.
+    finished: bool,
     tombstones_due_ms: Option<i64>,
 }
 
@@ -142,6 +202,9 @@ impl PartitionLog {
             self.abandon_round();
             return Ok(CompactionStats::default());
         }
+        if self.cleaner.sync_out {
+            return Ok(CompactionStats::default());
+        }
         let clean_offset = self.clean_offset();
         let round = match self.cleaner.round.take() {
             Some(round) => round,
@@ -159,11 +222,78 @@ impl PartitionLog {
         result.map(|()| stats)
     }
 
-    /// Drops the round under way and its half-written file, if any.
-    fn abandon_round(&mut self) {
-        if let Some(rewrite) = self.cleaner.round.take().and_then(|r| r.rewrite) {
+    /// Drops the round under way and its half-written or unswapped file,
+    /// if any. A sync still out then finds no round to finish.
+    pub(super) fn abandon_round(&mut self) {
+        let Some(round) = self.cleaner.round.take() else {
+            return;
+        };
+        for rewrite in [round.rewrite, round.swap].into_iter().flatten() {
             remove_if_exists(&cleaned_path(&self.dir, rewrite.out.base_offset));
         }
+    }
+
+    /// The fsync the round waits for, for the blocking thread: a finished
+    /// rewrite's data, or the finished round's checkpoint. Answer with
+    /// [`Self::finish_compaction_sync`].
+    pub fn take_compaction_sync(&mut self) -> Result<Option<CompactionSync>, StorageError> {
+        if self.cleaner.sync_out {
+            return Ok(None);
+        }
+        let Some(round) = self.cleaner.round.as_ref() else {
+            return Ok(None);
+        };
+        let work = if let Some(swap) = &round.swap {
+            SyncWork::Segment(swap.out.file()?)
+        } else if round.finished {
+            SyncWork::Checkpoint {
+                dir: self.dir.clone(),
+                dir_ino: self.dir_ino,
+                clean_offset: round.scanned_to.min(self.active().base_offset),
+            }
+        } else {
+            return Ok(None);
+        };
+        self.cleaner.sync_out = true;
+        Ok(Some(CompactionSync(work)))
+    }
+
+    /// A [`CompactionSync`] came back with `result`: swap the synced
+    /// rewrite in, or record the round's clean offset. A failure drops the
+    /// round (the next one starts over). Nothing happens if the round went
+    /// away meanwhile (a truncation, a close).
+    pub fn finish_compaction_sync(
+        &mut self,
+        sync: CompactionSync,
+        result: io::Result<()>,
+    ) -> Result<CompactionStats, StorageError> {
+        assert!(self.cleaner.sync_out, "a compaction sync was out");
+        self.cleaner.sync_out = false;
+        let mut stats = CompactionStats::default();
+        if self.cleaner.round.is_none() {
+            return Ok(stats);
+        }
+        if let Err(e) = result {
+            self.abandon_round();
+            return Err(e.into());
+        }
+        match sync.0 {
+            SyncWork::Segment(_) => {
+                let round = self.cleaner.round.as_mut().expect("the round");
+                let rewrite = round.swap.take().expect("a synced rewrite");
+                if let Err(e) = self.swap_in(rewrite) {
+                    self.abandon_round();
+                    return Err(e);
+                }
+                stats.segments_cleaned = 1;
+            }
+            SyncWork::Checkpoint { clean_offset, .. } => {
+                let round = self.cleaner.round.take().expect("the round");
+                self.finish_round(*round, clean_offset);
+            }
+        }
+        stats.more_work = self.cleaner.round.is_some();
+        Ok(stats)
     }
 
     /// The clean offset as stored, read from the checkpoint once.
@@ -258,11 +388,12 @@ impl PartitionLog {
         if !round.map_done {
             self.scan_keys(round, &mut budget, stats)?;
         }
-        while round.map_done && budget > 0 {
+        // A finished rewrite or round waits for its sync.
+        while round.map_done && budget > 0 && round.swap.is_none() && !round.finished {
             if round.rewrite.is_none() {
                 let Some(base) = self.next_to_rewrite(round) else {
-                    let round = slot.take().expect("the round");
-                    return self.finish_round(*round);
+                    round.finished = true;
+                    return Ok(());
                 };
                 round.rewrite = Some(self.start_rewrite(round, base, now_ms)?);
             }
@@ -422,24 +553,28 @@ impl PartitionLog {
                 round.tombstones_due_ms = Some(round.tombstones_due_ms.map_or(due, |d| d.min(due)));
             }
             round.next_base = base + 1;
-            self.swap_in(rewrite)?;
-            stats.segments_cleaned += 1;
+            let mut rewrite = rewrite;
+            rewrite.out.finish_time_index();
+            let cleaned_at =
+                UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
+            rewrite.out.file()?.set_modified(cleaned_at)?;
+            round.swap = Some(rewrite);
         }
         Ok(())
     }
 
-    /// Makes the finished rewrite the segment: fsync, drop the old indexes,
-    /// rename over the old log, write the new indexes. An empty result
-    /// goes away unless it is the first segment (which holds the log start).
+    /// Makes the finished, synced rewrite the segment: drop the old
+    /// indexes, rename over the old log, write the new indexes. An empty
+    /// result goes away unless it is the first segment (which holds the log
+    /// start); a source retention deleted while the sync was out takes its
+    /// rewrite with it. The directory fsync comes with the checkpoint.
     fn swap_in(&mut self, rewrite: Rewrite) -> Result<(), StorageError> {
         let mut out = rewrite.out;
         let base = out.base_offset;
-        out.finish_time_index();
-        let cleaned_at = UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
-        let file = out.file()?;
-        file.set_modified(cleaned_at)?;
-        file.sync_all()?;
-        drop(file);
+        if !self.segments.contains_key(&base) {
+            remove_if_exists(&cleaned_path(&self.dir, base));
+            return Ok(());
+        }
         // Old indexes first: a crash before the new ones are written leaves
         // a log without indexes, which open rebuilds by scanning.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -450,14 +585,13 @@ impl PartitionLog {
             segment_path(&self.dir, base, LOG_SUFFIX),
         )?;
         out.renamed_from_cleaned();
-        sync_dir(&self.dir)?;
         if out.is_empty() && base != self.log_start_offset {
             self.segments.remove(&base);
             out.delete_files()?;
         } else {
             // The log file is swapped in: the segment must follow it even if
             // its indexes cannot be written (a full disk), which open rebuilds.
-            if let Err(e) = out.write_indexes() {
+            if let Err(e) = out.write_indexes_unsynced() {
                 tracing::warn!(dir = %self.dir.display(), base, error = %e, "compacted segment's indexes not written; open rebuilds them");
             }
             self.segments.insert(base, out);
@@ -467,13 +601,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Persists how far the round cleaned.
-    fn finish_round(&mut self, round: Round) -> Result<(), StorageError> {
-        let clean_offset = round.scanned_to.min(self.active().base_offset);
-        write_atomic(
-            &self.dir.join(CLEANER_CHECKPOINT_FILE),
-            clean_offset.to_string().as_bytes(),
-        )?;
+    /// The round's checkpoint is durable: how far it cleaned.
+    fn finish_round(&mut self, round: Round, clean_offset: i64) {
         self.cleaner.clean_offset = Some(clean_offset);
         self.cleaner.tombstones_due_ms = round.tombstones_due_ms;
         tracing::info!(
@@ -483,7 +612,6 @@ impl PartitionLog {
             size = self.size_bytes(),
             "compaction round done"
         );
-        Ok(())
     }
 }
 
@@ -497,6 +625,8 @@ impl Round {
             cleaned_before: clean_offset,
             next_base: 0,
             rewrite: None,
+            swap: None,
+            finished: false,
             tombstones_due_ms: None,
         }
     }
@@ -659,14 +789,6 @@ fn rebuild_batch(
     out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
     recompute_crc(&mut out);
     Some(out)
-}
-
-/// A file's modification time in ms since the epoch.
-/// By path: a stat needs no open file.
-fn modified_ms(path: &Path) -> Option<i64> {
-    let modified = fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    let since = modified.duration_since(UNIX_EPOCH).ok()?;
-    i64::try_from(since.as_millis()).ok()
 }
 
 /// Best effort: a file that cannot be removed now is removed at next open.

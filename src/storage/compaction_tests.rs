@@ -103,15 +103,29 @@ fn records_from(log: &PartitionLog, offset: i64) -> Vec<Rec> {
     out
 }
 
-/// Runs compaction rounds with a small budget until none is under way.
+/// Runs compaction rounds with a small budget until none is under way,
+/// each sync they wait for run inline (the shard runs it on a blocking
+/// thread).
 fn compact_fully(log: &mut PartitionLog, now_ms: i64) -> CompactionStats {
     let mut total = CompactionStats::default();
-    for _ in 0..10_000 {
-        let stats = log.compact_with_budget(now_ms, 150).unwrap();
+    let mut add = |stats: CompactionStats| {
         total.bytes_read += stats.bytes_read;
         total.segments_cleaned += stats.segments_cleaned;
         total.records_dropped += stats.records_dropped;
-        if !stats.more_work {
+    };
+    for _ in 0..10_000 {
+        let stats = log.compact_with_budget(now_ms, 150).unwrap();
+        add(stats);
+        let more = match log.take_compaction_sync().unwrap() {
+            Some(sync) => {
+                let result = sync.run();
+                let synced = log.finish_compaction_sync(sync, result).unwrap();
+                add(synced);
+                synced.more_work
+            }
+            None => stats.more_work,
+        };
+        if !more {
             return total;
         }
     }
@@ -453,4 +467,44 @@ fn transactions_never_make_committed_records_go() {
         }
     }
     assert_eq!(markers, 1);
+}
+
+/// A sync out while the round goes away (a close, a truncation) finds no
+/// round when it answers: nothing is swapped in, no `.cleaned` file stays,
+/// and no other round starts while it is out.
+#[test]
+fn a_sync_answered_after_the_round_went_away_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open(&dir, compact_config(), true);
+    fill_updates(&mut log);
+    let before = records_from(&log, 0);
+    let mut sync = None;
+    for _ in 0..1_000 {
+        log.compact_with_budget(5000, 60).unwrap();
+        sync = log.take_compaction_sync().unwrap();
+        if sync.is_some() {
+            break;
+        }
+    }
+    let sync = sync.expect("a rewrite finished and waits for its sync");
+    assert!(
+        log.take_compaction_sync().unwrap().is_none(),
+        "one sync out at a time"
+    );
+    assert_eq!(
+        log.compact(5000).unwrap(),
+        CompactionStats::default(),
+        "waits"
+    );
+    log.close().unwrap();
+    assert!(
+        !cleaned_path(&dir, 0).exists(),
+        "the unswapped file is removed"
+    );
+    let result = sync.run();
+    let stats = log.finish_compaction_sync(sync, result).unwrap();
+    assert_eq!(stats, CompactionStats::default());
+    assert!(!cleaned_path(&dir, 0).exists());
+    assert_eq!(records_from(&log, 0), before);
 }

@@ -134,7 +134,7 @@ pub struct PartitionLog {
     /// Clock of the oldest append not yet flushed, for `flush_ms`.
     pub(super) first_unflushed_ms: Option<i64>,
     /// Inode of `dir`, to tell it from a later directory at the same path.
-    dir_ino: u64,
+    pub(super) dir_ino: u64,
     /// Rolled segments awaiting fdatasync, oldest first.
     pub(super) unsynced_rolls: Vec<UnsyncedRoll>,
     /// A [`RollSync`] is out; another is not handed out until it returns.
@@ -852,6 +852,8 @@ impl PartitionLog {
     /// fdatasync (rolled segments still waiting too), write the active
     /// segment's indexes and the recovery point.
     pub fn close(&mut self) -> Result<(), StorageError> {
+        // A half-done compaction round is dropped; the next open starts over.
+        self.abandon_round();
         for file in self.unsynced_files()? {
             file.sync_data()?;
         }

@@ -35,7 +35,9 @@ mod time_index;
 mod truncate;
 mod txn_index;
 
-pub use compaction::{CompactionStats, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX};
+pub use compaction::{
+    CompactionStats, CompactionSync, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX,
+};
 pub use config::*;
 pub use error::StorageError;
 pub use handles::{FileHandles, LOG_OPEN_FILES_ALONE};
