@@ -448,16 +448,19 @@ impl Shard {
             .filter(|(_, p)| p.log.borrow().config().cleanup_compact);
         for (tp, partition) in compacted {
             let stepped = partition.log.borrow_mut().compact(now);
-            let synced = match stepped {
+            let worked = match stepped {
                 Ok(stats) => {
                     more |= stats.more_work;
-                    compaction_sync(&partition).await
+                    compaction_work(&partition).await
                 }
                 Err(e) => Err(e),
             };
-            if let Err(e) = synced {
-                if !write_failures::failed_storage("compaction", &tp, &e) {
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
+            match worked {
+                Ok(more_work) => more |= more_work,
+                Err(e) => {
+                    if !write_failures::failed_storage("compaction", &tp, &e) {
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed")
+                    }
                 }
             }
         }
@@ -465,20 +468,22 @@ impl Shard {
     }
 }
 
-/// Runs the fsync `partition`'s compaction round waits for, if any, on a
-/// blocking thread, and hands the answer back to the log.
-async fn compaction_sync(partition: &Rc<Partition>) -> Result<(), StorageError> {
-    let Some(sync) = partition.log.borrow_mut().take_compaction_sync()? else {
-        return Ok(());
+/// Runs the piece of work `partition`'s compaction round waits for, if
+/// any (a rewrite step, a sync), on a blocking thread, and hands the answer
+/// back to the log.
+async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError> {
+    let budget = crate::storage::COMPACTION_PASS_BYTES_MAX;
+    let Some(work) = partition.log.borrow_mut().take_compaction_work(budget)? else {
+        return Ok(false);
     };
-    let (sync, result) = crate::runtime::blocking(move || {
-        let result = sync.run();
-        (sync, result)
+    let (work, result) = crate::runtime::blocking(move || {
+        let result = work.run();
+        (work, result)
     })
     .await;
-    partition
+    let stats = partition
         .log
         .borrow_mut()
-        .finish_compaction_sync(sync, result)
-        .map(|_| ())
+        .finish_compaction_work(work, result)?;
+    Ok(stats.more_work)
 }

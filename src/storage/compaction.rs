@@ -11,12 +11,15 @@
 //!    `<base>.log.cleaned`, keeping each surviving record in its original
 //!    batch; then fsync, rename over `<base>.log`, and rebuild the indexes.
 //!
-//! The fsyncs run on a blocking thread, not the shard's: a finished rewrite
-//! waits as the round's `swap` until [`PartitionLog::take_compaction_sync`]
-//! hands its fdatasync out and [`PartitionLog::finish_compaction_sync`]
-//! swaps it in (a rename, on the shard, so no read ever sees the path and
-//! the segment disagree); the round's end waits the same way for the
-//! directory fsync (making its renames durable) and the checkpoint write.
+//! The rewrite's reads, filtering (decompression included) and writes, and
+//! every fsync, run on a blocking thread, not the shard's:
+//! [`PartitionLog::take_compaction_work`] hands out the next piece
+//! ([`CompactionWork`]: a bounded rewrite step, a finished rewrite's
+//! fdatasync, or the round's directory fsync and checkpoint) and
+//! [`PartitionLog::finish_compaction_work`] takes its answer back on the
+//! shard: it tracks the written batches, and swaps a synced rewrite in by
+//! rename there, so no read ever sees a path and its segment disagree. The
+//! key map is shared read-only with rewrite steps (phase 2 only reads it).
 //! The swapped-in segment's indexes are written without fsync, as a roll
 //! writes them: a crash leaves them short or empty, which only slows
 //! lookups (they scan on from an earlier position).
@@ -44,8 +47,9 @@
 //! - In-flight fetches keep the replaced file's `Arc<File>`: the old inode
 //!   lives on until they finish. A crash leaves at worst a `.cleaned` file
 //!   (deleted at open) or a segment without indexes (rebuilt at open).
-//! - While a sync is out, the round does nothing else; a truncation or a
-//!   close drops the round, and the sync's answer then finds none.
+//! - While work is out, the round does nothing else; a truncation or a
+//!   close drops the round, and the work's answer then finds none (its
+//!   writes went to a `.cleaned` file already unlinked).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -103,16 +107,19 @@ pub struct Cleaner {
     tombstones_due_ms: Option<i64>,
     /// Boxed: only compacted logs ever have one.
     round: Option<Box<Round>>,
-    /// A [`CompactionSync`] is out; the round waits for its answer.
-    sync_out: bool,
+    /// A [`CompactionWork`] is out; the round waits for its answer.
+    work_out: bool,
 }
 
-/// Work for the blocking thread that makes a compaction step durable.
-pub struct CompactionSync(SyncWork);
+/// The next piece of a round for the blocking thread: run it with
+/// [`CompactionWork::run`], answer with [`PartitionLog::finish_compaction_work`].
+pub struct CompactionWork(Work);
 
-enum SyncWork {
+enum Work {
+    /// Survivors of the next batches of the segment being rewritten.
+    Rewrite(RewriteStep),
     /// The finished rewrite's data, before its rename.
-    Segment(Arc<fs::File>),
+    Sync(Arc<fs::File>),
     /// The round's renames (a directory fsync), then the new clean offset.
     Checkpoint {
         dir: PathBuf,
@@ -124,34 +131,115 @@ enum SyncWork {
     },
 }
 
-impl CompactionSync {
-    pub fn run(&self) -> io::Result<()> {
+/// What a [`CompactionWork`] did.
+pub struct WorkDone(Option<Rewritten>);
+
+impl CompactionWork {
+    pub fn run(&self) -> Result<WorkDone, StorageError> {
         use std::os::unix::fs::MetadataExt;
         match &self.0 {
-            SyncWork::Segment(file) => file.sync_all(),
-            SyncWork::Checkpoint {
+            Work::Rewrite(step) => step.run().map(|done| WorkDone(Some(done))),
+            Work::Sync(file) => {
+                file.sync_all()?;
+                Ok(WorkDone(None))
+            }
+            Work::Checkpoint {
                 dir,
                 dir_ino,
                 clean_offset,
-            } => match fs::metadata(dir) {
-                Ok(m) if m.ino() == *dir_ino => {
-                    sync_dir(dir)?;
-                    let path = dir.join(CLEANER_CHECKPOINT_FILE);
-                    write_atomic(&path, clean_offset.to_string().as_bytes())
+            } => {
+                match fs::metadata(dir) {
+                    Ok(m) if m.ino() == *dir_ino => {
+                        sync_dir(dir)?;
+                        let path = dir.join(CLEANER_CHECKPOINT_FILE);
+                        write_atomic(&path, clean_offset.to_string().as_bytes())?;
+                    }
+                    // The log went away (deleted, maybe recreated).
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
                 }
-                // The log went away (deleted, maybe recreated).
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            },
+                Ok(WorkDone(None))
+            }
         }
     }
 }
 
+/// One bounded rewrite step, owning all it reads and writes.
+struct RewriteStep {
+    base: i64,
+    source: Arc<fs::File>,
+    /// The source segment's bytes end here (whole batches).
+    source_size: u64,
+    from: u64,
+    out: Arc<fs::File>,
+    /// Where the survivors go: the `.cleaned` file's size so far.
+    out_size: u64,
+    map: Arc<KeyMap>,
+    drop_tombstones: bool,
+    budget: u64,
+}
+
+/// A rewrite step's answer.
+struct Rewritten {
+    base: i64,
+    /// Headers of the batches written, in file order from `out_size`.
+    kept: Vec<BatchHeader>,
+    /// Next batch to read in the source.
+    next: u64,
+    bytes_read: u64,
+    records_dropped: u64,
+    kept_tombstone: bool,
+}
+
+impl RewriteStep {
+    fn run(&self) -> Result<Rewritten, StorageError> {
+        let mut done = Rewritten {
+            base: self.base,
+            kept: Vec::new(),
+            next: self.from,
+            bytes_read: 0,
+            records_dropped: 0,
+            kept_tombstone: false,
+        };
+        let mut survivors: Vec<Vec<u8>> = Vec::new();
+        let mut budget = self.budget;
+        while done.next < self.source_size && budget > 0 {
+            let (header, batch) = read_batch(&self.source, done.next, self.source_size)?;
+            let len = batch.len() as u64;
+            done.next += len;
+            budget = budget.saturating_sub(len);
+            done.bytes_read += len;
+            let filtered = filter_batch(&batch, &header, &self.map, self.drop_tombstones);
+            done.records_dropped += filtered.dropped;
+            done.kept_tombstone |= filtered.kept_tombstone;
+            match filtered.kept {
+                Kept::Whole => {
+                    done.kept.push(header);
+                    survivors.push(batch);
+                }
+                Kept::Rebuilt(bytes) => {
+                    done.kept
+                        .push(BatchHeader::parse(&bytes).expect("a rebuilt batch parses"));
+                    survivors.push(bytes);
+                }
+                Kept::Nothing => {}
+            }
+        }
+        let bufs: Vec<&[u8]> = survivors.iter().map(Vec::as_slice).collect();
+        pwrite_all(&self.out, self.out_size, &bufs)?;
+        Ok(done)
+    }
+}
+
+/// Key -> newest offset.
+type KeyMap = HashMap<Vec<u8>, i64>;
+
 /// One cleaning round.
 struct Round {
-    /// Key -> newest offset seen in `[clean_offset, scanned_to)`.
-    map: HashMap<Vec<u8>, i64>,
+    /// Key -> newest offset seen in `[clean_offset, scanned_to)`; shared
+    /// read-only with rewrite steps once built.
+    map: Arc<KeyMap>,
     map_bytes: usize,
     /// Offsets below this have been read into the map.
     scanned_to: i64,
@@ -202,7 +290,7 @@ impl PartitionLog {
             self.abandon_round();
             return Ok(CompactionStats::default());
         }
-        if self.cleaner.sync_out {
+        if self.cleaner.work_out {
             return Ok(CompactionStats::default());
         }
         let clean_offset = self.clean_offset();
@@ -233,67 +321,111 @@ impl PartitionLog {
         }
     }
 
-    /// The fsync the round waits for, for the blocking thread: a finished
-    /// rewrite's data, or the finished round's checkpoint. Answer with
-    /// [`Self::finish_compaction_sync`].
-    pub fn take_compaction_sync(&mut self) -> Result<Option<CompactionSync>, StorageError> {
-        if self.cleaner.sync_out {
+    /// The next piece of the round for the blocking thread, if the round
+    /// waits for one: a rewrite step of about `budget` bytes (at least one
+    /// batch), a finished rewrite's data sync, or the round's checkpoint.
+    /// Answer with [`Self::finish_compaction_work`].
+    pub fn take_compaction_work(
+        &mut self,
+        budget: u64,
+    ) -> Result<Option<CompactionWork>, StorageError> {
+        if self.cleaner.work_out || self.cleaner.round.is_none() {
             return Ok(None);
         }
-        let Some(round) = self.cleaner.round.as_ref() else {
-            return Ok(None);
+        let work = match self.next_work(budget) {
+            Ok(Some(work)) => work,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.abandon_round();
+                return Err(e);
+            }
         };
-        let work = if let Some(swap) = &round.swap {
-            SyncWork::Segment(swap.out.file()?)
-        } else if round.finished {
-            SyncWork::Checkpoint {
+        self.cleaner.work_out = true;
+        Ok(Some(CompactionWork(work)))
+    }
+
+    fn next_work(&mut self, budget: u64) -> Result<Option<Work>, StorageError> {
+        let round = self.cleaner.round.as_mut().expect("a round");
+        if let Some(swap) = &round.swap {
+            return Ok(Some(Work::Sync(swap.out.file()?)));
+        }
+        if round.finished {
+            return Ok(Some(Work::Checkpoint {
                 dir: self.dir.clone(),
                 dir_ino: self.dir_ino,
                 clean_offset: round.scanned_to.min(self.active().base_offset),
-            }
-        } else {
+            }));
+        }
+        let Some(rewrite) = &round.rewrite else {
             return Ok(None);
         };
-        self.cleaner.sync_out = true;
-        Ok(Some(CompactionSync(work)))
+        let base = rewrite.out.base_offset;
+        let Some(source) = self.segments.get(&base) else {
+            // Retention deleted the segment meanwhile.
+            remove_if_exists(&cleaned_path(&self.dir, base));
+            round.rewrite = None;
+            round.next_base = base + 1;
+            return Ok(None);
+        };
+        Ok(Some(Work::Rewrite(RewriteStep {
+            base,
+            source: source.file()?,
+            source_size: source.size,
+            from: rewrite.src_pos,
+            out: rewrite.out.file()?,
+            out_size: rewrite.out.size,
+            map: Arc::clone(&round.map),
+            drop_tombstones: rewrite.drop_tombstones,
+            budget,
+        })))
     }
 
-    /// A [`CompactionSync`] came back with `result`: swap the synced
+    /// A [`CompactionWork`] came back with `result`: track a rewrite step's
+    /// batches (a finished rewrite then waits for its sync), swap a synced
     /// rewrite in, or record the round's clean offset. A failure drops the
     /// round (the next one starts over). Nothing happens if the round went
     /// away meanwhile (a truncation, a close).
-    pub fn finish_compaction_sync(
+    pub fn finish_compaction_work(
         &mut self,
-        sync: CompactionSync,
-        result: io::Result<()>,
+        work: CompactionWork,
+        result: Result<WorkDone, StorageError>,
     ) -> Result<CompactionStats, StorageError> {
-        assert!(self.cleaner.sync_out, "a compaction sync was out");
-        self.cleaner.sync_out = false;
+        assert!(self.cleaner.work_out, "compaction work was out");
+        self.cleaner.work_out = false;
         let mut stats = CompactionStats::default();
         if self.cleaner.round.is_none() {
             return Ok(stats);
         }
-        if let Err(e) = result {
+        let applied = result.and_then(|done| self.apply_work(work, done, &mut stats));
+        if applied.is_err() {
             self.abandon_round();
-            return Err(e.into());
-        }
-        match sync.0 {
-            SyncWork::Segment(_) => {
-                let round = self.cleaner.round.as_mut().expect("the round");
-                let rewrite = round.swap.take().expect("a synced rewrite");
-                if let Err(e) = self.swap_in(rewrite) {
-                    self.abandon_round();
-                    return Err(e);
-                }
-                stats.segments_cleaned = 1;
-            }
-            SyncWork::Checkpoint { clean_offset, .. } => {
-                let round = self.cleaner.round.take().expect("the round");
-                self.finish_round(*round, clean_offset);
-            }
         }
         stats.more_work = self.cleaner.round.is_some();
-        Ok(stats)
+        applied.map(|()| stats)
+    }
+
+    fn apply_work(
+        &mut self,
+        work: CompactionWork,
+        done: WorkDone,
+        stats: &mut CompactionStats,
+    ) -> Result<(), StorageError> {
+        match (work.0, done.0) {
+            (Work::Rewrite(_), Some(rewritten)) => self.track_rewritten(rewritten, stats),
+            (Work::Sync(_), None) => {
+                let round = self.cleaner.round.as_mut().expect("the round");
+                let rewrite = round.swap.take().expect("a synced rewrite");
+                self.swap_in(rewrite)?;
+                stats.segments_cleaned = 1;
+                Ok(())
+            }
+            (Work::Checkpoint { clean_offset, .. }, None) => {
+                let round = self.cleaner.round.take().expect("the round");
+                self.finish_round(*round, clean_offset);
+                Ok(())
+            }
+            _ => unreachable!("each work answers in its own kind"),
+        }
     }
 
     /// The clean offset as stored, read from the checkpoint once.
@@ -388,16 +520,14 @@ impl PartitionLog {
         if !round.map_done {
             self.scan_keys(round, &mut budget, stats)?;
         }
-        // A finished rewrite or round waits for its sync.
-        while round.map_done && budget > 0 && round.swap.is_none() && !round.finished {
-            if round.rewrite.is_none() {
-                let Some(base) = self.next_to_rewrite(round) else {
-                    round.finished = true;
-                    return Ok(());
-                };
-                round.rewrite = Some(self.start_rewrite(round, base, now_ms)?);
+        // Rewrite steps and syncs are work for the blocking thread
+        // (`take_compaction_work`); here the next rewrite only starts.
+        let idle = round.rewrite.is_none() && round.swap.is_none() && !round.finished;
+        if round.map_done && idle {
+            match self.next_to_rewrite(round) {
+                Some(base) => round.rewrite = Some(self.start_rewrite(round, base, now_ms)?),
+                None => round.finished = true,
             }
-            self.rewrite_step(round, &mut budget, stats)?;
         }
         Ok(())
     }
@@ -423,8 +553,9 @@ impl PartitionLog {
             let mut pos = segment
                 .find_batch(round.scanned_to)?
                 .unwrap_or(segment.size);
+            let file = segment.file()?;
             while pos < segment.size && *budget > 0 && !round.map_done {
-                let (header, batch) = read_batch(segment, pos)?;
+                let (header, batch) = read_batch(&file, pos, segment.size)?;
                 if header.base_offset >= limit {
                     round.scanned_to = limit;
                     break;
@@ -500,66 +631,47 @@ impl PartitionLog {
         })
     }
 
-    /// Phase 2: copies the survivors of the next batches of the segment
-    /// being rewritten, within `budget`; swaps it in once it is whole.
-    fn rewrite_step(
+    /// Phase 2, on the shard: the batches a rewrite step wrote join the
+    /// `.cleaned` segment; once the source is read whole, the rewrite waits
+    /// for its sync.
+    fn track_rewritten(
         &mut self,
-        round: &mut Round,
-        budget: &mut u64,
+        done: Rewritten,
         stats: &mut CompactionStats,
     ) -> Result<(), StorageError> {
+        let interval = self.config.index_interval_bytes;
+        let delete_retention_ms = self.config.delete_retention_ms;
+        let round = self.cleaner.round.as_mut().expect("the round");
         let rewrite = round.rewrite.as_mut().expect("a rewrite under way");
-        let base = rewrite.out.base_offset;
-        let Some(source) = self.segments.get(&base) else {
-            // Retention deleted the segment meanwhile.
-            remove_if_exists(&cleaned_path(&self.dir, base));
-            round.rewrite = None;
-            round.next_base = base + 1;
+        assert_eq!(rewrite.out.base_offset, done.base, "the step's segment");
+        for header in &done.kept {
+            let out = &mut rewrite.out;
+            out.track_batch(out.size, header, interval);
+        }
+        rewrite.src_pos = done.next;
+        rewrite.kept_tombstone |= done.kept_tombstone;
+        stats.bytes_read += done.bytes_read;
+        stats.records_dropped += done.records_dropped;
+        let source_done = self
+            .segments
+            .get(&done.base)
+            .is_none_or(|source| rewrite.src_pos >= source.size);
+        if !source_done {
             return Ok(());
-        };
-        let mut kept: Vec<(BatchHeader, Vec<u8>)> = Vec::new();
-        while rewrite.src_pos < source.size && *budget > 0 {
-            let (header, batch) = read_batch(source, rewrite.src_pos)?;
-            rewrite.src_pos += batch.len() as u64;
-            *budget = budget.saturating_sub(batch.len() as u64);
-            stats.bytes_read += batch.len() as u64;
-            let filtered = filter_batch(&batch, &header, &round.map, rewrite.drop_tombstones);
-            stats.records_dropped += filtered.dropped;
-            rewrite.kept_tombstone |= filtered.kept_tombstone;
-            match filtered.kept {
-                Kept::Whole => kept.push((header, batch)),
-                Kept::Rebuilt(bytes) => {
-                    let header = BatchHeader::parse(&bytes).expect("a rebuilt batch parses");
-                    kept.push((header, bytes));
-                }
-                Kept::Nothing => {}
-            }
         }
-        let source_done = rewrite.src_pos >= source.size;
-        let out = &mut rewrite.out;
-        let bufs: Vec<&[u8]> = kept.iter().map(|(_, b)| b.as_slice()).collect();
-        let file = out.file()?;
-        pwrite_all(&file, out.size, &bufs)?;
-        for (header, _) in &kept {
-            out.track_batch(out.size, header, self.config.index_interval_bytes);
+        let mut rewrite = round.rewrite.take().expect("the rewrite");
+        if rewrite.kept_tombstone {
+            let due = rewrite
+                .cleaned_at_ms
+                .saturating_add(delete_retention_ms)
+                .saturating_add(1);
+            round.tombstones_due_ms = Some(round.tombstones_due_ms.map_or(due, |d| d.min(due)));
         }
-        if source_done {
-            let rewrite = round.rewrite.take().expect("the rewrite");
-            if rewrite.kept_tombstone {
-                let due = rewrite
-                    .cleaned_at_ms
-                    .saturating_add(self.config.delete_retention_ms)
-                    .saturating_add(1);
-                round.tombstones_due_ms = Some(round.tombstones_due_ms.map_or(due, |d| d.min(due)));
-            }
-            round.next_base = base + 1;
-            let mut rewrite = rewrite;
-            rewrite.out.finish_time_index();
-            let cleaned_at =
-                UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
-            rewrite.out.file()?.set_modified(cleaned_at)?;
-            round.swap = Some(rewrite);
-        }
+        round.next_base = done.base + 1;
+        rewrite.out.finish_time_index();
+        let cleaned_at = UNIX_EPOCH + Duration::from_millis(rewrite.cleaned_at_ms.max(0) as u64);
+        rewrite.out.file()?.set_modified(cleaned_at)?;
+        round.swap = Some(rewrite);
         Ok(())
     }
 
@@ -618,7 +730,7 @@ impl PartitionLog {
 impl Round {
     fn new(clean_offset: i64) -> Self {
         Round {
-            map: HashMap::new(),
+            map: Arc::new(HashMap::new()),
             map_bytes: 0,
             scanned_to: clean_offset,
             map_done: false,
@@ -642,11 +754,12 @@ impl Round {
         for (record, _) in records {
             let Some(key) = record.key else { continue };
             let offset = header.base_offset + i64::from(record.offset_delta);
-            match self.map.get_mut(key) {
+            let map = Arc::get_mut(&mut self.map).expect("only rewrite steps share the map");
+            match map.get_mut(key) {
                 Some(newest) => *newest = (*newest).max(offset),
                 None => {
                     self.map_bytes += key.len() + MAP_ENTRY_OVERHEAD_BYTES;
-                    self.map.insert(key.to_vec(), offset);
+                    map.insert(key.to_vec(), offset);
                 }
             }
         }
@@ -656,11 +769,25 @@ impl Round {
     }
 }
 
-/// The header and bytes of the batch at `pos` in `segment`.
-fn read_batch(segment: &Segment, pos: u64) -> Result<(BatchHeader, Vec<u8>), StorageError> {
-    let header = segment.read_header(pos)?;
+/// The header and bytes of the batch at `pos` in a file of whole batches
+/// up to `size`.
+fn read_batch(
+    file: &fs::File,
+    pos: u64,
+    size: u64,
+) -> Result<(BatchHeader, Vec<u8>), StorageError> {
+    let corrupt = |what: &str| StorageError::Corrupt(format!("{what} at position {pos}"));
+    if pos + BATCH_HEADER_LEN as u64 > size {
+        return Err(corrupt("batch header past the end"));
+    }
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut head, pos)?;
+    let header = BatchHeader::parse(&head).map_err(|e| corrupt(&e.to_string()))?;
+    if pos + header.total_len() as u64 > size {
+        return Err(corrupt("batch past the end"));
+    }
     let mut batch = vec![0u8; header.total_len()];
-    segment.file()?.read_exact_at(&mut batch, pos)?;
+    file.read_exact_at(&mut batch, pos)?;
     Ok((header, batch))
 }
 

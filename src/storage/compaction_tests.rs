@@ -104,7 +104,7 @@ fn records_from(log: &PartitionLog, offset: i64) -> Vec<Rec> {
 }
 
 /// Runs compaction rounds with a small budget until none is under way,
-/// each sync they wait for run inline (the shard runs it on a blocking
+/// the work they hand out run inline (the shard runs it on a blocking
 /// thread).
 fn compact_fully(log: &mut PartitionLog, now_ms: i64) -> CompactionStats {
     let mut total = CompactionStats::default();
@@ -116,12 +116,12 @@ fn compact_fully(log: &mut PartitionLog, now_ms: i64) -> CompactionStats {
     for _ in 0..10_000 {
         let stats = log.compact_with_budget(now_ms, 150).unwrap();
         add(stats);
-        let more = match log.take_compaction_sync().unwrap() {
-            Some(sync) => {
-                let result = sync.run();
-                let synced = log.finish_compaction_sync(sync, result).unwrap();
-                add(synced);
-                synced.more_work
+        let more = match log.take_compaction_work(150).unwrap() {
+            Some(work) => {
+                let result = work.run();
+                let worked = log.finish_compaction_work(work, result).unwrap();
+                add(worked);
+                worked.more_work
             }
             None => stats.more_work,
         };
@@ -469,41 +469,41 @@ fn transactions_never_make_committed_records_go() {
     assert_eq!(markers, 1);
 }
 
-/// A sync out while the round goes away (a close, a truncation) finds no
+/// Work out while the round goes away (a close, a truncation) finds no
 /// round when it answers: nothing is swapped in, no `.cleaned` file stays,
-/// and no other round starts while it is out.
+/// and the round hands out nothing else while its work is out.
 #[test]
-fn a_sync_answered_after_the_round_went_away_changes_nothing() {
+fn work_answered_after_the_round_went_away_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     let mut log = open(&dir, compact_config(), true);
     fill_updates(&mut log);
     let before = records_from(&log, 0);
-    let mut sync = None;
+    let mut work = None;
     for _ in 0..1_000 {
         log.compact_with_budget(5000, 60).unwrap();
-        sync = log.take_compaction_sync().unwrap();
-        if sync.is_some() {
+        work = log.take_compaction_work(60).unwrap();
+        if work.is_some() {
             break;
         }
     }
-    let sync = sync.expect("a rewrite finished and waits for its sync");
+    let work = work.expect("a rewrite step for the blocking thread");
     assert!(
-        log.take_compaction_sync().unwrap().is_none(),
-        "one sync out at a time"
+        log.take_compaction_work(60).unwrap().is_none(),
+        "one piece of work out at a time"
     );
     assert_eq!(
         log.compact(5000).unwrap(),
         CompactionStats::default(),
-        "waits"
+        "the round waits"
     );
     log.close().unwrap();
     assert!(
         !cleaned_path(&dir, 0).exists(),
-        "the unswapped file is removed"
+        "the half-written file is removed"
     );
-    let result = sync.run();
-    let stats = log.finish_compaction_sync(sync, result).unwrap();
+    let result = work.run();
+    let stats = log.finish_compaction_work(work, result).unwrap();
     assert_eq!(stats, CompactionStats::default());
     assert!(!cleaned_path(&dir, 0).exists());
     assert_eq!(records_from(&log, 0), before);

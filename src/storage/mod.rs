@@ -36,7 +36,7 @@ mod truncate;
 mod txn_index;
 
 pub use compaction::{
-    CompactionStats, CompactionSync, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX,
+    CompactionStats, CompactionWork, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX,
 };
 pub use config::*;
 pub use error::StorageError;
