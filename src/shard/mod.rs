@@ -469,21 +469,14 @@ impl Shard {
 }
 
 /// Runs the piece of work `partition`'s compaction round waits for, if
-/// any (a rewrite step, a sync), on a blocking thread, and hands the answer
+/// any (a key scan, a rewrite step, a sync), on a blocking thread, and hands the answer
 /// back to the log.
 async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError> {
     let budget = crate::storage::COMPACTION_PASS_BYTES_MAX;
     let Some(work) = partition.log.borrow_mut().take_compaction_work(budget)? else {
         return Ok(false);
     };
-    let (work, result) = crate::runtime::blocking(move || {
-        let result = work.run();
-        (work, result)
-    })
-    .await;
-    let stats = partition
-        .log
-        .borrow_mut()
-        .finish_compaction_work(work, result)?;
+    let done = crate::runtime::blocking(move || work.run()).await;
+    let stats = partition.log.borrow_mut().finish_compaction_work(done)?;
     Ok(stats.more_work)
 }

@@ -1,8 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`): closed segments keep only the
 //! latest record of each key, as Kafka's log cleaner does.
 //!
-//! A cleaning round runs in two phases, spread over as many calls of
-//! [`PartitionLog::compact`] as its byte budget needs:
+//! A cleaning round runs in two phases, spread over as many pieces of
+//! work ([`PartitionLog::take_compaction_work`]) as its byte budget needs:
 //!
 //! 1. Map: the keys of every record from the first dirty offset (the
 //!    `cleaner-checkpoint`) to the log end, active segment included, into
@@ -11,15 +11,18 @@
 //!    `<base>.log.cleaned`, keeping each surviving record in its original
 //!    batch; then fsync, rename over `<base>.log`, and rebuild the indexes.
 //!
-//! The rewrite's reads, filtering (decompression included) and writes, and
+//! Both phases' reads, filtering (decompression included) and writes, and
 //! every fsync, run on a blocking thread, not the shard's:
 //! [`PartitionLog::take_compaction_work`] hands out the next piece
-//! ([`CompactionWork`]: a bounded rewrite step, a finished rewrite's
-//! fdatasync, or the round's directory fsync and checkpoint) and
+//! ([`CompactionWork`]: a bounded key scan, a bounded rewrite step, a
+//! finished rewrite's fdatasync, or the round's directory fsync and
+//! checkpoint) and
 //! [`PartitionLog::finish_compaction_work`] takes its answer back on the
 //! shard: it tracks the written batches, and swaps a synced rewrite in by
-//! rename there, so no read ever sees a path and its segment disagree. The
-//! key map is shared read-only with rewrite steps (phase 2 only reads it).
+//! rename there, so no read ever sees a path and its segment disagree. A
+//! scan step takes the key map and gives it back; rewrite steps share it
+//! read-only (phase 2 only reads it). The shard itself only starts rounds
+//! and rewrites (a file create) and looks up where a scan starts.
 //! The swapped-in segment's indexes are written without fsync, as a roll
 //! writes them: a crash leaves them short or empty, which only slows
 //! lookups (they scan on from an earlier position).
@@ -41,8 +44,8 @@
 //! - Transactions: the key map stops at the last stable offset and skips
 //!   aborted transactions' records, so neither an open nor an aborted
 //!   transaction's record can make a committed one go.
-//! - Each call reads at most about [`COMPACTION_PASS_BYTES_MAX`] bytes of
-//!   log (always at least one batch); the key map holds at most about
+//! - Each scan or rewrite step reads at most about the budget it is given
+//!   ([`COMPACTION_PASS_BYTES_MAX`] on a shard; always at least one batch); the key map holds at most about
 //!   [`COMPACTION_MAP_BYTES_MAX`] bytes, and a round covers what fits.
 //! - In-flight fetches keep the replaced file's `Arc<File>`: the old inode
 //!   lives on until they finish. A crash leaves at worst a `.cleaned` file
@@ -69,10 +72,10 @@ use crate::record::{
 use super::io::{modified_ms, pwrite_all, sync_dir, write_atomic};
 use super::segment::TIME_INDEX_SUFFIX;
 use super::segment::{cleaned_path, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX};
-use super::{PartitionLog, StorageError};
+use super::{AbortedTxn, PartitionLog, StorageError};
 
-/// Bytes of log one [`PartitionLog::compact`] call reads (keys or
-/// rewrites), so the owner shard is never held for long.
+/// Bytes of log one scan or rewrite step reads, so one piece of work holds
+/// a blocking thread (and its round) for a bounded time.
 pub const COMPACTION_PASS_BYTES_MAX: u64 = 8 << 20;
 /// Memory of one round's key map; a round that fills it cleans up to the
 /// offset it reached and the next round goes on from there.
@@ -116,6 +119,8 @@ pub struct Cleaner {
 pub struct CompactionWork(Work);
 
 enum Work {
+    /// Keys of the next batches from where the map stopped.
+    Scan(ScanStep),
     /// Survivors of the next batches of the segment being rewritten.
     Rewrite(RewriteStep),
     /// The finished rewrite's data, before its rename.
@@ -131,26 +136,40 @@ enum Work {
     },
 }
 
-/// What a [`CompactionWork`] did.
-pub struct WorkDone(Option<Rewritten>);
+/// What a [`CompactionWork`] did, for [`PartitionLog::finish_compaction_work`].
+pub struct WorkDone(Result<Done, StorageError>);
+
+enum Done {
+    Scanned(Scanned),
+    Rewritten(Rewritten),
+    Synced,
+    Checkpointed { clean_offset: i64 },
+}
 
 impl CompactionWork {
-    pub fn run(&self) -> Result<WorkDone, StorageError> {
+    pub fn run(self) -> WorkDone {
+        WorkDone(self.0.run())
+    }
+}
+
+impl Work {
+    fn run(self) -> Result<Done, StorageError> {
         use std::os::unix::fs::MetadataExt;
-        match &self.0 {
-            Work::Rewrite(step) => step.run().map(|done| WorkDone(Some(done))),
+        match self {
+            Work::Scan(step) => step.run().map(Done::Scanned),
+            Work::Rewrite(step) => step.run().map(Done::Rewritten),
             Work::Sync(file) => {
                 file.sync_all()?;
-                Ok(WorkDone(None))
+                Ok(Done::Synced)
             }
             Work::Checkpoint {
                 dir,
                 dir_ino,
                 clean_offset,
             } => {
-                match fs::metadata(dir) {
-                    Ok(m) if m.ino() == *dir_ino => {
-                        sync_dir(dir)?;
+                match fs::metadata(&dir) {
+                    Ok(m) if m.ino() == dir_ino => {
+                        sync_dir(&dir)?;
                         let path = dir.join(CLEANER_CHECKPOINT_FILE);
                         write_atomic(&path, clean_offset.to_string().as_bytes())?;
                     }
@@ -159,10 +178,119 @@ impl CompactionWork {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
                 }
-                Ok(WorkDone(None))
+                Ok(Done::Checkpointed { clean_offset })
             }
         }
     }
+}
+
+/// One bounded key scan, owning what it reads: the segments from the one
+/// holding `scanned_to`, and the map it fills.
+struct ScanStep {
+    segments: Vec<ScanSegment>,
+    /// The last stable offset: no key at or past it goes in the map.
+    limit: i64,
+    scanned_to: i64,
+    map: Arc<KeyMap>,
+    map_bytes: usize,
+    /// Aborted transactions from the first segment on: their records never
+    /// shadow committed ones.
+    aborted: Vec<AbortedTxn>,
+    budget: u64,
+}
+
+struct ScanSegment {
+    file: Arc<fs::File>,
+    /// The first batch to read (the one holding `scanned_to` in the first
+    /// segment, else 0).
+    from: u64,
+    size: u64,
+    /// The next segment's base, or the log end: where a whole read leaves
+    /// `scanned_to` (a compacted segment's own last offset may fall short).
+    end: i64,
+}
+
+/// A scan step's answer: the map back, and how far it got.
+struct Scanned {
+    map: Arc<KeyMap>,
+    map_bytes: usize,
+    scanned_to: i64,
+    map_done: bool,
+    bytes_read: u64,
+}
+
+impl ScanStep {
+    fn run(self) -> Result<Scanned, StorageError> {
+        let mut done = Scanned {
+            map: self.map,
+            map_bytes: self.map_bytes,
+            scanned_to: self.scanned_to,
+            map_done: false,
+            bytes_read: 0,
+        };
+        let mut budget = self.budget;
+        for segment in &self.segments {
+            if budget == 0 || done.scanned_to >= self.limit || done.map_done {
+                break;
+            }
+            let mut pos = segment.from;
+            while pos < segment.size && budget > 0 && !done.map_done {
+                let (header, batch) = read_batch(&segment.file, pos, segment.size)?;
+                if header.base_offset >= self.limit {
+                    done.scanned_to = self.limit;
+                    break;
+                }
+                let len = batch.len() as u64;
+                pos += len;
+                budget = budget.saturating_sub(len);
+                done.bytes_read += len;
+                if !aborted(&self.aborted, &header) {
+                    let map = Arc::get_mut(&mut done.map).expect("a scan owns the map");
+                    done.map_done = add_keys(map, &mut done.map_bytes, &header, &batch);
+                }
+                done.scanned_to = header.last_offset() + 1;
+            }
+            if pos >= segment.size {
+                done.scanned_to = done.scanned_to.max(segment.end).min(self.limit);
+            }
+        }
+        done.map_done |= done.scanned_to >= self.limit;
+        Ok(done)
+    }
+}
+
+/// Whether `header`'s batch belongs to a transaction that was aborted (its
+/// ABORT marker, after the batch, names it).
+fn aborted(txns: &[AbortedTxn], header: &BatchHeader) -> bool {
+    if !header.is_transactional() || header.is_control() {
+        return false;
+    }
+    txns.iter().any(|t| {
+        t.producer_id == header.producer_id
+            && t.first_offset <= header.base_offset
+            && header.base_offset <= t.last_offset
+    })
+}
+
+/// Adds the keys of one data batch to `map`; true once the map is full
+/// ([`COMPACTION_MAP_BYTES_MAX`]). Unreadable batches add nothing.
+fn add_keys(map: &mut KeyMap, map_bytes: &mut usize, header: &BatchHeader, batch: &[u8]) -> bool {
+    if let Some(section) = readable_records(batch, header) {
+        if let Some(records) = split_records(&section, header.records_count) {
+            for (record, _) in records {
+                let Some(key) = record.key else { continue };
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                match map.get_mut(key) {
+                    Some(newest) => *newest = (*newest).max(offset),
+                    None => {
+                        *map_bytes += key.len() + MAP_ENTRY_OVERHEAD_BYTES;
+                        map.insert(key.to_vec(), offset);
+                    }
+                }
+            }
+        }
+    }
+    *map_bytes >= COMPACTION_MAP_BYTES_MAX
 }
 
 /// One bounded rewrite step, owning all it reads and writes.
@@ -193,7 +321,7 @@ struct Rewritten {
 }
 
 impl RewriteStep {
-    fn run(&self) -> Result<Rewritten, StorageError> {
+    fn run(self) -> Result<Rewritten, StorageError> {
         let mut done = Rewritten {
             base: self.base,
             kept: Vec::new(),
@@ -272,20 +400,12 @@ struct Rewrite {
 }
 
 impl PartitionLog {
-    /// One bounded compaction step for a `cleanup.policy=compact` log (a
-    /// no-op otherwise): starts a round when enough closed bytes are dirty
-    /// (`min_cleanable_dirty_ratio`) or a kept tombstone is due, else goes
-    /// on with the round under way. Reads about [`COMPACTION_PASS_BYTES_MAX`].
+    /// Moves a `cleanup.policy=compact` log's cleaning on (a no-op
+    /// otherwise): starts a round when enough closed bytes are dirty
+    /// (`min_cleanable_dirty_ratio`) or a kept tombstone is due, and the
+    /// round's next rewrite once its map is built. The reading and writing
+    /// is [`Self::take_compaction_work`]'s, for the blocking thread.
     pub fn compact(&mut self, now_ms: i64) -> Result<CompactionStats, StorageError> {
-        self.compact_with_budget(now_ms, COMPACTION_PASS_BYTES_MAX)
-    }
-
-    /// [`Self::compact`] reading about `budget_bytes` (at least one batch).
-    pub fn compact_with_budget(
-        &mut self,
-        now_ms: i64,
-        budget_bytes: u64,
-    ) -> Result<CompactionStats, StorageError> {
         if !self.config.cleanup_compact {
             self.abandon_round();
             return Ok(CompactionStats::default());
@@ -294,24 +414,25 @@ impl PartitionLog {
             return Ok(CompactionStats::default());
         }
         let clean_offset = self.clean_offset();
-        let round = match self.cleaner.round.take() {
+        let mut round = match self.cleaner.round.take() {
             Some(round) => round,
             None if self.cleanable(clean_offset, now_ms) => Box::new(Round::new(clean_offset)),
             None => return Ok(CompactionStats::default()),
         };
-        let mut stats = CompactionStats::default();
-        let mut round = Some(round);
-        let result = self.run_round(&mut round, now_ms, budget_bytes, &mut stats);
-        self.cleaner.round = round;
+        let result = self.run_round(&mut round, now_ms);
+        self.cleaner.round = Some(round);
         if result.is_err() {
             self.abandon_round();
         }
-        stats.more_work = self.cleaner.round.is_some();
+        let stats = CompactionStats {
+            more_work: self.cleaner.round.is_some(),
+            ..CompactionStats::default()
+        };
         result.map(|()| stats)
     }
 
     /// Drops the round under way and its half-written or unswapped file,
-    /// if any. A sync still out then finds no round to finish.
+    /// if any. Work still out then finds no round to answer.
     pub(super) fn abandon_round(&mut self) {
         let Some(round) = self.cleaner.round.take() else {
             return;
@@ -322,9 +443,9 @@ impl PartitionLog {
     }
 
     /// The next piece of the round for the blocking thread, if the round
-    /// waits for one: a rewrite step of about `budget` bytes (at least one
-    /// batch), a finished rewrite's data sync, or the round's checkpoint.
-    /// Answer with [`Self::finish_compaction_work`].
+    /// waits for one: a key scan or a rewrite step reading about `budget`
+    /// bytes (at least one batch), a finished rewrite's data sync, or the
+    /// round's checkpoint. Answer with [`Self::finish_compaction_work`].
     pub fn take_compaction_work(
         &mut self,
         budget: u64,
@@ -345,7 +466,10 @@ impl PartitionLog {
     }
 
     fn next_work(&mut self, budget: u64) -> Result<Option<Work>, StorageError> {
-        let round = self.cleaner.round.as_mut().expect("a round");
+        let round = self.cleaner.round.as_ref().expect("a round");
+        if !round.map_done {
+            return self.scan_work(budget).map(Some);
+        }
         if let Some(swap) = &round.swap {
             return Ok(Some(Work::Sync(swap.out.file()?)));
         }
@@ -363,6 +487,7 @@ impl PartitionLog {
         let Some(source) = self.segments.get(&base) else {
             // Retention deleted the segment meanwhile.
             remove_if_exists(&cleaned_path(&self.dir, base));
+            let round = self.cleaner.round.as_mut().expect("a round");
             round.rewrite = None;
             round.next_base = base + 1;
             return Ok(None);
@@ -380,15 +505,68 @@ impl PartitionLog {
         })))
     }
 
-    /// A [`CompactionWork`] came back with `result`: track a rewrite step's
-    /// batches (a finished rewrite then waits for its sync), swap a synced
-    /// rewrite in, or record the round's clean offset. A failure drops the
-    /// round (the next one starts over). Nothing happens if the round went
-    /// away meanwhile (a truncation, a close).
+    /// A key scan from where the map stopped: the segments it may read
+    /// within `budget`, and the map, lent until the answer.
+    fn scan_work(&mut self, budget: u64) -> Result<Work, StorageError> {
+        // Keys of open transactions may still be aborted: the map stops at
+        // the last stable offset, as Kafka's cleaner stops at its first
+        // uncleanable offset.
+        let limit = self.last_stable_offset();
+        let log_start = self.log_start_offset;
+        let round = self.cleaner.round.as_mut().expect("a round");
+        round.scanned_to = round.scanned_to.max(log_start);
+        let scanned_to = round.scanned_to;
+        let map = std::mem::take(&mut round.map);
+        let map_bytes = round.map_bytes;
+        let first_base = *self
+            .segments
+            .range(..=scanned_to)
+            .next_back()
+            .expect("scanned_to >= log start")
+            .0;
+        let mut segments = Vec::new();
+        let mut planned = 0u64;
+        for (&base, segment) in self.segments.range(first_base..limit.max(first_base + 1)) {
+            if planned >= budget {
+                break;
+            }
+            let from = if base == first_base {
+                segment.find_batch(scanned_to)?.unwrap_or(segment.size)
+            } else {
+                0
+            };
+            planned += segment.size - from;
+            segments.push(ScanSegment {
+                file: segment.file()?,
+                from,
+                size: segment.size,
+                end: self.segment_end(base),
+            });
+        }
+        let aborted = self
+            .segments
+            .range(first_base..)
+            .flat_map(|(_, s)| s.txn_index.entries().iter().copied())
+            .collect();
+        Ok(Work::Scan(ScanStep {
+            segments,
+            limit,
+            scanned_to,
+            map,
+            map_bytes,
+            aborted,
+            budget,
+        }))
+    }
+
+    /// A [`CompactionWork`] came back: take a scan's map back, track a
+    /// rewrite step's batches (a finished rewrite then waits for its sync),
+    /// swap a synced rewrite in, or record the round's clean offset. A
+    /// failure drops the round (the next one starts over). Nothing happens
+    /// if the round went away meanwhile (a truncation, a close).
     pub fn finish_compaction_work(
         &mut self,
-        work: CompactionWork,
-        result: Result<WorkDone, StorageError>,
+        done: WorkDone,
     ) -> Result<CompactionStats, StorageError> {
         assert!(self.cleaner.work_out, "compaction work was out");
         self.cleaner.work_out = false;
@@ -396,7 +574,7 @@ impl PartitionLog {
         if self.cleaner.round.is_none() {
             return Ok(stats);
         }
-        let applied = result.and_then(|done| self.apply_work(work, done, &mut stats));
+        let applied = done.0.and_then(|done| self.apply_work(done, &mut stats));
         if applied.is_err() {
             self.abandon_round();
         }
@@ -404,27 +582,29 @@ impl PartitionLog {
         applied.map(|()| stats)
     }
 
-    fn apply_work(
-        &mut self,
-        work: CompactionWork,
-        done: WorkDone,
-        stats: &mut CompactionStats,
-    ) -> Result<(), StorageError> {
-        match (work.0, done.0) {
-            (Work::Rewrite(_), Some(rewritten)) => self.track_rewritten(rewritten, stats),
-            (Work::Sync(_), None) => {
-                let round = self.cleaner.round.as_mut().expect("the round");
+    fn apply_work(&mut self, done: Done, stats: &mut CompactionStats) -> Result<(), StorageError> {
+        let round = self.cleaner.round.as_mut().expect("the round");
+        match done {
+            Done::Scanned(scanned) => {
+                round.map = scanned.map;
+                round.map_bytes = scanned.map_bytes;
+                round.scanned_to = scanned.scanned_to;
+                round.map_done = scanned.map_done;
+                stats.bytes_read += scanned.bytes_read;
+                Ok(())
+            }
+            Done::Rewritten(rewritten) => self.track_rewritten(rewritten, stats),
+            Done::Synced => {
                 let rewrite = round.swap.take().expect("a synced rewrite");
                 self.swap_in(rewrite)?;
                 stats.segments_cleaned = 1;
                 Ok(())
             }
-            (Work::Checkpoint { clean_offset, .. }, None) => {
+            Done::Checkpointed { clean_offset } => {
                 let round = self.cleaner.round.take().expect("the round");
                 self.finish_round(*round, clean_offset);
                 Ok(())
             }
-            _ => unreachable!("each work answers in its own kind"),
         }
     }
 
@@ -508,20 +688,10 @@ impl PartitionLog {
             .map_or(self.log_end_offset(), |(b, _)| *b)
     }
 
-    fn run_round(
-        &mut self,
-        slot: &mut Option<Box<Round>>,
-        now_ms: i64,
-        budget_bytes: u64,
-        stats: &mut CompactionStats,
-    ) -> Result<(), StorageError> {
-        let round = slot.as_mut().expect("a round to run");
-        let mut budget = budget_bytes;
-        if !round.map_done {
-            self.scan_keys(round, &mut budget, stats)?;
-        }
-        // Rewrite steps and syncs are work for the blocking thread
-        // (`take_compaction_work`); here the next rewrite only starts.
+    /// Starts the round's next rewrite once the map is built and nothing
+    /// else is under way; scans, rewrite steps and syncs are work for the
+    /// blocking thread ([`Self::take_compaction_work`]).
+    fn run_round(&mut self, round: &mut Round, now_ms: i64) -> Result<(), StorageError> {
         let idle = round.rewrite.is_none() && round.swap.is_none() && !round.finished;
         if round.map_done && idle {
             match self.next_to_rewrite(round) {
@@ -530,74 +700,6 @@ impl PartitionLog {
             }
         }
         Ok(())
-    }
-
-    /// Phase 1: reads keys from `round.scanned_to` on, within `budget`.
-    fn scan_keys(
-        &self,
-        round: &mut Round,
-        budget: &mut u64,
-        stats: &mut CompactionStats,
-    ) -> Result<(), StorageError> {
-        // Keys of open transactions may still be aborted: the map stops at
-        // the last stable offset, as Kafka's cleaner stops at its first
-        // uncleanable offset.
-        let limit = self.last_stable_offset();
-        round.scanned_to = round.scanned_to.max(self.log_start_offset);
-        while *budget > 0 && round.scanned_to < limit && !round.map_done {
-            let (&base, segment) = self
-                .segments
-                .range(..=round.scanned_to)
-                .next_back()
-                .expect("scanned_to >= log start");
-            let mut pos = segment
-                .find_batch(round.scanned_to)?
-                .unwrap_or(segment.size);
-            let file = segment.file()?;
-            while pos < segment.size && *budget > 0 && !round.map_done {
-                let (header, batch) = read_batch(&file, pos, segment.size)?;
-                if header.base_offset >= limit {
-                    round.scanned_to = limit;
-                    break;
-                }
-                pos += batch.len() as u64;
-                *budget = budget.saturating_sub(batch.len() as u64);
-                stats.bytes_read += batch.len() as u64;
-                // An aborted transaction's records never shadow committed ones.
-                if !self.batch_aborted(&header) {
-                    round.add_keys(&header, &batch);
-                }
-                round.scanned_to = header.last_offset() + 1;
-            }
-            if pos >= segment.size {
-                round.scanned_to = round.scanned_to.max(self.segment_end(base)).min(limit);
-            }
-        }
-        if round.scanned_to >= limit {
-            round.map_done = true;
-        }
-        Ok(())
-    }
-
-    /// Whether `header`'s batch belongs to a transaction that was aborted
-    /// (its ABORT marker, indexed at or after the batch, names it).
-    fn batch_aborted(&self, header: &BatchHeader) -> bool {
-        if !header.is_transactional() || header.is_control() {
-            return false;
-        }
-        let first_base = self
-            .segments
-            .range(..=header.base_offset)
-            .next_back()
-            .map_or(self.log_start_offset, |(base, _)| *base);
-        self.segments
-            .range(first_base..)
-            .flat_map(|(_, s)| s.txn_index.entries())
-            .any(|t| {
-                t.producer_id == header.producer_id
-                    && t.first_offset <= header.base_offset
-                    && header.base_offset <= t.last_offset
-            })
     }
 
     /// The next closed segment of the round: below the part the map covers.
@@ -740,31 +842,6 @@ impl Round {
             swap: None,
             finished: false,
             tombstones_due_ms: None,
-        }
-    }
-
-    /// Notes every keyed record of `batch` as its key's newest so far.
-    fn add_keys(&mut self, header: &BatchHeader, batch: &[u8]) {
-        let Some(records) = readable_records(batch, header) else {
-            return;
-        };
-        let Some(records) = split_records(&records, header.records_count) else {
-            return;
-        };
-        for (record, _) in records {
-            let Some(key) = record.key else { continue };
-            let offset = header.base_offset + i64::from(record.offset_delta);
-            let map = Arc::get_mut(&mut self.map).expect("only rewrite steps share the map");
-            match map.get_mut(key) {
-                Some(newest) => *newest = (*newest).max(offset),
-                None => {
-                    self.map_bytes += key.len() + MAP_ENTRY_OVERHEAD_BYTES;
-                    map.insert(key.to_vec(), offset);
-                }
-            }
-        }
-        if self.map_bytes >= COMPACTION_MAP_BYTES_MAX {
-            self.map_done = true;
         }
     }
 }

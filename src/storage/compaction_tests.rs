@@ -114,12 +114,11 @@ fn compact_fully(log: &mut PartitionLog, now_ms: i64) -> CompactionStats {
         total.records_dropped += stats.records_dropped;
     };
     for _ in 0..10_000 {
-        let stats = log.compact_with_budget(now_ms, 150).unwrap();
+        let stats = log.compact(now_ms).unwrap();
         add(stats);
         let more = match log.take_compaction_work(150).unwrap() {
             Some(work) => {
-                let result = work.run();
-                let worked = log.finish_compaction_work(work, result).unwrap();
+                let worked = log.finish_compaction_work(work.run()).unwrap();
                 add(worked);
                 worked.more_work
             }
@@ -340,12 +339,19 @@ fn compaction_off_is_a_no_op_and_abandons_a_round() {
     let mut log = open(&dir, compact_config(), true);
     fill_updates(&mut log);
     let before = records_from(&log, 0);
-    // Enough budget to map the keys and start the first rewrite.
-    let mut stats = log.compact_with_budget(5000, 60).unwrap();
-    while stats.more_work && !dir.join(format!("{:020}.log.cleaned", 0)).exists() {
-        stats = log.compact_with_budget(5000, 60).unwrap();
+    // Map the keys and start the first rewrite.
+    let mut stats = log.compact(5000).unwrap();
+    for _ in 0..1_000 {
+        if !stats.more_work || cleaned_path(&dir, 0).exists() {
+            break;
+        }
+        if let Some(work) = log.take_compaction_work(60).unwrap() {
+            log.finish_compaction_work(work.run()).unwrap();
+        }
+        stats = log.compact(5000).unwrap();
     }
     assert!(stats.more_work, "a round under way");
+    assert!(cleaned_path(&dir, 0).exists(), "its first rewrite started");
     log.set_config(LogConfig {
         cleanup_compact: false,
         ..compact_config()
@@ -480,12 +486,15 @@ fn work_answered_after_the_round_went_away_changes_nothing() {
     fill_updates(&mut log);
     let before = records_from(&log, 0);
     let mut work = None;
+    // Scans until the first rewrite step is handed out.
     for _ in 0..1_000 {
-        log.compact_with_budget(5000, 60).unwrap();
+        log.compact(5000).unwrap();
         work = log.take_compaction_work(60).unwrap();
-        if work.is_some() {
+        if cleaned_path(&dir, 0).exists() {
             break;
         }
+        let scan = work.take().expect("a scan step");
+        log.finish_compaction_work(scan.run()).unwrap();
     }
     let work = work.expect("a rewrite step for the blocking thread");
     assert!(
@@ -502,8 +511,7 @@ fn work_answered_after_the_round_went_away_changes_nothing() {
         !cleaned_path(&dir, 0).exists(),
         "the half-written file is removed"
     );
-    let result = work.run();
-    let stats = log.finish_compaction_work(work, result).unwrap();
+    let stats = log.finish_compaction_work(work.run()).unwrap();
     assert_eq!(stats, CompactionStats::default());
     assert!(!cleaned_path(&dir, 0).exists());
     assert_eq!(records_from(&log, 0), before);
