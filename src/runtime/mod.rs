@@ -243,13 +243,13 @@ pub fn spawn_serving<T: 'static>(
     glommio::spawn_local_into(fut, queue).expect("the serving queue exists on this executor")
 }
 
-/// Lets every other runnable task on this shard go first, once.
 /// Runs `fut` to completion on a one-off executor on this thread (unit
 /// tests of shard-local code).
 pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
     glommio::LocalExecutor::default().run(fut)
 }
 
+/// Lets every other runnable task on this shard go first, once.
 pub async fn yield_now() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
