@@ -22,7 +22,6 @@
 //! the process's CPU time (getrusage: both shards, user + system) per round
 //! trip.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -182,13 +181,13 @@ fn local(round_trips: u64) -> Report {
             }
         });
         use futures::{SinkExt, StreamExt};
-        let to_echo = Rc::new(std::cell::RefCell::new(to_echo));
+        let mut to_echo = to_echo;
         let mut latency = histogram();
         let cpu = cpu_time();
         let started = Instant::now();
         for n in 0..round_trips {
             let sent_at = Instant::now();
-            to_echo.borrow_mut().send(n).await.expect("echo runs");
+            to_echo.send(n).await.expect("echo runs");
             answers.next().await.expect("echo answers");
             latency
                 .record(sent_at.elapsed().as_nanos() as u64)
@@ -201,7 +200,7 @@ fn local(round_trips: u64) -> Report {
             wall: started.elapsed(),
             cpu: cpu_time() - cpu,
         };
-        to_echo.borrow_mut().close_channel();
+        to_echo.close_channel();
         echo.await;
         report
     })
