@@ -3,26 +3,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::clients::{client_follows_a_new_leader, script};
-
-/// Where `make js-deps` installs kafkajs: `SLUICE_TEST_NODE_MODULES`, else
-/// `target/js/node_modules`.
-fn node_modules() -> PathBuf {
-    let path = std::env::var_os("SLUICE_TEST_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/js/node_modules")
-        });
-    assert!(
-        path.join("kafkajs").exists(),
-        "{} has no kafkajs: run `make js-deps` (make test does)",
-        path.display()
-    );
-    path
-}
+use common::clients::{client_follows_a_new_leader, node_modules, script};
 
 /// kafkajs re-routes to a new leader: with the partition leader of a
 /// replicated topic killed between two halves of its sends, every message

@@ -582,3 +582,44 @@ fn cluster_credentials_and_listener_endpoints() {
     want.sort();
     assert_eq!(ports, want);
 }
+
+/// kafkajs over SASL_SSL with PLAIN: it checks the broker's certificate
+/// against the test CA, authenticates against the stored credential,
+/// produces and reads back through a group; a wrong password is refused.
+#[test]
+fn kafkajs_over_sasl_ssl_with_plain() {
+    use common::clients::{json_result, node_modules, script, strings};
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    create_topic(&broker.listener("PLAINTEXT"), "kjs-tls", 1, &[]);
+    let run = |password: &str, count: usize| {
+        let output = std::process::Command::new("node")
+            .arg(script("kafkajs_sasl_ssl.js"))
+            .args([
+                &broker.listener("SECURE"),
+                "kjs-tls",
+                &pki.p("ca.pem"),
+                "alice",
+                password,
+                &count.to_string(),
+            ])
+            .env("NODE_PATH", node_modules())
+            .output()
+            .expect("run node");
+        json_result(&output, &broker)
+    };
+    let refused = run("wrong", 1);
+    assert_eq!(
+        refused["error"], "KafkaJSSASLAuthenticationError",
+        "{refused}"
+    );
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "kjs-tls", 0),
+        (0, 0)
+    );
+    let ok = run("alice-secret", 20);
+    assert_eq!(ok["acked"], 20, "{ok}");
+    let want: Vec<String> = (0..20).map(|i| format!("tls-{i}")).collect();
+    assert_eq!(strings(&ok, "consumed"), want);
+}

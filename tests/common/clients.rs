@@ -17,6 +17,22 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Where `make js-deps` installs kafkajs: `SLUICE_TEST_NODE_MODULES`, else
+/// `target/js/node_modules`.
+pub fn node_modules() -> PathBuf {
+    let path = std::env::var_os("SLUICE_TEST_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/js/node_modules")
+        });
+    assert!(
+        path.join("kafkajs").exists(),
+        "{} has no kafkajs: run `make js-deps` (make test does)",
+        path.display()
+    );
+    path
+}
+
 /// The last stdout line of a script that succeeded, as JSON; a failure
 /// shows the script's stderr and the broker's.
 pub fn json_result(output: &Output, broker: &Broker) -> serde_json::Value {

@@ -1,0 +1,58 @@
+// kafkajs over SASL_SSL with PLAIN: TLS to the broker (its certificate
+// checked against CA), SASL PLAIN as USER/PASSWORD; produce COUNT messages,
+// then read them back through a consumer group.
+//
+// Usage: node kafkajs_sasl_ssl.js BOOTSTRAP TOPIC CA USER PASSWORD COUNT
+// Prints one JSON line: {"acked": n, "consumed": [values]}, or
+// {"error": "<kafkajs error name>", "message": "..."} when the connection or
+// the authentication fails.
+const fs = require("fs");
+const { Kafka, logLevel } = require("kafkajs");
+
+const READ_TIMEOUT_MS = 60000;
+
+async function main() {
+  const [bootstrap, topic, ca, username, password, countArg] = process.argv.slice(2);
+  const count = Number(countArg);
+  const kafka = new Kafka({
+    clientId: "sluice-kafkajs-sasl-ssl",
+    brokers: bootstrap.split(","),
+    ssl: { ca: [fs.readFileSync(ca, "utf-8")], rejectUnauthorized: true },
+    sasl: { mechanism: "plain", username, password },
+    logLevel: logLevel.NOTHING,
+    retry: { initialRetryTime: 100, retries: 2 },
+  });
+  const producer = kafka.producer();
+  try {
+    await producer.connect();
+  } catch (e) {
+    console.log(JSON.stringify({ error: e.name, message: String(e.message) }));
+    return;
+  }
+  const values = Array.from({ length: count }, (_, i) => `tls-${i}`);
+  await producer.send({ topic, acks: -1, messages: values.map((v) => ({ value: v })) });
+  await producer.disconnect();
+
+  const consumer = kafka.consumer({ groupId: `sluice-kafkajs-${topic}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const consumed = [];
+  let done;
+  const allRead = new Promise((resolve) => (done = resolve));
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      consumed.push(message.value.toString());
+      if (consumed.length >= values.length) done();
+    },
+  });
+  const timer = setTimeout(done, READ_TIMEOUT_MS);
+  await allRead;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  console.log(JSON.stringify({ acked: values.length, consumed }));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
