@@ -162,7 +162,11 @@ async fn serve(
         let _in_flight = InFlight::enter(shard);
         let started = std::time::Instant::now();
         let request_time = request_histogram(&frame);
-        match handlers::handle_frame(services, &client, frame).await {
+        let handled = client
+            .quota
+            .timed(handlers::handle_frame(services, &client, frame))
+            .await;
+        match handled {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
                 let writing = std::time::Instant::now();
@@ -183,6 +187,12 @@ async fn serve(
                 return;
             }
         }
+        // KIP-219: a throttled client's response goes out at once and its
+        // connection is muted (nothing read) for the throttle time.
+        let throttle_ms = client.quota.take_throttle_ms();
+        if throttle_ms > 0 && !mute(shard, throttle_ms).await {
+            return;
+        }
         // A busy client's next frame is usually already buffered, so this
         // loop could run without ever awaiting anything pending and starve
         // the shard's other connections and peer messages. Take turns.
@@ -190,6 +200,14 @@ async fn serve(
         crate::runtime::yield_now().await;
         crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
     }
+}
+
+/// Waits out a quota throttle without reading; `false` when the shard
+/// stops meanwhile.
+async fn mute(shard: &Shard, ms: u64) -> bool {
+    let stop = std::pin::pin!(shard.stopping.changed_since(0));
+    let wait = std::pin::pin!(crate::runtime::sleep(std::time::Duration::from_millis(ms)));
+    matches!(select(wait, stop).await, Either::Left(_))
 }
 
 /// How long a TLS handshake may take before the connection is dropped.

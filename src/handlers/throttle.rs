@@ -1,0 +1,94 @@
+//! Client quota charges on the request path (issue 15): what each request
+//! costs, charged to the connection's quotas, and the throttle the
+//! response reports in throttle_time_ms. The connection loop then mutes the
+//! connection (reads nothing) for that long, as a KIP-219 broker does.
+//!
+//! What is charged, as Kafka's quota managers charge it: a produce request
+//! its record bytes, a fetch its response bytes (a follower's fetch
+//! nothing), every request the time its handler kept the shard busy. With
+//! no quota configured each charge is one emptiness check.
+
+use kafka_protocol::messages::{ProduceRequest, RequestHeader};
+
+use super::{Client, Piece};
+use crate::quota::{QuotaType, Window};
+use crate::shard::Shard;
+
+fn charge(
+    shard: &Shard,
+    client: &Client,
+    header: &RequestHeader,
+    kind: QuotaType,
+    amount: u64,
+) -> u64 {
+    let topics = shard.topics();
+    if topics.client_quotas.is_empty() {
+        return 0;
+    }
+    let window = Window::from_config(
+        shard.config.quota_window_num,
+        shard.config.quota_window_size_seconds,
+    );
+    let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+    let principal = client.session.principal_ref();
+    client.quota.charge(
+        &topics.client_quotas,
+        topics.version,
+        &principal,
+        client_id,
+        kind,
+        amount,
+        window,
+    )
+}
+
+/// The record bytes a produce request carries.
+pub(super) fn produce_bytes(request: &ProduceRequest) -> u64 {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_ref())
+        .map(|r| r.len() as u64)
+        .sum()
+}
+
+/// Charges a produce request's bytes and its handler time so far; the
+/// throttle its response reports (the larger one, as Kafka answers).
+pub(super) fn produce(shard: &Shard, client: &Client, header: &RequestHeader, bytes: u64) -> i32 {
+    let bandwidth = charge(shard, client, header, QuotaType::Produce, bytes);
+    as_throttle(bandwidth.max(request(shard, client, header)))
+}
+
+/// Charges a consumer's fetch response bytes and its handler time so far,
+/// and writes the throttle into the response body. A follower's fetch is
+/// exempt, as Kafka exempts replication from client quotas.
+pub(super) fn fetch(
+    shard: &Shard,
+    client: &Client,
+    header: &RequestHeader,
+    follower: bool,
+    body: &mut [Piece],
+) {
+    if follower {
+        client.quota.exempt();
+        return;
+    }
+    let bytes = body.iter().map(|p| p.len() as u64).sum();
+    let bandwidth = charge(shard, client, header, QuotaType::Fetch, bytes);
+    let ms = as_throttle(bandwidth.max(request(shard, client, header)));
+    if ms > 0 {
+        super::fetch::set_throttle(body, ms);
+    }
+}
+
+/// Charges the request's handler time so far against request_percentage;
+/// the throttle in milliseconds.
+pub(super) fn request(shard: &Shard, client: &Client, header: &RequestHeader) -> u64 {
+    let busy = client.quota.busy_ns();
+    charge(shard, client, header, QuotaType::Request, busy)
+}
+
+fn as_throttle(ms: u64) -> i32 {
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
