@@ -609,3 +609,57 @@ fn a_fetch_quota_holds_a_consumer_to_its_rate() {
         "consumed {rate:.0} B/s against a quota of {QUOTA} B/s"
     );
 }
+
+/// In a cluster a quota altered through one node goes through the quorum
+/// (ClientQuota records): every node describes it, so every node enforces
+/// it, and it survives a restart of all.
+#[test]
+fn cluster_quotas_go_through_the_quorum() {
+    let mut cluster = common::cluster::Cluster::start(3);
+    let mut via_2 = RawClient::connect(&cluster.node(2).bootstrap());
+    let app: Entity = vec![("user", None), ("client-id", Some("app"))];
+    assert_eq!(
+        alter(
+            &mut via_2,
+            vec![entry(
+                &app,
+                &[
+                    ("producer_byte_rate", 4096.0, false),
+                    ("request_percentage", 30.0, false)
+                ]
+            )],
+            false
+        ),
+        [0]
+    );
+    let expected = vec![(
+        owned(&app),
+        vec![
+            ("producer_byte_rate".to_string(), 4096.0),
+            ("request_percentage".to_string(), 30.0),
+        ],
+    )];
+    let seen_everywhere = |cluster: &common::cluster::Cluster| {
+        for id in cluster.ids() {
+            let mut c = RawClient::try_connect(&cluster.node(id).bootstrap(), OP_TIMEOUT)
+                .map_err(|e| format!("node {id}: {e}"))?;
+            let seen = describe(&mut c, &[], false);
+            if seen != expected {
+                return Err(format!("node {id}: {seen:?}"));
+            }
+        }
+        Ok(())
+    };
+    cluster.wait_for("the quota on every node", common::cluster::WAIT, || {
+        seen_everywhere(&cluster)
+    });
+    for id in cluster.ids() {
+        cluster.stop(id);
+    }
+    cluster.start_all_again();
+    cluster.wait_for(
+        "the quota after a full restart",
+        common::cluster::WAIT,
+        || seen_everywhere(&cluster),
+    );
+}
