@@ -137,6 +137,9 @@ pub struct ConnQuotas {
     polling_since: Cell<Option<Instant>>,
     /// Whether the current request's handler time is charged already.
     request_charged: Cell<bool>,
+    /// Whether any quota was configured when the current request began; if
+    /// not, its charges return at once and its polls are not timed.
+    active: Cell<bool>,
 }
 
 #[derive(Debug)]
@@ -170,7 +173,7 @@ impl ConnQuotas {
         amount: u64,
         window: Window,
     ) -> u64 {
-        if quotas.is_empty() {
+        if !self.active.get() || quotas.is_empty() {
             return 0;
         }
         if kind == QuotaType::Request {
@@ -229,12 +232,17 @@ impl ConnQuotas {
         });
     }
 
-    /// Polls `request` while counting the time its polls take: the shard
-    /// time this request costs (what request_percentage limits). Time spent
-    /// waiting (a long poll, a peer shard's work, the quorum) is not counted.
-    pub async fn timed<F: std::future::Future>(&self, request: F) -> F::Output {
+    /// Runs one request. With quotas configured (`active`), its polls are
+    /// timed: the shard time this request costs, what request_percentage
+    /// limits (time spent waiting, on a long poll, a peer shard's work or
+    /// the quorum, is not counted). Without, it runs as it is.
+    pub async fn serve<F: std::future::Future>(&self, active: bool, request: F) -> F::Output {
+        self.active.set(active);
         self.busy.set(Duration::ZERO);
         self.request_charged.set(false);
+        if !active {
+            return request.await;
+        }
         let mut request = std::pin::pin!(request);
         std::future::poll_fn(|cx| {
             let started = Instant::now();
@@ -254,6 +262,11 @@ impl ConnQuotas {
             .get()
             .map_or(Duration::ZERO, |s| s.elapsed());
         u64::try_from((self.busy.get() + running).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether quotas were configured when the current request began.
+    pub fn active(&self) -> bool {
+        self.active.get()
     }
 
     /// Whether the current request's handler time was charged already (by
@@ -290,6 +303,7 @@ mod tests {
     #[test]
     fn a_charge_over_the_quota_throttles_the_connection() {
         let conn = ConnQuotas::default();
+        conn.active.set(true);
         let window = Window::from_config(11, 1);
         let none = ClientQuotas::default();
         assert_eq!(
