@@ -663,3 +663,43 @@ fn cluster_quotas_go_through_the_quorum() {
         || seen_everywhere(&cluster),
     );
 }
+
+/// A request_percentage quota counts the time requests keep a shard busy:
+/// a client over a tiny one is throttled, for at most one sample window,
+/// and its Produce responses report it.
+#[test]
+fn a_request_percentage_quota_throttles_a_busy_client() {
+    let broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    create_topic(&broker.bootstrap(), "busy", 1, &[]);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let raw: Entity = vec![
+        ("user", Some("ANONYMOUS")),
+        ("client-id", Some(RAW_CLIENT_ID)),
+    ];
+    // 0.001% of a core: 10 µs of handling per second, 100 µs per 10 s.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("request_percentage", 0.001, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut throttle = 0;
+    for _ in 0..200 {
+        throttle = produce_throttle(&mut c, "busy", 100);
+        if throttle > 0 {
+            break;
+        }
+    }
+    assert!(throttle > 0, "200 produces never went over 10 µs a second");
+    assert!(
+        throttle <= 1000,
+        "a request throttle is bounded by one sample window: {throttle} ms"
+    );
+    assert!(broker.metric("sluice_quota_request_throttled_requests_total") >= 1);
+    assert_eq!(
+        broker.metric("sluice_quota_produce_throttled_requests_total"),
+        0
+    );
+}
