@@ -381,6 +381,30 @@ fn throttle_time_is_reported_and_the_connection_muted() {
         "no throttle_time_ms in the fetch response"
     );
     assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
+
+    // The quota is the client id's, not the connection's: a new connection
+    // is over it too. Produce v5 predates KIP-219, so its client does not
+    // back off by itself: the response waits out the throttle instead.
+    let mut old = RawClient::connect(&broker.bootstrap());
+    let record = OwnedRecord {
+        key: None,
+        value: Some(vec![b'o'; 10]),
+        timestamp: now_ms(),
+        headers: Vec::new(),
+    };
+    let req = produce_request("throttled", 1, vec![(0, build_owned_batch(&[record]))]);
+    let sent = Instant::now();
+    let resp: ProduceResponse = old.call(5, &req);
+    assert!(
+        resp.throttle_time_ms > 0,
+        "the client id is still over its quota"
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(resp.throttle_time_ms as u64 * 9 / 10),
+        "a v5 response came after {:?}, throttled for {} ms",
+        sent.elapsed(),
+        resp.throttle_time_ms
+    );
 }
 
 /// Delivery reports with the time each came back.

@@ -13,6 +13,7 @@ mod group;
 mod leader_hint;
 mod legacy;
 pub use legacy::forward_frame as forward_legacy_frame;
+pub use throttle::client_throttles;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;

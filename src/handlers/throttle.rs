@@ -9,7 +9,7 @@
 //! no quota configured when the request began (one emptiness check, in the
 //! connection loop) each charge returns at once.
 
-use kafka_protocol::messages::{ProduceRequest, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
 
 use super::{Client, Piece};
 use crate::quota::{QuotaType, Window};
@@ -95,4 +95,22 @@ pub(super) fn request(shard: &Shard, client: &Client, header: &RequestHeader) ->
 
 fn as_throttle(ms: u64) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+/// Whether the client of a request frame backs off by itself for the
+/// throttle_time_ms of its response (KIP-219: Produce v6+, Fetch v8+, the
+/// versions that report the throttle here), so its response goes out at
+/// once; to an older client the response goes out after the throttle, as
+/// Kafka sends it.
+pub fn client_throttles(frame: &[u8]) -> bool {
+    let (Some(key), Some(version)) = (frame.get(..2), frame.get(2..4)) else {
+        return true;
+    };
+    let key = i16::from_be_bytes([key[0], key[1]]);
+    let version = i16::from_be_bytes([version[0], version[1]]);
+    match ApiKey::try_from(key) {
+        Ok(ApiKey::Produce) => version >= 6,
+        Ok(ApiKey::Fetch) => version >= 8,
+        _ => true,
+    }
 }

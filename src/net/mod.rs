@@ -162,6 +162,7 @@ async fn serve(
         let _in_flight = InFlight::enter(shard);
         let started = std::time::Instant::now();
         let request_time = request_histogram(&frame);
+        let throttles_itself = handlers::client_throttles(&frame);
         // With client quotas configured, the request's shard time is
         // measured; without, this emptiness check is all quotas cost it.
         let quotas = !shard.topics().client_quotas.is_empty();
@@ -169,9 +170,18 @@ async fn serve(
             .quota
             .serve(quotas, handlers::handle_frame(services, &client, frame))
             .await;
+        let mut throttle_ms = client.quota.take_throttle_ms();
         match handled {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
+                // A client from before KIP-219 ignores throttle_time_ms: its
+                // response waits out the throttle, as Kafka delays it.
+                if throttle_ms > 0 && !throttles_itself {
+                    if !mute(shard, throttle_ms).await {
+                        return;
+                    }
+                    throttle_ms = 0;
+                }
                 let writing = std::time::Instant::now();
                 if let Err(e) = writer.write(&mut stream, response).await {
                     tracing::debug!(%peer, error = %e, "write failed");
@@ -192,7 +202,6 @@ async fn serve(
         }
         // KIP-219: a throttled client's response goes out at once and its
         // connection is muted (nothing read) for the throttle time.
-        let throttle_ms = client.quota.take_throttle_ms();
         if throttle_ms > 0 && !mute(shard, throttle_ms).await {
             return;
         }
