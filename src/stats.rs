@@ -71,7 +71,7 @@ pub static QUOTA_REQUEST_THROTTLE_MS: Counter = Counter::new(
 );
 pub static QUOTA_SENSOR_OVERFLOW: Counter = Counter::new(
     "sluice_quota_sensor_overflow_total",
-    "Quota entities counted in the shared overflow sensor because the sensor table was full.",
+    "Requests counted in the shared overflow quota sensor because no sensor slot was free for their entity.",
 );
 pub static LOG_FLUSHES: Counter = Counter::new(
     "sluice_log_flushes_total",

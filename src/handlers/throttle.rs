@@ -114,3 +114,23 @@ pub fn client_throttles(frame: &[u8]) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_throttle_themselves_from_kip_219_on() {
+        let frame = |key: ApiKey, version: i16| {
+            let mut f = (key as i16).to_be_bytes().to_vec();
+            f.extend_from_slice(&version.to_be_bytes());
+            f
+        };
+        assert!(!client_throttles(&frame(ApiKey::Produce, 5)));
+        assert!(client_throttles(&frame(ApiKey::Produce, 6)));
+        assert!(!client_throttles(&frame(ApiKey::Fetch, 7)));
+        assert!(client_throttles(&frame(ApiKey::Fetch, 8)));
+        assert!(client_throttles(&frame(ApiKey::Metadata, 0)));
+        assert!(client_throttles(&[0]));
+    }
+}

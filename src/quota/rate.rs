@@ -123,10 +123,11 @@ impl RateTable {
     }
 
     /// Whether `slot` still counts for `key` (a cached slot may have been
-    /// given to another entity after going idle).
+    /// given to another entity after going idle). Never the overflow slot,
+    /// so an overflowed entity looks for a slot of its own again.
     pub fn holds(&self, slot: usize, key: u64) -> bool {
-        slot == OVERFLOW
-            || self
+        slot < OVERFLOW
+            && self
                 .slots
                 .get(slot)
                 .is_some_and(|s| s.key.load(Ordering::Relaxed) == key)
