@@ -8,6 +8,20 @@
 //! nothing), every request the time its handler kept the shard busy. With
 //! no quota configured when the request began (one emptiness check, in the
 //! connection loop) each charge returns at once.
+//!
+//! Where this differs from Kafka 3.9, and why:
+//! - Produce is charged its record bytes, Kafka the whole request's size
+//!   (the difference is the request's framing, a few dozen bytes a
+//!   partition).
+//! - A throttled Fetch keeps its records; Kafka answers it empty and
+//!   uncharges them. Emptying it here would have to undo what the fetch
+//!   session already recorded as sent; sending and muting gives the same
+//!   average rate, overshooting by at most one response per sample window.
+//! - A request_percentage throttle of an API other than Produce and Fetch
+//!   mutes the connection but its response reports 0.
+//! - Request time is the time this shard spent polling the request, not a
+//!   handler thread's time: work the partition owner does on another core
+//!   is that core's, and waits (long polls, acks=all, the quorum) are free.
 
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
 
