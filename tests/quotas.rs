@@ -15,7 +15,7 @@ use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryDat
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
-    FetchResponse, ProduceResponse,
+    FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -725,5 +725,14 @@ fn a_request_percentage_quota_throttles_a_busy_client() {
     assert_eq!(
         broker.metric("sluice_quota_produce_throttled_requests_total"),
         0
+    );
+    // Any API's response reports it: Metadata's too.
+    let metadata = (0..50).find_map(|_| {
+        let resp: MetadataResponse = c.call(12, &MetadataRequest::default());
+        (resp.throttle_time_ms > 0).then_some(resp.throttle_time_ms)
+    });
+    assert!(
+        metadata.is_some(),
+        "50 Metadata requests never reported a throttle"
     );
 }

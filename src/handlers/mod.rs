@@ -311,7 +311,7 @@ async fn dispatch(
         // Inter-broker: exempt from the request quota, as in Kafka.
         client.quota.exempt();
     }
-    let answered = match key {
+    let mut answered = match key {
         ApiKey::ApiVersions => {
             let request = body!();
             client.remember_software(&request);
@@ -396,9 +396,12 @@ async fn dispatch(
         }),
     };
     if !client.quota.request_charged() {
-        // The response is built: this request's throttle mutes the
-        // connection, though only Produce and Fetch report it.
-        throttle::request(shard, client, &header);
+        // The response is built: its throttle_time_ms reports this
+        // request's throttle, and the connection is muted for it.
+        let ms = throttle::request(shard, client, &header);
+        if let (true, Ok(Some(frame))) = (ms > 0, &mut answered) {
+            throttle::report(key, version, frame, ms);
+        }
     }
     answered
 }

@@ -17,12 +17,14 @@
 //!   uncharges them. Emptying it here would have to undo what the fetch
 //!   session already recorded as sent; sending and muting gives the same
 //!   average rate, overshooting by at most one response per sample window.
-//! - A request_percentage throttle of an API other than Produce and Fetch
-//!   mutes the connection but its response reports 0.
+//! - ApiVersions and OffsetDelete, whose throttle_time_ms is not the first
+//!   field of their response, report 0 for a request_percentage throttle
+//!   (their connection is muted all the same).
 //! - Request time is the time this shard spent polling the request, not a
 //!   handler thread's time: work the partition owner does on another core
 //!   is that core's, and waits (long polls, acks=all, the quorum) are free.
 
+use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
 
 use super::{Client, Piece};
@@ -107,6 +109,67 @@ pub(super) fn request(shard: &Shard, client: &Client, header: &RequestHeader) ->
     charge(shard, client, header, QuotaType::Request, busy)
 }
 
+/// The first version of `key`'s response whose body starts with
+/// throttle_time_ms; `None` where it has none there (Produce and Fetch set
+/// theirs themselves).
+fn throttle_first_since(key: ApiKey) -> Option<i16> {
+    use ApiKey as K;
+    Some(match key {
+        K::Metadata | K::OffsetCommit | K::OffsetFetch => 3,
+        K::ListOffsets | K::JoinGroup | K::CreateTopics | K::OffsetForLeaderEpoch => 2,
+        K::FindCoordinator
+        | K::Heartbeat
+        | K::LeaveGroup
+        | K::SyncGroup
+        | K::DescribeGroups
+        | K::ListGroups
+        | K::DeleteTopics => 1,
+        K::InitProducerId
+        | K::AddPartitionsToTxn
+        | K::AddOffsetsToTxn
+        | K::EndTxn
+        | K::TxnOffsetCommit
+        | K::DescribeAcls
+        | K::CreateAcls
+        | K::DeleteAcls
+        | K::DescribeConfigs
+        | K::AlterConfigs
+        | K::CreatePartitions
+        | K::IncrementalAlterConfigs
+        | K::DescribeCluster
+        | K::ElectLeaders
+        | K::DescribeProducers
+        | K::DescribeTransactions
+        | K::ListTransactions
+        | K::DescribeUserScramCredentials
+        | K::AlterUserScramCredentials
+        | K::DescribeClientQuotas
+        | K::AlterClientQuotas => 0,
+        _ => return None,
+    })
+}
+
+/// Writes a request_percentage throttle into an encoded response frame
+/// (size prefix, response header, body) whose body starts with
+/// throttle_time_ms; only a throttled response pays the copy.
+pub(super) fn report(key: ApiKey, version: i16, frame: &mut [Piece], ms: u64) {
+    if throttle_first_since(key).is_none_or(|since| version < since) {
+        return;
+    }
+    // Size prefix, correlation id, and in a flexible header its (empty)
+    // tagged fields.
+    let at = 8 + usize::from(key.response_header_version(version) >= 1);
+    let Some(Piece::Bytes(head)) = frame.first_mut() else {
+        return;
+    };
+    if head.len() < at + 4 {
+        return;
+    }
+    let mut copy = BytesMut::from(&head[..]);
+    copy[at..at + 4].copy_from_slice(&as_throttle(ms).to_be_bytes());
+    *head = copy.freeze();
+}
+
 fn as_throttle(ms: u64) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)
 }
@@ -132,6 +195,69 @@ pub fn client_throttles(frame: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The throttle lands where each response's codec reads
+    /// throttle_time_ms, at every version that starts with it.
+    #[test]
+    fn request_throttles_are_written_where_responses_keep_them() {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::Decodable;
+        macro_rules! check {
+            ($($key:ident => $ty:ty),* $(,)?) => {$(
+                let key = ApiKey::$key;
+                let since = throttle_first_since(key).expect(stringify!($key));
+                let known = key.valid_versions();
+                for version in since.max(known.min)..=known.max {
+                    let mut frame =
+                        super::super::encode(key, version, 7, <$ty>::default()).unwrap();
+                    report(key, version, &mut frame, 1234);
+                    let Piece::Bytes(bytes) = &frame[0] else { unreachable!() };
+                    let mut body = bytes.slice(4..);
+                    ResponseHeader::decode(&mut body, key.response_header_version(version))
+                        .unwrap();
+                    let decoded = <$ty>::decode(&mut body, version).unwrap();
+                    assert_eq!(decoded.throttle_time_ms, 1234, "{key:?} v{version}");
+                }
+            )*};
+        }
+        check!(
+            Metadata => MetadataResponse,
+            OffsetCommit => OffsetCommitResponse,
+            OffsetFetch => OffsetFetchResponse,
+            ListOffsets => ListOffsetsResponse,
+            JoinGroup => JoinGroupResponse,
+            CreateTopics => CreateTopicsResponse,
+            OffsetForLeaderEpoch => OffsetForLeaderEpochResponse,
+            FindCoordinator => FindCoordinatorResponse,
+            Heartbeat => HeartbeatResponse,
+            LeaveGroup => LeaveGroupResponse,
+            SyncGroup => SyncGroupResponse,
+            DescribeGroups => DescribeGroupsResponse,
+            ListGroups => ListGroupsResponse,
+            DeleteTopics => DeleteTopicsResponse,
+            InitProducerId => InitProducerIdResponse,
+            AddPartitionsToTxn => AddPartitionsToTxnResponse,
+            AddOffsetsToTxn => AddOffsetsToTxnResponse,
+            EndTxn => EndTxnResponse,
+            TxnOffsetCommit => TxnOffsetCommitResponse,
+            DescribeAcls => DescribeAclsResponse,
+            CreateAcls => CreateAclsResponse,
+            DeleteAcls => DeleteAclsResponse,
+            DescribeConfigs => DescribeConfigsResponse,
+            AlterConfigs => AlterConfigsResponse,
+            CreatePartitions => CreatePartitionsResponse,
+            IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
+            DescribeCluster => DescribeClusterResponse,
+            ElectLeaders => ElectLeadersResponse,
+            DescribeProducers => DescribeProducersResponse,
+            DescribeTransactions => DescribeTransactionsResponse,
+            ListTransactions => ListTransactionsResponse,
+            DescribeUserScramCredentials => DescribeUserScramCredentialsResponse,
+            AlterUserScramCredentials => AlterUserScramCredentialsResponse,
+            DescribeClientQuotas => DescribeClientQuotasResponse,
+            AlterClientQuotas => AlterClientQuotasResponse,
+        );
+    }
 
     #[test]
     fn clients_throttle_themselves_from_kip_219_on() {
