@@ -28,7 +28,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
 
 use super::{Client, Piece};
-use crate::quota::{QuotaType, Window};
+use crate::quota::{QuotaType, Who, Window};
 use crate::shard::Shard;
 
 fn charge(
@@ -51,11 +51,14 @@ fn charge(
     );
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
     let principal = client.session.principal_ref();
+    let who = Who {
+        principal: &principal,
+        client_id,
+    };
     client.quota.charge(
         &topics.client_quotas,
         topics.version,
-        &principal,
-        client_id,
+        who,
         kind,
         amount,
         window,

@@ -120,6 +120,14 @@ pub fn user_of(principal: &str) -> &str {
         .map_or(principal, |(_, name)| name)
 }
 
+/// Who a request is charged to: its connection's principal and the client
+/// id of its header.
+#[derive(Clone, Copy, Debug)]
+pub struct Who<'a> {
+    pub principal: &'a str,
+    pub client_id: &'a str,
+}
+
 /// A connection's quota state: which quota applies to it (cached per
 /// snapshot, principal and client id, so a request with quotas configured
 /// resolves nothing and allocates nothing), how long its handler has kept
@@ -162,13 +170,11 @@ impl ConnQuotas {
     /// Charges `amount` to this connection's `kind` quota, if one applies,
     /// and returns the throttle in milliseconds (0 within the quota). With
     /// no quota configured this is one emptiness check.
-    #[allow(clippy::too_many_arguments)]
     pub fn charge(
         &self,
         quotas: &ClientQuotas,
         snapshot: u64,
-        principal: &str,
-        client_id: &str,
+        who: Who<'_>,
         kind: QuotaType,
         amount: u64,
         window: Window,
@@ -179,7 +185,7 @@ impl ConnQuotas {
         if kind == QuotaType::Request {
             self.request_charged.set(true);
         }
-        self.refresh(quotas, snapshot, principal, client_id);
+        self.refresh(quotas, snapshot, who);
         let cached = self.cached.borrow();
         let Some(sensor) = cached
             .as_ref()
@@ -209,7 +215,11 @@ impl ConnQuotas {
 
     /// Resolves the quotas again when the snapshot, principal or client id
     /// changed since the last request.
-    fn refresh(&self, quotas: &ClientQuotas, snapshot: u64, principal: &str, client_id: &str) {
+    fn refresh(&self, quotas: &ClientQuotas, snapshot: u64, who: Who<'_>) {
+        let Who {
+            principal,
+            client_id,
+        } = who;
         let fresh = self.cached.borrow().as_ref().is_some_and(|c| {
             c.snapshot == snapshot && c.principal == principal && c.client_id == client_id
         });
@@ -302,12 +312,16 @@ mod tests {
     /// a charge over it throttles and the connection keeps the largest.
     #[test]
     fn a_charge_over_the_quota_throttles_the_connection() {
+        let who = |client_id| Who {
+            principal: "User:q",
+            client_id,
+        };
         let conn = ConnQuotas::default();
         conn.active.set(true);
         let window = Window::from_config(11, 1);
         let none = ClientQuotas::default();
         assert_eq!(
-            conn.charge(&none, 1, "User:q", "c", QuotaType::Produce, 1 << 30, window),
+            conn.charge(&none, 1, who("c"), QuotaType::Produce, 1 << 30, window),
             0
         );
         assert!(conn.cached.borrow().is_none());
@@ -323,8 +337,7 @@ mod tests {
         let ms = conn.charge(
             &quotas,
             2,
-            "User:q",
-            "quota-unit-test",
+            who("quota-unit-test"),
             QuotaType::Produce,
             12_000,
             window,
@@ -337,8 +350,7 @@ mod tests {
             conn.charge(
                 &quotas,
                 2,
-                "User:q",
-                "other",
+                who("other"),
                 QuotaType::Produce,
                 1 << 30,
                 window
