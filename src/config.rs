@@ -140,6 +140,11 @@ pub struct BrokerConfig {
     /// polls for I/O again. glommio's default (100 ms) lets a busy producer
     /// delay every other socket's readiness by that much.
     pub task_quota_us: u64,
+    /// Kafka's `quota.window.num`: samples a client quota's rate is
+    /// measured over (at most `quota::rate::SAMPLES_MAX`).
+    pub quota_window_num: u64,
+    /// Kafka's `quota.window.size.seconds`: the length of one sample.
+    pub quota_window_size_seconds: u64,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,
     /// The most bytes one compressed batch may decompress to; a larger one
@@ -271,6 +276,8 @@ impl Default for BrokerConfig {
             log_open_files_idle_ms: 600_000,
             io_memory_bytes: 1 << 20,
             task_quota_us: 1000,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             metrics_listen: None,
             decompressed_batch_bytes_max: crate::compression::DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             log: TopicDefaults::default(),

@@ -13,6 +13,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("storage", ABOVE_STORAGE, &[]),
     ("controller", ABOVE_STORAGE, &[]),
     ("metadata", ABOVE_STORAGE, &[]),
+    ("quota", ABOVE_STORAGE, &[]),
     (
         "replication",
         &[

@@ -14,6 +14,7 @@
 //! - [`replication`]: a replica's role and a leader's follower state, high watermark and ISR proposals.
 //! - [`runtime`]: the thin layer over glommio (shards, meshes, blocking work).
 //! - [`shard`]: what one core owns (partition logs, roles, metadata copy) and the shard's messages between cores.
+//! - [`quota`]: client quotas: what is configured, broker-wide rates, a connection's throttle.
 //! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
@@ -38,6 +39,7 @@ mod layering;
 pub mod message_format;
 pub mod metadata;
 pub mod net;
+pub mod quota;
 pub mod record;
 pub mod replication;
 pub mod runtime;

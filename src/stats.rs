@@ -42,6 +42,37 @@ pub static PRODUCED_BYTES: Counter = Counter::new(
     "Record batch bytes appended to logs.",
 );
 pub static REQUESTS: Counter = Counter::new("sluice_requests_total", "Requests answered.");
+
+// Client quotas (issue 15): requests whose charge went over their quota,
+// and the throttle time they were given, per quota type.
+pub static QUOTA_PRODUCE_THROTTLED: Counter = Counter::new(
+    "sluice_quota_produce_throttled_requests_total",
+    "Produce requests that went over their producer_byte_rate quota and were throttled.",
+);
+pub static QUOTA_PRODUCE_THROTTLE_MS: Counter = Counter::new(
+    "sluice_quota_produce_throttle_ms_total",
+    "Milliseconds of throttle given for producer_byte_rate quotas.",
+);
+pub static QUOTA_FETCH_THROTTLED: Counter = Counter::new(
+    "sluice_quota_fetch_throttled_requests_total",
+    "Fetch requests that went over their consumer_byte_rate quota and were throttled.",
+);
+pub static QUOTA_FETCH_THROTTLE_MS: Counter = Counter::new(
+    "sluice_quota_fetch_throttle_ms_total",
+    "Milliseconds of throttle given for consumer_byte_rate quotas.",
+);
+pub static QUOTA_REQUEST_THROTTLED: Counter = Counter::new(
+    "sluice_quota_request_throttled_requests_total",
+    "Requests that went over their request_percentage quota and were throttled.",
+);
+pub static QUOTA_REQUEST_THROTTLE_MS: Counter = Counter::new(
+    "sluice_quota_request_throttle_ms_total",
+    "Milliseconds of throttle given for request_percentage quotas.",
+);
+pub static QUOTA_SENSOR_OVERFLOW: Counter = Counter::new(
+    "sluice_quota_sensor_overflow_total",
+    "Requests counted in the shared overflow quota sensor because no sensor slot was free for their entity.",
+);
 pub static LOG_FLUSHES: Counter = Counter::new(
     "sluice_log_flushes_total",
     "fdatasyncs of a partition's log for the flush policy (flush.messages, flush.ms, fsync-on-ack).",
@@ -124,6 +155,13 @@ const ALL: &[&Counter] = &[
     &FETCH_COPIED_BYTES,
     &PRODUCED_BYTES,
     &REQUESTS,
+    &QUOTA_PRODUCE_THROTTLED,
+    &QUOTA_PRODUCE_THROTTLE_MS,
+    &QUOTA_FETCH_THROTTLED,
+    &QUOTA_FETCH_THROTTLE_MS,
+    &QUOTA_REQUEST_THROTTLED,
+    &QUOTA_REQUEST_THROTTLE_MS,
+    &QUOTA_SENSOR_OVERFLOW,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
     &STORAGE_WRITE_ERRORS,

@@ -227,6 +227,8 @@ fn api_versions_negotiation() {
         (ApiKey::EndTxn, 0, 4),
         (ApiKey::DescribeTransactions, 0, 0),
         (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::DescribeClientQuotas, 0, 1),
+        (ApiKey::AlterClientQuotas, 0, 1),
         (ApiKey::FindCoordinator, 0, 6),
         (ApiKey::JoinGroup, 0, 9),
         (ApiKey::SyncGroup, 0, 5),

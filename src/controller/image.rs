@@ -27,6 +27,35 @@ pub struct ClusterImage {
     /// never a password. Last, so `BeforeCredentials` reads older snapshots.
     #[serde(default)]
     pub scram_credentials: crate::security::scram::Credentials,
+    /// Client quotas by entity (issue 15), as Kafka's ClientQuotaRecords
+    /// leave them. Last, so `BeforeQuotas` reads older snapshots.
+    #[serde(default)]
+    pub client_quotas: crate::quota::ClientQuotas,
+}
+
+/// A snapshot written before the image had client quotas.
+#[derive(Deserialize)]
+pub(crate) struct BeforeQuotas {
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<String, TopicImage>,
+    topic_ids: BTreeMap<Uuid, String>,
+    broker_configs: BTreeMap<Option<i32>, Configs>,
+    next_producer_id: i64,
+    scram_credentials: crate::security::scram::Credentials,
+}
+
+impl From<BeforeQuotas> for ClusterImage {
+    fn from(old: BeforeQuotas) -> ClusterImage {
+        ClusterImage {
+            brokers: old.brokers,
+            topics: old.topics,
+            topic_ids: old.topic_ids,
+            broker_configs: old.broker_configs,
+            next_producer_id: old.next_producer_id,
+            scram_credentials: old.scram_credentials,
+            client_quotas: Default::default(),
+        }
+    }
 }
 
 /// A snapshot written before the image had credentials (postcard is not
@@ -49,6 +78,7 @@ impl From<BeforeCredentials> for ClusterImage {
             broker_configs: old.broker_configs,
             next_producer_id: old.next_producer_id,
             scram_credentials: Default::default(),
+            client_quotas: Default::default(),
         }
     }
 }

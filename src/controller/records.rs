@@ -78,6 +78,13 @@ pub enum MetadataRecord {
         mechanism: crate::security::scram::Mechanism,
         credential: Option<crate::security::scram::Credential>,
     },
+    /// One quota key of one client entity set (`Some`) or removed (`None`)
+    /// (Kafka's ClientQuotaRecord; issue 15).
+    ClientQuota {
+        entity: crate::quota::QuotaEntity,
+        key: crate::quota::QuotaKey,
+        value: Option<f64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +154,8 @@ pub enum RecordError {
     ProducerIdsExhausted,
     #[error("unacceptable SCRAM credential: {0}")]
     UnacceptableCredential(String),
+    #[error("invalid client quota: {0}")]
+    InvalidQuota(#[from] crate::quota::QuotaError),
 }
 
 impl RecordError {
@@ -172,6 +181,7 @@ impl RecordError {
             }
             RecordError::ProducerIdsExhausted => E::UnknownServerError,
             RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
+            RecordError::InvalidQuota(_) => E::InvalidRequest,
         }
         .code()
     }
@@ -213,6 +223,7 @@ pub fn apply(
             mechanism,
             credential,
         } => scram_credential(image, user, *mechanism, credential.as_ref()),
+        R::ClientQuota { entity, key, value } => client_quota(image, entity, *key, *value),
         R::ChangePartition {
             topic,
             partition,
@@ -454,6 +465,25 @@ fn scram_credential(
             }
         }
     }
+    Ok(RecordOutcome::Applied)
+}
+
+fn client_quota(
+    image: &mut ClusterImage,
+    entity: &crate::quota::QuotaEntity,
+    key: crate::quota::QuotaKey,
+    value: Option<f64>,
+) -> Result<RecordOutcome, RecordError> {
+    if entity.user.is_none() && entity.client_id.is_none() {
+        return Err(crate::quota::QuotaError::EmptyEntity.into());
+    }
+    if let Some(v) = value {
+        crate::quota::check_value(key.name(), v)?;
+    }
+    if image.client_quotas.get(entity).and_then(|q| q.get(key)) == value {
+        return Ok(RecordOutcome::Unchanged);
+    }
+    image.client_quotas.set(entity, key, value)?;
     Ok(RecordOutcome::Applied)
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod api_versions;
+mod client_quotas;
 mod configs;
 mod describe_cluster;
 mod elect_leaders;
@@ -12,6 +13,7 @@ mod group;
 mod leader_hint;
 mod legacy;
 pub use legacy::forward_frame as forward_legacy_frame;
+pub use throttle::client_throttles;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -19,6 +21,7 @@ mod produce;
 mod producer;
 mod sasl;
 mod scram_credentials;
+mod throttle;
 mod txn;
 mod write_txn_markers;
 
@@ -99,6 +102,8 @@ pub const APIS: &[ApiSpec] = &[
     sasl::SASL_AUTHENTICATE,
     scram_credentials::DESCRIBE,
     scram_credentials::ALTER,
+    client_quotas::DESCRIBE,
+    client_quotas::ALTER,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -155,6 +160,9 @@ pub struct Client {
     /// Name and version the client gave in ApiVersions v3+ (KIP-511), for
     /// log lines about what it sent; empty until then.
     software: std::cell::RefCell<String>,
+    /// The client quotas that apply to this connection, the handler time
+    /// of its request and the throttle the request earned (issue 15).
+    pub quota: crate::quota::ConnQuotas,
 }
 
 /// Longest client software name and version kept (KIP-511 allows any
@@ -299,20 +307,37 @@ async fn dispatch(
             decode(&mut buf, key, version)?
         };
     }
-    match key {
+    if key == ApiKey::WriteTxnMarkers {
+        // Inter-broker: exempt from the request quota, as in Kafka.
+        client.quota.exempt();
+    }
+    let mut answered = match key {
         ApiKey::ApiVersions => {
             let request = body!();
             client.remember_software(&request);
             out.encoded(api_versions::handle(shard, &header, request))
         }
         ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, client, body!()).await),
-        ApiKey::Produce => match produce::handle(shard, &header, body!()).await {
-            Some(response) => out.encoded(response),
-            None => Ok(None), // acks=0
-        },
+        ApiKey::Produce => {
+            let request = body!();
+            let bytes = throttle::produce_bytes(&request);
+            let response = produce::handle(shard, &header, request).await;
+            let throttle_ms = throttle::produce(shard, client, &header, bytes);
+            match response {
+                Some(mut response) => {
+                    response.throttle_time_ms = throttle_ms;
+                    out.encoded(response)
+                }
+                None => Ok(None), // acks=0: throttled by muting alone
+            }
+        }
         ApiKey::Fetch => {
             let sessions = &services.fetch_sessions;
-            out.pieces(fetch::handle(shard, sessions, &header, body!()).await)
+            let request: kafka_protocol::messages::FetchRequest = body!();
+            let follower = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
+            let mut body = fetch::handle(shard, sessions, &header, request).await;
+            throttle::fetch(shard, client, &header, follower, &mut body);
+            out.pieces(body)
         }
         ApiKey::ListOffsets => out.encoded(list_offsets::handle(shard, &header, body!()).await),
         ApiKey::CreateTopics => out.encoded(admin::create_topics(shard, &header, body!()).await),
@@ -343,6 +368,12 @@ async fn dispatch(
         ApiKey::AlterUserScramCredentials => {
             out.encoded(scram_credentials::alter(shard, &header, body!()).await)
         }
+        ApiKey::DescribeClientQuotas => {
+            out.encoded(client_quotas::describe(shard, &header, body!()))
+        }
+        ApiKey::AlterClientQuotas => {
+            out.encoded(client_quotas::alter(shard, &header, body!()).await)
+        }
         ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
         ApiKey::WriteTxnMarkers => {
             out.encoded(write_txn_markers::handle(shard, &header, body!()).await)
@@ -363,7 +394,16 @@ async fn dispatch(
             version,
             client: client.software(),
         }),
+    };
+    if !client.quota.request_charged() {
+        // The response is built: its throttle_time_ms reports this
+        // request's throttle, and the connection is muted for it.
+        let ms = throttle::request(shard, client, &header);
+        if let (true, Ok(Some(frame))) = (ms > 0, &mut answered) {
+            throttle::report(key, version, frame, ms);
+        }
     }
+    answered
 }
 
 /// Decodes one message from untrusted bytes. A panic in the decoder must

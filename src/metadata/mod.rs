@@ -94,6 +94,9 @@ pub struct Topics {
     /// mechanism (issue 15); on a one-node broker only, so far.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scram_credentials: crate::security::scram::Credentials,
+    /// Client quotas by entity (issue 15); in a cluster, the image's.
+    #[serde(default, skip_serializing_if = "crate::quota::ClientQuotas::is_empty")]
+    pub client_quotas: crate::quota::ClientQuotas,
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]

@@ -162,9 +162,26 @@ async fn serve(
         let _in_flight = InFlight::enter(shard);
         let started = std::time::Instant::now();
         let request_time = request_histogram(&frame);
-        match handlers::handle_frame(services, &client, frame).await {
+        let throttles_itself = handlers::client_throttles(&frame);
+        // With client quotas configured, the request's shard time is
+        // measured; without, this emptiness check is all quotas cost it.
+        let quotas = !shard.topics().client_quotas.is_empty();
+        let handled = client
+            .quota
+            .serve(quotas, handlers::handle_frame(services, &client, frame))
+            .await;
+        let mut throttle_ms = client.quota.take_throttle_ms();
+        match handled {
             Ok(Some(response)) => {
                 crate::stats::REQUESTS.add(1);
+                // A client from before KIP-219 ignores throttle_time_ms: its
+                // response waits out the throttle, as Kafka delays it.
+                if throttle_ms > 0 && !throttles_itself {
+                    if !mute(shard, throttle_ms).await {
+                        return;
+                    }
+                    throttle_ms = 0;
+                }
                 let writing = std::time::Instant::now();
                 if let Err(e) = writer.write(&mut stream, response).await {
                     tracing::debug!(%peer, error = %e, "write failed");
@@ -183,6 +200,11 @@ async fn serve(
                 return;
             }
         }
+        // KIP-219: a throttled client's response goes out at once and its
+        // connection is muted (nothing read) for the throttle time.
+        if throttle_ms > 0 && !mute(shard, throttle_ms).await {
+            return;
+        }
         // A busy client's next frame is usually already buffered, so this
         // loop could run without ever awaiting anything pending and starve
         // the shard's other connections and peer messages. Take turns.
@@ -190,6 +212,14 @@ async fn serve(
         crate::runtime::yield_now().await;
         crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
     }
+}
+
+/// Waits out a quota throttle without reading; `false` when the shard
+/// stops meanwhile.
+async fn mute(shard: &Shard, ms: u64) -> bool {
+    let stop = std::pin::pin!(shard.stopping.changed_since(0));
+    let wait = std::pin::pin!(crate::runtime::sleep(std::time::Duration::from_millis(ms)));
+    matches!(select(wait, stop).await, Either::Left(_))
 }
 
 /// How long a TLS handshake may take before the connection is dropped.

@@ -124,6 +124,12 @@ impl Session {
         self.principal.borrow().clone()
     }
 
+    /// The principal, borrowed: the quota check reads it on every request
+    /// and must not allocate.
+    pub fn principal_ref(&self) -> std::cell::Ref<'_, String> {
+        self.principal.borrow()
+    }
+
     /// The largest frame this connection may send now: before a SASL
     /// listener's authentication, Kafka's `sasl.server.max.receive.size`
     /// (512 KiB), so an unauthenticated peer cannot make the broker hold

@@ -267,6 +267,13 @@ pub(super) fn plan(
                 ));
             }
         }
+        AdminOp::AlterClientQuotas { changes } => {
+            for (entity, key, value) in changes {
+                next.client_quotas
+                    .set(&entity, key, value)
+                    .map_err(|e| refuse(ResponseError::InvalidRequest, e.to_string()))?;
+            }
+        }
     }
     Ok(Some(next))
 }

@@ -118,6 +118,10 @@ impl Shard {
             &current.scram_credentials,
             &next.scram_credentials,
         ));
+        records.extend(client_quota_records(
+            &current.client_quotas,
+            &next.client_quotas,
+        ));
         Ok(records)
     }
 
@@ -247,6 +251,31 @@ fn scram_credential_records(
                     user: user.clone(),
                     mechanism,
                     credential: after.cloned(),
+                });
+            }
+        }
+    }
+    records
+}
+
+/// The records that turn one set of client quotas into another: one per
+/// key changed (Kafka's ClientQuotaRecords).
+fn client_quota_records(
+    old: &crate::quota::ClientQuotas,
+    new: &crate::quota::ClientQuotas,
+) -> Vec<MetadataRecord> {
+    let entities: std::collections::BTreeSet<&crate::quota::QuotaEntity> =
+        old.iter().chain(new.iter()).map(|(e, _)| e).collect();
+    let mut records = Vec::new();
+    for entity in entities {
+        for key in crate::quota::QuotaKey::ALL {
+            let before = old.get(entity).and_then(|v| v.get(key));
+            let after = new.get(entity).and_then(|v| v.get(key));
+            if before != after {
+                records.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key,
+                    value: after,
                 });
             }
         }

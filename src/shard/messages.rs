@@ -210,6 +210,15 @@ pub enum AdminOp {
             Option<crate::security::scram::Credential>,
         )>,
     },
+    /// Client quotas (issue 15): each key of each entity set (`Some`) or
+    /// removed (`None`), all checked by the handler first.
+    AlterClientQuotas {
+        changes: Vec<(
+            crate::quota::QuotaEntity,
+            crate::quota::QuotaKey,
+            Option<f64>,
+        )>,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -332,3 +332,60 @@ fn image_without_credentials_decodes() {
         .into();
     assert_eq!(read, image);
 }
+
+/// ClientQuota records set and remove one key of one entity; an invalid
+/// value is refused the same way on every node.
+#[test]
+fn client_quota_records_set_and_remove_keys() {
+    use crate::quota::{EntityName, QuotaEntity, QuotaKey};
+    let mut image = cluster();
+    let entity = QuotaEntity {
+        user: Some(EntityName::Default),
+        client_id: Some(EntityName::Name("app".into())),
+    };
+    let set = |value| MetadataRecord::ClientQuota {
+        entity: entity.clone(),
+        key: QuotaKey::ProducerByteRate,
+        value,
+    };
+    assert_eq!(
+        apply(&mut image, &set(Some(1024.0))),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(
+        apply(&mut image, &set(Some(1024.0))),
+        Ok(RecordOutcome::Unchanged)
+    );
+    assert_eq!(
+        image
+            .client_quotas
+            .resolve(QuotaKey::ProducerByteRate, "anyone", "app")
+            .map(|a| a.quota),
+        Some(1024.0)
+    );
+    assert!(apply(&mut image, &set(Some(1.5))).is_err());
+    assert!(apply(&mut image, &set(Some(-1.0))).is_err());
+    assert_eq!(apply(&mut image, &set(None)), Ok(RecordOutcome::Applied));
+    assert!(image.client_quotas.is_empty());
+}
+
+/// A snapshot written before the image had client quotas still loads.
+#[test]
+fn image_without_client_quotas_decodes() {
+    let mut image = cluster();
+    image.next_producer_id = 7;
+    let old = postcard::to_allocvec(&(
+        &image.brokers,
+        &image.topics,
+        &image.topic_ids,
+        &image.broker_configs,
+        image.next_producer_id,
+        &image.scram_credentials,
+    ))
+    .unwrap();
+    assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
+    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeQuotas>(&old)
+        .unwrap()
+        .into();
+    assert_eq!(read, image);
+}

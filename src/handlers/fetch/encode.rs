@@ -48,6 +48,19 @@ pub struct TopicFrame {
     pub partitions: Vec<PartitionFrame>,
 }
 
+/// Writes `ms` into an encoded body's throttle_time_ms, its first field
+/// (written as 0 by [`encode`]); only a throttled response pays the copy of
+/// its first piece.
+pub fn set_throttle(body: &mut [Piece], ms: i32) {
+    let Some(Piece::Bytes(head)) = body.first_mut() else {
+        panic!("an encoded fetch body starts with its framing bytes");
+    };
+    assert!(head.len() >= 4, "the framing starts with throttle_time_ms");
+    let mut copy = BytesMut::from(&head[..]);
+    copy[..4].copy_from_slice(&ms.to_be_bytes());
+    *head = copy.freeze();
+}
+
 /// Encodes the response body (no size prefix, no response header) as
 /// pieces: framing bytes interleaved with the records. `nodes` are the
 /// leaders' endpoints of KIP-951 (sent from v16).

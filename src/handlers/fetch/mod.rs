@@ -33,6 +33,7 @@ use crate::record::BATCH_HEADER_LEN;
 use crate::services::fetch_sessions::{FetchSessions, Resolved, SessionPartition};
 use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
+pub(super) use encode::set_throttle;
 use encode::{PartitionFrame, TopicFrame};
 
 pub const SPEC: ApiSpec = ApiSpec {

@@ -1,0 +1,738 @@
+//! Client quotas (issue 15, KIP-13/55/124/219/546): AlterClientQuotas and
+//! DescribeClientQuotas as Kafka answers them, kept across a restart; a
+//! produce quota and a fetch quota holding real librdkafka clients to
+//! their rate; throttle_time_ms in the responses and the connection muted
+//! for it; the throttling counted at /metrics.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::raw::{err, fetch_request_limited, produce_request, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+    FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::ClientContext;
+
+const INVALID_REQUEST: i16 = 42;
+const MATCH_EXACT: i8 = 0;
+const MATCH_DEFAULT: i8 = 1;
+const MATCH_ANY: i8 = 2;
+/// The client id the raw client sends (`common::raw::request_frame`).
+const RAW_CLIENT_ID: &str = "sluice-raw-test";
+
+/// An entity as (type, name); `None` is the default entity.
+type Entity<'a> = Vec<(&'a str, Option<&'a str>)>;
+/// An op as (key, value, remove).
+type Op<'a> = (&'a str, f64, bool);
+
+fn entry(entity: &Entity<'_>, ops: &[Op<'_>]) -> EntryData {
+    EntryData::default()
+        .with_entity(
+            entity
+                .iter()
+                .map(|(t, n)| {
+                    EntityData::default()
+                        .with_entity_type(str_bytes(t))
+                        .with_entity_name(n.map(str_bytes))
+                })
+                .collect(),
+        )
+        .with_ops(
+            ops.iter()
+                .map(|(k, v, remove)| {
+                    OpData::default()
+                        .with_key(str_bytes(k))
+                        .with_value(*v)
+                        .with_remove(*remove)
+                })
+                .collect(),
+        )
+}
+
+/// AlterClientQuotas v1: each entry's error code, in request order.
+fn alter(c: &mut RawClient, entries: Vec<EntryData>, validate_only: bool) -> Vec<i16> {
+    let req = AlterClientQuotasRequest::default()
+        .with_entries(entries)
+        .with_validate_only(validate_only);
+    c.call(1, &req)
+        .entries
+        .iter()
+        .map(|e| e.error_code)
+        .collect()
+}
+
+/// A described entity and its values, sorted, for comparisons.
+type Described = Vec<(Vec<(String, Option<String>)>, Vec<(String, f64)>)>;
+
+fn describe_raw(
+    c: &mut RawClient,
+    version: i16,
+    components: &[(&str, i8, Option<&str>)],
+    strict: bool,
+) -> DescribeClientQuotasResponse {
+    let req = DescribeClientQuotasRequest::default()
+        .with_components(
+            components
+                .iter()
+                .map(|(t, m, name)| {
+                    ComponentData::default()
+                        .with_entity_type(str_bytes(t))
+                        .with_match_type(*m)
+                        .with_match(name.map(str_bytes))
+                })
+                .collect(),
+        )
+        .with_strict(strict);
+    c.call(version, &req)
+}
+
+fn describe(c: &mut RawClient, components: &[(&str, i8, Option<&str>)], strict: bool) -> Described {
+    let resp = describe_raw(c, 1, components, strict);
+    assert_eq!(resp.error_code, err::NONE, "{:?}", resp.error_message);
+    let mut out: Described = resp
+        .entries
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let mut entity: Vec<_> = e
+                .entity
+                .iter()
+                .map(|d| {
+                    (
+                        d.entity_type.to_string(),
+                        d.entity_name.as_ref().map(|n| n.to_string()),
+                    )
+                })
+                .collect();
+            entity.sort();
+            let mut values: Vec<_> = e
+                .values
+                .iter()
+                .map(|v| (v.key.to_string(), v.value))
+                .collect();
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            (entity, values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn owned(entity: &Entity<'_>) -> Vec<(String, Option<String>)> {
+    let mut e: Vec<_> = entity
+        .iter()
+        .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
+        .collect();
+    e.sort();
+    e
+}
+
+/// Alter and describe at the byte level: Kafka's entity and key checks per
+/// entry, validate_only, exact/default/any filters strict or not, removal,
+/// and the quotas kept across a restart.
+#[test]
+fn client_quotas_are_altered_described_and_kept_across_restart() {
+    let mut broker = Broker::start(2);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let alice: Entity = vec![("user", Some("alice"))];
+    let default_user: Entity = vec![("user", None)];
+    let alice_app: Entity = vec![("user", Some("alice")), ("client-id", Some("app"))];
+    let default_client: Entity = vec![("client-id", None)];
+    let codes = alter(
+        &mut c,
+        vec![
+            entry(
+                &alice,
+                &[
+                    ("producer_byte_rate", 1_048_576.0, false),
+                    ("request_percentage", 50.5, false),
+                ],
+            ),
+            entry(&default_user, &[("consumer_byte_rate", 2048.0, false)]),
+            entry(&alice_app, &[("producer_byte_rate", 4096.0, false)]),
+            entry(&default_client, &[("request_percentage", 25.0, false)]),
+            entry(
+                &vec![("client-id", Some("x"))],
+                &[("bogus_rate", 1.0, false)],
+            ),
+            entry(
+                &vec![("user", Some("bob"))],
+                &[("producer_byte_rate", 1.5, false)],
+            ),
+            entry(&vec![], &[("producer_byte_rate", 1.0, false)]),
+            entry(
+                &vec![("group", Some("g"))],
+                &[("producer_byte_rate", 1.0, false)],
+            ),
+        ],
+        false,
+    );
+    assert_eq!(
+        codes,
+        [
+            0,
+            0,
+            0,
+            0,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST
+        ]
+    );
+    // validate_only checks and changes nothing.
+    let carol: Entity = vec![("user", Some("carol"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&carol, &[("producer_byte_rate", 10.0, false)])],
+            true
+        ),
+        [0]
+    );
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&carol, &[("nonsense", 10.0, false)])],
+            true
+        ),
+        [INVALID_REQUEST]
+    );
+
+    let alice_values = vec![
+        ("producer_byte_rate".to_string(), 1_048_576.0),
+        ("request_percentage".to_string(), 50.5),
+    ];
+    let all = describe(&mut c, &[], false);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(
+        all.contains(&(owned(&alice), alice_values.clone())),
+        "{all:?}"
+    );
+    assert!(
+        describe(&mut c, &[], true).is_empty(),
+        "an empty strict filter matches nothing"
+    );
+    let names = |d: Described| d.into_iter().map(|(e, _)| e).collect::<Vec<_>>();
+    let mut alices = vec![owned(&alice), owned(&alice_app)];
+    alices.sort();
+    assert_eq!(
+        names(describe(
+            &mut c,
+            &[("user", MATCH_EXACT, Some("alice"))],
+            false
+        )),
+        alices
+    );
+    assert_eq!(
+        names(describe(
+            &mut c,
+            &[("user", MATCH_EXACT, Some("alice"))],
+            true
+        )),
+        [owned(&alice)]
+    );
+    assert_eq!(
+        names(describe(&mut c, &[("user", MATCH_DEFAULT, None)], false)),
+        [owned(&default_user)]
+    );
+    let mut users = vec![owned(&alice), owned(&default_user)];
+    users.sort();
+    assert_eq!(
+        names(describe(&mut c, &[("user", MATCH_ANY, None)], true)),
+        users
+    );
+    assert_eq!(
+        names(describe(
+            &mut c,
+            &[("client-id", MATCH_DEFAULT, None)],
+            true
+        )),
+        [owned(&default_client)]
+    );
+    assert_eq!(
+        names(describe(
+            &mut c,
+            &[
+                ("user", MATCH_ANY, None),
+                ("client-id", MATCH_EXACT, Some("app"))
+            ],
+            true
+        )),
+        [owned(&alice_app)]
+    );
+    // Kafka's refusals of a filter: the whole response carries the error.
+    let dup = describe_raw(
+        &mut c,
+        0,
+        &[("user", MATCH_ANY, None), ("user", MATCH_DEFAULT, None)],
+        false,
+    );
+    assert_eq!(dup.error_code, INVALID_REQUEST);
+    assert!(dup.entries.is_none());
+    let custom = describe_raw(&mut c, 1, &[("group", MATCH_ANY, None)], false);
+    assert_eq!(custom.error_code, err::UNSUPPORTED_VERSION);
+
+    // Removing a key keeps the others; removing the last drops the entity.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![
+                entry(&alice, &[("request_percentage", 0.0, true)]),
+                entry(&default_client, &[("request_percentage", 0.0, true)]),
+            ],
+            false
+        ),
+        [0, 0]
+    );
+    let after = describe(&mut c, &[], false);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.contains(&(owned(&alice), vec![alice_values[0].clone()])));
+
+    drop(c);
+    broker.restart();
+    let mut c = RawClient::connect(&broker.bootstrap());
+    assert_eq!(
+        describe(&mut c, &[], false),
+        after,
+        "quotas survive a restart"
+    );
+}
+
+/// Sends `batch` bytes to partition 0 of `topic` with Produce v9; the
+/// response's throttle_time_ms.
+fn produce_throttle(c: &mut RawClient, topic: &str, value_bytes: usize) -> i32 {
+    let record = OwnedRecord {
+        key: None,
+        value: Some(vec![b'q'; value_bytes]),
+        timestamp: now_ms(),
+        headers: Vec::new(),
+    };
+    let batch = build_owned_batch(&[record]);
+    let resp: ProduceResponse = c.call(9, &produce_request(topic, 1, vec![(0, batch)]));
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        err::NONE
+    );
+    resp.throttle_time_ms
+}
+
+/// A request that pushes a client over its quota gets throttle_time_ms in
+/// its response, and the connection reads nothing more for that long
+/// (KIP-219); fetch responses carry it too; /metrics counts it.
+#[test]
+fn throttle_time_is_reported_and_the_connection_muted() {
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    create_topic(&broker.bootstrap(), "throttled", 1, &[]);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let raw: Entity = vec![("client-id", Some(RAW_CLIENT_ID))];
+    // 1000 B/s: a young sensor's rate is taken over 10 s, so 12 kB in one
+    // request is about 2 s over.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(
+                &raw,
+                &[
+                    ("producer_byte_rate", 1000.0, false),
+                    ("consumer_byte_rate", 1000.0, false)
+                ]
+            )],
+            false
+        ),
+        [0]
+    );
+    let throttle = produce_throttle(&mut c, "throttled", 12_000);
+    assert!(throttle > 0, "no throttle_time_ms in the produce response");
+    assert!(broker.metric("sluice_quota_produce_throttled_requests_total") >= 1);
+    assert!(broker.metric("sluice_quota_produce_throttle_ms_total") >= throttle as u64);
+    // The next request waits out the mute: no answer before the throttle.
+    let sent = Instant::now();
+    let again = produce_throttle(&mut c, "throttled", 10);
+    assert!(
+        sent.elapsed() >= Duration::from_millis(throttle as u64 * 9 / 10),
+        "answered after {:?}, throttled for {throttle} ms",
+        sent.elapsed()
+    );
+    assert!(again > 0, "still over the quota");
+
+    // A fetch of the 12 kB back goes over the consumer quota the same way.
+    let req = fetch_request_limited("throttled", &[(0, 0)], 1 << 20, 1 << 20, 0);
+    let fetch: FetchResponse = c.call(12, &req);
+    let records = fetch.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len());
+    assert!(records > 12_000, "fetched {records} bytes");
+    assert!(
+        fetch.throttle_time_ms > 0,
+        "no throttle_time_ms in the fetch response"
+    );
+    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
+
+    // The quota is the client id's, not the connection's: a new connection
+    // is over it too. Produce v5 predates KIP-219, so its client does not
+    // back off by itself: the response waits out the throttle instead.
+    let mut old = RawClient::connect(&broker.bootstrap());
+    let record = OwnedRecord {
+        key: None,
+        value: Some(vec![b'o'; 10]),
+        timestamp: now_ms(),
+        headers: Vec::new(),
+    };
+    let req = produce_request("throttled", 1, vec![(0, build_owned_batch(&[record]))]);
+    let sent = Instant::now();
+    let resp: ProduceResponse = old.call(5, &req);
+    assert!(
+        resp.throttle_time_ms > 0,
+        "the client id is still over its quota"
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(resp.throttle_time_ms as u64 * 9 / 10),
+        "a v5 response came after {:?}, throttled for {} ms",
+        sent.elapsed(),
+        resp.throttle_time_ms
+    );
+}
+
+/// Delivery reports with the time each came back.
+#[derive(Clone, Default)]
+struct TimedAcks {
+    acks: Arc<Mutex<Vec<(Instant, usize)>>>,
+    failed: Arc<Mutex<usize>>,
+}
+
+impl ClientContext for TimedAcks {}
+
+impl ProducerContext for TimedAcks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(m) => {
+                let len = m.payload().map_or(0, <[u8]>::len);
+                self.acks.lock().unwrap().push((Instant::now(), len));
+            }
+            Err(_) => *self.failed.lock().unwrap() += 1,
+        }
+    }
+}
+
+/// The rate window of a default broker: 11 samples of 1 s.
+const RATE_WINDOW: Duration = Duration::from_secs(11);
+/// How long the rate tests measure from the first delivery.
+const MEASURE: Duration = Duration::from_secs(20);
+
+/// What a greedy client's deliveries over [`MEASURE`] from the first one
+/// say its rate is. As on Kafka (whose young sensors count ten windows of
+/// time), a greedy client gets each rate window's whole quota as the window
+/// opens and is muted for the rest of it, so over whole rate windows its
+/// average is exact, while any 20 s alone holds one window too many or too
+/// few. So the 20 s from the first delivery are held against two rate
+/// windows (22 s): they hold the first two windows' bursts, and the third
+/// opens 22 s after the first request, 2 s after the measurement ends.
+fn measured_rate(times: &[(Instant, usize)]) -> f64 {
+    let t0 = times
+        .iter()
+        .map(|(t, _)| *t)
+        .min()
+        .expect("something was delivered");
+    let mut per_second = [0usize; 30];
+    for (t, n) in times {
+        if let Some(s) = per_second.get_mut(t.duration_since(t0).as_secs() as usize) {
+            *s += n;
+        }
+    }
+    eprintln!("bytes per second from the first: {per_second:?}");
+    let bytes: usize = times
+        .iter()
+        .filter(|(t, _)| *t < t0 + MEASURE)
+        .map(|(_, n)| n)
+        .sum();
+    bytes as f64 / (2 * RATE_WINDOW).as_secs_f64()
+}
+
+/// Runs `producers` greedy producers sharing one client id whose
+/// producer_byte_rate is `quota` against a fresh broker of two shards; what
+/// they got per second, together.
+fn greedy_producers(producers: usize, quota: f64) -> f64 {
+    const VALUE: usize = 1000;
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "quota-produce", 2, &[]);
+    let mut c = RawClient::connect(&bootstrap);
+    let fast: Entity = vec![("client-id", Some("fast-producer"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&fast, &[("producer_byte_rate", quota, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut config = producer_config(&bootstrap);
+    // Small batches: a muted window still lets one request in (as on
+    // Kafka), so the batch size bounds the overshoot. Long timeouts: a
+    // muted connection holds requests back for up to a rate window.
+    config
+        .set("client.id", "fast-producer")
+        .set("acks", "1")
+        .set("batch.size", "16384")
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "20000")
+        .set("request.timeout.ms", "60000")
+        .set("message.timeout.ms", "120000");
+    let ctx = TimedAcks::default();
+    let all: Vec<ThreadedProducer<TimedAcks>> = (0..producers)
+        .map(|_| config.create_with_context(ctx.clone()).expect("producer"))
+        .collect();
+    let value = vec![b'p'; VALUE];
+    let started = Instant::now();
+    let run_for = MEASURE + Duration::from_secs(2);
+    let mut enqueued = 0usize;
+    while started.elapsed() < run_for {
+        let mut full = 0;
+        for producer in &all {
+            match producer.send(BaseRecord::<[u8], [u8], ()>::to("quota-produce").payload(&value)) {
+                Ok(()) => enqueued += 1,
+                Err(_) => full += 1,
+            }
+        }
+        if full == all.len() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for producer in &all {
+        producer.purge(PurgeConfig::default().queue().inflight());
+    }
+    let acks = ctx.acks.lock().unwrap().clone();
+    drop(all);
+    let rate = measured_rate(&acks);
+    eprintln!(
+        "{producers} producer(s), produce quota {quota} B/s: measured {rate:.0} B/s ({:+.1}%), {} acked of {enqueued} enqueued, throttled {} times for {} ms",
+        (rate - quota) / quota * 100.0,
+        acks.len(),
+        broker.metric("sluice_quota_produce_throttled_requests_total"),
+        broker.metric("sluice_quota_produce_throttle_ms_total"),
+    );
+    assert!(
+        enqueued >= acks.len() + 10_000,
+        "the producers were not held back: {enqueued} enqueued, {} acked",
+        acks.len()
+    );
+    assert!(broker.metric("sluice_quota_produce_throttled_requests_total") > 0);
+    rate
+}
+
+/// A producer_byte_rate quota holds a producer that could go far faster to
+/// within 10% of the quota.
+#[test]
+fn a_produce_quota_holds_a_fast_producer_to_its_rate() {
+    const QUOTA: f64 = 1_000_000.0;
+    let rate = greedy_producers(1, QUOTA);
+    assert!(
+        (rate - QUOTA).abs() / QUOTA < 0.10,
+        "produced {rate:.0} B/s against a quota of {QUOTA} B/s"
+    );
+}
+
+/// The quota is the broker's, not a connection's: two producers with the
+/// same client id (two connections, on whichever shards the kernel puts
+/// them) share it.
+#[test]
+fn two_producers_of_one_client_id_share_its_quota() {
+    const QUOTA: f64 = 1_000_000.0;
+    let rate = greedy_producers(2, QUOTA);
+    assert!(
+        (rate - QUOTA).abs() / QUOTA < 0.10,
+        "two producers got {rate:.0} B/s together against a quota of {QUOTA} B/s"
+    );
+}
+
+/// A consumer_byte_rate quota holds a consumer reading a backlog to within
+/// 10% of the quota.
+#[test]
+fn a_fetch_quota_holds_a_consumer_to_its_rate() {
+    const QUOTA: f64 = 500_000.0;
+    const VALUE: usize = 1000;
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "quota-fetch", 2, &[]);
+    // A backlog of 16 MB (more than 21.5 s at the quota), produced unthrottled.
+    let backlog = 16_000usize;
+    let msgs: Vec<Msg> = (0..backlog)
+        .map(|i| Msg::value(vec![b'f'; VALUE]).to((i % 2) as i32))
+        .collect();
+    // Small batches: a fetch returns at least one whole batch, and each
+    // muted window still lets one fetch through.
+    let mut config = producer_config(&bootstrap);
+    config.set("batch.size", "16384");
+    assert_eq!(produce(&config, "quota-fetch", &msgs).len(), backlog);
+    let mut c = RawClient::connect(&bootstrap);
+    let slow: Entity = vec![("client-id", Some("slow-consumer"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&slow, &[("consumer_byte_rate", QUOTA, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut config: ClientConfig = consumer_config(&bootstrap);
+    // Small responses: each muted window still lets one fetch through.
+    config
+        .set("client.id", "slow-consumer")
+        .set("fetch.max.bytes", "16384")
+        .set("message.max.bytes", "16384")
+        .set("max.partition.fetch.bytes", "8192")
+        .set("socket.timeout.ms", "60000");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset("quota-fetch", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut received = Vec::new();
+    let deadline = Instant::now() + MEASURE + Duration::from_secs(15);
+    let mut first = None;
+    while Instant::now() < deadline
+        && first.is_none_or(|t0: Instant| t0.elapsed() < MEASURE + Duration::from_secs(1))
+    {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let now = Instant::now();
+            first.get_or_insert(now);
+            received.push((now, m.payload().map_or(0, <[u8]>::len)));
+        }
+    }
+    assert!(
+        received.len() < backlog,
+        "the consumer read the whole backlog: nothing was left to throttle"
+    );
+    let rate = measured_rate(&received);
+    eprintln!(
+        "fetch quota {QUOTA} B/s: measured {rate:.0} B/s ({:+.1}%), throttled {} times for {} ms",
+        (rate - QUOTA) / QUOTA * 100.0,
+        broker.metric("sluice_quota_fetch_throttled_requests_total"),
+        broker.metric("sluice_quota_fetch_throttle_ms_total"),
+    );
+    assert!(
+        (rate - QUOTA).abs() / QUOTA < 0.10,
+        "consumed {rate:.0} B/s against a quota of {QUOTA} B/s"
+    );
+}
+
+/// In a cluster a quota altered through one node goes through the quorum
+/// (ClientQuota records): every node describes it, so every node enforces
+/// it, and it survives a restart of all.
+#[test]
+fn cluster_quotas_go_through_the_quorum() {
+    let mut cluster = common::cluster::Cluster::start(3);
+    let mut via_2 = RawClient::connect(&cluster.node(2).bootstrap());
+    let app: Entity = vec![("user", None), ("client-id", Some("app"))];
+    assert_eq!(
+        alter(
+            &mut via_2,
+            vec![entry(
+                &app,
+                &[
+                    ("producer_byte_rate", 4096.0, false),
+                    ("request_percentage", 30.0, false)
+                ]
+            )],
+            false
+        ),
+        [0]
+    );
+    let expected = vec![(
+        owned(&app),
+        vec![
+            ("producer_byte_rate".to_string(), 4096.0),
+            ("request_percentage".to_string(), 30.0),
+        ],
+    )];
+    let seen_everywhere = |cluster: &common::cluster::Cluster| {
+        for id in cluster.ids() {
+            let mut c = RawClient::try_connect(&cluster.node(id).bootstrap(), OP_TIMEOUT)
+                .map_err(|e| format!("node {id}: {e}"))?;
+            let seen = describe(&mut c, &[], false);
+            if seen != expected {
+                return Err(format!("node {id}: {seen:?}"));
+            }
+        }
+        Ok(())
+    };
+    cluster.wait_for("the quota on every node", common::cluster::WAIT, || {
+        seen_everywhere(&cluster)
+    });
+    for id in cluster.ids() {
+        cluster.stop(id);
+    }
+    cluster.start_all_again();
+    cluster.wait_for(
+        "the quota after a full restart",
+        common::cluster::WAIT,
+        || seen_everywhere(&cluster),
+    );
+}
+
+/// A request_percentage quota counts the time requests keep a shard busy:
+/// a client over a tiny one is throttled, for at most one sample window,
+/// and its Produce responses report it.
+#[test]
+fn a_request_percentage_quota_throttles_a_busy_client() {
+    let broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    create_topic(&broker.bootstrap(), "busy", 1, &[]);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let raw: Entity = vec![
+        ("user", Some("ANONYMOUS")),
+        ("client-id", Some(RAW_CLIENT_ID)),
+    ];
+    // 0.001% of a core: 10 µs of handling per second, 100 µs per 10 s.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("request_percentage", 0.001, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut throttle = 0;
+    for _ in 0..200 {
+        throttle = produce_throttle(&mut c, "busy", 100);
+        if throttle > 0 {
+            break;
+        }
+    }
+    assert!(throttle > 0, "200 produces never went over 10 µs a second");
+    assert!(
+        throttle <= 1000,
+        "a request throttle is bounded by one sample window: {throttle} ms"
+    );
+    assert!(broker.metric("sluice_quota_request_throttled_requests_total") >= 1);
+    assert_eq!(
+        broker.metric("sluice_quota_produce_throttled_requests_total"),
+        0
+    );
+    // Any API's response reports it: Metadata's too.
+    let metadata = (0..50).find_map(|_| {
+        let resp: MetadataResponse = c.call(12, &MetadataRequest::default());
+        (resp.throttle_time_ms > 0).then_some(resp.throttle_time_ms)
+    });
+    assert!(
+        metadata.is_some(),
+        "50 Metadata requests never reported a throttle"
+    );
+}
