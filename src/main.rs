@@ -63,6 +63,10 @@ struct ServeArgs {
     broker_session_timeout_ms: Option<u64>,
     #[arg(long)]
     broker_heartbeat_interval_ms: Option<u64>,
+    /// How long a stopping cluster node waits for the controller to move
+    /// its leaderships away before it stops anyway.
+    #[arg(long)]
+    controlled_shutdown_timeout_ms: Option<u64>,
     /// Replicas of a topic created without a replication factor.
     #[arg(long)]
     default_replication_factor: Option<i32>,
@@ -190,6 +194,7 @@ impl ServeArgs {
             offsets_retention_minutes => c.offsets_retention_minutes,
             broker_session_timeout_ms => c.broker_session_timeout_ms,
             broker_heartbeat_interval_ms => c.broker_heartbeat_interval_ms,
+            controlled_shutdown_timeout_ms => c.controlled_shutdown_timeout_ms,
             default_replication_factor => c.default_replication_factor,
             offsets_topic_replication_factor => c.offsets_topic_replication_factor,
             min_insync_replicas => c.min_insync_replicas,

@@ -24,6 +24,10 @@ use super::{admin, admin_opts, Broker};
 /// used unless the extra args set these flags themselves.
 pub const SESSION_TIMEOUT_MS: &str = "3000";
 pub const HEARTBEAT_MS: &str = "300";
+/// A stopping node's wait for its leaderships to move (30 s in the broker),
+/// well within [`super::SHUTDOWN_TIMEOUT`]: when the whole cluster stops at
+/// once, the last node may lead partitions nobody else can take.
+pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS: &str = "10000";
 
 /// The default bound of every wait on the cluster.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -143,6 +147,10 @@ impl Cluster {
         for (flag, default) in [
             ("--broker-session-timeout-ms", SESSION_TIMEOUT_MS),
             ("--broker-heartbeat-interval-ms", HEARTBEAT_MS),
+            (
+                "--controlled-shutdown-timeout-ms",
+                CONTROLLED_SHUTDOWN_TIMEOUT_MS,
+            ),
         ] {
             if !extra_args.contains(&flag) {
                 common.extend([flag.to_string(), default.to_string()]);
