@@ -27,6 +27,34 @@ pub struct ClusterImage {
     /// never a password. Last, so `BeforeCredentials` reads older snapshots.
     #[serde(default)]
     pub scram_credentials: crate::security::scram::Credentials,
+    /// ACLs (issue 15). Last, so `BeforeAcls` reads older snapshots.
+    #[serde(default)]
+    pub acls: crate::security::acl::Acls,
+}
+
+/// A snapshot written before the image had ACLs.
+#[derive(Deserialize)]
+pub(crate) struct BeforeAcls {
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<String, TopicImage>,
+    topic_ids: BTreeMap<Uuid, String>,
+    broker_configs: BTreeMap<Option<i32>, Configs>,
+    next_producer_id: i64,
+    scram_credentials: crate::security::scram::Credentials,
+}
+
+impl From<BeforeAcls> for ClusterImage {
+    fn from(old: BeforeAcls) -> ClusterImage {
+        ClusterImage {
+            brokers: old.brokers,
+            topics: old.topics,
+            topic_ids: old.topic_ids,
+            broker_configs: old.broker_configs,
+            next_producer_id: old.next_producer_id,
+            scram_credentials: old.scram_credentials,
+            acls: Default::default(),
+        }
+    }
 }
 
 /// A snapshot written before the image had credentials (postcard is not
@@ -49,6 +77,7 @@ impl From<BeforeCredentials> for ClusterImage {
             broker_configs: old.broker_configs,
             next_producer_id: old.next_producer_id,
             scram_credentials: Default::default(),
+            acls: Default::default(),
         }
     }
 }

@@ -78,6 +78,14 @@ pub enum MetadataRecord {
         mechanism: crate::security::scram::Mechanism,
         credential: Option<crate::security::scram::Credential>,
     },
+    /// An ACL added (Kafka's AccessControlEntryRecord), issue 15.
+    AccessControlEntry {
+        acl: crate::security::acl::AclBinding,
+    },
+    /// An ACL removed (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry {
+        acl: crate::security::acl::AclBinding,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +155,8 @@ pub enum RecordError {
     ProducerIdsExhausted,
     #[error("unacceptable SCRAM credential: {0}")]
     UnacceptableCredential(String),
+    #[error("at most {} ACLs", crate::security::acl::ACLS_MAX)]
+    TooManyAcls,
 }
 
 impl RecordError {
@@ -172,6 +182,7 @@ impl RecordError {
             }
             RecordError::ProducerIdsExhausted => E::UnknownServerError,
             RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
+            RecordError::TooManyAcls => E::PolicyViolation,
         }
         .code()
     }
@@ -213,6 +224,21 @@ pub fn apply(
             mechanism,
             credential,
         } => scram_credential(image, user, *mechanism, credential.as_ref()),
+        R::AccessControlEntry { acl } => {
+            if image.acls.contains(acl) {
+                return Ok(RecordOutcome::Unchanged);
+            }
+            if image.acls.len() >= crate::security::acl::ACLS_MAX {
+                return Err(RecordError::TooManyAcls);
+            }
+            image.acls.insert(acl.clone());
+            Ok(RecordOutcome::Applied)
+        }
+        R::RemoveAccessControlEntry { acl } => Ok(if image.acls.remove(acl) {
+            RecordOutcome::Applied
+        } else {
+            RecordOutcome::Unchanged
+        }),
         R::ChangePartition {
             topic,
             partition,

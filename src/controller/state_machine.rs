@@ -92,6 +92,12 @@ impl StateMachine {
 fn decode_image(data: &[u8]) -> std::io::Result<ClusterImage> {
     postcard::from_bytes(data)
         .or_else(|e| {
+            // A snapshot from before ACLs were in the image.
+            postcard::from_bytes::<super::image::BeforeAcls>(data)
+                .map(ClusterImage::from)
+                .map_err(|_| e)
+        })
+        .or_else(|e| {
             // A snapshot from before SCRAM credentials were in the image.
             postcard::from_bytes::<super::image::BeforeCredentials>(data)
                 .map(ClusterImage::from)

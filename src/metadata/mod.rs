@@ -94,6 +94,9 @@ pub struct Topics {
     /// mechanism (issue 15); on a one-node broker only, so far.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scram_credentials: crate::security::scram::Credentials,
+    /// ACLs (issue 15), changed by CreateAcls and DeleteAcls.
+    #[serde(default, skip_serializing_if = "crate::security::acl::Acls::is_empty")]
+    pub acls: crate::security::acl::Acls,
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]

@@ -1,15 +1,19 @@
 //! Security (issue 15): listener configuration, SASL SCRAM/PLAIN and the
-//! credentials they check. Pure: sockets and TLS live in `net` (`net::tls`,
-//! `net::sasl`); credentials travel in the topics snapshot.
+//! credentials they check, ACLs and the decision over them. Pure: sockets
+//! and TLS live in `net` (`net::tls`, `net::sasl`); credentials and ACLs
+//! travel in the topics snapshot.
 
+pub mod acl;
+pub mod authorizer;
 pub mod listeners;
 pub mod scram;
 
 use serde::{Deserialize, Serialize};
 
-/// `authorizer`: who decides what a principal may do. Only `none`
-/// (everything allowed) acts today; `acl` is parsed and stored for the
-/// ACL step of issue 15, and until then allows everything too.
+/// `authorizer`: who decides what a principal may do. `none` allows
+/// everything (and the ACL APIs answer SECURITY_DISABLED, as Kafka's do
+/// without an authorizer); `acl` checks every request against the ACLs
+/// (`authorizer::authorize`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Authorizer {

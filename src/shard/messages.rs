@@ -204,6 +204,12 @@ pub enum AdminOp {
             Option<crate::security::scram::Credential>,
         )>,
     },
+    /// ACLs (issue 15): add `create`, then remove `delete`, each checked
+    /// by the handler first.
+    AlterAcls {
+        create: Vec<crate::security::acl::AclBinding>,
+        delete: Vec<crate::security::acl::AclBinding>,
+    },
 }
 
 #[derive(Clone, Debug)]
