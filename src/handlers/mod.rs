@@ -2,6 +2,8 @@
 //! its code. [`APIS`] is the single list ApiVersions is built from and that
 //! dispatch checks, so advertised and served versions cannot drift apart.
 
+pub(crate) mod access;
+mod acls;
 mod admin;
 pub mod api_versions;
 mod configs;
@@ -99,6 +101,9 @@ pub const APIS: &[ApiSpec] = &[
     sasl::SASL_AUTHENTICATE,
     scram_credentials::DESCRIBE,
     scram_credentials::ALTER,
+    acls::DESCRIBE,
+    acls::CREATE,
+    acls::DELETE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -286,6 +291,8 @@ async fn dispatch(
 ) -> Result<Option<Vec<Piece>>, RequestError> {
     // The data-path handlers need only the shard.
     let shard = &services.shard;
+    // What this request may do (one branch when there is no authorizer).
+    let access = &access::Access::of(shard, client);
     let mut buf = frame;
     let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
     let out = Reply {
@@ -305,28 +312,36 @@ async fn dispatch(
             client.remember_software(&request);
             out.encoded(api_versions::handle(shard, &header, request))
         }
-        ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, client, body!()).await),
-        ApiKey::Produce => match produce::handle(shard, &header, body!()).await {
+        ApiKey::Metadata => {
+            out.encoded(metadata::handle(shard, access, &header, client, body!()).await)
+        }
+        ApiKey::Produce => match produce::handle(shard, access, &header, body!()).await {
             Some(response) => out.encoded(response),
             None => Ok(None), // acks=0
         },
         ApiKey::Fetch => {
             let sessions = &services.fetch_sessions;
-            out.pieces(fetch::handle(shard, sessions, &header, body!()).await)
+            out.pieces(fetch::handle(shard, access, sessions, &header, body!()).await)
         }
-        ApiKey::ListOffsets => out.encoded(list_offsets::handle(shard, &header, body!()).await),
-        ApiKey::CreateTopics => out.encoded(admin::create_topics(shard, &header, body!()).await),
-        ApiKey::DeleteTopics => out.encoded(admin::delete_topics(shard, &header, body!()).await),
+        ApiKey::ListOffsets => {
+            out.encoded(list_offsets::handle(shard, access, &header, body!()).await)
+        }
+        ApiKey::CreateTopics => {
+            out.encoded(admin::create_topics(shard, access, &header, body!()).await)
+        }
+        ApiKey::DeleteTopics => {
+            out.encoded(admin::delete_topics(shard, access, &header, body!()).await)
+        }
         ApiKey::CreatePartitions => {
-            out.encoded(admin::create_partitions(shard, &header, body!()).await)
+            out.encoded(admin::create_partitions(shard, access, &header, body!()).await)
         }
-        ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
-        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, &header, body!()).await),
+        ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, access, &header, body!())),
+        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, access, &header, body!()).await),
         ApiKey::IncrementalAlterConfigs => {
-            out.encoded(configs::incremental_alter(shard, &header, body!()).await)
+            out.encoded(configs::incremental_alter(shard, access, &header, body!()).await)
         }
         ApiKey::InitProducerId => {
-            out.encoded(producer::init_producer_id(services, &header, body!()).await)
+            out.encoded(producer::init_producer_id(services, access, &header, body!()).await)
         }
         ApiKey::DescribeCluster => {
             out.encoded(describe_cluster::handle(shard, &header, client, body!()))
@@ -338,25 +353,30 @@ async fn dispatch(
             out.encoded(response)
         }
         ApiKey::DescribeUserScramCredentials => {
-            out.encoded(scram_credentials::describe(shard, &header, body!()))
+            out.encoded(scram_credentials::describe(shard, access, &header, body!()))
         }
         ApiKey::AlterUserScramCredentials => {
-            out.encoded(scram_credentials::alter(shard, &header, body!()).await)
+            out.encoded(scram_credentials::alter(shard, access, &header, body!()).await)
         }
-        ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
+        ApiKey::DescribeAcls => out.encoded(acls::describe(shard, access, &header, body!())),
+        ApiKey::CreateAcls => out.encoded(acls::create(shard, access, &header, body!()).await),
+        ApiKey::DeleteAcls => out.encoded(acls::delete(shard, access, &header, body!()).await),
+        ApiKey::ElectLeaders => {
+            out.encoded(elect_leaders::handle(shard, access, &header, body!()).await)
+        }
         ApiKey::WriteTxnMarkers => {
-            out.encoded(write_txn_markers::handle(shard, &header, body!()).await)
+            out.encoded(write_txn_markers::handle(shard, access, &header, body!()).await)
         }
         ApiKey::OffsetForLeaderEpoch => {
-            out.encoded(offset_for_leader_epoch::handle(shard, &header, body!()).await)
+            out.encoded(offset_for_leader_epoch::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeProducers => {
-            out.encoded(producer::describe_producers(shard, &header, body!()).await)
+            out.encoded(producer::describe_producers(shard, access, &header, body!()).await)
         }
         key if group::serves(key) => {
-            group::handle(services, &header, client, &out, &mut buf, carried).await
+            group::handle(services, access, &header, client, &out, &mut buf, carried).await
         }
-        key if txn::serves(key) => txn::handle(services, &header, &out, &mut buf).await,
+        key if txn::serves(key) => txn::handle(services, access, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion {
             key,

@@ -18,6 +18,7 @@ use kafka_protocol::ResponseError;
 
 use bytes::Bytes;
 
+use super::access::Access;
 use super::leader_hint::{produce_wants_hint, LeaderHints};
 use super::ApiSpec;
 use crate::compression::{
@@ -147,14 +148,24 @@ fn prepare(
 }
 
 /// Answers `None` for acks=0: Kafka sends no response at all then.
+/// Authorization as Kafka's KafkaApis: a transactional produce needs
+/// Write on its transactional id (else every partition answers
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs Write (else
+/// TOPIC_AUTHORIZATION_FAILED); nothing refused reaches a log.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
     let topics = shard.topics();
+    use crate::security::acl::Operation;
+    let txn_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !access.transactional_id(Operation::Write, id));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut items = Vec::new();
     // Where each item's outcome goes: (topic response, partition response).
@@ -162,6 +173,12 @@ pub async fn handle(
     for topic in request.topic_data {
         let topic_name: Arc<str> = Arc::from(topic.name.0.as_str());
         let meta = topics.get(&topic_name);
+        let denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        } else {
+            (!access.topic(Operation::Write, &topic_name))
+                .then_some(ResponseError::TopicAuthorizationFailed.code())
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let mut p = PartitionProduceResponse::default();
@@ -174,6 +191,7 @@ pub async fn handle(
                 partition: data.index,
             };
             match data.records {
+                _ if denied.is_some() => p.error_code = denied.expect("checked"),
                 _ if !matches!(acks, -1..=1) => {
                     p.error_code = ResponseError::InvalidRequiredAcks.code()
                 }

@@ -245,11 +245,12 @@ impl AclBinding {
     /// A CreateAcls creation checked as Kafka checks it (AclControlManager's
     /// `validateNewAcl`, KafkaApis' cluster name rule).
     pub fn from_wire(w: WireAcl<'_>) -> Result<AclBinding, AclError> {
-        let resource_type =
-            ResourceType::from_code(w.resource_type).ok_or(AclError::ResourceType(w.resource_type))?;
+        let resource_type = ResourceType::from_code(w.resource_type)
+            .ok_or(AclError::ResourceType(w.resource_type))?;
         let pattern_type =
             PatternType::from_code(w.pattern_type).ok_or(AclError::PatternType(w.pattern_type))?;
-        let operation = Operation::from_code(w.operation).ok_or(AclError::Operation(w.operation))?;
+        let operation =
+            Operation::from_code(w.operation).ok_or(AclError::Operation(w.operation))?;
         let permission =
             Permission::from_code(w.permission).ok_or(AclError::Permission(w.permission))?;
         if w.name.is_empty() {
@@ -329,7 +330,11 @@ impl AclFilter {
         principal: Option<&str>,
         host: Option<&str>,
     ) -> Result<AclFilter, FilterError> {
-        fn field<T>(code: i8, parse: fn(i8) -> Option<T>, what: &'static str) -> Result<Option<T>, FilterError> {
+        fn field<T>(
+            code: i8,
+            parse: fn(i8) -> Option<T>,
+            what: &'static str,
+        ) -> Result<Option<T>, FilterError> {
             if code == ANY {
                 return Ok(None);
             }
@@ -541,7 +546,14 @@ mod tests {
         }
     }
 
-    fn wire<'a>(rt: i8, name: &'a str, pt: i8, principal: &'a str, op: i8, perm: i8) -> WireAcl<'a> {
+    fn wire<'a>(
+        rt: i8,
+        name: &'a str,
+        pt: i8,
+        principal: &'a str,
+        op: i8,
+        perm: i8,
+    ) -> WireAcl<'a> {
         WireAcl {
             resource_type: rt,
             name,
@@ -574,16 +586,37 @@ mod tests {
         let ok = AclBinding::from_wire(wire(2, "t", 3, "User:alice", 3, 3)).unwrap();
         assert_eq!(ok.entry.operation, Operation::Read);
         let err = |w| AclBinding::from_wire(w).unwrap_err();
-        assert_eq!(err(wire(1, "t", 3, "User:a", 3, 3)), AclError::ResourceType(1));
-        assert_eq!(err(wire(0, "t", 3, "User:a", 3, 3)), AclError::ResourceType(0));
-        assert_eq!(err(wire(2, "t", 2, "User:a", 3, 3)), AclError::PatternType(2));
-        assert_eq!(err(wire(2, "t", 1, "User:a", 3, 3)), AclError::PatternType(1));
+        assert_eq!(
+            err(wire(1, "t", 3, "User:a", 3, 3)),
+            AclError::ResourceType(1)
+        );
+        assert_eq!(
+            err(wire(0, "t", 3, "User:a", 3, 3)),
+            AclError::ResourceType(0)
+        );
+        assert_eq!(
+            err(wire(2, "t", 2, "User:a", 3, 3)),
+            AclError::PatternType(2)
+        );
+        assert_eq!(
+            err(wire(2, "t", 1, "User:a", 3, 3)),
+            AclError::PatternType(1)
+        );
         assert_eq!(err(wire(2, "t", 3, "User:a", 1, 3)), AclError::Operation(1));
-        assert_eq!(err(wire(2, "t", 3, "User:a", 3, 1)), AclError::Permission(1));
+        assert_eq!(
+            err(wire(2, "t", 3, "User:a", 3, 1)),
+            AclError::Permission(1)
+        );
         assert_eq!(err(wire(2, "", 3, "User:a", 3, 3)), AclError::EmptyName);
         assert_eq!(err(wire(4, "c", 3, "User:a", 3, 3)), AclError::ClusterName);
-        assert!(matches!(err(wire(2, "t", 3, "alice", 3, 3)), AclError::Principal(_)));
-        assert!(matches!(err(wire(2, "t", 3, "Group:a", 3, 3)), AclError::Principal(_)));
+        assert!(matches!(
+            err(wire(2, "t", 3, "alice", 3, 3)),
+            AclError::Principal(_)
+        ));
+        assert!(matches!(
+            err(wire(2, "t", 3, "Group:a", 3, 3)),
+            AclError::Principal(_)
+        ));
         let mut bad_host = wire(2, "t", 3, "User:a", 3, 3);
         bad_host.host = "example.com";
         assert!(matches!(err(bad_host), AclError::Host(_)));

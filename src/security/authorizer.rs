@@ -266,6 +266,12 @@ mod tests {
             acl(Topic, Literal, "logs-a", "User:alice", Write, Allow),
             acl(Topic, Prefixed, "logs-", "User:alice", Write, Deny),
         ]);
-        assert!(!authorize_any(&denied_prefix, NO_SUPER, alice(), Write, Topic));
+        assert!(!authorize_any(
+            &denied_prefix,
+            NO_SUPER,
+            alice(),
+            Write,
+            Topic
+        ));
     }
 }

@@ -10,7 +10,9 @@ use kafka_protocol::messages::{
 use super::call;
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeGroups,
@@ -18,14 +20,22 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 5,
 };
 
+/// Each group needs Describe (GROUP_AUTHORIZATION_FAILED).
 pub async fn handle(
     groups: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     _version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let asks = request.groups.into_iter().map(|id| async move {
         let group_id = id.to_string();
+        if !access.group(Operation::Describe, &group_id) {
+            let mut d = DescribedGroup::default();
+            d.group_id = id;
+            d.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+            return d;
+        }
         call(groups, &group_id, |reply| GroupMsg::Describe {
             group_id: group_id.clone(),
             reply,

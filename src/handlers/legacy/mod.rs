@@ -52,6 +52,9 @@ fn bridges(key: ApiKey) -> bool {
             | ApiKey::DescribeConfigs
             | ApiKey::OffsetForLeaderEpoch
             | ApiKey::WriteTxnMarkers
+            | ApiKey::DescribeAcls
+            | ApiKey::CreateAcls
+            | ApiKey::DeleteAcls
     )
 }
 
