@@ -509,3 +509,124 @@ fn sasl_plain(broker: &Broker, user: &str) -> (RawClient, i16) {
     let code = code.max(raw.call(2, &auth).error_code);
     (raw, code)
 }
+
+/// In a cluster, ACLs go through the metadata quorum (created on one node,
+/// enforced on the other), and replication keeps working under the ACL
+/// authorizer because the brokers' own principal (the inter-broker
+/// PLAINTEXT listener's) is a super user: an acks=all produce needs the
+/// follower's fetches, which need ClusterAction.
+#[test]
+fn cluster_acls_replicate_and_brokers_keep_replicating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(
+        &path,
+        r#"
+super_users = ["User:broker"]
+authorizer = "acl"
+[listeners.PLAINTEXT]
+protocol = "PLAINTEXT"
+listen = "127.0.0.1:0"
+principal = "User:broker"
+[listeners.SASL]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["PLAIN"]
+"#,
+    )
+    .unwrap();
+    // One voter and one broker-only node: the ACLs cross the quorum.
+    let cluster = common::cluster::Cluster::start_mixed(
+        1,
+        1,
+        common::cluster::LearnerListen::Fixed,
+        &["--config", path.to_str().unwrap()],
+    );
+    let admin1 = cluster.node(1).listener("PLAINTEXT");
+    add_user(&admin1, "alice");
+    let topic = NewTopicSpec {
+        name: "replicated",
+        factor: 2,
+    };
+    topic.create(&admin1);
+    cluster.wait_metadata(2, "the topic on node 2 with both replicas in sync", |md| {
+        md.topics.iter().any(|t| {
+            t.name.as_ref().is_some_and(|n| n.as_str() == "replicated")
+                && t.partitions.first().is_some_and(|p| p.isr_nodes.len() == 2)
+        })
+    });
+    grant(
+        cluster.node(1),
+        vec![acl(
+            TOPIC,
+            "replicated",
+            LITERAL,
+            "User:alice",
+            WRITE,
+            ALLOW,
+        )],
+    );
+    let mut on_node2 = RawClient::connect(&cluster.node(2).listener("PLAINTEXT"));
+    cluster.wait_until("the ACL on node 2", Duration::from_secs(30), || {
+        describe_all(&mut on_node2, 3).1.len() == 1
+    });
+    let sasl = format!(
+        "{},{}",
+        cluster.node(1).listener("SASL"),
+        cluster.node(2).listener("SASL")
+    );
+    let mut alice = ClientConfig::new();
+    alice
+        .set("bootstrap.servers", &sasl)
+        .set("broker.address.family", "v4")
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-secret")
+        .set("acks", "all")
+        .set("message.timeout.ms", "20000")
+        .set("log_level", "3");
+    let producer: FutureProducer = alice.create().unwrap();
+    let record = FutureRecord::<(), str>::to("replicated").payload("both");
+    futures::executor::block_on(producer.send(record, Duration::from_secs(20)))
+        .map_err(|(e, _)| e.to_string())
+        .unwrap();
+    // Read is not granted: alice's fetch is refused on either node.
+    assert_eq!(
+        consume_first(&alice, "replicated"),
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+}
+
+/// A topic created by the admin with a replication factor, retried
+/// (bounded) while the cluster settles.
+struct NewTopicSpec<'a> {
+    name: &'a str,
+    factor: i32,
+}
+
+impl NewTopicSpec<'_> {
+    fn create(&self, admin_addr: &str) {
+        let admin = admin(admin_addr);
+        let new = rdkafka::admin::NewTopic::new(
+            self.name,
+            1,
+            rdkafka::admin::TopicReplication::Fixed(self.factor),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let res =
+                futures::executor::block_on(admin.create_topics([&new], &admin_opts())).unwrap();
+            match &res[0] {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return,
+                Err((_, code)) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "CreateTopics kept failing: {code:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+}
