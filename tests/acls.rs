@@ -118,9 +118,12 @@ fn grant(broker: &Broker, acls: Vec<AclCreation>) {
     assert_eq!(create_acls(&mut raw, 3, acls), vec![0; n]);
 }
 
-/// Every ACL DescribeAcls lists for a filter matching everything, as
-/// (resource type, name, pattern, principal, operation, permission).
-fn describe_all(raw: &mut RawClient, version: i16) -> (i16, Vec<(i8, String, i8, String, i8, i8)>) {
+/// An ACL as DescribeAcls lists it: (resource type, name, pattern,
+/// principal, operation, permission).
+type Listed = (i8, String, i8, String, i8, i8);
+
+/// Every ACL DescribeAcls lists for a filter matching everything.
+fn describe_all(raw: &mut RawClient, version: i16) -> (i16, Vec<Listed>) {
     let mut req = DescribeAclsRequest::default();
     req.resource_type_filter = ANY;
     (

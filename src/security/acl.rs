@@ -488,9 +488,23 @@ impl Acls {
         let wildcard = (name != WILDCARD)
             .then(|| self.by_pattern.get(&literal(WILDCARD)))
             .flatten();
-        // Each prefix ends on a char boundary, including the whole name.
+        // Each prefix ends on a char boundary, including the whole name;
+        // looked up only when the type has prefixed patterns at all.
+        let first_prefixed = ResourcePattern {
+            resource_type,
+            pattern_type: PatternType::Prefixed,
+            name: String::new(),
+        };
+        let any_prefixed = self
+            .by_pattern
+            .range(first_prefixed..)
+            .next()
+            .is_some_and(|(p, _)| {
+                p.resource_type == resource_type && p.pattern_type == PatternType::Prefixed
+            });
         let prefixes = name
             .char_indices()
+            .take_while(move |_| any_prefixed)
             .map(|(i, c)| i + c.len_utf8())
             .filter_map(move |end| {
                 self.by_pattern.get(&ResourcePattern {

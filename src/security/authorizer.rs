@@ -101,8 +101,7 @@ pub fn authorize_any(
             }
         })
     };
-    let found = relevant(Permission::Allow).any(|allow| !covered(allow));
-    found
+    relevant(Permission::Allow).any(|allow| !covered(allow))
 }
 
 #[cfg(test)]
