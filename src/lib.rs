@@ -14,7 +14,7 @@
 //! - [`replication`]: a replica's role and a leader's follower state, high watermark and ISR proposals.
 //! - [`runtime`]: the thin layer over glommio (shards, meshes, blocking work).
 //! - [`shard`]: what one core owns (partition logs, roles, metadata copy) and the shard's messages between cores.
-//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks.
+//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks, ACLs and the decision over them.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
 //! - [`services`]: what one core serves above its shard: the coordinators, replica fetchers and fetch sessions, wired together.
