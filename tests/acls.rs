@@ -633,3 +633,55 @@ impl NewTopicSpec<'_> {
         }
     }
 }
+
+const TRANSACTIONAL_ID: i8 = 5;
+
+/// A transactional producer needs Write on its transactional id as well
+/// as on the topic; with both it commits a transaction.
+#[test]
+fn transactions_need_write_on_the_transactional_id() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = acl_broker(&dir);
+    let admin_addr = broker.listener("PLAINTEXT");
+    add_user(&admin_addr, "txn");
+    create_topic(&admin_addr, "ledger", 1, &[]);
+    grant(
+        &broker,
+        vec![acl(TOPIC, "ledger", LITERAL, "User:txn", WRITE, ALLOW)],
+    );
+    let producer = || {
+        let mut config = as_user(&broker, "txn");
+        config.set("transactional.id", "tx-ledger");
+        let p: ThreadedProducer<DefaultProducerContext> = config.create().unwrap();
+        p
+    };
+    let refused = producer()
+        .init_transactions(Duration::from_secs(15))
+        .unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TransactionalIdAuthorizationFailed),
+        "{refused}"
+    );
+    grant(
+        &broker,
+        vec![acl(
+            TRANSACTIONAL_ID,
+            "tx-",
+            PREFIXED,
+            "User:txn",
+            WRITE,
+            ALLOW,
+        )],
+    );
+    let p = producer();
+    p.init_transactions(Duration::from_secs(15)).unwrap();
+    p.begin_transaction().unwrap();
+    p.send(BaseRecord::<(), str>::to("ledger").payload("entry"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    p.commit_transaction(Duration::from_secs(15)).unwrap();
+    // The record and its commit marker.
+    assert_eq!(watermarks(&admin_addr, "ledger", 0), (0, 2));
+}

@@ -148,8 +148,8 @@ fn prepare(
 }
 
 /// Answers `None` for acks=0: Kafka sends no response at all then.
-/// Authorization as Kafka's KafkaApis: a transactional produce needs
-/// Write on its transactional id (else every partition answers
+/// Authorization as Kafka's KafkaApis: transactional batches need
+/// Write on the request's transactional id (else every partition answers
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs Write (else
 /// TOPIC_AUTHORIZATION_FAILED); nothing refused reaches a log.
 pub async fn handle(
@@ -162,10 +162,12 @@ pub async fn handle(
     let timeout_ms = request.timeout_ms.max(0) as u64;
     let topics = shard.topics();
     use crate::security::acl::Operation;
-    let txn_denied = request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| !access.transactional_id(Operation::Write, id));
+    let txn_denied = !access.is_all()
+        && has_transactional_records(&request)
+        && !request
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| access.transactional_id(Operation::Write, id));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut items = Vec::new();
     // Where each item's outcome goes: (topic response, partition response).
@@ -250,6 +252,25 @@ pub async fn handle(
     }
     response.responses = responses;
     Some(response)
+}
+
+/// Kafka's `RequestUtils.hasTransactionalRecords`: whether the first
+/// batch of some partition is transactional (those need Write on the
+/// request's transactional id). Validation checks the batches later.
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    use crate::record::{ATTRIBUTES_OFFSET, ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, MAGIC_OFFSET};
+    let transactional = |batch: &[u8]| {
+        batch.len() >= BATCH_HEADER_LEN
+            && batch[MAGIC_OFFSET] as i8 == crate::record::MAGIC_V2
+            && i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]])
+                & ATTR_TRANSACTIONAL
+                != 0
+    };
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .any(|p| p.records.as_deref().is_some_and(transactional))
 }
 
 /// Fills `current_leader` of every partition answered NOT_LEADER_OR_FOLLOWER
