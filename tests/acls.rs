@@ -266,6 +266,30 @@ fn topics_without_describe_are_hidden_from_metadata() {
         Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
     );
 
+    // Authorized operations, as Kafka's admin clients ask for them: Read
+    // (and the Describe it implies) on the topic; nothing on the cluster.
+    let (mut raw, code) = sasl_plain(&broker, "alice");
+    assert_eq!(code, 0);
+    let mut req = MetadataRequest::default();
+    req.topics = None;
+    req.include_topic_authorized_operations = true;
+    let md = raw.call(10, &req.with_include_cluster_authorized_operations(true));
+    assert_eq!(md.topics.len(), 1, "{md:?}");
+    assert_eq!(
+        md.topics[0].topic_authorized_operations,
+        1 << READ | 1 << DESCRIBE
+    );
+    assert_eq!(md.cluster_authorized_operations, 0);
+    let mut dc = DescribeClusterRequest::default();
+    dc.include_cluster_authorized_operations = true;
+    let mut admin_raw = RawClient::connect(&admin_addr);
+    let all_cluster_ops = [5, 9, 10, 11, 12, 7, 8].iter().fold(0, |b, op| b | 1 << op);
+    assert_eq!(
+        admin_raw.call(0, &dc).cluster_authorized_operations,
+        all_cluster_ops
+    );
+    assert_eq!(raw.call(0, &dc).cluster_authorized_operations, 0);
+
     // A produce to a missing topic would auto-create it: not without Create.
     assert!(produce_one(&as_user(&broker, "alice"), "fresh", "x").is_err());
     assert!(!topic_partition_counts(&admin_addr).contains_key("fresh"));

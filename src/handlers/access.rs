@@ -89,6 +89,25 @@ impl Access {
         }
     }
 
+    /// Kafka's authorized-operations bit field (bit = operation code) of
+    /// the supported operations allowed on a resource.
+    pub(crate) fn operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        resource_type
+            .supported_operations()
+            .iter()
+            .filter(|op| self.allows(**op, resource_type, name))
+            .fold(0, |bits, op| bits | 1 << op.code())
+    }
+
+    /// The cluster's bit field, as Kafka answers it: 0 without Describe.
+    pub(crate) fn cluster_operations(&self) -> i32 {
+        if self.cluster(Operation::Describe) {
+            self.operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
+    }
+
     pub(crate) fn topic(&self, op: Operation, name: &str) -> bool {
         self.allows(op, ResourceType::Topic, name)
     }

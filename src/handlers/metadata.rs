@@ -99,20 +99,35 @@ pub async fn handle(
     };
     response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
     response.controller_id = BrokerId(controller_id(shard));
-    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    // v8-10 may ask for the cluster's, v8+ for each topic's.
+    response.cluster_authorized_operations =
+        if version >= 8 && request.include_cluster_authorized_operations {
+            access.cluster_operations()
+        } else {
+            OPERATIONS_OMITTED
+        };
+    let with_operations = version >= 8 && request.include_topic_authorized_operations;
+    let described = |t: &TopicMeta| {
+        let mut d = described(t, node, view);
+        if with_operations {
+            d.topic_authorized_operations =
+                access.operations(crate::security::acl::ResourceType::Topic, &t.name);
+        }
+        d
+    };
     response.topics = match names {
         None => topics
             .topics
             .values()
             .filter(|t| access.topic(Operation::Describe, &t.name))
-            .map(|t| described(t, node, view))
+            .map(|t| described(t))
             .collect(),
         Some(names) => names
             .into_iter()
             .map(|name| match name.as_deref() {
                 Some(n) if refused.contains(n) => unauthorized(n),
                 _ => match name.as_deref().and_then(|n| topics.get(n)) {
-                    Some(t) => described(t, node, view),
+                    Some(t) => described(t),
                     None => missing(name),
                 },
             })

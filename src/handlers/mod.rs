@@ -343,9 +343,13 @@ async fn dispatch(
         ApiKey::InitProducerId => {
             out.encoded(producer::init_producer_id(services, access, &header, body!()).await)
         }
-        ApiKey::DescribeCluster => {
-            out.encoded(describe_cluster::handle(shard, &header, client, body!()))
-        }
+        ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(
+            shard,
+            access,
+            &header,
+            client,
+            body!(),
+        )),
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(shard, client, body!()).await;

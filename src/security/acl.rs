@@ -98,6 +98,40 @@ impl ResourceType {
     }
 }
 
+impl ResourceType {
+    /// The operations an ACL on this type can mean (Kafka's
+    /// `AclEntry.supportedOperations`), which authorized-operations
+    /// answers are drawn from.
+    pub fn supported_operations(self) -> &'static [Operation] {
+        use Operation as O;
+        match self {
+            ResourceType::Topic => &[
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Describe,
+                O::Delete,
+                O::Alter,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            ResourceType::Group => &[O::Read, O::Describe, O::Delete],
+            ResourceType::Cluster => &[
+                O::Create,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+                O::Alter,
+                O::Describe,
+            ],
+            ResourceType::TransactionalId => &[O::Describe, O::Write],
+            ResourceType::DelegationToken => &[O::Describe],
+            ResourceType::User => &[O::CreateTokens, O::DescribeTokens],
+        }
+    }
+}
+
 impl PatternType {
     pub fn code(self) -> i8 {
         match self {

@@ -12,7 +12,7 @@ use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeGroups,
@@ -28,6 +28,8 @@ pub async fn handle(
     _version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // v3+ may ask for each group's authorized operations.
+    let with_operations = request.include_authorized_operations;
     let asks = request.groups.into_iter().map(|id| async move {
         let group_id = id.to_string();
         if !access.group(Operation::Describe, &group_id) {
@@ -36,7 +38,7 @@ pub async fn handle(
             d.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
             return d;
         }
-        call(groups, &group_id, |reply| GroupMsg::Describe {
+        let mut d = call(groups, &group_id, |reply| GroupMsg::Describe {
             group_id: group_id.clone(),
             reply,
         })
@@ -46,7 +48,11 @@ pub async fn handle(
             d.group_id = id;
             d.error_code = crate::group::not_available();
             d
-        })
+        });
+        if with_operations && d.error_code == 0 {
+            d.authorized_operations = access.operations(ResourceType::Group, &group_id);
+        }
+        d
     });
     let mut response = DescribeGroupsResponse::default();
     response.groups = futures::future::join_all(asks).await;
