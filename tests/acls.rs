@@ -709,3 +709,90 @@ fn transactions_need_write_on_the_transactional_id() {
     // The record and its commit marker.
     assert_eq!(watermarks(&admin_addr, "ledger", 0), (0, 2));
 }
+
+/// Writes a CA, a server certificate (127.0.0.1) and a client certificate
+/// with subject `CN=<client_cn>` into `dir`; returns the paths by name.
+fn issue_certificates(dir: &std::path::Path, client_cn: &str) -> impl Fn(&str) -> String {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sluice acl test ca");
+    let ca = params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, cn, usage) in [
+        ("server", "server", ExtendedKeyUsagePurpose::ServerAuth),
+        ("client", client_cn, ExtendedKeyUsagePurpose::ClientAuth),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    let dir = dir.to_path_buf();
+    move |name| dir.join(name).display().to_string()
+}
+
+/// On an SSL listener a client certificate names the principal as Kafka's
+/// default builder does: `User:` + the subject DN (`User:CN=alice`).
+#[test]
+fn ssl_client_certificates_name_the_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = issue_certificates(dir.path(), "alice");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        r#"
+super_users = ["User:admin"]
+authorizer = "acl"
+[listeners.PLAINTEXT]
+protocol = "PLAINTEXT"
+listen = "127.0.0.1:0"
+principal = "User:admin"
+[listeners.MTLS]
+protocol = "SSL"
+listen = "127.0.0.1:0"
+ssl_cert = "server.pem"
+ssl_key = "server.key"
+ssl_ca = "ca.pem"
+ssl_client_auth = "required"
+"#,
+    )
+    .unwrap();
+    let broker = Broker::start_with(1, &["--config", config.to_str().unwrap()]);
+    let admin_addr = broker.listener("PLAINTEXT");
+    create_topic(&admin_addr, "certified", 1, &[]);
+    let mut alice = ClientConfig::new();
+    alice
+        .set("bootstrap.servers", broker.listener("MTLS"))
+        .set("broker.address.family", "v4")
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", path("ca.pem"))
+        .set("ssl.certificate.location", path("client.pem"))
+        .set("ssl.key.location", path("client.key"))
+        .set("message.timeout.ms", "8000")
+        .set("log_level", "3");
+    assert!(produce_one(&alice, "certified", "no").is_err());
+    grant(
+        &broker,
+        vec![acl(
+            TOPIC,
+            "certified",
+            LITERAL,
+            "User:CN=alice",
+            WRITE,
+            ALLOW,
+        )],
+    );
+    produce_one(&alice, "certified", "yes").unwrap();
+    assert_eq!(watermarks(&admin_addr, "certified", 0), (0, 1));
+}

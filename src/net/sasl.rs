@@ -119,9 +119,15 @@ impl Session {
         }
     }
 
-    /// The principal requests on this connection act as (for ACLs later).
+    /// The principal requests on this connection act as.
     pub fn principal(&self) -> String {
         self.principal.borrow().clone()
+    }
+
+    /// An SSL connection's client certificate names its principal (Kafka's
+    /// default principal builder; on SASL_SSL the SASL login decides).
+    pub fn set_certificate_principal(&self, principal: String) {
+        *self.principal.borrow_mut() = principal;
     }
 
     /// The largest frame this connection may send now: before a SASL

@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod listeners;
+pub mod principal;
 pub mod scram;
 
 use serde::{Deserialize, Serialize};
