@@ -26,7 +26,7 @@ pub fn authorizer_warnings(
     }
     let mut warnings: Vec<String> = super_users
         .iter()
-        .filter(|u| !u.strip_prefix("User:").is_some_and(|n| !n.is_empty()))
+        .filter(|u| u.strip_prefix("User:").is_none_or(str::is_empty))
         .map(|u| format!("super user {u:?} is not User:NAME and matches no principal"))
         .collect();
     if clustered && !super_users.iter().any(|u| u == inter_broker_principal) {
