@@ -60,7 +60,9 @@ pub async fn handle(
             allowed
         });
     let refused = answered(&denied, ResponseError::TopicAuthorizationFailed.code());
-    if !allowed.is_empty() {
+    // Kafka answers a request whose topics were all refused without the
+    // coordinator; an empty request still goes to it (its group checks).
+    if !allowed.is_empty() || denied.is_empty() {
         request.topics = allowed;
         // What to answer if the coordinator is unreachable.
         let fallback = answered(&request.topics, crate::group::not_available());

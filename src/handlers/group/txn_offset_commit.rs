@@ -53,7 +53,9 @@ pub async fn handle(
         .into_iter()
         .partition(|t| access.topic(Operation::Read, t.name.0.as_str()));
     let refused = answered(&denied, ResponseError::TopicAuthorizationFailed.code());
-    if !allowed.is_empty() {
+    // Kafka answers a request whose topics were all refused without the
+    // coordinator; an empty request still goes to it (its group checks).
+    if !allowed.is_empty() || denied.is_empty() {
         request.topics = allowed;
         let fallback = answered(&request.topics, crate::group::not_available());
         response = call(groups, &group_id, |reply| GroupMsg::TxnCommit {
