@@ -152,6 +152,14 @@ pub fn run(
         listeners.push((addr, Arc::new(info)));
     }
     // The first is the inter-broker listener (see `listener_configs`).
+    for warning in crate::security::authorizer_warnings(
+        config.authorizer,
+        &config.super_users,
+        &listeners[0].1.principal,
+        config.controller_quorum_voters.is_some(),
+    ) {
+        tracing::warn!("{warning}");
+    }
     let addr = listeners[0].0;
     let advertised = listeners[0].1.advertised.clone();
     let endpoints = listeners

@@ -207,10 +207,13 @@ pub struct BrokerConfig {
     /// Named listeners (`[listeners.NAME]`, `--listener`); empty: one
     /// PLAINTEXT listener at `listen`/`advertise`, as before.
     pub listeners: BTreeMap<String, crate::security::listeners::ListenerConfig>,
-    /// Principals that bypass ACLs (kept for the ACL step of issue 15).
+    /// Principals that bypass ACLs.
     pub super_users: Vec<String>,
-    /// `none` (everything allowed) or `acl` (parsed; enforced by the ACL step).
+    /// `none` (everything allowed) or `acl` (every request checked).
     pub authorizer: crate::security::Authorizer,
+    /// With `authorizer = "acl"`: whether a resource no ACL applies to at
+    /// all is open to everyone (Kafka's `allow.everyone.if.no.acl.found`).
+    pub allow_everyone_if_no_acl_found: bool,
     /// The listener other brokers reach this one on (replication,
     /// forwarding); default: the default listener, else the first by name.
     pub inter_broker_listener_name: Option<String>,
@@ -303,6 +306,7 @@ impl Default for BrokerConfig {
             listeners: BTreeMap::new(),
             super_users: Vec::new(),
             authorizer: crate::security::Authorizer::None,
+            allow_everyone_if_no_acl_found: false,
             inter_broker_listener_name: None,
             connections_max_reauth_ms: 0,
             sasl_failure_delay_ms_max: 5_000,

@@ -15,7 +15,7 @@
 //! - [`runtime`]: the thin layer over glommio (shards, meshes, blocking work).
 //! - [`shard`]: what one core owns (partition logs, roles, metadata copy) and the shard's messages between cores.
 //! - [`quota`]: client quotas: what is configured, broker-wide rates, a connection's throttle.
-//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks.
+//! - [`security`]: listener configuration, SASL SCRAM/PLAIN and the credentials it checks, ACLs and the decision over them.
 //! - [`group`]: consumer group coordinators and committed offsets.
 //! - [`txn`]: transaction coordinators and their state in `__transaction_state`.
 //! - [`services`]: what one core serves above its shard: the coordinators, replica fetchers and fetch sessions, wired together.

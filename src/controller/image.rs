@@ -28,14 +28,19 @@ pub struct ClusterImage {
     #[serde(default)]
     pub scram_credentials: crate::security::scram::Credentials,
     /// Client quotas by entity (issue 15), as Kafka's ClientQuotaRecords
-    /// leave them. Last, so `BeforeQuotas` reads older snapshots.
+    /// leave them.
     #[serde(default)]
     pub client_quotas: crate::quota::ClientQuotas,
+    /// ACLs (issue 15). With the quotas, last, so `BeforeSecurity` reads
+    /// older snapshots.
+    #[serde(default)]
+    pub acls: crate::security::acl::Acls,
 }
 
-/// A snapshot written before the image had client quotas.
+/// A snapshot written before the image had client quotas and ACLs (they
+/// came in together: no image has one without the other).
 #[derive(Deserialize)]
-pub(crate) struct BeforeQuotas {
+pub(crate) struct BeforeSecurity {
     brokers: BTreeMap<i32, BrokerRegistration>,
     topics: BTreeMap<String, TopicImage>,
     topic_ids: BTreeMap<Uuid, String>,
@@ -44,8 +49,8 @@ pub(crate) struct BeforeQuotas {
     scram_credentials: crate::security::scram::Credentials,
 }
 
-impl From<BeforeQuotas> for ClusterImage {
-    fn from(old: BeforeQuotas) -> ClusterImage {
+impl From<BeforeSecurity> for ClusterImage {
+    fn from(old: BeforeSecurity) -> ClusterImage {
         ClusterImage {
             brokers: old.brokers,
             topics: old.topics,
@@ -54,6 +59,7 @@ impl From<BeforeQuotas> for ClusterImage {
             next_producer_id: old.next_producer_id,
             scram_credentials: old.scram_credentials,
             client_quotas: Default::default(),
+            acls: Default::default(),
         }
     }
 }
@@ -79,6 +85,7 @@ impl From<BeforeCredentials> for ClusterImage {
             next_producer_id: old.next_producer_id,
             scram_credentials: Default::default(),
             client_quotas: Default::default(),
+            acls: Default::default(),
         }
     }
 }

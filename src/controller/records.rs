@@ -85,6 +85,14 @@ pub enum MetadataRecord {
         key: crate::quota::QuotaKey,
         value: Option<f64>,
     },
+    /// An ACL added (Kafka's AccessControlEntryRecord), issue 15.
+    AccessControlEntry {
+        acl: crate::security::acl::AclBinding,
+    },
+    /// An ACL removed (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry {
+        acl: crate::security::acl::AclBinding,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +164,8 @@ pub enum RecordError {
     UnacceptableCredential(String),
     #[error("invalid client quota: {0}")]
     InvalidQuota(#[from] crate::quota::QuotaError),
+    #[error("at most {} ACLs", crate::security::acl::ACLS_MAX)]
+    TooManyAcls,
 }
 
 impl RecordError {
@@ -182,6 +192,7 @@ impl RecordError {
             RecordError::ProducerIdsExhausted => E::UnknownServerError,
             RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
             RecordError::InvalidQuota(_) => E::InvalidRequest,
+            RecordError::TooManyAcls => E::PolicyViolation,
         }
         .code()
     }
@@ -224,6 +235,21 @@ pub fn apply(
             credential,
         } => scram_credential(image, user, *mechanism, credential.as_ref()),
         R::ClientQuota { entity, key, value } => client_quota(image, entity, *key, *value),
+        R::AccessControlEntry { acl } => {
+            if image.acls.contains(acl) {
+                return Ok(RecordOutcome::Unchanged);
+            }
+            if image.acls.len() >= crate::security::acl::ACLS_MAX {
+                return Err(RecordError::TooManyAcls);
+            }
+            image.acls.insert(acl.clone());
+            Ok(RecordOutcome::Applied)
+        }
+        R::RemoveAccessControlEntry { acl } => Ok(if image.acls.remove(acl) {
+            RecordOutcome::Applied
+        } else {
+            RecordOutcome::Unchanged
+        }),
         R::ChangePartition {
             topic,
             partition,

@@ -92,8 +92,8 @@ impl StateMachine {
 fn decode_image(data: &[u8]) -> std::io::Result<ClusterImage> {
     postcard::from_bytes(data)
         .or_else(|e| {
-            // A snapshot from before client quotas were in the image.
-            postcard::from_bytes::<super::image::BeforeQuotas>(data)
+            // A snapshot from before client quotas and ACLs were in the image.
+            postcard::from_bytes::<super::image::BeforeSecurity>(data)
                 .map(ClusterImage::from)
                 .map_err(|_| e)
         })

@@ -13,8 +13,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::access::Access;
 use super::ApiSpec;
 use crate::config::TopicConfigs;
+use crate::security::acl::Operation;
 use crate::shard::{AdminOp, AdminOutcome, Shard};
 
 pub const CREATE_TOPICS: ApiSpec = ApiSpec {
@@ -42,16 +44,25 @@ fn refused(error: ResponseError, message: String) -> AdminOutcome {
     }
 }
 
+/// Create on the cluster allows every topic; else each needs Create on
+/// itself (TOPIC_AUTHORIZATION_FAILED), as Kafka checks it.
 pub async fn create_topics(
     shard: &Rc<Shard>,
+    access: &Access,
     _header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let cluster_create = access.cluster(Operation::Create);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let one_node = shard.controller.is_none();
-        let outcome = if one_node
+        let outcome = if !cluster_create && !access.topic(Operation::Create, &name) {
+            refused(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            )
+        } else if one_node
             && (!matches!(topic.replication_factor, -1 | 1)
                 || topic.assignments.iter().any(|a| a.broker_ids.len() != 1))
         {
@@ -173,8 +184,10 @@ fn replication_factor(shard: &Shard, topic: &str) -> i16 {
     }
 }
 
+/// Each topic needs Delete (TOPIC_AUTHORIZATION_FAILED).
 pub async fn delete_topics(
     shard: &Rc<Shard>,
+    access: &Access,
     header: &RequestHeader,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -205,6 +218,10 @@ pub async fn delete_topics(
     for name in names {
         let mut result = DeletableTopicResult::default();
         match name {
+            Ok(name) if !access.topic(Operation::Delete, &name) => {
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                result.name = Some(TopicName(StrBytes::from_string(name)));
+            }
             Ok(name) => {
                 result.topic_id = shard
                     .topics()
@@ -230,14 +247,21 @@ pub async fn delete_topics(
     response
 }
 
+/// Each topic needs Alter (TOPIC_AUTHORIZATION_FAILED).
 pub async fn create_partitions(
     shard: &Rc<Shard>,
+    access: &Access,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let outcome = if topic.assignments.is_some() {
+        let outcome = if !access.topic(Operation::Alter, topic.name.0.as_str()) {
+            refused(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            )
+        } else if topic.assignments.is_some() {
             refused(
                 ResponseError::InvalidRequest,
                 "manual replica assignment is not supported".into(),

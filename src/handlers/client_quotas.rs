@@ -129,10 +129,18 @@ fn matches(entity: &QuotaEntity, parts: &[Option<Match>; 3], strict: bool) -> bo
 
 pub fn describe(
     shard: &Shard,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
     let mut response = DescribeClientQuotasResponse::default();
+    // Kafka: DescribeConfigs on the cluster.
+    if !access.cluster(crate::security::acl::Operation::DescribeConfigs) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+        response.entries = None;
+        return response;
+    }
     let parts = match filter(&request) {
         Ok(parts) => parts,
         Err(Refused(code, message)) => {
@@ -219,9 +227,25 @@ fn check_entry(
 
 pub async fn alter(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
+    // Kafka: AlterConfigs on the cluster, else every entry is refused.
+    if !access.cluster(crate::security::acl::Operation::AlterConfigs) {
+        let mut response = AlterClientQuotasResponse::default();
+        response.entries = request
+            .entries
+            .iter()
+            .map(|asked| {
+                let mut r = answer_for(asked);
+                r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                r.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+                r
+            })
+            .collect();
+        return response;
+    }
     let mut checked: Vec<Checked> = request.entries.iter().map(check_entry).collect();
     // An entity named twice is refused both times (Kafka: "Ignoring
     // duplicate entity"), so neither of two conflicting changes applies.
@@ -256,17 +280,7 @@ pub async fn alter(
         .iter()
         .zip(checked)
         .map(|(asked, checked)| {
-            let mut r = AlterEntryData::default();
-            r.entity = asked
-                .entity
-                .iter()
-                .map(|e| {
-                    let mut d = AlterEntityData::default();
-                    d.entity_type = e.entity_type.clone();
-                    d.entity_name = e.entity_name.clone();
-                    d
-                })
-                .collect();
+            let mut r = answer_for(asked);
             match (checked, &outcome) {
                 (Err(e), _) => {
                     r.error_code = ResponseError::InvalidRequest.code();
@@ -282,6 +296,24 @@ pub async fn alter(
         })
         .collect();
     response
+}
+
+/// An entry's answer naming the entity as asked, without an error yet.
+fn answer_for(
+    asked: &kafka_protocol::messages::alter_client_quotas_request::EntryData,
+) -> AlterEntryData {
+    let mut r = AlterEntryData::default();
+    r.entity = asked
+        .entity
+        .iter()
+        .map(|e| {
+            let mut d = AlterEntityData::default();
+            d.entity_type = e.entity_type.clone();
+            d.entity_name = e.entity_name.clone();
+            d
+        })
+        .collect();
+    r
 }
 
 #[cfg(test)]

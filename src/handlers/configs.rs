@@ -27,6 +27,7 @@ use crate::broker_configs::{
 };
 use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
 use crate::metadata::Topics;
+use crate::security::acl::Operation;
 use crate::shard::{AdminOp, Shard};
 
 pub const DESCRIBE_CONFIGS: ApiSpec = ApiSpec {
@@ -79,8 +80,11 @@ fn config_type(key: &str) -> i8 {
     }
 }
 
+/// A topic needs DescribeConfigs on itself, a broker DescribeConfigs on
+/// the cluster (TOPIC_/CLUSTER_AUTHORIZATION_FAILED), as Kafka checks it.
 pub fn describe(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -93,6 +97,17 @@ pub fn describe(
         .map(|resource| {
             let mut result = DescribeConfigsResult::default();
             result.resource_type = resource.resource_type;
+            if let Some(code) = denied(
+                access,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                resource.resource_name.as_str(),
+            ) {
+                result.error_code = code;
+                result.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+                result.resource_name = resource.resource_name;
+                return result;
+            }
             match resource.resource_type {
                 RESOURCE_TOPIC => match topics.get(resource.resource_name.as_str()) {
                     Some(topic) => {
@@ -302,6 +317,7 @@ fn read_only(mut e: DescribeConfigsResourceResult) -> DescribeConfigsResourceRes
 
 pub async fn incremental_alter(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -323,6 +339,7 @@ pub async fn incremental_alter(
         };
         let (error, message) = alter_resource(
             shard,
+            access,
             resource.resource_type,
             &resource.resource_name,
             changes,
@@ -347,6 +364,7 @@ pub async fn incremental_alter(
 /// back to its default (as Kafka's controller does it, by deleting them).
 pub async fn alter(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
@@ -363,6 +381,7 @@ pub async fn alter(
         };
         let (error, message) = alter_resource(
             shard,
+            access,
             resource.resource_type,
             &resource.resource_name,
             changes,
@@ -380,6 +399,24 @@ pub async fn alter(
     let mut response = AlterConfigsResponse::default();
     response.responses = responses;
     response
+}
+
+/// The authorization error for `op` on a config resource, if refused.
+fn denied(
+    access: &super::access::Access,
+    op: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<i16> {
+    match resource_type {
+        RESOURCE_TOPIC if !access.topic(op, name) => {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        }
+        RESOURCE_BROKER if !access.cluster(op) => {
+            Some(ResponseError::ClusterAuthorizationFailed.code())
+        }
+        _ => None,
+    }
 }
 
 /// A resource's answer: Kafka error code and message.
@@ -441,14 +478,25 @@ fn legacy_change(c: &LegacyConfig) -> (String, ConfigChange) {
 
 /// Runs one resource's changes on the controller shard (through the
 /// quorum in a cluster): a topic's configs or dynamic broker configs.
+/// A topic needs AlterConfigs on itself, a broker AlterConfigs on the
+/// cluster, as Kafka checks it.
 async fn alter_resource(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     resource_type: i8,
     name: &StrBytes,
     changes: Result<Vec<(String, ConfigChange)>, Outcome>,
     replace: bool,
     validate_only: bool,
 ) -> Outcome {
+    if let Some(code) = denied(
+        access,
+        Operation::AlterConfigs,
+        resource_type,
+        name.as_str(),
+    ) {
+        return (code, Some("Authorization failed.".into()));
+    }
     match (resource_type, changes) {
         (_, Err(refused)) => refused,
         (RESOURCE_TOPIC, Ok(changes)) => {

@@ -25,8 +25,11 @@ const ENDPOINT_BROKERS: i8 = 1;
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// Open to every principal, as in Kafka; the cluster's authorized
+/// operations (when asked) are 0 without Describe on the cluster.
 pub fn handle(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     header: &RequestHeader,
     client: &super::Client,
     request: DescribeClusterRequest,
@@ -44,7 +47,11 @@ pub fn handle(
     let node = shard.config.node_id;
     response.cluster_id = StrBytes::from_string(super::metadata::cluster_id(shard));
     response.controller_id = BrokerId(super::metadata::controller_id(shard));
-    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        access.cluster_operations()
+    } else {
+        OPERATIONS_OMITTED
+    };
     response.brokers = match shard.topics().cluster.as_deref() {
         Some(view) => view
             .image

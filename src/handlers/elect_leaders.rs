@@ -27,11 +27,15 @@ pub const SPEC: ApiSpec = ApiSpec {
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
+/// Needs Alter on the cluster; refused, every partition and the request
+/// answer CLUSTER_AUTHORIZATION_FAILED, as Kafka does.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     header: &RequestHeader,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    let refused = !access.cluster(crate::security::acl::Operation::Alter);
     let election_type = if header.request_api_version == 0 {
         PREFERRED
     } else {
@@ -50,11 +54,18 @@ pub async fn handle(
             .collect(),
     };
     let mut response = ElectLeadersResponse::default();
+    if refused {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+    }
     for (topic, partitions) in wanted {
         let mut result = ReplicaElectionResult::default();
         result.topic = TopicName(StrBytes::from_string(topic.clone()));
         for partition in partitions {
-            let (code, message) = elect(shard, election_type, &topic, partition).await;
+            let (code, message) = if refused {
+                (ResponseError::ClusterAuthorizationFailed.code(), None)
+            } else {
+                elect(shard, election_type, &topic, partition).await
+            };
             let mut p = PartitionResult::default();
             p.partition_id = partition;
             p.error_code = code;

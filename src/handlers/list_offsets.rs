@@ -43,7 +43,39 @@ fn too_new_for(version: i16, timestamp: i64) -> bool {
 /// Kafka's IsolationLevel.READ_COMMITTED: latest is the last stable offset.
 const READ_COMMITTED: i8 = 1;
 
+/// A topic the principal may not Describe answers
+/// TOPIC_AUTHORIZATION_FAILED on each partition, after the others.
 pub async fn handle(
+    shard: &Rc<Shard>,
+    access: &super::access::Access,
+    header: &RequestHeader,
+    mut request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+        .into_iter()
+        .partition(|t| access.topic(crate::security::acl::Operation::Describe, t.name.0.as_str()));
+    request.topics = allowed;
+    let mut response = answer(shard, header, request).await;
+    response.topics.extend(denied.into_iter().map(|t| {
+        let mut topic = ListOffsetsTopicResponse::default();
+        topic.partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut part = ListOffsetsPartitionResponse::default();
+                part.partition_index = p.partition_index;
+                part.error_code = ResponseError::TopicAuthorizationFailed.code();
+                (part.offset, part.timestamp, part.leader_epoch) = (-1, -1, -1);
+                part
+            })
+            .collect();
+        topic.name = t.name;
+        topic
+    }));
+    response
+}
+
+async fn answer(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: ListOffsetsRequest,

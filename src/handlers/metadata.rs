@@ -12,10 +12,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::access::Access;
 use super::ApiSpec;
 use crate::controller::image::PartitionState;
 use crate::metadata::ClusterView;
 use crate::metadata::{valid_topic_name, TopicMeta};
+use crate::security::acl::Operation;
 use crate::shard::{AdminOp, Shard};
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -32,8 +34,13 @@ pub fn cluster_id(shard: &Shard) -> String {
     shard.config.cluster_id.clone().unwrap_or_default()
 }
 
+/// Authorization as Kafka's KafkaApis: a topic the principal may not
+/// Describe is left out of an all-topics answer and answered
+/// TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs Create on the
+/// cluster or on the topic, else the topic answers the same.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     header: &RequestHeader,
     client: &super::Client,
     request: MetadataRequest,
@@ -58,9 +65,26 @@ pub async fn handle(
             })
             .collect()
     });
+    // Named topics refused: not describable, or missing and not creatable.
+    let mut refused = std::collections::BTreeSet::new();
+    for name in names.iter().flatten().flatten() {
+        let exists = shard.topics().get(name).is_some();
+        if !access.topic(Operation::Describe, name)
+            || (!exists
+                && may_create
+                && valid_topic_name(name)
+                && !access.cluster(Operation::Create)
+                && !access.topic(Operation::Create, name))
+        {
+            refused.insert(name.clone());
+        }
+    }
     if let (Some(names), true) = (&names, may_create) {
         for name in names.iter().flatten() {
-            if shard.topics().get(name).is_none() && valid_topic_name(name) {
+            if shard.topics().get(name).is_none()
+                && valid_topic_name(name)
+                && !refused.contains(name)
+            {
                 create_default(shard, name).await;
             }
         }
@@ -75,18 +99,37 @@ pub async fn handle(
     };
     response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
     response.controller_id = BrokerId(controller_id(shard));
-    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    // v8-10 may ask for the cluster's, v8+ for each topic's.
+    response.cluster_authorized_operations =
+        if version >= 8 && request.include_cluster_authorized_operations {
+            access.cluster_operations()
+        } else {
+            OPERATIONS_OMITTED
+        };
+    let with_operations = version >= 8 && request.include_topic_authorized_operations;
+    let described = |t: &TopicMeta| {
+        let mut d = described(t, node, view);
+        if with_operations {
+            d.topic_authorized_operations =
+                access.operations(crate::security::acl::ResourceType::Topic, &t.name);
+        }
+        d
+    };
     response.topics = match names {
         None => topics
             .topics
             .values()
-            .map(|t| described(t, node, view))
+            .filter(|t| access.topic(Operation::Describe, &t.name))
+            .map(|t| described(t))
             .collect(),
         Some(names) => names
             .into_iter()
-            .map(|name| match name.as_deref().and_then(|n| topics.get(n)) {
-                Some(t) => described(t, node, view),
-                None => missing(name),
+            .map(|name| match name.as_deref() {
+                Some(n) if refused.contains(n) => unauthorized(n),
+                _ => match name.as_deref().and_then(|n| topics.get(n)) {
+                    Some(t) => described(t),
+                    None => missing(name),
+                },
             })
             .collect(),
     };
@@ -193,6 +236,16 @@ fn replicated(index: i32, state: &PartitionState, view: &ClusterView) -> Metadat
         part.error_code = ResponseError::LeaderNotAvailable.code();
     }
     part
+}
+
+/// A named topic the principal may not see (or create): nothing about it
+/// is disclosed, not even whether it exists.
+fn unauthorized(name: &str) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = ResponseError::TopicAuthorizationFailed.code();
+    t.name = Some(TopicName(StrBytes::from_string(name.to_string())));
+    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t
 }
 
 fn missing(name: Option<String>) -> MetadataResponseTopic {

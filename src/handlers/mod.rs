@@ -2,6 +2,8 @@
 //! its code. [`APIS`] is the single list ApiVersions is built from and that
 //! dispatch checks, so advertised and served versions cannot drift apart.
 
+pub(crate) mod access;
+mod acls;
 mod admin;
 pub mod api_versions;
 mod client_quotas;
@@ -104,6 +106,9 @@ pub const APIS: &[ApiSpec] = &[
     scram_credentials::ALTER,
     client_quotas::DESCRIBE,
     client_quotas::ALTER,
+    acls::DESCRIBE,
+    acls::CREATE,
+    acls::DELETE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -294,6 +299,8 @@ async fn dispatch(
 ) -> Result<Option<Vec<Piece>>, RequestError> {
     // The data-path handlers need only the shard.
     let shard = &services.shard;
+    // What this request may do (one branch when there is no authorizer).
+    let access = &access::Access::of(shard, client);
     let mut buf = frame;
     let header = decode::<RequestHeader>(&mut buf, key, key.request_header_version(version))?;
     let out = Reply {
@@ -317,11 +324,13 @@ async fn dispatch(
             client.remember_software(&request);
             out.encoded(api_versions::handle(shard, &header, request))
         }
-        ApiKey::Metadata => out.encoded(metadata::handle(shard, &header, client, body!()).await),
+        ApiKey::Metadata => {
+            out.encoded(metadata::handle(shard, access, &header, client, body!()).await)
+        }
         ApiKey::Produce => {
             let request = body!();
             let bytes = throttle::produce_bytes(&request);
-            let response = produce::handle(shard, &header, request).await;
+            let response = produce::handle(shard, access, &header, request).await;
             let throttle_ms = throttle::produce(shard, client, &header, bytes);
             match response {
                 Some(mut response) => {
@@ -335,27 +344,37 @@ async fn dispatch(
             let sessions = &services.fetch_sessions;
             let request: kafka_protocol::messages::FetchRequest = body!();
             let follower = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
-            let mut body = fetch::handle(shard, sessions, &header, request).await;
+            let mut body = fetch::handle(shard, access, sessions, &header, request).await;
             throttle::fetch(shard, client, &header, follower, &mut body);
             out.pieces(body)
         }
-        ApiKey::ListOffsets => out.encoded(list_offsets::handle(shard, &header, body!()).await),
-        ApiKey::CreateTopics => out.encoded(admin::create_topics(shard, &header, body!()).await),
-        ApiKey::DeleteTopics => out.encoded(admin::delete_topics(shard, &header, body!()).await),
-        ApiKey::CreatePartitions => {
-            out.encoded(admin::create_partitions(shard, &header, body!()).await)
+        ApiKey::ListOffsets => {
+            out.encoded(list_offsets::handle(shard, access, &header, body!()).await)
         }
-        ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, &header, body!())),
-        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, &header, body!()).await),
+        ApiKey::CreateTopics => {
+            out.encoded(admin::create_topics(shard, access, &header, body!()).await)
+        }
+        ApiKey::DeleteTopics => {
+            out.encoded(admin::delete_topics(shard, access, &header, body!()).await)
+        }
+        ApiKey::CreatePartitions => {
+            out.encoded(admin::create_partitions(shard, access, &header, body!()).await)
+        }
+        ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, access, &header, body!())),
+        ApiKey::AlterConfigs => out.encoded(configs::alter(shard, access, &header, body!()).await),
         ApiKey::IncrementalAlterConfigs => {
-            out.encoded(configs::incremental_alter(shard, &header, body!()).await)
+            out.encoded(configs::incremental_alter(shard, access, &header, body!()).await)
         }
         ApiKey::InitProducerId => {
-            out.encoded(producer::init_producer_id(services, &header, body!()).await)
+            out.encoded(producer::init_producer_id(services, access, &header, body!()).await)
         }
-        ApiKey::DescribeCluster => {
-            out.encoded(describe_cluster::handle(shard, &header, client, body!()))
-        }
+        ApiKey::DescribeCluster => out.encoded(describe_cluster::handle(
+            shard,
+            access,
+            &header,
+            client,
+            body!(),
+        )),
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(shard, client, body!()).await;
@@ -363,31 +382,36 @@ async fn dispatch(
             out.encoded(response)
         }
         ApiKey::DescribeUserScramCredentials => {
-            out.encoded(scram_credentials::describe(shard, &header, body!()))
+            out.encoded(scram_credentials::describe(shard, access, &header, body!()))
         }
         ApiKey::AlterUserScramCredentials => {
-            out.encoded(scram_credentials::alter(shard, &header, body!()).await)
+            out.encoded(scram_credentials::alter(shard, access, &header, body!()).await)
+        }
+        ApiKey::DescribeAcls => out.encoded(acls::describe(shard, access, &header, body!())),
+        ApiKey::CreateAcls => out.encoded(acls::create(shard, access, &header, body!()).await),
+        ApiKey::DeleteAcls => out.encoded(acls::delete(shard, access, &header, body!()).await),
+        ApiKey::ElectLeaders => {
+            out.encoded(elect_leaders::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeClientQuotas => {
-            out.encoded(client_quotas::describe(shard, &header, body!()))
+            out.encoded(client_quotas::describe(shard, access, &header, body!()))
         }
         ApiKey::AlterClientQuotas => {
-            out.encoded(client_quotas::alter(shard, &header, body!()).await)
+            out.encoded(client_quotas::alter(shard, access, &header, body!()).await)
         }
-        ApiKey::ElectLeaders => out.encoded(elect_leaders::handle(shard, &header, body!()).await),
         ApiKey::WriteTxnMarkers => {
-            out.encoded(write_txn_markers::handle(shard, &header, body!()).await)
+            out.encoded(write_txn_markers::handle(shard, access, &header, body!()).await)
         }
         ApiKey::OffsetForLeaderEpoch => {
-            out.encoded(offset_for_leader_epoch::handle(shard, &header, body!()).await)
+            out.encoded(offset_for_leader_epoch::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeProducers => {
-            out.encoded(producer::describe_producers(shard, &header, body!()).await)
+            out.encoded(producer::describe_producers(shard, access, &header, body!()).await)
         }
         key if group::serves(key) => {
-            group::handle(services, &header, client, &out, &mut buf, carried).await
+            group::handle(services, access, &header, client, &out, &mut buf, carried).await
         }
-        key if txn::serves(key) => txn::handle(services, &header, &out, &mut buf).await,
+        key if txn::serves(key) => txn::handle(services, access, &header, &out, &mut buf).await,
         // Not in APIS, so the version check above already refused it.
         _ => Err(RequestError::UnsupportedVersion {
             key,

@@ -14,6 +14,8 @@ use kafka_protocol::messages::{
     ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
 };
 
+use kafka_protocol::ResponseError;
+
 use super::ApiSpec;
 use crate::shard::{EpochQuery, Shard, TopicPartition};
 
@@ -25,7 +27,45 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 4,
 };
 
+/// ClusterAction on the cluster (a follower) allows every topic; else
+/// each topic needs Describe (KIP-320's consumers), as Kafka checks it.
 pub async fn handle(
+    shard: &Rc<Shard>,
+    access: &super::access::Access,
+    header: &RequestHeader,
+    mut request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    use crate::security::acl::Operation;
+    let denied = if access.cluster(Operation::ClusterAction) {
+        Vec::new()
+    } else {
+        let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| access.topic(Operation::Describe, t.topic.0.as_str()));
+        request.topics = allowed;
+        denied
+    };
+    let mut response = answer(shard, header, request).await;
+    response.topics.extend(denied.into_iter().map(|t| {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                EpochEndOffset::default()
+                    .with_partition(p.partition)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1)
+            })
+            .collect();
+        OffsetForLeaderTopicResult::default()
+            .with_topic(t.topic)
+            .with_partitions(partitions)
+    }));
+    response
+}
+
+async fn answer(
     shard: &Rc<Shard>,
     _header: &RequestHeader,
     request: OffsetForLeaderEpochRequest,

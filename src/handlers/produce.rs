@@ -18,6 +18,7 @@ use kafka_protocol::ResponseError;
 
 use bytes::Bytes;
 
+use super::access::Access;
 use super::leader_hint::{produce_wants_hint, LeaderHints};
 use super::ApiSpec;
 use crate::compression::{
@@ -147,14 +148,26 @@ fn prepare(
 }
 
 /// Answers `None` for acks=0: Kafka sends no response at all then.
+/// Authorization as Kafka's KafkaApis: transactional batches need
+/// Write on the request's transactional id (else every partition answers
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs Write (else
+/// TOPIC_AUTHORIZATION_FAILED); nothing refused reaches a log.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
     let topics = shard.topics();
+    use crate::security::acl::Operation;
+    let txn_denied = !access.is_all()
+        && has_transactional_records(&request)
+        && !request
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| access.transactional_id(Operation::Write, id));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut items = Vec::new();
     // Where each item's outcome goes: (topic response, partition response).
@@ -162,6 +175,12 @@ pub async fn handle(
     for topic in request.topic_data {
         let topic_name: Arc<str> = Arc::from(topic.name.0.as_str());
         let meta = topics.get(&topic_name);
+        let denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        } else {
+            (!access.topic(Operation::Write, &topic_name))
+                .then_some(ResponseError::TopicAuthorizationFailed.code())
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let mut p = PartitionProduceResponse::default();
@@ -174,6 +193,7 @@ pub async fn handle(
                 partition: data.index,
             };
             match data.records {
+                _ if denied.is_some() => p.error_code = denied.expect("checked"),
                 _ if !matches!(acks, -1..=1) => {
                     p.error_code = ResponseError::InvalidRequiredAcks.code()
                 }
@@ -232,6 +252,25 @@ pub async fn handle(
     }
     response.responses = responses;
     Some(response)
+}
+
+/// Kafka's `RequestUtils.hasTransactionalRecords`: whether the first
+/// batch of some partition is transactional (those need Write on the
+/// request's transactional id). Validation checks the batches later.
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    use crate::record::{ATTRIBUTES_OFFSET, ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, MAGIC_OFFSET};
+    let transactional = |batch: &[u8]| {
+        batch.len() >= BATCH_HEADER_LEN
+            && batch[MAGIC_OFFSET] as i8 == crate::record::MAGIC_V2
+            && i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]])
+                & ATTR_TRANSACTIONAL
+                != 0
+    };
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .any(|p| p.records.as_deref().is_some_and(transactional))
 }
 
 /// Fills `current_leader` of every partition answered NOT_LEADER_OR_FOLLOWER

@@ -14,7 +14,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::access::Access;
 use super::ApiSpec;
+use crate::security::acl::{Operation, ResourceType};
 use crate::services::Services;
 use crate::shard::{ProducerIdError, Shard, TopicPartition};
 
@@ -32,8 +34,13 @@ pub const DESCRIBE_PRODUCERS: ApiSpec = ApiSpec {
 /// A new producer id at epoch 0. As in Kafka, a producer without a
 /// transactional id gets a fresh id on every call, whatever id and epoch it
 /// names (KIP-360's bump applies to transactional producers only).
+/// Authorization as Kafka's: a transactional id needs Write on itself
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs
+/// IdempotentWrite on the cluster or Write on some topic
+/// (CLUSTER_AUTHORIZATION_FAILED).
 pub async fn init_producer_id(
     services: &Services,
+    access: &Access,
     header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -51,6 +58,19 @@ pub async fn init_producer_id(
         // Kafka's TransactionCoordinator refuses an empty transactional id.
         response.error_code = ResponseError::InvalidRequest.code();
         return response;
+    }
+    match &request.transactional_id {
+        Some(id) if !access.transactional_id(Operation::Write, id) => {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return response;
+        }
+        None if !access.cluster(Operation::IdempotentWrite)
+            && !access.allows_any(Operation::Write, ResourceType::Topic) =>
+        {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+            return response;
+        }
+        _ => {}
     }
     if request.transactional_id.is_some() {
         let version = header.request_api_version;
@@ -76,8 +96,10 @@ pub async fn init_producer_id(
 }
 
 /// Each requested partition's active producers, read on its owner shard.
+/// Each topic needs Read (TOPIC_AUTHORIZATION_FAILED), as Kafka checks it.
 pub async fn describe_producers(
     shard: &Rc<Shard>,
+    access: &Access,
     _header: &RequestHeader,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
@@ -93,7 +115,9 @@ pub async fn describe_producers(
         for (p, partition) in topic.partition_indexes.into_iter().enumerate() {
             let mut answer = PartitionResponse::default();
             answer.partition_index = partition;
-            if known.is_some_and(|n| (0..n).contains(&partition)) {
+            if !access.topic(Operation::Read, &name) {
+                answer.error_code = ResponseError::TopicAuthorizationFailed.code();
+            } else if known.is_some_and(|n| (0..n).contains(&partition)) {
                 slots.push((t, p));
                 items.push(TopicPartition {
                     topic: name.clone(),

@@ -33,11 +33,20 @@ pub const ALTER: ApiSpec = ApiSpec {
     max: 0,
 };
 
+/// Needs Describe on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka
+/// checks it.
 pub fn describe(
     shard: &Shard,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !access.cluster(crate::security::acl::Operation::Describe) {
+        let mut response = DescribeUserScramCredentialsResponse::default();
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+        return response;
+    }
     let topics = shard.topics();
     let stored = &topics.scram_credentials;
     let info = |user: &str| -> Vec<CredentialInfo> {
@@ -115,11 +124,33 @@ fn result(
 /// One requested change, checked; `Err` is the user's error and message.
 type Checked = Result<(Mechanism, Option<Credential>), (ResponseError, String)>;
 
+/// Needs Alter on the cluster: refused, every user answers
+/// CLUSTER_AUTHORIZATION_FAILED, as Kafka does.
 pub async fn alter(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !access.cluster(crate::security::acl::Operation::Alter) {
+        let users: BTreeSet<String> = request
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        let mut response = AlterUserScramCredentialsResponse::default();
+        response.results = users
+            .into_iter()
+            .map(|user| {
+                let mut r = AlterUserScramCredentialsResult::default();
+                r.user = StrBytes::from_string(user);
+                r.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                r
+            })
+            .collect();
+        return response;
+    }
     let topics = shard.topics();
     // (user, mechanism) pairs named more than once make the user a duplicate.
     let mut seen = BTreeSet::new();

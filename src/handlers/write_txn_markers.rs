@@ -23,11 +23,15 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 1,
 };
 
+/// Inter-broker: needs ClusterAction on the cluster; refused, every
+/// partition answers CLUSTER_AUTHORIZATION_FAILED and no marker is written.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &super::access::Access,
     _header: &RequestHeader,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    let refused = !access.cluster(crate::security::acl::Operation::ClusterAction);
     let mut markers = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let items: Vec<TxnMarkerItem> = marker
@@ -49,7 +53,13 @@ pub async fn handle(
                     })
             })
             .collect();
-        let mut codes = shard.write_txn_markers(items).await.into_iter();
+        let mut codes = if refused {
+            let code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+            vec![code; items.len()]
+        } else {
+            shard.write_txn_markers(items).await
+        }
+        .into_iter();
         let topics = marker
             .topics
             .into_iter()

@@ -16,6 +16,14 @@ pub enum Conn {
 }
 
 impl Conn {
+    /// The client certificate (DER) of a TLS connection that showed one.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Conn::Plain(_) => None,
+            Conn::Tls(t) => t.peer_certificate(),
+        }
+    }
+
     /// The socket itself when bytes may go to it directly (sendfile, cork):
     /// never under TLS, whose records are encrypted in user space.
     pub fn tcp(&self) -> Option<&TcpStream> {

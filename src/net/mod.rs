@@ -120,7 +120,19 @@ async fn serve(
     let Some(mut stream) = handshake(shard, stream, &info, &peer).await else {
         return;
     };
+    let ssl = info.protocol == crate::security::listeners::SecurityProtocol::Ssl;
     let client = handlers::Client::on_listener(peer_addr, info);
+    if let Some(der) = stream.peer_certificate().filter(|_| ssl) {
+        match crate::security::principal::ssl_principal(der) {
+            Ok(principal) => client.session.set_certificate_principal(principal),
+            Err(e) => {
+                // Never fall back to the listener's principal: it may be
+                // worth more than an unreadable certificate.
+                tracing::warn!(%peer, error = %e, "client certificate refused");
+                return;
+            }
+        }
+    }
     let mut writer = match send::ResponseWriter::new(
         &stream,
         shard.config.fetch.zero_copy,

@@ -119,7 +119,7 @@ impl Session {
         }
     }
 
-    /// The principal requests on this connection act as (for ACLs later).
+    /// The principal requests on this connection act as.
     pub fn principal(&self) -> String {
         self.principal.borrow().clone()
     }
@@ -128,6 +128,12 @@ impl Session {
     /// and must not allocate.
     pub fn principal_ref(&self) -> std::cell::Ref<'_, String> {
         self.principal.borrow()
+    }
+
+    /// An SSL connection's client certificate names its principal (Kafka's
+    /// default principal builder; on SASL_SSL the SASL login decides).
+    pub fn set_certificate_principal(&self, principal: String) {
+        *self.principal.borrow_mut() = principal;
     }
 
     /// The largest frame this connection may send now: before a SASL

@@ -153,14 +153,20 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 pub struct TlsConn(Box<futures_rustls::server::TlsStream<TcpStream>>);
 
 impl TlsConn {
-    /// The client certificate's subject, when one was shown (for logs; the
-    /// SSL principal mapping comes with the ACL step).
+    /// Whether the client showed a certificate (for logs).
     pub fn has_peer_certificate(&self) -> bool {
+        self.peer_certificate().is_some()
+    }
+
+    /// The client's own certificate (DER), when it showed one; rustls has
+    /// verified it against the listener's CA.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
         self.0
             .get_ref()
             .1
             .peer_certificates()
-            .is_some_and(|c| !c.is_empty())
+            .and_then(|chain| chain.first())
+            .map(|c| c.as_ref())
     }
 }
 

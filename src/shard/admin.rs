@@ -274,6 +274,20 @@ pub(super) fn plan(
                     .map_err(|e| refuse(ResponseError::InvalidRequest, e.to_string()))?;
             }
         }
+        AdminOp::AlterAcls { create, delete } => {
+            for acl in create {
+                next.acls.insert(acl);
+            }
+            for acl in &delete {
+                next.acls.remove(acl);
+            }
+            if next.acls.len() > crate::security::acl::ACLS_MAX {
+                return Err(refuse(
+                    ResponseError::PolicyViolation,
+                    format!("at most {} ACLs", crate::security::acl::ACLS_MAX),
+                ));
+            }
+        }
     }
     Ok(Some(next))
 }

@@ -122,6 +122,7 @@ impl Shard {
             &current.client_quotas,
             &next.client_quotas,
         ));
+        records.extend(acl_records(&current.acls, &next.acls));
         Ok(records)
     }
 
@@ -230,7 +231,23 @@ fn config_diff(
     changes
 }
 
-/// Records for changed dynamic broker configs: one per resource changed.
+/// The records that turn one ACL set into another: removals first, so a
+/// set at its bound can take a change that removes as much as it adds.
+fn acl_records(
+    old: &crate::security::acl::Acls,
+    new: &crate::security::acl::Acls,
+) -> Vec<MetadataRecord> {
+    let removed = old
+        .iter()
+        .filter(|acl| !new.contains(acl))
+        .map(|acl| MetadataRecord::RemoveAccessControlEntry { acl });
+    let added = new
+        .iter()
+        .filter(|acl| !old.contains(acl))
+        .map(|acl| MetadataRecord::AccessControlEntry { acl });
+    removed.chain(added).collect()
+}
+
 /// The records that turn one set of SCRAM credentials into another.
 fn scram_credential_records(
     old: &crate::security::scram::Credentials,
@@ -283,6 +300,7 @@ fn client_quota_records(
     records
 }
 
+/// Records for changed dynamic broker configs: one per resource changed.
 fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<MetadataRecord> {
     let empty = Default::default();
     let mut resources = vec![(

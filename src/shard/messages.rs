@@ -219,6 +219,12 @@ pub enum AdminOp {
             Option<f64>,
         )>,
     },
+    /// ACLs (issue 15): add `create`, then remove `delete`, each checked
+    /// by the handler first.
+    AlterAcls {
+        create: Vec<crate::security::acl::AclBinding>,
+        delete: Vec<crate::security::acl::AclBinding>,
+    },
 }
 
 #[derive(Clone, Debug)]

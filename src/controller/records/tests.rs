@@ -369,9 +369,10 @@ fn client_quota_records_set_and_remove_keys() {
     assert!(image.client_quotas.is_empty());
 }
 
-/// A snapshot written before the image had client quotas still loads.
+/// A snapshot written before the image had client quotas and ACLs still
+/// loads.
 #[test]
-fn image_without_client_quotas_decodes() {
+fn image_without_client_quotas_and_acls_decodes() {
     let mut image = cluster();
     image.next_producer_id = 7;
     let old = postcard::to_allocvec(&(
@@ -384,8 +385,37 @@ fn image_without_client_quotas_decodes() {
     ))
     .unwrap();
     assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
-    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeQuotas>(&old)
+    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeSecurity>(&old)
         .unwrap()
         .into();
     assert_eq!(read, image);
+}
+
+/// ACLs (issue 15): added once, a second add changes nothing, removed.
+#[test]
+fn acls_apply() {
+    use crate::security::acl::{AclBinding, AclEntry, Operation, PatternType, Permission};
+    use crate::security::acl::{ResourcePattern, ResourceType};
+    let mut image = cluster();
+    let acl = AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            pattern_type: PatternType::Prefixed,
+            name: "logs-".into(),
+        },
+        entry: AclEntry {
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        },
+    };
+    let add = MetadataRecord::AccessControlEntry { acl: acl.clone() };
+    let remove = MetadataRecord::RemoveAccessControlEntry { acl: acl.clone() };
+    assert_eq!(apply(&mut image, &add), Ok(RecordOutcome::Applied));
+    assert_eq!(apply(&mut image, &add), Ok(RecordOutcome::Unchanged));
+    assert!(image.acls.contains(&acl));
+    assert_eq!(apply(&mut image, &remove), Ok(RecordOutcome::Applied));
+    assert_eq!(apply(&mut image, &remove), Ok(RecordOutcome::Unchanged));
+    assert!(image.acls.is_empty());
 }

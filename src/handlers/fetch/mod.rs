@@ -26,6 +26,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, RequestHeader};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::access::Access;
 use super::leader_hint::{fetch_wants_hint, LeaderHints};
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
@@ -72,6 +73,7 @@ const READ_COMMITTED: i8 = 1;
 /// The response body as pieces (framing and file slices).
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     sessions: &RefCell<FetchSessions>,
     header: &RequestHeader,
     request: FetchRequest,
@@ -100,7 +102,7 @@ pub async fn handle(
             partitions,
         } => (session_id, true, partitions),
     };
-    let wanted = wanted(shard, &request, version, partitions);
+    let wanted = wanted(shard, access, &request, version, partitions);
     let readable = wanted.iter().filter(|w| w.preset.is_none()).count();
     let outcomes = loop {
         let outcomes = read_within(shard, &wanted, response_max).await;
@@ -215,9 +217,12 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
 }
 
 /// What to read for each partition the fetch covers (the request's, or
-/// its session's).
+/// its session's). A follower needs ClusterAction on the cluster, a
+/// consumer Read on each topic; a partition refused answers
+/// TOPIC_AUTHORIZATION_FAILED and is not read (Kafka's KafkaApis).
 fn wanted(
     shard: &Shard,
+    access: &Access,
     request: &FetchRequest,
     version: i16,
     partitions: Vec<(TopicPartition, SessionPartition)>,
@@ -245,10 +250,30 @@ fn wanted(
             }
         }
     };
+    use crate::security::acl::Operation;
+    let follower_allowed = replica_id < 0 || access.cluster(Operation::ClusterAction);
+    let mut readable: Option<(Arc<str>, bool)> = None;
+    let mut may_read = |tp: &TopicPartition| -> bool {
+        if replica_id >= 0 {
+            return follower_allowed;
+        }
+        match &readable {
+            Some((topic, allowed)) if *topic == tp.topic => *allowed,
+            _ => {
+                let allowed = access.topic(Operation::Read, &tp.topic);
+                readable = Some((tp.topic.clone(), allowed));
+                allowed
+            }
+        }
+    };
     partitions
         .into_iter()
         .map(|(tp, p)| Wanted {
-            preset: (!id_holds(&tp, p.topic_id)).then_some(ResponseError::UnknownTopicId.code()),
+            preset: if !may_read(&tp) {
+                Some(ResponseError::TopicAuthorizationFailed.code())
+            } else {
+                (!id_holds(&tp, p.topic_id)).then_some(ResponseError::UnknownTopicId.code())
+            },
             topic_id: p.topic_id,
             tp,
             offset: p.fetch_offset,

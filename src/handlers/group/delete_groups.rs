@@ -8,7 +8,9 @@ use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse
 use super::call;
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DeleteGroups,
@@ -16,20 +18,26 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 2,
 };
 
+/// Each group needs Delete (GROUP_AUTHORIZATION_FAILED).
 pub async fn handle(
     groups: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     _version: i16,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let asks = request.groups_names.into_iter().map(|id| async move {
         let group_id = id.to_string();
-        let error = call(groups, &group_id, |reply| GroupMsg::Delete {
-            group_id: group_id.clone(),
-            reply,
-        })
-        .await
-        .unwrap_or_else(crate::group::not_available);
+        let error = if access.group(Operation::Delete, &group_id) {
+            call(groups, &group_id, |reply| GroupMsg::Delete {
+                group_id: group_id.clone(),
+                reply,
+            })
+            .await
+            .unwrap_or_else(crate::group::not_available)
+        } else {
+            kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
+        };
         let mut r = DeletableGroupResult::default();
         r.group_id = id;
         r.error_code = error;

@@ -14,7 +14,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -29,8 +31,11 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 const KEY_TYPE_SHARE: i8 = 2;
 const SHARE_SINCE: i16 = 6;
 
+/// A group key needs Describe on the group, a transactional one Describe
+/// on the id (GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as Kafka checks.
 pub async fn handle(
     shard: &Rc<Shard>,
+    access: &Access,
     _header: &RequestHeader,
     listener: &ListenerInfo,
     version: i16,
@@ -41,11 +46,18 @@ pub async fn handle(
         response.coordinators = request
             .coordinator_keys
             .iter()
-            .map(|k| coordinator(shard, listener, version, k, request.key_type))
+            .map(|k| coordinator(shard, access, listener, version, k, request.key_type))
             .collect();
         return response;
     }
-    let c = coordinator(shard, listener, version, &request.key, request.key_type);
+    let c = coordinator(
+        shard,
+        access,
+        listener,
+        version,
+        &request.key,
+        request.key_type,
+    );
     response.error_code = c.error_code;
     response.error_message = c.error_message;
     response.node_id = c.node_id;
@@ -56,6 +68,7 @@ pub async fn handle(
 
 fn coordinator(
     shard: &Shard,
+    access: &Access,
     listener: &ListenerInfo,
     version: i16,
     key: &StrBytes,
@@ -76,6 +89,20 @@ fn coordinator(
         }
         KEY_TYPE_TRANSACTION if !crate::txn::valid_transactional_id(key) => {
             return refuse(c, ResponseError::InvalidRequest, "empty transactional id");
+        }
+        KEY_TYPE_GROUP if !access.group(Operation::Describe, key) => {
+            return refuse(
+                c,
+                ResponseError::GroupAuthorizationFailed,
+                "Authorization failed.",
+            );
+        }
+        KEY_TYPE_TRANSACTION if !access.transactional_id(Operation::Describe, key) => {
+            return refuse(
+                c,
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "Authorization failed.",
+            );
         }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
         KEY_TYPE_SHARE if version >= SHARE_SINCE => {

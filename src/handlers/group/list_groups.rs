@@ -9,7 +9,9 @@ use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse, Re
 use super::call_shard;
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListGroups,
@@ -21,8 +23,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// protocol; KIP-848's "consumer" groups are not served).
 const CLASSIC: &str = "classic";
 
+/// Describe on the cluster lists every group; else only the groups the
+/// principal may Describe, as Kafka filters them.
 pub async fn handle(
     groups: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     _version: i16,
     request: ListGroupsRequest,
@@ -50,9 +55,14 @@ pub async fn handle(
     {
         return response;
     }
+    let all = access.cluster(Operation::Describe);
     for listed in futures::future::join_all(asks).await {
         match listed {
-            Some(listed) => response.groups.extend(listed),
+            Some(listed) => response.groups.extend(
+                listed
+                    .into_iter()
+                    .filter(|g| all || access.group(Operation::Describe, &g.group_id)),
+            ),
             None => response.error_code = crate::group::not_available(),
         }
     }

@@ -21,10 +21,15 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::{
+    ApiKey, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest,
+    LeaveGroupResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::ResponseError;
 
 use super::{decode, ApiSpec, Reply, RequestError};
 use crate::group::{Coordinator, GroupMsg};
+use crate::security::acl::Operation;
 use crate::services::Services;
 
 pub use delete_groups::SPEC as DELETE_GROUPS;
@@ -60,9 +65,13 @@ pub fn serves(key: ApiKey) -> bool {
     SPECS.iter().any(|s| s.key == key)
 }
 
-/// Decodes, serves and encodes one group API request.
+/// Decodes, serves and encodes one group API request. The membership
+/// APIs need Read on the group (GROUP_AUTHORIZATION_FAILED), checked here;
+/// the others check their groups and topics one by one.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     services: &Services,
+    access: &super::access::Access,
     header: &RequestHeader,
     client: &super::Client,
     out: &Reply,
@@ -73,13 +82,28 @@ pub async fn handle(
     let groups = &services.groups;
     macro_rules! serve {
         ($module:ident) => {
-            out.encoded($module::handle(groups, header, version, decode(buf, key, version)?).await)
+            out.encoded(
+                $module::handle(groups, access, header, version, decode(buf, key, version)?).await,
+            )
         };
+    }
+    // A membership request refused answers only its error code.
+    macro_rules! read_group {
+        ($module:ident, $request:ty, $response:ty) => {{
+            let request: $request = decode(buf, key, version)?;
+            if !access.group(Operation::Read, &request.group_id) {
+                let mut refused = <$response>::default();
+                refused.error_code = ResponseError::GroupAuthorizationFailed.code();
+                return out.encoded(refused);
+            }
+            out.encoded($module::handle(groups, header, version, request).await)
+        }};
     }
     match key {
         ApiKey::FindCoordinator => out.encoded(
             find_coordinator::handle(
                 &services.shard,
+                access,
                 header,
                 &client.session.listener,
                 version,
@@ -87,15 +111,21 @@ pub async fn handle(
             )
             .await,
         ),
-        ApiKey::JoinGroup => out.encoded(
-            join_group::handle(groups, header, client, version, decode(buf, key, version)?).await,
-        ),
-        ApiKey::SyncGroup => serve!(sync_group),
-        ApiKey::Heartbeat => serve!(heartbeat),
-        ApiKey::LeaveGroup => serve!(leave_group),
+        ApiKey::JoinGroup => {
+            let request: JoinGroupRequest = decode(buf, key, version)?;
+            if !access.group(Operation::Read, &request.group_id) {
+                let code = ResponseError::GroupAuthorizationFailed.code();
+                return out.encoded(crate::group::join_error(code, &request.member_id));
+            }
+            out.encoded(join_group::handle(groups, header, client, version, request).await)
+        }
+        ApiKey::SyncGroup => read_group!(sync_group, SyncGroupRequest, SyncGroupResponse),
+        ApiKey::Heartbeat => read_group!(heartbeat, HeartbeatRequest, HeartbeatResponse),
+        ApiKey::LeaveGroup => read_group!(leave_group, LeaveGroupRequest, LeaveGroupResponse),
         ApiKey::OffsetCommit => out.encoded(
             offset_commit::handle(
                 groups,
+                access,
                 version,
                 decode(buf, key, version)?,
                 carried.commit_timestamps,

@@ -17,7 +17,10 @@ use kafka_protocol::protocol::StrBytes;
 use super::call;
 use crate::group::Coordinator;
 use crate::group::{FetchedOffsets, GroupMsg};
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
+use kafka_protocol::ResponseError;
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
@@ -30,6 +33,7 @@ type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
 pub async fn handle(
     groups: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     version: i16,
     request: OffsetFetchRequest,
@@ -46,7 +50,7 @@ pub async fn handle(
             (g.group_id.to_string(), wanted)
         });
         let fetches = asks.map(|(group_id, wanted)| async move {
-            let fetched = fetch(groups, &group_id, wanted, require_stable).await;
+            let fetched = authorized(groups, access, &group_id, wanted, require_stable).await;
             group_v8(group_id, fetched)
         });
         response.groups = futures::future::join_all(fetches).await;
@@ -57,7 +61,7 @@ pub async fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(groups, &request.group_id, wanted, require_stable).await;
+    let fetched = authorized(groups, access, &request.group_id, wanted, require_stable).await;
     response.error_code = fetched.error;
     response.topics = fetched
         .topics
@@ -122,6 +126,49 @@ async fn fetch(
             })
             .collect(),
     })
+}
+
+/// [`fetch`] as Kafka authorizes it: Describe on the group (else
+/// GROUP_AUTHORIZATION_FAILED and nothing), Describe on each topic named
+/// (else TOPIC_AUTHORIZATION_FAILED on its partitions); asked for every
+/// topic, only those the principal may Describe.
+async fn authorized(
+    groups: &Rc<Coordinator>,
+    access: &Access,
+    group_id: &str,
+    wanted: Wanted,
+    require_stable: bool,
+) -> FetchedOffsets {
+    if !access.group(Operation::Describe, group_id) {
+        return FetchedOffsets {
+            error: ResponseError::GroupAuthorizationFailed.code(),
+            topics: Vec::new(),
+        };
+    }
+    let may = |topic: &str| access.topic(Operation::Describe, topic);
+    let (wanted, denied) = match wanted {
+        None => (None, Vec::new()),
+        Some(topics) => {
+            let (allowed, denied): (Vec<_>, Vec<_>) = topics.into_iter().partition(|(t, _)| may(t));
+            (Some(allowed), denied)
+        }
+    };
+    let mut fetched = fetch(groups, group_id, wanted, require_stable).await;
+    fetched.topics.retain(|(t, _)| may(t));
+    fetched.topics.extend(denied.into_iter().map(|(t, parts)| {
+        let refused = parts
+            .into_iter()
+            .map(|partition| crate::group::PartitionOffset {
+                partition,
+                error: ResponseError::TopicAuthorizationFailed.code(),
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            })
+            .collect();
+        (t, refused)
+    }));
+    fetched
 }
 
 fn group_v8(group_id: String, fetched: FetchedOffsets) -> OffsetFetchResponseGroup {

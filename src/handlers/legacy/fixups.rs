@@ -6,10 +6,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol_v3 as v3;
 use v3::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    CreateAclsRequest, CreateAclsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteAclsRequest, DeleteAclsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeAclsRequest, DescribeAclsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 
 use super::records::{self, Limits};
@@ -87,6 +89,18 @@ pub(super) fn forward_request(
         ApiKey::WriteTxnMarkers => {
             reencode(buf, key, versions, |_: &mut WriteTxnMarkersRequest| {}).map(plain)
         }
+        // v0 knows only literal patterns: its requests decode with
+        // LITERAL, so its filters match literal ACLs only and its answers
+        // hold nothing v0 cannot say.
+        ApiKey::DescribeAcls => {
+            reencode(buf, key, versions, |_: &mut DescribeAclsRequest| {}).map(plain)
+        }
+        ApiKey::CreateAcls => {
+            reencode(buf, key, versions, |_: &mut CreateAclsRequest| {}).map(plain)
+        }
+        ApiKey::DeleteAcls => {
+            reencode(buf, key, versions, |_: &mut DeleteAclsRequest| {}).map(plain)
+        }
         _ => Err(RequestError::Encode(format!("{key:?} is not bridged"))),
     }
 }
@@ -133,6 +147,9 @@ pub(super) fn answer(
         ApiKey::WriteTxnMarkers => {
             reencode(buf, key, versions, |_: &mut WriteTxnMarkersResponse| {})
         }
+        ApiKey::DescribeAcls => reencode(buf, key, versions, |_: &mut DescribeAclsResponse| {}),
+        ApiKey::CreateAcls => reencode(buf, key, versions, |_: &mut CreateAclsResponse| {}),
+        ApiKey::DeleteAcls => reencode(buf, key, versions, |_: &mut DeleteAclsResponse| {}),
         _ => Err(RequestError::Encode(format!("{key:?} is not bridged"))),
     }
 }

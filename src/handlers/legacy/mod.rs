@@ -53,6 +53,9 @@ fn bridges(key: ApiKey) -> bool {
             | ApiKey::DescribeConfigs
             | ApiKey::OffsetForLeaderEpoch
             | ApiKey::WriteTxnMarkers
+            | ApiKey::DescribeAcls
+            | ApiKey::CreateAcls
+            | ApiKey::DeleteAcls
     )
 }
 
@@ -129,7 +132,8 @@ pub(super) async fn serve(
     let correlation_id = header.correlation_id;
     if key == ApiKey::ListOffsets {
         let request = decode(&mut buf, key, version, version)?;
-        let response = offsets_v0::answer(&services.shard, request).await;
+        let access = super::access::Access::of(&services.shard, client);
+        let response = offsets_v0::answer(&services.shard, &access, request).await;
         let mut body = BytesMut::new();
         encode(&response, &mut body, version)?;
         let mut response_header = v3::messages::ResponseHeader::default();

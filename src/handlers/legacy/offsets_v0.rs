@@ -5,6 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol_v3 as v3;
 use v3::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use v3::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -16,8 +17,18 @@ use crate::shard::{OffsetQuery, Shard, TopicPartition};
 /// newest ones, and each partition asked costs the response at most 8 KiB.
 const OFFSETS_PER_PARTITION_MAX: usize = 1_024;
 
-/// Each partition's offset array, in request order.
-pub(super) async fn answer(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+/// Each partition's offset array, in request order; a topic the principal
+/// may not Describe answers TOPIC_AUTHORIZATION_FAILED on each partition,
+/// after the others (as Kafka 3.x's v0 handler ordered them).
+pub(super) async fn answer(
+    shard: &Rc<Shard>,
+    access: &crate::handlers::access::Access,
+    mut request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+        .into_iter()
+        .partition(|t| access.topic(crate::security::acl::Operation::Describe, t.name.0.as_str()));
+    request.topics = allowed;
     let queries = request
         .topics
         .iter()
@@ -49,6 +60,17 @@ pub(super) async fn answer(shard: &Rc<Shard>, request: ListOffsetsRequest) -> Li
             partition.partition_index = p.partition_index;
             partition.error_code = outcome.error;
             partition.old_style_offsets = outcome.old_style_offsets;
+            topic.partitions.push(partition);
+        }
+        topic.name = t.name;
+        response.topics.push(topic);
+    }
+    for t in denied {
+        let mut topic = ListOffsetsTopicResponse::default();
+        for p in &t.partitions {
+            let mut partition = ListOffsetsPartitionResponse::default();
+            partition.partition_index = p.partition_index;
+            partition.error_code = ResponseError::TopicAuthorizationFailed.code();
             topic.partitions.push(partition);
         }
         topic.name = t.name;

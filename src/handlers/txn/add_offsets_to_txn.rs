@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::shard::TopicPartition;
 use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
@@ -25,8 +27,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const FENCED_SINCE: i16 = 2;
 
+/// Needs Write on the transactional id and Read on the group, as Kafka
+/// checks them.
 pub async fn handle(
     txns: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     version: i16,
     request: AddOffsetsToTxnRequest,
@@ -39,6 +44,14 @@ pub async fn handle(
     }
     if !crate::group::valid_group_id(&request.group_id) {
         response.error_code = ResponseError::InvalidGroupId.code();
+        return response;
+    }
+    if !access.transactional_id(Operation::Write, &id) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return response;
+    }
+    if !access.group(Operation::Read, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
     }
     let partition = TopicPartition {

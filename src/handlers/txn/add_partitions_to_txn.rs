@@ -18,7 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::shard::TopicPartition;
 use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
@@ -34,13 +36,22 @@ const FENCED_SINCE: i16 = 2;
 /// First version with the batched `transactions` form.
 const BATCHED_SINCE: i16 = 4;
 
+/// Authorization as Kafka's: the batched form (v4+, from brokers) needs
+/// ClusterAction on the cluster; each transaction needs Write on its id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and Write on each topic
+/// (TOPIC_AUTHORIZATION_FAILED, the other partitions OPERATION_NOT_ATTEMPTED).
 pub async fn handle(
     txns: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     let mut response = AddPartitionsToTxnResponse::default();
+    if version >= BATCHED_SINCE && !access.cluster(Operation::ClusterAction) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     if version < BATCHED_SINCE {
         let txn = Txn {
             id: request.v3_and_below_transactional_id,
@@ -51,7 +62,7 @@ pub async fn handle(
             verify_only: false,
         };
         response.results_by_topic_v3_and_below =
-            add(txns, version, txn, request.v3_and_below_topics).await;
+            add(txns, access, version, txn, request.v3_and_below_topics).await;
         return response;
     }
     for t in request.transactions {
@@ -62,7 +73,7 @@ pub async fn handle(
         };
         let mut result = AddPartitionsToTxnResult::default();
         result.transactional_id = t.transactional_id;
-        result.topic_results = add(txns, version, txn, t.topics).await;
+        result.topic_results = add(txns, access, version, txn, t.topics).await;
         response.results_by_transaction.push(result);
     }
     response
@@ -81,18 +92,26 @@ struct Txn {
 /// OPERATION_NOT_ATTEMPTED.
 async fn add(
     txns: &Rc<Coordinator>,
+    access: &Access,
     version: i16,
     txn: Txn,
     topics: Vec<AddPartitionsToTxnTopic>,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let snapshot = txns.shard().topics();
     let mut partitions = Vec::new();
+    // Per partition: why it is refused before the coordinator sees it.
     let mut unknown = Vec::new();
+    let unknown_code = ResponseError::UnknownTopicOrPartition.code();
     for t in &topics {
         let name: Arc<str> = Arc::from(t.name.0.as_str());
         let count = snapshot.get(&name).map(|m| m.partitions);
+        let writable = access.topic(Operation::Write, &name);
         for &p in &t.partitions {
-            unknown.push(!count.is_some_and(|n| (0..n).contains(&p)));
+            unknown.push(if !writable {
+                Some(ResponseError::TopicAuthorizationFailed.code())
+            } else {
+                (!count.is_some_and(|n| (0..n).contains(&p))).then_some(unknown_code)
+            });
             partitions.push(TopicPartition {
                 topic: name.clone(),
                 partition: p,
@@ -102,13 +121,12 @@ async fn add(
     let id = txn.id.to_string();
     let codes: Vec<i16> = if !crate::txn::valid_transactional_id(&id) {
         vec![ResponseError::InvalidRequest.code(); partitions.len()]
-    } else if unknown.iter().any(|u| *u) {
+    } else if !access.transactional_id(Operation::Write, &id) {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        vec![code; partitions.len()]
+    } else if unknown.iter().any(Option::is_some) {
         let not_attempted = ResponseError::OperationNotAttempted.code();
-        let unknown_code = ResponseError::UnknownTopicOrPartition.code();
-        unknown
-            .iter()
-            .map(|u| if *u { unknown_code } else { not_attempted })
-            .collect()
+        unknown.iter().map(|u| u.unwrap_or(not_attempted)).collect()
     } else {
         let count = partitions.len();
         let answer = super::call(txns, &id, |reply| TxnMsg::AddPartitions {

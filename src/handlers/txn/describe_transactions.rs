@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::txn::Coordinator;
 use crate::txn::{TxnError, TxnMetadata, TxnMsg};
 
@@ -21,8 +23,11 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 0,
 };
 
+/// Each id needs Describe (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); its
+/// partitions are listed only for topics the principal may Describe.
 pub async fn handle(
     txns: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     _version: i16,
     request: DescribeTransactionsRequest,
@@ -31,6 +36,10 @@ pub async fn handle(
         let key = id.to_string();
         let answer = if key.is_empty() {
             Err(TxnError::UnknownId)
+        } else if !access.transactional_id(Operation::Describe, &key) {
+            let mut s = described(id, Err(TxnError::UnknownId));
+            s.error_code = kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code();
+            return s;
         } else {
             super::call(txns, &key, |reply| TxnMsg::Describe {
                 transactional_id: key.clone(),
@@ -38,7 +47,10 @@ pub async fn handle(
             })
             .await
         };
-        described(id, answer)
+        let mut s = described(id, answer);
+        s.topics
+            .retain(|t| access.topic(Operation::Describe, t.topic.0.as_str()));
+        s
     });
     let mut response = DescribeTransactionsResponse::default();
     response.transaction_states = futures::future::join_all(asks).await;

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, RequestHeader};
 use kafka_protocol::ResponseError;
 
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
@@ -22,8 +24,10 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const FENCED_SINCE: i16 = 2;
 
+/// Needs Write on the transactional id, as Kafka checks it.
 pub async fn handle(
     txns: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     version: i16,
     request: EndTxnRequest,
@@ -32,6 +36,10 @@ pub async fn handle(
     let id = request.transactional_id.to_string();
     if !crate::txn::valid_transactional_id(&id) {
         response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    }
+    if !access.transactional_id(Operation::Write, &id) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return response;
     }
     let answer = super::call(txns, &id, |reply| TxnMsg::End {

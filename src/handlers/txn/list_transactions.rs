@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
+use crate::security::acl::Operation;
 use crate::txn::Coordinator;
 use crate::txn::{ListFilter, TxnMsg, TxnState};
 
@@ -22,8 +24,10 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 1,
 };
 
+/// Lists only the ids the principal may Describe, as Kafka filters them.
 pub async fn handle(
     txns: &Rc<Coordinator>,
+    access: &Access,
     _header: &RequestHeader,
     _version: i16,
     request: ListTransactionsRequest,
@@ -65,15 +69,18 @@ pub async fn handle(
                 continue;
             }
         };
-        response
-            .transaction_states
-            .extend(listed.into_iter().map(|l| {
-                let mut s = TransactionState::default();
-                s.transactional_id = TransactionalId(StrBytes::from_string(l.transactional_id));
-                s.producer_id = ProducerId(l.producer_id);
-                s.transaction_state = StrBytes::from_static_str(l.state.name());
-                s
-            }));
+        response.transaction_states.extend(
+            listed
+                .into_iter()
+                .filter(|l| access.transactional_id(Operation::Describe, &l.transactional_id))
+                .map(|l| {
+                    let mut s = TransactionState::default();
+                    s.transactional_id = TransactionalId(StrBytes::from_string(l.transactional_id));
+                    s.producer_id = ProducerId(l.producer_id);
+                    s.transaction_state = StrBytes::from_static_str(l.state.name());
+                    s
+                }),
+        );
     }
     response
 }

@@ -43,6 +43,7 @@ pub fn serves(key: ApiKey) -> bool {
 /// Decodes, serves and encodes one transaction API request.
 pub async fn handle(
     services: &Services,
+    access: &super::access::Access,
     header: &RequestHeader,
     out: &Reply,
     buf: &mut Bytes,
@@ -51,7 +52,9 @@ pub async fn handle(
     let txns = &services.txns;
     macro_rules! serve {
         ($module:ident) => {
-            out.encoded($module::handle(txns, header, version, decode(buf, key, version)?).await)
+            out.encoded(
+                $module::handle(txns, access, header, version, decode(buf, key, version)?).await,
+            )
         };
     }
     match key {
