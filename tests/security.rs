@@ -18,7 +18,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
-use sluice::security::scram::Mechanism;
 
 use common::raw::{str_bytes, RawClient};
 use common::*;
@@ -114,21 +113,7 @@ ssl_client_auth = "required"
 
 /// Sets `user`'s credentials for both SCRAM mechanisms over the PLAINTEXT listener.
 fn add_user(broker: &Broker, user: &str, password: &str) {
-    let mut raw = RawClient::connect(&broker.listener("PLAINTEXT"));
-    let mut req = AlterUserScramCredentialsRequest::default();
-    for m in Mechanism::ALL {
-        let salt = format!("salt-{user}-{}", m.name()).into_bytes();
-        let mut u = ScramCredentialUpsertion::default();
-        u.name = str_bytes(user);
-        u.mechanism = m.kafka_type();
-        u.iterations = 4096;
-        u.salted_password = m.salted_password(password.as_bytes(), &salt, 4096).into();
-        u.salt = salt.into();
-        req.upsertions.push(u);
-    }
-    let resp = raw.call(0, &req);
-    assert_eq!(resp.results.len(), 1, "{resp:?}");
-    assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
+    set_scram_user(&broker.listener("PLAINTEXT"), user, password);
 }
 
 fn client(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {

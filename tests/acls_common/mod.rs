@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::*;
 use rdkafka::config::ClientConfig;
@@ -14,7 +13,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice::security::scram::Mechanism;
 
 use crate::common::raw::{str_bytes, RawClient};
 use crate::common::*;
@@ -62,21 +60,7 @@ sasl_mechanisms = ["SCRAM-SHA-256", "PLAIN"]
 
 /// Sets `user`'s SCRAM credentials (password = user name + "-secret").
 pub fn add_user(admin_addr: &str, user: &str) {
-    let mut raw = RawClient::connect(admin_addr);
-    let mut req = AlterUserScramCredentialsRequest::default();
-    for m in Mechanism::ALL {
-        let salt = format!("salt-{user}-{}", m.name()).into_bytes();
-        let mut u = ScramCredentialUpsertion::default();
-        u.name = str_bytes(user);
-        u.mechanism = m.kafka_type();
-        u.iterations = 4096;
-        let password = format!("{user}-secret");
-        u.salted_password = m.salted_password(password.as_bytes(), &salt, 4096).into();
-        u.salt = salt.into();
-        req.upsertions.push(u);
-    }
-    let resp = raw.call(0, &req);
-    assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
+    set_scram_user(admin_addr, user, &format!("{user}-secret"));
 }
 
 /// An ACL as CreateAcls carries it, for any host.

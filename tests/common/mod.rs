@@ -958,3 +958,27 @@ pub fn build_owned_batch(records: &[OwnedRecord]) -> bytes::Bytes {
         .collect();
     build_batch(0, &specs)
 }
+
+/// Sets `user`'s SCRAM credentials (both mechanisms, 4096 iterations) for
+/// `password` with AlterUserScramCredentials, through a listener at `addr`
+/// whose principal may alter them.
+pub fn set_scram_user(addr: &str, user: &str, password: &str) {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    use sluice::security::scram::Mechanism;
+    let mut raw = raw::RawClient::connect(addr);
+    let mut req = AlterUserScramCredentialsRequest::default();
+    for m in Mechanism::ALL {
+        let salt = format!("salt-{user}-{}", m.name()).into_bytes();
+        let mut u = ScramCredentialUpsertion::default();
+        u.name = raw::str_bytes(user);
+        u.mechanism = m.kafka_type();
+        u.iterations = 4096;
+        u.salted_password = m.salted_password(password.as_bytes(), &salt, 4096).into();
+        u.salt = salt.into();
+        req.upsertions.push(u);
+    }
+    let resp = raw.call(0, &req);
+    assert_eq!(resp.results.len(), 1, "{resp:?}");
+    assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
+}
