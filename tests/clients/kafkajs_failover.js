@@ -7,6 +7,7 @@
 // Prints READY, then one JSON line: {"acked": [values], "failed": n, "consumed": [values]}.
 const readline = require("readline");
 const { Kafka, logLevel } = require("kafkajs");
+const { readAll } = require("./kafkajs_read");
 
 const CHUNK = 20;
 const READ_TIMEOUT_MS = 60000;
@@ -58,22 +59,7 @@ async function main() {
   const acked = first.acked.concat(second.acked);
   const failed = first.failed + second.failed;
 
-  const consumer = kafka.consumer({ groupId: `sluice-kafkajs-${topic}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const consumed = [];
-  let done;
-  const allRead = new Promise((resolve) => (done = resolve));
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      consumed.push(message.value.toString());
-      if (consumed.length >= acked.length) done();
-    },
-  });
-  const timer = setTimeout(done, READ_TIMEOUT_MS);
-  await allRead;
-  clearTimeout(timer);
-  await consumer.disconnect();
+  const consumed = await readAll(kafka, topic, acked.length, READ_TIMEOUT_MS);
   console.log(JSON.stringify({ acked, failed, consumed }));
 }
 

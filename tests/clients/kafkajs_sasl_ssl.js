@@ -8,6 +8,7 @@
 // the authentication fails.
 const fs = require("fs");
 const { Kafka, logLevel } = require("kafkajs");
+const { readAll } = require("./kafkajs_read");
 
 const READ_TIMEOUT_MS = 60000;
 
@@ -33,22 +34,7 @@ async function main() {
   await producer.send({ topic, acks: -1, messages: values.map((v) => ({ value: v })) });
   await producer.disconnect();
 
-  const consumer = kafka.consumer({ groupId: `sluice-kafkajs-${topic}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const consumed = [];
-  let done;
-  const allRead = new Promise((resolve) => (done = resolve));
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      consumed.push(message.value.toString());
-      if (consumed.length >= values.length) done();
-    },
-  });
-  const timer = setTimeout(done, READ_TIMEOUT_MS);
-  await allRead;
-  clearTimeout(timer);
-  await consumer.disconnect();
+  const consumed = await readAll(kafka, topic, values.length, READ_TIMEOUT_MS);
   console.log(JSON.stringify({ acked: values.length, consumed }));
 }
 

@@ -1,0 +1,23 @@
+// What the kafkajs scripts share: reading a topic back through a consumer
+// group until `count` values arrived or `timeoutMs` passed.
+async function readAll(kafka, topic, count, timeoutMs) {
+  const consumer = kafka.consumer({ groupId: `sluice-kafkajs-${topic}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const consumed = [];
+  let done;
+  const allRead = new Promise((resolve) => (done = resolve));
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      consumed.push(message.value.toString());
+      if (consumed.length >= count) done();
+    },
+  });
+  const timer = setTimeout(done, timeoutMs);
+  await allRead;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  return consumed;
+}
+
+module.exports = { readAll };
