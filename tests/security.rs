@@ -43,31 +43,7 @@ impl Pki {
     /// Writes `<ca>.pem`, `<server>.pem`/`.key` (localhost, 127.0.0.1) and
     /// `<client>.pem`/`.key`, all signed by a new CA.
     fn issue(&self, ca: &str, server: &str, client: &str) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        };
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("sluice test {ca}"));
-        let ca_cert = params.self_signed(&ca_key).unwrap();
-        std::fs::write(self.path(&format!("{ca}.pem")), ca_cert.pem()).unwrap();
-        for (name, usage) in [
-            (server, ExtendedKeyUsagePurpose::ServerAuth),
-            (client, ExtendedKeyUsagePurpose::ClientAuth),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let mut params =
-                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                    .unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![usage];
-            let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-            std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
+        write_certificates(self.dir.path(), ca, server, client, client);
     }
 
     fn p(&self, name: &str) -> String {

@@ -235,31 +235,7 @@ impl NewTopicSpec<'_> {
 /// Writes a CA, a server certificate (127.0.0.1) and a client certificate
 /// with subject `CN=<client_cn>` into `dir`; returns the paths by name.
 pub fn issue_certificates(dir: &std::path::Path, client_cn: &str) -> impl Fn(&str) -> String {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "sluice acl test ca");
-    let ca = params.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    for (name, cn, usage) in [
-        ("server", "server", ExtendedKeyUsagePurpose::ServerAuth),
-        ("client", client_cn, ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
+    write_certificates(dir, "ca", "server", "client", client_cn);
     let dir = dir.to_path_buf();
     move |name| dir.join(name).display().to_string()
 }

@@ -982,3 +982,36 @@ pub fn set_scram_user(addr: &str, user: &str, password: &str) {
     assert_eq!(resp.results.len(), 1, "{resp:?}");
     assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
 }
+
+/// Test certificates, made at test time (never checked in): writes
+/// `<ca>.pem`, `<server>.pem`/`.key` (CN `server`) and `<client>.pem`/`.key`
+/// (CN `client_cn`), both for localhost and 127.0.0.1, all signed by a new CA.
+pub fn write_certificates(dir: &Path, ca: &str, server: &str, client: &str, client_cn: &str) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("sluice test {ca}"));
+    let ca_cert = params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join(format!("{ca}.pem")), ca_cert.pem()).unwrap();
+    for (name, cn, usage) in [
+        (server, server, ExtendedKeyUsagePurpose::ServerAuth),
+        (client, client_cn, ExtendedKeyUsagePurpose::ClientAuth),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        // Only the CN, so the subject DN (an SSL principal) is `CN=<cn>`.
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
