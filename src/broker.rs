@@ -619,7 +619,9 @@ fn inter_broker_principal(
         if let Some(der) = dialer.certificate() {
             match crate::security::principal::ssl_principal(der) {
                 Ok(p) => return p,
-                Err(e) => tracing::warn!(error = %e, "the inter-broker certificate has no readable subject"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the inter-broker certificate has no readable subject")
+                }
             }
         }
     }

@@ -49,12 +49,7 @@ ssl_ca = "ca.pem"
 fn start(config: &str) -> Cluster {
     let mut cluster = Cluster::start_with(
         3,
-        &[
-            "--config",
-            config,
-            "--replica-lag-time-max-ms",
-            LAG_MS,
-        ],
+        &["--config", config, "--replica-lag-time-max-ms", LAG_MS],
     );
     cluster.use_client_listener("PLAINTEXT");
     cluster
@@ -98,7 +93,10 @@ sasl_mechanisms = ["SCRAM-SHA-512"]"#,
 
     let sent = values("scram", 20);
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &sent);
-    assert_eq!(consumed_values(&cluster.bootstrap(), TOPIC, sent.len()), sent);
+    assert_eq!(
+        consumed_values(&cluster.bootstrap(), TOPIC, sent.len()),
+        sent
+    );
 
     let leader = cluster.leader_of(TOPIC, 0);
     cluster.stop(leader);
@@ -149,7 +147,10 @@ ssl_client_auth = "required""#,
     for id in ALL3.into_iter().filter(|&id| id != leader) {
         cluster.wait_logs_identical(TOPIC, 0, &[leader, id]);
     }
-    assert_eq!(consumed_values(&cluster.bootstrap(), TOPIC, sent.len()), sent);
+    assert_eq!(
+        consumed_values(&cluster.bootstrap(), TOPIC, sent.len()),
+        sent
+    );
 }
 
 /// Every broker logs in with a password the broker user does not have:
@@ -189,7 +190,10 @@ inter_broker_sasl_password_file = "broker.secret""#,
         headers: Vec::new(),
     }]);
     let (code, _) = raw.produce_batch_with(TOPIC, 0, -1, 5_000, batch);
-    assert_eq!(code, 19, "acks=all below min.insync.replicas: NOT_ENOUGH_REPLICAS");
+    assert_eq!(
+        code, 19,
+        "acks=all below min.insync.replicas: NOT_ENOUGH_REPLICAS"
+    );
 
     for id in ALL3.into_iter().filter(|&id| id != leader) {
         let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();

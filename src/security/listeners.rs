@@ -245,7 +245,11 @@ pub fn inter_broker_client(
         let cert_and_key = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
-            _ => return Err(invalid("inter_broker_ssl_cert and inter_broker_ssl_key go together".into())),
+            _ => {
+                return Err(invalid(
+                    "inter_broker_ssl_cert and inter_broker_ssl_key go together".into(),
+                ))
+            }
         };
         Some(ClientTlsFiles { ca, cert_and_key })
     } else {
@@ -262,9 +266,14 @@ pub fn inter_broker_client(
             .clone()
             .ok_or_else(|| need("inter_broker_sasl_mechanism"))?;
         if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
-            return Err(invalid(format!("unknown inter_broker_sasl_mechanism {mechanism:?}")));
+            return Err(invalid(format!(
+                "unknown inter_broker_sasl_mechanism {mechanism:?}"
+            )));
         }
-        if l.sasl_mechanisms.as_ref().is_some_and(|ms| !ms.contains(&mechanism)) {
+        if l.sasl_mechanisms
+            .as_ref()
+            .is_some_and(|ms| !ms.contains(&mechanism))
+        {
             return Err(invalid(format!(
                 "inter_broker_sasl_mechanism {mechanism} is not in the listener's sasl_mechanisms"
             )));
@@ -350,7 +359,10 @@ mod inter_broker_tests {
         assert!(err.to_string().contains("ssl_ca"), "{err}");
         l.ssl_ca = Some("ca.pem".into());
         let err = inter_broker_client("B", &l, &login).unwrap_err();
-        assert!(err.to_string().contains("inter_broker_sasl_mechanism"), "{err}");
+        assert!(
+            err.to_string().contains("inter_broker_sasl_mechanism"),
+            "{err}"
+        );
         login.sasl_mechanism = Some("SCRAM-SHA-512".into());
         login.sasl_username = Some("broker".into());
         let err = inter_broker_client("B", &l, &login).unwrap_err();

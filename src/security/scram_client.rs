@@ -21,7 +21,9 @@ pub enum ScramClientError {
     Malformed(&'static str),
     /// Kafka's ScramSaslClient refuses fewer than the mechanism's minimum;
     /// more than Kafka's maximum would let a peer make this broker burn CPU.
-    #[error("the server asks for {0} SCRAM iterations (accepted: {ITERATIONS_MIN}..={ITERATIONS_MAX})")]
+    #[error(
+        "the server asks for {0} SCRAM iterations (accepted: {ITERATIONS_MIN}..={ITERATIONS_MAX})"
+    )]
     Iterations(u32),
     #[error("the server's SCRAM nonce does not extend ours")]
     Nonce,
@@ -51,13 +53,8 @@ pub struct ScramClient {
 
 enum State {
     First,
-    ServerFirst {
-        server_first: String,
-        nonce: String,
-    },
-    Final {
-        server_signature: Vec<u8>,
-    },
+    ServerFirst { server_first: String, nonce: String },
+    Final { server_signature: Vec<u8> },
     Done,
 }
 
@@ -128,10 +125,7 @@ impl ScramClient {
         };
         let m = self.mechanism;
         let without_proof = format!("c={CHANNEL_BINDING},r={nonce}");
-        let auth_message = format!(
-            "{},{server_first},{without_proof}",
-            self.client_first_bare
-        );
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let client_key = m.hmac(salted_password, b"Client Key");
         let stored_key = m.hash(&client_key);
         let signature = m.hmac(&stored_key, auth_message.as_bytes());

@@ -73,9 +73,7 @@ impl ClientError {
             }
             ClientError::Tls { .. } => "tls",
             ClientError::SaslMechanism { .. } => "sasl-mechanism",
-            ClientError::SaslAuthentication { .. } | ClientError::Scram(_) => {
-                "sasl-authentication"
-            }
+            ClientError::SaslAuthentication { .. } | ClientError::Scram(_) => "sasl-authentication",
         }
     }
 }

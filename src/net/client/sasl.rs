@@ -30,7 +30,8 @@ pub(super) async fn authenticate(
     timeout: Duration,
 ) -> Result<Option<Instant>, ClientError> {
     let mechanism = login.mechanism.name();
-    let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
     let answer: SaslHandshakeResponse = conn
         .call_bounded(
             ApiKey::SaslHandshake,
@@ -125,6 +126,8 @@ async fn salted_password(
 /// KIP-368 as Kafka's client does it: renew well before the peer's
 /// session ends (at 85% of its lifetime).
 fn renew_at(session_lifetime_ms: i64) -> Option<Instant> {
-    let ms = u64::try_from(session_lifetime_ms).ok().filter(|ms| *ms > 0)?;
+    let ms = u64::try_from(session_lifetime_ms)
+        .ok()
+        .filter(|ms| *ms > 0)?;
     Some(Instant::now() + Duration::from_millis(ms.saturating_mul(85) / 100))
 }

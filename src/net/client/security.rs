@@ -71,7 +71,14 @@ pub(super) struct Login {
     pub(super) password: Vec<u8>,
     /// The last SCRAM salted password and what it was derived from: PBKDF2
     /// runs once per (salt, iterations), not once per connection.
-    pub(super) salted: Mutex<Option<(Vec<u8>, u32, Vec<u8>)>>,
+    pub(super) salted: Mutex<Option<Salted>>,
+}
+
+/// A salted password and the salt and iterations it was derived with.
+pub(super) struct Salted {
+    salt: Vec<u8>,
+    iterations: u32,
+    salted: Vec<u8>,
 }
 
 impl std::fmt::Debug for Login {
@@ -102,12 +109,17 @@ impl Login {
         let cached = self.salted.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
-            .filter(|(s, i, _)| s == salt && *i == iterations)
-            .map(|(_, _, salted)| salted.clone())
+            .filter(|c| c.salt == salt && c.iterations == iterations)
+            .map(|c| c.salted.clone())
     }
 
     pub(super) fn cache_salted(&self, salt: Vec<u8>, iterations: u32, salted: Vec<u8>) {
-        *self.salted.lock().unwrap_or_else(|e| e.into_inner()) = Some((salt, iterations, salted));
+        let fresh = Salted {
+            salt,
+            iterations,
+            salted,
+        };
+        *self.salted.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh);
     }
 }
 
