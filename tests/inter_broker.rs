@@ -46,11 +46,10 @@ ssl_ca = "ca.pem"
     path.display().to_string()
 }
 
-fn start(config: &str) -> Cluster {
-    let mut cluster = Cluster::start_with(
-        3,
-        &["--config", config, "--replica-lag-time-max-ms", LAG_MS],
-    );
+fn start(config: &str, extra: &[&str]) -> Cluster {
+    let mut args = vec!["--config", config, "--replica-lag-time-max-ms", LAG_MS];
+    args.extend_from_slice(extra);
+    let mut cluster = Cluster::start_with(3, &args);
     cluster.use_client_listener("PLAINTEXT");
     cluster
 }
@@ -84,19 +83,35 @@ inter_broker_sasl_password_file = "broker.secret""#,
         r#"protocol = "SASL_SSL"
 sasl_mechanisms = ["SCRAM-SHA-512"]"#,
     );
-    let mut cluster = start(&config);
+    // KIP-368: sessions end after 3 s; the fetchers must renew theirs.
+    let mut cluster = start(&config, &["--connections-max-reauth-ms", "3000"]);
     set_scram_user(&cluster.client_addr(1), "broker", "broker-secret");
     cluster.create_topic(
         &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3"),
     );
     cluster.wait_isr(TOPIC, 1, &ALL3);
 
-    let sent = values("scram", 20);
+    let mut sent = values("scram", 20);
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &sent);
     assert_eq!(
         consumed_values(&cluster.bootstrap(), TOPIC, sent.len()),
         sent
     );
+
+    // Past two session lifetimes: the fetchers renewed their logins on
+    // their connections, which the leader would otherwise have closed.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let more = values("renewed", 10);
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &more);
+    sent.extend(more);
+    for id in ALL3 {
+        let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();
+        assert!(
+            !log.contains("SASL session expired") && !log.contains("replica fetch failed"),
+            "node {id}: an inter-broker session expired instead of being renewed:\n{}",
+            cluster.node(id).stderr_tail(20)
+        );
+    }
 
     let leader = cluster.leader_of(TOPIC, 0);
     cluster.stop(leader);
@@ -128,7 +143,7 @@ inter_broker_ssl_key = "broker.key""#,
         r#"protocol = "SSL"
 ssl_client_auth = "required""#,
     );
-    let cluster = start(&config);
+    let cluster = start(&config, &[]);
     for id in ALL3 {
         let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();
         assert!(
@@ -172,7 +187,7 @@ inter_broker_sasl_username = "broker"
 inter_broker_sasl_password_file = "broker.secret""#,
         r#"protocol = "SASL_SSL""#,
     );
-    let cluster = start(&config);
+    let cluster = start(&config, &[]);
     set_scram_user(&cluster.client_addr(1), "broker", "another-password");
     cluster.create_topic(
         &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"),
@@ -212,6 +227,16 @@ inter_broker_sasl_password_file = "broker.secret""#,
         );
         assert!(!log.contains(SECRET), "node {id} logged the password");
     }
+
+    // Field names may be styled (ANSI); the user's value is what counts.
+    let leader_log = std::fs::read_to_string(cluster.node(leader).stderr_path()).unwrap();
+    assert!(
+        leader_log
+            .lines()
+            .any(|l| l.contains("SASL authentication failed") && l.contains("broker")),
+        "the leader logs the refused broker login with its user:\n{}",
+        cluster.node(leader).stderr_tail(20)
+    );
 
     // The operator fixes the user: the fetchers' retries now log in.
     set_scram_user(&cluster.client_addr(leader), "broker", SECRET);
