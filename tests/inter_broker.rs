@@ -243,3 +243,43 @@ inter_broker_sasl_password_file = "broker.secret""#,
     cluster.wait_isr(TOPIC, 1, &ALL3);
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values("fixed", 5));
 }
+
+/// What a secured inter-broker listener needs is checked at start, with a
+/// message naming the missing key or the unreadable file.
+#[test]
+fn a_secured_inter_broker_listener_without_its_login_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certificates(dir.path(), "ca", "server", "client", "client");
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), "", r#"protocol = "SASL_SSL""#);
+    let refused = refused_start(&data, &["--config", &config]);
+    assert!(
+        refused.contains("inter_broker_sasl_mechanism"),
+        "names the missing key: {refused}"
+    );
+    let refused = refused_start(
+        &data,
+        &[
+            "--config",
+            &config,
+            "--inter-broker-sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--inter-broker-sasl-username",
+            "broker",
+            "--inter-broker-sasl-password-file",
+            "/nonexistent/broker.secret",
+        ],
+    );
+    assert!(
+        refused.contains("/nonexistent/broker.secret"),
+        "names the unreadable password file: {refused}"
+    );
+    // A SASL login on a listener without SASL would be silently unused.
+    let config = write_config(
+        dir.path(),
+        r#"inter_broker_sasl_username = "broker""#,
+        r#"protocol = "SSL""#,
+    );
+    let refused = refused_start(&data, &["--config", &config]);
+    assert!(refused.contains("without SASL"), "{refused}");
+}
