@@ -283,3 +283,33 @@ fn a_secured_inter_broker_listener_without_its_login_refuses_to_start() {
     let refused = refused_start(&data, &["--config", &config]);
     assert!(refused.contains("without SASL"), "{refused}");
 }
+
+/// SASL_PLAINTEXT with PLAIN between brokers: PLAIN checks the broker
+/// user's stored SCRAM credential, and replication flows.
+#[test]
+fn sasl_plaintext_plain_replicates() {
+    const TOPIC: &str = "ib-plain";
+    let dir = tempfile::tempdir().unwrap();
+    write_certificates(dir.path(), "ca", "server", "client", "client");
+    std::fs::write(dir.path().join("broker.secret"), "plain-secret").unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"inter_broker_sasl_mechanism = "PLAIN"
+inter_broker_sasl_username = "broker"
+inter_broker_sasl_password_file = "broker.secret""#,
+        r#"protocol = "SASL_PLAINTEXT"
+sasl_mechanisms = ["PLAIN"]"#,
+    );
+    let cluster = start(&config, &[]);
+    set_scram_user(&cluster.client_addr(1), "broker", "plain-secret");
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3"),
+    );
+    let sent = values("plain", 10);
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &sent);
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+    assert_eq!(
+        consumed_values(&cluster.bootstrap(), TOPIC, sent.len()),
+        sent
+    );
+}

@@ -227,7 +227,7 @@ fn note_failure(failing: &mut Option<&'static str>, leader: i32, e: &ConnectErro
         return;
     }
     *failing = Some(kind);
-    if matches!(e, ConnectError::Client(c) if c.kind().starts_with("sasl") || c.kind() == "tls") {
+    if matches!(e, ConnectError::Client(c) if c.is_login()) {
         tracing::warn!(leader, error = %e, "cannot log in to the leader's inter-broker listener; retrying");
     } else {
         tracing::info!(leader, error = %e, "cannot reach the leader; retrying");

@@ -61,6 +61,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the peer was reached but refused this broker's TLS or SASL
+    /// login (a configuration to fix, not a network blip).
+    pub fn is_login(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Tls { .. }
+                | ClientError::SaslMechanism { .. }
+                | ClientError::SaslAuthentication { .. }
+                | ClientError::Scram(_)
+        )
+    }
+
     /// A short name for the kind of failure, so a retrying caller logs a
     /// kind once rather than every attempt.
     pub fn kind(&self) -> &'static str {
@@ -167,8 +179,11 @@ impl KafkaConnection {
     ) -> Result<Resp, ClientError> {
         if self.renew_at.is_some_and(|at| Instant::now() >= at) {
             // KIP-368: the peer would close the session; renew it first, on
-            // this connection, as Kafka's clients do.
-            self.login(timeout).await?;
+            // this connection, as Kafka's clients do; all its steps
+            // within one `timeout`.
+            crate::runtime::timeout(timeout, self.login(timeout))
+                .await
+                .ok_or(ClientError::Timeout(timeout))??;
         }
         self.call_bounded(api, version, request, timeout, self.response_max)
             .await
