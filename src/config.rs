@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 use crate::compression::{Codec, Levels, ProducePolicy, TopicCompression};
 use crate::storage::{LogConfig, TimestampType};
 
+/// `append_writer`: where a produce's `pwritev` runs (see
+/// `tuning/README.md` for what each costs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendWriter {
+    /// On the shard thread, right away: the cheapest in CPU.
+    #[default]
+    Inline,
+    /// On the blocking thread, one job per request and owner shard.
+    Thread,
+}
+
 /// Everything the broker needs to start. Field names match the TOML keys.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -98,6 +110,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: u32,
     /// fdatasync before acknowledging every acks=-1 produce.
     pub fsync_on_ack: bool,
+    /// Who writes produced batches into the page cache: the shard thread
+    /// (`inline`) or the blocking thread, one job per request (`thread`),
+    /// so a write held up by dirty-page throttling stalls no other socket.
+    pub append_writer: AppendWriter,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// Kafka's `log.cleaner.backoff.ms`: how often compacted topics are
@@ -280,6 +296,7 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             fsync_on_ack: false,
+            append_writer: AppendWriter::default(),
             retention_check_interval_ms: 300_000,
             fetch_max_wait_ms_max: 30_000,
             max_incremental_fetch_session_cache_slots: 1000,

@@ -124,6 +124,10 @@ struct ServeArgs {
     /// Close a cached segment file after this long without use (0: never).
     #[arg(long)]
     log_open_files_idle_ms: Option<u64>,
+    /// Where produced batches are written: the shard thread (inline) or the
+    /// blocking thread (thread).
+    #[arg(long, value_enum)]
+    append_writer: Option<sluice::config::AppendWriter>,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -194,6 +198,7 @@ impl ServeArgs {
             socket_request_max_bytes => c.socket_request_max_bytes,
             log_open_files_max => c.log_open_files_max,
             log_open_files_idle_ms => c.log_open_files_idle_ms,
+            append_writer => c.append_writer,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,

@@ -338,7 +338,7 @@ pub static MESH_HOP: Histogram = Histogram::new(
 pub static APPEND: Histogram = Histogram::new(
     "sluice_append_seconds",
     "",
-    "Time of one batch's append to its partition log (into the page cache).",
+    "Time of one batch's append to its partition log (into the page cache); with `append_writer = thread`, of one request's appends on the owner shard, written off the shard thread.",
 );
 pub static REPLICATION_WAIT: Histogram = Histogram::new(
     "sluice_produce_replication_wait_seconds",

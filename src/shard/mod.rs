@@ -14,6 +14,7 @@ pub mod event;
 pub mod messages;
 mod observer;
 mod ops;
+mod produce;
 mod producer_ids;
 mod replay;
 mod replica;
@@ -51,10 +52,27 @@ pub struct Partition {
     /// Bumped after every append, high watermark move and role change;
     /// long-poll fetches and acks=all produces wait on it.
     pub appended: Event,
+    /// Bumped when an append written off the shard thread is finished:
+    /// what other appends to the partition wait for.
+    written: Event,
     /// acks=all produces waiting for the ISR (`replica_acks_waiting_max`).
     acks_waiting: Cell<usize>,
     /// The topic id this log belongs to, so a recreated topic gets a fresh log.
     topic_id: String,
+}
+
+impl Partition {
+    /// Resolves once no append is being written to this log off the shard
+    /// thread (at once if none is).
+    pub async fn write_idle(&self) {
+        loop {
+            let seen = self.written.version();
+            if !self.log.borrow().write_in_flight() {
+                return;
+            }
+            self.written.changed_since(seen).await;
+        }
+    }
 }
 
 pub struct Shard {
@@ -239,7 +257,7 @@ impl Shard {
     async fn handle(self: Rc<Self>, msg: ShardMsg) {
         match msg {
             ShardMsg::Produce { items, reply } => {
-                let _ = reply.send(ops::produce(self, items).await);
+                let _ = reply.send(produce::produce(self, items).await);
             }
             ShardMsg::Read { items, reply } => {
                 let _ = reply.send(ops::read(self, items).await);
@@ -315,6 +333,7 @@ impl Shard {
                                 leader_epoch: -1,
                             }),
                             appended: Event::default(),
+                            written: Event::default(),
                             acks_waiting: Cell::new(0),
                             topic_id: topic.id.clone(),
                         });

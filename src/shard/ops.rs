@@ -19,7 +19,7 @@ fn unknown_partition() -> i16 {
 /// `current_leader_epoch` (-1: unchecked); else the Kafka error code. A
 /// partition another broker leads (or this one follows) is answered
 /// NOT_LEADER_OR_FOLLOWER, which sends clients back to Metadata.
-fn led_partition(
+pub(super) fn led_partition(
     shard: &Shard,
     tp: &TopicPartition,
     current_leader_epoch: i32,
@@ -47,7 +47,7 @@ fn led_partition(
     Ok(partition)
 }
 
-fn not_leader() -> i16 {
+pub(super) fn not_leader() -> i16 {
     ResponseError::NotLeaderOrFollower.code()
 }
 
@@ -59,6 +59,8 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Producer(e) => producer_error_code(e),
         StorageError::Io(_) => ResponseError::KafkaStorageError.code(),
+        // The replica stopped leading while the append was written.
+        StorageError::Superseded => not_leader(),
     }
 }
 
@@ -84,7 +86,7 @@ impl Shard {
         self.scatter(
             items,
             |i| &i.tp,
-            |s, items| Box::pin(produce(s, items)),
+            |s, items| Box::pin(super::produce::produce(s, items)),
             |items, reply| ShardMsg::Produce { items, reply },
             ProduceOutcome {
                 error: ResponseError::KafkaStorageError.code(),
@@ -212,113 +214,6 @@ impl Shard {
             let _ = futures::future::select_all(waits).await;
         }
     }
-}
-
-pub async fn produce(shard: Rc<Shard>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        out.push(produce_one(&shard, item).await);
-    }
-    out
-}
-
-async fn produce_one(shard: &Shard, item: ProduceItem) -> ProduceOutcome {
-    let failed = |error| ProduceOutcome {
-        error,
-        base_offset: -1,
-        log_append_time_ms: -1,
-        log_start_offset: -1,
-    };
-    let partition = match led_partition(shard, &item.tp, -1) {
-        Ok(p) => p,
-        Err(code) => return failed(code),
-    };
-    let acks_all = item.acks == -1;
-    let (leader_epoch, min_insync) = {
-        let role = partition.role.borrow();
-        let min_insync = if acks_all {
-            min_insync(shard, &item.tp)
-        } else {
-            1
-        };
-        // Kafka refuses before appending, so nothing of the batch is in the
-        // log when the ISR is too small.
-        if acks_all && role.isr_len() < min_insync {
-            return failed(ResponseError::NotEnoughReplicas.code());
-        }
-        (role.leader_epoch(), min_insync)
-    };
-    if acks_all && partition.acks_waiting.get() >= shard.config.replica_acks_waiting_max {
-        tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, "too many acks=all produces waiting");
-        return failed(ResponseError::RequestTimedOut.code());
-    }
-    let now = crate::runtime::now_ms();
-    let appending = std::time::Instant::now();
-    let appended = partition
-        .log
-        .borrow_mut()
-        .append_validated(&item.records, now, item.origin);
-    crate::stats::APPEND.observe(appending.elapsed());
-    let result = match appended {
-        Ok(r) => r,
-        Err(e) => {
-            if !super::write_failures::failed_storage("produce", &item.tp, &e) {
-                tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "produce rejected");
-            }
-            return failed(storage_error_code(&e));
-        }
-    };
-    super::write_failures::succeeded();
-    // The answer is all a waiting produce keeps.
-    drop(item.records);
-    if result.duplicate {
-        crate::stats::PRODUCE_DUPLICATES.add(1);
-    } else {
-        partition.appended.notify();
-        super::durability::start_roll_sync(&item.tp, &partition);
-        super::replica::advance_high_watermark(&partition);
-    }
-    let must_sync = result.flush_needed || (acks_all && shard.config.fsync_on_ack);
-    if must_sync && !super::durability::flush(&item.tp, &partition).await {
-        return failed(ResponseError::KafkaStorageError.code());
-    }
-    if acks_all {
-        partition.acks_waiting.set(partition.acks_waiting.get() + 1);
-        let waiting = std::time::Instant::now();
-        let error = super::replica::wait_replicated(
-            shard,
-            &partition,
-            result.last_offset + 1,
-            leader_epoch,
-            min_insync,
-            std::time::Duration::from_millis(item.timeout_ms),
-        )
-        .await;
-        partition.acks_waiting.set(partition.acks_waiting.get() - 1);
-        crate::stats::REPLICATION_WAIT.observe(waiting.elapsed());
-        if error != NONE {
-            return failed(error);
-        }
-    }
-    let log_start_offset = partition.log.borrow().log_start_offset();
-    ProduceOutcome {
-        error: NONE,
-        base_offset: result.base_offset,
-        log_append_time_ms: result.log_append_time_ms,
-        log_start_offset,
-    }
-}
-
-/// The topic's `min.insync.replicas`, else the broker's.
-fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
-    let topics = shard.topics.borrow();
-    topics.get(&tp.topic).map_or_else(
-        || usize::try_from(shard.config.min_insync_replicas.max(1)).unwrap_or(1),
-        |t| {
-            t.parsed(&shard.config, &topics.broker_configs)
-                .min_insync_replicas
-        },
-    )
 }
 
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
@@ -570,6 +465,11 @@ pub async fn write_txn_markers(shard: Rc<Shard>, items: Vec<TxnMarkerItem>) -> V
 }
 
 async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
+    // After a produce's batches being written off the shard thread: one
+    // append at a time, and a marker after the batches it ends.
+    if let Some(partition) = shard.partition(&item.tp) {
+        partition.write_idle().await;
+    }
     let partition = match led_partition(shard, &item.tp, -1) {
         Ok(p) => p,
         Err(code) => return code,

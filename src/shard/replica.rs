@@ -374,6 +374,12 @@ impl Shard {
         let Some(records) = records.filter(|r| !r.is_empty()) else {
             return Fetched::Idle;
         };
+        if partition.log.borrow().write_in_flight() {
+            // A produce from when this replica led is still being written
+            // (and is void: the role change truncated the log); the next
+            // fetch brings these batches again.
+            return Fetched::Idle;
+        }
         let now = crate::runtime::now_ms();
         let appended = partition.log.borrow_mut().append_replicated(&records, now);
         match appended {

@@ -21,6 +21,10 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Producer(#[from] super::ProducerError),
+    /// The log was truncated or closed while a prepared append was being
+    /// written: the append is void (a leader that stepped down).
+    #[error("the log moved on while the append was written")]
+    Superseded,
 }
 
 impl From<RecordError> for StorageError {

@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::record::{
     parse_marker, validate_batches, with_log_append_time, BatchHeader, BatchInfo, Validated,
@@ -32,7 +32,7 @@ use super::recovery::{
     load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
     stored_recovery_point, write_recovery_point, SnapshotDigest,
 };
-use super::segment::{PendingBatch, Segment, Segments};
+use super::segment::{PendingBatch, Segment, SegmentWrite, Segments, WriteFailed};
 use super::txn_index::AbortedTxn;
 use super::{LogConfig, StorageError, TimestampType};
 
@@ -47,6 +47,25 @@ pub struct AppendResult {
     /// A producer's retry of batches the log already holds: nothing was
     /// written, and the offsets are the original append's.
     pub duplicate: bool,
+}
+
+/// What [`PartitionLog::prepare_append`] leaves to do.
+pub enum Prepared {
+    /// Batches to write, then hand to [`PartitionLog::finish_append`].
+    Write(PreparedAppend),
+    /// A producer's retry of batches the log holds: nothing to write.
+    Duplicate(AppendResult),
+}
+
+/// An append placed at the log's end whose bytes are not written yet.
+pub struct PreparedAppend {
+    pub write: SegmentWrite,
+    generation: u64,
+    base_offset: i64,
+    next: i64,
+    records: u64,
+    now_ms: i64,
+    log_append_time: bool,
 }
 
 /// Who writes a produce's batches: a client (sequences checked, retries
@@ -166,6 +185,12 @@ pub struct PartitionLog {
     /// The owner shard's open-file cache, shared by all its logs: the
     /// segments' files are open only while recently used.
     pub(super) handles: FileHandles,
+    /// A [`PreparedAppend`] is out: its bytes are being written at the end,
+    /// and nothing else may append or roll until it comes back.
+    pub(super) write_in_flight: bool,
+    /// Bumped by whatever moves the end other than an append (truncation,
+    /// close): a prepared append from before it is void.
+    pub(super) generation: u64,
 }
 
 impl PartitionLog {
@@ -210,6 +235,8 @@ impl PartitionLog {
             producers: ProducerStates::new(config.producers_max),
             durable_snapshot: None,
             handles: handles.clone(),
+            write_in_flight: false,
+            generation: 0,
         };
         let (producers, snapshot) = load_producer_state(
             &log.dir,
@@ -424,6 +451,28 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<AppendResult, StorageError> {
+        match self.prepare_append(checked, now_ms, origin)? {
+            Prepared::Duplicate(result) => Ok(result),
+            Prepared::Write(prepared) => {
+                let written = prepared.write.run();
+                self.finish_append(prepared, written)
+            }
+        }
+    }
+
+    /// The first half of [`Self::append_validated`]: checks the batches and
+    /// their producers, rolls if due, and places them at the end with their
+    /// offsets; nothing a reader sees changes. The bytes are written by
+    /// [`PreparedAppend::write`]'s `run` (here or on another thread), then
+    /// [`Self::finish_append`] makes them part of the log. Until then no
+    /// other append may be prepared.
+    pub fn prepare_append(
+        &mut self,
+        checked: &Validated,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<Prepared, StorageError> {
+        assert!(!self.write_in_flight, "one append at a time");
         let records = checked.bytes();
         let infos = checked.infos();
         debug_assert_eq!(
@@ -439,19 +488,17 @@ impl PartitionLog {
             });
         }
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
-        let stamped: Vec<BytesMut> = if log_append_time {
-            infos
-                .iter()
-                .map(|i| with_log_append_time(batch_bytes(records, i), now_ms))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let bodies: Vec<&[u8]> = if log_append_time {
-            stamped.iter().map(|b| &b[..]).collect()
-        } else {
-            infos.iter().map(|i| batch_bytes(records, i)).collect()
-        };
+        let bodies: Vec<Bytes> = infos
+            .iter()
+            .map(|i| {
+                let batch = records.slice(i.offset..i.offset + i.total_len);
+                if log_append_time {
+                    with_log_append_time(&batch, now_ms).freeze()
+                } else {
+                    batch
+                }
+            })
+            .collect();
         let mut headers: Vec<BatchHeader> = bodies
             .iter()
             .map(|bytes| BatchHeader::parse(bytes).expect("validated batch"))
@@ -464,7 +511,7 @@ impl PartitionLog {
             }
         };
         if let Verdict::Duplicate(original) = verdict {
-            return Ok(AppendResult {
+            return Ok(Prepared::Duplicate(AppendResult {
                 base_offset: original.first_offset,
                 last_offset: original.last_offset,
                 log_append_time_ms: if log_append_time {
@@ -475,7 +522,7 @@ impl PartitionLog {
                 records: 0,
                 flush_needed: false,
                 duplicate: true,
-            });
+            }));
         }
         let total_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
         let record_count: u64 = infos.iter().map(|i| i.records_count as u64).sum();
@@ -490,20 +537,58 @@ impl PartitionLog {
                 header.partition_leader_epoch = epoch;
             }
         }
-        let pending: Vec<PendingBatch<'_>> = headers
-            .iter()
-            .zip(&bodies)
-            .map(|(header, bytes)| PendingBatch {
-                header: *header,
-                bytes,
-            })
+        let pending = headers
+            .into_iter()
+            .zip(bodies)
+            .map(|(header, bytes)| PendingBatch { header, bytes })
             .collect();
+        let write = self.active_mut().prepare_write(pending)?;
+        self.write_in_flight = true;
+        Ok(Prepared::Write(PreparedAppend {
+            write,
+            generation: self.generation,
+            base_offset,
+            next,
+            records: record_count,
+            now_ms,
+            log_append_time,
+        }))
+    }
+
+    /// The second half of [`Self::append_validated`]: the prepared batches,
+    /// once written, become part of the log (offsets, indexes, producer
+    /// state). A write that failed changes nothing; one the log moved on
+    /// from (a truncation or close while it ran) is void, its bytes past
+    /// the end cut before the next append.
+    pub fn finish_append(
+        &mut self,
+        prepared: PreparedAppend,
+        written: Result<(), WriteFailed>,
+    ) -> Result<AppendResult, StorageError> {
+        assert!(self.write_in_flight, "a prepared append is out");
+        self.write_in_flight = false;
+        let PreparedAppend {
+            write,
+            generation,
+            base_offset,
+            next,
+            records,
+            now_ms,
+            log_append_time,
+        } = prepared;
+        if generation != self.generation {
+            let active = self.active_mut();
+            if active.base_offset == write.segment_base() && active.size <= write.start() {
+                active.mark_tail_uncut();
+            }
+            return Err(StorageError::Superseded);
+        }
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        active.append(&pending, interval)?;
+        active.finish_write(&write, written, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
         assert_eq!(self.log_end_offset(), next);
-        for header in &headers {
+        for header in write.headers() {
             let completed = self.producers.apply(header, None, now_ms);
             assert!(completed.is_none(), "clients write no markers");
         }
@@ -511,10 +596,15 @@ impl PartitionLog {
             base_offset,
             last_offset: next - 1,
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
-            records: record_count,
+            records,
             flush_needed: self.note_unflushed(now_ms),
             duplicate: false,
         })
+    }
+
+    /// Whether a [`PreparedAppend`] is out.
+    pub fn write_in_flight(&self) -> bool {
+        self.write_in_flight
     }
 
     /// Appends a transaction marker (a control batch the coordinator built)
@@ -524,6 +614,7 @@ impl PartitionLog {
         batch: &Bytes,
         now_ms: i64,
     ) -> Result<AppendResult, StorageError> {
+        assert!(!self.write_in_flight, "one append at a time");
         let infos = validate_batches(batch, u32::MAX)?;
         assert_eq!(infos.len(), 1, "a marker is one batch");
         let header = BatchHeader::parse(batch)?;
@@ -536,13 +627,13 @@ impl PartitionLog {
         if let Some(epoch) = self.leader_epoch {
             header.partition_leader_epoch = epoch;
         }
-        let pending = [PendingBatch {
+        let pending = vec![PendingBatch {
             header,
-            bytes: &batch[..],
+            bytes: batch.clone(),
         }];
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        active.append(&pending, interval)?;
+        active.append(pending, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
         if let Some(completed) = self.producers.apply(&header, Some(marker), now_ms) {
             self.index_completed(completed);
@@ -653,6 +744,10 @@ impl PartitionLog {
     /// the log end. Its fdatasync and the recovery point are left to a
     /// [`RollSync`], unless too many rolls already wait for one.
     pub(super) fn roll(&mut self) -> Result<(), StorageError> {
+        assert!(
+            !self.write_in_flight,
+            "an append being written holds the active segment"
+        );
         let new_base = self.log_end_offset();
         // Before the snapshot: recovery replays no marker below it, so the
         // aborted-transaction indexes must be whole on disk by then.
@@ -852,6 +947,11 @@ impl PartitionLog {
     /// fdatasync (rolled segments still waiting too), write the active
     /// segment's indexes and the recovery point.
     pub fn close(&mut self) -> Result<(), StorageError> {
+        // An append still being written (a partition closed while its
+        // produce waits on the writer) is void: what it wrote so far is cut
+        // here; what lands later is past the end the recovery point names.
+        self.generation += 1;
+        let racing = self.write_in_flight;
         // A half-done compaction round is dropped; the next open starts over.
         self.abandon_round();
         for file in self.unsynced_files()? {
@@ -860,8 +960,13 @@ impl PartitionLog {
         self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
         let active = self.active_mut();
+        if racing {
+            active.mark_tail_uncut();
+        }
         active.cut_tail()?;
-        active.assert_file_len()?;
+        if !racing {
+            active.assert_file_len()?;
+        }
         active.sync_if_written()?;
         if let Some(txn_file) = active.txn_index.file()? {
             txn_file.sync_data()?;

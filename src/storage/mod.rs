@@ -48,12 +48,15 @@ pub use leader_epoch::{
     EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_ENTRIES_MAX,
     UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
 };
-pub use log::{AppendOrigin, AppendResult, FileSlice, PartitionLog, ReadPlan};
+pub use log::{
+    AppendOrigin, AppendResult, FileSlice, PartitionLog, Prepared, PreparedAppend, ReadPlan,
+};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
 };
 pub use recovery::RECOVERY_POINT_FILE;
 pub use segment::segment_path;
+pub use segment::WriteFailed;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 

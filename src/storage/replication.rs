@@ -67,6 +67,7 @@ impl PartitionLog {
         records: &Bytes,
         now_ms: i64,
     ) -> Result<AppendResult, StorageError> {
+        assert!(!self.write_in_flight, "one append at a time");
         let log_end = self.log_end_offset();
         if records.is_empty() {
             return Ok(AppendResult {
@@ -96,17 +97,17 @@ impl PartitionLog {
                 log_end: self.log_end_offset(),
             });
         }
-        let pending: Vec<PendingBatch<'_>> = headers
+        let pending: Vec<PendingBatch> = headers
             .iter()
             .zip(&infos)
             .map(|(header, info)| PendingBatch {
                 header: *header,
-                bytes: batch_bytes(records, info),
+                bytes: records.slice(info.offset..info.offset + info.total_len),
             })
             .collect();
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        active.append(&pending, interval)?;
+        active.append(pending, interval)?;
         active.rolling_base_ms.get_or_insert(now_ms);
         assert_eq!(self.log_end_offset(), next);
         let mut epochs_changed = false;

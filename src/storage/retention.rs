@@ -14,7 +14,10 @@ impl PartitionLog {
         if !self.config.cleanup_delete {
             return Ok(Vec::new());
         }
-        if !self.active().is_empty() && self.expired(self.active(), now_ms) {
+        // An append being written holds the active segment; the next pass
+        // rolls it.
+        let rollable = !self.write_in_flight;
+        if rollable && !self.active().is_empty() && self.expired(self.active(), now_ms) {
             if let Err(e) = self.roll() {
                 // A full disk: the older segments still go, and their space
                 // may be what lets the next roll through.

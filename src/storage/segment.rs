@@ -12,6 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::record::{
     first_offset_at_or_after_timestamp, BatchHeader, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET,
     MAGIC_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
@@ -53,9 +55,68 @@ pub type Segments = std::collections::BTreeMap<i64, Box<Segment>>;
 
 /// A batch ready to be written: its bytes as received (or stamped) and its
 /// header with the assigned base offset.
-pub struct PendingBatch<'a> {
+pub struct PendingBatch {
     pub header: BatchHeader,
-    pub bytes: &'a [u8],
+    /// The whole batch as received (a slice of the request's buffer).
+    pub bytes: Bytes,
+}
+
+/// A segment append placed but not yet written: the batches' rewritten
+/// first 17 bytes and the rest of each batch as received, for one
+/// `pwritev` at `start`. Owns everything it writes, so it can run off the
+/// shard thread.
+pub struct SegmentWrite {
+    file: Arc<File>,
+    segment_base: i64,
+    start: u64,
+    heads: Vec<([u8; MAGIC_OFFSET], BatchHeader)>,
+    bodies: Vec<Bytes>,
+}
+
+/// A failed [`SegmentWrite::run`]: the write's error, and whether what it
+/// may have left past the old end could not be cut.
+#[derive(Debug)]
+pub struct WriteFailed {
+    pub error: io::Error,
+    pub uncut: bool,
+}
+
+impl SegmentWrite {
+    /// Writes the batches with `pwritev`; on error cuts the file back to
+    /// where they started (part of them may be in it: a disk that filled
+    /// up mid-write).
+    pub fn run(&self) -> Result<(), WriteFailed> {
+        let mut iovecs: Vec<&[u8]> = Vec::with_capacity(self.heads.len() * 2);
+        for ((head, _), body) in self.heads.iter().zip(&self.bodies) {
+            iovecs.push(head);
+            iovecs.push(body);
+        }
+        let Err(error) = pwrite_all(&self.file, self.start, &iovecs) else {
+            return Ok(());
+        };
+        // The error that matters is the write's; an uncut tail is retried
+        // by the next append.
+        let uncut = match self.file.set_len(self.start) {
+            Ok(()) => false,
+            Err(cut) => {
+                tracing::warn!(segment = self.segment_base, error = %cut, "cannot cut back a failed append; the next append retries");
+                true
+            }
+        };
+        Err(WriteFailed { error, uncut })
+    }
+
+    pub fn segment_base(&self) -> i64 {
+        self.segment_base
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = &BatchHeader> {
+        self.heads.iter().map(|(_, h)| h)
+    }
 }
 
 pub struct Segment {
@@ -278,55 +339,85 @@ impl Segment {
     /// and nothing (size, offsets, indexes) has changed.
     pub fn append(
         &mut self,
-        batches: &[PendingBatch<'_>],
+        batches: Vec<PendingBatch>,
         index_interval_bytes: u32,
     ) -> io::Result<()> {
+        let write = self.prepare_write(batches)?;
+        let written = write.run();
+        self.finish_write(&write, written, index_interval_bytes)
+    }
+
+    /// Places `batches` (each with its new header, the bytes as received)
+    /// at the end of the file, to be written by [`SegmentWrite::run`] —
+    /// here or on another thread — and then accounted for by
+    /// [`Self::finish_write`]. Nothing about the segment changes until then.
+    pub fn prepare_write(&mut self, batches: Vec<PendingBatch>) -> io::Result<SegmentWrite> {
         self.cut_tail()?;
-        // baseOffset and partitionLeaderEpoch come from the header (the
-        // log's offsets, the leader's epoch); both lie outside the CRC.
-        let fields: Vec<([u8; 8], [u8; 4])> = batches
-            .iter()
-            .map(|b| {
-                (
-                    b.header.base_offset.to_be_bytes(),
-                    b.header.partition_leader_epoch.to_be_bytes(),
-                )
-            })
-            .collect();
-        let mut iovecs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 4);
-        for (batch, (base, epoch)) in batches.iter().zip(&fields) {
-            assert_eq!(batch.bytes.len(), batch.header.total_len());
-            iovecs.push(base);
-            iovecs.push(&batch.bytes[BATCH_LENGTH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET]);
-            iovecs.push(epoch);
-            iovecs.push(&batch.bytes[MAGIC_OFFSET..]);
-        }
-        let start = self.size;
         let file = self.file()?;
         self.written = true;
-        if let Err(err) = pwrite_all(&file, start, &iovecs) {
-            // Part of the batches may be in the file (the disk filled up
-            // mid-write): cut it back. The error that matters is the
-            // write's; an uncut tail is retried by the next append.
-            match file.set_len(start) {
-                Ok(()) => self.assert_file_len()?,
-                Err(cut) => {
-                    tracing::warn!(segment = self.base_offset, error = %cut, "cannot cut back a failed append; the next append retries");
-                    self.tail_uncut = true;
-                }
-            }
-            return Err(err);
+        let mut heads = Vec::with_capacity(batches.len());
+        let mut bodies = Vec::with_capacity(batches.len());
+        for PendingBatch { header, bytes } in batches {
+            assert_eq!(bytes.len(), header.total_len());
+            // baseOffset and partitionLeaderEpoch come from the header (the
+            // log's offsets, the leader's epoch); both lie outside the CRC.
+            let mut head = [0u8; MAGIC_OFFSET];
+            head[..BATCH_LENGTH_OFFSET].copy_from_slice(&header.base_offset.to_be_bytes());
+            head[BATCH_LENGTH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET]
+                .copy_from_slice(&bytes[BATCH_LENGTH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET]);
+            head[PARTITION_LEADER_EPOCH_OFFSET..]
+                .copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+            heads.push((head, header));
+            bodies.push(bytes.slice(MAGIC_OFFSET..));
         }
-        let mut pos = start;
-        for batch in batches {
-            self.track_batch(pos, &batch.header, index_interval_bytes);
-            pos += batch.bytes.len() as u64;
+        Ok(SegmentWrite {
+            file,
+            segment_base: self.base_offset,
+            start: self.size,
+            heads,
+            bodies,
+        })
+    }
+
+    /// Accounts for a [`SegmentWrite`] prepared on this segment, once run:
+    /// its batches tracked if it succeeded; else the file cut back (or left
+    /// for the next append to cut) and nothing else changed.
+    pub fn finish_write(
+        &mut self,
+        write: &SegmentWrite,
+        written: Result<(), WriteFailed>,
+        index_interval_bytes: u32,
+    ) -> io::Result<()> {
+        assert_eq!(write.segment_base, self.base_offset);
+        assert_eq!(
+            write.start, self.size,
+            "nothing moved the end during the write"
+        );
+        if let Err(failed) = written {
+            if failed.uncut {
+                self.tail_uncut = true;
+            } else {
+                self.assert_file_len()?;
+            }
+            return Err(failed.error);
+        }
+        let mut pos = write.start;
+        for (_, header) in &write.heads {
+            self.track_batch(pos, header, index_interval_bytes);
+            pos += header.total_len() as u64;
         }
         if cfg!(debug_assertions) {
             // One fstat per append: checked in tests, not paid in release.
             self.assert_file_len()?;
         }
         Ok(())
+    }
+
+    /// Marks the file's bytes past `size` as a failed append's leftovers to
+    /// cut before the next append or close (a write that landed after the
+    /// log moved on).
+    pub fn mark_tail_uncut(&mut self) {
+        self.tail_uncut = true;
     }
 
     /// Cuts what a failed append left past `size`, if its own cut failed:

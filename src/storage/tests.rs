@@ -851,3 +851,69 @@ fn recovery_cuts_a_batch_past_the_segments_offset_range() {
         assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), [(0, 2)]);
     }
 }
+
+fn prepared(log: &mut PartitionLog, records: Bytes, now: i64) -> PreparedAppend {
+    let checked = crate::record::Validated::check(records, u32::MAX).unwrap();
+    match log
+        .prepare_append(&checked, now, AppendOrigin::Client)
+        .unwrap()
+    {
+        Prepared::Write(p) => p,
+        Prepared::Duplicate(_) => panic!("not a retry"),
+    }
+}
+
+#[test]
+fn a_prepared_append_is_invisible_until_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(&tmp), config(), true);
+    fill(&mut log, 1);
+    let p = prepared(&mut log, build_simple_batch(0, 2, 5), 9);
+    assert!(log.write_in_flight());
+    // Written (as the blocking thread would) but not finished: readers
+    // and the log end still stop before it.
+    let written = p.write.run();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()),
+        vec![(0, 2)]
+    );
+    let result = log.finish_append(p, written).unwrap();
+    assert!(!log.write_in_flight());
+    assert_eq!((result.base_offset, result.last_offset), (3, 4));
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()),
+        vec![(0, 2), (3, 4)]
+    );
+    log.check_invariants();
+}
+
+#[test]
+fn a_truncation_during_the_write_voids_the_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 2);
+    let p = prepared(&mut log, build_simple_batch(0, 2, 5), 9);
+    // The replica stepped down and cut its log while the batch was written.
+    log.truncate_to(3).unwrap();
+    let written = p.write.run();
+    assert!(matches!(
+        log.finish_append(p, written),
+        Err(StorageError::Superseded)
+    ));
+    assert_eq!(log.log_end_offset(), 3);
+    // The void bytes past the end are cut before the next append lands
+    // where the log ends.
+    let next = log.append(&build_simple_batch(0, 1, 5), 10).unwrap();
+    assert_eq!((next.base_offset, next.last_offset), (3, 3));
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()),
+        vec![(0, 2), (3, 3)]
+    );
+    log.close().unwrap();
+    let reopened = open(&dir, config(), true);
+    assert_eq!(reopened.log_end_offset(), 4);
+    let one_record = build_simple_batch(0, 1, 5).len() as u64;
+    assert_eq!(reopened.size_bytes(), batch_len() + one_record);
+}

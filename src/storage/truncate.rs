@@ -23,6 +23,8 @@ impl PartitionLog {
     /// the log is emptied and starts at `offset`
     /// ([`Self::truncate_fully_and_start_at`]).
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        // An append being written now lands past the new end: void it.
+        self.generation += 1;
         let old_end = self.log_end_offset();
         if offset >= old_end {
             // A replica that led an epoch without appending to it keeps
@@ -89,6 +91,7 @@ impl PartitionLog {
     /// batch diverges).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         assert!(offset >= 0, "log offsets are non-negative");
+        self.generation += 1;
         let (old_start, old_end) = (self.log_start_offset, self.log_end_offset());
         // Snapshots first: a crash part way must not leave producer state
         // for offsets the log no longer holds.

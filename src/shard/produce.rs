@@ -1,0 +1,325 @@
+//! A produce's partitions on their owner shard: every batch appended, then
+//! every acknowledgement waited for together (flush, ISR), as Kafka's
+//! produce purgatory does, not one replication round trip after another.
+//!
+//! Appends are written on the shard thread (`append_writer = "inline"`) or
+//! by the blocking thread (`"thread"`): each partition's batches are placed
+//! at its end on the shard, one job writes the whole request's batches off
+//! the reactor, and the shard then makes them part of the logs. A write
+//! held up by dirty-page throttling then delays that request only, not
+//! every socket on the shard.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::ops::{led_partition, storage_error_code};
+use super::*;
+use crate::config::AppendWriter;
+use crate::storage::{AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed};
+
+const NONE: i16 = 0;
+
+pub async fn produce(shard: Rc<Shard>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
+    let appended = match shard.config.append_writer {
+        AppendWriter::Inline => items
+            .into_iter()
+            .map(|item| append_inline(&shard, item))
+            .collect(),
+        AppendWriter::Thread => append_off_reactor(&shard, items).await,
+    };
+    let settling = appended.into_iter().map(|a| async {
+        match a {
+            Ok(appended) => settle(&shard, appended).await,
+            Err(failed) => failed,
+        }
+    });
+    futures::future::join_all(settling).await
+}
+
+fn failed(error: i16) -> ProduceOutcome {
+    ProduceOutcome {
+        error,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+    }
+}
+
+/// A partition that may take the produce, and what its acks need.
+struct Admitted {
+    partition: Rc<Partition>,
+    /// `Some((leader_epoch, min_insync))` for acks=all.
+    acks_all: Option<(i32, usize)>,
+}
+
+/// One partition's append, done, and what its acknowledgement waits for.
+struct Appended {
+    tp: TopicPartition,
+    partition: Rc<Partition>,
+    result: AppendResult,
+    /// `Some((leader_epoch, min_insync, timeout))` for acks=all: the
+    /// produce holds one of the partition's `acks_waiting` slots.
+    acks_all: Option<(i32, usize, Duration)>,
+}
+
+/// Whether the partition can take the batch now: this broker leads it,
+/// the ISR is large enough for acks=all, and not too many acks wait.
+fn admit(shard: &Shard, item: &ProduceItem) -> Result<Admitted, ProduceOutcome> {
+    let partition = led_partition(shard, &item.tp, -1).map_err(failed)?;
+    if item.acks != -1 {
+        return Ok(Admitted {
+            partition,
+            acks_all: None,
+        });
+    }
+    let (leader_epoch, min_insync) = {
+        let role = partition.role.borrow();
+        let min_insync = min_insync(shard, &item.tp);
+        // Kafka refuses before appending, so nothing of the batch is in the
+        // log when the ISR is too small.
+        if role.isr_len() < min_insync {
+            return Err(failed(ResponseError::NotEnoughReplicas.code()));
+        }
+        (role.leader_epoch(), min_insync)
+    };
+    if partition.acks_waiting.get() >= shard.config.replica_acks_waiting_max {
+        tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, "too many acks=all produces waiting");
+        return Err(failed(ResponseError::RequestTimedOut.code()));
+    }
+    Ok(Admitted {
+        partition,
+        acks_all: Some((leader_epoch, min_insync)),
+    })
+}
+
+/// The answer to an append that failed: logged unless expected, coded.
+fn refused(tp: &TopicPartition, e: &StorageError) -> ProduceOutcome {
+    if !super::write_failures::failed_storage("produce", tp, e) {
+        tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "produce rejected");
+    }
+    failed(storage_error_code(e))
+}
+
+/// What follows a successful append: waiters woken, a roll's sync started,
+/// the high watermark moved, and for acks=all a waiting slot taken.
+fn appended(
+    item: ProduceItem,
+    admitted: Admitted,
+    result: AppendResult,
+) -> Result<Appended, ProduceOutcome> {
+    super::write_failures::succeeded();
+    let partition = admitted.partition;
+    if result.duplicate {
+        crate::stats::PRODUCE_DUPLICATES.add(1);
+    } else {
+        partition.appended.notify();
+        super::durability::start_roll_sync(&item.tp, &partition);
+        super::replica::advance_high_watermark(&partition);
+    }
+    let acks_all = admitted.acks_all.map(|(leader_epoch, min_insync)| {
+        partition.acks_waiting.set(partition.acks_waiting.get() + 1);
+        let timeout = Duration::from_millis(item.timeout_ms);
+        (leader_epoch, min_insync, timeout)
+    });
+    // The answer is all a waiting produce keeps: `item.records` drops here.
+    Ok(Appended {
+        tp: item.tp,
+        partition,
+        result,
+        acks_all,
+    })
+}
+
+/// Appends on the shard thread; nothing awaits, so a request's appends run
+/// back to back.
+fn append_inline(shard: &Shard, item: ProduceItem) -> Result<Appended, ProduceOutcome> {
+    let admitted = admit(shard, &item)?;
+    let now = crate::runtime::now_ms();
+    let appending = Instant::now();
+    let result =
+        admitted
+            .partition
+            .log
+            .borrow_mut()
+            .append_validated(&item.records, now, item.origin);
+    crate::stats::APPEND.observe(appending.elapsed());
+    match result {
+        Ok(result) => appended(item, admitted, result),
+        Err(e) => Err(refused(&item.tp, &e)),
+    }
+}
+
+/// An append placed at its partition's end, waiting for the writer.
+struct Staged {
+    index: usize,
+    item: ProduceItem,
+    admitted: Admitted,
+    prepared: PreparedAppend,
+}
+
+/// Places every partition's batches, writes them all in one job on the
+/// blocking thread, then finishes each append. A partition another
+/// request is writing right now is waited for, but only once this
+/// request's own staged writes are done, so two requests never wait on
+/// each other.
+async fn append_off_reactor(
+    shard: &Shard,
+    items: Vec<ProduceItem>,
+) -> Vec<Result<Appended, ProduceOutcome>> {
+    let started = Instant::now();
+    let mut out: Vec<Option<Result<Appended, ProduceOutcome>>> =
+        (0..items.len()).map(|_| None).collect();
+    let mut staged: Vec<Staged> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let admitted = match admit_when_idle(shard, &item, &mut staged, &mut out).await {
+            Ok(admitted) => admitted,
+            Err(failure) => {
+                out[index] = Some(Err(failure));
+                continue;
+            }
+        };
+        let now = crate::runtime::now_ms();
+        let prepared =
+            admitted
+                .partition
+                .log
+                .borrow_mut()
+                .prepare_append(&item.records, now, item.origin);
+        out[index] = match prepared {
+            Err(e) => Some(Err(refused(&item.tp, &e))),
+            Ok(Prepared::Duplicate(result)) => Some(appended(item, admitted, result)),
+            Ok(Prepared::Write(prepared)) => {
+                staged.push(Staged {
+                    index,
+                    item,
+                    admitted,
+                    prepared,
+                });
+                None
+            }
+        };
+    }
+    write_staged(&mut staged, &mut out).await;
+    crate::stats::APPEND.observe(started.elapsed());
+    out.into_iter()
+        .map(|o| o.expect("every item appended or refused"))
+        .collect()
+}
+
+/// [`admit`], once no other append is being written to the partition.
+async fn admit_when_idle(
+    shard: &Shard,
+    item: &ProduceItem,
+    staged: &mut Vec<Staged>,
+    out: &mut [Option<Result<Appended, ProduceOutcome>>],
+) -> Result<Admitted, ProduceOutcome> {
+    loop {
+        let admitted = admit(shard, item)?;
+        if !admitted.partition.log.borrow().write_in_flight() {
+            return Ok(admitted);
+        }
+        // Ours or another request's: ours are written first, so waiting
+        // never holds a partition someone else waits for.
+        write_staged(staged, out).await;
+        admitted.partition.write_idle().await;
+    }
+}
+
+/// Writes the staged appends in one job off the reactor, then finishes
+/// each on its log.
+async fn write_staged(
+    staged: &mut Vec<Staged>,
+    out: &mut [Option<Result<Appended, ProduceOutcome>>],
+) {
+    if staged.is_empty() {
+        return;
+    }
+    let (rest, prepared): (Vec<_>, Vec<_>) = staged
+        .drain(..)
+        .map(|s| ((s.index, s.item, s.admitted), s.prepared))
+        .unzip();
+    let written: Vec<(PreparedAppend, Result<(), WriteFailed>)> =
+        crate::runtime::blocking(move || {
+            prepared
+                .into_iter()
+                .map(|p| {
+                    let result = p.write.run();
+                    (p, result)
+                })
+                .collect()
+        })
+        .await;
+    for ((index, item, admitted), (prepared, result)) in rest.into_iter().zip(written) {
+        let finished = admitted
+            .partition
+            .log
+            .borrow_mut()
+            .finish_append(prepared, result);
+        admitted.partition.written.notify();
+        out[index] = Some(match finished {
+            Ok(result) => appended(item, admitted, result),
+            Err(e) => Err(refused(&item.tp, &e)),
+        });
+    }
+}
+
+/// Waits for what acknowledging an append needs: the flush policy's (or
+/// `fsync_on_ack`'s) fdatasync, and for acks=all the ISR.
+async fn settle(shard: &Shard, appended: Appended) -> ProduceOutcome {
+    let Appended {
+        tp,
+        partition,
+        result,
+        acks_all,
+    } = appended;
+    let must_sync = result.flush_needed || (acks_all.is_some() && shard.config.fsync_on_ack);
+    let synced = !must_sync || super::durability::flush(&tp, &partition).await;
+    let error = match acks_all {
+        Some((leader_epoch, min_insync, timeout)) => {
+            let error = if synced {
+                let waiting = Instant::now();
+                let error = super::replica::wait_replicated(
+                    shard,
+                    &partition,
+                    result.last_offset + 1,
+                    leader_epoch,
+                    min_insync,
+                    timeout,
+                )
+                .await;
+                crate::stats::REPLICATION_WAIT.observe(waiting.elapsed());
+                error
+            } else {
+                ResponseError::KafkaStorageError.code()
+            };
+            partition.acks_waiting.set(partition.acks_waiting.get() - 1);
+            error
+        }
+        None if synced => NONE,
+        None => ResponseError::KafkaStorageError.code(),
+    };
+    if error != NONE {
+        return failed(error);
+    }
+    let log_start_offset = partition.log.borrow().log_start_offset();
+    ProduceOutcome {
+        error: NONE,
+        base_offset: result.base_offset,
+        log_append_time_ms: result.log_append_time_ms,
+        log_start_offset,
+    }
+}
+
+/// The topic's `min.insync.replicas`, else the broker's.
+fn min_insync(shard: &Shard, tp: &TopicPartition) -> usize {
+    let topics = shard.topics.borrow();
+    topics.get(&tp.topic).map_or_else(
+        || usize::try_from(shard.config.min_insync_replicas.max(1)).unwrap_or(1),
+        |t| {
+            t.parsed(&shard.config, &topics.broker_configs)
+                .min_insync_replicas
+        },
+    )
+}
