@@ -368,19 +368,46 @@ fn throttle_time_is_reported_and_the_connection_muted() {
     );
     assert!(again > 0, "still over the quota");
 
-    // A fetch of the 12 kB back goes over the consumer quota the same way.
+    // A fetch of the 12 kB back goes over the consumer quota the same way,
+    // and, as from Kafka, is answered without partitions and not charged:
+    // the same fetch again (after the mute) is throttled no longer than
+    // the first but for the sample window's part its span moved (charged
+    // twice, it would be throttled the whole 11 s rate window).
     let req = fetch_request_limited("throttled", &[(0, 0)], 1 << 20, 1 << 20, 0);
     let fetch: FetchResponse = c.call(12, &req);
+    assert!(
+        fetch.throttle_time_ms > 0,
+        "no throttle_time_ms in the fetch response"
+    );
+    assert!(
+        fetch.responses.is_empty(),
+        "a throttled fetch carries no partitions"
+    );
+    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
+    let again: FetchResponse = c.call(12, &req);
+    assert!(again.responses.is_empty(), "12 kB never fit 1000 B/s");
+    assert!(
+        again.throttle_time_ms <= fetch.throttle_time_ms + 1000,
+        "the throttled fetch was charged: {} ms then {} ms",
+        fetch.throttle_time_ms,
+        again.throttle_time_ms
+    );
+    // Within a larger quota the same fetch brings the records.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("consumer_byte_rate", 1e9, false)])],
+            false
+        ),
+        [0]
+    );
+    let fetch: FetchResponse = c.call(12, &req);
+    assert_eq!(fetch.throttle_time_ms, 0);
     let records = fetch.responses[0].partitions[0]
         .records
         .as_ref()
         .map_or(0, |r| r.len());
     assert!(records > 12_000, "fetched {records} bytes");
-    assert!(
-        fetch.throttle_time_ms > 0,
-        "no throttle_time_ms in the fetch response"
-    );
-    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
 
     // The quota is the client id's, not the connection's: a new connection
     // is over it too. Produce v5 predates KIP-219, so its client does not
@@ -634,6 +661,98 @@ fn a_fetch_quota_holds_a_consumer_to_its_rate() {
     );
 }
 
+/// A consumer held to a small fetch quota loses and repeats nothing: a
+/// throttled fetch is answered without records (Kafka's throttled
+/// response) and the consumer asks for the same offsets again after it,
+/// so it reads every record once, in order.
+#[test]
+fn a_throttled_consumer_reads_every_record_once_in_order() {
+    const QUOTA: f64 = 100_000.0;
+    const RECORDS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("sluice.toml");
+    // Two samples of 1 s: a young sensor's rate is taken over 1 s, so the
+    // throttling starts after 100 kB rather than 1 MB.
+    std::fs::write(
+        &config_path,
+        "quota_window_num = 2\nquota_window_size_seconds = 1\n",
+    )
+    .unwrap();
+    let broker = Broker::start_with(
+        2,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+            config_path.to_str().unwrap(),
+        ],
+    );
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "quota-exact", 2, &[]);
+    let msgs: Vec<Msg> = (0..RECORDS)
+        .map(|i| Msg::value(format!("{i:0>100}")).to((i % 2) as i32))
+        .collect();
+    let mut config = producer_config(&bootstrap);
+    config.set("batch.size", "8192");
+    assert_eq!(produce(&config, "quota-exact", &msgs).len(), RECORDS);
+    let mut c = RawClient::connect(&bootstrap);
+    let exact: Entity = vec![("client-id", Some("exact-consumer"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&exact, &[("consumer_byte_rate", QUOTA, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut config: ClientConfig = consumer_config(&bootstrap);
+    // Responses far below a second's quota, so each can get through.
+    config
+        .set("client.id", "exact-consumer")
+        .set("fetch.max.bytes", "16384")
+        .set("message.max.bytes", "16384")
+        .set("max.partition.fetch.bytes", "8192");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset("quota-exact", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut read: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read[0].len() + read[1].len() < RECORDS && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
+            read[m.partition() as usize].push(value.parse().unwrap());
+        }
+    }
+    // Nothing more comes after the last record either.
+    let extra = consumer.poll(Duration::from_millis(500));
+    assert!(extra.is_none(), "a record past the last one");
+    for (p, values) in read.iter().enumerate() {
+        let expected: Vec<usize> = (0..RECORDS).filter(|i| i % 2 == p).collect();
+        assert_eq!(
+            values.len(),
+            expected.len(),
+            "partition {p}: read {} of {}",
+            values.len(),
+            expected.len()
+        );
+        assert!(
+            values == &expected,
+            "partition {p} out of order or repeated"
+        );
+    }
+    let throttled = broker.metric("sluice_quota_fetch_throttled_requests_total");
+    eprintln!(
+        "{RECORDS} records at {QUOTA} B/s: {throttled} fetches throttled for {} ms",
+        broker.metric("sluice_quota_fetch_throttle_ms_total")
+    );
+    assert!(throttled > 0, "no fetch was throttled");
+}
+
 /// In a cluster a quota altered through one node goes through the quorum
 /// (ClientQuota records): every node describes it, so every node enforces
 /// it, and it survives a restart of all.
@@ -735,4 +854,232 @@ fn a_request_percentage_quota_throttles_a_busy_client() {
         metadata.is_some(),
         "50 Metadata requests never reported a throttle"
     );
+}
+
+/// A CreateTopics, DeleteTopics or CreatePartitions request on a raw
+/// connection of its own (a throttled one is muted), answered.
+fn topic_errors<R: kafka_protocol::protocol::Request>(
+    bootstrap: &str,
+    version: i16,
+    req: &R,
+    errors: impl Fn(&R::Response) -> (Vec<i16>, i32),
+) -> (Vec<i16>, i32) {
+    let mut c = RawClient::connect(bootstrap);
+    errors(&c.call(version, req))
+}
+
+fn create_topics_request(
+    topics: &[(&str, i32)],
+    validate_only: bool,
+) -> kafka_protocol::messages::CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_validate_only(validate_only)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    CreatableTopic::default()
+                        .with_name(common::raw::topic_name(name))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+}
+
+/// controller_mutation_rate (KIP-599): partitions created and deleted draw
+/// on a bucket of 10 s x the rate. A request from before strict mode
+/// (librdkafka's CreateTopics v4, DeleteTopics v4) goes ahead and is
+/// throttled; from CreateTopics v6, DeleteTopics v5 and CreatePartitions
+/// v3 a topic met by an empty bucket is refused THROTTLING_QUOTA_EXCEEDED.
+/// Validate-only requests draw nothing.
+#[test]
+fn controller_mutation_rate_refuses_strict_and_throttles_permissive() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsResponse,
+        DeleteTopicsRequest, DeleteTopicsResponse,
+    };
+    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bootstrap = broker.bootstrap();
+    let mut c = RawClient::connect(&bootstrap);
+    let raw: Entity = vec![("client-id", Some(RAW_CLIENT_ID))];
+    let mutator: Entity = vec![("client-id", Some("mutator"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![
+                entry(&raw, &[("controller_mutation_rate", 1.0, false)]),
+                entry(&mutator, &[("controller_mutation_rate", 1.0, false)]),
+            ],
+            false
+        ),
+        [0, 0]
+    );
+
+    // librdkafka (permissive versions): both creations go ahead, the
+    // second takes the bucket below zero and is throttled.
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bootstrap)
+        .set("client.id", "mutator");
+    let admin: rdkafka::admin::AdminClient<_> = config.create().expect("admin");
+    for name in ["mutated-1", "mutated-2"] {
+        let topic =
+            rdkafka::admin::NewTopic::new(name, 8, rdkafka::admin::TopicReplication::Fixed(1));
+        let res = futures::executor::block_on(admin.create_topics([&topic], &admin_opts()))
+            .expect("CreateTopics");
+        assert_eq!(res, [Ok(name.to_string())]);
+    }
+    assert!(broker.metric("sluice_quota_controller_mutation_throttled_requests_total") >= 1);
+
+    // Strict: 8 + 8 partitions take the bucket of 10 below zero, the
+    // third topic is refused.
+    let created = |r: &CreateTopicsResponse| {
+        (
+            r.topics.iter().map(|t| t.error_code).collect(),
+            r.throttle_time_ms,
+        )
+    };
+    let req = create_topics_request(&[("strict-a", 8), ("strict-b", 8), ("strict-c", 1)], false);
+    let (errors, throttle) = topic_errors(&bootstrap, 6, &req, created);
+    assert_eq!(errors, [0, 0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!(throttle > 0, "no throttle_time_ms with the refusal");
+    // Validate-only is neither counted nor refused.
+    let req = create_topics_request(&[("strict-c", 1)], true);
+    assert_eq!(topic_errors(&bootstrap, 6, &req, created).0, [0]);
+
+    // The bucket is still below zero: strict deletions and partition
+    // creations are refused, a permissive deletion goes ahead, throttled.
+    let deleted = |r: &DeleteTopicsResponse| {
+        (
+            r.responses.iter().map(|t| t.error_code).collect(),
+            r.throttle_time_ms,
+        )
+    };
+    let delete =
+        DeleteTopicsRequest::default().with_topic_names(vec![common::raw::topic_name("strict-a")]);
+    assert_eq!(
+        topic_errors(&bootstrap, 5, &delete, deleted).0,
+        [THROTTLING_QUOTA_EXCEEDED]
+    );
+    let grow = CreatePartitionsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(common::raw::topic_name("strict-b"))
+            .with_count(9)
+            .with_assignments(None)]);
+    let grown = |r: &CreatePartitionsResponse| {
+        (
+            r.results.iter().map(|t| t.error_code).collect(),
+            r.throttle_time_ms,
+        )
+    };
+    assert_eq!(
+        topic_errors(&bootstrap, 3, &grow, grown).0,
+        [THROTTLING_QUOTA_EXCEEDED]
+    );
+    let (errors, throttle) = topic_errors(&bootstrap, 4, &delete, deleted);
+    assert_eq!(errors, [0], "a permissive deletion goes ahead");
+    assert!(throttle > 0, "and is throttled");
+    assert!(broker.metric("sluice_quota_controller_mutation_throttled_requests_total") >= 5);
+}
+
+/// connection_creation_rate (KIP-612): ip entities are altered, described
+/// and kept across a restart; connections from an ip over its rate are
+/// closed at once and counted.
+#[test]
+fn ip_connection_rates_are_stored_and_enforced() {
+    use std::io::Read;
+    let mut broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bootstrap = broker.bootstrap();
+    let mut c = RawClient::connect(&bootstrap);
+    let local: Entity = vec![("ip", Some("127.0.0.1"))];
+    let default_ip: Entity = vec![("ip", None)];
+    let rate = "connection_creation_rate";
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![
+                entry(&local, &[(rate, 5.0, false)]),
+                entry(&default_ip, &[(rate, 100.0, false)]),
+                entry(&vec![("ip", Some("not-an-ip"))], &[(rate, 5.0, false)]),
+                entry(
+                    &vec![("ip", Some("10.0.0.1")), ("user", Some("a"))],
+                    &[(rate, 5.0, false)]
+                ),
+                entry(
+                    &vec![("ip", Some("10.0.0.2"))],
+                    &[("producer_byte_rate", 5.0, false)]
+                ),
+                entry(&vec![("ip", Some("10.0.0.3"))], &[(rate, 1.5, false)]),
+                entry(&vec![("user", Some("a"))], &[(rate, 5.0, false)]),
+            ],
+            false
+        ),
+        [
+            0,
+            0,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST
+        ]
+    );
+    let expected: Described = vec![
+        (owned(&default_ip), vec![(rate.to_string(), 100.0)]),
+        (owned(&local), vec![(rate.to_string(), 5.0)]),
+    ];
+    assert_eq!(
+        describe(&mut c, &[("ip", MATCH_ANY, None)], false),
+        expected
+    );
+    assert_eq!(describe(&mut c, &[], false), expected);
+    assert_eq!(
+        describe(&mut c, &[("ip", MATCH_EXACT, Some("127.0.0.1"))], true),
+        expected[1..]
+    );
+    assert_eq!(
+        describe(&mut c, &[("ip", MATCH_DEFAULT, None)], true),
+        expected[..1]
+    );
+    assert!(describe(&mut c, &[("user", MATCH_ANY, None)], false).is_empty());
+
+    // 5 a second over the 10 s a young sensor counts: about 50 of 120
+    // quick connections get in, the rest are closed at once.
+    let conns: Vec<std::net::TcpStream> = (0..120)
+        .map(|_| std::net::TcpStream::connect(&bootstrap).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let closed = conns
+        .into_iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            match (&*s).read(&mut [0u8; 1]) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        })
+        .count();
+    eprintln!("{closed} of 120 connections closed at a rate of 5 a second");
+    assert!(closed > 0, "no connection was refused");
+    assert!(closed < 120, "every connection was refused");
+    assert!(broker.metric("sluice_quota_connections_refused_total") >= closed as u64);
+
+    // Removed, the rate no longer holds (the connection of before was
+    // never closed); kept across a restart.
+    assert_eq!(
+        alter(&mut c, vec![entry(&local, &[(rate, 0.0, true)])], false),
+        [0]
+    );
+    let mut fresh = RawClient::connect(&bootstrap);
+    assert_eq!(describe(&mut fresh, &[], false), expected[..1]);
+    broker.restart();
+    let mut c = RawClient::connect(&broker.bootstrap());
+    assert_eq!(describe(&mut c, &[], false), expected[..1]);
 }
