@@ -754,34 +754,46 @@ fn a_throttled_consumer_reads_every_record_once_in_order() {
 }
 
 /// In a cluster a quota altered through one node goes through the quorum
-/// (ClientQuota records): every node describes it, so every node enforces
-/// it, and it survives a restart of all.
+/// (ClientQuota and IpQuota records): every node describes it, so every
+/// node enforces it, and it survives a restart of all.
 #[test]
 fn cluster_quotas_go_through_the_quorum() {
     let mut cluster = common::cluster::Cluster::start(3);
     let mut via_2 = RawClient::connect(&cluster.node(2).bootstrap());
     let app: Entity = vec![("user", None), ("client-id", Some("app"))];
+    // An ip entity goes through the quorum too (IpQuota records).
+    let ip: Entity = vec![("ip", Some("192.0.2.7"))];
     assert_eq!(
         alter(
             &mut via_2,
-            vec![entry(
-                &app,
-                &[
-                    ("producer_byte_rate", 4096.0, false),
-                    ("request_percentage", 30.0, false)
-                ]
-            )],
+            vec![
+                entry(
+                    &app,
+                    &[
+                        ("producer_byte_rate", 4096.0, false),
+                        ("request_percentage", 30.0, false)
+                    ]
+                ),
+                entry(&ip, &[("connection_creation_rate", 7.0, false)]),
+            ],
             false
         ),
-        [0]
+        [0, 0]
     );
-    let expected = vec![(
-        owned(&app),
-        vec![
-            ("producer_byte_rate".to_string(), 4096.0),
-            ("request_percentage".to_string(), 30.0),
-        ],
-    )];
+    let mut expected = vec![
+        (
+            owned(&app),
+            vec![
+                ("producer_byte_rate".to_string(), 4096.0),
+                ("request_percentage".to_string(), 30.0),
+            ],
+        ),
+        (
+            owned(&ip),
+            vec![("connection_creation_rate".to_string(), 7.0)],
+        ),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
     let seen_everywhere = |cluster: &common::cluster::Cluster| {
         for id in cluster.ids() {
             let mut c = RawClient::try_connect(&cluster.node(id).bootstrap(), OP_TIMEOUT)
@@ -1082,4 +1094,71 @@ fn ip_connection_rates_are_stored_and_enforced() {
     broker.restart();
     let mut c = RawClient::connect(&broker.bootstrap());
     assert_eq!(describe(&mut c, &[], false), expected[..1]);
+}
+
+/// A throttled fetch of an incremental session (KIP-227) keeps the session
+/// and leaves its partitions unmarked: the next fetch brings what the
+/// throttled one held back. A throttled full fetch makes no session, as
+/// Kafka makes one only with an answer that carries partitions.
+#[test]
+fn a_throttled_fetch_keeps_its_session() {
+    let broker = Broker::start(1);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "throttled-session", 1, &[]);
+    let mut c = RawClient::connect(&bootstrap);
+    let full = common::raw::fetch_request("throttled-session", &[(0, 0)], 0)
+        .with_session_id(0)
+        .with_session_epoch(0);
+    let made: FetchResponse = c.call(12, &full);
+    let session = made.session_id;
+    assert_ne!(session, 0, "a session was made");
+    let raw: Entity = vec![("client-id", Some(RAW_CLIENT_ID))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("consumer_byte_rate", 1000.0, false)])],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(produce_throttle(&mut c, "throttled-session", 12_000), 0);
+    let idle = |epoch| {
+        common::raw::fetch_request("throttled-session", &[], 0)
+            .with_session_id(session)
+            .with_session_epoch(epoch)
+    };
+    let throttled: FetchResponse = c.call(12, &idle(1));
+    assert!(throttled.throttle_time_ms > 0, "12 kB is over 1000 B/s");
+    assert_eq!(throttled.error_code, 0);
+    assert_eq!(throttled.session_id, session, "the session is kept");
+    assert!(throttled.responses.is_empty());
+
+    // A full fetch over the quota (on a connection not muted) makes none.
+    let mut other = RawClient::connect(&bootstrap);
+    let refused: FetchResponse = other.call(12, &full);
+    assert!(refused.throttle_time_ms > 0);
+    assert_eq!(
+        refused.session_id, 0,
+        "no session for a throttled full fetch"
+    );
+    assert!(refused.responses.is_empty());
+
+    // Within a larger quota the session's next fetch (naming nothing, the
+    // fetcher's position unchanged) brings the records held back.
+    let mut admin = RawClient::connect(&bootstrap);
+    assert_eq!(
+        alter(
+            &mut admin,
+            vec![entry(&raw, &[("consumer_byte_rate", 1e9, false)])],
+            false
+        ),
+        [0]
+    );
+    let next: FetchResponse = c.call(12, &idle(2));
+    assert_eq!(next.throttle_time_ms, 0);
+    assert_eq!(next.session_id, session);
+    let partition = &next.responses[0].partitions[0];
+    assert_eq!(partition.partition_index, 0);
+    let records = partition.records.as_ref().map_or(0, |r| r.len());
+    assert!(records > 12_000, "fetched {records} bytes");
 }
