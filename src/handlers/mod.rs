@@ -344,7 +344,13 @@ async fn dispatch(
             let sessions = &services.fetch_sessions;
             let request: kafka_protocol::messages::FetchRequest = body!();
             let follower = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
-            let charge = |bytes| throttle::fetch(shard, client, &header, follower, bytes);
+            if follower {
+                // Replication is exempt from client quotas, as in Kafka.
+                client.quota.exempt();
+            }
+            // With no quota configured (or a follower), nothing to charge.
+            let charge = (!follower && client.quota.active())
+                .then_some(|bytes| throttle::fetch(shard, client, &header, bytes));
             let body = fetch::handle(shard, access, sessions, &header, request, charge).await;
             out.pieces(body)
         }

@@ -92,19 +92,8 @@ pub(super) fn produce(shard: &Shard, client: &Client, header: &RequestHeader, by
 /// far; the throttle (0: the answer goes out as it is). A throttled answer
 /// goes out empty, as from Kafka, so its bytes are taken back off the
 /// fetch quota (Kafka's `unrecordQuotaSensor`): the client fetches them
-/// again after the throttle. A follower's fetch is exempt, as Kafka
-/// exempts replication from client quotas.
-pub(super) fn fetch(
-    shard: &Shard,
-    client: &Client,
-    header: &RequestHeader,
-    follower: bool,
-    bytes: u64,
-) -> u64 {
-    if follower {
-        client.quota.exempt();
-        return 0;
-    }
+/// again after the throttle. (A follower's fetch is not charged.)
+pub(super) fn fetch(shard: &Shard, client: &Client, header: &RequestHeader, bytes: u64) -> u64 {
     let bandwidth = charge(shard, client, header, QuotaType::Fetch, bytes);
     let ms = bandwidth.max(request(shard, client, header));
     if ms > 0 {

@@ -31,7 +31,9 @@ use super::leader_hint::{fetch_wants_hint, LeaderHints};
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
-use crate::services::fetch_sessions::{told, FetchSessions, Resolved, SessionPartition, Told};
+use crate::services::fetch_sessions::{
+    told as told_of, FetchSessions, Resolved, SessionPartition, Told,
+};
 use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -70,18 +72,18 @@ struct Wanted {
 /// Kafka's IsolationLevel.READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
 
-/// The response body as pieces (framing and file slices). `charge` is
-/// given the size of the answer and returns the client quota throttle it
-/// earned; a throttled answer goes out without partitions, as Kafka's
-/// `FetchContext.getThrottledResponse` (the client asks for the same
-/// offsets again after the throttle, so nothing is lost or repeated).
+/// The response body as pieces (framing and file slices). `charge`, when
+/// a client quota may apply, is given the size of the answer and returns
+/// the throttle it earned; a throttled answer goes out without partitions,
+/// as Kafka's `FetchContext.getThrottledResponse` (the client asks for the
+/// same offsets again after the throttle, so nothing is lost or repeated).
 pub async fn handle(
     shard: &Rc<Shard>,
     access: &Access,
     sessions: &RefCell<FetchSessions>,
     header: &RequestHeader,
     request: FetchRequest,
-    charge: impl FnOnce(u64) -> u64,
+    charge: Option<impl FnOnce(u64) -> u64>,
 ) -> Vec<Piece> {
     let max_wait = Duration::from_millis(
         (request.max_wait_ms.max(0) as u64).min(shard.config.fetch_max_wait_ms_max),
@@ -165,21 +167,26 @@ pub async fn handle(
             .map(|(w, o)| sessions.would_answer(session_id, &w.tp, o) || !incremental)
             .collect()
     };
-    // What the session records as told once the answer goes out.
-    let told: Vec<(TopicPartition, Told)> = if session_id == 0 {
-        Vec::new()
-    } else {
-        wanted
-            .iter()
-            .zip(&outcomes)
-            .map(|(w, o)| (w.tp.clone(), told(o)))
-            .collect()
-    };
+    // What the session records as told once the answer goes out: at once
+    // when no quota can throttle it (no copy), else after the charge.
+    let mut told: Vec<(TopicPartition, Told)> = Vec::new();
+    if session_id != 0 {
+        let mut sessions = sessions.borrow_mut();
+        for (w, o) in wanted.iter().zip(&outcomes) {
+            match charge {
+                None => sessions.mark(session_id, &w.tp, told_of(o)),
+                Some(_) => told.push((w.tp.clone(), told_of(o))),
+            }
+        }
+    }
     let topics = shard.topics();
     let mut hints = (version >= LEADER_HINTS_SINCE).then(|| LeaderHints::new(&topics));
     let frames = frames(wanted, outcomes, shown, hints.as_mut());
     let nodes = hints.map(LeaderHints::nodes).unwrap_or_default();
     let body = encode::encode(version, 0, session_id, frames, nodes);
+    let Some(charge) = charge else {
+        return body;
+    };
     let throttle_ms = charge(body.iter().map(|p| p.len() as u64).sum());
     if throttle_ms > 0 {
         return throttled(sessions, version, session_id, incremental, throttle_ms);
