@@ -157,6 +157,36 @@ pub async fn handle(
     if version < FETCH_ZSTD_VERSION_MIN {
         refuse_zstd(shard, &wanted, &mut outcomes);
     }
+    let session = Session {
+        sessions,
+        id: session_id,
+        incremental,
+    };
+    answer(shard, version, session, wanted, outcomes, charge)
+}
+
+/// The fetch session an answer is for (`id` 0: none).
+struct Session<'a> {
+    sessions: &'a RefCell<FetchSessions>,
+    id: i32,
+    incremental: bool,
+}
+
+/// Encodes the answer to what was read, charges it when a quota may apply,
+/// and records in the session what an answer that goes out told.
+fn answer(
+    shard: &Shard,
+    version: i16,
+    session: Session<'_>,
+    wanted: Vec<Wanted>,
+    outcomes: Vec<ReadOutcome>,
+    charge: Option<impl FnOnce(u64) -> u64>,
+) -> Vec<Piece> {
+    let Session {
+        sessions,
+        id: session_id,
+        incremental,
+    } = session;
     let shown: Vec<bool> = if session_id == 0 {
         vec![true; wanted.len()]
     } else {
