@@ -259,6 +259,9 @@ fn throttle_time_is_reported_and_the_connection_muted() {
         fetch.throttle_time_ms,
         again.throttle_time_ms
     );
+    // Through the version bridge (Fetch v3, before KIP-219: answered after
+    // the throttle) it is answered empty too.
+    fetch_v3_is_throttled_empty(&broker);
     // Within a larger quota the same fetch brings the records.
     assert_eq!(
         alter(
@@ -298,6 +301,38 @@ fn throttle_time_is_reported_and_the_connection_muted() {
         "a v5 response came after {:?}, throttled for {} ms",
         sent.elapsed(),
         resp.throttle_time_ms
+    );
+}
+
+/// A Fetch v3 (Kafka 3.x's schema, through the version bridge) of the
+/// 12 kB in "throttled", over a 1000 B/s quota of its own client id.
+fn fetch_v3_is_throttled_empty(broker: &Broker) {
+    use common::raw_v3;
+    use kafka_protocol_v3::messages as old;
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let v3_client: Entity = vec![("client-id", Some("sluice-raw-v3-test"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&v3_client, &[("consumer_byte_rate", 1000.0, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut fp = old::fetch_request::FetchPartition::default();
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = old::fetch_request::FetchTopic::default();
+    ft.topic = raw_v3::s("throttled").into();
+    ft.partitions = vec![fp];
+    let mut r = old::FetchRequest::default();
+    r.replica_id = (-1).into();
+    r.max_bytes = 1 << 20;
+    r.topics = vec![ft];
+    let v3 = raw_v3::call(&mut c, 3, &r);
+    assert!(v3.throttle_time_ms > 0, "Fetch v3 not throttled");
+    assert!(
+        v3.responses.is_empty(),
+        "a throttled Fetch v3 carries records"
     );
 }
 
