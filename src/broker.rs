@@ -51,6 +51,8 @@ pub enum BrokerError {
     Listeners(#[from] crate::security::listeners::ListenerError),
     #[error(transparent)]
     Tls(#[from] crate::net::tls::TlsError),
+    #[error("inter-broker client: {0}")]
+    Dialer(#[from] crate::net::client::SecurityError),
     #[error("shards: {0}")]
     Shards(std::io::Error),
     #[error("a shard failed to start")]
@@ -144,18 +146,20 @@ pub fn run(
     };
     let mut reserved = Vec::new();
     let mut listeners = Vec::new();
-    for (name, l) in listener_configs(&config)? {
+    let configs = listener_configs(&config)?;
+    for (name, l) in &configs {
         let (socket, addr) =
             crate::net::listen::reserve(&l.listen).map_err(listen_err(&l.listen))?;
-        let info = listener_info(&name, &l, addr)?;
+        let info = listener_info(name, l, addr)?;
         reserved.push(socket);
         listeners.push((addr, Arc::new(info)));
     }
     // The first is the inter-broker listener (see `listener_configs`).
+    let dialer = Arc::new(inter_broker_dialer(&config, &configs[0])?);
     for warning in crate::security::authorizer_warnings(
         config.authorizer,
         &config.super_users,
-        &listeners[0].1.principal,
+        &inter_broker_principal(&configs[0].1, &listeners[0].1, &dialer),
         config.controller_quorum_voters.is_some(),
     ) {
         tracing::warn!("{warning}");
@@ -222,6 +226,7 @@ pub fn run(
                 writable: writable.clone(),
                 metrics_fd: metrics.map(|(_, fd)| fd),
                 cluster: cluster.clone(),
+                dialer: dialer.clone(),
             };
             async move { run_shard(seats, ctx).await }
         }
@@ -304,13 +309,16 @@ struct ShardStart {
     /// The metrics listener's fd; shard 0 takes ownership of it.
     metrics_fd: Option<RawFd>,
     cluster: Option<Arc<crate::cluster::node::ClusterNode>>,
+    /// How this broker dials the others (the inter-broker listener's TLS
+    /// and SASL), loaded once.
+    dialer: Arc<crate::net::client::Security>,
 }
 
 async fn run_shard(seats: Seats, ctx: ShardStart) {
     let (id, count) = (seats.id(), seats.count());
     let controller = ctx.cluster.as_ref().map(|node| node.controller.clone());
     let (config, advertised, clean_start) = (ctx.config.clone(), ctx.advertised, ctx.clean_start);
-    let services = Services::start(seats, ctx.topics, |mesh| {
+    let services = Services::start(seats, ctx.topics, ctx.dialer.clone(), |mesh| {
         Shard::new(id, count, config, advertised, mesh, clean_start, controller)
     })
     .await;
@@ -578,6 +586,46 @@ fn listener_configs(
             .map(|(n, l)| (n.clone(), l.clone())),
     );
     Ok(out)
+}
+
+/// The client side of the inter-broker listener `(name, config)`: what the
+/// fetchers and marker writers dial the other brokers with.
+fn inter_broker_dialer(
+    config: &BrokerConfig,
+    (name, listener): &(String, crate::security::listeners::ListenerConfig),
+) -> Result<crate::net::client::Security, BrokerError> {
+    let client = crate::security::listeners::inter_broker_client(
+        name,
+        listener,
+        &config.inter_broker_login(),
+    )?;
+    Ok(crate::net::client::Security::load(&client)?)
+}
+
+/// Who this broker is to the others, for the super-user check: its SASL
+/// user on a SASL inter-broker listener; on an SSL one that asks for
+/// client certificates, its certificate's principal; else the listener's
+/// principal for unauthenticated connections.
+fn inter_broker_principal(
+    listener: &crate::security::listeners::ListenerConfig,
+    info: &crate::net::sasl::ListenerInfo,
+    dialer: &crate::net::client::Security,
+) -> String {
+    use crate::security::listeners::ClientAuth;
+    if let Some(user) = dialer.sasl_user() {
+        return format!("User:{user}");
+    }
+    if listener.ssl_client_auth != ClientAuth::None {
+        if let Some(der) = dialer.certificate() {
+            match crate::security::principal::ssl_principal(der) {
+                Ok(p) => return p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the inter-broker certificate has no readable subject")
+                }
+            }
+        }
+    }
+    info.principal.clone()
 }
 
 /// What every connection of a listener shares; TLS files are read here.

@@ -239,6 +239,21 @@ pub struct BrokerConfig {
     /// Longest delay before answering a failed authentication from an
     /// address that keeps failing (doubling from 100 ms).
     pub sasl_failure_delay_ms_max: u64,
+    /// Kafka's `sasl.mechanism.inter.broker.protocol`: the mechanism this
+    /// broker logs in with on a SASL inter-broker listener.
+    pub inter_broker_sasl_mechanism: Option<String>,
+    /// The user this broker logs in to the others as (its SCRAM user).
+    pub inter_broker_sasl_username: Option<String>,
+    /// A file holding that user's password (never the password itself
+    /// here, in clear).
+    pub inter_broker_sasl_password_file: Option<PathBuf>,
+    /// CA bundle other brokers' certificates are verified against
+    /// (default: the inter-broker listener's `ssl_ca`).
+    pub inter_broker_ssl_ca: Option<PathBuf>,
+    /// Certificate chain and key this broker shows when a peer asks for one
+    /// (default: the inter-broker listener's `ssl_cert`/`ssl_key`).
+    pub inter_broker_ssl_cert: Option<PathBuf>,
+    pub inter_broker_ssl_key: Option<PathBuf>,
 }
 
 /// The default [`BrokerConfig::log_open_files_max`]: far below the 65536
@@ -327,6 +342,12 @@ impl Default for BrokerConfig {
             inter_broker_listener_name: None,
             connections_max_reauth_ms: 0,
             sasl_failure_delay_ms_max: 5_000,
+            inter_broker_sasl_mechanism: None,
+            inter_broker_sasl_username: None,
+            inter_broker_sasl_password_file: None,
+            inter_broker_ssl_ca: None,
+            inter_broker_ssl_cert: None,
+            inter_broker_ssl_key: None,
         }
     }
 }
@@ -711,8 +732,34 @@ impl BrokerConfig {
                     }
                 }
             }
+            let c = &mut config;
+            for p in [
+                &mut c.inter_broker_sasl_password_file,
+                &mut c.inter_broker_ssl_ca,
+                &mut c.inter_broker_ssl_cert,
+                &mut c.inter_broker_ssl_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
         }
         Ok(config)
+    }
+
+    /// How this broker logs in to the others' inter-broker listener.
+    pub fn inter_broker_login(&self) -> crate::security::listeners::InterBrokerLogin {
+        crate::security::listeners::InterBrokerLogin {
+            sasl_mechanism: self.inter_broker_sasl_mechanism.clone(),
+            sasl_username: self.inter_broker_sasl_username.clone(),
+            sasl_password_file: self.inter_broker_sasl_password_file.clone(),
+            ssl_ca: self.inter_broker_ssl_ca.clone(),
+            ssl_cert: self.inter_broker_ssl_cert.clone(),
+            ssl_key: self.inter_broker_ssl_key.clone(),
+        }
     }
 }
 

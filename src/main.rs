@@ -169,6 +169,16 @@ struct ServeArgs {
     /// KIP-368: SASL sessions last this long (0: no re-authentication).
     #[arg(long)]
     connections_max_reauth_ms: Option<u64>,
+    /// The SASL mechanism this broker logs in to the others with, on a SASL
+    /// inter-broker listener (Kafka's sasl.mechanism.inter.broker.protocol).
+    #[arg(long)]
+    inter_broker_sasl_mechanism: Option<String>,
+    /// The user this broker logs in to the others as.
+    #[arg(long)]
+    inter_broker_sasl_username: Option<String>,
+    /// A file holding that user's password.
+    #[arg(long)]
+    inter_broker_sasl_password_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -217,6 +227,15 @@ impl ServeArgs {
         }
         if self.inter_broker_listener_name.is_some() {
             c.inter_broker_listener_name = self.inter_broker_listener_name;
+        }
+        if self.inter_broker_sasl_mechanism.is_some() {
+            c.inter_broker_sasl_mechanism = self.inter_broker_sasl_mechanism;
+        }
+        if self.inter_broker_sasl_username.is_some() {
+            c.inter_broker_sasl_username = self.inter_broker_sasl_username;
+        }
+        if self.inter_broker_sasl_password_file.is_some() {
+            c.inter_broker_sasl_password_file = self.inter_broker_sasl_password_file;
         }
         if self.advertise.is_some() {
             c.advertise = self.advertise;

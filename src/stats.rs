@@ -69,6 +69,18 @@ pub static QUOTA_REQUEST_THROTTLE_MS: Counter = Counter::new(
     "sluice_quota_request_throttle_ms_total",
     "Milliseconds of throttle given for request_percentage quotas.",
 );
+pub static QUOTA_MUTATION_THROTTLED: Counter = Counter::new(
+    "sluice_quota_controller_mutation_throttled_requests_total",
+    "CreateTopics, CreatePartitions and DeleteTopics requests over their controller_mutation_rate quota (throttled, or refused with THROTTLING_QUOTA_EXCEEDED).",
+);
+pub static QUOTA_MUTATION_THROTTLE_MS: Counter = Counter::new(
+    "sluice_quota_controller_mutation_throttle_ms_total",
+    "Milliseconds of throttle given for controller_mutation_rate quotas.",
+);
+pub static QUOTA_CONNECTIONS_REFUSED: Counter = Counter::new(
+    "sluice_quota_connections_refused_total",
+    "Connections closed at accept because their IP went over its connection_creation_rate quota.",
+);
 pub static QUOTA_SENSOR_OVERFLOW: Counter = Counter::new(
     "sluice_quota_sensor_overflow_total",
     "Requests counted in the shared overflow quota sensor because no sensor slot was free for their entity.",
@@ -161,6 +173,9 @@ const ALL: &[&Counter] = &[
     &QUOTA_FETCH_THROTTLE_MS,
     &QUOTA_REQUEST_THROTTLED,
     &QUOTA_REQUEST_THROTTLE_MS,
+    &QUOTA_MUTATION_THROTTLED,
+    &QUOTA_MUTATION_THROTTLE_MS,
+    &QUOTA_CONNECTIONS_REFUSED,
     &QUOTA_SENSOR_OVERFLOW,
     &LOG_FLUSHES,
     &ROLL_SYNCS,

@@ -2,21 +2,20 @@
 //! DescribeClientQuotas as Kafka answers them, kept across a restart; a
 //! produce quota and a fetch quota holding real librdkafka clients to
 //! their rate; throttle_time_ms in the responses and the connection muted
-//! for it; the throttling counted at /metrics.
+//! for it; a throttled fetch answered empty, losing and repeating
+//! nothing, its fetch session kept; the throttling counted at /metrics.
+//! Quotas on operations (mutations, connections) are in `quota_limits`.
 
 mod common;
+mod quotas_common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::raw::{err, fetch_request_limited, produce_request, str_bytes, RawClient};
+use common::raw::{err, fetch_request_limited, produce_request, RawClient};
 use common::*;
-use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
-use kafka_protocol::messages::{
-    AlterClientQuotasRequest, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
-    FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
-};
+use kafka_protocol::messages::{FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse};
+use quotas_common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -24,120 +23,6 @@ use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
 use rdkafka::ClientContext;
-
-const INVALID_REQUEST: i16 = 42;
-const MATCH_EXACT: i8 = 0;
-const MATCH_DEFAULT: i8 = 1;
-const MATCH_ANY: i8 = 2;
-/// The client id the raw client sends (`common::raw::request_frame`).
-const RAW_CLIENT_ID: &str = "sluice-raw-test";
-
-/// An entity as (type, name); `None` is the default entity.
-type Entity<'a> = Vec<(&'a str, Option<&'a str>)>;
-/// An op as (key, value, remove).
-type Op<'a> = (&'a str, f64, bool);
-
-fn entry(entity: &Entity<'_>, ops: &[Op<'_>]) -> EntryData {
-    EntryData::default()
-        .with_entity(
-            entity
-                .iter()
-                .map(|(t, n)| {
-                    EntityData::default()
-                        .with_entity_type(str_bytes(t))
-                        .with_entity_name(n.map(str_bytes))
-                })
-                .collect(),
-        )
-        .with_ops(
-            ops.iter()
-                .map(|(k, v, remove)| {
-                    OpData::default()
-                        .with_key(str_bytes(k))
-                        .with_value(*v)
-                        .with_remove(*remove)
-                })
-                .collect(),
-        )
-}
-
-/// AlterClientQuotas v1: each entry's error code, in request order.
-fn alter(c: &mut RawClient, entries: Vec<EntryData>, validate_only: bool) -> Vec<i16> {
-    let req = AlterClientQuotasRequest::default()
-        .with_entries(entries)
-        .with_validate_only(validate_only);
-    c.call(1, &req)
-        .entries
-        .iter()
-        .map(|e| e.error_code)
-        .collect()
-}
-
-/// A described entity and its values, sorted, for comparisons.
-type Described = Vec<(Vec<(String, Option<String>)>, Vec<(String, f64)>)>;
-
-fn describe_raw(
-    c: &mut RawClient,
-    version: i16,
-    components: &[(&str, i8, Option<&str>)],
-    strict: bool,
-) -> DescribeClientQuotasResponse {
-    let req = DescribeClientQuotasRequest::default()
-        .with_components(
-            components
-                .iter()
-                .map(|(t, m, name)| {
-                    ComponentData::default()
-                        .with_entity_type(str_bytes(t))
-                        .with_match_type(*m)
-                        .with_match(name.map(str_bytes))
-                })
-                .collect(),
-        )
-        .with_strict(strict);
-    c.call(version, &req)
-}
-
-fn describe(c: &mut RawClient, components: &[(&str, i8, Option<&str>)], strict: bool) -> Described {
-    let resp = describe_raw(c, 1, components, strict);
-    assert_eq!(resp.error_code, err::NONE, "{:?}", resp.error_message);
-    let mut out: Described = resp
-        .entries
-        .expect("entries")
-        .iter()
-        .map(|e| {
-            let mut entity: Vec<_> = e
-                .entity
-                .iter()
-                .map(|d| {
-                    (
-                        d.entity_type.to_string(),
-                        d.entity_name.as_ref().map(|n| n.to_string()),
-                    )
-                })
-                .collect();
-            entity.sort();
-            let mut values: Vec<_> = e
-                .values
-                .iter()
-                .map(|v| (v.key.to_string(), v.value))
-                .collect();
-            values.sort_by(|a, b| a.0.cmp(&b.0));
-            (entity, values)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn owned(entity: &Entity<'_>) -> Vec<(String, Option<String>)> {
-    let mut e: Vec<_> = entity
-        .iter()
-        .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
-        .collect();
-    e.sort();
-    e
-}
 
 /// Alter and describe at the byte level: Kafka's entity and key checks per
 /// entry, validate_only, exact/default/any filters strict or not, removal,
@@ -311,24 +196,6 @@ fn client_quotas_are_altered_described_and_kept_across_restart() {
     );
 }
 
-/// Sends `batch` bytes to partition 0 of `topic` with Produce v9; the
-/// response's throttle_time_ms.
-fn produce_throttle(c: &mut RawClient, topic: &str, value_bytes: usize) -> i32 {
-    let record = OwnedRecord {
-        key: None,
-        value: Some(vec![b'q'; value_bytes]),
-        timestamp: now_ms(),
-        headers: Vec::new(),
-    };
-    let batch = build_owned_batch(&[record]);
-    let resp: ProduceResponse = c.call(9, &produce_request(topic, 1, vec![(0, batch)]));
-    assert_eq!(
-        resp.responses[0].partition_responses[0].error_code,
-        err::NONE
-    );
-    resp.throttle_time_ms
-}
-
 /// A request that pushes a client over its quota gets throttle_time_ms in
 /// its response, and the connection reads nothing more for that long
 /// (KIP-219); fetch responses carry it too; /metrics counts it.
@@ -368,19 +235,49 @@ fn throttle_time_is_reported_and_the_connection_muted() {
     );
     assert!(again > 0, "still over the quota");
 
-    // A fetch of the 12 kB back goes over the consumer quota the same way.
+    // A fetch of the 12 kB back goes over the consumer quota the same way,
+    // and, as from Kafka, is answered without partitions and not charged:
+    // the same fetch again (after the mute) is throttled no longer than
+    // the first but for the sample window's part its span moved (charged
+    // twice, it would be throttled the whole 11 s rate window).
     let req = fetch_request_limited("throttled", &[(0, 0)], 1 << 20, 1 << 20, 0);
     let fetch: FetchResponse = c.call(12, &req);
+    assert!(
+        fetch.throttle_time_ms > 0,
+        "no throttle_time_ms in the fetch response"
+    );
+    assert!(
+        fetch.responses.is_empty(),
+        "a throttled fetch carries no partitions"
+    );
+    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
+    let again: FetchResponse = c.call(12, &req);
+    assert!(again.responses.is_empty(), "12 kB never fit 1000 B/s");
+    assert!(
+        again.throttle_time_ms <= fetch.throttle_time_ms + 1000,
+        "the throttled fetch was charged: {} ms then {} ms",
+        fetch.throttle_time_ms,
+        again.throttle_time_ms
+    );
+    // Through the version bridge (Fetch v3, before KIP-219: answered after
+    // the throttle) it is answered empty too.
+    fetch_v3_is_throttled_empty(&broker);
+    // Within a larger quota the same fetch brings the records.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("consumer_byte_rate", 1e9, false)])],
+            false
+        ),
+        [0]
+    );
+    let fetch: FetchResponse = c.call(12, &req);
+    assert_eq!(fetch.throttle_time_ms, 0);
     let records = fetch.responses[0].partitions[0]
         .records
         .as_ref()
         .map_or(0, |r| r.len());
     assert!(records > 12_000, "fetched {records} bytes");
-    assert!(
-        fetch.throttle_time_ms > 0,
-        "no throttle_time_ms in the fetch response"
-    );
-    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
 
     // The quota is the client id's, not the connection's: a new connection
     // is over it too. Produce v5 predates KIP-219, so its client does not
@@ -404,6 +301,38 @@ fn throttle_time_is_reported_and_the_connection_muted() {
         "a v5 response came after {:?}, throttled for {} ms",
         sent.elapsed(),
         resp.throttle_time_ms
+    );
+}
+
+/// A Fetch v3 (Kafka 3.x's schema, through the version bridge) of the
+/// 12 kB in "throttled", over a 1000 B/s quota of its own client id.
+fn fetch_v3_is_throttled_empty(broker: &Broker) {
+    use common::raw_v3;
+    use kafka_protocol_v3::messages as old;
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let v3_client: Entity = vec![("client-id", Some("sluice-raw-v3-test"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&v3_client, &[("consumer_byte_rate", 1000.0, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut fp = old::fetch_request::FetchPartition::default();
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = old::fetch_request::FetchTopic::default();
+    ft.topic = raw_v3::s("throttled").into();
+    ft.partitions = vec![fp];
+    let mut r = old::FetchRequest::default();
+    r.replica_id = (-1).into();
+    r.max_bytes = 1 << 20;
+    r.topics = vec![ft];
+    let v3 = raw_v3::call(&mut c, 3, &r);
+    assert!(v3.throttle_time_ms > 0, "Fetch v3 not throttled");
+    assert!(
+        v3.responses.is_empty(),
+        "a throttled Fetch v3 carries records"
     );
 }
 
@@ -634,35 +563,139 @@ fn a_fetch_quota_holds_a_consumer_to_its_rate() {
     );
 }
 
+/// A consumer held to a small fetch quota loses and repeats nothing: a
+/// throttled fetch is answered without records (Kafka's throttled
+/// response) and the consumer asks for the same offsets again after it,
+/// so it reads every record once, in order.
+#[test]
+fn a_throttled_consumer_reads_every_record_once_in_order() {
+    const QUOTA: f64 = 100_000.0;
+    const RECORDS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("sluice.toml");
+    // Two samples of 1 s: a young sensor's rate is taken over 1 s, so the
+    // throttling starts after 100 kB rather than 1 MB.
+    std::fs::write(
+        &config_path,
+        "quota_window_num = 2\nquota_window_size_seconds = 1\n",
+    )
+    .unwrap();
+    let broker = Broker::start_with(
+        2,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+            config_path.to_str().unwrap(),
+        ],
+    );
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "quota-exact", 2, &[]);
+    let msgs: Vec<Msg> = (0..RECORDS)
+        .map(|i| Msg::value(format!("{i:0>100}")).to((i % 2) as i32))
+        .collect();
+    let mut config = producer_config(&bootstrap);
+    config.set("batch.size", "8192");
+    assert_eq!(produce(&config, "quota-exact", &msgs).len(), RECORDS);
+    let mut c = RawClient::connect(&bootstrap);
+    let exact: Entity = vec![("client-id", Some("exact-consumer"))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&exact, &[("consumer_byte_rate", QUOTA, false)])],
+            false
+        ),
+        [0]
+    );
+    let mut config: ClientConfig = consumer_config(&bootstrap);
+    // Responses far below a second's quota, so each can get through.
+    config
+        .set("client.id", "exact-consumer")
+        .set("fetch.max.bytes", "16384")
+        .set("message.max.bytes", "16384")
+        .set("max.partition.fetch.bytes", "8192");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset("quota-exact", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut read: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read[0].len() + read[1].len() < RECORDS && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
+            read[m.partition() as usize].push(value.parse().unwrap());
+        }
+    }
+    // Nothing more comes after the last record either.
+    let extra = consumer.poll(Duration::from_millis(500));
+    assert!(extra.is_none(), "a record past the last one");
+    for (p, values) in read.iter().enumerate() {
+        let expected: Vec<usize> = (0..RECORDS).filter(|i| i % 2 == p).collect();
+        assert_eq!(
+            values.len(),
+            expected.len(),
+            "partition {p}: read {} of {}",
+            values.len(),
+            expected.len()
+        );
+        assert!(
+            values == &expected,
+            "partition {p} out of order or repeated"
+        );
+    }
+    let throttled = broker.metric("sluice_quota_fetch_throttled_requests_total");
+    eprintln!(
+        "{RECORDS} records at {QUOTA} B/s: {throttled} fetches throttled for {} ms",
+        broker.metric("sluice_quota_fetch_throttle_ms_total")
+    );
+    assert!(throttled > 0, "no fetch was throttled");
+}
+
 /// In a cluster a quota altered through one node goes through the quorum
-/// (ClientQuota records): every node describes it, so every node enforces
-/// it, and it survives a restart of all.
+/// (ClientQuota and IpQuota records): every node describes it, so every
+/// node enforces it, and it survives a restart of all.
 #[test]
 fn cluster_quotas_go_through_the_quorum() {
     let mut cluster = common::cluster::Cluster::start(3);
     let mut via_2 = RawClient::connect(&cluster.node(2).bootstrap());
     let app: Entity = vec![("user", None), ("client-id", Some("app"))];
+    // An ip entity goes through the quorum too (IpQuota records).
+    let ip: Entity = vec![("ip", Some("192.0.2.7"))];
     assert_eq!(
         alter(
             &mut via_2,
-            vec![entry(
-                &app,
-                &[
-                    ("producer_byte_rate", 4096.0, false),
-                    ("request_percentage", 30.0, false)
-                ]
-            )],
+            vec![
+                entry(
+                    &app,
+                    &[
+                        ("producer_byte_rate", 4096.0, false),
+                        ("request_percentage", 30.0, false)
+                    ]
+                ),
+                entry(&ip, &[("connection_creation_rate", 7.0, false)]),
+            ],
             false
         ),
-        [0]
+        [0, 0]
     );
-    let expected = vec![(
-        owned(&app),
-        vec![
-            ("producer_byte_rate".to_string(), 4096.0),
-            ("request_percentage".to_string(), 30.0),
-        ],
-    )];
+    let mut expected = vec![
+        (
+            owned(&app),
+            vec![
+                ("producer_byte_rate".to_string(), 4096.0),
+                ("request_percentage".to_string(), 30.0),
+            ],
+        ),
+        (
+            owned(&ip),
+            vec![("connection_creation_rate".to_string(), 7.0)],
+        ),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
     let seen_everywhere = |cluster: &common::cluster::Cluster| {
         for id in cluster.ids() {
             let mut c = RawClient::try_connect(&cluster.node(id).bootstrap(), OP_TIMEOUT)
@@ -735,4 +768,71 @@ fn a_request_percentage_quota_throttles_a_busy_client() {
         metadata.is_some(),
         "50 Metadata requests never reported a throttle"
     );
+}
+
+/// A throttled fetch of an incremental session (KIP-227) keeps the session
+/// and leaves its partitions unmarked: the next fetch brings what the
+/// throttled one held back. A throttled full fetch makes no session, as
+/// Kafka makes one only with an answer that carries partitions.
+#[test]
+fn a_throttled_fetch_keeps_its_session() {
+    let broker = Broker::start(1);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "throttled-session", 1, &[]);
+    let mut c = RawClient::connect(&bootstrap);
+    let full = common::raw::fetch_request("throttled-session", &[(0, 0)], 0)
+        .with_session_id(0)
+        .with_session_epoch(0);
+    let made: FetchResponse = c.call(12, &full);
+    let session = made.session_id;
+    assert_ne!(session, 0, "a session was made");
+    let raw: Entity = vec![("client-id", Some(RAW_CLIENT_ID))];
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![entry(&raw, &[("consumer_byte_rate", 1000.0, false)])],
+            false
+        ),
+        [0]
+    );
+    assert_eq!(produce_throttle(&mut c, "throttled-session", 12_000), 0);
+    let idle = |epoch| {
+        common::raw::fetch_request("throttled-session", &[], 0)
+            .with_session_id(session)
+            .with_session_epoch(epoch)
+    };
+    let throttled: FetchResponse = c.call(12, &idle(1));
+    assert!(throttled.throttle_time_ms > 0, "12 kB is over 1000 B/s");
+    assert_eq!(throttled.error_code, 0);
+    assert_eq!(throttled.session_id, session, "the session is kept");
+    assert!(throttled.responses.is_empty());
+
+    // A full fetch over the quota (on a connection not muted) makes none.
+    let mut other = RawClient::connect(&bootstrap);
+    let refused: FetchResponse = other.call(12, &full);
+    assert!(refused.throttle_time_ms > 0);
+    assert_eq!(
+        refused.session_id, 0,
+        "no session for a throttled full fetch"
+    );
+    assert!(refused.responses.is_empty());
+
+    // Within a larger quota the session's next fetch (naming nothing, the
+    // fetcher's position unchanged) brings the records held back.
+    let mut admin = RawClient::connect(&bootstrap);
+    assert_eq!(
+        alter(
+            &mut admin,
+            vec![entry(&raw, &[("consumer_byte_rate", 1e9, false)])],
+            false
+        ),
+        [0]
+    );
+    let next: FetchResponse = c.call(12, &idle(2));
+    assert_eq!(next.throttle_time_ms, 0);
+    assert_eq!(next.session_id, session);
+    let partition = &next.responses[0].partitions[0];
+    assert_eq!(partition.partition_index, 0);
+    let records = partition.records.as_ref().map_or(0, |r| r.len());
+    assert!(records > 12_000, "fetched {records} bytes");
 }

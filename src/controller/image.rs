@@ -35,6 +35,39 @@ pub struct ClusterImage {
     /// older snapshots.
     #[serde(default)]
     pub acls: crate::security::acl::Acls,
+    /// connection_creation_rate by ip (KIP-612). Last, so `BeforeIpQuotas`
+    /// reads older snapshots.
+    #[serde(default)]
+    pub ip_quotas: crate::quota::IpQuotas,
+}
+
+/// A snapshot written before the image had ip quotas.
+#[derive(Deserialize)]
+pub(crate) struct BeforeIpQuotas {
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<String, TopicImage>,
+    topic_ids: BTreeMap<Uuid, String>,
+    broker_configs: BTreeMap<Option<i32>, Configs>,
+    next_producer_id: i64,
+    scram_credentials: crate::security::scram::Credentials,
+    client_quotas: crate::quota::ClientQuotas,
+    acls: crate::security::acl::Acls,
+}
+
+impl From<BeforeIpQuotas> for ClusterImage {
+    fn from(old: BeforeIpQuotas) -> ClusterImage {
+        ClusterImage {
+            brokers: old.brokers,
+            topics: old.topics,
+            topic_ids: old.topic_ids,
+            broker_configs: old.broker_configs,
+            next_producer_id: old.next_producer_id,
+            scram_credentials: old.scram_credentials,
+            client_quotas: old.client_quotas,
+            acls: old.acls,
+            ip_quotas: Default::default(),
+        }
+    }
 }
 
 /// A snapshot written before the image had client quotas and ACLs (they
@@ -60,6 +93,7 @@ impl From<BeforeSecurity> for ClusterImage {
             scram_credentials: old.scram_credentials,
             client_quotas: Default::default(),
             acls: Default::default(),
+            ip_quotas: Default::default(),
         }
     }
 }
@@ -86,6 +120,7 @@ impl From<BeforeCredentials> for ClusterImage {
             scram_credentials: Default::default(),
             client_quotas: Default::default(),
             acls: Default::default(),
+            ip_quotas: Default::default(),
         }
     }
 }

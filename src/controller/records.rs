@@ -93,6 +93,13 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         acl: crate::security::acl::AclBinding,
     },
+    /// An ip's connection_creation_rate set (`Some`) or removed (`None`)
+    /// (Kafka's ClientQuotaRecord for an ip entity, KIP-612). Last, so
+    /// older log entries keep their variant numbers.
+    IpQuota {
+        ip: crate::quota::EntityName,
+        value: Option<f64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +242,7 @@ pub fn apply(
             credential,
         } => scram_credential(image, user, *mechanism, credential.as_ref()),
         R::ClientQuota { entity, key, value } => client_quota(image, entity, *key, *value),
+        R::IpQuota { ip, value } => ip_quota(image, ip, *value),
         R::AccessControlEntry { acl } => {
             if image.acls.contains(acl) {
                 return Ok(RecordOutcome::Unchanged);
@@ -510,6 +518,21 @@ fn client_quota(
         return Ok(RecordOutcome::Unchanged);
     }
     image.client_quotas.set(entity, key, value)?;
+    Ok(RecordOutcome::Applied)
+}
+
+fn ip_quota(
+    image: &mut ClusterImage,
+    ip: &crate::quota::EntityName,
+    value: Option<f64>,
+) -> Result<RecordOutcome, RecordError> {
+    if let Some(v) = value {
+        crate::quota::check_ip_value(crate::quota::entity::CONNECTION_CREATION_RATE, v)?;
+    }
+    if image.ip_quotas.get(ip) == value {
+        return Ok(RecordOutcome::Unchanged);
+    }
+    image.ip_quotas.set(ip, value)?;
     Ok(RecordOutcome::Applied)
 }
 

@@ -14,7 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::access::Access;
-use super::ApiSpec;
+use super::throttle::Mutations;
+use super::{ApiSpec, Client};
 use crate::config::TopicConfigs;
 use crate::security::acl::Operation;
 use crate::shard::{AdminOp, AdminOutcome, Shard};
@@ -37,6 +38,25 @@ pub const CREATE_PARTITIONS: ApiSpec = ApiSpec {
     max: 3,
 };
 
+/// The first versions that refuse a mutation over the controller mutation
+/// quota (KIP-599's strict mode); older ones are throttled after it.
+const CREATE_TOPICS_STRICT_SINCE: i16 = 6;
+const CREATE_PARTITIONS_STRICT_SINCE: i16 = 3;
+const DELETE_TOPICS_STRICT_SINCE: i16 = 5;
+
+/// A topic refused for the controller mutation quota, in Kafka's words.
+fn over_mutation_quota() -> AdminOutcome {
+    refused(
+        ResponseError::ThrottlingQuotaExceeded,
+        "The throttling quota has been exceeded.".into(),
+    )
+}
+
+/// Partitions as counted against the controller mutation quota.
+fn partitions(n: i32) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 fn refused(error: ResponseError, message: String) -> AdminOutcome {
     AdminOutcome {
         error: error.code(),
@@ -49,10 +69,18 @@ fn refused(error: ResponseError, message: String) -> AdminOutcome {
 pub async fn create_topics(
     shard: &Rc<Shard>,
     access: &Access,
-    _header: &RequestHeader,
+    client: &Client,
+    header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut quota = Mutations::new(
+        shard,
+        client,
+        header,
+        CREATE_TOPICS_STRICT_SINCE,
+        request.validate_only,
+    );
     let cluster_create = access.cluster(Operation::Create);
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -97,6 +125,7 @@ pub async fn create_topics(
                 })
                 .collect();
             match configs {
+                Some(_) if !quota.admit() => over_mutation_quota(),
                 Some(configs) => {
                     let assignments = explicit_assignments(&topic.assignments);
                     let partitions = match &assignments {
@@ -125,6 +154,7 @@ pub async fn create_topics(
             if let Some(meta) = shard.topics().get(&name) {
                 result.topic_id = meta.uuid();
                 result.num_partitions = meta.partitions;
+                quota.record(partitions(meta.partitions));
             } else {
                 // validate_only: report what would have been created.
                 result.num_partitions = if topic.num_partitions == -1 {
@@ -145,6 +175,7 @@ pub async fn create_topics(
     }
     let mut response = CreateTopicsResponse::default();
     response.topics = results;
+    response.throttle_time_ms = quota.finish();
     response
 }
 
@@ -188,9 +219,11 @@ fn replication_factor(shard: &Shard, topic: &str) -> i16 {
 pub async fn delete_topics(
     shard: &Rc<Shard>,
     access: &Access,
+    client: &Client,
     header: &RequestHeader,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    let mut quota = Mutations::new(shard, client, header, DELETE_TOPICS_STRICT_SINCE, false);
     // v0-5 name topics in `topic_names`; v6 in `topics` (by name or id).
     let names: Vec<Result<String, uuid::Uuid>> = if header.request_api_version >= 6 {
         request
@@ -223,14 +256,21 @@ pub async fn delete_topics(
                 result.name = Some(TopicName(StrBytes::from_string(name)));
             }
             Ok(name) => {
-                result.topic_id = shard
+                let (topic_id, count) = shard
                     .topics()
                     .get(&name)
-                    .map(|m| m.uuid())
-                    .unwrap_or_default();
-                let outcome = shard
-                    .admin(AdminOp::DeleteTopic { name: name.clone() })
-                    .await;
+                    .map_or((uuid::Uuid::nil(), 0), |m| (m.uuid(), m.partitions));
+                result.topic_id = topic_id;
+                let outcome = if quota.admit() {
+                    shard
+                        .admin(AdminOp::DeleteTopic { name: name.clone() })
+                        .await
+                } else {
+                    over_mutation_quota()
+                };
+                if outcome.error == 0 {
+                    quota.record(partitions(count));
+                }
                 result.error_code = outcome.error;
                 result.error_message = outcome.message.map(StrBytes::from_string);
                 result.name = Some(TopicName(StrBytes::from_string(name)));
@@ -244,6 +284,7 @@ pub async fn delete_topics(
     }
     let mut response = DeleteTopicsResponse::default();
     response.responses = responses;
+    response.throttle_time_ms = quota.finish();
     response
 }
 
@@ -251,10 +292,18 @@ pub async fn delete_topics(
 pub async fn create_partitions(
     shard: &Rc<Shard>,
     access: &Access,
-    _header: &RequestHeader,
+    client: &Client,
+    header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut quota = Mutations::new(
+        shard,
+        client,
+        header,
+        CREATE_PARTITIONS_STRICT_SINCE,
+        request.validate_only,
+    );
     for topic in request.topics {
         let outcome = if !access.topic(Operation::Alter, topic.name.0.as_str()) {
             refused(
@@ -266,14 +315,22 @@ pub async fn create_partitions(
                 ResponseError::InvalidRequest,
                 "manual replica assignment is not supported".into(),
             )
+        } else if !quota.admit() {
+            over_mutation_quota()
         } else {
-            shard
+            let name = topic.name.0.to_string();
+            let before = shard.topics().get(&name).map_or(0, |m| m.partitions);
+            let outcome = shard
                 .admin(AdminOp::CreatePartitions {
-                    name: topic.name.0.to_string(),
+                    name,
                     count: topic.count,
                     validate_only: request.validate_only,
                 })
-                .await
+                .await;
+            if outcome.error == 0 {
+                quota.record(partitions(topic.count.saturating_sub(before)));
+            }
+            outcome
         };
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name;
@@ -283,5 +340,6 @@ pub async fn create_partitions(
     }
     let mut response = CreatePartitionsResponse::default();
     response.results = results;
+    response.throttle_time_ms = quota.finish();
     response
 }

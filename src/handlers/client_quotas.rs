@@ -1,8 +1,8 @@
 //! DescribeClientQuotas (API 48) and AlterClientQuotas (API 49), as Kafka
 //! 3.9's broker (ClientQuotaCache) and controller
 //! (ClientQuotaControlManager) check and answer them (KIP-546). Entities
-//! are users and client ids, named or default (a null name); ip entities
-//! (connection rates) are described as none and refused on alter.
+//! are users and client ids, named or default (a null name), and ips
+//! (KIP-612's connection_creation_rate), which stand alone.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -19,8 +19,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
+use crate::quota::entity::CONNECTION_CREATION_RATE;
 use crate::quota::entity::{CLIENT_ID, IP, USER};
-use crate::quota::{check_value, EntityName, QuotaEntity, QuotaError, QuotaKey, QuotaValues};
+use crate::quota::{
+    check_ip_value, check_value, EntityName, QuotaEntity, QuotaError, QuotaKey, QuotaValues, Target,
+};
 use crate::shard::{AdminOp, Shard};
 
 pub const DESCRIBE: ApiSpec = ApiSpec {
@@ -157,14 +160,27 @@ pub fn describe(
             // empty strict one nothing.
             return !request.strict;
         }
-        // No ip quotas are stored, so an ip filter matches none.
+        // An ip filter matches ip entities only.
         parts[2].is_none() && matches(entity, &parts, request.strict)
     };
+    // An ip entity has no other part: it passes a filter of an ip
+    // component alone, or the empty non-strict one.
+    let wanted_ip = |ip: &EntityName| match &parts[2] {
+        _ if request.components.is_empty() => !request.strict,
+        Some(m) => m.accepts(ip),
+        None => false,
+    };
+    let ips = topics
+        .ip_quotas
+        .iter()
+        .filter(|(ip, _)| wanted_ip(ip))
+        .map(|(ip, rate)| ip_entry(ip, rate));
     let entries = topics
         .client_quotas
         .iter()
         .filter(|(entity, _)| wanted(entity))
         .map(|(entity, values)| entry(entity, values))
+        .chain(ips)
         .collect();
     response.entries = Some(entries);
     response
@@ -194,18 +210,52 @@ fn entry(entity: &QuotaEntity, values: &QuotaValues) -> EntryData {
     e
 }
 
+fn ip_entry(ip: &EntityName, rate: f64) -> EntryData {
+    let mut e = EntryData::default();
+    let mut d = EntityData::default();
+    d.entity_type = StrBytes::from_static_str(IP);
+    d.entity_name = ip.wire().map(|n| StrBytes::from_string(n.to_string()));
+    e.entity = vec![d];
+    let mut v = ValueData::default();
+    v.key = StrBytes::from_static_str(CONNECTION_CREATION_RATE);
+    v.value = rate;
+    e.values = vec![v];
+    e
+}
+
+/// An entry's checked changes: a client entity's keys, or an ip's rate.
+#[derive(Debug)]
+enum Changes {
+    Client(QuotaEntity, Vec<(QuotaKey, Option<f64>)>),
+    /// connection_creation_rate set or removed; no op: nothing.
+    Ip(EntityName, Option<Option<f64>>),
+}
+
+impl Changes {
+    fn target(&self) -> Target {
+        match self {
+            Changes::Client(e, _) => Target::Client(e.clone()),
+            Changes::Ip(ip, _) => Target::Ip(ip.clone()),
+        }
+    }
+}
+
 /// One entry's changes, or why the entry is refused.
-type Checked = Result<(QuotaEntity, Vec<(QuotaKey, Option<f64>)>), QuotaError>;
+type Checked = Result<Changes, QuotaError>;
 
 fn check_entry(
     entry: &kafka_protocol::messages::alter_client_quotas_request::EntryData,
 ) -> Checked {
-    let entity = QuotaEntity::from_wire(entry.entity.iter().map(|e| {
+    let target = Target::from_wire(entry.entity.iter().map(|e| {
         (
             e.entity_type.as_str(),
             e.entity_name.as_ref().map(|n| n.as_str()),
         )
     }))?;
+    let entity = match target {
+        Target::Client(entity) => entity,
+        Target::Ip(ip) => return check_ip_entry(entry, ip),
+    };
     let mut seen = BTreeSet::new();
     let mut changes = Vec::with_capacity(entry.ops.len());
     for op in &entry.ops {
@@ -222,7 +272,31 @@ fn check_entry(
             changes.push((check_value(name, op.value)?, Some(op.value)));
         }
     }
-    Ok((entity, changes))
+    Ok(Changes::Client(entity, changes))
+}
+
+/// An ip entry's one op on connection_creation_rate.
+fn check_ip_entry(
+    entry: &kafka_protocol::messages::alter_client_quotas_request::EntryData,
+    ip: EntityName,
+) -> Checked {
+    let mut value = None;
+    let mut seen = BTreeSet::new();
+    for op in &entry.ops {
+        let name = op.key.as_str();
+        if !seen.insert(name) {
+            return Err(QuotaError::DuplicateKey(name.to_string()));
+        }
+        value = Some(if op.remove {
+            if name != CONNECTION_CREATION_RATE {
+                return Err(QuotaError::UnknownKey(name.to_string()));
+            }
+            None
+        } else {
+            Some(check_ip_value(name, op.value)?)
+        });
+    }
+    Ok(Changes::Ip(ip, value))
 }
 
 pub async fn alter(
@@ -250,25 +324,33 @@ pub async fn alter(
     // An entity named twice is refused both times (Kafka: "Ignoring
     // duplicate entity"), so neither of two conflicting changes applies.
     let mut counts = std::collections::BTreeMap::new();
-    for (entity, _) in checked.iter().flatten() {
-        *counts.entry(entity.clone()).or_insert(0) += 1;
+    for changes in checked.iter().flatten() {
+        *counts.entry(changes.target()).or_insert(0) += 1;
     }
     for c in checked.iter_mut() {
-        if matches!(c, Ok((entity, _)) if counts[entity] > 1) {
+        if matches!(c, Ok(changes) if counts[&changes.target()] > 1) {
             *c = Err(QuotaError::DuplicateEntity);
         }
     }
-    let accepted: Vec<_> = checked
-        .iter()
-        .flatten()
-        .flat_map(|(entity, changes)| changes.iter().map(|(k, v)| (entity.clone(), *k, *v)))
-        .collect();
+    let mut accepted = Vec::new();
+    let mut ip_changes = Vec::new();
+    for changes in checked.iter().flatten() {
+        match changes {
+            Changes::Client(entity, keys) => {
+                accepted.extend(keys.iter().map(|(k, v)| (entity.clone(), *k, *v)))
+            }
+            Changes::Ip(ip, op) => ip_changes.extend(op.map(|value| (ip.clone(), value))),
+        }
+    }
     // All accepted changes are one admin change (Kafka's atomic controller
     // result); validate_only checks without changing.
     let mut outcome = None;
-    if !accepted.is_empty() && !request.validate_only {
+    if (!accepted.is_empty() || !ip_changes.is_empty()) && !request.validate_only {
         let done = shard
-            .admin(AdminOp::AlterClientQuotas { changes: accepted })
+            .admin(AdminOp::AlterClientQuotas {
+                changes: accepted,
+                ip_changes,
+            })
             .await;
         if done.error != 0 {
             outcome = Some(done);

@@ -344,21 +344,27 @@ async fn dispatch(
             let sessions = &services.fetch_sessions;
             let request: kafka_protocol::messages::FetchRequest = body!();
             let follower = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
-            let mut body = fetch::handle(shard, access, sessions, &header, request).await;
-            throttle::fetch(shard, client, &header, follower, &mut body);
+            if follower {
+                // Replication is exempt from client quotas, as in Kafka.
+                client.quota.exempt();
+            }
+            // With no quota configured (or a follower), nothing to charge.
+            let charge = (!follower && client.quota.active())
+                .then_some(|bytes| throttle::fetch(shard, client, &header, bytes));
+            let body = fetch::handle(shard, access, sessions, &header, request, charge).await;
             out.pieces(body)
         }
         ApiKey::ListOffsets => {
             out.encoded(list_offsets::handle(shard, access, &header, body!()).await)
         }
         ApiKey::CreateTopics => {
-            out.encoded(admin::create_topics(shard, access, &header, body!()).await)
+            out.encoded(admin::create_topics(shard, access, client, &header, body!()).await)
         }
         ApiKey::DeleteTopics => {
-            out.encoded(admin::delete_topics(shard, access, &header, body!()).await)
+            out.encoded(admin::delete_topics(shard, access, client, &header, body!()).await)
         }
         ApiKey::CreatePartitions => {
-            out.encoded(admin::create_partitions(shard, access, &header, body!()).await)
+            out.encoded(admin::create_partitions(shard, access, client, &header, body!()).await)
         }
         ApiKey::DescribeConfigs => out.encoded(configs::describe(shard, access, &header, body!())),
         ApiKey::AlterConfigs => out.encoded(configs::alter(shard, access, &header, body!()).await),
@@ -424,7 +430,8 @@ async fn dispatch(
         // request's throttle, and the connection is muted for it.
         let ms = throttle::request(shard, client, &header);
         if let (true, Ok(Some(frame))) = (ms > 0, &mut answered) {
-            throttle::report(key, version, frame, ms);
+            // The larger of this and a controller mutation throttle.
+            throttle::report(key, version, frame, client.quota.throttle_so_far());
         }
     }
     answered

@@ -91,7 +91,7 @@ async fn token(shard: &Rc<Shard>, client: &Client, token: &[u8]) -> crate::net::
         now,
     );
     if reply.error == ResponseError::SaslAuthenticationFailed.code() {
-        let user = crate::net::sasl::Session::attempted_user(token);
+        let user = client.session.attempted();
         tracing::warn!(
             peer = %client.host,
             listener = %client.session.listener.name,

@@ -5,7 +5,8 @@
 //!
 //! What is charged, as Kafka's quota managers charge it: a produce request
 //! its record bytes, a fetch its response bytes (a follower's fetch
-//! nothing), every request the time its handler kept the shard busy. With
+//! nothing; a throttled fetch is answered without records and uncharged,
+//! as Kafka's), every request the time its handler kept the shard busy. With
 //! no quota configured when the request began (one emptiness check, in the
 //! connection loop) each charge returns at once.
 //!
@@ -13,16 +14,15 @@
 //! - Produce is charged its record bytes, Kafka the whole request's size
 //!   (the difference is the request's framing, a few dozen bytes a
 //!   partition).
-//! - A throttled Fetch keeps its records; Kafka answers it empty and
-//!   uncharges them. Emptying it here would have to undo what the fetch
-//!   session already recorded as sent; sending and muting gives the same
-//!   average rate, overshooting by at most one response per sample window.
 //! - ApiVersions and OffsetDelete, whose throttle_time_ms is not the first
 //!   field of their response, report 0 for a request_percentage throttle
 //!   (their connection is muted all the same).
 //! - Request time is the time this shard spent polling the request, not a
 //!   handler thread's time: work the partition owner does on another core
 //!   is that core's, and waits (long polls, acks=all, the quorum) are free.
+//! - The controller mutation quota is drawn on the broker that receives the
+//!   request (Kafka's controller draws it, for the whole cluster), and its
+//!   throttle is bounded by the rate window like the others.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
@@ -45,10 +45,7 @@ fn charge(
     if topics.client_quotas.is_empty() {
         return 0;
     }
-    let window = Window::from_config(
-        shard.config.quota_window_num,
-        shard.config.quota_window_size_seconds,
-    );
+    let window = window(shard);
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
     let principal = client.session.principal_ref();
     let who = Who {
@@ -62,6 +59,14 @@ fn charge(
         kind,
         amount,
         window,
+    )
+}
+
+/// The broker's quota sampling.
+fn window(shard: &Shard) -> Window {
+    Window::from_config(
+        shard.config.quota_window_num,
+        shard.config.quota_window_size_seconds,
     )
 }
 
@@ -83,25 +88,105 @@ pub(super) fn produce(shard: &Shard, client: &Client, header: &RequestHeader, by
     as_throttle(bandwidth.max(request(shard, client, header)))
 }
 
-/// Charges a consumer's fetch response bytes and its handler time so far,
-/// and writes the throttle into the response body. A follower's fetch is
-/// exempt, as Kafka exempts replication from client quotas.
-pub(super) fn fetch(
-    shard: &Shard,
-    client: &Client,
-    header: &RequestHeader,
-    follower: bool,
-    body: &mut [Piece],
-) {
-    if follower {
-        client.quota.exempt();
-        return;
-    }
-    let bytes = body.iter().map(|p| p.len() as u64).sum();
+/// Charges a consumer's fetch answer of `bytes` and its handler time so
+/// far; the throttle (0: the answer goes out as it is). A throttled answer
+/// goes out empty, as from Kafka, so its bytes are taken back off the
+/// fetch quota (Kafka's `unrecordQuotaSensor`): the client fetches them
+/// again after the throttle. (A follower's fetch is not charged.)
+pub(super) fn fetch(shard: &Shard, client: &Client, header: &RequestHeader, bytes: u64) -> u64 {
     let bandwidth = charge(shard, client, header, QuotaType::Fetch, bytes);
-    let ms = as_throttle(bandwidth.max(request(shard, client, header)));
+    let ms = bandwidth.max(request(shard, client, header));
     if ms > 0 {
-        super::fetch::set_throttle(body, ms);
+        client
+            .quota
+            .uncharge(QuotaType::Fetch, bytes, window(shard));
+    }
+    ms
+}
+
+/// The controller mutation quota of one CreateTopics, CreatePartitions or
+/// DeleteTopics request (KIP-599, Kafka's ControllerMutationQuotaManager):
+/// each topic's partitions created or deleted are drawn from the client's
+/// bucket. From the version given (`strict_since`) a topic met by a bucket
+/// already below zero is refused with THROTTLING_QUOTA_EXCEEDED (strict);
+/// before it, every topic goes ahead and the request is throttled once the
+/// bucket is below zero (permissive). Validate-only requests draw nothing.
+pub(super) struct Mutations<'a> {
+    shard: &'a Shard,
+    client: &'a Client,
+    header: &'a RequestHeader,
+    strict: bool,
+    /// Whether any draw can apply: quotas configured and not validate-only.
+    counted: bool,
+    throttle_ms: u64,
+}
+
+impl<'a> Mutations<'a> {
+    pub(super) fn new(
+        shard: &'a Shard,
+        client: &'a Client,
+        header: &'a RequestHeader,
+        strict_since: i16,
+        validate_only: bool,
+    ) -> Mutations<'a> {
+        Mutations {
+            shard,
+            client,
+            header,
+            strict: header.request_api_version >= strict_since,
+            counted: !validate_only
+                && client.quota.active()
+                && !shard.topics().client_quotas.is_empty(),
+            throttle_ms: 0,
+        }
+    }
+
+    fn draw(&self, partitions: u64) -> u64 {
+        let topics = self.shard.topics();
+        let client_id = self.header.client_id.as_ref().map_or("", |c| c.as_str());
+        let principal = self.client.session.principal_ref();
+        let who = Who {
+            principal: &principal,
+            client_id,
+        };
+        self.client.quota.mutate(
+            &topics.client_quotas,
+            topics.version,
+            who,
+            partitions,
+            window(self.shard),
+        )
+    }
+
+    /// Whether the next topic may go ahead: in strict mode not while the
+    /// bucket is below zero (the topic is then answered
+    /// THROTTLING_QUOTA_EXCEEDED and the request throttled).
+    pub(super) fn admit(&mut self) -> bool {
+        if !self.counted || !self.strict {
+            return true;
+        }
+        let ms = self.draw(0);
+        self.throttle_ms = self.throttle_ms.max(ms);
+        ms == 0
+    }
+
+    /// Draws the partitions a topic's mutation created or deleted; a
+    /// permissive request is throttled once that takes it over the quota.
+    pub(super) fn record(&mut self, partitions: u64) {
+        if !self.counted || partitions == 0 {
+            return;
+        }
+        let ms = self.draw(partitions);
+        if !self.strict {
+            self.throttle_ms = self.throttle_ms.max(ms);
+        }
+    }
+
+    /// The throttle for the response's throttle_time_ms; the connection is
+    /// muted for it.
+    pub(super) fn finish(self) -> i32 {
+        self.client.quota.throttle_mutation(self.throttle_ms);
+        as_throttle(self.throttle_ms)
     }
 }
 

@@ -60,6 +60,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
         broker_configs: broker_configs_of(&image),
         scram_credentials: image.scram_credentials.clone(),
         client_quotas: image.client_quotas.clone(),
+        ip_quotas: image.ip_quotas.clone(),
         acls: image.acls.clone(),
         by_id: Default::default(),
         cluster: Some(Arc::new(ClusterView {

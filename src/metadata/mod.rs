@@ -97,6 +97,9 @@ pub struct Topics {
     /// Client quotas by entity (issue 15); in a cluster, the image's.
     #[serde(default, skip_serializing_if = "crate::quota::ClientQuotas::is_empty")]
     pub client_quotas: crate::quota::ClientQuotas,
+    /// connection_creation_rate by ip (KIP-612); in a cluster, the image's.
+    #[serde(default, skip_serializing_if = "crate::quota::IpQuotas::is_empty")]
+    pub ip_quotas: crate::quota::IpQuotas,
     /// ACLs (issue 15), changed by CreateAcls and DeleteAcls.
     #[serde(default, skip_serializing_if = "crate::security::acl::Acls::is_empty")]
     pub acls: crate::security::acl::Acls,

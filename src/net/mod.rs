@@ -66,6 +66,9 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        if !ip_admitted(shard, &stream) {
+            continue;
+        }
         if open.get() >= shard.config.max_connections_per_shard {
             tracing::warn!(
                 limit = shard.config.max_connections_per_shard,
@@ -83,6 +86,30 @@ pub async fn accept_loop(
         })
         .detach();
     }
+}
+
+/// KIP-612: a connection from an ip over its connection_creation_rate is
+/// closed at once (dropped unserved) and counted. Kafka holds such a
+/// socket for the throttle time before closing it; closing at once costs
+/// the broker less and the client sees the same refusal.
+fn ip_admitted(shard: &Shard, stream: &TcpStream) -> bool {
+    let topics = shard.topics();
+    if topics.ip_quotas.is_empty() {
+        return true;
+    }
+    let Ok(peer) = stream.peer_addr() else {
+        return true;
+    };
+    let window = crate::quota::Window::from_config(
+        shard.config.quota_window_num,
+        shard.config.quota_window_size_seconds,
+    );
+    if crate::quota::admit_connection(&topics.ip_quotas, peer.ip(), window) {
+        return true;
+    }
+    crate::stats::QUOTA_CONNECTIONS_REFUSED.add(1);
+    tracing::debug!(%peer, "connection_creation_rate exceeded; closing new connection");
+    false
 }
 
 /// Keeps `Shard::in_flight` right even when a request's future is dropped.

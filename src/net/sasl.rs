@@ -71,6 +71,9 @@ pub struct Session {
     authenticated: Cell<bool>,
     /// KIP-368: when the session ends unless the client re-authenticates.
     expires: Cell<Option<Instant>>,
+    /// The user the exchange under way claims (from its first token), for
+    /// the log line of a failure: SCRAM's last token names no user.
+    attempted: RefCell<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -116,6 +119,7 @@ impl Session {
             principal: RefCell::new(principal),
             authenticated: Cell::new(false),
             expires: Cell::new(None),
+            attempted: RefCell::default(),
         }
     }
 
@@ -206,6 +210,9 @@ impl Session {
     ) -> TokenReply {
         use kafka_protocol::ResponseError;
         let exchange = std::mem::replace(&mut *self.exchange.borrow_mut(), Exchange::Idle);
+        if let Exchange::Chosen { .. } = exchange {
+            *self.attempted.borrow_mut() = Session::attempted_user(token);
+        }
         let step = match exchange {
             Exchange::Idle => {
                 return TokenReply {
@@ -283,7 +290,12 @@ impl Session {
         Ok(step)
     }
 
-    /// The user name for log lines (never the secret).
+    /// The user the last exchange claimed to be, for log lines.
+    pub fn attempted(&self) -> String {
+        self.attempted.borrow().clone()
+    }
+
+    /// The user name in a first token, for log lines (never the secret).
     pub fn attempted_user(token: &[u8]) -> String {
         let text = String::from_utf8_lossy(&token[..token.len().min(300)]);
         let user = text
@@ -415,6 +427,11 @@ mod tests {
         assert_eq!(s.handshake("PLAIN", false).0, 0);
         let r = s.token(b"\0alice\0wrong", &creds(), 0, now);
         assert_eq!(r.error, 58);
+        assert_eq!(
+            s.attempted(),
+            "alice",
+            "the failure's log line names the user"
+        );
         assert_eq!(s.handshake("PLAIN", false).0, 0);
         let r = s.token(b"\0alice\0secret", &creds(), 1000, now);
         assert_eq!((r.error, r.session_lifetime_ms), (0, 1000));

@@ -133,7 +133,7 @@ fn placeholder() -> ServerConfig {
         .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new()))
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |reason: String| TlsError::File {
         path: path.to_path_buf(),
         reason,

@@ -4,11 +4,13 @@
 //! and the connection loop obeys by not reading (muting) for the throttle
 //! time. Pure data and atomics: no I/O, no runtime.
 
+pub mod bucket;
 pub mod entity;
 pub mod rate;
 
 pub use entity::{
-    check_value, Applied, ClientQuotas, EntityName, QuotaEntity, QuotaError, QuotaKey, QuotaValues,
+    check_ip_value, check_value, Applied, ClientQuotas, EntityName, IpQuotas, QuotaEntity,
+    QuotaError, QuotaKey, QuotaValues, Target,
 };
 pub use rate::Window;
 
@@ -21,6 +23,10 @@ use rate::RateTable;
 static PRODUCE: RateTable = RateTable::new();
 static FETCH: RateTable = RateTable::new();
 static REQUEST: RateTable = RateTable::new();
+/// New connections by ip (KIP-612).
+static CONNECTIONS: RateTable = RateTable::new();
+/// Controller mutations (KIP-599), as token buckets.
+static MUTATIONS: bucket::BucketTable = bucket::BucketTable::new();
 
 /// What a charge counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +118,30 @@ pub fn clock_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Counts a new connection from `ip` against its connection_creation_rate
+/// (KIP-612, Kafka's ConnectionQuotas): `false` when that takes the ip over
+/// its rate, and the connection is then not counted (Kafka unrecords it)
+/// and is to be closed. With no ip quota configured, one emptiness check.
+pub fn admit_connection(quotas: &IpQuotas, ip: std::net::IpAddr, window: Window) -> bool {
+    if quotas.is_empty() {
+        return true;
+    }
+    // An IPv4 client of a dual-stack listener is its IPv4 address.
+    let ip = ip.to_canonical().to_string();
+    let Some(quota) = quotas.resolve(&ip) else {
+        return true;
+    };
+    let key = rate::sensor_key("ip", &ip);
+    let now = clock_ms();
+    let slot = CONNECTIONS.slot(key, now, window);
+    let measured = CONNECTIONS.record(slot, 1, now, window);
+    if measured.rate <= quota {
+        return true;
+    }
+    CONNECTIONS.unrecord(slot, 1, now, window);
+    false
+}
+
 /// Kafka's user of a principal: its name without the type (`User:alice`
 /// is `alice`; `User:ANONYMOUS` is `ANONYMOUS`).
 pub fn user_of(principal: &str) -> &str {
@@ -156,6 +186,8 @@ struct Cached {
     principal: String,
     client_id: String,
     sensors: [Option<Sensor>; 3],
+    /// controller_mutation_rate: (quota, sensor key).
+    mutation: Option<(f64, u64)>,
 }
 
 #[derive(Debug)]
@@ -213,6 +245,68 @@ impl ConnQuotas {
         ms
     }
 
+    /// Draws `partitions` mutations from this connection's
+    /// controller_mutation_rate bucket (0 only looks) and returns the
+    /// throttle it is left with: nonzero when the bucket is below zero,
+    /// that is over the quota (KIP-599). With no such quota, 0.
+    pub fn mutate(
+        &self,
+        quotas: &ClientQuotas,
+        snapshot: u64,
+        who: Who<'_>,
+        partitions: u64,
+        window: Window,
+    ) -> u64 {
+        if !self.active.get() || quotas.is_empty() {
+            return 0;
+        }
+        self.refresh(quotas, snapshot, who);
+        let Some((quota, key)) = self.cached.borrow().as_ref().and_then(|c| c.mutation) else {
+            return 0;
+        };
+        let draw = bucket::Draw {
+            key,
+            quota,
+            burst: quota * (window.samples.max(2) - 1) as f64 * window.size_ms as f64 / 1000.0,
+        };
+        let tokens = MUTATIONS.take(draw, partitions as f64, clock_ms());
+        bucket::throttle_ms(tokens, quota, window.bound_ms())
+    }
+
+    /// Adds a controller mutation throttle to the current request's (the
+    /// connection is muted for the largest), and counts it.
+    pub fn throttle_mutation(&self, ms: u64) {
+        if ms > 0 {
+            crate::stats::QUOTA_MUTATION_THROTTLED.add(1);
+            crate::stats::QUOTA_MUTATION_THROTTLE_MS.add(ms);
+            self.throttle_ms.set(self.throttle_ms.get().max(ms));
+        }
+    }
+
+    /// The throttle the current request earned so far.
+    pub fn throttle_so_far(&self) -> u64 {
+        self.throttle_ms.get()
+    }
+
+    /// Takes `amount` back off this connection's `kind` quota (charged by
+    /// the current request, whose answer went out without it).
+    pub fn uncharge(&self, kind: QuotaType, amount: u64, window: Window) {
+        if !self.active.get() {
+            return;
+        }
+        let cached = self.cached.borrow();
+        let Some(sensor) = cached
+            .as_ref()
+            .and_then(|c| c.sensors[kind.index()].as_ref())
+        else {
+            return;
+        };
+        let table = kind.table();
+        if table.holds(sensor.slot.get(), sensor.key) {
+            table.unrecord(sensor.slot.get(), amount, clock_ms(), window);
+        }
+    }
+
     /// Resolves the quotas again when the snapshot, principal or client id
     /// changed since the last request.
     fn refresh(&self, quotas: &ClientQuotas, snapshot: u64, who: Who<'_>) {
@@ -234,11 +328,15 @@ impl ConnQuotas {
                 slot: Cell::new(usize::MAX),
             })
         });
+        let mutation = quotas
+            .resolve(QuotaKey::ControllerMutationRate, user, client_id)
+            .map(|a| (a.quota, rate::sensor_key(&a.sensor.0, &a.sensor.1)));
         *self.cached.borrow_mut() = Some(Cached {
             snapshot,
             principal: principal.to_string(),
             client_id: client_id.to_string(),
             sensors,
+            mutation,
         });
     }
 
@@ -300,6 +398,28 @@ impl ConnQuotas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ip over its connection rate is refused, and a refused connection
+    /// does not count; another ip (no quota) is not.
+    #[test]
+    fn connections_over_an_ip_rate_are_refused() {
+        let mut quotas = IpQuotas::default();
+        let ip: std::net::IpAddr = "10.9.8.7".parse().unwrap();
+        quotas
+            .set(&EntityName::Name(ip.to_string()), Some(2.0))
+            .unwrap();
+        let window = Window::from_config(2, 1);
+        // A young sensor's span is one window: 2 connections fit at once.
+        let admitted = (0..10)
+            .filter(|_| admit_connection(&quotas, ip, window))
+            .count();
+        assert_eq!(admitted, 2);
+        let other: std::net::IpAddr = "10.9.8.6".parse().unwrap();
+        assert!((0..10).all(|_| admit_connection(&quotas, other, window)));
+        // The default applies to every ip without its own; 0 refuses all.
+        quotas.set(&EntityName::Default, Some(0.0)).unwrap();
+        assert!(!admit_connection(&quotas, other, window));
+    }
 
     #[test]
     fn users_are_principal_names() {

@@ -221,6 +221,31 @@ impl RateTable {
     }
 }
 
+impl RateTable {
+    /// Takes `amount` back off what the slot recorded lately (Kafka's
+    /// `unrecordQuotaSensor`): off the current sample, or the one before
+    /// if the sample window turned since the record. Never below zero, so a
+    /// stale uncharge can only leave a little too much counted.
+    pub fn unrecord(&self, slot: usize, amount: u64, now_ms: u64, window: Window) {
+        let samples = window.samples.clamp(1, SAMPLES_MAX as u64);
+        let size = window.size_ms.max(1);
+        let slot = &self.slots[slot];
+        let since_origin = now_ms.saturating_sub(slot.origin_ms.load(Ordering::Acquire));
+        let now_window = since_origin / size;
+        for w in [now_window, now_window.saturating_sub(1)] {
+            let tag = w & WINDOW_MASK;
+            let sample = &slot.samples[(w % samples) as usize];
+            let taken = sample.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |old| {
+                let (have, v) = unpack(old);
+                (have == tag && v > 0).then(|| pack(tag, v.saturating_sub(amount)))
+            });
+            if taken.is_ok() {
+                return;
+            }
+        }
+    }
+}
+
 /// A sensor's rate right after a record, and the span it was taken over.
 #[derive(Clone, Copy, Debug)]
 pub struct Measured {
@@ -302,6 +327,19 @@ mod tests {
             span_ms: 10_000,
         };
         assert_eq!(throttle_ms(far, 1000.0, 11_000), 11_000);
+    }
+
+    /// An unrecorded amount no longer counts in the rate.
+    #[test]
+    fn unrecord_takes_an_amount_back() {
+        let table = Box::new(RateTable::new());
+        let slot = table.slot(9, 1_000, KAFKA);
+        table.record(slot, 500, 1_000, KAFKA);
+        table.record(slot, 10_000, 1_200, KAFKA);
+        table.unrecord(slot, 10_000, 1_300, KAFKA);
+        let measured = table.record(slot, 0, 1_300, KAFKA);
+        let left = 500.0 * 1000.0 / measured.span_ms as f64;
+        assert!((measured.rate - left).abs() < 0.01, "{measured:?}");
     }
 
     /// Entities beyond the probe's reach share the overflow slot; an idle

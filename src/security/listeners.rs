@@ -184,19 +184,129 @@ pub fn validate(
         if !listeners.is_empty() && !listeners.contains_key(ib) {
             return Err(ListenerError::InterBroker(ib.to_string()));
         }
-        // Replica fetchers and forwarding speak plain Kafka without SASL or
-        // TLS so far; a secured inter-broker listener is refused rather than
-        // left half-working.
-        if let Some(l) = listeners.get(ib) {
-            if l.protocol != SecurityProtocol::Plaintext {
-                return Err(ListenerError::Invalid(
-                    ib.to_string(),
-                    "the inter-broker listener must be PLAINTEXT for now".into(),
-                ));
-            }
-        }
     }
     Ok(())
+}
+
+/// How this broker logs in to the others' inter-broker listener: the
+/// broker's own client side of it (Kafka's
+/// `sasl.mechanism.inter.broker.protocol` and the broker's JAAS login; the
+/// `ssl.*` settings of the inter-broker listener). Each file defaults to the
+/// inter-broker listener's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InterBrokerLogin {
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    /// The password, in a file of its own: never in the config in clear.
+    pub sasl_password_file: Option<PathBuf>,
+    pub ssl_ca: Option<PathBuf>,
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+}
+
+/// TLS as the dialing side speaks it: peers are checked against `ca`; the
+/// certificate is shown when a peer asks (mTLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    pub ca: PathBuf,
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+}
+
+/// The SASL login of the dialing side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaslLogin {
+    pub mechanism: String,
+    pub username: String,
+    pub password_file: PathBuf,
+}
+
+/// [`InterBrokerLogin`] resolved against the inter-broker listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterBrokerClient {
+    pub tls: Option<ClientTlsFiles>,
+    pub sasl: Option<SaslLogin>,
+}
+
+/// Checks what dialing the inter-broker listener `name` needs: a CA for
+/// TLS, a mechanism, user and password file for SASL, and no SASL login
+/// set where the listener has no SASL (it would be silently unused).
+pub fn inter_broker_client(
+    name: &str,
+    l: &ListenerConfig,
+    login: &InterBrokerLogin,
+) -> Result<InterBrokerClient, ListenerError> {
+    let invalid = |m: String| ListenerError::Invalid(name.to_string(), m);
+    let tls = if l.protocol.tls() {
+        let ca = login.ssl_ca.clone().or_else(|| l.ssl_ca.clone()).ok_or_else(|| {
+            invalid("the inter-broker listener uses TLS: set its ssl_ca (or inter_broker_ssl_ca) so brokers can verify each other".into())
+        })?;
+        let cert = login.ssl_cert.clone().or_else(|| l.ssl_cert.clone());
+        let key = login.ssl_key.clone().or_else(|| l.ssl_key.clone());
+        let cert_and_key = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "inter_broker_ssl_cert and inter_broker_ssl_key go together".into(),
+                ))
+            }
+        };
+        Some(ClientTlsFiles { ca, cert_and_key })
+    } else {
+        None
+    };
+    let sasl = if l.protocol.sasl() {
+        let need = |what: &str| {
+            invalid(format!(
+                "the inter-broker listener uses SASL: set {what} (Kafka's sasl.mechanism.inter.broker.protocol and the broker's login)"
+            ))
+        };
+        let mechanism = login
+            .sasl_mechanism
+            .clone()
+            .ok_or_else(|| need("inter_broker_sasl_mechanism"))?;
+        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(invalid(format!(
+                "unknown inter_broker_sasl_mechanism {mechanism:?}"
+            )));
+        }
+        if l.sasl_mechanisms
+            .as_ref()
+            .is_some_and(|ms| !ms.contains(&mechanism))
+        {
+            return Err(invalid(format!(
+                "inter_broker_sasl_mechanism {mechanism} is not in the listener's sasl_mechanisms"
+            )));
+        }
+        let username = login
+            .sasl_username
+            .clone()
+            .ok_or_else(|| need("inter_broker_sasl_username"))?;
+        if username.is_empty() || username.len() > crate::security::scram::USER_BYTES_MAX {
+            return Err(invalid("inter_broker_sasl_username: bad length".into()));
+        }
+        let password_file = login
+            .sasl_password_file
+            .clone()
+            .ok_or_else(|| need("inter_broker_sasl_password_file"))?;
+        Some(SaslLogin {
+            mechanism,
+            username,
+            password_file,
+        })
+    } else {
+        if login.sasl_mechanism.is_some()
+            || login.sasl_username.is_some()
+            || login.sasl_password_file.is_some()
+        {
+            return Err(invalid(format!(
+                "inter_broker_sasl_* is set but the inter-broker listener is {:?}, without SASL",
+                l.protocol
+            )));
+        }
+        None
+    };
+    Ok(InterBrokerClient { tls, sasl })
 }
 
 #[cfg(test)]
@@ -223,9 +333,75 @@ mod tests {
         s.ssl_cert = Some("c".into());
         s.ssl_key = Some("k".into());
         assert_eq!(validate(&ls, None), Ok(()));
-        assert!(validate(&ls, Some("S")).is_err());
+        assert_eq!(validate(&ls, Some("S")), Ok(()));
         assert!(validate(&ls, Some("NONE")).is_err());
         ls.insert("P".to_string(), parse_flag("P=PLAINTEXT://h:2").unwrap().1);
         assert_eq!(validate(&ls, Some("P")), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod inter_broker_tests {
+    use super::*;
+
+    fn listener(flag: &str) -> ListenerConfig {
+        let mut l = parse_flag(flag).unwrap().1;
+        l.ssl_cert = Some("c.pem".into());
+        l.ssl_key = Some("k.pem".into());
+        l
+    }
+
+    #[test]
+    fn sasl_ssl_needs_a_ca_and_a_whole_login() {
+        let mut l = listener("B=SASL_SSL://h:1");
+        let mut login = InterBrokerLogin::default();
+        let err = inter_broker_client("B", &l, &login).unwrap_err();
+        assert!(err.to_string().contains("ssl_ca"), "{err}");
+        l.ssl_ca = Some("ca.pem".into());
+        let err = inter_broker_client("B", &l, &login).unwrap_err();
+        assert!(
+            err.to_string().contains("inter_broker_sasl_mechanism"),
+            "{err}"
+        );
+        login.sasl_mechanism = Some("SCRAM-SHA-512".into());
+        login.sasl_username = Some("broker".into());
+        let err = inter_broker_client("B", &l, &login).unwrap_err();
+        assert!(err.to_string().contains("password_file"), "{err}");
+        login.sasl_password_file = Some("broker.secret".into());
+        let client = inter_broker_client("B", &l, &login).unwrap();
+        assert_eq!(
+            client.tls,
+            Some(ClientTlsFiles {
+                ca: "ca.pem".into(),
+                cert_and_key: Some(("c.pem".into(), "k.pem".into())),
+            })
+        );
+        assert_eq!(client.sasl.unwrap().username, "broker");
+        l.sasl_mechanisms = Some(vec!["PLAIN".into()]);
+        assert!(inter_broker_client("B", &l, &login).is_err());
+        login.sasl_mechanism = Some("SCRAM-SHA-1".into());
+        l.sasl_mechanisms = None;
+        assert!(inter_broker_client("B", &l, &login).is_err());
+    }
+
+    #[test]
+    fn a_login_without_sasl_is_refused_and_plaintext_needs_nothing() {
+        let l = parse_flag("P=PLAINTEXT://h:1").unwrap().1;
+        let none = InterBrokerLogin::default();
+        let client = inter_broker_client("P", &l, &none).unwrap();
+        assert_eq!((client.tls, client.sasl), (None, None));
+        let login = InterBrokerLogin {
+            sasl_username: Some("broker".into()),
+            ..InterBrokerLogin::default()
+        };
+        assert!(inter_broker_client("P", &l, &login).is_err());
+        // SSL: the CA may come from the login alone.
+        let ssl = listener("S=SSL://h:1");
+        let login = InterBrokerLogin {
+            ssl_ca: Some("peers.pem".into()),
+            ..InterBrokerLogin::default()
+        };
+        let client = inter_broker_client("S", &ssl, &login).unwrap();
+        assert_eq!(client.tls.unwrap().ca, PathBuf::from("peers.pem"));
     }
 }

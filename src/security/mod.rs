@@ -8,6 +8,7 @@ pub mod authorizer;
 pub mod listeners;
 pub mod principal;
 pub mod scram;
+pub mod scram_client;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +32,9 @@ pub fn authorizer_warnings(
         .collect();
     if clustered && !super_users.iter().any(|u| u == inter_broker_principal) {
         warnings.push(format!(
-            "the inter-broker listener's principal {inter_broker_principal} is not a super \
-             user: replication and transaction markers need ClusterAction on the cluster"
+            "this broker's inter-broker principal {inter_broker_principal} (its SASL user, \
+             certificate or the listener's principal) is not a super user: replication and \
+             transaction markers need ClusterAction on the cluster"
         ));
     }
     warnings

@@ -43,7 +43,7 @@ pub struct SessionPartition {
     /// (high watermark, last stable offset, log start) last answered; a
     /// partition is left out of an answer while they stay the same and it
     /// has no records.
-    sent: Option<(i64, i64, i64)>,
+    sent: Option<Told>,
 }
 
 struct Session {
@@ -166,23 +166,45 @@ impl FetchSessions {
     }
 
     /// Whether `tp`'s answer goes out in an incremental response (Kafka's
-    /// maybeUpdateResponseData), recording what it told.
-    pub fn answer(&mut self, session_id: i32, tp: &TopicPartition, outcome: &ReadOutcome) -> bool {
-        let told = (
-            outcome.high_watermark,
-            outcome.last_stable_offset,
-            outcome.log_start_offset,
-        );
+    /// maybeUpdateResponseData), changing nothing: the answer may yet be
+    /// thrown away for a quota (see [`FetchSessions::mark`]).
+    pub fn would_answer(
+        &self,
+        session_id: i32,
+        tp: &TopicPartition,
+        outcome: &ReadOutcome,
+    ) -> bool {
         let Some(p) = self
             .sessions
-            .get_mut(&session_id)
-            .and_then(|s| s.partitions.get_mut(tp))
+            .get(&session_id)
+            .and_then(|s| s.partitions.get(tp))
         else {
             return true;
         };
-        let changed = p.sent != Some(told);
-        p.sent = Some(told);
-        changed || outcome.bytes > 0 || outcome.error != 0 || outcome.diverging.is_some()
+        p.sent != Some(told(outcome))
+            || outcome.bytes > 0
+            || outcome.error != 0
+            || outcome.diverging.is_some()
+    }
+
+    /// Records what an answer that went out told of `tp`, so an unchanged
+    /// partition is left out of the next incremental answer. Not called for
+    /// a throttled (empty) answer, which told nothing, as in Kafka.
+    pub fn mark(&mut self, session_id: i32, tp: &TopicPartition, told: Told) {
+        if let Some(p) = self
+            .sessions
+            .get_mut(&session_id)
+            .and_then(|s| s.partitions.get_mut(tp))
+        {
+            p.sent = Some(told);
+        }
+    }
+
+    /// Forgets a session made by this request's full fetch, whose answer
+    /// was throttled: Kafka creates the session only with an answer that
+    /// carries the partitions, and a throttled one answers session id 0.
+    pub fn forget(&mut self, session_id: i32) {
+        self.sessions.remove(&session_id);
     }
 
     /// A new session holding `partitions`, or 0 when none can be made room for.
@@ -222,6 +244,19 @@ impl FetchSessions {
             .map(|(&id, _)| id);
         oldest.is_some_and(|id| self.sessions.remove(&id).is_some())
     }
+}
+
+/// What an answer tells of a partition besides its records: (high
+/// watermark, last stable offset, log start).
+pub type Told = (i64, i64, i64);
+
+/// What `outcome`'s answer tells of its partition.
+pub fn told(outcome: &ReadOutcome) -> Told {
+    (
+        outcome.high_watermark,
+        outcome.last_stable_offset,
+        outcome.log_start_offset,
+    )
 }
 
 /// Epochs wrap to 1, never back to the initial or final epoch.
@@ -309,6 +344,13 @@ mod tests {
     }
 
     impl FetchSessions {
+        /// An answer that goes out: whether `tp` is in it, recorded.
+        fn answer(&mut self, session_id: i32, tp: &TopicPartition, outcome: &ReadOutcome) -> bool {
+            let shown = self.would_answer(session_id, tp, outcome);
+            self.mark(session_id, tp, told(outcome));
+            shown
+        }
+
         /// A request of v12, which names topics.
         fn by_name(&mut self, request: &FetchRequest, now_ms: i64) -> Resolved {
             self.resolve(request, 12, &Topics::default(), now_ms)
@@ -370,6 +412,32 @@ mod tests {
         assert!(s.answer(id, &tp(0), &outcome(5, 100)), "records");
         let forgot = s.by_name(&request(id, 2, &[], &[0]), 2);
         assert_eq!(offsets(&forgot), vec![(1, 9)]);
+    }
+
+    /// A throttled answer tells nothing: the session keeps the partition's
+    /// offset, and the next answer carries what the throttled one dropped.
+    #[test]
+    fn a_throttled_answer_leaves_the_session_as_it_was() {
+        let mut s = FetchSessions::new(10, 1000);
+        let Resolved::Full { session_id: id, .. } = s.by_name(&request(0, 0, &[(0, 5)], &[]), 0)
+        else {
+            panic!("a new session is a full fetch")
+        };
+        s.answer(id, &tp(0), &outcome(9, 0));
+        let next = s.by_name(&request(id, 1, &[], &[]), 1);
+        assert_eq!(offsets(&next), vec![(0, 5)]);
+        // Throttled: the high watermark moved but nothing is marked sent.
+        assert!(s.would_answer(id, &tp(0), &outcome(10, 0)));
+        let again = s.by_name(&request(id, 2, &[], &[]), 2);
+        assert_eq!(offsets(&again), vec![(0, 5)], "the offset is kept");
+        assert!(s.answer(id, &tp(0), &outcome(10, 0)), "still news");
+        assert!(!s.would_answer(id, &tp(0), &outcome(10, 0)));
+        // A new session whose first answer was throttled is forgotten.
+        s.forget(id);
+        assert!(matches!(
+            s.by_name(&request(id, 3, &[], &[]), 3),
+            Resolved::Refused(_)
+        ));
     }
 
     #[test]

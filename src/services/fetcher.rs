@@ -7,13 +7,14 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::net::client::KafkaConnection;
+use crate::net::client::{ClientError, KafkaConnection, Security};
 use crate::shard::{Event, Shard, TopicPartition};
 
 /// Fetch v12: replica_id in the body, last_fetched_epoch and diverging
@@ -25,12 +26,20 @@ const RESPONSE_FRAMING_BYTES: u32 = 1 << 20;
 
 /// This shard's fetchers by source broker, reconciled with the shard's
 /// follower partitions whenever a topics snapshot is applied.
-#[derive(Default)]
 pub struct Fetchers {
     by_leader: RefCell<BTreeMap<i32, Rc<FetcherHandle>>>,
+    /// How fetchers dial: the inter-broker listener's TLS and SASL.
+    dialer: Arc<Security>,
 }
 
 impl Fetchers {
+    pub fn new(dialer: Arc<Security>) -> Fetchers {
+        Fetchers {
+            by_leader: RefCell::default(),
+            dialer,
+        }
+    }
+
     /// Starts, feeds and stops fetchers so that each leader `shard` follows
     /// a partition from has one, carrying those partitions.
     pub fn reconcile(&self, shard: &Rc<Shard>) {
@@ -46,7 +55,8 @@ impl Fetchers {
         for (leader, partitions) in wanted {
             let handle = fetchers.entry(leader).or_insert_with(|| {
                 let handle = Rc::new(FetcherHandle::new(leader));
-                crate::runtime::spawn_local(run(shard.clone(), handle.clone())).detach();
+                let run = run(shard.clone(), handle.clone(), self.dialer.clone());
+                crate::runtime::spawn_local(run).detach();
                 handle
             });
             handle.set_partitions(partitions);
@@ -120,10 +130,11 @@ impl Session {
 }
 
 /// The fetch loop; returns once the handle is stopped or the shard stops.
-async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
+async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>) {
     let backoff = Duration::from_millis(shard.config.replica_fetch_backoff_ms.max(1));
     let mut connection: Option<KafkaConnection> = None;
     let mut session = Session::default();
+    let mut failing: Option<&'static str> = None;
     tracing::info!(
         leader = handle.leader,
         shard = shard.id,
@@ -139,10 +150,15 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>) {
         }
         let request = build_request(&shard, &session, &positions);
         if connection.is_none() {
-            match connect(&shard, handle.leader).await {
-                Ok(c) => connection = Some(c),
+            match connect(&shard, handle.leader, &dialer).await {
+                Ok(c) => {
+                    if failing.take().is_some() {
+                        tracing::info!(leader = handle.leader, "reached the leader again");
+                    }
+                    connection = Some(c);
+                }
                 Err(e) => {
-                    tracing::debug!(leader = handle.leader, error = %e, "cannot reach the leader");
+                    note_failure(&mut failing, handle.leader, &e);
                     pause(&shard, &handle, seen, backoff).await;
                     continue;
                 }
@@ -202,18 +218,53 @@ async fn pause(shard: &Shard, handle: &FetcherHandle, seen: u64, backoff: Durati
     let _ = crate::runtime::timeout(backoff, either).await;
 }
 
-async fn connect(shard: &Shard, leader: i32) -> Result<KafkaConnection, String> {
+/// Logs a failure to reach the leader once per kind of failure (a wrong
+/// password would otherwise log every backoff), and at debug after that.
+fn note_failure(failing: &mut Option<&'static str>, leader: i32, e: &ConnectError) {
+    let kind = e.kind();
+    if *failing == Some(kind) {
+        tracing::debug!(leader, error = %e, "cannot reach the leader");
+        return;
+    }
+    *failing = Some(kind);
+    if matches!(e, ConnectError::Client(c) if c.is_login()) {
+        tracing::warn!(leader, error = %e, "cannot log in to the leader's inter-broker listener; retrying");
+    } else {
+        tracing::info!(leader, error = %e, "cannot reach the leader; retrying");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("broker {0} has no endpoint in the metadata")]
+    NoEndpoint(i32),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl ConnectError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ConnectError::NoEndpoint(_) => "no-endpoint",
+            ConnectError::Client(e) => e.kind(),
+        }
+    }
+}
+
+async fn connect(
+    shard: &Shard,
+    leader: i32,
+    dialer: &Arc<Security>,
+) -> Result<KafkaConnection, ConnectError> {
     let addr = shard
         .broker_address(leader)
-        .ok_or_else(|| format!("broker {leader} has no endpoint in the metadata"))?;
+        .ok_or(ConnectError::NoEndpoint(leader))?;
     let response_max = u32::try_from(shard.config.replica_fetch_response_max_bytes.max(1))
         .expect("positive")
         .saturating_add(RESPONSE_FRAMING_BYTES);
     let client_id = format!("sluice-replica-{}", shard.config.node_id);
     let timeout = Duration::from_millis(shard.config.replica_socket_timeout_ms);
-    KafkaConnection::connect(&addr, &client_id, response_max, timeout)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(KafkaConnection::connect(&addr, &client_id, response_max, timeout, dialer).await?)
 }
 
 fn is_session_error(code: i16) -> bool {

@@ -83,6 +83,7 @@ impl Services {
     pub async fn start(
         seats: Seats,
         topics: Arc<Topics>,
+        dialer: Arc<crate::net::client::Security>,
         new_shard: impl FnOnce(Mesh<ShardMsg>) -> Shard,
     ) -> Rc<Services> {
         let id = seats.id();
@@ -98,10 +99,14 @@ impl Services {
         );
         let services = Rc::new(Services {
             groups: Rc::new(group::Coordinator::new(shard.clone(), group_mesh)),
-            txns: Rc::new(txn::Coordinator::new(shard.clone(), txn_mesh)),
+            txns: Rc::new(txn::Coordinator::new(
+                shard.clone(),
+                txn_mesh,
+                dialer.clone(),
+            )),
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
-            fetchers: fetcher::Fetchers::default(),
+            fetchers: fetcher::Fetchers::new(dialer),
         });
         let observer: Weak<dyn ShardObserver> = Rc::downgrade(&services) as Weak<Services>;
         services.shard.set_observer(observer);

@@ -267,10 +267,18 @@ pub(super) fn plan(
                 ));
             }
         }
-        AdminOp::AlterClientQuotas { changes } => {
+        AdminOp::AlterClientQuotas {
+            changes,
+            ip_changes,
+        } => {
             for (entity, key, value) in changes {
                 next.client_quotas
                     .set(&entity, key, value)
+                    .map_err(|e| refuse(ResponseError::InvalidRequest, e.to_string()))?;
+            }
+            for (ip, value) in ip_changes {
+                next.ip_quotas
+                    .set(&ip, value)
                     .map_err(|e| refuse(ResponseError::InvalidRequest, e.to_string()))?;
             }
         }

@@ -122,6 +122,7 @@ impl Shard {
             &current.client_quotas,
             &next.client_quotas,
         ));
+        records.extend(ip_quota_records(&current.ip_quotas, &next.ip_quotas));
         records.extend(acl_records(&current.acls, &next.acls));
         Ok(records)
     }
@@ -298,6 +299,23 @@ fn client_quota_records(
         }
     }
     records
+}
+
+/// The records that turn one set of ip quotas into another: one per ip
+/// changed.
+fn ip_quota_records(
+    old: &crate::quota::IpQuotas,
+    new: &crate::quota::IpQuotas,
+) -> Vec<MetadataRecord> {
+    let ips: std::collections::BTreeSet<&crate::quota::EntityName> =
+        old.iter().chain(new.iter()).map(|(ip, _)| ip).collect();
+    ips.into_iter()
+        .filter(|ip| old.get(ip) != new.get(ip))
+        .map(|ip| MetadataRecord::IpQuota {
+            ip: ip.clone(),
+            value: new.get(ip),
+        })
+        .collect()
 }
 
 /// Records for changed dynamic broker configs: one per resource changed.

@@ -218,6 +218,8 @@ pub enum AdminOp {
             crate::quota::QuotaKey,
             Option<f64>,
         )>,
+        /// connection_creation_rate by ip (KIP-612).
+        ip_changes: Vec<(crate::quota::EntityName, Option<f64>)>,
     },
     /// ACLs (issue 15): add `create`, then remove `delete`, each checked
     /// by the handler first.

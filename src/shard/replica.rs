@@ -293,11 +293,17 @@ pub enum Fetched {
 }
 
 impl Shard {
-    /// `host:port` of broker `id` as the metadata has it.
+    /// `host:port` of broker `id`'s inter-broker listener as the metadata
+    /// has it (a broker registers that one first).
     pub fn broker_address(&self, id: i32) -> Option<String> {
         let topics = self.topics();
         let view = topics.cluster.as_ref()?;
-        let endpoint = view.image.brokers.get(&id)?.endpoints.first()?;
+        let endpoints = &view.image.brokers.get(&id)?.endpoints;
+        let named = self.config.inter_broker_listener_name.as_ref();
+        let endpoint = endpoints
+            .iter()
+            .find(|e| Some(&e.name) == named)
+            .or_else(|| endpoints.first())?;
         Some(format!("{}:{}", endpoint.host, endpoint.port))
     }
 

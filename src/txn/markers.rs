@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{TxnMetadata, TxnState};
-use crate::net::client::KafkaConnection;
+use crate::net::client::{KafkaConnection, Security};
 use crate::shard::{Shard, TopicPartition, TxnMarkerItem};
 
 /// Kafka's coordinator epoch: the leader epoch of the transactional id's
@@ -62,7 +62,12 @@ fn outcome(code: i16, partition_exists: bool) -> Outcome {
 /// Writes `meta`'s markers (it is Prepare*) to every partition. True once
 /// every partition took its marker or is gone; false if the shard stops
 /// first (the next load writes them again).
-pub async fn write_all(shard: &Rc<Shard>, id: &str, meta: &TxnMetadata) -> bool {
+pub async fn write_all(
+    shard: &Rc<Shard>,
+    dialer: &Arc<Security>,
+    id: &str,
+    meta: &TxnMetadata,
+) -> bool {
     assert!(meta.state.is_prepare(), "markers follow a Prepare* state");
     let commit = meta.state == TxnState::PrepareCommit;
     let mut left: Vec<TopicPartition> = meta.partitions.iter().cloned().collect();
@@ -79,7 +84,7 @@ pub async fn write_all(shard: &Rc<Shard>, id: &str, meta: &TxnMetadata) -> bool 
                 coordinator_epoch,
             })
             .collect();
-        let codes = send(shard, items).await;
+        let codes = send(shard, dialer, items).await;
         let topics = shard.topics();
         left = left
             .into_iter()
@@ -118,7 +123,7 @@ pub async fn write_all(shard: &Rc<Shard>, id: &str, meta: &TxnMetadata) -> bool 
 /// Hands each marker to its partition's leader: this broker's shards for
 /// what it leads (and everything on a one-node broker), a WriteTxnMarkers
 /// request for each other leader. An error code per item, in order.
-async fn send(shard: &Rc<Shard>, items: Vec<TxnMarkerItem>) -> Vec<i16> {
+async fn send(shard: &Rc<Shard>, dialer: &Arc<Security>, items: Vec<TxnMarkerItem>) -> Vec<i16> {
     let topics = shard.topics();
     let leader_of = |tp: &TopicPartition| match topics.cluster.as_ref() {
         None => None,
@@ -155,7 +160,7 @@ async fn send(shard: &Rc<Shard>, items: Vec<TxnMarkerItem>) -> Vec<i16> {
     let calls = remote
         .into_iter()
         .map(|(leader, (indices, items))| async move {
-            (indices, remote_markers(shard, leader, items).await)
+            (indices, remote_markers(shard, dialer, leader, items).await)
         });
     for (indices, answer) in futures::future::join_all(calls).await {
         for (i, code) in indices.into_iter().zip(answer) {
@@ -173,7 +178,12 @@ const REMOTE_MARKERS_RESPONSE_MAX: u32 = 1 << 20;
 
 /// WriteTxnMarkers v1 to broker `leader`; a retriable code for every item
 /// when it cannot be reached.
-async fn remote_markers(shard: &Shard, leader: i32, items: Vec<TxnMarkerItem>) -> Vec<i16> {
+async fn remote_markers(
+    shard: &Shard,
+    dialer: &Arc<Security>,
+    leader: i32,
+    items: Vec<TxnMarkerItem>,
+) -> Vec<i16> {
     use kafka_protocol::messages::write_txn_markers_request::{
         WritableTxnMarker, WritableTxnMarkerTopic,
     };
@@ -217,6 +227,7 @@ async fn remote_markers(shard: &Shard, leader: i32, items: Vec<TxnMarkerItem>) -
             &client_id,
             REMOTE_MARKERS_RESPONSE_MAX,
             REMOTE_MARKERS_TIMEOUT,
+            dialer,
         )
         .await?;
         conn.call::<_, WriteTxnMarkersResponse>(

@@ -169,13 +169,20 @@ pub struct Coordinator {
     ticking: Cell<bool>,
     /// A load (topic creation and replay) is running.
     loading: Cell<bool>,
+    /// How markers reach other brokers: the inter-broker TLS and SASL.
+    dialer: Arc<crate::net::client::Security>,
 }
 
 impl Coordinator {
-    pub fn new(shard: Rc<Shard>, mesh: Mesh<TxnMsg>) -> Coordinator {
+    pub fn new(
+        shard: Rc<Shard>,
+        mesh: Mesh<TxnMsg>,
+        dialer: Arc<crate::net::client::Security>,
+    ) -> Coordinator {
         Coordinator {
             shard,
             mesh,
+            dialer,
             txns: RefCell::default(),
             loaded: RefCell::default(),
             ticking: Cell::default(),
@@ -511,7 +518,7 @@ async fn finish(coord: Rc<Coordinator>, id: String) {
         e.pending = Some(done.state);
         e.meta.clone()
     };
-    let written = markers::write_all(shard, &id, &meta).await;
+    let written = markers::write_all(shard, &coord.dialer, &id, &meta).await;
     if let Some(e) = coord.txns.borrow_mut().get_mut(&id) {
         e.pending = None;
     }

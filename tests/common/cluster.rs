@@ -117,6 +117,9 @@ pub struct Cluster {
     /// Nodes SIGSTOPped and not resumed since: not live, and resumed
     /// before they are killed.
     paused: BTreeSet<i32>,
+    /// The listener the helpers talk to (Metadata polls, CreateTopics,
+    /// `bootstrap`); `None`: the inter-broker one each node reports first.
+    client_listener: Option<String>,
 }
 
 impl Cluster {
@@ -163,6 +166,7 @@ impl Cluster {
                 nodes,
                 voters,
                 paused: BTreeSet::new(),
+                client_listener: None,
             };
             if failures.is_empty() {
                 return cluster;
@@ -180,6 +184,22 @@ impl Cluster {
             cluster.fail(&msg);
         }
         unreachable!("the last attempt returns or fails");
+    }
+
+    /// Makes the helpers use listener `name` (a PLAINTEXT one) instead of
+    /// the inter-broker listener, for clusters whose inter-broker listener
+    /// needs TLS or SASL.
+    pub fn use_client_listener(&mut self, name: &str) {
+        self.client_listener = Some(name.to_string());
+    }
+
+    /// `host:port` of node `id`'s client listener (see `use_client_listener`).
+    pub fn client_addr(&self, id: i32) -> String {
+        let node = self.node(id);
+        match &self.client_listener {
+            Some(name) => node.listener(name),
+            None => node.bootstrap(),
+        }
     }
 
     pub fn ids(&self) -> Vec<i32> {
@@ -220,7 +240,7 @@ impl Cluster {
     /// `bootstrap.servers` listing `ids` (which must be running).
     pub fn bootstrap_of(&self, ids: &[i32]) -> String {
         ids.iter()
-            .map(|&id| self.node(id).bootstrap())
+            .map(|&id| self.client_addr(id))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -238,7 +258,7 @@ impl Cluster {
         if !broker.is_running() {
             return Err(format!("node {id} is not running"));
         }
-        let addr = broker.bootstrap();
+        let addr = self.client_addr(id);
         let mut client =
             RawClient::try_connect(&addr, POLL_IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
         client

@@ -369,6 +369,54 @@ fn client_quota_records_set_and_remove_keys() {
     assert!(image.client_quotas.is_empty());
 }
 
+/// IpQuota records set and remove an ip's connection rate; a fractional
+/// rate is refused the same way on every node.
+#[test]
+fn ip_quota_records_set_and_remove_rates() {
+    use crate::quota::EntityName;
+    let mut image = cluster();
+    let ip = EntityName::Name("192.0.2.1".into());
+    let set = |value| MetadataRecord::IpQuota {
+        ip: ip.clone(),
+        value,
+    };
+    assert_eq!(
+        apply(&mut image, &set(Some(5.0))),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(
+        apply(&mut image, &set(Some(5.0))),
+        Ok(RecordOutcome::Unchanged)
+    );
+    assert_eq!(image.ip_quotas.resolve("192.0.2.1"), Some(5.0));
+    assert!(apply(&mut image, &set(Some(1.5))).is_err());
+    assert_eq!(apply(&mut image, &set(None)), Ok(RecordOutcome::Applied));
+    assert!(image.ip_quotas.is_empty());
+}
+
+/// A snapshot written before the image had ip quotas still loads.
+#[test]
+fn image_without_ip_quotas_decodes() {
+    let mut image = cluster();
+    image.next_producer_id = 9;
+    let old = postcard::to_allocvec(&(
+        &image.brokers,
+        &image.topics,
+        &image.topic_ids,
+        &image.broker_configs,
+        image.next_producer_id,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+    ))
+    .unwrap();
+    assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
+    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeIpQuotas>(&old)
+        .unwrap()
+        .into();
+    assert_eq!(read, image);
+}
+
 /// A snapshot written before the image had client quotas and ACLs still
 /// loads.
 #[test]

@@ -31,7 +31,9 @@ use super::leader_hint::{fetch_wants_hint, LeaderHints};
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
-use crate::services::fetch_sessions::{FetchSessions, Resolved, SessionPartition};
+use crate::services::fetch_sessions::{
+    told as told_of, FetchSessions, Resolved, SessionPartition, Told,
+};
 use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -70,13 +72,18 @@ struct Wanted {
 /// Kafka's IsolationLevel.READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
 
-/// The response body as pieces (framing and file slices).
+/// The response body as pieces (framing and file slices). `charge`, when
+/// a client quota may apply, is given the size of the answer and returns
+/// the throttle it earned; a throttled answer goes out without partitions,
+/// as Kafka's `FetchContext.getThrottledResponse` (the client asks for the
+/// same offsets again after the throttle, so nothing is lost or repeated).
 pub async fn handle(
     shard: &Rc<Shard>,
     access: &Access,
     sessions: &RefCell<FetchSessions>,
     header: &RequestHeader,
     request: FetchRequest,
+    charge: Option<impl FnOnce(u64) -> u64>,
 ) -> Vec<Piece> {
     let max_wait = Duration::from_millis(
         (request.max_wait_ms.max(0) as u64).min(shard.config.fetch_max_wait_ms_max),
@@ -150,21 +157,99 @@ pub async fn handle(
     if version < FETCH_ZSTD_VERSION_MIN {
         refuse_zstd(shard, &wanted, &mut outcomes);
     }
+    let session = Session {
+        sessions,
+        id: session_id,
+        incremental,
+    };
+    answer(shard, version, session, wanted, outcomes, charge)
+}
+
+/// The fetch session an answer is for (`id` 0: none).
+struct Session<'a> {
+    sessions: &'a RefCell<FetchSessions>,
+    id: i32,
+    incremental: bool,
+}
+
+/// Encodes the answer to what was read, charges it when a quota may apply,
+/// and records in the session what an answer that goes out told.
+fn answer(
+    shard: &Shard,
+    version: i16,
+    session: Session<'_>,
+    wanted: Vec<Wanted>,
+    outcomes: Vec<ReadOutcome>,
+    charge: Option<impl FnOnce(u64) -> u64>,
+) -> Vec<Piece> {
+    let Session {
+        sessions,
+        id: session_id,
+        incremental,
+    } = session;
     let shown: Vec<bool> = if session_id == 0 {
         vec![true; wanted.len()]
     } else {
-        let mut sessions = sessions.borrow_mut();
+        let sessions = sessions.borrow();
         wanted
             .iter()
             .zip(&outcomes)
-            .map(|(w, o)| sessions.answer(session_id, &w.tp, o) || !incremental)
+            .map(|(w, o)| sessions.would_answer(session_id, &w.tp, o) || !incremental)
             .collect()
     };
+    // What the session records as told once the answer goes out: at once
+    // when no quota can throttle it (no copy), else after the charge.
+    let mut told: Vec<(TopicPartition, Told)> = Vec::new();
+    if session_id != 0 {
+        let mut sessions = sessions.borrow_mut();
+        for (w, o) in wanted.iter().zip(&outcomes) {
+            match charge {
+                None => sessions.mark(session_id, &w.tp, told_of(o)),
+                Some(_) => told.push((w.tp.clone(), told_of(o))),
+            }
+        }
+    }
     let topics = shard.topics();
     let mut hints = (version >= LEADER_HINTS_SINCE).then(|| LeaderHints::new(&topics));
     let frames = frames(wanted, outcomes, shown, hints.as_mut());
     let nodes = hints.map(LeaderHints::nodes).unwrap_or_default();
-    encode::encode(version, 0, session_id, frames, nodes)
+    let body = encode::encode(version, 0, session_id, frames, nodes);
+    let Some(charge) = charge else {
+        return body;
+    };
+    let throttle_ms = charge(body.iter().map(|p| p.len() as u64).sum());
+    if throttle_ms > 0 {
+        return throttled(sessions, version, session_id, incremental, throttle_ms);
+    }
+    let mut sessions = sessions.borrow_mut();
+    for (tp, told) in told {
+        sessions.mark(session_id, &tp, told);
+    }
+    body
+}
+
+/// Kafka's throttled fetch answer: no partitions, the throttle, and the
+/// session id of an incremental fetch (its partitions not marked as sent);
+/// a session this full fetch just made is dropped and answered as 0, since
+/// Kafka makes one only with an answer that carries partitions.
+fn throttled(
+    sessions: &RefCell<FetchSessions>,
+    version: i16,
+    session_id: i32,
+    incremental: bool,
+    throttle_ms: u64,
+) -> Vec<Piece> {
+    let session_id = if incremental {
+        session_id
+    } else {
+        if session_id != 0 {
+            sessions.borrow_mut().forget(session_id);
+        }
+        0
+    };
+    let mut body = encode::encode(version, 0, session_id, Vec::new(), Vec::new());
+    set_throttle(&mut body, i32::try_from(throttle_ms).unwrap_or(i32::MAX));
+    body
 }
 
 /// Fetch before v10 cannot carry zstd (KIP-110): such a partition answers

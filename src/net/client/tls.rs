@@ -1,0 +1,145 @@
+//! The dialing side of TLS to another broker's inter-broker listener:
+//! rustls over glommio's stream, as `net::tls` on the accepting side. The
+//! peer's certificate is verified against a CA bundle for the host part of
+//! its advertised address (an IP address against the IP SANs); this
+//! broker's certificate is shown when the peer asks for one (mTLS). TLS 1.2
+//! and 1.3 only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::{AsyncRead, AsyncWrite};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::net::tls::{certs, TlsError};
+use crate::runtime::TcpStream;
+use crate::security::listeners::ClientTlsFiles;
+
+/// The client config every inter-broker connection of this process shares.
+#[derive(Debug)]
+pub struct ClientTls {
+    config: Arc<ClientConfig>,
+    /// This broker's own certificate (DER), when it has one to show: its
+    /// principal on a listener that requires client certificates.
+    certificate: Option<CertificateDer<'static>>,
+}
+
+impl ClientTls {
+    pub fn load(files: &ClientTlsFiles) -> Result<ClientTls, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs(&files.ca)? {
+            roots.add(cert).map_err(|e| TlsError::File {
+                path: files.ca.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Config("inter-broker client".into(), e.to_string()))?
+            .with_root_certificates(roots);
+        let (config, certificate) = match &files.cert_and_key {
+            Some((cert, key)) => {
+                let chain = certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
+                    path: key.clone(),
+                    reason: e.to_string(),
+                })?;
+                let first = chain.first().cloned();
+                let config = builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| TlsError::Config("inter-broker client".into(), e.to_string()))?;
+                (config, first)
+            }
+            None => (builder.with_no_client_auth(), None),
+        };
+        Ok(ClientTls {
+            config: Arc::new(config),
+            certificate,
+        })
+    }
+
+    /// This broker's certificate (DER), if it shows one.
+    pub fn certificate(&self) -> Option<&[u8]> {
+        self.certificate.as_ref().map(|c| c.as_ref())
+    }
+
+    /// Runs the client handshake with the broker at `host` over `stream`.
+    /// Unbounded by itself: the caller's deadline covers it.
+    pub async fn connect(&self, host: &str, stream: TcpStream) -> std::io::Result<TlsClientConn> {
+        let name = ServerName::try_from(host.to_string()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{host:?} is no TLS server name: {e}"),
+            )
+        })?;
+        let stream = futures_rustls::TlsConnector::from(self.config.clone())
+            .connect(name, stream)
+            .await?;
+        Ok(TlsClientConn(Box::new(stream)))
+    }
+}
+
+/// A client-side TLS connection over glommio's stream.
+pub struct TlsClientConn(Box<futures_rustls::client::TlsStream<TcpStream>>);
+
+impl AsyncRead for TlsClientConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        // A close without close_notify is an ordinary close; Kafka's framing
+        // tells a truncated answer.
+        match Pin::new(&mut *self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Poll::Ready(Ok(0))
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for TlsClientConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_close(cx)
+    }
+}
+
+/// The host part of `host:port` (IPv6 brackets removed).
+pub fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_addresses() {
+        assert_eq!(host_of("broker-1.example:9093"), "broker-1.example");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+        // An IP address is a server name too (checked against IP SANs).
+        assert!(matches!(
+            ServerName::try_from("127.0.0.1".to_string()),
+            Ok(ServerName::IpAddress(_))
+        ));
+    }
+}
