@@ -26,6 +26,9 @@ impl PartitionLog {
     /// epoch starts at the current log end.
     pub fn become_leader(&mut self, epoch: i32) -> Result<(), StorageError> {
         assert!(epoch >= 0, "leader epochs are non-negative");
+        // An append being written was placed under the old leadership (its
+        // batches stamped with the old epoch): void it.
+        self.generation += 1;
         if self.latest_epoch().is_some_and(|latest| epoch < latest) {
             tracing::warn!(dir = %self.dir.display(), epoch, latest = ?self.latest_epoch(), "leader with an epoch older than the log's");
         }
@@ -38,6 +41,7 @@ impl PartitionLog {
 
     /// Stops stamping: a follower's batches keep the leader's epochs.
     pub fn become_follower(&mut self) {
+        self.generation += 1;
         self.leader_epoch = None;
     }
 

@@ -49,15 +49,22 @@ const CONTROLLER_PORTS: std::ops::Range<u16> = 20_000..32_000;
 const START_ATTEMPTS: usize = 3;
 
 /// A loopback port in [`CONTROLLER_PORTS`] nothing listens on now (bound,
-/// checked, released), picked at random so parallel tests rarely collide.
+/// checked, released), picked at random so parallel tests rarely collide,
+/// and never one this process picked before (a voter list naming one port
+/// twice is refused).
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
+    static PICKED: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
     for _ in 0..1000 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         let span = (CONTROLLER_PORTS.end - CONTROLLER_PORTS.start) as u64;
         let port = CONTROLLER_PORTS.start + (h.finish() % span) as u16;
+        if PICKED.lock().unwrap().contains(&port) {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            PICKED.lock().unwrap().insert(port);
             return port;
         }
     }
