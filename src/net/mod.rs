@@ -12,6 +12,7 @@ pub mod listen;
 pub mod metrics;
 pub mod sasl;
 mod send;
+mod stream;
 pub mod tls;
 
 use std::rc::Rc;

@@ -7,11 +7,8 @@
 //! fetches take the copying path (`send::copy_file`), not sendfile.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 
-use futures::{AsyncRead, AsyncWrite};
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
@@ -82,7 +79,7 @@ impl TlsListener {
         let stream = futures_rustls::TlsAcceptor::from(config)
             .accept(stream)
             .await?;
-        Ok(TlsConn(Box::new(stream)))
+        Ok(super::stream::CleanClose(Box::new(stream)))
     }
 
     fn build(&self) -> Result<ServerConfig, TlsError> {
@@ -150,7 +147,7 @@ pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
 }
 
 /// A server-side TLS connection over glommio's stream.
-pub struct TlsConn(Box<futures_rustls::server::TlsStream<TcpStream>>);
+pub type TlsConn = super::stream::CleanClose<futures_rustls::server::TlsStream<TcpStream>>;
 
 impl TlsConn {
     /// Whether the client showed a certificate (for logs).
@@ -167,41 +164,5 @@ impl TlsConn {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .map(|c| c.as_ref())
-    }
-}
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        // A client that closes without close_notify (librdkafka and others
-        // do) is an ordinary close: Kafka's framing, not TLS, tells a
-        // truncated request (`FrameError::Truncated`).
-        match Pin::new(&mut *self.0).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Poll::Ready(Ok(0))
-            }
-            other => other,
-        }
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_close(cx)
     }
 }

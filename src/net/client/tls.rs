@@ -5,11 +5,8 @@
 //! broker's certificate is shown when the peer asks for one (mTLS). TLS 1.2
 //! and 1.3 only.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::{AsyncRead, AsyncWrite};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -79,47 +76,13 @@ impl ClientTls {
         let stream = futures_rustls::TlsConnector::from(self.config.clone())
             .connect(name, stream)
             .await?;
-        Ok(TlsClientConn(Box::new(stream)))
+        Ok(crate::net::stream::CleanClose(Box::new(stream)))
     }
 }
 
 /// A client-side TLS connection over glommio's stream.
-pub struct TlsClientConn(Box<futures_rustls::client::TlsStream<TcpStream>>);
-
-impl AsyncRead for TlsClientConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        // A close without close_notify is an ordinary close; Kafka's framing
-        // tells a truncated answer.
-        match Pin::new(&mut *self.0).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Poll::Ready(Ok(0))
-            }
-            other => other,
-        }
-    }
-}
-
-impl AsyncWrite for TlsClientConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0).poll_close(cx)
-    }
-}
+pub type TlsClientConn =
+    crate::net::stream::CleanClose<futures_rustls::client::TlsStream<TcpStream>>;
 
 /// The host part of `host:port` (IPv6 brackets removed).
 pub fn host_of(addr: &str) -> &str {
