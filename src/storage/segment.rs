@@ -61,8 +61,9 @@ pub struct PendingBatch {
     pub bytes: Bytes,
 }
 
-/// A segment append placed but not yet written: the batches' rewritten
-/// first 17 bytes and the rest of each batch as received, for one
+/// A segment append placed but not yet written: each batch's first 16
+/// bytes rewritten (base offset, length, leader epoch) and the rest as
+/// received, for one
 /// `pwritev` at `start`. Owns everything it writes, so it can run off the
 /// shard thread.
 pub struct SegmentWrite {
