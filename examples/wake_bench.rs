@@ -3,7 +3,7 @@
 //! on.
 //!
 //! ```text
-//! cargo run --release --example wake_bench -- [--round-trips 100000] [--batch 64]
+//! cargo run --release --example wake_bench -- [--round-trips 100000] [--batch 64] [--spin-us 0]
 //! ```
 //!
 //! Two shards (glommio executors pinned to the first two allowed CPUs, the
@@ -17,6 +17,9 @@
 //!   answers, so one wake carries many messages;
 //! - local: the same ping-pong between two tasks of one shard over a
 //!   local channel, what the hop costs without crossing cores.
+//!
+//! `--spin-us N` lets an idle shard poll for N µs before it parks (the
+//! broker's `--shard-spin-before-park-us`).
 //!
 //! Reports the round-trip latency (p50, p99, p99.9, from hdrhistogram) and
 //! the process's CPU time (getrusage: both shards, user + system) per round
@@ -35,12 +38,14 @@ const IO_MEMORY_BYTES: usize = 1 << 20;
 struct Args {
     round_trips: u64,
     batch: u64,
+    spin: Duration,
 }
 
 fn args() -> Args {
     let mut out = Args {
         round_trips: 100_000,
         batch: 64,
+        spin: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +56,7 @@ fn args() -> Args {
         match flag.as_str() {
             "--round-trips" => out.round_trips = n.max(1),
             "--batch" => out.batch = n.clamp(1, CHANNEL_CAPACITY as u64 / 2),
+            "--spin-us" => out.spin = Duration::from_micros(n.min(1_000_000)),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -125,10 +131,10 @@ async fn drive(
 
 /// Two shards over the mesh, shard 1 echoing everything; one run per batch
 /// size in `batches`.
-fn cross_core(round_trips: u64, batches: Vec<(&'static str, u64)>) -> Vec<Report> {
+fn cross_core(round_trips: u64, spin: Duration, batches: Vec<(&'static str, u64)>) -> Vec<Report> {
     let (tx, rx) = std::sync::mpsc::channel();
     let seats = runtime::mesh::<u64>(2, CHANNEL_CAPACITY);
-    let shards = runtime::start_shards(seats, IO_MEMORY_BYTES, move |seat| {
+    let shards = runtime::start_shards(seats, IO_MEMORY_BYTES, spin, move |seat| {
         let tx = tx.clone();
         let batches = batches.clone();
         async move {
@@ -209,12 +215,13 @@ fn local(round_trips: u64) -> Report {
 fn main() {
     let args = args();
     println!(
-        "CPUs allowed: {:?}; {} round trips per run",
+        "CPUs allowed: {:?}; {} round trips per run; spin before park {:?}",
         runtime::allowed_cpus(),
-        args.round_trips
+        args.round_trips,
+        args.spin
     );
     let runs = vec![("ping-pong", 1), ("batched", args.batch)];
-    for report in cross_core(args.round_trips, runs) {
+    for report in cross_core(args.round_trips, args.spin, runs) {
         report.print();
     }
     local(args.round_trips).print();

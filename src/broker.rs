@@ -232,8 +232,9 @@ pub fn run(
         }
     };
     let seats = crate::services::seats(shard_count, config.shard_channel_capacity);
-    let shards =
-        runtime::start_shards(seats, config.io_memory_bytes, body).map_err(BrokerError::Shards)?;
+    let spin = Duration::from_micros(config.shard_spin_before_park_us);
+    let shards = runtime::start_shards(seats, config.io_memory_bytes, spin, body)
+        .map_err(BrokerError::Shards)?;
     for _ in 0..shard_count {
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(true) => {}

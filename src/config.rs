@@ -163,6 +163,11 @@ pub struct BrokerConfig {
     pub quota_window_size_seconds: u64,
     /// io_uring buffer memory per shard, in bytes.
     pub io_memory_bytes: usize,
+    /// How long an idle shard polls for work before it parks (0: parks at
+    /// once). Parking makes the next cross-shard message cost a wake-up
+    /// (an eventfd write and glommio's membarrier: inter-processor
+    /// interrupts on a VM); spinning costs the CPU it spins.
+    pub shard_spin_before_park_us: u64,
     /// The most bytes one compressed batch may decompress to; a larger one
     /// is refused as CORRUPT_MESSAGE (a decompression bomb).
     pub decompressed_batch_bytes_max: usize,
@@ -310,6 +315,7 @@ impl Default for BrokerConfig {
             log_open_files_max: LOG_OPEN_FILES_MAX_DEFAULT,
             log_open_files_idle_ms: 600_000,
             io_memory_bytes: 1 << 20,
+            shard_spin_before_park_us: 0,
             task_quota_us: 1000,
             quota_window_num: 11,
             quota_window_size_seconds: 1,

@@ -124,6 +124,9 @@ struct ServeArgs {
     /// Close a cached segment file after this long without use (0: never).
     #[arg(long)]
     log_open_files_idle_ms: Option<u64>,
+    /// How long an idle shard polls before it parks, in µs (0: at once).
+    #[arg(long)]
+    shard_spin_before_park_us: Option<u64>,
     /// Where produced batches are written: the shard thread (inline) or the
     /// blocking thread (thread).
     #[arg(long, value_enum)]
@@ -199,6 +202,7 @@ impl ServeArgs {
             log_open_files_max => c.log_open_files_max,
             log_open_files_idle_ms => c.log_open_files_idle_ms,
             append_writer => c.append_writer,
+            shard_spin_before_park_us => c.shard_spin_before_park_us,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,

@@ -17,7 +17,18 @@ const PARTITIONS: i32 = 16;
 /// With 2 shards, one producer connection writes to all 16 partitions and one consumer reads everything back in order.
 #[test]
 fn one_producer_one_consumer_cover_all_partitions() {
-    let broker = Broker::start(2);
+    one_producer_one_consumer(&[]);
+}
+
+/// The same with shards that poll a while before they park: cross-shard
+/// messages found by polling rather than a wake-up.
+#[test]
+fn shards_that_spin_before_parking_serve_the_same() {
+    one_producer_one_consumer(&["--shard-spin-before-park-us", "200"]);
+}
+
+fn one_producer_one_consumer(args: &[&str]) {
+    let broker = Broker::start_with(2, args);
     let bs = broker.bootstrap();
     let topic = "sharded";
     create_topic(&bs, topic, PARTITIONS, &[]);

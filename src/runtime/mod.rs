@@ -148,6 +148,7 @@ impl Shards {
 pub fn start_shards<S, F, Fut>(
     seats: Vec<S>,
     io_memory_bytes: usize,
+    spin_before_park: Duration,
     body: F,
 ) -> std::io::Result<Shards>
 where
@@ -161,9 +162,13 @@ where
     for (id, seat) in seats.into_iter().enumerate() {
         let cpu = cpus[id % cpus.len()];
         let body = body.clone();
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
-            .io_memory(io_memory_bytes)
+            .io_memory(io_memory_bytes);
+        if !spin_before_park.is_zero() {
+            builder = builder.spin_before_park(spin_before_park);
+        }
+        let handle = builder
             .spawn(move || async move {
                 body(seat).await;
             })
