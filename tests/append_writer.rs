@@ -14,7 +14,7 @@ use common::*;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 const THREAD_WRITER: [&str; 2] = ["--append-writer", "thread"];
@@ -94,28 +94,6 @@ fn idempotent_producer_over_two_shards_keeps_order_and_offsets() {
     );
 }
 
-fn transactional_producer(bootstrap: &str, id: &str) -> ThreadedProducer<DefaultProducerContext> {
-    let mut config = producer_config(bootstrap);
-    config
-        .set("transactional.id", id)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1");
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        config.create().expect("transactional producer");
-    producer.init_transactions(WAIT).expect("init_transactions");
-    producer
-}
-
-fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, value: &str) {
-    let deadline = Instant::now() + WAIT;
-    let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(value);
-    while let Err((_, r)) = producer.send(record) {
-        assert!(Instant::now() < deadline, "send kept failing");
-        record = r;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Values a read_committed consumer sees from the start of every partition,
 /// until the log ends are reached.
 fn read_committed(bootstrap: &str, topic: &str, partitions: i32) -> Vec<String> {
@@ -159,14 +137,14 @@ fn transaction_markers_follow_the_batches_they_end() {
     const PER_TXN: usize = 40;
     let broker = Broker::start_with(2, &THREAD_WRITER);
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
-    let producer = transactional_producer(&broker.bootstrap(), "thread-writer-txn");
+    let producer = transactional_producer(&broker.bootstrap(), "thread-writer-txn", 60_000);
     let mut committed = Vec::new();
     for round in 0..ROUNDS {
         for commit in [true, false] {
             producer.begin_transaction().expect("begin");
             for i in 0..PER_TXN {
                 let value = format!("r{round}-{commit}-{i:03}");
-                send(&producer, TOPIC, &value);
+                send_keyed(&producer, TOPIC, &value, &value);
                 if commit {
                     committed.push(value);
                 }

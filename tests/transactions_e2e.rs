@@ -13,46 +13,8 @@ use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::DefaultProducerContext;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn transactional_producer(
-    bootstrap: &str,
-    transactional_id: &str,
-    txn_timeout_ms: u32,
-) -> ThreadedProducer<DefaultProducerContext> {
-    let mut config = producer_config(bootstrap);
-    config
-        .set("transactional.id", transactional_id)
-        .set("enable.idempotence", "true")
-        .set("transaction.timeout.ms", txn_timeout_ms.to_string())
-        // librdkafka refuses a message timeout past the transaction's.
-        .set("message.timeout.ms", txn_timeout_ms.min(30_000).to_string())
-        .set("socket.timeout.ms", txn_timeout_ms.min(60_000).to_string());
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        config.create().expect("transactional producer");
-    producer
-        .init_transactions(TXN_TIMEOUT)
-        .expect("init_transactions");
-    producer
-}
-
-fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).key(key).payload(value);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                assert!(Instant::now() < deadline, "send kept failing");
-                record = r;
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-}
 
 /// Every value readable from the start of `topic` at `isolation`, read
 /// until `expected` arrive or `quiet` passes with nothing new after the
@@ -109,7 +71,7 @@ fn read_committed_sees_committed_transactions_only() {
     for (prefix, n, commit) in [("c1", 10, true), ("a1", 10, false), ("c2", 5, true)] {
         producer.begin_transaction().unwrap();
         for i in 0..n {
-            send(
+            send_keyed(
                 &producer,
                 topic,
                 &format!("k{}", i % 3),
@@ -227,7 +189,7 @@ fn transform_round(
     }
     producer.begin_transaction().unwrap();
     for v in &polled {
-        send(producer, output, v, &format!("out-{v}"));
+        send_keyed(producer, output, v, &format!("out-{v}"));
     }
     let positions = consumer.position().unwrap();
     producer
@@ -263,7 +225,7 @@ fn run_child_producer(spec: &str) {
     let producer = transactional_producer(bs, "txn-killed", 4000);
     producer.begin_transaction().unwrap();
     for i in 0..5 {
-        send(&producer, topic, "k", &format!("open-{i:03}"));
+        send_keyed(&producer, topic, "k", &format!("open-{i:03}"));
     }
     producer.flush(TXN_TIMEOUT).unwrap();
     println!("SENT");

@@ -41,73 +41,50 @@ pub struct ClusterImage {
     pub ip_quotas: crate::quota::IpQuotas,
 }
 
-/// A snapshot written before the image had ip quotas.
+/// Decodes an image from a snapshot, whichever layout wrote it.
+///
+/// postcard is not self-describing: a struct is its fields back to back,
+/// and a missing trailing field is an error, not a default. So each older
+/// layout is the one before it followed by the fields that came next, and
+/// the newest layout is tried first.
+pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
+    postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeIpQuotas>(data, e))
+        .or_else(|e| layout::<BeforeSecurity>(data, e))
+        .or_else(|e| layout::<BeforeCredentials>(data, e))
+}
+
+/// `data` read as the older layout `L`; else the newest layout's error.
+fn layout<L>(data: &[u8], newest: postcard::Error) -> Result<ClusterImage, postcard::Error>
+where
+    L: for<'de> Deserialize<'de> + Into<ClusterImage>,
+{
+    postcard::from_bytes::<L>(data)
+        .map(Into::into)
+        .map_err(|_| newest)
+}
+
+/// The image before SCRAM credentials.
 #[derive(Deserialize)]
-pub(crate) struct BeforeIpQuotas {
-    brokers: BTreeMap<i32, BrokerRegistration>,
-    topics: BTreeMap<String, TopicImage>,
-    topic_ids: BTreeMap<Uuid, String>,
-    broker_configs: BTreeMap<Option<i32>, Configs>,
-    next_producer_id: i64,
-    scram_credentials: crate::security::scram::Credentials,
-    client_quotas: crate::quota::ClientQuotas,
-    acls: crate::security::acl::Acls,
-}
-
-impl From<BeforeIpQuotas> for ClusterImage {
-    fn from(old: BeforeIpQuotas) -> ClusterImage {
-        ClusterImage {
-            brokers: old.brokers,
-            topics: old.topics,
-            topic_ids: old.topic_ids,
-            broker_configs: old.broker_configs,
-            next_producer_id: old.next_producer_id,
-            scram_credentials: old.scram_credentials,
-            client_quotas: old.client_quotas,
-            acls: old.acls,
-            ip_quotas: Default::default(),
-        }
-    }
-}
-
-/// A snapshot written before the image had client quotas and ACLs (they
-/// came in together: no image has one without the other).
-#[derive(Deserialize)]
-pub(crate) struct BeforeSecurity {
-    brokers: BTreeMap<i32, BrokerRegistration>,
-    topics: BTreeMap<String, TopicImage>,
-    topic_ids: BTreeMap<Uuid, String>,
-    broker_configs: BTreeMap<Option<i32>, Configs>,
-    next_producer_id: i64,
-    scram_credentials: crate::security::scram::Credentials,
-}
-
-impl From<BeforeSecurity> for ClusterImage {
-    fn from(old: BeforeSecurity) -> ClusterImage {
-        ClusterImage {
-            brokers: old.brokers,
-            topics: old.topics,
-            topic_ids: old.topic_ids,
-            broker_configs: old.broker_configs,
-            next_producer_id: old.next_producer_id,
-            scram_credentials: old.scram_credentials,
-            client_quotas: Default::default(),
-            acls: Default::default(),
-            ip_quotas: Default::default(),
-        }
-    }
-}
-
-/// A snapshot written before the image had credentials (postcard is not
-/// self-describing: a missing trailing field is an error, not a default).
-#[derive(Deserialize)]
-pub(crate) struct BeforeCredentials {
+struct BeforeCredentials {
     brokers: BTreeMap<i32, BrokerRegistration>,
     topics: BTreeMap<String, TopicImage>,
     topic_ids: BTreeMap<Uuid, String>,
     broker_configs: BTreeMap<Option<i32>, Configs>,
     next_producer_id: i64,
 }
+
+/// The image before client quotas and ACLs (they came in together).
+#[derive(Deserialize)]
+struct BeforeSecurity(BeforeCredentials, crate::security::scram::Credentials);
+
+/// The image before ip quotas.
+#[derive(Deserialize)]
+struct BeforeIpQuotas(
+    BeforeSecurity,
+    crate::quota::ClientQuotas,
+    crate::security::acl::Acls,
+);
 
 impl From<BeforeCredentials> for ClusterImage {
     fn from(old: BeforeCredentials) -> ClusterImage {
@@ -117,10 +94,26 @@ impl From<BeforeCredentials> for ClusterImage {
             topic_ids: old.topic_ids,
             broker_configs: old.broker_configs,
             next_producer_id: old.next_producer_id,
-            scram_credentials: Default::default(),
-            client_quotas: Default::default(),
-            acls: Default::default(),
-            ip_quotas: Default::default(),
+            ..ClusterImage::default()
+        }
+    }
+}
+
+impl From<BeforeSecurity> for ClusterImage {
+    fn from(BeforeSecurity(older, scram_credentials): BeforeSecurity) -> ClusterImage {
+        ClusterImage {
+            scram_credentials,
+            ..older.into()
+        }
+    }
+}
+
+impl From<BeforeIpQuotas> for ClusterImage {
+    fn from(BeforeIpQuotas(older, client_quotas, acls): BeforeIpQuotas) -> ClusterImage {
+        ClusterImage {
+            client_quotas,
+            acls,
+            ..older.into()
         }
     }
 }

@@ -90,26 +90,7 @@ impl StateMachine {
 }
 
 fn decode_image(data: &[u8]) -> std::io::Result<ClusterImage> {
-    postcard::from_bytes(data)
-        .or_else(|e| {
-            // A snapshot from before ip quotas were in the image.
-            postcard::from_bytes::<super::image::BeforeIpQuotas>(data)
-                .map(ClusterImage::from)
-                .map_err(|_| e)
-        })
-        .or_else(|e| {
-            // A snapshot from before client quotas and ACLs were in the image.
-            postcard::from_bytes::<super::image::BeforeSecurity>(data)
-                .map(ClusterImage::from)
-                .map_err(|_| e)
-        })
-        .or_else(|e| {
-            // A snapshot from before SCRAM credentials were in the image.
-            postcard::from_bytes::<super::image::BeforeCredentials>(data)
-                .map(ClusterImage::from)
-                .map_err(|_| e)
-        })
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    super::image::decode(data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl Machine {

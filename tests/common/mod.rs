@@ -31,7 +31,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message, OwnedMessage};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// How long we wait for the broker to print its listening line.
@@ -754,6 +756,54 @@ pub fn produce(config: &ClientConfig, topic: &str, msgs: &[Msg]) -> Vec<Delivere
     );
     ok.sort_by_key(|d| d.id);
     ok
+}
+
+/// How long a transactional producer's init, commit and abort may take.
+pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A transactional (so idempotent) producer with `txn_timeout_ms`,
+/// transactions initialized.
+pub fn transactional_producer(
+    bootstrap: &str,
+    transactional_id: &str,
+    txn_timeout_ms: u32,
+) -> ThreadedProducer<DefaultProducerContext> {
+    let mut config = producer_config(bootstrap);
+    config
+        .set("transactional.id", transactional_id)
+        .set("enable.idempotence", "true")
+        .set("transaction.timeout.ms", txn_timeout_ms.to_string())
+        // librdkafka refuses a message timeout past the transaction's.
+        .set("message.timeout.ms", txn_timeout_ms.min(30_000).to_string())
+        .set("socket.timeout.ms", txn_timeout_ms.min(60_000).to_string());
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        config.create().expect("transactional producer");
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .expect("init_transactions");
+    producer
+}
+
+/// Sends one keyed string record, retrying (bounded) while the producer's
+/// queue is full.
+pub fn send_keyed(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    value: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).key(key).payload(value);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                assert!(Instant::now() < deadline, "send kept failing");
+                record = r;
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
 }
 
 /// Produces string values with acks=all (default partitioner, or the given partition).

@@ -312,25 +312,95 @@ fn scram_credentials_apply() {
     assert!(image.scram_credentials.is_empty());
 }
 
-/// A snapshot written before the image had credentials still loads.
+/// A snapshot of every older image layout still loads through
+/// `image::decode`, the fields it did not have left empty.
 #[test]
-fn image_without_credentials_decodes() {
+fn images_of_every_older_layout_decode() {
+    use crate::quota::{EntityName, QuotaEntity, QuotaKey};
+    use crate::security::acl::{AclBinding, AclEntry, Operation, PatternType, Permission};
+    use crate::security::acl::{ResourcePattern, ResourceType};
+    use crate::security::scram::{Credential, Mechanism};
     let mut image = cluster();
     image.next_producer_id = 42;
-    // postcard writes a struct as its fields in order: the old layout.
-    let old = postcard::to_allocvec(&(
+    let records = [
+        MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: Mechanism::Sha512,
+            credential: Some(Credential::from_salted(
+                Mechanism::Sha512,
+                b"salted",
+                b"salt".to_vec(),
+                4096,
+            )),
+        },
+        MetadataRecord::ClientQuota {
+            entity: QuotaEntity {
+                user: Some(EntityName::Default),
+                client_id: None,
+            },
+            key: QuotaKey::ProducerByteRate,
+            value: Some(1024.0),
+        },
+        MetadataRecord::AccessControlEntry {
+            acl: AclBinding {
+                pattern: ResourcePattern {
+                    resource_type: ResourceType::Topic,
+                    pattern_type: PatternType::Literal,
+                    name: "logs".into(),
+                },
+                entry: AclEntry {
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: Operation::Read,
+                    permission: Permission::Allow,
+                },
+            },
+        },
+        MetadataRecord::IpQuota {
+            ip: EntityName::Name("192.0.2.1".into()),
+            value: Some(5.0),
+        },
+    ];
+    for record in &records {
+        assert_eq!(apply(&mut image, record), Ok(RecordOutcome::Applied));
+    }
+    let decode = |bytes: Vec<u8>| super::super::image::decode(&bytes).unwrap();
+    // postcard writes a struct as its fields in order: each older layout
+    // is a prefix of the fields.
+    let first = (
         &image.brokers,
         &image.topics,
         &image.topic_ids,
         &image.broker_configs,
         image.next_producer_id,
-    ))
-    .unwrap();
-    assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
-    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeCredentials>(&old)
-        .unwrap()
-        .into();
-    assert_eq!(read, image);
+    );
+    let mut expected = image.clone();
+    expected.ip_quotas = Default::default();
+    let before_ip_quotas = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_ip_quotas).unwrap()),
+        expected
+    );
+    expected.client_quotas = Default::default();
+    expected.acls = Default::default();
+    let before_security = (first, &image.scram_credentials);
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_security).unwrap()),
+        expected
+    );
+    expected.scram_credentials = Default::default();
+    assert_eq!(decode(postcard::to_allocvec(&first).unwrap()), expected);
+    assert_ne!(
+        expected,
+        ClusterImage::default(),
+        "the oldest layout is not empty"
+    );
+    assert_eq!(decode(postcard::to_allocvec(&image).unwrap()), image);
 }
 
 /// ClientQuota records set and remove one key of one entity; an invalid
@@ -392,51 +462,6 @@ fn ip_quota_records_set_and_remove_rates() {
     assert!(apply(&mut image, &set(Some(1.5))).is_err());
     assert_eq!(apply(&mut image, &set(None)), Ok(RecordOutcome::Applied));
     assert!(image.ip_quotas.is_empty());
-}
-
-/// A snapshot written before the image had ip quotas still loads.
-#[test]
-fn image_without_ip_quotas_decodes() {
-    let mut image = cluster();
-    image.next_producer_id = 9;
-    let old = postcard::to_allocvec(&(
-        &image.brokers,
-        &image.topics,
-        &image.topic_ids,
-        &image.broker_configs,
-        image.next_producer_id,
-        &image.scram_credentials,
-        &image.client_quotas,
-        &image.acls,
-    ))
-    .unwrap();
-    assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
-    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeIpQuotas>(&old)
-        .unwrap()
-        .into();
-    assert_eq!(read, image);
-}
-
-/// A snapshot written before the image had client quotas and ACLs still
-/// loads.
-#[test]
-fn image_without_client_quotas_and_acls_decodes() {
-    let mut image = cluster();
-    image.next_producer_id = 7;
-    let old = postcard::to_allocvec(&(
-        &image.brokers,
-        &image.topics,
-        &image.topic_ids,
-        &image.broker_configs,
-        image.next_producer_id,
-        &image.scram_credentials,
-    ))
-    .unwrap();
-    assert!(postcard::from_bytes::<ClusterImage>(&old).is_err());
-    let read: ClusterImage = postcard::from_bytes::<super::super::image::BeforeSecurity>(&old)
-        .unwrap()
-        .into();
-    assert_eq!(read, image);
 }
 
 /// ACLs (issue 15): added once, a second add changes nothing, removed.
