@@ -38,6 +38,7 @@ mod spawn;
 mod stages;
 mod stats;
 mod txn;
+mod wakeup;
 mod workload;
 
 use std::path::{Path, PathBuf};

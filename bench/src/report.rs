@@ -33,6 +33,11 @@ pub struct TargetResult {
     pub messages_failed: u64,
     pub publish_latency_us: Percentiles,
     pub e2e_latency_us: Percentiles,
+    /// How late a thread sleeping 1 ms at a time woke during the window: the
+    /// machine's scheduling floor under both latencies above. Absent (zero)
+    /// in results older than the probe.
+    #[serde(default)]
+    pub wakeup_delay_us: Percentiles,
     /// Broker CPU over the measurement window and peak RSS; local brokers only
     /// (spawned, or a loopback target whose process is visible in /proc).
     pub broker: Option<Usage>,
@@ -231,18 +236,21 @@ pub fn results_table(run: &RunResult) -> Table {
         ("p99.99", |p| p.p9999),
         ("max", |p| p.max),
     ];
-    for (which, get) in [("publish", 0), ("e2e", 1)] {
+    type Which = fn(&TargetResult) -> &Percentiles;
+    let latencies: [(&str, Which); 3] = [
+        ("publish latency", |t| &t.publish_latency_us),
+        ("e2e latency", |t| &t.e2e_latency_us),
+        ("machine wake-up delay", |t| &t.wakeup_delay_us),
+    ];
+    for (which, get) in latencies {
         for (label, pick) in picks {
             let lat = move |t: &TargetResult| {
-                let p = if get == 0 {
-                    &t.publish_latency_us
-                } else {
-                    &t.e2e_latency_us
-                };
-                Some(pick(p) as f64)
+                let p = get(t);
+                // Results older than the wake-up probe have no samples.
+                (p.count > 0).then_some(pick(p) as f64)
             };
             rows.push(metric_row(
-                &format!("{which} latency {label} ms"),
+                &format!("{which} {label} ms"),
                 &targets,
                 lat,
                 |v| ms(v as u64),
@@ -477,6 +485,7 @@ pub mod tests {
             messages_failed: 0,
             publish_latency_us: p,
             e2e_latency_us: p,
+            wakeup_delay_us: p,
             broker: None,
             first_error: None,
             broker_stages: vec![],
@@ -563,6 +572,7 @@ pub mod tests {
         let text = t.terminal();
         assert!(text.lines().all(|l| !l.ends_with(' ')));
         assert!(text.contains("e2e latency p99.99 ms"));
+        assert!(text.contains("machine wake-up delay p99 ms"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::search::{Observation, RateSearch};
 use crate::spawn::{self, Usage};
 use crate::stages::{self, Scrape};
 use crate::stats::{mib, Latency, Sample};
+use crate::wakeup;
 use crate::workload::{ConsumerMode, Workload, PRODUCER_RATE_MAX_MSGS, RUN_BYTES_PER_SEC_MAX};
 
 /// Consumers get this long to connect before the first message is due.
@@ -100,8 +101,17 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
                 sc.spawn(move || clients::produce(job, w, config, s))
             })
             .collect();
+        let probe = sc.spawn(move || {
+            wakeup::probe(
+                &s.clock,
+                s.window_start_ns,
+                s.window_end_ns,
+                &s.stop_producing,
+            )
+        });
         let sampled = sample(s, w, start_ns, t, search.as_mut(), &progress);
         s.stop_producing.store(true, Relaxed);
+        let wakeup_delay = probe.join().expect("wake-up probe panicked");
         let mut publish = Latency::new();
         let mut errors = Vec::new();
         for p in producers {
@@ -126,6 +136,7 @@ pub fn run_target(t: &TargetSpec, w: &Workload, grace: Duration) -> Result<Targe
             sampled,
             publish,
             e2e,
+            wakeup_delay,
         })
     });
     progress.finish_and_clear();
@@ -138,6 +149,8 @@ struct Measured {
     sampled: Sampled,
     publish: Latency,
     e2e: Latency,
+    /// How late a sleeping thread of this machine woke (the floor).
+    wakeup_delay: Latency,
 }
 
 /// Counters at the window's edges and the per-second series.
@@ -172,6 +185,7 @@ fn result(t: &TargetSpec, w: &Workload, s: &Shared, m: Measured) -> TargetResult
         messages_failed: s.failed.load(Relaxed),
         publish_latency_us: m.publish.percentiles(),
         e2e_latency_us: m.e2e.percentiles(),
+        wakeup_delay_us: m.wakeup_delay.percentiles(),
         broker: m.sampled.cpu.map(|(a, b)| Usage {
             cpu_seconds: b.cpu_seconds - a.cpu_seconds,
             peak_rss_mb: peak_rss.unwrap_or(b.peak_rss_mb),
