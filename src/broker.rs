@@ -544,7 +544,7 @@ async fn high_watermark_loop(shard: Rc<Shard>) {
         .await
         .is_none()
     {
-        shard.checkpoint_high_watermarks();
+        shard.checkpoint_high_watermarks().await;
     }
 }
 

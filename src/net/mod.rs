@@ -113,22 +113,6 @@ fn ip_admitted(shard: &Shard, stream: &TcpStream) -> bool {
     false
 }
 
-/// Keeps `Shard::in_flight` right even when a request's future is dropped.
-struct InFlight<'a>(&'a Shard);
-
-impl<'a> InFlight<'a> {
-    fn enter(shard: &'a Shard) -> Self {
-        shard.in_flight.set(shard.in_flight.get() + 1);
-        InFlight(shard)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get() - 1);
-    }
-}
-
 async fn serve(
     services: &Rc<Services>,
     stream: TcpStream,
@@ -199,7 +183,7 @@ async fn serve(
                 return;
             }
         };
-        let _in_flight = InFlight::enter(shard);
+        let _in_flight = crate::shard::InFlight::enter(shard);
         let started = std::time::Instant::now();
         let request_time = request_histogram(&frame);
         let throttles_itself = handlers::client_throttles(&frame);

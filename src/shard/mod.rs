@@ -87,7 +87,8 @@ pub struct Shard {
     /// Set at start from the data dir's clean-shutdown marker.
     clean_start: bool,
     pub stopping: Event,
-    /// Requests being served on this shard; shutdown waits for zero.
+    /// Requests being served on this shard, and background writes that
+    /// must finish before the logs close; shutdown waits for zero.
     pub in_flight: Cell<usize>,
     /// Serializes topic changes on the controller.
     admin_lock: futures::lock::Mutex<()>,
@@ -105,6 +106,23 @@ pub struct Shard {
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
+
+/// Counts one piece of work in [`Shard::in_flight`] while it lives; right
+/// even when the work's future is dropped.
+pub struct InFlight<'a>(&'a Shard);
+
+impl<'a> InFlight<'a> {
+    pub fn enter(shard: &'a Shard) -> Self {
+        shard.in_flight.set(shard.in_flight.get() + 1);
+        InFlight(shard)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
 
 impl Shard {
     pub fn new(

@@ -162,13 +162,37 @@ impl Shard {
     /// Writes every changed high watermark (Kafka's
     /// replication-offset-checkpoint), so a restart exposes nothing the
     /// ISR did not have.
-    pub fn checkpoint_high_watermarks(&self) {
-        for (tp, partition) in self.owned_partitions() {
-            if let Err(e) = partition.log.borrow_mut().checkpoint_high_watermark() {
+    /// Persists every owned log's high watermark that moved. The writes (an
+    /// fsync and a directory fsync each) run on the blocking thread: done on
+    /// the shard, 100 partitions held every request for about 75 ms every
+    /// 5 s. Counted in flight, so a shutdown's `close_all` runs after them.
+    pub async fn checkpoint_high_watermarks(&self) {
+        let due: Vec<_> = self
+            .owned_partitions()
+            .into_iter()
+            .filter_map(|(tp, partition)| {
+                let checkpoint = partition.log.borrow().high_watermark_checkpoint()?;
+                Some((tp, partition, checkpoint))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let _in_flight = super::InFlight::enter(self);
+        let (targets, work): (Vec<_>, Vec<_>) = due
+            .into_iter()
+            .map(|(tp, partition, checkpoint)| {
+                ((tp, partition, checkpoint.high_watermark()), checkpoint)
+            })
+            .unzip();
+        let results =
+            crate::runtime::blocking(move || work.iter().map(|c| c.run()).collect::<Vec<_>>())
+                .await;
+        for ((tp, partition, hw), result) in targets.into_iter().zip(results) {
+            match result {
+                Ok(()) => partition.log.borrow_mut().high_watermark_checkpointed(hw),
                 // The old checkpoint stays: lower, so safe, and retried.
-                if !super::write_failures::failed_storage("high watermark checkpoint", &tp, &e) {
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "high watermark checkpoint failed");
-                }
+                Err(e) => super::write_failures::failed_io("high watermark checkpoint", &tp, &e),
             }
         }
     }

@@ -69,7 +69,7 @@ use crate::record::{
     LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
 };
 
-use super::io::{modified_ms, pwrite_all, sync_dir, write_atomic};
+use super::io::{modified_ms, pwrite_all, same_dir, sync_dir, write_atomic};
 use super::segment::TIME_INDEX_SUFFIX;
 use super::segment::{cleaned_path, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX};
 use super::{AbortedTxn, PartitionLog, StorageError};
@@ -154,7 +154,6 @@ impl CompactionWork {
 
 impl Work {
     fn run(self) -> Result<Done, StorageError> {
-        use std::os::unix::fs::MetadataExt;
         match self {
             Work::Scan(step) => step.run().map(Done::Scanned),
             Work::Rewrite(step) => step.run().map(Done::Rewritten),
@@ -167,16 +166,11 @@ impl Work {
                 dir_ino,
                 clean_offset,
             } => {
-                match fs::metadata(&dir) {
-                    Ok(m) if m.ino() == dir_ino => {
-                        sync_dir(&dir)?;
-                        let path = dir.join(CLEANER_CHECKPOINT_FILE);
-                        write_atomic(&path, clean_offset.to_string().as_bytes())?;
-                    }
-                    // The log went away (deleted, maybe recreated).
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
+                // The log went away (deleted, maybe recreated): nothing to record.
+                if same_dir(&dir, dir_ino)? {
+                    sync_dir(&dir)?;
+                    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+                    write_atomic(&path, clean_offset.to_string().as_bytes())?;
                 }
                 Ok(Done::Checkpointed { clean_offset })
             }

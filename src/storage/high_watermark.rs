@@ -5,9 +5,10 @@
 //! so a restarted replica does not expose, or forget, what was committed.
 
 use std::fs;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use super::io::{sync_dir, write_atomic};
+use super::io::{same_dir, sync_dir, write_atomic};
 use super::{PartitionLog, StorageError};
 
 /// File in the partition dir holding the checkpointed high watermark, text
@@ -49,18 +50,59 @@ impl PartitionLog {
         self.set_high_watermark(self.high_watermark);
     }
 
-    /// Writes the high watermark to [`HIGH_WATERMARK_FILE`] (tmp + fsync +
-    /// rename), unless the file already holds it. The shard calls it
-    /// periodically; `close` calls it too.
-    pub fn checkpoint_high_watermark(&mut self) -> Result<(), StorageError> {
+    /// The checkpoint to write when the high watermark moved since the last
+    /// one written; `None` when the file already holds it. The shard hands
+    /// it to the blocking thread, then records it with
+    /// [`PartitionLog::high_watermark_checkpointed`].
+    pub fn high_watermark_checkpoint(&self) -> Option<HighWatermarkCheckpoint> {
         let hw = self.high_watermark;
-        if self.high_watermark_checkpointed == Some(hw) {
+        (self.high_watermark_checkpointed != Some(hw)).then(|| HighWatermarkCheckpoint {
+            dir: self.dir.clone(),
+            dir_ino: self.dir_ino,
+            high_watermark: hw,
+        })
+    }
+
+    /// Records that [`HIGH_WATERMARK_FILE`] now holds `hw`.
+    pub fn high_watermark_checkpointed(&mut self, hw: i64) {
+        self.high_watermark_checkpointed = Some(hw);
+    }
+
+    /// Writes the checkpoint here and now, on the calling thread: for
+    /// `close`, which must leave the file current.
+    pub fn checkpoint_high_watermark(&mut self) -> Result<(), StorageError> {
+        if let Some(checkpoint) = self.high_watermark_checkpoint() {
+            checkpoint.run()?;
+            self.high_watermark_checkpointed(checkpoint.high_watermark);
+        }
+        Ok(())
+    }
+}
+
+/// Work for the blocking thread: one log's high watermark to persist. A
+/// checkpoint is a lower bound a restarted replica starts from, so one that
+/// lands late (lower than the log's by then) is still safe.
+pub struct HighWatermarkCheckpoint {
+    dir: PathBuf,
+    /// The log directory's inode when the log opened it: a partition
+    /// deleted and recreated meanwhile must not get the old one's value.
+    dir_ino: u64,
+    high_watermark: i64,
+}
+
+impl HighWatermarkCheckpoint {
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Replaces [`HIGH_WATERMARK_FILE`] (tmp + fsync + rename, then the
+    /// directory fsync); nothing if the log's directory is gone.
+    pub fn run(&self) -> io::Result<()> {
+        if !same_dir(&self.dir, self.dir_ino)? {
             return Ok(());
         }
-        let text = format!("{HIGH_WATERMARK_VERSION}\n{hw}\n");
+        let text = format!("{HIGH_WATERMARK_VERSION}\n{}\n", self.high_watermark);
         write_atomic(&self.dir.join(HIGH_WATERMARK_FILE), text.as_bytes())?;
-        sync_dir(&self.dir)?;
-        self.high_watermark_checkpointed = Some(hw);
-        Ok(())
+        sync_dir(&self.dir)
     }
 }

@@ -118,6 +118,19 @@ pub(crate) fn is_out_of_space(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
+/// Whether `dir` is still the directory a log opened as inode `ino`. A
+/// partition deleted meanwhile (renamed away) fails this, and so does one
+/// recreated at the same path, whose files work prepared for the old one
+/// must not touch.
+pub(crate) fn same_dir(dir: &Path, ino: u64) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::metadata(dir) {
+        Ok(m) => Ok(m.ino() == ino),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// fsyncs a directory so renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -121,19 +121,14 @@ pub struct RollSync {
 
 impl RollSync {
     pub fn run(&self) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
         for file in &self.files {
             file.sync_data()?;
         }
-        match fs::metadata(&self.dir) {
-            Ok(m) if m.ino() == self.dir_ino => {
-                write_recovery_point(&self.dir, self.recovery_point)
-            }
-            // The log went away (deleted, maybe recreated): nothing to record.
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        // The log went away (deleted, maybe recreated): nothing to record.
+        if super::io::same_dir(&self.dir, self.dir_ino)? {
+            write_recovery_point(&self.dir, self.recovery_point)?;
         }
+        Ok(())
     }
 
     pub fn recovery_point(&self) -> i64 {

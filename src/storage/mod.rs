@@ -41,7 +41,7 @@ pub use compaction::{
 pub use config::*;
 pub use error::StorageError;
 pub use handles::{FileHandles, LOG_OPEN_FILES_ALONE};
-pub use high_watermark::HIGH_WATERMARK_FILE;
+pub use high_watermark::{HighWatermarkCheckpoint, HIGH_WATERMARK_FILE};
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub(crate) use io::is_out_of_space;
 pub use leader_epoch::{

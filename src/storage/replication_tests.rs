@@ -433,6 +433,60 @@ fn the_high_watermark_persists_and_stays_in_the_log() {
 }
 
 #[test]
+fn a_high_watermark_checkpoint_is_written_off_the_log_and_only_to_its_own_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open(&dir, 1 << 20, true);
+    fill(&mut log, 4);
+    log.set_high_watermark(7);
+    let checkpoint = log
+        .high_watermark_checkpoint()
+        .expect("the watermark moved");
+    assert_eq!(checkpoint.high_watermark(), 7);
+    // The log moves on while the blocking thread writes the older value.
+    log.set_high_watermark(9);
+    checkpoint.run().unwrap();
+    log.high_watermark_checkpointed(checkpoint.high_watermark());
+    assert_eq!(read(&dir), "0\n7\n");
+    let newer = log
+        .high_watermark_checkpoint()
+        .expect("9 is not written yet");
+    newer.run().unwrap();
+    log.high_watermark_checkpointed(newer.high_watermark());
+    assert_eq!(read(&dir), "0\n9\n");
+    assert!(
+        log.high_watermark_checkpoint().is_none(),
+        "nothing to write when the file holds the watermark"
+    );
+
+    // The partition is deleted (renamed away) and recreated at the same
+    // path while a checkpoint of the old one waits: the new one keeps its own.
+    log.set_high_watermark(12);
+    let stale = log.high_watermark_checkpoint().unwrap();
+    drop(log);
+    fs::rename(&dir, tmp.path().join("t-0.gone")).unwrap();
+    let mut recreated = open(&dir, 1 << 20, true);
+    fill(&mut recreated, 1);
+    recreated.set_high_watermark(1);
+    recreated.checkpoint_high_watermark().unwrap();
+    stale.run().unwrap();
+    assert_eq!(read(&dir), "0\n1\n");
+    // And a checkpoint of a log whose directory is gone writes nothing.
+    fs::remove_dir_all(tmp.path().join("t-0.gone")).unwrap();
+    let mut moved = open(&tmp.path().join("t-1"), 1 << 20, true);
+    fill(&mut moved, 1);
+    moved.set_high_watermark(2);
+    let orphan = moved.high_watermark_checkpoint().unwrap();
+    fs::remove_dir_all(tmp.path().join("t-1")).unwrap();
+    orphan.run().unwrap();
+    assert!(!tmp.path().join("t-1").exists());
+
+    fn read(dir: &Path) -> String {
+        fs::read_to_string(dir.join(HIGH_WATERMARK_FILE)).unwrap()
+    }
+}
+
+#[test]
 fn the_epoch_cache_is_rebuilt_from_batch_headers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
