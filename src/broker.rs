@@ -188,10 +188,7 @@ pub fn run(
         }
         None => Arc::new(Topics::load(&data_dir).map_err(dir_err)?),
     };
-    let shard_count = config
-        .shards
-        .unwrap_or_else(|| runtime::allowed_cpus().len())
-        .max(1);
+    let shard_count = config.shards.unwrap_or_else(runtime::default_shards).max(1);
     let metrics = match &config.metrics_listen {
         Some(listen) => Some(crate::net::listen::bind_metrics(listen).map_err(listen_err(listen))?),
         None => None,

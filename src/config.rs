@@ -99,7 +99,7 @@ pub struct BrokerConfig {
     /// past it a produce is refused (REQUEST_TIMED_OUT) before it appends.
     /// Each holds its answer only, not its records.
     pub replica_acks_waiting_max: usize,
-    /// Executors, one per core; `None` means all cores.
+    /// Executors, one per core; `None` means `runtime::default_shards`.
     pub shards: Option<usize>,
     pub node_id: i32,
     /// Kafka's `auto.create.topics.enable`.

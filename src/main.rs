@@ -38,7 +38,8 @@ struct ServeArgs {
     advertise: Option<String>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Executors, one per core (default: all cores).
+    /// Executors, one per core (default: one per allowed core, or one on a
+    /// machine of two cores or fewer).
     #[arg(long)]
     shards: Option<usize>,
     #[arg(long)]
