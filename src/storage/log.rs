@@ -162,6 +162,10 @@ pub struct PartitionLog {
     /// The epoch this replica stamps on what it appends as leader; `None`
     /// as a follower or on a single-node broker (batches keep their bytes).
     pub(super) leader_epoch: Option<i32>,
+    /// Made leader or follower since it opened: a replica in a cluster,
+    /// whose high watermark is worth a checkpoint. A log no one made either
+    /// (a single node) has its log end as its high watermark at every open.
+    pub(super) replicated: bool,
     /// Offsets below this are replicated to the ISR (consumers read up to
     /// here). The shard sets it; storage keeps it within the log.
     pub(super) high_watermark: i64,
@@ -224,6 +228,7 @@ impl PartitionLog {
             truncated_during_roll_sync: None,
             epochs: LeaderEpochCache::new(),
             leader_epoch: None,
+            replicated: false,
             high_watermark: 0,
             high_watermark_checkpointed: None,
             cleaner: Cleaner::default(),

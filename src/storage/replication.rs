@@ -33,6 +33,7 @@ impl PartitionLog {
             tracing::warn!(dir = %self.dir.display(), epoch, latest = ?self.latest_epoch(), "leader with an epoch older than the log's");
         }
         self.leader_epoch = Some(epoch);
+        self.replicated = true;
         if self.epochs.assign(epoch, self.log_end_offset()) {
             self.epochs.write_checkpoint(&self.dir)?;
         }
@@ -43,6 +44,7 @@ impl PartitionLog {
     pub fn become_follower(&mut self) {
         self.generation += 1;
         self.leader_epoch = None;
+        self.replicated = true;
     }
 
     pub fn latest_epoch(&self) -> Option<i32> {

@@ -401,6 +401,7 @@ fn the_high_watermark_persists_and_stays_in_the_log() {
     let mut log = open(&dir, 1 << 20, true);
     fill(&mut log, 4);
     assert_eq!(log.high_watermark(), 0, "a new log starts at its end");
+    log.become_follower();
     log.set_high_watermark(100);
     assert_eq!(log.high_watermark(), 12, "clamped to the log end");
     log.set_high_watermark(6);
@@ -414,6 +415,7 @@ fn the_high_watermark_persists_and_stays_in_the_log() {
     drop(log);
     let mut log = open(&dir, 1 << 20, true);
     assert_eq!(log.high_watermark(), 9);
+    log.become_follower();
     log.truncate_to(6).unwrap();
     assert_eq!(log.high_watermark(), 6);
     log.close().unwrap();
@@ -438,6 +440,17 @@ fn a_high_watermark_checkpoint_is_written_off_the_log_and_only_to_its_own_dir() 
     let dir = tmp.path().join("t-0");
     let mut log = open(&dir, 1 << 20, true);
     fill(&mut log, 4);
+    log.set_high_watermark(7);
+    assert!(
+        log.high_watermark_checkpoint().is_none(),
+        "a single node's log (no one made it leader or follower) keeps none"
+    );
+    log.close().unwrap();
+    assert!(!dir.join(HIGH_WATERMARK_FILE).exists());
+    drop(log);
+    let mut log = open(&dir, 1 << 20, true);
+    assert_eq!(log.high_watermark(), 12, "its log end at every open");
+    log.become_follower();
     log.set_high_watermark(7);
     let checkpoint = log
         .high_watermark_checkpoint()
@@ -466,6 +479,7 @@ fn a_high_watermark_checkpoint_is_written_off_the_log_and_only_to_its_own_dir() 
     drop(log);
     fs::rename(&dir, tmp.path().join("t-0.gone")).unwrap();
     let mut recreated = open(&dir, 1 << 20, true);
+    recreated.become_follower();
     fill(&mut recreated, 1);
     recreated.set_high_watermark(1);
     recreated.checkpoint_high_watermark().unwrap();
@@ -474,6 +488,7 @@ fn a_high_watermark_checkpoint_is_written_off_the_log_and_only_to_its_own_dir() 
     // And a checkpoint of a log whose directory is gone writes nothing.
     fs::remove_dir_all(tmp.path().join("t-0.gone")).unwrap();
     let mut moved = open(&tmp.path().join("t-1"), 1 << 20, true);
+    moved.become_follower();
     fill(&mut moved, 1);
     moved.set_high_watermark(2);
     let orphan = moved.high_watermark_checkpoint().unwrap();
