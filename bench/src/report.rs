@@ -370,9 +370,16 @@ pub fn target_warnings(what: &str, t: &TargetResult) -> Vec<String> {
 fn stages_table(stages: &[StageLatency]) -> Table {
     let ms = |us: f64| format!("{:.3}", us / 1000.0);
     Table {
-        header: ["stage", "count", "p50 ms", "p99 ms", "p99.9 ms"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "stage",
+            "count",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "slowest ms",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: stages
             .iter()
             .map(|s| {
@@ -382,6 +389,12 @@ fn stages_table(stages: &[StageLatency]) -> Table {
                     ms(s.p50_us),
                     ms(s.p99_us),
                     ms(s.p999_us),
+                    match s.slowest_at_most_us {
+                        Some(top) => format!("{}-{}", ms(s.slowest_above_us), ms(top)),
+                        // Results older than the column.
+                        None if s.slowest_above_us == 0.0 => "-".into(),
+                        None => format!("> {}", ms(s.slowest_above_us)),
+                    },
                 ]
             })
             .collect(),
@@ -431,7 +444,7 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
                 md,
                 "## Broker stages: {}\n\nFrom the broker's `/metrics` histograms over the \
                  measured window; a percentile is known to within its bucket \
-                 (interpolated).\n\n{}",
+                 (interpolated); \"slowest\" is the bucket of the slowest one.\n\n{}",
                 t.name,
                 stages_table(&t.broker_stages).markdown()
             );

@@ -36,6 +36,13 @@ pub struct StageLatency {
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// The slowest observation's bucket, (above, at most]: quantiles this
+    /// far out are bucket bounds, but whether any request took 250 ms
+    /// says where a client's tail came from. `None` above the last bound.
+    #[serde(default)]
+    pub slowest_above_us: f64,
+    #[serde(default)]
+    pub slowest_at_most_us: Option<f64>,
 }
 
 /// GETs `/metrics` from `addr` (HOST:PORT) and keeps its histograms.
@@ -126,9 +133,25 @@ pub fn window(before: &Scrape, after: &Scrape) -> Vec<StageLatency> {
                 p50_us: quantile(&delta, 0.50) * 1e6,
                 p99_us: quantile(&delta, 0.99) * 1e6,
                 p999_us: quantile(&delta, 0.999) * 1e6,
+                slowest_above_us: slowest(&delta).0 * 1e6,
+                slowest_at_most_us: slowest(&delta).1.map(|s| s * 1e6),
             })
         })
         .collect()
+}
+
+/// The bucket (seconds) of the slowest observation in cumulative
+/// `buckets`: (its lower bound, its upper bound or `None` if unbounded).
+fn slowest(buckets: &Buckets) -> (f64, Option<f64>) {
+    let total = buckets.last().map_or(0, |&(_, c)| c);
+    let mut lower = 0.0;
+    for &(bound, count) in buckets {
+        if count == total {
+            return (lower, bound.is_finite().then_some(bound));
+        }
+        lower = bound;
+    }
+    (lower, None)
 }
 
 /// The `q` quantile (seconds) of cumulative buckets, interpolated inside
@@ -188,6 +211,16 @@ mod tests {
         assert!((x.p99_us - 2000.0).abs() < 1e-6, "{x:?}");
         // Rank 99.9 lies in +Inf: reported as its lower bound.
         assert!((x.p999_us - 2000.0).abs() < 1e-6, "{x:?}");
+        // One of the 100 took over 2 ms, with no bound above.
+        assert_eq!((x.slowest_above_us, x.slowest_at_most_us), (2000.0, None));
+    }
+
+    #[test]
+    fn the_slowest_bucket_is_the_first_holding_every_observation() {
+        let b = vec![(0.001, 3), (0.002, 7), (0.005, 7), (f64::INFINITY, 7)];
+        assert_eq!(slowest(&b), (0.001, Some(0.002)));
+        let all_fast = vec![(0.001, 4), (f64::INFINITY, 4)];
+        assert_eq!(slowest(&all_fast), (0.0, Some(0.001)));
     }
 
     #[test]
