@@ -127,14 +127,15 @@ pub fn window(before: &Scrape, after: &Scrape) -> Vec<StageLatency> {
                 })
                 .collect();
             let count = delta.last().map_or(0, |&(_, c)| c);
+            let (slowest_above, slowest_at_most) = slowest(&delta);
             (count > 0).then(|| StageLatency {
                 stage: stage.clone(),
                 count,
                 p50_us: quantile(&delta, 0.50) * 1e6,
                 p99_us: quantile(&delta, 0.99) * 1e6,
                 p999_us: quantile(&delta, 0.999) * 1e6,
-                slowest_above_us: slowest(&delta).0 * 1e6,
-                slowest_at_most_us: slowest(&delta).1.map(|s| s * 1e6),
+                slowest_above_us: slowest_above * 1e6,
+                slowest_at_most_us: slowest_at_most.map(|s| s * 1e6),
             })
         })
         .collect()
