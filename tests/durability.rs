@@ -437,3 +437,49 @@ fn retention_bytes_deletes_old_segments() {
         );
     }
 }
+
+/// Appends past `--log-writeback-bytes` start their write-back from the
+/// broker (counted in `/metrics`), without changing what is read back.
+#[test]
+fn appends_start_their_own_write_back() {
+    let broker = Broker::start_with(
+        2,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-writeback-bytes",
+            "65536",
+        ],
+    );
+    let bs = broker.bootstrap();
+    let topic = "paced";
+    create_topic(&bs, topic, 2, &[]);
+    let values: Vec<String> = (0..2_000)
+        .map(|i| format!("{i:06}-{}", "w".repeat(1_000)))
+        .collect();
+    let msgs: Vec<Msg> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Msg::value(v.clone()).to((i % 2) as i32))
+        .collect();
+    produce(&producer_config(&bs), topic, &msgs);
+
+    // ~1 MB per partition: several 64 KiB stretches each, all but the last
+    // page or stretch behind the end.
+    let deadline = Instant::now() + OP_TIMEOUT;
+    loop {
+        let started = broker.metric("sluice_log_writeback_bytes_total");
+        if started >= 2 * 512 * 1024 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "write-back started for {started} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = consume_all(&bs, topic, 2, 2_000, Duration::from_secs(60));
+    let mut read: Vec<String> = got.iter().map(payload_str).collect();
+    read.sort();
+    assert_eq!(read, values);
+}

@@ -917,3 +917,72 @@ fn a_truncation_during_the_write_voids_the_append() {
     let one_record = build_simple_batch(0, 1, 5).len() as u64;
     assert_eq!(reopened.size_bytes(), batch_len() + one_record);
 }
+
+/// Appends one batch holding a single record of `len` value bytes.
+fn append_bytes(log: &mut PartitionLog, len: usize) {
+    let value = vec![b'v'; len];
+    let batch = build_batch(0, &[(None, Some(&value[..]), 1000, &[][..])]);
+    log.append(&batch, 1000).unwrap();
+}
+
+#[test]
+fn write_back_is_asked_for_in_whole_page_stretches_behind_the_end() {
+    const STRETCH: u64 = 64 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(&partition_dir(&tmp), config(), true);
+    append_bytes(&mut log, 10_000);
+    assert!(log.take_writeback(0).is_none(), "0 turns pacing off");
+    while log.size_bytes() < STRETCH + 4096 {
+        assert!(log.take_writeback(STRETCH).is_none(), "less than a stretch");
+        append_bytes(&mut log, 10_000);
+    }
+    let first = log.take_writeback(STRETCH).unwrap();
+    let end = log.size_bytes();
+    assert_eq!(
+        first.range(),
+        0..end / 4096 * 4096,
+        "from the log's end at open"
+    );
+    assert!(
+        first.range().end <= end,
+        "the page being appended to is left"
+    );
+    first.run().unwrap();
+
+    // One at a time per log: nothing more while it is out.
+    for _ in 0..10 {
+        append_bytes(&mut log, 10_000);
+    }
+    assert!(log.take_writeback(STRETCH).is_none());
+    log.writeback_done();
+    let second = log.take_writeback(STRETCH).unwrap();
+    assert_eq!(
+        second.range().start,
+        first.range().end,
+        "no gap, no overlap"
+    );
+    second.run().unwrap();
+    log.writeback_done();
+
+    // A new active segment is all this run's appends: from its start.
+    log.roll().unwrap();
+    for _ in 0..10 {
+        append_bytes(&mut log, 10_000);
+    }
+    let after_roll = log.take_writeback(STRETCH).unwrap();
+    assert_eq!(after_roll.range(), 0..log.active().size / 4096 * 4096);
+    after_roll.run().unwrap();
+    log.writeback_done();
+
+    // What an earlier run wrote is left to the kernel after a reopen.
+    let dir = log.dir().to_path_buf();
+    log.close().unwrap();
+    let mut log = open(&dir, config(), true);
+    let reopened_at = log.active().size;
+    for _ in 0..10 {
+        append_bytes(&mut log, 10_000);
+    }
+    let after_open = log.take_writeback(STRETCH).unwrap();
+    assert_eq!(after_open.range().start, reopened_at / 4096 * 4096);
+    log.writeback_done();
+}
