@@ -114,11 +114,6 @@ pub struct BrokerConfig {
     /// (`inline`) or the blocking thread, one job per request (`thread`),
     /// so a write held up by dirty-page throttling stalls no other socket.
     pub append_writer: AppendWriter,
-    /// Bytes appended to a partition's active segment after which the
-    /// broker starts their write-back (`sync_file_range`, on the blocking
-    /// thread), so dirty pages never pile up to the kernel's throttle; 0
-    /// leaves write-back to the kernel's flusher alone.
-    pub log_writeback_bytes: u64,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// Kafka's `log.cleaner.backoff.ms`: how often compacted topics are
@@ -307,7 +302,6 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 * 1024 * 1024,
             fsync_on_ack: false,
             append_writer: AppendWriter::default(),
-            log_writeback_bytes: 1024 * 1024,
             retention_check_interval_ms: 300_000,
             fetch_max_wait_ms_max: 30_000,
             max_incremental_fetch_session_cache_slots: 1000,

@@ -132,10 +132,6 @@ struct ServeArgs {
     /// blocking thread (thread).
     #[arg(long, value_enum)]
     append_writer: Option<sluice::config::AppendWriter>,
-    /// Bytes a partition appends before the broker starts their write-back
-    /// (0: left to the kernel).
-    #[arg(long)]
-    log_writeback_bytes: Option<u64>,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -207,7 +203,6 @@ impl ServeArgs {
             log_open_files_max => c.log_open_files_max,
             log_open_files_idle_ms => c.log_open_files_idle_ms,
             append_writer => c.append_writer,
-            log_writeback_bytes => c.log_writeback_bytes,
             shard_spin_before_park_us => c.shard_spin_before_park_us,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,

@@ -97,10 +97,6 @@ pub static ROLL_SYNCS: Counter = Counter::new(
     "sluice_roll_syncs_total",
     "Background fdatasyncs of rolled segments that moved the recovery point.",
 );
-pub static WRITEBACK_BYTES: Counter = Counter::new(
-    "sluice_log_writeback_bytes_total",
-    "Appended bytes whose write-back the broker started itself (sync_file_range every log_writeback_bytes), ahead of the kernel's flusher.",
-);
 
 pub static PRODUCE_DUPLICATES: Counter = Counter::new(
     "sluice_produce_duplicate_batches_total",
@@ -183,7 +179,6 @@ const ALL: &[&Counter] = &[
     &QUOTA_SENSOR_OVERFLOW,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
-    &WRITEBACK_BYTES,
     &STORAGE_WRITE_ERRORS,
     &PRODUCE_DUPLICATES,
     &PRODUCERS_EXPIRED,

@@ -72,26 +72,3 @@ impl Shard {
         }
     }
 }
-
-/// Starts the write-back of what `partition` appended since the last one,
-/// if a full stretch of `log_writeback_bytes` is there and none is out (see
-/// `storage::writeback`).
-pub fn start_writeback(shard: &Shard, tp: &TopicPartition, partition: &Rc<Partition>) {
-    let min_bytes = shard.config.log_writeback_bytes;
-    let Some(job) = partition.log.borrow_mut().take_writeback(min_bytes) else {
-        return;
-    };
-    let (tp, partition) = (tp.clone(), partition.clone());
-    crate::runtime::spawn_local(async move {
-        let bytes = job.bytes();
-        match crate::runtime::blocking(move || job.run()).await {
-            Ok(()) => crate::stats::WRITEBACK_BYTES.add(bytes),
-            // Advice only: the kernel's flusher writes the pages anyway.
-            Err(e) => {
-                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "sync_file_range failed")
-            }
-        }
-        partition.log.borrow_mut().writeback_done();
-    })
-    .detach();
-}

@@ -105,7 +105,6 @@ fn refused(tp: &TopicPartition, e: &StorageError) -> ProduceOutcome {
 /// What follows a successful append: waiters woken, a roll's sync started,
 /// the high watermark moved, and for acks=all a waiting slot taken.
 fn appended(
-    shard: &Shard,
     item: ProduceItem,
     admitted: Admitted,
     result: AppendResult,
@@ -117,7 +116,6 @@ fn appended(
     } else {
         partition.appended.notify();
         super::durability::start_roll_sync(&item.tp, &partition);
-        super::durability::start_writeback(shard, &item.tp, &partition);
         super::replica::advance_high_watermark(&partition);
     }
     let acks_all = admitted.acks_all.map(|(leader_epoch, min_insync)| {
@@ -148,7 +146,7 @@ fn append_inline(shard: &Shard, item: ProduceItem) -> Result<Appended, ProduceOu
             .append_validated(&item.records, now, item.origin);
     crate::stats::APPEND.observe(appending.elapsed());
     match result {
-        Ok(result) => appended(shard, item, admitted, result),
+        Ok(result) => appended(item, admitted, result),
         Err(e) => Err(refused(&item.tp, &e)),
     }
 }
@@ -191,7 +189,7 @@ async fn append_off_reactor(
                 .prepare_append(&item.records, now, item.origin);
         out[index] = match prepared {
             Err(e) => Some(Err(refused(&item.tp, &e))),
-            Ok(Prepared::Duplicate(result)) => Some(appended(shard, item, admitted, result)),
+            Ok(Prepared::Duplicate(result)) => Some(appended(item, admitted, result)),
             Ok(Prepared::Write(prepared)) => {
                 staged.push(Staged {
                     index,
@@ -203,7 +201,7 @@ async fn append_off_reactor(
             }
         };
     }
-    write_staged(shard, &mut staged, &mut out).await;
+    write_staged(&mut staged, &mut out).await;
     crate::stats::APPEND.observe(started.elapsed());
     out.into_iter()
         .map(|o| o.expect("every item appended or refused"))
@@ -224,7 +222,7 @@ async fn admit_when_idle(
         }
         // Ours or another request's: ours are written first, so waiting
         // never holds a partition someone else waits for.
-        write_staged(shard, staged, out).await;
+        write_staged(staged, out).await;
         admitted.partition.write_idle().await;
     }
 }
@@ -232,7 +230,6 @@ async fn admit_when_idle(
 /// Writes the staged appends in one job off the reactor, then finishes
 /// each on its log.
 async fn write_staged(
-    shard: &Shard,
     staged: &mut Vec<Staged>,
     out: &mut [Option<Result<Appended, ProduceOutcome>>],
 ) {
@@ -262,7 +259,7 @@ async fn write_staged(
             .finish_append(prepared, result);
         admitted.partition.written.notify();
         out[index] = Some(match finished {
-            Ok(result) => appended(shard, item, admitted, result),
+            Ok(result) => appended(item, admitted, result),
             Err(e) => Err(refused(&item.tp, &e)),
         });
     }

@@ -429,7 +429,6 @@ impl Shard {
                 crate::stats::REPLICA_BYTES_FETCHED.add(records.len() as u64);
                 partition.appended.notify();
                 super::durability::start_roll_sync(tp, partition);
-                super::durability::start_writeback(self, tp, partition);
                 if result.flush_needed {
                     let (tp, partition) = (tp.clone(), partition.clone());
                     crate::runtime::spawn_local(async move {

@@ -34,7 +34,6 @@ use super::recovery::{
 };
 use super::segment::{PendingBatch, Segment, SegmentWrite, Segments, WriteFailed};
 use super::txn_index::AbortedTxn;
-use super::writeback::WritebackMark;
 use super::{LogConfig, StorageError, TimestampType};
 
 pub struct AppendResult {
@@ -191,9 +190,6 @@ pub struct PartitionLog {
     /// Bumped by whatever moves the end other than an append (truncation,
     /// close): a prepared append from before it is void.
     pub(super) generation: u64,
-    /// How far the active segment's write-back was started (see
-    /// [`super::writeback`]).
-    pub(super) writeback: WritebackMark,
 }
 
 impl PartitionLog {
@@ -241,7 +237,6 @@ impl PartitionLog {
             handles: handles.clone(),
             write_in_flight: false,
             generation: 0,
-            writeback: WritebackMark::at(0, 0),
         };
         let (producers, snapshot) = load_producer_state(
             &log.dir,
@@ -263,8 +258,6 @@ impl PartitionLog {
             .unwrap_or(log_end)
             .clamp(log.log_start_offset, log_end);
         log.flushed_offset = log.log_end_offset();
-        let active = log.active();
-        log.writeback = WritebackMark::at(active.base_offset, active.size);
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
         // Unchanged after a clean shutdown (close wrote it): no write.
         let moved = stored_recovery_point(&log.dir) != Some(log.log_end_offset());

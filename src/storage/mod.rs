@@ -34,7 +34,6 @@ mod segment;
 mod time_index;
 mod truncate;
 mod txn_index;
-mod writeback;
 
 pub use compaction::{
     CompactionStats, CompactionWork, CLEANER_CHECKPOINT_FILE, COMPACTION_PASS_BYTES_MAX,
@@ -60,7 +59,6 @@ pub use segment::segment_path;
 pub use segment::WriteFailed;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
-pub use writeback::Writeback;
 
 #[cfg(test)]
 mod compaction_tests;
