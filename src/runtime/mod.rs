@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
-use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
+use glommio::{LocalExecutorBuilder, Placement};
 
 pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::timer::sleep;
@@ -162,15 +162,9 @@ where
     for (id, seat) in seats.into_iter().enumerate() {
         let cpu = cpus[id % cpus.len()];
         let body = body.clone();
-        // glommio pins a shard's blocking thread to the shard's own CPU
-        // by default, so every fsync, write-back submission and checkpoint
-        // it runs takes turns with the shard's requests. Unbound, it keeps
-        // the process's CPU set (it is spawned before the shard pins
-        // itself) and the scheduler runs it wherever a CPU is free.
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
-            .io_memory(io_memory_bytes)
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(1));
+            .io_memory(io_memory_bytes);
         if !spin_before_park.is_zero() {
             builder = builder.spin_before_park(spin_before_park);
         }
