@@ -189,6 +189,15 @@ pub fn run(
         None => Arc::new(Topics::load(&data_dir).map_err(dir_err)?),
     };
     let shard_count = config.shards.unwrap_or_else(runtime::default_shards).max(1);
+    let high_watermarks =
+        crate::storage::load_high_watermarks(&data_dir, shard_count, |topic, partition| {
+            crate::metadata::owner_shard(topic, partition, shard_count)
+        })
+        .map_err(dir_err)?;
+    let data_dir_at_start = crate::shard::DataDirAtStart {
+        clean: clean_start,
+        high_watermarks: Arc::new(high_watermarks),
+    };
     let metrics = match &config.metrics_listen {
         Some(listen) => Some(crate::net::listen::bind_metrics(listen).map_err(listen_err(listen))?),
         None => None,
@@ -215,7 +224,7 @@ pub fn run(
                 topics: topics.clone(),
                 advertised: advertised.clone(),
                 listeners: listeners.clone(),
-                clean_start,
+                data_dir_at_start: data_dir_at_start.clone(),
                 stop: stop.clone(),
                 drained: drained.clone(),
                 unclean_close: unclean_close.clone(),
@@ -294,7 +303,7 @@ struct ShardStart {
     /// Every listener: the address every shard binds, and what its
     /// connections share.
     listeners: Vec<(SocketAddr, Arc<crate::net::sasl::ListenerInfo>)>,
-    clean_start: bool,
+    data_dir_at_start: crate::shard::DataDirAtStart,
     stop: Arc<AtomicBool>,
     /// Shards done with their own requests; logs close only when all are,
     /// since a draining shard may still need its peers' partitions.
@@ -315,9 +324,9 @@ struct ShardStart {
 async fn run_shard(seats: Seats, ctx: ShardStart) {
     let (id, count) = (seats.id(), seats.count());
     let controller = ctx.cluster.as_ref().map(|node| node.controller.clone());
-    let (config, advertised, clean_start) = (ctx.config.clone(), ctx.advertised, ctx.clean_start);
+    let (config, advertised, start) = (ctx.config.clone(), ctx.advertised, ctx.data_dir_at_start);
     let services = Services::start(seats, ctx.topics, ctx.dialer.clone(), |mesh| {
-        Shard::new(id, count, config, advertised, mesh, clean_start, controller)
+        Shard::new(id, count, config, advertised, mesh, start, controller)
     })
     .await;
     let shard = services.shard.clone();

@@ -90,6 +90,10 @@ struct ServeArgs {
     replica_fetch_wait_max_ms: Option<u64>,
     #[arg(long)]
     replica_fetch_max_bytes: Option<i32>,
+    /// How often each shard writes its replicas' high watermarks (Kafka's
+    /// replica.high.watermark.checkpoint.interval.ms).
+    #[arg(long)]
+    replica_high_watermark_checkpoint_interval_ms: Option<u64>,
     #[arg(long)]
     replica_fetch_response_max_bytes: Option<i32>,
     /// fdatasync before acknowledging every acks=all produce.
@@ -223,6 +227,8 @@ impl ServeArgs {
             replica_lag_time_max_ms => c.replica_lag_time_max_ms,
             replica_fetch_wait_max_ms => c.replica_fetch_wait_max_ms,
             replica_fetch_max_bytes => c.replica_fetch_max_bytes,
+            replica_high_watermark_checkpoint_interval_ms =>
+                c.replica_high_watermark_checkpoint_interval_ms,
             replica_fetch_response_max_bytes => c.replica_fetch_response_max_bytes,
             transaction_state_num_partitions => c.transaction_state_num_partitions,
             transaction_max_timeout_ms => c.transaction_max_timeout_ms,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
+use common::cluster::{Cluster, WAIT};
 use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::MetadataResponse;
@@ -369,4 +369,202 @@ fn a_follower_names_the_new_leader_to_clients() {
     assert_eq!(r.node_endpoints.len(), 1);
     assert_eq!(r.node_endpoints[0].node_id.0, view.leader);
     assert_eq!(r.node_endpoints[0].port, leader_port);
+}
+
+/// Every shard checkpoint's lines in `data_dir`: (topic, partition) ->
+/// (shard, high watermark).
+fn hw_checkpoints(data_dir: &std::path::Path) -> BTreeMap<(String, i32), (usize, i64)> {
+    let mut out = BTreeMap::new();
+    for dirent in std::fs::read_dir(data_dir).unwrap() {
+        let path = dirent.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some(shard) = name.strip_prefix("replication-offset-checkpoint-") else {
+            continue;
+        };
+        let Ok(shard) = shard.parse::<usize>() else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut lines = text.lines().skip(2);
+        for line in lines.by_ref() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields.len(), 4, "{name}: {line:?}");
+            let key = (fields[0].to_string(), fields[1].parse().unwrap());
+            let hw = fields[3].parse().unwrap();
+            assert!(out.insert(key, (shard, hw)).is_none(), "{line:?} twice");
+        }
+    }
+    out
+}
+
+/// Per-partition `high-watermark` files (the layout before the shard
+/// checkpoint) under `data_dir`.
+fn per_partition_hw_files(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("high-watermark"))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Replaces every shard checkpoint line's high watermark with
+/// `hw(partition)`, as if the broker had stopped with those.
+fn rewrite_hw_checkpoints(data_dir: &std::path::Path, hw: impl Fn(i32) -> i64) {
+    for dirent in std::fs::read_dir(data_dir).unwrap() {
+        let path = dirent.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if !name.starts_with("replication-offset-checkpoint-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("{}\n{}\n", lines.next().unwrap(), lines.next().unwrap());
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            let value = hw(f[1].parse().unwrap());
+            out.push_str(&format!("{} {} {} {value}\n", f[0], f[1], f[2]));
+        }
+        std::fs::write(&path, out).unwrap();
+    }
+}
+
+/// partition -> (log end, high watermark) as the broker's last start
+/// logged them when it first took the lead of each of `topic`'s partitions.
+fn led_at_start(stderr: &std::path::Path, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+    let text = std::fs::read_to_string(stderr).unwrap();
+    let last_start = text.rfind("===== test harness: broker start").unwrap();
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in text[last_start..].chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    let field = |line: &str, name: &str| -> i64 {
+        let start = line.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+        let value: String = line[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        value.parse().unwrap()
+    };
+    // The first time only: a later leader epoch starts from what the
+    // first leadership advanced it to.
+    let mut led = BTreeMap::new();
+    let leading = plain
+        .lines()
+        .filter(|l| l.contains("leading partition") && l.contains(&format!(" topic={topic} ")));
+    for line in leading {
+        led.entry(field(line, "partition") as i32)
+            .or_insert((field(line, "log_end"), field(line, "high_watermark")));
+    }
+    led
+}
+
+/// A replica's high watermarks go to one checkpoint file per shard in the
+/// data dir (not one per partition), which a restart reads back, lays out
+/// again when the shard count changed, and which takes over the
+/// per-partition files of before.
+#[test]
+fn high_watermarks_are_checkpointed_per_shard_across_restarts() {
+    const TOPIC: &str = "hw-checkpointed";
+    const PARTITIONS: i32 = 8;
+    let mut cluster = Cluster::start_with(
+        1,
+        &["--replica-high-watermark-checkpoint-interval-ms", "100"],
+    );
+    create_replicated(&cluster, 1, TOPIC, PARTITIONS, 1);
+    cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
+    let data_dir = cluster.node(1).data_dir().to_path_buf();
+    let stderr = cluster.node(1).stderr_path().to_path_buf();
+    // Partition p gets p + 1 records a round.
+    let produce_round = |cluster: &Cluster, round: usize| {
+        for p in 0..PARTITIONS {
+            let values: Vec<String> = (0..=p).map(|i| format!("r{round}-{p}-{i}")).collect();
+            produce_values(&cluster.bootstrap(), TOPIC, Some(p), &values);
+        }
+    };
+    let records = |rounds: i64, p: i32| rounds * (p as i64 + 1);
+    let expected = |shards: usize, hw: &dyn Fn(i32) -> i64| {
+        (0..PARTITIONS)
+            .map(|p| {
+                let shard = sluice::metadata::owner_shard(TOPIC, p, shards);
+                ((TOPIC.to_string(), p), (shard, hw(p)))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let wait_checkpoints = |cluster: &Cluster, want: &BTreeMap<(String, i32), (usize, i64)>| {
+        cluster.wait_until("the checkpoints hold every high watermark", WAIT, || {
+            hw_checkpoints(&data_dir) == *want
+        });
+    };
+
+    produce_round(&cluster, 1);
+    wait_checkpoints(&cluster, &expected(1, &|p| records(1, p)));
+    assert!(per_partition_hw_files(&data_dir).is_empty());
+
+    // Stopped behind its log end (as a replica whose ISR lagged), started
+    // with two shards: the one file is laid out as two, and each log opens
+    // at its checkpointed value, not at its end.
+    cluster.stop(1);
+    rewrite_hw_checkpoints(&data_dir, |p| p as i64);
+    cluster.node_mut(1).set_shards(2);
+    cluster.start_again(1);
+    assert_eq!(hw_checkpoints(&data_dir), expected(2, &|p| p as i64));
+    let led: BTreeMap<i32, (i64, i64)> = (0..PARTITIONS)
+        .map(|p| (p, (records(1, p), p as i64)))
+        .collect();
+    cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
+    cluster.wait_until("every partition led", WAIT, || {
+        led_at_start(&stderr, TOPIC).len() == led.len()
+    });
+    assert_eq!(led_at_start(&stderr, TOPIC), led);
+    produce_round(&cluster, 2);
+    wait_checkpoints(&cluster, &expected(2, &|p| records(2, p)));
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            watermarks(&cluster.bootstrap(), TOPIC, p),
+            (0, records(2, p))
+        );
+    }
+
+    // The layout before: per-partition files and no checkpoint. They are
+    // read at open and retired once the checkpoint holds their partitions.
+    cluster.stop(1);
+    assert_eq!(hw_checkpoints(&data_dir), expected(2, &|p| records(2, p)));
+    for dirent in std::fs::read_dir(&data_dir).unwrap() {
+        let path = dirent.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name.starts_with("replication-offset-checkpoint-") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    for p in 0..PARTITIONS {
+        let dir = data_dir.join(format!("{TOPIC}-{p}"));
+        std::fs::write(
+            dir.join("high-watermark"),
+            format!("0\n{}\n", records(1, p)),
+        )
+        .unwrap();
+    }
+    cluster.node_mut(1).set_shards(1);
+    cluster.start_again(1);
+    let led: BTreeMap<i32, (i64, i64)> = (0..PARTITIONS)
+        .map(|p| (p, (records(2, p), records(1, p))))
+        .collect();
+    cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
+    cluster.wait_until("every partition led", WAIT, || {
+        led_at_start(&stderr, TOPIC).len() == led.len()
+    });
+    assert_eq!(led_at_start(&stderr, TOPIC), led);
+    produce_round(&cluster, 3);
+    wait_checkpoints(&cluster, &expected(1, &|p| records(3, p)));
+    cluster.wait_until("the per-partition files retired", WAIT, || {
+        per_partition_hw_files(&data_dir).is_empty()
+    });
 }

@@ -11,6 +11,7 @@ mod admin;
 mod admin_cluster;
 mod durability;
 pub mod event;
+mod hw_checkpoint;
 pub mod messages;
 mod observer;
 mod ops;
@@ -34,7 +35,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::metadata::{owner_shard, partition_dir, Topics};
 use crate::runtime::{Mesh, MeshReceiver};
-use crate::storage::{PartitionLog, StorageError};
+use crate::storage::{PartitionLog, StorageError, StoredHighWatermarks};
 
 pub use event::Event;
 pub use messages::*;
@@ -58,7 +59,7 @@ pub struct Partition {
     /// acks=all produces waiting for the ISR (`replica_acks_waiting_max`).
     acks_waiting: Cell<usize>,
     /// The topic id this log belongs to, so a recreated topic gets a fresh log.
-    topic_id: String,
+    topic_id: Arc<str>,
 }
 
 impl Partition {
@@ -84,8 +85,8 @@ pub struct Shard {
     topics: RefCell<Arc<Topics>>,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     mesh: Mesh<ShardMsg>,
-    /// Set at start from the data dir's clean-shutdown marker.
-    clean_start: bool,
+    /// What the data dir held at start, for the logs this shard opens.
+    start: DataDirAtStart,
     pub stopping: Event,
     /// Requests being served on this shard, and background writes that
     /// must finish before the logs close; shutdown waits for zero.
@@ -103,6 +104,16 @@ pub struct Shard {
     /// The open segment files of this shard's logs, bounded by its share
     /// of `log_open_files_max`.
     pub file_handles: crate::storage::FileHandles,
+}
+
+/// What the data dir held when the broker started, read once before the
+/// shards and shared by them.
+#[derive(Clone)]
+pub struct DataDirAtStart {
+    /// The clean-shutdown marker was there: logs open without recovery.
+    pub clean: bool,
+    /// The high watermark checkpoints' values (see `storage::hw_checkpoint`).
+    pub high_watermarks: Arc<StoredHighWatermarks>,
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -131,7 +142,7 @@ impl Shard {
         config: Arc<BrokerConfig>,
         advertised: (String, i32),
         mesh: Mesh<ShardMsg>,
-        clean_start: bool,
+        start: DataDirAtStart,
         controller: Option<Arc<Controller>>,
     ) -> Shard {
         let file_handles = crate::storage::FileHandles::new(config.log_open_files_per_shard(count));
@@ -143,7 +154,7 @@ impl Shard {
             topics: RefCell::new(Arc::new(Topics::default())),
             partitions: RefCell::new(HashMap::new()),
             mesh,
-            clean_start,
+            start,
             stopping: Event::default(),
             in_flight: Cell::new(0),
             admin_lock: futures::lock::Mutex::new(()),
@@ -341,10 +352,17 @@ impl Shard {
                 match PartitionLog::open_in(
                     self.partition_dir(&tp),
                     log_config.clone(),
-                    self.clean_start,
+                    self.start.clean,
                     &self.file_handles,
                 ) {
-                    Ok(log) => {
+                    Ok(mut log) => {
+                        let stored = self
+                            .start
+                            .high_watermarks
+                            .get(&tp.topic, partition, &topic.id);
+                        if let Some(hw) = stored {
+                            log.restore_high_watermark(hw);
+                        }
                         let partition = Rc::new(Partition {
                             log: RefCell::new(log),
                             role: RefCell::new(crate::replication::Role::Offline {
@@ -353,7 +371,7 @@ impl Shard {
                             appended: Event::default(),
                             written: Event::default(),
                             acks_waiting: Cell::new(0),
-                            topic_id: topic.id.clone(),
+                            topic_id: Arc::from(topic.id.as_str()),
                         });
                         if self.settle_role(&tp, &partition, &topics) {
                             now_led.push(tp.clone());
@@ -380,7 +398,7 @@ impl Shard {
             .filter(|(tp, p)| {
                 topics
                     .get(&tp.topic)
-                    .is_none_or(|t| t.id != p.topic_id || tp.partition >= t.partitions)
+                    .is_none_or(|t| *t.id != *p.topic_id || tp.partition >= t.partitions)
                     || !topics.hosts(&tp.topic, tp.partition)
             })
             .map(|(tp, _)| tp.clone())
@@ -414,17 +432,20 @@ impl Shard {
         }
     }
 
-    /// Closes every log this shard owns: flushed, indexes written. False
-    /// if one did not close whole (a full disk): the next start must not
-    /// take the logs as cleanly shut down.
+    /// Closes every log this shard owns: flushed, indexes written, high
+    /// watermarks checkpointed. False if one did not close whole (a full
+    /// disk): the next start must not take the logs as cleanly shut down.
+    /// A checkpoint that fails leaves the last one, lower, so safe.
     pub fn close_all(&self) -> bool {
         let mut all_closed = true;
-        for (tp, partition) in self.partitions.borrow_mut().drain() {
+        for (tp, partition) in self.partitions.borrow().iter() {
             if let Err(e) = partition.log.borrow_mut().close() {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
                 all_closed = false;
             }
         }
+        self.checkpoint_high_watermarks_inline();
+        self.partitions.borrow_mut().clear();
         all_closed
     }
 

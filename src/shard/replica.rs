@@ -12,11 +12,6 @@ use crate::controller::records::MetadataRecord;
 use crate::metadata::Topics;
 use crate::replication::{role_for, Role};
 
-/// High watermark checkpoints one blocking job writes at most: two fsyncs
-/// each, about 0.75 ms on this VM's disk, so a job holds the blocking
-/// thread for about 50 ms.
-const HW_CHECKPOINTS_PER_JOB: usize = 64;
-
 impl Shard {
     /// Brings `partition`'s role in line with `topics`: a one-node broker
     /// leads alone; in a cluster the partition becomes the leader (its log
@@ -162,57 +157,6 @@ impl Shard {
             }
         })
         .detach();
-    }
-
-    /// Writes every changed high watermark (Kafka's
-    /// replication-offset-checkpoint), so a restart exposes nothing the
-    /// ISR did not have.
-    ///
-    /// Each write is an fsync and a directory fsync, so they run on the
-    /// blocking thread: done on the shard, 100 partitions held every request
-    /// for about 75 ms every 5 s. They go in jobs of at most
-    /// [`HW_CHECKPOINTS_PER_JOB`], so the blocking thread's other work (roll
-    /// syncs, flushes an ack waits on) is queued behind one job, not behind
-    /// thousands of partitions. A round is counted in flight, so a shutdown's
-    /// `close_all` comes after it.
-    pub async fn checkpoint_high_watermarks(&self) {
-        // Only due partitions are cloned out: on a single node none are,
-        // and 10,000 topic names copied every 5 s would be for nothing.
-        let due: Vec<_> = self
-            .partitions
-            .borrow()
-            .iter()
-            .filter_map(|(tp, partition)| {
-                let checkpoint = partition.log.borrow().high_watermark_checkpoint()?;
-                Some((tp.clone(), partition.clone(), checkpoint))
-            })
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        let _in_flight = super::InFlight::enter(self);
-        let mut due = due.into_iter().peekable();
-        while due.peek().is_some() {
-            let (targets, work): (Vec<_>, Vec<_>) = due
-                .by_ref()
-                .take(HW_CHECKPOINTS_PER_JOB)
-                .map(|(tp, partition, checkpoint)| {
-                    ((tp, partition, checkpoint.high_watermark()), checkpoint)
-                })
-                .unzip();
-            let results =
-                crate::runtime::blocking(move || work.iter().map(|c| c.run()).collect::<Vec<_>>())
-                    .await;
-            for ((tp, partition, hw), result) in targets.into_iter().zip(results) {
-                match result {
-                    Ok(()) => partition.log.borrow_mut().high_watermark_checkpointed(hw),
-                    // The old checkpoint stays: lower, so safe, and retried.
-                    Err(e) => {
-                        super::write_failures::failed_io("high watermark checkpoint", &tp, &e)
-                    }
-                }
-            }
-        }
     }
 
     /// The follower partitions of this shard, by the broker they follow,

@@ -1,18 +1,20 @@
 //! The high watermark: offsets below it are on every in-sync replica, so
 //! consumers may read them. The shard computes it (the ISR minimum as a
 //! leader, min(leader's, own log end) as a follower); storage keeps it
-//! within `[log_start, log_end]` and persists it in [`HIGH_WATERMARK_FILE`],
-//! so a restarted replica does not expose, or forget, what was committed.
+//! within `[log_start, log_end]`. The shard persists it in its checkpoint
+//! ([`super::hw_checkpoint`]) so a restarted replica does not expose, or
+//! forget, what was committed.
 
 use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::io::{same_dir, sync_dir, write_atomic};
-use super::{PartitionLog, StorageError};
+use super::hw_checkpoint::LegacyHwFile;
+use super::PartitionLog;
 
-/// File in the partition dir holding the checkpointed high watermark, text
-/// `0\n<hw>\n` (a version line, then the offset).
+/// File in the partition dir that held the checkpointed high watermark
+/// before the shard checkpoint did, text `0\n<hw>\n` (a version line, then
+/// the offset): read at open when the shard checkpoint has no value for the
+/// log, and removed once it has.
 pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
 const HIGH_WATERMARK_VERSION: &str = "0";
 
@@ -50,66 +52,55 @@ impl PartitionLog {
         self.set_high_watermark(self.high_watermark);
     }
 
-    /// The checkpoint to write when the high watermark moved since the last
-    /// one written; `None` when the file already holds it. The shard hands
-    /// it to the blocking thread, then records it with
+    /// Whether the high watermark moved since the shard's checkpoint last
+    /// took it: the shard writes its file ([`super::HwCheckpoint`]) when any
+    /// of its logs is due, then records it with
     /// [`PartitionLog::high_watermark_checkpointed`].
     ///
-    /// Also `None` for a log no one made leader or follower (a single
-    /// node): its high watermark is its log end again at every open, so a
-    /// checkpoint would be two fsyncs for nothing, and at 10,000 partitions
-    /// they were a third of the broker's CPU. A file it has (from when it
-    /// was a replica) stays, lower, so safe if it becomes one again.
-    pub fn high_watermark_checkpoint(&self) -> Option<HighWatermarkCheckpoint> {
-        let hw = self.high_watermark;
-        let due = self.replicated && self.high_watermark_checkpointed != Some(hw);
-        due.then(|| HighWatermarkCheckpoint {
-            dir: self.dir.clone(),
-            dir_ino: self.dir_ino,
-            high_watermark: hw,
-        })
+    /// Never for a log no one made leader or follower (a single node): its
+    /// high watermark is its log end again at every open, so a checkpoint
+    /// would be two fsyncs for nothing, and at 10,000 partitions they were a
+    /// third of the broker's CPU.
+    pub fn high_watermark_due(&self) -> bool {
+        self.replicated && self.high_watermark_checkpointed != Some(self.high_watermark)
     }
 
-    /// Records that [`HIGH_WATERMARK_FILE`] now holds `hw`.
+    /// This log's value in its shard's checkpoint: the high watermark of a
+    /// replica; for a log not (yet) made one, the value it was opened with,
+    /// kept (lower, so safe) in case it becomes one again; else none.
+    pub fn high_watermark_to_checkpoint(&self) -> Option<i64> {
+        if self.replicated {
+            Some(self.high_watermark)
+        } else {
+            self.high_watermark_checkpointed
+        }
+    }
+
+    /// Records that the shard's checkpoint now holds `hw` for this log.
     pub fn high_watermark_checkpointed(&mut self, hw: i64) {
         self.high_watermark_checkpointed = Some(hw);
     }
 
-    /// Writes the checkpoint here and now, on the calling thread: for
-    /// `close`, which must leave the file current.
-    pub fn checkpoint_high_watermark(&mut self) -> Result<(), StorageError> {
-        if let Some(checkpoint) = self.high_watermark_checkpoint() {
-            checkpoint.run()?;
-            self.high_watermark_checkpointed(checkpoint.high_watermark);
-        }
-        Ok(())
-    }
-}
-
-/// Work for the blocking thread: one log's high watermark to persist. A
-/// checkpoint is a lower bound a restarted replica starts from, so one that
-/// lands late (lower than the log's by then) is still safe.
-pub struct HighWatermarkCheckpoint {
-    dir: PathBuf,
-    /// The log directory's inode when the log opened it: a partition
-    /// deleted and recreated meanwhile must not get the old one's value.
-    dir_ino: u64,
-    high_watermark: i64,
-}
-
-impl HighWatermarkCheckpoint {
-    pub fn high_watermark(&self) -> i64 {
-        self.high_watermark
+    /// Takes the value the shard's checkpoint held at start; it wins over
+    /// a per-partition file read at open (the layout before), which the
+    /// next checkpoint removes.
+    pub fn restore_high_watermark(&mut self, hw: i64) {
+        assert!(hw >= 0, "a checkpointed high watermark is an offset");
+        self.high_watermark_checkpointed = Some(hw);
+        self.set_high_watermark(hw);
     }
 
-    /// Replaces [`HIGH_WATERMARK_FILE`] (tmp + fsync + rename, then the
-    /// directory fsync); nothing if the log's directory is gone.
-    pub fn run(&self) -> io::Result<()> {
-        if !same_dir(&self.dir, self.dir_ino)? {
-            return Ok(());
-        }
-        let text = format!("{HIGH_WATERMARK_VERSION}\n{}\n", self.high_watermark);
-        write_atomic(&self.dir.join(HIGH_WATERMARK_FILE), text.as_bytes())?;
-        sync_dir(&self.dir)
+    /// The per-partition file this log was opened from, to remove once the
+    /// shard's checkpoint holds its value; `None` when there is none.
+    pub fn legacy_high_watermark_file(&self) -> Option<LegacyHwFile> {
+        self.legacy_high_watermark_file.then(|| LegacyHwFile {
+            dir: self.dir.clone(),
+            dir_ino: self.dir_ino,
+        })
+    }
+
+    /// Records that the per-partition file is gone (or covered).
+    pub fn legacy_high_watermark_file_removed(&mut self) {
+        self.legacy_high_watermark_file = false;
     }
 }

@@ -169,9 +169,12 @@ pub struct PartitionLog {
     /// Offsets below this are replicated to the ISR (consumers read up to
     /// here). The shard sets it; storage keeps it within the log.
     pub(super) high_watermark: i64,
-    /// The value in the high-watermark file, to skip unchanged writes;
-    /// `None` before the first write.
+    /// The value the shard's checkpoint holds for this log, to skip
+    /// unchanged writes; `None` before the first.
     pub(super) high_watermark_checkpointed: Option<i64>,
+    /// Opened from a per-partition `high-watermark` file (the layout
+    /// before the shard checkpoint), still to remove.
+    pub(super) legacy_high_watermark_file: bool,
     /// Compaction progress, for `cleanup.policy=compact`.
     pub(super) cleaner: Cleaner,
     /// Idempotent producers' epochs and last batches, as of the log end.
@@ -231,6 +234,7 @@ impl PartitionLog {
             replicated: false,
             high_watermark: 0,
             high_watermark_checkpointed: None,
+            legacy_high_watermark_file: false,
             cleaner: Cleaner::default(),
             producers: ProducerStates::new(config.producers_max),
             durable_snapshot: None,
@@ -250,10 +254,12 @@ impl PartitionLog {
         log.durable_snapshot = snapshot.filter(|_| clean_shutdown);
         let log_end = log.log_end_offset();
         log.epochs = load_leader_epochs(&log.dir, &log.segments, log.log_start_offset, log_end)?;
-        // No file: a new log, or one a single-node broker wrote, where
-        // every offset counted as replicated.
+        // No file: a new log, one a single-node broker wrote (every
+        // offset counted as replicated), or one whose value is in its
+        // shard's checkpoint (`restore_high_watermark` comes next).
         let stored = read_high_watermark(&log.dir);
         log.high_watermark_checkpointed = stored;
+        log.legacy_high_watermark_file = stored.is_some();
         log.high_watermark = stored
             .unwrap_or(log_end)
             .clamp(log.log_start_offset, log_end);
@@ -945,7 +951,8 @@ impl PartitionLog {
     }
 
     /// fdatasync (rolled segments still waiting too), write the active
-    /// segment's indexes and the recovery point.
+    /// segment's indexes and the recovery point. The high watermark is the
+    /// shard's to checkpoint, with its other logs'.
     pub fn close(&mut self) -> Result<(), StorageError> {
         // An append still being written (a partition closed while its
         // produce waits on the writer) is void: what it wrote so far is cut
@@ -986,7 +993,7 @@ impl PartitionLog {
             write_recovery_point(&self.dir, log_end)?;
         }
         self.mark_flushed(log_end);
-        self.checkpoint_high_watermark()
+        Ok(())
     }
 
     /// Removes the partition directory and everything in it.

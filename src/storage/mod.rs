@@ -13,15 +13,18 @@
 //! relative offset), `recovery-point`, `<20-digit offset>.snapshot` (idempotent producer
 //! state as of that offset, written at each roll and at close),
 //! `leader-epoch-checkpoint` (where each leader epoch starts; only once a
-//! leader stamped one), `high-watermark` (the replicated offset, written by
-//! the shard's checkpoint and at close) and, for compacted topics,
-//! `cleaner-checkpoint` (offsets below it were cleaned at least once).
+//! leader stamped one) and, for compacted topics, `cleaner-checkpoint`
+//! (offsets below it were cleaned at least once). A `high-watermark` file
+//! there is the layout before `data_dir/replication-offset-checkpoint-<shard>`
+//! (every replica's high watermark, see [`hw_checkpoint`]), read at open when
+//! that has no value and removed once it has.
 
 mod compaction;
 mod config;
 mod error;
 mod handles;
 mod high_watermark;
+mod hw_checkpoint;
 mod index;
 mod io;
 mod leader_epoch;
@@ -41,7 +44,11 @@ pub use compaction::{
 pub use config::*;
 pub use error::StorageError;
 pub use handles::{FileHandles, LOG_OPEN_FILES_ALONE};
-pub use high_watermark::{HighWatermarkCheckpoint, HIGH_WATERMARK_FILE};
+pub use high_watermark::HIGH_WATERMARK_FILE;
+pub use hw_checkpoint::{
+    hw_checkpoint_path, load_high_watermarks, HwCheckpoint, HwEntry, LegacyHwFile,
+    StoredHighWatermarks, HW_CHECKPOINT_PREFIX,
+};
 pub use index::{IndexEntry, OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 pub(crate) use io::is_out_of_space;
 pub use leader_epoch::{
@@ -64,6 +71,8 @@ pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
 mod compaction_tests;
 #[cfg(test)]
 mod handles_tests;
+#[cfg(test)]
+mod hw_checkpoint_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]

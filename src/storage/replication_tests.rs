@@ -395,110 +395,117 @@ fn truncation_rebuilds_producer_state_and_epochs() {
 }
 
 #[test]
-fn the_high_watermark_persists_and_stays_in_the_log() {
+fn the_high_watermark_stays_in_the_log_and_is_due_only_on_a_replica() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     let mut log = open(&dir, 1 << 20, true);
     fill(&mut log, 4);
     assert_eq!(log.high_watermark(), 0, "a new log starts at its end");
+    log.set_high_watermark(7);
+    assert!(
+        !log.high_watermark_due() && log.high_watermark_to_checkpoint().is_none(),
+        "a single node's log (no one made it leader or follower) keeps none"
+    );
     log.become_follower();
     log.set_high_watermark(100);
     assert_eq!(log.high_watermark(), 12, "clamped to the log end");
     log.set_high_watermark(6);
-    log.checkpoint_high_watermark().unwrap();
-    assert_eq!(
-        fs::read_to_string(dir.join(HIGH_WATERMARK_FILE)).unwrap(),
-        "0\n6\n"
-    );
+    assert!(log.high_watermark_due());
+    assert_eq!(log.high_watermark_to_checkpoint(), Some(6));
+    log.high_watermark_checkpointed(6);
+    assert!(!log.high_watermark_due(), "the checkpoint holds it");
     log.set_high_watermark(9);
+    assert!(log.high_watermark_due(), "it moved");
     log.close().unwrap();
+    assert!(
+        !dir.join(HIGH_WATERMARK_FILE).exists(),
+        "the shard checkpoints it, not the log"
+    );
     drop(log);
+
+    // Reopened with its shard's value, which is kept (lower, so safe) for
+    // as long as the log is not a replica again.
     let mut log = open(&dir, 1 << 20, true);
+    assert_eq!(log.high_watermark(), 12, "no value of its own: the log end");
+    log.restore_high_watermark(9);
     assert_eq!(log.high_watermark(), 9);
+    assert!(!log.high_watermark_due());
+    log.set_high_watermark(12);
+    assert_eq!(log.high_watermark_to_checkpoint(), Some(9));
     log.become_follower();
     log.truncate_to(6).unwrap();
-    assert_eq!(log.high_watermark(), 6);
-    log.close().unwrap();
+    assert_eq!(log.high_watermark(), 6, "truncation takes it down");
+    assert_eq!(log.high_watermark_to_checkpoint(), Some(6));
     drop(log);
-    // A file past the log end (the tail lost in a crash) is clamped.
-    fs::write(dir.join(HIGH_WATERMARK_FILE), "0\n50\n").unwrap();
-    assert_eq!(open(&dir, 1 << 20, true).high_watermark(), 6);
-    // Without a file (a single-node broker's log) everything counts; a
-    // corrupt file counts as none.
-    fs::remove_file(dir.join(HIGH_WATERMARK_FILE)).unwrap();
+    // A value past the log end (the tail lost in a crash) is clamped.
     let mut log = open(&dir, 1 << 20, true);
+    log.restore_high_watermark(50);
     assert_eq!(log.high_watermark(), 6);
-    fill(&mut log, 1);
-    drop(log);
-    fs::write(dir.join(HIGH_WATERMARK_FILE), "garbage").unwrap();
-    assert_eq!(open(&dir, 1 << 20, true).high_watermark(), 9);
+    log.become_follower();
+    assert!(
+        log.high_watermark_due(),
+        "the clamped value is written back"
+    );
 }
 
 #[test]
-fn a_high_watermark_checkpoint_is_written_off_the_log_and_only_to_its_own_dir() {
+fn a_per_partition_high_watermark_file_is_read_until_the_checkpoint_covers_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     let mut log = open(&dir, 1 << 20, true);
     fill(&mut log, 4);
-    log.set_high_watermark(7);
-    assert!(
-        log.high_watermark_checkpoint().is_none(),
-        "a single node's log (no one made it leader or follower) keeps none"
-    );
-    log.close().unwrap();
-    assert!(!dir.join(HIGH_WATERMARK_FILE).exists());
+    drop(log);
+    fs::write(dir.join(HIGH_WATERMARK_FILE), "0\n5\n").unwrap();
+    let log = open(&dir, 1 << 20, true);
+    assert_eq!(log.high_watermark(), 5, "the layout before: read at open");
+    assert_eq!(log.high_watermark_to_checkpoint(), Some(5));
+    let legacy = log.legacy_high_watermark_file().expect("a file to retire");
     drop(log);
     let mut log = open(&dir, 1 << 20, true);
-    assert_eq!(log.high_watermark(), 12, "its log end at every open");
-    log.become_follower();
-    log.set_high_watermark(7);
-    let checkpoint = log
-        .high_watermark_checkpoint()
-        .expect("the watermark moved");
-    assert_eq!(checkpoint.high_watermark(), 7);
-    // The log moves on while the blocking thread writes the older value.
-    log.set_high_watermark(9);
-    checkpoint.run().unwrap();
-    log.high_watermark_checkpointed(checkpoint.high_watermark());
-    assert_eq!(read(&dir), "0\n7\n");
-    let newer = log
-        .high_watermark_checkpoint()
-        .expect("9 is not written yet");
-    newer.run().unwrap();
-    log.high_watermark_checkpointed(newer.high_watermark());
-    assert_eq!(read(&dir), "0\n9\n");
-    assert!(
-        log.high_watermark_checkpoint().is_none(),
-        "nothing to write when the file holds the watermark"
-    );
-
-    // The partition is deleted (renamed away) and recreated at the same
-    // path while a checkpoint of the old one waits: the new one keeps its own.
-    log.set_high_watermark(12);
-    let stale = log.high_watermark_checkpoint().unwrap();
+    log.restore_high_watermark(7);
+    assert_eq!(log.high_watermark(), 7, "the shard checkpoint wins");
     drop(log);
-    fs::rename(&dir, tmp.path().join("t-0.gone")).unwrap();
-    let mut recreated = open(&dir, 1 << 20, true);
-    recreated.become_follower();
-    fill(&mut recreated, 1);
-    recreated.set_high_watermark(1);
-    recreated.checkpoint_high_watermark().unwrap();
-    stale.run().unwrap();
-    assert_eq!(read(&dir), "0\n1\n");
-    // And a checkpoint of a log whose directory is gone writes nothing.
-    fs::remove_dir_all(tmp.path().join("t-0.gone")).unwrap();
-    let mut moved = open(&tmp.path().join("t-1"), 1 << 20, true);
-    moved.become_follower();
-    fill(&mut moved, 1);
-    moved.set_high_watermark(2);
-    let orphan = moved.high_watermark_checkpoint().unwrap();
-    fs::remove_dir_all(tmp.path().join("t-1")).unwrap();
-    orphan.run().unwrap();
-    assert!(!tmp.path().join("t-1").exists());
 
-    fn read(dir: &Path) -> String {
-        fs::read_to_string(dir.join(HIGH_WATERMARK_FILE)).unwrap()
-    }
+    // The checkpoint that holds the value removes the file, and nothing
+    // of a partition recreated at the same path meanwhile.
+    let data_dir = tmp.path();
+    let entry = HwEntry {
+        topic: "t".into(),
+        partition: 0,
+        topic_id: "id1".into(),
+        high_watermark: 7,
+    };
+    fs::rename(&dir, data_dir.join("t-0.gone")).unwrap();
+    let recreated = open(&dir, 1 << 20, true);
+    fs::write(dir.join(HIGH_WATERMARK_FILE), "0\n1\n").unwrap();
+    let checkpoint = HwCheckpoint {
+        path: hw_checkpoint_path(data_dir, 0),
+        entries: vec![entry.clone()],
+        legacy: vec![legacy],
+    };
+    checkpoint.run().unwrap();
+    assert!(
+        dir.join(HIGH_WATERMARK_FILE).exists(),
+        "the new one's stays"
+    );
+    let reopened = open(&dir, 1 << 20, true);
+    let current = reopened.legacy_high_watermark_file().unwrap();
+    drop((recreated, reopened));
+    let checkpoint = HwCheckpoint {
+        path: hw_checkpoint_path(data_dir, 0),
+        entries: vec![entry],
+        legacy: vec![current],
+    };
+    checkpoint.run().unwrap();
+    assert!(!dir.join(HIGH_WATERMARK_FILE).exists(), "retired");
+    let log = open(&dir, 1 << 20, true);
+    assert!(log.legacy_high_watermark_file().is_none());
+    // A corrupt file counts as none.
+    fs::write(dir.join(HIGH_WATERMARK_FILE), "garbage").unwrap();
+    drop(log);
+    let log = open(&dir, 1 << 20, true);
+    assert!(log.legacy_high_watermark_file().is_none());
+    assert_eq!(log.high_watermark(), 0, "the log end of an empty log");
 }
 
 #[test]

@@ -383,6 +383,11 @@ impl Broker {
         self.listen = self.addr.clone();
     }
 
+    /// Later starts run `shards` shards.
+    pub fn set_shards(&mut self, shards: usize) {
+        self.shards = shards;
+    }
+
     /// Clean stop (SIGTERM, exit 0) followed by a start on the same data dir.
     pub fn restart(&mut self) {
         self.stop();
