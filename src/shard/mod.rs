@@ -22,7 +22,7 @@ mod replica;
 mod write_failures;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -83,7 +83,10 @@ pub struct Shard {
     /// Host and port clients are told to connect to.
     pub advertised: (String, i32),
     topics: RefCell<Arc<Topics>>,
-    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    partitions: RefCell<PartitionMap<Rc<Partition>>>,
+    /// One `Arc` per topic name for all its partitions' keys, so the keys
+    /// (and their copies in fetchers and sessions) compare by pointer.
+    topic_names: RefCell<TopicNames>,
     mesh: Mesh<ShardMsg>,
     /// What the data dir held at start, for the logs this shard opens.
     start: DataDirAtStart,
@@ -114,6 +117,45 @@ pub struct DataDirAtStart {
     pub clean: bool,
     /// The high watermark checkpoints' values (see `storage::hw_checkpoint`).
     pub high_watermarks: Arc<StoredHighWatermarks>,
+}
+
+/// A map keyed by partition, hashed with foldhash: SipHash of the topic
+/// name was the largest share of a replica's CPU at 1,000 partitions. Keys
+/// are partitions of topics the controller created, not anything a client
+/// can pick at will.
+pub type PartitionMap<V> = HashMap<TopicPartition, V, foldhash::fast::RandomState>;
+
+/// The topic names of the last snapshot applied, one `Arc` each.
+#[derive(Default)]
+struct TopicNames {
+    current: HashSet<Arc<str>>,
+    previous: HashSet<Arc<str>>,
+}
+
+impl TopicNames {
+    /// Names interned from here on are the next snapshot's.
+    fn start_round(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// The one `Arc` of `name`: the last snapshot's if it had the topic.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.current.get(name) {
+            return known.clone();
+        }
+        let arc = self
+            .previous
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name));
+        self.current.insert(arc.clone());
+        arc
+    }
+
+    /// Forgets the names of topics the snapshot no longer has.
+    fn end_round(&mut self) {
+        self.previous.clear();
+    }
 }
 
 pub type LocalFuture<O> = Pin<Box<dyn Future<Output = Vec<O>>>>;
@@ -152,7 +194,8 @@ impl Shard {
             config,
             advertised,
             topics: RefCell::new(Arc::new(Topics::default())),
-            partitions: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(PartitionMap::default()),
+            topic_names: RefCell::new(TopicNames::default()),
             mesh,
             start,
             stopping: Event::default(),
@@ -329,14 +372,17 @@ impl Shard {
         }
         self.drop_stale_partitions(&topics);
         let mut now_led = Vec::new();
+        let mut names = self.topic_names.borrow_mut();
+        names.start_round();
         for topic in topics.topics.values() {
             let log_config = topic
                 .parsed(&self.config, &topics.broker_configs)
                 .log
                 .clone();
+            let name = names.intern(&topic.name);
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
-                    topic: Arc::from(topic.name.as_str()),
+                    topic: name.clone(),
                     partition,
                 };
                 if self.owner_of(&tp) != self.id || !topics.hosts(&tp.topic, partition) {
@@ -384,6 +430,8 @@ impl Shard {
                 }
             }
         }
+        names.end_round();
+        drop(names);
         *self.topics.borrow_mut() = topics;
         if let Some(observer) = self.observer() {
             observer.topics_applied(&now_led);
@@ -537,4 +585,29 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
     let done = crate::runtime::blocking(move || work.run()).await;
     let stats = partition.log.borrow_mut().finish_compaction_work(done)?;
     Ok(stats.more_work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_keeps_one_name_across_snapshots_while_it_exists() {
+        let mut names = TopicNames::default();
+        names.start_round();
+        let a = names.intern("a");
+        assert!(Arc::ptr_eq(&a, &names.intern("a")), "one per snapshot");
+        names.intern("b");
+        names.end_round();
+        names.start_round();
+        assert!(
+            Arc::ptr_eq(&a, &names.intern("a")),
+            "kept from the last one"
+        );
+        names.end_round();
+        assert_eq!(names.current.len(), 1, "b is gone");
+        names.start_round();
+        names.end_round();
+        assert!(names.current.is_empty() && names.previous.is_empty());
+    }
 }
