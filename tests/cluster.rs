@@ -504,6 +504,17 @@ fn high_watermarks_are_checkpointed_per_shard_across_restarts() {
         });
     };
 
+    // Once the restarted node leads every partition again: each log opened
+    // at (log end, high watermark) `at(partition)`.
+    let opened_at = |cluster: &Cluster, at: &dyn Fn(i32) -> (i64, i64)| {
+        let led: BTreeMap<i32, (i64, i64)> = (0..PARTITIONS).map(|p| (p, at(p))).collect();
+        cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
+        cluster.wait_until("every partition led", WAIT, || {
+            led_at_start(&stderr, TOPIC).len() == led.len()
+        });
+        assert_eq!(led_at_start(&stderr, TOPIC), led);
+    };
+
     produce_round(&cluster, 1);
     wait_checkpoints(&cluster, &expected(1, &|p| records(1, p)));
     assert!(per_partition_hw_files(&data_dir).is_empty());
@@ -516,14 +527,7 @@ fn high_watermarks_are_checkpointed_per_shard_across_restarts() {
     cluster.node_mut(1).set_shards(2);
     cluster.start_again(1);
     assert_eq!(hw_checkpoints(&data_dir), expected(2, &|p| p as i64));
-    let led: BTreeMap<i32, (i64, i64)> = (0..PARTITIONS)
-        .map(|p| (p, (records(1, p), p as i64)))
-        .collect();
-    cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
-    cluster.wait_until("every partition led", WAIT, || {
-        led_at_start(&stderr, TOPIC).len() == led.len()
-    });
-    assert_eq!(led_at_start(&stderr, TOPIC), led);
+    opened_at(&cluster, &|p| (records(1, p), p as i64));
     produce_round(&cluster, 2);
     wait_checkpoints(&cluster, &expected(2, &|p| records(2, p)));
     for p in 0..PARTITIONS {
@@ -554,14 +558,7 @@ fn high_watermarks_are_checkpointed_per_shard_across_restarts() {
     }
     cluster.node_mut(1).set_shards(1);
     cluster.start_again(1);
-    let led: BTreeMap<i32, (i64, i64)> = (0..PARTITIONS)
-        .map(|p| (p, (records(2, p), records(1, p))))
-        .collect();
-    cluster.wait_isr(TOPIC, PARTITIONS, &[1]);
-    cluster.wait_until("every partition led", WAIT, || {
-        led_at_start(&stderr, TOPIC).len() == led.len()
-    });
-    assert_eq!(led_at_start(&stderr, TOPIC), led);
+    opened_at(&cluster, &|p| (records(2, p), records(1, p)));
     produce_round(&cluster, 3);
     wait_checkpoints(&cluster, &expected(1, &|p| records(3, p)));
     cluster.wait_until("the per-partition files retired", WAIT, || {
