@@ -217,13 +217,16 @@ impl Shard {
 }
 
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
+    // One clock read for the request: a follower's fetch names every
+    // partition it follows, and each records when it fetched.
+    let now_ms = crate::runtime::now_ms();
     items
         .into_iter()
-        .map(|item| read_one(&shard, item))
+        .map(|item| read_one(&shard, item, now_ms))
         .collect()
 }
 
-fn read_one(shard: &Rc<Shard>, item: ReadItem) -> ReadOutcome {
+fn read_one(shard: &Rc<Shard>, item: ReadItem, now_ms: i64) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         error: NONE,
         high_watermark: -1,
@@ -242,7 +245,7 @@ fn read_one(shard: &Rc<Shard>, item: ReadItem) -> ReadOutcome {
         }
     };
     if let Some(replica) = item.replica {
-        return shard.follower_read(&item, replica, &partition, outcome);
+        return shard.follower_read(&item, replica, &partition, outcome, now_ms);
     }
     let log = partition.log.borrow();
     // Consumers see only what the ISR has (below the high watermark).

@@ -488,6 +488,7 @@ impl Shard {
         replica: super::ReplicaFetch,
         partition: &Partition,
         mut outcome: super::ReadOutcome,
+        now_ms: i64,
     ) -> super::ReadOutcome {
         {
             let log = partition.log.borrow();
@@ -508,7 +509,7 @@ impl Shard {
             Role::Leader(l) if l.is_replica(replica.node_id) => {
                 let end = partition.log.borrow().log_end_offset();
                 if item.offset <= end {
-                    l.on_fetch(replica.node_id, item.offset, end, crate::runtime::now_ms());
+                    l.on_fetch(replica.node_id, item.offset, end, now_ms);
                 }
                 true
             }
