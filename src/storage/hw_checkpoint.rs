@@ -239,22 +239,37 @@ fn relayout(
     stored: &StoredHighWatermarks,
     old: &BTreeMap<usize, PathBuf>,
 ) -> io::Result<()> {
-    let mut by_shard: Vec<Vec<HwEntry>> = vec![Vec::new(); shards];
-    for ((topic, partition, topic_id), hw) in &stored.entries {
-        let shard = owner(topic, *partition);
-        assert!(shard < shards, "owner {shard} of {shards} shards");
-        by_shard[shard].push(HwEntry {
+    let mut all: Vec<HwEntry> = stored
+        .entries
+        .iter()
+        .map(|((topic, partition, topic_id), hw)| HwEntry {
             topic: topic.clone(),
             partition: *partition,
             topic_id: topic_id.clone(),
             high_watermark: *hw,
-        });
+        })
+        .collect();
+    all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    // Every value first goes to one file of a shard that does not exist,
+    // so a crash while the shards' files are rewritten (one may lose
+    // entries before another gains them) loses none: the next start reads
+    // it, lays out again, and only then removes it.
+    let spare = old
+        .keys()
+        .next_back()
+        .map_or(shards, |&last| (last + 1).max(shards));
+    let spare_path = hw_checkpoint_path(data_dir, spare);
+    write_checkpoint(&spare_path, &all)?;
+    let mut by_shard: Vec<Vec<HwEntry>> = vec![Vec::new(); shards];
+    for entry in all {
+        let shard = owner(&entry.topic, entry.partition);
+        assert!(shard < shards, "owner {shard} of {shards} shards");
+        by_shard[shard].push(entry);
     }
-    for (shard, mut entries) in by_shard.into_iter().enumerate() {
+    for (shard, entries) in by_shard.into_iter().enumerate() {
         if entries.is_empty() && !old.contains_key(&shard) {
             continue;
         }
-        entries.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         write_atomic(
             &hw_checkpoint_path(data_dir, shard),
             encode(&entries).as_bytes(),
@@ -264,6 +279,7 @@ fn relayout(
     for path in old.range(shards..).map(|(_, path)| path) {
         fs::remove_file(path)?;
     }
+    fs::remove_file(&spare_path)?;
     sync_dir(data_dir)?;
     tracing::info!(
         shards,

@@ -157,3 +157,34 @@ fn a_data_dir_without_checkpoints_gets_none() {
     assert!(stored.is_empty());
     assert!(file_names(tmp.path()).is_empty(), "nothing written");
 }
+
+#[test]
+fn a_relayout_cut_short_is_finished_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    // As a crash leaves it when one shard becomes two: shard 0's file
+    // already rewritten without partition 1, shard 1's not yet written,
+    // and every value in the spare file.
+    fs::write(hw_checkpoint_path(tmp.path(), 0), "0\n1\nt 0 id 9\n").unwrap();
+    fs::write(
+        hw_checkpoint_path(tmp.path(), 2),
+        "0\n2\nt 0 id 9\nt 1 id 3\n",
+    )
+    .unwrap();
+    let stored = load_high_watermarks(tmp.path(), 2, by_partition(2)).unwrap();
+    assert_eq!(
+        (stored.get("t", 0, "id"), stored.get("t", 1, "id")),
+        (Some(9), Some(3)),
+        "nothing lost"
+    );
+    assert_eq!(
+        file_names(tmp.path()),
+        [
+            "replication-offset-checkpoint-0",
+            "replication-offset-checkpoint-1"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(hw_checkpoint_path(tmp.path(), 1)).unwrap(),
+        "0\n1\nt 1 id 3\n"
+    );
+}
