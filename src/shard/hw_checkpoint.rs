@@ -14,8 +14,8 @@ use super::{InFlight, Partition, Shard};
 use crate::storage::{hw_checkpoint_path, HwCheckpoint, HwEntry};
 
 /// What a checkpoint's success is recorded on: each log and the value it
-/// went in with, and whether its per-partition file is now gone.
-type Written = Vec<(Rc<Partition>, i64, bool)>;
+/// went in with.
+type Written = Vec<(Rc<Partition>, i64)>;
 
 impl Shard {
     /// Writes the shard's checkpoint if any replica's high watermark moved
@@ -38,15 +38,14 @@ impl Shard {
     }
 
     /// The checkpoint to write: every log with a value, when one of them
-    /// is due (or has a per-partition file to retire). A single node's logs
-    /// never are (see `PartitionLog::high_watermark_due`), so there it only
-    /// walks its partitions.
+    /// is due. A single node's logs never are (see
+    /// `PartitionLog::high_watermark_due`), so there it only walks its
+    /// partitions.
     fn high_watermark_checkpoint(&self) -> Option<(HwCheckpoint, Written)> {
         let partitions = self.partitions.borrow();
-        let due = partitions.values().any(|p| {
-            let log = p.log.borrow();
-            log.high_watermark_due() || log.legacy_high_watermark_file().is_some()
-        });
+        let due = partitions
+            .values()
+            .any(|p| p.log.borrow().high_watermark_due());
         if !due {
             return None;
         }
@@ -58,9 +57,8 @@ impl Shard {
             let Some(high_watermark) = log.high_watermark_to_checkpoint() else {
                 continue;
             };
-            let legacy_file = log.legacy_high_watermark_file();
-            written.push((partition.clone(), high_watermark, legacy_file.is_some()));
-            legacy.extend(legacy_file);
+            written.push((partition.clone(), high_watermark));
+            legacy.extend(log.legacy_high_watermark_file());
             entries.push(HwEntry {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
@@ -82,12 +80,8 @@ impl Shard {
     fn high_watermarks_written(&self, outcome: std::io::Result<()>, written: Written) {
         match outcome {
             Ok(()) => {
-                for (partition, hw, had_legacy) in written {
-                    let mut log = partition.log.borrow_mut();
-                    log.high_watermark_checkpointed(hw);
-                    if had_legacy {
-                        log.legacy_high_watermark_file_removed();
-                    }
+                for (partition, hw) in written {
+                    partition.log.borrow_mut().high_watermark_checkpointed(hw);
                 }
             }
             // The old file stays: lower, so safe; the next round retries.

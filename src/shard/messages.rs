@@ -343,9 +343,7 @@ mod tests {
         sorted.sort();
         let names: Vec<(&str, i32)> = sorted.iter().map(|t| (&*t.topic, t.partition)).collect();
         assert_eq!(names, [("a", 1), ("a", 2), ("a", 3), ("b", -1), ("b", 0)]);
-        let map: PartitionMapForTest = [(tp(&a, 1), 7)].into_iter().collect();
+        let map: crate::shard::PartitionMap<i32> = [(tp(&a, 1), 7)].into_iter().collect();
         assert_eq!(map.get(&tp(&a_again, 1)), Some(&7), "hashed by name");
     }
-
-    type PartitionMapForTest = super::super::PartitionMap<i32>;
 }

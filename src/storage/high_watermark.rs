@@ -61,8 +61,12 @@ impl PartitionLog {
     /// high watermark is its log end again at every open, so a checkpoint
     /// would be two fsyncs for nothing, and at 10,000 partitions they were a
     /// third of the broker's CPU.
+    ///
+    /// Also due while its value is still in a per-partition file (the
+    /// layout before) that the shard checkpoint has not taken over.
     pub fn high_watermark_due(&self) -> bool {
-        self.replicated && self.high_watermark_checkpointed != Some(self.high_watermark)
+        self.legacy_high_watermark_file
+            || (self.replicated && self.high_watermark_checkpointed != Some(self.high_watermark))
     }
 
     /// This log's value in its shard's checkpoint: the high watermark of a
@@ -76,9 +80,12 @@ impl PartitionLog {
         }
     }
 
-    /// Records that the shard's checkpoint now holds `hw` for this log.
+    /// Records that the shard's checkpoint now holds `hw` for this log: a
+    /// per-partition file is no longer needed (the checkpoint removes it,
+    /// and wins over it at open if that failed).
     pub fn high_watermark_checkpointed(&mut self, hw: i64) {
         self.high_watermark_checkpointed = Some(hw);
+        self.legacy_high_watermark_file = false;
     }
 
     /// Takes the value the shard's checkpoint held at start; it wins over
@@ -97,10 +104,5 @@ impl PartitionLog {
             dir: self.dir.clone(),
             dir_ino: self.dir_ino,
         })
-    }
-
-    /// Records that the per-partition file is gone (or covered).
-    pub fn legacy_high_watermark_file_removed(&mut self) {
-        self.legacy_high_watermark_file = false;
     }
 }

@@ -27,12 +27,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::checkpoint_file;
 use super::io::{same_dir, sync_dir, write_atomic, TMP_SUFFIX};
 use super::HIGH_WATERMARK_FILE;
 
 /// Name of shard `n`'s file in the data dir is this, `-`, then `n`.
 pub const HW_CHECKPOINT_PREFIX: &str = "replication-offset-checkpoint";
-const HW_CHECKPOINT_VERSION: &str = "0";
 
 /// Shard `shard`'s checkpoint file in `data_dir`.
 pub fn hw_checkpoint_path(data_dir: &Path, shard: usize) -> PathBuf {
@@ -97,43 +97,35 @@ pub fn write_checkpoint(path: &Path, entries: &[HwEntry]) -> io::Result<()> {
 }
 
 fn encode(entries: &[HwEntry]) -> String {
-    use std::fmt::Write;
-    let mut text = format!("{HW_CHECKPOINT_VERSION}\n{}\n", entries.len());
-    for e in entries {
+    checkpoint_file::encode(entries.iter().map(|e| {
         debug_assert!(
             !e.topic.contains(char::is_whitespace) && !e.topic_id.contains(char::is_whitespace)
         );
         debug_assert!(e.high_watermark >= 0);
-        let _ = writeln!(
-            text,
+        format!(
             "{} {} {} {}",
             e.topic, e.partition, e.topic_id, e.high_watermark
-        );
-    }
-    text
+        )
+    }))
 }
 
 /// The entries of a checkpoint's text; `None` if it is not one whole
 /// (never written so: it is replaced atomically).
 fn decode(text: &str) -> Option<Vec<HwEntry>> {
-    let mut lines = text.lines();
-    if lines.next()? != HW_CHECKPOINT_VERSION {
-        return None;
-    }
-    let count: usize = lines.next()?.parse().ok()?;
-    let entries = lines
-        .map(|line| {
-            let mut fields = line.split(' ');
-            let entry = HwEntry {
-                topic: Arc::from(fields.next().filter(|t| !t.is_empty())?),
-                partition: fields.next()?.parse().ok().filter(|p| *p >= 0)?,
-                topic_id: Arc::from(fields.next().filter(|t| !t.is_empty())?),
-                high_watermark: fields.next()?.parse().ok().filter(|hw| *hw >= 0)?,
-            };
-            fields.next().is_none().then_some(entry)
-        })
-        .collect::<Option<Vec<_>>>()?;
-    (entries.len() == count).then_some(entries)
+    let parse = |line: &str| {
+        let mut fields = line.split_whitespace();
+        let entry = HwEntry {
+            topic: Arc::from(fields.next()?),
+            partition: fields.next()?.parse().ok().filter(|p| *p >= 0)?,
+            topic_id: Arc::from(fields.next()?),
+            high_watermark: fields.next()?.parse().ok().filter(|hw| *hw >= 0)?,
+        };
+        fields.next().is_none().then_some(entry)
+    };
+    checkpoint_file::entry_lines(text)?
+        .into_iter()
+        .map(parse)
+        .collect()
 }
 
 /// The high watermarks the data dir's checkpoints hold, read once at

@@ -11,11 +11,11 @@
 //! missing or corrupt file is rebuilt from the batch headers of the log.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::Path;
 
+use super::checkpoint_file;
 use super::io::{sync_dir, write_atomic};
 
 /// File in the partition dir holding the cache, as Kafka names it.
@@ -24,8 +24,6 @@ pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 /// often than this over its retention, so only a flapping partition loses
 /// history, and then only its oldest epochs.
 pub const LEADER_EPOCH_ENTRIES_MAX: usize = 10_000;
-/// The only checkpoint format version (Kafka's CURRENT_VERSION).
-const CHECKPOINT_VERSION: u32 = 0;
 /// Kafka's UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET.
 pub const UNDEFINED_EPOCH: i32 = -1;
 pub const UNDEFINED_EPOCH_OFFSET: i64 = -1;
@@ -153,33 +151,29 @@ impl LeaderEpochCache {
 
     /// The checkpoint file's text.
     pub fn encode(&self) -> String {
-        let mut out = format!("{CHECKPOINT_VERSION}\n{}\n", self.entries.len());
-        for e in &self.entries {
-            writeln!(out, "{} {}", e.epoch, e.start_offset).expect("writing to a String");
-        }
-        out
+        let lines = self
+            .entries
+            .iter()
+            .map(|e| format!("{} {}", e.epoch, e.start_offset));
+        checkpoint_file::encode(lines)
     }
 
     /// Parses checkpoint text; `None` unless it is exactly a valid cache.
     pub fn decode(text: &str) -> Option<Self> {
-        let mut lines = text.lines();
-        if lines.next()?.trim().parse::<u32>().ok()? != CHECKPOINT_VERSION {
-            return None;
-        }
-        let count: usize = lines.next()?.trim().parse().ok()?;
-        if count > LEADER_EPOCH_ENTRIES_MAX {
+        let lines = checkpoint_file::entry_lines(text)?;
+        if lines.len() > LEADER_EPOCH_ENTRIES_MAX {
             return None;
         }
         let mut cache = LeaderEpochCache::new();
-        for _ in 0..count {
-            let mut fields = lines.next()?.split_whitespace();
+        for line in lines {
+            let mut fields = line.split_whitespace();
             let epoch: i32 = fields.next()?.parse().ok()?;
             let start_offset: i64 = fields.next()?.parse().ok()?;
             if fields.next().is_some() || !cache.assign(epoch, start_offset) {
                 return None;
             }
         }
-        lines.all(|l| l.trim().is_empty()).then_some(cache)
+        Some(cache)
     }
 
     /// The cache in `dir`'s checkpoint; `None` if the file is missing, or

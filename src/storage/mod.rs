@@ -19,6 +19,7 @@
 //! (every replica's high watermark, see [`hw_checkpoint`]), read at open when
 //! that has no value and removed once it has.
 
+mod checkpoint_file;
 mod compaction;
 mod config;
 mod error;

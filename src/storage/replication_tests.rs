@@ -456,10 +456,16 @@ fn a_per_partition_high_watermark_file_is_read_until_the_checkpoint_covers_it() 
     fill(&mut log, 4);
     drop(log);
     fs::write(dir.join(HIGH_WATERMARK_FILE), "0\n5\n").unwrap();
-    let log = open(&dir, 1 << 20, true);
+    let mut log = open(&dir, 1 << 20, true);
     assert_eq!(log.high_watermark(), 5, "the layout before: read at open");
     assert_eq!(log.high_watermark_to_checkpoint(), Some(5));
+    assert!(
+        log.high_watermark_due(),
+        "the checkpoint is to take it over"
+    );
     let legacy = log.legacy_high_watermark_file().expect("a file to retire");
+    log.high_watermark_checkpointed(5);
+    assert!(!log.high_watermark_due() && log.legacy_high_watermark_file().is_none());
     drop(log);
     let mut log = open(&dir, 1 << 20, true);
     log.restore_high_watermark(7);
