@@ -654,7 +654,10 @@ fn a_learner_follows_the_log_and_never_votes() {
     assert_eq!(learner.leader(), Some(next));
 }
 
-/// A learner whose data dir was wiped joins again and gets the whole log.
+/// A learner whose data dir was wiped joins again and gets the whole log,
+/// whether the log moved on while it was away or not: the leader finds it
+/// shorter than what it had matched there and starts over, and keeps
+/// leading.
 #[test]
 fn a_learner_with_a_wiped_data_dir_catches_up() {
     let cluster = Cluster::start(&["c13", "c13", "c13"]);
@@ -675,6 +678,23 @@ fn a_learner_with_a_wiped_data_dir_catches_up() {
     wait_image(&learner, "the whole log again", |i| {
         i.topics.contains_key("one") && i.topics.contains_key("second")
     });
+
+    // Wiped again, and nothing written meanwhile: its membership entry
+    // stands as it is, and the leader's replication finds the log gone.
+    learner.shutdown();
+    drop(learner);
+    let wiped = tempfile::tempdir().unwrap();
+    let learner = start_learner(&cluster, "c13", addr, wiped.path());
+    wait_image(&learner, "the whole log a third time", |i| {
+        i.topics.contains_key("one") && i.topics.contains_key("second")
+    });
+    create_topic(cluster.node(leader), "third", 1, 3);
+    wait_image(&learner, "what came after", |i| {
+        i.topics.contains_key("third")
+    });
+    for node in cluster.live() {
+        assert_eq!(node.leader(), Some(leader));
+    }
 }
 
 /// Raft traffic from a node outside the voter list is refused: a node

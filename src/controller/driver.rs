@@ -454,7 +454,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
                 // Without its core this controller would answer nothing
                 // while its broker served on: stop the thread, and the node
                 // halts (Kafka halts on a metadata log it cannot write).
-                tracing::error!(node = config.node_id, %error, "the metadata quorum stopped on a fatal error (a full disk cannot take the metadata log); stopping the controller");
+                tracing::error!(node = config.node_id, %error, "the metadata quorum stopped on a fatal error (a metadata log it cannot write, or a panic in its core); stopping the controller");
                 break;
             }
         }

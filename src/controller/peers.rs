@@ -100,6 +100,14 @@ impl PeerClient {
     /// Sends one request and reads its response within `ttl`. A failed
     /// dial is Unreachable (openraft backs off); a failure mid-call drops
     /// the connection so the next call redials.
+    ///
+    /// openraft bounds each call with a timeout of its own and drops this
+    /// future when it fires, possibly between the request and its
+    /// response. The connection is therefore out of `self` for the whole
+    /// exchange and put back only after a full one: a call cut short
+    /// closes it, and the next call can never read the answer to an
+    /// earlier request as its own (which once made a leader take a
+    /// learner's log for longer than it was).
     async fn call<E: std::error::Error>(
         &mut self,
         request: Request,
@@ -121,16 +129,9 @@ impl PeerClient {
             };
             self.stream = Some(stream);
         }
-        let stream = self.stream.as_mut().expect("connected above");
-        let result = within(ttl, async {
-            write_frame(stream, &request).await?;
-            read_frame::<Response>(stream).await
-        })
-        .await;
-        result.map_err(|e| {
-            self.stream = None;
-            RPCError::Network(NetworkError::new(&e))
-        })
+        exchange_in(&mut self.stream, &request, ttl)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
     fn remote<T, E: std::error::Error>(
@@ -202,6 +203,33 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
+/// One exchange on the connection in `slot`, which is out of the slot
+/// until the exchange is complete: one cut short (an error, or the future
+/// dropped) leaves the slot empty, and the connection closed.
+async fn exchange_in(
+    slot: &mut Option<TcpStream>,
+    request: &Request,
+    ttl: Duration,
+) -> Result<Response, FrameError> {
+    let mut stream = slot.take().expect("the caller connects first");
+    let response = exchange(&mut stream, request, ttl).await?;
+    *slot = Some(stream);
+    Ok(response)
+}
+
+/// One request and its response on `stream`, within `ttl`.
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &Request,
+    ttl: Duration,
+) -> Result<Response, FrameError> {
+    within(ttl, async {
+        write_frame(stream, request).await?;
+        read_frame::<Response>(stream).await
+    })
+    .await
+}
+
 /// Connections for forwarding to the active controller, per peer.
 #[derive(Default)]
 pub struct Forwarder {
@@ -234,16 +262,87 @@ impl Forwarder {
                 within(ttl, connect(core, target, &addr.to_string())).await?
             }
         };
-        let response = within(ttl, async {
-            write_frame(&mut stream, request).await?;
-            read_frame::<Response>(&mut stream).await
-        })
-        .await?;
+        let response = exchange(&mut stream, request, ttl).await?;
         let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
         let kept = idle.entry(target).or_default();
         if kept.len() < FORWARD_IDLE_MAX {
             kept.push(stream);
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::ControllerError;
+    use tokio::net::TcpListener;
+
+    fn proposal_answer(index: u64) -> Response {
+        Response::AddLearner(Err(ControllerError::Unavailable(index.to_string())))
+    }
+
+    fn answer_index(response: Response) -> String {
+        match response {
+            Response::AddLearner(Err(ControllerError::Unavailable(index))) => index,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A peer that answers each request in order, the first one late.
+    async fn slow_first_peer(listener: TcpListener, late: Duration) {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        for index in 0.. {
+            if read_frame::<Request>(&mut stream).await.is_err() {
+                return;
+            }
+            if index == 0 {
+                tokio::time::sleep(late).await;
+            }
+            if write_frame(&mut stream, &proposal_answer(index))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn request() -> Request {
+        Request::AddLearner {
+            id: 4,
+            addr: "127.0.0.1:1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_cut_short_leaves_no_connection_to_read_its_answer_from() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(slow_first_peer(listener, Duration::from_millis(200)));
+        let mut slot = Some(TcpStream::connect(addr).await.unwrap());
+
+        // openraft's own timeout drops the call while the answer is due.
+        let ttl = Duration::from_secs(5);
+        let cut = tokio::time::timeout(
+            Duration::from_millis(20),
+            exchange_in(&mut slot, &request(), ttl),
+        )
+        .await;
+        assert!(cut.is_err(), "the first answer comes late");
+        assert!(slot.is_none(), "the connection went with the call");
+        peer.await.unwrap();
+
+        // A full exchange keeps its connection for the next one.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(slow_first_peer(listener, Duration::ZERO));
+        let mut slot = Some(TcpStream::connect(addr).await.unwrap());
+        for index in 0..3 {
+            let answer = exchange_in(&mut slot, &request(), ttl).await.unwrap();
+            assert_eq!(answer_index(answer), index.to_string());
+        }
+        drop(slot);
+        peer.await.unwrap();
     }
 }
