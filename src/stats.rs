@@ -37,6 +37,10 @@ pub static FETCH_COPIED_BYTES: Counter = Counter::new(
     "sluice_fetch_copied_bytes_total",
     "Record bytes sent to consumers through a user-space buffer (fetch.zero_copy = false).",
 );
+pub static FETCH_PARTITIONS_KEPT: Counter = Counter::new(
+    "sluice_fetch_partitions_kept_total",
+    "Partitions a long-poll fetch did not read again after its wait: unchanged since its last read.",
+);
 pub static PRODUCED_BYTES: Counter = Counter::new(
     "sluice_produce_bytes_total",
     "Record batch bytes appended to logs.",
@@ -165,6 +169,7 @@ pub static LOG_FILES_IDLE_CLOSED: Counter = Counter::new(
 const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
+    &FETCH_PARTITIONS_KEPT,
     &PRODUCED_BYTES,
     &REQUESTS,
     &QUOTA_PRODUCE_THROTTLED,

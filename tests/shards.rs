@@ -221,3 +221,73 @@ fn raw_multi_partition_produce_and_fetch() {
         "only the produced-to partition has new data"
     );
 }
+
+/// On 2 shards, a long poll over every partition, woken by an append to
+/// one, reads again only what moved: the others keep their first read
+/// (counted at `/metrics`), and each round answers the new records once,
+/// every other partition empty at its unchanged high watermark.
+#[test]
+fn a_woken_long_poll_reads_again_only_what_moved() {
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bs = broker.bootstrap();
+    let topic = "woken-poll";
+    create_topic(&bs, topic, PARTITIONS, &[]);
+    let mut fetcher = RawClient::connect(&bs);
+    let mut producer = RawClient::connect(&bs);
+    let mut ends: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    for round in 0..4 {
+        let target = (round as i32 * 5 + 3) % PARTITIONS;
+        let records = round + 1;
+        let kept_before = broker.metric("sluice_fetch_partitions_kept_total");
+        let at_end: Vec<(i32, i64)> = ends.iter().map(|(&p, &end)| (p, end)).collect();
+        fetcher.send(12, &raw::fetch_request(topic, &at_end, 60_000));
+        let parked = broker.wait_metric("sluice_fetch_parked", 1);
+        assert!(parked >= 1, "round {round}: the fetch never parked");
+        assert_eq!(
+            producer.produce_batch(topic, target, batch_for(target, round, records)),
+            (err::NONE, ends[&target])
+        );
+        let resp: FetchResponse = fetcher.recv();
+        assert_eq!(resp.error_code, err::NONE);
+        let mut answered = 0;
+        for pd in resp.responses.iter().flat_map(|t| &t.partitions) {
+            let p = pd.partition_index;
+            answered += 1;
+            assert_eq!(pd.error_code, err::NONE, "round {round} partition {p}");
+            let values: Vec<String> = raw::decode_records(&pd.records)
+                .iter()
+                .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+                .collect();
+            if p == target {
+                let want: Vec<String> =
+                    (0..records).map(|i| format!("r{round}-p{p}-{i}")).collect();
+                assert_eq!(values, want, "round {round}: the new records, once");
+                assert_eq!(pd.high_watermark, ends[&p] + records as i64);
+            } else {
+                assert!(values.is_empty(), "round {round} partition {p}: {values:?}");
+                assert_eq!(pd.high_watermark, ends[&p], "round {round} partition {p}");
+            }
+        }
+        assert_eq!(
+            answered, PARTITIONS,
+            "round {round}: every partition answered"
+        );
+        let kept = broker.metric("sluice_fetch_partitions_kept_total") - kept_before;
+        assert!(
+            kept >= PARTITIONS as u64 - 1,
+            "round {round}: {kept} partitions kept their first read"
+        );
+        *ends.get_mut(&target).unwrap() += records as i64;
+        // The other owner's wait ends once it hears the fetch is answered;
+        // the next round's parked fetch must be the next round's own.
+        let mut still_parked = broker.metric("sluice_fetch_parked");
+        for _ in 0..100 {
+            if still_parked == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            still_parked = broker.metric("sluice_fetch_parked");
+        }
+        assert_eq!(still_parked, 0, "round {round}: a wait outlived its fetch");
+    }
+}

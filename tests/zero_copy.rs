@@ -940,18 +940,6 @@ fn fetch_and_check(c: &mut RawClient, topic: &str, sent: &BTreeMap<i32, Vec<Sent
 }
 
 /// Polls counter `name` (bounded) until it reaches `at_least`; returns its value.
-fn wait_metric(broker: &Broker, name: &str, at_least: u64) -> u64 {
-    let mut v = broker.metric(name);
-    for _ in 0..100 {
-        if v >= at_least {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        v = broker.metric(name);
-    }
-    v
-}
-
 fn metrics_dataset(c: &mut RawClient, topic: &str) -> BTreeMap<i32, Vec<Sent>> {
     let datasets: BTreeMap<i32, Vec<(Codec, Vec<Rec>)>> =
         (0..PARTITIONS).map(|p| (p, dataset(p, 24, 6))).collect();
@@ -981,14 +969,14 @@ fn zero_copy_path_is_taken() {
         let fetched = fetch_and_check(&mut c, topic, &sent);
         assert!(fetched > 4 << 20, "fetched {fetched} record bytes");
         if zero_copy {
-            let sendfile = wait_metric(&broker, SENDFILE_BYTES, fetched);
+            let sendfile = broker.wait_metric(SENDFILE_BYTES, fetched);
             assert!(
                 sendfile >= fetched,
                 "sendfile counter {sendfile} < {fetched} record bytes fetched"
             );
             assert_eq!(broker.metric(COPIED_BYTES), 0, "no record byte copied");
         } else {
-            let copied = wait_metric(&broker, COPIED_BYTES, fetched);
+            let copied = broker.wait_metric(COPIED_BYTES, fetched);
             assert!(
                 copied >= fetched,
                 "copied counter {copied} < {fetched} record bytes fetched"
@@ -1014,7 +1002,7 @@ fn stage_histograms_count_what_happened() {
     let mut producer = RawClient::connect(&bs);
     let end = producer.log_end_offset(topic, 0);
     fetcher.send(12, &raw::fetch_request(topic, &[(0, end)], 60_000));
-    let parked = wait_metric(&broker, "sluice_fetch_parked", 1);
+    let parked = broker.wait_metric("sluice_fetch_parked", 1);
     assert_eq!(parked, 1, "the fetch never parked");
     let batch = build_owned_batch(&[Rec {
         key: None,
@@ -1027,9 +1015,9 @@ fn stage_histograms_count_what_happened() {
     let answer = &fetched.responses[0].partitions[0];
     assert_eq!(answer.error_code, err::NONE);
     assert!(answer.records.as_ref().is_some_and(|r| !r.is_empty()));
-    assert!(wait_metric(&broker, "sluice_fetch_wakeup_seconds_count", 1) >= 1);
+    assert!(broker.wait_metric("sluice_fetch_wakeup_seconds_count", 1) >= 1);
     assert_eq!(broker.metric("sluice_fetch_parked"), 0);
-    let produce_requests = wait_metric(&broker, "sluice_request_seconds_count{api=\"produce\"}", 1);
+    let produce_requests = broker.wait_metric("sluice_request_seconds_count{api=\"produce\"}", 1);
     assert!(produce_requests >= 1);
     assert!(broker.metric("sluice_request_seconds_count{api=\"fetch\"}") >= 1);
     assert!(broker.metric("sluice_request_seconds_count{api=\"other\"}") >= 1);

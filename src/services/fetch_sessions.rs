@@ -374,6 +374,8 @@ mod tests {
             slices: Vec::new(),
             bytes,
             diverging: None,
+            seen: None,
+            unchanged: false,
         }
     }
 

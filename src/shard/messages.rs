@@ -99,6 +99,21 @@ pub struct ReadItem {
     /// on a new leader holds everything acknowledged even while its high
     /// watermark has yet to catch up.
     pub to_log_end: bool,
+    /// A read again after a long poll's wake: if the partition is still as
+    /// `Seen` here, the owner answers `unchanged` at once instead of reading
+    /// (the asker keeps its earlier outcome).
+    pub unless_unchanged: Option<Seen>,
+}
+
+/// The state of one partition a read saw: which instance of it (a topic
+/// deleted and created again, or a partition moved away and back, is
+/// another) and its `appended` version, which moves with every append,
+/// high watermark move and role change. Reading the same offset under the
+/// same `Seen` reads the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub instance: u64,
+    pub version: u64,
 }
 
 /// What a follower's fetch adds to a read (Kafka's replica_id and
@@ -125,6 +140,29 @@ pub struct ReadOutcome {
     /// For a follower: where its log diverges from the leader's (epoch,
     /// end offset); it truncates there before fetching again.
     pub diverging: Option<(i32, i64)>,
+    /// The partition's state this was read under (`None`: no partition).
+    pub seen: Option<Seen>,
+    /// The partition is still as the item's `unless_unchanged`: nothing
+    /// was read, the asker's earlier outcome stands.
+    pub unchanged: bool,
+}
+
+impl ReadOutcome {
+    /// An answer without a read: the error, and no offsets.
+    pub fn unread(error: i16) -> ReadOutcome {
+        ReadOutcome {
+            error,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            aborted: None,
+            log_start_offset: -1,
+            slices: Vec::new(),
+            bytes: 0,
+            diverging: None,
+            seen: None,
+            unchanged: false,
+        }
+    }
 }
 
 pub struct OffsetQuery {
@@ -166,13 +204,12 @@ pub struct EpochOutcome {
     pub end_offset: i64,
 }
 
-/// A long poll's interest in one partition: wake once what `follower`
-/// (or a consumer, `false`) may read goes past `offset`.
+/// A long poll's interest in one partition: wake once it is no longer as
+/// the read that came before the wait saw it.
 #[derive(Clone, Debug)]
 pub struct AppendWait {
     pub tp: TopicPartition,
-    pub offset: i64,
-    pub follower: bool,
+    pub seen: Seen,
 }
 
 /// A transaction marker for one partition (Kafka's WriteTxnMarkers entry):

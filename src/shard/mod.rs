@@ -60,9 +60,32 @@ pub struct Partition {
     acks_waiting: Cell<usize>,
     /// The topic id this log belongs to, so a recreated topic gets a fresh log.
     topic_id: Arc<str>,
+    /// Unique among the partitions this shard ever opened (see `Seen`).
+    instance: u64,
+}
+
+thread_local! {
+    /// The next partition instance on this shard's thread.
+    static NEXT_INSTANCE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_instance() -> u64 {
+    NEXT_INSTANCE.with(|next| {
+        let instance = next.get();
+        next.set(instance + 1);
+        instance
+    })
 }
 
 impl Partition {
+    /// The state a read now would see.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            instance: self.instance,
+            version: self.appended.version(),
+        }
+    }
+
     /// Resolves once no append is being written to this log off the shard
     /// thread (at once if none is).
     pub async fn write_idle(&self) {
@@ -418,6 +441,7 @@ impl Shard {
                             written: Event::default(),
                             acks_waiting: Cell::new(0),
                             topic_id: Arc::from(topic.id.as_str()),
+                            instance: next_instance(),
                         });
                         if self.settle_role(&tp, &partition, &topics) {
                             now_led.push(tp.clone());

@@ -104,16 +104,7 @@ impl Shard {
             |i| &i.tp,
             |s, items| Box::pin(read(s, items)),
             |items, reply| ShardMsg::Read { items, reply },
-            ReadOutcome {
-                error: ResponseError::KafkaStorageError.code(),
-                high_watermark: -1,
-                last_stable_offset: -1,
-                aborted: None,
-                log_start_offset: -1,
-                slices: Vec::new(),
-                bytes: 0,
-                diverging: None,
-            },
+            ReadOutcome::unread(ResponseError::KafkaStorageError.code()),
         )
         .await
     }
@@ -227,16 +218,16 @@ pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
 }
 
 fn read_one(shard: &Rc<Shard>, item: ReadItem, now_ms: i64) -> ReadOutcome {
-    let mut outcome = ReadOutcome {
-        error: NONE,
-        high_watermark: -1,
-        last_stable_offset: -1,
-        aborted: None,
-        log_start_offset: -1,
-        slices: Vec::new(),
-        bytes: 0,
-        diverging: None,
-    };
+    let mut outcome = ReadOutcome::unread(NONE);
+    // Before the leadership check: an unchanged partition's role is
+    // unchanged too, and a woken long poll asks again for all it waited on.
+    if let Some(seen) = item.unless_unchanged {
+        if shard.partition(&item.tp).is_some_and(|p| p.seen() == seen) {
+            outcome.seen = Some(seen);
+            outcome.unchanged = true;
+            return outcome;
+        }
+    }
     let partition = match led_partition(shard, &item.tp, item.current_leader_epoch) {
         Ok(p) => p,
         Err(code) => {
@@ -244,9 +235,19 @@ fn read_one(shard: &Rc<Shard>, item: ReadItem, now_ms: i64) -> ReadOutcome {
             return outcome;
         }
     };
-    if let Some(replica) = item.replica {
-        return shard.follower_read(&item, replica, &partition, outcome, now_ms);
-    }
+    let mut outcome = match item.replica {
+        Some(replica) => shard.follower_read(&item, replica, &partition, outcome, now_ms),
+        None => consumer_read(&item, &partition, outcome),
+    };
+    // Taken after the read, which for a follower may have moved the high
+    // watermark: what the outcome says is this state.
+    outcome.seen = Some(partition.seen());
+    outcome
+}
+
+/// A consumer's read: up to the high watermark (or the last stable offset
+/// for read_committed, or the log end for a coordinator's own load).
+fn consumer_read(item: &ReadItem, partition: &Partition, mut outcome: ReadOutcome) -> ReadOutcome {
     let log = partition.log.borrow();
     // Consumers see only what the ISR has (below the high watermark).
     outcome.high_watermark = log.high_watermark();
@@ -378,26 +379,14 @@ pub async fn wait_for_append(
 ) {
     let mut partitions = Vec::with_capacity(items.len());
     for item in items {
-        let Some(p) = shard.partition(&item.tp) else {
+        // Anything since the read (an append, a high watermark or role
+        // move, the partition gone) is worth reading again at once.
+        let current = shard.partition(&item.tp).filter(|p| p.seen() == item.seen);
+        let Some(p) = current else {
             let _ = reply.send(());
             return;
         };
-        // A follower reads up to the log end, a consumer to the high
-        // watermark.
-        let readable_end = {
-            let log = p.log.borrow();
-            if item.follower {
-                log.log_end_offset()
-            } else {
-                log.high_watermark()
-            }
-        };
-        if readable_end > item.offset || !p.role.borrow().is_leader() {
-            let _ = reply.send(());
-            return;
-        }
-        let seen = p.appended.version();
-        partitions.push((p, seen));
+        partitions.push((p, item.seen.version));
     }
     {
         let _parked = crate::stats::FETCHES_PARKED.enter();

@@ -32,6 +32,7 @@ impl Shard {
                 current_leader_epoch: -1,
                 replica: None,
                 to_log_end: true,
+                unless_unchanged: None,
             };
             let outcome = self.read(vec![item]).await.remove(0);
             if outcome.error != 0 {

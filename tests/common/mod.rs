@@ -289,6 +289,20 @@ impl Broker {
             .unwrap_or_else(|| panic!("no counter {name} in /metrics:\n{body}"))
     }
 
+    /// Counter or gauge `name` once it reaches `at_least`, or its value
+    /// after about 5 s of polling.
+    pub fn wait_metric(&self, name: &str, at_least: u64) -> u64 {
+        let mut v = self.metric(name);
+        for _ in 0..100 {
+            if v >= at_least {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            v = self.metric(name);
+        }
+        v
+    }
+
     /// The broker's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

@@ -111,8 +111,13 @@ pub async fn handle(
     };
     let wanted = wanted(shard, access, &request, version, partitions);
     let readable = wanted.iter().filter(|w| w.preset.is_none()).count();
+    // After a wake, only the partitions that moved are read again (a
+    // follower's fetch names every partition it follows, and one append
+    // wakes it): the others keep what the last read gave, unless that
+    // read was cut to the response budget.
+    let mut earlier: Option<Vec<ReadOutcome>> = None;
     let outcomes = loop {
-        let outcomes = read_within(shard, &wanted, response_max).await;
+        let (outcomes, cut) = read_within(shard, &wanted, response_max, earlier.take()).await;
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
         // An id answered UNKNOWN_TOPIC_ID does not end a long poll on the
         // others, as in Kafka, where such partitions never reach the read.
@@ -129,28 +134,25 @@ pub async fn handle(
         {
             break outcomes;
         }
-        // Wake on data past what we just saw, on any requested partition.
+        // Wake once any requested partition is no longer as just read.
         let waits = outcomes
             .iter()
             .zip(&wanted)
             .filter(|(_, w)| w.preset.is_none())
-            .map(|(o, w)| AppendWait {
-                tp: w.tp.clone(),
-                // A follower waits for data past its log end, a consumer
-                // for the high watermark to move.
-                offset: if w.replica.is_some() {
-                    w.offset
-                } else {
-                    o.high_watermark
-                },
-                follower: w.replica.is_some(),
+            .filter_map(|(o, w)| {
+                debug_assert!(o.seen.is_some(), "read without an error");
+                Some(AppendWait {
+                    tp: w.tp.clone(),
+                    seen: o.seen?,
+                })
             })
             .collect();
-        if crate::runtime::timeout(deadline - now, shard.wait_for_append(waits))
-            .await
-            .is_none()
-        {
-            break read_within(shard, &wanted, response_max).await;
+        let woken = crate::runtime::timeout(deadline - now, shard.wait_for_append(waits)).await;
+        earlier = (!cut).then_some(outcomes);
+        if woken.is_none() {
+            break read_within(shard, &wanted, response_max, earlier.take())
+                .await
+                .0;
         }
     };
     let mut outcomes = outcomes;
@@ -377,12 +379,24 @@ fn wanted(
 /// partition with data is taken whole (Kafka's rule: at least one batch,
 /// even past the limits); a later one that would overflow is read again
 /// with what is left, or answered without records once not even a batch
-/// header is left.
-async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) -> Vec<ReadOutcome> {
+/// header is left. Returns whether any partition was cut so.
+///
+/// With `earlier` outcomes (one per wanted partition, none cut), a
+/// partition still as it was read then keeps its earlier outcome.
+async fn read_within(
+    shard: &Rc<Shard>,
+    wanted: &[Wanted],
+    response_max: u64,
+    mut earlier: Option<Vec<ReadOutcome>>,
+) -> (Vec<ReadOutcome>, bool) {
+    if let Some(earlier) = &earlier {
+        assert_eq!(earlier.len(), wanted.len());
+    }
     let items = wanted
         .iter()
-        .filter(|w| w.preset.is_none())
-        .map(|w| ReadItem {
+        .enumerate()
+        .filter(|(_, w)| w.preset.is_none())
+        .map(|(i, w)| ReadItem {
             tp: w.tp.clone(),
             offset: w.offset,
             max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
@@ -391,16 +405,27 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
             current_leader_epoch: w.current_leader_epoch,
             replica: w.replica,
             to_log_end: false,
+            unless_unchanged: earlier.as_ref().and_then(|e| e[i].seen),
         })
         .collect();
     let mut read = shard.read(items).await.into_iter();
     let mut outcomes: Vec<ReadOutcome> = wanted
         .iter()
-        .map(|w| match w.preset {
-            Some(error) => unread(error),
-            None => read.next().expect("one outcome per item"),
+        .enumerate()
+        .map(|(i, w)| match w.preset {
+            Some(error) => ReadOutcome::unread(error),
+            None => {
+                let outcome = read.next().expect("one outcome per item");
+                if !outcome.unchanged {
+                    return outcome;
+                }
+                crate::stats::FETCH_PARTITIONS_KEPT.add(1);
+                let earlier = earlier.as_mut().expect("asked with an earlier outcome");
+                std::mem::replace(&mut earlier[i], ReadOutcome::unread(0))
+            }
         })
         .collect();
+    let mut cut = false;
     let mut used = 0u64;
     for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
         if outcome.bytes == 0 {
@@ -420,6 +445,7 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
             if let Some(aborted) = outcome.aborted.as_mut() {
                 aborted.clear();
             }
+            cut = true;
             continue;
         }
         if used > 0 && outcome.bytes > limit {
@@ -433,28 +459,16 @@ async fn read_within(shard: &Rc<Shard>, wanted: &[Wanted], response_max: u64) ->
                 current_leader_epoch: w.current_leader_epoch,
                 replica: w.replica,
                 to_log_end: false,
+                unless_unchanged: None,
             };
             let mut reread = shard.read(vec![again]).await;
             *outcome = reread.pop().expect("one outcome per item");
             assert!(outcome.bytes <= left || outcome.error != 0);
+            cut = true;
         }
         used += outcome.bytes;
     }
-    outcomes
-}
-
-/// A partition answered without a read, as Kafka answers one: no offsets.
-fn unread(error: i16) -> ReadOutcome {
-    ReadOutcome {
-        error,
-        high_watermark: -1,
-        last_stable_offset: -1,
-        log_start_offset: -1,
-        aborted: None,
-        slices: Vec::new(),
-        bytes: 0,
-        diverging: None,
-    }
+    (outcomes, cut)
 }
 
 /// The answer's topics: consecutive partitions of one topic share a frame;
