@@ -7,7 +7,9 @@
 #   scripts/bench-cluster-partitions.sh [NAME]      # NAME: a label, default "run"
 #
 # Environment: SLUICE_BIN (default ./target/release/sluice), RATE msg/s
-# (default 1000), DUR measured seconds (default 60). Results go to
+# (default 1000), DUR measured seconds (default 60), SLUICE_ARGS (flags for
+# every node, e.g. "--metrics-listen 127.0.0.1:0" to read the brokers'
+# stage histograms during the run). Results go to
 # /tmp/sluice-cluster-NAME (bench report) and the summary line to stdout.
 set -euo pipefail
 name=${1:-run}
