@@ -929,3 +929,88 @@ fn transactions_survive_coordinator_kill9() {
         .collect();
     assert_eq!(seen, expected, "committed transactions only, all of them");
 }
+
+/// Record batches in a log's bytes (base offset, length, then the rest).
+fn batch_count(log: &[u8]) -> usize {
+    let mut count = 0;
+    let mut at = 0;
+    while at + 12 <= log.len() {
+        let length = i32::from_be_bytes(log[at + 8..at + 12].try_into().unwrap());
+        at += 12 + length as usize;
+        count += 1;
+    }
+    count
+}
+
+/// A produce waiting for a paused follower's acknowledgement does not hold
+/// up the produce after it on the same connection (librdkafka sends one
+/// partition per request and keeps many in flight): the second is appended
+/// while the first still waits, and the answers come in request order.
+#[test]
+fn a_waiting_acks_all_produce_does_not_hold_up_the_next_on_its_connection() {
+    const TOPIC: &str = "repl-pipelined";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--replica-lag-time-max-ms",
+            "600000",
+            "--broker-session-timeout-ms",
+            "600000",
+            "--broker-heartbeat-interval-ms",
+            "300",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, 1, &[]));
+    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
+    let controller = cluster.metadata(view.leader).controller_id.0;
+    let paused = ALL3
+        .into_iter()
+        .filter(|&id| id != view.leader)
+        .max_by_key(|&id| id != controller)
+        .unwrap();
+    let batch = |tag: &str, n: usize| {
+        let records: Vec<OwnedRecord> = (0..n)
+            .map(|i| OwnedRecord {
+                key: None,
+                value: Some(format!("{tag}-{i}").into_bytes()),
+                timestamp: now_ms(),
+                headers: Vec::new(),
+            })
+            .collect();
+        build_owned_batch(&records)
+    };
+    cluster.sigstop(paused);
+
+    let mut raw = RawClient::connect(&cluster.node(view.leader).bootstrap());
+    // Waits for the paused follower (it stays in the ISR) far longer than
+    // this test runs; only resuming it answers this produce.
+    let waiting = common::raw::produce_request(TOPIC, -1, vec![(0, batch("waits", 3))])
+        .with_timeout_ms(600_000);
+    let first = raw.send(9, &waiting);
+    let next = common::raw::produce_request(TOPIC, 1, vec![(0, batch("next", 2))]);
+    let second = raw.send(9, &next);
+    assert!(second > first);
+    cluster.wait_for(
+        "the second produce appended while the first waits",
+        WAIT,
+        || match batch_count(&cluster.log_bytes(view.leader, TOPIC, 0)) {
+            2 => Ok(()),
+            n => Err(format!("{n} batches in the leader's log")),
+        },
+    );
+
+    cluster.sigcont(paused);
+    let answers: Vec<(i16, i64)> = (0..2)
+        .map(|_| {
+            let r: kafka_protocol::messages::ProduceResponse = raw.recv();
+            let p = &r.responses[0].partition_responses[0];
+            (p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [(err::NONE, 0), (err::NONE, 3)],
+        "answered in request order, each at its own offsets"
+    );
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+}

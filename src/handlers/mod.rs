@@ -168,6 +168,36 @@ pub struct Client {
     /// The client quotas that apply to this connection, the handler time
     /// of its request and the throttle the request earned (issue 15).
     pub quota: crate::quota::ConnQuotas,
+    /// Set by the connection for a produce it may pipeline: the handler
+    /// takes it and signals once the batches are appended (see `Ordered`).
+    pub ordering: std::cell::RefCell<Option<Ordered>>,
+}
+
+/// The point from which a connection may serve its next request while
+/// this one finishes: a produce's appends done (its acks may take a
+/// replication round trip), any other request's end. Requests after it
+/// then append after it, and answers still go out in request order.
+#[derive(Clone)]
+pub struct Ordered(Rc<std::cell::Cell<Option<futures::channel::oneshot::Sender<()>>>>);
+
+impl std::fmt::Debug for Ordered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ordered")
+    }
+}
+
+impl Ordered {
+    pub fn new() -> (Ordered, futures::channel::oneshot::Receiver<()>) {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        (Ordered(Rc::new(std::cell::Cell::new(Some(tx)))), rx)
+    }
+
+    /// The first call tells the connection; later ones do nothing.
+    pub fn signal(&self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// Longest client software name and version kept (KIP-511 allows any
@@ -330,7 +360,9 @@ async fn dispatch(
         ApiKey::Produce => {
             let request = body!();
             let bytes = throttle::produce_bytes(&request);
-            let response = produce::handle(shard, access, &header, request).await;
+            let ordered = client.ordering.take();
+            let appended = move || ordered.iter().for_each(Ordered::signal);
+            let response = produce::handle(shard, access, &header, request, appended).await;
             let throttle_ms = throttle::produce(shard, client, &header, bytes);
             match response {
                 Some(mut response) => {

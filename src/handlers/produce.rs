@@ -152,11 +152,15 @@ fn prepare(
 /// Write on the request's transactional id (else every partition answers
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs Write (else
 /// TOPIC_AUTHORIZATION_FAILED); nothing refused reaches a log.
+///
+/// `on_appended` is called once the batches are appended (or refused),
+/// before their acknowledgements are waited for.
 pub async fn handle(
     shard: &Rc<Shard>,
     access: &Access,
     header: &RequestHeader,
     request: ProduceRequest,
+    on_appended: impl FnOnce(),
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
@@ -235,7 +239,7 @@ pub async fn handle(
         t.partition_responses = partitions;
         responses.push(t);
     }
-    let outcomes = shard.produce(items).await;
+    let outcomes = shard.produce_ordered(items, on_appended).await;
     if acks == 0 {
         return None;
     }

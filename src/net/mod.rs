@@ -1,8 +1,11 @@
 //! The listener and connections. Only this module touches sockets.
 //!
 //! Every shard accepts on the same address (SO_REUSEPORT, so the kernel
-//! spreads connections) and serves each connection it accepted to the end,
-//! one request at a time, which keeps responses in request order as Kafka
+//! spreads connections) and serves each connection it accepted to the end.
+//! A connection serves its next request once the current one is ordered:
+//! at its end, or for a produce once its batches are appended, so that an
+//! acks=all produce's wait for the ISR overlaps the next ones'. Appends
+//! keep request order, and answers are written in request order as Kafka
 //! clients require.
 
 pub mod client;
@@ -18,7 +21,9 @@ pub mod tls;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures::future::{select, Either};
+use futures::channel::oneshot;
+use futures::future::{select, Either, LocalBoxFuture};
+use futures::stream::{FuturesOrdered, StreamExt};
 
 use crate::handlers;
 use crate::runtime::writable::ShardWritable;
@@ -159,83 +164,188 @@ async fn serve(
     };
     let max = shard.config.socket_request_max_bytes;
     let idle_max = std::time::Duration::from_millis(shard.config.connections_max_idle_ms);
+    let mut reader = frame::FrameReader::default();
+    // Requests read and not yet answered, answered in this order.
+    let mut pending: FuturesOrdered<LocalBoxFuture<'_, Served>> = FuturesOrdered::new();
+    // The last request read, until it is ordered (see `handlers::Ordered`).
+    let mut ordering: Option<oneshot::Receiver<()>> = None;
     loop {
-        // An idle connection ends when the shard stops; a request already
-        // read is served to the end.
-        let frame = {
+        let step = if let Some(ordered) = ordering.as_mut() {
+            match select(ordered, pending.next()).await {
+                Either::Left(_) => {
+                    ordering = None;
+                    continue;
+                }
+                Either::Right((served, _)) => Step::Served(served.expect("the request is pending")),
+            }
+        } else if pending.is_empty() {
+            // An idle connection ends when the shard stops; a request
+            // already read is served to the end.
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
             let max = client.session.frame_max(max);
-            let read = std::pin::pin!(frame::read_frame(&mut stream, max));
+            let read = std::pin::pin!(reader.read(&mut stream, max));
             match crate::runtime::timeout(idle_max, select(read, stop)).await {
-                Some(Either::Left((r, _))) => r,
+                Some(Either::Left((r, _))) => Step::Frame(r),
                 Some(Either::Right(_)) => return,
                 None => {
                     tracing::debug!(%peer, "closing idle connection (connections_max_idle_ms)");
                     return;
                 }
             }
+        } else if pending.len() < PIPELINED_REQUESTS_MAX {
+            // Reading the next request and finishing the oldest go on
+            // together: the reader keeps what it read if the answer wins.
+            let max = client.session.frame_max(max);
+            let read = std::pin::pin!(reader.read(&mut stream, max));
+            match select(read, pending.next()).await {
+                Either::Left((r, _)) => Step::Frame(r),
+                Either::Right((served, _)) => Step::Served(served.expect("pending is not empty")),
+            }
+        } else {
+            Step::Served(pending.next().await.expect("pending is not empty"))
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return,
-            Err(e) => {
+        let frame = match step {
+            Step::Served(served) => {
+                if !write_served(shard, &client, &mut writer, &mut stream, &peer, served).await {
+                    return;
+                }
+                continue;
+            }
+            Step::Frame(Ok(Some(frame))) => frame,
+            Step::Frame(Ok(None)) => return,
+            Step::Frame(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 return;
             }
         };
-        let _in_flight = crate::shard::InFlight::enter(shard);
-        let started = std::time::Instant::now();
-        let request_time = request_histogram(&frame);
-        let throttles_itself = handlers::client_throttles(&frame);
+        let (ordered, ordered_rx) = handlers::Ordered::new();
         // With client quotas configured, the request's shard time is
         // measured; without, this emptiness check is all quotas cost it.
         let quotas = !shard.topics().client_quotas.is_empty();
-        let handled = client
-            .quota
-            .serve(quotas, handlers::handle_frame(services, &client, frame))
-            .await;
-        let mut throttle_ms = client.quota.take_throttle_ms();
-        match handled {
-            Ok(Some(response)) => {
-                crate::stats::REQUESTS.add(1);
-                // A client from before KIP-219 ignores throttle_time_ms: its
-                // response waits out the throttle, as Kafka delays it.
-                if throttle_ms > 0 && !throttles_itself {
-                    if !mute(shard, throttle_ms).await {
-                        return;
-                    }
-                    throttle_ms = 0;
-                }
-                let writing = std::time::Instant::now();
-                if let Err(e) = writer.write(&mut stream, response).await {
-                    tracing::debug!(%peer, error = %e, "write failed");
-                    return;
-                }
-                crate::stats::RESPONSE_WRITE.observe(writing.elapsed());
-                request_time.observe(started.elapsed());
-                tracing::trace!(%peer, "response written");
-                if client.close_after_response.get() {
-                    return;
-                }
-            }
-            Ok(None) => request_time.observe(started.elapsed()),
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad request");
-                return;
-            }
+        // Only a produce is ordered before its end, and only where no quota
+        // measures one request at a time.
+        if !quotas && is_produce(&frame) {
+            client.ordering.replace(Some(ordered.clone()));
         }
-        // KIP-219: a throttled client's response goes out at once and its
-        // connection is muted (nothing read) for the throttle time.
-        if throttle_ms > 0 && !mute(shard, throttle_ms).await {
-            return;
-        }
-        // A busy client's next frame is usually already buffered, so this
-        // loop could run without ever awaiting anything pending and starve
-        // the shard's other connections and peer messages. Take turns.
-        let yielded = std::time::Instant::now();
-        crate::runtime::yield_now().await;
-        crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
+        let client = &client;
+        pending.push_back(Box::pin(async move {
+            let served = serve_request(services, client, frame, quotas).await;
+            // Not a produce, or one that appended nothing: ordered by its end.
+            ordered.signal();
+            served
+        }));
+        ordering = Some(ordered_rx);
     }
+}
+
+/// Requests one connection has read and not yet answered: a producer that
+/// pipelines (librdkafka sends one partition per request and keeps many in
+/// flight) gets that many replication waits overlapped; Kafka's Java
+/// producer and librdkafka's idempotent one keep at most 5 in flight.
+pub const PIPELINED_REQUESTS_MAX: usize = 5;
+
+/// What the connection does next.
+enum Step {
+    Frame(Result<Option<bytes::Bytes>, frame::FrameError>),
+    Served(Served),
+}
+
+/// A request's answer, and what writing it needs.
+struct Served {
+    handled: Result<Option<Vec<handlers::Piece>>, handlers::RequestError>,
+    throttle_ms: u64,
+    throttles_itself: bool,
+    started: std::time::Instant,
+    request_time: &'static crate::stats::Histogram,
+}
+
+fn is_produce(frame: &[u8]) -> bool {
+    frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == 0
+}
+
+/// Runs one request to its answer (not written).
+async fn serve_request(
+    services: &Rc<Services>,
+    client: &handlers::Client,
+    frame: bytes::Bytes,
+    quotas: bool,
+) -> Served {
+    let shard = &services.shard;
+    let _in_flight = crate::shard::InFlight::enter(shard);
+    let started = std::time::Instant::now();
+    let request_time = request_histogram(&frame);
+    let throttles_itself = handlers::client_throttles(&frame);
+    let handled = client
+        .quota
+        .serve(quotas, handlers::handle_frame(services, client, frame))
+        .await;
+    Served {
+        handled,
+        throttle_ms: client.quota.take_throttle_ms(),
+        throttles_itself,
+        started,
+        request_time,
+    }
+}
+
+/// Writes one answer (or closes on a bad request); `false` when the
+/// connection is done.
+async fn write_served(
+    shard: &Shard,
+    client: &handlers::Client,
+    writer: &mut send::ResponseWriter,
+    stream: &mut conn::Conn,
+    peer: &str,
+    served: Served,
+) -> bool {
+    let Served {
+        handled,
+        mut throttle_ms,
+        throttles_itself,
+        started,
+        request_time,
+    } = served;
+    match handled {
+        Ok(Some(response)) => {
+            crate::stats::REQUESTS.add(1);
+            // A client from before KIP-219 ignores throttle_time_ms: its
+            // response waits out the throttle, as Kafka delays it.
+            if throttle_ms > 0 && !throttles_itself {
+                if !mute(shard, throttle_ms).await {
+                    return false;
+                }
+                throttle_ms = 0;
+            }
+            let writing = std::time::Instant::now();
+            if let Err(e) = writer.write(stream, response).await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return false;
+            }
+            crate::stats::RESPONSE_WRITE.observe(writing.elapsed());
+            request_time.observe(started.elapsed());
+            tracing::trace!(%peer, "response written");
+            if client.close_after_response.get() {
+                return false;
+            }
+        }
+        Ok(None) => request_time.observe(started.elapsed()),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "closing connection: bad request");
+            return false;
+        }
+    }
+    // KIP-219: a throttled client's response goes out at once and its
+    // connection is muted (nothing read) for the throttle time.
+    if throttle_ms > 0 && !mute(shard, throttle_ms).await {
+        return false;
+    }
+    // A busy client's next frame is usually already buffered, so this
+    // loop could run without ever awaiting anything pending and starve
+    // the shard's other connections and peer messages. Take turns.
+    let yielded = std::time::Instant::now();
+    crate::runtime::yield_now().await;
+    crate::stats::SHARD_QUEUE.observe(yielded.elapsed());
+    true
 }
 
 /// Waits out a quota throttle without reading; `false` when the shard

@@ -314,6 +314,9 @@ pub enum ShardMsg {
     Produce {
         items: Vec<ProduceItem>,
         reply: oneshot::Sender<Vec<ProduceOutcome>>,
+        /// Told once every batch is appended, before the acks are waited
+        /// for (see `Shard::produce_ordered`).
+        appended: Option<oneshot::Sender<()>>,
     },
     Read {
         items: Vec<ReadItem>,

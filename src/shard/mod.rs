@@ -287,6 +287,21 @@ impl Shard {
         remote: fn(Vec<I>, oneshot::Sender<Vec<O>>) -> ShardMsg,
         unreachable: O,
     ) -> Vec<O> {
+        self.scatter_now(items, tp_of, local, remote, unreachable)
+            .await
+    }
+
+    /// [`Shard::scatter`], with each owner's call made (its local future
+    /// created, its message built) before this returns, so what the calls
+    /// capture is in place at once; only the sending and the answers wait.
+    pub fn scatter_now<I: 'static, O: Clone + 'static>(
+        self: &Rc<Self>,
+        items: Vec<I>,
+        tp_of: fn(&I) -> &TopicPartition,
+        mut local: impl FnMut(Rc<Shard>, Vec<I>) -> LocalFuture<O>,
+        mut remote: impl FnMut(Vec<I>, oneshot::Sender<Vec<O>>) -> ShardMsg,
+        unreachable: O,
+    ) -> impl Future<Output = Vec<O>> {
         let total = items.len();
         let mut buckets: Vec<(Vec<usize>, Vec<I>)> =
             (0..self.count).map(|_| (Vec::new(), Vec::new())).collect();
@@ -306,9 +321,10 @@ impl Shard {
                 local(self.clone(), items)
             } else {
                 let (tx, rx) = oneshot::channel();
+                let message = remote(items, tx);
                 let shard = self.clone();
                 Box::pin(async move {
-                    if shard.mesh.send_to(owner, remote(items, tx)).await.is_err() {
+                    if shard.mesh.send_to(owner, message).await.is_err() {
                         return vec![fallback; count];
                     }
                     rx.await.unwrap_or_else(|_| vec![fallback; count])
@@ -316,16 +332,18 @@ impl Shard {
             };
             calls.push(async move { (indices, call.await) });
         }
-        let mut out: Vec<Option<O>> = (0..total).map(|_| None).collect();
-        for (indices, outcomes) in futures::future::join_all(calls).await {
-            assert_eq!(indices.len(), outcomes.len(), "one outcome per item");
-            for (i, o) in indices.into_iter().zip(outcomes) {
-                out[i] = Some(o);
+        async move {
+            let mut out: Vec<Option<O>> = (0..total).map(|_| None).collect();
+            for (indices, outcomes) in futures::future::join_all(calls).await {
+                assert_eq!(indices.len(), outcomes.len(), "one outcome per item");
+                for (i, o) in indices.into_iter().zip(outcomes) {
+                    out[i] = Some(o);
+                }
             }
+            out.into_iter()
+                .map(|o| o.expect("every item answered"))
+                .collect()
         }
-        out.into_iter()
-            .map(|o| o.expect("every item answered"))
-            .collect()
     }
 
     /// Serves messages from one peer shard until it goes away. Topic
@@ -351,8 +369,12 @@ impl Shard {
 
     async fn handle(self: Rc<Self>, msg: ShardMsg) {
         match msg {
-            ShardMsg::Produce { items, reply } => {
-                let _ = reply.send(produce::produce(self, items).await);
+            ShardMsg::Produce {
+                items,
+                reply,
+                appended,
+            } => {
+                let _ = reply.send(produce::produce(self, items, appended).await);
             }
             ShardMsg::Read { items, reply } => {
                 let _ = reply.send(ops::read(self, items).await);

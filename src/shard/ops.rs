@@ -83,19 +83,43 @@ fn producer_error_code(e: &ProducerError) -> i16 {
 
 impl Shard {
     pub async fn produce(self: &Rc<Self>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
-        self.scatter(
+        self.produce_ordered(items, || {}).await
+    }
+
+    /// [`Shard::produce`], calling `on_appended` once every owner has
+    /// appended its batches (or failed to), before the acks are waited
+    /// for: from then on a later produce's appends come after these.
+    pub async fn produce_ordered(
+        self: &Rc<Self>,
+        items: Vec<ProduceItem>,
+        on_appended: impl FnOnce(),
+    ) -> Vec<ProduceOutcome> {
+        let signals = std::cell::RefCell::new(Vec::new());
+        let signal = || {
+            let (tx, rx) = oneshot::channel();
+            signals.borrow_mut().push(rx);
+            Some(tx)
+        };
+        let produced = self.scatter_now(
             items,
             |i| &i.tp,
-            |s, items| Box::pin(super::produce::produce(s, items)),
-            |items, reply| ShardMsg::Produce { items, reply },
+            |s, items| Box::pin(super::produce::produce(s, items, signal())),
+            |items, reply| ShardMsg::Produce {
+                items,
+                reply,
+                appended: signal(),
+            },
             ProduceOutcome {
                 error: ResponseError::KafkaStorageError.code(),
                 base_offset: -1,
                 log_append_time_ms: -1,
                 log_start_offset: -1,
             },
-        )
-        .await
+        );
+        // An owner that is gone drops its signal: nothing of it is pending.
+        let appended =
+            futures::FutureExt::map(futures::future::join_all(signals.take()), |_| on_appended());
+        futures::future::join(produced, appended).await.0
     }
 
     pub async fn read(self: &Rc<Self>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {

@@ -21,14 +21,23 @@ use crate::storage::{AppendResult, Prepared, PreparedAppend, StorageError, Write
 
 const NONE: i16 = 0;
 
-pub async fn produce(shard: Rc<Shard>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
-    let appended = match shard.config.append_writer {
+/// `on_appended` is told once every batch is appended (or refused), before
+/// the acknowledgements are waited for.
+pub async fn produce(
+    shard: Rc<Shard>,
+    items: Vec<ProduceItem>,
+    on_appended: Option<oneshot::Sender<()>>,
+) -> Vec<ProduceOutcome> {
+    let appended: Vec<_> = match shard.config.append_writer {
         AppendWriter::Inline => items
             .into_iter()
             .map(|item| append_inline(&shard, item))
             .collect(),
         AppendWriter::Thread => append_off_reactor(&shard, items).await,
     };
+    if let Some(tx) = on_appended {
+        let _ = tx.send(());
+    }
     let settling = appended.into_iter().map(|a| async {
         match a {
             Ok(appended) => settle(&shard, appended).await,
