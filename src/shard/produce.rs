@@ -68,9 +68,29 @@ struct Appended {
     tp: TopicPartition,
     partition: Rc<Partition>,
     result: AppendResult,
-    /// `Some((leader_epoch, min_insync, timeout))` for acks=all: the
-    /// produce holds one of the partition's `acks_waiting` slots.
-    acks_all: Option<(i32, usize, Duration)>,
+    /// `Some((leader_epoch, min_insync, timeout))` for acks=all, with one
+    /// of the partition's `acks_waiting` slots.
+    acks_all: Option<(i32, usize, Duration, AckSlot)>,
+}
+
+/// One of a partition's `acks_waiting` slots, given back when dropped: at
+/// the answer, or with a produce dropped while it waits (its connection
+/// closed with the produce pipelined behind others).
+struct AckSlot(Rc<Partition>);
+
+impl AckSlot {
+    fn take(partition: &Rc<Partition>) -> AckSlot {
+        partition.acks_waiting.set(partition.acks_waiting.get() + 1);
+        AckSlot(partition.clone())
+    }
+}
+
+impl Drop for AckSlot {
+    fn drop(&mut self) {
+        let waiting = self.0.acks_waiting.get();
+        assert!(waiting > 0, "a slot given back was taken");
+        self.0.acks_waiting.set(waiting - 1);
+    }
 }
 
 /// Whether the partition can take the batch now: this broker leads it,
@@ -128,9 +148,8 @@ fn appended(
         super::replica::advance_high_watermark(&partition);
     }
     let acks_all = admitted.acks_all.map(|(leader_epoch, min_insync)| {
-        partition.acks_waiting.set(partition.acks_waiting.get() + 1);
         let timeout = Duration::from_millis(item.timeout_ms);
-        (leader_epoch, min_insync, timeout)
+        (leader_epoch, min_insync, timeout, AckSlot::take(&partition))
     });
     // The answer is all a waiting produce keeps: `item.records` drops here.
     Ok(Appended {
@@ -286,7 +305,7 @@ async fn settle(shard: &Shard, appended: Appended) -> ProduceOutcome {
     let must_sync = result.flush_needed || (acks_all.is_some() && shard.config.fsync_on_ack);
     let synced = !must_sync || super::durability::flush(&tp, &partition).await;
     let error = match acks_all {
-        Some((leader_epoch, min_insync, timeout)) => {
+        Some((leader_epoch, min_insync, timeout, slot)) => {
             let error = if synced {
                 let waiting = Instant::now();
                 let error = super::replica::wait_replicated(
@@ -303,7 +322,7 @@ async fn settle(shard: &Shard, appended: Appended) -> ProduceOutcome {
             } else {
                 ResponseError::KafkaStorageError.code()
             };
-            partition.acks_waiting.set(partition.acks_waiting.get() - 1);
+            drop(slot);
             error
         }
         None if synced => NONE,
