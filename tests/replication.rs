@@ -366,36 +366,46 @@ fn min_insync_refuses_when_two_of_three_replicas_stop() {
     );
 }
 
+/// A 3-node cluster with `topic` (1 partition, RF3, all in the ISR), its
+/// partition's view, and a follower to pause: not the active controller,
+/// so the metadata quorum needs no election. The brokers use the given
+/// replica.lag.time.max.ms and broker session timeout.
+fn pausable_follower(
+    topic: &str,
+    lag_max_ms: &str,
+    session_ms: &str,
+) -> (Cluster, PartitionView, i32) {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--replica-lag-time-max-ms",
+            lag_max_ms,
+            "--broker-session-timeout-ms",
+            session_ms,
+            "--broker-heartbeat-interval-ms",
+            "300",
+        ],
+    );
+    cluster.create_topic(&rf3(topic, 1, &[]));
+    let view = cluster.wait_isr(topic, 1, &ALL3).remove(0);
+    let controller = cluster.metadata(view.leader).controller_id.0;
+    let follower = ALL3
+        .into_iter()
+        .filter(|&id| id != view.leader)
+        .max_by_key(|&id| id != controller)
+        .unwrap();
+    (cluster, view, follower)
+}
+
 /// A follower paused past replica.lag.time.max.ms leaves the ISR (the
 /// controller does not fence it: the session timeout is long), rejoins
 /// once resumed and caught up, and ends with the leader's exact bytes.
 #[test]
 fn lagging_follower_leaves_and_rejoins_isr() {
     const TOPIC: &str = "repl-lagging";
-    let mut cluster = Cluster::start_with(
-        3,
-        &[
-            "--replica-lag-time-max-ms",
-            "2000",
-            "--broker-session-timeout-ms",
-            "60000",
-            "--broker-heartbeat-interval-ms",
-            "300",
-        ],
-    );
-    cluster.create_topic(&rf3(TOPIC, 1, &[]));
-    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
+    let (mut cluster, view, lagger) = pausable_follower(TOPIC, "2000", "60000");
     let values: Vec<String> = (0..200).map(|i| format!("before-{i}")).collect();
     produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values);
-
-    // Pause a follower that is not the active controller, so the metadata
-    // quorum does not need an election.
-    let controller = cluster.metadata(view.leader).controller_id.0;
-    let lagger = ALL3
-        .into_iter()
-        .filter(|&id| id != view.leader)
-        .max_by_key(|&id| id != controller)
-        .unwrap();
     cluster.sigstop(lagger);
 
     let mut config = producer_config(&cluster.bootstrap());
@@ -949,25 +959,7 @@ fn batch_count(log: &[u8]) -> usize {
 #[test]
 fn a_waiting_acks_all_produce_does_not_hold_up_the_next_on_its_connection() {
     const TOPIC: &str = "repl-pipelined";
-    let mut cluster = Cluster::start_with(
-        3,
-        &[
-            "--replica-lag-time-max-ms",
-            "600000",
-            "--broker-session-timeout-ms",
-            "600000",
-            "--broker-heartbeat-interval-ms",
-            "300",
-        ],
-    );
-    cluster.create_topic(&rf3(TOPIC, 1, &[]));
-    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
-    let controller = cluster.metadata(view.leader).controller_id.0;
-    let paused = ALL3
-        .into_iter()
-        .filter(|&id| id != view.leader)
-        .max_by_key(|&id| id != controller)
-        .unwrap();
+    let (mut cluster, view, paused) = pausable_follower(TOPIC, "600000", "600000");
     let batch = |tag: &str, n: usize| {
         let records: Vec<OwnedRecord> = (0..n)
             .map(|i| OwnedRecord {
