@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::check::Violation;
@@ -93,6 +94,59 @@ impl Drop for GroupMember {
     }
 }
 
+/// The member's context: what its asynchronous commits answered, so a
+/// commit is waited for within `CALL_TIMEOUT` (librdkafka's synchronous
+/// commit waits without a bound, and once waited forever after a heal).
+#[derive(Default)]
+struct Commits(std::sync::Mutex<Vec<(Offsets, bool)>>);
+
+/// (partition, offset) of a commit, in its list's order.
+type Offsets = Vec<(i32, i64)>;
+
+impl ClientContext for Commits {}
+
+impl ConsumerContext for Commits {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let mut answered = self.0.lock().expect("not poisoned");
+        answered.push((offsets_of(offsets), result.is_ok()));
+    }
+}
+
+fn offsets_of(tpl: &TopicPartitionList) -> Offsets {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Commits `tpl` and waits, polling, for its own answer within
+/// `CALL_TIMEOUT` (an answer to an earlier commit is not this one's).
+fn commit_bounded(
+    consumer: &BaseConsumer<Commits>,
+    tpl: &TopicPartitionList,
+    h: &mut CommitHistory,
+) -> bool {
+    consumer.context().0.lock().expect("not poisoned").clear();
+    if consumer.commit(tpl, CommitMode::Async).is_err() {
+        return false;
+    }
+    let wanted = offsets_of(tpl);
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            h.consumed += 1;
+        }
+        let answered = consumer.context().0.lock().expect("not poisoned");
+        if let Some((_, ok)) = answered.iter().find(|(offsets, _)| *offsets == wanted) {
+            return *ok;
+        }
+    }
+    false
+}
+
 fn consume(
     bootstrap: &str,
     topic: &str,
@@ -101,7 +155,8 @@ fn consume(
     stop: &AtomicBool,
 ) -> Result<CommitHistory> {
     let group = format!("sluice-chaos-{topic}");
-    let consumer: BaseConsumer = config(bootstrap, &group).create()?;
+    let consumer: BaseConsumer<Commits> =
+        config(bootstrap, &group).create_with_context(Commits::default())?;
     consumer.subscribe(&[topic])?;
     let mut h = CommitHistory {
         group,
@@ -131,7 +186,7 @@ fn consume(
         if tpl.count() == 0 {
             continue;
         }
-        if consumer.commit(&tpl, CommitMode::Sync).is_err() {
+        if !commit_bounded(&consumer, &tpl, &mut h) {
             h.failed_calls += 1;
             continue;
         }
