@@ -360,8 +360,7 @@ async fn dispatch(
         ApiKey::Produce => {
             let request = body!();
             let bytes = throttle::produce_bytes(&request);
-            let ordered = client.ordering.take();
-            let appended = move || ordered.iter().for_each(Ordered::signal);
+            let appended = client.ordering.take().map(|o| move || o.signal());
             let response = produce::handle(shard, access, &header, request, appended).await;
             let throttle_ms = throttle::produce(shard, client, &header, bytes);
             match response {

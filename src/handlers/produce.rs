@@ -153,14 +153,14 @@ fn prepare(
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs Write (else
 /// TOPIC_AUTHORIZATION_FAILED); nothing refused reaches a log.
 ///
-/// `on_appended` is called once the batches are appended (or refused),
-/// before their acknowledgements are waited for.
+/// `on_appended`, if any, is called once the batches are appended (or
+/// refused), before their acknowledgements are waited for.
 pub async fn handle(
     shard: &Rc<Shard>,
     access: &Access,
     header: &RequestHeader,
     request: ProduceRequest,
-    on_appended: impl FnOnce(),
+    on_appended: Option<impl FnOnce()>,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;

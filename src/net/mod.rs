@@ -260,7 +260,8 @@ struct Served {
 }
 
 fn is_produce(frame: &[u8]) -> bool {
-    frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == 0
+    let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+    key == Some(kafka_protocol::messages::ApiKey::Produce as i16)
 }
 
 /// Runs one request to its answer (not written).

@@ -83,22 +83,26 @@ fn producer_error_code(e: &ProducerError) -> i16 {
 
 impl Shard {
     pub async fn produce(self: &Rc<Self>, items: Vec<ProduceItem>) -> Vec<ProduceOutcome> {
-        self.produce_ordered(items, || {}).await
+        self.produce_ordered(items, None::<fn()>).await
     }
 
-    /// [`Shard::produce`], calling `on_appended` once every owner has
-    /// appended its batches (or failed to), before the acks are waited
+    /// [`Shard::produce`], calling `on_appended` (if any) once every owner
+    /// has appended its batches (or failed to), before the acks are waited
     /// for: from then on a later produce's appends come after these.
+    /// Without it, no owner is asked to tell.
     pub async fn produce_ordered(
         self: &Rc<Self>,
         items: Vec<ProduceItem>,
-        on_appended: impl FnOnce(),
+        on_appended: Option<impl FnOnce()>,
     ) -> Vec<ProduceOutcome> {
         let signals = std::cell::RefCell::new(Vec::new());
+        let wanted = on_appended.is_some();
         let signal = || {
-            let (tx, rx) = oneshot::channel();
-            signals.borrow_mut().push(rx);
-            Some(tx)
+            wanted.then(|| {
+                let (tx, rx) = oneshot::channel();
+                signals.borrow_mut().push(rx);
+                tx
+            })
         };
         let produced = self.scatter_now(
             items,
@@ -116,6 +120,9 @@ impl Shard {
                 log_start_offset: -1,
             },
         );
+        let Some(on_appended) = on_appended else {
+            return produced.await;
+        };
         // An owner that is gone drops its signal: nothing of it is pending.
         let appended =
             futures::FutureExt::map(futures::future::join_all(signals.take()), |_| on_appended());

@@ -409,6 +409,7 @@ async fn read_within(
         })
         .collect();
     let mut read = shard.read(items).await.into_iter();
+    let mut kept = 0;
     let mut outcomes: Vec<ReadOutcome> = wanted
         .iter()
         .enumerate()
@@ -419,12 +420,15 @@ async fn read_within(
                 if !outcome.unchanged {
                     return outcome;
                 }
-                crate::stats::FETCH_PARTITIONS_KEPT.add(1);
+                kept += 1;
                 let earlier = earlier.as_mut().expect("asked with an earlier outcome");
                 std::mem::replace(&mut earlier[i], ReadOutcome::unread(0))
             }
         })
         .collect();
+    if kept > 0 {
+        crate::stats::FETCH_PARTITIONS_KEPT.add(kept);
+    }
     let mut cut = false;
     let mut used = 0u64;
     for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
