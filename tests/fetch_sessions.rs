@@ -95,3 +95,76 @@ fn incremental_fetches_carry_only_what_changed() {
     let response: FetchResponse = c.call(12, &gone);
     assert_eq!(response.error_code, FETCH_SESSION_ID_NOT_FOUND);
 }
+
+/// A session's partition that read as nothing new is not read again while
+/// it stays unchanged (a follower's fetch names every partition it
+/// follows, and one append moves one of them), and is read again, with
+/// what is new, once it moves.
+#[test]
+fn an_unchanged_partition_is_not_read_again_until_it_moves() {
+    const KEPT: &str = "sluice_fetch_partitions_kept_total";
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    create_topic(&broker.bootstrap(), "quiet", 8, &[]);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    for p in 0..8 {
+        assert_eq!(c.produce_batch("quiet", p, batch(b"first")).0, 0);
+    }
+    let at = |offset: i64| (0..8).map(|p| (p, offset)).collect::<Vec<_>>();
+
+    // A new session at every partition's end: nothing to send anywhere.
+    let full = raw::fetch_request("quiet", &at(1), 0)
+        .with_session_id(0)
+        .with_session_epoch(0);
+    let response: FetchResponse = c.call(12, &full);
+    let session = response.session_id;
+    assert_ne!(session, 0, "a session was made");
+    assert_eq!(
+        answered(&response),
+        (0..8).map(|p| (p, 0)).collect::<Vec<_>>()
+    );
+    let kept = broker.metric(KEPT);
+
+    // Nothing moved: no partition is read again.
+    let idle = |epoch: i32, wait_ms: i32| {
+        raw::fetch_request("quiet", &[], wait_ms)
+            .with_session_id(session)
+            .with_session_epoch(epoch)
+    };
+    let response: FetchResponse = c.call(12, &idle(1, 0));
+    assert_eq!(answered(&response), vec![]);
+    assert_eq!(broker.metric(KEPT), kept + 8, "all eight kept");
+
+    // One partition moves: it alone is read, and its record is answered.
+    assert_eq!(c.produce_batch("quiet", 3, batch(b"second")).0, 0);
+    let response: FetchResponse = c.call(12, &idle(2, 0));
+    assert_eq!(answered(&response), vec![(3, 1)]);
+    assert_eq!(broker.metric(KEPT), kept + 8 + 7);
+
+    // A long poll parked on quiet partitions wakes for an append to one.
+    let moved = raw::fetch_request("quiet", &[(3, 2)], 10_000)
+        .with_session_id(session)
+        .with_session_epoch(3);
+    let producer = {
+        let bootstrap = broker.bootstrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut c = RawClient::connect(&bootstrap);
+            assert_eq!(c.produce_batch("quiet", 5, batch(b"third")).0, 0);
+        })
+    };
+    let response: FetchResponse = c.call(12, &moved);
+    producer.join().unwrap();
+    assert_eq!(answered(&response), vec![(5, 1)]);
+
+    // Partition 5's position moves past its record; the partition that was
+    // answered last is read again once, then kept like the rest.
+    let caught_up = raw::fetch_request("quiet", &[(5, 2)], 0)
+        .with_session_id(session)
+        .with_session_epoch(4);
+    let response: FetchResponse = c.call(12, &caught_up);
+    assert_eq!(answered(&response), vec![]);
+    let before = broker.metric(KEPT);
+    let response: FetchResponse = c.call(12, &idle(5, 0));
+    assert_eq!(answered(&response), vec![]);
+    assert_eq!(broker.metric(KEPT), before + 8, "all eight kept again");
+}

@@ -22,7 +22,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::metadata::Topics;
-use crate::shard::{ReadOutcome, TopicPartition};
+use crate::shard::{ReadOutcome, Seen, TopicPartition};
 
 /// The first Fetch version that names topics by id.
 pub const TOPIC_IDS_SINCE: i16 = 13;
@@ -44,6 +44,20 @@ pub struct SessionPartition {
     /// partition is left out of an answer while they stay the same and it
     /// has no records.
     sent: Option<Told>,
+    /// The partition's state when the last answer that went out found
+    /// nothing past `fetch_offset` (no records, no error): while it stays
+    /// so, reading again would find the same, and the read is skipped (a
+    /// follower's fetch names every partition it follows, and one append
+    /// moves one of them). Cleared whenever the request names the partition.
+    quiet: Option<Seen>,
+}
+
+impl SessionPartition {
+    /// The state under which this partition last read as nothing new, and
+    /// what its answer told then, if it did.
+    pub fn quiet(&self) -> Option<(Seen, Told)> {
+        Some((self.quiet?, self.sent?))
+    }
 }
 
 struct Session {
@@ -188,15 +202,17 @@ impl FetchSessions {
     }
 
     /// Records what an answer that went out told of `tp`, so an unchanged
-    /// partition is left out of the next incremental answer. Not called for
-    /// a throttled (empty) answer, which told nothing, as in Kafka.
-    pub fn mark(&mut self, session_id: i32, tp: &TopicPartition, told: Told) {
+    /// partition is left out of the next incremental answer, and whether
+    /// it read as nothing new (see [`quiet`]). Not called for a throttled
+    /// (empty) answer, which told nothing, as in Kafka.
+    pub fn mark(&mut self, session_id: i32, tp: &TopicPartition, told: Told, quiet: Option<Seen>) {
         if let Some(p) = self
             .sessions
             .get_mut(&session_id)
             .and_then(|s| s.partitions.get_mut(tp))
         {
             p.sent = Some(told);
+            p.quiet = quiet;
         }
     }
 
@@ -249,6 +265,14 @@ impl FetchSessions {
 /// What an answer tells of a partition besides its records: (high
 /// watermark, last stable offset, log start).
 pub type Told = (i64, i64, i64);
+
+/// The state `outcome` was read under, if it found nothing past the
+/// fetch offset: no records, no error, no divergence. `cut`: the read was
+/// held to the response budget, which may have dropped its records.
+pub fn quiet(outcome: &ReadOutcome, cut: bool) -> Option<Seen> {
+    let nothing = outcome.bytes == 0 && outcome.error == 0 && outcome.diverging.is_none();
+    outcome.seen.filter(|_| nothing && !cut)
+}
 
 /// What `outcome`'s answer tells of its partition.
 pub fn told(outcome: &ReadOutcome) -> Told {
@@ -306,6 +330,7 @@ fn listed(
                     current_leader_epoch: p.current_leader_epoch,
                     last_fetched_epoch: p.last_fetched_epoch,
                     sent: None,
+                    quiet: None,
                 };
                 (tp, wanted)
             })
@@ -347,7 +372,7 @@ mod tests {
         /// An answer that goes out: whether `tp` is in it, recorded.
         fn answer(&mut self, session_id: i32, tp: &TopicPartition, outcome: &ReadOutcome) -> bool {
             let shown = self.would_answer(session_id, tp, outcome);
-            self.mark(session_id, tp, told(outcome));
+            self.mark(session_id, tp, told(outcome), quiet(outcome, false));
             shown
         }
 
@@ -414,6 +439,45 @@ mod tests {
         assert!(s.answer(id, &tp(0), &outcome(5, 100)), "records");
         let forgot = s.by_name(&request(id, 2, &[], &[0]), 2);
         assert_eq!(offsets(&forgot), vec![(1, 9)]);
+    }
+
+    /// A partition is quiet after an answer that found nothing past its
+    /// position, not after one with records, an error or a cut read, and
+    /// not once the request names it again.
+    #[test]
+    fn quiet_partitions_are_the_ones_that_read_as_nothing_new() {
+        let mut s = FetchSessions::new(10, 1000);
+        let Resolved::Full { session_id: id, .. } =
+            s.by_name(&request(0, 0, &[(0, 5), (1, 5), (2, 5), (3, 5)], &[]), 0)
+        else {
+            panic!("a new session is a full fetch")
+        };
+        let seen = Seen {
+            instance: 1,
+            version: 7,
+        };
+        let read = |hw: i64, bytes: u64, error: i16| ReadOutcome {
+            error,
+            seen: Some(seen),
+            ..outcome(hw, bytes)
+        };
+        let answers = [read(5, 0, 0), read(9, 100, 0), read(5, 0, 6), read(5, 0, 0)];
+        for (p, o) in answers.iter().enumerate() {
+            let cut = p == 3;
+            s.mark(id, &tp(p as i32), told(o), quiet(o, cut));
+        }
+        let next = s.by_name(&request(id, 1, &[], &[]), 1);
+        let Resolved::Incremental { partitions, .. } = &next else {
+            panic!("an incremental fetch")
+        };
+        let quiet: Vec<Option<(Seen, Told)>> = partitions.iter().map(|(_, p)| p.quiet()).collect();
+        assert_eq!(quiet, vec![Some((seen, (5, 5, 0))), None, None, None]);
+        // Named again (its position changed), it is read again.
+        let named = s.by_name(&request(id, 2, &[(0, 6)], &[]), 2);
+        let Resolved::Incremental { partitions, .. } = &named else {
+            panic!("an incremental fetch")
+        };
+        assert_eq!(partitions[0].1.quiet(), None);
     }
 
     /// A throttled answer tells nothing: the session keeps the partition's

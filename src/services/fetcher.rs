@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, To
 use kafka_protocol::protocol::StrBytes;
 
 use crate::net::client::{ClientError, KafkaConnection, Security};
-use crate::shard::{Event, Shard, TopicPartition};
+use crate::shard::{Event, Followed, Shard, TopicPartition};
 
 /// Fetch v12: replica_id in the body, last_fetched_epoch and diverging
 /// epochs (KIP-320), the newest version the broker serves itself.
@@ -68,8 +68,8 @@ impl Fetchers {
 /// sets them as the metadata moves) and the fetch loop.
 struct FetcherHandle {
     pub leader: i32,
-    /// Partition -> the leader epoch it follows at.
-    partitions: RefCell<BTreeMap<TopicPartition, i32>>,
+    /// Partition -> the epoch it follows at, and the partition.
+    partitions: RefCell<BTreeMap<TopicPartition, Followed>>,
     stopped: Cell<bool>,
     /// Bumped on any change, so a backing-off loop looks again at once.
     changed: Event,
@@ -85,9 +85,17 @@ impl FetcherHandle {
         }
     }
 
-    pub fn set_partitions(&self, partitions: Vec<(TopicPartition, i32)>) {
-        let next: BTreeMap<TopicPartition, i32> = partitions.into_iter().collect();
-        if *self.partitions.borrow() != next {
+    pub fn set_partitions(&self, partitions: Vec<(TopicPartition, Followed)>) {
+        let next: BTreeMap<TopicPartition, Followed> = partitions.into_iter().collect();
+        let same = {
+            let now = self.partitions.borrow();
+            now.len() == next.len()
+                && now
+                    .iter()
+                    .zip(&next)
+                    .all(|((a, fa), (b, fb))| a == b && fa.same(fb))
+        };
+        if !same {
             *self.partitions.borrow_mut() = next;
             self.changed.notify();
         }
@@ -100,7 +108,7 @@ impl FetcherHandle {
 
     /// The epoch `tp` is followed at by this fetcher, if it still is.
     pub fn epoch_of(&self, tp: &TopicPartition) -> Option<i32> {
-        self.partitions.borrow().get(tp).copied()
+        self.partitions.borrow().get(tp).map(|f| f.leader_epoch)
     }
 }
 
@@ -114,13 +122,16 @@ struct Sent {
     log_start: i64,
 }
 
+/// Each followed partition's position, in partition order.
+type Positions = Vec<(TopicPartition, Sent)>;
+
 /// This fetcher's incremental fetch session with the leader (KIP-227).
 #[derive(Default)]
 struct Session {
     /// 0: none; the next request is full and asks for one.
     id: i32,
     next_epoch: i32,
-    sent: BTreeMap<TopicPartition, Sent>,
+    sent: Positions,
 }
 
 impl Session {
@@ -142,7 +153,7 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>)
     );
     while !handle.stopped.get() && !shard.is_stopping() {
         let seen = handle.changed.version();
-        let positions = positions(&shard, &handle);
+        let positions = positions(&handle);
         if positions.is_empty() {
             session.reset();
             pause(&shard, &handle, seen, backoff).await;
@@ -272,17 +283,19 @@ fn is_session_error(code: i16) -> bool {
     code == E::FetchSessionIdNotFound.code() || code == E::InvalidFetchSessionEpoch.code()
 }
 
-/// Where every partition still followed from this leader stands.
-fn positions(shard: &Shard, handle: &FetcherHandle) -> BTreeMap<TopicPartition, Sent> {
+/// Where every partition still followed from this leader stands, read
+/// through the handles the fetcher holds (no lookups: a follower of
+/// hundreds of partitions does this every round).
+fn positions(handle: &FetcherHandle) -> Positions {
     handle
         .partitions
         .borrow()
         .iter()
-        .filter_map(|(tp, &epoch)| {
-            let position = shard.follower_position(tp)?;
+        .filter_map(|(tp, followed)| {
+            let position = followed.position()?;
             let sent = Sent {
                 fetch_offset: position.log_end,
-                leader_epoch: epoch,
+                leader_epoch: followed.leader_epoch,
                 last_fetched_epoch: position.last_epoch,
                 log_start: position.log_start,
             };
@@ -291,20 +304,62 @@ fn positions(shard: &Shard, handle: &FetcherHandle) -> BTreeMap<TopicPartition, 
         .collect()
 }
 
+/// What changed between the positions last sent and now, both in
+/// partition order: the partitions whose position is new or moved, and the
+/// ones no longer followed.
+fn changes<'a>(
+    sent: &'a Positions,
+    now: &'a Positions,
+) -> (Vec<&'a (TopicPartition, Sent)>, Vec<&'a TopicPartition>) {
+    let (mut moved, mut gone) = (Vec::new(), Vec::new());
+    let (mut sent, mut now) = (sent.iter().peekable(), now.iter().peekable());
+    loop {
+        match (sent.peek(), now.peek()) {
+            (None, None) => break,
+            (Some((old, _)), None) => {
+                gone.push(old);
+                sent.next();
+            }
+            (None, Some(new)) => {
+                moved.push(*new);
+                now.next();
+            }
+            (Some((old, was)), Some(new)) => match old.cmp(&new.0) {
+                std::cmp::Ordering::Less => {
+                    gone.push(old);
+                    sent.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    moved.push(*new);
+                    now.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if *was != new.1 {
+                        moved.push(*new);
+                    }
+                    sent.next();
+                    now.next();
+                }
+            },
+        }
+    }
+    (moved, gone)
+}
+
 /// The next fetch: without a session, every partition (asking for a
 /// session); within one, only the partitions whose position moved, and the
 /// ones no longer followed as forgotten.
-fn build_request(
-    shard: &Shard,
-    session: &Session,
-    positions: &BTreeMap<TopicPartition, Sent>,
-) -> FetchRequest {
+fn build_request(shard: &Shard, session: &Session, positions: &Positions) -> FetchRequest {
     let config = &shard.config;
+    let none = Positions::new();
+    let sent = if session.id == 0 {
+        &none
+    } else {
+        &session.sent
+    };
+    let (moved, gone) = changes(sent, positions);
     let mut topics: BTreeMap<Rc<str>, Vec<FetchPartition>> = BTreeMap::new();
-    for (tp, position) in positions {
-        if session.id != 0 && session.sent.get(tp) == Some(position) {
-            continue;
-        }
+    for (tp, position) in moved {
         let partition = FetchPartition::default()
             .with_partition(tp.partition)
             .with_current_leader_epoch(position.leader_epoch)
@@ -318,11 +373,7 @@ fn build_request(
             .push(partition);
     }
     let mut forgotten: BTreeMap<Rc<str>, Vec<i32>> = BTreeMap::new();
-    for tp in session
-        .sent
-        .keys()
-        .filter(|tp| !positions.contains_key(*tp))
-    {
+    for tp in gone {
         forgotten
             .entry(Rc::from(&*tp.topic))
             .or_default()
@@ -392,4 +443,41 @@ fn apply(shard: &Rc<Shard>, handle: &FetcherHandle, response: FetchResponse) -> 
         }
     }
     progress || !failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: i32, fetch_offset: i64) -> (TopicPartition, Sent) {
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition,
+        };
+        let sent = Sent {
+            fetch_offset,
+            leader_epoch: 1,
+            last_fetched_epoch: 1,
+            log_start: 0,
+        };
+        (tp, sent)
+    }
+
+    #[test]
+    fn changes_are_the_moved_and_new_partitions_and_the_ones_gone() {
+        let sent = vec![at(0, 5), at(1, 5), at(3, 5), at(4, 5)];
+        let now = vec![at(1, 5), at(2, 0), at(3, 6), at(5, 0)];
+        let (moved, gone) = changes(&sent, &now);
+        let moved: Vec<(i32, i64)> = moved
+            .iter()
+            .map(|(tp, s)| (tp.partition, s.fetch_offset))
+            .collect();
+        let gone: Vec<i32> = gone.iter().map(|tp| tp.partition).collect();
+        assert_eq!(moved, vec![(2, 0), (3, 6), (5, 0)]);
+        assert_eq!(gone, vec![0, 4]);
+        let none = Positions::new();
+        let (moved, gone) = changes(&none, &now);
+        assert_eq!(moved.len(), 4, "without a session, every partition");
+        assert!(gone.is_empty());
+    }
 }

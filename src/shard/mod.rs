@@ -42,7 +42,7 @@ pub use messages::*;
 pub use observer::ShardObserver;
 pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
-pub use replica::{Fetched, FollowerPosition};
+pub use replica::{Fetched, Followed, FollowerPosition};
 
 /// A partition's log, its replication role and its append notification,
 /// owned by one shard.
@@ -50,8 +50,10 @@ pub struct Partition {
     pub log: RefCell<PartitionLog>,
     /// Leader (with its followers' progress), follower, or alone.
     pub role: RefCell<crate::replication::Role>,
-    /// Bumped after every append, high watermark move and role change;
-    /// long-poll fetches and acks=all produces wait on it.
+    /// Bumped after every append, high watermark move, role change and
+    /// log start moved by retention (and a refused ISR proposal); long-poll
+    /// fetches and acks=all produces wait on it, and fetch sessions skip a
+    /// partition whose version has not moved (`Seen`).
     pub appended: Event,
     /// Bumped when an append written off the shard thread is finished:
     /// what other appends to the partition wait for.
@@ -552,6 +554,10 @@ impl Shard {
                 Ok(deleted) if deleted.is_empty() => {}
                 Ok(deleted) => {
                     tracing::info!(topic = %tp.topic, partition = tp.partition, segments = deleted.len(), "retention deleted segments");
+                    // The log start moved: fetch sessions that skip an
+                    // unchanged partition tell it at their next fetch.
+                    drop(log);
+                    partition.appended.notify();
                     // Unlinking (and closing) large cached files is slow;
                     // the segments are already out of the log.
                     crate::runtime::spawn_local(crate::runtime::blocking(move || {

@@ -153,6 +153,10 @@ impl Shard {
                             l.proposed = None;
                         }
                     }
+                    // A follower's fetch that finds nothing new is not read
+                    // again while the partition is unchanged; this wakes it,
+                    // so its next fetch proposes it again.
+                    partition.appended.notify();
                 }
             }
         })
@@ -161,8 +165,8 @@ impl Shard {
 
     /// The follower partitions of this shard, by the broker they follow,
     /// with the leader epoch each follows at.
-    pub fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> {
-        let mut by_leader: std::collections::BTreeMap<i32, Vec<(TopicPartition, i32)>> =
+    pub fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, Followed)>> {
+        let mut by_leader: std::collections::BTreeMap<i32, Vec<(TopicPartition, Followed)>> =
             Default::default();
         for (tp, partition) in self.partitions.borrow().iter() {
             if let Role::Follower {
@@ -170,10 +174,13 @@ impl Shard {
                 leader_epoch,
             } = &*partition.role.borrow()
             {
-                by_leader
-                    .entry(*leader)
-                    .or_default()
-                    .push((tp.clone(), *leader_epoch));
+                by_leader.entry(*leader).or_default().push((
+                    tp.clone(),
+                    Followed {
+                        leader_epoch: *leader_epoch,
+                        partition: partition.clone(),
+                    },
+                ));
             }
         }
         by_leader
@@ -260,7 +267,38 @@ pub(super) async fn wait_replicated(
     }
 }
 
+/// A partition this shard follows, as its fetcher holds it: the epoch it
+/// follows at, and the partition itself, so that a fetch round reads every
+/// position without looking partitions up.
+#[derive(Clone)]
+pub struct Followed {
+    pub leader_epoch: i32,
+    pub partition: Rc<Partition>,
+}
+
+impl Followed {
+    /// The same partition (not one recreated since) at the same epoch.
+    pub fn same(&self, other: &Followed) -> bool {
+        self.leader_epoch == other.leader_epoch && Rc::ptr_eq(&self.partition, &other.partition)
+    }
+
+    /// Where the follower log stands, while this shard still follows it.
+    pub fn position(&self) -> Option<FollowerPosition> {
+        let partition = &self.partition;
+        if !matches!(*partition.role.borrow(), Role::Follower { .. }) {
+            return None;
+        }
+        let log = partition.log.borrow();
+        Some(FollowerPosition {
+            log_end: log.log_end_offset(),
+            log_start: log.log_start_offset(),
+            last_epoch: log.latest_epoch().unwrap_or(-1),
+        })
+    }
+}
+
 /// Where a follower log stands, for its next fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FollowerPosition {
     pub log_end: i64,
     pub log_start: i64,
@@ -291,20 +329,6 @@ impl Shard {
             .find(|e| Some(&e.name) == named)
             .or_else(|| endpoints.first())?;
         Some(format!("{}:{}", endpoint.host, endpoint.port))
-    }
-
-    /// The position of a partition this shard follows.
-    pub fn follower_position(&self, tp: &TopicPartition) -> Option<FollowerPosition> {
-        let partition = self.partition(tp)?;
-        if !matches!(*partition.role.borrow(), Role::Follower { .. }) {
-            return None;
-        }
-        let log = partition.log.borrow();
-        Some(FollowerPosition {
-            log_end: log.log_end_offset(),
-            log_start: log.log_start_offset(),
-            last_epoch: log.latest_epoch().unwrap_or(-1),
-        })
     }
 
     /// Applies one partition's answer to a follower fetch: truncate where

@@ -32,9 +32,9 @@ use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
 use crate::record::BATCH_HEADER_LEN;
 use crate::services::fetch_sessions::{
-    told as told_of, FetchSessions, Resolved, SessionPartition, Told,
+    quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
-use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Shard, TopicPartition};
+use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition};
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
 use encode::{PartitionFrame, TopicFrame};
@@ -67,6 +67,10 @@ struct Wanted {
     current_leader_epoch: i32,
     /// A follower's fetch (replica_id >= 0).
     replica: Option<ReplicaFetch>,
+    /// In an incremental session: the state under which this position last
+    /// read as nothing new, and what was told then. Still so, the partition
+    /// is not read again and stays out of the answer.
+    quiet: Option<(Seen, Told)>,
 }
 
 /// Kafka's IsolationLevel.READ_COMMITTED.
@@ -116,7 +120,7 @@ pub async fn handle(
     // wakes it): the others keep what the last read gave, unless that
     // read was cut to the response budget.
     let mut earlier: Option<Vec<ReadOutcome>> = None;
-    let outcomes = loop {
+    let (outcomes, cut) = loop {
         let (outcomes, cut) = read_within(shard, &wanted, response_max, earlier.take()).await;
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
         // An id answered UNKNOWN_TOPIC_ID does not end a long poll on the
@@ -132,7 +136,7 @@ pub async fn handle(
             || now >= deadline
             || shard.is_stopping()
         {
-            break outcomes;
+            break (outcomes, cut);
         }
         // Wake once any requested partition is no longer as just read.
         let waits = outcomes
@@ -150,9 +154,7 @@ pub async fn handle(
         let woken = crate::runtime::timeout(deadline - now, shard.wait_for_append(waits)).await;
         earlier = (!cut).then_some(outcomes);
         if woken.is_none() {
-            break read_within(shard, &wanted, response_max, earlier.take())
-                .await
-                .0;
+            break read_within(shard, &wanted, response_max, earlier.take()).await;
         }
     };
     let mut outcomes = outcomes;
@@ -163,6 +165,7 @@ pub async fn handle(
         sessions,
         id: session_id,
         incremental,
+        cut,
     };
     answer(shard, version, session, wanted, outcomes, charge)
 }
@@ -172,6 +175,8 @@ struct Session<'a> {
     sessions: &'a RefCell<FetchSessions>,
     id: i32,
     incremental: bool,
+    /// Some partition's records were held to the response budget.
+    cut: bool,
 }
 
 /// Encodes the answer to what was read, charges it when a quota may apply,
@@ -188,6 +193,7 @@ fn answer(
         sessions,
         id: session_id,
         incremental,
+        cut,
     } = session;
     let shown: Vec<bool> = if session_id == 0 {
         vec![true; wanted.len()]
@@ -201,13 +207,14 @@ fn answer(
     };
     // What the session records as told once the answer goes out: at once
     // when no quota can throttle it (no copy), else after the charge.
-    let mut told: Vec<(TopicPartition, Told)> = Vec::new();
+    let mut told: Vec<(TopicPartition, Told, Option<Seen>)> = Vec::new();
     if session_id != 0 {
         let mut sessions = sessions.borrow_mut();
         for (w, o) in wanted.iter().zip(&outcomes) {
+            let quiet = quiet_of(o, cut);
             match charge {
-                None => sessions.mark(session_id, &w.tp, told_of(o)),
-                Some(_) => told.push((w.tp.clone(), told_of(o))),
+                None => sessions.mark(session_id, &w.tp, told_of(o), quiet),
+                Some(_) => told.push((w.tp.clone(), told_of(o), quiet)),
             }
         }
     }
@@ -224,8 +231,8 @@ fn answer(
         return throttled(sessions, version, session_id, incremental, throttle_ms);
     }
     let mut sessions = sessions.borrow_mut();
-    for (tp, told) in told {
-        sessions.mark(session_id, &tp, told);
+    for (tp, told, quiet) in told {
+        sessions.mark(session_id, &tp, told, quiet);
     }
     body
 }
@@ -371,6 +378,7 @@ fn wanted(
                 node_id: replica_id,
                 last_fetched_epoch: p.last_fetched_epoch,
             }),
+            quiet: p.quiet(),
         })
         .collect()
 }
@@ -405,7 +413,10 @@ async fn read_within(
             current_leader_epoch: w.current_leader_epoch,
             replica: w.replica,
             to_log_end: false,
-            unless_unchanged: earlier.as_ref().and_then(|e| e[i].seen),
+            unless_unchanged: match &earlier {
+                Some(earlier) => earlier[i].seen,
+                None => w.quiet.map(|(seen, _)| seen),
+            },
         })
         .collect();
     let mut read = shard.read(items).await.into_iter();
@@ -421,8 +432,10 @@ async fn read_within(
                     return outcome;
                 }
                 kept += 1;
-                let earlier = earlier.as_mut().expect("asked with an earlier outcome");
-                std::mem::replace(&mut earlier[i], ReadOutcome::unread(0))
+                match earlier.as_mut() {
+                    Some(earlier) => std::mem::replace(&mut earlier[i], ReadOutcome::unread(0)),
+                    None => quiet_outcome(w.quiet.expect("asked as quiet")),
+                }
             }
         })
         .collect();
@@ -473,6 +486,19 @@ async fn read_within(
         used += outcome.bytes;
     }
     (outcomes, cut)
+}
+
+/// The outcome a quiet partition (see [`Wanted::quiet`]) would read
+/// again: nothing, under the same state, telling what it told.
+fn quiet_outcome((seen, told): (Seen, Told)) -> ReadOutcome {
+    let (high_watermark, last_stable_offset, log_start_offset) = told;
+    ReadOutcome {
+        high_watermark,
+        last_stable_offset,
+        log_start_offset,
+        seen: Some(seen),
+        ..ReadOutcome::unread(0)
+    }
 }
 
 /// The answer's topics: consecutive partitions of one topic share a frame;
