@@ -351,13 +351,9 @@ fn changes<'a>(
 /// ones no longer followed as forgotten.
 fn build_request(shard: &Shard, session: &Session, positions: &Positions) -> FetchRequest {
     let config = &shard.config;
-    let none = Positions::new();
-    let sent = if session.id == 0 {
-        &none
-    } else {
-        &session.sent
-    };
-    let (moved, gone) = changes(sent, positions);
+    // Without a session nothing counts as sent: every partition goes.
+    debug_assert!(session.id != 0 || session.sent.is_empty());
+    let (moved, gone) = changes(&session.sent, positions);
     let mut topics: BTreeMap<Rc<str>, Vec<FetchPartition>> = BTreeMap::new();
     for (tp, position) in moved {
         let partition = FetchPartition::default()
