@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, WAIT};
+use common::cluster::{partition_view, Cluster, WAIT};
 use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::MetadataResponse;
@@ -172,6 +172,58 @@ fn controller_kill9_elects_another_controller() {
         })
     });
     assert_eq!(placement(&seen, "after-failover").len(), 2);
+}
+
+/// A paused (SIGSTOPped) active controller holds heartbeats unanswered
+/// rather than refusing them. The brokers still running must reach its
+/// successor within the session it gives them: only the paused node is
+/// fenced, and only the partitions it led change leader (and epoch).
+#[test]
+fn a_paused_controller_is_the_only_broker_fenced() {
+    let mut cluster = Cluster::start(3);
+    let topic = "paused-controller";
+    create_rf3(&cluster, 1, topic, 6);
+    let before = cluster.wait_metadata(1, "the topic led by all three, a controller", |m| {
+        let leaders: BTreeSet<i32> = placement(m, topic).values().map(|(l, _)| *l).collect();
+        m.controller_id.0 > 0 && leaders == BTreeSet::from([1, 2, 3])
+    });
+    let paused = before.controller_id.0;
+    let survivor = *cluster.ids().iter().find(|&&id| id != paused).unwrap();
+    cluster.sigstop(paused);
+    let after = cluster.wait_metadata(
+        survivor,
+        "the paused node fenced, its partitions led",
+        |m| {
+            !brokers(m).contains(&paused)
+                && placement(m, topic)
+                    .values()
+                    .all(|(leader, _)| *leader > 0 && *leader != paused)
+        },
+    );
+    // A live broker fenced and unfenced again shows as an epoch moved
+    // twice on the partitions it leads; give the new controller's first
+    // sessions time to run out (the session timeout is 3 s).
+    thread::sleep(Duration::from_secs(4));
+    let settled = cluster.metadata(survivor);
+    assert_eq!(brokers(&settled).len(), 2, "both running brokers are live");
+    for partition in 0..6 {
+        let was = partition_view(&before, topic, partition).unwrap();
+        let now = partition_view(&settled, topic, partition).unwrap();
+        if was.leader == paused {
+            assert_eq!(
+                now.leader_epoch,
+                was.leader_epoch + 1,
+                "partition {partition} moved once"
+            );
+        } else {
+            assert_eq!(
+                (now.leader, now.leader_epoch),
+                (was.leader, was.leader_epoch),
+                "partition {partition}: its running leader was fenced meanwhile ({after:?})"
+            );
+        }
+    }
+    cluster.sigcont(paused);
 }
 
 /// kill -9 of a broker: it is fenced (left out of Metadata), every partition

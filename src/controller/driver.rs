@@ -29,6 +29,8 @@ use super::{ControllerConfig, ControllerError};
 /// How long a proposal waits before asking again who leads, while an
 /// election is under way or the leader's address fails.
 pub const LEADER_RETRY_INTERVAL: Duration = Duration::from_millis(50);
+/// The least a heartbeat waits for the controller's answer.
+const HEARTBEAT_CALL_TIMEOUT_MIN: Duration = Duration::from_millis(100);
 /// How long shutdown waits for openraft to stop its tasks.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Snapshot after this many applied entries, then purge the log below it.
@@ -195,6 +197,7 @@ impl Core {
                     Response::Propose(r) => Some(r),
                     _ => None,
                 },
+                self.propose_timeout,
             )
             .await?;
         let mut images = self.images.clone();
@@ -218,20 +221,33 @@ impl Core {
                 Response::Heartbeat(r) => Some(r),
                 _ => None,
             },
+            self.heartbeat_call_timeout(),
         )
         .await
     }
 
+    /// How long one heartbeat waits for a controller that may be gone. A
+    /// heartbeat that waited out the propose timeout on a cut-off
+    /// controller would miss the session its new successor started, and
+    /// get this broker fenced though it never stopped: a third of the
+    /// session leaves room for two more tries, each at the leader known then.
+    fn heartbeat_call_timeout(&self) -> Duration {
+        (self.session_timeout / 3)
+            .min(self.propose_timeout)
+            .max(HEARTBEAT_CALL_TIMEOUT_MIN)
+    }
+
     /// Runs `local` if this node leads, else sends `remote()` to the
-    /// leader; while there is none, or it moved, asks again, first the
-    /// leader a refusing peer named. A learner that knows no leader, or
-    /// cannot reach it, asks the voters in turn. The caller bounds the
-    /// whole.
+    /// leader, waiting at most `ttl` for its answer; while there is none,
+    /// or it moved, asks again, first the leader a refusing peer named. A
+    /// learner that knows no leader, or cannot reach it, asks the voters in
+    /// turn. The caller bounds the whole.
     pub(super) async fn at_leader<T, Fut>(
         &self,
         local: impl Fn() -> Fut,
         remote: impl Fn() -> Request,
         unpack: impl Fn(Response) -> Option<Result<T, ControllerError>>,
+        ttl: Duration,
     ) -> Result<T, ControllerError>
     where
         Fut: Future<Output = Result<T, ControllerError>>,
@@ -245,10 +261,7 @@ impl Core {
             let result = match target {
                 Some(leader) if leader == self.node_id => local().await,
                 Some(leader) => {
-                    let call = self
-                        .forwarder
-                        .call(self, leader, &remote(), self.propose_timeout)
-                        .await;
+                    let call = self.forwarder.call(self, leader, &remote(), ttl).await;
                     match call.map(&unpack) {
                         Ok(Some(r)) => r,
                         Ok(None) => Err(ControllerError::Unavailable("mismatched response".into())),

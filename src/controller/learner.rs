@@ -177,6 +177,7 @@ impl Core {
                 Response::AddLearner(r) => Some(r),
                 _ => None,
             },
+            self.propose_timeout,
         )
         .await
     }
