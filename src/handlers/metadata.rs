@@ -95,8 +95,16 @@ pub async fn handle(
     let mut response = MetadataResponse::default();
     response.brokers = match view {
         Some(view) => live_brokers(view, &client.session.listener.name),
-        None => vec![broker(shard, client)],
+        None => Vec::new(),
     };
+    if response.brokers.is_empty() {
+        // With every broker fenced (a controller change can do that for a
+        // moment), an empty list would make librdkafka (2.10+) drop every
+        // broker it knows and stop until it bootstraps again, minutes
+        // later. The node answering is one the client can reach: name it,
+        // so the client asks it again.
+        response.brokers.push(broker(shard, client));
+    }
     response.cluster_id = Some(StrBytes::from_string(cluster_id(shard)));
     response.controller_id = BrokerId(controller_id(shard));
     // v8-10 may ask for the cluster's, v8+ for each topic's.
