@@ -24,6 +24,9 @@ use crate::scenario::Scenario;
 /// a scenario injects, so a healed cluster still takes it.
 const MESSAGE_TIMEOUT_MS: &str = "120000";
 /// The bound of the final flush of outstanding messages.
+/// librdkafka debug contexts for the producer (`msg,protocol,eos`, say),
+/// its lines on stderr.
+pub const RDKAFKA_DEBUG_ENV: &str = "CHAOS_RDKAFKA_DEBUG";
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(150);
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,7 +90,13 @@ struct Ctx {
     clock: Clock,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    /// librdkafka's own lines, on the run's clock: what the producer saw
+    /// is half of explaining a violation.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, line: &str) {
+        eprintln!("rdkafka {} us {level:?} {facility} {line}", self.clock.us());
+    }
+}
 
 impl ProducerContext for Ctx {
     type DeliveryOpaque = ();
@@ -186,6 +195,10 @@ fn producer(
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "1000")
         .set("log_level", "3");
+    if let Ok(contexts) = std::env::var(RDKAFKA_DEBUG_ENV) {
+        c.set("debug", contexts)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
     Ok(c.create_with_context(Ctx {
         history: history.clone(),
         clock,
