@@ -96,6 +96,10 @@ struct ServeArgs {
     replica_high_watermark_checkpoint_interval_ms: Option<u64>,
     #[arg(long)]
     replica_fetch_response_max_bytes: Option<i32>,
+    /// acks=all produces one partition holds waiting for its followers;
+    /// past it a produce is refused (REQUEST_TIMED_OUT) before it appends.
+    #[arg(long)]
+    replica_acks_waiting_max: Option<usize>,
     /// fdatasync before acknowledging every acks=all produce.
     #[arg(long)]
     fsync_on_ack: bool,
@@ -230,6 +234,7 @@ impl ServeArgs {
             replica_high_watermark_checkpoint_interval_ms =>
                 c.replica_high_watermark_checkpoint_interval_ms,
             replica_fetch_response_max_bytes => c.replica_fetch_response_max_bytes,
+            replica_acks_waiting_max => c.replica_acks_waiting_max,
             transaction_state_num_partitions => c.transaction_state_num_partitions,
             transaction_max_timeout_ms => c.transaction_max_timeout_ms,
             transaction_abort_timed_out_transaction_cleanup_interval_ms =>

@@ -952,6 +952,83 @@ fn batch_count(log: &[u8]) -> usize {
     count
 }
 
+/// acks=all produces waiting on a connection that closes give their
+/// partition's waiting slots back (`--replica-acks-waiting-max`): a slot
+/// kept would refuse the partition's next acks=all produce
+/// (REQUEST_TIMED_OUT, nothing appended) for as long as the broker runs.
+#[test]
+fn a_closed_connection_gives_back_its_waiting_acks_slots() {
+    const TOPIC: &str = "repl-slots";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--replica-lag-time-max-ms",
+            "600000",
+            "--broker-session-timeout-ms",
+            "600000",
+            "--broker-heartbeat-interval-ms",
+            "300",
+            "--replica-acks-waiting-max",
+            "2",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, 1, &[]));
+    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
+    let controller = cluster.metadata(view.leader).controller_id.0;
+    let paused = ALL3
+        .into_iter()
+        .filter(|&id| id != view.leader)
+        .max_by_key(|&id| id != controller)
+        .unwrap();
+    let waits = |tag: &str| {
+        let record = OwnedRecord {
+            key: None,
+            value: Some(tag.as_bytes().to_vec()),
+            timestamp: now_ms(),
+            headers: Vec::new(),
+        };
+        common::raw::produce_request(TOPIC, -1, vec![(0, build_owned_batch(&[record]))])
+            .with_timeout_ms(600_000)
+    };
+    cluster.sigstop(paused);
+    {
+        // Both slots taken by produces that wait for the paused follower,
+        // pipelined on one connection, which then closes.
+        let mut raw = RawClient::connect(&cluster.node(view.leader).bootstrap());
+        raw.send(9, &waits("first"));
+        raw.send(9, &waits("second"));
+        cluster.wait_for("both appended", WAIT, || {
+            match batch_count(&cluster.log_bytes(view.leader, TOPIC, 0)) {
+                2 => Ok(()),
+                c => Err(format!("{c} batches in the leader's log")),
+            }
+        });
+    }
+    // The leader sees the close and drops both waits; until it has, a new
+    // produce may still find the slots taken and be refused before it
+    // appends, so it is sent again (bounded) until the log has it. Either
+    // way it is answered REQUEST_TIMED_OUT: appended, it waits out its own
+    // second for the paused follower.
+    let mut raw = RawClient::connect(&cluster.node(view.leader).bootstrap());
+    let deadline = Instant::now() + WAIT;
+    while batch_count(&cluster.log_bytes(view.leader, TOPIC, 0)) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's slots were never given back"
+        );
+        raw.send(9, &waits("third").with_timeout_ms(1_000));
+        let r: kafka_protocol::messages::ProduceResponse = raw.recv();
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, err::REQUEST_TIMED_OUT);
+    }
+    assert_eq!(batch_count(&cluster.log_bytes(view.leader, TOPIC, 0)), 3);
+    cluster.sigcont(paused);
+    let r: kafka_protocol::messages::ProduceResponse = raw.call(9, &waits("fourth"));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (err::NONE, 3));
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+}
+
 /// A produce waiting for a paused follower's acknowledgement does not hold
 /// up the produce after it on the same connection (librdkafka sends one
 /// partition per request and keeps many in flight): the second is appended
