@@ -401,6 +401,17 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
     std::iter::once(high_watermark).chain(kept).collect()
 }
 
+/// A partition's append event, held by its partition.
+struct AppendedEvent(Rc<Partition>);
+
+impl std::ops::Deref for AppendedEvent {
+    type Target = super::event::Event;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0.appended
+    }
+}
+
 /// Answers `reply` once any listed partition's log end passes its offset,
 /// the asker gives up, the partition goes away, or the shard stops.
 pub async fn wait_for_append(
@@ -417,31 +428,21 @@ pub async fn wait_for_append(
             let _ = reply.send(());
             return;
         };
-        partitions.push((p, item.seen.version));
+        partitions.push((AppendedEvent(p), item.seen.version));
     }
     {
         let _parked = crate::stats::FETCHES_PARKED.enter();
-        let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
-            Vec::with_capacity(partitions.len() + 2);
-        for (p, seen) in &partitions {
-            let p = p.clone();
-            let seen = *seen;
-            waits.push(Box::pin(async move {
-                p.appended.changed_since(seen).await;
-                if let Some(waited) = p.appended.since_notify() {
-                    crate::stats::FETCH_WAKEUP.observe(waited);
-                }
-            }));
+        let mut appended = std::pin::pin!(super::event::ChangedAny::new(partitions));
+        let stopping = std::pin::pin!(shard.stopping.changed_since(0));
+        let given_up = std::pin::pin!(reply.cancellation());
+        let ended = futures::future::select(stopping, given_up);
+        if let futures::future::Either::Left(_) =
+            futures::future::select(appended.as_mut(), ended).await
+        {
+            if let Some(waited) = appended.moved().and_then(|e| e.since_notify()) {
+                crate::stats::FETCH_WAKEUP.observe(waited);
+            }
         }
-        let stop_seen = 0;
-        let stopping = shard.clone();
-        waits.push(Box::pin(async move {
-            stopping.stopping.changed_since(stop_seen).await;
-        }));
-        waits.push(Box::pin(async {
-            reply.cancellation().await;
-        }));
-        futures::future::select_all(waits).await;
     }
     let _ = reply.send(());
 }
