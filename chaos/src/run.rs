@@ -310,6 +310,13 @@ impl Runner<'_> {
 
     /// Resolves a target to a node id.
     fn resolve(&mut self, t: &Target) -> Result<i32> {
+        self.resolve_avoiding(t, None)
+    }
+
+    /// Resolves a target to a node id; a follower is picked among those
+    /// that are not `avoid` (a link's other end: partition 0's follower may
+    /// be the controller too).
+    fn resolve_avoiding(&mut self, t: &Target, avoid: Option<i32>) -> Result<i32> {
         let c = self.cluster.as_ref().expect("cluster");
         if c.nodes.len() == 1 {
             return Ok(1);
@@ -350,9 +357,10 @@ impl Runner<'_> {
                         .iter()
                         .copied()
                         .filter(|r| *r != view.leader && live.contains(r))
+                        .filter(|r| Some(*r) != avoid)
                         .collect();
                     if followers.is_empty() {
-                        bail!("partition 0 has no live follower: {view:?}");
+                        bail!("partition 0 has no live follower (avoiding {avoid:?}): {view:?}");
                     }
                     followers[self.rng.range(0, followers.len() as u64 - 1) as usize]
                 }
@@ -471,7 +479,15 @@ impl Runner<'_> {
                 self.net.as_mut().expect("netns").heal()?;
             }
             Fault::CutLink { from, to, heal_ms } => {
-                let (a, b) = (self.resolve(from)?, self.resolve(to)?);
+                // The follower end is picked last, among the nodes the other
+                // end is not.
+                let (a, b) = if *from == Target::Follower {
+                    let b = self.resolve(to)?;
+                    (self.resolve_avoiding(from, Some(b))?, b)
+                } else {
+                    let a = self.resolve(from)?;
+                    (a, self.resolve_avoiding(to, Some(a))?)
+                };
                 if a == b {
                     bail!("cut_link: {from:?} and {to:?} are the same node {a}");
                 }

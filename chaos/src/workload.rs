@@ -88,12 +88,17 @@ pub fn parse_value(v: &[u8]) -> Option<(i32, u64)> {
 struct Ctx {
     history: Arc<Mutex<History>>,
     clock: Clock,
+    /// Set with `RDKAFKA_DEBUG_ENV`: librdkafka's lines go to stderr.
+    log_lines: bool,
 }
 
 impl ClientContext for Ctx {
     /// librdkafka's own lines, on the run's clock: what the producer saw
     /// is half of explaining a violation.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, line: &str) {
+        if !self.log_lines {
+            return;
+        }
         eprintln!("rdkafka {} us {level:?} {facility} {line}", self.clock.us());
     }
 }
@@ -195,13 +200,15 @@ fn producer(
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "1000")
         .set("log_level", "3");
-    if let Ok(contexts) = std::env::var(RDKAFKA_DEBUG_ENV) {
+    let debug = std::env::var(RDKAFKA_DEBUG_ENV).ok();
+    if let Some(contexts) = &debug {
         c.set("debug", contexts)
             .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     Ok(c.create_with_context(Ctx {
         history: history.clone(),
         clock,
+        log_lines: debug.is_some(),
     })?)
 }
 
