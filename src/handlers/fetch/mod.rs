@@ -53,6 +53,8 @@ const REPLICA_STATE_SINCE: i16 = 15;
 const LEADER_HINTS_SINCE: i16 = 16;
 
 struct Wanted {
+    /// Its place among the fetch's partitions, which the answer keeps.
+    place: usize,
     tp: TopicPartition,
     /// The id the request named the topic by (v13+), nil before.
     topic_id: Uuid,
@@ -113,8 +115,8 @@ pub async fn handle(
             partitions,
         } => (session_id, true, partitions),
     };
-    let wanted = wanted(shard, access, &request, version, partitions);
-    let readable = wanted.iter().filter(|w| w.preset.is_none()).count();
+    let (mut wanted, mut resting) = wanted(shard, access, &request, version, partitions);
+    let readable = wanted.iter().filter(|w| w.preset.is_none()).count() + resting.len();
     // After a wake, only the partitions that moved are read again (a
     // follower's fetch names every partition it follows, and one append
     // wakes it): the others keep what the last read gave, unless that
@@ -122,6 +124,9 @@ pub async fn handle(
     let mut earlier: Option<Vec<ReadOutcome>> = None;
     let (outcomes, cut) = loop {
         let (outcomes, cut) = read_within(shard, &wanted, response_max, earlier.take()).await;
+        if !resting.is_empty() {
+            crate::stats::FETCH_PARTITIONS_KEPT.add(resting.len() as u64);
+        }
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
         // An id answered UNKNOWN_TOPIC_ID does not end a long poll on the
         // others, as in Kafka, where such partitions never reach the read.
@@ -150,9 +155,14 @@ pub async fn handle(
                     seen: o.seen?,
                 })
             })
+            .chain(resting.iter().map(|r| AppendWait {
+                tp: r.wanted.tp.clone(),
+                seen: r.seen,
+            }))
             .collect();
         let woken = crate::runtime::timeout(deadline - now, shard.wait_for_append(waits)).await;
         earlier = (!cut).then_some(outcomes);
+        wake_resting(shard, &mut resting, &mut wanted, &mut earlier);
         if woken.is_none() {
             break read_within(shard, &wanted, response_max, earlier.take()).await;
         }
@@ -314,13 +324,15 @@ fn slice_has_zstd(slice: &FileSlice) -> std::io::Result<bool> {
 /// its session's). A follower needs ClusterAction on the cluster, a
 /// consumer Read on each topic; a partition refused answers
 /// TOPIC_AUTHORIZATION_FAILED and is not read (Kafka's KafkaApis).
+/// Quiet session partitions of this shard that are still as they were
+/// come back apart, as resting: nothing to read, nothing to answer.
 fn wanted(
     shard: &Shard,
     access: &Access,
     request: &FetchRequest,
     version: i16,
     partitions: Vec<(TopicPartition, SessionPartition)>,
-) -> Vec<Wanted> {
+) -> (Vec<Wanted>, Vec<Resting>) {
     let committed = request.isolation_level == READ_COMMITTED;
     let replica_id = if version >= REPLICA_STATE_SINCE {
         request.replica_state.replica_id.0
@@ -360,9 +372,11 @@ fn wanted(
             }
         }
     };
-    partitions
-        .into_iter()
-        .map(|(tp, p)| Wanted {
+    let mut wanted = Vec::with_capacity(partitions.len());
+    let mut resting = Vec::new();
+    for (place, (tp, p)) in partitions.into_iter().enumerate() {
+        let w = Wanted {
+            place,
             preset: if !may_read(&tp) {
                 Some(ResponseError::TopicAuthorizationFailed.code())
             } else {
@@ -379,8 +393,69 @@ fn wanted(
                 last_fetched_epoch: p.last_fetched_epoch,
             }),
             quiet: p.quiet(),
-        })
-        .collect()
+        };
+        match w.quiet {
+            Some((seen, _)) if w.preset.is_none() && still(shard, &w.tp, seen) => {
+                resting.push(Resting { wanted: w, seen })
+            }
+            _ => wanted.push(w),
+        }
+    }
+    (wanted, resting)
+}
+
+/// A quiet session partition still as it read last (see
+/// [`Wanted::quiet`]): it is neither read nor answered (an incremental
+/// answer leaves it out), only waited on, until it moves. Checked here
+/// only for the partitions this shard owns; another shard's are read as
+/// `unless_unchanged` on their owner.
+struct Resting {
+    wanted: Wanted,
+    seen: Seen,
+}
+
+/// Whether `tp`, owned by this shard, is still as `seen`.
+fn still(shard: &Shard, tp: &TopicPartition, seen: Seen) -> bool {
+    shard.owner_of(tp) == shard.id && shard.partition(tp).is_some_and(|p| p.seen() == seen)
+}
+
+/// After a wake: resting partitions that moved are read from now on, in
+/// their places among the others (an answer lists a topic's partitions
+/// together). They have no earlier outcome to keep, so they are read.
+fn wake_resting(
+    shard: &Shard,
+    resting: &mut Vec<Resting>,
+    wanted: &mut Vec<Wanted>,
+    earlier: &mut Option<Vec<ReadOutcome>>,
+) {
+    if resting.iter().all(|r| still(shard, &r.wanted.tp, r.seen)) {
+        return;
+    }
+    let (moved, still_resting): (Vec<Resting>, Vec<Resting>) = std::mem::take(resting)
+        .into_iter()
+        .partition(|r| !still(shard, &r.wanted.tp, r.seen));
+    *resting = still_resting;
+    let mut all: Vec<(Wanted, Option<ReadOutcome>)> = match earlier.take() {
+        Some(outcomes) => std::mem::take(wanted)
+            .into_iter()
+            .zip(outcomes.into_iter().map(Some))
+            .collect(),
+        None => std::mem::take(wanted)
+            .into_iter()
+            .map(|w| (w, None))
+            .collect(),
+    };
+    let kept = all.first().is_none_or(|(_, o)| o.is_some());
+    // Without a seen, an outcome is never kept: the partition is read.
+    all.extend(
+        moved
+            .into_iter()
+            .map(|r| (r.wanted, kept.then(|| ReadOutcome::unread(0)))),
+    );
+    all.sort_by_key(|(w, _)| w.place);
+    let (w, o): (Vec<Wanted>, Vec<Option<ReadOutcome>>) = all.into_iter().unzip();
+    *wanted = w;
+    *earlier = o.into_iter().collect();
 }
 
 /// Reads every partition, then holds the total to `response_max`: the first
