@@ -375,17 +375,26 @@ fn pausable_follower(
     lag_max_ms: &str,
     session_ms: &str,
 ) -> (Cluster, PartitionView, i32) {
-    let cluster = Cluster::start_with(
-        3,
-        &[
-            "--replica-lag-time-max-ms",
-            lag_max_ms,
-            "--broker-session-timeout-ms",
-            session_ms,
-            "--broker-heartbeat-interval-ms",
-            "300",
-        ],
-    );
+    pausable_follower_with(topic, lag_max_ms, session_ms, &[])
+}
+
+/// [`pausable_follower`], with `extra` flags for every node.
+fn pausable_follower_with(
+    topic: &str,
+    lag_max_ms: &str,
+    session_ms: &str,
+    extra: &[&str],
+) -> (Cluster, PartitionView, i32) {
+    let mut args = vec![
+        "--replica-lag-time-max-ms",
+        lag_max_ms,
+        "--broker-session-timeout-ms",
+        session_ms,
+        "--broker-heartbeat-interval-ms",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    let cluster = Cluster::start_with(3, &args);
     cluster.create_topic(&rf3(topic, 1, &[]));
     let view = cluster.wait_isr(topic, 1, &ALL3).remove(0);
     let controller = cluster.metadata(view.leader).controller_id.0;
@@ -959,27 +968,12 @@ fn batch_count(log: &[u8]) -> usize {
 #[test]
 fn a_closed_connection_gives_back_its_waiting_acks_slots() {
     const TOPIC: &str = "repl-slots";
-    let mut cluster = Cluster::start_with(
-        3,
-        &[
-            "--replica-lag-time-max-ms",
-            "600000",
-            "--broker-session-timeout-ms",
-            "600000",
-            "--broker-heartbeat-interval-ms",
-            "300",
-            "--replica-acks-waiting-max",
-            "2",
-        ],
+    let (mut cluster, view, paused) = pausable_follower_with(
+        TOPIC,
+        "600000",
+        "600000",
+        &["--replica-acks-waiting-max", "2"],
     );
-    cluster.create_topic(&rf3(TOPIC, 1, &[]));
-    let view = cluster.wait_isr(TOPIC, 1, &ALL3).remove(0);
-    let controller = cluster.metadata(view.leader).controller_id.0;
-    let paused = ALL3
-        .into_iter()
-        .filter(|&id| id != view.leader)
-        .max_by_key(|&id| id != controller)
-        .unwrap();
     let waits = |tag: &str| {
         let record = OwnedRecord {
             key: None,
