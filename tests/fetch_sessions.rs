@@ -140,21 +140,26 @@ fn an_unchanged_partition_is_not_read_again_until_it_moves() {
     assert_eq!(answered(&response), vec![(3, 1)]);
     assert_eq!(broker.metric(KEPT), kept + 8 + 7);
 
-    // A long poll parked on quiet partitions wakes for an append to one.
+    // A long poll parked on quiet partitions wakes for an append to one:
+    // the append is made once the poll is parked, and the wake is counted
+    // (a poll that ran out its wait instead would answer the same records
+    // at its end, but count no wake).
+    const PARKED: &str = "sluice_fetch_parked";
+    const WOKEN: &str = "sluice_fetch_wakeup_seconds_count";
+    let woken = broker.metric(WOKEN);
     let moved = raw::fetch_request("quiet", &[(3, 2)], 10_000)
         .with_session_id(session)
         .with_session_epoch(3);
-    let producer = {
-        let bootstrap = broker.bootstrap();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let mut c = RawClient::connect(&bootstrap);
-            assert_eq!(c.produce_batch("quiet", 5, batch(b"third")).0, 0);
-        })
-    };
-    let response: FetchResponse = c.call(12, &moved);
-    producer.join().unwrap();
+    c.send(12, &moved);
+    assert!(
+        broker.wait_metric(PARKED, 1) >= 1,
+        "the poll parked (on each owner)"
+    );
+    let mut producer = RawClient::connect(&broker.bootstrap());
+    assert_eq!(producer.produce_batch("quiet", 5, batch(b"third")).0, 0);
+    let response: FetchResponse = c.recv();
     assert_eq!(answered(&response), vec![(5, 1)]);
+    assert!(broker.metric(WOKEN) > woken, "the append woke the poll");
 
     // Partition 5's position moves past its record; the partition that was
     // answered last is read again once, then kept like the rest.

@@ -1,12 +1,10 @@
 //! A shard-local event: a counter bumped by `notify`, and futures that
-//! resolve once it moves past the value they saw (one event, or the first
-//! of many). Used for "this partition got an append" (long-poll fetches)
-//! and "this shard is stopping". Shard-local: `Rc`/`RefCell`, never shared
-//! across threads.
+//! resolve once it moves past the value they saw. Used for "this partition
+//! got an append" (long-poll fetches) and "this shard is stopping".
+//! Shard-local: `Rc`/`RefCell`, never shared across threads.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -96,70 +94,6 @@ impl Drop for Changed<'_> {
     }
 }
 
-/// Resolves once any of its events moves past the version it was seen at:
-/// one future for a long poll over many partitions, where a future per
-/// partition under `select_all` cost an allocation each and a poll of
-/// every one at each wake-up. It registers the task's waker with every
-/// event, and gives the slots back when dropped.
-pub struct ChangedAny<E: Deref<Target = Event>> {
-    /// Each event, the version seen, and its waiter slot once registered.
-    waits: Vec<(E, u64, Option<usize>)>,
-}
-
-impl<E: Deref<Target = Event>> ChangedAny<E> {
-    pub fn new(events: impl IntoIterator<Item = (E, u64)>) -> Self {
-        ChangedAny {
-            waits: events
-                .into_iter()
-                .map(|(event, seen)| (event, seen, None))
-                .collect(),
-        }
-    }
-
-    /// The first event that moved, once this has resolved.
-    pub fn moved(&self) -> Option<&Event> {
-        self.waits
-            .iter()
-            .find(|(event, seen, _)| event.version.get() != *seen)
-            .map(|(event, _, _)| &**event)
-    }
-}
-
-// Nothing in it is ever pinned in place: the events are behind `E`.
-impl<E: Deref<Target = Event>> Unpin for ChangedAny<E> {}
-
-impl<E: Deref<Target = Event>> Future for ChangedAny<E> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        if this.moved().is_some() {
-            return Poll::Ready(());
-        }
-        for (event, _, slot) in this.waits.iter_mut() {
-            let mut waiters = event.waiters.borrow_mut();
-            match *slot {
-                Some(at) => waiters[at].clone_from(cx.waker()),
-                None => *slot = Some(waiters.insert(cx.waker().clone())),
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl<E: Deref<Target = Event>> Drop for ChangedAny<E> {
-    fn drop(&mut self) {
-        // As in `Changed`: a slot is ours only while its event has not moved.
-        for (event, seen, slot) in &self.waits {
-            if let Some(at) = *slot {
-                if event.version.get() == *seen {
-                    event.waiters.borrow_mut().remove(at);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,38 +121,6 @@ mod tests {
                 assert_eq!(event.waiters.borrow().len(), 1);
             }
             assert!(event.waiters.borrow().is_empty());
-        });
-    }
-
-    #[test]
-    fn a_wait_on_many_resolves_on_any_and_frees_every_slot() {
-        crate::runtime::block_on(async {
-            let events: Vec<std::rc::Rc<Event>> =
-                (0..3).map(|_| std::rc::Rc::new(Event::default())).collect();
-            let waker = futures::task::noop_waker();
-            let mut cx = Context::from_waker(&waker);
-            {
-                let mut any = std::pin::pin!(ChangedAny::new(
-                    events.iter().map(|e| (e.clone(), e.version()))
-                ));
-                assert!(any.as_mut().poll(&mut cx).is_pending());
-                assert!(events.iter().all(|e| e.waiters.borrow().len() == 1));
-                // Polled again (a spurious wake-up): still one slot each.
-                assert!(any.as_mut().poll(&mut cx).is_pending());
-                assert!(events.iter().all(|e| e.waiters.borrow().len() == 1));
-                events[1].notify();
-                assert!(any.as_mut().poll(&mut cx).is_ready());
-                assert!(std::ptr::eq(any.moved().unwrap(), &*events[1]));
-            }
-            // Dropped: the events that did not move got their slots back;
-            // the one that moved drained its own.
-            assert!(events.iter().all(|e| e.waiters.borrow().is_empty()));
-            // Seen already moved: ready at once, nothing registered.
-            let seen = events[0].version();
-            events[0].notify();
-            let mut any = std::pin::pin!(ChangedAny::new([(events[0].clone(), seen)]));
-            assert!(any.as_mut().poll(&mut cx).is_ready());
-            assert!(events[0].waiters.borrow().is_empty());
         });
     }
 }

@@ -401,17 +401,6 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
     std::iter::once(high_watermark).chain(kept).collect()
 }
 
-/// A partition's append event, held by its partition.
-struct AppendedEvent(Rc<Partition>);
-
-impl std::ops::Deref for AppendedEvent {
-    type Target = super::event::Event;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0.appended
-    }
-}
-
 /// Answers `reply` once any listed partition's log end passes its offset,
 /// the asker gives up, the partition goes away, or the shard stops.
 pub async fn wait_for_append(
@@ -428,18 +417,29 @@ pub async fn wait_for_append(
             let _ = reply.send(());
             return;
         };
-        partitions.push((AppendedEvent(p), item.seen.version));
+        partitions.push((p, item.seen.version));
     }
+    assert!(
+        !partitions.is_empty(),
+        "a long poll waits on some partition"
+    );
     {
         let _parked = crate::stats::FETCHES_PARKED.enter();
-        let mut appended = std::pin::pin!(super::event::ChangedAny::new(partitions));
+        // One `Changed` per partition, unboxed (it is `Unpin`), under one
+        // select: a long poll over a follower's hundreds of partitions
+        // allocates only this vector.
+        let appended = futures::future::select_all(
+            partitions
+                .iter()
+                .map(|(p, seen)| p.appended.changed_since(*seen)),
+        );
         let stopping = std::pin::pin!(shard.stopping.changed_since(0));
         let given_up = std::pin::pin!(reply.cancellation());
         let ended = futures::future::select(stopping, given_up);
-        if let futures::future::Either::Left(_) =
-            futures::future::select(appended.as_mut(), ended).await
+        if let futures::future::Either::Left(((_, moved, _), _)) =
+            futures::future::select(appended, ended).await
         {
-            if let Some(waited) = appended.moved().and_then(|e| e.since_notify()) {
+            if let Some(waited) = partitions[moved].0.appended.since_notify() {
                 crate::stats::FETCH_WAKEUP.observe(waited);
             }
         }

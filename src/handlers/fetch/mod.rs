@@ -421,41 +421,42 @@ fn still(shard: &Shard, tp: &TopicPartition, seen: Seen) -> bool {
 
 /// After a wake: resting partitions that moved are read from now on, in
 /// their places among the others (an answer lists a topic's partitions
-/// together). They have no earlier outcome to keep, so they are read.
+/// together). A moved one has no earlier outcome to keep: it gets one
+/// without a seen, which is never kept, so it is read.
 fn wake_resting(
     shard: &Shard,
     resting: &mut Vec<Resting>,
     wanted: &mut Vec<Wanted>,
     earlier: &mut Option<Vec<ReadOutcome>>,
 ) {
-    if resting.iter().all(|r| still(shard, &r.wanted.tp, r.seen)) {
+    let moved: Vec<bool> = resting
+        .iter()
+        .map(|r| !still(shard, &r.wanted.tp, r.seen))
+        .collect();
+    if !moved.contains(&true) {
         return;
     }
-    let (moved, still_resting): (Vec<Resting>, Vec<Resting>) = std::mem::take(resting)
+    let (woken, asleep): (Vec<_>, Vec<_>) = std::mem::take(resting)
         .into_iter()
-        .partition(|r| !still(shard, &r.wanted.tp, r.seen));
-    *resting = still_resting;
-    let mut all: Vec<(Wanted, Option<ReadOutcome>)> = match earlier.take() {
-        Some(outcomes) => std::mem::take(wanted)
-            .into_iter()
-            .zip(outcomes.into_iter().map(Some))
-            .collect(),
-        None => std::mem::take(wanted)
-            .into_iter()
-            .map(|w| (w, None))
-            .collect(),
-    };
-    let kept = all.first().is_none_or(|(_, o)| o.is_some());
-    // Without a seen, an outcome is never kept: the partition is read.
-    all.extend(
-        moved
-            .into_iter()
-            .map(|r| (r.wanted, kept.then(|| ReadOutcome::unread(0)))),
-    );
+        .zip(moved)
+        .partition(|(_, m)| *m);
+    *resting = asleep.into_iter().map(|(r, _)| r).collect();
+    let keeping = earlier.is_some();
+    let mut outcomes = earlier.take().unwrap_or_default();
+    outcomes.resize_with(wanted.len(), || ReadOutcome::unread(0));
+    let mut all: Vec<(Wanted, ReadOutcome)> = std::mem::take(wanted)
+        .into_iter()
+        .zip(outcomes)
+        .chain(
+            woken
+                .into_iter()
+                .map(|(r, _)| (r.wanted, ReadOutcome::unread(0))),
+        )
+        .collect();
     all.sort_by_key(|(w, _)| w.place);
-    let (w, o): (Vec<Wanted>, Vec<Option<ReadOutcome>>) = all.into_iter().unzip();
+    let (w, o) = all.into_iter().unzip();
     *wanted = w;
-    *earlier = o.into_iter().collect();
+    *earlier = keeping.then_some(o);
 }
 
 /// Reads every partition, then holds the total to `response_max`: the first
