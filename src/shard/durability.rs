@@ -41,7 +41,7 @@ pub fn start_roll_sync(tp: &TopicPartition, partition: &Rc<Partition>) {
     };
     let (tp, partition) = (tp.clone(), partition.clone());
     crate::runtime::spawn_local(async move {
-        let recovery_point = job.recovery_point();
+        let scope = job.scope();
         let result = crate::runtime::blocking(move || job.run()).await;
         match &result {
             Ok(()) => crate::stats::ROLL_SYNCS.add(1),
@@ -52,7 +52,7 @@ pub fn start_roll_sync(tp: &TopicPartition, partition: &Rc<Partition>) {
         partition
             .log
             .borrow_mut()
-            .finish_roll_sync(recovery_point, result.is_ok());
+            .finish_roll_sync(scope, result.is_ok());
     })
     .detach();
 }

@@ -7,8 +7,9 @@
 //! did; the log writes [`LEADER_EPOCH_CHECKPOINT_FILE`] when they did (an
 //! epoch changes rarely, so the file is written per change, not per append).
 //! The file is Kafka's text format: `0` (version), the entry count, then one
-//! `epoch startOffset` line per entry, replaced by tmp + fsync + rename. A
-//! missing or corrupt file is rebuilt from the batch headers of the log.
+//! `epoch startOffset` line per entry, replaced by tmp + rename (fsynced
+//! off the append path, see [`LeaderEpochCache::write_checkpoint_unsynced`]).
+//! A missing or corrupt file is rebuilt from the batch headers of the log.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -16,7 +17,7 @@ use std::io;
 use std::path::Path;
 
 use super::checkpoint_file;
-use super::io::{sync_dir, write_atomic};
+use super::io::{sync_dir, write_atomic, write_replacing};
 
 /// File in the partition dir holding the cache, as Kafka names it.
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -201,9 +202,29 @@ impl LeaderEpochCache {
     /// the caller goes on with the cache in memory. An error means not even
     /// the removal worked.
     pub fn write_checkpoint(&self, dir: &Path) -> io::Result<()> {
+        self.write_checkpoint_file(dir, true)
+    }
+
+    /// [`Self::write_checkpoint`] to the page cache only, for the append
+    /// path (a leadership begins, a follower's first batch of an epoch):
+    /// the log syncs the file before its recovery point passes the
+    /// entries, and an unclean open takes the entries past the recovery
+    /// point from the batch headers again, as Kafka's segment recovery
+    /// does. A crash may leave the old file, or a short one (rebuilt).
+    pub fn write_checkpoint_unsynced(&self, dir: &Path) -> io::Result<()> {
+        self.write_checkpoint_file(dir, false)
+    }
+
+    fn write_checkpoint_file(&self, dir: &Path, durable: bool) -> io::Result<()> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
-        let Err(e) = write_atomic(&path, self.encode().as_bytes()) else {
-            return sync_dir(dir);
+        let bytes = self.encode();
+        let written = if durable {
+            write_atomic(&path, bytes.as_bytes())
+        } else {
+            write_replacing(&path, bytes.as_bytes())
+        };
+        let Err(e) = written else {
+            return if durable { sync_dir(dir) } else { Ok(()) };
         };
         tracing::warn!(path = %path.display(), error = %e, "cannot write the leader epoch checkpoint; removing it, open rebuilds it from the log");
         match fs::remove_file(&path) {
@@ -211,6 +232,18 @@ impl LeaderEpochCache {
             _ => sync_dir(dir),
         }
     }
+}
+
+/// Makes the last [`LeaderEpochCache::write_checkpoint_unsynced`] in `dir`
+/// durable, for the blocking thread. No file is durable already: the
+/// failed write that removed it synced the directory.
+pub fn sync_checkpoint(dir: &Path) -> io::Result<()> {
+    match fs::File::open(dir.join(LEADER_EPOCH_CHECKPOINT_FILE)) {
+        Ok(file) => file.sync_data()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    sync_dir(dir)
 }
 
 #[cfg(test)]

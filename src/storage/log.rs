@@ -24,13 +24,13 @@ use crate::record::{
 use super::compaction::Cleaner;
 use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
-use super::leader_epoch::LeaderEpochCache;
+use super::leader_epoch::{sync_checkpoint as sync_epoch_checkpoint, LeaderEpochCache};
 use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
 };
 use super::recovery::{
-    load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
-    stored_recovery_point, write_recovery_point, SnapshotDigest,
+    load_leader_epochs, load_producer_state, load_segments, read_recovery_point,
+    reset_recovery_point, stored_recovery_point, write_recovery_point, SnapshotDigest,
 };
 use super::segment::{PendingBatch, Segment, SegmentWrite, Segments, WriteFailed};
 use super::txn_index::AbortedTxn;
@@ -116,7 +116,17 @@ pub struct RollSync {
     /// recovery point this must not write.
     dir_ino: u64,
     files: Vec<Arc<File>>,
+    scope: RollSyncScope,
+}
+
+/// What a [`RollSync`] makes durable, handed back to
+/// [`PartitionLog::finish_roll_sync`].
+#[derive(Clone, Copy, Debug)]
+pub struct RollSyncScope {
     recovery_point: i64,
+    /// The log's count of unsynced leader-epoch checkpoint writes when the
+    /// job was made, if it had any: the sync covers those.
+    epoch_writes: Option<u64>,
 }
 
 impl RollSync {
@@ -126,13 +136,22 @@ impl RollSync {
         }
         // The log went away (deleted, maybe recreated): nothing to record.
         if super::io::same_dir(&self.dir, self.dir_ino)? {
-            write_recovery_point(&self.dir, self.recovery_point)?;
+            // Epochs starting below the new recovery point are not
+            // rebuilt from batch headers at an unclean open: durable first.
+            if self.scope.epoch_writes.is_some() {
+                sync_epoch_checkpoint(&self.dir)?;
+            }
+            write_recovery_point(&self.dir, self.scope.recovery_point)?;
         }
         Ok(())
     }
 
     pub fn recovery_point(&self) -> i64 {
-        self.recovery_point
+        self.scope.recovery_point
+    }
+
+    pub fn scope(&self) -> RollSyncScope {
+        self.scope
     }
 }
 
@@ -159,6 +178,11 @@ pub struct PartitionLog {
     pub(super) truncated_during_roll_sync: Option<i64>,
     /// Where each leader epoch starts; persisted when it changes.
     pub(super) epochs: LeaderEpochCache,
+    /// Checkpoint writes of `epochs` from the append path, which go to the
+    /// page cache only, and how many of those are known durable; the
+    /// recovery point moves only past synced ones.
+    pub(super) epoch_writes: u64,
+    pub(super) epoch_writes_synced: u64,
     /// The epoch this replica stamps on what it appends as leader; `None`
     /// as a follower or on a single-node broker (batches keep their bytes).
     pub(super) leader_epoch: Option<i32>,
@@ -230,6 +254,8 @@ impl PartitionLog {
             roll_sync_out: false,
             truncated_during_roll_sync: None,
             epochs: LeaderEpochCache::new(),
+            epoch_writes: 0,
+            epoch_writes_synced: 0,
             leader_epoch: None,
             replicated: false,
             high_watermark: 0,
@@ -253,7 +279,14 @@ impl PartitionLog {
         // have left a roll's unsynced snapshot at the log end.
         log.durable_snapshot = snapshot.filter(|_| clean_shutdown);
         let log_end = log.log_end_offset();
-        log.epochs = load_leader_epochs(&log.dir, &log.segments, log.log_start_offset, log_end)?;
+        let unflushed_from = (!clean_shutdown).then(|| read_recovery_point(&log.dir));
+        log.epochs = load_leader_epochs(
+            &log.dir,
+            &log.segments,
+            log.log_start_offset,
+            log_end,
+            unflushed_from,
+        )?;
         // No file: a new log, one a single-node broker wrote (every
         // offset counted as replicated), or one whose value is in its
         // shard's checkpoint (`restore_high_watermark` comes next).
@@ -395,14 +428,24 @@ impl PartitionLog {
             dir: self.dir.clone(),
             dir_ino: self.dir_ino,
             files,
-            recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
+            scope: RollSyncScope {
+                recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
+                epoch_writes: self.epochs_unsynced().then_some(self.epoch_writes),
+            },
         })
     }
 
-    /// A [`RollSync`] came back; on success its segments are durable.
-    pub fn finish_roll_sync(&mut self, recovery_point: i64, synced: bool) {
+    /// A [`RollSync`] came back; on success its segments are durable, and
+    /// the epoch checkpoint as it was when the job was made.
+    pub fn finish_roll_sync(&mut self, scope: RollSyncScope, synced: bool) {
         assert!(self.roll_sync_out, "a roll sync was out");
         self.roll_sync_out = false;
+        let recovery_point = scope.recovery_point;
+        if synced {
+            if let Some(writes) = scope.epoch_writes {
+                self.epoch_writes_synced = self.epoch_writes_synced.max(writes);
+            }
+        }
         // A truncation while the sync was out cut what it made durable.
         let durable = match self.truncated_during_roll_sync.take() {
             Some(truncated_to) if truncated_to < recovery_point => {
@@ -785,6 +828,7 @@ impl PartitionLog {
                 file.sync_data()?;
             }
             self.unsynced_rolls.clear();
+            self.sync_epochs_inline()?;
             write_recovery_point(&self.dir, new_base)?;
             self.mark_flushed(new_base);
         }
@@ -987,6 +1031,7 @@ impl PartitionLog {
             write_snapshot_bytes(&self.dir, &snapshot, log_end, true)?;
             self.durable_snapshot = Some(digest);
         }
+        self.sync_epochs_inline()?;
         // Recovery points are only ever written durably: an equal one
         // stands (a partition untouched since a clean open).
         if stored_recovery_point(&self.dir) != Some(log_end) {

@@ -457,21 +457,37 @@ fn read_marker(
 }
 
 /// The leader-epoch cache of the log: its checkpoint or, when that is
-/// missing or corrupt, one rebuilt from the batch headers; then cut to the
-/// log's range (a crash may have cut the tail after an epoch began, or
-/// retention the head before the file was written). Written back when it
-/// changed; a log no leader ever stamped (a single-node broker's) gets no
-/// file.
+/// missing or corrupt, one rebuilt from the batch headers; after a crash
+/// (`unflushed_from`: the recovery point) the epochs of the segments that
+/// may hold unflushed batches are taken from their headers again, since the
+/// append path writes the checkpoint without fsync. Then cut to the log's
+/// range (a crash may have cut the tail after an epoch began, or retention
+/// the head before the file was written). Written back when it changed; a
+/// log no leader ever stamped (a single-node broker's) gets no file.
 pub fn load_leader_epochs(
     dir: &Path,
     segments: &Segments,
     log_start: i64,
     log_end: i64,
+    unflushed_from: Option<i64>,
 ) -> Result<LeaderEpochCache, StorageError> {
     let (mut cache, mut changed) = match LeaderEpochCache::read_checkpoint(dir) {
-        Some(cache) => (cache, false),
+        Some(mut cache) => {
+            let changed = match unflushed_from {
+                Some(from) => {
+                    let first = segments
+                        .range(..=from)
+                        .next_back()
+                        .map_or(i64::MIN, |(b, _)| *b);
+                    assign_epochs_from_headers(&mut cache, segments.range(first..))?
+                }
+                None => false,
+            };
+            (cache, changed)
+        }
         None => {
-            let cache = rebuild_leader_epochs(segments)?;
+            let mut cache = LeaderEpochCache::new();
+            assign_epochs_from_headers(&mut cache, segments.range(..))?;
             let replaces_a_file = dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
             if !cache.is_empty() {
                 tracing::info!(dir = %dir.display(), epochs = cache.entries().count(), "rebuilt the leader epoch cache from batch headers");
@@ -488,28 +504,32 @@ pub fn load_leader_epochs(
     Ok(cache)
 }
 
-/// Where each stamped epoch (>= 0) first appears, from batch headers only.
-/// Epochs never decrease along a replicated log, so a segment whose first
-/// and last batches share an epoch holds only that one and costs two header
-/// reads; only a segment where the epoch changes is walked batch by batch.
-fn rebuild_leader_epochs(segments: &Segments) -> Result<LeaderEpochCache, StorageError> {
-    let mut cache = LeaderEpochCache::new();
-    for segment in segments.values() {
+/// Assigns where each stamped epoch (>= 0) first appears in `segments`,
+/// from batch headers only; true if that changed the cache. Epochs never
+/// decrease along a replicated log, so a segment whose first and last
+/// batches share an epoch holds only that one and costs two header reads;
+/// only a segment where the epoch changes is walked batch by batch.
+fn assign_epochs_from_headers<'a>(
+    cache: &mut LeaderEpochCache,
+    segments: impl Iterator<Item = (&'a i64, &'a Box<Segment>)>,
+) -> Result<bool, StorageError> {
+    let mut changed = false;
+    for (_, segment) in segments {
         let Some(last_pos) = segment.last_batch_position()? else {
             continue;
         };
         let first = segment.read_header(0)?;
         let last = segment.read_header(last_pos)?;
         if first.partition_leader_epoch == last.partition_leader_epoch {
-            cache.assign(first.partition_leader_epoch, first.base_offset);
+            changed |= cache.assign(first.partition_leader_epoch, first.base_offset);
             continue;
         }
         let mut pos = 0;
         while pos < segment.size {
             let header = segment.read_header(pos)?;
-            cache.assign(header.partition_leader_epoch, header.base_offset);
+            changed |= cache.assign(header.partition_leader_epoch, header.base_offset);
             pos += header.total_len() as u64;
         }
     }
-    Ok(cache)
+    Ok(changed)
 }

@@ -35,7 +35,33 @@ impl PartitionLog {
         self.leader_epoch = Some(epoch);
         self.replicated = true;
         if self.epochs.assign(epoch, self.log_end_offset()) {
-            self.epochs.write_checkpoint(&self.dir)?;
+            self.checkpoint_epochs_unsynced()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the epoch cache after a change on the append path without
+    /// waiting for the disk: a failover makes every partition a replica
+    /// leads or follows start an epoch, and an fsync each on the shard
+    /// thread stalled all of them. Durable before the recovery point
+    /// passes it ([`super::RollSync`], [`Self::close`]).
+    fn checkpoint_epochs_unsynced(&mut self) -> Result<(), StorageError> {
+        self.epochs.write_checkpoint_unsynced(&self.dir)?;
+        self.epoch_writes += 1;
+        Ok(())
+    }
+
+    /// Whether an epoch checkpoint write is still only in the page cache.
+    pub(super) fn epochs_unsynced(&self) -> bool {
+        self.epoch_writes > self.epoch_writes_synced
+    }
+
+    /// Syncs the epoch checkpoint on this thread, for the paths that move
+    /// the recovery point inline (close, a roll past the waiting bound).
+    pub(super) fn sync_epochs_inline(&mut self) -> std::io::Result<()> {
+        if self.epochs_unsynced() {
+            super::leader_epoch::sync_checkpoint(&self.dir)?;
+            self.epoch_writes_synced = self.epoch_writes;
         }
         Ok(())
     }
@@ -130,7 +156,7 @@ impl PartitionLog {
                 .assign(header.partition_leader_epoch, header.base_offset);
         }
         if epochs_changed {
-            self.epochs.write_checkpoint(&self.dir)?;
+            self.checkpoint_epochs_unsynced()?;
         }
         Ok(AppendResult {
             base_offset: first_offset,

@@ -577,7 +577,7 @@ fn a_roll_sync_out_during_truncation_does_not_overstate_the_recovery_point() {
     log.truncate_to(9).unwrap();
     fill(&mut log, 4);
     job.run().unwrap();
-    log.finish_roll_sync(job.recovery_point(), true);
+    log.finish_roll_sync(job.scope(), true);
     let recovery_point: i64 = fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
         .unwrap()
         .trim()
@@ -591,4 +591,62 @@ fn a_roll_sync_out_during_truncation_does_not_overstate_the_recovery_point() {
         log.files_to_sync().unwrap().len() >= 2,
         "the segments written since still wait"
     );
+}
+
+/// The append path writes the epoch checkpoint to the page cache only; a
+/// roll sync makes it durable before its recovery point, and a crash before
+/// that leaves an older file, whose missing epochs an unclean open takes
+/// from the batch headers past the recovery point.
+#[test]
+fn epochs_begun_past_the_recovery_point_survive_a_stale_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+    let mut log = open(&dir, batch_len() * 3, true);
+    log.become_leader(2).unwrap();
+    fill(&mut log, 4); // segments at 0 and 9
+    assert!(log.epochs_unsynced(), "written without fsync");
+    let failed = log.take_roll_sync().expect("a rolled segment waits");
+    log.finish_roll_sync(failed.scope(), false);
+    assert!(log.epochs_unsynced(), "a failed sync covers nothing");
+    let job = log.take_roll_sync().expect("the roll still waits");
+    assert_eq!(job.recovery_point(), 9);
+    job.run().unwrap();
+    log.finish_roll_sync(job.scope(), true);
+    assert!(!log.epochs_unsynced(), "synced with the rolled segment");
+    let synced = fs::read_to_string(&path).unwrap();
+    assert_eq!(synced, "0\n1\n2 0\n");
+
+    log.become_leader(5).unwrap();
+    fill(&mut log, 1);
+    assert_eq!(epochs(&log), vec![(2, 0), (5, 12)]);
+    assert!(log.epochs_unsynced());
+    // A crash that lost the unsynced write: no close, the synced file.
+    drop(log);
+    fs::write(&path, &synced).unwrap();
+    let log = open(&dir, batch_len() * 3, false);
+    assert_eq!(epochs(&log), vec![(2, 0), (5, 12)]);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "0\n2\n2 0\n5 12\n",
+        "written back"
+    );
+}
+
+#[test]
+fn close_syncs_an_epoch_checkpoint_the_append_path_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut leader = open(&tmp.path().join("leader"), 1 << 20, true);
+    leader.become_leader(4).unwrap();
+    fill(&mut leader, 1);
+    let mut follower = open(&dir, 1 << 20, true);
+    follower.become_follower();
+    follower
+        .append_replicated(&read_all(&leader, 0), NOW)
+        .unwrap();
+    assert_eq!(epochs(&follower), vec![(4, 0)]);
+    assert!(follower.epochs_unsynced());
+    follower.close().unwrap();
+    assert!(!follower.epochs_unsynced());
 }

@@ -270,7 +270,7 @@ fn rolls_by_size_and_reads_across_segments() {
     assert!(log.take_roll_sync().is_none(), "one job out at a time");
     assert_eq!(job.recovery_point(), 27);
     job.run().unwrap();
-    log.finish_roll_sync(job.recovery_point(), true);
+    log.finish_roll_sync(job.scope(), true);
     assert_eq!(recovery_point(&dir), 27);
     assert!(log.take_roll_sync().is_none(), "nothing left to sync");
     assert_eq!(
@@ -295,10 +295,10 @@ fn a_failed_roll_sync_is_retried_and_close_syncs_what_waits() {
         "two rolled, one active"
     );
     let job = log.take_roll_sync().unwrap();
-    log.finish_roll_sync(job.recovery_point(), false);
+    log.finish_roll_sync(job.scope(), false);
     let again = log.take_roll_sync().expect("the rolls still wait");
     assert_eq!(again.recovery_point(), job.recovery_point());
-    log.finish_roll_sync(again.recovery_point(), false);
+    log.finish_roll_sync(again.scope(), false);
     log.close().unwrap();
     assert_eq!(
         log.files_to_sync().unwrap().len(),
