@@ -156,18 +156,31 @@ impl Core {
     }
 
     /// Appends `record` if this node leads, and answers once it is
-    /// committed and applied here.
+    /// committed and applied here. A leadership lost before that answers
+    /// NotLeader at once: openraft 0.9 leaves a deposed leader's pending
+    /// writes unanswered, and a node restarted with its own committed vote
+    /// on disk leads until its first contact with the others, so its first
+    /// proposal (its registration) waited out the whole propose timeout.
+    /// The write may still commit under the successor, like any proposal
+    /// whose answer was lost; callers retry only idempotent records.
     pub async fn propose_as_leader(
         &self,
         record: MetadataRecord,
     ) -> Result<(u64, Applied), ControllerError> {
-        if !self.is_leader() {
+        let Some(term) = self.leading_term() else {
             return Err(ControllerError::NotLeader {
                 leader: self.leader(),
             });
-        }
+        };
         let write = tokio::time::timeout(self.propose_timeout, self.raft().client_write(record));
-        match write.await {
+        let (write, deposed) = (std::pin::pin!(write), std::pin::pin!(self.deposed(term)));
+        let written = match futures::future::select(write, deposed).await {
+            futures::future::Either::Left((written, _)) => written,
+            futures::future::Either::Right((leader, _)) => {
+                return Err(ControllerError::NotLeader { leader })
+            }
+        };
+        match written {
             Ok(Ok(response)) => Ok((response.log_id.index, response.data)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(ControllerError::NotLeader {
@@ -176,6 +189,24 @@ impl Core {
             }
             Ok(Err(e)) => Err(ControllerError::Raft(e.to_string())),
             Err(_) => Err(self.timeout()),
+        }
+    }
+
+    /// Resolves, with the leader known then, once this node no longer
+    /// leads in `term`.
+    async fn deposed(&self, term: u64) -> Option<i32> {
+        let mut metrics = self.raft().metrics();
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                let leader = m.current_leader.map(|id| id as i32);
+                if m.current_term != term || leader != Some(self.node_id) {
+                    return leader.filter(|&l| l != self.node_id);
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return None;
+            }
         }
     }
 
