@@ -24,7 +24,7 @@ use crate::record::{
 use super::compaction::Cleaner;
 use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
-use super::leader_epoch::{sync_checkpoint as sync_epoch_checkpoint, LeaderEpochCache};
+use super::leader_epoch::{self, LeaderEpochCache};
 use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
 };
@@ -139,7 +139,7 @@ impl RollSync {
             // Epochs starting below the new recovery point are not
             // rebuilt from batch headers at an unclean open: durable first.
             if self.scope.epoch_writes.is_some() {
-                sync_epoch_checkpoint(&self.dir)?;
+                leader_epoch::sync_checkpoint(&self.dir)?;
             }
             write_recovery_point(&self.dir, self.scope.recovery_point)?;
         }
@@ -443,6 +443,10 @@ impl PartitionLog {
         let recovery_point = scope.recovery_point;
         if synced {
             if let Some(writes) = scope.epoch_writes {
+                assert!(
+                    writes <= self.epoch_writes,
+                    "a job covers writes made before it"
+                );
                 self.epoch_writes_synced = self.epoch_writes_synced.max(writes);
             }
         }

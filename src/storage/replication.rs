@@ -41,10 +41,10 @@ impl PartitionLog {
     }
 
     /// Writes the epoch cache after a change on the append path without
-    /// waiting for the disk: a failover makes every partition a replica
-    /// leads or follows start an epoch, and an fsync each on the shard
-    /// thread stalled all of them. Durable before the recovery point
-    /// passes it ([`super::RollSync`], [`Self::close`]).
+    /// waiting for the disk: every replica of a new topic, and every
+    /// partition a failover hands a node, starts an epoch, and each paid a
+    /// file and a directory fsync on the shard thread. Durable before the
+    /// recovery point passes it ([`super::RollSync`], [`Self::close`]).
     fn checkpoint_epochs_unsynced(&mut self) -> Result<(), StorageError> {
         self.epochs.write_checkpoint_unsynced(&self.dir)?;
         self.epoch_writes += 1;
@@ -53,6 +53,7 @@ impl PartitionLog {
 
     /// Whether an epoch checkpoint write is still only in the page cache.
     pub(super) fn epochs_unsynced(&self) -> bool {
+        assert!(self.epoch_writes_synced <= self.epoch_writes);
         self.epoch_writes > self.epoch_writes_synced
     }
 
