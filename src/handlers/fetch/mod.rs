@@ -34,7 +34,9 @@ use crate::record::BATCH_HEADER_LEN;
 use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
-use crate::shard::{AppendWait, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition};
+use crate::shard::{
+    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
+};
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
 use encode::{PartitionFrame, TopicFrame};
@@ -157,12 +159,12 @@ pub async fn handle(
             })
             .chain(resting.iter().map(|r| AppendWait {
                 tp: r.wanted.tp.clone(),
-                seen: r.seen,
+                seen: r.seen(),
             }))
             .collect();
         let woken = crate::runtime::timeout(deadline - now, shard.wait_for_append(waits)).await;
         earlier = (!cut).then_some(outcomes);
-        wake_resting(shard, &mut resting, &mut wanted, &mut earlier);
+        wake_resting(&mut resting, &mut wanted, &mut earlier);
         if woken.is_none() {
             break read_within(shard, &wanted, response_max, earlier.take()).await;
         }
@@ -394,11 +396,16 @@ fn wanted(
             }),
             quiet: p.quiet(),
         };
-        match w.quiet {
-            Some((seen, _)) if w.preset.is_none() && still(shard, &w.tp, seen) => {
-                resting.push(Resting { wanted: w, seen })
-            }
-            _ => wanted.push(w),
+        let still = match w.quiet {
+            Some((seen, _)) if w.preset.is_none() => still(shard, &w.tp, seen),
+            _ => None,
+        };
+        match still {
+            Some(partition) => resting.push(Resting {
+                wanted: w,
+                partition,
+            }),
+            None => wanted.push(w),
         }
     }
     (wanted, resting)
@@ -411,12 +418,28 @@ fn wanted(
 /// `unless_unchanged` on their owner.
 struct Resting {
     wanted: Wanted,
-    seen: Seen,
+    /// Held so that a wake checks it without a lookup: one taken away
+    /// (deleted) is notified first, so it reads as moved.
+    partition: Rc<Partition>,
 }
 
-/// Whether `tp`, owned by this shard, is still as `seen`.
-fn still(shard: &Shard, tp: &TopicPartition, seen: Seen) -> bool {
-    shard.owner_of(tp) == shard.id && shard.partition(tp).is_some_and(|p| p.seen() == seen)
+impl Resting {
+    /// The state its quiet read saw.
+    fn seen(&self) -> Seen {
+        self.wanted.quiet.expect("resting partitions are quiet").0
+    }
+
+    fn moved(&self) -> bool {
+        self.partition.seen() != self.seen()
+    }
+}
+
+/// `tp` if this shard owns it and it is still as `seen`.
+fn still(shard: &Shard, tp: &TopicPartition, seen: Seen) -> Option<Rc<Partition>> {
+    if shard.owner_of(tp) != shard.id {
+        return None;
+    }
+    shard.partition(tp).filter(|p| p.seen() == seen)
 }
 
 /// After a wake: resting partitions that moved are read from now on, in
@@ -424,23 +447,16 @@ fn still(shard: &Shard, tp: &TopicPartition, seen: Seen) -> bool {
 /// together). A moved one has no earlier outcome to keep: it gets one
 /// without a seen, which is never kept, so it is read.
 fn wake_resting(
-    shard: &Shard,
     resting: &mut Vec<Resting>,
     wanted: &mut Vec<Wanted>,
     earlier: &mut Option<Vec<ReadOutcome>>,
 ) {
-    let moved: Vec<bool> = resting
-        .iter()
-        .map(|r| !still(shard, &r.wanted.tp, r.seen))
-        .collect();
-    if !moved.contains(&true) {
+    // In place: a wake moves one partition of hundreds, and the others
+    // stay where they are.
+    let woken: Vec<Resting> = resting.extract_if(.., |r| r.moved()).collect();
+    if woken.is_empty() {
         return;
     }
-    let (woken, asleep): (Vec<_>, Vec<_>) = std::mem::take(resting)
-        .into_iter()
-        .zip(moved)
-        .partition(|(_, m)| *m);
-    *resting = asleep.into_iter().map(|(r, _)| r).collect();
     let keeping = earlier.is_some();
     let mut outcomes = earlier.take().unwrap_or_default();
     outcomes.resize_with(wanted.len(), || ReadOutcome::unread(0));
@@ -450,7 +466,7 @@ fn wake_resting(
         .chain(
             woken
                 .into_iter()
-                .map(|(r, _)| (r.wanted, ReadOutcome::unread(0))),
+                .map(|r| (r.wanted, ReadOutcome::unread(0))),
         )
         .collect();
     all.sort_by_key(|(w, _)| w.place);
