@@ -382,7 +382,7 @@ impl Shard {
                 let _ = reply.send(ops::read(self, items).await);
             }
             ShardMsg::WaitForAppend { items, reply } => {
-                ops::wait_for_append(self, items, reply).await
+                ops::wait_for_append(self, items, Vec::new(), reply).await
             }
             ShardMsg::ListOffsets { items, reply } => {
                 let _ = reply.send(ops::list_offsets(self, items).await);

@@ -207,20 +207,30 @@ impl Shard {
     }
 
     /// Resolves when any of `items` (partition, offset) gets data past the
-    /// offset, on whichever shards own them. The caller bounds the wait.
-    pub async fn wait_for_append(self: &Rc<Self>, items: Vec<AppendWait>) {
+    /// offset, on whichever shards own them, or any of `held` (partitions
+    /// of this shard the caller already holds, with the state it saw)
+    /// moves. The caller bounds the wait.
+    pub async fn wait_for_append(
+        self: &Rc<Self>,
+        items: Vec<AppendWait>,
+        held: Vec<(Rc<Partition>, Seen)>,
+    ) {
         let mut by_owner: Vec<Vec<AppendWait>> = vec![Vec::new(); self.count];
         for item in items {
             by_owner[self.owner_of(&item.tp)].push(item);
         }
+        let mut held = Some(held).filter(|h| !h.is_empty());
         let mut waits = Vec::new();
         for (owner, items) in by_owner.into_iter().enumerate() {
-            if items.is_empty() {
+            let local = owner == self.id;
+            if items.is_empty() && !(local && held.is_some()) {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
-            if owner == self.id {
-                crate::runtime::spawn_local(wait_for_append(self.clone(), items, tx)).detach();
+            if local {
+                let held = held.take().unwrap_or_default();
+                crate::runtime::spawn_local(wait_for_append(self.clone(), items, held, tx))
+                    .detach();
             } else if self
                 .mesh
                 .send_to(owner, ShardMsg::WaitForAppend { items, reply: tx })
@@ -406,18 +416,23 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
 pub async fn wait_for_append(
     shard: Rc<Shard>,
     items: Vec<AppendWait>,
+    held: Vec<(Rc<Partition>, Seen)>,
     mut reply: oneshot::Sender<()>,
 ) {
-    let mut partitions = Vec::with_capacity(items.len());
+    let mut partitions = Vec::with_capacity(items.len() + held.len());
     for item in items {
-        // Anything since the read (an append, a high watermark or role
-        // move, the partition gone) is worth reading again at once.
-        let current = shard.partition(&item.tp).filter(|p| p.seen() == item.seen);
-        let Some(p) = current else {
+        let Some(p) = shard.partition(&item.tp) else {
             let _ = reply.send(());
             return;
         };
-        partitions.push((p, item.seen.version));
+        partitions.push((p, item.seen));
+    }
+    partitions.extend(held);
+    // Anything since the read (an append, a high watermark or role move,
+    // the partition gone, which notifies it) is worth reading again at once.
+    if partitions.iter().any(|(p, seen)| p.seen() != *seen) {
+        let _ = reply.send(());
+        return;
     }
     assert!(
         !partitions.is_empty(),
@@ -431,7 +446,7 @@ pub async fn wait_for_append(
         let appended = futures::future::select_all(
             partitions
                 .iter()
-                .map(|(p, seen)| p.appended.changed_since(*seen)),
+                .map(|(p, seen)| p.appended.changed_since(seen.version)),
         );
         let stopping = std::pin::pin!(shard.stopping.changed_since(0));
         let given_up = std::pin::pin!(reply.cancellation());

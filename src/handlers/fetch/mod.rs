@@ -157,12 +157,13 @@ pub async fn handle(
                     seen: o.seen?,
                 })
             })
-            .chain(resting.iter().map(|r| AppendWait {
-                tp: r.wanted.tp.clone(),
-                seen: r.seen(),
-            }))
             .collect();
-        let woken = crate::runtime::timeout(deadline - now, shard.wait_for_append(waits)).await;
+        let held = resting
+            .iter()
+            .map(|r| (r.partition.clone(), r.seen()))
+            .collect();
+        let wait = shard.wait_for_append(waits, held);
+        let woken = crate::runtime::timeout(deadline - now, wait).await;
         earlier = (!cut).then_some(outcomes);
         wake_resting(&mut resting, &mut wanted, &mut earlier);
         if woken.is_none() {
@@ -418,8 +419,8 @@ fn wanted(
 /// `unless_unchanged` on their owner.
 struct Resting {
     wanted: Wanted,
-    /// Held so that a wake checks it without a lookup: one taken away
-    /// (deleted) is notified first, so it reads as moved.
+    /// Held so that the wait and the wake use it without a lookup: one
+    /// taken away (deleted) is notified first, so it reads as moved.
     partition: Rc<Partition>,
 }
 
