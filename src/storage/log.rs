@@ -24,6 +24,7 @@ use crate::record::{
 use super::compaction::Cleaner;
 use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
+use super::io::wall_clock_ms;
 use super::leader_epoch::{self, LeaderEpochCache};
 use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
@@ -240,12 +241,12 @@ impl PartitionLog {
         handles: &FileHandles,
     ) -> Result<Self, StorageError> {
         fs::create_dir_all(&dir)?;
-        let segments = load_segments(&dir, &config, clean_shutdown, handles)?;
-        let log_start_offset = *segments.keys().next().expect("at least one segment");
+        let loaded = load_segments(&dir, &config, clean_shutdown, handles, UNSYNCED_ROLLS_MAX)?;
+        let log_start_offset = *loaded.segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,
             config: config.clone(),
-            segments,
+            segments: loaded.segments,
             log_start_offset,
             flushed_offset: 0,
             first_unflushed_ms: None,
@@ -280,13 +281,21 @@ impl PartitionLog {
         log.durable_snapshot = snapshot.filter(|_| clean_shutdown);
         let log_end = log.log_end_offset();
         let unflushed_from = (!clean_shutdown).then(|| read_recovery_point(&log.dir));
-        log.epochs = load_leader_epochs(
+        let (epochs, epochs_changed) = load_leader_epochs(
             &log.dir,
             &log.segments,
             log.log_start_offset,
             log_end,
             unflushed_from,
         )?;
+        log.epochs = epochs;
+        if epochs_changed && loaded.deferred {
+            // The recovery point stays below the rescanned epochs: synced
+            // before it passes them, like the append path's writes.
+            log.checkpoint_epochs_unsynced()?;
+        } else if epochs_changed {
+            log.epochs.write_checkpoint(&log.dir)?;
+        }
         // No file: a new log, one a single-node broker wrote (every
         // offset counted as replicated), or one whose value is in its
         // shard's checkpoint (`restore_high_watermark` comes next).
@@ -296,23 +305,51 @@ impl PartitionLog {
         log.high_watermark = stored
             .unwrap_or(log_end)
             .clamp(log.log_start_offset, log_end);
-        log.flushed_offset = log.log_end_offset();
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
-        // Unchanged after a clean shutdown (close wrote it): no write.
-        let moved = stored_recovery_point(&log.dir) != Some(log.log_end_offset());
-        let written = if moved {
-            write_recovery_point(&log.dir, log.log_end_offset())
+        if loaded.deferred {
+            log.leave_rescan_unsynced(&loaded.unsynced_rolls);
         } else {
-            Ok(())
-        };
-        if let Err(e) = written {
-            // A full disk: the old point is lower, which only means a
-            // longer rescan after a crash. Reads must go on meanwhile.
-            tracing::warn!(dir = %log.dir.display(), error = %e, "recovery point not moved at open");
+            log.move_recovery_point_to_end();
         }
         log.active().assert_file_len()?;
         log.check_invariants();
         Ok(log)
+    }
+
+    /// After an open that synced what it rescanned, or rescanned nothing:
+    /// everything below the log end is on disk.
+    fn move_recovery_point_to_end(&mut self) {
+        let log_end = self.log_end_offset();
+        self.flushed_offset = log_end;
+        // Unchanged after a clean shutdown (close wrote it): no write.
+        if stored_recovery_point(&self.dir) == Some(log_end) {
+            return;
+        }
+        if let Err(e) = write_recovery_point(&self.dir, log_end) {
+            // A full disk: the old point is lower, which only means a
+            // longer rescan after a crash. Reads must go on meanwhile.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "recovery point not moved at open");
+        }
+    }
+
+    /// After an unclean open that left its rescan to the page cache: the
+    /// recovery point stays, the rescanned rolled segments wait for a roll
+    /// sync like any roll, and the flush policy counts from the recovery
+    /// point (`flush.ms` from now).
+    fn leave_rescan_unsynced(&mut self, rolls: &[(i64, i64)]) {
+        assert!(self.unsynced_rolls.is_empty(), "at open");
+        assert!(rolls.len() <= UNSYNCED_ROLLS_MAX);
+        self.unsynced_rolls = rolls
+            .iter()
+            .map(|&(base, next_base)| UnsyncedRoll { base, next_base })
+            .collect();
+        let log_end = self.log_end_offset();
+        let recovery_point = read_recovery_point(&self.dir);
+        assert!(recovery_point <= log_end, "a deferred rescan cut nothing");
+        self.flushed_offset = recovery_point.max(self.log_start_offset);
+        if self.flushed_offset < log_end {
+            self.first_unflushed_ms = Some(wall_clock_ms());
+        }
     }
 
     pub fn set_config(&mut self, config: LogConfig) {

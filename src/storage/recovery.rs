@@ -253,20 +253,47 @@ fn set_rolling_base(segment: &mut Segment) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// The segments [`load_segments`] opened, and what of them a crash left
+/// past the recovery point without a sync since.
+pub struct LoadedSegments {
+    pub segments: Segments,
+    /// Segments rescanned whole and left to the page cache, oldest first:
+    /// the rolled ones (base, next base) the recovery point must not pass
+    /// before an fdatasync. The active segment, if rescanned, is marked
+    /// written, so the next roll or close syncs it.
+    pub unsynced_rolls: Vec<(i64, i64)>,
+    /// Whether the rescanned bytes stay past the recovery point: nothing
+    /// was cut, so it stays where it is and the next crash rescans them
+    /// again. False when a cut (or too long a rescan) made them durable
+    /// here, and the recovery point may move to the log end.
+    pub deferred: bool,
+}
+
 /// Opens every segment in `dir`. Unless `clean_shutdown`, segments that may
 /// hold offsets at or past the recovery point are rescanned; the first bad
 /// batch truncates its segment and deletes all later ones.
+///
+/// A rescan that cut nothing syncs nothing, as Kafka's recovery does: the
+/// bytes are what the page cache held, and they stay past the recovery
+/// point until a roll sync or close makes them durable. That was five
+/// fdatasyncs and two directory fsyncs per partition before a restarted
+/// node could serve; a cut still pays them, since it changed the files.
 pub fn load_segments(
     dir: &Path,
     config: &LogConfig,
     clean_shutdown: bool,
     handles: &FileHandles,
-) -> Result<Segments, StorageError> {
+    unsynced_rolls_max: usize,
+) -> Result<LoadedSegments, StorageError> {
     let bases = list_segments(dir)?;
     let mut segments = Segments::new();
     if bases.is_empty() {
         segments.insert(0, Box::new(Segment::create(dir, 0, handles)?));
-        return Ok(segments);
+        return Ok(LoadedSegments {
+            segments,
+            unsynced_rolls: Vec::new(),
+            deferred: false,
+        });
     }
     let recovery_point = if clean_shutdown {
         i64::MAX
@@ -274,6 +301,8 @@ pub fn load_segments(
         read_recovery_point(dir)
     };
     let interval = config.index_interval_bytes;
+    let mut rescanned = Vec::new();
+    let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let mut segment = Segment::open(dir, base, handles)?;
         let previous_end = segments.values().next_back().map(|s| s.next_offset);
@@ -285,6 +314,7 @@ pub fn load_segments(
                 "segment overlaps the previous one"
             );
             delete_segments(dir, &bases[i..], handles)?;
+            cut = true;
             break;
         }
         // After a clean shutdown nothing is unflushed, the active segment
@@ -294,10 +324,9 @@ pub fn load_segments(
         let may_hold_unflushed =
             !clean_shutdown && bases.get(i + 1).is_none_or(|&next| next > recovery_point);
         let truncated = if may_hold_unflushed {
+            rescanned.push(base);
             let truncated = recover_segment(&mut segment, interval)?;
-            segment.file()?.sync_data()?;
             segment.finish_time_index();
-            write_rebuilt_indexes(&segment);
             truncated
         } else {
             load_or_rebuild(&mut segment, interval, clean_shutdown)?
@@ -305,13 +334,55 @@ pub fn load_segments(
         segments.insert(base, Box::new(segment));
         if truncated {
             delete_segments(dir, &bases[i + 1..], handles)?;
+            cut = true;
             break;
         }
     }
     if let Some(active) = segments.values_mut().next_back() {
         set_rolling_base(active)?;
     }
-    Ok(segments)
+    // A log ending below its recovery point lost bytes it had synced:
+    // whatever the cause, the point must come down, past synced bytes only.
+    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset);
+    let deferred = !rescanned.is_empty()
+        && !cut
+        && rescanned.len() <= unsynced_rolls_max + 1
+        && log_end >= recovery_point;
+    let mut unsynced_rolls = Vec::new();
+    if deferred {
+        let active_base = *segments
+            .keys()
+            .next_back()
+            .expect("a segment was rescanned");
+        for &base in &rescanned {
+            let segment = segments.get_mut(&base).expect("rescanned segments stay");
+            if base == active_base {
+                // Its indexes are written when it rolls or closes.
+                segment.mark_written();
+                continue;
+            }
+            if let Err(e) = segment.write_indexes_unsynced() {
+                tracing::warn!(segment = base, error = %e, "rebuilt indexes not written; the next open rebuilds them");
+            }
+            let next_base = *segments
+                .range(base + 1..)
+                .next()
+                .expect("a rolled segment has a successor")
+                .0;
+            unsynced_rolls.push((base, next_base));
+        }
+    } else {
+        for base in &rescanned {
+            let segment = &segments[base];
+            segment.file()?.sync_data()?;
+            write_rebuilt_indexes(segment);
+        }
+    }
+    Ok(LoadedSegments {
+        segments,
+        unsynced_rolls,
+        deferred,
+    })
 }
 
 fn delete_segments(dir: &Path, bases: &[i64], handles: &FileHandles) -> Result<(), StorageError> {
@@ -462,15 +533,16 @@ fn read_marker(
 /// may hold unflushed batches are taken from their headers again, since the
 /// append path writes the checkpoint without fsync. Then cut to the log's
 /// range (a crash may have cut the tail after an epoch began, or retention
-/// the head before the file was written). Written back when it changed; a
-/// log no leader ever stamped (a single-node broker's) gets no file.
+/// the head before the file was written). True with it when it differs
+/// from the file, which the caller writes back; a log no leader ever
+/// stamped (a single-node broker's) needs no file.
 pub fn load_leader_epochs(
     dir: &Path,
     segments: &Segments,
     log_start: i64,
     log_end: i64,
     unflushed_from: Option<i64>,
-) -> Result<LeaderEpochCache, StorageError> {
+) -> Result<(LeaderEpochCache, bool), StorageError> {
     let (mut cache, mut changed) = match LeaderEpochCache::read_checkpoint(dir) {
         Some(mut cache) => {
             let changed = match unflushed_from {
@@ -498,10 +570,7 @@ pub fn load_leader_epochs(
     };
     changed |= cache.truncate_from_end(log_end);
     changed |= cache.truncate_from_start(log_start);
-    if changed {
-        cache.write_checkpoint(dir)?;
-    }
-    Ok(cache)
+    Ok((cache, changed))
 }
 
 /// Assigns where each stamped epoch (>= 0) first appears in `segments`,

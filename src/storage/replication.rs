@@ -45,7 +45,7 @@ impl PartitionLog {
     /// partition a failover hands a node, starts an epoch, and each paid a
     /// file and a directory fsync on the shard thread. Durable before the
     /// recovery point passes it ([`super::RollSync`], [`Self::close`]).
-    fn checkpoint_epochs_unsynced(&mut self) -> Result<(), StorageError> {
+    pub(super) fn checkpoint_epochs_unsynced(&mut self) -> Result<(), StorageError> {
         self.epochs.write_checkpoint_unsynced(&self.dir)?;
         self.epoch_writes += 1;
         Ok(())

@@ -624,13 +624,18 @@ fn epochs_begun_past_the_recovery_point_survive_a_stale_checkpoint() {
     // A crash that lost the unsynced write: no close, the synced file.
     drop(log);
     fs::write(&path, &synced).unwrap();
-    let log = open(&dir, batch_len() * 3, false);
+    let mut log = open(&dir, batch_len() * 3, false);
     assert_eq!(epochs(&log), vec![(2, 0), (5, 12)]);
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
         "0\n2\n2 0\n5 12\n",
         "written back"
     );
+    // The open cut nothing, so it synced nothing: the write back waits
+    // for the sync that moves the recovery point past epoch 5.
+    assert!(log.epochs_unsynced(), "written back without fsync");
+    log.close().unwrap();
+    assert!(!log.epochs_unsynced());
 }
 
 #[test]

@@ -434,6 +434,12 @@ impl Segment {
         Ok(())
     }
 
+    /// The file holds bytes not known durable though this process wrote
+    /// none (an unclean open left a rescanned tail unsynced): close syncs it.
+    pub fn mark_written(&mut self) {
+        self.written = true;
+    }
+
     /// fdatasync, unless this process never changed the file.
     pub fn sync_if_written(&self) -> io::Result<()> {
         if self.written {

@@ -599,10 +599,60 @@ fn unclean_recovery_truncates_garbage_tail() {
     assert_eq!(fs::metadata(&last).unwrap().len(), valid_len);
     assert!(!dir.join("00000000000000000000.index.tmp").exists());
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 30));
+    assert_eq!(
+        recovery_point(&dir),
+        30,
+        "a cut is synced at open, and the recovery point follows"
+    );
+    assert!(log.take_roll_sync().is_none(), "open synced the rescan");
     let all: Vec<(i64, i64)> = (0..10).map(|b| (b * 3, b * 3 + 2)).collect();
     assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), all);
     let next = log.append(&build_simple_batch(0, 2, 5), 0).unwrap();
     assert_eq!((next.base_offset, next.last_offset), (30, 31));
+}
+
+#[test]
+fn an_unclean_open_that_cuts_nothing_leaves_the_rescan_to_a_roll_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 4,
+        ..config()
+    };
+    {
+        let mut log = open(&dir, config.clone(), true);
+        fill(&mut log, 10); // segments at 0, 12, 24, none synced
+    } // dropped without close
+    assert_eq!(recovery_point(&dir), 0);
+    let all: Vec<(i64, i64)> = (0..10).map(|b| (b * 3, b * 3 + 2)).collect();
+
+    let mut log = open(&dir, config.clone(), false);
+    assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), all);
+    assert_eq!(
+        recovery_point(&dir),
+        0,
+        "nothing rescanned was synced, so the point stays"
+    );
+    assert_eq!(
+        log.files_to_sync().unwrap().len(),
+        3,
+        "two rescanned rolls and the active segment wait for a sync"
+    );
+    let job = log.take_roll_sync().expect("the rescanned rolls wait");
+    assert_eq!(job.recovery_point(), 24);
+    job.run().unwrap();
+    log.finish_roll_sync(job.scope(), true);
+    assert_eq!(recovery_point(&dir), 24);
+    drop(log); // a second crash: only the active segment is rescanned
+
+    let mut log = open(&dir, config, false);
+    assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()), all);
+    assert!(
+        log.take_roll_sync().is_none(),
+        "only the active one is past it"
+    );
+    log.close().unwrap();
+    assert_eq!(recovery_point(&dir), 30, "close synced the rescanned tail");
 }
 
 #[test]
