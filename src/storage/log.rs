@@ -30,8 +30,8 @@ use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
 };
 use super::recovery::{
-    load_leader_epochs, load_producer_state, load_segments, read_recovery_point,
-    reset_recovery_point, stored_recovery_point, write_recovery_point, SnapshotDigest,
+    load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
+    stored_recovery_point, write_recovery_point, SnapshotDigest,
 };
 use super::segment::{PendingBatch, Segment, SegmentWrite, Segments, WriteFailed};
 use super::txn_index::AbortedTxn;
@@ -280,13 +280,12 @@ impl PartitionLog {
         // have left a roll's unsynced snapshot at the log end.
         log.durable_snapshot = snapshot.filter(|_| clean_shutdown);
         let log_end = log.log_end_offset();
-        let unflushed_from = (!clean_shutdown).then(|| read_recovery_point(&log.dir));
         let (epochs, epochs_changed) = load_leader_epochs(
             &log.dir,
             &log.segments,
             log.log_start_offset,
             log_end,
-            unflushed_from,
+            loaded.recovery_point,
         )?;
         log.epochs = epochs;
         if epochs_changed && loaded.deferred {
@@ -307,7 +306,8 @@ impl PartitionLog {
             .clamp(log.log_start_offset, log_end);
         log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
         if loaded.deferred {
-            log.leave_rescan_unsynced(&loaded.unsynced_rolls);
+            let recovery_point = loaded.recovery_point.expect("only an unclean open defers");
+            log.leave_rescan_unsynced(&loaded.unsynced_rolls, recovery_point);
         } else {
             log.move_recovery_point_to_end();
         }
@@ -336,7 +336,7 @@ impl PartitionLog {
     /// recovery point stays, the rescanned rolled segments wait for a roll
     /// sync like any roll, and the flush policy counts from the recovery
     /// point (`flush.ms` from now).
-    fn leave_rescan_unsynced(&mut self, rolls: &[(i64, i64)]) {
+    fn leave_rescan_unsynced(&mut self, rolls: &[(i64, i64)], recovery_point: i64) {
         assert!(self.unsynced_rolls.is_empty(), "at open");
         assert!(rolls.len() <= UNSYNCED_ROLLS_MAX);
         self.unsynced_rolls = rolls
@@ -344,7 +344,6 @@ impl PartitionLog {
             .map(|&(base, next_base)| UnsyncedRoll { base, next_base })
             .collect();
         let log_end = self.log_end_offset();
-        let recovery_point = read_recovery_point(&self.dir);
         assert!(recovery_point <= log_end, "a deferred rescan cut nothing");
         self.flushed_offset = recovery_point.max(self.log_start_offset);
         if self.flushed_offset < log_end {

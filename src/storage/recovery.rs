@@ -267,6 +267,9 @@ pub struct LoadedSegments {
     /// again. False when a cut (or too long a rescan) made them durable
     /// here, and the recovery point may move to the log end.
     pub deferred: bool,
+    /// The recovery point the rescan started from (0 without a file);
+    /// `None` after a clean shutdown, which rescans nothing.
+    pub recovery_point: Option<i64>,
 }
 
 /// Opens every segment in `dir`. Unless `clean_shutdown`, segments that may
@@ -293,13 +296,11 @@ pub fn load_segments(
             segments,
             unsynced_rolls: Vec::new(),
             deferred: false,
+            recovery_point: (!clean_shutdown).then(|| read_recovery_point(dir)),
         });
     }
-    let recovery_point = if clean_shutdown {
-        i64::MAX
-    } else {
-        read_recovery_point(dir)
-    };
+    let stored_point = (!clean_shutdown).then(|| read_recovery_point(dir));
+    let recovery_point = stored_point.unwrap_or(i64::MAX);
     let interval = config.index_interval_bytes;
     let mut rescanned = Vec::new();
     let mut cut = false;
@@ -348,41 +349,59 @@ pub fn load_segments(
         && !cut
         && rescanned.len() <= unsynced_rolls_max + 1
         && log_end >= recovery_point;
-    let mut unsynced_rolls = Vec::new();
-    if deferred {
-        let active_base = *segments
-            .keys()
-            .next_back()
-            .expect("a segment was rescanned");
-        for &base in &rescanned {
-            let segment = segments.get_mut(&base).expect("rescanned segments stay");
-            if base == active_base {
-                // Its indexes are written when it rolls or closes.
-                segment.mark_written();
-                continue;
-            }
-            if let Err(e) = segment.write_indexes_unsynced() {
-                tracing::warn!(segment = base, error = %e, "rebuilt indexes not written; the next open rebuilds them");
-            }
-            let next_base = *segments
-                .range(base + 1..)
-                .next()
-                .expect("a rolled segment has a successor")
-                .0;
-            unsynced_rolls.push((base, next_base));
-        }
+    let unsynced_rolls = if deferred {
+        leave_rescan_unsynced(&mut segments, &rescanned)
     } else {
-        for base in &rescanned {
-            let segment = &segments[base];
-            segment.file()?.sync_data()?;
-            write_rebuilt_indexes(segment);
-        }
-    }
+        sync_rescan(&segments, &rescanned)?;
+        Vec::new()
+    };
     Ok(LoadedSegments {
         segments,
         unsynced_rolls,
         deferred,
+        recovery_point: stored_point,
     })
+}
+
+/// Leaves the rescanned segments to the page cache: the rolled ones get
+/// their rebuilt indexes (no fsync, as a roll writes them) and are returned
+/// as (base, next base) for the roll sync; the active one is marked for
+/// its roll or close to sync.
+fn leave_rescan_unsynced(segments: &mut Segments, rescanned: &[i64]) -> Vec<(i64, i64)> {
+    let active_base = *segments
+        .keys()
+        .next_back()
+        .expect("a segment was rescanned");
+    let mut rolls = Vec::with_capacity(rescanned.len());
+    for &base in rescanned {
+        let next_base = segments.range(base + 1..).next().map(|(next, _)| *next);
+        let segment = segments.get_mut(&base).expect("rescanned segments stay");
+        let Some(next_base) = next_base else {
+            assert_eq!(
+                base, active_base,
+                "only the active segment has no successor"
+            );
+            // Its indexes are written when it rolls or closes.
+            segment.mark_written();
+            continue;
+        };
+        if let Err(e) = segment.write_indexes_unsynced() {
+            tracing::warn!(segment = base, error = %e, "rebuilt indexes not written; the next open rebuilds them");
+        }
+        rolls.push((base, next_base));
+    }
+    rolls
+}
+
+/// Makes the rescanned segments durable, rebuilt indexes included, so the
+/// recovery point can move to the log end.
+fn sync_rescan(segments: &Segments, rescanned: &[i64]) -> Result<(), StorageError> {
+    for base in rescanned {
+        let segment = &segments[base];
+        segment.file()?.sync_data()?;
+        write_rebuilt_indexes(segment);
+    }
+    Ok(())
 }
 
 fn delete_segments(dir: &Path, bases: &[i64], handles: &FileHandles) -> Result<(), StorageError> {
