@@ -575,18 +575,24 @@ fn log_path(dir: &Path, base: i64) -> PathBuf {
     segment_path(dir, base, "log")
 }
 
-#[test]
-fn unclean_recovery_truncates_garbage_tail() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = partition_dir(&tmp);
+/// A log of 10 batches in segments at 0, 12 and 24 (the last holds 2),
+/// none synced, left as a crash leaves it: dropped without close.
+fn crashed_log(tmp: &tempfile::TempDir) -> (PathBuf, LogConfig) {
+    let dir = partition_dir(tmp);
     let config = LogConfig {
         segment_bytes: batch_len() * 4,
         ..config()
     };
-    {
-        let mut log = open(&dir, config.clone(), true);
-        fill(&mut log, 10); // segments at 0, 12, 24; the last holds 2 batches
-    } // dropped without close
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 10);
+    drop(log);
+    (dir, config)
+}
+
+#[test]
+fn unclean_recovery_truncates_garbage_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, config) = crashed_log(&tmp);
     let last = log_path(&dir, 24);
     let valid_len = fs::metadata(&last).unwrap().len();
     let mut file = OpenOptions::new().append(true).open(&last).unwrap();
@@ -614,15 +620,7 @@ fn unclean_recovery_truncates_garbage_tail() {
 #[test]
 fn an_unclean_open_that_cuts_nothing_leaves_the_rescan_to_a_roll_sync() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = partition_dir(&tmp);
-    let config = LogConfig {
-        segment_bytes: batch_len() * 4,
-        ..config()
-    };
-    {
-        let mut log = open(&dir, config.clone(), true);
-        fill(&mut log, 10); // segments at 0, 12, 24, none synced
-    } // dropped without close
+    let (dir, config) = crashed_log(&tmp);
     assert_eq!(recovery_point(&dir), 0);
     let all: Vec<(i64, i64)> = (0..10).map(|b| (b * 3, b * 3 + 2)).collect();
 
@@ -658,15 +656,7 @@ fn an_unclean_open_that_cuts_nothing_leaves_the_rescan_to_a_roll_sync() {
 #[test]
 fn unclean_recovery_cuts_at_corrupt_batch_and_drops_later_segments() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = partition_dir(&tmp);
-    let config = LogConfig {
-        segment_bytes: batch_len() * 4,
-        ..config()
-    };
-    {
-        let mut log = open(&dir, config.clone(), true);
-        fill(&mut log, 10);
-    }
+    let (dir, config) = crashed_log(&tmp);
     fs::remove_file(dir.join(RECOVERY_POINT_FILE)).unwrap(); // rescan everything
                                                              // Flip a record byte of the second batch of segment 12 (offsets 15..17).
     let file = OpenOptions::new()
