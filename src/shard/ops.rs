@@ -24,7 +24,17 @@ pub(super) fn led_partition(
     tp: &TopicPartition,
     current_leader_epoch: i32,
 ) -> Result<Rc<Partition>, i16> {
-    let Some(partition) = shard.partition(tp) else {
+    check_led(shard, tp, shard.partition(tp), current_leader_epoch)
+}
+
+/// [`led_partition`] of the replica already looked up (`found`).
+fn check_led(
+    shard: &Shard,
+    tp: &TopicPartition,
+    found: Option<Rc<Partition>>,
+    current_leader_epoch: i32,
+) -> Result<Rc<Partition>, i16> {
+    let Some(partition) = found else {
         // Borrowed, not cloned: this runs for every partition of every request.
         let topics = shard.topics.borrow();
         let elsewhere =
@@ -260,16 +270,19 @@ pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
 
 fn read_one(shard: &Rc<Shard>, item: ReadItem, now_ms: i64) -> ReadOutcome {
     let mut outcome = ReadOutcome::unread(NONE);
+    // One lookup for both checks: a consumer's fetch names every partition
+    // it reads, each time.
+    let found = shard.partition(&item.tp);
     // Before the leadership check: an unchanged partition's role is
     // unchanged too, and a woken long poll asks again for all it waited on.
     if let Some(seen) = item.unless_unchanged {
-        if shard.partition(&item.tp).is_some_and(|p| p.seen() == seen) {
+        if found.as_ref().is_some_and(|p| p.seen() == seen) {
             outcome.seen = Some(seen);
             outcome.unchanged = true;
             return outcome;
         }
     }
-    let partition = match led_partition(shard, &item.tp, item.current_leader_epoch) {
+    let partition = match check_led(shard, &item.tp, found, item.current_leader_epoch) {
         Ok(p) => p,
         Err(code) => {
             outcome.error = code;
