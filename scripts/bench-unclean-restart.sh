@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How long a single node takes to serve again after kill -9 with many
 # partitions: writes a workload for a while, kills the broker, restarts it
-# on the same data dir and times the restart until its port accepts, then
+# on the same data dir and times it until the broker listens, then
 # kills it again (so the data dir stays as a crash leaves it) and repeats
 # the restart RESTARTS times. The first restart after the load is the one a
 # crash costs; the later ones show the steady cost of an unclean open.
