@@ -134,7 +134,12 @@ async fn drive(
 fn cross_core(round_trips: u64, spin: Duration, batches: Vec<(&'static str, u64)>) -> Vec<Report> {
     let (tx, rx) = std::sync::mpsc::channel();
     let seats = runtime::mesh::<u64>(2, CHANNEL_CAPACITY);
-    let shards = runtime::start_shards(seats, IO_MEMORY_BYTES, spin, move |seat| {
+    let settings = runtime::ExecutorSettings {
+        io_memory_bytes: IO_MEMORY_BYTES,
+        spin_before_park: spin,
+        stall_warning: Duration::ZERO,
+    };
+    let shards = runtime::start_shards(seats, &settings, move |seat| {
         let tx = tx.clone();
         let batches = batches.clone();
         async move {

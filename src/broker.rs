@@ -238,9 +238,12 @@ pub fn run(
         }
     };
     let seats = crate::services::seats(shard_count, config.shard_channel_capacity);
-    let spin = Duration::from_micros(config.shard_spin_before_park_us);
-    let shards = runtime::start_shards(seats, config.io_memory_bytes, spin, body)
-        .map_err(BrokerError::Shards)?;
+    let executors = runtime::ExecutorSettings {
+        io_memory_bytes: config.io_memory_bytes,
+        spin_before_park: Duration::from_micros(config.shard_spin_before_park_us),
+        stall_warning: Duration::from_millis(config.shard_stall_warn_ms),
+    };
+    let shards = runtime::start_shards(seats, &executors, body).map_err(BrokerError::Shards)?;
     for _ in 0..shard_count {
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(true) => {}

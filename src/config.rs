@@ -168,6 +168,12 @@ pub struct BrokerConfig {
     /// (an eventfd write and glommio's membarrier: inter-processor
     /// interrupts on a VM); spinning costs the CPU it spins.
     pub shard_spin_before_park_us: u64,
+    /// Logs, with a backtrace, every time a shard runs one task queue this
+    /// many ms past its budget (0: off). A shard thread held that long
+    /// holds every socket on its core; this names the code that held it.
+    /// Each run of a task queue then arms a timer, two syscalls, so it is
+    /// for finding a stall, not for every day.
+    pub shard_stall_warn_ms: u64,
     /// The most bytes one compressed batch may decompress to; a larger one
     /// is refused as CORRUPT_MESSAGE (a decompression bomb).
     pub decompressed_batch_bytes_max: usize,
@@ -316,6 +322,7 @@ impl Default for BrokerConfig {
             log_open_files_idle_ms: 600_000,
             io_memory_bytes: 1 << 20,
             shard_spin_before_park_us: 0,
+            shard_stall_warn_ms: 0,
             task_quota_us: 1000,
             quota_window_num: 11,
             quota_window_size_seconds: 1,

@@ -136,6 +136,10 @@ struct ServeArgs {
     /// How long an idle shard polls before it parks, in µs (0: at once).
     #[arg(long)]
     shard_spin_before_park_us: Option<u64>,
+    /// Log a backtrace when a shard runs this many ms over its budget
+    /// without yielding (0: off; costs two syscalls per task queue run).
+    #[arg(long)]
+    shard_stall_warn_ms: Option<u64>,
     /// Where produced batches are written: the shard thread (inline) or the
     /// blocking thread (thread).
     #[arg(long, value_enum)]
@@ -212,6 +216,7 @@ impl ServeArgs {
             log_open_files_idle_ms => c.log_open_files_idle_ms,
             append_writer => c.append_writer,
             shard_spin_before_park_us => c.shard_spin_before_park_us,
+            shard_stall_warn_ms => c.shard_stall_warn_ms,
             log_segment_bytes => c.log.segment_bytes,
             log_retention_ms => c.log.retention_ms,
             log_retention_bytes => c.log.retention_bytes,

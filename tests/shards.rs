@@ -291,3 +291,33 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
         assert_eq!(still_parked, 0, "round {round}: a wait outlived its fetch");
     }
 }
+
+/// `--shard-stall-warn-ms` logs a shard thread held past its task queue's
+/// budget, with a backtrace of where: creating a topic opens each of its
+/// logs in one run of the serving queue, far longer than 1 ms in a test
+/// build. Without the flag nothing watches.
+#[test]
+fn a_shard_held_past_the_stall_warning_is_logged() {
+    const LOGS_OPENED: i32 = 200;
+    let stall = "stall-detector";
+    let watched = Broker::start_with(1, &["--shard-stall-warn-ms", "1"]);
+    create_topic(&watched.bootstrap(), "opened", LOGS_OPENED, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !watched.stderr_tail(10_000).contains(stall) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stall logged within 10 s:\n{}",
+            watched.stderr_tail(50)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(watched.stderr_tail(10_000).contains("went over-budget"));
+
+    let unwatched = Broker::start(1);
+    create_topic(&unwatched.bootstrap(), "opened", LOGS_OPENED, &[]);
+    assert!(
+        !unwatched.stderr_tail(10_000).contains(stall),
+        "{}",
+        unwatched.stderr_tail(50)
+    );
+}

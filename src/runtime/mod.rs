@@ -142,13 +142,39 @@ impl Shards {
     }
 }
 
+/// How each shard's executor is built.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecutorSettings {
+    /// glommio's io_uring buffer memory per executor.
+    pub io_memory_bytes: usize,
+    /// How long an idle executor polls before it parks (zero: at once).
+    pub spin_before_park: Duration,
+    /// Log a task queue that runs this long past its budget (zero: off).
+    pub stall_warning: Duration,
+}
+
+/// A shard that held its thread `over` past a task queue's budget is
+/// logged with where it was: glommio samples the backtrace with a signal
+/// while the queue still runs, and its default `stall` logs it through the
+/// `log` crate, which the tracing subscriber takes in (its type is not
+/// public, so it cannot be overridden here).
+#[derive(Debug)]
+struct StallWarning {
+    over: Duration,
+}
+
+impl glommio::StallDetectionHandler for StallWarning {
+    fn threshold(&self, _queue: glommio::TaskQueueHandle, _budget: Duration) -> Option<Duration> {
+        Some(self.over)
+    }
+}
+
 /// Starts one executor per element of `seats`, shard i pinned to the i-th
 /// allowed CPU, each running `body` with its seats (its ends of the meshes,
 /// see [`mesh`]).
 pub fn start_shards<S, F, Fut>(
     seats: Vec<S>,
-    io_memory_bytes: usize,
-    spin_before_park: Duration,
+    settings: &ExecutorSettings,
     body: F,
 ) -> std::io::Result<Shards>
 where
@@ -164,9 +190,14 @@ where
         let body = body.clone();
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
-            .io_memory(io_memory_bytes);
-        if !spin_before_park.is_zero() {
-            builder = builder.spin_before_park(spin_before_park);
+            .io_memory(settings.io_memory_bytes);
+        if !settings.spin_before_park.is_zero() {
+            builder = builder.spin_before_park(settings.spin_before_park);
+        }
+        if !settings.stall_warning.is_zero() {
+            builder = builder.detect_stalls(Some(Box::new(StallWarning {
+                over: settings.stall_warning,
+            })));
         }
         let handle = builder
             .spawn(move || async move {
