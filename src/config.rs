@@ -14,11 +14,15 @@ use crate::storage::{LogConfig, TimestampType};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AppendWriter {
-    /// On the shard thread, right away: the cheapest in CPU.
-    #[default]
+    /// On the shard thread, right away: the cheapest in CPU, but a write
+    /// the kernel throttles holds every socket on the core.
     Inline,
     /// On the blocking thread, one job per request and owner shard.
     Thread,
+    /// Inline until a write is slow, then on the blocking thread until
+    /// none has been for a while (see `shard::append_writer`).
+    #[default]
+    Adaptive,
 }
 
 /// Everything the broker needs to start. Field names match the TOML keys.

@@ -97,6 +97,10 @@ pub static STORAGE_WRITE_ERRORS: Counter = Counter::new(
     "sluice_storage_write_errors_total",
     "Writes to the log dir that failed (a full disk or an I/O error); a produce among them got KAFKA_STORAGE_ERROR.",
 );
+pub static APPEND_WRITES_MOVED_OFF_REACTOR: Counter = Counter::new(
+    "sluice_append_writes_moved_off_reactor_total",
+    "Times the adaptive append writer met a slow write on a shard thread and wrote off it for a while.",
+);
 pub static ROLL_SYNCS: Counter = Counter::new(
     "sluice_roll_syncs_total",
     "Background fdatasyncs of rolled segments that moved the recovery point.",
@@ -184,6 +188,7 @@ const ALL: &[&Counter] = &[
     &QUOTA_SENSOR_OVERFLOW,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
+    &APPEND_WRITES_MOVED_OFF_REACTOR,
     &STORAGE_WRITE_ERRORS,
     &PRODUCE_DUPLICATES,
     &PRODUCERS_EXPIRED,

@@ -9,6 +9,7 @@
 
 mod admin;
 mod admin_cluster;
+mod append_writer;
 mod durability;
 pub mod event;
 mod hw_checkpoint;
@@ -132,6 +133,8 @@ pub struct Shard {
     /// The open segment files of this shard's logs, bounded by its share
     /// of `log_open_files_max`.
     pub file_handles: crate::storage::FileHandles,
+    /// Whether produced batches are written on this thread right now.
+    append_writer: append_writer::AppendWriterState,
 }
 
 /// What the data dir held when the broker started, read once before the
@@ -213,6 +216,7 @@ impl Shard {
         controller: Option<Arc<Controller>>,
     ) -> Shard {
         let file_handles = crate::storage::FileHandles::new(config.log_open_files_per_shard(count));
+        let append_writer = append_writer::AppendWriterState::new(config.append_writer);
         Shard {
             id,
             count,
@@ -230,6 +234,7 @@ impl Shard {
             controller,
             observer: RefCell::new(None),
             file_handles,
+            append_writer,
         }
     }
 

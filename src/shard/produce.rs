@@ -2,12 +2,13 @@
 //! every acknowledgement waited for together (flush, ISR), as Kafka's
 //! produce purgatory does, not one replication round trip after another.
 //!
-//! Appends are written on the shard thread (`append_writer = "inline"`) or
-//! by the blocking thread (`"thread"`): each partition's batches are placed
-//! at its end on the shard, one job writes the whole request's batches off
-//! the reactor, and the shard then makes them part of the logs. A write
-//! held up by dirty-page throttling then delays that request only, not
-//! every socket on the shard.
+//! Appends are written on the shard thread or by the blocking thread, as
+//! `append_writer` says now (`append_writer.rs`; `adaptive` moves between
+//! the two): off the reactor, each partition's batches are placed at its
+//! end on the shard, one job writes the whole request's batches, and the
+//! shard then makes them part of the logs. A write held up by dirty-page
+//! throttling then delays that request only, not every socket on the
+//! shard.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,6 @@ use kafka_protocol::ResponseError;
 
 use super::ops::{led_partition, storage_error_code};
 use super::*;
-use crate::config::AppendWriter;
 use crate::storage::{AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed};
 
 const NONE: i16 = 0;
@@ -28,12 +28,13 @@ pub async fn produce(
     items: Vec<ProduceItem>,
     on_appended: Option<oneshot::Sender<()>>,
 ) -> Vec<ProduceOutcome> {
-    let appended: Vec<_> = match shard.config.append_writer {
-        AppendWriter::Inline => items
+    let appended: Vec<_> = if shard.append_writer.inline(Instant::now()) {
+        items
             .into_iter()
             .map(|item| append_inline(&shard, item))
-            .collect(),
-        AppendWriter::Thread => append_off_reactor(&shard, items).await,
+            .collect()
+    } else {
+        append_off_reactor(&shard, items).await
     };
     if let Some(tx) = on_appended {
         let _ = tx.send(());
@@ -172,7 +173,9 @@ fn append_inline(shard: &Shard, item: ProduceItem) -> Result<Appended, ProduceOu
             .log
             .borrow_mut()
             .append_validated(&item.records, now, item.origin);
-    crate::stats::APPEND.observe(appending.elapsed());
+    let took = appending.elapsed();
+    crate::stats::APPEND.observe(took);
+    shard.append_writer.note_write(took, Instant::now());
     match result {
         Ok(result) => appended(item, admitted, result),
         Err(e) => Err(refused(&item.tp, &e)),
@@ -229,7 +232,7 @@ async fn append_off_reactor(
             }
         };
     }
-    write_staged(&mut staged, &mut out).await;
+    write_staged(shard, &mut staged, &mut out).await;
     crate::stats::APPEND.observe(started.elapsed());
     out.into_iter()
         .map(|o| o.expect("every item appended or refused"))
@@ -250,14 +253,18 @@ async fn admit_when_idle(
         }
         // Ours or another request's: ours are written first, so waiting
         // never holds a partition someone else waits for.
-        write_staged(staged, out).await;
+        write_staged(shard, staged, out).await;
         admitted.partition.write_idle().await;
     }
 }
 
+/// A staged append and how its write went.
+type Written = (PreparedAppend, Result<(), WriteFailed>);
+
 /// Writes the staged appends in one job off the reactor, then finishes
 /// each on its log.
 async fn write_staged(
+    shard: &Shard,
     staged: &mut Vec<Staged>,
     out: &mut [Option<Result<Appended, ProduceOutcome>>],
 ) {
@@ -268,17 +275,19 @@ async fn write_staged(
         .drain(..)
         .map(|s| ((s.index, s.item, s.admitted), s.prepared))
         .unzip();
-    let written: Vec<(PreparedAppend, Result<(), WriteFailed>)> =
-        crate::runtime::blocking(move || {
-            prepared
-                .into_iter()
-                .map(|p| {
-                    let result = p.write.run();
-                    (p, result)
-                })
-                .collect()
-        })
-        .await;
+    let (written, took): (Vec<Written>, Duration) = crate::runtime::blocking(move || {
+        let writing = Instant::now();
+        let written = prepared
+            .into_iter()
+            .map(|p| {
+                let result = p.write.run();
+                (p, result)
+            })
+            .collect();
+        (written, writing.elapsed())
+    })
+    .await;
+    shard.append_writer.note_write(took, Instant::now());
     for ((index, item, admitted), (prepared, result)) in rest.into_iter().zip(written) {
         let finished = admitted
             .partition
