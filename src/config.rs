@@ -16,12 +16,12 @@ use crate::storage::{LogConfig, TimestampType};
 pub enum AppendWriter {
     /// On the shard thread, right away: the cheapest in CPU, but a write
     /// the kernel throttles holds every socket on the core.
+    #[default]
     Inline,
     /// On the blocking thread, one job per request and owner shard.
     Thread,
     /// Inline until a write is slow, then on the blocking thread until
     /// none has been for a while (see `shard::append_writer`).
-    #[default]
     Adaptive,
 }
 

@@ -8,7 +8,10 @@
 //! blocking thread and never holds the shard, at about a third more CPU.
 //! `adaptive` writes inline until one write is slow, then off the reactor
 //! until none has been slow for a while: a burst costs one held write
-//! instead of all of them, and calm stretches cost what inline costs.
+//! instead of all of them, and calm stretches cost what inline costs. It
+//! is not the default: in one pair of runs it held the shard twice where
+//! inline did 10 times, but its produce p99 was twice inline's (the thread
+//! hop during a hold); see `tuning/README.md`.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
