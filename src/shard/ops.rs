@@ -223,22 +223,22 @@ impl Shard {
     pub async fn wait_for_append(
         self: &Rc<Self>,
         items: Vec<AppendWait>,
-        held: Vec<(Rc<Partition>, Seen)>,
+        mut held: Vec<(Rc<Partition>, Seen)>,
     ) {
         let mut by_owner: Vec<Vec<AppendWait>> = vec![Vec::new(); self.count];
         for item in items {
             by_owner[self.owner_of(&item.tp)].push(item);
         }
-        let mut held = Some(held).filter(|h| !h.is_empty());
         let mut waits = Vec::new();
         for (owner, items) in by_owner.into_iter().enumerate() {
             let local = owner == self.id;
-            if items.is_empty() && !(local && held.is_some()) {
+            let nothing_here = items.is_empty() && (!local || held.is_empty());
+            if nothing_here {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
             if local {
-                let held = held.take().unwrap_or_default();
+                let held = std::mem::take(&mut held);
                 crate::runtime::spawn_local(wait_for_append(self.clone(), items, held, tx))
                     .detach();
             } else if self

@@ -230,15 +230,20 @@ fn load_or_rebuild(
     tracing::info!(segment = segment.base_offset, "rebuilding segment indexes");
     let truncated = recover_segment(segment, index_interval_bytes)?;
     segment.finish_time_index();
-    write_rebuilt_indexes(segment);
+    write_rebuilt_indexes(segment, true);
     Ok(truncated)
 }
 
 /// Writes indexes open rebuilt. A full disk must not keep a log from
 /// opening (its reads go on): a failed write leaves no index file, and the
 /// next open rebuilds again.
-fn write_rebuilt_indexes(segment: &Segment) {
-    if let Err(e) = segment.write_indexes() {
+fn write_rebuilt_indexes(segment: &Segment, durable: bool) {
+    let written = if durable {
+        segment.write_indexes()
+    } else {
+        segment.write_indexes_unsynced()
+    };
+    if let Err(e) = written {
         tracing::warn!(segment = segment.base_offset, error = %e, "rebuilt indexes not written; the next open rebuilds them");
     }
 }
@@ -385,9 +390,7 @@ fn leave_rescan_unsynced(segments: &mut Segments, rescanned: &[i64]) -> Vec<(i64
             segment.mark_written();
             continue;
         };
-        if let Err(e) = segment.write_indexes_unsynced() {
-            tracing::warn!(segment = base, error = %e, "rebuilt indexes not written; the next open rebuilds them");
-        }
+        write_rebuilt_indexes(segment, false);
         rolls.push((base, next_base));
     }
     rolls
@@ -399,7 +402,7 @@ fn sync_rescan(segments: &Segments, rescanned: &[i64]) -> Result<(), StorageErro
     for base in rescanned {
         let segment = &segments[base];
         segment.file()?.sync_data()?;
-        write_rebuilt_indexes(segment);
+        write_rebuilt_indexes(segment, true);
     }
     Ok(())
 }
