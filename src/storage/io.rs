@@ -139,19 +139,11 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// A file's modification time in ms since the epoch, by path (a stat needs
 /// no open file). Times before the epoch read as 0.
 pub(crate) fn modified_ms(path: &Path) -> io::Result<i64> {
-    Ok(ms_since_epoch(fs::metadata(path)?.modified()?))
-}
-
-/// The wall clock in ms since the epoch, Kafka's timestamp unit.
-pub(crate) fn wall_clock_ms() -> i64 {
-    ms_since_epoch(std::time::SystemTime::now())
-}
-
-fn ms_since_epoch(time: std::time::SystemTime) -> i64 {
-    let since = time
+    let modified = fs::metadata(path)?.modified()?;
+    let since = modified
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

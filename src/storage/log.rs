@@ -24,7 +24,6 @@ use crate::record::{
 use super::compaction::Cleaner;
 use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 use super::high_watermark::read_high_watermark;
-use super::io::wall_clock_ms;
 use super::leader_epoch::{self, LeaderEpochCache};
 use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
@@ -349,7 +348,7 @@ impl PartitionLog {
         assert!(recovery_point <= log_end, "a deferred rescan cut nothing");
         self.flushed_offset = recovery_point.max(self.log_start_offset);
         if self.flushed_offset < log_end {
-            self.first_unflushed_ms = Some(wall_clock_ms());
+            self.first_unflushed_ms = Some(crate::runtime::now_ms());
         }
     }
 

@@ -234,9 +234,10 @@ fn load_or_rebuild(
     Ok(truncated)
 }
 
-/// Writes indexes open rebuilt. A full disk must not keep a log from
-/// opening (its reads go on): a failed write leaves no index file, and the
-/// next open rebuilds again.
+/// Writes indexes open rebuilt, fsynced when `durable`, else to the page
+/// cache only. A full disk must not keep a log from opening (its reads go
+/// on): a failed write leaves no index file, and the next open rebuilds
+/// again.
 fn write_rebuilt_indexes(segment: &Segment, durable: bool) {
     let written = if durable {
         segment.write_indexes()
