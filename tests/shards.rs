@@ -321,3 +321,17 @@ fn a_shard_held_past_the_stall_warning_is_logged() {
         unwatched.stderr_tail(50)
     );
 }
+
+/// A second broker on a port a running broker listens on refuses to start,
+/// as Kafka's would: the shards' SO_REUSEPORT listeners must not let it
+/// bind beside the first and take a share of its connections. The first
+/// keeps serving.
+#[test]
+fn a_second_broker_on_a_port_in_use_refuses_to_start() {
+    let first = Broker::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let refused = refused_start_on(&first.bootstrap(), dir.path(), &[]);
+    assert!(refused.contains("in use"), "{refused}");
+    create_topic(&first.bootstrap(), "still-served", 2, &[]);
+    wait_for_partitions(&first.bootstrap(), "still-served", 2);
+}

@@ -495,15 +495,13 @@ fn base_config(bootstrap: &str) -> ClientConfig {
 /// Runs `sluice serve` on `data_dir` with `args`, expecting it to refuse to
 /// start; returns what it printed on stderr.
 pub fn refused_start(data_dir: &std::path::Path, args: &[&str]) -> String {
+    refused_start_on("127.0.0.1:0", data_dir, args)
+}
+
+/// [`refused_start`] with the client listener on `listen`.
+pub fn refused_start_on(listen: &str, data_dir: &std::path::Path, args: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "1",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", listen, "--shards", "1", "--data-dir"])
         .arg(data_dir)
         .args(args)
         .stdout(std::process::Stdio::null())
