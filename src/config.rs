@@ -216,6 +216,12 @@ pub struct BrokerConfig {
     /// recently seen are forgotten early, so a flood of producer ids costs
     /// bounded memory.
     pub max_producers_per_partition: usize,
+    /// Kafka's `log.preallocate`: each active segment's blocks are
+    /// allocated up to `segment.bytes` when it is created (and at open),
+    /// and the rest given back when it rolls or closes. Appends then never
+    /// wait for ext4's write-back to finish allocating (tuning/README.md);
+    /// each active segment holds `segment.bytes` of disk.
+    pub log_preallocate: bool,
     /// Kafka's `transaction.state.log.num.partitions`; used only when
     /// `__transaction_state` is created.
     pub transaction_state_num_partitions: i32,
@@ -346,6 +352,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             max_producers_per_partition: crate::storage::DEFAULT_PRODUCERS_MAX,
+            log_preallocate: false,
             transaction_state_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
@@ -691,6 +698,7 @@ impl BrokerConfig {
             delete_retention_ms: get("delete.retention.ms").unwrap_or(d.delete_retention_ms),
             min_cleanable_dirty_ratio: crate::storage::DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
             producers_max: self.max_producers_per_partition.max(1),
+            preallocate: self.log_preallocate,
         }
     }
 

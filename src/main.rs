@@ -144,6 +144,10 @@ struct ServeArgs {
     /// blocking thread (thread).
     #[arg(long, value_enum)]
     append_writer: Option<sluice::config::AppendWriter>,
+    /// Allocate each active segment's disk blocks up to segment.bytes
+    /// ahead of its appends (Kafka's log.preallocate).
+    #[arg(long)]
+    log_preallocate: bool,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -286,6 +290,7 @@ impl ServeArgs {
             c.shards = self.shards;
         }
         c.fsync_on_ack |= self.fsync_on_ack;
+        c.log_preallocate |= self.log_preallocate;
     }
 }
 

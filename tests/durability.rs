@@ -344,6 +344,50 @@ fn rolled_segments_are_synced_in_the_background() {
     assert_eq!(got.len(), 1_000);
 }
 
+/// `--log-preallocate`: the active segment's file is allocated to
+/// segment.bytes ahead of its batches, a rolled one holds exactly its
+/// batches, and a kill -9 (the zeros left in place) loses nothing: the
+/// restart trims them and appends go on after the last batch.
+#[test]
+fn preallocated_segments_survive_kill9() {
+    const SEGMENT_BYTES: u64 = 64 * 1024;
+    let mut broker = Broker::start_with(1, &["--log-preallocate"]);
+    let bs = broker.bootstrap();
+    let topic = "prealloc";
+    create_topic(
+        &bs,
+        topic,
+        1,
+        &[("segment.bytes", &SEGMENT_BYTES.to_string())],
+    );
+    let first: Vec<String> = (0..300).map(|i| format!("{i:0500}")).collect();
+    // Small batches, so the log rolls.
+    let mut cfg = producer_config(&bs);
+    cfg.set("batch.size", "8000");
+    let msgs: Vec<Msg> = first.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
+    produce(&cfg, topic, &msgs);
+    let segments = broker.segment_files(topic, 0);
+    assert!(segments.len() >= 2, "{segments:?}");
+    let lengths: Vec<u64> = segments
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    let (active, rolled) = lengths.split_last().unwrap();
+    assert_eq!(*active, SEGMENT_BYTES, "{lengths:?}");
+    assert!(rolled.iter().all(|&l| l < SEGMENT_BYTES), "{lengths:?}");
+
+    broker.kill9();
+    broker.start_again();
+    let bs = broker.bootstrap();
+    assert_eq!(watermarks(&bs, topic, 0), (0, 300));
+    let more: Vec<String> = (300..400).map(|i| format!("{i:0500}")).collect();
+    produce_values(&bs, topic, Some(0), &more);
+    let got = consume_all(&bs, topic, 1, 400, Duration::from_secs(60));
+    let values: Vec<String> = got.iter().map(payload_str).collect();
+    let expected: Vec<String> = first.into_iter().chain(more).collect();
+    assert_eq!(values, expected);
+}
+
 /// A topic's flush.ms fsyncs data even when no later append comes to
 /// notice that the time has passed.
 #[test]

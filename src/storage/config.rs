@@ -64,6 +64,9 @@ pub struct LogConfig {
     /// Idempotent producers whose state the partition keeps; past it the
     /// least recently seen are forgotten (as if expired).
     pub producers_max: usize,
+    /// Allocate each active segment's blocks up to `segment_bytes` ahead
+    /// of its appends (Kafka's `preallocate`; see `Segment::preallocate`).
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -83,6 +86,7 @@ impl Default for LogConfig {
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
             producers_max: DEFAULT_PRODUCERS_MAX,
+            preallocate: false,
         }
     }
 }

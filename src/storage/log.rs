@@ -116,6 +116,9 @@ pub struct RollSync {
     /// recovery point this must not write.
     dir_ino: u64,
     files: Vec<Arc<File>>,
+    /// The segments were preallocated and trimmed at their roll: their
+    /// size change must be durable too (see [`sync_rolled`]).
+    metadata: bool,
     scope: RollSyncScope,
 }
 
@@ -132,7 +135,7 @@ pub struct RollSyncScope {
 impl RollSync {
     pub fn run(&self) -> std::io::Result<()> {
         for file in &self.files {
-            file.sync_data()?;
+            sync_rolled(file, self.metadata)?;
         }
         // The log went away (deleted, maybe recreated): nothing to record.
         if super::io::same_dir(&self.dir, self.dir_ino)? {
@@ -311,8 +314,18 @@ impl PartitionLog {
             log.move_recovery_point_to_end();
         }
         log.active().assert_file_len()?;
+        log.preallocate_active();
         log.check_invariants();
         Ok(log)
+    }
+
+    /// Preallocates the active segment up to `segment.bytes`, if the log
+    /// is configured to (see [`Segment::preallocate`]).
+    pub(super) fn preallocate_active(&mut self) {
+        if self.config.preallocate {
+            let len = self.config.segment_bytes_effective();
+            self.active_mut().preallocate(len);
+        }
     }
 
     /// After an open that synced what it rescanned, or rescanned nothing:
@@ -465,6 +478,7 @@ impl PartitionLog {
             dir: self.dir.clone(),
             dir_ino: self.dir_ino,
             files,
+            metadata: self.config.preallocate,
             scope: RollSyncScope {
                 recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
                 epoch_writes: self.epochs_unsynced().then_some(self.epoch_writes),
@@ -844,6 +858,7 @@ impl PartitionLog {
         self.persist_txn_indexes()?;
         let active = self.active_mut();
         assert!(!active.is_empty(), "only a non-empty segment rolls");
+        active.trim_preallocated()?;
         active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
@@ -855,6 +870,7 @@ impl PartitionLog {
         write_snapshot(&self.dir, &self.producers, new_base, false)?;
         let segment = Segment::create(&self.dir, new_base, &self.handles)?;
         self.segments.insert(new_base, Box::new(segment));
+        self.preallocate_active();
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
         self.unsynced_rolls.push(UnsyncedRoll {
             base: rolled_base,
@@ -865,8 +881,9 @@ impl PartitionLog {
             // On failure they stay listed, so no later sync moves the
             // recovery point past them.
             tracing::warn!(dir = %self.dir.display(), "rolled segments wait for fdatasync; syncing inline");
+            let metadata = self.config.preallocate;
             for file in self.unsynced_files()? {
-                file.sync_data()?;
+                sync_rolled(&file, metadata)?;
             }
             self.unsynced_rolls.clear();
             self.sync_epochs_inline()?;
@@ -1046,8 +1063,9 @@ impl PartitionLog {
         let racing = self.write_in_flight;
         // A half-done compaction round is dropped; the next open starts over.
         self.abandon_round();
+        let metadata = self.config.preallocate;
         for file in self.unsynced_files()? {
-            file.sync_data()?;
+            sync_rolled(&file, metadata)?;
         }
         self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
@@ -1055,6 +1073,7 @@ impl PartitionLog {
         if racing {
             active.mark_tail_uncut();
         }
+        active.trim_preallocated()?;
         active.cut_tail()?;
         if !racing {
             active.assert_file_len()?;
@@ -1086,6 +1105,18 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), StorageError> {
         fs::remove_dir_all(&self.dir)?;
         Ok(())
+    }
+}
+
+/// Makes a rolled segment durable: fdatasync, or a full fsync when
+/// `metadata`, since a preallocated segment was trimmed at its roll and a
+/// recovery point past it must not find its zeros back after a power
+/// loss (recovery would cut there and drop every later segment).
+fn sync_rolled(file: &File, metadata: bool) -> std::io::Result<()> {
+    if metadata {
+        file.sync_all()
+    } else {
+        file.sync_data()
     }
 }
 

@@ -177,6 +177,15 @@ fn check_batch_at(
     })
 }
 
+/// Whether a batch header's worth of bytes at `pos` are all zero (or the
+/// file ends there): no batch starts with a zero length.
+fn zeros_at(file: &File, pos: u64, file_len: u64) -> io::Result<bool> {
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    let n = (file_len - pos).min(BATCH_HEADER_LEN as u64) as usize;
+    file.read_exact_at(&mut head[..n], pos)?;
+    Ok(head[..n].iter().all(|&b| b == 0))
+}
+
 /// Rescans `segment` from its start, rebuilding its indexes, and truncates
 /// it at the first torn or corrupt batch. Returns whether it truncated.
 pub fn recover_segment(
@@ -198,6 +207,19 @@ pub fn recover_segment(
             &mut chunk,
         )? {
             Ok(header) => segment.track_batch(pos, &header, index_interval_bytes),
+            Err(reason) if zeros_at(&file, pos, file_len)? => {
+                // What a preallocated segment holds past its batches after
+                // a crash (`log_preallocate`): nothing is lost.
+                tracing::info!(
+                    segment = segment.base_offset,
+                    position = pos,
+                    dropped_bytes = file_len - pos,
+                    reason,
+                    "trimming zeros past the last batch"
+                );
+                segment.truncate_file(pos)?;
+                return Ok(true);
+            }
             Err(reason) => {
                 tracing::warn!(
                     segment = segment.base_offset,

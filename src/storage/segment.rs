@@ -8,6 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -151,6 +152,10 @@ pub struct Segment {
     /// A failed append could not be cut back either: the file may hold
     /// bytes past `size`, and the next append cuts them first.
     tail_uncut: bool,
+    /// The file's length as [`Self::preallocate`] set it (0: not
+    /// preallocated): the bytes from `size` to here are allocated zeros,
+    /// which a roll or close trims ([`Self::trim_preallocated`]).
+    preallocated: u64,
     /// This process created or changed the file (append, cut, truncation):
     /// close must fdatasync it. An untouched one is as durable as when it
     /// was opened (a clean close or recovery synced it), and closing it
@@ -258,6 +263,7 @@ impl Segment {
             bytes_since_index: 0,
             last_batch_base: base_offset,
             tail_uncut: false,
+            preallocated: 0,
             written: false,
             durable_indexes: std::cell::Cell::new(None),
         }
@@ -395,6 +401,9 @@ impl Segment {
             "nothing moved the end during the write"
         );
         if let Err(failed) = written {
+            // The write's cut (`set_len` to where it started) took any
+            // preallocated blocks with it.
+            self.preallocated = 0;
             if failed.uncut {
                 self.tail_uncut = true;
             } else {
@@ -421,6 +430,52 @@ impl Segment {
         self.tail_uncut = true;
     }
 
+    /// Allocates the file's blocks up to `len` and makes that its length
+    /// (`fallocate` mode 0), so appends below it neither allocate nor move
+    /// the inode's size: on ext4 both take the inode's `i_data_sem`, which
+    /// write-back holds while it allocates, and an append waited out the
+    /// kernel's write-back bursts (tuning/README.md). Kafka's
+    /// `preallocate`, with the blocks really allocated. A filesystem that
+    /// cannot (or a full disk) leaves the segment as it was.
+    pub fn preallocate(&mut self, len: u64) {
+        if len <= self.size.max(self.preallocated) {
+            return;
+        }
+        let allocated = self.file().and_then(|file| {
+            let offset = libc::off_t::try_from(self.size).map_err(io::Error::other)?;
+            let more = libc::off_t::try_from(len - self.size).map_err(io::Error::other)?;
+            // SAFETY: a plain syscall on an fd the Arc keeps open.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, more) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            // A failure may have left some of it allocated: give it back.
+            file.set_len(self.size.max(self.preallocated))?;
+            Err(error)
+        });
+        match allocated {
+            Ok(()) => {
+                self.written = true;
+                self.preallocated = len;
+            }
+            Err(e) => {
+                tracing::debug!(segment = self.base_offset, dir = %self.dir.display(), error = %e, "segment not preallocated");
+            }
+        }
+    }
+
+    /// Gives back what [`Self::preallocate`] allocated past the batches:
+    /// before a roll or close, so a segment that is not active holds
+    /// exactly its batches and recovery never reads the zeros.
+    pub fn trim_preallocated(&mut self) -> io::Result<()> {
+        if self.preallocated > self.size {
+            self.file()?.set_len(self.size)?;
+        }
+        self.preallocated = 0;
+        Ok(())
+    }
+
     /// Cuts what a failed append left past `size`, if its own cut failed:
     /// before the next append, and before the segment is closed (a closed
     /// segment with bytes past its batches would read as corrupt at open).
@@ -429,6 +484,7 @@ impl Segment {
             self.written = true;
             self.file()?.set_len(self.size)?;
             self.tail_uncut = false;
+            self.preallocated = 0;
             self.assert_file_len()?;
         }
         Ok(())
@@ -458,7 +514,7 @@ impl Segment {
         };
         assert_eq!(
             len,
-            self.size,
+            self.size.max(self.preallocated),
             "segment {} in {}: file length differs from the tracked size",
             self.base_offset,
             self.dir.display()
@@ -724,6 +780,7 @@ impl Segment {
         let dropped = self.size - pos;
         self.written = true;
         self.file()?.set_len(pos)?;
+        self.preallocated = 0;
         self.size = pos;
         self.index
             .truncate_at_position(u32::try_from(pos).expect("segment positions fit in u32"));
@@ -751,6 +808,7 @@ impl Segment {
     pub fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
         self.written = true;
         self.file()?.set_len(pos)?;
+        self.preallocated = 0;
         assert!(self.size <= pos, "truncate only past the tracked batches");
         Ok(())
     }

@@ -965,3 +965,44 @@ fn a_truncation_during_the_write_voids_the_append() {
     let one_record = build_simple_batch(0, 1, 5).len() as u64;
     assert_eq!(reopened.size_bytes(), batch_len() + one_record);
 }
+
+/// With `preallocate`, the active segment's file is allocated up to
+/// `segment_bytes` ahead of its batches; a roll and a close give the rest
+/// back, an open preallocates the active segment again, and an open after
+/// a crash trims the zeros and keeps every batch.
+#[test]
+fn preallocated_segments_are_trimmed_at_roll_close_and_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let segment_bytes = batch_len() * 4;
+    let config = LogConfig {
+        segment_bytes,
+        preallocate: true,
+        ..config()
+    };
+    let file_len = |base| fs::metadata(log_path(&dir, base)).unwrap().len();
+    let mut log = open(&dir, config.clone(), true);
+    assert_eq!(file_len(0), segment_bytes, "a new log's segment");
+    fill(&mut log, 6); // 4 batches in segment 0, 2 in segment 12
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(file_len(0), 4 * batch_len(), "a roll trims");
+    assert_eq!(file_len(12), segment_bytes, "the new active segment");
+    assert_eq!(batches_in(&log.read(0, u32::MAX, false).unwrap()).len(), 6);
+    log.close().unwrap();
+    assert_eq!(file_len(12), 2 * batch_len(), "close trims");
+
+    let mut log = open(&dir, config.clone(), true);
+    assert_eq!(log.log_end_offset(), 18);
+    assert_eq!(file_len(12), segment_bytes, "preallocated again at open");
+    fill(&mut log, 1);
+    drop(log); // a crash: nothing trims the zeros
+    assert_eq!(file_len(12), segment_bytes);
+
+    let log = open(&dir, config, false);
+    assert_eq!(log.log_end_offset(), 21, "every batch kept");
+    assert_eq!(log.segment_count(), 2);
+    let batches = batches_in(&log.read(0, u32::MAX, false).unwrap());
+    assert_eq!(batches.len(), 7);
+    assert_eq!(batches.last(), Some(&(18, 20)));
+    assert_eq!(file_len(12), segment_bytes, "trimmed, then preallocated");
+}

@@ -54,6 +54,7 @@ impl PartitionLog {
         if let Err(e) = active.write_indexes_unsynced() {
             tracing::warn!(dir = %self.dir.display(), error = %e, "indexes not rewritten after a truncation; open rebuilds them");
         }
+        self.preallocate_active();
         let new_end = self.log_end_offset();
         self.unsynced_rolls.retain(|r| r.next_base <= new_end);
         // A truncation may rewrite or remove snapshot files: close writes
@@ -104,6 +105,7 @@ impl PartitionLog {
         }
         let segment = Segment::create(&self.dir, offset, &self.handles)?;
         self.segments = Segments::from([(offset, Box::new(segment))]);
+        self.preallocate_active();
         self.log_start_offset = offset;
         self.unsynced_rolls.clear();
         self.producers = ProducerStates::new(self.config.producers_max);
