@@ -382,16 +382,40 @@ impl Node {
         v
     }
 
-    /// The concatenated bytes of a partition's segments.
+    /// The concatenated batches of a partition's segments: each file's
+    /// whole batches, walked by their length fields, so the zeros a
+    /// preallocated active segment holds past them (`--log-preallocate`)
+    /// are not counted.
     pub fn log_bytes(&self, topic: &str, partition: i32) -> Vec<u8> {
         let mut out = Vec::new();
         for f in self.segments(topic, partition) {
             if let Ok(b) = std::fs::read(&f) {
-                out.extend_from_slice(&b);
+                out.extend_from_slice(&b[..batches_len(&b)]);
             }
         }
         out
     }
+}
+
+/// How many bytes at the start of a segment file are whole batches: each
+/// is a base offset (8 bytes), a length (4) and that many bytes; a length
+/// of 0 or less, or one running past the file, ends them.
+fn batches_len(file: &[u8]) -> usize {
+    const LENGTH_AT: usize = 8;
+    const LENGTH_END: usize = 12;
+    let mut pos = 0;
+    while let Some(length) = file.get(pos + LENGTH_AT..pos + LENGTH_END) {
+        let length = i32::from_be_bytes(length.try_into().expect("4 bytes"));
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
+        let end = pos + LENGTH_END + length;
+        if length == 0 || end > file.len() {
+            break;
+        }
+        pos = end;
+    }
+    pos
 }
 
 impl Drop for Node {
@@ -403,5 +427,34 @@ impl Drop for Node {
             let _ = c.wait();
             LIVE.lock().unwrap().remove(&(c.id() as i32));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches_len;
+
+    /// A base offset, a length and that many bytes.
+    fn batch(length: i32) -> Vec<u8> {
+        let mut b = 7i64.to_be_bytes().to_vec();
+        b.extend_from_slice(&length.to_be_bytes());
+        b.extend(std::iter::repeat_n(0xAB, length as usize));
+        b
+    }
+
+    /// Whole batches count; zeros past them (a preallocated tail) and a
+    /// batch the file cuts short do not.
+    #[test]
+    fn only_whole_batches_count() {
+        let mut file = batch(61);
+        file.extend(batch(100));
+        let whole = file.len();
+        assert_eq!(batches_len(&file), whole);
+        file.extend(std::iter::repeat_n(0, 4096));
+        assert_eq!(batches_len(&file), whole, "zeros past the batches");
+        let mut torn = batch(61);
+        torn.extend(&batch(100)[..50]);
+        assert_eq!(batches_len(&torn), 73, "a torn batch");
+        assert_eq!(batches_len(&[]), 0);
     }
 }
