@@ -208,8 +208,11 @@ pub fn recover_segment(
         )? {
             Ok(header) => segment.track_batch(pos, &header, index_interval_bytes),
             Err(reason) if zeros_at(&file, pos, file_len)? => {
-                // What a preallocated segment holds past its batches after
-                // a crash (`log_preallocate`): nothing is lost.
+                // What a preallocated active segment holds past its
+                // batches after a crash (`log_preallocate`): no batch is
+                // lost here. Still a cut: zeros in a segment that is not
+                // the last (a roll's trim lost with the power) drop the
+                // later segments, as any cut does.
                 tracing::info!(
                     segment = segment.base_offset,
                     position = pos,
