@@ -8,26 +8,34 @@ use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 
 use crate::runtime::TcpListener;
 
-/// Connections waiting to be accepted per shard listener (glommio's own).
-const LISTEN_BACKLOG: i32 = 1024;
+/// How long [`reserve`]'s probe waits for a listener on a local address.
+const LISTEN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A bound (not listening) SO_REUSEPORT socket on `listen`: it resolves
 /// port 0 and holds the port until every shard has bound it.
 ///
-/// A named port is first bound without SO_REUSEPORT, because with it a
-/// second broker started as the same user on a port in use would bind too
-/// and silently take a share of the connections; Kafka fails such a start
-/// with "address already in use", and so do we. (Two brokers starting in
-/// the same instant could both pass the probe; that window is accepted.)
+/// A named port someone already listens on is refused first: with
+/// SO_REUSEPORT a second broker started as the same user would bind it
+/// too and silently take a share of the connections. Kafka fails such a
+/// start with "address already in use", and so do we. (Two brokers
+/// starting in the same instant could both pass the probe; that window is
+/// accepted.)
 pub fn reserve(listen: &str) -> io::Result<(socket2::Socket, SocketAddr)> {
     let addr = listen
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::other("resolves to no address"))?;
     if addr.port() != 0 {
-        drop(bound_socket(addr, false)?);
+        refuse_if_listened_on(addr)?;
     }
-    let socket = bound_socket(addr, true)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
     let bound = socket
         .local_addr()?
         .as_socket()
@@ -35,30 +43,30 @@ pub fn reserve(listen: &str) -> io::Result<(socket2::Socket, SocketAddr)> {
     Ok((socket, bound))
 }
 
-/// A socket bound to `addr`, with SO_REUSEADDR so a restart is not refused
-/// over connections in TIME_WAIT.
-fn bound_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<socket2::Socket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_port(reuse_port)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket)
+/// Fails with `AddrInUse` if a process accepts connections on `addr`.
+/// A connection, not a bind without SO_REUSEPORT: such a bind also fails
+/// over the connections a killed broker leaves closing on its port, which
+/// would refuse its own restart.
+fn refuse_if_listened_on(addr: SocketAddr) -> io::Result<()> {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    match std::net::TcpStream::connect_timeout(&target, LISTEN_PROBE_TIMEOUT) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "Address already in use: another process listens there",
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
-/// One shard's listener on the reserved address. Bound here rather than
-/// by glommio's `TcpListener::bind`, which sets no SO_REUSEADDR: the
-/// connections it accepts inherit the flag, and without it those a killed
-/// broker leaves closing would make its restart's probe in [`reserve`]
-/// fail.
+/// One shard's listener on the reserved address.
 pub fn bind_shard(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = bound_socket(addr, true)?;
-    socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: a listening TCP socket this function owns alone.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    TcpListener::bind(addr).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// The metrics endpoint, bound on the main thread; its fd goes to shard 0
