@@ -207,30 +207,30 @@ pub fn recover_segment(
             &mut chunk,
         )? {
             Ok(header) => segment.track_batch(pos, &header, index_interval_bytes),
-            Err(reason) if zeros_at(&file, pos, file_len)? => {
-                // What a preallocated active segment holds past its
-                // batches after a crash (`log_preallocate`): no batch is
-                // lost here. Still a cut: zeros in a segment that is not
-                // the last (a roll's trim lost with the power) drop the
-                // later segments, as any cut does.
-                tracing::info!(
-                    segment = segment.base_offset,
-                    position = pos,
-                    dropped_bytes = file_len - pos,
-                    reason,
-                    "trimming zeros past the last batch"
-                );
-                segment.truncate_file(pos)?;
-                return Ok(true);
-            }
             Err(reason) => {
-                tracing::warn!(
-                    segment = segment.base_offset,
-                    position = pos,
-                    dropped_bytes = file_len - pos,
-                    reason,
-                    "truncating segment at an invalid batch"
-                );
+                let (segment_base, dropped_bytes) = (segment.base_offset, file_len - pos);
+                // Zeros are what a preallocated active segment holds past
+                // its batches after a crash (`log_preallocate`): no batch
+                // is lost. Still a cut: zeros in a segment that is not the
+                // last (a roll's trim lost with the power) drop the later
+                // segments, as any cut does.
+                if zeros_at(&file, pos, file_len)? {
+                    tracing::info!(
+                        segment = segment_base,
+                        position = pos,
+                        dropped_bytes,
+                        reason,
+                        "trimming zeros past the last batch"
+                    );
+                } else {
+                    tracing::warn!(
+                        segment = segment_base,
+                        position = pos,
+                        dropped_bytes,
+                        reason,
+                        "truncating segment at an invalid batch"
+                    );
+                }
                 segment.truncate_file(pos)?;
                 return Ok(true);
             }
