@@ -41,8 +41,18 @@ impl AppendWriterState {
         }
     }
 
+    /// Whether a produce arriving now writes on the shard thread; only the
+    /// adaptive writer reads the clock for it.
+    pub fn inline(&self) -> bool {
+        match self.mode {
+            AppendWriter::Inline => true,
+            AppendWriter::Thread => false,
+            AppendWriter::Adaptive => self.inline_at(Instant::now()),
+        }
+    }
+
     /// Whether a produce arriving `now` writes on the shard thread.
-    pub fn inline(&self, now: Instant) -> bool {
+    fn inline_at(&self, now: Instant) -> bool {
         match self.mode {
             AppendWriter::Inline => true,
             AppendWriter::Thread => false,
@@ -60,7 +70,7 @@ impl AppendWriterState {
         if self.mode != AppendWriter::Adaptive || took < SLOW_WRITE {
             return;
         }
-        if self.inline(now) {
+        if self.inline_at(now) {
             crate::stats::APPEND_WRITES_MOVED_OFF_REACTOR.add(1);
             tracing::debug!(
                 took_ms = took.as_millis() as u64,
@@ -79,16 +89,16 @@ mod tests {
     fn adaptive_goes_off_the_reactor_after_a_slow_write_until_the_hold_passes() {
         let writer = AppendWriterState::new(AppendWriter::Adaptive);
         let start = Instant::now();
-        assert!(writer.inline(start));
+        assert!(writer.inline_at(start));
         writer.note_write(SLOW_WRITE - Duration::from_micros(1), start);
-        assert!(writer.inline(start), "a fast write changes nothing");
+        assert!(writer.inline_at(start), "a fast write changes nothing");
         writer.note_write(SLOW_WRITE, start);
-        assert!(!writer.inline(start));
+        assert!(!writer.inline_at(start));
         // A slow write off the reactor extends the hold.
         let later = start + OFF_REACTOR_HOLD / 2;
         writer.note_write(SLOW_WRITE * 3, later);
-        assert!(!writer.inline(start + OFF_REACTOR_HOLD));
-        assert!(writer.inline(later + OFF_REACTOR_HOLD));
+        assert!(!writer.inline_at(start + OFF_REACTOR_HOLD));
+        assert!(writer.inline_at(later + OFF_REACTOR_HOLD));
     }
 
     #[test]
@@ -97,7 +107,7 @@ mod tests {
         for (mode, inline) in [(AppendWriter::Inline, true), (AppendWriter::Thread, false)] {
             let writer = AppendWriterState::new(mode);
             writer.note_write(Duration::from_secs(1), now);
-            assert_eq!(writer.inline(now), inline, "{mode:?}");
+            assert_eq!(writer.inline_at(now), inline, "{mode:?}");
         }
     }
 }

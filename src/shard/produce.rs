@@ -28,7 +28,7 @@ pub async fn produce(
     items: Vec<ProduceItem>,
     on_appended: Option<oneshot::Sender<()>>,
 ) -> Vec<ProduceOutcome> {
-    let appended: Vec<_> = if shard.append_writer.inline(Instant::now()) {
+    let appended: Vec<_> = if shard.append_writer.inline() {
         items
             .into_iter()
             .map(|item| append_inline(&shard, item))

@@ -116,9 +116,6 @@ pub struct RollSync {
     /// recovery point this must not write.
     dir_ino: u64,
     files: Vec<Arc<File>>,
-    /// The segments were preallocated and trimmed at their roll: their
-    /// size change must be durable too (see [`sync_rolled`]).
-    metadata: bool,
     scope: RollSyncScope,
 }
 
@@ -135,7 +132,9 @@ pub struct RollSyncScope {
 impl RollSync {
     pub fn run(&self) -> std::io::Result<()> {
         for file in &self.files {
-            sync_rolled(file, self.metadata)?;
+            // Also makes a preallocated segment's trim at its roll durable:
+            // fdatasync flushes a size change (fdatasync(2)).
+            file.sync_data()?;
         }
         // The log went away (deleted, maybe recreated): nothing to record.
         if super::io::same_dir(&self.dir, self.dir_ino)? {
@@ -478,7 +477,6 @@ impl PartitionLog {
             dir: self.dir.clone(),
             dir_ino: self.dir_ino,
             files,
-            metadata: self.config.preallocate,
             scope: RollSyncScope {
                 recovery_point: self.unsynced_rolls.last().expect("non-empty").next_base,
                 epoch_writes: self.epochs_unsynced().then_some(self.epoch_writes),
@@ -881,9 +879,8 @@ impl PartitionLog {
             // On failure they stay listed, so no later sync moves the
             // recovery point past them.
             tracing::warn!(dir = %self.dir.display(), "rolled segments wait for fdatasync; syncing inline");
-            let metadata = self.config.preallocate;
             for file in self.unsynced_files()? {
-                sync_rolled(&file, metadata)?;
+                file.sync_data()?;
             }
             self.unsynced_rolls.clear();
             self.sync_epochs_inline()?;
@@ -1063,9 +1060,8 @@ impl PartitionLog {
         let racing = self.write_in_flight;
         // A half-done compaction round is dropped; the next open starts over.
         self.abandon_round();
-        let metadata = self.config.preallocate;
         for file in self.unsynced_files()? {
-            sync_rolled(&file, metadata)?;
+            file.sync_data()?;
         }
         self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
@@ -1105,18 +1101,6 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), StorageError> {
         fs::remove_dir_all(&self.dir)?;
         Ok(())
-    }
-}
-
-/// Makes a rolled segment durable: fdatasync, or a full fsync when
-/// `metadata`, since a preallocated segment was trimmed at its roll and a
-/// recovery point past it must not find its zeros back after a power
-/// loss (recovery would cut there and drop every later segment).
-fn sync_rolled(file: &File, metadata: bool) -> std::io::Result<()> {
-    if metadata {
-        file.sync_all()
-    } else {
-        file.sync_data()
     }
 }
 
