@@ -25,6 +25,9 @@ pub const DISK_BLOCK_BYTES: usize = 1024 * 1024;
 /// Page-cache appends stop here by default even if time remains, to bound
 /// disk use ...
 pub const DISK_BYTES_DEFAULT: u64 = 4 * 1024 * 1024 * 1024;
+/// The cap when the sustained rate is the point (`ingest`): enough for
+/// write-back to set the pace in a 10 s run.
+pub const DISK_BYTES_MAX_SUSTAINED: u64 = 16 * 1024 * 1024 * 1024;
 /// ... and never take more than this share of the filesystem's free space.
 const DISK_FREE_SHARE_MAX: f64 = 0.5;
 

@@ -7,6 +7,8 @@
 //!   consumer threads; `kafka`: client configs and topic setup; `rate`: the
 //!   fixed-rate schedule; `payload`: the timestamp header; `stats`: latency
 //!   histograms and throughput samples.
+//! - `ingest`: a produce-only ceiling through `raw`, the harness's own
+//!   Kafka-protocol producer, which costs the client almost nothing.
 //! - `search`: the max-rate search (`producer_rate = 0`); `txn`: the
 //!   transactional producers' commit loop (`messages_per_transaction`).
 //! - `spawn`: a local broker for `--spawn` and its /proc usage; `local`: the
@@ -17,8 +19,8 @@
 //! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots;
 //!   `compare`: earlier runs' result.json side by side.
 //!
-//! Only `spawn` and the watchdog in `run` signal processes; only `clients`
-//! and `kafka` talk to brokers.
+//! Only `spawn` and the watchdog in `run` signal processes; only `clients`,
+//! `kafka` and `raw` talk to brokers.
 
 mod baseline;
 mod clients;
@@ -26,11 +28,13 @@ mod codec_runs;
 mod compare;
 mod compression;
 mod datasets;
+mod ingest;
 mod kafka;
 mod local;
 mod payload;
 mod plot;
 mod rate;
+mod raw;
 mod report;
 mod run;
 mod search;
@@ -76,6 +80,10 @@ enum Command {
     Run(RunArgs),
     /// Measure loopback TCP and disk append bandwidth.
     Baseline(BaselineArgs),
+    /// Produce as fast as a broker answers, with no consumer and a client
+    /// of the harness's own that costs almost no CPU; read the result
+    /// against the page-cache append rate measured after it.
+    Ingest(IngestArgs),
     /// Compare codecs and batch sizes on built-in or user data.
     Compression(CompressionArgs),
     /// Put earlier runs side by side, each against the first.
@@ -149,6 +157,54 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct IngestArgs {
+    /// Workload TOML file: its topics, partitions, message size, acks,
+    /// replication, warm-up and duration are used; its producers, rates
+    /// and consumers are not.
+    workload: PathBuf,
+    /// A broker to measure, as HOST:PORT[,HOST:PORT...].
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    bootstrap: Option<String>,
+    /// Start a local sluice with a temporary data dir instead.
+    #[arg(long)]
+    spawn: bool,
+    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// --shards for the spawned broker.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Override the workload's measured duration, seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Override the workload's warm-up, seconds.
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Connections to each partition leader.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Unanswered requests each connection keeps (librdkafka keeps 5).
+    #[arg(long, default_value_t = 5)]
+    in_flight: usize,
+    /// Partitions each request writes, one batch each.
+    #[arg(long, default_value_t = 4)]
+    partitions_per_request: usize,
+    /// Records in each batch.
+    #[arg(long, default_value_t = 16)]
+    batch_records: usize,
+    /// Output directory for ingest.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the page-cache baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Seconds of the baseline's disk measurement: long enough to reach
+    /// the sustained rate.
+    #[arg(long, default_value_t = 10.0)]
+    baseline_secs: f64,
+}
+
+#[derive(Args)]
 struct BaselineArgs {
     /// Output directory for baseline.json.
     #[arg(long, default_value = "bench/results")]
@@ -209,6 +265,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Run(a) => cmd_run(a),
         Command::Baseline(a) => cmd_baseline(a),
+        Command::Ingest(a) => cmd_ingest(a),
         Command::Compression(a) => cmd_compression(a),
         Command::Compare(a) => cmd_compare(a),
     };
@@ -435,6 +492,71 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
         md.display(),
         files.len()
     );
+    Ok(())
+}
+
+fn cmd_ingest(a: IngestArgs) -> Result<()> {
+    let mut w = Workload::load(&a.workload)?;
+    if let Some(d) = a.duration {
+        w.duration_secs = d;
+    }
+    if let Some(s) = a.warmup {
+        w.warmup_secs = s;
+    }
+    w.validate().context("after command-line overrides")?;
+    let shape = ingest::Shape {
+        connections: a.connections,
+        in_flight: a.in_flight,
+        partitions_per_request: a.partitions_per_request,
+        records_per_batch: a.batch_records,
+    };
+    shape.validate()?;
+    let (name, endpoint) = match (a.spawn, &a.bootstrap) {
+        (true, None) => (SPAWN_NAME.to_string(), Endpoint::Spawn),
+        (false, Some(b)) => {
+            check_addr(b).with_context(|| format!("--bootstrap {b:?}"))?;
+            (b.clone(), Endpoint::Remote(b.clone()))
+        }
+        _ => bail!("pass exactly one of --spawn and --bootstrap HOST:PORT"),
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("bench/results/ingest").join(&w.name));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let opts = SpawnOpts {
+        broker_bin: a.broker_bin.as_deref(),
+        shards: a.shards,
+        log_dir: &out,
+    };
+    eprintln!(
+        "ingest: {} against {name} for {} s after {} s of warm-up...",
+        w.name, w.duration_secs, w.warmup_secs
+    );
+    let mut result = with_endpoint(&name, &endpoint, &opts, |spec| ingest::run(spec, &w, shape))?;
+    // After the broker, as in `run`: the baseline's gigabytes of page cache
+    // would otherwise be the broker's write-back to pay.
+    if !a.no_baseline {
+        eprintln!(
+            "measuring machine baselines ({} s each)...",
+            a.baseline_secs
+        );
+        let b = baseline::measure(
+            &std::env::temp_dir(),
+            a.baseline_secs,
+            baseline::DISK_BYTES_MAX_SUSTAINED,
+        )?;
+        result.share_of_page_cache =
+            Some(result.batch_mib_per_sec / b.disk_append_page_cache_tail_mb.max(f64::EPSILON));
+        result.baseline = Some(b);
+    }
+    let json = out.join("ingest.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&result)?)?;
+    if let Some(b) = &result.baseline {
+        println!("{}", b.table().terminal());
+    }
+    println!("{}", result.table().terminal());
+    eprintln!("wrote {}", json.display());
     Ok(())
 }
 

@@ -389,7 +389,7 @@ fn consumer_jobs(w: &Workload, topics: &[String], run_tag: u32) -> Vec<ConsumerJ
     jobs
 }
 
-fn run_tag() -> u32 {
+pub fn run_tag() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

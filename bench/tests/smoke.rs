@@ -116,6 +116,46 @@ fn three_second_run_against_spawned_broker() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `ingest` writes through its own raw producer and reads the rate
+/// against the page-cache baseline of the same run.
+#[test]
+fn ingest_against_spawned_broker() {
+    let dir = temp_dir("ingest");
+    let workload = write_workload(&dir, "");
+    let out = dir.join("out");
+    let broker = broker_bin();
+    bench_ok(&[
+        "ingest",
+        workload.to_str().unwrap(),
+        "--spawn",
+        "--broker-bin",
+        broker.to_str().unwrap(),
+        "--connections",
+        "2",
+        "--partitions-per-request",
+        "3",
+        "--batch-records",
+        "8",
+        "--baseline-secs",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("ingest.json"));
+    for f in [
+        "msgs_per_sec",
+        "batch_mib_per_sec",
+        "broker_cpu_seconds",
+        "share_of_page_cache",
+    ] {
+        assert!(json[f].as_f64().unwrap() > 0.0, "{f} in {json}");
+    }
+    let p = &json["produce_latency"];
+    assert!(p["count"].as_u64().unwrap() > 0, "no answer timed: {p}");
+    assert!(p["p50"].as_u64().unwrap() <= p["max"].as_u64().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad input fails fast with a message naming the problem.
 #[test]
 fn bad_input_gets_a_clear_error() {
