@@ -118,18 +118,10 @@ struct RunArgs {
     /// Start a local sluice with a temporary data dir (target "sluice").
     #[arg(long)]
     spawn: bool,
-    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
-    #[arg(long)]
-    broker_bin: Option<PathBuf>,
-    /// --shards for the spawned broker.
-    #[arg(long)]
-    shards: Option<usize>,
-    /// Override the workload's measured duration, seconds.
-    #[arg(long)]
-    duration: Option<u64>,
-    /// Override the workload's warm-up, seconds.
-    #[arg(long)]
-    warmup: Option<u64>,
+    #[command(flatten)]
+    broker: SpawnedBrokerArgs,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Override the workload's producer_rate, msg/s (0 = max).
     #[arg(long)]
     rate: Option<u64>,
@@ -156,6 +148,39 @@ struct RunArgs {
     no_plots: bool,
 }
 
+/// The broker `--spawn` starts.
+#[derive(Args)]
+struct SpawnedBrokerArgs {
+    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// --shards for the spawned broker.
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+/// The measured window, over the workload's.
+#[derive(Args)]
+struct WindowArgs {
+    /// Override the workload's measured duration, seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Override the workload's warm-up, seconds.
+    #[arg(long)]
+    warmup: Option<u64>,
+}
+
+impl WindowArgs {
+    fn apply(&self, w: &mut Workload) {
+        if let Some(d) = self.duration {
+            w.duration_secs = d;
+        }
+        if let Some(s) = self.warmup {
+            w.warmup_secs = s;
+        }
+    }
+}
+
 #[derive(Args)]
 struct IngestArgs {
     /// Workload TOML file: its topics, partitions, message size, acks,
@@ -168,18 +193,10 @@ struct IngestArgs {
     /// Start a local sluice with a temporary data dir instead.
     #[arg(long)]
     spawn: bool,
-    /// The sluice binary for --spawn (default: next to sluice-bench, then PATH).
-    #[arg(long)]
-    broker_bin: Option<PathBuf>,
-    /// --shards for the spawned broker.
-    #[arg(long)]
-    shards: Option<usize>,
-    /// Override the workload's measured duration, seconds.
-    #[arg(long)]
-    duration: Option<u64>,
-    /// Override the workload's warm-up, seconds.
-    #[arg(long)]
-    warmup: Option<u64>,
+    #[command(flatten)]
+    broker: SpawnedBrokerArgs,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Connections to each partition leader.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -388,12 +405,7 @@ fn with_endpoint<T>(
 
 fn load_workload(a: &RunArgs) -> Result<Workload> {
     let mut w = Workload::load(&a.workload)?;
-    if let Some(d) = a.duration {
-        w.duration_secs = d;
-    }
-    if let Some(s) = a.warmup {
-        w.warmup_secs = s;
-    }
+    a.window.apply(&mut w);
     if let Some(r) = a.rate {
         w.producer_rate = r;
     }
@@ -433,8 +445,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         targets: Default::default(),
     };
     let opts = SpawnOpts {
-        broker_bin: a.broker_bin.as_deref(),
-        shards: a.shards,
+        broker_bin: a.broker.broker_bin.as_deref(),
+        shards: a.broker.shards,
         log_dir: &out,
     };
     for (name, endpoint) in &targets {
@@ -497,12 +509,7 @@ fn write_run(run: &RunResult, out: &Path, plots: bool) -> Result<()> {
 
 fn cmd_ingest(a: IngestArgs) -> Result<()> {
     let mut w = Workload::load(&a.workload)?;
-    if let Some(d) = a.duration {
-        w.duration_secs = d;
-    }
-    if let Some(s) = a.warmup {
-        w.warmup_secs = s;
-    }
+    a.window.apply(&mut w);
     w.validate().context("after command-line overrides")?;
     let shape = ingest::Shape {
         connections: a.connections,
@@ -525,8 +532,8 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
         .unwrap_or_else(|| Path::new("bench/results/ingest").join(&w.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let opts = SpawnOpts {
-        broker_bin: a.broker_bin.as_deref(),
-        shards: a.shards,
+        broker_bin: a.broker.broker_bin.as_deref(),
+        shards: a.broker.shards,
         log_dir: &out,
     };
     eprintln!(
