@@ -7,7 +7,7 @@
 //! MiB/s); requests encoded once cost the client only the syscalls.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -127,8 +127,8 @@ struct Shared {
     batch_bytes: AtomicU64,
     window_start: Instant,
     window_end: Instant,
+    /// Set when the window ends, or when a connection fails.
     stop: AtomicBool,
-    first_error: Mutex<Option<anyhow::Error>>,
 }
 
 /// Creates the workload's topics on the target and writes to them as fast
@@ -157,7 +157,6 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         window_start,
         window_end: window_start + Duration::from_secs(w.duration_secs),
         stop: AtomicBool::new(false),
-        first_error: Mutex::new(None),
     });
     let threads: Vec<_> = plans
         .into_iter()
@@ -181,15 +180,17 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
     let measured = measure(&shared, t);
     shared.stop.store(true, Relaxed);
     let mut latency = Latency::new();
+    let mut first_error = None;
     for th in threads {
         match th.join().expect("ingest thread panicked") {
             Ok(h) => latency.merge(&h),
             Err(e) => {
-                shared.first_error.lock().unwrap().get_or_insert(e);
+                first_error.get_or_insert(e);
             }
         }
     }
-    if let Some(e) = shared.first_error.lock().unwrap().take() {
+    // A connection's own error says more than the measurement's "failed".
+    if let Some(e) = first_error {
         return Err(e.context(format!("target {}", t.name)));
     }
     let (records, bytes, secs, cpu, samples) = measured?;
