@@ -28,7 +28,7 @@ use crate::workload::{Acks, Workload};
 pub const CONNECTIONS_MAX: usize = 64;
 pub const IN_FLIGHT_MAX: usize = 64;
 pub const RECORDS_PER_BATCH_MAX: usize = 10_000;
-/// Encoded request bytes one connection may hold.
+/// Value bytes one connection's encoded requests may hold.
 const FRAME_BYTES_MAX: u64 = 256 << 20;
 
 /// How the load is shaped.
@@ -314,6 +314,16 @@ fn plan(
         }
         plans.extend(dealt.into_iter().map(|d| (addr.clone(), d)));
     }
+    // Checked before anything is encoded: the frames are built whole.
+    for (_, requests) in &plans {
+        let held: u64 = requests.iter().map(RequestShape::value_bytes_total).sum();
+        if held > FRAME_BYTES_MAX {
+            bail!(
+                "one connection's requests would hold {held} bytes of values (at most \
+                 {FRAME_BYTES_MAX}); use fewer records per batch or more connections"
+            );
+        }
+    }
     Ok(plans)
 }
 
@@ -331,10 +341,6 @@ fn connection(
         .enumerate()
         .map(|(i, shape)| Frame::encode(shape, seed << 32 | i as u64))
         .collect::<Result<Vec<_>>>()?;
-    let held: u64 = frames.iter().map(|f| f.batch_bytes).sum();
-    if held > FRAME_BYTES_MAX {
-        bail!("one connection's requests would hold {held} bytes; use fewer records per batch or more connections");
-    }
     let mut c = Connection::open(addr)?;
     let mut latency = Latency::new();
     let mut next = 0;

@@ -518,12 +518,9 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
         records_per_batch: a.batch_records,
     };
     shape.validate()?;
-    let (name, endpoint) = match (a.spawn, &a.bootstrap) {
-        (true, None) => (SPAWN_NAME.to_string(), Endpoint::Spawn),
-        (false, Some(b)) => {
-            check_addr(b).with_context(|| format!("--bootstrap {b:?}"))?;
-            (b.clone(), Endpoint::Remote(b.clone()))
-        }
+    let mut targets = endpoints(a.spawn, &[], a.bootstrap.as_slice())?;
+    let (name, endpoint) = match (targets.pop(), targets.is_empty()) {
+        (Some(one), true) => one,
         _ => bail!("pass exactly one of --spawn and --bootstrap HOST:PORT"),
     };
     let out = a

@@ -45,6 +45,13 @@ pub struct RequestShape {
     pub acks: i16,
 }
 
+impl RequestShape {
+    /// The values one request of this shape carries, in bytes.
+    pub fn value_bytes_total(&self) -> u64 {
+        (self.partitions.len() * self.records * self.value_bytes) as u64
+    }
+}
+
 /// A request frame ready to send but for its correlation id.
 pub struct Frame {
     bytes: Vec<u8>,

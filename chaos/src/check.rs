@@ -321,6 +321,17 @@ mod tests {
         }
     }
 
+    /// Checks partition 0 of `h` against `log`.
+    fn check(
+        h: &PartitionHistory,
+        log: &ReadLog,
+        allowed: &[std::ops::Range<i64>],
+    ) -> (Counts, Vec<Violation>) {
+        let (mut c, mut v) = (Counts::default(), Vec::new());
+        check_partition(0, h, log, allowed, &mut c, &mut v);
+        (c, v)
+    }
+
     fn log(seqs: &[(i64, u64)]) -> ReadLog {
         seqs.iter().map(|&(o, s)| (o, value(0, s, 10))).collect()
     }
@@ -328,14 +339,10 @@ mod tests {
     /// A clean history has no violation.
     #[test]
     fn clean() {
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
+        let (c, v) = check(
             &history(&[(0, 0), (1, 1)]),
             &log(&[(0, 0), (1, 1), (2, 2)]),
             &[],
-            &mut c,
-            &mut v,
         );
         assert!(v.is_empty(), "{v:?}");
         assert_eq!((c.acknowledged, c.unacked_present), (2, 1));
@@ -345,26 +352,14 @@ mod tests {
     /// its value in the log once.
     #[test]
     fn acknowledged_without_an_offset() {
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
+        let (c, v) = check(
             &history(&[(0, 0), (1, -1001), (2, -1001), (3, 3)]),
             &log(&[(0, 0), (1, 1), (2, 2), (3, 3)]),
             &[],
-            &mut c,
-            &mut v,
         );
         assert!(v.is_empty(), "{v:?}");
         assert_eq!((c.acked_offset_unknown, c.lost), (2, 0));
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
-            &history(&[(0, 0), (1, -1001)]),
-            &log(&[(0, 0)]),
-            &[],
-            &mut c,
-            &mut v,
-        );
+        let (c, v) = check(&history(&[(0, 0), (1, -1001)]), &log(&[(0, 0)]), &[]);
         assert_eq!(c.lost, 1, "{v:?}");
     }
 
@@ -372,24 +367,16 @@ mod tests {
     /// offsets' order against the seqs counts.
     #[test]
     fn acknowledgements_reported_out_of_send_order() {
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
+        let (_, v) = check(
             &history(&[(0, 0), (2, 2), (1, 1), (3, 3)]),
             &log(&[(0, 0), (1, 1), (2, 2), (3, 3)]),
             &[],
-            &mut c,
-            &mut v,
         );
         assert!(v.is_empty(), "{v:?}");
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
+        let (c, v) = check(
             &history(&[(0, 0), (1, 2), (2, 1)]),
             &log(&[(0, 0), (1, 2), (2, 1)]),
             &[],
-            &mut c,
-            &mut v,
         );
         assert_eq!((c.reordered, c.misplaced, c.lost), (2, 0, 0), "{v:?}");
     }
@@ -397,28 +384,17 @@ mod tests {
     /// Loss, duplication and reordering are each counted.
     #[test]
     fn violations() {
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
+        let (c, v) = check(
             &history(&[(0, 0), (1, 1), (2, 2)]),
             &log(&[(0, 0), (1, 2), (2, 0)]),
             &[],
-            &mut c,
-            &mut v,
         );
         assert_eq!(
             (c.lost, c.duplicated, c.reordered, c.misplaced),
             (1, 1, 1, 1)
         );
-        let (mut c, mut v) = (Counts::default(), Vec::new());
-        check_partition(
-            0,
-            &history(&[(0, 0), (1, 1)]),
-            &log(&[(0, 0)]),
-            &[1..2, 7..9],
-            &mut c,
-            &mut v,
-        );
+        assert_eq!(v.len(), 4, "one violation each: {v:?}");
+        let (c, v) = check(&history(&[(0, 0), (1, 1)]), &log(&[(0, 0)]), &[1..2, 7..9]);
         assert!(v.is_empty());
         assert_eq!(c.lost_allowed, 1);
     }
