@@ -11,8 +11,11 @@
 //!   Kafka-protocol producer, which costs the client almost nothing.
 //! - `search`: the max-rate search (`producer_rate = 0`); `txn`: the
 //!   transactional producers' commit loop (`messages_per_transaction`).
-//! - `spawn`: a local broker for `--spawn` and its /proc usage; `local`: the
-//!   process behind a loopback `--target`, to read the same usage.
+//! - `spawn`: a local broker for `--spawn` (or the floor for `--floor`) and
+//!   its /proc usage; `local`: the process behind a loopback `--target`, to
+//!   read the same usage.
+//! - `floor`: the in-memory broker that answers at once, the latency floor
+//!   the clients and the machine set on their own.
 //! - `baseline`: loopback TCP and disk append limits.
 //! - `compression` and `datasets`: the codec study on deterministic data;
 //!   `codec_runs`: its through-the-broker part, one run per codec.
@@ -28,6 +31,7 @@ mod codec_runs;
 mod compare;
 mod compression;
 mod datasets;
+mod floor;
 mod ingest;
 mod kafka;
 mod local;
@@ -62,6 +66,8 @@ const GRACE_SECS_MAX: u64 = 300;
 const DISK_GIB_MAX: f64 = 1024.0;
 /// Name of the `--spawn` target.
 const SPAWN_NAME: &str = "sluice";
+/// Name of the `--floor` target.
+const FLOOR_NAME: &str = "floor";
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +94,15 @@ enum Command {
     Compression(CompressionArgs),
     /// Put earlier runs side by side, each against the first.
     Compare(CompareArgs),
+    /// Serve the in-memory floor broker (what `run --floor` starts).
+    FloorBroker(FloorBrokerArgs),
+}
+
+#[derive(Args)]
+struct FloorBrokerArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -118,6 +133,11 @@ struct RunArgs {
     /// Start a local sluice with a temporary data dir (target "sluice").
     #[arg(long)]
     spawn: bool,
+    /// Also run against the floor: an in-memory broker of the harness's own
+    /// that answers at once (target "floor", after the others), so latency
+    /// can be read against what the clients and machine cost alone.
+    #[arg(long)]
+    floor: bool,
     #[command(flatten)]
     broker: SpawnedBrokerArgs,
     #[command(flatten)]
@@ -285,6 +305,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(a) => cmd_ingest(a),
         Command::Compression(a) => cmd_compression(a),
         Command::Compare(a) => cmd_compare(a),
+        Command::FloorBroker(a) => floor::serve(a.listen),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -298,6 +319,7 @@ fn main() -> std::process::ExitCode {
 /// Where a target's load goes.
 enum Endpoint {
     Spawn,
+    Floor,
     Remote(String),
 }
 
@@ -325,8 +347,21 @@ fn check_addr(addrs: &str) -> Result<()> {
     Ok(())
 }
 
-fn targets(a: &RunArgs) -> Result<Vec<(String, Endpoint)>> {
-    let out = endpoints(a.spawn, &a.targets, &a.bootstraps)?;
+fn targets(a: &RunArgs, w: &Workload) -> Result<Vec<(String, Endpoint)>> {
+    let mut out = endpoints(a.spawn, &a.targets, &a.bootstraps)?;
+    if a.floor {
+        if w.producer_mode().messages_per_transaction().is_some()
+            || w.consumer_mode != workload::ConsumerMode::Assign
+        {
+            bail!(
+                "--floor serves neither transactions nor consumer groups; this workload uses one"
+            );
+        }
+        if out.iter().any(|(n, _)| n == FLOOR_NAME) {
+            bail!("target name {FLOOR_NAME:?} is used twice");
+        }
+        out.push((FLOOR_NAME.to_string(), Endpoint::Floor));
+    }
     if out.is_empty() {
         bail!("no target: pass --spawn, --target NAME=HOST:PORT or --bootstrap HOST:PORT");
     }
@@ -400,6 +435,19 @@ fn with_endpoint<T>(
             broker.stop()?;
             Ok(out)
         }
+        Endpoint::Floor => {
+            let log = opts.log_dir.join(format!("broker-{name}.log"));
+            let floor = SpawnedBroker::start_floor(&log)?;
+            let out = f(&run::TargetSpec {
+                name,
+                bootstrap: &floor.addr,
+                spawned: true,
+                broker_pids: vec![floor.pid()],
+                metrics: None,
+            })?;
+            floor.stop()?;
+            Ok(out)
+        }
     }
 }
 
@@ -421,7 +469,7 @@ fn load_workload(a: &RunArgs) -> Result<Workload> {
 
 fn cmd_run(a: RunArgs) -> Result<()> {
     let w = load_workload(&a)?;
-    let targets = targets(&a)?;
+    let targets = targets(&a, &w)?;
     if !(1..=GRACE_SECS_MAX).contains(&a.grace) {
         bail!("--grace must be 1..={GRACE_SECS_MAX} seconds");
     }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long SIGTERM may take before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const READY_PREFIX: &str = "sluice listening on ";
+/// What a broker prints once it serves; the floor prints it too.
+pub const READY_PREFIX: &str = "sluice listening on ";
 /// Printed before the ready line when `--metrics-listen` is given.
 const METRICS_PREFIX: &str = "sluice metrics on ";
 
@@ -37,7 +38,8 @@ pub struct SpawnedBroker {
     pub addr: String,
     /// Its `/metrics` endpoint, for the per-stage histograms.
     pub metrics: Option<String>,
-    data_dir: PathBuf,
+    /// Removed when the broker stops; the floor has none.
+    data_dir: Option<PathBuf>,
 }
 
 /// The `sluice` binary: `explicit`, else next to this executable (or one
@@ -78,21 +80,45 @@ impl SpawnedBroker {
             "127.0.0.1:0",
         ])
         .arg("--data-dir")
-        .arg(&data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
+        .arg(&data_dir);
         if let Some(n) = shards {
             cmd.args(["--shards", &n.to_string()]);
         }
+        SpawnedBroker::launch(cmd, Some(data_dir), log)
+            .with_context(|| format!("starting broker {} (use --broker-bin)", bin.display()))
+    }
+
+    /// Starts this executable's in-memory floor broker (see `floor`) on a
+    /// free loopback port.
+    pub fn start_floor(log: &Path) -> Result<SpawnedBroker> {
+        let exe = std::env::current_exe().context("finding sluice-bench itself")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["floor-broker", "--listen", "127.0.0.1:0"]);
+        SpawnedBroker::launch(cmd, None, log).context("starting the floor broker")
+    }
+
+    /// Runs `cmd` (stderr to `log`) and waits for its ready line.
+    fn launch(mut cmd: Command, data_dir: Option<PathBuf>, log: &Path) -> Result<SpawnedBroker> {
+        let remove_data = |d: &Option<PathBuf>| {
+            if let Some(d) = d {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        };
+        let stderr = match File::create(log) {
+            Ok(f) => f,
+            Err(e) => {
+                remove_data(&data_dir);
+                return Err(e).with_context(|| format!("creating {}", log.display()));
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&data_dir);
-                bail!(
-                    "cannot start broker {} (use --broker-bin): {e}",
-                    bin.display()
-                );
+                remove_data(&data_dir);
+                bail!("cannot run {:?}: {e}", cmd.get_program());
             }
         };
         SPAWNED_PID.store(child.id() as i32, Relaxed);
@@ -123,8 +149,8 @@ impl SpawnedBroker {
                 let status = broker.child.try_wait()?;
                 let tail = log_tail(log);
                 bail!(
-                    "broker {} did not print {READY_PREFIX:?} within {}s (exit status {status:?}); log tail:\n{tail}",
-                    bin.display(),
+                    "{:?} did not print {READY_PREFIX:?} within {}s (exit status {status:?}); log tail:\n{tail}",
+                    cmd.get_program(),
                     START_TIMEOUT.as_secs()
                 );
             }
@@ -157,7 +183,9 @@ impl SpawnedBroker {
             }
         }
         SPAWNED_PID.store(0, Relaxed);
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(d) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
         Ok(())
     }
 }

@@ -348,8 +348,12 @@ fn run_mode(tag: &str, extra: &str) -> serde_json::Value {
 /// Every acknowledged (or committed) message was consumed, none failed, and
 /// the report names the producer mode.
 fn assert_complete(json: &serde_json::Value, mode: &str) {
+    assert_target_complete(json, mode, "sluice");
+}
+
+fn assert_target_complete(json: &serde_json::Value, mode: &str, target: &str) {
     assert_eq!(json["producer_mode"], mode, "{}", json["producer_mode"]);
-    let t = &json["targets"]["sluice"];
+    let t = &json["targets"][target];
     let sent = t["messages_sent"].as_u64().unwrap();
     assert!(sent > 0, "nothing published: {}", t["first_error"]);
     assert_eq!(t["messages_failed"], 0, "{}", t["first_error"]);
@@ -386,4 +390,40 @@ fn transactional_run_against_spawned_broker() {
     let json = run_mode("txn", "messages_per_transaction = 500\n");
     assert_complete(&json, "transactional 500");
     assert_eq!(json["workload"]["messages_per_transaction"], 500);
+}
+
+/// The floor broker serves a whole run (idempotent producers, `assign()`
+/// consumers) and loses nothing; `--floor` refuses what it cannot serve.
+#[test]
+fn floor_serves_a_run() {
+    let dir = temp_dir("floor");
+    let workload = write_workload(&dir, "idempotence = true\n");
+    let out = dir.join("out");
+    bench_ok(&[
+        "run",
+        workload.to_str().unwrap(),
+        "--floor",
+        "--no-baseline",
+        "--no-plots",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("result.json"));
+    assert_target_complete(&json, "idempotent", "floor");
+    assert!(
+        json["targets"]["floor"]["broker"]["cpu_seconds"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let txn = write_workload(&dir, "messages_per_transaction = 10\n");
+    let o = bench(&["run", txn.to_str().unwrap(), "--floor", "--no-baseline"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("--floor serves neither transactions"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
