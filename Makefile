@@ -69,12 +69,13 @@ fmt-check:
 lint: ssl-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The standard 1 KB workloads against a spawned broker, the produce-only
+# The standard 1 KB workloads against a spawned broker (the 50k one beside
+# the in-memory latency floor, `--floor` in bench/README.md), the produce-only
 # ceiling (ingest, with the sustained page-cache rate of the same run), and
 # the machine's baselines; reports and plots land in bench/results/ (ignored
 # by git).
 bench: build
-	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --out bench/results/1kb-50k
+	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --out bench/results/1kb-50k
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --duration 60 --out bench/results/ingest-1kb-max
 	./target/release/sluice-bench baseline --out bench/results

@@ -302,6 +302,9 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !sluice::alloc::keep_freed_memory() {
+        tracing::warn!("mallopt refused the heap thresholds: freed memory goes back to the kernel");
+    }
     let Command::Serve(args) = Cli::parse().command;
     match serve(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
