@@ -403,52 +403,42 @@ struct SpawnOpts<'a> {
     log_dir: &'a Path,
 }
 
-/// Runs `f` against one endpoint; for `--spawn`, a broker is started first
-/// and stopped after (or killed on drop if `f` fails).
+/// Runs `f` against one endpoint; for `--spawn` and `--floor`, a broker is
+/// started first and stopped after (or killed on drop if `f` fails).
 fn with_endpoint<T>(
     name: &str,
     endpoint: &Endpoint,
     opts: &SpawnOpts,
     f: impl FnOnce(&run::TargetSpec) -> Result<T>,
 ) -> Result<T> {
-    match endpoint {
-        Endpoint::Remote(addr) => f(&run::TargetSpec {
-            name,
-            bootstrap: addr,
-            spawned: false,
-            // Every local broker of a bootstrap list: a cluster's CPU is
-            // what replication costs.
-            broker_pids: addr.split(',').filter_map(local::listening_pid).collect(),
-            metrics: None,
-        }),
+    let log = opts.log_dir.join(format!("broker-{name}.log"));
+    let broker = match endpoint {
+        Endpoint::Remote(addr) => {
+            return f(&run::TargetSpec {
+                name,
+                bootstrap: addr,
+                spawned: false,
+                // Every local broker of a bootstrap list: a cluster's CPU is
+                // what replication costs.
+                broker_pids: addr.split(',').filter_map(local::listening_pid).collect(),
+                metrics: None,
+            });
+        }
         Endpoint::Spawn => {
             let bin = spawn::find_broker_bin(opts.broker_bin);
-            let log = opts.log_dir.join(format!("broker-{name}.log"));
-            let broker = SpawnedBroker::start(&bin, opts.shards, &log)?;
-            let out = f(&run::TargetSpec {
-                name,
-                bootstrap: &broker.addr,
-                spawned: true,
-                broker_pids: vec![broker.pid()],
-                metrics: broker.metrics.clone(),
-            })?;
-            broker.stop()?;
-            Ok(out)
+            SpawnedBroker::start(&bin, opts.shards, &log)?
         }
-        Endpoint::Floor => {
-            let log = opts.log_dir.join(format!("broker-{name}.log"));
-            let floor = SpawnedBroker::start_floor(&log)?;
-            let out = f(&run::TargetSpec {
-                name,
-                bootstrap: &floor.addr,
-                spawned: true,
-                broker_pids: vec![floor.pid()],
-                metrics: None,
-            })?;
-            floor.stop()?;
-            Ok(out)
-        }
-    }
+        Endpoint::Floor => SpawnedBroker::start_floor(&log)?,
+    };
+    let out = f(&run::TargetSpec {
+        name,
+        bootstrap: &broker.addr,
+        spawned: true,
+        broker_pids: vec![broker.pid()],
+        metrics: broker.metrics.clone(),
+    })?;
+    broker.stop()?;
+    Ok(out)
 }
 
 fn load_workload(a: &RunArgs) -> Result<Workload> {
