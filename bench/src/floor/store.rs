@@ -210,10 +210,7 @@ fn partition_ref<'a>(t: &'a Topics, topic: &str, partition: i32) -> Result<&'a P
         .by_name
         .get(topic)
         .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
-    usize::try_from(partition)
-        .ok()
-        .and_then(|p| logs.get(p))
-        .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)
+    Ok(&logs[slot(logs.len(), partition)?])
 }
 
 fn partition_mut<'a>(
@@ -225,9 +222,15 @@ fn partition_mut<'a>(
         .by_name
         .get_mut(topic)
         .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let at = slot(logs.len(), partition)?;
+    Ok(&mut logs[at])
+}
+
+/// `partition` as an index into a topic of `partitions` partitions.
+fn slot(partitions: usize, partition: i32) -> Result<usize, i16> {
     usize::try_from(partition)
         .ok()
-        .and_then(|p| logs.get_mut(p))
+        .filter(|&p| p < partitions)
         .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)
 }
 
