@@ -118,11 +118,7 @@ impl Store {
         let first = log.end;
         for b in batches {
             let mut stamped = BytesMut::from(b);
-            let count = i64::from(i32::from_be_bytes(
-                stamped[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
-                    .try_into()
-                    .expect("four bytes"),
-            )) + 1;
+            let count = last_offset_delta(&stamped) + 1;
             stamped[..8].copy_from_slice(&log.end.to_be_bytes());
             log.bytes += stamped.len();
             log.batches.push_back(Batch {
@@ -143,7 +139,8 @@ impl Store {
     }
 
     /// The batches from the one holding `offset`, up to `max_bytes` but at
-    /// least one, as Kafka answers a fetch.
+    /// least one, as Kafka answers a fetch. A single batch (a consumer that
+    /// keeps up) is shared, not copied.
     pub fn read(
         &self,
         topic: &str,
@@ -160,18 +157,32 @@ impl Store {
             .batches
             .partition_point(|b| b.base <= offset)
             .saturating_sub(1);
-        let mut out = BytesMut::new();
-        for b in log.batches.range(from..) {
-            if b.base + last_offset_delta(&b.bytes) < offset {
-                continue;
-            }
-            if !out.is_empty() && out.len() + b.bytes.len() > max_bytes {
+        // Only the batch at `from` can end before `offset`.
+        let first = match log.batches.get(from) {
+            Some(b) if b.base + last_offset_delta(&b.bytes) < offset => from + 1,
+            _ => from,
+        };
+        let (mut end, mut size) = (first, 0);
+        for b in log.batches.range(first..) {
+            if end > first && size + b.bytes.len() > max_bytes {
                 break;
             }
-            out.extend_from_slice(&b.bytes);
+            size += b.bytes.len();
+            end += 1;
         }
+        let records = match end - first {
+            0 => Bytes::new(),
+            1 => log.batches[first].bytes.clone(),
+            _ => {
+                let mut out = BytesMut::with_capacity(size);
+                for b in log.batches.range(first..end) {
+                    out.extend_from_slice(&b.bytes);
+                }
+                out.freeze()
+            }
+        };
         Ok(Read {
-            records: out.freeze(),
+            records,
             high_watermark: log.end,
             log_start: log.start,
         })
@@ -189,12 +200,12 @@ impl Store {
         self.lock().appends
     }
 
-    /// Waits until an append after `seen`, or `deadline`.
-    pub fn wait_past(&self, seen: u64, deadline: Instant) {
+    /// Waits until an append after `seen` (true), or `deadline` (false).
+    pub fn wait_past(&self, seen: u64, deadline: Instant) -> bool {
         let mut t = self.lock();
         while t.appends == seen {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
+                return false;
             };
             t = self
                 .appended
@@ -202,6 +213,7 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        true
     }
 }
 
@@ -331,16 +343,19 @@ mod tests {
         assert_eq!(s.offsets("t", 0), Ok((0, 0)));
     }
 
+    /// A fetch's wait ends with an append (true) or at its deadline (false).
     #[test]
-    fn a_waiting_fetch_wakes_on_an_append() {
+    fn a_waiting_fetch_ends_at_an_append_or_at_its_deadline() {
         let s = std::sync::Arc::new(Store::default());
         s.create("t", 1);
         let seen = s.appends();
+        assert!(!s.wait_past(seen, Instant::now()), "nothing was appended");
         let writer = {
             let s = s.clone();
             std::thread::spawn(move || s.append("t", 0, &batch(1)))
         };
-        s.wait_past(seen, Instant::now() + std::time::Duration::from_secs(30));
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        assert!(s.wait_past(seen, deadline), "the append ends the wait");
         assert_eq!(s.offsets("t", 0), Ok((0, 1)));
         writer.join().unwrap().unwrap();
     }
