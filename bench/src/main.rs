@@ -177,6 +177,12 @@ struct SpawnedBrokerArgs {
     /// --shards for the spawned broker.
     #[arg(long)]
     shards: Option<usize>,
+    /// Nice level of every broker this run starts (--spawn and --floor
+    /// alike); negative needs root or CAP_SYS_NICE. On a small machine the
+    /// clients share the broker's cores, and one thread per core competes
+    /// with them for its share (see the bench README).
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    nice: Option<i32>,
 }
 
 /// The measured window, over the workload's.
@@ -399,6 +405,7 @@ fn endpoints(
 struct SpawnOpts<'a> {
     broker_bin: Option<&'a Path>,
     shards: Option<usize>,
+    nice: Option<i32>,
     /// Where `broker-<name>.log` goes.
     log_dir: &'a Path,
 }
@@ -426,10 +433,16 @@ fn with_endpoint<T>(
         }
         Endpoint::Spawn => {
             let bin = spawn::find_broker_bin(opts.broker_bin);
-            SpawnedBroker::start(&bin, opts.shards, &log)?
+            SpawnedBroker::start(&bin, opts.shards, opts.nice, &log)?
         }
-        Endpoint::Floor => SpawnedBroker::start_floor(&log)?,
+        Endpoint::Floor => SpawnedBroker::start_floor(opts.nice, &log)?,
     };
+    if let Some(want) = opts.nice {
+        let got = spawn::read_nice(broker.pid())?;
+        if got != want {
+            bail!("{name} runs at nice {got}, not the --nice {want} asked");
+        }
+    }
     let out = f(&run::TargetSpec {
         name,
         bootstrap: &broker.addr,
@@ -478,6 +491,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs(),
+        broker_nice: a.broker.nice,
         baseline: None,
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
@@ -485,6 +499,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let opts = SpawnOpts {
         broker_bin: a.broker.broker_bin.as_deref(),
         shards: a.broker.shards,
+        nice: a.broker.nice,
         log_dir: &out,
     };
     for (name, endpoint) in &targets {
@@ -569,6 +584,7 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
     let opts = SpawnOpts {
         broker_bin: a.broker.broker_bin.as_deref(),
         shards: a.broker.shards,
+        nice: a.broker.nice,
         log_dir: &out,
     };
     eprintln!(
@@ -687,6 +703,7 @@ fn broker_codec_runs(
     let opts = SpawnOpts {
         broker_bin: a.broker_bin.as_deref(),
         shards: None,
+        nice: None,
         log_dir: &a.out,
     };
     let mut rows = Vec::new();

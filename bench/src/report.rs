@@ -62,6 +62,10 @@ pub struct RunResult {
     pub harness_version: String,
     pub librdkafka_version: String,
     pub started_unix_secs: u64,
+    /// The nice level the brokers the harness started ran at (`--nice`);
+    /// absent: the harness's own.
+    #[serde(default)]
+    pub broker_nice: Option<i32>,
     pub baseline: Option<Baseline>,
     /// Target names in command-line order (`targets` is keyed by name).
     pub order: Vec<String>,
@@ -420,6 +424,12 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
              sustainable rate)"
         }
     );
+    if let Some(n) = run.broker_nice {
+        let _ = writeln!(
+            md,
+            "Every broker the harness started (spawned or floor) ran at nice {n}.\n"
+        );
+    }
     if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
         let _ = writeln!(
             md,
@@ -518,6 +528,7 @@ pub mod tests {
             workload,
             harness_version: "0".into(),
             librdkafka_version: "x".into(),
+            broker_nice: None,
             started_unix_secs: 0,
             producer_mode: "plain".into(),
             baseline: None,

@@ -59,9 +59,32 @@ pub fn find_broker_bin(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("sluice")
 }
 
+/// Runs `cmd` at nice level `nice`. Set before exec, so that every thread
+/// the broker starts inherits it (Linux keeps a nice level per thread, and
+/// `setpriority` on a running process reaches only its main thread).
+fn at_nice(cmd: &mut Command, nice: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setpriority is async-signal-safe and touches no memory of
+    // the parent, as a pre_exec hook must.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 impl SpawnedBroker {
     /// Starts `bin serve` on a free loopback port; its stderr goes to `log`.
-    pub fn start(bin: &Path, shards: Option<usize>, log: &Path) -> Result<SpawnedBroker> {
+    pub fn start(
+        bin: &Path,
+        shards: Option<usize>,
+        nice: Option<i32>,
+        log: &Path,
+    ) -> Result<SpawnedBroker> {
         let data_dir = std::env::temp_dir().join(format!(
             "sluice-bench-{}-{}",
             std::process::id(),
@@ -84,16 +107,22 @@ impl SpawnedBroker {
         if let Some(n) = shards {
             cmd.args(["--shards", &n.to_string()]);
         }
+        if let Some(n) = nice {
+            at_nice(&mut cmd, n);
+        }
         SpawnedBroker::launch(cmd, Some(data_dir), log)
             .with_context(|| format!("starting broker {} (use --broker-bin)", bin.display()))
     }
 
     /// Starts this executable's in-memory floor broker (see `floor`) on a
     /// free loopback port.
-    pub fn start_floor(log: &Path) -> Result<SpawnedBroker> {
+    pub fn start_floor(nice: Option<i32>, log: &Path) -> Result<SpawnedBroker> {
         let exe = std::env::current_exe().context("finding sluice-bench itself")?;
         let mut cmd = Command::new(exe);
         cmd.args(["floor-broker", "--listen", "127.0.0.1:0"]);
+        if let Some(n) = nice {
+            at_nice(&mut cmd, n);
+        }
         SpawnedBroker::launch(cmd, None, log).context("starting the floor broker")
     }
 
@@ -240,6 +269,18 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The nice level of a live process's main thread.
+pub fn read_nice(pid: u32) -> Result<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_nice(&stat).context("parsing /proc/PID/stat")
+}
+
+/// Field 19 of /proc/PID/stat, counted as [`parse_cpu_ticks`] counts.
+fn parse_nice(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(16)?.parse().ok()
+}
+
 fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -253,6 +294,9 @@ mod tests {
     fn stat_fields_are_counted_after_the_command_name() {
         let stat = "1234 (a) b c) S 1 1 1 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 4 0 1 1 1";
         assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_nice(stat), Some(0));
+        let reniced = "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 -5 1";
+        assert_eq!(parse_nice(reniced), Some(-5));
         assert_eq!(parse_vm_hwm_kb("Name:\tx\nVmHWM:\t  2048 kB\n"), Some(2048));
     }
 

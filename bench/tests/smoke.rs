@@ -403,6 +403,8 @@ fn floor_serves_a_run() {
         "run",
         workload.to_str().unwrap(),
         "--floor",
+        "--nice",
+        "5",
         "--no-baseline",
         "--no-plots",
         "--out",
@@ -410,12 +412,16 @@ fn floor_serves_a_run() {
     ]);
     let json = read_json(&out.join("result.json"));
     assert_target_complete(&json, "idempotent", "floor");
+    // Measured at all: CPU is counted in 10 ms ticks a short run may not
+    // reach, but its resident memory is never zero.
     assert!(
-        json["targets"]["floor"]["broker"]["cpu_seconds"]
+        json["targets"]["floor"]["broker"]["peak_rss_mb"]
             .as_f64()
             .unwrap()
             > 0.0
     );
+    // The harness checked the floor's nice level before the run, and says so.
+    assert_eq!(json["broker_nice"], 5);
 
     let txn = write_workload(&dir, "messages_per_transaction = 10\n");
     let o = bench(&["run", txn.to_str().unwrap(), "--floor", "--no-baseline"]);
