@@ -1,4 +1,5 @@
-//! Many partitions on a small `log_open_files_max`: the broker keeps no more
+//! Many partitions: a topic of thousands is created while the shard serves
+//! others, and on a small `log_open_files_max` the broker keeps no more
 //! segment files open than the bound, and every record still goes in and
 //! comes back out, across segments and a restart.
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::message::Message;
 
 const SHARDS: usize = 2;
@@ -166,4 +168,54 @@ fn idle_segment_files_close_and_reopen() {
     let mut values: Vec<String> = got.iter().map(payload_str).collect();
     values.sort();
     assert_eq!(values, ["v0", "v1", "v2", "v3"]);
+}
+
+/// A topic of many partitions has its logs created while the shard goes on
+/// serving: a client that produces to another topic meanwhile is answered
+/// before the new topic's last partition has its directory.
+#[test]
+fn creating_a_big_topic_does_not_hold_the_shard() {
+    const BIG: i32 = 2_000;
+    let mut broker = Broker::start(1);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "busy", 1, &[]);
+    let mut config = producer_config(&bootstrap);
+    config.set("linger.ms", "0");
+    produce(&config, "busy", &[Msg::value("before")]);
+
+    let creating = {
+        let bootstrap = bootstrap.clone();
+        std::thread::spawn(move || {
+            let admin = admin(&bootstrap);
+            let topic = NewTopic::new("big", BIG, TopicReplication::Fixed(1));
+            let opts = AdminOptions::new()
+                .operation_timeout(Some(Duration::from_secs(120)))
+                .request_timeout(Some(Duration::from_secs(120)));
+            futures::executor::block_on(admin.create_topics([&topic], &opts))
+                .expect("CreateTopics request")
+        })
+    };
+    let first = broker.partition_dir("big", 0);
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while !first.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the big topic's first log never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A new client: bootstrap, metadata and produce, all on the shard that
+    // is creating the logs.
+    produce(&config, "busy", &[Msg::value("during")]);
+    let last = broker.partition_dir("big", BIG - 1);
+    assert!(
+        !last.exists(),
+        "the produce waited until all {BIG} logs were created"
+    );
+
+    let created = creating.join().expect("the admin thread");
+    assert_eq!(created, vec![Ok("big".to_string())]);
+    wait_for_partitions(&bootstrap, "big", BIG as usize);
+    assert!(last.exists());
+    broker.stop();
 }

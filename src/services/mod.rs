@@ -110,7 +110,7 @@ impl Services {
         });
         let observer: Weak<dyn ShardObserver> = Rc::downgrade(&services) as Weak<Services>;
         services.shard.set_observer(observer);
-        services.shard.apply_topics(topics);
+        services.shard.apply_topics(topics).await;
         serve_peers(shard_peers, |r| services.shard.clone().serve_peer(r));
         serve_peers(group_peers, |r| services.groups.clone().serve_peer(r));
         serve_peers(txn_peers, |r| services.txns.clone().serve_peer(r));

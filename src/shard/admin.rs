@@ -97,7 +97,7 @@ impl Shard {
                 acks.push(rx);
             }
         }
-        self.apply_topics(topics);
+        self.apply_topics(topics).await;
         for ack in acks {
             let _ = ack.await;
         }
