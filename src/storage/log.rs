@@ -293,9 +293,20 @@ impl PartitionLog {
             // The recovery point stays below the rescanned epochs: synced
             // before it passes them, like the append path's writes.
             log.checkpoint_epochs_unsynced()?;
-        } else if epochs_changed {
+        } else if epochs_changed
+            && log
+                .dir
+                .join(leader_epoch::LEADER_EPOCH_CHECKPOINT_FILE)
+                .exists()
+        {
             log.epochs.write_checkpoint(&log.dir)?;
         }
+        // A clean open without the file has a log no leader stamped (a
+        // single-node broker's: a clean close syncs any file the append
+        // path wrote), whose cache the headers give again at every open
+        // for two reads a segment. Writing it here cost a file and a
+        // directory fsync per partition: the first restart of a single
+        // node with 10,000 written partitions took 9.7 s, 0.7 s without.
         // No file: a new log, one a single-node broker wrote (every
         // offset counted as replicated), or one whose value is in its
         // shard's checkpoint (`restore_high_watermark` comes next).

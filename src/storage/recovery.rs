@@ -610,7 +610,8 @@ pub fn load_leader_epochs(
             assign_epochs_from_headers(&mut cache, segments.range(..))?;
             let replaces_a_file = dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
             if !cache.is_empty() {
-                tracing::info!(dir = %dir.display(), epochs = cache.entries().count(), "rebuilt the leader epoch cache from batch headers");
+                // Routine for a single-node broker's logs (see the caller).
+                tracing::debug!(dir = %dir.display(), epochs = cache.entries().count(), "rebuilt the leader epoch cache from batch headers");
             }
             let changed = !cache.is_empty() || replaces_a_file;
             (cache, changed)
