@@ -293,15 +293,25 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
 }
 
 /// `--shard-stall-warn-ms` logs a shard thread held past its task queue's
-/// budget, with a backtrace of where: creating a topic opens each of its
-/// logs in one run of the serving queue, far longer than 1 ms in a test
-/// build. Without the flag nothing watches.
+/// budget, with a backtrace of where: a produce of one 90 MB record is
+/// checked and written to the page cache in single steps (a CRC over it,
+/// then one `pwritev`), each far past the serving queue's 1 ms quota plus
+/// the 1 ms warning. Without the flag nothing watches.
 #[test]
 fn a_shard_held_past_the_stall_warning_is_logged() {
-    const LOGS_OPENED: i32 = 200;
+    const RECORD_BYTES: usize = 90 << 20;
     let stall = "stall-detector";
+    let held = |broker: &Broker| {
+        let bootstrap = broker.bootstrap();
+        create_topic(&bootstrap, "big", 1, &[("max.message.bytes", "100000000")]);
+        let mut config = producer_config(&bootstrap);
+        config
+            .set("message.max.bytes", "100000000")
+            .set("request.timeout.ms", "60000");
+        produce(&config, "big", &[Msg::value(vec![7u8; RECORD_BYTES])]);
+    };
     let watched = Broker::start_with(1, &["--shard-stall-warn-ms", "1"]);
-    create_topic(&watched.bootstrap(), "opened", LOGS_OPENED, &[]);
+    held(&watched);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !watched.stderr_tail(10_000).contains(stall) {
         assert!(
@@ -314,7 +324,7 @@ fn a_shard_held_past_the_stall_warning_is_logged() {
     assert!(watched.stderr_tail(10_000).contains("went over-budget"));
 
     let unwatched = Broker::start(1);
-    create_topic(&unwatched.bootstrap(), "opened", LOGS_OPENED, &[]);
+    held(&unwatched);
     assert!(
         !unwatched.stderr_tail(10_000).contains(stall),
         "{}",
