@@ -82,13 +82,16 @@ pub struct IngestResult {
     pub baseline: Option<Baseline>,
     /// `batch_mib_per_sec` over the baseline's sustained page-cache rate.
     pub share_of_page_cache: Option<f64>,
+    /// The nice level a spawned broker ran at (`--nice`); absent: the
+    /// harness's own.
+    pub broker_nice: Option<i32>,
 }
 
 impl IngestResult {
     pub fn table(&self) -> Table {
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         let p = &self.produce_latency;
-        let rows = vec![
+        let mut rows = vec![
             (
                 "messages/s".to_string(),
                 format!("{:.0}", self.msgs_per_sec),
@@ -114,6 +117,9 @@ impl IngestResult {
             ("broker CPU s".into(), opt(self.broker_cpu_seconds, 1)),
             ("broker CPU s/GiB".into(), opt(self.broker_cpu_s_per_gib, 2)),
         ];
+        if let Some(n) = self.broker_nice {
+            rows.push(("broker nice".into(), n.to_string()));
+        }
         Table {
             header: vec![format!("ingest: {}", self.target), String::new()],
             rows: rows.into_iter().map(|(k, v)| vec![k, v]).collect(),
@@ -210,6 +216,7 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         samples,
         baseline: None,
         share_of_page_cache: None,
+        broker_nice: None,
     })
 }
 

@@ -592,6 +592,7 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
         w.name, w.duration_secs, w.warmup_secs
     );
     let mut result = with_endpoint(&name, &endpoint, &opts, |spec| ingest::run(spec, &w, shape))?;
+    result.broker_nice = a.broker.nice;
     // After the broker, as in `run`: the baseline's gigabytes of page cache
     // would otherwise be the broker's write-back to pay.
     if !a.no_baseline {
