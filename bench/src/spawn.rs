@@ -258,12 +258,15 @@ pub fn read_usage_sum(pids: &[u32]) -> Option<Usage> {
     })
 }
 
-/// utime + stime from /proc/PID/stat; fields counted after the `)` that ends
-/// the command name, which may itself contain spaces.
+/// The fields of /proc/PID/stat from field 3 (state) on: counted after the
+/// `)` that ends the command name, which may itself contain spaces.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
+}
+
+/// utime + stime (fields 14 and 15) from /proc/PID/stat.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let fields = stat_fields(stat)?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
@@ -275,10 +278,9 @@ pub fn read_nice(pid: u32) -> Result<i32> {
     parse_nice(&stat).context("parsing /proc/PID/stat")
 }
 
-/// Field 19 of /proc/PID/stat, counted as [`parse_cpu_ticks`] counts.
+/// The nice level (field 19) from /proc/PID/stat.
 fn parse_nice(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(16)?.parse().ok()
+    stat_fields(stat)?.get(16)?.parse().ok()
 }
 
 fn parse_vm_hwm_kb(status: &str) -> Option<u64> {

@@ -117,16 +117,16 @@ impl Answers {
                 out.log_append_time_ms = -1;
                 let records = p.records.unwrap_or_default();
                 match self.store.append(&topic.name, p.index, &records) {
-                    Ok(base) => out.base_offset = base,
+                    Ok((base, start)) => {
+                        out.base_offset = base;
+                        out.log_start_offset = start;
+                    }
                     Err(code) => {
                         out.error_code = code;
                         out.base_offset = -1;
+                        out.log_start_offset = -1;
                     }
                 }
-                out.log_start_offset = self
-                    .store
-                    .offsets(&topic.name, p.index)
-                    .map_or(-1, |(start, _)| start);
                 t.partition_responses.push(out);
             }
             t.name = topic.name;

@@ -109,8 +109,9 @@ impl Store {
         0
     }
 
-    /// Appends every batch of `records` and returns the first one's offset.
-    pub fn append(&self, topic: &str, partition: i32, records: &[u8]) -> Result<i64, i16> {
+    /// Appends every batch of `records`; returns the first one's offset and
+    /// the log start after the append (a produce answer names both).
+    pub fn append(&self, topic: &str, partition: i32, records: &[u8]) -> Result<(i64, i64), i16> {
         let batches = split_batches(records)?;
         let mut t = self.lock();
         let share = STORE_BYTES_MAX / t.partitions.max(1);
@@ -132,10 +133,11 @@ impl Store {
             log.bytes -= old.bytes.len();
             log.start = log.batches.front().expect("one batch is left").base;
         }
+        let start = log.start;
         t.appends += 1;
         drop(t);
         self.appended.notify_all();
-        Ok(first)
+        Ok((first, start))
     }
 
     /// The batches from the one holding `offset`, up to `max_bytes` but at
@@ -301,9 +303,9 @@ mod tests {
         let s = Store::default();
         assert_eq!(s.create("t", 2), 0);
         assert_eq!(s.create("t", 2), code::TOPIC_ALREADY_EXISTS);
-        assert_eq!(s.append("t", 0, &batch(3)), Ok(0));
+        assert_eq!(s.append("t", 0, &batch(3)), Ok((0, 0)));
         let two = [batch(2), batch(1)].concat();
-        assert_eq!(s.append("t", 0, &two), Ok(3));
+        assert_eq!(s.append("t", 0, &two), Ok((3, 0)));
         assert_eq!(s.offsets("t", 0), Ok((0, 6)));
         assert_eq!(s.offsets("t", 1), Ok((0, 0)));
 
