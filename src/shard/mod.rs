@@ -538,9 +538,8 @@ impl Shard {
             let Some(partition) = self.partitions.borrow_mut().remove(&tp) else {
                 continue;
             };
-            if let Err(e) = partition.log.borrow_mut().close() {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "closing a deleted partition");
-            }
+            // Its files go with it: nothing to sync or write.
+            partition.log.borrow_mut().discard();
             partition.appended.notify();
             // Renamed away at once so a recreated topic starts from an empty
             // directory; removed in the background. Fetches still sending
@@ -567,11 +566,37 @@ impl Shard {
     /// watermarks checkpointed. False if one did not close whole (a full
     /// disk): the next start must not take the logs as cleanly shut down.
     /// A checkpoint that fails leaves the last one, lower, so safe.
+    ///
+    /// The logs close as a group, with two filesystem syncs in all rather
+    /// than several per log ([`crate::storage::GroupClose`]).
     pub fn close_all(&self) -> bool {
         let mut all_closed = true;
+        let mut group = crate::storage::GroupClose::default();
+        let mut written = Vec::new();
         for (tp, partition) in self.partitions.borrow().iter() {
-            if let Err(e) = partition.log.borrow_mut().close() {
-                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
+            match group.write(&mut partition.log.borrow_mut()) {
+                Ok(()) => written.push((tp.clone(), partition.clone())),
+                Err(e) => {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
+                    all_closed = false;
+                }
+            }
+        }
+        match group.sync() {
+            Ok(synced) => {
+                for (tp, partition) in &written {
+                    if let Err(e) = synced.seal(&mut partition.log.borrow_mut()) {
+                        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "marking a closed partition log clean");
+                        all_closed = false;
+                    }
+                }
+                if let Err(e) = synced.finish() {
+                    tracing::error!(error = %e, "syncing the closed logs' recovery points");
+                    all_closed = false;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "syncing the closed partition logs");
                 all_closed = false;
             }
         }

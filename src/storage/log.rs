@@ -30,7 +30,7 @@ use super::producer_state::{
 };
 use super::recovery::{
     load_leader_epochs, load_producer_state, load_segments, reset_recovery_point,
-    stored_recovery_point, write_recovery_point, SnapshotDigest,
+    stored_recovery_point, write_recovery_point, write_recovery_point_unsynced, SnapshotDigest,
 };
 use super::segment::{PendingBatch, Segment, SegmentWrite, Segments, WriteFailed};
 use super::txn_index::AbortedTxn;
@@ -1065,6 +1065,41 @@ impl PartitionLog {
     /// segment's indexes and the recovery point. The high watermark is the
     /// shard's to checkpoint, with its other logs'.
     pub fn close(&mut self) -> Result<(), StorageError> {
+        self.close_files(true)?;
+        self.sync_epochs_inline()?;
+        let log_end = self.log_end_offset();
+        // Recovery points are only ever written durably: an equal one
+        // stands (a partition untouched since a clean open).
+        if stored_recovery_point(&self.dir) != Some(log_end) {
+            write_recovery_point(&self.dir, log_end)?;
+        }
+        self.mark_flushed(log_end);
+        Ok(())
+    }
+
+    /// The first half of a close in a [`super::GroupClose`]: every file a
+    /// close writes, to the page cache only; the recovery point is left
+    /// as it is, so a crash now recovers as from any unclean stop.
+    pub(super) fn close_unsynced(&mut self) -> Result<(), StorageError> {
+        self.close_files(false)
+    }
+
+    /// The second half, once a filesystem sync made the first durable: the
+    /// recovery point moves to the log end, for the group's next sync.
+    pub(super) fn seal_after_sync(&mut self) -> Result<(), StorageError> {
+        self.epoch_writes_synced = self.epoch_writes;
+        let log_end = self.log_end_offset();
+        if stored_recovery_point(&self.dir) != Some(log_end) {
+            write_recovery_point_unsynced(&self.dir, log_end)?;
+        }
+        self.mark_flushed(log_end);
+        Ok(())
+    }
+
+    /// Everything a close writes but the recovery point: cut the tail,
+    /// write the active segment's indexes and the producer snapshot. With
+    /// `sync_each`, each file is made durable on its own.
+    fn close_files(&mut self, sync_each: bool) -> Result<(), StorageError> {
         // An append still being written (a partition closed while its
         // produce waits on the writer) is void: what it wrote so far is cut
         // here; what lands later is past the end the recovery point names.
@@ -1072,8 +1107,10 @@ impl PartitionLog {
         let racing = self.write_in_flight;
         // A half-done compaction round is dropped; the next open starts over.
         self.abandon_round();
-        for file in self.unsynced_files()? {
-            file.sync_data()?;
+        if sync_each {
+            for file in self.unsynced_files()? {
+                file.sync_data()?;
+            }
         }
         self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
@@ -1086,27 +1123,30 @@ impl PartitionLog {
         if !racing {
             active.assert_file_len()?;
         }
-        active.sync_if_written()?;
-        if let Some(txn_file) = active.txn_index.file()? {
-            txn_file.sync_data()?;
+        if sync_each {
+            active.sync_if_written()?;
+            if let Some(txn_file) = active.txn_index.file()? {
+                txn_file.sync_data()?;
+            }
         }
         active.finish_time_index();
-        active.write_indexes_if_changed()?;
+        active.write_indexes_if_changed(sync_each)?;
         let log_end = self.log_end_offset();
         let snapshot = self.producers.encode_snapshot(log_end);
         let digest = SnapshotDigest::of(log_end, &snapshot);
         if self.durable_snapshot != Some(digest) {
-            write_snapshot_bytes(&self.dir, &snapshot, log_end, true)?;
-            self.durable_snapshot = Some(digest);
+            write_snapshot_bytes(&self.dir, &snapshot, log_end, sync_each)?;
+            self.durable_snapshot = sync_each.then_some(digest);
         }
-        self.sync_epochs_inline()?;
-        // Recovery points are only ever written durably: an equal one
-        // stands (a partition untouched since a clean open).
-        if stored_recovery_point(&self.dir) != Some(log_end) {
-            write_recovery_point(&self.dir, log_end)?;
-        }
-        self.mark_flushed(log_end);
         Ok(())
+    }
+
+    /// Drops the log for a deleted partition: appends in flight are void
+    /// and a compaction round is dropped, but nothing is written or synced,
+    /// since the caller removes the directory.
+    pub fn discard(&mut self) {
+        self.generation += 1;
+        self.abandon_round();
     }
 
     /// Removes the partition directory and everything in it.

@@ -23,6 +23,7 @@ mod checkpoint_file;
 mod compaction;
 mod config;
 mod error;
+mod group_close;
 mod handles;
 mod high_watermark;
 mod hw_checkpoint;
@@ -44,6 +45,7 @@ pub use compaction::{
 };
 pub use config::*;
 pub use error::StorageError;
+pub use group_close::{GroupClose, GroupSynced};
 pub use handles::{FileHandles, LOG_OPEN_FILES_ALONE};
 pub use high_watermark::HIGH_WATERMARK_FILE;
 pub use hw_checkpoint::{

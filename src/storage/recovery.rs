@@ -13,7 +13,7 @@ use crate::record::{
 };
 
 use super::handles::FileHandles;
-use super::io::{sync_dir, write_atomic, TMP_SUFFIX};
+use super::io::{sync_dir, write_atomic, write_replacing, TMP_SUFFIX};
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::producer_state::{list_snapshots, remove_snapshot, snapshot_path, ProducerStates};
 use super::segment::{
@@ -47,6 +47,16 @@ pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
         offset.to_string().as_bytes(),
     )?;
     sync_dir(dir)
+}
+
+/// [`write_recovery_point`] without any fsync, for a caller that syncs the
+/// whole filesystem next (a group close). A crash before that sync leaves
+/// the old point or the new one, each true of what is on disk.
+pub fn write_recovery_point_unsynced(dir: &Path, offset: i64) -> io::Result<()> {
+    write_replacing(
+        &dir.join(RECOVERY_POINT_FILE),
+        offset.to_string().as_bytes(),
+    )
 }
 
 /// Sets the recovery point to `offset` after the log was cut (it may have

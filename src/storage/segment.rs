@@ -649,13 +649,20 @@ impl Segment {
 
     /// [`Self::write_indexes`] unless the files on disk are a durable copy
     /// of these very indexes (a partition untouched since a clean open
-    /// closes without writing them again). True if it wrote.
-    pub fn write_indexes_if_changed(&self) -> io::Result<bool> {
+    /// closes without writing them again). With `durable` false the files
+    /// are replaced without fsync, for a caller that syncs the filesystem
+    /// after (and so are not known durable here). True if it wrote.
+    pub fn write_indexes_if_changed(&self, durable: bool) -> io::Result<bool> {
         let now = IndexDigest::of(&self.index.encode(), &self.time_index.encode());
         if self.durable_indexes.get() == Some(now) {
             return Ok(false);
         }
-        self.write_indexes()?;
+        if durable {
+            self.write_indexes()?;
+        } else {
+            self.durable_indexes.set(None);
+            self.write_indexes_with(write_replacing)?;
+        }
         Ok(true)
     }
 
