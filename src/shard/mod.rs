@@ -434,7 +434,7 @@ impl Shard {
         if topics.version < self.topics.borrow().version {
             return;
         }
-        self.drop_stale_partitions(&topics);
+        self.drop_stale_partitions(&topics).await;
         let mut now_led = Vec::new();
         let mut opening = Vec::new();
         {
@@ -521,7 +521,7 @@ impl Shard {
         }))
     }
 
-    fn drop_stale_partitions(&self, topics: &Topics) {
+    async fn drop_stale_partitions(&self, topics: &Topics) {
         let stale: Vec<TopicPartition> = self
             .partitions
             .borrow()
@@ -534,6 +534,7 @@ impl Shard {
             })
             .map(|(tp, _)| tp.clone())
             .collect();
+        let mut graveyards = Vec::new();
         for tp in stale {
             let Some(partition) = self.partitions.borrow_mut().remove(&tp) else {
                 continue;
@@ -547,18 +548,17 @@ impl Shard {
             let dir = self.partition_dir(&tp);
             let graveyard = dir.with_extension(format!("{}.deleted", partition.topic_id));
             match std::fs::rename(&dir, &graveyard) {
-                Ok(()) => {
-                    crate::runtime::spawn_local(crate::runtime::blocking(move || {
-                        if let Err(e) = std::fs::remove_dir_all(&graveyard) {
-                            tracing::warn!(dir = %graveyard.display(), error = %e, "removing a deleted partition");
-                        }
-                    }))
-                    .detach();
-                }
+                Ok(()) => graveyards.push(graveyard),
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "renaming a deleted partition")
                 }
             }
+            // Each rename is a journal update: thousands in a row held the
+            // shard ~85 ms on ext4. A turn for other tasks after each.
+            crate::runtime::yield_now().await;
+        }
+        if !graveyards.is_empty() {
+            crate::runtime::spawn_local(remove_graveyards(graveyards)).detach();
         }
     }
 
@@ -697,6 +697,20 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
     let done = crate::runtime::blocking(move || work.run()).await;
     let stats = partition.log.borrow_mut().finish_compaction_work(done)?;
     Ok(stats.more_work)
+}
+
+/// Removes deleted partitions' renamed-away directories, one at a time on
+/// the blocking thread, so a big topic's deletion does not queue thousands
+/// of removals at once.
+async fn remove_graveyards(dirs: Vec<PathBuf>) {
+    for dir in dirs {
+        crate::runtime::blocking(move || {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted partition");
+            }
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]
