@@ -12,7 +12,7 @@
 //! segments below it are durable.
 
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -1070,7 +1070,7 @@ impl PartitionLog {
         let log_end = self.log_end_offset();
         // Recovery points are only ever written durably: an equal one
         // stands (a partition untouched since a clean open).
-        if stored_recovery_point(&self.dir) != Some(log_end) {
+        if recovery_point_moves(&self.dir, log_end) {
             write_recovery_point(&self.dir, log_end)?;
         }
         self.mark_flushed(log_end);
@@ -1089,7 +1089,7 @@ impl PartitionLog {
     pub(super) fn seal_after_sync(&mut self) -> Result<(), StorageError> {
         self.epoch_writes_synced = self.epoch_writes;
         let log_end = self.log_end_offset();
-        if stored_recovery_point(&self.dir) != Some(log_end) {
+        if recovery_point_moves(&self.dir, log_end) {
             write_recovery_point_unsynced(&self.dir, log_end)?;
         }
         self.mark_flushed(log_end);
@@ -1130,11 +1130,14 @@ impl PartitionLog {
             }
         }
         active.finish_time_index();
-        active.write_indexes_if_changed(sync_each)?;
+        active.write_indexes_for_close(sync_each)?;
         let log_end = self.log_end_offset();
         let snapshot = self.producers.encode_snapshot(log_end);
         let digest = SnapshotDigest::of(log_end, &snapshot);
-        if self.durable_snapshot != Some(digest) {
+        // A log never appended to has no producers, and its open finds the
+        // same with no snapshot at all.
+        let never_written = log_end == 0 && self.producers.is_empty();
+        if self.durable_snapshot != Some(digest) && !never_written {
             write_snapshot_bytes(&self.dir, &snapshot, log_end, sync_each)?;
             self.durable_snapshot = sync_each.then_some(digest);
         }
@@ -1153,6 +1156,16 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), StorageError> {
         fs::remove_dir_all(&self.dir)?;
         Ok(())
+    }
+}
+
+/// Whether a close must write `log_end` as the recovery point: not when
+/// the file holds it already, nor for a log never appended to, whose
+/// missing file reads as 0 too.
+fn recovery_point_moves(dir: &Path, log_end: i64) -> bool {
+    match stored_recovery_point(dir) {
+        Some(stored) => stored != log_end,
+        None => log_end != 0,
     }
 }
 

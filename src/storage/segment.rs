@@ -666,6 +666,26 @@ impl Segment {
         Ok(true)
     }
 
+    /// What a close writes of the indexes: an empty segment's are empty,
+    /// and it leaves no files for them (any older ones are removed), so
+    /// thousands of partitions never written close and open without
+    /// creating a file. True if it wrote or removed one.
+    pub fn write_indexes_for_close(&self, durable: bool) -> io::Result<bool> {
+        if !self.is_empty() {
+            return self.write_indexes_if_changed(durable);
+        }
+        let mut removed = false;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match fs::remove_file(segment_path(&self.dir, self.base_offset, suffix)) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.durable_indexes.set(None);
+        Ok(removed)
+    }
+
     /// The index files just loaded were written durably (the previous
     /// close did, before its clean-shutdown marker).
     pub fn mark_indexes_durable(&self) {
@@ -700,10 +720,17 @@ impl Segment {
     }
 
     /// Loads both index files; false if either is missing or inconsistent
-    /// with the log (the caller then rebuilds by scanning).
+    /// with the log (the caller then rebuilds by scanning). An empty
+    /// segment has none: its indexes are empty ([`Self::write_indexes_for_close`]).
     pub fn load_indexes(&mut self) -> bool {
         let read = |suffix| fs::read(segment_path(&self.dir, self.base_offset, suffix)).ok();
-        let (Some(index), Some(time)) = (read(INDEX_SUFFIX), read(TIME_INDEX_SUFFIX)) else {
+        let (index, time) = (read(INDEX_SUFFIX), read(TIME_INDEX_SUFFIX));
+        if self.is_empty() && index.is_none() && time.is_none() {
+            self.index = OffsetIndex::default();
+            self.time_index = TimeIndex::default();
+            return true;
+        }
+        let (Some(index), Some(time)) = (index, time) else {
             return false;
         };
         match (

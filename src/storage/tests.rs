@@ -1036,3 +1036,48 @@ fn a_discarded_log_writes_nothing() {
     assert_eq!(files(), before);
     assert_eq!(recovery_point(&dir), 0);
 }
+
+/// A log never appended to closes and reopens without creating a file:
+/// its indexes are empty, it has no producers and its recovery point is 0,
+/// each what a missing file reads as (at 100,000 idle partitions those
+/// files were most of a clean stop). Once written, it closes as any log.
+#[test]
+fn a_log_never_written_closes_and_opens_with_its_segment_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let only_segment = vec![format!("{:020}.log", 0)];
+    let mut log = open(&dir, config(), true);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(names(), only_segment);
+    let mut log = open(&dir, config(), true);
+    assert_eq!(names(), only_segment, "a clean open rebuilt a file");
+    assert_eq!(log.log_end_offset(), 0);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(names(), only_segment);
+
+    let mut log = open(&dir, config(), true);
+    fill(&mut log, 2);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(recovery_point(&dir), 6);
+    let after = names();
+    for suffix in [".index", ".timeindex", ".snapshot"] {
+        assert!(
+            after.iter().any(|n| n.ends_with(suffix)),
+            "no {suffix} file in {after:?}"
+        );
+    }
+    let log = open(&dir, config(), true);
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.offset_for_timestamp(1010).unwrap(), Some((3, 1010)));
+}
