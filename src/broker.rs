@@ -194,6 +194,7 @@ pub fn run(
             crate::metadata::owner_shard(topic, partition, shard_count)
         })
         .map_err(dir_err)?;
+    crate::shard::remove_leftover_graveyards(&data_dir);
     let data_dir_at_start = crate::shard::DataDirAtStart {
         clean: clean_start,
         high_watermarks: Arc::new(high_watermarks),

@@ -178,6 +178,65 @@ fn delete_then_recreate_with_different_partition_count() {
     assert_eq!(got[0].partition(), 4);
 }
 
+/// Entries of the data dir whose names start with `prefix`.
+fn data_dir_entries(broker: &Broker, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(broker.data_dir())
+        .expect("data dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// Every partition of a topic whose name holds dots leaves the data dir
+/// when it is deleted (their directories once met at one renamed name),
+/// and a deleted partition's directory a stop left behind is removed at
+/// the next start.
+#[test]
+fn deleted_partitions_leave_the_data_dir() {
+    let mut broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "dotted.topic.name";
+    create_topic(&bs, topic, 3, &[]);
+    for p in 0..3 {
+        produce_values(&bs, topic, Some(p), &[format!("v{p}")]);
+    }
+    assert_eq!(data_dir_entries(&broker, "dotted").len(), 3);
+    let admin = admin(&bs);
+    let res = futures::executor::block_on(admin.delete_topics(&[topic], &admin_opts()))
+        .expect("DeleteTopics");
+    assert_eq!(res, vec![Ok(topic.to_string())]);
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while !data_dir_entries(&broker, "dotted").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left in the data dir: {:?}",
+            data_dir_entries(&broker, "dotted")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    broker.stop();
+    let left = broker
+        .data_dir()
+        .join("gone-0.AAAAAAAAAAAAAAAAAAAAAA.deleted");
+    std::fs::create_dir(&left).expect("a leftover deleted partition");
+    std::fs::write(left.join("00000000000000000000.log"), b"old bytes").expect("its log");
+    broker.start_again();
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while left.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "a deleted partition left by the last stop was never removed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// CreatePartitions grows a topic, and the new partitions accept and serve messages.
 #[test]
 fn create_partitions_grows_topic() {

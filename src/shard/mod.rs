@@ -25,7 +25,7 @@ mod write_failures;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -150,14 +150,18 @@ pub struct DataDirAtStart {
     pub high_watermarks: Arc<StoredHighWatermarks>,
 }
 
-/// A map keyed by partition, hashed with foldhash: SipHash of the topic
-/// name was the largest share of a replica's CPU at 1,000 partitions. Keys
-/// are partitions of topics the controller created, not anything a client
-/// can pick at will.
 /// Partitions a topics snapshot's apply looks at between turns for the
 /// shard's other tasks (each a few lookups, well under a millisecond in all).
 const APPLY_PARTITIONS_PER_TURN: usize = 1024;
 
+/// Ends the name a deleted partition's directory is renamed to, until the
+/// background removes it.
+const GRAVEYARD_SUFFIX: &str = ".deleted";
+
+/// A map keyed by partition, hashed with foldhash: SipHash of the topic
+/// name was the largest share of a replica's CPU at 1,000 partitions. Keys
+/// are partitions of topics the controller created, not anything a client
+/// can pick at will.
 pub type PartitionMap<V> = HashMap<TopicPartition, V, foldhash::fast::RandomState>;
 
 /// The topic names of the last snapshot applied, one `Arc` each.
@@ -571,7 +575,7 @@ impl Shard {
             // directory; removed in the background. Fetches still sending
             // from its files keep their open handles.
             let dir = self.partition_dir(&tp);
-            let graveyard = dir.with_extension(format!("{}.deleted", partition.topic_id));
+            let graveyard = graveyard_of(&dir, &partition.topic_id);
             match std::fs::rename(&dir, &graveyard) {
                 Ok(()) => graveyards.push(graveyard),
                 Err(e) => {
@@ -735,6 +739,52 @@ async fn remove_graveyards(dirs: Vec<PathBuf>) {
             }
         })
         .await;
+    }
+}
+
+/// Where a deleted partition's directory goes: its name with the topic id
+/// and [`GRAVEYARD_SUFFIX`] appended (not an extension replaced: a topic
+/// name may hold dots, and its partitions must not meet at one name).
+fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
+    let mut name = dir
+        .file_name()
+        .expect("a partition directory")
+        .to_os_string();
+    name.push(format!(".{topic_id}{GRAVEYARD_SUFFIX}"));
+    dir.with_file_name(name)
+}
+
+/// Removes, on a thread of its own, the deleted partitions' directories a
+/// stop left before the background had removed them (it removes one at a
+/// time, so a stop soon after a big topic's deletion leaves many).
+pub fn remove_leftover_graveyards(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    let graveyards: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(GRAVEYARD_SUFFIX))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    if graveyards.is_empty() {
+        return;
+    }
+    tracing::info!(
+        dirs = graveyards.len(),
+        "removing deleted partitions left by the last stop"
+    );
+    let spawned = std::thread::Builder::new()
+        .name("sluice-graveyards".into())
+        .spawn(move || {
+            for dir in graveyards {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted partition");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start removing deleted partitions; the next start tries again");
     }
 }
 

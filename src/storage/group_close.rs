@@ -155,7 +155,6 @@ mod tests {
         drop(logs);
         for dir in &dirs {
             let inodes = || -> Vec<u64> {
-                use std::os::unix::fs::MetadataExt;
                 let mut inodes: Vec<u64> = fs::read_dir(dir)
                     .unwrap()
                     .map(|e| e.unwrap().metadata().unwrap().ino())
