@@ -12,6 +12,7 @@ mod admin_cluster;
 mod append_writer;
 mod durability;
 pub mod event;
+mod graveyard;
 mod hw_checkpoint;
 pub mod messages;
 mod observer;
@@ -25,7 +26,7 @@ mod write_failures;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::runtime::{Mesh, MeshReceiver};
 use crate::storage::{PartitionLog, StorageError, StoredHighWatermarks};
 
 pub use event::Event;
+pub use graveyard::remove_leftover_graveyards;
 pub use messages::*;
 pub use observer::ShardObserver;
 pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
@@ -153,10 +155,6 @@ pub struct DataDirAtStart {
 /// Partitions a topics snapshot's apply looks at between turns for the
 /// shard's other tasks (each a few lookups, well under a millisecond in all).
 const APPLY_PARTITIONS_PER_TURN: usize = 1024;
-
-/// Ends the name a deleted partition's directory is renamed to, until the
-/// background removes it.
-const GRAVEYARD_SUFFIX: &str = ".deleted";
 
 /// A map keyed by partition, hashed with foldhash: SipHash of the topic
 /// name was the largest share of a replica's CPU at 1,000 partitions. Keys
@@ -427,11 +425,11 @@ impl Shard {
     }
 
     /// Makes `topics` this shard's snapshot: opens logs for partitions it
-    /// now owns, closes and removes logs of deleted or recreated topics,
+    /// now owns, drops and removes logs of deleted or recreated topics,
     /// hands changed configs to the logs, settles each partition's role
     /// (leader, follower), and tells the observer (fetchers follow).
     ///
-    /// Opening a log creates a directory and two files. That is some 10 µs
+    /// Opening a log creates a directory and a segment file. That is some 10 µs
     /// on an idle ext4, but each create can wait on the journal, and a topic
     /// may have thousands of partitions: done in one go, every socket on the
     /// shard would wait for all of them. So the new logs open one at a time
@@ -575,7 +573,7 @@ impl Shard {
             // directory; removed in the background. Fetches still sending
             // from its files keep their open handles.
             let dir = self.partition_dir(&tp);
-            let graveyard = graveyard_of(&dir, &partition.topic_id);
+            let graveyard = graveyard::graveyard_of(&dir, &partition.topic_id);
             match std::fs::rename(&dir, &graveyard) {
                 Ok(()) => graveyards.push(graveyard),
                 Err(e) => {
@@ -587,7 +585,7 @@ impl Shard {
             crate::runtime::yield_now().await;
         }
         if !graveyards.is_empty() {
-            crate::runtime::spawn_local(remove_graveyards(graveyards)).detach();
+            crate::runtime::spawn_local(graveyard::remove_all(graveyards)).detach();
         }
     }
 
@@ -726,66 +724,6 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
     let done = crate::runtime::blocking(move || work.run()).await;
     let stats = partition.log.borrow_mut().finish_compaction_work(done)?;
     Ok(stats.more_work)
-}
-
-/// Removes deleted partitions' renamed-away directories, one at a time on
-/// the blocking thread, so a big topic's deletion does not queue thousands
-/// of removals at once.
-async fn remove_graveyards(dirs: Vec<PathBuf>) {
-    for dir in dirs {
-        crate::runtime::blocking(move || {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted partition");
-            }
-        })
-        .await;
-    }
-}
-
-/// Where a deleted partition's directory goes: its name with the topic id
-/// and [`GRAVEYARD_SUFFIX`] appended (not an extension replaced: a topic
-/// name may hold dots, and its partitions must not meet at one name).
-fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
-    let mut name = dir
-        .file_name()
-        .expect("a partition directory")
-        .to_os_string();
-    name.push(format!(".{topic_id}{GRAVEYARD_SUFFIX}"));
-    dir.with_file_name(name)
-}
-
-/// Removes, on a thread of its own, the deleted partitions' directories a
-/// stop left before the background had removed them (it removes one at a
-/// time, so a stop soon after a big topic's deletion leaves many).
-pub fn remove_leftover_graveyards(data_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else {
-        return;
-    };
-    let graveyards: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(GRAVEYARD_SUFFIX))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    if graveyards.is_empty() {
-        return;
-    }
-    tracing::info!(
-        dirs = graveyards.len(),
-        "removing deleted partitions left by the last stop"
-    );
-    let spawned = std::thread::Builder::new()
-        .name("sluice-graveyards".into())
-        .spawn(move || {
-            for dir in graveyards {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted partition");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start removing deleted partitions; the next start tries again");
-    }
 }
 
 #[cfg(test)]

@@ -647,43 +647,38 @@ impl Segment {
         Ok(())
     }
 
-    /// [`Self::write_indexes`] unless the files on disk are a durable copy
-    /// of these very indexes (a partition untouched since a clean open
-    /// closes without writing them again). With `durable` false the files
-    /// are replaced without fsync, for a caller that syncs the filesystem
-    /// after (and so are not known durable here). True if it wrote.
-    pub fn write_indexes_if_changed(&self, durable: bool) -> io::Result<bool> {
+    /// What a close writes of the indexes: nothing when the files on disk
+    /// are a durable copy of these very indexes (a partition untouched
+    /// since a clean open); for an empty segment, no files at all (any
+    /// older ones are removed: its open takes none as empty indexes, so
+    /// thousands of partitions never written close and open without
+    /// creating a file); else both files, each fsynced when `durable`, or
+    /// to the page cache for a caller that syncs the filesystem after.
+    pub fn write_indexes_for_close(&self, durable: bool) -> io::Result<()> {
+        if self.is_empty() {
+            self.durable_indexes.set(None);
+            return self.remove_indexes();
+        }
         let now = IndexDigest::of(&self.index.encode(), &self.time_index.encode());
         if self.durable_indexes.get() == Some(now) {
-            return Ok(false);
+            return Ok(());
         }
         if durable {
-            self.write_indexes()?;
+            self.write_indexes()
         } else {
-            self.durable_indexes.set(None);
-            self.write_indexes_with(write_replacing)?;
+            self.write_indexes_unsynced()
         }
-        Ok(true)
     }
 
-    /// What a close writes of the indexes: an empty segment's are empty,
-    /// and it leaves no files for them (any older ones are removed), so
-    /// thousands of partitions never written close and open without
-    /// creating a file. True if it wrote or removed one.
-    pub fn write_indexes_for_close(&self, durable: bool) -> io::Result<bool> {
-        if !self.is_empty() {
-            return self.write_indexes_if_changed(durable);
-        }
-        let mut removed = false;
+    /// Removes both index files; a missing one is no error.
+    fn remove_indexes(&self) -> io::Result<()> {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             match fs::remove_file(segment_path(&self.dir, self.base_offset, suffix)) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
-        self.durable_indexes.set(None);
-        Ok(removed)
+        Ok(())
     }
 
     /// The index files just loaded were written durably (the previous
@@ -707,13 +702,8 @@ impl Segment {
             .and_then(|()| write(&time_path, &time_index))
             .map(|()| IndexDigest::of(&index, &time_index));
         if written.is_err() {
-            for path in [&index_path, &time_path] {
-                match fs::remove_file(path) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot remove an index that may be stale")
-                    }
-                    _ => {}
-                }
+            if let Err(e) = self.remove_indexes() {
+                tracing::warn!(segment = self.base_offset, error = %e, "cannot remove an index that may be stale")
             }
         }
         written
