@@ -23,6 +23,9 @@ pub enum AppendWriter {
     /// Inline until a write is slow, then on the blocking thread until
     /// none has been for a while (see `shard::append_writer`).
     Adaptive,
+    /// Through the shard's io_uring, each partition's batches one write,
+    /// all of a request's at once; the kernel runs what would block.
+    Uring,
 }
 
 /// Everything the broker needs to start. Field names match the TOML keys.
@@ -115,8 +118,9 @@ pub struct BrokerConfig {
     /// fdatasync before acknowledging every acks=-1 produce.
     pub fsync_on_ack: bool,
     /// Who writes produced batches into the page cache: the shard thread
-    /// (`inline`) or the blocking thread, one job per request (`thread`),
-    /// so a write held up by dirty-page throttling stalls no other socket.
+    /// (`inline`), the blocking thread, one job per request (`thread`), or
+    /// io_uring (`uring`); with either of the last two a write held up by
+    /// dirty-page throttling stalls no other socket.
     pub append_writer: AppendWriter,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,

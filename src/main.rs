@@ -140,8 +140,9 @@ struct ServeArgs {
     /// without yielding (0: off; costs two syscalls per task queue run).
     #[arg(long)]
     shard_stall_warn_ms: Option<u64>,
-    /// Where produced batches are written: the shard thread (inline) or the
-    /// blocking thread (thread).
+    /// Where produced batches are written: the shard thread (inline), the
+    /// blocking thread (thread), the one then the other after a slow write
+    /// (adaptive), or the shard's io_uring (uring).
     #[arg(long, value_enum)]
     append_writer: Option<sluice::config::AppendWriter>,
     /// Allocate each active segment's disk blocks up to segment.bytes

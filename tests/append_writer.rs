@@ -1,5 +1,7 @@
-//! `--append-writer thread`: produced batches written by the blocking
-//! thread, one job per request and owner shard, with real clients. Every
+//! `--append-writer thread` and `uring`: produced batches written off the
+//! shard thread (by the blocking thread, one job per request and owner
+//! shard; or through io_uring, one write per partition, all of a request's
+//! at once), with real clients. Every
 //! acknowledged message must be in the log once, in order, at the offset
 //! it was acknowledged with; transaction markers must land after the
 //! batches they end; followers must replicate what the leader wrote.
@@ -18,6 +20,7 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
 const THREAD_WRITER: [&str; 2] = ["--append-writer", "thread"];
+const URING_WRITER: [&str; 2] = ["--append-writer", "uring"];
 const WAIT: Duration = Duration::from_secs(60);
 
 /// `per_partition` numbered messages to each of `partitions` partitions,
@@ -70,10 +73,19 @@ fn assert_numbered_in_order(
 
 #[test]
 fn idempotent_producer_over_two_shards_keeps_order_and_offsets() {
-    const TOPIC: &str = "thread-writer-idempotent";
+    idempotent_producer_keeps_order_and_offsets(&THREAD_WRITER);
+}
+
+#[test]
+fn idempotent_producer_keeps_order_and_offsets_with_the_uring_writer() {
+    idempotent_producer_keeps_order_and_offsets(&URING_WRITER);
+}
+
+fn idempotent_producer_keeps_order_and_offsets(writer: &[&str]) {
+    const TOPIC: &str = "writer-idempotent";
     const PARTITIONS: i32 = 8;
     const PER_PARTITION: usize = 2_000;
-    let broker = Broker::start_with(2, &THREAD_WRITER);
+    let broker = Broker::start_with(2, writer);
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
     let mut config = producer_config(&broker.bootstrap());
     config
@@ -131,13 +143,22 @@ fn read_committed(bootstrap: &str, topic: &str, partitions: i32) -> Vec<String> 
 
 #[test]
 fn transaction_markers_follow_the_batches_they_end() {
-    const TOPIC: &str = "thread-writer-txn";
+    transaction_markers_follow_their_batches(&THREAD_WRITER);
+}
+
+#[test]
+fn transaction_markers_follow_the_batches_they_end_with_the_uring_writer() {
+    transaction_markers_follow_their_batches(&URING_WRITER);
+}
+
+fn transaction_markers_follow_their_batches(writer: &[&str]) {
+    const TOPIC: &str = "writer-txn";
     const PARTITIONS: i32 = 4;
     const ROUNDS: usize = 5;
     const PER_TXN: usize = 40;
-    let broker = Broker::start_with(2, &THREAD_WRITER);
+    let broker = Broker::start_with(2, writer);
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]);
-    let producer = transactional_producer(&broker.bootstrap(), "thread-writer-txn", 60_000);
+    let producer = transactional_producer(&broker.bootstrap(), "writer-txn", 60_000);
     let mut committed = Vec::new();
     for round in 0..ROUNDS {
         for commit in [true, false] {
@@ -165,10 +186,19 @@ fn transaction_markers_follow_the_batches_they_end() {
 
 #[test]
 fn followers_replicate_what_the_leader_wrote_off_its_shard_thread() {
-    const TOPIC: &str = "thread-writer-rf3";
+    followers_replicate_what_the_leader_wrote(&THREAD_WRITER);
+}
+
+#[test]
+fn followers_replicate_what_the_leader_wrote_through_io_uring() {
+    followers_replicate_what_the_leader_wrote(&URING_WRITER);
+}
+
+fn followers_replicate_what_the_leader_wrote(writer: &[&str]) {
+    const TOPIC: &str = "writer-rf3";
     const PARTITIONS: i32 = 4;
     const PER_PARTITION: usize = 500;
-    let cluster = Cluster::start_with(3, &THREAD_WRITER);
+    let cluster = Cluster::start_with(3, writer);
     cluster.create_topic(
         &NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3))
             .set("min.insync.replicas", "2"),

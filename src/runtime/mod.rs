@@ -2,6 +2,7 @@
 //! mesh, timers and work that must not block the reactor. The rest of the
 //! broker goes through here, so glommio's quirks stay in one place.
 
+mod file_write;
 pub mod writable;
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
 
+pub use file_write::write_at;
 pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::timer::sleep;
 pub use glommio::{spawn_local, yield_if_needed};

@@ -46,16 +46,22 @@ impl AppendWriterState {
     pub fn inline(&self) -> bool {
         match self.mode {
             AppendWriter::Inline => true,
-            AppendWriter::Thread => false,
+            AppendWriter::Thread | AppendWriter::Uring => false,
             AppendWriter::Adaptive => self.inline_at(Instant::now()),
         }
+    }
+
+    /// Whether writes off the shard thread go through io_uring rather than
+    /// the blocking thread.
+    pub fn ring(&self) -> bool {
+        self.mode == AppendWriter::Uring
     }
 
     /// Whether a produce arriving `now` writes on the shard thread.
     fn inline_at(&self, now: Instant) -> bool {
         match self.mode {
             AppendWriter::Inline => true,
-            AppendWriter::Thread => false,
+            AppendWriter::Thread | AppendWriter::Uring => false,
             AppendWriter::Adaptive => self
                 .off_reactor_until
                 .get()
@@ -104,7 +110,11 @@ mod tests {
     #[test]
     fn fixed_writers_never_move() {
         let now = Instant::now();
-        for (mode, inline) in [(AppendWriter::Inline, true), (AppendWriter::Thread, false)] {
+        for (mode, inline) in [
+            (AppendWriter::Inline, true),
+            (AppendWriter::Thread, false),
+            (AppendWriter::Uring, false),
+        ] {
             let writer = AppendWriterState::new(mode);
             writer.note_write(Duration::from_secs(1), now);
             assert_eq!(writer.inline_at(now), inline, "{mode:?}");

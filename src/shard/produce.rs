@@ -2,11 +2,12 @@
 //! every acknowledgement waited for together (flush, ISR), as Kafka's
 //! produce purgatory does, not one replication round trip after another.
 //!
-//! Appends are written on the shard thread or by the blocking thread, as
-//! `append_writer` says now (`append_writer.rs`; `adaptive` moves between
-//! the two): off the reactor, each partition's batches are placed at its
-//! end on the shard, one job writes the whole request's batches, and the
-//! shard then makes them part of the logs. A write held up by dirty-page
+//! Appends are written on the shard thread, by the blocking thread or
+//! through io_uring, as `append_writer` says now (`append_writer.rs`;
+//! `adaptive` moves between the first two): off the reactor, each
+//! partition's batches are placed at its end on the shard, one job (or one
+//! ring write per partition, all at once) writes the whole request's
+//! batches, and the shard then makes them part of the logs. A write held up by dirty-page
 //! throttling then delays that request only, not every socket on the
 //! shard.
 
@@ -191,8 +192,8 @@ struct Staged {
     prepared: PreparedAppend,
 }
 
-/// Places every partition's batches, writes them all in one job on the
-/// blocking thread, then finishes each append. A partition another
+/// Places every partition's batches, writes them all off the reactor (one
+/// job on the blocking thread, or io_uring), then finishes each append. A partition another
 /// request is writing right now is waited for, but only once this
 /// request's own staged writes are done, so two requests never wait on
 /// each other.
@@ -262,8 +263,8 @@ async fn admit_when_idle(
 /// A staged append and how its write went.
 type Written = (PreparedAppend, Result<(), WriteFailed>);
 
-/// Writes the staged appends in one job off the reactor, then finishes
-/// each on its log.
+/// Writes the staged appends off the reactor, then finishes each on its
+/// log.
 async fn write_staged(
     shard: &Shard,
     staged: &mut Vec<Staged>,
@@ -276,6 +277,27 @@ async fn write_staged(
         .drain(..)
         .map(|s| ((s.index, s.item, s.admitted), s.prepared))
         .unzip();
+    let written = if shard.append_writer.ring() {
+        write_on_ring(prepared).await
+    } else {
+        write_on_blocking_thread(shard, prepared).await
+    };
+    for ((index, item, admitted), (prepared, result)) in rest.into_iter().zip(written) {
+        let finished = admitted
+            .partition
+            .log
+            .borrow_mut()
+            .finish_append(prepared, result);
+        admitted.partition.written.notify();
+        out[index] = Some(match finished {
+            Ok(result) => appended(item, admitted, result),
+            Err(e) => Err(refused(&item.tp, &e)),
+        });
+    }
+}
+
+/// Writes the appends one after another in one job on the blocking thread.
+async fn write_on_blocking_thread(shard: &Shard, prepared: Vec<PreparedAppend>) -> Vec<Written> {
     let (written, took): (Vec<Written>, Duration) = crate::runtime::blocking(move || {
         let writing = Instant::now();
         let written = prepared
@@ -289,18 +311,20 @@ async fn write_staged(
     })
     .await;
     shard.append_writer.note_write(took, Instant::now());
-    for ((index, item, admitted), (prepared, result)) in rest.into_iter().zip(written) {
-        let finished = admitted
-            .partition
-            .log
-            .borrow_mut()
-            .finish_append(prepared, result);
-        admitted.partition.written.notify();
-        out[index] = Some(match finished {
-            Ok(result) => appended(item, admitted, result),
-            Err(e) => Err(refused(&item.tp, &e)),
-        });
-    }
+    written
+}
+
+/// Hands every append to io_uring at once: writes to different partitions
+/// run side by side in the kernel, and none holds the shard thread.
+async fn write_on_ring(prepared: Vec<PreparedAppend>) -> Vec<Written> {
+    let writes = prepared.into_iter().map(|p| async move {
+        let write = &p.write;
+        let result = crate::runtime::write_at(write.file(), write.contiguous(), write.start())
+            .await
+            .map_err(|error| write.failed(error));
+        (p, result)
+    });
+    futures::future::join_all(writes).await
 }
 
 /// Waits for what acknowledging an append needs: the flush policy's (or

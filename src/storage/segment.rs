@@ -93,9 +93,31 @@ impl SegmentWrite {
             iovecs.push(head);
             iovecs.push(body);
         }
-        let Err(error) = pwrite_all(&self.file, self.start, &iovecs) else {
-            return Ok(());
-        };
+        pwrite_all(&self.file, self.start, &iovecs).map_err(|error| self.failed(error))
+    }
+
+    /// The batches as one buffer, for a writer that takes a single one
+    /// (io_uring through the runtime): one copy of the request's bytes.
+    pub fn contiguous(&self) -> Vec<u8> {
+        let len = self.heads.iter().map(|(_, h)| h.total_len()).sum();
+        let mut bytes = Vec::with_capacity(len);
+        for ((head, _), body) in self.heads.iter().zip(&self.bodies) {
+            bytes.extend_from_slice(head);
+            bytes.extend_from_slice(body);
+        }
+        debug_assert_eq!(bytes.len(), len);
+        bytes
+    }
+
+    /// The file the batches go to, for a writer other than [`Self::run`].
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// A write of these batches failed with `error`: the file is cut back
+    /// to where they started (part of them may be in it: a disk that filled
+    /// up mid-write).
+    pub fn failed(&self, error: io::Error) -> WriteFailed {
         // The error that matters is the write's; an uncut tail is retried
         // by the next append.
         let uncut = match self.file.set_len(self.start) {
@@ -105,7 +127,7 @@ impl SegmentWrite {
                 true
             }
         };
-        Err(WriteFailed { error, uncut })
+        WriteFailed { error, uncut }
     }
 
     pub fn segment_base(&self) -> i64 {
