@@ -241,7 +241,6 @@ impl PartitionLog {
         clean_shutdown: bool,
         handles: &FileHandles,
     ) -> Result<Self, StorageError> {
-        fs::create_dir_all(&dir)?;
         let loaded = load_segments(&dir, &config, clean_shutdown, handles, UNSYNCED_ROLLS_MAX)?;
         let log_start_offset = *loaded.segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
@@ -272,6 +271,7 @@ impl PartitionLog {
         };
         let (producers, snapshot) = load_producer_state(
             &log.dir,
+            loaded.snapshots,
             &mut log.segments,
             log.log_start_offset,
             config.producers_max,

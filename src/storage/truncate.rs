@@ -62,6 +62,7 @@ impl PartitionLog {
         self.durable_snapshot = None;
         (self.producers, _) = load_producer_state(
             &self.dir,
+            list_snapshots(&self.dir)?,
             &mut self.segments,
             self.log_start_offset,
             self.config.producers_max,
