@@ -71,13 +71,16 @@ lint: ssl-deps
 
 # The standard 1 KB workloads against a spawned broker (the 50k one beside
 # the in-memory latency floor, `--floor` in bench/README.md), the produce-only
-# ceiling (ingest, with the sustained page-cache rate of the same run), and
+# ceiling (ingest, with the sustained page-cache rate of the same run; with
+# the default shards, then one shard per CPU, which a small machine's
+# default is not), and
 # the machine's baselines; reports and plots land in bench/results/ (ignored
 # by git).
 bench: build
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --out bench/results/1kb-50k
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --duration 60 --out bench/results/ingest-1kb-max
+	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --shards $$(nproc) --duration 60 --out bench/results/ingest-1kb-max-shard-per-cpu
 	./target/release/sluice-bench baseline --out bench/results
 
 # Only what a benchmark runs: the harness and the broker it spawns.
