@@ -7,9 +7,9 @@
 //! `adaptive` moves between the first two): off the reactor, each
 //! partition's batches are placed at its end on the shard, one job (or one
 //! ring write per partition, all at once) writes the whole request's
-//! batches, and the shard then makes them part of the logs. A write held up by dirty-page
-//! throttling then delays that request only, not every socket on the
-//! shard.
+//! batches, and the shard then makes them part of the logs. A write held
+//! up by dirty-page throttling then delays that request only, not every
+//! socket on the shard.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -193,10 +193,10 @@ struct Staged {
 }
 
 /// Places every partition's batches, writes them all off the reactor (one
-/// job on the blocking thread, or io_uring), then finishes each append. A partition another
-/// request is writing right now is waited for, but only once this
-/// request's own staged writes are done, so two requests never wait on
-/// each other.
+/// job on the blocking thread, or io_uring), then finishes each append. A
+/// partition another request is writing right now is waited for, but only
+/// once this request's own staged writes are done, so two requests never
+/// wait on each other.
 async fn append_off_reactor(
     shard: &Shard,
     items: Vec<ProduceItem>,
@@ -321,6 +321,8 @@ async fn write_on_ring(prepared: Vec<PreparedAppend>) -> Vec<Written> {
         let write = &p.write;
         let result = crate::runtime::write_at(write.file(), write.contiguous(), write.start())
             .await
+            // The cut back runs here, on the shard: a failed write (a full
+            // disk) is rare, and an ftruncate that shrinks is quick.
             .map_err(|error| write.failed(error));
         (p, result)
     });

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{BatchHeader, Marker};
 
-use super::io::{write_atomic, write_replacing, TMP_SUFFIX};
+use super::io::{write_atomic, write_replacing};
+use super::segment::{parse_offset_name, segment_path};
 
 /// Batches remembered per producer: a client has at most this many requests
 /// in flight per partition with idempotence (librdkafka, Java), so any retry
@@ -603,7 +604,7 @@ impl<'a> Reader<'a> {
 const _: () = assert!(ENTRY_HEADER_LEN == 31 && BATCH_META_LEN == 32);
 
 pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
-    dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}"))
+    segment_path(dir, offset, SNAPSHOT_SUFFIX)
 }
 
 /// Offsets of the snapshot files in `dir`, ascending.
@@ -611,16 +612,7 @@ pub fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
     let mut offsets = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if name.ends_with(TMP_SUFFIX) {
-            continue;
-        }
-        if let Some(offset) = name
-            .strip_suffix(SNAPSHOT_SUFFIX)
-            .and_then(|s| s.strip_suffix('.'))
-            .filter(|s| s.len() == 20)
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        if let Some((offset, SNAPSHOT_SUFFIX)) = parse_offset_name(&name.to_string_lossy()) {
             offsets.push(offset);
         }
     }

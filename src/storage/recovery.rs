@@ -17,7 +17,8 @@ use super::io::{sync_dir, write_atomic, write_replacing, TMP_SUFFIX};
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::producer_state::{remove_snapshot, snapshot_path, ProducerStates, SNAPSHOT_SUFFIX};
 use super::segment::{
-    Segment, Segments, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    parse_offset_name, Segment, Segments, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
 };
 use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
@@ -27,8 +28,6 @@ use super::{LogConfig, StorageError};
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Bytes read at a time while checking a batch's CRC during recovery.
 const RECOVERY_READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Digits in a segment file name.
-const SEGMENT_NAME_DIGITS: usize = 20;
 
 pub fn read_recovery_point(dir: &Path) -> i64 {
     stored_recovery_point(dir).unwrap_or(0)
@@ -72,12 +71,6 @@ pub fn reset_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
         Err(removal) if removal.kind() != io::ErrorKind::NotFound => Err(removal),
         _ => sync_dir(dir),
     }
-}
-
-fn parse_segment_name(name: &str) -> Option<(i64, &str)> {
-    let (stem, suffix) = name.split_once('.')?;
-    let digits_only = stem.len() == SEGMENT_NAME_DIGITS && stem.bytes().all(|b| b.is_ascii_digit());
-    digits_only.then(|| stem.parse().ok().map(|base| (base, suffix)))?
 }
 
 /// [`crate::record::check_header`] for batches already in the log: a
@@ -139,7 +132,7 @@ fn list_dir(dir: &Path) -> io::Result<Listing> {
             || name.ends_with(DELETED_SUFFIX)
         {
             fs::remove_file(entry.path())?;
-        } else if let Some((base, suffix)) = parse_segment_name(&name) {
+        } else if let Some((base, suffix)) = parse_offset_name(&name) {
             match suffix {
                 LOG_SUFFIX => logs.push(base),
                 INDEX_SUFFIX | TIME_INDEX_SUFFIX | TXN_INDEX_SUFFIX => {
@@ -337,9 +330,9 @@ pub struct LoadedSegments {
 }
 
 /// Opens every segment in `dir` (a new, empty one in a directory created
-/// if missing). Unless `clean_shutdown`, segments that may
-/// hold offsets at or past the recovery point are rescanned; the first bad
-/// batch truncates its segment and deletes all later ones.
+/// if missing). Unless `clean_shutdown`, segments that may hold offsets at
+/// or past the recovery point are rescanned; the first bad batch truncates
+/// its segment and deletes all later ones.
 ///
 /// A rescan that cut nothing syncs nothing, as Kafka's recovery does: the
 /// bytes are what the page cache held, and they stay past the recovery
@@ -481,9 +474,10 @@ fn delete_segments(dir: &Path, bases: &[i64], handles: &FileHandles) -> Result<(
 }
 
 /// The producer state as of the log end: the newest readable snapshot at or
-/// below it (of `snapshots`, the directory's, ascending), then every batch after it replayed from the log (all of the
-/// log when no snapshot fits), which also rebuilds the aborted-transaction
-/// index entries of the replayed range. Snapshots past the log end (a
+/// below it (of `snapshots`, the directory's, ascending), then every batch
+/// after it replayed from the log (all of the log when no snapshot fits),
+/// which also rebuilds the aborted-transaction index entries of the
+/// replayed range. Snapshots past the log end (a
 /// truncated tail) are removed. Also the digest of the snapshot file when
 /// it alone gave the state (it is at the log end: nothing replayed).
 pub fn load_producer_state(

@@ -49,6 +49,17 @@ pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// Digits of the offset that names a segment's (or a snapshot's) files.
+const OFFSET_NAME_DIGITS: usize = 20;
+
+/// The offset and suffix of a file named as [`segment_path`] names them
+/// (producer snapshots too); `None` for any other name.
+pub fn parse_offset_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    let digits_only = stem.len() == OFFSET_NAME_DIGITS && stem.bytes().all(|b| b.is_ascii_digit());
+    digits_only.then(|| stem.parse().ok().map(|base| (base, suffix)))?
+}
+
 /// A log's segments by base offset. Boxed: a B-tree node has room for 11
 /// entries, and most logs (idle partitions) have one segment, so inline
 /// segments would cost ~3 KiB per partition, boxed ones ~0.5 KiB.
