@@ -193,14 +193,18 @@ fn append_to(path: &Path, duration: Duration, fdatasync: bool, cap: u64) -> Resu
     // Where the second half of the time began: (seconds, bytes by then).
     let mut half: Option<(f64, u64)> = None;
     while start.elapsed() < duration && written < cap {
+        // Marked before the write, so the second half holds at least the
+        // write that follows: marked after it, one write slower than the
+        // run (a loaded machine, a short run) left the second half empty
+        // and its rate 0.
+        if half.is_none() && start.elapsed() >= duration / 2 {
+            half = Some((start.elapsed().as_secs_f64(), written));
+        }
         f.write_all(&block)?;
         if fdatasync {
             f.sync_data()?;
         }
         written += block.len() as u64;
-        if half.is_none() && start.elapsed() >= duration / 2 {
-            half = Some((start.elapsed().as_secs_f64(), written));
-        }
     }
     let secs = start.elapsed().as_secs_f64();
     // A run that hit its cap early has no second half of time: use the
