@@ -23,7 +23,7 @@ use crate::record::{
 
 use super::compaction::Cleaner;
 use super::handles::{FileHandles, LOG_OPEN_FILES_ALONE};
-use super::high_watermark::read_high_watermark;
+use super::high_watermark::{read_high_watermark, HIGH_WATERMARK_FILE};
 use super::leader_epoch::{self, LeaderEpochCache};
 use super::producer_state::{
     write_snapshot, write_snapshot_bytes, CompletedTxn, ProducerStates, Verdict,
@@ -241,7 +241,7 @@ impl PartitionLog {
         clean_shutdown: bool,
         handles: &FileHandles,
     ) -> Result<Self, StorageError> {
-        let loaded = load_segments(&dir, &config, clean_shutdown, handles, UNSYNCED_ROLLS_MAX)?;
+        let mut loaded = load_segments(&dir, &config, clean_shutdown, handles, UNSYNCED_ROLLS_MAX)?;
         let log_start_offset = *loaded.segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,
@@ -271,7 +271,7 @@ impl PartitionLog {
         };
         let (producers, snapshot) = load_producer_state(
             &log.dir,
-            loaded.snapshots,
+            std::mem::take(&mut loaded.listing.snapshots),
             &mut log.segments,
             log.log_start_offset,
             config.producers_max,
@@ -281,8 +281,12 @@ impl PartitionLog {
         // have left a roll's unsynced snapshot at the log end.
         log.durable_snapshot = snapshot.filter(|_| clean_shutdown);
         let log_end = log.log_end_offset();
+        let epoch_file_listed = loaded
+            .listing
+            .has(leader_epoch::LEADER_EPOCH_CHECKPOINT_FILE);
         let (epochs, epochs_changed) = load_leader_epochs(
             &log.dir,
+            epoch_file_listed,
             &log.segments,
             log.log_start_offset,
             log_end,
@@ -300,18 +304,17 @@ impl PartitionLog {
             // The recovery point stays below the rescanned epochs: synced
             // before it passes them, like the append path's writes.
             log.checkpoint_epochs_unsynced()?;
-        } else if epochs_changed
-            && log
-                .dir
-                .join(leader_epoch::LEADER_EPOCH_CHECKPOINT_FILE)
-                .exists()
-        {
+        } else if epochs_changed && epoch_file_listed {
             log.epochs.write_checkpoint(&log.dir)?;
         }
         // No file: a new log, one a single-node broker wrote (every
         // offset counted as replicated), or one whose value is in its
         // shard's checkpoint (`restore_high_watermark` comes next).
-        let stored = read_high_watermark(&log.dir);
+        let stored = loaded
+            .listing
+            .has(HIGH_WATERMARK_FILE)
+            .then(|| read_high_watermark(&log.dir))
+            .flatten();
         log.high_watermark_checkpointed = stored;
         log.legacy_high_watermark_file = stored.is_some();
         log.high_watermark = stored

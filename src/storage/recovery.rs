@@ -2,6 +2,7 @@
 //! indexes, and rescanning everything after the recovery point, truncating a
 //! torn or corrupt tail.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -14,11 +15,11 @@ use crate::record::{
 
 use super::handles::FileHandles;
 use super::io::{sync_dir, write_atomic, write_replacing, TMP_SUFFIX};
-use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{remove_snapshot, snapshot_path, ProducerStates, SNAPSHOT_SUFFIX};
 use super::segment::{
-    parse_offset_name, Segment, Segments, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
+    parse_offset_name, segment_path, Segment, Segments, SideFiles, CLEANED_SUFFIX, DELETED_SUFFIX,
+    INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
@@ -101,13 +102,35 @@ pub fn fits_segment(header: &BatchHeader, segment_base: i64) -> bool {
     header.base_offset >= segment_base && header.base_offset - segment_base <= span
 }
 
-/// What the one listing of a log's directory at open found, ascending:
-/// the base offsets of its `.log` files and the offsets of its producer
-/// snapshots. (At 100,000 partitions a second listing for the snapshots
-/// was 14% of a restart.)
-struct Listing {
+/// What the one listing of a log's directory at open found: the base
+/// offsets of its `.log` files and the offsets of its producer snapshots,
+/// ascending, and every name it kept, so open reads only files that exist.
+/// (At 100,000 idle partitions a second listing for the snapshots was 14%
+/// of a restart, and six failed opens a partition more.)
+pub struct Listing {
     logs: Vec<i64>,
-    snapshots: Vec<i64>,
+    pub snapshots: Vec<i64>,
+    names: HashSet<String>,
+}
+
+impl Listing {
+    /// Whether the directory holds `name` (a file open may read).
+    pub fn has(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn side_files(&self, base: i64) -> SideFiles {
+        let has = |suffix| {
+            let path = segment_path(Path::new(""), base, suffix);
+            self.names
+                .contains(path.to_str().expect("segment names are ASCII"))
+        };
+        SideFiles {
+            index: has(INDEX_SUFFIX),
+            time_index: has(TIME_INDEX_SUFFIX),
+            txn_index: has(TXN_INDEX_SUFFIX),
+        }
+    }
 }
 
 /// Removes leftover temporary, half-compacted and orphan index files, and
@@ -124,6 +147,7 @@ fn list_dir(dir: &Path) -> io::Result<Listing> {
     let mut logs = Vec::new();
     let mut snapshots = Vec::new();
     let mut indexes = Vec::new();
+    let mut names = HashSet::new();
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -132,25 +156,33 @@ fn list_dir(dir: &Path) -> io::Result<Listing> {
             || name.ends_with(DELETED_SUFFIX)
         {
             fs::remove_file(entry.path())?;
-        } else if let Some((base, suffix)) = parse_offset_name(&name) {
+            continue;
+        }
+        if let Some((base, suffix)) = parse_offset_name(&name) {
             match suffix {
                 LOG_SUFFIX => logs.push(base),
                 INDEX_SUFFIX | TIME_INDEX_SUFFIX | TXN_INDEX_SUFFIX => {
-                    indexes.push((base, entry.path()))
+                    indexes.push((base, name.clone()))
                 }
                 SNAPSHOT_SUFFIX => snapshots.push(base),
                 _ => {}
             }
         }
+        names.insert(name);
     }
     logs.sort_unstable();
     snapshots.sort_unstable();
-    for (base, path) in indexes {
+    for (base, name) in indexes {
         if logs.binary_search(&base).is_err() {
-            fs::remove_file(path)?;
+            fs::remove_file(dir.join(&name))?;
+            names.remove(&name);
         }
     }
-    Ok(Listing { logs, snapshots })
+    Ok(Listing {
+        logs,
+        snapshots,
+        names,
+    })
 }
 
 /// Checks the batch at `pos` fully (header, bounds, offset contiguity,
@@ -266,10 +298,11 @@ pub fn recover_segment(
 /// when they are missing or do not match the log. Returns whether it truncated.
 fn load_or_rebuild(
     segment: &mut Segment,
+    files: SideFiles,
     index_interval_bytes: u32,
     clean_shutdown: bool,
 ) -> Result<bool, StorageError> {
-    if segment.load_indexes() && segment.load_tail()? {
+    if segment.load_indexes(files) && segment.load_tail()? {
         if clean_shutdown {
             segment.mark_indexes_durable();
         }
@@ -324,9 +357,10 @@ pub struct LoadedSegments {
     /// The recovery point the rescan started from (0 without a file);
     /// `None` after a clean shutdown, which rescans nothing.
     pub recovery_point: Option<i64>,
-    /// The producer snapshots in the directory, ascending: its listing
-    /// found them, and opening segments writes none.
-    pub snapshots: Vec<i64>,
+    /// The directory as listed before the segments opened. Opening them
+    /// writes no snapshot, epoch checkpoint or high watermark file, so
+    /// what it says of those still holds.
+    pub listing: Listing,
 }
 
 /// Opens every segment in `dir` (a new, empty one in a directory created
@@ -346,10 +380,8 @@ pub fn load_segments(
     handles: &FileHandles,
     unsynced_rolls_max: usize,
 ) -> Result<LoadedSegments, StorageError> {
-    let Listing {
-        logs: bases,
-        snapshots,
-    } = list_dir(dir)?;
+    let mut listing = list_dir(dir)?;
+    let bases = std::mem::take(&mut listing.logs);
     let mut segments = Segments::new();
     if bases.is_empty() {
         segments.insert(0, Box::new(Segment::create(dir, 0, handles)?));
@@ -358,7 +390,7 @@ pub fn load_segments(
             unsynced_rolls: Vec::new(),
             deferred: false,
             recovery_point: (!clean_shutdown).then(|| read_recovery_point(dir)),
-            snapshots,
+            listing,
         });
     }
     let stored_point = (!clean_shutdown).then(|| read_recovery_point(dir));
@@ -367,7 +399,8 @@ pub fn load_segments(
     let mut rescanned = Vec::new();
     let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
-        let mut segment = Segment::open(dir, base, handles)?;
+        let files = listing.side_files(base);
+        let mut segment = Segment::open_listed(dir, base, handles, files)?;
         let previous_end = segments.values().next_back().map(|s| s.next_offset);
         // A compacted segment may end below the next base, never past it.
         if previous_end.is_some_and(|end| end > base) {
@@ -392,7 +425,7 @@ pub fn load_segments(
             segment.finish_time_index();
             truncated
         } else {
-            load_or_rebuild(&mut segment, interval, clean_shutdown)?
+            load_or_rebuild(&mut segment, files, interval, clean_shutdown)?
         };
         segments.insert(base, Box::new(segment));
         if truncated {
@@ -422,7 +455,7 @@ pub fn load_segments(
         unsynced_rolls,
         deferred,
         recovery_point: stored_point,
-        snapshots,
+        listing,
     })
 }
 
@@ -618,15 +651,20 @@ fn read_marker(
 /// range (a crash may have cut the tail after an epoch began, or retention
 /// the head before the file was written). True with it when it differs
 /// from the file, which the caller writes back; a log no leader ever
-/// stamped (a single-node broker's) needs no file.
+/// stamped (a single-node broker's) needs no file. `listed`: whether the
+/// directory holds the checkpoint.
 pub fn load_leader_epochs(
     dir: &Path,
+    listed: bool,
     segments: &Segments,
     log_start: i64,
     log_end: i64,
     unflushed_from: Option<i64>,
 ) -> Result<(LeaderEpochCache, bool), StorageError> {
-    let (mut cache, mut changed) = match LeaderEpochCache::read_checkpoint(dir) {
+    let stored = listed
+        .then(|| LeaderEpochCache::read_checkpoint(dir))
+        .flatten();
+    let (mut cache, mut changed) = match stored {
         Some(mut cache) => {
             let changed = match unflushed_from {
                 Some(from) => {
@@ -643,7 +681,8 @@ pub fn load_leader_epochs(
         None => {
             let mut cache = LeaderEpochCache::new();
             assign_epochs_from_headers(&mut cache, segments.range(..))?;
-            let replaces_a_file = dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
+            // Listed but unreadable or corrupt.
+            let replaces_a_file = listed;
             if !cache.is_empty() {
                 // Routine for a single-node broker's logs (see the caller).
                 tracing::debug!(dir = %dir.display(), epochs = cache.entries().count(), "rebuilt the leader epoch cache from batch headers");

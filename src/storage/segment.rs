@@ -154,6 +154,25 @@ impl SegmentWrite {
     }
 }
 
+/// Which of a segment's side files exist, as its directory's listing at
+/// open found them: open reads only those, instead of trying each (three
+/// failed opens a partition never written, at every start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SideFiles {
+    pub index: bool,
+    pub time_index: bool,
+    pub txn_index: bool,
+}
+
+impl SideFiles {
+    /// Not listed: every file is tried, and a missing one read as absent.
+    pub const UNLISTED: SideFiles = SideFiles {
+        index: true,
+        time_index: true,
+        txn_index: true,
+    };
+}
+
 pub struct Segment {
     pub base_offset: i64,
     /// The shard's open-file cache, which alone keeps the `.log` open
@@ -231,10 +250,24 @@ impl Segment {
     /// Opens an existing segment. `size` is the file length and nothing is
     /// tracked yet: the caller loads or rebuilds the indexes.
     pub fn open(dir: &Path, base_offset: i64, handles: &FileHandles) -> io::Result<Self> {
+        Self::open_listed(dir, base_offset, handles, SideFiles::UNLISTED)
+    }
+
+    /// [`Self::open`], reading only the side files `files` names.
+    pub fn open_listed(
+        dir: &Path,
+        base_offset: i64,
+        handles: &FileHandles,
+        files: SideFiles,
+    ) -> io::Result<Self> {
         let file = open_log(&segment_path(dir, base_offset, LOG_SUFFIX))?;
         let size = file.metadata()?.len();
         let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
-        let txn_index = TxnIndex::open(txn_path, handles)?;
+        let txn_index = if files.txn_index {
+            TxnIndex::open(txn_path, handles)?
+        } else {
+            TxnIndex::empty(txn_path, handles)
+        };
         Ok(Self::with_file(
             dir,
             base_offset,
@@ -742,12 +775,20 @@ impl Segment {
         written
     }
 
-    /// Loads both index files; false if either is missing or inconsistent
+    /// Loads both index files (a file `files` does not name reads as
+    /// missing); false if either is missing or inconsistent
     /// with the log (the caller then rebuilds by scanning). An empty
     /// segment has none: its indexes are empty ([`Self::write_indexes_for_close`]).
-    pub fn load_indexes(&mut self) -> bool {
-        let read = |suffix| fs::read(segment_path(&self.dir, self.base_offset, suffix)).ok();
-        let (index, time) = (read(INDEX_SUFFIX), read(TIME_INDEX_SUFFIX));
+    pub fn load_indexes(&mut self, files: SideFiles) -> bool {
+        let read = |listed: bool, suffix| {
+            listed
+                .then(|| fs::read(segment_path(&self.dir, self.base_offset, suffix)).ok())
+                .flatten()
+        };
+        let (index, time) = (
+            read(files.index, INDEX_SUFFIX),
+            read(files.time_index, TIME_INDEX_SUFFIX),
+        );
         if self.is_empty() && index.is_none() && time.is_none() {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
