@@ -260,22 +260,23 @@ impl Segment {
         handles: &FileHandles,
         files: SideFiles,
     ) -> io::Result<Self> {
-        let file = open_log(&segment_path(dir, base_offset, LOG_SUFFIX))?;
-        let size = file.metadata()?.len();
+        let path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let size = fs::metadata(&path)?.len();
         let txn_path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
         let txn_index = if files.txn_index {
             TxnIndex::open(txn_path, handles)?
         } else {
             TxnIndex::empty(txn_path, handles)
         };
-        Ok(Self::with_file(
-            dir,
-            base_offset,
-            file,
-            size,
-            txn_index,
-            handles,
-        ))
+        let segment = Self::unopened(dir, base_offset, size, txn_index, handles);
+        // An empty segment (a partition never written) is left closed: its
+        // first read or append opens it through the cache. Opened here, at
+        // 100,000 idle partitions the cache closed all but its share again.
+        // A segment with batches is read at once (its tail is checked).
+        if size > 0 {
+            handles.insert(segment.handle, open_log(&path)?);
+        }
+        Ok(segment)
     }
 
     /// Creates the empty replacement of segment `base_offset` at
@@ -303,9 +304,22 @@ impl Segment {
         txn_index: TxnIndex,
         handles: &FileHandles,
     ) -> Self {
+        let segment = Self::unopened(dir, base_offset, size, txn_index, handles);
+        handles.insert(segment.handle, file);
+        segment
+    }
+
+    /// A segment whose `.log` the cache does not hold yet: [`Self::file`]
+    /// opens it when first used.
+    fn unopened(
+        dir: &Path,
+        base_offset: i64,
+        size: u64,
+        txn_index: TxnIndex,
+        handles: &FileHandles,
+    ) -> Self {
         assert!(base_offset >= 0, "segment base offsets are non-negative");
         let handle = handles.register();
-        handles.insert(handle, file);
         Segment {
             base_offset,
             handles: handles.clone(),

@@ -1081,3 +1081,37 @@ fn a_log_never_written_closes_and_opens_with_its_segment_alone() {
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.offset_for_timestamp(1010).unwrap(), Some((3, 1010)));
 }
+
+#[test]
+fn a_never_written_log_opens_without_opening_its_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let handles = FileHandles::new(4);
+    let reopen = || PartitionLog::open_in(dir.clone(), config(), true, &handles).unwrap();
+    let mut log = reopen();
+    log.close().unwrap();
+    drop(log);
+    let opens = handles.opens();
+    let mut log = reopen();
+    assert_eq!(handles.open_count(), 0, "an idle log holds no descriptor");
+    assert_eq!(handles.opens(), opens, "nor opened one to close it again");
+    // Its first append opens the segment through the cache.
+    fill(&mut log, 1);
+    assert_eq!(handles.open_count(), 1);
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()),
+        vec![(0, 2)]
+    );
+    log.close().unwrap();
+    drop(log);
+    let log = reopen();
+    assert_eq!(
+        handles.open_count(),
+        1,
+        "a written segment's tail is read at open"
+    );
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()),
+        vec![(0, 2)]
+    );
+}
