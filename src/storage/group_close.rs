@@ -14,7 +14,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{PartitionLog, StorageError};
@@ -39,7 +38,7 @@ impl GroupClose {
     /// whose write fails is left out of the rest: its recovery point stays
     /// where it was, so the next open recovers it.
     pub fn write(&mut self, log: &mut PartitionLog) -> Result<(), StorageError> {
-        self.watch(&log.dir)?;
+        self.watch(log.dir_dev, &log.dir)?;
         log.close_unsynced()
     }
 
@@ -51,8 +50,9 @@ impl GroupClose {
         })
     }
 
-    fn watch(&mut self, dir: &Path) -> io::Result<()> {
-        let dev = std::fs::metadata(dir)?.dev();
+    /// Opens `dir` for the sync of its filesystem `dev` (known since the
+    /// log opened: no stat a log), unless one on `dev` is open already.
+    fn watch(&mut self, dev: u64, dir: &Path) -> io::Result<()> {
         if !self.filesystems.iter().any(|(known, _)| *known == dev) {
             self.filesystems.push((dev, File::open(dir)?));
         }
@@ -87,11 +87,11 @@ fn sync_all(filesystems: &[(u64, File)]) -> Result<(), StorageError> {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
     use std::path::PathBuf;
 
     use super::*;
     use crate::record::build::build_simple_batch;
+    use crate::storage::tests::{file_names, names_and_inodes};
     use crate::storage::{recovery::stored_recovery_point, FileHandles, LogConfig};
 
     fn open(dir: PathBuf, clean: bool) -> PartitionLog {
@@ -109,15 +109,6 @@ mod tests {
                 .unwrap();
         }
         log
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     /// A group close leaves each log as a lone close does (the same files,
@@ -150,21 +141,13 @@ mod tests {
 
         for dir in &dirs {
             assert_eq!(stored_recovery_point(dir), Some(6));
-            assert_eq!(names(dir), names(&tmp.path().join("lone-0")));
+            assert_eq!(file_names(dir), file_names(&tmp.path().join("lone-0")));
         }
         drop(logs);
         for dir in &dirs {
-            let inodes = || -> Vec<u64> {
-                let mut inodes: Vec<u64> = fs::read_dir(dir)
-                    .unwrap()
-                    .map(|e| e.unwrap().metadata().unwrap().ino())
-                    .collect();
-                inodes.sort();
-                inodes
-            };
-            let before = inodes();
+            let before = names_and_inodes(dir);
             let log = open(dir.clone(), true);
-            assert_eq!(inodes(), before, "a clean open rewrote a file");
+            assert_eq!(names_and_inodes(dir), before, "a clean open rewrote a file");
             assert_eq!(log.log_end_offset(), 6);
             assert_eq!(log.read(0, u32::MAX, false).unwrap().slices.len(), 1);
             assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((2, 1001)));

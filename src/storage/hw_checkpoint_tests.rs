@@ -2,10 +2,10 @@
 //! their layout when the shard count changes.
 
 use std::fs;
-use std::path::Path;
 
 use super::hw_checkpoint::*;
 use super::io::TMP_SUFFIX;
+use super::tests::file_names;
 
 fn entry(topic: &str, partition: i32, topic_id: &str, high_watermark: i64) -> HwEntry {
     HwEntry {
@@ -19,15 +19,6 @@ fn entry(topic: &str, partition: i32, topic_id: &str, high_watermark: i64) -> Hw
 /// Shard of a topic's partition in these tests: its number mod `shards`.
 fn by_partition(shards: usize) -> impl Fn(&str, i32) -> usize {
     move |_, partition| partition as usize % shards
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

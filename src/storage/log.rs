@@ -170,6 +170,8 @@ pub struct PartitionLog {
     pub(super) first_unflushed_ms: Option<i64>,
     /// Inode of `dir`, to tell it from a later directory at the same path.
     pub(super) dir_ino: u64,
+    /// Device of `dir`: the filesystem a group close syncs for it.
+    pub(super) dir_dev: u64,
     /// Rolled segments awaiting fdatasync, oldest first.
     pub(super) unsynced_rolls: Vec<UnsyncedRoll>,
     /// A [`RollSync`] is out; another is not handed out until it returns.
@@ -251,6 +253,7 @@ impl PartitionLog {
             flushed_offset: 0,
             first_unflushed_ms: None,
             dir_ino: 0,
+            dir_dev: 0,
             unsynced_rolls: Vec::new(),
             roll_sync_out: false,
             truncated_during_roll_sync: None,
@@ -320,7 +323,9 @@ impl PartitionLog {
         log.high_watermark = stored
             .unwrap_or(log_end)
             .clamp(log.log_start_offset, log_end);
-        log.dir_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&log.dir)?);
+        let dir_meta = fs::metadata(&log.dir)?;
+        log.dir_ino = std::os::unix::fs::MetadataExt::ino(&dir_meta);
+        log.dir_dev = std::os::unix::fs::MetadataExt::dev(&dir_meta);
         if loaded.deferred {
             let recovery_point = loaded.recovery_point.expect("only an unclean open defers");
             log.leave_rescan_unsynced(&loaded.unsynced_rolls, recovery_point);
@@ -1070,14 +1075,7 @@ impl PartitionLog {
     pub fn close(&mut self) -> Result<(), StorageError> {
         self.close_files(true)?;
         self.sync_epochs_inline()?;
-        let log_end = self.log_end_offset();
-        // Recovery points are only ever written durably: an equal one
-        // stands (a partition untouched since a clean open).
-        if recovery_point_moves(&self.dir, log_end) {
-            write_recovery_point(&self.dir, log_end)?;
-        }
-        self.mark_flushed(log_end);
-        Ok(())
+        self.mark_closed(true)
     }
 
     /// The first half of a close in a [`super::GroupClose`]: every file a
@@ -1091,9 +1089,21 @@ impl PartitionLog {
     /// recovery point moves to the log end, for the group's next sync.
     pub(super) fn seal_after_sync(&mut self) -> Result<(), StorageError> {
         self.epoch_writes_synced = self.epoch_writes;
+        self.mark_closed(false)
+    }
+
+    /// A close's last step, once everything else it wrote is durable: the
+    /// recovery point moves to the log end, fsynced with its directory when
+    /// `durable`, else left for the caller's filesystem sync. An equal
+    /// point stands (a partition untouched since a clean open).
+    fn mark_closed(&mut self, durable: bool) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         if recovery_point_moves(&self.dir, log_end) {
-            write_recovery_point_unsynced(&self.dir, log_end)?;
+            if durable {
+                write_recovery_point(&self.dir, log_end)?;
+            } else {
+                write_recovery_point_unsynced(&self.dir, log_end)?;
+            }
         }
         self.mark_flushed(log_end);
         Ok(())

@@ -38,6 +38,32 @@ fn partition_dir(tmp: &tempfile::TempDir) -> PathBuf {
     tmp.path().join("topic-0")
 }
 
+/// The names in `dir`, sorted.
+pub(super) fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The names in `dir` with their inodes, sorted: a file written again (a
+/// temporary file renamed over it) shows a new inode.
+pub(super) fn names_and_inodes(dir: &Path) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files: Vec<(String, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            (name, e.metadata().unwrap().ino())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// The (base, last) offsets of the batches a plan covers, reading its slices.
 pub(super) fn batches_in(plan: &ReadPlan) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
@@ -196,25 +222,13 @@ fn failed_write_then_append(roll_next: bool) {
 /// untouched log again rewrites neither.
 #[test]
 fn a_clean_reopen_rewrites_no_file() {
-    use std::os::unix::fs::MetadataExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = partition_dir(&tmp);
     let mut log = open(&dir, config(), true);
     fill(&mut log, 3);
     log.close().unwrap();
     drop(log);
-    let files = |dir: &Path| -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                (name, e.metadata().unwrap().ino())
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let files = names_and_inodes;
     let before = files(&dir);
     let log = open(&dir, config(), true);
     assert_eq!(files(&dir), before, "a clean reopen replaced a file");
@@ -1045,14 +1059,7 @@ fn a_discarded_log_writes_nothing() {
 fn a_log_never_written_closes_and_opens_with_its_segment_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = partition_dir(&tmp);
-    let names = || -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
+    let names = || file_names(&dir);
     let only_segment = vec![format!("{:020}.log", 0)];
     let mut log = open(&dir, config(), true);
     log.close().unwrap();

@@ -100,12 +100,12 @@ impl TxnIndex {
         }
     }
 
-    /// The index in `path`, if any; a torn last entry is dropped.
     /// The index of a segment whose file does not exist (none aborted).
     pub fn empty(path: PathBuf, handles: &FileHandles) -> TxnIndex {
         TxnIndex::with_entries(path, Vec::new(), handles)
     }
 
+    /// The index in `path`, if any; a torn last entry is dropped.
     pub fn open(path: PathBuf, handles: &FileHandles) -> io::Result<TxnIndex> {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
