@@ -226,6 +226,12 @@ pub struct BrokerConfig {
     /// wait for ext4's write-back to finish allocating (tuning/README.md);
     /// each active segment holds `segment.bytes` of disk.
     pub log_preallocate: bool,
+    /// How far ahead of an active segment's appends the blocking thread
+    /// fills the page cache, at most (0: off). A partition's window is four
+    /// of its recent appends, so only partitions appending 16 KiB or more
+    /// at a time get one (`storage::prefault`). Ignored with
+    /// `log_preallocate`.
+    pub log_prefault_bytes: u64,
     /// Kafka's `transaction.state.log.num.partitions`; used only when
     /// `__transaction_state` is created.
     pub transaction_state_num_partitions: i32,
@@ -357,6 +363,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_check_interval_ms: 600_000,
             max_producers_per_partition: crate::storage::DEFAULT_PRODUCERS_MAX,
             log_preallocate: false,
+            log_prefault_bytes: 1 << 20,
             transaction_state_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
@@ -703,6 +710,7 @@ impl BrokerConfig {
             min_cleanable_dirty_ratio: crate::storage::DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
             producers_max: self.max_producers_per_partition.max(1),
             preallocate: self.log_preallocate,
+            prefault_bytes: self.log_prefault_bytes,
         }
     }
 

@@ -149,6 +149,10 @@ struct ServeArgs {
     /// ahead of its appends (Kafka's log.preallocate).
     #[arg(long)]
     log_preallocate: bool,
+    /// How far ahead of an active segment's appends the page cache is
+    /// filled off the shard thread, at most (0: off).
+    #[arg(long)]
+    log_prefault_bytes: Option<u64>,
     /// Default segment.bytes for topics.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
@@ -292,6 +296,9 @@ impl ServeArgs {
         }
         c.fsync_on_ack |= self.fsync_on_ack;
         c.log_preallocate |= self.log_preallocate;
+        if let Some(bytes) = self.log_prefault_bytes {
+            c.log_prefault_bytes = bytes;
+        }
     }
 }
 

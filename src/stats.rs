@@ -106,6 +106,16 @@ pub static ROLL_SYNCS: Counter = Counter::new(
     "Background fdatasyncs of rolled segments that moved the recovery point.",
 );
 
+pub static PREFAULT_BYTES: Counter = Counter::new(
+    "sluice_prefault_bytes_total",
+    "Bytes of page cache filled ahead of appends off the shard thread (`log_prefault_bytes`).",
+);
+
+pub static PREFAULTS_DROPPED: Counter = Counter::new(
+    "sluice_prefaults_dropped_total",
+    "Page-cache fills not queued because the shard's prefault thread was behind.",
+);
+
 pub static PRODUCE_DUPLICATES: Counter = Counter::new(
     "sluice_produce_duplicate_batches_total",
     "Idempotent producers' retries of batches already in the log, answered with the original offsets.",
@@ -188,6 +198,8 @@ const ALL: &[&Counter] = &[
     &QUOTA_SENSOR_OVERFLOW,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
+    &PREFAULT_BYTES,
+    &PREFAULTS_DROPPED,
     &APPEND_WRITES_MOVED_OFF_REACTOR,
     &STORAGE_WRITE_ERRORS,
     &PRODUCE_DUPLICATES,

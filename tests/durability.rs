@@ -388,6 +388,49 @@ fn preallocated_segments_survive_kill9() {
     assert_eq!(values, expected);
 }
 
+/// The page cache filled ahead of appends (`--log-prefault-bytes`, on by
+/// default): large batches get the active segment extended with a hole to
+/// segment.bytes and its next pages cached off the shard, reads see only
+/// the batches, and a kill -9 (the hole left in place) loses nothing: the
+/// restart trims it and appends go on after the last batch.
+#[test]
+fn prefaulted_segments_survive_kill9() {
+    const SEGMENT_BYTES: u64 = 8 << 20;
+    let mut broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    let bs = broker.bootstrap();
+    let topic = "prefault";
+    create_topic(
+        &bs,
+        topic,
+        1,
+        &[("segment.bytes", &SEGMENT_BYTES.to_string())],
+    );
+    let first: Vec<String> = (0..2_000).map(|i| format!("{i:01000}")).collect();
+    // Batches of many messages: a window is four appends, at least 64 KiB.
+    let mut cfg = producer_config(&bs);
+    cfg.set("batch.size", "1000000").set("linger.ms", "50");
+    let msgs: Vec<Msg> = first.iter().map(|v| Msg::value(v.clone()).to(0)).collect();
+    produce(&cfg, topic, &msgs);
+    assert!(broker.wait_metric("sluice_prefault_bytes_total", 1) > 0);
+    let segments = broker.segment_files(topic, 0);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let len = std::fs::metadata(&segments[0]).unwrap().len();
+    assert_eq!(len, SEGMENT_BYTES, "extended for the fill");
+    let got = consume_all(&bs, topic, 1, 2_000, Duration::from_secs(60));
+    assert_eq!(got.len(), 2_000, "the hole reads as no batch");
+
+    broker.kill9();
+    broker.start_again();
+    let bs = broker.bootstrap();
+    assert_eq!(watermarks(&bs, topic, 0), (0, 2_000));
+    let more: Vec<String> = (2_000..2_100).map(|i| format!("{i:01000}")).collect();
+    produce_values(&bs, topic, Some(0), &more);
+    let got = consume_all(&bs, topic, 1, 2_100, Duration::from_secs(60));
+    let values: Vec<String> = got.iter().map(payload_str).collect();
+    let expected: Vec<String> = first.into_iter().chain(more).collect();
+    assert_eq!(values, expected);
+}
+
 /// A topic's flush.ms fsyncs data even when no later append comes to
 /// notice that the time has passed.
 #[test]

@@ -17,6 +17,7 @@ mod hw_checkpoint;
 pub mod messages;
 mod observer;
 mod ops;
+mod prefault;
 mod produce;
 mod producer_ids;
 mod replay;

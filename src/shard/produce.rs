@@ -147,6 +147,7 @@ fn appended(
     } else {
         partition.appended.notify();
         super::durability::start_roll_sync(&item.tp, &partition);
+        super::prefault::start(&item.tp, &partition);
         super::replica::advance_high_watermark(&partition);
     }
     let acks_all = admitted.acks_all.map(|(leader_epoch, min_insync)| {

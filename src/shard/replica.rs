@@ -397,6 +397,7 @@ impl Shard {
                 crate::stats::REPLICA_BYTES_FETCHED.add(records.len() as u64);
                 partition.appended.notify();
                 super::durability::start_roll_sync(tp, partition);
+                super::prefault::start(tp, partition);
                 if result.flush_needed {
                     let (tp, partition) = (tp.clone(), partition.clone());
                     crate::runtime::spawn_local(async move {

@@ -347,6 +347,18 @@ impl PartitionLog {
         }
     }
 
+    /// The page cache to fill ahead of the active segment's appends, if
+    /// the log is configured to and the last append asks for it (see
+    /// [`super::prefault`]).
+    pub fn take_prefault(&mut self) -> Option<super::Prefault> {
+        let max_window = self.config.prefault_bytes;
+        if max_window == 0 || self.config.preallocate {
+            return None;
+        }
+        let extend_to = self.config.segment_bytes_effective();
+        self.active_mut().prefault_due(max_window, extend_to)
+    }
+
     /// After an open that synced what it rescanned, or rescanned nothing:
     /// everything below the log end is on disk.
     fn move_recovery_point_to_end(&mut self) {

@@ -31,6 +31,7 @@ mod index;
 mod io;
 mod leader_epoch;
 mod log;
+mod prefault;
 mod producer_state;
 mod recovery;
 mod replication;
@@ -61,6 +62,7 @@ pub use leader_epoch::{
 pub use log::{
     AppendOrigin, AppendResult, FileSlice, PartitionLog, Prepared, PreparedAppend, ReadPlan,
 };
+pub use prefault::Prefault;
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
 };

@@ -23,6 +23,7 @@ use crate::record::{
 use super::handles::{FileHandles, HandleId};
 use super::index::OffsetIndex;
 use super::io::{pwrite_all, write_atomic, write_replacing};
+use super::prefault::{self, Prefault};
 use super::time_index::TimeIndex;
 use super::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 use super::StorageError;
@@ -204,10 +205,15 @@ pub struct Segment {
     /// A failed append could not be cut back either: the file may hold
     /// bytes past `size`, and the next append cuts them first.
     tail_uncut: bool,
-    /// The file's length as [`Self::preallocate`] set it (0: not
-    /// preallocated): the bytes from `size` to here are allocated zeros,
-    /// which a roll or close trims ([`Self::trim_preallocated`]).
+    /// The file's length as [`Self::preallocate`] or [`Self::prefault_due`]
+    /// set it (0: not extended): the bytes from `size` to here read as
+    /// zeros (allocated blocks, or a hole), which a roll or close trims
+    /// ([`Self::trim_preallocated`]).
     preallocated: u64,
+    /// How far past `size` a [`Prefault`] was asked to fill the page cache.
+    prefaulted_to: u64,
+    /// Bytes the last append wrote, which sizes the prefault window.
+    last_write_len: u64,
     /// This process created or changed the file (append, cut, truncation):
     /// close must fdatasync it. An untouched one is as durable as when it
     /// was opened (a clean close or recovery synced it), and closing it
@@ -337,6 +343,8 @@ impl Segment {
             last_batch_base: base_offset,
             tail_uncut: false,
             preallocated: 0,
+            prefaulted_to: 0,
+            last_write_len: 0,
             written: false,
             durable_indexes: std::cell::Cell::new(None),
         }
@@ -476,7 +484,7 @@ impl Segment {
         if let Err(failed) = written {
             // The write's cut (`set_len` to where it started) took any
             // preallocated blocks with it.
-            self.preallocated = 0;
+            self.forget_extension();
             if failed.uncut {
                 self.tail_uncut = true;
             } else {
@@ -489,6 +497,7 @@ impl Segment {
             self.track_batch(pos, header, index_interval_bytes);
             pos += header.total_len() as u64;
         }
+        self.last_write_len = pos - write.start;
         if cfg!(debug_assertions) {
             // One fstat per append: checked in tests, not paid in release.
             self.assert_file_len()?;
@@ -545,8 +554,54 @@ impl Segment {
         if self.preallocated > self.size {
             self.file()?.set_len(self.size)?;
         }
-        self.preallocated = 0;
+        self.forget_extension();
         Ok(())
+    }
+
+    /// The file is `size` long again (a trim, a cut, a truncation): no
+    /// zeros past the batches, and no cached pages there.
+    fn forget_extension(&mut self) {
+        self.preallocated = 0;
+        self.prefaulted_to = 0;
+    }
+
+    /// The page cache to fill ahead of the appends (see
+    /// [`super::prefault`]), once at most half of the window that the last
+    /// append asks for (at most `max_window`) is left. The file is
+    /// first made `extend_to` long (a hole; `segment.bytes`, which no
+    /// window passes), if it is not already.
+    pub fn prefault_due(&mut self, max_window: u64, extend_to: u64) -> Option<Prefault> {
+        let window = prefault::window(self.last_write_len, max_window)?;
+        let end = (self.size + window).min(extend_to);
+        let start = self.prefaulted_to.max(self.size);
+        // Nothing past `extend_to`: the segment rolls there.
+        if self.prefaulted_to > self.size + window / 2 || start >= end {
+            return None;
+        }
+        if self.preallocated < extend_to {
+            self.extend_sparse(extend_to).ok()?;
+        }
+        let file = self.file().ok()?;
+        self.prefaulted_to = end;
+        Some(Prefault::new(file, start, end - start))
+    }
+
+    /// Makes the file `len` long with a hole past the batches: nothing is
+    /// allocated, and reads there give zeros. Trimmed as preallocated
+    /// blocks are.
+    fn extend_sparse(&mut self, len: u64) -> io::Result<()> {
+        assert!(len > self.size.max(self.preallocated));
+        let extended = self.file().and_then(|file| file.set_len(len));
+        match &extended {
+            Ok(()) => {
+                self.written = true;
+                self.preallocated = len;
+            }
+            Err(e) => {
+                tracing::debug!(segment = self.base_offset, dir = %self.dir.display(), error = %e, "segment not extended for prefault");
+            }
+        }
+        extended
     }
 
     /// Cuts what a failed append left past `size`, if its own cut failed:
@@ -557,7 +612,7 @@ impl Segment {
             self.written = true;
             self.file()?.set_len(self.size)?;
             self.tail_uncut = false;
-            self.preallocated = 0;
+            self.forget_extension();
             self.assert_file_len()?;
         }
         Ok(())
@@ -885,7 +940,7 @@ impl Segment {
         let dropped = self.size - pos;
         self.written = true;
         self.file()?.set_len(pos)?;
-        self.preallocated = 0;
+        self.forget_extension();
         self.size = pos;
         self.index
             .truncate_at_position(u32::try_from(pos).expect("segment positions fit in u32"));
@@ -913,7 +968,7 @@ impl Segment {
     pub fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
         self.written = true;
         self.file()?.set_len(pos)?;
-        self.preallocated = 0;
+        self.forget_extension();
         assert!(self.size <= pos, "truncate only past the tracked batches");
         Ok(())
     }

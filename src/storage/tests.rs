@@ -1122,3 +1122,153 @@ fn a_never_written_log_opens_without_opening_its_segment() {
         vec![(0, 2)]
     );
 }
+
+/// Pages of `path` in the page cache from `start` for `len` bytes.
+fn cached_pages(path: &Path, start: u64, len: u64) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path).unwrap();
+    let page = 4096;
+    assert_eq!(start % page, 0);
+    let pages = len.div_ceil(page) as usize;
+    let mut resident = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of an open file, unmapped below;
+    // mincore only reads the page tables.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            start as libc::off_t,
+        );
+        assert_ne!(map, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(map, len as usize, resident.as_mut_ptr()), 0);
+        libc::munmap(map, len as usize);
+    }
+    resident.iter().map(|r| r & 1 == 1).collect()
+}
+
+/// A batch of 32 records of 1 KiB values (~33 KiB).
+fn big_batch(timestamp: i64) -> Bytes {
+    let value = vec![b'v'; 1024];
+    let specs: Vec<_> = (0..32)
+        .map(|_| (None, Some(value.as_slice()), timestamp, &[][..]))
+        .collect();
+    build_batch(0, &specs)
+}
+
+/// With `prefault_bytes`, an append of 16 KiB or more asks for four such
+/// appends of page cache past the end (a trickle asks for none); the
+/// file is extended with a hole to `segment_bytes` for it, the fill
+/// caches those pages without changing what the log reads, and a roll,
+/// a close and a crash's open trim the hole as they trim preallocated
+/// blocks.
+#[test]
+fn prefaults_fill_the_cache_ahead_and_are_trimmed_like_preallocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let segment_bytes = 4 << 20;
+    let config = LogConfig {
+        segment_bytes,
+        prefault_bytes: 1 << 20,
+        ..config()
+    };
+    let file_len = |base| fs::metadata(log_path(&dir, base)).unwrap().len();
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 2);
+    assert!(log.take_prefault().is_none(), "a trickle gets no window");
+    assert_eq!(file_len(0), 2 * batch_len());
+
+    let big = big_batch(2000);
+    log.append(&big, 2000).unwrap();
+    let end = log.active().size;
+    let job = log.take_prefault().expect("a window after a big append");
+    assert_eq!(
+        job.range(),
+        end..end + 4 * big.len() as u64,
+        "four appends ahead"
+    );
+    assert_eq!(file_len(0), segment_bytes, "extended to segment.bytes");
+    assert!(
+        log.take_prefault().is_none(),
+        "the window is already asked for"
+    );
+
+    let first_page = end.div_ceil(4096) * 4096;
+    let ahead = job.len() - (first_page - end);
+    assert!(
+        cached_pages(&log_path(&dir, 0), first_page, ahead)
+            .iter()
+            .all(|cached| !cached),
+        "a hole is not cached before the fill"
+    );
+    job.run().unwrap();
+    assert!(
+        cached_pages(&log_path(&dir, 0), first_page, ahead)
+            .iter()
+            .all(|cached| *cached),
+        "the fill caches the window"
+    );
+    assert_eq!(log.log_end_offset(), 38);
+    let batches = batches_in(&log.read(0, u32::MAX, false).unwrap());
+    assert_eq!(batches.len(), 3, "the zeros past the end are not read");
+
+    // Two more appends leave less than half the window: the rest is asked.
+    log.append(&big, 2001).unwrap();
+    assert!(log.take_prefault().is_none());
+    log.append(&big, 2002).unwrap();
+    let next = log.take_prefault().expect("the window moves on");
+    assert_eq!(next.len(), 2 * big.len() as u64);
+    log.close().unwrap();
+    assert_eq!(file_len(0), log.active().size, "close trims");
+
+    let mut log = open(&dir, config.clone(), true);
+    assert_eq!(log.log_end_offset(), 102);
+    log.append(&big, 2003).unwrap();
+    log.take_prefault().unwrap().run().unwrap();
+    let kept = log.active().size;
+    drop(log); // a crash: nothing trims the hole
+    assert_eq!(file_len(0), segment_bytes);
+    let log = open(&dir, config, false);
+    assert_eq!(log.log_end_offset(), 134, "every batch kept");
+    assert_eq!(file_len(0), kept, "the hole cut at open");
+}
+
+/// A window stops at `segment.bytes`: the fills there cover the rest of
+/// the segment once, then none is asked for until the roll, and the next
+/// segment starts its own.
+#[test]
+fn prefaults_stop_at_the_segment_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let big = big_batch(2000);
+    let batch = big.len() as u64;
+    let segment_bytes = 6 * batch + batch / 2;
+    let config = LogConfig {
+        segment_bytes,
+        prefault_bytes: 1 << 20,
+        ..config()
+    };
+    let mut log = open(&dir, config, true);
+    let mut filled_to = 0;
+    for i in 0..6 {
+        log.append(&big, 2000 + i).unwrap();
+        if let Some(job) = log.take_prefault() {
+            filled_to = job.range().end;
+            job.run().unwrap();
+        }
+        assert!(filled_to <= segment_bytes, "no fill past segment.bytes");
+    }
+    assert_eq!(filled_to, segment_bytes, "filled to the segment's end");
+    assert_eq!(log.segment_count(), 1);
+    log.append(&big, 2006).unwrap();
+    assert_eq!(log.segment_count(), 2, "rolled");
+    let job = log.take_prefault().expect("the new segment's window");
+    assert_eq!(job.range(), batch..5 * batch);
+    assert_eq!(
+        fs::metadata(log_path(&dir, 0)).unwrap().len(),
+        6 * batch,
+        "the roll trimmed the hole"
+    );
+}

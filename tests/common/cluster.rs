@@ -548,7 +548,7 @@ impl Cluster {
         )
     }
 
-    /// The concatenated bytes of node `id`'s `.log` segment files of
+    /// The concatenated batches of node `id`'s `.log` segment files of
     /// `topic`/`partition`, in offset order (empty when it has none yet).
     /// Segment boundaries may differ between replicas; the bytes may not.
     pub fn log_bytes(&self, id: i32, topic: &str, partition: i32) -> Vec<u8> {
@@ -565,10 +565,9 @@ impl Cluster {
         let mut out = Vec::new();
         for f in files {
             // A segment removed between listing and reading reads as
-            // missing; callers compare in a bounded retry.
-            if let Ok(bytes) = std::fs::read(&f) {
-                out.extend_from_slice(&bytes);
-            }
+            // missing; callers compare in a bounded retry. An active
+            // segment's file may run past its batches (a prefault's hole).
+            out.extend_from_slice(&super::segment_batch_bytes(&f));
         }
         out
     }

@@ -426,6 +426,35 @@ impl Broker {
     }
 }
 
+/// The whole batches at the start of segment file `path`: the bytes up to
+/// the first position that holds no batch (its end, a partial batch, or
+/// the zeros a prefault's hole or a preallocation leaves past the batches
+/// of an active segment). Empty when the file cannot be read.
+pub fn segment_batch_bytes(path: &Path) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    const LOG_OVERHEAD: u64 = 12;
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut head = [0u8; LOG_OVERHEAD as usize];
+    loop {
+        let pos = out.len() as u64;
+        if file.read_exact_at(&mut head, pos).is_err() {
+            return out;
+        }
+        let len = i32::from_be_bytes(head[8..12].try_into().unwrap());
+        if len <= 0 {
+            return out;
+        }
+        let mut batch = vec![0u8; LOG_OVERHEAD as usize + len as usize];
+        if file.read_exact_at(&mut batch, pos).is_err() {
+            return out;
+        }
+        out.extend_from_slice(&batch);
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
