@@ -376,16 +376,7 @@ fn preallocated_segments_survive_kill9() {
     assert_eq!(*active, SEGMENT_BYTES, "{lengths:?}");
     assert!(rolled.iter().all(|&l| l < SEGMENT_BYTES), "{lengths:?}");
 
-    broker.kill9();
-    broker.start_again();
-    let bs = broker.bootstrap();
-    assert_eq!(watermarks(&bs, topic, 0), (0, 300));
-    let more: Vec<String> = (300..400).map(|i| format!("{i:0500}")).collect();
-    produce_values(&bs, topic, Some(0), &more);
-    let got = consume_all(&bs, topic, 1, 400, Duration::from_secs(60));
-    let values: Vec<String> = got.iter().map(payload_str).collect();
-    let expected: Vec<String> = first.into_iter().chain(more).collect();
-    assert_eq!(values, expected);
+    kill9_keeps_every_value_and_appends_go_on(&mut broker, topic, first, 100);
 }
 
 /// The page cache filled ahead of appends (`--log-prefault-bytes`, on by
@@ -419,13 +410,26 @@ fn prefaulted_segments_survive_kill9() {
     let got = consume_all(&bs, topic, 1, 2_000, Duration::from_secs(60));
     assert_eq!(got.len(), 2_000, "the hole reads as no batch");
 
+    kill9_keeps_every_value_and_appends_go_on(&mut broker, topic, first, 100);
+}
+
+/// After a kill -9 and restart, partition 0 of `topic` holds exactly
+/// `first`, and `more` new values of the same width land after them.
+fn kill9_keeps_every_value_and_appends_go_on(
+    broker: &mut Broker,
+    topic: &str,
+    first: Vec<String>,
+    more: usize,
+) {
     broker.kill9();
     broker.start_again();
     let bs = broker.bootstrap();
-    assert_eq!(watermarks(&bs, topic, 0), (0, 2_000));
-    let more: Vec<String> = (2_000..2_100).map(|i| format!("{i:01000}")).collect();
+    let n = first.len();
+    assert_eq!(watermarks(&bs, topic, 0), (0, n as i64));
+    let width = first[0].len();
+    let more: Vec<String> = (n..n + more).map(|i| format!("{i:0width$}")).collect();
     produce_values(&bs, topic, Some(0), &more);
-    let got = consume_all(&bs, topic, 1, 2_100, Duration::from_secs(60));
+    let got = consume_all(&bs, topic, 1, n + more.len(), Duration::from_secs(60));
     let values: Vec<String> = got.iter().map(payload_str).collect();
     let expected: Vec<String> = first.into_iter().chain(more).collect();
     assert_eq!(values, expected);

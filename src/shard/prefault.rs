@@ -35,23 +35,25 @@ const SAMPLE_ONE_IN: u32 = 16;
 const PAGE_BYTES: u64 = 4096;
 
 thread_local! {
-    /// This shard's fill thread (a shard is one thread), started at its
-    /// first fill; `None` if it could not be.
-    static FILLER: Option<Filler> = Filler::start();
+    /// What this shard's fills cost (a shard is one thread).
+    static SAMPLER: Sampler = Sampler::new();
+    /// This shard's fill thread, started at its first fill (none where
+    /// fills are off); `None` if it could not be.
+    static FILLER: Option<SyncSender<Prefault>> = start_filler(SAMPLER.with(|s| s.cost.clone()));
 }
 
 /// Starts the fill `partition`'s last append asks for, if any, if fills
 /// pay (or this append is a sample) and if the shard's queue has room.
 pub fn start(tp: &TopicPartition, partition: &Partition) {
+    if !SAMPLER.with(Sampler::wanted) {
+        return;
+    }
+    let Some(job) = partition.log.borrow_mut().take_prefault() else {
+        return;
+    };
     FILLER.with(|filler| {
         let Some(filler) = filler else { return };
-        if !filler.wanted() {
-            return;
-        }
-        let Some(job) = partition.log.borrow_mut().take_prefault() else {
-            return;
-        };
-        match filler.jobs.try_send(job) {
+        match filler.try_send(job) {
             Ok(()) => {}
             // The window is asked for again once the appends reach it.
             Err(TrySendError::Full(_)) => crate::stats::PREFAULTS_DROPPED.add(1),
@@ -62,50 +64,23 @@ pub fn start(tp: &TopicPartition, partition: &Partition) {
     });
 }
 
-struct Filler {
-    jobs: SyncSender<Prefault>,
+/// Whether an append may ask for a fill, by what fills cost of late.
+struct Sampler {
     cost: Arc<FillCost>,
     /// Appends since the last sample, while fills do not pay.
     unsampled: Cell<u32>,
 }
 
-impl Filler {
-    fn start() -> Option<Filler> {
-        let (jobs, queue) = sync_channel::<Prefault>(PREFAULTS_QUEUED_MAX);
-        let cost = Arc::new(FillCost::new());
-        let measured = cost.clone();
-        // `shard-<id>-<n>` becomes `prefault-<id>-<n>`, within the kernel's
-        // 15 bytes of a thread name.
-        let shard = std::thread::current().name().unwrap_or("shard").to_owned();
-        let name = format!("prefault-{}", shard.trim_start_matches("shard-"));
-        let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            idle_priority();
-            for job in queue {
-                let started = thread_cpu_time();
-                match job.run() {
-                    Ok(()) => {
-                        measured.record(thread_cpu_time().saturating_sub(started), job.len());
-                        crate::stats::PREFAULT_BYTES.add(job.len());
-                    }
-                    // Only a cost: the appends fault their own pages.
-                    Err(e) => tracing::debug!(error = %e, "page cache not filled ahead"),
-                }
-            }
-        });
-        match spawned {
-            Ok(_) => Some(Filler {
-                jobs,
-                cost,
-                unsampled: Cell::new(0),
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the prefault thread; appends fault their own pages");
-                None
-            }
+impl Sampler {
+    fn new() -> Sampler {
+        Sampler {
+            cost: Arc::new(FillCost::new()),
+            unsampled: Cell::new(0),
         }
     }
 
-    /// Whether this append may ask for a fill.
+    /// Every append while fills pay; else one in [`SAMPLE_ONE_IN`] (of
+    /// any partition, and only those with a window fill).
     fn wanted(&self) -> bool {
         if self.cost.pays() {
             return true;
@@ -114,6 +89,37 @@ impl Filler {
         let sample = unsampled >= SAMPLE_ONE_IN;
         self.unsampled.set(if sample { 0 } else { unsampled });
         sample
+    }
+}
+
+/// Starts the shard's fill thread, which records what each fill cost in
+/// `cost`.
+fn start_filler(cost: Arc<FillCost>) -> Option<SyncSender<Prefault>> {
+    let (jobs, queue) = sync_channel::<Prefault>(PREFAULTS_QUEUED_MAX);
+    // `shard-<id>-<n>` becomes `prefault-<id>-<n>`, within the kernel's
+    // 15 bytes of a thread name.
+    let shard = std::thread::current().name().unwrap_or("shard").to_owned();
+    let name = format!("prefault-{}", shard.trim_start_matches("shard-"));
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        idle_priority();
+        for job in queue {
+            let started = thread_cpu_time();
+            match job.run() {
+                Ok(()) => {
+                    cost.record(thread_cpu_time().saturating_sub(started), job.len());
+                    crate::stats::PREFAULT_BYTES.add(job.len());
+                }
+                // Only a cost: the appends fault their own pages.
+                Err(e) => tracing::debug!(error = %e, "page cache not filled ahead"),
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => Some(jobs),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the prefault thread; appends fault their own pages");
+            None
+        }
     }
 }
 
@@ -207,15 +213,10 @@ mod tests {
 
     #[test]
     fn while_fills_do_not_pay_one_append_in_sample_one_in_asks() {
-        let (jobs, _queue) = sync_channel(1);
-        let filler = Filler {
-            jobs,
-            cost: Arc::new(FillCost::new()),
-            unsampled: Cell::new(0),
-        };
-        assert!((0..100).all(|_| filler.wanted()), "pays: every append");
-        filler.cost.record(Duration::from_micros(100), MIB);
-        let asked: Vec<bool> = (0..2 * SAMPLE_ONE_IN).map(|_| filler.wanted()).collect();
+        let sampler = Sampler::new();
+        assert!((0..100).all(|_| sampler.wanted()), "pays: every append");
+        sampler.cost.record(Duration::from_micros(100), MIB);
+        let asked: Vec<bool> = (0..2 * SAMPLE_ONE_IN).map(|_| sampler.wanted()).collect();
         assert_eq!(asked.iter().filter(|&&a| a).count(), 2);
         assert!(asked[SAMPLE_ONE_IN as usize - 1] && asked[2 * SAMPLE_ONE_IN as usize - 1]);
     }
