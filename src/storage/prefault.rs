@@ -6,13 +6,14 @@
 //! On a VM whose balloon reports free memory to the host, a page's first
 //! touch after that is also a hypervisor fault: 14.7 µs a page against
 //! 1.4 µs for memory the guest reused (tuning/README.md), which made half
-//! the appends of a 50 KB batch take 0.25-0.5 ms. A [`Prefault`] moves that
-//! work to the blocking thread: the segment's file is made longer than its
-//! batches (a hole, trimmed at roll and close as a preallocated tail is),
-//! and `readahead(2)` of the hole puts zeroed, clean pages in the cache.
-//! The append then finds them. Reading never changes the file, so a job
-//! that runs late (after more appends, a trim or a truncation) does no
-//! harm; at worst it caches zeros past the end, which the kernel drops.
+//! the appends of a 50 KB batch take 0.25-0.5 ms. A [`Prefault`] moves
+//! that work to the shard's fill thread (`shard::prefault`): the segment's
+//! file is made longer than its batches (a hole, trimmed at roll and close
+//! as a preallocated tail is), and `readahead(2)` of the hole puts zeroed,
+//! clean pages in the cache. The append then finds them. Reading never
+//! changes the file, so a job that runs late (after more appends, a trim
+//! or a truncation) does no harm; at worst it caches zeros past the end,
+//! which the kernel drops.
 
 use std::fs::File;
 use std::io;
@@ -21,8 +22,8 @@ use std::sync::Arc;
 
 /// A window smaller than this is not filled: appends that small cross a
 /// page boundary once every few appends, and a job for each few pages
-/// would cost the blocking thread more than the faults cost the shard.
-pub const PREFAULT_WINDOW_MIN: u64 = 64 * 1024;
+/// would cost the fill thread more than the faults cost the shard.
+const PREFAULT_WINDOW_MIN: u64 = 64 * 1024;
 
 /// How many recent appends' worth of bytes a window holds, so an active
 /// partition keeps room ahead and a trickle keeps none.
@@ -37,7 +38,7 @@ pub fn window(last_write: u64, max: u64) -> Option<u64> {
 }
 
 /// The part of a segment's file to bring into the page cache, for the
-/// blocking thread.
+/// fill thread.
 pub struct Prefault {
     file: Arc<File>,
     start: u64,
