@@ -106,8 +106,8 @@ fn start_filler(cost: Arc<FillCost>) -> Option<SyncSender<Prefault>> {
             let started = thread_cpu_time();
             match job.run() {
                 Ok(()) => {
-                    cost.record(thread_cpu_time().saturating_sub(started), job.len());
-                    crate::stats::PREFAULT_BYTES.add(job.len());
+                    cost.record(thread_cpu_time().saturating_sub(started), job.bytes());
+                    crate::stats::PREFAULT_BYTES.add(job.bytes());
                 }
                 // Only a cost: the appends fault their own pages.
                 Err(e) => tracing::debug!(error = %e, "page cache not filled ahead"),

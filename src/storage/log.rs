@@ -351,11 +351,13 @@ impl PartitionLog {
     /// the log is configured to and the last append asks for it (see
     /// [`super::prefault`]).
     pub fn take_prefault(&mut self) -> Option<super::Prefault> {
-        let max_window = self.config.prefault_bytes;
-        if max_window == 0 || self.config.preallocate {
+        if self.config.preallocate {
             return None;
         }
-        let extend_to = self.config.segment_bytes_effective();
+        let (max_window, extend_to) = (
+            self.config.prefault_bytes,
+            self.config.segment_bytes_effective(),
+        );
         self.active_mut().prefault_due(max_window, extend_to)
     }
 
@@ -888,7 +890,7 @@ impl PartitionLog {
         self.persist_txn_indexes()?;
         let active = self.active_mut();
         assert!(!active.is_empty(), "only a non-empty segment rolls");
-        active.trim_preallocated()?;
+        active.trim_extension()?;
         active.cut_tail()?;
         active.finish_time_index();
         active.write_indexes_unsynced()?;
@@ -1143,7 +1145,7 @@ impl PartitionLog {
         if racing {
             active.mark_tail_uncut();
         }
-        active.trim_preallocated()?;
+        active.trim_extension()?;
         active.cut_tail()?;
         if !racing {
             active.assert_file_len()?;

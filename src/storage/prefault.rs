@@ -51,17 +51,14 @@ impl Prefault {
         Prefault { file, start, len }
     }
 
-    pub fn len(&self) -> u64 {
+    /// Bytes it fills.
+    pub fn bytes(&self) -> u64 {
         self.len
     }
 
     /// The file positions it fills.
     pub fn range(&self) -> std::ops::Range<u64> {
         self.start..self.start + self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// `readahead(2)` of the range, a few pages per call: a hole's pages

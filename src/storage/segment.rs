@@ -208,8 +208,8 @@ pub struct Segment {
     /// The file's length as [`Self::preallocate`] or [`Self::prefault_due`]
     /// set it (0: not extended): the bytes from `size` to here read as
     /// zeros (allocated blocks, or a hole), which a roll or close trims
-    /// ([`Self::trim_preallocated`]).
-    preallocated: u64,
+    /// ([`Self::trim_extension`]).
+    extended_len: u64,
     /// How far past `size` a [`Prefault`] was asked to fill the page cache.
     prefaulted_to: u64,
     /// Bytes the last append wrote, which sizes the prefault window.
@@ -342,7 +342,7 @@ impl Segment {
             bytes_since_index: 0,
             last_batch_base: base_offset,
             tail_uncut: false,
-            preallocated: 0,
+            extended_len: 0,
             prefaulted_to: 0,
             last_write_len: 0,
             written: false,
@@ -483,7 +483,7 @@ impl Segment {
         );
         if let Err(failed) = written {
             // The write's cut (`set_len` to where it started) took any
-            // preallocated blocks with it.
+            // preallocated blocks or hole with it.
             self.forget_extension();
             if failed.uncut {
                 self.tail_uncut = true;
@@ -520,7 +520,7 @@ impl Segment {
     /// `preallocate`, with the blocks really allocated. A filesystem that
     /// cannot (or a full disk) leaves the segment as it was.
     pub fn preallocate(&mut self, len: u64) {
-        if len <= self.size.max(self.preallocated) {
+        if len <= self.size.max(self.extended_len) {
             return;
         }
         let allocated = self.file().and_then(|file| {
@@ -533,13 +533,13 @@ impl Segment {
             }
             let error = io::Error::last_os_error();
             // A failure may have left some of it allocated: give it back.
-            file.set_len(self.size.max(self.preallocated))?;
+            file.set_len(self.size.max(self.extended_len))?;
             Err(error)
         });
         match allocated {
             Ok(()) => {
                 self.written = true;
-                self.preallocated = len;
+                self.extended_len = len;
             }
             Err(e) => {
                 tracing::debug!(segment = self.base_offset, dir = %self.dir.display(), error = %e, "segment not preallocated");
@@ -547,11 +547,11 @@ impl Segment {
         }
     }
 
-    /// Gives back what [`Self::preallocate`] allocated past the batches:
-    /// before a roll or close, so a segment that is not active holds
+    /// Cuts what [`Self::preallocate`] allocated or [`Self::prefault_due`]
+    /// extended past the batches: before a roll or close, so a segment that is not active holds
     /// exactly its batches and recovery never reads the zeros.
-    pub fn trim_preallocated(&mut self) -> io::Result<()> {
-        if self.preallocated > self.size {
+    pub fn trim_extension(&mut self) -> io::Result<()> {
+        if self.extended_len > self.size {
             self.file()?.set_len(self.size)?;
         }
         self.forget_extension();
@@ -561,7 +561,7 @@ impl Segment {
     /// The file is `size` long again (a trim, a cut, a truncation): no
     /// zeros past the batches, and no cached pages there.
     fn forget_extension(&mut self) {
-        self.preallocated = 0;
+        self.extended_len = 0;
         self.prefaulted_to = 0;
     }
 
@@ -578,7 +578,7 @@ impl Segment {
         if self.prefaulted_to > self.size + window / 2 || start >= end {
             return None;
         }
-        if self.preallocated < extend_to {
+        if self.extended_len < extend_to {
             self.extend_sparse(extend_to).ok()?;
         }
         let file = self.file().ok()?;
@@ -588,14 +588,14 @@ impl Segment {
 
     /// Makes the file `len` long with a hole past the batches: nothing is
     /// allocated, and reads there give zeros. Trimmed as preallocated
-    /// blocks are.
+    /// blocks are ([`Self::trim_extension`]).
     fn extend_sparse(&mut self, len: u64) -> io::Result<()> {
-        assert!(len > self.size.max(self.preallocated));
+        assert!(len > self.size.max(self.extended_len));
         let extended = self.file().and_then(|file| file.set_len(len));
         match &extended {
             Ok(()) => {
                 self.written = true;
-                self.preallocated = len;
+                self.extended_len = len;
             }
             Err(e) => {
                 tracing::debug!(segment = self.base_offset, dir = %self.dir.display(), error = %e, "segment not extended for prefault");
@@ -642,7 +642,7 @@ impl Segment {
         };
         assert_eq!(
             len,
-            self.size.max(self.preallocated),
+            self.size.max(self.extended_len),
             "segment {} in {}: file length differs from the tracked size",
             self.base_offset,
             self.dir.display()

@@ -1196,7 +1196,7 @@ fn prefaults_fill_the_cache_ahead_and_are_trimmed_like_preallocation() {
     );
 
     let first_page = end.div_ceil(4096) * 4096;
-    let ahead = job.len() - (first_page - end);
+    let ahead = job.bytes() - (first_page - end);
     assert!(
         cached_pages(&log_path(&dir, 0), first_page, ahead)
             .iter()
@@ -1219,7 +1219,7 @@ fn prefaults_fill_the_cache_ahead_and_are_trimmed_like_preallocation() {
     assert!(log.take_prefault().is_none());
     log.append(&big, 2002).unwrap();
     let next = log.take_prefault().expect("the window moves on");
-    assert_eq!(next.len(), 2 * big.len() as u64);
+    assert_eq!(next.bytes(), 2 * big.len() as u64);
     log.close().unwrap();
     assert_eq!(file_len(0), log.active().size, "close trims");
 
