@@ -1235,6 +1235,69 @@ fn prefaults_fill_the_cache_ahead_and_are_trimmed_like_preallocation() {
     assert_eq!(file_len(0), kept, "the hole cut at open");
 }
 
+/// Drops `path`'s pages from the page cache (written back first).
+fn evict_cached(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path).unwrap();
+    file.sync_data().unwrap();
+    // SAFETY: a plain syscall on an open fd.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+}
+
+/// Reads of a segment extended past its batches do not read ahead into
+/// the hole (a fetch's sendfile did, on the shard thread: up to the
+/// device's `read_ahead_kb` of new pages at once), and readahead comes back
+/// for the same open file once a roll trims the hole.
+#[test]
+fn reads_of_an_extended_segment_do_not_read_ahead_into_its_hole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let segment_bytes = 64 << 20;
+    let config = LogConfig {
+        segment_bytes,
+        prefault_bytes: 1 << 20,
+        ..config()
+    };
+    let mut log = open(&dir, config, true);
+    let big = big_batch(2000);
+    for i in 0..8 {
+        log.append(&big, 2000 + i).unwrap();
+        // Asked for, never run: the hole holds no cached page.
+        let _ = log.take_prefault();
+    }
+    let path = log_path(&dir, 0);
+    assert_eq!(fs::metadata(&path).unwrap().len(), segment_bytes);
+    let end = log.active().size;
+    let past_end = end.div_ceil(4096) * 4096;
+    let hole_cached = || {
+        cached_pages(&path, past_end, 16 << 20)
+            .iter()
+            .filter(|c| **c)
+            .count()
+    };
+
+    evict_cached(&path);
+    assert_eq!(
+        batches_in(&log.read(0, u32::MAX, false).unwrap()).len(),
+        8,
+        "read from the disk"
+    );
+    assert_eq!(hole_cached(), 0, "no readahead past the batches");
+
+    log.roll().unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), end, "the roll trims");
+    evict_cached(&path);
+    let first = log.read(0, 1, true).unwrap();
+    assert_eq!(batches_in(&first).len(), 1);
+    let batch = big.len() as u64;
+    let rest = cached_pages(&path, batch.div_ceil(4096) * 4096, end - 2 * batch);
+    assert!(
+        rest.iter().all(|c| *c),
+        "reading the first batch read the next ones ahead"
+    );
+}
+
 /// A window stops at `segment.bytes`: the fills there cover the rest of
 /// the segment once, then none is asked for until the roll, and the next
 /// segment starts its own.
