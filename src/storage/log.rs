@@ -354,11 +354,11 @@ impl PartitionLog {
         if self.config.preallocate {
             return None;
         }
-        let (max_window, extend_to) = (
+        let (max_window, segment_end) = (
             self.config.prefault_bytes,
             self.config.segment_bytes_effective(),
         );
-        self.active_mut().prefault_due(max_window, extend_to)
+        self.active_mut().prefault_due(max_window, segment_end)
     }
 
     /// After an open that synced what it rescanned, or rescanned nothing:

@@ -367,18 +367,7 @@ impl Segment {
     /// the `Arc` keeps it open past an eviction (a send in flight), but
     /// only the cache keeps it open across calls: callers let go of it.
     pub fn file(&self) -> io::Result<Arc<File>> {
-        self.handles.get(self.handle, || {
-            let file = open_log(&self.log_path())?;
-            if self.is_extended() {
-                advise_readahead(&file, false);
-            }
-            Ok(file)
-        })
-    }
-
-    /// The file runs past the batches (preallocated blocks or a hole).
-    fn is_extended(&self) -> bool {
-        self.extended_len > self.size
+        self.handles.get(self.handle, || open_log(&self.log_path()))
     }
 
     /// Compaction renamed the `.log` from [`cleaned_path`] to its own name;
@@ -540,7 +529,6 @@ impl Segment {
             // SAFETY: a plain syscall on an fd the Arc keeps open.
             let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, more) };
             if rc == 0 {
-                advise_readahead(&file, false);
                 return Ok(());
             }
             let error = io::Error::last_os_error();
@@ -563,7 +551,7 @@ impl Segment {
     /// extended past the batches: before a roll or close, so a segment that is not active holds
     /// exactly its batches and recovery never reads the zeros.
     pub fn trim_extension(&mut self) -> io::Result<()> {
-        if self.is_extended() {
+        if self.extended_len > self.size {
             self.file()?.set_len(self.size)?;
         }
         self.forget_extension();
@@ -571,34 +559,38 @@ impl Segment {
     }
 
     /// The file is `size` long again (a trim, a cut, a truncation): no
-    /// zeros past the batches, and no cached pages there. Readahead stops
-    /// at the batches' end again, so reads get it back.
+    /// zeros past the batches, and no cached pages there.
     fn forget_extension(&mut self) {
-        if self.extended_len > 0 {
-            // A closed file reopens without the advice (`Self::file`).
-            if let Some(file) = self.handles.peek(self.handle) {
-                advise_readahead(&file, true);
-            }
-        }
         self.extended_len = 0;
         self.prefaulted_to = 0;
     }
 
     /// The page cache to fill ahead of the appends (see
     /// [`super::prefault`]), once at most half of the window that the last
-    /// append asks for (at most `max_window`) is left. The file is
-    /// first made `extend_to` long (a hole; `segment.bytes`, which no
-    /// window passes), if it is not already.
-    pub fn prefault_due(&mut self, max_window: u64, extend_to: u64) -> Option<Prefault> {
+    /// append asks for (at most `max_window`) is left. The file is first
+    /// extended with a hole to the window's end, never past `segment_end`
+    /// (`segment.bytes`, where the segment rolls).
+    ///
+    /// Only to the window's end: the kernel's readahead stops at a file's
+    /// end, and a hole to `segment.bytes` let a fetch's sendfile (or a
+    /// header's pread) read ahead far into it, up to the device's
+    /// `read_ahead_kb` (8 MiB on the VM these figures come from) in folios
+    /// up to 2 MiB whose allocation compacted memory, on the shard thread:
+    /// 20-75 ms sendfiles every few seconds at 50k msg/s. `POSIX_FADV_RANDOM`
+    /// does not stop it: reclaim marks folios for readahead too
+    /// (`PG_reclaim` is `PG_readahead`), and that readahead ignores the
+    /// advice. Within the window the fill has made the pages, so readahead
+    /// finds little to do. One `ftruncate` per window move is the cost.
+    pub fn prefault_due(&mut self, max_window: u64, segment_end: u64) -> Option<Prefault> {
         let window = prefault::window(self.last_write_len, max_window)?;
-        let end = (self.size + window).min(extend_to);
+        let end = (self.size + window).min(segment_end);
         let start = self.prefaulted_to.max(self.size);
-        // Nothing past `extend_to`: the segment rolls there.
+        // Nothing past `segment_end`: the segment rolls there.
         if self.prefaulted_to > self.size + window / 2 || start >= end {
             return None;
         }
-        if self.extended_len < extend_to {
-            self.extend_sparse(extend_to).ok()?;
+        if self.size.max(self.extended_len) < end {
+            self.extend_sparse(end).ok()?;
         }
         let file = self.file().ok()?;
         self.prefaulted_to = end;
@@ -610,11 +602,7 @@ impl Segment {
     /// blocks are ([`Self::trim_extension`]).
     fn extend_sparse(&mut self, len: u64) -> io::Result<()> {
         assert!(len > self.size.max(self.extended_len));
-        let extended = self.file().and_then(|file| {
-            file.set_len(len)?;
-            advise_readahead(&file, false);
-            Ok(())
-        });
+        let extended = self.file().and_then(|file| file.set_len(len));
         match &extended {
             Ok(()) => {
                 self.written = true;
@@ -1052,31 +1040,6 @@ impl Drop for Segment {
 }
 
 /// Opens an existing `.log` for appends and reads.
-/// Turns the kernel's readahead for reads through `file` on or off.
-/// Readahead stops at a file's end, and an extended segment's end is
-/// `segment.bytes` away (a hole, or preallocated zeros): a read of its last
-/// batches, a fetch's sendfile or a header's pread, read ahead far into the
-/// zeros (up to the device's `read_ahead_kb`, 8 MiB on the VM these
-/// figures come from, in folios up to 2 MiB whose allocation compacted
-/// memory) on the shard thread. At 50k msg/s over 100 partitions such
-/// sendfiles took 20-75 ms every few seconds. An active segment's batches
-/// are in the page cache as they were written, so reads lose little
-/// without it; `POSIX_FADV_RANDOM` is per open file, so the advice follows
-/// the extension (`Segment::file`, `Segment::forget_extension`).
-fn advise_readahead(file: &File, on: bool) {
-    let advice = if on {
-        libc::POSIX_FADV_NORMAL
-    } else {
-        libc::POSIX_FADV_RANDOM
-    };
-    // SAFETY: a plain syscall on an fd `file` keeps open.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, advice) };
-    if rc != 0 {
-        // Advice only: reads stay correct either way.
-        tracing::debug!(error = %io::Error::from_raw_os_error(rc), "readahead advice not taken");
-    }
-}
-
 fn open_log(path: &Path) -> io::Result<File> {
     without_atime(&mut OpenOptions::new(), path)
 }
