@@ -381,9 +381,9 @@ fn preallocated_segments_survive_kill9() {
 
 /// The page cache filled ahead of appends (`--log-prefault-bytes`, on by
 /// default): large batches get the active segment extended with a hole as
-/// far as the fill window and its next pages cached off the shard, reads see only
-/// the batches, and a kill -9 (the hole left in place) loses nothing: the
-/// restart trims it and appends go on after the last batch.
+/// far as the fill window and its next pages cached off the shard, reads
+/// see only the batches, and a kill -9 (any hole left in place) loses
+/// nothing: the restart trims it and appends go on after the last batch.
 #[test]
 fn prefaulted_segments_survive_kill9() {
     const SEGMENT_BYTES: u64 = 8 << 20;
@@ -407,9 +407,11 @@ fn prefaulted_segments_survive_kill9() {
     assert_eq!(segments.len(), 1, "{segments:?}");
     let len = std::fs::metadata(&segments[0]).unwrap().len();
     let batches = segment_batch_bytes(&segments[0]).len() as u64;
+    // While fills are cheap only some appends ask for one, and the appends
+    // after the last window may have passed its end: no hole is left then.
     assert!(
-        len > batches && len <= batches + (1 << 20),
-        "extended for the fill, at most one window ({len} bytes, {batches} of batches)"
+        len >= batches && len <= batches + (1 << 20),
+        "extended at most one window past the batches ({len} bytes, {batches} of batches)"
     );
     let got = consume_all(&bs, topic, 1, 2_000, Duration::from_secs(60));
     assert_eq!(got.len(), 2_000, "the hole reads as no batch");

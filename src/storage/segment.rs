@@ -577,10 +577,11 @@ impl Segment {
     /// `read_ahead_kb` (8 MiB on the VM these figures come from) in folios
     /// up to 2 MiB whose allocation compacted memory, on the shard thread:
     /// 20-75 ms sendfiles every few seconds at 50k msg/s. `POSIX_FADV_RANDOM`
-    /// does not stop it: reclaim marks folios for readahead too
-    /// (`PG_reclaim` is `PG_readahead`), and that readahead ignores the
-    /// advice. Within the window the fill has made the pages, so readahead
-    /// finds little to do. One `ftruncate` per window move is the cost.
+    /// did not stop it once memory filled: readahead from a folio marked
+    /// for it ignores the advice, and reclaim marks folios too
+    /// (`PG_reclaim` is the same bit as `PG_readahead`). Within the window
+    /// the fill has made the pages, so readahead finds little to do. One
+    /// `ftruncate` per window move is the cost.
     pub fn prefault_due(&mut self, max_window: u64, segment_end: u64) -> Option<Prefault> {
         let window = prefault::window(self.last_write_len, max_window)?;
         let end = (self.size + window).min(segment_end);

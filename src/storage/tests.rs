@@ -1158,9 +1158,18 @@ fn big_batch(timestamp: i64) -> Bytes {
     build_batch(0, &specs)
 }
 
+/// A log's config with page-cache fills of up to 1 MiB.
+fn prefault_config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        prefault_bytes: 1 << 20,
+        ..config()
+    }
+}
+
 /// With `prefault_bytes`, an append of 16 KiB or more asks for four such
 /// appends of page cache past the end (a trickle asks for none); the
-/// file is extended with a hole to `segment_bytes` for it, the fill
+/// file is extended with a hole over that window for it, the fill
 /// caches those pages without changing what the log reads, and a roll,
 /// a close and a crash's open trim the hole as they trim preallocated
 /// blocks.
@@ -1169,11 +1178,7 @@ fn prefaults_fill_the_cache_ahead_and_are_trimmed_like_preallocation() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = partition_dir(&tmp);
     let segment_bytes = 4 << 20;
-    let config = LogConfig {
-        segment_bytes,
-        prefault_bytes: 1 << 20,
-        ..config()
-    };
+    let config = prefault_config(segment_bytes);
     let file_len = |base| fs::metadata(log_path(&dir, base)).unwrap().len();
     let mut log = open(&dir, config.clone(), true);
     fill(&mut log, 2);
@@ -1259,13 +1264,7 @@ fn evict_cached(path: &Path) {
 fn reads_of_a_prefaulted_segment_do_not_read_ahead_past_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = partition_dir(&tmp);
-    let segment_bytes = 64 << 20;
-    let config = LogConfig {
-        segment_bytes,
-        prefault_bytes: 1 << 20,
-        ..config()
-    };
-    let mut log = open(&dir, config, true);
+    let mut log = open(&dir, prefault_config(64 << 20), true);
     let big = big_batch(2000);
     let mut window_end = 0;
     for i in 0..8 {
@@ -1304,11 +1303,7 @@ fn prefaults_stop_at_the_segment_end() {
     let big = big_batch(2000);
     let batch = big.len() as u64;
     let segment_bytes = 6 * batch + batch / 2;
-    let config = LogConfig {
-        segment_bytes,
-        prefault_bytes: 1 << 20,
-        ..config()
-    };
+    let config = prefault_config(segment_bytes);
     let mut log = open(&dir, config, true);
     let mut filled_to = 0;
     for i in 0..6 {
