@@ -354,10 +354,8 @@ impl PartitionLog {
         if self.config.preallocate {
             return None;
         }
-        let (max_window, segment_end) = (
-            self.config.prefault_bytes,
-            self.config.segment_bytes_effective(),
-        );
+        let max_window = self.config.prefault_bytes;
+        let segment_end = self.config.segment_bytes_effective();
         self.active_mut().prefault_due(max_window, segment_end)
     }
 

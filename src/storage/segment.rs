@@ -206,12 +206,11 @@ pub struct Segment {
     /// bytes past `size`, and the next append cuts them first.
     tail_uncut: bool,
     /// The file's length as [`Self::preallocate`] or [`Self::prefault_due`]
-    /// set it (0: not extended): the bytes from `size` to here read as
-    /// zeros (allocated blocks, or a hole), which a roll or close trims
-    /// ([`Self::trim_extension`]).
+    /// set it (at most `size`: not extended, appends went past it): the
+    /// bytes from `size` to here read as zeros (allocated blocks, or a
+    /// hole), which a roll or close trims ([`Self::trim_extension`]). For
+    /// a prefault's hole it is also where the last fill asked for ends.
     extended_len: u64,
-    /// How far past `size` a [`Prefault`] was asked to fill the page cache.
-    prefaulted_to: u64,
     /// Bytes the last append wrote, which sizes the prefault window.
     last_write_len: u64,
     /// This process created or changed the file (append, cut, truncation):
@@ -343,7 +342,6 @@ impl Segment {
             last_batch_base: base_offset,
             tail_uncut: false,
             extended_len: 0,
-            prefaulted_to: 0,
             last_write_len: 0,
             written: false,
             durable_indexes: std::cell::Cell::new(None),
@@ -562,7 +560,6 @@ impl Segment {
     /// zeros past the batches, and no cached pages there.
     fn forget_extension(&mut self) {
         self.extended_len = 0;
-        self.prefaulted_to = 0;
     }
 
     /// The page cache to fill ahead of the appends (see
@@ -584,26 +581,24 @@ impl Segment {
     /// `ftruncate` per window move is the cost.
     pub fn prefault_due(&mut self, max_window: u64, segment_end: u64) -> Option<Prefault> {
         let window = prefault::window(self.last_write_len, max_window)?;
-        let end = (self.size + window).min(segment_end);
-        let start = self.prefaulted_to.max(self.size);
+        // The hole so far is what earlier fills were asked for.
+        let start = self.size.max(self.extended_len);
         // Nothing past `segment_end`: the segment rolls there.
-        if self.prefaulted_to > self.size + window / 2 || start >= end {
+        let end = (self.size + window).min(segment_end);
+        if start > self.size + window / 2 || start >= end {
             return None;
         }
-        if self.size.max(self.extended_len) < end {
-            self.extend_sparse(end).ok()?;
-        }
         let file = self.file().ok()?;
-        self.prefaulted_to = end;
+        self.extend_sparse(&file, end).ok()?;
         Some(Prefault::new(file, start, end - start))
     }
 
-    /// Makes the file `len` long with a hole past the batches: nothing is
-    /// allocated, and reads there give zeros. Trimmed as preallocated
-    /// blocks are ([`Self::trim_extension`]).
-    fn extend_sparse(&mut self, len: u64) -> io::Result<()> {
+    /// Makes `file` (this segment's) `len` long with a hole past the
+    /// batches: nothing is allocated, and reads there give zeros. Trimmed
+    /// as preallocated blocks are ([`Self::trim_extension`]).
+    fn extend_sparse(&mut self, file: &File, len: u64) -> io::Result<()> {
         assert!(len > self.size.max(self.extended_len));
-        let extended = self.file().and_then(|file| file.set_len(len));
+        let extended = file.set_len(len);
         match &extended {
             Ok(()) => {
                 self.written = true;
