@@ -18,6 +18,7 @@ use sluice::compression::{recompress_batch, validate_compressed, Codec};
 
 const SENDFILE_BYTES: &str = "sluice_fetch_sendfile_bytes_total";
 const COPIED_BYTES: &str = "sluice_fetch_copied_bytes_total";
+const PRODUCED_BYTES: &str = "sluice_produce_bytes_total";
 
 // ---------------------------------------------------------------------------
 // Data: deterministic record batches, plain and compressed
@@ -939,7 +940,7 @@ fn fetch_and_check(c: &mut RawClient, topic: &str, sent: &BTreeMap<i32, Vec<Sent
     got.values().flatten().map(|b| b.len() as u64).sum()
 }
 
-/// Polls counter `name` (bounded) until it reaches `at_least`; returns its value.
+/// The metrics test's batches: every partition's dataset, plus bulk in partition 0.
 fn metrics_dataset(c: &mut RawClient, topic: &str) -> BTreeMap<i32, Vec<Sent>> {
     let datasets: BTreeMap<i32, Vec<(Codec, Vec<Rec>)>> =
         (0..PARTITIONS).map(|p| (p, dataset(p, 24, 6))).collect();
@@ -950,7 +951,7 @@ fn metrics_dataset(c: &mut RawClient, topic: &str) -> BTreeMap<i32, Vec<Sent>> {
     sent
 }
 
-/// With fetch.zero_copy on (the default), the record bytes of a plain-text fetch from both shards go out by sendfile and none are copied; with `--fetch-zero-copy false` they are all copied and none go by sendfile, and the bytes are the same.
+/// The produce counter holds the appended batch bytes. With fetch.zero_copy on (the default), the record bytes of a plain-text fetch from both shards go out by sendfile and none are copied; with `--fetch-zero-copy false` they are all copied and none go by sendfile, and the bytes are the same.
 #[test]
 fn zero_copy_path_is_taken() {
     for zero_copy in [true, false] {
@@ -968,6 +969,8 @@ fn zero_copy_path_is_taken() {
         let sent = metrics_dataset(&mut c, topic);
         let fetched = fetch_and_check(&mut c, topic, &sent);
         assert!(fetched > 4 << 20, "fetched {fetched} record bytes");
+        // Batches are stored whole, so what was appended is what was fetched.
+        assert_eq!(broker.metric(PRODUCED_BYTES), fetched, "appended bytes");
         if zero_copy {
             let sendfile = broker.wait_metric(SENDFILE_BYTES, fetched);
             assert!(

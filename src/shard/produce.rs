@@ -145,6 +145,7 @@ fn appended(
     if result.duplicate {
         crate::stats::PRODUCE_DUPLICATES.add(1);
     } else {
+        crate::stats::PRODUCED_BYTES.add(item.records.bytes().len() as u64);
         partition.appended.notify();
         super::durability::start_roll_sync(&item.tp, &partition);
         super::prefault::start(&item.tp, &partition);
