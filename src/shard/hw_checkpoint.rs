@@ -60,7 +60,7 @@ impl Shard {
             written.push((partition.clone(), high_watermark));
             legacy.extend(log.legacy_high_watermark_file());
             entries.push(HwEntry {
-                topic: tp.topic.clone(),
+                topic: tp.topic,
                 partition: tp.partition,
                 topic_id: partition.topic_id.clone(),
                 high_watermark,

@@ -17,6 +17,7 @@ mod hw_checkpoint;
 pub mod messages;
 mod observer;
 mod ops;
+mod partition_table;
 mod prefault;
 mod produce;
 mod producer_ids;
@@ -39,6 +40,7 @@ use crate::controller::Controller;
 use crate::metadata::{owner_shard, partition_dir, Topics};
 use crate::runtime::{Mesh, MeshReceiver};
 use crate::storage::{PartitionLog, StorageError, StoredHighWatermarks};
+use partition_table::PartitionTable;
 
 pub use event::Event;
 pub use graveyard::remove_leftover_graveyards;
@@ -68,6 +70,20 @@ pub struct Partition {
     topic_id: Arc<str>,
     /// Unique among the partitions this shard ever opened (see `Seen`).
     instance: u64,
+    /// What a consumer's read tells besides records, as of one `appended`
+    /// version (see [`Partition::read_state`]).
+    read_state: Cell<Option<ReadState>>,
+}
+
+/// What a consumer's read of a partition answers besides its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// The `appended` version it holds for.
+    version: u64,
+    pub high_watermark: i64,
+    /// At most the high watermark.
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
 }
 
 thread_local! {
@@ -92,6 +108,42 @@ impl Partition {
         }
     }
 
+    /// The high watermark, last stable offset and log start now. Every
+    /// change to them moves `appended` (as fetch sessions rely on too), so
+    /// they are kept per version: a consumer's fetch names every partition
+    /// it reads, each time, and at 10,000 partitions walking each log for
+    /// them (its segment map, its producers' open transactions) was a fifth
+    /// of the shard's CPU.
+    pub fn read_state(&self) -> ReadState {
+        let version = self.appended.version();
+        match self.read_state.get() {
+            Some(kept) if kept.version == version => {
+                debug_assert_eq!(
+                    kept,
+                    self.read_state_of_log(version),
+                    "a change that did not move `appended`"
+                );
+                kept
+            }
+            _ => {
+                let state = self.read_state_of_log(version);
+                self.read_state.set(Some(state));
+                state
+            }
+        }
+    }
+
+    fn read_state_of_log(&self, version: u64) -> ReadState {
+        let log = self.log.borrow();
+        let high_watermark = log.high_watermark();
+        ReadState {
+            version,
+            high_watermark,
+            last_stable_offset: log.last_stable_offset().min(high_watermark),
+            log_start_offset: log.log_start_offset(),
+        }
+    }
+
     /// Resolves once no append is being written to this log off the shard
     /// thread (at once if none is).
     pub async fn write_idle(&self) {
@@ -112,7 +164,7 @@ pub struct Shard {
     /// Host and port clients are told to connect to.
     pub advertised: (String, i32),
     topics: RefCell<Arc<Topics>>,
-    partitions: RefCell<PartitionMap<Rc<Partition>>>,
+    partitions: RefCell<PartitionTable<Rc<Partition>>>,
     /// One `Arc` per topic name for all its partitions' keys, so the keys
     /// (and their copies in fetchers and sessions) compare by pointer.
     topic_names: RefCell<TopicNames>,
@@ -233,7 +285,7 @@ impl Shard {
             config,
             advertised,
             topics: RefCell::new(Arc::new(Topics::default())),
-            partitions: RefCell::new(PartitionMap::default()),
+            partitions: RefCell::new(PartitionTable::default()),
             topic_names: RefCell::new(TopicNames::default()),
             mesh,
             start,
@@ -283,7 +335,7 @@ impl Shard {
         self.partitions
             .borrow()
             .iter()
-            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .map(|(tp, p)| (tp, p.clone()))
             .collect()
     }
 
@@ -531,6 +583,7 @@ impl Shard {
             acks_waiting: Cell::new(0),
             topic_id: Arc::from(topic.id.as_str()),
             instance: next_instance(),
+            read_state: Cell::new(None),
         }))
     }
 
@@ -603,7 +656,7 @@ impl Shard {
         let mut written = Vec::new();
         for (tp, partition) in self.partitions.borrow().iter() {
             match group.write(&mut partition.log.borrow_mut()) {
-                Ok(()) => written.push((tp.clone(), partition.clone())),
+                Ok(()) => written.push((tp, partition.clone())),
                 Err(e) => {
                     tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "closing partition log");
                     all_closed = false;
@@ -730,6 +783,56 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::build::build_simple_batch;
+
+    fn partition_in(dir: &std::path::Path) -> Partition {
+        let log = PartitionLog::open_in(
+            dir.join("t-0"),
+            crate::storage::LogConfig::default(),
+            true,
+            &crate::storage::FileHandles::new(4),
+        )
+        .unwrap();
+        Partition {
+            log: RefCell::new(log),
+            role: RefCell::new(crate::replication::Role::Solo),
+            appended: Event::default(),
+            written: Event::default(),
+            acks_waiting: Cell::new(0),
+            topic_id: Arc::from("id"),
+            instance: next_instance(),
+            read_state: Cell::new(None),
+        }
+    }
+
+    /// What a consumer read is told moves with every notified change, not
+    /// only with the first read's.
+    #[test]
+    fn read_state_follows_each_notified_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partition = partition_in(tmp.path());
+        let told = |p: &Partition| {
+            let s = p.read_state();
+            (s.high_watermark, s.last_stable_offset, s.log_start_offset)
+        };
+        assert_eq!(told(&partition), (0, 0, 0));
+        for (round, end) in [(0i64, 3i64), (3, 5)] {
+            let mut log = partition.log.borrow_mut();
+            log.append(
+                &build_simple_batch(round, (end - round) as usize, 1000),
+                1000,
+            )
+            .unwrap();
+            log.set_high_watermark(end);
+            drop(log);
+            partition.appended.notify();
+            assert_eq!(told(&partition), (end, end, 0), "after the append to {end}");
+        }
+        // A high watermark moved back (a new leader's may lag) is told too.
+        partition.log.borrow_mut().set_high_watermark(4);
+        partition.appended.notify();
+        assert_eq!(told(&partition), (4, 4, 0));
+    }
 
     #[test]
     fn a_topic_keeps_one_name_across_snapshots_while_it_exists() {

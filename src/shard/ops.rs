@@ -302,11 +302,26 @@ fn read_one(shard: &Rc<Shard>, item: ReadItem, now_ms: i64) -> ReadOutcome {
 /// A consumer's read: up to the high watermark (or the last stable offset
 /// for read_committed, or the log end for a coordinator's own load).
 fn consumer_read(item: &ReadItem, partition: &Partition, mut outcome: ReadOutcome) -> ReadOutcome {
-    let log = partition.log.borrow();
     // Consumers see only what the ISR has (below the high watermark).
-    outcome.high_watermark = log.high_watermark();
-    outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
-    outcome.log_start_offset = log.log_start_offset();
+    let state = partition.read_state();
+    outcome.high_watermark = state.high_watermark;
+    outcome.last_stable_offset = state.last_stable_offset;
+    outcome.log_start_offset = state.log_start_offset;
+    if !item.to_log_end {
+        let upper = if item.committed {
+            state.last_stable_offset
+        } else {
+            state.high_watermark
+        };
+        if item.offset == upper && upper >= state.log_start_offset {
+            // Caught up, as most partitions of a wide fetch are: nothing
+            // to read, and no aborted transaction to name (Kafka's
+            // emptyFetchDataInfo).
+            outcome.aborted = item.committed.then(Vec::new);
+            return outcome;
+        }
+    }
+    let log = partition.log.borrow();
     let upper = if item.to_log_end {
         log.log_end_offset()
     } else if item.committed {

@@ -175,7 +175,7 @@ impl Shard {
             } = &*partition.role.borrow()
             {
                 by_leader.entry(*leader).or_default().push((
-                    tp.clone(),
+                    tp,
                     Followed {
                         leader_epoch: *leader_epoch,
                         partition: partition.clone(),

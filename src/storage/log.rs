@@ -953,15 +953,15 @@ impl PartitionLog {
             });
         }
         let mut plan = ReadPlan::default();
+        if offset >= upper {
+            return Ok(plan);
+        }
         let budget = u64::from(max_bytes);
         let (&first_base, _) = self
             .segments
             .range(..=offset)
             .next_back()
             .expect("offset >= log start");
-        if offset >= upper {
-            return Ok(plan);
-        }
         for segment in self.segments.range(first_base..upper).map(|(_, s)| s) {
             let from = if segment.base_offset == first_base {
                 match segment.find_batch(offset)? {
