@@ -383,7 +383,8 @@ mod tests {
         sorted.sort();
         let names: Vec<(&str, i32)> = sorted.iter().map(|t| (&*t.topic, t.partition)).collect();
         assert_eq!(names, [("a", 1), ("a", 2), ("a", 3), ("b", -1), ("b", 0)]);
-        let map: crate::shard::PartitionMap<i32> = [(tp(&a, 1), 7)].into_iter().collect();
+        let map: std::collections::HashMap<TopicPartition, i32> =
+            [(tp(&a, 1), 7)].into_iter().collect();
         assert_eq!(map.get(&tp(&a_again, 1)), Some(&7), "hashed by name");
     }
 }

@@ -26,7 +26,7 @@ mod replica;
 mod write_failures;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -208,12 +208,6 @@ pub struct DataDirAtStart {
 /// Partitions a topics snapshot's apply looks at between turns for the
 /// shard's other tasks (each a few lookups, well under a millisecond in all).
 const APPLY_PARTITIONS_PER_TURN: usize = 1024;
-
-/// A map keyed by partition, hashed with foldhash: SipHash of the topic
-/// name was the largest share of a replica's CPU at 1,000 partitions. Keys
-/// are partitions of topics the controller created, not anything a client
-/// can pick at will.
-pub type PartitionMap<V> = HashMap<TopicPartition, V, foldhash::fast::RandomState>;
 
 /// The topic names of the last snapshot applied, one `Arc` each.
 #[derive(Default)]
