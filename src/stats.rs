@@ -43,7 +43,7 @@ pub static FETCH_PARTITIONS_KEPT: Counter = Counter::new(
 );
 pub static PRODUCED_BYTES: Counter = Counter::new(
     "sluice_produce_bytes_total",
-    "Record batch bytes appended to logs.",
+    "Record batch bytes appended to logs by produce requests (a retried duplicate is not counted again).",
 );
 pub static REQUESTS: Counter = Counter::new("sluice_requests_total", "Requests answered.");
 
