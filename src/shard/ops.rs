@@ -307,27 +307,23 @@ fn consumer_read(item: &ReadItem, partition: &Partition, mut outcome: ReadOutcom
     outcome.high_watermark = state.high_watermark;
     outcome.last_stable_offset = state.last_stable_offset;
     outcome.log_start_offset = state.log_start_offset;
-    if !item.to_log_end {
-        let upper = if item.committed {
-            state.last_stable_offset
-        } else {
-            state.high_watermark
-        };
-        if item.offset == upper && upper >= state.log_start_offset {
-            // Caught up, as most partitions of a wide fetch are: nothing
-            // to read, and no aborted transaction to name (Kafka's
-            // emptyFetchDataInfo).
-            outcome.aborted = item.committed.then(Vec::new);
-            return outcome;
-        }
+    let visible = if item.committed {
+        state.last_stable_offset
+    } else {
+        state.high_watermark
+    };
+    if !item.to_log_end && item.offset == visible && visible >= state.log_start_offset {
+        // Caught up, as most partitions of a wide fetch are: nothing to
+        // read, and no aborted transaction to name (Kafka's
+        // emptyFetchDataInfo).
+        outcome.aborted = item.committed.then(Vec::new);
+        return outcome;
     }
     let log = partition.log.borrow();
     let upper = if item.to_log_end {
         log.log_end_offset()
-    } else if item.committed {
-        outcome.last_stable_offset
     } else {
-        outcome.high_watermark
+        visible
     };
     match log.read_below(item.offset, item.max_bytes, item.min_one_batch, upper) {
         Ok(plan) => {
