@@ -512,9 +512,9 @@ impl Shard {
         item: &super::ReadItem,
         replica: super::ReplicaFetch,
         partition: &Partition,
-        mut outcome: super::ReadOutcome,
+        outcome: &mut super::ReadOutcome,
         now_ms: i64,
-    ) -> super::ReadOutcome {
+    ) {
         {
             let log = partition.log.borrow();
             outcome.log_start_offset = log.log_start_offset();
@@ -526,7 +526,7 @@ impl Shard {
                 let known = epoch >= 0 && end >= 0;
                 if known && (epoch != replica.last_fetched_epoch || end < item.offset) {
                     outcome.diverging = Some((epoch, end));
-                    return outcome;
+                    return;
                 }
             }
         }
@@ -542,7 +542,7 @@ impl Shard {
         };
         if !known {
             outcome.error = ResponseError::NotLeaderOrFollower.code();
-            return outcome;
+            return;
         }
         advance_high_watermark(partition);
         self.maybe_expand_isr(&item.tp, partition, replica.node_id);
@@ -557,7 +557,6 @@ impl Shard {
             }
             Err(e) => outcome.error = super::ops::storage_error_code(&e),
         }
-        outcome
     }
 
     /// Proposes follower `node`, which just fetched, into the ISR once it

@@ -512,26 +512,21 @@ async fn read_within(
             },
         })
         .collect();
-    let mut read = shard.read(items).await.into_iter();
+    let mut outcomes = shard.read(items).await;
+    if outcomes.len() < wanted.len() {
+        outcomes = with_presets(wanted, outcomes);
+    }
     let mut kept = 0;
-    let mut outcomes: Vec<ReadOutcome> = wanted
-        .iter()
-        .enumerate()
-        .map(|(i, w)| match w.preset {
-            Some(error) => ReadOutcome::unread(error),
-            None => {
-                let outcome = read.next().expect("one outcome per item");
-                if !outcome.unchanged {
-                    return outcome;
-                }
-                kept += 1;
-                match earlier.as_mut() {
-                    Some(earlier) => std::mem::replace(&mut earlier[i], ReadOutcome::unread(0)),
-                    None => quiet_outcome(w.quiet.expect("asked as quiet")),
-                }
-            }
-        })
-        .collect();
+    for (i, (w, outcome)) in wanted.iter().zip(outcomes.iter_mut()).enumerate() {
+        if !outcome.unchanged {
+            continue;
+        }
+        kept += 1;
+        *outcome = match earlier.as_mut() {
+            Some(earlier) => std::mem::replace(&mut earlier[i], ReadOutcome::unread(0)),
+            None => quiet_outcome(w.quiet.expect("asked as quiet")),
+        };
+    }
     if kept > 0 {
         crate::stats::FETCH_PARTITIONS_KEPT.add(kept);
     }
@@ -579,6 +574,22 @@ async fn read_within(
         used += outcome.bytes;
     }
     (outcomes, cut)
+}
+
+/// The read's outcomes in their places among the partitions answered
+/// without a read (see [`Wanted::preset`]), which are rare: the read's
+/// own vector is the answer's whenever there are none.
+fn with_presets(wanted: &[Wanted], read: Vec<ReadOutcome>) -> Vec<ReadOutcome> {
+    let mut read = read.into_iter();
+    let outcomes: Vec<ReadOutcome> = wanted
+        .iter()
+        .map(|w| match w.preset {
+            Some(error) => ReadOutcome::unread(error),
+            None => read.next().expect("one outcome per item"),
+        })
+        .collect();
+    assert!(read.next().is_none(), "one outcome per item");
+    outcomes
 }
 
 /// The outcome a quiet partition (see [`Wanted::quiet`]) would read
