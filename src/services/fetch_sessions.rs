@@ -309,33 +309,35 @@ fn listed(
     by_id: bool,
     topics: &Topics,
 ) -> Vec<(TopicPartition, SessionPartition)> {
-    request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let (topic, topic_id): (Arc<str>, Uuid) = if by_id {
-                (topic_by_id(topics, t.topic_id), t.topic_id)
-            } else {
-                (Arc::from(t.topic.0.as_str()), Uuid::nil())
+    // Sized up front: a consumer without a session names every partition
+    // it reads (a thousand, in a wide fetch), and growing by doubling
+    // copies them all again.
+    let count = request.topics.iter().map(|t| t.partitions.len()).sum();
+    let mut listed = Vec::with_capacity(count);
+    for t in &request.topics {
+        let (topic, topic_id): (Arc<str>, Uuid) = if by_id {
+            (topic_by_id(topics, t.topic_id), t.topic_id)
+        } else {
+            (Arc::from(t.topic.0.as_str()), Uuid::nil())
+        };
+        for p in &t.partitions {
+            let tp = TopicPartition {
+                topic: topic.clone(),
+                partition: p.partition,
             };
-            t.partitions.iter().map(move |p| {
-                let tp = TopicPartition {
-                    topic: topic.clone(),
-                    partition: p.partition,
-                };
-                let wanted = SessionPartition {
-                    topic_id,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                    current_leader_epoch: p.current_leader_epoch,
-                    last_fetched_epoch: p.last_fetched_epoch,
-                    sent: None,
-                    quiet: None,
-                };
-                (tp, wanted)
-            })
-        })
-        .collect()
+            let wanted = SessionPartition {
+                topic_id,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+                sent: None,
+                quiet: None,
+            };
+            listed.push((tp, wanted));
+        }
+    }
+    listed
 }
 
 #[cfg(test)]
