@@ -615,8 +615,8 @@ fn frames(
     mut hints: Option<&mut LeaderHints>,
 ) -> Vec<TopicFrame> {
     // By reference, taking only each outcome's vectors: moving a thousand
-    // partitions' (wanted, outcome) pairs through an iterator chain copies
-    // 260 bytes each, several times over.
+    // partitions' (wanted, outcome) pairs through an iterator chain copied
+    // both whole at every step (a third of the answer's time).
     let mut answered = wanted
         .iter()
         .zip(outcomes.iter_mut())
