@@ -264,7 +264,7 @@ pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
     let now_ms = crate::runtime::now_ms();
     // Each outcome is written where it stays: a wide fetch reads a
     // thousand partitions, and moving each outcome through the calls
-    // (136 bytes, a `memcpy` each way) cost more than reading it.
+    // (136 bytes, a `memcpy` each way) cost about as much as the read.
     let mut outcomes = Vec::with_capacity(items.len());
     for item in &items {
         outcomes.push(ReadOutcome::unread(NONE));
