@@ -667,13 +667,15 @@ fn frame(w: &Wanted, o: &mut ReadOutcome, hints: Option<&mut LeaderHints>) -> Pa
 /// shown partitions of one topic (name and id) share a topic.
 fn topic_runs(wanted: &[Wanted], shown: &[bool]) -> Vec<usize> {
     let mut runs: Vec<usize> = Vec::new();
+    // The topic of the last run (`None` until there is one).
     let mut last: Option<(&Arc<str>, Uuid)> = None;
     for (w, _) in wanted.iter().zip(shown).filter(|(_, &shown)| shown) {
-        match (last, runs.last_mut()) {
-            (Some((topic, id)), Some(run)) if *topic == w.tp.topic && id == w.topic_id => *run += 1,
+        let topic = Some((&w.tp.topic, w.topic_id));
+        match runs.last_mut() {
+            Some(run) if topic == last => *run += 1,
             _ => runs.push(1),
         }
-        last = Some((&w.tp.topic, w.topic_id));
+        last = topic;
     }
     runs
 }
