@@ -78,7 +78,11 @@ lint: ssl-deps
 # by git). The 10,000-partition run (issue 14's many-partitions target) also
 # stands beside the floor; as root both brokers run at nice -19, since on a
 # small machine its twenty clients would otherwise starve the one shard
-# thread (bench/README.md, `--nice`).
+# thread (bench/README.md, `--nice`). Then issue 14's other figures: 200k
+# msg/s over 8 partitions on one shard and on two (the CPU of two against
+# one, in shards-compare.md), and a clean restart at 10,000 and 100,000
+# partitions (time to serve, open files and memory, under `ulimit -n`
+# 65536 or this shell's hard limit if lower).
 BENCH_NICE ?= $(if $(filter 0,$(shell id -u)),--nice -19,)
 bench: build
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --out bench/results/1kb-50k
@@ -86,6 +90,11 @@ bench: build
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --duration 60 --out bench/results/ingest-1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --shards $$(nproc) --duration 60 --out bench/results/ingest-1kb-max-shard-per-cpu
+	./target/release/sluice-bench run bench/workloads/1-topic-8-partitions-1kb-max.toml --spawn --rate 200000 --shards 1 --duration 30 --no-baseline --out bench/results/8p-200k-1-shard
+	./target/release/sluice-bench run bench/workloads/1-topic-8-partitions-1kb-max.toml --spawn --rate 200000 --shards 2 --duration 30 --no-baseline --out bench/results/8p-200k-2-shards
+	./target/release/sluice-bench compare bench/results/8p-200k-1-shard bench/results/8p-200k-2-shards --out bench/results/shards-compare.md
+	./target/release/sluice-bench restart --topics 10 --partitions 1000 --out bench/results/restart-10k
+	./target/release/sluice-bench restart --topics 100 --partitions 1000 --out bench/results/restart-100k
 	./target/release/sluice-bench baseline --out bench/results
 
 # Only what a benchmark runs: the harness and the broker it spawns.

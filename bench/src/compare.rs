@@ -1,8 +1,10 @@
-//! `sluice-bench compare DIR...`: earlier runs side by side, one row each,
-//! read from their result.json files, with each run's publish rate as a
-//! ratio to the first run's, and the broker's CPU per message. Made for runs of one workload that differ in a
-//! single setting, such as the producer mode (`make bench-eos`); any other
-//! difference is named in a warning, since it would bias the ratio.
+//! `sluice-bench compare DIR...`: earlier runs side by side, one row each
+//! (named by its directory), read from their result.json files, with each
+//! run's publish rate and the broker's CPU per message, each also as a
+//! ratio to the first run's. Made for runs of one workload that differ in
+//! a single setting, such as the producer mode (`make bench-eos`) or the
+//! spawned broker's shards (`make bench`); any other workload difference
+//! is named in a warning, since it would bias the ratio.
 
 use std::path::{Path, PathBuf};
 
@@ -61,20 +63,37 @@ fn mode(c: &Compared) -> String {
     c.run.workload.producer_mode().label()
 }
 
-/// A row per run; the ratio column is each run's publish rate over the
-/// first run's.
+/// The run's output directory, which names it; else its workload.
+fn label(c: &Compared) -> String {
+    let dir = match c.path.file_name() {
+        Some(f) if f == "result.json" => c.path.parent(),
+        _ => Some(c.path.as_path()),
+    };
+    dir.and_then(Path::file_name).map_or_else(
+        || c.run.workload.name.clone(),
+        |d| d.to_string_lossy().into_owned(),
+    )
+}
+
+/// A row per run; the ratio columns are each run's publish rate, and
+/// broker CPU per message, over the first run's.
 pub fn table(runs: &[Compared]) -> Table {
     let first = runs.first().map(|c| c.result().publish_rate_msgs);
+    let first_cpu = runs
+        .first()
+        .and_then(|c| cpu_per_message(&c.run, c.result()));
     let vs = runs.first().map_or("first".into(), mode);
     let header = [
         "run",
         "mode",
+        "shards",
         "publish msg/s",
         "publish MB/s",
         &format!("vs {vs}"),
         "e2e p50 ms",
         "e2e p99 ms",
         "broker CPU µs/msg",
+        "CPU vs first",
         "lost",
         "failed",
     ];
@@ -86,15 +105,24 @@ pub fn table(runs: &[Compared]) -> Table {
                 Some(f) if f > 0.0 => format!("{:.3}x", t.publish_rate_msgs / f),
                 _ => "-".into(),
             };
+            let cpu = cpu_per_message(&c.run, t);
+            let cpu_ratio = match (cpu, first_cpu) {
+                (Some(us), Some(f)) if f > 0.0 => format!("{:.2}x", us / f),
+                _ => "-".into(),
+            };
             vec![
-                c.run.workload.name.clone(),
+                label(c),
                 mode(c),
+                c.run
+                    .broker_shards
+                    .map_or("default".into(), |n| n.to_string()),
                 format!("{:.0}", t.publish_rate_msgs),
                 format!("{:.1}", t.publish_rate_mb),
                 ratio,
                 format!("{:.3}", t.e2e_latency_us.p50 as f64 / 1000.0),
                 format!("{:.3}", t.e2e_latency_us.p99 as f64 / 1000.0),
-                cpu_per_message(&c.run, t).map_or("-".into(), |us| format!("{us:.2}")),
+                cpu.map_or("-".into(), |us| format!("{us:.2}")),
+                cpu_ratio,
                 t.messages_sent
                     .saturating_sub(t.messages_received)
                     .to_string(),
@@ -215,12 +243,14 @@ mod tests {
             compared("txn", 1.0, 100, false),
         ];
         let t = table(&runs);
-        assert_eq!(t.header[4], "vs plain");
+        assert_eq!(t.header[5], "vs plain");
         let col = |i: usize| t.rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>();
+        assert_eq!(col(0), ["plain", "idem", "txn"], "named by directory");
         assert_eq!(col(1), ["plain", "idempotent", "transactional 100"]);
-        assert_eq!(col(2), ["2000", "1900", "1000"]);
-        assert_eq!(col(4), ["1.000x", "0.950x", "0.500x"]);
-        assert_eq!(col(7), ["-", "-", "-"], "no broker usage in the samples");
+        assert_eq!(col(2), ["default", "default", "default"]);
+        assert_eq!(col(3), ["2000", "1900", "1000"]);
+        assert_eq!(col(5), ["1.000x", "0.950x", "0.500x"]);
+        assert_eq!(col(8), ["-", "-", "-"], "no broker usage in the samples");
         assert!(warnings(&runs).is_empty(), "{:?}", warnings(&runs));
     }
 
@@ -270,7 +300,7 @@ mod tests {
         let md = markdown(&[compared("plain", 1.0, 0, false)]);
         let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(rows.len(), 3);
-        assert!(rows.iter().all(|r| r.matches('|').count() == 11), "{md}");
+        assert!(rows.iter().all(|r| r.matches('|').count() == 13), "{md}");
     }
 
     #[test]
@@ -282,6 +312,27 @@ mod tests {
             peak_rss_mb: 30.0,
         });
         // 2,000 msg/s for 10 s on 0.5 CPU seconds: 25 µs a message.
-        assert_eq!(table(&[c]).rows[0][7], "25.00");
+        assert_eq!(table(&[c]).rows[0][8], "25.00");
+    }
+
+    #[test]
+    fn shard_counts_and_cpu_against_the_first_run_are_shown() {
+        let usage = |cpu_seconds| {
+            Some(crate::spawn::Usage {
+                cpu_seconds,
+                peak_rss_mb: 30.0,
+            })
+        };
+        let mut one = compared("one-shard", 2.0, 0, false);
+        one.run.broker_shards = Some(1);
+        one.run.targets.get_mut("sluice").unwrap().broker = usage(0.5);
+        let mut two = compared("two-shards", 2.0, 0, false);
+        two.run.broker_shards = Some(2);
+        two.run.targets.get_mut("sluice").unwrap().broker = usage(0.6);
+        let t = table(&[one, two]);
+        let col = |i: usize| t.rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>();
+        assert_eq!(col(0), ["one-shard", "two-shards"]);
+        assert_eq!(col(2), ["1", "2"]);
+        assert_eq!(col(9), ["1.00x", "1.20x"]);
     }
 }

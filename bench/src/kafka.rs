@@ -121,7 +121,25 @@ pub fn check_reachable(name: &str, bootstrap: &str) -> Result<()> {
 /// and `min.insync.replicas`) and waits until Metadata shows every partition
 /// led, with every replica in sync.
 pub fn create_topics(bootstrap: &str, topics: &[String], w: &Workload) -> Result<()> {
-    wait_for_brokers(bootstrap, w.replication_factor)?;
+    let shape = TopicShape {
+        partitions: w.partitions_per_topic,
+        replication_factor: w.replication_factor,
+        min_insync_replicas: w.min_insync_replicas,
+    };
+    create_topics_shaped(bootstrap, topics, &shape)
+}
+
+/// What [`create_topics_shaped`] makes each topic.
+pub struct TopicShape {
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: Option<u32>,
+}
+
+/// Creates `topics`, each of `shape`, and waits until Metadata shows them
+/// led and in sync.
+pub fn create_topics_shaped(bootstrap: &str, topics: &[String], shape: &TopicShape) -> Result<()> {
+    wait_for_brokers(bootstrap, shape.replication_factor)?;
     // librdkafka gives up on a request after socket.timeout.ms (60 s by
     // default), whatever the admin options say.
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
@@ -130,14 +148,14 @@ pub fn create_topics(bootstrap: &str, topics: &[String], w: &Workload) -> Result
     let opts = AdminOptions::new()
         .operation_timeout(Some(CREATE_TIMEOUT))
         .request_timeout(Some(CREATE_TIMEOUT));
-    let min_insync = w.min_insync_replicas.map(|m| m.to_string());
+    let min_insync = shape.min_insync_replicas.map(|m| m.to_string());
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
             let topic = NewTopic::new(
                 t,
-                w.partitions_per_topic as i32,
-                TopicReplication::Fixed(w.replication_factor as i32),
+                shape.partitions as i32,
+                TopicReplication::Fixed(shape.replication_factor as i32),
             );
             match &min_insync {
                 Some(m) => topic.set("min.insync.replicas", m),
@@ -154,8 +172,9 @@ pub fn create_topics(bootstrap: &str, topics: &[String], w: &Workload) -> Result
     wait_for_partitions(
         bootstrap,
         topics,
-        w.partitions_per_topic,
-        w.replication_factor,
+        shape.partitions,
+        shape.replication_factor,
+        Duration::from_millis(100),
     )
 }
 
@@ -184,13 +203,14 @@ fn wait_for_brokers(bootstrap: &str, count: u32) -> Result<()> {
 }
 
 /// Until Metadata shows `partitions` partitions per topic, each with a
-/// leader and all `replicas` replicas in its ISR: a run measured while
-/// followers still join would mix two regimes.
-fn wait_for_partitions(
+/// leader and all `replicas` replicas in its ISR (asked every `poll`): a
+/// run measured while followers still join would mix two regimes.
+pub fn wait_for_partitions(
     bootstrap: &str,
     topics: &[String],
     partitions: u32,
     replicas: u32,
+    poll: Duration,
 ) -> Result<()> {
     let consumer: BaseConsumer = base_config(bootstrap).create()?;
     let deadline = Instant::now() + CREATE_TIMEOUT;
@@ -219,7 +239,7 @@ fn wait_for_partitions(
                 CREATE_TIMEOUT.as_secs()
             );
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(poll);
     }
 }
 

@@ -17,6 +17,8 @@
 //! - `floor`: the in-memory broker that answers at once, the latency floor
 //!   the clients and the machine set on their own.
 //! - `baseline`: loopback TCP and disk append limits.
+//! - `restart`: a spawned broker with many partitions, stopped and started
+//!   again: how soon it serves, and the files and memory it holds.
 //! - `compression` and `datasets`: the codec study on deterministic data;
 //!   `codec_runs`: its through-the-broker part, one run per codec.
 //! - `report` and `plot`: result.json types, tables, Markdown, SVG/PNG plots;
@@ -40,6 +42,7 @@ mod plot;
 mod rate;
 mod raw;
 mod report;
+mod restart;
 mod run;
 mod search;
 mod spawn;
@@ -94,6 +97,10 @@ enum Command {
     Compression(CompressionArgs),
     /// Put earlier runs side by side, each against the first.
     Compare(CompareArgs),
+    /// Fill a spawned sluice with many partitions, restart it cleanly, and
+    /// time how soon every partition serves again; report the open files
+    /// and memory it holds before and after.
+    Restart(RestartArgs),
     /// Serve the in-memory floor broker (what `run --floor` starts).
     FloorBroker(FloorBrokerArgs),
 }
@@ -248,6 +255,25 @@ struct IngestArgs {
 }
 
 #[derive(Args)]
+struct RestartArgs {
+    /// Topics to create.
+    #[arg(long, default_value_t = 10)]
+    topics: u32,
+    /// Partitions of each topic.
+    #[arg(long, default_value_t = 1_000)]
+    partitions: u32,
+    #[command(flatten)]
+    broker: SpawnedBrokerArgs,
+    /// The broker's open-file limit, soft and hard (an operator's `ulimit
+    /// -n`), at most this process's hard limit; 0 leaves it this process's.
+    #[arg(long, default_value_t = 65_536)]
+    open_files_limit: u64,
+    /// Output directory for restart.json and the broker's logs.
+    #[arg(long, default_value = "bench/results/restart")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct BaselineArgs {
     /// Output directory for baseline.json.
     #[arg(long, default_value = "bench/results")]
@@ -311,6 +337,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(a) => cmd_ingest(a),
         Command::Compression(a) => cmd_compression(a),
         Command::Compare(a) => cmd_compare(a),
+        Command::Restart(a) => cmd_restart(a),
         Command::FloorBroker(a) => floor::serve(a.listen),
     };
     match result {
@@ -492,6 +519,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             .unwrap_or_default()
             .as_secs(),
         broker_nice: a.broker.nice,
+        broker_shards: a.broker.shards,
         baseline: None,
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
@@ -614,6 +642,31 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
     if let Some(b) = &result.baseline {
         println!("{}", b.table().terminal());
     }
+    println!("{}", result.table().terminal());
+    eprintln!("wrote {}", json.display());
+    Ok(())
+}
+
+fn cmd_restart(a: RestartArgs) -> Result<()> {
+    let shape = restart::Shape {
+        topics: a.topics,
+        partitions_per_topic: a.partitions,
+    };
+    shape.validate()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let serve = spawn::Serve {
+        bin: spawn::find_broker_bin(a.broker.broker_bin.as_deref()),
+        shards: a.broker.shards,
+        nice: a.broker.nice,
+        open_files_limit: (a.open_files_limit > 0).then_some(a.open_files_limit),
+    };
+    eprintln!(
+        "restart: {} topics x {} partitions...",
+        shape.topics, shape.partitions_per_topic
+    );
+    let result = restart::run(serve, shape, &a.out)?;
+    let json = a.out.join("restart.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&result)?)?;
     println!("{}", result.table().terminal());
     eprintln!("wrote {}", json.display());
     Ok(())

@@ -153,6 +153,8 @@ pub struct Answer {
     /// Index of the frame it answered.
     pub frame: usize,
     pub sent: Instant,
+    /// The lowest and highest base offset its partitions were given.
+    pub base_offsets: (i64, i64),
 }
 
 impl Connection {
@@ -208,8 +210,13 @@ impl Connection {
         // Produce v7 answers with response header v0: the id alone.
         let mut body = Bytes::copy_from_slice(&self.response[4..]);
         let answer = ProduceResponse::decode(&mut body, PRODUCE_VERSION)?;
+        let mut base_offsets = (i64::MAX, i64::MIN);
         for t in &answer.responses {
             for p in &t.partition_responses {
+                base_offsets = (
+                    base_offsets.0.min(p.base_offset),
+                    base_offsets.1.max(p.base_offset),
+                );
                 if p.error_code != 0 {
                     bail!(
                         "{} partition {}: error code {}",
@@ -220,7 +227,11 @@ impl Connection {
                 }
             }
         }
-        Ok(Answer { frame, sent })
+        Ok(Answer {
+            frame,
+            sent,
+            base_offsets,
+        })
     }
 }
 

@@ -66,6 +66,9 @@ pub struct RunResult {
     /// absent: the harness's own.
     #[serde(default)]
     pub broker_nice: Option<i32>,
+    /// The `--shards` a spawned broker was given; absent: its default.
+    #[serde(default)]
+    pub broker_shards: Option<usize>,
     pub baseline: Option<Baseline>,
     /// Target names in command-line order (`targets` is keyed by name).
     pub order: Vec<String>,
@@ -430,6 +433,9 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
             "Every broker the harness started (spawned or floor) ran at nice {n}.\n"
         );
     }
+    if let Some(n) = run.broker_shards {
+        let _ = writeln!(md, "The spawned broker ran with `--shards {n}`.\n");
+    }
     if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
         let _ = writeln!(
             md,
@@ -529,6 +535,7 @@ pub mod tests {
             harness_version: "0".into(),
             librdkafka_version: "x".into(),
             broker_nice: None,
+            broker_shards: None,
             started_unix_secs: 0,
             producer_mode: "plain".into(),
             baseline: None,

@@ -40,6 +40,29 @@ pub struct SpawnedBroker {
     pub metrics: Option<String>,
     /// Removed when the broker stops; the floor has none.
     data_dir: Option<PathBuf>,
+    /// How it was started, so [`SpawnedBroker::restart`] can start it
+    /// again; the floor has none.
+    serve: Option<Serve>,
+}
+
+/// A `sluice serve` to start.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    pub bin: PathBuf,
+    pub shards: Option<usize>,
+    pub nice: Option<i32>,
+    /// The broker's open-file limit (soft and hard), to hold it to what an
+    /// operator's `ulimit -n` would be; `None` inherits this process's.
+    pub open_files_limit: Option<u64>,
+}
+
+/// What [`SpawnedBroker::restart`] took.
+#[derive(Debug, Clone, Copy)]
+pub struct Restarted {
+    /// SIGTERM to exit.
+    pub stop: Duration,
+    /// Exec to the ready line.
+    pub start: Duration,
 }
 
 /// The `sluice` binary: `explicit`, else next to this executable (or one
@@ -57,6 +80,36 @@ pub fn find_broker_bin(explicit: Option<&Path>) -> PathBuf {
         }
     }
     PathBuf::from("sluice")
+}
+
+/// Runs `cmd` with `limit` as its soft and hard open-file limits, or with
+/// this process's hard limit if that is lower (raising it takes
+/// CAP_SYS_RESOURCE).
+fn with_open_files_limit(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid, exclusive
+    // pointer; on failure `own` keeps an infinite hard limit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
+    let limit = limit.min(own.rlim_max);
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: setrlimit is async-signal-safe and reads only `rlimit`, a
+    // copy owned by the hook.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
 
 /// Runs `cmd` at nice level `nice`. Set before exec, so that every thread
@@ -85,6 +138,20 @@ impl SpawnedBroker {
         nice: Option<i32>,
         log: &Path,
     ) -> Result<SpawnedBroker> {
+        SpawnedBroker::serve(
+            Serve {
+                bin: bin.to_path_buf(),
+                shards,
+                nice,
+                open_files_limit: None,
+            },
+            log,
+        )
+    }
+
+    /// Starts `serve` on a free loopback port and a new data dir; its
+    /// stderr goes to `log`.
+    pub fn serve(serve: Serve, log: &Path) -> Result<SpawnedBroker> {
         let data_dir = std::env::temp_dir().join(format!(
             "sluice-bench-{}-{}",
             std::process::id(),
@@ -94,24 +161,46 @@ impl SpawnedBroker {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&data_dir)?;
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&data_dir);
-        if let Some(n) = shards {
-            cmd.args(["--shards", &n.to_string()]);
+        let cmd = serve_command(&serve, &data_dir);
+        let mut broker = SpawnedBroker::launch(cmd, Some(data_dir), log).with_context(|| {
+            format!("starting broker {} (use --broker-bin)", serve.bin.display())
+        })?;
+        broker.serve = Some(serve);
+        Ok(broker)
+    }
+
+    /// Stops the broker with SIGTERM and starts it again on the same data
+    /// dir and flags (on a new port), its stderr now to `log`. A broker
+    /// that does not exit within `stop_timeout` is killed and the restart
+    /// fails: what it measures is a clean shutdown's.
+    pub fn restart(&mut self, stop_timeout: Duration, log: &Path) -> Result<Restarted> {
+        let serve = self
+            .serve
+            .clone()
+            .context("only a spawned sluice restarts")?;
+        let data_dir = self
+            .data_dir
+            .clone()
+            .context("a spawned sluice has a data dir")?;
+        let stopping = Instant::now();
+        if !self.stop_within(stop_timeout)? {
+            bail!("the broker did not exit within {stop_timeout:?} of SIGTERM");
         }
-        if let Some(n) = nice {
-            at_nice(&mut cmd, n);
-        }
-        SpawnedBroker::launch(cmd, Some(data_dir), log)
-            .with_context(|| format!("starting broker {} (use --broker-bin)", bin.display()))
+        let stop = stopping.elapsed();
+        let starting = Instant::now();
+        let mut started = SpawnedBroker::launch(serve_command(&serve, &data_dir), None, log)
+            .context("starting the broker again")?;
+        let start = starting.elapsed();
+        // The started broker takes this one's place; the data dir stays
+        // this one's to remove.
+        std::mem::swap(&mut self.child, &mut started.child);
+        std::mem::swap(&mut self.addr, &mut started.addr);
+        std::mem::swap(&mut self.metrics, &mut started.metrics);
+        // It now holds the exited child and no data dir: dropping it stops
+        // nothing, but clears the watchdog's pid.
+        drop(started);
+        SPAWNED_PID.store(self.child.id() as i32, Relaxed);
+        Ok(Restarted { stop, start })
     }
 
     /// Starts this executable's in-memory floor broker (see `floor`) on a
@@ -171,6 +260,7 @@ impl SpawnedBroker {
             addr: String::new(),
             metrics: None,
             data_dir,
+            serve: None,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok((addr, metrics)) => (broker.addr, broker.metrics) = (addr, metrics),
@@ -197,19 +287,9 @@ impl SpawnedBroker {
     }
 
     fn terminate(&mut self) -> Result<()> {
-        if self.child.try_wait()?.is_none() {
-            // SAFETY: kill(2) on the pid of a child we have not yet reaped,
-            // so the pid cannot have been reused.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while self.child.try_wait()?.is_none() {
-                if Instant::now() > deadline {
-                    self.child.kill()?;
-                    self.child.wait()?;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if !self.stop_within(STOP_TIMEOUT)? {
+            self.child.kill()?;
+            self.child.wait()?;
         }
         SPAWNED_PID.store(0, Relaxed);
         if let Some(d) = &self.data_dir {
@@ -217,6 +297,48 @@ impl SpawnedBroker {
         }
         Ok(())
     }
+
+    /// SIGTERM, then waits up to `timeout`; whether the broker exited.
+    fn stop_within(&mut self, timeout: Duration) -> Result<bool> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(true);
+        }
+        // SAFETY: kill(2) on the pid of a child we have not yet reaped, so
+        // the pid cannot have been reused.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(true)
+    }
+}
+
+/// The `sluice serve` command line of `serve` on `data_dir`.
+fn serve_command(serve: &Serve, data_dir: &Path) -> Command {
+    let mut cmd = Command::new(&serve.bin);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir);
+    if let Some(n) = serve.shards {
+        cmd.args(["--shards", &n.to_string()]);
+    }
+    if let Some(n) = serve.nice {
+        at_nice(&mut cmd, n);
+    }
+    if let Some(limit) = serve.open_files_limit {
+        with_open_files_limit(&mut cmd, limit);
+    }
+    cmd
 }
 
 impl Drop for SpawnedBroker {

@@ -156,6 +156,49 @@ fn ingest_against_spawned_broker() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A restart of a broker holding a few partitions on two shards: every
+/// partition takes a record before the stop and the next offset after the
+/// start (checked by the harness, which fails otherwise), and the report
+/// counts what the broker held under the open-file limit it ran with.
+#[test]
+fn restart_of_a_spawned_broker() {
+    let dir = temp_dir("restart");
+    let out = dir.join("out");
+    let broker = broker_bin();
+    bench_ok(&[
+        "restart",
+        "--topics",
+        "2",
+        "--partitions",
+        "5",
+        "--broker-bin",
+        broker.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--open-files-limit",
+        "4096",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("restart.json"));
+    assert_eq!(json["partitions"], 10, "{json}");
+    let limit = json["open_files_limit"].as_u64().unwrap();
+    assert!((1..=4096).contains(&limit), "{json}");
+    for held in ["before", "at_ready", "after"] {
+        let files = json[held]["open_files"].as_u64().unwrap();
+        assert!(files > 0 && files < limit, "{held} in {json}");
+        assert!(
+            json[held]["rss_mib"].as_f64().unwrap() > 0.0,
+            "{held} in {json}"
+        );
+    }
+    let secs = |f: &str| json[f].as_f64().unwrap();
+    assert!(secs("ready_secs") <= secs("listed_secs"), "{json}");
+    assert!(secs("listed_secs") <= secs("served_secs"), "{json}");
+    assert!(out.join("broker-sluice-restarted.log").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad input fails fast with a message naming the problem.
 #[test]
 fn bad_input_gets_a_clear_error() {
@@ -188,6 +231,11 @@ fn bad_input_gets_a_clear_error() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(stderr.contains("unreachable"), "{stderr}");
+
+    let o = bench(&["restart", "--topics", "1000", "--partitions", "1000"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("--topics times --partitions"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
