@@ -24,8 +24,10 @@ use crate::spawn::{Serve, SpawnedBroker};
 pub const TOPICS_MAX: u32 = 1_000;
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 pub const PARTITIONS_MAX: u64 = 200_000;
-/// How long a clean shutdown may take before the run fails.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a clean shutdown may take before the run fails: long, since
+/// a close writes files for every partition, and creating 400,000 files
+/// on a slow filesystem (bench/README.md) took over a minute.
+const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often Metadata is asked after the start.
 const METADATA_POLL: Duration = Duration::from_millis(5);
 /// Bytes of each record's value.
