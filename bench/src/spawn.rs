@@ -63,6 +63,8 @@ pub struct Restarted {
     pub stop: Duration,
     /// Exec to the ready line.
     pub start: Duration,
+    /// When the ready line was read.
+    pub ready: Instant,
 }
 
 /// The `sluice` binary: `explicit`, else next to this executable (or one
@@ -171,8 +173,8 @@ impl SpawnedBroker {
 
     /// Stops the broker with SIGTERM and starts it again on the same data
     /// dir and flags (on a new port), its stderr now to `log`. A broker
-    /// that does not exit within `stop_timeout` is killed and the restart
-    /// fails: what it measures is a clean shutdown's.
+    /// that does not exit within `stop_timeout` fails the restart (and is
+    /// killed when dropped): what it measures is a clean shutdown's.
     pub fn restart(&mut self, stop_timeout: Duration, log: &Path) -> Result<Restarted> {
         let serve = self
             .serve
@@ -190,7 +192,8 @@ impl SpawnedBroker {
         let starting = Instant::now();
         let mut started = SpawnedBroker::launch(serve_command(&serve, &data_dir), None, log)
             .context("starting the broker again")?;
-        let start = starting.elapsed();
+        let ready = Instant::now();
+        let start = ready - starting;
         // The started broker takes this one's place; the data dir stays
         // this one's to remove.
         std::mem::swap(&mut self.child, &mut started.child);
@@ -200,7 +203,7 @@ impl SpawnedBroker {
         // nothing, but clears the watchdog's pid.
         drop(started);
         SPAWNED_PID.store(self.child.id() as i32, Relaxed);
-        Ok(Restarted { stop, start })
+        Ok(Restarted { stop, start, ready })
     }
 
     /// Starts this executable's in-memory floor broker (see `floor`) on a
