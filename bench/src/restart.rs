@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::kafka::{self, TopicShape};
 use crate::raw::{Connection, Frame, RequestShape};
 use crate::report::Table;
-use crate::spawn::{Serve, SpawnedBroker};
+use crate::spawn::{self, status_kib, Serve, SpawnedBroker};
 
 /// Bounds on the shape, so a typo cannot fill the disk.
 pub const TOPICS_MAX: u32 = 1_000;
@@ -187,7 +187,6 @@ pub fn run(serve: Serve, shape: Shape, log_dir: &Path) -> Result<RestartResult> 
         .context("writing every partition after the restart")?;
     let served = restarted.ready.elapsed();
     let after = Held::read(pid)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
     let result = RestartResult {
         shape,
@@ -201,8 +200,7 @@ pub fn run(serve: Serve, shape: Shape, log_dir: &Path) -> Result<RestartResult> 
         served_secs: (restarted.start + served).as_secs_f64(),
         at_ready,
         after,
-        peak_rss_mib: status_kib(&status, "VmHWM:").context("no VmHWM in /proc/PID/status")? as f64
-            / 1024.0,
+        peak_rss_mib: spawn::read_usage(pid)?.peak_rss_mb,
         broker_nice,
     };
     broker.stop()?;
@@ -251,12 +249,6 @@ fn write_every_partition(
     Ok(())
 }
 
-/// A `Name:   N kB` line of /proc/PID/status.
-fn status_kib(status: &str, name: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(name))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// The soft limit of `Max open files` in /proc/PID/limits.
 fn open_files_soft_limit(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
@@ -272,14 +264,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_lines_are_read() {
+    fn the_soft_open_file_limit_is_read() {
         let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                      Max open files            65536                65536                files     \n";
-        assert_eq!(open_files_soft_limit(limits), Some(65536));
-        assert_eq!(
-            status_kib("VmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n", "VmRSS:"),
-            Some(1024)
-        );
+                      Max open files            4096                 65536                files     \n";
+        assert_eq!(open_files_soft_limit(limits), Some(4096));
     }
 
     #[test]

@@ -364,7 +364,8 @@ pub fn read_usage(pid: u32) -> Result<Usage> {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Ok(Usage {
         cpu_seconds: parse_cpu_ticks(&stat).context("parsing /proc/PID/stat")? as f64 / ticks,
-        peak_rss_mb: parse_vm_hwm_kb(&status).context("parsing /proc/PID/status")? as f64 / 1024.0,
+        peak_rss_mb: status_kib(&status, "VmHWM:").context("parsing /proc/PID/status")? as f64
+            / 1024.0,
     })
 }
 
@@ -408,8 +409,9 @@ fn parse_nice(stat: &str) -> Option<i32> {
     stat_fields(stat)?.get(16)?.parse().ok()
 }
 
-fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+/// A `Field:   N kB` line of /proc/PID/status, in KiB.
+pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -424,7 +426,9 @@ mod tests {
         assert_eq!(parse_nice(stat), Some(0));
         let reniced = "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 -5 1";
         assert_eq!(parse_nice(reniced), Some(-5));
-        assert_eq!(parse_vm_hwm_kb("Name:\tx\nVmHWM:\t  2048 kB\n"), Some(2048));
+        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), Some(2048));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(1024));
     }
 
     #[test]
