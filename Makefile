@@ -70,7 +70,8 @@ lint: ssl-deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The standard 1 KB workloads against a spawned broker (the 50k one beside
-# the in-memory latency floor, `--floor` in bench/README.md), the produce-only
+# the in-memory latency floor and the floor that also appends each batch
+# to a file, `--floor` and `--floor-disk` in bench/README.md), the produce-only
 # ceiling (ingest, with the sustained page-cache rate of the same run; with
 # the default shards, then one shard per CPU, which a small machine's
 # default is not), and
@@ -88,7 +89,7 @@ lint: ssl-deps
 BENCH_NICE ?= $(if $(filter 0,$(shell id -u)),--nice -19,)
 bench: build
 	./target/release/sluice-bench restart --topics 10 --partitions 1000 --out bench/results/restart-10k
-	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --out bench/results/1kb-50k
+	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --floor-disk --out bench/results/1kb-50k
 	./target/release/sluice-bench run bench/workloads/10-topics-1000-partitions-1kb-50k.toml --spawn --floor $(BENCH_NICE) --out bench/results/10k-partitions-50k
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --duration 60 --out bench/results/ingest-1kb-max

@@ -71,6 +71,8 @@ const DISK_GIB_MAX: f64 = 1024.0;
 const SPAWN_NAME: &str = "sluice";
 /// Name of the `--floor` target.
 const FLOOR_NAME: &str = "floor";
+/// Name of the `--floor-disk` target.
+const FLOOR_DISK_NAME: &str = "floor-disk";
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +112,10 @@ struct FloorBrokerArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:9092")]
     listen: std::net::SocketAddr,
+    /// Also append every produced partition's bytes to a file of its own
+    /// in this directory (an existing one, kept), before answering.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -145,6 +151,12 @@ struct RunArgs {
     /// can be read against what the clients and machine cost alone.
     #[arg(long)]
     floor: bool,
+    /// Also run against the floor with a disk (target "floor-disk", last):
+    /// it appends every produced partition's bytes to a file through the
+    /// page cache before answering, what any broker's write costs and no
+    /// more.
+    #[arg(long)]
+    floor_disk: bool,
     #[command(flatten)]
     broker: SpawnedBrokerArgs,
     #[command(flatten)]
@@ -338,7 +350,7 @@ fn main() -> std::process::ExitCode {
         Command::Compression(a) => cmd_compression(a),
         Command::Compare(a) => cmd_compare(a),
         Command::Restart(a) => cmd_restart(a),
-        Command::FloorBroker(a) => floor::serve(a.listen),
+        Command::FloorBroker(a) => floor::serve(a.listen, a.log_dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -353,6 +365,7 @@ fn main() -> std::process::ExitCode {
 enum Endpoint {
     Spawn,
     Floor,
+    FloorDisk,
     Remote(String),
 }
 
@@ -382,18 +395,22 @@ fn check_addr(addrs: &str) -> Result<()> {
 
 fn targets(a: &RunArgs, w: &Workload) -> Result<Vec<(String, Endpoint)>> {
     let mut out = endpoints(a.spawn, &a.targets, &a.bootstraps)?;
-    if a.floor {
+    let floors = [
+        (a.floor, FLOOR_NAME, Endpoint::Floor),
+        (a.floor_disk, FLOOR_DISK_NAME, Endpoint::FloorDisk),
+    ];
+    for (_, name, endpoint) in floors.into_iter().filter(|f| f.0) {
         if w.producer_mode().messages_per_transaction().is_some()
             || w.consumer_mode != workload::ConsumerMode::Assign
         {
             bail!(
-                "--floor serves neither transactions nor consumer groups; this workload uses one"
+                "--floor and --floor-disk serve neither transactions nor consumer groups; this workload uses one"
             );
         }
-        if out.iter().any(|(n, _)| n == FLOOR_NAME) {
-            bail!("target name {FLOOR_NAME:?} is used twice");
+        if out.iter().any(|(n, _)| n == name) {
+            bail!("target name {name:?} is used twice");
         }
-        out.push((FLOOR_NAME.to_string(), Endpoint::Floor));
+        out.push((name.to_string(), endpoint));
     }
     if out.is_empty() {
         bail!("no target: pass --spawn, --target NAME=HOST:PORT or --bootstrap HOST:PORT");
@@ -462,7 +479,8 @@ fn with_endpoint<T>(
             let bin = spawn::find_broker_bin(opts.broker_bin);
             SpawnedBroker::start(&bin, opts.shards, opts.nice, &log)?
         }
-        Endpoint::Floor => SpawnedBroker::start_floor(opts.nice, &log)?,
+        Endpoint::Floor => SpawnedBroker::start_floor(opts.nice, false, &log)?,
+        Endpoint::FloorDisk => SpawnedBroker::start_floor(opts.nice, true, &log)?,
     };
     if let Some(want) = opts.nice {
         let got = spawn::read_nice(broker.pid())?;

@@ -38,7 +38,7 @@ pub struct SpawnedBroker {
     pub addr: String,
     /// Its `/metrics` endpoint, for the per-stage histograms.
     pub metrics: Option<String>,
-    /// Removed when the broker stops; the floor has none.
+    /// Removed when the broker stops; the in-memory floor has none.
     data_dir: Option<PathBuf>,
     /// How it was started, so [`SpawnedBroker::restart`] can start it
     /// again; the floor has none.
@@ -132,6 +132,21 @@ fn at_nice(cmd: &mut Command, nice: i32) {
     }
 }
 
+/// A new, empty directory for a spawned broker's data; the broker's drop
+/// removes it.
+fn new_data_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 impl SpawnedBroker {
     /// Starts `bin serve` on a free loopback port; its stderr goes to `log`.
     pub fn start(
@@ -154,15 +169,7 @@ impl SpawnedBroker {
     /// Starts `serve` on a free loopback port and a new data dir; its
     /// stderr goes to `log`.
     pub fn serve(serve: Serve, log: &Path) -> Result<SpawnedBroker> {
-        let data_dir = std::env::temp_dir().join(format!(
-            "sluice-bench-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&data_dir)?;
+        let data_dir = new_data_dir()?;
         let cmd = serve_command(&serve, &data_dir);
         let mut broker = SpawnedBroker::launch(cmd, Some(data_dir), log).with_context(|| {
             format!("starting broker {} (use --broker-bin)", serve.bin.display())
@@ -206,16 +213,23 @@ impl SpawnedBroker {
         Ok(Restarted { stop, start, ready })
     }
 
-    /// Starts this executable's in-memory floor broker (see `floor`) on a
-    /// free loopback port.
-    pub fn start_floor(nice: Option<i32>, log: &Path) -> Result<SpawnedBroker> {
+    /// Starts this executable's floor broker (see `floor`) on a free
+    /// loopback port; with `disk`, writing to a new data dir.
+    pub fn start_floor(nice: Option<i32>, disk: bool, log: &Path) -> Result<SpawnedBroker> {
         let exe = std::env::current_exe().context("finding sluice-bench itself")?;
         let mut cmd = Command::new(exe);
         cmd.args(["floor-broker", "--listen", "127.0.0.1:0"]);
+        let data_dir = if disk {
+            let dir = new_data_dir()?;
+            cmd.arg("--log-dir").arg(&dir);
+            Some(dir)
+        } else {
+            None
+        };
         if let Some(n) = nice {
             at_nice(&mut cmd, n);
         }
-        SpawnedBroker::launch(cmd, None, log).context("starting the floor broker")
+        SpawnedBroker::launch(cmd, data_dir, log).context("starting the floor broker")
     }
 
     /// Runs `cmd` (stderr to `log`) and waits for its ready line.

@@ -438,8 +438,9 @@ fn transactional_run_against_spawned_broker() {
     assert_eq!(json["workload"]["messages_per_transaction"], 500);
 }
 
-/// The floor broker serves a whole run (idempotent producers, `assign()`
-/// consumers) and loses nothing; `--floor` refuses what it cannot serve.
+/// The floor broker, in memory and with a disk, serves a whole run
+/// (idempotent producers, `assign()` consumers) and loses nothing; `--floor`
+/// refuses what it cannot serve.
 #[test]
 fn floor_serves_a_run() {
     let dir = temp_dir("floor");
@@ -449,6 +450,7 @@ fn floor_serves_a_run() {
         "run",
         workload.to_str().unwrap(),
         "--floor",
+        "--floor-disk",
         "--nice",
         "5",
         "--no-baseline",
@@ -458,6 +460,15 @@ fn floor_serves_a_run() {
     ]);
     let json = read_json(&out.join("result.json"));
     assert_target_complete(&json, "idempotent", "floor");
+    // A disk write that failed would have been refused (and retried until
+    // the run gave up), so a complete run wrote everything it acknowledged.
+    assert_target_complete(&json, "idempotent", "floor-disk");
+    let disk_log = std::fs::read_to_string(out.join("broker-floor-disk.log")).unwrap();
+    assert!(
+        disk_log.contains("floor: appending produced bytes"),
+        "{disk_log}"
+    );
+    assert!(!disk_log.contains("floor: writing"), "{disk_log}");
     // Measured at all: CPU is counted in 10 ms ticks a short run may not
     // reach, but its resident memory is never zero.
     assert!(
@@ -474,7 +485,7 @@ fn floor_serves_a_run() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        stderr.contains("--floor serves neither transactions"),
+        stderr.contains("--floor and --floor-disk serve neither transactions"),
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,7 @@
 //! The floor broker's answers, one function per API it serves.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -17,6 +17,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::disk::Disk;
 use super::store::Store;
 
 /// The floor's only node id.
@@ -26,6 +27,7 @@ const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 const UNSUPPORTED_VERSION: i16 = 35;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const LIST_EARLIEST: i64 = -2;
+const KAFKA_STORAGE_ERROR: i16 = 56;
 
 /// The APIs served and their version ranges: enough for librdkafka's
 /// producers, admin client and `assign()` consumers.
@@ -48,15 +50,21 @@ pub fn supports(api: ApiKey, version: i16) -> bool {
 
 pub struct Answers {
     store: Store,
+    /// Where produced bytes are also written, with `--log-dir`.
+    disk: Option<Disk>,
+    /// A failed disk write is logged once, not once per request.
+    disk_failed: AtomicBool,
     host: StrBytes,
     port: i32,
     next_producer_id: AtomicI64,
 }
 
 impl Answers {
-    pub fn new(local: SocketAddr) -> Answers {
+    pub fn new(local: SocketAddr, disk: Option<Disk>) -> Answers {
         Answers {
             store: Store::default(),
+            disk,
+            disk_failed: AtomicBool::new(false),
             host: StrBytes::from_string(local.ip().to_string()),
             port: i32::from(local.port()),
             next_producer_id: AtomicI64::new(1000),
@@ -116,7 +124,10 @@ impl Answers {
                 out.index = p.index;
                 out.log_append_time_ms = -1;
                 let records = p.records.unwrap_or_default();
-                match self.store.append(&topic.name, p.index, &records) {
+                let stored = self
+                    .write(&topic.name, p.index, &records)
+                    .and_then(|()| self.store.append(&topic.name, p.index, &records));
+                match stored {
                     Ok((base, start)) => {
                         out.base_offset = base;
                         out.log_start_offset = start;
@@ -133,6 +144,20 @@ impl Answers {
             answer.responses.push(t);
         }
         answer
+    }
+
+    /// With a disk, the write of a partition's produced bytes, before the
+    /// store shows them to anyone.
+    fn write(&self, topic: &str, partition: i32, records: &[u8]) -> Result<(), i16> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        disk.append(topic, partition, records).map_err(|e| {
+            if !self.disk_failed.swap(true, Relaxed) {
+                eprintln!("floor: writing {topic}-{partition}: {e} (logged once)");
+            }
+            KAFKA_STORAGE_ERROR
+        })
     }
 
     /// Answers at once when there are `min_bytes` to send or the wait is

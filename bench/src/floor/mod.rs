@@ -1,7 +1,8 @@
 //! The floor: a Kafka-API broker that does the least a broker can. It keeps
-//! each partition's newest batches in memory, writes nothing to disk and
-//! answers every request the moment it has read it (a fetch waits only for
-//! its `min_bytes`, woken by the next append).
+//! each partition's newest batches in memory, writes nothing to disk (with
+//! `--log-dir`, only an append per produced partition: `disk`) and answers
+//! every request the moment it has read it (a fetch waits only for its
+//! `min_bytes`, woken by the next append).
 //!
 //! It is the latency floor of a run: the same clients, workload and machine
 //! against a broker with no storage, no replication and no checks, so a
@@ -13,10 +14,12 @@
 //! handful of connections, and a connection answers in request order anyway.
 
 mod answers;
+mod disk;
 mod store;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use answers::Answers;
+use disk::Disk;
 
 /// The line `sluice-bench` waits for, as for a spawned Sluice.
 pub use crate::spawn::READY_PREFIX;
@@ -36,11 +40,12 @@ const CONNECTIONS_MAX: usize = 1024;
 /// `socket_request_max_bytes` does.
 const FRAME_BYTES_MAX: usize = 100 << 20;
 
-/// Serves on `listen` until the process is killed.
-pub fn serve(listen: SocketAddr) -> Result<()> {
+/// Serves on `listen` until the process is killed; with `log_dir`, every
+/// produced partition's bytes are also written to a file there (`disk`).
+pub fn serve(listen: SocketAddr, log_dir: Option<PathBuf>) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
-    let answers = Arc::new(Answers::new(local));
+    let answers = Arc::new(Answers::new(local, log_dir.map(Disk::new)));
     let open = Arc::new(AtomicUsize::new(0));
     println!("{READY_PREFIX}{local}");
     for stream in listener.incoming() {
