@@ -125,7 +125,9 @@ impl Answers {
                 out.log_append_time_ms = -1;
                 let records = p.records.unwrap_or_default();
                 let stored = self
-                    .write(&topic.name, p.index, &records)
+                    .store
+                    .check(&topic.name, p.index, &records)
+                    .and_then(|()| self.write(&topic.name, p.index, &records))
                     .and_then(|()| self.store.append(&topic.name, p.index, &records));
                 match stored {
                     Ok((base, start)) => {
@@ -146,8 +148,10 @@ impl Answers {
         answer
     }
 
-    /// With a disk, the write of a partition's produced bytes, before the
-    /// store shows them to anyone.
+    /// With a disk, the write of a partition's produced bytes: after the
+    /// store's checks (so nothing it refuses reaches a file, and no unknown
+    /// partition takes one of the disk's files), before it shows them to
+    /// anyone.
     fn write(&self, topic: &str, partition: i32, records: &[u8]) -> Result<(), i16> {
         let Some(disk) = &self.disk else {
             return Ok(());
@@ -326,4 +330,58 @@ fn partition_metadata(index: i32) -> MetadataResponsePartition {
     p.replica_nodes = vec![BrokerId(NODE)];
     p.isr_nodes = vec![BrokerId(NODE)];
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::floor::store::test_batch;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    fn produce(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
+        let mut p = PartitionProduceData::default();
+        p.index = partition;
+        p.records = Some(records.into());
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partition_data.push(p);
+        let mut r = ProduceRequest::default();
+        r.acks = -1;
+        r.topic_data.push(t);
+        r
+    }
+
+    fn error_code(answer: &ProduceResponse) -> i16 {
+        answer.responses[0].partition_responses[0].error_code
+    }
+
+    fn file_sizes(dir: &std::path::Path) -> Vec<u64> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .collect()
+    }
+
+    /// With a disk, what the store refuses reaches no file, and what it
+    /// takes is on disk before the answer.
+    #[test]
+    fn a_disk_gets_only_what_the_store_takes() {
+        let dir = std::env::temp_dir().join(format!("floor-answers-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let answers = Answers::new("127.0.0.1:1".parse().unwrap(), Some(Disk::new(dir.clone())));
+        assert_eq!(answers.store.create("t", 1), 0);
+
+        let unknown = answers.produce(produce("nope", 0, test_batch(1)));
+        assert_eq!(error_code(&unknown), 3);
+        let corrupt = answers.produce(produce("t", 0, vec![0; 10]));
+        assert_eq!(error_code(&corrupt), 2);
+        assert!(file_sizes(&dir).is_empty());
+
+        let taken = answers.produce(produce("t", 0, test_batch(2)));
+        assert_eq!(error_code(&taken), 0);
+        let sizes = file_sizes(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(sizes, [test_batch(2).len() as u64]);
+    }
 }

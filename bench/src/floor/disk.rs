@@ -85,6 +85,8 @@ mod tests {
     #[test]
     fn each_partition_appends_to_its_own_file() {
         let dir = std::env::temp_dir().join(format!("floor-disk-test-{}", std::process::id()));
+        // What an earlier run of this process id may have left.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let disk = Disk::new(dir.clone());
         disk.append("t", 0, b"abc").unwrap();

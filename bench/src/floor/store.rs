@@ -190,6 +190,13 @@ impl Store {
         })
     }
 
+    /// What [`Store::append`] would refuse `records` for, without
+    /// appending: an unknown partition or a malformed batch.
+    pub fn check(&self, topic: &str, partition: i32, records: &[u8]) -> Result<(), i16> {
+        split_batches(records)?;
+        self.offsets(topic, partition).map(|_| ())
+    }
+
     /// `(log start, log end)` of one partition.
     pub fn offsets(&self, topic: &str, partition: i32) -> Result<(i64, i64), i16> {
         let t = self.lock();
@@ -283,20 +290,21 @@ fn split_batches(mut records: &[u8]) -> Result<Vec<&[u8]>, i16> {
     Ok(out)
 }
 
+/// A v2 batch header of `records` records and no record bodies, which
+/// is all the store reads.
+#[cfg(test)]
+pub fn test_batch(records: i32) -> Vec<u8> {
+    let mut b = vec![0u8; BATCH_HEADER_BYTES];
+    b[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - 12) as i32).to_be_bytes());
+    b[MAGIC_AT] = 2;
+    b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&(records - 1).to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_batch as batch;
     use super::*;
-
-    /// A v2 batch header of `records` records and no record bodies, which
-    /// is all the store reads.
-    fn batch(records: i32) -> Vec<u8> {
-        let mut b = vec![0u8; BATCH_HEADER_BYTES];
-        b[8..12].copy_from_slice(&((BATCH_HEADER_BYTES - 12) as i32).to_be_bytes());
-        b[MAGIC_AT] = 2;
-        b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
-            .copy_from_slice(&(records - 1).to_be_bytes());
-        b
-    }
 
     #[test]
     fn appends_take_consecutive_offsets_and_reads_start_at_the_holding_batch() {
