@@ -114,6 +114,30 @@ fn with_open_files_limit(cmd: &mut Command, limit: u64) {
     }
 }
 
+/// Has the kernel send `cmd` SIGTERM when the harness dies first (killed,
+/// or a test runner's timeout), so no run leaves a broker serving behind
+/// it. The signal follows the thread that spawned the child; every broker
+/// is started from the harness's main thread, which lives as long as the
+/// harness.
+fn dies_with_harness(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let harness = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory
+    // of the parent, as a pre_exec hook must.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness may have died before the prctl took effect.
+            if libc::getppid() != harness {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs `cmd` at nice level `nice`. Set before exec, so that every thread
 /// the broker starts inherits it (Linux keeps a nice level per thread, and
 /// `setpriority` on a running process reaches only its main thread).
@@ -249,6 +273,7 @@ impl SpawnedBroker {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        dies_with_harness(&mut cmd);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -490,3 +490,93 @@ fn floor_serves_a_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The children of `pid`, from every one of its threads' lists.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Whether `pid` still runs (a zombie has exited).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let state = s.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+/// A harness killed in the middle of a run takes its spawned broker with
+/// it, so nothing is left serving.
+#[test]
+fn a_killed_harness_leaves_no_broker() {
+    let dir = temp_dir("killed");
+    let workload = write_workload(&dir, "");
+    let out = dir.join("out");
+    let broker_path = broker_bin();
+    let mut harness = Command::new(BENCH)
+        .args([
+            "run",
+            workload.to_str().unwrap(),
+            "--spawn",
+            "--broker-bin",
+            broker_path.to_str().unwrap(),
+            "--duration",
+            "120",
+            "--no-baseline",
+            "--no-plots",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running sluice-bench");
+    // The broker is the harness's child whose command line runs `serve`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (broker, cmdline) = loop {
+        let found = children_of(harness.id()).into_iter().find_map(|c| {
+            let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.iter().any(|a| a == "serve").then_some((c, args))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no broker started within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    harness.kill().unwrap();
+    harness.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while runs(broker) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left_running = runs(broker);
+    if left_running {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(broker as i32, libc::SIGKILL) };
+    }
+    if let Some(i) = cmdline.iter().position(|a| a == "--data-dir") {
+        let _ = std::fs::remove_dir_all(&cmdline[i + 1]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!left_running, "broker {broker} outlived its harness");
+}
