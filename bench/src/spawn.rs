@@ -225,14 +225,12 @@ impl SpawnedBroker {
             .context("starting the broker again")?;
         let ready = Instant::now();
         let start = ready - starting;
-        // The started broker takes this one's place; the data dir stays
-        // this one's to remove.
-        std::mem::swap(&mut self.child, &mut started.child);
-        std::mem::swap(&mut self.addr, &mut started.addr);
-        std::mem::swap(&mut self.metrics, &mut started.metrics);
-        // It now holds the exited child and no data dir: dropping it stops
-        // nothing, but clears the watchdog's pid.
-        drop(started);
+        // The started broker takes this one's place, data dir and flags.
+        // Dropping this one, exited and without a data dir, stops nothing
+        // and removes nothing, but clears the watchdog's pid.
+        started.data_dir = self.data_dir.take();
+        started.serve = self.serve.take();
+        *self = started;
         SPAWNED_PID.store(self.child.id() as i32, Relaxed);
         Ok(Restarted { stop, start, ready })
     }

@@ -125,9 +125,7 @@ impl Answers {
                 out.log_append_time_ms = -1;
                 let records = p.records.unwrap_or_default();
                 let stored = self
-                    .store
-                    .check(&topic.name, p.index, &records)
-                    .and_then(|()| self.write(&topic.name, p.index, &records))
+                    .write(&topic.name, p.index, &records)
                     .and_then(|()| self.store.append(&topic.name, p.index, &records));
                 match stored {
                     Ok((base, start)) => {
@@ -156,6 +154,7 @@ impl Answers {
         let Some(disk) = &self.disk else {
             return Ok(());
         };
+        self.store.check(topic, partition, records)?;
         disk.append(topic, partition, records).map_err(|e| {
             if !self.disk_failed.swap(true, Relaxed) {
                 eprintln!("floor: writing {topic}-{partition}: {e} (logged once)");
@@ -335,7 +334,7 @@ fn partition_metadata(index: i32) -> MetadataResponsePartition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::floor::store::test_batch;
+    use crate::floor::store::{code, test_batch};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     fn produce(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
@@ -373,9 +372,9 @@ mod tests {
         assert_eq!(answers.store.create("t", 1), 0);
 
         let unknown = answers.produce(produce("nope", 0, test_batch(1)));
-        assert_eq!(error_code(&unknown), 3);
+        assert_eq!(error_code(&unknown), code::UNKNOWN_TOPIC_OR_PARTITION);
         let corrupt = answers.produce(produce("t", 0, vec![0; 10]));
-        assert_eq!(error_code(&corrupt), 2);
+        assert_eq!(error_code(&corrupt), code::CORRUPT_MESSAGE);
         assert!(file_sizes(&dir).is_empty());
 
         let taken = answers.produce(produce("t", 0, test_batch(2)));

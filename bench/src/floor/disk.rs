@@ -14,12 +14,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// the workloads' hundreds of partitions, not the many-partitions runs).
 pub const FILES_MAX: usize = 4096;
 
-/// A partition's file, locked by its writer.
-type PartitionFile = Arc<Mutex<File>>;
-
 pub struct Disk {
     dir: PathBuf,
-    files: Mutex<HashMap<(String, i32), PartitionFile>>,
+    files: Mutex<Files>,
+}
+
+#[derive(Default)]
+struct Files {
+    /// Each topic's partitions' files, looked up by the request's own
+    /// names (no key built per write).
+    by_topic: HashMap<String, HashMap<i32, Arc<File>>>,
+    opened: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,42 +43,47 @@ impl Disk {
     pub fn new(dir: PathBuf) -> Disk {
         Disk {
             dir,
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::default(),
         }
     }
 
-    /// Appends `bytes` to the partition's file. Each file has its own lock,
-    /// so a write that waits holds only its partition's writers.
+    /// Appends `bytes` to the partition's file. The file is opened for
+    /// appending and written through a shared handle, so a write that
+    /// waits holds no other writer.
     pub fn append(&self, topic: &str, partition: i32, bytes: &[u8]) -> Result<(), DiskError> {
         let file = self.file(topic, partition)?;
-        lock(&file).write_all(bytes)?;
+        (&*file).write_all(bytes)?;
         Ok(())
     }
 
-    fn file(&self, topic: &str, partition: i32) -> Result<PartitionFile, DiskError> {
+    fn file(&self, topic: &str, partition: i32) -> Result<Arc<File>, DiskError> {
         let mut files = lock(&self.files);
-        let key = (topic.to_string(), partition);
-        if let Some(f) = files.get(&key) {
+        if let Some(f) = files.by_topic.get(topic).and_then(|t| t.get(&partition)) {
             return Ok(f.clone());
         }
-        if files.len() >= FILES_MAX {
+        if files.opened >= FILES_MAX {
             return Err(DiskError::TooManyFiles);
         }
         // The topic name is the client's: keep it out of the path.
-        let path = self.dir.join(format!("{}-{partition}.log", files.len()));
+        let path = self.dir.join(format!("{}-{partition}.log", files.opened));
         let f = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)?;
-        if files.is_empty() {
+        if files.opened == 0 {
             // What a run's log shows that the disk is in use.
             eprintln!(
                 "floor: appending produced bytes, first to {}",
                 path.display()
             );
         }
-        let f = Arc::new(Mutex::new(f));
-        files.insert(key, f.clone());
+        files.opened += 1;
+        let f = Arc::new(f);
+        files
+            .by_topic
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, f.clone());
         Ok(f)
     }
 }
