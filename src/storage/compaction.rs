@@ -802,6 +802,11 @@ impl PartitionLog {
             if let Err(e) = out.write_indexes_unsynced() {
                 tracing::warn!(dir = %self.dir.display(), base, error = %e, "compacted segment's indexes not written; open rebuilds them");
             }
+            // A rolled segment (compaction rewrites no other) reads its
+            // indexes from the files.
+            if self.segments.keys().next_back() > Some(&base) {
+                out.release_indexes();
+            }
             self.segments.insert(base, out);
         }
         self.check_invariants();

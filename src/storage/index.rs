@@ -1,5 +1,7 @@
 //! The sparse offset index of one segment: relative offset -> position of
-//! the batch starting there. Kept in memory, written at roll and close.
+//! the batch starting there. Kept in memory while its segment is active,
+//! written at roll and close; a rolled segment's is looked up in its file
+//! (`index_file.rs`).
 
 /// On disk: relative offset u32 BE, position u32 BE.
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
@@ -52,6 +54,10 @@ impl OffsetIndex {
 
     pub fn last(&self) -> Option<IndexEntry> {
         self.entries.last().copied()
+    }
+
+    pub fn entries(&self) -> &[IndexEntry] {
+        &self.entries
     }
 
     pub fn len(&self) -> usize {

@@ -900,6 +900,10 @@ impl PartitionLog {
         write_snapshot(&self.dir, &self.producers, new_base, false)?;
         let segment = Segment::create(&self.dir, new_base, &self.handles)?;
         self.segments.insert(new_base, Box::new(segment));
+        self.segments
+            .get_mut(&rolled_base)
+            .expect("the rolled segment stays")
+            .release_indexes();
         self.preallocate_active();
         tracing::debug!(dir = %self.dir.display(), new_base, "rolled segment");
         self.unsynced_rolls.push(UnsyncedRoll {

@@ -28,6 +28,7 @@ mod handles;
 mod high_watermark;
 mod hw_checkpoint;
 mod index;
+mod index_file;
 mod io;
 mod leader_epoch;
 mod log;

@@ -450,6 +450,7 @@ pub fn load_segments(
         sync_rescan(&segments, &rescanned)?;
         Vec::new()
     };
+    release_rolled_indexes(&mut segments);
     Ok(LoadedSegments {
         segments,
         unsynced_rolls,
@@ -457,6 +458,16 @@ pub fn load_segments(
         recovery_point: stored_point,
         listing,
     })
+}
+
+/// Rolled segments read their indexes from their files from here on; the
+/// active one keeps its own in memory for its appends.
+pub(super) fn release_rolled_indexes(segments: &mut Segments) {
+    segments
+        .values_mut()
+        .rev()
+        .skip(1)
+        .for_each(|segment| segment.release_indexes());
 }
 
 /// Leaves the rescanned segments to the page cache: the rolled ones get

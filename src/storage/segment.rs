@@ -1,4 +1,6 @@
-//! One segment: a `.log` file of whole batches plus its in-memory indexes.
+//! One segment: a `.log` file of whole batches plus its indexes, in
+//! memory while it takes appends and in their files once it rolled
+//! (`index_file.rs` says why).
 //!
 //! Appends go to the end only; `size` is the length of the valid prefix of
 //! the file and every index position is below it. Outside an append the
@@ -22,6 +24,7 @@ use crate::record::{
 
 use super::handles::{FileHandles, HandleId};
 use super::index::OffsetIndex;
+use super::index_file::IndexSummary;
 use super::io::{pwrite_all, write_atomic, write_replacing};
 use super::prefault::{self, Prefault};
 use super::time_index::TimeIndex;
@@ -194,8 +197,16 @@ pub struct Segment {
     /// Time `segment_ms` counts from: the first append's clock, or the first
     /// batch's timestamp after a reopen.
     pub rolling_base_ms: Option<i64>,
+    /// Both sparse indexes while they are in memory ([`IndexPlace`]);
+    /// empty once the segment rolled and they live in their files only.
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
+    index_place: std::cell::Cell<IndexPlace>,
+    /// What memory keeps of released indexes (every 512th entry).
+    summary: Option<IndexSummary>,
+    /// A lookup in the index files failed (removed under the broker): said
+    /// once, and lookups walk from the segment start meanwhile.
+    index_file_failed: std::cell::Cell<bool>,
     /// Transactions whose ABORT marker is in this segment.
     pub txn_index: TxnIndex,
     /// Log bytes appended since the last offset index entry.
@@ -223,6 +234,19 @@ pub struct Segment {
     /// them so): the digest of both encodings. Close skips rewriting
     /// identical indexes; `None` after an unsynced write.
     durable_indexes: std::cell::Cell<Option<IndexDigest>>,
+}
+
+/// Where a segment's indexes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IndexPlace {
+    /// In memory, and changed since the files were last written (or there
+    /// are none).
+    Memory,
+    /// In memory, and the files hold the same entries (just written, or
+    /// loaded and validated).
+    MemoryAndFiles,
+    /// In the files only: a rolled segment's, which no longer change.
+    Files,
 }
 
 /// CRC-32C and length of both encoded indexes.
@@ -337,6 +361,9 @@ impl Segment {
             rolling_base_ms: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
+            index_place: std::cell::Cell::new(IndexPlace::Memory),
+            summary: None,
+            index_file_failed: std::cell::Cell::new(false),
             txn_index,
             bytes_since_index: 0,
             last_batch_base: base_offset,
@@ -393,6 +420,8 @@ impl Segment {
         self.max_timestamp = -1;
         self.index.clear();
         self.time_index.clear();
+        self.index_place.set(IndexPlace::Memory);
+        self.summary = None;
         self.bytes_since_index = 0;
         self.last_batch_base = self.base_offset;
     }
@@ -401,6 +430,11 @@ impl Segment {
     /// Offsets increase; compaction may leave gaps between batches.
     pub fn track_batch(&mut self, pos: u64, header: &BatchHeader, index_interval_bytes: u32) {
         assert_eq!(pos, self.size, "batches are tracked in file order");
+        assert_ne!(
+            self.index_place.get(),
+            IndexPlace::Files,
+            "a rolled segment takes no batches"
+        );
         assert!(
             header.base_offset >= self.next_offset,
             "offsets increase from batch to batch"
@@ -411,6 +445,7 @@ impl Segment {
             let position = u32::try_from(pos).expect("segment positions fit in u32");
             self.index.push(relative, position);
             self.time_index.push_if_grown(self.max_timestamp, relative);
+            self.index_place.set(IndexPlace::Memory);
             self.bytes_since_index = 0;
         }
         let len = header.total_len() as u64;
@@ -683,10 +718,7 @@ impl Segment {
         if offset >= self.next_offset {
             return Ok(None);
         }
-        let mut pos = u64::from(
-            self.index
-                .lookup(self.relative(offset.max(self.base_offset))),
-        );
+        let mut pos = u64::from(self.index_lookup(self.relative(offset.max(self.base_offset))));
         while pos < self.size {
             let header = self.read_header(pos)?;
             if header.last_offset() >= offset {
@@ -718,10 +750,7 @@ impl Segment {
             return Ok((end - from, false));
         }
         let limit = from + budget;
-        let near = u64::from(
-            self.index
-                .floor_position(u32::try_from(limit).unwrap_or(u32::MAX)),
-        );
+        let near = u64::from(self.index_floor_position(u32::try_from(limit).unwrap_or(u32::MAX)));
         let cut = self.walk_to(near.max(from), limit)?;
         if cut == from && force_first {
             let first = self.read_header(from)?.total_len() as u64;
@@ -749,9 +778,8 @@ impl Segment {
             return Ok(None);
         }
         let mut pos = self
-            .time_index
-            .lookup_before(ts)
-            .map_or(0, |relative| u64::from(self.index.lookup(relative)));
+            .time_lookup_before(ts)
+            .map_or(0, |relative| u64::from(self.index_lookup(relative)));
         while pos < self.size {
             let header = self.read_header(pos)?;
             if header.max_timestamp >= ts {
@@ -769,8 +797,17 @@ impl Segment {
     /// Records the segment's final largest timestamp, before a roll or close.
     pub fn finish_time_index(&mut self) {
         if !self.is_empty() {
+            assert_ne!(
+                self.index_place.get(),
+                IndexPlace::Files,
+                "only before a roll"
+            );
             let relative = self.relative(self.last_batch_base);
+            let before = self.time_index.len();
             self.time_index.push_if_grown(self.max_timestamp, relative);
+            if self.time_index.len() != before {
+                self.index_place.set(IndexPlace::Memory);
+            }
         }
     }
 
@@ -837,12 +874,23 @@ impl Segment {
         &self,
         write: fn(&Path, &[u8]) -> io::Result<()>,
     ) -> io::Result<IndexDigest> {
+        // Writing the emptied memory of a rolled segment would lose its
+        // indexes.
+        assert_ne!(
+            self.index_place.get(),
+            IndexPlace::Files,
+            "indexes in memory"
+        );
         let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
         let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
         let (index, time_index) = (self.index.encode(), self.time_index.encode());
         let written = write(&index_path, &index)
             .and_then(|()| write(&time_path, &time_index))
             .map(|()| IndexDigest::of(&index, &time_index));
+        match written {
+            Ok(_) => self.index_place.set(IndexPlace::MemoryAndFiles),
+            Err(_) => self.index_place.set(IndexPlace::Memory),
+        }
         if written.is_err() {
             if let Err(e) = self.remove_indexes() {
                 tracing::warn!(segment = self.base_offset, error = %e, "cannot remove an index that may be stale")
@@ -865,6 +913,7 @@ impl Segment {
             read(files.index, INDEX_SUFFIX),
             read(files.time_index, TIME_INDEX_SUFFIX),
         );
+        self.index_place.set(IndexPlace::Memory);
         if self.is_empty() && index.is_none() && time.is_none() {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
@@ -880,9 +929,100 @@ impl Segment {
             (Some(index), Some(time_index)) => {
                 self.index = index;
                 self.time_index = time_index;
+                self.index_place.set(IndexPlace::MemoryAndFiles);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Lets a rolled segment's indexes go from memory once their files
+    /// hold them: lookups read the files from then on (`index_file.rs`).
+    /// They stay when the files could not be written (a full disk), and
+    /// when there is no offset entry (a segment under one index interval),
+    /// with nothing worth a file read.
+    pub fn release_indexes(&mut self) {
+        if self.index_place.get() != IndexPlace::MemoryAndFiles || self.index.is_empty() {
+            return;
+        }
+        self.summary = Some(IndexSummary::of(&self.index, &self.time_index));
+        self.index = OffsetIndex::default();
+        self.time_index = TimeIndex::default();
+        self.index_place.set(IndexPlace::Files);
+    }
+
+    /// Whether the indexes are in their files only ([`Self::release_indexes`]).
+    pub fn indexes_released(&self) -> bool {
+        self.index_place.get() == IndexPlace::Files
+    }
+
+    /// Whether a lookup in the index files failed ([`Self::in_file`]).
+    #[cfg(test)]
+    pub fn index_file_failed(&self) -> bool {
+        self.index_file_failed.get()
+    }
+
+    /// Brings released indexes back into memory, for a truncation that
+    /// makes this segment the active one; false if the files no longer
+    /// decode, and the caller rebuilds them by scanning.
+    fn reload_released_indexes(&mut self) -> bool {
+        if !self.indexes_released() {
+            return true;
+        }
+        self.summary = None;
+        self.load_indexes(SideFiles::UNLISTED)
+    }
+
+    /// [`OffsetIndex::lookup`], in memory or in the file.
+    fn index_lookup(&self, relative_offset: u32) -> u32 {
+        if !self.indexes_released() {
+            return self.index.lookup(relative_offset);
+        }
+        self.in_file(INDEX_SUFFIX, |summary, path| {
+            summary.offset_lookup(path, relative_offset)
+        })
+        .unwrap_or(0)
+    }
+
+    /// [`OffsetIndex::floor_position`], in memory or in the file.
+    fn index_floor_position(&self, position: u32) -> u32 {
+        if !self.indexes_released() {
+            return self.index.floor_position(position);
+        }
+        self.in_file(INDEX_SUFFIX, |summary, path| {
+            summary.offset_floor_position(path, position)
+        })
+        .unwrap_or(0)
+    }
+
+    /// [`TimeIndex::lookup_before`], in memory or in the file.
+    fn time_lookup_before(&self, timestamp: i64) -> Option<u32> {
+        if !self.indexes_released() {
+            return self.time_index.lookup_before(timestamp);
+        }
+        self.in_file(TIME_INDEX_SUFFIX, |summary, path| {
+            summary.time_lookup_before(path, timestamp)
+        })
+        .flatten()
+    }
+
+    /// A lookup in one of the index files; `None` when it fails (a file
+    /// removed under the broker), said once: the callers then search from
+    /// the segment start, which is slower and as right.
+    fn in_file<T>(
+        &self,
+        suffix: &str,
+        lookup: impl FnOnce(&IndexSummary, &Path) -> io::Result<T>,
+    ) -> Option<T> {
+        let summary = self.summary.as_ref().expect("released indexes");
+        match lookup(summary, &segment_path(&self.dir, self.base_offset, suffix)) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                if !self.index_file_failed.replace(true) {
+                    tracing::warn!(dir = %self.dir.display(), segment = self.base_offset, error = %e, "cannot read an index file; searching from the segment start");
+                }
+                None
+            }
         }
     }
 
@@ -890,6 +1030,7 @@ impl Segment {
     /// index entry to learn the end offset and largest timestamp. False if
     /// they do not line up with the index or do not end exactly at `size`.
     pub fn load_tail(&mut self) -> Result<bool, StorageError> {
+        assert!(!self.indexes_released(), "indexes in memory");
         let (mut pos, mut expected) = self.index.last().map_or((0, self.base_offset), |e| {
             (
                 u64::from(e.position),
@@ -940,6 +1081,15 @@ impl Segment {
         offset: i64,
         index_interval_bytes: u32,
     ) -> Result<u64, StorageError> {
+        // The segment is the active one from here on, even when nothing
+        // of it goes: its indexes take appends again.
+        if !self.reload_released_indexes() {
+            tracing::warn!(
+                segment = self.base_offset,
+                "index files unreadable before a truncation; rescanning"
+            );
+            super::recovery::recover_segment(self, index_interval_bytes)?;
+        }
         let Some(pos) = self.find_batch(offset)? else {
             return Ok(0);
         };

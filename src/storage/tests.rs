@@ -1326,3 +1326,87 @@ fn prefaults_stop_at_the_segment_end() {
         "the roll trimmed the hole"
     );
 }
+
+/// Appends the `n`th batch [`fill`] would, at the log end.
+fn append_batch(log: &mut PartitionLog, n: i64) {
+    let ts = 1000 + 10 * n;
+    log.append(&build_simple_batch(0, 3, ts), ts).unwrap();
+}
+
+/// Every read, by offset or by timestamp, answers the same from each
+/// offset and each timestamp of `log`'s `batches` (3 records each, the
+/// timestamps of [`fill`]).
+fn assert_reads_whole(log: &PartitionLog, batches: i64) {
+    for offset in 0..batches * 3 {
+        let expected: Vec<(i64, i64)> = (offset / 3..batches).map(|b| (b * 3, b * 3 + 2)).collect();
+        let read = batches_in(&log.read(offset, u32::MAX, false).unwrap());
+        assert_eq!(read, expected, "offset {offset}");
+        // A budget under the rest cuts the read where the index says.
+        let one = batches_in(&log.read(offset, batch_len() as u32 + 1, false).unwrap());
+        assert_eq!(one, expected[..1], "offset {offset}, one batch's budget");
+    }
+    for batch in 0..batches {
+        let ts = 1000 + 10 * batch;
+        assert_eq!(
+            log.offset_for_timestamp(ts).unwrap(),
+            Some((batch * 3, ts)),
+            "timestamp {ts}"
+        );
+    }
+}
+
+/// The (released, entries in memory) of each segment, oldest first.
+fn index_places(log: &PartitionLog) -> Vec<(bool, usize)> {
+    log.segments
+        .values()
+        .map(|s| (s.indexes_released(), s.index.len() + s.time_index.len()))
+        .collect()
+}
+
+#[test]
+fn rolled_segments_read_their_indexes_from_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let config = LogConfig {
+        segment_bytes: batch_len() * 3,
+        ..config()
+    };
+    let mut log = open(&dir, config.clone(), true);
+    fill(&mut log, 10);
+    // 3 + 3 + 3 + 1 batches: each rolled segment indexed its second and
+    // third batch, and keeps none of that in memory.
+    let rolled = (true, 0);
+    assert_eq!(index_places(&log), [rolled, rolled, rolled, (false, 0)]);
+    assert_reads_whole(&log, 10);
+    assert!(log.segments.values().all(|s| !s.index_file_failed()));
+    log.close().unwrap();
+
+    // A clean open reads and checks the files, then lets the rolled ones go.
+    let mut log = open(&dir, config.clone(), true);
+    assert_eq!(index_places(&log), [rolled, rolled, rolled, (false, 1)]);
+    assert_reads_whole(&log, 10);
+    append_batch(&mut log, 10);
+    assert_eq!(
+        index_places(&log)[3],
+        (false, 3),
+        "the active one's in memory"
+    );
+
+    // A truncation into a rolled segment makes it the active one again,
+    // its indexes back in memory for the appends that follow.
+    log.truncate_to(5 * 3).unwrap();
+    assert_eq!(log.log_end_offset(), 15);
+    assert_eq!(index_places(&log), [rolled, (false, 2)]);
+    append_batch(&mut log, 5);
+    log.roll().unwrap();
+    assert_eq!(index_places(&log), [rolled, rolled, (false, 0)]);
+    assert_reads_whole(&log, 6);
+    assert!(log.segments.values().all(|s| !s.index_file_failed()));
+
+    // An index file gone from under the broker: reads search from the
+    // segment start instead, and are as right.
+    fs::remove_file(segment_path(&dir, 0, super::segment::INDEX_SUFFIX)).unwrap();
+    fs::remove_file(segment_path(&dir, 0, super::segment::TIME_INDEX_SUFFIX)).unwrap();
+    assert_reads_whole(&log, 6);
+    assert!(log.segments[&0].index_file_failed());
+}

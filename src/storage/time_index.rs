@@ -1,6 +1,8 @@
 //! The sparse time index of one segment: (largest timestamp so far,
 //! relative offset of the batch where it was recorded), added only when the
-//! timestamp grows. Kept in memory, written at roll and close.
+//! timestamp grows. Kept in memory while its segment is active, written at
+//! roll and close; a rolled segment's is looked up in its file
+//! (`index_file.rs`).
 
 /// On disk: timestamp i64 BE, relative offset u32 BE.
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
@@ -49,6 +51,10 @@ impl TimeIndex {
 
     pub fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
+    }
+
+    pub fn entries(&self) -> &[TimeEntry] {
+        &self.entries
     }
 
     pub fn len(&self) -> usize {
