@@ -197,12 +197,16 @@ pub struct Segment {
     /// Time `segment_ms` counts from: the first append's clock, or the first
     /// batch's timestamp after a reopen.
     pub rolling_base_ms: Option<i64>,
-    /// Both sparse indexes while they are in memory ([`IndexPlace`]);
-    /// empty once the segment rolled and they live in their files only.
+    /// Both sparse indexes while they are in memory; empty once released
+    /// (`summary`).
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
-    index_place: std::cell::Cell<IndexPlace>,
-    /// What memory keeps of released indexes (every 512th entry).
+    /// The index files hold exactly the entries in memory (just written,
+    /// or loaded and checked), so memory may let them go.
+    files_match: std::cell::Cell<bool>,
+    /// Set once a rolled segment's indexes left memory: every 512th entry
+    /// of each, which lookups search before they read one chunk of a file
+    /// (`index_file.rs`).
     summary: Option<IndexSummary>,
     /// A lookup in the index files failed (removed under the broker): said
     /// once, and lookups walk from the segment start meanwhile.
@@ -234,20 +238,6 @@ pub struct Segment {
     /// them so): the digest of both encodings. Close skips rewriting
     /// identical indexes; `None` after an unsynced write.
     durable_indexes: std::cell::Cell<Option<IndexDigest>>,
-}
-
-/// Where a segment's indexes are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum IndexPlace {
-    /// In memory, and changed since the files were last written (or there
-    /// are none).
-    Memory,
-    /// In memory, and the files hold the same entries (just written, or
-    /// loaded and validated).
-    MemoryAndFiles,
-    /// In the files, with every 512th entry in memory (`summary`): a
-    /// rolled segment's, which no longer change.
-    Files,
 }
 
 /// CRC-32C and length of both encoded indexes.
@@ -362,7 +352,7 @@ impl Segment {
             rolling_base_ms: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
-            index_place: std::cell::Cell::new(IndexPlace::Memory),
+            files_match: std::cell::Cell::new(false),
             summary: None,
             index_file_failed: std::cell::Cell::new(false),
             txn_index,
@@ -421,7 +411,7 @@ impl Segment {
         self.max_timestamp = -1;
         self.index.clear();
         self.time_index.clear();
-        self.index_place.set(IndexPlace::Memory);
+        self.files_match.set(false);
         self.summary = None;
         self.bytes_since_index = 0;
         self.last_batch_base = self.base_offset;
@@ -431,9 +421,8 @@ impl Segment {
     /// Offsets increase; compaction may leave gaps between batches.
     pub fn track_batch(&mut self, pos: u64, header: &BatchHeader, index_interval_bytes: u32) {
         assert_eq!(pos, self.size, "batches are tracked in file order");
-        assert_ne!(
-            self.index_place.get(),
-            IndexPlace::Files,
+        assert!(
+            !self.indexes_released(),
             "a rolled segment takes no batches"
         );
         assert!(
@@ -446,7 +435,7 @@ impl Segment {
             let position = u32::try_from(pos).expect("segment positions fit in u32");
             self.index.push(relative, position);
             self.time_index.push_if_grown(self.max_timestamp, relative);
-            self.index_place.set(IndexPlace::Memory);
+            self.files_match.set(false);
             self.bytes_since_index = 0;
         }
         let len = header.total_len() as u64;
@@ -798,16 +787,12 @@ impl Segment {
     /// Records the segment's final largest timestamp, before a roll or close.
     pub fn finish_time_index(&mut self) {
         if !self.is_empty() {
-            assert_ne!(
-                self.index_place.get(),
-                IndexPlace::Files,
-                "only before a roll"
-            );
+            assert!(!self.indexes_released(), "only before a roll");
             let relative = self.relative(self.last_batch_base);
             let before = self.time_index.len();
             self.time_index.push_if_grown(self.max_timestamp, relative);
             if self.time_index.len() != before {
-                self.index_place.set(IndexPlace::Memory);
+                self.files_match.set(false);
             }
         }
     }
@@ -877,21 +862,14 @@ impl Segment {
     ) -> io::Result<IndexDigest> {
         // Writing the emptied memory of a rolled segment would lose its
         // indexes.
-        assert_ne!(
-            self.index_place.get(),
-            IndexPlace::Files,
-            "indexes in memory"
-        );
+        assert!(!self.indexes_released(), "indexes in memory");
         let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
         let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
         let (index, time_index) = (self.index.encode(), self.time_index.encode());
         let written = write(&index_path, &index)
             .and_then(|()| write(&time_path, &time_index))
             .map(|()| IndexDigest::of(&index, &time_index));
-        match written {
-            Ok(_) => self.index_place.set(IndexPlace::MemoryAndFiles),
-            Err(_) => self.index_place.set(IndexPlace::Memory),
-        }
+        self.files_match.set(written.is_ok());
         if written.is_err() {
             if let Err(e) = self.remove_indexes() {
                 tracing::warn!(segment = self.base_offset, error = %e, "cannot remove an index that may be stale")
@@ -914,7 +892,7 @@ impl Segment {
             read(files.index, INDEX_SUFFIX),
             read(files.time_index, TIME_INDEX_SUFFIX),
         );
-        self.index_place.set(IndexPlace::Memory);
+        self.files_match.set(false);
         if self.is_empty() && index.is_none() && time.is_none() {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
@@ -930,7 +908,7 @@ impl Segment {
             (Some(index), Some(time_index)) => {
                 self.index = index;
                 self.time_index = time_index;
-                self.index_place.set(IndexPlace::MemoryAndFiles);
+                self.files_match.set(true);
                 true
             }
             _ => false,
@@ -944,18 +922,17 @@ impl Segment {
     /// when there is no offset entry (a segment under one index interval),
     /// with nothing worth a file read.
     pub fn release_indexes(&mut self) {
-        if self.index_place.get() != IndexPlace::MemoryAndFiles || self.index.is_empty() {
+        if self.indexes_released() || !self.files_match.get() || self.index.is_empty() {
             return;
         }
         self.summary = Some(IndexSummary::of(&self.index, &self.time_index));
         self.index = OffsetIndex::default();
         self.time_index = TimeIndex::default();
-        self.index_place.set(IndexPlace::Files);
     }
 
     /// Whether the indexes are in their files only ([`Self::release_indexes`]).
     pub fn indexes_released(&self) -> bool {
-        self.index_place.get() == IndexPlace::Files
+        self.summary.is_some()
     }
 
     /// Whether a lookup in the index files failed ([`Self::in_file`]).
