@@ -14,6 +14,18 @@ pub struct IndexEntry {
     pub position: u32,
 }
 
+impl IndexEntry {
+    /// The entry an index file holds in these bytes (its one layout, for
+    /// the whole-file decode and a rolled segment's chunk reads alike).
+    pub fn from_bytes(bytes: &[u8; OFFSET_INDEX_ENTRY_BYTES]) -> IndexEntry {
+        let (offset, position) = bytes.split_at(4);
+        IndexEntry {
+            relative_offset: u32::from_be_bytes(offset.try_into().expect("4 bytes")),
+            position: u32::from_be_bytes(position.try_into().expect("4 bytes")),
+        }
+    }
+}
+
 /// Entries strictly increasing in both offset and position.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetIndex {
@@ -94,9 +106,11 @@ impl OffsetIndex {
             return None;
         }
         let mut index = OffsetIndex::default();
-        for chunk in bytes.chunks_exact(OFFSET_INDEX_ENTRY_BYTES) {
-            let relative_offset = u32::from_be_bytes(chunk[0..4].try_into().ok()?);
-            let position = u32::from_be_bytes(chunk[4..8].try_into().ok()?);
+        for chunk in bytes.as_chunks::<OFFSET_INDEX_ENTRY_BYTES>().0 {
+            let IndexEntry {
+                relative_offset,
+                position,
+            } = IndexEntry::from_bytes(chunk);
             let increasing = index
                 .last()
                 .is_none_or(|l| relative_offset > l.relative_offset && position > l.position);

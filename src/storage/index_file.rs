@@ -28,6 +28,9 @@ use super::time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
 /// Entries a lookup reads from a file at once: 4 KiB of offset index.
 pub const CHUNK_ENTRIES: usize = 512;
+/// The largest chunk, of the time index's wider entries.
+const CHUNK_BYTES_MAX: usize = CHUNK_ENTRIES * TIME_INDEX_ENTRY_BYTES;
+const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES <= TIME_INDEX_ENTRY_BYTES);
 
 /// What stays in memory of a rolled segment's indexes: the first entry of
 /// each chunk, and how many entries each file holds.
@@ -67,15 +70,12 @@ impl IndexSummary {
 
     /// [`TimeIndex::lookup_before`] against the file at `path`.
     pub fn time_lookup_before(&self, path: &Path, timestamp: i64) -> io::Result<Option<u32>> {
-        let found = last_where::<_, TIME_INDEX_ENTRY_BYTES>(
+        let found = last_where(
             path,
             &self.times,
             self.time_count,
             |e| e.timestamp < timestamp,
-            |b| TimeEntry {
-                timestamp: i64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
-                relative_offset: u32::from_be_bytes(b[8..12].try_into().expect("4 bytes")),
-            },
+            TimeEntry::from_bytes,
         )?;
         Ok(found.map(|e| e.relative_offset))
     }
@@ -85,28 +85,26 @@ impl IndexSummary {
         path: &Path,
         below: impl Fn(&IndexEntry) -> bool,
     ) -> io::Result<Option<IndexEntry>> {
-        last_where::<_, OFFSET_INDEX_ENTRY_BYTES>(
+        last_where(
             path,
             &self.offsets,
             self.offset_count,
             below,
-            |b| IndexEntry {
-                relative_offset: u32::from_be_bytes(b[0..4].try_into().expect("4 bytes")),
-                position: u32::from_be_bytes(b[4..8].try_into().expect("4 bytes")),
-            },
+            IndexEntry::from_bytes,
         )
     }
 }
 
 /// The last of a file's `count` sorted entries for which `below` holds
 /// (it holds for a prefix of them), given the first entry of each chunk;
-/// `None` when it holds for none. Reads the one chunk that holds it.
+/// `None` when it holds for none. Reads the one chunk that holds it, into
+/// the stack: a lookup allocates nothing.
 fn last_where<E: Copy + PartialEq, const N: usize>(
     path: &Path,
     firsts: &[E],
     count: usize,
     below: impl Fn(&E) -> bool,
-    decode: impl Fn(&[u8]) -> E,
+    decode: fn(&[u8; N]) -> E,
 ) -> io::Result<Option<E>> {
     debug_assert_eq!(firsts.len(), count.div_ceil(CHUNK_ENTRIES));
     let Some(chunk) = firsts.partition_point(&below).checked_sub(1) else {
@@ -114,18 +112,19 @@ fn last_where<E: Copy + PartialEq, const N: usize>(
     };
     let first = chunk * CHUNK_ENTRIES;
     let len = CHUNK_ENTRIES.min(count - first);
-    let mut bytes = vec![0u8; len * N];
-    File::open(path)?.read_exact_at(&mut bytes, (first * N) as u64)?;
-    let entries: Vec<E> = bytes.chunks_exact(N).map(decode).collect();
-    if entries[0] != firsts[chunk] {
+    let mut buffer = [0u8; CHUNK_BYTES_MAX];
+    let bytes = &mut buffer[..len * N];
+    File::open(path)?.read_exact_at(bytes, (first * N) as u64)?;
+    let entries = bytes.as_chunks::<N>().0;
+    if decode(&entries[0]) != firsts[chunk] {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "the index file changed since the segment rolled",
         ));
     }
-    let after = entries.partition_point(&below);
+    let after = entries.partition_point(|entry| below(&decode(entry)));
     assert!(after >= 1, "the chunk's first entry is below");
-    Ok(Some(entries[after - 1]))
+    Ok(Some(decode(&entries[after - 1])))
 }
 
 #[cfg(test)]

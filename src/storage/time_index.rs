@@ -15,6 +15,18 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
+impl TimeEntry {
+    /// The entry a time index file holds in these bytes (its one layout,
+    /// for the whole-file decode and a rolled segment's chunk reads alike).
+    pub fn from_bytes(bytes: &[u8; TIME_INDEX_ENTRY_BYTES]) -> TimeEntry {
+        let (timestamp, offset) = bytes.split_at(8);
+        TimeEntry {
+            timestamp: i64::from_be_bytes(timestamp.try_into().expect("8 bytes")),
+            relative_offset: u32::from_be_bytes(offset.try_into().expect("4 bytes")),
+        }
+    }
+}
+
 /// Entries strictly increasing in timestamp, non-decreasing in offset.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimeIndex {
@@ -92,9 +104,11 @@ impl TimeIndex {
             return None;
         }
         let mut index = TimeIndex::default();
-        for chunk in bytes.chunks_exact(TIME_INDEX_ENTRY_BYTES) {
-            let timestamp = i64::from_be_bytes(chunk[0..8].try_into().ok()?);
-            let relative_offset = u32::from_be_bytes(chunk[8..12].try_into().ok()?);
+        for chunk in bytes.as_chunks::<TIME_INDEX_ENTRY_BYTES>().0 {
+            let TimeEntry {
+                timestamp,
+                relative_offset,
+            } = TimeEntry::from_bytes(chunk);
             let ordered = index
                 .last()
                 .is_none_or(|l| timestamp > l.timestamp && relative_offset >= l.relative_offset);
