@@ -135,7 +135,12 @@ pub fn run(
     let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean_start = marker.exists();
     if clean_start {
-        std::fs::remove_file(&marker).map_err(dir_err)?;
+        // Durably gone before any log changes: a power failure must not
+        // bring the marker back over logs this run wrote (or half wrote at
+        // its stop: a group close writes indexes in place).
+        std::fs::remove_file(&marker)
+            .and_then(|()| std::fs::File::open(&data_dir)?.sync_all())
+            .map_err(dir_err)?;
     } else {
         tracing::info!("no clean-shutdown marker: logs will be recovered");
     }
