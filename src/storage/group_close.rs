@@ -8,6 +8,11 @@
 //!
 //! A group close writes every log's files to the page cache, syncs each
 //! filesystem once, then moves the recovery points and syncs once more.
+//! The active segment's indexes are written over their files in place
+//! (no file created, renamed or freed per stop): a crash can leave them
+//! part old, but only the clean-shutdown marker, written after the syncs,
+//! makes an open trust them, and an unclean open rebuilds the last
+//! segment's indexes from the log.
 //! The order a lone close keeps holds for the group: nothing names a log
 //! clean (its recovery point at the end) before all its bytes are durable.
 
@@ -152,6 +157,74 @@ mod tests {
             assert_eq!(log.read(0, u32::MAX, false).unwrap().slices.len(), 1);
             assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((2, 1001)));
         }
+    }
+
+    fn close_as_group(log: &mut PartitionLog) {
+        let mut group = GroupClose::default();
+        group.write(log).unwrap();
+        let synced = group.sync().unwrap();
+        synced.seal(log).unwrap();
+        synced.finish().unwrap();
+    }
+
+    /// The active segment's index files with their inodes and lengths.
+    fn indexes(dir: &Path) -> Vec<(String, u64, u64)> {
+        names_and_inodes(dir)
+            .into_iter()
+            .filter(|(name, _)| name.ends_with("index"))
+            .map(|(name, ino)| {
+                let len = std::fs::metadata(dir.join(&name)).unwrap().len();
+                (name, ino, len)
+            })
+            .collect()
+    }
+
+    /// A stop after a stop writes the active segment's indexes over the
+    /// files the first left: the same inodes (no file created, renamed or
+    /// freed), holding the grown indexes, which a clean open then trusts.
+    /// Should a crash leave one part old (stale entries past its end), the
+    /// unclean open that follows rebuilds it from the log.
+    #[test]
+    fn a_second_stop_writes_the_active_indexes_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let mut log = filled(dir.clone());
+        close_as_group(&mut log);
+        drop(log);
+        let first = indexes(&dir);
+        assert_eq!(first.len(), 2, "{first:?}");
+
+        let mut log = open(dir.clone(), true);
+        log.append(&build_simple_batch(6, 2, 1003), 1003).unwrap();
+        close_as_group(&mut log);
+        drop(log);
+        let second = indexes(&dir);
+        for ((name, ino, len), (name2, ino2, len2)) in first.iter().zip(&second) {
+            assert_eq!((name, ino), (name2, ino2), "written in place");
+            assert!(len2 > len, "{name} grew: {len} -> {len2}");
+        }
+        let before = names_and_inodes(&dir);
+        let log = open(dir.clone(), true);
+        assert_eq!(names_and_inodes(&dir), before, "a clean open rebuilt");
+        assert_eq!(log.log_end_offset(), 8);
+        assert_eq!(log.offset_for_timestamp(1003).unwrap(), Some((6, 1003)));
+        let last_batch = log.read(6, u32::MAX, false).unwrap().slices[0].position;
+        drop(log);
+
+        // A crash between the write and the length change: a stale entry
+        // past the end that sends offset 7 into the middle of its batch.
+        let index = dir.join(&second[0].0);
+        let mut stale = std::fs::read(&index).unwrap();
+        stale.extend_from_slice(&7u32.to_be_bytes());
+        stale.extend_from_slice(&(last_batch as u32 + 10).to_be_bytes());
+        std::fs::write(&index, stale).unwrap();
+        let log = open(dir, false);
+        assert_eq!(log.log_end_offset(), 8);
+        let plan = log.read(7, u32::MAX, false).unwrap();
+        assert_eq!(
+            plan.slices[0].position, last_batch,
+            "read from the stale entry"
+        );
     }
 
     /// A log written but never sealed (a crash between the halves) keeps

@@ -25,7 +25,7 @@ use crate::record::{
 use super::handles::{FileHandles, HandleId};
 use super::index::OffsetIndex;
 use super::index_file::IndexSummary;
-use super::io::{pwrite_all, write_atomic, write_replacing};
+use super::io::{overwrite_in_place, pwrite_all, write_atomic, write_replacing};
 use super::prefault::{self, Prefault};
 use super::time_index::TimeIndex;
 use super::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
@@ -817,8 +817,9 @@ impl Segment {
     /// since a clean open); for an empty segment, no files at all (any
     /// older ones are removed: its open takes none as empty indexes, so
     /// thousands of partitions never written close and open without
-    /// creating a file); else both files, each fsynced when `durable`, or
-    /// to the page cache for a caller that syncs the filesystem after.
+    /// creating a file); else both files, each replaced and fsynced when
+    /// `durable`, or written in place to the page cache for a group close,
+    /// which syncs the filesystem after ([`overwrite_in_place`]).
     pub fn write_indexes_for_close(&self, durable: bool) -> io::Result<()> {
         if self.is_empty() {
             self.durable_indexes.set(None);
@@ -831,7 +832,10 @@ impl Segment {
         if durable {
             self.write_indexes()
         } else {
-            self.write_indexes_unsynced()
+            // For a group close, whose marker follows a filesystem sync:
+            // an unclean open rescans the last segment and rebuilds these.
+            self.durable_indexes.set(None);
+            self.write_indexes_with(overwrite_in_place).map(|_| ())
         }
     }
 
