@@ -326,6 +326,19 @@ impl SpawnedBroker {
         self.terminate()
     }
 
+    /// [`Self::stop`], failing unless the broker exits within `timeout`
+    /// of SIGTERM; how long it took.
+    pub fn stop_timed(mut self, timeout: Duration) -> Result<Duration> {
+        let stopping = Instant::now();
+        let exited = self.stop_within(timeout)?;
+        let took = stopping.elapsed();
+        self.terminate()?;
+        if !exited {
+            bail!("the broker did not exit within {timeout:?} of SIGTERM");
+        }
+        Ok(took)
+    }
+
     fn terminate(&mut self) -> Result<()> {
         if !self.stop_within(STOP_TIMEOUT)? {
             self.child.kill()?;
