@@ -674,6 +674,7 @@ impl Shard {
         let mut all_closed = true;
         let mut group = crate::storage::GroupClose::default();
         let mut written = Vec::new();
+        let started = std::time::Instant::now();
         for (tp, partition) in self.partitions.borrow().iter() {
             match group.write(&mut partition.log.borrow_mut()) {
                 Ok(()) => written.push((tp, partition.clone())),
@@ -683,18 +684,32 @@ impl Shard {
                 }
             }
         }
+        let wrote = started.elapsed();
         match group.sync() {
             Ok(synced) => {
+                let synced_at = started.elapsed();
                 for (tp, partition) in &written {
                     if let Err(e) = synced.seal(&mut partition.log.borrow_mut()) {
                         tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "marking a closed partition log clean");
                         all_closed = false;
                     }
                 }
+                let sealed = started.elapsed();
                 if let Err(e) = synced.finish() {
                     tracing::error!(error = %e, "syncing the closed logs' recovery points");
                     all_closed = false;
                 }
+                // Where a long stop went (it writes files for every log
+                // written since the start): the operator's first question.
+                tracing::info!(
+                    shard = self.id,
+                    logs = written.len(),
+                    write_ms = wrote.as_millis() as u64,
+                    sync_ms = (synced_at - wrote).as_millis() as u64,
+                    seal_ms = (sealed - synced_at).as_millis() as u64,
+                    finish_ms = (started.elapsed() - sealed).as_millis() as u64,
+                    "closed the logs"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, "syncing the closed partition logs");
