@@ -96,8 +96,11 @@ mod tests {
 
     use super::*;
     use crate::record::build::build_simple_batch;
+    use crate::storage::recovery::{
+        stored_recovery_point, write_recovery_point, write_recovery_point_unsynced,
+    };
     use crate::storage::tests::{file_names, names_and_inodes};
-    use crate::storage::{recovery::stored_recovery_point, FileHandles, LogConfig};
+    use crate::storage::{FileHandles, LogConfig, RECOVERY_POINT_FILE};
 
     fn open(dir: PathBuf, clean: bool) -> PartitionLog {
         let config = LogConfig {
@@ -167,11 +170,12 @@ mod tests {
         synced.finish().unwrap();
     }
 
-    /// The active segment's index files with their inodes and lengths.
-    fn indexes(dir: &Path) -> Vec<(String, u64, u64)> {
+    /// What a stop writes in place: the active segment's index files and
+    /// the recovery point, with their inodes and lengths.
+    fn written_in_place(dir: &Path) -> Vec<(String, u64, u64)> {
         names_and_inodes(dir)
             .into_iter()
-            .filter(|(name, _)| name.ends_with("index"))
+            .filter(|(name, _)| name.ends_with("index") || name == RECOVERY_POINT_FILE)
             .map(|(name, ino)| {
                 let len = std::fs::metadata(dir.join(&name)).unwrap().len();
                 (name, ino, len)
@@ -179,30 +183,34 @@ mod tests {
             .collect()
     }
 
-    /// A stop after a stop writes the active segment's indexes over the
-    /// files the first left: the same inodes (no file created, renamed or
-    /// freed), holding the grown indexes, which a clean open then trusts.
-    /// Should a crash leave one part old (stale entries past its end), the
-    /// unclean open that follows rebuilds it from the log.
+    /// A stop after a stop writes the active segment's indexes and the
+    /// recovery point over the files the first left: the same inodes (no
+    /// file created, renamed or freed), holding the grown indexes and the
+    /// new point, which a clean open then trusts. Should a crash leave an
+    /// index part old (stale entries past its end), the unclean open that
+    /// follows rebuilds it from the log.
     #[test]
-    fn a_second_stop_writes_the_active_indexes_in_place() {
+    fn a_second_stop_writes_in_place() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
         let mut log = filled(dir.clone());
         close_as_group(&mut log);
         drop(log);
-        let first = indexes(&dir);
-        assert_eq!(first.len(), 2, "{first:?}");
+        let first = written_in_place(&dir);
+        assert_eq!(first.len(), 3, "{first:?}");
 
         let mut log = open(dir.clone(), true);
         log.append(&build_simple_batch(6, 2, 1003), 1003).unwrap();
         close_as_group(&mut log);
         drop(log);
-        let second = indexes(&dir);
+        let second = written_in_place(&dir);
         for ((name, ino, len), (name2, ino2, len2)) in first.iter().zip(&second) {
             assert_eq!((name, ino), (name2, ino2), "written in place");
-            assert!(len2 > len, "{name} grew: {len} -> {len2}");
+            if name.ends_with("index") {
+                assert!(len2 > len, "{name} grew: {len} -> {len2}");
+            }
         }
+        assert_eq!(stored_recovery_point(&dir), Some(8));
         let before = names_and_inodes(&dir);
         let log = open(dir.clone(), true);
         assert_eq!(names_and_inodes(&dir), before, "a clean open rebuilt");
@@ -225,6 +233,31 @@ mod tests {
             plan.slices[0].position, last_batch,
             "read from the stale entry"
         );
+    }
+
+    /// A stop's recovery point, written over the file in place, reads no
+    /// higher than the point written however a crash tore it: the new text
+    /// cut at any length reads lower, the old text out to the new length
+    /// (the rest NUL bytes) as none.
+    #[test]
+    fn a_torn_recovery_point_reads_no_higher() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = dir.join(RECOVERY_POINT_FILE);
+        write_recovery_point(dir, 1234).unwrap();
+        let old = std::fs::read(&path).unwrap();
+        write_recovery_point_unsynced(dir, 98_765).unwrap();
+        assert_eq!(stored_recovery_point(dir), Some(98_765));
+        let new = std::fs::read(&path).unwrap();
+        for cut in 0..=new.len() {
+            std::fs::write(&path, &new[..cut]).unwrap();
+            let read = stored_recovery_point(dir).unwrap_or(0);
+            assert!(read <= 98_765, "{read} from {cut} bytes");
+        }
+        let mut stale = old;
+        stale.resize(new.len(), 0);
+        std::fs::write(&path, stale).unwrap();
+        assert_eq!(stored_recovery_point(dir), None);
     }
 
     /// A log written but never sealed (a crash between the halves) keeps

@@ -115,10 +115,11 @@ fn write_via_tmp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
 /// fsync: no new inode, rename or freed inode, each a journal update that
 /// a stop of many partitions paid per file (and, on ext4 without a
 /// journal, an inode freed makes every later creation slower for minutes).
-/// A crash can leave the file part old, part new, so only for a file no
-/// open trusts unless a clean-shutdown marker written after a filesystem
-/// sync says it is whole: the active segment's indexes, which an unclean
-/// open rebuilds from the log.
+/// A crash can leave the file part old, part new, so only for a file whose
+/// reader takes that: one no open trusts unless a clean-shutdown marker
+/// written after a filesystem sync says it is whole (the active segment's
+/// indexes), or one written so that a torn copy reads as a safe value (a
+/// stop's recovery point).
 pub(crate) fn overwrite_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let file = fs::OpenOptions::new()

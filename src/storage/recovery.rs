@@ -14,7 +14,7 @@ use crate::record::{
 };
 
 use super::handles::FileHandles;
-use super::io::{sync_dir, write_atomic, write_replacing, TMP_SUFFIX};
+use super::io::{overwrite_in_place, sync_dir, write_atomic, TMP_SUFFIX};
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{remove_snapshot, snapshot_path, ProducerStates, SNAPSHOT_SUFFIX};
 use super::segment::{
@@ -25,8 +25,12 @@ use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::{LogConfig, StorageError};
 
 /// File in the partition dir holding the offset below which every segment
-/// is known to be on disk.
+/// is known to be on disk, as decimal text (zero-padded when a stop wrote
+/// it, [`write_recovery_point_unsynced`]).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Digits of a recovery point a group close writes in place: any offset
+/// (i64::MAX has 19), zero-padded, so every prefix reads no higher.
+const RECOVERY_POINT_DIGITS: usize = 20;
 /// Bytes read at a time while checking a batch's CRC during recovery.
 const RECOVERY_READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -49,14 +53,23 @@ pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// [`write_recovery_point`] without any fsync, for a caller that syncs the
-/// whole filesystem next (a group close). A crash before that sync leaves
-/// the old point or the new one, each true of what is on disk.
+/// [`write_recovery_point`] without any fsync or rename, for a group close:
+/// it synced every log's bytes before and syncs the filesystem next. A
+/// rename over the old file cost a stop more than anything else it wrote
+/// (ext4 starts the new file's write-back at a rename over another: 6.3 of
+/// 13.7 s at 100,000 partitions). Written in place, a crash before the
+/// sync leaves the old point, the new one (both true of the disk), or a
+/// torn file that reads lower or as none (0, a whole rescan), never
+/// higher: the text is zero-padded to a fixed width, so the new bytes cut
+/// at the old length read as a lower number, and the old ones at the new
+/// length end in NUL bytes, which do not parse. Its few bytes lie in the
+/// file's first sector, which a disk writes whole (PostgreSQL keeps
+/// `pg_control` within 512 bytes for this).
 pub fn write_recovery_point_unsynced(dir: &Path, offset: i64) -> io::Result<()> {
-    write_replacing(
-        &dir.join(RECOVERY_POINT_FILE),
-        offset.to_string().as_bytes(),
-    )
+    assert!(offset >= 0, "a recovery point is an offset");
+    let text = format!("{offset:0width$}", width = RECOVERY_POINT_DIGITS);
+    assert_eq!(text.len(), RECOVERY_POINT_DIGITS);
+    overwrite_in_place(&dir.join(RECOVERY_POINT_FILE), text.as_bytes())
 }
 
 /// Sets the recovery point to `offset` after the log was cut (it may have
