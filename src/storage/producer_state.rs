@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{BatchHeader, Marker};
 
-use super::io::{write_atomic, write_replacing};
+use super::io::{overwrite_in_place, write_atomic};
 use super::segment::{parse_offset_name, segment_path};
 
 /// Batches remembered per producer: a client has at most this many requests
@@ -642,8 +642,13 @@ pub fn write_snapshot_bytes(
     let path = snapshot_path(dir, offset);
     if durable {
         write_atomic(&path, bytes)?;
-    } else {
-        write_replacing(&path, bytes)?;
+    } else if let Err(e) = overwrite_in_place(&path, bytes) {
+        // Straight under its name, with no temporary file to rename (a
+        // stop writes one for every partition written): one a crash tore
+        // fails its CRC at open, which reads the older one kept instead.
+        // One this write left partial goes, so that two whole ones stay.
+        let _ = fs::remove_file(&path);
+        return Err(e);
     }
     let offsets = list_snapshots(dir)?;
     let keep_from = offsets.len().saturating_sub(SNAPSHOTS_KEPT);

@@ -223,6 +223,36 @@ fn a_crash_rebuilds_state_from_the_roll_snapshot_and_the_log_tail() {
     assert_eq!(log.producers().len(), 2);
 }
 
+/// A snapshot is written straight under its name (no temporary file):
+/// one a crash cut short fails its CRC, and the open reads the older one
+/// kept and replays the log from there.
+#[test]
+fn a_torn_newest_snapshot_leaves_the_older_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
+    let mut seq = 0;
+    for _ in 0..10 {
+        log.append(&batch(7, 0, seq, 2), 1).unwrap();
+        seq += 2;
+    }
+    drop(log);
+    let snapshots = list_snapshots(&dir).unwrap();
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    let newest = snapshot_path(&dir, snapshots[1]);
+    let whole = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &whole[..whole.len() / 2]).unwrap();
+    let mut log = PartitionLog::open(dir, config, false).unwrap();
+    let retry = log.append(&batch(7, 0, seq - 2, 2), 2).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.base_offset, 18);
+    assert!(log.append(&batch(7, 0, seq + 1, 1), 2).is_err(), "a gap");
+}
+
 #[test]
 fn a_snapshot_past_a_truncated_log_end_is_dropped() {
     let tmp = tempfile::tempdir().unwrap();
