@@ -112,14 +112,16 @@ fn write_via_tmp(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
 }
 
 /// Writes `bytes` over `path` where it stands (created if missing), without
-/// fsync: no new inode, rename or freed inode, each a journal update that
-/// a stop of many partitions paid per file (and, on ext4 without a
-/// journal, an inode freed makes every later creation slower for minutes).
+/// fsync: no temporary inode, rename or freed inode, which a stop of many
+/// partitions paid per file (a rename over a file also starts ext4's
+/// write-back of the new one there and then; on ext4 without a journal,
+/// an inode freed makes every later creation slower for minutes).
 /// A crash can leave the file part old, part new, so only for a file whose
 /// reader takes that: one no open trusts unless a clean-shutdown marker
 /// written after a filesystem sync says it is whole (the active segment's
-/// indexes), or one written so that a torn copy reads as a safe value (a
-/// stop's recovery point).
+/// indexes), one written so that a torn copy reads as a safe value (a
+/// stop's recovery point), or one its reader checks and can do without (a
+/// producer snapshot, with its CRC and an older one kept).
 pub(crate) fn overwrite_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let file = fs::OpenOptions::new()

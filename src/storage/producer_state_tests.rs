@@ -196,26 +196,35 @@ fn a_clean_restart_keeps_deduplicating_from_the_snapshot() {
     assert!(log.append(&batch(7, 0, 9, 1), 4).is_err());
 }
 
+/// 300-byte segments, for a log that rolls (a snapshot at each roll).
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    }
+}
+
+/// Ten batches of two records from producer 7 (sequences 0 to 19) into
+/// a new log of [`small_segments`], which rolls on the way.
+fn rolled_by_producer_7(dir: &std::path::Path) -> PartitionLog {
+    let mut log = PartitionLog::open(dir.to_path_buf(), small_segments(), true).unwrap();
+    for seq in (0..20).step_by(2) {
+        log.append(&batch(7, 0, seq, 2), 1).unwrap();
+    }
+    log
+}
+
 #[test]
 fn a_crash_rebuilds_state_from_the_roll_snapshot_and_the_log_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
-    let config = LogConfig {
-        segment_bytes: 300,
-        ..LogConfig::default()
-    };
-    let mut log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
-    let mut seq = 0;
-    for _ in 0..10 {
-        log.append(&batch(7, 0, seq, 2), 1).unwrap();
-        seq += 2;
-    }
+    let mut log = rolled_by_producer_7(&dir);
     log.append(&batch(8, 1, 0, 1), 1).unwrap();
     assert!(log.segment_count() > 2, "the log rolled");
     // No close: the process died with everything in the page cache.
     drop(log);
-    let mut log = PartitionLog::open(dir.clone(), config, false).unwrap();
-    let retry = log.append(&batch(7, 0, seq - 2, 2), 2).unwrap();
+    let mut log = PartitionLog::open(dir.clone(), small_segments(), false).unwrap();
+    let retry = log.append(&batch(7, 0, 18, 2), 2).unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, 18);
     let retry = log.append(&batch(8, 1, 0, 1), 2).unwrap();
@@ -230,27 +239,17 @@ fn a_crash_rebuilds_state_from_the_roll_snapshot_and_the_log_tail() {
 fn a_torn_newest_snapshot_leaves_the_older_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
-    let config = LogConfig {
-        segment_bytes: 300,
-        ..LogConfig::default()
-    };
-    let mut log = PartitionLog::open(dir.clone(), config.clone(), true).unwrap();
-    let mut seq = 0;
-    for _ in 0..10 {
-        log.append(&batch(7, 0, seq, 2), 1).unwrap();
-        seq += 2;
-    }
-    drop(log);
+    drop(rolled_by_producer_7(&dir));
     let snapshots = list_snapshots(&dir).unwrap();
     assert_eq!(snapshots.len(), 2, "{snapshots:?}");
     let newest = snapshot_path(&dir, snapshots[1]);
     let whole = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &whole[..whole.len() / 2]).unwrap();
-    let mut log = PartitionLog::open(dir, config, false).unwrap();
-    let retry = log.append(&batch(7, 0, seq - 2, 2), 2).unwrap();
+    let mut log = PartitionLog::open(dir, small_segments(), false).unwrap();
+    let retry = log.append(&batch(7, 0, 18, 2), 2).unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, 18);
-    assert!(log.append(&batch(7, 0, seq + 1, 1), 2).is_err(), "a gap");
+    assert!(log.append(&batch(7, 0, 21, 1), 2).is_err(), "a gap");
 }
 
 #[test]
