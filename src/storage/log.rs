@@ -1143,6 +1143,7 @@ impl PartitionLog {
         }
         self.unsynced_rolls.clear();
         self.persist_txn_indexes()?;
+        let index_interval_bytes = self.config.index_interval_bytes;
         let active = self.active_mut();
         if racing {
             active.mark_tail_uncut();
@@ -1159,7 +1160,7 @@ impl PartitionLog {
             }
         }
         active.finish_time_index();
-        active.write_indexes_for_close(sync_each)?;
+        active.write_indexes_for_close(sync_each, index_interval_bytes)?;
         let log_end = self.log_end_offset();
         let snapshot = self.producers.encode_snapshot(log_end);
         let digest = SnapshotDigest::of(log_end, &snapshot);

@@ -315,7 +315,7 @@ fn load_or_rebuild(
     index_interval_bytes: u32,
     clean_shutdown: bool,
 ) -> Result<bool, StorageError> {
-    if segment.load_indexes(files) && segment.load_tail()? {
+    if segment.load_indexes(files, index_interval_bytes) && segment.load_tail()? {
         if clean_shutdown {
             segment.mark_indexes_durable();
         }

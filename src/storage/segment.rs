@@ -814,14 +814,18 @@ impl Segment {
 
     /// What a close writes of the indexes: nothing when the files on disk
     /// are a durable copy of these very indexes (a partition untouched
-    /// since a clean open); for an empty segment, no files at all (any
-    /// older ones are removed: its open takes none as empty indexes, so
-    /// thousands of partitions never written close and open without
-    /// creating a file); else both files, each replaced and fsynced when
+    /// since a clean open); for a segment under one index interval (an
+    /// empty one too), no files at all (any older ones are removed: its
+    /// open takes none as empty indexes, [`Self::needs_no_index_files`]);
+    /// else both files, each replaced and fsynced when
     /// `durable`, or written in place to the page cache for a group close,
     /// which syncs the filesystem after ([`overwrite_in_place`]).
-    pub fn write_indexes_for_close(&self, durable: bool) -> io::Result<()> {
-        if self.is_empty() {
+    pub fn write_indexes_for_close(
+        &self,
+        durable: bool,
+        index_interval_bytes: u32,
+    ) -> io::Result<()> {
+        if self.needs_no_index_files(index_interval_bytes) {
             self.durable_indexes.set(None);
             return self.remove_indexes();
         }
@@ -837,6 +841,19 @@ impl Segment {
             self.durable_indexes.set(None);
             self.write_indexes_with(overwrite_in_place).map(|_| ())
         }
+    }
+
+    /// Whether this segment is under one index interval, so that its
+    /// indexes are worth no file: its offset index holds no entry (one is
+    /// added only past an interval of batches), its time index at most the
+    /// largest timestamp, and what a lookup would find in them a scan of
+    /// its few batches from the start finds too (an empty index is never
+    /// wrong, only slower). A close writes none for it (thousands of
+    /// partitions holding a few records stop and start without two files
+    /// each), and an open takes none as empty indexes, its tail scan
+    /// reading those few batch headers anyway.
+    pub fn needs_no_index_files(&self, index_interval_bytes: u32) -> bool {
+        self.is_empty() || self.size < u64::from(index_interval_bytes)
     }
 
     /// Removes both index files; a missing one is no error.
@@ -884,9 +901,11 @@ impl Segment {
 
     /// Loads both index files (a file `files` does not name reads as
     /// missing); false if either is missing or inconsistent
-    /// with the log (the caller then rebuilds by scanning). An empty
-    /// segment has none: its indexes are empty ([`Self::write_indexes_for_close`]).
-    pub fn load_indexes(&mut self, files: SideFiles) -> bool {
+    /// with the log (the caller then rebuilds by scanning). A segment
+    /// under one index interval may have none: its indexes are then empty
+    /// ([`Self::needs_no_index_files`]); 0 for `index_interval_bytes` takes
+    /// no missing file as empty but an empty segment's.
+    pub fn load_indexes(&mut self, files: SideFiles, index_interval_bytes: u32) -> bool {
         let read = |listed: bool, suffix| {
             listed
                 .then(|| fs::read(segment_path(&self.dir, self.base_offset, suffix)).ok())
@@ -897,7 +916,7 @@ impl Segment {
             read(files.time_index, TIME_INDEX_SUFFIX),
         );
         self.files_match.set(false);
-        if self.is_empty() && index.is_none() && time.is_none() {
+        if self.needs_no_index_files(index_interval_bytes) && index.is_none() && time.is_none() {
             self.index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
             return true;
@@ -953,7 +972,9 @@ impl Segment {
             return true;
         }
         self.summary = None;
-        self.load_indexes(SideFiles::UNLISTED)
+        // Released indexes had files (an offset entry each): missing ones
+        // are a loss, never a small segment's.
+        self.load_indexes(SideFiles::UNLISTED, 0)
     }
 
     /// [`OffsetIndex::lookup`], in memory or in the file.

@@ -1410,3 +1410,54 @@ fn rolled_segments_read_their_indexes_from_the_files() {
     assert_reads_whole(&log, 6);
     assert!(log.segments[&0].index_file_failed());
 }
+
+/// A partition holding less than one index interval of batches stops and
+/// starts with no index file: its open takes the missing files as empty
+/// indexes and rebuilds nothing, reads and timestamp searches answer as
+/// before, and once it passes an interval its stop writes both files.
+#[test]
+fn a_segment_under_one_index_interval_keeps_no_index_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partition_dir(&tmp);
+    let small = LogConfig {
+        index_interval_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let index_files = |dir: &Path| -> Vec<String> {
+        file_names(dir)
+            .into_iter()
+            .filter(|name| name.ends_with("index"))
+            .collect()
+    };
+    let mut log = open(&dir, small.clone(), true);
+    fill(&mut log, 3);
+    assert!(3 * batch_len() < 4096);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(index_files(&dir), Vec::<String>::new());
+
+    let before = names_and_inodes(&dir);
+    let mut log = open(&dir, small.clone(), true);
+    assert_eq!(names_and_inodes(&dir), before, "a clean open wrote a file");
+    assert_eq!(log.log_end_offset(), 9);
+    assert_eq!(
+        batches_in(&log.read(4, u32::MAX, false).unwrap()),
+        vec![(3, 5), (6, 8)]
+    );
+    assert_eq!(log.offset_for_timestamp(1010).unwrap(), Some((3, 1010)));
+    assert_eq!(log.offset_for_timestamp(1021).unwrap(), None);
+
+    // Past one interval: a stop writes both, and an open reads them.
+    let batches = 4096 / batch_len() as usize + 1;
+    fill(&mut log, batches);
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(index_files(&dir).len(), 2, "{:?}", file_names(&dir));
+    let log = open(&dir, small, true);
+    assert_eq!(log.log_end_offset(), 9 + 3 * batches as i64);
+    let last = log.log_end_offset() - 1;
+    assert_eq!(
+        batches_in(&log.read(last, u32::MAX, false).unwrap()),
+        vec![(last - 2, last)]
+    );
+}
