@@ -8,13 +8,19 @@
 //!
 //! A group close writes every log's files to the page cache, syncs each
 //! filesystem once, then moves the recovery points and syncs once more.
-//! The active segment's indexes are written over their files in place
-//! (no file created, renamed or freed per stop): a crash can leave them
-//! part old, but only the clean-shutdown marker, written after the syncs,
-//! makes an open trust them, and an unclean open rebuilds the last
-//! segment's indexes from the log.
 //! The order a lone close keeps holds for the group: nothing names a log
 //! clean (its recovery point at the end) before all its bytes are durable.
+//!
+//! Nothing a group close writes is a temporary file renamed over the old
+//! one (a rename over a file made ext4 start its write-back there and then,
+//! one file at a time: 6 of a 13.6 s stop at 100,000 partitions). Each file
+//! is written where it stands, and each reader takes what a crash could
+//! leave of it: the active segment's indexes only under the clean-shutdown
+//! marker, written after the syncs (an unclean open rebuilds the last
+//! segment's); the recovery point zero-padded, so a torn one reads lower
+//! ([`super::recovery::write_recovery_point_unsynced`]); the producer
+//! snapshot with its CRC, an older one kept. A segment under one index
+//! interval gets no index file at all.
 
 use std::fs::File;
 use std::io;

@@ -844,11 +844,11 @@ impl Segment {
     }
 
     /// Whether this segment is under one index interval, so that its
-    /// indexes are worth no file: its offset index holds no entry (one is
-    /// added only past an interval of batches), its time index at most the
-    /// largest timestamp, and what a lookup would find in them a scan of
-    /// its few batches from the start finds too (an empty index is never
-    /// wrong, only slower). A close writes none for it (thousands of
+    /// indexes are worth no file: at this interval its offset index has no
+    /// entry (one is added only past an interval of batches) and its time
+    /// index at most the largest timestamp, and what a lookup would find in
+    /// them a scan of its few batches from the start finds too (an empty
+    /// index is never wrong, only slower). A close writes none for it (thousands of
     /// partitions holding a few records stop and start without two files
     /// each), and an open takes none as empty indexes, its tail scan
     /// reading those few batch headers anyway.
