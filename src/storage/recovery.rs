@@ -26,7 +26,7 @@ use super::{LogConfig, StorageError};
 
 /// File in the partition dir holding the offset below which every segment
 /// is known to be on disk, as decimal text (zero-padded when a stop wrote
-/// it, [`write_recovery_point_unsynced`]).
+/// it, `write_recovery_point_unsynced`).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Digits of a recovery point a group close writes in place: any offset
 /// (i64::MAX has 19), zero-padded, so every prefix reads no higher.
