@@ -19,8 +19,8 @@
 //! marker, written after the syncs (an unclean open rebuilds the last
 //! segment's); the recovery point zero-padded, so a torn one reads lower
 //! ([`super::recovery::write_recovery_point_unsynced`]); the producer
-//! snapshot with its CRC, an older one kept. A segment under one index
-//! interval gets no index file at all.
+//! snapshot with its CRC, an older one kept. An active segment under one
+//! index interval gets no index file at all.
 
 use std::fs::File;
 use std::io;
@@ -243,27 +243,38 @@ mod tests {
 
     /// A stop's recovery point, written over the file in place, reads no
     /// higher than the point written however a crash tore it: the new text
-    /// cut at any length reads lower, the old text out to the new length
-    /// (the rest NUL bytes) as none.
+    /// cut at any length reads lower; the old text out to the new length
+    /// (the rest NUL bytes) as none; and the new text over an old one that
+    /// was longer, before any length change, as the new point, since the
+    /// new text is never shorter (unpadded, "98765" over "123456789" would
+    /// read 987656789).
     #[test]
     fn a_torn_recovery_point_reads_no_higher() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let path = dir.join(RECOVERY_POINT_FILE);
-        write_recovery_point(dir, 1234).unwrap();
-        let old = std::fs::read(&path).unwrap();
-        write_recovery_point_unsynced(dir, 98_765).unwrap();
-        assert_eq!(stored_recovery_point(dir), Some(98_765));
-        let new = std::fs::read(&path).unwrap();
-        for cut in 0..=new.len() {
-            std::fs::write(&path, &new[..cut]).unwrap();
-            let read = stored_recovery_point(dir).unwrap_or(0);
-            assert!(read <= 98_765, "{read} from {cut} bytes");
+        let point = 98_765;
+        for old_point in [1234, 123_456_789, i64::MAX] {
+            write_recovery_point(dir, old_point).unwrap();
+            let old = std::fs::read(&path).unwrap();
+            write_recovery_point_unsynced(dir, point).unwrap();
+            assert_eq!(stored_recovery_point(dir), Some(point));
+            let new = std::fs::read(&path).unwrap();
+            for cut in 0..=new.len() {
+                std::fs::write(&path, &new[..cut]).unwrap();
+                let read = stored_recovery_point(dir).unwrap_or(0);
+                assert!(read <= point, "{read} from {cut} bytes");
+            }
+            let mut stale = old.clone();
+            stale.resize(new.len().max(old.len()), 0);
+            std::fs::write(&path, &stale).unwrap();
+            assert_eq!(stored_recovery_point(dir), None, "{stale:?}");
+            let mut overlaid = old;
+            overlaid.resize(overlaid.len().max(new.len()), 0);
+            overlaid[..new.len()].copy_from_slice(&new);
+            std::fs::write(&path, overlaid).unwrap();
+            assert_eq!(stored_recovery_point(dir), Some(point));
         }
-        let mut stale = old;
-        stale.resize(new.len(), 0);
-        std::fs::write(&path, stale).unwrap();
-        assert_eq!(stored_recovery_point(dir), None);
     }
 
     /// A log written but never sealed (a crash between the halves) keeps

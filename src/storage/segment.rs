@@ -800,13 +800,11 @@ impl Segment {
     /// Writes both index files (tmp + rename) without fsync, for a roll on
     /// the shard's thread: recovery rebuilds indexes a crash left short.
     pub fn write_indexes_unsynced(&self) -> io::Result<()> {
-        self.durable_indexes.set(None);
-        self.write_indexes_with(write_replacing).map(|_| ())
+        self.write_indexes_with(write_replacing).map(drop)
     }
 
     /// Writes both index files (tmp + fsync + rename).
     pub fn write_indexes(&self) -> io::Result<()> {
-        self.durable_indexes.set(None);
         let digest = self.write_indexes_with(write_atomic)?;
         self.durable_indexes.set(Some(digest));
         Ok(())
@@ -838,8 +836,7 @@ impl Segment {
         } else {
             // For a group close, whose marker follows a filesystem sync:
             // an unclean open rescans the last segment and rebuilds these.
-            self.durable_indexes.set(None);
-            self.write_indexes_with(overwrite_in_place).map(|_| ())
+            self.write_indexes_with(overwrite_in_place).map(drop)
         }
     }
 
@@ -884,6 +881,9 @@ impl Segment {
         // Writing the emptied memory of a rolled segment would lose its
         // indexes.
         assert!(!self.indexes_released(), "indexes in memory");
+        // Whatever was durable is being replaced; a durable write says so
+        // again once done.
+        self.durable_indexes.set(None);
         let index_path = segment_path(&self.dir, self.base_offset, INDEX_SUFFIX);
         let time_path = segment_path(&self.dir, self.base_offset, TIME_INDEX_SUFFIX);
         let (index, time_index) = (self.index.encode(), self.time_index.encode());
