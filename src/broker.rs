@@ -107,6 +107,29 @@ fn fit_open_files(wanted: usize) -> usize {
     fitted
 }
 
+/// `wanted` (`log_prefault_bytes`), or 0 where extending a segment for a
+/// fill would hold the shard on write-back (XFS; see
+/// `storage::extension_writes_back`).
+fn fit_prefault(data_dir: &Path, wanted: u64) -> u64 {
+    if wanted == 0 {
+        return 0;
+    }
+    match crate::storage::extension_writes_back(data_dir) {
+        Ok(None) => wanted,
+        Ok(Some(fs)) => {
+            tracing::info!(
+                filesystem = fs,
+                "log_prefault_bytes off: this filesystem writes back a segment's new pages whenever it is extended"
+            );
+            0
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the data dir's filesystem: log_prefault_bytes off");
+            0
+        }
+    }
+}
+
 /// Where a started broker can be reached.
 #[derive(Clone, Debug)]
 pub struct Ready {
@@ -211,6 +234,7 @@ pub fn run(
     let writable = WritablePoller::start(shard_count, config.max_connections_per_shard)
         .map_err(BrokerError::Shards)?;
     config.log_open_files_max = fit_open_files(config.log_open_files_max);
+    config.log_prefault_bytes = fit_prefault(&data_dir, config.log_prefault_bytes);
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = mpsc::channel::<bool>();
     let drained = Arc::new(AtomicUsize::new(0));

@@ -230,7 +230,8 @@ pub struct BrokerConfig {
     /// fills the page cache, at most (0: off). A partition's window is four
     /// of its recent appends, so only partitions appending 16 KiB or more
     /// at a time get one (`storage::prefault`). Ignored with
-    /// `log_preallocate`.
+    /// `log_preallocate`; set to 0 at start on a filesystem whose extending
+    /// `ftruncate` waits for write-back (XFS).
     pub log_prefault_bytes: u64,
     /// Kafka's `transaction.state.log.num.partitions`; used only when
     /// `__transaction_state` is created.

@@ -63,7 +63,7 @@ pub use leader_epoch::{
 pub use log::{
     AppendOrigin, AppendResult, FileSlice, PartitionLog, Prepared, PreparedAppend, ReadPlan,
 };
-pub use prefault::Prefault;
+pub use prefault::{extension_writes_back, Prefault};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
 };
