@@ -85,6 +85,8 @@ pub struct IngestResult {
     /// The nice level a spawned broker ran at (`--nice`); absent: the
     /// harness's own.
     pub broker_nice: Option<i32>,
+    /// The filesystem a spawned broker's data dir was on (`data_fs`).
+    pub data_fs: Option<String>,
 }
 
 impl IngestResult {
@@ -119,6 +121,9 @@ impl IngestResult {
         ];
         if let Some(n) = self.broker_nice {
             rows.push(("broker nice".into(), n.to_string()));
+        }
+        if let Some(fs) = &self.data_fs {
+            rows.push(("data dir filesystem".into(), fs.clone()));
         }
         Table {
             header: vec![format!("ingest: {}", self.target), String::new()],
@@ -217,6 +222,7 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         baseline: None,
         share_of_page_cache: None,
         broker_nice: None,
+        data_fs: None,
     })
 }
 

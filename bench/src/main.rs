@@ -32,6 +32,7 @@ mod clients;
 mod codec_runs;
 mod compare;
 mod compression;
+mod data_fs;
 mod datasets;
 mod floor;
 mod ingest;
@@ -538,6 +539,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             .as_secs(),
         broker_nice: a.broker.nice,
         broker_shards: a.broker.shards,
+        broker_data_fs: (a.spawn || a.floor_disk)
+            .then(data_fs::of_spawned)
+            .flatten(),
         baseline: None,
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
@@ -639,6 +643,9 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
     );
     let mut result = with_endpoint(&name, &endpoint, &opts, |spec| ingest::run(spec, &w, shape))?;
     result.broker_nice = a.broker.nice;
+    if a.spawn {
+        result.data_fs = data_fs::of_spawned();
+    }
     // After the broker, as in `run`: the baseline's gigabytes of page cache
     // would otherwise be the broker's write-back to pay.
     if !a.no_baseline {

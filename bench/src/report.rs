@@ -69,6 +69,10 @@ pub struct RunResult {
     /// The `--shards` a spawned broker was given; absent: its default.
     #[serde(default)]
     pub broker_shards: Option<usize>,
+    /// The filesystem the brokers the harness started kept their data on
+    /// (`data_fs`); absent: none started, or older results.
+    #[serde(default)]
+    pub broker_data_fs: Option<String>,
     pub baseline: Option<Baseline>,
     /// Target names in command-line order (`targets` is keyed by name).
     pub order: Vec<String>,
@@ -436,6 +440,12 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
     if let Some(n) = run.broker_shards {
         let _ = writeln!(md, "The spawned broker ran with `--shards {n}`.\n");
     }
+    if let Some(fs) = &run.broker_data_fs {
+        let _ = writeln!(
+            md,
+            "The brokers the harness started kept their data on {fs}.\n"
+        );
+    }
     if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
         let _ = writeln!(
             md,
@@ -536,6 +546,7 @@ pub mod tests {
             librdkafka_version: "x".into(),
             broker_nice: None,
             broker_shards: None,
+            broker_data_fs: None,
             started_unix_secs: 0,
             producer_mode: "plain".into(),
             baseline: None,
