@@ -86,7 +86,7 @@ pub struct IngestResult {
     /// harness's own.
     pub broker_nice: Option<i32>,
     /// The filesystem a spawned broker's data dir was on (`data_fs`).
-    pub data_fs: Option<String>,
+    pub broker_data_fs: Option<String>,
 }
 
 impl IngestResult {
@@ -122,7 +122,7 @@ impl IngestResult {
         if let Some(n) = self.broker_nice {
             rows.push(("broker nice".into(), n.to_string()));
         }
-        if let Some(fs) = &self.data_fs {
+        if let Some(fs) = &self.broker_data_fs {
             rows.push(("data dir filesystem".into(), fs.clone()));
         }
         Table {
@@ -222,7 +222,7 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         baseline: None,
         share_of_page_cache: None,
         broker_nice: None,
-        data_fs: None,
+        broker_data_fs: None,
     })
 }
 

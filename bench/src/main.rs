@@ -644,7 +644,7 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
     let mut result = with_endpoint(&name, &endpoint, &opts, |spec| ingest::run(spec, &w, shape))?;
     result.broker_nice = a.broker.nice;
     if a.spawn {
-        result.data_fs = data_fs::of_spawned();
+        result.broker_data_fs = data_fs::of_spawned();
     }
     // After the broker, as in `run`: the baseline's gigabytes of page cache
     // would otherwise be the broker's write-back to pay.

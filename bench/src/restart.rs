@@ -116,7 +116,7 @@ pub struct RestartResult {
     /// The nice level the broker ran at (`--nice`).
     pub broker_nice: Option<i32>,
     /// The filesystem its data dir was on (`data_fs`).
-    pub data_fs: Option<String>,
+    pub broker_data_fs: Option<String>,
 }
 
 impl RestartResult {
@@ -157,7 +157,7 @@ impl RestartResult {
         if let Some(n) = self.broker_nice {
             rows.push(("broker nice".into(), n.to_string()));
         }
-        if let Some(fs) = &self.data_fs {
+        if let Some(fs) = &self.broker_data_fs {
             rows.push(("data dir filesystem".into(), fs.clone()));
         }
         Table {
@@ -220,7 +220,7 @@ pub fn run(serve: Serve, shape: Shape, log_dir: &Path) -> Result<RestartResult> 
         peak_rss_mib,
         second_stop_secs,
         broker_nice,
-        data_fs: crate::data_fs::of_spawned(),
+        broker_data_fs: crate::data_fs::of_spawned(),
     })
 }
 
