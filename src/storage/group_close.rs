@@ -210,6 +210,7 @@ mod tests {
         close_as_group(&mut log);
         drop(log);
         let second = written_in_place(&dir);
+        assert_eq!(second.len(), first.len(), "{second:?}");
         for ((name, ino, len), (name2, ino2, len2)) in first.iter().zip(&second) {
             assert_eq!((name, ino), (name2, ino2), "written in place");
             if name.ends_with("index") {
