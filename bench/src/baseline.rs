@@ -103,19 +103,9 @@ pub fn measure(dir: &Path, secs: f64, disk_bytes: u64) -> Result<Baseline> {
 
 /// `DISK_FREE_SHARE_MAX` of the free space of `dir`'s filesystem, bytes.
 fn free_share(dir: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
-    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
-    let st = unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("statvfs {}", dir.display()));
-        }
-        st
-    };
-    let free = st.f_bavail as f64 * st.f_frsize as f64;
-    Ok((free * DISK_FREE_SHARE_MAX) as u64)
+    let free =
+        crate::data_fs::free_bytes(dir).with_context(|| format!("statvfs {}", dir.display()))?;
+    Ok((free as f64 * DISK_FREE_SHARE_MAX) as u64)
 }
 
 /// What one append run did.

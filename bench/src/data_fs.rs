@@ -1,22 +1,64 @@
 //! Which filesystem the brokers the harness starts keep their data on
 //! (the temporary directory's): a broker's tail latency and its stop time
 //! depend on it as much as on the broker (tuning/README.md, "Disks"), so
-//! results name it.
+//! results name it, and how much room it had: a filesystem near full
+//! makes writers wait.
 
 use std::path::{Path, PathBuf};
 
-/// `<type> on <mount point> (<options>)` of the mount holding `dir`, from
-/// `/proc/self/mounts`; `None` if either cannot be read.
+/// `<type> on <mount point> (<options>), <N> GiB free` of the mount
+/// holding `dir`, from `/proc/self/mounts` and `statvfs`; `None` if the
+/// mounts cannot be read.
 pub fn describe(dir: &Path) -> Option<String> {
     let dir = dir.canonicalize().ok()?;
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     let m = mount_of(&mounts, &dir)?;
+    let free = free_bytes(&dir)
+        .map(|b| format!(", {:.1} GiB free", b as f64 / GIB))
+        .unwrap_or_default();
     Some(format!(
-        "{} on {} ({})",
+        "{} on {} ({}){free}",
         m.fs_type,
         m.point.display(),
         m.options
     ))
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Bytes an unprivileged writer may still put on `dir`'s filesystem.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
+    let st = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        st
+    };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// A warning when a run plans to write more than half of what its
+/// brokers' filesystem has free. XFS reserves blocks past the end of a
+/// growing file (speculative preallocation: 52 GB in use for 30 GB of
+/// segments in one ten-minute run), and a filesystem near full makes an
+/// append wait while it flushes every file to reclaim them
+/// (tuning/README.md, "Disks"), so such a run measures the disk's room,
+/// not the broker.
+pub fn crowding(planned: u64, free: u64) -> Option<String> {
+    (planned > free / 2).then(|| {
+        format!(
+            "this run writes about {:.1} GiB where the brokers keep their data, \
+             which has {:.1} GiB free: past half of it, a filesystem near full \
+             (XFS's preallocation counts) makes appends wait, and the tail \
+             measures that",
+            planned as f64 / GIB,
+            free as f64 / GIB
+        )
+    })
 }
 
 /// Where the spawned brokers' data dirs go, described.
@@ -107,6 +149,15 @@ mod tests {
     fn the_mount_on_top_wins() {
         let top = mount_of(MOUNTS, Path::new("/mnt/xfs/d")).unwrap();
         assert_eq!(top.fs_type, "tmpfs");
+    }
+
+    #[test]
+    fn a_run_that_would_fill_half_the_room_is_named() {
+        assert_eq!(crowding(10, 20), None);
+        let warning = crowding(11, 20).expect("more than half");
+        assert!(warning.contains("0.0 GiB free"), "{warning}");
+        assert!(free_bytes(Path::new("/")).is_ok());
+        assert!(free_bytes(Path::new("/no/such/dir")).is_err());
     }
 
     #[test]

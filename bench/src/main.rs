@@ -516,6 +516,17 @@ fn load_workload(a: &RunArgs) -> Result<Workload> {
     Ok(w)
 }
 
+/// Says so on stderr when a fixed-rate run would write more than half of
+/// the free space where the spawned brokers keep their data; the report's
+/// filesystem line gives the free space either way.
+fn warn_if_crowded(w: &Workload) {
+    let planned = w.planned_bytes();
+    let free = data_fs::free_bytes(&std::env::temp_dir()).ok();
+    if let Some(warning) = planned.zip(free).and_then(|(p, f)| data_fs::crowding(p, f)) {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn cmd_run(a: RunArgs) -> Result<()> {
     let w = load_workload(&a)?;
     let targets = targets(&a, &w)?;
@@ -546,6 +557,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
     };
+    if a.spawn || a.floor_disk {
+        warn_if_crowded(&w);
+    }
     let opts = SpawnOpts {
         broker_bin: a.broker.broker_bin.as_deref(),
         shards: a.broker.shards,

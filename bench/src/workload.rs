@@ -278,6 +278,18 @@ impl Workload {
         }
     }
 
+    /// Bytes the producers hand the brokers over warm-up and measurement,
+    /// every replica counted (before compression and batch headers); `None`
+    /// at max rate.
+    pub fn planned_bytes(&self) -> Option<u64> {
+        (self.producer_rate > 0).then(|| {
+            self.producer_rate
+                * self.message_size as u64
+                * (self.warmup_secs + self.duration_secs)
+                * u64::from(self.replication_factor)
+        })
+    }
+
     /// Messages per second for one producer thread; `None` at max rate.
     pub fn rate_per_producer(&self) -> Option<f64> {
         (self.producer_rate > 0).then(|| self.producer_rate as f64 / self.producers() as f64)
@@ -440,6 +452,16 @@ mod tests {
         assert_eq!(w.producer_mode(), ProducerMode::Plain);
         assert_eq!(w.replication_factor, 1);
         assert_eq!(w.min_insync_replicas, None);
+    }
+
+    #[test]
+    fn planned_bytes_count_every_second_and_replica() {
+        let mut w = Workload::parse(MINIMAL).unwrap();
+        assert_eq!(w.planned_bytes(), Some(1000 * 1024 * 3));
+        w.replication_factor = 3;
+        assert_eq!(w.planned_bytes(), Some(1000 * 1024 * 3 * 3));
+        w.producer_rate = 0;
+        assert_eq!(w.planned_bytes(), None, "a max-rate run has no plan");
     }
 
     #[test]
