@@ -179,8 +179,11 @@ pub struct BrokerConfig {
     /// Logs, with a backtrace, every time a shard runs one task queue this
     /// many ms past its budget (0: off). A shard thread held that long
     /// holds every socket on its core; this names the code that held it.
-    /// Each run of a task queue then arms a timer, two syscalls, so it is
-    /// for finding a stall, not for every day.
+    /// Each run of a task queue then arms a timer, two syscalls, and a
+    /// stall it reports lasts longer: glommio symbolizes the backtrace on
+    /// the shard thread before it logs (reading the binary's line tables,
+    /// from disk if they are not cached). It is for finding where a stall
+    /// is, not for measuring latency or for every day.
     pub shard_stall_warn_ms: u64,
     /// The most bytes one compressed batch may decompress to; a larger one
     /// is refused as CORRUPT_MESSAGE (a decompression bomb).

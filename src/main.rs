@@ -137,7 +137,8 @@ struct ServeArgs {
     #[arg(long)]
     shard_spin_before_park_us: Option<u64>,
     /// Log a backtrace when a shard runs this many ms over its budget
-    /// without yielding (0: off; costs two syscalls per task queue run).
+    /// without yielding (0: off; costs two syscalls per task queue run, and
+    /// symbolizing the backtrace holds the shard longer when one fires).
     #[arg(long)]
     shard_stall_warn_ms: Option<u64>,
     /// Where produced batches are written: the shard thread (inline), the
