@@ -380,7 +380,7 @@ fn preallocated_segments_survive_kill9() {
 }
 
 /// The page cache filled ahead of appends (`--log-prefault-bytes`, on by
-/// default but on XFS): large batches get the active segment extended with
+/// by default, off on XFS): large batches get the active segment extended with
 /// a hole as far as the fill window and its next pages cached off the
 /// shard, reads see only the batches, and a kill -9 (any hole left in
 /// place) loses nothing: the restart trims it and appends go on after the

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::stats::gib;
+
 /// `<type> on <mount point> (<options>), <N> GiB free` of the mount
 /// holding `dir`, from `/proc/self/mounts` and `statvfs`; `None` if the
 /// mounts cannot be read.
@@ -14,7 +16,7 @@ pub fn describe(dir: &Path) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     let m = mount_of(&mounts, &dir)?;
     let free = free_bytes(&dir)
-        .map(|b| format!(", {:.1} GiB free", b as f64 / GIB))
+        .map(|b| format!(", {:.1} GiB free", gib(b)))
         .unwrap_or_default();
     Some(format!(
         "{} on {} ({}){free}",
@@ -23,8 +25,6 @@ pub fn describe(dir: &Path) -> Option<String> {
         m.options
     ))
 }
-
-const GIB: f64 = (1u64 << 30) as f64;
 
 /// Bytes an unprivileged writer may still put on `dir`'s filesystem.
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
@@ -55,8 +55,8 @@ pub fn crowding(planned: u64, free: u64) -> Option<String> {
              which has {:.1} GiB free: past half of it, a filesystem near full \
              (XFS's preallocation counts) makes appends wait, and the tail \
              measures that",
-            planned as f64 / GIB,
-            free as f64 / GIB
+            gib(planned),
+            gib(free)
         )
     })
 }

@@ -205,7 +205,7 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         return Err(e.context(format!("target {}", t.name)));
     }
     let (records, bytes, secs, cpu, samples) = measured?;
-    let cpu_per_gib = cpu.map(|c| c / (bytes as f64 / (1u64 << 30) as f64).max(f64::EPSILON));
+    let cpu_per_gib = cpu.map(|c| c / crate::stats::gib(bytes).max(f64::EPSILON));
     Ok(IngestResult {
         workload: w.name.clone(),
         target: t.name.to_string(),

@@ -114,6 +114,11 @@ pub fn mib(bytes_per_sec: f64) -> f64 {
     bytes_per_sec / (1024.0 * 1024.0)
 }
 
+/// Bytes as GiB.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
