@@ -185,6 +185,12 @@ pub struct BrokerConfig {
     /// from disk if they are not cached). It is for finding where a stall
     /// is, not for measuring latency or for every day.
     pub shard_stall_warn_ms: u64,
+    /// Lock the program's and its libraries' mapped files (code, read-only
+    /// data) in memory at start, so that reclaim or a host's pageout cannot
+    /// evict rarely run code for a shard to fault back in from a busy disk.
+    /// Needs `RLIMIT_MEMLOCK` of the binary's size (tens of MiB) or
+    /// `CAP_IPC_LOCK`; the broker refuses to start without.
+    pub lock_code: bool,
     /// The most bytes one compressed batch may decompress to; a larger one
     /// is refused as CORRUPT_MESSAGE (a decompression bomb).
     pub decompressed_batch_bytes_max: usize,
@@ -347,6 +353,7 @@ impl Default for BrokerConfig {
             io_memory_bytes: 1 << 20,
             shard_spin_before_park_us: 0,
             shard_stall_warn_ms: 0,
+            lock_code: false,
             task_quota_us: 1000,
             quota_window_num: 11,
             quota_window_size_seconds: 1,

@@ -24,11 +24,13 @@
 //! - [`broker`]: starts the shards and wires everything together.
 //! - [`stats`]: process-wide counters served at `/metrics`.
 //! - [`alloc`]: the allocator that keeps absurd wire-sized capacities lazy.
+//! - [`code_lock`]: locking the program's code in memory (`lock_code`).
 
 pub mod alloc;
 pub mod broker;
 pub mod broker_configs;
 pub mod cluster;
+pub mod code_lock;
 pub mod compression;
 pub mod config;
 pub mod controller;

@@ -141,6 +141,10 @@ struct ServeArgs {
     /// symbolizing the backtrace holds the shard longer when one fires).
     #[arg(long)]
     shard_stall_warn_ms: Option<u64>,
+    /// Lock the program's code in memory at start (needs RLIMIT_MEMLOCK of
+    /// its size or CAP_IPC_LOCK), so that it is never read back from disk.
+    #[arg(long)]
+    lock_code: bool,
     /// Where produced batches are written: the shard thread (inline), the
     /// blocking thread (thread), the one then the other after a slow write
     /// (adaptive), or the shard's io_uring (uring).
@@ -296,6 +300,7 @@ impl ServeArgs {
             c.shards = self.shards;
         }
         c.fsync_on_ack |= self.fsync_on_ack;
+        c.lock_code |= self.lock_code;
         c.log_preallocate |= self.log_preallocate;
         if let Some(bytes) = self.log_prefault_bytes {
             c.log_prefault_bytes = bytes;
@@ -341,6 +346,14 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     args.apply(&mut config);
+    if config.lock_code {
+        let locked = sluice::code_lock::lock_code()?;
+        tracing::info!(
+            "locked {} MiB of code in memory ({} mappings)",
+            locked.bytes >> 20,
+            locked.mappings
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;

@@ -345,3 +345,90 @@ fn a_second_broker_on_a_port_in_use_refuses_to_start() {
     create_topic(&first.bootstrap(), "still-served", 2, &[]);
     wait_for_partitions(&first.bootstrap(), "still-served", 2);
 }
+
+/// What /proc says of the executable mapping of the sluice binary in
+/// process `pid`: its `Size:` and `Rss:` in kB, and whether it is locked
+/// (`lo` among its `VmFlags:`).
+fn binary_code(pid: u32) -> (u64, u64, bool) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sluice"))
+        .canonicalize()
+        .unwrap();
+    let binary = binary.to_string_lossy();
+    let mut lines = smaps.lines();
+    let header = |l: &str| l.contains(" r-xp ") && l.trim_end().ends_with(&*binary);
+    lines
+        .find(|l| header(l))
+        .expect("the binary's code mapping");
+    let mut field = |name: &str| -> &str {
+        let line = lines.find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..].trim()
+    };
+    let kb = |v: &str| -> u64 { v.trim_end_matches("kB").trim().parse().unwrap() };
+    let size = kb(field("Size:"));
+    let rss = kb(field("Rss:"));
+    let locked = field("VmFlags:").split_whitespace().any(|f| f == "lo");
+    (size, rss, locked)
+}
+
+/// Whether this process may lock any amount of memory (CAP_IPC_LOCK).
+fn may_lock_memory() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << CAP_IPC_LOCK) != 0
+}
+
+/// `--lock-code` locks the whole of the binary's code in memory and the
+/// broker serves as before; without it nothing is locked. Where locking is
+/// not allowed (no CAP_IPC_LOCK, and RLIMIT_MEMLOCK at 0) the broker
+/// refuses to start and names the limit, rather than serving with its code
+/// evictable when it was asked not to.
+#[test]
+fn lock_code_keeps_the_binary_resident_or_refuses_to_start() {
+    if !may_lock_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", r#"ulimit -l 0 && exec "$0" "$@""#])
+            .arg(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--shards",
+                "1",
+                "--lock-code",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started: {stderr}");
+        assert!(stderr.contains("RLIMIT_MEMLOCK"), "{stderr}");
+        return;
+    }
+    let locked = Broker::start_with(2, &["--lock-code"]);
+    let (size_kb, rss_kb, is_locked) = binary_code(locked.pid());
+    assert!(is_locked, "the binary's code mapping is not locked");
+    assert!(size_kb > 0);
+    assert_eq!(rss_kb, size_kb, "all of the binary's code resident");
+    let bootstrap = locked.bootstrap();
+    create_topic(&bootstrap, "locked", 2, &[]);
+    let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    produce_values(&bootstrap, "locked", None, &values);
+    let got = consume_all(
+        &bootstrap,
+        "locked",
+        2,
+        values.len(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(got.len(), values.len());
+
+    let unlocked = Broker::start(1);
+    assert!(!binary_code(unlocked.pid()).2);
+}
