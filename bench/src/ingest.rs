@@ -87,6 +87,8 @@ pub struct IngestResult {
     pub broker_nice: Option<i32>,
     /// The filesystem a spawned broker's data dir was on (`data_fs`).
     pub broker_data_fs: Option<String>,
+    /// Whether the guest gives freed memory back to its host (`host_memory`).
+    pub free_page_reporting: Option<String>,
 }
 
 impl IngestResult {
@@ -124,6 +126,9 @@ impl IngestResult {
         }
         if let Some(fs) = &self.broker_data_fs {
             rows.push(("data dir filesystem".into(), fs.clone()));
+        }
+        if let Some(reporting) = &self.free_page_reporting {
+            rows.push(("host memory".into(), reporting.clone()));
         }
         Table {
             header: vec![format!("ingest: {}", self.target), String::new()],
@@ -223,6 +228,7 @@ pub fn run(t: &TargetSpec, w: &Workload, shape: Shape) -> Result<IngestResult> {
         share_of_page_cache: None,
         broker_nice: None,
         broker_data_fs: None,
+        free_page_reporting: None,
     })
 }
 

@@ -35,6 +35,7 @@ mod compression;
 mod data_fs;
 mod datasets;
 mod floor;
+mod host_memory;
 mod ingest;
 mod kafka;
 mod local;
@@ -553,6 +554,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         broker_data_fs: (a.spawn || a.floor_disk)
             .then(data_fs::of_spawned)
             .flatten(),
+        free_page_reporting: host_memory::free_page_reporting(),
         baseline: None,
         order: targets.iter().map(|(n, _)| n.clone()).collect(),
         targets: Default::default(),
@@ -660,6 +662,7 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
     if a.spawn {
         result.broker_data_fs = data_fs::of_spawned();
     }
+    result.free_page_reporting = host_memory::free_page_reporting();
     // After the broker, as in `run`: the baseline's gigabytes of page cache
     // would otherwise be the broker's write-back to pay.
     if !a.no_baseline {

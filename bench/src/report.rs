@@ -73,6 +73,10 @@ pub struct RunResult {
     /// (`data_fs`); absent: none started, or older results.
     #[serde(default)]
     pub broker_data_fs: Option<String>,
+    /// Whether the guest gives freed memory back to its host
+    /// (`host_memory`); absent: no balloon offers it, or older results.
+    #[serde(default)]
+    pub free_page_reporting: Option<String>,
     pub baseline: Option<Baseline>,
     /// Target names in command-line order (`targets` is keyed by name).
     pub order: Vec<String>,
@@ -446,6 +450,12 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
             "The brokers the harness started kept their data on {fs}.\n"
         );
     }
+    if let Some(reporting) = &run.free_page_reporting {
+        let _ = writeln!(
+            md,
+            "This machine is a VM whose {reporting} (tuning/README.md, \"Free page reporting\").\n"
+        );
+    }
     if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
         let _ = writeln!(
             md,
@@ -547,6 +557,7 @@ pub mod tests {
             broker_nice: None,
             broker_shards: None,
             broker_data_fs: None,
+            free_page_reporting: None,
             started_unix_secs: 0,
             producer_mode: "plain".into(),
             baseline: None,
