@@ -188,8 +188,8 @@ pub struct BrokerConfig {
     /// Lock the program's and its libraries' mapped files (code, read-only
     /// data) in memory at start, so that reclaim or a host's pageout cannot
     /// evict rarely run code for a shard to fault back in from a busy disk.
-    /// Needs `RLIMIT_MEMLOCK` of the binary's size (tens of MiB) or
-    /// `CAP_IPC_LOCK`; the broker refuses to start without.
+    /// Needs `RLIMIT_MEMLOCK` of about the binary's size (16 MiB for a
+    /// release build) or `CAP_IPC_LOCK`; the broker refuses to start without.
     pub lock_code: bool,
     /// The most bytes one compressed batch may decompress to; a larger one
     /// is refused as CORRUPT_MESSAGE (a decompression bomb).

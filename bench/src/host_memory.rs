@@ -13,8 +13,9 @@ const VIRTIO_BALLOON_F_REPORTING: usize = 5;
 const BALLOON_DEVICES: &str = "/sys/bus/virtio/drivers/virtio_balloon";
 const REPORTING_ORDER: &str = "/sys/module/page_reporting/parameters/page_reporting_order";
 
-/// A sentence on free page reporting for a report; `None` where no balloon
-/// device offers it (bare metal, or a VM without it).
+/// A sentence (without its full stop) on free page reporting for a
+/// report; `None` where no balloon device offers it (bare metal, or a VM
+/// without it).
 pub fn free_page_reporting() -> Option<String> {
     let features: Vec<String> = std::fs::read_dir(BALLOON_DEVICES)
         .ok()?
@@ -49,17 +50,21 @@ fn describe(features: &[String], order: Option<u32>, max_order: Option<u32>) -> 
     if !reports {
         return None;
     }
+    const COST: &str = "a page the page cache takes again may first cost a fault in the host";
     Some(match (order, max_order) {
         (Some(o), Some(max)) if o > max => format!(
-            "free page reporting is off (page_reporting_order {o}, above the largest \
-             free block, order {max}): memory the guest frees stays with it"
+            "This VM's balloon offers free page reporting, and it is off \
+             (page_reporting_order {o}, above the largest free block, order {max}): \
+             memory the guest frees stays with it"
         ),
         (Some(o), _) => format!(
-            "free page reporting is on: free blocks of order {o} and up go back to \
-             the host, and a page the page cache takes again may first cost a fault \
-             in the host"
+            "This VM gives the memory it frees back to its host (virtio-balloon free \
+             page reporting, free blocks of order {o} and up): {COST}"
         ),
-        (None, _) => "the balloon offers free page reporting (its order is unknown)".into(),
+        (None, _) => format!(
+            "This VM's balloon offers free page reporting (its order could not be \
+             read): {COST}"
+        ),
     })
 }
 
@@ -73,9 +78,9 @@ mod tests {
     #[test]
     fn reporting_is_named_on_off_or_not_at_all() {
         let on = describe(&[ON.into()], Some(9), Some(10)).unwrap();
-        assert!(on.starts_with("free page reporting is on"), "{on}");
+        assert!(on.contains("gives the memory it frees back"), "{on}");
         let off = describe(&[ON.into()], Some(11), Some(10)).unwrap();
-        assert!(off.starts_with("free page reporting is off"), "{off}");
+        assert!(off.contains("it is off"), "{off}");
         assert_eq!(describe(&[OFF.into()], Some(9), Some(10)), None);
         assert_eq!(describe(&[], None, None), None);
     }

@@ -453,7 +453,7 @@ pub fn markdown(run: &RunResult, plots: &[String]) -> String {
     if let Some(reporting) = &run.free_page_reporting {
         let _ = writeln!(
             md,
-            "This machine is a VM whose {reporting} (tuning/README.md, \"Free page reporting\").\n"
+            "{reporting} (tuning/README.md, \"Free page reporting\").\n"
         );
     }
     if let Some(n) = run.workload.producer_mode().messages_per_transaction() {
