@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 /// What [`lock_code`] locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Locked {
     pub mappings: usize,
     pub bytes: u64,
@@ -45,7 +45,7 @@ pub enum CodeLockError {
 }
 
 /// One line of `/proc/self/maps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Mapping {
     range: Range<usize>,
     writable: bool,

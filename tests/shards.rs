@@ -391,24 +391,12 @@ fn may_lock_memory() -> bool {
 fn lock_code_keeps_the_binary_resident_or_refuses_to_start() {
     if !may_lock_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("sh")
+        let mut no_memlock = std::process::Command::new("sh");
+        no_memlock
             .args(["-c", r#"ulimit -l 0 && exec "$0" "$@""#])
-            .arg(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--shards",
-                "1",
-                "--lock-code",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "started: {stderr}");
-        assert!(stderr.contains("RLIMIT_MEMLOCK"), "{stderr}");
+            .arg(env!("CARGO_BIN_EXE_sluice"));
+        let refused = refused_start_as(no_memlock, "127.0.0.1:0", dir.path(), &["--lock-code"]);
+        assert!(refused.contains("RLIMIT_MEMLOCK"), "{refused}");
         return;
     }
     let locked = Broker::start_with(2, &["--lock-code"]);

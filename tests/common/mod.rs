@@ -529,7 +529,23 @@ pub fn refused_start(data_dir: &std::path::Path, args: &[&str]) -> String {
 
 /// [`refused_start`] with the client listener on `listen`.
 pub fn refused_start_on(listen: &str, data_dir: &std::path::Path, args: &[&str]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    refused_start_as(
+        Command::new(env!("CARGO_BIN_EXE_sluice")),
+        listen,
+        data_dir,
+        args,
+    )
+}
+
+/// [`refused_start_on`] through `program`: the sluice binary, or a wrapper
+/// that execs the sluice binary it is given as its next argument.
+pub fn refused_start_as(
+    mut program: Command,
+    listen: &str,
+    data_dir: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let mut child = program
         .args(["serve", "--listen", listen, "--shards", "1", "--data-dir"])
         .arg(data_dir)
         .args(args)
@@ -542,10 +558,10 @@ pub fn refused_start_on(listen: &str, data_dir: &std::path::Path, args: &[&str])
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sluice did not refuse to start"
-        );
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("sluice did not refuse to start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
