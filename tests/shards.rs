@@ -225,9 +225,14 @@ fn raw_multi_partition_produce_and_fetch() {
 /// On 2 shards, a long poll over every partition, woken by an append to
 /// one, reads again only what moved: the others keep their first read
 /// (counted at `/metrics`), and each round answers the new records once,
-/// every other partition empty at its unchanged high watermark.
+/// every other partition empty at its unchanged high watermark. The wake
+/// carries the owner's read: a round costs at most three cross-shard
+/// messages (the fetch's first read and its wait on the other shard, and
+/// the produce if it arrived on a shard that does not own the partition),
+/// not a fourth to read again after the wake.
 #[test]
 fn a_woken_long_poll_reads_again_only_what_moved() {
+    const ROUNDS: u64 = 4;
     let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "woken-poll";
@@ -235,7 +240,8 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
     let mut fetcher = RawClient::connect(&bs);
     let mut producer = RawClient::connect(&bs);
     let mut ends: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
-    for round in 0..4 {
+    let hops_before = broker.metric("sluice_mesh_hop_seconds_count");
+    for round in 0..ROUNDS as usize {
         let target = (round as i32 * 5 + 3) % PARTITIONS;
         let records = round + 1;
         let kept_before = broker.metric("sluice_fetch_partitions_kept_total");
@@ -290,6 +296,11 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
         }
         assert_eq!(still_parked, 0, "round {round}: a wait outlived its fetch");
     }
+    let hops = broker.metric("sluice_mesh_hop_seconds_count") - hops_before;
+    assert!(
+        hops <= 3 * ROUNDS,
+        "{hops} cross-shard messages for {ROUNDS} woken long polls"
+    );
 }
 
 /// `--shard-stall-warn-ms` logs a shard thread held past its task queue's

@@ -205,11 +205,34 @@ pub struct EpochOutcome {
 }
 
 /// A long poll's interest in one partition: wake once it is no longer as
-/// the read that came before the wait saw it.
-#[derive(Clone, Debug)]
+/// the read that came before the wait saw it (the read's
+/// `unless_unchanged`), and read it again then, on its owner, so that the
+/// wake carries what it woke for (not a second round trip to ask).
 pub struct AppendWait {
-    pub tp: TopicPartition,
-    pub seen: Seen,
+    pub read: ReadItem,
+}
+
+impl AppendWait {
+    pub fn new(read: ReadItem) -> AppendWait {
+        assert!(
+            read.unless_unchanged.is_some(),
+            "a wait reads again only what moved"
+        );
+        AppendWait { read }
+    }
+
+    pub fn seen(&self) -> Seen {
+        self.read.unless_unchanged.expect("checked at new")
+    }
+}
+
+/// How a long poll's wait ended: the owner that saw a partition move, and
+/// its partitions of the wait read again then, in the order they were
+/// given (`places`: their indices among all the wait's items).
+pub struct Woken {
+    pub owner: usize,
+    pub places: Vec<usize>,
+    pub outcomes: Vec<ReadOutcome>,
 }
 
 /// A transaction marker for one partition (Kafka's WriteTxnMarkers entry):
@@ -322,11 +345,11 @@ pub enum ShardMsg {
         items: Vec<ReadItem>,
         reply: oneshot::Sender<Vec<ReadOutcome>>,
     },
-    /// Answers when any of the partitions gets an append past the given
-    /// offset, or the wait is cancelled by the asker dropping its receiver.
+    /// Answers, with the partitions read again, when any of them moves or
+    /// the shard stops; cancelled by the asker dropping its receiver.
     WaitForAppend {
         items: Vec<AppendWait>,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Vec<ReadOutcome>>,
     },
     ListOffsets {
         items: Vec<OffsetQuery>,

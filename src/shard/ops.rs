@@ -216,21 +216,25 @@ impl Shard {
         .await
     }
 
-    /// Resolves when any of `items` (partition, offset) gets data past the
-    /// offset, on whichever shards own them, or any of `held` (partitions
-    /// of this shard the caller already holds, with the state it saw)
-    /// moves. The caller bounds the wait.
+    /// Resolves when any of `items` moves, on whichever shard owns it, or
+    /// any of `held` (partitions of this shard the caller already holds,
+    /// with the state it saw) does, with that owner's items read again at
+    /// the moment (see [`Woken`]). `None`: an owner went away mid-wait. The
+    /// caller bounds the wait.
     pub async fn wait_for_append(
         self: &Rc<Self>,
         items: Vec<AppendWait>,
         mut held: Vec<(Rc<Partition>, Seen)>,
-    ) {
-        let mut by_owner: Vec<Vec<AppendWait>> = vec![Vec::new(); self.count];
-        for item in items {
-            by_owner[self.owner_of(&item.tp)].push(item);
+    ) -> Option<Woken> {
+        let mut by_owner: Vec<(Vec<usize>, Vec<AppendWait>)> =
+            (0..self.count).map(|_| (Vec::new(), Vec::new())).collect();
+        for (place, item) in items.into_iter().enumerate() {
+            let (places, items) = &mut by_owner[self.owner_of(&item.read.tp)];
+            places.push(place);
+            items.push(item);
         }
         let mut waits = Vec::new();
-        for (owner, items) in by_owner.into_iter().enumerate() {
+        for (owner, (places, items)) in by_owner.into_iter().enumerate() {
             let local = owner == self.id;
             let nothing_here = items.is_empty() && (!local || held.is_empty());
             if nothing_here {
@@ -249,12 +253,20 @@ impl Shard {
             {
                 continue;
             }
-            waits.push(rx);
+            waits.push(Box::pin(async move {
+                let outcomes = rx.await.ok()?;
+                Some(Woken {
+                    owner,
+                    places,
+                    outcomes,
+                })
+            }));
         }
-        if !waits.is_empty() {
-            // Dropping the other receivers cancels those waits on their owners.
-            let _ = futures::future::select_all(waits).await;
+        if waits.is_empty() {
+            return None;
         }
+        // Dropping the other receivers cancels those waits on their owners.
+        futures::future::select_all(waits).await.0
     }
 }
 
@@ -438,34 +450,33 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
     std::iter::once(high_watermark).chain(kept).collect()
 }
 
-/// Answers `reply` once any listed partition's log end passes its offset,
-/// the asker gives up, the partition goes away, or the shard stops.
+/// Answers `reply` once any listed partition moves from the state its
+/// wait names, the asker gives up, the partition goes away, or the shard
+/// stops, with the listed partitions read again then.
 pub async fn wait_for_append(
     shard: Rc<Shard>,
     items: Vec<AppendWait>,
     held: Vec<(Rc<Partition>, Seen)>,
-    mut reply: oneshot::Sender<()>,
+    mut reply: oneshot::Sender<Vec<ReadOutcome>>,
 ) {
+    let reads = |items: Vec<AppendWait>| items.into_iter().map(|i| i.read).collect();
     let mut partitions = Vec::with_capacity(items.len() + held.len());
-    for item in items {
-        let Some(p) = shard.partition(&item.tp) else {
-            let _ = reply.send(());
+    for item in &items {
+        let Some(p) = shard.partition(&item.read.tp) else {
+            let _ = reply.send(read(shard.clone(), reads(items)).await);
             return;
         };
-        partitions.push((p, item.seen));
+        partitions.push((p, item.seen()));
     }
     partitions.extend(held);
     // Anything since the read (an append, a high watermark or role move,
     // the partition gone, which notifies it) is worth reading again at once.
-    if partitions.iter().any(|(p, seen)| p.seen() != *seen) {
-        let _ = reply.send(());
-        return;
-    }
-    assert!(
-        !partitions.is_empty(),
-        "a long poll waits on some partition"
-    );
-    {
+    let moved = partitions.iter().any(|(p, seen)| p.seen() != *seen);
+    if !moved {
+        assert!(
+            !partitions.is_empty(),
+            "a long poll waits on some partition"
+        );
         let _parked = crate::stats::FETCHES_PARKED.enter();
         // One `Changed` per partition, unboxed (it is `Unpin`), under one
         // select: a long poll over a follower's hundreds of partitions
@@ -486,7 +497,12 @@ pub async fn wait_for_append(
             }
         }
     }
-    let _ = reply.send(());
+    // An asker that gave up reads nothing.
+    if reply.is_canceled() {
+        return;
+    }
+    drop(partitions);
+    let _ = reply.send(read(shard, reads(items)).await);
 }
 
 pub async fn describe_producers(

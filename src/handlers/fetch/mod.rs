@@ -35,7 +35,7 @@ use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
 use crate::shard::{
-    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
+    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition, Woken,
 };
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -124,8 +124,10 @@ pub async fn handle(
     // wakes it): the others keep what the last read gave, unless that
     // read was cut to the response budget.
     let mut earlier: Option<Vec<ReadOutcome>> = None;
+    let mut reread = Reread::All;
     let (outcomes, cut) = loop {
-        let (outcomes, cut) = read_within(shard, &wanted, response_max, earlier.take()).await;
+        let (outcomes, cut) =
+            read_within(shard, &wanted, response_max, earlier.take(), reread).await;
         if !resting.is_empty() {
             crate::stats::FETCH_PARTITIONS_KEPT.add(resting.len() as u64);
         }
@@ -146,18 +148,17 @@ pub async fn handle(
             break (outcomes, cut);
         }
         // Wake once any requested partition is no longer as just read.
-        let waits = outcomes
+        let (places, waits): (Vec<usize>, Vec<AppendWait>) = outcomes
             .iter()
             .zip(&wanted)
-            .filter(|(_, w)| w.preset.is_none())
-            .filter_map(|(o, w)| {
+            .enumerate()
+            .filter(|(_, (_, w))| w.preset.is_none())
+            .filter_map(|(place, (o, w))| {
                 debug_assert!(o.seen.is_some(), "read without an error");
-                Some(AppendWait {
-                    tp: w.tp.clone(),
-                    seen: o.seen?,
-                })
+                let read = read_item(w, response_max, Some(o.seen?));
+                Some((place, AppendWait::new(read)))
             })
-            .collect();
+            .unzip();
         let held = resting
             .iter()
             .map(|r| (r.partition.clone(), r.seen()))
@@ -165,9 +166,16 @@ pub async fn handle(
         let wait = shard.wait_for_append(waits, held);
         let woken = crate::runtime::timeout(deadline - now, wait).await;
         earlier = (!cut).then_some(outcomes);
+        // The owner that woke us read its partitions then: those outcomes
+        // stand, and only what no outcome covers is read below.
+        reread = Reread::All;
+        if let (Some(Some(woken)), Some(earlier)) = (woken.as_ref(), earlier.as_mut()) {
+            keep_woken(earlier, &places, woken);
+            reread = Reread::Unseen;
+        }
         wake_resting(&mut resting, &mut wanted, &mut earlier);
         if woken.is_none() {
-            break read_within(shard, &wanted, response_max, earlier.take()).await;
+            break read_within(shard, &wanted, response_max, earlier.take(), Reread::All).await;
         }
     };
     let mut outcomes = outcomes;
@@ -476,6 +484,43 @@ fn wake_resting(
     *earlier = keeping.then_some(o);
 }
 
+/// What a read after a wake reads (with earlier outcomes to keep).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reread {
+    /// Every partition, each answered `unchanged` by its owner if still as
+    /// its earlier outcome saw it.
+    All,
+    /// Only the partitions without an earlier outcome's state (woken
+    /// resting ones): the rest stand as the wake left them.
+    Unseen,
+}
+
+/// The wake's outcomes in their places among `earlier` (one per wanted
+/// partition); a partition read as unchanged keeps its earlier outcome.
+fn keep_woken(earlier: &mut [ReadOutcome], places: &[usize], woken: &Woken) {
+    assert_eq!(woken.places.len(), woken.outcomes.len());
+    for (&at, outcome) in woken.places.iter().zip(&woken.outcomes) {
+        if !outcome.unchanged {
+            earlier[places[at]] = outcome.clone();
+        }
+    }
+}
+
+/// The read of one wanted partition, at most `response_max` of it.
+fn read_item(w: &Wanted, response_max: u64, unless_unchanged: Option<Seen>) -> ReadItem {
+    ReadItem {
+        tp: w.tp.clone(),
+        offset: w.offset,
+        max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
+        min_one_batch: true,
+        committed: w.committed,
+        current_leader_epoch: w.current_leader_epoch,
+        replica: w.replica,
+        to_log_end: false,
+        unless_unchanged,
+    }
+}
+
 /// Reads every partition, then holds the total to `response_max`: the first
 /// partition with data is taken whole (Kafka's rule: at least one batch,
 /// even past the limits); a later one that would overflow is read again
@@ -483,38 +528,40 @@ fn wake_resting(
 /// header is left. Returns whether any partition was cut so.
 ///
 /// With `earlier` outcomes (one per wanted partition, none cut), a
-/// partition still as it was read then keeps its earlier outcome.
+/// partition still as it was read then keeps its earlier outcome, and
+/// under [`Reread::Unseen`] only those without one are read at all.
 async fn read_within(
     shard: &Rc<Shard>,
     wanted: &[Wanted],
     response_max: u64,
     mut earlier: Option<Vec<ReadOutcome>>,
+    reread: Reread,
 ) -> (Vec<ReadOutcome>, bool) {
     if let Some(earlier) = &earlier {
         assert_eq!(earlier.len(), wanted.len());
     }
+    let standing = |i: usize| {
+        reread == Reread::Unseen && earlier.as_ref().is_some_and(|e| e[i].seen.is_some())
+    };
     let items = wanted
         .iter()
         .enumerate()
-        .filter(|(_, w)| w.preset.is_none())
-        .map(|(i, w)| ReadItem {
-            tp: w.tp.clone(),
-            offset: w.offset,
-            max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
-            min_one_batch: true,
-            committed: w.committed,
-            current_leader_epoch: w.current_leader_epoch,
-            replica: w.replica,
-            to_log_end: false,
-            unless_unchanged: match &earlier {
+        .filter(|(i, w)| w.preset.is_none() && !standing(*i))
+        .map(|(i, w)| {
+            let unless_unchanged = match &earlier {
                 Some(earlier) => earlier[i].seen,
                 None => w.quiet.map(|(seen, _)| seen),
-            },
+            };
+            read_item(w, response_max, unless_unchanged)
         })
-        .collect();
-    let mut outcomes = shard.read(items).await;
+        .collect::<Vec<_>>();
+    let mut outcomes = if items.is_empty() {
+        Vec::new()
+    } else {
+        shard.read(items).await
+    };
     if outcomes.len() < wanted.len() {
-        outcomes = with_presets(wanted, outcomes);
+        outcomes = with_presets(wanted, outcomes, standing);
     }
     let mut kept = 0;
     for (i, (w, outcome)) in wanted.iter().zip(outcomes.iter_mut()).enumerate() {
@@ -577,14 +624,24 @@ async fn read_within(
 }
 
 /// The read's outcomes in their places among the partitions answered
-/// without a read (see [`Wanted::preset`]), which are rare: the read's
-/// own vector is the answer's whenever there are none.
-fn with_presets(wanted: &[Wanted], read: Vec<ReadOutcome>) -> Vec<ReadOutcome> {
+/// without a read (see [`Wanted::preset`]) and those whose earlier outcome
+/// stands (answered `unchanged` here, so the caller keeps it), which are
+/// rare: the read's own vector is the answer's whenever there are none.
+fn with_presets(
+    wanted: &[Wanted],
+    read: Vec<ReadOutcome>,
+    standing: impl Fn(usize) -> bool,
+) -> Vec<ReadOutcome> {
     let mut read = read.into_iter();
     let outcomes: Vec<ReadOutcome> = wanted
         .iter()
-        .map(|w| match w.preset {
+        .enumerate()
+        .map(|(i, w)| match w.preset {
             Some(error) => ReadOutcome::unread(error),
+            None if standing(i) => ReadOutcome {
+                unchanged: true,
+                ..ReadOutcome::unread(0)
+            },
             None => read.next().expect("one outcome per item"),
         })
         .collect();
