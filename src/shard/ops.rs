@@ -501,7 +501,6 @@ pub async fn wait_for_append(
     if reply.is_canceled() {
         return;
     }
-    drop(partitions);
     let _ = reply.send(read(shard, reads(items)).await);
 }
 

@@ -121,8 +121,12 @@ pub async fn handle(
     let readable = wanted.iter().filter(|w| w.preset.is_none()).count() + resting.len();
     // After a wake, only the partitions that moved are read again (a
     // follower's fetch names every partition it follows, and one append
-    // wakes it): the others keep what the last read gave, unless that
-    // read was cut to the response budget.
+    // wakes it), by the owner that saw the move, as it wakes us; the
+    // others keep what the last read gave, unless that read was cut to the
+    // response budget. One on another owner that moved meanwhile is in
+    // the next answer (its wait then ends at once), as if read a moment
+    // earlier: an answer is not one instant across partitions in Kafka
+    // either.
     let mut earlier: Option<Vec<ReadOutcome>> = None;
     let mut reread = Reread::All;
     let (outcomes, cut) = loop {
@@ -624,9 +628,10 @@ async fn read_within(
 }
 
 /// The read's outcomes in their places among the partitions answered
-/// without a read (see [`Wanted::preset`]) and those whose earlier outcome
-/// stands (answered `unchanged` here, so the caller keeps it), which are
-/// rare: the read's own vector is the answer's whenever there are none.
+/// without a read (see [`Wanted::preset`], rare) and those whose earlier
+/// outcome stands after a wake (answered `unchanged` here, so the caller
+/// keeps it): the read's own vector is the answer's whenever there are
+/// none, as on a first read.
 fn with_presets(
     wanted: &[Wanted],
     read: Vec<ReadOutcome>,
