@@ -46,22 +46,6 @@ fn list_offsets_earliest_local_and_latest_tiered() {
 }
 
 /// The id Metadata gives `topic`.
-fn topic_id(c: &mut RawClient, topic: &str) -> Uuid {
-    let wanted =
-        metadata_request::MetadataRequestTopic::default().with_name(Some(raw::topic_name(topic)));
-    let request = MetadataRequest::default().with_topics(Some(vec![wanted]));
-    let response: MetadataResponse = c.call(12, &request);
-    response.topics[0].topic_id
-}
-
-/// A Fetch (v13+) of `partitions` of the topic with id `id`, no waiting.
-fn fetch_by_id(id: Uuid, partitions: &[(i32, i64)]) -> FetchRequest {
-    let mut request = raw::fetch_request("", partitions, 0);
-    request.topics[0].topic = Default::default();
-    request.topics[0].topic_id = id;
-    request
-}
-
 /// Fetch v13-v17 name topics by id (KIP-516) and answer by id; an id the
 /// broker does not know is UNKNOWN_TOPIC_ID; a session made by ids refuses
 /// a request by names (FETCH_SESSION_TOPIC_ID_ERROR), as Kafka's does.
@@ -72,10 +56,10 @@ fn fetch_names_topics_by_id() {
     create_topic(&bs, "by-id", 1, &[]);
     let mut c = RawClient::connect(&bs);
     assert_eq!(c.produce_batch("by-id", 0, batch(b"one")).0, err::NONE);
-    let id = topic_id(&mut c, "by-id");
+    let id = raw::topic_id(&mut c, "by-id");
     assert!(!id.is_nil());
     for version in 13..=17 {
-        let mut request = fetch_by_id(id, &[(0, 0)]);
+        let mut request = raw::fetch_by_id(id, &[(0, 0)]);
         // v15+ carries the consumer's replica id in replica_state.
         request.replica_state.replica_id = BrokerId(-1);
         let r: FetchResponse = c.call(version, &request);
@@ -94,7 +78,7 @@ fn fetch_names_topics_by_id() {
 
     // An unknown id, beside a known one: the known one is served.
     let unknown = Uuid::from_u128(0x5eed);
-    let mut request = fetch_by_id(id, &[(0, 0)]);
+    let mut request = raw::fetch_by_id(id, &[(0, 0)]);
     let mut other = request.topics[0].clone();
     other.topic_id = unknown;
     request.topics.push(other);
@@ -117,7 +101,7 @@ fn fetch_names_topics_by_id() {
     );
 
     // A session made by ids takes only requests by ids.
-    let full = fetch_by_id(id, &[(0, 1)])
+    let full = raw::fetch_by_id(id, &[(0, 1)])
         .with_session_id(0)
         .with_session_epoch(0);
     let r: FetchResponse = c.call(13, &full);
@@ -129,7 +113,7 @@ fn fetch_names_topics_by_id() {
         .with_session_epoch(1);
     let r: FetchResponse = c.call(12, &by_name);
     assert_eq!(r.error_code, FETCH_SESSION_TOPIC_ID_ERROR);
-    let next = fetch_by_id(id, &[(0, 1)])
+    let next = raw::fetch_by_id(id, &[(0, 1)])
         .with_session_id(session)
         .with_session_epoch(1);
     let r: FetchResponse = c.call(16, &next);

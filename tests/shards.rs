@@ -27,6 +27,50 @@ fn shards_that_spin_before_parking_serve_the_same() {
     one_producer_one_consumer(&["--shard-spin-before-park-us", "200"]);
 }
 
+/// With 2 shards, a consumer long-polling all 16 partitions while a
+/// producer writes to all of them in rounds: its fetches are woken by
+/// appends on either shard, often on both at once, and take each wake's
+/// read from the owner that woke them. It still receives every message
+/// once, in order, each at its own partition.
+#[test]
+fn a_consumer_long_polling_both_shards_meanwhile_gets_everything_in_order() {
+    const ROUNDS: usize = 20;
+    const PER_ROUND: usize = 3;
+    let broker = Broker::start_with(2, &[]);
+    let bs = broker.bootstrap();
+    let topic = "polled-meanwhile";
+    create_topic(&bs, topic, PARTITIONS, &[]);
+    let expected = ROUNDS * PER_ROUND * PARTITIONS as usize;
+    let consumer = {
+        let bs = bs.clone();
+        std::thread::spawn(move || {
+            consume_all(&bs, topic, PARTITIONS, expected, Duration::from_secs(60))
+        })
+    };
+    let config = producer_config(&bs);
+    for round in 0..ROUNDS {
+        let msgs: Vec<Msg> = (0..PER_ROUND)
+            .flat_map(|i| {
+                (0..PARTITIONS)
+                    .map(move |p| Msg::value(format!("p{p}-{}", round * PER_ROUND + i)).to(p))
+            })
+            .collect();
+        produce(&config, topic, &msgs);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = consumer.join().expect("the consumer thread");
+    assert_eq!(got.len(), expected, "every message once");
+    let parts = by_partition(&got);
+    assert_eq!(parts.len(), PARTITIONS as usize);
+    for (p, ms) in parts {
+        let vals: Vec<String> = ms.iter().map(|m| payload_str(m)).collect();
+        let want: Vec<String> = (0..ROUNDS * PER_ROUND)
+            .map(|i| format!("p{p}-{i}"))
+            .collect();
+        assert_eq!(vals, want, "partition {p}");
+    }
+}
+
 fn one_producer_one_consumer(args: &[&str]) {
     let broker = Broker::start_with(2, args);
     let bs = broker.bootstrap();
@@ -229,16 +273,21 @@ fn raw_multi_partition_produce_and_fetch() {
 /// carries the owner's read: a round costs at most three cross-shard
 /// messages (the fetch's first read and its wait on the other shard, and
 /// the produce if it arrived on a shard that does not own the partition),
-/// not a fourth to read again after the wake.
+/// not a fourth to read again after the wake. The fetch names topics by id
+/// (v13), an unknown one first: a partition answered without a read sits
+/// before the others, so the wake's outcomes must find their places.
 #[test]
 fn a_woken_long_poll_reads_again_only_what_moved() {
     const ROUNDS: u64 = 4;
+    const UNKNOWN_TOPIC_ID: i16 = 100;
     let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "woken-poll";
     create_topic(&bs, topic, PARTITIONS, &[]);
     let mut fetcher = RawClient::connect(&bs);
     let mut producer = RawClient::connect(&bs);
+    let id = raw::topic_id(&mut fetcher, topic);
+    let unknown = uuid::Uuid::from_u128(0x5eed);
     let mut ends: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
     let hops_before = broker.metric("sluice_mesh_hop_seconds_count");
     for round in 0..ROUNDS as usize {
@@ -246,7 +295,12 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
         let records = round + 1;
         let kept_before = broker.metric("sluice_fetch_partitions_kept_total");
         let at_end: Vec<(i32, i64)> = ends.iter().map(|(&p, &end)| (p, end)).collect();
-        fetcher.send(12, &raw::fetch_request(topic, &at_end, 60_000));
+        let mut request = raw::fetch_by_id(id, &at_end).with_max_wait_ms(60_000);
+        let mut nobody = request.topics[0].clone();
+        nobody.topic_id = unknown;
+        nobody.partitions.truncate(1);
+        request.topics.insert(0, nobody);
+        fetcher.send(13, &request);
         let parked = broker.wait_metric("sluice_fetch_parked", 1);
         assert!(parked >= 1, "round {round}: the fetch never parked");
         assert_eq!(
@@ -256,7 +310,9 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
         let resp: FetchResponse = fetcher.recv();
         assert_eq!(resp.error_code, err::NONE);
         let mut answered = 0;
-        for pd in resp.responses.iter().flat_map(|t| &t.partitions) {
+        assert_eq!(resp.responses[0].topic_id, unknown);
+        assert_eq!(resp.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_ID);
+        for pd in resp.responses.iter().skip(1).flat_map(|t| &t.partitions) {
             let p = pd.partition_index;
             answered += 1;
             assert_eq!(pd.error_code, err::NONE, "round {round} partition {p}");

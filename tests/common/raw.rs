@@ -305,6 +305,24 @@ pub fn fetch_request_limited(
             )])
 }
 
+/// The id (KIP-516) of `topic`, from Metadata v12.
+pub fn topic_id(c: &mut RawClient, topic: &str) -> uuid::Uuid {
+    use kafka_protocol::messages::{metadata_request, MetadataRequest, MetadataResponse};
+    let wanted =
+        metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name(topic)));
+    let request = MetadataRequest::default().with_topics(Some(vec![wanted]));
+    let response: MetadataResponse = c.call(12, &request);
+    response.topics[0].topic_id
+}
+
+/// A Fetch (v13+) of `partitions` of the topic with id `id`, no waiting.
+pub fn fetch_by_id(id: uuid::Uuid, partitions: &[(i32, i64)]) -> FetchRequest {
+    let mut request = fetch_request("", partitions, 0);
+    request.topics[0].topic = Default::default();
+    request.topics[0].topic_id = id;
+    request
+}
+
 /// A ListOffsets request for one partition at `timestamp` (-1 latest, -2 earliest).
 pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
     ListOffsetsRequest::default()
