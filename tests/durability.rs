@@ -379,7 +379,7 @@ fn preallocated_segments_survive_kill9() {
     kill9_keeps_every_value_and_appends_go_on(&mut broker, topic, first, 100);
 }
 
-/// The page cache filled ahead of appends (`--log-prefault-bytes`, on by
+/// The page cache filled ahead of appends (`--log-prefault-bytes`, on
 /// by default, off on XFS): large batches get the active segment extended with
 /// a hole as far as the fill window and its next pages cached off the
 /// shard, reads see only the batches, and a kill -9 (any hole left in

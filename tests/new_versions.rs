@@ -10,7 +10,6 @@ use common::*;
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
-const UNKNOWN_TOPIC_ID: i16 = 100;
 const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 const INVALID_REQUEST: i16 = 42;
 
@@ -45,7 +44,6 @@ fn list_offsets_earliest_local_and_latest_tiered() {
     assert_eq!(ask(&mut c, 8, -5), (err::UNSUPPORTED_VERSION, -1, -1));
 }
 
-/// The id Metadata gives `topic`.
 /// Fetch v13-v17 name topics by id (KIP-516) and answer by id; an id the
 /// broker does not know is UNKNOWN_TOPIC_ID; a session made by ids refuses
 /// a request by names (FETCH_SESSION_TOPIC_ID_ERROR), as Kafka's does.
@@ -97,7 +95,7 @@ fn fetch_names_topics_by_id() {
         .collect();
     assert_eq!(
         answered,
-        vec![(id, err::NONE, 1), (unknown, UNKNOWN_TOPIC_ID, 0)]
+        vec![(id, err::NONE, 1), (unknown, err::UNKNOWN_TOPIC_ID, 0)]
     );
 
     // A session made by ids takes only requests by ids.

@@ -279,7 +279,6 @@ fn raw_multi_partition_produce_and_fetch() {
 #[test]
 fn a_woken_long_poll_reads_again_only_what_moved() {
     const ROUNDS: u64 = 4;
-    const UNKNOWN_TOPIC_ID: i16 = 100;
     let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "woken-poll";
@@ -311,7 +310,10 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
         assert_eq!(resp.error_code, err::NONE);
         let mut answered = 0;
         assert_eq!(resp.responses[0].topic_id, unknown);
-        assert_eq!(resp.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_ID);
+        assert_eq!(
+            resp.responses[0].partitions[0].error_code,
+            err::UNKNOWN_TOPIC_ID
+        );
         for pd in resp.responses.iter().skip(1).flat_map(|t| &t.partitions) {
             let p = pd.partition_index;
             answered += 1;

@@ -209,16 +209,18 @@ pub struct EpochOutcome {
 /// `unless_unchanged`), and read it again then, on its owner, so that the
 /// wake carries what it woke for (not a second round trip to ask).
 pub struct AppendWait {
+    /// The asker's name for it, handed back with its outcome in [`Woken`].
+    pub place: usize,
     pub read: ReadItem,
 }
 
 impl AppendWait {
-    pub fn new(read: ReadItem) -> AppendWait {
+    pub fn new(place: usize, read: ReadItem) -> AppendWait {
         assert!(
             read.unless_unchanged.is_some(),
             "a wait reads again only what moved"
         );
-        AppendWait { read }
+        AppendWait { place, read }
     }
 
     pub fn seen(&self) -> Seen {
@@ -226,11 +228,9 @@ impl AppendWait {
     }
 }
 
-/// How a long poll's wait ended: the owner that saw a partition move, and
-/// its partitions of the wait read again then, in the order they were
-/// given (`places`: their indices among all the wait's items).
+/// How a long poll's wait ended: the partitions of the owner that saw one
+/// move, read again then (`places`: each one's [`AppendWait::place`]).
 pub struct Woken {
-    pub owner: usize,
     pub places: Vec<usize>,
     pub outcomes: Vec<ReadOutcome>,
 }

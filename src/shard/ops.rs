@@ -228,9 +228,9 @@ impl Shard {
     ) -> Option<Woken> {
         let mut by_owner: Vec<(Vec<usize>, Vec<AppendWait>)> =
             (0..self.count).map(|_| (Vec::new(), Vec::new())).collect();
-        for (place, item) in items.into_iter().enumerate() {
+        for item in items {
             let (places, items) = &mut by_owner[self.owner_of(&item.read.tp)];
-            places.push(place);
+            places.push(item.place);
             items.push(item);
         }
         let mut waits = Vec::new();
@@ -253,13 +253,9 @@ impl Shard {
             {
                 continue;
             }
-            waits.push(Box::pin(async move {
-                let outcomes = rx.await.ok()?;
-                Some(Woken {
-                    owner,
-                    places,
-                    outcomes,
-                })
+            waits.push(futures::FutureExt::map(rx, |answer| {
+                let outcomes = answer.ok()?;
+                Some(Woken { places, outcomes })
             }));
         }
         if waits.is_empty() {

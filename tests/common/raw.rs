@@ -239,6 +239,7 @@ pub mod err {
     pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
 // ---------------------------------------------------------------------------

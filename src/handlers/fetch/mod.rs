@@ -152,7 +152,7 @@ pub async fn handle(
             break (outcomes, cut);
         }
         // Wake once any requested partition is no longer as just read.
-        let (places, waits): (Vec<usize>, Vec<AppendWait>) = outcomes
+        let waits = outcomes
             .iter()
             .zip(&wanted)
             .enumerate()
@@ -160,25 +160,26 @@ pub async fn handle(
             .filter_map(|(place, (o, w))| {
                 debug_assert!(o.seen.is_some(), "read without an error");
                 let read = read_item(w, response_max, Some(o.seen?));
-                Some((place, AppendWait::new(read)))
+                Some(AppendWait::new(place, read))
             })
-            .unzip();
+            .collect();
         let held = resting
             .iter()
             .map(|r| (r.partition.clone(), r.seen()))
             .collect();
         let wait = shard.wait_for_append(waits, held);
         let woken = crate::runtime::timeout(deadline - now, wait).await;
+        let timed_out = woken.is_none();
         earlier = (!cut).then_some(outcomes);
         // The owner that woke us read its partitions then: those outcomes
         // stand, and only what no outcome covers is read below.
         reread = Reread::All;
-        if let (Some(Some(woken)), Some(earlier)) = (woken.as_ref(), earlier.as_mut()) {
-            keep_woken(earlier, &places, woken);
+        if let (Some(Some(woken)), Some(earlier)) = (woken, earlier.as_mut()) {
+            keep_woken(earlier, woken);
             reread = Reread::Unseen;
         }
         wake_resting(&mut resting, &mut wanted, &mut earlier);
-        if woken.is_none() {
+        if timed_out {
             break read_within(shard, &wanted, response_max, earlier.take(), Reread::All).await;
         }
     };
@@ -501,11 +502,11 @@ enum Reread {
 
 /// The wake's outcomes in their places among `earlier` (one per wanted
 /// partition); a partition read as unchanged keeps its earlier outcome.
-fn keep_woken(earlier: &mut [ReadOutcome], places: &[usize], woken: &Woken) {
+fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) {
     assert_eq!(woken.places.len(), woken.outcomes.len());
-    for (&at, outcome) in woken.places.iter().zip(&woken.outcomes) {
+    for (place, outcome) in woken.places.into_iter().zip(woken.outcomes) {
         if !outcome.unchanged {
-            earlier[places[at]] = outcome.clone();
+            earlier[place] = outcome;
         }
     }
 }
