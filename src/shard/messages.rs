@@ -229,10 +229,11 @@ impl AppendWait {
 }
 
 /// How a long poll's wait ended: the partitions of the owner that saw one
-/// move, read again then (`places`: each one's [`AppendWait::place`]).
+/// move that are no longer as their wait saw them, read again then, each
+/// with its [`AppendWait::place`]. Those still as they were are left out:
+/// the asker's earlier reads of them stand.
 pub struct Woken {
-    pub places: Vec<usize>,
-    pub outcomes: Vec<ReadOutcome>,
+    pub outcomes: Vec<(usize, ReadOutcome)>,
 }
 
 /// A transaction marker for one partition (Kafka's WriteTxnMarkers entry):
@@ -345,11 +346,12 @@ pub enum ShardMsg {
         items: Vec<ReadItem>,
         reply: oneshot::Sender<Vec<ReadOutcome>>,
     },
-    /// Answers, with the partitions read again, when any of them moves or
-    /// the shard stops; cancelled by the asker dropping its receiver.
+    /// Answers, with the partitions that moved read again (see [`Woken`]),
+    /// when any of them moves or the shard stops; cancelled by the asker
+    /// dropping its receiver.
     WaitForAppend {
         items: Vec<AppendWait>,
-        reply: oneshot::Sender<Vec<ReadOutcome>>,
+        reply: oneshot::Sender<Vec<(usize, ReadOutcome)>>,
     },
     ListOffsets {
         items: Vec<OffsetQuery>,

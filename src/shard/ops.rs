@@ -226,15 +226,12 @@ impl Shard {
         items: Vec<AppendWait>,
         mut held: Vec<(Rc<Partition>, Seen)>,
     ) -> Option<Woken> {
-        let mut by_owner: Vec<(Vec<usize>, Vec<AppendWait>)> =
-            (0..self.count).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut by_owner: Vec<Vec<AppendWait>> = (0..self.count).map(|_| Vec::new()).collect();
         for item in items {
-            let (places, items) = &mut by_owner[self.owner_of(&item.read.tp)];
-            places.push(item.place);
-            items.push(item);
+            by_owner[self.owner_of(&item.read.tp)].push(item);
         }
         let mut waits = Vec::new();
-        for (owner, (places, items)) in by_owner.into_iter().enumerate() {
+        for (owner, items) in by_owner.into_iter().enumerate() {
             let local = owner == self.id;
             let nothing_here = items.is_empty() && (!local || held.is_empty());
             if nothing_here {
@@ -254,8 +251,9 @@ impl Shard {
                 continue;
             }
             waits.push(futures::FutureExt::map(rx, |answer| {
-                let outcomes = answer.ok()?;
-                Some(Woken { places, outcomes })
+                Some(Woken {
+                    outcomes: answer.ok()?,
+                })
             }));
         }
         if waits.is_empty() {
@@ -448,18 +446,18 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
 
 /// Answers `reply` once any listed partition moves from the state its
 /// wait names, the asker gives up, the partition goes away, or the shard
-/// stops, with the listed partitions read again then.
+/// stops, with the listed partitions that moved read again then (see
+/// [`Woken`]).
 pub async fn wait_for_append(
     shard: Rc<Shard>,
     items: Vec<AppendWait>,
     held: Vec<(Rc<Partition>, Seen)>,
-    mut reply: oneshot::Sender<Vec<ReadOutcome>>,
+    mut reply: oneshot::Sender<Vec<(usize, ReadOutcome)>>,
 ) {
-    let reads = |items: Vec<AppendWait>| items.into_iter().map(|i| i.read).collect();
     let mut partitions = Vec::with_capacity(items.len() + held.len());
     for item in &items {
         let Some(p) = shard.partition(&item.read.tp) else {
-            let _ = reply.send(read(shard.clone(), reads(items)).await);
+            let _ = reply.send(read_moved(&shard, items, &[]));
             return;
         };
         partitions.push((p, item.seen()));
@@ -497,7 +495,35 @@ pub async fn wait_for_append(
     if reply.is_canceled() {
         return;
     }
-    let _ = reply.send(read(shard, reads(items)).await);
+    let _ = reply.send(read_moved(&shard, items, &partitions));
+}
+
+/// The waited-on `items` no longer as their waits saw them, read again,
+/// each with its place. `handles` are their partitions, in order, as the
+/// wait found them (empty: look each one up): a wide long poll is woken
+/// by one partition of hundreds, and checking the others through these
+/// handles takes no lookup and makes no outcome for them. One that moved
+/// is looked up again, as any read is: a partition deleted since (which
+/// notifies it) answers as gone.
+fn read_moved(
+    shard: &Rc<Shard>,
+    items: Vec<AppendWait>,
+    handles: &[(Rc<Partition>, Seen)],
+) -> Vec<(usize, ReadOutcome)> {
+    assert!(handles.is_empty() || handles.len() >= items.len());
+    let now_ms = crate::runtime::now_ms();
+    let mut outcomes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if handles.get(i).is_some_and(|(p, seen)| p.seen() == *seen) {
+            continue;
+        }
+        let mut outcome = ReadOutcome::unread(NONE);
+        read_one(shard, &item.read, now_ms, &mut outcome);
+        if !outcome.unchanged {
+            outcomes.push((item.place, outcome));
+        }
+    }
+    outcomes
 }
 
 pub async fn describe_producers(

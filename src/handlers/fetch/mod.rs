@@ -501,13 +501,11 @@ enum Reread {
 }
 
 /// The wake's outcomes in their places among `earlier` (one per wanted
-/// partition); a partition read as unchanged keeps its earlier outcome.
+/// partition); a partition the wake left out keeps its earlier outcome.
 fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) {
-    assert_eq!(woken.places.len(), woken.outcomes.len());
-    for (place, outcome) in woken.places.into_iter().zip(woken.outcomes) {
-        if !outcome.unchanged {
-            earlier[place] = outcome;
-        }
+    for (place, outcome) in woken.outcomes {
+        debug_assert!(!outcome.unchanged, "a wake answers only what moved");
+        earlier[place] = outcome;
     }
 }
 
@@ -560,6 +558,16 @@ async fn read_within(
             read_item(w, response_max, unless_unchanged)
         })
         .collect::<Vec<_>>();
+    if items.is_empty() && reread == Reread::Unseen {
+        if let Some(earlier) = earlier {
+            // After a wake that left nothing unread (the usual case): the
+            // earlier outcomes, the wake's in their places, are the
+            // answer, without a vector of markers to take them through.
+            let kept = wanted.iter().filter(|w| w.preset.is_none()).count();
+            crate::stats::FETCH_PARTITIONS_KEPT.add(kept as u64);
+            return hold_to_budget(shard, wanted, response_max, earlier).await;
+        }
+    }
     let mut outcomes = if items.is_empty() {
         Vec::new()
     } else {
@@ -582,6 +590,18 @@ async fn read_within(
     if kept > 0 {
         crate::stats::FETCH_PARTITIONS_KEPT.add(kept);
     }
+    hold_to_budget(shard, wanted, response_max, outcomes).await
+}
+
+/// Holds `outcomes` (one per wanted partition) to `response_max`, as
+/// [`read_within`] says; returns them and whether any was cut.
+async fn hold_to_budget(
+    shard: &Rc<Shard>,
+    wanted: &[Wanted],
+    response_max: u64,
+    mut outcomes: Vec<ReadOutcome>,
+) -> (Vec<ReadOutcome>, bool) {
+    assert_eq!(outcomes.len(), wanted.len());
     let mut cut = false;
     let mut used = 0u64;
     for (w, outcome) in wanted.iter().zip(outcomes.iter_mut()) {
