@@ -361,6 +361,56 @@ fn a_woken_long_poll_reads_again_only_what_moved() {
     );
 }
 
+/// Long polls on parts of one topic wake only for their own partitions;
+/// one holding all of a topic's partitions (it waits on the topic's
+/// shared event, not on each partition) wakes for any of them. Each append
+/// below wakes exactly one of the three parked fetches
+/// (`sluice_fetch_wakeup_seconds_count`), which answers with its record.
+#[test]
+fn long_polls_on_parts_of_a_topic_wake_only_for_their_own() {
+    let broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "halves", 8, &[]);
+    create_topic(&bs, "whole", 8, &[]);
+    let mut producer = RawClient::connect(&bs);
+    let from_start = |ps: std::ops::Range<i32>| ps.map(|p| (p, 0)).collect::<Vec<(i32, i64)>>();
+    let mut low = RawClient::connect(&bs);
+    let mut high = RawClient::connect(&bs);
+    let mut all = RawClient::connect(&bs);
+    low.send(12, &raw::fetch_request("halves", &from_start(0..4), 60_000));
+    high.send(12, &raw::fetch_request("halves", &from_start(4..8), 60_000));
+    all.send(12, &raw::fetch_request("whole", &from_start(0..8), 60_000));
+    assert_eq!(broker.wait_metric("sluice_fetch_parked", 3), 3);
+    let mut wakes = broker.metric("sluice_fetch_wakeup_seconds_count");
+    for (fetcher, topic, target) in [
+        (&mut low, "halves", 1),
+        (&mut all, "whole", 6),
+        (&mut high, "halves", 5),
+    ] {
+        assert_eq!(
+            producer.produce_batch(topic, target, batch_for(target, 0, 1)),
+            (err::NONE, 0)
+        );
+        let resp: FetchResponse = fetcher.recv();
+        for pd in &resp.responses[0].partitions {
+            let p = pd.partition_index;
+            assert_eq!(pd.error_code, err::NONE, "{topic} {p}");
+            let values: Vec<Bytes> = raw::decode_records(&pd.records)
+                .into_iter()
+                .map(|r| r.value.unwrap())
+                .collect();
+            let want: Vec<Bytes> = match p == target {
+                true => vec![Bytes::from(format!("r0-p{p}-0"))],
+                false => Vec::new(),
+            };
+            assert_eq!(values, want, "{topic} {p}");
+        }
+        let now = broker.metric("sluice_fetch_wakeup_seconds_count");
+        assert_eq!(now - wakes, 1, "{topic} {target}: waits woken");
+        wakes = now;
+    }
+}
+
 /// `--shard-stall-warn-ms` logs a shard thread held past its task queue's
 /// budget, with a backtrace of where: a produce of one 90 MB record is
 /// checked and written to the page cache in single steps (a CRC over it,

@@ -57,10 +57,15 @@ pub struct Partition {
     /// Leader (with its followers' progress), follower, or alone.
     pub role: RefCell<crate::replication::Role>,
     /// Bumped after every append, high watermark move, role change and
-    /// log start moved by retention (and a refused ISR proposal); long-poll
-    /// fetches and acks=all produces wait on it, and fetch sessions skip a
-    /// partition whose version has not moved (`Seen`).
-    pub appended: Event,
+    /// log start moved by retention (and a refused ISR proposal), always
+    /// through [`Partition::notify_moved`]; long-poll fetches and acks=all
+    /// produces wait on it, and fetch sessions skip a partition whose
+    /// version has not moved (`Seen`).
+    appended: Event,
+    /// Notified with `appended` of every partition of its topic on this
+    /// shard (they share it): a long poll that holds all of them waits on
+    /// this one event instead of on each (see `ops::wait_events`).
+    topic_moved: Rc<Event>,
     /// Bumped when an append written off the shard thread is finished:
     /// what other appends to the partition wait for.
     written: Event,
@@ -100,6 +105,13 @@ fn next_instance() -> u64 {
 }
 
 impl Partition {
+    /// Tells whoever waits on this partition, or on its whole topic, that
+    /// it moved (see `appended`).
+    pub fn notify_moved(&self) {
+        self.appended.notify();
+        self.topic_moved.notify();
+    }
+
     /// The state a read now would see.
     pub fn seen(&self) -> Seen {
         Seen {
@@ -599,12 +611,22 @@ impl Shard {
             log: RefCell::new(log),
             role: RefCell::new(crate::replication::Role::Offline { leader_epoch: -1 }),
             appended: Event::default(),
+            topic_moved: self.topic_event(&tp.topic),
             written: Event::default(),
             acks_waiting: Cell::new(0),
             topic_id: Arc::from(topic.id.as_str()),
             instance: next_instance(),
             read_state: Cell::new(None),
         }))
+    }
+
+    /// The event the partitions of `topic` on this shard share (see
+    /// `Partition::topic_moved`): any held one's, else a new one.
+    fn topic_event(&self, topic: &str) -> Rc<Event> {
+        match self.partitions.borrow().any_of(topic) {
+            Some(sibling) => sibling.topic_moved.clone(),
+            None => Rc::default(),
+        }
     }
 
     /// The partitions this shard holds that `topics` no longer gives it
@@ -642,7 +664,7 @@ impl Shard {
             };
             // Its files go with it: nothing to sync or write.
             partition.log.borrow_mut().discard();
-            partition.appended.notify();
+            partition.notify_moved();
             // Renamed away at once so a recreated topic starts from an empty
             // directory; removed in the background. Fetches still sending
             // from its files keep their open handles.
@@ -733,7 +755,7 @@ impl Shard {
                     // The log start moved: fetch sessions that skip an
                     // unchanged partition tell it at their next fetch.
                     drop(log);
-                    partition.appended.notify();
+                    partition.notify_moved();
                     // Unlinking (and closing) large cached files is slow;
                     // the segments are already out of the log.
                     crate::runtime::spawn_local(crate::runtime::blocking(move || {
@@ -832,6 +854,7 @@ mod tests {
             log: RefCell::new(log),
             role: RefCell::new(crate::replication::Role::Solo),
             appended: Event::default(),
+            topic_moved: Rc::default(),
             written: Event::default(),
             acks_waiting: Cell::new(0),
             topic_id: Arc::from("id"),
@@ -860,12 +883,12 @@ mod tests {
             .unwrap();
             log.set_high_watermark(end);
             drop(log);
-            partition.appended.notify();
+            partition.notify_moved();
             assert_eq!(told(&partition), (end, end, 0), "after the append to {end}");
         }
         // A high watermark moved back (a new leader's may lag) is told too.
         partition.log.borrow_mut().set_high_watermark(4);
-        partition.appended.notify();
+        partition.notify_moved();
         assert_eq!(told(&partition), (4, 4, 0));
     }
 

@@ -463,39 +463,81 @@ pub async fn wait_for_append(
         partitions.push((p, item.seen()));
     }
     partitions.extend(held);
-    // Anything since the read (an append, a high watermark or role move,
-    // the partition gone, which notifies it) is worth reading again at once.
-    let moved = partitions.iter().any(|(p, seen)| p.seen() != *seen);
-    if !moved {
-        assert!(
-            !partitions.is_empty(),
-            "a long poll waits on some partition"
-        );
-        let _parked = crate::stats::FETCHES_PARKED.enter();
-        // One `Changed` per partition, unboxed (it is `Unpin`), under one
-        // select: a long poll over a follower's hundreds of partitions
-        // allocates only this vector.
-        let appended = futures::future::select_all(
-            partitions
-                .iter()
-                .map(|(p, seen)| p.appended.changed_since(seen.version)),
-        );
-        let stopping = std::pin::pin!(shard.stopping.changed_since(0));
-        let given_up = std::pin::pin!(reply.cancellation());
-        let ended = futures::future::select(stopping, given_up);
-        if let futures::future::Either::Left(((_, moved, _), _)) =
-            futures::future::select(appended, ended).await
-        {
-            if let Some(waited) = partitions[moved].0.appended.since_notify() {
-                crate::stats::FETCH_WAKEUP.observe(waited);
-            }
-        }
-    }
+    assert!(
+        !partitions.is_empty(),
+        "a long poll waits on some partition"
+    );
+    park_until_moved(&shard, &partitions, &mut reply).await;
     // An asker that gave up reads nothing.
     if reply.is_canceled() {
         return;
     }
     let _ = reply.send(read_moved(&shard, items, &partitions));
+}
+
+/// Returns once one of `partitions` is no longer as seen (an append, a
+/// high watermark or role move, the partition gone, which notifies it),
+/// the asker gives up, or the shard stops.
+async fn park_until_moved(
+    shard: &Shard,
+    partitions: &[(Rc<Partition>, Seen)],
+    reply: &mut oneshot::Sender<Vec<(usize, ReadOutcome)>>,
+) {
+    let mut parked = None;
+    loop {
+        // Checked at each turn right before the events' versions are
+        // taken: a topic's event says only that one of its partitions
+        // moved, maybe none of the waited ones (a partition added since).
+        if partitions.iter().any(|(p, seen)| p.seen() != *seen) {
+            return;
+        }
+        parked.get_or_insert_with(|| crate::stats::FETCHES_PARKED.enter());
+        let events = wait_events(partitions);
+        // One `Changed` per event, unboxed (it is `Unpin`), under one
+        // select: a long poll allocates only these vectors.
+        let moved = futures::future::select_all(
+            events
+                .iter()
+                .map(|(event, version)| event.changed_since(*version)),
+        );
+        let stopping = std::pin::pin!(shard.stopping.changed_since(0));
+        let given_up = std::pin::pin!(reply.cancellation());
+        let ended = futures::future::select(stopping, given_up);
+        match futures::future::select(moved, ended).await {
+            futures::future::Either::Left(((_, which, _), _)) => {
+                if let Some(waited) = events[which].0.since_notify() {
+                    crate::stats::FETCH_WAKEUP.observe(waited);
+                }
+            }
+            futures::future::Either::Right(_) => return,
+        }
+    }
+}
+
+/// What a wait on `partitions` waits on, each event with the version it
+/// last saw: the shared event of each topic whose partitions on this
+/// shard the wait holds all of (one registration for a consumer's
+/// thousand partitions of a topic, woken by exactly those), and the
+/// partition's own event for every other.
+///
+/// A topic counts as whole when one run of consecutive partitions (as a
+/// fetch lists them) is as long as the count of partitions that hold its
+/// event (`Rc::strong_count`: only partitions hold it). One split over
+/// runs, or with a partition kept alive past its removal, is waited on
+/// partition by partition. Either way every waited partition's move
+/// wakes the wait; a run that names a partition twice and leaves another
+/// out is woken by that one too, and only parks again.
+fn wait_events(partitions: &[(Rc<Partition>, Seen)]) -> Vec<(&Event, u64)> {
+    let mut events = Vec::new();
+    for run in partitions.chunk_by(|(a, _), (b, _)| Rc::ptr_eq(&a.topic_moved, &b.topic_moved)) {
+        let topic = &run[0].0.topic_moved;
+        if run.len() == Rc::strong_count(topic) {
+            events.push((&**topic, topic.version()));
+        } else {
+            events.extend(run.iter().map(|(p, seen)| (&p.appended, seen.version)));
+        }
+    }
+    events
 }
 
 /// The waited-on `items` no longer as their waits saw them, read again,
@@ -594,7 +636,7 @@ async fn write_txn_marker(shard: &Shard, item: TxnMarkerItem) -> i16 {
             return storage_error_code(&e);
         }
     };
-    partition.appended.notify();
+    partition.notify_moved();
     super::durability::start_roll_sync(&item.tp, &partition);
     super::replica::advance_high_watermark(&partition);
     if let Some(observer) = shard.observer() {

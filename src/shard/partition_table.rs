@@ -36,6 +36,11 @@ impl<V> PartitionTable<V> {
         self.topics.get(&*tp.topic)?.get(slot)?.as_ref()
     }
 
+    /// Some partition of `topic` held here, if any.
+    pub fn any_of(&self, topic: &str) -> Option<&V> {
+        self.topics.get(topic)?.iter().flatten().next()
+    }
+
     /// Holds `value` as `tp`; returns what it held before.
     pub fn insert(&mut self, tp: TopicPartition, value: V) -> Option<V> {
         let slot = usize::try_from(tp.partition).expect("partition numbers are not negative");

@@ -146,7 +146,7 @@ fn appended(
         crate::stats::PRODUCE_DUPLICATES.add(1);
     } else {
         crate::stats::PRODUCED_BYTES.add(item.records.bytes().len() as u64);
-        partition.appended.notify();
+        partition.notify_moved();
         super::durability::start_roll_sync(&item.tp, &partition);
         super::prefault::start(&item.tp, &partition);
         super::replica::advance_high_watermark(&partition);

@@ -69,7 +69,7 @@ impl Shard {
         // acks=all waiters and long polls look again: the role or the ISR
         // (and so the high watermark) may have changed.
         advance_high_watermark(partition);
-        partition.appended.notify();
+        partition.notify_moved();
         became_leader
     }
 
@@ -156,7 +156,7 @@ impl Shard {
                     // A follower's fetch that finds nothing new is not read
                     // again while the partition is unchanged; this wakes it,
                     // so its next fetch proposes it again.
-                    partition.appended.notify();
+                    partition.notify_moved();
                 }
             }
         })
@@ -208,7 +208,7 @@ pub(super) fn advance_high_watermark(partition: &Partition) -> bool {
         }
     };
     if moved {
-        partition.appended.notify();
+        partition.notify_moved();
     }
     moved
 }
@@ -395,7 +395,7 @@ impl Shard {
         match appended {
             Ok(result) => {
                 crate::stats::REPLICA_BYTES_FETCHED.add(records.len() as u64);
-                partition.appended.notify();
+                partition.notify_moved();
                 super::durability::start_roll_sync(tp, partition);
                 super::prefault::start(tp, partition);
                 if result.flush_needed {
