@@ -1,6 +1,7 @@
 //! Partition work as the owner shard runs it, and the entry points that
 //! route it there.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
@@ -218,8 +219,9 @@ impl Shard {
 
     /// Resolves when any of `items` moves, on whichever shard owns it, or
     /// any of `held` (partitions of this shard the caller already holds,
-    /// with the state it saw) does, with that owner's items read again at
-    /// the moment (see [`Woken`]). `None`: an owner went away mid-wait. The
+    /// with the state it saw) does, with that owner's items that moved
+    /// read again at the moment (see [`Woken`]). `None`: an owner went
+    /// away mid-wait. The
     /// caller bounds the wait.
     pub async fn wait_for_append(
         self: &Rc<Self>,
@@ -520,21 +522,38 @@ async fn park_until_moved(
 /// thousand partitions of a topic, woken by exactly those), and the
 /// partition's own event for every other.
 ///
-/// A topic counts as whole when one run of consecutive partitions (as a
-/// fetch lists them) is as long as the count of partitions that hold its
-/// event (`Rc::strong_count`: only partitions hold it). One split over
-/// runs, or with a partition kept alive past its removal, is waited on
-/// partition by partition. Either way every waited partition's move
-/// wakes the wait; a run that names a partition twice and leaves another
-/// out is woken by that one too, and only parks again.
+/// A topic counts as whole when the wait names as many of its partitions
+/// as hold its event (`Rc::strong_count`: only partitions hold it),
+/// counted by runs of consecutive partitions (a fetch lists a topic's
+/// together; a session's resting ones follow the rest). One with a
+/// partition kept alive past its removal is waited on partition by
+/// partition. Either way every waited partition's move wakes the wait; a
+/// fetch that names a partition twice and leaves another out is woken by
+/// that one too, and only parks again.
 fn wait_events(partitions: &[(Rc<Partition>, Seen)]) -> Vec<(&Event, u64)> {
+    let runs: Vec<&[(Rc<Partition>, Seen)]> = partitions
+        .chunk_by(|(a, _), (b, _)| Rc::ptr_eq(&a.topic_moved, &b.topic_moved))
+        .collect();
+    // Per topic event: partitions named, and whether it is waited on yet.
+    let mut topics: HashMap<*const Event, (usize, bool), foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(runs.len(), Default::default());
+    for run in &runs {
+        topics
+            .entry(Rc::as_ptr(&run[0].0.topic_moved))
+            .or_default()
+            .0 += run.len();
+    }
     let mut events = Vec::new();
-    for run in partitions.chunk_by(|(a, _), (b, _)| Rc::ptr_eq(&a.topic_moved, &b.topic_moved)) {
+    for run in runs {
         let topic = &run[0].0.topic_moved;
-        if run.len() == Rc::strong_count(topic) {
-            events.push((&**topic, topic.version()));
-        } else {
+        let (named, waited) = topics
+            .get_mut(&Rc::as_ptr(topic))
+            .expect("every run counted");
+        if *named != Rc::strong_count(topic) {
             events.extend(run.iter().map(|(p, seen)| (&p.appended, seen.version)));
+        } else if !*waited {
+            *waited = true;
+            events.push((&**topic, topic.version()));
         }
     }
     events
