@@ -222,9 +222,44 @@ impl AppendWait {
         );
         AppendWait { place, read }
     }
+}
 
-    pub fn seen(&self) -> Seen {
+/// One partition a long poll waits on, as its owner needs it. The read it
+/// asks for once the partition moves is made (for a borrowed one, built:
+/// its topic name cloned) only then: a wide wait is woken by one
+/// partition of hundreds.
+pub trait WaitItem {
+    /// The asker's name for it, handed back with its outcome in [`Woken`].
+    fn place(&self) -> usize;
+    fn tp(&self) -> &TopicPartition;
+    /// The state the asker last read it under.
+    fn seen(&self) -> Seen;
+    /// Calls `f` with the read to make once it moved (`unless_unchanged`:
+    /// [`WaitItem::seen`]).
+    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R;
+    /// It, owned, to wait on another shard.
+    fn into_wait(self) -> AppendWait;
+}
+
+impl WaitItem for AppendWait {
+    fn place(&self) -> usize {
+        self.place
+    }
+
+    fn tp(&self) -> &TopicPartition {
+        &self.read.tp
+    }
+
+    fn seen(&self) -> Seen {
         self.read.unless_unchanged.expect("checked at new")
+    }
+
+    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R {
+        f(&self.read)
+    }
+
+    fn into_wait(self) -> AppendWait {
+        self
     }
 }
 

@@ -482,7 +482,7 @@ impl Shard {
                 let _ = reply.send(ops::read(self, items).await);
             }
             ShardMsg::WaitForAppend { items, reply } => {
-                ops::wait_for_append(self, items, Vec::new(), reply).await
+                ops::wait_for_append(self, items, reply).await
             }
             ShardMsg::ListOffsets { items, reply } => {
                 let _ = reply.send(ops::list_offsets(self, items).await);

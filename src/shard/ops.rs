@@ -221,48 +221,64 @@ impl Shard {
     /// any of `held` (partitions of this shard the caller already holds,
     /// with the state it saw) does, with that owner's items that moved
     /// read again at the moment (see [`Woken`]). `None`: an owner went
-    /// away mid-wait. The
-    /// caller bounds the wait.
-    pub async fn wait_for_append(
+    /// away mid-wait. The caller bounds the wait. This shard's items are
+    /// waited on as they are, borrowed; only another shard's are made
+    /// into messages.
+    pub async fn wait_for_append<T: WaitItem>(
         self: &Rc<Self>,
-        items: Vec<AppendWait>,
-        mut held: Vec<(Rc<Partition>, Seen)>,
+        items: Vec<T>,
+        held: Vec<(Rc<Partition>, Seen)>,
     ) -> Option<Woken> {
+        let mut local = Vec::new();
         let mut by_owner: Vec<Vec<AppendWait>> = (0..self.count).map(|_| Vec::new()).collect();
         for item in items {
-            by_owner[self.owner_of(&item.read.tp)].push(item);
+            match self.owner_of(item.tp()) {
+                owner if owner == self.id => local.push(item),
+                owner => by_owner[owner].push(item.into_wait()),
+            }
         }
         let mut waits = Vec::new();
         for (owner, items) in by_owner.into_iter().enumerate() {
-            let local = owner == self.id;
-            let nothing_here = items.is_empty() && (!local || held.is_empty());
-            if nothing_here {
+            if items.is_empty() {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
-            if local {
-                let held = std::mem::take(&mut held);
-                crate::runtime::spawn_local(wait_for_append(self.clone(), items, held, tx))
-                    .detach();
-            } else if self
+            let sent = self
                 .mesh
                 .send_to(owner, ShardMsg::WaitForAppend { items, reply: tx })
-                .await
-                .is_err()
-            {
-                continue;
+                .await;
+            if sent.is_ok() {
+                waits.push(futures::FutureExt::map(rx, |answer| {
+                    Some(Woken {
+                        outcomes: answer.ok()?,
+                    })
+                }));
             }
-            waits.push(futures::FutureExt::map(rx, |answer| {
-                Some(Woken {
-                    outcomes: answer.ok()?,
-                })
-            }));
         }
-        if waits.is_empty() {
+        let here = !local.is_empty() || !held.is_empty();
+        if waits.is_empty() && !here {
             return None;
         }
+        let local_wait = std::pin::pin!(async {
+            if !here {
+                return futures::future::pending().await;
+            }
+            let outcomes = wait_and_read(self, &local, held, futures::future::pending()).await;
+            Some(Woken {
+                outcomes: outcomes.expect("a wait of its own is never given up"),
+            })
+        });
         // Dropping the other receivers cancels those waits on their owners.
-        futures::future::select_all(waits).await.0
+        let remote_waits = std::pin::pin!(async {
+            if waits.is_empty() {
+                return futures::future::pending().await;
+            }
+            futures::future::select_all(waits).await.0
+        });
+        match futures::future::select(local_wait, remote_waits).await {
+            futures::future::Either::Left((woken, _))
+            | futures::future::Either::Right((woken, _)) => woken,
+        }
     }
 }
 
@@ -447,20 +463,34 @@ fn below_high_watermark(offsets: Vec<i64>, high_watermark: i64) -> Vec<i64> {
 }
 
 /// Answers `reply` once any listed partition moves from the state its
-/// wait names, the asker gives up, the partition goes away, or the shard
-/// stops, with the listed partitions that moved read again then (see
-/// [`Woken`]).
+/// wait names, the partition goes away, or the shard stops, with the
+/// listed partitions that moved read again then (see [`Woken`]); an asker
+/// that gives up is answered nothing.
 pub async fn wait_for_append(
     shard: Rc<Shard>,
     items: Vec<AppendWait>,
-    held: Vec<(Rc<Partition>, Seen)>,
     mut reply: oneshot::Sender<Vec<(usize, ReadOutcome)>>,
 ) {
+    let read = wait_and_read(&shard, &items, Vec::new(), reply.cancellation()).await;
+    if let Some(outcomes) = read {
+        let _ = reply.send(outcomes);
+    }
+}
+
+/// Parks until one of `items` or of `held` moves from the state its wait
+/// names, the partition goes away, or the shard stops, then reads again
+/// the items that moved (see [`Woken`]); `None` once `given_up` resolves
+/// first.
+async fn wait_and_read<T: WaitItem>(
+    shard: &Rc<Shard>,
+    items: &[T],
+    held: Vec<(Rc<Partition>, Seen)>,
+    given_up: impl std::future::Future<Output = ()>,
+) -> Option<Vec<(usize, ReadOutcome)>> {
     let mut partitions = Vec::with_capacity(items.len() + held.len());
-    for item in &items {
-        let Some(p) = shard.partition(&item.read.tp) else {
-            let _ = reply.send(read_moved(&shard, items, &[]));
-            return;
+    for item in items {
+        let Some(p) = shard.partition(item.tp()) else {
+            return Some(read_moved(shard, items, &[]));
         };
         partitions.push((p, item.seen()));
     }
@@ -469,29 +499,29 @@ pub async fn wait_for_append(
         !partitions.is_empty(),
         "a long poll waits on some partition"
     );
-    park_until_moved(&shard, &partitions, &mut reply).await;
-    // An asker that gave up reads nothing.
-    if reply.is_canceled() {
-        return;
+    if !park_until_moved(shard, &partitions, given_up).await {
+        // An asker that gave up reads nothing.
+        return None;
     }
-    let _ = reply.send(read_moved(&shard, items, &partitions));
+    Some(read_moved(shard, items, &partitions))
 }
 
 /// Returns once one of `partitions` is no longer as seen (an append, a
-/// high watermark or role move, the partition gone, which notifies it),
-/// the asker gives up, or the shard stops.
+/// high watermark or role move, the partition gone, which notifies it) or
+/// the shard stops; `false` if `given_up` resolves first.
 async fn park_until_moved(
     shard: &Shard,
     partitions: &[(Rc<Partition>, Seen)],
-    reply: &mut oneshot::Sender<Vec<(usize, ReadOutcome)>>,
-) {
+    given_up: impl std::future::Future<Output = ()>,
+) -> bool {
+    let mut given_up = std::pin::pin!(given_up);
     let mut parked = None;
     loop {
         // Checked at each turn right before the events' versions are
         // taken: a topic's event says only that one of its partitions
         // moved, maybe none of the waited ones (a partition added since).
         if partitions.iter().any(|(p, seen)| p.seen() != *seen) {
-            return;
+            return true;
         }
         parked.get_or_insert_with(|| crate::stats::FETCHES_PARKED.enter());
         let events = wait_events(partitions);
@@ -503,15 +533,15 @@ async fn park_until_moved(
                 .map(|(event, version)| event.changed_since(*version)),
         );
         let stopping = std::pin::pin!(shard.stopping.changed_since(0));
-        let given_up = std::pin::pin!(reply.cancellation());
-        let ended = futures::future::select(stopping, given_up);
+        let ended = futures::future::select(stopping, given_up.as_mut());
         match futures::future::select(moved, ended).await {
             futures::future::Either::Left(((_, which, _), _)) => {
                 if let Some(waited) = events[which].0.since_notify() {
                     crate::stats::FETCH_WAKEUP.observe(waited);
                 }
             }
-            futures::future::Either::Right(_) => return,
+            futures::future::Either::Right((futures::future::Either::Left(_), _)) => return true,
+            futures::future::Either::Right((futures::future::Either::Right(_), _)) => return false,
         }
     }
 }
@@ -566,9 +596,9 @@ fn wait_events(partitions: &[(Rc<Partition>, Seen)]) -> Vec<(&Event, u64)> {
 /// handles takes no lookup and makes no outcome for them. One that moved
 /// is looked up again, as any read is: a partition deleted since (which
 /// notifies it) answers as gone.
-fn read_moved(
+fn read_moved<T: WaitItem>(
     shard: &Rc<Shard>,
-    items: Vec<AppendWait>,
+    items: &[T],
     handles: &[(Rc<Partition>, Seen)],
 ) -> Vec<(usize, ReadOutcome)> {
     assert!(handles.is_empty() || handles.len() >= items.len());
@@ -579,9 +609,9 @@ fn read_moved(
             continue;
         }
         let mut outcome = ReadOutcome::unread(NONE);
-        read_one(shard, &item.read, now_ms, &mut outcome);
+        item.with_read(|read| read_one(shard, read, now_ms, &mut outcome));
         if !outcome.unchanged {
-            outcomes.push((item.place, outcome));
+            outcomes.push((item.place(), outcome));
         }
     }
     outcomes

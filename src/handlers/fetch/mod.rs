@@ -35,7 +35,8 @@ use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
 use crate::shard::{
-    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition, Woken,
+    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
+    WaitItem, Woken,
 };
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -152,15 +153,19 @@ pub async fn handle(
             break (outcomes, cut);
         }
         // Wake once any requested partition is no longer as just read.
-        let waits = outcomes
+        let waits: Vec<WaitFor<'_>> = outcomes
             .iter()
             .zip(&wanted)
             .enumerate()
             .filter(|(_, (_, w))| w.preset.is_none())
             .filter_map(|(place, (o, w))| {
                 debug_assert!(o.seen.is_some(), "read without an error");
-                let read = read_item(w, response_max, Some(o.seen?));
-                Some(AppendWait::new(place, read))
+                Some(WaitFor {
+                    place,
+                    wanted: w,
+                    seen: o.seen?,
+                    response_max,
+                })
             })
             .collect();
         let held = resting
@@ -506,6 +511,43 @@ fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) {
     for (place, outcome) in woken.outcomes {
         debug_assert!(!outcome.unchanged, "a wake answers only what moved");
         earlier[place] = outcome;
+    }
+}
+
+/// A wanted partition the long poll waits on, borrowed: its read is built
+/// (its topic name cloned) only if it moves, or to wait on another shard.
+struct WaitFor<'a> {
+    place: usize,
+    wanted: &'a Wanted,
+    seen: Seen,
+    response_max: u64,
+}
+
+impl WaitFor<'_> {
+    fn read(&self) -> ReadItem {
+        read_item(self.wanted, self.response_max, Some(self.seen))
+    }
+}
+
+impl WaitItem for WaitFor<'_> {
+    fn place(&self) -> usize {
+        self.place
+    }
+
+    fn tp(&self) -> &TopicPartition {
+        &self.wanted.tp
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R {
+        f(&self.read())
+    }
+
+    fn into_wait(self) -> AppendWait {
+        AppendWait::new(self.place, self.read())
     }
 }
 
