@@ -180,8 +180,9 @@ pub async fn handle(
         // stand, and only what no outcome covers is read below.
         reread = Reread::All;
         if let (Some(Some(woken)), Some(earlier)) = (woken, earlier.as_mut()) {
-            keep_woken(earlier, woken);
-            reread = Reread::Unseen;
+            reread = Reread::Unseen {
+                woken: keep_woken(earlier, woken),
+            };
         }
         wake_resting(&mut resting, &mut wanted, &mut earlier);
         if timed_out {
@@ -501,17 +502,23 @@ enum Reread {
     /// its earlier outcome saw it.
     All,
     /// Only the partitions without an earlier outcome's state (woken
-    /// resting ones): the rest stand as the wake left them.
-    Unseen,
+    /// resting ones): the rest stand as the wake left them, `woken` of
+    /// them read again by the wake itself (not kept).
+    Unseen { woken: u64 },
 }
 
 /// The wake's outcomes in their places among `earlier` (one per wanted
 /// partition); a partition the wake left out keeps its earlier outcome.
-fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) {
+/// Returns how many of them stand as read (with a state; an error is read
+/// again).
+fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) -> u64 {
+    let mut standing = 0;
     for (place, outcome) in woken.outcomes {
         debug_assert!(!outcome.unchanged, "a wake answers only what moved");
+        standing += u64::from(outcome.seen.is_some());
         earlier[place] = outcome;
     }
+    standing
 }
 
 /// A wanted partition the long poll waits on, borrowed: its read is built
@@ -586,7 +593,8 @@ async fn read_within(
         assert_eq!(earlier.len(), wanted.len());
     }
     let standing = |i: usize| {
-        reread == Reread::Unseen && earlier.as_ref().is_some_and(|e| e[i].seen.is_some())
+        matches!(reread, Reread::Unseen { .. })
+            && earlier.as_ref().is_some_and(|e| e[i].seen.is_some())
     };
     let items = wanted
         .iter()
@@ -600,13 +608,18 @@ async fn read_within(
             read_item(w, response_max, unless_unchanged)
         })
         .collect::<Vec<_>>();
-    if items.is_empty() && reread == Reread::Unseen {
+    // Standing outcomes the wake read again are not kept ones.
+    let woken = match reread {
+        Reread::Unseen { woken } => woken,
+        Reread::All => 0,
+    };
+    if items.is_empty() && reread != Reread::All {
         if let Some(earlier) = earlier {
             // After a wake that left nothing unread (the usual case): the
             // earlier outcomes, the wake's in their places, are the
             // answer, without a vector of markers to take them through.
-            let kept = wanted.iter().filter(|w| w.preset.is_none()).count();
-            crate::stats::FETCH_PARTITIONS_KEPT.add(kept as u64);
+            let standing = wanted.iter().filter(|w| w.preset.is_none()).count() as u64;
+            crate::stats::FETCH_PARTITIONS_KEPT.add(standing - woken);
             return hold_to_budget(shard, wanted, response_max, earlier).await;
         }
     }
@@ -629,8 +642,8 @@ async fn read_within(
             None => quiet_outcome(w.quiet.expect("asked as quiet")),
         };
     }
-    if kept > 0 {
-        crate::stats::FETCH_PARTITIONS_KEPT.add(kept);
+    if kept > woken {
+        crate::stats::FETCH_PARTITIONS_KEPT.add(kept - woken);
     }
     hold_to_budget(shard, wanted, response_max, outcomes).await
 }
