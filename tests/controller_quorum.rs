@@ -80,8 +80,11 @@ fn wait_image(node: &Controller, what: &str, f: impl Fn(&ClusterImage) -> bool) 
 
 struct Cluster {
     addrs: Vec<SocketAddr>,
-    dirs: Vec<tempfile::TempDir>,
+    /// Before `dirs`: fields drop in order, and a node still running when
+    /// its directory is removed writes a file into it mid-removal, which
+    /// leaves the directory behind in the system's temp dir.
     nodes: Vec<Option<Controller>>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -98,8 +101,8 @@ impl Cluster {
             .collect();
         let mut cluster = Cluster {
             addrs,
-            dirs,
             nodes: Vec::new(),
+            dirs,
         };
         for (i, id) in cluster_ids.iter().enumerate() {
             let node = cluster.start_node(i as i32 + 1, id, &tune);
