@@ -257,3 +257,67 @@ fn produce_auto_creates_topic() {
         vec!["hello", "world"]
     );
 }
+
+/// One consumer assigned partitions of three topics, interleaved and with
+/// different partition counts, gets each partition's own records: its
+/// fetches name the topics together, and the owner reads each topic's
+/// partitions as a run (one lookup of the name for the run), so a run
+/// that kept the previous topic's partitions would answer with theirs.
+#[test]
+fn one_consumer_of_several_topics_gets_each_partitions_own_records() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topics = [("many-a", 3), ("many-b", 2), ("many-c", 4)];
+    let per_partition = 20;
+    for (topic, partitions) in topics {
+        create_topic(&bs, topic, partitions, &[]);
+        let msgs: Vec<Msg> = (0..partitions)
+            .flat_map(|p| {
+                (0..per_partition).map(move |i| Msg::value(format!("{topic}/{p}/{i}")).to(p))
+            })
+            .collect();
+        produce(&producer_config(&bs), topic, &msgs);
+    }
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    // Interleaved: a's, then b's, then a's again, then c's.
+    for (topic, p) in [
+        ("many-a", 0),
+        ("many-b", 0),
+        ("many-b", 1),
+        ("many-a", 1),
+        ("many-a", 2),
+    ]
+    .into_iter()
+    .chain((0..4).map(|p| ("many-c", p)))
+    {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let expected = 9 * per_partition as usize;
+    let mut got: BTreeMap<(String, i32), Vec<String>> = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut count = 0;
+    while count < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.entry((m.topic().to_string(), m.partition()))
+                .or_default()
+                .push(payload_str(&m.detach()));
+            count += 1;
+        }
+    }
+    for (topic, partitions) in topics {
+        for p in 0..partitions {
+            let want: Vec<String> = (0..per_partition)
+                .map(|i| format!("{topic}/{p}/{i}"))
+                .collect();
+            assert_eq!(
+                got.get(&(topic.to_string(), p)),
+                Some(&want),
+                "{topic} partition {p}"
+            );
+        }
+    }
+    assert_eq!(count, expected);
+}

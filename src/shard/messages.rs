@@ -78,8 +78,12 @@ pub struct ProduceOutcome {
     pub log_start_offset: i64,
 }
 
-pub struct ReadItem {
-    pub tp: TopicPartition,
+/// One partition's read, as its owner makes it; see [`ReadItem`] and
+/// [`ReadArgs`].
+#[derive(Clone, Copy)]
+pub struct ReadOf<P> {
+    /// The partition: owned in a [`ReadItem`], borrowed in [`ReadArgs`].
+    pub tp: P,
     pub offset: i64,
     pub max_bytes: u32,
     /// Kafka returns the first batch whole even past the limits, but only
@@ -103,6 +107,46 @@ pub struct ReadItem {
     /// `Seen` here, the owner answers `unchanged` at once instead of reading
     /// (the asker keeps its earlier outcome).
     pub unless_unchanged: Option<Seen>,
+}
+
+/// A read to send to the partition's owner, owning its name.
+pub type ReadItem = ReadOf<TopicPartition>;
+
+/// A read made where the asker is (its own shard owns the partition, or a
+/// woken long poll's owner reads what moved): it borrows the partition's
+/// name, so a wide fetch makes no [`ReadItem`] per partition (a clone of
+/// the topic name's `Arc`, an atomic count each way, and a vector of them
+/// written and read back).
+pub type ReadArgs<'a> = ReadOf<&'a TopicPartition>;
+
+impl<P> ReadOf<P> {
+    /// The same read, naming the partition by `tp`.
+    pub fn with_tp<Q>(&self, tp: Q) -> ReadOf<Q> {
+        ReadOf {
+            tp,
+            offset: self.offset,
+            max_bytes: self.max_bytes,
+            min_one_batch: self.min_one_batch,
+            committed: self.committed,
+            current_leader_epoch: self.current_leader_epoch,
+            replica: self.replica,
+            to_log_end: self.to_log_end,
+            unless_unchanged: self.unless_unchanged,
+        }
+    }
+}
+
+impl ReadItem {
+    pub fn args(&self) -> ReadArgs<'_> {
+        self.with_tp(&self.tp)
+    }
+}
+
+impl ReadArgs<'_> {
+    /// It, owning its name, to send to another shard.
+    pub fn to_item(&self) -> ReadItem {
+        self.with_tp(self.tp.clone())
+    }
 }
 
 /// The state of one partition a read saw: which instance of it (a topic
@@ -224,19 +268,17 @@ impl AppendWait {
     }
 }
 
-/// One partition a long poll waits on, as its owner needs it. The read it
-/// asks for once the partition moves is made (for a borrowed one, built:
-/// its topic name cloned) only then: a wide wait is woken by one
-/// partition of hundreds.
+/// One partition a long poll waits on, as its owner needs it, with the
+/// read it asks for once the partition moves.
 pub trait WaitItem {
     /// The asker's name for it, handed back with its outcome in [`Woken`].
     fn place(&self) -> usize;
     fn tp(&self) -> &TopicPartition;
     /// The state the asker last read it under.
     fn seen(&self) -> Seen;
-    /// Calls `f` with the read to make once it moved (`unless_unchanged`:
+    /// The read to make once it moved (`unless_unchanged`:
     /// [`WaitItem::seen`]).
-    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R;
+    fn read(&self) -> ReadArgs<'_>;
     /// It, owned, to wait on another shard.
     fn into_wait(self) -> AppendWait;
 }
@@ -254,8 +296,8 @@ impl WaitItem for AppendWait {
         self.read.unless_unchanged.expect("checked at new")
     }
 
-    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R {
-        f(&self.read)
+    fn read(&self) -> ReadArgs<'_> {
+        self.read.args()
     }
 
     fn into_wait(self) -> AppendWait {

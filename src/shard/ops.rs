@@ -283,25 +283,65 @@ impl Shard {
 }
 
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
-    // One clock read for the request: a follower's fetch names every
-    // partition it follows, and each records when it fetched.
-    let now_ms = crate::runtime::now_ms();
-    // Each outcome is written where it stays: a wide fetch reads a
-    // thousand partitions, and moving each outcome through the calls
-    // (136 bytes, a `memcpy` each way) cost about as much as the read.
-    let mut outcomes = Vec::with_capacity(items.len());
-    for item in &items {
-        outcomes.push(ReadOutcome::unread(NONE));
-        let outcome = outcomes.last_mut().expect("just pushed");
-        read_one(&shard, item, now_ms, outcome);
-    }
-    outcomes
+    shard.read_here(items.iter().map(ReadItem::args))
 }
 
-fn read_one(shard: &Rc<Shard>, item: &ReadItem, now_ms: i64, outcome: &mut ReadOutcome) {
-    // One lookup for both checks: a consumer's fetch names every partition
-    // it reads, each time.
-    let found = shard.partition(&item.tp);
+impl Shard {
+    /// Reads partitions this shard owns, at once, in order.
+    pub fn read_here<'a>(
+        self: &Rc<Self>,
+        items: impl Iterator<Item = ReadArgs<'a>>,
+    ) -> Vec<ReadOutcome> {
+        // One clock read for the request: a follower's fetch names every
+        // partition it follows, and each records when it fetched.
+        let now_ms = crate::runtime::now_ms();
+        // Each outcome is written where it stays: a wide fetch reads a
+        // thousand partitions, and moving each outcome through the calls
+        // (136 bytes, a `memcpy` each way) cost about as much as the read.
+        let (least, most) = items.size_hint();
+        let mut outcomes = Vec::with_capacity(most.unwrap_or(least));
+        // A fetch names a topic's partitions one after another: its name is
+        // hashed and compared once for the run, not for each partition.
+        // Reads neither add nor remove partitions, so the table stays
+        // borrowed throughout.
+        let table = self.partitions.borrow();
+        let mut run_topic: Option<&Arc<str>> = None;
+        let mut slots = None;
+        for item in items {
+            debug_assert_eq!(self.owner_of(item.tp), self.id, "read on its owner");
+            if !run_topic.is_some_and(|topic| Arc::ptr_eq(topic, &item.tp.topic)) {
+                run_topic = Some(&item.tp.topic);
+                slots = table.topic(&item.tp.topic);
+            }
+            let found = usize::try_from(item.tp.partition)
+                .ok()
+                .and_then(|p| slots?.get(p)?.clone());
+            outcomes.push(ReadOutcome::unread(NONE));
+            let outcome = outcomes.last_mut().expect("just pushed");
+            read_found(self, &item, found, now_ms, outcome);
+        }
+        outcomes
+    }
+
+    /// Whether this shard owns every one of `tps`.
+    pub fn owns_all<'a>(&self, mut tps: impl Iterator<Item = &'a TopicPartition>) -> bool {
+        self.count == 1 || tps.all(|tp| self.owner_of(tp) == self.id)
+    }
+}
+
+fn read_one(shard: &Rc<Shard>, item: &ReadArgs<'_>, now_ms: i64, outcome: &mut ReadOutcome) {
+    read_found(shard, item, shard.partition(item.tp), now_ms, outcome);
+}
+
+/// [`read_one`] of the partition `found` as `item.tp` (looked up once for
+/// both checks below).
+fn read_found(
+    shard: &Rc<Shard>,
+    item: &ReadArgs<'_>,
+    found: Option<Rc<Partition>>,
+    now_ms: i64,
+    outcome: &mut ReadOutcome,
+) {
     // Before the leadership check: an unchanged partition's role is
     // unchanged too, and a woken long poll asks again for all it waited on.
     if let Some(seen) = item.unless_unchanged {
@@ -311,7 +351,7 @@ fn read_one(shard: &Rc<Shard>, item: &ReadItem, now_ms: i64, outcome: &mut ReadO
             return;
         }
     }
-    let partition = match check_led(shard, &item.tp, found, item.current_leader_epoch) {
+    let partition = match check_led(shard, item.tp, found, item.current_leader_epoch) {
         Ok(p) => p,
         Err(code) => {
             outcome.error = code;
@@ -329,7 +369,7 @@ fn read_one(shard: &Rc<Shard>, item: &ReadItem, now_ms: i64, outcome: &mut ReadO
 
 /// A consumer's read: up to the high watermark (or the last stable offset
 /// for read_committed, or the log end for a coordinator's own load).
-fn consumer_read(item: &ReadItem, partition: &Partition, outcome: &mut ReadOutcome) {
+fn consumer_read(item: &ReadArgs<'_>, partition: &Partition, outcome: &mut ReadOutcome) {
     // Consumers see only what the ISR has (below the high watermark).
     let state = partition.read_state();
     outcome.high_watermark = state.high_watermark;
@@ -609,7 +649,7 @@ fn read_moved<T: WaitItem>(
             continue;
         }
         let mut outcome = ReadOutcome::unread(NONE);
-        item.with_read(|read| read_one(shard, read, now_ms, &mut outcome));
+        read_one(shard, &item.read(), now_ms, &mut outcome);
         if !outcome.unchanged {
             outcomes.push((item.place(), outcome));
         }

@@ -33,7 +33,13 @@ impl<V> Default for PartitionTable<V> {
 impl<V> PartitionTable<V> {
     pub fn get(&self, tp: &TopicPartition) -> Option<&V> {
         let slot = usize::try_from(tp.partition).ok()?;
-        self.topics.get(&*tp.topic)?.get(slot)?.as_ref()
+        self.topic(&tp.topic)?.get(slot)?.as_ref()
+    }
+
+    /// The slots of `topic` (slot `p` holds partition `p`, if held here),
+    /// to look up many of its partitions with one hash of its name.
+    pub fn topic(&self, topic: &str) -> Option<&[Option<V>]> {
+        self.topics.get(topic).map(Vec::as_slice)
     }
 
     /// Some partition of `topic` held here, if any.

@@ -509,7 +509,7 @@ impl Shard {
     /// log end through the same plan as consumers.
     pub(super) fn follower_read(
         self: &Rc<Self>,
-        item: &super::ReadItem,
+        item: &super::ReadArgs<'_>,
         replica: super::ReplicaFetch,
         partition: &Partition,
         outcome: &mut super::ReadOutcome,
@@ -545,7 +545,7 @@ impl Shard {
             return;
         }
         advance_high_watermark(partition);
-        self.maybe_expand_isr(&item.tp, partition, replica.node_id);
+        self.maybe_expand_isr(item.tp, partition, replica.node_id);
         let log = partition.log.borrow();
         outcome.high_watermark = log.high_watermark();
         outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);

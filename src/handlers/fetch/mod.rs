@@ -35,8 +35,8 @@ use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
 use crate::shard::{
-    AppendWait, Partition, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
-    WaitItem, Woken,
+    AppendWait, Partition, ReadArgs, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard,
+    TopicPartition, WaitItem, Woken,
 };
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -521,19 +521,13 @@ fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) -> u64 {
     standing
 }
 
-/// A wanted partition the long poll waits on, borrowed: its read is built
-/// (its topic name cloned) only if it moves, or to wait on another shard.
+/// A wanted partition the long poll waits on, borrowed: its topic name is
+/// cloned only to wait on another shard.
 struct WaitFor<'a> {
     place: usize,
     wanted: &'a Wanted,
     seen: Seen,
     response_max: u64,
-}
-
-impl WaitFor<'_> {
-    fn read(&self) -> ReadItem {
-        read_item(self.wanted, self.response_max, Some(self.seen))
-    }
 }
 
 impl WaitItem for WaitFor<'_> {
@@ -549,19 +543,19 @@ impl WaitItem for WaitFor<'_> {
         self.seen
     }
 
-    fn with_read<R>(&self, f: impl FnOnce(&ReadItem) -> R) -> R {
-        f(&self.read())
+    fn read(&self) -> ReadArgs<'_> {
+        read_args(self.wanted, self.response_max, Some(self.seen))
     }
 
     fn into_wait(self) -> AppendWait {
-        AppendWait::new(self.place, self.read())
+        AppendWait::new(self.place, self.read().to_item())
     }
 }
 
 /// The read of one wanted partition, at most `response_max` of it.
-fn read_item(w: &Wanted, response_max: u64, unless_unchanged: Option<Seen>) -> ReadItem {
-    ReadItem {
-        tp: w.tp.clone(),
+fn read_args(w: &Wanted, response_max: u64, unless_unchanged: Option<Seen>) -> ReadArgs<'_> {
+    ReadArgs {
+        tp: &w.tp,
         offset: w.offset,
         max_bytes: (w.partition_max_bytes as u64).min(response_max) as u32,
         min_one_batch: true,
@@ -596,24 +590,21 @@ async fn read_within(
         matches!(reread, Reread::Unseen { .. })
             && earlier.as_ref().is_some_and(|e| e[i].seen.is_some())
     };
-    let items = wanted
-        .iter()
-        .enumerate()
-        .filter(|(i, w)| w.preset.is_none() && !standing(*i))
-        .map(|(i, w)| {
-            let unless_unchanged = match &earlier {
-                Some(earlier) => earlier[i].seen,
-                None => w.quiet.map(|(seen, _)| seen),
-            };
-            read_item(w, response_max, unless_unchanged)
-        })
-        .collect::<Vec<_>>();
+    let to_read = |(i, w): &(usize, &Wanted)| w.preset.is_none() && !standing(*i);
+    let items = wanted.iter().enumerate().filter(to_read).map(|(i, w)| {
+        let unless_unchanged = match &earlier {
+            Some(earlier) => earlier[i].seen,
+            None => w.quiet.map(|(seen, _)| seen),
+        };
+        read_args(w, response_max, unless_unchanged)
+    });
     // Standing outcomes the wake read again are not kept ones.
     let woken = match reread {
         Reread::Unseen { woken } => woken,
         Reread::All => 0,
     };
-    if items.is_empty() && reread != Reread::All {
+    let count = wanted.iter().enumerate().filter(to_read).count();
+    if count == 0 && reread != Reread::All {
         if let Some(earlier) = earlier {
             // After a wake that left nothing unread (the usual case): the
             // earlier outcomes, the wake's in their places, are the
@@ -623,10 +614,13 @@ async fn read_within(
             return hold_to_budget(shard, wanted, response_max, earlier).await;
         }
     }
-    let mut outcomes = if items.is_empty() {
+    let mut outcomes = if count == 0 {
         Vec::new()
+    } else if shard.owns_all(wanted.iter().map(|w| &w.tp)) {
+        // Read here and now, by the fetch's own list.
+        shard.read_here(items)
     } else {
-        shard.read(items).await
+        shard.read(items.map(|a| a.to_item()).collect()).await
     };
     if outcomes.len() < wanted.len() {
         outcomes = with_presets(wanted, outcomes, standing);
