@@ -42,9 +42,12 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+
+#[path = "support/wire.rs"]
+mod wire;
 
 const TOPIC: &str = "fetch-bench";
 const GIB: f64 = (1u64 << 30) as f64;
@@ -189,16 +192,7 @@ impl Broker {
 
     /// utime + stime of the broker process, in seconds.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("read /proc/<pid>/stat");
-        // Fields after the parenthesised command name; utime and stime are
-        // fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        ticks as f64 / hz
+        wire::cpu_seconds(self.child.id())
     }
 
     fn stop(mut self) {
@@ -231,28 +225,7 @@ impl Drop for Broker {
 // ---------------------------------------------------------------------------
 
 fn frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
-    let key = ApiKey::try_from(R::KEY).unwrap();
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("fetch-bench")))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.put_i32(body.len() as i32);
-    out.extend_from_slice(&body);
-    out
-}
-
-/// Reads one response frame (without its size) into `buf`.
-fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).expect("read response size");
-    buf.resize(i32::from_be_bytes(size) as usize, 0);
-    s.read_exact(buf).expect("read response");
+    wire::frame(version, correlation_id, "fetch-bench", req)
 }
 
 fn decode<R: Decodable>(key: ApiKey, version: i16, buf: &[u8]) -> R {
@@ -293,7 +266,7 @@ fn create_topic(addr: &str) {
             )]);
     s.write_all(&frame(4, 1, &req)).unwrap();
     let mut buf = Vec::new();
-    read_frame(&mut s, &mut buf);
+    wire::read_frame(&mut s, &mut buf);
     let resp: CreateTopicsResponse = decode(ApiKey::CreateTopics, 4, &buf);
     assert_eq!(resp.topics[0].error_code, 0, "CreateTopics: {resp:?}");
 }
@@ -342,7 +315,7 @@ fn fill(addr: &str, target: u64, message_bytes: usize) -> (u64, u64) {
             s.write_all(&request).expect("send produce");
             sent += 1;
         }
-        read_frame(&mut s, &mut buf);
+        wire::read_frame(&mut s, &mut buf);
         let resp: ProduceResponse = decode(ApiKey::Produce, 7, &buf);
         let p = &resp.responses[0].partition_responses[0];
         assert_eq!(p.error_code, 0, "produce failed: {p:?}");

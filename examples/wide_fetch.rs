@@ -17,20 +17,22 @@
 //! it does not use fetch sessions, so each of its fetches names every
 //! partition it consumes from that broker.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+#[path = "support/wire.rs"]
+mod wire;
 
 const FETCH_VERSION: i16 = 12;
 
@@ -113,42 +115,6 @@ fn start(args: &Args, data_dir: &std::path::Path) -> (Broker, String) {
     (broker, addr)
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    // Fields 14 and 15 of the line: 12 and 13 after the command's name.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-fn frame<R: Request>(version: i16, req: &R) -> Vec<u8> {
-    let key = ApiKey::try_from(R::KEY).expect("a known key");
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("wide-fetch")))
-        .encode(&mut body, key.request_header_version(version))
-        .expect("encode header");
-    req.encode(&mut body, version).expect("encode request");
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.put_i32(body.len() as i32);
-    out.extend_from_slice(&body);
-    out
-}
-
-/// One response frame's body, into `buf`.
-fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).expect("read response size");
-    buf.resize(i32::from_be_bytes(size) as usize, 0);
-    s.read_exact(buf).expect("read response");
-}
-
 fn topic_name(t: usize) -> String {
     format!("wide-{t}")
 }
@@ -166,9 +132,10 @@ fn create_topics(s: &mut TcpStream, args: &Args) {
                 })
                 .collect(),
         );
-    s.write_all(&frame(4, &req)).expect("send CreateTopics");
+    s.write_all(&wire::frame(4, 1, "wide-fetch", &req))
+        .expect("send CreateTopics");
     let mut buf = Vec::new();
-    read_frame(s, &mut buf);
+    wire::read_frame(s, &mut buf);
     let mut b = Bytes::from(buf);
     ResponseHeader::decode(&mut b, ApiKey::CreateTopics.response_header_version(4))
         .expect("response header");
@@ -202,7 +169,7 @@ fn fetch_request(args: &Args) -> Vec<u8> {
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    frame(FETCH_VERSION, &req)
+    wire::frame(FETCH_VERSION, 1, "wide-fetch", &req)
 }
 
 fn main() {
@@ -230,19 +197,19 @@ fn main() {
     // Warm up: every partition's first read, and the allocator's pools.
     for _ in 0..20 {
         s.write_all(&request).expect("send Fetch");
-        read_frame(&mut s, &mut buf);
+        wire::read_frame(&mut s, &mut buf);
     }
     let pid = broker.0.id();
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = wire::cpu_seconds(pid);
     let started = Instant::now();
     let mut fetches = 0u64;
     while started.elapsed() < Duration::from_secs(args.secs) {
         s.write_all(&request).expect("send Fetch");
-        read_frame(&mut s, &mut buf);
+        wire::read_frame(&mut s, &mut buf);
         fetches += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = wire::cpu_seconds(pid) - cpu_before;
     let named = args.topics as f64 * f64::from(args.partitions);
     println!(
         "{} partitions a fetch ({} topics x {}), request {} B, answer {} B",
