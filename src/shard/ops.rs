@@ -140,9 +140,19 @@ impl Shard {
         futures::future::join(produced, appended).await.0
     }
 
-    pub async fn read(self: &Rc<Self>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
+    /// Reads each item on its partition's owner, in order: here and now
+    /// when this shard owns them all (every read, with one shard), by the
+    /// borrowed terms (no [`ReadItem`], so no clone of a topic name, per
+    /// partition); otherwise each owner gets its items in a message.
+    pub async fn read<'a>(
+        self: &Rc<Self>,
+        items: impl Iterator<Item = ReadArgs<'a>> + Clone,
+    ) -> Vec<ReadOutcome> {
+        if self.count == 1 || items.clone().all(|i| self.owner_of(i.tp) == self.id) {
+            return self.read_here(items);
+        }
         self.scatter(
-            items,
+            items.map(|i| i.to_item()).collect(),
             |i| &i.tp,
             |s, items| Box::pin(read(s, items)),
             |items, reply| ShardMsg::Read { items, reply },
@@ -288,7 +298,7 @@ pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
 
 impl Shard {
     /// Reads partitions this shard owns, at once, in order.
-    pub fn read_here<'a>(
+    fn read_here<'a>(
         self: &Rc<Self>,
         items: impl Iterator<Item = ReadArgs<'a>>,
     ) -> Vec<ReadOutcome> {
@@ -321,11 +331,6 @@ impl Shard {
             read_found(self, &item, found, now_ms, outcome);
         }
         outcomes
-    }
-
-    /// Whether this shard owns every one of `tps`.
-    pub fn owns_all<'a>(&self, mut tps: impl Iterator<Item = &'a TopicPartition>) -> bool {
-        self.count == 1 || tps.all(|tp| self.owner_of(tp) == self.id)
     }
 }
 

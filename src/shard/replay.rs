@@ -23,8 +23,8 @@ impl Shard {
         let mut offset = -1;
         let mut applied = 0;
         loop {
-            let item = ReadItem {
-                tp: tp.clone(),
+            let item = ReadArgs {
+                tp: &tp,
                 offset: offset.max(0),
                 max_bytes: REPLAY_READ_BYTES,
                 min_one_batch: true,
@@ -34,7 +34,7 @@ impl Shard {
                 to_log_end: true,
                 unless_unchanged: None,
             };
-            let outcome = self.read(vec![item]).await.remove(0);
+            let outcome = self.read(std::iter::once(item)).await.remove(0);
             if outcome.error != 0 {
                 return Err(std::io::Error::other(format!(
                     "read error {}",

@@ -35,8 +35,8 @@ use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
 use crate::shard::{
-    AppendWait, Partition, ReadArgs, ReadItem, ReadOutcome, ReplicaFetch, Seen, Shard,
-    TopicPartition, WaitItem, Woken,
+    AppendWait, Partition, ReadArgs, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
+    WaitItem, Woken,
 };
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -603,8 +603,8 @@ async fn read_within(
         Reread::Unseen { woken } => woken,
         Reread::All => 0,
     };
-    let count = wanted.iter().enumerate().filter(to_read).count();
-    if count == 0 && reread != Reread::All {
+    let none_to_read = !wanted.iter().enumerate().any(|w| to_read(&w));
+    if none_to_read && reread != Reread::All {
         if let Some(earlier) = earlier {
             // After a wake that left nothing unread (the usual case): the
             // earlier outcomes, the wake's in their places, are the
@@ -614,13 +614,10 @@ async fn read_within(
             return hold_to_budget(shard, wanted, response_max, earlier).await;
         }
     }
-    let mut outcomes = if count == 0 {
+    let mut outcomes = if none_to_read {
         Vec::new()
-    } else if shard.owns_all(wanted.iter().map(|w| &w.tp)) {
-        // Read here and now, by the fetch's own list.
-        shard.read_here(items)
     } else {
-        shard.read(items.map(|a| a.to_item()).collect()).await
+        shard.read(items).await
     };
     if outcomes.len() < wanted.len() {
         outcomes = with_presets(wanted, outcomes, standing);
@@ -676,18 +673,12 @@ async fn hold_to_budget(
         }
         if used > 0 && outcome.bytes > limit {
             let left = limit;
-            let again = ReadItem {
-                tp: w.tp.clone(),
-                offset: w.offset,
+            let again = ReadArgs {
                 max_bytes: left as u32,
                 min_one_batch: false,
-                committed: w.committed,
-                current_leader_epoch: w.current_leader_epoch,
-                replica: w.replica,
-                to_log_end: false,
-                unless_unchanged: None,
+                ..read_args(w, response_max, None)
             };
-            let mut reread = shard.read(vec![again]).await;
+            let mut reread = shard.read(std::iter::once(again)).await;
             *outcome = reread.pop().expect("one outcome per item");
             assert!(outcome.bytes <= left || outcome.error != 0);
             cut = true;
