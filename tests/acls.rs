@@ -53,6 +53,44 @@ fn write_without_read_produces_but_cannot_consume() {
     assert_eq!(payload_str(&msgs[0]), "one");
 }
 
+/// DeleteRecords needs Delete on the topic: Write is not enough, and a
+/// refused one moves nothing.
+#[test]
+fn deleting_records_needs_delete_on_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = acl_broker(&dir);
+    let admin_addr = broker.listener("PLAINTEXT");
+    add_user(&admin_addr, "cleaner");
+    create_topic(&admin_addr, "purged", 1, &[]);
+    produce_values(&admin_addr, "purged", Some(0), &["a".into(), "b".into()]);
+    let delete_first = || {
+        let admin: rdkafka::admin::AdminClient<_> = as_user(&broker, "cleaner").create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("purged", 0, rdkafka::Offset::Offset(1))
+            .unwrap();
+        let done = futures::executor::block_on(admin.delete_records(&tpl, &admin_opts()))
+            .expect("DeleteRecords request");
+        done.elements()[0]
+            .error()
+            .map_err(|e| e.rdkafka_error_code())
+    };
+    grant(
+        &broker,
+        vec![acl(TOPIC, "purged", LITERAL, "User:cleaner", WRITE, ALLOW)],
+    );
+    assert_eq!(
+        delete_first(),
+        Err(Some(RDKafkaErrorCode::TopicAuthorizationFailed))
+    );
+    assert_eq!(watermarks(&admin_addr, "purged", 0), (0, 2));
+    grant(
+        &broker,
+        vec![acl(TOPIC, "purged", LITERAL, "User:cleaner", DELETE, ALLOW)],
+    );
+    assert_eq!(delete_first(), Ok(()));
+    assert_eq!(watermarks(&admin_addr, "purged", 0), (1, 2));
+}
+
 /// Metadata for all topics leaves out what the principal may not
 /// Describe; a named one answers TOPIC_AUTHORIZATION_FAILED; a topic it
 /// may not create is not auto-created.

@@ -8,6 +8,7 @@ mod admin;
 pub mod api_versions;
 mod client_quotas;
 mod configs;
+mod delete_records;
 mod describe_cluster;
 mod elect_leaders;
 pub(crate) mod fetch;
@@ -94,6 +95,7 @@ pub const APIS: &[ApiSpec] = &[
     describe_cluster::SPEC,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,
+    delete_records::SPEC,
     write_txn_markers::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
@@ -441,6 +443,9 @@ async fn dispatch(
         }
         ApiKey::OffsetForLeaderEpoch => {
             out.encoded(offset_for_leader_epoch::handle(shard, access, &header, body!()).await)
+        }
+        ApiKey::DeleteRecords => {
+            out.encoded(delete_records::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, access, &header, body!()).await)

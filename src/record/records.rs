@@ -123,15 +123,24 @@ fn parse_record<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Record<'a>, Record
     })
 }
 
-/// The first record of one whole, valid batch whose timestamp is at least
-/// `target_ts`, as (offsetDelta, timestamp). Compressed and LogAppendTime
-/// batches answer with the batch's start and its maxTimestamp, which is every
-/// record's timestamp for LogAppendTime and an upper bound for compressed
-/// batches (codecs are decoded elsewhere).
-pub fn first_offset_at_or_after_timestamp(batch: &[u8], target_ts: i64) -> Option<(i32, i64)> {
+/// The first record of one whole, valid batch at or past offsetDelta
+/// `min_delta` whose timestamp is at least `target_ts`, as (offsetDelta,
+/// timestamp). Compressed and LogAppendTime batches answer with
+/// `min_delta` (at least the batch's start) and their maxTimestamp, which is
+/// every record's timestamp for LogAppendTime and an upper bound for
+/// compressed batches (codecs are decoded elsewhere).
+pub fn first_offset_at_or_after_timestamp(
+    batch: &[u8],
+    target_ts: i64,
+    min_delta: i32,
+) -> Option<(i32, i64)> {
     let header = BatchHeader::parse(batch).ok()?;
+    if min_delta > header.last_offset_delta {
+        return None;
+    }
     if header.is_compressed() || header.is_log_append_time() {
-        return (header.max_timestamp >= target_ts).then_some((0, header.max_timestamp));
+        let found = (min_delta.max(0), header.max_timestamp);
+        return (header.max_timestamp >= target_ts).then_some(found);
     }
     let end = header.total_len().min(batch.len());
     let section = batch.get(BATCH_HEADER_LEN..end)?;
@@ -143,7 +152,7 @@ pub fn first_offset_at_or_after_timestamp(batch: &[u8], target_ts: i64) -> Optio
                 header.base_timestamp.wrapping_add(r.timestamp_delta),
             )
         })
-        .find(|(_, ts)| *ts >= target_ts)
+        .find(|&(delta, ts)| delta >= min_delta && ts >= target_ts)
 }
 
 #[cfg(test)]
@@ -179,23 +188,23 @@ mod tests {
             .collect();
         let batch = build_batch(0, &recs);
         assert_eq!(
-            first_offset_at_or_after_timestamp(&batch, 0),
+            first_offset_at_or_after_timestamp(&batch, 0, 0),
             Some((0, 100))
         );
         assert_eq!(
-            first_offset_at_or_after_timestamp(&batch, 101),
+            first_offset_at_or_after_timestamp(&batch, 101, 0),
             Some((2, 200))
         );
         assert_eq!(
-            first_offset_at_or_after_timestamp(&batch, 300),
+            first_offset_at_or_after_timestamp(&batch, 300, 0),
             Some((3, 300))
         );
-        assert_eq!(first_offset_at_or_after_timestamp(&batch, 301), None);
+        assert_eq!(first_offset_at_or_after_timestamp(&batch, 301, 0), None);
         let stamped = crate::record::with_log_append_time(&batch, 1000);
         assert_eq!(
-            first_offset_at_or_after_timestamp(&stamped, 999),
+            first_offset_at_or_after_timestamp(&stamped, 999, 0),
             Some((0, 1000))
         );
-        assert_eq!(first_offset_at_or_after_timestamp(&stamped, 1001), None);
+        assert_eq!(first_offset_at_or_after_timestamp(&stamped, 1001, 0), None);
     }
 }

@@ -249,7 +249,7 @@ mod tests {
             let len = (rng(&mut seed) % 300) as usize;
             let buf: Vec<u8> = (0..len).map(|_| rng(&mut seed) as u8).collect();
             let _ = validate_batches(&Bytes::from(buf.clone()), MAX);
-            let _ = first_offset_at_or_after_timestamp(&buf, 0);
+            let _ = first_offset_at_or_after_timestamp(&buf, 0, 0);
         }
     }
 
@@ -270,7 +270,7 @@ mod tests {
             }
             let cut = (rng(&mut seed) as usize) % (b.len() + 1);
             let _ = validate_batches(&Bytes::from(b[..cut].to_vec()), MAX);
-            let _ = first_offset_at_or_after_timestamp(&b[..cut], 3);
+            let _ = first_offset_at_or_after_timestamp(&b[..cut], 3, 0);
         }
     }
 }

@@ -14,6 +14,9 @@ pub struct FollowerProgress {
     /// The offset its last fetch asked for (its log end); -1 until it
     /// fetches from this leader.
     pub log_end: i64,
+    /// The log start its last fetch told (-1 until one does): what
+    /// DeleteRecords' low watermark waits for.
+    pub log_start: i64,
     /// Kafka's lastCaughtUpTimeMs: the last time its log end was at least
     /// the leader's.
     pub last_caught_up_ms: i64,
@@ -50,6 +53,7 @@ impl LeaderState {
             .map(|&r| {
                 let progress = FollowerProgress {
                     log_end: -1,
+                    log_start: -1,
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
                     leader_end_at_last_fetch: -1,
@@ -82,6 +86,7 @@ impl LeaderState {
             if r != self.node_id {
                 self.followers.entry(r).or_insert(FollowerProgress {
                     log_end: -1,
+                    log_start: -1,
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
                     leader_end_at_last_fetch: -1,
@@ -100,12 +105,25 @@ impl LeaderState {
         self.followers.get(&node)
     }
 
-    /// A fetch from follower `node` at `fetch_offset` while the leader's log
-    /// ends at `leader_end` (Kafka's updateFetchState).
-    pub fn on_fetch(&mut self, node: i32, fetch_offset: i64, leader_end: i64, now_ms: i64) {
+    /// A fetch from follower `node` at `fetch_offset`, its log starting at
+    /// `log_start` (-1: not told), while the leader's log ends at
+    /// `leader_end` (Kafka's updateFetchState). True when the follower's log
+    /// start moved, which a DeleteRecords may be waiting for.
+    pub fn on_fetch(
+        &mut self,
+        node: i32,
+        fetch_offset: i64,
+        log_start: i64,
+        leader_end: i64,
+        now_ms: i64,
+    ) -> bool {
         let Some(f) = self.followers.get_mut(&node) else {
-            return;
+            return false;
         };
+        let start_moved = log_start >= 0 && log_start != f.log_start;
+        if log_start >= 0 {
+            f.log_start = log_start;
+        }
         if fetch_offset >= leader_end {
             f.last_caught_up_ms = f.last_caught_up_ms.max(now_ms);
         } else if fetch_offset >= f.leader_end_at_last_fetch {
@@ -114,6 +132,19 @@ impl LeaderState {
         f.log_end = fetch_offset;
         f.last_fetch_ms = now_ms;
         f.leader_end_at_last_fetch = leader_end;
+        start_moved
+    }
+
+    /// DeleteRecords' low watermark (Kafka's lowWatermarkIfLeader): the
+    /// lowest log start among this replica (`own_start`) and the followers
+    /// on `live` brokers; one that has not told its start yet holds it at
+    /// -1. A dead follower takes the start from the leader when it is back.
+    pub fn low_watermark(&self, own_start: i64, live: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(&node, _)| live(node))
+            .map(|(_, f)| f.log_start)
+            .fold(own_start, i64::min)
     }
 
     /// The ISR the high watermark must wait for: the committed one plus
@@ -197,11 +228,11 @@ mod tests {
     fn high_watermark_waits_for_every_isr_member() {
         let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
         assert_eq!(l.high_watermark(10), None, "followers unknown");
-        l.on_fetch(2, 10, 10, 1);
+        l.on_fetch(2, 10, -1, 10, 1);
         assert_eq!(l.high_watermark(10), None);
-        l.on_fetch(3, 4, 10, 1);
+        l.on_fetch(3, 4, -1, 10, 1);
         assert_eq!(l.high_watermark(10), Some(4));
-        l.on_fetch(3, 10, 10, 2);
+        l.on_fetch(3, 10, -1, 10, 2);
         assert_eq!(l.high_watermark(12), Some(10));
     }
 
@@ -214,18 +245,18 @@ mod tests {
     #[test]
     fn a_caught_up_follower_is_proposed_into_the_isr() {
         let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2]), 0);
-        l.on_fetch(2, 10, 10, 1);
-        l.on_fetch(3, 5, 10, 1);
+        l.on_fetch(2, 10, -1, 10, 1);
+        l.on_fetch(3, 5, -1, 10, 1);
         assert_eq!(l.expansion(3, 10), None, "3 is behind the high watermark");
         assert_eq!(l.expansion(2, 10), None, "2 is in the ISR already");
-        l.on_fetch(3, 10, 10, 2);
+        l.on_fetch(3, 10, -1, 10, 2);
         assert_eq!(l.expansion(3, 10), Some(vec![1, 2, 3]));
         l.epoch_start = 11;
         assert_eq!(l.expansion(3, 10), None, "not yet at this epoch's start");
         l.epoch_start = 0;
         l.proposed = Some(vec![1, 2, 3]);
         assert_eq!(l.expansion(3, 10), None, "one proposal at a time");
-        l.on_fetch(2, 10, 20, 3);
+        l.on_fetch(2, 10, -1, 20, 3);
         assert_eq!(
             l.high_watermark(20),
             Some(10),
@@ -236,16 +267,40 @@ mod tests {
     #[test]
     fn a_lagging_member_is_proposed_out_and_a_current_one_stays() {
         let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
-        l.on_fetch(2, 10, 10, 100);
-        l.on_fetch(3, 4, 10, 100);
+        l.on_fetch(2, 10, -1, 10, 100);
+        l.on_fetch(3, 4, -1, 10, 100);
         assert_eq!(l.shrink(20_000, 30_000, 10), None, "within the lag time");
         assert_eq!(l.shrink(40_000, 30_000, 10), Some(vec![1, 2]));
-        l.on_fetch(3, 10, 10, 39_000);
+        l.on_fetch(3, 10, -1, 10, 39_000);
         assert_eq!(l.shrink(40_000, 30_000, 10), None, "caught up a second ago");
         // Behind now, but at the leader end its previous fetch saw: caught
         // up as of that fetch.
-        l.on_fetch(3, 12, 20, 60_000);
+        l.on_fetch(3, 12, -1, 20, 60_000);
         assert_eq!(l.follower(3).unwrap().last_caught_up_ms, 39_000);
+    }
+
+    #[test]
+    fn the_low_watermark_waits_for_every_live_follower_to_tell_its_start() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 2, 3]), 0);
+        let all = |_| true;
+        assert_eq!(l.low_watermark(5, all), -1, "no follower told its start");
+        assert!(l.on_fetch(2, 10, 5, 10, 1));
+        assert!(!l.on_fetch(2, 10, 5, 10, 2), "the same start again");
+        assert!(l.on_fetch(3, 10, 2, 10, 1));
+        assert_eq!(l.low_watermark(5, all), 2);
+        assert_eq!(
+            l.low_watermark(5, |n| n != 3),
+            5,
+            "a dead follower is not waited for"
+        );
+        assert!(!l.on_fetch(3, 10, -1, 10, 3), "a fetch that does not tell");
+        assert_eq!(l.follower(3).unwrap().log_start, 2);
+        assert!(l.on_fetch(3, 10, 7, 10, 4));
+        assert_eq!(
+            l.low_watermark(5, all),
+            5,
+            "the leader's own start is the most"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct SessionPartition {
     pub partition_max_bytes: i32,
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
+    /// A follower's log start (-1 from a consumer): the leader's
+    /// DeleteRecords waits on it.
+    pub log_start_offset: i64,
     /// (high watermark, last stable offset, log start) last answered; a
     /// partition is left out of an answer while they stay the same and it
     /// has no records.
@@ -331,6 +334,7 @@ fn listed(
                 partition_max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
                 sent: None,
                 quiet: None,
             };

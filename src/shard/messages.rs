@@ -165,6 +165,9 @@ pub struct Seen {
 #[derive(Clone, Copy, Debug)]
 pub struct ReplicaFetch {
     pub node_id: i32,
+    /// The follower's log start (-1: not told), which the leader's
+    /// DeleteRecords waits on.
+    pub log_start_offset: i64,
     /// The epoch of the last batch the follower holds (-1: none), for the
     /// divergence check (KIP-320).
     pub last_fetched_epoch: i32,
@@ -324,6 +327,23 @@ pub struct TxnMarkerItem {
     pub coordinator_epoch: i32,
 }
 
+/// DeleteRecords of one partition: its log start up to `offset` (-1: the
+/// high watermark), answered once every live replica's start is there or
+/// at `deadline`.
+pub struct DeleteRecordsItem {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub deadline: std::time::Instant,
+}
+
+/// A partition's DeleteRecords answer: the low watermark (the lowest log
+/// start among its live replicas), or -1 with an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeleteRecordsOutcome {
+    pub error: i16,
+    pub low_watermark: i64,
+}
+
 /// The idempotent producers of one partition (DescribeProducers).
 #[derive(Clone, Debug)]
 pub struct ProducersOutcome {
@@ -454,6 +474,10 @@ pub enum ShardMsg {
     OffsetForLeaderEpoch {
         items: Vec<EpochQuery>,
         reply: oneshot::Sender<Vec<EpochOutcome>>,
+    },
+    DeleteRecords {
+        items: Vec<DeleteRecordsItem>,
+        reply: oneshot::Sender<Vec<DeleteRecordsOutcome>>,
     },
     /// Transaction markers to append; answered with an error code each.
     WriteTxnMarkers {

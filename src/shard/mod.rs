@@ -14,6 +14,7 @@ mod durability;
 pub mod event;
 mod graveyard;
 mod hw_checkpoint;
+mod log_start;
 pub mod messages;
 mod observer;
 mod ops;
@@ -44,6 +45,7 @@ use partition_table::PartitionTable;
 
 pub use event::Event;
 pub use graveyard::remove_leftover_graveyards;
+pub use log_start::DELETE_RECORDS_WAIT_MAX;
 pub use messages::*;
 pub use observer::ShardObserver;
 pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
@@ -503,6 +505,9 @@ impl Shard {
             ShardMsg::OffsetForLeaderEpoch { items, reply } => {
                 let _ = reply.send(ops::offsets_for_leader_epoch(self, items).await);
             }
+            ShardMsg::DeleteRecords { items, reply } => {
+                let _ = reply.send(log_start::delete_records(self, items).await);
+            }
             ShardMsg::WriteTxnMarkers { items, reply } => {
                 let _ = reply.send(ops::write_txn_markers(self, items).await);
             }
@@ -756,16 +761,7 @@ impl Shard {
                     // unchanged partition tell it at their next fetch.
                     drop(log);
                     partition.notify_moved();
-                    // Unlinking (and closing) large cached files is slow;
-                    // the segments are already out of the log.
-                    crate::runtime::spawn_local(crate::runtime::blocking(move || {
-                        for segment in deleted {
-                            if let Err(e) = segment.remove() {
-                                tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
-                            }
-                        }
-                    }))
-                    .detach();
+                    unlink_deleted(deleted);
                 }
                 Err(e) => {
                     if !write_failures::failed_storage("retention", &tp, &e) {
@@ -835,6 +831,19 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
     let done = crate::runtime::blocking(move || work.run()).await;
     let stats = partition.log.borrow_mut().finish_compaction_work(done)?;
     Ok(stats.more_work)
+}
+
+/// Unlinks segments already out of their log on the blocking thread:
+/// unlinking (and closing) a large cached file is slow.
+fn unlink_deleted(deleted: Vec<crate::storage::DeletedSegment>) {
+    crate::runtime::spawn_local(crate::runtime::blocking(move || {
+        for segment in deleted {
+            if let Err(e) = segment.remove() {
+                tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
+            }
+        }
+    }))
+    .detach();
 }
 
 #[cfg(test)]

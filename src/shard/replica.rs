@@ -372,6 +372,9 @@ impl Shard {
                 log.set_high_watermark(hw);
             }
         }
+        if data.error_code == 0 {
+            super::log_start::follow_leader_start(tp, &partition, data.log_start_offset);
+        }
         fetched
     }
 
@@ -530,19 +533,23 @@ impl Shard {
                 }
             }
         }
-        let known = match &mut *partition.role.borrow_mut() {
+        let (known, start_moved) = match &mut *partition.role.borrow_mut() {
             Role::Leader(l) if l.is_replica(replica.node_id) => {
                 let end = partition.log.borrow().log_end_offset();
-                if item.offset <= end {
-                    l.on_fetch(replica.node_id, item.offset, end, now_ms);
-                }
-                true
+                let start = replica.log_start_offset;
+                let moved = item.offset <= end
+                    && l.on_fetch(replica.node_id, item.offset, start, end, now_ms);
+                (true, moved)
             }
-            _ => false,
+            _ => (false, false),
         };
         if !known {
             outcome.error = ResponseError::NotLeaderOrFollower.code();
             return;
+        }
+        if start_moved {
+            // A DeleteRecords waits on the followers' starts.
+            partition.notify_moved();
         }
         advance_high_watermark(partition);
         self.maybe_expand_isr(item.tp, partition, replica.node_id);

@@ -793,7 +793,8 @@ impl PartitionLog {
             segment_path(&self.dir, base, LOG_SUFFIX),
         )?;
         out.renamed_from_cleaned();
-        if out.is_empty() && base != self.log_start_offset {
+        // The first segment stays even when emptied: it holds the log start.
+        if out.is_empty() && self.segments.keys().next() != Some(&base) {
             self.segments.remove(&base);
             out.delete_files()?;
         } else {

@@ -162,7 +162,9 @@ pub struct PartitionLog {
     pub(super) config: LogConfig,
     /// Keyed by base offset; never empty, the last one is the active segment.
     pub(super) segments: Segments,
-    /// First offset a consumer can read (base of the first segment).
+    /// First offset a consumer can read: the first segment's base, or past
+    /// it when records were deleted or a leader's start was taken (see
+    /// [`super::log_start`]); never as far as the second segment's base.
     pub(super) log_start_offset: i64,
     /// Offsets below this are on disk (fsynced).
     pub(super) flushed_offset: i64,
@@ -272,6 +274,7 @@ impl PartitionLog {
             write_in_flight: false,
             generation: 0,
         };
+        log.restore_log_start(&loaded.listing)?;
         let (producers, snapshot) = load_producer_state(
             &log.dir,
             std::mem::take(&mut loaded.listing.snapshots),
@@ -442,7 +445,18 @@ impl PartitionLog {
             self.high_watermark <= self.log_end_offset(),
             "high_watermark <= log_end"
         );
-        assert_eq!(Some(&self.log_start_offset), self.segments.keys().next());
+        let mut bases = self.segments.keys();
+        let first = *bases.next().expect("at least one segment");
+        assert!(
+            first <= self.log_start_offset,
+            "the first segment holds the log start"
+        );
+        if let Some(&second) = bases.next() {
+            assert!(
+                self.log_start_offset < second,
+                "no segment lies wholly below the log start"
+            );
+        }
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -1001,7 +1015,6 @@ impl PartitionLog {
         Ok(plan)
     }
 
-    /// (offset, timestamp) of the first record whose timestamp is >= `ts`.
     /// (offset, timestamp) of the first record carrying the log's largest
     /// timestamp (ListOffsets MAX_TIMESTAMP); `None` for an empty log or one
     /// without timestamps.
@@ -1015,7 +1028,7 @@ impl PartitionLog {
         }
         match best {
             Some(segment) if segment.max_timestamp >= 0 => {
-                segment.find_timestamp(segment.max_timestamp)
+                segment.find_timestamp(segment.max_timestamp, self.log_start_offset)
             }
             _ => Ok(None),
         }
@@ -1067,9 +1080,11 @@ impl PartitionLog {
         Ok(entries[..=last].iter().rev().take(max).copied().collect())
     }
 
+    /// (offset, timestamp) of the first record at or past the log start
+    /// whose timestamp is >= `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in self.segments.values() {
-            if let Some(found) = segment.find_timestamp(ts)? {
+            if let Some(found) = segment.find_timestamp(ts, self.log_start_offset)? {
                 return Ok(Some(found));
             }
         }

@@ -14,7 +14,9 @@
 //! state as of that offset, written at each roll and at close),
 //! `leader-epoch-checkpoint` (where each leader epoch starts; only once a
 //! leader stamped one) and, for compacted topics, `cleaner-checkpoint`
-//! (offsets below it were cleaned at least once). A `high-watermark` file
+//! (offsets below it were cleaned at least once), `log-start-offset` (once
+//! records were deleted past the first segment's base: see [`log_start`]).
+//! A `high-watermark` file
 //! there is the layout before `data_dir/replication-offset-checkpoint-<shard>`
 //! (every replica's high watermark, see [`hw_checkpoint`]), read at open when
 //! that has no value and removed once it has.
@@ -32,6 +34,7 @@ mod index_file;
 mod io;
 mod leader_epoch;
 mod log;
+mod log_start;
 mod prefault;
 mod producer_state;
 mod recovery;
@@ -63,12 +66,14 @@ pub use leader_epoch::{
 pub use log::{
     AppendOrigin, AppendResult, FileSlice, PartitionLog, Prepared, PreparedAppend, ReadPlan,
 };
+pub use log_start::{LogStartSync, LOG_START_FILE};
 pub use prefault::{extension_writes_back, Prefault};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
 };
 pub use recovery::RECOVERY_POINT_FILE;
 pub use segment::segment_path;
+pub use segment::DeletedSegment;
 pub use segment::WriteFailed;
 pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 pub use txn_index::{AbortedTxn, TXN_INDEX_ENTRY_BYTES};
@@ -79,6 +84,8 @@ mod compaction_tests;
 mod handles_tests;
 #[cfg(test)]
 mod hw_checkpoint_tests;
+#[cfg(test)]
+mod log_start_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]

@@ -29,11 +29,13 @@ impl PartitionLog {
             let (_, segment) = self.segments.pop_first().expect("more than one segment");
             deleted.push(segment.into_deleted()?);
         }
-        self.log_start_offset = *self
+        // A start records were deleted to may lie past the first base.
+        let first_base = *self
             .segments
             .keys()
             .next()
             .expect("the active segment stays");
+        self.log_start_offset = self.log_start_offset.max(first_base);
         self.producers.truncate_head(self.log_start_offset);
         if self.epochs.truncate_from_start(self.log_start_offset) {
             self.epochs.write_checkpoint(&self.dir)?;

@@ -762,8 +762,9 @@ impl Segment {
         Ok(pos)
     }
 
-    /// (offset, timestamp) of the first record here with timestamp >= `ts`.
-    pub fn find_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    /// (offset, timestamp) of the first record here at or past offset
+    /// `from` with timestamp >= `ts`.
+    pub fn find_timestamp(&self, ts: i64, from: i64) -> Result<Option<(i64, i64)>, StorageError> {
         if self.is_empty() || self.max_timestamp < ts {
             return Ok(None);
         }
@@ -772,10 +773,14 @@ impl Segment {
             .map_or(0, |relative| u64::from(self.index_lookup(relative)));
         while pos < self.size {
             let header = self.read_header(pos)?;
-            if header.max_timestamp >= ts {
+            if header.max_timestamp >= ts && header.last_offset() >= from {
                 let mut batch = vec![0u8; header.total_len()];
                 self.file()?.read_exact_at(&mut batch, pos)?;
-                if let Some((delta, found)) = first_offset_at_or_after_timestamp(&batch, ts) {
+                // Within the batch, so it fits an offset delta.
+                let min_delta = (from - header.base_offset).max(0) as i32;
+                if let Some((delta, found)) =
+                    first_offset_at_or_after_timestamp(&batch, ts, min_delta)
+                {
                     return Ok(Some((header.base_offset + i64::from(delta), found)));
                 }
             }

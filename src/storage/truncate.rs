@@ -10,6 +10,7 @@
 //! a follower's log is not read by consumers, so no fetch holds them
 //! (and a held `Arc<File>` stays readable anyway).
 
+use super::log_start::remove_log_start;
 use super::producer_state::{list_snapshots, remove_snapshot, ProducerStates};
 use super::recovery::{load_producer_state, read_recovery_point, reset_recovery_point};
 use super::segment::{Segment, Segments};
@@ -56,6 +57,7 @@ impl PartitionLog {
         }
         self.preallocate_active();
         let new_end = self.log_end_offset();
+        self.lower_log_start_to(new_end)?;
         self.unsynced_rolls.retain(|r| r.next_base <= new_end);
         // A truncation may rewrite or remove snapshot files: close writes
         // its own again.
@@ -104,6 +106,8 @@ impl PartitionLog {
         for segment in self.segments.values().rev() {
             segment.delete_files()?;
         }
+        // The new log starts at its only segment's base.
+        remove_log_start(&self.dir)?;
         let segment = Segment::create(&self.dir, offset, &self.handles)?;
         self.segments = Segments::from([(offset, Box::new(segment))]);
         self.preallocate_active();

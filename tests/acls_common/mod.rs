@@ -26,6 +26,7 @@ pub const PREFIXED: i8 = 4;
 pub const ALL: i8 = 2;
 pub const READ: i8 = 3;
 pub const WRITE: i8 = 4;
+pub const DELETE: i8 = 6;
 pub const DESCRIBE: i8 = 8;
 pub const DENY: i8 = 2;
 pub const ALLOW: i8 = 3;

@@ -412,6 +412,7 @@ fn wanted(
             current_leader_epoch: p.current_leader_epoch,
             replica: (replica_id >= 0).then_some(ReplicaFetch {
                 node_id: replica_id,
+                log_start_offset: p.log_start_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
             }),
             quiet: p.quiet(),
