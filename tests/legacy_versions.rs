@@ -166,8 +166,8 @@ fn list_offsets_v0_walks_segments_by_file_time() {
 }
 
 /// CreateTopics v0, ListOffsets v0, OffsetCommit v0-1, OffsetFetch v0,
-/// DescribeConfigs v0, OffsetForLeaderEpoch v0, Metadata v0 and
-/// DeleteTopics v0 do what Kafka 3.9 did with them.
+/// DescribeConfigs v0, OffsetForLeaderEpoch v0, Metadata v0,
+/// DescribeLogDirs v0 and DeleteTopics v0 do what Kafka 3.9 did with them.
 #[test]
 fn dropped_versions_are_served() {
     let broker = Broker::start(2);
@@ -254,6 +254,28 @@ fn dropped_versions_are_served() {
     let resp = raw_v3::call(&mut c, 0, &r);
     let e = &resp.topics[0].partitions[0];
     assert_eq!((e.error_code, e.end_offset), (err::NONE, 3));
+
+    // DescribeLogDirs v0: null topics means every replica.
+    let mut r = old::DescribeLogDirsRequest::default();
+    r.topics = None;
+    let resp = raw_v3::call(&mut c, 0, &r);
+    let dir = &resp.results[0];
+    assert_eq!(dir.error_code, err::NONE);
+    let legacy = dir
+        .topics
+        .iter()
+        .find(|t| t.name.as_str() == "legacy")
+        .expect("DescribeLogDirs v0 lists the topic");
+    let sizes: Vec<(i32, bool)> = legacy
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.partition_size > 0))
+        .collect();
+    assert_eq!(
+        sizes,
+        [(0, true), (1, false)],
+        "partition 0 holds the batches"
+    );
 
     let mut r = old::DeleteTopicsRequest::default();
     r.topic_names = vec![s("legacy").into()];

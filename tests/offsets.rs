@@ -521,3 +521,78 @@ fn produce_to_unknown_partition() {
     assert_eq!((code, base), (err::NONE, 0));
     assert_eq!(c.log_end_offset(topic, 0), 1);
 }
+
+/// DescribeLogDirs v1-4 (v0: `legacy_versions.rs`): the data dir,
+/// every hosted replica with the bytes of its batches, or only the named
+/// ones this node hosts; from v4 the filesystem's total and usable bytes.
+#[test]
+fn describe_log_dirs_lists_every_replica_with_its_size() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "ld-a", 3, &[]);
+    create_topic(&bs, "ld-b", 1, &[]);
+    let values: Vec<String> = (0..10).map(|i| format!("value-{i}")).collect();
+    produce_values(&bs, "ld-a", Some(1), &values);
+    let stored: usize = broker
+        .segment_files("ld-a", 1)
+        .iter()
+        .map(|f| segment_batch_bytes(f).len())
+        .sum();
+    assert!(stored > 0);
+    let data_dir = std::path::absolute(broker.data_dir()).unwrap();
+
+    let sizes = |response: &DescribeLogDirsResponse| -> Vec<(String, i32, i64)> {
+        assert_eq!(response.error_code, err::NONE);
+        assert_eq!(response.results.len(), 1, "one log dir");
+        let dir = &response.results[0];
+        assert_eq!(dir.error_code, err::NONE);
+        assert_eq!(dir.log_dir.as_str(), data_dir.to_str().unwrap());
+        dir.topics
+            .iter()
+            .filter(|t| !t.name.0.starts_with("__"))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size))
+            })
+            .collect()
+    };
+    let mut raw_client = RawClient::connect(&bs);
+    for version in 1..=4 {
+        let mut all = DescribeLogDirsRequest::default();
+        all.topics = None;
+        let all = raw_client.call(version, &all);
+        let stored = stored as i64;
+        assert_eq!(
+            sizes(&all),
+            [
+                ("ld-a".to_string(), 0, 0),
+                ("ld-a".to_string(), 1, stored),
+                ("ld-a".to_string(), 2, 0),
+                ("ld-b".to_string(), 0, 0),
+            ],
+            "v{version}"
+        );
+        if version >= 4 {
+            let dir = &all.results[0];
+            assert!(
+                dir.total_bytes >= dir.usable_bytes && dir.usable_bytes > 0,
+                "{dir:?}"
+            );
+        }
+        let mut named = DescribeLogDirsRequest::default();
+        let mut topic = DescribableLogDirTopic::default();
+        topic.topic = TopicName(raw::str_bytes("ld-a"));
+        topic.partitions = vec![1, 7];
+        named.topics = Some(vec![topic]);
+        let named = raw_client.call(version, &named);
+        assert_eq!(
+            sizes(&named),
+            [("ld-a".to_string(), 1, stored)],
+            "v{version}"
+        );
+    }
+}

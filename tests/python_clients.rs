@@ -100,3 +100,47 @@ fn kafka_python_0_10_1_produces_consumes_and_commits() {
     assert!(broker.metric("sluice_produce_up_conversions_total") >= 2);
     assert!(broker.metric("sluice_fetch_down_conversions_total") >= 1);
 }
+
+/// kafka-python's admin client deletes records (DeleteRecords) and reads
+/// the log dirs (DescribeLogDirs): the low watermark is the offset asked,
+/// consumers start there, and the log dir lists the topic's replicas with
+/// the bytes they hold.
+#[test]
+fn kafka_python_deletes_records_and_describes_log_dirs() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let topic = "kp-admin";
+    create_topic(&bs, topic, 2, &[]);
+    let output = Command::new(python())
+        .arg(script("kafka_python_admin.py"))
+        .args([bs.as_str(), topic, "20", "12"])
+        .output()
+        .expect("run kafka-python");
+    let result = json_result(&output, &broker);
+    assert_eq!(result["deleted"]["error_code"], 0, "{result}");
+    assert_eq!(result["deleted"]["low_watermark"], 12, "{result}");
+    assert_eq!(watermarks(&bs, topic, 0), (12, 20));
+
+    let brokers = result["log_dirs"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{result}");
+    let dirs = brokers[0]["log_dirs"].as_array().unwrap();
+    assert_eq!(dirs.len(), 1, "{result}");
+    let data_dir = std::path::absolute(broker.data_dir()).unwrap();
+    assert_eq!(dirs[0]["log_dir"], data_dir.to_str().unwrap(), "{result}");
+    let ours = dirs[0]["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == topic)
+        .unwrap_or_else(|| panic!("{topic} not in the log dir: {result}"));
+    let sizes: Vec<(i64, bool)> = ours["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let size = p["partition_size"].as_i64().unwrap();
+            (p["partition_index"].as_i64().unwrap(), size > 0)
+        })
+        .collect();
+    assert_eq!(sizes, [(0, true), (1, false)], "{result}");
+}

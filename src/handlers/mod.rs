@@ -10,6 +10,7 @@ mod client_quotas;
 mod configs;
 mod delete_records;
 mod describe_cluster;
+mod describe_log_dirs;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
@@ -96,6 +97,7 @@ pub const APIS: &[ApiSpec] = &[
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
+    describe_log_dirs::SPEC,
     write_txn_markers::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
@@ -443,6 +445,9 @@ async fn dispatch(
         }
         ApiKey::OffsetForLeaderEpoch => {
             out.encoded(offset_for_leader_epoch::handle(shard, access, &header, body!()).await)
+        }
+        ApiKey::DescribeLogDirs => {
+            out.encoded(describe_log_dirs::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DeleteRecords => {
             out.encoded(delete_records::handle(shard, access, &header, body!()).await)

@@ -479,6 +479,10 @@ pub enum ShardMsg {
         items: Vec<DeleteRecordsItem>,
         reply: oneshot::Sender<Vec<DeleteRecordsOutcome>>,
     },
+    /// Every replica the shard hosts, with its size (DescribeLogDirs).
+    ReplicaSizes {
+        reply: oneshot::Sender<Vec<super::ReplicaSize>>,
+    },
     /// Transaction markers to append; answered with an error code each.
     WriteTxnMarkers {
         items: Vec<TxnMarkerItem>,

@@ -14,6 +14,7 @@ mod durability;
 pub mod event;
 mod graveyard;
 mod hw_checkpoint;
+mod log_dirs;
 mod log_start;
 pub mod messages;
 mod observer;
@@ -45,6 +46,7 @@ use partition_table::PartitionTable;
 
 pub use event::Event;
 pub use graveyard::remove_leftover_graveyards;
+pub use log_dirs::ReplicaSize;
 pub use log_start::DELETE_RECORDS_WAIT_MAX;
 pub use messages::*;
 pub use observer::ShardObserver;
@@ -507,6 +509,9 @@ impl Shard {
             }
             ShardMsg::DeleteRecords { items, reply } => {
                 let _ = reply.send(log_start::delete_records(self, items).await);
+            }
+            ShardMsg::ReplicaSizes { reply } => {
+                let _ = reply.send(self.own_replica_sizes());
             }
             ShardMsg::WriteTxnMarkers { items, reply } => {
                 let _ = reply.send(ops::write_txn_markers(self, items).await);

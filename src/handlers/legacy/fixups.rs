@@ -9,9 +9,9 @@ use v3::messages::{
     CreateAclsRequest, CreateAclsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteAclsRequest, DeleteAclsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeAclsRequest, DescribeAclsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 
 use super::records::{self, Limits};
@@ -83,6 +83,9 @@ pub(super) fn forward_request(
         ApiKey::DescribeConfigs => {
             reencode(buf, key, versions, |_: &mut DescribeConfigsRequest| {}).map(plain)
         }
+        ApiKey::DescribeLogDirs => {
+            reencode(buf, key, versions, |_: &mut DescribeLogDirsRequest| {}).map(plain)
+        }
         ApiKey::OffsetForLeaderEpoch => {
             reencode(buf, key, versions, |_: &mut OffsetForLeaderEpochRequest| {}).map(plain)
         }
@@ -137,6 +140,9 @@ pub(super) fn answer(
                     c.is_default = to == 0 && c.config_source == DEFAULT_CONFIG;
                 }
             })
+        }
+        ApiKey::DescribeLogDirs => {
+            reencode(buf, key, versions, |_: &mut DescribeLogDirsResponse| {})
         }
         ApiKey::OffsetForLeaderEpoch => reencode(
             buf,

@@ -51,6 +51,7 @@ fn bridges(key: ApiKey) -> bool {
             | ApiKey::CreateTopics
             | ApiKey::DeleteTopics
             | ApiKey::DescribeConfigs
+            | ApiKey::DescribeLogDirs
             | ApiKey::OffsetForLeaderEpoch
             | ApiKey::WriteTxnMarkers
             | ApiKey::DescribeAcls
