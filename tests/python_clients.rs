@@ -101,12 +101,14 @@ fn kafka_python_0_10_1_produces_consumes_and_commits() {
     assert!(broker.metric("sluice_fetch_down_conversions_total") >= 1);
 }
 
-/// kafka-python's admin client deletes records (DeleteRecords) and reads
-/// the log dirs (DescribeLogDirs): the low watermark is the offset asked,
-/// consumers start there, and the log dir lists the topic's replicas with
-/// the bytes they hold.
+/// kafka-python's admin client deletes records (DeleteRecords), reads the
+/// log dirs (DescribeLogDirs) and reassigns a partition to where it is
+/// (AlterPartitionReassignments, ListPartitionReassignments): the low
+/// watermark is the offset asked, consumers start there, the log dir lists
+/// the topic's replicas with the bytes they hold, and nothing is left
+/// moving.
 #[test]
-fn kafka_python_deletes_records_and_describes_log_dirs() {
+fn kafka_python_deletes_records_describes_log_dirs_and_reassigns() {
     let broker = Broker::start(2);
     let bs = broker.bootstrap();
     let topic = "kp-admin";
@@ -143,4 +145,6 @@ fn kafka_python_deletes_records_and_describes_log_dirs() {
         })
         .collect();
     assert_eq!(sizes, [(0, true), (1, false)], "{result}");
+    assert_eq!(result["reassigned"], serde_json::Value::Null, "{result}");
+    assert_eq!(result["reassigning"], serde_json::json!([]), "{result}");
 }

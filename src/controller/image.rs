@@ -39,6 +39,21 @@ pub struct ClusterImage {
     /// reads older snapshots.
     #[serde(default)]
     pub ip_quotas: crate::quota::IpQuotas,
+    /// Partition reassignments under way (KIP-455), by topic and
+    /// partition. Last, so `BeforeReassignments` reads older snapshots.
+    #[serde(default)]
+    pub reassignments: BTreeMap<String, BTreeMap<i32, Reassignment>>,
+}
+
+/// A partition moving to new replicas (Kafka's adding and removing
+/// replicas). Meanwhile its replicas are the target's followed by the ones
+/// leaving, so the target is its replicas less `removing`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// In the target, not in the replicas it started from.
+    pub adding: Vec<i32>,
+    /// In the replicas it started from, not in the target.
+    pub removing: Vec<i32>,
 }
 
 /// Decodes an image from a snapshot, whichever layout wrote it.
@@ -49,6 +64,7 @@ pub struct ClusterImage {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeReassignments>(data, e))
         .or_else(|e| layout::<BeforeIpQuotas>(data, e))
         .or_else(|e| layout::<BeforeSecurity>(data, e))
         .or_else(|e| layout::<BeforeCredentials>(data, e))
@@ -86,6 +102,10 @@ struct BeforeIpQuotas(
     crate::security::acl::Acls,
 );
 
+/// The image before reassignments.
+#[derive(Deserialize)]
+struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
+
 impl From<BeforeCredentials> for ClusterImage {
     fn from(old: BeforeCredentials) -> ClusterImage {
         ClusterImage {
@@ -113,6 +133,15 @@ impl From<BeforeIpQuotas> for ClusterImage {
         ClusterImage {
             client_quotas,
             acls,
+            ..older.into()
+        }
+    }
+}
+
+impl From<BeforeReassignments> for ClusterImage {
+    fn from(BeforeReassignments(older, ip_quotas): BeforeReassignments) -> ClusterImage {
+        ClusterImage {
+            ip_quotas,
             ..older.into()
         }
     }
@@ -186,6 +215,11 @@ impl ClusterImage {
     /// Unfenced brokers, by id.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// The reassignment of `topic`'s `partition` under way, if any.
+    pub fn reassignment(&self, topic: &str, partition: i32) -> Option<&Reassignment> {
+        self.reassignments.get(topic)?.get(&partition)
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {

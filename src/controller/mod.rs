@@ -31,6 +31,7 @@ mod log_store;
 mod network;
 mod peers;
 pub mod placement;
+mod reassignment;
 pub mod records;
 mod rpc;
 mod state_machine;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::image::{
     BrokerRegistration, ClusterImage, Configs, Endpoint, PartitionState, TopicImage, NO_LEADER,
 };
+use super::reassignment;
 use crate::metadata::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
 
 /// The most producer ids one AllocateProducerIds hands out (Kafka's blocks
@@ -100,6 +101,14 @@ pub enum MetadataRecord {
         ip: crate::quota::EntityName,
         value: Option<f64>,
     },
+    /// Moves a partition to `target` replicas (KIP-455), or with `None`
+    /// cancels the reassignment under way. Last, so older log entries keep
+    /// their variant numbers.
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +182,8 @@ pub enum RecordError {
     InvalidQuota(#[from] crate::quota::QuotaError),
     #[error("at most {} ACLs", crate::security::acl::ACLS_MAX)]
     TooManyAcls,
+    #[error("no reassignment of {topic}-{partition} is in progress")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
 }
 
 impl RecordError {
@@ -200,6 +211,7 @@ impl RecordError {
             RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
             RecordError::InvalidQuota(_) => E::InvalidRequest,
             RecordError::TooManyAcls => E::PolicyViolation,
+            RecordError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
         }
         .code()
     }
@@ -232,6 +244,7 @@ pub fn apply(
                 .remove(name)
                 .ok_or_else(|| RecordError::UnknownTopic(name.clone()))?;
             image.topic_ids.remove(&topic.id);
+            image.reassignments.remove(name);
             Ok(RecordOutcome::Applied)
         }
         R::CreatePartitions { topic, assignments } => create_partitions(image, topic, assignments),
@@ -275,6 +288,16 @@ pub fn apply(
             change_partition(image, topic, *partition, change)
         }
         R::AllocateProducerIds { broker, count } => allocate_producer_ids(image, *broker, *count),
+        R::ReassignPartition {
+            topic,
+            partition,
+            target: Some(target),
+        } => reassignment::reassign(image, topic, *partition, target),
+        R::ReassignPartition {
+            topic,
+            partition,
+            target: None,
+        } => reassignment::cancel(image, topic, *partition),
     }
 }
 
@@ -575,6 +598,9 @@ fn change_partition(
     state.isr = change.isr.to_vec();
     state.leader_epoch = change.leader_epoch;
     state.partition_epoch += 1;
+    // The ISR change that brings the last target replica in completes a
+    // reassignment.
+    reassignment::try_complete(image, topic, partition);
     Ok(RecordOutcome::Applied)
 }
 

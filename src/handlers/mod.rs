@@ -23,6 +23,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod producer;
+mod reassignments;
 mod sasl;
 mod scram_credentials;
 mod throttle;
@@ -98,6 +99,8 @@ pub const APIS: &[ApiSpec] = &[
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
     describe_log_dirs::SPEC,
+    reassignments::ALTER,
+    reassignments::LIST,
     write_txn_markers::SPEC,
     txn::ADD_PARTITIONS_TO_TXN,
     txn::ADD_OFFSETS_TO_TXN,
@@ -445,6 +448,12 @@ async fn dispatch(
         }
         ApiKey::OffsetForLeaderEpoch => {
             out.encoded(offset_for_leader_epoch::handle(shard, access, &header, body!()).await)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            out.encoded(reassignments::alter(shard, access, &header, body!()).await)
+        }
+        ApiKey::ListPartitionReassignments => {
+            out.encoded(reassignments::list(shard, access, &header, body!()))
         }
         ApiKey::DescribeLogDirs => {
             out.encoded(describe_log_dirs::handle(shard, access, &header, body!()).await)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::controller::image::Reassignment;
 
 fn uuid(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -374,7 +375,26 @@ fn images_of_every_older_layout_decode() {
         &image.broker_configs,
         image.next_producer_id,
     );
+    image.reassignments.entry("t".into()).or_default().insert(
+        0,
+        Reassignment {
+            adding: vec![3],
+            removing: vec![1],
+        },
+    );
     let mut expected = image.clone();
+    expected.reassignments = Default::default();
+    let before_reassignments = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_reassignments).unwrap()),
+        expected
+    );
     expected.ip_quotas = Default::default();
     let before_ip_quotas = (
         first,
@@ -491,4 +511,122 @@ fn acls_apply() {
     assert_eq!(apply(&mut image, &remove), Ok(RecordOutcome::Applied));
     assert_eq!(apply(&mut image, &remove), Ok(RecordOutcome::Unchanged));
     assert!(image.acls.is_empty());
+}
+
+fn reassign(target: Option<&[i32]>) -> MetadataRecord {
+    MetadataRecord::ReassignPartition {
+        topic: "t".into(),
+        partition: 0,
+        target: target.map(<[i32]>::to_vec),
+    }
+}
+
+/// (replicas, leader, isr, leader epoch, partition epoch) of t-0.
+fn t0(image: &ClusterImage) -> (Vec<i32>, i32, Vec<i32>, i32, i32) {
+    let s = image.partition("t", 0).unwrap();
+    (
+        s.replicas.clone(),
+        s.leader,
+        s.isr.clone(),
+        s.leader_epoch,
+        s.partition_epoch,
+    )
+}
+
+fn moving(adding: &[i32], removing: &[i32]) -> Option<Reassignment> {
+    Some(Reassignment {
+        adding: adding.to_vec(),
+        removing: removing.to_vec(),
+    })
+}
+
+#[test]
+fn a_reassignment_adds_followers_and_completes_when_they_are_in_sync() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2]])).unwrap();
+    assert_eq!(
+        apply(&mut image, &reassign(Some(&[2, 3]))),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(t0(&image), (vec![2, 3, 1], 1, vec![1, 2], 0, 1));
+    assert_eq!(image.reassignment("t", 0).cloned(), moving(&[3], &[1]));
+    // The leader brings 3 into the ISR: the last target replica in sync,
+    // so the leaving leader hands over to the first target one.
+    apply(&mut image, &change(1, &[1, 2, 3], 0, 1)).unwrap();
+    assert_eq!(t0(&image), (vec![2, 3], 2, vec![2, 3], 1, 3));
+    assert_eq!(image.reassignment("t", 0), None);
+    assert!(image.reassignments.is_empty());
+}
+
+#[test]
+fn a_target_already_in_sync_completes_at_once_and_the_same_replicas_change_nothing() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2]])).unwrap();
+    assert_eq!(
+        apply(&mut image, &reassign(Some(&[1, 2]))),
+        Ok(RecordOutcome::Unchanged)
+    );
+    apply(&mut image, &reassign(Some(&[2]))).unwrap();
+    assert_eq!(t0(&image), (vec![2], 2, vec![2], 1, 2));
+    assert_eq!(image.reassignment("t", 0), None);
+}
+
+#[test]
+fn a_cancel_goes_back_to_the_replicas_it_started_from() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2]])).unwrap();
+    apply(&mut image, &reassign(Some(&[1, 3]))).unwrap();
+    assert_eq!(t0(&image).0, [1, 3, 2]);
+    assert_eq!(image.reassignment("t", 0).cloned(), moving(&[3], &[2]));
+    // Replaced before it completes: 3 is still being added, 1 now leaves.
+    apply(&mut image, &reassign(Some(&[2, 3]))).unwrap();
+    assert_eq!(t0(&image).0, [2, 3, 1]);
+    assert_eq!(image.reassignment("t", 0).cloned(), moving(&[3], &[1]));
+    assert_eq!(
+        apply(&mut image, &reassign(None)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(t0(&image), (vec![2, 1], 1, vec![1, 2], 0, 3));
+    assert_eq!(image.reassignment("t", 0), None);
+    assert_eq!(
+        apply(&mut image, &reassign(None)),
+        Err(RecordError::NoReassignmentInProgress {
+            topic: "t".into(),
+            partition: 0
+        })
+    );
+}
+
+#[test]
+fn a_bad_target_is_refused_and_a_deleted_topic_takes_its_reassignment_along() {
+    let mut image = cluster();
+    apply(&mut image, &create("t", 1, vec![vec![1, 2]])).unwrap();
+    let before = image.clone();
+    for target in [&[][..], &[1, 1], &[1, 9]] {
+        assert!(
+            matches!(
+                apply(&mut image, &reassign(Some(target))),
+                Err(RecordError::InvalidAssignment(_))
+            ),
+            "{target:?}"
+        );
+    }
+    let elsewhere = MetadataRecord::ReassignPartition {
+        topic: "t".into(),
+        partition: 1,
+        target: Some(vec![1]),
+    };
+    assert!(matches!(
+        apply(&mut image, &elsewhere),
+        Err(RecordError::UnknownPartition { .. })
+    ));
+    assert_eq!(image, before, "nothing refused changed the image");
+    apply(&mut image, &reassign(Some(&[3]))).unwrap();
+    assert!(image.reassignment("t", 0).is_some());
+    apply(
+        &mut image,
+        &MetadataRecord::DeleteTopic { name: "t".into() },
+    )
+    .unwrap();
+    assert!(image.reassignments.is_empty());
 }

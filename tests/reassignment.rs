@@ -1,0 +1,197 @@
+//! Partition reassignment (KIP-455) on real `sluice` nodes, driven with
+//! AlterPartitionReassignments and ListPartitionReassignments on the wire
+//! (the rdkafka crate has no calls for them): a partition moves to another
+//! broker, which copies its log from the leader before the old replica,
+//! leader included, goes; a cancel goes back; refusals are Kafka's.
+
+mod common;
+
+use common::cluster::{Cluster, WAIT};
+use common::raw::{err, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest, TopicName,
+};
+use rdkafka::admin::{NewTopic, TopicReplication};
+
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+
+/// A live node's client address: any node answers these.
+fn any_node(cluster: &Cluster) -> String {
+    cluster.client_addr(cluster.live()[0])
+}
+
+/// AlterPartitionReassignments of `version` for one partition: its error.
+fn alter(
+    cluster: &Cluster,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+    allow_rf_change: bool,
+) -> i16 {
+    let mut p = ReassignablePartition::default();
+    p.partition_index = partition;
+    p.replicas = target.map(|t| t.iter().map(|&b| BrokerId(b)).collect());
+    let mut t = ReassignableTopic::default();
+    t.name = TopicName(str_bytes(topic));
+    t.partitions = vec![p];
+    let mut request = AlterPartitionReassignmentsRequest::default();
+    request.timeout_ms = 10_000;
+    request.allow_replication_factor_change = allow_rf_change;
+    request.topics = vec![t];
+    let response = RawClient::connect(&any_node(cluster)).call(version, &request);
+    assert_eq!(response.error_code, err::NONE);
+    response.responses[0].partitions[0].error_code
+}
+
+/// [`alter`] until the quorum takes it: a paused node may have been the
+/// active controller, and proposals time out until another one is elected.
+/// A cancel that timed out may still have been committed: the next one
+/// finds nothing to cancel, which is as good.
+fn alter_until_taken(cluster: &Cluster, version: i16, topic: &str, target: Option<&[i32]>) {
+    let mut timed_out = false;
+    cluster.wait_for("the reassignment to be taken", WAIT, || {
+        match alter(cluster, version, topic, 0, target, version == 0) {
+            err::NONE => Ok(()),
+            NO_REASSIGNMENT_IN_PROGRESS if target.is_none() && timed_out => Ok(()),
+            err::REQUEST_TIMED_OUT => {
+                timed_out = true;
+                Err("REQUEST_TIMED_OUT".to_string())
+            }
+            refused => cluster.fail(&format!("refused with {refused}")),
+        }
+    });
+}
+
+/// A reassignment under way: (topic, partition, replicas, adding, removing).
+type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The reassignments under way.
+fn ongoing(cluster: &Cluster) -> Vec<Ongoing> {
+    let mut request = ListPartitionReassignmentsRequest::default();
+    request.topics = None;
+    let response = RawClient::connect(&any_node(cluster)).call(0, &request);
+    assert_eq!(response.error_code, err::NONE);
+    let ids = |ids: &[BrokerId]| ids.iter().map(|b| b.0).collect::<Vec<_>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A topic of one partition on brokers 1 and 2, 1 the preferred leader.
+fn on_one_and_two(cluster: &Cluster, topic: &str) {
+    let assignment: &[&[i32]] = &[&[1, 2]];
+    cluster.create_topic(&NewTopic::new(
+        topic,
+        1,
+        TopicReplication::Variable(assignment),
+    ));
+    cluster.wait_view(topic, 0, "replicas 1 and 2 in sync, 1 leading", |v| {
+        v.replicas == [1, 2] && v.isr == [1, 2] && v.leader == 1
+    });
+}
+
+#[test]
+fn a_partition_moves_off_its_leader_to_another_broker() {
+    const TOPIC: &str = "moving";
+    let cluster = Cluster::start(3);
+    on_one_and_two(&cluster, TOPIC);
+    let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values);
+
+    assert_eq!(alter(&cluster, 0, TOPIC, 0, Some(&[2, 3]), true), err::NONE);
+    // 3 copies the log and joins the ISR; then 1, the leader, leaves and
+    // hands over to 2.
+    let view = cluster.wait_view(TOPIC, 0, "replicas 2 and 3 in sync", |v| {
+        v.replicas == [2, 3] && v.isr == [2, 3] && v.leader == 2
+    });
+    assert!(view.leader_epoch > 0, "a new leader epoch: {view:?}");
+    assert_eq!(ongoing(&cluster), []);
+    cluster.wait_logs_identical(TOPIC, 0, &[2, 3]);
+    let old_replica = cluster.node(1).partition_dir(TOPIC, 0);
+    cluster.wait_until("node 1 to drop its replica", WAIT, || !old_replica.exists());
+
+    let read: Vec<String> = consume_all(&cluster.bootstrap(), TOPIC, 1, values.len(), WAIT)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(
+        read, values,
+        "every record, in order, from the new replicas"
+    );
+}
+
+#[test]
+fn a_cancelled_move_goes_back_and_bad_targets_are_refused() {
+    const TOPIC: &str = "staying";
+    let mut cluster = Cluster::start(3);
+    on_one_and_two(&cluster, TOPIC);
+    produce_values(
+        &cluster.bootstrap(),
+        TOPIC,
+        Some(0),
+        &["a".into(), "b".into()],
+    );
+
+    for (target, refusal) in [
+        (&[1, 9][..], INVALID_REPLICA_ASSIGNMENT),
+        (&[1, 1], INVALID_REPLICA_ASSIGNMENT),
+        (&[], INVALID_REPLICA_ASSIGNMENT),
+    ] {
+        assert_eq!(
+            alter(&cluster, 0, TOPIC, 0, Some(target), true),
+            refusal,
+            "{target:?}"
+        );
+    }
+    assert_eq!(
+        alter(&cluster, 1, TOPIC, 0, Some(&[1, 2, 3]), false),
+        INVALID_REPLICATION_FACTOR,
+        "v1 without allow_replication_factor_change"
+    );
+    assert_eq!(
+        alter(&cluster, 0, "nope", 0, Some(&[1]), true),
+        err::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        alter(&cluster, 0, TOPIC, 0, None, true),
+        NO_REASSIGNMENT_IN_PROGRESS
+    );
+
+    // With 3 paused, the move to it cannot finish: it is listed as under
+    // way until it is cancelled.
+    cluster.sigstop(3);
+    alter_until_taken(&cluster, 1, TOPIC, Some(&[1, 3]));
+    let listed = (TOPIC.to_string(), 0, vec![1, 3, 2], vec![3], vec![2]);
+    assert_eq!(ongoing(&cluster), [listed]);
+    alter_until_taken(&cluster, 0, TOPIC, None);
+    assert_eq!(ongoing(&cluster), []);
+    cluster.wait_view(TOPIC, 0, "replicas 1 and 2 again", |v| {
+        v.replicas == [1, 2] && v.isr == [1, 2] && v.leader == 1
+    });
+    cluster.sigcont(3);
+    let never_kept = cluster.node(3).partition_dir(TOPIC, 0);
+    cluster.wait_until("node 3 to hold no replica", WAIT, || !never_kept.exists());
+    assert_eq!(
+        consume_all(&cluster.bootstrap(), TOPIC, 1, 2, WAIT).len(),
+        2
+    );
+}
