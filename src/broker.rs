@@ -222,6 +222,8 @@ pub fn run(
             crate::metadata::owner_shard(topic, partition, shard_count)
         })
         .map_err(dir_err)?;
+    // Before any log opens, with the image this node caught up to.
+    crate::shard::bury_stray_partitions(&data_dir, &topics);
     crate::shard::remove_leftover_graveyards(&data_dir);
     let data_dir_at_start = crate::shard::DataDirAtStart {
         clean: clean_start,

@@ -195,3 +195,32 @@ fn a_cancelled_move_goes_back_and_bad_targets_are_refused() {
         2
     );
 }
+
+/// Replacing a dead broker: its partition moves to a live one while it is
+/// down, and when it comes back it deletes the copy it no longer holds.
+#[test]
+fn a_dead_brokers_replica_moves_to_a_live_one() {
+    const TOPIC: &str = "replaced";
+    let mut cluster = Cluster::start(3);
+    on_one_and_two(&cluster, TOPIC);
+    let values: Vec<String> = (0..50).map(|i| format!("value-{i:02}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &values);
+    cluster.wait_logs_identical(TOPIC, 0, &[1, 2]);
+
+    cluster.kill9(2);
+    cluster.wait_view(TOPIC, 0, "node 2 out of the ISR", |v| v.isr == [1]);
+    alter_until_taken(&cluster, 0, TOPIC, Some(&[1, 3]));
+    cluster.wait_view(TOPIC, 0, "replicas 1 and 3 in sync", |v| {
+        v.replicas == [1, 3] && v.isr == [1, 3] && v.leader == 1
+    });
+    cluster.wait_logs_identical(TOPIC, 0, &[1, 3]);
+
+    cluster.start_again(2);
+    let stale = cluster.node(2).partition_dir(TOPIC, 0);
+    cluster.wait_until("node 2 to delete its old copy", WAIT, || !stale.exists());
+    let read: Vec<String> = consume_all(&cluster.bootstrap(), TOPIC, 1, values.len(), WAIT)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(read, values);
+}

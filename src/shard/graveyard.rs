@@ -36,6 +36,50 @@ pub(super) fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// Renames away, into graveyards, the partition directories of `data_dir`
+/// that `topics` does not place on this node: a replica reassigned
+/// elsewhere, or a topic deleted, while the node was down (Kafka's stray
+/// replicas). Run at start with the image the node caught up to, before
+/// any log opens, and before [`remove_leftover_graveyards`], which then
+/// removes them. Returns how many went.
+pub fn bury_stray_partitions(data_dir: &Path, topics: &crate::metadata::Topics) -> usize {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return 0;
+    };
+    let mut buried = 0;
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((topic, partition)) = partition_of(&name) else {
+            continue;
+        };
+        if topics.has_partition(topic, partition) && topics.hosts(topic, partition) {
+            continue;
+        }
+        let dir = entry.path();
+        let graveyard = graveyard_of(&dir, "stray");
+        match std::fs::rename(&dir, &graveyard) {
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), "a partition this node no longer holds: removing it");
+                buried += 1;
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stray partition")
+            }
+        }
+    }
+    buried
+}
+
+/// (topic, partition) of a partition directory's name, `<topic>-<n>`.
+fn partition_of(name: &str) -> Option<(&str, i32)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    let partition: i32 = partition.parse().ok().filter(|p| *p >= 0)?;
+    crate::metadata::valid_topic_name(topic).then_some((topic, partition))
+}
+
 /// Removes, on a thread of its own, the deleted partitions' directories a
 /// stop left before the background had removed them (it removes one at a
 /// time, so a stop soon after a big topic's deletion leaves many).
@@ -61,5 +105,29 @@ pub fn remove_leftover_graveyards(data_dir: &Path) {
         .spawn(move || graveyards.iter().for_each(|dir| remove_graveyard(dir)));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start removing deleted partitions; the next start tries again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_partition_directories_name_a_partition() {
+        assert_eq!(partition_of("orders-3"), Some(("orders", 3)));
+        assert_eq!(partition_of("my-topic-0"), Some(("my-topic", 0)));
+        assert_eq!(
+            partition_of("__consumer_offsets-49"),
+            Some(("__consumer_offsets", 49))
+        );
+        for other in [
+            "__cluster_metadata",
+            "orders-3.abc.deleted",
+            "orders-x",
+            "-1",
+            "replication-offset-checkpoint",
+        ] {
+            assert_eq!(partition_of(other), None, "{other}");
+        }
     }
 }

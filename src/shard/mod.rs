@@ -45,7 +45,7 @@ use crate::storage::{PartitionLog, StorageError, StoredHighWatermarks};
 use partition_table::PartitionTable;
 
 pub use event::Event;
-pub use graveyard::remove_leftover_graveyards;
+pub use graveyard::{bury_stray_partitions, remove_leftover_graveyards};
 pub use log_dirs::ReplicaSize;
 pub use log_start::DELETE_RECORDS_WAIT_MAX;
 pub use messages::*;
