@@ -177,7 +177,9 @@ fn delete_records_refusals_are_kafkas() {
     let bs = broker.bootstrap();
     create_topic(&bs, "dr-plain", 2, &[]);
     create_topic(&bs, "dr-compact", 1, &[("cleanup.policy", "compact")]);
+    create_topic(&bs, "dr-kept", 1, &[("cleanup.policy", "")]);
     produce_values(&bs, "dr-plain", Some(0), &["a".into(), "b".into()]);
+    produce_values(&bs, "dr-kept", Some(0), &["k".into()]);
     produce_values(&bs, "dr-plain", Some(1), &["c".into()]);
     for version in [0, 1, 2] {
         let answers = raw_delete(
@@ -190,6 +192,7 @@ fn delete_records_refusals_are_kafkas() {
                 ("dr-nope", 0, 0),
                 ("dr-compact", 0, 0),
                 ("dr-plain", 1, -1),
+                ("dr-kept", 0, 1),
             ],
         );
         assert_eq!(
@@ -201,10 +204,14 @@ fn delete_records_refusals_are_kafkas() {
                 (err::UNKNOWN_TOPIC_OR_PARTITION, -1),
                 (POLICY_VIOLATION, -1),
                 (err::NONE, 1),
+                // No cleanup at all is not compaction: records may go.
+                (err::NONE, 1),
             ],
             "v{version}"
         );
     }
+    // Down to where it starts already: nothing moves, nothing fails.
+    assert_eq!(raw_delete(&bs, 2, &[("dr-plain", 0, 0)]), [(err::NONE, 0)]);
     // Nothing refused moved a start.
     assert_eq!(watermarks(&bs, "dr-plain", 0), (0, 2));
     assert_eq!(watermarks(&bs, "dr-compact", 0), (0, 0));

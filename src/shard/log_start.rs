@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use super::ops::{led_partition, storage_error_code};
 use super::*;
 use crate::replication::Role;
+use crate::storage::LogStartSync;
 
 /// The longest a DeleteRecords waits for the followers, whatever timeout
 /// it asks for.
@@ -62,25 +63,32 @@ async fn delete_one(shard: &Shard, item: DeleteRecordsItem) -> DeleteRecordsOutc
         Err(code) => return refused(code),
     };
     let leader_epoch = partition.role.borrow().leader_epoch();
-    let target = match advance_on_leader(&item, &partition) {
-        Ok(target) => target,
+    let (target, sync) = match advance_on_leader(&item, &partition) {
+        Ok(advanced) => advanced,
         Err(code) => return refused(code),
     };
-    let sync = partition.log.borrow().log_start_sync();
-    if let Err(e) = crate::runtime::blocking(move || sync.run()).await {
-        write_failures::failed_io("log start sync", &item.tp, &e);
-        return refused(ResponseError::KafkaStorageError.code());
+    if let Some(sync) = sync {
+        if let Err(e) = crate::runtime::blocking(move || sync.run()).await {
+            write_failures::failed_io("log start sync", &item.tp, &e);
+            return refused(ResponseError::KafkaStorageError.code());
+        }
     }
     wait_low_watermark(shard, &partition, target, leader_epoch, item.deadline).await
 }
 
-/// Moves the leader's log start to the item's offset; that offset, or the
-/// Kafka error that refuses it.
-fn advance_on_leader(item: &DeleteRecordsItem, partition: &Partition) -> Result<i64, i16> {
+/// Moves the leader's log start to the item's offset: that offset, and
+/// the sync that makes the move durable if the start moved; or the Kafka
+/// error that refuses it.
+fn advance_on_leader(
+    item: &DeleteRecordsItem,
+    partition: &Partition,
+) -> Result<(i64, Option<LogStartSync>), i16> {
     let mut log = partition.log.borrow_mut();
     // Kafka refuses it on a compact-only topic: its cleaner keeps every
-    // key's latest record, which a log start would cut.
-    if !log.config().cleanup_delete {
+    // key's latest record, which a log start would cut. A topic without
+    // any cleanup (an empty policy) keeps everything until told otherwise.
+    let config = log.config();
+    if config.cleanup_compact && !config.cleanup_delete {
         return Err(ResponseError::PolicyViolation.code());
     }
     let hw = log.high_watermark();
@@ -92,17 +100,22 @@ fn advance_on_leader(item: &DeleteRecordsItem, partition: &Partition) -> Result<
     if !(0..=hw).contains(&target) {
         return Err(ResponseError::OffsetOutOfRange.code());
     }
+    if target <= log.log_start_offset() {
+        // Nothing moves (Kafka answers the start as it is).
+        return Ok((target, None));
+    }
     let deleted = log.advance_log_start(target).map_err(|e| {
         if !write_failures::failed_storage("delete records", &item.tp, &e) {
             tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "cannot move the log start");
         }
         storage_error_code(&e)
     })?;
+    let sync = log.log_start_sync();
     drop(log);
     // Fetch sessions tell the new start; waiting followers fetch it.
     partition.notify_moved();
     unlink_deleted(deleted);
-    Ok(target)
+    Ok((target, Some(sync)))
 }
 
 /// Waits until the low watermark reaches `target` or `deadline` passes
