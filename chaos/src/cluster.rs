@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::disk::Disk;
 use crate::net::{self, Net};
@@ -62,13 +66,15 @@ impl Cluster {
             taken.insert(quorum);
             addrs.insert(id, ("127.0.0.1".to_string(), client, quorum));
         }
+        let voter_count = s.voters.unwrap_or(s.nodes) as i32;
         let voters = addrs
             .iter()
+            .filter(|(&id, _)| id <= voter_count)
             .map(|(id, (host, _, q))| format!("{id}@{host}:{q}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes = BTreeMap::new();
-        for (&id, (host, client, _)) in &addrs {
+        for (&id, (host, client, quorum)) in &addrs {
             let mut args: Vec<String> = vec!["--shards".into(), "1".into()];
             if s.nodes > 1 {
                 args.extend([
@@ -77,6 +83,11 @@ impl Cluster {
                     "--controller-quorum-voters".into(),
                     voters.clone(),
                 ]);
+            }
+            if id > voter_count {
+                // A broker-only node's controller (a learner) listens at a
+                // port kept across its restarts.
+                args.extend(["--controller-listen".into(), format!("{host}:{quorum}")]);
             }
             args.extend(s.broker_args.iter().cloned());
             let netns = net.map(|n| n.node_netns(id)).transpose()?;
@@ -273,20 +284,50 @@ pub fn wait_for<T>(
 
 /// One Metadata request (all topics) over a fresh blocking connection.
 pub fn metadata_call(addr: &str) -> Result<MetadataResponse> {
+    let req = MetadataRequest::default().with_topics(None);
+    call(addr, METADATA_VERSION, &req)
+}
+
+/// Moves `topic`'s `partition` to the `target` replicas
+/// (AlterPartitionReassignments v0, which any node takes to the quorum):
+/// the partition's error code.
+pub fn reassign_call(addr: &str, topic: &str, partition: i32, target: &[i32]) -> Result<i16> {
+    let p = ReassignablePartition::default()
+        .with_partition_index(partition)
+        .with_replicas(Some(target.iter().map(|&b| BrokerId(b)).collect()));
+    let t = ReassignableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partitions(vec![p]);
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![t]);
+    let resp = call(addr, 0, &req)?;
+    if resp.error_code != 0 {
+        bail!("AlterPartitionReassignments: error {}", resp.error_code);
+    }
+    let answer = resp
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| anyhow!("AlterPartitionReassignments answered no partition"))?;
+    Ok(answer.error_code)
+}
+
+/// One request of `version` over a fresh blocking connection.
+fn call<R: Request>(addr: &str, version: i16, req: &R) -> Result<R::Response> {
     let sock: std::net::SocketAddr = addr.parse().context("address")?;
     let mut stream = TcpStream::connect_timeout(&sock, POLL_TIMEOUT)?;
     stream.set_read_timeout(Some(POLL_TIMEOUT))?;
     stream.set_write_timeout(Some(POLL_TIMEOUT))?;
-    let req = MetadataRequest::default().with_topics(None);
-    let api_key = ApiKey::Metadata;
+    let api_key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("api key {}", R::KEY))?;
     let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(METADATA_VERSION)
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
         .with_correlation_id(1)
         .with_client_id(Some(StrBytes::from_static_str("sluice-chaos")));
     let mut body = BytesMut::new();
-    header.encode(&mut body, api_key.request_header_version(METADATA_VERSION))?;
-    req.encode(&mut body, METADATA_VERSION)?;
+    header.encode(&mut body, api_key.request_header_version(version))?;
+    req.encode(&mut body, version)?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.put_i32(body.len() as i32);
     frame.extend_from_slice(&body);
@@ -300,16 +341,13 @@ pub fn metadata_call(addr: &str) -> Result<MetadataResponse> {
     let mut buf = vec![0u8; size as usize];
     stream.read_exact(&mut buf)?;
     let mut frame = Bytes::from(buf);
-    let header = ResponseHeader::decode(
-        &mut frame,
-        api_key.response_header_version(METADATA_VERSION),
-    )?;
+    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))?;
     if header.correlation_id != 1 {
         bail!("correlation id {}", header.correlation_id);
     }
-    let resp = MetadataResponse::decode(&mut frame, METADATA_VERSION)?;
+    let resp = R::Response::decode(&mut frame, version)?;
     if frame.has_remaining() {
-        bail!("{} trailing bytes after Metadata", frame.remaining());
+        bail!("{} trailing bytes after {api_key:?}", frame.remaining());
     }
     Ok(resp)
 }

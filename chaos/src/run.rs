@@ -13,11 +13,16 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
-use crate::cluster::{wait_for, Cluster};
+use crate::cluster::{reassign_call, wait_for, Cluster};
 use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
 use crate::net::Net;
 use crate::scenario::{Fault, Network, Rng, Scenario, Target, TornMode};
 use crate::workload::{Clock, History, Workload};
+
+/// Kafka's REQUEST_TIMED_OUT and NOT_CONTROLLER: a proposal the quorum
+/// could not take yet (a controller is being elected); asked again.
+const REQUEST_TIMED_OUT: i16 = 7;
+const NOT_CONTROLLER: i16 = 41;
 
 /// The bound of every wait for the cluster to settle (ISR full, logs equal).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -517,6 +522,7 @@ impl Runner<'_> {
                 );
                 self.record("disk_full", id, at, detail);
             }
+            Fault::Reassign { replace } => self.reassign(replace)?,
             Fault::Start { target } => {
                 let id = self.resolve(target)?;
                 let at = self.clock.us();
@@ -525,6 +531,55 @@ impl Runner<'_> {
             }
             Fault::Wait { ms } => thread::sleep(Duration::from_millis(*ms)),
         }
+        Ok(())
+    }
+
+    /// Moves partition 0's replica on the `replace` node to a live node
+    /// that holds none of it; the quorum takes the move once it is asked
+    /// (a proposal may time out while a controller is elected: asked again).
+    fn reassign(&mut self, replace: &Target) -> Result<()> {
+        let from = self.resolve(replace)?;
+        let c = self.c();
+        let view = c
+            .view(&c.any_metadata()?, 0)
+            .ok_or_else(|| anyhow!("no partition 0"))?;
+        if !view.replicas.contains(&from) {
+            bail!("reassign: node {from} holds no replica of partition 0: {view:?}");
+        }
+        let spare: Vec<i32> = c
+            .live()
+            .into_iter()
+            .filter(|id| !view.replicas.contains(id))
+            .collect();
+        if spare.is_empty() {
+            bail!("reassign: every live node holds a replica of partition 0: {view:?}");
+        }
+        let to = spare[self.rng.range(0, spare.len() as u64 - 1) as usize];
+        let target: Vec<i32> = view
+            .replicas
+            .iter()
+            .map(|&r| if r == from { to } else { r })
+            .collect();
+        let at = self.clock.us();
+        let c = self.c();
+        let topic = c.topic.clone();
+        let code = wait_for("the reassignment to be taken", CONVERGE_TIMEOUT, || {
+            let addr = c.nodes[&c.live()[0]].addr();
+            match reassign_call(&addr, &topic, 0, &target)? {
+                code @ (REQUEST_TIMED_OUT | NOT_CONTROLLER) => {
+                    bail!("error {code}: no controller to take it yet")
+                }
+                code => Ok(code),
+            }
+        })?;
+        if code != 0 {
+            bail!("reassign: partition 0 to {target:?} refused with error {code}");
+        }
+        let detail = format!(
+            "{replace:?}: partition 0 from {:?} to {target:?} (node {from} gives way to node {to})",
+            view.replicas
+        );
+        self.record("reassign", from, at, detail);
         Ok(())
     }
 

@@ -24,8 +24,13 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// 1: a single node without a quorum; more: every node a voter + broker.
+    /// 1: a single node without a quorum; more: nodes `1..=voters` are
+    /// controller voters and brokers, the others broker-only.
     pub nodes: u32,
+    /// How many nodes are quorum voters (odd, at most `nodes`); all of
+    /// them when absent.
+    #[serde(default)]
+    pub voters: Option<u32>,
     /// Where the nodes run: `loopback` (processes on 127.0.0.1) or `netns`
     /// (a network namespace each, so links can be cut).
     #[serde(default)]
@@ -157,6 +162,11 @@ pub enum Fault {
     /// Fills the target's data-dir filesystem (`tmpfs_mib`) to the last
     /// byte, keeps it full for `full_ms`, then frees the space.
     DiskFull { target: Target, full_ms: u64 },
+    /// Moves partition 0 off the `replace` node (a replica of it) to a live
+    /// node that holds none of it, at random (AlterPartitionReassignments):
+    /// the new replica copies the log under the load, then the old one, the
+    /// leader too if it is that, leaves. The next fault waits for the move.
+    Reassign { replace: Target },
     /// Starts a node that is down.
     Start { target: Target },
     /// Load only.
@@ -253,12 +263,18 @@ impl Scenario {
         if self.replication_factor > self.nodes as i32 {
             bail!("replication_factor is larger than nodes");
         }
+        if self.voters.is_some_and(|v| v == 0 || v > self.nodes) {
+            bail!("voters must be from 1 to nodes");
+        }
         for f in &self.faults {
             if matches!(f, Fault::TornTail { .. }) && self.nodes != 1 {
                 bail!("torn_tail runs on a single node");
             }
             if matches!(f, Fault::DiskFull { .. }) && self.tmpfs_mib.is_none() {
                 bail!("disk_full needs tmpfs_mib");
+            }
+            if matches!(f, Fault::Reassign { .. }) && self.replication_factor >= self.nodes as i32 {
+                bail!("reassign needs a node that holds no replica: more nodes than replication_factor");
             }
         }
         if self.cuts_links() && (self.network != Network::Netns || self.nodes < 2) {

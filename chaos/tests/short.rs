@@ -1,7 +1,8 @@
 //! The short chaos run inside `make test`: one kill -9 of a partition
 //! leader in a 3-node cluster (RF 3, min.insync.replicas=2, acks=all,
 //! idempotent), one network partition of a leader in the same setup with
-//! each node in its own network namespace, and one kill -9 of a single
+//! each node in its own network namespace, one move of a partition off its
+//! leader to a fourth node (AlterPartitionReassignments), and one kill -9 of a single
 //! `--fsync-on-ack` node, each against the real debug `sluice` binary; none
 //! may lose, duplicate or reorder an acknowledged write, or move a
 //! committed group offset backwards. No timing is asserted; every wait is
@@ -73,6 +74,14 @@ fn kill_leader_loses_nothing() {
 #[test]
 fn isolated_leader_loses_nothing() {
     run_short("short-isolate-leader");
+}
+
+/// A partition moved off its leader to another node under acks=all load
+/// (the new replica copies the log, the leader hands over and leaves)
+/// loses no acknowledged write, and the replicas end byte-identical.
+#[test]
+fn reassigning_off_the_leader_loses_nothing() {
+    run_short("short-reassign");
 }
 
 /// kill -9 of a single node with --fsync-on-ack loses no acknowledged write.
