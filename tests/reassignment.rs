@@ -2,7 +2,10 @@
 //! AlterPartitionReassignments and ListPartitionReassignments on the wire
 //! (the rdkafka crate has no calls for them): a partition moves to another
 //! broker, which copies its log from the leader before the old replica,
-//! leader included, goes; a cancel goes back; refusals are Kafka's.
+//! leader included, goes; a cancel goes back; refusals are Kafka's. And
+//! what a node that was down finds when it is back: a replica moved away
+//! is deleted, a topic deleted and created again under its name starts
+//! afresh there instead of taking the old one's records.
 
 mod common;
 
@@ -223,4 +226,55 @@ fn a_dead_brokers_replica_moves_to_a_live_one() {
         .map(payload_str)
         .collect();
     assert_eq!(read, values);
+}
+
+/// A topic deleted and created again under its name while a replica's
+/// node was down: back, the node finds the old topic's files where the new
+/// partition's log goes, and starts it afresh from the leader instead of
+/// keeping the old records (they would differ from the leader's).
+#[test]
+fn a_topic_recreated_while_a_node_was_down_starts_afresh_there() {
+    const TOPIC: &str = "reborn";
+    let mut cluster = Cluster::start(3);
+    let everywhere: &[&[i32]] = &[&[1, 2, 3]];
+    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Variable(everywhere));
+    cluster.create_topic(&topic);
+    cluster.wait_isr(TOPIC, 1, &[1, 2, 3]);
+    // Batches of 5: a cut at the new log's end (5) would keep the first.
+    let old: Vec<String> = (0..30).map(|i| format!("old-{i:02}")).collect();
+    for batch in old.chunks(5) {
+        produce_values(&cluster.bootstrap(), TOPIC, Some(0), batch);
+    }
+    cluster.wait_logs_identical(TOPIC, 0, &[1, 2, 3]);
+
+    cluster.kill9(3);
+    let admin = admin(&cluster.bootstrap());
+    let deleted = futures::executor::block_on(admin.delete_topics(&[TOPIC], &admin_opts()))
+        .expect("DeleteTopics request");
+    assert_eq!(deleted, [Ok(TOPIC.to_string())]);
+    cluster.wait_for("the deletion on every live node", WAIT, || {
+        for id in cluster.live() {
+            let m = cluster.try_metadata(id)?;
+            let listed = m
+                .topics
+                .iter()
+                .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == TOPIC) && t.error_code == 0);
+            if listed {
+                return Err(format!("node {id} still lists {TOPIC}"));
+            }
+        }
+        Ok(())
+    });
+    cluster.create_topic(&topic);
+    let new: Vec<String> = (0..5).map(|i| format!("new-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &new);
+
+    cluster.start_again(3);
+    cluster.wait_isr(TOPIC, 1, &[1, 2, 3]);
+    cluster.wait_logs_identical(TOPIC, 0, &[1, 2, 3]);
+    let read: Vec<String> = consume_all(&cluster.bootstrap(), TOPIC, 1, new.len(), WAIT)
+        .iter()
+        .map(payload_str)
+        .collect();
+    assert_eq!(read, new);
 }

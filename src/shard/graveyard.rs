@@ -80,6 +80,20 @@ fn partition_of(name: &str) -> Option<(&str, i32)> {
     crate::metadata::valid_topic_name(topic).then_some((topic, partition))
 }
 
+/// Renames `dir`, a partition directory of the deleted topic `topic_id`,
+/// into its graveyard and removes it in the background.
+pub(super) fn bury(dir: &Path, topic_id: &str) {
+    let graveyard = graveyard_of(dir, topic_id);
+    match std::fs::rename(dir, &graveyard) {
+        Ok(()) => {
+            crate::runtime::spawn_local(remove_all(vec![graveyard])).detach();
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's partition")
+        }
+    }
+}
+
 /// Removes, on a thread of its own, the deleted partitions' directories a
 /// stop left before the background had removed them (it removes one at a
 /// time, so a stop soon after a big topic's deletion leaves many).

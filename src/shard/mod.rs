@@ -597,12 +597,27 @@ impl Shard {
         topic: &crate::metadata::TopicMeta,
         log_config: crate::storage::LogConfig,
     ) -> Option<Rc<Partition>> {
-        let opened = PartitionLog::open_in(
-            self.partition_dir(tp),
-            log_config,
-            self.start.clean,
-            &self.file_handles,
-        );
+        let dir = self.partition_dir(tp);
+        let open = |config| {
+            PartitionLog::open_owned(
+                dir.clone(),
+                config,
+                self.start.clean,
+                &self.file_handles,
+                &topic.id,
+            )
+        };
+        let opened = match open(log_config.clone()) {
+            Err(StorageError::OtherOwner { found, .. }) => {
+                // A topic deleted and created again under the name while
+                // this node was down: the old one's files go, and the new
+                // one starts from an empty log, as a new replica does.
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, old_topic_id = %found, topic_id = %topic.id, "the directory holds a deleted topic's log; removing it");
+                graveyard::bury(&dir, &found);
+                open(log_config)
+            }
+            opened => opened,
+        };
         let mut log = match opened {
             Ok(log) => log,
             Err(e) => {

@@ -69,7 +69,9 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Producer(e) => producer_error_code(e),
-        StorageError::Io(_) => ResponseError::KafkaStorageError.code(),
+        StorageError::Io(_) | StorageError::OtherOwner { .. } => {
+            ResponseError::KafkaStorageError.code()
+        }
         // The replica stopped leading while the append was written.
         StorageError::Superseded => not_leader(),
     }

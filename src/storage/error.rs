@@ -25,6 +25,14 @@ pub enum StorageError {
     /// written: the append is void (a leader that stepped down).
     #[error("the log moved on while the append was written")]
     Superseded,
+    /// The directory holds another topic's log (one deleted and created
+    /// again under the name while this broker was down).
+    #[error("{dir} belongs to topic id {found}, not {expected}")]
+    OtherOwner {
+        dir: std::path::PathBuf,
+        found: String,
+        expected: String,
+    },
 }
 
 impl From<RecordError> for StorageError {

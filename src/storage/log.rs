@@ -245,7 +245,37 @@ impl PartitionLog {
         clean_shutdown: bool,
         handles: &FileHandles,
     ) -> Result<Self, StorageError> {
-        let mut loaded = load_segments(&dir, &config, clean_shutdown, handles, UNSYNCED_ROLLS_MAX)?;
+        Self::open_with(dir, config, clean_shutdown, handles, None)
+    }
+
+    /// [`Self::open_in`] of a directory that must be `owner`'s (a topic
+    /// id; see [`super::owner`]): another owner's is
+    /// [`StorageError::OtherOwner`], with nothing in it read or changed.
+    pub fn open_owned(
+        dir: PathBuf,
+        config: LogConfig,
+        clean_shutdown: bool,
+        handles: &FileHandles,
+        owner: &str,
+    ) -> Result<Self, StorageError> {
+        Self::open_with(dir, config, clean_shutdown, handles, Some(owner))
+    }
+
+    fn open_with(
+        dir: PathBuf,
+        config: LogConfig,
+        clean_shutdown: bool,
+        handles: &FileHandles,
+        owner: Option<&str>,
+    ) -> Result<Self, StorageError> {
+        let mut loaded = load_segments(
+            &dir,
+            &config,
+            clean_shutdown,
+            handles,
+            UNSYNCED_ROLLS_MAX,
+            owner,
+        )?;
         let log_start_offset = *loaded.segments.keys().next().expect("at least one segment");
         let mut log = PartitionLog {
             dir,

@@ -15,7 +15,8 @@
 //! `leader-epoch-checkpoint` (where each leader epoch starts; only once a
 //! leader stamped one) and, for compacted topics, `cleaner-checkpoint`
 //! (offsets below it were cleaned at least once), `log-start-offset` (once
-//! records were deleted past the first segment's base: see [`log_start`]).
+//! records were deleted past the first segment's base: see [`log_start`])
+//! and `owner-<topic id>` (empty: whose log it is, see [`owner`]).
 //! A `high-watermark` file
 //! there is the layout before `data_dir/replication-offset-checkpoint-<shard>`
 //! (every replica's high watermark, see [`hw_checkpoint`]), read at open when
@@ -35,6 +36,7 @@ mod io;
 mod leader_epoch;
 mod log;
 mod log_start;
+mod owner;
 mod prefault;
 mod producer_state;
 mod recovery;
@@ -86,6 +88,8 @@ mod handles_tests;
 mod hw_checkpoint_tests;
 #[cfg(test)]
 mod log_start_tests;
+#[cfg(test)]
+mod owner_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]

@@ -132,6 +132,16 @@ impl Listing {
         self.names.contains(name)
     }
 
+    /// A name the directory holds that `wanted` picks, if any.
+    pub fn find(&self, wanted: impl Fn(&str) -> bool) -> Option<&str> {
+        self.names.iter().map(String::as_str).find(|n| wanted(n))
+    }
+
+    /// A file open has just made.
+    pub fn insert(&mut self, name: String) {
+        self.names.insert(name);
+    }
+
     fn side_files(&self, base: i64) -> SideFiles {
         let has = |suffix| {
             let path = segment_path(Path::new(""), base, suffix);
@@ -392,8 +402,14 @@ pub fn load_segments(
     clean_shutdown: bool,
     handles: &FileHandles,
     unsynced_rolls_max: usize,
+    owner: Option<&str>,
 ) -> Result<LoadedSegments, StorageError> {
     let mut listing = list_dir(dir)?;
+    // Before anything is read or repaired: another topic's files are not
+    // this log's to touch.
+    if let Some(owner) = owner {
+        super::owner::claim(dir, &mut listing, owner)?;
+    }
     let bases = std::mem::take(&mut listing.logs);
     let mut segments = Segments::new();
     if bases.is_empty() {
