@@ -30,8 +30,13 @@ pub(super) fn claim(dir: &Path, listing: &mut Listing, owner: &str) -> Result<()
         });
     }
     // Not synced: a crash that loses it leaves an unmarked directory,
-    // which the next open marks again.
-    File::create(dir.join(&mark))?;
-    listing.insert(mark);
+    // which the next open marks again, as it does after a failed create (a
+    // full disk must not keep the log from opening).
+    match File::create(dir.join(&mark)) {
+        Ok(_) => listing.insert(mark),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot mark the partition directory with its topic id; the next open tries again")
+        }
+    }
     Ok(())
 }
