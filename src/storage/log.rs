@@ -862,9 +862,12 @@ impl PartitionLog {
     /// (what read_committed consumers may see).
     pub fn last_stable_offset(&self) -> i64 {
         let log_end = self.log_end_offset();
+        // A transaction open below a start records were deleted to holds
+        // nothing readable back (Kafka's first unstable offset is at least
+        // the log start).
         self.producers
             .first_unstable_offset()
-            .map_or(log_end, |first| first.min(log_end))
+            .map_or(log_end, |first| first.clamp(self.log_start_offset, log_end))
     }
 
     /// Aborted transactions a read_committed fetch of `[from, to)` must

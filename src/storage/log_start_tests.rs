@@ -160,3 +160,21 @@ fn a_follower_cut_below_its_start_takes_the_start_down_with_it() {
     drop(log);
     assert_eq!(open(&dir, config(), true).log_start_offset(), 100);
 }
+
+#[test]
+fn a_transaction_open_below_the_start_holds_nothing_back_below_it() {
+    use crate::record::build::with_producer;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open(&dir, config(), true);
+    let open_txn = with_producer(&build_simple_batch(0, 3, 1000), 7, 0, 0, true);
+    log.append(&open_txn, 1000).unwrap(); // 0-2, never ended
+    for i in 1..4 {
+        log.append(&build_simple_batch(0, 3, 1000), 1000 + i)
+            .unwrap();
+    }
+    log.set_high_watermark(12);
+    assert_eq!(log.last_stable_offset(), 0);
+    advance(&mut log, 7);
+    assert_eq!(log.last_stable_offset(), 7, "at least the log start");
+}
