@@ -9,8 +9,12 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::cluster::{Cluster, LearnerListen, WAIT};
+use common::raw::{self, RawClient};
 use common::*;
-use kafka_protocol::messages::MetadataResponse;
+use kafka_protocol::messages::{
+    describe_quorum_request, describe_quorum_response, DescribeQuorumRequest,
+    DescribeQuorumResponse, MetadataResponse, TopicName,
+};
 use rdkafka::admin::{NewTopic, TopicReplication};
 
 fn brokers(metadata: &MetadataResponse) -> BTreeSet<i32> {
@@ -29,6 +33,48 @@ fn wait_brokers(cluster: &Cluster, expected: &[i32]) {
             |m| brokers(m) == expected && voters.contains(&m.controller_id.0),
         );
     }
+}
+
+/// DescribeQuorum of `version` through node `via`.
+fn describe_quorum(cluster: &Cluster, via: i32, version: i16) -> DescribeQuorumResponse {
+    let mut partition = describe_quorum_request::PartitionData::default();
+    partition.partition_index = 0;
+    let mut topic = describe_quorum_request::TopicData::default();
+    topic.topic_name = TopicName(raw::str_bytes("__cluster_metadata"));
+    topic.partitions = vec![partition];
+    let mut request = DescribeQuorumRequest::default();
+    request.topics = vec![topic];
+    RawClient::connect(&cluster.client_addr(via)).call(version, &request)
+}
+
+/// (voters, observers) of a DescribeQuorum answer, each as (id, caught
+/// up), and its leader, checked for what every answer must hold.
+type Members = Vec<(i32, bool)>;
+fn quorum_members(response: &DescribeQuorumResponse) -> (i32, Members, Members) {
+    assert_eq!(response.error_code, 0);
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    assert!(p.leader_epoch > 0 && p.high_watermark > 0, "{p:?}");
+    let leader_end = p
+        .current_voters
+        .iter()
+        .find(|v| v.replica_id == p.leader_id)
+        .expect("the leader is a voter")
+        .log_end_offset;
+    let members = |states: &[describe_quorum_response::ReplicaState]| {
+        states
+            .iter()
+            .map(|r| {
+                assert!(r.log_end_offset <= leader_end, "{r:?}");
+                (r.replica_id.0, r.log_end_offset == leader_end)
+            })
+            .collect::<Vec<_>>()
+    };
+    (
+        p.leader_id.0,
+        members(&p.current_voters),
+        members(&p.observers),
+    )
 }
 
 /// CreateTopics through `bootstrap` alone, retried (bounded) while the
@@ -104,6 +150,37 @@ fn read_exactly(bootstrap: &str, topic: &str, partitions: i32, expected: &[Strin
 fn a_broker_only_node_serves_beside_three_voters() {
     let mut cluster = Cluster::start_mixed(3, 1, LearnerListen::Fixed, &[]);
     wait_brokers(&cluster, &[1, 2, 3, 4]);
+    // DescribeQuorum, asked of any node, is the active controller's view:
+    // three voters and node 4 observing, all caught up once settled.
+    let controller = cluster.metadata(1).controller_id.0;
+    for (via, version) in [(4, 2), (1, 0), (2, 1)] {
+        cluster.wait_for(
+            &format!("DescribeQuorum v{version} via node {via}"),
+            WAIT,
+            || {
+                let answer = describe_quorum(&cluster, via, version);
+                let settled = (
+                    controller,
+                    vec![(1, true), (2, true), (3, true)],
+                    vec![(4, true)],
+                );
+                match quorum_members(&answer) {
+                    members if members == settled => Ok(answer),
+                    members => Err(format!("{members:?}")),
+                }
+            },
+        );
+    }
+    let nodes = describe_quorum(&cluster, 3, 2).nodes;
+    let listed: Vec<(i32, usize)> = nodes
+        .iter()
+        .map(|n| (n.node_id.0, n.listeners.len()))
+        .collect();
+    assert_eq!(
+        listed,
+        [(1, 1), (2, 1), (3, 1), (4, 1)],
+        "v2 names each member's listener"
+    );
     let only4 = cluster.node(4).bootstrap();
     let all = [1, 2, 3, 4];
     let leaders: BTreeSet<i32> = create_in_sync(&cluster, &only4, "rf4", 4, &all)
@@ -131,6 +208,8 @@ fn a_broker_only_node_serves_beside_three_voters() {
     cluster.kill9(4);
     cluster.create_topic(&NewTopic::new("after-kill", 3, TopicReplication::Fixed(3)));
     wait_brokers(&cluster, &[1, 2, 3]);
+    let (_, _, observers) = quorum_members(&describe_quorum(&cluster, 1, 2));
+    assert_eq!(observers, [(4, false)], "a dead observer falls behind");
     cluster.wait_isr("rf4", 4, &[1, 2, 3]);
     written.extend(produce_through(
         &cluster.bootstrap(),

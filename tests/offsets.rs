@@ -596,3 +596,43 @@ fn describe_log_dirs_lists_every_replica_with_its_size() {
         );
     }
 }
+
+/// DescribeQuorum on a broker without a metadata quorum: there is no
+/// `__cluster_metadata` partition to describe, and the answer says so; a
+/// request that names more than one partition is invalid, as in Kafka.
+#[test]
+fn describe_quorum_on_a_lone_broker_says_there_is_none() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+
+    let broker = Broker::start(1);
+    let request = |partitions: &[i32]| {
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(raw::str_bytes("__cluster_metadata"));
+        topic.partitions = partitions
+            .iter()
+            .map(|&p| {
+                let mut data = PartitionData::default();
+                data.partition_index = p;
+                data
+            })
+            .collect();
+        let mut r = DescribeQuorumRequest::default();
+        r.topics = vec![topic];
+        r
+    };
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let answer = client.call(2, &request(&[0]));
+    assert_eq!(answer.error_code, err::NONE);
+    let p = &answer.topics[0].partitions[0];
+    assert_eq!(p.error_code, err::UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(p
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("without a metadata quorum")));
+    assert_eq!(
+        client.call(0, &request(&[0, 1])).error_code,
+        42,
+        "INVALID_REQUEST"
+    );
+}

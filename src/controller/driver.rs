@@ -20,6 +20,7 @@ use super::learner::join_loop;
 use super::log_store::LogStore;
 use super::network::accept_loop;
 use super::peers::{Forwarder, Network};
+use super::quorum_status::{self, QuorumStatus};
 use super::records::{MetadataRecord, RecordOutcome};
 use super::rpc::{BrokerHeartbeat, HeartbeatReply, Hello, Request, Response, PROTOCOL_VERSION};
 use super::state_machine::{Published, StateMachine};
@@ -53,6 +54,9 @@ pub enum Command {
     Heartbeat {
         heartbeat: BrokerHeartbeat,
         reply: futures::channel::oneshot::Sender<Result<HeartbeatReply, ControllerError>>,
+    },
+    DescribeQuorum {
+        reply: futures::channel::oneshot::Sender<Result<QuorumStatus, ControllerError>>,
     },
 }
 
@@ -152,7 +156,36 @@ impl Core {
             Request::AddLearner { id, addr } => {
                 Response::AddLearner(self.add_learner_as_leader(id, addr).await)
             }
+            Request::DescribeQuorum => Response::DescribeQuorum(self.describe_quorum_as_leader()),
         }
+    }
+
+    /// The quorum's status if this node leads it.
+    fn describe_quorum_as_leader(&self) -> Result<QuorumStatus, ControllerError> {
+        let addrs: BTreeMap<i32, String> = self
+            .voters
+            .iter()
+            .map(|(&id, addr)| (id, addr.to_string()))
+            .collect();
+        quorum_status::status_of(&self.raft().metrics().borrow(), &addrs).ok_or(
+            ControllerError::NotLeader {
+                leader: self.leader(),
+            },
+        )
+    }
+
+    /// The quorum's status from the active controller, wherever it is.
+    async fn describe_quorum(&self) -> Result<QuorumStatus, ControllerError> {
+        self.at_leader(
+            || async { self.describe_quorum_as_leader() },
+            || Request::DescribeQuorum,
+            |r| match r {
+                Response::DescribeQuorum(r) => Some(r),
+                _ => None,
+            },
+            self.propose_timeout,
+        )
+        .await
     }
 
     /// Appends `record` if this node leads, and answers once it is
@@ -392,6 +425,10 @@ impl Core {
             }
             Command::Heartbeat { heartbeat, reply } => {
                 let result = tokio::time::timeout(limit, self.heartbeat(heartbeat)).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+            Command::DescribeQuorum { reply } => {
+                let result = tokio::time::timeout(limit, self.describe_quorum()).await;
                 let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
             }
         }

@@ -31,6 +31,7 @@ mod log_store;
 mod network;
 mod peers;
 pub mod placement;
+pub mod quorum_status;
 mod reassignment;
 pub mod records;
 mod rpc;
@@ -57,6 +58,7 @@ pub use rpc::{BrokerHeartbeat, HeartbeatReply};
 pub use state_machine::Published;
 
 use driver::{Command, Stats};
+use quorum_status::QuorumStatus;
 
 /// The quorum's directory inside the data dir (Kafka's name).
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -351,6 +353,19 @@ impl Controller {
     ) -> impl Future<Output = Result<(u64, RecordOutcome), ControllerError>> + Send + 'static {
         let (reply, answer) = futures::channel::oneshot::channel();
         let sent = self.send(Command::Propose { record, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
+    /// DescribeQuorum: the quorum as the active controller sees it (asked
+    /// of it wherever it is).
+    pub fn describe_quorum(
+        &self,
+    ) -> impl Future<Output = Result<QuorumStatus, ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let sent = self.send(Command::DescribeQuorum { reply });
         async move {
             sent?;
             answer.await.unwrap_or(Err(ControllerError::ShuttingDown))

@@ -9,6 +9,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::quorum_status::QuorumStatus;
 use super::records::MetadataRecord;
 use super::types::{Applied, TypeConfig};
 use super::ControllerError;
@@ -63,6 +64,8 @@ pub enum Request {
         id: i32,
         addr: String,
     },
+    /// DescribeQuorum, which only the active controller can answer.
+    DescribeQuorum,
 }
 
 impl Request {
@@ -85,4 +88,5 @@ pub enum Response {
     Propose(Result<(u64, Applied), ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     AddLearner(Result<(), ControllerError>),
+    DescribeQuorum(Result<QuorumStatus, ControllerError>),
 }

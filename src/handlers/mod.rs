@@ -11,6 +11,7 @@ mod configs;
 mod delete_records;
 mod describe_cluster;
 mod describe_log_dirs;
+mod describe_quorum;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
@@ -99,6 +100,7 @@ pub const APIS: &[ApiSpec] = &[
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
     describe_log_dirs::SPEC,
+    describe_quorum::SPEC,
     reassignments::ALTER,
     reassignments::LIST,
     write_txn_markers::SPEC,
@@ -454,6 +456,9 @@ async fn dispatch(
         }
         ApiKey::ListPartitionReassignments => {
             out.encoded(reassignments::list(shard, access, &header, body!()))
+        }
+        ApiKey::DescribeQuorum => {
+            out.encoded(describe_quorum::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeLogDirs => {
             out.encoded(describe_log_dirs::handle(shard, access, &header, body!()).await)
