@@ -12,8 +12,8 @@ use common::cluster::{Cluster, LearnerListen, WAIT};
 use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::{
-    describe_quorum_request, describe_quorum_response, DescribeQuorumRequest,
-    DescribeQuorumResponse, MetadataResponse, TopicName,
+    describe_quorum_request, describe_quorum_response, BrokerId, DescribeQuorumRequest,
+    DescribeQuorumResponse, MetadataResponse, TopicName, UnregisterBrokerRequest,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
 
@@ -271,4 +271,44 @@ fn a_broker_only_node_beside_a_single_voter() {
         ],
     );
     assert!(refused.contains("belongs to cluster"), "{refused}");
+}
+
+/// UnregisterBroker of node `id` through node `via`: the error code.
+fn unregister(cluster: &Cluster, via: i32, id: i32) -> i16 {
+    let mut request = UnregisterBrokerRequest::default();
+    request.broker_id = BrokerId(id);
+    RawClient::connect(&cluster.client_addr(via))
+        .call(0, &request)
+        .error_code
+}
+
+/// Decommissioning a broker-only node: refused while it runs; stopped, it
+/// is unregistered and its controller leaves the quorum's membership (no
+/// longer an observer); asked again, it is not registered. Started again
+/// under its id, it registers anew and observes again.
+#[test]
+fn a_decommissioned_broker_only_node_leaves_the_cluster() {
+    const INVALID_REQUEST: i16 = 42;
+    const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    let mut cluster = Cluster::start_mixed(3, 1, LearnerListen::Fixed, &[]);
+    wait_brokers(&cluster, &[1, 2, 3, 4]);
+    assert_eq!(unregister(&cluster, 1, 4), INVALID_REQUEST, "it still runs");
+    assert_eq!(unregister(&cluster, 1, 9), BROKER_ID_NOT_REGISTERED);
+
+    cluster.stop(4);
+    wait_brokers(&cluster, &[1, 2, 3]);
+    assert_eq!(unregister(&cluster, 2, 4), 0);
+    let (_, voters, observers) = quorum_members(&describe_quorum(&cluster, 3, 2));
+    assert_eq!(voters.len(), 3);
+    assert_eq!(observers, [], "no longer in the membership");
+    assert_eq!(unregister(&cluster, 1, 4), BROKER_ID_NOT_REGISTERED);
+
+    cluster.start_again(4);
+    wait_brokers(&cluster, &[1, 2, 3, 4]);
+    cluster.wait_for("node 4 observing again", WAIT, || {
+        match quorum_members(&describe_quorum(&cluster, 1, 2)) {
+            (_, _, observers) if observers == [(4, true)] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
 }

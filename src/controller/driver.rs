@@ -58,6 +58,10 @@ pub enum Command {
     DescribeQuorum {
         reply: futures::channel::oneshot::Sender<Result<QuorumStatus, ControllerError>>,
     },
+    RemoveLearner {
+        id: i32,
+        reply: futures::channel::oneshot::Sender<Result<(), ControllerError>>,
+    },
 }
 
 #[derive(Default)]
@@ -157,6 +161,9 @@ impl Core {
                 Response::AddLearner(self.add_learner_as_leader(id, addr).await)
             }
             Request::DescribeQuorum => Response::DescribeQuorum(self.describe_quorum_as_leader()),
+            Request::RemoveLearner { id } => {
+                Response::RemoveLearner(self.remove_learner_as_leader(id).await)
+            }
         }
     }
 
@@ -429,6 +436,10 @@ impl Core {
             }
             Command::DescribeQuorum { reply } => {
                 let result = tokio::time::timeout(limit, self.describe_quorum()).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+            Command::RemoveLearner { id, reply } => {
+                let result = tokio::time::timeout(limit, self.remove_learner(id)).await;
                 let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
             }
         }

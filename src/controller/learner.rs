@@ -12,9 +12,11 @@
 //!
 //! The membership changes only here: voters are fixed by
 //! `controller_quorum_voters`; learners are added, or their address set
-//! anew, and never removed. A learner gone for good costs the leader one
-//! dial at a time, at most every `LEARNER_BACKOFF_MAX` (`peers`), and no
-//! commit waits for it: learners are in no quorum.
+//! anew, and removed once their broker is unregistered (UnregisterBroker,
+//! for a node decommissioned for good). A learner gone but not removed
+//! costs the leader one dial at a time, at most every
+//! `LEARNER_BACKOFF_MAX` (`peers`), and no commit waits for it: learners
+//! are in no quorum.
 //!
 //! A restart at the same address adds nothing. If the leader's log moved
 //! on meanwhile, though, its stream to the learner may sit in that long
@@ -38,7 +40,7 @@ use super::ControllerError;
 /// or the leader moves (each attempt is bounded by the propose timeout).
 pub const JOIN_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 /// Most learners (broker-only nodes) a cluster takes: each costs the
-/// leader a replication stream, and learners are never removed.
+/// leader a replication stream until its broker is unregistered.
 pub const LEARNERS_MAX: usize = 256;
 
 /// The quorum as one node's membership shows it (no Kafka API lists it:
@@ -162,6 +164,61 @@ impl Core {
             }
             Err(e) => Err(ControllerError::Raft(e.to_string())),
         }
+    }
+
+    /// On the active controller: takes learner `id` out of the membership
+    /// once its broker is no longer registered (a registered one may be
+    /// running, and would stop hearing the metadata log). Not a learner
+    /// (gone already, or a voter): nothing to do.
+    pub async fn remove_learner_as_leader(&self, id: i32) -> Result<(), ControllerError> {
+        if !self.is_leader() {
+            return Err(ControllerError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        if self.image().1.brokers.contains_key(&id) {
+            return Err(ControllerError::Config(format!(
+                "broker {id} is registered: unregister it before it leaves the quorum"
+            )));
+        }
+        let raft = self.raft();
+        let learner = quorum(&raft.metrics().borrow()).learners.contains_key(&id);
+        if !learner {
+            return Ok(());
+        }
+        let gone = std::collections::BTreeSet::from([id as u64]);
+        match raft
+            .change_membership(ChangeMembers::RemoveNodes(gone), false)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(learner = id, "learner out of the membership");
+                Ok(())
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ControllerError::NotLeader {
+                    leader: f.leader_id.map(|l| l as i32),
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ControllerError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(ControllerError::Raft(e.to_string())),
+        }
+    }
+
+    /// Asks the active controller to take learner `id` out.
+    pub(super) async fn remove_learner(&self, id: i32) -> Result<(), ControllerError> {
+        self.at_leader(
+            || self.remove_learner_as_leader(id),
+            || Request::RemoveLearner { id },
+            |r| match r {
+                Response::RemoveLearner(r) => Some(r),
+                _ => None,
+            },
+            self.propose_timeout,
+        )
+        .await
     }
 
     /// A learner asks the active controller to add it at `addr`.

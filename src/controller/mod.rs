@@ -372,6 +372,21 @@ impl Controller {
         }
     }
 
+    /// Takes learner `id` out of the quorum's membership, once its broker
+    /// is unregistered (asked of the active controller wherever it is); a
+    /// node that is not a learner there needs nothing.
+    pub fn remove_learner(
+        &self,
+        id: i32,
+    ) -> impl Future<Output = Result<(), ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let sent = self.send(Command::RemoveLearner { id, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
     /// Kafka's BrokerHeartbeat: `metadata_index` is the last index the
     /// broker has applied. Renews its session on the active controller and
     /// unfences it once it has caught up.

@@ -109,6 +109,13 @@ pub enum MetadataRecord {
         partition: i32,
         target: Option<Vec<i32>>,
     },
+    /// A fenced broker taken out of the cluster for good (Kafka's
+    /// UnregisterBroker): it is no longer registered, and the replicas it
+    /// held are offline ones. Last, so older log entries keep their
+    /// variant numbers.
+    UnregisterBroker {
+        id: i32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +191,8 @@ pub enum RecordError {
     TooManyAcls,
     #[error("no reassignment of {topic}-{partition} is in progress")]
     NoReassignmentInProgress { topic: String, partition: i32 },
+    #[error("broker {0} is live: stop it before unregistering it")]
+    BrokerLive(i32),
 }
 
 impl RecordError {
@@ -212,6 +221,7 @@ impl RecordError {
             RecordError::InvalidQuota(_) => E::InvalidRequest,
             RecordError::TooManyAcls => E::PolicyViolation,
             RecordError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
+            RecordError::BrokerLive(_) => E::InvalidRequest,
         }
         .code()
     }
@@ -298,6 +308,7 @@ pub fn apply(
             partition,
             target: None,
         } => reassignment::cancel(image, topic, *partition),
+        R::UnregisterBroker { id } => unregister_broker(image, *id),
     }
 }
 
@@ -330,6 +341,20 @@ fn register_broker(
         fenced,
     };
     image.brokers.insert(id, registration);
+    Ok(RecordOutcome::Applied)
+}
+
+/// Only a fenced broker goes: a live one would keep serving replicas the
+/// image no longer knows it for.
+fn unregister_broker(image: &mut ClusterImage, id: i32) -> Result<RecordOutcome, RecordError> {
+    let broker = image
+        .brokers
+        .get(&id)
+        .ok_or(RecordError::UnknownBroker(id))?;
+    if !broker.fenced {
+        return Err(RecordError::BrokerLive(id));
+    }
+    image.brokers.remove(&id);
     Ok(RecordOutcome::Applied)
 }
 

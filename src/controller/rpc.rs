@@ -66,6 +66,10 @@ pub enum Request {
     },
     /// DescribeQuorum, which only the active controller can answer.
     DescribeQuorum,
+    /// Take learner `id` out of the membership (its broker unregistered).
+    RemoveLearner {
+        id: i32,
+    },
 }
 
 impl Request {
@@ -89,4 +93,5 @@ pub enum Response {
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     AddLearner(Result<(), ControllerError>),
     DescribeQuorum(Result<QuorumStatus, ControllerError>),
+    RemoveLearner(Result<(), ControllerError>),
 }

@@ -29,6 +29,7 @@ mod sasl;
 mod scram_credentials;
 mod throttle;
 mod txn;
+mod unregister_broker;
 mod write_txn_markers;
 
 use std::rc::Rc;
@@ -101,6 +102,7 @@ pub const APIS: &[ApiSpec] = &[
     delete_records::SPEC,
     describe_log_dirs::SPEC,
     describe_quorum::SPEC,
+    unregister_broker::SPEC,
     reassignments::ALTER,
     reassignments::LIST,
     write_txn_markers::SPEC,
@@ -456,6 +458,9 @@ async fn dispatch(
         }
         ApiKey::ListPartitionReassignments => {
             out.encoded(reassignments::list(shard, access, &header, body!()))
+        }
+        ApiKey::UnregisterBroker => {
+            out.encoded(unregister_broker::handle(shard, access, &header, body!()).await)
         }
         ApiKey::DescribeQuorum => {
             out.encoded(describe_quorum::handle(shard, access, &header, body!()).await)

@@ -630,3 +630,28 @@ fn a_bad_target_is_refused_and_a_deleted_topic_takes_its_reassignment_along() {
     .unwrap();
     assert!(image.reassignments.is_empty());
 }
+
+#[test]
+fn only_a_fenced_broker_is_unregistered_and_it_may_register_again() {
+    let mut image = cluster();
+    let unregister = MetadataRecord::UnregisterBroker { id: 3 };
+    assert_eq!(
+        apply(&mut image, &unregister),
+        Err(RecordError::BrokerLive(3))
+    );
+    apply(&mut image, &MetadataRecord::FenceBroker { id: 3 }).unwrap();
+    assert_eq!(apply(&mut image, &unregister), Ok(RecordOutcome::Applied));
+    assert!(!image.brokers.contains_key(&3));
+    assert_eq!(
+        apply(&mut image, &unregister),
+        Err(RecordError::UnknownBroker(3))
+    );
+    assert_eq!(
+        apply(&mut image, &register(3, 33)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert!(
+        image.brokers[&3].fenced,
+        "back as a new incarnation, fenced"
+    );
+}
