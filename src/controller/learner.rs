@@ -147,23 +147,9 @@ impl Core {
                     .await
             }
         };
-        match write {
-            Ok(_) => {
-                tracing::info!(learner = id, %addr, ?change, "learner in the membership");
-                Ok(())
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ControllerError::NotLeader {
-                    leader: f.leader_id.map(|l| l as i32),
-                })
-            }
-            // Another membership change (another learner) is being
-            // committed: the learner asks again.
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ControllerError::Unavailable(e.to_string()))
-            }
-            Err(e) => Err(ControllerError::Raft(e.to_string())),
-        }
+        write.map_err(membership_write_failed)?;
+        tracing::info!(learner = id, %addr, ?change, "learner in the membership");
+        Ok(())
     }
 
     /// On the active controller: takes learner `id` out of the membership
@@ -187,24 +173,11 @@ impl Core {
             return Ok(());
         }
         let gone = std::collections::BTreeSet::from([id as u64]);
-        match raft
-            .change_membership(ChangeMembers::RemoveNodes(gone), false)
+        raft.change_membership(ChangeMembers::RemoveNodes(gone), false)
             .await
-        {
-            Ok(_) => {
-                tracing::info!(learner = id, "learner out of the membership");
-                Ok(())
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ControllerError::NotLeader {
-                    leader: f.leader_id.map(|l| l as i32),
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ControllerError::Unavailable(e.to_string()))
-            }
-            Err(e) => Err(ControllerError::Raft(e.to_string())),
-        }
+            .map_err(membership_write_failed)?;
+        tracing::info!(learner = id, "learner out of the membership");
+        Ok(())
     }
 
     /// Asks the active controller to take learner `id` out.
@@ -237,6 +210,21 @@ impl Core {
             self.propose_timeout,
         )
         .await
+    }
+}
+
+/// Why a membership change was not written, as the asker sees it.
+fn membership_write_failed(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ControllerError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotLeader {
+            leader: f.leader_id.map(|l| l as i32),
+        },
+        // Another membership change (another learner) is being committed:
+        // the asker asks again.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ControllerError::Unavailable(e.to_string())
+        }
+        e => ControllerError::Raft(e.to_string()),
     }
 }
 
