@@ -222,8 +222,12 @@ pub fn run(
             crate::metadata::owner_shard(topic, partition, shard_count)
         })
         .map_err(dir_err)?;
-    // Before any log opens, with the image this node caught up to.
-    crate::shard::bury_stray_partitions(&data_dir, &topics);
+    // Before any log opens, with the image this node caught up to. Only
+    // in a cluster: there the quorum's image is the truth, while a lone
+    // broker's topics.toml, if lost, must not take the logs with it.
+    if cluster.is_some() {
+        crate::shard::bury_stray_partitions(&data_dir, &topics);
+    }
     crate::shard::remove_leftover_graveyards(&data_dir);
     let data_dir_at_start = crate::shard::DataDirAtStart {
         clean: clean_start,

@@ -39,9 +39,9 @@ pub(super) fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
 /// Renames away, into graveyards, the partition directories of `data_dir`
 /// that `topics` does not place on this node: a replica reassigned
 /// elsewhere, or a topic deleted, while the node was down (Kafka's stray
-/// replicas). Run at start with the image the node caught up to, before
-/// any log opens, and before [`remove_leftover_graveyards`], which then
-/// removes them. Returns how many went.
+/// replicas). Run at start in a cluster, with the image the node caught up
+/// to, before any log opens, and before [`remove_leftover_graveyards`],
+/// which then removes them. Returns how many went.
 pub fn bury_stray_partitions(data_dir: &Path, topics: &crate::metadata::Topics) -> usize {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return 0;
