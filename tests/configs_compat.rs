@@ -398,3 +398,51 @@ fn keyless_records_on_compacted_topics_get_record_errors() {
         "nothing of a refused batch is in the log"
     );
 }
+
+/// `kafka-reassign-partitions.sh --verify` deletes the replication
+/// throttles of every topic and broker of a move, set or not: deleting them
+/// succeeds (none is ever set here) and changes nothing else; setting one
+/// is refused, since replicas copy unthrottled.
+#[test]
+fn replication_throttles_delete_as_never_set_and_are_refused_when_set() {
+    const OP_DELETE: i8 = 1;
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "moved", 1, &[("retention.ms", "1000")]);
+    let mut c = RawClient::connect(&bs);
+    let topic_deletes = [
+        ("leader.replication.throttled.replicas", OP_DELETE, None),
+        ("follower.replication.throttled.replicas", OP_DELETE, None),
+    ];
+    assert_eq!(
+        incremental(&mut c, "moved", &topic_deletes),
+        (err::NONE, None)
+    );
+    let broker_deletes = [
+        ("leader.replication.throttled.rate", OP_DELETE, None),
+        ("follower.replication.throttled.rate", OP_DELETE, None),
+        (
+            "replica.alter.log.dirs.io.max.bytes.per.second",
+            OP_DELETE,
+            None,
+        ),
+    ];
+    assert_eq!(
+        c.incremental_alter(1, BROKER, "0", &broker_deletes).0,
+        err::NONE
+    );
+
+    let set = [("leader.replication.throttled.replicas", OP_SET, Some("*"))];
+    let (code, message) = incremental(&mut c, "moved", &set);
+    assert_eq!(code, err::INVALID_CONFIG);
+    assert!(message.is_some_and(|m| m.contains("not supported")));
+    let rate = [("leader.replication.throttled.rate", OP_SET, Some("1000"))];
+    assert_eq!(
+        c.incremental_alter(1, BROKER, "0", &rate).0,
+        err::INVALID_CONFIG
+    );
+    assert_eq!(
+        topic_set(&mut c, "moved"),
+        owned(&[("retention.ms", "1000")])
+    );
+}
