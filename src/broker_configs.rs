@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     edited_list, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
-    LIST_TOPIC_CONFIG_KEYS,
+    LIST_TOPIC_CONFIG_KEYS, THROTTLES_UNSUPPORTED,
 };
 
 /// Broker config -> the topic config it is the default of (Kafka's
@@ -43,6 +43,15 @@ pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",
     ),
+];
+
+/// Kafka's broker replication throttles (see
+/// [`crate::config::TOPIC_THROTTLE_KEYS`]): deleting one changes nothing,
+/// setting one is refused.
+pub const BROKER_THROTTLE_KEYS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
 /// A set of broker configs: only the keys set explicitly.
@@ -190,6 +199,20 @@ impl BrokerConfigs {
             self.of(target).cloned().unwrap_or_default()
         };
         for (key, change) in changes {
+            if BROKER_THROTTLE_KEYS.contains(&key.as_str()) {
+                match change {
+                    ConfigChange::Delete => continue,
+                    ConfigChange::Set(value)
+                    | ConfigChange::Append(value)
+                    | ConfigChange::Subtract(value) => {
+                        return Err(BrokerConfigError::Invalid {
+                            key,
+                            value,
+                            reason: THROTTLES_UNSUPPORTED,
+                        })
+                    }
+                }
+            }
             let Some(topic_key) = topic_key_of(&key) else {
                 return Err(BrokerConfigError::NotDynamic(key));
             };

@@ -477,6 +477,20 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
+/// Kafka's replication throttles, the topic ones (the broker ones are in
+/// `broker_configs`): `kafka-reassign-partitions.sh --throttle` sets them
+/// on a move's topics and brokers, and `--verify` deletes them all after
+/// it, set or not. Replicas copy unthrottled here, so none is ever set: a
+/// delete changes nothing, a value is refused rather than ignored.
+pub const TOPIC_THROTTLE_KEYS: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
+/// Why a replication throttle is refused.
+pub const THROTTLES_UNSUPPORTED: &str =
+    "replication throttles are not supported: replicas copy unthrottled";
+
 /// Topic configs whose value is a comma-separated list (Kafka's ConfigDef
 /// type LIST): the only ones IncrementalAlterConfigs may APPEND to or
 /// SUBTRACT from.
@@ -593,6 +607,7 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
             "true" | "false" => Ok(()),
             _ => Err(bad("expected true or false")),
         },
+        k if TOPIC_THROTTLE_KEYS.contains(&k) => Err(bad(THROTTLES_UNSUPPORTED)),
         _ => Err(bad("unknown topic config")),
     }
 }
@@ -652,7 +667,9 @@ impl BrokerConfig {
             let value = match change {
                 ConfigChange::Set(value) => value,
                 ConfigChange::Delete => {
-                    if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                    let known = TOPIC_CONFIG_KEYS.contains(&key.as_str())
+                        || TOPIC_THROTTLE_KEYS.contains(&key.as_str());
+                    if !known {
                         return Err(InvalidConfig {
                             key,
                             value: String::new(),

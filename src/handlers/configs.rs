@@ -337,7 +337,6 @@ pub async fn incremental_alter(
             Some(refused) => Err(refused),
             None => resource.configs.iter().map(incremental_change).collect(),
         };
-        let changes = changes.and_then(without_throttle_deletes);
         let (error, message) = alter_resource(
             shard,
             access,
@@ -447,41 +446,6 @@ fn malformed(configs: &[(&str, bool)]) -> Option<Outcome> {
         )));
     }
     None
-}
-
-/// Kafka's replication throttles: `kafka-reassign-partitions.sh
-/// --throttle` sets them on the topics and brokers of a move, and
-/// `--verify` deletes them all once it is done (whether or not they were
-/// set). Sluice does not throttle replication, so none is ever set:
-/// deleting one changes nothing (as deleting an unset key does in Kafka),
-/// and setting one is refused rather than ignored.
-const REPLICATION_THROTTLES: &[&str] = &[
-    "leader.replication.throttled.replicas",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
-    "replica.alter.log.dirs.io.max.bytes.per.second",
-];
-
-/// `changes` without deletes of replication throttles; a change of one
-/// that is not a delete is INVALID_CONFIG.
-fn without_throttle_deletes(
-    changes: Vec<(String, ConfigChange)>,
-) -> Result<Vec<(String, ConfigChange)>, Outcome> {
-    let mut kept = Vec::with_capacity(changes.len());
-    for (key, change) in changes {
-        if !REPLICATION_THROTTLES.contains(&key.as_str()) {
-            kept.push((key, change));
-        } else if !matches!(change, ConfigChange::Delete) {
-            return Err((
-                ResponseError::InvalidConfig.code(),
-                Some(format!(
-                    "{key}: replication throttles are not supported; replicas copy unthrottled"
-                )),
-            ));
-        }
-    }
-    Ok(kept)
 }
 
 /// One IncrementalAlterConfigs operation as a change (values checked present).

@@ -27,13 +27,26 @@ fn remove_graveyard(dir: &Path) {
 /// Where a deleted partition's directory goes: its name with the topic id
 /// and [`GRAVEYARD_SUFFIX`] appended (not an extension replaced: a topic
 /// name may hold dots, and its partitions must not meet at one name).
-pub(super) fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
+fn graveyard_of(dir: &Path, topic_id: &str) -> PathBuf {
     let mut name = dir
         .file_name()
         .expect("a partition directory")
         .to_os_string();
     name.push(format!(".{topic_id}{GRAVEYARD_SUFFIX}"));
     dir.with_file_name(name)
+}
+
+/// Renames partition directory `dir` (of topic `topic_id`) to its
+/// graveyard, which it returns; a failure is logged and gives `None`.
+pub(super) fn into_graveyard(dir: &Path, topic_id: &str) -> Option<PathBuf> {
+    let graveyard = graveyard_of(dir, topic_id);
+    match std::fs::rename(dir, &graveyard) {
+        Ok(()) => Some(graveyard),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot rename a partition directory away; it stays");
+            None
+        }
+    }
 }
 
 /// Renames away, into graveyards, the partition directories of `data_dir`
@@ -59,15 +72,9 @@ pub fn bury_stray_partitions(data_dir: &Path, topics: &crate::metadata::Topics) 
             continue;
         }
         let dir = entry.path();
-        let graveyard = graveyard_of(&dir, "stray");
-        match std::fs::rename(&dir, &graveyard) {
-            Ok(()) => {
-                tracing::info!(dir = %dir.display(), "a partition this node no longer holds: removing it");
-                buried += 1;
-            }
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stray partition")
-            }
+        if into_graveyard(&dir, "stray").is_some() {
+            tracing::info!(dir = %dir.display(), "a partition this node no longer holds: removing it");
+            buried += 1;
         }
     }
     buried
@@ -83,14 +90,8 @@ fn partition_of(name: &str) -> Option<(&str, i32)> {
 /// Renames `dir`, a partition directory of the deleted topic `topic_id`,
 /// into its graveyard and removes it in the background.
 pub(super) fn bury(dir: &Path, topic_id: &str) {
-    let graveyard = graveyard_of(dir, topic_id);
-    match std::fs::rename(dir, &graveyard) {
-        Ok(()) => {
-            crate::runtime::spawn_local(remove_all(vec![graveyard])).detach();
-        }
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's partition")
-        }
+    if let Some(graveyard) = into_graveyard(dir, topic_id) {
+        crate::runtime::spawn_local(remove_all(vec![graveyard])).detach();
     }
 }
 

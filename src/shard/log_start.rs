@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::ResponseError;
 
 use super::ops::{led_partition, storage_error_code};
+use super::replica::{wait_leading, Waited};
 use super::*;
 use crate::replication::Role;
 use crate::storage::LogStartSync;
@@ -100,22 +101,21 @@ fn advance_on_leader(
     if !(0..=hw).contains(&target) {
         return Err(ResponseError::OffsetOutOfRange.code());
     }
-    if target <= log.log_start_offset() {
-        // Nothing moves (Kafka answers the start as it is).
-        return Ok((target, None));
-    }
-    let deleted = log.advance_log_start(target).map_err(|e| {
+    let moved = log.advance_log_start(target).map_err(|e| {
         if !write_failures::failed_storage("delete records", &item.tp, &e) {
             tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "cannot move the log start");
         }
         storage_error_code(&e)
     })?;
-    let sync = log.log_start_sync();
     drop(log);
+    // At or below the start nothing moves (Kafka answers the start as it is).
+    let Some(moved) = moved else {
+        return Ok((target, None));
+    };
     // Fetch sessions tell the new start; waiting followers fetch it.
     partition.notify_moved();
-    unlink_deleted(deleted);
-    Ok((target, Some(sync)))
+    unlink_deleted(moved.deleted);
+    Ok((target, Some(moved.sync)))
 }
 
 /// Waits until the low watermark reaches `target` or `deadline` passes
@@ -127,30 +127,17 @@ async fn wait_low_watermark(
     leader_epoch: i32,
     deadline: Instant,
 ) -> DeleteRecordsOutcome {
-    loop {
-        let seen = partition.appended.version();
-        {
-            let role = partition.role.borrow();
-            if !role.is_leader() || role.leader_epoch() != leader_epoch {
-                return refused(ResponseError::NotLeaderOrFollower.code());
-            }
-            let low_watermark = low_watermark(shard, &role, partition);
-            if low_watermark >= target {
-                return DeleteRecordsOutcome {
-                    error: 0,
-                    low_watermark,
-                };
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline || shard.is_stopping() {
-            return refused(ResponseError::RequestTimedOut.code());
-        }
-        let changed = partition.appended.changed_since(seen);
-        let stop = shard.stopping.changed_since(0);
-        let (changed, stop) = (std::pin::pin!(changed), std::pin::pin!(stop));
-        let either = futures::future::select(changed, stop);
-        let _ = crate::runtime::timeout(deadline - now, either).await;
+    let reached = |role: &Role| {
+        let low_watermark = low_watermark(shard, role, partition);
+        (low_watermark >= target).then_some(low_watermark)
+    };
+    match wait_leading(shard, partition, leader_epoch, deadline, reached).await {
+        Waited::Done(low_watermark) => DeleteRecordsOutcome {
+            error: 0,
+            low_watermark,
+        },
+        Waited::NotLeader => refused(ResponseError::NotLeaderOrFollower.code()),
+        Waited::TimedOut => refused(ResponseError::RequestTimedOut.code()),
     }
 }
 
@@ -177,17 +164,15 @@ fn low_watermark(shard: &Shard, role: &Role, partition: &Partition) -> i64 {
 pub(super) fn follow_leader_start(tp: &TopicPartition, partition: &Partition, leader_start: i64) {
     let mut log = partition.log.borrow_mut();
     let target = leader_start.min(log.high_watermark());
-    if target <= log.log_start_offset() {
-        return;
-    }
     match log.advance_log_start(target) {
-        Ok(deleted) => {
-            let sync = log.log_start_sync();
+        Ok(None) => {}
+        Ok(Some(moved)) => {
             drop(log);
             partition.notify_moved();
-            unlink_deleted(deleted);
+            unlink_deleted(moved.deleted);
             // Not waited for: a follower that loses it takes the start
             // from the leader again.
+            let sync = moved.sync;
             crate::runtime::spawn_local(crate::runtime::blocking(move || {
                 if let Err(e) = sync.run() {
                     tracing::warn!(error = %e, "cannot sync a follower's log start");

@@ -237,27 +237,59 @@ pub(super) async fn wait_replicated(
     min_insync: usize,
     timeout: Duration,
 ) -> i16 {
+    let replicated = |role: &Role| {
+        // Kafka's checkEnoughReplicasReachOffset: replicated, but by fewer
+        // replicas than the topic asks for.
+        (partition.log.borrow().high_watermark() >= required).then(|| {
+            if role.isr_len() < min_insync {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            } else {
+                0
+            }
+        })
+    };
     let deadline = Instant::now() + timeout;
+    match wait_leading(shard, partition, leader_epoch, deadline, replicated).await {
+        Waited::Done(code) => code,
+        Waited::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+        Waited::TimedOut => ResponseError::RequestTimedOut.code(),
+    }
+}
+
+/// How a [`wait_leading`] ended.
+pub(super) enum Waited<T> {
+    Done(T),
+    /// This replica stopped leading at the epoch waited at.
+    NotLeader,
+    /// The deadline passed, or the shard is stopping.
+    TimedOut,
+}
+
+/// Waits, while this replica leads `partition` at `leader_epoch`, until
+/// `done` answers, asking it again at every move of the partition
+/// (`Partition::notify_moved`: appends, high watermarks, followers' log
+/// starts, role changes), at most until `deadline`.
+pub(super) async fn wait_leading<T>(
+    shard: &Shard,
+    partition: &Partition,
+    leader_epoch: i32,
+    deadline: Instant,
+    mut done: impl FnMut(&Role) -> Option<T>,
+) -> Waited<T> {
     loop {
         let seen = partition.appended.version();
         {
             let role = partition.role.borrow();
             if !role.is_leader() || role.leader_epoch() != leader_epoch {
-                return ResponseError::NotLeaderOrFollower.code();
+                return Waited::NotLeader;
             }
-            if partition.log.borrow().high_watermark() >= required {
-                // Kafka's checkEnoughReplicasReachOffset: replicated, but by
-                // fewer replicas than the topic asks for.
-                return if role.isr_len() < min_insync {
-                    ResponseError::NotEnoughReplicasAfterAppend.code()
-                } else {
-                    0
-                };
+            if let Some(answer) = done(&role) {
+                return Waited::Done(answer);
             }
         }
         let now = Instant::now();
         if now >= deadline || shard.is_stopping() {
-            return ResponseError::RequestTimedOut.code();
+            return Waited::TimedOut;
         }
         let changed = partition.appended.changed_since(seen);
         let stop = shard.stopping.changed_since(0);

@@ -24,17 +24,17 @@ impl PartitionLog {
     /// Moves the log start up to `offset`, which must not pass the high
     /// watermark (a leader checks the client's offset against it; a
     /// follower takes at most its own). A lower or equal offset changes
-    /// nothing (Kafka's maybeIncrementLogStartOffset). Returns the segments
-    /// now wholly below the start, out of the log with their files renamed,
-    /// for the caller to unlink off the shard's thread. The file it writes
-    /// is not synced: [`Self::log_start_sync`] is.
-    pub fn advance_log_start(&mut self, offset: i64) -> Result<Vec<DeletedSegment>, StorageError> {
+    /// nothing (Kafka's maybeIncrementLogStartOffset): `None`.
+    pub fn advance_log_start(
+        &mut self,
+        offset: i64,
+    ) -> Result<Option<LogStartMoved>, StorageError> {
         assert!(
             offset <= self.high_watermark,
             "the log start stays within what the ISR holds"
         );
         if offset <= self.log_start_offset {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let old_start = self.log_start_offset;
         write_log_start(&self.dir, offset)?;
@@ -52,15 +52,12 @@ impl PartitionLog {
             segments_deleted = deleted.len(),
             "log start moved"
         );
-        Ok(deleted)
-    }
-
-    /// The fsync that makes the last [`Self::advance_log_start`] durable,
-    /// to run off the shard's thread.
-    pub fn log_start_sync(&self) -> LogStartSync {
-        LogStartSync {
-            dir: self.dir.clone(),
-        }
+        Ok(Some(LogStartMoved {
+            deleted,
+            sync: LogStartSync {
+                dir: self.dir.clone(),
+            },
+        }))
     }
 
     /// At open: the start a `log-start-offset` file holds, within the log,
@@ -109,6 +106,15 @@ impl PartitionLog {
         }
         Ok(deleted)
     }
+}
+
+/// What moving a log start leaves the caller to do off the shard's thread.
+pub struct LogStartMoved {
+    /// The segments now wholly below the start, out of the log with their
+    /// files renamed, to unlink.
+    pub deleted: Vec<DeletedSegment>,
+    /// The `log-start-offset` file was written, not synced.
+    pub sync: LogStartSync,
 }
 
 /// Makes a partition's `log-start-offset` file durable.

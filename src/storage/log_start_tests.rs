@@ -42,9 +42,12 @@ fn filled(dir: &Path, n: usize) -> PartitionLog {
 /// Moves the start and unlinks what went, as the shard does; how many
 /// segments went.
 fn advance(log: &mut PartitionLog, offset: i64) -> usize {
-    let deleted = log.advance_log_start(offset).unwrap();
-    let n = deleted.len();
-    for segment in deleted {
+    let Some(moved) = log.advance_log_start(offset).unwrap() else {
+        return 0;
+    };
+    moved.sync.run().unwrap();
+    let n = moved.deleted.len();
+    for segment in moved.deleted {
         segment.remove().unwrap();
     }
     n

@@ -68,7 +68,7 @@ pub use leader_epoch::{
 pub use log::{
     AppendOrigin, AppendResult, FileSlice, PartitionLog, Prepared, PreparedAppend, ReadPlan,
 };
-pub use log_start::{LogStartSync, LOG_START_FILE};
+pub use log_start::{LogStartMoved, LogStartSync, LOG_START_FILE};
 pub use prefault::{extension_writes_back, Prefault};
 pub use producer_state::{
     BatchMeta, ProducerEntry, ProducerError, ProducerStates, PRODUCER_BATCHES_KEPT,
