@@ -12,8 +12,9 @@ use common::cluster::{Cluster, LearnerListen, WAIT};
 use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::{
-    describe_quorum_request, describe_quorum_response, BrokerId, DescribeQuorumRequest,
-    DescribeQuorumResponse, MetadataResponse, TopicName, UnregisterBrokerRequest,
+    describe_quorum_request, describe_quorum_response, AddRaftVoterRequest, BrokerId,
+    DescribeQuorumRequest, DescribeQuorumResponse, MetadataResponse, RemoveRaftVoterRequest,
+    TopicName, UnregisterBrokerRequest,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
 
@@ -311,4 +312,119 @@ fn a_decommissioned_broker_only_node_leaves_the_cluster() {
             other => Err(format!("{other:?}")),
         }
     });
+}
+
+/// AddRaftVoter (`add`) or RemoveRaftVoter of node `id` through node
+/// `via`, for cluster `cluster_id` (`None`: the request names none): the
+/// error code.
+fn change_voter(cluster: &Cluster, via: i32, id: i32, add: bool, cluster_id: Option<&str>) -> i16 {
+    let mut client = RawClient::connect(&cluster.client_addr(via));
+    let cluster_id = cluster_id.map(raw::str_bytes);
+    if add {
+        let mut request = AddRaftVoterRequest::default();
+        request.cluster_id = cluster_id;
+        request.voter_id = id;
+        request.timeout_ms = 30_000;
+        client.call(0, &request).error_code
+    } else {
+        let mut request = RemoveRaftVoterRequest::default();
+        request.cluster_id = cluster_id;
+        request.voter_id = id;
+        client.call(0, &request).error_code
+    }
+}
+
+/// Waits until every live node lists exactly `expected` as brokers (any
+/// controller: a voter may be a broker-only node made one).
+fn wait_listed(cluster: &Cluster, expected: &[i32]) {
+    let expected: BTreeSet<i32> = expected.iter().copied().collect();
+    for id in cluster.live() {
+        cluster.wait_metadata(
+            id,
+            &format!("node {id} to list brokers {expected:?}"),
+            |m| brokers(m) == expected,
+        );
+    }
+}
+
+/// Waits until node `via` describes the quorum with exactly `voters` and
+/// `observers` (an answer may fail while a removed leader steps down).
+fn wait_quorum(cluster: &Cluster, via: i32, voters: &[i32], observers: &[i32]) {
+    let want = |ids: &[i32]| ids.iter().copied().collect::<BTreeSet<i32>>();
+    let want = (want(voters), want(observers));
+    cluster.wait_for(
+        &format!("voters {voters:?}, observers {observers:?}"),
+        WAIT,
+        || {
+            let response = describe_quorum(cluster, via, 2);
+            let p = &response.topics[0].partitions[0];
+            if p.error_code != 0 {
+                return Err(format!("{:?}", p.error_message));
+            }
+            let (_, v, o) = quorum_members(&response);
+            let ids = |m: Members| m.into_iter().map(|(id, _)| id).collect::<BTreeSet<i32>>();
+            let got = (ids(v), ids(o));
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    );
+}
+
+/// Replacing a controller (KIP-853): broker-only node 4 is made a voter and
+/// voter 1 leaves the voters, through the Kafka API. The quorum is then
+/// {2, 3, 4} for real: with nodes 1 and 2 stopped it still commits (the
+/// voter list it started from, {1, 2, 3}, would have no majority); node 4
+/// restarted at another quorum port is needed for a commit and gives it;
+/// node 1, still a learner, comes back as a broker. Refusals: a voter
+/// added twice, a node that does not follow the log, a voter that is not
+/// one, another cluster's id.
+#[test]
+fn the_voters_change_while_the_quorum_runs() {
+    const REQUEST_TIMED_OUT: i16 = 7;
+    const INCONSISTENT_CLUSTER_ID: i16 = 104;
+    const DUPLICATE_VOTER: i16 = 126;
+    const VOTER_NOT_FOUND: i16 = 127;
+    let mut cluster = Cluster::start_mixed(3, 1, LearnerListen::Default, &[]);
+    wait_brokers(&cluster, &[1, 2, 3, 4]);
+    cluster.wait_for("node 4 observing", WAIT, || {
+        match quorum_members(&describe_quorum(&cluster, 1, 2)) {
+            (_, _, observers) if observers == [(4, true)] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    assert_eq!(change_voter(&cluster, 1, 4, true, None), 0);
+    wait_quorum(&cluster, 2, &[1, 2, 3, 4], &[]);
+    assert_eq!(change_voter(&cluster, 3, 4, true, None), DUPLICATE_VOTER);
+    assert_eq!(change_voter(&cluster, 3, 9, true, None), REQUEST_TIMED_OUT);
+    assert_eq!(change_voter(&cluster, 3, 9, false, None), VOTER_NOT_FOUND);
+    assert_eq!(
+        change_voter(&cluster, 3, 2, false, Some("another-cluster")),
+        INCONSISTENT_CLUSTER_ID
+    );
+
+    assert_eq!(change_voter(&cluster, 4, 1, false, None), 0);
+    wait_quorum(&cluster, 4, &[2, 3, 4], &[1]);
+
+    cluster.stop(1);
+    cluster.stop(2);
+    wait_listed(&cluster, &[3, 4]);
+    let only3 = cluster.node(3).bootstrap();
+    create_in_sync(&cluster, &only3, "two-of-three", 2, &[3, 4]);
+
+    // Node 4 is one of the two voters left: without it nothing commits,
+    // and it comes back at a new quorum port.
+    cluster.stop(4);
+    cluster.start_again(4);
+    create_in_sync(&cluster, &only3, "after-voter-restart", 1, &[3, 4]);
+    let written = produce_through(&only3, "two-of-three", "kept", 40, 2);
+    read_exactly(&cluster.node(4).bootstrap(), "two-of-three", 2, &written);
+
+    cluster.start_again(1);
+    cluster.start_again(2);
+    wait_listed(&cluster, &[1, 2, 3, 4]);
+    wait_quorum(&cluster, 1, &[2, 3, 4], &[1]);
 }

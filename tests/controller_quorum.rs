@@ -700,10 +700,11 @@ fn a_learner_with_a_wiped_data_dir_catches_up() {
     }
 }
 
-/// Raft traffic from a node outside the voter list is refused: a node
-/// that wrongly calls itself a voter cannot disturb the quorum.
+/// Vote requests from a node that is no voter (neither in the voter list
+/// nor made one since) are refused: a node that wrongly calls itself a
+/// voter cannot disturb the quorum.
 #[test]
-fn raft_traffic_from_a_non_voter_is_refused() {
+fn votes_asked_by_a_non_voter_are_refused() {
     let cluster = Cluster::start(&["c14", "c14", "c14"]);
     let leader = agreed_leader(&cluster.live());
     let refused = |c: &Cluster| -> u64 { c.live().iter().map(|n| n.peers_refused()).sum() };

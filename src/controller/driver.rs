@@ -4,7 +4,7 @@
 //! glommio shard; the shards reach it only through the handle's channel
 //! and oneshots.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +16,7 @@ use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::fencing::{fence_loop, movable_leaderships, Sessions};
-use super::learner::join_loop;
+use super::learner::{self, join_loop};
 use super::log_store::LogStore;
 use super::network::accept_loop;
 use super::peers::{Forwarder, Network};
@@ -25,6 +25,7 @@ use super::records::{MetadataRecord, RecordOutcome};
 use super::rpc::{BrokerHeartbeat, HeartbeatReply, Hello, Request, Response, PROTOCOL_VERSION};
 use super::state_machine::{Published, StateMachine};
 use super::types::{Applied, TypeConfig};
+use super::voter_change::ADD_VOTER_WAIT_MAX;
 use super::{ControllerConfig, ControllerError};
 
 /// How long a proposal waits before asking again who leads, while an
@@ -62,6 +63,16 @@ pub enum Command {
         id: i32,
         reply: futures::channel::oneshot::Sender<Result<(), ControllerError>>,
     },
+    AddVoter {
+        id: i32,
+        /// How long the node may take to catch up.
+        wait: Duration,
+        reply: futures::channel::oneshot::Sender<Result<(), ControllerError>>,
+    },
+    RemoveVoter {
+        id: i32,
+        reply: futures::channel::oneshot::Sender<Result<(), ControllerError>>,
+    },
 }
 
 #[derive(Default)]
@@ -78,6 +89,8 @@ pub struct Stats {
 pub struct Core {
     pub node_id: i32,
     pub cluster_id: String,
+    /// `controller_quorum_voters`, which bootstrapped the cluster; the
+    /// voters now are the membership's (`voter_change`).
     pub voters: BTreeMap<i32, SocketAddr>,
     /// Set on a learner: where the voters dial it.
     pub learner_address: Option<String>,
@@ -136,10 +149,36 @@ impl Core {
         // Only a learner has an address of its own to be dialed at.
         self.learner_address.as_ref()?;
         let turn = self.voter_turn.fetch_add(1, Ordering::Relaxed);
-        self.voters
-            .keys()
-            .nth(turn % self.voters.len().max(1))
-            .copied()
+        let voters = self.voters_known();
+        voters.iter().nth(turn % voters.len().max(1)).copied()
+    }
+
+    /// The voter list this node started with and the membership's voters.
+    pub fn voters_known(&self) -> BTreeSet<i32> {
+        let membership = learner::quorum(&self.raft().metrics().borrow()).voters;
+        self.voters.keys().copied().chain(membership).collect()
+    }
+
+    /// Where node `id`'s quorum listener is: the voter list's address for
+    /// a node in it, else the membership's.
+    pub fn address_of(&self, id: i32) -> Option<String> {
+        if let Some(addr) = self.voters.get(&id) {
+            return Some(addr.to_string());
+        }
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow();
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&(id as u64))?;
+        Some(node.addr.clone())
+    }
+
+    /// Whether the membership in force makes `id` a voter.
+    pub fn is_voter_now(&self, id: i32) -> bool {
+        learner::quorum(&self.raft().metrics().borrow())
+            .voters
+            .contains(&id)
     }
 
     pub fn image(&self) -> Published {
@@ -163,6 +202,13 @@ impl Core {
             Request::DescribeQuorum => Response::DescribeQuorum(self.describe_quorum_as_leader()),
             Request::RemoveLearner { id } => {
                 Response::RemoveLearner(self.remove_learner_as_leader(id).await)
+            }
+            Request::AddVoter { id, wait_ms } => {
+                let wait = Duration::from_millis(wait_ms).min(ADD_VOTER_WAIT_MAX);
+                Response::AddVoter(self.add_voter_as_leader(id, wait).await)
+            }
+            Request::RemoveVoter { id } => {
+                Response::RemoveVoter(self.remove_voter_as_leader(id).await)
             }
         }
     }
@@ -440,6 +486,14 @@ impl Core {
             }
             Command::RemoveLearner { id, reply } => {
                 let result = tokio::time::timeout(limit, self.remove_learner(id)).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+            Command::AddVoter { id, wait, reply } => {
+                let result = tokio::time::timeout(wait + limit, self.add_voter(id, wait)).await;
+                let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
+            }
+            Command::RemoveVoter { id, reply } => {
+                let result = tokio::time::timeout(limit, self.remove_voter(id)).await;
                 let _ = reply.send(result.unwrap_or_else(|_| Err(self.timeout())));
             }
         }

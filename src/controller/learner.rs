@@ -10,10 +10,11 @@
 //! proposals and heartbeats go to the active controller as a non-leader
 //! voter's do.
 //!
-//! The membership changes only here: voters are fixed by
-//! `controller_quorum_voters`; learners are added, or their address set
-//! anew, and removed once their broker is unregistered (UnregisterBroker,
-//! for a node decommissioned for good). A learner gone but not removed
+//! Learners are added, or their address set anew, and removed once their
+//! broker is unregistered (UnregisterBroker, for a node decommissioned for
+//! good); voters change in `voter_change`. A node that started as a
+//! learner and was made a voter still joins at each start, which then only
+//! sets its address anew if it moved. A learner gone but not removed
 //! costs the leader one dial at a time, at most every
 //! `LEARNER_BACKOFF_MAX` (`peers`), and no commit waits for it: learners
 //! are in no quorum.
@@ -49,6 +50,8 @@ pub const LEARNERS_MAX: usize = 256;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Quorum {
     pub voters: BTreeSet<i32>,
+    /// Each voter's quorum listener as the membership has it.
+    pub voter_addrs: BTreeMap<i32, String>,
     /// Each learner and the address the leader replicates to it at.
     pub learners: BTreeMap<i32, String>,
     /// The log index of the membership in force; `None` before any.
@@ -58,12 +61,11 @@ pub struct Quorum {
 pub fn quorum(metrics: &RaftMetrics<u64, BasicNode>) -> Quorum {
     let stored = &metrics.membership_config;
     let membership = stored.membership();
+    let addr_of = |id: u64| Some((id as i32, membership.get_node(&id)?.addr.clone()));
     Quorum {
         voters: membership.voter_ids().map(|id| id as i32).collect(),
-        learners: membership
-            .learner_ids()
-            .filter_map(|id| Some((id as i32, membership.get_node(&id)?.addr.clone())))
-            .collect(),
+        voter_addrs: membership.voter_ids().filter_map(addr_of).collect(),
+        learners: membership.learner_ids().filter_map(addr_of).collect(),
         membership_index: stored.log_id().map(|l| l.index),
     }
 }
@@ -89,9 +91,11 @@ fn change_for(
     behind: bool,
 ) -> Result<Change, ControllerError> {
     if quorum.voters.contains(&id) {
-        return Err(ControllerError::Config(format!(
-            "node {id} is a voter; only nodes outside the voter list join as learners"
-        )));
+        // A learner made a voter (`voter_change`), restarted.
+        return Ok(match quorum.voter_addrs.get(&id) {
+            Some(known) if known != addr => Change::Move,
+            _ => Change::None,
+        });
     }
     Ok(match quorum.learners.get(&id) {
         Some(known) if known == addr && behind => Change::Refresh,
@@ -108,7 +112,7 @@ fn change_for(
 
 /// On the leader: whether `id`'s replication has not matched the last log
 /// entry (`None` sorts before any index).
-fn behind(metrics: &RaftMetrics<u64, BasicNode>, id: i32) -> bool {
+pub(super) fn behind(metrics: &RaftMetrics<u64, BasicNode>, id: i32) -> bool {
     let matched = metrics
         .replication
         .as_ref()
@@ -214,7 +218,9 @@ impl Core {
 }
 
 /// Why a membership change was not written, as the asker sees it.
-fn membership_write_failed(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ControllerError {
+pub(super) fn membership_write_failed(
+    e: RaftError<u64, ClientWriteError<u64, BasicNode>>,
+) -> ControllerError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotLeader {
             leader: f.leader_id.map(|l| l as i32),
@@ -236,14 +242,13 @@ pub async fn join_loop(core: Arc<Core>, addr: String) {
         let asked = tokio::time::timeout(core.propose_timeout, core.join(&addr)).await;
         match asked {
             Ok(Ok(())) => {
-                tracing::info!(node = core.node_id, %addr, "joined the quorum as a learner");
+                tracing::info!(node = core.node_id, %addr, "in the quorum's membership");
                 core.stats.joined.store(true, Ordering::SeqCst);
                 return;
             }
             Ok(Err(e @ ControllerError::Config(_))) => {
-                // A voter id outside this node's voter list: the lists
-                // differ, which the cluster id (derived from the list)
-                // normally catches at hello. Asking again cannot help.
+                // The cluster holds its most learners: asking again
+                // cannot help.
                 tracing::error!(node = core.node_id, error = %e, "cannot join as a learner");
                 return;
             }
@@ -261,6 +266,7 @@ mod tests {
     fn quorum_of(voters: &[i32], learners: &[(i32, &str)]) -> Quorum {
         Quorum {
             voters: voters.iter().copied().collect(),
+            voter_addrs: voters.iter().map(|id| (*id, format!("h:{id}"))).collect(),
             learners: learners
                 .iter()
                 .map(|(id, a)| (*id, a.to_string()))
@@ -276,10 +282,13 @@ mod tests {
         assert_eq!(change_for(&q, 4, "h:4", true).unwrap(), Change::Refresh);
         assert_eq!(change_for(&q, 4, "h:44", false).unwrap(), Change::Move);
         assert_eq!(change_for(&q, 5, "h:5", true).unwrap(), Change::Add);
-        assert!(matches!(
-            change_for(&q, 2, "h:2", false),
-            Err(ControllerError::Config(_))
-        ));
+    }
+
+    #[test]
+    fn a_learner_made_a_voter_only_moves() {
+        let q = quorum_of(&[1, 2, 3], &[]);
+        assert_eq!(change_for(&q, 2, "h:2", true).unwrap(), Change::None);
+        assert_eq!(change_for(&q, 2, "h:22", false).unwrap(), Change::Move);
     }
 
     #[test]

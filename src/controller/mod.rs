@@ -18,6 +18,7 @@
 //! - `placement`, `election`: replica placement and leader election, pure.
 //! - `fencing`: broker sessions and leadership repair on the active controller.
 //! - `learner`: non-voters joining the quorum's membership, and `Quorum`.
+//! - `voter_change`: learners made voters and voters made learners.
 //! - `log_store`, `state_machine`, `types`: openraft storage on disk.
 //! - `network`, `peers`, `rpc`: quorum framing, listener, clients, messages.
 //! - `driver`: the controller thread.
@@ -37,12 +38,14 @@ pub mod records;
 mod rpc;
 mod state_machine;
 mod types;
+pub mod voter_change;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Notify};
@@ -213,6 +216,8 @@ pub enum ControllerError {
     ShuttingDown,
     #[error("raft: {0}")]
     Raft(String),
+    #[error("voter change refused: {0}")]
+    Voters(voter_change::VoterChangeError),
 }
 
 impl ControllerError {
@@ -221,6 +226,7 @@ impl ControllerError {
         use kafka_protocol::ResponseError as E;
         match self {
             ControllerError::Refused(e) => return e.error_code(),
+            ControllerError::Voters(e) => return e.error_code(),
             ControllerError::Timeout(_) => E::RequestTimedOut,
             ControllerError::NotLeader { .. } => E::NotController,
             ControllerError::Busy
@@ -236,8 +242,6 @@ impl ControllerError {
 /// call blocks but `shutdown`.
 pub struct Controller {
     node_id: i32,
-    /// Else a learner: never votes, never leads.
-    voter: bool,
     listen_addr: SocketAddr,
     commands: mpsc::Sender<Command>,
     images: watch::Receiver<Published>,
@@ -267,7 +271,6 @@ impl Controller {
         listener.set_nonblocking(true).map_err(listen_error)?;
         let listen_addr = listener.local_addr().map_err(listen_error)?;
         let learner_address = config.learner_address(listen_addr);
-        let voter = config.is_voter();
         let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
         let stop = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
@@ -293,11 +296,11 @@ impl Controller {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(ControllerError::ShuttingDown),
         };
+        let voter = learner::quorum(&metrics.borrow()).voters.contains(&node_id);
         let role = if voter { "voter" } else { "learner" };
         tracing::info!(node = node_id, %listen_addr, role, "controller started");
         Ok(Controller {
             node_id,
-            voter,
             listen_addr,
             commands,
             images,
@@ -312,9 +315,10 @@ impl Controller {
         self.node_id
     }
 
-    /// Whether this node is a voter (else a learner).
+    /// Whether the membership in force here makes this node a voter (else
+    /// a learner: it never votes, never leads).
     pub fn is_voter(&self) -> bool {
-        self.voter
+        self.quorum().voters.contains(&self.node_id)
     }
 
     /// Whether this node is in the quorum's membership: a voter always, a
@@ -381,6 +385,36 @@ impl Controller {
     ) -> impl Future<Output = Result<(), ControllerError>> + Send + 'static {
         let (reply, answer) = futures::channel::oneshot::channel();
         let sent = self.send(Command::RemoveLearner { id, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
+    /// AddRaftVoter: learner `id` becomes a voter once it has caught up
+    /// with the metadata log, which it may take `wait` for (asked of the
+    /// active controller wherever it is).
+    pub fn add_voter(
+        &self,
+        id: i32,
+        wait: Duration,
+    ) -> impl Future<Output = Result<(), ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let wait = wait.min(voter_change::ADD_VOTER_WAIT_MAX);
+        let sent = self.send(Command::AddVoter { id, wait, reply });
+        async move {
+            sent?;
+            answer.await.unwrap_or(Err(ControllerError::ShuttingDown))
+        }
+    }
+
+    /// RemoveRaftVoter: voter `id` becomes a learner.
+    pub fn remove_voter(
+        &self,
+        id: i32,
+    ) -> impl Future<Output = Result<(), ControllerError>> + Send + 'static {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let sent = self.send(Command::RemoveVoter { id, reply });
         async move {
             sent?;
             answer.await.unwrap_or(Err(ControllerError::ShuttingDown))

@@ -102,12 +102,14 @@ pub fn check_hello(core: &Core, hello: &Hello) -> Result<(), String> {
 
 /// Why node `from` may not send `request`, if it may not.
 pub fn check_request(core: &Core, from: i32, request: &Request) -> Result<(), String> {
-    if request.is_raft() && !core.voters.contains_key(&from) {
-        return Err(format!(
-            "node {from} is not in the voter list and sent Raft traffic"
-        ));
-    }
     match request {
+        // A node that wrongly calls itself a voter cannot campaign. Only
+        // votes are checked: a node behind may not know yet that a learner
+        // became a voter and now leads, and must still take its entries;
+        // and a leader is elected by voters, which refused the others.
+        Request::Vote(_) if !core.voters_known().contains(&from) => Err(format!(
+            "node {from} is not a voter here and asked for a vote"
+        )),
         Request::AddLearner { id, .. } if *id != from => {
             Err(format!("node {from} asked to add node {id} as a learner"))
         }

@@ -52,8 +52,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     /// the membership changes, so a learner's new address is picked up.
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         let target = target as i32;
-        // Voters are dialed where this node's voter list says, learners
-        // where they asked to be added.
+        // Voters of the voter list are dialed where it says, every other
+        // member where the membership says: a learner where it asked to be
+        // added, which stays its address once it is made a voter.
         let addr = match self.core.voters.get(&target) {
             Some(addr) => addr.to_string(),
             None => node.addr.clone(),
@@ -189,7 +190,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 
     fn backoff(&self) -> Backoff {
-        let max = if self.core.voters.contains_key(&self.target) {
+        let max = if self.core.is_voter_now(self.target) {
             RECONNECT_BACKOFF_MAX
         } else {
             LEARNER_BACKOFF_MAX
@@ -255,11 +256,10 @@ impl Forwarder {
         let mut stream = match pooled {
             Some(s) => s,
             None => {
-                // Only voters lead, so only voters are forwarded to.
-                let addr = core.voters.get(&target).ok_or_else(|| {
-                    FrameError::Refused(format!("node {target} is not in the voter list"))
+                let addr = core.address_of(target).ok_or_else(|| {
+                    FrameError::Refused(format!("node {target} is not in the quorum"))
                 })?;
-                within(ttl, connect(core, target, &addr.to_string())).await?
+                within(ttl, connect(core, target, &addr)).await?
             }
         };
         let response = exchange(&mut stream, request, ttl).await?;

@@ -35,8 +35,9 @@ pub struct ReplicaProgress {
 }
 
 /// The status from the leader's Raft metrics; `None` unless they are a
-/// leader's. `voter_addrs` are the quorum listeners of the voter list
-/// (learners' come from the membership).
+/// leader's. `voter_addrs` are the quorum listeners of the voter list the
+/// node started with, which win over the membership's (a voter's address
+/// is set in its config, a learner's in the membership).
 pub fn status_of(
     metrics: &RaftMetrics<u64, BasicNode>,
     voter_addrs: &BTreeMap<i32, String>,
@@ -61,12 +62,11 @@ pub fn status_of(
         }
     };
     let membership = metrics.membership_config.membership();
-    let mut endpoints: BTreeMap<i32, String> = voter_addrs.clone();
-    for id in membership.learner_ids() {
-        if let Some(node) = membership.get_node(&id) {
-            endpoints.insert(id as i32, node.addr.clone());
-        }
-    }
+    let mut endpoints: BTreeMap<i32, String> = membership
+        .nodes()
+        .map(|(&id, node)| (id as i32, node.addr.clone()))
+        .collect();
+    endpoints.extend(voter_addrs.clone());
     Some(QuorumStatus {
         leader_id: leader as i32,
         leader_epoch: i32::try_from(metrics.current_term).unwrap_or(i32::MAX),

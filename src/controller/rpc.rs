@@ -70,17 +70,16 @@ pub enum Request {
     RemoveLearner {
         id: i32,
     },
-}
-
-impl Request {
-    /// Raft's own traffic, which only voters send: a learner never
-    /// campaigns and never leads.
-    pub fn is_raft(&self) -> bool {
-        matches!(
-            self,
-            Request::Vote(_) | Request::AppendEntries(_) | Request::InstallSnapshot(_)
-        )
-    }
+    /// AddRaftVoter: make learner `id` a voter once it has caught up,
+    /// waiting at most `wait_ms` for that.
+    AddVoter {
+        id: i32,
+        wait_ms: u64,
+    },
+    /// RemoveRaftVoter: voter `id` becomes a learner.
+    RemoveVoter {
+        id: i32,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -94,4 +93,6 @@ pub enum Response {
     AddLearner(Result<(), ControllerError>),
     DescribeQuorum(Result<QuorumStatus, ControllerError>),
     RemoveLearner(Result<(), ControllerError>),
+    AddVoter(Result<(), ControllerError>),
+    RemoveVoter(Result<(), ControllerError>),
 }

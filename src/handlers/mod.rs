@@ -24,6 +24,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod producer;
+mod raft_voters;
 mod reassignments;
 mod sasl;
 mod scram_credentials;
@@ -103,6 +104,8 @@ pub const APIS: &[ApiSpec] = &[
     describe_log_dirs::SPEC,
     describe_quorum::SPEC,
     unregister_broker::SPEC,
+    raft_voters::ADD,
+    raft_voters::REMOVE,
     reassignments::ALTER,
     reassignments::LIST,
     write_txn_markers::SPEC,
@@ -462,6 +465,8 @@ async fn dispatch(
         ApiKey::UnregisterBroker => {
             out.encoded(unregister_broker::handle(shard, access, &header, body!()).await)
         }
+        ApiKey::AddRaftVoter => out.encoded(raft_voters::add(shard, access, body!()).await),
+        ApiKey::RemoveRaftVoter => out.encoded(raft_voters::remove(shard, access, body!()).await),
         ApiKey::DescribeQuorum => {
             out.encoded(describe_quorum::handle(shard, access, &header, body!()).await)
         }
