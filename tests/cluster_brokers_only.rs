@@ -60,7 +60,7 @@ fn quorum_members(response: &DescribeQuorumResponse) -> (i32, Members, Members) 
         .current_voters
         .iter()
         .find(|v| v.replica_id == p.leader_id)
-        .expect("the leader is a voter")
+        .unwrap_or_else(|| panic!("the leader is not a voter: {p:?}"))
         .log_end_offset;
     let members = |states: &[describe_quorum_response::ReplicaState]| {
         states
@@ -361,6 +361,10 @@ fn wait_quorum(cluster: &Cluster, via: i32, voters: &[i32], observers: &[i32]) {
             if p.error_code != 0 {
                 return Err(format!("{:?}", p.error_message));
             }
+            if !p.current_voters.iter().any(|v| v.replica_id == p.leader_id) {
+                // A removed controller answers until it steps down.
+                return Err(format!("leader {} is not a voter", p.leader_id.0));
+            }
             let (_, v, o) = quorum_members(&response);
             let ids = |m: Members| m.into_iter().map(|(id, _)| id).collect::<BTreeSet<i32>>();
             let got = (ids(v), ids(o));
@@ -373,14 +377,16 @@ fn wait_quorum(cluster: &Cluster, via: i32, voters: &[i32], observers: &[i32]) {
     );
 }
 
-/// Replacing a controller (KIP-853): broker-only node 4 is made a voter and
-/// voter 1 leaves the voters, through the Kafka API. The quorum is then
-/// {2, 3, 4} for real: with nodes 1 and 2 stopped it still commits (the
-/// voter list it started from, {1, 2, 3}, would have no majority); node 4
-/// restarted at another quorum port is needed for a commit and gives it;
-/// node 1, still a learner, comes back as a broker. Refusals: a voter
-/// added twice, a node that does not follow the log, a voter that is not
-/// one, another cluster's id.
+/// Replacing the active controller (KIP-853): broker-only node 4 is made a
+/// voter and the active controller, voter `gone`, leaves the voters, through
+/// the Kafka API; it steps down, another voter leads, and it stays as an
+/// observer. The quorum is then the two other voters and node 4 for real:
+/// with `gone` and another voter stopped it still commits (the voter list
+/// it started from, {1, 2, 3}, would have no majority); node 4 restarted at
+/// another quorum port is needed for a commit and gives it; the stopped
+/// nodes come back, `gone` still an observer. Refusals: a voter added
+/// twice, a node that does not follow the log, a voter that is not one,
+/// another cluster's id.
 #[test]
 fn the_voters_change_while_the_quorum_runs() {
     const REQUEST_TIMED_OUT: i16 = 7;
@@ -406,25 +412,41 @@ fn the_voters_change_while_the_quorum_runs() {
         INCONSISTENT_CLUSTER_ID
     );
 
-    assert_eq!(change_voter(&cluster, 4, 1, false, None), 0);
-    wait_quorum(&cluster, 4, &[2, 3, 4], &[1]);
+    let (gone, _, _) = quorum_members(&describe_quorum(&cluster, 4, 2));
+    assert!((1..=3).contains(&gone), "a voter of the list leads");
+    let (other, kept) = match gone {
+        1 => (2, 3),
+        2 => (1, 3),
+        _ => (1, 2),
+    };
+    assert_eq!(change_voter(&cluster, 4, gone, false, None), 0);
+    wait_quorum(&cluster, 4, &[other, kept, 4], &[gone]);
+    cluster.wait_for("the removed controller to step down", WAIT, || {
+        let response = describe_quorum(&cluster, gone, 2);
+        match response.topics[0].partitions[0].leader_id.0 {
+            leader if leader != gone && leader > 0 => Ok(()),
+            leader => Err(format!("leader {leader}")),
+        }
+    });
 
-    cluster.stop(1);
-    cluster.stop(2);
-    wait_listed(&cluster, &[3, 4]);
-    let only3 = cluster.node(3).bootstrap();
-    create_in_sync(&cluster, &only3, "two-of-three", 2, &[3, 4]);
+    cluster.stop(gone);
+    cluster.stop(other);
+    wait_listed(&cluster, &[kept, 4]);
+    let only_kept = cluster.node(kept).bootstrap();
+    let mut pair = [kept, 4];
+    pair.sort_unstable();
+    create_in_sync(&cluster, &only_kept, "two-of-three", 2, &pair);
 
     // Node 4 is one of the two voters left: without it nothing commits,
     // and it comes back at a new quorum port.
     cluster.stop(4);
     cluster.start_again(4);
-    create_in_sync(&cluster, &only3, "after-voter-restart", 1, &[3, 4]);
-    let written = produce_through(&only3, "two-of-three", "kept", 40, 2);
+    create_in_sync(&cluster, &only_kept, "after-voter-restart", 1, &pair);
+    let written = produce_through(&only_kept, "two-of-three", "kept", 40, 2);
     read_exactly(&cluster.node(4).bootstrap(), "two-of-three", 2, &written);
 
-    cluster.start_again(1);
-    cluster.start_again(2);
+    cluster.start_again(gone);
+    cluster.start_again(other);
     wait_listed(&cluster, &[1, 2, 3, 4]);
-    wait_quorum(&cluster, 1, &[2, 3, 4], &[1]);
+    wait_quorum(&cluster, gone, &[other, kept, 4], &[gone]);
 }

@@ -13,7 +13,8 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, MetadataRequest, MetadataResponse,
+    describe_quorum_request, AddRaftVoterRequest, AlterPartitionReassignmentsRequest, ApiKey,
+    BrokerId, DescribeQuorumRequest, MetadataRequest, MetadataResponse, RemoveRaftVoterRequest,
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
@@ -311,6 +312,54 @@ pub fn reassign_call(addr: &str, topic: &str, partition: i32, target: &[i32]) ->
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| anyhow!("AlterPartitionReassignments answered no partition"))?;
     Ok(answer.error_code)
+}
+
+/// The metadata quorum's (voters, observers), from the active controller
+/// through any node (DescribeQuorum v0).
+pub fn quorum_call(addr: &str) -> Result<(Vec<i32>, Vec<i32>)> {
+    let partition = describe_quorum_request::PartitionData::default().with_partition_index(0);
+    let topic = describe_quorum_request::TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![partition]);
+    let resp = call(
+        addr,
+        0,
+        &DescribeQuorumRequest::default().with_topics(vec![topic]),
+    )?;
+    let p = resp
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| anyhow!("DescribeQuorum answered no partition"))?;
+    if resp.error_code != 0 || p.error_code != 0 {
+        bail!(
+            "DescribeQuorum: error {} / {}",
+            resp.error_code,
+            p.error_code
+        );
+    }
+    let ids = |r: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+        r.iter().map(|s| s.replica_id.0).collect()
+    };
+    Ok((ids(&p.current_voters), ids(&p.observers)))
+}
+
+/// AddRaftVoter (`add`) or RemoveRaftVoter of node `id`: the error code.
+/// An add waits at most `wait_ms` for the node to catch up.
+pub fn change_voter_call(addr: &str, id: i32, add: bool, wait_ms: i32) -> Result<i16> {
+    Ok(if add {
+        // Kafka's default is a null cluster id (not checked).
+        let req = AddRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_voter_id(id)
+            .with_timeout_ms(wait_ms);
+        call(addr, 0, &req)?.error_code
+    } else {
+        let req = RemoveRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_voter_id(id);
+        call(addr, 0, &req)?.error_code
+    })
 }
 
 /// One request of `version` over a fresh blocking connection.

@@ -13,16 +13,23 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
-use crate::cluster::{reassign_call, wait_for, Cluster};
+use crate::cluster::{change_voter_call, quorum_call, reassign_call, wait_for, Cluster};
 use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
 use crate::net::Net;
 use crate::scenario::{Fault, Network, Rng, Scenario, Target, TornMode};
 use crate::workload::{Clock, History, Workload};
 
-/// Kafka's REQUEST_TIMED_OUT and NOT_CONTROLLER: a proposal the quorum
-/// could not take yet (a controller is being elected); asked again.
+/// Kafka's REQUEST_TIMED_OUT, NOT_CONTROLLER and COORDINATOR_NOT_AVAILABLE:
+/// a proposal the quorum could not take yet (a controller is being
+/// elected, another membership change commits); asked again.
 const REQUEST_TIMED_OUT: i16 = 7;
 const NOT_CONTROLLER: i16 = 41;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const DUPLICATE_VOTER: i16 = 126;
+const VOTER_NOT_FOUND: i16 = 127;
+/// How long an added voter may take to catch up: inside the requests'
+/// 3 s read timeout, so a slow one is asked again rather than lost.
+const VOTER_CATCH_UP_MS: i32 = 2_000;
 
 /// The bound of every wait for the cluster to settle (ISR full, logs equal).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -523,6 +530,7 @@ impl Runner<'_> {
                 self.record("disk_full", id, at, detail);
             }
             Fault::Reassign { replace } => self.reassign(replace)?,
+            Fault::ReplaceVoter { remove } => self.replace_voter(remove)?,
             Fault::Start { target } => {
                 let id = self.resolve(target)?;
                 let at = self.clock.us();
@@ -580,6 +588,64 @@ impl Runner<'_> {
             view.replicas
         );
         self.record("reassign", from, at, detail);
+        Ok(())
+    }
+
+    /// Makes a live observer of the metadata quorum a voter, then takes
+    /// voter `remove` out of the voters, and waits until another node is
+    /// named the controller if it was. A retry after an answer lost in a
+    /// controller change may find its work done (DUPLICATE_VOTER,
+    /// VOTER_NOT_FOUND), which counts as done.
+    fn replace_voter(&mut self, remove: &Target) -> Result<()> {
+        let gone = self.resolve(remove)?;
+        let c = self.c();
+        let (voters, observers) = wait_for("the quorum described", CONVERGE_TIMEOUT, || {
+            quorum_call(&c.nodes[&c.live()[0]].addr())
+        })?;
+        if !voters.contains(&gone) {
+            bail!("replace_voter: node {gone} is not a voter: {voters:?}");
+        }
+        let live = c.live();
+        let spare: Vec<i32> = observers
+            .into_iter()
+            .filter(|id| live.contains(id))
+            .collect();
+        if spare.is_empty() {
+            bail!("replace_voter: no live observer to make a voter");
+        }
+        let new = spare[self.rng.range(0, spare.len() as u64 - 1) as usize];
+        let at = self.clock.us();
+        let c = self.c();
+        for (id, add, done) in [(new, true, DUPLICATE_VOTER), (gone, false, VOTER_NOT_FOUND)] {
+            let what = if add { "added" } else { "removed" };
+            let code = wait_for(&format!("voter {id} {what}"), CONVERGE_TIMEOUT, || {
+                let addr = c.nodes[&c.live()[0]].addr();
+                match change_voter_call(&addr, id, add, VOTER_CATCH_UP_MS)? {
+                    code @ (REQUEST_TIMED_OUT | NOT_CONTROLLER | COORDINATOR_NOT_AVAILABLE) => {
+                        bail!("error {code}: not taken yet")
+                    }
+                    code => Ok(code),
+                }
+            })?;
+            if code != 0 && code != done {
+                bail!("replace_voter: voter {id} not {what}: error {code}");
+            }
+        }
+        // A removed controller leads until its successor is elected: the
+        // next fault must see the successor.
+        wait_for(
+            "a controller among the new voters",
+            CONVERGE_TIMEOUT,
+            || {
+                let controller = c.any_metadata()?.controller_id.0;
+                if controller == gone {
+                    bail!("node {gone} still named the controller");
+                }
+                Ok(())
+            },
+        )?;
+        let detail = format!("{remove:?}: voters {voters:?}, node {new} in, node {gone} out");
+        self.record("replace_voter", gone, at, detail);
         Ok(())
     }
 

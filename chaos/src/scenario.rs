@@ -167,6 +167,11 @@ pub enum Fault {
     /// the new replica copies the log under the load, then the old one, the
     /// leader too if it is that, leaves. The next fault waits for the move.
     Reassign { replace: Target },
+    /// Replaces voter `remove` of the metadata quorum (KIP-853): a live
+    /// broker-only node (an observer), at random, is made a voter, then
+    /// `remove` leaves the voters (it stays a broker). The quorum's
+    /// majority shifts under the load; the next fault may kill the node.
+    ReplaceVoter { remove: Target },
     /// Starts a node that is down.
     Start { target: Target },
     /// Load only.
@@ -272,6 +277,11 @@ impl Scenario {
             }
             if matches!(f, Fault::DiskFull { .. }) && self.tmpfs_mib.is_none() {
                 bail!("disk_full needs tmpfs_mib");
+            }
+            if matches!(f, Fault::ReplaceVoter { .. })
+                && self.voters.is_none_or(|v| v >= self.nodes)
+            {
+                bail!("replace_voter needs a broker-only node: voters below nodes");
             }
             if matches!(f, Fault::Reassign { .. }) && self.replication_factor >= self.nodes as i32 {
                 bail!("reassign needs a node that holds no replica: more nodes than replication_factor");

@@ -2,7 +2,9 @@
 //! leader in a 3-node cluster (RF 3, min.insync.replicas=2, acks=all,
 //! idempotent), one network partition of a leader in the same setup with
 //! each node in its own network namespace, one move of a partition off its
-//! leader to a fourth node (AlterPartitionReassignments), and one kill -9 of a single
+//! leader to a fourth node (AlterPartitionReassignments), one replacement of
+//! the active controller as a voter by that fourth node followed by a kill -9
+//! of the new controller, and one kill -9 of a single
 //! `--fsync-on-ack` node, each against the real debug `sluice` binary; none
 //! may lose, duplicate or reorder an acknowledged write, or move a
 //! committed group offset backwards. No timing is asserted; every wait is
@@ -82,6 +84,13 @@ fn isolated_leader_loses_nothing() {
 #[test]
 fn reassigning_off_the_leader_loses_nothing() {
     run_short("short-reassign");
+}
+
+/// The active controller replaced as a voter by the broker-only node, then
+/// the new active controller killed, loses no acknowledged write.
+#[test]
+fn replacing_the_controller_loses_nothing() {
+    run_short("short-replace-voter");
 }
 
 /// kill -9 of a single node with --fsync-on-ack loses no acknowledged write.

@@ -16,7 +16,7 @@ use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::fencing::{fence_loop, movable_leaderships, Sessions};
-use super::learner::{self, join_loop};
+use super::learner::{self, join_loop, rejoin_loop};
 use super::log_store::LogStore;
 use super::network::accept_loop;
 use super::peers::{Forwarder, Network};
@@ -92,8 +92,6 @@ pub struct Core {
     /// `controller_quorum_voters`, which bootstrapped the cluster; the
     /// voters now are the membership's (`voter_change`).
     pub voters: BTreeMap<i32, SocketAddr>,
-    /// Set on a learner: where the voters dial it.
-    pub learner_address: Option<String>,
     /// Which voter a learner that knows no leader asks next.
     voter_turn: AtomicUsize,
     pub propose_timeout: Duration,
@@ -123,11 +121,7 @@ impl Core {
     }
 
     pub fn leader(&self) -> Option<i32> {
-        self.raft()
-            .metrics()
-            .borrow()
-            .current_leader
-            .map(|id| id as i32)
+        leader_of(&self.raft().metrics().borrow())
     }
 
     pub fn is_leader(&self) -> bool {
@@ -139,17 +133,20 @@ impl Core {
         let raft = self.raft();
         let metrics = raft.metrics();
         let m = metrics.borrow();
-        (m.current_leader.map(|id| id as i32) == Some(self.node_id)).then_some(m.current_term)
+        (leader_of(&m) == Some(self.node_id)).then_some(m.current_term)
     }
 
     /// The next voter in turn, for a learner that knows no leader (or a
     /// dead one): any voter answers with the leader it knows. A voter asks
-    /// no one and waits for the election instead.
+    /// no one and waits for the election instead; a voter removed while it
+    /// led is no longer one, and asks.
     fn next_voter(&self) -> Option<i32> {
-        // Only a learner has an address of its own to be dialed at.
-        self.learner_address.as_ref()?;
+        if self.is_voter_now(self.node_id) {
+            return None;
+        }
         let turn = self.voter_turn.fetch_add(1, Ordering::Relaxed);
-        let voters = self.voters_known();
+        let mut voters = self.voters_known();
+        voters.remove(&self.node_id);
         voters.iter().nth(turn % voters.len().max(1)).copied()
     }
 
@@ -550,7 +547,6 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         node_id: config.node_id,
         cluster_id: config.cluster_id.clone(),
         voters: config.voters.iter().copied().collect(),
-        learner_address: learner_address.clone(),
         voter_turn: AtomicUsize::new(0),
         propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
@@ -582,10 +578,17 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
     };
     tokio::spawn(accept_loop(listener, core.clone()));
     tokio::spawn(fence_loop(core.clone()));
+    let own_address = learner_address.clone().or_else(|| {
+        let voter = core.voters.get(&config.node_id);
+        voter.map(|addr| addr.to_string())
+    });
     if let Some(address) = learner_address {
         tokio::spawn(join_loop(core.clone(), address));
     } else {
         core.stats.joined.store(true, Ordering::SeqCst);
+    }
+    if let Some(address) = own_address {
+        tokio::spawn(rejoin_loop(core.clone(), address));
     }
     let _ = started.send(Ok(raft.metrics()));
     let mut died = std::pin::pin!(core_died(raft.metrics()));
@@ -612,6 +615,17 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
     {
         tracing::warn!("raft did not stop in time");
     }
+}
+
+/// The leader these metrics know. A node that led and was then removed
+/// from the membership keeps its own committed vote, so openraft still
+/// names it until it hears from its successor: it leads no more.
+pub fn leader_of(metrics: &openraft::RaftMetrics<u64, BasicNode>) -> Option<i32> {
+    let leader = metrics.current_leader?;
+    if leader == metrics.id && metrics.state != openraft::ServerState::Leader {
+        return None;
+    }
+    Some(leader as i32)
 }
 
 /// Resolves once openraft's core stopped on its own, with why: a storage

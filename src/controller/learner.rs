@@ -33,7 +33,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 
-use super::driver::Core;
+use super::driver::{leader_of, Core};
 use super::rpc::{Request, Response};
 use super::ControllerError;
 
@@ -256,6 +256,32 @@ pub async fn join_loop(core: Arc<Core>, addr: String) {
             Err(_) => tracing::debug!("join timed out; retrying"),
         }
         tokio::time::sleep(JOIN_RETRY_INTERVAL).await;
+    }
+}
+
+/// A node that finds itself out of the membership it was in asks to be a
+/// learner again at `addr`: the active controller that removed itself
+/// from the voters (`voter_change`), which openraft only makes step down
+/// out of the membership. A node that has no membership yet waits for it.
+pub async fn rejoin_loop(core: Arc<Core>, addr: String) {
+    let id = core.node_id;
+    let mut metrics = core.raft().metrics();
+    loop {
+        let out = {
+            let m = metrics.borrow_and_update();
+            let q = quorum(&m);
+            let absent = !q.voters.contains(&id) && !q.learners.contains_key(&id);
+            // Still leading: it steps down at a later tick.
+            let leading = leader_of(&m) == Some(id);
+            q.membership_index.is_some() && absent && !leading
+        };
+        if out {
+            tracing::info!(node = id, %addr, "out of the quorum's membership: joining as a learner");
+            join_loop(core.clone(), addr.clone()).await;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 

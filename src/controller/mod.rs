@@ -490,7 +490,7 @@ impl Controller {
 
     /// The active controller as this node last heard.
     pub fn leader(&self) -> Option<i32> {
-        self.metrics.borrow().current_leader.map(|id| id as i32)
+        driver::leader_of(&self.metrics.borrow())
     }
 
     /// Connections this node refused: at hello (another cluster), or a

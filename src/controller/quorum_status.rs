@@ -42,7 +42,10 @@ pub fn status_of(
     metrics: &RaftMetrics<u64, BasicNode>,
     voter_addrs: &BTreeMap<i32, String>,
 ) -> Option<QuorumStatus> {
-    let leader = metrics.current_leader.filter(|&l| l == metrics.id)?;
+    let leader = metrics.id;
+    if super::driver::leader_of(metrics) != Some(leader as i32) {
+        return None;
+    }
     let replication = metrics.replication.as_ref()?;
     let next = |index: Option<u64>| index.map_or(0, |i| i as i64 + 1);
     let leader_end = next(metrics.last_log_index);

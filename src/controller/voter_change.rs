@@ -10,7 +10,9 @@
 //! once it holds every entry the leader has: a lagging voter would count
 //! toward every majority while it could not yet acknowledge anything. A
 //! removed voter stays a learner, so a node that keeps running keeps
-//! hearing the log (UnregisterBroker takes it out for good). openraft
+//! hearing the log (UnregisterBroker takes it out for good); the active
+//! controller removing itself leaves the membership, steps down, and joins
+//! its successor as a learner. openraft
 //! changes the membership by joint consensus, one change at a time; a
 //! leader that removes itself steps down once the change is committed.
 
@@ -134,12 +136,18 @@ impl Core {
         }
         let raft = self.raft();
         check_remove(&quorum(&raft.metrics().borrow()), id).map_err(refused)?;
+        // openraft lets a leader kept as a learner lead on, for ever; out
+        // of the membership it steps down once the change commits, the
+        // voters elect a successor, and it joins that one as a learner
+        // (`learner::rejoin_loop`).
+        let leaving = id == self.node_id;
         let ids = BTreeSet::from([id as u64]);
-        raft.change_membership(ChangeMembers::RemoveVoters(ids), true)
+        raft.change_membership(ChangeMembers::RemoveVoters(ids), !leaving)
             .await
             .map_err(membership_write_failed)?;
         tracing::info!(
             voter = id,
+            leaving,
             "voter removed from the quorum; it stays a learner"
         );
         Ok(())
