@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     edited_list, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
-    LIST_TOPIC_CONFIG_KEYS, THROTTLES_UNSUPPORTED,
+    LIST_TOPIC_CONFIG_KEYS,
 };
+use crate::throttle_configs as throttle;
 
 /// Broker config -> the topic config it is the default of (Kafka's
 /// `ServerTopicConfigSynonyms`), in the order DescribeConfigs lists them.
@@ -45,14 +46,15 @@ pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Kafka's broker replication throttles (see
-/// [`crate::config::TOPIC_THROTTLE_KEYS`]): deleting one changes nothing,
-/// setting one is refused.
-pub const BROKER_THROTTLE_KEYS: &[&str] = &[
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
-    "replica.alter.log.dirs.io.max.bytes.per.second",
-];
+/// The replication throttle rates (`throttle_configs`), bytes per
+/// second: dynamic broker configs of their own, no topic's default.
+pub const REPLICATION_RATE_KEYS: &[&str] = &[throttle::LEADER_RATE, throttle::FOLLOWER_RATE];
+
+/// Kafka's throttle on replicas moving between one broker's log dirs,
+/// which `kafka-reassign-partitions.sh --verify` deletes after a move.
+/// A broker here has one data dir: deleting it changes nothing, and a
+/// value is refused rather than ignored.
+pub const ALTER_LOG_DIRS_THROTTLE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
 
 /// A set of broker configs: only the keys set explicitly.
 pub type DynamicConfigs = BTreeMap<String, String>;
@@ -182,6 +184,14 @@ impl BrokerConfigs {
             .collect()
     }
 
+    /// A replication throttle rate on broker `node` (`rate_key`, one of
+    /// [`REPLICATION_RATE_KEYS`]): its own, else the cluster default;
+    /// `None`: unthrottled.
+    pub fn replication_rate(&self, node: i32, rate_key: &str) -> Option<u64> {
+        let (value, _) = self.dynamic_value(node, rate_key)?;
+        throttle::parse_rate(value).ok()
+    }
+
     /// The configs after `changes` to `target`, applied in order to its
     /// current set or, with `replace` (AlterConfigs' whole-set form), to
     /// none. Every value set is validated as the topic config it defaults,
@@ -199,19 +209,9 @@ impl BrokerConfigs {
             self.of(target).cloned().unwrap_or_default()
         };
         for (key, change) in changes {
-            if BROKER_THROTTLE_KEYS.contains(&key.as_str()) {
-                match change {
-                    ConfigChange::Delete => continue,
-                    ConfigChange::Set(value)
-                    | ConfigChange::Append(value)
-                    | ConfigChange::Subtract(value) => {
-                        return Err(BrokerConfigError::Invalid {
-                            key,
-                            value,
-                            reason: THROTTLES_UNSUPPORTED,
-                        })
-                    }
-                }
+            if key == ALTER_LOG_DIRS_THROTTLE || REPLICATION_RATE_KEYS.contains(&key.as_str()) {
+                own_key_change(&mut set, key, change)?;
+                continue;
             }
             let Some(topic_key) = topic_key_of(&key) else {
                 return Err(BrokerConfigError::NotDynamic(key));
@@ -278,6 +278,39 @@ impl BrokerConfigs {
             .or_else(|| static_config.topic_config_value(&TopicConfigs::new(), topic_key))
             .unwrap_or_default();
         edited_list(&current, items, append)
+    }
+}
+
+/// A change to a broker config that defaults no topic config.
+fn own_key_change(
+    set: &mut DynamicConfigs,
+    key: String,
+    change: ConfigChange,
+) -> Result<(), BrokerConfigError> {
+    let invalid =
+        |key: String, value: String, reason| BrokerConfigError::Invalid { key, value, reason };
+    match change {
+        ConfigChange::Delete => {
+            set.remove(&key);
+            Ok(())
+        }
+        ConfigChange::Set(value) if key == ALTER_LOG_DIRS_THROTTLE => Err(invalid(
+            key,
+            value,
+            "a broker here has one data dir: no replica moves between log dirs",
+        )),
+        ConfigChange::Set(value) => match throttle::parse_rate(&value) {
+            Ok(_) => {
+                set.insert(key, value);
+                Ok(())
+            }
+            Err(reason) => Err(invalid(key, value, reason)),
+        },
+        ConfigChange::Append(value) | ConfigChange::Subtract(value) => Err(invalid(
+            key,
+            value,
+            "APPEND and SUBTRACT apply only to list configs",
+        )),
     }
 }
 

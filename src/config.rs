@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compression::{Codec, Levels, ProducePolicy, TopicCompression};
 use crate::storage::{LogConfig, TimestampType};
+use crate::throttle_configs::{self as throttle, ThrottledReplicas};
 
 /// `append_writer`: where a produce's `pwritev` runs (see
 /// `tuning/README.md` for what each costs).
@@ -466,7 +467,9 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "delete.retention.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     "index.interval.bytes",
+    "leader.replication.throttled.replicas",
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",
@@ -477,24 +480,14 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
-/// Kafka's replication throttles, the topic ones (the broker ones are in
-/// `broker_configs`): `kafka-reassign-partitions.sh --throttle` sets them
-/// on a move's topics and brokers, and `--verify` deletes them all after
-/// it, set or not. Replicas copy unthrottled here, so none is ever set: a
-/// delete changes nothing, a value is refused rather than ignored.
-pub const TOPIC_THROTTLE_KEYS: &[&str] = &[
-    "leader.replication.throttled.replicas",
-    "follower.replication.throttled.replicas",
-];
-
-/// Why a replication throttle is refused.
-pub const THROTTLES_UNSUPPORTED: &str =
-    "replication throttles are not supported: replicas copy unthrottled";
-
 /// Topic configs whose value is a comma-separated list (Kafka's ConfigDef
 /// type LIST): the only ones IncrementalAlterConfigs may APPEND to or
 /// SUBTRACT from.
-pub const LIST_TOPIC_CONFIG_KEYS: &[&str] = &["cleanup.policy"];
+pub const LIST_TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+];
 
 /// The items of a list config value, parsed as Kafka's ConfigDef parses a
 /// LIST: a blank value is the empty list, anything else splits at every
@@ -607,7 +600,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
             "true" | "false" => Ok(()),
             _ => Err(bad("expected true or false")),
         },
-        k if TOPIC_THROTTLE_KEYS.contains(&k) => Err(bad(THROTTLES_UNSUPPORTED)),
+        throttle::LEADER_REPLICAS | throttle::FOLLOWER_REPLICAS => {
+            ThrottledReplicas::parse(value).map(|_| ()).map_err(bad)
+        }
         _ => Err(bad("unknown topic config")),
     }
 }
@@ -643,6 +638,7 @@ impl BrokerConfig {
             "segment.ms" => d.segment_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "unclean.leader.election.enable" => "false".into(),
+            throttle::LEADER_REPLICAS | throttle::FOLLOWER_REPLICAS => String::new(),
             _ => return None,
         })
     }
@@ -667,9 +663,7 @@ impl BrokerConfig {
             let value = match change {
                 ConfigChange::Set(value) => value,
                 ConfigChange::Delete => {
-                    let known = TOPIC_CONFIG_KEYS.contains(&key.as_str())
-                        || TOPIC_THROTTLE_KEYS.contains(&key.as_str());
-                    if !known {
+                    if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
                         return Err(InvalidConfig {
                             key,
                             value: String::new(),
@@ -836,6 +830,10 @@ pub struct ParsedTopicConfigs {
     pub produce: ProducePolicy,
     /// `min.insync.replicas`, else the broker's; at least 1.
     pub min_insync_replicas: usize,
+    /// `leader.replication.throttled.replicas`.
+    pub leader_throttled: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`.
+    pub follower_throttled: ThrottledReplicas,
 }
 
 #[derive(Debug, thiserror::Error)]

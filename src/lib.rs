@@ -50,4 +50,5 @@ pub mod services;
 pub mod shard;
 pub mod stats;
 pub mod storage;
+pub mod throttle_configs;
 pub mod txn;

@@ -180,7 +180,19 @@ pub static LOG_FILES_IDLE_CLOSED: Counter = Counter::new(
     "Segment files closed after `log_open_files_idle_ms` without use.",
 );
 
+// Replication throttles (`replication::throttle`).
+pub static REPLICATION_LEADER_THROTTLED: Counter = Counter::new(
+    "sluice_replication_leader_throttled_total",
+    "Follower reads of throttled partitions this broker leads answered without records: over leader.replication.throttled.rate.",
+);
+pub static REPLICATION_FOLLOWER_THROTTLED: Counter = Counter::new(
+    "sluice_replication_follower_throttled_total",
+    "Throttled partitions this broker follows left out of a fetch: over follower.replication.throttled.rate.",
+);
+
 const ALL: &[&Counter] = &[
+    &REPLICATION_LEADER_THROTTLED,
+    &REPLICATION_FOLLOWER_THROTTLED,
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
     &FETCH_PARTITIONS_KEPT,

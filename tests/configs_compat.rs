@@ -401,10 +401,11 @@ fn keyless_records_on_compacted_topics_get_record_errors() {
 
 /// `kafka-reassign-partitions.sh --verify` deletes the replication
 /// throttles of every topic and broker of a move, set or not: deleting them
-/// succeeds (none is ever set here) and changes nothing else; setting one
-/// is refused, since replicas copy unthrottled.
+/// succeeds and changes nothing else. Set, they are validated as Kafka
+/// validates them, stored, and described; the throttle on moves between a
+/// broker's log dirs is refused (one data dir).
 #[test]
-fn replication_throttles_delete_as_never_set_and_are_refused_when_set() {
+fn replication_throttles_are_configs_kafka_validates() {
     const OP_DELETE: i8 = 1;
     let broker = Broker::start(1);
     let bs = broker.bootstrap();
@@ -431,18 +432,40 @@ fn replication_throttles_delete_as_never_set_and_are_refused_when_set() {
         c.incremental_alter(1, BROKER, "0", &broker_deletes).0,
         err::NONE
     );
-
-    let set = [("leader.replication.throttled.replicas", OP_SET, Some("*"))];
-    let (code, message) = incremental(&mut c, "moved", &set);
-    assert_eq!(code, err::INVALID_CONFIG);
-    assert!(message.is_some_and(|m| m.contains("not supported")));
-    let rate = [("leader.replication.throttled.rate", OP_SET, Some("1000"))];
-    assert_eq!(
-        c.incremental_alter(1, BROKER, "0", &rate).0,
-        err::INVALID_CONFIG
-    );
     assert_eq!(
         topic_set(&mut c, "moved"),
         owned(&[("retention.ms", "1000")])
+    );
+
+    let set = [(
+        "leader.replication.throttled.replicas",
+        OP_SET,
+        Some("0:0,0:1"),
+    )];
+    assert_eq!(incremental(&mut c, "moved", &set).0, err::NONE);
+    let bad = [("follower.replication.throttled.replicas", OP_SET, Some("0"))];
+    assert_eq!(incremental(&mut c, "moved", &bad).0, err::INVALID_CONFIG);
+    assert_eq!(
+        topic_set(&mut c, "moved"),
+        owned(&[
+            ("leader.replication.throttled.replicas", "0:0,0:1"),
+            ("retention.ms", "1000")
+        ])
+    );
+    let rate = [("leader.replication.throttled.rate", OP_SET, Some("1000"))];
+    assert_eq!(c.incremental_alter(1, BROKER, "0", &rate).0, err::NONE);
+    let negative = [("follower.replication.throttled.rate", OP_SET, Some("-1"))];
+    assert_eq!(
+        c.incremental_alter(1, BROKER, "0", &negative).0,
+        err::INVALID_CONFIG
+    );
+    let dirs = [(
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        OP_SET,
+        Some("1000"),
+    )];
+    assert_eq!(
+        c.incremental_alter(1, BROKER, "0", &dirs).0,
+        err::INVALID_CONFIG
     );
 }

@@ -278,3 +278,114 @@ fn a_topic_recreated_while_a_node_was_down_starts_afresh_there() {
         .collect();
     assert_eq!(read, new);
 }
+
+/// IncrementalAlterConfigs SET (`value`) or DELETE (`None`) of `key` on
+/// resource `resource_type` `name`, through any node: the error code.
+fn set_config(
+    cluster: &Cluster,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+    value: Option<&str>,
+) -> i16 {
+    const OP_SET: i8 = 0;
+    const OP_DELETE: i8 = 1;
+    let op = if value.is_some() { OP_SET } else { OP_DELETE };
+    let mut client = RawClient::connect(&any_node(cluster));
+    client
+        .incremental_alter(1, resource_type, name, &[(key, op, value)])
+        .0
+}
+
+/// Moves under `kafka-reassign-partitions.sh --throttle`'s configs: of a
+/// topic's two partitions, both on node 1 and both moving to node 3 as well,
+/// partition 0 names node 1's leader replica throttled, partition 1 node
+/// 3's follower replica; both brokers get a rate well under what each new
+/// replica must copy, so each throttle engages on its own (its counter
+/// moves); the moves still complete, byte for byte. Refused: a rate that
+/// is no number, a replica list that is none. The configs then go as
+/// `--verify` deletes them.
+#[test]
+fn throttled_moves_copy_under_their_rates() {
+    const TOPIC: &str = "throttled";
+    const TOPIC_RESOURCE: i8 = 2;
+    const BROKER_RESOURCE: i8 = 4;
+    const RATE: &str = "200000";
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            // Small fetches, so a copy takes many rounds under the rate.
+            "--replica-fetch-max-bytes",
+            "65536",
+        ],
+    );
+    let assignment: &[&[i32]] = &[&[1], &[1]];
+    cluster.create_topic(&NewTopic::new(
+        TOPIC,
+        2,
+        TopicReplication::Variable(assignment),
+    ));
+    let filler = "x".repeat(1000);
+    for partition in 0..2 {
+        let values: Vec<String> = (0..1000).map(|i| format!("{i:05}-{filler}")).collect();
+        produce_values(&cluster.bootstrap(), TOPIC, Some(partition), &values);
+    }
+
+    for (name, key) in [
+        ("1", "leader.replication.throttled.rate"),
+        ("3", "follower.replication.throttled.rate"),
+    ] {
+        let set = set_config(&cluster, BROKER_RESOURCE, name, key, Some(RATE));
+        assert_eq!(set, err::NONE);
+        let refused = set_config(&cluster, BROKER_RESOURCE, name, key, Some("fast"));
+        assert_eq!(refused, err::INVALID_CONFIG);
+    }
+    for (key, replicas) in [
+        ("leader.replication.throttled.replicas", "0:1"),
+        ("follower.replication.throttled.replicas", "1:3"),
+    ] {
+        let set = set_config(&cluster, TOPIC_RESOURCE, TOPIC, key, Some(replicas));
+        assert_eq!(set, err::NONE);
+        let refused = set_config(&cluster, TOPIC_RESOURCE, TOPIC, key, Some("all"));
+        assert_eq!(refused, err::INVALID_CONFIG);
+    }
+
+    for partition in 0..2 {
+        let moved = alter(&cluster, 0, TOPIC, partition, Some(&[1, 3]), true);
+        assert_eq!(moved, err::NONE);
+    }
+    for partition in 0..2 {
+        cluster.wait_view(TOPIC, partition, "replicas 1 and 3 in sync", |v| {
+            v.replicas == [1, 3] && v.isr == [1, 3]
+        });
+        cluster.wait_logs_identical(TOPIC, partition, &[1, 3]);
+    }
+    let leader_waits = cluster
+        .node(1)
+        .metric("sluice_replication_leader_throttled_total");
+    let follower_waits = cluster
+        .node(3)
+        .metric("sluice_replication_follower_throttled_total");
+    assert!(leader_waits > 0, "node 1 never held back a throttled read");
+    assert!(
+        follower_waits > 0,
+        "node 3 never left its throttled partition out"
+    );
+
+    for (name, key) in [
+        ("1", "leader.replication.throttled.rate"),
+        ("3", "follower.replication.throttled.rate"),
+    ] {
+        let deleted = set_config(&cluster, BROKER_RESOURCE, name, key, None);
+        assert_eq!(deleted, err::NONE);
+    }
+    for key in [
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    ] {
+        let deleted = set_config(&cluster, TOPIC_RESOURCE, TOPIC, key, None);
+        assert_eq!(deleted, err::NONE);
+    }
+}

@@ -23,7 +23,8 @@ use kafka_protocol::ResponseError;
 
 use super::ApiSpec;
 use crate::broker_configs::{
-    broker_key_of, topic_key_of, BrokerConfigs, BrokerTarget, TOPIC_DEFAULT_SYNONYMS,
+    broker_key_of, topic_key_of, BrokerConfigs, BrokerTarget, REPLICATION_RATE_KEYS,
+    TOPIC_DEFAULT_SYNONYMS,
 };
 use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
 use crate::metadata::Topics;
@@ -303,6 +304,15 @@ fn broker_entries(
                     ),
                 };
                 entries.push(entry(broker_key, value, source, config_type(topic_key)));
+            }
+            for rate_key in REPLICATION_RATE_KEYS {
+                let levels = dynamic_levels(&topics.broker_configs, node, rate_key);
+                let (value, source) = match levels.into_iter().next() {
+                    Some((_, value, source)) => (value, source),
+                    // Kafka's default: Long.MAX_VALUE, unthrottled.
+                    None => (Some(i64::MAX.to_string()), SOURCE_DEFAULT),
+                };
+                entries.push(entry(rate_key, value, source, config_type(rate_key)));
             }
             Ok(entries)
         }

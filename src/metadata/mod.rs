@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker_configs::BrokerConfigs;
 use crate::config::{BrokerConfig, ParsedTopicConfigs, TopicConfigs};
+use crate::throttle_configs::{self as throttle, ThrottledReplicas};
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
@@ -67,10 +68,16 @@ impl TopicMeta {
         self.parsed.0.get_or_init(|| {
             let mut configs = dynamic.topic_defaults(broker.node_id);
             configs.extend(self.configs.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let throttled = |key: &str| {
+                let value = configs.get(key).map_or("", String::as_str);
+                ThrottledReplicas::parse(value).unwrap_or_default()
+            };
             ParsedTopicConfigs {
                 log: broker.log_config(&configs),
                 produce: broker.produce_policy(&configs, 0),
                 min_insync_replicas: broker.topic_min_insync_replicas(&configs),
+                leader_throttled: throttled(throttle::LEADER_REPLICAS),
+                follower_throttled: throttled(throttle::FOLLOWER_REPLICAS),
             }
         })
     }

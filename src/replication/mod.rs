@@ -9,6 +9,7 @@
 //! a shard's fetchers (one per source broker) append to logs it owns.
 
 pub mod leader;
+pub mod throttle;
 
 use crate::controller::image::{PartitionState, NO_LEADER};
 

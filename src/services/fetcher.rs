@@ -106,9 +106,11 @@ impl FetcherHandle {
         self.changed.notify();
     }
 
-    /// The epoch `tp` is followed at by this fetcher, if it still is.
-    pub fn epoch_of(&self, tp: &TopicPartition) -> Option<i32> {
-        self.partitions.borrow().get(tp).map(|f| f.leader_epoch)
+    /// The epoch `tp` is followed at by this fetcher, if it still is, and
+    /// whether it is fetched under the follower throttle.
+    pub fn epoch_of(&self, tp: &TopicPartition) -> Option<(i32, bool)> {
+        let partitions = self.partitions.borrow();
+        partitions.get(tp).map(|f| (f.leader_epoch, f.throttled))
     }
 }
 
@@ -153,7 +155,7 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>)
     );
     while !handle.stopped.get() && !shard.is_stopping() {
         let seen = handle.changed.version();
-        let positions = positions(&handle);
+        let positions = positions(&shard, &handle);
         if positions.is_empty() {
             session.reset();
             pause(&shard, &handle, seen, backoff).await;
@@ -285,13 +287,22 @@ fn is_session_error(code: i16) -> bool {
 
 /// Where every partition still followed from this leader stands, read
 /// through the handles the fetcher holds (no lookups: a follower of
-/// hundreds of partitions does this every round).
-fn positions(handle: &FetcherHandle) -> Positions {
-    handle
+/// hundreds of partitions does this every round). Over the follower
+/// throttle, the throttled partitions are left out: the session forgets
+/// them until the rate is back under (Kafka's follower throttle).
+fn positions(shard: &Shard, handle: &FetcherHandle) -> Positions {
+    let now = std::time::Instant::now();
+    let over = shard.replication_quotas.borrow_mut().follower.exceeded(now);
+    let mut left_out = 0;
+    let positions = handle
         .partitions
         .borrow()
         .iter()
         .filter_map(|(tp, followed)| {
+            if over && followed.throttled {
+                left_out += 1;
+                return None;
+            }
             let position = followed.position()?;
             let sent = Sent {
                 fetch_offset: position.log_end,
@@ -301,7 +312,9 @@ fn positions(handle: &FetcherHandle) -> Positions {
             };
             Some((tp.clone(), sent))
         })
-        .collect()
+        .collect();
+    crate::stats::REPLICATION_FOLLOWER_THROTTLED.add(left_out);
+    positions
 }
 
 /// What changed between the positions last sent and now, both in
@@ -428,9 +441,14 @@ fn apply(shard: &Rc<Shard>, handle: &FetcherHandle, response: FetchResponse) -> 
                 topic: name.clone(),
                 partition: p.partition_index,
             };
-            let Some(epoch) = handle.epoch_of(&tp) else {
+            let Some((epoch, throttled)) = handle.epoch_of(&tp) else {
                 continue;
             };
+            if throttled {
+                let bytes = p.records.as_ref().map_or(0, |r| r.len() as u64);
+                let mut quotas = shard.replication_quotas.borrow_mut();
+                quotas.follower.record(bytes, std::time::Instant::now());
+            }
             match shard.follower_fetched(&tp, handle.leader, epoch, p) {
                 crate::shard::Fetched::Progress => progress = true,
                 crate::shard::Fetched::Idle => {}

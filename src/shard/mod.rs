@@ -212,6 +212,8 @@ pub struct Shard {
     pub file_handles: crate::storage::FileHandles,
     /// Whether produced batches are written on this thread right now.
     append_writer: append_writer::AppendWriterState,
+    /// This shard's share of the broker's replication throttle rates.
+    pub replication_quotas: RefCell<crate::replication::throttle::Quotas>,
 }
 
 /// What the data dir held when the broker started, read once before the
@@ -311,6 +313,7 @@ impl Shard {
             observer: RefCell::new(None),
             file_handles,
             append_writer,
+            replication_quotas: RefCell::default(),
         }
     }
 
@@ -583,6 +586,11 @@ impl Shard {
             }
             crate::runtime::yield_now().await;
         }
+        self.replication_quotas.borrow_mut().set_rates(
+            &topics.broker_configs,
+            self.config.node_id,
+            self.count,
+        );
         *self.topics.borrow_mut() = topics;
         if let Some(observer) = self.observer() {
             observer.topics_applied(&now_led);

@@ -168,22 +168,45 @@ impl Shard {
     pub fn followed(&self) -> std::collections::BTreeMap<i32, Vec<(TopicPartition, Followed)>> {
         let mut by_leader: std::collections::BTreeMap<i32, Vec<(TopicPartition, Followed)>> =
             Default::default();
+        let throttling = self.replication_quotas.borrow().follower.is_set();
+        let topics = self.topics.borrow();
         for (tp, partition) in self.partitions.borrow().iter() {
             if let Role::Follower {
                 leader,
                 leader_epoch,
             } = &*partition.role.borrow()
             {
+                let throttled = throttling && self.follower_throttled(&topics, &tp);
                 by_leader.entry(*leader).or_default().push((
                     tp,
                     Followed {
                         leader_epoch: *leader_epoch,
                         partition: partition.clone(),
+                        throttled,
                     },
                 ));
             }
         }
         by_leader
+    }
+
+    /// Whether this follower of `tp` fetches under the follower throttle:
+    /// the topic names this replica in
+    /// `follower.replication.throttled.replicas` and it is out of the ISR.
+    fn follower_throttled(&self, topics: &crate::metadata::Topics, tp: &TopicPartition) -> bool {
+        let node = self.config.node_id;
+        let named = topics.topics.get(&*tp.topic).is_some_and(|topic| {
+            topic
+                .parsed(&self.config, &topics.broker_configs)
+                .follower_throttled
+                .contains(tp.partition, node)
+        });
+        let in_sync = || {
+            let cluster = topics.cluster.as_ref();
+            let state = cluster.and_then(|c| c.partition(&tp.topic, tp.partition));
+            state.is_some_and(|p| p.isr.contains(&node))
+        };
+        named && !in_sync()
     }
 }
 
@@ -306,12 +329,17 @@ pub(super) async fn wait_leading<T>(
 pub struct Followed {
     pub leader_epoch: i32,
     pub partition: Rc<Partition>,
+    /// Fetched under the follower replication throttle.
+    pub throttled: bool,
 }
 
 impl Followed {
-    /// The same partition (not one recreated since) at the same epoch.
+    /// The same partition (not one recreated since) at the same epoch,
+    /// throttled alike.
     pub fn same(&self, other: &Followed) -> bool {
-        self.leader_epoch == other.leader_epoch && Rc::ptr_eq(&self.partition, &other.partition)
+        self.leader_epoch == other.leader_epoch
+            && self.throttled == other.throttled
+            && Rc::ptr_eq(&self.partition, &other.partition)
     }
 
     /// Where the follower log stands, while this shard still follows it.
@@ -588,6 +616,12 @@ impl Shard {
         let log = partition.log.borrow();
         outcome.high_watermark = log.high_watermark();
         outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
+        let throttled = self.leader_throttles(item.tp, partition, replica.node_id);
+        let now = std::time::Instant::now();
+        if throttled && self.replication_quotas.borrow_mut().leader.exceeded(now) {
+            crate::stats::REPLICATION_LEADER_THROTTLED.add(1);
+            return;
+        }
         let end = log.log_end_offset();
         match log.read_below(item.offset, item.max_bytes, item.min_one_batch, end) {
             Ok(plan) => {
@@ -596,6 +630,31 @@ impl Shard {
             }
             Err(e) => outcome.error = super::ops::storage_error_code(&e),
         }
+        if throttled {
+            let mut quotas = self.replication_quotas.borrow_mut();
+            quotas.leader.record(outcome.bytes, now);
+        }
+    }
+
+    /// Whether this leader's answers to follower `node` of `tp` count
+    /// against the leader throttle: a rate is set, the topic names this
+    /// replica in `leader.replication.throttled.replicas`, and the follower
+    /// is out of the ISR.
+    fn leader_throttles(&self, tp: &TopicPartition, partition: &Partition, node: i32) -> bool {
+        if !self.replication_quotas.borrow().leader.is_set() {
+            return false;
+        }
+        let in_sync = matches!(&*partition.role.borrow(), Role::Leader(l) if l.isr.contains(&node));
+        if in_sync {
+            return false;
+        }
+        let topics = self.topics.borrow();
+        topics.topics.get(&*tp.topic).is_some_and(|topic| {
+            topic
+                .parsed(&self.config, &topics.broker_configs)
+                .leader_throttled
+                .contains(tp.partition, self.config.node_id)
+        })
     }
 
     /// Proposes follower `node`, which just fetched, into the ISR once it
