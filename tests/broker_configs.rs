@@ -243,3 +243,35 @@ fn cluster_broker_configs_go_through_the_quorum() {
         seen_everywhere(&cluster)
     });
 }
+
+/// The replication throttle rates are dynamic broker configs of their own:
+/// a cluster-wide value and a broker's own are described with their
+/// sources, an unset one as Kafka's default (unthrottled).
+#[test]
+fn replication_throttle_rates_are_described_with_their_sources() {
+    let broker = Broker::start(1);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let unthrottled = (Some(i64::MAX.to_string()), SOURCE_DEFAULT, vec![]);
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(node["leader.replication.throttled.rate"], unthrottled);
+    assert_eq!(node["follower.replication.throttled.rate"], unthrottled);
+
+    let cluster_wide = [("leader.replication.throttled.rate", OP_SET, Some("5000"))];
+    assert_eq!(alter_broker(&mut c, "", &cluster_wide), (err::NONE, None));
+    let own = [("follower.replication.throttled.rate", OP_SET, Some("7000"))];
+    assert_eq!(alter_broker(&mut c, "0", &own), (err::NONE, None));
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(
+        node["leader.replication.throttled.rate"],
+        (Some("5000".into()), SOURCE_DYNAMIC_DEFAULT_BROKER, vec![])
+    );
+    assert_eq!(
+        node["follower.replication.throttled.rate"],
+        (Some("7000".into()), SOURCE_DYNAMIC_BROKER, vec![])
+    );
+
+    let unset = [("follower.replication.throttled.rate", OP_DELETE, None)];
+    assert_eq!(alter_broker(&mut c, "0", &unset), (err::NONE, None));
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(node["follower.replication.throttled.rate"], unthrottled);
+}

@@ -13,8 +13,9 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
 use kafka_protocol::messages::{
-    describe_quorum_request, AddRaftVoterRequest, AlterPartitionReassignmentsRequest, ApiKey,
-    BrokerId, DescribeQuorumRequest, MetadataRequest, MetadataResponse, RemoveRaftVoterRequest,
+    describe_quorum_request, incremental_alter_configs_request, AddRaftVoterRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, DescribeQuorumRequest,
+    IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, RemoveRaftVoterRequest,
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
@@ -312,6 +313,39 @@ pub fn reassign_call(addr: &str, topic: &str, partition: i32, target: &[i32]) ->
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| anyhow!("AlterPartitionReassignments answered no partition"))?;
     Ok(answer.error_code)
+}
+
+/// Sets configs (IncrementalAlterConfigs v0 SETs) on one resource: a
+/// topic (`resource_type` 2) or a broker (4; name "" for the cluster-wide
+/// default). Any error fails.
+pub fn set_configs_call(
+    addr: &str,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+) -> Result<()> {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    const OP_SET: i8 = 0;
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_config_operation(OP_SET)
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_configs(configs);
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    let resp = call(addr, 0, &req)?;
+    match resp.responses.first() {
+        Some(r) if r.error_code == 0 => Ok(()),
+        Some(r) => bail!("IncrementalAlterConfigs {name:?}: error {}", r.error_code),
+        None => bail!("IncrementalAlterConfigs answered no resource"),
+    }
 }
 
 /// The metadata quorum's (voters, observers), from the active controller

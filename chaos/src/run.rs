@@ -13,7 +13,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
-use crate::cluster::{change_voter_call, quorum_call, reassign_call, wait_for, Cluster};
+use crate::cluster::{
+    change_voter_call, quorum_call, reassign_call, set_configs_call, wait_for, Cluster,
+};
 use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
 use crate::net::Net;
 use crate::scenario::{Fault, Network, Rng, Scenario, Target, TornMode};
@@ -529,7 +531,7 @@ impl Runner<'_> {
                 );
                 self.record("disk_full", id, at, detail);
             }
-            Fault::Reassign { replace } => self.reassign(replace)?,
+            Fault::Reassign { replace, throttle } => self.reassign(replace, *throttle)?,
             Fault::ReplaceVoter { remove } => self.replace_voter(remove)?,
             Fault::Start { target } => {
                 let id = self.resolve(target)?;
@@ -545,7 +547,10 @@ impl Runner<'_> {
     /// Moves partition 0's replica on the `replace` node to a live node
     /// that holds none of it; the quorum takes the move once it is asked
     /// (a proposal may time out while a controller is elected: asked again).
-    fn reassign(&mut self, replace: &Target) -> Result<()> {
+    fn reassign(&mut self, replace: &Target, throttle: Option<u64>) -> Result<()> {
+        if let Some(rate) = throttle {
+            self.throttle_replication(rate)?;
+        }
         let from = self.resolve(replace)?;
         let c = self.c();
         let view = c
@@ -589,6 +594,38 @@ impl Runner<'_> {
         );
         self.record("reassign", from, at, detail);
         Ok(())
+    }
+
+    /// Kafka's replication throttles at `rate` bytes per second: every
+    /// replica of the topic named (the ISR is never throttled, so this
+    /// holds back only a copy under way), cluster-wide rates.
+    fn throttle_replication(&mut self, rate: u64) -> Result<()> {
+        const TOPIC: i8 = 2;
+        const BROKER: i8 = 4;
+        let c = self.c();
+        let topic = c.topic.clone();
+        let rate = rate.to_string();
+        wait_for("the replication throttles set", CONVERGE_TIMEOUT, || {
+            let addr = c.nodes[&c.live()[0]].addr();
+            set_configs_call(
+                &addr,
+                TOPIC,
+                &topic,
+                &[
+                    ("leader.replication.throttled.replicas", "*"),
+                    ("follower.replication.throttled.replicas", "*"),
+                ],
+            )?;
+            set_configs_call(
+                &addr,
+                BROKER,
+                "",
+                &[
+                    ("leader.replication.throttled.rate", &rate),
+                    ("follower.replication.throttled.rate", &rate),
+                ],
+            )
+        })
     }
 
     /// Makes a live observer of the metadata quorum a voter, then takes

@@ -166,7 +166,14 @@ pub enum Fault {
     /// node that holds none of it, at random (AlterPartitionReassignments):
     /// the new replica copies the log under the load, then the old one, the
     /// leader too if it is that, leaves. The next fault waits for the move.
-    Reassign { replace: Target },
+    /// With `throttle` (bytes per second), the copy runs under Kafka's
+    /// replication throttles, as `kafka-reassign-partitions.sh --throttle`
+    /// sets them: every replica of the topic named, every broker's rates.
+    Reassign {
+        replace: Target,
+        #[serde(default)]
+        throttle: Option<u64>,
+    },
     /// Replaces voter `remove` of the metadata quorum (KIP-853): a live
     /// broker-only node (an observer), at random, is made a voter, then
     /// `remove` leaves the voters (it stays a broker). The quorum's
