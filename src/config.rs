@@ -208,6 +208,12 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Kafka's `group.max.size`: members (and members asked to rejoin) per group.
     pub group_max_size: usize,
+    /// Kafka's `group.consumer.heartbeat.interval.ms`: how often consumer
+    /// protocol members heartbeat (KIP-848).
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's `group.consumer.session.timeout.ms`: a consumer protocol
+    /// member silent this long is removed.
+    pub group_consumer_session_timeout_ms: i32,
     /// Groups one coordinator shard holds; new groups beyond it are refused.
     pub groups_per_shard_max: usize,
     /// Kafka's `offsets.topic.num.partitions`; used only when
@@ -366,6 +372,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: 1000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
             groups_per_shard_max: 100_000,
             offsets_topic_num_partitions: 16,
             offsets_retention_minutes: 7 * 24 * 60,

@@ -174,6 +174,12 @@ struct ServeArgs {
     group_min_session_timeout_ms: Option<i32>,
     #[arg(long)]
     group_max_session_timeout_ms: Option<i32>,
+    /// Kafka's group.consumer.heartbeat.interval.ms (KIP-848 members).
+    #[arg(long)]
+    group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// Kafka's group.consumer.session.timeout.ms (KIP-848 members).
+    #[arg(long)]
+    group_consumer_session_timeout_ms: Option<i32>,
     /// Partitions of __consumer_offsets when it is created.
     #[arg(long)]
     offsets_topic_num_partitions: Option<i32>,
@@ -237,6 +243,8 @@ impl ServeArgs {
             group_initial_rebalance_delay_ms => c.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms => c.group_min_session_timeout_ms,
             group_max_session_timeout_ms => c.group_max_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms => c.group_consumer_heartbeat_interval_ms,
+            group_consumer_session_timeout_ms => c.group_consumer_session_timeout_ms,
             offsets_topic_num_partitions => c.offsets_topic_num_partitions,
             offsets_retention_minutes => c.offsets_retention_minutes,
             broker_session_timeout_ms => c.broker_session_timeout_ms,

@@ -908,3 +908,138 @@ fn invalid_group_requests_get_kafka_error_codes() {
     );
     assert_eq!(deleted.results[0].error_code, 0);
 }
+
+/// A consumer of the consumer group protocol (KIP-848,
+/// `group.protocol=consumer`): the coordinator assigns, so no assignor,
+/// session or heartbeat settings of the classic protocol.
+fn consumer_protocol_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("max.poll.interval.ms", "30000")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("socket.timeout.ms", "10000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("retry.backoff.ms", "50")
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .set("allow.auto.create.topics", "false")
+        .set("log_level", "4");
+    c
+}
+
+/// The broker for consumer protocol groups: heartbeats every 200 ms, so a
+/// reconciliation's steps follow each other quickly.
+fn start_consumer_protocol_broker() -> Broker {
+    let mut flags = GROUP_FLAGS.to_vec();
+    flags.extend(["--group-consumer-heartbeat-interval-ms", "200"]);
+    Broker::start_with(2, &flags)
+}
+
+/// ListGroups v5 of the broker: (group id, group type, state).
+fn listed_groups(bootstrap: &str) -> Vec<(String, String, String)> {
+    let request = kafka_protocol::messages::ListGroupsRequest::default();
+    let response = RawClient::connect(bootstrap).call(5, &request);
+    response
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.group_type.to_string(),
+                g.group_state.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Two consumer protocol members share six partitions without overlap and
+/// consume everything exactly once; the group lists as a consumer group;
+/// when one leaves, the other is given every partition.
+#[test]
+fn consumer_protocol_members_share_partitions_and_take_over() {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("kip848-share", "kip848-share");
+    create_topic(&bs, topic, 6, &[]);
+    let first = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    let second = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    wait_for_full_assignment(&[&first, &second], 6, Duration::from_secs(60));
+
+    let total = 600;
+    produce_spread(&bs, topic, 6, total);
+    produce_sentinels(&bs, topic, 6);
+    let members = [first, second];
+    wait_for_sentinels(&members, 6, Duration::from_secs(60));
+    let mut values = BTreeSet::new();
+    let mut count = 0;
+    for m in &members {
+        for (_, _, v) in m.messages() {
+            if !v.starts_with(SENTINEL) {
+                values.insert(v);
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(values.len(), total, "every message consumed");
+    assert_eq!(count, total, "no message consumed twice");
+    let listed = listed_groups(&bs);
+    assert!(
+        listed.contains(&(group.into(), "consumer".into(), "Stable".into())),
+        "{listed:?}"
+    );
+
+    let [first, second] = members;
+    first.close();
+    wait_until(
+        "the remaining member given every partition",
+        Duration::from_secs(60),
+        || second.assignment() == (0..6).collect::<Vec<_>>(),
+    );
+    second.close();
+}
+
+/// Offsets committed by a consumer protocol member (with its member epoch)
+/// are where the next member of the group starts: it reads only what came
+/// after them.
+#[test]
+fn consumer_protocol_commits_are_where_the_next_member_starts() {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("kip848-commit", "kip848-commit");
+    create_topic(&bs, topic, 2, &[]);
+    produce_spread(&bs, topic, 2, 100);
+    produce_sentinels(&bs, topic, 2);
+    let first = Member::spawn(consumer_protocol_config(&bs, group), topic, true);
+    let first = [first];
+    wait_for_sentinels(&first, 2, Duration::from_secs(60));
+    let [first] = first;
+    assert_eq!(first.messages().len(), 102);
+    first.close();
+
+    let later: Vec<Msg> = (0..20)
+        .map(|i| Msg::value(format!("later-{i}")).to(i % 2))
+        .collect();
+    produce(&producer_config(&bs), topic, &later);
+    let next = [Member::spawn(
+        consumer_protocol_config(&bs, group),
+        topic,
+        false,
+    )];
+    wait_until(
+        "the later messages consumed",
+        Duration::from_secs(60),
+        || next[0].messages().len() >= 20,
+    );
+    let read: Vec<String> = next[0].messages().into_iter().map(|(_, _, v)| v).collect();
+    assert!(
+        read.iter().all(|v| v.starts_with("later-")),
+        "read again what was committed: {read:?}"
+    );
+    assert_eq!(read.len(), 20);
+}

@@ -8,7 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::records;
-use super::state::GroupState;
+use super::state::{Group, GroupState};
 use super::{append, valid_group_id, Coordinator, KeyValue};
 
 fn s(v: &str) -> StrBytes {
@@ -25,19 +25,36 @@ pub fn list(coord: &Coordinator, states: &[String]) -> Vec<ListedGroup> {
             states.is_empty()
                 || states
                     .iter()
-                    .any(|st| st.eq_ignore_ascii_case(g.state.name()))
+                    .any(|st| st.eq_ignore_ascii_case(state_name(g)))
         })
         .map(|g| {
             let mut l = ListedGroup::default();
             l.group_id = s(&g.id).into();
-            l.protocol_type = s(g.protocol_type.as_deref().unwrap_or_default());
-            l.group_state = s(g.state.name());
-            l.group_type = s("classic");
+            l.group_state = s(state_name(g));
+            if g.has_consumer_members() {
+                l.protocol_type = s(CONSUMER);
+                l.group_type = s(CONSUMER);
+            } else {
+                l.protocol_type = s(g.protocol_type.as_deref().unwrap_or_default());
+                l.group_type = s("classic");
+            }
             l
         })
         .collect();
     out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     out
+}
+
+/// The protocol type and group type of consumer protocol groups.
+const CONSUMER: &str = "consumer";
+
+/// A group's state as ListGroups names it: the consumer protocol's while
+/// members joined that way, else the classic one.
+fn state_name(g: &Group) -> &'static str {
+    match &g.consumer {
+        Some(c) if !c.is_empty() => c.state(),
+        _ => g.state.name(),
+    }
 }
 
 pub fn describe(coord: &Coordinator, group_id: &str) -> DescribedGroup {
@@ -55,6 +72,25 @@ pub fn describe(coord: &Coordinator, group_id: &str) -> DescribedGroup {
         d.group_state = s("Dead");
         return d;
     };
+    if let Some(consumer) = g.consumer.as_ref().filter(|c| !c.is_empty()) {
+        // Classic tools see the members and their hosts; what each owns is
+        // ConsumerGroupDescribe's (not served), so no assignment bytes.
+        d.group_state = s(consumer.state());
+        d.protocol_type = s(CONSUMER);
+        d.members = consumer
+            .members
+            .values()
+            .map(|m| {
+                let mut member = DescribedGroupMember::default();
+                member.member_id = s(&m.id);
+                member.group_instance_id = m.instance_id.as_deref().map(s);
+                member.client_id = s(&m.client_id);
+                member.client_host = s(&m.client_host);
+                member
+            })
+            .collect();
+        return d;
+    }
     d.group_state = s(g.state.name());
     d.protocol_type = s(g.protocol_type.as_deref().unwrap_or_default());
     let stable = g.state == GroupState::Stable;
@@ -94,7 +130,7 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
         let Some(g) = groups.get(group_id) else {
             return ResponseError::GroupIdNotFound.code();
         };
-        if g.state != GroupState::Empty {
+        if g.state != GroupState::Empty || g.has_consumer_members() {
             return ResponseError::NonEmptyGroup.code();
         }
         g.offsets

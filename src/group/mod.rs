@@ -19,6 +19,8 @@
 //! live state, not by the history.
 
 mod admin;
+mod consumer_heartbeat;
+pub mod consumer_protocol;
 mod membership;
 #[cfg(test)]
 mod membership_tests;
@@ -38,10 +40,10 @@ use futures::channel::oneshot;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -122,6 +124,15 @@ pub enum GroupMsg {
     TxnCommit {
         request: TxnOffsetCommitRequest,
         reply: oneshot::Sender<TxnOffsetCommitResponse>,
+    },
+    /// The consumer group protocol's heartbeat (KIP-848).
+    ConsumerHeartbeat {
+        version: i16,
+        client_id: String,
+        /// The connection's peer, `/IP`, for DescribeGroups.
+        client_host: String,
+        request: ConsumerGroupHeartbeatRequest,
+        reply: oneshot::Sender<ConsumerGroupHeartbeatResponse>,
     },
 }
 
@@ -360,6 +371,20 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         GroupMsg::DeleteOffsets { request, reply } => {
             let _ = reply.send(offsets::delete(&coord, request).await);
         }
+        GroupMsg::ConsumerHeartbeat {
+            version,
+            client_id,
+            client_host,
+            request,
+            reply,
+        } => {
+            let sender = consumer_heartbeat::Sender {
+                version,
+                client_id,
+                client_host,
+            };
+            let _ = reply.send(consumer_heartbeat::heartbeat(&coord, sender, request, now));
+        }
     }
 }
 
@@ -409,6 +434,15 @@ async fn join(
     let session = request.session_timeout_ms;
     if session < limits.min_session_timeout_ms || session > limits.max_session_timeout_ms {
         return refuse(reply, ResponseError::InvalidSessionTimeout);
+    }
+    let consumer_held = coord
+        .groups
+        .borrow()
+        .get(&group_id)
+        .is_some_and(Group::has_consumer_members);
+    if consumer_held {
+        // Kafka's answer to a classic member of a consumer protocol group.
+        return refuse(reply, ResponseError::InconsistentGroupProtocol);
     }
     let exists = coord.groups.borrow().contains_key(&group_id);
     if !exists {
@@ -784,9 +818,13 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let now = crate::runtime::now_ms();
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
+        let consumer_limits = consumer_heartbeat::limits(&coord);
         for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
                 to_persist.push(id.clone());
+            }
+            if let Some(consumer) = &mut g.consumer {
+                consumer.expire(&consumer_limits, now);
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());

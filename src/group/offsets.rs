@@ -95,6 +95,12 @@ pub(super) fn check_commit(
             ResponseError::IllegalGeneration.code()
         };
     };
+    if let Some(consumer) = &mut group.consumer {
+        // A consumer protocol group checks member epochs, not generations.
+        if !consumer.is_empty() || generation >= 0 {
+            return consumer.check_commit(member_id, generation, now);
+        }
+    }
     if generation < 0 && member_id.is_empty() && group.state == GroupState::Empty {
         return 0;
     }
@@ -463,6 +469,7 @@ pub async fn delete(coord: &Rc<Coordinator>, request: OffsetDeleteRequest) -> Of
 /// An empty group whose offsets outlived `offsets.retention.minutes`.
 pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
     group.state == GroupState::Empty
+        && !group.has_consumer_members()
         && retention_ms > 0
         && now.saturating_sub(group.empty_since_ms) > retention_ms
         && group

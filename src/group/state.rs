@@ -117,6 +117,9 @@ pub struct Group {
     pub empty_since_ms: i64,
     /// Log offset of the last group metadata record applied.
     pub metadata_log_offset: i64,
+    /// The consumer protocol's membership (KIP-848), once a member joined
+    /// that way; the classic fields above then stay empty.
+    pub consumer: Option<super::consumer_protocol::ConsumerGroup>,
 }
 
 impl Group {
@@ -139,7 +142,13 @@ impl Group {
             rebalance_started_ms: 0,
             empty_since_ms: now_ms,
             metadata_log_offset: -1,
+            consumer: None,
         }
+    }
+
+    /// Members joined through the consumer protocol.
+    pub fn has_consumer_members(&self) -> bool {
+        self.consumer.as_ref().is_some_and(|c| !c.is_empty())
     }
 
     /// The group metadata record for the current state.

@@ -97,6 +97,7 @@ pub const APIS: &[ApiSpec] = &[
     producer::INIT_PRODUCER_ID,
     producer::DESCRIBE_PRODUCERS,
     group::TXN_OFFSET_COMMIT,
+    group::CONSUMER_GROUP_HEARTBEAT,
     describe_cluster::SPEC,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,

@@ -4,6 +4,7 @@
 //! A request the coordinator could not take answers
 //! COORDINATOR_NOT_AVAILABLE, which clients retry.
 
+mod consumer_group_heartbeat;
 mod delete_groups;
 mod describe_groups;
 mod find_coordinator;
@@ -22,8 +23,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{
-    ApiKey, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest,
-    LeaveGroupResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, RequestHeader,
+    SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -32,6 +34,7 @@ use crate::group::{Coordinator, GroupMsg};
 use crate::security::acl::Operation;
 use crate::services::Services;
 
+pub use consumer_group_heartbeat::SPEC as CONSUMER_GROUP_HEARTBEAT;
 pub use delete_groups::SPEC as DELETE_GROUPS;
 pub use describe_groups::SPEC as DESCRIBE_GROUPS;
 pub use find_coordinator::SPEC as FIND_COORDINATOR;
@@ -45,7 +48,7 @@ pub use offset_fetch::SPEC as OFFSET_FETCH;
 pub use sync_group::SPEC as SYNC_GROUP;
 pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 12] = [
+const SPECS: [ApiSpec; 13] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -58,6 +61,7 @@ const SPECS: [ApiSpec; 12] = [
     DELETE_GROUPS,
     OFFSET_DELETE,
     TXN_OFFSET_COMMIT,
+    CONSUMER_GROUP_HEARTBEAT,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -118,6 +122,17 @@ pub async fn handle(
                 return out.encoded(crate::group::join_error(code, &request.member_id));
             }
             out.encoded(join_group::handle(groups, header, client, version, request).await)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let request: ConsumerGroupHeartbeatRequest = decode(buf, key, version)?;
+            if !access.group(Operation::Read, &request.group_id) {
+                let mut refused = ConsumerGroupHeartbeatResponse::default();
+                refused.error_code = ResponseError::GroupAuthorizationFailed.code();
+                return out.encoded(refused);
+            }
+            let handled =
+                consumer_group_heartbeat::handle(groups, header, client, version, request);
+            out.encoded(handled.await)
         }
         ApiKey::SyncGroup => read_group!(sync_group, SyncGroupRequest, SyncGroupResponse),
         ApiKey::Heartbeat => read_group!(heartbeat, HeartbeatRequest, HeartbeatResponse),

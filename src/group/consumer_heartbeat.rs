@@ -1,0 +1,163 @@
+//! ConsumerGroupHeartbeat on the coordinator shard: the request turned
+//! into a `consumer_protocol::Heartbeat`, the group's topics into shapes,
+//! the answer into the response.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as WireAssignment, TopicPartitions,
+};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::consumer_protocol::{
+    Assignment, ConsumerGroup, Heartbeat, Limits, TopicShape, JOINING_EPOCH,
+};
+use super::state::Group;
+use super::{valid_group_id, Coordinator};
+
+/// Who sent the heartbeat, for DescribeGroups.
+pub struct Sender {
+    pub version: i16,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+pub fn limits(coord: &Coordinator) -> Limits {
+    let c = &coord.shard.config;
+    Limits {
+        max_size: c.group_max_size,
+        session_timeout_ms: i64::from(c.group_consumer_session_timeout_ms.max(1)),
+    }
+}
+
+pub fn heartbeat(
+    coord: &Coordinator,
+    sender: Sender,
+    request: ConsumerGroupHeartbeatRequest,
+    now_ms: i64,
+) -> ConsumerGroupHeartbeatResponse {
+    let group_id = request.group_id.to_string();
+    let mut response = ConsumerGroupHeartbeatResponse::default();
+    response.heartbeat_interval_ms = coord
+        .shard
+        .config
+        .group_consumer_heartbeat_interval_ms
+        .max(1);
+    let refuse = |mut response: ConsumerGroupHeartbeatResponse, code: i16, why: String| {
+        response.error_code = code;
+        response.error_message = Some(StrBytes::from_string(why));
+        response
+    };
+    if !valid_group_id(&group_id) {
+        let code = ResponseError::InvalidGroupId.code();
+        return refuse(response, code, "invalid group id".into());
+    }
+    let beat = beat_of(&sender, request);
+    let mut groups = coord.groups.borrow_mut();
+    let full = groups.len() >= coord.shard.config.groups_per_shard_max;
+    if full && !groups.contains_key(&group_id) {
+        let code = ResponseError::CoordinatorNotAvailable.code();
+        return refuse(
+            response,
+            code,
+            "this coordinator holds its most groups".into(),
+        );
+    }
+    let group = groups
+        .entry(group_id.clone())
+        .or_insert_with(|| Group::new(group_id.clone(), now_ms));
+    if !group.members.is_empty() {
+        // Kafka's answer while classic members hold the group.
+        let code = ResponseError::GroupIdNotFound.code();
+        let why = format!("group {group_id} is a classic group with members");
+        return refuse(response, code, why);
+    }
+    let consumer = group.consumer.get_or_insert_with(ConsumerGroup::default);
+    let topics = shapes(coord, consumer, &beat);
+    match consumer.heartbeat(beat, &topics, &limits(coord), now_ms) {
+        Ok(answer) => {
+            response.member_id = Some(StrBytes::from_string(answer.member_id));
+            response.member_epoch = answer.member_epoch;
+            response.assignment = answer.assignment.map(|a| wire(&a));
+            response
+        }
+        Err(e) => {
+            tracing::debug!(group = %group_id, error = %e, "consumer heartbeat refused");
+            refuse(response, e.code(), e.to_string())
+        }
+    }
+}
+
+/// The heartbeat as the group sees it. v0 members get their id from the
+/// coordinator at their first heartbeat; from v1 they bring their own.
+fn beat_of(sender: &Sender, request: ConsumerGroupHeartbeatRequest) -> Heartbeat {
+    let mut member_id = request.member_id.to_string();
+    if member_id.is_empty() && request.member_epoch == JOINING_EPOCH && sender.version == 0 {
+        member_id = uuid::Uuid::new_v4().to_string();
+    }
+    let owned = request.topic_partitions.map(|tps| {
+        let mut owned = Assignment::new();
+        for tp in tps {
+            let partitions: BTreeSet<i32> = tp.partitions.into_iter().collect();
+            if !partitions.is_empty() {
+                owned.entry(tp.topic_id).or_default().extend(partitions);
+            }
+        }
+        owned
+    });
+    Heartbeat {
+        member_id,
+        member_epoch: request.member_epoch,
+        instance_id: request.instance_id.map(|i| i.to_string()),
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        subscribed: request
+            .subscribed_topic_names
+            .map(|names| names.into_iter().map(|n| n.0.to_string()).collect()),
+        assignor: request.server_assignor.map(|a| a.to_string()),
+        owned,
+        client_id: sender.client_id.clone(),
+        client_host: sender.client_host.clone(),
+    }
+}
+
+/// The shapes of the topics the group's members subscribe to (and this
+/// heartbeat's), as they exist now; only those, so a heartbeat costs the
+/// group's subscriptions, not the broker's topic count.
+fn shapes(
+    coord: &Coordinator,
+    group: &ConsumerGroup,
+    beat: &Heartbeat,
+) -> BTreeMap<String, TopicShape> {
+    let topics = coord.shard.topics();
+    let subscribed = group
+        .members
+        .values()
+        .flat_map(|m| m.subscribed.iter())
+        .chain(beat.subscribed.iter().flatten());
+    subscribed
+        .filter_map(|name| {
+            let topic = topics.get(name)?;
+            let shape = TopicShape {
+                id: topic.uuid(),
+                partitions: topic.partitions,
+            };
+            Some((name.clone(), shape))
+        })
+        .collect()
+}
+
+fn wire(assignment: &Assignment) -> WireAssignment {
+    let mut out = WireAssignment::default();
+    out.topic_partitions = assignment
+        .iter()
+        .map(|(topic, partitions)| {
+            let mut tp = TopicPartitions::default();
+            tp.topic_id = *topic;
+            tp.partitions = partitions.iter().copied().collect();
+            tp
+        })
+        .collect();
+    out
+}

@@ -1,0 +1,450 @@
+//! The consumer group protocol (KIP-848; `group.protocol=consumer` in
+//! librdkafka and the Java client): members only heartbeat
+//! (ConsumerGroupHeartbeat), the coordinator assigns the partitions and
+//! hands each member its share, one step at a time, so no partition is
+//! ever owned by two members.
+//!
+//! The group has an epoch, bumped by every change of membership or
+//! subscription; a new epoch gets a new target assignment (`assignor`).
+//! Each member then reconciles towards its target: first it gives up what
+//! the target takes away (the coordinator answers its assignment without
+//! them and waits until a heartbeat no longer lists them as owned), then it
+//! takes the new partitions that no other member still owns, and its
+//! member epoch becomes the target's. A member that does not give up its
+//! partitions within its rebalance timeout, or is silent for the session
+//! timeout, is removed, and its partitions go to the others.
+//!
+//! Everything here is pure and synchronous, on the coordinator shard; the
+//! state lives in memory only: a coordinator that moves or restarts loses
+//! it, and the members rejoin (UNKNOWN_MEMBER_ID) at epoch 0, resuming
+//! from their committed offsets, which are kept as for every group.
+
+pub mod assignor;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+pub use assignor::TopicShape;
+
+/// Partitions by topic id.
+pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// Kafka's member epochs with a meaning of their own.
+pub const JOINING_EPOCH: i32 = 0;
+pub const LEAVING_EPOCH: i32 = -1;
+pub const LEAVING_STATIC_EPOCH: i32 = -2;
+
+/// Why a heartbeat was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("member {0:?} is not in the group")]
+    UnknownMember(String),
+    #[error("member epoch {given} is not the member's {current}")]
+    Fenced { given: i32, current: i32 },
+    #[error("the group has {0} members, its most")]
+    Full(usize),
+    #[error("assignor {0:?} is not served: uniform or range")]
+    UnsupportedAssignor(String),
+}
+
+impl HeartbeatError {
+    pub fn code(&self) -> i16 {
+        match self {
+            HeartbeatError::Invalid(_) => ResponseError::InvalidRequest,
+            HeartbeatError::UnknownMember(_) => ResponseError::UnknownMemberId,
+            HeartbeatError::Fenced { .. } => ResponseError::FencedMemberEpoch,
+            HeartbeatError::Full(_) => ResponseError::GroupMaxSizeReached,
+            HeartbeatError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+        }
+        .code()
+    }
+}
+
+/// One heartbeat, as the coordinator needs it.
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// `None`: unchanged since the last heartbeat.
+    pub subscribed: Option<BTreeSet<String>>,
+    pub assignor: Option<String>,
+    /// The partitions the member owns now; `None`: unchanged.
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// What the member is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// Its assignment, when it changed since the last one it was told.
+    pub assignment: Option<Assignment>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    /// The epoch before the last bump: a heartbeat at it is a retry whose
+    /// answer was lost, not a fenced member.
+    pub previous_epoch: i32,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed: BTreeSet<String>,
+    pub assignor: Option<String>,
+    /// What it may consume now.
+    pub assigned: Assignment,
+    /// What it must give up, still its own until a heartbeat shows it gone.
+    pub revoking: Assignment,
+    /// It must have given up `revoking` by then (ms).
+    pub revoke_deadline_ms: Option<i64>,
+    /// The assignment it was last told.
+    pub told: Option<Assignment>,
+    pub last_seen_ms: i64,
+}
+
+impl Member {
+    fn owns(&self) -> impl Iterator<Item = (Uuid, i32)> + '_ {
+        let pairs = |a: &'_ Assignment| {
+            a.iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+                .collect::<Vec<_>>()
+        };
+        pairs(&self.assigned)
+            .into_iter()
+            .chain(pairs(&self.revoking))
+    }
+}
+
+/// A consumer protocol group's membership.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerGroup {
+    /// Bumped by every membership or subscription change.
+    pub epoch: i32,
+    /// The epoch `target` was computed at.
+    pub target_epoch: i32,
+    pub target: BTreeMap<String, Assignment>,
+    pub members: BTreeMap<String, Member>,
+}
+
+/// The bounds a coordinator puts on its groups.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_size: usize,
+    pub session_timeout_ms: i64,
+}
+
+impl ConsumerGroup {
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Kafka's consumer group states, as ListGroups names them.
+    pub fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.target_epoch < self.epoch {
+            "Assigning"
+        } else if self.members.values().any(|m| m.epoch != self.target_epoch) {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// One heartbeat. `topics` are the topics that exist now, by name.
+    pub fn heartbeat(
+        &mut self,
+        beat: Heartbeat,
+        topics: &BTreeMap<String, TopicShape>,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<Answer, HeartbeatError> {
+        if let Some(name) = beat.assignor.as_deref() {
+            if name != assignor::UNIFORM && name != assignor::RANGE {
+                return Err(HeartbeatError::UnsupportedAssignor(name.to_string()));
+            }
+        }
+        if beat.member_id.is_empty() {
+            return Err(HeartbeatError::Invalid("a member id is needed"));
+        }
+        if beat.member_epoch == LEAVING_EPOCH || beat.member_epoch == LEAVING_STATIC_EPOCH {
+            return Ok(self.leave(&beat.member_id, beat.member_epoch));
+        }
+        if beat.member_epoch == JOINING_EPOCH {
+            self.join(&beat, limits, now_ms)?;
+        }
+        let member = self
+            .members
+            .get_mut(&beat.member_id)
+            .ok_or_else(|| HeartbeatError::UnknownMember(beat.member_id.clone()))?;
+        let retry = beat.member_epoch == member.previous_epoch
+            && beat
+                .owned
+                .as_ref()
+                .is_some_and(|o| within(o, &member.assigned));
+        if beat.member_epoch != member.epoch && !retry {
+            return Err(HeartbeatError::Fenced {
+                given: beat.member_epoch,
+                current: member.epoch,
+            });
+        }
+        member.last_seen_ms = now_ms;
+        if beat.rebalance_timeout_ms > 0 {
+            member.rebalance_timeout_ms = beat.rebalance_timeout_ms;
+        }
+        if let Some(owned) = &beat.owned {
+            if !member.revoking.is_empty() && disjoint(owned, &member.revoking) {
+                member.revoking.clear();
+                member.revoke_deadline_ms = None;
+            }
+        }
+        let mut changed = false;
+        if let Some(subscribed) = beat.subscribed {
+            if subscribed != member.subscribed {
+                member.subscribed = subscribed;
+                changed = true;
+            }
+        }
+        if beat.assignor.is_some() && beat.assignor != member.assignor {
+            member.assignor = beat.assignor;
+            changed = true;
+        }
+        if changed {
+            self.bump();
+        }
+        self.retarget(topics);
+        self.reconcile(&beat.member_id, now_ms);
+        let member = self.members.get_mut(&beat.member_id).expect("reconciled");
+        let joining = beat.member_epoch == JOINING_EPOCH;
+        let tell = joining || member.told.as_ref() != Some(&member.assigned);
+        let assignment = tell.then(|| member.assigned.clone());
+        if assignment.is_some() {
+            member.told = assignment.clone();
+        }
+        Ok(Answer {
+            member_id: member.id.clone(),
+            member_epoch: member.epoch,
+            assignment,
+        })
+    }
+
+    fn join(
+        &mut self,
+        beat: &Heartbeat,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<(), HeartbeatError> {
+        let Some(subscribed) = beat.subscribed.clone() else {
+            return Err(HeartbeatError::Invalid(
+                "a joining member names its subscription",
+            ));
+        };
+        if beat.rebalance_timeout_ms <= 0 {
+            return Err(HeartbeatError::Invalid(
+                "the rebalance timeout must be positive",
+            ));
+        }
+        // A member joining again under its id starts afresh: what it owned
+        // went when it lost its epoch.
+        let known = self.members.remove(&beat.member_id).is_some();
+        if !known && self.members.len() >= limits.max_size {
+            return Err(HeartbeatError::Full(limits.max_size));
+        }
+        self.members.insert(
+            beat.member_id.clone(),
+            Member {
+                id: beat.member_id.clone(),
+                instance_id: beat.instance_id.clone(),
+                client_id: beat.client_id.clone(),
+                client_host: beat.client_host.clone(),
+                epoch: JOINING_EPOCH,
+                previous_epoch: JOINING_EPOCH,
+                rebalance_timeout_ms: beat.rebalance_timeout_ms,
+                subscribed,
+                assignor: beat.assignor.clone(),
+                assigned: Assignment::new(),
+                revoking: Assignment::new(),
+                revoke_deadline_ms: None,
+                told: None,
+                last_seen_ms: now_ms,
+            },
+        );
+        self.bump();
+        Ok(())
+    }
+
+    fn leave(&mut self, member_id: &str, epoch: i32) -> Answer {
+        if self.members.remove(member_id).is_some() {
+            self.target.remove(member_id);
+            self.bump();
+        }
+        Answer {
+            member_id: member_id.to_string(),
+            member_epoch: epoch,
+            assignment: None,
+        }
+    }
+
+    fn bump(&mut self) {
+        self.epoch = self.epoch.checked_add(1).unwrap_or(1);
+    }
+
+    /// A new target for a new group epoch.
+    fn retarget(&mut self, topics: &BTreeMap<String, TopicShape>) {
+        if self.target_epoch == self.epoch {
+            return;
+        }
+        // The group's assignor: what its members ask for, range only if
+        // every member that names one names range.
+        let range = self
+            .members
+            .values()
+            .filter_map(|m| m.assignor.as_deref())
+            .all(|a| a == assignor::RANGE)
+            && self.members.values().any(|m| m.assignor.is_some());
+        let name = if range {
+            assignor::RANGE
+        } else {
+            assignor::UNIFORM
+        };
+        let input = assignor::AssignInput {
+            subscriptions: self
+                .members
+                .iter()
+                .map(|(id, m)| (id.as_str(), &m.subscribed))
+                .collect(),
+            topics,
+            previous: &self.target,
+        };
+        self.target = assignor::assign(name, &input);
+        self.target_epoch = self.epoch;
+    }
+
+    /// Moves member `id` one step towards its target: first what it must
+    /// give up, then, once it has, what no one else still owns.
+    fn reconcile(&mut self, id: &str, now_ms: i64) {
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let owned_elsewhere: BTreeSet<(Uuid, i32)> = self
+            .members
+            .values()
+            .filter(|m| m.id != id)
+            .flat_map(Member::owns)
+            .collect();
+        let target_epoch = self.target_epoch;
+        let member = self.members.get_mut(id).expect("a member");
+        if !member.revoking.is_empty() {
+            return;
+        }
+        let kept = intersect(&member.assigned, &target);
+        let taken_away = difference(&member.assigned, &target);
+        if !taken_away.is_empty() {
+            member.assigned = kept;
+            member.revoking = taken_away;
+            let timeout = i64::from(member.rebalance_timeout_ms);
+            member.revoke_deadline_ms = Some(now_ms.saturating_add(timeout));
+            return;
+        }
+        for (topic, partitions) in &target {
+            for p in partitions {
+                if !owned_elsewhere.contains(&(*topic, *p)) {
+                    member.assigned.entry(*topic).or_default().insert(*p);
+                }
+            }
+        }
+        if member.epoch != target_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = target_epoch;
+        }
+    }
+
+    /// Removes members silent for the session timeout or late giving up
+    /// their partitions; true if any went.
+    pub fn expire(&mut self, limits: &Limits, now_ms: i64) -> bool {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                let silent = now_ms.saturating_sub(m.last_seen_ms) > limits.session_timeout_ms;
+                let late = m.revoke_deadline_ms.is_some_and(|d| now_ms > d);
+                silent || late
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &gone {
+            tracing::info!(member = %id, "consumer group member removed: silent or late revoking");
+            self.leave(id, LEAVING_EPOCH);
+        }
+        !gone.is_empty()
+    }
+
+    /// An offset commit's check for a member of this group (Kafka's
+    /// STALE_MEMBER_EPOCH for an older epoch, FENCED_MEMBER_EPOCH for a
+    /// newer one); 0 when it may commit.
+    pub fn check_commit(&mut self, member_id: &str, epoch: i32, now_ms: i64) -> i16 {
+        if member_id.is_empty() && epoch < 0 {
+            // A commit from outside the group (an admin tool, a consumer
+            // that assigns itself): only while no member owns anything.
+            return if self.members.is_empty() {
+                0
+            } else {
+                ResponseError::UnknownMemberId.code()
+            };
+        }
+        let Some(member) = self.members.get_mut(member_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        if epoch < member.epoch {
+            return ResponseError::StaleMemberEpoch.code();
+        }
+        if epoch > member.epoch {
+            return ResponseError::FencedMemberEpoch.code();
+        }
+        member.last_seen_ms = now_ms;
+        0
+    }
+}
+
+fn within(a: &Assignment, b: &Assignment) -> bool {
+    a.iter()
+        .all(|(t, ps)| b.get(t).is_some_and(|bs| ps.is_subset(bs)) || ps.is_empty())
+}
+
+fn disjoint(a: &Assignment, b: &Assignment) -> bool {
+    a.iter()
+        .all(|(t, ps)| b.get(t).is_none_or(|bs| ps.is_disjoint(bs)))
+}
+
+fn intersect(a: &Assignment, b: &Assignment) -> Assignment {
+    a.iter()
+        .filter_map(|(t, ps)| {
+            let common: BTreeSet<i32> = ps.intersection(b.get(t)?).copied().collect();
+            (!common.is_empty()).then_some((*t, common))
+        })
+        .collect()
+}
+
+fn difference(a: &Assignment, b: &Assignment) -> Assignment {
+    a.iter()
+        .filter_map(|(t, ps)| {
+            let rest: BTreeSet<i32> = match b.get(t) {
+                Some(bs) => ps.difference(bs).copied().collect(),
+                None => ps.clone(),
+            };
+            (!rest.is_empty()).then_some((*t, rest))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+use super::*;
+
+const T: Uuid = Uuid::from_u128(7);
+
+fn topics(partitions: i32) -> BTreeMap<String, TopicShape> {
+    BTreeMap::from([("t".to_string(), TopicShape { id: T, partitions })])
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_size: 3,
+        session_timeout_ms: 1_000,
+    }
+}
+
+fn join(id: &str) -> Heartbeat {
+    Heartbeat {
+        member_id: id.into(),
+        member_epoch: JOINING_EPOCH,
+        rebalance_timeout_ms: 500,
+        subscribed: Some(BTreeSet::from(["t".to_string()])),
+        ..Heartbeat::default()
+    }
+}
+
+fn beat(id: &str, epoch: i32, owned: &[i32]) -> Heartbeat {
+    Heartbeat {
+        member_id: id.into(),
+        member_epoch: epoch,
+        owned: Some(partitions(owned)),
+        ..Heartbeat::default()
+    }
+}
+
+fn partitions(ps: &[i32]) -> Assignment {
+    if ps.is_empty() {
+        return Assignment::new();
+    }
+    BTreeMap::from([(T, ps.iter().copied().collect())])
+}
+
+fn owned(a: &Option<Assignment>) -> Vec<i32> {
+    a.as_ref()
+        .and_then(|a| a.get(&T))
+        .map(|ps| ps.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_partition_moves_only_once_its_owner_gave_it_up() {
+    let (t, l) = (topics(4), limits());
+    let mut g = ConsumerGroup::default();
+    let a = g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    assert_eq!(owned(&a.assignment), [0, 1, 2, 3]);
+    assert_eq!(a.member_epoch, 1);
+
+    // b joins: the target splits 2/2, but b gets nothing a still owns.
+    let b = g.heartbeat(join("b"), &t, &l, 10).unwrap();
+    assert_eq!(b.member_epoch, 2);
+    assert_eq!(owned(&b.assignment), Vec::<i32>::new());
+    // a is told to keep two: it stays at its epoch until it gave two up.
+    let a = g
+        .heartbeat(beat("a", 1, &[0, 1, 2, 3]), &t, &l, 20)
+        .unwrap();
+    assert_eq!(a.member_epoch, 1);
+    let kept = owned(&a.assignment);
+    assert_eq!(kept.len(), 2);
+    // Still owning them, b is given nothing yet.
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 30).unwrap();
+    assert_eq!(b.assignment, None, "unchanged: nothing told");
+    // a has revoked: it reaches epoch 2, and b takes the rest.
+    let a = g.heartbeat(beat("a", 1, &kept), &t, &l, 40).unwrap();
+    assert_eq!(a.member_epoch, 2);
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 50).unwrap();
+    let mut all = owned(&b.assignment);
+    all.extend(&kept);
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3]);
+    assert_eq!(g.state(), "Stable");
+}
+
+#[test]
+fn a_member_that_leaves_or_goes_silent_frees_its_partitions() {
+    let (t, l) = (topics(2), limits());
+    let mut g = ConsumerGroup::default();
+    g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    g.heartbeat(join("b"), &t, &l, 0).unwrap();
+    let a = g.heartbeat(beat("a", 1, &[0, 1]), &t, &l, 1).unwrap();
+    let kept = owned(&a.assignment);
+    g.heartbeat(beat("a", 1, &kept), &t, &l, 2).unwrap();
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 3).unwrap();
+    assert_eq!(owned(&b.assignment).len(), 1);
+
+    let gone = g
+        .heartbeat(beat("a", LEAVING_EPOCH, &kept), &t, &l, 4)
+        .unwrap();
+    assert_eq!(gone.member_epoch, LEAVING_EPOCH);
+    let b = g
+        .heartbeat(beat("b", 2, &owned(&b.assignment)), &t, &l, 5)
+        .unwrap();
+    assert_eq!(owned(&b.assignment), [0, 1]);
+
+    g.heartbeat(join("c"), &t, &l, 600).unwrap();
+    assert!(!g.expire(&l, 900));
+    assert!(g.expire(&l, 1_100), "b silent since 5");
+    assert_eq!(g.members.keys().collect::<Vec<_>>(), ["c"]);
+}
+
+#[test]
+fn a_member_late_giving_up_partitions_is_removed() {
+    let (t, l) = (topics(2), limits());
+    let mut g = ConsumerGroup::default();
+    g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    g.heartbeat(join("b"), &t, &l, 0).unwrap();
+    g.heartbeat(beat("a", 1, &[0, 1]), &t, &l, 100).unwrap();
+    // a's rebalance timeout is 500 ms from 100; b keeps heartbeating.
+    g.heartbeat(beat("b", 2, &[]), &t, &l, 550).unwrap();
+    assert!(!g.expire(&l, 590));
+    g.heartbeat(beat("a", 1, &[0, 1]), &t, &l, 590).unwrap();
+    assert!(g.expire(&l, 601));
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 602).unwrap();
+    assert_eq!(owned(&b.assignment), [0, 1]);
+}
+
+#[test]
+fn refusals_carry_kafkas_codes() {
+    let (t, l) = (topics(1), limits());
+    let mut g = ConsumerGroup::default();
+    g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    let stale = g.heartbeat(beat("a", 7, &[0]), &t, &l, 1).unwrap_err();
+    assert_eq!(stale.code(), ResponseError::FencedMemberEpoch.code());
+    let unknown = g.heartbeat(beat("z", 1, &[]), &t, &l, 1).unwrap_err();
+    assert_eq!(unknown.code(), ResponseError::UnknownMemberId.code());
+    let mut no_subscription = join("b");
+    no_subscription.subscribed = None;
+    assert_eq!(
+        g.heartbeat(no_subscription, &t, &l, 1).unwrap_err().code(),
+        ResponseError::InvalidRequest.code()
+    );
+    let mut odd = join("b");
+    odd.assignor = Some("sticky".into());
+    assert_eq!(
+        g.heartbeat(odd, &t, &l, 1).unwrap_err().code(),
+        ResponseError::UnsupportedAssignor.code()
+    );
+    g.heartbeat(join("b"), &t, &l, 1).unwrap();
+    g.heartbeat(join("c"), &t, &l, 1).unwrap();
+    assert_eq!(
+        g.heartbeat(join("d"), &t, &l, 1).unwrap_err().code(),
+        ResponseError::GroupMaxSizeReached.code()
+    );
+    // Commits: the member's epoch only.
+    let epoch = g.members["a"].epoch;
+    assert_eq!(g.check_commit("a", epoch, 2), 0);
+    assert_eq!(
+        g.check_commit("a", epoch - 1, 2),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(
+        g.check_commit("a", epoch + 1, 2),
+        ResponseError::FencedMemberEpoch.code()
+    );
+    assert_eq!(
+        g.check_commit("", -1, 2),
+        ResponseError::UnknownMemberId.code()
+    );
+}
