@@ -1043,3 +1043,31 @@ fn consumer_protocol_commits_are_where_the_next_member_starts() {
     );
     assert_eq!(read.len(), 20);
 }
+
+/// A consumer protocol member subscribed by regex (`^kip848-re-.*`, which
+/// librdkafka sends as the subscription's regex) is given the matching
+/// topics' partitions only, and a matching topic created later too.
+#[test]
+fn consumer_protocol_regex_subscriptions_follow_new_topics() {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "kip848-re-a", 2, &[]);
+    create_topic(&bs, "kip848-other", 3, &[]);
+    let member = Member::spawn(
+        consumer_protocol_config(&bs, "kip848-re"),
+        "^kip848-re-.*",
+        false,
+    );
+    wait_until(
+        "the matching topic's two partitions",
+        Duration::from_secs(60),
+        || member.assignment() == [0, 1],
+    );
+    create_topic(&bs, "kip848-re-b", 1, &[]);
+    wait_until(
+        "the new matching topic's partition too",
+        Duration::from_secs(60),
+        || member.assignment() == [0, 0, 1],
+    );
+    member.close();
+}

@@ -54,7 +54,6 @@ pub fn heartbeat(
         let code = ResponseError::InvalidGroupId.code();
         return refuse(response, code, "invalid group id".into());
     }
-    let beat = beat_of(&sender, request);
     let mut groups = coord.groups.borrow_mut();
     let full = groups.len() >= coord.shard.config.groups_per_shard_max;
     if full && !groups.contains_key(&group_id) {
@@ -75,6 +74,13 @@ pub fn heartbeat(
         return refuse(response, code, why);
     }
     let consumer = group.consumer.get_or_insert_with(ConsumerGroup::default);
+    let beat = match beat_of(coord, &sender, request, consumer) {
+        Ok(beat) => beat,
+        Err(why) => {
+            let code = ResponseError::InvalidRegularExpression.code();
+            return refuse(response, code, why);
+        }
+    };
     let topics = shapes(coord, consumer, &beat);
     match consumer.heartbeat(beat, &topics, &limits(coord), now_ms) {
         Ok(answer) => {
@@ -92,11 +98,42 @@ pub fn heartbeat(
 
 /// The heartbeat as the group sees it. v0 members get their id from the
 /// coordinator at their first heartbeat; from v1 they bring their own.
-fn beat_of(sender: &Sender, request: ConsumerGroupHeartbeatRequest) -> Heartbeat {
+/// The subscription is found again at every heartbeat of a member with a
+/// regex, so topics created or deleted since are in it or out of it.
+fn beat_of(
+    coord: &Coordinator,
+    sender: &Sender,
+    request: ConsumerGroupHeartbeatRequest,
+    group: &ConsumerGroup,
+) -> Result<Heartbeat, String> {
     let mut member_id = request.member_id.to_string();
     if member_id.is_empty() && request.member_epoch == JOINING_EPOCH && sender.version == 0 {
         member_id = uuid::Uuid::new_v4().to_string();
     }
+    let known = group.members.get(&member_id);
+    let asked_names = request
+        .subscribed_topic_names
+        .map(|names| names.into_iter().map(|n| n.0.to_string()).collect());
+    let asked_regex = request.subscribed_topic_regex.map(|r| r.to_string());
+    let asked = asked_names.is_some() || asked_regex.is_some();
+    let names: BTreeSet<String> = asked_names
+        .or_else(|| known.map(|m| m.names.clone()))
+        .unwrap_or_default();
+    let regex = match asked_regex {
+        // An empty regex takes the regex away.
+        Some(r) if r.is_empty() => None,
+        Some(r) => Some(r),
+        None => known.and_then(|m| m.regex.clone()),
+    };
+    let subscribed = if asked || regex.is_some() {
+        let mut all = names.clone();
+        if let Some(pattern) = &regex {
+            all.extend(matching(coord, pattern)?);
+        }
+        Some(all)
+    } else {
+        None
+    };
     let owned = request.topic_partitions.map(|tps| {
         let mut owned = Assignment::new();
         for tp in tps {
@@ -107,19 +144,45 @@ fn beat_of(sender: &Sender, request: ConsumerGroupHeartbeatRequest) -> Heartbeat
         }
         owned
     });
-    Heartbeat {
+    Ok(Heartbeat {
         member_id,
         member_epoch: request.member_epoch,
         instance_id: request.instance_id.map(|i| i.to_string()),
         rebalance_timeout_ms: request.rebalance_timeout_ms,
-        subscribed: request
-            .subscribed_topic_names
-            .map(|names| names.into_iter().map(|n| n.0.to_string()).collect()),
+        subscribed,
+        names,
+        regex,
         assignor: request.server_assignor.map(|a| a.to_string()),
         owned,
         client_id: sender.client_id.clone(),
         client_host: sender.client_host.clone(),
+    })
+}
+
+/// Longest subscription regex taken, and the most memory its compiled
+/// form may hold.
+const REGEX_BYTES_MAX: usize = 4096;
+const REGEX_COMPILED_BYTES_MAX: usize = 1 << 20;
+
+/// The topics whose whole name `pattern` matches (RE2 syntax, as Kafka's
+/// RE2J), internal ones aside, as Kafka leaves them out.
+fn matching(coord: &Coordinator, pattern: &str) -> Result<BTreeSet<String>, String> {
+    if pattern.len() > REGEX_BYTES_MAX {
+        return Err(format!(
+            "the subscription regex is over {REGEX_BYTES_MAX} bytes"
+        ));
     }
+    let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_COMPILED_BYTES_MAX)
+        .build()
+        .map_err(|e| format!("subscription regex {pattern:?}: {e}"))?;
+    let topics = coord.shard.topics();
+    Ok(topics
+        .topics
+        .keys()
+        .filter(|name| !name.starts_with("__") && regex.is_match(name))
+        .cloned()
+        .collect())
 }
 
 /// The shapes of the topics the group's members subscribe to (and this

@@ -71,8 +71,13 @@ pub struct Heartbeat {
     pub member_epoch: i32,
     pub instance_id: Option<String>,
     pub rebalance_timeout_ms: i32,
+    /// The topics subscribed to, by name and by the regex's matches;
     /// `None`: unchanged since the last heartbeat.
     pub subscribed: Option<BTreeSet<String>>,
+    /// The subscription as asked: the names, and the regex (KIP-848 v1),
+    /// kept so that the matches can be found again as topics come and go.
+    pub names: BTreeSet<String>,
+    pub regex: Option<String>,
     pub assignor: Option<String>,
     /// The partitions the member owns now; `None`: unchanged.
     pub owned: Option<Assignment>,
@@ -100,7 +105,10 @@ pub struct Member {
     /// answer was lost, not a fenced member.
     pub previous_epoch: i32,
     pub rebalance_timeout_ms: i32,
+    /// Every topic it subscribes to: `names` and the matches of `regex`.
     pub subscribed: BTreeSet<String>,
+    pub names: BTreeSet<String>,
+    pub regex: Option<String>,
     pub assignor: Option<String>,
     /// What it may consume now.
     pub assigned: Assignment,
@@ -134,6 +142,9 @@ pub struct ConsumerGroup {
     /// The epoch `target` was computed at.
     pub target_epoch: i32,
     pub target: BTreeMap<String, Assignment>,
+    /// The subscribed topics `target` was computed from: one created,
+    /// deleted or grown since makes a new epoch.
+    pub shapes: BTreeMap<String, TopicShape>,
     pub members: BTreeMap<String, Member>,
 }
 
@@ -210,6 +221,8 @@ impl ConsumerGroup {
             }
         }
         let mut changed = false;
+        member.names = beat.names;
+        member.regex = beat.regex;
         if let Some(subscribed) = beat.subscribed {
             if subscribed != member.subscribed {
                 member.subscribed = subscribed;
@@ -220,7 +233,9 @@ impl ConsumerGroup {
             member.assignor = beat.assignor;
             changed = true;
         }
-        if changed {
+        // One new epoch for whatever changed (a join bumped it already).
+        let retargeted = self.target_epoch == self.epoch;
+        if (changed || topics != &self.shapes) && retargeted {
             self.bump();
         }
         self.retarget(topics);
@@ -272,6 +287,8 @@ impl ConsumerGroup {
                 previous_epoch: JOINING_EPOCH,
                 rebalance_timeout_ms: beat.rebalance_timeout_ms,
                 subscribed,
+                names: beat.names.clone(),
+                regex: beat.regex.clone(),
                 assignor: beat.assignor.clone(),
                 assigned: Assignment::new(),
                 revoking: Assignment::new(),
@@ -329,6 +346,7 @@ impl ConsumerGroup {
         };
         self.target = assignor::assign(name, &input);
         self.target_epoch = self.epoch;
+        self.shapes = topics.clone();
     }
 
     /// Moves member `id` one step towards its target: first what it must

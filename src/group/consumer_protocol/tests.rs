@@ -165,3 +165,21 @@ fn refusals_carry_kafkas_codes() {
         ResponseError::UnknownMemberId.code()
     );
 }
+
+#[test]
+fn a_topic_that_grows_makes_a_new_epoch_and_is_assigned() {
+    let l = limits();
+    let mut g = ConsumerGroup::default();
+    let a = g.heartbeat(join("a"), &topics(2), &l, 0).unwrap();
+    assert_eq!(owned(&a.assignment), [0, 1]);
+    let same = g.heartbeat(beat("a", a.member_epoch, &[0, 1]), &topics(2), &l, 1);
+    assert_eq!(
+        same.unwrap().member_epoch,
+        a.member_epoch,
+        "nothing changed"
+    );
+    let grown = g.heartbeat(beat("a", a.member_epoch, &[0, 1]), &topics(3), &l, 2);
+    let grown = grown.unwrap();
+    assert!(grown.member_epoch > a.member_epoch);
+    assert_eq!(owned(&grown.assignment), [0, 1, 2]);
+}
