@@ -941,9 +941,11 @@ fn start_consumer_protocol_broker() -> Broker {
     Broker::start_with(2, &flags)
 }
 
-/// ListGroups v5 of the broker: (group id, group type, state).
-fn listed_groups(bootstrap: &str) -> Vec<(String, String, String)> {
-    let request = kafka_protocol::messages::ListGroupsRequest::default();
+/// ListGroups v5 of the broker, of the group `types` (all: none named):
+/// (group id, group type, state).
+fn listed_groups(bootstrap: &str, types: &[&str]) -> Vec<(String, String, String)> {
+    let request = kafka_protocol::messages::ListGroupsRequest::default()
+        .with_types_filter(types.iter().map(|t| str_bytes(t)).collect());
     let response = RawClient::connect(bootstrap).call(5, &request);
     response
         .groups
@@ -956,6 +958,17 @@ fn listed_groups(bootstrap: &str) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// ConsumerGroupDescribe v0 of one group.
+fn describe_consumer_group(
+    bootstrap: &str,
+    group: &str,
+) -> kafka_protocol::messages::consumer_group_describe_response::DescribedGroup {
+    let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
+    request.group_ids = vec![str_bytes(group).into()];
+    let mut response = RawClient::connect(bootstrap).call(0, &request);
+    response.groups.remove(0)
 }
 
 /// Two consumer protocol members share six partitions without overlap and
@@ -988,11 +1001,29 @@ fn consumer_protocol_members_share_partitions_and_take_over() {
     }
     assert_eq!(values.len(), total, "every message consumed");
     assert_eq!(count, total, "no message consumed twice");
-    let listed = listed_groups(&bs);
+    let listed = listed_groups(&bs, &["Consumer"]);
     assert!(
         listed.contains(&(group.into(), "consumer".into(), "Stable".into())),
         "{listed:?}"
     );
+    let classic = listed_groups(&bs, &["classic"]);
+    assert!(classic.iter().all(|(id, _, _)| id != group), "{classic:?}");
+
+    let described = describe_consumer_group(&bs, group);
+    assert_eq!(described.error_code, 0, "{:?}", described.error_message);
+    assert_eq!(described.group_state.as_str(), "Stable");
+    assert_eq!(described.assignor_name.as_str(), "uniform");
+    assert_eq!(described.members.len(), 2);
+    for member in &described.members {
+        let owned: Vec<(String, usize)> = member
+            .assignment
+            .topic_partitions
+            .iter()
+            .map(|tp| (tp.topic_name.to_string(), tp.partitions.len()))
+            .collect();
+        assert_eq!(owned, [(topic.to_string(), 3)], "{member:?}");
+        assert_eq!(member.member_epoch, described.assignment_epoch);
+    }
 
     let [first, second] = members;
     first.close();

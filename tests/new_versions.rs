@@ -202,8 +202,8 @@ fn static_leader_rejoin_skips_the_assignment_from_v9() {
     assert!(old.members.is_empty());
 }
 
-/// ListGroups v5 filters by group type (KIP-848): every group here is a
-/// classic one. OffsetCommit and OffsetFetch v9 treat a classic group as v8
+/// ListGroups v5 filters by group type (KIP-848): a classic group is
+/// listed as one, and not under "consumer". OffsetCommit and OffsetFetch v9 treat a classic group as v8
 /// did; LeaveGroup v5 logs the member's reason. FindCoordinator v6 knows
 /// share coordinators (KIP-932), not enabled here, and v5 does not.
 #[test]

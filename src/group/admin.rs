@@ -2,14 +2,17 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::consumer_group_describe_response::{
+    self, DescribedGroup as ConsumerDescribed,
+};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::records;
 use super::state::{Group, GroupState};
 use super::{append, valid_group_id, Coordinator, KeyValue};
+use super::{consumer_protocol, records};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -121,6 +124,64 @@ pub fn describe(coord: &Coordinator, group_id: &str) -> DescribedGroup {
 }
 
 /// Deletes an empty group: tombstones for its offsets and its metadata.
+/// ConsumerGroupDescribe of one group (KIP-848): its epochs, and each
+/// member's subscription, assignment and target.
+pub fn consumer_describe(coord: &Coordinator, group_id: &str) -> ConsumerDescribed {
+    let mut d = ConsumerDescribed::default();
+    d.group_id = s(group_id).into();
+    d.authorized_operations = i32::MIN;
+    let groups = coord.groups.borrow();
+    let consumer = groups.get(group_id).and_then(|g| {
+        let classic_members = !g.members.is_empty();
+        g.consumer.as_ref().filter(|_| !classic_members)
+    });
+    let Some(consumer) = consumer else {
+        d.error_code = ResponseError::GroupIdNotFound.code();
+        d.error_message = Some(s(&format!("group {group_id} is not a consumer group")));
+        return d;
+    };
+    d.group_state = s(consumer.state());
+    d.group_epoch = consumer.epoch;
+    d.assignment_epoch = consumer.target_epoch;
+    d.assignor_name = s(consumer.assignor);
+    let topics = coord.shard.topics();
+    let wire = |a: &consumer_protocol::Assignment| {
+        let mut out = consumer_group_describe_response::Assignment::default();
+        out.topic_partitions = a
+            .iter()
+            .map(|(id, partitions)| {
+                let mut tp = consumer_group_describe_response::TopicPartitions::default();
+                tp.topic_id = *id;
+                tp.topic_name = s(topics.name_of(*id).unwrap_or_default()).into();
+                tp.partitions = partitions.iter().copied().collect();
+                tp
+            })
+            .collect();
+        out
+    };
+    d.members = consumer
+        .members
+        .values()
+        .map(|m| {
+            let mut member = consumer_group_describe_response::Member::default();
+            member.member_id = s(&m.id);
+            member.instance_id = m.instance_id.as_deref().map(s);
+            member.member_epoch = m.epoch;
+            member.client_id = s(&m.client_id);
+            member.client_host = s(&m.client_host);
+            member.subscribed_topic_names = m.names.iter().map(|n| s(n).into()).collect();
+            member.subscribed_topic_regex = m.regex.as_deref().map(s);
+            member.assignment = wire(&m.assigned);
+            let target = consumer.target.get(&m.id).cloned().unwrap_or_default();
+            member.target_assignment = wire(&target);
+            // Kafka's member type for a member that joined this way.
+            member.member_type = 1;
+            member
+        })
+        .collect();
+    d
+}
+
 pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
@@ -124,6 +125,11 @@ pub enum GroupMsg {
     TxnCommit {
         request: TxnOffsetCommitRequest,
         reply: oneshot::Sender<TxnOffsetCommitResponse>,
+    },
+    /// ConsumerGroupDescribe of one group (KIP-848).
+    ConsumerDescribe {
+        group_id: String,
+        reply: oneshot::Sender<ConsumerDescribedGroup>,
     },
     /// The consumer group protocol's heartbeat (KIP-848).
     ConsumerHeartbeat {
@@ -370,6 +376,9 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         }
         GroupMsg::DeleteOffsets { request, reply } => {
             let _ = reply.send(offsets::delete(&coord, request).await);
+        }
+        GroupMsg::ConsumerDescribe { group_id, reply } => {
+            let _ = reply.send(admin::consumer_describe(&coord, &group_id));
         }
         GroupMsg::ConsumerHeartbeat {
             version,

@@ -98,6 +98,7 @@ pub const APIS: &[ApiSpec] = &[
     producer::DESCRIBE_PRODUCERS,
     group::TXN_OFFSET_COMMIT,
     group::CONSUMER_GROUP_HEARTBEAT,
+    group::CONSUMER_GROUP_DESCRIBE,
     describe_cluster::SPEC,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,

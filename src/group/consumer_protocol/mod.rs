@@ -145,6 +145,8 @@ pub struct ConsumerGroup {
     /// The subscribed topics `target` was computed from: one created,
     /// deleted or grown since makes a new epoch.
     pub shapes: BTreeMap<String, TopicShape>,
+    /// The assignor `target` came from.
+    pub assignor: &'static str,
     pub members: BTreeMap<String, Member>,
 }
 
@@ -345,6 +347,7 @@ impl ConsumerGroup {
             previous: &self.target,
         };
         self.target = assignor::assign(name, &input);
+        self.assignor = name;
         self.target_epoch = self.epoch;
         self.shapes = topics.clone();
     }

@@ -1,9 +1,9 @@
 //! ListGroups: every shard's coordinator lists its groups (v4: filtered
-//! by state; v5: by group type, KIP-848, where every group here is a
-//! "classic" one).
+//! by state; v5: by group type, KIP-848: "classic" or "consumer").
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 
 use super::call_shard;
@@ -18,10 +18,6 @@ pub const SPEC: ApiSpec = ApiSpec {
     min: 0,
     max: 5,
 };
-
-/// The group type of every group this broker coordinates (the classic
-/// protocol; KIP-848's "consumer" groups are not served).
-const CLASSIC: &str = "classic";
 
 /// Describe on the cluster lists every group; else only the groups the
 /// principal may Describe, as Kafka filters them.
@@ -46,23 +42,19 @@ pub async fn handle(
     });
     let mut response = ListGroupsResponse::default();
     // Kafka parses the types case-insensitively and lists a group whose
-    // type is among them; a filter without "classic" leaves nothing here.
-    if !request.types_filter.is_empty()
-        && !request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(CLASSIC))
-    {
-        return response;
-    }
+    // type (classic or consumer) is among them.
+    let types = &request.types_filter;
+    let typed = |g: &ListedGroup| {
+        types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(&g.group_type))
+    };
     let all = access.cluster(Operation::Describe);
     for listed in futures::future::join_all(asks).await {
         match listed {
-            Some(listed) => response.groups.extend(
-                listed
-                    .into_iter()
-                    .filter(|g| all || access.group(Operation::Describe, &g.group_id)),
-            ),
+            Some(listed) => {
+                response.groups.extend(listed.into_iter().filter(|g| {
+                    typed(g) && (all || access.group(Operation::Describe, &g.group_id))
+                }))
+            }
             None => response.error_code = crate::group::not_available(),
         }
     }

@@ -4,6 +4,7 @@
 //! A request the coordinator could not take answers
 //! COORDINATOR_NOT_AVAILABLE, which clients retry.
 
+mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod delete_groups;
 mod describe_groups;
@@ -34,6 +35,7 @@ use crate::group::{Coordinator, GroupMsg};
 use crate::security::acl::Operation;
 use crate::services::Services;
 
+pub use consumer_group_describe::SPEC as CONSUMER_GROUP_DESCRIBE;
 pub use consumer_group_heartbeat::SPEC as CONSUMER_GROUP_HEARTBEAT;
 pub use delete_groups::SPEC as DELETE_GROUPS;
 pub use describe_groups::SPEC as DESCRIBE_GROUPS;
@@ -48,7 +50,7 @@ pub use offset_fetch::SPEC as OFFSET_FETCH;
 pub use sync_group::SPEC as SYNC_GROUP;
 pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 13] = [
+const SPECS: [ApiSpec; 14] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -62,6 +64,7 @@ const SPECS: [ApiSpec; 13] = [
     OFFSET_DELETE,
     TXN_OFFSET_COMMIT,
     CONSUMER_GROUP_HEARTBEAT,
+    CONSUMER_GROUP_DESCRIBE,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -153,6 +156,7 @@ pub async fn handle(
         ApiKey::DeleteGroups => serve!(delete_groups),
         ApiKey::OffsetDelete => serve!(offset_delete),
         ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         _ => Err(RequestError::UnsupportedVersion {
             key,
             version,
