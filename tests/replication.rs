@@ -1077,3 +1077,98 @@ fn a_waiting_acks_all_produce_does_not_hold_up_the_next_on_its_connection() {
     );
     cluster.wait_logs_identical(TOPIC, 0, &ALL3);
 }
+
+/// A consumer group protocol member (KIP-848) whose coordinator is killed
+/// keeps consuming: the coordinator that takes over `__consumer_offsets`
+/// does not know it (the membership is in memory), answers its heartbeat
+/// UNKNOWN_MEMBER_ID, and it joins again and is given the partitions
+/// back. Everything produced before and after the kill is consumed.
+#[test]
+fn a_consumer_protocol_member_outlives_its_coordinator() {
+    const TOPIC: &str = "kip848-failover";
+    const GROUP: &str = "kip848-failover";
+    const PARTITIONS: i32 = 3;
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--offsets-topic-replication-factor",
+            "3",
+            "--offsets-topic-num-partitions",
+            "3",
+            "--group-consumer-heartbeat-interval-ms",
+            "200",
+        ],
+    );
+    cluster.create_topic(&rf3(TOPIC, PARTITIONS, &[]));
+    cluster.wait_isr(TOPIC, PARTITIONS, &ALL3);
+    let produce_range = |cluster: &Cluster, range: std::ops::Range<usize>| {
+        let msgs: Vec<Msg> = range
+            .map(|i| Msg::value(i.to_string()).to(i as i32 % PARTITIONS))
+            .collect();
+        produce(&producer_config(&cluster.bootstrap()), TOPIC, &msgs);
+    };
+    let mut config = consumer_config(&cluster.bootstrap());
+    config
+        .set("group.id", GROUP)
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest");
+    let member: BaseConsumer = config.create().expect("consumer");
+    member.subscribe(&[TOPIC]).expect("subscribe");
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut consume_until = |count: usize, cluster: &Cluster| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while seen.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "the member consumed {} of {count}\n{}",
+                seen.len(),
+                cluster.stderr_tails(25)
+            );
+            if let Some(Ok(m)) = member.poll(Duration::from_millis(100)) {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                seen.insert(value.into_owned());
+            }
+        }
+    };
+    produce_range(&cluster, 0..300);
+    consume_until(300, &cluster);
+
+    let coordinator = cluster.wait_for("the group's coordinator", WAIT, || {
+        let (code, node) = RawClient::connect(&cluster.bootstrap_of(&[cluster.live()[0]]))
+            .find_group_coordinator(GROUP);
+        if code == err::NONE {
+            Ok(node)
+        } else {
+            Err(format!("FindCoordinator error {code}"))
+        }
+    });
+    cluster.kill9(coordinator);
+    produce_range(&cluster, 300..600);
+    consume_until(600, &cluster);
+    let expected: BTreeSet<String> = (0..600).map(|i| i.to_string()).collect();
+    assert_eq!(seen, expected);
+    // The new coordinator has the member again, with every partition.
+    cluster.wait_for("the member known to the new coordinator", WAIT, || {
+        let _ = member.poll(Duration::from_millis(50));
+        let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
+        request.group_ids = vec![common::raw::str_bytes(GROUP).into()];
+        let live = cluster.bootstrap_of(&[cluster.live()[0]]);
+        let (code, node) = RawClient::connect(&live).find_group_coordinator(GROUP);
+        if code != err::NONE {
+            return Err(format!("FindCoordinator error {code}"));
+        }
+        let response = RawClient::connect(&cluster.client_addr(node)).call(0, &request);
+        let group = &response.groups[0];
+        let owned: usize = group
+            .members
+            .iter()
+            .flat_map(|m| m.assignment.topic_partitions.iter())
+            .map(|tp| tp.partitions.len())
+            .sum();
+        if group.error_code == 0 && group.members.len() == 1 && owned == PARTITIONS as usize {
+            Ok(())
+        } else {
+            Err(format!("{group:?}"))
+        }
+    });
+}
