@@ -1102,3 +1102,44 @@ fn consumer_protocol_regex_subscriptions_follow_new_topics() {
     );
     member.close();
 }
+
+/// A static member of a consumer protocol group (`group.instance.id`)
+/// that closes and comes back under its instance id gets its partitions
+/// again, and the other member is never given them meanwhile.
+#[test]
+fn consumer_protocol_static_member_comes_back_to_its_partitions() {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("kip848-static", "kip848-static");
+    create_topic(&bs, topic, 4, &[]);
+    let static_config = || {
+        let mut c = consumer_protocol_config(&bs, group);
+        c.set("group.instance.id", "kip848-static-1");
+        c
+    };
+    let fixed = Member::spawn(static_config(), topic, false);
+    let other = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    wait_for_full_assignment(&[&fixed, &other], 4, Duration::from_secs(60));
+    let before = fixed.assignment();
+    let others = other.assignment();
+    let assigns = other.seen.assigns.load(Ordering::SeqCst);
+
+    fixed.close();
+    // Away for several of the other member's heartbeats (every 200 ms):
+    // were its partitions freed, the other would be given them now.
+    thread::sleep(Duration::from_secs(1));
+    let back = Member::spawn(static_config(), topic, false);
+    wait_until(
+        "the static member's partitions back",
+        Duration::from_secs(60),
+        || back.assignment() == before,
+    );
+    assert_eq!(other.assignment(), others);
+    assert_eq!(
+        other.seen.assigns.load(Ordering::SeqCst),
+        assigns,
+        "the other member was given nothing while the static one was away"
+    );
+    back.close();
+    other.close();
+}

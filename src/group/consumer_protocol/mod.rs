@@ -49,6 +49,8 @@ pub enum HeartbeatError {
     Full(usize),
     #[error("assignor {0:?} is not served: uniform or range")]
     UnsupportedAssignor(String),
+    #[error("instance id {0:?} is held by a member that has not left")]
+    UnreleasedInstance(String),
 }
 
 impl HeartbeatError {
@@ -59,6 +61,7 @@ impl HeartbeatError {
             HeartbeatError::Fenced { .. } => ResponseError::FencedMemberEpoch,
             HeartbeatError::Full(_) => ResponseError::GroupMaxSizeReached,
             HeartbeatError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            HeartbeatError::UnreleasedInstance(_) => ResponseError::UnreleasedInstanceId,
         }
         .code()
     }
@@ -118,6 +121,9 @@ pub struct Member {
     pub revoke_deadline_ms: Option<i64>,
     /// The assignment it was last told.
     pub told: Option<Assignment>,
+    /// A static member that left for a while (epoch -2): it keeps what it
+    /// owns for whoever joins under its instance id.
+    pub departed: bool,
     pub last_seen_ms: i64,
 }
 
@@ -200,13 +206,15 @@ impl ConsumerGroup {
         let member = self
             .members
             .get_mut(&beat.member_id)
+            .filter(|m| !m.departed)
             .ok_or_else(|| HeartbeatError::UnknownMember(beat.member_id.clone()))?;
         let retry = beat.member_epoch == member.previous_epoch
             && beat
                 .owned
                 .as_ref()
                 .is_some_and(|o| within(o, &member.assigned));
-        if beat.member_epoch != member.epoch && !retry {
+        let joined = beat.member_epoch == JOINING_EPOCH;
+        if beat.member_epoch != member.epoch && !retry && !joined {
             return Err(HeartbeatError::Fenced {
                 given: beat.member_epoch,
                 current: member.epoch,
@@ -272,6 +280,11 @@ impl ConsumerGroup {
                 "the rebalance timeout must be positive",
             ));
         }
+        if let Some(instance) = &beat.instance_id {
+            if self.take_over(instance, beat, now_ms)? {
+                return Ok(());
+            }
+        }
         // A member joining again under its id starts afresh: what it owned
         // went when it lost its epoch.
         let known = self.members.remove(&beat.member_id).is_some();
@@ -296,6 +309,7 @@ impl ConsumerGroup {
                 revoking: Assignment::new(),
                 revoke_deadline_ms: None,
                 told: None,
+                departed: false,
                 last_seen_ms: now_ms,
             },
         );
@@ -303,8 +317,53 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// A static member (KIP-345) joining under the instance id of one that
+    /// left for a while (epoch -2) takes its place: its epoch, what it owns
+    /// and its target, with no new group epoch, so nothing moves. True if
+    /// it did; UNRELEASED_INSTANCE_ID while that member has not left.
+    fn take_over(
+        &mut self,
+        instance: &str,
+        beat: &Heartbeat,
+        now_ms: i64,
+    ) -> Result<bool, HeartbeatError> {
+        let holder = self
+            .members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance) && m.id != beat.member_id);
+        let Some(holder) = holder else {
+            return Ok(false);
+        };
+        if !holder.departed {
+            return Err(HeartbeatError::UnreleasedInstance(instance.to_string()));
+        }
+        let old_id = holder.id.clone();
+        let mut member = self.members.remove(&old_id).expect("found above");
+        member.id = beat.member_id.clone();
+        member.departed = false;
+        member.told = None;
+        member.client_id = beat.client_id.clone();
+        member.client_host = beat.client_host.clone();
+        member.last_seen_ms = now_ms;
+        if let Some(target) = self.target.remove(&old_id) {
+            self.target.insert(beat.member_id.clone(), target);
+        }
+        self.members.insert(beat.member_id.clone(), member);
+        Ok(true)
+    }
+
     fn leave(&mut self, member_id: &str, epoch: i32) -> Answer {
-        if self.members.remove(member_id).is_some() {
+        let stays = epoch == LEAVING_STATIC_EPOCH
+            && self
+                .members
+                .get(member_id)
+                .is_some_and(|m| m.instance_id.is_some());
+        if stays {
+            // A static member away for a restart keeps what it owns until
+            // it is back or its session times out.
+            let member = self.members.get_mut(member_id).expect("checked");
+            member.departed = true;
+        } else if self.members.remove(member_id).is_some() {
             self.target.remove(member_id);
             self.bump();
         }

@@ -183,3 +183,42 @@ fn a_topic_that_grows_makes_a_new_epoch_and_is_assigned() {
     assert!(grown.member_epoch > a.member_epoch);
     assert_eq!(owned(&grown.assignment), [0, 1, 2]);
 }
+
+#[test]
+fn a_static_member_back_under_its_instance_id_keeps_its_partitions() {
+    let (t, l) = (topics(2), limits());
+    let mut g = ConsumerGroup::default();
+    let static_join = |id: &str| Heartbeat {
+        instance_id: Some("i-1".into()),
+        ..join(id)
+    };
+    g.heartbeat(static_join("a"), &t, &l, 0).unwrap();
+    g.heartbeat(join("b"), &t, &l, 0).unwrap();
+    let a = g.heartbeat(beat("a", 1, &[0, 1]), &t, &l, 1).unwrap();
+    let kept = owned(&a.assignment);
+    let a = g.heartbeat(beat("a", 1, &kept), &t, &l, 2).unwrap();
+    let epoch = g.epoch;
+
+    // While a runs, its instance id is its own.
+    let taken = g.heartbeat(static_join("a2"), &t, &l, 3).unwrap_err();
+    assert_eq!(taken.code(), ResponseError::UnreleasedInstanceId.code());
+    // a leaves for a restart: its partitions wait for it, nothing moves.
+    g.heartbeat(beat("a", LEAVING_STATIC_EPOCH, &kept), &t, &l, 4)
+        .unwrap();
+    assert_eq!(g.epoch, epoch);
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 5).unwrap();
+    assert_eq!(
+        owned(&b.assignment).len(),
+        1,
+        "b does not get a's partition"
+    );
+    let back = g.heartbeat(static_join("a2"), &t, &l, 6).unwrap();
+    assert_eq!(back.member_epoch, a.member_epoch);
+    assert_eq!(owned(&back.assignment), kept);
+    assert_eq!(g.epoch, epoch, "no new group epoch");
+    let old = g.heartbeat(beat("a", a.member_epoch, &kept), &t, &l, 7);
+    assert_eq!(
+        old.unwrap_err().code(),
+        ResponseError::UnknownMemberId.code()
+    );
+}
