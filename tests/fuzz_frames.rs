@@ -11,8 +11,10 @@ use common::raw::{self, RawClient};
 use common::*;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    MetadataRequest, RequestHeader,
+    consumer_group_heartbeat_request, AddRaftVoterRequest, ApiKey, ApiVersionsRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, MetadataRequest, RemoveRaftVoterRequest,
+    RequestHeader,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 
@@ -95,8 +97,34 @@ fn seeds(topic: &str) -> Vec<Bytes> {
         1..=5
     );
     all_versions!(DescribeConfigsRequest::default(), 1..=4);
+    out.push(encode(&consumer_heartbeat(topic, None), 0));
+    out.push(encode(&consumer_heartbeat(topic, Some("fuzz.*")), 1));
+    all_versions!(
+        ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![raw::str_bytes("fuzz-group").into()]),
+        0..=1
+    );
+    all_versions!(AddRaftVoterRequest::default().with_voter_id(2), 0..=0);
+    all_versions!(RemoveRaftVoterRequest::default().with_voter_id(2), 0..=0);
     out.extend(dropped_version_seeds(topic));
     out
+}
+
+/// A consumer protocol member's first heartbeat: names, a regex (v1 only),
+/// a server assignor and owned partitions, so each field's decoder and the
+/// coordinator's checks are reached.
+fn consumer_heartbeat(topic: &str, regex: Option<&str>) -> ConsumerGroupHeartbeatRequest {
+    let owned = consumer_group_heartbeat_request::TopicPartitions::default()
+        .with_topic_id(uuid::Uuid::from_u128(7))
+        .with_partitions(vec![0, 1]);
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(raw::str_bytes("fuzz-group").into())
+        .with_member_id(raw::str_bytes("fuzz-member"))
+        .with_rebalance_timeout_ms(1000)
+        .with_subscribed_topic_names(Some(vec![raw::topic_name(topic)]))
+        .with_subscribed_topic_regex(regex.map(raw::str_bytes))
+        .with_server_assignor(Some(raw::str_bytes("uniform")))
+        .with_topic_partitions(Some(vec![owned]))
 }
 
 /// The versions Kafka 4.0 dropped, as Kafka 3.x clients encode them.
