@@ -415,36 +415,43 @@ impl ConsumerGroup {
     /// give up, then, once it has, what no one else still owns.
     fn reconcile(&mut self, id: &str, now_ms: i64) {
         let target = self.target.get(id).cloned().unwrap_or_default();
+        let target_epoch = self.target_epoch;
+        let member = self.members.get_mut(id).expect("a member");
+        if !member.revoking.is_empty() {
+            return;
+        }
+        let taken_away = difference(&member.assigned, &target);
+        if !taken_away.is_empty() {
+            member.assigned = intersect(&member.assigned, &target);
+            member.revoking = taken_away;
+            let timeout = i64::from(member.rebalance_timeout_ms);
+            member.revoke_deadline_ms = Some(now_ms.saturating_add(timeout));
+            return;
+        }
+        if member.epoch != target_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = target_epoch;
+        }
+        // What the target adds, once no other member owns it. Looked for
+        // only while something is missing: a stable member's heartbeat
+        // costs its own partitions, not the group's.
+        let missing = difference(&target, &member.assigned);
+        if missing.is_empty() {
+            return;
+        }
         let owned_elsewhere: BTreeSet<(Uuid, i32)> = self
             .members
             .values()
             .filter(|m| m.id != id)
             .flat_map(Member::owns)
             .collect();
-        let target_epoch = self.target_epoch;
         let member = self.members.get_mut(id).expect("a member");
-        if !member.revoking.is_empty() {
-            return;
-        }
-        let kept = intersect(&member.assigned, &target);
-        let taken_away = difference(&member.assigned, &target);
-        if !taken_away.is_empty() {
-            member.assigned = kept;
-            member.revoking = taken_away;
-            let timeout = i64::from(member.rebalance_timeout_ms);
-            member.revoke_deadline_ms = Some(now_ms.saturating_add(timeout));
-            return;
-        }
-        for (topic, partitions) in &target {
+        for (topic, partitions) in missing {
             for p in partitions {
-                if !owned_elsewhere.contains(&(*topic, *p)) {
-                    member.assigned.entry(*topic).or_default().insert(*p);
+                if !owned_elsewhere.contains(&(topic, p)) {
+                    member.assigned.entry(topic).or_default().insert(p);
                 }
             }
-        }
-        if member.epoch != target_epoch {
-            member.previous_epoch = member.epoch;
-            member.epoch = target_epoch;
         }
     }
 
