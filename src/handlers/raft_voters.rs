@@ -44,7 +44,6 @@ pub async fn add(
     access: &Access,
     request: AddRaftVoterRequest,
 ) -> AddRaftVoterResponse {
-    let mut response = AddRaftVoterResponse::default();
     let wait = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let outcome = match allowed(shard, access, request.cluster_id.as_deref()) {
         Ok(controller) => controller
@@ -53,10 +52,10 @@ pub async fn add(
             .map_err(told),
         Err(refusal) => Err(refusal),
     };
-    if let Err((code, message)) = outcome {
-        response.error_code = code;
-        response.error_message = Some(StrBytes::from_string(message));
-    }
+    let (error_code, error_message) = answer(outcome);
+    let mut response = AddRaftVoterResponse::default();
+    response.error_code = error_code;
+    response.error_message = error_message;
     response
 }
 
@@ -65,7 +64,6 @@ pub async fn remove(
     access: &Access,
     request: RemoveRaftVoterRequest,
 ) -> RemoveRaftVoterResponse {
-    let mut response = RemoveRaftVoterResponse::default();
     let outcome = match allowed(shard, access, request.cluster_id.as_deref()) {
         Ok(controller) => controller
             .remove_voter(request.voter_id)
@@ -73,11 +71,19 @@ pub async fn remove(
             .map_err(told),
         Err(refusal) => Err(refusal),
     };
-    if let Err((code, message)) = outcome {
-        response.error_code = code;
-        response.error_message = Some(StrBytes::from_string(message));
-    }
+    let (error_code, error_message) = answer(outcome);
+    let mut response = RemoveRaftVoterResponse::default();
+    response.error_code = error_code;
+    response.error_message = error_message;
     response
+}
+
+/// The error code and message a change's outcome is answered with.
+fn answer(outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((code, message)) => (code, Some(StrBytes::from_string(message))),
+    }
 }
 
 /// The quorum to change, if the principal may and the request is for this

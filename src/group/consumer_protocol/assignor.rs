@@ -45,17 +45,22 @@ pub fn assign(name: &str, input: &AssignInput<'_>) -> BTreeMap<String, Assignmen
     }
 }
 
+/// The members subscribed to topic `name`, in member id order.
+fn subscribers<'a>(input: &AssignInput<'a>, name: &str) -> Vec<&'a str> {
+    input
+        .subscriptions
+        .iter()
+        .filter(|(_, topics)| topics.contains(name))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// Each subscribed (topic id, partition), in topic name then partition
 /// order, with the members that may own it.
 fn candidates<'a>(input: &AssignInput<'a>) -> Vec<((Uuid, i32), Vec<&'a str>)> {
     let mut out = Vec::new();
     for (name, shape) in input.topics {
-        let members: Vec<&str> = input
-            .subscriptions
-            .iter()
-            .filter(|(_, topics)| topics.contains(name))
-            .map(|(id, _)| *id)
-            .collect();
+        let members = subscribers(input, name);
         if members.is_empty() {
             continue;
         }
@@ -116,12 +121,7 @@ fn uniform(input: &AssignInput<'_>) -> BTreeMap<String, Assignment> {
 fn range(input: &AssignInput<'_>) -> BTreeMap<String, Assignment> {
     let mut targets = empty_targets(input);
     for (name, shape) in input.topics {
-        let members: Vec<&str> = input
-            .subscriptions
-            .iter()
-            .filter(|(_, topics)| topics.contains(name))
-            .map(|(id, _)| *id)
-            .collect();
+        let members = subscribers(input, name);
         if members.is_empty() {
             continue;
         }

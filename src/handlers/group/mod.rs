@@ -24,7 +24,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    consumer_group_describe_response, describe_groups_response, ApiKey,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, RequestHeader,
     SyncGroupRequest, SyncGroupResponse,
 };
@@ -32,7 +33,7 @@ use kafka_protocol::ResponseError;
 
 use super::{decode, ApiSpec, Reply, RequestError};
 use crate::group::{Coordinator, GroupMsg};
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 use crate::services::Services;
 
 pub use consumer_group_describe::SPEC as CONSUMER_GROUP_DESCRIBE;
@@ -190,6 +191,71 @@ async fn call<R>(
     let (tx, rx) = oneshot::channel();
     crate::group::route(groups, group_id, msg(tx)).await;
     rx.await.ok()
+}
+
+/// A group's description, as DescribeGroups and ConsumerGroupDescribe
+/// answer it.
+trait Described {
+    fn refused(group_id: GroupId, code: i16) -> Self;
+    fn error_code(&self) -> i16;
+    fn set_operations(&mut self, operations: i32);
+}
+
+impl Described for describe_groups_response::DescribedGroup {
+    fn refused(group_id: GroupId, code: i16) -> Self {
+        let mut d = Self::default();
+        d.group_id = group_id;
+        d.error_code = code;
+        d
+    }
+    fn error_code(&self) -> i16 {
+        self.error_code
+    }
+    fn set_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+}
+
+impl Described for consumer_group_describe_response::DescribedGroup {
+    fn refused(group_id: GroupId, code: i16) -> Self {
+        let mut d = Self::default();
+        d.group_id = group_id;
+        d.error_code = code;
+        d
+    }
+    fn error_code(&self) -> i16 {
+        self.error_code
+    }
+    fn set_operations(&mut self, operations: i32) {
+        self.authorized_operations = operations;
+    }
+}
+
+/// Each of `ids` described by its coordinator (`ask` makes the message),
+/// where the principal may Describe it (GROUP_AUTHORIZATION_FAILED), with
+/// its authorized operations when asked for.
+async fn describe_each<T: Described>(
+    groups: &Rc<Coordinator>,
+    access: &super::access::Access,
+    ids: Vec<GroupId>,
+    with_operations: bool,
+    ask: impl Fn(String, oneshot::Sender<T>) -> GroupMsg,
+) -> Vec<T> {
+    let ask = &ask;
+    let asks = ids.into_iter().map(|id| async move {
+        let group_id = id.to_string();
+        if !access.group(Operation::Describe, &group_id) {
+            let code = ResponseError::GroupAuthorizationFailed.code();
+            return T::refused(id, code);
+        }
+        let described = call(groups, &group_id, |reply| ask(group_id.clone(), reply)).await;
+        let mut d = described.unwrap_or_else(|| T::refused(id, crate::group::not_available()));
+        if with_operations && d.error_code() == 0 {
+            d.set_operations(access.operations(ResourceType::Group, &group_id));
+        }
+        d
+    });
+    futures::future::join_all(asks).await
 }
 
 /// Like [`call`], to one shard's coordinator.
