@@ -35,12 +35,18 @@ fn start_broker() -> Broker {
 
 /// A group consumer: manual commits, earliest reset, fast heartbeats.
 fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = member_config(bootstrap, group);
+    c.set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300");
+    c
+}
+
+/// What every group consumer here sets, whichever its protocol.
+fn member_config(bootstrap: &str, group: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("group.id", group)
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "300")
         .set("max.poll.interval.ms", "30000")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -913,23 +919,8 @@ fn invalid_group_requests_get_kafka_error_codes() {
 /// `group.protocol=consumer`): the coordinator assigns, so no assignor,
 /// session or heartbeat settings of the classic protocol.
 fn consumer_protocol_config(bootstrap: &str, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
-        .set("group.id", group)
-        .set("group.protocol", "consumer")
-        .set("max.poll.interval.ms", "30000")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "100")
-        .set("socket.timeout.ms", "10000")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "500")
-        .set("retry.backoff.ms", "50")
-        .set("topic.metadata.refresh.interval.ms", "2000")
-        .set("allow.auto.create.topics", "false")
-        .set("log_level", "4");
+    let mut c = member_config(bootstrap, group);
+    c.set("group.protocol", "consumer");
     c
 }
 

@@ -666,6 +666,20 @@ fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
     c
 }
 
+/// The node coordinating `group`, as a live node tells it (FindCoordinator
+/// asked again, bounded, while the coordinator moves).
+fn group_coordinator(cluster: &Cluster, group: &str) -> i32 {
+    cluster.wait_for("the group's coordinator", WAIT, || {
+        let live = cluster.bootstrap_of(&[cluster.live()[0]]);
+        let (code, node) = RawClient::connect(&live).find_group_coordinator(group);
+        if code == err::NONE {
+            Ok(node)
+        } else {
+            Err(format!("FindCoordinator error {code}"))
+        }
+    })
+}
+
 /// The group's coordinator killed after a commit: a new member of the
 /// group resumes exactly at the committed offsets, served by the node that
 /// took over the `__consumer_offsets` partition.
@@ -734,15 +748,7 @@ fn group_survives_coordinator_kill9() {
     );
     drop(first);
 
-    let coordinator = cluster.wait_for("the group's coordinator", WAIT, || {
-        let (code, node) = RawClient::connect(&cluster.bootstrap_of(&[cluster.live()[0]]))
-            .find_group_coordinator(GROUP);
-        if code == err::NONE {
-            Ok(node)
-        } else {
-            Err(format!("FindCoordinator error {code}"))
-        }
-    });
+    let coordinator = group_coordinator(&cluster, GROUP);
     eprintln!("coordinator of {GROUP}: node {coordinator}; committed {next:?}");
     cluster.kill9(coordinator);
 
@@ -1133,15 +1139,7 @@ fn a_consumer_protocol_member_outlives_its_coordinator() {
     produce_range(&cluster, 0..300);
     consume_until(300, &cluster);
 
-    let coordinator = cluster.wait_for("the group's coordinator", WAIT, || {
-        let (code, node) = RawClient::connect(&cluster.bootstrap_of(&[cluster.live()[0]]))
-            .find_group_coordinator(GROUP);
-        if code == err::NONE {
-            Ok(node)
-        } else {
-            Err(format!("FindCoordinator error {code}"))
-        }
-    });
+    let coordinator = group_coordinator(&cluster, GROUP);
     cluster.kill9(coordinator);
     produce_range(&cluster, 300..600);
     consume_until(600, &cluster);
@@ -1152,11 +1150,7 @@ fn a_consumer_protocol_member_outlives_its_coordinator() {
         let _ = member.poll(Duration::from_millis(50));
         let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
         request.group_ids = vec![common::raw::str_bytes(GROUP).into()];
-        let live = cluster.bootstrap_of(&[cluster.live()[0]]);
-        let (code, node) = RawClient::connect(&live).find_group_coordinator(GROUP);
-        if code != err::NONE {
-            return Err(format!("FindCoordinator error {code}"));
-        }
+        let node = group_coordinator(&cluster, GROUP);
         let response = RawClient::connect(&cluster.client_addr(node)).call(0, &request);
         let group = &response.groups[0];
         let owned: usize = group

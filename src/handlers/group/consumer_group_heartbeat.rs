@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
 };
 
-use super::call;
+use super::{call, client_id};
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::{ApiSpec, Client};
@@ -28,11 +28,7 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
-    let client_id = header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
+    let client_id = client_id(header);
     call(groups, &group_id, |reply| GroupMsg::ConsumerHeartbeat {
         version,
         client_id,

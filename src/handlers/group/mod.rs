@@ -201,35 +201,27 @@ trait Described {
     fn set_operations(&mut self, operations: i32);
 }
 
-impl Described for describe_groups_response::DescribedGroup {
-    fn refused(group_id: GroupId, code: i16) -> Self {
-        let mut d = Self::default();
-        d.group_id = group_id;
-        d.error_code = code;
-        d
-    }
-    fn error_code(&self) -> i16 {
-        self.error_code
-    }
-    fn set_operations(&mut self, operations: i32) {
-        self.authorized_operations = operations;
-    }
+/// Both descriptions carry these fields under the same names.
+macro_rules! described {
+    ($t:ty) => {
+        impl Described for $t {
+            fn refused(group_id: GroupId, code: i16) -> Self {
+                let mut d = Self::default();
+                d.group_id = group_id;
+                d.error_code = code;
+                d
+            }
+            fn error_code(&self) -> i16 {
+                self.error_code
+            }
+            fn set_operations(&mut self, operations: i32) {
+                self.authorized_operations = operations;
+            }
+        }
+    };
 }
-
-impl Described for consumer_group_describe_response::DescribedGroup {
-    fn refused(group_id: GroupId, code: i16) -> Self {
-        let mut d = Self::default();
-        d.group_id = group_id;
-        d.error_code = code;
-        d
-    }
-    fn error_code(&self) -> i16 {
-        self.error_code
-    }
-    fn set_operations(&mut self, operations: i32) {
-        self.authorized_operations = operations;
-    }
-}
+described!(describe_groups_response::DescribedGroup);
+described!(consumer_group_describe_response::DescribedGroup);
 
 /// Each of `ids` described by its coordinator (`ask` makes the message),
 /// where the principal may Describe it (GROUP_AUTHORIZATION_FAILED), with
@@ -256,6 +248,16 @@ async fn describe_each<T: Described>(
         d
     });
     futures::future::join_all(asks).await
+}
+
+/// The request header's client id ("" without one), which the
+/// coordinator keeps for DescribeGroups.
+fn client_id(header: &RequestHeader) -> String {
+    header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default()
 }
 
 /// Like [`call`], to one shard's coordinator.
