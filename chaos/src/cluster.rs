@@ -15,8 +15,8 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 use kafka_protocol::messages::{
     describe_quorum_request, incremental_alter_configs_request, AddRaftVoterRequest,
     AlterPartitionReassignmentsRequest, ApiKey, BrokerId, DescribeQuorumRequest,
-    IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, RemoveRaftVoterRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    FindCoordinatorRequest, IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse,
+    RemoveRaftVoterRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
@@ -346,6 +346,18 @@ pub fn set_configs_call(
         Some(r) => bail!("IncrementalAlterConfigs {name:?}: error {}", r.error_code),
         None => bail!("IncrementalAlterConfigs answered no resource"),
     }
+}
+
+/// The node coordinating consumer group `group` (FindCoordinator v3).
+pub fn coordinator_call(addr: &str, group: &str) -> Result<i32> {
+    let req = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let resp = call(addr, 3, &req)?;
+    if resp.error_code != 0 {
+        bail!("FindCoordinator {group:?}: error {}", resp.error_code);
+    }
+    Ok(resp.node_id.0)
 }
 
 /// The metadata quorum's (voters, observers), from the active controller

@@ -8,19 +8,24 @@
 //! broker died and another took the group over.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::check::Violation;
+use crate::scenario::GroupProtocol;
 use crate::workload::Clock;
+
+/// The run's consumer group, named after its topic.
+pub fn group_of(topic: &str) -> String {
+    format!("sluice-chaos-{topic}")
+}
 
 /// How often the member commits its position.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
@@ -52,27 +57,37 @@ pub struct GroupMember {
     thread: Option<thread::JoinHandle<Result<CommitHistory>>>,
 }
 
-fn config(bootstrap: &str, group: &str) -> ClientConfig {
+fn config(bootstrap: &str, group: &str, protocol: GroupProtocol) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("fetch.wait.max.ms", "100")
+        .set("auto.offset.reset", "earliest");
+    match protocol {
+        GroupProtocol::Classic => c.set("session.timeout.ms", "6000"),
+        // The coordinator sets the session and the heartbeats.
+        GroupProtocol::Consumer => c.set("group.protocol", "consumer"),
+    };
+    c.set("fetch.wait.max.ms", "100")
         .set("topic.metadata.refresh.interval.ms", "1000")
         .set("log_level", "3");
     c
 }
 
 impl GroupMember {
-    pub fn start(bootstrap: String, topic: String, partitions: i32, clock: Clock) -> GroupMember {
+    pub fn start(
+        bootstrap: String,
+        topic: String,
+        partitions: i32,
+        protocol: GroupProtocol,
+        clock: Clock,
+    ) -> GroupMember {
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         let thread = thread::Builder::new()
             .name("chaos-consumer".into())
-            .spawn(move || consume(&bootstrap, &topic, partitions, clock, &st))
+            .spawn(move || consume(&bootstrap, &topic, partitions, protocol, clock, &st))
             .expect("spawn consumer thread");
         GroupMember {
             stop,
@@ -94,69 +109,57 @@ impl Drop for GroupMember {
     }
 }
 
-/// The member's context: what its asynchronous commits answered, so a
-/// commit is waited for within `CALL_TIMEOUT` (librdkafka's synchronous
-/// commit waits without a bound, and once waited forever after a heal).
-#[derive(Default)]
-struct Commits(std::sync::Mutex<Vec<(Offsets, bool)>>);
+/// A commit still out after `CALL_TIMEOUT`: its answer, when it comes.
+type Outstanding = Option<mpsc::Receiver<bool>>;
 
-/// (partition, offset) of a commit, in its list's order.
-type Offsets = Vec<(i32, i64)>;
-
-impl ClientContext for Commits {}
-
-impl ConsumerContext for Commits {
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let mut answered = self.0.lock().expect("not poisoned");
-        answered.push((offsets_of(offsets), result.is_ok()));
-    }
-}
-
-fn offsets_of(tpl: &TopicPartitionList) -> Offsets {
-    tpl.elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Commits `tpl` and waits, polling, for its own answer within
-/// `CALL_TIMEOUT` (an answer to an earlier commit is not this one's).
+/// Commits `tpl` synchronously on a thread of its own and waits at most
+/// `CALL_TIMEOUT` for it: `Some(acknowledged)`, or `None` when it did not
+/// answer in time or an earlier one is still out (no new one starts then,
+/// so stuck commits cannot pile up). Not an asynchronous commit:
+/// librdkafka answers a manual one only through an `offset_commit_cb`,
+/// which the rdkafka crate does not set (its commit events cover
+/// auto-commits), so such an answer never came and no commit was ever
+/// counted. And not a plain synchronous one, which waits without a bound
+/// (it once waited for ever after a heal).
 fn commit_bounded(
-    consumer: &BaseConsumer<Commits>,
+    consumer: &Arc<BaseConsumer>,
     tpl: &TopicPartitionList,
-    h: &mut CommitHistory,
-) -> bool {
-    consumer.context().0.lock().expect("not poisoned").clear();
-    if consumer.commit(tpl, CommitMode::Async).is_err() {
-        return false;
-    }
-    let wanted = offsets_of(tpl);
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-            h.consumed += 1;
-        }
-        let answered = consumer.context().0.lock().expect("not poisoned");
-        if let Some((_, ok)) = answered.iter().find(|(offsets, _)| *offsets == wanted) {
-            return *ok;
+    outstanding: &mut Outstanding,
+) -> Option<bool> {
+    if let Some(rx) = outstanding {
+        match rx.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => return None,
+            _ => *outstanding = None,
         }
     }
-    false
+    let (tx, rx) = mpsc::channel();
+    let (c, t) = (consumer.clone(), tpl.clone());
+    thread::Builder::new()
+        .name("chaos-commit".into())
+        .spawn(move || {
+            let _ = tx.send(c.commit(&t, CommitMode::Sync).is_ok());
+        })
+        .ok()?;
+    match rx.recv_timeout(CALL_TIMEOUT) {
+        Ok(acknowledged) => Some(acknowledged),
+        Err(_) => {
+            *outstanding = Some(rx);
+            None
+        }
+    }
 }
 
 fn consume(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
+    protocol: GroupProtocol,
     clock: Clock,
     stop: &AtomicBool,
 ) -> Result<CommitHistory> {
-    let group = format!("sluice-chaos-{topic}");
-    let consumer: BaseConsumer<Commits> =
-        config(bootstrap, &group).create_with_context(Commits::default())?;
+    let group = group_of(topic);
+    let consumer: Arc<BaseConsumer> = Arc::new(config(bootstrap, &group, protocol).create()?);
+    let mut outstanding: Outstanding = None;
     consumer.subscribe(&[topic])?;
     let mut h = CommitHistory {
         group,
@@ -186,7 +189,7 @@ fn consume(
         if tpl.count() == 0 {
             continue;
         }
-        if !commit_bounded(&consumer, &tpl, &mut h) {
+        if commit_bounded(&consumer, &tpl, &mut outstanding) != Some(true) {
             h.failed_calls += 1;
             continue;
         }
@@ -218,7 +221,8 @@ fn record(h: &mut CommitHistory, committed: &TopicPartitionList, clock: Clock) {
 /// After healing, reads the group's committed offsets once more through a
 /// client that does not join it.
 pub fn read_final(bootstrap: &str, topic: &str, h: &mut CommitHistory, clock: Clock) -> Result<()> {
-    let consumer: BaseConsumer = config(bootstrap, &h.group).create()?;
+    // Only reads the committed offsets: it joins no group.
+    let consumer: BaseConsumer = config(bootstrap, &h.group, GroupProtocol::Classic).create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..h.observed.len() as i32 {
         tpl.add_partition(topic, p);
@@ -233,12 +237,20 @@ pub struct CommitCounts {
     pub acknowledged: u64,
     /// Observations below an earlier acknowledged commit or observation.
     pub regressed: u64,
+    /// Messages the member consumed, and its commits or fetches that
+    /// failed: a run that acknowledged no commit says why.
+    pub consumed: u64,
+    pub failed_calls: u64,
 }
 
 /// Per partition: every observation is at least every commit acknowledged
 /// before it and every earlier observation; acknowledged commits rise.
 pub fn check_commits(h: &CommitHistory) -> (CommitCounts, Vec<Violation>) {
-    let mut counts = CommitCounts::default();
+    let mut counts = CommitCounts {
+        consumed: h.consumed,
+        failed_calls: h.failed_calls,
+        ..CommitCounts::default()
+    };
     let mut violations = Vec::new();
     for (p, (acked, observed)) in h.acked.iter().zip(&h.observed).enumerate() {
         counts.acknowledged += acked.len() as u64;

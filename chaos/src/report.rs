@@ -101,8 +101,8 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
     )?;
     writeln!(
         md,
-        "- network: {:?}; consumer group: {}",
-        s.network, s.consumer_group
+        "- network: {:?}; consumer group: {} ({:?} protocol)",
+        s.network, s.consumer_group, s.group_protocol
     )?;
     writeln!(md, "- broker args: `{}`", s.broker_args.join(" "))?;
     writeln!(
@@ -122,8 +122,8 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
     )?;
     writeln!(
         md,
-        "Group commits acknowledged: {}; committed offsets seen moving backwards (`commits back`): {}.\n",
-        o.commits.acknowledged, o.commits.regressed
+        "Group commits acknowledged: {}; committed offsets seen moving backwards (`commits back`): {}; messages the member consumed: {}; its commits or offset fetches that failed: {}.\n",
+        o.commits.acknowledged, o.commits.regressed, o.commits.consumed, o.commits.failed_calls
     )?;
     writeln!(
         md,

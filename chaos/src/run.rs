@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
 use crate::cluster::{
-    change_voter_call, quorum_call, reassign_call, set_configs_call, wait_for, Cluster,
+    change_voter_call, coordinator_call, quorum_call, reassign_call, set_configs_call, wait_for,
+    Cluster,
 };
 use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
 use crate::net::Net;
@@ -227,7 +228,14 @@ impl Runner<'_> {
         let (bootstrap, topic) = (self.c().bootstrap(), self.c().topic.clone());
         let workload = Workload::start(s, bootstrap.clone(), topic.clone(), self.clock);
         let member = s.consumer_group.then(|| {
-            GroupMember::start(bootstrap.clone(), topic.clone(), s.partitions, self.clock)
+            let protocol = s.group_protocol;
+            GroupMember::start(
+                bootstrap.clone(),
+                topic.clone(),
+                s.partitions,
+                protocol,
+                self.clock,
+            )
         });
         thread::sleep(Duration::from_millis(s.warmup_ms));
         for (i, f) in s.faults.iter().enumerate() {
@@ -352,6 +360,17 @@ impl Runner<'_> {
                     bail!("controller {id} is not a live node")
                 }
             })?,
+            Target::Coordinator => {
+                let group = crate::group::group_of(&c.topic);
+                wait_for("the group's coordinator", CONVERGE_TIMEOUT, || {
+                    let id = coordinator_call(&c.nodes[&c.live()[0]].addr(), &group)?;
+                    if c.live().contains(&id) {
+                        Ok(id)
+                    } else {
+                        bail!("coordinator {id} is not a live node")
+                    }
+                })?
+            }
             Target::Leader | Target::Follower => {
                 let view = wait_for("partition 0's leader", CONVERGE_TIMEOUT, || {
                     let m = c.any_metadata()?;

@@ -72,6 +72,10 @@ pub struct Scenario {
     /// its commits (committed offsets never move backwards).
     #[serde(default = "defaults::consumer_group")]
     pub consumer_group: bool,
+    /// The consumer group's protocol: `classic` (JoinGroup, SyncGroup) or
+    /// `consumer` (KIP-848, the coordinator assigns).
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
     /// Load before the first fault.
     #[serde(default = "defaults::warmup_ms")]
     pub warmup_ms: u64,
@@ -187,6 +191,14 @@ pub enum Fault {
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+pub enum GroupProtocol {
+    #[default]
+    Classic,
+    Consumer,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum TornMode {
     /// The file is shortened (a write that never reached the disk).
     #[default]
@@ -213,6 +225,8 @@ pub enum Target {
     Follower,
     /// The active controller (Metadata controller_id).
     Controller,
+    /// The coordinator of the run's consumer group.
+    Coordinator,
     /// The node that has been down longest.
     Down,
     Node(i32),
@@ -225,12 +239,13 @@ impl TryFrom<String> for Target {
             "leader" => Target::Leader,
             "follower" => Target::Follower,
             "controller" => Target::Controller,
+            "coordinator" => Target::Coordinator,
             "down" => Target::Down,
             other => match other.strip_prefix("node-").and_then(|n| n.parse().ok()) {
                 Some(id) => Target::Node(id),
                 None => {
                     return Err(format!(
-                        "target {s:?}: expected leader, follower, controller, down or node-N"
+                        "target {s:?}: expected leader, follower, controller, coordinator, down or node-N"
                     ))
                 }
             },
@@ -244,6 +259,7 @@ impl From<Target> for String {
             Target::Leader => "leader".into(),
             Target::Follower => "follower".into(),
             Target::Controller => "controller".into(),
+            Target::Coordinator => "coordinator".into(),
             Target::Down => "down".into(),
             Target::Node(id) => format!("node-{id}"),
         }

@@ -4,7 +4,8 @@
 //! each node in its own network namespace, one move of a partition off its
 //! leader to a fourth node (AlterPartitionReassignments), one replacement of
 //! the active controller as a voter by that fourth node followed by a kill -9
-//! of the new controller, and one kill -9 of a single
+//! of the new controller, one kill -9 of the coordinator of a consumer
+//! group protocol (KIP-848) group, and one kill -9 of a single
 //! `--fsync-on-ack` node, each against the real debug `sluice` binary; none
 //! may lose, duplicate or reorder an acknowledged write, or move a
 //! committed group offset backwards. No timing is asserted; every wait is
@@ -62,6 +63,15 @@ fn run_short(name: &str) {
         detail.join("\n")
     );
     assert!(outcome.counts.acknowledged > 0, "nothing was acknowledged");
+    if scenario.consumer_group {
+        // Else the committed-offsets check saw nothing and proves nothing.
+        assert!(
+            outcome.commits.acknowledged > 0,
+            "{name}: no group commit was acknowledged ({} consumed, {} calls failed)",
+            outcome.commits.consumed,
+            outcome.commits.failed_calls
+        );
+    }
 }
 
 /// kill -9 of a partition leader under acks=all loses no acknowledged write.
@@ -91,6 +101,13 @@ fn reassigning_off_the_leader_loses_nothing() {
 #[test]
 fn replacing_the_controller_loses_nothing() {
     run_short("short-replace-voter");
+}
+
+/// kill -9 of the coordinator of a consumer group protocol (KIP-848) group
+/// loses no acknowledged write, and its committed offsets never move back.
+#[test]
+fn killing_a_consumer_protocol_coordinator_loses_nothing() {
+    run_short("short-consumer-protocol");
 }
 
 /// kill -9 of a single node with --fsync-on-ack loses no acknowledged write.
