@@ -252,7 +252,10 @@ impl ConsumerGroup {
         self.reconcile(&beat.member_id, now_ms);
         let member = self.members.get_mut(&beat.member_id).expect("reconciled");
         let joining = beat.member_epoch == JOINING_EPOCH;
-        let tell = joining || member.told.as_ref() != Some(&member.assigned);
+        // A member that owns other than it was given lost an answer, or is
+        // still giving some up: it is told again.
+        let owns_other = beat.owned.as_ref().is_some_and(|o| *o != member.assigned);
+        let tell = joining || owns_other || member.told.as_ref() != Some(&member.assigned);
         let assignment = tell.then(|| member.assigned.clone());
         if assignment.is_some() {
             member.told = assignment.clone();

@@ -222,3 +222,21 @@ fn a_static_member_back_under_its_instance_id_keeps_its_partitions() {
         ResponseError::UnknownMemberId.code()
     );
 }
+
+#[test]
+fn a_member_that_lost_its_answer_is_told_again() {
+    let (t, l) = (topics(2), limits());
+    let mut g = ConsumerGroup::default();
+    let a = g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    assert_eq!(owned(&a.assignment), [0, 1]);
+    // The answer was lost: a still owns nothing and says so.
+    let again = g
+        .heartbeat(beat("a", a.member_epoch, &[]), &t, &l, 1)
+        .unwrap();
+    assert_eq!(owned(&again.assignment), [0, 1]);
+    // Once it owns them, nothing more is told.
+    let quiet = g
+        .heartbeat(beat("a", a.member_epoch, &[0, 1]), &t, &l, 2)
+        .unwrap();
+    assert_eq!(quiet.assignment, None);
+}
