@@ -1134,3 +1134,63 @@ fn consumer_protocol_static_member_comes_back_to_its_partitions() {
     back.close();
     other.close();
 }
+
+const KIP848_CHILD_ENV: &str = "SLUICE_GROUPS_KIP848_CHILD";
+
+/// A consumer protocol member killed without leaving (in a child process,
+/// this test started again with `KIP848_CHILD_ENV` set) is removed once its
+/// session times out, and the other member is given its partitions.
+#[test]
+fn consumer_protocol_killed_member_partitions_move_after_its_session() {
+    if let Ok(spec) = std::env::var(KIP848_CHILD_ENV) {
+        let (bs, group, topic) = spec
+            .split_once('|')
+            .and_then(|(bs, rest)| rest.split_once('|').map(|(g, t)| (bs, g, t)))
+            .expect("child spec");
+        let member = Member::spawn(consumer_protocol_config(bs, group), topic, false);
+        thread::sleep(Duration::from_secs(120));
+        drop(member);
+        return;
+    }
+    let mut flags = GROUP_FLAGS.to_vec();
+    flags.extend([
+        "--group-consumer-heartbeat-interval-ms",
+        "200",
+        "--group-consumer-session-timeout-ms",
+        "2000",
+    ]);
+    let broker = Broker::start_with(2, &flags);
+    let bs = broker.bootstrap();
+    let (topic, group) = ("kip848-killed", "kip848-killed");
+    create_topic(&bs, topic, 4, &[]);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "consumer_protocol_killed_member_partitions_move_after_its_session",
+            "--exact",
+        ])
+        .env(KIP848_CHILD_ENV, format!("{bs}|{group}|{topic}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child consumer");
+    let survivor = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    wait_until(
+        "the two members sharing the topic",
+        Duration::from_secs(60),
+        || {
+            let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
+            request.group_ids = vec![str_bytes(group).into()];
+            let response = RawClient::connect(&bs).call(0, &request);
+            let g = &response.groups[0];
+            g.members.len() == 2 && survivor.assignment().len() == 2
+        },
+    );
+    child.kill().expect("kill child");
+    let _ = child.wait();
+    wait_until(
+        "the survivor given every partition",
+        Duration::from_secs(60),
+        || survivor.assignment() == [0, 1, 2, 3],
+    );
+    survivor.close();
+}
