@@ -64,6 +64,12 @@ pub fn heartbeat(
             "this coordinator holds its most groups".into(),
         );
     }
+    if !groups.contains_key(&group_id) && request.member_epoch != JOINING_EPOCH {
+        // Only a joining member makes a group: a member of one this
+        // coordinator does not hold (it moved here) joins again.
+        let code = ResponseError::UnknownMemberId.code();
+        return refuse(response, code, format!("no group {group_id} here"));
+    }
     let group = groups
         .entry(group_id.clone())
         .or_insert_with(|| Group::new(group_id.clone(), now_ms));
