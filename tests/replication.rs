@@ -1085,10 +1085,11 @@ fn a_waiting_acks_all_produce_does_not_hold_up_the_next_on_its_connection() {
 }
 
 /// A consumer group protocol member (KIP-848) whose coordinator is killed
-/// keeps consuming: the coordinator that takes over `__consumer_offsets`
-/// does not know it (the membership is in memory), answers its heartbeat
-/// UNKNOWN_MEMBER_ID, and it joins again and is given the partitions
-/// back. Everything produced before and after the kill is consumed.
+/// goes on as it was: the coordinator that takes over `__consumer_offsets`
+/// reads the group's membership from it, so the member keeps its id, its
+/// member epoch and every partition, and the group its epoch (a second
+/// member joined and left first, so a group started afresh would show a
+/// lower one). Everything produced before and after the kill is consumed.
 #[test]
 fn a_consumer_protocol_member_outlives_its_coordinator() {
     const TOPIC: &str = "kip848-failover";
@@ -1139,30 +1140,78 @@ fn a_consumer_protocol_member_outlives_its_coordinator() {
     produce_range(&cluster, 0..300);
     consume_until(300, &cluster);
 
+    // A second member comes and goes: the group epoch moves on.
+    let describe = |cluster: &Cluster| {
+        let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
+        request.group_ids = vec![common::raw::str_bytes(GROUP).into()];
+        let node = group_coordinator(cluster, GROUP);
+        let mut response: kafka_protocol::messages::ConsumerGroupDescribeResponse =
+            RawClient::connect(&cluster.client_addr(node)).call(0, &request);
+        response.groups.remove(0)
+    };
+    let stable =
+        |g: &kafka_protocol::messages::consumer_group_describe_response::DescribedGroup,
+         members: usize| {
+            let owned: usize = g
+                .members
+                .iter()
+                .flat_map(|m| m.assignment.topic_partitions.iter())
+                .map(|tp| tp.partitions.len())
+                .sum();
+            g.error_code == 0
+                && g.group_state.as_str() == "Stable"
+                && g.members.len() == members
+                && owned == PARTITIONS as usize
+        };
+    let second: BaseConsumer = config.create().expect("consumer");
+    second.subscribe(&[TOPIC]).expect("subscribe");
+    cluster.wait_for("two members", WAIT, || {
+        let _ = member.poll(Duration::from_millis(20));
+        let _ = second.poll(Duration::from_millis(20));
+        let g = describe(&cluster);
+        if stable(&g, 2) {
+            Ok(())
+        } else {
+            Err(format!("{g:?}"))
+        }
+    });
+    drop(second);
+    let before = cluster.wait_for("one member again", WAIT, || {
+        let _ = member.poll(Duration::from_millis(20));
+        let g = describe(&cluster);
+        if stable(&g, 1) {
+            Ok(g)
+        } else {
+            Err(format!("{g:?}"))
+        }
+    });
+    assert!(before.group_epoch >= 3, "{before:?}");
+
     let coordinator = group_coordinator(&cluster, GROUP);
     cluster.kill9(coordinator);
     produce_range(&cluster, 300..600);
     consume_until(600, &cluster);
     let expected: BTreeSet<String> = (0..600).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected);
-    // The new coordinator has the member again, with every partition.
-    cluster.wait_for("the member known to the new coordinator", WAIT, || {
+    let after = cluster.wait_for("the group at the new coordinator", WAIT, || {
         let _ = member.poll(Duration::from_millis(50));
-        let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
-        request.group_ids = vec![common::raw::str_bytes(GROUP).into()];
-        let node = group_coordinator(&cluster, GROUP);
-        let response = RawClient::connect(&cluster.client_addr(node)).call(0, &request);
-        let group = &response.groups[0];
-        let owned: usize = group
-            .members
-            .iter()
-            .flat_map(|m| m.assignment.topic_partitions.iter())
-            .map(|tp| tp.partitions.len())
-            .sum();
-        if group.error_code == 0 && group.members.len() == 1 && owned == PARTITIONS as usize {
-            Ok(())
+        let g = describe(&cluster);
+        if stable(&g, 1) {
+            Ok(g)
         } else {
-            Err(format!("{group:?}"))
+            Err(format!("{g:?}"))
         }
     });
+    assert_eq!(after.group_epoch, before.group_epoch, "{after:?}");
+    let who = |g: &kafka_protocol::messages::consumer_group_describe_response::DescribedGroup| {
+        (
+            g.members[0].member_id.to_string(),
+            g.members[0].member_epoch,
+        )
+    };
+    assert_eq!(
+        who(&after),
+        who(&before),
+        "the same member at the same epoch"
+    );
 }

@@ -198,6 +198,10 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
             .keys()
             .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .chain(std::iter::once((records::group_key(group_id), None)))
+            .chain(std::iter::once((
+                records::consumer_group_key(group_id),
+                None,
+            )))
             .collect()
     };
     if let Err(code) = append(coord, group_id, &tombstones).await {

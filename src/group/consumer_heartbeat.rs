@@ -1,6 +1,6 @@
 //! ConsumerGroupHeartbeat on the coordinator shard: the request turned
 //! into a `consumer_protocol::Heartbeat`, the group's topics into shapes,
-//! the answer into the response.
+//! the answer into the response, and whether the group must be written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,12 +32,14 @@ pub fn limits(coord: &Coordinator) -> Limits {
     }
 }
 
+/// The answer, and whether the group changed in what is written of it
+/// (the caller writes it before answering).
 pub fn heartbeat(
     coord: &Coordinator,
     sender: Sender,
     request: ConsumerGroupHeartbeatRequest,
     now_ms: i64,
-) -> ConsumerGroupHeartbeatResponse {
+) -> (ConsumerGroupHeartbeatResponse, bool) {
     let group_id = request.group_id.to_string();
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.heartbeat_interval_ms = coord
@@ -52,23 +54,23 @@ pub fn heartbeat(
     };
     if !valid_group_id(&group_id) {
         let code = ResponseError::InvalidGroupId.code();
-        return refuse(response, code, "invalid group id".into());
+        return (refuse(response, code, "invalid group id".into()), false);
     }
     let mut groups = coord.groups.borrow_mut();
     let full = groups.len() >= coord.shard.config.groups_per_shard_max;
     if full && !groups.contains_key(&group_id) {
         let code = ResponseError::CoordinatorNotAvailable.code();
-        return refuse(
-            response,
-            code,
-            "this coordinator holds its most groups".into(),
-        );
+        let why = "this coordinator holds its most groups".into();
+        return (refuse(response, code, why), false);
     }
     if !groups.contains_key(&group_id) && request.member_epoch != JOINING_EPOCH {
         // Only a joining member makes a group: a member of one this
         // coordinator does not hold (it moved here) joins again.
         let code = ResponseError::UnknownMemberId.code();
-        return refuse(response, code, format!("no group {group_id} here"));
+        return (
+            refuse(response, code, format!("no group {group_id} here")),
+            false,
+        );
     }
     let group = groups
         .entry(group_id.clone())
@@ -77,18 +79,21 @@ pub fn heartbeat(
         // Kafka's answer while classic members hold the group.
         let code = ResponseError::GroupIdNotFound.code();
         let why = format!("group {group_id} is a classic group with members");
-        return refuse(response, code, why);
+        return (refuse(response, code, why), false);
     }
     let consumer = group.consumer.get_or_insert_with(ConsumerGroup::default);
     let beat = match beat_of(coord, &sender, request, consumer) {
         Ok(beat) => beat,
         Err(why) => {
             let code = ResponseError::InvalidRegularExpression.code();
-            return refuse(response, code, why);
+            return (refuse(response, code, why), false);
         }
     };
     let topics = shapes(coord, consumer, &beat);
-    match consumer.heartbeat(beat, &topics, &limits(coord), now_ms) {
+    let before = consumer.changes;
+    let answered = consumer.heartbeat(beat, &topics, &limits(coord), now_ms);
+    let changed = consumer.changes != before;
+    let response = match answered {
         Ok(answer) => {
             response.member_id = Some(StrBytes::from_string(answer.member_id));
             response.member_epoch = answer.member_epoch;
@@ -99,7 +104,8 @@ pub fn heartbeat(
             tracing::debug!(group = %group_id, error = %e, "consumer heartbeat refused");
             refuse(response, e.code(), e.to_string())
         }
-    }
+    };
+    (response, changed)
 }
 
 /// The heartbeat as the group sees it. v0 members get their id from the

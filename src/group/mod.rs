@@ -387,12 +387,23 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             request,
             reply,
         } => {
+            let group_id = request.group_id.to_string();
             let sender = consumer_heartbeat::Sender {
                 version,
                 client_id,
                 client_host,
             };
-            let _ = reply.send(consumer_heartbeat::heartbeat(&coord, sender, request, now));
+            let (mut response, changed) =
+                consumer_heartbeat::heartbeat(&coord, sender, request, now);
+            // Answered once a coordinator taking the group over would know
+            // it too: else two members could come to own one partition.
+            if changed {
+                if let Err(code) = persist_consumer_group(&coord, &group_id).await {
+                    response.error_code = code;
+                    response.assignment = None;
+                }
+            }
+            let _ = reply.send(response);
         }
     }
 }
@@ -716,6 +727,19 @@ fn apply_record(
         records::OffsetsRecord::Group { group, value: None } => {
             groups.remove(&group);
         }
+        records::OffsetsRecord::ConsumerGroup { group, value } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(group, now));
+            g.consumer = match value.map(|v| consumer_protocol::record::decode(&v, now)) {
+                None => None,
+                Some(Ok(consumer)) => Some(consumer),
+                Some(Err(e)) => {
+                    tracing::warn!(group = %g.id, log_offset, error = %e, "unreadable consumer group record");
+                    g.consumer.take()
+                }
+            };
+        }
         records::OffsetsRecord::Group {
             group,
             value: Some(value),
@@ -793,6 +817,24 @@ async fn append_as(
     Ok(outcome.base_offset)
 }
 
+/// Writes a consumer protocol group's membership as it is now (a
+/// tombstone once the group is gone); the Kafka error code of a failure.
+async fn persist_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
+    let value = coord
+        .groups
+        .borrow()
+        .get(group_id)
+        .and_then(|g| g.consumer.as_ref().map(consumer_protocol::record::encode));
+    let record = (records::consumer_group_key(group_id), value);
+    match append(coord, group_id, &[record]).await {
+        Ok(_) => Ok(()),
+        Err(code) => {
+            tracing::debug!(group = group_id, code, "consumer group not written");
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
+    }
+}
+
 /// Writes the group's current metadata record (or a tombstone if the
 /// group is gone).
 async fn persist_group(coord: &Rc<Coordinator>, group_id: &str) {
@@ -828,12 +870,15 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
         let consumer_limits = consumer_heartbeat::limits(&coord);
+        let mut consumers_to_persist = Vec::new();
         for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
                 to_persist.push(id.clone());
             }
             if let Some(consumer) = &mut g.consumer {
-                consumer.expire(&consumer_limits, now);
+                if consumer.expire(&consumer_limits, now) {
+                    consumers_to_persist.push(id.clone());
+                }
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());
@@ -841,6 +886,9 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         }
         for id in to_persist {
             persist_group(&coord, &id).await;
+        }
+        for id in consumers_to_persist {
+            let _ = persist_consumer_group(&coord, &id).await;
         }
         for id in to_expire {
             offsets::expire(&coord, &id, retention_ms).await;

@@ -501,6 +501,7 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
         .collect();
     if drop_group {
         records.push((records::group_key(group_id), None));
+        records.push((records::consumer_group_key(group_id), None));
     }
     if append(coord, group_id, &records).await.is_err() {
         return;

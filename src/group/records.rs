@@ -5,7 +5,10 @@
 //!   `OffsetCommitValue` (we write v3: offset, leader epoch, metadata,
 //!   commit timestamp);
 //! - key version 2: a group metadata key (group), value
-//!   `GroupMetadataValue` (we write v3).
+//!   `GroupMetadataValue` (we write v3);
+//! - key version 1000 (Sluice's own, far from Kafka's, which are small
+//!   numbers): a consumer protocol group's membership (KIP-848), one
+//!   record per group holding the whole of it (`consumer_protocol::record`).
 //!
 //! A null value is a tombstone: the offset or the group is deleted.
 //! Pure functions over bytes; nothing here knows about shards or logs.
@@ -30,6 +33,12 @@ pub enum OffsetsRecord {
         group: String,
         /// `None` deletes the group.
         value: Option<GroupValue>,
+    },
+    /// A consumer protocol group's membership, still encoded; `None`
+    /// deletes it.
+    ConsumerGroup {
+        group: String,
+        value: Option<Vec<u8>>,
     },
 }
 
@@ -65,6 +74,8 @@ pub struct MemberValue {
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
+/// Sluice's own key of a consumer protocol group's membership.
+const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -80,6 +91,13 @@ pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
 pub fn group_key(group: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + group.len());
     out.put_i16(GROUP_KEY_VERSION);
+    put_str(&mut out, group);
+    out
+}
+
+pub fn consumer_group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.put_i16(CONSUMER_GROUP_KEY_VERSION);
     put_str(&mut out, group);
     out
 }
@@ -158,6 +176,11 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord,
             let value = value.map(decode_group_value).transpose()?;
             Ok(OffsetsRecord::Group { group, value })
         }
+        CONSUMER_GROUP_KEY_VERSION => {
+            let group = get_str(&mut k)?;
+            let value = value.map(<[u8]>::to_vec);
+            Ok(OffsetsRecord::ConsumerGroup { group, value })
+        }
         v => Err(DecodeError::Version("key", v)),
     }
 }
@@ -225,7 +248,7 @@ fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
     })
 }
 
-fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+pub(super) fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => put_str(out, s),
         None => out.put_i16(-1),

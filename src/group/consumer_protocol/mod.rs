@@ -14,12 +14,14 @@
 //! partitions within its rebalance timeout, or is silent for the session
 //! timeout, is removed, and its partitions go to the others.
 //!
-//! Everything here is pure and synchronous, on the coordinator shard; the
-//! state lives in memory only: a coordinator that moves or restarts loses
-//! it, and the members rejoin (UNKNOWN_MEMBER_ID) at epoch 0, resuming
-//! from their committed offsets, which are kept as for every group.
+//! Everything here is pure and synchronous, on the coordinator shard. The
+//! coordinator writes the group to `__consumer_offsets` (`record`) after
+//! every heartbeat that changed it and before answering, so a coordinator
+//! that takes the group over (a moved leadership, a restart) goes on from
+//! it: members keep their ids, epochs and partitions.
 
 pub mod assignor;
+pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -154,6 +156,9 @@ pub struct ConsumerGroup {
     /// The assignor `target` came from.
     pub assignor: &'static str,
     pub members: BTreeMap<String, Member>,
+    /// Bumped by every change a coordinator taking the group over must
+    /// know (`record`): the caller writes the group again when it moved.
+    pub changes: u64,
 }
 
 /// The bounds a coordinator puts on its groups.
@@ -221,18 +226,34 @@ impl ConsumerGroup {
             });
         }
         member.last_seen_ms = now_ms;
-        if beat.rebalance_timeout_ms > 0 {
+        // What a coordinator taking the group over must know moves
+        // `changes`; the rest (when it was heard) does not.
+        let mut recorded = false;
+        if beat.rebalance_timeout_ms > 0 && beat.rebalance_timeout_ms != member.rebalance_timeout_ms
+        {
             member.rebalance_timeout_ms = beat.rebalance_timeout_ms;
+            recorded = true;
         }
         if let Some(owned) = &beat.owned {
             if !member.revoking.is_empty() && disjoint(owned, &member.revoking) {
                 member.revoking.clear();
                 member.revoke_deadline_ms = None;
+                recorded = true;
             }
         }
+        if beat.names != member.names || beat.regex != member.regex {
+            member.names = beat.names;
+            member.regex = beat.regex;
+            recorded = true;
+        }
+        if recorded {
+            self.changes += 1;
+        }
+        let member = self
+            .members
+            .get_mut(&beat.member_id)
+            .expect("looked up above");
         let mut changed = false;
-        member.names = beat.names;
-        member.regex = beat.regex;
         if let Some(subscribed) = beat.subscribed {
             if subscribed != member.subscribed {
                 member.subscribed = subscribed;
@@ -352,6 +373,7 @@ impl ConsumerGroup {
             self.target.insert(beat.member_id.clone(), target);
         }
         self.members.insert(beat.member_id.clone(), member);
+        self.changes += 1;
         Ok(true)
     }
 
@@ -366,6 +388,7 @@ impl ConsumerGroup {
             // it is back or its session times out.
             let member = self.members.get_mut(member_id).expect("checked");
             member.departed = true;
+            self.changes += 1;
         } else if self.members.remove(member_id).is_some() {
             self.target.remove(member_id);
             self.bump();
@@ -379,6 +402,7 @@ impl ConsumerGroup {
 
     fn bump(&mut self) {
         self.epoch = self.epoch.checked_add(1).unwrap_or(1);
+        self.changes += 1;
     }
 
     /// A new target for a new group epoch.
@@ -429,11 +453,13 @@ impl ConsumerGroup {
             member.revoking = taken_away;
             let timeout = i64::from(member.rebalance_timeout_ms);
             member.revoke_deadline_ms = Some(now_ms.saturating_add(timeout));
+            self.changes += 1;
             return;
         }
         if member.epoch != target_epoch {
             member.previous_epoch = member.epoch;
             member.epoch = target_epoch;
+            self.changes += 1;
         }
         // What the target adds, once no other member owns it. Looked for
         // only while something is missing: a stable member's heartbeat
@@ -453,6 +479,7 @@ impl ConsumerGroup {
             for p in partitions {
                 if !owned_elsewhere.contains(&(topic, p)) {
                     member.assigned.entry(topic).or_default().insert(p);
+                    self.changes += 1;
                 }
             }
         }
