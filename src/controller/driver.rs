@@ -159,16 +159,23 @@ impl Core {
     /// Where node `id`'s quorum listener is: the voter list's address for
     /// a node in it, else the membership's.
     pub fn address_of(&self, id: i32) -> Option<String> {
-        if let Some(addr) = self.voters.get(&id) {
-            return Some(addr.to_string());
-        }
         let metrics = self.raft().metrics();
         let metrics = metrics.borrow();
-        let node = metrics
+        let member = metrics
             .membership_config
             .membership()
-            .get_node(&(id as u64))?;
-        Some(node.addr.clone())
+            .get_node(&(id as u64));
+        self.address_given(id, member.map(|n| n.addr.as_str()))
+    }
+
+    /// Node `id`'s address: the voter list's for a node in it (a voter's
+    /// address is set in its config), else `member`, the membership's (a
+    /// learner's own, kept once it is made a voter).
+    pub fn address_given(&self, id: i32, member: Option<&str>) -> Option<String> {
+        match self.voters.get(&id) {
+            Some(addr) => Some(addr.to_string()),
+            None => member.map(str::to_string),
+        }
     }
 
     /// Whether the membership in force makes `id` a voter.

@@ -52,13 +52,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     /// the membership changes, so a learner's new address is picked up.
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         let target = target as i32;
-        // Voters of the voter list are dialed where it says, every other
-        // member where the membership says: a learner where it asked to be
-        // added, which stays its address once it is made a voter.
-        let addr = match self.core.voters.get(&target) {
-            Some(addr) => addr.to_string(),
-            None => node.addr.clone(),
-        };
+        let given = self.core.address_given(target, Some(&node.addr));
+        let addr = given.unwrap_or_else(|| node.addr.clone());
         PeerClient {
             core: self.core.clone(),
             target,

@@ -15,14 +15,7 @@ use super::consumer_protocol::{
     Assignment, ConsumerGroup, Heartbeat, Limits, TopicShape, JOINING_EPOCH,
 };
 use super::state::Group;
-use super::{valid_group_id, Coordinator};
-
-/// Who sent the heartbeat, for DescribeGroups.
-pub struct Sender {
-    pub version: i16,
-    pub client_id: String,
-    pub client_host: String,
-}
+use super::{valid_group_id, Coordinator, Sender};
 
 pub fn limits(coord: &Coordinator) -> Limits {
     let c = &coord.shard.config;

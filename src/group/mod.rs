@@ -65,13 +65,19 @@ const TICK: Duration = Duration::from_millis(50);
 /// max.message.bytes even with large metadata.
 const RECORDS_PER_BATCH_MAX: usize = 100;
 
+/// Who sent a membership request (JoinGroup, ConsumerGroupHeartbeat), as
+/// the member record keeps it.
+pub struct Sender {
+    pub version: i16,
+    pub client_id: String,
+    /// The connection's peer, `/IP`, for DescribeGroups.
+    pub client_host: String,
+}
+
 /// A group request on its way to the group's coordinator shard.
 pub enum GroupMsg {
     Join {
-        version: i16,
-        client_id: String,
-        /// The connection's peer, `/IP`, for DescribeGroups.
-        client_host: String,
+        sender: Sender,
         request: JoinGroupRequest,
         reply: oneshot::Sender<JoinGroupResponse>,
     },
@@ -133,10 +139,7 @@ pub enum GroupMsg {
     },
     /// The consumer group protocol's heartbeat (KIP-848).
     ConsumerHeartbeat {
-        version: i16,
-        client_id: String,
-        /// The connection's peer, `/IP`, for DescribeGroups.
-        client_host: String,
+        sender: Sender,
         request: ConsumerGroupHeartbeatRequest,
         reply: oneshot::Sender<ConsumerGroupHeartbeatResponse>,
     },
@@ -279,19 +282,10 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
     let now = crate::runtime::now_ms();
     match msg {
         GroupMsg::Join {
-            version,
-            client_id,
-            client_host,
+            sender,
             request,
             reply,
-        } => {
-            let who = Joiner {
-                version,
-                client_id,
-                client_host,
-            };
-            join(&coord, who, request, reply, now).await
-        }
+        } => join(&coord, sender, request, reply, now).await,
         GroupMsg::Sync {
             version,
             request,
@@ -381,18 +375,11 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             let _ = reply.send(admin::consumer_describe(&coord, &group_id));
         }
         GroupMsg::ConsumerHeartbeat {
-            version,
-            client_id,
-            client_host,
+            sender,
             request,
             reply,
         } => {
             let group_id = request.group_id.to_string();
-            let sender = consumer_heartbeat::Sender {
-                version,
-                client_id,
-                client_host,
-            };
             let (mut response, changed) =
                 consumer_heartbeat::heartbeat(&coord, sender, request, now);
             // Answered once a coordinator taking the group over would know
@@ -422,16 +409,9 @@ fn unknown_leave(version: i16, request: &LeaveGroupRequest) -> LeaveGroupRespons
     membership::leave_response(version, members)
 }
 
-/// Who sent a JoinGroup, as the member record keeps it.
-struct Joiner {
-    version: i16,
-    client_id: String,
-    client_host: String,
-}
-
 async fn join(
     coord: &Rc<Coordinator>,
-    who: Joiner,
+    who: Sender,
     request: JoinGroupRequest,
     reply: oneshot::Sender<JoinGroupResponse>,
     now: i64,

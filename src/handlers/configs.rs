@@ -290,29 +290,25 @@ fn broker_entries(
                     INT,
                 )),
             ];
-            for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
-                let (value, source) = match dynamic_levels(&topics.broker_configs, node, broker_key)
-                    .into_iter()
-                    .next()
-                {
-                    Some((_, value, source)) => (value, source),
-                    None => (
-                        shard
-                            .config
-                            .topic_config_value(&Default::default(), topic_key),
-                        SOURCE_DEFAULT,
-                    ),
-                };
-                entries.push(entry(broker_key, value, source, config_type(topic_key)));
-            }
-            for rate_key in REPLICATION_RATE_KEYS {
-                let levels = dynamic_levels(&topics.broker_configs, node, rate_key);
+            // A config's value on this broker: its own or the cluster-wide
+            // dynamic one, else `default`; typed as `type_key` is.
+            let described = |key: &str, default: Option<String>, type_key: &str| {
+                let levels = dynamic_levels(&topics.broker_configs, node, key);
                 let (value, source) = match levels.into_iter().next() {
                     Some((_, value, source)) => (value, source),
-                    // Kafka's default: Long.MAX_VALUE, unthrottled.
-                    None => (Some(i64::MAX.to_string()), SOURCE_DEFAULT),
+                    None => (default, SOURCE_DEFAULT),
                 };
-                entries.push(entry(rate_key, value, source, config_type(rate_key)));
+                entry(key, value, source, config_type(type_key))
+            };
+            for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
+                let default = shard
+                    .config
+                    .topic_config_value(&Default::default(), topic_key);
+                entries.push(described(broker_key, default, topic_key));
+            }
+            for rate_key in REPLICATION_RATE_KEYS {
+                // Kafka's default: Long.MAX_VALUE, unthrottled.
+                entries.push(described(rate_key, Some(i64::MAX.to_string()), rate_key));
             }
             Ok(entries)
         }

@@ -291,8 +291,10 @@ fn is_session_error(code: i16) -> bool {
 /// throttle, the throttled partitions are left out: the session forgets
 /// them until the rate is back under (Kafka's follower throttle).
 fn positions(shard: &Shard, handle: &FetcherHandle) -> Positions {
-    let now = std::time::Instant::now();
-    let over = shard.replication_quotas.borrow_mut().follower.exceeded(now);
+    let over = {
+        let mut quotas = shard.replication_quotas.borrow_mut();
+        quotas.follower.is_set() && quotas.follower.exceeded(std::time::Instant::now())
+    };
     let mut left_out = 0;
     let positions = handle
         .partitions

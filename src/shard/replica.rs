@@ -616,11 +616,16 @@ impl Shard {
         let log = partition.log.borrow();
         outcome.high_watermark = log.high_watermark();
         outcome.last_stable_offset = log.last_stable_offset().min(outcome.high_watermark);
-        let throttled = self.leader_throttles(item.tp, partition, replica.node_id);
-        let now = std::time::Instant::now();
-        if throttled && self.replication_quotas.borrow_mut().leader.exceeded(now) {
-            crate::stats::REPLICATION_LEADER_THROTTLED.add(1);
-            return;
+        // The clock is read only for a throttled read: the rest pay one
+        // check that no leader rate is set.
+        let throttled = self
+            .leader_throttles(item.tp, partition, replica.node_id)
+            .then(std::time::Instant::now);
+        if let Some(now) = throttled {
+            if self.replication_quotas.borrow_mut().leader.exceeded(now) {
+                crate::stats::REPLICATION_LEADER_THROTTLED.add(1);
+                return;
+            }
         }
         let end = log.log_end_offset();
         match log.read_below(item.offset, item.max_bytes, item.min_one_batch, end) {
@@ -630,7 +635,7 @@ impl Shard {
             }
             Err(e) => outcome.error = super::ops::storage_error_code(&e),
         }
-        if throttled {
+        if let Some(now) = throttled {
             let mut quotas = self.replication_quotas.borrow_mut();
             quotas.leader.record(outcome.bytes, now);
         }

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
 };
 
-use super::{call, client_id};
+use super::{call, sender};
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::{ApiSpec, Client};
@@ -28,11 +28,9 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
-    let client_id = client_id(header);
+    let sender = sender(header, client, version);
     call(groups, &group_id, |reply| GroupMsg::ConsumerHeartbeat {
-        version,
-        client_id,
-        client_host: client.host.clone(),
+        sender,
         request,
         reply,
     })

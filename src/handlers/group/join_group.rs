@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse, RequestHeader};
 
-use super::{call, client_id, client_reason};
+use super::{call, client_reason, sender};
 use crate::group::Coordinator;
 use crate::group::GroupMsg;
 use crate::handlers::{ApiSpec, Client};
@@ -30,11 +30,9 @@ pub async fn handle(
     if let Some(reason) = client_reason(request.reason.as_ref()) {
         tracing::debug!(group = %group_id, member = %member_id, reason, "JoinGroup");
     }
-    let client_id = client_id(header);
+    let sender = sender(header, client, version);
     call(groups, &group_id, |reply| GroupMsg::Join {
-        version,
-        client_id,
-        client_host: client.host.clone(),
+        sender,
         request,
         reply,
     })

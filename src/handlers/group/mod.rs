@@ -32,7 +32,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::{decode, ApiSpec, Reply, RequestError};
-use crate::group::{Coordinator, GroupMsg};
+use crate::group::{Coordinator, GroupMsg, Sender};
 use crate::security::acl::{Operation, ResourceType};
 use crate::services::Services;
 
@@ -250,14 +250,18 @@ async fn describe_each<T: Described>(
     futures::future::join_all(asks).await
 }
 
-/// The request header's client id ("" without one), which the
-/// coordinator keeps for DescribeGroups.
-fn client_id(header: &RequestHeader) -> String {
-    header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default()
+/// Who sent a membership request: what the coordinator keeps of the
+/// client for DescribeGroups (its id, "" without one, and its host).
+fn sender(header: &RequestHeader, client: &super::Client, version: i16) -> Sender {
+    Sender {
+        version,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: client.host.clone(),
+    }
 }
 
 /// Like [`call`], to one shard's coordinator.
