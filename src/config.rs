@@ -10,6 +10,39 @@ use crate::compression::{Codec, Levels, ProducePolicy, TopicCompression};
 use crate::storage::{LogConfig, TimestampType};
 use crate::throttle_configs::{self as throttle, ThrottledReplicas};
 
+/// Kafka's `group.consumer.migration.policy`: whether a consumer group
+/// may move between the classic and the consumer protocol while it has
+/// members (`group::migration`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationPolicy {
+    /// Both ways, Kafka 4's default.
+    #[default]
+    Bidirectional,
+    /// Classic groups become consumer protocol groups, never back.
+    Upgrade,
+    /// Consumer protocol groups become classic groups, never the other way.
+    Downgrade,
+    /// Neither: a group keeps the protocol its first member chose.
+    Disabled,
+}
+
+impl MigrationPolicy {
+    pub fn upgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    pub fn downgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
+}
+
 /// `append_writer`: where a produce's `pwritev` runs (see
 /// `tuning/README.md` for what each costs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -214,6 +247,8 @@ pub struct BrokerConfig {
     /// Kafka's `group.consumer.session.timeout.ms`: a consumer protocol
     /// member silent this long is removed.
     pub group_consumer_session_timeout_ms: i32,
+    /// Kafka's `group.consumer.migration.policy`.
+    pub group_consumer_migration_policy: MigrationPolicy,
     /// Groups one coordinator shard holds; new groups beyond it are refused.
     pub groups_per_shard_max: usize,
     /// Kafka's `offsets.topic.num.partitions`; used only when
@@ -374,6 +409,7 @@ impl Default for BrokerConfig {
             group_max_size: 1000,
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_session_timeout_ms: 45_000,
+            group_consumer_migration_policy: MigrationPolicy::default(),
             groups_per_shard_max: 100_000,
             offsets_topic_num_partitions: 16,
             offsets_retention_minutes: 7 * 24 * 60,

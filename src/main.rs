@@ -180,6 +180,10 @@ struct ServeArgs {
     /// Kafka's group.consumer.session.timeout.ms (KIP-848 members).
     #[arg(long)]
     group_consumer_session_timeout_ms: Option<i32>,
+    /// Kafka's group.consumer.migration.policy: whether a group with
+    /// members may move between the classic and the consumer protocol.
+    #[arg(long, value_enum)]
+    group_consumer_migration_policy: Option<sluice::config::MigrationPolicy>,
     /// Partitions of __consumer_offsets when it is created.
     #[arg(long)]
     offsets_topic_num_partitions: Option<i32>,
@@ -245,6 +249,7 @@ impl ServeArgs {
             group_max_session_timeout_ms => c.group_max_session_timeout_ms,
             group_consumer_heartbeat_interval_ms => c.group_consumer_heartbeat_interval_ms,
             group_consumer_session_timeout_ms => c.group_consumer_session_timeout_ms,
+            group_consumer_migration_policy => c.group_consumer_migration_policy,
             offsets_topic_num_partitions => c.offsets_topic_num_partitions,
             offsets_retention_minutes => c.offsets_retention_minutes,
             broker_session_timeout_ms => c.broker_session_timeout_ms,

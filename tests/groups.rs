@@ -1026,6 +1026,169 @@ fn consumer_protocol_members_share_partitions_and_take_over() {
     second.close();
 }
 
+/// The members of a consumer protocol group (ConsumerGroupDescribe v1):
+/// (member id, type: 0 classic, 1 consumer protocol), sorted; `None` while
+/// the coordinator does not answer for it (loading after a restart).
+fn members_by_type(bootstrap: &str, group: &str) -> Option<Vec<(String, i8)>> {
+    let mut request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default();
+    request.group_ids = vec![str_bytes(group).into()];
+    let response = RawClient::connect(bootstrap).call(1, &request);
+    let described = response.groups.first()?;
+    if described.error_code != 0 {
+        return None;
+    }
+    let mut members: Vec<(String, i8)> = described
+        .members
+        .iter()
+        .map(|m| (m.member_id.to_string(), m.member_type))
+        .collect();
+    members.sort();
+    Some(members)
+}
+
+/// The group types ListGroups gives `group` (none while it is unknown).
+fn group_type(bootstrap: &str, group: &str) -> Option<String> {
+    listed_groups(bootstrap, &[])
+        .into_iter()
+        .find(|(id, _, _)| id == group)
+        .map(|(_, kind, _)| kind)
+}
+
+/// A rolling upgrade and back, as Kafka's online migration allows it
+/// (`group.consumer.migration.policy`, bidirectional by default): two
+/// classic members consume; a consumer protocol member joins them, the
+/// group becomes a consumer protocol group, the classic members stay in
+/// it (rejoining when the coordinator asks) and the three share the
+/// partitions without overlap, consuming and committing everything once;
+/// when the consumer protocol member leaves, the group is a classic group
+/// again and its classic members take every partition back.
+#[test]
+fn a_group_moves_between_protocols_while_it_consumes() {
+    moves_between_protocols("range,roundrobin");
+}
+
+/// The same with cooperative classic members, which keep their partitions
+/// across a join and give up only what they are told to.
+#[test]
+fn a_cooperative_group_moves_between_protocols_while_it_consumes() {
+    moves_between_protocols("cooperative-sticky");
+}
+
+/// A group in the middle of a rolling upgrade comes back from its
+/// coordinator's kill -9 as it was: the same members, the classic one
+/// still a classic member (it goes on heartbeating under its id rather
+/// than being refused and joining anew).
+#[test]
+fn a_mixed_group_comes_back_mixed_after_a_crash() {
+    let mut broker = start_consumer_protocol_broker();
+    broker.keep_port();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("mixed-crash", "mixed-crash");
+    create_topic(&bs, topic, 4, &[]);
+    let classic = Member::spawn(group_config(&bs, group), topic, false);
+    wait_for_full_assignment(&[&classic], 4, Duration::from_secs(60));
+    let modern = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    wait_for_full_assignment(&[&classic, &modern], 4, Duration::from_secs(60));
+    let before = members_by_type(&bs, group).expect("described");
+    let types: Vec<i8> = before.iter().map(|(_, t)| *t).collect();
+    assert!(types.contains(&0) && types.contains(&1), "{before:?}");
+
+    broker.kill9();
+    broker.start_again();
+    let mut after = None;
+    wait_until("the group described again", Duration::from_secs(60), || {
+        after = members_by_type(&bs, group);
+        after.is_some()
+    });
+    assert_eq!(after.unwrap(), before);
+    wait_for_full_assignment(&[&classic, &modern], 4, Duration::from_secs(60));
+    assert_eq!(members_by_type(&bs, group).unwrap(), before);
+    modern.close();
+    classic.close();
+}
+
+fn moves_between_protocols(classic_assignors: &str) {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("migrating", "migrating");
+    create_topic(&bs, topic, 6, &[]);
+    let mut classic = group_config(&bs, group);
+    classic.set("partition.assignment.strategy", classic_assignors);
+    let classic_a = Member::spawn(classic.clone(), topic, true);
+    let classic_b = Member::spawn(classic, topic, true);
+    wait_for_full_assignment(&[&classic_a, &classic_b], 6, Duration::from_secs(60));
+    assert_eq!(group_type(&bs, group).as_deref(), Some("classic"));
+
+    let modern = Member::spawn(consumer_protocol_config(&bs, group), topic, true);
+    wait_for_full_assignment(
+        &[&classic_a, &classic_b, &modern],
+        6,
+        Duration::from_secs(60),
+    );
+    assert_eq!(group_type(&bs, group).as_deref(), Some("consumer"));
+    let types: Vec<i8> = members_by_type(&bs, group)
+        .expect("described")
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(types.iter().filter(|t| **t == 0).count(), 2, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == 1).count(), 1, "{types:?}");
+
+    let total = 600;
+    produce_spread(&bs, topic, 6, total);
+    produce_sentinels(&bs, topic, 6);
+    let members = [classic_a, classic_b, modern];
+    wait_for_sentinels(&members, 6, Duration::from_secs(60));
+    let mut values = BTreeSet::new();
+    let mut count = 0;
+    for m in &members {
+        for (_, _, v) in m.messages() {
+            if !v.starts_with(SENTINEL) {
+                values.insert(v);
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(values.len(), total, "every message consumed");
+    assert_eq!(count, total, "no message consumed twice");
+    assert!(
+        members.iter().all(|m| !m.messages().is_empty()),
+        "each member consumed its share"
+    );
+    // Every member's commits were taken: classic ones under their
+    // generation, which is their member epoch.
+    let per_partition = (total / 6 + 1) as i64;
+    let expected: BTreeMap<i32, i64> = (0..6).map(|p| (p, per_partition)).collect();
+    assert_eq!(committed(&bs, group, topic, 6), expected);
+
+    let [classic_a, classic_b, modern] = members;
+    modern.close();
+    wait_until("the group classic again", Duration::from_secs(60), || {
+        group_type(&bs, group).as_deref() == Some("classic")
+    });
+    wait_for_full_assignment(&[&classic_a, &classic_b], 6, Duration::from_secs(60));
+    let more = 60;
+    let msgs: Vec<Msg> = (0..more)
+        .map(|i| Msg::value(format!("w-{i}")).to(i as i32 % 6))
+        .collect();
+    produce(&producer_config(&bs), topic, &msgs);
+    wait_until(
+        "the classic group consuming again",
+        Duration::from_secs(60),
+        || {
+            let seen: BTreeSet<String> = [&classic_a, &classic_b]
+                .iter()
+                .flat_map(|m| m.messages())
+                .map(|(_, _, v)| v)
+                .filter(|v| v.starts_with("w-"))
+                .collect();
+            seen.len() == more
+        },
+    );
+    classic_a.close();
+    classic_b.close();
+}
+
 /// Offsets committed by a consumer protocol member (with its member epoch)
 /// are where the next member of the group starts: it reads only what came
 /// after them.

@@ -174,8 +174,8 @@ pub fn consumer_describe(coord: &Coordinator, group_id: &str) -> ConsumerDescrib
             member.assignment = wire(&m.assigned);
             let target = consumer.target.get(&m.id).cloned().unwrap_or_default();
             member.target_assignment = wire(&target);
-            // Kafka's member type for a member that joined this way.
-            member.member_type = 1;
+            // Kafka's member types: 0 classic, 1 consumer protocol.
+            member.member_type = if m.classic.is_some() { 0 } else { 1 };
             member
         })
         .collect();

@@ -14,8 +14,10 @@ use kafka_protocol::ResponseError;
 use super::consumer_protocol::{
     Assignment, ConsumerGroup, Heartbeat, Limits, TopicShape, JOINING_EPOCH,
 };
+use super::migration::{self, Changed};
 use super::state::Group;
 use super::{valid_group_id, Coordinator, Sender};
+use crate::metadata::Topics;
 
 pub fn limits(coord: &Coordinator) -> Limits {
     let c = &coord.shard.config;
@@ -25,14 +27,14 @@ pub fn limits(coord: &Coordinator) -> Limits {
     }
 }
 
-/// The answer, and whether the group changed in what is written of it
+/// The answer, and what of the group changed in what is written of it
 /// (the caller writes it before answering).
 pub fn heartbeat(
     coord: &Coordinator,
     sender: Sender,
     request: ConsumerGroupHeartbeatRequest,
     now_ms: i64,
-) -> (ConsumerGroupHeartbeatResponse, bool) {
+) -> (ConsumerGroupHeartbeatResponse, Changed) {
     let group_id = request.group_id.to_string();
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.heartbeat_interval_ms = coord
@@ -47,14 +49,17 @@ pub fn heartbeat(
     };
     if !valid_group_id(&group_id) {
         let code = ResponseError::InvalidGroupId.code();
-        return (refuse(response, code, "invalid group id".into()), false);
+        return (
+            refuse(response, code, "invalid group id".into()),
+            Changed::Nothing,
+        );
     }
     let mut groups = coord.groups.borrow_mut();
     let full = groups.len() >= coord.shard.config.groups_per_shard_max;
     if full && !groups.contains_key(&group_id) {
         let code = ResponseError::CoordinatorNotAvailable.code();
         let why = "this coordinator holds its most groups".into();
-        return (refuse(response, code, why), false);
+        return (refuse(response, code, why), Changed::Nothing);
     }
     if !groups.contains_key(&group_id) && request.member_epoch != JOINING_EPOCH {
         // Only a joining member makes a group: a member of one this
@@ -62,30 +67,44 @@ pub fn heartbeat(
         let code = ResponseError::UnknownMemberId.code();
         return (
             refuse(response, code, format!("no group {group_id} here")),
-            false,
+            Changed::Nothing,
         );
     }
     let group = groups
         .entry(group_id.clone())
         .or_insert_with(|| Group::new(group_id.clone(), now_ms));
+    // A classic group with members becomes a consumer protocol group here
+    // (the online upgrade), or the heartbeat gets Kafka's answer.
+    let mut converted = false;
     if !group.members.is_empty() {
-        // Kafka's answer while classic members hold the group.
-        let code = ResponseError::GroupIdNotFound.code();
-        let why = format!("group {group_id} is a classic group with members");
-        return (refuse(response, code, why), false);
+        if request.member_epoch != JOINING_EPOCH {
+            // Not a member of a classic group: it joins afresh.
+            let code = ResponseError::UnknownMemberId.code();
+            let why = format!("group {group_id} is a classic group");
+            return (refuse(response, code, why), Changed::Nothing);
+        }
+        if let Err(why) = migration::upgrade(coord, group, now_ms) {
+            let code = ResponseError::GroupIdNotFound.code();
+            let why = format!("group {group_id} is a classic group with members: {why}");
+            return (refuse(response, code, why), Changed::Nothing);
+        }
+        converted = true;
     }
     let consumer = group.consumer.get_or_insert_with(ConsumerGroup::default);
-    let beat = match beat_of(coord, &sender, request, consumer) {
-        Ok(beat) => beat,
-        Err(why) => {
-            let code = ResponseError::InvalidRegularExpression.code();
-            return (refuse(response, code, why), false);
-        }
-    };
-    let topics = shapes(coord, consumer, &beat);
     let before = consumer.changes;
-    let answered = consumer.heartbeat(beat, &topics, &limits(coord), now_ms);
-    let changed = consumer.changes != before;
+    let answered = beat_of(coord, &sender, request, consumer)
+        .map_err(|why| (ResponseError::InvalidRegularExpression.code(), why))
+        .and_then(|beat| {
+            let topics = shapes(coord, consumer, &beat);
+            let answered = consumer.heartbeat(beat, &topics, &limits(coord), now_ms);
+            answered.map_err(|e| (e.code(), e.to_string()))
+        });
+    let mut changed = Changed::from_membership(consumer.changes != before);
+    // The last consumer protocol member may have left a group of classic
+    // members: it is a classic group again (the online downgrade).
+    if converted || migration::maybe_downgrade(coord, group, &super::limits(&coord.shard), now_ms) {
+        changed = Changed::Protocol;
+    }
     let response = match answered {
         Ok(answer) => {
             response.member_id = Some(StrBytes::from_string(answer.member_id));
@@ -93,9 +112,9 @@ pub fn heartbeat(
             response.assignment = answer.assignment.map(|a| wire(&a));
             response
         }
-        Err(e) => {
-            tracing::debug!(group = %group_id, error = %e, "consumer heartbeat refused");
-            refuse(response, e.code(), e.to_string())
+        Err((code, why)) => {
+            tracing::debug!(group = %group_id, error = %why, "consumer heartbeat refused");
+            refuse(response, code, why)
         }
     };
     (response, changed)
@@ -198,13 +217,20 @@ fn shapes(
     group: &ConsumerGroup,
     beat: &Heartbeat,
 ) -> BTreeMap<String, TopicShape> {
-    let topics = coord.shard.topics();
     let subscribed = group
         .members
         .values()
         .flat_map(|m| m.subscribed.iter())
         .chain(beat.subscribed.iter().flatten());
-    subscribed
+    shapes_of(&coord.shard.topics(), subscribed)
+}
+
+/// The shapes of the named topics that exist.
+pub fn shapes_of<'a>(
+    topics: &Topics,
+    names: impl Iterator<Item = &'a String>,
+) -> BTreeMap<String, TopicShape> {
+    names
         .filter_map(|name| {
             let topic = topics.get(name)?;
             let shape = TopicShape {

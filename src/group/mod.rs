@@ -24,6 +24,7 @@ pub mod consumer_protocol;
 mod membership;
 #[cfg(test)]
 mod membership_tests;
+mod migration;
 mod offsets;
 pub mod records;
 mod state;
@@ -294,6 +295,11 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             let group_id = request.group_id.to_string();
             let sync = membership::Sync { version, request };
             let persist = with_group(&coord, &group_id, |g| match g {
+                Some(g) if g.has_consumer_members() => {
+                    let response = migration::sync(&coord, g, version, &sync.request, now);
+                    let _ = reply.send(response);
+                    false
+                }
                 Some(g) => membership::sync(g, sync, reply, now),
                 None => {
                     let code = ResponseError::UnknownMemberId.code();
@@ -308,6 +314,7 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         GroupMsg::Heartbeat { request, reply } => {
             let group_id = request.group_id.to_string();
             let response = with_group(&coord, &group_id, |g| match g {
+                Some(g) if g.has_consumer_members() => migration::heartbeat(g, &request, now),
                 Some(g) => membership::heartbeat(g, &request, now),
                 None => {
                     let mut r = HeartbeatResponse::default();
@@ -324,15 +331,27 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         } => {
             let group_id = request.group_id.to_string();
             let limits = limits(&coord.shard);
-            let (response, persist) = with_group(&coord, &group_id, |g| match g {
+            let (mut response, persist, changed) = with_group(&coord, &group_id, |g| match g {
+                Some(g) if g.has_consumer_members() => {
+                    let (r, changed) = migration::leave(g, version, &request);
+                    (r, false, changed)
+                }
                 Some(g) => {
                     let r = membership::leave(g, &limits, version, &request, now);
-                    (r, g.state == state::GroupState::Empty)
+                    let persist = g.state == state::GroupState::Empty;
+                    (r, persist, migration::Changed::Nothing)
                 }
-                None => (unknown_leave(version, &request), false),
+                None => (
+                    unknown_leave(version, &request),
+                    false,
+                    migration::Changed::Nothing,
+                ),
             });
             if persist {
                 persist_group(&coord, &group_id).await;
+            }
+            if let Err(code) = persist_changed(&coord, &group_id, changed).await {
+                response.error_code = code;
             }
             let _ = reply.send(response);
         }
@@ -384,11 +403,9 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
                 consumer_heartbeat::heartbeat(&coord, sender, request, now);
             // Answered once a coordinator taking the group over would know
             // it too: else two members could come to own one partition.
-            if changed {
-                if let Err(code) = persist_consumer_group(&coord, &group_id).await {
-                    response.error_code = code;
-                    response.assignment = None;
-                }
+            if let Err(code) = persist_changed(&coord, &group_id, changed).await {
+                response.error_code = code;
+                response.assignment = None;
             }
             let _ = reply.send(response);
         }
@@ -441,8 +458,21 @@ async fn join(
         .get(&group_id)
         .is_some_and(Group::has_consumer_members);
     if consumer_held {
-        // Kafka's answer to a classic member of a consumer protocol group.
-        return refuse(reply, ResponseError::InconsistentGroupProtocol);
+        // A classic member of a consumer protocol group (a group moving
+        // between protocols): the group assigns its partitions.
+        let (response, changed) = with_group(coord, &group_id, |g| {
+            let g = g.expect("held above");
+            migration::join(coord, g, who, request, now)
+        });
+        let response = match persist_changed(coord, &group_id, changed).await {
+            Ok(()) => response,
+            Err(code) => membership::join_error(code, &member_id),
+        };
+        let _ = reply.send(response);
+        return;
+    }
+    if forget_empty_consumer_group(coord, &group_id).await.is_err() {
+        return refuse(reply, ResponseError::CoordinatorNotAvailable);
     }
     let exists = coord.groups.borrow().contains_key(&group_id);
     if !exists {
@@ -468,6 +498,22 @@ async fn join(
     };
     if persist {
         persist_group(coord, &group_id).await;
+    }
+}
+
+/// A classic member joining a group whose consumer protocol members all
+/// left: the group is a classic group from now on, so the empty consumer
+/// protocol membership goes (and its record, or a coordinator taking the
+/// group over would check this group's commits against it).
+async fn forget_empty_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
+    let forgotten = with_group(coord, group_id, |g| {
+        let g = g.filter(|g| g.consumer.as_ref().is_some_and(|c| c.is_empty()))?;
+        g.consumer = None;
+        Some(())
+    });
+    match forgotten {
+        Some(()) => persist_consumer_group(coord, group_id).await,
+        None => Ok(()),
     }
 }
 
@@ -815,6 +861,56 @@ async fn persist_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Resu
     }
 }
 
+/// Writes what a request changed before it is answered.
+async fn persist_changed(
+    coord: &Rc<Coordinator>,
+    group_id: &str,
+    changed: migration::Changed,
+) -> Result<(), i16> {
+    match changed {
+        migration::Changed::Nothing => Ok(()),
+        migration::Changed::Membership => persist_consumer_group(coord, group_id).await,
+        migration::Changed::Protocol => persist_both(coord, group_id).await,
+    }
+}
+
+/// Writes a group that changed protocol: its classic record and its
+/// consumer protocol record in one batch, so that a coordinator taking it
+/// over never finds it in both shapes or in neither.
+async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
+    let now = crate::runtime::now_ms();
+    let records: [KeyValue; 2] = {
+        let groups = coord.groups.borrow();
+        let g = groups.get(group_id);
+        [
+            (
+                records::group_key(group_id),
+                g.map(|g| records::group_value(&g.to_value(now))),
+            ),
+            (
+                records::consumer_group_key(group_id),
+                g.and_then(|g| g.consumer.as_ref().map(consumer_protocol::record::encode)),
+            ),
+        ]
+    };
+    match append(coord, group_id, &records).await {
+        Ok(at) => {
+            if let Some(g) = coord.groups.borrow_mut().get_mut(group_id) {
+                g.metadata_log_offset = g.metadata_log_offset.max(at);
+            }
+            Ok(())
+        }
+        Err(code) => {
+            tracing::warn!(
+                group = group_id,
+                code,
+                "group changing protocol not written"
+            );
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
+    }
+}
+
 /// Writes the group's current metadata record (or a tombstone if the
 /// group is gone).
 async fn persist_group(coord: &Rc<Coordinator>, group_id: &str) {
@@ -857,7 +953,13 @@ async fn tick_loop(coord: Rc<Coordinator>) {
             }
             if let Some(consumer) = &mut g.consumer {
                 if consumer.expire(&consumer_limits, now) {
-                    consumers_to_persist.push(id.clone());
+                    // The last consumer protocol member may have gone.
+                    let changed = if migration::maybe_downgrade(&coord, g, &limits, now) {
+                        migration::Changed::Protocol
+                    } else {
+                        migration::Changed::Membership
+                    };
+                    consumers_to_persist.push((id.clone(), changed));
                 }
             }
             if offsets::expired(g, retention_ms, now) {
@@ -867,8 +969,8 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         for id in to_persist {
             persist_group(&coord, &id).await;
         }
-        for id in consumers_to_persist {
-            let _ = persist_consumer_group(&coord, &id).await;
+        for (id, changed) in consumers_to_persist {
+            let _ = persist_changed(&coord, &id, changed).await;
         }
         for id in to_expire {
             offsets::expire(&coord, &id, retention_ms).await;

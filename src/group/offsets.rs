@@ -11,10 +11,8 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
 };
-use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
 use super::records::{self, OffsetValue};
@@ -397,16 +395,7 @@ fn subscribed_topics(group: &Group) -> Vec<String> {
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut out = Vec::new();
     for m in group.members.values() {
-        let mut meta = m.metadata_for(&protocol);
-        if meta.len() < 2 {
-            continue;
-        }
-        let version = i16::from_be_bytes([meta[0], meta[1]]);
-        let _ = bytes::Buf::get_i16(&mut meta);
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3))
-        }));
-        if let Ok(Ok(sub)) = decoded {
+        if let Some(sub) = super::migration::decode_subscription(&m.metadata_for(&protocol)) {
             out.extend(sub.topics.iter().map(|t| t.to_string()));
         }
     }

@@ -255,12 +255,12 @@ pub(super) fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.put_i32(b.len() as i32);
     out.extend_from_slice(b);
 }
 
-fn get_bytes(b: &mut &[u8]) -> Result<Bytes, DecodeError> {
+pub(super) fn get_bytes(b: &mut &[u8]) -> Result<Bytes, DecodeError> {
     let len = get_i32(b)?;
     if len < 0 {
         return Ok(Bytes::new());

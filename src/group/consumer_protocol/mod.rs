@@ -21,6 +21,7 @@
 //! it: members keep their ids, epochs and partitions.
 
 pub mod assignor;
+pub mod classic;
 pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,6 +128,9 @@ pub struct Member {
     /// owns for whoever joins under its instance id.
     pub departed: bool,
     pub last_seen_ms: i64,
+    /// A member that speaks the classic protocol (JoinGroup, SyncGroup,
+    /// Heartbeat) in a group moving between protocols (`classic`).
+    pub classic: Option<classic::ClassicMember>,
 }
 
 impl Member {
@@ -335,6 +339,7 @@ impl ConsumerGroup {
                 told: None,
                 departed: false,
                 last_seen_ms: now_ms,
+                classic: None,
             },
         );
         self.bump();
@@ -492,8 +497,12 @@ impl ConsumerGroup {
             .members
             .values()
             .filter(|m| {
-                let silent = now_ms.saturating_sub(m.last_seen_ms) > limits.session_timeout_ms;
-                let late = m.revoke_deadline_ms.is_some_and(|d| now_ms > d);
+                let session = m.classic.as_ref().map_or(limits.session_timeout_ms, |c| {
+                    i64::from(c.session_timeout_ms)
+                });
+                let silent = now_ms.saturating_sub(m.last_seen_ms) > session;
+                let late = m.revoke_deadline_ms.is_some_and(|d| now_ms > d)
+                    || m.classic.as_ref().is_some_and(|c| c.late(now_ms));
                 silent || late
             })
             .map(|m| m.id.clone())
@@ -521,6 +530,10 @@ impl ConsumerGroup {
         let Some(member) = self.members.get_mut(member_id) else {
             return ResponseError::UnknownMemberId.code();
         };
+        if member.classic.is_some() && epoch != member.epoch {
+            // A classic member commits under its generation: the member epoch.
+            return ResponseError::IllegalGeneration.code();
+        }
         if epoch < member.epoch {
             return ResponseError::StaleMemberEpoch.code();
         }

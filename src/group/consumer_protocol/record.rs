@@ -10,11 +10,14 @@
 use bytes::BufMut;
 use uuid::Uuid;
 
+use super::classic::ClassicMember;
 use super::{Assignment, ConsumerGroup, Member, TopicShape};
-use crate::group::records::{put_nullable_str, DecodeError};
+use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError};
 use crate::record::kv::{get_i16, get_i32, get_i8, get_nullable_str, get_str, need, put_str};
 
-const VALUE_VERSION: i16 = 0;
+/// Version 1 added the classic protocol's part of a member; version 0
+/// records (none has it) still load.
+const VALUE_VERSION: i16 = 1;
 
 pub fn encode(group: &ConsumerGroup) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
@@ -55,6 +58,36 @@ fn put_member(out: &mut Vec<u8>, m: &Member) {
     put_assignment(out, &m.assigned);
     put_assignment(out, &m.revoking);
     out.put_i8(i8::from(m.departed));
+    put_classic(out, m.classic.as_ref());
+}
+
+fn put_classic(out: &mut Vec<u8>, classic: Option<&ClassicMember>) {
+    let Some(c) = classic else {
+        out.put_i8(0);
+        return;
+    };
+    out.put_i8(1);
+    out.put_i32(c.session_timeout_ms);
+    out.put_i32(c.protocols.len() as i32);
+    for (name, metadata) in &c.protocols {
+        put_str(out, name);
+        put_bytes(out, metadata);
+    }
+}
+
+fn get_classic(b: &mut &[u8]) -> Result<Option<ClassicMember>, DecodeError> {
+    if get_i8(b)? == 0 {
+        return Ok(None);
+    }
+    let session_timeout_ms = get_i32(b)?;
+    let protocols = (0..count(b)?)
+        .map(|_| Ok((get_str(b)?, get_bytes(b)?)))
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(Some(ClassicMember {
+        session_timeout_ms,
+        protocols,
+        deadline_ms: None,
+    }))
 }
 
 fn put_strs<'a>(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = &'a String>) {
@@ -79,7 +112,7 @@ fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
 pub fn decode(mut b: &[u8], now_ms: i64) -> Result<ConsumerGroup, DecodeError> {
     let b = &mut b;
     let version = get_i16(b)?;
-    if version != VALUE_VERSION {
+    if !(0..=VALUE_VERSION).contains(&version) {
         return Err(DecodeError::Version("consumer group value", version));
     }
     let mut group = ConsumerGroup {
@@ -104,14 +137,14 @@ pub fn decode(mut b: &[u8], now_ms: i64) -> Result<ConsumerGroup, DecodeError> {
         group.target.insert(member, get_assignment(b)?);
     }
     for _ in 0..count(b)? {
-        let m = get_member(b, now_ms)?;
+        let m = get_member(b, version, now_ms)?;
         group.members.insert(m.id.clone(), m);
     }
     Ok(group)
 }
 
-fn get_member(b: &mut &[u8], now_ms: i64) -> Result<Member, DecodeError> {
-    Ok(Member {
+fn get_member(b: &mut &[u8], version: i16, now_ms: i64) -> Result<Member, DecodeError> {
+    let mut member = Member {
         id: get_str(b)?,
         instance_id: get_nullable_str(b)?,
         client_id: get_str(b)?,
@@ -129,7 +162,12 @@ fn get_member(b: &mut &[u8], now_ms: i64) -> Result<Member, DecodeError> {
         revoke_deadline_ms: None,
         told: None,
         last_seen_ms: now_ms,
-    })
+        classic: None,
+    };
+    if version >= 1 {
+        member.classic = get_classic(b)?;
+    }
+    Ok(member)
 }
 
 /// A count, which the bytes left must be able to hold (at least a byte
@@ -198,6 +236,11 @@ mod tests {
             };
             g.heartbeat(beat, &topics, &limits, 0).unwrap();
         }
+        g.members.get_mut("b").unwrap().classic = Some(ClassicMember {
+            session_timeout_ms: 10_000,
+            protocols: vec![("range".into(), bytes::Bytes::from_static(b"\0\x01sub"))],
+            deadline_ms: None,
+        });
         let back = decode(&encode(&g), 50).unwrap();
         assert_eq!(back.epoch, g.epoch);
         assert_eq!(back.target_epoch, g.target_epoch);
@@ -212,6 +255,7 @@ mod tests {
                 (&m.instance_id, m.epoch, &m.subscribed, &m.names, &m.regex)
             );
             assert_eq!((&n.assigned, &n.revoking), (&m.assigned, &m.revoking));
+            assert_eq!(n.classic, m.classic);
             assert_eq!(n.last_seen_ms, 50, "a whole session from the load");
         }
         let bytes = encode(&g);

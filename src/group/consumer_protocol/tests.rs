@@ -240,3 +240,151 @@ fn a_member_that_lost_its_answer_is_told_again() {
         .unwrap();
     assert_eq!(quiet.assignment, None);
 }
+
+fn classic_join(id: &str, owned: &[i32]) -> classic::ClassicJoin {
+    classic::ClassicJoin {
+        member_id: id.into(),
+        session_timeout_ms: 2_000,
+        rebalance_timeout_ms: 500,
+        protocols: vec![("range".into(), bytes::Bytes::new())],
+        subscribed: BTreeSet::from(["t".to_string()]),
+        owned: partitions(owned),
+        ..classic::ClassicJoin::default()
+    }
+}
+
+/// Two classic members as an upgraded classic group holds them.
+fn upgraded(generation: i32) -> ConsumerGroup {
+    let seed = |id: &str, ps: &[i32]| classic::Seed {
+        id: id.into(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/h".into(),
+        rebalance_timeout_ms: 500,
+        classic: classic::ClassicMember {
+            session_timeout_ms: 2_000,
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            deadline_ms: None,
+        },
+        subscribed: BTreeSet::from(["t".to_string()]),
+        assigned: partitions(ps),
+    };
+    let seeds = vec![seed("a", &[0, 1]), seed("b", &[2, 3])];
+    ConsumerGroup::from_classic(generation, seeds, &topics(4), 0)
+}
+
+#[test]
+fn classic_members_keep_their_partitions_through_an_upgrade() {
+    let mut g = upgraded(7);
+    assert_eq!((g.epoch, g.target_epoch), (7, 7));
+    assert_eq!(g.state(), "Stable");
+    // Nothing changed: their heartbeats at the generation are answered.
+    assert_eq!(g.classic_heartbeat("a", 7, 10), Ok(()));
+    assert_eq!(
+        g.classic_heartbeat("a", 6, 10),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.classic_heartbeat("x", 7, 10),
+        Err(ResponseError::UnknownMemberId)
+    );
+    let (assigned, classic) = g.classic_sync("b", 7, 10).unwrap();
+    assert_eq!(assigned, partitions(&[2, 3]));
+    assert_eq!(classic.protocol_name(), "range");
+    // Classic members commit under their generation.
+    assert_eq!(g.check_commit("a", 7, 10), 0);
+    assert_eq!(
+        g.check_commit("a", 8, 10),
+        ResponseError::IllegalGeneration.code()
+    );
+    assert!(g.only_classic_members());
+}
+
+#[test]
+fn a_consumer_member_joins_classic_members_without_sharing_a_partition() {
+    let (t, l) = (topics(4), limits());
+    let mut g = upgraded(7);
+    let c = g.heartbeat(join("c"), &t, &l, 10).unwrap();
+    assert_eq!(c.member_epoch, 8);
+    assert_eq!(owned(&c.assignment), Vec::<i32>::new(), "all still owned");
+    assert!(!g.only_classic_members());
+    // The classic members are behind: they are asked to join again.
+    assert_eq!(
+        g.classic_heartbeat("a", 7, 20),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    // An eager member gave everything up before joining: it is at the new
+    // epoch at once, with what the target leaves it.
+    let a = g.classic_join(classic_join("a", &[]), &t, &l, 30).unwrap();
+    assert_eq!(a.member_epoch, 8);
+    let (a_owns, _) = g.classic_sync("a", 8, 40).unwrap();
+    // A cooperative member still owning what it must give up keeps its
+    // generation until it joins without them.
+    let b = g
+        .classic_join(classic_join("b", &[2, 3]), &t, &l, 50)
+        .unwrap();
+    let (b_owns, _) = g.classic_sync("b", b.member_epoch, 60).unwrap();
+    if b.member_epoch == 7 {
+        assert_eq!(
+            g.classic_heartbeat("b", 7, 70),
+            Err(ResponseError::RebalanceInProgress)
+        );
+        let owns: Vec<i32> = b_owns.get(&T).into_iter().flatten().copied().collect();
+        let b = g
+            .classic_join(classic_join("b", &owns), &t, &l, 80)
+            .unwrap();
+        assert_eq!(b.member_epoch, 8);
+    }
+    assert_eq!(g.classic_heartbeat("b", 8, 90), Ok(()));
+    let c = g.heartbeat(beat("c", 8, &[]), &t, &l, 100).unwrap();
+    let mut all: Vec<i32> = owned(&c.assignment);
+    let (a_owns_now, _) = g.classic_sync("a", 8, 110).unwrap();
+    let (b_owns_now, _) = g.classic_sync("b", 8, 110).unwrap();
+    assert!(within(&a_owns_now, &a_owns) || a_owns.is_empty());
+    for a in [&a_owns_now, &b_owns_now] {
+        all.extend(a.get(&T).into_iter().flatten());
+    }
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3], "every partition owned once");
+    assert_eq!(g.state(), "Stable");
+}
+
+#[test]
+fn the_group_is_classic_again_once_its_consumer_members_left() {
+    let (t, l) = (topics(4), limits());
+    let mut g = upgraded(3);
+    g.heartbeat(join("c"), &t, &l, 10).unwrap();
+    assert!(!g.only_classic_members());
+    g.heartbeat(beat("c", LEAVING_EPOCH, &[]), &t, &l, 20)
+        .unwrap();
+    assert!(g.only_classic_members());
+    let seeds = g.classic_seeds();
+    assert_eq!(seeds.len(), 2);
+    assert!(seeds.iter().all(|s| s.classic.protocol_name() == "range"));
+}
+
+#[test]
+fn classic_members_time_out_by_their_own_session_and_deadlines() {
+    let (t, l) = (topics(4), limits());
+    let mut g = upgraded(3);
+    // Their 2 s session, not the group's 1 s.
+    assert!(!g.expire(&l, 1_500));
+    assert_eq!(g.classic_heartbeat("a", 3, 1_500), Ok(()));
+    assert!(g.expire(&l, 2_100), "b was silent for its session");
+    assert!(!g.members.contains_key("b"));
+    // Asked to join again, a stays only until its rebalance timeout.
+    g.heartbeat(join("c"), &t, &l, 2_200).unwrap();
+    assert_eq!(
+        g.classic_heartbeat("a", 3, 2_300),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    assert!(!g.expire(&l, 2_700));
+    g.heartbeat(beat("c", g.epoch, &[]), &t, &l, 2_750).unwrap();
+    assert!(g.expire(&l, 2_900), "a never joined again");
+    assert!(!g.members.contains_key("a"));
+    // A classic LeaveGroup by instance id names the member that holds it.
+    assert_eq!(
+        g.classic_leave("nobody", None),
+        Err(ResponseError::UnknownMemberId)
+    );
+}

@@ -55,7 +55,7 @@ fn candidates(group: &Group) -> Vec<String> {
 }
 
 /// Kafka's vote: each member votes for its most preferred candidate.
-pub(super) fn select_protocol(group: &Group) -> Option<String> {
+pub fn select_protocol(group: &Group) -> Option<String> {
     let candidates = candidates(group);
     let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, c)).collect();
     for m in group.members.values() {

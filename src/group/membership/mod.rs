@@ -28,13 +28,13 @@ mod leave;
 mod rebalance;
 mod sync;
 
-pub use join::{join, Join};
+pub use join::{join, select_protocol, Join};
 pub use leave::{leave, leave_identities, leave_response};
 pub use rebalance::{maybe_complete_join, prepare_rebalance, tick};
 pub use sync::{heartbeat, sync, Sync};
 
 // Shared between the roles (children see these through `use super::*`).
-use join::{fenced, join_response, select_protocol};
+use join::{fenced, join_response};
 use rebalance::{after_member_removed, remove_member};
 
 /// The limits a coordinator applies, from the broker config.
