@@ -1107,6 +1107,31 @@ fn a_mixed_group_comes_back_mixed_after_a_crash() {
     classic.close();
 }
 
+/// The offline way back: once a consumer protocol group's members have
+/// all left, classic members may take the group, and their commits (under
+/// classic generations) are taken.
+#[test]
+fn classic_members_take_a_group_its_consumer_members_left() {
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("left-behind", "left-behind");
+    create_topic(&bs, topic, 2, &[]);
+    produce_spread(&bs, topic, 2, 20);
+    let modern = Member::spawn(consumer_protocol_config(&bs, group), topic, true);
+    wait_until("the first 20 consumed", Duration::from_secs(60), || {
+        modern.messages().len() == 20
+    });
+    modern.close();
+    assert_eq!(group_type(&bs, group).as_deref(), Some("consumer"));
+
+    produce_spread(&bs, topic, 2, 20);
+    let got = consume_and_commit(&bs, group, topic, 20);
+    assert!(got.iter().all(|(_, offset)| *offset >= 10), "{got:?}");
+    let expected: BTreeMap<i32, i64> = (0..2).map(|p| (p, 20)).collect();
+    assert_eq!(committed(&bs, group, topic, 2), expected);
+    assert_eq!(group_type(&bs, group).as_deref(), Some("classic"));
+}
+
 fn moves_between_protocols(classic_assignors: &str) {
     let broker = start_consumer_protocol_broker();
     let bs = broker.bootstrap();

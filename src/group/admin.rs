@@ -34,7 +34,9 @@ pub fn list(coord: &Coordinator, states: &[String]) -> Vec<ListedGroup> {
             let mut l = ListedGroup::default();
             l.group_id = s(&g.id).into();
             l.group_state = s(state_name(g));
-            if g.has_consumer_members() {
+            // An empty consumer protocol group stays one until a classic
+            // member joins it.
+            if g.consumer.is_some() && g.members.is_empty() {
                 l.protocol_type = s(CONSUMER);
                 l.group_type = s(CONSUMER);
             } else {
