@@ -172,6 +172,23 @@ fn a_broker_only_node_serves_beside_three_voters() {
             },
         );
     }
+    // v2 gives each voter's metadata log directory id once the active
+    // controller wrote it (KIP-853): distinct, and none for observers.
+    cluster.wait_for("every voter's directory id", WAIT, || {
+        let answer = describe_quorum(&cluster, 1, 2);
+        let p = &answer.topics[0].partitions[0];
+        let ids: BTreeSet<uuid::Uuid> = p
+            .current_voters
+            .iter()
+            .map(|v| v.replica_directory_id)
+            .filter(|id| !id.is_nil())
+            .collect();
+        let observers_unnamed = p.observers.iter().all(|o| o.replica_directory_id.is_nil());
+        match ids.len() {
+            3 if observers_unnamed => Ok(()),
+            n => Err(format!("{n} voter directory ids: {p:?}")),
+        }
+    });
     let nodes = describe_quorum(&cluster, 3, 2).nodes;
     let listed: Vec<(i32, usize)> = nodes
         .iter()
@@ -334,6 +351,32 @@ fn change_voter(cluster: &Cluster, via: i32, id: i32, add: bool, cluster_id: Opt
     }
 }
 
+/// RemoveRaftVoter of node `id`'s metadata log directory `directory`
+/// through node `via`: the error code.
+fn remove_voter_as(cluster: &Cluster, via: i32, id: i32, directory: uuid::Uuid) -> i16 {
+    let mut request = RemoveRaftVoterRequest::default();
+    request.cluster_id = None;
+    request.voter_id = id;
+    request.voter_directory_id = directory;
+    RawClient::connect(&cluster.client_addr(via))
+        .call(0, &request)
+        .error_code
+}
+
+/// Voter `id`'s directory id as DescribeQuorum v2 through `via` gives it,
+/// once the active controller has written it.
+fn voter_directory(cluster: &Cluster, via: i32, id: i32) -> uuid::Uuid {
+    cluster.wait_for(&format!("voter {id}'s directory id"), WAIT, || {
+        let answer = describe_quorum(cluster, via, 2);
+        let p = &answer.topics[0].partitions[0];
+        p.current_voters
+            .iter()
+            .find(|v| v.replica_id.0 == id && !v.replica_directory_id.is_nil())
+            .map(|v| v.replica_directory_id)
+            .ok_or_else(|| format!("{p:?}"))
+    })
+}
+
 /// Waits until every live node lists exactly `expected` as brokers (any
 /// controller: a voter may be a broker-only node made one).
 fn wait_listed(cluster: &Cluster, expected: &[i32]) {
@@ -419,7 +462,15 @@ fn the_voters_change_while_the_quorum_runs() {
         2 => (1, 3),
         _ => (1, 2),
     };
-    assert_eq!(change_voter(&cluster, 4, gone, false, None), 0);
+    // Named by its directory, as `kafka-metadata-quorum.sh
+    // remove-controller` names it: another directory of it is no voter.
+    let directory = voter_directory(&cluster, 4, gone);
+    let other_directory = uuid::Uuid::from_u128(directory.as_u128() ^ 1);
+    assert_eq!(
+        remove_voter_as(&cluster, 4, gone, other_directory),
+        VOTER_NOT_FOUND
+    );
+    assert_eq!(remove_voter_as(&cluster, 4, gone, directory), 0);
     wait_quorum(&cluster, 4, &[other, kept, 4], &[gone]);
     cluster.wait_for("the removed controller to step down", WAIT, || {
         let response = describe_quorum(&cluster, gone, 2);

@@ -1,6 +1,7 @@
 //! The metadata quorum in one process: three `Controller`s on loopback
 //! ports, each with its own data dir, driven through their handles.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,6 +140,25 @@ impl Cluster {
         if let Some(node) = self.nodes[id as usize - 1].take() {
             node.shutdown();
         }
+    }
+
+    /// Starts stopped node `id` again on its data dir, under `cluster_id`.
+    fn start_again(&mut self, id: i32, cluster_id: &str) {
+        assert!(
+            self.nodes[id as usize - 1].is_none(),
+            "node {id} is running"
+        );
+        let node = self.start_node(id, cluster_id, |_| {});
+        self.nodes[id as usize - 1] = Some(node);
+    }
+
+    /// Replaces stopped node `id`'s data dir with an empty one: a lost disk.
+    fn wipe(&mut self, id: i32) {
+        assert!(
+            self.nodes[id as usize - 1].is_none(),
+            "node {id} is running"
+        );
+        self.dirs[id as usize - 1] = tempfile::tempdir().unwrap();
     }
 }
 
@@ -728,4 +748,69 @@ fn votes_asked_by_a_non_voter_are_refused() {
     .unwrap();
     assert!(rogue.image().1.brokers.is_empty());
     assert_ne!(rogue.leader(), Some(leader));
+}
+
+/// A voter whose metadata log was lost (a replaced disk) comes back under
+/// its node id with a new directory id, and refuses the votes asked of its
+/// old one: with the leader down, it cannot help a voter that missed a
+/// committed entry win an election and lose that entry. Once the leader is
+/// back and the wiped voter has caught up, its new directory id is written
+/// and it votes again.
+#[test]
+fn a_voter_that_lost_its_log_cannot_elect_a_leader_missing_entries() {
+    let mut cluster = Cluster::start(&["c16", "c16", "c16"]);
+    let leader = agreed_leader(&cluster.live());
+    register_brokers(cluster.node(leader));
+    let directories: BTreeMap<i32, Uuid> = (1..=3)
+        .map(|id| (id, cluster.node(id).directory_id()))
+        .collect();
+    for node in cluster.live() {
+        wait_image(node, "every voter's directory id", |i| {
+            i.voter_directories == directories
+        });
+    }
+    let followers: Vec<i32> = (1..=3).filter(|&id| id != leader).collect();
+    let (stale, wiped) = (followers[0], followers[1]);
+
+    // Committed by the leader and `wiped` while `stale` is down.
+    cluster.stop(stale);
+    create_topic(cluster.node(leader), "committed-without-stale", 1, 1);
+    cluster.stop(leader);
+    cluster.stop(wiped);
+    cluster.wipe(wiped);
+    cluster.start_again(wiped, "c16");
+    cluster.start_again(stale, "c16");
+    assert_ne!(cluster.node(wiped).directory_id(), directories[&wiped]);
+
+    // `stale` campaigns; `wiped` refuses the votes asked of its old log.
+    wait_for("the wiped voter refusing a vote", || {
+        (cluster.node(wiped).peers_refused() > 0).then_some(())
+    });
+    for id in [stale, wiped] {
+        let leader = cluster.node(id).leader();
+        assert!(
+            leader != Some(stale) && leader != Some(wiped),
+            "node {id}: {leader:?}"
+        );
+    }
+
+    cluster.start_again(leader, "c16");
+    agreed_leader(&cluster.live());
+    for node in cluster.live() {
+        wait_image(node, "the committed topic", |i| {
+            i.topics.contains_key("committed-without-stale")
+        });
+    }
+    let renewed = cluster.node(wiped).directory_id();
+    for node in cluster.live() {
+        wait_image(node, "the wiped voter's new directory id", |i| {
+            i.voter_directories.get(&wiped) == Some(&renewed)
+        });
+    }
+    // A quorum of three again: without its leader, the other two elect
+    // one of them.
+    let old_leader = agreed_leader(&cluster.live());
+    cluster.stop(old_leader);
+    let next = agreed_leader_other_than(&cluster.live(), Some(old_leader));
+    assert!(cluster.live().iter().all(|n| n.leader() == Some(next)));
 }

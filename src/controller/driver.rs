@@ -89,6 +89,11 @@ pub struct Stats {
 pub struct Core {
     pub node_id: i32,
     pub cluster_id: String,
+    /// This node's metadata log directory id (`directories`).
+    pub directory_id: uuid::Uuid,
+    /// The directory ids peers' hellos gave, for the active controller to
+    /// write (`directories::pass`).
+    pub directories_seen: Mutex<BTreeMap<i32, uuid::Uuid>>,
     /// `controller_quorum_voters`, which bootstrapped the cluster; the
     /// voters now are the membership's (`voter_change`).
     pub voters: BTreeMap<i32, SocketAddr>,
@@ -117,6 +122,7 @@ impl Core {
             version: PROTOCOL_VERSION,
             node_id: self.node_id,
             cluster_id: self.cluster_id.clone(),
+            directory_id: self.directory_id,
         }
     }
 
@@ -193,7 +199,9 @@ impl Core {
     pub async fn handle(&self, request: Request) -> Response {
         let raft = self.raft();
         match request {
-            Request::Vote(r) => Response::Vote(raft.vote(r).await),
+            Request::Vote(vote) | Request::VoteAs { vote, .. } => {
+                Response::Vote(raft.vote(vote).await)
+            }
             Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
@@ -513,6 +521,7 @@ pub struct Start {
     pub listener: std::net::TcpListener,
     pub log: LogStore,
     pub state_machine: StateMachine,
+    pub directory_id: uuid::Uuid,
     pub images: watch::Receiver<Published>,
     pub commands: mpsc::Receiver<Command>,
     pub stop: Arc<Notify>,
@@ -545,6 +554,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         listener,
         log,
         state_machine,
+        directory_id,
         images,
         mut commands,
         stop,
@@ -553,6 +563,8 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
     let core = Arc::new(Core {
         node_id: config.node_id,
         cluster_id: config.cluster_id.clone(),
+        directory_id,
+        directories_seen: Mutex::default(),
         voters: config.voters.iter().copied().collect(),
         voter_turn: AtomicUsize::new(0),
         propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),

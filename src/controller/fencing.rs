@@ -167,6 +167,7 @@ pub async fn fence_loop(core: Arc<Core>) {
         more = false;
         if core.is_leader() {
             more = fence_pass(&core).await;
+            super::directories::pass(&core).await;
             if let Some((every, percent)) = core.leader_rebalance {
                 if last_rebalance.elapsed() >= every {
                     last_rebalance = Instant::now();

@@ -43,6 +43,11 @@ pub struct ClusterImage {
     /// partition. Last, so `BeforeReassignments` reads older snapshots.
     #[serde(default)]
     pub reassignments: BTreeMap<String, BTreeMap<i32, Reassignment>>,
+    /// Each voter's metadata log directory id, once the active controller
+    /// wrote it (`directories`). Last, so `BeforeVoterDirectories` reads
+    /// older snapshots.
+    #[serde(default)]
+    pub voter_directories: BTreeMap<i32, Uuid>,
 }
 
 /// A partition moving to new replicas (Kafka's adding and removing
@@ -64,6 +69,7 @@ pub struct Reassignment {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeVoterDirectories>(data, e))
         .or_else(|e| layout::<BeforeReassignments>(data, e))
         .or_else(|e| layout::<BeforeIpQuotas>(data, e))
         .or_else(|e| layout::<BeforeSecurity>(data, e))
@@ -106,6 +112,13 @@ struct BeforeIpQuotas(
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
 
+/// The image before voters' directory ids.
+#[derive(Deserialize)]
+struct BeforeVoterDirectories(
+    BeforeReassignments,
+    BTreeMap<String, BTreeMap<i32, Reassignment>>,
+);
+
 impl From<BeforeCredentials> for ClusterImage {
     fn from(old: BeforeCredentials) -> ClusterImage {
         ClusterImage {
@@ -133,6 +146,15 @@ impl From<BeforeIpQuotas> for ClusterImage {
         ClusterImage {
             client_quotas,
             acls,
+            ..older.into()
+        }
+    }
+}
+
+impl From<BeforeVoterDirectories> for ClusterImage {
+    fn from(BeforeVoterDirectories(older, reassignments): BeforeVoterDirectories) -> ClusterImage {
+        ClusterImage {
+            reassignments,
             ..older.into()
         }
     }

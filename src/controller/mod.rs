@@ -23,6 +23,7 @@
 //! - `network`, `peers`, `rpc`: quorum framing, listener, clients, messages.
 //! - `driver`: the controller thread.
 
+mod directories;
 mod driver;
 pub mod election;
 mod fencing;
@@ -242,6 +243,7 @@ impl ControllerError {
 /// call blocks but `shutdown`.
 pub struct Controller {
     node_id: i32,
+    directory_id: uuid::Uuid,
     listen_addr: SocketAddr,
     commands: mpsc::Sender<Command>,
     images: watch::Receiver<Published>,
@@ -261,6 +263,7 @@ impl Controller {
         let storage =
             |e: &dyn std::fmt::Display| ControllerError::Storage(format!("{}: {e}", dir.display()));
         let log = log_store::LogStore::open(&dir).map_err(|e| storage(&e))?;
+        let directory_id = directories::open_or_create(&dir).map_err(|e| storage(&e))?;
         let (state_machine, images) =
             state_machine::StateMachine::open(&dir).map_err(|e| storage(&e))?;
         let listen_error = |e: std::io::Error| ControllerError::Listen {
@@ -281,6 +284,7 @@ impl Controller {
             listener,
             log,
             state_machine,
+            directory_id,
             images: images.clone(),
             commands: command_rx,
             stop: stop.clone(),
@@ -301,6 +305,7 @@ impl Controller {
         tracing::info!(node = node_id, %listen_addr, role, "controller started");
         Ok(Controller {
             node_id,
+            directory_id,
             listen_addr,
             commands,
             images,
@@ -309,6 +314,11 @@ impl Controller {
             stats,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// This node's metadata log directory id (KIP-853; `directories`).
+    pub fn directory_id(&self) -> uuid::Uuid {
+        self.directory_id
     }
 
     pub fn node_id(&self) -> i32 {

@@ -64,13 +64,21 @@ pub async fn write_frame<T: Serialize>(
 }
 
 pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> Result<T, FrameError> {
+    Ok(postcard::from_bytes(&read_body(stream).await?)?)
+}
+
+async fn read_body(stream: &mut TcpStream) -> Result<Vec<u8>, FrameError> {
     let len = stream.read_u32().await? as usize;
     if len > FRAME_BYTES_MAX {
         return Err(FrameError::TooLong(len));
     }
     let mut body = vec![0; len];
     stream.read_exact(&mut body).await?;
-    Ok(postcard::from_bytes(&body)?)
+    Ok(body)
+}
+
+async fn read_hello(stream: &mut TcpStream) -> Result<Hello, FrameError> {
+    Ok(Hello::decode(&read_body(stream).await?)?)
 }
 
 /// Bounds any frame exchange.
@@ -107,9 +115,15 @@ pub fn check_request(core: &Core, from: i32, request: &Request) -> Result<(), St
         // votes are checked: a node behind may not know yet that a learner
         // became a voter and now leads, and must still take its entries;
         // and a leader is elected by voters, which refused the others.
-        Request::Vote(_) if !core.voters_known().contains(&from) => Err(format!(
-            "node {from} is not a voter here and asked for a vote"
-        )),
+        Request::Vote(_) | Request::VoteAs { .. } if !core.voters_known().contains(&from) => Err(
+            format!("node {from} is not a voter here and asked for a vote"),
+        ),
+        Request::VoteAs {
+            voter_directory_id, ..
+        } => match super::directories::refuse_vote(core.directory_id, *voter_directory_id) {
+            Some(why) => Err(format!("node {from} asked for a vote: {why}")),
+            None => Ok(()),
+        },
         Request::AddLearner { id, .. } if *id != from => {
             Err(format!("node {from} asked to add node {id} as a learner"))
         }
@@ -126,7 +140,7 @@ pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<TcpStream, 
     stream.set_nodelay(true)?;
     within(HELLO_TIMEOUT, async {
         write_frame(&mut stream, &core.hello()).await?;
-        let theirs: Hello = read_frame(&mut stream).await?;
+        let theirs = read_hello(&mut stream).await?;
         let refused = check_hello(core, &theirs).err().or_else(|| {
             (theirs.node_id != target).then(|| format!("it is node {}", theirs.node_id))
         });
@@ -135,6 +149,7 @@ pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<TcpStream, 
             tracing::warn!(node = target, addr, reason = %why, "refusing controller peer");
             return Err(FrameError::Refused(why));
         }
+        core.peer_directory(target, theirs.directory_id);
         Ok(())
     })
     .await?;
@@ -164,7 +179,7 @@ pub async fn accept_loop(listener: TcpListener, core: Arc<Core>) {
 
 async fn serve(mut stream: TcpStream, peer: SocketAddr, core: &Core) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let hello: Hello = match within(HELLO_TIMEOUT, read_frame(&mut stream)).await {
+    let hello = match within(HELLO_TIMEOUT, read_hello(&mut stream)).await {
         Ok(h) => h,
         Err(e @ (FrameError::TooLong(_) | FrameError::Decode(_))) => {
             tracing::warn!(%peer, error = %e, "bad controller hello");
@@ -177,6 +192,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, core: &Core) -> Result<(
         tracing::warn!(%peer, node = hello.node_id, reason = %why, "refusing controller peer");
         return Ok(());
     }
+    core.peer_directory(hello.node_id, hello.directory_id);
     within(HELLO_TIMEOUT, write_frame(&mut stream, &core.hello())).await?;
     loop {
         let request: Request = match within(IDLE_TIMEOUT, read_frame(&mut stream)).await {

@@ -178,7 +178,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RpcError> {
-        match self.call(Request::Vote(rpc), option.hard_ttl()).await? {
+        // Asked of the voter's directory once the log holds it, so a node
+        // whose log was lost cannot give it (`directories`).
+        let request = match self.core.voter_directory(self.target) {
+            Some(voter_directory_id) => Request::VoteAs {
+                vote: rpc,
+                voter_directory_id,
+            },
+            None => Request::Vote(rpc),
+        };
+        match self.call(request, option.hard_ttl()).await? {
             Response::Vote(r) => self.remote(r),
             _ => Err(self.unexpected()),
         }

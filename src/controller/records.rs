@@ -116,6 +116,13 @@ pub enum MetadataRecord {
     UnregisterBroker {
         id: i32,
     },
+    /// Voter `node`'s metadata log is directory `directory_id` (KIP-853;
+    /// `directories`): its vote is asked as that directory. Last, so older
+    /// log entries keep their variant numbers.
+    VoterDirectory {
+        node: i32,
+        directory_id: Uuid,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +316,14 @@ pub fn apply(
             target: None,
         } => reassignment::cancel(image, topic, *partition),
         R::UnregisterBroker { id } => unregister_broker(image, *id),
+        R::VoterDirectory { node, directory_id } => {
+            let old = image.voter_directories.insert(*node, *directory_id);
+            Ok(if old == Some(*directory_id) {
+                RecordOutcome::Unchanged
+            } else {
+                RecordOutcome::Applied
+            })
+        }
     }
 }
 

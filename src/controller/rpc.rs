@@ -25,6 +25,34 @@ pub struct Hello {
     pub version: u16,
     pub node_id: i32,
     pub cluster_id: String,
+    /// The sender's metadata log directory id (`directories`); nil from a
+    /// node older than directory ids.
+    pub directory_id: Uuid,
+}
+
+/// A hello from before directory ids: the same fields less the last one.
+#[derive(Deserialize)]
+struct HelloWithoutDirectory {
+    version: u16,
+    node_id: i32,
+    cluster_id: String,
+}
+
+impl Hello {
+    /// A hello of either layout (postcard reads a struct's fields back to
+    /// back, so a missing last field fails the newer one; an older node
+    /// reading this one ignores the bytes past what it knows).
+    pub fn decode(body: &[u8]) -> Result<Hello, postcard::Error> {
+        postcard::from_bytes(body).or_else(|newest| {
+            let old: HelloWithoutDirectory = postcard::from_bytes(body).map_err(|_| newest)?;
+            Ok(Hello {
+                version: old.version,
+                node_id: old.node_id,
+                cluster_id: old.cluster_id,
+                directory_id: Uuid::nil(),
+            })
+        })
+    }
 }
 
 /// A broker saying it is alive (Kafka's BrokerHeartbeat).
@@ -80,6 +108,13 @@ pub enum Request {
     RemoveVoter {
         id: i32,
     },
+    /// A vote asked of the voter whose metadata log is directory
+    /// `voter_directory_id` (`directories`; Kafka's VoteRequest
+    /// VoterDirectoryId). Last, so the others keep their encoding.
+    VoteAs {
+        vote: VoteRequest<u64>,
+        voter_directory_id: Uuid,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,4 +130,25 @@ pub enum Response {
     RemoveLearner(Result<(), ControllerError>),
     AddVoter(Result<(), ControllerError>),
     RemoveVoter(Result<(), ControllerError>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hellos_of_both_layouts_decode() {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            node_id: 3,
+            cluster_id: "c".into(),
+            directory_id: Uuid::from_u128(9),
+        };
+        let bytes = postcard::to_allocvec(&hello).unwrap();
+        assert_eq!(Hello::decode(&bytes).unwrap(), hello);
+        let old = postcard::to_allocvec(&(PROTOCOL_VERSION, 3i32, "c")).unwrap();
+        let decoded = Hello::decode(&old).unwrap();
+        assert_eq!((decoded.node_id, decoded.directory_id), (3, Uuid::nil()));
+        assert!(Hello::decode(&bytes[..2]).is_err());
+    }
 }

@@ -6,6 +6,7 @@
 //! A node without a quorum has no `__cluster_metadata` partition to
 //! describe, and says so.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use kafka_protocol::messages::describe_quorum_response::{
@@ -78,7 +79,8 @@ pub async fn handle(
         }
         (Some(controller), true) => match controller.describe_quorum().await {
             Ok(status) => {
-                describe(&status, version, &mut answer);
+                let (_, image) = controller.image();
+                describe(&status, &image.voter_directories, version, &mut answer);
                 if version >= LISTENERS_SINCE {
                     response.nodes = nodes(&status);
                 }
@@ -98,11 +100,21 @@ pub async fn handle(
     response
 }
 
-fn describe(status: &QuorumStatus, version: i16, answer: &mut PartitionData) {
+fn describe(
+    status: &QuorumStatus,
+    directories: &BTreeMap<i32, uuid::Uuid>,
+    version: i16,
+    answer: &mut PartitionData,
+) {
     let now = crate::runtime::now_ms();
     let state = |r: &ReplicaProgress| {
         let mut s = ReplicaState::default();
         s.replica_id = BrokerId(r.id);
+        // A voter's metadata log directory (KIP-853), once the log holds
+        // it; zero (unknown) else, as for observers.
+        if version >= LISTENERS_SINCE {
+            s.replica_directory_id = directories.get(&r.id).copied().unwrap_or_default();
+        }
         s.log_end_offset = r.log_end_offset;
         // The leader's replication progress is current: a member that holds
         // every entry is caught up now. When it last fetched otherwise is

@@ -3,10 +3,13 @@
 //! `removeRaftVoter`): the voters of the metadata quorum change while it
 //! runs. Any node answers: the change goes to the active controller (see
 //! `controller::voter_change`). A node to add must already follow the
-//! metadata log as a broker-only node. Sluice keeps no directory ids
-//! (DescribeQuorum reports none), so the request's is not checked; the
-//! listeners are not taken either: a voter is dialed where it joined as a
-//! learner. Needs Alter on the cluster.
+//! metadata log as a broker-only node. A voter's directory id is the one
+//! the active controller wrote for it (`controller::directories`; shown by
+//! DescribeQuorum): RemoveRaftVoter of another directory of that node is
+//! VOTER_NOT_FOUND, as in Kafka; AddRaftVoter adds the node with the
+//! directory it has (its id is written once it votes). The listeners are
+//! not taken: a voter is dialed where it joined as a learner. Needs Alter
+//! on the cluster.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -65,10 +68,13 @@ pub async fn remove(
     request: RemoveRaftVoterRequest,
 ) -> RemoveRaftVoterResponse {
     let outcome = match allowed(shard, access, request.cluster_id.as_deref()) {
-        Ok(controller) => controller
-            .remove_voter(request.voter_id)
-            .await
-            .map_err(told),
+        Ok(controller) => match other_directory(controller, &request) {
+            Some(refusal) => Err(refusal),
+            None => controller
+                .remove_voter(request.voter_id)
+                .await
+                .map_err(told),
+        },
         Err(refusal) => Err(refusal),
     };
     let (error_code, error_message) = answer(outcome);
@@ -76,6 +82,21 @@ pub async fn remove(
     response.error_code = error_code;
     response.error_message = error_message;
     response
+}
+
+/// VOTER_NOT_FOUND when the request names a directory of the voter other
+/// than the one its votes are asked as (a zero id names none).
+fn other_directory(controller: &Controller, request: &RemoveRaftVoterRequest) -> Option<Refusal> {
+    let asked = request.voter_directory_id;
+    let (_, image) = controller.image();
+    let recorded = *image.voter_directories.get(&request.voter_id)?;
+    (!asked.is_nil() && asked != recorded).then(|| {
+        let why = format!(
+            "voter {} is directory {recorded}, not {asked}",
+            request.voter_id
+        );
+        (ResponseError::VoterNotFound.code(), why)
+    })
 }
 
 /// The error code and message a change's outcome is answered with.

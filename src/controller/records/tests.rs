@@ -365,6 +365,12 @@ fn images_of_every_older_layout_decode() {
     for record in &records {
         assert_eq!(apply(&mut image, record), Ok(RecordOutcome::Applied));
     }
+    let directory = MetadataRecord::VoterDirectory {
+        node: 1,
+        directory_id: Uuid::from_u128(7),
+    };
+    assert_eq!(apply(&mut image, &directory), Ok(RecordOutcome::Applied));
+    assert_eq!(apply(&mut image, &directory), Ok(RecordOutcome::Unchanged));
     let decode = |bytes: Vec<u8>| super::super::image::decode(&bytes).unwrap();
     // postcard writes a struct as its fields in order: each older layout
     // is a prefix of the fields.
@@ -383,6 +389,19 @@ fn images_of_every_older_layout_decode() {
         },
     );
     let mut expected = image.clone();
+    expected.voter_directories = Default::default();
+    let before_voter_directories = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+        &image.reassignments,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_voter_directories).unwrap()),
+        expected
+    );
     expected.reassignments = Default::default();
     let before_reassignments = (
         first,
