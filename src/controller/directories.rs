@@ -19,8 +19,10 @@
 //! once it holds every entry the active controller has, the controller
 //! writes its new id (`pass`): from then on it votes again. Until a
 //! voter's first id is written (the first seconds of a new cluster, or of
-//! a cluster upgraded to this), its votes are asked without a directory
-//! and nothing guards them, as in Kafka's static quorums.
+//! a cluster upgraded to this: ids are written only once every member of
+//! the quorum has said its own, since an older node could not read the
+//! record), its votes are asked without a directory and nothing guards
+//! them, as in Kafka's static quorums.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,8 +96,16 @@ pub async fn pass(core: &Core) {
     let writes: Vec<(i32, Uuid)> = {
         let metrics = core.raft().metrics();
         let metrics = metrics.borrow();
-        let voters = super::learner::quorum(&metrics).voters;
-        voters
+        let quorum = super::learner::quorum(&metrics);
+        let mut members = quorum.voters.iter().chain(quorum.learners.keys());
+        if members.any(|m| !seen.contains_key(m)) {
+            // A member from before directory ids (its hello has none)
+            // could not read the record: none is written until every
+            // member has said its id.
+            return;
+        }
+        quorum
+            .voters
             .into_iter()
             .filter_map(|node| {
                 let id = *seen.get(&node)?;
