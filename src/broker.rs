@@ -154,7 +154,8 @@ pub fn run(
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_err)?;
     let _lock = lock_data_dir(&data_dir)?;
-    config.cluster_id = Some(resolve_identity(&config)?.cluster_id);
+    let (identity, data_dir_state) = resolve_identity(&config)?;
+    config.cluster_id = Some(identity.cluster_id);
     let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean_start = marker.exists();
     if clean_start {
@@ -204,7 +205,7 @@ pub fn run(
         .collect();
     // In a cluster the metadata log is the truth: register, wait to be
     // unfenced, and start from its image; alone, from topics.toml.
-    let cluster = start_cluster(&config, &advertised, endpoints)?;
+    let cluster = start_cluster(&config, &advertised, endpoints, data_dir_state)?;
     let topics = match &cluster {
         Some(node) => {
             let (index, image) = node.controller.image();
@@ -416,6 +417,7 @@ fn start_cluster(
     config: &BrokerConfig,
     advertised: &(String, i32),
     endpoints: Vec<crate::controller::image::Endpoint>,
+    data_dir: crate::cluster::identity::DataDir,
 ) -> Result<Option<Arc<crate::cluster::node::ClusterNode>>, BrokerError> {
     let Some(list) = &config.controller_quorum_voters else {
         return Ok(None);
@@ -428,13 +430,22 @@ fn start_cluster(
         &voters,
         advertised,
         endpoints,
+        data_dir,
     )?;
     Ok(Some(Arc::new(node)))
 }
 
 /// Checks the voter list and the data dir's identity against this node's
 /// flags; the data dir gets its identity on a first start.
-fn resolve_identity(config: &BrokerConfig) -> Result<crate::cluster::MetaProperties, BrokerError> {
+fn resolve_identity(
+    config: &BrokerConfig,
+) -> Result<
+    (
+        crate::cluster::MetaProperties,
+        crate::cluster::identity::DataDir,
+    ),
+    BrokerError,
+> {
     use crate::cluster::{identity, voters};
     let mut expected = config.cluster_id.clone();
     if let Some(list) = &config.controller_quorum_voters {

@@ -1215,3 +1215,66 @@ fn a_consumer_protocol_member_outlives_its_coordinator() {
         "the same member at the same epoch"
     );
 }
+
+/// A broker whose disk was replaced comes back under its id, on an empty
+/// data dir, before its session ran out: it leaves the ISR it was in
+/// (`LogsLost`, proposed before it is unfenced), so when the leader is
+/// lost next, the replica that holds the acknowledged records leads, not
+/// the empty one first in the replica order, and nothing acknowledged is
+/// lost. Without it the empty broker stayed in the ISR and led, and the
+/// other follower truncated to it. (It may rejoin the ISR later, once it
+/// has caught up from the new leader.) The leader is paused meanwhile so the
+/// empty broker cannot catch up first; it is not the active controller, so
+/// the metadata quorum keeps its leader.
+#[test]
+fn a_broker_back_on_an_empty_disk_leaves_its_isrs() {
+    const TOPIC: &str = "repl-new-disk";
+    const COUNT: usize = 200;
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            // Long enough that the emptied broker is back before its old
+            // process's session ends, and so before the paused leader's.
+            "--broker-session-timeout-ms",
+            "8000",
+            "--broker-heartbeat-interval-ms",
+            "300",
+        ],
+    );
+    let controller = cluster.metadata(1).controller_id.0;
+    assert!(ALL3.contains(&controller), "a controller: {controller}");
+    let others: Vec<i32> = ALL3.into_iter().filter(|&id| id != controller).collect();
+    let (leader, emptied) = (others[0], others[1]);
+    let order = [leader, emptied, controller];
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&order]))
+            .set("min.insync.replicas", "2"),
+    );
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+    cluster.wait_view(TOPIC, 0, "the preferred leader", |v| v.leader == leader);
+    let msgs: Vec<Msg> = (0..COUNT)
+        .map(|i| Msg::value(format!("v-{i}")).to(0))
+        .collect();
+    produce(&producer_config(&cluster.bootstrap()), TOPIC, &msgs);
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+
+    cluster.kill9(emptied);
+    let dir = cluster.node(emptied).data_dir().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    cluster.sigstop(leader);
+    cluster.start_again(emptied);
+    cluster.wait_view(TOPIC, 0, "a leader other than the paused one", |v| {
+        v.leader > 0 && v.leader != leader
+    });
+    let view = cluster.agreed_view(TOPIC, 0).unwrap();
+    assert_eq!(view.leader, controller, "{view:?}");
+    let read = read_to_end(&cluster.bootstrap_of(&[controller]), TOPIC, 1);
+    let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("v-{i}")).collect();
+    assert_eq!(values, expected, "every acknowledged record, in order");
+
+    cluster.sigcont(leader);
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+}

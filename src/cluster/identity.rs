@@ -105,6 +105,14 @@ fn encode_uuid(id: uuid::Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
+/// Whether a data dir had its identity already or was new at this start
+/// (a first start, or a replaced disk: whatever it held is gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    Known,
+    New,
+}
+
 /// Reads the data dir's identity, or writes `node_id` with `expected` (or
 /// a new random cluster id) on a first start. A stored identity must match:
 /// the node id always, the cluster id when one is expected.
@@ -112,7 +120,7 @@ pub fn ensure(
     dir: &Path,
     node_id: i32,
     expected: Option<&str>,
-) -> Result<MetaProperties, IdentityError> {
+) -> Result<(MetaProperties, DataDir), IdentityError> {
     let path = dir.join(META_PROPERTIES);
     let io = |source| IdentityError::Io {
         path: path.clone(),
@@ -135,7 +143,7 @@ pub fn ensure(
                     expected: expected.to_string(),
                 });
             }
-            Ok(stored)
+            Ok((stored, DataDir::Known))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let fresh = MetaProperties {
@@ -144,7 +152,7 @@ pub fn ensure(
             };
             crate::metadata::write_atomically(&path, fresh.render().as_bytes()).map_err(io)?;
             tracing::info!(cluster_id = %fresh.cluster_id, node_id, "new data dir: identity written");
-            Ok(fresh)
+            Ok((fresh, DataDir::New))
         }
         Err(e) => Err(io(e)),
     }
@@ -157,13 +165,17 @@ mod tests {
     #[test]
     fn a_first_start_writes_the_identity_and_later_starts_check_it() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ensure(dir.path(), 3, None).unwrap();
+        let (first, new) = ensure(dir.path(), 3, None).unwrap();
+        assert_eq!(new, DataDir::New);
         assert_eq!(first.node_id, 3);
         assert_eq!(first.cluster_id.len(), 22, "a base64url UUID");
-        assert_eq!(ensure(dir.path(), 3, None).unwrap(), first);
+        assert_eq!(
+            ensure(dir.path(), 3, None).unwrap(),
+            (first.clone(), DataDir::Known)
+        );
         assert_eq!(
             ensure(dir.path(), 3, Some(&first.cluster_id)).unwrap(),
-            first
+            (first, DataDir::Known)
         );
         let wrong_node = ensure(dir.path(), 4, None).unwrap_err();
         assert!(

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 
+use super::identity::DataDir;
 use super::voters::{self, Voter};
 use crate::config::BrokerConfig;
 use crate::controller::image::Endpoint;
-use crate::controller::records::MetadataRecord;
+use crate::controller::records::{MetadataRecord, RecordOutcome};
 use crate::controller::{Controller, ControllerConfig, ControllerError};
 
 /// Failed controlled-shutdown requests before stopping anyway (Kafka's
@@ -115,6 +116,7 @@ impl ClusterNode {
         voters: &[Voter],
         advertised: &(String, i32),
         endpoints: Vec<Endpoint>,
+        data_dir: DataDir,
     ) -> Result<ClusterNode, NodeError> {
         let node_id = config.node_id;
         let voter_listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?;
@@ -152,6 +154,11 @@ impl ClusterNode {
         let wait = Duration::from_millis(config.broker_startup_timeout_ms);
         node.wait_joined(wait)?;
         node.register(endpoints, config.broker_rack.clone(), wait)?;
+        if data_dir == DataDir::New {
+            // Before the first heartbeat, so before it is unfenced and
+            // leads anything with an empty log.
+            node.logs_lost(wait)?;
+        }
         let heartbeats = node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?;
         *node.heartbeats.lock().expect("never poisoned") = Some(heartbeats);
         node.wait_unfenced(wait)?;
@@ -172,18 +179,46 @@ impl ClusterNode {
             endpoints,
             rack,
         };
+        self.propose_retrying(record, wait)?;
+        tracing::info!(node = self.node_id, incarnation = %self.incarnation, "registered with the controller");
+        Ok(())
+    }
+
+    /// A node whose data dir is new holds no log: any ISR it was in as
+    /// an earlier process of this id (whose disk was replaced) must not
+    /// count on it, nor may it lead (`MetadataRecord::LogsLost`). A first
+    /// start changes nothing.
+    fn logs_lost(&self, wait: Duration) -> Result<(), NodeError> {
+        let record = MetadataRecord::LogsLost {
+            id: self.node_id,
+            incarnation: self.incarnation,
+        };
+        let outcome = self.propose_retrying(record, wait)?;
+        if outcome == RecordOutcome::Applied {
+            tracing::warn!(
+                node = self.node_id,
+                "new data dir: this broker left the ISRs it was in; it rejoins each once caught up"
+            );
+        }
+        Ok(())
+    }
+
+    /// Proposes `record` until it commits, for at most `wait`; a refusal
+    /// is final.
+    fn propose_retrying(
+        &self,
+        record: MetadataRecord,
+        wait: Duration,
+    ) -> Result<RecordOutcome, NodeError> {
         let deadline = Instant::now() + wait;
         loop {
             match block_on(self.controller.propose(record.clone())) {
-                Ok(_) => {
-                    tracing::info!(node = self.node_id, incarnation = %self.incarnation, "registered with the controller");
-                    return Ok(());
-                }
+                Ok((_, outcome)) => return Ok(outcome),
                 Err(ControllerError::Refused(e)) => {
                     return Err(NodeError::Controller(ControllerError::Refused(e)))
                 }
                 Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "registration not committed yet; retrying");
+                    tracing::debug!(error = %e, "not committed yet; retrying");
                     std::thread::sleep(RETRY_PAUSE);
                 }
                 Err(_) => return Err(NodeError::Register(wait)),

@@ -4,6 +4,8 @@
 //! log holds the same image; a record that does not fit the image is
 //! refused the same way everywhere and changes nothing.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -115,6 +117,18 @@ pub enum MetadataRecord {
     /// variant numbers.
     UnregisterBroker {
         id: i32,
+    },
+    /// Broker `id`, registered as process `incarnation`, came back without
+    /// its logs (a new data dir: a replaced disk): it leaves every ISR it
+    /// shares with another replica, and a partition it led goes to an
+    /// in-sync replica that is live (offline if none is), as Kafka's
+    /// controller takes an uncleanly restarted broker out of its ISRs
+    /// (KIP-966). It joins each ISR again once it has caught up. Proposed
+    /// by the broker before its first heartbeat, so before it is unfenced
+    /// and serves. Last, so older log entries keep their variant numbers.
+    LogsLost {
+        id: i32,
+        incarnation: Uuid,
     },
     /// Voter `node`'s metadata log is directory `directory_id` (KIP-853;
     /// `directories`): its vote is asked as that directory. Last, so older
@@ -316,6 +330,7 @@ pub fn apply(
             target: None,
         } => reassignment::cancel(image, topic, *partition),
         R::UnregisterBroker { id } => unregister_broker(image, *id),
+        R::LogsLost { id, incarnation } => logs_lost(image, *id, *incarnation),
         R::VoterDirectory { node, directory_id } => {
             let old = image.voter_directories.insert(*node, *directory_id);
             Ok(if old == Some(*directory_id) {
@@ -357,6 +372,44 @@ fn register_broker(
     };
     image.brokers.insert(id, registration);
     Ok(RecordOutcome::Applied)
+}
+
+fn logs_lost(
+    image: &mut ClusterImage,
+    id: i32,
+    incarnation: Uuid,
+) -> Result<RecordOutcome, RecordError> {
+    let broker = image
+        .brokers
+        .get(&id)
+        .ok_or(RecordError::UnknownBroker(id))?;
+    if broker.incarnation != incarnation {
+        return Err(RecordError::StaleIncarnation(id));
+    }
+    let live: BTreeSet<i32> = image
+        .live_brokers()
+        .map(|b| b.id)
+        .filter(|&b| b != id)
+        .collect();
+    let mut outcome = RecordOutcome::Unchanged;
+    let partitions = image.topics.values_mut().flat_map(|t| &mut t.partitions);
+    // Where it is the last in-sync replica, no other holds more: it stays.
+    for state in partitions.filter(|p| p.isr.contains(&id) && p.isr.len() > 1) {
+        state.isr.retain(|&b| b != id);
+        if state.leader == id {
+            state.leader = state
+                .replicas
+                .iter()
+                .copied()
+                .find(|b| state.isr.contains(b) && live.contains(b))
+                .unwrap_or(NO_LEADER);
+            state.leader_epoch += 1;
+        }
+        state.partition_epoch += 1;
+        debug_assert!(!state.isr.is_empty() && !state.isr.contains(&id));
+        outcome = RecordOutcome::Applied;
+    }
+    Ok(outcome)
 }
 
 /// Only a fenced broker goes: a live one would keep serving replicas the

@@ -674,3 +674,53 @@ fn only_a_fenced_broker_is_unregistered_and_it_may_register_again() {
         "back as a new incarnation, fenced"
     );
 }
+
+/// A broker back without its logs leaves the ISRs it shares with others;
+/// one it led goes to a live in-sync replica, or offline; where it is the
+/// last in-sync replica it stays. Only its current process may say so.
+#[test]
+fn a_broker_that_lost_its_logs_leaves_its_isrs() {
+    let mut image = cluster();
+    let assignments = vec![vec![1, 2, 3], vec![2, 1, 3], vec![1, 3, 2], vec![1, 3, 2]];
+    assert_eq!(
+        apply(&mut image, &create("t", 9, assignments)),
+        Ok(RecordOutcome::Applied)
+    );
+    let set = |image: &mut ClusterImage, p: usize, leader: i32, isr: &[i32]| {
+        let state = &mut image.topics.get_mut("t").unwrap().partitions[p];
+        state.leader = leader;
+        state.isr = isr.to_vec();
+    };
+    set(&mut image, 0, 1, &[1, 2, 3]);
+    set(&mut image, 1, 2, &[2, 1]);
+    set(&mut image, 2, 1, &[1]);
+    set(&mut image, 3, 1, &[1, 3]);
+    image.brokers.get_mut(&3).unwrap().fenced = true;
+    let before = image.topics["t"].partitions.clone();
+    let stale = MetadataRecord::LogsLost {
+        id: 1,
+        incarnation: uuid(999),
+    };
+    assert_eq!(
+        apply(&mut image, &stale),
+        Err(RecordError::StaleIncarnation(1))
+    );
+    let lost = MetadataRecord::LogsLost {
+        id: 1,
+        incarnation: uuid(1),
+    };
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Applied));
+    let after = &image.topics["t"].partitions;
+    // It led: the next live in-sync replica in the replica order leads.
+    assert_eq!((after[0].leader, &after[0].isr[..]), (2, &[2, 3][..]));
+    assert_eq!(after[0].leader_epoch, before[0].leader_epoch + 1);
+    assert_eq!(after[0].partition_epoch, before[0].partition_epoch + 1);
+    // A follower: out of the ISR, the leader stays at its epoch.
+    assert_eq!((after[1].leader, &after[1].isr[..]), (2, &[2][..]));
+    assert_eq!(after[1].leader_epoch, before[1].leader_epoch);
+    // The last in-sync replica stays: no other holds more.
+    assert_eq!(after[2], before[2]);
+    // No live in-sync replica is left to lead: offline.
+    assert_eq!((after[3].leader, &after[3].isr[..]), (NO_LEADER, &[3][..]));
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Unchanged));
+}
