@@ -300,6 +300,17 @@ impl Node {
         Ok(())
     }
 
+    /// Empties the data dir of this node, which must be down: a disk
+    /// replaced while it was.
+    pub fn wipe(&mut self) -> Result<()> {
+        if self.is_running() {
+            bail!("node {} runs: only a dead node's disk is replaced", self.id);
+        }
+        std::fs::remove_dir_all(&self.data_dir)?;
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(())
+    }
+
     /// SIGTERM and a bounded wait; Err (after a SIGKILL) if it did not exit
     /// cleanly in time.
     pub fn stop(&mut self) -> Result<()> {

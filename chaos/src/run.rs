@@ -414,10 +414,18 @@ impl Runner<'_> {
 
     fn inject(&mut self, f: &Fault) -> Result<()> {
         match f {
-            Fault::Kill9 { target, down_ms } => {
+            Fault::Kill9 {
+                target,
+                down_ms,
+                wipe,
+            } => {
                 let id = self.resolve(target)?;
                 let at = self.clock.us();
                 self.c().node(id)?.kill9()?;
+                if *wipe {
+                    self.c().node(id)?.wipe()?;
+                }
+                let wiped = if *wipe { ", data dir emptied" } else { "" };
                 match down_ms {
                     Some([lo, hi]) => {
                         let down = self.rng.range(*lo, *hi);
@@ -425,12 +433,12 @@ impl Runner<'_> {
                             "kill9",
                             id,
                             at,
-                            format!("{target:?}; restarted after {down} ms"),
+                            format!("{target:?}{wiped}; restarted after {down} ms"),
                         );
                         thread::sleep(Duration::from_millis(down));
                         self.c().node(id)?.start()?;
                     }
-                    None => self.record("kill9", id, at, format!("{target:?}; left down")),
+                    None => self.record("kill9", id, at, format!("{target:?}{wiped}; left down")),
                 }
             }
             Fault::Pause { target, pause_ms } => {

@@ -135,6 +135,11 @@ pub enum Fault {
         target: Target,
         #[serde(default)]
         down_ms: Option<[u64; 2]>,
+        /// Empty the node's data dir once it is dead: a replaced disk. It
+        /// comes back under its id with nothing (its metadata log with a
+        /// new directory id, no partition data).
+        #[serde(default)]
+        wipe: bool,
     },
     /// SIGSTOP, then SIGCONT after `pause_ms`.
     Pause { target: Target, pause_ms: u64 },
@@ -297,6 +302,9 @@ impl Scenario {
         for f in &self.faults {
             if matches!(f, Fault::TornTail { .. }) && self.nodes != 1 {
                 bail!("torn_tail runs on a single node");
+            }
+            if matches!(f, Fault::Kill9 { wipe: true, .. }) && self.replication_factor < 2 {
+                bail!("a replaced disk loses its data unless another replica holds it: replication_factor 2 or more");
             }
             if matches!(f, Fault::DiskFull { .. }) && self.tmpfs_mib.is_none() {
                 bail!("disk_full needs tmpfs_mib");
