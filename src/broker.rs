@@ -168,6 +168,13 @@ pub fn run(
     } else {
         tracing::info!("no clean-shutdown marker: logs will be recovered");
     }
+    let log_state = crate::cluster::log_state::assess(
+        &data_dir,
+        data_dir_state,
+        clean_start,
+        config.fsync_on_ack,
+    )
+    .map_err(dir_err)?;
 
     let listen_err = |addr: &str| {
         let addr = addr.to_string();
@@ -205,7 +212,7 @@ pub fn run(
         .collect();
     // In a cluster the metadata log is the truth: register, wait to be
     // unfenced, and start from its image; alone, from topics.toml.
-    let cluster = start_cluster(&config, &advertised, endpoints, data_dir_state)?;
+    let cluster = start_cluster(&config, &advertised, endpoints, log_state)?;
     let topics = match &cluster {
         Some(node) => {
             let (index, image) = node.controller.image();
@@ -417,7 +424,7 @@ fn start_cluster(
     config: &BrokerConfig,
     advertised: &(String, i32),
     endpoints: Vec<crate::controller::image::Endpoint>,
-    data_dir: crate::cluster::identity::DataDir,
+    log_state: crate::cluster::log_state::LogState,
 ) -> Result<Option<Arc<crate::cluster::node::ClusterNode>>, BrokerError> {
     let Some(list) = &config.controller_quorum_voters else {
         return Ok(None);
@@ -430,7 +437,7 @@ fn start_cluster(
         &voters,
         advertised,
         endpoints,
-        data_dir,
+        log_state,
     )?;
     Ok(Some(Arc::new(node)))
 }

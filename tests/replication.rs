@@ -1223,17 +1223,36 @@ fn a_consumer_protocol_member_outlives_its_coordinator() {
 /// the empty one first in the replica order, and nothing acknowledged is
 /// lost. Without it the empty broker stayed in the ISR and led, and the
 /// other follower truncated to it. (It may rejoin the ISR later, once it
-/// has caught up from the new leader.) The leader is paused meanwhile so the
-/// empty broker cannot catch up first; it is not the active controller, so
-/// the metadata quorum keeps its leader.
+/// has caught up from the new leader.)
 #[test]
 fn a_broker_back_on_an_empty_disk_leaves_its_isrs() {
-    const TOPIC: &str = "repl-new-disk";
+    comes_back_out_of_its_isrs("repl-new-disk", |dir| {
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+    });
+}
+
+/// The same for a broker stopped uncleanly whose machine restarted (its
+/// data dir last used under another boot id): the page cache is gone, so
+/// its logs may be missing their unflushed tails.
+#[test]
+fn a_broker_back_from_a_machine_restart_leaves_its_isrs() {
+    comes_back_out_of_its_isrs("repl-reboot", |dir| {
+        std::fs::write(dir.join("boot.id"), "another-boot").unwrap();
+    });
+}
+
+/// Kills a follower that is first in the replica order, changes its data
+/// dir with `lose` while it is down, pauses the leader (not the active
+/// controller, so the metadata quorum keeps its leader; so the follower
+/// cannot catch up first) and starts the follower again: the third replica
+/// must lead, with every acknowledged record.
+fn comes_back_out_of_its_isrs(topic: &str, lose: impl FnOnce(&std::path::Path)) {
     const COUNT: usize = 200;
     let mut cluster = Cluster::start_with(
         3,
         &[
-            // Long enough that the emptied broker is back before its old
+            // Long enough that the follower is back before its old
             // process's session ends, and so before the paused leader's.
             "--broker-session-timeout-ms",
             "8000",
@@ -1247,34 +1266,32 @@ fn a_broker_back_on_an_empty_disk_leaves_its_isrs() {
     let (leader, emptied) = (others[0], others[1]);
     let order = [leader, emptied, controller];
     cluster.create_topic(
-        &NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&order]))
+        &NewTopic::new(topic, 1, TopicReplication::Variable(&[&order]))
             .set("min.insync.replicas", "2"),
     );
-    cluster.wait_isr(TOPIC, 1, &ALL3);
-    cluster.wait_view(TOPIC, 0, "the preferred leader", |v| v.leader == leader);
+    cluster.wait_isr(topic, 1, &ALL3);
+    cluster.wait_view(topic, 0, "the preferred leader", |v| v.leader == leader);
     let msgs: Vec<Msg> = (0..COUNT)
         .map(|i| Msg::value(format!("v-{i}")).to(0))
         .collect();
-    produce(&producer_config(&cluster.bootstrap()), TOPIC, &msgs);
-    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+    produce(&producer_config(&cluster.bootstrap()), topic, &msgs);
+    cluster.wait_logs_identical(topic, 0, &ALL3);
 
     cluster.kill9(emptied);
-    let dir = cluster.node(emptied).data_dir().to_path_buf();
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
+    lose(cluster.node(emptied).data_dir());
     cluster.sigstop(leader);
     cluster.start_again(emptied);
-    cluster.wait_view(TOPIC, 0, "a leader other than the paused one", |v| {
+    cluster.wait_view(topic, 0, "a leader other than the paused one", |v| {
         v.leader > 0 && v.leader != leader
     });
-    let view = cluster.agreed_view(TOPIC, 0).unwrap();
+    let view = cluster.agreed_view(topic, 0).unwrap();
     assert_eq!(view.leader, controller, "{view:?}");
-    let read = read_to_end(&cluster.bootstrap_of(&[controller]), TOPIC, 1);
+    let read = read_to_end(&cluster.bootstrap_of(&[controller]), topic, 1);
     let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
     let expected: Vec<String> = (0..COUNT).map(|i| format!("v-{i}")).collect();
     assert_eq!(values, expected, "every acknowledged record, in order");
 
     cluster.sigcont(leader);
-    cluster.wait_isr(TOPIC, 1, &ALL3);
-    cluster.wait_logs_identical(TOPIC, 0, &ALL3);
+    cluster.wait_isr(topic, 1, &ALL3);
+    cluster.wait_logs_identical(topic, 0, &ALL3);
 }

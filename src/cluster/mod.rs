@@ -2,6 +2,7 @@
 //! quorum says more: its stored identity and the voter list it was given.
 
 pub mod identity;
+pub mod log_state;
 pub mod node;
 pub mod voters;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 
-use super::identity::DataDir;
+use super::log_state::LogState;
 use super::voters::{self, Voter};
 use crate::config::BrokerConfig;
 use crate::controller::image::Endpoint;
@@ -116,7 +116,7 @@ impl ClusterNode {
         voters: &[Voter],
         advertised: &(String, i32),
         endpoints: Vec<Endpoint>,
-        data_dir: DataDir,
+        log_state: LogState,
     ) -> Result<ClusterNode, NodeError> {
         let node_id = config.node_id;
         let voter_listen = voters::this_node(voters, node_id, config.controller_listen.as_deref())?;
@@ -154,10 +154,10 @@ impl ClusterNode {
         let wait = Duration::from_millis(config.broker_startup_timeout_ms);
         node.wait_joined(wait)?;
         node.register(endpoints, config.broker_rack.clone(), wait)?;
-        if data_dir == DataDir::New {
+        if log_state.lost_any() {
             // Before the first heartbeat, so before it is unfenced and
-            // leads anything with an empty log.
-            node.logs_lost(wait)?;
+            // leads anything with a log that may be missing records.
+            node.logs_lost(log_state, wait)?;
         }
         let heartbeats = node.spawn_heartbeats(config.broker_heartbeat_interval_ms)?;
         *node.heartbeats.lock().expect("never poisoned") = Some(heartbeats);
@@ -184,11 +184,12 @@ impl ClusterNode {
         Ok(())
     }
 
-    /// A node whose data dir is new holds no log: any ISR it was in as
-    /// an earlier process of this id (whose disk was replaced) must not
-    /// count on it, nor may it lead (`MetadataRecord::LogsLost`). A first
-    /// start changes nothing.
-    fn logs_lost(&self, wait: Duration) -> Result<(), NodeError> {
+    /// A node whose logs may be missing records it acknowledged (a new
+    /// data dir, an unclean stop across a machine restart: `LogState`):
+    /// the ISRs it was in must not count on it, nor may it lead, until it
+    /// has caught up (`MetadataRecord::LogsLost`). A first start changes
+    /// nothing.
+    fn logs_lost(&self, state: LogState, wait: Duration) -> Result<(), NodeError> {
         let record = MetadataRecord::LogsLost {
             id: self.node_id,
             incarnation: self.incarnation,
@@ -197,7 +198,8 @@ impl ClusterNode {
         if outcome == RecordOutcome::Applied {
             tracing::warn!(
                 node = self.node_id,
-                "new data dir: this broker left the ISRs it was in; it rejoins each once caught up"
+                ?state,
+                "logs may be missing acknowledged records: this broker left the ISRs it was in; it rejoins each once caught up"
             );
         }
         Ok(())

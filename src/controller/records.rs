@@ -118,9 +118,11 @@ pub enum MetadataRecord {
     UnregisterBroker {
         id: i32,
     },
-    /// Broker `id`, registered as process `incarnation`, came back without
-    /// its logs (a new data dir: a replaced disk): it leaves every ISR it
-    /// shares with another replica, and a partition it led goes to an
+    /// Broker `id`, registered as process `incarnation`, came back with
+    /// logs that may be missing records it acknowledged (a new data dir: a
+    /// replaced disk; or an unclean stop across a machine restart:
+    /// `cluster::log_state`): it leaves every ISR it shares with another
+    /// replica, and a partition it led goes to an
     /// in-sync replica that is live (offline if none is), as Kafka's
     /// controller takes an uncleanly restarted broker out of its ISRs
     /// (KIP-966). It joins each ISR again once it has caught up. Proposed
