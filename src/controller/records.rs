@@ -122,12 +122,12 @@ pub enum MetadataRecord {
     /// logs that may be missing records it acknowledged (a new data dir: a
     /// replaced disk; or an unclean stop across a machine restart:
     /// `cluster::log_state`): it leaves every ISR it shares with another
-    /// replica, and a partition it led goes to an
-    /// in-sync replica that is live (offline if none is), as Kafka's
-    /// controller takes an uncleanly restarted broker out of its ISRs
-    /// (KIP-966). It joins each ISR again once it has caught up. Proposed
-    /// by the broker before its first heartbeat, so before it is unfenced
-    /// and serves. Last, so older log entries keep their variant numbers.
+    /// replica, and a partition it led goes to a live in-sync replica
+    /// (offline if none is), as Kafka's controller takes an uncleanly
+    /// restarted broker out of its ISRs (KIP-966). It joins each ISR again
+    /// once it has caught up. Proposed by the broker before its first
+    /// heartbeat, so before it is unfenced and serves. Last, so older log
+    /// entries keep their variant numbers.
     LogsLost {
         id: i32,
         incarnation: Uuid,
@@ -334,12 +334,7 @@ pub fn apply(
         R::UnregisterBroker { id } => unregister_broker(image, *id),
         R::LogsLost { id, incarnation } => logs_lost(image, *id, *incarnation),
         R::VoterDirectory { node, directory_id } => {
-            let old = image.voter_directories.insert(*node, *directory_id);
-            Ok(if old == Some(*directory_id) {
-                RecordOutcome::Unchanged
-            } else {
-                RecordOutcome::Applied
-            })
+            Ok(voter_directory(image, *node, *directory_id))
         }
     }
 }
@@ -374,6 +369,13 @@ fn register_broker(
     };
     image.brokers.insert(id, registration);
     Ok(RecordOutcome::Applied)
+}
+
+fn voter_directory(image: &mut ClusterImage, node: i32, directory_id: Uuid) -> RecordOutcome {
+    match image.voter_directories.insert(node, directory_id) {
+        Some(old) if old == directory_id => RecordOutcome::Unchanged,
+        _ => RecordOutcome::Applied,
+    }
 }
 
 fn logs_lost(
