@@ -235,6 +235,23 @@ fn wait_for_sentinels(members: &[Member], partitions: i32, within: Duration) {
     });
 }
 
+/// Asserts that `members` together consumed each of the `total` messages
+/// before the sentinels exactly once.
+fn assert_consumed_once(members: &[Member], total: usize) {
+    let mut values = BTreeSet::new();
+    let mut count = 0;
+    for m in members {
+        for (_, _, v) in m.messages() {
+            if !v.starts_with(SENTINEL) {
+                values.insert(v);
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(values.len(), total, "every message consumed");
+    assert_eq!(count, total, "no message consumed twice");
+}
+
 /// Three consumers in one group on a 12-partition topic get a disjoint
 /// covering assignment and together consume 60,000 messages exactly once.
 #[test]
@@ -980,18 +997,7 @@ fn consumer_protocol_members_share_partitions_and_take_over() {
     produce_sentinels(&bs, topic, 6);
     let members = [first, second];
     wait_for_sentinels(&members, 6, Duration::from_secs(60));
-    let mut values = BTreeSet::new();
-    let mut count = 0;
-    for m in &members {
-        for (_, _, v) in m.messages() {
-            if !v.starts_with(SENTINEL) {
-                values.insert(v);
-                count += 1;
-            }
-        }
-    }
-    assert_eq!(values.len(), total, "every message consumed");
-    assert_eq!(count, total, "no message consumed twice");
+    assert_consumed_once(&members, total);
     let listed = listed_groups(&bs, &["Consumer"]);
     assert!(
         listed.contains(&(group.into(), "consumer".into(), "Stable".into())),
@@ -1164,18 +1170,7 @@ fn moves_between_protocols(classic_assignors: &str) {
     produce_sentinels(&bs, topic, 6);
     let members = [classic_a, classic_b, modern];
     wait_for_sentinels(&members, 6, Duration::from_secs(60));
-    let mut values = BTreeSet::new();
-    let mut count = 0;
-    for m in &members {
-        for (_, _, v) in m.messages() {
-            if !v.starts_with(SENTINEL) {
-                values.insert(v);
-                count += 1;
-            }
-        }
-    }
-    assert_eq!(values.len(), total, "every message consumed");
-    assert_eq!(count, total, "no message consumed twice");
+    assert_consumed_once(&members, total);
     assert!(
         members.iter().all(|m| !m.messages().is_empty()),
         "each member consumed its share"

@@ -69,11 +69,17 @@ fn policy(coord: &Coordinator) -> MigrationPolicy {
     coord.shard.config.group_consumer_migration_policy
 }
 
-/// The ConsumerProtocolSubscription in a classic member's metadata
-/// (version-prefixed; newer versions read as the newest this build knows,
-/// as Kafka reads them). `None` if it is not one.
+/// The ConsumerProtocolSubscription in a classic member's metadata.
+/// `None` if it is not one.
 pub fn decode_subscription(metadata: &Bytes) -> Option<ConsumerProtocolSubscription> {
-    let mut b = metadata.clone();
+    decode_embedded(metadata)
+}
+
+/// One of the embedded consumer protocol's messages: version-prefixed,
+/// a newer version read as the newest this build knows (as Kafka reads
+/// them).
+fn decode_embedded<T: Decodable>(bytes: &Bytes) -> Option<T> {
+    let mut b = bytes.clone();
     if b.len() < 2 {
         return None;
     }
@@ -81,20 +87,7 @@ pub fn decode_subscription(metadata: &Bytes) -> Option<ConsumerProtocolSubscript
     // The decoder panics on some malformed input; a client's bytes must
     // not take the shard down.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ConsumerProtocolSubscription::decode(&mut b, version.clamp(0, 3))
-    }))
-    .ok()?
-    .ok()
-}
-
-fn decode_assignment(bytes: &Bytes) -> Option<ConsumerProtocolAssignment> {
-    let mut b = bytes.clone();
-    if b.len() < 2 {
-        return None;
-    }
-    let version = b.get_i16();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ConsumerProtocolAssignment::decode(&mut b, version.clamp(0, 3))
+        T::decode(&mut b, version.clamp(0, 3))
     }))
     .ok()?
     .ok()
@@ -162,7 +155,8 @@ pub fn upgrade(coord: &Coordinator, group: &mut Group, now_ms: i64) -> Result<()
         };
         let subscription = decode_subscription(&metadata)
             .ok_or_else(|| format!("member {} has no consumer subscription", m.id))?;
-        let assignment = decode_assignment(&m.assignment).unwrap_or_default();
+        let assignment: ConsumerProtocolAssignment =
+            decode_embedded(&m.assignment).unwrap_or_default();
         let assigned = by_id(
             &topics,
             assignment
