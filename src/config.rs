@@ -337,6 +337,13 @@ pub struct BrokerConfig {
     /// (default: the inter-broker listener's `ssl_cert`/`ssl_key`).
     pub inter_broker_ssl_cert: Option<PathBuf>,
     pub inter_broker_ssl_key: Option<PathBuf>,
+    /// Mutual TLS on the metadata quorum's transport: the CA bundle peers'
+    /// certificates are verified against, and this node's certificate
+    /// chain and key (one certificate for both roles: server and client
+    /// key usage, a SAN for the host it is dialed at). All three or none.
+    pub controller_ssl_ca: Option<PathBuf>,
+    pub controller_ssl_cert: Option<PathBuf>,
+    pub controller_ssl_key: Option<PathBuf>,
 }
 
 /// The default [`BrokerConfig::log_open_files_max`]: far below the 65536
@@ -437,6 +444,9 @@ impl Default for BrokerConfig {
             inter_broker_sasl_username: None,
             inter_broker_sasl_password_file: None,
             inter_broker_ssl_ca: None,
+            controller_ssl_ca: None,
+            controller_ssl_cert: None,
+            controller_ssl_key: None,
             inter_broker_ssl_cert: None,
             inter_broker_ssl_key: None,
         }
@@ -841,6 +851,9 @@ impl BrokerConfig {
                 &mut c.inter_broker_ssl_ca,
                 &mut c.inter_broker_ssl_cert,
                 &mut c.inter_broker_ssl_key,
+                &mut c.controller_ssl_ca,
+                &mut c.controller_ssl_cert,
+                &mut c.controller_ssl_key,
             ]
             .into_iter()
             .flatten()
@@ -851,6 +864,27 @@ impl BrokerConfig {
             }
         }
         Ok(config)
+    }
+
+    /// The quorum transport's TLS files: `None` without any; an error
+    /// naming the missing ones when only some are set.
+    pub fn controller_tls(&self) -> Result<Option<crate::controller::tls::TlsFiles>, String> {
+        match (
+            &self.controller_ssl_ca,
+            &self.controller_ssl_cert,
+            &self.controller_ssl_key,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(crate::controller::tls::TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            _ => Err(
+                "controller_ssl_ca, controller_ssl_cert and controller_ssl_key go together: set all three or none"
+                    .into(),
+            ),
+        }
     }
 
     /// How this broker logs in to the others' inter-broker listener.

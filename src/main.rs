@@ -219,6 +219,14 @@ struct ServeArgs {
     /// A file holding that user's password.
     #[arg(long)]
     inter_broker_sasl_password_file: Option<PathBuf>,
+    /// Mutual TLS between controllers: the CA bundle peers' certificates
+    /// are verified against, and this node's certificate chain and key.
+    #[arg(long)]
+    controller_ssl_ca: Option<PathBuf>,
+    #[arg(long)]
+    controller_ssl_cert: Option<PathBuf>,
+    #[arg(long)]
+    controller_ssl_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -296,6 +304,15 @@ impl ServeArgs {
         }
         if self.controller_listen.is_some() {
             c.controller_listen = self.controller_listen;
+        }
+        for (flag, field) in [
+            (self.controller_ssl_ca, &mut c.controller_ssl_ca),
+            (self.controller_ssl_cert, &mut c.controller_ssl_cert),
+            (self.controller_ssl_key, &mut c.controller_ssl_key),
+        ] {
+            if flag.is_some() {
+                *field = flag;
+            }
         }
         if self.controller_quorum_voters.is_some() {
             c.controller_quorum_voters = self.controller_quorum_voters;

@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use futures::executor::block_on;
 use sluice::controller::placement::{live_candidates, place_replicas};
+use sluice::controller::tls::TlsFiles;
 use sluice::controller::{
     ClusterImage, ConfigChange, ConfigResource, Controller, ControllerConfig, ControllerError,
     Endpoint, MetadataRecord, RecordOutcome,
@@ -813,4 +816,61 @@ fn a_voter_that_lost_its_log_cannot_elect_a_leader_missing_entries() {
     cluster.stop(old_leader);
     let next = agreed_leader_other_than(&cluster.live(), Some(old_leader));
     assert!(cluster.live().iter().all(|n| n.leader() == Some(next)));
+}
+
+/// `write_quorum_certificates`'s files as the quorum's TLS config.
+fn quorum_certificates(dir: &Path, name: &str) -> TlsFiles {
+    let (ca, cert, key) = common::write_quorum_certificates(dir, name);
+    TlsFiles { ca, cert, key }
+}
+
+/// With mutual TLS between controllers the quorum elects a leader and
+/// commits as before. A node whose certificate another CA signed is
+/// refused at the handshake, both ways: started as voter 3 (node 3 down,
+/// the right cluster id, at node 3's address) it gets no entry of the log
+/// and cannot campaign, while voters 1 and 2 go on committing.
+#[test]
+fn a_tls_quorum_refuses_a_node_without_its_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let files = quorum_certificates(certs.path(), "quorum");
+    let mut cluster = Cluster::start_tuned(&["c17", "c17", "c17"], |c| {
+        c.tls = Some(files.clone());
+    });
+    let leader = agreed_leader(&cluster.live());
+    let imposter_id = if leader == 3 { 2 } else { 3 };
+    block_on(
+        cluster
+            .node(leader)
+            .propose(register(1, Uuid::from_u128(17))),
+    )
+    .unwrap();
+    for node in cluster.live() {
+        wait_image(node, "the proposal over TLS", |i| {
+            i.brokers.contains_key(&1)
+        });
+    }
+
+    cluster.stop(imposter_id);
+    let stranger = quorum_certificates(certs.path(), "stranger");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(imposter_id, "c17", &cluster.addrs, dir.path());
+    config.tls = Some(stranger);
+    let imposter = Controller::start(config).unwrap();
+    wait_for("the imposter refusing the leader's certificate", || {
+        (imposter.peers_refused() > 0).then_some(())
+    });
+    let before = cluster.node(leader).peers_refused();
+    wait_for("the leader refusing the imposter's certificate", || {
+        (cluster.node(leader).peers_refused() > before).then_some(())
+    });
+    block_on(
+        cluster
+            .node(leader)
+            .propose(register(2, Uuid::from_u128(18))),
+    )
+    .unwrap();
+    assert_eq!(agreed_leader(&cluster.live()), leader);
+    assert!(imposter.image().1.brokers.is_empty());
+    assert_ne!(imposter.leader(), Some(imposter_id));
+    imposter.shutdown();
 }

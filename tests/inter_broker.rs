@@ -313,3 +313,67 @@ sasl_mechanisms = ["PLAIN"]"#,
         sent
     );
 }
+
+/// Mutual TLS between the controllers too (`--controller-ssl-*`): a
+/// 3-node cluster whose metadata quorum speaks only TLS registers every
+/// broker, creates a topic, replicates and serves it; a node given only
+/// some of the three files refuses to start and says which go together.
+#[test]
+fn a_cluster_whose_quorum_speaks_tls_serves() {
+    const TOPIC: &str = "quorum-tls";
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = write_quorum_certificates(dir.path(), "controller");
+    let (ca, cert, key) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--controller-ssl-ca",
+            &ca,
+            "--controller-ssl-cert",
+            &cert,
+            "--controller-ssl-key",
+            &key,
+        ],
+    );
+    for id in ALL3 {
+        let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("controller started") && l.contains("mutual TLS")),
+            "node {id}:\n{}",
+            cluster.node(id).stderr_tail(20)
+        );
+    }
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3"),
+    );
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+    let sent = values("quorum-tls", 10);
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &sent);
+    assert_eq!(
+        consumed_values(&cluster.bootstrap(), TOPIC, sent.len()),
+        sent
+    );
+
+    let lone = tempfile::tempdir().unwrap();
+    let refused = refused_start(
+        lone.path(),
+        &[
+            "--controller-quorum-voters",
+            "1@127.0.0.1:1",
+            "--node-id",
+            "1",
+            "--controller-ssl-ca",
+            &ca,
+        ],
+    );
+    assert!(
+        refused
+            .contains("controller_ssl_ca, controller_ssl_cert and controller_ssl_key go together"),
+        "{refused}"
+    );
+}

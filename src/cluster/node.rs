@@ -135,6 +135,9 @@ impl ClusterNode {
         if learner {
             controller_config.advertised_host = Some(learner_host(&listen, bind, advertised));
         }
+        controller_config.tls = config
+            .controller_tls()
+            .map_err(|e| NodeError::Controller(ControllerError::Config(e)))?;
         controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
         controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
         controller_config.leader_rebalance = config.auto_leader_rebalance_enable.then_some((

@@ -91,6 +91,8 @@ pub struct Core {
     pub cluster_id: String,
     /// This node's metadata log directory id (`directories`).
     pub directory_id: uuid::Uuid,
+    /// Mutual TLS with the other controllers, when configured.
+    pub tls: Option<super::tls::QuorumTls>,
     /// The directory ids peers' hellos gave, for the active controller to
     /// write (`directories::pass`).
     pub directories_seen: Mutex<BTreeMap<i32, uuid::Uuid>>,
@@ -522,6 +524,7 @@ pub struct Start {
     pub log: LogStore,
     pub state_machine: StateMachine,
     pub directory_id: uuid::Uuid,
+    pub tls: Option<super::tls::QuorumTls>,
     pub images: watch::Receiver<Published>,
     pub commands: mpsc::Receiver<Command>,
     pub stop: Arc<Notify>,
@@ -555,6 +558,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         log,
         state_machine,
         directory_id,
+        tls,
         images,
         mut commands,
         stop,
@@ -564,6 +568,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         node_id: config.node_id,
         cluster_id: config.cluster_id.clone(),
         directory_id,
+        tls,
         directories_seen: Mutex::default(),
         voters: config.voters.iter().copied().collect(),
         voter_turn: AtomicUsize::new(0),

@@ -38,6 +38,7 @@ mod reassignment;
 pub mod records;
 mod rpc;
 mod state_machine;
+pub mod tls;
 mod types;
 pub mod voter_change;
 
@@ -104,6 +105,8 @@ pub struct ControllerConfig {
     /// A follower that hears no leader for this long (up to twice it,
     /// randomized) starts an election.
     pub raft_election_timeout_ms: u64,
+    /// Mutual TLS between controllers (`tls`); `None`: plaintext.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl ControllerConfig {
@@ -126,6 +129,7 @@ impl ControllerConfig {
             leader_rebalance: None,
             raft_heartbeat_interval_ms: 100,
             raft_election_timeout_ms: 1_000,
+            tls: None,
         }
     }
 
@@ -264,6 +268,12 @@ impl Controller {
             |e: &dyn std::fmt::Display| ControllerError::Storage(format!("{}: {e}", dir.display()));
         let log = log_store::LogStore::open(&dir).map_err(|e| storage(&e))?;
         let directory_id = directories::open_or_create(&dir).map_err(|e| storage(&e))?;
+        let tls = config.tls.as_ref().map(tls::QuorumTls::load).transpose()?;
+        let transport = if tls.is_some() {
+            "mutual TLS"
+        } else {
+            "plaintext"
+        };
         let (state_machine, images) =
             state_machine::StateMachine::open(&dir).map_err(|e| storage(&e))?;
         let listen_error = |e: std::io::Error| ControllerError::Listen {
@@ -285,6 +295,7 @@ impl Controller {
             log,
             state_machine,
             directory_id,
+            tls,
             images: images.clone(),
             commands: command_rx,
             stop: stop.clone(),
@@ -302,7 +313,7 @@ impl Controller {
         };
         let voter = learner::quorum(&metrics.borrow()).voters.contains(&node_id);
         let role = if voter { "voter" } else { "learner" };
-        tracing::info!(node = node_id, %listen_addr, role, "controller started");
+        tracing::info!(node = node_id, %listen_addr, role, transport, "controller started");
         Ok(Controller {
             node_id,
             directory_id,

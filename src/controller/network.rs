@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::driver::Core;
 use super::rpc::{Hello, Request, PROTOCOL_VERSION};
+use super::tls::Stream;
 
 /// The largest frame either side sends or accepts. AppendEntries batches
 /// (`APPEND_ENTRIES_MAX` entries) and snapshot chunks stay well below it.
@@ -49,7 +50,7 @@ pub enum FrameError {
 }
 
 pub async fn write_frame<T: Serialize>(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncWrite + Unpin),
     value: &T,
 ) -> Result<(), FrameError> {
     let body = postcard::to_allocvec(value)?;
@@ -60,14 +61,18 @@ pub async fn write_frame<T: Serialize>(
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
     stream.write_all(&frame).await?;
+    // TLS holds what it encrypted until flushed.
+    stream.flush().await?;
     Ok(())
 }
 
-pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> Result<T, FrameError> {
+pub async fn read_frame<T: DeserializeOwned>(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<T, FrameError> {
     Ok(postcard::from_bytes(&read_body(stream).await?)?)
 }
 
-async fn read_body(stream: &mut TcpStream) -> Result<Vec<u8>, FrameError> {
+async fn read_body(stream: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, FrameError> {
     let len = stream.read_u32().await? as usize;
     if len > FRAME_BYTES_MAX {
         return Err(FrameError::TooLong(len));
@@ -77,7 +82,7 @@ async fn read_body(stream: &mut TcpStream) -> Result<Vec<u8>, FrameError> {
     Ok(body)
 }
 
-async fn read_hello(stream: &mut TcpStream) -> Result<Hello, FrameError> {
+async fn read_hello(stream: &mut (impl AsyncRead + Unpin)) -> Result<Hello, FrameError> {
     Ok(Hello::decode(&read_body(stream).await?)?)
 }
 
@@ -133,11 +138,23 @@ pub fn check_request(core: &Core, from: i32, request: &Request) -> Result<(), St
 
 /// Dials `target` at `addr` (HOST:PORT) and exchanges hellos; the peer
 /// must be the node we meant, in our cluster.
-pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<TcpStream, FrameError> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<Stream, FrameError> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| FrameError::Timeout)??;
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match &core.tls {
+        Some(tls) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let handshake = async { Ok(tls.connect(host, tcp).await?) };
+            within(HELLO_TIMEOUT, handshake).await.inspect_err(|e| {
+                core.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(node = target, addr, error = %e, "TLS handshake with controller peer failed");
+            })?
+        }
+        None => Stream::from(tcp),
+    };
     within(HELLO_TIMEOUT, async {
         write_frame(&mut stream, &core.hello()).await?;
         let theirs = read_hello(&mut stream).await?;
@@ -177,8 +194,23 @@ pub async fn accept_loop(listener: TcpListener, core: Arc<Core>) {
     }
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, core: &Core) -> Result<(), FrameError> {
-    stream.set_nodelay(true)?;
+async fn serve(tcp: TcpStream, peer: SocketAddr, core: &Core) -> Result<(), FrameError> {
+    tcp.set_nodelay(true)?;
+    let mut stream = match &core.tls {
+        Some(tls) => {
+            let handshake = async { Ok(tls.accept(tcp).await?) };
+            match within(HELLO_TIMEOUT, handshake).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    // A peer without a certificate of the quorum's CA.
+                    core.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, error = %e, "TLS handshake from controller peer failed");
+                    return Ok(());
+                }
+            }
+        }
+        None => Stream::from(tcp),
+    };
     let hello = match within(HELLO_TIMEOUT, read_hello(&mut stream)).await {
         Ok(h) => h,
         Err(e @ (FrameError::TooLong(_) | FrameError::Decode(_))) => {

@@ -21,11 +21,11 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use tokio::net::TcpStream;
 
 use super::driver::Core;
 use super::network::{connect, read_frame, within, write_frame, FrameError};
 use super::rpc::{Request, Response};
+use super::tls::Stream;
 use super::types::TypeConfig;
 
 /// First and largest wait between redials of an unreachable peer.
@@ -64,7 +64,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-type Dial = tokio::task::JoinHandle<Result<TcpStream, FrameError>>;
+type Dial = tokio::task::JoinHandle<Result<Stream, FrameError>>;
 
 /// openraft's client for one peer; openraft calls it one RPC at a time.
 pub struct PeerClient {
@@ -72,7 +72,7 @@ pub struct PeerClient {
     target: i32,
     /// HOST:PORT of the peer's controller listener.
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     /// A dial under way, in a task of its own: openraft bounds each
     /// AppendEntries by a heartbeat interval, which would otherwise cut a
     /// slow dial short and start another at once. So there is at most one
@@ -212,7 +212,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 /// until the exchange is complete: one cut short (an error, or the future
 /// dropped) leaves the slot empty, and the connection closed.
 async fn exchange_in(
-    slot: &mut Option<TcpStream>,
+    slot: &mut Option<Stream>,
     request: &Request,
     ttl: Duration,
 ) -> Result<Response, FrameError> {
@@ -224,7 +224,7 @@ async fn exchange_in(
 
 /// One request and its response on `stream`, within `ttl`.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     request: &Request,
     ttl: Duration,
 ) -> Result<Response, FrameError> {
@@ -238,7 +238,7 @@ async fn exchange(
 /// Connections for forwarding to the active controller, per peer.
 #[derive(Default)]
 pub struct Forwarder {
-    idle: Mutex<BTreeMap<i32, Vec<TcpStream>>>,
+    idle: Mutex<BTreeMap<i32, Vec<Stream>>>,
 }
 
 impl Forwarder {
@@ -324,7 +324,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = tokio::spawn(slow_first_peer(listener, Duration::from_millis(200)));
-        let mut slot = Some(TcpStream::connect(addr).await.unwrap());
+        let mut slot = Some(Stream::from(
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ));
 
         // openraft's own timeout drops the call while the answer is due.
         let ttl = Duration::from_secs(5);
@@ -341,7 +343,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = tokio::spawn(slow_first_peer(listener, Duration::ZERO));
-        let mut slot = Some(TcpStream::connect(addr).await.unwrap());
+        let mut slot = Some(Stream::from(
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ));
         for index in 0..3 {
             let answer = exchange_in(&mut slot, &request(), ttl).await.unwrap();
             assert_eq!(answer_index(answer), index.to_string());

@@ -11,14 +11,10 @@ use std::sync::{Arc, RwLock};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 
 use crate::runtime::TcpStream;
 use crate::security::listeners::{ClientAuth, ListenerConfig};
-
-/// Most certificates read from one PEM file (chain or CA bundle).
-const PEM_CERTS_MAX: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -85,22 +81,13 @@ impl TlsListener {
     fn build(&self) -> Result<ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = certs(&self.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::File {
-            path: self.key.clone(),
-            reason: e.to_string(),
-        })?;
+        let key = crate::security::pem::private_key(&self.key)?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Config(self.name.clone(), e.to_string()))?;
         let builder = match (&self.ca, self.client_auth) {
             (Some(ca), ClientAuth::Requested | ClientAuth::Required) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in certs(ca)? {
-                    roots.add(cert).map_err(|e| TlsError::File {
-                        path: ca.clone(),
-                        reason: e.to_string(),
-                    })?;
-                }
+                let roots = crate::security::pem::roots(ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if self.client_auth == ClientAuth::Requested {
@@ -131,19 +118,16 @@ fn placeholder() -> ServerConfig {
 }
 
 pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |reason: String| TlsError::File {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .take(PEM_CERTS_MAX)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no certificate".into()));
+    crate::security::pem::certs(path).map_err(TlsError::from)
+}
+
+impl From<crate::security::pem::PemError> for TlsError {
+    fn from(e: crate::security::pem::PemError) -> TlsError {
+        TlsError::File {
+            path: e.path,
+            reason: e.reason,
+        }
     }
-    Ok(certs)
 }
 
 /// A server-side TLS connection over glommio's stream.

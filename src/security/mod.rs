@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod listeners;
+pub mod pem;
 pub mod principal;
 pub mod scram;
 pub mod scram_client;

@@ -1095,6 +1095,41 @@ pub fn set_scram_user(addr: &str, user: &str, password: &str) {
     assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
 }
 
+/// A new CA and, signed by it, certificate `name` for 127.0.0.1 and
+/// localhost with both the server and the client key usage (a controller
+/// dials and is dialed): writes `name-ca.pem`, `name.pem`, `name.key` in
+/// `dir` and returns their paths.
+pub fn write_quorum_certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("sluice test quorum CA {name}"));
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
 /// Test certificates, made at test time (never checked in): writes
 /// `<ca>.pem`, `<server>.pem`/`.key` (CN `server`) and `<client>.pem`/`.key`
 /// (CN `client_cn`), both for localhost and 127.0.0.1, all signed by a new CA.

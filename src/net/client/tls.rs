@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::net::tls::{certs, TlsError};
 use crate::runtime::TcpStream;
@@ -27,13 +26,7 @@ pub struct ClientTls {
 impl ClientTls {
     pub fn load(files: &ClientTlsFiles) -> Result<ClientTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certs(&files.ca)? {
-            roots.add(cert).map_err(|e| TlsError::File {
-                path: files.ca.clone(),
-                reason: e.to_string(),
-            })?;
-        }
+        let roots = crate::security::pem::roots(&files.ca)?;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Config("inter-broker client".into(), e.to_string()))?
@@ -41,10 +34,7 @@ impl ClientTls {
         let (config, certificate) = match &files.cert_and_key {
             Some((cert, key)) => {
                 let chain = certs(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
-                    path: key.clone(),
-                    reason: e.to_string(),
-                })?;
+                let key = crate::security::pem::private_key(key)?;
                 let first = chain.first().cloned();
                 let config = builder
                     .with_client_auth_cert(chain, key)
