@@ -24,7 +24,7 @@ use super::log_state::LogState;
 use super::voters::{self, Voter};
 use crate::config::BrokerConfig;
 use crate::controller::image::Endpoint;
-use crate::controller::records::{MetadataRecord, RecordOutcome};
+use crate::controller::records::{MetadataRecord, RecordError, RecordOutcome};
 use crate::controller::{Controller, ControllerConfig, ControllerError};
 
 /// Failed controlled-shutdown requests before stopping anyway (Kafka's
@@ -102,6 +102,10 @@ fn learner_host(listen: &str, bound: SocketAddr, advertised: &(String, i32)) -> 
         .trim_end_matches(']')
         .to_string()
 }
+
+/// How long a broker whose logs may be short waits for the active
+/// controller to take its `LogsLost` while it refuses it for an older member.
+const OLDER_NODES_WAIT: Duration = Duration::from_secs(10);
 
 /// The exit status of a node whose controller thread died.
 const CONTROLLER_DIED_EXIT_CODE: i32 = 70;
@@ -197,7 +201,24 @@ impl ClusterNode {
             id: self.node_id,
             incarnation: self.incarnation,
         };
-        let outcome = self.propose_retrying(record, wait)?;
+        // A new active controller may not have heard every member yet;
+        // past this, a member is taken to run an older version that could
+        // not read the record, and this broker goes on as before it.
+        let older_deadline = Instant::now() + OLDER_NODES_WAIT.min(wait);
+        let outcome = loop {
+            match self.propose_retrying(record.clone(), wait) {
+                Err(NodeError::Controller(ControllerError::Refused(RecordError::OlderNodes(
+                    _,
+                )))) if Instant::now() < older_deadline => std::thread::sleep(RETRY_PAUSE),
+                Err(NodeError::Controller(ControllerError::Refused(
+                    e @ RecordError::OlderNodes(_),
+                ))) => {
+                    tracing::error!(node = self.node_id, ?state, error = %e, "logs may be missing acknowledged records, but this broker stays in its ISRs");
+                    return Ok(());
+                }
+                other => break other?,
+            }
+        };
         if outcome == RecordOutcome::Applied {
             tracing::warn!(
                 node = self.node_id,

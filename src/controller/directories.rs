@@ -82,10 +82,28 @@ impl Core {
     }
 }
 
+/// On the active controller: whether every member of the quorum (voters
+/// and learners) has said a directory id in its hello, that is runs a
+/// version that reads every record this one writes (`VoterDirectory`,
+/// `LogsLost`). A member from before could not take an entry holding one.
+pub fn every_member_current(core: &Core) -> bool {
+    let seen = core
+        .directories_seen
+        .lock()
+        .expect("the directories lock is never poisoned");
+    let metrics = core.raft().metrics();
+    let quorum = super::learner::quorum(&metrics.borrow());
+    let mut members = quorum.voters.iter().chain(quorum.learners.keys());
+    members.all(|m| *m == core.node_id || seen.contains_key(m))
+}
+
 /// On the active controller: writes the directory id of every voter
 /// whose id the log lacks, and the new id of a voter whose directory
 /// changed once it holds every entry (so it may vote again).
 pub async fn pass(core: &Core) {
+    if !every_member_current(core) {
+        return;
+    }
     let (_, image) = core.image();
     let mut seen: BTreeMap<i32, Uuid> = core
         .directories_seen
@@ -96,15 +114,7 @@ pub async fn pass(core: &Core) {
     let writes: Vec<(i32, Uuid)> = {
         let metrics = core.raft().metrics();
         let metrics = metrics.borrow();
-        let quorum = super::learner::quorum(&metrics);
-        let mut members = quorum.voters.iter().chain(quorum.learners.keys());
-        if members.any(|m| !seen.contains_key(m)) {
-            // A member from before directory ids (its hello has none)
-            // could not read the record: none is written until every
-            // member has said its id.
-            return;
-        }
-        quorum
+        super::learner::quorum(&metrics)
             .voters
             .into_iter()
             .filter_map(|node| {

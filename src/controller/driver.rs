@@ -272,6 +272,12 @@ impl Core {
                 leader: self.leader(),
             });
         };
+        if let Some(kind) = record.newer_kind() {
+            if !super::directories::every_member_current(self) {
+                let refused = super::RecordError::OlderNodes(kind.to_string());
+                return Err(ControllerError::Refused(refused));
+            }
+        }
         let write = tokio::time::timeout(self.propose_timeout, self.raft().client_write(record));
         let (write, deposed) = (std::pin::pin!(write), std::pin::pin!(self.deposed(term)));
         let written = match futures::future::select(write, deposed).await {

@@ -141,6 +141,18 @@ pub enum MetadataRecord {
     },
 }
 
+impl MetadataRecord {
+    /// The name of a record kind newer nodes only read (`None`: every
+    /// version reads it); proposed only once every member runs one.
+    pub fn newer_kind(&self) -> Option<&'static str> {
+        match self {
+            MetadataRecord::LogsLost { .. } => Some("LogsLost"),
+            MetadataRecord::VoterDirectory { .. } => Some("VoterDirectory"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigResource {
     Topic(String),
@@ -216,6 +228,8 @@ pub enum RecordError {
     NoReassignmentInProgress { topic: String, partition: i32 },
     #[error("broker {0} is live: stop it before unregistering it")]
     BrokerLive(i32),
+    #[error("a node of the quorum runs an older version, which cannot read a {0} record: upgrade every node first")]
+    OlderNodes(String),
 }
 
 impl RecordError {
@@ -245,6 +259,7 @@ impl RecordError {
             RecordError::TooManyAcls => E::PolicyViolation,
             RecordError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
             RecordError::BrokerLive(_) => E::InvalidRequest,
+            RecordError::OlderNodes(_) => E::UnsupportedVersion,
         }
         .code()
     }
