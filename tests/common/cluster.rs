@@ -49,22 +49,34 @@ const CONTROLLER_PORTS: std::ops::Range<u16> = 20_000..32_000;
 const START_ATTEMPTS: usize = 3;
 
 /// A loopback port in [`CONTROLLER_PORTS`] nothing listens on now (bound,
-/// checked, released), picked at random so parallel tests rarely collide,
-/// and never one this process picked before (a voter list naming one port
-/// twice is refused).
+/// checked, released), picked at random, and held for this test process's
+/// life: no other test process picks it (an abstract unix socket named for
+/// it, which the kernel frees when the process ends, however it ends), so a
+/// node killed and started again finds its port free; and never one this
+/// process picked before (a voter list naming one port twice is refused).
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    static PICKED: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    static PICKED: std::sync::Mutex<BTreeMap<u16, UnixListener>> =
+        std::sync::Mutex::new(BTreeMap::new());
     for _ in 0..1000 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         let span = (CONTROLLER_PORTS.end - CONTROLLER_PORTS.start) as u64;
         let port = CONTROLLER_PORTS.start + (h.finish() % span) as u16;
-        if PICKED.lock().unwrap().contains(&port) {
+        let mut picked = PICKED.lock().unwrap();
+        if picked.contains_key(&port) {
             continue;
         }
+        let name = format!("sluice-test-controller-port-{port}");
+        let Ok(claim) = SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|addr| UnixListener::bind_addr(&addr))
+        else {
+            continue; // another test process holds it
+        };
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            PICKED.lock().unwrap().insert(port);
+            picked.insert(port, claim);
             return port;
         }
     }
