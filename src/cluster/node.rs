@@ -197,6 +197,18 @@ impl ClusterNode {
     /// has caught up (`MetadataRecord::LogsLost`). A first start changes
     /// nothing.
     fn logs_lost(&self, state: LogState, wait: Duration) -> Result<(), NodeError> {
+        let (_, image) = self.controller.image();
+        let shared = image
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.isr.len() > 1 && p.isr.contains(&self.node_id));
+        if !shared {
+            // In no ISR with another replica (a first start): nothing to
+            // leave. The image holds every change up to this registration,
+            // and none can add this broker to an ISR before it serves.
+            return Ok(());
+        }
         let record = MetadataRecord::LogsLost {
             id: self.node_id,
             incarnation: self.incarnation,

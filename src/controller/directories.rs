@@ -83,10 +83,13 @@ impl Core {
 }
 
 /// On the active controller: whether every member of the quorum (voters
-/// and learners) has said a directory id in its hello, that is runs a
-/// version that reads every record this one writes (`VoterDirectory`,
-/// `LogsLost`). A member from before could not take an entry holding one.
+/// and learners) runs a version that reads every record this one writes
+/// (`VoterDirectory`, `LogsLost`): it said a directory id in its hello, or
+/// the log holds its directory id (a voter this controller has not heard
+/// since it leads, down maybe). A member from before could not take an
+/// entry holding one.
 pub fn every_member_current(core: &Core) -> bool {
+    let (_, image) = core.image();
     let seen = core
         .directories_seen
         .lock()
@@ -94,7 +97,9 @@ pub fn every_member_current(core: &Core) -> bool {
     let metrics = core.raft().metrics();
     let quorum = super::learner::quorum(&metrics.borrow());
     let mut members = quorum.voters.iter().chain(quorum.learners.keys());
-    members.all(|m| *m == core.node_id || seen.contains_key(m))
+    members.all(|m| {
+        *m == core.node_id || seen.contains_key(m) || image.voter_directories.contains_key(m)
+    })
 }
 
 /// On the active controller: writes the directory id of every voter

@@ -390,11 +390,16 @@ impl Broker {
         self.spawn();
     }
 
-    /// Later starts listen on the port this run got, so clients that keep
-    /// their bootstrap address reconnect to the restarted broker.
+    /// Moves the broker (stopped and started again now) to a port it keeps
+    /// across later starts, so clients that keep their bootstrap address
+    /// reconnect to it: one held for this test process and outside the
+    /// kernel's ephemeral range (`cluster::free_port`), so no outgoing
+    /// connection takes it while the broker is down. Call it before making
+    /// clients.
     pub fn keep_port(&mut self) {
-        assert!(!self.addr.is_empty(), "the broker has listened once");
-        self.listen = self.addr.clone();
+        self.stop();
+        self.listen = format!("127.0.0.1:{}", cluster::free_port());
+        self.start_again();
     }
 
     /// Later starts run `shards` shards.
