@@ -1100,70 +1100,64 @@ pub fn set_scram_user(addr: &str, user: &str, password: &str) {
     assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
 }
 
+/// A new CA named `name`: its certificate and key.
+fn new_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("sluice test {name}"));
+    (params.self_signed(&key).unwrap(), key)
+}
+
+/// Certificate and key with CN `cn` (only it: an SSL principal `CN=<cn>`)
+/// for localhost and 127.0.0.1 with `usages`, signed by `ca`, written as
+/// `<name>.pem` and `<name>.key` in `dir`.
+fn write_signed(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    ca: &(rcgen::Certificate, rcgen::KeyPair),
+) {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = usages;
+    let cert = params.signed_by(&key, &ca.0, &ca.1).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+}
+
 /// A new CA and, signed by it, certificate `name` for 127.0.0.1 and
 /// localhost with both the server and the client key usage (a controller
 /// dials and is dialed): writes `name-ca.pem`, `name.pem`, `name.key` in
 /// `dir` and returns their paths.
 pub fn write_quorum_certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("sluice test quorum CA {name}"));
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let ca = new_ca(&format!("quorum CA {name}"));
+    write_signed(dir, name, name, vec![ServerAuth, ClientAuth], &ca);
+    let ca_path = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca_path, ca.0.pem()).unwrap();
+    (
+        ca_path,
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
+    )
 }
 
 /// Test certificates, made at test time (never checked in): writes
 /// `<ca>.pem`, `<server>.pem`/`.key` (CN `server`) and `<client>.pem`/`.key`
 /// (CN `client_cn`), both for localhost and 127.0.0.1, all signed by a new CA.
 pub fn write_certificates(dir: &Path, ca: &str, server: &str, client: &str, client_cn: &str) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("sluice test {ca}"));
-    let ca_cert = params.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join(format!("{ca}.pem")), ca_cert.pem()).unwrap();
-    for (name, cn, usage) in [
-        (server, server, ExtendedKeyUsagePurpose::ServerAuth),
-        (client, client_cn, ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        // Only the CN, so the subject DN (an SSL principal) is `CN=<cn>`.
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let authority = new_ca(ca);
+    std::fs::write(dir.join(format!("{ca}.pem")), authority.0.pem()).unwrap();
+    write_signed(dir, server, server, vec![ServerAuth], &authority);
+    write_signed(dir, client, client_cn, vec![ClientAuth], &authority);
 }
