@@ -213,6 +213,7 @@ pub fn run(
     // In a cluster the metadata log is the truth: register, wait to be
     // unfenced, and start from its image; alone, from topics.toml.
     let cluster = start_cluster(&config, &advertised, endpoints, log_state)?;
+    crate::cluster::log_state::settled(&data_dir).map_err(dir_err)?;
     let topics = match &cluster {
         Some(node) => {
             let (index, image) = node.controller.image();

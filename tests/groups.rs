@@ -1377,3 +1377,48 @@ fn consumer_protocol_killed_member_partitions_move_after_its_session() {
     );
     survivor.close();
 }
+
+/// Strings a group's record could not hold (over 32 KiB: a member id, an
+/// instance id, a subscribed topic name from a ConsumerGroupHeartbeat, a
+/// member id a classic member brings to a consumer protocol group) are
+/// refused with INVALID_REQUEST, and the coordinator keeps serving.
+#[test]
+fn group_strings_too_long_for_the_record_are_refused() {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+    const INVALID_REQUEST: i16 = 42;
+    let broker = start_consumer_protocol_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "long", 1, &[]);
+    let huge = "x".repeat(40_000);
+    let beat = |member: &str, instance: Option<&str>, topic: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(str_bytes("long-strings").into())
+            .with_member_id(str_bytes(member))
+            .with_instance_id(instance.map(str_bytes))
+            .with_rack_id(None)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![str_bytes(topic).into()]))
+            .with_subscribed_topic_regex(None)
+            .with_server_assignor(None)
+            .with_topic_partitions(Some(Vec::new()))
+    };
+    let mut c = RawClient::connect(&bs);
+    for request in [
+        beat(&huge, None, "long"),
+        beat("m-1", Some(&huge), "long"),
+        beat("m-1", None, &huge),
+    ] {
+        let r: ConsumerGroupHeartbeatResponse = c.call(1, &request);
+        assert_eq!(r.error_code, INVALID_REQUEST, "{:?}", r.error_message);
+    }
+    let r: ConsumerGroupHeartbeatResponse = c.call(1, &beat("m-1", None, "long"));
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+
+    // A classic member joining the consumer protocol group under its own id.
+    // (v6: flexible, a member id over 32 KiB encodes.)
+    let join = raw_group::join("long-strings", &huge, 10_000).with_group_instance_id(None);
+    let r = c.call(6, &join);
+    assert_eq!(r.error_code, INVALID_REQUEST);
+    let r: ConsumerGroupHeartbeatResponse = c.call(1, &beat("m-1", None, "long"));
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+}

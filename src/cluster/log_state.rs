@@ -20,6 +20,11 @@ use super::identity::DataDir;
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 /// The boot id of the machine the data dir was last used on.
 pub const BOOT_ID_FILE: &str = "boot.id";
+/// Present from a start that found the logs possibly short until the
+/// broker has left its ISRs (`settled`): a start that fails before then
+/// (the quorum out of reach) must not pass for an intact one next time,
+/// when the data dir is no longer new and the boot id is this boot's.
+pub const UNSETTLED_FILE: &str = "logs-lost.unsettled";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogState {
@@ -55,12 +60,30 @@ pub fn assess(
     let now = std::fs::read_to_string(BOOT_ID_PATH)
         .ok()
         .map(|id| id.trim().to_string());
+    let unsettled = data_dir.join(UNSETTLED_FILE);
+    let mut state = decide(dir, clean_start, fsync_on_ack, last.clone(), now.clone());
+    if state == LogState::Intact && unsettled.exists() {
+        state = LogState::MaybeShort;
+    }
+    if state.lost_any() {
+        // Before the boot id moves on: the state must outlive this start.
+        crate::metadata::write_atomically(&unsettled, b"")?;
+    }
     if let Some(now) = &now {
         if last.as_ref() != Some(now) {
             crate::metadata::write_atomically(&path, now.as_bytes())?;
         }
     }
-    Ok(decide(dir, clean_start, fsync_on_ack, last, now))
+    Ok(state)
+}
+
+/// The broker left its ISRs (or had none to leave): later starts judge
+/// the logs afresh.
+pub fn settled(data_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(data_dir.join(UNSETTLED_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn decide(
@@ -117,6 +140,27 @@ mod tests {
             decide(known, false, false, None, boot("b")),
             LogState::Intact
         );
+    }
+
+    #[test]
+    fn a_start_that_did_not_settle_is_not_taken_for_an_intact_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            assess(dir.path(), DataDir::New, false, false).unwrap(),
+            LogState::New
+        );
+        // Failed before leaving its ISRs: the dir is known now, the boot
+        // the same, and still the logs may be short.
+        assert_eq!(
+            assess(dir.path(), DataDir::Known, false, false).unwrap(),
+            LogState::MaybeShort
+        );
+        settled(dir.path()).unwrap();
+        assert_eq!(
+            assess(dir.path(), DataDir::Known, false, false).unwrap(),
+            LogState::Intact
+        );
+        settled(dir.path()).unwrap();
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::consumer_protocol::{
 };
 use super::migration::{self, Changed};
 use super::state::Group;
-use super::{valid_group_id, Coordinator, Sender};
+use super::{fits_record, valid_group_id, Coordinator, Sender};
 use crate::metadata::Topics;
 
 pub fn limits(coord: &Coordinator) -> Limits {
@@ -53,6 +53,11 @@ pub fn heartbeat(
             refuse(response, code, "invalid group id".into()),
             Changed::Nothing,
         );
+    }
+    if !strings_fit(&request) {
+        let code = ResponseError::InvalidRequest.code();
+        let why = "a member id, instance id or topic name over 32 KiB".into();
+        return (refuse(response, code, why), Changed::Nothing);
     }
     let mut groups = coord.groups.borrow_mut();
     let full = groups.len() >= coord.shard.config.groups_per_shard_max;
@@ -102,7 +107,10 @@ pub fn heartbeat(
     let mut changed = Changed::from_membership(consumer.changes != before);
     // The last consumer protocol member may have left a group of classic
     // members: it is a classic group again (the online downgrade).
-    if converted || migration::maybe_downgrade(coord, group, &super::limits(&coord.shard), now_ms) {
+    // Only a change of membership can have made it one.
+    let downgraded = changed != Changed::Nothing
+        && migration::maybe_downgrade(coord, group, &super::limits(&coord.shard), now_ms);
+    if converted || downgraded {
         changed = Changed::Protocol;
     }
     let response = match answered {
@@ -118,6 +126,18 @@ pub fn heartbeat(
         }
     };
     (response, changed)
+}
+
+/// Whether the strings the group's record keeps fit it (flexible
+/// versions carry longer ones; the regex has a bound of its own).
+fn strings_fit(request: &ConsumerGroupHeartbeatRequest) -> bool {
+    fits_record(&request.member_id)
+        && request.instance_id.as_deref().is_none_or(fits_record)
+        && request
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .all(|n| fits_record(n))
 }
 
 /// The heartbeat as the group sees it. v0 members get their id from the

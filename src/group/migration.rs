@@ -154,7 +154,8 @@ pub fn upgrade(coord: &Coordinator, group: &mut Group, now_ms: i64) -> Result<()
                 .unwrap_or_default(),
         };
         let subscription = decode_subscription(&metadata)
-            .ok_or_else(|| format!("member {} has no consumer subscription", m.id))?;
+            .filter(|s| s.topics.iter().all(|t| super::fits_record(t)))
+            .ok_or_else(|| format!("member {} has no consumer subscription it can keep", m.id))?;
         let assignment: ConsumerProtocolAssignment =
             decode_embedded(&m.assignment).unwrap_or_default();
         let assigned = by_id(
@@ -291,7 +292,7 @@ pub fn join(
     }
     let instance_id = request.group_instance_id.as_ref().map(|i| i.to_string());
     let member_id = if given_id.is_empty() {
-        let id = format!("{}-{}", sender.client_id, uuid::Uuid::new_v4());
+        let id = membership::new_member_id(&sender.client_id);
         if instance_id.is_none() && sender.version >= 4 {
             // As a classic group asks (KIP-394): join again with this id.
             return refuse(ResponseError::MemberIdRequired.code(), &id);
@@ -308,6 +309,9 @@ pub fn join(
     let Some(subscription) = protocols.first().and_then(|(_, m)| decode_subscription(m)) else {
         return refuse(ResponseError::InconsistentGroupProtocol.code(), &member_id);
     };
+    if !subscription.topics.iter().all(|t| super::fits_record(t)) {
+        return refuse(ResponseError::InvalidRequest.code(), &member_id);
+    }
     let topics = coord.shard.topics();
     let owned = by_id(
         &topics,

@@ -442,7 +442,8 @@ async fn join(
     if !valid_group_id(&group_id) {
         return refuse(reply, ResponseError::InvalidGroupId);
     }
-    let strings_fit = request.group_instance_id.as_deref().is_none_or(fits_record)
+    let strings_fit = fits_record(&member_id)
+        && request.group_instance_id.as_deref().is_none_or(fits_record)
         && fits_record(&request.protocol_type)
         && request.protocols.iter().all(|p| fits_record(&p.name));
     if !strings_fit {

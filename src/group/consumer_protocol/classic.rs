@@ -220,7 +220,6 @@ impl ConsumerGroup {
         member.last_seen_ms = now_ms;
         let classic = member.classic.as_mut().expect("a classic member");
         classic.deadline_ms = None;
-        let classic = member.classic.as_ref().expect("a classic member");
         Ok((member.assigned.clone(), classic))
     }
 

@@ -7,7 +7,7 @@ const MEMBER_ID_PREFIX_MAX: usize = 128;
 
 /// A new member id: the client id (as Kafka does, but cut short so the id
 /// fits the topic's records) and a unique suffix.
-fn new_member_id(client_id: &str) -> String {
+pub fn new_member_id(client_id: &str) -> String {
     let mut end = client_id.len().min(MEMBER_ID_PREFIX_MAX);
     while !client_id.is_char_boundary(end) {
         end -= 1;

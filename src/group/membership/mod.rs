@@ -28,7 +28,7 @@ mod leave;
 mod rebalance;
 mod sync;
 
-pub use join::{join, select_protocol, Join};
+pub use join::{join, new_member_id, select_protocol, Join};
 pub use leave::{leave, leave_identities, leave_response};
 pub use rebalance::{maybe_complete_join, prepare_rebalance, tick};
 pub use sync::{heartbeat, sync, Sync};
