@@ -10,7 +10,7 @@ PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
 
-.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -25,7 +25,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: ssl-deps fmt-check lint py-deps js-deps net-deps
+test: ssl-deps fmt-check lint py-deps js-deps go-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -44,6 +44,21 @@ $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION):
 	mkdir -p $(JS_DIR)
 	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) kafkajs@$(KAFKAJS_VERSION)
 	touch $@
+
+# Sarama for tests/go_clients.rs: a Go client with its own protocol code,
+# Debian's 1.22 built with Debian's Go in GOPATH mode (Debian keeps its Go
+# libraries under /usr/share/gocode; the registries here hold no Go
+# modules), so it speaks the versions of Kafka 0.8.2 to 2.1.
+GO_DIR ?= target/go
+GO_PATH ?= /usr/share/gocode
+go-deps: $(GO_DIR)/sarama-client
+
+$(GO_DIR)/sarama-client: tests/clients/sarama/main.go
+	@(command -v go >/dev/null 2>&1 && test -d $(GO_PATH)/src/github.com/Shopify/sarama) || \
+		(apt-get update -qq && apt-get install -y -qq golang-go golang-github-shopify-sarama-dev)
+	mkdir -p $(GO_DIR)
+	GO111MODULE=off GOPATH=$(GO_PATH) GOCACHE=$(CURDIR)/$(GO_DIR)/cache \
+		CGO_CFLAGS=-Wno-deprecated-declarations go build -o $@ ./tests/clients/sarama
 
 # The tests' librdkafka is built with TLS and SASL SCRAM (rdkafka's `ssl`
 # feature), which needs OpenSSL's headers found through pkg-config. Only the
