@@ -45,20 +45,30 @@ $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION):
 	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) kafkajs@$(KAFKAJS_VERSION)
 	touch $@
 
-# Sarama for tests/go_clients.rs: a Go client with its own protocol code,
-# Debian's 1.22 built with Debian's Go in GOPATH mode (Debian keeps its Go
-# libraries under /usr/share/gocode; the registries here hold no Go
-# modules), so it speaks the versions of Kafka 0.8.2 to 2.1.
+# Go clients for tests/go_clients.rs, each with its own protocol code:
+# sarama 1.22 (the versions of Kafka 0.8.2 to 2.1) and segmentio's kafka-go
+# 0.2.1 (fixed old versions, no ApiVersions). Debian's packages built with
+# Debian's Go in GOPATH mode (Debian keeps its Go libraries under
+# /usr/share/gocode; the registries here hold no Go modules).
 GO_DIR ?= target/go
 GO_PATH ?= /usr/share/gocode
-go-deps: $(GO_DIR)/sarama-client
+GO_PACKAGES = golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
+GO_BUILD = GO111MODULE=off GOPATH=$(GO_PATH) GOCACHE=$(CURDIR)/$(GO_DIR)/cache \
+	CGO_CFLAGS=-Wno-deprecated-declarations go build
+go-deps: $(GO_DIR)/sarama-client $(GO_DIR)/kafka-go-client
 
-$(GO_DIR)/sarama-client: tests/clients/sarama/main.go
-	@(command -v go >/dev/null 2>&1 && test -d $(GO_PATH)/src/github.com/Shopify/sarama) || \
-		(apt-get update -qq && apt-get install -y -qq golang-go golang-github-shopify-sarama-dev)
+$(GO_DIR)/.packages:
+	@(command -v go >/dev/null 2>&1 && test -d $(GO_PATH)/src/github.com/Shopify/sarama \
+		&& test -d $(GO_PATH)/src/github.com/segmentio/kafka-go) || \
+		(apt-get update -qq && apt-get install -y -qq $(GO_PACKAGES))
 	mkdir -p $(GO_DIR)
-	GO111MODULE=off GOPATH=$(GO_PATH) GOCACHE=$(CURDIR)/$(GO_DIR)/cache \
-		CGO_CFLAGS=-Wno-deprecated-declarations go build -o $@ ./tests/clients/sarama
+	touch $@
+
+$(GO_DIR)/sarama-client: tests/clients/sarama/main.go $(GO_DIR)/.packages
+	$(GO_BUILD) -o $@ ./tests/clients/sarama
+
+$(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
+	$(GO_BUILD) -o $@ ./tests/clients/kafka_go
 
 # The tests' librdkafka is built with TLS and SASL SCRAM (rdkafka's `ssl`
 # feature), which needs OpenSSL's headers found through pkg-config. Only the

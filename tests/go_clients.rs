@@ -1,9 +1,10 @@
-//! Sarama (Go, 1.22), a client with its own protocol code, against the
-//! real broker at the Kafka versions it is told to speak: 0.8.2 (its
+//! Go clients with their own protocol code against the real broker.
+//! Sarama (1.22) at the Kafka versions it is told to speak: 0.8.2 (its
 //! default: message format 0, Produce and Fetch v0), 0.10.2 (format 1,
 //! timestamps) and 2.1 (format 2, headers, idempotence; Produce v3 and
-//! Fetch v4, the newest this sarama sends). `make test` builds it
-//! (`make go-deps`).
+//! Fetch v4, the newest this sarama sends). segmentio's kafka-go (0.2.1),
+//! which asks no ApiVersions and speaks fixed old versions. `make test`
+//! builds both (`make go-deps`).
 
 mod common;
 
@@ -13,20 +14,23 @@ use std::process::Command;
 use common::clients::json_result;
 use common::*;
 
-/// The client `make go-deps` builds: `SLUICE_TEST_SARAMA`, else
-/// `target/go/sarama-client`.
-fn sarama() -> Command {
-    let path = std::env::var_os("SLUICE_TEST_SARAMA")
+/// A client `make go-deps` builds: under `SLUICE_TEST_GO_CLIENTS`, else
+/// `target/go`.
+fn go_client(name: &str) -> Command {
+    let dir = std::env::var_os("SLUICE_TEST_GO_CLIENTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/go/sarama-client")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/go"));
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `make go-deps` (make test does)",
         path.display()
     );
     Command::new(path)
+}
+
+fn sarama() -> Command {
+    go_client("sarama-client")
 }
 
 fn run(broker: &Broker, args: &[&str]) -> serde_json::Value {
@@ -275,4 +279,61 @@ fn sarama_follows_a_new_leader() {
     let mut command = sarama();
     command.arg("failover");
     common::clients::client_follows_a_new_leader(command, "sarama-failover");
+}
+
+/// kafka-go 0.2.1's Writer (Produce v2, message format 1, its hash
+/// balancer) fills a topic of 4 partitions and two of its Readers in one
+/// group (JoinGroup v1, SyncGroup v0, Fetch v2, OffsetCommit v2) read it,
+/// committing each message: every message arrives, each key in one
+/// partition, each partition's offsets dense, and the group's commits are
+/// every partition's end.
+#[test]
+fn kafka_go_writes_and_reads_in_a_group() {
+    let broker = Broker::start(2);
+    let bootstrap = broker.bootstrap();
+    let (topic, group, count) = ("kafka-go", "kafka-go-group", 400);
+    create_topic(&bootstrap, topic, 4, &[]);
+    let output = go_client("kafka-go-client")
+        .args([&bootstrap, topic, group, &count.to_string()])
+        .output()
+        .expect("run kafka-go-client");
+    let result = json_result(&output, &broker);
+    let mut by_value = std::collections::BTreeMap::new();
+    for entry in common::clients::strings(&result, "consumed") {
+        let (key, rest) = entry.split_once('=').unwrap();
+        let (value, at) = rest.split_once('@').unwrap();
+        let (p, o) = at.split_once('/').unwrap();
+        let at: (i32, i64) = (p.parse().unwrap(), o.parse().unwrap());
+        let n: usize = value[2..].parse().unwrap();
+        assert_eq!(key, format!("k-{}", n % 13), "{entry}");
+        let first = *by_value.entry(value.to_string()).or_insert(at);
+        assert_eq!(first, at, "{value} read at one place");
+    }
+    let values: Vec<&String> = by_value.keys().collect();
+    let expected: Vec<String> = (0..count).map(|i| format!("v-{i:05}")).collect();
+    assert_eq!(values, expected.iter().collect::<Vec<_>>(), "every message");
+    let mut key_partition = std::collections::BTreeMap::new();
+    for (value, (p, _)) in &by_value {
+        let n: usize = value[2..].parse().unwrap();
+        let first = *key_partition.entry(n % 13).or_insert(*p);
+        assert_eq!(first, *p, "key k-{} in one partition", n % 13);
+    }
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let committed = committed_offsets(&consumer, topic, 4);
+    for p in 0..4 {
+        let mut offsets: Vec<i64> = by_value
+            .values()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        offsets.sort();
+        let dense: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, dense, "partition {p}");
+        let end = watermarks(&bootstrap, topic, p).1;
+        assert_eq!(end, offsets.len() as i64);
+        assert_eq!(committed.get(&p), Some(&end), "partition {p}'s commit");
+    }
 }
