@@ -9,6 +9,9 @@ TEST_THREADS ?= 4
 PYTHON ?= python3
 PY_VENV ?= target/py
 KAFKA_PYTHON_VERSION ?= 3.0.12
+# aiokafka: asyncio, its own protocol code (forked from kafka-python's long
+# ago), transactions.
+AIOKAFKA_VERSION ?= 0.14.0
 
 .PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps chaos chaos-build fuzz clean
 
@@ -33,7 +36,8 @@ test: ssl-deps fmt-check lint py-deps js-deps go-deps net-deps
 		$(CARGO) test --workspace --no-fail-fast -- --test-threads $(TEST_THREADS); \
 	fi
 
-py-deps: $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)
+PY_MARKER = $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)-aiokafka-$(AIOKAFKA_VERSION)
+py-deps: $(PY_MARKER)
 
 # kafkajs for tests/js_clients.rs, under target/ (Node.js is on the machine).
 KAFKAJS_VERSION ?= 2.2.4
@@ -80,9 +84,10 @@ ssl-deps:
 net-deps:
 	@command -v ip >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iproute2)
 
-$(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION):
+$(PY_MARKER):
 	$(PYTHON) -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check kafka-python==$(KAFKA_PYTHON_VERSION)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		kafka-python==$(KAFKA_PYTHON_VERSION) aiokafka==$(AIOKAFKA_VERSION)
 	touch $@
 
 fmt:

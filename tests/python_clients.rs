@@ -148,3 +148,49 @@ fn kafka_python_deletes_records_describes_log_dirs_and_reassigns() {
     assert_eq!(result["reassigned"], serde_json::Value::Null, "{result}");
     assert_eq!(result["reassigning"], serde_json::json!([]), "{result}");
 }
+
+/// aiokafka (its own protocol code) copies a topic exactly once: a
+/// transaction it aborts is invisible to read_committed, then each batch
+/// its group consumer reads is written out and its offsets committed in
+/// one transaction (TxnOffsetCommit without a member, as aiokafka sends it,
+/// while the group is active). Every value is read back once, the
+/// aborted ones only by read_uncommitted, and the group's offsets are the
+/// source's ends.
+#[test]
+fn aiokafka_copies_a_topic_exactly_once() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let (src, out, group, count) = ("ak-in", "ak-out", "ak-group", 300);
+    create_topic(&bs, src, 3, &[]);
+    create_topic(&bs, out, 2, &[]);
+    let output = Command::new(python())
+        .arg(script("aiokafka_exactly_once.py"))
+        .args([bs.as_str(), src, out, group, &count.to_string()])
+        .output()
+        .expect("run aiokafka");
+    let result = json_result(&output, &broker);
+    assert!(result["transactions"].as_i64().unwrap() >= 1, "{result}");
+    let mut committed = strings(&result, "committed");
+    committed.sort();
+    let expected: Vec<String> = (0..count).map(|i| format!("out-v-{i:05}")).collect();
+    assert_eq!(committed, expected, "each value once, nothing aborted");
+    let uncommitted = strings(&result, "uncommitted");
+    let aborted = uncommitted
+        .iter()
+        .filter(|v| v.starts_with("aborted-"))
+        .count();
+    assert_eq!(
+        aborted, 20,
+        "the aborted transaction's writes are in the log"
+    );
+    assert_eq!(uncommitted.len(), count + aborted);
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let offsets = committed_offsets(&consumer, src, 3);
+    for p in 0..3 {
+        let end = watermarks(&bs, src, p).1;
+        assert_eq!(offsets.get(&p), Some(&end), "partition {p}: {offsets:?}");
+    }
+}

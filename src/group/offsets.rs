@@ -76,12 +76,23 @@ pub fn apply(
     }
 }
 
+/// Which request commits: Kafka checks a transactional commit's member
+/// less strictly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CommitKind {
+    /// OffsetCommit.
+    Offset,
+    /// TxnOffsetCommit.
+    Transactional,
+}
+
 /// Why a commit is refused as a whole, as Kafka decides it.
 pub(super) fn check_commit(
     group: Option<&mut Group>,
     generation: i32,
     member_id: &str,
     instance_id: Option<&str>,
+    kind: CommitKind,
     now: i64,
 ) -> i16 {
     let Some(group) = group else {
@@ -93,6 +104,13 @@ pub(super) fn check_commit(
             ResponseError::IllegalGeneration.code()
         };
     };
+    let anonymous = generation < 0 && member_id.is_empty() && instance_id.is_none();
+    if anonymous && kind == CommitKind::Transactional {
+        // TxnOffsetCommit v0-v2 name no member (and a producer given only
+        // a group id sends none at v3+ either): Kafka takes them whatever
+        // the group's state, as the transaction fences its producer.
+        return 0;
+    }
     if let Some(consumer) = &mut group.consumer {
         // A consumer protocol group checks member epochs, not generations.
         if !consumer.is_empty() || generation >= 0 {
@@ -114,7 +132,8 @@ pub(super) fn check_commit(
     if generation != group.generation {
         return ResponseError::IllegalGeneration.code();
     }
-    if group.state == GroupState::CompletingRebalance {
+    // A transactional commit is not held to the group's state.
+    if group.state == GroupState::CompletingRebalance && kind == CommitKind::Offset {
         return ResponseError::RebalanceInProgress.code();
     }
     member.last_seen_ms = now;
@@ -129,6 +148,7 @@ pub(super) fn commit_group_error(
     generation: i32,
     member_id: &str,
     instance_id: Option<&str>,
+    kind: CommitKind,
     now: i64,
 ) -> Option<i16> {
     if !valid_group_id(group_id) {
@@ -144,6 +164,7 @@ pub(super) fn commit_group_error(
         generation,
         member_id,
         instance_id,
+        kind,
         now,
     ))
 }
@@ -245,6 +266,7 @@ pub async fn commit(
         request.generation_id_or_member_epoch,
         &request.member_id,
         request.group_instance_id.as_deref(),
+        CommitKind::Offset,
         now,
     ) {
         Some(code) => code,
@@ -554,5 +576,47 @@ mod tests {
             !expired(&g, retention, 1_000_000),
             "a live group keeps its offsets"
         );
+    }
+
+    fn member(id: &str) -> crate::group::state::Member {
+        crate::group::state::Member {
+            id: id.into(),
+            instance_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocols: Vec::new(),
+            assignment: bytes::Bytes::new(),
+            join_waiter: None,
+            sync_waiter: None,
+            last_seen_ms: 0,
+        }
+    }
+
+    /// As Kafka's coordinator decides: a TxnOffsetCommit that names no
+    /// member (v0-v2 cannot) is taken while the group is active, and no
+    /// transactional commit waits for a rebalance; a member it names is
+    /// still checked. An OffsetCommit gets neither leniency.
+    #[test]
+    fn a_transactional_commit_is_checked_as_kafka_checks_it() {
+        let mut g = Group::new("g".into(), 0);
+        g.generation = 3;
+        g.state = GroupState::CompletingRebalance;
+        g.members.insert("m".into(), member("m"));
+        let mut check = |generation, member_id, kind| {
+            check_commit(Some(&mut g), generation, member_id, None, kind, 1)
+        };
+        let (offset, txn) = (CommitKind::Offset, CommitKind::Transactional);
+        assert_eq!(check(-1, "", offset), ResponseError::UnknownMemberId.code());
+        assert_eq!(check(-1, "", txn), 0);
+        assert_eq!(
+            check(3, "m", offset),
+            ResponseError::RebalanceInProgress.code()
+        );
+        assert_eq!(check(3, "m", txn), 0);
+        assert_eq!(check(3, "x", txn), ResponseError::UnknownMemberId.code());
+        assert_eq!(check(2, "m", txn), ResponseError::IllegalGeneration.code());
+        assert_eq!(check(-1, "m", txn), ResponseError::IllegalGeneration.code());
     }
 }

@@ -14,7 +14,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
-use super::offsets::{apply, commit_group_error, OffsetChecker};
+use super::offsets::{apply, commit_group_error, CommitKind, OffsetChecker};
 use super::records::OffsetValue;
 use super::state::{Committed, Group};
 use super::{append_as, offsets_partition, Coordinator, KeyValue};
@@ -36,6 +36,7 @@ pub async fn commit(
         request.generation_id,
         &request.member_id,
         request.group_instance_id.as_deref(),
+        CommitKind::Transactional,
         now,
     )
     .unwrap_or(ResponseError::CoordinatorNotAvailable.code());
