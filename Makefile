@@ -39,14 +39,21 @@ test: ssl-deps fmt-check lint py-deps js-deps go-deps net-deps
 PY_MARKER = $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)-aiokafka-$(AIOKAFKA_VERSION)
 py-deps: $(PY_MARKER)
 
-# kafkajs for tests/js_clients.rs, under target/ (Node.js is on the machine).
+# kafkajs and @platformatic/kafka for tests/js_clients.rs, under target/
+# (Node.js is on the machine).
 KAFKAJS_VERSION ?= 2.2.4
+# @platformatic/kafka: pure JavaScript with its own protocol code and the
+# versions of Kafka 3.5 to 4.1 (KIP-848 groups, transactions); 1.x is the
+# line that runs on the machine's Node.js 20 (2.x needs 22).
+PLATFORMATIC_KAFKA_VERSION ?= 1.35.0
 JS_DIR ?= target/js
-js-deps: $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION)
+JS_MARKER = $(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION)-platformatic-$(PLATFORMATIC_KAFKA_VERSION)
+js-deps: $(JS_MARKER)
 
-$(JS_DIR)/.kafkajs-$(KAFKAJS_VERSION):
+$(JS_MARKER):
 	mkdir -p $(JS_DIR)
-	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) kafkajs@$(KAFKAJS_VERSION)
+	npm install --silent --no-audit --no-fund --prefix $(JS_DIR) \
+		kafkajs@$(KAFKAJS_VERSION) @platformatic/kafka@$(PLATFORMATIC_KAFKA_VERSION)
 	touch $@
 
 # Go clients for tests/go_clients.rs, each with its own protocol code:

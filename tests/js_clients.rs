@@ -1,11 +1,12 @@
-//! kafkajs (2.x) against real brokers. `make test` installs it under
-//! `target/js` (`make js-deps`).
+//! kafkajs (2.x) and @platformatic/kafka (1.x) against real brokers.
+//! `make test` installs them under `target/js` (`make js-deps`).
 
 mod common;
 
 use std::process::Command;
 
-use common::clients::{client_follows_a_new_leader, node_modules, script};
+use common::clients::{client_follows_a_new_leader, json_result, node_modules, script, strings};
+use common::*;
 
 /// kafkajs re-routes to a new leader: with the partition leader of a
 /// replicated topic killed between two halves of its sends, every message
@@ -16,4 +17,59 @@ fn kafkajs_follows_a_new_leader() {
     node.arg(script("kafkajs_failover.js"))
         .env("NODE_PATH", node_modules());
     client_follows_a_new_leader(node, "kjs-failover");
+}
+
+/// @platformatic/kafka, a client of Kafka 3.5-4.1's versions with its own
+/// protocol code: its admin client creates the topics; its idempotent
+/// producer fills one; two members of a consumer protocol group (KIP-848)
+/// read it, committing each message; its transactional producer aborts one
+/// transaction, then copies the topic through a classic group, 50
+/// messages and their offsets per transaction. Every message is read once
+/// by the group with its key and header, the copy holds each value once
+/// for read_committed and the aborted ones only for read_uncommitted, and
+/// both groups' offsets are the source's ends.
+#[test]
+fn platformatic_kafka_groups_and_transactions() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let (src, out, count) = ("pk-src", "pk-out", 300);
+    let output = std::process::Command::new("node")
+        .arg(script("platformatic_kafka.mjs"))
+        .args([bs.as_str(), src, out, &count.to_string()])
+        .env("NODE_PATH", node_modules())
+        .output()
+        .expect("run node");
+    let result = json_result(&output, &broker);
+    assert_eq!(result["members"], 2, "{result}");
+    let mut group_read = strings(&result, "group_read");
+    group_read.sort();
+    let mut expected: Vec<String> = (0..count)
+        .map(|n| format!("k-{}=v-{n:05};n={n}", n % 11))
+        .collect();
+    expected.sort();
+    assert_eq!(group_read, expected, "each message once, key and header");
+
+    let mut committed = strings(&result, "committed");
+    committed.sort();
+    let copied: Vec<String> = (0..count).map(|n| format!("out-v-{n:05}")).collect();
+    assert_eq!(committed, copied, "each value once, nothing aborted");
+    let uncommitted = strings(&result, "uncommitted");
+    let aborted = uncommitted
+        .iter()
+        .filter(|v| v.starts_with("aborted-"))
+        .count();
+    assert_eq!(aborted, 20, "the aborted writes are in the log");
+    assert_eq!(uncommitted.len(), count + aborted);
+
+    for group in ["pk-consumer-group", "pk-copier-group"] {
+        let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs)
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let offsets = committed_offsets(&consumer, src, 3);
+        for p in 0..3 {
+            let end = watermarks(&bs, src, p).1;
+            assert_eq!(offsets.get(&p), Some(&end), "{group} {p}: {offsets:?}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Other clients' scripts (kafka-python, kafkajs) driven as child processes:
+//! Other clients' scripts (kafka-python, aiokafka, kafkajs,
+//! @platformatic/kafka) driven as child processes:
 //! what the failover tests and the produce-consume-commit tests share.
 
 use std::io::{BufRead, BufReader, Write};
@@ -17,19 +18,21 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Where `make js-deps` installs kafkajs: `SLUICE_TEST_NODE_MODULES`, else
-/// `target/js/node_modules`.
+/// Where `make js-deps` installs kafkajs and @platformatic/kafka:
+/// `SLUICE_TEST_NODE_MODULES`, else `target/js/node_modules`.
 pub fn node_modules() -> PathBuf {
     let path = std::env::var_os("SLUICE_TEST_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/js/node_modules")
         });
-    assert!(
-        path.join("kafkajs").exists(),
-        "{} has no kafkajs: run `make js-deps` (make test does)",
-        path.display()
-    );
+    for client in ["kafkajs", "@platformatic/kafka"] {
+        assert!(
+            path.join(client).exists(),
+            "{} has no {client}: run `make js-deps` (make test does)",
+            path.display()
+        );
+    }
     path
 }
 
