@@ -73,3 +73,46 @@ fn platformatic_kafka_groups_and_transactions() {
         }
     }
 }
+
+/// kafkajs copies a topic exactly once: each batch its group consumer
+/// reads is written out and its offsets committed in one transaction
+/// (TxnOffsetCommit v0, which names no member, while the group is active),
+/// after one aborted transaction. Each value is read back once by
+/// read_committed, the aborted ones only by read_uncommitted, and the
+/// group's offsets are the source's ends.
+#[test]
+fn kafkajs_copies_a_topic_exactly_once() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let (src, out, group, count) = ("kjs-src", "kjs-out", "kjs-copier", 300);
+    create_topic(&bs, src, 3, &[]);
+    create_topic(&bs, out, 2, &[]);
+    let output = std::process::Command::new("node")
+        .arg(script("kafkajs_exactly_once.js"))
+        .args([bs.as_str(), src, out, group, &count.to_string()])
+        .env("NODE_PATH", node_modules())
+        .output()
+        .expect("run node");
+    let result = json_result(&output, &broker);
+    assert!(result["transactions"].as_i64().unwrap() >= 3, "{result}");
+    let mut committed = strings(&result, "committed");
+    committed.sort();
+    let copied: Vec<String> = (0..count).map(|n| format!("out-v-{n:05}")).collect();
+    assert_eq!(committed, copied, "each value once, nothing aborted");
+    let uncommitted = strings(&result, "uncommitted");
+    let aborted = uncommitted
+        .iter()
+        .filter(|v| v.starts_with("aborted-"))
+        .count();
+    assert_eq!(aborted, 20, "the aborted writes are in the log");
+    assert_eq!(uncommitted.len(), count + aborted);
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let offsets = committed_offsets(&consumer, src, 3);
+    for p in 0..3 {
+        let end = watermarks(&bs, src, p).1;
+        assert_eq!(offsets.get(&p), Some(&end), "partition {p}: {offsets:?}");
+    }
+}

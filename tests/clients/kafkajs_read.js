@@ -1,7 +1,11 @@
 // What the kafkajs scripts share: reading a topic back through a consumer
-// group until `count` values arrived or `timeoutMs` passed.
-async function readAll(kafka, topic, count, timeoutMs) {
-  const consumer = kafka.consumer({ groupId: `sluice-kafkajs-${topic}` });
+// group until `count` values arrived or `timeoutMs` passed; read_committed
+// unless `readUncommitted`.
+async function readAll(kafka, topic, count, timeoutMs, readUncommitted = false) {
+  const consumer = kafka.consumer({
+    groupId: `sluice-kafkajs-${topic}-${readUncommitted ? "uncommitted" : "committed"}`,
+    readUncommitted,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const consumed = [];
