@@ -13,7 +13,7 @@ KAFKA_PYTHON_VERSION ?= 3.0.12
 # ago), transactions.
 AIOKAFKA_VERSION ?= 0.14.0
 
-.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps kcat-deps chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -28,7 +28,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: ssl-deps fmt-check lint py-deps js-deps go-deps net-deps
+test: ssl-deps fmt-check lint py-deps js-deps go-deps kcat-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -80,6 +80,10 @@ $(GO_DIR)/sarama-client: tests/clients/sarama/main.go $(GO_DIR)/.packages
 
 $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 	$(GO_BUILD) -o $@ ./tests/clients/kafka_go
+
+# kcat for tests/kcat.rs, as Debian ships it (on Debian's older librdkafka).
+kcat-deps:
+	@command -v kcat >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq kcat)
 
 # The tests' librdkafka is built with TLS and SASL SCRAM (rdkafka's `ssl`
 # feature), which needs OpenSSL's headers found through pkg-config. Only the
