@@ -249,8 +249,9 @@ fn sarama_2_1_group_consumes_and_commits() {
 }
 
 /// Sarama's cluster admin: a topic created with a config (and refused the
-/// second time), its config read back, grown to 4 partitions, the cluster
-/// and the groups listed, the topic deleted.
+/// second time), its config read back, replaced (AlterConfigs v0) and read
+/// again, grown to 4 partitions, the cluster and the groups listed, the
+/// topic deleted.
 #[test]
 fn sarama_admin_creates_describes_grows_and_deletes_a_topic() {
     let broker = Broker::start(2);
@@ -262,6 +263,11 @@ fn sarama_admin_creates_describes_grows_and_deletes_a_topic() {
         "{result}"
     );
     assert_eq!(result["configs"]["retention.ms"], "3600000", "{result}");
+    // AlterConfigs v0 replaced the topic's configs with the two it named.
+    let altered = result["altered_configs"].as_object().unwrap();
+    assert_eq!(altered.len(), 2, "{result}");
+    assert_eq!(altered["retention.ms"], "7200000", "{result}");
+    assert_eq!(altered["cleanup.policy"], "compact", "{result}");
     assert_eq!(result["partitions"], 4, "{result}");
     assert_eq!(
         result["after_delete_error"],

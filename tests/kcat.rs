@@ -95,7 +95,12 @@ fn kcat_group_consumer_reads_and_commits() {
     let topic = "kcat-group";
     create_topic(&bs, topic, 3, &[]);
     let values: Vec<String> = (0..90).map(|i| format!("g{i:03}")).collect();
-    produce_values(&bs, topic, None, &values);
+    let msgs: Vec<Msg> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Msg::value(v.as_str()).to(i as i32 % 3))
+        .collect();
+    produce(&producer_config(&bs), topic, &msgs);
     let out = kcat(
         &broker,
         &[

@@ -444,6 +444,22 @@ func admin(args []string) error {
 	for _, e := range entries {
 		configs[e.Name] = e.Value
 	}
+	// AlterConfigs (v0) replaces the topic's whole set of configs.
+	longer, compact := "7200000", "compact"
+	altered := map[string]*string{"retention.ms": &longer, "cleanup.policy": &compact}
+	if err := ca.AlterConfig(sarama.TopicResource, topic, altered, false); err != nil {
+		return fmt.Errorf("alter config: %v", err)
+	}
+	entries, err = ca.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+	if err != nil {
+		return fmt.Errorf("describe config: %v", err)
+	}
+	alteredConfigs := map[string]string{}
+	for _, e := range entries {
+		if !e.Default {
+			alteredConfigs[e.Name] = e.Value
+		}
+	}
 	if err := ca.CreatePartitions(topic, 4, nil, false); err != nil {
 		return fmt.Errorf("create partitions: %v", err)
 	}
@@ -471,6 +487,7 @@ func admin(args []string) error {
 	emit(map[string]interface{}{
 		"create_again_error": againErr,
 		"configs":            configs,
+		"altered_configs":    alteredConfigs,
 		"partitions":         len(meta.Partitions),
 		"after_delete_error": afterDelete[0].Err.Error(),
 	})
