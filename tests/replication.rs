@@ -1242,6 +1242,71 @@ fn a_broker_back_from_a_machine_restart_leaves_its_isrs() {
     });
 }
 
+/// The last in-sync replica of a partition comes back on an empty disk
+/// (`LastInSyncLost`): the partition stays offline rather than have it lead
+/// an empty log, which would make the other replica truncate the records
+/// it holds. An unclean election then elects that other replica, with
+/// them (the writes only the emptied replica took are gone with its disk),
+/// and the emptied replica follows it back into the ISR. Without the
+/// record the emptied replica led again and the other truncated to it:
+/// nothing was left.
+#[test]
+fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
+    const TOPIC: &str = "repl-last-isr-lost";
+    let mut cluster = Cluster::start(3);
+    let controller = cluster.metadata(1).controller_id.0;
+    let others: Vec<i32> = ALL3.into_iter().filter(|&id| id != controller).collect();
+    let (last, other) = (others[0], others[1]);
+    cluster.create_topic(&NewTopic::new(
+        TOPIC,
+        1,
+        TopicReplication::Variable(&[&[last, other]]),
+    ));
+    cluster.wait_view(TOPIC, 0, "both in sync, the first leading", |v| {
+        v.isr.len() == 2 && v.leader == last
+    });
+    let held: Vec<String> = (0..200).map(|i| format!("v-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &held);
+    cluster.wait_logs_identical(TOPIC, 0, &[last, other]);
+
+    cluster.kill9(other);
+    cluster.wait_view(TOPIC, 0, "the ISR down to its leader", |v| v.isr == [last]);
+    let only_on_last: Vec<String> = (0..50).map(|i| format!("w-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &only_on_last);
+    cluster.kill9(last);
+    let dir = cluster.node(last).data_dir().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    cluster.start_again(other);
+    cluster.start_again(last);
+    // A broker is in Metadata once unfenced, and it proposed the record
+    // before its first heartbeat.
+    cluster.wait_metadata(controller, "both brokers back and unfenced", |m| {
+        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.contains(&last) && ids.contains(&other)
+    });
+    let view = cluster.wait_view(TOPIC, 0, "every node's view", |_| true);
+    assert_eq!(
+        view.leader, -1,
+        "offline, not led by the emptied replica: {view:?}"
+    );
+
+    let admin = admin(&cluster.bootstrap());
+    let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(TOPIC))
+        .set("unclean.leader.election.enable", "true");
+    let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
+        .expect("AlterConfigs");
+    assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
+    cluster.wait_view(TOPIC, 0, "the other replica elected", |v| v.leader == other);
+    let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
+    assert_eq!(values, held, "what the other replica held, in order");
+    cluster.wait_view(TOPIC, 0, "the emptied replica back in the ISR", |v| {
+        v.isr.len() == 2
+    });
+    cluster.wait_logs_identical(TOPIC, 0, &[last, other]);
+}
+
 /// Kills a follower that is first in the replica order, changes its data
 /// dir with `lose` while it is down, pauses the leader (not the active
 /// controller, so the metadata quorum keeps its leader; so the follower

@@ -194,30 +194,57 @@ impl ClusterNode {
     /// A node whose logs may be missing records it acknowledged (a new
     /// data dir, an unclean stop across a machine restart: `LogState`):
     /// the ISRs it was in must not count on it, nor may it lead, until it
-    /// has caught up (`MetadataRecord::LogsLost`). A first start changes
-    /// nothing.
+    /// has caught up (`MetadataRecord::LogsLost`). On a new data dir it
+    /// holds nothing, so where it was the last in-sync replica the
+    /// partition goes offline rather than have it lead an empty log
+    /// (`MetadataRecord::LastInSyncLost`); after a machine restart its log
+    /// is likely the longest there is, and it leads again. A first start
+    /// changes nothing.
     fn logs_lost(&self, state: LogState, wait: Duration) -> Result<(), NodeError> {
         let (_, image) = self.controller.image();
-        let shared = image
-            .topics
-            .values()
-            .flat_map(|t| &t.partitions)
-            .any(|p| p.isr.len() > 1 && p.isr.contains(&self.node_id));
-        if !shared {
-            // In no ISR with another replica (a first start): nothing to
-            // leave. The image holds every change up to this registration,
-            // and none can add this broker to an ISR before it serves.
-            return Ok(());
+        let id = self.node_id;
+        let partitions = || image.topics.values().flat_map(|t| &t.partitions);
+        // In no ISR with another replica at a first start: the image holds
+        // every change up to this registration, and none can add this
+        // broker to an ISR before it serves.
+        let shared = partitions().any(|p| p.isr.len() > 1 && p.isr.contains(&id));
+        let last = partitions().any(|p| p.isr == [id] && p.replicas.len() > 1);
+        let incarnation = self.incarnation;
+        if shared {
+            let record = MetadataRecord::LogsLost { id, incarnation };
+            if self.propose_newer(record, state, wait)? == Some(RecordOutcome::Applied) {
+                tracing::warn!(
+                    node = id,
+                    ?state,
+                    "logs may be missing acknowledged records: this broker left the ISRs it was in; it rejoins each once caught up"
+                );
+            }
         }
-        let record = MetadataRecord::LogsLost {
-            id: self.node_id,
-            incarnation: self.incarnation,
-        };
+        if last && state == LogState::New {
+            let record = MetadataRecord::LastInSyncLost { id, incarnation };
+            if self.propose_newer(record, state, wait)? == Some(RecordOutcome::Applied) {
+                tracing::error!(
+                    node = id,
+                    "this broker's data dir is new and it was the last in-sync replica of partitions other replicas hold: they are offline until an unclean election (unclean.leader.election.enable, or kafka-leader-election --election-type unclean) elects one of those"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes a record of a newer kind (`MetadataRecord::newer_kind`);
+    /// `None` when a member of the quorum runs an older version that
+    /// could not read it (this broker then goes on as that version would).
+    fn propose_newer(
+        &self,
+        record: MetadataRecord,
+        state: LogState,
+        wait: Duration,
+    ) -> Result<Option<RecordOutcome>, NodeError> {
         // A new active controller may not have heard every member yet;
-        // past this, a member is taken to run an older version that could
-        // not read the record, and this broker goes on as before it.
+        // past this, a member is taken to run an older version.
         let older_deadline = Instant::now() + OLDER_NODES_WAIT.min(wait);
-        let outcome = loop {
+        loop {
             match self.propose_retrying(record.clone(), wait) {
                 Err(NodeError::Controller(ControllerError::Refused(RecordError::OlderNodes(
                     _,
@@ -225,20 +252,12 @@ impl ClusterNode {
                 Err(NodeError::Controller(ControllerError::Refused(
                     e @ RecordError::OlderNodes(_),
                 ))) => {
-                    tracing::error!(node = self.node_id, ?state, error = %e, "logs may be missing acknowledged records, but this broker stays in its ISRs");
-                    return Ok(());
+                    tracing::error!(node = self.node_id, ?state, error = %e, "logs may be missing acknowledged records, but the quorum cannot record it");
+                    return Ok(None);
                 }
-                other => break other?,
+                other => return other.map(Some),
             }
-        };
-        if outcome == RecordOutcome::Applied {
-            tracing::warn!(
-                node = self.node_id,
-                ?state,
-                "logs may be missing acknowledged records: this broker left the ISRs it was in; it rejoins each once caught up"
-            );
         }
-        Ok(())
     }
 
     /// Proposes `record` until it commits, for at most `wait`; a refusal

@@ -62,16 +62,21 @@ pub fn refuse_vote(own: Uuid, asked: Uuid) -> Option<String> {
 }
 
 impl Core {
-    /// Remembers the directory id a peer's hello gave.
-    pub fn peer_directory(&self, node: i32, id: Uuid) {
-        if id.is_nil() {
+    /// Remembers the directory id and the record level peer `node`'s
+    /// hello gave.
+    pub fn peer_hello(&self, node: i32, hello: &super::rpc::Hello) {
+        self.levels_seen
+            .lock()
+            .expect("the levels lock is never poisoned")
+            .insert(node, hello.record_level);
+        if hello.directory_id.is_nil() {
             return; // a peer from before directory ids
         }
         let mut seen = self
             .directories_seen
             .lock()
             .expect("the directories lock is never poisoned");
-        seen.insert(node, id);
+        seen.insert(node, hello.directory_id);
     }
 
     /// The directory id voter `node` is asked for its vote as: the one the
@@ -83,22 +88,25 @@ impl Core {
 }
 
 /// On the active controller: whether every member of the quorum (voters
-/// and learners) runs a version that reads every record this one writes
-/// (`VoterDirectory`, `LogsLost`): it said a directory id in its hello, or
-/// the log holds its directory id (a voter this controller has not heard
-/// since it leads, down maybe). A member from before could not take an
-/// entry holding one.
-pub fn every_member_current(core: &Core) -> bool {
+/// and learners) reads records of `level` (`records::RECORD_LEVEL`): its
+/// hello said that level or a newer one. For level 1 (`VoterDirectory`,
+/// `LogsLost`), which came with directory ids, a member whose directory id
+/// the log holds counts too (a voter this controller has not heard since
+/// it leads, down maybe). A member that could not read a record could not
+/// take an entry holding one.
+pub fn every_member_reads(core: &Core, level: u16) -> bool {
     let (_, image) = core.image();
-    let seen = core
-        .directories_seen
+    let levels = core
+        .levels_seen
         .lock()
-        .expect("the directories lock is never poisoned");
+        .expect("the levels lock is never poisoned");
     let metrics = core.raft().metrics();
     let quorum = super::learner::quorum(&metrics.borrow());
     let mut members = quorum.voters.iter().chain(quorum.learners.keys());
     members.all(|m| {
-        *m == core.node_id || seen.contains_key(m) || image.voter_directories.contains_key(m)
+        *m == core.node_id
+            || levels.get(m).is_some_and(|l| *l >= level)
+            || (level <= 1 && image.voter_directories.contains_key(m))
     })
 }
 
@@ -106,7 +114,7 @@ pub fn every_member_current(core: &Core) -> bool {
 /// whose id the log lacks, and the new id of a voter whose directory
 /// changed once it holds every entry (so it may vote again).
 pub async fn pass(core: &Core) {
-    if !every_member_current(core) {
+    if !every_member_reads(core, 1) {
         return;
     }
     let (_, image) = core.image();

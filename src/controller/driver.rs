@@ -96,6 +96,8 @@ pub struct Core {
     /// The directory ids peers' hellos gave, for the active controller to
     /// write (`directories::pass`).
     pub directories_seen: Mutex<BTreeMap<i32, uuid::Uuid>>,
+    /// The record level each peer's hello gave (`records::RECORD_LEVEL`).
+    pub levels_seen: Mutex<BTreeMap<i32, u16>>,
     /// `controller_quorum_voters`, which bootstrapped the cluster; the
     /// voters now are the membership's (`voter_change`).
     pub voters: BTreeMap<i32, SocketAddr>,
@@ -125,6 +127,7 @@ impl Core {
             node_id: self.node_id,
             cluster_id: self.cluster_id.clone(),
             directory_id: self.directory_id,
+            record_level: super::records::RECORD_LEVEL,
         }
     }
 
@@ -272,8 +275,8 @@ impl Core {
                 leader: self.leader(),
             });
         };
-        if let Some(kind) = record.newer_kind() {
-            if !super::directories::every_member_current(self) {
+        if let Some((kind, level)) = record.newer_kind() {
+            if !super::directories::every_member_reads(self, level) {
                 let refused = super::RecordError::OlderNodes(kind.to_string());
                 return Err(ControllerError::Refused(refused));
             }
@@ -576,6 +579,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         directory_id,
         tls,
         directories_seen: Mutex::default(),
+        levels_seen: Mutex::default(),
         voters: config.voters.iter().copied().collect(),
         voter_turn: AtomicUsize::new(0),
         propose_timeout: Duration::from_millis(config.metadata_propose_timeout_ms),

@@ -1,7 +1,9 @@
 //! Leader election for one partition, as Kafka's controller does it: keep
 //! a live leader; else the first replica (in preference order) that is in
 //! the ISR and live; else, only if unclean election is allowed, the first
-//! live replica at all (its missing data is lost); else offline. Pure.
+//! live replica at all (its missing data is lost); else offline. An ISR
+//! whose last member lost its log (`ClusterImage::lost_isrs`) elects no
+//! one cleanly, and an unclean election passes over that member. Pure.
 
 use std::collections::BTreeMap;
 
@@ -24,13 +26,21 @@ impl Election {
     }
 }
 
-/// `live(b)`: broker b is registered and unfenced.
+/// `live(b)`: broker b is registered and unfenced; `isr_lost`: the ISR's
+/// last member lost its log.
 pub fn elect_leader(
     state: &PartitionState,
     live: impl Fn(i32) -> bool,
     unclean_allowed: bool,
+    isr_lost: bool,
 ) -> Election {
-    let live_isr: Vec<i32> = state.isr.iter().copied().filter(|&b| live(b)).collect();
+    let in_sync = |b: i32| !isr_lost && state.isr.contains(&b);
+    let live_isr: Vec<i32> = state
+        .isr
+        .iter()
+        .copied()
+        .filter(|&b| live(b) && in_sync(b))
+        .collect();
     let epoch_for = |leader: i32| {
         if leader == state.leader {
             state.leader_epoch
@@ -56,7 +66,9 @@ pub fn elect_leader(
         };
     }
     if unclean_allowed {
-        if let Some(leader) = state.replicas.iter().copied().find(|&b| live(b)) {
+        // Not a replica whose log is known lost while another may hold more.
+        let candidate = |b: i32| live(b) && !(isr_lost && state.isr.contains(&b));
+        if let Some(leader) = state.replicas.iter().copied().find(|&b| candidate(b)) {
             return Election {
                 leader,
                 isr: vec![leader],
@@ -77,10 +89,15 @@ pub fn elect_leader(
 
 /// Preferred leader election (ElectLeaders, auto leader rebalance): the
 /// first replica takes the lead back when it is live and in sync; `None`
-/// when it already leads or cannot.
-pub fn preferred_election(state: &PartitionState, live: impl Fn(i32) -> bool) -> Option<Election> {
+/// when it already leads or cannot (the ISR lost: `isr_lost`).
+pub fn preferred_election(
+    state: &PartitionState,
+    live: impl Fn(i32) -> bool,
+    isr_lost: bool,
+) -> Option<Election> {
     let preferred = *state.replicas.first()?;
-    if preferred == state.leader || !live(preferred) || !state.isr.contains(&preferred) {
+    if isr_lost || preferred == state.leader || !live(preferred) || !state.isr.contains(&preferred)
+    {
         return None;
     }
     Some(Election {
@@ -124,8 +141,8 @@ pub fn rebalance_elections(
             if !imbalanced(preferred) {
                 continue;
             }
-            if let Some(e) = preferred_election(state, live) {
-                let partition = i32::try_from(partition).expect("partition counts fit i32");
+            let partition = i32::try_from(partition).expect("partition counts fit i32");
+            if let Some(e) = preferred_election(state, live, image.isr_lost(name, partition)) {
                 elections.push((name.clone(), partition, state.partition_epoch, e));
             }
         }
@@ -150,7 +167,7 @@ mod tests {
     #[test]
     fn a_live_leader_stays_and_dead_members_leave_the_isr() {
         let p = partition(&[1, 2, 3], 2, &[1, 2, 3]);
-        let e = elect_leader(&p, |b| b != 3, false);
+        let e = elect_leader(&p, |b| b != 3, false, false);
         assert_eq!((e.leader, e.leader_epoch), (2, 4));
         assert_eq!(e.isr, vec![1, 2]);
     }
@@ -158,7 +175,7 @@ mod tests {
     #[test]
     fn the_first_live_isr_replica_takes_over_with_a_new_epoch() {
         let p = partition(&[1, 2, 3], 1, &[1, 3, 2]);
-        let e = elect_leader(&p, |b| b != 1, false);
+        let e = elect_leader(&p, |b| b != 1, false, false);
         assert_eq!(e.leader, 2, "replica order, not ISR order");
         assert_eq!(e.leader_epoch, 5);
         assert_eq!(e.isr, vec![3, 2]);
@@ -168,11 +185,11 @@ mod tests {
     #[test]
     fn no_live_isr_member_means_offline_unless_unclean() {
         let p = partition(&[1, 2, 3], 1, &[1]);
-        let offline = elect_leader(&p, |b| b != 1, false);
+        let offline = elect_leader(&p, |b| b != 1, false, false);
         assert_eq!(offline.leader, NO_LEADER);
         assert_eq!(offline.isr, vec![1]);
         assert_eq!(offline.leader_epoch, 5);
-        let unclean = elect_leader(&p, |b| b != 1, true);
+        let unclean = elect_leader(&p, |b| b != 1, true, false);
         assert_eq!((unclean.leader, unclean.isr.clone()), (2, vec![2]));
         assert!(unclean.unclean);
     }
@@ -180,14 +197,14 @@ mod tests {
     #[test]
     fn the_preferred_replica_takes_the_lead_back_only_when_in_sync() {
         let p = partition(&[1, 2, 3], 2, &[2, 3, 1]);
-        let e = preferred_election(&p, |_| true).unwrap();
+        let e = preferred_election(&p, |_| true, false).unwrap();
         assert_eq!(
             (e.leader, e.leader_epoch, e.isr.clone()),
             (1, 5, vec![2, 3, 1])
         );
-        assert!(preferred_election(&p, |b| b != 1).is_none());
-        assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true).is_none());
-        assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true).is_none());
+        assert!(preferred_election(&p, |b| b != 1, false).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true, false).is_none());
+        assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true, false).is_none());
     }
 
     #[test]
@@ -235,9 +252,9 @@ mod tests {
     fn an_offline_partition_comes_back_when_an_isr_member_does() {
         let mut p = partition(&[1, 2], NO_LEADER, &[2]);
         p.leader_epoch = 7;
-        let e = elect_leader(&p, |_| true, false);
+        let e = elect_leader(&p, |_| true, false, false);
         assert_eq!((e.leader, e.leader_epoch), (2, 8));
-        let unchanged = elect_leader(&p, |_| false, false);
+        let unchanged = elect_leader(&p, |_| false, false, false);
         assert!(!unchanged.changes(&p));
     }
 }

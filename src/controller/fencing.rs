@@ -91,18 +91,20 @@ fn target(
     image: &ClusterImage,
     leaving: &[i32],
     unclean: bool,
+    isr_lost: bool,
 ) -> Election {
     if !leaving.is_empty() {
         let staying = elect_leader(
             state,
             |b| image.broker_live(b) && !leaving.contains(&b),
             false,
+            isr_lost,
         );
         if staying.leader != NO_LEADER {
             return staying;
         }
     }
-    elect_leader(state, |b| image.broker_live(b), unclean)
+    elect_leader(state, |b| image.broker_live(b), unclean, isr_lost)
 }
 
 /// The ChangePartition records that bring every partition's leader and
@@ -115,7 +117,8 @@ pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> V
             if repairs.len() >= max {
                 return repairs;
             }
-            let election = target(state, image, leaving, unclean);
+            let isr_lost = image.isr_lost(name, partition as i32);
+            let election = target(state, image, leaving, unclean, isr_lost);
             if !election.changes(state) {
                 continue;
             }
@@ -148,7 +151,8 @@ pub fn movable_leaderships(image: &ClusterImage, broker: i32, leaving: &[i32]) -
     let partitions = image.topics.values().flat_map(|t| &t.partitions);
     partitions
         .filter(|p| p.leader == broker)
-        .filter(|p| target(p, image, &gone, false).leader != broker)
+        // A partition it leads has a sound ISR: only a leaderless one's is lost.
+        .filter(|p| target(p, image, &gone, false, false).leader != broker)
         .count()
 }
 

@@ -48,6 +48,12 @@ pub struct ClusterImage {
     /// older snapshots.
     #[serde(default)]
     pub voter_directories: BTreeMap<i32, Uuid>,
+    /// Partitions, by topic, whose last in-sync replica lost its log
+    /// (`MetadataRecord::LastInSyncLost`): no replica may lead them
+    /// cleanly, and an unclean election passes over that one. Last, so
+    /// `BeforeLostIsrs` reads older snapshots.
+    #[serde(default)]
+    pub lost_isrs: BTreeMap<String, std::collections::BTreeSet<i32>>,
 }
 
 /// A partition moving to new replicas (Kafka's adding and removing
@@ -69,6 +75,7 @@ pub struct Reassignment {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeLostIsrs>(data, e))
         .or_else(|e| layout::<BeforeVoterDirectories>(data, e))
         .or_else(|e| layout::<BeforeReassignments>(data, e))
         .or_else(|e| layout::<BeforeIpQuotas>(data, e))
@@ -111,6 +118,19 @@ struct BeforeIpQuotas(
 /// The image before reassignments.
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
+
+/// The image before lost ISRs.
+#[derive(Deserialize)]
+struct BeforeLostIsrs(BeforeVoterDirectories, BTreeMap<i32, Uuid>);
+
+impl From<BeforeLostIsrs> for ClusterImage {
+    fn from(BeforeLostIsrs(older, voter_directories): BeforeLostIsrs) -> ClusterImage {
+        ClusterImage {
+            voter_directories,
+            ..older.into()
+        }
+    }
+}
 
 /// The image before voters' directory ids.
 #[derive(Deserialize)]
@@ -261,5 +281,13 @@ impl ClusterImage {
             .get(&None)
             .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION));
         topic_value.or(default).is_some_and(|v| v == "true")
+    }
+
+    /// Whether the last in-sync replica of `topic`'s `partition` lost its
+    /// log (`lost_isrs`).
+    pub fn isr_lost(&self, topic: &str, partition: i32) -> bool {
+        self.lost_isrs
+            .get(topic)
+            .is_some_and(|l| l.contains(&partition))
     }
 }

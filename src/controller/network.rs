@@ -166,7 +166,7 @@ pub async fn connect(core: &Core, target: i32, addr: &str) -> Result<Stream, Fra
             tracing::warn!(node = target, addr, reason = %why, "refusing controller peer");
             return Err(FrameError::Refused(why));
         }
-        core.peer_directory(target, theirs.directory_id);
+        core.peer_hello(target, &theirs);
         Ok(())
     })
     .await?;
@@ -224,7 +224,7 @@ async fn serve(tcp: TcpStream, peer: SocketAddr, core: &Core) -> Result<(), Fram
         tracing::warn!(%peer, node = hello.node_id, reason = %why, "refusing controller peer");
         return Ok(());
     }
-    core.peer_directory(hello.node_id, hello.directory_id);
+    core.peer_hello(hello.node_id, &hello);
     within(HELLO_TIMEOUT, write_frame(&mut stream, &core.hello())).await?;
     loop {
         let request: Request = match within(IDLE_TIMEOUT, read_frame(&mut stream)).await {

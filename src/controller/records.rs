@@ -139,15 +139,36 @@ pub enum MetadataRecord {
         node: i32,
         directory_id: Uuid,
     },
+    /// Broker `id`, registered as process `incarnation`, came back with
+    /// logs that may be missing records it acknowledged (as `LogsLost`),
+    /// and it is the last in-sync replica of partitions that have others:
+    /// those go offline with their ISR marked lost
+    /// (`ClusterImage::lost_isrs`), so that it cannot lead them again
+    /// cleanly on an empty log and make the other replicas truncate what
+    /// they hold. Only an unclean election (of another replica) brings one
+    /// back, as Kafka leaves such a partition leaderless until an unclean
+    /// recovery (KIP-966). Level 2; last, so older log entries keep their
+    /// variant numbers.
+    LastInSyncLost {
+        id: i32,
+        incarnation: Uuid,
+    },
 }
 
+/// The newest level of record kinds this version reads: 1 brought
+/// `LogsLost` and `VoterDirectory`, 2 `LastInSyncLost`. Peers say theirs in
+/// their hello.
+pub const RECORD_LEVEL: u16 = 2;
+
 impl MetadataRecord {
-    /// The name of a record kind newer nodes only read (`None`: every
-    /// version reads it); proposed only once every member runs one.
-    pub fn newer_kind(&self) -> Option<&'static str> {
+    /// The name and level of a record kind newer nodes only read (`None`:
+    /// every version reads it); proposed only once every member reads that
+    /// level.
+    pub fn newer_kind(&self) -> Option<(&'static str, u16)> {
         match self {
-            MetadataRecord::LogsLost { .. } => Some("LogsLost"),
-            MetadataRecord::VoterDirectory { .. } => Some("VoterDirectory"),
+            MetadataRecord::LogsLost { .. } => Some(("LogsLost", 1)),
+            MetadataRecord::VoterDirectory { .. } => Some(("VoterDirectory", 1)),
+            MetadataRecord::LastInSyncLost { .. } => Some(("LastInSyncLost", 2)),
             _ => None,
         }
     }
@@ -293,6 +314,7 @@ pub fn apply(
                 .ok_or_else(|| RecordError::UnknownTopic(name.clone()))?;
             image.topic_ids.remove(&topic.id);
             image.reassignments.remove(name);
+            image.lost_isrs.remove(name);
             Ok(RecordOutcome::Applied)
         }
         R::CreatePartitions { topic, assignments } => create_partitions(image, topic, assignments),
@@ -348,6 +370,7 @@ pub fn apply(
         } => reassignment::cancel(image, topic, *partition),
         R::UnregisterBroker { id } => unregister_broker(image, *id),
         R::LogsLost { id, incarnation } => logs_lost(image, *id, *incarnation),
+        R::LastInSyncLost { id, incarnation } => last_in_sync_lost(image, *id, *incarnation),
         R::VoterDirectory { node, directory_id } => {
             Ok(voter_directory(image, *node, *directory_id))
         }
@@ -393,11 +416,9 @@ fn voter_directory(image: &mut ClusterImage, node: i32, directory_id: Uuid) -> R
     }
 }
 
-fn logs_lost(
-    image: &mut ClusterImage,
-    id: i32,
-    incarnation: Uuid,
-) -> Result<RecordOutcome, RecordError> {
+/// Refuses a record about broker `id` from another incarnation than its
+/// registered one.
+fn check_incarnation(image: &ClusterImage, id: i32, incarnation: Uuid) -> Result<(), RecordError> {
     let broker = image
         .brokers
         .get(&id)
@@ -405,6 +426,15 @@ fn logs_lost(
     if broker.incarnation != incarnation {
         return Err(RecordError::StaleIncarnation(id));
     }
+    Ok(())
+}
+
+fn logs_lost(
+    image: &mut ClusterImage,
+    id: i32,
+    incarnation: Uuid,
+) -> Result<RecordOutcome, RecordError> {
+    check_incarnation(image, id, incarnation)?;
     let live: BTreeSet<i32> = image
         .live_brokers()
         .map(|b| b.id)
@@ -427,6 +457,34 @@ fn logs_lost(
         state.partition_epoch += 1;
         debug_assert!(!state.isr.is_empty() && !state.isr.contains(&id));
         outcome = RecordOutcome::Applied;
+    }
+    Ok(outcome)
+}
+
+fn last_in_sync_lost(
+    image: &mut ClusterImage,
+    id: i32,
+    incarnation: Uuid,
+) -> Result<RecordOutcome, RecordError> {
+    check_incarnation(image, id, incarnation)?;
+    let mut outcome = RecordOutcome::Unchanged;
+    for (name, topic) in &mut image.topics {
+        for (partition, state) in topic.partitions.iter_mut().enumerate() {
+            if state.isr != [id] || state.replicas.len() < 2 {
+                continue;
+            }
+            let partition = i32::try_from(partition).expect("partition counts fit i32");
+            let lost = image.lost_isrs.entry(name.clone()).or_default();
+            if !lost.insert(partition) {
+                continue;
+            }
+            if state.leader != NO_LEADER {
+                state.leader = NO_LEADER;
+                state.leader_epoch += 1;
+            }
+            state.partition_epoch += 1;
+            outcome = RecordOutcome::Applied;
+        }
     }
     Ok(outcome)
 }
@@ -710,6 +768,9 @@ fn change_partition(
     state.isr = change.isr.to_vec();
     state.leader_epoch = change.leader_epoch;
     state.partition_epoch += 1;
+    // Only an election that knew the ISR was lost changes such a
+    // partition (an unclean one): its new ISR is sound again.
+    forget_lost_isr(image, topic, partition);
     // The ISR change that brings the last target replica in completes a
     // reassignment.
     reassignment::try_complete(image, topic, partition);
@@ -761,6 +822,16 @@ fn check_joiners(
             "broker {b} is fenced and cannot join the ISR"
         ))),
         None => Ok(()),
+    }
+}
+
+fn forget_lost_isr(image: &mut ClusterImage, topic: &str, partition: i32) {
+    if let Some(lost) = image.lost_isrs.get_mut(topic) {
+        lost.remove(&partition);
+        // No empty entries, so equal marks mean equal images.
+        if lost.is_empty() {
+            image.lost_isrs.remove(topic);
+        }
     }
 }
 

@@ -28,9 +28,13 @@ pub struct Hello {
     /// The sender's metadata log directory id (`directories`); nil from a
     /// node older than directory ids.
     pub directory_id: Uuid,
+    /// The newest kind of metadata record the sender reads
+    /// (`records::RECORD_LEVEL`): a record of a newer level is proposed
+    /// only once every member reads it.
+    pub record_level: u16,
 }
 
-/// A hello from before directory ids: the same fields less the last one.
+/// A hello from before directory ids.
 #[derive(Deserialize)]
 struct HelloWithoutDirectory {
     version: u16,
@@ -38,20 +42,42 @@ struct HelloWithoutDirectory {
     cluster_id: String,
 }
 
+/// A hello from before record levels: its sender reads level 1's records
+/// (directory ids came with them).
+#[derive(Deserialize)]
+struct HelloWithoutLevel {
+    version: u16,
+    node_id: i32,
+    cluster_id: String,
+    directory_id: Uuid,
+}
+
 impl Hello {
-    /// A hello of either layout (postcard reads a struct's fields back to
+    /// A hello of any layout (postcard reads a struct's fields back to
     /// back, so a missing last field fails the newer one; an older node
     /// reading this one ignores the bytes past what it knows).
     pub fn decode(body: &[u8]) -> Result<Hello, postcard::Error> {
-        postcard::from_bytes(body).or_else(|newest| {
-            let old: HelloWithoutDirectory = postcard::from_bytes(body).map_err(|_| newest)?;
-            Ok(Hello {
-                version: old.version,
-                node_id: old.node_id,
-                cluster_id: old.cluster_id,
-                directory_id: Uuid::nil(),
+        postcard::from_bytes(body)
+            .or_else(|newest| {
+                let old: HelloWithoutLevel = postcard::from_bytes(body).map_err(|_| newest)?;
+                Ok(Hello {
+                    version: old.version,
+                    node_id: old.node_id,
+                    cluster_id: old.cluster_id,
+                    directory_id: old.directory_id,
+                    record_level: 1,
+                })
             })
-        })
+            .or_else(|newest: postcard::Error| {
+                let old: HelloWithoutDirectory = postcard::from_bytes(body).map_err(|_| newest)?;
+                Ok(Hello {
+                    version: old.version,
+                    node_id: old.node_id,
+                    cluster_id: old.cluster_id,
+                    directory_id: Uuid::nil(),
+                    record_level: 0,
+                })
+            })
     }
 }
 
@@ -137,18 +163,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hellos_of_both_layouts_decode() {
+    fn hellos_of_every_layout_decode() {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             node_id: 3,
             cluster_id: "c".into(),
             directory_id: Uuid::from_u128(9),
+            record_level: 7,
         };
         let bytes = postcard::to_allocvec(&hello).unwrap();
         assert_eq!(Hello::decode(&bytes).unwrap(), hello);
+        let before_levels =
+            postcard::to_allocvec(&(PROTOCOL_VERSION, 3i32, "c", Uuid::from_u128(9))).unwrap();
+        let decoded = Hello::decode(&before_levels).unwrap();
+        assert_eq!(
+            (decoded.directory_id, decoded.record_level),
+            (Uuid::from_u128(9), 1)
+        );
         let old = postcard::to_allocvec(&(PROTOCOL_VERSION, 3i32, "c")).unwrap();
         let decoded = Hello::decode(&old).unwrap();
-        assert_eq!((decoded.node_id, decoded.directory_id), (3, Uuid::nil()));
+        assert_eq!(
+            (decoded.node_id, decoded.directory_id, decoded.record_level),
+            (3, Uuid::nil(), 0)
+        );
         assert!(Hello::decode(&bytes[..2]).is_err());
     }
 }

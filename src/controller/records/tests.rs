@@ -388,7 +388,22 @@ fn images_of_every_older_layout_decode() {
             removing: vec![1],
         },
     );
+    image.lost_isrs.entry("t".into()).or_default().insert(0);
     let mut expected = image.clone();
+    expected.lost_isrs = Default::default();
+    let before_lost_isrs = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+        &image.reassignments,
+        &image.voter_directories,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_lost_isrs).unwrap()),
+        expected
+    );
     expected.voter_directories = Default::default();
     let before_voter_directories = (
         first,
@@ -723,4 +738,89 @@ fn a_broker_that_lost_its_logs_leaves_its_isrs() {
     // No live in-sync replica is left to lead: offline.
     assert_eq!((after[3].leader, &after[3].isr[..]), (NO_LEADER, &[3][..]));
     assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Unchanged));
+}
+
+/// A broker back on an empty disk that was the last in-sync replica of a
+/// partition with other replicas: the partition goes offline with its ISR
+/// marked lost (only its current process may say so); an ISR it shares,
+/// or a partition it alone holds, is not this record's. Elections then
+/// pass over it: no clean leader, no preferred one, and an unclean one
+/// picks another replica; the ChangePartition of that election clears the
+/// mark, as deleting the topic does.
+#[test]
+fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
+    use crate::controller::election::{elect_leader, preferred_election};
+    let mut image = cluster();
+    let assignments = vec![vec![1, 2, 3], vec![1, 2, 3], vec![2, 1, 3]];
+    assert_eq!(
+        apply(&mut image, &create("t", 9, assignments)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(
+        apply(&mut image, &create("solo", 10, vec![vec![1]])),
+        Ok(RecordOutcome::Applied)
+    );
+    let set = |image: &mut ClusterImage, p: usize, leader: i32, isr: &[i32]| {
+        let state = &mut image.topics.get_mut("t").unwrap().partitions[p];
+        state.leader = leader;
+        state.isr = isr.to_vec();
+    };
+    set(&mut image, 0, 1, &[1]);
+    set(&mut image, 1, NO_LEADER, &[1]);
+    set(&mut image, 2, 2, &[2, 1]);
+    let before = image.topics["t"].partitions.clone();
+    let solo_before = image.topics["solo"].partitions.clone();
+    let stale = MetadataRecord::LastInSyncLost {
+        id: 1,
+        incarnation: uuid(999),
+    };
+    assert_eq!(
+        apply(&mut image, &stale),
+        Err(RecordError::StaleIncarnation(1))
+    );
+    let lost = MetadataRecord::LastInSyncLost {
+        id: 1,
+        incarnation: uuid(1),
+    };
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Applied));
+    let after = image.topics["t"].partitions.clone();
+    assert_eq!((after[0].leader, &after[0].isr[..]), (NO_LEADER, &[1][..]));
+    assert_eq!(after[0].leader_epoch, before[0].leader_epoch + 1);
+    assert_eq!(after[0].partition_epoch, before[0].partition_epoch + 1);
+    assert_eq!(after[1].leader_epoch, before[1].leader_epoch, "was offline");
+    assert_eq!(after[1].partition_epoch, before[1].partition_epoch + 1);
+    assert_eq!(after[2], before[2], "a shared ISR is LogsLost's");
+    assert_eq!(
+        image.topics["solo"].partitions, solo_before,
+        "no other copy"
+    );
+    assert!(image.isr_lost("t", 0) && image.isr_lost("t", 1) && !image.isr_lost("t", 2));
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Unchanged));
+
+    let live = |_: i32| true;
+    let p0 = &after[0];
+    let clean = elect_leader(p0, live, false, true);
+    assert!(!clean.changes(p0), "no clean leader: {clean:?}");
+    assert_eq!(preferred_election(p0, live, true), None);
+    let unclean = elect_leader(p0, live, true, true);
+    assert_eq!((unclean.leader, &unclean.isr[..]), (2, &[2][..]));
+    assert!(unclean.unclean);
+    assert_eq!(
+        elect_leader(p0, |b| b == 1, true, true).leader,
+        NO_LEADER,
+        "never the replica that lost its log"
+    );
+    let elected = MetadataRecord::ChangePartition {
+        topic: "t".into(),
+        partition: 0,
+        leader: unclean.leader,
+        isr: unclean.isr,
+        leader_epoch: unclean.leader_epoch,
+        partition_epoch: p0.partition_epoch,
+    };
+    assert_eq!(apply(&mut image, &elected), Ok(RecordOutcome::Applied));
+    assert!(!image.isr_lost("t", 0) && image.isr_lost("t", 1));
+    let delete = MetadataRecord::DeleteTopic { name: "t".into() };
+    assert_eq!(apply(&mut image, &delete), Ok(RecordOutcome::Applied));
+    assert!(image.lost_isrs.is_empty());
 }
