@@ -284,10 +284,20 @@ impl ClusterImage {
     }
 
     /// Whether the last in-sync replica of `topic`'s `partition` lost its
-    /// log (`lost_isrs`).
+    /// log (`lost_isrs`) while another replica that may hold more is
+    /// still registered. Once an operator has unregistered every other
+    /// (gone for good), the emptied one may lead again.
     pub fn isr_lost(&self, topic: &str, partition: i32) -> bool {
-        self.lost_isrs
+        let marked = self
+            .lost_isrs
             .get(topic)
-            .is_some_and(|l| l.contains(&partition))
+            .is_some_and(|l| l.contains(&partition));
+        marked
+            && self.partition(topic, partition).is_some_and(|state| {
+                state
+                    .replicas
+                    .iter()
+                    .any(|r| !state.isr.contains(r) && self.brokers.contains_key(r))
+            })
     }
 }

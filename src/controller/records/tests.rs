@@ -796,6 +796,15 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
     );
     assert!(image.isr_lost("t", 0) && image.isr_lost("t", 1) && !image.isr_lost("t", 2));
     assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Unchanged));
+    // With every other replica unregistered (gone for good), nothing
+    // better is left: the emptied one may lead.
+    let mut gone = image.clone();
+    for id in [2, 3] {
+        gone.brokers.get_mut(&id).unwrap().fenced = true;
+        let unregister = MetadataRecord::UnregisterBroker { id };
+        assert_eq!(apply(&mut gone, &unregister), Ok(RecordOutcome::Applied));
+    }
+    assert!(!gone.isr_lost("t", 0));
 
     let live = |_: i32| true;
     let p0 = &after[0];
