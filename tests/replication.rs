@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, PartitionView, WAIT};
+use common::cluster::{Cluster, LearnerListen, PartitionView, WAIT};
 use common::raw::{err, RawClient};
 use common::*;
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -1305,6 +1305,62 @@ fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
         v.isr.len() == 2
     });
     cluster.wait_logs_identical(TOPIC, 0, &[last, other]);
+}
+
+/// An unclean election elects the replica that left the ISR last, which
+/// holds every record acknowledged before it left, not the first live one
+/// in the replica order (which left earlier and holds less): Kafka's
+/// unclean recovery picks the longest log the same way (KIP-966). One
+/// voter and three broker-only nodes, so the quorum outlives all three
+/// replicas going down.
+#[test]
+fn an_unclean_election_elects_the_last_replica_out_of_the_isr() {
+    const TOPIC: &str = "repl-last-out";
+    let mut cluster = Cluster::start_mixed(1, 3, LearnerListen::Fixed, &[]);
+    let (first, early, late) = (2, 4, 3);
+    cluster.create_topic(&NewTopic::new(
+        TOPIC,
+        1,
+        TopicReplication::Variable(&[&[first, early, late]]),
+    ));
+    cluster.wait_view(TOPIC, 0, "all in sync", |v| v.isr == [2, 3, 4]);
+    cluster.kill9(early);
+    cluster.wait_view(TOPIC, 0, "the early one out", |v| v.isr == [first, late]);
+    let held: Vec<String> = (0..100).map(|i| format!("a-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &held);
+    cluster.wait_logs_identical(TOPIC, 0, &[first, late]);
+    cluster.kill9(late);
+    cluster.wait_view(TOPIC, 0, "the late one out", |v| v.isr == [first]);
+    let only_on_first: Vec<String> = (0..50).map(|i| format!("b-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &only_on_first);
+    cluster.kill9(first);
+    cluster.wait_view(TOPIC, 0, "offline", |v| v.leader == -1);
+    cluster.start_again(early);
+    cluster.start_again(late);
+    cluster.wait_metadata(1, "both back and unfenced", |m| {
+        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.contains(&early) && ids.contains(&late)
+    });
+
+    let admin = admin(&cluster.bootstrap());
+    let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(TOPIC))
+        .set("unclean.leader.election.enable", "true");
+    let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
+        .expect("AlterConfigs");
+    assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
+    let view = cluster.wait_view(TOPIC, 0, "a leader", |v| v.leader > 0);
+    assert_eq!(view.leader, late, "the last out of the ISR: {view:?}");
+    let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
+    assert_eq!(
+        values, held,
+        "every record acknowledged while it was in sync"
+    );
+
+    // The first replica comes back, truncates what only it took, follows.
+    cluster.start_again(first);
+    cluster.wait_view(TOPIC, 0, "all in sync again", |v| v.isr == [2, 3, 4]);
+    cluster.wait_logs_identical(TOPIC, 0, &[first, early, late]);
 }
 
 /// Kills a follower that is first in the replica order, changes its data

@@ -1,9 +1,10 @@
 //! Leader election for one partition, as Kafka's controller does it: keep
 //! a live leader; else the first replica (in preference order) that is in
 //! the ISR and live; else, only if unclean election is allowed, the first
-//! live replica at all (its missing data is lost); else offline. An ISR
-//! whose last member lost its log (`ClusterImage::lost_isrs`) elects no
-//! one cleanly, and an unclean election passes over that member. Pure.
+//! live replica at all, the one that left the ISR last first (its missing
+//! data is lost); else offline. An ISR whose last member lost its log
+//! (`ClusterImage::lost_isrs`) elects no one cleanly, and an unclean
+//! election passes over that member. Pure.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +27,24 @@ impl Election {
     }
 }
 
-/// `live(b)`: broker b is registered and unfenced; `isr_lost`: the ISR's
-/// last member lost its log.
+/// What an election goes by besides the partition's state
+/// (`ClusterImage::past`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Past<'a> {
+    /// The ISR's last member lost its log.
+    pub isr_lost: bool,
+    /// Replicas out of the ISR, in the order they left it.
+    pub departures: &'a [i32],
+}
+
+/// `live(b)`: broker b is registered and unfenced.
 pub fn elect_leader(
     state: &PartitionState,
     live: impl Fn(i32) -> bool,
     unclean_allowed: bool,
-    isr_lost: bool,
+    past: Past<'_>,
 ) -> Election {
+    let isr_lost = past.isr_lost;
     let in_sync = |b: i32| !isr_lost && state.isr.contains(&b);
     let live_isr: Vec<i32> = state
         .isr
@@ -68,7 +79,14 @@ pub fn elect_leader(
     if unclean_allowed {
         // Not a replica whose log is known lost while another may hold more.
         let candidate = |b: i32| live(b) && !(isr_lost && state.isr.contains(&b));
-        if let Some(leader) = state.replicas.iter().copied().find(|&b| candidate(b)) {
+        // The last to leave the ISR holds what every earlier one held and
+        // more; then the replica order.
+        let departed = past.departures.iter().rev().copied();
+        let chosen = departed
+            .filter(|b| state.replicas.contains(b))
+            .chain(state.replicas.iter().copied())
+            .find(|&b| candidate(b));
+        if let Some(leader) = chosen {
             return Election {
                 leader,
                 isr: vec![leader],
@@ -93,10 +111,13 @@ pub fn elect_leader(
 pub fn preferred_election(
     state: &PartitionState,
     live: impl Fn(i32) -> bool,
-    isr_lost: bool,
+    past: Past<'_>,
 ) -> Option<Election> {
     let preferred = *state.replicas.first()?;
-    if isr_lost || preferred == state.leader || !live(preferred) || !state.isr.contains(&preferred)
+    if past.isr_lost
+        || preferred == state.leader
+        || !live(preferred)
+        || !state.isr.contains(&preferred)
     {
         return None;
     }
@@ -142,7 +163,7 @@ pub fn rebalance_elections(
                 continue;
             }
             let partition = i32::try_from(partition).expect("partition counts fit i32");
-            if let Some(e) = preferred_election(state, live, image.isr_lost(name, partition)) {
+            if let Some(e) = preferred_election(state, live, image.past(name, partition)) {
                 elections.push((name.clone(), partition, state.partition_epoch, e));
             }
         }
@@ -167,7 +188,7 @@ mod tests {
     #[test]
     fn a_live_leader_stays_and_dead_members_leave_the_isr() {
         let p = partition(&[1, 2, 3], 2, &[1, 2, 3]);
-        let e = elect_leader(&p, |b| b != 3, false, false);
+        let e = elect_leader(&p, |b| b != 3, false, Past::default());
         assert_eq!((e.leader, e.leader_epoch), (2, 4));
         assert_eq!(e.isr, vec![1, 2]);
     }
@@ -175,7 +196,7 @@ mod tests {
     #[test]
     fn the_first_live_isr_replica_takes_over_with_a_new_epoch() {
         let p = partition(&[1, 2, 3], 1, &[1, 3, 2]);
-        let e = elect_leader(&p, |b| b != 1, false, false);
+        let e = elect_leader(&p, |b| b != 1, false, Past::default());
         assert_eq!(e.leader, 2, "replica order, not ISR order");
         assert_eq!(e.leader_epoch, 5);
         assert_eq!(e.isr, vec![3, 2]);
@@ -185,26 +206,55 @@ mod tests {
     #[test]
     fn no_live_isr_member_means_offline_unless_unclean() {
         let p = partition(&[1, 2, 3], 1, &[1]);
-        let offline = elect_leader(&p, |b| b != 1, false, false);
+        let offline = elect_leader(&p, |b| b != 1, false, Past::default());
         assert_eq!(offline.leader, NO_LEADER);
         assert_eq!(offline.isr, vec![1]);
         assert_eq!(offline.leader_epoch, 5);
-        let unclean = elect_leader(&p, |b| b != 1, true, false);
+        let unclean = elect_leader(&p, |b| b != 1, true, Past::default());
         assert_eq!((unclean.leader, unclean.isr.clone()), (2, vec![2]));
         assert!(unclean.unclean);
+    }
+
+    /// The replica that left the ISR last holds every record acknowledged
+    /// before it left: an unclean election takes it before the replica
+    /// order, and passes over a lost ISR's member.
+    #[test]
+    fn an_unclean_election_prefers_the_last_to_leave_the_isr() {
+        let p = partition(&[1, 2, 3], NO_LEADER, &[1]);
+        let past = Past {
+            isr_lost: false,
+            departures: &[2, 3],
+        };
+        let e = elect_leader(&p, |b| b != 1, true, past);
+        assert_eq!((e.leader, &e.isr[..]), (3, &[3][..]));
+        let e = elect_leader(&p, |b| b == 2, true, past);
+        assert_eq!(e.leader, 2, "the next one back in the list");
+        let e = elect_leader(&p, |b| b != 1, true, Past::default());
+        assert_eq!(e.leader, 2, "nothing known: the replica order");
+        let lost = Past {
+            isr_lost: true,
+            departures: &[],
+        };
+        assert_eq!(elect_leader(&p, |_| true, true, lost).leader, 2);
+        assert_eq!(elect_leader(&p, |b| b == 1, true, lost).leader, NO_LEADER);
     }
 
     #[test]
     fn the_preferred_replica_takes_the_lead_back_only_when_in_sync() {
         let p = partition(&[1, 2, 3], 2, &[2, 3, 1]);
-        let e = preferred_election(&p, |_| true, false).unwrap();
+        let e = preferred_election(&p, |_| true, Past::default()).unwrap();
         assert_eq!(
             (e.leader, e.leader_epoch, e.isr.clone()),
             (1, 5, vec![2, 3, 1])
         );
-        assert!(preferred_election(&p, |b| b != 1, false).is_none());
-        assert!(preferred_election(&partition(&[1, 2], 2, &[2]), |_| true, false).is_none());
-        assert!(preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true, false).is_none());
+        assert!(preferred_election(&p, |b| b != 1, Past::default()).is_none());
+        assert!(
+            preferred_election(&partition(&[1, 2], 2, &[2]), |_| true, Past::default()).is_none()
+        );
+        assert!(
+            preferred_election(&partition(&[1, 2], 1, &[1, 2]), |_| true, Past::default())
+                .is_none()
+        );
     }
 
     #[test]
@@ -252,9 +302,9 @@ mod tests {
     fn an_offline_partition_comes_back_when_an_isr_member_does() {
         let mut p = partition(&[1, 2], NO_LEADER, &[2]);
         p.leader_epoch = 7;
-        let e = elect_leader(&p, |_| true, false, false);
+        let e = elect_leader(&p, |_| true, false, Past::default());
         assert_eq!((e.leader, e.leader_epoch), (2, 8));
-        let unchanged = elect_leader(&p, |_| false, false, false);
+        let unchanged = elect_leader(&p, |_| false, false, Past::default());
         assert!(!unchanged.changes(&p));
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::driver::Core;
-use super::election::{elect_leader, Election};
+use super::election::{elect_leader, Election, Past};
 use super::image::{ClusterImage, PartitionState, NO_LEADER};
 use super::records::MetadataRecord;
 
@@ -91,20 +91,20 @@ fn target(
     image: &ClusterImage,
     leaving: &[i32],
     unclean: bool,
-    isr_lost: bool,
+    past: Past<'_>,
 ) -> Election {
     if !leaving.is_empty() {
         let staying = elect_leader(
             state,
             |b| image.broker_live(b) && !leaving.contains(&b),
             false,
-            isr_lost,
+            past,
         );
         if staying.leader != NO_LEADER {
             return staying;
         }
     }
-    elect_leader(state, |b| image.broker_live(b), unclean, isr_lost)
+    elect_leader(state, |b| image.broker_live(b), unclean, past)
 }
 
 /// The ChangePartition records that bring every partition's leader and
@@ -117,8 +117,8 @@ pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> V
             if repairs.len() >= max {
                 return repairs;
             }
-            let isr_lost = image.isr_lost(name, partition as i32);
-            let election = target(state, image, leaving, unclean, isr_lost);
+            let past = image.past(name, partition as i32);
+            let election = target(state, image, leaving, unclean, past);
             if !election.changes(state) {
                 continue;
             }
@@ -152,7 +152,7 @@ pub fn movable_leaderships(image: &ClusterImage, broker: i32, leaving: &[i32]) -
     partitions
         .filter(|p| p.leader == broker)
         // A partition it leads has a sound ISR: only a leaderless one's is lost.
-        .filter(|p| target(p, image, &gone, false, false).leader != broker)
+        .filter(|p| target(p, image, &gone, false, Past::default()).leader != broker)
         .count()
 }
 

@@ -54,6 +54,14 @@ pub struct ClusterImage {
     /// `BeforeLostIsrs` reads older snapshots.
     #[serde(default)]
     pub lost_isrs: BTreeMap<String, std::collections::BTreeSet<i32>>,
+    /// By topic and partition, the replicas out of the ISR in the order
+    /// they left it (the last left last): one that left later holds every
+    /// record acknowledged before it left, so an unclean election prefers
+    /// it (Kafka's unclean recovery prefers the longest log, KIP-966). A
+    /// replica whose log was lost is not listed. With `lost_isrs`, last,
+    /// so `BeforeLostIsrs` reads older snapshots.
+    #[serde(default)]
+    pub isr_departures: BTreeMap<String, BTreeMap<i32, Vec<i32>>>,
 }
 
 /// A partition moving to new replicas (Kafka's adding and removing
@@ -119,7 +127,7 @@ struct BeforeIpQuotas(
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
 
-/// The image before lost ISRs.
+/// The image before lost ISRs and ISR departures (they came in together).
 #[derive(Deserialize)]
 struct BeforeLostIsrs(BeforeVoterDirectories, BTreeMap<i32, Uuid>);
 
@@ -281,6 +289,18 @@ impl ClusterImage {
             .get(&None)
             .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION));
         topic_value.or(default).is_some_and(|v| v == "true")
+    }
+
+    /// What elections of `topic`'s `partition` go by besides its state.
+    pub fn past(&self, topic: &str, partition: i32) -> super::election::Past<'_> {
+        super::election::Past {
+            isr_lost: self.isr_lost(topic, partition),
+            departures: self
+                .isr_departures
+                .get(topic)
+                .and_then(|t| t.get(&partition))
+                .map_or(&[], Vec::as_slice),
+        }
     }
 
     /// Whether the last in-sync replica of `topic`'s `partition` lost its

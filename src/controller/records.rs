@@ -315,6 +315,7 @@ pub fn apply(
             image.topic_ids.remove(&topic.id);
             image.reassignments.remove(name);
             image.lost_isrs.remove(name);
+            image.isr_departures.remove(name);
             Ok(RecordOutcome::Applied)
         }
         R::CreatePartitions { topic, assignments } => create_partitions(image, topic, assignments),
@@ -757,6 +758,7 @@ fn change_partition(
         .ok_or_else(unknown)?;
     check_change(current, &change)?;
     check_joiners(image, current, &change)?;
+    let (old_isr, replicas) = (current.isr.clone(), current.replicas.clone());
     let state = image
         .topics
         .get_mut(topic)
@@ -771,6 +773,7 @@ fn change_partition(
     // Only an election that knew the ISR was lost changes such a
     // partition (an unclean one): its new ISR is sound again.
     forget_lost_isr(image, topic, partition);
+    note_departures(image, topic, partition, &replicas, (&old_isr, change.isr));
     // The ISR change that brings the last target replica in completes a
     // reassignment.
     reassignment::try_complete(image, topic, partition);
@@ -822,6 +825,38 @@ fn check_joiners(
             "broker {b} is fenced and cannot join the ISR"
         ))),
         None => Ok(()),
+    }
+}
+
+/// Keeps `ClusterImage::isr_departures`: who left the ISR goes last, who
+/// joined it or is no longer a replica leaves the list.
+fn note_departures(
+    image: &mut ClusterImage,
+    topic: &str,
+    partition: i32,
+    replicas: &[i32],
+    (old_isr, new_isr): (&[i32], &[i32]),
+) {
+    let departures = image
+        .isr_departures
+        .entry(topic.to_string())
+        .or_default()
+        .entry(partition)
+        .or_default();
+    departures.retain(|b| !new_isr.contains(b) && replicas.contains(b));
+    for left in old_isr.iter().filter(|b| !new_isr.contains(b)) {
+        departures.retain(|b| b != left);
+        departures.push(*left);
+    }
+    // Each replica at most once: bounded by the replica count.
+    debug_assert!(departures.len() <= REPLICAS_MAX);
+    // No empty entries, so equal departures mean equal images.
+    if departures.is_empty() {
+        let by_partition = image.isr_departures.get_mut(topic).expect("entered above");
+        by_partition.remove(&partition);
+        if by_partition.is_empty() {
+            image.isr_departures.remove(topic);
+        }
     }
 }
 

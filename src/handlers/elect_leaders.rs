@@ -101,8 +101,8 @@ async fn elect(
     let Some(state) = image.partition(topic, partition) else {
         return (ResponseError::UnknownTopicOrPartition.code(), None);
     };
-    let isr_lost = image.isr_lost(topic, partition);
-    let election = match choose(&image, state, election_type, isr_lost) {
+    let past = image.past(topic, partition);
+    let election = match choose(&image, state, election_type, past) {
         Ok(e) => e,
         Err(refusal) => return refusal,
     };
@@ -125,7 +125,7 @@ fn choose(
     image: &ClusterImage,
     state: &PartitionState,
     election_type: i8,
-    isr_lost: bool,
+    past: crate::controller::election::Past<'_>,
 ) -> Result<Election, (i16, Option<String>)> {
     let live = |b: i32| image.broker_live(b);
     if election_type == PREFERRED {
@@ -133,7 +133,7 @@ fn choose(
         if state.leader == preferred {
             return Err((ResponseError::ElectionNotNeeded.code(), None));
         }
-        return preferred_election(state, live, isr_lost).ok_or((
+        return preferred_election(state, live, past).ok_or((
             ResponseError::PreferredLeaderNotAvailable.code(),
             Some(format!("replica {preferred} is not live and in sync")),
         ));
@@ -141,7 +141,7 @@ fn choose(
     if live(state.leader) {
         return Err((ResponseError::ElectionNotNeeded.code(), None));
     }
-    let election = elect_leader(state, live, true, isr_lost);
+    let election = elect_leader(state, live, true, past);
     if election.leader < 0 {
         return Err((
             ResponseError::EligibleLeadersNotAvailable.code(),

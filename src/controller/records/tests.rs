@@ -808,14 +808,16 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
 
     let live = |_: i32| true;
     let p0 = &after[0];
-    let clean = elect_leader(p0, live, false, true);
+    let past = image.past("t", 0);
+    assert!(past.isr_lost);
+    let clean = elect_leader(p0, live, false, past);
     assert!(!clean.changes(p0), "no clean leader: {clean:?}");
-    assert_eq!(preferred_election(p0, live, true), None);
-    let unclean = elect_leader(p0, live, true, true);
+    assert_eq!(preferred_election(p0, live, past), None);
+    let unclean = elect_leader(p0, live, true, past);
     assert_eq!((unclean.leader, &unclean.isr[..]), (2, &[2][..]));
     assert!(unclean.unclean);
     assert_eq!(
-        elect_leader(p0, |b| b == 1, true, true).leader,
+        elect_leader(p0, |b| b == 1, true, past).leader,
         NO_LEADER,
         "never the replica that lost its log"
     );
@@ -832,4 +834,43 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
     let delete = MetadataRecord::DeleteTopic { name: "t".into() };
     assert_eq!(apply(&mut image, &delete), Ok(RecordOutcome::Applied));
     assert!(image.lost_isrs.is_empty());
+}
+
+/// ISR changes keep the order replicas left the ISR in: who leaves goes
+/// last, who rejoins leaves the list, and an emptied list is no entry.
+#[test]
+fn isr_departures_follow_isr_changes() {
+    let mut image = cluster();
+    assert_eq!(
+        apply(&mut image, &create("t", 9, vec![vec![1, 2, 3]])),
+        Ok(RecordOutcome::Applied)
+    );
+    let departures = |image: &ClusterImage| image.past("t", 0).departures.to_vec();
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 2], 0, 0)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(departures(&image), [3]);
+    assert_eq!(
+        apply(&mut image, &change(1, &[1], 0, 1)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(departures(&image), [3, 2]);
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 3], 0, 2)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(departures(&image), [2]);
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 3, 2], 0, 3)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert!(image.isr_departures.is_empty());
+    assert_eq!(
+        apply(&mut image, &change(1, &[1, 2], 0, 4)),
+        Ok(RecordOutcome::Applied)
+    );
+    let delete = MetadataRecord::DeleteTopic { name: "t".into() };
+    assert_eq!(apply(&mut image, &delete), Ok(RecordOutcome::Applied));
+    assert!(image.isr_departures.is_empty());
 }
