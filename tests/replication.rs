@@ -1310,57 +1310,86 @@ fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
 /// An unclean election elects the replica that left the ISR last, which
 /// holds every record acknowledged before it left, not the first live one
 /// in the replica order (which left earlier and holds less): Kafka's
-/// unclean recovery picks the longest log the same way (KIP-966). One
-/// voter and three broker-only nodes, so the quorum outlives all three
-/// replicas going down.
+/// unclean recovery picks the longest log the same way (KIP-966).
 #[test]
 fn an_unclean_election_elects_the_last_replica_out_of_the_isr() {
     const TOPIC: &str = "repl-last-out";
-    let mut cluster = Cluster::start_mixed(1, 3, LearnerListen::Fixed, &[]);
-    let (first, early, late) = (2, 4, 3);
-    cluster.create_topic(&NewTopic::new(
-        TOPIC,
-        1,
-        TopicReplication::Variable(&[&[first, early, late]]),
-    ));
-    cluster.wait_view(TOPIC, 0, "all in sync", |v| v.isr == [2, 3, 4]);
-    cluster.kill9(early);
-    cluster.wait_view(TOPIC, 0, "the early one out", |v| v.isr == [first, late]);
-    let held: Vec<String> = (0..100).map(|i| format!("a-{i}")).collect();
-    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &held);
-    cluster.wait_logs_identical(TOPIC, 0, &[first, late]);
-    cluster.kill9(late);
-    cluster.wait_view(TOPIC, 0, "the late one out", |v| v.isr == [first]);
-    let only_on_first: Vec<String> = (0..50).map(|i| format!("b-{i}")).collect();
-    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &only_on_first);
-    cluster.kill9(first);
-    cluster.wait_view(TOPIC, 0, "offline", |v| v.leader == -1);
-    cluster.start_again(early);
-    cluster.start_again(late);
-    cluster.wait_metadata(1, "both back and unfenced", |m| {
-        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
-        ids.contains(&early) && ids.contains(&late)
-    });
-
+    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 1);
     let admin = admin(&cluster.bootstrap());
     let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(TOPIC))
         .set("unclean.leader.election.enable", "true");
     let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
         .expect("AlterConfigs");
     assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
-    let view = cluster.wait_view(TOPIC, 0, "a leader", |v| v.leader > 0);
-    assert_eq!(view.leader, late, "the last out of the ISR: {view:?}");
-    let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    led_by_the_last_out(&mut cluster, TOPIC, &held);
+}
+
+/// With `min.insync.replicas=2`, the replica that left the ISR when it
+/// fell to one holds every acks=all record (none could be acknowledged
+/// since): when the last in-sync replica dies, it takes over without an
+/// unclean election (Kafka's eligible leader replicas, KIP-966). The one
+/// that left first, while two stayed, may not.
+#[test]
+fn a_replica_eligible_to_lead_takes_over_without_an_unclean_election() {
+    const TOPIC: &str = "repl-elr";
+    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 2);
+    led_by_the_last_out(&mut cluster, TOPIC, &held);
+}
+
+/// Replicas `[2, 4, 3]` of one partition (one voter and three broker-only
+/// nodes, so the quorum outlives them all): 4 leaves the ISR, 100 records
+/// are acknowledged by 2 and 3, 3 leaves (with `min_insync` 1, 2 then
+/// alone acknowledges 50 more), 2 dies, and 4 and 3 come back out of sync.
+/// Returns the records 3 holds.
+fn replicas_leave_in_turn(topic: &str, min_insync: usize) -> (Cluster, Vec<String>) {
+    let mut cluster = Cluster::start_mixed(1, 3, LearnerListen::Fixed, &[]);
+    let (first, early, late) = (2, 4, 3);
+    cluster.create_topic(
+        &NewTopic::new(
+            topic,
+            1,
+            TopicReplication::Variable(&[&[first, early, late]]),
+        )
+        .set("min.insync.replicas", &min_insync.to_string()),
+    );
+    cluster.wait_view(topic, 0, "all in sync", |v| v.isr == [2, 3, 4]);
+    cluster.kill9(early);
+    cluster.wait_view(topic, 0, "the early one out", |v| v.isr == [first, late]);
+    let held: Vec<String> = (0..100).map(|i| format!("a-{i}")).collect();
+    produce_values(&cluster.bootstrap(), topic, Some(0), &held);
+    cluster.wait_logs_identical(topic, 0, &[first, late]);
+    cluster.kill9(late);
+    cluster.wait_view(topic, 0, "the late one out", |v| v.isr == [first]);
+    if min_insync == 1 {
+        let only_on_first: Vec<String> = (0..50).map(|i| format!("b-{i}")).collect();
+        produce_values(&cluster.bootstrap(), topic, Some(0), &only_on_first);
+    }
+    cluster.kill9(first);
+    cluster.start_again(early);
+    cluster.start_again(late);
+    cluster.wait_metadata(1, "both back and unfenced", |m| {
+        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.contains(&early) && ids.contains(&late)
+    });
+    (cluster, held)
+}
+
+/// The replica that left last (3) leads, with every record acknowledged
+/// while it was in sync; the first comes back, truncates what only it
+/// took, and all three are in sync again.
+fn led_by_the_last_out(cluster: &mut Cluster, topic: &str, held: &[String]) {
+    // Until its session ends, the killed first replica still leads.
+    let view = cluster.wait_view(topic, 0, "a new leader", |v| v.leader > 0 && v.leader != 2);
+    assert_eq!(view.leader, 3, "the last out of the ISR: {view:?}");
+    let read = read_to_end(&cluster.bootstrap(), topic, 1);
     let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
     assert_eq!(
         values, held,
         "every record acknowledged while it was in sync"
     );
-
-    // The first replica comes back, truncates what only it took, follows.
-    cluster.start_again(first);
-    cluster.wait_view(TOPIC, 0, "all in sync again", |v| v.isr == [2, 3, 4]);
-    cluster.wait_logs_identical(TOPIC, 0, &[first, early, late]);
+    cluster.start_again(2);
+    cluster.wait_view(topic, 0, "all in sync again", |v| v.isr == [2, 3, 4]);
+    cluster.wait_logs_identical(topic, 0, &[2, 3, 4]);
 }
 
 /// Kills a follower that is first in the replica order, changes its data

@@ -144,6 +144,7 @@ impl ClusterNode {
             .map_err(|e| NodeError::Controller(ControllerError::Config(e)))?;
         controller_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
         controller_config.metadata_propose_timeout_ms = config.metadata_propose_timeout_ms;
+        controller_config.min_insync_replicas = config.min_insync_replicas;
         controller_config.leader_rebalance = config.auto_leader_rebalance_enable.then_some((
             config
                 .leader_imbalance_check_interval_seconds

@@ -107,6 +107,8 @@ pub struct Core {
     pub session_timeout: Duration,
     /// Auto leader rebalance: check interval and allowed imbalance (%).
     pub leader_rebalance: Option<(Duration, u32)>,
+    /// This node's `min.insync.replicas` (`ControllerConfig`).
+    pub min_insync_replicas: i32,
     pub stats: Arc<Stats>,
     /// Set once `Raft::new` returns; the network it is built with needs
     /// the core first.
@@ -587,6 +589,7 @@ async fn serve(start: Start, started: std::sync::mpsc::Sender<Started>) {
         leader_rebalance: config
             .leader_rebalance
             .map(|(ms, percent)| (Duration::from_millis(ms.max(1)), percent)),
+        min_insync_replicas: config.min_insync_replicas,
         stats,
         raft: OnceLock::new(),
         images,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::image::{ClusterImage, PartitionState, NO_LEADER};
+use super::image::{ClusterImage, Departure, PartitionState, NO_LEADER};
 
 /// The leadership a partition should have.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,24 @@ pub struct Past<'a> {
     /// The ISR's last member lost its log.
     pub isr_lost: bool,
     /// Replicas out of the ISR, in the order they left it.
-    pub departures: &'a [i32],
+    pub departures: &'a [Departure],
+    /// The topic's `min.insync.replicas`.
+    pub min_insync: u32,
+}
+
+impl Past<'_> {
+    /// Replicas out of the ISR that hold every acks=all record (Kafka's
+    /// eligible leader replicas): since each left, the ISR stayed below
+    /// `min.insync.replicas`, so no such write was acknowledged without
+    /// it. The last to leave first.
+    fn eligible(&self) -> impl Iterator<Item = i32> + '_ {
+        let min_insync = self.min_insync;
+        self.departures
+            .iter()
+            .rev()
+            .filter(move |d| d.isr_max_since < min_insync)
+            .map(|d| d.broker)
+    }
 }
 
 /// `live(b)`: broker b is registered and unfenced.
@@ -76,12 +93,23 @@ pub fn elect_leader(
             unclean: false,
         };
     }
+    let eligible = past
+        .eligible()
+        .find(|&b| live(b) && state.replicas.contains(&b));
+    if let Some(leader) = eligible {
+        return Election {
+            leader,
+            isr: vec![leader],
+            leader_epoch: epoch_for(leader),
+            unclean: false,
+        };
+    }
     if unclean_allowed {
         // Not a replica whose log is known lost while another may hold more.
         let candidate = |b: i32| live(b) && !(isr_lost && state.isr.contains(&b));
         // The last to leave the ISR holds what every earlier one held and
         // more; then the replica order.
-        let departed = past.departures.iter().rev().copied();
+        let departed = past.departures.iter().rev().map(|d| d.broker);
         let chosen = departed
             .filter(|b| state.replicas.contains(b))
             .chain(state.replicas.iter().copied())
@@ -163,7 +191,9 @@ pub fn rebalance_elections(
                 continue;
             }
             let partition = i32::try_from(partition).expect("partition counts fit i32");
-            if let Some(e) = preferred_election(state, live, image.past(name, partition)) {
+            // A preferred election goes only by whether the ISR was lost.
+            let past = image.past(name, partition, 1);
+            if let Some(e) = preferred_election(state, live, past) {
                 elections.push((name.clone(), partition, state.partition_epoch, e));
             }
         }
@@ -221,10 +251,14 @@ mod tests {
     #[test]
     fn an_unclean_election_prefers_the_last_to_leave_the_isr() {
         let p = partition(&[1, 2, 3], NO_LEADER, &[1]);
+        // Both left while the ISR was at min.insync.replicas: not eligible.
+        let departures = [departure(2, 2), departure(3, 1)];
         let past = Past {
             isr_lost: false,
-            departures: &[2, 3],
+            departures: &departures,
+            min_insync: 1,
         };
+        assert_eq!(elect_leader(&p, |b| b != 1, false, past).leader, NO_LEADER);
         let e = elect_leader(&p, |b| b != 1, true, past);
         assert_eq!((e.leader, &e.isr[..]), (3, &[3][..]));
         let e = elect_leader(&p, |b| b == 2, true, past);
@@ -233,10 +267,46 @@ mod tests {
         assert_eq!(e.leader, 2, "nothing known: the replica order");
         let lost = Past {
             isr_lost: true,
-            departures: &[],
+            ..Past::default()
         };
         assert_eq!(elect_leader(&p, |_| true, true, lost).leader, 2);
         assert_eq!(elect_leader(&p, |b| b == 1, true, lost).leader, NO_LEADER);
+    }
+
+    fn departure(broker: i32, isr_max_since: u32) -> Departure {
+        Departure {
+            broker,
+            isr_max_since,
+        }
+    }
+
+    /// A replica after whose leaving the ISR stayed below
+    /// min.insync.replicas holds every acks=all record: with no live ISR
+    /// member it leads cleanly (Kafka's eligible leader replicas), the
+    /// last to leave first; one that left while the ISR was large enough
+    /// does not. A lost ISR's member never does.
+    #[test]
+    fn an_eligible_replica_out_of_the_isr_leads_cleanly() {
+        let p = partition(&[1, 2, 3], NO_LEADER, &[1]);
+        // 3 left the ISR {1,2,3} (ISR 2 since), then 2 (ISR 1 since).
+        let departures = [departure(3, 2), departure(2, 1)];
+        let past = Past {
+            isr_lost: false,
+            departures: &departures,
+            min_insync: 2,
+        };
+        let e = elect_leader(&p, |b| b != 1, false, past);
+        assert_eq!((e.leader, &e.isr[..], e.unclean), (2, &[2][..], false));
+        assert_eq!(e.leader_epoch, 5);
+        let e = elect_leader(&p, |b| b == 3, false, past);
+        assert_eq!(e.leader, NO_LEADER, "3 may lack acknowledged writes");
+        let live_leader = elect_leader(&p, |_| true, false, past);
+        assert_eq!(live_leader.leader, 1, "an in-sync replica first");
+        let lost = Past {
+            isr_lost: true,
+            ..past
+        };
+        assert_eq!(elect_leader(&p, |b| b != 3, false, lost).leader, 2);
     }
 
     #[test]

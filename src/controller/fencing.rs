@@ -94,11 +94,17 @@ fn target(
     past: Past<'_>,
 ) -> Election {
     if !leaving.is_empty() {
+        // Only to an in-sync replica: one out of the ISR lacks what the
+        // leaving one took since (acks=1 writes), and it is not lost yet.
+        let in_sync_only = Past {
+            departures: &[],
+            ..past
+        };
         let staying = elect_leader(
             state,
             |b| image.broker_live(b) && !leaving.contains(&b),
             false,
-            past,
+            in_sync_only,
         );
         if staying.leader != NO_LEADER {
             return staying;
@@ -108,8 +114,14 @@ fn target(
 }
 
 /// The ChangePartition records that bring every partition's leader and
-/// ISR in line with which brokers are live and staying (at most `max`).
-pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> Vec<MetadataRecord> {
+/// ISR in line with which brokers are live and staying (at most `max`);
+/// `min_insync_default`: this node's `min.insync.replicas`.
+pub fn partition_repairs(
+    image: &ClusterImage,
+    leaving: &[i32],
+    max: usize,
+    min_insync_default: i32,
+) -> Vec<MetadataRecord> {
     let mut repairs = Vec::new();
     for (name, topic) in &image.topics {
         let unclean = image.unclean_election_allowed(name);
@@ -117,7 +129,7 @@ pub fn partition_repairs(image: &ClusterImage, leaving: &[i32], max: usize) -> V
             if repairs.len() >= max {
                 return repairs;
             }
-            let past = image.past(name, partition as i32);
+            let past = image.past(name, partition as i32, min_insync_default);
             let election = target(state, image, leaving, unclean, past);
             if !election.changes(state) {
                 continue;
@@ -249,7 +261,12 @@ async fn fence_pass(core: &Core) -> bool {
         }
     }
     let (_, image) = core.image();
-    let repairs = partition_repairs(&image, &leaving, REPAIRS_PER_PASS_MAX);
+    let repairs = partition_repairs(
+        &image,
+        &leaving,
+        REPAIRS_PER_PASS_MAX,
+        core.min_insync_replicas,
+    );
     let full = repairs.len() == REPAIRS_PER_PASS_MAX;
     // Concurrent: openraft batches them into few appends.
     let results =
@@ -307,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_fenced_leader_is_replaced_and_leaves_every_isr() {
-        let repairs = partition_repairs(&image(&[1]), &[], 10);
+        let repairs = partition_repairs(&image(&[1]), &[], 10, 1);
         assert_eq!(
             repairs,
             vec![
@@ -329,13 +346,13 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(partition_repairs(&image(&[1]), &[], 1).len(), 1);
-        assert!(partition_repairs(&image(&[]), &[], 10).is_empty());
+        assert_eq!(partition_repairs(&image(&[1]), &[], 1, 1).len(), 1);
+        assert!(partition_repairs(&image(&[]), &[], 10, 1).is_empty());
     }
 
     #[test]
     fn all_fenced_means_offline() {
-        let repairs = partition_repairs(&image(&[1, 2, 3]), &[], 10);
+        let repairs = partition_repairs(&image(&[1, 2, 3]), &[], 10, 1);
         assert!(repairs.iter().all(|r| matches!(
             r,
             MetadataRecord::ChangePartition {
@@ -351,7 +368,7 @@ mod tests {
         image.topics.get_mut("t").unwrap().partitions[1].isr = vec![1];
         image.topics.get_mut("t").unwrap().partitions[1].leader = 1;
         assert_eq!(movable_leaderships(&image, 1, &[]), 1);
-        let repairs = partition_repairs(&image, &[1], 10);
+        let repairs = partition_repairs(&image, &[1], 10, 1);
         // Partition 0 moves to 2; partition 1 has no other in-sync replica
         // and stays with 1 rather than going offline.
         assert_eq!(repairs.len(), 1);

@@ -57,11 +57,23 @@ pub struct ClusterImage {
     /// By topic and partition, the replicas out of the ISR in the order
     /// they left it (the last left last): one that left later holds every
     /// record acknowledged before it left, so an unclean election prefers
-    /// it (Kafka's unclean recovery prefers the longest log, KIP-966). A
-    /// replica whose log was lost is not listed. With `lost_isrs`, last,
-    /// so `BeforeLostIsrs` reads older snapshots.
+    /// it (Kafka's unclean recovery prefers the longest log), and one after
+    /// whose leaving the ISR stayed below `min.insync.replicas` holds every
+    /// acks=all record and may lead cleanly (Kafka's eligible leader
+    /// replicas; both KIP-966). A replica whose log was lost is not listed.
+    /// With `lost_isrs`, last, so `BeforeLostIsrs` reads older snapshots.
     #[serde(default)]
-    pub isr_departures: BTreeMap<String, BTreeMap<i32, Vec<i32>>>,
+    pub isr_departures: BTreeMap<String, BTreeMap<i32, Vec<Departure>>>,
+}
+
+/// A replica that left a partition's ISR (`ClusterImage::isr_departures`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub broker: i32,
+    /// The largest the ISR has been since it left: while that is below
+    /// `min.insync.replicas`, no acks=all write was acknowledged without
+    /// this replica.
+    pub isr_max_since: u32,
 }
 
 /// A partition moving to new replicas (Kafka's adding and removing
@@ -291,8 +303,14 @@ impl ClusterImage {
         topic_value.or(default).is_some_and(|v| v == "true")
     }
 
-    /// What elections of `topic`'s `partition` go by besides its state.
-    pub fn past(&self, topic: &str, partition: i32) -> super::election::Past<'_> {
+    /// What elections of `topic`'s `partition` go by besides its state;
+    /// `min_insync_default`: the node's `min.insync.replicas`.
+    pub fn past(
+        &self,
+        topic: &str,
+        partition: i32,
+        min_insync_default: i32,
+    ) -> super::election::Past<'_> {
         super::election::Past {
             isr_lost: self.isr_lost(topic, partition),
             departures: self
@@ -300,7 +318,21 @@ impl ClusterImage {
                 .get(topic)
                 .and_then(|t| t.get(&partition))
                 .map_or(&[], Vec::as_slice),
+            min_insync: self.min_insync(topic, min_insync_default),
         }
+    }
+
+    /// `topic`'s `min.insync.replicas`: its own, else the cluster's
+    /// dynamic default, else `default`; at least 1.
+    pub fn min_insync(&self, topic: &str, default: i32) -> u32 {
+        const KEY: &str = "min.insync.replicas";
+        let topic_value = self.topics.get(topic).and_then(|t| t.configs.get(KEY));
+        let cluster_value = self.broker_configs.get(&None).and_then(|c| c.get(KEY));
+        let value = topic_value
+            .or(cluster_value)
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(default);
+        u32::try_from(value.max(1)).unwrap_or(1)
     }
 
     /// Whether the last in-sync replica of `topic`'s `partition` lost its

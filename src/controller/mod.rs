@@ -100,6 +100,10 @@ pub struct ControllerConfig {
     /// `leader.imbalance.check.interval.seconds` (here in ms) and
     /// `leader.imbalance.per.broker.percentage`: `None` never rebalances.
     pub leader_rebalance: Option<(u64, u32)>,
+    /// `min.insync.replicas` of a topic that sets none and of a cluster
+    /// whose dynamic default sets none (this node's config): which
+    /// replicas out of the ISR may still lead cleanly (`election`).
+    pub min_insync_replicas: i32,
     /// Raft heartbeats from the leader.
     pub raft_heartbeat_interval_ms: u64,
     /// A follower that hears no leader for this long (up to twice it,
@@ -127,6 +131,7 @@ impl ControllerConfig {
             metadata_propose_timeout_ms: 10_000,
             broker_session_timeout_ms: 9_000,
             leader_rebalance: None,
+            min_insync_replicas: 1,
             raft_heartbeat_interval_ms: 100,
             raft_election_timeout_ms: 1_000,
             tls: None,

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::image::{
-    BrokerRegistration, ClusterImage, Configs, Endpoint, PartitionState, TopicImage, NO_LEADER,
+    BrokerRegistration, ClusterImage, Configs, Departure, Endpoint, PartitionState, TopicImage,
+    NO_LEADER,
 };
 use super::reassignment;
 use crate::metadata::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
@@ -843,10 +844,17 @@ fn note_departures(
         .or_default()
         .entry(partition)
         .or_default();
-    departures.retain(|b| !new_isr.contains(b) && replicas.contains(b));
+    departures.retain(|d| !new_isr.contains(&d.broker) && replicas.contains(&d.broker));
+    let isr_len = u32::try_from(new_isr.len()).expect("an ISR is at most REPLICAS_MAX");
+    for d in departures.iter_mut() {
+        d.isr_max_since = d.isr_max_since.max(isr_len);
+    }
     for left in old_isr.iter().filter(|b| !new_isr.contains(b)) {
-        departures.retain(|b| b != left);
-        departures.push(*left);
+        departures.retain(|d| d.broker != *left);
+        departures.push(Departure {
+            broker: *left,
+            isr_max_since: isr_len,
+        });
     }
     // Each replica at most once: bounded by the replica count.
     debug_assert!(departures.len() <= REPLICAS_MAX);

@@ -101,7 +101,7 @@ async fn elect(
     let Some(state) = image.partition(topic, partition) else {
         return (ResponseError::UnknownTopicOrPartition.code(), None);
     };
-    let past = image.past(topic, partition);
+    let past = image.past(topic, partition, shard.config.min_insync_replicas);
     let election = match choose(&image, state, election_type, past) {
         Ok(e) => e,
         Err(refusal) => return refusal,

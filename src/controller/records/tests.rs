@@ -808,7 +808,7 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
 
     let live = |_: i32| true;
     let p0 = &after[0];
-    let past = image.past("t", 0);
+    let past = image.past("t", 0, 1);
     assert!(past.isr_lost);
     let clean = elect_leader(p0, live, false, past);
     assert!(!clean.changes(p0), "no clean leader: {clean:?}");
@@ -836,8 +836,9 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
     assert!(image.lost_isrs.is_empty());
 }
 
-/// ISR changes keep the order replicas left the ISR in: who leaves goes
-/// last, who rejoins leaves the list, and an emptied list is no entry.
+/// ISR changes keep the order replicas left the ISR in, with the largest
+/// the ISR has been since each left: who leaves goes last, who rejoins
+/// leaves the list, and an emptied list is no entry.
 #[test]
 fn isr_departures_follow_isr_changes() {
     let mut image = cluster();
@@ -845,22 +846,28 @@ fn isr_departures_follow_isr_changes() {
         apply(&mut image, &create("t", 9, vec![vec![1, 2, 3]])),
         Ok(RecordOutcome::Applied)
     );
-    let departures = |image: &ClusterImage| image.past("t", 0).departures.to_vec();
+    let departures = |image: &ClusterImage| {
+        let past = image.past("t", 0, 1);
+        let listed = past.departures.iter();
+        listed
+            .map(|d| (d.broker, d.isr_max_since))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         apply(&mut image, &change(1, &[1, 2], 0, 0)),
         Ok(RecordOutcome::Applied)
     );
-    assert_eq!(departures(&image), [3]);
+    assert_eq!(departures(&image), [(3, 2)]);
     assert_eq!(
         apply(&mut image, &change(1, &[1], 0, 1)),
         Ok(RecordOutcome::Applied)
     );
-    assert_eq!(departures(&image), [3, 2]);
+    assert_eq!(departures(&image), [(3, 2), (2, 1)]);
     assert_eq!(
         apply(&mut image, &change(1, &[1, 3], 0, 2)),
         Ok(RecordOutcome::Applied)
     );
-    assert_eq!(departures(&image), [2]);
+    assert_eq!(departures(&image), [(2, 2)], "the ISR grew since 2 left");
     assert_eq!(
         apply(&mut image, &change(1, &[1, 3, 2], 0, 3)),
         Ok(RecordOutcome::Applied)
