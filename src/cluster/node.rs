@@ -209,9 +209,15 @@ impl ClusterNode {
         // every change up to this registration, and none can add this
         // broker to an ISR before it serves.
         let shared = partitions().any(|p| p.isr.len() > 1 && p.isr.contains(&id));
+        // Out of an ISR, it must not count as holding what it held then.
+        let departed = image
+            .isr_departures
+            .values()
+            .flat_map(|t| t.values().flatten())
+            .any(|d| d.broker == id);
         let last = partitions().any(|p| p.isr == [id] && p.replicas.len() > 1);
         let incarnation = self.incarnation;
-        if shared {
+        if shared || departed {
             let record = MetadataRecord::LogsLost { id, incarnation };
             if self.propose_newer(record, state, wait)? == Some(RecordOutcome::Applied) {
                 tracing::warn!(

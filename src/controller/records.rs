@@ -460,7 +460,28 @@ fn logs_lost(
         debug_assert!(!state.isr.is_empty() && !state.isr.contains(&id));
         outcome = RecordOutcome::Applied;
     }
+    // Out of an ISR, it no longer holds what it held when it left.
+    if forget_departed(image, id) {
+        outcome = RecordOutcome::Applied;
+    }
     Ok(outcome)
+}
+
+/// Takes broker `id` out of every partition's ISR departures; whether it
+/// was in any.
+fn forget_departed(image: &mut ClusterImage, id: i32) -> bool {
+    let mut found = false;
+    for by_partition in image.isr_departures.values_mut() {
+        for departures in by_partition.values_mut() {
+            let before = departures.len();
+            departures.retain(|d| d.broker != id);
+            found |= departures.len() != before;
+        }
+        // No empty entries, so equal departures mean equal images.
+        by_partition.retain(|_, d| !d.is_empty());
+    }
+    image.isr_departures.retain(|_, p| !p.is_empty());
+    found
 }
 
 fn last_in_sync_lost(
@@ -759,7 +780,15 @@ fn change_partition(
         .ok_or_else(unknown)?;
     check_change(current, &change)?;
     check_joiners(image, current, &change)?;
-    let (old_isr, replicas) = (current.isr.clone(), current.replicas.clone());
+    let (mut old_isr, replicas) = (current.isr.clone(), current.replicas.clone());
+    if image
+        .lost_isrs
+        .get(topic)
+        .is_some_and(|l| l.contains(&partition))
+    {
+        // A lost ISR's member holds nothing: it did not leave in sync.
+        old_isr.clear();
+    }
     let state = image
         .topics
         .get_mut(topic)

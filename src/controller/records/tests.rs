@@ -881,3 +881,52 @@ fn isr_departures_follow_isr_changes() {
     assert_eq!(apply(&mut image, &delete), Ok(RecordOutcome::Applied));
     assert!(image.isr_departures.is_empty());
 }
+
+/// A replica whose logs were lost no longer counts as having left an ISR
+/// in sync: LogsLost takes it out of every partition's departures, and
+/// the election that ends a lost ISR records no departure for its member.
+#[test]
+fn a_replica_that_lost_its_logs_is_no_departure() {
+    let mut image = cluster();
+    let assignments = vec![vec![1, 2, 3], vec![1, 2, 3]];
+    assert_eq!(
+        apply(&mut image, &create("t", 9, assignments)),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(
+        apply(&mut image, &change(1, &[1], 0, 0)),
+        Ok(RecordOutcome::Applied)
+    );
+    let departed = |image: &ClusterImage| {
+        let past = image.past("t", 0, 1);
+        past.departures.iter().map(|d| d.broker).collect::<Vec<_>>()
+    };
+    assert_eq!(departed(&image), [2, 3]);
+    let lost = MetadataRecord::LogsLost {
+        id: 3,
+        incarnation: uuid(3),
+    };
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Applied));
+    assert_eq!(departed(&image), [2]);
+    assert_eq!(apply(&mut image, &lost), Ok(RecordOutcome::Unchanged));
+
+    let last = MetadataRecord::LastInSyncLost {
+        id: 1,
+        incarnation: uuid(1),
+    };
+    assert_eq!(apply(&mut image, &last), Ok(RecordOutcome::Applied));
+    let epoch = image.topics["t"].partitions[0].leader_epoch;
+    let elected = MetadataRecord::ChangePartition {
+        topic: "t".into(),
+        partition: 0,
+        leader: 2,
+        isr: vec![2],
+        leader_epoch: epoch + 1,
+        partition_epoch: 2,
+    };
+    assert_eq!(apply(&mut image, &elected), Ok(RecordOutcome::Applied));
+    assert!(
+        departed(&image).is_empty(),
+        "1's log is gone: not a departure"
+    );
+}
