@@ -232,7 +232,7 @@ impl ClusterNode {
             if self.propose_newer(record, state, wait)? == Some(RecordOutcome::Applied) {
                 tracing::error!(
                     node = id,
-                    "this broker's data dir is new and it was the last in-sync replica of partitions other replicas hold: they are offline until an unclean election (unclean.leader.election.enable, or kafka-leader-election --election-type unclean) elects one of those"
+                    "this broker's data dir is new and it was the last in-sync replica of partitions other replicas hold: they are offline until a replica eligible to lead comes back (min.insync.replicas above 1) or an unclean election (unclean.leader.election.enable, or kafka-leader-election --election-type unclean) elects one of those"
                 );
             }
         }

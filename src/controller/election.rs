@@ -1,10 +1,11 @@
 //! Leader election for one partition, as Kafka's controller does it: keep
 //! a live leader; else the first replica (in preference order) that is in
-//! the ISR and live; else, only if unclean election is allowed, the first
-//! live replica at all, the one that left the ISR last first (its missing
-//! data is lost); else offline. An ISR whose last member lost its log
-//! (`ClusterImage::lost_isrs`) elects no one cleanly, and an unclean
-//! election passes over that member. Pure.
+//! the ISR and live; else a live eligible replica out of the ISR (one that
+//! holds every acks=all record, KIP-966), the last to leave first; else,
+//! only if unclean election is allowed, any live replica, the one that
+//! left the ISR last first (its missing data is lost); else offline. An
+//! ISR whose last member lost its log (`ClusterImage::lost_isrs`) elects
+//! no one cleanly, and an unclean election passes over that member. Pure.
 
 use std::collections::BTreeMap;
 

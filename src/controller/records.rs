@@ -146,10 +146,10 @@ pub enum MetadataRecord {
     /// those go offline with their ISR marked lost
     /// (`ClusterImage::lost_isrs`), so that it cannot lead them again
     /// cleanly on an empty log and make the other replicas truncate what
-    /// they hold. Only an unclean election (of another replica) brings one
-    /// back, as Kafka leaves such a partition leaderless until an unclean
-    /// recovery (KIP-966). Level 2; last, so older log entries keep their
-    /// variant numbers.
+    /// they hold. Only a replica eligible to lead (`election`) or an
+    /// unclean election of another replica brings one back, as Kafka
+    /// leaves such a partition leaderless until then (KIP-966). Level 2;
+    /// last, so older log entries keep their variant numbers.
     LastInSyncLost {
         id: i32,
         incarnation: Uuid,
@@ -801,7 +801,8 @@ fn change_partition(
     state.leader_epoch = change.leader_epoch;
     state.partition_epoch += 1;
     // Only an election that knew the ISR was lost changes such a
-    // partition (an unclean one): its new ISR is sound again.
+    // partition (an eligible replica's or an unclean one): its new ISR is
+    // sound again.
     forget_lost_isr(image, topic, partition);
     note_departures(image, topic, partition, &replicas, (&old_isr, change.isr));
     // The ISR change that brings the last target replica in completes a
