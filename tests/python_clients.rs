@@ -6,7 +6,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::clients::{client_follows_a_new_leader, json_result, script, strings};
+use common::clients::{
+    check_exactly_once_copy, client_follows_a_new_leader, json_result, script, strings,
+};
 use common::*;
 
 /// The virtualenv's python: `SLUICE_TEST_PYTHON`, else `target/py`.
@@ -170,29 +172,5 @@ fn aiokafka_copies_a_topic_exactly_once() {
         .expect("run aiokafka");
     let result = json_result(&output, &broker);
     assert!(result["transactions"].as_i64().unwrap() >= 1, "{result}");
-    let mut committed = strings(&result, "committed");
-    committed.sort();
-    let expected: Vec<String> = (0..count).map(|i| format!("out-v-{i:05}")).collect();
-    assert_eq!(committed, expected, "each value once, nothing aborted");
-    let uncommitted = strings(&result, "uncommitted");
-    let aborted = uncommitted
-        .iter()
-        .filter(|v| v.starts_with("aborted-"))
-        .count();
-    assert_eq!(
-        aborted, 20,
-        "the aborted transaction's writes are in the log"
-    );
-    assert_eq!(uncommitted.len(), count + aborted);
-    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let offsets = committed_offsets(&consumer, src, 3);
-    for p in 0..3 {
-        let end = watermarks(&bs, src, p).1;
-        // A partition the producer left empty has nothing to commit.
-        let offset = offsets.get(&p).copied().unwrap_or(0);
-        assert_eq!(offset, end, "partition {p}: {offsets:?}");
-    }
+    check_exactly_once_copy(&result, &bs, (src, group), count);
 }

@@ -1279,24 +1279,15 @@ fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     cluster.start_again(other);
     cluster.start_again(last);
-    // A broker is in Metadata once unfenced, and it proposed the record
-    // before its first heartbeat.
-    cluster.wait_metadata(controller, "both brokers back and unfenced", |m| {
-        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
-        ids.contains(&last) && ids.contains(&other)
-    });
+    // It proposed the record before its first heartbeat.
+    wait_unfenced(&cluster, controller, &[last, other]);
     let view = cluster.wait_view(TOPIC, 0, "every node's view", |_| true);
     assert_eq!(
         view.leader, -1,
         "offline, not led by the emptied replica: {view:?}"
     );
 
-    let admin = admin(&cluster.bootstrap());
-    let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(TOPIC))
-        .set("unclean.leader.election.enable", "true");
-    let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
-        .expect("AlterConfigs");
-    assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
+    allow_unclean_election(&cluster, TOPIC);
     cluster.wait_view(TOPIC, 0, "the other replica elected", |v| v.leader == other);
     let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
     let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
@@ -1315,12 +1306,7 @@ fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
 fn an_unclean_election_elects_the_last_replica_out_of_the_isr() {
     const TOPIC: &str = "repl-last-out";
     let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 1);
-    let admin = admin(&cluster.bootstrap());
-    let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(TOPIC))
-        .set("unclean.leader.election.enable", "true");
-    let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
-        .expect("AlterConfigs");
-    assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
+    allow_unclean_election(&cluster, TOPIC);
     led_by_the_last_out(&mut cluster, TOPIC, &held);
 }
 
@@ -1367,10 +1353,7 @@ fn replicas_leave_in_turn(topic: &str, min_insync: usize) -> (Cluster, Vec<Strin
     cluster.kill9(first);
     cluster.start_again(early);
     cluster.start_again(late);
-    cluster.wait_metadata(1, "both back and unfenced", |m| {
-        let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
-        ids.contains(&early) && ids.contains(&late)
-    });
+    wait_unfenced(&cluster, 1, &[early, late]);
     (cluster, held)
 }
 
@@ -1390,6 +1373,25 @@ fn led_by_the_last_out(cluster: &mut Cluster, topic: &str, held: &[String]) {
     cluster.start_again(2);
     cluster.wait_view(topic, 0, "all in sync again", |v| v.isr == [2, 3, 4]);
     cluster.wait_logs_identical(topic, 0, &[2, 3, 4]);
+}
+
+/// Sets `unclean.leader.election.enable` on `topic`.
+fn allow_unclean_election(cluster: &Cluster, topic: &str) {
+    let admin = admin(&cluster.bootstrap());
+    let unclean = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(topic))
+        .set("unclean.leader.election.enable", "true");
+    let altered = futures::executor::block_on(admin.alter_configs([&unclean], &admin_opts()))
+        .expect("AlterConfigs");
+    assert!(altered.iter().all(|r| r.is_ok()), "{altered:?}");
+}
+
+/// Waits until node `asked`'s Metadata lists every broker of `ids` (a
+/// broker is listed once unfenced).
+fn wait_unfenced(cluster: &Cluster, asked: i32, ids: &[i32]) {
+    cluster.wait_metadata(asked, &format!("{ids:?} back and unfenced"), |m| {
+        let listed: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.iter().all(|id| listed.contains(id))
+    });
 }
 
 /// Kills a follower that is first in the replica order, changes its data

@@ -105,3 +105,40 @@ pub fn client_follows_a_new_leader(mut command: Command, topic: &str) {
     assert_eq!(acked.len(), count);
     assert_eq!(consumed, acked, "read back once each, in the order sent");
 }
+
+/// What a client's exactly-once copy (`*_exactly_once.*`) printed, checked:
+/// `count` values copied as `out-VALUE`, each once for read_committed; the
+/// 20 values of the aborted transaction only for read_uncommitted; and the
+/// copying `group`'s offsets on the 3 partitions of `src` at their ends.
+pub fn check_exactly_once_copy(
+    result: &serde_json::Value,
+    bootstrap: &str,
+    (src, group): (&str, &str),
+    count: usize,
+) {
+    let mut committed = strings(result, "committed");
+    committed.sort();
+    let copied: Vec<String> = (0..count).map(|n| format!("out-v-{n:05}")).collect();
+    assert_eq!(committed, copied, "each value once, nothing aborted");
+    let uncommitted = strings(result, "uncommitted");
+    let aborted = uncommitted
+        .iter()
+        .filter(|v| v.starts_with("aborted-"))
+        .count();
+    assert_eq!(
+        aborted, 20,
+        "the aborted transaction's writes are in the log"
+    );
+    assert_eq!(uncommitted.len(), count + aborted);
+    let consumer: rdkafka::consumer::BaseConsumer = super::consumer_config(bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let offsets = super::committed_offsets(&consumer, src, 3);
+    for p in 0..3 {
+        let end = super::watermarks(bootstrap, src, p).1;
+        // A partition the producer left empty has nothing to commit.
+        let offset = offsets.get(&p).copied().unwrap_or(0);
+        assert_eq!(offset, end, "partition {p}: {offsets:?}");
+    }
+}
