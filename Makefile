@@ -193,7 +193,7 @@ CHAOS_SCENARIOS = kill-leader kill-follower kill-controller pause-short pause-lo
 	isolate-leader isolate-minority cut-link disk-full \
 	rolling-restart unclean-election fsync-kill9 torn-tail \
 	preallocate-kill9 preallocate-kill-leader reassign replace-voter consumer-protocol \
-	replace-disk
+	replace-disk eligible-leader
 chaos: chaos-build
 	./target/release/sluice-chaos run $(foreach s,$(CHAOS_SCENARIOS),chaos/scenarios/$(s).toml) \
 		--sluice target/release/sluice --out chaos/results $(if $(SEED),--seed $(SEED))

@@ -1305,7 +1305,7 @@ fn the_last_in_sync_replica_back_on_an_empty_disk_leads_nothing() {
 #[test]
 fn an_unclean_election_elects_the_last_replica_out_of_the_isr() {
     const TOPIC: &str = "repl-last-out";
-    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 1);
+    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 1, false);
     allow_unclean_election(&cluster, TOPIC);
     led_by_the_last_out(&mut cluster, TOPIC, &held);
 }
@@ -1318,16 +1318,46 @@ fn an_unclean_election_elects_the_last_replica_out_of_the_isr() {
 #[test]
 fn a_replica_eligible_to_lead_takes_over_without_an_unclean_election() {
     const TOPIC: &str = "repl-elr";
-    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 2);
+    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 2, false);
     led_by_the_last_out(&mut cluster, TOPIC, &held);
+}
+
+/// The same, but the eligible replica's disk was replaced while it was
+/// down: it comes back empty, is no longer eligible (`LogsLost` takes it
+/// out of the departures), and the partition waits offline for its last
+/// in-sync replica, which then leads with every acknowledged record.
+/// Without that the emptied replica led cleanly and the returning one
+/// truncated everything to it.
+#[test]
+fn an_eligible_replica_back_on_an_empty_disk_leads_nothing() {
+    const TOPIC: &str = "repl-elr-emptied";
+    let (mut cluster, held) = replicas_leave_in_turn(TOPIC, 2, true);
+    // Until its session ends, the killed first replica still leads.
+    let view = cluster.wait_view(TOPIC, 0, "the first replica fenced", |v| v.leader != 2);
+    assert_eq!(
+        view.leader, -1,
+        "offline, not led by the emptied replica: {view:?}"
+    );
+    cluster.start_again(2);
+    cluster.wait_view(TOPIC, 0, "the first replica back", |v| v.leader == 2);
+    let read = read_to_end(&cluster.bootstrap(), TOPIC, 1);
+    let values: Vec<String> = read[&0].iter().map(|(_, v)| value_str(v)).collect();
+    assert_eq!(values, held, "every acknowledged record");
+    cluster.wait_view(TOPIC, 0, "all in sync again", |v| v.isr == [2, 3, 4]);
+    cluster.wait_logs_identical(TOPIC, 0, &[2, 3, 4]);
 }
 
 /// Replicas `[2, 4, 3]` of one partition (one voter and three broker-only
 /// nodes, so the quorum outlives them all): 4 leaves the ISR, 100 records
 /// are acknowledged by 2 and 3, 3 leaves (with `min_insync` 1, 2 then
-/// alone acknowledges 50 more), 2 dies, and 4 and 3 come back out of sync.
-/// Returns the records 3 holds.
-fn replicas_leave_in_turn(topic: &str, min_insync: usize) -> (Cluster, Vec<String>) {
+/// alone acknowledges 50 more), 2 dies, and 4 and 3 come back out of sync
+/// (3 on an emptied data dir with `wipe_late`). Returns the records 3
+/// held.
+fn replicas_leave_in_turn(
+    topic: &str,
+    min_insync: usize,
+    wipe_late: bool,
+) -> (Cluster, Vec<String>) {
     let mut cluster = Cluster::start_mixed(1, 3, LearnerListen::Fixed, &[]);
     let (first, early, late) = (2, 4, 3);
     cluster.create_topic(
@@ -1351,6 +1381,11 @@ fn replicas_leave_in_turn(topic: &str, min_insync: usize) -> (Cluster, Vec<Strin
         produce_values(&cluster.bootstrap(), topic, Some(0), &only_on_first);
     }
     cluster.kill9(first);
+    if wipe_late {
+        let dir = cluster.node(late).data_dir().to_path_buf();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+    }
     cluster.start_again(early);
     cluster.start_again(late);
     wait_unfenced(&cluster, 1, &[early, late]);
