@@ -49,9 +49,10 @@ pub struct ClusterImage {
     #[serde(default)]
     pub voter_directories: BTreeMap<i32, Uuid>,
     /// Partitions, by topic, whose last in-sync replica lost its log
-    /// (`MetadataRecord::LastInSyncLost`): no replica may lead them
-    /// cleanly, and an unclean election passes over that one. Last, so
-    /// `BeforeLostIsrs` reads older snapshots.
+    /// (`MetadataRecord::LastInSyncLost`): only a replica eligible to lead
+    /// (`isr_departures`) may lead them cleanly, and an unclean election
+    /// passes over that one. Last, so `BeforeLostIsrs` reads older
+    /// snapshots.
     #[serde(default)]
     pub lost_isrs: BTreeMap<String, std::collections::BTreeSet<i32>>,
     /// By topic and partition, the replicas out of the ISR in the order
