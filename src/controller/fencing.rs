@@ -124,12 +124,14 @@ pub fn partition_repairs(
 ) -> Vec<MetadataRecord> {
     let mut repairs = Vec::new();
     for (name, topic) in &image.topics {
+        // Per topic, not per partition: configs are strings.
         let unclean = image.unclean_election_allowed(name);
+        let min_insync = image.min_insync(name, min_insync_default);
         for (partition, state) in topic.partitions.iter().enumerate() {
             if repairs.len() >= max {
                 return repairs;
             }
-            let past = image.past(name, partition as i32, min_insync_default);
+            let past = image.past(name, partition as i32, min_insync);
             let election = target(state, image, leaving, unclean, past);
             if !election.changes(state) {
                 continue;

@@ -305,13 +305,8 @@ impl ClusterImage {
     }
 
     /// What elections of `topic`'s `partition` go by besides its state;
-    /// `min_insync_default`: the node's `min.insync.replicas`.
-    pub fn past(
-        &self,
-        topic: &str,
-        partition: i32,
-        min_insync_default: i32,
-    ) -> super::election::Past<'_> {
+    /// `min_insync`: the topic's (`min_insync`, looked up once per topic).
+    pub fn past(&self, topic: &str, partition: i32, min_insync: u32) -> super::election::Past<'_> {
         super::election::Past {
             isr_lost: self.isr_lost(topic, partition),
             departures: self
@@ -319,7 +314,7 @@ impl ClusterImage {
                 .get(topic)
                 .and_then(|t| t.get(&partition))
                 .map_or(&[], Vec::as_slice),
-            min_insync: self.min_insync(topic, min_insync_default),
+            min_insync,
         }
     }
 

@@ -868,6 +868,14 @@ fn note_departures(
     replicas: &[i32],
     (old_isr, new_isr): (&[i32], &[i32]),
 ) {
+    let anyone_left = old_isr.iter().any(|b| !new_isr.contains(b));
+    let listed = image
+        .isr_departures
+        .get(topic)
+        .is_some_and(|t| t.contains_key(&partition));
+    if !anyone_left && !listed {
+        return; // most changes: nothing to note, no entry to make
+    }
     let departures = image
         .isr_departures
         .entry(topic.to_string())

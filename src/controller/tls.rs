@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -86,12 +85,7 @@ impl QuorumTls {
 
     /// The client handshake with the peer dialed at `host`.
     pub async fn connect(&self, host: &str, stream: TcpStream) -> std::io::Result<Stream> {
-        let name = ServerName::try_from(host.to_string()).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{host:?} is no TLS server name: {e}"),
-            )
-        })?;
+        let name = crate::security::pem::server_name(host)?;
         let connector = tokio_rustls::TlsConnector::from(self.client.clone());
         Ok(Stream::Tls(Box::new(
             connector.connect(name, stream).await?.into(),

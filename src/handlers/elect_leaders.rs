@@ -101,7 +101,8 @@ async fn elect(
     let Some(state) = image.partition(topic, partition) else {
         return (ResponseError::UnknownTopicOrPartition.code(), None);
     };
-    let past = image.past(topic, partition, shard.config.min_insync_replicas);
+    let min_insync = image.min_insync(topic, shard.config.min_insync_replicas);
+    let past = image.past(topic, partition, min_insync);
     let election = match choose(&image, state, election_type, past) {
         Ok(e) => e,
         Err(refusal) => return refusal,

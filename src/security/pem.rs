@@ -1,11 +1,12 @@
 //! Certificates, keys and CA bundles from PEM files, for every TLS config
 //! Sluice builds (its listeners, its inter-broker client, the metadata
-//! quorum's transport).
+//! quorum's transport), and the name a client checks a server's
+//! certificate against.
 
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Most certificates read from one PEM file (chain or CA bundle).
 const PEM_CERTS_MAX: usize = 1000;
@@ -15,6 +16,17 @@ const PEM_CERTS_MAX: usize = 1000;
 pub struct PemError {
     pub path: PathBuf,
     pub reason: String,
+}
+
+/// `host` (a DNS name or an IP) as the name a TLS client checks the
+/// server's certificate against.
+pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{host:?} is no TLS server name: {e}"),
+        )
+    })
 }
 
 fn bad(path: &Path, reason: impl ToString) -> PemError {

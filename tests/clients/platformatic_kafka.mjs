@@ -13,8 +13,8 @@
 // 5. OUT is read with read_committed and with read_uncommitted.
 //
 // Prints one JSON line: {"group_read": ["key=value;n=N", ...],
-// "members": n, "committed": [values], "uncommitted": [values]}; exits 1
-// with the reason on stderr when something fails.
+// "members": [member ids], "committed": [values], "uncommitted": [values]};
+// exits 1 with the reason on stderr when something fails.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -88,12 +88,13 @@ async function readInConsumerGroup() {
     });
   }
   await done;
-  const memberIds = new Set(members.map((m) => m.consumer.memberId));
+  // What the coordinator gave each (null if one never joined).
+  const memberIds = members.map((m) => m.consumer.memberId ?? null);
   for (const { consumer, stream } of members) {
     await stream.close();
     await consumer.close();
   }
-  return { read, members: memberIds.size };
+  return { read, members: memberIds };
 }
 
 async function copyInTransactions() {

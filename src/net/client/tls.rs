@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 
 use crate::net::tls::{certs, TlsError};
 use crate::runtime::TcpStream;
@@ -57,12 +57,7 @@ impl ClientTls {
     /// Runs the client handshake with the broker at `host` over `stream`.
     /// Unbounded by itself: the caller's deadline covers it.
     pub async fn connect(&self, host: &str, stream: TcpStream) -> std::io::Result<TlsClientConn> {
-        let name = ServerName::try_from(host.to_string()).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{host:?} is no TLS server name: {e}"),
-            )
-        })?;
+        let name = crate::security::pem::server_name(host)?;
         let stream = futures_rustls::TlsConnector::from(self.config.clone())
             .connect(name, stream)
             .await?;
@@ -91,8 +86,9 @@ mod tests {
         assert_eq!(host_of("[::1]:9093"), "::1");
         // An IP address is a server name too (checked against IP SANs).
         assert!(matches!(
-            ServerName::try_from("127.0.0.1".to_string()),
-            Ok(ServerName::IpAddress(_))
+            crate::security::pem::server_name("127.0.0.1"),
+            Ok(rustls_pki_types::ServerName::IpAddress(_))
         ));
+        assert!(crate::security::pem::server_name("not a name").is_err());
     }
 }
