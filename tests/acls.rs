@@ -145,6 +145,35 @@ fn topics_without_describe_are_hidden_from_metadata() {
     );
     assert_eq!(raw.call(0, &dc).cluster_authorized_operations, 0);
 
+    // DescribeTopicPartitions the same: the hidden topic is left out of
+    // every topic and refused by name, without its id.
+    let describe = |raw: &mut RawClient, names: &[&str]| {
+        let req = common::raw::describe_topic_partitions_request(names, 100, None);
+        raw.call(0, &req).topics
+    };
+    let name_of = |t: &describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic| {
+        t.name.as_ref().map(|n| n.to_string())
+    };
+    let all = describe(&mut raw, &[]);
+    let names: Vec<String> = all.iter().filter_map(name_of).collect();
+    assert_eq!(names, ["visible"], "{all:?}");
+    assert_eq!(
+        all[0].topic_authorized_operations,
+        1 << READ | 1 << DESCRIBE
+    );
+    let named = describe(&mut raw, &["hidden", "visible"]);
+    let hidden = named
+        .iter()
+        .find(|t| name_of(t).as_deref() == Some("hidden"))
+        .unwrap();
+    assert_eq!(hidden.error_code, 29, "{named:?}");
+    assert!(hidden.topic_id.is_nil() && hidden.partitions.is_empty());
+    let visible = named
+        .iter()
+        .find(|t| name_of(t).as_deref() == Some("visible"))
+        .unwrap();
+    assert_eq!((visible.error_code, visible.partitions.len()), (0, 1));
+
     // ListOffsets v0, which the version bridge answers itself, checks
     // Describe too.
     let offsets_v0 = |raw: &mut RawClient, topic: &str| {

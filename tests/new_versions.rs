@@ -289,3 +289,113 @@ fn group_apis_at_kafka_3_9_maxima() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// DescribeTopicPartitions (KIP-966, Kafka 3.8's admin client): topics in
+/// name order, a page of at most `response_partition_limit` partitions, and
+/// the cursor to go on from; a named topic that does not exist answers
+/// UNKNOWN_TOPIC_OR_PARTITION, and a cursor outside the named topics makes
+/// the request invalid, as Kafka answers them.
+#[test]
+fn describe_topic_partitions_pages_in_name_order() {
+    use describe_topic_partitions_response::DescribeTopicPartitionsResponse as Response;
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "dtp-b", 2, &[]);
+    create_topic(&bs, "dtp-a", 3, &[]);
+    let mut c = RawClient::connect(&bs);
+    let pages = |r: &Response| -> Vec<(String, Vec<i32>)> {
+        r.topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                (
+                    name,
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect()
+    };
+    let cursor = |r: &Response| {
+        r.next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.to_string(), c.partition_index))
+    };
+    let owned = |pairs: &[(&str, &[i32])]| -> Vec<(String, Vec<i32>)> {
+        pairs
+            .iter()
+            .map(|(n, p)| (n.to_string(), p.to_vec()))
+            .collect()
+    };
+
+    let first = c.call(
+        0,
+        &raw::describe_topic_partitions_request(&["dtp-b", "dtp-a"], 4, None),
+    );
+    assert_eq!(
+        pages(&first),
+        owned(&[("dtp-a", &[0, 1, 2]), ("dtp-b", &[0])])
+    );
+    assert_eq!(cursor(&first), Some(("dtp-b".to_string(), 1)));
+    let a = &first.topics[0];
+    assert_eq!(a.error_code, err::NONE);
+    assert_eq!(a.topic_id, raw::topic_id(&mut c, "dtp-a"));
+    assert!(!a.is_internal);
+    // A single node (id 0 unless configured) leads every partition.
+    for p in &a.partitions {
+        assert_eq!(p.error_code, err::NONE);
+        assert_eq!(p.leader_id.0, 0);
+        assert_eq!(p.replica_nodes, [BrokerId(0)]);
+        assert_eq!(p.isr_nodes, [BrokerId(0)]);
+        assert_eq!(p.eligible_leader_replicas.as_deref(), Some(&[][..]));
+    }
+    let second = c.call(
+        0,
+        &raw::describe_topic_partitions_request(&["dtp-b", "dtp-a"], 4, Some(("dtp-b", 1))),
+    );
+    assert_eq!(pages(&second), owned(&[("dtp-b", &[1])]));
+    assert_eq!(cursor(&second), None);
+
+    // A page that ends with a topic goes on at the next one's start.
+    let exact = c.call(
+        0,
+        &raw::describe_topic_partitions_request(&[], 3, Some(("dtp-a", 0))),
+    );
+    assert_eq!(pages(&exact), owned(&[("dtp-a", &[0, 1, 2])]));
+    assert_eq!(cursor(&exact), Some(("dtp-b".to_string(), 0)));
+
+    // Every topic, without a limit the broker takes (0 is one partition).
+    let all = c.call(0, &raw::describe_topic_partitions_request(&[], 100, None));
+    assert_eq!(
+        pages(&all),
+        owned(&[("dtp-a", &[0, 1, 2]), ("dtp-b", &[0, 1])])
+    );
+    let one = c.call(0, &raw::describe_topic_partitions_request(&[], 0, None));
+    assert_eq!(pages(&one), owned(&[("dtp-a", &[0])]));
+    assert_eq!(cursor(&one), Some(("dtp-a".to_string(), 1)));
+
+    let missing = c.call(
+        0,
+        &raw::describe_topic_partitions_request(&["dtp-none"], 10, None),
+    );
+    assert_eq!(missing.topics.len(), 1);
+    assert_eq!(
+        missing.topics[0].error_code,
+        err::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert!(missing.topics[0].topic_id.is_nil());
+
+    for bad in [("dtp-c", 0), ("dtp-a", -1)] {
+        let refused = c.call(
+            0,
+            &raw::describe_topic_partitions_request(&["dtp-a", "dtp-b"], 10, Some(bad)),
+        );
+        assert_eq!(refused.topics.len(), 2, "{bad:?}: {refused:?}");
+        assert!(
+            refused
+                .topics
+                .iter()
+                .all(|t| t.error_code == INVALID_REQUEST && t.partitions.is_empty()),
+            "{bad:?}: {refused:?}"
+        );
+    }
+}

@@ -58,6 +58,7 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DescribeProducers => R::DescribeProducers(Default::default()),
         ApiKey::TxnOffsetCommit => R::TxnOffsetCommit(Default::default()),
         ApiKey::DescribeCluster => R::DescribeCluster(Default::default()),
+        ApiKey::DescribeTopicPartitions => R::DescribeTopicPartitions(Default::default()),
         ApiKey::ElectLeaders => R::ElectLeaders(Default::default()),
         ApiKey::OffsetForLeaderEpoch => R::OffsetForLeaderEpoch(Default::default()),
         ApiKey::AddPartitionsToTxn => R::AddPartitionsToTxn(Default::default()),

@@ -45,7 +45,7 @@ impl Past<'_> {
     /// eligible leader replicas): since each left, the ISR stayed below
     /// `min.insync.replicas`, so no such write was acknowledged without
     /// it. The last to leave first.
-    fn eligible(&self) -> impl Iterator<Item = i32> + '_ {
+    pub fn eligible(&self) -> impl Iterator<Item = i32> + '_ {
         let min_insync = self.min_insync;
         self.departures
             .iter()

@@ -144,6 +144,12 @@ pub async fn handle(
     response
 }
 
+/// Kafka's internal topics (`Topic.isInternal`): the group and the
+/// transaction coordinators' logs.
+pub fn is_internal(topic: &str) -> bool {
+    topic == crate::group::OFFSETS_TOPIC || topic == crate::txn::TXN_TOPIC
+}
+
 /// The active controller: this node alone, else as the quorum last said
 /// (-1 while none is elected).
 pub fn controller_id(shard: &Shard) -> i32 {
@@ -203,7 +209,7 @@ fn described(topic: &TopicMeta, node: i32, view: Option<&ClusterView>) -> Metada
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     t.topic_id = topic.uuid();
-    t.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
+    t.is_internal = is_internal(&topic.name);
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t.partitions = (0..topic.partitions)
         .map(

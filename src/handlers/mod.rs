@@ -12,6 +12,7 @@ mod delete_records;
 mod describe_cluster;
 mod describe_log_dirs;
 mod describe_quorum;
+mod describe_topic_partitions;
 mod elect_leaders;
 pub(crate) mod fetch;
 mod group;
@@ -100,6 +101,7 @@ pub const APIS: &[ApiSpec] = &[
     group::CONSUMER_GROUP_HEARTBEAT,
     group::CONSUMER_GROUP_DESCRIBE,
     describe_cluster::SPEC,
+    describe_topic_partitions::SPEC,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
@@ -428,6 +430,9 @@ async fn dispatch(
             client,
             body!(),
         )),
+        ApiKey::DescribeTopicPartitions => {
+            out.encoded(describe_topic_partitions::handle(shard, access, body!()))
+        }
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(shard, client, body!()).await;

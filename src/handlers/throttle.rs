@@ -225,6 +225,7 @@ fn throttle_first_since(key: ApiKey) -> Option<i16> {
         | K::CreatePartitions
         | K::IncrementalAlterConfigs
         | K::DescribeCluster
+        | K::DescribeTopicPartitions
         | K::ElectLeaders
         | K::DescribeProducers
         | K::DescribeTransactions
@@ -336,6 +337,7 @@ mod tests {
             CreatePartitions => CreatePartitionsResponse,
             IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
             DescribeCluster => DescribeClusterResponse,
+            DescribeTopicPartitions => DescribeTopicPartitionsResponse,
             ElectLeaders => ElectLeadersResponse,
             DescribeProducers => DescribeProducersResponse,
             DescribeTransactions => DescribeTransactionsResponse,

@@ -316,6 +316,28 @@ pub fn topic_id(c: &mut RawClient, topic: &str) -> uuid::Uuid {
     response.topics[0].topic_id
 }
 
+/// A DescribeTopicPartitions of `names` (every topic when empty), at most
+/// `limit` partitions, from `cursor` (topic, partition) on.
+pub fn describe_topic_partitions_request(
+    names: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> kafka_protocol::messages::DescribeTopicPartitionsRequest {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let mut request = kafka_protocol::messages::DescribeTopicPartitionsRequest::default();
+    request.topics = names
+        .iter()
+        .map(|n| TopicRequest::default().with_name(topic_name(n)))
+        .collect();
+    request.response_partition_limit = limit;
+    request.cursor = cursor.map(|(topic, partition)| {
+        Cursor::default()
+            .with_topic_name(topic_name(topic))
+            .with_partition_index(partition)
+    });
+    request
+}
+
 /// A Fetch (v13+) of `partitions` of the topic with id `id`, no waiting.
 pub fn fetch_by_id(id: uuid::Uuid, partitions: &[(i32, i64)]) -> FetchRequest {
     let mut request = fetch_request("", partitions, 0);
