@@ -104,6 +104,10 @@ fn seeds(topic: &str) -> Vec<Bytes> {
             .with_group_ids(vec![raw::str_bytes("fuzz-group").into()]),
         0..=1
     );
+    all_versions!(
+        raw::describe_topic_partitions_request(&[topic, "fuzz-none"], 2, Some((topic, 0))),
+        0..=0
+    );
     all_versions!(AddRaftVoterRequest::default().with_voter_id(2), 0..=0);
     all_versions!(RemoveRaftVoterRequest::default().with_voter_id(2), 0..=0);
     out.extend(dropped_version_seeds(topic));
