@@ -193,6 +193,20 @@ fn topics_without_describe_are_hidden_from_metadata() {
     assert_eq!(offsets_v0(&mut raw, "visible"), (0, vec![0]));
     assert_eq!(offsets_v0(&mut raw, "hidden"), (29, vec![]));
 
+    // Feature updates need Alter on the cluster.
+    let update = UpdateFeaturesRequest::default().with_feature_updates(vec![
+        update_features_request::FeatureUpdateKey::default()
+            .with_feature(str_bytes("group.version"))
+            .with_max_version_level(1)
+            .with_upgrade_type(1),
+    ]);
+    let refused = raw.call(1, &update);
+    assert_eq!(refused.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert!(refused.results.is_empty());
+    let accepted = admin_raw.call(1, &update);
+    assert_eq!(accepted.error_code, 0);
+    assert_eq!(accepted.results[0].error_code, 0, "{accepted:?}");
+
     // Client quotas need DescribeConfigs / AlterConfigs on the cluster.
     let describe_quotas = DescribeClientQuotasRequest::default();
     assert_eq!(

@@ -220,6 +220,7 @@ fn api_versions_negotiation() {
         (ApiKey::TxnOffsetCommit, 0, 4),
         (ApiKey::DescribeCluster, 0, 1),
         (ApiKey::DescribeTopicPartitions, 0, 0),
+        (ApiKey::UpdateFeatures, 0, 1),
         (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::OffsetForLeaderEpoch, 0, 4),
         (ApiKey::WriteTxnMarkers, 0, 1),

@@ -147,6 +147,31 @@ fn three_nodes_place_topics_and_serve_clients() {
     let mut got: Vec<String> = consumed.iter().map(payload_str).collect();
     got.sort();
     assert_eq!(got, values);
+
+    // A cluster's feature levels besides the group protocol's: the dynamic
+    // quorum and eligible leader replicas, finalized at the metadata log's
+    // position (ApiVersions v4; a single node lists group.version alone).
+    let mut raw = common::raw::RawClient::connect(&cluster.client_addr(2));
+    let versions: kafka_protocol::messages::ApiVersionsResponse =
+        raw.call(4, &common::raw::api_versions_request());
+    let finalized: BTreeMap<String, (i16, i16)> = versions
+        .finalized_features
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                (f.min_version_level, f.max_version_level),
+            )
+        })
+        .collect();
+    let expected = [
+        "eligible.leader.replicas.version",
+        "group.version",
+        "kraft.version",
+    ]
+    .map(|name| (name.to_string(), (1, 1)));
+    assert_eq!(finalized, BTreeMap::from(expected), "{versions:?}");
+    assert!(versions.finalized_features_epoch > 0, "{versions:?}");
 }
 
 /// kill -9 of the active controller: another voter takes over and

@@ -174,3 +174,59 @@ fn aiokafka_copies_a_topic_exactly_once() {
     assert!(result["transactions"].as_i64().unwrap() >= 1, "{result}");
     check_exactly_once_copy(&result, &bs, (src, group), count);
 }
+
+/// kafka-python's admin client reads the feature levels (ApiVersions v3+)
+/// and asks to change one (UpdateFeatures): the level a feature runs at is
+/// accepted as Kafka accepts a no-op, any other refused with
+/// INVALID_UPDATE_VERSION and why; it pages through a topic's partitions
+/// (DescribeTopicPartitions) with the cursor, a missing topic answered
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn kafka_python_reads_features_and_pages_through_partitions() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let topic = "kp-features";
+    create_topic(&bs, topic, 3, &[]);
+    let output = Command::new(python())
+        .arg(script("kafka_python_features.py"))
+        .args([bs.as_str(), topic])
+        .output()
+        .expect("run kafka-python");
+    let result = json_result(&output, &broker);
+    let group = &result["features"]["group.version"];
+    assert_eq!(group["supported"], serde_json::json!([0, 1]), "{result}");
+    assert_eq!(group["finalized"], serde_json::json!([1, 1]), "{result}");
+    // A single node has no quorum: nothing of a cluster's features.
+    let names: Vec<&String> = result["features"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["group.version"], "{result}");
+    let answer = |case: &str| {
+        result["updates"][case]["group.version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(answer("same"), "OK");
+    assert_eq!(answer("validate-only"), "OK");
+    for refused in ["up", "down-as-upgrade", "down-safe"] {
+        assert!(
+            answer(refused).contains("InvalidUpdateVersion"),
+            "{refused}: {result}"
+        );
+    }
+    assert!(
+        answer("down-as-upgrade").contains("downgrade type"),
+        "{result}"
+    );
+
+    let missing = format!("{topic}-missing");
+    assert_eq!(
+        result["pages"],
+        serde_json::json!([[[topic, 0, [0, 1]]], [[topic, 0, [2]], [missing, 3, []]]]),
+        "{result}"
+    );
+    assert_eq!(
+        result["cursors"],
+        serde_json::json!([{"topic_name": topic, "partition_index": 2}, null]),
+        "{result}"
+    );
+}

@@ -59,6 +59,7 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::TxnOffsetCommit => R::TxnOffsetCommit(Default::default()),
         ApiKey::DescribeCluster => R::DescribeCluster(Default::default()),
         ApiKey::DescribeTopicPartitions => R::DescribeTopicPartitions(Default::default()),
+        ApiKey::UpdateFeatures => R::UpdateFeatures(Default::default()),
         ApiKey::ElectLeaders => R::ElectLeaders(Default::default()),
         ApiKey::OffsetForLeaderEpoch => R::OffsetForLeaderEpoch(Default::default()),
         ApiKey::AddPartitionsToTxn => R::AddPartitionsToTxn(Default::default()),

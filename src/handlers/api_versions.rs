@@ -1,6 +1,5 @@
-//! ApiVersions: what this broker serves, straight from [`super::APIS`].
-//! v4 (KAFKA-17011) only lets a broker list a supported feature whose
-//! minimum version is 0; Sluice lists no features, so v4 answers as v3.
+//! ApiVersions: what this broker serves, straight from [`super::APIS`],
+//! and from v3 its feature levels ([`super::features`]).
 
 use std::rc::Rc;
 
@@ -18,12 +17,13 @@ pub const SPEC: ApiSpec = ApiSpec {
 };
 
 pub fn handle(
-    _shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.api_keys = supported();
+    super::features::list(shard, header.request_api_version, &mut response);
     response
 }
 

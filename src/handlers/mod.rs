@@ -14,6 +14,7 @@ mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
+mod features;
 pub(crate) mod fetch;
 mod group;
 mod leader_hint;
@@ -102,6 +103,7 @@ pub const APIS: &[ApiSpec] = &[
     group::CONSUMER_GROUP_DESCRIBE,
     describe_cluster::SPEC,
     describe_topic_partitions::SPEC,
+    features::UPDATE_FEATURES,
     elect_leaders::SPEC,
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
@@ -433,6 +435,7 @@ async fn dispatch(
         ApiKey::DescribeTopicPartitions => {
             out.encoded(describe_topic_partitions::handle(shard, access, body!()))
         }
+        ApiKey::UpdateFeatures => out.encoded(features::update(shard, access, &header, body!())),
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(shard, client, body!()).await;

@@ -226,6 +226,7 @@ fn throttle_first_since(key: ApiKey) -> Option<i16> {
         | K::IncrementalAlterConfigs
         | K::DescribeCluster
         | K::DescribeTopicPartitions
+        | K::UpdateFeatures
         | K::ElectLeaders
         | K::DescribeProducers
         | K::DescribeTransactions
@@ -338,6 +339,7 @@ mod tests {
             IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
             DescribeCluster => DescribeClusterResponse,
             DescribeTopicPartitions => DescribeTopicPartitionsResponse,
+            UpdateFeatures => UpdateFeaturesResponse,
             ElectLeaders => ElectLeadersResponse,
             DescribeProducers => DescribeProducersResponse,
             DescribeTransactions => DescribeTransactionsResponse,

@@ -1,0 +1,186 @@
+//! Feature levels (KIP-584) as clients see them: the ones ApiVersions
+//! lists, and UpdateFeatures (`kafka-features.sh upgrade|downgrade`).
+//!
+//! Sluice's levels follow the software the cluster runs: a record kind an
+//! older node cannot read is written only once every member reads it
+//! (`controller::directories::every_member_reads`), so there is nothing to
+//! finalize by hand. Listed are the features whose behaviour Sluice has, at
+//! the level Kafka gives that behaviour; `metadata.version` is not (its
+//! levels name Kafka's own metadata records), nor `transaction.version`
+//! (level 0, the transaction protocol before KIP-890's second part, is what
+//! an absent feature means to a client).
+
+use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, UpdateFeaturesRequest, UpdateFeaturesResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::access::Access;
+use super::ApiSpec;
+use crate::security::acl::Operation;
+use crate::shard::Shard;
+
+/// v2 (KIP-1022) answers all-or-nothing with the top-level error; v0-1
+/// answer each feature.
+pub const UPDATE_FEATURES: ApiSpec = ApiSpec {
+    key: ApiKey::UpdateFeatures,
+    min: 0,
+    max: 1,
+};
+
+/// A feature this broker has, and the level it runs it at.
+struct Feature {
+    name: &'static str,
+    level: i16,
+    /// Only a cluster (a metadata quorum) has it.
+    cluster_only: bool,
+}
+
+const FEATURES: &[Feature] = &[
+    // KIP-848's consumer group protocol (ConsumerGroupHeartbeat).
+    Feature {
+        name: "group.version",
+        level: 1,
+        cluster_only: false,
+    },
+    // KIP-853's dynamic quorum (AddRaftVoter, RemoveRaftVoter).
+    Feature {
+        name: "kraft.version",
+        level: 1,
+        cluster_only: true,
+    },
+    // KIP-966's eligible leader replicas (DescribeTopicPartitions).
+    Feature {
+        name: "eligible.leader.replicas.version",
+        level: 1,
+        cluster_only: true,
+    },
+];
+
+/// Kafka's UpdateFeatures upgrade types (v1+; v0's `allow_downgrade` is
+/// a safe downgrade).
+const UPGRADE: i8 = 1;
+
+fn features(shard: &Shard) -> impl Iterator<Item = &'static Feature> {
+    let cluster = shard.topics().cluster.is_some();
+    FEATURES.iter().filter(move |f| cluster || !f.cluster_only)
+}
+
+/// Fills ApiVersions' features (v3+): each one supported from level 0 (1
+/// below v4: clients before KAFKA-17011 fail to read a minimum of 0) to
+/// the level it runs at, and finalized there, at the metadata log's
+/// position (0 on a single node, which has no log).
+pub fn list(shard: &Shard, version: i16, response: &mut ApiVersionsResponse) {
+    if version < 3 {
+        return;
+    }
+    let min = if version >= 4 { 0 } else { 1 };
+    for feature in features(shard) {
+        let mut supported = SupportedFeatureKey::default();
+        supported.name = StrBytes::from_static_str(feature.name);
+        supported.min_version = min;
+        supported.max_version = feature.level;
+        response.supported_features.push(supported);
+        let mut finalized = FinalizedFeatureKey::default();
+        finalized.name = StrBytes::from_static_str(feature.name);
+        finalized.min_version_level = feature.level;
+        finalized.max_version_level = feature.level;
+        response.finalized_features.push(finalized);
+    }
+    response.finalized_features_epoch = shard
+        .topics()
+        .cluster
+        .as_deref()
+        .map_or(0, |view| i64::try_from(view.index).unwrap_or(i64::MAX));
+}
+
+/// Needs Alter on the cluster, as in Kafka. A feature already at the level
+/// asked is a success (Kafka's no-op); any other level is refused with
+/// INVALID_UPDATE_VERSION and why, as Kafka refuses a level no broker
+/// supports.
+pub fn update(
+    shard: &Shard,
+    access: &Access,
+    header: &RequestHeader,
+    request: UpdateFeaturesRequest,
+) -> UpdateFeaturesResponse {
+    let mut response = UpdateFeaturesResponse::default();
+    if !access.cluster(Operation::Alter) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
+    let running: Vec<&Feature> = features(shard).collect();
+    response.results = request
+        .feature_updates
+        .iter()
+        .map(|update| {
+            let upgrade_type = if header.request_api_version >= 1 {
+                update.upgrade_type
+            } else if update.allow_downgrade {
+                UPGRADE + 1
+            } else {
+                UPGRADE
+            };
+            let name = update.feature.as_str();
+            let current = running
+                .iter()
+                .find(|f| f.name == name)
+                .map_or(0, |f| f.level);
+            let refusal = refusal(name, current, update.max_version_level, upgrade_type);
+            let mut result = UpdatableFeatureResult::default();
+            result.feature = update.feature.clone();
+            if let Some(message) = refusal {
+                result.error_code = ResponseError::InvalidUpdateVersion.code();
+                result.error_message = Some(StrBytes::from_string(message));
+            }
+            result
+        })
+        .collect();
+    response
+}
+
+/// Why `name` cannot go from `current` to `level`; `None` when it is
+/// there already.
+fn refusal(name: &str, current: i16, level: i16, upgrade_type: i8) -> Option<String> {
+    if level == current {
+        return None;
+    }
+    if level < current && upgrade_type == UPGRADE {
+        return Some(format!(
+            "{name} is at {current}: going to {level} is a downgrade, which needs the safe \
+             or unsafe downgrade type"
+        ));
+    }
+    if level > current && upgrade_type != UPGRADE {
+        return Some(format!(
+            "{name} is at {current}: a downgrade cannot go up to {level}"
+        ));
+    }
+    Some(format!(
+        "{name} runs at {current} on this cluster and cannot be set to {level}: Sluice's \
+         feature levels follow the software every node runs"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_level_a_feature_runs_at_is_accepted() {
+        assert_eq!(refusal("group.version", 1, 1, UPGRADE), None);
+        assert_eq!(refusal("unknown.feature", 0, 0, UPGRADE), None);
+        let refused = |current, level, kind| refusal("group.version", current, level, kind);
+        assert!(refused(1, 0, UPGRADE).unwrap().contains("downgrade type"));
+        assert!(refused(0, 1, UPGRADE + 1).unwrap().contains("cannot go up"));
+        assert!(refused(1, 2, UPGRADE)
+            .unwrap()
+            .contains("follow the software"));
+        assert!(refused(1, 0, UPGRADE + 2)
+            .unwrap()
+            .contains("follow the software"));
+    }
+}
