@@ -254,6 +254,20 @@ fn find_coordinator_answers_for_transactional_ids() {
         .map(|c| (c.error_code, c.port))
         .collect();
     assert_eq!(codes, vec![(NONE, port), (INVALID_REQUEST, -1)]);
+
+    // The coordinator's log is an internal topic, as Kafka marks it.
+    let named = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(common::raw::topic_name("__transaction_state"))),
+    ]));
+    let metadata = c.call(12, &named);
+    assert_eq!(metadata.topics[0].error_code, NONE, "{metadata:?}");
+    assert!(metadata.topics[0].is_internal, "{metadata:?}");
+    let described = c.call(
+        0,
+        &common::raw::describe_topic_partitions_request(&["__transaction_state"], 1, None),
+    );
+    assert!(described.topics[0].is_internal, "{described:?}");
 }
 
 /// Raw commit and abort write one marker per partition; bad requests get Kafka's codes.
