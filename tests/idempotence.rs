@@ -128,8 +128,10 @@ fn retries_are_answered_with_the_original_offsets_across_restarts() {
     assert_eq!(response.topics[0].partitions[0].offset, 6);
 }
 
-/// DescribeProducers lists a partition's producers with their epoch and
-/// last sequence, and refuses unknown partitions.
+/// DescribeProducers lists a partition's producers with their epoch, last
+/// sequence and the first offset of their open transaction (what
+/// `kafka-transactions.sh find-hanging` looks for), and refuses unknown
+/// partitions.
 #[test]
 fn describe_producers_lists_active_producers() {
     let broker = Broker::start(2);
@@ -143,6 +145,10 @@ fn describe_producers_lists_active_producers() {
             .0,
         0
     );
+    // A transaction opened at offset 4, after the idempotent batch.
+    let txn_pid = init_producer_id(&mut client, 3).producer_id.0;
+    let txn = with_producer(&build_simple_batch(0, 2, now_ms()), txn_pid, 0, 0, true);
+    assert_eq!(client.produce_batch(topic, 1, txn), (0, 4));
     let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
         .with_name(TopicName(StrBytes::from_static_str(topic)))
         .with_partition_indexes(vec![0, 1, 7])]);
@@ -153,10 +159,17 @@ fn describe_producers_lists_active_producers() {
     assert!(partitions[0].active_producers.is_empty());
     assert_eq!(partitions[1].error_code, 0);
     let producers = &partitions[1].active_producers;
-    assert_eq!(producers.len(), 1);
-    assert_eq!(producers[0].producer_id.0, pid);
-    assert_eq!(producers[0].producer_epoch, 0);
-    assert_eq!(producers[0].last_sequence, 3);
+    assert_eq!(producers.len(), 2);
+    let idempotent = producers.iter().find(|p| p.producer_id.0 == pid).unwrap();
+    assert_eq!(idempotent.producer_epoch, 0);
+    assert_eq!(idempotent.last_sequence, 3);
+    assert_eq!(idempotent.current_txn_start_offset, -1);
+    let transactional = producers
+        .iter()
+        .find(|p| p.producer_id.0 == txn_pid)
+        .unwrap();
+    assert_eq!(transactional.last_sequence, 1);
+    assert_eq!(transactional.current_txn_start_offset, 4);
     assert_eq!(
         partitions[2].error_code,
         raw::err::UNKNOWN_TOPIC_OR_PARTITION

@@ -146,7 +146,7 @@ pub async fn describe_producers(
                 state.last_sequence = s.last_sequence;
                 state.last_timestamp = s.last_timestamp;
                 state.coordinator_epoch = s.coordinator_epoch;
-                state.current_txn_start_offset = -1;
+                state.current_txn_start_offset = s.current_txn_start_offset;
                 state
             })
             .collect();

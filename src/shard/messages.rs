@@ -358,6 +358,8 @@ pub struct ProducerSummary {
     pub last_sequence: i32,
     pub last_timestamp: i64,
     pub coordinator_epoch: i32,
+    /// The first offset of its open transaction here; -1 without one.
+    pub current_txn_start_offset: i64,
 }
 
 /// Topic changes that only the controller shard (0) performs.

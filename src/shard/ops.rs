@@ -693,6 +693,7 @@ fn summarize_producers(states: &crate::storage::ProducerStates) -> Vec<ProducerS
             last_sequence: entry.last_seq(),
             last_timestamp: entry.last_timestamp,
             coordinator_epoch: entry.coordinator_epoch,
+            current_txn_start_offset: entry.current_txn_first_offset.unwrap_or(-1),
         })
         .collect()
 }
