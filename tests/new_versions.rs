@@ -344,6 +344,7 @@ fn describe_topic_partitions_pages_in_name_order() {
     for p in &a.partitions {
         assert_eq!(p.error_code, err::NONE);
         assert_eq!(p.leader_id.0, 0);
+        assert_eq!(p.leader_epoch, 0, "as Metadata says");
         assert_eq!(p.replica_nodes, [BrokerId(0)]);
         assert_eq!(p.isr_nodes, [BrokerId(0)]);
         assert_eq!(p.eligible_leader_replicas.as_deref(), Some(&[][..]));

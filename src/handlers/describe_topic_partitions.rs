@@ -195,6 +195,7 @@ fn alone(node: i32, index: i32) -> DescribeTopicPartitionsResponsePartition {
     let mut out = DescribeTopicPartitionsResponsePartition::default();
     out.partition_index = index;
     out.leader_id = BrokerId(node);
+    out.leader_epoch = 0;
     out.replica_nodes = vec![BrokerId(node)];
     out.isr_nodes = vec![BrokerId(node)];
     out.eligible_leader_replicas = Some(Vec::new());
