@@ -221,6 +221,8 @@ fn api_versions_negotiation() {
         (ApiKey::DescribeCluster, 0, 1),
         (ApiKey::DescribeTopicPartitions, 0, 0),
         (ApiKey::UpdateFeatures, 0, 1),
+        (ApiKey::AlterReplicaLogDirs, 1, 2),
+        (ApiKey::ListConfigResources, 0, 1),
         (ApiKey::ElectLeaders, 0, 2),
         (ApiKey::OffsetForLeaderEpoch, 0, 4),
         (ApiKey::WriteTxnMarkers, 0, 1),

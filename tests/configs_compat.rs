@@ -469,3 +469,41 @@ fn replication_throttles_are_configs_kafka_validates() {
         err::INVALID_CONFIG
     );
 }
+
+/// ListConfigResources (KIP-1142): v1 lists the brokers and the topics
+/// (every type when none is named, one type when named), no group or
+/// client metrics resources (none exist here); a type without configs here
+/// (broker loggers) is refused with UNSUPPORTED_VERSION; v0
+/// (ListClientMetricsResources) lists client metrics resources alone.
+#[test]
+fn list_config_resources_lists_brokers_and_topics() {
+    use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
+
+    const UNSUPPORTED_VERSION: i16 = 35;
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "lcr-b", 1, &[]);
+    create_topic(&bs, "lcr-a", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let listed = |r: &ListConfigResourcesResponse| -> Vec<(i8, String)> {
+        assert_eq!(r.error_code, err::NONE, "{r:?}");
+        r.config_resources
+            .iter()
+            .map(|c| (c.resource_type, c.resource_name.to_string()))
+            .collect()
+    };
+    let of = |types: Vec<i8>| ListConfigResourcesRequest::default().with_resource_types(types);
+    let everything = vec![
+        (4, "0".to_string()),
+        (2, "lcr-a".to_string()),
+        (2, "lcr-b".to_string()),
+    ];
+    assert_eq!(listed(&c.call(1, &of(vec![]))), everything);
+    assert_eq!(listed(&c.call(1, &of(vec![2, 4, 16, 32]))), everything);
+    assert_eq!(listed(&c.call(1, &of(vec![2]))), everything[1..]);
+    assert_eq!(listed(&c.call(1, &of(vec![32]))), []);
+    let loggers = c.call(1, &of(vec![2, 8]));
+    assert_eq!(loggers.error_code, UNSUPPORTED_VERSION);
+    assert!(loggers.config_resources.is_empty());
+    assert_eq!(listed(&c.call(0, &of(vec![]))), []);
+}

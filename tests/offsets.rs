@@ -636,3 +636,48 @@ fn describe_quorum_on_a_lone_broker_says_there_is_none() {
         "INVALID_REQUEST"
     );
 }
+
+/// AlterReplicaLogDirs: a replica "moved" to the data dir it is in is a
+/// success; another path is not a log dir of this broker
+/// (LOG_DIR_NOT_FOUND), and a partition it holds no replica of answers
+/// REPLICA_NOT_AVAILABLE, as Kafka answers them.
+#[test]
+fn alter_replica_log_dirs_moves_only_to_the_data_dir() {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    use kafka_protocol::messages::AlterReplicaLogDirsRequest;
+
+    const LOG_DIR_NOT_FOUND: i16 = 57;
+    const REPLICA_NOT_AVAILABLE: i16 = 9;
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "ld-move", 2, &[]);
+    let data_dir = std::path::absolute(broker.data_dir()).unwrap();
+    let move_to = |path: &str, partitions: Vec<i32>| {
+        AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+            .with_path(raw::str_bytes(path))
+            .with_topics(vec![AlterReplicaLogDirTopic::default()
+                .with_name(raw::topic_name("ld-move"))
+                .with_partitions(partitions)])])
+    };
+    let mut c = RawClient::connect(&bs);
+    for version in 1..=2 {
+        let here = c.call(version, &move_to(data_dir.to_str().unwrap(), vec![0, 1, 5]));
+        let codes: Vec<(i32, i16)> = here.results[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            [(0, err::NONE), (1, err::NONE), (5, REPLICA_NOT_AVAILABLE)],
+            "v{version}"
+        );
+        let elsewhere = c.call(version, &move_to("/var/lib/kafka/other", vec![0]));
+        assert_eq!(
+            elsewhere.results[0].partitions[0].error_code, LOG_DIR_NOT_FOUND,
+            "v{version}"
+        );
+    }
+}

@@ -230,3 +230,111 @@ fn kafka_python_reads_features_and_pages_through_partitions() {
         "{result}"
     );
 }
+
+/// Every public method of kafka-python's admin client, as an operator
+/// would use it, against one broker (tests/clients/kafka_python_admin_tour.py
+/// sets the stage: topics, a consumed and committed group, a static member
+/// left behind, a committed and an open transaction). Each answers without
+/// an error (ACLs: SECURITY_DISABLED, as Kafka answers without an
+/// authorizer) and each change is seen afterwards.
+#[test]
+fn kafka_python_admin_client_tour() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let output = Command::new(python())
+        .arg(script("kafka_python_admin_tour.py"))
+        .arg(bs.as_str())
+        .output()
+        .expect("run kafka-python");
+    let r = json_result(&output, &broker);
+    assert!(r.get("_missing").is_none(), "{r}");
+    assert!(r["_setup"].get("error").is_none(), "{r}");
+    for (method, outcome) in r.as_object().unwrap() {
+        if method.starts_with('_') || method == "describe_acls" {
+            continue;
+        }
+        assert_eq!(outcome["ok"], true, "{method}: {outcome}");
+    }
+    assert!(
+        r["describe_acls"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SecurityDisabled"),
+        "{r}"
+    );
+    let result = |method: &str| &r[method]["result"];
+
+    // Topics and partitions.
+    assert_eq!(
+        result("alter_replica_log_dirs")["answer"]["tour-a:0@0"],
+        "NoError"
+    );
+    let dtp = &result("describe_topic_partitions")["topics"];
+    assert_eq!(dtp.as_array().unwrap().len(), 2, "{r}");
+    for partition in dtp[0]["partitions"].as_array().unwrap() {
+        assert_eq!(partition["leader_epoch"], 0, "{r}");
+    }
+    let offsets = result("list_partition_offsets");
+    assert_eq!(offsets["latest"]["tour-a:1"], 10, "{r}");
+    assert_eq!(offsets["max_timestamp"]["tour-a:1"]["offset"], 9, "{r}");
+    assert_eq!(offsets["at_base_plus_5s"]["tour-a:2"], 5, "{r}");
+    assert_eq!(result("delete_records")["earliest_after"]["tour-a:0"], 3);
+    assert_eq!(
+        result("create_partitions")["partitions_after"],
+        serde_json::json!([4])
+    );
+    assert_eq!(result("delete_topics")["still_listed"], false);
+
+    // Configs.
+    let listed = result("list_config_resources");
+    assert_eq!(listed["broker"], serde_json::json!(["0"]), "{r}");
+    assert!(
+        listed["topic"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("tour-a")),
+        "{r}"
+    );
+    assert_eq!(
+        result("alter_configs")["after"],
+        serde_json::json!({"cleanup.policy": "compact", "retention.ms": "3600000"})
+    );
+    assert_eq!(
+        result("reset_configs")["after"],
+        serde_json::json!({"retention.ms": "3600000"})
+    );
+
+    // Groups.
+    assert_eq!(
+        result("reset_group_offsets")["after"],
+        serde_json::json!({"tour-a:0": 3, "tour-a:1": 10, "tour-a:2": 5})
+    );
+    assert_eq!(
+        result("delete_group_offsets")["after"],
+        serde_json::json!({"tour-a:0": 3, "tour-a:1": 10})
+    );
+    assert_eq!(
+        result("remove_group_members")["after"],
+        serde_json::json!({"state": "Empty", "members": 0})
+    );
+    assert_eq!(
+        result("delete_groups")["groups_after"],
+        serde_json::json!([])
+    );
+
+    // Transactions: the open one starts after the committed one's five
+    // records and marker; aborting it ends it with a marker after its three.
+    let producers = &result("describe_producers")["tour-tx:0"]["active_producers"];
+    let starts: Vec<i64> = producers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["current_transaction_start_offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(starts, [-1, 6], "{r}");
+    let hanging = &result("find_hanging_transactions")["threshold_zero"];
+    assert_eq!(hanging[0]["transactional_id"], "tour-txn-open", "{r}");
+    let abort = result("abort_transaction");
+    assert_eq!(abort["last_stable_offset_before"]["tour-tx:0"], 6, "{r}");
+    assert_eq!(abort["last_stable_offset_after"]["tour-tx:0"], 10, "{r}");
+}

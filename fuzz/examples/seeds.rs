@@ -60,6 +60,8 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DescribeCluster => R::DescribeCluster(Default::default()),
         ApiKey::DescribeTopicPartitions => R::DescribeTopicPartitions(Default::default()),
         ApiKey::UpdateFeatures => R::UpdateFeatures(Default::default()),
+        ApiKey::AlterReplicaLogDirs => R::AlterReplicaLogDirs(Default::default()),
+        ApiKey::ListConfigResources => R::ListConfigResources(Default::default()),
         ApiKey::ElectLeaders => R::ElectLeaders(Default::default()),
         ApiKey::OffsetForLeaderEpoch => R::OffsetForLeaderEpoch(Default::default()),
         ApiKey::AddPartitionsToTxn => R::AddPartitionsToTxn(Default::default()),

@@ -52,7 +52,7 @@ pub async fn handle(
             .collect()
     });
     let sizes = shard.replica_sizes().await;
-    let dir = absolute(&shard.config.data_dir);
+    let dir = log_dir(shard);
     let volume = {
         let dir = dir.clone();
         crate::runtime::blocking(move || volume_bytes(&dir)).await
@@ -100,8 +100,10 @@ fn by_topic(
         .collect()
 }
 
-/// The path as Kafka reports a log dir: absolute.
-fn absolute(dir: &Path) -> PathBuf {
+/// This broker's one log dir, its data dir, as Kafka reports a log dir:
+/// absolute.
+pub(super) fn log_dir(shard: &Shard) -> PathBuf {
+    let dir = &shard.config.data_dir;
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 

@@ -5,6 +5,7 @@
 pub(crate) mod access;
 mod acls;
 mod admin;
+mod alter_replica_log_dirs;
 pub mod api_versions;
 mod client_quotas;
 mod configs;
@@ -19,6 +20,7 @@ pub(crate) mod fetch;
 mod group;
 mod leader_hint;
 mod legacy;
+mod list_config_resources;
 pub use legacy::forward_frame as forward_legacy_frame;
 pub use throttle::client_throttles;
 mod list_offsets;
@@ -85,6 +87,7 @@ pub const APIS: &[ApiSpec] = &[
     configs::ALTER_CONFIGS,
     admin::CREATE_PARTITIONS,
     configs::INCREMENTAL_ALTER_CONFIGS,
+    list_config_resources::SPEC,
     group::FIND_COORDINATOR,
     group::JOIN_GROUP,
     group::SYNC_GROUP,
@@ -108,6 +111,7 @@ pub const APIS: &[ApiSpec] = &[
     offset_for_leader_epoch::SPEC,
     delete_records::SPEC,
     describe_log_dirs::SPEC,
+    alter_replica_log_dirs::SPEC,
     describe_quorum::SPEC,
     unregister_broker::SPEC,
     raft_voters::ADD,
@@ -435,6 +439,15 @@ async fn dispatch(
         ApiKey::DescribeTopicPartitions => {
             out.encoded(describe_topic_partitions::handle(shard, access, body!()))
         }
+        ApiKey::AlterReplicaLogDirs => {
+            out.encoded(alter_replica_log_dirs::handle(shard, access, body!()))
+        }
+        ApiKey::ListConfigResources => out.encoded(list_config_resources::handle(
+            shard,
+            access,
+            version,
+            body!(),
+        )),
         ApiKey::UpdateFeatures => out.encoded(features::update(shard, access, &header, body!())),
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {

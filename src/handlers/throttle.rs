@@ -227,6 +227,8 @@ fn throttle_first_since(key: ApiKey) -> Option<i16> {
         | K::DescribeCluster
         | K::DescribeTopicPartitions
         | K::UpdateFeatures
+        | K::AlterReplicaLogDirs
+        | K::ListConfigResources
         | K::ElectLeaders
         | K::DescribeProducers
         | K::DescribeTransactions
@@ -340,6 +342,8 @@ mod tests {
             DescribeCluster => DescribeClusterResponse,
             DescribeTopicPartitions => DescribeTopicPartitionsResponse,
             UpdateFeatures => UpdateFeaturesResponse,
+            AlterReplicaLogDirs => AlterReplicaLogDirsResponse,
+            ListConfigResources => ListConfigResourcesResponse,
             ElectLeaders => ElectLeadersResponse,
             DescribeProducers => DescribeProducersResponse,
             DescribeTransactions => DescribeTransactionsResponse,
