@@ -23,6 +23,7 @@ const BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -116,7 +117,15 @@ fn broker_configs_are_topic_defaults_set_at_run_time() {
     let node = describe(&mut c, BROKER, "0").unwrap();
     assert_eq!(
         node["message.max.bytes"],
-        (Some("9000".into()), SOURCE_DYNAMIC_BROKER, vec![])
+        (
+            Some("9000".into()),
+            SOURCE_DYNAMIC_BROKER,
+            vec![
+                SOURCE_DYNAMIC_BROKER,
+                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                SOURCE_DEFAULT
+            ]
+        )
     );
     assert_eq!(node["log.retention.ms"].1, SOURCE_DEFAULT);
     let cluster = describe(&mut c, BROKER, "").unwrap();
@@ -251,7 +260,11 @@ fn cluster_broker_configs_go_through_the_quorum() {
 fn replication_throttle_rates_are_described_with_their_sources() {
     let broker = Broker::start(1);
     let mut c = RawClient::connect(&broker.bootstrap());
-    let unthrottled = (Some(i64::MAX.to_string()), SOURCE_DEFAULT, vec![]);
+    let unthrottled = (
+        Some(i64::MAX.to_string()),
+        SOURCE_DEFAULT,
+        vec![SOURCE_DEFAULT],
+    );
     let node = describe(&mut c, BROKER, "0").unwrap();
     assert_eq!(node["leader.replication.throttled.rate"], unthrottled);
     assert_eq!(node["follower.replication.throttled.rate"], unthrottled);
@@ -263,15 +276,62 @@ fn replication_throttle_rates_are_described_with_their_sources() {
     let node = describe(&mut c, BROKER, "0").unwrap();
     assert_eq!(
         node["leader.replication.throttled.rate"],
-        (Some("5000".into()), SOURCE_DYNAMIC_DEFAULT_BROKER, vec![])
+        (
+            Some("5000".into()),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DEFAULT]
+        )
     );
     assert_eq!(
         node["follower.replication.throttled.rate"],
-        (Some("7000".into()), SOURCE_DYNAMIC_BROKER, vec![])
+        (
+            Some("7000".into()),
+            SOURCE_DYNAMIC_BROKER,
+            vec![SOURCE_DYNAMIC_BROKER, SOURCE_DEFAULT]
+        )
     );
 
     let unset = [("follower.replication.throttled.rate", OP_DELETE, None)];
     assert_eq!(alter_broker(&mut c, "0", &unset), (err::NONE, None));
     let node = describe(&mut c, BROKER, "0").unwrap();
     assert_eq!(node["follower.replication.throttled.rate"], unthrottled);
+}
+
+/// The static configs Kafka's tools show for a broker, under Kafka's
+/// names: read-only, STATIC_BROKER_CONFIG where the command line set them,
+/// DEFAULT_CONFIG where it did not, each its own synonym, no
+/// documentation (null, as Kafka answers when it is not asked for).
+#[test]
+fn static_broker_configs_are_described_read_only() {
+    let broker = Broker::start_with(1, &["--num-partitions", "3"]);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(
+        node["num.partitions"],
+        (
+            Some("3".into()),
+            SOURCE_STATIC_BROKER,
+            vec![SOURCE_STATIC_BROKER]
+        )
+    );
+    assert_eq!(
+        node["auto.create.topics.enable"],
+        (Some("true".into()), SOURCE_DEFAULT, vec![SOURCE_DEFAULT])
+    );
+    let data_dir = std::path::absolute(broker.data_dir()).unwrap();
+    assert_eq!(node["log.dirs"].0.as_deref(), data_dir.to_str());
+
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(str_bytes("0"))
+            .with_configuration_keys(Some(vec![str_bytes("num.partitions")]))]);
+    let resp = c.call(4, &req);
+    let result = &resp.results[0];
+    assert_eq!(result.error_message, None, "{resp:?}");
+    assert_eq!(result.configs.len(), 1, "{resp:?}");
+    let entry = &result.configs[0];
+    assert!(entry.read_only, "{resp:?}");
+    assert!(entry.synonyms.is_empty(), "not asked for: {resp:?}");
+    assert_eq!(entry.documentation, None, "{resp:?}");
 }

@@ -143,6 +143,21 @@ pub fn describe(
                             result.configs = entries
                                 .into_iter()
                                 .filter(|e| wanted(e.name.as_str()))
+                                .map(|mut e| {
+                                    e.synonyms = match (include_synonyms, e.synonyms.is_empty()) {
+                                        (false, _) => Vec::new(),
+                                        // A config set at one level alone
+                                        // is its own only synonym, as
+                                        // Kafka lists it.
+                                        (true, true) => synonyms(vec![(
+                                            e.name.to_string(),
+                                            e.value.as_ref().map(|v| v.to_string()),
+                                            e.config_source,
+                                        )]),
+                                        (true, false) => e.synonyms,
+                                    };
+                                    e
+                                })
                                 .collect();
                         }
                         Err(message) => {
@@ -158,6 +173,14 @@ pub fn describe(
                 }
             }
             result.resource_name = resource.resource_name;
+            // Null where Kafka sends null: no error message on success, no
+            // documentation (Sluice has none to give when asked).
+            if result.error_code == 0 {
+                result.error_message = None;
+            }
+            for config in &mut result.configs {
+                config.documentation = None;
+            }
             result
         })
         .collect();
@@ -292,13 +315,14 @@ fn broker_entries(
             ];
             // A config's value on this broker: its own or the cluster-wide
             // dynamic one, else `default`; typed as `type_key` is.
+            // Every level with a value, highest first, as its synonyms.
             let described = |key: &str, default: Option<String>, type_key: &str| {
-                let levels = dynamic_levels(&topics.broker_configs, node, key);
-                let (value, source) = match levels.into_iter().next() {
-                    Some((_, value, source)) => (value, source),
-                    None => (default, SOURCE_DEFAULT),
-                };
-                entry(key, value, source, config_type(type_key))
+                let mut levels = dynamic_levels(&topics.broker_configs, node, key);
+                levels.push((key.to_string(), default, SOURCE_DEFAULT));
+                let (_, value, source) = levels[0].clone();
+                let mut e = entry(key, value, source, config_type(type_key));
+                e.synonyms = synonyms(levels);
+                e
             };
             for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
                 let default = shard
@@ -310,10 +334,118 @@ fn broker_entries(
                 // Kafka's default: Long.MAX_VALUE, unthrottled.
                 entries.push(described(rate_key, Some(i64::MAX.to_string()), rate_key));
             }
+            entries.extend(static_entries(shard));
             Ok(entries)
         }
         BrokerTarget::Broker(_) => Err(wrong_id()),
     }
+}
+
+/// The broker's static configs that Kafka's tools show (`kafka-configs.sh
+/// --describe --all`), under Kafka's names: read-only, as in Kafka, and
+/// STATIC_BROKER_CONFIG where they differ from Sluice's default (set in
+/// the config file or on the command line), else DEFAULT_CONFIG.
+fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
+    const BOOLEAN: i8 = 1;
+    const STRING: i8 = 2;
+    const INT: i8 = 3;
+    const LONG: i8 = 5;
+    let config = &shard.config;
+    let default = crate::config::BrokerConfig::default();
+    let log_dirs = std::path::absolute(&config.data_dir)
+        .unwrap_or_else(|_| config.data_dir.clone())
+        .display()
+        .to_string();
+    let values: [(&str, String, String, i8); 13] = [
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics_enable.to_string(),
+            default.auto_create_topics_enable.to_string(),
+            BOOLEAN,
+        ),
+        (
+            "num.partitions",
+            config.num_partitions.to_string(),
+            default.num_partitions.to_string(),
+            INT,
+        ),
+        (
+            "default.replication.factor",
+            config.default_replication_factor.to_string(),
+            default.default_replication_factor.to_string(),
+            INT,
+        ),
+        (
+            "offsets.topic.num.partitions",
+            config.offsets_topic_num_partitions.to_string(),
+            default.offsets_topic_num_partitions.to_string(),
+            INT,
+        ),
+        (
+            "offsets.topic.replication.factor",
+            config.offsets_topic_replication_factor.to_string(),
+            default.offsets_topic_replication_factor.to_string(),
+            INT,
+        ),
+        (
+            "offsets.retention.minutes",
+            config.offsets_retention_minutes.to_string(),
+            default.offsets_retention_minutes.to_string(),
+            INT,
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            config.group_initial_rebalance_delay_ms.to_string(),
+            default.group_initial_rebalance_delay_ms.to_string(),
+            INT,
+        ),
+        (
+            "group.min.session.timeout.ms",
+            config.group_min_session_timeout_ms.to_string(),
+            default.group_min_session_timeout_ms.to_string(),
+            INT,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            config.group_max_session_timeout_ms.to_string(),
+            default.group_max_session_timeout_ms.to_string(),
+            INT,
+        ),
+        (
+            "auto.leader.rebalance.enable",
+            config.auto_leader_rebalance_enable.to_string(),
+            default.auto_leader_rebalance_enable.to_string(),
+            BOOLEAN,
+        ),
+        (
+            "replica.lag.time.max.ms",
+            config.replica_lag_time_max_ms.to_string(),
+            default.replica_lag_time_max_ms.to_string(),
+            LONG,
+        ),
+        (
+            "socket.request.max.bytes",
+            config.socket_request_max_bytes.to_string(),
+            default.socket_request_max_bytes.to_string(),
+            INT,
+        ),
+        ("log.dirs", log_dirs, String::new(), STRING),
+    ];
+    values
+        .into_iter()
+        .map(|(name, value, default_value, config_type)| {
+            let mut e = DescribeConfigsResourceResult::default();
+            e.name = StrBytes::from_static_str(name);
+            e.config_source = if value == default_value {
+                SOURCE_DEFAULT
+            } else {
+                SOURCE_STATIC_BROKER
+            };
+            e.value = Some(StrBytes::from_string(value));
+            e.config_type = config_type;
+            read_only(e)
+        })
+        .collect()
 }
 
 fn read_only(mut e: DescribeConfigsResourceResult) -> DescribeConfigsResourceResult {
