@@ -218,7 +218,7 @@ fn api_versions_negotiation() {
         (ApiKey::InitProducerId, 0, 5),
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::TxnOffsetCommit, 0, 4),
-        (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::DescribeCluster, 0, 2),
         (ApiKey::DescribeTopicPartitions, 0, 0),
         (ApiKey::UpdateFeatures, 0, 1),
         (ApiKey::AlterReplicaLogDirs, 1, 2),

@@ -271,6 +271,23 @@ fn broker_kill9_is_fenced_and_its_leaderships_move() {
                 .all(|(leader, _)| *leader == 1 || *leader == 3)
     });
     assert_eq!(brokers(&fenced), BTreeSet::from([1, 3]));
+    // DescribeCluster v2 names it fenced when asked (KIP-1073), and leaves
+    // it out otherwise.
+    let described = |include_fenced_brokers: bool| -> Vec<(i32, bool)> {
+        let mut raw = common::raw::RawClient::connect(&cluster.client_addr(1));
+        let request = kafka_protocol::messages::DescribeClusterRequest::default()
+            .with_include_fenced_brokers(include_fenced_brokers);
+        let response = raw.call(2, &request);
+        let mut listed: Vec<(i32, bool)> = response
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.is_fenced))
+            .collect();
+        listed.sort();
+        listed
+    };
+    assert_eq!(described(true), [(1, false), (2, true), (3, false)]);
+    assert_eq!(described(false), [(1, false), (3, false)]);
     let bootstrap = format!(
         "{},{}",
         cluster.node(1).bootstrap(),

@@ -13,11 +13,12 @@ use kafka_protocol::ResponseError;
 use super::ApiSpec;
 use crate::shard::Shard;
 
-/// v2 adds fenced brokers (KIP-1073), which a one-node cluster never has.
+/// v2 lists fenced brokers when asked (KIP-1073, `kafka-cluster.sh
+/// list-endpoints --include-fenced-brokers`).
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeCluster,
     min: 0,
-    max: 1,
+    max: 2,
 };
 
 /// Kafka's EndpointType: brokers (1) or controllers (2).
@@ -52,10 +53,13 @@ pub fn handle(
     } else {
         OPERATIONS_OMITTED
     };
+    let with_fenced = header.request_api_version >= 2 && request.include_fenced_brokers;
     response.brokers = match shard.topics().cluster.as_deref() {
         Some(view) => view
             .image
-            .live_brokers()
+            .brokers
+            .values()
+            .filter(|b| with_fenced || !b.fenced)
             .filter_map(|b| {
                 let endpoint = b.endpoint(&client.session.listener.name)?;
                 let mut broker = DescribeClusterBroker::default();
@@ -63,6 +67,7 @@ pub fn handle(
                 broker.host = StrBytes::from_string(endpoint.host.clone());
                 broker.port = i32::from(endpoint.port);
                 broker.rack = b.rack.clone().map(StrBytes::from_string);
+                broker.is_fenced = b.fenced;
                 Some(broker)
             })
             .collect(),
