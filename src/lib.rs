@@ -41,6 +41,7 @@ mod layering;
 pub mod message_format;
 pub mod metadata;
 pub mod net;
+pub mod pattern;
 pub mod quota;
 pub mod record;
 pub mod replication;

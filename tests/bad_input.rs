@@ -204,8 +204,8 @@ fn api_versions_negotiation() {
     let required: &[(ApiKey, i16, i16)] = &[
         (ApiKey::Produce, 0, 11),
         (ApiKey::Fetch, 0, 17),
-        (ApiKey::ListOffsets, 0, 9),
-        (ApiKey::Metadata, 0, 12),
+        (ApiKey::ListOffsets, 0, 10),
+        (ApiKey::Metadata, 0, 13),
         (ApiKey::ApiVersions, 0, 4),
         (ApiKey::CreateTopics, 0, 7),
         (ApiKey::DeleteTopics, 0, 6),
@@ -230,7 +230,7 @@ fn api_versions_negotiation() {
         (ApiKey::AddOffsetsToTxn, 0, 4),
         (ApiKey::EndTxn, 0, 4),
         (ApiKey::DescribeTransactions, 0, 0),
-        (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::ListTransactions, 0, 2),
         (ApiKey::DescribeClientQuotas, 0, 1),
         (ApiKey::AlterClientQuotas, 0, 1),
         (ApiKey::FindCoordinator, 0, 6),
@@ -239,7 +239,7 @@ fn api_versions_negotiation() {
         (ApiKey::Heartbeat, 0, 4),
         (ApiKey::LeaveGroup, 0, 5),
         (ApiKey::ListGroups, 0, 5),
-        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::DescribeGroups, 0, 6),
         (ApiKey::DeleteGroups, 0, 2),
         (ApiKey::OffsetDelete, 0, 0),
     ];

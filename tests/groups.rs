@@ -870,6 +870,18 @@ fn invalid_group_requests_get_kafka_error_codes() {
         "the joining connection's address, as Kafka formats it"
     );
     assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+    assert_eq!(described.groups[1].error_code, 0, "before v6, no error");
+    // v6 (KIP-1043): an unknown group is also GROUP_ID_NOT_FOUND.
+    let described = c.call(
+        6,
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![str_bytes("g-raw").into(), str_bytes("none").into()]),
+    );
+    assert_eq!(described.groups[0].error_code, 0);
+    assert_eq!(described.groups[0].error_message, None);
+    assert_eq!(described.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+    assert!(described.groups[1].error_message.is_some());
 
     // DeleteGroups: not while it has members; unknown groups.
     let deleted = c.call(

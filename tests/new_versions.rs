@@ -40,6 +40,9 @@ fn list_offsets_earliest_local_and_latest_tiered() {
     assert_eq!(ask(&mut c, 9, -5), (err::NONE, -1, -1));
     assert_eq!(ask(&mut c, 9, -1), (err::NONE, 3, -1));
     assert_eq!(ask(&mut c, 9, -2), (err::NONE, 0, -1));
+    // v10 adds only a timeout for tiered reads.
+    assert_eq!(ask(&mut c, 10, -1), (err::NONE, 3, -1));
+    assert_eq!(ask(&mut c, 10, -5), (err::NONE, -1, -1));
     assert_eq!(ask(&mut c, 7, -4), (err::UNSUPPORTED_VERSION, -1, -1));
     assert_eq!(ask(&mut c, 8, -5), (err::UNSUPPORTED_VERSION, -1, -1));
 }
@@ -399,4 +402,27 @@ fn describe_topic_partitions_pages_in_name_order() {
             "{bad:?}: {refused:?}"
         );
     }
+}
+
+/// Metadata v13 (KIP-1102) is v12 with a top-level error, which this
+/// broker never sets (it never asks clients to bootstrap again).
+#[test]
+fn metadata_v13_answers_as_v12_with_no_error() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "md-13", 2, &[]);
+    let mut c = RawClient::connect(&bs);
+    let id = raw::topic_id(&mut c, "md-13");
+    let named =
+        MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(raw::topic_name("md-13")))]));
+    let v12 = c.call(12, &named);
+    let v13 = c.call(13, &named);
+    assert_eq!(v13.error_code, err::NONE);
+    assert_eq!(v13.topics, v12.topics);
+    assert_eq!(v13.topics[0].topic_id, id);
+    assert_eq!(v13.topics[0].partitions.len(), 2);
+    assert_eq!(v13.brokers, v12.brokers);
 }

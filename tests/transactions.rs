@@ -711,6 +711,33 @@ fn list_transactions_filters() {
     // duration filter leaves it out; the idle id has no start and stays.
     let (long_running, _) = list(&mut c, 1, &[], &[], 3_600_000);
     assert_eq!(long_running, vec![row("tx-idle", idle, "Empty")]);
+
+    // v2 (KIP-1152): a pattern matched against the whole id; an empty one
+    // filters nothing; one that is not a regex is refused.
+    let by_pattern = |c: &mut RawClient, pattern: &str| {
+        let request = ListTransactionsRequest::default()
+            .with_transactional_id_pattern(Some(str_bytes(pattern)));
+        let r = c.call(2, &request);
+        let mut ids: Vec<String> = r
+            .transaction_states
+            .iter()
+            .map(|s| s.transactional_id.to_string())
+            .collect();
+        ids.sort();
+        (r.error_code, ids)
+    };
+    assert_eq!(
+        by_pattern(&mut c, "tx-on.*"),
+        (NONE, vec!["tx-ongoing".to_string()])
+    );
+    assert_eq!(
+        by_pattern(&mut c, "tx-on"),
+        (NONE, vec![]),
+        "whole ids only"
+    );
+    assert_eq!(by_pattern(&mut c, "").1.len(), 2);
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
+    assert_eq!(by_pattern(&mut c, "tx-(").0, INVALID_REGULAR_EXPRESSION);
 }
 
 fn transactional_config(bs: &str, id: &str) -> ClientConfig {

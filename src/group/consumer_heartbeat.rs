@@ -203,23 +203,10 @@ fn beat_of(
     })
 }
 
-/// Longest subscription regex taken, and the most memory its compiled
-/// form may hold.
-const REGEX_BYTES_MAX: usize = 4096;
-const REGEX_COMPILED_BYTES_MAX: usize = 1 << 20;
-
 /// The topics whose whole name `pattern` matches (RE2 syntax, as Kafka's
 /// RE2J), internal ones aside, as Kafka leaves them out.
 fn matching(coord: &Coordinator, pattern: &str) -> Result<BTreeSet<String>, String> {
-    if pattern.len() > REGEX_BYTES_MAX {
-        return Err(format!(
-            "the subscription regex is over {REGEX_BYTES_MAX} bytes"
-        ));
-    }
-    let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_COMPILED_BYTES_MAX)
-        .build()
-        .map_err(|e| format!("subscription regex {pattern:?}: {e}"))?;
+    let regex = crate::pattern::whole_match(pattern).map_err(|e| format!("subscription {e}"))?;
     let topics = coord.shard.topics();
     Ok(topics
         .topics

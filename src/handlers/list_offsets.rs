@@ -20,9 +20,10 @@ use crate::shard::{
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
-    // Older versions through the version bridge (`handlers::legacy`).
+    // Older versions through the version bridge (`handlers::legacy`). v10
+    // adds a timeout for reads from tiered storage, which has nothing here.
     min: 0,
-    max: 9,
+    max: 10,
 };
 
 /// Leader epochs appear in responses from v4 on.

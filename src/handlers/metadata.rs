@@ -20,10 +20,12 @@ use crate::metadata::{valid_topic_name, TopicMeta};
 use crate::security::acl::Operation;
 use crate::shard::{AdminOp, Shard};
 
+/// v13 (KIP-1102) adds a top-level error, for a broker that wants its
+/// clients to bootstrap again; this one never does.
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Metadata,
     min: 0,
-    max: 12,
+    max: 13,
 };
 
 /// Kafka's "authorized operations not requested" marker.

@@ -5,6 +5,8 @@ use std::rc::Rc;
 use kafka_protocol::messages::{
     ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader,
 };
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::describe_each;
 use crate::group::Coordinator;
@@ -15,15 +17,17 @@ use crate::handlers::ApiSpec;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeGroups,
     min: 0,
-    max: 5,
+    max: 6,
 };
 
-/// Each group needs Describe (GROUP_AUTHORIZATION_FAILED).
+/// Each group needs Describe (GROUP_AUTHORIZATION_FAILED). A group that
+/// does not exist is Dead; from v6 (KIP-1043) it also answers
+/// GROUP_ID_NOT_FOUND with a message, as Kafka 4.0 does.
 pub async fn handle(
     groups: &Rc<Coordinator>,
     access: &Access,
     _header: &RequestHeader,
-    _version: i16,
+    version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     // v3+ may ask for each group's authorized operations.
@@ -37,5 +41,19 @@ pub async fn handle(
         |group_id, reply| GroupMsg::Describe { group_id, reply },
     )
     .await;
+    if version >= 6 {
+        for group in &mut response.groups {
+            if group.error_code == 0 && group.group_state.as_str() == DEAD {
+                group.error_code = ResponseError::GroupIdNotFound.code();
+                group.error_message = Some(StrBytes::from_string(format!(
+                    "Group {} not found.",
+                    group.group_id.as_str()
+                )));
+            }
+        }
+    }
     response
 }
+
+/// The state of a group that is gone (or never was).
+const DEAD: &str = "Dead";

@@ -1,5 +1,6 @@
 //! ListTransactions: every shard's coordinator lists the ids it holds that
-//! pass the filters (states, producer ids, and v1's minimum duration).
+//! pass the filters (states, producer ids, v1's minimum duration); v2's
+//! transactional id pattern (KIP-1152) is matched here, against whole ids.
 
 use std::rc::Rc;
 
@@ -10,6 +11,7 @@ use kafka_protocol::messages::{
     TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
@@ -17,14 +19,14 @@ use crate::security::acl::Operation;
 use crate::txn::Coordinator;
 use crate::txn::{ListFilter, TxnMsg, TxnState};
 
-/// v2 adds a transactional id pattern (KIP-1152), not served.
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::ListTransactions,
     min: 0,
-    max: 1,
+    max: 2,
 };
 
-/// Lists only the ids the principal may Describe, as Kafka filters them.
+/// Lists only the ids the principal may Describe, as Kafka filters them;
+/// a pattern that is not a valid regex answers INVALID_REGULAR_EXPRESSION.
 pub async fn handle(
     txns: &Rc<Coordinator>,
     access: &Access,
@@ -33,6 +35,18 @@ pub async fn handle(
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let mut response = ListTransactionsResponse::default();
+    // Empty or null: every id.
+    let pattern = match request.transactional_id_pattern.as_deref() {
+        None | Some("") => None,
+        Some(pattern) => match crate::pattern::whole_match(pattern) {
+            Ok(regex) => Some(regex),
+            Err(e) => {
+                response.error_code = ResponseError::InvalidRegularExpression.code();
+                tracing::debug!(error = %e, "ListTransactions pattern refused");
+                return response;
+            }
+        },
+    };
     let states: Vec<String> = request
         .state_filters
         .iter()
@@ -72,6 +86,11 @@ pub async fn handle(
         response.transaction_states.extend(
             listed
                 .into_iter()
+                .filter(|l| {
+                    pattern
+                        .as_ref()
+                        .is_none_or(|p| p.is_match(&l.transactional_id))
+                })
                 .filter(|l| access.transactional_id(Operation::Describe, &l.transactional_id))
                 .map(|l| {
                     let mut s = TransactionState::default();
