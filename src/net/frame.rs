@@ -15,6 +15,18 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+impl FrameError {
+    /// The peer went away (reset, aborted): an ordinary end of a
+    /// connection, not bad input.
+    pub fn is_peer_gone(&self) -> bool {
+        use std::io::ErrorKind;
+        matches!(self, FrameError::Io(e) if matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+        ))
+    }
+}
+
 /// Checks a frame's size prefix against the bound before anything is allocated.
 pub fn check_size(size: i32, max: u32) -> Result<usize, FrameError> {
     if size < 0 {
@@ -170,6 +182,17 @@ mod tests {
             Err(FrameError::TooLarge { .. })
         ));
         assert_eq!(check_size(10, 10).unwrap(), 10);
+    }
+
+    #[test]
+    fn a_reset_is_the_peer_going_not_bad_input() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| FrameError::Io(Error::from(kind));
+        assert!(io(ErrorKind::ConnectionReset).is_peer_gone());
+        assert!(io(ErrorKind::BrokenPipe).is_peer_gone());
+        assert!(!io(ErrorKind::InvalidData).is_peer_gone());
+        assert!(!FrameError::Truncated.is_peer_gone());
+        assert!(!FrameError::Negative { size: -1 }.is_peer_gone());
     }
 
     /// Gives one byte per read, and is not ready before each.

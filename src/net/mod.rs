@@ -213,6 +213,10 @@ async fn serve(
             }
             Step::Frame(Ok(Some(frame))) => frame,
             Step::Frame(Ok(None)) => return,
+            Step::Frame(Err(e)) if e.is_peer_gone() => {
+                tracing::debug!(%peer, error = %e, "connection closed by the peer");
+                return;
+            }
             Step::Frame(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 return;
