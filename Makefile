@@ -12,6 +12,9 @@ KAFKA_PYTHON_VERSION ?= 3.0.12
 # aiokafka: asyncio, its own protocol code (forked from kafka-python's long
 # ago), transactions.
 AIOKAFKA_VERSION ?= 0.14.0
+# confluent-kafka: librdkafka's Python client (its wheel bundles librdkafka),
+# for its admin API.
+CONFLUENT_KAFKA_VERSION ?= 2.16.2
 
 .PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps kcat-deps chaos chaos-build fuzz clean
 
@@ -36,7 +39,7 @@ test: ssl-deps fmt-check lint py-deps js-deps go-deps kcat-deps net-deps
 		$(CARGO) test --workspace --no-fail-fast -- --test-threads $(TEST_THREADS); \
 	fi
 
-PY_MARKER = $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)-aiokafka-$(AIOKAFKA_VERSION)
+PY_MARKER = $(PY_VENV)/.kafka-python-$(KAFKA_PYTHON_VERSION)-aiokafka-$(AIOKAFKA_VERSION)-confluent-kafka-$(CONFLUENT_KAFKA_VERSION)
 py-deps: $(PY_MARKER)
 
 # kafkajs and @platformatic/kafka for tests/js_clients.rs, under target/
@@ -98,7 +101,8 @@ net-deps:
 $(PY_MARKER):
 	$(PYTHON) -m venv $(PY_VENV)
 	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check \
-		kafka-python==$(KAFKA_PYTHON_VERSION) aiokafka==$(AIOKAFKA_VERSION)
+		kafka-python==$(KAFKA_PYTHON_VERSION) aiokafka==$(AIOKAFKA_VERSION) \
+		confluent-kafka==$(CONFLUENT_KAFKA_VERSION)
 	touch $@
 
 fmt:

@@ -1,5 +1,6 @@
-//! kafka-python 3.x, which turns idempotence on by default, against the
-//! real broker. `make test` installs it in a virtualenv (`make py-deps`).
+//! Python clients against the real broker: kafka-python 3.x (which turns
+//! idempotence on by default), aiokafka and confluent-kafka (librdkafka).
+//! `make test` installs them in a virtualenv (`make py-deps`).
 
 mod common;
 
@@ -337,4 +338,52 @@ fn kafka_python_admin_client_tour() {
     let abort = result("abort_transaction");
     assert_eq!(abort["last_stable_offset_before"]["tour-tx:0"], 6, "{r}");
     assert_eq!(abort["last_stable_offset_after"]["tour-tx:0"], 10, "{r}");
+}
+
+/// Every public method of confluent-kafka's AdminClient (librdkafka's own
+/// admin code), as an operator would use it, against one broker
+/// (tests/clients/confluent_kafka_admin_tour.py): each way of calling it
+/// answers as Kafka 4.x does, errors included (the script accepts only the
+/// error Kafka gives), and each change is seen afterwards.
+#[test]
+fn confluent_kafka_admin_client_tour() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let output = Command::new(python())
+        .arg(script("confluent_kafka_admin_tour.py"))
+        .arg(bs.as_str())
+        .output()
+        .expect("run confluent-kafka");
+    let r = json_result(&output, &broker);
+    assert!(r.get("_missing").is_none(), "{r}");
+    assert!(r["_setup"].get("error").is_none(), "{r}");
+    for (method, outcome) in r.as_object().unwrap() {
+        if !method.starts_with('_') {
+            assert_eq!(outcome["ok"], true, "{method}: {outcome}");
+        }
+    }
+    let result = |method: &str| &r[method]["result"];
+    let offsets = result("list_offsets");
+    let offset = |variant: &str, tp: &str| offsets[variant][tp]["offset"].as_i64().unwrap();
+    assert_eq!(offset("max_timestamp", "ck-a:1"), 9, "{r}");
+    assert_eq!(offset("at_base_plus_5s", "ck-a:2"), 5, "{r}");
+    assert_eq!(offset("after_last_timestamp", "ck-a:0"), -1, "{r}");
+    // 5 committed records and their marker, then an open transaction of 3.
+    assert_eq!(offset("tx_latest_read_uncommitted", "ck-tx:0"), 9, "{r}");
+    assert_eq!(offset("tx_latest_read_committed", "ck-tx:0"), 6, "{r}");
+    let records = result("delete_records");
+    assert_eq!(
+        records["to_offset_3"]["answer"]["ck-a:0"]["low_watermark"],
+        3
+    );
+    assert_eq!(records["to_end"]["answer"]["ck-a:2"]["low_watermark"], 10);
+    assert_eq!(
+        result("incremental_alter_configs")["append"]["after"]["cleanup.policy"],
+        "delete,compact",
+        "{r}"
+    );
+    assert_eq!(
+        result("alter_consumer_group_offsets")["empty_group"]["after"],
+        serde_json::json!({"ck-a:0": 4, "ck-a:1": 7, "ck-a:2": 10})
+    );
 }
