@@ -507,3 +507,58 @@ fn list_config_resources_lists_brokers_and_topics() {
     assert!(loggers.config_resources.is_empty());
     assert_eq!(listed(&c.call(0, &of(vec![]))), []);
 }
+
+/// CreateTopics v5+ answers each created topic with its configs (KIP-525):
+/// the ones the request set from the topic, the rest from the broker's
+/// defaults; a topic only validated answers the same.
+#[test]
+fn create_topics_answers_the_created_topics_configs() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+
+    const SOURCE_TOPIC: i8 = 1;
+    const SOURCE_DEFAULT: i8 = 5;
+    let broker = Broker::start(1);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let create = |name: &str, validate_only: bool| {
+        CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_validate_only(validate_only)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(raw::topic_name(name))
+                .with_num_partitions(2)
+                .with_replication_factor(-1)
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(raw::str_bytes("retention.ms"))
+                    .with_value(Some(raw::str_bytes("3600000")))])])
+    };
+    for (name, validate_only) in [("ct-configs", false), ("ct-validated", true)] {
+        let response = c.call(7, &create(name, validate_only));
+        let result = &response.topics[0];
+        assert_eq!(result.error_code, err::NONE, "{response:?}");
+        assert_eq!(result.topic_config_error_code, err::NONE);
+        let configs: BTreeMap<String, (Option<String>, i8)> = result
+            .configs
+            .as_ref()
+            .expect("configs from v5")
+            .iter()
+            .map(|c| {
+                let value = c.value.as_ref().map(|v| v.to_string());
+                (c.name.to_string(), (value, c.config_source))
+            })
+            .collect();
+        assert_eq!(
+            configs["retention.ms"],
+            (Some("3600000".into()), SOURCE_TOPIC),
+            "{name}"
+        );
+        assert_eq!(
+            configs["cleanup.policy"],
+            (Some("delete".into()), SOURCE_DEFAULT)
+        );
+        assert_eq!(configs.len(), sluice::config::TOPIC_CONFIG_KEYS.len());
+    }
+    // v4, whose result has no configs, creates as before.
+    let v4 = c.call(4, &create("ct-v4", false));
+    assert_eq!(v4.topics[0].error_code, err::NONE);
+}

@@ -64,8 +64,14 @@ fn refused(error: ResponseError, message: String) -> AdminOutcome {
     }
 }
 
+/// The first CreateTopics version whose result holds the topic's configs
+/// (KIP-525).
+const CONFIGS_IN_RESULT_SINCE: i16 = 5;
+
 /// Create on the cluster allows every topic; else each needs Create on
-/// itself (TOPIC_AUTHORIZATION_FAILED), as Kafka checks it.
+/// itself (TOPIC_AUTHORIZATION_FAILED), as Kafka checks it. From v5 each
+/// created topic's configs come back, if the principal may describe them
+/// (else TOPIC_AUTHORIZATION_FAILED as its config error).
 pub async fn create_topics(
     shard: &Rc<Shard>,
     access: &Access,
@@ -82,7 +88,15 @@ pub async fn create_topics(
         request.validate_only,
     );
     let cluster_create = access.cluster(Operation::Create);
+    let with_configs = header.request_api_version >= CONFIGS_IN_RESULT_SINCE;
     for topic in request.topics {
+        // What the request sets, for the result's configs of a topic only
+        // validated (not created, so not in the topics snapshot).
+        let requested: TopicConfigs = topic
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
         let name = topic.name.0.to_string();
         let one_node = shard.controller.is_none();
         let outcome = if !cluster_create && !access.topic(Operation::Create, &name) {
@@ -164,6 +178,15 @@ pub async fn create_topics(
                 };
             }
             result.replication_factor = replication_factor(shard, &name);
+            if with_configs {
+                if access.topic(Operation::DescribeConfigs, &name) {
+                    let created = shard.topics().get(&name).map(|meta| meta.configs.clone());
+                    let own = created.unwrap_or(requested);
+                    result.configs = Some(super::configs::created_topic_configs(shard, &own));
+                } else {
+                    result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                }
+            }
         } else {
             result.num_partitions = -1;
             result.replication_factor = -1;

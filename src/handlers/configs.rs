@@ -187,6 +187,29 @@ pub fn describe(
     response
 }
 
+/// Every config of a topic whose own are `configs`, as CreateTopics v5+
+/// answers a created topic (KIP-525): value, source, read-only, sensitive.
+pub(super) fn created_topic_configs(
+    shard: &Shard,
+    configs: &crate::config::TopicConfigs,
+) -> Vec<kafka_protocol::messages::create_topics_response::CreatableTopicConfigs> {
+    let topics = shard.topics();
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .map(|key| {
+            let described = topic_entry(shard, &topics, configs, key, false);
+            let mut c =
+                kafka_protocol::messages::create_topics_response::CreatableTopicConfigs::default();
+            c.name = described.name;
+            c.value = described.value;
+            c.read_only = described.read_only;
+            c.config_source = described.config_source;
+            c.is_sensitive = described.is_sensitive;
+            c
+        })
+        .collect()
+}
+
 /// A topic config's value and where it comes from: the topic, this
 /// broker's dynamic config, the cluster-wide one, else the config file.
 /// With `include_synonyms` (v1+), every level that has a value, highest first.
