@@ -105,3 +105,79 @@ fn kafkajs_copies_a_topic_exactly_once() {
     assert!(result["transactions"].as_i64().unwrap() >= 3, "{result}");
     check_exactly_once_copy(&result, &bs, (src, group), count);
 }
+
+/// Runs the admin tour `script` (a node script printing one JSON line of
+/// per-method outcomes) against one broker: every method answered as Kafka
+/// 4.x does (a call Kafka refuses counts only with Kafka's error), none
+/// missing. Returns the outcomes.
+fn admin_tour(script_name: &str) -> serde_json::Value {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let output = Command::new("node")
+        .arg(script(script_name))
+        .arg(bs.as_str())
+        .env("NODE_PATH", node_modules())
+        .output()
+        .expect("run node");
+    let r = json_result(&output, &broker);
+    assert!(r.get("_missing").is_none(), "{r}");
+    assert!(r["_setup"].get("error").is_none(), "{r}");
+    for (method, outcome) in r.as_object().unwrap() {
+        if !method.starts_with('_') {
+            assert_eq!(outcome["ok"], true, "{method}: {outcome}");
+        }
+    }
+    r
+}
+
+/// kafkajs's whole admin client against one broker: topics, offsets by
+/// timestamp, records deleted, group offsets set and reset, configs,
+/// groups, ACLs (SECURITY_DISABLED without an authorizer, as Kafka),
+/// reassignments; each change read back.
+#[test]
+fn kafkajs_admin_client_tour() {
+    let r = admin_tour("kafkajs_admin_tour.js");
+    let result = |method: &str| &r[method]["result"];
+    let by_time: Vec<&str> = result("fetchTopicOffsetsByTimestamp")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_time, ["5", "5", "5"], "{r}");
+    let after = &result("deleteTopicRecords")["offsets_after"]["0"];
+    assert_eq!(after["low"], "3", "{r}");
+    assert_eq!(
+        result("setOffsets")["after"],
+        serde_json::json!({"0": "4", "1": "10", "2": "10"})
+    );
+}
+
+/// @platformatic/kafka's whole admin client against one broker: created
+/// topics come back with their configs (CreateTopics v7), offsets by
+/// timestamp, records deleted, log dirs, client quotas, group offsets
+/// altered and deleted, a member removed, configs, ACLs; each change read
+/// back.
+#[test]
+fn platformatic_kafka_admin_client_tour() {
+    let r = admin_tour("platformatic_admin_tour.mjs");
+    let result = |method: &str| &r[method]["result"];
+    let created = &result("createTopics")["tour-scratch"][0]["configuration"];
+    assert_eq!(created["retention.ms"], "86400000", "{r}");
+    assert_eq!(created["cleanup.policy"], "delete", "{r}");
+    assert_eq!(
+        result("listOffsets")["at_base_plus_5s"],
+        serde_json::json!({"0": "5", "1": "5", "2": "5"})
+    );
+    assert_eq!(result("deleteRecords")["earliest_after"]["0"], "3", "{r}");
+    assert_eq!(
+        result("deleteConsumerGroupOffsets")["after"],
+        serde_json::json!({"tour-a:0": "4", "tour-a:1": "5"})
+    );
+    let removed = &result("removeMembersFromConsumerGroup")["after"];
+    assert_eq!(removed["state"], "EMPTY", "{r}");
+    assert_eq!(
+        result("alterClientQuotas")["answer"][0]["errorMessage"],
+        serde_json::Value::Null
+    );
+}

@@ -385,6 +385,8 @@ fn answer_for(
     asked: &kafka_protocol::messages::alter_client_quotas_request::EntryData,
 ) -> AlterEntryData {
     let mut r = AlterEntryData::default();
+    // Null unless refused, as Kafka answers (the default is "").
+    r.error_message = None;
     r.entity = asked
         .entity
         .iter()

@@ -132,6 +132,8 @@ pub fn update(
             let refusal = refusal(name, current, update.max_version_level, upgrade_type);
             let mut result = UpdatableFeatureResult::default();
             result.feature = update.feature.clone();
+            // Null unless refused, as Kafka answers (the default is "").
+            result.error_message = None;
             if let Some(message) = refusal {
                 result.error_code = ResponseError::InvalidUpdateVersion.code();
                 result.error_message = Some(StrBytes::from_string(message));
