@@ -63,6 +63,7 @@ const FEATURES: &[Feature] = &[
 /// Kafka's UpdateFeatures upgrade types (v1+; v0's `allow_downgrade` is
 /// a safe downgrade).
 const UPGRADE: i8 = 1;
+const SAFE_DOWNGRADE: i8 = 2;
 
 fn features(shard: &Shard) -> impl Iterator<Item = &'static Feature> {
     let cluster = shard.topics().cluster.is_some();
@@ -120,7 +121,7 @@ pub fn update(
             let upgrade_type = if header.request_api_version >= 1 {
                 update.upgrade_type
             } else if update.allow_downgrade {
-                UPGRADE + 1
+                SAFE_DOWNGRADE
             } else {
                 UPGRADE
             };
@@ -171,17 +172,21 @@ fn refusal(name: &str, current: i16, level: i16, upgrade_type: i8) -> Option<Str
 mod tests {
     use super::*;
 
+    const UNSAFE_DOWNGRADE: i8 = 3;
+
     #[test]
     fn only_the_level_a_feature_runs_at_is_accepted() {
         assert_eq!(refusal("group.version", 1, 1, UPGRADE), None);
         assert_eq!(refusal("unknown.feature", 0, 0, UPGRADE), None);
         let refused = |current, level, kind| refusal("group.version", current, level, kind);
         assert!(refused(1, 0, UPGRADE).unwrap().contains("downgrade type"));
-        assert!(refused(0, 1, UPGRADE + 1).unwrap().contains("cannot go up"));
+        assert!(refused(0, 1, SAFE_DOWNGRADE)
+            .unwrap()
+            .contains("cannot go up"));
         assert!(refused(1, 2, UPGRADE)
             .unwrap()
             .contains("follow the software"));
-        assert!(refused(1, 0, UPGRADE + 2)
+        assert!(refused(1, 0, UNSAFE_DOWNGRADE)
             .unwrap()
             .contains("follow the software"));
     }
