@@ -134,6 +134,28 @@ fn three_nodes_place_topics_and_serve_clients() {
         .collect();
     assert_eq!(manual_placement, [vec![2, 3], vec![3, 1]]);
 
+    // Added partitions go where the request says, with as many replicas as
+    // the topic's others (else INVALID_REPLICA_ASSIGNMENT, as KRaft checks).
+    let grow = |assignment: &[&[i32]]| {
+        let more = rdkafka::admin::NewPartitions::new("manual", 3).assign(assignment);
+        let res =
+            futures::executor::block_on(admin.create_partitions([&more], &admin_opts())).unwrap();
+        res[0].clone().map_err(|(_, code)| code)
+    };
+    assert_eq!(
+        grow(&[&[1]]),
+        Err(rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment)
+    );
+    assert_eq!(grow(&[&[1, 2]]), Ok("manual".to_string()));
+    let seen = cluster.wait_metadata(3, "the added partition", |m| {
+        placement(m, "manual").len() == 3
+    });
+    let grown: Vec<Vec<i32>> = placement(&seen, "manual")
+        .into_values()
+        .map(|(_, replicas)| replicas)
+        .collect();
+    assert_eq!(grown, [vec![2, 3], vec![3, 1], vec![1, 2]]);
+
     let values: Vec<String> = (0..300).map(|i| format!("m-{i:03}")).collect();
     let delivered = produce_values(&cluster.bootstrap(), "spread", None, &values);
     assert_eq!(delivered.len(), 300);

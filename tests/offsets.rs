@@ -681,3 +681,56 @@ fn alter_replica_log_dirs_moves_only_to_the_data_dir() {
         );
     }
 }
+
+/// Replica assignments on a single broker, as `kafka-topics.sh
+/// --replica-assignment` and sarama send them: every replica on this
+/// broker is taken (CreateTopics, CreatePartitions); another broker, a
+/// broker named twice, or fewer assignments than added partitions answer
+/// INVALID_REPLICA_ASSIGNMENT, as Kafka answers them.
+#[test]
+fn replica_assignments_on_one_broker() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment;
+
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let admin = admin(&bs);
+    let create = |name: &str, assignment: &[&[i32]]| {
+        let topic = NewTopic::new(
+            name,
+            assignment.len() as i32,
+            TopicReplication::Variable(assignment),
+        );
+        let res = futures::executor::block_on(admin.create_topics([&topic], &admin_opts()))
+            .expect("CreateTopics");
+        res[0].clone().map_err(|(_, code)| code)
+    };
+    assert_eq!(
+        create("assigned", &[&[0], &[0]]),
+        Ok("assigned".to_string())
+    );
+    wait_for_partitions(&bs, "assigned", 2);
+    assert_eq!(
+        create("assigned-away", &[&[7]]),
+        Err(InvalidReplicaAssignment)
+    );
+    assert_eq!(
+        create("assigned-twice", &[&[0, 0]]),
+        Err(InvalidReplicaAssignment)
+    );
+    assert!(!topic_partition_counts(&bs).contains_key("assigned-away"));
+
+    let grow = |count: usize, assignment: &[&[i32]]| {
+        let more = NewPartitions::new("assigned", count).assign(assignment);
+        let res = futures::executor::block_on(admin.create_partitions([&more], &admin_opts()))
+            .expect("CreatePartitions");
+        res[0].clone().map_err(|(_, code)| code)
+    };
+    assert_eq!(grow(4, &[&[0]]), Err(InvalidReplicaAssignment), "one short");
+    assert_eq!(grow(3, &[&[7]]), Err(InvalidReplicaAssignment));
+    assert_eq!(topic_partition_counts(&bs).get("assigned"), Some(&2));
+    assert_eq!(grow(4, &[&[0], &[0]]), Ok("assigned".to_string()));
+    wait_for_partitions(&bs, "assigned", 4);
+    let delivered = produce_values(&bs, "assigned", Some(3), &["new".to_string()]);
+    assert_eq!((delivered[0].partition, delivered[0].offset), (3, 0));
+}

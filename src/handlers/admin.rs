@@ -104,21 +104,13 @@ pub async fn create_topics(
                 ResponseError::TopicAuthorizationFailed,
                 "Authorization failed.".into(),
             )
-        } else if one_node
-            && (!matches!(topic.replication_factor, -1 | 1)
-                || topic.assignments.iter().any(|a| a.broker_ids.len() != 1))
-        {
+        } else if one_node && !matches!(topic.replication_factor, -1 | 1) {
             refused(
                 ResponseError::InvalidReplicationFactor,
                 format!(
                     "replication factor {} is not 1, and this broker is the only one",
                     topic.replication_factor
                 ),
-            )
-        } else if one_node && !topic.assignments.is_empty() {
-            refused(
-                ResponseError::InvalidRequest,
-                "manual replica assignment is not supported on a one-node broker".into(),
             )
         } else if !topic.assignments.is_empty()
             && (topic.num_partitions != -1 || topic.replication_factor != -1)
@@ -333,11 +325,6 @@ pub async fn create_partitions(
                 ResponseError::TopicAuthorizationFailed,
                 "Authorization failed.".into(),
             )
-        } else if topic.assignments.is_some() {
-            refused(
-                ResponseError::InvalidRequest,
-                "manual replica assignment is not supported".into(),
-            )
         } else if !quota.admit() {
             over_mutation_quota()
         } else {
@@ -347,6 +334,12 @@ pub async fn create_partitions(
                 .admin(AdminOp::CreatePartitions {
                     name,
                     count: topic.count,
+                    assignments: topic.assignments.as_ref().map(|added| {
+                        added
+                            .iter()
+                            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                            .collect()
+                    }),
                     validate_only: request.validate_only,
                 })
                 .await;

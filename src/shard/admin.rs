@@ -65,6 +65,11 @@ impl Shard {
         if let Some(controller) = self.controller.clone() {
             return self.admin_cluster(&controller, &current, op).await;
         }
+        // Alone, a replica can only be here, one per partition.
+        let node = self.config.node_id;
+        if let Err(refused) = check_op_assignments(&current, &op, |b| b == node, |_| 1) {
+            return refused;
+        }
         let next = match plan(&self.config, &current, op) {
             Ok(Some(next)) => next,
             Ok(None) => return ok(),
@@ -102,6 +107,71 @@ impl Shard {
             let _ = ack.await;
         }
     }
+}
+
+/// Kafka's checks of the replicas an op names (CreateTopic,
+/// CreatePartitions): every partition has replicas, none twice, all
+/// registered (`registered`); added partitions as many as the assignments
+/// and with as many replicas as the topic's first (`replicas_of`), as
+/// KRaft's controller checks them. INVALID_REPLICA_ASSIGNMENT otherwise.
+pub(super) fn check_op_assignments(
+    current: &Topics,
+    op: &AdminOp,
+    registered: impl Fn(i32) -> bool,
+    replicas_of: impl Fn(&str) -> usize,
+) -> Result<(), AdminOutcome> {
+    let invalid = |why: String| Err(refuse(ResponseError::InvalidReplicaAssignment, why));
+    let assignments = match op {
+        AdminOp::CreateTopic {
+            assignments: Some(assignments),
+            ..
+        } => assignments,
+        AdminOp::CreatePartitions {
+            name,
+            count,
+            assignments: Some(assignments),
+            ..
+        } => {
+            // An unknown topic or a count that does not grow it is the
+            // plan's refusal, as without assignments.
+            if let Some(topic) = current.get(name).filter(|t| *count > t.partitions) {
+                let added = count - topic.partitions;
+                if usize::try_from(added).ok() != Some(assignments.len()) {
+                    return invalid(format!(
+                        "Attempted to add {added} additional partition(s), but only {} \
+                         assignment(s) were specified.",
+                        assignments.len()
+                    ));
+                }
+                let existing = replicas_of(name);
+                if let Some(other) = assignments.iter().find(|a| a.len() != existing) {
+                    return invalid(format!(
+                        "The manual partition assignment includes a partition with {} \
+                         replica(s), but this is not consistent with previous partitions, \
+                         which have {existing} replica(s).",
+                        other.len()
+                    ));
+                }
+            }
+            assignments
+        }
+        _ => return Ok(()),
+    };
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() {
+            return invalid(format!(
+                "partition {p} has no replicas (or partitions skip an index)"
+            ));
+        }
+        let distinct: std::collections::BTreeSet<_> = replicas.iter().collect();
+        if distinct.len() != replicas.len() {
+            return invalid(format!("partition {p} names a broker twice: {replicas:?}"));
+        }
+        if let Some(unknown) = replicas.iter().find(|&&b| !registered(b)) {
+            return invalid(format!("partition {p}: broker {unknown} is not registered"));
+        }
+    }
+    Ok(())
 }
 
 /// The snapshot after `op`, `None` when nothing changes (validate_only), or
@@ -172,6 +242,7 @@ pub(super) fn plan(
             name,
             count,
             validate_only,
+            ..
         } => {
             let Some(topic) = current.get(&name) else {
                 return Err(refuse(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 
-use super::admin::plan;
+use super::admin::{check_op_assignments, plan};
 use super::*;
 use crate::broker_configs::BrokerConfigs;
 use crate::controller::placement::{live_candidates, place_replicas};
@@ -43,12 +43,14 @@ impl Shard {
                 assignments,
                 ..
             } => (*replication_factor, assignments.clone()),
+            AdminOp::CreatePartitions { assignments, .. } => (-1, assignments.clone()),
             _ => (-1, None),
         };
-        if let Some(assignments) = &assignments {
-            if let Err(refused) = check_assignments(controller, assignments) {
-                return refused;
-            }
+        let (_, image) = controller.image();
+        let registered = |b: i32| image.brokers.contains_key(&b);
+        let replicas_of = |topic: &str| image.partition(topic, 0).map_or(0, |p| p.replicas.len());
+        if let Err(refused) = check_op_assignments(current, &op, registered, replicas_of) {
+            return refused;
         }
         let next = match plan(&self.config, current, op) {
             Ok(Some(next)) => next,
@@ -102,7 +104,7 @@ impl Shard {
                         None => place(topic.partitions, placement_start(name))?,
                     },
                 }),
-                Some(old) => records.extend(changes(old, topic, &place)?),
+                Some(old) => records.extend(changes(old, topic, assignments.take(), &place)?),
             }
         }
         for name in current.topics.keys() {
@@ -145,31 +147,6 @@ impl Shard {
     }
 }
 
-/// Kafka's checks of explicit assignments: every partition has replicas,
-/// none twice, all registered brokers.
-fn check_assignments(
-    controller: &Controller,
-    assignments: &[Vec<i32>],
-) -> Result<(), AdminOutcome> {
-    let (_, image) = controller.image();
-    let invalid = |why: String| Err(refuse(ResponseError::InvalidReplicaAssignment.code(), why));
-    for (p, replicas) in assignments.iter().enumerate() {
-        if replicas.is_empty() {
-            return invalid(format!(
-                "partition {p} has no replicas (or partitions skip an index)"
-            ));
-        }
-        let distinct: std::collections::BTreeSet<_> = replicas.iter().collect();
-        if distinct.len() != replicas.len() {
-            return invalid(format!("partition {p} names a broker twice: {replicas:?}"));
-        }
-        if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-            return invalid(format!("partition {p}: broker {unknown} is not registered"));
-        }
-    }
-    Ok(())
-}
-
 fn ok_outcome() -> AdminOutcome {
     AdminOutcome {
         error: 0,
@@ -183,19 +160,24 @@ fn placement_start(name: &str) -> usize {
     crate::metadata::owner_shard(name, 0, usize::MAX)
 }
 
-/// Records for a topic that exists in both snapshots: added partitions and
-/// changed configs.
+/// Records for a topic that exists in both snapshots: added partitions
+/// (on `given` replicas, else placed) and changed configs.
 fn changes(
     old: &TopicMeta,
     new: &TopicMeta,
+    given: Option<Vec<Vec<i32>>>,
     place: &impl Fn(i32, usize) -> Result<Vec<Vec<i32>>, AdminOutcome>,
 ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
     let mut records = Vec::new();
     if new.partitions > old.partitions {
         let added = new.partitions - old.partitions;
+        let assignments = match given {
+            Some(given) => given,
+            None => place(added, placement_start(&new.name) + old.partitions as usize)?,
+        };
         records.push(MetadataRecord::CreatePartitions {
             topic: new.name.clone(),
-            assignments: place(added, placement_start(&new.name) + old.partitions as usize)?,
+            assignments,
         });
     }
     let config_changes = config_diff(&old.configs, &new.configs);

@@ -381,6 +381,9 @@ pub enum AdminOp {
     CreatePartitions {
         name: String,
         count: i32,
+        /// The added partitions' replicas, in order, when the request
+        /// names them.
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     },
     AlterConfigs {
