@@ -69,7 +69,7 @@ GO_PATH ?= /usr/share/gocode
 GO_PACKAGES = golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
 GO_BUILD = GO111MODULE=off GOPATH=$(GO_PATH) GOCACHE=$(CURDIR)/$(GO_DIR)/cache \
 	CGO_CFLAGS=-Wno-deprecated-declarations go build
-go-deps: $(GO_DIR)/sarama-client $(GO_DIR)/kafka-go-client
+go-deps: $(GO_DIR)/sarama-client $(GO_DIR)/sarama-admin-tour $(GO_DIR)/kafka-go-client
 
 $(GO_DIR)/.packages:
 	@(command -v go >/dev/null 2>&1 && test -d $(GO_PATH)/src/github.com/Shopify/sarama \
@@ -80,6 +80,9 @@ $(GO_DIR)/.packages:
 
 $(GO_DIR)/sarama-client: tests/clients/sarama/main.go $(GO_DIR)/.packages
 	$(GO_BUILD) -o $@ ./tests/clients/sarama
+
+$(GO_DIR)/sarama-admin-tour: tests/clients/sarama_admin_tour/main.go $(GO_DIR)/.packages
+	$(GO_BUILD) -o $@ ./tests/clients/sarama_admin_tour
 
 $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 	$(GO_BUILD) -o $@ ./tests/clients/kafka_go
