@@ -170,6 +170,35 @@ fn three_nodes_place_topics_and_serve_clients() {
     got.sort();
     assert_eq!(got, values);
 
+    // Partitions added without an assignment get the topic's replication
+    // factor; the named topic (not the first one in name order) gets the
+    // assignments, whether it is new or growing.
+    let more = rdkafka::admin::NewPartitions::new("spread", 7);
+    let res = futures::executor::block_on(admin.create_partitions([&more], &admin_opts())).unwrap();
+    assert_eq!(res[0], Ok("spread".to_string()));
+    let later = rdkafka::admin::NewTopic::new(
+        "zz-assigned",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[3, 1]]),
+    );
+    let res = futures::executor::block_on(admin.create_topics([&later], &admin_opts())).unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+    let more = rdkafka::admin::NewPartitions::new("spread", 8).assign(&[&[2, 1, 3]]);
+    let res = futures::executor::block_on(admin.create_partitions([&more], &admin_opts())).unwrap();
+    assert_eq!(res[0], Ok("spread".to_string()));
+    let seen = cluster.wait_metadata(1, "the added partitions and topic", |m| {
+        let listed = m
+            .topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "zz-assigned"));
+        listed && placement(m, "spread").len() == 8
+    });
+    let spread = placement(&seen, "spread");
+    let added_unassigned: BTreeSet<i32> = spread[&6].1.iter().copied().collect();
+    assert_eq!(added_unassigned, BTreeSet::from([1, 2, 3]), "{spread:?}");
+    assert_eq!(spread[&7].1, [2, 1, 3]);
+    assert_eq!(placement(&seen, "zz-assigned")[&0].1, [3, 1]);
+
     // A cluster's feature levels besides the group protocol's: the dynamic
     // quorum and eligible leader replicas, finalized at the metadata log's
     // position (ApiVersions v4; a single node lists group.version alone).

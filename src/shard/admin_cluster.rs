@@ -37,13 +37,20 @@ impl Shard {
         current: &Topics,
         op: AdminOp,
     ) -> AdminOutcome {
+        // The replicas the request names, for the one topic it names.
         let (replication_factor, assignments) = match &op {
             AdminOp::CreateTopic {
+                name,
                 replication_factor,
                 assignments,
                 ..
-            } => (*replication_factor, assignments.clone()),
-            AdminOp::CreatePartitions { assignments, .. } => (-1, assignments.clone()),
+            } => (
+                *replication_factor,
+                assignments.clone().map(|a| (name.clone(), a)),
+            ),
+            AdminOp::CreatePartitions {
+                name, assignments, ..
+            } => (-1, assignments.clone().map(|a| (name.clone(), a))),
             _ => (-1, None),
         };
         let (_, image) = controller.image();
@@ -72,39 +79,53 @@ impl Shard {
         self.wait_applied(last_index).await
     }
 
-    /// The metadata records that turn `current` into `next`.
+    /// The metadata records that turn `current` into `next`; `assignments`:
+    /// the replicas the request named for one topic's new partitions.
     fn records_for(
         &self,
         controller: &Controller,
         current: &Topics,
         next: &Topics,
         replication_factor: i32,
-        mut assignments: Option<Vec<Vec<i32>>>,
+        mut assignments: Option<(String, Vec<Vec<i32>>)>,
     ) -> Result<Vec<MetadataRecord>, AdminOutcome> {
         let (_, image) = controller.image();
         let brokers = live_candidates(&image);
-        let factor = if replication_factor < 0 {
+        let new_factor = if replication_factor < 0 {
             self.config.default_replication_factor
         } else {
             replication_factor
         };
-        let place = |partitions: i32, start: usize| {
+        // Partitions added to a topic get as many replicas as its others.
+        let factor_of = |name: &str| {
+            image.partition(name, 0).map_or(new_factor, |p| {
+                i32::try_from(p.replicas.len()).unwrap_or(i32::MAX)
+            })
+        };
+        let place = |partitions: i32, start: usize, factor: i32| {
             place_replicas(&brokers, partitions, factor, start)
                 .map_err(|e| refuse(e.error_code(), e.to_string()))
         };
         let mut records = Vec::new();
         for (name, topic) in &next.topics {
+            let given = assignments
+                .take_if(|(named, _)| named == name)
+                .map(|(_, a)| a);
             match current.get(name) {
                 None => records.push(MetadataRecord::CreateTopic {
                     name: name.clone(),
                     id: topic.uuid(),
                     configs: topic.configs.clone().into_iter().collect(),
-                    assignments: match assignments.take() {
+                    assignments: match given {
                         Some(given) => given,
-                        None => place(topic.partitions, placement_start(name))?,
+                        None => place(topic.partitions, placement_start(name), new_factor)?,
                     },
                 }),
-                Some(old) => records.extend(changes(old, topic, assignments.take(), &place)?),
+                Some(old) => {
+                    let place_added =
+                        |partitions: i32, start: usize| place(partitions, start, factor_of(name));
+                    records.extend(changes(old, topic, given, &place_added)?)
+                }
             }
         }
         for name in current.topics.keys() {
