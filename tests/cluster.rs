@@ -710,3 +710,85 @@ fn high_watermarks_are_checkpointed_per_shard_across_restarts() {
         per_partition_hw_files(&data_dir).is_empty()
     });
 }
+
+/// Before `__consumer_offsets` and `__transaction_state` exist, every
+/// broker answers FindCoordinator with itself, so a client's first group
+/// and transactional requests may all reach one node. That node creates
+/// the topic and, for each group or transactional id whose partition
+/// another broker leads, keeps nothing: its ListGroups and
+/// ListTransactions name only what it coordinates, and the coordinators
+/// FindCoordinator names afterwards serve them. (Each node kept the
+/// groups and ids of its first requests, listed beside the real ones.)
+#[test]
+fn first_coordinator_requests_leave_nothing_on_the_wrong_broker() {
+    use kafka_protocol::messages::{
+        join_group_request::JoinGroupRequestProtocol, FindCoordinatorRequest,
+        InitProducerIdRequest, JoinGroupRequest, ListGroupsRequest, ListTransactionsRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let cluster = Cluster::start(3);
+    let node1 = cluster.client_addr(1);
+    let mut raw = common::raw::RawClient::connect(&node1);
+    let groups: Vec<String> = (0..6).map(|i| format!("first-group-{i}")).collect();
+    let ids: Vec<String> = (0..6).map(|i| format!("first-txn-{i}")).collect();
+    for group in &groups {
+        let protocol = JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(
+                b"\x00\x01\x00\x00\x00\x00\x00\x00",
+            ));
+        let join = JoinGroupRequest::default()
+            .with_group_id(common::raw::str_bytes(group).into())
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![protocol]);
+        raw.call(9, &join);
+    }
+    for id in &ids {
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(common::raw::str_bytes(id).into()))
+            .with_transaction_timeout_ms(60_000);
+        raw.call(4, &init);
+    }
+    // Where each now is, by FindCoordinator (the topics exist by now).
+    let coordinator = |raw: &mut common::raw::RawClient, key: &str, key_type: i8| {
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![common::raw::str_bytes(key)]);
+        let response = raw.call(4, &request);
+        let c = &response.coordinators[0];
+        assert_eq!(c.error_code, 0, "{key}: {response:?}");
+        c.node_id.0
+    };
+    let elsewhere = |raw: &mut common::raw::RawClient, keys: &[String], key_type: i8| {
+        keys.iter()
+            .filter(|k| coordinator(raw, k, key_type) != 1)
+            .cloned()
+            .collect::<BTreeSet<String>>()
+    };
+    let groups_elsewhere = elsewhere(&mut raw, &groups, 0);
+    let ids_elsewhere = elsewhere(&mut raw, &ids, 1);
+    assert!(!groups_elsewhere.is_empty() && !ids_elsewhere.is_empty());
+    let listed_groups: BTreeSet<String> = raw
+        .call(4, &ListGroupsRequest::default())
+        .groups
+        .iter()
+        .map(|g| g.group_id.to_string())
+        .collect();
+    let listed_ids: BTreeSet<String> = raw
+        .call(0, &ListTransactionsRequest::default())
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.to_string())
+        .collect();
+    assert!(
+        listed_groups.is_disjoint(&groups_elsewhere),
+        "node 1 lists {listed_groups:?}; coordinated elsewhere: {groups_elsewhere:?}"
+    );
+    assert!(
+        listed_ids.is_disjoint(&ids_elsewhere),
+        "node 1 lists {listed_ids:?}; coordinated elsewhere: {ids_elsewhere:?}"
+    );
+}

@@ -146,6 +146,27 @@ pub enum GroupMsg {
     },
 }
 
+impl GroupMsg {
+    /// The group the message is about; `None` for a listing.
+    fn group_id(&self) -> Option<&str> {
+        Some(match self {
+            GroupMsg::Join { request, .. } => &request.group_id,
+            GroupMsg::Sync { request, .. } => &request.group_id,
+            GroupMsg::Heartbeat { request, .. } => &request.group_id,
+            GroupMsg::Leave { request, .. } => &request.group_id,
+            GroupMsg::Commit { request, .. } => &request.group_id,
+            GroupMsg::FetchOffsets { group_id, .. }
+            | GroupMsg::Describe { group_id, .. }
+            | GroupMsg::Delete { group_id, .. }
+            | GroupMsg::ConsumerDescribe { group_id, .. } => group_id,
+            GroupMsg::DeleteOffsets { request, .. } => &request.group_id,
+            GroupMsg::TxnCommit { request, .. } => &request.group_id,
+            GroupMsg::ConsumerHeartbeat { request, .. } => &request.group_id,
+            GroupMsg::List { .. } => return None,
+        })
+    }
+}
+
 /// The groups one shard coordinates: this core's group service, above its
 /// shard (whose `__consumer_offsets` partitions it writes through
 /// `Shard::produce`). Owned by that core alone; the other cores reach it
@@ -239,15 +260,20 @@ pub fn fits_record(s: &str) -> bool {
 /// COORDINATOR_NOT_AVAILABLE.
 pub async fn route(coord: &Rc<Coordinator>, group_id: &str, msg: GroupMsg) {
     let shard = &coord.shard;
-    let partition = offsets_partition(group_id, offsets_partition_count(shard));
-    let topics = shard.topics();
-    if topics.has_partition(OFFSETS_TOPIC, partition) && !topics.leads(OFFSETS_TOPIC, partition) {
+    if coordinated_elsewhere(shard, group_id) {
         // Another broker coordinates it: dropping `msg` answers
         // COORDINATOR_NOT_AVAILABLE, and the client finds the coordinator.
         return;
     }
     let target = coordinator_shard(shard, group_id);
     send(coord, target, msg).await;
+}
+
+/// Whether another broker leads `group_id`'s partition of
+/// `__consumer_offsets`, and so coordinates it.
+fn coordinated_elsewhere(shard: &Shard, group_id: &str) -> bool {
+    let partition = offsets_partition(group_id, offsets_partition_count(shard));
+    shard.topics().led_elsewhere(OFFSETS_TOPIC, partition)
 }
 
 /// Hands `msg` to shard `target`'s coordinator.
@@ -279,6 +305,15 @@ fn limits(shard: &Shard) -> Limits {
 pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
     if !ensure_loaded(&coord).await {
         return; // dropping `msg` answers COORDINATOR_NOT_AVAILABLE
+    }
+    if msg
+        .group_id()
+        .is_some_and(|id| coordinated_elsewhere(&coord.shard, id))
+    {
+        // Sent here before `__consumer_offsets` existed (every broker then
+        // answers for itself), and another broker leads the group's
+        // partition of it now: not a group of this one.
+        return;
     }
     let now = crate::runtime::now_ms();
     match msg {

@@ -143,6 +143,12 @@ impl Topics {
             .is_none_or(|c| c.leads(name, partition))
     }
 
+    /// Whether another broker leads the partition (it exists, and this
+    /// node does not lead it): its coordinator, for an internal topic.
+    pub fn led_elsewhere(&self, name: &str, partition: i32) -> bool {
+        self.has_partition(name, partition) && !self.leads(name, partition)
+    }
+
     /// Whether this node keeps a log of the partition.
     pub fn hosts(&self, name: &str, partition: i32) -> bool {
         self.cluster

@@ -247,15 +247,20 @@ const TXN_LOG_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// answers COORDINATOR_NOT_AVAILABLE.
 pub async fn route(coord: &Rc<Coordinator>, transactional_id: &str, msg: TxnMsg) {
     let shard = &coord.shard;
-    let partition = txn_partition(shard, transactional_id);
-    let topics = shard.topics();
-    if topics.has_partition(TXN_TOPIC, partition) && !topics.leads(TXN_TOPIC, partition) {
+    if coordinated_elsewhere(shard, transactional_id) {
         // Another broker coordinates it; the dropped `msg` answers a
         // retriable coordinator error and the client looks it up again.
         return;
     }
     let target = coordinator_shard(shard, transactional_id);
     send(coord, target, msg).await;
+}
+
+/// Whether another broker leads `transactional_id`'s partition of
+/// `__transaction_state`, and so coordinates it.
+fn coordinated_elsewhere(shard: &Shard, transactional_id: &str) -> bool {
+    let partition = txn_partition(shard, transactional_id);
+    shard.topics().led_elsewhere(TXN_TOPIC, partition)
 }
 
 /// Hands `msg` to shard `target`'s coordinator.
@@ -275,11 +280,13 @@ pub async fn serve(coord: Rc<Coordinator>, msg: TxnMsg) {
     if let Err(e) = load::ensure_loaded(&coord, create).await {
         return msg.refuse(e);
     }
-    let elsewhere = msg
-        .transactional_id()
-        .is_some_and(|id| coordinator_shard(shard, id) != shard.id);
+    // The topic's partition count changed under the asker's feet, or it
+    // was sent here before `__transaction_state` existed (every broker
+    // then answers for itself) and another broker leads its partition now.
+    let elsewhere = msg.transactional_id().is_some_and(|id| {
+        coordinator_shard(shard, id) != shard.id || coordinated_elsewhere(shard, id)
+    });
     if elsewhere {
-        // The topic's partition count changed under the asker's feet.
         return msg.refuse(TxnError::NotCoordinator);
     }
     let now = crate::runtime::now_ms();
