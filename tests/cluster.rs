@@ -792,3 +792,36 @@ fn first_coordinator_requests_leave_nothing_on_the_wrong_broker() {
         "node 1 lists {listed_ids:?}; coordinated elsewhere: {ids_elsewhere:?}"
     );
 }
+
+/// ListOffsets from Kafka's debugging replica id (-2) is answered by any
+/// replica from its own log, followers too (up to their log end); a
+/// client's (-1) only by the leader, as Kafka answers them.
+#[test]
+fn a_follower_answers_the_debugging_replicas_list_offsets() {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "debug-offsets", 1);
+    cluster.wait_isr("debug-offsets", 1, &[1, 2, 3]);
+    let values: Vec<String> = (0..5).map(|i| format!("v-{i}")).collect();
+    produce_values(&cluster.bootstrap(), "debug-offsets", Some(0), &values);
+    cluster.wait_logs_identical("debug-offsets", 0, &[1, 2, 3]);
+    let leader = cluster.agreed_view("debug-offsets", 0).unwrap().leader;
+    for id in [1, 2, 3] {
+        let mut raw = common::raw::RawClient::connect(&cluster.client_addr(id));
+        let ask = |raw: &mut common::raw::RawClient, replica_id: i32, timestamp: i64| {
+            let request = common::raw::list_offsets_request("debug-offsets", 0, timestamp)
+                .with_replica_id(replica_id.into());
+            let response = raw.call(7, &request);
+            let p = &response.topics[0].partitions[0];
+            (p.error_code, p.offset)
+        };
+        assert_eq!(ask(&mut raw, -2, -1), (0, 5), "node {id}, latest");
+        assert_eq!(ask(&mut raw, -2, -2), (0, 0), "node {id}, earliest");
+        let as_client = ask(&mut raw, -1, -1);
+        if id == leader {
+            assert_eq!(as_client, (0, 5));
+        } else {
+            assert_eq!(as_client, (NOT_LEADER_OR_FOLLOWER, -1), "node {id}");
+        }
+    }
+}

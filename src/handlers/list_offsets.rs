@@ -26,6 +26,10 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 10,
 };
 
+/// Kafka's replica id of a debugging consumer (`ListOffsetsRequest`):
+/// a follower answers it too.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
 /// Leader epochs appear in responses from v4 on.
 const LEADER_EPOCH_SINCE: i16 = 4;
 /// The first version that may ask for each special timestamp: MAX_TIMESTAMP
@@ -84,6 +88,7 @@ async fn answer(
     let has_epoch = header.request_api_version >= LEADER_EPOCH_SINCE;
     let version = header.request_api_version;
     let committed = request.isolation_level == READ_COMMITTED;
+    let any_replica = request.replica_id.0 == DEBUGGING_REPLICA_ID;
     let queries = request
         .topics
         .iter()
@@ -97,6 +102,7 @@ async fn answer(
                 timestamp: p.timestamp,
                 committed,
                 current_leader_epoch: p.current_leader_epoch,
+                any_replica,
                 max_num_offsets: None,
             })
         })

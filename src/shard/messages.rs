@@ -220,6 +220,9 @@ pub struct OffsetQuery {
     pub committed: bool,
     /// Kafka's current_leader_epoch (-1: unchecked).
     pub current_leader_epoch: i32,
+    /// Kafka's debugging replica (replica id -2): any replica answers from
+    /// its own log, up to its log end.
+    pub any_replica: bool,
     /// ListOffsets v0: answer with Kafka 3.x's offset array of at most this
     /// many offsets ([`OffsetOutcome::old_style_offsets`]) instead.
     pub max_num_offsets: Option<usize>,

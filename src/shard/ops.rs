@@ -448,13 +448,29 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         leader_epoch: -1,
         old_style_offsets: Vec::new(),
     };
-    let partition = match led_partition(shard, &query.tp, query.current_leader_epoch) {
+    let found = if query.any_replica {
+        // A follower's own replica will do; one it does not have is
+        // answered as led elsewhere or unknown, as for the leader.
+        match shard.partition(&query.tp) {
+            Some(p) => Ok(p),
+            None => check_led(shard, &query.tp, None, -1),
+        }
+    } else {
+        led_partition(shard, &query.tp, query.current_leader_epoch)
+    };
+    let partition = match found {
         Ok(p) => p,
         Err(code) => return answer(code, -1, -1),
     };
     let leader_epoch = partition.role.borrow().leader_epoch();
     let log = partition.log.borrow();
-    let high_watermark = log.high_watermark();
+    // A debugging replica reads up to the log end (Kafka asks no isolation
+    // level of it); clients only what the ISR has.
+    let visible_end = if query.any_replica {
+        log.log_end_offset()
+    } else {
+        log.high_watermark()
+    };
     let answer = |error, offset, timestamp| OffsetOutcome {
         error,
         offset,
@@ -469,7 +485,7 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     if let Some(max) = query.max_num_offsets {
         return match log.offsets_before(query.timestamp, max, crate::runtime::now_ms()) {
             Ok(offsets) => OffsetOutcome {
-                old_style_offsets: below_high_watermark(offsets, high_watermark),
+                old_style_offsets: below_high_watermark(offsets, visible_end),
                 ..answer(NONE, -1, -1)
             },
             Err(e) => answer(storage_error_code(&e), -1, -1),
@@ -478,8 +494,8 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
     match query.timestamp {
         EARLIEST | EARLIEST_LOCAL => answer(NONE, log.log_start_offset(), -1),
         LATEST_TIERED => answer(NONE, -1, -1),
-        LATEST if query.committed => answer(NONE, log.last_stable_offset().min(high_watermark), -1),
-        LATEST => answer(NONE, high_watermark, -1),
+        LATEST if query.committed => answer(NONE, log.last_stable_offset().min(visible_end), -1),
+        LATEST => answer(NONE, visible_end, -1),
         ts if ts >= 0 || ts == MAX_TIMESTAMP => {
             let found = if ts == MAX_TIMESTAMP {
                 log.offset_of_max_timestamp()
@@ -487,8 +503,9 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
                 log.offset_for_timestamp(ts)
             };
             match found {
-                // Nothing the ISR does not have yet.
-                Ok(Some((offset, timestamp))) if offset < high_watermark => {
+                // Nothing the asker may not see (a client: what the ISR
+                // does not have yet).
+                Ok(Some((offset, timestamp))) if offset < visible_end => {
                     answer(NONE, offset, timestamp)
                 }
                 Ok(_) => answer(NONE, -1, -1),

@@ -42,6 +42,7 @@ pub(super) async fn answer(
                 timestamp: p.timestamp,
                 committed: false,
                 current_leader_epoch: -1,
+                any_replica: false,
                 max_num_offsets: Some(
                     usize::try_from(p.max_num_offsets)
                         .unwrap_or(0)
