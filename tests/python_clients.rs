@@ -387,3 +387,81 @@ fn confluent_kafka_admin_client_tour() {
         serde_json::json!({"ck-a:0": 4, "ck-a:1": 7, "ck-a:2": 10})
     );
 }
+
+/// kafka-python's admin client against a three-node cluster
+/// (tests/clients/kafka_python_cluster_admin_tour.py): per-broker configs
+/// and log dirs, the metadata quorum, replication factor 3 and explicit
+/// replica assignments (new topics and added partitions), a partition
+/// moved to other brokers with its data, leader elections, groups and
+/// transactions on coordinators other than the bootstrap broker, records
+/// deleted on every replica, topics deleted everywhere. Every case answers
+/// as a Kafka cluster does and every change reaches every broker it should
+/// (each wait in the script reached its state). The groups and
+/// transactional ids a broker took before the internal topics existed are
+/// listed only by their coordinators.
+#[test]
+fn kafka_python_cluster_admin_tour() {
+    let cluster = common::cluster::Cluster::start(3);
+    let output = Command::new(python())
+        .arg(script("kafka_python_cluster_admin_tour.py"))
+        .arg(cluster.bootstrap())
+        .output()
+        .expect("run kafka-python");
+    assert!(
+        output.status.success(),
+        "the client script failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        cluster.stderr_tails(30)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a result line")).expect("JSON");
+    assert!(r["_setup"].get("error").is_none(), "{r}");
+    for (case, outcome) in r.as_object().unwrap() {
+        if !case.starts_with('_') {
+            assert_eq!(outcome["ok"], true, "{case}: {outcome}");
+        }
+    }
+    let mut unreached = Vec::new();
+    unreached_waits(&r, "", &mut unreached);
+    assert!(
+        unreached.is_empty(),
+        "waits that never reached their state: {unreached:?}"
+    );
+    for (kind, key) in [
+        ("groups", "internal_topics/early_groups_after"),
+        ("txns", "internal_topics/early_txns_after"),
+    ] {
+        for (name, seen) in r[key]["result"][kind].as_object().unwrap() {
+            let coordinator = seen["coordinator_on_each_broker"]["1"].clone();
+            for (node, listed) in seen["listed_by"].as_object().unwrap() {
+                let listed = !listed.as_array().unwrap().is_empty();
+                assert!(
+                    !listed || coordinator == node.parse::<i64>().unwrap(),
+                    "{name} listed by node {node}, coordinated by {coordinator}: {seen}"
+                );
+            }
+        }
+    }
+}
+
+/// The paths of the script's waits (objects with `reached`) that did not
+/// reach their state.
+fn unreached_waits(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("reached").is_some_and(|r| r != true) {
+                out.push(path.to_string());
+            }
+            for (key, inner) in map {
+                unreached_waits(inner, &format!("{path}/{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                unreached_waits(inner, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
