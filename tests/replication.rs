@@ -1509,3 +1509,51 @@ fn comes_back_out_of_its_isrs(topic: &str, lose: impl FnOnce(&std::path::Path)) 
     cluster.wait_isr(topic, 1, &ALL3);
     cluster.wait_logs_identical(topic, 0, &ALL3);
 }
+
+/// With the ISR below `min.insync.replicas`, the high watermark stays
+/// (KIP-966): a replica that left then is eligible to lead, and does not
+/// have what the leader alone took since, so no consumer may see it. An
+/// acks=1 write to the leader alone is appended but not readable until a
+/// follower is back in sync. (Consumers read it before, and when the
+/// eligible replica took over, they had read past its log end and
+/// committed offsets it did not have: a chaos run saw a group's committed
+/// offset go back.)
+#[test]
+fn nothing_is_readable_past_the_isr_while_it_is_below_min_insync() {
+    const TOPIC: &str = "repl-hwm-min-isr";
+    let mut cluster = Cluster::start_mixed(1, 3, LearnerListen::Fixed, &[]);
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[2, 4, 3]]))
+            .set("min.insync.replicas", "2"),
+    );
+    cluster.wait_view(TOPIC, 0, "all in sync", |v| v.isr == [2, 3, 4]);
+    let acked: Vec<String> = (0..20).map(|i| format!("a-{i}")).collect();
+    produce_values(&cluster.bootstrap(), TOPIC, Some(0), &acked);
+    cluster.kill9(4);
+    cluster.wait_view(TOPIC, 0, "4 out", |v| v.isr == [2, 3]);
+    cluster.kill9(3);
+    cluster.wait_view(TOPIC, 0, "3 out", |v| v.isr == [2]);
+
+    let mut leader = RawClient::connect(&cluster.client_addr(2));
+    let batch = sluice::record::build::build_batch(0, &[(None, Some(b"alone"), now_ms(), &[])]);
+    let (code, offset) = leader.produce_batch_with(TOPIC, 0, 1, 10_000, batch);
+    assert_eq!((code, offset), (err::NONE, 20), "acks=1 takes it");
+    assert_eq!(
+        leader.log_end_offset(TOPIC, 0),
+        20,
+        "but the high watermark stays"
+    );
+    let read = read_to_end(&cluster.bootstrap_of(&[1, 2]), TOPIC, 1);
+    assert_eq!(read[&0].len(), 20, "nothing past the acknowledged records");
+
+    cluster.start_again(3);
+    cluster.wait_view(TOPIC, 0, "3 back in sync", |v| v.isr == [2, 3]);
+    cluster.wait_for("the high watermark past the acks=1 write", WAIT, || {
+        let hw = leader.log_end_offset(TOPIC, 0);
+        if hw == 21 {
+            Ok(())
+        } else {
+            Err(format!("high watermark {hw}"))
+        }
+    });
+}

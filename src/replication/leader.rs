@@ -39,6 +39,8 @@ pub struct LeaderState {
     /// The log end when this leadership began: a follower joins the ISR
     /// only once it has everything before it.
     pub epoch_start: i64,
+    /// The topic's `min.insync.replicas`, as the shard last applied it.
+    pub min_insync: usize,
 }
 
 impl LeaderState {
@@ -70,6 +72,7 @@ impl LeaderState {
             followers,
             proposed: None,
             epoch_start: 0,
+            min_insync: 1,
         }
     }
 
@@ -160,8 +163,15 @@ impl LeaderState {
     }
 
     /// The high watermark the ISR allows: the least log end among its
-    /// members. `None` while a member's log end is unknown.
+    /// members. `None` while a member's log end is unknown, and while the
+    /// ISR is smaller than `min.insync.replicas` (KIP-966): a replica that
+    /// left the ISR then is eligible to lead, and holds nothing past the
+    /// high watermark, so nothing past it may be seen (consumers read, and
+    /// commit, only below it) while it stays out.
     pub fn high_watermark(&self, leader_end: i64) -> Option<i64> {
+        if self.isr.len() < self.min_insync {
+            return None;
+        }
         let mut hw = leader_end;
         for r in self.maximal_isr().filter(|&r| r != self.node_id) {
             let end = self.followers.get(&r).map_or(-1, |f| f.log_end);
@@ -240,6 +250,20 @@ mod tests {
     fn a_leader_alone_in_the_isr_has_its_log_end() {
         let l = LeaderState::new(1, &state(&[1, 2, 3], &[1]), 0);
         assert_eq!(l.high_watermark(42), Some(42));
+    }
+
+    #[test]
+    fn no_high_watermark_below_min_insync_replicas() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1]), 0);
+        l.min_insync = 2;
+        assert_eq!(
+            l.high_watermark(42),
+            None,
+            "the ISR is below min.insync.replicas"
+        );
+        l.update(&state(&[1, 2, 3], &[1, 2]), 0);
+        l.on_fetch(2, 40, -1, 42, 1);
+        assert_eq!(l.high_watermark(42), Some(40));
     }
 
     #[test]

@@ -65,6 +65,12 @@ impl Shard {
                 }
                 *role = next;
             }
+            if let Role::Leader(l) = &mut *role {
+                l.min_insync = topics.get(&tp.topic).map_or(1, |t| {
+                    t.parsed(&self.config, &topics.broker_configs)
+                        .min_insync_replicas
+                });
+            }
         }
         // acks=all waiters and long polls look again: the role or the ISR
         // (and so the high watermark) may have changed.
