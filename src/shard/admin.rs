@@ -111,9 +111,10 @@ impl Shard {
 
 /// Kafka's checks of the replicas an op names (CreateTopic,
 /// CreatePartitions): every partition has replicas, none twice, all
-/// registered (`registered`); added partitions as many as the assignments
-/// and with as many replicas as the topic's first (`replicas_of`), as
-/// KRaft's controller checks them. INVALID_REPLICA_ASSIGNMENT otherwise.
+/// registered (`registered`); a new topic's partitions as many replicas
+/// each; added partitions as many as the assignments and with as many
+/// replicas as the topic's first (`replicas_of`), as KRaft's controller
+/// checks them. INVALID_REPLICA_ASSIGNMENT otherwise.
 pub(super) fn check_op_assignments(
     current: &Topics,
     op: &AdminOp,
@@ -125,7 +126,17 @@ pub(super) fn check_op_assignments(
         AdminOp::CreateTopic {
             assignments: Some(assignments),
             ..
-        } => assignments,
+        } => {
+            let first = assignments.first().map_or(0, Vec::len);
+            if assignments.iter().any(|a| a.len() != first) {
+                return invalid(
+                    "All partitions in the manual partition assignment must have the same \
+                     number of replicas."
+                        .to_string(),
+                );
+            }
+            assignments
+        }
         AdminOp::CreatePartitions {
             name,
             count,
