@@ -6,8 +6,8 @@ mod common;
 use std::process::Command;
 
 use common::clients::{
-    check_exactly_once_copy, client_follows_a_new_leader, json_result, node_modules, script,
-    strings,
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result,
+    node_modules, script, strings,
 };
 use common::*;
 
@@ -120,13 +120,7 @@ fn admin_tour(script_name: &str) -> serde_json::Value {
         .output()
         .expect("run node");
     let r = json_result(&output, &broker);
-    assert!(r.get("_missing").is_none(), "{r}");
-    assert!(r["_setup"].get("error").is_none(), "{r}");
-    for (method, outcome) in r.as_object().unwrap() {
-        if !method.starts_with('_') {
-            assert_eq!(outcome["ok"], true, "{method}: {outcome}");
-        }
-    }
+    assert_tour_ok(&r);
     r
 }
 

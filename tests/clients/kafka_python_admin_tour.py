@@ -17,7 +17,6 @@ Prints one JSON line: {"<method>": {"ok": true, "result": ..} or
 {"ok": false, "error": "<ExceptionType: message>"}, ...} with one entry per
 admin method (plus "_setup" for the stage itself).
 """
-import enum
 import faulthandler
 import json
 import sys
@@ -33,6 +32,9 @@ from kafka.admin import (
 from kafka.protocol.admin import ElectionType
 from kafka.protocol.consumer import IsolationLevel
 from kafka.structs import OffsetAndMetadata
+import kafka.errors as Errors
+
+from kafka_python_tour import Tour, plain
 
 WATCHDOG_SECS = 300
 TIMEOUT_MS = 30000
@@ -58,52 +60,6 @@ describe_topic_partitions list_partition_offsets list_topics describe_topics
 create_topics wait_for_topics delete_topics list_transactions describe_transactions
 describe_producers abort_transaction find_hanging_transactions
 alter_user_scram_credentials describe_user_scram_credentials""".split()
-
-
-def plain(value):
-    """VALUE made JSON-able: TopicPartition keys as "topic:partition", named
-    tuples as dicts, error classes and enums by name, sets as sorted lists,
-    protocol responses through to_dict()."""
-    if isinstance(value, TopicPartitionReplica):
-        return "%s:%d@%d" % (value.topic, value.partition, value.broker_id)
-    if isinstance(value, TopicPartition):
-        return "%s:%d" % (value.topic, value.partition)
-    if isinstance(value, type):
-        return value.__name__
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, Exception):
-        return "%s: %s" % (type(value).__name__, value)
-    if isinstance(value, dict):
-        return {key if isinstance(key, str) else json.dumps(plain(key), default=str).strip('"'): plain(item)
-                for key, item in value.items()}
-    if hasattr(value, "_asdict"):
-        return {key: plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, (set, frozenset)):
-        return sorted((plain(item) for item in value), key=str)
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "to_dict"):
-        return plain(value.to_dict())
-    if isinstance(value, (ACL, ACLFilter, MemberToRemove, UserScramCredentialUpsertion)):
-        return repr(value)
-    return value
-
-
-class Tour:
-    """Runs the calls and keeps one outcome per name."""
-
-    def __init__(self):
-        self.results = {}
-
-    def call(self, name, fn):
-        try:
-            self.results[name] = {"ok": True, "result": plain(fn())}
-        except Exception as e:  # every failure is a finding
-            self.results[name] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-        return self.results[name]
 
 
 # ---------------------------------------------------------------------------
@@ -351,7 +307,14 @@ def security_calls(t, admin):
     everything = ACLFilter(
         principal=None, host=None, operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
         resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
-    t.call("describe_acls", lambda: admin.describe_acls(everything))
+    def describe_acls():
+        # Without an authorizer Kafka answers SECURITY_DISABLED.
+        try:
+            answer = admin.describe_acls(everything)
+        except Errors.SecurityDisabledError as e:
+            return {"expected_error": "%s: %s" % (type(e).__name__, e)}
+        raise AssertionError("expected SECURITY_DISABLED, got %r" % (answer,))
+    t.call("describe_acls", describe_acls)
     t.call("create_acls", lambda: admin.create_acls([ACL(
         principal="User:" + USER, host="*", operation=ACLOperation.READ,
         permission_type=ACLPermissionType.ALLOW, resource_pattern=ResourcePattern(ResourceType.TOPIC, TOPIC))]))

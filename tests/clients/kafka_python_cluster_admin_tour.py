@@ -40,14 +40,12 @@ Prints one JSON line: {"<method>/<case>": {"ok": true, "result": ..} or
 the stage. On stderr: one UTC timestamp per case as it starts, to find its
 requests in the node logs.
 """
-import datetime
-import enum
 import faulthandler
 import json
 import sys
 import time
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition, TopicPartitionReplica
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import (
     AbortTransactionSpec, AlterConfigOp, ConfigResource, ConfigResourceType, OffsetSpec,
 )
@@ -59,6 +57,8 @@ from kafka.protocol.metadata import CoordinatorType, FindCoordinatorRequest, Met
 from kafka.protocol.producer.transaction import InitProducerIdRequest
 from kafka.structs import OffsetAndMetadata
 import kafka.errors as Errors
+
+from kafka_python_tour import Tour, plain
 
 WATCHDOG_SECS = 480
 TIMEOUT_MS = 30000
@@ -90,57 +90,8 @@ BROKER_VALUE = "3600000"    # set on broker 2 only
 CLUSTER_VALUE = "7200000"   # set as the cluster-wide default
 
 
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-
-
-def plain(value):
-    """VALUE made JSON-able: TopicPartition keys as "topic:partition", named
-    tuples as dicts, error classes and enums by name, sets as sorted lists,
-    protocol responses through to_dict()."""
-    if isinstance(value, TopicPartitionReplica):
-        return "%s:%d@%d" % (value.topic, value.partition, value.broker_id)
-    if isinstance(value, TopicPartition):
-        return "%s:%d" % (value.topic, value.partition)
-    if isinstance(value, type):
-        return value.__name__
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, Exception):
-        return "%s: %s" % (type(value).__name__, value)
-    if isinstance(value, dict):
-        return {key if isinstance(key, str) else json.dumps(plain(key), default=str).strip('"'): plain(item)
-                for key, item in value.items()}
-    if hasattr(value, "_asdict"):
-        return {key: plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, (set, frozenset)):
-        return sorted((plain(item) for item in value), key=str)
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "to_dict"):
-        return plain(value.to_dict())
-    return value
-
-
 def err_name(code):
     return None if code == 0 else Errors.for_code(code).__name__
-
-
-class Tour:
-    """Runs the calls and keeps one outcome per name."""
-
-    def __init__(self):
-        self.results = {}
-
-    def call(self, name, fn):
-        print("%s %s" % (utc_now(), name), file=sys.stderr, flush=True)
-        try:
-            self.results[name] = {"ok": True, "result": plain(fn())}
-        except Exception as e:  # every failure is a finding
-            self.results[name] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-        return self.results[name]
 
 
 def poll(fn, done, secs=CONVERGE_SECS, interval=0.25):
@@ -851,7 +802,7 @@ def create_topics(t, admin):
 def main():
     bootstrap = sys.argv[1]
     faulthandler.dump_traceback_later(WATCHDOG_SECS, exit=True)
-    t = Tour()
+    t = Tour(stamp=True)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="cl-tour-admin",
                              request_timeout_ms=TIMEOUT_MS, bootstrap_timeout_ms=TIMEOUT_MS)
 

@@ -50,6 +50,20 @@ pub fn json_result(output: &Output, broker: &Broker) -> serde_json::Value {
     serde_json::from_str(line).expect("JSON result")
 }
 
+/// An admin tour's outcomes (one JSON object, `{"<call>": {"ok": ..}}`,
+/// entries starting with `_` being the script's own): every call answered
+/// as Kafka answers it (a script counts an error as ok only when it is
+/// Kafka's answer), none missing, the stage set.
+pub fn assert_tour_ok(outcomes: &serde_json::Value) {
+    assert!(outcomes.get("_missing").is_none(), "{outcomes}");
+    assert!(outcomes["_setup"].get("error").is_none(), "{outcomes}");
+    for (call, outcome) in outcomes.as_object().expect("an object") {
+        if !call.starts_with('_') {
+            assert_eq!(outcome["ok"], true, "{call}: {outcome}");
+        }
+    }
+}
+
 /// `result[key]` as strings.
 pub fn strings(result: &serde_json::Value, key: &str) -> Vec<String> {
     result[key]
