@@ -825,3 +825,26 @@ fn a_follower_answers_the_debugging_replicas_list_offsets() {
         }
     }
 }
+
+/// The high watermark waits for `min.insync.replicas` in sync, but never
+/// for more replicas than the partition has (Kafka's effective min ISR):
+/// a topic of one replica under `min.insync.replicas=2` stays readable.
+#[test]
+fn one_replica_under_min_insync_two_is_readable() {
+    let cluster = Cluster::start(3);
+    let admin = admin(&cluster.node(1).bootstrap());
+    let topic = rdkafka::admin::NewTopic::new(
+        "single-replica",
+        1,
+        rdkafka::admin::TopicReplication::Fixed(1),
+    )
+    .set("min.insync.replicas", "2");
+    let res = futures::executor::block_on(admin.create_topics([&topic], &admin_opts())).unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+    let view = cluster.wait_view("single-replica", 0, "a leader", |v| v.leader > 0);
+    let mut raw = common::raw::RawClient::connect(&cluster.client_addr(view.leader));
+    let batch = sluice::record::build::build_batch(0, &[(None, Some(b"one"), now_ms(), &[])]);
+    let (code, offset) = raw.produce_batch_with("single-replica", 0, 1, 10_000, batch);
+    assert_eq!((code, offset), (0, 0));
+    assert_eq!(raw.log_end_offset("single-replica", 0), 1, "readable");
+}

@@ -66,10 +66,14 @@ impl Shard {
                 *role = next;
             }
             if let Role::Leader(l) = &mut *role {
-                l.min_insync = topics.get(&tp.topic).map_or(1, |t| {
+                // Kafka's effective min ISR: never more than the replicas
+                // (a topic of one replica under a broker-wide 2 stays
+                // readable).
+                let configured = topics.get(&tp.topic).map_or(1, |t| {
                     t.parsed(&self.config, &topics.broker_configs)
                         .min_insync_replicas
                 });
+                l.min_insync = configured.min(state.replicas.len());
             }
         }
         // acks=all waiters and long polls look again: the role or the ISR
