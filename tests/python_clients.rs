@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::clients::{
-    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result, script,
-    strings,
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result,
+    json_result_or, script, strings,
 };
 use common::*;
 
@@ -233,6 +233,20 @@ fn kafka_python_reads_features_and_pages_through_partitions() {
     );
 }
 
+/// Runs the admin tour `script_name` against one broker; its outcomes,
+/// every call answered as Kafka answers it ([`assert_tour_ok`]).
+fn admin_tour(script_name: &str) -> serde_json::Value {
+    let broker = Broker::start(1);
+    let output = Command::new(python())
+        .arg(script(script_name))
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run the script");
+    let r = json_result(&output, &broker);
+    assert_tour_ok(&r);
+    r
+}
+
 /// Every public method of kafka-python's admin client, as an operator
 /// would use it, against one broker (tests/clients/kafka_python_admin_tour.py
 /// sets the stage: topics, a consumed and committed group, a static member
@@ -241,15 +255,7 @@ fn kafka_python_reads_features_and_pages_through_partitions() {
 /// authorizer) and each change is seen afterwards.
 #[test]
 fn kafka_python_admin_client_tour() {
-    let broker = Broker::start(1);
-    let bs = broker.bootstrap();
-    let output = Command::new(python())
-        .arg(script("kafka_python_admin_tour.py"))
-        .arg(bs.as_str())
-        .output()
-        .expect("run kafka-python");
-    let r = json_result(&output, &broker);
-    assert_tour_ok(&r);
+    let r = admin_tour("kafka_python_admin_tour.py");
     let result = |method: &str| &r[method]["result"];
 
     // Topics and partitions.
@@ -334,15 +340,7 @@ fn kafka_python_admin_client_tour() {
 /// error Kafka gives), and each change is seen afterwards.
 #[test]
 fn confluent_kafka_admin_client_tour() {
-    let broker = Broker::start(1);
-    let bs = broker.bootstrap();
-    let output = Command::new(python())
-        .arg(script("confluent_kafka_admin_tour.py"))
-        .arg(bs.as_str())
-        .output()
-        .expect("run confluent-kafka");
-    let r = json_result(&output, &broker);
-    assert_tour_ok(&r);
+    let r = admin_tour("confluent_kafka_admin_tour.py");
     let result = |method: &str| &r[method]["result"];
     let offsets = result("list_offsets");
     let offset = |variant: &str, tp: &str| offsets[variant][tp]["offset"].as_i64().unwrap();
@@ -388,15 +386,7 @@ fn kafka_python_cluster_admin_tour() {
         .arg(cluster.bootstrap())
         .output()
         .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "the client script failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        cluster.stderr_tails(30)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let r: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a result line")).expect("JSON");
+    let r = json_result_or(&output, || cluster.stderr_tails(30));
     assert_tour_ok(&r);
     // INVALID_REPLICATION_FACTOR, then INVALID_REPLICA_ASSIGNMENT for an
     // unknown broker, a repeated one and uneven replica counts.

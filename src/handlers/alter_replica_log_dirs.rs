@@ -71,12 +71,5 @@ pub fn handle(
 /// Whether this broker holds a replica of `topic`'s `partition`.
 fn hosts(shard: &Shard, topic: &str, partition: i32) -> bool {
     let topics = shard.topics();
-    match topics.cluster.as_deref() {
-        Some(view) => view
-            .partition(topic, partition)
-            .is_some_and(|state| state.replicas.contains(&shard.config.node_id)),
-        None => topics
-            .get(topic)
-            .is_some_and(|t| (0..t.partitions).contains(&partition)),
-    }
+    topics.has_partition(topic, partition) && topics.hosts(topic, partition)
 }

@@ -126,7 +126,7 @@ impl Page {
         let count = topic.partitions.max(0);
         let room = i32::try_from(self.remaining).unwrap_or(i32::MAX);
         let end = count.min(first.saturating_add(room));
-        let min_insync = view.map(|v| {
+        let min_insync = view.map_or(1, |v| {
             v.image
                 .min_insync(&topic.name, shard.config.min_insync_replicas)
         });
@@ -136,10 +136,7 @@ impl Page {
         out.is_internal = super::metadata::is_internal(&topic.name);
         out.topic_authorized_operations = access.operations(ResourceType::Topic, &topic.name);
         out.partitions = (first.min(end)..end)
-            .map(|p| match (view, min_insync) {
-                (Some(view), Some(min_insync)) => replicated(view, &topic.name, p, min_insync),
-                _ => alone(shard.config.node_id, p),
-            })
+            .map(|p| described(view, shard.config.node_id, &topic.name, p, min_insync))
             .collect();
         assert!(out.partitions.len() <= self.remaining);
         self.remaining -= out.partitions.len();
@@ -152,53 +149,33 @@ impl Page {
     }
 }
 
-/// A partition as the cluster image has it; an offline one answers
-/// LEADER_NOT_AVAILABLE, as Kafka does.
-fn replicated(
-    view: &ClusterView,
+/// A partition as Metadata describes it, with its eligible leader
+/// replicas: those out of the ISR that may lead it cleanly.
+fn described(
+    view: Option<&ClusterView>,
+    node: i32,
     topic: &str,
     index: i32,
     min_insync: u32,
 ) -> DescribeTopicPartitionsResponsePartition {
-    let ids = |ids: &mut dyn Iterator<Item = i32>| ids.map(BrokerId).collect::<Vec<_>>();
+    let placed = super::metadata::placement(view, node, topic, index);
+    let eligible: Vec<BrokerId> = view.map_or_else(Vec::new, |view| {
+        view.image
+            .past(topic, index, min_insync)
+            .eligible()
+            .map(BrokerId)
+            .filter(|b| placed.replicas.contains(b) && !placed.isr.contains(b))
+            .collect()
+    });
     let mut out = DescribeTopicPartitionsResponsePartition::default();
     out.partition_index = index;
-    let Some(state) = view.partition(topic, index) else {
-        out.error_code = ResponseError::LeaderNotAvailable.code();
-        out.leader_id = BrokerId(-1);
-        out.eligible_leader_replicas = Some(Vec::new());
-        out.last_known_elr = Some(Vec::new());
-        return out;
-    };
-    out.leader_id = BrokerId(state.leader);
-    out.leader_epoch = state.leader_epoch;
-    out.replica_nodes = ids(&mut state.replicas.iter().copied());
-    out.isr_nodes = ids(&mut state.isr.iter().copied());
-    out.offline_replicas = ids(&mut state
-        .replicas
-        .iter()
-        .copied()
-        .filter(|&id| !view.image.broker_live(id)));
-    let past = view.image.past(topic, index, min_insync);
-    out.eligible_leader_replicas = Some(ids(&mut past
-        .eligible()
-        .filter(|b| state.replicas.contains(b) && !state.isr.contains(b))));
-    out.last_known_elr = Some(Vec::new());
-    if state.leader < 0 {
-        out.error_code = ResponseError::LeaderNotAvailable.code();
-    }
-    out
-}
-
-/// A partition of a single node: led by it, its only replica.
-fn alone(node: i32, index: i32) -> DescribeTopicPartitionsResponsePartition {
-    let mut out = DescribeTopicPartitionsResponsePartition::default();
-    out.partition_index = index;
-    out.leader_id = BrokerId(node);
-    out.leader_epoch = 0;
-    out.replica_nodes = vec![BrokerId(node)];
-    out.isr_nodes = vec![BrokerId(node)];
-    out.eligible_leader_replicas = Some(Vec::new());
+    out.error_code = placed.error;
+    out.leader_id = BrokerId(placed.leader);
+    out.leader_epoch = placed.leader_epoch;
+    out.replica_nodes = placed.replicas;
+    out.isr_nodes = placed.isr;
+    out.offline_replicas = placed.offline;
+    out.eligible_leader_replicas = Some(eligible);
     out.last_known_elr = Some(Vec::new());
     out
 }

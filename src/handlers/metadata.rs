@@ -14,7 +14,6 @@ use kafka_protocol::ResponseError;
 
 use super::access::Access;
 use super::ApiSpec;
-use crate::controller::image::PartitionState;
 use crate::metadata::ClusterView;
 use crate::metadata::{valid_topic_name, TopicMeta};
 use crate::security::acl::Operation;
@@ -214,44 +213,64 @@ fn described(topic: &TopicMeta, node: i32, view: Option<&ClusterView>) -> Metada
     t.is_internal = is_internal(&topic.name);
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t.partitions = (0..topic.partitions)
-        .map(
-            |p| match view.and_then(|v| Some((v, v.partition(&topic.name, p)?))) {
-                Some((view, state)) => replicated(p, state, view),
-                None => {
-                    let mut part = MetadataResponsePartition::default();
-                    part.partition_index = p;
-                    part.leader_id = BrokerId(node);
-                    part.leader_epoch = 0;
-                    part.replica_nodes = vec![BrokerId(node)];
-                    part.isr_nodes = vec![BrokerId(node)];
-                    part
-                }
-            },
-        )
+        .map(|p| {
+            let placed = placement(view, node, &topic.name, p);
+            let mut part = MetadataResponsePartition::default();
+            part.partition_index = p;
+            part.error_code = placed.error;
+            part.leader_id = BrokerId(placed.leader);
+            part.leader_epoch = placed.leader_epoch;
+            part.replica_nodes = placed.replicas;
+            part.isr_nodes = placed.isr;
+            part.offline_replicas = placed.offline;
+            part
+        })
         .collect();
     t
 }
 
-/// A partition as the cluster image has it; an offline one (no leader)
-/// answers LEADER_NOT_AVAILABLE, as Kafka does.
-fn replicated(index: i32, state: &PartitionState, view: &ClusterView) -> MetadataResponsePartition {
+/// What Metadata and DescribeTopicPartitions say of one partition.
+pub(super) struct Placement {
+    pub error: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub offline: Vec<BrokerId>,
+}
+
+/// Partition `p` of `topic` as the cluster image has it (an offline one,
+/// without a leader, answers LEADER_NOT_AVAILABLE, as Kafka does), else
+/// led by this node (`node`) alone.
+pub(super) fn placement(view: Option<&ClusterView>, node: i32, topic: &str, p: i32) -> Placement {
     let ids = |ids: &[i32]| ids.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
-    let mut part = MetadataResponsePartition::default();
-    part.partition_index = index;
-    part.leader_id = BrokerId(state.leader);
-    part.leader_epoch = state.leader_epoch;
-    part.replica_nodes = ids(&state.replicas);
-    part.isr_nodes = ids(&state.isr);
-    part.offline_replicas = state
-        .replicas
-        .iter()
-        .filter(|&&id| !view.image.broker_live(id))
-        .map(|&id| BrokerId(id))
-        .collect();
-    if state.leader < 0 {
-        part.error_code = ResponseError::LeaderNotAvailable.code();
+    match view.and_then(|v| Some((v, v.partition(topic, p)?))) {
+        Some((view, state)) => Placement {
+            error: if state.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            },
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            replicas: ids(&state.replicas),
+            isr: ids(&state.isr),
+            offline: state
+                .replicas
+                .iter()
+                .filter(|&&id| !view.image.broker_live(id))
+                .map(|&id| BrokerId(id))
+                .collect(),
+        },
+        None => Placement {
+            error: 0,
+            leader: node,
+            leader_epoch: 0,
+            replicas: vec![BrokerId(node)],
+            isr: vec![BrokerId(node)],
+            offline: Vec::new(),
+        },
     }
-    part
 }
 
 /// A named topic the principal may not see (or create): nothing about it

@@ -39,11 +39,18 @@ pub fn node_modules() -> PathBuf {
 /// The last stdout line of a script that succeeded, as JSON; a failure
 /// shows the script's stderr and the broker's.
 pub fn json_result(output: &Output, broker: &Broker) -> serde_json::Value {
+    json_result_or(output, || {
+        format!("----- broker stderr -----\n{}", broker.stderr_tail(50))
+    })
+}
+
+/// [`json_result`], a failure showing `logs()` (the brokers' stderr).
+pub fn json_result_or(output: &Output, logs: impl FnOnce() -> String) -> serde_json::Value {
     assert!(
         output.status.success(),
-        "the client script failed: {}\n----- broker stderr -----\n{}",
+        "the client script failed: {}\n{}",
         String::from_utf8_lossy(&output.stderr),
-        broker.stderr_tail(50)
+        logs()
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().expect("a result line");

@@ -32,6 +32,14 @@ fn cluster() -> ClusterImage {
     image
 }
 
+/// Sets partition `p` of topic "t" to `leader` and `isr`, as elections and
+/// ISR changes would have left it.
+fn set_partition(image: &mut ClusterImage, p: usize, leader: i32, isr: &[i32]) {
+    let state = &mut image.topics.get_mut("t").unwrap().partitions[p];
+    state.leader = leader;
+    state.isr = isr.to_vec();
+}
+
 fn create(name: &str, id: u128, assignments: Vec<Vec<i32>>) -> MetadataRecord {
     MetadataRecord::CreateTopic {
         name: name.into(),
@@ -701,15 +709,10 @@ fn a_broker_that_lost_its_logs_leaves_its_isrs() {
         apply(&mut image, &create("t", 9, assignments)),
         Ok(RecordOutcome::Applied)
     );
-    let set = |image: &mut ClusterImage, p: usize, leader: i32, isr: &[i32]| {
-        let state = &mut image.topics.get_mut("t").unwrap().partitions[p];
-        state.leader = leader;
-        state.isr = isr.to_vec();
-    };
-    set(&mut image, 0, 1, &[1, 2, 3]);
-    set(&mut image, 1, 2, &[2, 1]);
-    set(&mut image, 2, 1, &[1]);
-    set(&mut image, 3, 1, &[1, 3]);
+    set_partition(&mut image, 0, 1, &[1, 2, 3]);
+    set_partition(&mut image, 1, 2, &[2, 1]);
+    set_partition(&mut image, 2, 1, &[1]);
+    set_partition(&mut image, 3, 1, &[1, 3]);
     image.brokers.get_mut(&3).unwrap().fenced = true;
     let before = image.topics["t"].partitions.clone();
     let stale = MetadataRecord::LogsLost {
@@ -760,14 +763,9 @@ fn the_last_in_sync_replica_that_lost_its_logs_leads_nothing() {
         apply(&mut image, &create("solo", 10, vec![vec![1]])),
         Ok(RecordOutcome::Applied)
     );
-    let set = |image: &mut ClusterImage, p: usize, leader: i32, isr: &[i32]| {
-        let state = &mut image.topics.get_mut("t").unwrap().partitions[p];
-        state.leader = leader;
-        state.isr = isr.to_vec();
-    };
-    set(&mut image, 0, 1, &[1]);
-    set(&mut image, 1, NO_LEADER, &[1]);
-    set(&mut image, 2, 2, &[2, 1]);
+    set_partition(&mut image, 0, 1, &[1]);
+    set_partition(&mut image, 1, NO_LEADER, &[1]);
+    set_partition(&mut image, 2, 2, &[2, 1]);
     let before = image.topics["t"].partitions.clone();
     let solo_before = image.topics["solo"].partitions.clone();
     let stale = MetadataRecord::LastInSyncLost {
