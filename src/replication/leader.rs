@@ -41,6 +41,8 @@ pub struct LeaderState {
     pub epoch_start: i64,
     /// The topic's `min.insync.replicas`, as the shard last applied it.
     pub min_insync: usize,
+    /// The leader this replica followed when it took over, if any.
+    pub previous_leader: Option<i32>,
 }
 
 impl LeaderState {
@@ -73,6 +75,7 @@ impl LeaderState {
             proposed: None,
             epoch_start: 0,
             min_insync: 1,
+            previous_leader: None,
         }
     }
 
@@ -163,15 +166,16 @@ impl LeaderState {
     }
 
     /// The high watermark the ISR allows: the least log end among its
-    /// members. `None` while a member's log end is unknown, and while the
-    /// ISR is smaller than `min.insync.replicas` (KIP-966): a replica that
-    /// left the ISR then is eligible to lead, and holds nothing past the
-    /// high watermark, so nothing past it may be seen (consumers read, and
-    /// commit, only below it) while it stays out.
+    /// members; `None` while a member's log end is unknown.
+    ///
+    /// While the ISR is smaller than `min.insync.replicas`, a replica out of
+    /// it may be eligible to lead (KIP-966), so nothing it does not hold
+    /// may be seen (consumers read, and commit, only below the high
+    /// watermark): the least log end of the replicas out of the ISR too.
+    /// The previous leader, not heard from in this leadership, holds what
+    /// this replica had when it took over (`epoch_start`: all of it came
+    /// from there); another one not heard from holds the watermark.
     pub fn high_watermark(&self, leader_end: i64) -> Option<i64> {
-        if self.isr.len() < self.min_insync {
-            return None;
-        }
         let mut hw = leader_end;
         for r in self.maximal_isr().filter(|&r| r != self.node_id) {
             let end = self.followers.get(&r).map_or(-1, |f| f.log_end);
@@ -179,6 +183,20 @@ impl LeaderState {
                 return None;
             }
             hw = hw.min(end);
+        }
+        if self.isr.len() < self.min_insync {
+            let outside = self
+                .replicas
+                .iter()
+                .filter(|&&r| r != self.node_id && !self.isr.contains(&r));
+            for &r in outside {
+                let end = match self.followers.get(&r).map_or(-1, |f| f.log_end) {
+                    end if end >= 0 => end,
+                    _ if self.previous_leader == Some(r) => self.epoch_start,
+                    _ => return None,
+                };
+                hw = hw.min(end);
+            }
         }
         Some(hw)
     }
@@ -253,17 +271,30 @@ mod tests {
     }
 
     #[test]
-    fn no_high_watermark_below_min_insync_replicas() {
+    fn below_min_insync_the_replicas_out_of_the_isr_bound_the_high_watermark() {
         let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1]), 0);
         l.min_insync = 2;
+        assert_eq!(l.high_watermark(42), None, "2 and 3 not heard from");
+        l.on_fetch(2, 30, -1, 42, 1);
+        l.on_fetch(3, 35, -1, 42, 1);
+        assert_eq!(l.high_watermark(42), Some(30), "what 2 and 3 hold");
+        l.update(&state(&[1, 2, 3], &[1, 2]), 0);
+        l.on_fetch(2, 40, -1, 42, 2);
         assert_eq!(
             l.high_watermark(42),
-            None,
-            "the ISR is below min.insync.replicas"
+            Some(40),
+            "in sync again: 3 no longer counts"
         );
-        l.update(&state(&[1, 2, 3], &[1, 2]), 0);
-        l.on_fetch(2, 40, -1, 42, 1);
-        assert_eq!(l.high_watermark(42), Some(40));
+    }
+
+    #[test]
+    fn the_previous_leader_holds_what_this_one_had_when_it_took_over() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3], &[1, 3]), 0);
+        (l.min_insync, l.epoch_start, l.previous_leader) = (3, 30, Some(2));
+        l.on_fetch(3, 32, -1, 32, 1);
+        assert_eq!(l.high_watermark(32), Some(30));
+        l.previous_leader = None;
+        assert_eq!(l.high_watermark(32), None);
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl Shard {
                     l.update(state, now);
                 }
             } else {
+                let previous_leader = match &*role {
+                    Role::Follower { leader, .. } => Some(*leader),
+                    _ => None,
+                };
                 let mut next = role_for(node_id, state, now);
                 let mut log = partition.log.borrow_mut();
                 match &mut next {
@@ -49,6 +53,7 @@ impl Shard {
                             tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot record the new leader epoch");
                         }
                         l.epoch_start = log.log_end_offset();
+                        l.previous_leader = previous_leader;
                         became_leader = true;
                         tracing::info!(
                             topic = %tp.topic, partition = tp.partition,
