@@ -47,6 +47,57 @@ fn list_offsets_earliest_local_and_latest_tiered() {
     assert_eq!(ask(&mut c, 8, -5), (err::UNSUPPORTED_VERSION, -1, -1));
 }
 
+/// Metadata v12+ names topics by id (what Java's admin client's
+/// describeTopics by id sends, with "" for each name): the topic comes back
+/// with its name and id;
+/// an id the broker does not know is UNKNOWN_TOPIC_ID with that id and no
+/// name, as Kafka answers (Java's client takes an answer without the id
+/// for an error of its own).
+#[test]
+fn metadata_names_topics_by_id() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "md-by-id", 2, &[]);
+    let mut c = RawClient::connect(&bs);
+    let id = raw::topic_id(&mut c, "md-by-id");
+    assert!(!id.is_nil());
+    let unknown = Uuid::from_u128(0x5eed);
+    let by_ids = |ids: &[Uuid]| {
+        MetadataRequest::default().with_topics(Some(
+            ids.iter()
+                .map(|&id| {
+                    metadata_request::MetadataRequestTopic::default()
+                        .with_topic_id(id)
+                        .with_name(Some(raw::topic_name("")))
+                })
+                .collect(),
+        ))
+    };
+    for version in 12..=13 {
+        let r: MetadataResponse = c.call(version, &by_ids(&[id, unknown]));
+        let found: Vec<_> = r
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.topic_id,
+                    t.name.as_ref().map(|n| n.0.to_string()),
+                    t.error_code,
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (id, Some("md-by-id".to_string()), err::NONE),
+                (unknown, None, err::UNKNOWN_TOPIC_ID)
+            ],
+            "v{version}"
+        );
+        assert_eq!(r.topics[0].partitions.len(), 2, "v{version}");
+    }
+}
+
 /// Fetch v13-v17 name topics by id (KIP-516) and answer by id; an id the
 /// broker does not know is UNKNOWN_TOPIC_ID; a session made by ids refuses
 /// a request by names (FETCH_SESSION_TOPIC_ID_ERROR), as Kafka's does.

@@ -52,12 +52,16 @@ pub async fn handle(
         && shard.config.auto_create_topics_enable;
     // In v0 an empty list meant "all topics"; later versions use null.
     let requested = request.topics.filter(|t| version > 0 || !t.is_empty());
+    // The ids topics were asked by (v12+; nil for one asked by name), so
+    // an unknown or hidden one is answered under the id it was asked by.
+    // An id wins over a name, as in Kafka: Java's client sends "" beside it.
+    let asked_ids: Vec<uuid::Uuid> = requested.iter().flatten().map(|t| t.topic_id).collect();
     let names: Option<Vec<Option<String>>> = requested.map(|topics| {
         topics
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => Some(name.0.to_string()),
-                None => shard
+                Some(name) if t.topic_id.is_nil() => Some(name.0.to_string()),
+                _ => shard
                     .topics()
                     .topics
                     .values()
@@ -133,11 +137,12 @@ pub async fn handle(
             .collect(),
         Some(names) => names
             .into_iter()
-            .map(|name| match name.as_deref() {
-                Some(n) if refused.contains(n) => unauthorized(n),
+            .zip(asked_ids)
+            .map(|(name, id)| match name.as_deref() {
+                Some(n) if refused.contains(n) => unauthorized(n, id),
                 _ => match name.as_deref().and_then(|n| topics.get(n)) {
                     Some(t) => described(t),
-                    None => missing(name),
+                    None => missing(name, id),
                 },
             })
             .collect(),
@@ -273,22 +278,34 @@ pub(super) fn placement(view: Option<&ClusterView>, node: i32, topic: &str, p: i
     }
 }
 
-/// A named topic the principal may not see (or create): nothing about it
-/// is disclosed, not even whether it exists.
-fn unauthorized(name: &str) -> MetadataResponseTopic {
+/// A topic the principal may not see (or create): nothing about it is
+/// disclosed, not even whether it exists; one asked by id (`id` not nil)
+/// is answered under the id alone, as Kafka answers it.
+fn unauthorized(name: &str, id: uuid::Uuid) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.error_code = ResponseError::TopicAuthorizationFailed.code();
-    t.name = Some(TopicName(StrBytes::from_string(name.to_string())));
+    if id.is_nil() {
+        t.name = Some(TopicName(StrBytes::from_string(name.to_string())));
+    } else {
+        t.name = None;
+        t.topic_id = id;
+    }
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t
 }
 
-fn missing(name: Option<String>) -> MetadataResponseTopic {
+/// A topic that does not exist: by name, UNKNOWN_TOPIC_OR_PARTITION (or
+/// INVALID_TOPIC_EXCEPTION for a name no topic can have); by id
+/// (`id` not nil), UNKNOWN_TOPIC_ID under that id, which is how Java's
+/// client matches the answer to what it asked.
+fn missing(name: Option<String>, id: uuid::Uuid) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.error_code = match &name {
+        _ if !id.is_nil() => ResponseError::UnknownTopicId.code(),
         Some(n) if !valid_topic_name(n) => ResponseError::InvalidTopicException.code(),
         _ => ResponseError::UnknownTopicOrPartition.code(),
     };
+    t.topic_id = id;
     t.name = name.map(|n| TopicName(StrBytes::from_string(n)));
     t.topic_authorized_operations = OPERATIONS_OMITTED;
     t
