@@ -3,8 +3,9 @@
 //! and `--replication` print: leader, term, committed position, and each
 //! voter's and observer's (learner's) progress. Any node answers: the
 //! question goes to the active controller. Needs Describe on the cluster.
-//! A node without a quorum has no `__cluster_metadata` partition to
-//! describe, and says so.
+//! A node without a quorum is its own controller, and describes itself as
+//! a one-node Kafka does: the only voter, leading. Answering with an error
+//! instead leaves the Java admin client retrying it until it times out.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -70,12 +71,8 @@ pub async fn handle(
     match (&shard.controller, named) {
         (_, false) => answer.error_code = ResponseError::UnknownTopicOrPartition.code(),
         (None, true) => {
-            answer.error_code = ResponseError::UnknownTopicOrPartition.code();
-            if version >= LISTENERS_SINCE {
-                answer.error_message = Some(StrBytes::from_static_str(
-                    "this broker runs alone, without a metadata quorum",
-                ));
-            }
+            let alone = lone_quorum(shard.config.node_id);
+            describe(&alone, &BTreeMap::new(), version, &mut answer);
         }
         (Some(controller), true) => match controller.describe_quorum().await {
             Ok(status) => {
@@ -98,6 +95,25 @@ pub async fn handle(
     data.partitions.push(answer);
     response.topics.push(data);
     response
+}
+
+/// A lone node's quorum: itself, leading from the start (epoch 0), with
+/// no metadata log (its topics live in a snapshot), so nothing to
+/// replicate and no quorum listener.
+fn lone_quorum(node_id: i32) -> QuorumStatus {
+    let me = ReplicaProgress {
+        id: node_id,
+        log_end_offset: 0,
+        caught_up: true,
+    };
+    QuorumStatus {
+        leader_id: node_id,
+        leader_epoch: 0,
+        high_watermark: 0,
+        voters: vec![me],
+        observers: Vec::new(),
+        endpoints: BTreeMap::new(),
+    }
 }
 
 fn describe(
