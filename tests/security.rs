@@ -341,6 +341,56 @@ fn sasl_apis_byte_level() {
     assert_eq!(authenticate(&mut raw, 1, b"x").error_code, 34);
 }
 
+/// The delegation token APIs answer as a Kafka broker without
+/// `delegation.token.secret.key`: DELEGATION_TOKEN_REQUEST_NOT_ALLOWED on a
+/// PLAINTEXT connection (a token needs an authenticated one),
+/// DELEGATION_TOKEN_AUTH_DISABLED on a SASL one; Create names the
+/// requester as the owner.
+#[test]
+fn delegation_tokens_are_refused_as_kafka_refuses_them() {
+    const AUTH_DISABLED: i16 = 61;
+    const REQUEST_NOT_ALLOWED: i16 = 64;
+    let pki = Pki::new();
+    let broker = secure_broker(&pki, "");
+    add_user(&broker, "alice", "alice-secret");
+    let mut plaintext = RawClient::connect(&broker.listener("PLAINTEXT"));
+    let (mut sasl, _) = sasl_raw(&broker.listener("SASLPLAIN"), "PLAIN", 1);
+    assert_eq!(
+        authenticate(&mut sasl, 2, b"\0alice\0alice-secret").error_code,
+        0
+    );
+    for (raw, expected) in [
+        (&mut plaintext, REQUEST_NOT_ALLOWED),
+        (&mut sasl, AUTH_DISABLED),
+    ] {
+        for v in 1..=3 {
+            let created = raw.call(v, &CreateDelegationTokenRequest::default());
+            assert_eq!(created.error_code, expected, "create v{v}");
+            assert!(created.hmac.is_empty());
+            let described = raw.call(v, &DescribeDelegationTokenRequest::default());
+            assert_eq!(described.error_code, expected, "describe v{v}");
+            assert!(described.tokens.is_empty());
+        }
+        for v in 1..=2 {
+            let renew =
+                RenewDelegationTokenRequest::default().with_hmac(bytes::Bytes::from_static(b"h"));
+            assert_eq!(raw.call(v, &renew).error_code, expected, "renew v{v}");
+            let expire =
+                ExpireDelegationTokenRequest::default().with_hmac(bytes::Bytes::from_static(b"h"));
+            assert_eq!(raw.call(v, &expire).error_code, expected, "expire v{v}");
+        }
+    }
+    let created = sasl.call(3, &CreateDelegationTokenRequest::default());
+    assert_eq!(
+        (
+            created.principal_type.as_str(),
+            created.principal_name.as_str()
+        ),
+        ("User", "alice")
+    );
+    assert_eq!(created.token_requester_principal_name.as_str(), "alice");
+}
+
 /// DescribeUserScramCredentials and AlterUserScramCredentials v0: results
 /// and Kafka's error codes, and the credentials persist across a restart.
 #[test]

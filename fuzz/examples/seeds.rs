@@ -89,6 +89,10 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::SaslHandshake => R::SaslHandshake(Default::default()),
         ApiKey::UnregisterBroker => R::UnregisterBroker(Default::default()),
         ApiKey::WriteTxnMarkers => R::WriteTxnMarkers(Default::default()),
+        ApiKey::CreateDelegationToken => R::CreateDelegationToken(Default::default()),
+        ApiKey::RenewDelegationToken => R::RenewDelegationToken(Default::default()),
+        ApiKey::ExpireDelegationToken => R::ExpireDelegationToken(Default::default()),
+        ApiKey::DescribeDelegationToken => R::DescribeDelegationToken(Default::default()),
         other => panic!("{other:?} is served but has no seed"),
     }
 }

@@ -9,6 +9,7 @@ mod alter_replica_log_dirs;
 pub mod api_versions;
 mod client_quotas;
 mod configs;
+mod delegation_tokens;
 mod delete_records;
 mod describe_cluster;
 mod describe_log_dirs;
@@ -133,6 +134,10 @@ pub const APIS: &[ApiSpec] = &[
     acls::DESCRIBE,
     acls::CREATE,
     acls::DELETE,
+    delegation_tokens::CREATE,
+    delegation_tokens::RENEW,
+    delegation_tokens::EXPIRE,
+    delegation_tokens::DESCRIBE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -490,6 +495,21 @@ async fn dispatch(
         }
         ApiKey::AddRaftVoter => out.encoded(raft_voters::add(shard, access, body!()).await),
         ApiKey::RemoveRaftVoter => out.encoded(raft_voters::remove(shard, access, body!()).await),
+        ApiKey::CreateDelegationToken => {
+            out.encoded(delegation_tokens::create(client, &header, body!()))
+        }
+        ApiKey::RenewDelegationToken => {
+            let _: kafka_protocol::messages::RenewDelegationTokenRequest = body!();
+            out.encoded(delegation_tokens::renew(client))
+        }
+        ApiKey::ExpireDelegationToken => {
+            let _: kafka_protocol::messages::ExpireDelegationTokenRequest = body!();
+            out.encoded(delegation_tokens::expire(client))
+        }
+        ApiKey::DescribeDelegationToken => {
+            let _: kafka_protocol::messages::DescribeDelegationTokenRequest = body!();
+            out.encoded(delegation_tokens::describe(client))
+        }
         ApiKey::DescribeQuorum => {
             out.encoded(describe_quorum::handle(shard, access, &header, body!()).await)
         }
