@@ -23,6 +23,7 @@
 //! - [`net`]: the listener, connections and request framing.
 //! - [`broker`]: starts the shards and wires everything together.
 //! - [`stats`]: process-wide counters served at `/metrics`.
+//! - [`log_levels`]: the log filter, its levels changeable at run time (Kafka's broker loggers).
 //! - [`alloc`]: the allocator that keeps absurd wire-sized capacities lazy.
 //! - [`code_lock`]: locking the program's code in memory (`lock_code`).
 
@@ -38,6 +39,7 @@ pub mod group;
 pub mod handlers;
 #[cfg(test)]
 mod layering;
+pub mod log_levels;
 pub mod message_format;
 pub mod metadata;
 pub mod net;

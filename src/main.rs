@@ -339,13 +339,7 @@ impl ServeArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    sluice::log_levels::init("info,openraft=warn");
     if !sluice::alloc::keep_freed_memory() {
         tracing::warn!("mallopt refused the heap thresholds: freed memory goes back to the kernel");
     }

@@ -335,3 +335,135 @@ fn static_broker_configs_are_described_read_only() {
     assert!(entry.synonyms.is_empty(), "not asked for: {resp:?}");
     assert_eq!(entry.documentation, None, "{resp:?}");
 }
+
+/// Broker loggers (KIP-412, `kafka-configs.sh --entity-type
+/// broker-loggers`): DescribeConfigs lists this broker's log levels (the
+/// tests' brokers start with `RUST_LOG=info`); IncrementalAlterConfigs changes one while the broker runs (a
+/// refused consumer heartbeat's DEBUG line appears only once `sluice::group`
+/// is at DEBUG), and removes it again; Kafka's refusals for an unknown
+/// level, a logger name that is no module path, removing root's level,
+/// APPEND, the legacy AlterConfigs and another broker's id.
+#[test]
+fn broker_loggers_change_log_levels_at_run_time() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::messages::ConsumerGroupHeartbeatResponse;
+
+    const LOGGER: i8 = 8;
+    const SOURCE_DYNAMIC_BROKER_LOGGER: i8 = 6;
+    const INVALID_CONFIG: i16 = 40;
+    const OP_APPEND: i8 = 2;
+    const REFUSED: &str = "consumer heartbeat refused";
+    let broker = Broker::start(1);
+    let mut c = RawClient::connect(&broker.bootstrap());
+    let levels = |c: &mut RawClient| {
+        let described = describe(c, LOGGER, "0").expect("loggers described");
+        assert!(described
+            .values()
+            .all(|(_, source, _)| *source == SOURCE_DYNAMIC_BROKER_LOGGER));
+        described
+            .into_iter()
+            .map(|(name, (value, _, _))| (name, value.unwrap()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let start = levels(&mut c);
+    assert_eq!(start.get("root").map(String::as_str), Some("INFO"));
+    assert_eq!(describe(&mut c, LOGGER, "1"), Err(INVALID_REQUEST));
+
+    // A member joins the group (once the coordinator is up); then one the
+    // group does not know, at a later epoch, is refused UNKNOWN_MEMBER_ID.
+    let heartbeat = |c: &mut RawClient, member: &str, epoch: i32| {
+        let beat = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(str_bytes("loggers-group").into())
+            .with_member_id(str_bytes(member))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(Vec::new()))
+            .with_topic_partitions(Some(Vec::new()));
+        let r: ConsumerGroupHeartbeatResponse = c.call(1, &beat);
+        r.error_code
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while heartbeat(&mut c, "loggers-member", 0) != err::NONE {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never joined"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let refused_heartbeat = |c: &mut RawClient| {
+        assert_eq!(heartbeat(c, "nobody", 5), 25, "UNKNOWN_MEMBER_ID");
+    };
+    let debug_lines = |broker: &Broker| broker.stderr_tail(100_000).matches(REFUSED).count();
+    refused_heartbeat(&mut c);
+    assert_eq!(debug_lines(&broker), 0, "not at DEBUG yet");
+
+    let group = "sluice::group";
+    assert_eq!(
+        c.incremental_alter(1, LOGGER, "0", &[(group, OP_SET, Some("DEBUG"))]),
+        (err::NONE, None)
+    );
+    assert_eq!(levels(&mut c).get(group).map(String::as_str), Some("DEBUG"));
+    refused_heartbeat(&mut c);
+    assert_eq!(debug_lines(&broker), 1, "{}", broker.stderr_tail(20));
+
+    let refused = |c: &mut RawClient, ops: &[(&str, i8, Option<&str>)]| {
+        c.incremental_alter(1, LOGGER, "0", ops).0
+    };
+    assert_eq!(
+        refused(&mut c, &[(group, OP_SET, Some("VERBOSE"))]),
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        refused(&mut c, &[(group, OP_SET, Some("debug"))]),
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        refused(&mut c, &[("kafka.server.Foo", OP_SET, Some("INFO"))]),
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        refused(&mut c, &[("root", OP_DELETE, None)]),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        refused(&mut c, &[(group, OP_APPEND, Some("INFO"))]),
+        INVALID_REQUEST
+    );
+    assert_eq!(
+        c.incremental_alter(1, LOGGER, "1", &[(group, OP_DELETE, None)])
+            .0,
+        INVALID_REQUEST
+    );
+    let legacy = kafka_protocol::messages::AlterConfigsRequest::default().with_resources(vec![
+        kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(LOGGER)
+            .with_resource_name(str_bytes("0"))
+            .with_configs(vec![
+                kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                    .with_name(str_bytes(group))
+                    .with_value(Some(str_bytes("INFO"))),
+            ]),
+    ]);
+    let answer: kafka_protocol::messages::AlterConfigsResponse = c.call(1, &legacy);
+    assert_eq!(answer.responses[0].error_code, INVALID_REQUEST);
+    // All or nothing: a bad change leaves the good one beside it undone.
+    assert_eq!(
+        refused(
+            &mut c,
+            &[
+                ("sluice::net", OP_SET, Some("TRACE")),
+                (group, OP_SET, Some("LOUD"))
+            ]
+        ),
+        INVALID_CONFIG
+    );
+    assert!(!levels(&mut c).contains_key("sluice::net"));
+
+    assert_eq!(
+        c.incremental_alter(1, LOGGER, "0", &[(group, OP_DELETE, None)]),
+        (err::NONE, None)
+    );
+    assert_eq!(levels(&mut c), start);
+    refused_heartbeat(&mut c);
+    assert_eq!(debug_lines(&broker), 1, "back at root's INFO");
+}

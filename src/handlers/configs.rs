@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::ApiSpec;
+use super::{broker_loggers, ApiSpec};
 use crate::broker_configs::{
     broker_key_of, topic_key_of, BrokerConfigs, BrokerTarget, REPLICATION_RATE_KEYS,
     TOPIC_DEFAULT_SYNONYMS,
@@ -162,6 +162,22 @@ pub fn describe(
                         }
                         Err(message) => {
                             result.error_code = ResponseError::InvalidRequest.code();
+                            result.error_message = Some(StrBytes::from_string(message));
+                        }
+                    }
+                }
+                broker_loggers::RESOURCE => {
+                    let wanted = |key: &str| {
+                        resource
+                            .configuration_keys
+                            .as_ref()
+                            .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    };
+                    let node = shard.config.node_id;
+                    match broker_loggers::describe(node, resource.resource_name.as_str(), wanted) {
+                        Ok(entries) => result.configs = entries,
+                        Err((code, message)) => {
+                            result.error_code = code;
                             result.error_message = Some(StrBytes::from_string(message));
                         }
                     }
@@ -573,7 +589,7 @@ fn denied(
         RESOURCE_TOPIC if !access.topic(op, name) => {
             Some(ResponseError::TopicAuthorizationFailed.code())
         }
-        RESOURCE_BROKER if !access.cluster(op) => {
+        RESOURCE_BROKER | broker_loggers::RESOURCE if !access.cluster(op) => {
             Some(ResponseError::ClusterAuthorizationFailed.code())
         }
         _ => None,
@@ -685,6 +701,14 @@ async fn alter_resource(
                 })
                 .await;
             (outcome.error, outcome.message)
+        }
+        // Kafka's legacy AlterConfigs takes no loggers.
+        (broker_loggers::RESOURCE, Ok(changes)) if !replace => {
+            match broker_loggers::alter(shard.config.node_id, name.as_str(), changes, validate_only)
+            {
+                Ok(()) => (0, None),
+                Err((code, message)) => (code, Some(message)),
+            }
         }
         _ => invalid_request("unsupported resource type"),
     }

@@ -7,6 +7,7 @@ mod acls;
 mod admin;
 mod alter_replica_log_dirs;
 pub mod api_versions;
+mod broker_loggers;
 mod client_quotas;
 mod configs;
 mod delegation_tokens;
