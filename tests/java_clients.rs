@@ -1,0 +1,221 @@
+//! Kafka's own Java client (kafka-clients 4.3) against the real broker:
+//! the producer's defaults (idempotent, acks=all) with every codec, classic
+//! and KIP-848 consumer groups, exactly-once copying, a leader's death, and
+//! the whole Admin API, which Kafka's command-line tools are built on. The
+//! programs are tests/clients/java/; `make test` compiles them (`make
+//! java-deps`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::clients::{
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result, strings,
+};
+use common::*;
+use serde_json::json;
+
+/// `SluiceJava COMMAND` on the classpath `make java-deps` builds: under
+/// `SLUICE_TEST_JAVA_DIR`, else `target/java`.
+fn java(command: &str) -> Command {
+    let dir = std::env::var_os("SLUICE_TEST_JAVA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/java"));
+    assert!(
+        dir.join("classes/.built").exists(),
+        "{} has no compiled client: run `make java-deps` (make test does)",
+        dir.display()
+    );
+    let classpath = format!(
+        "{}:{}",
+        dir.join("classes").display(),
+        dir.join("libs/*").display()
+    );
+    let mut java = Command::new("java");
+    // A small heap: several tests run side by side on a small machine.
+    java.args(["-Xmx256m", "-cp", &classpath, "SluiceJava", command]);
+    java
+}
+
+/// The Java producer with its defaults, once per codec, and a group of
+/// `protocol` reading it all: each value read once, each key's values in
+/// the order sent, headers intact, one producer id per producer (each was
+/// idempotent), and the group's commits at the partitions' ends (a second
+/// member reads nothing).
+fn produce_and_consume(protocol: &str) {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let (topic, group) = (format!("java-{protocol}"), format!("java-{protocol}-group"));
+    create_topic(&bs, &topic, 3, &[]);
+    let output = java("produce-consume")
+        .args([bs.as_str(), &topic, &group, protocol])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    let (mut sent, mut consumed) = (strings(&r, "sent"), strings(&r, "consumed"));
+    assert_eq!(sent.len(), 500);
+    sent.sort();
+    consumed.sort();
+    assert_eq!(consumed, sent, "each value read once");
+    assert_eq!(r["keys_in_order"], true, "{r}");
+    assert_eq!(r["headers_seen"], 500, "{r}");
+    assert_eq!(r["after_commit"], 0, "{r}");
+    assert_eq!(r["producer_ids"], 5, "{r}");
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&bs)
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let committed = committed_offsets(&consumer, &topic, 3);
+    for p in 0..3 {
+        assert_eq!(
+            committed.get(&p).copied(),
+            Some(watermarks(&bs, &topic, p).1)
+        );
+    }
+}
+
+#[test]
+fn java_client_produces_and_consumes_in_a_classic_group() {
+    produce_and_consume("classic");
+}
+
+/// The same through KIP-848's ConsumerGroupHeartbeat (`group.protocol =
+/// consumer`), the Java client's new group protocol.
+#[test]
+fn java_client_produces_and_consumes_in_a_kip848_group() {
+    produce_and_consume("consumer");
+}
+
+/// The Java client copies a topic exactly once: each poll's writes and its
+/// offsets, with the consumer's group metadata (KIP-447), committed in one
+/// transaction, after one aborted transaction. Each value is read back once
+/// by read_committed, the aborted ones only by read_uncommitted, and the
+/// group's offsets are the source's ends.
+#[test]
+fn java_client_copies_a_topic_exactly_once() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    let (src, out, group, count) = ("java-src", "java-out", "java-copier", 300);
+    create_topic(&bs, src, 3, &[]);
+    create_topic(&bs, out, 2, &[]);
+    let output = java("exactly-once")
+        .args([bs.as_str(), src, out, group, &count.to_string()])
+        .output()
+        .expect("run java");
+    let result = json_result(&output, &broker);
+    assert!(result["transactions"].as_i64().unwrap() >= 3, "{result}");
+    check_exactly_once_copy(&result, &bs, (src, group), count);
+}
+
+/// The Java producer (idempotent, acks=all by default) across its leader's
+/// death on a three-node cluster: every acknowledged value read back once,
+/// in order.
+#[test]
+fn java_client_follows_a_new_leader() {
+    client_follows_a_new_leader(java("failover"), "java-failover");
+}
+
+/// Every method of the Java Admin client against one broker
+/// (tests/clients/java/AdminTour.java sets the stage): each answered as
+/// Kafka answers it (SECURITY_DISABLED for ACLs without an authorizer,
+/// DELEGATION_TOKEN_REQUEST_NOT_ALLOWED on PLAINTEXT, ELECTION_NOT_NEEDED
+/// where the leader is the preferred one; share and streams groups
+/// unsupported), none missing, and each change read back.
+#[test]
+fn java_admin_client_tour() {
+    let broker = Broker::start(1);
+    let output = java("admin-tour")
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    assert_tour_ok(&r);
+    let result = |method: &str| &r[method]["result"];
+
+    // Topics.
+    assert_eq!(result("createTopics")["assigned_partitions"], 2, "{r}");
+    assert_eq!(result("describeTopics")["by_id_name"], "ja-a", "{r}");
+    let offsets = result("listOffsets");
+    assert_eq!(offsets["max_timestamp"]["ja-a-1"], 9, "{r}");
+    assert_eq!(offsets["at_base_plus_5s"]["ja-a-2"], 5, "{r}");
+    assert_eq!(offsets["after_last"]["ja-a-0"], -1, "{r}");
+    assert_eq!(offsets["latest_tiered"]["ja-a-0"], -1, "{r}");
+    // 5 committed records and their marker, then an open transaction of 3.
+    assert_eq!(offsets["tx_read_uncommitted"]["ja-tx-0"], 9, "{r}");
+    assert_eq!(offsets["tx_read_committed"], 6, "{r}");
+    assert_eq!(result("deleteRecords")["earliest_after"]["ja-a-0"], 3);
+    assert_eq!(result("createPartitions")["partitions_after"], 4);
+    assert_eq!(
+        result("deleteTopics")["listed_after"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "ja-scratch by name and ja-assigned by id: {r}"
+    );
+
+    // The cluster and configs.
+    assert_eq!(
+        result("describeFeatures")["finalized"]["group.version"],
+        1,
+        "{r}"
+    );
+    let quorum = result("describeMetadataQuorum").as_str().unwrap();
+    assert!(quorum.contains("leaderId=0"), "{quorum}");
+    assert_eq!(
+        result("incrementalAlterConfigs")["after_set"]["cleanup.policy"]["value"],
+        "delete,compact",
+        "{r}"
+    );
+    assert_eq!(
+        result("incrementalAlterConfigs")["after_subtract_delete"]["cleanup.policy"]["value"],
+        "compact",
+        "{r}"
+    );
+    let broker_config = result("incrementalAlterConfigs_broker");
+    assert_eq!(broker_config["set"], "7200000", "{r}");
+    assert_eq!(
+        broker_config["after_delete"]["source"], "DEFAULT_CONFIG",
+        "{r}"
+    );
+
+    let loggers = result("brokerLoggers");
+    assert_eq!(loggers["root"], "INFO", "{r}");
+    assert_eq!(loggers["set"]["value"], "DEBUG", "{r}");
+    assert_eq!(loggers["set"]["source"], "DYNAMIC_BROKER_LOGGER_CONFIG", "{r}");
+    assert_eq!(loggers["after_delete"], true, "{r}");
+
+    // Groups.
+    assert_eq!(
+        result("listGroups")["consumer_type"],
+        json!(["ja-848:Consumer:Empty"]),
+        "{r}"
+    );
+    assert_eq!(
+        result("alterConsumerGroupOffsets")["after"],
+        json!({"ja-a-0": 4, "ja-a-1": 10, "ja-a-2": 10})
+    );
+    assert_eq!(
+        result("deleteConsumerGroupOffsets")["after"],
+        json!({"ja-a-0": 4, "ja-a-1": 10})
+    );
+    assert_eq!(
+        result("removeMembersFromConsumerGroup"),
+        &json!({"members": 0, "state": "Empty"})
+    );
+    assert_eq!(result("deleteConsumerGroups")["groups_after"], json!([]));
+
+    // Transactions.
+    assert_eq!(
+        result("listTransactions")["ongoing"],
+        json!(["ja-txn-open:Ongoing"])
+    );
+    let abort = result("abortTransaction");
+    assert_eq!(
+        (&abort["lso_before"], &abort["lso_after"]),
+        (&json!(6), &json!(10)),
+        "{r}"
+    );
+    assert_eq!(result("fenceProducers")["state_after"], "Empty", "{r}");
+}
