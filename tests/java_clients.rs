@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::clients::{
-    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result, strings,
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result,
+    json_result_or, strings,
 };
 use common::*;
 use serde_json::json;
@@ -121,7 +122,8 @@ fn java_client_follows_a_new_leader() {
 /// Kafka answers it (SECURITY_DISABLED for ACLs without an authorizer,
 /// DELEGATION_TOKEN_REQUEST_NOT_ALLOWED on PLAINTEXT, ELECTION_NOT_NEEDED
 /// where the leader is the preferred one; share and streams groups
-/// unsupported), none missing, and each change read back.
+/// unsupported), none missing, and each change read back. A lone broker
+/// describes itself as the metadata quorum.
 #[test]
 fn java_admin_client_tour() {
     let broker = Broker::start(1);
@@ -130,7 +132,43 @@ fn java_admin_client_tour() {
         .output()
         .expect("run java");
     let r = json_result(&output, &broker);
-    assert_tour_ok(&r);
+    check_tour(&r);
+    let quorum = r["describeMetadataQuorum"]["result"].as_str().unwrap();
+    assert!(quorum.contains("leaderId=0"), "{quorum}");
+    assert!(
+        quorum.contains("voters=[ReplicaState(replicaId=0"),
+        "{quorum}"
+    );
+}
+
+/// The same tour against a three-node cluster: topics of three replicas,
+/// groups and transactions on whichever broker coordinates them, per-broker
+/// configs, loggers and log dirs asked of node 1 through the bootstrap
+/// list, the metadata quorum of three voters.
+#[test]
+fn java_admin_client_tour_on_a_cluster() {
+    let cluster = common::cluster::Cluster::start(3);
+    let output = java("admin-tour")
+        .arg(cluster.bootstrap())
+        .output()
+        .expect("run java");
+    let r = json_result_or(&output, || cluster.stderr_tails(30));
+    check_tour(&r);
+    assert_eq!(r["describeCluster_nodes"]["result"], json!([1, 2, 3]));
+    let quorum = r["describeMetadataQuorum"]["result"].as_str().unwrap();
+    for voter in 1..=3 {
+        assert!(
+            quorum.contains(&format!("ReplicaState(replicaId={voter}")),
+            "{quorum}"
+        );
+    }
+    let finalized = &r["describeFeatures"]["result"]["finalized"];
+    assert_eq!(finalized["kraft.version"], 1, "{r}");
+}
+
+/// What both tours must show, beyond every call answered as Kafka does.
+fn check_tour(r: &serde_json::Value) {
+    assert_tour_ok(r);
     let result = |method: &str| &r[method]["result"];
 
     // Topics.
@@ -161,8 +199,6 @@ fn java_admin_client_tour() {
         1,
         "{r}"
     );
-    let quorum = result("describeMetadataQuorum").as_str().unwrap();
-    assert!(quorum.contains("leaderId=0"), "{quorum}");
     assert_eq!(
         result("incrementalAlterConfigs")["after_set"]["cleanup.policy"]["value"],
         "delete,compact",
@@ -183,7 +219,10 @@ fn java_admin_client_tour() {
     let loggers = result("brokerLoggers");
     assert_eq!(loggers["root"], "INFO", "{r}");
     assert_eq!(loggers["set"]["value"], "DEBUG", "{r}");
-    assert_eq!(loggers["set"]["source"], "DYNAMIC_BROKER_LOGGER_CONFIG", "{r}");
+    assert_eq!(
+        loggers["set"]["source"], "DYNAMIC_BROKER_LOGGER_CONFIG",
+        "{r}"
+    );
     assert_eq!(loggers["after_delete"], true, "{r}");
 
     // Groups.

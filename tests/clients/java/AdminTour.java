@@ -40,8 +40,9 @@ import org.apache.kafka.common.resource.ResourceType;
 
 /** admin-tour BOOTSTRAP: every method of the Java client's Admin (what
  * kafka-topics.sh, kafka-configs.sh, kafka-consumer-groups.sh and the
- * other tools are built on) against one broker, as an operator would use
- * them. The stage: topics, records stamped a second apart, a committed
+ * other tools are built on) against one broker or a cluster, as an
+ * operator would use them. On a cluster, topics have 3 replicas and
+ * per-broker calls ask the lowest node id. The stage: topics, records stamped a second apart, a committed
  * classic group, an emptied KIP-848 group, a static member left behind, a
  * committed and an open transaction. Each change is read back. Prints the
  * outcomes (Tour) as one JSON line. */
@@ -61,6 +62,12 @@ final class AdminTour {
 
     private final Admin admin;
     private final String bootstrap;
+    /** The brokers' ids, ascending; the first is the one asked about
+     * itself (configs, loggers, log dirs). */
+    private List<Integer> nodes = List.of();
+    private int node;
+    /** Every topic's replication factor: 3, or fewer brokers. */
+    private short factor = 1;
     private final Tour t = new Tour();
     private final long baseMs = System.currentTimeMillis() - 60_000;
 
@@ -97,11 +104,23 @@ final class AdminTour {
     private KafkaProducer<String, String> openTransaction;
 
     private void stage() {
+        t.call("describeCluster_nodes", () -> {
+            List<Integer> ids = new ArrayList<>();
+            admin.describeCluster().nodes().get().forEach(n -> ids.add(n.id()));
+            java.util.Collections.sort(ids);
+            nodes = ids;
+            node = ids.get(0);
+            factor = (short) Math.min(3, ids.size());
+            return ids;
+        });
         t.call("createTopics", () -> {
-            NewTopic scratch = new NewTopic(SCRATCH, 2, (short) 1).configs(Map.of("retention.ms", "86400000"));
-            NewTopic assigned = new NewTopic(ASSIGNED, Map.of(0, List.of(0), 1, List.of(0)));
+            NewTopic scratch = new NewTopic(SCRATCH, 2, factor).configs(Map.of("retention.ms", "86400000"));
+            // Each partition on the nodes in turn, in a different order.
+            List<Integer> reversed = new ArrayList<>(nodes);
+            java.util.Collections.reverse(reversed);
+            NewTopic assigned = new NewTopic(ASSIGNED, Map.of(0, nodes, 1, reversed));
             CreateTopicsResult created = admin.createTopics(List.of(
-                    new NewTopic(TOPIC, 3, (short) 1), scratch, new NewTopic(TX_TOPIC, 1, (short) 1), assigned));
+                    new NewTopic(TOPIC, 3, factor), scratch, new NewTopic(TX_TOPIC, 1, factor), assigned));
             created.all().get();
             return Map.of("scratch_retention", created.config(SCRATCH).get().get("retention.ms").value(),
                     "assigned_partitions", created.numPartitions(ASSIGNED).get());
@@ -218,7 +237,7 @@ final class AdminTour {
         t.call("describeMetadataQuorum", () -> str(admin.describeMetadataQuorum().quorumInfo().get()));
         t.call("describeLogDirs", () -> {
             Map<String, Object> dirs = new TreeMap<>();
-            admin.describeLogDirs(List.of(0)).allDescriptions().get().get(0).forEach((path, d) -> {
+            admin.describeLogDirs(List.of(node)).allDescriptions().get().get(node).forEach((path, d) -> {
                 Map<String, Object> replicas = new TreeMap<>();
                 d.replicaInfos().forEach((tp, info) -> replicas.put(tp.toString(), info.size()));
                 dirs.put(path, Map.of("error", String.valueOf(d.error()), "replicas", replicas,
@@ -226,7 +245,7 @@ final class AdminTour {
             });
             return dirs;
         });
-        TopicPartitionReplica replica = new TopicPartitionReplica(TOPIC, 0, 0);
+        TopicPartitionReplica replica = new TopicPartitionReplica(TOPIC, 0, node);
         t.call("describeReplicaLogDirs", () -> str(admin.describeReplicaLogDirs(List.of(replica)).all().get()));
         t.call("alterReplicaLogDirs", () -> {
             // To the log dir it is in already (a no-op move).
@@ -285,17 +304,20 @@ final class AdminTour {
             return "elected";
         });
         t.call("alterPartitionReassignments", () -> {
-            // Onto the only broker, the one it is on already.
+            // Onto the replicas it has already.
+            List<Integer> replicas = new ArrayList<>();
+            admin.describeTopics(List.of(TOPIC)).allTopicNames().get().get(TOPIC).partitions().get(1).replicas()
+                    .forEach(n -> replicas.add(n.id()));
             admin.alterPartitionReassignments(Map.of(tp(TOPIC, 1),
-                    Optional.of(new NewPartitionReassignment(List.of(0))))).all().get();
-            return "done";
+                    Optional.of(new NewPartitionReassignment(replicas)))).all().get();
+            return replicas;
         });
         t.call("listPartitionReassignments", () -> str(admin.listPartitionReassignments().reassignments().get()));
     }
 
     private void configCalls() {
         ConfigResource scratch = new ConfigResource(ConfigResource.Type.TOPIC, SCRATCH);
-        ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, "0");
+        ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, String.valueOf(node));
         t.call("describeConfigs", () -> {
             Map<ConfigResource, Config> all = admin.describeConfigs(List.of(scratch, broker),
                     new DescribeConfigsOptions().includeSynonyms(true).includeDocumentation(true)).all().get();
@@ -308,7 +330,7 @@ final class AdminTour {
         });
         // kafka-configs.sh --entity-type broker-loggers: a level set, read
         // back and removed again.
-        ConfigResource loggers = new ConfigResource(ConfigResource.Type.BROKER_LOGGER, "0");
+        ConfigResource loggers = new ConfigResource(ConfigResource.Type.BROKER_LOGGER, String.valueOf(node));
         t.call("brokerLoggers", () -> {
             Map<String, Object> r = new TreeMap<>();
             r.put("root", admin.describeConfigs(List.of(loggers)).all().get().get(loggers).get("root").value());
