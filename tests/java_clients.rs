@@ -7,37 +7,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::clients::{
-    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, json_result,
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, java, json_result,
     json_result_or, strings,
 };
 use common::*;
 use serde_json::json;
-
-/// `SluiceJava COMMAND` on the classpath `make java-deps` builds: under
-/// `SLUICE_TEST_JAVA_DIR`, else `target/java`.
-fn java(command: &str) -> Command {
-    let dir = std::env::var_os("SLUICE_TEST_JAVA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/java"));
-    assert!(
-        dir.join("classes/.built").exists(),
-        "{} has no compiled client: run `make java-deps` (make test does)",
-        dir.display()
-    );
-    let classpath = format!(
-        "{}:{}",
-        dir.join("classes").display(),
-        dir.join("libs/*").display()
-    );
-    let mut java = Command::new("java");
-    // A small heap: several tests run side by side on a small machine.
-    java.args(["-Xmx256m", "-cp", &classpath, "SluiceJava", command]);
-    java
-}
 
 /// The Java producer with its defaults, once per codec, and a group of
 /// `protocol` reading it all: each value read once, each key's values in

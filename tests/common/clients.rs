@@ -1,5 +1,5 @@
 //! Other clients' scripts (kafka-python, aiokafka, kafkajs,
-//! @platformatic/kafka) driven as child processes:
+//! @platformatic/kafka, the Java client) driven as child processes:
 //! what the failover tests and the produce-consume-commit tests share.
 
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +34,30 @@ pub fn node_modules() -> PathBuf {
         );
     }
     path
+}
+
+/// `SluiceJava COMMAND` (tests/clients/java/, Kafka's Java client) on the
+/// classpath `make java-deps` builds: under `SLUICE_TEST_JAVA_DIR`, else
+/// `target/java`.
+#[allow(dead_code)] // not every test binary runs the Java client
+pub fn java(command: &str) -> Command {
+    let dir = std::env::var_os("SLUICE_TEST_JAVA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/java"));
+    assert!(
+        dir.join("classes/.built").exists(),
+        "{} has no compiled client: run `make java-deps` (make test does)",
+        dir.display()
+    );
+    let classpath = format!(
+        "{}:{}",
+        dir.join("classes").display(),
+        dir.join("libs/*").display()
+    );
+    let mut java = Command::new("java");
+    // A small heap: several tests run side by side on a small machine.
+    java.args(["-Xmx256m", "-cp", &classpath, "SluiceJava", command]);
+    java
 }
 
 /// The last stdout line of a script that succeeded, as JSON; a failure

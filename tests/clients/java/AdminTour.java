@@ -91,7 +91,8 @@ final class AdminTour {
                 Uuid id = admin.describeTopics(List.of(ASSIGNED)).allTopicNames().get().get(ASSIGNED).topicId();
                 admin.deleteTopics(List.of(SCRATCH)).all().get();
                 admin.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all().get();
-                return Map.of("listed_after", admin.listTopics().names().get());
+                return Map.of("listed_after", converge(() -> admin.listTopics().names().get(),
+                        listed -> !listed.contains(SCRATCH) && !listed.contains(ASSIGNED)));
             });
         }
         return tour.t.results;
@@ -292,8 +293,9 @@ final class AdminTour {
         });
         t.call("createPartitions", () -> {
             admin.createPartitions(Map.of(SCRATCH, NewPartitions.increaseTo(4))).all().get();
-            return Map.of("partitions_after",
-                    admin.describeTopics(List.of(SCRATCH)).allTopicNames().get().get(SCRATCH).partitions().size());
+            return Map.of("partitions_after", converge(
+                    () -> admin.describeTopics(List.of(SCRATCH)).allTopicNames().get().get(SCRATCH).partitions().size(),
+                    count -> count == 4));
         });
         // A single broker leads every partition already: Kafka answers
         // ELECTION_NOT_NEEDED for a preferred election (per partition).
@@ -348,12 +350,14 @@ final class AdminTour {
                     new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
                     .all().get();
             Map<String, Object> r = new TreeMap<>();
-            r.put("after_set", topicConfigs(SCRATCH, "retention.ms", "cleanup.policy"));
+            r.put("after_set", converge(() -> topicConfigs(SCRATCH, "retention.ms", "cleanup.policy"),
+                    c -> valueOf(c, "retention.ms").equals("3600000")));
             admin.incrementalAlterConfigs(Map.of(scratch, List.of(
                     new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT),
                     new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE))))
                     .all().get();
-            r.put("after_subtract_delete", topicConfigs(SCRATCH, "retention.ms", "cleanup.policy"));
+            r.put("after_subtract_delete", converge(() -> topicConfigs(SCRATCH, "retention.ms", "cleanup.policy"),
+                    c -> valueOf(c, "cleanup.policy").equals("compact")));
             return r;
         });
         t.call("incrementalAlterConfigs_broker", () -> {
@@ -512,7 +516,15 @@ final class AdminTour {
                     .all().get();
             return "upserted";
         });
-        t.call("describeUserScramCredentials", () -> str(admin.describeUserScramCredentials(List.of(USER)).all().get()));
+        t.call("describeUserScramCredentials", () -> converge(() -> {
+            try {
+                return str(admin.describeUserScramCredentials(List.of(USER)).all().get());
+            } catch (java.util.concurrent.ExecutionException e) {
+                // Not on this broker yet: RESOURCE_NOT_FOUND.
+                if (!(e.getCause() instanceof ResourceNotFoundException)) throw e;
+                return "not yet";
+            }
+        }, described -> !described.equals("not yet")));
         // Delegation tokens over a PLAINTEXT connection: Kafka answers
         // DELEGATION_TOKEN_REQUEST_NOT_ALLOWED (a token needs an
         // authenticated connection), which the client raises as this.
@@ -530,6 +542,25 @@ final class AdminTour {
     // -----------------------------------------------------------------
     // Reading back
     // -----------------------------------------------------------------
+
+    /** READ until DONE says its value is the one a change leads to, or the
+     * deadline: a cluster's brokers learn of a change after it is
+     * answered, as Kafka's do, and the client may ask any of them. */
+    private static <T> T converge(Callable<T> read, java.util.function.Predicate<T> done) throws Exception {
+        long deadline = System.currentTimeMillis() + Clients.DEADLINE_MS;
+        T value = read.call();
+        while (!done.test(value) && System.currentTimeMillis() < deadline) {
+            Thread.sleep(200);
+            value = read.call();
+        }
+        return value;
+    }
+
+    private static String valueOf(Map<String, Object> configs, String name) {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> entry = (Map<String, Object>) configs.get(name);
+        return String.valueOf(entry.get("value"));
+    }
 
     private static TopicPartition tp(String topic, int partition) {
         return new TopicPartition(topic, partition);

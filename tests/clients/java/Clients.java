@@ -266,4 +266,48 @@ final class Clients {
         out.put("transactions", transactions);
         return out;
     }
+
+    /** secure BOOTSTRAP TOPIC COUNT KEY=VALUE...: the producer's defaults
+     * and a group consumer over a secured listener, the settings (TLS, SASL)
+     * given as client properties. Sends COUNT values and reads them back.
+     * Prints {"acked": n, "consumed": [values]}, or {"error": exception
+     * class, "message": ..} when the connection or authentication fails. */
+    static Map<String, Object> secure(String bootstrap, String topic, int count, List<String> settings) {
+        Properties security = new Properties();
+        for (String setting : settings) {
+            int eq = setting.indexOf('=');
+            security.put(setting.substring(0, eq), setting.substring(eq + 1));
+        }
+        Map<String, Object> out = new TreeMap<>();
+        Properties p = producerProps(bootstrap);
+        p.putAll(security);
+        // A refused login fails the first send, not after two minutes.
+        p.put("max.block.ms", "15000");
+        p.put("delivery.timeout.ms", "15000");
+        p.put("request.timeout.ms", "10000");
+        List<String> values = new ArrayList<>();
+        for (int i = 0; i < count; i++) values.add("secure-" + i);
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            for (String value : values) producer.send(new ProducerRecord<>(topic, value)).get();
+        } catch (Exception e) {
+            Throwable cause = Tour.unwrap(e);
+            out.put("error", cause.getClass().getSimpleName());
+            out.put("message", String.valueOf(cause.getMessage()));
+            return out;
+        }
+        Properties c = consumerProps(bootstrap, topic + "-group");
+        c.putAll(security);
+        List<String> consumed = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (consumed.size() < count && System.currentTimeMillis() < deadline) {
+                consumer.poll(Duration.ofMillis(500)).forEach(r -> consumed.add(r.value()));
+            }
+            consumer.commitSync(Duration.ofSeconds(30));
+        }
+        out.put("acked", count);
+        out.put("consumed", consumed);
+        return out;
+    }
 }
