@@ -62,6 +62,20 @@ pub enum AppendWriter {
     Uring,
 }
 
+/// Kafka's `replica.selector.class` (KIP-392): which replica a consumer
+/// reads a partition from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaSelector {
+    /// Always the leader (Kafka's default, no selector).
+    #[default]
+    Leader,
+    /// Kafka's RackAwareReplicaSelector: a consumer that names its rack
+    /// (`client.rack`) reads from an in-sync replica in that rack when the
+    /// leader is in another.
+    RackAware,
+}
+
 /// Everything the broker needs to start. Field names match the TOML keys.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,6 +100,9 @@ pub struct BrokerConfig {
     pub controller_quorum_voters: Option<String>,
     /// Kafka's `broker.rack`: replicas of a partition spread over racks.
     pub broker_rack: Option<String>,
+    /// Kafka's `replica.selector.class`: where consumers that name a rack
+    /// read (KIP-392).
+    pub replica_selector: ReplicaSelector,
     /// Kafka's `broker.session.timeout.ms`: a broker whose heartbeats stop
     /// this long is fenced and its leaderships move.
     pub broker_session_timeout_ms: u64,
@@ -361,6 +378,7 @@ impl Default for BrokerConfig {
             controller_listen: None,
             controller_quorum_voters: None,
             broker_rack: None,
+            replica_selector: ReplicaSelector::Leader,
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             broker_startup_timeout_ms: 120_000,

@@ -59,6 +59,10 @@ struct ServeArgs {
     /// Kafka's broker.rack.
     #[arg(long)]
     broker_rack: Option<String>,
+    /// Kafka's replica.selector.class: `rack-aware` lets consumers read
+    /// from a replica in their own rack (KIP-392).
+    #[arg(long, value_enum)]
+    replica_selector: Option<sluice::config::ReplicaSelector>,
     /// A broker silent this long is fenced (Kafka's broker.session.timeout.ms).
     #[arg(long)]
     broker_session_timeout_ms: Option<u64>,
@@ -298,6 +302,9 @@ impl ServeArgs {
         }
         if self.broker_rack.is_some() {
             c.broker_rack = self.broker_rack;
+        }
+        if let Some(selector) = self.replica_selector {
+            c.replica_selector = selector;
         }
         if self.cluster_id.is_some() {
             c.cluster_id = self.cluster_id;

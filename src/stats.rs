@@ -37,6 +37,14 @@ pub static FETCH_COPIED_BYTES: Counter = Counter::new(
     "sluice_fetch_copied_bytes_total",
     "Record bytes sent to consumers through a user-space buffer (fetch.zero_copy = false).",
 );
+pub static FETCH_FOLLOWER_READS: Counter = Counter::new(
+    "sluice_fetch_follower_reads_total",
+    "Partitions read for consumers while this broker follows them (KIP-392).",
+);
+pub static FETCH_READ_REPLICA_REDIRECTS: Counter = Counter::new(
+    "sluice_fetch_read_replica_redirects_total",
+    "Partitions a leader pointed a consumer at a replica in its rack for (KIP-392).",
+);
 pub static FETCH_PARTITIONS_KEPT: Counter = Counter::new(
     "sluice_fetch_partitions_kept_total",
     "Partitions a long-poll fetch did not read again after its wait: unchanged since its last read.",
@@ -196,6 +204,8 @@ const ALL: &[&Counter] = &[
     &FETCH_SENDFILE_BYTES,
     &FETCH_COPIED_BYTES,
     &FETCH_PARTITIONS_KEPT,
+    &FETCH_FOLLOWER_READS,
+    &FETCH_READ_REPLICA_REDIRECTS,
     &PRODUCED_BYTES,
     &REQUESTS,
     &QUOTA_PRODUCE_THROTTLED,

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, LearnerListen, PartitionView, WAIT};
-use common::raw::{err, RawClient};
+use common::raw::{self, err, RawClient};
 use common::*;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
@@ -1556,4 +1556,125 @@ fn nothing_is_readable_past_the_isr_while_it_is_below_min_insync() {
             Err(format!("high watermark {hw}"))
         }
     });
+}
+
+/// KIP-392 with the rack-aware selector (`--replica-selector rack-aware`,
+/// each node in its own rack): the leader points a consumer of Fetch v11+
+/// that names a follower's rack at that follower (no records, its
+/// offsets), and not one in its own rack, one of an older version, or one
+/// in a rack no replica is in; the follower serves consumers of v11+ up to
+/// its own high watermark (older versions still get NOT_LEADER_OR_FOLLOWER,
+/// an offset past its log OFFSET_OUT_OF_RANGE); and librdkafka with
+/// `client.rack` reads every record through the follower.
+#[test]
+fn a_consumer_reads_from_the_replica_in_its_rack() {
+    use kafka_protocol::messages::FetchResponse;
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--broker-rack",
+            "rack-{id}",
+            "--replica-selector",
+            "rack-aware",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    cluster.create_topic(&rf3("racks", 1, &[]));
+    cluster.wait_view("racks", 0, "the ISR full", |v| v.isr == ALL3);
+    let bs = cluster.bootstrap();
+    let values: Vec<String> = (0..50).map(|i| format!("rack-{i}")).collect();
+    produce_values(&bs, "racks", Some(0), &values);
+    let leader = cluster.leader_of("racks", 0);
+    let follower = *ALL3.iter().find(|&&id| id != leader).unwrap();
+    let fetch = |node: i32, version: i16, rack: &str, offset: i64| -> (i16, i32, i64, usize) {
+        let mut request = raw::fetch_request("racks", &[(0, offset)], 0);
+        request.rack_id = raw::str_bytes(rack);
+        let mut c = RawClient::connect(&cluster.node(node).bootstrap());
+        let r: FetchResponse = c.call(version, &request);
+        let p = &r.responses[0].partitions[0];
+        let records = p.records.as_ref().map_or(0, |b| b.len());
+        (
+            p.error_code,
+            p.preferred_read_replica.0,
+            p.high_watermark,
+            records,
+        )
+    };
+    let rack = |id: i32| format!("rack-{id}");
+
+    // The leader points the follower's rack at the follower.
+    let (error, preferred, hw, records) = fetch(leader, 11, &rack(follower), 0);
+    assert_eq!(
+        (error, preferred, hw, records),
+        (err::NONE, follower, 50, 0)
+    );
+    assert!(
+        cluster
+            .node(leader)
+            .metric("sluice_fetch_read_replica_redirects_total")
+            >= 1
+    );
+    for (version, asker) in [
+        (10, rack(follower)),
+        (11, rack(leader)),
+        (11, "rack-9".into()),
+        (11, String::new()),
+    ] {
+        let (error, preferred, _, records) = fetch(leader, version, &asker, 0);
+        assert_eq!(
+            (error, preferred),
+            (err::NONE, -1),
+            "v{version} from {asker:?}"
+        );
+        assert!(
+            records > 0,
+            "v{version} from {asker:?}: read from the leader"
+        );
+    }
+
+    // The follower serves v11+ up to its high watermark, once it has it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (error, preferred, hw, records) = fetch(follower, 11, &rack(follower), 0);
+        assert_eq!((error, preferred), (err::NONE, -1));
+        if hw == 50 && records > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower never served the records (hw {hw})"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fetch(follower, 10, "", 0).0, err::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(fetch(follower, 11, "", 51).0, err::OFFSET_OUT_OF_RANGE);
+
+    // librdkafka follows the redirect and reads everything there.
+    let reads_before = cluster
+        .node(follower)
+        .metric("sluice_fetch_follower_reads_total");
+    let consumer: BaseConsumer = consumer_config(&bs)
+        .set("client.rack", rack(follower))
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("racks", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while read.len() < values.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            read.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    assert_eq!(read, values);
+    assert!(
+        cluster
+            .node(follower)
+            .metric("sluice_fetch_follower_reads_total")
+            > reads_before,
+        "the consumer read from the follower"
+    );
 }

@@ -141,6 +141,33 @@ impl LeaderState {
         start_moved
     }
 
+    /// The follower a consumer at `offset` reads from instead of this
+    /// leader (KIP-392, Kafka's RackAwareReplicaSelector): none when the
+    /// leader is in the consumer's rack (`leader_in_rack`); else the ISR
+    /// member `in_rack` accepts (in the consumer's rack, on a live broker)
+    /// whose log holds `offset`, the most caught up (log end, then last
+    /// caught up; the lowest id of equals); none if there is no such one.
+    pub fn preferred_read_replica(
+        &self,
+        offset: i64,
+        leader_in_rack: bool,
+        in_rack: impl Fn(i32) -> bool,
+    ) -> Option<i32> {
+        if leader_in_rack {
+            return None;
+        }
+        self.followers
+            .iter()
+            .filter(|&(&id, f)| {
+                self.isr.contains(&id)
+                    && f.log_end >= offset
+                    && f.log_start <= offset
+                    && in_rack(id)
+            })
+            .max_by_key(|&(&id, f)| (f.log_end, f.last_caught_up_ms, std::cmp::Reverse(id)))
+            .map(|(&id, _)| id)
+    }
+
     /// DeleteRecords' low watermark (Kafka's lowWatermarkIfLeader): the
     /// lowest log start among this replica (`own_start`) and the followers
     /// on `live` brokers; one that has not told its start yet holds it at
@@ -262,6 +289,46 @@ mod tests {
         assert_eq!(l.high_watermark(10), Some(4));
         l.on_fetch(3, 10, -1, 10, 2);
         assert_eq!(l.high_watermark(12), Some(10));
+    }
+
+    #[test]
+    fn a_consumer_reads_from_the_most_caught_up_isr_member_in_its_rack() {
+        let mut l = LeaderState::new(1, &state(&[1, 2, 3, 4], &[1, 2, 3]), 0);
+        let rack_b = |id: i32| id != 1;
+        // Followers not heard from hold nothing yet.
+        assert_eq!(l.preferred_read_replica(5, false, rack_b), None);
+        l.on_fetch(2, 8, 0, 10, 1);
+        l.on_fetch(3, 10, 0, 10, 1);
+        l.on_fetch(4, 10, 0, 10, 1);
+        assert_eq!(
+            l.preferred_read_replica(5, false, rack_b),
+            Some(3),
+            "4 is out of the ISR"
+        );
+        assert_eq!(
+            l.preferred_read_replica(5, true, rack_b),
+            None,
+            "the leader is in the rack"
+        );
+        assert_eq!(
+            l.preferred_read_replica(9, false, |id| id == 2),
+            None,
+            "2 ends at 8"
+        );
+        assert_eq!(l.preferred_read_replica(5, false, |id| id == 2), Some(2));
+        assert_eq!(
+            l.preferred_read_replica(5, false, |_| false),
+            None,
+            "no replica in the rack"
+        );
+        l.on_fetch(2, 10, 6, 10, 2);
+        assert_eq!(
+            l.preferred_read_replica(5, false, |id| id == 2),
+            None,
+            "2 starts at 6"
+        );
+        // Equal log ends: the one caught up last.
+        assert_eq!(l.preferred_read_replica(7, false, rack_b), Some(2));
     }
 
     #[test]

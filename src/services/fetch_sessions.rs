@@ -202,6 +202,7 @@ impl FetchSessions {
             || outcome.bytes > 0
             || outcome.error != 0
             || outcome.diverging.is_some()
+            || outcome.preferred_read_replica >= 0
     }
 
     /// Records what an answer that went out told of `tp`, so an unchanged
@@ -270,10 +271,14 @@ impl FetchSessions {
 pub type Told = (i64, i64, i64);
 
 /// The state `outcome` was read under, if it found nothing past the
-/// fetch offset: no records, no error, no divergence. `cut`: the read was
-/// held to the response budget, which may have dropped its records.
+/// fetch offset: no records, no error, no divergence, no other replica to
+/// read from. `cut`: the read was held to the response budget, which may
+/// have dropped its records.
 pub fn quiet(outcome: &ReadOutcome, cut: bool) -> Option<Seen> {
-    let nothing = outcome.bytes == 0 && outcome.error == 0 && outcome.diverging.is_none();
+    let nothing = outcome.bytes == 0
+        && outcome.error == 0
+        && outcome.diverging.is_none()
+        && outcome.preferred_read_replica < 0;
     outcome.seen.filter(|_| nothing && !cut)
 }
 
@@ -407,6 +412,7 @@ mod tests {
             diverging: None,
             seen: None,
             unchanged: false,
+            preferred_read_replica: -1,
         }
     }
 

@@ -107,6 +107,21 @@ pub struct ReadOf<P> {
     /// `Seen` here, the owner answers `unchanged` at once instead of reading
     /// (the asker keeps its earlier outcome).
     pub unless_unchanged: Option<Seen>,
+    /// A consumer's fetch of v11+ (Kafka's clientMetadata, KIP-392): a
+    /// follower may answer it too, up to its own high watermark.
+    pub any_replica: bool,
+    /// The rack such a consumer named ([`rack_hash`] of Fetch's rack_id),
+    /// for the leader to point it at a replica in that rack.
+    pub client_rack: Option<u64>,
+}
+
+/// A rack name as reads carry it: hashed (FNV-1a), so a read stays `Copy`
+/// and crosses shards without an allocation. Two racks whose hashes meet
+/// would only send a consumer to read from the other rack.
+pub fn rack_hash(rack: &str) -> u64 {
+    rack.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A read to send to the partition's owner, owning its name.
@@ -132,6 +147,8 @@ impl<P> ReadOf<P> {
             replica: self.replica,
             to_log_end: self.to_log_end,
             unless_unchanged: self.unless_unchanged,
+            any_replica: self.any_replica,
+            client_rack: self.client_rack,
         }
     }
 }
@@ -192,6 +209,9 @@ pub struct ReadOutcome {
     /// The partition is still as the item's `unless_unchanged`: nothing
     /// was read, the asker's earlier outcome stands.
     pub unchanged: bool,
+    /// The replica the consumer should read this partition from instead
+    /// (KIP-392; -1: this one). Set, nothing was read.
+    pub preferred_read_replica: i32,
 }
 
 impl ReadOutcome {
@@ -208,6 +228,7 @@ impl ReadOutcome {
             diverging: None,
             seen: None,
             unchanged: false,
+            preferred_read_replica: -1,
         }
     }
 }

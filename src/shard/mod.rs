@@ -124,12 +124,10 @@ impl Partition {
         }
     }
 
-    /// The high watermark, last stable offset and log start now, for a
-    /// leader's consumer reads. Every change to them on a leader moves
-    /// `appended` (as fetch sessions rely on too; a follower's high
-    /// watermark moves without it, but a follower answers consumers
-    /// NOT_LEADER, and becoming leader moves it), so they are kept per
-    /// version: a consumer's fetch names every partition
+    /// The high watermark, last stable offset and log start now, for
+    /// consumer reads (a leader's, or a follower's under KIP-392). Every
+    /// change to them moves `appended` (as fetch sessions rely on too), so
+    /// they are kept per version: a consumer's fetch names every partition
     /// it reads, each time, and at 10,000 partitions walking each log for
     /// them (its segment map, its producers' open transactions) was a fifth
     /// of the shard's CPU.

@@ -358,7 +358,7 @@ fn read_found(
             return;
         }
     }
-    let partition = match check_led(shard, item.tp, found, item.current_leader_epoch) {
+    let partition = match check_readable(shard, item, found) {
         Ok(p) => p,
         Err(code) => {
             outcome.error = code;
@@ -367,11 +367,53 @@ fn read_found(
     };
     match item.replica {
         Some(replica) => shard.follower_read(item, replica, &partition, outcome, now_ms),
-        None => consumer_read(item, &partition, outcome),
+        None => match item
+            .client_rack
+            .and_then(|rack| shard.preferred_read_replica(item.offset, &partition, rack))
+        {
+            Some(replica) => redirect(&partition, replica, outcome),
+            None => consumer_read(item, &partition, outcome),
+        },
     }
     // Taken after the read, which for a follower may have moved the high
     // watermark: what the outcome says is this state.
     outcome.seen = Some(partition.seen());
+}
+
+/// The replica `item` may read: its leader, or for a consumer's fetch of
+/// v11+ (`any_replica`, KIP-392) a follower too, which serves it up to its
+/// own high watermark (what it has learned the ISR holds).
+fn check_readable(
+    shard: &Shard,
+    item: &ReadArgs<'_>,
+    found: Option<Rc<Partition>>,
+) -> Result<Rc<Partition>, i16> {
+    if item.any_replica {
+        if let Some(partition) = &found {
+            let role = partition.role.borrow();
+            if matches!(&*role, crate::replication::Role::Follower { .. }) {
+                if let Some(error) =
+                    super::replica::check_leader_epoch(&role, item.current_leader_epoch)
+                {
+                    return Err(error);
+                }
+                crate::stats::FETCH_FOLLOWER_READS.add(1);
+                return Ok(partition.clone());
+            }
+        }
+    }
+    check_led(shard, item.tp, found, item.current_leader_epoch)
+}
+
+/// A leader's answer pointing a consumer at `replica` (KIP-392): the
+/// partition's offsets and no records, as Kafka answers it.
+fn redirect(partition: &Partition, replica: i32, outcome: &mut ReadOutcome) {
+    let state = partition.read_state();
+    outcome.high_watermark = state.high_watermark;
+    outcome.last_stable_offset = state.last_stable_offset;
+    outcome.log_start_offset = state.log_start_offset;
+    outcome.preferred_read_replica = replica;
+    crate::stats::FETCH_READ_REPLICA_REDIRECTS.add(1);
 }
 
 /// A consumer's read: up to the high watermark (or the last stable offset

@@ -33,6 +33,8 @@ impl Shard {
                 replica: None,
                 to_log_end: true,
                 unless_unchanged: None,
+                any_replica: false,
+                client_rack: None,
             };
             let outcome = self.read(std::iter::once(item)).await.remove(0);
             if outcome.error != 0 {

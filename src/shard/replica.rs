@@ -441,10 +441,19 @@ impl Shard {
             }
         };
         if data.error_code == 0 && data.high_watermark >= 0 {
-            let mut log = partition.log.borrow_mut();
-            let hw = data.high_watermark.min(log.log_end_offset());
-            if hw > log.high_watermark() {
-                log.set_high_watermark(hw);
+            let moved = {
+                let mut log = partition.log.borrow_mut();
+                let hw = data.high_watermark.min(log.log_end_offset());
+                let moved = hw > log.high_watermark();
+                if moved {
+                    log.set_high_watermark(hw);
+                }
+                moved
+            };
+            if moved {
+                // Consumers may read from this follower (KIP-392): what
+                // they see moved, and their long polls wake.
+                partition.notify_moved();
             }
         }
         if data.error_code == 0 {
@@ -654,6 +663,29 @@ impl Shard {
             let mut quotas = self.replication_quotas.borrow_mut();
             quotas.leader.record(outcome.bytes, now);
         }
+    }
+
+    /// The follower a consumer in rack `rack` (hashed, see `rack_hash`)
+    /// should read `partition` from at `offset`, when this broker leads it
+    /// (KIP-392; the fetch handler asks only under the rack-aware
+    /// selector). Racks are the brokers' registered `broker.rack`.
+    pub(super) fn preferred_read_replica(
+        &self,
+        offset: i64,
+        partition: &Partition,
+        rack: u64,
+    ) -> Option<i32> {
+        let role = partition.role.borrow();
+        let Role::Leader(leader) = &*role else {
+            return None;
+        };
+        let topics = self.topics.borrow();
+        let image = &topics.cluster.as_deref()?.image;
+        let in_rack = |r: Option<&str>| r.is_some_and(|r| super::rack_hash(r) == rack);
+        let leader_in_rack = in_rack(self.config.broker_rack.as_deref());
+        leader.preferred_read_replica(offset, leader_in_rack, |id| {
+            image.broker_live(id) && in_rack(image.brokers.get(&id).and_then(|b| b.rack.as_deref()))
+        })
     }
 
     /// Whether this leader's answers to follower `node` of `tp` count

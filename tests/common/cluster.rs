@@ -155,7 +155,8 @@ impl Cluster {
 
     /// Starts voters `1..=voters` and broker-only nodes after them, all at
     /// once (each waits for the quorum before it prints its ready line),
-    /// passing `extra_args` to every node.
+    /// passing `extra_args` to every node, `{id}` in them replaced by the
+    /// node's id (`--broker-rack rack-{id}`).
     pub fn start_mixed(
         voters: i32,
         brokers_only: i32,
@@ -610,7 +611,7 @@ fn start_nodes(
                 args.push("--controller-listen".to_string());
                 args.push(format!("127.0.0.1:{}", free_port()));
             }
-            args.extend(common.iter().cloned());
+            args.extend(common.iter().map(|a| a.replace("{id}", &id.to_string())));
             let thread = thread::spawn(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let mut broker = Broker::start_with(1, &args);

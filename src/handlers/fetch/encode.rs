@@ -36,6 +36,8 @@ pub struct PartitionFrame {
     /// for an answer that says this broker does not lead it. A tagged
     /// field, left out when unknown (-1, -1) as Kafka leaves its default.
     pub current_leader: Option<(i32, i32)>,
+    /// KIP-392 (v11+): the replica to read from instead (-1: this one).
+    pub preferred_read_replica: i32,
     /// Whole batches: in-memory bytes or file slices, in order.
     pub records: Vec<Piece>,
 }
@@ -103,7 +105,7 @@ pub fn encode(
             }
             put_aborted(&mut head, p.aborted.as_deref(), flexible);
             if version >= 11 {
-                head.put_i32(-1); // preferred_read_replica
+                head.put_i32(p.preferred_read_replica);
             }
             let records_len: usize = p.records.iter().map(Piece::len).sum();
             put_bytes_len(&mut head, records_len, flexible);
@@ -271,6 +273,16 @@ mod tests {
         (partition == 1).then_some((4, 321))
     }
 
+    /// Partition 2 points the consumer at replica 3 (v11+, KIP-392); the
+    /// others at none.
+    fn preferred(partition: usize, version: i16) -> i32 {
+        if partition == 2 && version >= 11 {
+            3
+        } else {
+            -1
+        }
+    }
+
     /// Partition 1 also names its current leader (v16+); partition 0 has
     /// an unknown one, which is not sent.
     fn current_leader(partition: usize, version: i16) -> Option<(i32, i32)> {
@@ -333,7 +345,7 @@ mod tests {
                         })
                         .collect()
                 });
-                p.preferred_read_replica = BrokerId(-1);
+                p.preferred_read_replica = BrokerId(preferred(i, version));
                 if let Some((epoch, end_offset)) = diverging(i).filter(|_| version >= 12) {
                     p.diverging_epoch = EpochEndOffset::default()
                         .with_epoch(epoch)
@@ -383,6 +395,7 @@ mod tests {
                 aborted: aborted(i),
                 diverging: diverging(i),
                 current_leader: current_leader(i, version),
+                preferred_read_replica: preferred(i, version),
                 records: match r {
                     Some(r) if !r.is_empty() => {
                         let (a, b) = r.split_at(r.len() / 2);

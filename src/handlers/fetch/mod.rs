@@ -30,13 +30,14 @@ use super::access::Access;
 use super::leader_hint::{fetch_wants_hint, LeaderHints};
 use super::{ApiSpec, Piece};
 use crate::compression::{batch_codec, Codec, FETCH_ZSTD_VERSION_MIN};
+use crate::config::ReplicaSelector;
 use crate::record::BATCH_HEADER_LEN;
 use crate::services::fetch_sessions::{
     quiet as quiet_of, told as told_of, FetchSessions, Resolved, SessionPartition, Told,
 };
 use crate::shard::{
-    AppendWait, Partition, ReadArgs, ReadOutcome, ReplicaFetch, Seen, Shard, TopicPartition,
-    WaitItem, Woken,
+    rack_hash, AppendWait, Partition, ReadArgs, ReadOutcome, ReplicaFetch, Seen, Shard,
+    TopicPartition, WaitItem, Woken,
 };
 use crate::storage::FileSlice;
 pub(super) use encode::set_throttle;
@@ -52,6 +53,9 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 /// The first version whose `replica_state` carries the follower's id.
 const REPLICA_STATE_SINCE: i16 = 15;
+/// The first version with client metadata (rack_id), which a follower may
+/// answer (KIP-392).
+const FOLLOWER_READS_SINCE: i16 = 11;
 /// The first version with KIP-951's leader hints.
 const LEADER_HINTS_SINCE: i16 = 16;
 
@@ -72,6 +76,11 @@ struct Wanted {
     current_leader_epoch: i32,
     /// A follower's fetch (replica_id >= 0).
     replica: Option<ReplicaFetch>,
+    /// A consumer's fetch of v11+, which a follower may answer (KIP-392).
+    any_replica: bool,
+    /// The consumer's rack, hashed, when a rack-aware selector may point
+    /// it at another replica.
+    client_rack: Option<u64>,
     /// In an incremental session: the state under which this position last
     /// read as nothing new, and what was told then. Still so, the partition
     /// is not read again and stays out of the answer.
@@ -139,10 +148,10 @@ pub async fn handle(
         let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
         // An id answered UNKNOWN_TOPIC_ID does not end a long poll on the
         // others, as in Kafka, where such partitions never reach the read.
-        let any_error = outcomes
-            .iter()
-            .zip(&wanted)
-            .any(|(o, w)| w.preset.is_none() && (o.error != 0 || o.diverging.is_some()));
+        let any_error = outcomes.iter().zip(&wanted).any(|(o, w)| {
+            w.preset.is_none()
+                && (o.error != 0 || o.diverging.is_some() || o.preferred_read_replica >= 0)
+        });
         let now = Instant::now();
         if bytes >= min_bytes
             || any_error
@@ -378,6 +387,14 @@ fn wanted(
             }
         }
     };
+    // KIP-392: from v11 a consumer's fetch carries client metadata, and
+    // then a follower may answer it; its rack, if it names one, lets the
+    // leader point it at a replica in that rack.
+    let any_replica = version >= FOLLOWER_READS_SINCE && replica_id < 0;
+    let client_rack = (any_replica
+        && shard.config.replica_selector == ReplicaSelector::RackAware
+        && !request.rack_id.is_empty())
+    .then(|| rack_hash(&request.rack_id));
     use crate::security::acl::Operation;
     let follower_allowed = replica_id < 0 || access.cluster(Operation::ClusterAction);
     let mut readable: Option<(Arc<str>, bool)> = None;
@@ -415,6 +432,8 @@ fn wanted(
                 log_start_offset: p.log_start_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
             }),
+            any_replica,
+            client_rack,
             quiet: p.quiet(),
         };
         let still = match w.quiet {
@@ -565,6 +584,8 @@ fn read_args(w: &Wanted, response_max: u64, unless_unchanged: Option<Seen>) -> R
         replica: w.replica,
         to_log_end: false,
         unless_unchanged,
+        any_replica: w.any_replica,
+        client_rack: w.client_rack,
     }
 }
 
@@ -783,6 +804,7 @@ fn frame(w: &Wanted, o: &mut ReadOutcome, hints: Option<&mut LeaderHints>) -> Pa
         aborted: o.aborted.take(),
         diverging: o.diverging,
         current_leader,
+        preferred_read_replica: o.preferred_read_replica,
         records: o.slices.drain(..).map(Piece::File).collect(),
     }
 }
@@ -822,6 +844,8 @@ mod tests {
             committed: false,
             current_leader_epoch: -1,
             replica: None,
+            any_replica: false,
+            client_rack: None,
             quiet: None,
         }
     }
