@@ -447,23 +447,30 @@ fn metadata_survives_a_full_restart() {
     );
 }
 
-/// KIP-951: a follower answers Produce v10 and Fetch v16 (topics by id,
-/// KIP-516) NOT_LEADER_OR_FOLLOWER naming the partition's leader and epoch,
-/// with the leader's endpoint, so a client moves without asking Metadata.
+/// KIP-951: a follower answers Produce v10 NOT_LEADER_OR_FOLLOWER naming
+/// the partition's leader and epoch, with the leader's endpoint, so a
+/// client moves without asking Metadata; so does a broker without a
+/// replica answer Fetch v16 (topics by id, KIP-516). (A follower serves a
+/// consumer's Fetch v11+ itself, KIP-392.)
 #[test]
 fn a_follower_names_the_new_leader_to_clients() {
     use kafka_protocol::messages::{FetchResponse, ProduceResponse};
     const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     let cluster = Cluster::start(3);
-    create_rf3(&cluster, 1, "hints", 1);
+    create_replicated(&cluster, 1, "hints", 1, 2);
     let view = cluster.wait_view("hints", 0, "a leader and a full ISR", |v| {
-        v.leader > 0 && v.isr.len() == 3
+        v.leader > 0 && v.isr.len() == 2
     });
-    let follower = *cluster
-        .ids()
+    let follower = *view
+        .isr
         .iter()
         .find(|&&id| id != view.leader)
         .expect("a follower");
+    let outsider = *cluster
+        .ids()
+        .iter()
+        .find(|id| !view.isr.contains(id))
+        .expect("a broker without a replica");
     let leader_port: i32 = cluster
         .node(view.leader)
         .bootstrap()
@@ -503,6 +510,12 @@ fn a_follower_names_the_new_leader_to_clients() {
     let mut fetch = raw::fetch_request("hints", &[(0, 0)], 0);
     fetch.topics[0].topic = Default::default();
     fetch.topics[0].topic_id = topic_id;
+    let r: FetchResponse = c.call(16, &fetch);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 0,
+        "served by the follower"
+    );
+    let mut c = RawClient::connect(&cluster.node(outsider).bootstrap());
     let r: FetchResponse = c.call(16, &fetch);
     assert_eq!(r.responses[0].topic_id, topic_id);
     let p = &r.responses[0].partitions[0];
@@ -847,4 +860,85 @@ fn one_replica_under_min_insync_two_is_readable() {
     let (code, offset) = raw.produce_batch_with("single-replica", 0, 1, 10_000, batch);
     assert_eq!((code, offset), (0, 0));
     assert_eq!(raw.log_end_offset("single-replica", 0), 1, "readable");
+}
+
+/// Admin changes sent to different brokers one right after the other
+/// build on each other, as Kafka's, whose controller computes each against
+/// all that is committed: an APPEND to a topic's list config on one broker
+/// and a SUBTRACT on another leave both applied, and partitions added to a
+/// count through one broker and then another end at the second count.
+/// (Each broker computes a change here, so it first catches up with the
+/// active controller; without that, the second broker could build on a
+/// view without the first change.)
+#[test]
+fn admin_changes_on_different_brokers_build_on_each_other() {
+    const TOPIC_RESOURCE: i8 = 2;
+    const OP_SET: i8 = 0;
+    const OP_APPEND: i8 = 2;
+    const OP_SUBTRACT: i8 = 3;
+    let cluster = Cluster::start(3);
+    create_rf3(&cluster, 1, "chained", 1);
+    let mut one = RawClient::connect(&cluster.node(1).bootstrap());
+    let mut two = RawClient::connect(&cluster.node(2).bootstrap());
+    // What the broker that took the last change describes.
+    let policy = |c: &mut RawClient| -> Option<String> {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(raw::str_bytes("chained"))
+                .with_configuration_keys(Some(vec![raw::str_bytes("cleanup.policy")])),
+        ]);
+        let r: DescribeConfigsResponse = c.call(4, &request);
+        r.results[0]
+            .configs
+            .first()?
+            .value
+            .as_ref()
+            .map(|v| v.to_string())
+    };
+    for round in 0..10 {
+        let set = [("cleanup.policy", OP_SET, Some("delete"))];
+        assert_eq!(
+            one.incremental_alter(1, TOPIC_RESOURCE, "chained", &set).0,
+            0
+        );
+        let append = [("cleanup.policy", OP_APPEND, Some("compact"))];
+        assert_eq!(
+            one.incremental_alter(1, TOPIC_RESOURCE, "chained", &append)
+                .0,
+            0
+        );
+        let subtract = [("cleanup.policy", OP_SUBTRACT, Some("delete"))];
+        assert_eq!(
+            two.incremental_alter(1, TOPIC_RESOURCE, "chained", &subtract)
+                .0,
+            0
+        );
+        assert_eq!(
+            policy(&mut two).as_deref(),
+            Some("compact"),
+            "round {round}"
+        );
+    }
+    let admin1 = admin(&cluster.node(1).bootstrap());
+    let admin2 = admin(&cluster.node(2).bootstrap());
+    for count in 2..=6 {
+        let via = if count % 2 == 0 { &admin1 } else { &admin2 };
+        let added = rdkafka::admin::NewPartitions::new("chained", count);
+        let results = futures::executor::block_on(via.create_partitions([&added], &admin_opts()))
+            .expect("create partitions");
+        assert!(results[0].is_ok(), "to {count}: {results:?}");
+    }
+    let counts = topic_partition_counts(&cluster.node(3).bootstrap());
+    let deadline = Instant::now() + WAIT;
+    let mut seen = counts.get("chained").copied();
+    while seen != Some(6) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        seen = topic_partition_counts(&cluster.node(3).bootstrap())
+            .get("chained")
+            .copied();
+    }
+    assert_eq!(seen, Some(6));
 }

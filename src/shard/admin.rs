@@ -61,10 +61,19 @@ impl Shard {
             "only the controller changes topics"
         );
         let _serial = self.admin_lock.lock().await;
-        let current = self.topics();
         if let Some(controller) = self.controller.clone() {
+            // Kafka computes a change on the active controller, against all
+            // that is committed. Here it is computed on this broker, so the
+            // broker first catches up: a change another broker answered a
+            // moment ago must be in what this one builds on (an APPEND
+            // after it, partitions added twice).
+            if let Err(refused) = self.catch_up(&controller).await {
+                return refused;
+            }
+            let current = self.topics();
             return self.admin_cluster(&controller, &current, op).await;
         }
+        let current = self.topics();
         // Alone, a replica can only be here, one per partition.
         let node = self.config.node_id;
         if let Err(refused) = check_op_assignments(&current, &op, |b| b == node, |_| 1) {

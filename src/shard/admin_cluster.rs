@@ -150,6 +150,25 @@ impl Shard {
         Ok(records)
     }
 
+    /// A read barrier (Raft's read index): waits until this broker has
+    /// applied every metadata record the active controller had applied
+    /// when asked. Kafka's brokers need none, as their controller computes
+    /// each change itself.
+    pub(super) async fn catch_up(&self, controller: &Controller) -> Result<(), AdminOutcome> {
+        let status = controller
+            .describe_quorum()
+            .await
+            .map_err(|e| controller_refusal(&e))?;
+        // The next index after the leader's last applied one.
+        let applied = u64::try_from(status.high_watermark - 1).unwrap_or(0);
+        let outcome = self.wait_applied(applied).await;
+        if outcome.error == 0 {
+            Ok(())
+        } else {
+            Err(outcome)
+        }
+    }
+
     /// Waits (bounded) until this shard's snapshot reflects log index
     /// `index`; shard 0 applies a new image only after every shard has.
     async fn wait_applied(&self, index: u64) -> AdminOutcome {
