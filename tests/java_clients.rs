@@ -1,7 +1,9 @@
 //! Kafka's own Java client (kafka-clients 4.3) against the real broker:
 //! the producer's defaults (idempotent, acks=all) with every codec, classic
-//! and KIP-848 consumer groups, exactly-once copying, a leader's death, and
-//! the whole Admin API, which Kafka's command-line tools are built on. The
+//! and KIP-848 consumer groups, exactly-once copying, a leader's death,
+//! reads from the replica in the consumer's rack, and the whole Admin API,
+//! which Kafka's command-line tools are built on. (Over TLS and SASL:
+//! tests/security.rs.) The
 //! programs are tests/clients/java/; `make test` compiles them (`make
 //! java-deps`).
 
@@ -232,4 +234,48 @@ fn check_tour(r: &serde_json::Value) {
         "{r}"
     );
     assert_eq!(result("fenceProducers")["state_after"], "Empty", "{r}");
+}
+
+/// The Java consumer with `client.rack` on a cluster whose nodes are each
+/// in their own rack, under the rack-aware selector (KIP-392): it reads
+/// every record, through the follower in its rack.
+#[test]
+fn java_consumer_reads_from_the_replica_in_its_rack() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let cluster = common::cluster::Cluster::start_with(
+        3,
+        &[
+            "--broker-rack",
+            "rack-{id}",
+            "--replica-selector",
+            "rack-aware",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    cluster.create_topic(&NewTopic::new("java-racks", 1, TopicReplication::Fixed(3)));
+    cluster.wait_view("java-racks", 0, "the ISR full", |v| v.isr == [1, 2, 3]);
+    let bs = cluster.bootstrap();
+    let values: Vec<String> = (0..40).map(|i| format!("rack-{i}")).collect();
+    produce_values(&bs, "java-racks", Some(0), &values);
+    let leader = cluster.leader_of("java-racks", 0);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let output = java("rack-consume")
+        .args([bs.as_str(), "java-racks", "40", &format!("rack-{follower}")])
+        .output()
+        .expect("run java");
+    let r = json_result_or(&output, || cluster.stderr_tails(30));
+    assert_eq!(strings(&r, "consumed"), values);
+    assert!(
+        cluster
+            .node(leader)
+            .metric("sluice_fetch_read_replica_redirects_total")
+            >= 1
+    );
+    assert!(
+        cluster
+            .node(follower)
+            .metric("sluice_fetch_follower_reads_total")
+            >= 1
+    );
 }

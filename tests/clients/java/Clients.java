@@ -310,4 +310,25 @@ final class Clients {
         out.put("consumed", consumed);
         return out;
     }
+
+    /** rack-consume BOOTSTRAP TOPIC COUNT RACK: a consumer with
+     * client.rack RACK (KIP-392) reads COUNT values of TOPIC from the start,
+     * without a group. Prints {"consumed": [values]}. */
+    static Map<String, Object> rackConsume(String bootstrap, String topic, int count, String rack) {
+        Properties c = consumerProps(bootstrap, null);
+        c.put("client.rack", rack);
+        List<String> consumed = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
+            List<TopicPartition> partitions = new ArrayList<>();
+            consumer.partitionsFor(topic, Duration.ofSeconds(30))
+                    .forEach(info -> partitions.add(new TopicPartition(topic, info.partition())));
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            long deadline = System.currentTimeMillis() + DEADLINE_MS;
+            while (consumed.size() < count && System.currentTimeMillis() < deadline) {
+                consumer.poll(Duration.ofMillis(500)).forEach(r -> consumed.add(r.value()));
+            }
+        }
+        return Map.of("consumed", consumed);
+    }
 }

@@ -10,6 +10,7 @@ public final class SluiceJava {
             case "failover" -> Clients.failover(rest[0], rest[1], Integer.parseInt(rest[2]));
             case "exactly-once" -> Clients.exactlyOnce(rest[0], rest[1], rest[2], rest[3], Integer.parseInt(rest[4]));
             case "admin-tour" -> AdminTour.run(rest[0]);
+            case "rack-consume" -> Clients.rackConsume(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3]);
             case "secure" -> Clients.secure(rest[0], rest[1], Integer.parseInt(rest[2]),
                     Arrays.asList(rest).subList(3, rest.length));
             default -> throw new IllegalArgumentException("unknown command " + args[0]);
