@@ -242,17 +242,7 @@ fn check_tour(r: &serde_json::Value) {
 #[test]
 fn java_consumer_reads_from_the_replica_in_its_rack() {
     use rdkafka::admin::{NewTopic, TopicReplication};
-    let cluster = common::cluster::Cluster::start_with(
-        3,
-        &[
-            "--broker-rack",
-            "rack-{id}",
-            "--replica-selector",
-            "rack-aware",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let cluster = common::cluster::Cluster::start_in_racks(3);
     cluster.create_topic(&NewTopic::new("java-racks", 1, TopicReplication::Fixed(3)));
     cluster.wait_view("java-racks", 0, "the ISR full", |v| v.isr == [1, 2, 3]);
     let bs = cluster.bootstrap();

@@ -1569,17 +1569,7 @@ fn nothing_is_readable_past_the_isr_while_it_is_below_min_insync() {
 #[test]
 fn a_consumer_reads_from_the_replica_in_its_rack() {
     use kafka_protocol::messages::FetchResponse;
-    let cluster = Cluster::start_with(
-        3,
-        &[
-            "--broker-rack",
-            "rack-{id}",
-            "--replica-selector",
-            "rack-aware",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let cluster = Cluster::start_in_racks(3);
     cluster.create_topic(&rf3("racks", 1, &[]));
     cluster.wait_view("racks", 0, "the ISR full", |v| v.isr == ALL3);
     let bs = cluster.bootstrap();

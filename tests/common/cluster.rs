@@ -206,6 +206,22 @@ impl Cluster {
         unreachable!("the last attempt returns or fails");
     }
 
+    /// [`Cluster::start`] with each node in its own rack (`rack-<id>`), the
+    /// rack-aware replica selector (KIP-392) and `/metrics` served.
+    pub fn start_in_racks(n: i32) -> Cluster {
+        Cluster::start_with(
+            n,
+            &[
+                "--broker-rack",
+                "rack-{id}",
+                "--replica-selector",
+                "rack-aware",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ],
+        )
+    }
+
     /// Makes the helpers use listener `name` (a PLAINTEXT one) instead of
     /// the inter-broker listener, for clusters whose inter-broker listener
     /// needs TLS or SASL.

@@ -161,7 +161,7 @@ final class Clients {
         Map<String, Object> out = new TreeMap<>();
         out.put("acked", acked);
         out.put("failed", failed);
-        out.put("consumed", readAll(bootstrap, topic, "read_uncommitted", acked.size()));
+        out.put("consumed", readAll(bootstrap, topic, Map.of(), acked.size()));
         return out;
     }
 
@@ -184,11 +184,12 @@ final class Clients {
         return failed;
     }
 
-    /** TOPIC's values from the start, without a group, with ISOLATION:
-     * until WANT are read and one more poll finds nothing, or the deadline. */
-    static List<String> readAll(String bootstrap, String topic, String isolation, int want) {
+    /** TOPIC's values from the start, without a group, the consumer
+     * configured with SETTINGS besides: until WANT are read and one more
+     * poll finds nothing, or the deadline. */
+    static List<String> readAll(String bootstrap, String topic, Map<String, String> settings, int want) {
         Properties c = consumerProps(bootstrap, null);
-        c.put("isolation.level", isolation);
+        c.putAll(settings);
         List<String> values = new ArrayList<>();
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
             List<TopicPartition> partitions = new ArrayList<>();
@@ -261,8 +262,8 @@ final class Clients {
             }
         }
         Map<String, Object> out = new TreeMap<>();
-        out.put("committed", readAll(bootstrap, outTopic, "read_committed", count));
-        out.put("uncommitted", readAll(bootstrap, outTopic, "read_uncommitted", count + ABORTED));
+        out.put("committed", readAll(bootstrap, outTopic, Map.of("isolation.level", "read_committed"), count));
+        out.put("uncommitted", readAll(bootstrap, outTopic, Map.of("isolation.level", "read_uncommitted"), count + ABORTED));
         out.put("transactions", transactions);
         return out;
     }
@@ -315,20 +316,6 @@ final class Clients {
      * client.rack RACK (KIP-392) reads COUNT values of TOPIC from the start,
      * without a group. Prints {"consumed": [values]}. */
     static Map<String, Object> rackConsume(String bootstrap, String topic, int count, String rack) {
-        Properties c = consumerProps(bootstrap, null);
-        c.put("client.rack", rack);
-        List<String> consumed = new ArrayList<>();
-        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
-            List<TopicPartition> partitions = new ArrayList<>();
-            consumer.partitionsFor(topic, Duration.ofSeconds(30))
-                    .forEach(info -> partitions.add(new TopicPartition(topic, info.partition())));
-            consumer.assign(partitions);
-            consumer.seekToBeginning(partitions);
-            long deadline = System.currentTimeMillis() + DEADLINE_MS;
-            while (consumed.size() < count && System.currentTimeMillis() < deadline) {
-                consumer.poll(Duration.ofMillis(500)).forEach(r -> consumed.add(r.value()));
-            }
-        }
-        return Map.of("consumed", consumed);
+        return Map.of("consumed", readAll(bootstrap, topic, Map.of("client.rack", rack), count));
     }
 }
