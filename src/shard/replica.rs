@@ -426,14 +426,23 @@ impl Shard {
         if !following {
             return Fetched::Idle;
         }
+        // A truncation moves the log's end, start and high watermark, which
+        // consumers reading this follower (KIP-392) must see: it wakes them
+        // as an append does.
         let fetched = match data.error_code {
             0 if data.diverging_epoch.end_offset >= 0 => {
                 let diverging = &data.diverging_epoch;
-                truncate_diverged(tp, &partition, diverging.epoch, diverging.end_offset)
+                let fetched =
+                    truncate_diverged(tp, &partition, diverging.epoch, diverging.end_offset);
+                partition.notify_moved();
+                fetched
             }
             0 => self.append_fetched(tp, &partition, data.records),
             code if code == ResponseError::OffsetOutOfRange.code() => {
-                out_of_range(tp, &partition, data.log_start_offset, data.high_watermark)
+                let fetched =
+                    out_of_range(tp, &partition, data.log_start_offset, data.high_watermark);
+                partition.notify_moved();
+                fetched
             }
             code => {
                 tracing::debug!(topic = %tp.topic, partition = tp.partition, leader, error = code, "follower fetch error");
