@@ -7,7 +7,7 @@
 //! one) whenever anyone reads it back, including after the coordinator's
 //! broker died and another took the group over.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -54,6 +54,8 @@ pub struct CommitHistory {
 
 pub struct GroupMember {
     stop: Arc<AtomicBool>,
+    /// Messages consumed so far, for [`GroupMember::wait_consuming`].
+    consumed: Arc<AtomicU64>,
     thread: Option<thread::JoinHandle<Result<CommitHistory>>>,
 }
 
@@ -84,15 +86,34 @@ impl GroupMember {
         clock: Clock,
     ) -> GroupMember {
         let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
+        let consumed = Arc::new(AtomicU64::new(0));
+        let (st, count) = (stop.clone(), consumed.clone());
         let thread = thread::Builder::new()
             .name("chaos-consumer".into())
-            .spawn(move || consume(&bootstrap, &topic, partitions, protocol, clock, &st))
+            .spawn(move || consume(&bootstrap, &topic, partitions, protocol, clock, &st, &count))
             .expect("spawn consumer thread");
         GroupMember {
             stop,
+            consumed,
             thread: Some(thread),
         }
+    }
+
+    /// Waits (at most `timeout`) until the member has joined and consumed a
+    /// message: faults before that would find no committed offsets to
+    /// check (on a loaded machine the group's first join can outlast a
+    /// short run's warm-up).
+    pub fn wait_consuming(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.consumed.load(Ordering::SeqCst) == 0 {
+            if Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "the group member consumed nothing within {timeout:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Stops consuming (the member leaves the group) and returns its history.
@@ -156,6 +177,7 @@ fn consume(
     protocol: GroupProtocol,
     clock: Clock,
     stop: &AtomicBool,
+    consumed: &AtomicU64,
 ) -> Result<CommitHistory> {
     let group = group_of(topic);
     let consumer: Arc<BaseConsumer> = Arc::new(config(bootstrap, &group, protocol).create()?);
@@ -171,6 +193,7 @@ fn consume(
     while !stop.load(Ordering::SeqCst) {
         if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
             h.consumed += 1;
+            consumed.fetch_add(1, Ordering::SeqCst);
         }
         if Instant::now() < next_commit {
             continue;

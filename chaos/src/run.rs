@@ -238,6 +238,9 @@ impl Runner<'_> {
             )
         });
         thread::sleep(Duration::from_millis(s.warmup_ms));
+        if let Some(member) = &member {
+            member.wait_consuming(CONVERGE_TIMEOUT)?;
+        }
         for (i, f) in s.faults.iter().enumerate() {
             eprintln!(
                 "[{}] fault {}/{}: {f:?} ({} sent so far)",
