@@ -24,6 +24,7 @@
 // kafkajs logged at WARN or ERROR).
 const { Kafka, logLevel, ConfigResourceTypes, AclResourceTypes, AclOperationTypes,
   AclPermissionTypes, ResourcePatternTypes } = require("kafkajs");
+const { bounded, tour } = require("./js_tour");
 
 const WATCHDOG_MS = 300_000;
 const CALL_MS = 60_000;
@@ -42,10 +43,7 @@ resetOffsets fetchOffsets deleteTopicRecords describeConfigs alterConfigs listGr
 describeGroups deleteGroups describeAcls createAcls deleteAcls alterPartitionReassignments
 listPartitionReassignments`.split(/\s+/);
 
-const results = {};
-const sent = {};
 const clientLog = [];
-let current = null;
 
 // Requests the admin client sends are filed under the method being called.
 const logCreator = () => ({ namespace, level, log }) => {
@@ -53,8 +51,8 @@ const logCreator = () => ({ namespace, level, log }) => {
   if (level <= logLevel.WARN) {
     clientLog.push(`${namespace} ${message}${log.error ? `: ${log.error}` : ""}${log.groupId ? ` (group ${log.groupId})` : ""}`);
   }
-  if (clientId !== "tour-admin" || current === null) return;
-  const bucket = (sent[current] ??= []);
+  if (clientId !== "tour-admin" || t.current === null) return;
+  const bucket = (t.sent[t.current] ??= []);
   if (message.startsWith("Request ")) {
     const what = message.slice("Request ".length);
     if (!bucket.includes(what)) bucket.push(what);
@@ -99,52 +97,9 @@ function errorTypes(e, found = new Set()) {
   return found;
 }
 
-function bounded(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-async function call(name, fn) {
-  current = name;
-  try {
-    results[name] = { ok: true, result: plain(await bounded(Promise.resolve().then(fn), CALL_MS, name)) };
-  } catch (e) {
-    results[name] = { ok: false, error: describeError(e) };
-  } finally {
-    current = null;
-  }
-  return results[name];
-}
-
-// A call Kafka 4.x answers with the error TYPE: ok only when it does.
-async function callExpecting(name, type, fn) {
-  current = name;
-  try {
-    const answer = await bounded(Promise.resolve().then(fn), CALL_MS, name);
-    results[name] = { ok: false, error: `expected ${type}, got an answer: ${JSON.stringify(plain(answer))}` };
-  } catch (e) {
-    results[name] = errorTypes(e).has(type)
-      ? { ok: true, result: { expected_error: type, error: describeError(e) } }
-      : { ok: false, error: `expected ${type}, got ${describeError(e)}` };
-  } finally {
-    current = null;
-  }
-  return results[name];
-}
-
-function printAndExit(code) {
-  const missing = METHODS.filter((m) => !(m in results));
-  if (missing.length) results._missing = missing;
-  results._sent = sent;
-  results._client_log = clientLog;
-  console.log(JSON.stringify(results));
-  process.exit(code);
-}
+const t = tour({ callMs: CALL_MS, methods: METHODS, plain, describeError, errorIds: errorTypes });
+const { results, call, callExpecting } = t;
+const printAndExit = (code) => t.printAndExit(code, { _client_log: clientLog });
 
 // ---------------------------------------------------------------------------
 // The stage
@@ -353,7 +308,7 @@ async function main() {
     process.exit(2);
   }
   setTimeout(() => {
-    results._watchdog = `out of time after ${WATCHDOG_MS} ms (in ${current})`;
+    results._watchdog = `out of time after ${WATCHDOG_MS} ms (in ${t.current})`;
     printAndExit(1);
   }, WATCHDOG_MS);
 

@@ -28,6 +28,7 @@
 import { tracingChannel } from "node:diagnostics_channel";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import jsTour from "./js_tour.js";
 
 const modules = process.env.NODE_PATH;
 const lib = (path) => import(pathToFileURL(join(modules, "@platformatic/kafka/dist", path)).href);
@@ -58,22 +59,19 @@ describeLogDirs listConsumerGroupOffsets alterConsumerGroupOffsets deleteConsume
 describeConfigs alterConfigs incrementalAlterConfigs createAcls describeAcls deleteAcls listOffsets
 deleteRecords listApis metadata connectToBrokers isActive isConnected clearMetadata close`.split(/\s+/);
 
-const results = {};
-const sent = {};
-let current = null;
 let adminInstance = -1;
 
 // Requests the admin client sends are filed under the method being called.
 tracingChannel("plt:kafka:connections:api").subscribe({
   start(ctx) {
-    if (current === null || ctx.connection?.ownerId !== adminInstance) return;
-    const bucket = (sent[current] ??= []);
+    if (t.current === null || ctx.connection?.ownerId !== adminInstance) return;
+    const bucket = (t.sent[t.current] ??= []);
     const what = `${protocolAPIsById[ctx.apiKey] ?? ctx.apiKey}(key: ${ctx.apiKey}) v${ctx.apiVersion}`;
     if (!bucket.includes(what)) bucket.push(what);
   },
   error(ctx) {
-    if (current === null || ctx.connection?.ownerId !== adminInstance) return;
-    (sent[current] ??= []).push(
+    if (t.current === null || ctx.connection?.ownerId !== adminInstance) return;
+    (t.sent[t.current] ??= []).push(
       `${protocolAPIsById[ctx.apiKey] ?? ctx.apiKey} v${ctx.apiVersion} -> ${describeError(ctx.error)}`);
   },
   end() {},
@@ -119,51 +117,10 @@ function errorIds(e, found = new Set()) {
   return found;
 }
 
-function bounded(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-async function call(name, fn) {
-  current = name;
-  try {
-    results[name] = { ok: true, result: plain(await bounded(Promise.resolve().then(fn), CALL_MS, name)) };
-  } catch (e) {
-    results[name] = { ok: false, error: describeError(e) };
-  } finally {
-    current = null;
-  }
-  return results[name];
-}
-
-// A call Kafka 4.x answers with the error ID: ok only when it does.
-async function callExpecting(name, id, fn) {
-  current = name;
-  try {
-    const answer = await bounded(Promise.resolve().then(fn), CALL_MS, name);
-    results[name] = { ok: false, error: `expected ${id}, got an answer: ${JSON.stringify(plain(answer))}` };
-  } catch (e) {
-    results[name] = errorIds(e).has(id)
-      ? { ok: true, result: { expected_error: id, error: describeError(e) } }
-      : { ok: false, error: `expected ${id}, got ${describeError(e)}` };
-  } finally {
-    current = null;
-  }
-  return results[name];
-}
-
-function printAndExit(code) {
-  const missing = METHODS.filter((m) => !(m in results));
-  if (missing.length) results._missing = missing;
-  results._sent = sent;
-  console.log(JSON.stringify(results));
-  process.exit(code);
-}
+const t = jsTour.tour({ callMs: CALL_MS, methods: METHODS, plain, describeError, errorIds });
+const { results, call, callExpecting } = t;
+const { bounded } = jsTour;
+const printAndExit = (code) => t.printAndExit(code);
 
 const bootstrap = process.argv[2];
 if (!bootstrap) {
@@ -172,7 +129,7 @@ if (!bootstrap) {
 }
 const brokers = bootstrap.split(",");
 setTimeout(() => {
-  results._watchdog = `out of time after ${WATCHDOG_MS} ms (in ${current})`;
+  results._watchdog = `out of time after ${WATCHDOG_MS} ms (in ${t.current})`;
   printAndExit(1);
 }, WATCHDOG_MS);
 
