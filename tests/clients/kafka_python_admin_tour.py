@@ -34,7 +34,7 @@ from kafka.protocol.consumer import IsolationLevel
 from kafka.structs import OffsetAndMetadata
 import kafka.errors as Errors
 
-from kafka_python_tour import Tour, plain
+from kafka_python_tour import Tour, plain, transactions
 
 WATCHDOG_SECS = 300
 TIMEOUT_MS = 30000
@@ -109,28 +109,6 @@ def join_static(bootstrap):
     assigned = sorted(plain(tp) for tp in consumer.assignment())
     consumer.close(autocommit=False, timeout_ms=TIMEOUT_MS)
     return {"assigned": assigned, "seen": seen}
-
-
-def transactions(bootstrap):
-    """One committed transaction, and one left open: returns the producer
-    holding the open one (close it at the end)."""
-    committed = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=TXN_COMMITTED,
-                              max_block_ms=TIMEOUT_MS)
-    committed.init_transactions()
-    committed.begin_transaction()
-    for i in range(5):
-        committed.send(TX_TOPIC, value=b"committed-%d" % i, partition=0)
-    committed.commit_transaction()
-    committed.close(timeout=30)
-
-    open_ = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=TXN_OPEN,
-                          max_block_ms=TIMEOUT_MS, transaction_timeout_ms=600000)
-    open_.init_transactions()
-    open_.begin_transaction()
-    for i in range(3):
-        open_.send(TX_TOPIC, value=b"open-%d" % i, partition=0)
-    open_.flush(timeout=60)
-    return open_
 
 
 # ---------------------------------------------------------------------------
@@ -353,7 +331,7 @@ def main():
         setup["produced"] = produce(bootstrap, base_ms)
         setup["consumed"] = consume_and_commit(bootstrap)
         setup["static"] = join_static(bootstrap)
-        open_txn = transactions(bootstrap)
+        open_txn = transactions(bootstrap, TX_TOPIC, TXN_COMMITTED, TXN_OPEN)
         setup["transactions"] = "committed one, left one open"
     except Exception as e:
         setup["error"] = "%s: %s" % (type(e).__name__, e)

@@ -58,7 +58,7 @@ from kafka.protocol.producer.transaction import InitProducerIdRequest
 from kafka.structs import OffsetAndMetadata
 import kafka.errors as Errors
 
-from kafka_python_tour import Tour, plain
+from kafka_python_tour import Tour, plain, transactions
 
 WATCHDOG_SECS = 480
 TIMEOUT_MS = 30000
@@ -318,25 +318,6 @@ def join_and_stay(bootstrap, group):
             seen += len(records)
     consumer.commit()
     return consumer, {"assigned": sorted(plain(tp) for tp in consumer.assignment()), "seen": seen}
-
-
-def transactions(bootstrap, committed_id, open_id):
-    committed = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=committed_id, max_block_ms=TIMEOUT_MS)
-    committed.init_transactions()
-    committed.begin_transaction()
-    for i in range(5):
-        committed.send(TX, value=b"committed-%d" % i, partition=0)
-    committed.commit_transaction()
-    committed.close(timeout=30)
-
-    open_ = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=open_id,
-                          max_block_ms=TIMEOUT_MS, transaction_timeout_ms=600000)
-    open_.init_transactions()
-    open_.begin_transaction()
-    for i in range(3):
-        open_.send(TX, value=b"open-%d" % i, partition=0)
-    open_.flush(timeout=60)
-    return open_
 
 
 def read_all(bootstrap, tp, expect):
@@ -824,7 +805,7 @@ def main():
         setup["transactional_ids"] = txns
         setup["consumed_empty_group"] = consume_and_commit(bootstrap, groups["empty"])
         active_consumer, setup["active_group"] = join_and_stay(bootstrap, groups["active"])
-        open_txn = transactions(bootstrap, txns["committed"], txns["open"])
+        open_txn = transactions(bootstrap, TX, txns["committed"], txns["open"])
         setup["transactions"] = "committed one, left one open"
     except Exception as e:
         setup["error"] = "%s: %s" % (type(e).__name__, e)

@@ -1,12 +1,13 @@
 """What the kafka-python admin tours share (kafka_python_admin_tour.py and
 kafka_python_cluster_admin_tour.py import it from their own directory):
-results made JSON-able, and a runner keeping one outcome per call."""
+results made JSON-able, a runner keeping one outcome per call, and the
+transactions both set up."""
 import datetime
 import enum
 import json
 import sys
 
-from kafka import TopicPartition, TopicPartitionReplica
+from kafka import KafkaProducer, TopicPartition, TopicPartitionReplica
 from kafka.admin import ACL, ACLFilter, MemberToRemove, UserScramCredentialUpsertion
 
 
@@ -63,3 +64,26 @@ class Tour:
         except Exception as e:  # every failure is a finding
             self.results[name] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
         return self.results[name]
+
+
+def transactions(bootstrap, topic, committed_id, open_id):
+    """On partition 0 of TOPIC, one committed transaction of 5 records
+    (COMMITTED_ID) and one of 3 left open (OPEN_ID, a 10-minute timeout):
+    returns the producer holding the open one (close it at the end)."""
+    committed = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=committed_id, max_block_ms=30000)
+    committed.init_transactions()
+    committed.begin_transaction()
+    for i in range(5):
+        committed.send(topic, value=b"committed-%d" % i, partition=0)
+    committed.commit_transaction()
+    committed.close(timeout=30)
+
+    open_ = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=open_id,
+                          max_block_ms=30000, transaction_timeout_ms=600000)
+    open_.init_transactions()
+    open_.begin_transaction()
+    for i in range(3):
+        open_.send(topic, value=b"open-%d" % i, partition=0)
+    open_.flush(timeout=60)
+    return open_
+
