@@ -470,10 +470,10 @@ fn replication_throttles_are_configs_kafka_validates() {
     );
 }
 
-/// ListConfigResources (KIP-1142): v1 lists the brokers and the topics
-/// (every type when none is named, one type when named), no group or
-/// client metrics resources (none exist here); a type without configs here
-/// (broker loggers) is refused with UNSUPPORTED_VERSION; v0
+/// ListConfigResources (KIP-1142): v1 lists the brokers, their loggers
+/// and the topics (every type when none is named, one type when named), no
+/// group or client metrics resources (none exist here); a type Kafka does
+/// not list (UNKNOWN) is refused with UNSUPPORTED_VERSION; v0
 /// (ListClientMetricsResources) lists client metrics resources alone.
 #[test]
 fn list_config_resources_lists_brokers_and_topics() {
@@ -495,16 +495,18 @@ fn list_config_resources_lists_brokers_and_topics() {
     let of = |types: Vec<i8>| ListConfigResourcesRequest::default().with_resource_types(types);
     let everything = vec![
         (4, "0".to_string()),
+        (8, "0".to_string()),
         (2, "lcr-a".to_string()),
         (2, "lcr-b".to_string()),
     ];
     assert_eq!(listed(&c.call(1, &of(vec![]))), everything);
-    assert_eq!(listed(&c.call(1, &of(vec![2, 4, 16, 32]))), everything);
-    assert_eq!(listed(&c.call(1, &of(vec![2]))), everything[1..]);
+    assert_eq!(listed(&c.call(1, &of(vec![2, 4, 8, 16, 32]))), everything);
+    assert_eq!(listed(&c.call(1, &of(vec![2]))), everything[2..]);
+    assert_eq!(listed(&c.call(1, &of(vec![8]))), everything[1..2]);
     assert_eq!(listed(&c.call(1, &of(vec![32]))), []);
-    let loggers = c.call(1, &of(vec![2, 8]));
-    assert_eq!(loggers.error_code, UNSUPPORTED_VERSION);
-    assert!(loggers.config_resources.is_empty());
+    let unknown = c.call(1, &of(vec![2, 0]));
+    assert_eq!(unknown.error_code, UNSUPPORTED_VERSION);
+    assert!(unknown.config_resources.is_empty());
     assert_eq!(listed(&c.call(0, &of(vec![]))), []);
 }
 

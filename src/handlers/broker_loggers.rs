@@ -12,8 +12,6 @@ use kafka_protocol::ResponseError;
 use crate::config::ConfigChange;
 use crate::log_levels::{self, LevelError};
 
-/// Kafka's ConfigResource type of broker loggers.
-pub const RESOURCE: i8 = 8;
 /// Kafka's ConfigSource of a logger's level.
 const SOURCE_DYNAMIC_BROKER_LOGGER: i8 = 6;
 

@@ -48,9 +48,10 @@ pub const INCREMENTAL_ALTER_CONFIGS: ApiSpec = ApiSpec {
     max: 1,
 };
 
-/// Kafka's ConfigResource.Type values.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+/// Kafka's ConfigResource.Type values (ListConfigResources names them too).
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
@@ -63,21 +64,23 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Kafka's ConfigEntry.ConfigType of each topic config (v3+ responses).
+/// Kafka's ConfigEntry.ConfigType values (v3+ responses).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// The ConfigType of each topic config.
 fn config_type(key: &str) -> i8 {
-    const BOOLEAN: i8 = 1;
-    const STRING: i8 = 2;
-    const INT: i8 = 3;
-    const LONG: i8 = 5;
-    const LIST: i8 = 7;
     match key {
-        _ if LIST_TOPIC_CONFIG_KEYS.contains(&key) => LIST,
-        "compression.type" | "message.timestamp.type" => STRING,
-        "unclean.leader.election.enable" => BOOLEAN,
+        _ if LIST_TOPIC_CONFIG_KEYS.contains(&key) => TYPE_LIST,
+        "compression.type" | "message.timestamp.type" => TYPE_STRING,
+        "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "index.interval.bytes" | "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => {
-            INT
+            TYPE_INT
         }
-        _ => LONG,
+        _ => TYPE_LONG,
     }
 }
 
@@ -109,15 +112,16 @@ pub fn describe(
                 result.resource_name = resource.resource_name;
                 return result;
             }
+            // The keys asked for (null: all).
+            let wanted = |key: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            };
             match resource.resource_type {
                 RESOURCE_TOPIC => match topics.get(resource.resource_name.as_str()) {
                     Some(topic) => {
-                        let wanted = |key: &str| {
-                            resource
-                                .configuration_keys
-                                .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
-                        };
                         result.configs = TOPIC_CONFIG_KEYS
                             .iter()
                             .filter(|key| wanted(key))
@@ -132,12 +136,6 @@ pub fn describe(
                     }
                 },
                 RESOURCE_BROKER => {
-                    let wanted = |key: &str| {
-                        resource
-                            .configuration_keys
-                            .as_ref()
-                            .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
-                    };
                     match broker_entries(shard, &topics, resource.resource_name.as_str()) {
                         Ok(entries) => {
                             result.configs = entries
@@ -166,13 +164,7 @@ pub fn describe(
                         }
                     }
                 }
-                broker_loggers::RESOURCE => {
-                    let wanted = |key: &str| {
-                        resource
-                            .configuration_keys
-                            .as_ref()
-                            .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
-                    };
+                RESOURCE_BROKER_LOGGER => {
                     let node = shard.config.node_id;
                     match broker_loggers::describe(node, resource.resource_name.as_str(), wanted) {
                         Ok(entries) => result.configs = entries,
@@ -385,90 +377,80 @@ fn broker_entries(
 /// STATIC_BROKER_CONFIG where they differ from Sluice's default (set in
 /// the config file or on the command line), else DEFAULT_CONFIG.
 fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
-    const BOOLEAN: i8 = 1;
-    const STRING: i8 = 2;
-    const INT: i8 = 3;
-    const LONG: i8 = 5;
     let config = &shard.config;
     let default = crate::config::BrokerConfig::default();
-    let log_dirs = std::path::absolute(&config.data_dir)
-        .unwrap_or_else(|_| config.data_dir.clone())
+    // (Kafka's name, this broker's value, Sluice's default, type)
+    macro_rules! field {
+        ($name:literal, $field:ident, $type:expr) => {
+            (
+                $name,
+                config.$field.to_string(),
+                default.$field.to_string(),
+                $type,
+            )
+        };
+    }
+    let log_dirs = super::describe_log_dirs::log_dir(shard)
         .display()
         .to_string();
-    let values: [(&str, String, String, i8); 13] = [
-        (
+    let values = [
+        field!(
             "auto.create.topics.enable",
-            config.auto_create_topics_enable.to_string(),
-            default.auto_create_topics_enable.to_string(),
-            BOOLEAN,
+            auto_create_topics_enable,
+            TYPE_BOOLEAN
         ),
-        (
-            "num.partitions",
-            config.num_partitions.to_string(),
-            default.num_partitions.to_string(),
-            INT,
-        ),
-        (
+        field!("num.partitions", num_partitions, TYPE_INT),
+        field!(
             "default.replication.factor",
-            config.default_replication_factor.to_string(),
-            default.default_replication_factor.to_string(),
-            INT,
+            default_replication_factor,
+            TYPE_INT
         ),
-        (
+        field!(
             "offsets.topic.num.partitions",
-            config.offsets_topic_num_partitions.to_string(),
-            default.offsets_topic_num_partitions.to_string(),
-            INT,
+            offsets_topic_num_partitions,
+            TYPE_INT
         ),
-        (
+        field!(
             "offsets.topic.replication.factor",
-            config.offsets_topic_replication_factor.to_string(),
-            default.offsets_topic_replication_factor.to_string(),
-            INT,
+            offsets_topic_replication_factor,
+            TYPE_INT
         ),
-        (
+        field!(
             "offsets.retention.minutes",
-            config.offsets_retention_minutes.to_string(),
-            default.offsets_retention_minutes.to_string(),
-            INT,
+            offsets_retention_minutes,
+            TYPE_INT
         ),
-        (
+        field!(
             "group.initial.rebalance.delay.ms",
-            config.group_initial_rebalance_delay_ms.to_string(),
-            default.group_initial_rebalance_delay_ms.to_string(),
-            INT,
+            group_initial_rebalance_delay_ms,
+            TYPE_INT
         ),
-        (
+        field!(
             "group.min.session.timeout.ms",
-            config.group_min_session_timeout_ms.to_string(),
-            default.group_min_session_timeout_ms.to_string(),
-            INT,
+            group_min_session_timeout_ms,
+            TYPE_INT
         ),
-        (
+        field!(
             "group.max.session.timeout.ms",
-            config.group_max_session_timeout_ms.to_string(),
-            default.group_max_session_timeout_ms.to_string(),
-            INT,
+            group_max_session_timeout_ms,
+            TYPE_INT
         ),
-        (
+        field!(
             "auto.leader.rebalance.enable",
-            config.auto_leader_rebalance_enable.to_string(),
-            default.auto_leader_rebalance_enable.to_string(),
-            BOOLEAN,
+            auto_leader_rebalance_enable,
+            TYPE_BOOLEAN
         ),
-        (
+        field!(
             "replica.lag.time.max.ms",
-            config.replica_lag_time_max_ms.to_string(),
-            default.replica_lag_time_max_ms.to_string(),
-            LONG,
+            replica_lag_time_max_ms,
+            TYPE_LONG
         ),
-        (
+        field!(
             "socket.request.max.bytes",
-            config.socket_request_max_bytes.to_string(),
-            default.socket_request_max_bytes.to_string(),
-            INT,
+            socket_request_max_bytes,
+            TYPE_INT
         ),
-        ("log.dirs", log_dirs, String::new(), STRING),
+        ("log.dirs", log_dirs, String::new(), TYPE_STRING),
     ];
     values
         .into_iter()
@@ -589,7 +571,7 @@ fn denied(
         RESOURCE_TOPIC if !access.topic(op, name) => {
             Some(ResponseError::TopicAuthorizationFailed.code())
         }
-        RESOURCE_BROKER | broker_loggers::RESOURCE if !access.cluster(op) => {
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !access.cluster(op) => {
             Some(ResponseError::ClusterAuthorizationFailed.code())
         }
         _ => None,
@@ -703,7 +685,7 @@ async fn alter_resource(
             (outcome.error, outcome.message)
         }
         // Kafka's legacy AlterConfigs takes no loggers.
-        (broker_loggers::RESOURCE, Ok(changes)) if !replace => {
+        (RESOURCE_BROKER_LOGGER, Ok(changes)) if !replace => {
             match broker_loggers::alter(shard.config.node_id, name.as_str(), changes, validate_only)
             {
                 Ok(()) => (0, None),

@@ -8,6 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::access::Access;
+use super::configs::{
+    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_TOPIC as TOPIC,
+};
 use super::ApiSpec;
 use crate::security::acl::Operation;
 use crate::shard::Shard;
@@ -18,17 +21,14 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 1,
 };
 
-/// Kafka's ConfigResource types.
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
+/// Kafka's ConfigResource types besides the ones DescribeConfigs serves.
 const CLIENT_METRICS: i8 = 16;
 const GROUP: i8 = 32;
 
-/// Types listed from v1 (v0 lists client metrics resources alone). Kafka
-/// lists broker loggers too; Sluice has no logger configs, so a request
-/// naming them is refused as Kafka refuses a type it does not list. Group
-/// and client metrics configs do not exist here: none are listed.
-const TYPES: &[i8] = &[TOPIC, BROKER, CLIENT_METRICS, GROUP];
+/// Types listed from v1 (v0 lists client metrics resources alone): each
+/// broker's configs and loggers (by broker id) and the topics'. Group and
+/// client metrics configs do not exist here: none are listed.
+const TYPES: &[i8] = &[TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 /// DescribeConfigs on the cluster, as in Kafka; a type not in [`TYPES`]
 /// answers UNSUPPORTED_VERSION and nothing else.
@@ -58,12 +58,14 @@ pub fn handle(
         r.resource_type = resource_type;
         r
     };
-    if wanted.contains(&BROKER) {
-        response.config_resources.extend(
-            broker_ids(shard)
-                .into_iter()
-                .map(|id| resource(id.to_string(), BROKER)),
-        );
+    for kind in [BROKER, BROKER_LOGGER] {
+        if wanted.contains(&kind) {
+            response.config_resources.extend(
+                broker_ids(shard)
+                    .into_iter()
+                    .map(|id| resource(id.to_string(), kind)),
+            );
+        }
     }
     if wanted.contains(&TOPIC) {
         let topics = shard.topics();
