@@ -25,15 +25,18 @@ pub(super) fn led_partition(
     tp: &TopicPartition,
     current_leader_epoch: i32,
 ) -> Result<Rc<Partition>, i16> {
-    check_led(shard, tp, shard.partition(tp), current_leader_epoch)
+    check_led(shard, tp, shard.partition(tp), current_leader_epoch, false)
 }
 
-/// [`led_partition`] of the replica already looked up (`found`).
+/// [`led_partition`] of the replica already looked up (`found`); with
+/// `followers_too` (a consumer's Fetch v11+, KIP-392) a follower replica
+/// serves as well, checked against the same epoch.
 fn check_led(
     shard: &Shard,
     tp: &TopicPartition,
     found: Option<Rc<Partition>>,
     current_leader_epoch: i32,
+    followers_too: bool,
 ) -> Result<Rc<Partition>, i16> {
     let Some(partition) = found else {
         // Borrowed, not cloned: this runs for every partition of every request.
@@ -48,11 +51,15 @@ fn check_led(
     };
     {
         let role = partition.role.borrow();
-        if !role.is_leader() {
+        let follower = followers_too && matches!(&*role, crate::replication::Role::Follower { .. });
+        if !role.is_leader() && !follower {
             return Err(not_leader());
         }
         if let Some(error) = super::replica::check_leader_epoch(&role, current_leader_epoch) {
             return Err(error);
+        }
+        if follower {
+            crate::stats::FETCH_FOLLOWER_READS.add(1);
         }
     }
     Ok(partition)
@@ -358,7 +365,15 @@ fn read_found(
             return;
         }
     }
-    let partition = match check_readable(shard, item, found) {
+    // A consumer's fetch of v11+ may read a follower too (KIP-392), up to
+    // its own high watermark (what it has learned the ISR holds).
+    let partition = match check_led(
+        shard,
+        item.tp,
+        found,
+        item.current_leader_epoch,
+        item.any_replica,
+    ) {
         Ok(p) => p,
         Err(code) => {
             outcome.error = code;
@@ -378,31 +393,6 @@ fn read_found(
     // Taken after the read, which for a follower may have moved the high
     // watermark: what the outcome says is this state.
     outcome.seen = Some(partition.seen());
-}
-
-/// The replica `item` may read: its leader, or for a consumer's fetch of
-/// v11+ (`any_replica`, KIP-392) a follower too, which serves it up to its
-/// own high watermark (what it has learned the ISR holds).
-fn check_readable(
-    shard: &Shard,
-    item: &ReadArgs<'_>,
-    found: Option<Rc<Partition>>,
-) -> Result<Rc<Partition>, i16> {
-    if item.any_replica {
-        if let Some(partition) = &found {
-            let role = partition.role.borrow();
-            if matches!(&*role, crate::replication::Role::Follower { .. }) {
-                if let Some(error) =
-                    super::replica::check_leader_epoch(&role, item.current_leader_epoch)
-                {
-                    return Err(error);
-                }
-                crate::stats::FETCH_FOLLOWER_READS.add(1);
-                return Ok(partition.clone());
-            }
-        }
-    }
-    check_led(shard, item.tp, found, item.current_leader_epoch)
 }
 
 /// A leader's answer pointing a consumer at `replica` (KIP-392): the
@@ -495,7 +485,7 @@ fn list_offset(shard: &Shard, query: OffsetQuery) -> OffsetOutcome {
         // answered as led elsewhere or unknown, as for the leader.
         match shard.partition(&query.tp) {
             Some(p) => Ok(p),
-            None => check_led(shard, &query.tp, None, -1),
+            None => check_led(shard, &query.tp, None, -1, false),
         }
     } else {
         led_partition(shard, &query.tp, query.current_leader_epoch)
