@@ -141,6 +141,14 @@ pub static TXN_ABORTED: Counter = Counter::new(
     "sluice_transactions_aborted_total",
     "Transactions a coordinator completed as aborted, timed-out ones included.",
 );
+pub static TXN_VERIFICATIONS: Counter = Counter::new(
+    "sluice_transaction_verifications_total",
+    "Transactional batches that would open a transaction in their partition, checked (or, under transaction version 2, added) with the coordinator first (KIP-890).",
+);
+pub static TXN_UNVERIFIED_REFUSED: Counter = Counter::new(
+    "sluice_transaction_unverified_batches_refused_total",
+    "Transactional batches refused because the coordinator did not confirm their partition is in the producer's open transaction, or a marker ended it meanwhile (KIP-890): what would otherwise open a hanging transaction.",
+);
 pub static TXN_TIMED_OUT: Counter = Counter::new(
     "sluice_transactions_timed_out_total",
     "Transactions a coordinator aborted because they were open past their timeout.",
@@ -228,6 +236,8 @@ const ALL: &[&Counter] = &[
     &PRODUCERS_EXPIRED,
     &TXN_COMMITTED,
     &TXN_ABORTED,
+    &TXN_VERIFICATIONS,
+    &TXN_UNVERIFIED_REFUSED,
     &TXN_TIMED_OUT,
     &REPLICA_BYTES_FETCHED,
     &REPLICA_TRUNCATED_OFFSETS,

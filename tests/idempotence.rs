@@ -120,8 +120,18 @@ fn retries_are_answered_with_the_original_offsets_across_restarts() {
     );
     // A transactional batch opens a transaction: read_committed readers
     // stop before it until a marker ends it.
-    let txn = with_producer(&build_simple_batch(0, 1, now_ms()), pid, 1, 1, true);
-    assert_eq!(produce(&mut client, topic, txn), (0, 6));
+    let (txn_pid, txn_epoch) = raw::open_transaction(&mut client, "idem-txn", topic, &[0]);
+    let txn = with_producer(
+        &build_simple_batch(0, 1, now_ms()),
+        txn_pid,
+        txn_epoch,
+        0,
+        true,
+    );
+    assert_eq!(
+        raw::produce_transactional(&mut client, 9, "idem-txn", topic, 0, txn),
+        (0, 6)
+    );
     assert_eq!(client.log_end_offset(topic, 0), 7);
     let committed = raw::list_offsets_request(topic, 0, -1).with_isolation_level(1);
     let response = client.call(7, &committed);
@@ -146,9 +156,12 @@ fn describe_producers_lists_active_producers() {
         0
     );
     // A transaction opened at offset 4, after the idempotent batch.
-    let txn_pid = init_producer_id(&mut client, 3).producer_id.0;
-    let txn = with_producer(&build_simple_batch(0, 2, now_ms()), txn_pid, 0, 0, true);
-    assert_eq!(client.produce_batch(topic, 1, txn), (0, 4));
+    let (txn_pid, epoch) = raw::open_transaction(&mut client, "idem-describe", topic, &[1]);
+    let txn = with_producer(&build_simple_batch(0, 2, now_ms()), txn_pid, epoch, 0, true);
+    assert_eq!(
+        raw::produce_transactional(&mut client, 9, "idem-describe", topic, 1, txn),
+        (0, 4)
+    );
     let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
         .with_name(TopicName(StrBytes::from_static_str(topic)))
         .with_partition_indexes(vec![0, 1, 7])]);

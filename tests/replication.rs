@@ -25,6 +25,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+const INVALID_TXN_STATE: i16 = 48;
+
 /// Every node of a 3-node cluster, sorted as ISRs are.
 const ALL3: [i32; 3] = [1, 2, 3];
 
@@ -953,6 +955,84 @@ fn transactions_survive_coordinator_kill9() {
         .flat_map(|tag| (0..20).map(move |i| format!("{tag}-{i}")))
         .collect();
     assert_eq!(seen, expected, "committed transactions only, all of them");
+}
+
+/// KIP-890 across brokers: a partition's leader verifies a transactional
+/// batch with the transactional id's coordinator on another broker
+/// (AddPartitionsToTxn v5 between brokers): a partition in the
+/// transaction takes the batch, one never added refuses it, and so does a
+/// late batch after the transaction was aborted.
+#[test]
+fn a_leader_verifies_transactions_with_a_coordinator_on_another_broker() {
+    const TOPIC: &str = "repl-verify";
+    const TXN_ID: &str = "repl-verify-producer";
+    let cluster = Cluster::start_with(3, &["--transaction-state-num-partitions", "1"]);
+    // The coordinator: the leader of the one `__transaction_state`
+    // partition, which the first transactional request creates.
+    let mut any = RawClient::connect(&cluster.bootstrap_of(&[1]));
+    let init = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(
+            raw::str_bytes(TXN_ID),
+        )))
+        .with_transaction_timeout_ms(60_000);
+    any.call(4, &init);
+    let coordinator = cluster
+        .wait_view("__transaction_state", 0, "its leader", |v| v.leader > 0)
+        .leader;
+    let leader = if coordinator == 1 { 2 } else { 1 };
+    // (Any node but the coordinator.)
+    cluster.create_topic(&NewTopic::new(
+        TOPIC,
+        2,
+        TopicReplication::Variable(&[&[leader], &[leader]]),
+    ));
+    cluster.wait_view(TOPIC, 1, "the topic led by the other broker", |v| {
+        v.leader == leader
+    });
+    let mut at_coordinator = RawClient::connect(&cluster.bootstrap_of(&[coordinator]));
+    let (id, epoch) = raw::open_transaction(&mut at_coordinator, TXN_ID, TOPIC, &[0]);
+    let mut at_leader = RawClient::connect(&cluster.bootstrap_of(&[leader]));
+    let batch = |seq| {
+        sluice::record::build::with_producer(
+            &sluice::record::build::build_simple_batch(0, 1, now_ms()),
+            id,
+            epoch,
+            seq,
+            true,
+        )
+    };
+    let mut produce = |partition, seq| {
+        raw::produce_transactional(&mut at_leader, 9, TXN_ID, TOPIC, partition, batch(seq)).0
+    };
+    assert_eq!(produce(0, 0), err::NONE);
+    assert_eq!(
+        produce(1, 1),
+        INVALID_TXN_STATE,
+        "partition 1 was never added"
+    );
+    assert_eq!(produce(0, 1), err::NONE, "joins the open transaction");
+
+    use kafka_protocol::messages::{EndTxnRequest, ProducerId, TransactionalId};
+    let end = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(raw::str_bytes(TXN_ID)))
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch)
+        .with_committed(false);
+    assert_eq!(at_coordinator.call(3, &end).error_code, err::NONE);
+    cluster.wait_until("the abort marker", WAIT, || {
+        RawClient::connect(&cluster.bootstrap_of(&[leader])).log_end_offset(TOPIC, 0) == 3
+    });
+    let mut produce = |partition, seq| {
+        raw::produce_transactional(&mut at_leader, 9, TXN_ID, TOPIC, partition, batch(seq)).0
+    };
+    assert_eq!(
+        produce(0, 2),
+        INVALID_TXN_STATE,
+        "after its transaction ended"
+    );
+    let mut check = RawClient::connect(&cluster.bootstrap_of(&[leader]));
+    assert_eq!(check.log_end_offset(TOPIC, 0), 3);
+    assert_eq!(check.log_end_offset(TOPIC, 1), 0);
 }
 
 /// Record batches in a log's bytes (base offset, length, then the rest).

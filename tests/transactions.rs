@@ -12,7 +12,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::raw::{str_bytes, topic_name, RawClient};
+use common::raw::{self, str_bytes, topic_name, RawClient};
 use common::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -27,7 +27,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use sluice::metadata::java_hash_partition;
-use sluice::record::build::build_batch;
+use sluice::record::build::{build_batch, build_simple_batch, with_producer};
 use sluice::txn::{records, TxnMetadata, TxnState};
 
 const NONE: i16 = 0;
@@ -44,6 +44,7 @@ const OPERATION_NOT_ATTEMPTED: i16 = 55;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const TRANSACTION_ABORTABLE: i16 = 120;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 /// Upper bound on every wait for the coordinator to get somewhere.
 const WAIT: Duration = Duration::from_secs(30);
@@ -451,6 +452,65 @@ fn add_partitions_v4_batches_and_verifies() {
         vec![0],
         "verify_only added nothing"
     );
+}
+
+/// KIP-890: a transactional batch that would open a transaction in a
+/// partition is appended only once the coordinator confirms the partition
+/// is in the producer's open transaction. A batch for a partition never
+/// added, or one arriving after its transaction ended (a client's abort
+/// keeps the epoch), would otherwise open a transaction no coordinator
+/// ends: a hanging transaction, holding back read_committed readers for
+/// good. Nothing of a refused batch reaches the log.
+#[test]
+fn stray_transactional_batches_cannot_open_hanging_transactions() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "tx-stray", 2, &[]);
+    let mut c = RawClient::connect(&bs);
+    let (id, epoch) = raw::open_transaction(&mut c, "tx-stray", "tx-stray", &[0]);
+    let pid = Pid { id, epoch };
+    let batch = |seq| with_producer(&build_simple_batch(0, 1, now_ms()), id, epoch, seq, true);
+    let produce = |c: &mut RawClient, version, partition, seq| {
+        raw::produce_transactional(c, version, "tx-stray", "tx-stray", partition, batch(seq)).0
+    };
+    assert_eq!(produce(&mut c, 9, 0, 0), NONE);
+    // Partition 1 was never added: Kafka's codes, by what the producer knows.
+    assert_eq!(produce(&mut c, 9, 1, 1), INVALID_TXN_STATE);
+    assert_eq!(produce(&mut c, 11, 1, 1), TRANSACTION_ABORTABLE);
+    // Transactional batches without a transactional id: nothing could
+    // verify them.
+    assert_eq!(
+        c.produce_batch("tx-stray", 1, batch(1)).0,
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    assert_eq!(c.log_end_offset("tx-stray", 1), 0);
+
+    // The transaction ends; a late batch of it comes after the marker.
+    assert_eq!(end(&mut c, 3, "tx-stray", pid, false), NONE);
+    wait_for_state(&mut c, "tx-stray", "CompleteAbort");
+    assert_eq!(
+        c.log_end_offset("tx-stray", 0),
+        2,
+        "the batch and the marker"
+    );
+    assert_eq!(produce(&mut c, 9, 0, 1), INVALID_TXN_STATE);
+    assert_eq!(c.log_end_offset("tx-stray", 0), 2);
+    for partition in [0, 1] {
+        let committed =
+            raw::list_offsets_request("tx-stray", partition, -1).with_isolation_level(1);
+        let stable = c.call(7, &committed).topics[0].partitions[0].offset;
+        assert_eq!(
+            stable,
+            c.log_end_offset("tx-stray", partition),
+            "no open transaction holds partition {partition} back"
+        );
+    }
+    assert!(broker.metric("sluice_transaction_unverified_batches_refused_total") >= 4);
+
+    // The producer's next transaction adds the partition and writes again.
+    assert_eq!(add(&mut c, "tx-stray", pid, "tx-stray", &[0]), vec![NONE]);
+    assert_eq!(produce(&mut c, 9, 0, 1), NONE);
+    assert_eq!(c.log_end_offset("tx-stray", 0), 3);
 }
 
 /// A transaction whose producer went away is aborted and fenced after its timeout.

@@ -866,6 +866,7 @@ async fn append_as(
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
         timeout_ms: shard.config.offsets_commit_timeout_ms,
+        txn_verified: None,
     };
     let outcome = shard.produce(vec![item]).await.remove(0);
     if outcome.error != 0 {

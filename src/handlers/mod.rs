@@ -36,6 +36,7 @@ mod sasl;
 mod scram_credentials;
 mod throttle;
 mod txn;
+mod txn_verify;
 mod unregister_broker;
 mod write_txn_markers;
 
@@ -391,7 +392,8 @@ async fn dispatch(
             let request = body!();
             let bytes = throttle::produce_bytes(&request);
             let appended = client.ordering.take().map(|o| move || o.signal());
-            let response = produce::handle(shard, access, &header, request, appended).await;
+            let response =
+                produce::handle(shard, &services.txns, access, &header, request, appended).await;
             let throttle_ms = throttle::produce(shard, client, &header, bytes);
             match response {
                 Some(mut response) => {

@@ -1,9 +1,8 @@
 //! Produce: batches go as received to their partitions' owner shards.
 //! v10 (KIP-951) names the new leader of a partition answered
 //! NOT_LEADER_OR_FOLLOWER and lists its endpoint; v11 lets the broker
-//! answer TRANSACTION_ABORTABLE where Kafka 3.9 verifies a transactional
-//! write with its coordinator, which this broker does not do, so it
-//! answers v11 as v10.
+//! answer TRANSACTION_ABORTABLE when a transactional batch's partition is
+//! not in its producer's transaction (`txn_verify`, KIP-890).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -157,6 +156,7 @@ fn prepare(
 /// refused), before their acknowledgements are waited for.
 pub async fn handle(
     shard: &Rc<Shard>,
+    txns: &Rc<crate::txn::Coordinator>,
     access: &Access,
     header: &RequestHeader,
     request: ProduceRequest,
@@ -221,6 +221,7 @@ pub async fn handle(
                                 acks,
                                 origin: AppendOrigin::Client,
                                 timeout_ms,
+                                txn_verified: None,
                             });
                         }
                         Err(refusal) => refusal.answer(&mut p),
@@ -238,6 +239,25 @@ pub async fn handle(
         t.name = topic.name;
         t.partition_responses = partitions;
         responses.push(t);
+    }
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.as_str());
+    let version = header.request_api_version;
+    let unverified =
+        super::txn_verify::verify(shard, txns, transactional_id, version, &mut items).await;
+    if !unverified.is_empty() {
+        let mut refusals = unverified.into_iter().peekable();
+        let mut kept = Vec::with_capacity(items.len());
+        let mut kept_slots = Vec::with_capacity(slots.len());
+        for (i, (item, (t, p))) in items.into_iter().zip(slots).enumerate() {
+            match refusals.next_if(|&(r, _)| r == i) {
+                Some((_, code)) => responses[t].partition_responses[p].error_code = code,
+                None => {
+                    kept.push(item);
+                    kept_slots.push((t, p));
+                }
+            }
+        }
+        (items, slots) = (kept, kept_slots);
     }
     let outcomes = shard.produce_ordered(items, on_appended).await;
     if acks == 0 {

@@ -46,6 +46,17 @@ impl Validated {
         self.bytes.len()
     }
 
+    /// The (producer id, epoch) of the first batch when it is
+    /// transactional: a produce holds one producer's batches.
+    pub fn transactional_producer(&self) -> Option<(i64, i16)> {
+        let first = self.infos.first()?;
+        if first.attributes & super::ATTR_TRANSACTIONAL == 0 {
+            return None;
+        }
+        let header = BatchHeader::parse(&self.bytes[first.offset..]).expect("validated batch");
+        Some((header.producer_id, header.producer_epoch))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

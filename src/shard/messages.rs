@@ -67,6 +67,11 @@ pub struct ProduceItem {
     /// How long an acks=-1 produce may wait for the ISR (the request's
     /// timeout) before it is answered REQUEST_TIMED_OUT.
     pub timeout_ms: u64,
+    /// KIP-890: for a client's transactional batch, the verification point
+    /// (`ProducerStates::txn_verification_point`) at which the coordinator
+    /// confirmed the partition is in the producer's transaction. Without
+    /// it, a batch that would open a transaction here is refused.
+    pub txn_verified: Option<i64>,
 }
 
 /// Kafka error codes travel as `i16` so handlers need no translation.
@@ -511,6 +516,13 @@ pub enum ShardMsg {
     /// Every replica the shard hosts, with its size (DescribeLogDirs).
     ReplicaSizes {
         reply: oneshot::Sender<Vec<super::ReplicaSize>>,
+    },
+    /// KIP-890: per (partition, (producer id, epoch)), the point a verification of
+    /// the producer's transaction there holds from (`None`: one is open
+    /// there already), or an error code (not led here).
+    TxnVerificationPoints {
+        items: Vec<(TopicPartition, (i64, i16))>,
+        reply: oneshot::Sender<Vec<Result<Option<i64>, i16>>>,
     },
     /// Transaction markers to append; answered with an error code each.
     WriteTxnMarkers {

@@ -517,6 +517,9 @@ impl Shard {
             ShardMsg::WriteTxnMarkers { items, reply } => {
                 let _ = reply.send(ops::write_txn_markers(self, items).await);
             }
+            ShardMsg::TxnVerificationPoints { items, reply } => {
+                let _ = reply.send(ops::txn_verification_points(self, items).await);
+            }
         }
     }
 

@@ -219,6 +219,22 @@ impl Shard {
         .await
     }
 
+    /// KIP-890's first question for a transactional produce, asked of each
+    /// partition's owner: see [`ShardMsg::TxnVerificationPoints`].
+    pub async fn txn_verification_points(
+        self: &Rc<Self>,
+        items: Vec<(TopicPartition, (i64, i16))>,
+    ) -> Vec<Result<Option<i64>, i16>> {
+        self.scatter(
+            items,
+            |(tp, _)| tp,
+            |s, items| Box::pin(txn_verification_points(s, items)),
+            |items, reply| ShardMsg::TxnVerificationPoints { items, reply },
+            Err(ResponseError::KafkaStorageError.code()),
+        )
+        .await
+    }
+
     pub async fn describe_producers(
         self: &Rc<Self>,
         items: Vec<TopicPartition>,
@@ -728,6 +744,20 @@ pub async fn describe_producers(
                 error: NONE,
                 producers: summarize_producers(partition.log.borrow().producers()),
             },
+        })
+        .collect()
+}
+
+pub async fn txn_verification_points(
+    shard: Rc<Shard>,
+    items: Vec<(TopicPartition, (i64, i16))>,
+) -> Vec<Result<Option<i64>, i16>> {
+    items
+        .iter()
+        .map(|(tp, (producer_id, epoch))| {
+            let partition = led_partition(&shard, tp, -1)?;
+            let log = partition.log.borrow();
+            Ok(log.producers().txn_verification_point(*producer_id, *epoch))
         })
         .collect()
 }

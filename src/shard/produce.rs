@@ -18,7 +18,9 @@ use kafka_protocol::ResponseError;
 
 use super::ops::{led_partition, storage_error_code};
 use super::*;
-use crate::storage::{AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed};
+use crate::storage::{
+    AppendOrigin, AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed,
+};
 
 const NONE: i16 = 0;
 
@@ -125,6 +127,34 @@ fn admit(shard: &Shard, item: &ProduceItem) -> Result<Admitted, ProduceOutcome> 
     })
 }
 
+/// KIP-890: a client's transactional batch that would open a transaction
+/// here must have been verified with the coordinator since the producer's
+/// last marker here; otherwise its transaction may have ended meanwhile
+/// and the batch would open one no coordinator knows of (a hanging
+/// transaction, holding back the last stable offset for good). Checked
+/// with nothing awaited before the append is placed.
+fn check_verified(item: &ProduceItem, partition: &Partition) -> Result<(), ProduceOutcome> {
+    if item.origin != AppendOrigin::Client {
+        return Ok(());
+    }
+    let Some((producer_id, epoch)) = item.records.transactional_producer() else {
+        return Ok(());
+    };
+    let point = partition
+        .log
+        .borrow()
+        .producers()
+        .txn_verification_point(producer_id, epoch);
+    match point {
+        Some(point) if item.txn_verified != Some(point) => {
+            tracing::debug!(topic = %item.tp.topic, partition = item.tp.partition, producer_id, "transactional batch not verified for this partition");
+            crate::stats::TXN_UNVERIFIED_REFUSED.add(1);
+            Err(failed(ResponseError::InvalidTxnState.code()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The answer to an append that failed: logged unless expected, coded.
 fn refused(tp: &TopicPartition, e: &StorageError) -> ProduceOutcome {
     if !super::write_failures::failed_storage("produce", tp, e) {
@@ -168,6 +198,7 @@ fn appended(
 /// back to back.
 fn append_inline(shard: &Shard, item: ProduceItem) -> Result<Appended, ProduceOutcome> {
     let admitted = admit(shard, &item)?;
+    check_verified(&item, &admitted.partition)?;
     let now = crate::runtime::now_ms();
     let appending = Instant::now();
     let result =
@@ -215,6 +246,10 @@ async fn append_off_reactor(
                 continue;
             }
         };
+        if let Err(failure) = check_verified(&item, &admitted.partition) {
+            out[index] = Some(Err(failure));
+            continue;
+        }
         let now = crate::runtime::now_ms();
         let prepared =
             admitted

@@ -98,6 +98,11 @@ pub struct ProducerEntry {
     /// First offset of the producer's open transaction in this partition:
     /// nothing from it on is stable until a marker ends the transaction.
     pub current_txn_first_offset: Option<i64>,
+    /// Offset of the producer's last transaction marker here; -1 if none
+    /// was applied since this state was loaded. Not in snapshots: it only
+    /// ties a verification (KIP-890) to the append that follows it in the
+    /// same process (see [`ProducerStates::txn_verification_point`]).
+    pub last_marker_offset: i64,
 }
 
 impl ProducerEntry {
@@ -108,6 +113,7 @@ impl ProducerEntry {
             last_timestamp: -1,
             batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
             current_txn_first_offset: None,
+            last_marker_offset: -1,
         }
     }
 
@@ -294,6 +300,21 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
+    /// KIP-890: `None` when `producer_id` has a transaction open here at
+    /// `epoch` (its next transactional batch joins it); else the point a
+    /// verification with the coordinator holds from, its last marker's
+    /// offset (-1 for none). A batch that would open a transaction is
+    /// appended only if it was verified at the point the producer still
+    /// has, so a transaction ended here while it was being verified cannot
+    /// be reopened by it.
+    pub fn txn_verification_point(&self, producer_id: i64, epoch: i16) -> Option<i64> {
+        match self.producers.get(&producer_id) {
+            Some(e) if e.current_txn_first_offset.is_some() && e.epoch == epoch => None,
+            Some(e) => Some(e.last_marker_offset),
+            None => Some(-1),
+        }
+    }
+
     /// Checks a transaction marker against its producer's epoch: a marker
     /// of an older epoch than the partition has seen is refused.
     /// A marker from a coordinator older than the last one that wrote for
@@ -350,6 +371,7 @@ impl ProducerStates {
                 entry.epoch = header.producer_epoch;
                 entry.batches.clear();
             }
+            entry.last_marker_offset = header.base_offset;
             let marker = marker?;
             entry.coordinator_epoch = marker.coordinator_epoch;
             let first = entry.current_txn_first_offset.take();

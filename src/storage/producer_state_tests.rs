@@ -409,3 +409,24 @@ fn close_rewrites_the_snapshot_only_when_it_changed_or_is_not_known_durable() {
     let log = open_log(&dir, true);
     assert_eq!(log.producers().get(7).map(|p| p.last_seq()), Some(3));
 }
+
+/// KIP-890's point: a producer with a transaction open here at its epoch
+/// needs no verification; otherwise the point is its last marker's offset,
+/// so a marker applied after a verification invalidates it.
+#[test]
+fn verification_points_move_with_markers_and_open_transactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = open_log(&dir, true);
+    let point = |log: &PartitionLog, epoch| log.producers().txn_verification_point(7, epoch);
+    assert_eq!(point(&log, 0), Some(-1), "an unknown producer");
+    log.append(&txn_batch(7, 0, 0, 2), 1).unwrap(); // 0-1, open
+    assert_eq!(point(&log, 0), None);
+    assert_eq!(point(&log, 1), Some(-1), "a newer epoch opens its own");
+    log.append_marker(&marker(7, 0, false), 0).unwrap(); // 2
+    assert_eq!(point(&log, 0), Some(2));
+    log.append(&txn_batch(7, 0, 2, 1), 1).unwrap(); // 3, open again
+    assert_eq!(point(&log, 0), None);
+    log.append_marker(&marker(7, 1, true), 0).unwrap(); // 4
+    assert_eq!(point(&log, 1), Some(4));
+}

@@ -23,6 +23,8 @@ mod markers;
 pub mod records;
 pub mod state;
 mod timeouts;
+mod verify;
+pub use verify::verify;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -171,6 +173,8 @@ pub struct Coordinator {
     loading: Cell<bool>,
     /// How markers reach other brokers: the inter-broker TLS and SASL.
     dialer: Arc<crate::net::client::Security>,
+    /// Connections to other brokers' coordinators, for verifications.
+    verifiers: verify::Connections,
 }
 
 impl Coordinator {
@@ -183,6 +187,7 @@ impl Coordinator {
             shard,
             mesh,
             dialer,
+            verifiers: verify::Connections::default(),
             txns: RefCell::default(),
             loaded: RefCell::default(),
             ticking: Cell::default(),
@@ -564,6 +569,7 @@ async fn append(coord: &Rc<Coordinator>, id: &str, value: Option<Vec<u8>>) -> Re
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
         timeout_ms: TXN_LOG_WRITE_TIMEOUT_MS,
+        txn_verified: None,
     };
     let outcome = shard.produce(vec![item]).await.remove(0);
     if outcome.error != 0 {

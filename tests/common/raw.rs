@@ -493,3 +493,76 @@ impl RawClient {
         (resp.error_code, resp.node_id.0)
     }
 }
+
+/// A transactional producer with an open transaction on `partitions` of
+/// `topic`, the way clients before transaction version 2 open one
+/// (InitProducerId v4, AddPartitionsToTxn v3): its (producer id, epoch).
+#[allow(dead_code)] // Not every test binary opens transactions.
+pub fn open_transaction(
+    client: &mut RawClient,
+    transactional_id: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> (i64, i16) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    let id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(id.clone()))
+        .with_transaction_timeout_ms(60_000);
+    // The first transactional request creates `__transaction_state`; its
+    // coordinator answers once loaded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let init = loop {
+        let init = client.call(4, &request);
+        let retriable = [
+            err::COORDINATOR_LOAD_IN_PROGRESS,
+            err::COORDINATOR_NOT_AVAILABLE,
+            err::NOT_COORDINATOR,
+        ];
+        if !retriable.contains(&init.error_code) || Instant::now() > deadline {
+            break init;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(init.error_code, err::NONE, "InitProducerId");
+    let producer = (init.producer_id.0, init.producer_epoch);
+    let added = client.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(id)
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(partitions.to_vec())]),
+    );
+    for p in &added.results_by_topic_v3_and_below[0].results_by_partition {
+        assert_eq!(p.partition_error_code, err::NONE, "AddPartitionsToTxn");
+    }
+    producer
+}
+
+/// Produces one transactional batch of `transactional_id` to one
+/// partition (acks=-1) with Produce `version`; returns (error code, base
+/// offset).
+#[allow(dead_code)]
+pub fn produce_transactional(
+    client: &mut RawClient,
+    version: i16,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+) -> (i16, i64) {
+    let id = kafka_protocol::messages::TransactionalId(StrBytes::from_string(
+        transactional_id.to_string(),
+    ));
+    let request =
+        produce_request(topic, -1, vec![(partition, batch)]).with_transactional_id(Some(id));
+    let response: ProduceResponse = client.call(version, &request);
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
