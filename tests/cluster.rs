@@ -201,7 +201,8 @@ fn three_nodes_place_topics_and_serve_clients() {
 
     // A cluster's feature levels besides the group protocol's: the dynamic
     // quorum and eligible leader replicas, finalized at the metadata log's
-    // position (ApiVersions v4; a single node lists group.version alone).
+    // position (ApiVersions v4; a single node lists only group.version and
+    // transaction.version).
     let mut raw = common::raw::RawClient::connect(&cluster.client_addr(2));
     let versions: kafka_protocol::messages::ApiVersionsResponse =
         raw.call(4, &common::raw::api_versions_request());
@@ -216,11 +217,12 @@ fn three_nodes_place_topics_and_serve_clients() {
         })
         .collect();
     let expected = [
-        "eligible.leader.replicas.version",
-        "group.version",
-        "kraft.version",
+        ("eligible.leader.replicas.version", 1),
+        ("group.version", 1),
+        ("kraft.version", 1),
+        ("transaction.version", 2),
     ]
-    .map(|name| (name.to_string(), (1, 1)));
+    .map(|(name, level)| (name.to_string(), (level, level)));
     assert_eq!(finalized, BTreeMap::from(expected), "{versions:?}");
     assert!(versions.finalized_features_epoch > 0, "{versions:?}");
 }

@@ -1,6 +1,7 @@
 //! Kafka's own Java client (kafka-clients 4.3) against the real broker:
 //! the producer's defaults (idempotent, acks=all) with every codec, classic
-//! and KIP-848 consumer groups, exactly-once copying, a leader's death,
+//! and KIP-848 consumer groups, exactly-once copying (under transaction
+//! version 2, KIP-890), a leader's death,
 //! reads from the replica in the consumer's rack, and the whole Admin API,
 //! which Kafka's command-line tools are built on. (Over TLS and SASL:
 //! tests/security.rs.) The
@@ -72,7 +73,7 @@ fn java_client_produces_and_consumes_in_a_kip848_group() {
 /// group's offsets are the source's ends.
 #[test]
 fn java_client_copies_a_topic_exactly_once() {
-    let broker = Broker::start(2);
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let (src, out, group, count) = ("java-src", "java-out", "java-copier", 300);
     create_topic(&bs, src, 3, &[]);
@@ -82,8 +83,28 @@ fn java_client_copies_a_topic_exactly_once() {
         .output()
         .expect("run java");
     let result = json_result(&output, &broker);
-    assert!(result["transactions"].as_i64().unwrap() >= 3, "{result}");
+    let transactions = result["transactions"].as_i64().unwrap();
+    assert!(transactions >= 3, "{result}");
     check_exactly_once_copy(&result, &bs, (src, group), count);
+    // The client ran transaction version 2 (the broker finalizes level 2):
+    // every end bumped the epoch (it stays at 0 under version 0).
+    let mut raw = common::raw::RawClient::connect(&bs);
+    let described = raw.call(
+        0,
+        &kafka_protocol::messages::DescribeTransactionsRequest::default().with_transactional_ids(
+            vec![kafka_protocol::messages::TransactionalId(
+                common::raw::str_bytes("java-eos"),
+            )],
+        ),
+    );
+    let state = &described.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    assert!(
+        i64::from(state.producer_epoch) >= transactions,
+        "epoch {} after {transactions} transactions",
+        state.producer_epoch
+    );
+    assert!(broker.metric("sluice_transaction_verifications_total") > 0);
 }
 
 /// The Java producer (idempotent, acks=all by default) across its leader's

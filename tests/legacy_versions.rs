@@ -303,13 +303,13 @@ fn unsupported_version_names_the_client_software() {
         .expect("OffsetCommit advertised");
     assert_eq!(commit.min_version, 0, "Kafka 3.9's oldest OffsetCommit");
 
-    // Produce v12 came with Kafka 4.0 (KIP-890): not served, as by Kafka 3.9.
+    // Produce v13 came with Kafka 4.1 (topic ids, KIP-516): not served.
     let r = kafka_protocol::messages::ProduceRequest::default();
-    assert!(c.try_call(12, &r).is_err(), "connection closed");
+    assert!(c.try_call(13, &r).is_err(), "connection closed");
     let deadline = std::time::Instant::now() + common::OP_TIMEOUT;
     loop {
         let log = broker.stderr_tail(50);
-        if log.contains("Produce version 12") && log.contains("legacy-test-client 1.22.0") {
+        if log.contains("Produce version 13") && log.contains("legacy-test-client 1.22.0") {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no log line: {log}");

@@ -198,9 +198,12 @@ fn kafka_python_reads_features_and_pages_through_partitions() {
     let group = &result["features"]["group.version"];
     assert_eq!(group["supported"], serde_json::json!([0, 1]), "{result}");
     assert_eq!(group["finalized"], serde_json::json!([1, 1]), "{result}");
+    let txn = &result["features"]["transaction.version"];
+    assert_eq!(txn["supported"], serde_json::json!([0, 2]), "{result}");
+    assert_eq!(txn["finalized"], serde_json::json!([2, 2]), "{result}");
     // A single node has no quorum: nothing of a cluster's features.
     let names: Vec<&String> = result["features"].as_object().unwrap().keys().collect();
-    assert_eq!(names, ["group.version"], "{result}");
+    assert_eq!(names, ["group.version", "transaction.version"], "{result}");
     let answer = |case: &str| {
         result["updates"][case]["group.version"]
             .as_str()

@@ -961,7 +961,8 @@ fn transactions_survive_coordinator_kill9() {
 /// batch with the transactional id's coordinator on another broker
 /// (AddPartitionsToTxn v5 between brokers): a partition in the
 /// transaction takes the batch, one never added refuses it, and so does a
-/// late batch after the transaction was aborted.
+/// late batch after the transaction was aborted; and under transaction
+/// version 2 the coordinator adds the partition.
 #[test]
 fn a_leader_verifies_transactions_with_a_coordinator_on_another_broker() {
     const TOPIC: &str = "repl-verify";
@@ -1033,6 +1034,19 @@ fn a_leader_verifies_transactions_with_a_coordinator_on_another_broker() {
     let mut check = RawClient::connect(&cluster.bootstrap_of(&[leader]));
     assert_eq!(check.log_end_offset(TOPIC, 0), 3);
     assert_eq!(check.log_end_offset(TOPIC, 1), 0);
+
+    // Produce v12 (transaction version 2): the leader has the other
+    // broker's coordinator add the partition, opening the next transaction.
+    let added = raw::produce_transactional(&mut at_leader, 12, TXN_ID, TOPIC, 1, batch(0)).0;
+    assert_eq!(added, err::NONE);
+    let described = at_coordinator.call(
+        0,
+        &kafka_protocol::messages::DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(raw::str_bytes(TXN_ID))]),
+    );
+    let state = &described.transaction_states[0];
+    assert_eq!(state.transaction_state.as_str(), "Ongoing");
+    assert_eq!(state.topics[0].partitions, vec![1]);
 }
 
 /// Record batches in a log's bytes (base offset, length, then the rest).

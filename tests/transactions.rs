@@ -513,6 +513,142 @@ fn stray_transactional_batches_cannot_open_hanging_transactions() {
     assert_eq!(c.log_end_offset("tx-stray", 0), 3);
 }
 
+/// EndTxn v5, the answer's producer: (error, id, epoch).
+fn end_v5(c: &mut RawClient, id: &str, pid: Pid, commit: bool) -> (i16, Pid) {
+    let r = c.call(
+        5,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid.id))
+            .with_producer_epoch(pid.epoch)
+            .with_committed(commit),
+    );
+    let next = Pid {
+        id: r.producer_id.0,
+        epoch: r.producer_epoch,
+    };
+    (r.error_code, next)
+}
+
+/// TxnOffsetCommit of one offset of `topic`/0 for `group`: its code.
+fn txn_offset_commit(
+    c: &mut RawClient,
+    version: i16,
+    id: &str,
+    pid: Pid,
+    group: &str,
+    topic: &str,
+) -> i16 {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let request = kafka_protocol::messages::TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_group_id(kafka_protocol::messages::GroupId(str_bytes(group)))
+        .with_producer_id(ProducerId(pid.id))
+        .with_producer_epoch(pid.epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    let r = c.call(version, &request);
+    r.topics[0].partitions[0].error_code
+}
+
+/// Transaction version 2 (KIP-890's second part), as Kafka 4's clients
+/// run it once ApiVersions finalizes `transaction.version` 2: no
+/// AddPartitionsToTxn or AddOffsetsToTxn (Produce v12 and TxnOffsetCommit
+/// v5 add the partitions), and every EndTxn v5 bumps the epoch, hands the
+/// producer its next epoch, and writes the markers at it, which fences the
+/// transaction's stragglers. Before it, TxnOffsetCommit needs its
+/// partition added (verification).
+#[test]
+fn transaction_version_2_adds_partitions_implicitly_and_bumps_every_end() {
+    let broker = start_broker();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "tx-v2", 2, &[]);
+    let mut c = RawClient::connect(&bs);
+    let versions: kafka_protocol::messages::ApiVersionsResponse =
+        c.call(4, &raw::api_versions_request());
+    let finalized = versions
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .expect("transaction.version finalized");
+    assert_eq!(finalized.max_version_level, 2);
+
+    let pid = init(&mut c, "tx-v2", 60_000);
+    let batch = |pid: Pid, seq| {
+        with_producer(
+            &build_simple_batch(0, 1, now_ms()),
+            pid.id,
+            pid.epoch,
+            seq,
+            true,
+        )
+    };
+    let produce = |c: &mut RawClient, version, partition, batch| {
+        raw::produce_transactional(c, version, "tx-v2", "tx-v2", partition, batch).0
+    };
+    // Before v12 a partition must have been added; from v12 it is added.
+    assert_eq!(produce(&mut c, 11, 0, batch(pid, 0)), TRANSACTION_ABORTABLE);
+    assert_eq!(produce(&mut c, 12, 0, batch(pid, 0)), NONE);
+    assert_eq!(produce(&mut c, 12, 0, batch(pid, 1)), NONE);
+    assert_eq!(
+        txn_offset_commit(&mut c, 3, "tx-v2", pid, "tx-v2-group", "tx-v2"),
+        INVALID_TXN_STATE,
+        "the offsets partition was never added"
+    );
+    assert_eq!(
+        txn_offset_commit(&mut c, 5, "tx-v2", pid, "tx-v2-group", "tx-v2"),
+        NONE
+    );
+    let open = describe(&mut c, "tx-v2");
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    let topics: Vec<&str> = open.topics.iter().map(|t| t.topic.as_str()).collect();
+    assert_eq!(topics.len(), 2, "{topics:?}");
+    assert!(topics.contains(&"__consumer_offsets") && topics.contains(&"tx-v2"));
+
+    let (code, next) = end_v5(&mut c, "tx-v2", pid, true);
+    assert_eq!(code, NONE);
+    assert_eq!((next.id, next.epoch), (pid.id, pid.epoch + 1));
+    wait_for_state(&mut c, "tx-v2", "CompleteCommit");
+    assert_eq!(
+        c.log_end_offset("tx-v2", 0),
+        3,
+        "two batches and the marker"
+    );
+    // A retry with the epoch from before the bump gets the same answer.
+    let (code, again) = end_v5(&mut c, "tx-v2", pid, true);
+    assert_eq!((code, again.id, again.epoch), (NONE, next.id, next.epoch));
+    // A straggler of the committed transaction is fenced by the marker's
+    // epoch; the next transaction starts at the new epoch, sequence 0.
+    assert_eq!(
+        produce(&mut c, 12, 0, batch(pid, 2)),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(produce(&mut c, 12, 1, batch(next, 0)), NONE);
+    let (code, after_abort) = end_v5(&mut c, "tx-v2", next, false);
+    assert_eq!((code, after_abort.epoch), (NONE, next.epoch + 1));
+    wait_for_state(&mut c, "tx-v2", "CompleteAbort");
+    // An abort with nothing open still bumps: how a producer recovers from
+    // an abortable error.
+    let (code, bumped) = end_v5(&mut c, "tx-v2", after_abort, false);
+    assert_eq!((code, bumped.epoch), (NONE, after_abort.epoch + 1));
+    wait_for_state(&mut c, "tx-v2", "CompleteAbort");
+    assert_eq!(
+        end_v5(&mut c, "tx-v2", bumped, true).0,
+        INVALID_TXN_STATE,
+        "nothing open to commit"
+    );
+    assert_eq!(end_v5(&mut c, "tx-v2", pid, false).0, PRODUCER_FENCED);
+    let committed = raw::list_offsets_request("tx-v2", 1, -1).with_isolation_level(1);
+    let stable = c.call(7, &committed).topics[0].partitions[0].offset;
+    assert_eq!(stable, c.log_end_offset("tx-v2", 1), "nothing left open");
+}
+
 /// A transaction whose producer went away is aborted and fenced after its timeout.
 #[test]
 fn open_transaction_is_aborted_after_its_timeout() {

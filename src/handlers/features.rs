@@ -6,9 +6,7 @@
 //! (`controller::directories::every_member_reads`), so there is nothing to
 //! finalize by hand. Listed are the features whose behaviour Sluice has, at
 //! the level Kafka gives that behaviour; `metadata.version` is not (its
-//! levels name Kafka's own metadata records), nor `transaction.version`
-//! (level 0, the transaction protocol before KIP-890's second part, is what
-//! an absent feature means to a client).
+//! levels name Kafka's own metadata records).
 
 use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
@@ -51,6 +49,14 @@ const FEATURES: &[Feature] = &[
         name: "kraft.version",
         level: 1,
         cluster_only: true,
+    },
+    // KIP-890's second part: clients that see level 2 send no
+    // AddPartitionsToTxn or AddOffsetsToTxn (Produce v12 and TxnOffsetCommit
+    // v5 add the partition) and expect an epoch bump at every EndTxn (v5).
+    Feature {
+        name: "transaction.version",
+        level: 2,
+        cluster_only: false,
     },
     // KIP-966's eligible leader replicas (DescribeTopicPartitions).
     Feature {

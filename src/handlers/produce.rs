@@ -31,9 +31,9 @@ use crate::storage::AppendOrigin;
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::Produce,
     // v0-2 (the magic 0/1 message formats) through the version bridge
-    // (`handlers::legacy`).
+    // (`handlers::legacy`); v12 is transaction version 2's (`txn_verify`).
     min: 0,
-    max: 11,
+    max: 12,
 };
 
 /// The first version with KIP-951's leader hints.

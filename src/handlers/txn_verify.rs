@@ -87,7 +87,7 @@ pub async fn verify(
 }
 
 /// The coordinator's codes; an add waits out a transaction still ending.
-async fn ask(
+pub async fn ask(
     txns: &Rc<Coordinator>,
     id: &str,
     producer: (i64, i16),

@@ -62,11 +62,15 @@ pub enum TxnMsg {
         verify_only: bool,
         reply: oneshot::Sender<Result<Vec<bool>, TxnError>>,
     },
+    /// Answered with the producer id and epoch the producer goes on with
+    /// (transaction version 2 moves them; else the request's).
     End {
         transactional_id: String,
         producer: (i64, i16),
         commit: bool,
-        reply: oneshot::Sender<Result<(), TxnError>>,
+        /// EndTxn v5+: transaction version 2's rules (an epoch bump).
+        bump_epoch: bool,
+        reply: oneshot::Sender<Result<(i64, i16), TxnError>>,
     },
     Describe {
         transactional_id: String,
@@ -326,9 +330,10 @@ pub async fn serve(coord: Rc<Coordinator>, msg: TxnMsg) {
             transactional_id,
             producer,
             commit,
+            bump_epoch,
             reply,
         } => {
-            let r = end_txn(&coord, &transactional_id, producer, commit, now).await;
+            let r = end_txn(&coord, &transactional_id, producer, commit, bump_epoch).await;
             let _ = reply.send(r);
         }
         TxnMsg::Describe {
@@ -461,15 +466,41 @@ async fn end_txn(
     id: &str,
     producer: (i64, i16),
     commit: bool,
-    now: i64,
-) -> Result<(), TxnError> {
-    let decision = {
-        let txns = coord.txns.borrow();
-        let e = txns.get(id).ok_or(TxnError::IdMapping)?;
-        state::end(&e.meta, e.pending.is_some(), producer, commit, now)?
+    bump_epoch: bool,
+) -> Result<(i64, i16), TxnError> {
+    let mut fresh = None;
+    let next = loop {
+        let now = crate::runtime::now_ms();
+        let decision = {
+            let txns = coord.txns.borrow();
+            let e = txns.get(id).ok_or(TxnError::IdMapping)?;
+            let pending = e.pending.is_some();
+            let decided = if bump_epoch {
+                state::end_v2(&e.meta, pending, producer, commit, fresh, now)
+            } else {
+                state::end(&e.meta, pending, producer, commit, now)
+            };
+            decided.map(|next| next.ok_or((e.meta.producer_id, e.meta.producer_epoch)))
+        };
+        match decision {
+            // Rotating the exhausted epoch's producer id: one more round
+            // with a fresh id (the first found it needed one).
+            Err(TxnError::NeedProducerId) if fresh.is_none() => {
+                fresh = Some(coord.shard.new_producer_id().await.map_err(|e| {
+                    tracing::warn!(error = %e, "no producer id for a transactional id");
+                    TxnError::NotAvailable
+                })?);
+            }
+            Err(e) => return Err(e),
+            // A retry of an end already done.
+            Ok(Err(current)) => return Ok(if bump_epoch { current } else { producer }),
+            Ok(Ok(next)) => break next,
+        }
     };
-    let Some(next) = decision else {
-        return Ok(());
+    let answer = if bump_epoch {
+        next.next_producer()
+    } else {
+        producer
     };
     let prepare = next.state;
     write(coord, id, next, prepare).await?;
@@ -480,7 +511,7 @@ async fn end_txn(
     // retry.backoff.ms, which caps a producer at ~10 transactions a second.
     let finishing = crate::runtime::spawn_local(finish(coord.clone(), id.to_string())).detach();
     let _ = crate::runtime::timeout(END_TXN_COMPLETE_WAIT, finishing).await;
-    Ok(())
+    Ok(answer)
 }
 
 /// How long EndTxn waits for its markers and Complete* before answering

@@ -3,11 +3,12 @@
 //! a Kafka broker's:
 //!
 //! - key version 0: the transactional id;
-//! - value version 0 (we write it): producer id, epoch, timeout, state id,
-//!   the partitions by topic (null when none), last update and start
+//! - value version 0: producer id, epoch, timeout, state id, the
+//!   partitions by topic (null when none), last update and start
 //!   timestamps; version 1 is the same fields in the flexible encoding with
 //!   tagged PreviousProducerId (tag 0), NextProducerId (1) and
-//!   ClientTransactionVersion (2), which we read and keep only the first of.
+//!   ClientTransactionVersion (2). We write version 1 when a producer id
+//!   moved (the first two tags), else version 0, and ignore the third.
 //!
 //! A null value is a tombstone: the id expired. Pure functions over bytes.
 
@@ -24,9 +25,9 @@ use super::state::{TxnMetadata, TxnState};
 use crate::shard::TopicPartition;
 
 const KEY_VERSION: i16 = 0;
-const VALUE_VERSION: i16 = 0;
-/// TransactionLogValue's tag for PreviousProducerId (v1+).
+/// TransactionLogValue's tags (v1+): PreviousProducerId, NextProducerId.
 const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
+const TAG_NEXT_PRODUCER_ID: u32 = 1;
 
 /// One record of the topic.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,9 +77,14 @@ fn by_topic(partitions: &std::collections::BTreeSet<TopicPartition>) -> BTreeMap
     topics
 }
 
+/// Version 0 unless the value has a previous or next producer id, which
+/// only version 1's tagged fields hold (Sluice nodes read both).
 pub fn value(m: &TxnMetadata) -> Vec<u8> {
+    if m.last_producer_id >= 0 || m.next_producer_id >= 0 {
+        return value_v1(m);
+    }
     let mut out = Vec::with_capacity(64);
-    out.put_i16(VALUE_VERSION);
+    out.put_i16(0);
     out.put_i64(m.producer_id);
     out.put_i16(m.producer_epoch);
     out.put_i32(m.timeout_ms);
@@ -99,6 +105,52 @@ pub fn value(m: &TxnMetadata) -> Vec<u8> {
     out.put_i64(m.last_update_ms);
     out.put_i64(m.txn_start_ms);
     out
+}
+
+/// Kafka's flexible TransactionLogValue v1, with the producer ids that
+/// are set as tagged fields.
+fn value_v1(m: &TxnMetadata) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    out.put_i16(1);
+    out.put_i64(m.producer_id);
+    out.put_i16(m.producer_epoch);
+    out.put_i32(m.timeout_ms);
+    out.put_i8(m.state.id());
+    let topics = by_topic(&m.partitions);
+    put_uvarint(&mut out, topics.len() as u32 + 1);
+    for (topic, ids) in topics {
+        put_uvarint(&mut out, topic.len() as u32 + 1);
+        out.put_slice(topic.as_bytes());
+        put_uvarint(&mut out, ids.len() as u32 + 1);
+        for id in ids {
+            out.put_i32(id);
+        }
+        put_uvarint(&mut out, 0); // the topic's tagged fields
+    }
+    out.put_i64(m.last_update_ms);
+    out.put_i64(m.txn_start_ms);
+    let tagged: Vec<(u32, i64)> = [
+        (TAG_PREVIOUS_PRODUCER_ID, m.last_producer_id),
+        (TAG_NEXT_PRODUCER_ID, m.next_producer_id),
+    ]
+    .into_iter()
+    .filter(|&(_, id)| id >= 0)
+    .collect();
+    put_uvarint(&mut out, tagged.len() as u32);
+    for (tag, id) in tagged {
+        put_uvarint(&mut out, tag);
+        put_uvarint(&mut out, 8);
+        out.put_i64(id);
+    }
+    out
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
 }
 
 pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<TxnRecord, DecodeError> {
@@ -157,10 +209,13 @@ fn decode_value(mut b: &[u8]) -> Result<TxnMetadata, DecodeError> {
     let last_update_ms = get_i64(&mut b)?;
     let txn_start_ms = get_i64(&mut b)?;
     let mut last_producer_id = -1;
+    let mut next_producer_id = -1;
     if flexible {
         skip_tagged_fields(&mut b, |tag, mut field| {
-            if tag == TAG_PREVIOUS_PRODUCER_ID {
-                last_producer_id = get_i64(&mut field)?;
+            match tag {
+                TAG_PREVIOUS_PRODUCER_ID => last_producer_id = get_i64(&mut field)?,
+                TAG_NEXT_PRODUCER_ID => next_producer_id = get_i64(&mut field)?,
+                _ => {}
             }
             Ok(())
         })?;
@@ -170,6 +225,7 @@ fn decode_value(mut b: &[u8]) -> Result<TxnMetadata, DecodeError> {
         last_producer_id,
         producer_epoch,
         last_producer_epoch: -1,
+        next_producer_id,
         timeout_ms,
         state,
         partitions,
@@ -242,6 +298,20 @@ mod tests {
         let got = decode(Some(&key("e")), Some(&value(&empty))).unwrap();
         assert_eq!(got.value, Some(empty));
         assert_eq!(decode(Some(&key("gone")), None).unwrap().value, None);
+    }
+
+    #[test]
+    fn producer_id_moves_round_trip_through_v1() {
+        let mut m = sample();
+        m.last_producer_id = 41;
+        let got = decode(Some(&key("tx")), Some(&value(&m))).unwrap();
+        assert_eq!(value(&m)[..2], [0, 1]);
+        assert_eq!(got.value, Some(m.clone()));
+        m.last_producer_id = -1;
+        m.next_producer_id = 43;
+        m.partitions.clear();
+        let got = decode(Some(&key("tx")), Some(&value(&m))).unwrap();
+        assert_eq!(got.value, Some(m));
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct TxnMetadata {
     /// The epoch before the last InitProducerId bump, so a retry of that
     /// call gets the same answer instead of being fenced; -1 if none.
     pub last_producer_epoch: i16,
+    /// The producer id a transaction version 2 end with an exhausted epoch
+    /// moves to once its markers are written; -1 if none.
+    pub next_producer_id: i64,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TopicPartition>,
@@ -172,6 +175,7 @@ impl TxnMetadata {
             last_producer_id: -1,
             producer_epoch: -1,
             last_producer_epoch: -1,
+            next_producer_id: -1,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
@@ -211,13 +215,21 @@ impl TxnMetadata {
         next
     }
 
-    /// The Complete* that follows a Prepare* once every marker is written.
+    /// The Complete* that follows a Prepare* once every marker is written
+    /// (on the next producer id, at epoch 0, after an end that exhausted
+    /// the epoch).
     pub fn complete(&self, now: i64) -> TxnMetadata {
         assert!(
             self.state.is_prepare(),
             "only a prepared transaction completes"
         );
         let mut next = self.clone();
+        if self.next_producer_id >= 0 {
+            next.last_producer_id = self.producer_id;
+            next.producer_id = self.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
         next.state = if self.state == TxnState::PrepareCommit {
             TxnState::CompleteCommit
         } else {
@@ -411,6 +423,123 @@ pub fn end(
     }
 }
 
+/// Whether an end under transaction version 2 needs a new producer id
+/// first: the bump would exhaust the epoch.
+pub fn end_v2_needs_new_id(meta: &TxnMetadata) -> bool {
+    epoch_exhausted(meta.producer_epoch)
+}
+
+/// EndTxn v5+ (transaction version 2, KIP-890's second part): every end
+/// bumps the epoch, so the markers fence the transaction's stragglers and
+/// the producer starts its next transaction at the new epoch (on
+/// `fresh_id`, epoch 0, once the epoch is exhausted). An abort with
+/// nothing open bumps too: it is how such a producer recovers from an
+/// abortable error. `Ok(None)` answers a retry of an end already done
+/// with the current producer id and epoch; else the Prepare* to persist.
+/// Kafka's TransactionCoordinator.endTransaction rules.
+pub fn end_v2(
+    meta: &TxnMetadata,
+    pending: bool,
+    (producer_id, epoch): (i64, i16),
+    commit: bool,
+    fresh_id: Option<i64>,
+    now: i64,
+) -> Result<Option<TxnMetadata>, TxnError> {
+    let current = producer_id == meta.producer_id && epoch == meta.producer_epoch;
+    // The client still has the epoch from before the end that bumped it,
+    // or the exhausted one from before the end that moved it to a new id.
+    let retry_on_bump = producer_id == meta.producer_id
+        && meta.producer_epoch > 0
+        && epoch == meta.producer_epoch - 1;
+    let retry_on_overflow = producer_id == meta.last_producer_id
+        && meta.last_producer_id >= 0
+        && epoch_exhausted(epoch)
+        && meta.producer_epoch == 0;
+    let retry = retry_on_bump || retry_on_overflow;
+    if producer_id != meta.producer_id && !retry_on_overflow {
+        return Err(TxnError::IdMapping);
+    }
+    if pending {
+        return Err(TxnError::Concurrent);
+    }
+    let ends_as_asked = |state: TxnState| {
+        matches!(
+            (state, commit),
+            (TxnState::PrepareCommit | TxnState::CompleteCommit, true)
+                | (TxnState::PrepareAbort | TxnState::CompleteAbort, false)
+        )
+    };
+    match meta.state {
+        TxnState::Ongoing if current => prepare_v2(meta, commit, fresh_id, now).map(Some),
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            if current && !commit =>
+        {
+            prepare_v2(meta, false, fresh_id, now).map(Some)
+        }
+        TxnState::CompleteCommit | TxnState::CompleteAbort if retry => {
+            if ends_as_asked(meta.state) {
+                Ok(None)
+            } else {
+                Err(TxnError::InvalidState)
+            }
+        }
+        TxnState::PrepareCommit | TxnState::PrepareAbort if retry_on_bump => {
+            if ends_as_asked(meta.state) {
+                Err(TxnError::Concurrent)
+            } else {
+                Err(TxnError::InvalidState)
+            }
+        }
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort if current => {
+            Err(TxnError::InvalidState)
+        }
+        _ => Err(TxnError::Fenced),
+    }
+}
+
+/// The Prepare* of a transaction version 2 end: the epoch bumped (or,
+/// exhausted, the next producer id named), the old one kept for retries.
+fn prepare_v2(
+    meta: &TxnMetadata,
+    commit: bool,
+    fresh_id: Option<i64>,
+    now: i64,
+) -> Result<TxnMetadata, TxnError> {
+    let mut next = meta.clone();
+    next.state = if commit {
+        TxnState::PrepareCommit
+    } else {
+        TxnState::PrepareAbort
+    };
+    if epoch_exhausted(meta.producer_epoch) {
+        // The markers end the transaction at the last epoch of this id.
+        next.next_producer_id = fresh_id.ok_or(TxnError::NeedProducerId)?;
+        next.producer_epoch = i16::MAX;
+    } else {
+        next.producer_epoch = meta.producer_epoch + 1;
+    }
+    next.last_producer_epoch = meta.producer_epoch;
+    if meta.state != TxnState::Ongoing {
+        // An abort with nothing open: only the epoch moves.
+        next.partitions.clear();
+        next.txn_start_ms = now;
+    }
+    next.last_update_ms = now;
+    Ok(next)
+}
+
+impl TxnMetadata {
+    /// The producer id and epoch a transaction version 2 end hands the
+    /// client: those its next transaction runs at.
+    pub fn next_producer(&self) -> (i64, i16) {
+        if self.next_producer_id >= 0 {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -585,6 +714,100 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((again.partitions.len(), again.txn_start_ms), (1, 10));
+    }
+
+    #[test]
+    fn v2_ends_bump_the_epoch_and_answer_retries_as_kafka() {
+        let open = add_partitions(&ready(4), false, (7, 4), &[tp(0)], 10, 5)
+            .unwrap()
+            .unwrap();
+        let prepared = end_v2(&open, false, (7, 4), true, None, 6)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (prepared.state, prepared.producer_epoch),
+            (TxnState::PrepareCommit, 5)
+        );
+        assert_eq!(prepared.next_producer(), (7, 5));
+        assert_eq!(prepared.partitions.len(), 1, "the markers go there");
+        // Retried while the markers are written; the other result is refused.
+        assert_eq!(
+            end_v2(&prepared, false, (7, 4), true, None, 7),
+            Err(TxnError::Concurrent)
+        );
+        assert_eq!(
+            end_v2(&prepared, false, (7, 4), false, None, 7),
+            Err(TxnError::InvalidState)
+        );
+        let done = prepared.complete(8);
+        // A retry with the epoch from before the bump is answered.
+        assert_eq!(end_v2(&done, false, (7, 4), true, None, 9), Ok(None));
+        assert_eq!(
+            end_v2(&done, false, (7, 4), false, None, 9),
+            Err(TxnError::InvalidState)
+        );
+        assert_eq!(
+            end_v2(&done, false, (7, 5), true, None, 9),
+            Err(TxnError::InvalidState),
+            "nothing open to commit"
+        );
+        assert_eq!(
+            end_v2(&done, false, (7, 3), true, None, 9),
+            Err(TxnError::Fenced)
+        );
+        assert_eq!(
+            end_v2(&done, false, (8, 5), true, None, 9),
+            Err(TxnError::IdMapping)
+        );
+        // An abort with nothing open bumps the epoch, with no markers.
+        let bumped = end_v2(&done, false, (7, 5), false, None, 9)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (bumped.state, bumped.producer_epoch),
+            (TxnState::PrepareAbort, 6)
+        );
+        assert!(bumped.partitions.is_empty());
+        assert_eq!(
+            end_v2(&ready(4), false, (7, 4), true, None, 9),
+            Err(TxnError::InvalidState)
+        );
+    }
+
+    #[test]
+    fn v2_end_with_an_exhausted_epoch_moves_to_a_new_producer_id() {
+        let open = add_partitions(
+            &ready(i16::MAX - 1),
+            false,
+            (7, i16::MAX - 1),
+            &[tp(0)],
+            10,
+            5,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(end_v2_needs_new_id(&open));
+        assert_eq!(
+            end_v2(&open, false, (7, i16::MAX - 1), true, None, 6),
+            Err(TxnError::NeedProducerId)
+        );
+        let prepared = end_v2(&open, false, (7, i16::MAX - 1), true, Some(99), 6)
+            .unwrap()
+            .unwrap();
+        // The markers end it at the id's last epoch; the client moves on.
+        assert_eq!(
+            (prepared.producer_id, prepared.producer_epoch),
+            (7, i16::MAX)
+        );
+        assert_eq!(prepared.next_producer(), (99, 0));
+        let done = prepared.complete(7);
+        assert_eq!((done.producer_id, done.producer_epoch), (99, 0));
+        assert_eq!((done.last_producer_id, done.next_producer_id), (7, -1));
+        // The client's retry with the old id and epoch is answered.
+        assert_eq!(
+            end_v2(&done, false, (7, i16::MAX - 1), true, None, 8),
+            Ok(None)
+        );
     }
 
     #[test]

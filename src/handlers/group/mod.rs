@@ -156,7 +156,11 @@ pub async fn handle(
         ApiKey::DescribeGroups => serve!(describe_groups),
         ApiKey::DeleteGroups => serve!(delete_groups),
         ApiKey::OffsetDelete => serve!(offset_delete),
-        ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
+        ApiKey::TxnOffsetCommit => {
+            let request = decode(buf, key, version)?;
+            let txns = &services.txns;
+            out.encoded(txn_offset_commit::handle(groups, txns, access, version, request).await)
+        }
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         _ => Err(RequestError::UnsupportedVersion {
             key,

@@ -6,9 +6,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{
-    ApiKey, RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
-};
+use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::call;
 use crate::group::Coordinator;
@@ -18,13 +16,20 @@ use crate::handlers::ApiSpec;
 use crate::security::acl::Operation;
 use kafka_protocol::ResponseError;
 
-/// v5 is KIP-890's (the coordinator verifies the transaction); Kafka 3.9
-/// served up to v4.
+/// v5 is transaction version 2's: the group's `__consumer_offsets`
+/// partition joins the transaction here (clients send no
+/// AddOffsetsToTxn); before, it must already be in it (KIP-890's
+/// verification, as Kafka 3.6+).
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::TxnOffsetCommit,
     min: 0,
-    max: 4,
+    max: 5,
 };
+
+/// The first version whose clients take TRANSACTION_ABORTABLE.
+const ABORTABLE_SINCE: i16 = 4;
+/// The first version that adds the offsets partition to the transaction.
+const ADDS_PARTITION_SINCE: i16 = 5;
 
 /// Needs Write on the transactional id (else every partition answers
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), Read on the group
@@ -32,18 +37,19 @@ pub const SPEC: ApiSpec = ApiSpec {
 /// (TOPIC_AUTHORIZATION_FAILED), as Kafka checks it.
 pub async fn handle(
     groups: &Rc<Coordinator>,
+    txns: &Rc<crate::txn::Coordinator>,
     access: &Access,
-    _header: &RequestHeader,
-    _version: i16,
+    version: i16,
     mut request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let mut response = TxnOffsetCommitResponse::default();
     let refused_all = if !access.transactional_id(Operation::Write, &request.transactional_id) {
         Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !access.group(Operation::Read, &group_id) {
+        Some(ResponseError::GroupAuthorizationFailed.code())
     } else {
-        (!access.group(Operation::Read, &group_id))
-            .then_some(ResponseError::GroupAuthorizationFailed.code())
+        verify(txns, version, &request).await
     };
     if let Some(code) = refused_all {
         response.topics = answered(&request.topics, code);
@@ -71,6 +77,48 @@ pub async fn handle(
     }
     response.topics.extend(refused);
     response
+}
+
+/// KIP-890: the group's offsets partition must be in the producer's open
+/// transaction (v5: is added to it) before transactional offsets reach
+/// it, or a late commit could open a transaction there that no
+/// coordinator ends, holding back every `require_stable` offset fetch of
+/// the group. The code every partition gets when it is not.
+async fn verify(
+    txns: &Rc<crate::txn::Coordinator>,
+    version: i16,
+    request: &TxnOffsetCommitRequest,
+) -> Option<i16> {
+    use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
+    let id = request.transactional_id.as_str();
+    if !crate::txn::valid_transactional_id(id) || !crate::group::valid_group_id(&request.group_id) {
+        // The group coordinator answers these as Kafka's does.
+        return None;
+    }
+    let partition = crate::shard::TopicPartition {
+        topic: std::sync::Arc::from(OFFSETS_TOPIC),
+        partition: offsets_partition(&request.group_id, offsets_partition_count(txns.shard())),
+    };
+    let producer = (request.producer_id.0, request.producer_epoch);
+    let add = version >= ADDS_PARTITION_SINCE;
+    let code = crate::handlers::txn_verify::ask(txns, id, producer, vec![partition], add)
+        .await
+        .remove(0);
+    use ResponseError as E;
+    let is = |e: E| code == e.code();
+    match code {
+        0 => None,
+        _ if is(E::ProducerFenced) => Some(E::InvalidProducerEpoch.code()),
+        _ if is(E::TransactionAbortable) && version < ABORTABLE_SINCE => {
+            Some(E::InvalidTxnState.code())
+        }
+        _ if is(E::NotCoordinator) || is(E::CoordinatorLoadInProgress) => {
+            // The transaction coordinator's, not the group's: the client
+            // retries without looking the group up again.
+            Some(E::CoordinatorLoadInProgress.code())
+        }
+        _ => Some(code),
+    }
 }
 
 /// Every partition of `topics` answered `code`.

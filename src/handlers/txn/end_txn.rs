@@ -1,10 +1,10 @@
 //! EndTxn: commits or aborts the producer's open transaction. Answered once
-//! the coordinator has persisted PrepareCommit/PrepareAbort; the markers
-//! and the Complete* state follow on the coordinator.
+//! the coordinator has persisted PrepareCommit/PrepareAbort and (bounded)
+//! written the markers and the Complete* state.
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId, RequestHeader};
 use kafka_protocol::ResponseError;
 
 use crate::handlers::access::Access;
@@ -13,13 +13,17 @@ use crate::security::acl::Operation;
 use crate::txn::Coordinator;
 use crate::txn::TxnMsg;
 
-/// v5 belongs to transactions version 2 (KIP-890: an epoch bump at every
-/// end), which this coordinator does not run.
+/// v5 is transaction version 2's (KIP-890's second part): every end bumps
+/// the producer's epoch, and the answer carries the producer id and epoch
+/// the producer goes on with.
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::EndTxn,
     min: 0,
-    max: 4,
+    max: 5,
 };
+
+/// The first version of transaction version 2.
+const BUMPS_EPOCH_SINCE: i16 = 5;
 
 /// First version that knows PRODUCER_FENCED (KIP-588).
 const FENCED_SINCE: i16 = 2;
@@ -46,11 +50,16 @@ pub async fn handle(
         transactional_id: id.clone(),
         producer: (request.producer_id.0, request.producer_epoch),
         commit: request.committed,
+        bump_epoch: version >= BUMPS_EPOCH_SINCE,
         reply,
     })
     .await;
-    if let Err(e) = answer {
-        response.error_code = e.code(version >= FENCED_SINCE);
+    match answer {
+        Ok((producer_id, epoch)) => {
+            response.producer_id = ProducerId(producer_id);
+            response.producer_epoch = epoch;
+        }
+        Err(e) => response.error_code = e.code(version >= FENCED_SINCE),
     }
     response
 }
