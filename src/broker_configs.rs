@@ -46,6 +46,36 @@ pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Kafka's coarser spellings of two millisecond broker configs: (key, the
+/// millisecond key, milliseconds per unit). A topic default takes the
+/// millisecond key when it is set at any dynamic level, else these in
+/// order, else the config file (Kafka's `log.retention.hours = 168` is
+/// its default, here the file's `retention_ms`).
+pub const TIME_UNIT_SYNONYMS: &[(&str, &str, i64)] = &[
+    ("log.retention.minutes", "log.retention.ms", 60_000),
+    ("log.retention.hours", "log.retention.ms", 3_600_000),
+    ("log.roll.hours", "log.roll.ms", 3_600_000),
+];
+
+/// The coarser spellings of `ms_key`, in the order they count.
+pub fn time_unit_synonyms(ms_key: &str) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+    TIME_UNIT_SYNONYMS
+        .iter()
+        .filter(move |(_, ms, _)| *ms == ms_key)
+        .map(|(key, _, unit)| (*key, *unit))
+}
+
+/// A value of a coarser spelling in milliseconds, as Kafka's KafkaConfig
+/// computes it: any negative value is -1 (no limit).
+pub fn unit_to_ms(value: &str, unit: i64) -> Option<String> {
+    let v: i64 = value.trim().parse().ok()?;
+    Some(if v < 0 {
+        "-1".to_string()
+    } else {
+        v.saturating_mul(unit).to_string()
+    })
+}
+
 /// The replication throttle rates (`throttle_configs`), bytes per
 /// second: dynamic broker configs of their own, no topic's default.
 pub const REPLICATION_RATE_KEYS: &[&str] = &[throttle::LEADER_RATE, throttle::FOLLOWER_RATE];
@@ -172,14 +202,27 @@ impl BrokerConfigs {
             .map(|v| (v.as_str(), Source::ClusterDefault))
     }
 
+    /// A topic default's dynamic value on broker `node`, in the topic
+    /// config's terms: the broker key's own value, else the first coarser
+    /// spelling set (`TIME_UNIT_SYNONYMS`), in milliseconds.
+    pub fn dynamic_default(&self, node: i32, broker_key: &str) -> Option<String> {
+        if let Some((value, _)) = self.dynamic_value(node, broker_key) {
+            return Some(value.to_string());
+        }
+        time_unit_synonyms(broker_key).find_map(|(key, unit)| {
+            let (value, _) = self.dynamic_value(node, key)?;
+            unit_to_ms(value, unit)
+        })
+    }
+
     /// The topic defaults broker `node` applies, keyed by topic config name:
     /// its own dynamic configs over the cluster-wide ones.
     pub fn topic_defaults(&self, node: i32) -> TopicConfigs {
         TOPIC_DEFAULT_SYNONYMS
             .iter()
             .filter_map(|(broker_key, topic_key)| {
-                let (value, _) = self.dynamic_value(node, broker_key)?;
-                Some((topic_key.to_string(), value.to_string()))
+                let value = self.dynamic_default(node, broker_key)?;
+                Some((topic_key.to_string(), value))
             })
             .collect()
     }
@@ -211,6 +254,11 @@ impl BrokerConfigs {
         for (key, change) in changes {
             if key == ALTER_LOG_DIRS_THROTTLE || REPLICATION_RATE_KEYS.contains(&key.as_str()) {
                 own_key_change(&mut set, key, change)?;
+                continue;
+            }
+            if let Some(&(_, ms_key, unit)) = TIME_UNIT_SYNONYMS.iter().find(|(k, _, _)| *k == key)
+            {
+                time_unit_change(&mut set, key, ms_key, unit, change)?;
                 continue;
             }
             let Some(topic_key) = topic_key_of(&key) else {
@@ -278,6 +326,41 @@ impl BrokerConfigs {
             .or_else(|| static_config.topic_config_value(&TopicConfigs::new(), topic_key))
             .unwrap_or_default();
         edited_list(&current, items, append)
+    }
+}
+
+/// A change to a coarser spelling of a millisecond config: its value is
+/// kept as given, and checked as the topic config it comes to in
+/// milliseconds.
+fn time_unit_change(
+    set: &mut DynamicConfigs,
+    key: String,
+    ms_key: &str,
+    unit: i64,
+    change: ConfigChange,
+) -> Result<(), BrokerConfigError> {
+    let invalid =
+        |key: String, value: String, reason| BrokerConfigError::Invalid { key, value, reason };
+    match change {
+        ConfigChange::Delete => {
+            set.remove(&key);
+            Ok(())
+        }
+        ConfigChange::Set(value) => {
+            let Some(ms) = unit_to_ms(&value, unit) else {
+                return Err(invalid(key, value, "not an integer"));
+            };
+            let topic_key = topic_key_of(ms_key).expect("a topic default");
+            validate_topic_config(topic_key, &ms)
+                .map_err(|e| invalid(key.clone(), value.clone(), e.reason))?;
+            set.insert(key, value);
+            Ok(())
+        }
+        ConfigChange::Append(value) | ConfigChange::Subtract(value) => Err(invalid(
+            key,
+            value,
+            "APPEND and SUBTRACT apply only to list configs",
+        )),
     }
 }
 
@@ -444,6 +527,53 @@ mod tests {
             false,
         );
         assert!(refused.unwrap_err().is_invalid_value());
+    }
+
+    #[test]
+    fn coarser_spellings_count_after_the_millisecond_key() {
+        let config = BrokerConfig::default();
+        let configs = BrokerConfigs::default()
+            .altered(
+                &config,
+                BrokerTarget::ClusterDefault,
+                vec![set("log.retention.hours", "2"), set("log.roll.hours", "1")],
+                false,
+            )
+            .unwrap()
+            .altered(
+                &config,
+                BrokerTarget::Broker(2),
+                vec![set("log.retention.minutes", "3")],
+                false,
+            )
+            .unwrap();
+        assert_eq!(configs.topic_defaults(1)["retention.ms"], "7200000");
+        assert_eq!(configs.topic_defaults(1)["segment.ms"], "3600000");
+        // Minutes before hours, whatever level each is set at.
+        assert_eq!(configs.topic_defaults(2)["retention.ms"], "180000");
+        // The millisecond key, even cluster-wide, before either.
+        let with_ms = configs
+            .altered(
+                &config,
+                BrokerTarget::ClusterDefault,
+                vec![set("log.retention.ms", "5000")],
+                false,
+            )
+            .unwrap();
+        assert_eq!(with_ms.topic_defaults(2)["retention.ms"], "5000");
+        let unlimited = configs
+            .altered(
+                &config,
+                BrokerTarget::ClusterDefault,
+                vec![set("log.retention.hours", "-1")],
+                false,
+            )
+            .unwrap();
+        assert_eq!(unlimited.topic_defaults(1)["retention.ms"], "-1");
+        for bad in [set("log.retention.hours", "x"), set("log.roll.hours", "0")] {
+            let refused = configs.altered(&config, BrokerTarget::Broker(1), vec![bad], false);
+            assert!(refused.unwrap_err().is_invalid_value());
+        }
     }
 
     #[test]

@@ -256,6 +256,60 @@ fn cluster_broker_configs_go_through_the_quorum() {
 /// The replication throttle rates are dynamic broker configs of their own:
 /// a cluster-wide value and a broker's own are described with their
 /// sources, an unset one as Kafka's default (unthrottled).
+/// Kafka's coarser spellings of the retention and roll times
+/// (`log.retention.hours`, `log.retention.minutes`, `log.roll.hours`) are
+/// dynamic broker configs too: the millisecond key counts first, then
+/// minutes, then hours. A topic's `retention.ms` is described in
+/// milliseconds, with the spelling it came from in its synonyms.
+#[test]
+fn retention_hours_and_minutes_are_synonyms_of_the_millisecond_key() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "by-the-hour", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let set = alter_broker(&mut c, "", &[("log.retention.hours", OP_SET, Some("2"))]);
+    assert_eq!(set, (err::NONE, None));
+    let topic = describe(&mut c, TOPIC, "by-the-hour").unwrap();
+    assert_eq!(
+        topic["retention.ms"],
+        (
+            Some("7200000".into()),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DEFAULT]
+        )
+    );
+    let set = alter_broker(&mut c, "0", &[("log.retention.minutes", OP_SET, Some("3"))]);
+    assert_eq!(set, (err::NONE, None));
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(
+        node["log.retention.ms"],
+        (
+            Some("180000".into()),
+            SOURCE_DYNAMIC_BROKER,
+            vec![
+                SOURCE_DYNAMIC_BROKER,
+                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                SOURCE_DEFAULT
+            ]
+        )
+    );
+    assert_eq!(node["log.retention.hours"].0.as_deref(), Some("2"));
+    assert_eq!(node["log.retention.minutes"].0.as_deref(), Some("3"));
+    assert_eq!(
+        node["log.roll.hours"],
+        (None, SOURCE_DEFAULT, vec![SOURCE_DEFAULT])
+    );
+    // The millisecond key wins over both.
+    alter_broker(&mut c, "", &[("log.retention.ms", OP_SET, Some("5000"))]);
+    let topic = describe(&mut c, TOPIC, "by-the-hour").unwrap();
+    assert_eq!(topic["retention.ms"].0.as_deref(), Some("5000"));
+    // A value that is no whole number of hours is refused, nothing kept.
+    let refused = alter_broker(&mut c, "", &[("log.roll.hours", OP_SET, Some("1.5"))]);
+    assert_eq!(refused.0, err::INVALID_CONFIG);
+    let node = describe(&mut c, BROKER, "0").unwrap();
+    assert_eq!(node["log.roll.hours"].0, None);
+}
+
 #[test]
 fn replication_throttle_rates_are_described_with_their_sources() {
     let broker = Broker::start(1);

@@ -23,8 +23,8 @@ use kafka_protocol::ResponseError;
 
 use super::{broker_loggers, ApiSpec};
 use crate::broker_configs::{
-    broker_key_of, topic_key_of, BrokerConfigs, BrokerTarget, REPLICATION_RATE_KEYS,
-    TOPIC_DEFAULT_SYNONYMS,
+    broker_key_of, time_unit_synonyms, topic_key_of, unit_to_ms, BrokerConfigs, BrokerTarget,
+    REPLICATION_RATE_KEYS, TIME_UNIT_SYNONYMS, TOPIC_DEFAULT_SYNONYMS,
 };
 use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
 use crate::metadata::Topics;
@@ -75,6 +75,7 @@ const TYPE_LIST: i8 = 7;
 fn config_type(key: &str) -> i8 {
     match key {
         _ if LIST_TOPIC_CONFIG_KEYS.contains(&key) => TYPE_LIST,
+        _ if TIME_UNIT_SYNONYMS.iter().any(|(k, _, _)| *k == key) => TYPE_INT,
         "compression.type" | "message.timestamp.type" => TYPE_STRING,
         "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "index.interval.bytes" | "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => {
@@ -235,7 +236,7 @@ fn topic_entry(
         levels.push((key.to_string(), Some(v.clone()), SOURCE_TOPIC));
     }
     if let Some(broker_key) = broker_key {
-        levels.extend(dynamic_levels(&topics.broker_configs, node, broker_key));
+        levels.extend(broker_levels(&topics.broker_configs, node, broker_key));
     }
     let static_value = shard.config.topic_config_value(&Default::default(), key);
     levels.push((
@@ -245,13 +246,44 @@ fn topic_entry(
     ));
     let mut e = DescribeConfigsResourceResult::default();
     e.name = StrBytes::from_string(key.to_string());
-    e.value = levels[0].1.clone().map(StrBytes::from_string);
-    e.config_source = levels[0].2;
+    let (value, source) = effective(&levels);
+    e.value = value.map(StrBytes::from_string);
+    e.config_source = source;
     e.config_type = config_type(key);
     if include_synonyms {
         e.synonyms = synonyms(levels);
     }
     e
+}
+
+/// The dynamic levels of a topic default's broker config on `node`,
+/// highest first: its own, then its coarser spellings', in the order
+/// they count (Kafka lists synonyms so).
+fn broker_levels(
+    configs: &BrokerConfigs,
+    node: i32,
+    broker_key: &str,
+) -> Vec<(String, Option<String>, i8)> {
+    let mut levels = dynamic_levels(configs, node, broker_key);
+    for (key, _) in time_unit_synonyms(broker_key) {
+        levels.extend(dynamic_levels(configs, node, key));
+    }
+    levels
+}
+
+/// The value of the first level, in the unit of the config described
+/// (a coarser spelling's converted to milliseconds), and its source.
+fn effective(levels: &[(String, Option<String>, i8)]) -> (Option<String>, i8) {
+    let (name, value, source) = &levels[0];
+    let unit = TIME_UNIT_SYNONYMS
+        .iter()
+        .find(|(k, _, _)| k == name)
+        .map(|(_, _, unit)| *unit);
+    let value = match (value, unit) {
+        (Some(v), Some(unit)) => unit_to_ms(v, unit),
+        _ => value.clone(),
+    };
+    (value, *source)
 }
 
 /// The dynamic levels of a broker config on `node`, highest first.
@@ -348,9 +380,9 @@ fn broker_entries(
             // dynamic one, else `default`; typed as `type_key` is.
             // Every level with a value, highest first, as its synonyms.
             let described = |key: &str, default: Option<String>, type_key: &str| {
-                let mut levels = dynamic_levels(&topics.broker_configs, node, key);
+                let mut levels = broker_levels(&topics.broker_configs, node, key);
                 levels.push((key.to_string(), default, SOURCE_DEFAULT));
-                let (_, value, source) = levels[0].clone();
+                let (value, source) = effective(&levels);
                 let mut e = entry(key, value, source, config_type(type_key));
                 e.synonyms = synonyms(levels);
                 e
@@ -360,6 +392,19 @@ fn broker_entries(
                     .config
                     .topic_config_value(&Default::default(), topic_key);
                 entries.push(described(broker_key, default, topic_key));
+            }
+            // The coarser spellings themselves: set, or null (the
+            // millisecond key's default stands for them).
+            for (key, _, _) in TIME_UNIT_SYNONYMS {
+                let levels = dynamic_levels(&topics.broker_configs, node, key);
+                let (value, source) = levels
+                    .first()
+                    .map_or((None, SOURCE_DEFAULT), |(_, v, source)| {
+                        (v.clone(), *source)
+                    });
+                let mut e = entry(key, value, source, TYPE_INT);
+                e.synonyms = synonyms(levels);
+                entries.push(e);
             }
             for rate_key in REPLICATION_RATE_KEYS {
                 // Kafka's default: Long.MAX_VALUE, unthrottled.
