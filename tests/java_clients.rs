@@ -107,6 +107,92 @@ fn java_client_copies_a_topic_exactly_once() {
     assert!(broker.metric("sluice_transaction_verifications_total") > 0);
 }
 
+/// The same copy on a three-node cluster, with the transaction
+/// coordinator killed (kill -9) halfway: the broker that comes to lead the
+/// transactional id's `__transaction_state` partition loads it from the
+/// log, and the producer goes on under transaction version 2 (each end
+/// bumping the epoch on the new coordinator). Each value is still
+/// committed exactly once, and the group's offsets end at the source's
+/// ends.
+#[test]
+fn java_client_copies_exactly_once_across_its_transaction_coordinators_death() {
+    use common::cluster::Cluster;
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut cluster = Cluster::start(3);
+    let bs = cluster.bootstrap();
+    let (src, out, group, count) = ("java-ha-src", "java-ha-out", "java-ha-copier", 400);
+    for (topic, partitions) in [(src, 3), (out, 2)] {
+        cluster.create_topic(
+            &NewTopic::new(topic, partitions, TopicReplication::Fixed(3))
+                .set("min.insync.replicas", "2"),
+        );
+        cluster.wait_isr(topic, partitions, &[1, 2, 3]);
+    }
+    let mut child = java("exactly-once")
+        .args([bs.as_str(), src, out, group, &count.to_string(), "pause"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run java");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("a READY line").expect("read stdout");
+    assert_eq!(ready, "READY");
+    let mut raw = common::raw::RawClient::connect(&cluster.bootstrap_of(&[1]));
+    let (code, coordinator) = raw.find_coordinator("java-eos", 1);
+    assert_eq!(code, 0);
+    let epoch_before = describe_epoch(&cluster, coordinator);
+    cluster.kill9(coordinator);
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let result_line = lines.next().expect("a result line").expect("read stdout");
+    assert!(
+        child.wait().expect("java exits").success(),
+        "the copy failed"
+    );
+    let result: serde_json::Value = serde_json::from_str(&result_line).expect("JSON result");
+    let mut committed = strings(&result, "committed");
+    committed.sort();
+    let copied: Vec<String> = (0..count).map(|n| format!("out-v-{n:05}")).collect();
+    assert_eq!(committed, copied, "each value once, nothing aborted");
+    let epoch_after = describe_epoch(&cluster, cluster.live()[0]);
+    assert!(
+        epoch_after > epoch_before,
+        "the new coordinator bumped at each end: {epoch_before} -> {epoch_after}"
+    );
+    cluster.start_again(coordinator);
+    let consumer: rdkafka::consumer::BaseConsumer = consumer_config(&cluster.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let offsets = committed_offsets(&consumer, src, 3);
+    for p in 0..3 {
+        let end = watermarks(&cluster.bootstrap(), src, p).1;
+        assert_eq!(offsets.get(&p).copied().unwrap_or(0), end, "partition {p}");
+    }
+}
+
+/// The epoch of transactional id `java-eos`, from its coordinator, found
+/// through node `via`.
+fn describe_epoch(cluster: &common::cluster::Cluster, via: i32) -> i16 {
+    let mut raw = common::raw::RawClient::connect(&cluster.bootstrap_of(&[via]));
+    let (code, coordinator) = raw.find_coordinator("java-eos", 1);
+    assert_eq!(code, 0, "FindCoordinator");
+    let mut raw = common::raw::RawClient::connect(&cluster.bootstrap_of(&[coordinator]));
+    let described = raw.call(
+        0,
+        &kafka_protocol::messages::DescribeTransactionsRequest::default().with_transactional_ids(
+            vec![kafka_protocol::messages::TransactionalId(
+                common::raw::str_bytes("java-eos"),
+            )],
+        ),
+    );
+    let state = &described.transaction_states[0];
+    assert_eq!(state.error_code, 0, "DescribeTransactions");
+    state.producer_epoch
+}
+
 /// The Java producer (idempotent, acks=all by default) across its leader's
 /// death on a three-node cluster: every acknowledged value read back once,
 /// in order.

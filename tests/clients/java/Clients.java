@@ -217,9 +217,11 @@ final class Clients {
      * metadata: generation and member, KIP-447) committed in one
      * transaction; finally OUT is read with read_committed and with
      * read_uncommitted. Prints {"committed": [values], "uncommitted":
-     * [values], "transactions": n}. */
-    static Map<String, Object> exactlyOnce(String bootstrap, String in, String outTopic, String group, int count)
-            throws Exception {
+     * [values], "transactions": n}. With PAUSE, once half is copied and
+     * committed, prints READY and waits for a line on stdin (the test kills
+     * the transaction coordinator meanwhile). */
+    static Map<String, Object> exactlyOnce(String bootstrap, String in, String outTopic, String group, int count,
+            boolean pause) throws Exception {
         try (KafkaProducer<String, String> filler = new KafkaProducer<>(producerProps(bootstrap))) {
             List<String> values = new ArrayList<>();
             for (int i = 0; i < count; i++) values.add(String.format("v-%05d", i));
@@ -259,6 +261,12 @@ final class Clients {
                 producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
                 producer.commitTransaction();
                 transactions++;
+                if (pause && copied >= count / 2) {
+                    pause = false;
+                    System.out.println("READY");
+                    System.out.flush();
+                    new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+                }
             }
         }
         Map<String, Object> out = new TreeMap<>();

@@ -8,7 +8,8 @@ public final class SluiceJava {
         Object result = switch (args[0]) {
             case "produce-consume" -> Clients.produceConsume(rest[0], rest[1], rest[2], rest[3]);
             case "failover" -> Clients.failover(rest[0], rest[1], Integer.parseInt(rest[2]));
-            case "exactly-once" -> Clients.exactlyOnce(rest[0], rest[1], rest[2], rest[3], Integer.parseInt(rest[4]));
+            case "exactly-once" -> Clients.exactlyOnce(rest[0], rest[1], rest[2], rest[3], Integer.parseInt(rest[4]),
+                    rest.length > 5 && rest[5].equals("pause"));
             case "admin-tour" -> AdminTour.run(rest[0]);
             case "rack-consume" -> Clients.rackConsume(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3]);
             case "secure" -> Clients.secure(rest[0], rest[1], Integer.parseInt(rest[2]),
