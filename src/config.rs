@@ -76,6 +76,50 @@ pub enum ReplicaSelector {
     RackAware,
 }
 
+/// The `transaction.version` feature level this broker finalizes (KIP-890):
+/// 2, transactions without AddPartitionsToTxn and with an epoch bump at
+/// every end, unless set lower: 0 keeps Kafka 4's clients to the older
+/// protocol (while a cluster is upgraded from a Sluice without version 2,
+/// or to rule a client's use of it out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TransactionVersion(i16);
+
+impl TransactionVersion {
+    /// The highest level this software runs.
+    pub const LATEST: TransactionVersion = TransactionVersion(2);
+
+    pub const fn level(self) -> i16 {
+        self.0
+    }
+
+    pub fn new(level: i16) -> Result<TransactionVersion, String> {
+        if (0..=Self::LATEST.0).contains(&level) {
+            Ok(TransactionVersion(level))
+        } else {
+            Err(format!(
+                "transaction version {level}: 0 to {} are known",
+                Self::LATEST.0
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for TransactionVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let level = s.parse::<i16>().map_err(|e| format!("{s:?}: {e}"))?;
+        TransactionVersion::new(level)
+    }
+}
+
+impl<'de> Deserialize<'de> for TransactionVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TransactionVersion::new(i16::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Everything the broker needs to start. Field names match the TOML keys.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -103,6 +147,8 @@ pub struct BrokerConfig {
     /// Kafka's `replica.selector.class`: where consumers that name a rack
     /// read (KIP-392).
     pub replica_selector: ReplicaSelector,
+    /// The `transaction.version` feature level ApiVersions finalizes.
+    pub transaction_version: TransactionVersion,
     /// Kafka's `broker.session.timeout.ms`: a broker whose heartbeats stop
     /// this long is fenced and its leaderships move.
     pub broker_session_timeout_ms: u64,
@@ -379,6 +425,7 @@ impl Default for BrokerConfig {
             controller_quorum_voters: None,
             broker_rack: None,
             replica_selector: ReplicaSelector::Leader,
+            transaction_version: TransactionVersion::LATEST,
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             broker_startup_timeout_ms: 120_000,
@@ -949,6 +996,16 @@ pub enum ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transaction_version_is_a_known_level() {
+        let parsed: BrokerConfig = toml::from_str("transaction_version = 0").unwrap();
+        assert_eq!(parsed.transaction_version.level(), 0);
+        assert_eq!(BrokerConfig::default().transaction_version.level(), 2);
+        assert!(toml::from_str::<BrokerConfig>("transaction_version = 3").is_err());
+        assert!("-1".parse::<TransactionVersion>().is_err());
+        assert_eq!("2".parse::<TransactionVersion>().unwrap().level(), 2);
+    }
 
     #[test]
     fn topic_overrides_win_over_defaults() {

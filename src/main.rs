@@ -63,6 +63,10 @@ struct ServeArgs {
     /// from a replica in their own rack (KIP-392).
     #[arg(long, value_enum)]
     replica_selector: Option<sluice::config::ReplicaSelector>,
+    /// The transaction.version feature level finalized (KIP-890): 2, or 0
+    /// to keep Kafka 4's clients to the older transaction protocol.
+    #[arg(long)]
+    transaction_version: Option<sluice::config::TransactionVersion>,
     /// A broker silent this long is fenced (Kafka's broker.session.timeout.ms).
     #[arg(long)]
     broker_session_timeout_ms: Option<u64>,
@@ -305,6 +309,9 @@ impl ServeArgs {
         }
         if let Some(selector) = self.replica_selector {
             c.replica_selector = selector;
+        }
+        if let Some(version) = self.transaction_version {
+            c.transaction_version = version;
         }
         if self.cluster_id.is_some() {
             c.cluster_id = self.cluster_id;

@@ -70,10 +70,34 @@ fn java_client_produces_and_consumes_in_a_kip848_group() {
 /// offsets, with the consumer's group metadata (KIP-447), committed in one
 /// transaction, after one aborted transaction. Each value is read back once
 /// by read_committed, the aborted ones only by read_uncommitted, and the
-/// group's offsets are the source's ends.
+/// group's offsets are the source's ends. The client runs transaction
+/// version 2, which the broker finalizes: every end bumped the epoch.
 #[test]
 fn java_client_copies_a_topic_exactly_once() {
-    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let (transactions, epoch) = copy_exactly_once(&[]);
+    assert!(
+        i64::from(epoch) >= transactions,
+        "epoch {epoch} after {transactions} transactions"
+    );
+}
+
+/// With `--transaction-version 0` the broker finalizes no transaction
+/// version 2, and the same client keeps to the older protocol (its
+/// AddPartitionsToTxn, no epoch bump at the ends): the operator's switch
+/// for a cluster being upgraded or a client to rule out.
+#[test]
+fn java_client_keeps_to_transaction_version_0_when_the_broker_says_so() {
+    let (_, epoch) = copy_exactly_once(&["--transaction-version", "0"]);
+    assert_eq!(epoch, 0, "no end bumped the epoch");
+}
+
+/// Runs the Java exactly-once copy against a broker started with `args`,
+/// checks it, and returns the transactions committed and the
+/// transactional id's epoch after them.
+fn copy_exactly_once(args: &[&str]) -> (i64, i16) {
+    let mut all_args = vec!["--metrics-listen", "127.0.0.1:0"];
+    all_args.extend_from_slice(args);
+    let broker = Broker::start_with(2, &all_args);
     let bs = broker.bootstrap();
     let (src, out, group, count) = ("java-src", "java-out", "java-copier", 300);
     create_topic(&bs, src, 3, &[]);
@@ -86,8 +110,7 @@ fn java_client_copies_a_topic_exactly_once() {
     let transactions = result["transactions"].as_i64().unwrap();
     assert!(transactions >= 3, "{result}");
     check_exactly_once_copy(&result, &bs, (src, group), count);
-    // The client ran transaction version 2 (the broker finalizes level 2):
-    // every end bumped the epoch (it stays at 0 under version 0).
+    assert!(broker.metric("sluice_transaction_verifications_total") > 0);
     let mut raw = common::raw::RawClient::connect(&bs);
     let described = raw.call(
         0,
@@ -99,12 +122,7 @@ fn java_client_copies_a_topic_exactly_once() {
     );
     let state = &described.transaction_states[0];
     assert_eq!(state.error_code, 0);
-    assert!(
-        i64::from(state.producer_epoch) >= transactions,
-        "epoch {} after {transactions} transactions",
-        state.producer_epoch
-    );
-    assert!(broker.metric("sluice_transaction_verifications_total") > 0);
+    (transactions, state.producer_epoch)
 }
 
 /// The same copy on a three-node cluster, with the transaction

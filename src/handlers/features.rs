@@ -29,12 +29,26 @@ pub const UPDATE_FEATURES: ApiSpec = ApiSpec {
     max: 1,
 };
 
-/// A feature this broker has, and the level it runs it at.
+/// A feature this broker has, and the highest level it runs.
 struct Feature {
     name: &'static str,
     level: i16,
     /// Only a cluster (a metadata quorum) has it.
     cluster_only: bool,
+}
+
+const TRANSACTION_VERSION: &str = "transaction.version";
+
+impl Feature {
+    /// The level finalized: the highest, but for `transaction.version`,
+    /// which the config may hold lower.
+    fn finalized(&self, shard: &Shard) -> i16 {
+        if self.name == TRANSACTION_VERSION {
+            shard.config.transaction_version.level()
+        } else {
+            self.level
+        }
+    }
 }
 
 const FEATURES: &[Feature] = &[
@@ -54,8 +68,8 @@ const FEATURES: &[Feature] = &[
     // AddPartitionsToTxn or AddOffsetsToTxn (Produce v12 and TxnOffsetCommit
     // v5 add the partition) and expect an epoch bump at every EndTxn (v5).
     Feature {
-        name: "transaction.version",
-        level: 2,
+        name: TRANSACTION_VERSION,
+        level: crate::config::TransactionVersion::LATEST.level(),
         cluster_only: false,
     },
     // KIP-966's eligible leader replicas (DescribeTopicPartitions).
@@ -91,11 +105,15 @@ pub fn list(shard: &Shard, version: i16, response: &mut ApiVersionsResponse) {
         supported.min_version = min;
         supported.max_version = feature.level;
         response.supported_features.push(supported);
-        let mut finalized = FinalizedFeatureKey::default();
-        finalized.name = StrBytes::from_static_str(feature.name);
-        finalized.min_version_level = feature.level;
-        finalized.max_version_level = feature.level;
-        response.finalized_features.push(finalized);
+        let level = feature.finalized(shard);
+        // Level 0 is the feature off: Kafka lists no finalized level then.
+        if level > 0 {
+            let mut finalized = FinalizedFeatureKey::default();
+            finalized.name = StrBytes::from_static_str(feature.name);
+            finalized.min_version_level = level;
+            finalized.max_version_level = level;
+            response.finalized_features.push(finalized);
+        }
     }
     response.finalized_features_epoch = shard
         .topics()
@@ -135,7 +153,7 @@ pub fn update(
             let current = running
                 .iter()
                 .find(|f| f.name == name)
-                .map_or(0, |f| f.level);
+                .map_or(0, |f| f.finalized(shard));
             let refusal = refusal(name, current, update.max_version_level, upgrade_type);
             let mut result = UpdatableFeatureResult::default();
             result.feature = update.feature.clone();
@@ -166,6 +184,12 @@ fn refusal(name: &str, current: i16, level: i16, upgrade_type: i8) -> Option<Str
     if level > current && upgrade_type != UPGRADE {
         return Some(format!(
             "{name} is at {current}: a downgrade cannot go up to {level}"
+        ));
+    }
+    if name == TRANSACTION_VERSION {
+        return Some(format!(
+            "{name} runs at {current} on this broker and cannot be set to {level} here: \
+             set transaction_version in every node's config"
         ));
     }
     Some(format!(
