@@ -263,6 +263,7 @@ pub fn run(
         let unclean_close = unclean_close.clone();
         let cluster = cluster.clone();
         let listeners = listeners.clone();
+        let dialer = dialer.clone();
         move |seats: Seats| {
             let ctx = ShardStart {
                 config: config.clone(),
@@ -313,10 +314,12 @@ pub fn run(
             .map(|(addr, info)| (info.name.clone(), *addr))
             .collect(),
     });
-    // SIGHUP reloads the TLS certificates (only when there are some: a
-    // broker without TLS keeps SIGHUP's default meaning).
+    // SIGHUP reloads the TLS certificates: the listeners', the inter-broker
+    // client's and the quorum's (only when there are some: a broker
+    // without TLS keeps SIGHUP's default meaning).
     let reload = Arc::new(AtomicBool::new(false));
-    if !tls.is_empty() {
+    let quorum_tls = cluster.as_ref().is_some_and(|n| n.controller.has_tls());
+    if !tls.is_empty() || dialer.has_tls() || quorum_tls {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
             .map_err(BrokerError::Shards)?;
     }
@@ -324,6 +327,10 @@ pub fn run(
         std::thread::sleep(STOP_POLL);
         if reload.swap(false, Ordering::SeqCst) {
             tls.iter().for_each(|t| t.reload());
+            dialer.reload_tls();
+            if let Some(node) = &cluster {
+                node.controller.reload_tls();
+            }
         }
     }
     if let Some(node) = &cluster {

@@ -377,3 +377,75 @@ fn a_cluster_whose_quorum_speaks_tls_serves() {
         "{refused}"
     );
 }
+
+/// SIGHUP reloads every certificate a node holds: its listeners', the
+/// client side its fetchers dial with, and the metadata quorum's. All
+/// files are replaced by a new CA's and every node reloads; then a
+/// restarted node (which reads only the new files) registers through the
+/// quorum and catches up, and a partition it leads is fetched by the
+/// others over new connections. Each step needs the peers to present, and
+/// accept, only the new certificates: without the reloads they would
+/// refuse it.
+#[test]
+fn sighup_reloads_the_inter_broker_and_quorum_certificates() {
+    const TOPIC: &str = "ib-reload";
+    let dir = tempfile::tempdir().unwrap();
+    write_certificates(dir.path(), "ca", "server", "broker", "broker");
+    let (ca, cert, key) = write_quorum_certificates(dir.path(), "controller");
+    let (ca, cert, key) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let config = write_config(
+        dir.path(),
+        r#"inter_broker_ssl_cert = "broker.pem"
+inter_broker_ssl_key = "broker.key""#,
+        r#"protocol = "SSL"
+ssl_client_auth = "required""#,
+    );
+    let quorum_tls = [
+        "--controller-ssl-ca",
+        &ca,
+        "--controller-ssl-cert",
+        &cert,
+        "--controller-ssl-key",
+        &key,
+    ];
+    let mut cluster = start(&config, &quorum_tls);
+    cluster.create_topic(
+        &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3"),
+    );
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+
+    write_certificates(dir.path(), "ca", "server", "broker", "broker");
+    write_quorum_certificates(dir.path(), "controller");
+    for id in ALL3 {
+        cluster.node(id).sighup();
+    }
+    for id in ALL3 {
+        cluster.wait_until("every certificate reloaded", WAIT, || {
+            let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();
+            ["quorum TLS", "inter-broker TLS", "BROKER"]
+                .iter()
+                .all(|what| {
+                    log.lines()
+                        .any(|l| l.contains("certificates reloaded") && l.contains(what))
+                })
+        });
+    }
+    cluster.stop(3);
+    cluster.start_again(3);
+    cluster.wait_isr(TOPIC, 1, &ALL3);
+    const LED_BY_3: &str = "ib-reload-3";
+    cluster.create_topic(&NewTopic::new(
+        LED_BY_3,
+        1,
+        TopicReplication::Variable(&[&[3, 1, 2]]),
+    ));
+    cluster.wait_view(LED_BY_3, 0, "led by node 3", |v| v.leader == 3);
+    cluster.wait_isr(LED_BY_3, 1, &ALL3);
+    let sent = values("reloaded", 10);
+    produce_values(&cluster.bootstrap(), LED_BY_3, Some(0), &sent);
+    cluster.wait_logs_identical(LED_BY_3, 0, &ALL3);
+}

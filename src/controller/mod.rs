@@ -260,6 +260,8 @@ pub struct Controller {
     stop: Arc<Notify>,
     stats: Arc<Stats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The quorum's TLS, shared with the controller thread's transport.
+    tls: Option<tls::QuorumTls>,
 }
 
 impl Controller {
@@ -300,7 +302,7 @@ impl Controller {
             log,
             state_machine,
             directory_id,
-            tls,
+            tls: tls.clone(),
             images: images.clone(),
             commands: command_rx,
             stop: stop.clone(),
@@ -329,7 +331,21 @@ impl Controller {
             stop,
             stats,
             thread: Mutex::new(Some(thread)),
+            tls,
         })
+    }
+
+    /// Whether the quorum's transport speaks TLS.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the quorum's certificate files again (SIGHUP): new quorum
+    /// connections take them.
+    pub fn reload_tls(&self) {
+        if let Some(tls) = &self.tls {
+            tls.reload();
+        }
     }
 
     /// This node's metadata log directory id (KIP-853; `directories`).

@@ -6,11 +6,12 @@
 //! `ssl.endpoint.identification.algorithm=https`). Without it anyone who
 //! can reach a quorum port and knows the cluster id could vote, or send a
 //! follower entries of its own. One certificate per node serves both roles,
-//! so it carries both the server and the client key usage.
+//! so it carries both the server and the client key usage. SIGHUP reads the
+//! files again (`reload`), as it does a listener's.
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use rustls::server::WebPkiClientVerifier;
@@ -31,9 +32,17 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Both sides of the quorum's TLS, built once at start.
+/// Both sides of the quorum's TLS: built at start, and again from the same
+/// files on SIGHUP ([`QuorumTls::reload`]). Clones share the configs, so a
+/// reload reaches every handshake after it; open connections keep theirs.
 #[derive(Clone)]
 pub struct QuorumTls {
+    files: TlsFiles,
+    configs: Arc<RwLock<Configs>>,
+}
+
+/// The server and client configs built from one reading of the files.
+struct Configs {
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
@@ -50,6 +59,32 @@ fn refused(what: &str, e: impl std::fmt::Display) -> ControllerError {
 
 impl QuorumTls {
     pub fn load(files: &TlsFiles) -> Result<QuorumTls, ControllerError> {
+        Ok(QuorumTls {
+            files: files.clone(),
+            configs: Arc::new(RwLock::new(Self::read(files)?)),
+        })
+    }
+
+    /// Reads the files again; a failure keeps the configs in use (and
+    /// says why), so a half-written certificate cannot cut the quorum off.
+    pub fn reload(&self) {
+        match Self::read(&self.files) {
+            Ok(configs) => {
+                *self.configs.write().unwrap_or_else(|e| e.into_inner()) = configs;
+                tracing::info!("quorum TLS certificates reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "quorum TLS reload failed; keeping the old certificates")
+            }
+        }
+    }
+
+    fn current(&self) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let configs = self.configs.read().unwrap_or_else(|e| e.into_inner());
+        (configs.server.clone(), configs.client.clone())
+    }
+
+    fn read(files: &TlsFiles) -> Result<Configs, ControllerError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
         let file = |e: pem::PemError| refused("file", e);
@@ -71,7 +106,7 @@ impl QuorumTls {
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)
             .map_err(|e| refused("certificate", e))?;
-        Ok(QuorumTls {
+        Ok(Configs {
             server: Arc::new(server),
             client: Arc::new(client),
         })
@@ -79,14 +114,14 @@ impl QuorumTls {
 
     /// The server handshake on an accepted connection.
     pub async fn accept(&self, stream: TcpStream) -> std::io::Result<Stream> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.server.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.current().0);
         Ok(Stream::Tls(Box::new(acceptor.accept(stream).await?.into())))
     }
 
     /// The client handshake with the peer dialed at `host`.
     pub async fn connect(&self, host: &str, stream: TcpStream) -> std::io::Result<Stream> {
         let name = crate::security::pem::server_name(host)?;
-        let connector = tokio_rustls::TlsConnector::from(self.client.clone());
+        let connector = tokio_rustls::TlsConnector::from(self.current().1);
         Ok(Stream::Tls(Box::new(
             connector.connect(name, stream).await?.into(),
         )))

@@ -1,6 +1,7 @@
 //! How this broker dials the others: the client side of its inter-broker
-//! listener's protocol (TLS, SASL, both or neither), loaded once at start
-//! and shared by every shard's fetchers and marker writers.
+//! listener's protocol (TLS, SASL, both or neither), loaded at start (TLS
+//! files again on SIGHUP) and shared by every shard's fetchers and marker
+//! writers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -34,6 +35,18 @@ impl Security {
         let tls = client.tls.as_ref().map(ClientTls::load).transpose()?;
         let sasl = client.sasl.as_ref().map(Login::load).transpose()?;
         Ok(Security { tls, sasl })
+    }
+
+    /// Whether this broker dials the others over TLS.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the TLS files again (SIGHUP); new connections take them.
+    pub fn reload_tls(&self) {
+        if let Some(tls) = &self.tls {
+            tls.reload();
+        }
     }
 
     /// The certificate (DER) this broker shows when a peer asks for one.

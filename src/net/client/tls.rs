@@ -3,9 +3,9 @@
 //! peer's certificate is verified against a CA bundle for the host part of
 //! its advertised address (an IP address against the IP SANs); this
 //! broker's certificate is shown when the peer asks for one (mTLS). TLS 1.2
-//! and 1.3 only.
+//! and 1.3 only. SIGHUP reads the files again.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ClientConfig;
 use rustls_pki_types::CertificateDer;
@@ -14,17 +14,45 @@ use crate::net::tls::{certs, TlsError};
 use crate::runtime::TcpStream;
 use crate::security::listeners::ClientTlsFiles;
 
-/// The client config every inter-broker connection of this process shares.
+/// The client config every inter-broker connection of this process shares,
+/// read again from its files on SIGHUP ([`ClientTls::reload`]).
 #[derive(Debug)]
 pub struct ClientTls {
-    config: Arc<ClientConfig>,
-    /// This broker's own certificate (DER), when it has one to show: its
-    /// principal on a listener that requires client certificates.
+    files: ClientTlsFiles,
+    config: RwLock<Arc<ClientConfig>>,
+    /// This broker's own certificate (DER) as read at start, when it has
+    /// one to show: its principal on a listener that requires client
+    /// certificates (checked against the super users at start).
     certificate: Option<CertificateDer<'static>>,
 }
 
 impl ClientTls {
     pub fn load(files: &ClientTlsFiles) -> Result<ClientTls, TlsError> {
+        let (config, certificate) = Self::read(files)?;
+        Ok(ClientTls {
+            files: files.clone(),
+            config: RwLock::new(config),
+            certificate,
+        })
+    }
+
+    /// Reads the files again; a failure keeps the config in use.
+    pub fn reload(&self) {
+        match Self::read(&self.files) {
+            Ok((config, _)) => {
+                *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+                tracing::info!("inter-broker TLS certificates reloaded");
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "inter-broker TLS reload failed; keeping the old certificates"
+            ),
+        }
+    }
+
+    fn read(
+        files: &ClientTlsFiles,
+    ) -> Result<(Arc<ClientConfig>, Option<CertificateDer<'static>>), TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = crate::security::pem::roots(&files.ca)?;
         let builder = ClientConfig::builder_with_provider(provider)
@@ -43,10 +71,7 @@ impl ClientTls {
             }
             None => (builder.with_no_client_auth(), None),
         };
-        Ok(ClientTls {
-            config: Arc::new(config),
-            certificate,
-        })
+        Ok((Arc::new(config), certificate))
     }
 
     /// This broker's certificate (DER), if it shows one.
@@ -58,7 +83,12 @@ impl ClientTls {
     /// Unbounded by itself: the caller's deadline covers it.
     pub async fn connect(&self, host: &str, stream: TcpStream) -> std::io::Result<TlsClientConn> {
         let name = crate::security::pem::server_name(host)?;
-        let stream = futures_rustls::TlsConnector::from(self.config.clone())
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stream = futures_rustls::TlsConnector::from(config)
             .connect(name, stream)
             .await?;
         Ok(crate::net::stream::CleanClose(Box::new(stream)))
