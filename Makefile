@@ -228,7 +228,7 @@ CHAOS_SCENARIOS = kill-leader kill-follower kill-controller pause-short pause-lo
 	isolate-leader isolate-minority cut-link disk-full \
 	rolling-restart unclean-election fsync-kill9 torn-tail \
 	preallocate-kill9 preallocate-kill-leader reassign replace-voter consumer-protocol \
-	replace-disk eligible-leader
+	replace-disk eligible-leader kill-txn-coordinator
 chaos: chaos-build
 	./target/release/sluice-chaos run $(foreach s,$(CHAOS_SCENARIOS),chaos/scenarios/$(s).toml) \
 		--sluice target/release/sluice --out chaos/results $(if $(SEED),--seed $(SEED))

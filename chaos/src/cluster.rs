@@ -350,12 +350,22 @@ pub fn set_configs_call(
 
 /// The node coordinating consumer group `group` (FindCoordinator v3).
 pub fn coordinator_call(addr: &str, group: &str) -> Result<i32> {
+    find_coordinator(addr, group, 0)
+}
+
+/// The node that coordinates transactional id `id`, asked of `addr`.
+pub fn txn_coordinator_call(addr: &str, id: &str) -> Result<i32> {
+    find_coordinator(addr, id, 1)
+}
+
+/// FindCoordinator v3 for `key` of `key_type` (0 group, 1 transactional id).
+fn find_coordinator(addr: &str, key: &str, key_type: i8) -> Result<i32> {
     let req = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(group.to_string()))
-        .with_key_type(0);
+        .with_key(StrBytes::from_string(key.to_string()))
+        .with_key_type(key_type);
     let resp = call(addr, 3, &req)?;
     if resp.error_code != 0 {
-        bail!("FindCoordinator {group:?}: error {}", resp.error_code);
+        bail!("FindCoordinator {key:?}: error {}", resp.error_code);
     }
     Ok(resp.node_id.0)
 }

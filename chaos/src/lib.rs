@@ -2,7 +2,8 @@
 //!
 //! A scenario (TOML, `chaos/scenarios/`) names a cluster, a workload and a
 //! list of faults. [`run::run`] starts the nodes, creates the topic, drives
-//! idempotent acks=all producers and a consumer group, injects the faults, waits for the cluster
+//! idempotent acks=all producers, a consumer group and (if asked) a
+//! transactional producer, injects the faults, waits for the cluster
 //! to heal, reads every partition back and checks it against every
 //! acknowledgement; [`report`] writes `result.json` and `report.md`.
 //!
@@ -14,6 +15,7 @@
 //! - `net`: network namespaces, one per node, and the cuts between them.
 //! - `workload`: the producer and its recorded history.
 //! - `group`: the consumer group member and the check of its commits.
+//! - `txn`: the transactional producer and the check of its transactions.
 //! - `check`: read back and the checks.
 //! - `run`: the scenario driver and the fault injectors.
 //! - `report`: tables, JSON and Markdown.
@@ -27,6 +29,7 @@ pub mod procs;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod txn;
 pub mod workload;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::run::Outcome;
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "scenario",
     "result",
     "faults",
@@ -20,6 +20,7 @@ const HEADER: [&str; 14] = [
     "lost (allowed)",
     "commits",
     "commits back",
+    "txns",
     "heal median ms",
     "heal max ms",
 ];
@@ -43,6 +44,12 @@ fn row(o: &Outcome) -> Vec<String> {
         c.lost_allowed.to_string(),
         o.commits.acknowledged.to_string(),
         o.commits.regressed.to_string(),
+        if o.scenario.transactions {
+            let t = &o.transactions;
+            format!("{}/{}/{}", t.committed, t.aborted, t.unknown)
+        } else {
+            "-".into()
+        },
         ms(o.heal_median_ms),
         ms(o.heal_max_ms),
     ]
@@ -125,6 +132,14 @@ pub fn write(o: &Outcome, dir: &Path) -> Result<()> {
         "Group commits acknowledged: {}; committed offsets seen moving backwards (`commits back`): {}; messages the member consumed: {}; its commits or offset fetches that failed: {}.\n",
         o.commits.acknowledged, o.commits.regressed, o.commits.consumed, o.commits.failed_calls
     )?;
+    if s.transactions {
+        let t = &o.transactions;
+        writeln!(
+            md,
+            "Transactions (`txns`: committed/aborted/unknown): {} committed, {} aborted, {} whose end the producer never learned ({} of those read whole); values read with read_committed: {}.\n",
+            t.committed, t.aborted, t.unknown, t.unknown_read, t.values_read
+        )?;
+    }
     writeln!(
         md,
         "## Faults\n\n| # | kind | node | at ms | heal ms | detail |\n| - | - | - | - | - | - |"

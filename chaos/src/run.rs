@@ -14,12 +14,13 @@ use serde::Serialize;
 
 use crate::check::{self, Counts, Violation};
 use crate::cluster::{
-    change_voter_call, coordinator_call, quorum_call, reassign_call, set_configs_call, wait_for,
-    Cluster,
+    change_voter_call, coordinator_call, quorum_call, reassign_call, set_configs_call,
+    txn_coordinator_call, wait_for, Cluster,
 };
 use crate::group::{self, CommitCounts, CommitHistory, GroupMember};
 use crate::net::Net;
 use crate::scenario::{Fault, Network, Rng, Scenario, Target, TornMode};
+use crate::txn::{self, TxnCounts, TxnWriter};
 use crate::workload::{Clock, History, Workload};
 
 /// Kafka's REQUEST_TIMED_OUT, NOT_CONTROLLER and COORDINATOR_NOT_AVAILABLE:
@@ -71,6 +72,8 @@ pub struct Outcome {
     pub counts: Counts,
     /// The consumer group's commits (zero when the scenario has none).
     pub commits: CommitCounts,
+    /// The transactions' ends and what was read (zero without them).
+    pub transactions: TxnCounts,
     pub faults: Vec<FaultRecord>,
     pub heal_median_ms: Option<f64>,
     pub heal_max_ms: Option<f64>,
@@ -104,6 +107,8 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         cluster: None,
         net: None,
         commits: None,
+        txns: None,
+        txn_events: Vec::new(),
     };
     let result = r.go(&opts.binary, root.path());
     let mut converged = false;
@@ -132,6 +137,8 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         .map(group::check_commits)
         .unwrap_or_default();
     violations.extend(commit_violations);
+    let (transactions, txn_violations) = r.txns.take().unwrap_or_default();
+    violations.extend(txn_violations);
     violations.truncate(MAX_VIOLATIONS);
     let mut faults = r.faults;
     if let Some(h) = &history {
@@ -160,12 +167,22 @@ pub fn run(s: &Scenario, opts: &Options, command: &str) -> Result<Outcome> {
         errors: r.errors,
         counts,
         commits,
+        transactions,
         heal_median_ms: heals.get(heals.len() / 2).copied(),
         heal_max_ms: heals.last().copied(),
         faults,
         converged,
         violations,
-        producer_events: history.map(|h| h.events).unwrap_or_default(),
+        producer_events: history
+            .map(|h| h.events)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(
+                r.txn_events
+                    .into_iter()
+                    .map(|(at, e)| (at, format!("transactional: {e}"))),
+            )
+            .collect(),
         duration_s: started.elapsed().as_secs_f64(),
         data_dir,
         command: command.to_string(),
@@ -201,6 +218,10 @@ struct Runner<'a> {
     net: Option<Net>,
     /// The consumer group's history, once it stopped.
     commits: Option<CommitHistory>,
+    /// The transactions' check, once the cluster healed.
+    txns: Option<(TxnCounts, Vec<Violation>)>,
+    /// The transactional producer's events.
+    txn_events: Vec<(u64, String)>,
 }
 
 type Checked = (History, Option<Vec<check::ReadLog>>, bool);
@@ -221,7 +242,11 @@ impl Runner<'_> {
             self.net = Some(net);
         }
         self.cluster = Some(Cluster::start(s, binary, root, self.net.as_ref())?);
-        self.create_topic()?;
+        let topic = self.c().topic.clone();
+        self.create_topic(&topic)?;
+        if s.transactions {
+            self.create_topic(&txn::txn_topic(&topic))?;
+        }
         if s.nodes > 1 {
             self.c().wait_isr_full(CONVERGE_TIMEOUT)?;
         }
@@ -237,9 +262,20 @@ impl Runner<'_> {
                 self.clock,
             )
         });
+        let txn_writer = s.transactions.then(|| {
+            TxnWriter::start(
+                bootstrap.clone(),
+                txn::txn_topic(&topic),
+                s.partitions,
+                self.clock,
+            )
+        });
         thread::sleep(Duration::from_millis(s.warmup_ms));
         if let Some(member) = &member {
             member.wait_consuming(CONVERGE_TIMEOUT)?;
+        }
+        if let Some(writer) = &txn_writer {
+            writer.wait_committing(CONVERGE_TIMEOUT)?;
         }
         for (i, f) in s.faults.iter().enumerate() {
             eprintln!(
@@ -260,6 +296,7 @@ impl Runner<'_> {
         thread::sleep(Duration::from_millis(s.settle_ms));
         let history = workload.finish()?;
         let commits = member.map(GroupMember::finish).transpose()?;
+        let txn_history = txn_writer.map(TxnWriter::finish).transpose()?;
         let history = std::mem::replace(
             &mut *history.lock().unwrap(),
             History {
@@ -295,6 +332,13 @@ impl Runner<'_> {
         let logs = check::read_back(&bootstrap, &topic, s.partitions)
             .map_err(|e| self.errors.push(format!("read back: {e:#}")))
             .ok();
+        if let Some(h) = txn_history {
+            match txn::check(&bootstrap, &txn::txn_topic(&topic), s.partitions, &h) {
+                Ok(checked) => self.txns = Some(checked),
+                Err(e) => self.errors.push(format!("check the transactions: {e:#}")),
+            }
+            self.txn_events = h.events;
+        }
         if let Some(mut c) = commits {
             if let Err(e) = group::read_final(&bootstrap, &topic, &mut c, self.clock) {
                 self.errors
@@ -305,7 +349,7 @@ impl Runner<'_> {
         Ok((history, logs, converged))
     }
 
-    fn create_topic(&mut self) -> Result<()> {
+    fn create_topic(&mut self, name: &str) -> Result<()> {
         let s = self.s;
         let c = self.c();
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -316,7 +360,7 @@ impl Runner<'_> {
         let unclean = s.unclean_leader_election.to_string();
         let min_isr = s.min_insync_replicas.to_string();
         let topic = NewTopic::new(
-            &c.topic,
+            name,
             s.partitions,
             TopicReplication::Fixed(s.replication_factor),
         )
@@ -374,6 +418,19 @@ impl Runner<'_> {
                     }
                 })?
             }
+            Target::TxnCoordinator => wait_for(
+                "the transactional id's coordinator",
+                CONVERGE_TIMEOUT,
+                || {
+                    let addr = c.nodes[&c.live()[0]].addr();
+                    let id = txn_coordinator_call(&addr, txn::TRANSACTIONAL_ID)?;
+                    if c.live().contains(&id) {
+                        Ok(id)
+                    } else {
+                        bail!("coordinator {id} is not a live node")
+                    }
+                },
+            )?,
             Target::Leader | Target::Follower => {
                 let view = wait_for("partition 0's leader", CONVERGE_TIMEOUT, || {
                     let m = c.any_metadata()?;

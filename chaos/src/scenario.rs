@@ -76,6 +76,11 @@ pub struct Scenario {
     /// `consumer` (KIP-848, the coordinator assigns).
     #[serde(default)]
     pub group_protocol: GroupProtocol,
+    /// A transactional producer writes transactions to a topic of its own
+    /// (`<topic>-txn`, shaped like the run's), committing most, aborting
+    /// some; the checker holds them (`txn`).
+    #[serde(default)]
+    pub transactions: bool,
     /// Load before the first fault.
     #[serde(default = "defaults::warmup_ms")]
     pub warmup_ms: u64,
@@ -232,6 +237,8 @@ pub enum Target {
     Controller,
     /// The coordinator of the run's consumer group.
     Coordinator,
+    /// The coordinator of the run's transactional id.
+    TxnCoordinator,
     /// The node that has been down longest.
     Down,
     Node(i32),
@@ -245,12 +252,13 @@ impl TryFrom<String> for Target {
             "follower" => Target::Follower,
             "controller" => Target::Controller,
             "coordinator" => Target::Coordinator,
+            "txn-coordinator" => Target::TxnCoordinator,
             "down" => Target::Down,
             other => match other.strip_prefix("node-").and_then(|n| n.parse().ok()) {
                 Some(id) => Target::Node(id),
                 None => {
                     return Err(format!(
-                        "target {s:?}: expected leader, follower, controller, coordinator, down or node-N"
+                        "target {s:?}: expected leader, follower, controller, coordinator, txn-coordinator, down or node-N"
                     ))
                 }
             },
@@ -265,6 +273,7 @@ impl From<Target> for String {
             Target::Follower => "follower".into(),
             Target::Controller => "controller".into(),
             Target::Coordinator => "coordinator".into(),
+            Target::TxnCoordinator => "txn-coordinator".into(),
             Target::Down => "down".into(),
             Target::Node(id) => format!("node-{id}"),
         }

@@ -5,7 +5,8 @@
 //! leader to a fourth node (AlterPartitionReassignments), one replacement of
 //! the active controller as a voter by that fourth node followed by a kill -9
 //! of the new controller, one kill -9 of the coordinator of a consumer
-//! group protocol (KIP-848) group, and one kill -9 of a single
+//! group protocol (KIP-848) group, one kill -9 of a transaction coordinator
+//! while transactions commit and abort, and one kill -9 of a single
 //! `--fsync-on-ack` node, each against the real debug `sluice` binary; none
 //! may lose, duplicate or reorder an acknowledged write, or move a
 //! committed group offset backwards. No timing is asserted; every wait is
@@ -63,6 +64,14 @@ fn run_short(name: &str) {
         detail.join("\n")
     );
     assert!(outcome.counts.acknowledged > 0, "nothing was acknowledged");
+    if scenario.transactions {
+        // Else the transactions' check saw nothing and proves nothing.
+        assert!(
+            outcome.transactions.committed > 0,
+            "{name}: no transaction was committed: {:?}",
+            outcome.transactions
+        );
+    }
     if scenario.consumer_group {
         // Else the committed-offsets check saw nothing and proves nothing.
         assert!(
@@ -108,6 +117,15 @@ fn replacing_the_controller_loses_nothing() {
 #[test]
 fn killing_a_consumer_protocol_coordinator_loses_nothing() {
     run_short("short-consumer-protocol");
+}
+
+/// kill -9 of a transaction coordinator while transactions run: every
+/// committed transaction is read whole and once, no aborted one is read,
+/// and no transaction is left open (the last stable offsets reach the
+/// ends).
+#[test]
+fn killing_a_transaction_coordinator_loses_no_transaction() {
+    run_short("short-kill-txn-coordinator");
 }
 
 /// kill -9 of a single node with --fsync-on-ack loses no acknowledged write.
