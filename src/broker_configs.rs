@@ -532,46 +532,36 @@ mod tests {
     #[test]
     fn coarser_spellings_count_after_the_millisecond_key() {
         let config = BrokerConfig::default();
-        let configs = BrokerConfigs::default()
-            .altered(
-                &config,
-                BrokerTarget::ClusterDefault,
-                vec![set("log.retention.hours", "2"), set("log.roll.hours", "1")],
-                false,
-            )
-            .unwrap()
-            .altered(
-                &config,
-                BrokerTarget::Broker(2),
-                vec![set("log.retention.minutes", "3")],
-                false,
-            )
-            .unwrap();
+        let with = |configs: &BrokerConfigs, target, key: &str, value: &str| {
+            configs.altered(&config, target, vec![set(key, value)], false)
+        };
+        let cluster = BrokerTarget::ClusterDefault;
+        let hours = with(
+            &BrokerConfigs::default(),
+            cluster,
+            "log.retention.hours",
+            "2",
+        )
+        .unwrap();
+        let rolls = with(&hours, cluster, "log.roll.hours", "1").unwrap();
+        let configs = with(
+            &rolls,
+            BrokerTarget::Broker(2),
+            "log.retention.minutes",
+            "3",
+        )
+        .unwrap();
         assert_eq!(configs.topic_defaults(1)["retention.ms"], "7200000");
         assert_eq!(configs.topic_defaults(1)["segment.ms"], "3600000");
         // Minutes before hours, whatever level each is set at.
         assert_eq!(configs.topic_defaults(2)["retention.ms"], "180000");
         // The millisecond key, even cluster-wide, before either.
-        let with_ms = configs
-            .altered(
-                &config,
-                BrokerTarget::ClusterDefault,
-                vec![set("log.retention.ms", "5000")],
-                false,
-            )
-            .unwrap();
+        let with_ms = with(&configs, cluster, "log.retention.ms", "5000").unwrap();
         assert_eq!(with_ms.topic_defaults(2)["retention.ms"], "5000");
-        let unlimited = configs
-            .altered(
-                &config,
-                BrokerTarget::ClusterDefault,
-                vec![set("log.retention.hours", "-1")],
-                false,
-            )
-            .unwrap();
+        let unlimited = with(&configs, cluster, "log.retention.hours", "-1").unwrap();
         assert_eq!(unlimited.topic_defaults(1)["retention.ms"], "-1");
-        for bad in [set("log.retention.hours", "x"), set("log.roll.hours", "0")] {
-            let refused = configs.altered(&config, BrokerTarget::Broker(1), vec![bad], false);
+        for (key, bad) in [("log.retention.hours", "x"), ("log.roll.hours", "0")] {
+            let refused = with(&configs, BrokerTarget::Broker(1), key, bad);
             assert!(refused.unwrap_err().is_invalid_value());
         }
     }

@@ -54,6 +54,20 @@ fn start(config: &str, extra: &[&str]) -> Cluster {
     cluster
 }
 
+/// Writes a quorum CA and a controller certificate into `dir`; the
+/// `--controller-ssl-*` flags that name them (the CA's path second).
+fn quorum_tls_args(dir: &Path) -> Vec<String> {
+    let (ca, cert, key) = write_quorum_certificates(dir, "controller");
+    [
+        ("--controller-ssl-ca", ca),
+        ("--controller-ssl-cert", cert),
+        ("--controller-ssl-key", key),
+    ]
+    .into_iter()
+    .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+    .collect()
+}
+
 fn values(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag}-{i}")).collect()
 }
@@ -322,22 +336,11 @@ sasl_mechanisms = ["PLAIN"]"#,
 fn a_cluster_whose_quorum_speaks_tls_serves() {
     const TOPIC: &str = "quorum-tls";
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = write_quorum_certificates(dir.path(), "controller");
-    let (ca, cert, key) = (
-        ca.display().to_string(),
-        cert.display().to_string(),
-        key.display().to_string(),
-    );
+    let quorum_tls = quorum_tls_args(dir.path());
+    let ca = quorum_tls[1].clone();
     let cluster = Cluster::start_with(
         3,
-        &[
-            "--controller-ssl-ca",
-            &ca,
-            "--controller-ssl-cert",
-            &cert,
-            "--controller-ssl-key",
-            &key,
-        ],
+        &quorum_tls.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     for id in ALL3 {
         let log = std::fs::read_to_string(cluster.node(id).stderr_path()).unwrap();
@@ -391,12 +394,7 @@ fn sighup_reloads_the_inter_broker_and_quorum_certificates() {
     const TOPIC: &str = "ib-reload";
     let dir = tempfile::tempdir().unwrap();
     write_certificates(dir.path(), "ca", "server", "broker", "broker");
-    let (ca, cert, key) = write_quorum_certificates(dir.path(), "controller");
-    let (ca, cert, key) = (
-        ca.display().to_string(),
-        cert.display().to_string(),
-        key.display().to_string(),
-    );
+    let quorum_tls = quorum_tls_args(dir.path());
     let config = write_config(
         dir.path(),
         r#"inter_broker_ssl_cert = "broker.pem"
@@ -404,14 +402,7 @@ inter_broker_ssl_key = "broker.key""#,
         r#"protocol = "SSL"
 ssl_client_auth = "required""#,
     );
-    let quorum_tls = [
-        "--controller-ssl-ca",
-        &ca,
-        "--controller-ssl-cert",
-        &cert,
-        "--controller-ssl-key",
-        &key,
-    ];
+    let quorum_tls: Vec<&str> = quorum_tls.iter().map(String::as_str).collect();
     let mut cluster = start(&config, &quorum_tls);
     cluster.create_topic(
         &NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3"),

@@ -84,11 +84,7 @@ pub fn value(m: &TxnMetadata) -> Vec<u8> {
         return value_v1(m);
     }
     let mut out = Vec::with_capacity(64);
-    out.put_i16(0);
-    out.put_i64(m.producer_id);
-    out.put_i16(m.producer_epoch);
-    out.put_i32(m.timeout_ms);
-    out.put_i8(m.state.id());
+    put_head(&mut out, 0, m);
     if m.partitions.is_empty() {
         out.put_i32(-1);
     } else {
@@ -111,11 +107,7 @@ pub fn value(m: &TxnMetadata) -> Vec<u8> {
 /// are set as tagged fields.
 fn value_v1(m: &TxnMetadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
-    out.put_i16(1);
-    out.put_i64(m.producer_id);
-    out.put_i16(m.producer_epoch);
-    out.put_i32(m.timeout_ms);
-    out.put_i8(m.state.id());
+    put_head(&mut out, 1, m);
     let topics = by_topic(&m.partitions);
     put_uvarint(&mut out, topics.len() as u32 + 1);
     for (topic, ids) in topics {
@@ -143,6 +135,15 @@ fn value_v1(m: &TxnMetadata) -> Vec<u8> {
         out.put_i64(id);
     }
     out
+}
+
+/// The fields both value versions start with, in the same encoding.
+fn put_head(out: &mut Vec<u8>, version: i16, m: &TxnMetadata) {
+    out.put_i16(version);
+    out.put_i64(m.producer_id);
+    out.put_i16(m.producer_epoch);
+    out.put_i32(m.timeout_ms);
+    out.put_i8(m.state.id());
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
