@@ -471,16 +471,16 @@ async fn end_txn(
     let mut fresh = None;
     let next = loop {
         let now = crate::runtime::now_ms();
-        let decision = {
+        let (decision, current) = {
             let txns = coord.txns.borrow();
             let e = txns.get(id).ok_or(TxnError::IdMapping)?;
             let pending = e.pending.is_some();
-            let decided = if bump_epoch {
+            let decision = if bump_epoch {
                 state::end_v2(&e.meta, pending, producer, commit, fresh, now)
             } else {
                 state::end(&e.meta, pending, producer, commit, now)
             };
-            decided.map(|next| next.ok_or((e.meta.producer_id, e.meta.producer_epoch)))
+            (decision, (e.meta.producer_id, e.meta.producer_epoch))
         };
         match decision {
             // Rotating the exhausted epoch's producer id: one more round
@@ -492,9 +492,9 @@ async fn end_txn(
                 })?);
             }
             Err(e) => return Err(e),
-            // A retry of an end already done.
-            Ok(Err(current)) => return Ok(if bump_epoch { current } else { producer }),
-            Ok(Ok(next)) => break next,
+            // A retry of an end already done: the producer as it is now.
+            Ok(None) => return Ok(if bump_epoch { current } else { producer }),
+            Ok(Some(next)) => break next,
         }
     };
     let answer = if bump_epoch {
