@@ -131,6 +131,10 @@ pub enum GroupMsg {
     },
     TxnCommit {
         request: TxnOffsetCommitRequest,
+        /// KIP-890: the offsets partition's verification point at which
+        /// the transaction coordinator confirmed it is in the producer's
+        /// transaction; `None` when one was open there already.
+        verified: Option<i64>,
         reply: oneshot::Sender<TxnOffsetCommitResponse>,
     },
     /// ConsumerGroupDescribe of one group (KIP-848).
@@ -402,8 +406,12 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             };
             let _ = reply.send(offsets::commit(&coord, version, request, times).await);
         }
-        GroupMsg::TxnCommit { request, reply } => {
-            let _ = reply.send(txn_offsets::commit(&coord, request, now).await);
+        GroupMsg::TxnCommit {
+            request,
+            verified,
+            reply,
+        } => {
+            let _ = reply.send(txn_offsets::commit(&coord, request, verified, now).await);
         }
         GroupMsg::FetchOffsets {
             group_id,
@@ -824,16 +832,18 @@ type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 /// shard owns. Returns the log offset of the first record, or the Kafka
 /// error code of the failure.
 async fn append(coord: &Rc<Coordinator>, group_id: &str, records: &[KeyValue]) -> Result<i64, i16> {
-    append_as(coord, group_id, records, None).await
+    append_as(coord, group_id, records, None, None).await
 }
 
 /// [`append`], as `producer`'s (id, epoch) transactional batches when given
-/// (TxnOffsetCommit), else as plain batches.
+/// (TxnOffsetCommit, with the verification point the commit was verified
+/// at), else as plain batches.
 async fn append_as(
     coord: &Rc<Coordinator>,
     group_id: &str,
     records: &[KeyValue],
     producer: Option<(i64, i16)>,
+    txn_verified: Option<i64>,
 ) -> Result<i64, i16> {
     let shard = &coord.shard;
     let partition = offsets_partition(group_id, offsets_partition_count(shard));
@@ -866,7 +876,7 @@ async fn append_as(
         acks: -1,
         origin: crate::storage::AppendOrigin::Coordinator,
         timeout_ms: shard.config.offsets_commit_timeout_ms,
-        txn_verified: None,
+        txn_verified,
     };
     let outcome = shard.produce(vec![item]).await.remove(0);
     if outcome.error != 0 {

@@ -26,6 +26,7 @@ pub const PENDING_OFFSETS_PER_PRODUCER_MAX: usize = 100_000;
 pub async fn commit(
     coord: &Rc<Coordinator>,
     request: TxnOffsetCommitRequest,
+    verified: Option<i64>,
     now: i64,
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.to_string();
@@ -83,7 +84,7 @@ pub async fn commit(
     }
     let kvs: Vec<KeyValue> = writes.iter().map(|w| w.2.clone()).collect();
     let producer = (producer_id, request.producer_epoch);
-    match append_as(coord, &group_id, &kvs, Some(producer)).await {
+    match append_as(coord, &group_id, &kvs, Some(producer), verified).await {
         Ok(first) => {
             let mut groups = coord.groups.borrow_mut();
             let group = groups

@@ -67,7 +67,8 @@ pub struct ProduceItem {
     /// How long an acks=-1 produce may wait for the ISR (the request's
     /// timeout) before it is answered REQUEST_TIMED_OUT.
     pub timeout_ms: u64,
-    /// KIP-890: for a client's transactional batch, the verification point
+    /// KIP-890: for a transactional batch (a client's, or a transactional
+    /// offset commit), the verification point
     /// (`ProducerStates::txn_verification_point`) at which the coordinator
     /// confirmed the partition is in the producer's transaction. Without
     /// it, a batch that would open a transaction here is refused.

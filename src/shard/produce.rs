@@ -18,9 +18,7 @@ use kafka_protocol::ResponseError;
 
 use super::ops::{led_partition, storage_error_code};
 use super::*;
-use crate::storage::{
-    AppendOrigin, AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed,
-};
+use crate::storage::{AppendResult, Prepared, PreparedAppend, StorageError, WriteFailed};
 
 const NONE: i16 = 0;
 
@@ -127,16 +125,14 @@ fn admit(shard: &Shard, item: &ProduceItem) -> Result<Admitted, ProduceOutcome> 
     })
 }
 
-/// KIP-890: a client's transactional batch that would open a transaction
-/// here must have been verified with the coordinator since the producer's
-/// last marker here; otherwise its transaction may have ended meanwhile
-/// and the batch would open one no coordinator knows of (a hanging
-/// transaction, holding back the last stable offset for good). Checked
-/// with nothing awaited before the append is placed.
+/// KIP-890: a transactional batch that would open a transaction here (a
+/// client's, or a group coordinator's transactional offset commit) must
+/// have been verified with the coordinator since the producer's last
+/// marker here; otherwise its transaction may have ended meanwhile and the
+/// batch would open one no coordinator knows of (a hanging transaction,
+/// holding back the last stable offset for good). Checked with nothing
+/// awaited before the append is placed.
 fn check_verified(item: &ProduceItem, partition: &Partition) -> Result<(), ProduceOutcome> {
-    if item.origin != AppendOrigin::Client {
-        return Ok(());
-    }
     let Some((producer_id, epoch)) = item.records.transactional_producer() else {
         return Ok(());
     };

@@ -45,16 +45,19 @@ pub async fn handle(
     let group_id = request.group_id.to_string();
     let mut response = TxnOffsetCommitResponse::default();
     let refused_all = if !access.transactional_id(Operation::Write, &request.transactional_id) {
-        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        Err(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else if !access.group(Operation::Read, &group_id) {
-        Some(ResponseError::GroupAuthorizationFailed.code())
+        Err(ResponseError::GroupAuthorizationFailed.code())
     } else {
         verify(txns, version, &request).await
     };
-    if let Some(code) = refused_all {
-        response.topics = answered(&request.topics, code);
-        return response;
-    }
+    let verified = match refused_all {
+        Ok(verified) => verified,
+        Err(code) => {
+            response.topics = answered(&request.topics, code);
+            return response;
+        }
+    };
     let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
         .into_iter()
         .partition(|t| access.topic(Operation::Read, t.name.0.as_str()));
@@ -66,6 +69,7 @@ pub async fn handle(
         let fallback = answered(&request.topics, crate::group::not_available());
         response = call(groups, &group_id, |reply| GroupMsg::TxnCommit {
             request,
+            verified,
             reply,
         })
         .await
@@ -83,42 +87,52 @@ pub async fn handle(
 /// transaction (v5: is added to it) before transactional offsets reach
 /// it, or a late commit could open a transaction there that no
 /// coordinator ends, holding back every `require_stable` offset fetch of
-/// the group. The code every partition gets when it is not.
+/// the group. `Ok`: the verification point the write is appended at (as
+/// a produce's, `shard::produce::check_verified`); `Err`: the code every
+/// partition gets.
 async fn verify(
     txns: &Rc<crate::txn::Coordinator>,
     version: i16,
     request: &TxnOffsetCommitRequest,
-) -> Option<i16> {
+) -> Result<Option<i64>, i16> {
     use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
     let id = request.transactional_id.as_str();
     if !crate::txn::valid_transactional_id(id) || !crate::group::valid_group_id(&request.group_id) {
         // The group coordinator answers these as Kafka's does.
-        return None;
+        return Ok(None);
     }
     let partition = crate::shard::TopicPartition {
         topic: std::sync::Arc::from(OFFSETS_TOPIC),
         partition: offsets_partition(&request.group_id, offsets_partition_count(txns.shard())),
     };
     let producer = (request.producer_id.0, request.producer_epoch);
+    let asked = vec![(partition.clone(), producer)];
+    let point = match txns.shard().txn_verification_points(asked).await.remove(0) {
+        // A transaction open there already: its commits join it.
+        Ok(None) => return Ok(None),
+        Ok(Some(point)) => point,
+        // Not there yet (the first commit creates `__consumer_offsets`),
+        // or another broker's (the group coordinator answers that): no
+        // marker there yet.
+        Err(_) => -1,
+    };
     let add = version >= ADDS_PARTITION_SINCE;
     let code = crate::handlers::txn_verify::ask(txns, id, producer, vec![partition], add)
         .await
         .remove(0);
     use ResponseError as E;
     let is = |e: E| code == e.code();
-    match code {
-        0 => None,
-        _ if is(E::ProducerFenced) => Some(E::InvalidProducerEpoch.code()),
-        _ if is(E::TransactionAbortable) && version < ABORTABLE_SINCE => {
-            Some(E::InvalidTxnState.code())
-        }
+    Err(match code {
+        0 => return Ok(Some(point)),
+        _ if is(E::ProducerFenced) => E::InvalidProducerEpoch.code(),
+        _ if is(E::TransactionAbortable) && version < ABORTABLE_SINCE => E::InvalidTxnState.code(),
         _ if is(E::NotCoordinator) || is(E::CoordinatorLoadInProgress) => {
             // The transaction coordinator's, not the group's: the client
             // retries without looking the group up again.
-            Some(E::CoordinatorLoadInProgress.code())
+            E::CoordinatorLoadInProgress.code()
         }
-        _ => Some(code),
-    }
+        _ => code,
+    })
 }
 
 /// Every partition of `topics` answered `code`.
