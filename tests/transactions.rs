@@ -649,10 +649,21 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_every_end() {
     assert_eq!(stable, c.log_end_offset("tx-v2", 1), "nothing left open");
 }
 
-/// A transaction whose producer went away is aborted and fenced after its timeout.
+/// A transaction whose producer went away is aborted and fenced after its
+/// timeout: one epoch bump fences it, and under transaction version 2 (the
+/// default) its abort bumps once more, as every end does there (Kafka's
+/// coordinator does both at the cluster's level).
 #[test]
 fn open_transaction_is_aborted_after_its_timeout() {
-    let broker = start_broker();
+    for (version, bumps) in [("2", 2), ("0", 1)] {
+        aborted_after_its_timeout(version, bumps);
+    }
+}
+
+fn aborted_after_its_timeout(transaction_version: &str, bumps: i16) {
+    let mut args = BROKER_ARGS.to_vec();
+    args.extend(["--transaction-version", transaction_version]);
+    let broker = Broker::start_with(2, &args);
     let bs = broker.bootstrap();
     create_topic(&bs, "tx-timeout", 2, &[]);
     let pid = {
@@ -671,8 +682,8 @@ fn open_transaction_is_aborted_after_its_timeout() {
     assert_eq!(aborted.producer_id.0, pid.id);
     assert_eq!(
         aborted.producer_epoch,
-        pid.epoch + 1,
-        "the old producer is fenced"
+        pid.epoch + bumps,
+        "the old producer is fenced (transaction version {transaction_version})"
     );
     assert_eq!(
         log_end(&bs, "tx-timeout", 1),
@@ -720,7 +731,8 @@ fn dropped_librdkafka_producer_is_aborted_after_its_timeout() {
     wait_for_state(&mut c, "tx-dropped", "Ongoing");
     drop(producer);
     let d = wait_for_state(&mut c, "tx-dropped", "CompleteAbort");
-    assert_eq!(d.producer_epoch, 1, "aborted by the coordinator's timeout");
+    // Fenced, and bumped again by the abort (transaction version 2).
+    assert_eq!(d.producer_epoch, 2, "aborted by the coordinator's timeout");
     let (rows, _) = list(&mut c, 1, &["CompleteAbort"], &[d.producer_id.0], -1);
     assert_eq!(rows.len(), 1);
 }
@@ -743,8 +755,8 @@ fn init_producer_id_aborts_the_open_transaction_first() {
     assert_eq!(new.id, old.id);
     assert_eq!(
         new.epoch,
-        old.epoch + 2,
-        "one bump fences, the retry bumps again"
+        old.epoch + 3,
+        "one bump fences, the abort bumps (transaction version 2), the retry bumps again"
     );
     let d = describe(&mut c, "tx-reinit");
     assert_eq!(d.transaction_state.as_str(), "Empty");
@@ -827,7 +839,8 @@ fn transaction_state_survives_restart() {
     assert_eq!(end(&mut c, 3, "tx-done", done, true), NONE);
     let before = log_end(&bs, "tx-restart", 1);
     let again = init(&mut c, "tx-open", 600_000);
-    assert_eq!((again.id, again.epoch), (open.id, open.epoch + 2));
+    // Fenced, the abort's bump (transaction version 2), the retry's.
+    assert_eq!((again.id, again.epoch), (open.id, open.epoch + 3));
     assert_eq!(log_end(&bs, "tx-restart", 1), before + 1);
     assert_eq!(
         describe(&mut c, "tx-open").transaction_state.as_str(),

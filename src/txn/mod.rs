@@ -425,6 +425,7 @@ async fn init_producer_id(
                 return Ok(answer);
             }
             Ok(state::InitDecision::FenceAndAbort(next)) => {
+                let next = fencing_abort(shard, next);
                 write(coord, id, next, TxnState::PrepareEpochFence).await?;
                 crate::runtime::spawn_local(finish(coord.clone(), id.to_string())).detach();
                 // The client retries, and its retry bumps the epoch again.
@@ -433,6 +434,18 @@ async fn init_producer_id(
         }
     }
     Err(TxnError::NotAvailable)
+}
+
+/// The PrepareAbort that fences an open transaction's producer (on an
+/// InitProducerId, or past its timeout): one epoch bump, and one more
+/// under transaction version 2, as Kafka's coordinator does at the
+/// cluster's level.
+fn fencing_abort(shard: &Shard, fenced: TxnMetadata) -> TxnMetadata {
+    if shard.config.transaction_version.level() >= 2 {
+        fenced.bumped_at_end()
+    } else {
+        fenced
+    }
 }
 
 /// AddPartitionsToTxn: whether each partition is (now) in the transaction.

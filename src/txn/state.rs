@@ -215,6 +215,22 @@ impl TxnMetadata {
         next
     }
 
+    /// Under transaction version 2, the fencing PrepareAbort bumps the
+    /// epoch once more, as every end does there (Kafka's
+    /// prepareAbortOrCommit after prepareFenceProducerEpoch): the producer
+    /// that left the transaction open is fenced for good, since no epoch it
+    /// ever had answers as a retry of this end.
+    pub fn bumped_at_end(mut self) -> TxnMetadata {
+        assert_eq!(
+            self.state,
+            TxnState::PrepareAbort,
+            "only a fencing abort bumps again"
+        );
+        self.last_producer_epoch = self.producer_epoch;
+        self.producer_epoch = self.producer_epoch.saturating_add(1);
+        self
+    }
+
     /// The Complete* that follows a Prepare* once every marker is written
     /// (on the next producer id, at epoch 0, after an end that exhausted
     /// the epoch).
@@ -807,6 +823,25 @@ mod tests {
         assert_eq!(
             end_v2(&done, false, (7, i16::MAX - 1), true, None, 8),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_v2_fencing_abort_leaves_no_epoch_of_the_producer_a_retry() {
+        let open = add_partitions(&ready(4), false, (7, 4), &[tp(0)], 10, 5)
+            .unwrap()
+            .unwrap();
+        let fenced = open.fence_and_abort(6).bumped_at_end();
+        assert_eq!(fenced.producer_epoch, 6);
+        let done = fenced.complete(7);
+        // The producer still at epoch 4 is fenced, not answered as a retry.
+        assert_eq!(
+            end_v2(&done, false, (7, 4), false, None, 8),
+            Err(TxnError::Fenced)
+        );
+        assert_eq!(
+            end_v2(&done, false, (7, 4), true, None, 8),
+            Err(TxnError::Fenced)
         );
     }
 

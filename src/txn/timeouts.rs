@@ -67,7 +67,9 @@ async fn tick(coord: &Rc<Coordinator>) {
 async fn abort_timed_out(coord: &Rc<Coordinator>, id: &str) -> bool {
     let now = crate::runtime::now_ms();
     let next = match coord.txns.borrow().get(id) {
-        Some(e) if e.pending.is_none() && e.meta.timed_out(now) => e.meta.fence_and_abort(now),
+        Some(e) if e.pending.is_none() && e.meta.timed_out(now) => {
+            super::fencing_abort(&coord.shard, e.meta.fence_and_abort(now))
+        }
         _ => return false,
     };
     tracing::info!(
