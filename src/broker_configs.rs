@@ -76,6 +76,23 @@ pub fn unit_to_ms(value: &str, unit: i64) -> Option<String> {
     })
 }
 
+/// `value` of broker config `key` in the unit of the config it spells: a
+/// coarser spelling's in milliseconds, any other as it is.
+pub fn in_config_unit(key: &str, value: &str) -> Option<String> {
+    match TIME_UNIT_SYNONYMS.iter().find(|(k, _, _)| *k == key) {
+        Some(&(_, _, unit)) => unit_to_ms(value, unit),
+        None => Some(value.to_string()),
+    }
+}
+
+/// One dynamic level of a broker config that has a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub source: Source,
+}
+
 /// The replication throttle rates (`throttle_configs`), bytes per
 /// second: dynamic broker configs of their own, no topic's default.
 pub const REPLICATION_RATE_KEYS: &[&str] = &[throttle::LEADER_RATE, throttle::FOLLOWER_RATE];
@@ -202,17 +219,32 @@ impl BrokerConfigs {
             .map(|v| (v.as_str(), Source::ClusterDefault))
     }
 
+    /// Every dynamic level of `broker_key` on broker `node` that has a
+    /// value, in the order they count: the key itself (this broker's, then
+    /// the cluster's), then each coarser spelling (`TIME_UNIT_SYNONYMS`)
+    /// likewise, as Kafka lists a config's synonyms.
+    pub fn levels<'a>(&'a self, node: i32, broker_key: &'a str) -> Vec<Level<'a>> {
+        let own = self.of(BrokerTarget::Broker(node));
+        std::iter::once(broker_key)
+            .chain(time_unit_synonyms(broker_key).map(|(key, _)| key))
+            .flat_map(|key| {
+                let level = |configs: Option<&'a DynamicConfigs>, source| {
+                    let value = configs?.get(key)?;
+                    Some(Level { key, value, source })
+                };
+                let broker = level(own, Source::Broker);
+                broker
+                    .into_iter()
+                    .chain(level(Some(&self.cluster_default), Source::ClusterDefault))
+            })
+            .collect()
+    }
+
     /// A topic default's dynamic value on broker `node`, in the topic
-    /// config's terms: the broker key's own value, else the first coarser
-    /// spelling set (`TIME_UNIT_SYNONYMS`), in milliseconds.
+    /// config's unit: the first of its [`Self::levels`].
     pub fn dynamic_default(&self, node: i32, broker_key: &str) -> Option<String> {
-        if let Some((value, _)) = self.dynamic_value(node, broker_key) {
-            return Some(value.to_string());
-        }
-        time_unit_synonyms(broker_key).find_map(|(key, unit)| {
-            let (value, _) = self.dynamic_value(node, key)?;
-            unit_to_ms(value, unit)
-        })
+        let first = self.levels(node, broker_key).into_iter().next()?;
+        in_config_unit(first.key, first.value)
     }
 
     /// The topic defaults broker `node` applies, keyed by topic config name:
@@ -252,13 +284,21 @@ impl BrokerConfigs {
             self.of(target).cloned().unwrap_or_default()
         };
         for (key, change) in changes {
-            if key == ALTER_LOG_DIRS_THROTTLE || REPLICATION_RATE_KEYS.contains(&key.as_str()) {
-                own_key_change(&mut set, key, change)?;
+            if key == ALTER_LOG_DIRS_THROTTLE {
+                checked_change(&mut set, key, change, |_| {
+                    Err("a broker here has one data dir: no replica moves between log dirs")
+                })?;
+                continue;
+            }
+            if REPLICATION_RATE_KEYS.contains(&key.as_str()) {
+                checked_change(&mut set, key, change, |v| {
+                    throttle::parse_rate(v).map(|_| ())
+                })?;
                 continue;
             }
             if let Some(&(_, ms_key, unit)) = TIME_UNIT_SYNONYMS.iter().find(|(k, _, _)| *k == key)
             {
-                time_unit_change(&mut set, key, ms_key, unit, change)?;
+                checked_change(&mut set, key, change, |v| check_time_unit(ms_key, unit, v))?;
                 continue;
             }
             let Some(topic_key) = topic_key_of(&key) else {
@@ -329,46 +369,22 @@ impl BrokerConfigs {
     }
 }
 
-/// A change to a coarser spelling of a millisecond config: its value is
-/// kept as given, and checked as the topic config it comes to in
-/// milliseconds.
-fn time_unit_change(
-    set: &mut DynamicConfigs,
-    key: String,
-    ms_key: &str,
-    unit: i64,
-    change: ConfigChange,
-) -> Result<(), BrokerConfigError> {
-    let invalid =
-        |key: String, value: String, reason| BrokerConfigError::Invalid { key, value, reason };
-    match change {
-        ConfigChange::Delete => {
-            set.remove(&key);
-            Ok(())
-        }
-        ConfigChange::Set(value) => {
-            let Some(ms) = unit_to_ms(&value, unit) else {
-                return Err(invalid(key, value, "not an integer"));
-            };
-            let topic_key = topic_key_of(ms_key).expect("a topic default");
-            validate_topic_config(topic_key, &ms)
-                .map_err(|e| invalid(key.clone(), value.clone(), e.reason))?;
-            set.insert(key, value);
-            Ok(())
-        }
-        ConfigChange::Append(value) | ConfigChange::Subtract(value) => Err(invalid(
-            key,
-            value,
-            "APPEND and SUBTRACT apply only to list configs",
-        )),
-    }
+/// Whether a coarser spelling's value, in milliseconds, is a valid value
+/// of the topic config its millisecond key defaults.
+fn check_time_unit(ms_key: &str, unit: i64, value: &str) -> Result<(), &'static str> {
+    let ms = unit_to_ms(value, unit).ok_or("not an integer")?;
+    let topic_key = topic_key_of(ms_key).expect("a topic default");
+    validate_topic_config(topic_key, &ms).map_err(|e| e.reason)
 }
 
-/// A change to a broker config that defaults no topic config.
-fn own_key_change(
+/// A change to a broker config that defaults no topic config itself:
+/// deleted, or set to a value `check` accepts (kept as given); APPEND and
+/// SUBTRACT are for list configs only.
+fn checked_change(
     set: &mut DynamicConfigs,
     key: String,
     change: ConfigChange,
+    check: impl FnOnce(&str) -> Result<(), &'static str>,
 ) -> Result<(), BrokerConfigError> {
     let invalid =
         |key: String, value: String, reason| BrokerConfigError::Invalid { key, value, reason };
@@ -377,13 +393,8 @@ fn own_key_change(
             set.remove(&key);
             Ok(())
         }
-        ConfigChange::Set(value) if key == ALTER_LOG_DIRS_THROTTLE => Err(invalid(
-            key,
-            value,
-            "a broker here has one data dir: no replica moves between log dirs",
-        )),
-        ConfigChange::Set(value) => match throttle::parse_rate(&value) {
-            Ok(_) => {
+        ConfigChange::Set(value) => match check(&value) {
+            Ok(()) => {
                 set.insert(key, value);
                 Ok(())
             }

@@ -23,7 +23,7 @@ use kafka_protocol::ResponseError;
 
 use super::{broker_loggers, ApiSpec};
 use crate::broker_configs::{
-    broker_key_of, time_unit_synonyms, topic_key_of, unit_to_ms, BrokerConfigs, BrokerTarget,
+    broker_key_of, in_config_unit, topic_key_of, BrokerConfigs, BrokerTarget, Source,
     REPLICATION_RATE_KEYS, TIME_UNIT_SYNONYMS, TOPIC_DEFAULT_SYNONYMS,
 };
 use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
@@ -236,7 +236,7 @@ fn topic_entry(
         levels.push((key.to_string(), Some(v.clone()), SOURCE_TOPIC));
     }
     if let Some(broker_key) = broker_key {
-        levels.extend(broker_levels(&topics.broker_configs, node, broker_key));
+        levels.extend(dynamic_levels(&topics.broker_configs, node, broker_key));
     }
     let static_value = shard.config.topic_config_value(&Default::default(), key);
     levels.push((
@@ -256,60 +256,33 @@ fn topic_entry(
     e
 }
 
-/// The dynamic levels of a topic default's broker config on `node`,
-/// highest first: its own, then its coarser spellings', in the order
-/// they count (Kafka lists synonyms so).
-fn broker_levels(
-    configs: &BrokerConfigs,
-    node: i32,
-    broker_key: &str,
-) -> Vec<(String, Option<String>, i8)> {
-    let mut levels = dynamic_levels(configs, node, broker_key);
-    for (key, _) in time_unit_synonyms(broker_key) {
-        levels.extend(dynamic_levels(configs, node, key));
-    }
-    levels
-}
-
-/// The value of the first level, in the unit of the config described
-/// (a coarser spelling's converted to milliseconds), and its source.
-fn effective(levels: &[(String, Option<String>, i8)]) -> (Option<String>, i8) {
-    let (name, value, source) = &levels[0];
-    let unit = TIME_UNIT_SYNONYMS
-        .iter()
-        .find(|(k, _, _)| k == name)
-        .map(|(_, _, unit)| *unit);
-    let value = match (value, unit) {
-        (Some(v), Some(unit)) => unit_to_ms(v, unit),
-        _ => value.clone(),
-    };
-    (value, *source)
-}
-
-/// The dynamic levels of a broker config on `node`, highest first.
+/// The dynamic levels of a broker config on `node`, with the sources
+/// DescribeConfigs names them by (`BrokerConfigs::levels`).
 fn dynamic_levels(
     configs: &BrokerConfigs,
     node: i32,
     broker_key: &str,
 ) -> Vec<(String, Option<String>, i8)> {
-    let own = configs
-        .of(BrokerTarget::Broker(node))
-        .and_then(|c| c.get(broker_key))
-        .map(|v| {
-            (
-                broker_key.to_string(),
-                Some(v.clone()),
-                SOURCE_DYNAMIC_BROKER,
-            )
-        });
-    let default = configs.cluster_default.get(broker_key).map(|v| {
-        (
-            broker_key.to_string(),
-            Some(v.clone()),
-            SOURCE_DYNAMIC_DEFAULT_BROKER,
-        )
-    });
-    own.into_iter().chain(default).collect()
+    configs
+        .levels(node, broker_key)
+        .into_iter()
+        .map(|level| {
+            let source = match level.source {
+                Source::Broker => SOURCE_DYNAMIC_BROKER,
+                Source::ClusterDefault => SOURCE_DYNAMIC_DEFAULT_BROKER,
+                Source::Static => SOURCE_STATIC_BROKER,
+            };
+            (level.key.to_string(), Some(level.value.to_string()), source)
+        })
+        .collect()
+}
+
+/// The value of the first level, in the unit of the config described,
+/// and its source.
+fn effective(levels: &[(String, Option<String>, i8)]) -> (Option<String>, i8) {
+    let (name, value, source) = &levels[0];
+    let value = value.as_deref().and_then(|v| in_config_unit(name, v));
+    (value, *source)
 }
 
 fn synonyms(levels: Vec<(String, Option<String>, i8)>) -> Vec<DescribeConfigsSynonym> {
@@ -380,7 +353,7 @@ fn broker_entries(
             // dynamic one, else `default`; typed as `type_key` is.
             // Every level with a value, highest first, as its synonyms.
             let described = |key: &str, default: Option<String>, type_key: &str| {
-                let mut levels = broker_levels(&topics.broker_configs, node, key);
+                let mut levels = dynamic_levels(&topics.broker_configs, node, key);
                 levels.push((key.to_string(), default, SOURCE_DEFAULT));
                 let (value, source) = effective(&levels);
                 let mut e = entry(key, value, source, config_type(type_key));

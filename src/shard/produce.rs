@@ -95,10 +95,13 @@ impl Drop for AckSlot {
     }
 }
 
-/// Whether the partition can take the batch now: this broker leads it,
-/// the ISR is large enough for acks=all, and not too many acks wait.
+/// Whether the partition can take the batch now: this broker leads it, a
+/// transactional batch was verified (`check_verified`), the ISR is large
+/// enough for acks=all, and not too many acks wait. Both append paths
+/// place the batch with nothing awaited after it.
 fn admit(shard: &Shard, item: &ProduceItem) -> Result<Admitted, ProduceOutcome> {
     let partition = led_partition(shard, &item.tp, -1).map_err(failed)?;
+    check_verified(item, &partition)?;
     if item.acks != -1 {
         return Ok(Admitted {
             partition,
@@ -130,8 +133,7 @@ fn admit(shard: &Shard, item: &ProduceItem) -> Result<Admitted, ProduceOutcome> 
 /// have been verified with the coordinator since the producer's last
 /// marker here; otherwise its transaction may have ended meanwhile and the
 /// batch would open one no coordinator knows of (a hanging transaction,
-/// holding back the last stable offset for good). Checked with nothing
-/// awaited before the append is placed.
+/// holding back the last stable offset for good).
 fn check_verified(item: &ProduceItem, partition: &Partition) -> Result<(), ProduceOutcome> {
     let Some((producer_id, epoch)) = item.records.transactional_producer() else {
         return Ok(());
@@ -194,7 +196,6 @@ fn appended(
 /// back to back.
 fn append_inline(shard: &Shard, item: ProduceItem) -> Result<Appended, ProduceOutcome> {
     let admitted = admit(shard, &item)?;
-    check_verified(&item, &admitted.partition)?;
     let now = crate::runtime::now_ms();
     let appending = Instant::now();
     let result =
@@ -242,10 +243,6 @@ async fn append_off_reactor(
                 continue;
             }
         };
-        if let Err(failure) = check_verified(&item, &admitted.partition) {
-            out[index] = Some(Err(failure));
-            continue;
-        }
         let now = crate::runtime::now_ms();
         let prepared =
             admitted
