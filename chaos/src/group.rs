@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::check::Violation;
 use crate::scenario::GroupProtocol;
+use crate::worker::Worker;
 use crate::workload::Clock;
 
 /// The run's consumer group, named after its topic.
@@ -52,12 +53,8 @@ pub struct CommitHistory {
     pub failed_calls: u64,
 }
 
-pub struct GroupMember {
-    stop: Arc<AtomicBool>,
-    /// Messages consumed so far, for [`GroupMember::wait_consuming`].
-    consumed: Arc<AtomicU64>,
-    thread: Option<thread::JoinHandle<Result<CommitHistory>>>,
-}
+/// The group member's thread; its progress is the messages it consumed.
+pub struct GroupMember(Worker<CommitHistory>);
 
 fn config(bootstrap: &str, group: &str, protocol: GroupProtocol) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -85,48 +82,24 @@ impl GroupMember {
         protocol: GroupProtocol,
         clock: Clock,
     ) -> GroupMember {
-        let stop = Arc::new(AtomicBool::new(false));
-        let consumed = Arc::new(AtomicU64::new(0));
-        let (st, count) = (stop.clone(), consumed.clone());
-        let thread = thread::Builder::new()
-            .name("chaos-consumer".into())
-            .spawn(move || consume(&bootstrap, &topic, partitions, protocol, clock, &st, &count))
-            .expect("spawn consumer thread");
-        GroupMember {
-            stop,
-            consumed,
-            thread: Some(thread),
-        }
+        GroupMember(Worker::start("chaos-consumer", move |stop, consumed| {
+            consume(
+                &bootstrap, &topic, partitions, protocol, clock, stop, consumed,
+            )
+        }))
     }
 
     /// Waits (at most `timeout`) until the member has joined and consumed a
     /// message: faults before that would find no committed offsets to
-    /// check (on a loaded machine the group's first join can outlast a
-    /// short run's warm-up).
+    /// check.
     pub fn wait_consuming(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while self.consumed.load(Ordering::SeqCst) == 0 {
-            if Instant::now() >= deadline {
-                return Err(anyhow!(
-                    "the group member consumed nothing within {timeout:?}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        self.0
+            .wait_progress(timeout, "the group member consumed nothing")
     }
 
     /// Stops consuming (the member leaves the group) and returns its history.
-    pub fn finish(mut self) -> Result<CommitHistory> {
-        self.stop.store(true, Ordering::SeqCst);
-        let t = self.thread.take().expect("joined once");
-        t.join().map_err(|_| anyhow!("consumer thread panicked"))?
-    }
-}
-
-impl Drop for GroupMember {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn finish(self) -> Result<CommitHistory> {
+        self.0.finish()
     }
 }
 

@@ -16,6 +16,7 @@
 //! - `workload`: the producer and its recorded history.
 //! - `group`: the consumer group member and the check of its commits.
 //! - `txn`: the transactional producer and the check of its transactions.
+//! - `worker`: the threads of the group member and the transactional producer.
 //! - `check`: read back and the checks.
 //! - `run`: the scenario driver and the fault injectors.
 //! - `report`: tables, JSON and Markdown.
@@ -30,6 +31,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod txn;
+pub mod worker;
 pub mod workload;
 
 use std::path::{Path, PathBuf};

@@ -14,11 +14,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaError, RDKafkaErrorCode};
@@ -28,6 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::check::Violation;
+use crate::worker::Worker;
 use crate::workload::Clock;
 
 /// The run's transactional topic, named after its topic.
@@ -81,59 +81,26 @@ pub struct TxnCounts {
     pub values_read: u64,
 }
 
-pub struct TxnWriter {
-    stop: Arc<AtomicBool>,
-    /// Transactions ended so far, for [`TxnWriter::wait_committing`].
-    ended: Arc<AtomicU64>,
-    thread: Option<thread::JoinHandle<Result<TxnHistory>>>,
-}
+/// The transactional producer's thread; its progress is the transactions
+/// it ended.
+pub struct TxnWriter(Worker<TxnHistory>);
 
 impl TxnWriter {
     pub fn start(bootstrap: String, topic: String, partitions: i32, clock: Clock) -> TxnWriter {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ended = Arc::new(AtomicU64::new(0));
-        let (st, count) = (stop.clone(), ended.clone());
-        let thread = thread::Builder::new()
-            .name("chaos-txn".into())
-            .spawn(move || write(&bootstrap, &topic, partitions, clock, &st, &count))
-            .expect("spawn transactional producer thread");
-        TxnWriter {
-            stop,
-            ended,
-            thread: Some(thread),
-        }
+        TxnWriter(Worker::start("chaos-txn", move |stop, ended| {
+            write(&bootstrap, &topic, partitions, clock, stop, ended)
+        }))
     }
 
     /// Waits (at most `timeout`) until a transaction has ended, so the
     /// faults find the coordinator loaded and transactions under way.
     pub fn wait_committing(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while self.ended.load(Ordering::SeqCst) == 0 {
-            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                bail!("the transactional producer stopped before its first transaction ended");
-            }
-            if Instant::now() >= deadline {
-                bail!("no transaction ended within {timeout:?}");
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        self.0.wait_progress(timeout, "no transaction ended")
     }
 
     /// Stops after the transaction under way and returns the history.
-    pub fn finish(mut self) -> Result<TxnHistory> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread
-            .take()
-            .expect("joined once")
-            .join()
-            .map_err(|_| anyhow!("the transactional producer thread panicked"))?
-    }
-}
-
-impl Drop for TxnWriter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn finish(self) -> Result<TxnHistory> {
+        self.0.finish()
     }
 }
 

@@ -35,19 +35,16 @@ struct Feature {
     level: i16,
     /// Only a cluster (a metadata quorum) has it.
     cluster_only: bool,
+    /// The level the config holds it at, when the config may hold it
+    /// below `level`.
+    configured: Option<fn(&crate::config::BrokerConfig) -> i16>,
 }
 
-const TRANSACTION_VERSION: &str = "transaction.version";
-
 impl Feature {
-    /// The level finalized: the highest, but for `transaction.version`,
-    /// which the config may hold lower.
+    /// The level finalized: the configured one, else the highest.
     fn finalized(&self, shard: &Shard) -> i16 {
-        if self.name == TRANSACTION_VERSION {
-            shard.config.transaction_version.level()
-        } else {
-            self.level
-        }
+        self.configured
+            .map_or(self.level, |level| level(&shard.config))
     }
 }
 
@@ -57,26 +54,30 @@ const FEATURES: &[Feature] = &[
         name: "group.version",
         level: 1,
         cluster_only: false,
+        configured: None,
     },
     // KIP-853's dynamic quorum (AddRaftVoter, RemoveRaftVoter).
     Feature {
         name: "kraft.version",
         level: 1,
         cluster_only: true,
+        configured: None,
     },
     // KIP-890's second part: clients that see level 2 send no
     // AddPartitionsToTxn or AddOffsetsToTxn (Produce v12 and TxnOffsetCommit
     // v5 add the partition) and expect an epoch bump at every EndTxn (v5).
     Feature {
-        name: TRANSACTION_VERSION,
+        name: "transaction.version",
         level: crate::config::TransactionVersion::LATEST.level(),
         cluster_only: false,
+        configured: Some(|config| config.transaction_version.level()),
     },
     // KIP-966's eligible leader replicas (DescribeTopicPartitions).
     Feature {
         name: "eligible.leader.replicas.version",
         level: 1,
         cluster_only: true,
+        configured: None,
     },
 ];
 
@@ -150,11 +151,11 @@ pub fn update(
                 UPGRADE
             };
             let name = update.feature.as_str();
-            let current = running
-                .iter()
-                .find(|f| f.name == name)
-                .map_or(0, |f| f.finalized(shard));
-            let refusal = refusal(name, current, update.max_version_level, upgrade_type);
+            let feature = running.iter().find(|f| f.name == name);
+            let current = feature.map_or(0, |f| f.finalized(shard));
+            let configured = feature.is_some_and(|f| f.configured.is_some());
+            let level = update.max_version_level;
+            let refusal = refusal(name, current, level, upgrade_type, configured);
             let mut result = UpdatableFeatureResult::default();
             result.feature = update.feature.clone();
             // Null unless refused, as Kafka answers (the default is "").
@@ -170,8 +171,14 @@ pub fn update(
 }
 
 /// Why `name` cannot go from `current` to `level`; `None` when it is
-/// there already.
-fn refusal(name: &str, current: i16, level: i16, upgrade_type: i8) -> Option<String> {
+/// there already. A `configured` feature's level is set in the config.
+fn refusal(
+    name: &str,
+    current: i16,
+    level: i16,
+    upgrade_type: i8,
+    configured: bool,
+) -> Option<String> {
     if level == current {
         return None;
     }
@@ -186,10 +193,10 @@ fn refusal(name: &str, current: i16, level: i16, upgrade_type: i8) -> Option<Str
             "{name} is at {current}: a downgrade cannot go up to {level}"
         ));
     }
-    if name == TRANSACTION_VERSION {
+    if configured {
         return Some(format!(
             "{name} runs at {current} on this broker and cannot be set to {level} here: \
-             set transaction_version in every node's config"
+             set it in every node's config"
         ));
     }
     Some(format!(
@@ -206,9 +213,9 @@ mod tests {
 
     #[test]
     fn only_the_level_a_feature_runs_at_is_accepted() {
-        assert_eq!(refusal("group.version", 1, 1, UPGRADE), None);
-        assert_eq!(refusal("unknown.feature", 0, 0, UPGRADE), None);
-        let refused = |current, level, kind| refusal("group.version", current, level, kind);
+        assert_eq!(refusal("group.version", 1, 1, UPGRADE, false), None);
+        assert_eq!(refusal("unknown.feature", 0, 0, UPGRADE, false), None);
+        let refused = |current, level, kind| refusal("group.version", current, level, kind, false);
         assert!(refused(1, 0, UPGRADE).unwrap().contains("downgrade type"));
         assert!(refused(0, 1, SAFE_DOWNGRADE)
             .unwrap()
@@ -219,5 +226,8 @@ mod tests {
         assert!(refused(1, 0, UNSAFE_DOWNGRADE)
             .unwrap()
             .contains("follow the software"));
+        // A level the config holds says where it is set.
+        let configured = refusal("transaction.version", 2, 0, SAFE_DOWNGRADE, true);
+        assert!(configured.unwrap().contains("config"));
     }
 }

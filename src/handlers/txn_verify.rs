@@ -108,27 +108,47 @@ pub async fn ask(
     }
 }
 
-/// The coordinator's answer as Kafka's partition leader passes it on to
-/// the producer (ReplicaManager and AddPartitionsToTxnManager).
+/// The coordinator's answer to a produce's verification as Kafka's
+/// partition leader passes it on (ReplicaManager): its retriable codes as
+/// NOT_ENOUGH_REPLICAS, which producers retry without a metadata refresh
+/// (older ones do not retry the coordinator's own codes on a produce).
 fn producer_code(code: i16, version: i16) -> i16 {
+    let concurrent_retried = version < ADD_PARTITION_SINCE;
+    let retriable = ResponseError::NotEnoughReplicas.code();
+    client_code(
+        code,
+        version >= ABORTABLE_SINCE,
+        concurrent_retried,
+        retriable,
+    )
+}
+
+/// A verification's code as the client of the request that needed it gets
+/// it (Kafka's AddPartitionsToTxnManager): a fenced producer's epoch is
+/// invalid; not-in-the-transaction is TRANSACTION_ABORTABLE where the
+/// client knows it (`abortable_known`), else INVALID_TXN_STATE; the
+/// coordinator's retriable codes (CONCURRENT_TRANSACTIONS only with
+/// `concurrent_retried`) become `retriable`.
+pub fn client_code(
+    code: i16,
+    abortable_known: bool,
+    concurrent_retried: bool,
+    retriable: i16,
+) -> i16 {
     use ResponseError as E;
     let is = |e: E| code == e.code();
     if is(E::ProducerFenced) {
         E::InvalidProducerEpoch.code()
-    } else if is(E::TransactionAbortable) && version < ABORTABLE_SINCE {
-        // Older producers know only the fatal form.
-        E::InvalidTxnState.code()
-    } else if is(E::ClusterAuthorizationFailed) {
+    } else if (is(E::TransactionAbortable) && !abortable_known) || is(E::ClusterAuthorizationFailed)
+    {
         E::InvalidTxnState.code()
     } else if is(E::NetworkException)
         || is(E::CoordinatorLoadInProgress)
         || is(E::CoordinatorNotAvailable)
         || is(E::NotCoordinator)
-        || (is(E::ConcurrentTransactions) && version < ADD_PARTITION_SINCE)
+        || (is(E::ConcurrentTransactions) && concurrent_retried)
     {
-        // Retriable, and without a metadata refresh: older producers do
-        // not retry the coordinator's own codes on a produce.
-        E::NotEnoughReplicas.code()
+        retriable
     } else {
         code
     }

@@ -136,34 +136,49 @@ async fn remote(
         .borrow_mut()
         .get_mut(&leader)
         .and_then(Vec::pop);
-    let mut conn = match idle {
-        Some(conn) => conn,
-        None => {
-            let client_id = format!("sluice-txn-verify-{}", shard.config.node_id);
-            KafkaConnection::connect(
-                &addr,
-                &client_id,
-                VERIFY_RESPONSE_MAX,
-                VERIFY_TIMEOUT,
-                &coord.dialer,
-            )
-            .await?
-        }
+    let (conn, response) = match idle {
+        // A kept connection may have died with its broker since: one more
+        // try on a new one, rather than a retriable error for the producer.
+        Some(conn) => match ask(conn, &request).await {
+            Ok(answered) => answered,
+            Err(_) => ask(dial(coord, &addr).await?, &request).await?,
+        },
+        None => ask(dial(coord, &addr).await?, &request).await?,
     };
-    let response: AddPartitionsToTxnResponse = conn
-        .call(
-            ApiKey::AddPartitionsToTxn,
-            VERSION,
-            &request,
-            VERIFY_TIMEOUT,
-        )
-        .await?;
     let mut idle = coord.verifiers.idle.borrow_mut();
     let kept = idle.entry(leader).or_default();
     if kept.len() < IDLE_CONNECTIONS_MAX {
         kept.push(conn);
     }
     Ok(codes(&response, partitions))
+}
+
+/// A new connection to the coordinator at `addr`.
+async fn dial(
+    coord: &Coordinator,
+    addr: &str,
+) -> Result<KafkaConnection, crate::net::client::ClientError> {
+    let client_id = format!("sluice-txn-verify-{}", coord.shard.config.node_id);
+    let timeout = VERIFY_TIMEOUT;
+    KafkaConnection::connect(
+        addr,
+        &client_id,
+        VERIFY_RESPONSE_MAX,
+        timeout,
+        &coord.dialer,
+    )
+    .await
+}
+
+/// Sends `request` over `conn`; the connection back with the answer.
+async fn ask(
+    mut conn: KafkaConnection,
+    request: &AddPartitionsToTxnRequest,
+) -> Result<(KafkaConnection, AddPartitionsToTxnResponse), crate::net::client::ClientError> {
+    let response = conn
+        .call(ApiKey::AddPartitionsToTxn, VERSION, request, VERIFY_TIMEOUT)
+        .await?;
+    Ok((conn, response))
 }
 
 fn request(

@@ -120,19 +120,20 @@ async fn verify(
     let code = crate::handlers::txn_verify::ask(txns, id, producer, vec![partition], add)
         .await
         .remove(0);
-    use ResponseError as E;
-    let is = |e: E| code == e.code();
-    Err(match code {
-        0 => return Ok(Some(point)),
-        _ if is(E::ProducerFenced) => E::InvalidProducerEpoch.code(),
-        _ if is(E::TransactionAbortable) && version < ABORTABLE_SINCE => E::InvalidTxnState.code(),
-        _ if is(E::NotCoordinator) || is(E::CoordinatorLoadInProgress) => {
-            // The transaction coordinator's, not the group's: the client
-            // retries without looking the group up again.
-            E::CoordinatorLoadInProgress.code()
-        }
-        _ => code,
-    })
+    if code == 0 {
+        return Ok(Some(point));
+    }
+    // The transaction coordinator's retriable codes, not the group's: the
+    // client retries without looking the group up again, and retries
+    // CONCURRENT_TRANSACTIONS itself.
+    let retriable = ResponseError::CoordinatorLoadInProgress.code();
+    let abortable_known = version >= ABORTABLE_SINCE;
+    Err(crate::handlers::txn_verify::client_code(
+        code,
+        abortable_known,
+        false,
+        retriable,
+    ))
 }
 
 /// Every partition of `topics` answered `code`.
