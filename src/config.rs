@@ -27,6 +27,19 @@ pub enum MigrationPolicy {
     Disabled,
 }
 
+/// Kafka's `share.auto.offset.reset` (a group config there; here the
+/// broker's default for every share group): where a group's share
+/// partition starts when first fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareAutoOffsetReset {
+    /// At the log end: only records written from then on, Kafka's default.
+    #[default]
+    Latest,
+    /// At the log start.
+    Earliest,
+}
+
 impl MigrationPolicy {
     pub fn upgrades(self) -> bool {
         matches!(
@@ -312,6 +325,29 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     /// Kafka's `group.consumer.migration.policy`.
     pub group_consumer_migration_policy: MigrationPolicy,
+    /// Kafka's `group.share.max.size`: members per share group.
+    pub group_share_max_size: usize,
+    /// Kafka's `group.share.heartbeat.interval.ms`.
+    pub group_share_heartbeat_interval_ms: i32,
+    /// Kafka's `group.share.session.timeout.ms`: a share group member silent
+    /// this long is removed.
+    pub group_share_session_timeout_ms: i32,
+    /// Kafka's `group.share.record.lock.duration.ms`: how long a member
+    /// holds the records it acquired before they go to another.
+    pub group_share_record_lock_duration_ms: i32,
+    /// Kafka's `group.share.delivery.count.limit`: a record delivered this
+    /// often and not accepted is archived.
+    pub group_share_delivery_count_limit: i16,
+    /// Kafka's `group.share.partition.max.record.locks`: records in flight
+    /// per share partition.
+    pub group_share_partition_max_record_locks: i32,
+    /// Kafka's `group.share.max.share.sessions`, per core here.
+    pub group_share_max_share_sessions: usize,
+    /// Kafka's `share.auto.offset.reset`, for every share group.
+    pub share_auto_offset_reset: ShareAutoOffsetReset,
+    /// Share partitions (group, partition) one shard holds; a new one past
+    /// it is refused.
+    pub share_partitions_per_shard_max: usize,
     /// Groups one coordinator shard holds; new groups beyond it are refused.
     pub groups_per_shard_max: usize,
     /// Kafka's `offsets.topic.num.partitions`; used only when
@@ -482,6 +518,15 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval_ms: 5_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_migration_policy: MigrationPolicy::default(),
+            group_share_max_size: 200,
+            group_share_heartbeat_interval_ms: 5_000,
+            group_share_session_timeout_ms: 45_000,
+            group_share_record_lock_duration_ms: 30_000,
+            group_share_delivery_count_limit: 5,
+            group_share_partition_max_record_locks: 2_000,
+            group_share_max_share_sessions: 2_000,
+            share_auto_offset_reset: ShareAutoOffsetReset::default(),
+            share_partitions_per_shard_max: 100_000,
             groups_per_shard_max: 100_000,
             offsets_topic_num_partitions: 16,
             offsets_retention_minutes: 7 * 24 * 60,

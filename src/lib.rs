@@ -51,6 +51,7 @@ pub mod runtime;
 pub mod security;
 pub mod services;
 pub mod shard;
+pub mod share;
 pub mod stats;
 pub mod storage;
 pub mod throttle_configs;

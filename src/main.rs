@@ -192,6 +192,23 @@ struct ServeArgs {
     /// members may move between the classic and the consumer protocol.
     #[arg(long, value_enum)]
     group_consumer_migration_policy: Option<sluice::config::MigrationPolicy>,
+    /// Kafka's group.share.heartbeat.interval.ms (share group members).
+    #[arg(long)]
+    group_share_heartbeat_interval_ms: Option<i32>,
+    /// Kafka's group.share.session.timeout.ms (share group members).
+    #[arg(long)]
+    group_share_session_timeout_ms: Option<i32>,
+    /// Kafka's group.share.record.lock.duration.ms: how long a share group
+    /// member holds the records it acquired.
+    #[arg(long)]
+    group_share_record_lock_duration_ms: Option<i32>,
+    /// Kafka's group.share.delivery.count.limit.
+    #[arg(long)]
+    group_share_delivery_count_limit: Option<i16>,
+    /// Kafka's share.auto.offset.reset, for every share group: where a
+    /// share partition starts when first fetched.
+    #[arg(long, value_enum)]
+    share_auto_offset_reset: Option<sluice::config::ShareAutoOffsetReset>,
     /// Partitions of __consumer_offsets when it is created.
     #[arg(long)]
     offsets_topic_num_partitions: Option<i32>,
@@ -266,6 +283,11 @@ impl ServeArgs {
             group_consumer_heartbeat_interval_ms => c.group_consumer_heartbeat_interval_ms,
             group_consumer_session_timeout_ms => c.group_consumer_session_timeout_ms,
             group_consumer_migration_policy => c.group_consumer_migration_policy,
+            group_share_heartbeat_interval_ms => c.group_share_heartbeat_interval_ms,
+            group_share_session_timeout_ms => c.group_share_session_timeout_ms,
+            group_share_record_lock_duration_ms => c.group_share_record_lock_duration_ms,
+            group_share_delivery_count_limit => c.group_share_delivery_count_limit,
+            share_auto_offset_reset => c.share_auto_offset_reset,
             offsets_topic_num_partitions => c.offsets_topic_num_partitions,
             offsets_retention_minutes => c.offsets_retention_minutes,
             broker_session_timeout_ms => c.broker_session_timeout_ms,

@@ -201,8 +201,8 @@ fn three_nodes_place_topics_and_serve_clients() {
 
     // A cluster's feature levels besides the group protocol's: the dynamic
     // quorum and eligible leader replicas, finalized at the metadata log's
-    // position (ApiVersions v4; a single node lists only group.version and
-    // transaction.version).
+    // position (ApiVersions v4; a single node lists only group.version,
+    // share.version and transaction.version).
     let mut raw = common::raw::RawClient::connect(&cluster.client_addr(2));
     let versions: kafka_protocol::messages::ApiVersionsResponse =
         raw.call(4, &common::raw::api_versions_request());
@@ -220,6 +220,7 @@ fn three_nodes_place_topics_and_serve_clients() {
         ("eligible.leader.replicas.version", 1),
         ("group.version", 1),
         ("kraft.version", 1),
+        ("share.version", 1),
         ("transaction.version", 2),
     ]
     .map(|(name, level)| (name.to_string(), (level, level)));

@@ -219,12 +219,82 @@ fn java_client_follows_a_new_leader() {
     client_follows_a_new_leader(java("failover"), "java-failover");
 }
 
+/// A share group (KIP-932) of Kafka's KafkaShareConsumer on two shards: a
+/// member takes records and stalls, and its locks (3 s here) run out; two
+/// more members then share the topic's one partition with it (a share
+/// group hands a partition to many members), accepting every value once, rejecting one and releasing another at its first delivery. The
+/// released value comes back once more, the rejected one never, the
+/// stalled member's come back as second deliveries, and a last member
+/// finds nothing left.
+#[test]
+fn java_share_consumers_share_a_topic() {
+    let broker = Broker::start_with(
+        2,
+        &[
+            "--share-auto-offset-reset",
+            "earliest",
+            "--group-share-record-lock-duration-ms",
+            "3000",
+        ],
+    );
+    let bs = broker.bootstrap();
+    create_topic(&bs, "java-share", 1, &[]);
+    let count = 300;
+    let output = java("share-consume")
+        .args([
+            bs.as_str(),
+            "java-share",
+            "java-share-group",
+            &count.to_string(),
+        ])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    assert_eq!(r["errors"], json!([]), "{r}");
+    let mut accepted = strings(&r, "accepted");
+    accepted.sort();
+    let expected: Vec<String> = (0..count)
+        .filter(|i| *i != 13)
+        .map(|i| format!("v-{i:03}"))
+        .collect();
+    assert_eq!(
+        accepted, expected,
+        "each value but the rejected one accepted once"
+    );
+    let held = r["held_deliveries"].as_object().expect("an object");
+    assert!(!held.is_empty(), "{r}");
+    // The stalled member's delivery came first for the values it held.
+    let before = |value: &str| i64::from(held.contains_key(value));
+    assert_eq!(r["rejected_deliveries"], before("v-013") + 1, "{r}");
+    assert_eq!(r["released_deliveries"], before("v-042") + 2, "{r}");
+    for (value, deliveries) in held {
+        if value != "v-013" && value != "v-042" {
+            assert_eq!(
+                deliveries, 2,
+                "{value} delivered again after the stall: {r}"
+            );
+        }
+    }
+    let per_member: Vec<i64> = r["per_member"]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|n| n.as_i64().expect("a count"))
+        .collect();
+    assert_eq!(per_member.len(), 2, "{r}");
+    assert!(
+        per_member.iter().all(|n| *n > 0),
+        "both members got records: {r}"
+    );
+    assert_eq!(r["left_over"], 0, "{r}");
+}
+
 /// Every method of the Java Admin client against one broker
 /// (tests/clients/java/AdminTour.java sets the stage): each answered as
 /// Kafka answers it (SECURITY_DISABLED for ACLs without an authorizer,
 /// DELEGATION_TOKEN_REQUEST_NOT_ALLOWED on PLAINTEXT, ELECTION_NOT_NEEDED
-/// where the leader is the preferred one; share and streams groups
-/// unsupported), none missing, and each change read back. A lone broker
+/// where the leader is the preferred one; an unknown share group not
+/// found; streams groups unsupported), none missing, and each change read back. A lone broker
 /// describes itself as the metadata quorum.
 #[test]
 fn java_admin_client_tour() {

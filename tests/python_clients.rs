@@ -203,7 +203,11 @@ fn kafka_python_reads_features_and_pages_through_partitions() {
     assert_eq!(txn["finalized"], serde_json::json!([2, 2]), "{result}");
     // A single node has no quorum: nothing of a cluster's features.
     let names: Vec<&String> = result["features"].as_object().unwrap().keys().collect();
-    assert_eq!(names, ["group.version", "transaction.version"], "{result}");
+    assert_eq!(
+        names,
+        ["group.version", "share.version", "transaction.version"],
+        "{result}"
+    );
     let answer = |case: &str| {
         result["updates"][case]["group.version"]
             .as_str()

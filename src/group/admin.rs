@@ -36,7 +36,10 @@ pub fn list(coord: &Coordinator, states: &[String]) -> Vec<ListedGroup> {
             l.group_state = s(state_name(g));
             // An empty consumer protocol group stays one until a classic
             // member joins it.
-            if g.consumer.is_some() && g.members.is_empty() {
+            if g.share.is_some() {
+                l.protocol_type = s(SHARE);
+                l.group_type = s(SHARE);
+            } else if g.consumer.is_some() && g.members.is_empty() {
                 l.protocol_type = s(CONSUMER);
                 l.group_type = s(CONSUMER);
             } else {
@@ -52,10 +55,15 @@ pub fn list(coord: &Coordinator, states: &[String]) -> Vec<ListedGroup> {
 
 /// The protocol type and group type of consumer protocol groups.
 const CONSUMER: &str = "consumer";
+/// The protocol type and group type of share groups.
+const SHARE: &str = "share";
 
 /// A group's state as ListGroups names it: the consumer protocol's while
 /// members joined that way, else the classic one.
 fn state_name(g: &Group) -> &'static str {
+    if let Some(share) = &g.share {
+        return share.state();
+    }
     match &g.consumer {
         Some(c) if !c.is_empty() => c.state(),
         _ => g.state.name(),
@@ -77,6 +85,24 @@ pub fn describe(coord: &Coordinator, group_id: &str) -> DescribedGroup {
         d.group_state = s("Dead");
         return d;
     };
+    if let Some(share) = &g.share {
+        // Kafka's DescribeGroups names a share group's type and members;
+        // ShareGroupDescribe tells the rest.
+        d.group_state = s(share.state());
+        d.protocol_type = s(SHARE);
+        d.members = share
+            .members
+            .values()
+            .map(|m| {
+                let mut member = DescribedGroupMember::default();
+                member.member_id = s(&m.id);
+                member.client_id = s(&m.client_id);
+                member.client_host = s(&m.client_host);
+                member
+            })
+            .collect();
+        return d;
+    }
     if let Some(consumer) = g.consumer.as_ref().filter(|c| !c.is_empty()) {
         // Classic tools see the members and their hosts; what each owns is
         // ConsumerGroupDescribe's (not served), so no assignment bytes.
@@ -193,7 +219,7 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
         let Some(g) = groups.get(group_id) else {
             return ResponseError::GroupIdNotFound.code();
         };
-        if g.state != GroupState::Empty || g.has_consumer_members() {
+        if g.state != GroupState::Empty || g.has_consumer_members() || g.has_share_members() {
             return ResponseError::NonEmptyGroup.code();
         }
         g.offsets

@@ -27,6 +27,8 @@ mod membership_tests;
 mod migration;
 mod offsets;
 pub mod records;
+mod share_heartbeat;
+pub mod share_protocol;
 mod state;
 mod txn_offsets;
 
@@ -41,11 +43,13 @@ use futures::channel::oneshot;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::share_group_describe_response::DescribedGroup as ShareDescribedGroup;
 use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, SyncGroupRequest, SyncGroupResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -148,6 +152,17 @@ pub enum GroupMsg {
         request: ConsumerGroupHeartbeatRequest,
         reply: oneshot::Sender<ConsumerGroupHeartbeatResponse>,
     },
+    /// A share group member's heartbeat (KIP-932).
+    ShareHeartbeat {
+        sender: Sender,
+        request: ShareGroupHeartbeatRequest,
+        reply: oneshot::Sender<ShareGroupHeartbeatResponse>,
+    },
+    /// ShareGroupDescribe of one group (KIP-932).
+    ShareDescribe {
+        group_id: String,
+        reply: oneshot::Sender<ShareDescribedGroup>,
+    },
 }
 
 impl GroupMsg {
@@ -162,10 +177,12 @@ impl GroupMsg {
             GroupMsg::FetchOffsets { group_id, .. }
             | GroupMsg::Describe { group_id, .. }
             | GroupMsg::Delete { group_id, .. }
-            | GroupMsg::ConsumerDescribe { group_id, .. } => group_id,
+            | GroupMsg::ConsumerDescribe { group_id, .. }
+            | GroupMsg::ShareDescribe { group_id, .. } => group_id,
             GroupMsg::DeleteOffsets { request, .. } => &request.group_id,
             GroupMsg::TxnCommit { request, .. } => &request.group_id,
             GroupMsg::ConsumerHeartbeat { request, .. } => &request.group_id,
+            GroupMsg::ShareHeartbeat { request, .. } => &request.group_id,
             GroupMsg::List { .. } => return None,
         })
     }
@@ -442,6 +459,14 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             reply,
         } => {
             let group_id = request.group_id.to_string();
+            if !forget_empty_share_group(&coord, &group_id) {
+                let mut refused = ConsumerGroupHeartbeatResponse::default();
+                refused.error_code = ResponseError::GroupIdNotFound.code();
+                let why = format!("group {group_id} is a share group");
+                refused.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(why));
+                let _ = reply.send(refused);
+                return;
+            }
             let (mut response, changed) =
                 consumer_heartbeat::heartbeat(&coord, sender, request, now);
             // Answered once a coordinator taking the group over would know
@@ -451,6 +476,16 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
                 response.assignment = None;
             }
             let _ = reply.send(response);
+        }
+        GroupMsg::ShareHeartbeat {
+            sender,
+            request,
+            reply,
+        } => {
+            let _ = reply.send(share_heartbeat::heartbeat(&coord, sender, request, now));
+        }
+        GroupMsg::ShareDescribe { group_id, reply } => {
+            let _ = reply.send(share_heartbeat::describe(&coord, &group_id));
         }
     }
 }
@@ -495,6 +530,9 @@ async fn join(
     let session = request.session_timeout_ms;
     if session < limits.min_session_timeout_ms || session > limits.max_session_timeout_ms {
         return refuse(reply, ResponseError::InvalidSessionTimeout);
+    }
+    if !forget_empty_share_group(coord, &group_id) {
+        return refuse(reply, ResponseError::InconsistentGroupProtocol);
     }
     let consumer_held = coord
         .groups
@@ -559,6 +597,21 @@ async fn forget_empty_consumer_group(coord: &Rc<Coordinator>, group_id: &str) ->
         Some(()) => persist_consumer_group(coord, group_id).await,
         None => Ok(()),
     }
+}
+
+/// A share group without members gives its id up to a group of another
+/// kind; false while it has members (the id is a share group's).
+fn forget_empty_share_group(coord: &Coordinator, group_id: &str) -> bool {
+    with_group(coord, group_id, |g| {
+        let Some(g) = g else { return true };
+        match &g.share {
+            Some(share) if !share.is_empty() => false,
+            _ => {
+                g.share = None;
+                true
+            }
+        }
+    })
 }
 
 /// Runs `f` on the group if this shard holds it.
@@ -993,6 +1046,7 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
         let consumer_limits = consumer_heartbeat::limits(&coord);
+        let share_limits = share_heartbeat::limits(&coord);
         let mut consumers_to_persist = Vec::new();
         for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
@@ -1008,6 +1062,9 @@ async fn tick_loop(coord: Rc<Coordinator>) {
                     };
                     consumers_to_persist.push((id.clone(), changed));
                 }
+            }
+            if let Some(share) = &mut g.share {
+                share.expire(&share_limits, now);
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());

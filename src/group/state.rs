@@ -120,6 +120,9 @@ pub struct Group {
     /// The consumer protocol's membership (KIP-848), once a member joined
     /// that way; the classic fields above then stay empty.
     pub consumer: Option<super::consumer_protocol::ConsumerGroup>,
+    /// A share group's membership (KIP-932), once a member joined that
+    /// way; held in memory only (see `share_protocol`).
+    pub share: Option<super::share_protocol::ShareGroup>,
 }
 
 impl Group {
@@ -143,12 +146,18 @@ impl Group {
             empty_since_ms: now_ms,
             metadata_log_offset: -1,
             consumer: None,
+            share: None,
         }
     }
 
     /// Members joined through the consumer protocol.
     pub fn has_consumer_members(&self) -> bool {
         self.consumer.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// Members joined through the share group protocol.
+    pub fn has_share_members(&self) -> bool {
+        self.share.as_ref().is_some_and(|s| !s.is_empty())
     }
 
     /// The group metadata record for the current state.

@@ -72,6 +72,14 @@ const FEATURES: &[Feature] = &[
         cluster_only: false,
         configured: Some(|config| config.transaction_version.level()),
     },
+    // KIP-932's share groups (ShareGroupHeartbeat, ShareFetch,
+    // ShareAcknowledge), which Kafka 4.1+ serves only at level 1.
+    Feature {
+        name: "share.version",
+        level: 1,
+        cluster_only: false,
+        configured: None,
+    },
     // KIP-966's eligible leader replicas (DescribeTopicPartitions).
     Feature {
         name: "eligible.leader.replicas.version",

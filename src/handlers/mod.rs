@@ -34,6 +34,7 @@ mod raft_voters;
 mod reassignments;
 mod sasl;
 mod scram_credentials;
+mod share;
 mod throttle;
 mod txn;
 mod txn_verify;
@@ -140,6 +141,10 @@ pub const APIS: &[ApiSpec] = &[
     delegation_tokens::RENEW,
     delegation_tokens::EXPIRE,
     delegation_tokens::DESCRIBE,
+    group::SHARE_GROUP_HEARTBEAT,
+    group::SHARE_GROUP_DESCRIBE,
+    share::SHARE_FETCH,
+    share::SHARE_ACKNOWLEDGE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -524,6 +529,10 @@ async fn dispatch(
         }
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, access, &header, body!()).await)
+        }
+        ApiKey::ShareFetch => out.pieces(share::fetch(&services.shares, access, body!()).await),
+        ApiKey::ShareAcknowledge => {
+            out.encoded(share::acknowledge(&services.shares, access, body!()).await)
         }
         key if group::serves(key) => {
             group::handle(services, access, &header, client, &out, &mut buf, carried).await

@@ -11,7 +11,7 @@
 //! the [`ShardObserver`] registered here, so it names nothing of this
 //! layer. Each service that crosses cores has its own mesh (the shard's
 //! carries `ShardMsg`, the group coordinators' `GroupMsg`, the transaction
-//! coordinators' `TxnMsg`), joined here.
+//! coordinators' `TxnMsg`, the share partitions' `ShareMsg`), joined here.
 
 pub mod fetch_sessions;
 mod fetcher;
@@ -24,6 +24,7 @@ use crate::group::{self, GroupMsg};
 use crate::metadata::Topics;
 use crate::runtime::{Mesh, MeshReceiver, ShardSeat};
 use crate::shard::{Shard, ShardMsg, ShardObserver, TopicPartition};
+use crate::share::{self, ShareMsg};
 use crate::txn::{self, TxnMsg};
 use fetch_sessions::FetchSessions;
 
@@ -32,6 +33,7 @@ pub struct Seats {
     shard: ShardSeat<ShardMsg>,
     groups: ShardSeat<GroupMsg>,
     txns: ShardSeat<TxnMsg>,
+    shares: ShardSeat<ShareMsg>,
 }
 
 impl Seats {
@@ -50,14 +52,17 @@ pub fn seats(count: usize, capacity: usize) -> Vec<Seats> {
     let shards = crate::runtime::mesh::<ShardMsg>(count, capacity);
     let groups = crate::runtime::mesh::<GroupMsg>(count, capacity);
     let txns = crate::runtime::mesh::<TxnMsg>(count, capacity);
+    let shares = crate::runtime::mesh::<ShareMsg>(count, capacity);
     shards
         .into_iter()
         .zip(groups)
         .zip(txns)
-        .map(|((shard, groups), txns)| Seats {
+        .zip(shares)
+        .map(|(((shard, groups), txns), shares)| Seats {
             shard,
             groups,
             txns,
+            shares,
         })
         .collect()
 }
@@ -70,6 +75,9 @@ pub struct Services {
     pub groups: Rc<group::Coordinator>,
     /// The transactional ids this core coordinates.
     pub txns: Rc<txn::Coordinator>,
+    /// The share partitions of this core's partitions, and the share
+    /// sessions of the connections it serves (KIP-932).
+    pub shares: Rc<share::Service>,
     /// Incremental fetch sessions of the connections this core serves.
     pub fetch_sessions: RefCell<FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
@@ -91,6 +99,7 @@ impl Services {
         let ((shard_mesh, shard_peers), (group_mesh, group_peers), (txn_mesh, txn_peers)) =
             futures::future::join3(seats.shard.join(), seats.groups.join(), seats.txns.join())
                 .await;
+        let (share_mesh, share_peers) = seats.shares.join().await;
         tracing::debug!(shard = id, "joined the meshes");
         let shard = Rc::new(new_shard(shard_mesh));
         let fetch_sessions = FetchSessions::new(
@@ -104,6 +113,7 @@ impl Services {
                 txn_mesh,
                 dialer.clone(),
             )),
+            shares: Rc::new(share::Service::new(shard.clone(), share_mesh)),
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
             fetchers: fetcher::Fetchers::new(dialer),
@@ -114,6 +124,7 @@ impl Services {
         serve_peers(shard_peers, |r| services.shard.clone().serve_peer(r));
         serve_peers(group_peers, |r| services.groups.clone().serve_peer(r));
         serve_peers(txn_peers, |r| services.txns.clone().serve_peer(r));
+        serve_peers(share_peers, |r| services.shares.clone().serve_peer(r));
         // Transactions the last run left open or prepared are finished
         // without waiting for a request.
         crate::runtime::spawn_local(txn::load_at_start(services.txns.clone())).detach();

@@ -317,6 +317,21 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// A partition this shard owns and leads, or the error a client's
+    /// request of it gets (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn led_partition(&self, tp: &TopicPartition) -> Result<Rc<Partition>, i16> {
+        check_led(self, tp, self.partition(tp), -1, false)
+    }
+
+    /// One read of a partition this shard owns, here and now.
+    pub fn read_owned(self: &Rc<Self>, item: ReadArgs<'_>) -> ReadOutcome {
+        let mut outcomes = self.read_here(std::iter::once(item));
+        assert_eq!(outcomes.len(), 1, "one outcome per item");
+        outcomes.pop().expect("one outcome")
+    }
+}
+
 pub async fn read(shard: Rc<Shard>, items: Vec<ReadItem>) -> Vec<ReadOutcome> {
     shard.read_here(items.iter().map(ReadItem::args))
 }

@@ -198,7 +198,7 @@ fn put_partition_tags(
     }
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+pub(in crate::handlers) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -207,7 +207,7 @@ fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
 }
 
 /// An array length: i32, or (flexible) unsigned varint of length + 1.
-fn put_len(buf: &mut BytesMut, len: usize, flexible: bool) {
+pub(in crate::handlers) fn put_len(buf: &mut BytesMut, len: usize, flexible: bool) {
     if flexible {
         put_uvarint(buf, len as u64 + 1);
     } else {

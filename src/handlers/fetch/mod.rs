@@ -13,7 +13,7 @@
 //! FENCED_LEADER_EPOCH and lists its endpoint (KIP-951), v17 adds the
 //! follower's directory id (KIP-853, a tag for controllers' fetches only).
 
-mod encode;
+pub(super) mod encode;
 
 use std::cell::RefCell;
 use std::rc::Rc;

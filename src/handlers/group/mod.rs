@@ -16,6 +16,8 @@ mod list_groups;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -27,7 +29,7 @@ use kafka_protocol::messages::{
     consumer_group_describe_response, describe_groups_response, ApiKey,
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, RequestHeader,
-    SyncGroupRequest, SyncGroupResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -48,10 +50,12 @@ pub use list_groups::SPEC as LIST_GROUPS;
 pub use offset_commit::SPEC as OFFSET_COMMIT;
 pub use offset_delete::SPEC as OFFSET_DELETE;
 pub use offset_fetch::SPEC as OFFSET_FETCH;
+pub use share_group_describe::SPEC as SHARE_GROUP_DESCRIBE;
+pub use share_group_heartbeat::SPEC as SHARE_GROUP_HEARTBEAT;
 pub use sync_group::SPEC as SYNC_GROUP;
 pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 14] = [
+const SPECS: [ApiSpec; 16] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -66,6 +70,8 @@ const SPECS: [ApiSpec; 14] = [
     TXN_OFFSET_COMMIT,
     CONSUMER_GROUP_HEARTBEAT,
     CONSUMER_GROUP_DESCRIBE,
+    SHARE_GROUP_HEARTBEAT,
+    SHARE_GROUP_DESCRIBE,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -138,6 +144,16 @@ pub async fn handle(
                 consumer_group_heartbeat::handle(groups, header, client, version, request);
             out.encoded(handled.await)
         }
+        ApiKey::ShareGroupHeartbeat => {
+            let request: ShareGroupHeartbeatRequest = decode(buf, key, version)?;
+            if !access.group(Operation::Read, &request.group_id) {
+                let mut refused = ShareGroupHeartbeatResponse::default();
+                refused.error_code = ResponseError::GroupAuthorizationFailed.code();
+                return out.encoded(refused);
+            }
+            let handled = share_group_heartbeat::handle(groups, header, client, version, request);
+            out.encoded(handled.await)
+        }
         ApiKey::SyncGroup => read_group!(sync_group, SyncGroupRequest, SyncGroupResponse),
         ApiKey::Heartbeat => read_group!(heartbeat, HeartbeatRequest, HeartbeatResponse),
         ApiKey::LeaveGroup => read_group!(leave_group, LeaveGroupRequest, LeaveGroupResponse),
@@ -162,6 +178,7 @@ pub async fn handle(
             out.encoded(txn_offset_commit::handle(groups, txns, access, version, request).await)
         }
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
+        ApiKey::ShareGroupDescribe => serve!(share_group_describe),
         _ => Err(RequestError::UnsupportedVersion {
             key,
             version,
@@ -226,6 +243,7 @@ macro_rules! described {
 }
 described!(describe_groups_response::DescribedGroup);
 described!(consumer_group_describe_response::DescribedGroup);
+described!(kafka_protocol::messages::share_group_describe_response::DescribedGroup);
 
 /// Each of `ids` described by its coordinator (`ask` makes the message),
 /// where the principal may Describe it (GROUP_AUTHORIZATION_FAILED), with

@@ -1,0 +1,389 @@
+//! Share groups' delivery (KIP-932): each core's share partitions, for
+//! the partitions its shard owns, and the share sessions of the
+//! connections it serves.
+//!
+//! A share partition ([`partition::SharePartition`]) lives on the owner
+//! shard of its partition, beside the log it hands out, and only that
+//! core touches it: a ShareFetch or ShareAcknowledge reaching another core
+//! travels to it as a [`ShareMsg`] over this service's own mesh, like a
+//! read. The owner applies the acknowledgements, plans a read from the
+//! first record it can acquire, reads the plan's batch headers (headers
+//! only), acquires their records and answers with the slices that hold
+//! them: record bytes go from the page cache to the socket, as a fetch's.
+//!
+//! Share partitions are held in memory: a new leader (or a restart) starts
+//! the group's partition again at `share.auto.offset.reset`, and records in
+//! flight at the change are not redelivered. Kafka keeps that state in
+//! `__share_group_state`; here it is still missing (ARCHITECTURE.md).
+
+pub mod partition;
+pub mod sessions;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+
+use crate::config::ShareAutoOffsetReset;
+use crate::record::{BatchHeader, BATCH_HEADER_LEN};
+use crate::runtime::{Mesh, MeshReceiver};
+use crate::shard::{ReadArgs, Seen, Shard, TopicPartition};
+use crate::storage::FileSlice;
+use partition::{Acquired, BatchSpan, Limits, SharePartition};
+
+/// One acknowledgement batch of a request.
+#[derive(Clone, Debug)]
+pub struct AckBatch {
+    pub first: i64,
+    pub last: i64,
+    pub types: Vec<i8>,
+}
+
+/// One partition of a ShareFetch or ShareAcknowledge.
+#[derive(Clone, Debug)]
+pub struct ShareItem {
+    pub tp: TopicPartition,
+    pub acks: Vec<AckBatch>,
+    /// Acquire records too (a ShareFetch that is not the session's last).
+    pub fetch: bool,
+}
+
+/// A member's request as the owners take it.
+#[derive(Clone, Debug)]
+pub struct ShareAsk {
+    pub group: String,
+    pub member: String,
+    pub items: Vec<ShareItem>,
+    /// The most records one partition's answer acquires.
+    pub max_records: usize,
+    /// The most bytes read of one partition (at least a batch is read).
+    pub partition_max_bytes: u32,
+}
+
+/// One partition's answer.
+#[derive(Debug)]
+pub struct ShareOutcome {
+    pub error: i16,
+    /// The first error of its acknowledgements (0: all applied).
+    pub ack_error: i16,
+    /// Whole batches holding the acquired records, in offset order.
+    pub slices: Vec<FileSlice>,
+    pub acquired: Vec<Acquired>,
+    /// The partition's state when answered, for a long poll to wait on.
+    pub seen: Option<Seen>,
+}
+
+impl ShareOutcome {
+    fn error(code: i16) -> ShareOutcome {
+        ShareOutcome {
+            error: code,
+            ack_error: 0,
+            slices: Vec::new(),
+            acquired: Vec::new(),
+            seen: None,
+        }
+    }
+}
+
+/// A share request on its way to a partition's owner core.
+pub enum ShareMsg {
+    Serve {
+        ask: ShareAsk,
+        reply: oneshot::Sender<Vec<ShareOutcome>>,
+    },
+    /// The member's share session closed: what it holds there is released.
+    Release {
+        group: String,
+        member: String,
+        tps: Vec<TopicPartition>,
+    },
+}
+
+/// One core's share partitions and share sessions.
+pub struct Service {
+    shard: Rc<Shard>,
+    mesh: Mesh<ShareMsg>,
+    partitions: RefCell<HashMap<(String, TopicPartition), SharePartition>>,
+    /// The share sessions of the connections this core serves.
+    pub sessions: RefCell<sessions::Sessions>,
+}
+
+impl Service {
+    pub fn new(shard: Rc<Shard>, mesh: Mesh<ShareMsg>) -> Service {
+        let sessions = sessions::Sessions::new(shard.config.group_share_max_share_sessions);
+        Service {
+            shard,
+            mesh,
+            partitions: RefCell::default(),
+            sessions: RefCell::new(sessions),
+        }
+    }
+
+    pub fn shard(&self) -> &Rc<Shard> {
+        &self.shard
+    }
+
+    /// Serves share requests from one peer core until it goes away.
+    pub async fn serve_peer(self: Rc<Self>, receiver: MeshReceiver<ShareMsg>) {
+        while let Some(msg) = receiver.recv().await {
+            match msg {
+                ShareMsg::Serve { ask, reply } => {
+                    let _ = reply.send(self.serve_here(&ask));
+                }
+                ShareMsg::Release { group, member, tps } => {
+                    self.release_here(&group, &member, &tps);
+                }
+            }
+        }
+    }
+
+    /// Serves `ask` on each partition's owner; the outcomes in its order.
+    pub async fn serve(self: &Rc<Self>, ask: ShareAsk) -> Vec<ShareOutcome> {
+        let count = self.shard.count;
+        let mut by_owner: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (i, item) in ask.items.iter().enumerate() {
+            by_owner[self.shard.owner_of(&item.tp)].push(i);
+        }
+        let mut outcomes: Vec<Option<ShareOutcome>> = ask.items.iter().map(|_| None).collect();
+        let asks = by_owner
+            .iter()
+            .enumerate()
+            .filter(|(_, places)| !places.is_empty());
+        let answers = futures::future::join_all(asks.map(|(owner, places)| {
+            let part = ShareAsk {
+                items: places.iter().map(|&i| ask.items[i].clone()).collect(),
+                ..ask.clone()
+            };
+            async move {
+                if owner == self.shard.id {
+                    return (places, Some(self.serve_here(&part)));
+                }
+                let (reply, answer) = oneshot::channel();
+                let msg = ShareMsg::Serve { ask: part, reply };
+                if self.mesh.send_to(owner, msg).await.is_err() {
+                    return (places, None);
+                }
+                (places, answer.await.ok())
+            }
+        }))
+        .await;
+        for (places, answer) in answers {
+            let storage = ResponseError::KafkaStorageError.code();
+            let mut answer = answer.map(Vec::into_iter);
+            for &i in places {
+                let outcome = answer.as_mut().and_then(Iterator::next);
+                outcomes[i] = Some(outcome.unwrap_or_else(|| ShareOutcome::error(storage)));
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every item answered"))
+            .collect()
+    }
+
+    /// Releases what `member` holds in `tps`, on their owners.
+    pub async fn release(&self, group: &str, member: &str, tps: Vec<TopicPartition>) {
+        let mut by_owner: Vec<Vec<TopicPartition>> = vec![Vec::new(); self.shard.count];
+        for tp in tps {
+            by_owner[self.shard.owner_of(&tp)].push(tp);
+        }
+        for (owner, tps) in by_owner.into_iter().enumerate() {
+            if tps.is_empty() {
+                continue;
+            }
+            if owner == self.shard.id {
+                self.release_here(group, member, &tps);
+            } else {
+                let msg = ShareMsg::Release {
+                    group: group.to_string(),
+                    member: member.to_string(),
+                    tps,
+                };
+                let _ = self.mesh.send_to(owner, msg).await;
+            }
+        }
+    }
+
+    fn release_here(&self, group: &str, member: &str, tps: &[TopicPartition]) {
+        let limits = self.limits();
+        let mut partitions = self.partitions.borrow_mut();
+        for tp in tps {
+            if let Some(sp) = partitions.get_mut(&(group.to_string(), tp.clone())) {
+                sp.release_member(member, &limits);
+            }
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        let c = &self.shard.config;
+        Limits {
+            lock_duration_ms: c.group_share_record_lock_duration_ms as i64,
+            delivery_count_limit: c.group_share_delivery_count_limit,
+            in_flight_max: c.group_share_partition_max_record_locks as i64,
+        }
+    }
+
+    /// Serves the items of `ask`, all of partitions this shard owns.
+    fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
+        let now_ms = crate::runtime::now_ms();
+        let member: Rc<str> = Rc::from(ask.member.as_str());
+        ask.items
+            .iter()
+            .map(|item| self.serve_item(ask, &member, item, now_ms))
+            .collect()
+    }
+
+    fn serve_item(
+        &self,
+        ask: &ShareAsk,
+        member: &Rc<str>,
+        item: &ShareItem,
+        now_ms: i64,
+    ) -> ShareOutcome {
+        debug_assert_eq!(self.shard.owner_of(&item.tp), self.shard.id);
+        let partition = match self.shard.led_partition(&item.tp) {
+            Ok(p) => p,
+            Err(code) => {
+                // Led elsewhere now: its state here is stale.
+                let key = (ask.group.clone(), item.tp.clone());
+                self.partitions.borrow_mut().remove(&key);
+                return ShareOutcome::error(code);
+            }
+        };
+        let state = partition.read_state();
+        let limits = self.limits();
+        let mut partitions = self.partitions.borrow_mut();
+        let key = (ask.group.clone(), item.tp.clone());
+        if !partitions.contains_key(&key) {
+            if partitions.len() >= self.shard.config.share_partitions_per_shard_max {
+                tracing::warn!(group = %ask.group, "share partitions at their most on this shard");
+                return ShareOutcome::error(ResponseError::UnknownServerError.code());
+            }
+            let start = match self.shard.config.share_auto_offset_reset {
+                ShareAutoOffsetReset::Earliest => state.log_start_offset,
+                ShareAutoOffsetReset::Latest => state.high_watermark,
+            };
+            partitions.insert(key.clone(), SharePartition::new(start.max(0)));
+        }
+        let sp = partitions.get_mut(&key).expect("inserted above");
+        sp.log_start_moved(state.log_start_offset);
+        let mut outcome = ShareOutcome::error(0);
+        outcome.seen = Some(partition.seen());
+        for ack in &item.acks {
+            let applied = sp.acknowledge(member, ack.first, ack.last, &ack.types, &limits, now_ms);
+            if let Err(code) = applied {
+                if outcome.ack_error == 0 {
+                    outcome.ack_error = code;
+                }
+            }
+        }
+        if !item.fetch {
+            return outcome;
+        }
+        let Some(offset) = sp.fetch_offset(&limits, now_ms) else {
+            return outcome;
+        };
+        if offset >= state.high_watermark {
+            return outcome;
+        }
+        let read = ReadArgs {
+            tp: &item.tp,
+            offset,
+            max_bytes: ask.partition_max_bytes,
+            min_one_batch: true,
+            committed: false,
+            current_leader_epoch: -1,
+            replica: None,
+            to_log_end: false,
+            unless_unchanged: None,
+            any_replica: false,
+            client_rack: None,
+        };
+        drop(partitions);
+        let mut read = self.shard.read_owned(read);
+        if read.error != 0 {
+            outcome.error = read.error;
+            return outcome;
+        }
+        let batches = match batches_of(&read.slices) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "reading batch headers");
+                outcome.error = ResponseError::KafkaStorageError.code();
+                return outcome;
+            }
+        };
+        let spans: Vec<BatchSpan> = batches.iter().map(|b| b.span).collect();
+        let mut partitions = self.partitions.borrow_mut();
+        let sp = partitions.get_mut(&key).expect("held above");
+        outcome.acquired = sp.acquire(member, &spans, ask.max_records, &limits, now_ms);
+        outcome.slices = holding(&batches, &outcome.acquired);
+        read.slices.clear();
+        outcome
+    }
+}
+
+/// One batch of a read plan: where it lies and what offsets it spans.
+struct PlannedBatch {
+    slice: FileSlice,
+    span: BatchSpan,
+}
+
+/// The batches of `slices` (whole, valid batches), from their headers.
+fn batches_of(slices: &[FileSlice]) -> std::io::Result<Vec<PlannedBatch>> {
+    let mut out = Vec::new();
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    for slice in slices {
+        let mut at = 0u64;
+        while at < u64::from(slice.len) {
+            slice.file.read_exact_at(&mut header, slice.position + at)?;
+            let parsed = BatchHeader::parse(&header)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            let len = parsed.total_len() as u64;
+            assert!(
+                len > 0 && at + len <= u64::from(slice.len),
+                "a planned slice holds whole batches"
+            );
+            out.push(PlannedBatch {
+                slice: FileSlice {
+                    file: slice.file.clone(),
+                    position: slice.position + at,
+                    len: len as u32,
+                },
+                span: BatchSpan {
+                    base: parsed.base_offset,
+                    last: parsed.last_offset(),
+                    control: parsed.is_control(),
+                },
+            });
+            at += len;
+        }
+    }
+    Ok(out)
+}
+
+/// The batches from the first holding an acquired record to the last one
+/// (the client reads only the acquired records among them).
+fn holding(batches: &[PlannedBatch], acquired: &[Acquired]) -> Vec<FileSlice> {
+    let (Some(first), Some(last)) = (acquired.first(), acquired.last()) else {
+        return Vec::new();
+    };
+    let holds = |b: &PlannedBatch| {
+        acquired
+            .iter()
+            .any(|a| a.first <= b.span.last && b.span.base <= a.last)
+    };
+    let from = batches
+        .iter()
+        .position(|b| b.span.last >= first.first && holds(b));
+    let to = batches
+        .iter()
+        .rposition(|b| b.span.base <= last.last && holds(b));
+    match (from, to) {
+        (Some(from), Some(to)) => batches[from..=to].iter().map(|b| b.slice.clone()).collect(),
+        _ => Vec::new(),
+    }
+}

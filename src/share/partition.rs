@@ -1,0 +1,515 @@
+//! One share partition (KIP-932): the delivery state of one partition's
+//! records for one share group, as the partition's leader holds it.
+//!
+//! Records from the share-partition start offset (SPSO, `start`) to `end`
+//! are *in flight*: each is acquired by one member for a while, available
+//! to be acquired again, acknowledged, or archived (rejected, or delivered
+//! too often). Records from `end` on were never acquired. The window
+//! `end - start` is bounded (`group.share.partition.max.record.locks`), so
+//! a member that never acknowledges stalls only its share of it. The
+//! start moves past the in-flight records as soon as every record before
+//! them is done with.
+//!
+//! Everything here is synchronous and knows nothing of logs: the caller
+//! reads batch headers and hands in their offset ranges.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use kafka_protocol::ResponseError;
+
+/// Kafka's AcknowledgeType values (ShareFetch/ShareAcknowledge v1).
+const ACK_GAP: i8 = 0;
+const ACK_ACCEPT: i8 = 1;
+const ACK_RELEASE: i8 = 2;
+const ACK_REJECT: i8 = 3;
+
+/// The share group's limits on its partitions' delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `group.share.record.lock.duration.ms`: how long an acquisition lasts.
+    pub lock_duration_ms: i64,
+    /// `group.share.delivery.count.limit`: a record delivered this often
+    /// and released again is archived.
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks`: the most records in
+    /// flight (from the start offset to the end).
+    pub in_flight_max: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Acquired { member: Rc<str>, until_ms: i64 },
+    Available,
+    Acknowledged,
+    Archived,
+}
+
+impl State {
+    fn done(&self) -> bool {
+        matches!(self, State::Acknowledged | State::Archived)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    state: State,
+    deliveries: i16,
+}
+
+/// One batch of the log as the acquisition sees it: its offsets and
+/// whether it holds control records (transaction markers), which are
+/// never delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSpan {
+    pub base: i64,
+    pub last: i64,
+    pub control: bool,
+}
+
+/// A run of acquired offsets delivered the same number of times, as
+/// ShareFetch's AcquiredRecords names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acquired {
+    pub first: i64,
+    pub last: i64,
+    pub deliveries: i16,
+}
+
+pub struct SharePartition {
+    /// The share-partition start offset: every record before it is done.
+    start: i64,
+    /// The first offset never acquired.
+    end: i64,
+    /// The in-flight records, `start <= offset < end`. An offset of that
+    /// range without an entry does not exist in the log (a gap between
+    /// batches) and counts as done.
+    records: BTreeMap<i64, Record>,
+}
+
+impl SharePartition {
+    /// A share partition starting at `start` (the group's
+    /// `share.auto.offset.reset` applied to the log when first asked).
+    pub fn new(start: i64) -> SharePartition {
+        assert!(start >= 0, "a share partition starts at a log offset");
+        SharePartition {
+            start,
+            end: start,
+            records: BTreeMap::new(),
+        }
+    }
+
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// Records acquired and not yet acknowledged, released or expired.
+    pub fn acquired_count(&self) -> usize {
+        self.records
+            .values()
+            .filter(|r| matches!(r.state, State::Acquired { .. }))
+            .count()
+    }
+
+    /// Where a read for an acquisition starts: the first record available
+    /// again, else the end; `None` while nothing can be acquired (every
+    /// in-flight record taken and the window full).
+    pub fn fetch_offset(&mut self, limits: &Limits, now_ms: i64) -> Option<i64> {
+        self.expire(limits, now_ms);
+        let available = self
+            .records
+            .iter()
+            .find(|(_, r)| r.state == State::Available)
+            .map(|(offset, _)| *offset);
+        match available {
+            Some(offset) => Some(offset),
+            None if self.end - self.start < limits.in_flight_max => Some(self.end),
+            None => None,
+        }
+    }
+
+    /// Acquires for `member` up to `max_records` records of `batches`
+    /// (consecutive batches of the log, read below the high watermark):
+    /// records available again, then records never acquired, while the
+    /// window has room. Control records are archived as they are met.
+    pub fn acquire(
+        &mut self,
+        member: &Rc<str>,
+        batches: &[BatchSpan],
+        max_records: usize,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Vec<Acquired> {
+        self.expire(limits, now_ms);
+        let until_ms = now_ms.saturating_add(limits.lock_duration_ms);
+        let mut taken: Vec<(i64, i16)> = Vec::new();
+        'batches: for batch in batches {
+            assert!(batch.base <= batch.last, "a batch spans its offsets");
+            for offset in batch.base.max(self.start)..=batch.last {
+                if offset >= self.end {
+                    if batch.control {
+                        self.end = offset + 1;
+                        let record = Record {
+                            state: State::Archived,
+                            deliveries: 0,
+                        };
+                        self.records.insert(offset, record);
+                        continue;
+                    }
+                    if taken.len() >= max_records || offset - self.start >= limits.in_flight_max {
+                        break 'batches;
+                    }
+                    // Offsets skipped between `end` and here are not in the
+                    // log: no entry, done.
+                    self.end = offset + 1;
+                    let state = State::Acquired {
+                        member: member.clone(),
+                        until_ms,
+                    };
+                    self.records.insert(
+                        offset,
+                        Record {
+                            state,
+                            deliveries: 1,
+                        },
+                    );
+                    taken.push((offset, 1));
+                    continue;
+                }
+                let Some(record) = self.records.get_mut(&offset) else {
+                    continue;
+                };
+                if record.state != State::Available {
+                    continue;
+                }
+                if taken.len() >= max_records {
+                    break 'batches;
+                }
+                record.deliveries = record.deliveries.saturating_add(1);
+                record.state = State::Acquired {
+                    member: member.clone(),
+                    until_ms,
+                };
+                taken.push((offset, record.deliveries));
+            }
+        }
+        self.advance();
+        runs(&taken)
+    }
+
+    /// Applies one acknowledgement batch of `member`: one type for every
+    /// offset of `first..=last`, or one per offset. Either every offset is
+    /// acquired by `member` (and its lock has not run out) and all are
+    /// applied, or none is (INVALID_RECORD_STATE), as Kafka does.
+    pub fn acknowledge(
+        &mut self,
+        member: &str,
+        first: i64,
+        last: i64,
+        types: &[i8],
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<(), i16> {
+        let invalid_request = ResponseError::InvalidRequest.code();
+        if first > last || first < 0 {
+            return Err(invalid_request);
+        }
+        let span = (last - first + 1) as usize;
+        if types.len() != 1 && types.len() != span {
+            return Err(invalid_request);
+        }
+        if types
+            .iter()
+            .any(|t| !matches!(*t, ACK_GAP | ACK_ACCEPT | ACK_RELEASE | ACK_REJECT))
+        {
+            return Err(invalid_request);
+        }
+        self.expire(limits, now_ms);
+        let held = |offset: i64| {
+            self.records.get(&offset).is_some_and(
+                |r| matches!(&r.state, State::Acquired { member: m, .. } if &**m == member),
+            )
+        };
+        // An offset inside a batch with no record (compacted away) is in
+        // flight too; one outside the window never was acquired.
+        if first < self.start || last >= self.end || !(first..=last).all(held) {
+            return Err(ResponseError::InvalidRecordState.code());
+        }
+        for (i, offset) in (first..=last).enumerate() {
+            let kind = if types.len() == 1 { types[0] } else { types[i] };
+            let record = self.records.get_mut(&offset).expect("checked above");
+            record.state = match kind {
+                ACK_ACCEPT => State::Acknowledged,
+                ACK_RELEASE => released(record.deliveries, limits),
+                _ => State::Archived,
+            };
+        }
+        self.advance();
+        Ok(())
+    }
+
+    /// Releases every record `member` holds (its share session closed, or
+    /// it left the group): available again, or archived past the
+    /// delivery limit. Returns how many it held.
+    pub fn release_member(&mut self, member: &str, limits: &Limits) -> usize {
+        let mut released_count = 0;
+        for record in self.records.values_mut() {
+            if matches!(&record.state, State::Acquired { member: m, .. } if &**m == member) {
+                record.state = released(record.deliveries, limits);
+                released_count += 1;
+            }
+        }
+        self.advance();
+        released_count
+    }
+
+    /// The log's start moved past records in flight (retention, DeleteRecords):
+    /// they are gone, whatever their state.
+    pub fn log_start_moved(&mut self, log_start: i64) {
+        if log_start <= self.start {
+            return;
+        }
+        self.records = self.records.split_off(&log_start);
+        self.start = log_start;
+        self.end = self.end.max(log_start);
+        self.advance();
+    }
+
+    /// Locks that ran out: those records are released as if by their member.
+    fn expire(&mut self, limits: &Limits, now_ms: i64) {
+        for record in self.records.values_mut() {
+            if matches!(record.state, State::Acquired { until_ms, .. } if until_ms <= now_ms) {
+                record.state = released(record.deliveries, limits);
+            }
+        }
+    }
+
+    /// Moves the start past the records done with.
+    fn advance(&mut self) {
+        while let Some(entry) = self.records.first_entry() {
+            if !entry.get().state.done() {
+                self.start = *entry.key();
+                break;
+            }
+            entry.remove();
+        }
+        if self.records.is_empty() {
+            self.start = self.end;
+        }
+        debug_assert!(self.start <= self.end);
+        debug_assert!(self
+            .records
+            .keys()
+            .all(|o| (self.start..self.end).contains(o)));
+    }
+}
+
+/// A released record's state: available, unless delivered its last time.
+fn released(deliveries: i16, limits: &Limits) -> State {
+    if deliveries >= limits.delivery_count_limit {
+        State::Archived
+    } else {
+        State::Available
+    }
+}
+
+/// Acquired offsets (in order) as runs of consecutive offsets with one
+/// delivery count.
+fn runs(taken: &[(i64, i16)]) -> Vec<Acquired> {
+    let mut out: Vec<Acquired> = Vec::new();
+    for &(offset, deliveries) in taken {
+        match out.last_mut() {
+            Some(run) if run.last + 1 == offset && run.deliveries == deliveries => {
+                run.last = offset;
+            }
+            _ => out.push(Acquired {
+                first: offset,
+                last: offset,
+                deliveries,
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        lock_duration_ms: 1_000,
+        delivery_count_limit: 3,
+        in_flight_max: 100,
+    };
+
+    fn batch(base: i64, last: i64) -> BatchSpan {
+        BatchSpan {
+            base,
+            last,
+            control: false,
+        }
+    }
+
+    fn member(id: &str) -> Rc<str> {
+        Rc::from(id)
+    }
+
+    fn run(first: i64, last: i64, deliveries: i16) -> Acquired {
+        Acquired {
+            first,
+            last,
+            deliveries,
+        }
+    }
+
+    #[test]
+    fn members_share_the_records_and_acceptance_moves_the_start() {
+        let mut sp = SharePartition::new(0);
+        let (a, b) = (member("a"), member("b"));
+        let batches = [batch(0, 4), batch(5, 9)];
+        assert_eq!(sp.fetch_offset(&LIMITS, 0), Some(0));
+        assert_eq!(sp.acquire(&a, &batches, 5, &LIMITS, 0), [run(0, 4, 1)]);
+        // The second member reads from the first record not taken.
+        assert_eq!(sp.fetch_offset(&LIMITS, 0), Some(5));
+        assert_eq!(sp.acquire(&b, &batches, 10, &LIMITS, 0), [run(5, 9, 1)]);
+        assert_eq!(sp.acknowledge("b", 5, 9, &[ACK_ACCEPT], &LIMITS, 1), Ok(()));
+        assert_eq!(sp.start(), 0, "a's records hold the start");
+        assert_eq!(sp.acknowledge("a", 0, 4, &[ACK_ACCEPT], &LIMITS, 1), Ok(()));
+        assert_eq!(sp.start(), 10);
+        assert_eq!(sp.acquired_count(), 0);
+    }
+
+    #[test]
+    fn only_the_holder_acknowledges_and_a_refused_batch_changes_nothing() {
+        let mut sp = SharePartition::new(0);
+        let a = member("a");
+        sp.acquire(&a, &[batch(0, 3)], 10, &LIMITS, 0);
+        let invalid = ResponseError::InvalidRecordState.code();
+        assert_eq!(
+            sp.acknowledge("b", 0, 3, &[ACK_ACCEPT], &LIMITS, 1),
+            Err(invalid)
+        );
+        // 4 was never acquired: the whole batch is refused.
+        assert_eq!(
+            sp.acknowledge("a", 2, 4, &[ACK_ACCEPT], &LIMITS, 1),
+            Err(invalid)
+        );
+        assert_eq!(sp.acquired_count(), 4);
+        let per_offset = [ACK_ACCEPT, ACK_REJECT, ACK_GAP, ACK_ACCEPT];
+        assert_eq!(sp.acknowledge("a", 0, 3, &per_offset, &LIMITS, 1), Ok(()));
+        assert_eq!(sp.start(), 4);
+        // Acknowledged already: not again.
+        assert_eq!(
+            sp.acknowledge("a", 0, 0, &[ACK_ACCEPT], &LIMITS, 1),
+            Err(invalid)
+        );
+        let bad = ResponseError::InvalidRequest.code();
+        assert_eq!(
+            sp.acknowledge("a", 3, 2, &[ACK_ACCEPT], &LIMITS, 1),
+            Err(bad)
+        );
+        assert_eq!(sp.acknowledge("a", 0, 3, &[1, 1], &LIMITS, 1), Err(bad));
+        assert_eq!(sp.acknowledge("a", 0, 0, &[4], &LIMITS, 1), Err(bad));
+    }
+
+    #[test]
+    fn released_records_come_back_until_their_delivery_limit() {
+        let mut sp = SharePartition::new(0);
+        let (a, b) = (member("a"), member("b"));
+        let batches = [batch(0, 1)];
+        for delivery in 1..=LIMITS.delivery_count_limit {
+            assert_eq!(sp.fetch_offset(&LIMITS, 0), Some(0));
+            let who = if delivery % 2 == 1 { &a } else { &b };
+            assert_eq!(
+                sp.acquire(who, &batches, 10, &LIMITS, 0),
+                [run(0, 1, delivery)]
+            );
+            assert_eq!(
+                sp.acknowledge(who, 0, 1, &[ACK_RELEASE], &LIMITS, 0),
+                Ok(())
+            );
+        }
+        // Released at the limit: archived, and the start moves past them.
+        assert_eq!(sp.start(), 2);
+        assert_eq!(sp.acquire(&a, &batches, 10, &LIMITS, 0), []);
+    }
+
+    #[test]
+    fn a_lock_runs_out_and_the_record_goes_to_another_member() {
+        let mut sp = SharePartition::new(0);
+        let (a, b) = (member("a"), member("b"));
+        sp.acquire(&a, &[batch(0, 2)], 10, &LIMITS, 0);
+        assert_eq!(sp.fetch_offset(&LIMITS, 999), Some(3));
+        assert_eq!(sp.fetch_offset(&LIMITS, 1_000), Some(0));
+        assert_eq!(
+            sp.acquire(&b, &[batch(0, 2)], 10, &LIMITS, 1_000),
+            [run(0, 2, 2)]
+        );
+        let invalid = ResponseError::InvalidRecordState.code();
+        assert_eq!(
+            sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS, 1_001),
+            Err(invalid)
+        );
+        assert_eq!(
+            sp.acknowledge("b", 0, 2, &[ACK_ACCEPT], &LIMITS, 1_001),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn max_records_and_the_window_bound_an_acquisition() {
+        let limits = Limits {
+            in_flight_max: 6,
+            ..LIMITS
+        };
+        let mut sp = SharePartition::new(10);
+        let a = member("a");
+        let batches = [batch(8, 14), batch(15, 19)];
+        assert_eq!(sp.acquire(&a, &batches, 3, &limits, 0), [run(10, 12, 1)]);
+        assert_eq!(sp.acquire(&a, &batches, 100, &limits, 0), [run(13, 15, 1)]);
+        assert_eq!(sp.fetch_offset(&limits, 0), None, "the window is full");
+        sp.acknowledge("a", 10, 11, &[ACK_ACCEPT], &limits, 0)
+            .expect("held");
+        assert_eq!(sp.fetch_offset(&limits, 0), Some(16));
+        assert_eq!(sp.acquire(&a, &batches, 100, &limits, 0), [run(16, 17, 1)]);
+    }
+
+    #[test]
+    fn control_records_and_gaps_are_never_delivered() {
+        let mut sp = SharePartition::new(0);
+        let a = member("a");
+        let marker = BatchSpan {
+            base: 3,
+            last: 3,
+            control: true,
+        };
+        // 4 and 5 are not in the log (compacted away between batches).
+        let batches = [batch(0, 2), marker, batch(6, 7)];
+        assert_eq!(
+            sp.acquire(&a, &batches, 10, &LIMITS, 0),
+            [run(0, 2, 1), run(6, 7, 1)]
+        );
+        sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS, 0)
+            .expect("held");
+        assert_eq!(sp.start(), 6, "past the marker and the gap");
+    }
+
+    #[test]
+    fn a_released_member_and_a_moved_log_start() {
+        let mut sp = SharePartition::new(0);
+        let (a, b) = (member("a"), member("b"));
+        sp.acquire(&a, &[batch(0, 4)], 10, &LIMITS, 0);
+        assert_eq!(sp.release_member("a", &LIMITS), 5);
+        assert_eq!(
+            sp.acquire(&b, &[batch(0, 4)], 2, &LIMITS, 0),
+            [run(0, 1, 2)]
+        );
+        sp.log_start_moved(3);
+        assert_eq!(sp.start(), 3);
+        assert_eq!(sp.fetch_offset(&LIMITS, 0), Some(3));
+        assert_eq!(
+            sp.acquire(&b, &[batch(0, 6)], 10, &LIMITS, 0),
+            [run(3, 4, 2), run(5, 6, 1)]
+        );
+    }
+}

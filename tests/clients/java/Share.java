@@ -1,0 +1,126 @@
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.apache.kafka.clients.consumer.AcknowledgeType;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.serialization.StringDeserializer;
+
+/** Share groups (KIP-932) through Kafka's KafkaShareConsumer. */
+final class Share {
+    private Share() {}
+
+    static Properties shareProps(String bootstrap, String group) {
+        Properties c = new Properties();
+        c.put("bootstrap.servers", bootstrap);
+        c.put("group.id", group);
+        c.put("share.acknowledgement.mode", "explicit");
+        // Small acquisitions, so the members share the partition's records.
+        c.put("max.poll.records", "25");
+        c.put("key.deserializer", StringDeserializer.class.getName());
+        c.put("value.deserializer", StringDeserializer.class.getName());
+        return c;
+    }
+
+    /** share-consume BOOTSTRAP TOPIC GROUP COUNT: COUNT values written, then
+     * a member that acquires records and stops (holding them until their
+     * locks run out), then two members sharing the topic with it: each value
+     * accepted but v-013, which is rejected; v-042 released the first time
+     * a member gets it. A last member finds nothing left. */
+    static Map<String, Object> shareConsume(String bootstrap, String topic, String group, int count)
+            throws Exception {
+        String rejectValue = String.format("v-%03d", 13);
+        String releaseValue = String.format("v-%03d", 42);
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(Clients.producerProps(bootstrap))) {
+            List<Future<RecordMetadata>> acks = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                acks.add(producer.send(new ProducerRecord<>(topic, "k" + (i % 11), String.format("v-%03d", i))));
+            }
+            for (Future<RecordMetadata> ack : acks) ack.get();
+        }
+
+        Map<String, Object> out = new HashMap<>();
+        // The stalled member: it takes what one poll gives and never answers.
+        KafkaShareConsumer<String, String> stalled = new KafkaShareConsumer<>(shareProps(bootstrap, group));
+        stalled.subscribe(List.of(topic));
+        List<String> held = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + Clients.DEADLINE_MS;
+        while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+            for (ConsumerRecord<String, String> r : stalled.poll(Duration.ofMillis(500))) held.add(r.value());
+        }
+        out.put("held", held);
+
+        List<String> accepted = Collections.synchronizedList(new ArrayList<>());
+        Map<String, Short> deliveries = Collections.synchronizedMap(new HashMap<>());
+        List<Integer> perMember = Collections.synchronizedList(new ArrayList<>());
+        List<String> errors = Collections.synchronizedList(new ArrayList<>());
+        AtomicBoolean done = new AtomicBoolean();
+        AtomicBoolean released = new AtomicBoolean();
+        int wanted = count - 1;
+        List<Thread> members = new ArrayList<>();
+        for (int m = 0; m < 2; m++) {
+            Thread t = new Thread(() -> {
+                int mine = 0;
+                try (KafkaShareConsumer<String, String> c = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
+                    c.subscribe(List.of(topic));
+                    while (!done.get() && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                            short delivery = r.deliveryCount().orElse((short) 0);
+                            deliveries.merge(r.value(), delivery, (a, b) -> (short) Math.max(a, b));
+                            if (r.value().equals(rejectValue)) {
+                                c.acknowledge(r, AcknowledgeType.REJECT);
+                            } else if (r.value().equals(releaseValue) && released.compareAndSet(false, true)) {
+                                c.acknowledge(r, AcknowledgeType.RELEASE);
+                            } else {
+                                c.acknowledge(r, AcknowledgeType.ACCEPT);
+                                accepted.add(r.value());
+                                mine++;
+                            }
+                        }
+                        c.commitSync();
+                        if (accepted.size() >= wanted) done.set(true);
+                    }
+                } catch (Exception e) {
+                    errors.add(e.toString());
+                }
+                perMember.add(mine);
+            });
+            t.start();
+            members.add(t);
+        }
+        for (Thread t : members) t.join();
+        stalled.close(Duration.ofSeconds(5));
+
+        int leftOver = 0;
+        try (KafkaShareConsumer<String, String> last = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
+            last.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + 4_000;
+            while (System.currentTimeMillis() < until) {
+                for (ConsumerRecord<String, String> r : last.poll(Duration.ofMillis(500))) {
+                    last.acknowledge(r, AcknowledgeType.ACCEPT);
+                    leftOver++;
+                }
+            }
+        }
+        out.put("accepted", accepted);
+        out.put("per_member", perMember);
+        out.put("errors", errors);
+        out.put("rejected_deliveries", deliveries.getOrDefault(rejectValue, (short) 0));
+        out.put("released_deliveries", deliveries.getOrDefault(releaseValue, (short) 0));
+        Map<String, Object> heldDeliveries = new HashMap<>();
+        for (String v : held) heldDeliveries.put(v, deliveries.getOrDefault(v, (short) 0));
+        out.put("held_deliveries", heldDeliveries);
+        out.put("left_over", leftOver);
+        return out;
+    }
+}
