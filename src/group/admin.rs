@@ -230,6 +230,11 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
                 records::consumer_group_key(group_id),
                 None,
             )))
+            .chain(
+                g.share_states
+                    .keys()
+                    .map(|(t, p)| (records::share_state_key(group_id, t, *p), None)),
+            )
             .collect()
     };
     if let Err(code) = append(coord, group_id, &tombstones).await {

@@ -29,6 +29,7 @@ mod offsets;
 pub mod records;
 mod share_heartbeat;
 pub mod share_protocol;
+mod share_state;
 mod state;
 mod txn_offsets;
 
@@ -158,6 +159,21 @@ pub enum GroupMsg {
         request: ShareGroupHeartbeatRequest,
         reply: oneshot::Sender<ShareGroupHeartbeatResponse>,
     },
+    /// A share partition's state, for its leader to load (KIP-932).
+    ShareStateRead {
+        group_id: String,
+        topic: String,
+        partition: i32,
+        reply: oneshot::Sender<Result<Option<crate::share::partition::Snapshot>, i16>>,
+    },
+    /// A share partition's state, written by its leader.
+    ShareStateWrite {
+        group_id: String,
+        topic: String,
+        partition: i32,
+        snapshot: crate::share::partition::Snapshot,
+        reply: oneshot::Sender<i16>,
+    },
     /// ShareGroupDescribe of one group (KIP-932).
     ShareDescribe {
         group_id: String,
@@ -178,7 +194,9 @@ impl GroupMsg {
             | GroupMsg::Describe { group_id, .. }
             | GroupMsg::Delete { group_id, .. }
             | GroupMsg::ConsumerDescribe { group_id, .. }
-            | GroupMsg::ShareDescribe { group_id, .. } => group_id,
+            | GroupMsg::ShareDescribe { group_id, .. }
+            | GroupMsg::ShareStateRead { group_id, .. }
+            | GroupMsg::ShareStateWrite { group_id, .. } => group_id,
             GroupMsg::DeleteOffsets { request, .. } => &request.group_id,
             GroupMsg::TxnCommit { request, .. } => &request.group_id,
             GroupMsg::ConsumerHeartbeat { request, .. } => &request.group_id,
@@ -292,7 +310,7 @@ pub async fn route(coord: &Rc<Coordinator>, group_id: &str, msg: GroupMsg) {
 
 /// Whether another broker leads `group_id`'s partition of
 /// `__consumer_offsets`, and so coordinates it.
-fn coordinated_elsewhere(shard: &Shard, group_id: &str) -> bool {
+pub fn coordinated_elsewhere(shard: &Shard, group_id: &str) -> bool {
     let partition = offsets_partition(group_id, offsets_partition_count(shard));
     shard.topics().led_elsewhere(OFFSETS_TOPIC, partition)
 }
@@ -484,6 +502,24 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         } => {
             let _ = reply.send(share_heartbeat::heartbeat(&coord, sender, request, now));
         }
+        GroupMsg::ShareStateRead {
+            group_id,
+            topic,
+            partition,
+            reply,
+        } => {
+            let _ = reply.send(share_state::read(&coord, &group_id, &topic, partition));
+        }
+        GroupMsg::ShareStateWrite {
+            group_id,
+            topic,
+            partition,
+            snapshot,
+            reply,
+        } => {
+            let written = share_state::write(&coord, &group_id, &topic, partition, snapshot);
+            let _ = reply.send(written.await);
+        }
         GroupMsg::ShareDescribe { group_id, reply } => {
             let _ = reply.send(share_heartbeat::describe(&coord, &group_id));
         }
@@ -599,18 +635,17 @@ async fn forget_empty_consumer_group(coord: &Rc<Coordinator>, group_id: &str) ->
     }
 }
 
-/// A share group without members gives its id up to a group of another
-/// kind; false while it has members (the id is a share group's).
+/// A share group with neither members nor partition state gives its id up
+/// to a group of another kind; false while it has either (the id is a
+/// share group's until deleted, as in Kafka).
 fn forget_empty_share_group(coord: &Coordinator, group_id: &str) -> bool {
     with_group(coord, group_id, |g| {
         let Some(g) = g else { return true };
-        match &g.share {
-            Some(share) if !share.is_empty() => false,
-            _ => {
-                g.share = None;
-                true
-            }
+        if g.has_share_members() || !g.share_states.is_empty() {
+            return false;
         }
+        g.share = None;
+        true
     })
 }
 
@@ -862,6 +897,17 @@ fn apply_record(
                     g.consumer.take()
                 }
             };
+        }
+        records::OffsetsRecord::ShareState {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(group, now));
+            share_state::apply(g, (topic, partition), value);
         }
         records::OffsetsRecord::Group {
             group,

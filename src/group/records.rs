@@ -8,12 +8,17 @@
 //!   `GroupMetadataValue` (we write v3);
 //! - key version 1000 (Sluice's own, far from Kafka's, which are small
 //!   numbers): a consumer protocol group's membership (KIP-848), one
-//!   record per group holding the whole of it (`consumer_protocol::record`).
+//!   record per group holding the whole of it (`consumer_protocol::record`);
+//! - key version 1001 (Sluice's own): a share group's partition state
+//!   (KIP-932): its start offset and the ranges past it done with, which
+//!   Kafka keeps in `__share_group_state` (`share::partition::Snapshot`).
 //!
 //! A null value is a tombstone: the offset or the group is deleted.
 //! Pure functions over bytes; nothing here knows about shards or logs.
 
 use bytes::{Buf, BufMut, Bytes};
+
+use crate::share::partition::Snapshot;
 
 use crate::record::kv::{
     get_i16, get_i32, get_i64, get_nullable_str, get_str, need, put_str, ReadError,
@@ -39,6 +44,13 @@ pub enum OffsetsRecord {
     ConsumerGroup {
         group: String,
         value: Option<Vec<u8>>,
+    },
+    /// A share group's state of one partition; `None` deletes it.
+    ShareState {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<Snapshot>,
     },
 }
 
@@ -76,6 +88,9 @@ const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 /// Sluice's own key of a consumer protocol group's membership.
 const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
+/// Sluice's own key of a share group's partition state.
+const SHARE_STATE_KEY_VERSION: i16 = 1001;
+const SHARE_STATE_VALUE_VERSION: i16 = 0;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -100,6 +115,51 @@ pub fn consumer_group_key(group: &str) -> Vec<u8> {
     out.put_i16(CONSUMER_GROUP_KEY_VERSION);
     put_str(&mut out, group);
     out
+}
+
+pub fn share_state_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + group.len() + topic.len());
+    out.put_i16(SHARE_STATE_KEY_VERSION);
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
+    out.put_i32(partition);
+    out
+}
+
+pub fn share_state_value(v: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18 + v.done.len() * 16);
+    out.put_i16(SHARE_STATE_VALUE_VERSION);
+    out.put_i32(v.leader_epoch);
+    out.put_i64(v.start);
+    out.put_i32(i32::try_from(v.done.len()).expect("a bounded window"));
+    for (first, last) in &v.done {
+        out.put_i64(*first);
+        out.put_i64(*last);
+    }
+    out
+}
+
+fn decode_share_state_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
+    let version = get_i16(&mut b)?;
+    if version != SHARE_STATE_VALUE_VERSION {
+        return Err(DecodeError::Version("share state value", version));
+    }
+    let leader_epoch = get_i32(&mut b)?;
+    let start = get_i64(&mut b)?;
+    let count = get_i32(&mut b)?;
+    // Each range is 16 bytes: a count past what is left is corrupt.
+    if count < 0 || count as usize > b.len() / 16 {
+        return Err(DecodeError::Truncated);
+    }
+    let mut done = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        done.push((get_i64(&mut b)?, get_i64(&mut b)?));
+    }
+    Ok(Snapshot {
+        leader_epoch,
+        start,
+        done,
+    })
 }
 
 pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
@@ -180,6 +240,18 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord,
             let group = get_str(&mut k)?;
             let value = value.map(<[u8]>::to_vec);
             Ok(OffsetsRecord::ConsumerGroup { group, value })
+        }
+        SHARE_STATE_KEY_VERSION => {
+            let group = get_str(&mut k)?;
+            let topic = get_str(&mut k)?;
+            let partition = get_i32(&mut k)?;
+            let value = value.map(decode_share_state_value).transpose()?;
+            Ok(OffsetsRecord::ShareState {
+                group,
+                topic,
+                partition,
+                value,
+            })
         }
         v => Err(DecodeError::Version("key", v)),
     }
@@ -329,6 +401,28 @@ mod tests {
                 value: Some(v)
             }
         );
+    }
+
+    #[test]
+    fn share_state_records_round_trip() {
+        let v = Snapshot {
+            leader_epoch: 7,
+            start: 100,
+            done: vec![(102, 104), (110, 110)],
+        };
+        let key = share_state_key("g", "t", 3);
+        let value = share_state_value(&v);
+        let record = decode(Some(&key), Some(&value)).expect("decodes");
+        assert_eq!(
+            record,
+            OffsetsRecord::ShareState {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+                value: Some(v),
+            }
+        );
+        assert!(decode(Some(&key), Some(&value[..value.len() - 1])).is_err());
     }
 
     #[test]

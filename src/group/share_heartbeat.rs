@@ -31,7 +31,7 @@ pub fn limits(coord: &Coordinator) -> ShareLimits {
 
 /// Whether `group` may be used as a share group: it is one already, or
 /// nothing of another kind (members, committed offsets) is in it.
-fn shareable(group: &Group) -> bool {
+pub(super) fn shareable(group: &Group) -> bool {
     group.share.is_some()
         || (group.members.is_empty() && group.consumer.is_none() && group.offsets.is_empty())
 }

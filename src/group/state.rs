@@ -123,6 +123,9 @@ pub struct Group {
     /// A share group's membership (KIP-932), once a member joined that
     /// way; held in memory only (see `share_protocol`).
     pub share: Option<super::share_protocol::ShareGroup>,
+    /// A share group's partition states, by (topic, partition), as its
+    /// partitions' leaders last wrote them (`share_state`).
+    pub share_states: BTreeMap<(String, i32), crate::share::partition::Snapshot>,
 }
 
 impl Group {
@@ -147,6 +150,7 @@ impl Group {
             metadata_log_offset: -1,
             consumer: None,
             share: None,
+            share_states: BTreeMap::new(),
         }
     }
 

@@ -145,6 +145,8 @@ pub const APIS: &[ApiSpec] = &[
     group::SHARE_GROUP_DESCRIBE,
     share::SHARE_FETCH,
     share::SHARE_ACKNOWLEDGE,
+    share::READ_SHARE_GROUP_STATE,
+    share::WRITE_SHARE_GROUP_STATE,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -533,6 +535,12 @@ async fn dispatch(
         ApiKey::ShareFetch => out.pieces(share::fetch(&services.shares, access, body!()).await),
         ApiKey::ShareAcknowledge => {
             out.encoded(share::acknowledge(&services.shares, access, body!()).await)
+        }
+        ApiKey::ReadShareGroupState => {
+            out.encoded(share::state::read(&services.groups, access, body!()).await)
+        }
+        ApiKey::WriteShareGroupState => {
+            out.encoded(share::state::write(&services.groups, access, body!()).await)
         }
         key if group::serves(key) => {
             group::handle(services, access, &header, client, &out, &mut buf, carried).await

@@ -106,14 +106,20 @@ impl Services {
             shard.config.max_incremental_fetch_session_cache_slots,
             shard.config.min_incremental_fetch_session_eviction_ms,
         );
+        let groups = Rc::new(group::Coordinator::new(shard.clone(), group_mesh));
         let services = Rc::new(Services {
-            groups: Rc::new(group::Coordinator::new(shard.clone(), group_mesh)),
+            shares: Rc::new(share::Service::new(
+                shard.clone(),
+                share_mesh,
+                groups.clone(),
+                dialer.clone(),
+            )),
+            groups,
             txns: Rc::new(txn::Coordinator::new(
                 shard.clone(),
                 txn_mesh,
                 dialer.clone(),
             )),
-            shares: Rc::new(share::Service::new(shard.clone(), share_mesh)),
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
             fetchers: fetcher::Fetchers::new(dialer),

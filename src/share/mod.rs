@@ -11,13 +11,16 @@
 //! only), acquires their records and answers with the slices that hold
 //! them: record bytes go from the page cache to the socket, as a fetch's.
 //!
-//! Share partitions are held in memory: a new leader (or a restart) starts
-//! the group's partition again at `share.auto.offset.reset`, and records in
-//! flight at the change are not redelivered. Kafka keeps that state in
-//! `__share_group_state`; here it is still missing (ARCHITECTURE.md).
+//! What is durable of a share partition (its start, the ranges past it
+//! done with) is kept by the group's coordinator (`state`): loaded when
+//! the leader first serves the group (again after every leadership
+//! change), written whenever acknowledgements moved it, before they are
+//! answered. Records in flight at a leadership change are delivered again.
 
 pub mod partition;
+pub mod remote;
 pub mod sessions;
+mod state;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,6 +36,16 @@ use crate::runtime::{Mesh, MeshReceiver};
 use crate::shard::{ReadArgs, Seen, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use partition::{Acquired, BatchSpan, Limits, SharePartition};
+
+/// A share partition held here, with the leader epoch it was loaded at:
+/// a partition led again after another leader served it is loaded anew.
+struct Held {
+    leader_epoch: i32,
+    sp: SharePartition,
+    /// Held by the write of its state in flight: one at a time, each of
+    /// the state when it starts, so they reach the coordinator in order.
+    writing: Rc<futures::lock::Mutex<()>>,
+}
 
 /// One acknowledgement batch of a request.
 #[derive(Clone, Debug)]
@@ -74,6 +87,8 @@ pub struct ShareOutcome {
     pub acquired: Vec<Acquired>,
     /// The partition's state when answered, for a long poll to wait on.
     pub seen: Option<Seen>,
+    /// Some acknowledgement applied: the state is written before the answer.
+    acked: bool,
 }
 
 impl ShareOutcome {
@@ -84,6 +99,7 @@ impl ShareOutcome {
             slices: Vec::new(),
             acquired: Vec::new(),
             seen: None,
+            acked: false,
         }
     }
 }
@@ -106,17 +122,30 @@ pub enum ShareMsg {
 pub struct Service {
     shard: Rc<Shard>,
     mesh: Mesh<ShareMsg>,
-    partitions: RefCell<HashMap<(String, TopicPartition), SharePartition>>,
+    groups: Rc<crate::group::Coordinator>,
+    /// How this broker reaches other brokers (their coordinators).
+    dialer: std::sync::Arc<crate::net::client::Security>,
+    /// Connections to other brokers' group coordinators, for the state.
+    state_connections: crate::net::client::KeptConnections,
+    partitions: RefCell<HashMap<(String, TopicPartition), Held>>,
     /// The share sessions of the connections this core serves.
     pub sessions: RefCell<sessions::Sessions>,
 }
 
 impl Service {
-    pub fn new(shard: Rc<Shard>, mesh: Mesh<ShareMsg>) -> Service {
+    pub fn new(
+        shard: Rc<Shard>,
+        mesh: Mesh<ShareMsg>,
+        groups: Rc<crate::group::Coordinator>,
+        dialer: std::sync::Arc<crate::net::client::Security>,
+    ) -> Service {
         let sessions = sessions::Sessions::new(shard.config.group_share_max_share_sessions);
         Service {
+            state_connections: remote::connections(shard.config.node_id),
             shard,
             mesh,
+            groups,
+            dialer,
             partitions: RefCell::default(),
             sessions: RefCell::new(sessions),
         }
@@ -131,7 +160,11 @@ impl Service {
         while let Some(msg) = receiver.recv().await {
             match msg {
                 ShareMsg::Serve { ask, reply } => {
-                    let _ = reply.send(self.serve_here(&ask));
+                    let service = self.clone();
+                    crate::runtime::spawn_local(async move {
+                        let _ = reply.send(service.serve_here(&ask).await);
+                    })
+                    .detach();
                 }
                 ShareMsg::Release { group, member, tps } => {
                     self.release_here(&group, &member, &tps);
@@ -159,7 +192,7 @@ impl Service {
             };
             async move {
                 if owner == self.shard.id {
-                    return (places, Some(self.serve_here(&part)));
+                    return (places, Some(self.serve_here(&part).await));
                 }
                 let (reply, answer) = oneshot::channel();
                 let msg = ShareMsg::Serve { ask: part, reply };
@@ -211,8 +244,8 @@ impl Service {
         let limits = self.limits();
         let mut partitions = self.partitions.borrow_mut();
         for tp in tps {
-            if let Some(sp) = partitions.get_mut(&(group.to_string(), tp.clone())) {
-                sp.release_member(member, &limits);
+            if let Some(held) = partitions.get_mut(&(group.to_string(), tp.clone())) {
+                held.sp.release_member(member, &limits);
             }
         }
     }
@@ -226,14 +259,100 @@ impl Service {
         }
     }
 
-    /// Serves the items of `ask`, all of partitions this shard owns.
-    fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
+    /// Serves the items of `ask`, all of partitions this shard owns: the
+    /// share partitions not held yet are loaded first, and those whose
+    /// acknowledgements applied are written before the answer.
+    async fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
+        let mut loaded = Vec::with_capacity(ask.items.len());
+        for item in &ask.items {
+            loaded.push(self.load(&ask.group, &item.tp).await);
+        }
         let now_ms = crate::runtime::now_ms();
         let member: Rc<str> = Rc::from(ask.member.as_str());
-        ask.items
+        let mut outcomes: Vec<ShareOutcome> = ask
+            .items
             .iter()
-            .map(|item| self.serve_item(ask, &member, item, now_ms))
-            .collect()
+            .zip(loaded)
+            .map(|(item, loaded)| match loaded {
+                Ok(()) => self.serve_item(ask, &member, item, now_ms),
+                Err(code) => ShareOutcome::error(code),
+            })
+            .collect();
+        for (item, outcome) in ask.items.iter().zip(outcomes.iter_mut()) {
+            if outcome.acked {
+                let code = self.persist(&ask.group, &item.tp).await;
+                if code != 0 && outcome.ack_error == 0 {
+                    outcome.ack_error = code;
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Makes sure the group's share partition `tp` is held here, loaded
+    /// from its coordinator at the partition's current leader epoch.
+    async fn load(&self, group: &str, tp: &TopicPartition) -> Result<(), i16> {
+        let partition = self.shard.led_partition(tp)?;
+        let leader_epoch = partition.role.borrow().leader_epoch();
+        let key = (group.to_string(), tp.clone());
+        let current = |held: &Held| held.leader_epoch == leader_epoch;
+        if self.partitions.borrow().get(&key).is_some_and(current) {
+            return Ok(());
+        }
+        let snapshot = state::read(self, group, tp).await?;
+        let state = partition.read_state();
+        let mut partitions = self.partitions.borrow_mut();
+        if partitions.get(&key).is_some_and(current) {
+            return Ok(()); // loaded by another request meanwhile
+        }
+        if !partitions.contains_key(&key)
+            && partitions.len() >= self.shard.config.share_partitions_per_shard_max
+        {
+            tracing::warn!(group, "share partitions at their most on this shard");
+            return Err(ResponseError::UnknownServerError.code());
+        }
+        let sp = match snapshot {
+            Some(snapshot) => SharePartition::restore(snapshot),
+            None => SharePartition::new(match self.shard.config.share_auto_offset_reset {
+                ShareAutoOffsetReset::Earliest => state.log_start_offset.max(0),
+                ShareAutoOffsetReset::Latest => state.high_watermark.max(0),
+            }),
+        };
+        let writing = Rc::default();
+        partitions.insert(
+            key,
+            Held {
+                leader_epoch,
+                sp,
+                writing,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the share partition's state to its coordinator, after the
+    /// write in flight (whose state may be older); the code.
+    async fn persist(&self, group: &str, tp: &TopicPartition) -> i16 {
+        let key = (group.to_string(), tp.clone());
+        let gone = ResponseError::NotLeaderOrFollower.code();
+        let Some(writing) = self
+            .partitions
+            .borrow()
+            .get(&key)
+            .map(|h| h.writing.clone())
+        else {
+            return gone;
+        };
+        let _turn = writing.lock().await;
+        let snapshot = self
+            .partitions
+            .borrow()
+            .get(&key)
+            .map(|held| held.sp.snapshot(held.leader_epoch));
+        match snapshot {
+            Some(snapshot) => state::write(self, group, tp, snapshot).await,
+            None => gone,
+        }
     }
 
     fn serve_item(
@@ -244,11 +363,11 @@ impl Service {
         now_ms: i64,
     ) -> ShareOutcome {
         debug_assert_eq!(self.shard.owner_of(&item.tp), self.shard.id);
+        let key = (ask.group.clone(), item.tp.clone());
         let partition = match self.shard.led_partition(&item.tp) {
             Ok(p) => p,
             Err(code) => {
                 // Led elsewhere now: its state here is stale.
-                let key = (ask.group.clone(), item.tp.clone());
                 self.partitions.borrow_mut().remove(&key);
                 return ShareOutcome::error(code);
             }
@@ -256,28 +375,18 @@ impl Service {
         let state = partition.read_state();
         let limits = self.limits();
         let mut partitions = self.partitions.borrow_mut();
-        let key = (ask.group.clone(), item.tp.clone());
-        if !partitions.contains_key(&key) {
-            if partitions.len() >= self.shard.config.share_partitions_per_shard_max {
-                tracing::warn!(group = %ask.group, "share partitions at their most on this shard");
-                return ShareOutcome::error(ResponseError::UnknownServerError.code());
-            }
-            let start = match self.shard.config.share_auto_offset_reset {
-                ShareAutoOffsetReset::Earliest => state.log_start_offset,
-                ShareAutoOffsetReset::Latest => state.high_watermark,
-            };
-            partitions.insert(key.clone(), SharePartition::new(start.max(0)));
-        }
-        let sp = partitions.get_mut(&key).expect("inserted above");
+        let Some(held) = partitions.get_mut(&key) else {
+            return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
+        };
+        let sp = &mut held.sp;
         sp.log_start_moved(state.log_start_offset);
         let mut outcome = ShareOutcome::error(0);
         outcome.seen = Some(partition.seen());
         for ack in &item.acks {
-            let applied = sp.acknowledge(member, ack.first, ack.last, &ack.types, &limits, now_ms);
-            if let Err(code) = applied {
-                if outcome.ack_error == 0 {
-                    outcome.ack_error = code;
-                }
+            match sp.acknowledge(member, ack.first, ack.last, &ack.types, &limits, now_ms) {
+                Ok(()) => outcome.acked = true,
+                Err(code) if outcome.ack_error == 0 => outcome.ack_error = code,
+                Err(_) => {}
             }
         }
         if !item.fetch {
@@ -303,7 +412,7 @@ impl Service {
             client_rack: None,
         };
         drop(partitions);
-        let mut read = self.shard.read_owned(read);
+        let read = self.shard.read_owned(read);
         if read.error != 0 {
             outcome.error = read.error;
             return outcome;
@@ -318,10 +427,11 @@ impl Service {
         };
         let spans: Vec<BatchSpan> = batches.iter().map(|b| b.span).collect();
         let mut partitions = self.partitions.borrow_mut();
-        let sp = partitions.get_mut(&key).expect("held above");
-        outcome.acquired = sp.acquire(member, &spans, ask.max_records, &limits, now_ms);
+        let held = partitions.get_mut(&key).expect("held above");
+        outcome.acquired = held
+            .sp
+            .acquire(member, &spans, ask.max_records, &limits, now_ms);
         outcome.slices = holding(&batches, &outcome.acquired);
-        read.slices.clear();
         outcome
     }
 }

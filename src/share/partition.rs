@@ -76,6 +76,18 @@ pub struct Acquired {
     pub deliveries: i16,
 }
 
+/// What of a share partition is kept durable: its start, and the ranges
+/// past it already done with (acknowledged or archived). Records in flight
+/// otherwise are delivered again after a load; delivery counts are not
+/// kept. `leader_epoch` is the partition leader's that wrote it: a
+/// deposed leader's late write cannot overwrite its successor's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub leader_epoch: i32,
+    pub start: i64,
+    pub done: Vec<(i64, i64)>,
+}
+
 pub struct SharePartition {
     /// The share-partition start offset: every record before it is done.
     start: i64,
@@ -85,6 +97,9 @@ pub struct SharePartition {
     /// range without an entry does not exist in the log (a gap between
     /// batches) and counts as done.
     records: BTreeMap<i64, Record>,
+    /// Ranges at or past `end` that a snapshot loaded says are done: they
+    /// are passed over, not acquired, when the acquisition reaches them.
+    done_ahead: Vec<(i64, i64)>,
 }
 
 impl SharePartition {
@@ -96,7 +111,52 @@ impl SharePartition {
             start,
             end: start,
             records: BTreeMap::new(),
+            done_ahead: Vec::new(),
         }
+    }
+
+    /// The share partition a snapshot describes: nothing in flight, its
+    /// done ranges passed over when reached.
+    pub fn restore(snapshot: Snapshot) -> SharePartition {
+        let mut sp = SharePartition::new(snapshot.start.max(0));
+        sp.done_ahead = snapshot
+            .done
+            .into_iter()
+            .filter(|(first, last)| first <= last && *last >= sp.start)
+            .collect();
+        sp.done_ahead.sort_unstable();
+        sp
+    }
+
+    /// What is kept durable of it now, as leader `leader_epoch` writes it.
+    pub fn snapshot(&self, leader_epoch: i32) -> Snapshot {
+        let done_in_flight: Vec<i64> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.state.done())
+            .map(|(o, _)| *o)
+            .collect();
+        let mut done: Vec<(i64, i64)> = Vec::new();
+        for offset in done_in_flight {
+            match done.last_mut() {
+                Some(run) if run.1 + 1 == offset => run.1 = offset,
+                _ => done.push((offset, offset)),
+            }
+        }
+        done.extend(self.done_ahead.iter().copied());
+        Snapshot {
+            leader_epoch,
+            start: self.start,
+            done,
+        }
+    }
+
+    /// Whether a loaded snapshot says `offset` (not yet reached) is done.
+    fn done_ahead(&mut self, offset: i64) -> bool {
+        self.done_ahead.retain(|(_, last)| *last >= offset);
+        self.done_ahead
+            .first()
+            .is_some_and(|(first, _)| *first <= offset)
     }
 
     pub fn start(&self) -> i64 {
@@ -147,10 +207,17 @@ impl SharePartition {
             assert!(batch.base <= batch.last, "a batch spans its offsets");
             for offset in batch.base.max(self.start)..=batch.last {
                 if offset >= self.end {
-                    if batch.control {
+                    // Done before the snapshot loaded was taken, or a
+                    // control record: done, never delivered.
+                    let done = if self.done_ahead(offset) {
+                        Some(State::Acknowledged)
+                    } else {
+                        batch.control.then_some(State::Archived)
+                    };
+                    if let Some(state) = done {
                         self.end = offset + 1;
                         let record = Record {
-                            state: State::Archived,
+                            state,
                             deliveries: 0,
                         };
                         self.records.insert(offset, record);
@@ -270,6 +337,7 @@ impl SharePartition {
             return;
         }
         self.records = self.records.split_off(&log_start);
+        self.done_ahead.retain(|(_, last)| *last >= log_start);
         self.start = log_start;
         self.end = self.end.max(log_start);
         self.advance();
@@ -492,6 +560,33 @@ mod tests {
         sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS, 0)
             .expect("held");
         assert_eq!(sp.start(), 6, "past the marker and the gap");
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_start_and_passes_over_what_was_done() {
+        let mut sp = SharePartition::new(0);
+        let a = member("a");
+        sp.acquire(&a, &[batch(0, 9)], 10, &LIMITS, 0);
+        sp.acknowledge("a", 0, 1, &[ACK_ACCEPT], &LIMITS, 0)
+            .expect("held");
+        sp.acknowledge("a", 4, 5, &[ACK_REJECT], &LIMITS, 0)
+            .expect("held");
+        sp.acknowledge("a", 7, 7, &[ACK_ACCEPT], &LIMITS, 0)
+            .expect("held");
+        let first = sp.snapshot(3);
+        assert_eq!((first.start, first.done.clone()), (2, vec![(4, 5), (7, 7)]));
+        let mut again = SharePartition::restore(first.clone());
+        assert_eq!(again.snapshot(3), first, "nothing moved since");
+        // 2, 3, 6, 8 and 9 were in flight: delivered again.
+        let b = member("b");
+        assert_eq!(
+            again.acquire(&b, &[batch(0, 9)], 10, &LIMITS, 0),
+            [run(2, 3, 1), run(6, 6, 1), run(8, 9, 1)]
+        );
+        again
+            .acknowledge("b", 2, 3, &[ACK_ACCEPT], &LIMITS, 0)
+            .expect("held");
+        assert_eq!(again.start(), 6);
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub struct Coordinator {
     /// How markers reach other brokers: the inter-broker TLS and SASL.
     dialer: Arc<crate::net::client::Security>,
     /// Connections to other brokers' coordinators, for verifications.
-    verifiers: verify::Connections,
+    verifiers: crate::net::client::KeptConnections,
 }
 
 impl Coordinator {
@@ -188,10 +188,10 @@ impl Coordinator {
         dialer: Arc<crate::net::client::Security>,
     ) -> Coordinator {
         Coordinator {
+            verifiers: verify::connections(shard.config.node_id),
             shard,
             mesh,
             dialer,
-            verifiers: verify::Connections::default(),
             txns: RefCell::default(),
             loaded: RefCell::default(),
             ticking: Cell::default(),

@@ -24,7 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{coordinated_elsewhere, txn_partition, Coordinator, TxnError, TxnMsg, TXN_TOPIC};
-use crate::net::client::KafkaConnection;
+use crate::net::client::KeptConnections;
 use crate::shard::TopicPartition;
 
 /// How long a verification may take (connect, the coordinator's answer).
@@ -39,9 +39,13 @@ const VERSION: i16 = 5;
 
 /// Connections to other brokers' coordinators, kept between
 /// verifications: a transaction verifies each partition it writes.
-#[derive(Default)]
-pub struct Connections {
-    idle: std::cell::RefCell<HashMap<i32, Vec<KafkaConnection>>>,
+pub fn connections(node_id: i32) -> KeptConnections {
+    KeptConnections::new(
+        format!("sluice-txn-verify-{node_id}"),
+        VERIFY_RESPONSE_MAX,
+        VERIFY_TIMEOUT,
+        IDLE_CONNECTIONS_MAX,
+    )
 }
 
 /// The coordinator's code for each partition, in order: 0 when it is in
@@ -130,55 +134,17 @@ async fn remote(
         .broker_address(leader)
         .ok_or(RemoteError::NoCoordinator)?;
     let request = request(id, producer, partitions, add);
-    let idle = coord
+    let response: AddPartitionsToTxnResponse = coord
         .verifiers
-        .idle
-        .borrow_mut()
-        .get_mut(&leader)
-        .and_then(Vec::pop);
-    let (conn, response) = match idle {
-        // A kept connection may have died with its broker since: one more
-        // try on a new one, rather than a retriable error for the producer.
-        Some(conn) => match ask(conn, &request).await {
-            Ok(answered) => answered,
-            Err(_) => ask(dial(coord, &addr).await?, &request).await?,
-        },
-        None => ask(dial(coord, &addr).await?, &request).await?,
-    };
-    let mut idle = coord.verifiers.idle.borrow_mut();
-    let kept = idle.entry(leader).or_default();
-    if kept.len() < IDLE_CONNECTIONS_MAX {
-        kept.push(conn);
-    }
-    Ok(codes(&response, partitions))
-}
-
-/// A new connection to the coordinator at `addr`.
-async fn dial(
-    coord: &Coordinator,
-    addr: &str,
-) -> Result<KafkaConnection, crate::net::client::ClientError> {
-    let client_id = format!("sluice-txn-verify-{}", coord.shard.config.node_id);
-    let timeout = VERIFY_TIMEOUT;
-    KafkaConnection::connect(
-        addr,
-        &client_id,
-        VERIFY_RESPONSE_MAX,
-        timeout,
-        &coord.dialer,
-    )
-    .await
-}
-
-/// Sends `request` over `conn`; the connection back with the answer.
-async fn ask(
-    mut conn: KafkaConnection,
-    request: &AddPartitionsToTxnRequest,
-) -> Result<(KafkaConnection, AddPartitionsToTxnResponse), crate::net::client::ClientError> {
-    let response = conn
-        .call(ApiKey::AddPartitionsToTxn, VERSION, request, VERIFY_TIMEOUT)
+        .call(
+            &coord.dialer,
+            leader,
+            &addr,
+            (ApiKey::AddPartitionsToTxn, VERSION),
+            &request,
+        )
         .await?;
-    Ok((conn, response))
+    Ok(codes(&response, partitions))
 }
 
 fn request(

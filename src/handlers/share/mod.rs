@@ -9,6 +9,9 @@
 //! releases what the member still holds in it.
 
 mod encode;
+pub(super) mod state;
+
+pub use state::{READ_SHARE_GROUP_STATE, WRITE_SHARE_GROUP_STATE};
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 //! inter-broker listener's protocol ([`Security`]): TLS (`tls`), a SASL
 //! login (`sasl`), both or neither.
 
+mod kept;
 mod sasl;
 mod security;
 mod tls;
@@ -16,6 +17,7 @@ use futures::AsyncWriteExt;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+pub use kept::KeptConnections;
 pub use security::{Security, SecurityError};
 
 use super::frame::{read_frame, FrameError};

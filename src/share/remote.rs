@@ -1,0 +1,147 @@
+//! A share partition's state at another broker's coordinator: Kafka's
+//! ReadShareGroupState and WriteShareGroupState (what its share partition
+//! leaders send the share coordinator), over kept connections. The state's
+//! done ranges travel as state batches in the acknowledged state.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    read_share_group_state_request, write_share_group_state_request, ApiKey,
+    ReadShareGroupStateRequest, ReadShareGroupStateResponse, WriteShareGroupStateRequest,
+    WriteShareGroupStateResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::partition::Snapshot;
+use super::Service;
+use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
+use crate::net::client::KeptConnections;
+use crate::shard::TopicPartition;
+
+/// Kafka's RecordState.ACKNOWLEDGED, the state a done range is sent in.
+pub const ACKNOWLEDGED: i8 = 2;
+/// The start offset answered for a partition without state.
+pub const NO_STATE: i64 = -1;
+/// Bound on a connect and a call.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on an answer: a state holds at most a window of ranges.
+const RESPONSE_MAX: u32 = 4 << 20;
+const IDLE_CONNECTIONS_MAX: usize = 4;
+
+pub fn connections(node_id: i32) -> KeptConnections {
+    KeptConnections::new(
+        format!("sluice-share-state-{node_id}"),
+        RESPONSE_MAX,
+        TIMEOUT,
+        IDLE_CONNECTIONS_MAX,
+    )
+}
+
+/// The coordinator broker of `group`, its address, and the topic's id.
+fn target(service: &Service, group: &str, tp: &TopicPartition) -> Result<(i32, String, Uuid), i16> {
+    let shard = &service.shard;
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    let partition = offsets_partition(group, offsets_partition_count(shard));
+    let topics = shard.topics();
+    let leader = topics
+        .cluster
+        .as_ref()
+        .and_then(|c| c.partition(OFFSETS_TOPIC, partition))
+        .map(|p| p.leader)
+        .filter(|&l| l >= 0)
+        .ok_or(unavailable)?;
+    let addr = shard.broker_address(leader).ok_or(unavailable)?;
+    let id = topics
+        .get(&tp.topic)
+        .map(|t| t.uuid())
+        .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    Ok((leader, addr, id))
+}
+
+pub async fn read(
+    service: &Service,
+    group: &str,
+    tp: &TopicPartition,
+) -> Result<Option<Snapshot>, i16> {
+    let (node, addr, topic_id) = target(service, group, tp)?;
+    let mut partition = read_share_group_state_request::PartitionData::default();
+    partition.partition = tp.partition;
+    let mut topic = read_share_group_state_request::ReadStateData::default();
+    topic.topic_id = topic_id;
+    topic.partitions = vec![partition];
+    let mut request = ReadShareGroupStateRequest::default();
+    request.group_id = StrBytes::from_string(group.to_string());
+    request.topics = vec![topic];
+    let key = (ApiKey::ReadShareGroupState, 0);
+    let response: ReadShareGroupStateResponse = service
+        .state_connections
+        .call(&service.dialer, node, &addr, key, &request)
+        .await
+        .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+    let answer = response
+        .results
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+    if answer.error_code != 0 {
+        return Err(answer.error_code);
+    }
+    if answer.start_offset == NO_STATE {
+        return Ok(None);
+    }
+    Ok(Some(Snapshot {
+        // The loading leader writes at its own epoch from now on.
+        leader_epoch: 0,
+        start: answer.start_offset,
+        done: answer
+            .state_batches
+            .iter()
+            .map(|b| (b.first_offset, b.last_offset))
+            .collect(),
+    }))
+}
+
+pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot: Snapshot) -> i16 {
+    let (node, addr, topic_id) = match target(service, group, tp) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut partition = write_share_group_state_request::PartitionData::default();
+    partition.partition = tp.partition;
+    partition.leader_epoch = snapshot.leader_epoch;
+    partition.start_offset = snapshot.start;
+    partition.state_batches = snapshot
+        .done
+        .iter()
+        .map(|&(first, last)| {
+            let mut b = write_share_group_state_request::StateBatch::default();
+            b.first_offset = first;
+            b.last_offset = last;
+            b.delivery_state = ACKNOWLEDGED;
+            b
+        })
+        .collect();
+    let mut topic = write_share_group_state_request::WriteStateData::default();
+    topic.topic_id = topic_id;
+    topic.partitions = vec![partition];
+    let mut request = WriteShareGroupStateRequest::default();
+    request.group_id = StrBytes::from_string(group.to_string());
+    request.topics = vec![topic];
+    let key = (ApiKey::WriteShareGroupState, 0);
+    let response: Result<WriteShareGroupStateResponse, _> = service
+        .state_connections
+        .call(&service.dialer, node, &addr, key, &request)
+        .await;
+    match response {
+        Ok(r) => r
+            .results
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(ResponseError::CoordinatorNotAvailable.code(), |p| {
+                p.error_code
+            }),
+        Err(_) => ResponseError::CoordinatorNotAvailable.code(),
+    }
+}

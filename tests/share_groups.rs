@@ -1,0 +1,280 @@
+//! Share groups (KIP-932) at the protocol level, where a Java share
+//! consumer (tests/java_clients.rs) cannot show it: what is acknowledged
+//! stays done across a restart and across a leader's death (the state is
+//! kept by the group's coordinator, on whichever broker), records in
+//! flight come back, and the errors are Kafka's (session epochs, records
+//! not held, a group id of another kind).
+
+mod common;
+
+use common::cluster::Cluster;
+use common::raw::{self, str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::{
+    share_acknowledge_request, share_fetch_request, ConsumerGroupHeartbeatRequest,
+    ListGroupsRequest, ListGroupsResponse, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
+    ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const INVALID_RECORD_STATE: i16 = 121;
+const SHARE_SESSION_NOT_FOUND: i16 = 122;
+const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+const ACCEPT: i8 = 1;
+const REJECT: i8 = 3;
+
+/// Ten records at offsets 0..=9, in one batch.
+fn ten_records(c: &mut RawClient, topic: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    let specs: Vec<_> = values
+        .iter()
+        .map(|v| (None, Some(v.as_bytes()), now, &[][..]))
+        .collect();
+    let batch = sluice::record::build::build_batch(0, &specs);
+    assert_eq!(c.produce_batch(topic, 0, batch), (0, 0));
+}
+
+/// A member's heartbeat; (error, epoch).
+fn heartbeat(c: &mut RawClient, group: &str, member: &str, epoch: i32, topic: &str) -> (i16, i32) {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(str_bytes(group).into())
+        .with_member_id(str_bytes(member))
+        .with_member_epoch(epoch)
+        .with_subscribed_topic_names((epoch == 0).then(|| vec![raw::topic_name(topic)]));
+    let r: ShareGroupHeartbeatResponse = c.call(1, &request);
+    (r.error_code, r.member_epoch)
+}
+
+/// A ShareFetch of partition 0 of `topic_id` with `acks` (first, last, type).
+fn share_fetch(
+    c: &mut RawClient,
+    (group, member): (&str, &str),
+    epoch: i32,
+    topic_id: Uuid,
+    max_records: i32,
+    acks: &[(i64, i64, i8)],
+) -> ShareFetchResponse {
+    let batches = acks
+        .iter()
+        .map(|&(first, last, kind)| {
+            share_fetch_request::AcknowledgementBatch::default()
+                .with_first_offset(first)
+                .with_last_offset(last)
+                .with_acknowledge_types(vec![kind])
+        })
+        .collect();
+    let partition = share_fetch_request::FetchPartition::default()
+        .with_partition_index(0)
+        .with_acknowledgement_batches(batches);
+    let topic = share_fetch_request::FetchTopic::default()
+        .with_topic_id(topic_id)
+        .with_partitions(vec![partition]);
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(str_bytes(group).into()))
+        .with_member_id(Some(str_bytes(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(200)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_max_records(max_records)
+        .with_batch_size(max_records)
+        .with_topics(vec![topic]);
+    c.call(1, &request)
+}
+
+/// The (first, last, delivery count) runs a ShareFetch acquired.
+fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+fn acknowledge(
+    c: &mut RawClient,
+    (group, member): (&str, &str),
+    epoch: i32,
+    topic_id: Uuid,
+    acks: &[(i64, i64, i8)],
+) -> ShareAcknowledgeResponse {
+    let batches = acks
+        .iter()
+        .map(|&(first, last, kind)| {
+            share_acknowledge_request::AcknowledgementBatch::default()
+                .with_first_offset(first)
+                .with_last_offset(last)
+                .with_acknowledge_types(vec![kind])
+        })
+        .collect();
+    let partition = share_acknowledge_request::AcknowledgePartition::default()
+        .with_partition_index(0)
+        .with_acknowledgement_batches(batches);
+    let topic = share_acknowledge_request::AcknowledgeTopic::default()
+        .with_topic_id(topic_id)
+        .with_partitions(vec![partition]);
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(str_bytes(group).into()))
+        .with_member_id(Some(str_bytes(member)))
+        .with_share_session_epoch(epoch)
+        .with_topics(vec![topic]);
+    c.call(1, &request)
+}
+
+fn partition_error(r: &ShareAcknowledgeResponse) -> i16 {
+    r.responses[0].partitions[0].error_code
+}
+
+/// Joins `member` (again) and opens its share session: what the first
+/// fetch acquired.
+fn join_and_fetch(
+    c: &mut RawClient,
+    who: (&str, &str),
+    topic: &str,
+    topic_id: Uuid,
+    max_records: i32,
+) -> Vec<(i64, i64, i16)> {
+    let (error, epoch) = heartbeat(c, who.0, who.1, 0, topic);
+    assert_eq!((error, epoch > 0), (0, true));
+    let r = share_fetch(c, who, 0, topic_id, max_records, &[]);
+    assert_eq!(r.error_code, 0, "{r:?}");
+    acquired(&r)
+}
+
+#[test]
+fn acknowledged_records_stay_done_across_a_restart() {
+    let mut broker = Broker::start_with(2, &["--share-auto-offset-reset", "earliest"]);
+    broker.keep_port();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sq", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    ten_records(&mut c, "sq");
+    let topic_id = raw::topic_id(&mut c, "sq");
+    let who = ("sg", "m1");
+
+    // Four records of the batch of ten, delivered once.
+    assert_eq!(join_and_fetch(&mut c, who, "sq", topic_id, 4), [(0, 3, 1)]);
+    // 0-1 accepted, 2 rejected; 3 stays in flight. A record the member
+    // does not hold is refused, and changes nothing.
+    let r = acknowledge(&mut c, who, 1, topic_id, &[(0, 1, ACCEPT), (2, 2, REJECT)]);
+    assert_eq!((r.error_code, partition_error(&r)), (0, 0), "{r:?}");
+    let r = acknowledge(&mut c, who, 2, topic_id, &[(5, 5, ACCEPT)]);
+    assert_eq!(partition_error(&r), INVALID_RECORD_STATE, "{r:?}");
+    // A stale session epoch, and a session never opened.
+    let r = share_fetch(&mut c, who, 2, topic_id, 4, &[]);
+    assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH, "{r:?}");
+    let r = share_fetch(&mut c, ("sg", "stranger"), 1, topic_id, 4, &[]);
+    assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND, "{r:?}");
+    // The group id is a share group's: not a consumer group's.
+    let consumer = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(str_bytes("sg").into())
+        .with_member_id(str_bytes("c1"))
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![raw::topic_name("sq")]));
+    assert_eq!(c.call(1, &consumer).error_code, GROUP_ID_NOT_FOUND);
+
+    broker.restart();
+    let mut c = RawClient::connect(&bs);
+    // Members are not kept: the member joins again.
+    assert_eq!(heartbeat(&mut c, "sg", "m1", 1, "sq").0, UNKNOWN_MEMBER_ID);
+    // What was done stays done; 3, in flight at the restart, comes back
+    // (delivery counts are not kept).
+    assert_eq!(
+        join_and_fetch(&mut c, who, "sq", topic_id, 100),
+        [(3, 9, 1)]
+    );
+    let listed: ListGroupsResponse = c.call(5, &ListGroupsRequest::default());
+    let sg: Vec<_> = listed
+        .groups
+        .iter()
+        .filter(|g| g.group_id.as_str() == "sg")
+        .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
+        .collect();
+    assert_eq!(sg, [("share".to_string(), "Stable".to_string())]);
+}
+
+/// Joins `who` at its group's coordinator, once one answers (the offsets
+/// topic is made at the first group request).
+fn join_at_coordinator(cluster: &Cluster, c: &mut RawClient, who: (&str, &str)) {
+    cluster.wait_for("the group's coordinator", Duration::from_secs(30), || {
+        let (error, coordinator) = c.find_group_coordinator(who.0);
+        if error != 0 {
+            return Err(format!("FindCoordinator: {error}"));
+        }
+        let mut coord = RawClient::connect(&cluster.client_addr(coordinator));
+        match heartbeat(&mut coord, who.0, who.1, 0, "sq3") {
+            (0, _) => Ok(()),
+            (error, _) => Err(format!("ShareGroupHeartbeat: {error}")),
+        }
+    });
+}
+
+/// Three nodes, the partition's leader killed after acknowledgements
+/// written to the group's coordinator on another broker: the new leader
+/// loads the state from the coordinator and delivers only what was not
+/// done with.
+#[test]
+fn a_new_leader_goes_on_from_the_acknowledged_state() {
+    let mut cluster = Cluster::start_with(3, &["--share-auto-offset-reset", "earliest"]);
+    cluster.create_topic(&rdkafka::admin::NewTopic::new(
+        "sq3",
+        1,
+        rdkafka::admin::TopicReplication::Fixed(3),
+    ));
+    let leader = cluster.leader_of("sq3", 0);
+    let mut c = RawClient::connect(&cluster.client_addr(leader));
+    ten_records(&mut c, "sq3");
+    let topic_id = raw::topic_id(&mut c, "sq3");
+    cluster.wait_isr("sq3", 1, &[1, 2, 3]);
+    // A group coordinated by another broker than the leader: the state
+    // goes over the network (ReadShareGroupState, WriteShareGroupState).
+    let coordinator_of = |c: &mut RawClient, group: &str| {
+        cluster.wait_for("a coordinator", Duration::from_secs(30), || {
+            match c.find_group_coordinator(group) {
+                (0, node) => Ok(node),
+                (error, _) => Err(format!("FindCoordinator: {error}")),
+            }
+        })
+    };
+    // The first group request makes the offsets topic; until then every
+    // broker answers for itself.
+    join_at_coordinator(&cluster, &mut c, ("sg3-first", "m0"));
+    let group = (0..100)
+        .map(|i| format!("sg3-{i}"))
+        .find(|g| coordinator_of(&mut c, g) != leader)
+        .expect("a group coordinated elsewhere");
+    let who = (group.as_str(), "m1");
+    join_at_coordinator(&cluster, &mut c, who);
+    let r = share_fetch(&mut c, who, 0, topic_id, 6, &[]);
+    assert_eq!(acquired(&r), [(0, 5, 1)], "{r:?}");
+    let r = acknowledge(&mut c, who, 1, topic_id, &[(0, 3, ACCEPT)]);
+    assert_eq!(partition_error(&r), 0, "{r:?}");
+
+    cluster.kill9(leader);
+    let next = cluster.wait_for("a new leader", Duration::from_secs(30), || {
+        let view = cluster.agreed_view("sq3", 0)?;
+        match view.leader {
+            l if l >= 0 && l != leader => Ok(l),
+            l => Err(format!("leader {l}")),
+        }
+    });
+    let mut c = RawClient::connect(&cluster.client_addr(next));
+    join_at_coordinator(&cluster, &mut c, (who.0, "m2"));
+    // 4 and 5 were in flight at the death: delivered again, with the rest.
+    let got = cluster.wait_for("the new leader's delivery", Duration::from_secs(30), || {
+        let r = share_fetch(&mut c, (who.0, "m2"), 0, topic_id, 100, &[]);
+        match acquired(&r) {
+            got if got.is_empty() => Err(format!("{r:?}")),
+            got => Ok(got),
+        }
+    });
+    assert_eq!(got, [(4, 9, 1)]);
+}
