@@ -17,24 +17,29 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     (
         "replication",
         &[
-            "shard", "group", "txn", "services", "handlers", "net", "broker",
+            "shard", "group", "txn", "share", "services", "handlers", "net", "broker",
         ],
         &[],
     ),
     (
         "shard",
         &[
-            "group", "txn", "services", "handlers", "net", "broker", "cluster",
+            "group", "txn", "share", "services", "handlers", "net", "broker", "cluster",
         ],
         &[],
     ),
     (
         "group",
-        &["txn", "services", "handlers", "net", "broker"],
+        &["txn", "share", "services", "handlers", "net", "broker"],
         &[],
     ),
     (
         "txn",
+        &["services", "handlers", "net", "broker"],
+        &["net::client"],
+    ),
+    (
+        "share",
         &["services", "handlers", "net", "broker"],
         &["net::client"],
     ),
@@ -49,6 +54,7 @@ const ABOVE_STORAGE: &[&str] = &[
     "replication",
     "group",
     "txn",
+    "share",
     "services",
     "handlers",
     "net",
@@ -68,6 +74,7 @@ const ABOVE_RUNTIME: &[&str] = &[
     "replication",
     "group",
     "txn",
+    "share",
     "services",
     "handlers",
     "net",

@@ -61,6 +61,7 @@ use crate::shard::{AdminOp, ProduceItem, Shard, TopicPartition};
 
 pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
+pub use share_state::ShareSnapshot;
 use state::Group;
 
 /// Kafka's internal topic for committed offsets and group metadata.
@@ -164,14 +165,14 @@ pub enum GroupMsg {
         group_id: String,
         topic: String,
         partition: i32,
-        reply: oneshot::Sender<Result<Option<crate::share::partition::Snapshot>, i16>>,
+        reply: oneshot::Sender<Result<Option<ShareSnapshot>, i16>>,
     },
     /// A share partition's state, written by its leader.
     ShareStateWrite {
         group_id: String,
         topic: String,
         partition: i32,
-        snapshot: crate::share::partition::Snapshot,
+        snapshot: ShareSnapshot,
         reply: oneshot::Sender<i16>,
     },
     /// ShareGroupDescribe of one group (KIP-932).

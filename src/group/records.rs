@@ -11,14 +11,14 @@
 //!   record per group holding the whole of it (`consumer_protocol::record`);
 //! - key version 1001 (Sluice's own): a share group's partition state
 //!   (KIP-932): its start offset and the ranges past it done with, which
-//!   Kafka keeps in `__share_group_state` (`share::partition::Snapshot`).
+//!   Kafka keeps in `__share_group_state` (`share_state::ShareSnapshot`).
 //!
 //! A null value is a tombstone: the offset or the group is deleted.
 //! Pure functions over bytes; nothing here knows about shards or logs.
 
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::share::partition::Snapshot;
+use super::ShareSnapshot as Snapshot;
 
 use crate::record::kv::{
     get_i16, get_i32, get_i64, get_nullable_str, get_str, need, put_str, ReadError,

@@ -2,7 +2,7 @@
 //! heartbeat (ShareGroupHeartbeat), and the coordinator hands each a set
 //! of partitions to fetch from. Unlike a consumer group, a partition may be
 //! assigned to several members at once (its records are shared out by the
-//! partition's leader, `crate::share`), so an assignment changes at once,
+//! partition's leader, in the share service), so an assignment changes at once,
 //! with no revocation step: a member's epoch is the group's after every
 //! heartbeat.
 //!

@@ -13,7 +13,18 @@ use kafka_protocol::ResponseError;
 use super::share_heartbeat::shareable;
 use super::state::Group;
 use super::{append, records, valid_group_id, Coordinator};
-use crate::share::partition::Snapshot;
+
+/// What of a share partition is kept durable: its start, and the ranges
+/// past it already done with (acknowledged or archived). Records in flight
+/// otherwise are delivered again after a load; delivery counts are not
+/// kept. `leader_epoch` is the partition leader's that wrote it: a
+/// deposed leader's late write cannot overwrite its successor's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShareSnapshot {
+    pub leader_epoch: i32,
+    pub start: i64,
+    pub done: Vec<(i64, i64)>,
+}
 
 /// The state of `group_id`'s share partition `(topic, partition)`; `None`
 /// when none was written.
@@ -22,7 +33,7 @@ pub fn read(
     group_id: &str,
     topic: &str,
     partition: i32,
-) -> Result<Option<Snapshot>, i16> {
+) -> Result<Option<ShareSnapshot>, i16> {
     if !valid_group_id(group_id) {
         return Err(ResponseError::InvalidGroupId.code());
     }
@@ -41,7 +52,7 @@ pub async fn write(
     group_id: &str,
     topic: &str,
     partition: i32,
-    snapshot: Snapshot,
+    snapshot: ShareSnapshot,
 ) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();
@@ -53,7 +64,7 @@ pub async fn write(
             if !shareable(g) {
                 return ResponseError::GroupIdNotFound.code();
             }
-            let later = |s: &Snapshot| s.leader_epoch > snapshot.leader_epoch;
+            let later = |s: &ShareSnapshot| s.leader_epoch > snapshot.leader_epoch;
             if g.share_states.get(&key).is_some_and(later) {
                 return ResponseError::FencedLeaderEpoch.code();
             }
@@ -78,7 +89,7 @@ pub async fn write(
 /// A state record applied (written or replayed, in log order): the group
 /// is a share group from then on, and keeps the last state of each
 /// partition.
-pub fn apply(g: &mut Group, key: (String, i32), value: Option<Snapshot>) {
+pub fn apply(g: &mut Group, key: (String, i32), value: Option<ShareSnapshot>) {
     match value {
         Some(snapshot) => {
             g.share.get_or_insert_with(Default::default);

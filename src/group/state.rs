@@ -125,7 +125,7 @@ pub struct Group {
     pub share: Option<super::share_protocol::ShareGroup>,
     /// A share group's partition states, by (topic, partition), as its
     /// partitions' leaders last wrote them (`share_state`).
-    pub share_states: BTreeMap<(String, i32), crate::share::partition::Snapshot>,
+    pub share_states: BTreeMap<(String, i32), super::ShareSnapshot>,
 }
 
 impl Group {

@@ -18,6 +18,8 @@ use std::rc::Rc;
 
 use kafka_protocol::ResponseError;
 
+pub use crate::group::ShareSnapshot as Snapshot;
+
 /// Kafka's AcknowledgeType values (ShareFetch/ShareAcknowledge v1).
 const ACK_GAP: i8 = 0;
 const ACK_ACCEPT: i8 = 1;
@@ -74,18 +76,6 @@ pub struct Acquired {
     pub first: i64,
     pub last: i64,
     pub deliveries: i16,
-}
-
-/// What of a share partition is kept durable: its start, and the ranges
-/// past it already done with (acknowledged or archived). Records in flight
-/// otherwise are delivered again after a load; delivery counts are not
-/// kept. `leader_epoch` is the partition leader's that wrote it: a
-/// deposed leader's late write cannot overwrite its successor's.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub leader_epoch: i32,
-    pub start: i64,
-    pub done: Vec<(i64, i64)>,
 }
 
 pub struct SharePartition {
