@@ -249,16 +249,25 @@ pub fn shapes_of<'a>(
         .collect()
 }
 
+/// An assignment as a heartbeat response's `Assignment` (the consumer
+/// and share group protocols' have the same fields, in types of their own).
+macro_rules! wire_assignment {
+    ($assignment:expr, $wire:ty, $topic:ty) => {{
+        let mut out = <$wire>::default();
+        out.topic_partitions = $assignment
+            .iter()
+            .map(|(topic, partitions)| {
+                let mut tp = <$topic>::default();
+                tp.topic_id = *topic;
+                tp.partitions = partitions.iter().copied().collect();
+                tp
+            })
+            .collect();
+        out
+    }};
+}
+pub(super) use wire_assignment;
+
 fn wire(assignment: &Assignment) -> WireAssignment {
-    let mut out = WireAssignment::default();
-    out.topic_partitions = assignment
-        .iter()
-        .map(|(topic, partitions)| {
-            let mut tp = TopicPartitions::default();
-            tp.topic_id = *topic;
-            tp.partitions = partitions.iter().copied().collect();
-            tp
-        })
-        .collect();
-    out
+    wire_assignment!(assignment, WireAssignment, TopicPartitions)
 }

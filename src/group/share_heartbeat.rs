@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatRe
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::consumer_heartbeat::shapes_of;
+use super::consumer_heartbeat::{shapes_of, wire_assignment};
 use super::consumer_protocol::{Assignment, JOINING_EPOCH};
 use super::share_protocol::{ShareBeat, ShareGroup, ShareLimits};
 use super::state::Group;
@@ -122,17 +122,7 @@ pub fn heartbeat(
 }
 
 fn wire(assignment: &Assignment) -> WireAssignment {
-    let mut out = WireAssignment::default();
-    out.topic_partitions = assignment
-        .iter()
-        .map(|(topic, partitions)| {
-            let mut tp = TopicPartitions::default();
-            tp.topic_id = *topic;
-            tp.partitions = partitions.iter().copied().collect();
-            tp
-        })
-        .collect();
-    out
+    wire_assignment!(assignment, WireAssignment, TopicPartitions)
 }
 
 /// ShareGroupDescribe of one group: its epoch, and each member's

@@ -15,34 +15,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::ResponseError;
-
-use super::consumer_protocol::{Assignment, TopicShape, JOINING_EPOCH, LEAVING_EPOCH};
-
-/// Why a share heartbeat was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ShareError {
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("member {0:?} is not in the group")]
-    UnknownMember(String),
-    #[error("member epoch {given} is not the member's {current}")]
-    Fenced { given: i32, current: i32 },
-    #[error("the group has {0} members, its most")]
-    Full(usize),
-}
-
-impl ShareError {
-    pub fn code(&self) -> i16 {
-        match self {
-            ShareError::Invalid(_) => ResponseError::InvalidRequest,
-            ShareError::UnknownMember(_) => ResponseError::UnknownMemberId,
-            ShareError::Fenced { .. } => ResponseError::FencedMemberEpoch,
-            ShareError::Full(_) => ResponseError::GroupMaxSizeReached,
-        }
-        .code()
-    }
-}
+use super::consumer_protocol::{
+    Assignment, HeartbeatError as ShareError, TopicShape, JOINING_EPOCH, LEAVING_EPOCH,
+};
 
 /// One heartbeat, as the group needs it.
 #[derive(Clone, Debug, Default)]

@@ -160,8 +160,13 @@ impl Service {
         while let Some(msg) = receiver.recv().await {
             match msg {
                 ShareMsg::Serve { ask, reply } => {
+                    // Each as its own task in the serving queue, as the
+                    // coordinators' messages: a load or a state write of
+                    // one must not hold up the others.
                     let service = self.clone();
-                    crate::runtime::spawn_local(async move {
+                    let quota =
+                        std::time::Duration::from_micros(self.shard.config.task_quota_us.max(100));
+                    crate::runtime::spawn_serving(quota, async move {
                         let _ = reply.send(service.serve_here(&ask).await);
                     })
                     .detach();

@@ -49,6 +49,29 @@ pub const SHARE_ACKNOWLEDGE: ApiSpec = ApiSpec {
 /// to acquire (all held by others) must not spin the poll.
 const WAKES_MAX: usize = 16;
 
+/// A request's topics as (topic id, [(partition, acknowledgements)]):
+/// ShareFetch's and ShareAcknowledge's have the same fields, in types of
+/// their own.
+macro_rules! acks_by_topic {
+    ($topics:expr) => {
+        $topics.into_iter().map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let acks = p.acknowledgement_batches.into_iter().map(|b| AckBatch {
+                        first: b.first_offset,
+                        last: b.last_offset,
+                        types: b.acknowledge_types,
+                    });
+                    (p.partition_index, acks.collect())
+                })
+                .collect();
+            (t.topic_id, partitions)
+        })
+    };
+}
+
 /// A partition answered without asking its owner (unknown topic id, or
 /// no Read on the topic).
 struct Preset {
@@ -65,12 +88,12 @@ struct Named {
 }
 
 /// Resolves topic ids to partitions, checking Read on each topic.
-fn named<'a>(
-    services_shard: &crate::shard::Shard,
+fn named(
+    shard: &crate::shard::Shard,
     access: &Access,
-    topics: impl Iterator<Item = (Uuid, Vec<(i32, Vec<AckBatch>)>)> + 'a,
+    topics: impl Iterator<Item = (Uuid, Vec<(i32, Vec<AckBatch>)>)>,
 ) -> Named {
-    let known = services_shard.topics();
+    let known = shard.topics();
     let mut out = Named {
         partitions: Vec::new(),
         presets: Vec::new(),
@@ -126,23 +149,7 @@ pub async fn fetch(
         return refuse(ResponseError::GroupAuthorizationFailed.code());
     }
     let epoch = request.share_session_epoch;
-    let topics = request.topics.into_iter().map(|t| {
-        let partitions = t
-            .partitions
-            .into_iter()
-            .map(|p| {
-                (
-                    p.partition_index,
-                    acks_of(
-                        p.acknowledgement_batches
-                            .into_iter()
-                            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types)),
-                    ),
-                )
-            })
-            .collect();
-        (t.topic_id, partitions)
-    });
+    let topics = acks_by_topic!(request.topics);
     let named = named(&shard, access, topics);
     let acked = named.partitions.iter().any(|(_, acks)| !acks.is_empty());
     if epoch == INITIAL_EPOCH && acked {
@@ -223,13 +230,6 @@ pub async fn fetch(
 fn partition_max_bytes(max_bytes: i32, partitions: usize) -> u32 {
     let max = u32::try_from(max_bytes.max(1)).unwrap_or(1);
     (max / u32::try_from(partitions.max(1)).unwrap_or(u32::MAX)).max(1)
-}
-
-/// The acknowledgement batches of one partition.
-fn acks_of(batches: impl Iterator<Item = (i64, i64, Vec<i8>)>) -> Vec<AckBatch> {
-    batches
-        .map(|(first, last, types)| AckBatch { first, last, types })
-        .collect()
 }
 
 /// While nothing was acquired: waits for a partition of the session to
@@ -384,23 +384,7 @@ pub async fn acknowledge(
             return response;
         }
     };
-    let topics = request.topics.into_iter().map(|t| {
-        let partitions = t
-            .partitions
-            .into_iter()
-            .map(|p| {
-                (
-                    p.partition_index,
-                    acks_of(
-                        p.acknowledgement_batches
-                            .into_iter()
-                            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types)),
-                    ),
-                )
-            })
-            .collect();
-        (t.topic_id, partitions)
-    });
+    let topics = acks_by_topic!(request.topics);
     let named = named(&shard, access, topics);
     let ask = ShareAsk {
         group: key.0.clone(),
