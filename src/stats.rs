@@ -154,6 +154,27 @@ pub static TXN_TIMED_OUT: Counter = Counter::new(
     "Transactions a coordinator aborted because they were open past their timeout.",
 );
 
+pub static SHARE_RECORDS_ACQUIRED: Counter = Counter::new(
+    "sluice_share_records_acquired_total",
+    "Records share group members acquired (KIP-932), each delivery counted.",
+);
+pub static SHARE_RECORDS_ACCEPTED: Counter = Counter::new(
+    "sluice_share_records_accepted_total",
+    "Records share group members acknowledged as processed.",
+);
+pub static SHARE_RECORDS_RELEASED: Counter = Counter::new(
+    "sluice_share_records_released_total",
+    "Records share group members released for another delivery.",
+);
+pub static SHARE_RECORDS_REJECTED: Counter = Counter::new(
+    "sluice_share_records_rejected_total",
+    "Records share group members rejected (archived, never delivered again).",
+);
+pub static SHARE_LOCKS_EXPIRED: Counter = Counter::new(
+    "sluice_share_acquisition_locks_expired_total",
+    "Acquired records whose member did not acknowledge them within the lock duration: delivered again, or archived at the delivery limit.",
+);
+
 pub static REPLICA_BYTES_FETCHED: Counter = Counter::new(
     "sluice_replica_fetched_bytes_total",
     "Record bytes followers appended from their leaders.",
@@ -239,6 +260,11 @@ const ALL: &[&Counter] = &[
     &TXN_VERIFICATIONS,
     &TXN_UNVERIFIED_REFUSED,
     &TXN_TIMED_OUT,
+    &SHARE_RECORDS_ACQUIRED,
+    &SHARE_RECORDS_ACCEPTED,
+    &SHARE_RECORDS_RELEASED,
+    &SHARE_RECORDS_REJECTED,
+    &SHARE_LOCKS_EXPIRED,
     &REPLICA_BYTES_FETCHED,
     &REPLICA_TRUNCATED_OFFSETS,
     &ISR_SHRINKS,

@@ -225,7 +225,8 @@ fn java_client_follows_a_new_leader() {
 /// group hands a partition to many members), accepting every value once, rejecting one and releasing another at its first delivery. The
 /// released value comes back once more, the rejected one never, the
 /// stalled member's come back as second deliveries, and a last member
-/// finds nothing left.
+/// finds nothing left. `/metrics` counts each kind of acknowledgement and
+/// the locks that ran out.
 #[test]
 fn java_share_consumers_share_a_topic() {
     let broker = Broker::start_with(
@@ -235,6 +236,8 @@ fn java_share_consumers_share_a_topic() {
             "earliest",
             "--group-share-record-lock-duration-ms",
             "3000",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
     );
     let bs = broker.bootstrap();
@@ -287,6 +290,12 @@ fn java_share_consumers_share_a_topic() {
         "both members got records: {r}"
     );
     assert_eq!(r["left_over"], 0, "{r}");
+    assert_eq!(broker.metric("sluice_share_records_accepted_total"), 299);
+    assert_eq!(broker.metric("sluice_share_records_rejected_total"), 1);
+    assert_eq!(broker.metric("sluice_share_records_released_total"), 1);
+    let delivered_again = held.len() as u64 + 1;
+    assert!(broker.metric("sluice_share_records_acquired_total") >= 300 + delivered_again);
+    assert!(broker.metric("sluice_share_acquisition_locks_expired_total") >= held.len() as u64);
 }
 
 /// Every method of the Java Admin client against one broker

@@ -389,15 +389,21 @@ impl Service {
         outcome.seen = Some(partition.seen());
         for ack in &item.acks {
             match sp.acknowledge(member, ack.first, ack.last, &ack.types, &limits, now_ms) {
-                Ok(()) => outcome.acked = true,
+                Ok(()) => {
+                    outcome.acked = true;
+                    count_acknowledged(ack);
+                }
                 Err(code) if outcome.ack_error == 0 => outcome.ack_error = code,
                 Err(_) => {}
             }
         }
         if !item.fetch {
+            crate::stats::SHARE_LOCKS_EXPIRED.add(sp.take_expired());
             return outcome;
         }
-        let Some(offset) = sp.fetch_offset(&limits, now_ms) else {
+        let offset = sp.fetch_offset(&limits, now_ms);
+        crate::stats::SHARE_LOCKS_EXPIRED.add(sp.take_expired());
+        let Some(offset) = offset else {
             return outcome;
         };
         if offset >= state.high_watermark {
@@ -436,8 +442,35 @@ impl Service {
         outcome.acquired = held
             .sp
             .acquire(member, &spans, ask.max_records, &limits, now_ms);
+        crate::stats::SHARE_LOCKS_EXPIRED.add(held.sp.take_expired());
+        let acquired: i64 = outcome.acquired.iter().map(|a| a.last - a.first + 1).sum();
+        crate::stats::SHARE_RECORDS_ACQUIRED.add(acquired as u64);
         outcome.slices = holding(&batches, &outcome.acquired);
         outcome
+    }
+}
+
+/// Counts an acknowledgement batch applied, by type (gaps, records not in
+/// the log, are not counted).
+fn count_acknowledged(ack: &AckBatch) {
+    let span = (ack.last - ack.first + 1) as u64;
+    let counter = |kind: i8| match kind {
+        partition::ACK_ACCEPT => Some(&crate::stats::SHARE_RECORDS_ACCEPTED),
+        partition::ACK_RELEASE => Some(&crate::stats::SHARE_RECORDS_RELEASED),
+        partition::ACK_REJECT => Some(&crate::stats::SHARE_RECORDS_REJECTED),
+        _ => None,
+    };
+    match ack.types.as_slice() {
+        [kind] => {
+            if let Some(c) = counter(*kind) {
+                c.add(span);
+            }
+        }
+        kinds => {
+            for c in kinds.iter().filter_map(|k| counter(*k)) {
+                c.add(1);
+            }
+        }
     }
 }
 

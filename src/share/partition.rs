@@ -21,10 +21,10 @@ use kafka_protocol::ResponseError;
 pub use crate::group::ShareSnapshot as Snapshot;
 
 /// Kafka's AcknowledgeType values (ShareFetch/ShareAcknowledge v1).
-const ACK_GAP: i8 = 0;
-const ACK_ACCEPT: i8 = 1;
-const ACK_RELEASE: i8 = 2;
-const ACK_REJECT: i8 = 3;
+pub const ACK_GAP: i8 = 0;
+pub const ACK_ACCEPT: i8 = 1;
+pub const ACK_RELEASE: i8 = 2;
+pub const ACK_REJECT: i8 = 3;
 
 /// The share group's limits on its partitions' delivery.
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +90,9 @@ pub struct SharePartition {
     /// Ranges at or past `end` that a snapshot loaded says are done: they
     /// are passed over, not acquired, when the acquisition reaches them.
     done_ahead: Vec<(i64, i64)>,
+    /// Locks that ran out since [`SharePartition::take_expired`] last
+    /// looked, for the caller to count.
+    expired: u64,
 }
 
 impl SharePartition {
@@ -102,6 +105,7 @@ impl SharePartition {
             end: start,
             records: BTreeMap::new(),
             done_ahead: Vec::new(),
+            expired: 0,
         }
     }
 
@@ -338,8 +342,14 @@ impl SharePartition {
         for record in self.records.values_mut() {
             if matches!(record.state, State::Acquired { until_ms, .. } if until_ms <= now_ms) {
                 record.state = released(record.deliveries, limits);
+                self.expired += 1;
             }
         }
+    }
+
+    /// How many locks ran out since the last call.
+    pub fn take_expired(&mut self) -> u64 {
+        std::mem::take(&mut self.expired)
     }
 
     /// Moves the start past the records done with.
@@ -498,7 +508,9 @@ mod tests {
         let (a, b) = (member("a"), member("b"));
         sp.acquire(&a, &[batch(0, 2)], 10, &LIMITS, 0);
         assert_eq!(sp.fetch_offset(&LIMITS, 999), Some(3));
+        assert_eq!(sp.take_expired(), 0);
         assert_eq!(sp.fetch_offset(&LIMITS, 1_000), Some(0));
+        assert_eq!(sp.take_expired(), 3);
         assert_eq!(
             sp.acquire(&b, &[batch(0, 2)], 10, &LIMITS, 1_000),
             [run(0, 2, 2)]
