@@ -225,8 +225,9 @@ fn java_client_follows_a_new_leader() {
 /// group hands a partition to many members), accepting every value once, rejecting one and releasing another at its first delivery. The
 /// released value comes back once more, the rejected one never, the
 /// stalled member's come back as second deliveries, and a last member
-/// finds nothing left. `/metrics` counts each kind of acknowledgement and
-/// the locks that ran out.
+/// finds nothing left, and the Admin client sees the partition's start
+/// past the last record. `/metrics` counts each kind of acknowledgement
+/// and the locks that ran out.
 #[test]
 fn java_share_consumers_share_a_topic() {
     let broker = Broker::start_with(
@@ -290,6 +291,10 @@ fn java_share_consumers_share_a_topic() {
         "both members got records: {r}"
     );
     assert_eq!(r["left_over"], 0, "{r}");
+    // Every record done with: the partition's start is past the last.
+    assert_eq!(r["start_offsets"], json!({"java-share-0": count}), "{r}");
+    assert_eq!(r["group_state"], "Empty", "{r}");
+    assert_eq!(r["group_members"], 0, "{r}");
     assert_eq!(broker.metric("sluice_share_records_accepted_total"), 299);
     assert_eq!(broker.metric("sluice_share_records_rejected_total"), 1);
     assert_eq!(broker.metric("sluice_share_records_released_total"), 1);

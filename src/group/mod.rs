@@ -175,6 +175,15 @@ pub enum GroupMsg {
         snapshot: ShareSnapshot,
         reply: oneshot::Sender<i16>,
     },
+    /// DescribeShareGroupOffsets of one group (KIP-932): its partitions'
+    /// start offsets, of the named (topic, partitions) or of all.
+    ShareOffsets {
+        group_id: String,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        reply: oneshot::Sender<
+            kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup,
+        >,
+    },
     /// ShareGroupDescribe of one group (KIP-932).
     ShareDescribe {
         group_id: String,
@@ -197,6 +206,7 @@ impl GroupMsg {
             | GroupMsg::ConsumerDescribe { group_id, .. }
             | GroupMsg::ShareDescribe { group_id, .. }
             | GroupMsg::ShareStateRead { group_id, .. }
+            | GroupMsg::ShareOffsets { group_id, .. }
             | GroupMsg::ShareStateWrite { group_id, .. } => group_id,
             GroupMsg::DeleteOffsets { request, .. } => &request.group_id,
             GroupMsg::TxnCommit { request, .. } => &request.group_id,
@@ -520,6 +530,13 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         } => {
             let written = share_state::write(&coord, &group_id, &topic, partition, snapshot);
             let _ = reply.send(written.await);
+        }
+        GroupMsg::ShareOffsets {
+            group_id,
+            topics,
+            reply,
+        } => {
+            let _ = reply.send(share_state::describe_offsets(&coord, &group_id, topics));
         }
         GroupMsg::ShareDescribe { group_id, reply } => {
             let _ = reply.send(share_heartbeat::describe(&coord, &group_id));

@@ -8,6 +8,10 @@
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::describe_share_group_offsets_response::{
+    self, DescribeShareGroupOffsetsResponseGroup as DescribedOffsets,
+};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::share_heartbeat::shareable;
@@ -99,4 +103,59 @@ pub fn apply(g: &mut Group, key: (String, i32), value: Option<ShareSnapshot>) {
             g.share_states.remove(&key);
         }
     }
+}
+
+/// DescribeShareGroupOffsets of one group: each share partition's start
+/// offset (of `topics`, or of every partition with state), -1 where none
+/// was written.
+pub fn describe_offsets(
+    coord: &Coordinator,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> DescribedOffsets {
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let mut d = DescribedOffsets::default();
+    d.group_id = s(group_id).into();
+    let groups = coord.groups.borrow();
+    let Some(g) = groups.get(group_id).filter(|g| g.share.is_some()) else {
+        d.error_code = ResponseError::GroupIdNotFound.code();
+        d.error_message = Some(s(&format!("group {group_id} is not a share group")));
+        return d;
+    };
+    let wanted: Vec<(String, Vec<i32>)> = topics.unwrap_or_else(|| {
+        let mut all: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for (topic, partition) in g.share_states.keys() {
+            all.entry(topic.clone()).or_default().push(*partition);
+        }
+        all.into_iter().collect()
+    });
+    let known = coord.shard.topics();
+    d.topics = wanted
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut t = describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseTopic::default();
+            t.topic_id = known.get(&topic).map(|m| m.uuid()).unwrap_or_default();
+            t.partitions = partitions
+                .into_iter()
+                .map(|partition| {
+                    let mut p = describe_share_group_offsets_response::DescribeShareGroupOffsetsResponsePartition::default();
+                    p.partition_index = partition;
+                    match g.share_states.get(&(topic.clone(), partition)) {
+                        Some(state) => {
+                            p.start_offset = state.start;
+                            p.leader_epoch = state.leader_epoch;
+                        }
+                        None => {
+                            p.start_offset = -1;
+                            p.leader_epoch = -1;
+                        }
+                    }
+                    p
+                })
+                .collect();
+            t.topic_name = s(&topic).into();
+            t
+        })
+        .collect();
+    d
 }

@@ -143,6 +143,7 @@ pub const APIS: &[ApiSpec] = &[
     delegation_tokens::DESCRIBE,
     group::SHARE_GROUP_HEARTBEAT,
     group::SHARE_GROUP_DESCRIBE,
+    group::DESCRIBE_SHARE_GROUP_OFFSETS,
     share::SHARE_FETCH,
     share::SHARE_ACKNOWLEDGE,
     share::READ_SHARE_GROUP_STATE,

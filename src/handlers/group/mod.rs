@@ -18,6 +18,7 @@ mod offset_delete;
 mod offset_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_group_offsets;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -52,10 +53,11 @@ pub use offset_delete::SPEC as OFFSET_DELETE;
 pub use offset_fetch::SPEC as OFFSET_FETCH;
 pub use share_group_describe::SPEC as SHARE_GROUP_DESCRIBE;
 pub use share_group_heartbeat::SPEC as SHARE_GROUP_HEARTBEAT;
+pub use share_group_offsets::SPEC as DESCRIBE_SHARE_GROUP_OFFSETS;
 pub use sync_group::SPEC as SYNC_GROUP;
 pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 16] = [
+const SPECS: [ApiSpec; 17] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -72,6 +74,7 @@ const SPECS: [ApiSpec; 16] = [
     CONSUMER_GROUP_DESCRIBE,
     SHARE_GROUP_HEARTBEAT,
     SHARE_GROUP_DESCRIBE,
+    DESCRIBE_SHARE_GROUP_OFFSETS,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -179,6 +182,7 @@ pub async fn handle(
         }
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         ApiKey::ShareGroupDescribe => serve!(share_group_describe),
+        ApiKey::DescribeShareGroupOffsets => serve!(share_group_offsets),
         _ => Err(RequestError::UnsupportedVersion {
             key,
             version,

@@ -8,12 +8,17 @@ import java.util.Properties;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.ShareGroupDescription;
+import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
 import org.apache.kafka.clients.consumer.AcknowledgeType;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaShareConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
 /** Share groups (KIP-932) through Kafka's KafkaShareConsumer. */
@@ -36,7 +41,8 @@ final class Share {
      * a member that acquires records and stops (holding them until their
      * locks run out), then two members sharing the topic with it: each value
      * accepted but v-013, which is rejected; v-042 released the first time
-     * a member gets it. A last member finds nothing left. */
+     * a member gets it. A last member finds nothing left; the Admin client
+     * then describes the group and its partitions' start offsets. */
     static Map<String, Object> shareConsume(String bootstrap, String topic, String group, int count)
             throws Exception {
         String rejectValue = String.format("v-%03d", 13);
@@ -111,6 +117,18 @@ final class Share {
                     leftOver++;
                 }
             }
+        }
+        // What an operator sees: the group, and where its partition starts.
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            ShareGroupDescription d = admin.describeShareGroups(List.of(group)).all().get().get(group);
+            out.put("group_state", d.groupState().toString());
+            out.put("group_members", d.members().size());
+            Map<TopicPartition, SharePartitionOffsetInfo> offsets = admin
+                    .listShareGroupOffsets(Map.of(group, new ListShareGroupOffsetsSpec()))
+                    .partitionsToOffsetInfo(group).get();
+            Map<String, Object> starts = new HashMap<>();
+            offsets.forEach((tp, info) -> starts.put(tp.toString(), info.startOffset()));
+            out.put("start_offsets", starts);
         }
         out.put("accepted", accepted);
         out.put("per_member", perMember);
