@@ -3,9 +3,11 @@
 //! stays done across a restart and across a leader's death (the state is
 //! kept by the group's coordinator, on whichever broker), records in
 //! flight come back, and the errors are Kafka's (session epochs, records
-//! not held, a group id of another kind).
+//! not held, a group id of another kind). A fetch quota throttles a share
+//! consumer without taking back what it acquired.
 
 mod common;
+mod quotas_common;
 
 use common::cluster::Cluster;
 use common::raw::{self, str_bytes, RawClient};
@@ -277,4 +279,37 @@ fn a_new_leader_goes_on_from_the_acknowledged_state() {
         }
     });
     assert_eq!(got, [(4, 9, 1)]);
+}
+
+/// A share fetch over its client's fetch quota still carries the records it
+/// acquired for the member (sent empty, they would stay locked until their
+/// locks ran out), with the throttle the member then backs off for.
+#[test]
+fn a_throttled_share_fetch_still_delivers_what_it_acquired() {
+    use quotas_common::{alter, entry, Entity, RAW_CLIENT_ID};
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--share-auto-offset-reset",
+            "earliest",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sq-quota", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    ten_records(&mut c, "sq-quota");
+    let slow: Entity = vec![("client-id", Some(RAW_CLIENT_ID))];
+    let quota = entry(&slow, &[("consumer_byte_rate", 10.0, false)]);
+    assert_eq!(alter(&mut c, vec![quota], false), [0]);
+    let topic_id = raw::topic_id(&mut c, "sq-quota");
+    let who = ("sg-quota", "m1");
+    assert_eq!(heartbeat(&mut c, who.0, who.1, 0, "sq-quota").0, 0);
+    let r = share_fetch(&mut c, who, 0, topic_id, 100, &[]);
+    assert_eq!(acquired(&r), [(0, 9, 1)], "{r:?}");
+    let records = &r.responses[0].partitions[0].records;
+    assert_eq!(raw::decode_records(records).len(), 10);
+    assert!(r.throttle_time_ms > 0, "{r:?}");
+    assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
 }

@@ -533,7 +533,17 @@ async fn dispatch(
         ApiKey::DescribeProducers => {
             out.encoded(producer::describe_producers(shard, access, &header, body!()).await)
         }
-        ApiKey::ShareFetch => out.pieces(share::fetch(&services.shares, access, body!()).await),
+        ApiKey::ShareFetch => {
+            let mut body = share::fetch(&services.shares, access, body!()).await;
+            if client.quota.active() {
+                let bytes = body.iter().map(|p| p.len() as u64).sum();
+                let ms = throttle::share_fetch(shard, client, &header, bytes);
+                if ms > 0 {
+                    fetch::set_throttle(&mut body, i32::try_from(ms).unwrap_or(i32::MAX));
+                }
+            }
+            out.pieces(body)
+        }
         ApiKey::ShareAcknowledge => {
             out.encoded(share::acknowledge(&services.shares, access, body!()).await)
         }

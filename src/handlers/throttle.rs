@@ -104,6 +104,21 @@ pub(super) fn fetch(shard: &Shard, client: &Client, header: &RequestHeader, byte
     ms
 }
 
+/// Charges a share group member's ShareFetch answer of `bytes` and its
+/// handler time; the throttle. Unlike a fetch's, a throttled answer goes
+/// out whole and stays charged: its records are acquired for the member
+/// (sent empty, they would stay locked until their locks ran out), and the
+/// member backs off for the throttle before its next fetch.
+pub(super) fn share_fetch(
+    shard: &Shard,
+    client: &Client,
+    header: &RequestHeader,
+    bytes: u64,
+) -> u64 {
+    let bandwidth = charge(shard, client, header, QuotaType::Fetch, bytes);
+    bandwidth.max(request(shard, client, header))
+}
+
 /// The controller mutation quota of one CreateTopics, CreatePartitions or
 /// DeleteTopics request (KIP-599, Kafka's ControllerMutationQuotaManager):
 /// each topic's partitions created or deleted are drawn from the client's
@@ -198,8 +213,8 @@ pub(super) fn request(shard: &Shard, client: &Client, header: &RequestHeader) ->
 }
 
 /// The first version of `key`'s response whose body starts with
-/// throttle_time_ms; `None` where it has none there (Produce and Fetch set
-/// theirs themselves).
+/// throttle_time_ms; `None` where it has none there (Produce, Fetch and
+/// ShareFetch set theirs themselves).
 fn throttle_first_since(key: ApiKey) -> Option<i16> {
     use ApiKey as K;
     Some(match key {
@@ -236,7 +251,11 @@ fn throttle_first_since(key: ApiKey) -> Option<i16> {
         | K::DescribeUserScramCredentials
         | K::AlterUserScramCredentials
         | K::DescribeClientQuotas
-        | K::AlterClientQuotas => 0,
+        | K::AlterClientQuotas
+        | K::ShareAcknowledge
+        | K::ShareGroupHeartbeat
+        | K::ShareGroupDescribe
+        | K::DescribeShareGroupOffsets => 0,
         _ => return None,
     })
 }
@@ -336,6 +355,10 @@ mod tests {
             CreateAcls => CreateAclsResponse,
             DeleteAcls => DeleteAclsResponse,
             DescribeConfigs => DescribeConfigsResponse,
+            ShareAcknowledge => ShareAcknowledgeResponse,
+            ShareGroupHeartbeat => ShareGroupHeartbeatResponse,
+            ShareGroupDescribe => ShareGroupDescribeResponse,
+            DescribeShareGroupOffsets => DescribeShareGroupOffsetsResponse,
             AlterConfigs => AlterConfigsResponse,
             CreatePartitions => CreatePartitionsResponse,
             IncrementalAlterConfigs => IncrementalAlterConfigsResponse,
