@@ -313,3 +313,53 @@ fn a_throttled_share_fetch_still_delivers_what_it_acquired() {
     assert!(r.throttle_time_ms > 0, "{r:?}");
     assert!(broker.metric("sluice_quota_fetch_throttled_requests_total") >= 1);
 }
+
+/// Past `share_partitions_per_shard_max` a leader drops the least recently
+/// used share partition with nothing in flight, and loads it again from
+/// the coordinator when asked: what was done stays done. One holding
+/// records is never dropped: the newcomer is refused instead.
+#[test]
+fn an_idle_share_partition_makes_room_and_comes_back_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "share_partitions_per_shard_max = 1\n").expect("config");
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--share-auto-offset-reset",
+            "earliest",
+        ],
+    );
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sq-room", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    ten_records(&mut c, "sq-room");
+    let topic_id = raw::topic_id(&mut c, "sq-room");
+    let (a, b) = (("sg-a", "m1"), ("sg-b", "m1"));
+    // a takes 0-4 and accepts them: nothing of it is in flight.
+    assert_eq!(
+        join_and_fetch(&mut c, a, "sq-room", topic_id, 5),
+        [(0, 4, 1)]
+    );
+    let r = acknowledge(&mut c, a, 1, topic_id, &[(0, 4, ACCEPT)]);
+    assert_eq!(partition_error(&r), 0, "{r:?}");
+    // b takes a's place, and holds 0-9.
+    assert_eq!(
+        join_and_fetch(&mut c, b, "sq-room", topic_id, 100),
+        [(0, 9, 1)]
+    );
+    // a comes back while b holds records: no room.
+    let r = share_fetch(&mut c, a, 2, topic_id, 100, &[]);
+    let unknown_server_error = -1;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        unknown_server_error
+    );
+    // b done with, a comes back as it was: 5-9 only.
+    let r = acknowledge(&mut c, b, 1, topic_id, &[(0, 9, ACCEPT)]);
+    assert_eq!(partition_error(&r), 0, "{r:?}");
+    let r = share_fetch(&mut c, a, 3, topic_id, 100, &[]);
+    assert_eq!(acquired(&r), [(5, 9, 1)], "{r:?}");
+}

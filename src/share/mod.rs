@@ -45,6 +45,16 @@ struct Held {
     /// Held by the write of its state in flight: one at a time, each of
     /// the state when it starts, so they reach the coordinator in order.
     writing: Rc<futures::lock::Mutex<()>>,
+    /// When a request last served it, for the eviction of idle ones.
+    last_used_ms: i64,
+}
+
+impl Held {
+    /// Whether it may be dropped and loaded again later without losing
+    /// anything held: no record acquired, no write in flight.
+    fn evictable(&self) -> bool {
+        self.sp.acquired_count() == 0 && Rc::strong_count(&self.writing) == 1
+    }
 }
 
 /// One acknowledgement batch of a request.
@@ -312,8 +322,12 @@ impl Service {
         }
         if !partitions.contains_key(&key)
             && partitions.len() >= self.shard.config.share_partitions_per_shard_max
+            && !evict_least_recent(&mut partitions)
         {
-            tracing::warn!(group, "share partitions at their most on this shard");
+            tracing::warn!(
+                group,
+                "share partitions at their most on this shard, all in use"
+            );
             return Err(ResponseError::UnknownServerError.code());
         }
         let sp = match snapshot {
@@ -330,6 +344,7 @@ impl Service {
                 leader_epoch,
                 sp,
                 writing,
+                last_used_ms: crate::runtime::now_ms(),
             },
         );
         Ok(())
@@ -383,6 +398,7 @@ impl Service {
         let Some(held) = partitions.get_mut(&key) else {
             return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
         };
+        held.last_used_ms = now_ms;
         let sp = &mut held.sp;
         sp.log_start_moved(state.log_start_offset);
         let mut outcome = ShareOutcome::error(0);
@@ -447,6 +463,21 @@ impl Service {
         crate::stats::SHARE_RECORDS_ACQUIRED.add(acquired as u64);
         outcome.slices = holding(&batches, &outcome.acquired);
         outcome
+    }
+}
+
+/// Drops the least recently used share partition that holds nothing in
+/// flight (its state is the coordinator's; a later request loads it
+/// again); false if every one holds something.
+fn evict_least_recent(partitions: &mut HashMap<(String, TopicPartition), Held>) -> bool {
+    let oldest = partitions
+        .iter()
+        .filter(|(_, held)| held.evictable())
+        .min_by_key(|(_, held)| held.last_used_ms)
+        .map(|(key, _)| key.clone());
+    match oldest {
+        Some(key) => partitions.remove(&key).is_some(),
+        None => false,
     }
 }
 
