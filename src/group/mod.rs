@@ -873,6 +873,13 @@ fn apply_batches(coord: &Coordinator, partition: i32, mut bytes: &[u8]) -> (i64,
     (next, applied)
 }
 
+/// The group `group` of a replayed record, made empty if new.
+fn held_or_new(groups: &mut HashMap<String, Group>, group: String, now: i64) -> &mut Group {
+    groups
+        .entry(group.clone())
+        .or_insert_with(|| Group::new(group, now))
+}
+
 /// Applies one record of the topic to this shard's groups; a record of a
 /// transaction (`producer`) waits for that transaction's marker.
 fn apply_record(
@@ -890,9 +897,7 @@ fn apply_record(
             partition,
             value,
         } => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(group, now));
+            let g = held_or_new(&mut groups, group, now);
             match (producer, value) {
                 (Some(producer_id), Some(value)) => {
                     txn_offsets::hold(g, producer_id, topic, partition, value, log_offset)
@@ -904,9 +909,7 @@ fn apply_record(
             groups.remove(&group);
         }
         records::OffsetsRecord::ConsumerGroup { group, value } => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(group, now));
+            let g = held_or_new(&mut groups, group, now);
             g.consumer = match value.map(|v| consumer_protocol::record::decode(&v, now)) {
                 None => None,
                 Some(Ok(consumer)) => Some(consumer),
@@ -922,18 +925,14 @@ fn apply_record(
             partition,
             value,
         } => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(group, now));
+            let g = held_or_new(&mut groups, group, now);
             share_state::apply(g, (topic, partition), value);
         }
         records::OffsetsRecord::Group {
             group,
             value: Some(value),
         } => {
-            let g = groups
-                .entry(group.clone())
-                .or_insert_with(|| Group::new(group, now));
+            let g = held_or_new(&mut groups, group, now);
             if log_offset > g.metadata_log_offset {
                 g.metadata_log_offset = log_offset;
                 g.restore(value, now);
