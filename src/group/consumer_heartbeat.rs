@@ -78,6 +78,11 @@ pub fn heartbeat(
     let group = groups
         .entry(group_id.clone())
         .or_insert_with(|| Group::new(group_id.clone(), now_ms));
+    if !group.forget_empty_share() {
+        let code = ResponseError::GroupIdNotFound.code();
+        let why = format!("group {group_id} is a share group");
+        return (refuse(response, code, why), Changed::Nothing);
+    }
     // A classic group with members becomes a consumer protocol group here
     // (the online upgrade), or the heartbeat gets Kafka's answer.
     let mut converted = false;

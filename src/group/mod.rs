@@ -319,6 +319,19 @@ pub async fn route(coord: &Rc<Coordinator>, group_id: &str, msg: GroupMsg) {
     send(coord, target, msg).await;
 }
 
+/// Sends a request to `group_id`'s coordinator (this broker's) and waits
+/// for its answer; `None` if the coordinator dropped it (another broker
+/// coordinates the group, or it could not load).
+pub async fn ask<R>(
+    coord: &Rc<Coordinator>,
+    group_id: &str,
+    msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
+) -> Option<R> {
+    let (tx, rx) = oneshot::channel();
+    route(coord, group_id, msg(tx)).await;
+    rx.await.ok()
+}
+
 /// Whether another broker leads `group_id`'s partition of
 /// `__consumer_offsets`, and so coordinates it.
 pub fn coordinated_elsewhere(shard: &Shard, group_id: &str) -> bool {
@@ -488,14 +501,6 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             reply,
         } => {
             let group_id = request.group_id.to_string();
-            if !forget_empty_share_group(&coord, &group_id) {
-                let mut refused = ConsumerGroupHeartbeatResponse::default();
-                refused.error_code = ResponseError::GroupIdNotFound.code();
-                let why = format!("group {group_id} is a share group");
-                refused.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(why));
-                let _ = reply.send(refused);
-                return;
-            }
             let (mut response, changed) =
                 consumer_heartbeat::heartbeat(&coord, sender, request, now);
             // Answered once a coordinator taking the group over would know
@@ -653,18 +658,9 @@ async fn forget_empty_consumer_group(coord: &Rc<Coordinator>, group_id: &str) ->
     }
 }
 
-/// A share group with neither members nor partition state gives its id up
-/// to a group of another kind; false while it has either (the id is a
-/// share group's until deleted, as in Kafka).
+/// [`Group::forget_empty_share`] of `group_id`, if held here.
 fn forget_empty_share_group(coord: &Coordinator, group_id: &str) -> bool {
-    with_group(coord, group_id, |g| {
-        let Some(g) = g else { return true };
-        if g.has_share_members() || !g.share_states.is_empty() {
-            return false;
-        }
-        g.share = None;
-        true
-    })
+    with_group(coord, group_id, |g| g.is_none_or(Group::forget_empty_share))
 }
 
 /// Runs `f` on the group if this shard holds it.

@@ -111,7 +111,6 @@ pub fn heartbeat(
     let topics = shapes_of(&coord.shard.topics(), subscribed.iter());
     match share.heartbeat(beat, &topics, &limits(coord), now_ms) {
         Ok(answer) => {
-            tracing::debug!(group = %group_id, member = %answer.member_id, epoch = answer.member_epoch, assignment = ?answer.assignment, "share heartbeat");
             response.member_id = Some(StrBytes::from_string(answer.member_id));
             response.member_epoch = answer.member_epoch;
             response.assignment = answer.assignment.map(|a| wire(&a));

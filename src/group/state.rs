@@ -164,6 +164,17 @@ impl Group {
         self.share.as_ref().is_some_and(|s| !s.is_empty())
     }
 
+    /// A share group with neither members nor partition state gives its
+    /// id up to a group of another kind; false while it has either (the
+    /// id is a share group's until deleted, as in Kafka).
+    pub fn forget_empty_share(&mut self) -> bool {
+        if self.has_share_members() || !self.share_states.is_empty() {
+            return false;
+        }
+        self.share = None;
+        true
+    }
+
     /// The group metadata record for the current state.
     pub fn to_value(&self, now_ms: i64) -> GroupValue {
         let protocol = self.protocol.clone().unwrap_or_default();

@@ -189,9 +189,14 @@ impl Service {
     }
 
     /// Serves `ask` on each partition's owner; the outcomes in its order.
-    pub async fn serve(self: &Rc<Self>, ask: ShareAsk) -> Vec<ShareOutcome> {
-        let count = self.shard.count;
-        let mut by_owner: Vec<Vec<usize>> = vec![Vec::new(); count];
+    /// Here and now when this shard owns them all (every request, with
+    /// one shard); otherwise each owner gets its items in a message.
+    pub async fn serve(self: &Rc<Self>, ask: &ShareAsk) -> Vec<ShareOutcome> {
+        let here = self.shard.id;
+        if ask.items.iter().all(|i| self.shard.owner_of(&i.tp) == here) {
+            return self.serve_here(ask).await;
+        }
+        let mut by_owner: Vec<Vec<usize>> = vec![Vec::new(); self.shard.count];
         for (i, item) in ask.items.iter().enumerate() {
             by_owner[self.shard.owner_of(&item.tp)].push(i);
         }
@@ -202,11 +207,14 @@ impl Service {
             .filter(|(_, places)| !places.is_empty());
         let answers = futures::future::join_all(asks.map(|(owner, places)| {
             let part = ShareAsk {
+                group: ask.group.clone(),
+                member: ask.member.clone(),
                 items: places.iter().map(|&i| ask.items[i].clone()).collect(),
-                ..ask.clone()
+                max_records: ask.max_records,
+                partition_max_bytes: ask.partition_max_bytes,
             };
             async move {
-                if owner == self.shard.id {
+                if owner == here {
                     return (places, Some(self.serve_here(&part).await));
                 }
                 let (reply, answer) = oneshot::channel();

@@ -3,7 +3,6 @@
 //! another's (ReadShareGroupState / WriteShareGroupState, the share
 //! coordinator's RPCs in Kafka, which the coordinator broker serves).
 
-use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
 use super::partition::Snapshot;
@@ -20,15 +19,13 @@ pub async fn read(
     if crate::group::coordinated_elsewhere(&service.shard, group) {
         return super::remote::read(service, group, tp).await;
     }
-    let (reply, answer) = oneshot::channel();
-    let msg = GroupMsg::ShareStateRead {
+    let msg = |reply| GroupMsg::ShareStateRead {
         group_id: group.to_string(),
         topic: tp.topic.to_string(),
         partition: tp.partition,
         reply,
     };
-    crate::group::route(&service.groups, group, msg).await;
-    answer
+    crate::group::ask(&service.groups, group, msg)
         .await
         .unwrap_or(Err(ResponseError::CoordinatorNotAvailable.code()))
 }
@@ -38,16 +35,14 @@ pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot
     if crate::group::coordinated_elsewhere(&service.shard, group) {
         return super::remote::write(service, group, tp, snapshot).await;
     }
-    let (reply, answer) = oneshot::channel();
-    let msg = GroupMsg::ShareStateWrite {
+    let msg = |reply| GroupMsg::ShareStateWrite {
         group_id: group.to_string(),
         topic: tp.topic.to_string(),
         partition: tp.partition,
         snapshot,
         reply,
     };
-    crate::group::route(&service.groups, group, msg).await;
-    answer
+    crate::group::ask(&service.groups, group, msg)
         .await
         .unwrap_or(ResponseError::CoordinatorNotAvailable.code())
 }

@@ -35,7 +35,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::{decode, ApiSpec, Reply, RequestError};
-use crate::group::{Coordinator, GroupMsg, Sender};
+use crate::group::{ask as call, Coordinator, GroupMsg, Sender};
 use crate::security::acl::{Operation, ResourceType};
 use crate::services::Services;
 
@@ -204,18 +204,6 @@ fn client_reason(reason: Option<&kafka_protocol::protocol::StrBytes>) -> Option<
         end -= 1;
     }
     Some(&reason[..end])
-}
-
-/// Sends a request to `group_id`'s coordinator and waits for its answer;
-/// `None` if the coordinator dropped it.
-async fn call<R>(
-    groups: &Rc<Coordinator>,
-    group_id: &str,
-    msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
-) -> Option<R> {
-    let (tx, rx) = oneshot::channel();
-    crate::group::route(groups, group_id, msg(tx)).await;
-    rx.await.ok()
 }
 
 /// A group's description, as DescribeGroups and ConsumerGroupDescribe

@@ -13,6 +13,7 @@ pub(super) mod state;
 
 pub use state::{READ_SHARE_GROUP_STATE, WRITE_SHARE_GROUP_STATE};
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -163,6 +164,13 @@ pub async fn fetch(
         .collect();
     let now_ms = crate::runtime::now_ms();
     let added = named.partitions.iter().map(|(p, _)| p.clone()).collect();
+    // Each partition's acknowledgements, taken (not copied) into its item.
+    let mut acks: HashMap<TopicPartition, Vec<AckBatch>> = named
+        .partitions
+        .into_iter()
+        .filter(|(_, acks)| !acks.is_empty())
+        .map(|((_, tp), acks)| (tp, acks))
+        .collect();
     let idle_ms = i64::from(shard.config.group_share_session_timeout_ms);
     let step =
         shares
@@ -173,18 +181,10 @@ pub async fn fetch(
         Ok(step) => step,
         Err(code) => return refuse(code),
     };
-    let acks_for = |tp: &TopicPartition| {
-        named
-            .partitions
-            .iter()
-            .find(|((_, t), _)| t == tp)
-            .map(|(_, acks)| acks.clone())
-            .unwrap_or_default()
-    };
     let mut session: Vec<SessionPartition> = step.partitions.clone();
     if step.closed {
         // Only the acknowledgements of the session's last request count.
-        session.retain(|(_, tp)| !acks_for(tp).is_empty());
+        session.retain(|(_, tp)| acks.contains_key(tp));
     }
     let fetching = !step.closed;
     let ask = ShareAsk {
@@ -194,7 +194,7 @@ pub async fn fetch(
             .iter()
             .map(|(_, tp)| ShareItem {
                 tp: tp.clone(),
-                acks: acks_for(tp),
+                acks: acks.remove(tp).unwrap_or_default(),
                 fetch: fetching,
             })
             .collect(),
@@ -204,7 +204,7 @@ pub async fn fetch(
     let max_wait = Duration::from_millis(
         (request.max_wait_ms.max(0) as u64).min(shard.config.fetch_max_wait_ms_max),
     );
-    let mut outcomes = shares.serve(ask.clone()).await;
+    let mut outcomes = shares.serve(&ask).await;
     if fetching {
         outcomes = wait_for_records(shares, &session, ask, outcomes, max_wait).await;
     }
@@ -213,15 +213,6 @@ pub async fn fetch(
         shares.release(&key.0, &key.1, tps).await;
     }
     let full = epoch == INITIAL_EPOCH;
-    tracing::debug!(
-        group = %key.0,
-        member = %key.1,
-        epoch,
-        partitions = session.len(),
-        acquired = outcomes.iter().map(|o| o.acquired.len()).sum::<usize>(),
-        errors = ?outcomes.iter().map(|o| (o.error, o.ack_error)).collect::<Vec<_>>(),
-        "share fetch"
-    );
     encode::encode(0, lock_ms, frames(&session, outcomes, named.presets, full))
 }
 
@@ -273,11 +264,11 @@ async fn wait_for_records(
         if waited.is_none() {
             // Records released by a lock that ran out do not move the
             // partition: a last try finds them.
-            let again = shares.serve(ask.clone()).await;
+            let again = shares.serve(&ask).await;
             keep_ack_errors(&mut outcomes, again);
             break;
         }
-        let again = shares.serve(ask.clone()).await;
+        let again = shares.serve(&ask).await;
         keep_ack_errors(&mut outcomes, again);
     }
     outcomes
@@ -386,22 +377,23 @@ pub async fn acknowledge(
     };
     let topics = acks_by_topic!(request.topics);
     let named = named(&shard, access, topics);
+    let ids: Vec<Uuid> = named.partitions.iter().map(|((id, _), _)| *id).collect();
     let ask = ShareAsk {
         group: key.0.clone(),
         member: key.1.clone(),
         items: named
             .partitions
-            .iter()
+            .into_iter()
             .map(|((_, tp), acks)| ShareItem {
-                tp: tp.clone(),
-                acks: acks.clone(),
+                tp,
+                acks,
                 fetch: false,
             })
             .collect(),
         max_records: 0,
         partition_max_bytes: 0,
     };
-    let outcomes = shares.serve(ask).await;
+    let outcomes = shares.serve(&ask).await;
     if step.closed {
         let tps = step.partitions.into_iter().map(|(_, tp)| tp).collect();
         shares.release(&key.0, &key.1, tps).await;
@@ -411,16 +403,12 @@ pub async fn acknowledge(
         .iter()
         .map(|p| (p.id, p.partition, p.error))
         .chain(
-            named
-                .partitions
-                .iter()
+            ids.iter()
+                .zip(&ask.items)
                 .zip(&outcomes)
-                .map(|(((id, tp), _), o)| {
-                    (
-                        *id,
-                        tp.partition,
-                        if o.error != 0 { o.error } else { o.ack_error },
-                    )
+                .map(|((id, item), o)| {
+                    let error = if o.error != 0 { o.error } else { o.ack_error };
+                    (*id, item.tp.partition, error)
                 }),
         );
     for (id, partition, error) in answered {

@@ -5,7 +5,6 @@
 
 use std::rc::Rc;
 
-use futures::channel::oneshot;
 use kafka_protocol::messages::read_share_group_state_response::{
     PartitionResult as ReadResult, ReadStateResult, StateBatch,
 };
@@ -18,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::group::{Coordinator, GroupMsg};
+use crate::group::{ask, Coordinator, GroupMsg};
 use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
 use crate::security::acl::Operation;
@@ -35,18 +34,6 @@ pub const WRITE_SHARE_GROUP_STATE: ApiSpec = ApiSpec {
     min: 0,
     max: 0,
 };
-
-/// Asks the group's coordinator (on this broker); `None` if it dropped
-/// the request (not this broker's group, or not loaded).
-async fn ask<R>(
-    groups: &Rc<Coordinator>,
-    group: &str,
-    msg: impl FnOnce(oneshot::Sender<R>) -> GroupMsg,
-) -> Option<R> {
-    let (tx, rx) = oneshot::channel();
-    crate::group::route(groups, group, msg(tx)).await;
-    rx.await.ok()
-}
 
 pub async fn read(
     groups: &Rc<Coordinator>,
