@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: broker configuration (file + flags) and topic configs.
 //! - [`broker_configs`]: dynamic broker configs (topic defaults changed at run time).
+//! - [`group_configs`]: group configs (a group's own session, heartbeat and share settings).
 //! - [`record`]: the v2 record batch format, parsed and validated without copying.
 //! - [`compression`]: whole-batch codecs, bounded validation and recompression.
 //! - [`message_format`]: the magic 0 and 1 message formats of Produce v0-2 and Fetch v0-3, converted to and from v2 batches.
@@ -36,6 +37,7 @@ pub mod compression;
 pub mod config;
 pub mod controller;
 pub mod group;
+pub mod group_configs;
 pub mod handlers;
 #[cfg(test)]
 mod layering;

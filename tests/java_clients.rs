@@ -219,7 +219,8 @@ fn java_client_follows_a_new_leader() {
     client_follows_a_new_leader(java("failover"), "java-failover");
 }
 
-/// A share group (KIP-932) of Kafka's KafkaShareConsumer on two shards: a
+/// A share group (KIP-932) of Kafka's KafkaShareConsumer on two shards,
+/// starting at the earliest record by its own group config: a
 /// member takes records and stalls, and its locks (3 s here) run out; two
 /// more members then share the topic's one partition with it (a share
 /// group hands a partition to many members), accepting every value once, rejecting one and releasing another at its first delivery. The
@@ -233,8 +234,6 @@ fn java_share_consumers_share_a_topic() {
     let broker = Broker::start_with(
         2,
         &[
-            "--share-auto-offset-reset",
-            "earliest",
             "--group-share-record-lock-duration-ms",
             "3000",
             "--metrics-listen",
@@ -255,6 +254,12 @@ fn java_share_consumers_share_a_topic() {
         .expect("run java");
     let r = json_result(&output, &broker);
     assert_eq!(r["errors"], json!([]), "{r}");
+    // The group's own config, not the broker's `latest`, made it start at
+    // the records written before it.
+    assert_eq!(
+        r["group_config"], "earliest from DYNAMIC_GROUP_CONFIG",
+        "{r}"
+    );
     let mut accepted = strings(&r, "accepted");
     accepted.sort();
     let expected: Vec<String> = (0..count)

@@ -219,13 +219,31 @@ fn join_at_coordinator(cluster: &Cluster, c: &mut RawClient, who: (&str, &str)) 
     });
 }
 
+/// Kafka's ConfigResource type of a group's configs.
+const GROUP_RESOURCE: i8 = 32;
+
+/// The value of one of `group`'s configs, as this broker describes it.
+fn group_config(c: &mut RawClient, group: &str, name: &str) -> String {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(GROUP_RESOURCE)
+            .with_resource_name(str_bytes(group))
+            .with_configuration_keys(Some(vec![str_bytes(name)]))]);
+    let r = c.call(4, &request);
+    let value = r.results[0].configs.first().and_then(|e| e.value.clone());
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
 /// Three nodes, the partition's leader killed after acknowledgements
 /// written to the group's coordinator on another broker: the new leader
 /// loads the state from the coordinator and delivers only what was not
-/// done with.
+/// done with. The group starts at the earliest record by a group config
+/// set at another broker than the leader.
 #[test]
 fn a_new_leader_goes_on_from_the_acknowledged_state() {
-    let mut cluster = Cluster::start_with(3, &["--share-auto-offset-reset", "earliest"]);
+    let mut cluster = Cluster::start(3);
     cluster.create_topic(&rdkafka::admin::NewTopic::new(
         "sq3",
         1,
@@ -254,6 +272,23 @@ fn a_new_leader_goes_on_from_the_acknowledged_state() {
         .find(|g| coordinator_of(&mut c, g) != leader)
         .expect("a group coordinated elsewhere");
     let who = (group.as_str(), "m1");
+    // The group starts at the earliest record by its own config, set at
+    // its coordinator and carried to the leader by the metadata quorum.
+    let coordinator = coordinator_of(&mut c, &group);
+    let mut at_coordinator = RawClient::connect(&cluster.client_addr(coordinator));
+    let earliest = [("share.auto.offset.reset", 0, Some("earliest"))];
+    assert_eq!(
+        at_coordinator.incremental_alter(1, GROUP_RESOURCE, &group, &earliest),
+        (0, None)
+    );
+    cluster.wait_for(
+        "the group config at the leader",
+        Duration::from_secs(30),
+        || match group_config(&mut c, &group, "share.auto.offset.reset") {
+            v if v == "earliest" => Ok(()),
+            v => Err(v),
+        },
+    );
     join_at_coordinator(&cluster, &mut c, who);
     let r = share_fetch(&mut c, who, 0, topic_id, 6, &[]);
     assert_eq!(acquired(&r), [(0, 5, 1)], "{r:?}");

@@ -65,6 +65,10 @@ pub struct ClusterImage {
     /// With `lost_isrs`, last, so `BeforeLostIsrs` reads older snapshots.
     #[serde(default)]
     pub isr_departures: BTreeMap<String, BTreeMap<i32, Vec<Departure>>>,
+    /// Group configs by group (KIP-848's GROUP resource). Last, so
+    /// `BeforeGroupConfigs` reads older snapshots.
+    #[serde(default)]
+    pub group_configs: crate::group_configs::GroupConfigs,
 }
 
 /// A replica that left a partition's ISR (`ClusterImage::isr_departures`).
@@ -96,6 +100,7 @@ pub struct Reassignment {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeGroupConfigs>(data, e))
         .or_else(|e| layout::<BeforeLostIsrs>(data, e))
         .or_else(|e| layout::<BeforeVoterDirectories>(data, e))
         .or_else(|e| layout::<BeforeReassignments>(data, e))
@@ -139,6 +144,26 @@ struct BeforeIpQuotas(
 /// The image before reassignments.
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
+
+/// The image before group configs.
+#[derive(Deserialize)]
+struct BeforeGroupConfigs(
+    BeforeLostIsrs,
+    BTreeMap<String, std::collections::BTreeSet<i32>>,
+    BTreeMap<String, BTreeMap<i32, Vec<Departure>>>,
+);
+
+impl From<BeforeGroupConfigs> for ClusterImage {
+    fn from(
+        BeforeGroupConfigs(older, lost_isrs, isr_departures): BeforeGroupConfigs,
+    ) -> ClusterImage {
+        ClusterImage {
+            lost_isrs,
+            isr_departures,
+            ..older.into()
+        }
+    }
+}
 
 /// The image before lost ISRs and ISR departures (they came in together).
 #[derive(Deserialize)]

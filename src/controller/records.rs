@@ -157,9 +157,9 @@ pub enum MetadataRecord {
 }
 
 /// The newest level of record kinds this version reads: 1 brought
-/// `LogsLost` and `VoterDirectory`, 2 `LastInSyncLost`. Peers say theirs in
-/// their hello.
-pub const RECORD_LEVEL: u16 = 2;
+/// `LogsLost` and `VoterDirectory`, 2 `LastInSyncLost`, 3 group configs
+/// (`ConfigResource::Group`). Peers say theirs in their hello.
+pub const RECORD_LEVEL: u16 = 3;
 
 impl MetadataRecord {
     /// The name and level of a record kind newer nodes only read (`None`:
@@ -170,6 +170,10 @@ impl MetadataRecord {
             MetadataRecord::LogsLost { .. } => Some(("LogsLost", 1)),
             MetadataRecord::VoterDirectory { .. } => Some(("VoterDirectory", 1)),
             MetadataRecord::LastInSyncLost { .. } => Some(("LastInSyncLost", 2)),
+            MetadataRecord::AlterConfigs {
+                resource: ConfigResource::Group(_),
+                ..
+            } => Some(("group AlterConfigs", 3)),
             _ => None,
         }
     }
@@ -181,6 +185,9 @@ pub enum ConfigResource {
     Broker(i32),
     /// Kafka's broker resource with an empty name: the default for all.
     ClusterDefault,
+    /// A group's configs (KIP-848). Level 3, last, so older log entries
+    /// keep their variant numbers.
+    Group(String),
 }
 
 /// Sets a config, or with `value: None` removes it (back to its default).
@@ -666,16 +673,26 @@ fn alter_configs(
         }
         ConfigResource::Broker(id) => image.broker_configs.entry(Some(*id)).or_default(),
         ConfigResource::ClusterDefault => image.broker_configs.entry(None).or_default(),
+        ConfigResource::Group(group) => {
+            let mut set = image.group_configs.of(group).cloned().unwrap_or_default();
+            apply_changes(&mut set, changes);
+            image.group_configs.put(group, set);
+            return Ok(RecordOutcome::Applied);
+        }
     };
+    apply_changes(configs, changes);
+    // No empty broker entries, so equal configs mean equal images.
+    image.broker_configs.retain(|_, c| !c.is_empty());
+    Ok(RecordOutcome::Applied)
+}
+
+fn apply_changes(configs: &mut super::image::Configs, changes: &[ConfigChange]) {
     for change in changes {
         match &change.value {
             Some(value) => configs.insert(change.name.clone(), value.clone()),
             None => configs.remove(&change.name),
         };
     }
-    // No empty broker entries, so equal configs mean equal images.
-    image.broker_configs.retain(|_, c| !c.is_empty());
-    Ok(RecordOutcome::Applied)
 }
 
 fn scram_credential(

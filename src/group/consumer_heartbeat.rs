@@ -19,11 +19,12 @@ use super::state::Group;
 use super::{fits_record, valid_group_id, Coordinator, Sender};
 use crate::metadata::Topics;
 
-pub fn limits(coord: &Coordinator) -> Limits {
-    let c = &coord.shard.config;
+/// `group`'s: its own `consumer.session.timeout.ms`, else the broker's.
+pub fn limits(coord: &Coordinator, group: &str) -> Limits {
+    let settings = coord.settings(group);
     Limits {
-        max_size: c.group_max_size,
-        session_timeout_ms: i64::from(c.group_consumer_session_timeout_ms.max(1)),
+        max_size: coord.shard.config.group_max_size,
+        session_timeout_ms: i64::from(settings.consumer_session_timeout_ms.max(1)),
     }
 }
 
@@ -38,9 +39,8 @@ pub fn heartbeat(
     let group_id = request.group_id.to_string();
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.heartbeat_interval_ms = coord
-        .shard
-        .config
-        .group_consumer_heartbeat_interval_ms
+        .settings(&group_id)
+        .consumer_heartbeat_interval_ms
         .max(1);
     let refuse = |mut response: ConsumerGroupHeartbeatResponse, code: i16, why: String| {
         response.error_code = code;
@@ -106,7 +106,7 @@ pub fn heartbeat(
         .map_err(|why| (ResponseError::InvalidRegularExpression.code(), why))
         .and_then(|beat| {
             let topics = shapes(coord, consumer, &beat);
-            let answered = consumer.heartbeat(beat, &topics, &limits(coord), now_ms);
+            let answered = consumer.heartbeat(beat, &topics, &limits(coord, &group_id), now_ms);
             answered.map_err(|e| (e.code(), e.to_string()))
         });
     let mut changed = Changed::from_membership(consumer.changes != before);

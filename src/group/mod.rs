@@ -252,6 +252,12 @@ impl Coordinator {
         &self.shard
     }
 
+    /// `group`'s settings: its own group configs over the broker's.
+    pub fn settings(&self, group: &str) -> crate::group_configs::GroupSettings {
+        let topics = self.shard.topics();
+        topics.group_configs.settings(&self.shard.config, group)
+    }
+
     /// Serves group requests from one peer core until it goes away, each
     /// as its own task so a slow write does not hold up the queue.
     pub async fn serve_peer(self: Rc<Self>, receiver: MeshReceiver<GroupMsg>) {
@@ -1104,15 +1110,13 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let now = crate::runtime::now_ms();
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
-        let consumer_limits = consumer_heartbeat::limits(&coord);
-        let share_limits = share_heartbeat::limits(&coord);
         let mut consumers_to_persist = Vec::new();
         for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
                 to_persist.push(id.clone());
             }
             if let Some(consumer) = &mut g.consumer {
-                if consumer.expire(&consumer_limits, now) {
+                if consumer.expire(&consumer_heartbeat::limits(&coord, id), now) {
                     // The last consumer protocol member may have gone.
                     let changed = if migration::maybe_downgrade(&coord, g, &limits, now) {
                         migration::Changed::Protocol
@@ -1123,7 +1127,7 @@ async fn tick_loop(coord: Rc<Coordinator>) {
                 }
             }
             if let Some(share) = &mut g.share {
-                share.expire(&share_limits, now);
+                share.expire(&share_heartbeat::limits(&coord, id), now);
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());

@@ -21,11 +21,12 @@ use super::{fits_record, valid_group_id, Coordinator, Sender};
 /// The assignor Kafka names for share groups.
 const ASSIGNOR: &str = "simple";
 
-pub fn limits(coord: &Coordinator) -> ShareLimits {
-    let c = &coord.shard.config;
+/// `group`'s: its own `share.session.timeout.ms`, else the broker's.
+pub fn limits(coord: &Coordinator, group: &str) -> ShareLimits {
+    let settings = coord.settings(group);
     ShareLimits {
-        max_size: c.group_share_max_size,
-        session_timeout_ms: i64::from(c.group_share_session_timeout_ms.max(1)),
+        max_size: coord.shard.config.group_share_max_size,
+        session_timeout_ms: i64::from(settings.share_session_timeout_ms.max(1)),
     }
 }
 
@@ -44,7 +45,7 @@ pub fn heartbeat(
 ) -> ShareGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
     let mut response = ShareGroupHeartbeatResponse::default();
-    response.heartbeat_interval_ms = coord.shard.config.group_share_heartbeat_interval_ms.max(1);
+    response.heartbeat_interval_ms = coord.settings(&group_id).share_heartbeat_interval_ms.max(1);
     let refuse = |mut response: ShareGroupHeartbeatResponse, code: i16, why: String| {
         tracing::debug!(group = %group_id, error = %why, "share heartbeat refused");
         response.error_code = code;
@@ -109,7 +110,7 @@ pub fn heartbeat(
     let mut subscribed = share.subscribed();
     subscribed.extend(beat.subscribed.iter().flatten().cloned());
     let topics = shapes_of(&coord.shard.topics(), subscribed.iter());
-    match share.heartbeat(beat, &topics, &limits(coord), now_ms) {
+    match share.heartbeat(beat, &topics, &limits(coord, &group_id), now_ms) {
         Ok(answer) => {
             response.member_id = Some(StrBytes::from_string(answer.member_id));
             response.member_epoch = answer.member_epoch;

@@ -1,6 +1,7 @@
 //! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
-//! topic configs and dynamic broker configs (`broker_configs`): the topic
-//! defaults, cluster-wide (the broker resource named "") or per broker.
+//! topic configs, dynamic broker configs (`broker_configs`): the topic
+//! defaults, cluster-wide (the broker resource named "") or per broker, and
+//! group configs (`group_configs`).
 //! Other broker configs come from the config file and cannot change here.
 
 use std::collections::BTreeSet;
@@ -52,12 +53,13 @@ pub const INCREMENTAL_ALTER_CONFIGS: ApiSpec = ApiSpec {
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(super) const RESOURCE_GROUP: i8 = 32;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+pub(super) const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's AlterConfigOp.OpType values.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -66,8 +68,8 @@ const OP_SUBTRACT: i8 = 3;
 
 /// Kafka's ConfigEntry.ConfigType values (v3+ responses).
 const TYPE_BOOLEAN: i8 = 1;
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
+pub(super) const TYPE_STRING: i8 = 2;
+pub(super) const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
 
@@ -159,6 +161,23 @@ pub fn describe(
                                 })
                                 .collect();
                         }
+                        Err(message) => {
+                            result.error_code = ResponseError::InvalidRequest.code();
+                            result.error_message = Some(StrBytes::from_string(message));
+                        }
+                    }
+                }
+                RESOURCE_GROUP => {
+                    let group = resource.resource_name.as_str();
+                    let described = super::group_configs::describe(
+                        &shard.config,
+                        &topics,
+                        group,
+                        include_synonyms,
+                        wanted,
+                    );
+                    match described {
+                        Ok(entries) => result.configs = entries,
                         Err(message) => {
                             result.error_code = ResponseError::InvalidRequest.code();
                             result.error_message = Some(StrBytes::from_string(message));
@@ -285,7 +304,7 @@ fn effective(levels: &[(String, Option<String>, i8)]) -> (Option<String>, i8) {
     (value, *source)
 }
 
-fn synonyms(levels: Vec<(String, Option<String>, i8)>) -> Vec<DescribeConfigsSynonym> {
+pub(super) fn synonyms(levels: Vec<(String, Option<String>, i8)>) -> Vec<DescribeConfigsSynonym> {
     levels
         .into_iter()
         .map(|(name, value, source)| {
@@ -592,6 +611,9 @@ fn denied(
         RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !access.cluster(op) => {
             Some(ResponseError::ClusterAuthorizationFailed.code())
         }
+        RESOURCE_GROUP if !access.group(op, name) => {
+            Some(ResponseError::GroupAuthorizationFailed.code())
+        }
         _ => None,
     }
 }
@@ -695,6 +717,20 @@ async fn alter_resource(
             let outcome = shard
                 .admin(AdminOp::AlterBrokerConfigs {
                     target,
+                    changes,
+                    replace,
+                    validate_only,
+                })
+                .await;
+            (outcome.error, outcome.message)
+        }
+        (RESOURCE_GROUP, Ok(_)) if name.is_empty() => {
+            invalid_request("a group config resource needs a group name")
+        }
+        (RESOURCE_GROUP, Ok(changes)) => {
+            let outcome = shard
+                .admin(AdminOp::AlterGroupConfigs {
+                    group: name.to_string(),
                     changes,
                     replace,
                     validate_only,

@@ -9,7 +9,8 @@ use kafka_protocol::ResponseError;
 
 use super::access::Access;
 use super::configs::{
-    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_TOPIC as TOPIC,
+    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_GROUP as GROUP,
+    RESOURCE_TOPIC as TOPIC,
 };
 use super::ApiSpec;
 use crate::security::acl::Operation;
@@ -23,11 +24,11 @@ pub const SPEC: ApiSpec = ApiSpec {
 
 /// Kafka's ConfigResource types besides the ones DescribeConfigs serves.
 const CLIENT_METRICS: i8 = 16;
-const GROUP: i8 = 32;
 
 /// Types listed from v1 (v0 lists client metrics resources alone): each
-/// broker's configs and loggers (by broker id) and the topics'. Group and
-/// client metrics configs do not exist here: none are listed.
+/// broker's configs and loggers (by broker id), the topics', and the
+/// groups that have configs of their own. Client metrics configs do not
+/// exist here: none are listed.
 const TYPES: &[i8] = &[TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 /// DescribeConfigs on the cluster, as in Kafka; a type not in [`TYPES`]
@@ -74,6 +75,15 @@ pub fn handle(
                 .topics
                 .keys()
                 .map(|name| resource(name.clone(), TOPIC)),
+        );
+    }
+    if wanted.contains(&GROUP) {
+        let topics = shard.topics();
+        response.config_resources.extend(
+            topics
+                .group_configs
+                .iter()
+                .map(|(group, _)| resource(group.clone(), GROUP)),
         );
     }
     response

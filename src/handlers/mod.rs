@@ -20,6 +20,7 @@ mod elect_leaders;
 mod features;
 pub(crate) mod fetch;
 mod group;
+mod group_configs;
 mod leader_hint;
 mod legacy;
 mod list_config_resources;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker_configs::BrokerConfigs;
 use crate::config::{BrokerConfig, ParsedTopicConfigs, TopicConfigs};
+use crate::group_configs::GroupConfigs;
 use crate::throttle_configs::{self as throttle, ThrottledReplicas};
 
 /// Kafka's limit on topic name length.
@@ -97,6 +98,9 @@ pub struct Topics {
     /// Dynamic broker configs: the topic defaults set at run time.
     #[serde(default, skip_serializing_if = "BrokerConfigs::is_empty")]
     pub broker_configs: BrokerConfigs,
+    /// Group configs (KIP-848's GROUP resource), by group.
+    #[serde(default, skip_serializing_if = "GroupConfigs::is_empty")]
+    pub group_configs: GroupConfigs,
     /// SASL SCRAM credentials (salted, never a password) by user and
     /// mechanism (issue 15); on a one-node broker only, so far.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

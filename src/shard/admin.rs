@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::*;
 use crate::config::validate_topic_config;
+use crate::group_configs::GroupConfigError;
 use crate::metadata::{new_topic_id, valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
 
 pub const CONTROLLER_SHARD: usize = 0;
@@ -327,6 +328,26 @@ pub(super) fn plan(
             // Fresh copies parse their configs again, against the new defaults.
             for topic in next.topics.values_mut() {
                 *topic = Arc::new(topic.as_ref().clone());
+            }
+        }
+        AdminOp::AlterGroupConfigs {
+            group,
+            changes,
+            replace,
+            validate_only,
+        } => {
+            next.group_configs = current
+                .group_configs
+                .altered(config, &group, changes, replace)
+                .map_err(|e| {
+                    let code = match e {
+                        GroupConfigError::TooMany => ResponseError::PolicyViolation,
+                        _ => ResponseError::InvalidConfig,
+                    };
+                    refuse(code, e.to_string())
+                })?;
+            if validate_only {
+                return Ok(None);
             }
         }
         AdminOp::AlterScramCredentials { changes } => {

@@ -14,6 +14,7 @@ use crate::broker_configs::BrokerConfigs;
 use crate::controller::placement::{live_candidates, place_replicas};
 use crate::controller::records::{ConfigChange, ConfigResource, MetadataRecord};
 use crate::controller::{Controller, ControllerError};
+use crate::group_configs::GroupConfigs;
 use crate::metadata::TopicMeta;
 
 /// How often an admin request looks whether its change reached the shards.
@@ -136,6 +137,10 @@ impl Shard {
         records.extend(broker_config_records(
             &current.broker_configs,
             &next.broker_configs,
+        ));
+        records.extend(group_config_records(
+            &current.group_configs,
+            &next.group_configs,
         ));
         records.extend(scram_credential_records(
             &current.scram_credentials,
@@ -365,6 +370,26 @@ fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<Metada
         .filter_map(|(resource, old, new)| {
             let changes = config_diff(old, new);
             (!changes.is_empty()).then_some(MetadataRecord::AlterConfigs { resource, changes })
+        })
+        .collect()
+}
+
+/// Records for changed group configs: one per group changed.
+fn group_config_records(old: &GroupConfigs, new: &GroupConfigs) -> Vec<MetadataRecord> {
+    let empty = Default::default();
+    let groups: std::collections::BTreeSet<&String> =
+        old.iter().chain(new.iter()).map(|(g, _)| g).collect();
+    groups
+        .into_iter()
+        .filter_map(|group| {
+            let changes = config_diff(
+                old.of(group).unwrap_or(&empty),
+                new.of(group).unwrap_or(&empty),
+            );
+            (!changes.is_empty()).then(|| MetadataRecord::AlterConfigs {
+                resource: ConfigResource::Group(group.clone()),
+                changes,
+            })
         })
         .collect()
 }

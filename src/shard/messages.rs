@@ -432,6 +432,13 @@ pub enum AdminOp {
         replace: bool,
         validate_only: bool,
     },
+    /// A group's configs (KIP-848's GROUP resource), as `AlterConfigs`.
+    AlterGroupConfigs {
+        group: String,
+        changes: Vec<(String, ConfigChange)>,
+        replace: bool,
+        validate_only: bool,
+    },
     /// SCRAM credentials (issue 15): set (`Some`) or delete (`None`) each,
     /// all checked by the handler first.
     AlterScramCredentials {

@@ -30,10 +30,10 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
-use crate::config::ShareAutoOffsetReset;
+use crate::group_configs::ShareStart;
 use crate::record::{BatchHeader, BATCH_HEADER_LEN};
 use crate::runtime::{Mesh, MeshReceiver};
-use crate::shard::{ReadArgs, Seen, Shard, TopicPartition};
+use crate::shard::{Partition, ReadArgs, Seen, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use partition::{Acquired, BatchSpan, Limits, SharePartition};
 
@@ -264,7 +264,7 @@ impl Service {
     }
 
     fn release_here(&self, group: &str, member: &str, tps: &[TopicPartition]) {
-        let limits = self.limits();
+        let limits = self.limits(group);
         let mut partitions = self.partitions.borrow_mut();
         for tp in tps {
             if let Some(held) = partitions.get_mut(&(group.to_string(), tp.clone())) {
@@ -273,12 +273,14 @@ impl Service {
         }
     }
 
-    fn limits(&self) -> Limits {
+    /// `group`'s: its own group configs over the broker's.
+    fn limits(&self, group: &str) -> Limits {
         let c = &self.shard.config;
+        let settings = self.shard.topics().group_configs.settings(c, group);
         Limits {
-            lock_duration_ms: c.group_share_record_lock_duration_ms as i64,
-            delivery_count_limit: c.group_share_delivery_count_limit,
-            in_flight_max: c.group_share_partition_max_record_locks as i64,
+            lock_duration_ms: i64::from(settings.share_record_lock_duration_ms),
+            delivery_count_limit: settings.share_delivery_count_limit,
+            in_flight_max: i64::from(c.group_share_partition_max_record_locks),
         }
     }
 
@@ -312,6 +314,37 @@ impl Service {
         outcomes
     }
 
+    /// Where `group`'s share partition of `partition` starts when it has
+    /// no state: by its `share.auto.offset.reset`, never past what the ISR
+    /// holds. A duration finds the first record at least that recent, or
+    /// the end when none is (Kafka's `by_duration`).
+    fn start_offset(&self, group: &str, partition: &Partition) -> i64 {
+        let c = &self.shard.config;
+        let state = partition.read_state();
+        let end = state.high_watermark.max(0);
+        match self
+            .shard
+            .topics()
+            .group_configs
+            .settings(c, group)
+            .share_start
+        {
+            ShareStart::Earliest => state.log_start_offset.max(0),
+            ShareStart::Latest => end,
+            ShareStart::ByDurationMs(ms) => {
+                let since = crate::runtime::now_ms().saturating_sub(ms);
+                match partition.log.borrow().offset_for_timestamp(since) {
+                    Ok(Some((offset, _))) => offset.clamp(state.log_start_offset.max(0), end),
+                    Ok(None) => end,
+                    Err(e) => {
+                        tracing::warn!(group, error = %e, "share start by duration unreadable: the end");
+                        end
+                    }
+                }
+            }
+        }
+    }
+
     /// Makes sure the group's share partition `tp` is held here, loaded
     /// from its coordinator at the partition's current leader epoch.
     async fn load(&self, group: &str, tp: &TopicPartition) -> Result<(), i16> {
@@ -323,7 +356,6 @@ impl Service {
             return Ok(());
         }
         let snapshot = state::read(self, group, tp).await?;
-        let state = partition.read_state();
         let mut partitions = self.partitions.borrow_mut();
         if partitions.get(&key).is_some_and(current) {
             return Ok(()); // loaded by another request meanwhile
@@ -340,10 +372,7 @@ impl Service {
         }
         let sp = match snapshot {
             Some(snapshot) => SharePartition::restore(snapshot),
-            None => SharePartition::new(match self.shard.config.share_auto_offset_reset {
-                ShareAutoOffsetReset::Earliest => state.log_start_offset.max(0),
-                ShareAutoOffsetReset::Latest => state.high_watermark.max(0),
-            }),
+            None => SharePartition::new(self.start_offset(group, &partition)),
         };
         let writing = Rc::default();
         partitions.insert(
@@ -401,7 +430,7 @@ impl Service {
             }
         };
         let state = partition.read_state();
-        let limits = self.limits();
+        let limits = self.limits(&ask.group);
         let mut partitions = self.partitions.borrow_mut();
         let Some(held) = partitions.get_mut(&key) else {
             return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());

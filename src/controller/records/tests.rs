@@ -379,6 +379,15 @@ fn images_of_every_older_layout_decode() {
     };
     assert_eq!(apply(&mut image, &directory), Ok(RecordOutcome::Applied));
     assert_eq!(apply(&mut image, &directory), Ok(RecordOutcome::Unchanged));
+    let group_config = MetadataRecord::AlterConfigs {
+        resource: ConfigResource::Group("g".into()),
+        changes: vec![ConfigChange {
+            name: "share.auto.offset.reset".into(),
+            value: Some("earliest".into()),
+        }],
+    };
+    assert_eq!(apply(&mut image, &group_config), Ok(RecordOutcome::Applied));
+    assert!(!image.group_configs.is_empty());
     let decode = |bytes: Vec<u8>| super::super::image::decode(&bytes).unwrap();
     // postcard writes a struct as its fields in order: each older layout
     // is a prefix of the fields.
@@ -398,6 +407,22 @@ fn images_of_every_older_layout_decode() {
     );
     image.lost_isrs.entry("t".into()).or_default().insert(0);
     let mut expected = image.clone();
+    expected.group_configs = Default::default();
+    let before_group_configs = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+        &image.reassignments,
+        &image.voter_directories,
+        &image.lost_isrs,
+        &image.isr_departures,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_group_configs).unwrap()),
+        expected
+    );
     expected.lost_isrs = Default::default();
     let before_lost_isrs = (
         first,

@@ -149,6 +149,12 @@ pub async fn fetch(
     if !access.group(Operation::Read, &key.0) {
         return refuse(ResponseError::GroupAuthorizationFailed.code());
     }
+    // The group's own lock duration, told to its members.
+    let lock_ms = shard
+        .topics()
+        .group_configs
+        .settings(&shard.config, &key.0)
+        .share_record_lock_duration_ms;
     let epoch = request.share_session_epoch;
     let topics = acks_by_topic!(request.topics);
     let named = named(&shard, access, topics);

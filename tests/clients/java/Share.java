@@ -9,6 +9,8 @@ import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
 import org.apache.kafka.clients.admin.ShareGroupDescription;
 import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
@@ -19,6 +21,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
 /** Share groups (KIP-932) through Kafka's KafkaShareConsumer. */
@@ -41,7 +44,8 @@ final class Share {
      * a member that acquires records and stops (holding them until their
      * locks run out), then two members sharing the topic with it: each value
      * accepted but v-013, which is rejected; v-042 released the first time
-     * a member gets it. A last member finds nothing left; the Admin client
+     * a member gets it. The group starts at the earliest record by its own
+     * config, set first. A last member finds nothing left; the Admin client
      * then describes the group and its partitions' start offsets. */
     static Map<String, Object> shareConsume(String bootstrap, String topic, String group, int count)
             throws Exception {
@@ -56,6 +60,17 @@ final class Share {
         }
 
         Map<String, Object> out = new HashMap<>();
+        // Where the group starts is its own config (kafka-configs
+        // --entity-type groups), read back as the group's.
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+            AlterConfigOp earliest = new AlterConfigOp(
+                    new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET);
+            admin.incrementalAlterConfigs(Map.of(resource, List.of(earliest))).all().get();
+            ConfigEntry e = admin.describeConfigs(List.of(resource)).all().get().get(resource)
+                    .get("share.auto.offset.reset");
+            out.put("group_config", e.value() + " from " + e.source());
+        }
         // The stalled member: it takes what one poll gives and never answers.
         KafkaShareConsumer<String, String> stalled = new KafkaShareConsumer<>(shareProps(bootstrap, group));
         stalled.subscribe(List.of(topic));
