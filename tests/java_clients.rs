@@ -227,7 +227,9 @@ fn java_client_follows_a_new_leader() {
 /// released value comes back once more, the rejected one never, the
 /// stalled member's come back as second deliveries, and a last member
 /// finds nothing left, and the Admin client sees the partition's start
-/// past the last record. `/metrics` counts each kind of acknowledgement
+/// past the last record. The Admin client then resets the empty group
+/// (AlterShareGroupOffsets, refused while a member is in) and deletes its
+/// state (DeleteShareGroupOffsets): members get the records again. `/metrics` counts each kind of acknowledgement
 /// and the locks that ran out.
 #[test]
 fn java_share_consumers_share_a_topic() {
@@ -300,7 +302,15 @@ fn java_share_consumers_share_a_topic() {
     assert_eq!(r["start_offsets"], json!({"java-share-0": count}), "{r}");
     assert_eq!(r["group_state"], "Empty", "{r}");
     assert_eq!(r["group_members"], 0, "{r}");
-    assert_eq!(broker.metric("sluice_share_records_accepted_total"), 299);
+    // The operator's resets: refused with a member in, then the last ten
+    // again, then the state deleted and every record again from the start.
+    assert_eq!(r["reset_with_a_member"], "GroupNotEmptyException", "{r}");
+    let tail: Vec<String> = (count - 10..count).map(|i| format!("v-{i:03}")).collect();
+    assert_eq!(strings(&r, "after_reset"), tail, "{r}");
+    assert_eq!(r["offsets_after_delete"], 0, "{r}");
+    assert_eq!(r["after_delete"], count, "{r}");
+    // 299 in the shared run, 10 after the reset and 300 after the delete.
+    assert_eq!(broker.metric("sluice_share_records_accepted_total"), 609);
     assert_eq!(broker.metric("sluice_share_records_rejected_total"), 1);
     assert_eq!(broker.metric("sluice_share_records_released_total"), 1);
     let delivered_again = held.len() as u64 + 1;

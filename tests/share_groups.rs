@@ -398,3 +398,97 @@ fn an_idle_share_partition_makes_room_and_comes_back_as_it_was() {
     let r = share_fetch(&mut c, a, 3, topic_id, 100, &[]);
     assert_eq!(acquired(&r), [(5, 9, 1)], "{r:?}");
 }
+
+/// AlterShareGroupOffsets at the protocol level: refused while the group
+/// has a member, per partition for what cannot be reset; once the group
+/// is empty it resets, and a member's acknowledgement through a session
+/// opened before the reset is refused (FENCED_STATE_EPOCH: the leader's
+/// copy was loaded before it) instead of writing the old state back.
+/// DeleteShareGroupOffsets needs a share group.
+#[test]
+fn an_operators_reset_fences_what_was_loaded_before_it() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition as Start,
+        AlterShareGroupOffsetsRequestTopic as StartTopic,
+    };
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic as DeleteTopic;
+    use kafka_protocol::messages::{
+        AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse,
+        DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse,
+    };
+    const NON_EMPTY_GROUP: i16 = 68;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const INVALID_REQUEST: i16 = 42;
+    const FENCED_STATE_EPOCH: i16 = 124;
+    let broker = Broker::start_with(1, &["--share-auto-offset-reset", "earliest"]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sr", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    ten_records(&mut c, "sr");
+    let topic_id = raw::topic_id(&mut c, "sr");
+    let who = ("sr-group", "m1");
+    assert_eq!(join_and_fetch(&mut c, who, "sr", topic_id, 4), [(0, 3, 1)]);
+
+    let alter = |c: &mut RawClient, starts: &[(&str, i32, i64)]| {
+        let topics = starts
+            .iter()
+            .map(|&(topic, partition, start)| {
+                StartTopic::default()
+                    .with_topic_name(raw::topic_name(topic))
+                    .with_partitions(vec![Start::default()
+                        .with_partition_index(partition)
+                        .with_start_offset(start)])
+            })
+            .collect();
+        let request = AlterShareGroupOffsetsRequest::default()
+            .with_group_id(str_bytes(who.0).into())
+            .with_topics(topics);
+        let r: AlterShareGroupOffsetsResponse = c.call(0, &request);
+        let partitions: Vec<i16> = r
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect();
+        (r.error_code, partitions)
+    };
+    assert_eq!(
+        alter(&mut c, &[("sr", 0, 8)]),
+        (NON_EMPTY_GROUP, vec![NON_EMPTY_GROUP])
+    );
+    // The member leaves; its share session, with 0-3 acquired, stays open.
+    assert_eq!(heartbeat(&mut c, who.0, who.1, -1, "sr").0, 0);
+    assert_eq!(
+        alter(
+            &mut c,
+            &[("sr", 0, 8), ("sr", 5, 0), ("nope", 0, 0), ("sr", 0, -2)]
+        ),
+        (
+            0,
+            vec![
+                0,
+                UNKNOWN_TOPIC_OR_PARTITION,
+                UNKNOWN_TOPIC_OR_PARTITION,
+                INVALID_REQUEST
+            ]
+        )
+    );
+    let r = acknowledge(&mut c, who, 1, topic_id, &[(0, 3, ACCEPT)]);
+    assert_eq!(partition_error(&r), FENCED_STATE_EPOCH, "{r:?}");
+    // A member joining now starts where the operator said.
+    assert_eq!(
+        join_and_fetch(&mut c, (who.0, "m2"), "sr", topic_id, 100),
+        [(8, 9, 1)]
+    );
+
+    let delete = |c: &mut RawClient, group: &str| {
+        let request = DeleteShareGroupOffsetsRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_topics(vec![
+                DeleteTopic::default().with_topic_name(raw::topic_name("sr"))
+            ]);
+        let r: DeleteShareGroupOffsetsResponse = c.call(0, &request);
+        r.error_code
+    };
+    assert_eq!(delete(&mut c, "no-such-group"), GROUP_ID_NOT_FOUND);
+    assert_eq!(delete(&mut c, who.0), NON_EMPTY_GROUP);
+}

@@ -61,7 +61,7 @@ use crate::shard::{AdminOp, ProduceItem, Shard, TopicPartition};
 
 pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
-pub use share_state::ShareSnapshot;
+pub use share_state::{ShareReset, ShareSnapshot, START_UNSET as SHARE_START_UNSET};
 use state::Group;
 
 /// Kafka's internal topic for committed offsets and group metadata.
@@ -184,6 +184,12 @@ pub enum GroupMsg {
             kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup,
         >,
     },
+    /// AlterShareGroupOffsets or DeleteShareGroupOffsets of one group.
+    ShareReset {
+        group_id: String,
+        reset: ShareReset,
+        reply: oneshot::Sender<Result<(), i16>>,
+    },
     /// ShareGroupDescribe of one group (KIP-932).
     ShareDescribe {
         group_id: String,
@@ -207,6 +213,7 @@ impl GroupMsg {
             | GroupMsg::ShareDescribe { group_id, .. }
             | GroupMsg::ShareStateRead { group_id, .. }
             | GroupMsg::ShareOffsets { group_id, .. }
+            | GroupMsg::ShareReset { group_id, .. }
             | GroupMsg::ShareStateWrite { group_id, .. } => group_id,
             GroupMsg::DeleteOffsets { request, .. } => &request.group_id,
             GroupMsg::TxnCommit { request, .. } => &request.group_id,
@@ -551,6 +558,13 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         }
         GroupMsg::ShareDescribe { group_id, reply } => {
             let _ = reply.send(share_heartbeat::describe(&coord, &group_id));
+        }
+        GroupMsg::ShareReset {
+            group_id,
+            reset,
+            reply,
+        } => {
+            let _ = reply.send(share_state::reset(&coord, &group_id, reset).await);
         }
     }
 }

@@ -90,7 +90,8 @@ const GROUP_KEY_VERSION: i16 = 2;
 const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
 /// Sluice's own key of a share group's partition state.
 const SHARE_STATE_KEY_VERSION: i16 = 1001;
-const SHARE_STATE_VALUE_VERSION: i16 = 0;
+/// Version 1 added the state epoch at the end; version 0 reads as epoch 0.
+const SHARE_STATE_VALUE_VERSION: i16 = 1;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -136,12 +137,13 @@ pub fn share_state_value(v: &Snapshot) -> Vec<u8> {
         out.put_i64(*first);
         out.put_i64(*last);
     }
+    out.put_i32(v.state_epoch);
     out
 }
 
 fn decode_share_state_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
     let version = get_i16(&mut b)?;
-    if version != SHARE_STATE_VALUE_VERSION {
+    if !(0..=SHARE_STATE_VALUE_VERSION).contains(&version) {
         return Err(DecodeError::Version("share state value", version));
     }
     let leader_epoch = get_i32(&mut b)?;
@@ -155,8 +157,10 @@ fn decode_share_state_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
     for _ in 0..count {
         done.push((get_i64(&mut b)?, get_i64(&mut b)?));
     }
+    let state_epoch = if version >= 1 { get_i32(&mut b)? } else { 0 };
     Ok(Snapshot {
         leader_epoch,
+        state_epoch,
         start,
         done,
     })
@@ -407,22 +411,32 @@ mod tests {
     fn share_state_records_round_trip() {
         let v = Snapshot {
             leader_epoch: 7,
+            state_epoch: 2,
             start: 100,
             done: vec![(102, 104), (110, 110)],
         };
         let key = share_state_key("g", "t", 3);
         let value = share_state_value(&v);
         let record = decode(Some(&key), Some(&value)).expect("decodes");
-        assert_eq!(
-            record,
-            OffsetsRecord::ShareState {
-                group: "g".into(),
-                topic: "t".into(),
-                partition: 3,
-                value: Some(v),
-            }
-        );
+        let state = |value| OffsetsRecord::ShareState {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+            value: Some(value),
+        };
+        assert_eq!(record, state(v.clone()));
         assert!(decode(Some(&key), Some(&value[..value.len() - 1])).is_err());
+        // A version 0 value (before state epochs) reads as state epoch 0.
+        let mut v0 = value[..value.len() - 4].to_vec();
+        v0[..2].copy_from_slice(&0i16.to_be_bytes());
+        let old = decode(Some(&key), Some(&v0)).expect("decodes");
+        assert_eq!(
+            old,
+            state(Snapshot {
+                state_epoch: 0,
+                ..v
+            })
+        );
     }
 
     #[test]

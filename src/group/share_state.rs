@@ -23,11 +23,31 @@ use super::{append, records, valid_group_id, Coordinator};
 /// otherwise are delivered again after a load; delivery counts are not
 /// kept. `leader_epoch` is the partition leader's that wrote it: a
 /// deposed leader's late write cannot overwrite its successor's.
+/// `state_epoch` is bumped by every reset an operator makes (Kafka's
+/// AlterShareGroupOffsets and DeleteShareGroupOffsets): a leader's copy
+/// loaded before it cannot be written back over it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShareSnapshot {
     pub leader_epoch: i32,
+    pub state_epoch: i32,
+    /// [`START_UNSET`] after DeleteShareGroupOffsets: the leader starts it
+    /// by the group's `share.auto.offset.reset`, as a partition never read.
     pub start: i64,
     pub done: Vec<(i64, i64)>,
+}
+
+/// The start of a share partition whose state was deleted (Kafka's
+/// uninitialized start offset).
+pub const START_UNSET: i64 = -1;
+
+/// What an operator does to a share group's partitions.
+#[derive(Clone, Debug)]
+pub enum ShareReset {
+    /// AlterShareGroupOffsets: each (topic, partition) starts at the offset.
+    Alter(Vec<(String, i32, i64)>),
+    /// DeleteShareGroupOffsets: every partition of each topic forgets its
+    /// state.
+    Delete(Vec<String>),
 }
 
 /// The state of `group_id`'s share partition `(topic, partition)`; `None`
@@ -69,7 +89,12 @@ pub async fn write(
                 return ResponseError::GroupIdNotFound.code();
             }
             let later = |s: &ShareSnapshot| s.leader_epoch > snapshot.leader_epoch;
-            if g.share_states.get(&key).is_some_and(later) {
+            let reset = |s: &ShareSnapshot| s.state_epoch > snapshot.state_epoch;
+            let stored = g.share_states.get(&key);
+            if stored.is_some_and(reset) {
+                return ResponseError::FencedStateEpoch.code();
+            }
+            if stored.is_some_and(later) {
                 return ResponseError::FencedLeaderEpoch.code();
             }
         }
@@ -88,6 +113,76 @@ pub async fn write(
         .or_insert_with(|| Group::new(group_id.to_string(), now));
     apply(g, key, Some(snapshot));
     0
+}
+
+/// Resets a share group's partitions, each with its state epoch bumped so
+/// that no leader writes back a copy loaded before. The group must have no
+/// members (NON_EMPTY_GROUP), as Kafka requires; AlterShareGroupOffsets
+/// makes the group when there is none, DeleteShareGroupOffsets needs one
+/// (GROUP_ID_NOT_FOUND). Every record is written in one append.
+pub async fn reset(coord: &Rc<Coordinator>, group_id: &str, reset: ShareReset) -> Result<(), i16> {
+    if !valid_group_id(group_id) {
+        return Err(ResponseError::InvalidGroupId.code());
+    }
+    let written: Vec<((String, i32), ShareSnapshot)> = {
+        let groups = coord.groups.borrow();
+        let g = groups.get(group_id);
+        match g {
+            Some(g) if !shareable(g) => return Err(ResponseError::GroupIdNotFound.code()),
+            Some(g) if g.has_share_members() => return Err(ResponseError::NonEmptyGroup.code()),
+            None if matches!(reset, ShareReset::Delete(_)) => {
+                return Err(ResponseError::GroupIdNotFound.code())
+            }
+            _ => {}
+        }
+        let next = |key: (String, i32), start: i64| {
+            let stored = g.and_then(|g| g.share_states.get(&key));
+            let snapshot = ShareSnapshot {
+                leader_epoch: stored.map_or(0, |s| s.leader_epoch),
+                state_epoch: stored.map_or(0, |s| s.state_epoch).saturating_add(1),
+                start,
+                done: Vec::new(),
+            };
+            (key, snapshot)
+        };
+        match reset {
+            ShareReset::Alter(starts) => starts
+                .into_iter()
+                .map(|(topic, partition, start)| next((topic, partition), start))
+                .collect(),
+            ShareReset::Delete(topics) => g
+                .map(|g| {
+                    g.share_states
+                        .keys()
+                        .filter(|(topic, _)| topics.contains(topic))
+                        .map(|key| next(key.clone(), START_UNSET))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    };
+    let records: Vec<_> = written
+        .iter()
+        .map(|((topic, partition), snapshot)| {
+            (
+                records::share_state_key(group_id, topic, *partition),
+                Some(records::share_state_value(snapshot)),
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    append(coord, group_id, &records).await?;
+    let now = crate::runtime::now_ms();
+    let mut groups = coord.groups.borrow_mut();
+    let g = groups
+        .entry(group_id.to_string())
+        .or_insert_with(|| Group::new(group_id.to_string(), now));
+    for (key, snapshot) in written {
+        apply(g, key, Some(snapshot));
+    }
+    Ok(())
 }
 
 /// A state record applied (written or replayed, in log order): the group
@@ -124,8 +219,10 @@ pub fn describe_offsets(
     };
     let wanted: Vec<(String, Vec<i32>)> = topics.unwrap_or_else(|| {
         let mut all: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-        for (topic, partition) in g.share_states.keys() {
-            all.entry(topic.clone()).or_default().push(*partition);
+        for ((topic, partition), state) in &g.share_states {
+            if state.start != START_UNSET {
+                all.entry(topic.clone()).or_default().push(*partition);
+            }
         }
         all.into_iter().collect()
     });
@@ -140,7 +237,8 @@ pub fn describe_offsets(
                 .map(|partition| {
                     let mut p = describe_share_group_offsets_response::DescribeShareGroupOffsetsResponsePartition::default();
                     p.partition_index = partition;
-                    match g.share_states.get(&(topic.clone(), partition)) {
+                    let set = |s: &&ShareSnapshot| s.start != START_UNSET;
+                    match g.share_states.get(&(topic.clone(), partition)).filter(set) {
                         Some(state) => {
                             p.start_offset = state.start;
                             p.leader_epoch = state.leader_epoch;

@@ -145,6 +145,8 @@ pub const APIS: &[ApiSpec] = &[
     group::SHARE_GROUP_HEARTBEAT,
     group::SHARE_GROUP_DESCRIBE,
     group::DESCRIBE_SHARE_GROUP_OFFSETS,
+    group::ALTER_SHARE_GROUP_OFFSETS,
+    group::DELETE_SHARE_GROUP_OFFSETS,
     share::SHARE_FETCH,
     share::SHARE_ACKNOWLEDGE,
     share::READ_SHARE_GROUP_STATE,

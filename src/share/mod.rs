@@ -30,6 +30,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
+use crate::group::SHARE_START_UNSET;
 use crate::group_configs::ShareStart;
 use crate::record::{BatchHeader, BATCH_HEADER_LEN};
 use crate::runtime::{Mesh, MeshReceiver};
@@ -41,6 +42,9 @@ use partition::{Acquired, BatchSpan, Limits, SharePartition};
 /// a partition led again after another leader served it is loaded anew.
 struct Held {
     leader_epoch: i32,
+    /// The state epoch of the state it was loaded from: an operator's reset
+    /// at the coordinator bumps it, and this copy is then stale.
+    state_epoch: i32,
     sp: SharePartition,
     /// Held by the write of its state in flight: one at a time, each of
     /// the state when it starts, so they reach the coordinator in order.
@@ -79,6 +83,8 @@ pub struct ShareItem {
 pub struct ShareAsk {
     pub group: String,
     pub member: String,
+    /// The member opens its share session with this request.
+    pub opening: bool,
     pub items: Vec<ShareItem>,
     /// The most records one partition's answer acquires.
     pub max_records: usize,
@@ -209,6 +215,7 @@ impl Service {
             let part = ShareAsk {
                 group: ask.group.clone(),
                 member: ask.member.clone(),
+                opening: ask.opening,
                 items: places.iter().map(|&i| ask.items[i].clone()).collect(),
                 max_records: ask.max_records,
                 partition_max_bytes: ask.partition_max_bytes,
@@ -290,7 +297,7 @@ impl Service {
     async fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
         let mut loaded = Vec::with_capacity(ask.items.len());
         for item in &ask.items {
-            loaded.push(self.load(&ask.group, &item.tp).await);
+            loaded.push(self.load(&ask.group, &item.tp, ask.opening).await);
         }
         let now_ms = crate::runtime::now_ms();
         let member: Rc<str> = Rc::from(ask.member.as_str());
@@ -346,19 +353,25 @@ impl Service {
     }
 
     /// Makes sure the group's share partition `tp` is held here, loaded
-    /// from its coordinator at the partition's current leader epoch.
-    async fn load(&self, group: &str, tp: &TopicPartition) -> Result<(), i16> {
+    /// from its coordinator at the partition's current leader epoch. With
+    /// `revalidate` (a member opens a share session: the first request
+    /// after an operator's reset, which needs an empty group, is one) the
+    /// state epoch of a held copy is checked against the coordinator's,
+    /// and a stale copy is loaded again.
+    async fn load(&self, group: &str, tp: &TopicPartition, revalidate: bool) -> Result<(), i16> {
         let partition = self.shard.led_partition(tp)?;
         let leader_epoch = partition.role.borrow().leader_epoch();
         let key = (group.to_string(), tp.clone());
         let current = |held: &Held| held.leader_epoch == leader_epoch;
-        if self.partitions.borrow().get(&key).is_some_and(current) {
+        if !revalidate && self.partitions.borrow().get(&key).is_some_and(current) {
             return Ok(());
         }
         let snapshot = state::read(self, group, tp).await?;
+        let state_epoch = snapshot.as_ref().map_or(0, |s| s.state_epoch);
         let mut partitions = self.partitions.borrow_mut();
-        if partitions.get(&key).is_some_and(current) {
-            return Ok(()); // loaded by another request meanwhile
+        let unchanged = |held: &Held| current(held) && held.state_epoch >= state_epoch;
+        if partitions.get(&key).is_some_and(unchanged) {
+            return Ok(()); // still the coordinator's, or loaded meanwhile
         }
         if !partitions.contains_key(&key)
             && partitions.len() >= self.shard.config.share_partitions_per_shard_max
@@ -371,14 +384,18 @@ impl Service {
             return Err(ResponseError::UnknownServerError.code());
         }
         let sp = match snapshot {
-            Some(snapshot) => SharePartition::restore(snapshot),
-            None => SharePartition::new(self.start_offset(group, &partition)),
+            Some(snapshot) if snapshot.start != SHARE_START_UNSET => {
+                SharePartition::restore(snapshot)
+            }
+            // Never read, or its state deleted by an operator.
+            _ => SharePartition::new(self.start_offset(group, &partition)),
         };
         let writing = Rc::default();
         partitions.insert(
             key,
             Held {
                 leader_epoch,
+                state_epoch,
                 sp,
                 writing,
                 last_used_ms: crate::runtime::now_ms(),
@@ -405,11 +422,17 @@ impl Service {
             .partitions
             .borrow()
             .get(&key)
-            .map(|held| held.sp.snapshot(held.leader_epoch));
-        match snapshot {
-            Some(snapshot) => state::write(self, group, tp, snapshot).await,
-            None => gone,
+            .map(|held| held.sp.snapshot(held.leader_epoch, held.state_epoch));
+        let Some(snapshot) = snapshot else {
+            return gone;
+        };
+        let code = state::write(self, group, tp, snapshot).await;
+        if code == ResponseError::FencedStateEpoch.code() {
+            // Reset by an operator since it was loaded: the next request
+            // loads the coordinator's state.
+            self.partitions.borrow_mut().remove(&key);
         }
+        code
     }
 
     fn serve_item(

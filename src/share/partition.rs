@@ -122,8 +122,9 @@ impl SharePartition {
         sp
     }
 
-    /// What is kept durable of it now, as leader `leader_epoch` writes it.
-    pub fn snapshot(&self, leader_epoch: i32) -> Snapshot {
+    /// What is kept durable of it now, as leader `leader_epoch` writes it
+    /// over the state of `state_epoch` it was loaded from.
+    pub fn snapshot(&self, leader_epoch: i32, state_epoch: i32) -> Snapshot {
         let done_in_flight: Vec<i64> = self
             .records
             .iter()
@@ -140,6 +141,7 @@ impl SharePartition {
         done.extend(self.done_ahead.iter().copied());
         Snapshot {
             leader_epoch,
+            state_epoch,
             start: self.start,
             done,
         }
@@ -575,10 +577,10 @@ mod tests {
             .expect("held");
         sp.acknowledge("a", 7, 7, &[ACK_ACCEPT], &LIMITS, 0)
             .expect("held");
-        let first = sp.snapshot(3);
+        let first = sp.snapshot(3, 0);
         assert_eq!((first.start, first.done.clone()), (2, vec![(4, 5), (7, 7)]));
         let mut again = SharePartition::restore(first.clone());
-        assert_eq!(again.snapshot(3), first, "nothing moved since");
+        assert_eq!(again.snapshot(3, 0), first, "nothing moved since");
         // 2, 3, 6, 8 and 9 were in flight: delivered again.
         let b = member("b");
         assert_eq!(

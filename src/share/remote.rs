@@ -88,12 +88,14 @@ pub async fn read(
     if answer.error_code != 0 {
         return Err(answer.error_code);
     }
-    if answer.start_offset == NO_STATE {
+    // A reset state (a state epoch) may have no start either.
+    if answer.start_offset == NO_STATE && answer.state_epoch == 0 {
         return Ok(None);
     }
     Ok(Some(Snapshot {
         // The loading leader writes at its own epoch from now on.
         leader_epoch: 0,
+        state_epoch: answer.state_epoch,
         start: answer.start_offset,
         done: answer
             .state_batches
@@ -111,6 +113,7 @@ pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot
     let mut partition = write_share_group_state_request::PartitionData::default();
     partition.partition = tp.partition;
     partition.leader_epoch = snapshot.leader_epoch;
+    partition.state_epoch = snapshot.state_epoch;
     partition.start_offset = snapshot.start;
     partition.state_batches = snapshot
         .done

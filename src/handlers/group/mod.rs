@@ -18,6 +18,7 @@ mod offset_delete;
 mod offset_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_group_offset_resets;
 mod share_group_offsets;
 mod sync_group;
 mod txn_offset_commit;
@@ -53,11 +54,13 @@ pub use offset_delete::SPEC as OFFSET_DELETE;
 pub use offset_fetch::SPEC as OFFSET_FETCH;
 pub use share_group_describe::SPEC as SHARE_GROUP_DESCRIBE;
 pub use share_group_heartbeat::SPEC as SHARE_GROUP_HEARTBEAT;
+pub use share_group_offset_resets::ALTER_SPEC as ALTER_SHARE_GROUP_OFFSETS;
+pub use share_group_offset_resets::DELETE_SPEC as DELETE_SHARE_GROUP_OFFSETS;
 pub use share_group_offsets::SPEC as DESCRIBE_SHARE_GROUP_OFFSETS;
 pub use sync_group::SPEC as SYNC_GROUP;
 pub use txn_offset_commit::SPEC as TXN_OFFSET_COMMIT;
 
-const SPECS: [ApiSpec; 17] = [
+const SPECS: [ApiSpec; 19] = [
     FIND_COORDINATOR,
     JOIN_GROUP,
     SYNC_GROUP,
@@ -75,6 +78,8 @@ const SPECS: [ApiSpec; 17] = [
     SHARE_GROUP_HEARTBEAT,
     SHARE_GROUP_DESCRIBE,
     DESCRIBE_SHARE_GROUP_OFFSETS,
+    ALTER_SHARE_GROUP_OFFSETS,
+    DELETE_SHARE_GROUP_OFFSETS,
 ];
 
 /// Whether `key` is one of the group APIs served here.
@@ -183,6 +188,26 @@ pub async fn handle(
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         ApiKey::ShareGroupDescribe => serve!(share_group_describe),
         ApiKey::DescribeShareGroupOffsets => serve!(share_group_offsets),
+        ApiKey::AlterShareGroupOffsets => out.encoded(
+            share_group_offset_resets::handle_alter(
+                groups,
+                access,
+                header,
+                version,
+                decode(buf, key, version)?,
+            )
+            .await,
+        ),
+        ApiKey::DeleteShareGroupOffsets => out.encoded(
+            share_group_offset_resets::handle_delete(
+                groups,
+                access,
+                header,
+                version,
+                decode(buf, key, version)?,
+            )
+            .await,
+        ),
         _ => Err(RequestError::UnsupportedVersion {
             key,
             version,

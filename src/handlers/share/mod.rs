@@ -196,6 +196,7 @@ pub async fn fetch(
     let ask = ShareAsk {
         group: key.0.clone(),
         member: key.1.clone(),
+        opening: epoch == INITIAL_EPOCH,
         items: session
             .iter()
             .map(|(_, tp)| ShareItem {
@@ -244,6 +245,8 @@ async fn wait_for_records(
     for item in &mut ask.items {
         item.acks.clear();
     }
+    // Checked against the coordinator's state once is enough.
+    ask.opening = false;
     for _ in 0..WAKES_MAX {
         if outcomes
             .iter()
@@ -387,6 +390,7 @@ pub async fn acknowledge(
     let ask = ShareAsk {
         group: key.0.clone(),
         member: key.1.clone(),
+        opening: false,
         items: named
             .partitions
             .into_iter()

@@ -67,6 +67,7 @@ pub async fn read(
             match answer {
                 Ok(Some(snapshot)) => {
                     r.start_offset = snapshot.start;
+                    r.state_epoch = snapshot.state_epoch;
                     r.state_batches = snapshot
                         .done
                         .iter()
@@ -117,6 +118,7 @@ pub async fn write(
                 (Some(name), true) => {
                     let snapshot = Snapshot {
                         leader_epoch: p.leader_epoch,
+                        state_epoch: p.state_epoch,
                         start: p.start_offset,
                         done: p
                             .state_batches

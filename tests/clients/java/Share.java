@@ -5,6 +5,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -122,17 +124,7 @@ final class Share {
         for (Thread t : members) t.join();
         stalled.close(Duration.ofSeconds(5));
 
-        int leftOver = 0;
-        try (KafkaShareConsumer<String, String> last = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
-            last.subscribe(List.of(topic));
-            long until = System.currentTimeMillis() + 4_000;
-            while (System.currentTimeMillis() < until) {
-                for (ConsumerRecord<String, String> r : last.poll(Duration.ofMillis(500))) {
-                    last.acknowledge(r, AcknowledgeType.ACCEPT);
-                    leftOver++;
-                }
-            }
-        }
+        int leftOver = drain(bootstrap, topic, group).size();
         // What an operator sees: the group, and where its partition starts.
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
             ShareGroupDescription d = admin.describeShareGroups(List.of(group)).all().get().get(group);
@@ -145,6 +137,29 @@ final class Share {
             offsets.forEach((tp, info) -> starts.put(tp.toString(), info.startOffset()));
             out.put("start_offsets", starts);
         }
+        // An operator's resets of the empty group: refused while a member
+        // is in it, then back to the last ten records, then deleted (the
+        // group starts again by its config: at the earliest record).
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            Map<TopicPartition, Long> tail = Map.of(new TopicPartition(topic, 0), (long) (count - 10));
+            try (KafkaShareConsumer<String, String> member = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
+                member.subscribe(List.of(topic));
+                member.poll(Duration.ofMillis(500));
+                try {
+                    admin.alterShareGroupOffsets(group, tail).all().get();
+                    out.put("reset_with_a_member", "done");
+                } catch (ExecutionException e) {
+                    out.put("reset_with_a_member", e.getCause().getClass().getSimpleName());
+                }
+            }
+            admin.alterShareGroupOffsets(group, tail).all().get();
+            out.put("after_reset", drain(bootstrap, topic, group));
+            admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get();
+            out.put("offsets_after_delete", admin
+                    .listShareGroupOffsets(Map.of(group, new ListShareGroupOffsetsSpec()))
+                    .partitionsToOffsetInfo(group).get().size());
+            out.put("after_delete", drain(bootstrap, topic, group).size());
+        }
         out.put("accepted", accepted);
         out.put("per_member", perMember);
         out.put("errors", errors);
@@ -155,5 +170,21 @@ final class Share {
         out.put("held_deliveries", heldDeliveries);
         out.put("left_over", leftOver);
         return out;
+    }
+
+    /** One member accepting whatever it gets for 4 s: the values. */
+    static List<String> drain(String bootstrap, String topic, String group) {
+        List<String> got = new ArrayList<>();
+        try (KafkaShareConsumer<String, String> c = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + 4_000;
+            while (System.currentTimeMillis() < until) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
+                    c.acknowledge(r, AcknowledgeType.ACCEPT);
+                    got.add(r.value());
+                }
+            }
+        }
+        return got;
     }
 }
