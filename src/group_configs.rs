@@ -203,36 +203,36 @@ impl GroupSettings {
     /// was checked when stored.
     fn with(mut self, set: &GroupConfigSet) -> GroupSettings {
         for (name, value) in set {
-            let int = || value.parse::<i64>().ok();
-            let as_i32 = |v: i64| i32::try_from(v).ok();
-            let applied = match name.as_str() {
-                CONSUMER_SESSION_TIMEOUT_MS => int()
-                    .and_then(as_i32)
-                    .map(|v| self.consumer_session_timeout_ms = v),
-                CONSUMER_HEARTBEAT_INTERVAL_MS => int()
-                    .and_then(as_i32)
-                    .map(|v| self.consumer_heartbeat_interval_ms = v),
-                SHARE_SESSION_TIMEOUT_MS => int()
-                    .and_then(as_i32)
-                    .map(|v| self.share_session_timeout_ms = v),
-                SHARE_HEARTBEAT_INTERVAL_MS => int()
-                    .and_then(as_i32)
-                    .map(|v| self.share_heartbeat_interval_ms = v),
-                SHARE_RECORD_LOCK_DURATION_MS => int()
-                    .and_then(as_i32)
-                    .map(|v| self.share_record_lock_duration_ms = v),
-                SHARE_DELIVERY_COUNT_LIMIT => int()
-                    .and_then(|v| i16::try_from(v).ok())
-                    .map(|v| self.share_delivery_count_limit = v),
-                SHARE_AUTO_OFFSET_RESET => parse_share_start(value)
-                    .ok()
-                    .map(|start| self.share_start = start),
-                SHARE_ISOLATION_LEVEL => Some(()),
-                _ => None,
+            let value = value.trim();
+            let applied = match self.millis_mut(name) {
+                Some(field) => value.parse().ok().map(|v| *field = v),
+                None => match name.as_str() {
+                    SHARE_DELIVERY_COUNT_LIMIT => value
+                        .parse()
+                        .ok()
+                        .map(|v| self.share_delivery_count_limit = v),
+                    SHARE_AUTO_OFFSET_RESET => parse_share_start(value)
+                        .ok()
+                        .map(|start| self.share_start = start),
+                    SHARE_ISOLATION_LEVEL => Some(()),
+                    _ => None,
+                },
             };
             debug_assert!(applied.is_some(), "a stored group config {name}={value}");
         }
         self
+    }
+
+    /// The millisecond setting `name` overrides, if it is one.
+    fn millis_mut(&mut self, name: &str) -> Option<&mut i32> {
+        Some(match name {
+            CONSUMER_SESSION_TIMEOUT_MS => &mut self.consumer_session_timeout_ms,
+            CONSUMER_HEARTBEAT_INTERVAL_MS => &mut self.consumer_heartbeat_interval_ms,
+            SHARE_SESSION_TIMEOUT_MS => &mut self.share_session_timeout_ms,
+            SHARE_HEARTBEAT_INTERVAL_MS => &mut self.share_heartbeat_interval_ms,
+            SHARE_RECORD_LOCK_DURATION_MS => &mut self.share_record_lock_duration_ms,
+            _ => return None,
+        })
     }
 }
 

@@ -10,6 +10,9 @@ use crate::runtime::TcpListener;
 
 /// How long [`reserve`]'s probe waits for a listener on a local address.
 const LISTEN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Connections a shard's listener queues before it accepts them (as
+/// glommio's own bind asks).
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// A bound (not listening) SO_REUSEPORT socket on `listen`: it resolves
 /// port 0 and holds the port until every shard has bound it.
@@ -64,9 +67,42 @@ fn refuse_if_listened_on(addr: SocketAddr) -> io::Result<()> {
     }
 }
 
-/// One shard's listener on the reserved address.
-pub fn bind_shard(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| io::Error::other(e.to_string()))
+/// One shard's listener, with its descriptor to stop listening at once.
+pub struct ShardListener {
+    pub listener: TcpListener,
+    fd: RawFd,
+}
+
+impl ShardListener {
+    /// Takes the socket out of LISTEN now (`shutdown`). Dropped, it would
+    /// go on listening until its accept queued on io_uring is cancelled,
+    /// which may be after the process exits (the ring is torn down
+    /// asynchronously), and a broker started on the port right after would
+    /// find it taken.
+    pub fn stop_listening(&self) {
+        // SAFETY: `fd` is the listener's own descriptor, open while `self`
+        // holds the listener; shutdown does not close it.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RD);
+        }
+    }
+}
+
+/// One shard's listener on the reserved address (SO_REUSEPORT, as every
+/// shard listens on it).
+pub fn bind_shard(addr: SocketAddr) -> io::Result<ShardListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: a listening TCP socket made here and owned by nothing else.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    Ok(ShardListener { listener, fd })
 }
 
 /// The metrics endpoint, bound on the main thread; its fd goes to shard 0

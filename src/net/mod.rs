@@ -27,7 +27,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 
 use crate::handlers;
 use crate::runtime::writable::ShardWritable;
-use crate::runtime::{TcpListener, TcpStream};
+use crate::runtime::TcpStream;
 use crate::services::Services;
 use crate::shard::Shard;
 
@@ -35,7 +35,7 @@ use crate::shard::Shard;
 /// per-shard connection limit counts all of them.
 pub async fn accept_all(
     services: Rc<Services>,
-    listeners: Vec<(TcpListener, Arc<sasl::ListenerInfo>)>,
+    listeners: Vec<(listen::ShardListener, Arc<sasl::ListenerInfo>)>,
     writable: Rc<ShardWritable>,
 ) {
     let open = Rc::new(std::cell::Cell::new(0usize));
@@ -49,7 +49,7 @@ pub async fn accept_all(
 /// closed at once.
 pub async fn accept_loop(
     services: Rc<Services>,
-    listener: TcpListener,
+    listener: listen::ShardListener,
     info: Arc<sasl::ListenerInfo>,
     writable: Rc<ShardWritable>,
     open: Rc<std::cell::Cell<usize>>,
@@ -58,10 +58,13 @@ pub async fn accept_loop(
     loop {
         let accepted = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
-            let accept = std::pin::pin!(listener.accept());
+            let accept = std::pin::pin!(listener.listener.accept());
             match select(accept, stop).await {
                 Either::Left((r, _)) => r,
-                Either::Right(_) => return,
+                Either::Right(_) => {
+                    listener.stop_listening();
+                    return;
+                }
             }
         };
         let stream = match accepted {

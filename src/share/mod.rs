@@ -366,7 +366,15 @@ impl Service {
         if !revalidate && self.partitions.borrow().get(&key).is_some_and(current) {
             return Ok(());
         }
-        let snapshot = state::read(self, group, tp).await?;
+        let snapshot = match state::read(self, group, tp).await {
+            Ok(snapshot) => snapshot,
+            // The coordinator out of reach (moving, say): a copy held goes
+            // on, its writes checked when they reach it.
+            Err(_) if revalidate && self.partitions.borrow().get(&key).is_some_and(current) => {
+                return Ok(())
+            }
+            Err(code) => return Err(code),
+        };
         let state_epoch = snapshot.as_ref().map_or(0, |s| s.state_epoch);
         let mut partitions = self.partitions.borrow_mut();
         let unchanged = |held: &Held| current(held) && held.state_epoch >= state_epoch;

@@ -104,8 +104,11 @@ pub async fn handle(
     let groups = &services.groups;
     macro_rules! serve {
         ($module:ident) => {
+            serve!($module::handle)
+        };
+        ($module:ident :: $handle:ident) => {
             out.encoded(
-                $module::handle(groups, access, header, version, decode(buf, key, version)?).await,
+                $module::$handle(groups, access, header, version, decode(buf, key, version)?).await,
             )
         };
     }
@@ -188,26 +191,8 @@ pub async fn handle(
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         ApiKey::ShareGroupDescribe => serve!(share_group_describe),
         ApiKey::DescribeShareGroupOffsets => serve!(share_group_offsets),
-        ApiKey::AlterShareGroupOffsets => out.encoded(
-            share_group_offset_resets::handle_alter(
-                groups,
-                access,
-                header,
-                version,
-                decode(buf, key, version)?,
-            )
-            .await,
-        ),
-        ApiKey::DeleteShareGroupOffsets => out.encoded(
-            share_group_offset_resets::handle_delete(
-                groups,
-                access,
-                header,
-                version,
-                decode(buf, key, version)?,
-            )
-            .await,
-        ),
+        ApiKey::AlterShareGroupOffsets => serve!(share_group_offset_resets::handle_alter),
+        ApiKey::DeleteShareGroupOffsets => serve!(share_group_offset_resets::handle_delete),
         _ => Err(RequestError::UnsupportedVersion {
             key,
             version,
