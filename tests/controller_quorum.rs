@@ -602,7 +602,13 @@ fn start_learner(
 /// elect without it, and it catches up at a new address.
 #[test]
 fn a_learner_follows_the_log_and_never_votes() {
-    let mut cluster = Cluster::start(&["c12", "c12", "c12"]);
+    // Sessions longer than any wait here: no broker is fenced while the
+    // learner restarts (a fence is an entry it would be behind on, and
+    // then its membership entry is rightly written again), however slow
+    // a loaded machine makes the test.
+    let mut cluster = Cluster::start_tuned(&["c12", "c12", "c12"], |c| {
+        c.broker_session_timeout_ms = 10 * WAIT_MAX.as_millis() as u64
+    });
     let leader = agreed_leader(&cluster.live());
     register_brokers(cluster.node(leader));
     create_topic(cluster.node(leader), "before", 2, 3);
