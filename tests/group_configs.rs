@@ -29,15 +29,8 @@ const SOURCE_GROUP: i8 = 8;
 /// (5-9), in two batches.
 fn old_and_new_records(c: &mut RawClient, topic: &str) {
     let now = now_ms();
-    for (ts, first) in [(now - 2 * 3_600_000, 0), (now, 5)] {
-        let values: Vec<String> = (first..first + 5).map(|i| format!("v{i}")).collect();
-        let specs: Vec<_> = values
-            .iter()
-            .map(|v| (None, Some(v.as_bytes()), ts, &[][..]))
-            .collect();
-        let batch = sluice::record::build::build_batch(0, &specs);
-        assert_eq!(c.produce_batch(topic, 0, batch), (0, first));
-    }
+    c.produce_values_at(topic, 0, 5, now - 2 * 3_600_000);
+    c.produce_values_at(topic, 5, 5, now);
 }
 
 /// (name, value, source) of each config of `group`, synonyms included.

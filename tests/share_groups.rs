@@ -30,17 +30,7 @@ const REJECT: i8 = 3;
 
 /// Ten records at offsets 0..=9, in one batch.
 fn ten_records(c: &mut RawClient, topic: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
-    let specs: Vec<_> = values
-        .iter()
-        .map(|v| (None, Some(v.as_bytes()), now, &[][..]))
-        .collect();
-    let batch = sluice::record::build::build_batch(0, &specs);
-    assert_eq!(c.produce_batch(topic, 0, batch), (0, 0));
+    c.produce_values_at(topic, 0, 10, now_ms());
 }
 
 /// A member's heartbeat; (error, epoch).

@@ -17,11 +17,11 @@ use super::consumer_protocol::{
 use super::migration::{self, Changed};
 use super::state::Group;
 use super::{fits_record, valid_group_id, Coordinator, Sender};
+use crate::group_configs::GroupSettings;
 use crate::metadata::Topics;
 
-/// `group`'s: its own `consumer.session.timeout.ms`, else the broker's.
-pub fn limits(coord: &Coordinator, group: &str) -> Limits {
-    let settings = coord.settings(group);
+/// A group's, of its settings (`Coordinator::settings`).
+pub fn limits(coord: &Coordinator, settings: &GroupSettings) -> Limits {
     Limits {
         max_size: coord.shard.config.group_max_size,
         session_timeout_ms: i64::from(settings.consumer_session_timeout_ms.max(1)),
@@ -38,10 +38,8 @@ pub fn heartbeat(
 ) -> (ConsumerGroupHeartbeatResponse, Changed) {
     let group_id = request.group_id.to_string();
     let mut response = ConsumerGroupHeartbeatResponse::default();
-    response.heartbeat_interval_ms = coord
-        .settings(&group_id)
-        .consumer_heartbeat_interval_ms
-        .max(1);
+    let settings = coord.settings(&group_id);
+    response.heartbeat_interval_ms = settings.consumer_heartbeat_interval_ms.max(1);
     let refuse = |mut response: ConsumerGroupHeartbeatResponse, code: i16, why: String| {
         response.error_code = code;
         response.error_message = Some(StrBytes::from_string(why));
@@ -106,7 +104,7 @@ pub fn heartbeat(
         .map_err(|why| (ResponseError::InvalidRegularExpression.code(), why))
         .and_then(|beat| {
             let topics = shapes(coord, consumer, &beat);
-            let answered = consumer.heartbeat(beat, &topics, &limits(coord, &group_id), now_ms);
+            let answered = consumer.heartbeat(beat, &topics, &limits(coord, &settings), now_ms);
             answered.map_err(|e| (e.code(), e.to_string()))
         });
     let mut changed = Changed::from_membership(consumer.changes != before);

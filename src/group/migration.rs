@@ -344,7 +344,7 @@ pub fn join(
         owned,
     };
     let before = consumer.changes;
-    let limits = consumer_heartbeat::limits(coord, &group.id);
+    let limits = consumer_heartbeat::limits(coord, &coord.settings(&group.id));
     match consumer.classic_join(join, &shapes, &limits, now_ms) {
         Ok(answer) => {
             let classic = consumer.members[&answer.member_id]

@@ -1125,12 +1125,15 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
         let mut consumers_to_persist = Vec::new();
+        // One snapshot of the group configs for the whole pass.
+        let topics = shard.topics();
+        let settings = |id: &str| topics.group_configs.settings(&shard.config, id);
         for (id, g) in coord.groups.borrow_mut().iter_mut() {
             if membership::tick(g, &limits, now) {
                 to_persist.push(id.clone());
             }
             if let Some(consumer) = &mut g.consumer {
-                if consumer.expire(&consumer_heartbeat::limits(&coord, id), now) {
+                if consumer.expire(&consumer_heartbeat::limits(&coord, &settings(id)), now) {
                     // The last consumer protocol member may have gone.
                     let changed = if migration::maybe_downgrade(&coord, g, &limits, now) {
                         migration::Changed::Protocol
@@ -1141,7 +1144,7 @@ async fn tick_loop(coord: Rc<Coordinator>) {
                 }
             }
             if let Some(share) = &mut g.share {
-                share.expire(&share_heartbeat::limits(&coord, id), now);
+                share.expire(&share_heartbeat::limits(&coord, &settings(id)), now);
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());

@@ -17,13 +17,13 @@ use super::consumer_protocol::{Assignment, JOINING_EPOCH};
 use super::share_protocol::{ShareBeat, ShareGroup, ShareLimits};
 use super::state::Group;
 use super::{fits_record, valid_group_id, Coordinator, Sender};
+use crate::group_configs::GroupSettings;
 
 /// The assignor Kafka names for share groups.
 const ASSIGNOR: &str = "simple";
 
-/// `group`'s: its own `share.session.timeout.ms`, else the broker's.
-pub fn limits(coord: &Coordinator, group: &str) -> ShareLimits {
-    let settings = coord.settings(group);
+/// A group's, of its settings (`Coordinator::settings`).
+pub fn limits(coord: &Coordinator, settings: &GroupSettings) -> ShareLimits {
     ShareLimits {
         max_size: coord.shard.config.group_share_max_size,
         session_timeout_ms: i64::from(settings.share_session_timeout_ms.max(1)),
@@ -45,7 +45,8 @@ pub fn heartbeat(
 ) -> ShareGroupHeartbeatResponse {
     let group_id = request.group_id.to_string();
     let mut response = ShareGroupHeartbeatResponse::default();
-    response.heartbeat_interval_ms = coord.settings(&group_id).share_heartbeat_interval_ms.max(1);
+    let settings = coord.settings(&group_id);
+    response.heartbeat_interval_ms = settings.share_heartbeat_interval_ms.max(1);
     let refuse = |mut response: ShareGroupHeartbeatResponse, code: i16, why: String| {
         tracing::debug!(group = %group_id, error = %why, "share heartbeat refused");
         response.error_code = code;
@@ -110,7 +111,7 @@ pub fn heartbeat(
     let mut subscribed = share.subscribed();
     subscribed.extend(beat.subscribed.iter().flatten().cloned());
     let topics = shapes_of(&coord.shard.topics(), subscribed.iter());
-    match share.heartbeat(beat, &topics, &limits(coord, &group_id), now_ms) {
+    match share.heartbeat(beat, &topics, &limits(coord, &settings), now_ms) {
         Ok(answer) => {
             response.member_id = Some(StrBytes::from_string(answer.member_id));
             response.member_epoch = answer.member_epoch;

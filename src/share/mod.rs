@@ -301,12 +301,13 @@ impl Service {
         }
         let now_ms = crate::runtime::now_ms();
         let member: Rc<str> = Rc::from(ask.member.as_str());
+        let limits = self.limits(&ask.group);
         let mut outcomes: Vec<ShareOutcome> = ask
             .items
             .iter()
             .zip(loaded)
             .map(|(item, loaded)| match loaded {
-                Ok(()) => self.serve_item(ask, &member, item, now_ms),
+                Ok(()) => self.serve_item(ask, (&member, &limits), item, now_ms),
                 Err(code) => ShareOutcome::error(code),
             })
             .collect();
@@ -446,7 +447,7 @@ impl Service {
     fn serve_item(
         &self,
         ask: &ShareAsk,
-        member: &Rc<str>,
+        (member, limits): (&Rc<str>, &Limits),
         item: &ShareItem,
         now_ms: i64,
     ) -> ShareOutcome {
@@ -461,7 +462,6 @@ impl Service {
             }
         };
         let state = partition.read_state();
-        let limits = self.limits(&ask.group);
         let mut partitions = self.partitions.borrow_mut();
         let Some(held) = partitions.get_mut(&key) else {
             return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
@@ -472,7 +472,7 @@ impl Service {
         let mut outcome = ShareOutcome::error(0);
         outcome.seen = Some(partition.seen());
         for ack in &item.acks {
-            match sp.acknowledge(member, ack.first, ack.last, &ack.types, &limits, now_ms) {
+            match sp.acknowledge(member, ack.first, ack.last, &ack.types, limits, now_ms) {
                 Ok(()) => {
                     outcome.acked = true;
                     count_acknowledged(ack);
@@ -485,7 +485,7 @@ impl Service {
             crate::stats::SHARE_LOCKS_EXPIRED.add(sp.take_expired());
             return outcome;
         }
-        let offset = sp.fetch_offset(&limits, now_ms);
+        let offset = sp.fetch_offset(limits, now_ms);
         crate::stats::SHARE_LOCKS_EXPIRED.add(sp.take_expired());
         let Some(offset) = offset else {
             return outcome;
@@ -525,7 +525,7 @@ impl Service {
         let held = partitions.get_mut(&key).expect("held above");
         outcome.acquired = held
             .sp
-            .acquire(member, &spans, ask.max_records, &limits, now_ms);
+            .acquire(member, &spans, ask.max_records, limits, now_ms);
         crate::stats::SHARE_LOCKS_EXPIRED.add(held.sp.take_expired());
         let acquired: i64 = outcome.acquired.iter().map(|a| a.last - a.first + 1).sum();
         crate::stats::SHARE_RECORDS_ACQUIRED.add(acquired as u64);

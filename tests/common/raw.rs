@@ -422,6 +422,19 @@ impl RawClient {
         )
     }
 
+    /// Produces values `v{first}` to `v{first + count - 1}` to partition 0,
+    /// in one batch stamped `timestamp_ms`, and asserts they land from
+    /// offset `first` on.
+    pub fn produce_values_at(&mut self, topic: &str, first: i64, count: i64, timestamp_ms: i64) {
+        let values: Vec<String> = (first..first + count).map(|i| format!("v{i}")).collect();
+        let specs: Vec<_> = values
+            .iter()
+            .map(|v| (None, Some(v.as_bytes()), timestamp_ms, &[][..]))
+            .collect();
+        let batch = sluice::record::build::build_batch(0, &specs);
+        assert_eq!(self.produce_batch(topic, 0, batch), (0, first));
+    }
+
     /// Produces one batch to one partition (Produce v9, acks=-1); returns
     /// (error code, base offset).
     pub fn produce_batch(&mut self, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
