@@ -202,7 +202,7 @@ fn api_versions_negotiation() {
 
     // (api, min the broker must accept, max the broker must accept)
     let required: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::Produce, 0, 11),
+        (ApiKey::Produce, 0, 13),
         (ApiKey::Fetch, 0, 17),
         (ApiKey::ListOffsets, 0, 10),
         (ApiKey::Metadata, 0, 13),

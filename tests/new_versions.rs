@@ -1,6 +1,6 @@
-//! The newest request versions Kafka 3.9 served, sent as kafka-protocol
-//! encodes them over raw sockets: what each version means, not only that
-//! it decodes. (KIP-951's leader hints need a follower: tests/cluster.rs.)
+//! The newest request versions Kafka served (3.9's, and 4.x's where
+//! Sluice has them), sent as kafka-protocol encodes them over raw sockets:
+//! what each version means, not only that it decodes. (KIP-951's leader hints need a follower: tests/cluster.rs.)
 
 mod common;
 
@@ -191,6 +191,62 @@ fn produce_v10_and_v11_append() {
         assert!(r.node_endpoints.is_empty(), "v{version}");
     }
     assert_eq!(c.log_end_offset("p11", 0), 2);
+}
+
+/// Produce v13 names topics by id (KIP-516) and answers by id. An id that
+/// is no topic's answers UNKNOWN_TOPIC_ID, also the id of a topic deleted
+/// and made again under its name: nothing reaches the new topic.
+#[test]
+fn produce_v13_names_topics_by_id() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "p13", 2, &[]);
+    let mut c = RawClient::connect(&bs);
+    let id = raw::topic_id(&mut c, "p13");
+    let by_id = |id: Uuid| {
+        let mut request = raw::produce_request("p13", 1, vec![(0, batch(b"a")), (1, batch(b"b"))]);
+        request.topic_data[0].name = Default::default();
+        request.topic_data[0].topic_id = id;
+        request
+    };
+    let r: ProduceResponse = c.call(13, &by_id(id));
+    assert_eq!(r.responses.len(), 1);
+    assert_eq!(r.responses[0].topic_id, id);
+    let answered: Vec<(i32, i16, i64)> = r.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| (p.index, p.error_code, p.base_offset))
+        .collect();
+    assert_eq!(answered, vec![(0, err::NONE, 0), (1, err::NONE, 0)]);
+
+    let unknown = Uuid::from_u128(0x5eed);
+    let r: ProduceResponse = c.call(13, &by_id(unknown));
+    assert_eq!(r.responses[0].topic_id, unknown);
+    assert!(r.responses[0]
+        .partition_responses
+        .iter()
+        .all(|p| p.error_code == err::UNKNOWN_TOPIC_ID && p.base_offset == -1));
+    assert_eq!(
+        c.log_end_offset("p13", 0),
+        1,
+        "nothing of the refusal appended"
+    );
+
+    // The topic deleted and made again: the old id names nothing now.
+    let admin = admin(&bs);
+    let deleted = futures::executor::block_on(admin.delete_topics(&["p13"], &admin_opts()))
+        .expect("delete topics");
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    create_topic(&bs, "p13", 2, &[]);
+    let again = raw::topic_id(&mut c, "p13");
+    assert_ne!(again, id);
+    let r: ProduceResponse = c.call(13, &by_id(id));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, err::UNKNOWN_TOPIC_ID);
+    assert_eq!(c.log_end_offset("p13", 0), 0, "the new topic got nothing");
+    let r: ProduceResponse = c.call(13, &by_id(again));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (err::NONE, 0));
 }
 
 fn static_join(group: &str, member: &str) -> JoinGroupRequest {

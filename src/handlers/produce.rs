@@ -2,7 +2,10 @@
 //! v10 (KIP-951) names the new leader of a partition answered
 //! NOT_LEADER_OR_FOLLOWER and lists its endpoint; v11 lets the broker
 //! answer TRANSACTION_ABORTABLE when a transactional batch's partition is
-//! not in its producer's transaction (`txn_verify`, KIP-890).
+//! not in its producer's transaction (`txn_verify`, KIP-890); v13 names
+//! topics by id (KIP-516): an id that is no topic's (a topic deleted, or
+//! deleted and made again) answers UNKNOWN_TOPIC_ID, so a producer never
+//! writes to a topic it did not mean.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -11,7 +14,9 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -33,8 +38,11 @@ pub const SPEC: ApiSpec = ApiSpec {
     // v0-2 (the magic 0/1 message formats) through the version bridge
     // (`handlers::legacy`); v12 is transaction version 2's (`txn_verify`).
     min: 0,
-    max: 12,
+    max: 13,
 };
+
+/// The first version that names topics by id.
+const TOPIC_IDS_SINCE: i16 = 13;
 
 /// The first version with KIP-951's leader hints.
 const LEADER_HINTS_SINCE: i16 = 10;
@@ -176,10 +184,20 @@ pub async fn handle(
     let mut items = Vec::new();
     // Where each item's outcome goes: (topic response, partition response).
     let mut slots = Vec::new();
+    let by_id = header.request_api_version >= TOPIC_IDS_SINCE;
     for topic in request.topic_data {
-        let topic_name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let named = if by_id {
+            topics.name_of(topic.topic_id)
+        } else {
+            Some(topic.name.0.as_str())
+        };
+        let topic_name: Arc<str> = Arc::from(named.unwrap_or_default());
         let meta = topics.get(&topic_name);
-        let denied = if txn_denied {
+        // Kafka's order: an unknown id before authorization, which needs a
+        // name to check.
+        let denied = if named.is_none() {
+            Some(ResponseError::UnknownTopicId.code())
+        } else if txn_denied {
             Some(ResponseError::TransactionalIdAuthorizationFailed.code())
         } else {
             (!access.topic(Operation::Write, &topic_name))
@@ -236,7 +254,14 @@ pub async fn handle(
             partitions.push(p);
         }
         let mut t = TopicProduceResponse::default();
-        t.name = topic.name;
+        // The name also for v13, which does not encode it: the leader
+        // hints below look partitions up by name.
+        t.name = if by_id {
+            TopicName(StrBytes::from_string(topic_name.to_string()))
+        } else {
+            topic.name
+        };
+        t.topic_id = topic.topic_id;
         t.partition_responses = partitions;
         responses.push(t);
     }
