@@ -203,7 +203,7 @@ fn api_versions_negotiation() {
     // (api, min the broker must accept, max the broker must accept)
     let required: &[(ApiKey, i16, i16)] = &[
         (ApiKey::Produce, 0, 13),
-        (ApiKey::Fetch, 0, 17),
+        (ApiKey::Fetch, 0, 18),
         (ApiKey::ListOffsets, 0, 10),
         (ApiKey::Metadata, 0, 13),
         (ApiKey::ApiVersions, 0, 4),
@@ -220,7 +220,7 @@ fn api_versions_negotiation() {
         (ApiKey::TxnOffsetCommit, 0, 4),
         (ApiKey::DescribeCluster, 0, 2),
         (ApiKey::DescribeTopicPartitions, 0, 0),
-        (ApiKey::UpdateFeatures, 0, 1),
+        (ApiKey::UpdateFeatures, 0, 2),
         (ApiKey::AlterReplicaLogDirs, 1, 2),
         (ApiKey::ListConfigResources, 0, 1),
         (ApiKey::ElectLeaders, 0, 2),

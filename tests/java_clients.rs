@@ -400,6 +400,18 @@ fn check_tour(r: &serde_json::Value) {
         1,
         "{r}"
     );
+    // UpdateFeatures v2: one refused level refuses the other update too.
+    for feature in ["group.version", "share.version"] {
+        let refused = result("updateFeatures")["mixed"][feature]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            refused.starts_with("InvalidUpdateVersionException")
+                && refused.contains("failed for all features")
+                && refused.contains("share.version"),
+            "{feature}: {r}"
+        );
+    }
     assert_eq!(
         result("incrementalAlterConfigs")["after_set"]["cleanup.policy"]["value"],
         "delete,compact",

@@ -1762,3 +1762,52 @@ fn a_consumer_reads_from_the_replica_in_its_rack() {
         "the consumer read from the follower"
     );
 }
+
+/// KIP-1166 (Fetch v18): a follower tells the leader the high watermark it
+/// knows, and a leader whose high watermark is past it answers at once. The
+/// follower's fetch that moves the high watermark finds nothing new and
+/// would otherwise wait out `replica.fetch.wait.max.ms` (here far longer
+/// than the test waits) before the follower learns it, and serves reads
+/// up to it.
+#[test]
+fn a_follower_learns_the_high_watermark_without_waiting_out_its_fetch() {
+    use kafka_protocol::messages::FetchResponse;
+    let cluster = Cluster::start_with(3, &["--replica-fetch-wait-max-ms", "25000"]);
+    cluster.create_topic(&rf3("hw18", 1, &[]));
+    cluster.wait_view("hw18", 0, "the ISR full", |v| v.isr == ALL3);
+    let leader = cluster.leader_of("hw18", 0);
+    let mut c = RawClient::connect(&cluster.node(leader).bootstrap());
+    // The lowest high watermark the followers serve reads up to.
+    let followers_hw = || -> i64 {
+        let request = raw::fetch_request("hw18", &[(0, 0)], 0);
+        let hw = |node: i32| {
+            // v11: a consumer's fetch, which a follower answers (KIP-392).
+            let mut f = RawClient::connect(&cluster.node(node).bootstrap());
+            let r: FetchResponse = f.call(11, &request);
+            let p = &r.responses[0].partitions[0];
+            assert_eq!(p.error_code, err::NONE);
+            p.high_watermark
+        };
+        ALL3.iter()
+            .filter(|&&id| id != leader)
+            .map(|&id| hw(id))
+            .min()
+            .expect("followers")
+    };
+    for round in 1..=3i64 {
+        let batch =
+            sluice::record::build::build_batch(0, &[(None, Some(b"v".as_slice()), now_ms(), &[])]);
+        let r: kafka_protocol::messages::ProduceResponse =
+            c.call(9, &raw::produce_request("hw18", -1, vec![(0, batch)]));
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (err::NONE, round - 1));
+        // Far less than the follower's fetch wait.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut hw = followers_hw();
+        while hw < round && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            hw = followers_hw();
+        }
+        assert_eq!(hw, round, "round {round}: the followers' high watermark");
+    }
+}

@@ -21,13 +21,16 @@ use super::ApiSpec;
 use crate::security::acl::Operation;
 use crate::shard::Shard;
 
-/// v2 (KIP-1022) answers all-or-nothing with the top-level error; v0-1
-/// answer each feature.
+/// v2 (Kafka 4.0) answers all-or-nothing with the top-level error and no
+/// per-feature results; v0-1 answer each feature.
 pub const UPDATE_FEATURES: ApiSpec = ApiSpec {
     key: ApiKey::UpdateFeatures,
     min: 0,
-    max: 1,
+    max: 2,
 };
+
+/// The first UpdateFeatures version answered without per-feature results.
+const TOP_LEVEL_ONLY_SINCE: i16 = 2;
 
 /// A feature this broker has, and the highest level it runs.
 struct Feature {
@@ -175,7 +178,23 @@ pub fn update(
             result
         })
         .collect();
+    if header.request_api_version >= TOP_LEVEL_ONLY_SINCE {
+        top_level_only(&mut response);
+    }
     response
+}
+
+/// v2's answer: the first refusal refuses the whole request, in Kafka 4.0's
+/// words, and no feature is answered on its own.
+fn top_level_only(response: &mut UpdateFeaturesResponse) {
+    let results = std::mem::take(&mut response.results);
+    if let Some(refused) = results.into_iter().find(|r| r.error_code != 0) {
+        response.error_code = refused.error_code;
+        response.error_message = Some(StrBytes::from_string(format!(
+            "The update failed for all features since the following feature had an error: {}",
+            refused.error_message.as_deref().unwrap_or_default()
+        )));
+    }
 }
 
 /// Why `name` cannot go from `current` to `level`; `None` when it is

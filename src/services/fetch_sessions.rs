@@ -43,6 +43,9 @@ pub struct SessionPartition {
     /// A follower's log start (-1 from a consumer): the leader's
     /// DeleteRecords waits on it.
     pub log_start_offset: i64,
+    /// The high watermark a follower says it knows (v18, KIP-1166): -1
+    /// none, `i64::MAX` not told (older versions, consumers).
+    pub replica_high_watermark: i64,
     /// (high watermark, last stable offset, log start) last answered; a
     /// partition is left out of an answer while they stay the same and it
     /// has no records.
@@ -72,6 +75,41 @@ struct Session {
     partitions: BTreeMap<TopicPartition, SessionPartition>,
     last_used_ms: i64,
 }
+
+impl Session {
+    /// Names the partitions of ids that were unknown when a request named
+    /// them, once this broker knows the id, as Kafka's FetchSession resolves
+    /// them again on every request: a topic just made can reach a leader's
+    /// metadata after its followers' (or a consumer's) first fetch, and an
+    /// incremental fetch does not name an unchanged partition again.
+    fn resolve_unknown_ids(&mut self, topics: &Topics) {
+        let unknown: Vec<TopicPartition> = self
+            .partitions
+            .keys()
+            .filter(|tp| tp.topic.starts_with(UNKNOWN_ID_PREFIX))
+            .cloned()
+            .collect();
+        for tp in unknown {
+            let id = self.partitions[&tp].topic_id;
+            let Some(name) = topics.name_of(id) else {
+                continue;
+            };
+            let mut p = self.partitions.remove(&tp).expect("listed above");
+            // Nothing was told of it under its name: answered next.
+            p.sent = None;
+            p.quiet = None;
+            let named = TopicPartition {
+                topic: Arc::from(name),
+                partition: tp.partition,
+            };
+            self.partitions.insert(named, p);
+        }
+    }
+}
+
+/// How the name of a topic id this broker does not know starts: `?` is in
+/// no topic name.
+const UNKNOWN_ID_PREFIX: char = '?';
 
 /// One shard's sessions, bounded in number; the least recently used one
 /// idle past `idle_ms` makes room for a new one.
@@ -171,6 +209,9 @@ impl FetchSessions {
                 p.sent = old.sent;
             }
             session.partitions.insert(tp, p);
+        }
+        if by_id {
+            session.resolve_unknown_ids(topics);
         }
         Resolved::Incremental {
             session_id: id,
@@ -306,7 +347,7 @@ fn next_epoch(epoch: i32) -> i32 {
 fn topic_by_id(topics: &Topics, id: Uuid) -> Arc<str> {
     match topics.name_of(id) {
         Some(name) => Arc::from(name),
-        None => Arc::from(format!("?{id}")),
+        None => Arc::from(format!("{UNKNOWN_ID_PREFIX}{id}")),
     }
 }
 
@@ -340,6 +381,8 @@ fn listed(
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
                 log_start_offset: p.log_start_offset,
+                // The field's default before v18 is i64::MAX: not told.
+                replica_high_watermark: p.high_watermark,
                 sent: None,
                 quiet: None,
             };
@@ -610,5 +653,59 @@ mod tests {
             s.by_name(&request(id, 2, &[], &[]), 2),
             Resolved::Refused(code) if code == ResponseError::FetchSessionTopicIdError.code()
         ));
+    }
+
+    /// An id unknown when the session was made gets its topic's name once
+    /// the broker knows it, though no later request names it again.
+    #[test]
+    fn an_id_unknown_at_first_is_named_once_known() {
+        let meta = crate::metadata::TopicMeta {
+            name: "late".into(),
+            id: crate::metadata::new_topic_id(),
+            partitions: 1,
+            configs: Default::default(),
+            parsed: Default::default(),
+        };
+        let id = meta.uuid();
+        let request = |session: i32, epoch: i32, named: bool| {
+            let partitions = if named {
+                vec![FetchPartition::default().with_partition(0)]
+            } else {
+                Vec::new()
+            };
+            FetchRequest::default()
+                .with_session_id(session)
+                .with_session_epoch(epoch)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(partitions)])
+        };
+        let mut s = FetchSessions::new(10, 1000);
+        let before = Topics::default();
+        let Resolved::Full { session_id, .. } = s.resolve(&request(0, 0, true), 18, &before, 0)
+        else {
+            panic!("a new session")
+        };
+        let late = tp(0);
+        let late = TopicPartition {
+            topic: Arc::from("late"),
+            ..late
+        };
+        let unknown_tp = TopicPartition {
+            topic: Arc::from(format!("?{id}")),
+            partition: 0,
+        };
+        s.mark(session_id, &unknown_tp, (0, 0, 0), None);
+        let mut after = Topics::default();
+        after.topics.insert("late".into(), Arc::new(meta));
+        let Resolved::Incremental { partitions, .. } =
+            s.resolve(&request(session_id, 1, false), 18, &after, 1)
+        else {
+            panic!("the session goes on")
+        };
+        let named: Vec<&TopicPartition> = partitions.iter().map(|(tp, _)| tp).collect();
+        assert_eq!(named, vec![&late]);
+        // Nothing was told under the name: its next answer shows it.
+        assert!(s.would_answer(session_id, &late, &outcome(0, 0)));
     }
 }

@@ -10,16 +10,32 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use crate::net::client::{ClientError, KafkaConnection, Security};
 use crate::shard::{Event, Followed, Shard, TopicPartition};
 
-/// Fetch v12: replica_id in the body, last_fetched_epoch and diverging
-/// epochs (KIP-320), the newest version the broker serves itself.
-const FETCH_VERSION: i16 = 12;
+/// Fetch v18: topics by id (KIP-516, so a topic deleted and made again
+/// under its name is never fetched for the old one), the follower's id in
+/// `replica_state` (KIP-903) and the high watermark it knows (KIP-1166, so
+/// the leader answers at once when it moved past it).
+const FETCH_VERSION: i16 = 18;
+
+/// Fetch v12, for a leader that does not serve v18 (an older Sluice, during
+/// a rolling upgrade): topics by name, `replica_id` in the body,
+/// last_fetched_epoch and diverging epochs (KIP-320).
+const FETCH_VERSION_BY_NAME: i16 = 12;
+
+/// The first Fetch version that names topics by id.
+const TOPIC_IDS_SINCE: i16 = 13;
 
 /// Slack over the largest response asked for (framing around the records).
 const RESPONSE_FRAMING_BYTES: u32 = 1 << 20;
@@ -118,14 +134,25 @@ impl FetcherHandle {
 /// last sent. A partition goes into the next request only when it differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Sent {
+    topic_id: Uuid,
     fetch_offset: i64,
     leader_epoch: i32,
     last_fetched_epoch: i32,
     log_start: i64,
+    high_watermark: i64,
 }
 
 /// Each followed partition's position, in partition order.
 type Positions = Vec<(TopicPartition, Sent)>;
+
+/// Some of [`Positions`], in partition order.
+type Changed<'a> = Vec<&'a (TopicPartition, Sent)>;
+
+/// A connection to the leader, and the Fetch version to send on it.
+struct LeaderLink {
+    connection: KafkaConnection,
+    fetch_version: i16,
+}
 
 /// This fetcher's incremental fetch session with the leader (KIP-227).
 #[derive(Default)]
@@ -145,7 +172,7 @@ impl Session {
 /// The fetch loop; returns once the handle is stopped or the shard stops.
 async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>) {
     let backoff = Duration::from_millis(shard.config.replica_fetch_backoff_ms.max(1));
-    let mut connection: Option<KafkaConnection> = None;
+    let mut link: Option<LeaderLink> = None;
     let mut session = Session::default();
     let mut failing: Option<&'static str> = None;
     tracing::info!(
@@ -161,14 +188,13 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>)
             pause(&shard, &handle, seen, backoff).await;
             continue;
         }
-        let request = build_request(&shard, &session, &positions);
-        if connection.is_none() {
+        if link.is_none() {
             match connect(&shard, handle.leader, &dialer).await {
-                Ok(c) => {
+                Ok(l) => {
                     if failing.take().is_some() {
                         tracing::info!(leader = handle.leader, "reached the leader again");
                     }
-                    connection = Some(c);
+                    link = Some(l);
                 }
                 Err(e) => {
                     note_failure(&mut failing, handle.leader, &e);
@@ -180,9 +206,14 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>)
         let timeout = Duration::from_millis(
             shard.config.replica_fetch_wait_max_ms + shard.config.replica_socket_timeout_ms,
         );
-        let conn = connection.as_mut().expect("connected above");
-        let answer = conn
-            .call::<_, FetchResponse>(ApiKey::Fetch, FETCH_VERSION, &request, timeout)
+        let LeaderLink {
+            connection,
+            fetch_version,
+        } = link.as_mut().expect("connected above");
+        let version = *fetch_version;
+        let request = build_request(&shard, &session, &positions, version);
+        let answer = connection
+            .call::<_, FetchResponse>(ApiKey::Fetch, version, &request, timeout)
             .await;
         match answer {
             Ok(response) if is_session_error(response.error_code) => {
@@ -203,13 +234,13 @@ async fn run(shard: Rc<Shard>, handle: Rc<FetcherHandle>, dialer: Arc<Security>)
                 if session.id != 0 {
                     session.sent = positions;
                 }
-                if !apply(&shard, &handle, response) {
+                if !apply(&shard, &handle, response, version) {
                     pause(&shard, &handle, seen, backoff).await;
                 }
             }
             Err(e) => {
                 tracing::info!(leader = handle.leader, error = %e, "replica fetch failed; reconnecting");
-                connection = None;
+                link = None;
                 session.reset();
                 pause(&shard, &handle, seen, backoff).await;
             }
@@ -264,11 +295,14 @@ impl ConnectError {
     }
 }
 
+/// Connects to the leader and asks which Fetch versions it serves, as
+/// Kafka's clients do first on every connection: a leader that is an
+/// older Sluice closes the connection on a version it does not serve.
 async fn connect(
     shard: &Shard,
     leader: i32,
     dialer: &Arc<Security>,
-) -> Result<KafkaConnection, ConnectError> {
+) -> Result<LeaderLink, ConnectError> {
     let addr = shard
         .broker_address(leader)
         .ok_or(ConnectError::NoEndpoint(leader))?;
@@ -277,7 +311,30 @@ async fn connect(
         .saturating_add(RESPONSE_FRAMING_BYTES);
     let client_id = format!("sluice-replica-{}", shard.config.node_id);
     let timeout = Duration::from_millis(shard.config.replica_socket_timeout_ms);
-    Ok(KafkaConnection::connect(&addr, &client_id, response_max, timeout, dialer).await?)
+    let mut connection =
+        KafkaConnection::connect(&addr, &client_id, response_max, timeout, dialer).await?;
+    let versions: ApiVersionsResponse = connection
+        .call(
+            ApiKey::ApiVersions,
+            0,
+            &ApiVersionsRequest::default(),
+            timeout,
+        )
+        .await?;
+    let fetch_max = versions
+        .api_keys
+        .iter()
+        .find(|v| v.api_key == ApiKey::Fetch as i16)
+        .map_or(0, |v| v.max_version);
+    let fetch_version = if fetch_max >= FETCH_VERSION {
+        FETCH_VERSION
+    } else {
+        FETCH_VERSION_BY_NAME
+    };
+    Ok(LeaderLink {
+        connection,
+        fetch_version,
+    })
 }
 
 fn is_session_error(code: i16) -> bool {
@@ -307,10 +364,12 @@ fn positions(shard: &Shard, handle: &FetcherHandle) -> Positions {
             }
             let position = followed.position()?;
             let sent = Sent {
+                topic_id: followed.topic_id,
                 fetch_offset: position.log_end,
                 leader_epoch: followed.leader_epoch,
                 last_fetched_epoch: position.last_epoch,
                 log_start: position.log_start,
+                high_watermark: position.high_watermark,
             };
             Some((tp.clone(), sent))
         })
@@ -321,27 +380,24 @@ fn positions(shard: &Shard, handle: &FetcherHandle) -> Positions {
 
 /// What changed between the positions last sent and now, both in
 /// partition order: the partitions whose position is new or moved, and the
-/// ones no longer followed.
-fn changes<'a>(
-    sent: &'a Positions,
-    now: &'a Positions,
-) -> (Vec<&'a (TopicPartition, Sent)>, Vec<&'a TopicPartition>) {
+/// ones no longer followed (as last sent).
+fn changes<'a>(sent: &'a Positions, now: &'a Positions) -> (Changed<'a>, Changed<'a>) {
     let (mut moved, mut gone) = (Vec::new(), Vec::new());
     let (mut sent, mut now) = (sent.iter().peekable(), now.iter().peekable());
     loop {
         match (sent.peek(), now.peek()) {
             (None, None) => break,
-            (Some((old, _)), None) => {
-                gone.push(old);
+            (Some(old), None) => {
+                gone.push(*old);
                 sent.next();
             }
             (None, Some(new)) => {
                 moved.push(*new);
                 now.next();
             }
-            (Some((old, was)), Some(new)) => match old.cmp(&new.0) {
+            (Some(old), Some(new)) => match old.0.cmp(&new.0) {
                 std::cmp::Ordering::Less => {
-                    gone.push(old);
+                    gone.push(*old);
                     sent.next();
                 }
                 std::cmp::Ordering::Greater => {
@@ -349,7 +405,13 @@ fn changes<'a>(
                     now.next();
                 }
                 std::cmp::Ordering::Equal => {
-                    if *was != new.1 {
+                    // A topic made again under its name is another topic
+                    // to a leader that knows them by id: the old one is
+                    // forgotten.
+                    if old.1.topic_id != new.1.topic_id {
+                        gone.push(*old);
+                    }
+                    if old.1 != new.1 {
                         moved.push(*new);
                     }
                     sent.next();
@@ -361,54 +423,76 @@ fn changes<'a>(
     (moved, gone)
 }
 
+/// A topic as a fetch of `version` names it: by id from v13, else by name.
+struct Naming(i16);
+
+impl Naming {
+    fn by_id(&self) -> bool {
+        self.0 >= TOPIC_IDS_SINCE
+    }
+
+    fn topic(&self, (name, id): (Rc<str>, Uuid)) -> FetchTopic {
+        if self.by_id() {
+            FetchTopic::default().with_topic_id(id)
+        } else {
+            FetchTopic::default().with_topic(TopicName(StrBytes::from_string(name.to_string())))
+        }
+    }
+
+    fn forgotten(&self, (name, id): (Rc<str>, Uuid)) -> ForgottenTopic {
+        if self.by_id() {
+            ForgottenTopic::default().with_topic_id(id)
+        } else {
+            ForgottenTopic::default().with_topic(TopicName(StrBytes::from_string(name.to_string())))
+        }
+    }
+}
+
 /// The next fetch: without a session, every partition (asking for a
 /// session); within one, only the partitions whose position moved, and the
 /// ones no longer followed as forgotten.
-fn build_request(shard: &Shard, session: &Session, positions: &Positions) -> FetchRequest {
+fn build_request(
+    shard: &Shard,
+    session: &Session,
+    positions: &Positions,
+    version: i16,
+) -> FetchRequest {
     let config = &shard.config;
+    let naming = Naming(version);
     // Without a session nothing counts as sent: every partition goes.
     debug_assert!(session.id != 0 || session.sent.is_empty());
     let (moved, gone) = changes(&session.sent, positions);
-    let mut topics: BTreeMap<Rc<str>, Vec<FetchPartition>> = BTreeMap::new();
+    let key = |tp: &TopicPartition, sent: &Sent| (Rc::from(&*tp.topic), sent.topic_id);
+    let mut topics: BTreeMap<(Rc<str>, Uuid), Vec<FetchPartition>> = BTreeMap::new();
     for (tp, position) in moved {
-        let partition = FetchPartition::default()
+        let mut partition = FetchPartition::default()
             .with_partition(tp.partition)
             .with_current_leader_epoch(position.leader_epoch)
             .with_fetch_offset(position.fetch_offset)
             .with_last_fetched_epoch(position.last_fetched_epoch)
             .with_log_start_offset(position.log_start)
             .with_partition_max_bytes(config.replica_fetch_max_bytes);
-        topics
-            .entry(Rc::from(&*tp.topic))
-            .or_default()
-            .push(partition);
+        if version >= FETCH_VERSION {
+            partition.high_watermark = position.high_watermark;
+        }
+        topics.entry(key(tp, position)).or_default().push(partition);
     }
-    let mut forgotten: BTreeMap<Rc<str>, Vec<i32>> = BTreeMap::new();
-    for tp in gone {
+    let mut forgotten: BTreeMap<(Rc<str>, Uuid), Vec<i32>> = BTreeMap::new();
+    for (tp, sent) in gone {
         forgotten
-            .entry(Rc::from(&*tp.topic))
+            .entry(key(tp, sent))
             .or_default()
             .push(tp.partition);
     }
-    let name = |n: Rc<str>| TopicName(StrBytes::from_string(n.to_string()));
     let topics = topics
         .into_iter()
-        .map(|(n, partitions)| {
-            FetchTopic::default()
-                .with_topic(name(n))
-                .with_partitions(partitions)
-        })
+        .map(|(topic, partitions)| naming.topic(topic).with_partitions(partitions))
         .collect();
     let forgotten = forgotten
         .into_iter()
-        .map(|(n, partitions)| {
-            ForgottenTopic::default()
-                .with_topic(name(n))
-                .with_partitions(partitions)
-        })
+        .map(|(topic, partitions)| naming.forgotten(topic).with_partitions(partitions))
         .collect();
-    FetchRequest::default()
-        .with_replica_id(BrokerId(config.node_id))
+    let request = FetchRequest::default()
         .with_max_wait_ms(i32::try_from(config.replica_fetch_wait_max_ms).unwrap_or(i32::MAX))
         .with_min_bytes(1)
         .with_max_bytes(config.replica_fetch_response_max_bytes)
@@ -420,12 +504,22 @@ fn build_request(shard: &Shard, session: &Session, positions: &Positions) -> Fet
             session.next_epoch
         })
         .with_topics(topics)
-        .with_forgotten_topics_data(forgotten)
+        .with_forgotten_topics_data(forgotten);
+    if version >= FETCH_VERSION {
+        // The broker epoch is not checked between Sluice brokers: -1.
+        request.with_replica_state(
+            ReplicaState::default()
+                .with_replica_id(BrokerId(config.node_id))
+                .with_replica_epoch(-1),
+        )
+    } else {
+        request.with_replica_id(BrokerId(config.node_id))
+    }
 }
 
 /// Hands each partition's answer to the shard; false when none made
 /// progress and some failed (the loop then backs off instead of spinning).
-fn apply(shard: &Rc<Shard>, handle: &FetcherHandle, response: FetchResponse) -> bool {
+fn apply(shard: &Rc<Shard>, handle: &FetcherHandle, response: FetchResponse, version: i16) -> bool {
     if response.error_code != 0 {
         tracing::info!(
             leader = handle.leader,
@@ -436,8 +530,17 @@ fn apply(shard: &Rc<Shard>, handle: &FetcherHandle, response: FetchResponse) -> 
     }
     let mut progress = false;
     let mut failed = false;
+    let naming = Naming(version);
+    let snapshot = naming.by_id().then(|| shard.topics());
     for topic in response.responses {
-        let name: std::sync::Arc<str> = std::sync::Arc::from(topic.topic.0.as_str());
+        let name: Arc<str> = match &snapshot {
+            // A topic this node no longer has is followed no more.
+            Some(topics) => match topics.name_of(topic.topic_id) {
+                Some(name) => Arc::from(name),
+                None => continue,
+            },
+            None => Arc::from(topic.topic.0.as_str()),
+        };
         for p in topic.partitions {
             let tp = TopicPartition {
                 topic: name.clone(),
@@ -471,10 +574,12 @@ mod tests {
             partition,
         };
         let sent = Sent {
+            topic_id: Uuid::nil(),
             fetch_offset,
             leader_epoch: 1,
             last_fetched_epoch: 1,
             log_start: 0,
+            high_watermark: 0,
         };
         (tp, sent)
     }
@@ -488,9 +593,29 @@ mod tests {
             .iter()
             .map(|(tp, s)| (tp.partition, s.fetch_offset))
             .collect();
-        let gone: Vec<i32> = gone.iter().map(|tp| tp.partition).collect();
+        let gone: Vec<i32> = gone.iter().map(|(tp, _)| tp.partition).collect();
         assert_eq!(moved, vec![(2, 0), (3, 6), (5, 0)]);
         assert_eq!(gone, vec![0, 4]);
+        // A topic made again under its name: forgotten by its old id,
+        // fetched by its new one.
+        let mut recreated = at(1, 0);
+        recreated.1.topic_id = Uuid::from_u128(2);
+        let again = vec![recreated.clone()];
+        let (moved, gone) = changes(&sent, &again);
+        assert_eq!(moved, vec![&recreated]);
+        let gone: Vec<(i32, Uuid)> = gone
+            .iter()
+            .map(|(tp, s)| (tp.partition, s.topic_id))
+            .collect();
+        assert_eq!(
+            gone,
+            vec![
+                (0, Uuid::nil()),
+                (1, Uuid::nil()),
+                (3, Uuid::nil()),
+                (4, Uuid::nil())
+            ]
+        );
         let none = Positions::new();
         let (moved, gone) = changes(&none, &now);
         assert_eq!(moved.len(), 4, "without a session, every partition");

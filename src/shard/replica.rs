@@ -192,9 +192,13 @@ impl Shard {
             } = &*partition.role.borrow()
             {
                 let throttled = throttling && self.follower_throttled(&topics, &tp);
+                let topic_id = topics
+                    .get(&tp.topic)
+                    .map_or(uuid::Uuid::nil(), |t| t.uuid());
                 by_leader.entry(*leader).or_default().push((
                     tp,
                     Followed {
+                        topic_id,
                         leader_epoch: *leader_epoch,
                         partition: partition.clone(),
                         throttled,
@@ -342,6 +346,8 @@ pub(super) async fn wait_leading<T>(
 /// position without looking partitions up.
 #[derive(Clone)]
 pub struct Followed {
+    /// The topic's id (KIP-516), which a fetch names it by from v13.
+    pub topic_id: uuid::Uuid,
     pub leader_epoch: i32,
     pub partition: Rc<Partition>,
     /// Fetched under the follower replication throttle.
@@ -353,6 +359,7 @@ impl Followed {
     /// throttled alike.
     pub fn same(&self, other: &Followed) -> bool {
         self.leader_epoch == other.leader_epoch
+            && self.topic_id == other.topic_id
             && self.throttled == other.throttled
             && Rc::ptr_eq(&self.partition, &other.partition)
     }
@@ -368,6 +375,7 @@ impl Followed {
             log_end: log.log_end_offset(),
             log_start: log.log_start_offset(),
             last_epoch: log.latest_epoch().unwrap_or(-1),
+            high_watermark: log.high_watermark(),
         })
     }
 }
@@ -379,6 +387,8 @@ pub struct FollowerPosition {
     pub log_start: i64,
     /// The epoch of its last batch (-1: none), Kafka's last_fetched_epoch.
     pub last_epoch: i32,
+    /// What it knows of the leader's high watermark (KIP-1166).
+    pub high_watermark: i64,
 }
 
 /// What one partition's fetch answer did.

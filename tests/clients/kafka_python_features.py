@@ -12,6 +12,7 @@ import sys
 
 from kafka import KafkaAdminClient
 from kafka.admin import UpdateFeatureType
+from kafka.errors import KafkaError
 
 
 def pages(admin, topic, limit):
@@ -31,17 +32,26 @@ def pages(admin, topic, limit):
     return out, cursors, elr
 
 
+def update(admin, features, **kwargs):
+    """update_features()'s answer per feature. From UpdateFeatures v2 a
+    refusal is the request's error, which the client raises: each feature
+    then answers it."""
+    try:
+        return admin.update_features(features, **kwargs)
+    except KafkaError as e:
+        return {name: f"{type(e).__name__}: {e}" for name in features}
+
+
 def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
     features = admin.describe_features()
     updates = {
-        "same": admin.update_features({"group.version": 1}),
-        "up": admin.update_features({"group.version": 2}),
-        "down-as-upgrade": admin.update_features({"group.version": 0}),
-        "down-safe": admin.update_features(
-            {"group.version": (UpdateFeatureType.SAFE_DOWNGRADE, 0)}),
-        "validate-only": admin.update_features({"group.version": 1}, validate_only=True),
+        "same": update(admin, {"group.version": 1}),
+        "up": update(admin, {"group.version": 2}),
+        "down-as-upgrade": update(admin, {"group.version": 0}),
+        "down-safe": update(admin, {"group.version": (UpdateFeatureType.SAFE_DOWNGRADE, 0)}),
+        "validate-only": update(admin, {"group.version": 1}, validate_only=True),
     }
     listed, cursors, elr = pages(admin, topic, 2)
     admin.close()

@@ -17,8 +17,9 @@ const FLEXIBLE_SINCE: i16 = 12;
 const TOPIC_IDS_SINCE: i16 = 13;
 /// `node_endpoints` (KIP-951) is a response tag from v16.
 const NODE_ENDPOINTS_SINCE: i16 = 16;
-/// The newest version framed here.
-const VERSION_MAX: i16 = 17;
+/// The newest version framed here, the newest served (v18's answer is
+/// v17's: only the request gained a field).
+const VERSION_MAX: i16 = super::SPEC.max;
 
 pub struct PartitionFrame {
     pub partition: i32,

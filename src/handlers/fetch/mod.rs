@@ -11,7 +11,10 @@
 //! moves the follower's id into `replica_state` (KIP-903), v16 names the
 //! current leader of a partition answered NOT_LEADER_OR_FOLLOWER or
 //! FENCED_LEADER_EPOCH and lists its endpoint (KIP-951), v17 adds the
-//! follower's directory id (KIP-853, a tag for controllers' fetches only).
+//! follower's directory id (KIP-853, a tag for controllers' fetches only),
+//! v18 the high watermark the follower knows (KIP-1166): a follower behind
+//! the leader's is answered at once rather than parked, so it learns where
+//! the high watermark is without waiting for the next append.
 
 pub(super) mod encode;
 
@@ -48,7 +51,7 @@ pub const SPEC: ApiSpec = ApiSpec {
     // v0-3 (the magic 0/1 message formats) through the version bridge
     // (`handlers::legacy`), down-converted.
     min: 0,
-    max: 17,
+    max: 18,
 };
 
 /// The first version whose `replica_state` carries the follower's id.
@@ -76,6 +79,9 @@ struct Wanted {
     current_leader_epoch: i32,
     /// A follower's fetch (replica_id >= 0).
     replica: Option<ReplicaFetch>,
+    /// The high watermark the follower knows (v18; `i64::MAX`: not told,
+    /// and always for a consumer): one below the leader's ends the wait.
+    replica_high_watermark: i64,
     /// A consumer's fetch of v11+, which a follower may answer (KIP-392).
     any_replica: bool,
     /// The consumer's rack, hashed, when a rack-aware selector may point
@@ -152,9 +158,13 @@ pub async fn handle(
             w.preset.is_none()
                 && (o.error != 0 || o.diverging.is_some() || o.preferred_read_replica >= 0)
         });
+        let follower_behind = outcomes.iter().zip(&wanted).any(|(o, w)| {
+            w.preset.is_none() && !o.unchanged && o.high_watermark > w.replica_high_watermark
+        });
         let now = Instant::now();
         if bytes >= min_bytes
             || any_error
+            || follower_behind
             || readable == 0
             || now >= deadline
             || shard.is_stopping()
@@ -432,6 +442,11 @@ fn wanted(
                 log_start_offset: p.log_start_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
             }),
+            replica_high_watermark: if replica_id >= 0 {
+                p.replica_high_watermark
+            } else {
+                i64::MAX
+            },
             any_replica,
             client_rack,
             quiet: p.quiet(),
@@ -844,6 +859,7 @@ mod tests {
             committed: false,
             current_leader_epoch: -1,
             replica: None,
+            replica_high_watermark: i64::MAX,
             any_replica: false,
             client_rack: None,
             quiet: None,

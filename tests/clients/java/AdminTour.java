@@ -233,7 +233,23 @@ final class AdminTour {
                     .finalizedFeatures().get("group.version").maxVersionLevel();
             admin.updateFeatures(Map.of("group.version", new FeatureUpdate(level, FeatureUpdate.UpgradeType.UPGRADE)),
                     new UpdateFeaturesOptions().validateOnly(true)).all().get();
-            return Map.of("group.version", (int) level);
+            // With a level no broker runs beside it, the whole update is
+            // refused (UpdateFeatures v2 answers all or nothing).
+            UpdateFeaturesResult mixed = admin.updateFeatures(Map.of(
+                    "group.version", new FeatureUpdate(level, FeatureUpdate.UpgradeType.UPGRADE),
+                    "share.version", new FeatureUpdate((short) 9, FeatureUpdate.UpgradeType.UPGRADE)),
+                    new UpdateFeaturesOptions());
+            Map<String, Object> refused = new TreeMap<>();
+            mixed.values().forEach((name, future) -> {
+                try {
+                    future.get();
+                    refused.put(name, "ok");
+                } catch (Exception e) {
+                    Throwable cause = e.getCause() == null ? e : e.getCause();
+                    refused.put(name, cause.getClass().getSimpleName() + ": " + cause.getMessage());
+                }
+            });
+            return Map.of("group.version", (int) level, "mixed", refused);
         });
         t.call("describeMetadataQuorum", () -> str(admin.describeMetadataQuorum().quorumInfo().get()));
         t.call("describeLogDirs", () -> {
