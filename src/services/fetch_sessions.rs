@@ -43,8 +43,9 @@ pub struct SessionPartition {
     /// A follower's log start (-1 from a consumer): the leader's
     /// DeleteRecords waits on it.
     pub log_start_offset: i64,
-    /// The high watermark a follower says it knows (v18, KIP-1166): -1
-    /// none, `i64::MAX` not told (older versions, consumers).
+    /// The high watermark a follower knows (v18, KIP-1166): what it said,
+    /// raised by every answer since; -1 none, [`NOT_TOLD`] for older
+    /// versions and consumers.
     pub replica_high_watermark: i64,
     /// (high watermark, last stable offset, log start) last answered; a
     /// partition is left out of an answer while they stay the same and it
@@ -106,6 +107,9 @@ impl Session {
         }
     }
 }
+
+/// Fetch v18's high watermark of a replica that does not say it.
+pub const NOT_TOLD: i64 = i64::MAX;
 
 /// How the name of a topic id this broker does not know starts: `?` is in
 /// no topic name.
@@ -258,6 +262,11 @@ impl FetchSessions {
         {
             p.sent = Some(told);
             p.quiet = quiet;
+            // The follower knows the high watermark once told: it does not
+            // name the partition again to say so.
+            if p.replica_high_watermark != NOT_TOLD {
+                p.replica_high_watermark = p.replica_high_watermark.max(told.0);
+            }
         }
     }
 
@@ -381,7 +390,7 @@ fn listed(
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
                 log_start_offset: p.log_start_offset,
-                // The field's default before v18 is i64::MAX: not told.
+                // The field's default before v18 is NOT_TOLD.
                 replica_high_watermark: p.high_watermark,
                 sent: None,
                 quiet: None,
@@ -653,6 +662,36 @@ mod tests {
             s.by_name(&request(id, 2, &[], &[]), 2),
             Resolved::Refused(code) if code == ResponseError::FetchSessionTopicIdError.code()
         ));
+    }
+
+    /// A follower's high watermark (v18) is what it said, raised by every
+    /// answer since: it does not name the partition again to say so.
+    #[test]
+    fn a_followers_high_watermark_is_raised_by_the_answers() {
+        let mut s = FetchSessions::new(10, 1000);
+        let mut first = request(0, 0, &[(0, 5)], &[]);
+        first.topics[0].partitions[0].high_watermark = 3;
+        let Resolved::Full { session_id, .. } = s.by_name(&first, 0) else {
+            panic!("a new session")
+        };
+        s.mark(session_id, &tp(0), (7, 7, 0), None);
+        let Resolved::Incremental { partitions, .. } =
+            s.by_name(&request(session_id, 1, &[], &[]), 1)
+        else {
+            panic!("the session goes on")
+        };
+        assert_eq!(partitions[0].1.replica_high_watermark, 7);
+        // A consumer's (no high watermark said) stays not told.
+        let Resolved::Full { session_id, .. } = s.by_name(&request(0, 0, &[(0, 5)], &[]), 2) else {
+            panic!("a new session")
+        };
+        s.mark(session_id, &tp(0), (7, 7, 0), None);
+        let Resolved::Incremental { partitions, .. } =
+            s.by_name(&request(session_id, 1, &[], &[]), 3)
+        else {
+            panic!("the session goes on")
+        };
+        assert_eq!(partitions[0].1.replica_high_watermark, NOT_TOLD);
     }
 
     /// An id unknown when the session was made gets its topic's name once

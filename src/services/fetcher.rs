@@ -139,7 +139,22 @@ struct Sent {
     leader_epoch: i32,
     last_fetched_epoch: i32,
     log_start: i64,
+    /// The high watermark the follower knows, sent with the partition
+    /// (KIP-1166) but no reason to send it: see [`Sent::same_to_leader`].
     high_watermark: i64,
+}
+
+impl Sent {
+    /// Whether the leader's session holds `other` already: all but the high
+    /// watermark agree. The leader raises the high watermark it holds for
+    /// the follower with every answer it sends, so naming a partition again
+    /// for a new one would only add a read and a round trip per append.
+    fn same_to_leader(&self, other: &Sent) -> bool {
+        Sent {
+            high_watermark: other.high_watermark,
+            ..*self
+        } == *other
+    }
 }
 
 /// Each followed partition's position, in partition order.
@@ -411,7 +426,7 @@ fn changes<'a>(sent: &'a Positions, now: &'a Positions) -> (Changed<'a>, Changed
                     if old.1.topic_id != new.1.topic_id {
                         gone.push(*old);
                     }
-                    if old.1 != new.1 {
+                    if !old.1.same_to_leader(&new.1) {
                         moved.push(*new);
                     }
                     sent.next();
