@@ -26,7 +26,7 @@ use crate::shard::{Event, Followed, Shard, TopicPartition};
 /// Fetch v18: topics by id (KIP-516, so a topic deleted and made again
 /// under its name is never fetched for the old one), the follower's id in
 /// `replica_state` (KIP-903) and the high watermark it knows (KIP-1166, so
-/// the leader answers at once when it moved past it).
+/// the leader answers soon once it moved past it).
 const FETCH_VERSION: i16 = 18;
 
 /// Fetch v12, for a leader that does not serve v18 (an older Sluice, during
