@@ -84,8 +84,9 @@ pub async fn handle_alter(
         let name = t.topic_name.as_str();
         let mut topic = AlteredTopic::default();
         topic.topic_name = t.topic_name.clone();
-        topic.topic_id = topics.get(name).map(|m| m.uuid()).unwrap_or_default();
-        let partitions = topics.get(name).map_or(0, |m| m.partitions);
+        let meta = topics.get(name);
+        topic.topic_id = meta.map(|m| m.uuid()).unwrap_or_default();
+        let partitions = meta.map_or(0, |m| m.partitions);
         let refusal = group_refusal.or_else(|| topic_refusal(access, &topics, name));
         for p in &t.partitions {
             let mut answer = AlteredPartition::default();
