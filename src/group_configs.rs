@@ -32,8 +32,7 @@ pub enum Kind {
     },
     /// `latest`, `earliest` or `by_duration:<ISO 8601 duration>`.
     OffsetReset,
-    /// Kafka takes `read_committed` too; share groups here deliver
-    /// uncommitted records only, so only that value is taken.
+    /// `read_uncommitted` or `read_committed`.
     Isolation,
 }
 
@@ -180,6 +179,9 @@ pub struct GroupSettings {
     pub share_record_lock_duration_ms: i32,
     pub share_delivery_count_limit: i16,
     pub share_start: ShareStart,
+    /// `share.isolation.level=read_committed`: members get only records of
+    /// committed transactions (and none past the last stable offset).
+    pub share_read_committed: bool,
 }
 
 impl GroupSettings {
@@ -196,6 +198,8 @@ impl GroupSettings {
                 ShareAutoOffsetReset::Latest => ShareStart::Latest,
                 ShareAutoOffsetReset::Earliest => ShareStart::Earliest,
             },
+            // Kafka's broker has no setting for it: the group's own config.
+            share_read_committed: false,
         }
     }
 
@@ -214,7 +218,9 @@ impl GroupSettings {
                     SHARE_AUTO_OFFSET_RESET => parse_share_start(value)
                         .ok()
                         .map(|start| self.share_start = start),
-                    SHARE_ISOLATION_LEVEL => Some(()),
+                    SHARE_ISOLATION_LEVEL => parse_read_committed(value)
+                        .ok()
+                        .map(|committed| self.share_read_committed = committed),
                     _ => None,
                 },
             };
@@ -346,11 +352,17 @@ fn check(key: &GroupConfigKey, value: &str) -> Result<(), String> {
             Err(_) => Err("not an integer".into()),
         },
         Kind::OffsetReset => parse_share_start(value).map(|_| ()),
-        Kind::Isolation => match value {
-            "read_uncommitted" => Ok(()),
-            "read_committed" => Err("share groups here read uncommitted records only".into()),
-            _ => Err("expected read_uncommitted or read_committed".into()),
-        },
+        Kind::Isolation => parse_read_committed(value).map(|_| ()),
+    }
+}
+
+/// Whether a `share.isolation.level` value is `read_committed` (Kafka's
+/// values, matched exactly as its validator does).
+fn parse_read_committed(value: &str) -> Result<bool, String> {
+    match value {
+        "read_uncommitted" => Ok(false),
+        "read_committed" => Ok(true),
+        _ => Err("expected read_uncommitted or read_committed".into()),
     }
 }
 
@@ -448,6 +460,7 @@ mod tests {
                 vec![
                     set(SHARE_AUTO_OFFSET_RESET, "earliest"),
                     set(SHARE_RECORD_LOCK_DURATION_MS, "15000"),
+                    set(SHARE_ISOLATION_LEVEL, "read_committed"),
                 ],
                 false,
             )
@@ -455,6 +468,7 @@ mod tests {
         let own = configs.settings(&broker, "g");
         assert_eq!(own.share_start, ShareStart::Earliest);
         assert_eq!(own.share_record_lock_duration_ms, 15_000);
+        assert!(own.share_read_committed);
         assert_eq!(
             own.share_delivery_count_limit,
             broker.group_share_delivery_count_limit
@@ -471,6 +485,7 @@ mod tests {
                 vec![
                     (SHARE_AUTO_OFFSET_RESET.into(), ConfigChange::Delete),
                     (SHARE_RECORD_LOCK_DURATION_MS.into(), ConfigChange::Delete),
+                    (SHARE_ISOLATION_LEVEL.into(), ConfigChange::Delete),
                 ],
                 false,
             )
@@ -497,7 +512,7 @@ mod tests {
             (SHARE_RECORD_LOCK_DURATION_MS, "999"),
             (SHARE_DELIVERY_COUNT_LIMIT, "11"),
             (CONSUMER_SESSION_TIMEOUT_MS, "x"),
-            (SHARE_ISOLATION_LEVEL, "read_committed"),
+            (SHARE_ISOLATION_LEVEL, "READ_COMMITTED"),
             (SHARE_AUTO_OFFSET_RESET, "by_duration:-PT1H"),
         ] {
             assert!(

@@ -90,7 +90,7 @@ fn a_groups_own_configs_shape_its_answers() {
         ("no.such.config", "1"),
         ("streams.num.standby.replicas", "1"),
         ("share.record.lock.duration.ms", "999"),
-        ("share.isolation.level", "read_committed"),
+        ("share.isolation.level", "serializable"),
     ] {
         let ops = [
             ("share.auto.offset.reset", OP_SET, Some("earliest")),

@@ -318,6 +318,27 @@ fn java_share_consumers_share_a_topic() {
     assert!(broker.metric("sluice_share_acquisition_locks_expired_total") >= held.len() as u64);
 }
 
+/// A share group set to `read_committed` (through the Java Admin client)
+/// with Kafka's KafkaShareConsumer: of a committed, an aborted and a
+/// committed transaction by Kafka's transactional producer, it gets the
+/// committed ones' values only, each once, in order.
+#[test]
+fn java_read_committed_share_consumer_skips_an_aborted_transaction() {
+    let broker = Broker::start(2);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "java-share-txn", 1, &[]);
+    let output = java("share-committed")
+        .args([bs.as_str(), "java-share-txn", "java-share-txn-group"])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    let expected: Vec<String> = ["c", "d"]
+        .iter()
+        .flat_map(|tag| (0..5).map(move |i| format!("{tag}-{i}")))
+        .collect();
+    assert_eq!(strings(&r, "values"), expected, "{r}");
+}
+
 /// Every method of the Java Admin client against one broker
 /// (tests/clients/java/AdminTour.java sets the stage): each answered as
 /// Kafka answers it (SECURITY_DISABLED for ACLs without an authorizer,

@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListGroupsResponse, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
     ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -481,4 +482,89 @@ fn an_operators_reset_fences_what_was_loaded_before_it() {
     };
     assert_eq!(delete(&mut c, "no-such-group"), GROUP_ID_NOT_FOUND);
     assert_eq!(delete(&mut c, who.0), NON_EMPTY_GROUP);
+}
+
+/// A `read_committed` share group (its `share.isolation.level`) gets the
+/// records of committed transactions and plain ones, never an aborted
+/// transaction's nor a marker, and nothing at or past an open transaction
+/// until it ends. A `read_uncommitted` group of the same topic gets every
+/// record, so the aborted ones are in the log. Transactions by librdkafka.
+#[test]
+fn a_read_committed_share_group_never_gets_an_aborted_transaction() {
+    const RESOURCE_GROUP: i8 = 32;
+    const OP_SET: i8 = 0;
+    let broker = Broker::start_with(2, &["--share-auto-offset-reset", "earliest"]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sq-txn", 1, &[]);
+    let mut c = RawClient::connect(&bs);
+    let topic_id = raw::topic_id(&mut c, "sq-txn");
+    let isolation = [("share.isolation.level", OP_SET, Some("read_committed"))];
+    assert_eq!(
+        c.incremental_alter(1, RESOURCE_GROUP, "sg-committed", &isolation),
+        (0, None)
+    );
+
+    let mut config = producer_config(&bs);
+    config
+        .set("transactional.id", "sq-txn-producer")
+        .set("enable.idempotence", "true")
+        .set("transaction.timeout.ms", "60000");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        config.create().expect("transactional producer");
+    let wait = Duration::from_secs(30);
+    producer.init_transactions(wait).expect("init_transactions");
+    // Three records in each transaction, flushed before it ends (an abort
+    // purges what was not sent): committed at 0-2 (marker 3), aborted at
+    // 4-6 (marker 7).
+    let write_three = |tag: &str| {
+        producer.begin_transaction().expect("begin");
+        for i in 0..3 {
+            let value = format!("{tag}-{i}");
+            let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to("sq-txn")
+                .payload(value.as_bytes())
+                .partition(0);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(wait).expect("flush");
+    };
+    write_three("committed");
+    producer.commit_transaction(wait).expect("commit");
+    write_three("aborted");
+    producer.abort_transaction(wait).expect("abort");
+    // A plain record at 8, then a transaction left open at 9-11.
+    c.produce_values_at("sq-txn", 8, 1, now_ms());
+    write_three("open");
+
+    let committed = ("sg-committed", "m1");
+    assert_eq!(
+        join_and_fetch(&mut c, committed, "sq-txn", topic_id, 100),
+        [(0, 2, 1), (8, 8, 1)],
+        "the committed transaction and the plain record, below the open one"
+    );
+    assert_eq!(
+        join_and_fetch(&mut c, ("sg-uncommitted", "m1"), "sq-txn", topic_id, 100),
+        [(0, 2, 1), (4, 6, 1), (8, 11, 1)],
+        "every record; no marker"
+    );
+
+    producer.commit_transaction(wait).expect("commit");
+    let acquired = wait_for_acquired(&mut c, committed, topic_id);
+    assert_eq!(
+        acquired,
+        [(9, 11, 1)],
+        "the open transaction, once committed"
+    );
+}
+
+/// What the member's next ShareFetches acquire, once one acquires any.
+fn wait_for_acquired(c: &mut RawClient, who: (&str, &str), topic_id: Uuid) -> Vec<(i64, i64, i16)> {
+    for epoch in 1..=50 {
+        let r = share_fetch(c, who, epoch, topic_id, 100, &[]);
+        assert_eq!(r.error_code, 0, "{r:?}");
+        let acquired = acquired(&r);
+        if !acquired.is_empty() {
+            return acquired;
+        }
+    }
+    panic!("nothing acquired in 50 fetches");
 }

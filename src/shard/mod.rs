@@ -50,7 +50,7 @@ pub use log_dirs::ReplicaSize;
 pub use log_start::DELETE_RECORDS_WAIT_MAX;
 pub use messages::*;
 pub use observer::ShardObserver;
-pub use ops::{EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
+pub use ops::{ABORTED_TXNS_PER_FETCH_MAX, EARLIEST_LOCAL, LATEST_TIERED, MAX_TIMESTAMP};
 pub use producer_ids::{ProducerIdError, PRODUCER_ID_BLOCK_FILE, PRODUCER_ID_BLOCK_SIZE};
 pub use replica::{Fetched, Followed, FollowerPosition};
 

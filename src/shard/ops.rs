@@ -484,7 +484,7 @@ fn consumer_read(item: &ReadArgs<'_>, partition: &Partition, outcome: &mut ReadO
 /// Aborted transactions one partition's read_committed fetch names at most;
 /// a client meeting more in one response would still skip correctly on
 /// its next fetch, which starts past the ones it saw.
-const ABORTED_TXNS_PER_FETCH_MAX: usize = 10_000;
+pub const ABORTED_TXNS_PER_FETCH_MAX: usize = 10_000;
 
 pub async fn list_offsets(shard: Rc<Shard>, items: Vec<OffsetQuery>) -> Vec<OffsetOutcome> {
     items.into_iter().map(|q| list_offset(&shard, q)).collect()

@@ -16,7 +16,12 @@
 //! the leader first serves the group (again after every leadership
 //! change), written whenever acknowledgements moved it, before they are
 //! answered. Records in flight at a leadership change are delivered again.
+//!
+//! A `read_committed` group (its `share.isolation.level`) reads up to the
+//! last stable offset, and the records of aborted transactions are
+//! archived as they are met ([`aborted`]), never acquired.
 
+mod aborted;
 pub mod partition;
 pub mod remote;
 pub mod sessions;
@@ -36,7 +41,8 @@ use crate::record::{BatchHeader, BATCH_HEADER_LEN};
 use crate::runtime::{Mesh, MeshReceiver};
 use crate::shard::{Partition, ReadArgs, Seen, Shard, TopicPartition};
 use crate::storage::FileSlice;
-use partition::{Acquired, BatchSpan, Limits, SharePartition};
+use aborted::AbortedWalk;
+use partition::{Acquired, BatchSpan, Holds, Limits, SharePartition};
 
 /// A share partition held here, with the leader epoch it was loaded at:
 /// a partition led again after another leader served it is loaded anew.
@@ -132,6 +138,14 @@ pub enum ShareMsg {
         member: String,
         tps: Vec<TopicPartition>,
     },
+}
+
+/// How a group's share partitions deliver: the group's limits, and its
+/// isolation.
+#[derive(Clone, Copy)]
+struct Terms {
+    limits: Limits,
+    read_committed: bool,
 }
 
 /// One core's share partitions and share sessions.
@@ -271,7 +285,7 @@ impl Service {
     }
 
     fn release_here(&self, group: &str, member: &str, tps: &[TopicPartition]) {
-        let limits = self.limits(group);
+        let limits = self.terms(group).limits;
         let mut partitions = self.partitions.borrow_mut();
         for tp in tps {
             if let Some(held) = partitions.get_mut(&(group.to_string(), tp.clone())) {
@@ -281,13 +295,16 @@ impl Service {
     }
 
     /// `group`'s: its own group configs over the broker's.
-    fn limits(&self, group: &str) -> Limits {
+    fn terms(&self, group: &str) -> Terms {
         let c = &self.shard.config;
         let settings = self.shard.topics().group_configs.settings(c, group);
-        Limits {
-            lock_duration_ms: i64::from(settings.share_record_lock_duration_ms),
-            delivery_count_limit: settings.share_delivery_count_limit,
-            in_flight_max: i64::from(c.group_share_partition_max_record_locks),
+        Terms {
+            limits: Limits {
+                lock_duration_ms: i64::from(settings.share_record_lock_duration_ms),
+                delivery_count_limit: settings.share_delivery_count_limit,
+                in_flight_max: i64::from(c.group_share_partition_max_record_locks),
+            },
+            read_committed: settings.share_read_committed,
         }
     }
 
@@ -301,13 +318,13 @@ impl Service {
         }
         let now_ms = crate::runtime::now_ms();
         let member: Rc<str> = Rc::from(ask.member.as_str());
-        let limits = self.limits(&ask.group);
+        let terms = self.terms(&ask.group);
         let mut outcomes: Vec<ShareOutcome> = ask
             .items
             .iter()
             .zip(loaded)
             .map(|(item, loaded)| match loaded {
-                Ok(()) => self.serve_item(ask, (&member, &limits), item, now_ms),
+                Ok(()) => self.serve_item(ask, (&member, &terms), item, now_ms),
                 Err(code) => ShareOutcome::error(code),
             })
             .collect();
@@ -447,10 +464,11 @@ impl Service {
     fn serve_item(
         &self,
         ask: &ShareAsk,
-        (member, limits): (&Rc<str>, &Limits),
+        (member, terms): (&Rc<str>, &Terms),
         item: &ShareItem,
         now_ms: i64,
     ) -> ShareOutcome {
+        let limits = &terms.limits;
         debug_assert_eq!(self.shard.owner_of(&item.tp), self.shard.id);
         let key = (ask.group.clone(), item.tp.clone());
         let partition = match self.shard.led_partition(&item.tp) {
@@ -490,7 +508,12 @@ impl Service {
         let Some(offset) = offset else {
             return outcome;
         };
-        if offset >= state.high_watermark {
+        let visible = if terms.read_committed {
+            state.last_stable_offset
+        } else {
+            state.high_watermark
+        };
+        if offset >= visible {
             return outcome;
         }
         let read = ReadArgs {
@@ -498,7 +521,7 @@ impl Service {
             offset,
             max_bytes: ask.partition_max_bytes,
             min_one_batch: true,
-            committed: false,
+            committed: terms.read_committed,
             current_leader_epoch: -1,
             replica: None,
             to_log_end: false,
@@ -512,7 +535,14 @@ impl Service {
             outcome.error = read.error;
             return outcome;
         }
-        let batches = match batches_of(&read.slices) {
+        let mut walk = read.aborted.map(AbortedWalk::new);
+        if walk.as_ref().is_some_and(AbortedWalk::cut_short) {
+            // Which batches are aborted is then unknown past those named:
+            // nothing is acquired rather than an aborted record delivered.
+            tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, offset, "aborted transactions in one share read past their bound");
+            return outcome;
+        }
+        let batches = match batches_of(&read.slices, walk.as_mut()) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(topic = %item.tp.topic, partition = item.tp.partition, error = %e, "reading batch headers");
@@ -579,8 +609,13 @@ struct PlannedBatch {
     span: BatchSpan,
 }
 
-/// The batches of `slices` (whole, valid batches), from their headers.
-fn batches_of(slices: &[FileSlice]) -> std::io::Result<Vec<PlannedBatch>> {
+/// The batches of `slices` (whole, valid batches), from their headers;
+/// with `walk` (a `read_committed` read), those of aborted transactions
+/// are marked so.
+fn batches_of(
+    slices: &[FileSlice],
+    mut walk: Option<&mut AbortedWalk>,
+) -> std::io::Result<Vec<PlannedBatch>> {
     let mut out = Vec::new();
     let mut header = [0u8; BATCH_HEADER_LEN];
     for slice in slices {
@@ -590,6 +625,11 @@ fn batches_of(slices: &[FileSlice]) -> std::io::Result<Vec<PlannedBatch>> {
             let parsed = BatchHeader::parse(&header)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
             let len = parsed.total_len() as u64;
+            let holds = match walk.as_deref_mut() {
+                Some(walk) => walk.holds(&parsed),
+                None if parsed.is_control() => Holds::Markers,
+                None => Holds::Records,
+            };
             assert!(
                 len > 0 && at + len <= u64::from(slice.len),
                 "a planned slice holds whole batches"
@@ -603,7 +643,7 @@ fn batches_of(slices: &[FileSlice]) -> std::io::Result<Vec<PlannedBatch>> {
                 span: BatchSpan {
                     base: parsed.base_offset,
                     last: parsed.last_offset(),
-                    control: parsed.is_control(),
+                    holds,
                 },
             });
             at += len;

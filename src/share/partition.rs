@@ -59,14 +59,26 @@ struct Record {
     deliveries: i16,
 }
 
-/// One batch of the log as the acquisition sees it: its offsets and
-/// whether it holds control records (transaction markers), which are
-/// never delivered.
+/// What a batch of the log holds for the share group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Records to deliver.
+    Records,
+    /// Control records (transaction markers): never delivered.
+    Markers,
+    /// Records of an aborted transaction, to a `read_committed` group:
+    /// never delivered (the answer cannot name aborted transactions for
+    /// the member to drop them, as a fetch's does).
+    Aborted,
+}
+
+/// One batch of the log as the acquisition sees it: its offsets and what
+/// it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchSpan {
     pub base: i64,
     pub last: i64,
-    pub control: bool,
+    pub holds: Holds,
 }
 
 /// A run of acquired offsets delivered the same number of times, as
@@ -185,9 +197,11 @@ impl SharePartition {
     }
 
     /// Acquires for `member` up to `max_records` records of `batches`
-    /// (consecutive batches of the log, read below the high watermark):
-    /// records available again, then records never acquired, while the
-    /// window has room. Control records are archived as they are met.
+    /// (consecutive batches of the log, read below the high watermark, or
+    /// the last stable offset for a `read_committed` group): records
+    /// available again, then records never acquired, while the window has
+    /// room. Batches holding nothing to deliver are archived as they are
+    /// met.
     pub fn acquire(
         &mut self,
         member: &Rc<str>,
@@ -203,12 +217,12 @@ impl SharePartition {
             assert!(batch.base <= batch.last, "a batch spans its offsets");
             for offset in batch.base.max(self.start)..=batch.last {
                 if offset >= self.end {
-                    // Done before the snapshot loaded was taken, or a
-                    // control record: done, never delivered.
+                    // Done before the snapshot loaded was taken, or nothing
+                    // to deliver: done, never delivered.
                     let done = if self.done_ahead(offset) {
                         Some(State::Acknowledged)
                     } else {
-                        batch.control.then_some(State::Archived)
+                        (batch.holds != Holds::Records).then_some(State::Archived)
                     };
                     if let Some(state) = done {
                         self.end = offset + 1;
@@ -416,7 +430,7 @@ mod tests {
         BatchSpan {
             base,
             last,
-            control: false,
+            holds: Holds::Records,
         }
     }
 
@@ -553,7 +567,7 @@ mod tests {
         let marker = BatchSpan {
             base: 3,
             last: 3,
-            control: true,
+            holds: Holds::Markers,
         };
         // 4 and 5 are not in the log (compacted away between batches).
         let batches = [batch(0, 2), marker, batch(6, 7)];
@@ -564,6 +578,28 @@ mod tests {
         sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS, 0)
             .expect("held");
         assert_eq!(sp.start(), 6, "past the marker and the gap");
+    }
+
+    #[test]
+    fn an_aborted_transaction_is_passed_over_and_never_counted_delivered() {
+        let mut sp = SharePartition::new(0);
+        let a = member("a");
+        let span = |base, last, holds| BatchSpan { base, last, holds };
+        // 0-2 aborted, its marker at 3, then records.
+        let batches = [
+            span(0, 2, Holds::Aborted),
+            span(3, 3, Holds::Markers),
+            batch(4, 5),
+        ];
+        assert_eq!(sp.acquire(&a, &batches, 1, &LIMITS, 0), [run(4, 4, 1)]);
+        assert_eq!(sp.start(), 4, "nothing before the first record to deliver");
+        let invalid = ResponseError::InvalidRecordState.code();
+        assert_eq!(
+            sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS, 0),
+            Err(invalid),
+            "never acquired"
+        );
+        assert_eq!(sp.fetch_offset(&LIMITS, 0), Some(5));
     }
 
     #[test]

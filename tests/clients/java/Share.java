@@ -172,6 +172,36 @@ final class Share {
         return out;
     }
 
+    /** share-committed BOOTSTRAP TOPIC GROUP: a transactional producer
+     * commits c-0..c-4, aborts a-0..a-4 and commits d-0..d-4; a share group
+     * set to read_committed (and to start at the earliest record) then
+     * drains the topic: the values it got. */
+    static Map<String, Object> shareCommitted(String bootstrap, String topic, String group) throws Exception {
+        Properties p = Clients.producerProps(bootstrap);
+        p.put("transactional.id", group + "-producer");
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            for (String tag : List.of("c", "a", "d")) {
+                producer.beginTransaction();
+                for (int i = 0; i < 5; i++) producer.send(new ProducerRecord<>(topic, 0, null, tag + "-" + i));
+                // Written before it ends: an abort drops what was not sent.
+                producer.flush();
+                if (tag.equals("a")) producer.abortTransaction();
+                else producer.commitTransaction();
+            }
+        }
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+            List<AlterConfigOp> ops = List.of(
+                    new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET),
+                    new AlterConfigOp(new ConfigEntry("share.isolation.level", "read_committed"), AlterConfigOp.OpType.SET));
+            admin.incrementalAlterConfigs(Map.of(resource, ops)).all().get();
+        }
+        Map<String, Object> out = new HashMap<>();
+        out.put("values", drain(bootstrap, topic, group));
+        return out;
+    }
+
     /** One member accepting whatever it gets for 4 s: the values. */
     static List<String> drain(String bootstrap, String topic, String group) {
         List<String> got = new ArrayList<>();
