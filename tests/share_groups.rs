@@ -2,7 +2,7 @@
 //! consumer (tests/java_clients.rs) cannot show it: what is acknowledged
 //! stays done across a restart and across a leader's death (the state is
 //! kept by the group's coordinator, on whichever broker), records in
-//! flight come back, and the errors are Kafka's (session epochs, records
+//! flight come back with their delivery counts, and the errors are Kafka's (session epochs, records
 //! not held, a group id of another kind). A fetch quota throttles a share
 //! consumer without taking back what it acquired.
 
@@ -179,10 +179,10 @@ fn acknowledged_records_stay_done_across_a_restart() {
     // Members are not kept: the member joins again.
     assert_eq!(heartbeat(&mut c, "sg", "m1", 1, "sq").0, UNKNOWN_MEMBER_ID);
     // What was done stays done; 3, in flight at the restart, comes back
-    // (delivery counts are not kept).
+    // as its second delivery (the count was kept with the acknowledgements).
     assert_eq!(
         join_and_fetch(&mut c, who, "sq", topic_id, 100),
-        [(3, 9, 1)]
+        [(3, 3, 2), (4, 9, 1)]
     );
     let listed: ListGroupsResponse = c.call(5, &ListGroupsRequest::default());
     let sg: Vec<_> = listed
@@ -296,7 +296,9 @@ fn a_new_leader_goes_on_from_the_acknowledged_state() {
     });
     let mut c = RawClient::connect(&cluster.client_addr(next));
     join_at_coordinator(&cluster, &mut c, (who.0, "m2"));
-    // 4 and 5 were in flight at the death: delivered again, with the rest.
+    // 4 and 5 were in flight at the death: delivered again, their second
+    // time (the count went to the coordinator with the acknowledgement),
+    // with the rest.
     let got = cluster.wait_for("the new leader's delivery", Duration::from_secs(30), || {
         let r = share_fetch(&mut c, (who.0, "m2"), 0, topic_id, 100, &[]);
         match acquired(&r) {
@@ -304,7 +306,7 @@ fn a_new_leader_goes_on_from_the_acknowledged_state() {
             got => Ok(got),
         }
     });
-    assert_eq!(got, [(4, 9, 1)]);
+    assert_eq!(got, [(4, 5, 2), (6, 9, 1)]);
 }
 
 /// A share fetch over its client's fetch quota still carries the records it

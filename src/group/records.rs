@@ -91,7 +91,8 @@ const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
 /// Sluice's own key of a share group's partition state.
 const SHARE_STATE_KEY_VERSION: i16 = 1001;
 /// Version 1 added the state epoch at the end; version 0 reads as epoch 0.
-const SHARE_STATE_VALUE_VERSION: i16 = 1;
+/// 1 added the state epoch; 2 the ranges delivered and not done with.
+const SHARE_STATE_VALUE_VERSION: i16 = 2;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
@@ -128,7 +129,7 @@ pub fn share_state_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
 }
 
 pub fn share_state_value(v: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(18 + v.done.len() * 16);
+    let mut out = Vec::with_capacity(26 + v.done.len() * 16 + v.delivered.len() * 18);
     out.put_i16(SHARE_STATE_VALUE_VERSION);
     out.put_i32(v.leader_epoch);
     out.put_i64(v.start);
@@ -138,6 +139,12 @@ pub fn share_state_value(v: &Snapshot) -> Vec<u8> {
         out.put_i64(*last);
     }
     out.put_i32(v.state_epoch);
+    out.put_i32(i32::try_from(v.delivered.len()).expect("a bounded window"));
+    for (first, last, deliveries) in &v.delivered {
+        out.put_i64(*first);
+        out.put_i64(*last);
+        out.put_i16(*deliveries);
+    }
     out
 }
 
@@ -158,11 +165,24 @@ fn decode_share_state_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
         done.push((get_i64(&mut b)?, get_i64(&mut b)?));
     }
     let state_epoch = if version >= 1 { get_i32(&mut b)? } else { 0 };
+    let mut delivered = Vec::new();
+    if version >= 2 {
+        let count = get_i32(&mut b)?;
+        // Each range is 18 bytes: a count past what is left is corrupt.
+        if count < 0 || count as usize > b.len() / 18 {
+            return Err(DecodeError::Truncated);
+        }
+        delivered.reserve(count as usize);
+        for _ in 0..count {
+            delivered.push((get_i64(&mut b)?, get_i64(&mut b)?, get_i16(&mut b)?));
+        }
+    }
     Ok(Snapshot {
         leader_epoch,
         state_epoch,
         start,
         done,
+        delivered,
     })
 }
 
@@ -414,6 +434,7 @@ mod tests {
             state_epoch: 2,
             start: 100,
             done: vec![(102, 104), (110, 110)],
+            delivered: vec![(100, 101, 2), (105, 105, 1)],
         };
         let key = share_state_key("g", "t", 3);
         let value = share_state_value(&v);
@@ -426,15 +447,27 @@ mod tests {
         };
         assert_eq!(record, state(v.clone()));
         assert!(decode(Some(&key), Some(&value[..value.len() - 1])).is_err());
-        // A version 0 value (before state epochs) reads as state epoch 0.
-        let mut v0 = value[..value.len() - 4].to_vec();
+        // A version 1 value (before delivery counts) reads as none kept,
+        // and a version 0 value (before state epochs) as state epoch 0.
+        let v1_len = value.len() - 4 - 2 * 18;
+        let mut v1 = value[..v1_len].to_vec();
+        v1[..2].copy_from_slice(&1i16.to_be_bytes());
+        let none_delivered = Snapshot {
+            delivered: Vec::new(),
+            ..v.clone()
+        };
+        assert_eq!(
+            decode(Some(&key), Some(&v1)).expect("decodes"),
+            state(none_delivered.clone())
+        );
+        let mut v0 = v1[..v1_len - 4].to_vec();
         v0[..2].copy_from_slice(&0i16.to_be_bytes());
         let old = decode(Some(&key), Some(&v0)).expect("decodes");
         assert_eq!(
             old,
             state(Snapshot {
                 state_epoch: 0,
-                ..v
+                ..none_delivered
             })
         );
     }

@@ -18,10 +18,11 @@ use super::share_heartbeat::shareable;
 use super::state::Group;
 use super::{append, records, valid_group_id, Coordinator};
 
-/// What of a share partition is kept durable: its start, and the ranges
-/// past it already done with (acknowledged or archived). Records in flight
-/// otherwise are delivered again after a load; delivery counts are not
-/// kept. `leader_epoch` is the partition leader's that wrote it: a
+/// What of a share partition is kept durable: its start, the ranges past
+/// it already done with (acknowledged or archived), and those delivered
+/// and not done with, with how often they were delivered. Records in
+/// flight are delivered again after a load, their counts going on from
+/// the ones kept. `leader_epoch` is the partition leader's that wrote it: a
 /// deposed leader's late write cannot overwrite its successor's.
 /// `state_epoch` is bumped by every reset an operator makes (Kafka's
 /// AlterShareGroupOffsets and DeleteShareGroupOffsets): a leader's copy
@@ -34,6 +35,9 @@ pub struct ShareSnapshot {
     /// by the group's `share.auto.offset.reset`, as a partition never read.
     pub start: i64,
     pub done: Vec<(i64, i64)>,
+    /// (first, last, delivery count) of ranges delivered and not done with
+    /// (Kafka's AVAILABLE state batches).
+    pub delivered: Vec<(i64, i64, i16)>,
 }
 
 /// The start of a share partition whose state was deleted (Kafka's
@@ -142,6 +146,7 @@ pub async fn reset(coord: &Rc<Coordinator>, group_id: &str, reset: ShareReset) -
                 state_epoch: stored.map_or(0, |s| s.state_epoch).saturating_add(1),
                 start,
                 done: Vec::new(),
+                delivered: Vec::new(),
             };
             (key, snapshot)
         };

@@ -102,6 +102,10 @@ pub struct SharePartition {
     /// Ranges at or past `end` that a snapshot loaded says are done: they
     /// are passed over, not acquired, when the acquisition reaches them.
     done_ahead: Vec<(i64, i64)>,
+    /// Ranges at or past `end` that a snapshot loaded says were delivered
+    /// and not done with, and how often: delivered again, their counts go
+    /// on from there.
+    delivered_ahead: Vec<(i64, i64, i16)>,
     /// Locks that ran out since [`SharePartition::take_expired`] last
     /// looked, for the caller to count.
     expired: u64,
@@ -117,20 +121,29 @@ impl SharePartition {
             end: start,
             records: BTreeMap::new(),
             done_ahead: Vec::new(),
+            delivered_ahead: Vec::new(),
             expired: 0,
         }
     }
 
     /// The share partition a snapshot describes: nothing in flight, its
-    /// done ranges passed over when reached.
+    /// done ranges passed over when reached, its delivered ones delivered
+    /// again with their counts.
     pub fn restore(snapshot: Snapshot) -> SharePartition {
         let mut sp = SharePartition::new(snapshot.start.max(0));
+        let start = sp.start;
         sp.done_ahead = snapshot
             .done
             .into_iter()
-            .filter(|(first, last)| first <= last && *last >= sp.start)
+            .filter(|(first, last)| first <= last && *last >= start)
             .collect();
         sp.done_ahead.sort_unstable();
+        sp.delivered_ahead = snapshot
+            .delivered
+            .into_iter()
+            .filter(|(first, last, deliveries)| first <= last && *last >= start && *deliveries > 0)
+            .collect();
+        sp.delivered_ahead.sort_unstable();
         sp
     }
 
@@ -150,12 +163,30 @@ impl SharePartition {
                 _ => done.push((offset, offset)),
             }
         }
-        done.extend(self.done_ahead.iter().copied());
+        // The ranges loaded and not reached yet; those reached are in
+        // `records` now.
+        let end = self.end;
+        let ahead = |first: i64, last: i64| (last >= end).then_some((first.max(end), last));
+        done.extend(self.done_ahead.iter().filter_map(|&(f, l)| ahead(f, l)));
+        let mut delivered: Vec<(i64, i64, i16)> = Vec::new();
+        let in_flight = self.records.iter().filter(|(_, r)| !r.state.done());
+        for (&offset, record) in in_flight {
+            match delivered.last_mut() {
+                Some(run) if run.1 + 1 == offset && run.2 == record.deliveries => run.1 = offset,
+                _ => delivered.push((offset, offset, record.deliveries)),
+            }
+        }
+        delivered.extend(
+            self.delivered_ahead
+                .iter()
+                .filter_map(|&(f, l, d)| ahead(f, l).map(|(f, l)| (f, l, d))),
+        );
         Snapshot {
             leader_epoch,
             state_epoch,
             start: self.start,
             done,
+            delivered,
         }
     }
 
@@ -165,6 +196,16 @@ impl SharePartition {
         self.done_ahead
             .first()
             .is_some_and(|(first, _)| *first <= offset)
+    }
+
+    /// How often a loaded snapshot says `offset` (not yet reached) was
+    /// delivered (0: never).
+    fn delivered_ahead(&mut self, offset: i64) -> i16 {
+        self.delivered_ahead.retain(|(_, last, _)| *last >= offset);
+        match self.delivered_ahead.first() {
+            Some(&(first, _, deliveries)) if first <= offset => deliveries,
+            _ => 0,
+        }
     }
 
     pub fn start(&self) -> i64 {
@@ -217,18 +258,23 @@ impl SharePartition {
             assert!(batch.base <= batch.last, "a batch spans its offsets");
             for offset in batch.base.max(self.start)..=batch.last {
                 if offset >= self.end {
-                    // Done before the snapshot loaded was taken, or nothing
-                    // to deliver: done, never delivered.
+                    // Done before the snapshot loaded was taken, nothing to
+                    // deliver, or delivered its last time before it: done,
+                    // not delivered (again).
+                    let before = self.delivered_ahead(offset);
                     let done = if self.done_ahead(offset) {
                         Some(State::Acknowledged)
+                    } else if batch.holds != Holds::Records || before >= limits.delivery_count_limit
+                    {
+                        Some(State::Archived)
                     } else {
-                        (batch.holds != Holds::Records).then_some(State::Archived)
+                        None
                     };
                     if let Some(state) = done {
                         self.end = offset + 1;
                         let record = Record {
                             state,
-                            deliveries: 0,
+                            deliveries: before,
                         };
                         self.records.insert(offset, record);
                         continue;
@@ -243,14 +289,9 @@ impl SharePartition {
                         member: member.clone(),
                         until_ms,
                     };
-                    self.records.insert(
-                        offset,
-                        Record {
-                            state,
-                            deliveries: 1,
-                        },
-                    );
-                    taken.push((offset, 1));
+                    let deliveries = before + 1;
+                    self.records.insert(offset, Record { state, deliveries });
+                    taken.push((offset, deliveries));
                     continue;
                 }
                 let Some(record) = self.records.get_mut(&offset) else {
@@ -348,6 +389,8 @@ impl SharePartition {
         }
         self.records = self.records.split_off(&log_start);
         self.done_ahead.retain(|(_, last)| *last >= log_start);
+        self.delivered_ahead
+            .retain(|(_, last, _)| *last >= log_start);
         self.start = log_start;
         self.end = self.end.max(log_start);
         self.advance();
@@ -613,20 +656,41 @@ mod tests {
             .expect("held");
         sp.acknowledge("a", 7, 7, &[ACK_ACCEPT], &LIMITS, 0)
             .expect("held");
+        sp.acknowledge("a", 9, 9, &[ACK_RELEASE], &LIMITS, 0)
+            .expect("held");
         let first = sp.snapshot(3, 0);
         assert_eq!((first.start, first.done.clone()), (2, vec![(4, 5), (7, 7)]));
+        assert_eq!(first.delivered, [(2, 3, 1), (6, 6, 1), (8, 9, 1)]);
         let mut again = SharePartition::restore(first.clone());
         assert_eq!(again.snapshot(3, 0), first, "nothing moved since");
-        // 2, 3, 6, 8 and 9 were in flight: delivered again.
+        // 2, 3, 6, 8 and 9 were in flight or released: delivered again,
+        // their second time.
         let b = member("b");
         assert_eq!(
             again.acquire(&b, &[batch(0, 9)], 10, &LIMITS, 0),
-            [run(2, 3, 1), run(6, 6, 1), run(8, 9, 1)]
+            [run(2, 3, 2), run(6, 6, 2), run(8, 9, 2)]
         );
         again
             .acknowledge("b", 2, 3, &[ACK_ACCEPT], &LIMITS, 0)
             .expect("held");
         assert_eq!(again.start(), 6);
+        assert_eq!(again.snapshot(3, 0).delivered, [(6, 6, 2), (8, 9, 2)]);
+    }
+
+    #[test]
+    fn a_record_delivered_its_last_time_before_a_load_is_not_delivered_again() {
+        let mut sp = SharePartition::new(0);
+        let a = member("a");
+        let batches = [batch(0, 2)];
+        for _ in 0..LIMITS.delivery_count_limit {
+            sp.acquire(&a, &batches, 1, &LIMITS, 0);
+            let mut again = SharePartition::restore(sp.snapshot(0, 0));
+            // The leader changed with record 0 acquired.
+            std::mem::swap(&mut sp, &mut again);
+        }
+        // Delivered three times (the limit): archived when reached.
+        assert_eq!(sp.acquire(&a, &batches, 10, &LIMITS, 0), [run(1, 2, 1)]);
+        assert_eq!(sp.start(), 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A share partition's state at another broker's coordinator: Kafka's
 //! ReadShareGroupState and WriteShareGroupState (what its share partition
 //! leaders send the share coordinator), over kept connections. The state's
-//! done ranges travel as state batches in the acknowledged state.
+//! ranges travel as state batches: those done with acknowledged, those
+//! delivered and not done with available, with their delivery counts.
 
 use std::time::Duration;
 
@@ -20,8 +21,45 @@ use crate::group::{offsets_partition, offsets_partition_count, OFFSETS_TOPIC};
 use crate::net::client::KeptConnections;
 use crate::shard::TopicPartition;
 
-/// Kafka's RecordState.ACKNOWLEDGED, the state a done range is sent in.
+/// Kafka's RecordState values a state batch is sent in: a range delivered
+/// and not done with, one done with, and one done with by rejection (sent
+/// by Kafka's leaders; read as done).
+pub const AVAILABLE: i8 = 0;
 pub const ACKNOWLEDGED: i8 = 2;
+pub const ARCHIVED: i8 = 4;
+
+/// One state batch: (first offset, last offset, delivery state, delivery
+/// count).
+pub type StateRange = (i64, i64, i8, i16);
+
+/// A snapshot's ranges as state batches.
+pub fn state_ranges(snapshot: &Snapshot) -> Vec<StateRange> {
+    let done = snapshot
+        .done
+        .iter()
+        .map(|&(first, last)| (first, last, ACKNOWLEDGED, 0));
+    let delivered = snapshot
+        .delivered
+        .iter()
+        .map(|&(first, last, deliveries)| (first, last, AVAILABLE, deliveries));
+    done.chain(delivered).collect()
+}
+
+/// Puts state batches' ranges in `snapshot`; `None` if one is in a state
+/// no snapshot keeps (acquired, or unknown).
+pub fn with_state_ranges(
+    mut snapshot: Snapshot,
+    ranges: impl Iterator<Item = StateRange>,
+) -> Option<Snapshot> {
+    for (first, last, state, deliveries) in ranges {
+        match state {
+            ACKNOWLEDGED | ARCHIVED => snapshot.done.push((first, last)),
+            AVAILABLE => snapshot.delivered.push((first, last, deliveries)),
+            _ => return None,
+        }
+    }
+    Some(snapshot)
+}
 /// The start offset answered for a partition without state.
 pub const NO_STATE: i64 = -1;
 /// Bound on a connect and a call.
@@ -92,17 +130,24 @@ pub async fn read(
     if answer.start_offset == NO_STATE && answer.state_epoch == 0 {
         return Ok(None);
     }
-    Ok(Some(Snapshot {
+    let snapshot = Snapshot {
         // The loading leader writes at its own epoch from now on.
         leader_epoch: 0,
         state_epoch: answer.state_epoch,
         start: answer.start_offset,
-        done: answer
-            .state_batches
-            .iter()
-            .map(|b| (b.first_offset, b.last_offset))
-            .collect(),
-    }))
+        ..Snapshot::default()
+    };
+    let ranges = answer.state_batches.iter().map(|b| {
+        (
+            b.first_offset,
+            b.last_offset,
+            b.delivery_state,
+            b.delivery_count,
+        )
+    });
+    with_state_ranges(snapshot, ranges)
+        .map(Some)
+        .ok_or(ResponseError::UnknownServerError.code())
 }
 
 pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot: Snapshot) -> i16 {
@@ -115,14 +160,14 @@ pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot
     partition.leader_epoch = snapshot.leader_epoch;
     partition.state_epoch = snapshot.state_epoch;
     partition.start_offset = snapshot.start;
-    partition.state_batches = snapshot
-        .done
-        .iter()
-        .map(|&(first, last)| {
+    partition.state_batches = state_ranges(&snapshot)
+        .into_iter()
+        .map(|(first, last, state, deliveries)| {
             let mut b = write_share_group_state_request::StateBatch::default();
             b.first_offset = first;
             b.last_offset = last;
-            b.delivery_state = ACKNOWLEDGED;
+            b.delivery_state = state;
+            b.delivery_count = deliveries;
             b
         })
         .collect();

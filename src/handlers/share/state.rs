@@ -22,7 +22,7 @@ use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
 use crate::security::acl::Operation;
 use crate::share::partition::Snapshot;
-use crate::share::remote::{ACKNOWLEDGED, NO_STATE};
+use crate::share::remote::{state_ranges, with_state_ranges, NO_STATE};
 
 pub const READ_SHARE_GROUP_STATE: ApiSpec = ApiSpec {
     key: ApiKey::ReadShareGroupState,
@@ -68,14 +68,14 @@ pub async fn read(
                 Ok(Some(snapshot)) => {
                     r.start_offset = snapshot.start;
                     r.state_epoch = snapshot.state_epoch;
-                    r.state_batches = snapshot
-                        .done
-                        .iter()
-                        .map(|&(first, last)| {
+                    r.state_batches = state_ranges(&snapshot)
+                        .into_iter()
+                        .map(|(first, last, state, deliveries)| {
                             let mut b = StateBatch::default();
                             b.first_offset = first;
                             b.last_offset = last;
-                            b.delivery_state = ACKNOWLEDGED;
+                            b.delivery_state = state;
+                            b.delivery_count = deliveries;
                             b
                         })
                         .collect();
@@ -106,26 +106,29 @@ pub async fn write(
         for p in t.partitions {
             let mut r = WriteResult::default();
             r.partition = p.partition;
-            let acknowledged = p
-                .state_batches
-                .iter()
-                .all(|b| b.delivery_state == ACKNOWLEDGED);
-            r.error_code = match (&name, allowed) {
-                (_, false) => ResponseError::ClusterAuthorizationFailed.code(),
-                (None, _) => ResponseError::UnknownTopicOrPartition.code(),
-                // Sluice's leaders send only the ranges done with.
-                _ if !acknowledged || p.start_offset < 0 => ResponseError::InvalidRequest.code(),
-                (Some(name), true) => {
-                    let snapshot = Snapshot {
-                        leader_epoch: p.leader_epoch,
-                        state_epoch: p.state_epoch,
-                        start: p.start_offset,
-                        done: p
-                            .state_batches
-                            .iter()
-                            .map(|b| (b.first_offset, b.last_offset))
-                            .collect(),
-                    };
+            let snapshot = Snapshot {
+                leader_epoch: p.leader_epoch,
+                state_epoch: p.state_epoch,
+                start: p.start_offset,
+                ..Snapshot::default()
+            };
+            let ranges = p.state_batches.iter().map(|b| {
+                (
+                    b.first_offset,
+                    b.last_offset,
+                    b.delivery_state,
+                    b.delivery_count,
+                )
+            });
+            let snapshot = with_state_ranges(snapshot, ranges);
+            r.error_code = match (&name, allowed, snapshot) {
+                (_, false, _) => ResponseError::ClusterAuthorizationFailed.code(),
+                (None, _, _) => ResponseError::UnknownTopicOrPartition.code(),
+                // A leader sends no acquired range (it would be delivered
+                // again anyway) and always a start.
+                (_, _, None) => ResponseError::InvalidRequest.code(),
+                _ if p.start_offset < 0 => ResponseError::InvalidRequest.code(),
+                (Some(name), true, Some(snapshot)) => {
                     ask(groups, &group, |reply| GroupMsg::ShareStateWrite {
                         group_id: group.clone(),
                         topic: name.clone(),
