@@ -421,6 +421,17 @@ pub struct BrokerConfig {
     /// Longest delay before answering a failed authentication from an
     /// address that keeps failing (doubling from 100 ms).
     pub sasl_failure_delay_ms_max: u64,
+    /// A file holding Kafka's `delegation.token.secret.key`, the same on
+    /// every broker: without one no delegation token is issued.
+    pub delegation_token_secret_key_file: Option<PathBuf>,
+    /// The key the file holds, read at start (never from the TOML).
+    #[serde(skip)]
+    pub delegation_token_secret_key: Option<String>,
+    /// Kafka's delegation.token.max.lifetime.ms: no renewal reaches past it.
+    pub delegation_token_max_lifetime_ms: i64,
+    /// Kafka's delegation.token.expiry.time.ms: how long a token lasts
+    /// from its creation or a renewal that names no period.
+    pub delegation_token_expiry_time_ms: i64,
     /// Kafka's `sasl.mechanism.inter.broker.protocol`: the mechanism this
     /// broker logs in with on a SASL inter-broker listener.
     pub inter_broker_sasl_mechanism: Option<String>,
@@ -550,6 +561,10 @@ impl Default for BrokerConfig {
             inter_broker_listener_name: None,
             connections_max_reauth_ms: 0,
             sasl_failure_delay_ms_max: 5_000,
+            delegation_token_secret_key_file: None,
+            delegation_token_secret_key: None,
+            delegation_token_max_lifetime_ms: 7 * 24 * 3_600_000,
+            delegation_token_expiry_time_ms: 24 * 3_600_000,
             inter_broker_sasl_mechanism: None,
             inter_broker_sasl_username: None,
             inter_broker_sasl_password_file: None,
@@ -958,6 +973,7 @@ impl BrokerConfig {
             let c = &mut config;
             for p in [
                 &mut c.inter_broker_sasl_password_file,
+                &mut c.delegation_token_secret_key_file,
                 &mut c.inter_broker_ssl_ca,
                 &mut c.inter_broker_ssl_cert,
                 &mut c.inter_broker_ssl_key,
@@ -995,6 +1011,25 @@ impl BrokerConfig {
                     .into(),
             ),
         }
+    }
+
+    /// Reads `delegation_token_secret_key_file`, if set, into
+    /// `delegation_token_secret_key` (its first line; an empty one is an
+    /// error, not tokens quietly off).
+    pub fn read_delegation_token_secret(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.delegation_token_secret_key_file else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let key = text.lines().next().unwrap_or_default().trim();
+        if key.is_empty() {
+            return Err(ConfigError::EmptySecret(path.clone()));
+        }
+        self.delegation_token_secret_key = Some(key.to_string());
+        Ok(())
     }
 
     /// How this broker logs in to the others' inter-broker listener.
@@ -1036,6 +1071,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("{0}: the delegation token secret key is empty")]
+    EmptySecret(PathBuf),
 }
 
 #[cfg(test)]

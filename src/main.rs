@@ -244,6 +244,17 @@ struct ServeArgs {
     /// A file holding that user's password.
     #[arg(long)]
     inter_broker_sasl_password_file: Option<PathBuf>,
+    /// A file holding the delegation token secret key (Kafka's
+    /// delegation.token.secret.key), the same on every broker: delegation
+    /// tokens are issued only with one.
+    #[arg(long)]
+    delegation_token_secret_key_file: Option<PathBuf>,
+    /// Kafka's delegation.token.max.lifetime.ms.
+    #[arg(long)]
+    delegation_token_max_lifetime_ms: Option<i64>,
+    /// Kafka's delegation.token.expiry.time.ms.
+    #[arg(long)]
+    delegation_token_expiry_time_ms: Option<i64>,
     /// Mutual TLS between controllers: the CA bundle peers' certificates
     /// are verified against, and this node's certificate chain and key.
     #[arg(long)]
@@ -310,6 +321,11 @@ impl ServeArgs {
             transaction_abort_timed_out_transaction_cleanup_interval_ms =>
                 c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             connections_max_reauth_ms => c.connections_max_reauth_ms,
+            delegation_token_max_lifetime_ms => c.delegation_token_max_lifetime_ms,
+            delegation_token_expiry_time_ms => c.delegation_token_expiry_time_ms,
+        }
+        if self.delegation_token_secret_key_file.is_some() {
+            c.delegation_token_secret_key_file = self.delegation_token_secret_key_file;
         }
         if self.inter_broker_listener_name.is_some() {
             c.inter_broker_listener_name = self.inter_broker_listener_name;
@@ -406,6 +422,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     args.apply(&mut config);
+    config.read_delegation_token_secret()?;
     if config.lock_code {
         let locked = sluice::code_lock::lock_code()?;
         tracing::info!(

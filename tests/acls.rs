@@ -659,3 +659,99 @@ ssl_client_auth = "required"
     produce_one(&alice, "certified", "yes").unwrap();
     assert_eq!(watermarks(&admin_addr, "certified", 0), (0, 1));
 }
+
+/// Delegation tokens in a cluster go through the metadata quorum: one
+/// made on node 1 is described and renewed on node 2 (which finds it by
+/// the HMAC its own copy of the secret key gives), and an expiry on node 1
+/// removes it on node 2. Under the ACL authorizer a principal that neither
+/// owns nor renews a token sees it only with DESCRIBE on it.
+#[test]
+fn cluster_delegation_tokens_cross_the_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.key"), "cluster-secret\n").unwrap();
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(
+        &path,
+        r#"
+super_users = ["User:broker"]
+authorizer = "acl"
+delegation_token_secret_key_file = "token.key"
+[listeners.PLAINTEXT]
+protocol = "PLAINTEXT"
+listen = "127.0.0.1:0"
+principal = "User:broker"
+[listeners.SASL]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["PLAIN"]
+"#,
+    )
+    .unwrap();
+    let cluster = common::cluster::Cluster::start_mixed(
+        1,
+        1,
+        common::cluster::LearnerListen::Fixed,
+        &["--config", path.to_str().unwrap()],
+    );
+    let admin1 = cluster.node(1).listener("PLAINTEXT");
+    add_user(&admin1, "alice");
+    add_user(&admin1, "mallory");
+    let (mut alice1, code) = sasl_plain(cluster.node(1), "alice");
+    assert_eq!(code, 0);
+    let mut create = CreateDelegationTokenRequest::default();
+    create.max_lifetime_ms = -1;
+    let made: CreateDelegationTokenResponse = alice1.call(3, &create);
+    assert_eq!(made.error_code, 0, "{made:?}");
+    assert_eq!(made.principal_name.as_str(), "alice");
+    let id = made.token_id.to_string();
+
+    let describe = |client: &mut RawClient| -> Vec<String> {
+        // No owners named (null): every owner's.
+        let every_owner = DescribeDelegationTokenRequest::default().with_owners(None);
+        let r: DescribeDelegationTokenResponse = client.call(3, &every_owner);
+        assert_eq!(r.error_code, 0, "{r:?}");
+        r.tokens.iter().map(|t| t.token_id.to_string()).collect()
+    };
+    let (mut alice2, code) = sasl_plain(cluster.node(2), "alice");
+    assert_eq!(code, 0);
+    cluster.wait_until("the token on node 2", Duration::from_secs(30), || {
+        describe(&mut alice2) == [id.clone()]
+    });
+    let (mut mallory2, code) = sasl_plain(cluster.node(2), "mallory");
+    assert_eq!(code, 0);
+    assert!(describe(&mut mallory2).is_empty(), "not hers");
+    grant(
+        cluster.node(1),
+        vec![acl(
+            DELEGATION_TOKEN,
+            &id,
+            LITERAL,
+            "User:mallory",
+            DESCRIBE,
+            ALLOW,
+        )],
+    );
+    cluster.wait_until(
+        "mallory's DESCRIBE on node 2",
+        Duration::from_secs(30),
+        || describe(&mut mallory2) == [id.clone()],
+    );
+
+    let mut renew = RenewDelegationTokenRequest::default();
+    renew.hmac = made.hmac.clone();
+    renew.renew_period_ms = 3_600_000;
+    let renewed: RenewDelegationTokenResponse = alice2.call(2, &renew);
+    assert_eq!(renewed.error_code, 0, "{renewed:?}");
+    assert!(renewed.expiry_timestamp_ms < made.expiry_timestamp_ms);
+    let refused: RenewDelegationTokenResponse = mallory2.call(2, &renew);
+    assert_eq!(refused.error_code, 63, "DELEGATION_TOKEN_OWNER_MISMATCH");
+
+    let mut expire = ExpireDelegationTokenRequest::default();
+    expire.hmac = made.hmac;
+    expire.expiry_time_period_ms = -1;
+    let expired: ExpireDelegationTokenResponse = alice1.call(2, &expire);
+    assert_eq!(expired.error_code, 0, "{expired:?}");
+    cluster.wait_until("the token gone on node 2", Duration::from_secs(30), || {
+        describe(&mut alice2).is_empty()
+    });
+}

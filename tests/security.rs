@@ -635,6 +635,66 @@ fn kafkajs_over_sasl_ssl_with_plain() {
     assert_eq!(strings(&ok, "consumed"), want);
 }
 
+/// Delegation tokens (KIP-48) with Kafka's Java client, on a broker with a
+/// secret key: alice makes a token (renewable by carol) and sees it
+/// described with its HMAC; the token logs in
+/// with SCRAM and produces and consumes as alice, but may not make a
+/// token itself; mallory may not renew it, alice renews it to an hour and
+/// expires it, after which it is neither described nor renewable and its
+/// login is refused.
+#[test]
+fn java_delegation_tokens_log_in_as_their_owner_until_expired() {
+    use common::clients::{java, json_result, strings};
+    let pki = Pki::new();
+    std::fs::write(pki.path("token.key"), "a-secret-key\n").unwrap();
+    let broker = secure_broker(&pki, r#"delegation_token_secret_key_file = "token.key""#);
+    add_user(&broker, "alice", "alice-secret");
+    add_user(&broker, "mallory", "mallory-secret");
+    create_topic(&broker.listener("PLAINTEXT"), "tokens", 1, &[]);
+    create_topic(&broker.listener("PLAINTEXT"), "tokens-after", 1, &[]);
+    let output = java("delegation-tokens")
+        .args([&broker.listener("SASLPLAIN"), "tokens"])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    assert_eq!(r["owner"], "User:alice", "{r}");
+    assert_eq!(r["requester"], "User:alice", "{r}");
+    assert_eq!(r["renewers"], "[User:carol]", "{r}");
+    let at = |key: &str| r[key].as_i64().unwrap_or_else(|| panic!("{key}: {r}"));
+    // The broker's defaults: a day's expiry, a week's maximum.
+    assert_eq!(at("expiry") - at("issued"), 24 * 3_600_000, "{r}");
+    assert_eq!(at("max") - at("issued"), 7 * 24 * 3_600_000, "{r}");
+    assert_eq!(r["described"], serde_json::json!([true]), "its HMAC: {r}");
+    // No authorizer: as Kafka's, anyone may describe any token.
+    assert_eq!(r["described_to_mallory"], 1, "{r}");
+    let want: Vec<String> = (0..5).map(|i| format!("secure-{i}")).collect();
+    assert_eq!(strings(&r["with_token"], "consumed"), want, "{r}");
+    assert_eq!(
+        r["token_creates"], "UnsupportedByAuthenticationException",
+        "{r}"
+    );
+    assert_eq!(
+        r["mallory_renews"], "DelegationTokenOwnerMismatchException",
+        "{r}"
+    );
+    // Renewed to an hour: before the day it had, never past its maximum.
+    assert!(at("renewed_expiry") < at("expiry"), "{r}");
+    assert_eq!(r["described_after_expiry"], 0, "{r}");
+    assert_eq!(
+        r["renew_after_expiry"], "DelegationTokenNotFoundException",
+        "{r}"
+    );
+    assert_eq!(
+        r["after_expiry"]["error"], "SaslAuthenticationException",
+        "{r}"
+    );
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "tokens-after", 0),
+        (0, 0),
+        "nothing written after its expiry"
+    );
+}
+
 /// Kafka's Java client over SASL_SSL with SCRAM-SHA-512 (the broker's
 /// certificate checked against the test CA as a PEM truststore, its host
 /// name verified), and over the SSL listener that requires a client

@@ -69,6 +69,10 @@ pub struct ClusterImage {
     /// `BeforeGroupConfigs` reads older snapshots.
     #[serde(default)]
     pub group_configs: crate::group_configs::GroupConfigs,
+    /// Delegation tokens by id (Kafka's DelegationTokenRecords). Last, so
+    /// `BeforeDelegationTokens` reads older snapshots.
+    #[serde(default)]
+    pub delegation_tokens: crate::security::delegation_tokens::DelegationTokens,
 }
 
 /// A replica that left a partition's ISR (`ClusterImage::isr_departures`).
@@ -100,6 +104,7 @@ pub struct Reassignment {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeDelegationTokens>(data, e))
         .or_else(|e| layout::<BeforeGroupConfigs>(data, e))
         .or_else(|e| layout::<BeforeLostIsrs>(data, e))
         .or_else(|e| layout::<BeforeVoterDirectories>(data, e))
@@ -144,6 +149,19 @@ struct BeforeIpQuotas(
 /// The image before reassignments.
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
+
+/// The image before delegation tokens.
+#[derive(Deserialize)]
+struct BeforeDelegationTokens(BeforeGroupConfigs, crate::group_configs::GroupConfigs);
+
+impl From<BeforeDelegationTokens> for ClusterImage {
+    fn from(BeforeDelegationTokens(older, group_configs): BeforeDelegationTokens) -> ClusterImage {
+        ClusterImage {
+            group_configs,
+            ..older.into()
+        }
+    }
+}
 
 /// The image before group configs.
 #[derive(Deserialize)]

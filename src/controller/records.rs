@@ -154,12 +154,21 @@ pub enum MetadataRecord {
         id: i32,
         incarnation: Uuid,
     },
+    /// A delegation token made or changed (`Some`: Kafka's
+    /// DelegationTokenRecord) or removed (`None`: its
+    /// RemoveDelegationTokenRecord). Level 4; last, so older log entries
+    /// keep their variant numbers.
+    DelegationToken {
+        id: String,
+        token: Option<crate::security::delegation_tokens::DelegationToken>,
+    },
 }
 
 /// The newest level of record kinds this version reads: 1 brought
 /// `LogsLost` and `VoterDirectory`, 2 `LastInSyncLost`, 3 group configs
-/// (`ConfigResource::Group`). Peers say theirs in their hello.
-pub const RECORD_LEVEL: u16 = 3;
+/// (`ConfigResource::Group`), 4 `DelegationToken`. Peers say theirs in
+/// their hello.
+pub const RECORD_LEVEL: u16 = 4;
 
 impl MetadataRecord {
     /// The name and level of a record kind newer nodes only read (`None`:
@@ -174,6 +183,7 @@ impl MetadataRecord {
                 resource: ConfigResource::Group(_),
                 ..
             } => Some(("group AlterConfigs", 3)),
+            MetadataRecord::DelegationToken { .. } => Some(("DelegationToken", 4)),
             _ => None,
         }
     }
@@ -253,6 +263,11 @@ pub enum RecordError {
     InvalidQuota(#[from] crate::quota::QuotaError),
     #[error("at most {} ACLs", crate::security::acl::ACLS_MAX)]
     TooManyAcls,
+    #[error(
+        "at most {} delegation tokens",
+        crate::security::delegation_tokens::TOKENS_MAX
+    )]
+    TooManyTokens,
     #[error("no reassignment of {topic}-{partition} is in progress")]
     NoReassignmentInProgress { topic: String, partition: i32 },
     #[error("broker {0} is live: stop it before unregistering it")]
@@ -285,7 +300,7 @@ impl RecordError {
             RecordError::ProducerIdsExhausted => E::UnknownServerError,
             RecordError::UnacceptableCredential(_) => E::UnacceptableCredential,
             RecordError::InvalidQuota(_) => E::InvalidRequest,
-            RecordError::TooManyAcls => E::PolicyViolation,
+            RecordError::TooManyAcls | RecordError::TooManyTokens => E::PolicyViolation,
             RecordError::NoReassignmentInProgress { .. } => E::NoReassignmentInProgress,
             RecordError::BrokerLive(_) => E::InvalidRequest,
             RecordError::OlderNodes(_) => E::UnsupportedVersion,
@@ -334,6 +349,7 @@ pub fn apply(
             credential,
         } => scram_credential(image, user, *mechanism, credential.as_ref()),
         R::ClientQuota { entity, key, value } => client_quota(image, entity, *key, *value),
+        R::DelegationToken { id, token } => delegation_token(image, id, token.as_ref()),
         R::IpQuota { ip, value } => ip_quota(image, ip, *value),
         R::AccessControlEntry { acl } => {
             if image.acls.contains(acl) {
@@ -692,6 +708,29 @@ fn apply_changes(configs: &mut super::image::Configs, changes: &[ConfigChange]) 
             Some(value) => configs.insert(change.name.clone(), value.clone()),
             None => configs.remove(&change.name),
         };
+    }
+}
+
+/// A delegation token set or removed; a new one past `TOKENS_MAX` is
+/// refused.
+fn delegation_token(
+    image: &mut ClusterImage,
+    id: &str,
+    token: Option<&crate::security::delegation_tokens::DelegationToken>,
+) -> Result<RecordOutcome, RecordError> {
+    use crate::security::delegation_tokens::TOKENS_MAX;
+    let tokens = &mut image.delegation_tokens;
+    match token {
+        Some(t) if tokens.get(id) == Some(t) => Ok(RecordOutcome::Unchanged),
+        Some(_) if !tokens.contains_key(id) && tokens.len() >= TOKENS_MAX => {
+            Err(RecordError::TooManyTokens)
+        }
+        Some(t) => {
+            tokens.insert(id.to_string(), t.clone());
+            Ok(RecordOutcome::Applied)
+        }
+        None if tokens.remove(id).is_some() => Ok(RecordOutcome::Applied),
+        None => Ok(RecordOutcome::Unchanged),
     }
 }
 

@@ -510,20 +510,21 @@ async fn dispatch(
         ApiKey::AddRaftVoter => out.encoded(raft_voters::add(shard, access, body!()).await),
         ApiKey::RemoveRaftVoter => out.encoded(raft_voters::remove(shard, access, body!()).await),
         ApiKey::CreateDelegationToken => {
-            out.encoded(delegation_tokens::create(client, &header, body!()))
+            out.encoded(delegation_tokens::create(shard, client, access, &header, body!()).await)
         }
         ApiKey::RenewDelegationToken => {
-            let _: kafka_protocol::messages::RenewDelegationTokenRequest = body!();
-            out.encoded(delegation_tokens::renew(client))
+            out.encoded(delegation_tokens::renew(shard, client, body!()).await)
         }
         ApiKey::ExpireDelegationToken => {
-            let _: kafka_protocol::messages::ExpireDelegationTokenRequest = body!();
-            out.encoded(delegation_tokens::expire(client))
+            out.encoded(delegation_tokens::expire(shard, client, body!()).await)
         }
-        ApiKey::DescribeDelegationToken => {
-            let _: kafka_protocol::messages::DescribeDelegationTokenRequest = body!();
-            out.encoded(delegation_tokens::describe(client))
-        }
+        ApiKey::DescribeDelegationToken => out.encoded(delegation_tokens::describe(
+            shard,
+            client,
+            access,
+            &header,
+            body!(),
+        )),
         ApiKey::DescribeQuorum => {
             out.encoded(describe_quorum::handle(shard, access, &header, body!()).await)
         }

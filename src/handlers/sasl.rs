@@ -84,12 +84,14 @@ pub async fn raw_token(
 async fn token(shard: &Rc<Shard>, client: &Client, token: &[u8]) -> crate::net::sasl::TokenReply {
     let now = Instant::now();
     let topics = shard.topics();
-    let reply = client.session.token(
-        token,
-        &topics.scram_credentials,
-        shard.config.connections_max_reauth_ms,
-        now,
-    );
+    let logins = crate::net::sasl::Logins {
+        users: &topics.scram_credentials,
+        tokens: &topics.delegation_tokens,
+        now_ms: crate::runtime::now_ms(),
+    };
+    let reply = client
+        .session
+        .token(token, &logins, shard.config.connections_max_reauth_ms, now);
     if reply.error == ResponseError::SaslAuthenticationFailed.code() {
         let user = client.session.attempted();
         tracing::warn!(

@@ -63,6 +63,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
         client_quotas: image.client_quotas.clone(),
         ip_quotas: image.ip_quotas.clone(),
         acls: image.acls.clone(),
+        delegation_tokens: image.delegation_tokens.clone(),
         by_id: Default::default(),
         cluster: Some(Arc::new(ClusterView {
             index,

@@ -114,6 +114,9 @@ pub struct Topics {
     /// ACLs (issue 15), changed by CreateAcls and DeleteAcls.
     #[serde(default, skip_serializing_if = "crate::security::acl::Acls::is_empty")]
     pub acls: crate::security::acl::Acls,
+    /// Delegation tokens by id (KIP-48); in a cluster, the image's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub delegation_tokens: crate::security::delegation_tokens::DelegationTokens,
     /// In a cluster, the metadata image this snapshot came from; `None` on
     /// a one-node broker, which leads every partition it has.
     #[serde(skip)]

@@ -62,6 +62,14 @@ enum Exchange {
     Scram { server: Box<ScramServer>, raw: bool },
 }
 
+/// What a login is checked against: users' SCRAM credentials and the
+/// delegation tokens, as the topics snapshot holds them, at `now_ms`.
+pub struct Logins<'a> {
+    pub users: &'a Credentials,
+    pub tokens: &'a crate::security::delegation_tokens::DelegationTokens,
+    pub now_ms: i64,
+}
+
 /// One connection's security state; lives in `handlers::Client`.
 pub struct Session {
     pub listener: Arc<ListenerInfo>,
@@ -69,6 +77,9 @@ pub struct Session {
     /// `User:NAME` once authenticated; the listener's principal before.
     principal: RefCell<String>,
     authenticated: Cell<bool>,
+    /// Authenticated with a delegation token: such a session may not ask
+    /// for, renew or expire tokens (Kafka's `tokenAuthenticated`).
+    by_token: Cell<bool>,
     /// KIP-368: when the session ends unless the client re-authenticates.
     expires: Cell<Option<Instant>>,
     /// The user the exchange under way claims (from its first token), for
@@ -118,9 +129,15 @@ impl Session {
             exchange: RefCell::new(Exchange::Idle),
             principal: RefCell::new(principal),
             authenticated: Cell::new(false),
+            by_token: Cell::new(false),
             expires: Cell::new(None),
             attempted: RefCell::default(),
         }
+    }
+
+    /// Whether the connection logged in with a delegation token.
+    pub fn by_token(&self) -> bool {
+        self.by_token.get()
     }
 
     /// The principal requests on this connection act as.
@@ -200,11 +217,11 @@ impl Session {
     }
 
     /// One SASL token (SaslAuthenticate's auth_bytes, or a v0 bare
-    /// frame). `credentials` are the broker's stored ones.
+    /// frame), checked against `logins`.
     pub fn token(
         &self,
         token: &[u8],
-        credentials: &Credentials,
+        logins: &Logins<'_>,
         reauth_ms: u64,
         now: Instant,
     ) -> TokenReply {
@@ -224,19 +241,20 @@ impl Session {
             }
             Exchange::Chosen { mechanism, raw } if mechanism == "PLAIN" => {
                 let _ = raw;
-                plain(token, credentials).map(|user| Step::Done {
+                plain(token, logins.users).map(|user| Step::Done {
                     user,
+                    token: false,
                     server_final: Vec::new(),
                 })
             }
             Exchange::Chosen { mechanism, raw } => {
                 let m = Mechanism::from_name(&mechanism).expect("handshake offers known ones");
                 let server = Box::new(ScramServer::new(m, ScramServer::random_nonce()));
-                self.scram_step(server, m, raw, token, credentials)
+                self.scram_step(server, m, raw, token, logins)
             }
             Exchange::Scram { server, raw } => {
                 // The mechanism is inside the server; the lookup is done.
-                self.scram_step(server, Mechanism::Sha256, raw, token, credentials)
+                self.scram_step(server, Mechanism::Sha256, raw, token, logins)
             }
         };
         match step {
@@ -246,22 +264,44 @@ impl Session {
                 bytes,
                 session_lifetime_ms: 0,
             },
-            Ok(Step::Done { user, server_final }) => {
-                let principal = format!("User:{user}");
+            Ok(Step::Done {
+                user,
+                token,
+                server_final,
+            }) => {
+                // A token acts as its owner, until it expires.
+                let (principal, token_left_ms) = if token {
+                    match logins.tokens.get(&user) {
+                        Some(t) => (
+                            t.owner.clone(),
+                            Some(t.expiry_ms.min(t.max_ms) - logins.now_ms),
+                        ),
+                        None => return failed("the delegation token expired".into()),
+                    }
+                } else {
+                    (format!("User:{user}"), None)
+                };
                 if self.authenticated.get() && *self.principal.borrow() != principal {
                     // KIP-368: a re-authentication may not change who it is.
                     return failed("re-authentication as a different principal".into());
                 }
                 *self.principal.borrow_mut() = principal;
                 self.authenticated.set(true);
-                let lifetime = if reauth_ms == 0 {
+                self.by_token.set(token);
+                // With re-authentication on, a token's session ends when
+                // the token does (Kafka's SCRAM token expiry).
+                let lifetime = match (reauth_ms, token_left_ms) {
+                    (0, _) => 0,
+                    (ms, None) => ms,
+                    (ms, Some(left)) => ms.min(u64::try_from(left).unwrap_or(0).max(1)),
+                };
+                if lifetime == 0 {
                     self.expires.set(None);
-                    0
                 } else {
                     self.expires
-                        .set(Some(now + Duration::from_millis(reauth_ms)));
-                    reauth_ms as i64
-                };
+                        .set(Some(now + Duration::from_millis(lifetime)));
+                }
+                let lifetime = lifetime as i64;
                 TokenReply {
                     error: 0,
                     message: None,
@@ -279,10 +319,17 @@ impl Session {
         mechanism: Mechanism,
         raw: bool,
         token: &[u8],
-        credentials: &Credentials,
+        logins: &Logins<'_>,
     ) -> Result<Step, ScramError> {
-        let step = server.step(token, |user| {
-            credentials.get(user)?.get(&mechanism).cloned()
+        let step = server.step(token, |user, by_token| {
+            if by_token {
+                let t = logins.tokens.get(user)?;
+                (!t.expired(logins.now_ms))
+                    .then(|| t.credentials.get(&mechanism).cloned())
+                    .flatten()
+            } else {
+                logins.users.get(user)?.get(&mechanism).cloned()
+            }
         })?;
         if let Step::Continue(_) = step {
             *self.exchange.borrow_mut() = Exchange::Scram { server, raw };
@@ -425,7 +472,14 @@ mod tests {
         );
         assert_eq!(s.gate(ApiKey::ApiVersions as i16, now), Gate::Serve);
         assert_eq!(s.handshake("PLAIN", false).0, 0);
-        let r = s.token(b"\0alice\0wrong", &creds(), 0, now);
+        let users = creds();
+        let tokens = Default::default();
+        let logins = Logins {
+            users: &users,
+            tokens: &tokens,
+            now_ms: 0,
+        };
+        let r = s.token(b"\0alice\0wrong", &logins, 0, now);
         assert_eq!(r.error, 58);
         assert_eq!(
             s.attempted(),
@@ -433,7 +487,7 @@ mod tests {
             "the failure's log line names the user"
         );
         assert_eq!(s.handshake("PLAIN", false).0, 0);
-        let r = s.token(b"\0alice\0secret", &creds(), 1000, now);
+        let r = s.token(b"\0alice\0secret", &logins, 1000, now);
         assert_eq!((r.error, r.session_lifetime_ms), (0, 1000));
         assert_eq!(s.principal(), "User:alice");
         assert_eq!(s.gate(ApiKey::Metadata as i16, now), Gate::Serve);

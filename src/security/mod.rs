@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod delegation_tokens;
 pub mod listeners;
 pub mod pem;
 pub mod principal;

@@ -161,10 +161,14 @@ pub struct ScramServer {
     state: State,
 }
 
+// The whole server is boxed where a connection holds it (`net::sasl`), so
+// the state's variants need not be.
+#[allow(clippy::large_enum_variant)]
 enum State {
     First,
     Final {
         user: String,
+        token: bool,
         credential: Credential,
         gs2_header: String,
         client_first_bare: String,
@@ -174,11 +178,16 @@ enum State {
     Done,
 }
 
-/// A successful step: what to send back, and who authenticated once done.
+/// A successful step: what to send back, and who authenticated once done
+/// (`token`: the user is a delegation token's id).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     Continue(Vec<u8>),
-    Done { user: String, server_final: Vec<u8> },
+    Done {
+        user: String,
+        token: bool,
+        server_final: Vec<u8>,
+    },
 }
 
 impl ScramServer {
@@ -198,11 +207,12 @@ impl ScramServer {
     }
 
     /// Takes the client's next message. `lookup` finds a user's credential
-    /// for this mechanism.
+    /// for this mechanism, or with `true` a delegation token's by its id
+    /// (Kafka's `tokenauth=true` extension).
     pub fn step(
         &mut self,
         message: &[u8],
-        lookup: impl FnOnce(&str) -> Option<Credential>,
+        lookup: impl FnOnce(&str, bool) -> Option<Credential>,
     ) -> Result<Step, ScramError> {
         if message.len() > MESSAGE_BYTES_MAX {
             return Err(ScramError::Malformed("message too long"));
@@ -213,6 +223,7 @@ impl ScramServer {
             State::First => self.client_first(message, lookup),
             State::Final {
                 user,
+                token,
                 credential,
                 gs2_header,
                 client_first_bare,
@@ -238,6 +249,7 @@ impl ScramServer {
                 let server_signature = m.hmac(&credential.server_key, auth_message.as_bytes());
                 Ok(Step::Done {
                     user,
+                    token,
                     server_final: format!("v={}", B64.encode(server_signature)).into_bytes(),
                 })
             }
@@ -248,7 +260,7 @@ impl ScramServer {
     fn client_first(
         &mut self,
         message: &str,
-        lookup: impl FnOnce(&str) -> Option<Credential>,
+        lookup: impl FnOnce(&str, bool) -> Option<Credential>,
     ) -> Result<Step, ScramError> {
         // gs2-header: cbind-flag "," [authzid] ","
         let mut parts = message.splitn(3, ',');
@@ -271,12 +283,9 @@ impl ScramServer {
             .and_then(|a| a.strip_prefix("r="))
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic() && b != b','))
             .ok_or(ScramError::Malformed("no client nonce"))?;
-        // Extensions (Kafka's tokenauth=true for delegation tokens) follow;
-        // delegation tokens are not served, so a token login fails below
-        // like an unknown user.
-        if attrs.any(|a| a == "tokenauth=true") {
-            return Err(ScramError::BadCredentials);
-        }
+        // Extensions follow: Kafka's tokenauth=true names a delegation
+        // token by its id.
+        let token = attrs.any(|a| a == "tokenauth=true");
         if let Some(id) = authzid.strip_prefix("a=") {
             // Kafka refuses an authorization id other than the user's own.
             if unescape_name(id)? != user {
@@ -285,7 +294,7 @@ impl ScramServer {
         } else if !authzid.is_empty() {
             return Err(ScramError::Malformed("bad authorization id"));
         }
-        let credential = lookup(&user).ok_or(ScramError::BadCredentials)?;
+        let credential = lookup(&user, token).ok_or(ScramError::BadCredentials)?;
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!(
             "r={nonce},s={},i={}",
@@ -295,6 +304,7 @@ impl ScramServer {
         let reply = server_first.clone().into_bytes();
         self.state = State::Final {
             user,
+            token,
             credential,
             gs2_header: format!("{flag},{authzid},"),
             client_first_bare: bare.to_string(),
@@ -410,7 +420,7 @@ mod tests {
     fn rfc7677_test_vector() {
         let mut server =
             ScramServer::new(Mechanism::Sha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into());
-        let lookup = |u: &str| (u == "user").then(rfc7677_credential);
+        let lookup = |u: &str, token: bool| (u == "user" && !token).then(rfc7677_credential);
         let first = server
             .step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", lookup)
             .unwrap();
@@ -424,28 +434,29 @@ mod tests {
         let done = server
             .step(
                 b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-                |_| None,
+                |_, _| None,
             )
             .unwrap();
         assert_eq!(
             done,
             Step::Done {
                 user: "user".into(),
+                token: false,
                 server_final: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec()
             }
         );
-        assert_eq!(server.step(b"x", |_| None), Err(ScramError::Complete));
+        assert_eq!(server.step(b"x", |_, _| None), Err(ScramError::Complete));
     }
 
     /// A wrong proof, an unknown user and channel binding all fail.
     #[test]
     fn bad_exchanges_fail() {
-        let lookup = |u: &str| (u == "user").then(rfc7677_credential);
+        let lookup = |u: &str, token: bool| (u == "user" && !token).then(rfc7677_credential);
         let mut s = ScramServer::new(Mechanism::Sha256, "x".into());
         s.step(b"n,,n=user,r=abc", lookup).unwrap();
         let r = s.step(
             b"c=biws,r=abcx,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-            |_| None,
+            |_, _| None,
         );
         assert_eq!(r, Err(ScramError::BadCredentials));
         let mut s = ScramServer::new(Mechanism::Sha256, "x".into());
@@ -460,6 +471,12 @@ mod tests {
         );
         let mut s = ScramServer::new(Mechanism::Sha256, "x".into());
         assert!(s.step(b"n,,n=us=er,r=abc", lookup).is_err());
+        // The token extension looks the name up as a token's id.
+        let mut s = ScramServer::new(Mechanism::Sha256, "x".into());
+        assert_eq!(
+            s.step(b"n,,n=user,r=abc,tokenauth=true", lookup),
+            Err(ScramError::BadCredentials)
+        );
     }
 
     /// PLAIN checks the stored SCRAM credential.

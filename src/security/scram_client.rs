@@ -222,7 +222,7 @@ mod tests {
             let salt = b"some salt".to_vec();
             let stored = m.salted_password(b"secret", &salt, 4096);
             let credential = Credential::from_salted(m, &stored, salt, 4096);
-            let lookup = |u: &str| (u == user).then(|| credential.clone());
+            let lookup = |u: &str, _| (u == user).then(|| credential.clone());
             let mut server = ScramServer::new(m, ScramServer::random_nonce());
             let mut client = ScramClient::new(m, user, "clientnonce".into());
             let Step::Continue(server_first) = server.step(&client.first(), lookup).unwrap() else {
@@ -234,7 +234,8 @@ mod tests {
             let Step::Done {
                 user: who,
                 server_final,
-            } = server.step(&client_final, |_| None).unwrap()
+                ..
+            } = server.step(&client_final, |_, _| None).unwrap()
             else {
                 panic!("done expected");
             };
@@ -253,14 +254,15 @@ mod tests {
         let credential = Credential::from_salted(m, &stored, salt, 4096);
         let mut server = ScramServer::new(m, "srv".into());
         let mut client = ScramClient::new(m, "broker", "cn".into());
-        let Ok(Step::Continue(first)) = server.step(&client.first(), |_| Some(credential.clone()))
+        let Ok(Step::Continue(first)) =
+            server.step(&client.first(), |_, _| Some(credential.clone()))
         else {
             panic!("server-first expected");
         };
         let params = client.parse_server_first(&first).unwrap();
         let wrong = m.salted_password(b"wrong", &params.salt, params.iterations);
         let last = client.finish(&wrong).unwrap();
-        assert!(server.step(&last, |_| None).is_err());
+        assert!(server.step(&last, |_, _| None).is_err());
         assert_eq!(
             client.verify_server_final(b"v=AAAA"),
             Err(ScramClientError::ServerSignature)

@@ -379,6 +379,36 @@ pub(super) fn plan(
                 ));
             }
         }
+        AdminOp::PutDelegationToken {
+            id,
+            token,
+            new,
+            now_ms,
+        } => {
+            use crate::security::delegation_tokens::TOKENS_MAX;
+            let tokens = &mut next.delegation_tokens;
+            tokens.retain(|_, t| !t.expired(now_ms));
+            if !new && !tokens.contains_key(&id) {
+                return Err(refuse(
+                    ResponseError::DelegationTokenNotFound,
+                    "the token expired or was expired meanwhile",
+                ));
+            }
+            match token {
+                Some(t) => {
+                    tokens.insert(id, t);
+                }
+                None => {
+                    tokens.remove(&id);
+                }
+            }
+            if tokens.len() > TOKENS_MAX {
+                return Err(refuse(
+                    ResponseError::PolicyViolation,
+                    format!("at most {TOKENS_MAX} delegation tokens"),
+                ));
+            }
+        }
         AdminOp::AlterClientQuotas {
             changes,
             ip_changes,

@@ -152,6 +152,10 @@ impl Shard {
         ));
         records.extend(ip_quota_records(&current.ip_quotas, &next.ip_quotas));
         records.extend(acl_records(&current.acls, &next.acls));
+        records.extend(delegation_token_records(
+            &current.delegation_tokens,
+            &next.delegation_tokens,
+        ));
         Ok(records)
     }
 
@@ -277,6 +281,29 @@ fn acl_records(
 }
 
 /// The records that turn one set of SCRAM credentials into another.
+/// The records that turn one set of delegation tokens into another: one
+/// per token made, changed or removed.
+fn delegation_token_records(
+    old: &crate::security::delegation_tokens::DelegationTokens,
+    new: &crate::security::delegation_tokens::DelegationTokens,
+) -> Vec<MetadataRecord> {
+    let removed =
+        old.keys()
+            .filter(|id| !new.contains_key(*id))
+            .map(|id| MetadataRecord::DelegationToken {
+                id: id.clone(),
+                token: None,
+            });
+    let set = new
+        .iter()
+        .filter(|(id, token)| old.get(*id) != Some(*token))
+        .map(|(id, token)| MetadataRecord::DelegationToken {
+            id: id.clone(),
+            token: Some(token.clone()),
+        });
+    removed.chain(set).collect()
+}
+
 fn scram_credential_records(
     old: &crate::security::scram::Credentials,
     new: &crate::security::scram::Credentials,

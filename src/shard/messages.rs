@@ -465,6 +465,16 @@ pub enum AdminOp {
         create: Vec<crate::security::acl::AclBinding>,
         delete: Vec<crate::security::acl::AclBinding>,
     },
+    /// A delegation token made (`new`), changed or removed (`None`), all
+    /// checked by the handler first; tokens expired by `now_ms` are
+    /// removed with it. A token changed or removed must still be there
+    /// (DELEGATION_TOKEN_NOT_FOUND).
+    PutDelegationToken {
+        id: String,
+        token: Option<crate::security::delegation_tokens::DelegationToken>,
+        new: bool,
+        now_ms: i64,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -186,6 +186,8 @@ pub fn consume_first(config: &ClientConfig, topic: &str) -> Result<usize, RDKafk
 }
 
 pub const TRANSACTIONAL_ID: i8 = 5;
+#[allow(dead_code)] // Not every test binary names tokens.
+pub const DELEGATION_TOKEN: i8 = 6;
 
 /// A raw connection to the SASL listener logged in with PLAIN as `user`;
 /// the handshake's and authentication's first error code.

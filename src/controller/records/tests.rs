@@ -321,6 +321,39 @@ fn scram_credentials_apply() {
     assert!(image.scram_credentials.is_empty());
 }
 
+/// A token is set, changed and removed by its id; a removal of nothing
+/// changes nothing.
+#[test]
+fn delegation_tokens_apply() {
+    use crate::security::delegation_tokens::DelegationToken;
+    let mut image = ClusterImage::default();
+    let token = |expiry_ms| DelegationToken {
+        owner: "User:alice".into(),
+        requester: "User:alice".into(),
+        renewers: vec!["User:bob".into()],
+        issue_ms: 0,
+        expiry_ms,
+        max_ms: 100,
+        credentials: Default::default(),
+    };
+    let set = |t: Option<DelegationToken>| MetadataRecord::DelegationToken {
+        id: "t".into(),
+        token: t,
+    };
+    assert_eq!(
+        apply(&mut image, &set(Some(token(10)))),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(
+        apply(&mut image, &set(Some(token(20)))),
+        Ok(RecordOutcome::Applied)
+    );
+    assert_eq!(image.delegation_tokens["t"].expiry_ms, 20);
+    assert_eq!(apply(&mut image, &set(None)), Ok(RecordOutcome::Applied));
+    assert_eq!(apply(&mut image, &set(None)), Ok(RecordOutcome::Unchanged));
+    assert!(image.delegation_tokens.is_empty());
+}
+
 /// A snapshot of every older image layout still loads through
 /// `image::decode`, the fields it did not have left empty.
 #[test]
@@ -388,6 +421,20 @@ fn images_of_every_older_layout_decode() {
     };
     assert_eq!(apply(&mut image, &group_config), Ok(RecordOutcome::Applied));
     assert!(!image.group_configs.is_empty());
+    let token = MetadataRecord::DelegationToken {
+        id: "t1".into(),
+        token: Some(crate::security::delegation_tokens::DelegationToken {
+            owner: "User:alice".into(),
+            requester: "User:alice".into(),
+            renewers: Vec::new(),
+            issue_ms: 1,
+            expiry_ms: 2,
+            max_ms: 3,
+            credentials: Default::default(),
+        }),
+    };
+    assert_eq!(apply(&mut image, &token), Ok(RecordOutcome::Applied));
+    assert_eq!(apply(&mut image, &token), Ok(RecordOutcome::Unchanged));
     let decode = |bytes: Vec<u8>| super::super::image::decode(&bytes).unwrap();
     // postcard writes a struct as its fields in order: each older layout
     // is a prefix of the fields.
@@ -407,6 +454,23 @@ fn images_of_every_older_layout_decode() {
     );
     image.lost_isrs.entry("t".into()).or_default().insert(0);
     let mut expected = image.clone();
+    expected.delegation_tokens = Default::default();
+    let before_delegation_tokens = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+        &image.reassignments,
+        &image.voter_directories,
+        &image.lost_isrs,
+        &image.isr_departures,
+        &image.group_configs,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_delegation_tokens).unwrap()),
+        expected
+    );
     expected.group_configs = Default::default();
     let before_group_configs = (
         first,

@@ -13,6 +13,7 @@ public final class SluiceJava {
             case "admin-tour" -> AdminTour.run(rest[0]);
             case "share-consume" -> Share.shareConsume(rest[0], rest[1], rest[2], Integer.parseInt(rest[3]));
             case "share-committed" -> Share.shareCommitted(rest[0], rest[1], rest[2]);
+            case "delegation-tokens" -> Tokens.run(rest[0], rest[1]);
             case "rack-consume" -> Clients.rackConsume(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3]);
             case "secure" -> Clients.secure(rest[0], rest[1], Integer.parseInt(rest[2]),
                     Arrays.asList(rest).subList(3, rest.length));
