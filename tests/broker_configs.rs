@@ -357,9 +357,29 @@ fn replication_throttle_rates_are_described_with_their_sources() {
 /// documentation (null, as Kafka answers when it is not asked for).
 #[test]
 fn static_broker_configs_are_described_read_only() {
-    let broker = Broker::start_with(1, &["--num-partitions", "3"]);
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("token.key");
+    std::fs::write(&key, "never-shown\n").unwrap();
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--num-partitions",
+            "3",
+            "--delegation-token-secret-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
     let mut c = RawClient::connect(&broker.bootstrap());
     let node = describe(&mut c, BROKER, "0").unwrap();
+    // A password: set, but its value never shown.
+    assert_eq!(
+        node["delegation.token.secret.key"],
+        (None, SOURCE_STATIC_BROKER, vec![SOURCE_STATIC_BROKER])
+    );
+    assert_eq!(
+        node["delegation.token.max.lifetime.ms"].0.as_deref(),
+        Some("604800000")
+    );
     assert_eq!(
         node["num.partitions"],
         (

@@ -488,7 +488,18 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
             TYPE_INT
         ),
         ("log.dirs", log_dirs, String::new(), TYPE_STRING),
+        field!(
+            "delegation.token.max.lifetime.ms",
+            delegation_token_max_lifetime_ms,
+            TYPE_LONG
+        ),
+        field!(
+            "delegation.token.expiry.time.ms",
+            delegation_token_expiry_time_ms,
+            TYPE_LONG
+        ),
     ];
+    let secret_key = token_secret_key(config.delegation_token_secret_key.is_some());
     values
         .into_iter()
         .map(|(name, value, default_value, config_type)| {
@@ -503,7 +514,25 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
             e.config_type = config_type;
             read_only(e)
         })
+        .chain(std::iter::once(secret_key))
         .collect()
+}
+
+/// `delegation.token.secret.key` as Kafka describes a password: sensitive,
+/// its value never shown; set or not by its source.
+fn token_secret_key(set: bool) -> DescribeConfigsResourceResult {
+    const TYPE_PASSWORD: i8 = 9;
+    let mut e = DescribeConfigsResourceResult::default();
+    e.name = StrBytes::from_static_str("delegation.token.secret.key");
+    e.config_source = if set {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    };
+    e.config_type = TYPE_PASSWORD;
+    e.value = None;
+    e.is_sensitive = true;
+    read_only(e)
 }
 
 fn read_only(mut e: DescribeConfigsResourceResult) -> DescribeConfigsResourceResult {

@@ -272,8 +272,9 @@ pub async fn expire(
 }
 
 /// The tokens of the owners asked for (none named: every owner) that the
-/// requester owns, asked for or renews, or may describe by ACL; expired
-/// ones are gone.
+/// requester owns, asked for or renews, or may describe by ACL (Describe on
+/// the token, or DescribeTokens on its owner: KIP-373); expired ones are
+/// gone.
 pub fn describe(
     shard: &Rc<Shard>,
     client: &Client,
@@ -310,6 +311,7 @@ pub fn describe(
         .filter(|(id, t)| {
             t.renewable_by(&principal)
                 || access.allows(Operation::Describe, ResourceType::DelegationToken, id)
+                || access.allows(Operation::DescribeTokens, ResourceType::User, &t.owner)
         })
         .map(|(id, t)| {
             let mut d = DescribedDelegationToken::default();
