@@ -427,6 +427,23 @@ pub struct BrokerConfig {
     /// The key the file holds, read at start (never from the TOML).
     #[serde(skip)]
     pub delegation_token_secret_key: Option<String>,
+    /// Kafka's `sasl.oauthbearer.jwks.endpoint.url`, as a local file: the
+    /// identity provider's public keys (a JWKS) OAUTHBEARER tokens are
+    /// checked against. Needed by a listener that offers OAUTHBEARER.
+    pub sasl_oauthbearer_jwks_file: Option<PathBuf>,
+    /// Kafka's sasl.oauthbearer.expected.audience: a token's `aud` must
+    /// name one of these (empty: not checked).
+    pub sasl_oauthbearer_expected_audience: Vec<String>,
+    /// Kafka's sasl.oauthbearer.expected.issuer (none: not checked).
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+    /// Kafka's sasl.oauthbearer.sub.claim.name: the claim naming the
+    /// principal.
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// Kafka's sasl.oauthbearer.clock.skew.seconds.
+    pub sasl_oauthbearer_clock_skew_seconds: u64,
+    /// The JWKS file's keys and the checks above, made at start.
+    #[serde(skip)]
+    pub oauthbearer: Option<std::sync::Arc<crate::security::oauthbearer::Verifier>>,
     /// Kafka's delegation.token.max.lifetime.ms: no renewal reaches past it.
     pub delegation_token_max_lifetime_ms: i64,
     /// Kafka's delegation.token.expiry.time.ms: how long a token lasts
@@ -561,6 +578,12 @@ impl Default for BrokerConfig {
             inter_broker_listener_name: None,
             connections_max_reauth_ms: 0,
             sasl_failure_delay_ms_max: 5_000,
+            sasl_oauthbearer_jwks_file: None,
+            sasl_oauthbearer_expected_audience: Vec::new(),
+            sasl_oauthbearer_expected_issuer: None,
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_clock_skew_seconds: 30,
+            oauthbearer: None,
             delegation_token_secret_key_file: None,
             delegation_token_secret_key: None,
             delegation_token_max_lifetime_ms: 7 * 24 * 3_600_000,
@@ -974,6 +997,7 @@ impl BrokerConfig {
             for p in [
                 &mut c.inter_broker_sasl_password_file,
                 &mut c.delegation_token_secret_key_file,
+                &mut c.sasl_oauthbearer_jwks_file,
                 &mut c.inter_broker_ssl_ca,
                 &mut c.inter_broker_ssl_cert,
                 &mut c.inter_broker_ssl_key,
@@ -1032,6 +1056,30 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Loads `sasl_oauthbearer_jwks_file`, if set, into `oauthbearer`; a
+    /// listener offering OAUTHBEARER without one is an error.
+    pub fn read_oauthbearer_jwks(&mut self) -> Result<(), ConfigError> {
+        use crate::security::oauthbearer::{Verifier, MECHANISM};
+        let Some(path) = &self.sasl_oauthbearer_jwks_file else {
+            let offering = self.listeners.iter().find(|(_, l)| {
+                l.sasl_mechanisms
+                    .as_ref()
+                    .is_some_and(|ms| ms.iter().any(|m| m == MECHANISM))
+            });
+            return match offering {
+                Some((name, _)) => Err(ConfigError::NoJwks(name.clone())),
+                None => Ok(()),
+            };
+        };
+        let mut verifier = Verifier::load(path)?;
+        verifier.audience = self.sasl_oauthbearer_expected_audience.clone();
+        verifier.issuer = self.sasl_oauthbearer_expected_issuer.clone();
+        verifier.sub_claim = self.sasl_oauthbearer_sub_claim_name.clone();
+        verifier.clock_skew_s = self.sasl_oauthbearer_clock_skew_seconds;
+        self.oauthbearer = Some(std::sync::Arc::new(verifier));
+        Ok(())
+    }
+
     /// How this broker logs in to the others' inter-broker listener.
     pub fn inter_broker_login(&self) -> crate::security::listeners::InterBrokerLogin {
         crate::security::listeners::InterBrokerLogin {
@@ -1073,11 +1121,37 @@ pub enum ConfigError {
     },
     #[error("{0}: the delegation token secret key is empty")]
     EmptySecret(PathBuf),
+    #[error(transparent)]
+    Jwks(#[from] crate::security::oauthbearer::JwksError),
+    #[error("listener {0} offers OAUTHBEARER: set sasl_oauthbearer_jwks_file")]
+    NoJwks(String),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listener_offering_oauthbearer_needs_a_jwks_file() {
+        let mut c: BrokerConfig = toml::from_str(
+            r#"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]
+"#,
+        )
+        .unwrap();
+        assert!(matches!(c.read_oauthbearer_jwks(), Err(ConfigError::NoJwks(l)) if l == "OAUTH"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, r#"{"keys": []}"#).unwrap();
+        c.sasl_oauthbearer_jwks_file = Some(path);
+        assert!(
+            matches!(c.read_oauthbearer_jwks(), Err(ConfigError::Jwks(_))),
+            "a JWKS without keys"
+        );
+    }
 
     #[test]
     fn transaction_version_is_a_known_level() {

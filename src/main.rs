@@ -249,6 +249,10 @@ struct ServeArgs {
     /// tokens are issued only with one.
     #[arg(long)]
     delegation_token_secret_key_file: Option<PathBuf>,
+    /// The identity provider's public keys (a JWKS file) OAUTHBEARER
+    /// tokens are checked against (Kafka's sasl.oauthbearer.jwks.endpoint.url).
+    #[arg(long)]
+    sasl_oauthbearer_jwks_file: Option<PathBuf>,
     /// Kafka's delegation.token.max.lifetime.ms.
     #[arg(long)]
     delegation_token_max_lifetime_ms: Option<i64>,
@@ -326,6 +330,9 @@ impl ServeArgs {
         }
         if self.delegation_token_secret_key_file.is_some() {
             c.delegation_token_secret_key_file = self.delegation_token_secret_key_file;
+        }
+        if self.sasl_oauthbearer_jwks_file.is_some() {
+            c.sasl_oauthbearer_jwks_file = self.sasl_oauthbearer_jwks_file;
         }
         if self.inter_broker_listener_name.is_some() {
             c.inter_broker_listener_name = self.inter_broker_listener_name;
@@ -423,6 +430,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     args.apply(&mut config);
     config.read_delegation_token_secret()?;
+    config.read_oauthbearer_jwks()?;
     if config.lock_code {
         let locked = sluice::code_lock::lock_code()?;
         tracing::info!(

@@ -635,6 +635,141 @@ fn kafkajs_over_sasl_ssl_with_plain() {
     assert_eq!(strings(&ok, "consumed"), want);
 }
 
+/// The test's identity provider: a P-256 key whose public half is in the
+/// broker's JWKS file (kid `idp-1`), and the tokens it signs.
+struct IdentityProvider {
+    key: rcgen::KeyPair,
+}
+
+impl IdentityProvider {
+    fn new() -> IdentityProvider {
+        IdentityProvider {
+            key: rcgen::KeyPair::generate().unwrap(),
+        }
+    }
+
+    fn jwks(&self) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = self.key.public_key_raw();
+        serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "idp-1", "alg": "ES256", "use": "sig",
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65]),
+        }]})
+        .to_string()
+    }
+
+    /// A token for `sub` to `aud`, expiring in ten minutes: (token, its
+    /// expiry in ms since the epoch).
+    fn token(&self, sub: &str, aud: &str) -> (String, i64) {
+        use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+        let exp = now_ms() / 1000 + 600;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("idp-1".into());
+        let claims =
+            serde_json::json!({"sub": sub, "aud": aud, "iss": "https://idp.test", "exp": exp});
+        let key = EncodingKey::from_ec_der(&self.key.serialize_der());
+        (encode(&header, &claims, &key).unwrap(), exp * 1000)
+    }
+}
+
+/// librdkafka's OAUTHBEARER login with a token the test hands it.
+struct OAuthContext {
+    token: (String, i64),
+}
+
+impl rdkafka::ClientContext for OAuthContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Ok(rdkafka::client::OAuthToken {
+            token: self.token.0.clone(),
+            principal_name: "alice".into(),
+            lifetime_ms: self.token.1,
+        })
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for OAuthContext {}
+
+fn oauth_config(bootstrap: &str) -> ClientConfig {
+    client(
+        bootstrap,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+        ],
+    )
+}
+
+/// SASL OAUTHBEARER (KIP-768) with librdkafka: a token the test's identity
+/// provider signed, for the audience the broker expects, produces and
+/// consumes as its subject; a token for another audience and one signed
+/// by another key are refused and write nothing.
+#[test]
+fn oauthbearer_tokens_log_in_as_their_subject() {
+    let pki = Pki::new();
+    let idp = IdentityProvider::new();
+    std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
+    let broker = secure_broker(
+        &pki,
+        r#"sasl_oauthbearer_jwks_file = "jwks.json"
+sasl_oauthbearer_expected_audience = ["kafka"]
+sasl_oauthbearer_expected_issuer = "https://idp.test"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#,
+    );
+    create_topic(&broker.listener("PLAINTEXT"), "oauth", 1, &[]);
+    let bootstrap = broker.listener("OAUTH");
+    // A refused login fails the send within its message timeout.
+    let send = |token: (String, i64), value: &str, timeout_ms: u64| -> Result<(), String> {
+        let producer: FutureProducer<OAuthContext> = oauth_config(&bootstrap)
+            .set("message.timeout.ms", timeout_ms.to_string())
+            .create_with_context(OAuthContext { token })
+            .unwrap();
+        let record = FutureRecord::<(), str>::to("oauth").payload(value);
+        let timeout = Duration::from_millis(timeout_ms);
+        futures::executor::block_on(producer.send(record, timeout))
+            .map(|_| ())
+            .map_err(|(e, _)| e.to_string())
+    };
+    for i in 0..5 {
+        send(idp.token("alice", "kafka"), &format!("o-{i}"), 8_000).unwrap();
+    }
+    let consumer: BaseConsumer<OAuthContext> = oauth_config(&bootstrap)
+        .set("group.id", "oauth-readers")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(OAuthContext {
+            token: idp.token("alice", "kafka"),
+        })
+        .unwrap();
+    consumer.subscribe(&["oauth"]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 5 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    let want: Vec<String> = (0..5).map(|i| format!("o-{i}")).collect();
+    assert_eq!(got, want);
+
+    let another_audience = idp.token("alice", "another-service");
+    assert!(send(another_audience, "never", 3_000).is_err());
+    let another_key = IdentityProvider::new().token("alice", "kafka");
+    assert!(send(another_key, "never", 3_000).is_err());
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "oauth", 0),
+        (0, 5),
+        "nothing written by a refused token"
+    );
+}
+
 /// Delegation tokens (KIP-48) with Kafka's Java client, on a broker with a
 /// secret key: alice makes a token (renewable by carol) and sees it
 /// described with its HMAC; the token logs in

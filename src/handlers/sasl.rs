@@ -87,6 +87,7 @@ async fn token(shard: &Rc<Shard>, client: &Client, token: &[u8]) -> crate::net::
     let logins = crate::net::sasl::Logins {
         users: &topics.scram_credentials,
         tokens: &topics.delegation_tokens,
+        oauth: shard.config.oauthbearer.as_deref(),
         now_ms: crate::runtime::now_ms(),
     };
     let reply = client

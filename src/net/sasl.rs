@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::ApiKey;
 
 use crate::security::listeners::{SecurityProtocol, ANONYMOUS, DEFAULT_LISTENER, SASL_MECHANISMS};
+use crate::security::oauthbearer;
 use crate::security::scram::{self, Credentials, Mechanism, ScramError, ScramServer, Step};
 
 /// Kafka's `sasl.server.max.receive.size` default.
@@ -67,6 +68,8 @@ enum Exchange {
 pub struct Logins<'a> {
     pub users: &'a Credentials,
     pub tokens: &'a crate::security::delegation_tokens::DelegationTokens,
+    /// OAUTHBEARER's checks, when configured.
+    pub oauth: Option<&'a oauthbearer::Verifier>,
     pub now_ms: i64,
 }
 
@@ -239,6 +242,9 @@ impl Session {
                     session_lifetime_ms: 0,
                 }
             }
+            Exchange::Chosen { mechanism, .. } if mechanism == oauthbearer::MECHANISM => {
+                return self.oauthbearer(token, logins, reauth_ms, now);
+            }
             Exchange::Chosen { mechanism, raw } if mechanism == "PLAIN" => {
                 let _ = raw;
                 plain(token, logins.users).map(|user| Step::Done {
@@ -266,50 +272,90 @@ impl Session {
             },
             Ok(Step::Done {
                 user,
-                token,
+                token: false,
+                server_final,
+            }) => self.logged_in(format!("User:{user}"), None, server_final, reauth_ms, now),
+            Ok(Step::Done {
+                user,
+                token: true,
                 server_final,
             }) => {
                 // A token acts as its owner, until it expires.
-                let (principal, token_left_ms) = if token {
-                    match logins.tokens.get(&user) {
-                        Some(t) => (
-                            t.owner.clone(),
-                            Some(t.expiry_ms.min(t.max_ms) - logins.now_ms),
-                        ),
-                        None => return failed("the delegation token expired".into()),
-                    }
-                } else {
-                    (format!("User:{user}"), None)
+                let Some(t) = logins.tokens.get(&user) else {
+                    return failed("the delegation token expired".into());
                 };
-                if self.authenticated.get() && *self.principal.borrow() != principal {
-                    // KIP-368: a re-authentication may not change who it is.
-                    return failed("re-authentication as a different principal".into());
-                }
-                *self.principal.borrow_mut() = principal;
-                self.authenticated.set(true);
-                self.by_token.set(token);
-                // With re-authentication on, a token's session ends when
-                // the token does (Kafka's SCRAM token expiry).
-                let lifetime = match (reauth_ms, token_left_ms) {
-                    (0, _) => 0,
-                    (ms, None) => ms,
-                    (ms, Some(left)) => ms.min(u64::try_from(left).unwrap_or(0).max(1)),
-                };
-                if lifetime == 0 {
-                    self.expires.set(None);
-                } else {
-                    self.expires
-                        .set(Some(now + Duration::from_millis(lifetime)));
-                }
-                let lifetime = lifetime as i64;
-                TokenReply {
-                    error: 0,
-                    message: None,
-                    bytes: server_final,
-                    session_lifetime_ms: lifetime,
-                }
+                let left = t.expiry_ms.min(t.max_ms) - logins.now_ms;
+                let reply =
+                    self.logged_in(t.owner.clone(), Some(left), server_final, reauth_ms, now);
+                self.by_token.set(reply.error == 0);
+                reply
             }
             Err(e) => failed(e.to_string()),
+        }
+    }
+
+    /// OAUTHBEARER's one message: the token checked, the session as its
+    /// subject until it expires.
+    fn oauthbearer(
+        &self,
+        message: &[u8],
+        logins: &Logins<'_>,
+        reauth_ms: u64,
+        now: Instant,
+    ) -> TokenReply {
+        let Some(verifier) = logins.oauth else {
+            return failed("OAUTHBEARER is not configured".into());
+        };
+        match verifier.authenticate(message) {
+            Ok(who) => {
+                let left = who.expires_ms - logins.now_ms;
+                self.logged_in(
+                    format!("User:{}", who.name),
+                    Some(left),
+                    Vec::new(),
+                    reauth_ms,
+                    now,
+                )
+            }
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    /// The session once `principal` authenticated, with a credential that
+    /// lasts `left_ms` more (a token's; `None`: a password's). With
+    /// re-authentication on (KIP-368), the session ends at the earlier of
+    /// `reauth_ms` and the credential's end, as Kafka's does.
+    fn logged_in(
+        &self,
+        principal: String,
+        left_ms: Option<i64>,
+        server_final: Vec<u8>,
+        reauth_ms: u64,
+        now: Instant,
+    ) -> TokenReply {
+        if self.authenticated.get() && *self.principal.borrow() != principal {
+            // KIP-368: a re-authentication may not change who it is.
+            return failed("re-authentication as a different principal".into());
+        }
+        *self.principal.borrow_mut() = principal;
+        self.authenticated.set(true);
+        self.by_token.set(false);
+        let lifetime = match (reauth_ms, left_ms) {
+            (0, _) => 0,
+            (ms, None) => ms,
+            (ms, Some(left)) => ms.min(u64::try_from(left).unwrap_or(0).max(1)),
+        };
+        if lifetime == 0 {
+            self.expires.set(None);
+        } else {
+            self.expires
+                .set(Some(now + Duration::from_millis(lifetime)));
+        }
+        TokenReply {
+            error: 0,
+            message: None,
+            bytes: server_final,
+            session_lifetime_ms: lifetime as i64,
         }
     }
 
@@ -477,6 +523,7 @@ mod tests {
         let logins = Logins {
             users: &users,
             tokens: &tokens,
+            oauth: None,
             now_ms: 0,
         };
         let r = s.token(b"\0alice\0wrong", &logins, 0, now);

@@ -167,7 +167,10 @@ pub fn validate(
             return Err(invalid("ssl_client_auth needs ssl_ca"));
         }
         if let Some(ms) = &l.sasl_mechanisms {
-            if let Some(m) = ms.iter().find(|m| !SASL_MECHANISMS.contains(&m.as_str())) {
+            let known = |m: &String| {
+                SASL_MECHANISMS.contains(&m.as_str()) || m == super::oauthbearer::MECHANISM
+            };
+            if let Some(m) = ms.iter().find(|m| !known(m)) {
                 return Err(invalid(&format!("unknown SASL mechanism {m:?}")));
             }
             if l.protocol.sasl() && ms.is_empty() {

@@ -7,6 +7,7 @@ pub mod acl;
 pub mod authorizer;
 pub mod delegation_tokens;
 pub mod listeners;
+pub mod oauthbearer;
 pub mod pem;
 pub mod principal;
 pub mod scram;

@@ -1,0 +1,331 @@
+//! SASL OAUTHBEARER (RFC 7628; Kafka's KIP-255 and KIP-768): a client
+//! logs in with a JSON Web Token its identity provider signed, and acts as
+//! the principal the token's subject names. The broker checks the token
+//! against the provider's public keys (a JWKS file: Kafka's
+//! `sasl.oauthbearer.jwks.endpoint.url` with a `file:` URL), its expiry,
+//! and the audience and issuer configured, as Kafka's default validator
+//! does. Only asymmetric signatures are taken: a shared secret in a JWKS
+//! would let anyone who can read the file mint tokens.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+/// The mechanism's name, as SaslHandshake carries it.
+pub const MECHANISM: &str = "OAUTHBEARER";
+/// Keys one JWKS file may hold; more is refused at start.
+pub const KEYS_MAX: usize = 64;
+/// The largest JWKS file read.
+const JWKS_BYTES_MAX: u64 = 1 << 20;
+/// The key-value separator of RFC 7628's messages.
+const KVSEP: char = '\u{1}';
+
+/// Signatures a token may carry: public-key ones only.
+const ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Why a login or the JWKS was refused. The text goes to the client and
+/// the log: it never holds the token.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OAuthError {
+    #[error("invalid OAUTHBEARER message: {0}")]
+    Malformed(&'static str),
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("the authorization id differs from the token's subject")]
+    AuthorizationId,
+}
+
+/// Why the JWKS file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("reading {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: not a JWKS: {1}")]
+    Parse(String, serde_json::Error),
+    #[error("{0}: no key (or more than {KEYS_MAX})")]
+    Keys(String),
+}
+
+/// What a token is checked against.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    jwks: JwkSet,
+    /// The token's `aud` must name one of these (none: not checked).
+    pub audience: Vec<String>,
+    /// The token's `iss` must be this (none: not checked).
+    pub issuer: Option<String>,
+    /// The claim naming the principal (Kafka's `sub` by default).
+    pub sub_claim: String,
+    /// Leeway on `exp` and `nbf`.
+    pub clock_skew_s: u64,
+}
+
+/// A login the token allowed: who, and until when.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The subject: the principal is `User:<name>`.
+    pub name: String,
+    /// The token's `exp`, in milliseconds.
+    pub expires_ms: i64,
+}
+
+impl Verifier {
+    /// A verifier of the keys in the JWKS file at `path`.
+    pub fn load(path: &Path) -> Result<Verifier, JwksError> {
+        use std::io::Read;
+        let shown = path.display().to_string();
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(JWKS_BYTES_MAX).read_to_string(&mut text))
+            .map_err(|e| JwksError::Read(shown.clone(), e))?;
+        let jwks: JwkSet =
+            serde_json::from_str(&text).map_err(|e| JwksError::Parse(shown.clone(), e))?;
+        if jwks.keys.is_empty() || jwks.keys.len() > KEYS_MAX {
+            return Err(JwksError::Keys(shown));
+        }
+        Ok(Verifier::new(jwks))
+    }
+
+    pub fn new(jwks: JwkSet) -> Verifier {
+        Verifier {
+            jwks,
+            audience: Vec::new(),
+            issuer: None,
+            sub_claim: "sub".into(),
+            clock_skew_s: 30,
+        }
+    }
+
+    /// The client's message (its only one): the token checked, and the
+    /// subject it names.
+    pub fn authenticate(&self, message: &[u8]) -> Result<Authenticated, OAuthError> {
+        let (authzid, token) = parse_client_message(message)?;
+        let who = self.validate(token)?;
+        // As Kafka: an authorization id, if any, is the subject's own.
+        if authzid.is_some_and(|id| id != who.name) {
+            return Err(OAuthError::AuthorizationId);
+        }
+        Ok(who)
+    }
+
+    fn validate(&self, token: &str) -> Result<Authenticated, OAuthError> {
+        let invalid = |e: jsonwebtoken::errors::Error| OAuthError::InvalidToken(e.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(OAuthError::InvalidToken(format!(
+                "algorithm {:?} not accepted",
+                header.alg
+            )));
+        }
+        // The key the header names, or the only one.
+        let jwk = match &header.kid {
+            Some(kid) => self.jwks.find(kid),
+            None if self.jwks.keys.len() == 1 => self.jwks.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| OAuthError::InvalidToken("no key for the token's kid".into()))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(invalid)?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.clock_skew_s;
+        validation.validate_nbf = true;
+        validation.required_spec_claims = HashSet::from(["exp".to_string()]);
+        if self.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.audience);
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map_err(invalid)?;
+        let name = data
+            .claims
+            .get(&self.sub_claim)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty() && s.len() <= super::scram::USER_BYTES_MAX)
+            .ok_or_else(|| OAuthError::InvalidToken(format!("no {} claim", self.sub_claim)))?;
+        let exp_s = data.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+        Ok(Authenticated {
+            name: name.to_string(),
+            expires_ms: exp_s.saturating_mul(1000),
+        })
+    }
+}
+
+/// RFC 7628's client message: `gs2-header %x01 *(key=value %x01) %x01`,
+/// one of the pairs `auth=Bearer <token>`. The authorization id and the
+/// token; other pairs (SASL extensions) are passed over.
+fn parse_client_message(message: &[u8]) -> Result<(Option<&str>, &str), OAuthError> {
+    let text = std::str::from_utf8(message).map_err(|_| OAuthError::Malformed("not UTF-8"))?;
+    let (gs2, rest) = text
+        .split_once(KVSEP)
+        .ok_or(OAuthError::Malformed("no GS2 header"))?;
+    let mut gs2 = gs2.splitn(3, ',');
+    match gs2.next() {
+        Some("n" | "y") => {}
+        _ => return Err(OAuthError::Malformed("bad GS2 flag")),
+    }
+    let authzid = match gs2.next() {
+        Some("") => None,
+        Some(a) => Some(
+            a.strip_prefix("a=")
+                .ok_or(OAuthError::Malformed("bad authorization id"))?,
+        ),
+        None => return Err(OAuthError::Malformed("no GS2 header")),
+    };
+    // Each pair ends with a separator, and one more ends the message.
+    let pairs = rest
+        .strip_suffix("\u{1}\u{1}")
+        .ok_or(OAuthError::Malformed("no final separator"))?;
+    let token = pairs
+        .split(KVSEP)
+        .filter_map(|pair| pair.strip_prefix("auth="))
+        .next()
+        .ok_or(OAuthError::Malformed("no auth"))?;
+    let token = token
+        .strip_prefix("Bearer ")
+        .or_else(|| token.strip_prefix("bearer "))
+        .ok_or(OAuthError::Malformed("auth is not a bearer token"))?
+        .trim();
+    Ok((authzid, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    /// A P-256 key: the JWKS of its public half, and the signing half.
+    fn keys(kid: &str) -> (JwkSet, EncodingKey) {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let point = pair.public_key_raw();
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]});
+        (
+            serde_json::from_value(jwks).unwrap(),
+            EncodingKey::from_ec_der(&pair.serialize_der()),
+        )
+    }
+
+    fn token(key: &EncodingKey, kid: &str, claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        encode(&header, &claims, key).unwrap()
+    }
+
+    fn message(authzid: &str, token: &str) -> Vec<u8> {
+        format!("n,{authzid},\u{1}host=h\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
+    }
+
+    fn now_s() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[test]
+    fn a_signed_token_names_its_subject_until_it_expires() {
+        let (jwks, key) = keys("k1");
+        let mut v = Verifier::new(jwks);
+        v.audience = vec!["kafka".into()];
+        v.issuer = Some("https://idp".into());
+        let exp = now_s() + 600;
+        let good =
+            serde_json::json!({"sub": "alice", "aud": "kafka", "iss": "https://idp", "exp": exp});
+        let t = token(&key, "k1", good.clone());
+        assert_eq!(
+            v.authenticate(&message("", &t)),
+            Ok(Authenticated {
+                name: "alice".into(),
+                expires_ms: exp * 1000
+            })
+        );
+        assert!(v.authenticate(&message("a=alice", &t)).is_ok());
+        assert_eq!(
+            v.authenticate(&message("a=bob", &t)),
+            Err(OAuthError::AuthorizationId)
+        );
+        // Expired past the clock skew, another audience or issuer, another
+        // key, no subject: refused.
+        let refused = |claims: serde_json::Value, kid: &str, key: &EncodingKey| {
+            matches!(
+                v.authenticate(&message("", &token(key, kid, claims))),
+                Err(OAuthError::InvalidToken(_))
+            )
+        };
+        let with = |k: &str, value: serde_json::Value| {
+            let mut c = good.clone();
+            c[k] = value;
+            c
+        };
+        assert!(refused(with("exp", (now_s() - 60).into()), "k1", &key));
+        assert!(refused(with("aud", "other".into()), "k1", &key));
+        assert!(refused(with("iss", "https://other".into()), "k1", &key));
+        assert!(refused(with("sub", serde_json::Value::Null), "k1", &key));
+        let (_, stranger) = keys("k1");
+        assert!(
+            refused(good.clone(), "k1", &stranger),
+            "signed by another key"
+        );
+        assert!(refused(good, "k2", &key), "a kid the JWKS lacks");
+    }
+
+    #[test]
+    fn an_unsigned_or_shared_secret_token_is_refused() {
+        let (jwks, _) = keys("k1");
+        let v = Verifier::new(jwks);
+        let claims = serde_json::json!({"sub": "alice", "exp": now_s() + 600});
+        let hs = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        assert!(v.authenticate(&message("", &hs)).is_err());
+        // alg "none" (Kafka's unsecured tokens): not a JWT this accepts.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        assert!(v.authenticate(&message("", &none)).is_err());
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        let (jwks, _) = keys("k1");
+        let v = Verifier::new(jwks);
+        for bad in [
+            &b"n,,"[..],
+            b"x,,\x01auth=Bearer t\x01\x01",
+            b"n,,\x01auth=Basic t\x01\x01",
+            b"n,,\x01host=h\x01\x01",
+            b"n,,\x01auth=Bearer t\x01",
+            b"n,u,\x01auth=Bearer t\x01\x01",
+        ] {
+            assert!(
+                matches!(v.authenticate(bad), Err(OAuthError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
