@@ -280,7 +280,8 @@ final class Clients {
      * and a group consumer over a secured listener, the settings (TLS, SASL)
      * given as client properties. Sends COUNT values and reads them back.
      * Prints {"acked": n, "consumed": [values]}, or {"error": exception
-     * class, "message": ..} when the connection or authentication fails. */
+     * class, "message": .., "causes": [what lies under it]} when the
+     * connection or authentication fails. */
     static Map<String, Object> secure(String bootstrap, String topic, int count, List<String> settings) {
         Properties security = new Properties();
         for (String setting : settings) {
@@ -302,6 +303,12 @@ final class Clients {
             Throwable cause = Tour.unwrap(e);
             out.put("error", cause.getClass().getSimpleName());
             out.put("message", String.valueOf(cause.getMessage()));
+            // What lies under it, for the test's failure message.
+            List<String> under = new ArrayList<>();
+            for (Throwable t = cause.getCause(); t != null && under.size() < 5; t = t.getCause()) {
+                under.add(t.getClass().getSimpleName() + ": " + t.getMessage());
+            }
+            out.put("causes", under);
             return out;
         }
         Properties c = consumerProps(bootstrap, topic + "-group");
