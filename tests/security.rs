@@ -770,6 +770,55 @@ sasl_mechanisms = ["OAUTHBEARER"]"#,
     );
 }
 
+/// OAUTHBEARER with kafkajs: a signed token for the expected audience
+/// produces and reads back through a group; one for another audience is
+/// refused as an authentication failure and writes nothing.
+#[test]
+fn kafkajs_oauthbearer_login() {
+    use common::clients::{json_result, node_modules, script, strings};
+    let pki = Pki::new();
+    let idp = IdentityProvider::new();
+    std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
+    let broker = secure_broker(
+        &pki,
+        r#"sasl_oauthbearer_jwks_file = "jwks.json"
+sasl_oauthbearer_expected_audience = ["kafka"]
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#,
+    );
+    let run = |topic: &str, audience: &str, count: usize| {
+        create_topic(&broker.listener("PLAINTEXT"), topic, 1, &[]);
+        let file = pki.path(&format!("{topic}.jwt"));
+        std::fs::write(&file, idp.token("alice", audience).0).unwrap();
+        let output = std::process::Command::new("node")
+            .arg(script("kafkajs_oauthbearer.js"))
+            .args([
+                &broker.listener("OAUTH"),
+                topic,
+                file.to_str().unwrap(),
+                &count.to_string(),
+            ])
+            .env("NODE_PATH", node_modules())
+            .output()
+            .expect("run node");
+        json_result(&output, &broker)
+    };
+    let refused = run("kjs-oauth-refused", "another-service", 1);
+    assert_eq!(
+        refused["error"], "KafkaJSSASLAuthenticationError",
+        "{refused}"
+    );
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "kjs-oauth-refused", 0),
+        (0, 0)
+    );
+    let ok = run("kjs-oauth", "kafka", 10);
+    let want: Vec<String> = (0..10).map(|i| format!("oauth-{i}")).collect();
+    assert_eq!(strings(&ok, "consumed"), want, "{ok}");
+}
+
 /// Delegation tokens (KIP-48) with Kafka's Java client, on a broker with a
 /// secret key: alice makes a token (renewable by carol) and sees it
 /// described with its HMAC; the token logs in
