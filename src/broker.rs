@@ -315,11 +315,12 @@ pub fn run(
             .collect(),
     });
     // SIGHUP reloads the TLS certificates: the listeners', the inter-broker
-    // client's and the quorum's (only when there are some: a broker
-    // without TLS keeps SIGHUP's default meaning).
+    // client's and the quorum's, and the OAUTHBEARER keys (only when there
+    // are some: a broker without them keeps SIGHUP's default meaning).
     let reload = Arc::new(AtomicBool::new(false));
     let quorum_tls = cluster.as_ref().is_some_and(|n| n.controller.has_tls());
-    if !tls.is_empty() || dialer.has_tls() || quorum_tls {
+    let oauth_keys = config.oauthbearer.clone();
+    if !tls.is_empty() || dialer.has_tls() || quorum_tls || oauth_keys.is_some() {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
             .map_err(BrokerError::Shards)?;
     }
@@ -328,6 +329,9 @@ pub fn run(
         if reload.swap(false, Ordering::SeqCst) {
             tls.iter().for_each(|t| t.reload());
             dialer.reload_tls();
+            if let Some(keys) = &oauth_keys {
+                keys.reload();
+            }
             if let Some(node) = &cluster {
                 node.controller.reload_tls();
             }

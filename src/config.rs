@@ -441,9 +441,10 @@ pub struct BrokerConfig {
     pub sasl_oauthbearer_sub_claim_name: String,
     /// Kafka's sasl.oauthbearer.clock.skew.seconds.
     pub sasl_oauthbearer_clock_skew_seconds: u64,
-    /// The JWKS file's keys and the checks above, made at start.
+    /// The JWKS file's keys and the checks above, made at start (and again
+    /// on SIGHUP).
     #[serde(skip)]
-    pub oauthbearer: Option<std::sync::Arc<crate::security::oauthbearer::Verifier>>,
+    pub oauthbearer: Option<std::sync::Arc<crate::security::oauthbearer::Keys>>,
     /// Kafka's delegation.token.max.lifetime.ms: no renewal reaches past it.
     pub delegation_token_max_lifetime_ms: i64,
     /// Kafka's delegation.token.expiry.time.ms: how long a token lasts
@@ -1059,7 +1060,7 @@ impl BrokerConfig {
     /// Loads `sasl_oauthbearer_jwks_file`, if set, into `oauthbearer`; a
     /// listener offering OAUTHBEARER without one is an error.
     pub fn read_oauthbearer_jwks(&mut self) -> Result<(), ConfigError> {
-        use crate::security::oauthbearer::{Verifier, MECHANISM};
+        use crate::security::oauthbearer::{Checks, Keys, MECHANISM};
         let Some(path) = &self.sasl_oauthbearer_jwks_file else {
             let offering = self.listeners.iter().find(|(_, l)| {
                 l.sasl_mechanisms
@@ -1071,12 +1072,14 @@ impl BrokerConfig {
                 None => Ok(()),
             };
         };
-        let mut verifier = Verifier::load(path)?;
-        verifier.audience = self.sasl_oauthbearer_expected_audience.clone();
-        verifier.issuer = self.sasl_oauthbearer_expected_issuer.clone();
-        verifier.sub_claim = self.sasl_oauthbearer_sub_claim_name.clone();
-        verifier.clock_skew_s = self.sasl_oauthbearer_clock_skew_seconds;
-        self.oauthbearer = Some(std::sync::Arc::new(verifier));
+        let checks = Checks {
+            audience: self.sasl_oauthbearer_expected_audience.clone(),
+            issuer: self.sasl_oauthbearer_expected_issuer.clone(),
+            sub_claim: self.sasl_oauthbearer_sub_claim_name.clone(),
+            clock_skew_s: self.sasl_oauthbearer_clock_skew_seconds,
+        };
+        let keys = Keys::load(path, checks)?;
+        self.oauthbearer = Some(std::sync::Arc::new(keys));
         Ok(())
     }
 

@@ -708,7 +708,9 @@ fn oauth_config(bootstrap: &str) -> ClientConfig {
 /// SASL OAUTHBEARER (KIP-768) with librdkafka: a token the test's identity
 /// provider signed, for the audience the broker expects, produces and
 /// consumes as its subject; a token for another audience and one signed
-/// by another key are refused and write nothing.
+/// by another key are refused and write nothing. Once the JWKS file names
+/// the other key and SIGHUP reloads it, that key's tokens log in and the
+/// first key's no longer do.
 #[test]
 fn oauthbearer_tokens_log_in_as_their_subject() {
     let pki = Pki::new();
@@ -761,13 +763,28 @@ sasl_mechanisms = ["OAUTHBEARER"]"#,
 
     let another_audience = idp.token("alice", "another-service");
     assert!(send(another_audience, "never", 3_000).is_err());
-    let another_key = IdentityProvider::new().token("alice", "kafka");
-    assert!(send(another_key, "never", 3_000).is_err());
+    let rotated = IdentityProvider::new();
+    assert!(send(rotated.token("alice", "kafka"), "never", 3_000).is_err());
     assert_eq!(
         watermarks(&broker.listener("PLAINTEXT"), "oauth", 0),
         (0, 5),
         "nothing written by a refused token"
     );
+
+    // The provider rotates its key: SIGHUP reads the JWKS file again, and
+    // the new key's tokens log in.
+    std::fs::write(pki.path("jwks.json"), rotated.jwks()).unwrap();
+    broker.sighup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while send(rotated.token("alice", "kafka"), "rotated", 3_000).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key never logged in"
+        );
+    }
+    assert!(send(idp.token("alice", "kafka"), "never", 3_000).is_err());
+    let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
+    assert!(log.contains("OAUTHBEARER keys reloaded"), "{log}");
 }
 
 /// OAUTHBEARER with kafkajs: a signed token for the expected audience

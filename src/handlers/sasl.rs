@@ -84,10 +84,11 @@ pub async fn raw_token(
 async fn token(shard: &Rc<Shard>, client: &Client, token: &[u8]) -> crate::net::sasl::TokenReply {
     let now = Instant::now();
     let topics = shard.topics();
+    let oauth = shard.config.oauthbearer.as_ref().map(|keys| keys.current());
     let logins = crate::net::sasl::Logins {
         users: &topics.scram_credentials,
         tokens: &topics.delegation_tokens,
-        oauth: shard.config.oauthbearer.as_deref(),
+        oauth: oauth.as_deref(),
         now_ms: crate::runtime::now_ms(),
     };
     let reply = client

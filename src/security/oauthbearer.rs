@@ -8,7 +8,8 @@
 //! would let anyone who can read the file mint tokens.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -58,10 +59,9 @@ pub enum JwksError {
     Keys(String),
 }
 
-/// What a token is checked against.
+/// What a token's claims must hold, besides a signature by a key.
 #[derive(Clone, Debug)]
-pub struct Verifier {
-    jwks: JwkSet,
+pub struct Checks {
     /// The token's `aud` must name one of these (none: not checked).
     pub audience: Vec<String>,
     /// The token's `iss` must be this (none: not checked).
@@ -70,6 +70,73 @@ pub struct Verifier {
     pub sub_claim: String,
     /// Leeway on `exp` and `nbf`.
     pub clock_skew_s: u64,
+}
+
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks {
+            audience: Vec::new(),
+            issuer: None,
+            sub_claim: "sub".into(),
+            clock_skew_s: 30,
+        }
+    }
+}
+
+/// What a token is checked against.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    jwks: JwkSet,
+    pub checks: Checks,
+}
+
+/// The verifier in use, made again from the JWKS file on SIGHUP (an
+/// identity provider rotates its keys): logins after it take the new keys;
+/// a file that no longer reads keeps the old ones.
+#[derive(Debug)]
+pub struct Keys {
+    path: PathBuf,
+    /// Read once per OAUTHBEARER login; written only by a reload.
+    current: RwLock<Arc<Verifier>>,
+}
+
+impl Keys {
+    /// The keys of the file at `path`, tokens checked by `checks`.
+    pub fn load(path: &Path, checks: Checks) -> Result<Keys, JwksError> {
+        let verifier = Verifier {
+            jwks: Verifier::load(path)?.jwks,
+            checks,
+        };
+        Ok(Keys {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(verifier)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Verifier> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the file again; on any error the old keys stay.
+    pub fn reload(&self) {
+        match Verifier::load(&self.path) {
+            Ok(fresh) => {
+                let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+                let verifier = Verifier {
+                    jwks: fresh.jwks,
+                    checks: current.checks.clone(),
+                };
+                *current = Arc::new(verifier);
+                tracing::info!(path = %self.path.display(), "OAUTHBEARER keys reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "OAUTHBEARER keys reload failed; keeping the old keys")
+            }
+        }
+    }
 }
 
 /// A login the token allowed: who, and until when.
@@ -101,10 +168,7 @@ impl Verifier {
     pub fn new(jwks: JwkSet) -> Verifier {
         Verifier {
             jwks,
-            audience: Vec::new(),
-            issuer: None,
-            sub_claim: "sub".into(),
-            clock_skew_s: 30,
+            checks: Checks::default(),
         }
     }
 
@@ -138,25 +202,26 @@ impl Verifier {
         .ok_or_else(|| OAuthError::InvalidToken("no key for the token's kid".into()))?;
         let key = DecodingKey::from_jwk(jwk).map_err(invalid)?;
         let mut validation = Validation::new(header.alg);
-        validation.leeway = self.clock_skew_s;
+        let checks = &self.checks;
+        validation.leeway = checks.clock_skew_s;
         validation.validate_nbf = true;
         validation.required_spec_claims = HashSet::from(["exp".to_string()]);
-        if self.audience.is_empty() {
+        if checks.audience.is_empty() {
             validation.validate_aud = false;
         } else {
-            validation.set_audience(&self.audience);
+            validation.set_audience(&checks.audience);
         }
-        if let Some(issuer) = &self.issuer {
+        if let Some(issuer) = &checks.issuer {
             validation.set_issuer(&[issuer]);
         }
         let data =
             jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map_err(invalid)?;
         let name = data
             .claims
-            .get(&self.sub_claim)
+            .get(&checks.sub_claim)
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty() && s.len() <= super::scram::USER_BYTES_MAX)
-            .ok_or_else(|| OAuthError::InvalidToken(format!("no {} claim", self.sub_claim)))?;
+            .ok_or_else(|| OAuthError::InvalidToken(format!("no {} claim", checks.sub_claim)))?;
         let exp_s = data.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
         Ok(Authenticated {
             name: name.to_string(),
@@ -246,8 +311,8 @@ mod tests {
     fn a_signed_token_names_its_subject_until_it_expires() {
         let (jwks, key) = keys("k1");
         let mut v = Verifier::new(jwks);
-        v.audience = vec!["kafka".into()];
-        v.issuer = Some("https://idp".into());
+        v.checks.audience = vec!["kafka".into()];
+        v.checks.issuer = Some("https://idp".into());
         let exp = now_s() + 600;
         let good =
             serde_json::json!({"sub": "alice", "aud": "kafka", "iss": "https://idp", "exp": exp});
