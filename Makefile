@@ -153,7 +153,8 @@ lint: ssl-deps
 # default is not), and
 # the machine's baselines; reports and plots land in bench/results/ (ignored
 # by git). The 10,000-partition run (issue 14's many-partitions target) also
-# stands beside the floor; as root both brokers run at nice -19, since on a
+# stands beside the floor; the same 50k load read by a share group (KIP-932)
+# follows it; as root both brokers run at nice -19, since on a
 # small machine its twenty clients would otherwise starve the one shard
 # thread (bench/README.md, `--nice`). Then issue 14's other figures: 200k
 # msg/s over 8 partitions on one shard and on two (the CPU of two against
@@ -167,6 +168,7 @@ bench: build
 	./target/release/sluice-bench restart --topics 10 --partitions 1000 --out bench/results/restart-10k
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k.toml --spawn --floor --floor-disk --out bench/results/1kb-50k
 	./target/release/sluice-bench run bench/workloads/10-topics-1000-partitions-1kb-50k.toml --spawn --floor $(BENCH_NICE) --out bench/results/10k-partitions-50k
+	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-50k-share.toml --spawn --no-baseline --out bench/results/1kb-50k-share
 	./target/release/sluice-bench run bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --out bench/results/1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --duration 60 --out bench/results/ingest-1kb-max
 	./target/release/sluice-bench ingest bench/workloads/1-topic-100-partitions-1kb-max.toml --spawn --shards $$(nproc) --duration 60 --out bench/results/ingest-1kb-max-shard-per-cpu

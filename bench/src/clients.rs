@@ -25,7 +25,7 @@ use crate::workload::{ConsumerMode, KeyDistribution, Workload};
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(200);
 /// The longest a producer sleeps before rechecking its schedule and stop flag.
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(1);
-const CONSUMER_POLL: Duration = Duration::from_millis(100);
+pub const CONSUMER_POLL: Duration = Duration::from_millis(100);
 
 /// State every client thread of one target's run reports into.
 pub struct Shared {
@@ -294,6 +294,13 @@ pub fn share_partitions(partitions: u32, consumers: u32, index: u32) -> Vec<i32>
 
 /// Consumes until told to stop and returns the end-to-end latency histogram.
 pub fn consume(job: ConsumerJob, config: ClientConfig, s: &Shared) -> Result<Latency> {
+    if job.mode == ConsumerMode::Share {
+        let bootstrap = config
+            .get("bootstrap.servers")
+            .context("no bootstrap.servers")?;
+        let index = job.partitions.first().copied().unwrap_or(0) as u32;
+        return crate::share::consume(bootstrap, &job.topic, &job.group, index, s);
+    }
     let consumer: BaseConsumer = config.create().context("creating consumer")?;
     match job.mode {
         ConsumerMode::Assign => {
@@ -304,6 +311,7 @@ pub fn consume(job: ConsumerJob, config: ClientConfig, s: &Shared) -> Result<Lat
             consumer.assign(&tpl).context("assign")?;
         }
         ConsumerMode::Group => consumer.subscribe(&[&job.topic]).context("subscribe")?,
+        ConsumerMode::Share => unreachable!("share members are not librdkafka's"),
     }
     let mut e2e = Latency::new();
     while !s.stop_consuming.load(Relaxed) {

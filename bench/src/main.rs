@@ -47,6 +47,7 @@ mod report;
 mod restart;
 mod run;
 mod search;
+mod share;
 mod spawn;
 mod stages;
 mod stats;

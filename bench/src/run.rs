@@ -380,7 +380,9 @@ fn consumer_jobs(w: &Workload, topics: &[String], run_tag: u32) -> Vec<ConsumerJ
                 ),
                 group: match w.consumer_mode {
                     ConsumerMode::Assign => "sluice-bench-assign-only".into(),
-                    ConsumerMode::Group => format!("sluice-bench-{run_tag:08x}-{topic}"),
+                    ConsumerMode::Group | ConsumerMode::Share => {
+                        format!("sluice-bench-{run_tag:08x}-{topic}")
+                    }
                 },
                 mode: w.consumer_mode,
             });

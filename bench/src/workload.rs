@@ -112,6 +112,10 @@ pub enum ConsumerMode {
     Assign,
     /// `subscribe()` in one consumer group per topic (OMB's subscription).
     Group,
+    /// One share group per topic (KIP-932), its members fetching with
+    /// ShareFetch and accepting every record (`share.rs`; uncompressed
+    /// batches only).
+    Share,
 }
 
 /// What fills a message after the timestamp header.
@@ -330,6 +334,12 @@ impl Workload {
                  consumer_mode = \"assign\" some consumers would have nothing to read",
                 self.consumers_per_topic, self.partitions_per_topic
             ));
+        }
+        if self.consumer_mode == ConsumerMode::Share && self.compression != Compression::None {
+            return bad(
+                "consumer_mode = \"share\" reads uncompressed batches only: compression = \"none\""
+                    .into(),
+            );
         }
         if self.duration_secs == 0 || self.duration_secs > DURATION_SECS_MAX {
             return bad(format!("duration_secs must be 1..={DURATION_SECS_MAX}"));
@@ -566,6 +576,15 @@ mod tests {
         let text = format!("{MINIMAL}\nmesage_size_typo = 3\n");
         let err = Workload::parse(&text).unwrap_err().to_string();
         assert!(err.contains("mesage_size_typo"), "{err}");
+    }
+
+    #[test]
+    fn a_share_group_reads_uncompressed_batches_only() {
+        let share = format!("{MINIMAL}\nconsumer_mode = \"share\"\n");
+        assert!(Workload::parse(&share).is_ok());
+        let zstd = format!("{share}compression = \"zstd\"\n");
+        let err = Workload::parse(&zstd).unwrap_err().to_string();
+        assert!(err.contains("uncompressed"), "{err}");
     }
 
     #[test]

@@ -580,3 +580,13 @@ fn a_killed_harness_leaves_no_broker() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!left_running, "broker {broker} outlived its harness");
 }
+
+/// Two members of a share group (KIP-932, the harness's own protocol
+/// client) share the run's partitions: every acknowledged message is
+/// acquired and accepted once, with its end-to-end latency recorded.
+#[test]
+fn share_group_run_against_spawned_broker() {
+    let json = run_mode("share", "consumer_mode = \"share\"\n");
+    assert_complete(&json, "plain");
+    assert_eq!(json["workload"]["consumer_mode"], "share");
+}
