@@ -338,6 +338,18 @@ pub struct BrokerConfig {
     /// Kafka's `group.share.delivery.count.limit`: a record delivered this
     /// often and not accepted is archived.
     pub group_share_delivery_count_limit: i16,
+    /// Kafka's `group.consumer.min.session.timeout.ms` and its kin: the
+    /// range a group's own config may take (`group_configs`).
+    pub group_consumer_min_session_timeout_ms: i32,
+    pub group_consumer_max_session_timeout_ms: i32,
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    pub group_consumer_max_heartbeat_interval_ms: i32,
+    pub group_share_min_session_timeout_ms: i32,
+    pub group_share_max_session_timeout_ms: i32,
+    pub group_share_min_heartbeat_interval_ms: i32,
+    pub group_share_max_heartbeat_interval_ms: i32,
+    pub group_share_min_record_lock_duration_ms: i32,
+    pub group_share_max_record_lock_duration_ms: i32,
     /// Kafka's `group.share.partition.max.record.locks`: records in flight
     /// per share partition.
     pub group_share_partition_max_record_locks: i32,
@@ -551,6 +563,16 @@ impl Default for BrokerConfig {
             group_share_heartbeat_interval_ms: 5_000,
             group_share_session_timeout_ms: 45_000,
             group_share_record_lock_duration_ms: 30_000,
+            group_consumer_min_session_timeout_ms: 45_000,
+            group_consumer_max_session_timeout_ms: 60_000,
+            group_consumer_min_heartbeat_interval_ms: 5_000,
+            group_consumer_max_heartbeat_interval_ms: 15_000,
+            group_share_min_session_timeout_ms: 45_000,
+            group_share_max_session_timeout_ms: 60_000,
+            group_share_min_heartbeat_interval_ms: 5_000,
+            group_share_max_heartbeat_interval_ms: 15_000,
+            group_share_min_record_lock_duration_ms: 15_000,
+            group_share_max_record_lock_duration_ms: 60_000,
             group_share_delivery_count_limit: 5,
             group_share_partition_max_record_locks: 2_000,
             group_share_max_share_sessions: 2_000,

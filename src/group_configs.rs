@@ -22,13 +22,13 @@ pub const GROUPS_WITH_CONFIGS_MAX: usize = 10_000;
 pub type GroupConfigSet = BTreeMap<String, String>;
 
 /// What kind of value a group config takes, and its bounds (Kafka's
-/// ConfigDef type and validator, with the range Kafka's broker allows a
-/// group by default: `group.consumer.min.session.timeout.ms` and its kin).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// ConfigDef type and validator; an integer's range is the broker's
+/// `group.consumer.min.session.timeout.ms` and its kin).
+#[derive(Clone, Copy, Debug)]
 pub enum Kind {
+    /// An integer within the (min, max) the broker's config gives.
     Int {
-        min: i64,
-        max: i64,
+        bounds: fn(&BrokerConfig) -> (i64, i64),
     },
     /// `latest`, `earliest` or `by_duration:<ISO 8601 duration>`.
     OffsetReset,
@@ -59,16 +59,24 @@ pub const GROUP_CONFIG_KEYS: &[GroupConfigKey] = &[
     GroupConfigKey {
         name: CONSUMER_HEARTBEAT_INTERVAL_MS,
         kind: Kind::Int {
-            min: 5_000,
-            max: 15_000,
+            bounds: |c| {
+                (
+                    c.group_consumer_min_heartbeat_interval_ms.into(),
+                    c.group_consumer_max_heartbeat_interval_ms.into(),
+                )
+            },
         },
         default: |c| c.group_consumer_heartbeat_interval_ms.to_string(),
     },
     GroupConfigKey {
         name: CONSUMER_SESSION_TIMEOUT_MS,
         kind: Kind::Int {
-            min: 45_000,
-            max: 60_000,
+            bounds: |c| {
+                (
+                    c.group_consumer_min_session_timeout_ms.into(),
+                    c.group_consumer_max_session_timeout_ms.into(),
+                )
+            },
         },
         default: |c| c.group_consumer_session_timeout_ms.to_string(),
     },
@@ -82,14 +90,21 @@ pub const GROUP_CONFIG_KEYS: &[GroupConfigKey] = &[
     },
     GroupConfigKey {
         name: SHARE_DELIVERY_COUNT_LIMIT,
-        kind: Kind::Int { min: 2, max: 10 },
+        // Kafka's validator: no broker config moves it.
+        kind: Kind::Int {
+            bounds: |_| (2, 10),
+        },
         default: |c| c.group_share_delivery_count_limit.to_string(),
     },
     GroupConfigKey {
         name: SHARE_HEARTBEAT_INTERVAL_MS,
         kind: Kind::Int {
-            min: 5_000,
-            max: 15_000,
+            bounds: |c| {
+                (
+                    c.group_share_min_heartbeat_interval_ms.into(),
+                    c.group_share_max_heartbeat_interval_ms.into(),
+                )
+            },
         },
         default: |c| c.group_share_heartbeat_interval_ms.to_string(),
     },
@@ -101,16 +116,24 @@ pub const GROUP_CONFIG_KEYS: &[GroupConfigKey] = &[
     GroupConfigKey {
         name: SHARE_RECORD_LOCK_DURATION_MS,
         kind: Kind::Int {
-            min: 15_000,
-            max: 60_000,
+            bounds: |c| {
+                (
+                    c.group_share_min_record_lock_duration_ms.into(),
+                    c.group_share_max_record_lock_duration_ms.into(),
+                )
+            },
         },
         default: |c| c.group_share_record_lock_duration_ms.to_string(),
     },
     GroupConfigKey {
         name: SHARE_SESSION_TIMEOUT_MS,
         kind: Kind::Int {
-            min: 45_000,
-            max: 60_000,
+            bounds: |c| {
+                (
+                    c.group_share_min_session_timeout_ms.into(),
+                    c.group_share_max_session_timeout_ms.into(),
+                )
+            },
         },
         default: |c| c.group_share_session_timeout_ms.to_string(),
     },
@@ -309,7 +332,7 @@ impl GroupConfigs {
                     set.remove(&name);
                 }
                 ConfigChange::Set(value) => {
-                    check(key, &value).map_err(|reason| GroupConfigError::Invalid {
+                    check(broker, key, &value).map_err(|reason| GroupConfigError::Invalid {
                         key: name.clone(),
                         value: value.clone(),
                         reason,
@@ -344,13 +367,16 @@ impl GroupConfigs {
 }
 
 /// Whether `value` is one `key` takes.
-fn check(key: &GroupConfigKey, value: &str) -> Result<(), String> {
+fn check(broker: &BrokerConfig, key: &GroupConfigKey, value: &str) -> Result<(), String> {
     match key.kind {
-        Kind::Int { min, max } => match value.trim().parse::<i64>() {
-            Ok(v) if (min..=max).contains(&v) => Ok(()),
-            Ok(_) => Err(format!("must be between {min} and {max}")),
-            Err(_) => Err("not an integer".into()),
-        },
+        Kind::Int { bounds } => {
+            let (min, max) = bounds(broker);
+            match value.trim().parse::<i64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(()),
+                Ok(_) => Err(format!("must be between {min} and {max}")),
+                Err(_) => Err("not an integer".into()),
+            }
+        }
         Kind::OffsetReset => parse_share_start(value).map(|_| ()),
         Kind::Isolation => parse_read_committed(value).map(|_| ()),
     }
@@ -554,10 +580,36 @@ mod tests {
     }
 
     #[test]
+    fn the_brokers_bounds_are_a_groups_range() {
+        let two_minutes = set(CONSUMER_SESSION_TIMEOUT_MS, "120000");
+        let none = GroupConfigs::default();
+        assert!(matches!(
+            none.altered(&BrokerConfig::default(), "g", vec![two_minutes.clone()], false),
+            Err(GroupConfigError::Invalid { reason, .. }) if reason == "must be between 45000 and 60000"
+        ));
+        let longer = BrokerConfig {
+            group_consumer_max_session_timeout_ms: 180_000,
+            ..BrokerConfig::default()
+        };
+        let altered = none
+            .altered(&longer, "g", vec![two_minutes], false)
+            .expect("within the broker's bounds");
+        assert_eq!(
+            altered.settings(&longer, "g").consumer_session_timeout_ms,
+            120_000
+        );
+    }
+
+    #[test]
     fn every_default_is_a_value_its_key_takes_or_the_brokers_own() {
         let broker = BrokerConfig::default();
         for key in GROUP_CONFIG_KEYS {
-            assert_eq!(check(key, &(key.default)(&broker)), Ok(()), "{}", key.name);
+            assert_eq!(
+                check(&broker, key, &(key.default)(&broker)),
+                Ok(()),
+                "{}",
+                key.name
+            );
         }
     }
 }

@@ -215,3 +215,28 @@ fn a_groups_own_configs_shape_its_answers() {
         ("20000".to_string(), SOURCE_GROUP)
     );
 }
+
+/// The broker's `group_consumer_max_session_timeout_ms` bounds a group's
+/// own session timeout: past Kafka's default 60 s only when it is raised.
+#[test]
+fn the_brokers_bounds_are_a_groups_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.toml");
+    std::fs::write(&path, "group_consumer_max_session_timeout_ms = 180000\n").unwrap();
+    let raised = Broker::start_with(1, &["--config", path.to_str().unwrap()]);
+    let default = Broker::start(1);
+    let two_minutes = [("consumer.session.timeout.ms", OP_SET, Some("120000"))];
+    let mut c = RawClient::connect(&default.bootstrap());
+    let (error, message) = c.incremental_alter(1, GROUP, "slow", &two_minutes);
+    assert_eq!(error, INVALID_CONFIG, "{message:?}");
+    assert!(message.is_some_and(|m| m.contains("between 45000 and 60000")));
+    let mut c = RawClient::connect(&raised.bootstrap());
+    assert_eq!(
+        c.incremental_alter(1, GROUP, "slow", &two_minutes),
+        (0, None)
+    );
+    assert_eq!(
+        value_of(&describe(&mut c, "slow"), "consumer.session.timeout.ms"),
+        ("120000".to_string(), SOURCE_GROUP)
+    );
+}

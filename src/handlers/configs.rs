@@ -489,6 +489,56 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
         ),
         ("log.dirs", log_dirs, String::new(), TYPE_STRING),
         field!(
+            "group.consumer.min.session.timeout.ms",
+            group_consumer_min_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.consumer.max.session.timeout.ms",
+            group_consumer_max_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.consumer.min.heartbeat.interval.ms",
+            group_consumer_min_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.consumer.max.heartbeat.interval.ms",
+            group_consumer_max_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.min.session.timeout.ms",
+            group_share_min_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.max.session.timeout.ms",
+            group_share_max_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.min.heartbeat.interval.ms",
+            group_share_min_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.max.heartbeat.interval.ms",
+            group_share_max_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.min.record.lock.duration.ms",
+            group_share_min_record_lock_duration_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.max.record.lock.duration.ms",
+            group_share_max_record_lock_duration_ms,
+            TYPE_INT
+        ),
+        field!(
             "delegation.token.max.lifetime.ms",
             delegation_token_max_lifetime_ms,
             TYPE_LONG
