@@ -11,7 +11,7 @@
 //! written before the first fetch are read too. Batches must be
 //! uncompressed (the workload is checked for it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,7 +23,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::share_fetch_request::{
-    AcknowledgementBatch, FetchPartition, FetchTopic,
+    AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic,
 };
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, IncrementalAlterConfigsRequest,
@@ -255,11 +255,12 @@ impl Member {
     }
 }
 
-/// One leader's share session: its connection, epoch, and the acquired
-/// ranges to accept in the next fetch, by partition.
+/// One leader's share session: its connection, epoch, the partitions in
+/// it, and the acquired ranges to accept in the next fetch, by partition.
 struct Session {
     conn: Conn,
     epoch: i32,
+    partitions: BTreeSet<i32>,
     acks: BTreeMap<i32, Vec<(i64, i64)>>,
 }
 
@@ -321,6 +322,7 @@ pub fn consume(
                     v.insert(Session {
                         conn: Conn::open(addr)?,
                         epoch: 0,
+                        partitions: BTreeSet::new(),
                         acks: BTreeMap::new(),
                     })
                 }
@@ -340,8 +342,11 @@ pub fn consume(
     Ok(e2e)
 }
 
-/// One ShareFetch of `partitions` from this session's leader, accepting
-/// what the last one acquired; records the acquired records' latencies.
+/// One ShareFetch from this session's leader of the session's partitions,
+/// now `partitions`, accepting what the last one acquired; records the
+/// acquired records' latencies. As Kafka's share session handler, it names
+/// only partitions that join the session or have records to accept, and
+/// forgets those no longer assigned once nothing of them is held.
 fn fetch(
     session: &mut Session,
     member: &Member,
@@ -351,11 +356,25 @@ fn fetch(
     e2e: &mut Latency,
 ) -> Result<()> {
     let closing = session.epoch < 0;
-    // Partitions no longer assigned are named until what was acquired of
-    // them is accepted: left unaccepted, it waits out its lock.
-    let mut named: Vec<i32> = partitions.to_vec();
-    named.extend(session.acks.keys().filter(|p| !partitions.contains(p)));
-    let fetch_partitions = named
+    // Partitions no longer assigned stay until what was acquired of them
+    // is accepted: left unaccepted, it would wait out its lock.
+    let mut named: BTreeSet<i32> = partitions
+        .iter()
+        .filter(|p| !session.partitions.contains(p))
+        .copied()
+        .collect();
+    named.extend(session.acks.keys());
+    let forgotten: Vec<i32> = session
+        .partitions
+        .iter()
+        .filter(|p| !partitions.contains(p) && !session.acks.contains_key(p))
+        .copied()
+        .collect();
+    session.partitions.extend(named.iter().copied());
+    for p in &forgotten {
+        session.partitions.remove(p);
+    }
+    let fetch_partitions: Vec<FetchPartition> = named
         .iter()
         .map(|p| {
             let acks = session.acks.remove(p).unwrap_or_default();
@@ -386,9 +405,20 @@ fn fetch(
         .with_max_bytes(MAX_BYTES)
         .with_max_records(MAX_RECORDS)
         .with_batch_size(MAX_RECORDS)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic_id(layout.topic_id)
-            .with_partitions(fetch_partitions)]);
+        .with_topics(if fetch_partitions.is_empty() {
+            Vec::new()
+        } else {
+            vec![FetchTopic::default()
+                .with_topic_id(layout.topic_id)
+                .with_partitions(fetch_partitions)]
+        })
+        .with_forgotten_topics_data(if forgotten.is_empty() || closing {
+            Vec::new()
+        } else {
+            vec![ForgottenTopic::default()
+                .with_topic_id(layout.topic_id)
+                .with_partitions(forgotten)]
+        });
     let r: ShareFetchResponse =
         session
             .conn
