@@ -467,20 +467,16 @@ fn acl_apis_without_an_authorizer_are_disabled() {
     );
 }
 
-/// In a cluster, ACLs go through the metadata quorum (created on one node,
-/// enforced on the other), and replication keeps working under the ACL
-/// authorizer because the brokers' own principal (the inter-broker
-/// PLAINTEXT listener's) is a super user: an acks=all produce needs the
-/// follower's fetches, which need ClusterAction.
-#[test]
-fn cluster_acls_replicate_and_brokers_keep_replicating() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cluster.toml");
-    std::fs::write(
-        &path,
+/// One voter and one broker-only node under the ACL authorizer, their
+/// brokers' principal a super user, with a SASL (PLAIN) listener; `extra`
+/// goes at the top of the config file, written in `dir`.
+fn acl_cluster(dir: &std::path::Path, extra: &str) -> common::cluster::Cluster {
+    let path = dir.join("cluster.toml");
+    let config = format!(
         r#"
 super_users = ["User:broker"]
 authorizer = "acl"
+{extra}
 [listeners.PLAINTEXT]
 protocol = "PLAINTEXT"
 listen = "127.0.0.1:0"
@@ -489,16 +485,27 @@ principal = "User:broker"
 protocol = "SASL_PLAINTEXT"
 listen = "127.0.0.1:0"
 sasl_mechanisms = ["PLAIN"]
-"#,
-    )
-    .unwrap();
-    // One voter and one broker-only node: the ACLs cross the quorum.
-    let cluster = common::cluster::Cluster::start_mixed(
+"#
+    );
+    std::fs::write(&path, config).unwrap();
+    common::cluster::Cluster::start_mixed(
         1,
         1,
         common::cluster::LearnerListen::Fixed,
         &["--config", path.to_str().unwrap()],
-    );
+    )
+}
+
+/// In a cluster, ACLs go through the metadata quorum (created on one node,
+/// enforced on the other), and replication keeps working under the ACL
+/// authorizer because the brokers' own principal (the inter-broker
+/// PLAINTEXT listener's) is a super user: an acks=all produce needs the
+/// follower's fetches, which need ClusterAction.
+#[test]
+fn cluster_acls_replicate_and_brokers_keep_replicating() {
+    let dir = tempfile::tempdir().unwrap();
+    // One voter and one broker-only node: the ACLs cross the quorum.
+    let cluster = acl_cluster(dir.path(), "");
     let admin1 = cluster.node(1).listener("PLAINTEXT");
     add_user(&admin1, "alice");
     let topic = NewTopicSpec {
@@ -669,29 +676,9 @@ ssl_client_auth = "required"
 fn cluster_delegation_tokens_cross_the_quorum() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token.key"), "cluster-secret\n").unwrap();
-    let path = dir.path().join("cluster.toml");
-    std::fs::write(
-        &path,
-        r#"
-super_users = ["User:broker"]
-authorizer = "acl"
-delegation_token_secret_key_file = "token.key"
-[listeners.PLAINTEXT]
-protocol = "PLAINTEXT"
-listen = "127.0.0.1:0"
-principal = "User:broker"
-[listeners.SASL]
-protocol = "SASL_PLAINTEXT"
-listen = "127.0.0.1:0"
-sasl_mechanisms = ["PLAIN"]
-"#,
-    )
-    .unwrap();
-    let cluster = common::cluster::Cluster::start_mixed(
-        1,
-        1,
-        common::cluster::LearnerListen::Fixed,
-        &["--config", path.to_str().unwrap()],
+    let cluster = acl_cluster(
+        dir.path(),
+        r#"delegation_token_secret_key_file = "token.key""#,
     );
     let admin1 = cluster.node(1).listener("PLAINTEXT");
     add_user(&admin1, "alice");

@@ -695,6 +695,22 @@ impl rdkafka::ClientContext for OAuthContext {
 
 impl rdkafka::consumer::ConsumerContext for OAuthContext {}
 
+/// A broker whose OAUTH listener takes OAUTHBEARER tokens `idp` signs for
+/// the audience `kafka` from the issuer `https://idp.test`.
+fn oauth_broker(pki: &Pki, idp: &IdentityProvider) -> Broker {
+    std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
+    secure_broker(
+        pki,
+        r#"sasl_oauthbearer_jwks_file = "jwks.json"
+sasl_oauthbearer_expected_audience = ["kafka"]
+sasl_oauthbearer_expected_issuer = "https://idp.test"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#,
+    )
+}
+
 fn oauth_config(bootstrap: &str) -> ClientConfig {
     client(
         bootstrap,
@@ -715,17 +731,7 @@ fn oauth_config(bootstrap: &str) -> ClientConfig {
 fn oauthbearer_tokens_log_in_as_their_subject() {
     let pki = Pki::new();
     let idp = IdentityProvider::new();
-    std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
-    let broker = secure_broker(
-        &pki,
-        r#"sasl_oauthbearer_jwks_file = "jwks.json"
-sasl_oauthbearer_expected_audience = ["kafka"]
-sasl_oauthbearer_expected_issuer = "https://idp.test"
-[listeners.OAUTH]
-protocol = "SASL_PLAINTEXT"
-listen = "127.0.0.1:0"
-sasl_mechanisms = ["OAUTHBEARER"]"#,
-    );
+    let broker = oauth_broker(&pki, &idp);
     create_topic(&broker.listener("PLAINTEXT"), "oauth", 1, &[]);
     let bootstrap = broker.listener("OAUTH");
     // A refused login fails the send within its message timeout.
@@ -795,16 +801,7 @@ fn kafkajs_oauthbearer_login() {
     use common::clients::{json_result, node_modules, script, strings};
     let pki = Pki::new();
     let idp = IdentityProvider::new();
-    std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
-    let broker = secure_broker(
-        &pki,
-        r#"sasl_oauthbearer_jwks_file = "jwks.json"
-sasl_oauthbearer_expected_audience = ["kafka"]
-[listeners.OAUTH]
-protocol = "SASL_PLAINTEXT"
-listen = "127.0.0.1:0"
-sasl_mechanisms = ["OAUTHBEARER"]"#,
-    );
+    let broker = oauth_broker(&pki, &idp);
     let run = |topic: &str, audience: &str, count: usize| {
         create_topic(&broker.listener("PLAINTEXT"), topic, 1, &[]);
         let file = pki.path(&format!("{topic}.jwt"));

@@ -8,7 +8,7 @@
 // the authentication fails.
 const fs = require("fs");
 const { Kafka, logLevel } = require("kafkajs");
-const { readAll } = require("./kafkajs_read");
+const { produceAndReadBack } = require("./kafkajs_read");
 
 const READ_TIMEOUT_MS = 60000;
 
@@ -23,19 +23,8 @@ async function main() {
     logLevel: logLevel.NOTHING,
     retry: { initialRetryTime: 100, retries: 2 },
   });
-  const producer = kafka.producer();
-  try {
-    await producer.connect();
-  } catch (e) {
-    console.log(JSON.stringify({ error: e.name, message: String(e.message) }));
-    return;
-  }
   const values = Array.from({ length: count }, (_, i) => `oauth-${i}`);
-  await producer.send({ topic, acks: -1, messages: values.map((v) => ({ value: v })) });
-  await producer.disconnect();
-
-  const consumed = await readAll(kafka, topic, values.length, READ_TIMEOUT_MS);
-  console.log(JSON.stringify({ acked: values.length, consumed }));
+  console.log(JSON.stringify(await produceAndReadBack(kafka, topic, values, READ_TIMEOUT_MS)));
 }
 
 main().catch((e) => {

@@ -24,4 +24,20 @@ async function readAll(kafka, topic, count, timeoutMs, readUncommitted = false) 
   return consumed;
 }
 
-module.exports = { readAll };
+// Sends `values` (acks=-1) and reads them back: what the secured-listener
+// scripts print, {"acked": n, "consumed": [values]}, or {"error": name,
+// "message": ...} when the connection or the authentication fails.
+async function produceAndReadBack(kafka, topic, values, timeoutMs) {
+  const producer = kafka.producer();
+  try {
+    await producer.connect();
+  } catch (e) {
+    return { error: e.name, message: String(e.message) };
+  }
+  await producer.send({ topic, acks: -1, messages: values.map((v) => ({ value: v })) });
+  await producer.disconnect();
+  const consumed = await readAll(kafka, topic, values.length, timeoutMs);
+  return { acked: values.length, consumed };
+}
+
+module.exports = { readAll, produceAndReadBack };
