@@ -653,7 +653,9 @@ fn batches_of(
 }
 
 /// The batches from the first holding an acquired record to the last one
-/// (the client reads only the acquired records among them).
+/// (the client reads only the acquired records among them), as few slices
+/// as they make: adjacent batches of one segment go as one slice, so one
+/// sendfile each, as a fetch's read sends them.
 fn holding(batches: &[PlannedBatch], acquired: &[Acquired]) -> Vec<FileSlice> {
     let (Some(first), Some(last)) = (acquired.first(), acquired.last()) else {
         return Vec::new();
@@ -669,8 +671,65 @@ fn holding(batches: &[PlannedBatch], acquired: &[Acquired]) -> Vec<FileSlice> {
     let to = batches
         .iter()
         .rposition(|b| b.span.base <= last.last && holds(b));
-    match (from, to) {
-        (Some(from), Some(to)) => batches[from..=to].iter().map(|b| b.slice.clone()).collect(),
-        _ => Vec::new(),
+    let (Some(from), Some(to)) = (from, to) else {
+        return Vec::new();
+    };
+    let mut slices: Vec<FileSlice> = Vec::new();
+    for b in &batches[from..=to] {
+        match slices.last_mut() {
+            Some(s)
+                if std::sync::Arc::ptr_eq(&s.file, &b.slice.file)
+                    && s.position + u64::from(s.len) == b.slice.position =>
+            {
+                // Within one read of one segment: the sum fits as the read did.
+                s.len = s.len.checked_add(b.slice.len).expect("one segment's read");
+            }
+            _ => slices.push(b.slice.clone()),
+        }
+    }
+    slices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn planned(file: &Arc<std::fs::File>, position: u64, len: u32, base: i64, last: i64) -> PlannedBatch {
+        PlannedBatch {
+            slice: FileSlice {
+                file: file.clone(),
+                position,
+                len,
+            },
+            span: BatchSpan {
+                base,
+                last,
+                holds: Holds::Records,
+            },
+        }
+    }
+
+    #[test]
+    fn adjacent_batches_of_a_segment_go_as_one_slice() {
+        let a = Arc::new(tempfile::tempfile().unwrap());
+        let b = Arc::new(tempfile::tempfile().unwrap());
+        // Three batches of one segment, then one of the next segment.
+        let batches = [
+            planned(&a, 0, 100, 0, 4),
+            planned(&a, 100, 50, 5, 9),
+            planned(&a, 150, 70, 10, 14),
+            planned(&b, 0, 30, 15, 19),
+        ];
+        let acquired = |first, last| Acquired {
+            first,
+            last,
+            deliveries: 1,
+        };
+        let slices = holding(&batches, &[acquired(6, 16)]);
+        let shape: Vec<(u64, u32)> = slices.iter().map(|s| (s.position, s.len)).collect();
+        assert_eq!(shape, [(100, 120), (0, 30)]);
+        assert!(Arc::ptr_eq(&slices[1].file, &b));
+        assert!(holding(&batches, &[]).is_empty());
     }
 }
