@@ -61,7 +61,7 @@ use crate::shard::{AdminOp, ProduceItem, Shard, TopicPartition};
 
 pub use membership::{join_error, Limits};
 pub use offsets::{FetchedOffsets, PartitionOffset};
-pub use share_state::{ShareReset, ShareSnapshot, START_UNSET as SHARE_START_UNSET};
+pub use share_state::{ShareReset, ShareSnapshot, ShareWrite, START_UNSET as SHARE_START_UNSET};
 use state::Group;
 
 /// Kafka's internal topic for committed offsets and group metadata.
@@ -168,12 +168,11 @@ pub enum GroupMsg {
         reply: oneshot::Sender<Result<Option<ShareSnapshot>, i16>>,
     },
     /// A share partition's state, written by its leader.
+    /// Share partitions' states, written in one append: the code of each.
     ShareStateWrite {
         group_id: String,
-        topic: String,
-        partition: i32,
-        snapshot: ShareSnapshot,
-        reply: oneshot::Sender<i16>,
+        states: Vec<share_state::ShareWrite>,
+        reply: oneshot::Sender<Vec<i16>>,
     },
     /// DescribeShareGroupOffsets of one group (KIP-932): its partitions'
     /// start offsets, of the named (topic, partitions) or of all.
@@ -541,12 +540,10 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
         }
         GroupMsg::ShareStateWrite {
             group_id,
-            topic,
-            partition,
-            snapshot,
+            states,
             reply,
         } => {
-            let written = share_state::write(&coord, &group_id, &topic, partition, snapshot);
+            let written = share_state::write(&coord, &group_id, states);
             let _ = reply.send(written.await);
         }
         GroupMsg::ShareOffsets {

@@ -72,51 +72,65 @@ pub fn read(
         .cloned())
 }
 
-/// Writes the state, unless a later leader of the partition wrote one
-/// (FENCED_LEADER_EPOCH: the writer was deposed). A leader writes its
-/// partition's states one at a time, so they arrive in order.
-pub async fn write(
-    coord: &Rc<Coordinator>,
-    group_id: &str,
-    topic: &str,
-    partition: i32,
-    snapshot: ShareSnapshot,
-) -> i16 {
+/// One share partition's state to write: (topic, partition, state).
+pub type ShareWrite = (String, i32, ShareSnapshot);
+
+/// Writes the states, each unless a later leader of its partition wrote
+/// one (FENCED_LEADER_EPOCH: the writer was deposed) or an operator reset
+/// it since (FENCED_STATE_EPOCH); those written go in one append. The
+/// code of each, in order. A leader writes a partition's states one at a
+/// time, so they arrive in order.
+pub async fn write(coord: &Rc<Coordinator>, group_id: &str, states: Vec<ShareWrite>) -> Vec<i16> {
     if !valid_group_id(group_id) {
-        return ResponseError::InvalidGroupId.code();
+        return vec![ResponseError::InvalidGroupId.code(); states.len()];
     }
-    let key = (topic.to_string(), partition);
+    let mut codes = vec![0i16; states.len()];
     {
         let groups = coord.groups.borrow();
         if let Some(g) = groups.get(group_id) {
             if !shareable(g) {
-                return ResponseError::GroupIdNotFound.code();
+                return vec![ResponseError::GroupIdNotFound.code(); states.len()];
             }
-            let later = |s: &ShareSnapshot| s.leader_epoch > snapshot.leader_epoch;
-            let reset = |s: &ShareSnapshot| s.state_epoch > snapshot.state_epoch;
-            let stored = g.share_states.get(&key);
-            if stored.is_some_and(reset) {
-                return ResponseError::FencedStateEpoch.code();
-            }
-            if stored.is_some_and(later) {
-                return ResponseError::FencedLeaderEpoch.code();
+            for ((topic, partition, snapshot), code) in states.iter().zip(codes.iter_mut()) {
+                let stored = g.share_states.get(&(topic.clone(), *partition));
+                if stored.is_some_and(|s| s.state_epoch > snapshot.state_epoch) {
+                    *code = ResponseError::FencedStateEpoch.code();
+                } else if stored.is_some_and(|s| s.leader_epoch > snapshot.leader_epoch) {
+                    *code = ResponseError::FencedLeaderEpoch.code();
+                }
             }
         }
     }
-    let record = (
-        records::share_state_key(group_id, topic, partition),
-        Some(records::share_state_value(&snapshot)),
-    );
-    if let Err(code) = append(coord, group_id, &[record]).await {
-        return code;
+    let written: Vec<&ShareWrite> = states
+        .iter()
+        .zip(&codes)
+        .filter(|(_, code)| **code == 0)
+        .map(|(state, _)| state)
+        .collect();
+    let records: Vec<_> = written
+        .iter()
+        .map(|(topic, partition, snapshot)| {
+            (
+                records::share_state_key(group_id, topic, *partition),
+                Some(records::share_state_value(snapshot)),
+            )
+        })
+        .collect();
+    if let Err(code) = append(coord, group_id, &records).await {
+        for c in codes.iter_mut().filter(|c| **c == 0) {
+            *c = code;
+        }
+        return codes;
     }
     let now = crate::runtime::now_ms();
     let mut groups = coord.groups.borrow_mut();
     let g = groups
         .entry(group_id.to_string())
         .or_insert_with(|| Group::new(group_id.to_string(), now));
-    apply(g, key, Some(snapshot));
-    0
+    for (topic, partition, snapshot) in written {
+        apply(g, (topic.clone(), *partition), Some(snapshot.clone()));
+    }
+    codes
 }
 
 /// Resets a share group's partitions, each with its state epoch bumped so

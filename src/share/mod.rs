@@ -328,9 +328,13 @@ impl Service {
                 Err(code) => ShareOutcome::error(code),
             })
             .collect();
-        for (item, outcome) in ask.items.iter().zip(outcomes.iter_mut()) {
-            if outcome.acked {
-                let code = self.persist(&ask.group, &item.tp).await;
+        // Every state acknowledgements moved, in one write.
+        let acked: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].acked).collect();
+        if !acked.is_empty() {
+            let tps: Vec<&TopicPartition> = acked.iter().map(|&i| &ask.items[i].tp).collect();
+            let codes = self.persist(&ask.group, &tps).await;
+            for (i, code) in acked.into_iter().zip(codes) {
+                let outcome = &mut outcomes[i];
                 if code != 0 && outcome.ack_error == 0 {
                     outcome.ack_error = code;
                 }
@@ -430,35 +434,74 @@ impl Service {
         Ok(())
     }
 
-    /// Writes the share partition's state to its coordinator, after the
-    /// write in flight (whose state may be older); the code.
-    async fn persist(&self, group: &str, tp: &TopicPartition) -> i16 {
-        let key = (group.to_string(), tp.clone());
+    /// Writes the share partitions' states to their coordinator in one
+    /// write, each after its partition's write in flight (whose state may
+    /// be older); the code of each.
+    async fn persist(&self, group: &str, tps: &[&TopicPartition]) -> Vec<i16> {
         let gone = ResponseError::NotLeaderOrFollower.code();
-        let Some(writing) = self
-            .partitions
-            .borrow()
-            .get(&key)
-            .map(|h| h.writing.clone())
-        else {
-            return gone;
+        let mut codes = vec![gone; tps.len()];
+        // Each partition's turn, taken in one order (topic, partition) so
+        // that two requests never wait on each other; a partition named
+        // twice waits once.
+        let mut order: Vec<usize> = (0..tps.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&*tps[a].topic, tps[a].partition).cmp(&(&*tps[b].topic, tps[b].partition))
+        });
+        let same = |a: usize, b: usize| {
+            tps[a].topic == tps[b].topic && tps[a].partition == tps[b].partition
         };
-        let _turn = writing.lock().await;
-        let snapshot = self
-            .partitions
-            .borrow()
-            .get(&key)
-            .map(|held| held.sp.snapshot(held.leader_epoch, held.state_epoch));
-        let Some(snapshot) = snapshot else {
-            return gone;
-        };
-        let code = state::write(self, group, tp, snapshot).await;
-        if code == ResponseError::FencedStateEpoch.code() {
-            // Reset by an operator since it was loaded: the next request
-            // loads the coordinator's state.
-            self.partitions.borrow_mut().remove(&key);
+        // (a partition named again, where it was first named)
+        let mut again: Vec<(usize, usize)> = Vec::new();
+        order.dedup_by(|later, first| {
+            let dup = same(*later, *first);
+            if dup {
+                again.push((*later, *first));
+            }
+            dup
+        });
+        let key = |i: usize| (group.to_string(), tps[i].clone());
+        let writing: Vec<(usize, Rc<futures::lock::Mutex<()>>)> = order
+            .into_iter()
+            .filter_map(|i| {
+                let held = self
+                    .partitions
+                    .borrow()
+                    .get(&key(i))
+                    .map(|h| h.writing.clone());
+                held.map(|w| (i, w))
+            })
+            .collect();
+        let mut turns = Vec::with_capacity(writing.len());
+        for (_, w) in &writing {
+            turns.push(w.lock().await);
         }
-        code
+        let mut states = Vec::with_capacity(writing.len());
+        let mut written = Vec::with_capacity(writing.len());
+        for (i, _) in &writing {
+            let partitions = self.partitions.borrow();
+            let Some(held) = partitions.get(&key(*i)) else {
+                continue;
+            };
+            states.push((
+                tps[*i].clone(),
+                held.sp.snapshot(held.leader_epoch, held.state_epoch),
+            ));
+            written.push(*i);
+        }
+        let answered = state::write(self, group, states).await;
+        drop(turns);
+        for (i, code) in written.into_iter().zip(answered) {
+            if code == ResponseError::FencedStateEpoch.code() {
+                // Reset by an operator since it was loaded: the next
+                // request loads the coordinator's state.
+                self.partitions.borrow_mut().remove(&key(i));
+            }
+            codes[i] = code;
+        }
+        for (later, first) in again {
+            codes[later] = codes[first];
+        }
+        codes
     }
 
     fn serve_item(
@@ -695,7 +738,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn planned(file: &Arc<std::fs::File>, position: u64, len: u32, base: i64, last: i64) -> PlannedBatch {
+    fn planned(
+        file: &Arc<std::fs::File>,
+        position: u64,
+        len: u32,
+        base: i64,
+        last: i64,
+    ) -> PlannedBatch {
         PlannedBatch {
             slice: FileSlice {
                 file: file.clone(),

@@ -150,46 +150,73 @@ pub async fn read(
         .ok_or(ResponseError::UnknownServerError.code())
 }
 
-pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot: Snapshot) -> i16 {
-    let (node, addr, topic_id) = match target(service, group, tp) {
-        Ok(t) => t,
-        Err(code) => return code,
+/// Writes the states at the group's coordinator in one
+/// WriteShareGroupState; the code of each, in order.
+pub async fn write(
+    service: &Service,
+    group: &str,
+    states: &[(TopicPartition, Snapshot)],
+) -> Vec<i16> {
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    let mut codes = vec![0i16; states.len()];
+    let mut node_addr: Option<(i32, String)> = None;
+    let mut topics: Vec<write_share_group_state_request::WriteStateData> = Vec::new();
+    // (topic index, partition index) of each state sent, for its answer.
+    let mut sent: Vec<(usize, Uuid, i32)> = Vec::new();
+    for (i, (tp, snapshot)) in states.iter().enumerate() {
+        let (node, addr, topic_id) = match target(service, group, tp) {
+            Ok(t) => t,
+            Err(code) => {
+                codes[i] = code;
+                continue;
+            }
+        };
+        node_addr.get_or_insert((node, addr));
+        let mut partition = write_share_group_state_request::PartitionData::default();
+        partition.partition = tp.partition;
+        partition.leader_epoch = snapshot.leader_epoch;
+        partition.state_epoch = snapshot.state_epoch;
+        partition.start_offset = snapshot.start;
+        partition.state_batches = state_ranges(snapshot)
+            .into_iter()
+            .map(|(first, last, state, deliveries)| {
+                let mut b = write_share_group_state_request::StateBatch::default();
+                b.first_offset = first;
+                b.last_offset = last;
+                b.delivery_state = state;
+                b.delivery_count = deliveries;
+                b
+            })
+            .collect();
+        match topics.iter_mut().find(|t| t.topic_id == topic_id) {
+            Some(t) => t.partitions.push(partition),
+            None => {
+                let mut topic = write_share_group_state_request::WriteStateData::default();
+                topic.topic_id = topic_id;
+                topic.partitions = vec![partition];
+                topics.push(topic);
+            }
+        }
+        sent.push((i, topic_id, tp.partition));
+    }
+    let Some((node, addr)) = node_addr else {
+        return codes;
     };
-    let mut partition = write_share_group_state_request::PartitionData::default();
-    partition.partition = tp.partition;
-    partition.leader_epoch = snapshot.leader_epoch;
-    partition.state_epoch = snapshot.state_epoch;
-    partition.start_offset = snapshot.start;
-    partition.state_batches = state_ranges(&snapshot)
-        .into_iter()
-        .map(|(first, last, state, deliveries)| {
-            let mut b = write_share_group_state_request::StateBatch::default();
-            b.first_offset = first;
-            b.last_offset = last;
-            b.delivery_state = state;
-            b.delivery_count = deliveries;
-            b
-        })
-        .collect();
-    let mut topic = write_share_group_state_request::WriteStateData::default();
-    topic.topic_id = topic_id;
-    topic.partitions = vec![partition];
     let mut request = WriteShareGroupStateRequest::default();
     request.group_id = StrBytes::from_string(group.to_string());
-    request.topics = vec![topic];
+    request.topics = topics;
     let key = (ApiKey::WriteShareGroupState, 0);
     let response: Result<WriteShareGroupStateResponse, _> = service
         .state_connections
         .call(&service.dialer, node, &addr, key, &request)
         .await;
-    match response {
-        Ok(r) => r
-            .results
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map_or(ResponseError::CoordinatorNotAvailable.code(), |p| {
-                p.error_code
-            }),
-        Err(_) => ResponseError::CoordinatorNotAvailable.code(),
+    for (i, topic_id, partition) in sent {
+        codes[i] = response
+            .as_ref()
+            .ok()
+            .and_then(|r| r.results.iter().find(|t| t.topic_id == topic_id))
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .map_or(unavailable, |p| p.error_code);
     }
+    codes
 }

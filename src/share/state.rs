@@ -30,19 +30,27 @@ pub async fn read(
         .unwrap_or(Err(ResponseError::CoordinatorNotAvailable.code()))
 }
 
-/// Writes `snapshot`; the code (0: written, or a later one was).
-pub async fn write(service: &Service, group: &str, tp: &TopicPartition, snapshot: Snapshot) -> i16 {
+/// Writes the states in one go (one append at the coordinator); the code
+/// of each, in order (0: written).
+pub async fn write(
+    service: &Service,
+    group: &str,
+    states: Vec<(TopicPartition, Snapshot)>,
+) -> Vec<i16> {
     if crate::group::coordinated_elsewhere(&service.shard, group) {
-        return super::remote::write(service, group, tp, snapshot).await;
+        return super::remote::write(service, group, &states).await;
     }
+    let count = states.len();
+    let states = states
+        .into_iter()
+        .map(|(tp, snapshot)| (tp.topic.to_string(), tp.partition, snapshot))
+        .collect();
     let msg = |reply| GroupMsg::ShareStateWrite {
         group_id: group.to_string(),
-        topic: tp.topic.to_string(),
-        partition: tp.partition,
-        snapshot,
+        states,
         reply,
     };
     crate::group::ask(&service.groups, group, msg)
         .await
-        .unwrap_or(ResponseError::CoordinatorNotAvailable.code())
+        .unwrap_or_else(|| vec![ResponseError::CoordinatorNotAvailable.code(); count])
 }

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::group::{ask, Coordinator, GroupMsg};
+use crate::group::{ask, Coordinator, GroupMsg, ShareWrite};
 use crate::handlers::access::Access;
 use crate::handlers::ApiSpec;
 use crate::security::acl::Operation;
@@ -99,6 +99,10 @@ pub async fn write(
     let group = request.group_id.to_string();
     let topics = groups.shard().topics();
     let mut response = WriteShareGroupStateResponse::default();
+    // Every acceptable state goes to the coordinator in one message (one
+    // append); `pending` says which answers wait for its codes.
+    let mut states: Vec<ShareWrite> = Vec::new();
+    let mut pending: Vec<(usize, usize)> = Vec::new();
     for t in request.topics {
         let name = topics.name_of(t.topic_id).map(str::to_string);
         let mut result = WriteStateResult::default();
@@ -129,20 +133,27 @@ pub async fn write(
                 (_, _, None) => ResponseError::InvalidRequest.code(),
                 _ if p.start_offset < 0 => ResponseError::InvalidRequest.code(),
                 (Some(name), true, Some(snapshot)) => {
-                    ask(groups, &group, |reply| GroupMsg::ShareStateWrite {
-                        group_id: group.clone(),
-                        topic: name.clone(),
-                        partition: p.partition,
-                        snapshot,
-                        reply,
-                    })
-                    .await
-                    .unwrap_or_else(crate::group::not_available)
+                    pending.push((response.results.len(), result.partitions.len()));
+                    states.push((name.clone(), p.partition, snapshot));
+                    0
                 }
             };
             result.partitions.push(r);
         }
         response.results.push(result);
+    }
+    if !states.is_empty() {
+        let count = states.len();
+        let codes = ask(groups, &group, |reply| GroupMsg::ShareStateWrite {
+            group_id: group.clone(),
+            states,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| vec![crate::group::not_available(); count]);
+        for ((t, p), code) in pending.into_iter().zip(codes) {
+            response.results[t].partitions[p].error_code = code;
+        }
     }
     response
 }
