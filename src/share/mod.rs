@@ -12,10 +12,12 @@
 //! them: record bytes go from the page cache to the socket, as a fetch's.
 //!
 //! What is durable of a share partition (its start, the ranges past it
-//! done with) is kept by the group's coordinator (`state`): loaded when
-//! the leader first serves the group (again after every leadership
-//! change), written whenever acknowledgements moved it, before they are
-//! answered. Records in flight at a leadership change are delivered again.
+//! done with, and those delivered with their delivery counts) is kept by
+//! the group's coordinator (`state`): loaded when the leader first serves
+//! the group (again after every leadership change), written whenever
+//! acknowledgements moved it, before they are answered (a request's
+//! partitions in one write). Records in flight at a leadership change are
+//! delivered again, their counts going on.
 //!
 //! A `read_committed` group (its `share.isolation.level`) reads up to the
 //! last stable offset, and the records of aborted transactions are
