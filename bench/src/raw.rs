@@ -83,23 +83,43 @@ impl Frame {
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(shape.topic.clone())))
                 .with_partition_data(data)]);
-        let api_key = ApiKey::Produce;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(PRODUCE_VERSION)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-bench-ingest")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, api_key.request_header_version(PRODUCE_VERSION))?;
-        request.encode(&mut body, PRODUCE_VERSION)?;
-        let mut bytes = Vec::with_capacity(body.len() + 4);
-        bytes.extend_from_slice(&(body.len() as i32).to_be_bytes());
-        bytes.extend_from_slice(&body);
+        let bytes = request_frame(
+            ApiKey::Produce,
+            PRODUCE_VERSION,
+            "sluice-bench-ingest",
+            0,
+            &request,
+        )?;
         Ok(Frame {
             bytes,
             records: (shape.records * shape.partitions.len()) as u64,
             batch_bytes,
         })
     }
+}
+
+/// One request as it goes on the wire: its size, the header (the
+/// correlation id at [`CORRELATION_AT`], for a resend to change) and the
+/// body.
+pub fn request_frame<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    client_id: &'static str,
+    correlation: i32,
+    request: &R,
+) -> Result<Vec<u8>> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, key.request_header_version(version))?;
+    request.encode(&mut body, version)?;
+    let mut bytes = Vec::with_capacity(body.len() + 4);
+    bytes.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
 }
 
 /// One record batch of `shape.records` random values, uncompressed.

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -27,15 +27,16 @@ use kafka_protocol::messages::share_fetch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, RequestHeader,
-    ResponseHeader, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
-    ShareGroupHeartbeatResponse, TopicName,
+    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, ResponseHeader,
+    ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::clients::{Shared, CONSUMER_POLL};
 use crate::payload;
+use crate::raw::request_frame;
 use crate::stats::Latency;
 
 /// The versions sent: the ones Kafka 4.1 and Sluice serve.
@@ -89,17 +90,13 @@ impl Conn {
         request: &Req,
     ) -> Result<Resp> {
         self.correlation = self.correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("sluice-bench-share")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, key.request_header_version(version))?;
-        request.encode(&mut body, version)?;
-        let mut frame = Vec::with_capacity(body.len() + 4);
-        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
-        frame.extend_from_slice(&body);
+        let frame = request_frame(
+            key,
+            version,
+            "sluice-bench-share",
+            self.correlation,
+            request,
+        )?;
         self.stream.write_all(&frame)?;
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size)?;

@@ -101,8 +101,8 @@ pub async fn write(coord: &Rc<Coordinator>, group_id: &str, states: Vec<ShareWri
             }
         }
     }
-    let written: Vec<&ShareWrite> = states
-        .iter()
+    let written: Vec<ShareWrite> = states
+        .into_iter()
         .zip(&codes)
         .filter(|(_, code)| **code == 0)
         .map(|(state, _)| state)
@@ -128,7 +128,7 @@ pub async fn write(coord: &Rc<Coordinator>, group_id: &str, states: Vec<ShareWri
         .entry(group_id.to_string())
         .or_insert_with(|| Group::new(group_id.to_string(), now));
     for (topic, partition, snapshot) in written {
-        apply(g, (topic.clone(), *partition), Some(snapshot.clone()));
+        apply(g, (topic, partition), Some(snapshot));
     }
     codes
 }

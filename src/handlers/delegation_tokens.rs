@@ -73,12 +73,17 @@ fn allowed(client: &Client) -> bool {
     allowed && !client.session.by_token()
 }
 
+/// Tokens are off: the broker has no secret key.
+fn disabled(shard: &Shard) -> bool {
+    shard.config.delegation_token_secret_key.is_none()
+}
+
 /// Why this connection gets no answer about tokens, if it does not: one
-/// not [`allowed`], then tokens being off (no secret key).
+/// not [`allowed`], then tokens being off.
 fn refusal(shard: &Shard, client: &Client) -> Option<ResponseError> {
     if !allowed(client) {
         Some(ResponseError::DelegationTokenRequestNotAllowed)
-    } else if shard.config.delegation_token_secret_key.is_none() {
+    } else if disabled(shard) {
         Some(ResponseError::DelegationTokenAuthDisabled)
     } else {
         None
@@ -143,8 +148,10 @@ pub async fn create(
         Some(ResponseError::InvalidPrincipalType)
     } else if renewers.len() > RENEWERS_MAX {
         Some(ResponseError::InvalidRequest)
+    } else if disabled(shard) {
+        Some(ResponseError::DelegationTokenAuthDisabled)
     } else {
-        refusal(shard, client)
+        None
     };
     if let Some(e) = refused {
         response.error_code = e.code();

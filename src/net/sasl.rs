@@ -73,6 +73,16 @@ pub struct Logins<'a> {
     pub now_ms: i64,
 }
 
+/// Who a finished exchange authenticated.
+struct Login {
+    principal: String,
+    /// How long its credential lasts (a token's); `None`: a password's,
+    /// for good.
+    left_ms: Option<i64>,
+    /// A delegation token's login.
+    by_token: bool,
+}
+
 /// One connection's security state; lives in `handlers::Client`.
 pub struct Session {
     pub listener: Arc<ListenerInfo>,
@@ -274,7 +284,14 @@ impl Session {
                 user,
                 token: false,
                 server_final,
-            }) => self.logged_in(format!("User:{user}"), None, server_final, reauth_ms, now),
+            }) => {
+                let login = Login {
+                    principal: format!("User:{user}"),
+                    left_ms: None,
+                    by_token: false,
+                };
+                self.logged_in(login, server_final, reauth_ms, now)
+            }
             Ok(Step::Done {
                 user,
                 token: true,
@@ -284,11 +301,12 @@ impl Session {
                 let Some(t) = logins.tokens.get(&user) else {
                     return failed("the delegation token expired".into());
                 };
-                let left = t.expiry_ms.min(t.max_ms) - logins.now_ms;
-                let reply =
-                    self.logged_in(t.owner.clone(), Some(left), server_final, reauth_ms, now);
-                self.by_token.set(reply.error == 0);
-                reply
+                let login = Login {
+                    principal: t.owner.clone(),
+                    left_ms: Some(t.expiry_ms.min(t.max_ms) - logins.now_ms),
+                    by_token: true,
+                };
+                self.logged_in(login, server_final, reauth_ms, now)
             }
             Err(e) => failed(e.to_string()),
         }
@@ -308,39 +326,35 @@ impl Session {
         };
         match verifier.authenticate(message) {
             Ok(who) => {
-                let left = who.expires_ms - logins.now_ms;
-                self.logged_in(
-                    format!("User:{}", who.name),
-                    Some(left),
-                    Vec::new(),
-                    reauth_ms,
-                    now,
-                )
+                let login = Login {
+                    principal: format!("User:{}", who.name),
+                    left_ms: Some(who.expires_ms - logins.now_ms),
+                    by_token: false,
+                };
+                self.logged_in(login, Vec::new(), reauth_ms, now)
             }
             Err(e) => failed(e.to_string()),
         }
     }
 
-    /// The session once `principal` authenticated, with a credential that
-    /// lasts `left_ms` more (a token's; `None`: a password's). With
-    /// re-authentication on (KIP-368), the session ends at the earlier of
-    /// `reauth_ms` and the credential's end, as Kafka's does.
+    /// The session once `login` authenticated. With re-authentication on
+    /// (KIP-368), the session ends at the earlier of `reauth_ms` and the
+    /// credential's end, as Kafka's does.
     fn logged_in(
         &self,
-        principal: String,
-        left_ms: Option<i64>,
+        login: Login,
         server_final: Vec<u8>,
         reauth_ms: u64,
         now: Instant,
     ) -> TokenReply {
-        if self.authenticated.get() && *self.principal.borrow() != principal {
+        if self.authenticated.get() && *self.principal.borrow() != login.principal {
             // KIP-368: a re-authentication may not change who it is.
             return failed("re-authentication as a different principal".into());
         }
-        *self.principal.borrow_mut() = principal;
+        *self.principal.borrow_mut() = login.principal;
         self.authenticated.set(true);
-        self.by_token.set(false);
-        let lifetime = match (reauth_ms, left_ms) {
+        self.by_token.set(login.by_token);
+        let lifetime = match (reauth_ms, login.left_ms) {
             (0, _) => 0,
             (ms, None) => ms,
             (ms, Some(left)) => ms.min(u64::try_from(left).unwrap_or(0).max(1)),

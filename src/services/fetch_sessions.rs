@@ -669,29 +669,27 @@ mod tests {
     #[test]
     fn a_followers_high_watermark_is_raised_by_the_answers() {
         let mut s = FetchSessions::new(10, 1000);
-        let mut first = request(0, 0, &[(0, 5)], &[]);
-        first.topics[0].partitions[0].high_watermark = 3;
-        let Resolved::Full { session_id, .. } = s.by_name(&first, 0) else {
-            panic!("a new session")
+        // The high watermark the session holds after a first fetch that
+        // said `said` and an answer that told 7.
+        let mut after_an_answer = |said: Option<i64>, now: i64| {
+            let mut first = request(0, 0, &[(0, 5)], &[]);
+            if let Some(hw) = said {
+                first.topics[0].partitions[0].high_watermark = hw;
+            }
+            let Resolved::Full { session_id, .. } = s.by_name(&first, now) else {
+                panic!("a new session")
+            };
+            s.mark(session_id, &tp(0), (7, 7, 0), None);
+            let Resolved::Incremental { partitions, .. } =
+                s.by_name(&request(session_id, 1, &[], &[]), now + 1)
+            else {
+                panic!("the session goes on")
+            };
+            partitions[0].1.replica_high_watermark
         };
-        s.mark(session_id, &tp(0), (7, 7, 0), None);
-        let Resolved::Incremental { partitions, .. } =
-            s.by_name(&request(session_id, 1, &[], &[]), 1)
-        else {
-            panic!("the session goes on")
-        };
-        assert_eq!(partitions[0].1.replica_high_watermark, 7);
+        assert_eq!(after_an_answer(Some(3), 0), 7);
         // A consumer's (no high watermark said) stays not told.
-        let Resolved::Full { session_id, .. } = s.by_name(&request(0, 0, &[(0, 5)], &[]), 2) else {
-            panic!("a new session")
-        };
-        s.mark(session_id, &tp(0), (7, 7, 0), None);
-        let Resolved::Incremental { partitions, .. } =
-            s.by_name(&request(session_id, 1, &[], &[]), 3)
-        else {
-            panic!("the session goes on")
-        };
-        assert_eq!(partitions[0].1.replica_high_watermark, NOT_TOLD);
+        assert_eq!(after_an_answer(None, 2), NOT_TOLD);
     }
 
     /// An id unknown when the session was made gets its topic's name once

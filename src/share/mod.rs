@@ -440,68 +440,54 @@ impl Service {
     /// write, each after its partition's write in flight (whose state may
     /// be older); the code of each.
     async fn persist(&self, group: &str, tps: &[&TopicPartition]) -> Vec<i16> {
-        let gone = ResponseError::NotLeaderOrFollower.code();
-        let mut codes = vec![gone; tps.len()];
-        // Each partition's turn, taken in one order (topic, partition) so
-        // that two requests never wait on each other; a partition named
-        // twice waits once.
-        let mut order: Vec<usize> = (0..tps.len()).collect();
-        order.sort_by(|&a, &b| {
-            (&*tps[a].topic, tps[a].partition).cmp(&(&*tps[b].topic, tps[b].partition))
-        });
-        let same = |a: usize, b: usize| {
-            tps[a].topic == tps[b].topic && tps[a].partition == tps[b].partition
-        };
-        // (a partition named again, where it was first named)
-        let mut again: Vec<(usize, usize)> = Vec::new();
-        order.dedup_by(|later, first| {
-            let dup = same(*later, *first);
-            if dup {
-                again.push((*later, *first));
-            }
-            dup
-        });
-        let key = |i: usize| (group.to_string(), tps[i].clone());
-        let writing: Vec<(usize, Rc<futures::lock::Mutex<()>>)> = order
-            .into_iter()
-            .filter_map(|i| {
-                let held = self
-                    .partitions
-                    .borrow()
-                    .get(&key(i))
-                    .map(|h| h.writing.clone());
-                held.map(|w| (i, w))
-            })
+        // Each partition's turn is taken in one order, so that two requests
+        // never wait on each other, and once for a partition named twice.
+        let mut unique: Vec<&TopicPartition> = tps.to_vec();
+        unique.sort();
+        unique.dedup();
+        let codes = self.persist_unique(group, &unique).await;
+        tps.iter()
+            .map(|tp| codes[unique.binary_search(tp).expect("listed above")])
+            .collect()
+    }
+
+    /// [`Service::persist`] of distinct partitions, in order.
+    async fn persist_unique(&self, group: &str, tps: &[&TopicPartition]) -> Vec<i16> {
+        let keys: Vec<(String, TopicPartition)> = tps
+            .iter()
+            .map(|tp| (group.to_string(), (*tp).clone()))
             .collect();
+        let mut codes = vec![ResponseError::NotLeaderOrFollower.code(); tps.len()];
+        let writing: Vec<(usize, Rc<futures::lock::Mutex<()>>)> = {
+            let partitions = self.partitions.borrow();
+            (0..keys.len())
+                .filter_map(|i| partitions.get(&keys[i]).map(|h| (i, h.writing.clone())))
+                .collect()
+        };
         let mut turns = Vec::with_capacity(writing.len());
         for (_, w) in &writing {
             turns.push(w.lock().await);
         }
-        let mut states = Vec::with_capacity(writing.len());
-        let mut written = Vec::with_capacity(writing.len());
-        for (i, _) in &writing {
+        let (written, states): (Vec<usize>, Vec<_>) = {
             let partitions = self.partitions.borrow();
-            let Some(held) = partitions.get(&key(*i)) else {
-                continue;
-            };
-            states.push((
-                tps[*i].clone(),
-                held.sp.snapshot(held.leader_epoch, held.state_epoch),
-            ));
-            written.push(*i);
-        }
+            writing
+                .iter()
+                .filter_map(|&(i, _)| {
+                    let held = partitions.get(&keys[i])?;
+                    let snapshot = held.sp.snapshot(held.leader_epoch, held.state_epoch);
+                    Some((i, (tps[i].clone(), snapshot)))
+                })
+                .unzip()
+        };
         let answered = state::write(self, group, states).await;
         drop(turns);
         for (i, code) in written.into_iter().zip(answered) {
             if code == ResponseError::FencedStateEpoch.code() {
                 // Reset by an operator since it was loaded: the next
                 // request loads the coordinator's state.
-                self.partitions.borrow_mut().remove(&key(i));
+                self.partitions.borrow_mut().remove(&keys[i]);
             }
             codes[i] = code;
-        }
-        for (later, first) in again {
-            codes[later] = codes[first];
         }
         codes
     }

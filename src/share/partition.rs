@@ -192,20 +192,13 @@ impl SharePartition {
 
     /// Whether a loaded snapshot says `offset` (not yet reached) is done.
     fn done_ahead(&mut self, offset: i64) -> bool {
-        self.done_ahead.retain(|(_, last)| *last >= offset);
-        self.done_ahead
-            .first()
-            .is_some_and(|(first, _)| *first <= offset)
+        loaded_at(&mut self.done_ahead, offset, |&(first, last)| (first, last)).is_some()
     }
 
     /// How often a loaded snapshot says `offset` (not yet reached) was
     /// delivered (0: never).
     fn delivered_ahead(&mut self, offset: i64) -> i16 {
-        self.delivered_ahead.retain(|(_, last, _)| *last >= offset);
-        match self.delivered_ahead.first() {
-            Some(&(first, _, deliveries)) if first <= offset => deliveries,
-            _ => 0,
-        }
+        loaded_at(&mut self.delivered_ahead, offset, |&(f, l, _)| (f, l)).map_or(0, |r| r.2)
     }
 
     pub fn start(&self) -> i64 {
@@ -429,6 +422,19 @@ impl SharePartition {
             .keys()
             .all(|o| (self.start..self.end).contains(o)));
     }
+}
+
+/// The loaded range (sorted, disjoint) holding `offset`, not yet reached;
+/// the ranges wholly before it are dropped, as the acquisition only moves
+/// forward.
+fn loaded_at<T: Copy>(
+    ranges: &mut Vec<T>,
+    offset: i64,
+    span: impl Fn(&T) -> (i64, i64),
+) -> Option<T> {
+    let passed = ranges.iter().take_while(|r| span(r).1 < offset).count();
+    ranges.drain(..passed);
+    ranges.first().copied().filter(|r| span(r).0 <= offset)
 }
 
 /// A released record's state: available, unless delivered its last time.

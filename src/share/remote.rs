@@ -161,7 +161,8 @@ pub async fn write(
     let mut codes = vec![0i16; states.len()];
     let mut node_addr: Option<(i32, String)> = None;
     let mut topics: Vec<write_share_group_state_request::WriteStateData> = Vec::new();
-    // (topic index, partition index) of each state sent, for its answer.
+    // (index in `states`, topic id, partition) of each state sent, to find
+    // its answer.
     let mut sent: Vec<(usize, Uuid, i32)> = Vec::new();
     for (i, (tp, snapshot)) in states.iter().enumerate() {
         let (node, addr, topic_id) = match target(service, group, tp) {
