@@ -329,7 +329,7 @@ pub fn quiet(outcome: &ReadOutcome, cut: bool) -> Option<Seen> {
         && outcome.error == 0
         && outcome.diverging.is_none()
         && outcome.preferred_read_replica < 0;
-    outcome.seen.filter(|_| nothing && !cut)
+    outcome.stands().filter(|_| nothing && !cut)
 }
 
 /// What `outcome`'s answer tells of its partition.
@@ -465,6 +465,7 @@ mod tests {
             seen: None,
             unchanged: false,
             preferred_read_replica: -1,
+            held_back: false,
         }
     }
 
@@ -506,14 +507,16 @@ mod tests {
     }
 
     /// A partition is quiet after an answer that found nothing past its
-    /// position, not after one with records, an error or a cut read, and
-    /// not once the request names it again.
+    /// position, not after one with records, an error, a cut read or the
+    /// leader throttle's empty answer, and not once the request names it
+    /// again.
     #[test]
     fn quiet_partitions_are_the_ones_that_read_as_nothing_new() {
         let mut s = FetchSessions::new(10, 1000);
-        let Resolved::Full { session_id: id, .. } =
-            s.by_name(&request(0, 0, &[(0, 5), (1, 5), (2, 5), (3, 5)], &[]), 0)
-        else {
+        let Resolved::Full { session_id: id, .. } = s.by_name(
+            &request(0, 0, &[(0, 5), (1, 5), (2, 5), (3, 5), (4, 5)], &[]),
+            0,
+        ) else {
             panic!("a new session is a full fetch")
         };
         let seen = Seen {
@@ -525,7 +528,17 @@ mod tests {
             seen: Some(seen),
             ..outcome(hw, bytes)
         };
-        let answers = [read(5, 0, 0), read(9, 100, 0), read(5, 0, 6), read(5, 0, 0)];
+        let held_back = ReadOutcome {
+            held_back: true,
+            ..read(9, 0, 0)
+        };
+        let answers = [
+            read(5, 0, 0),
+            read(9, 100, 0),
+            read(5, 0, 6),
+            read(5, 0, 0),
+            held_back,
+        ];
         for (p, o) in answers.iter().enumerate() {
             let cut = p == 3;
             s.mark(id, &tp(p as i32), told(o), quiet(o, cut));
@@ -535,7 +548,7 @@ mod tests {
             panic!("an incremental fetch")
         };
         let quiet: Vec<Option<(Seen, Told)>> = partitions.iter().map(|(_, p)| p.quiet()).collect();
-        assert_eq!(quiet, vec![Some((seen, (5, 5, 0))), None, None, None]);
+        assert_eq!(quiet, vec![Some((seen, (5, 5, 0))), None, None, None, None]);
         // Named again (its position changed), it is read again.
         let named = s.by_name(&request(id, 2, &[(0, 6)], &[]), 2);
         let Resolved::Incremental { partitions, .. } = &named else {

@@ -218,6 +218,11 @@ pub struct ReadOutcome {
     /// The replica the consumer should read this partition from instead
     /// (KIP-392; -1: this one). Set, nothing was read.
     pub preferred_read_replica: i32,
+    /// The leader throttle held a follower's records back (KIP-73): the
+    /// empty answer says nothing of the partition's state, so it is read
+    /// again rather than kept or left resting until the partition moves
+    /// (which, with no new appends, would be never).
+    pub held_back: bool,
 }
 
 impl ReadOutcome {
@@ -235,7 +240,14 @@ impl ReadOutcome {
             seen: None,
             unchanged: false,
             preferred_read_replica: -1,
+            held_back: false,
         }
+    }
+
+    /// The partition state under which this outcome stands as the answer:
+    /// a later read of an unchanged partition may keep it instead.
+    pub fn stands(&self) -> Option<Seen> {
+        self.seen.filter(|_| !self.held_back)
     }
 }
 

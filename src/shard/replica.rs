@@ -667,6 +667,7 @@ impl Shard {
         if let Some(now) = throttled {
             if self.replication_quotas.borrow_mut().leader.exceeded(now) {
                 crate::stats::REPLICATION_LEADER_THROTTLED.add(1);
+                outcome.held_back = true;
                 return;
             }
         }

@@ -565,7 +565,7 @@ fn keep_woken(earlier: &mut [ReadOutcome], woken: Woken) -> u64 {
     let mut standing = 0;
     for (place, outcome) in woken.outcomes {
         debug_assert!(!outcome.unchanged, "a wake answers only what moved");
-        standing += u64::from(outcome.seen.is_some());
+        standing += u64::from(outcome.stands().is_some());
         earlier[place] = outcome;
     }
     standing
@@ -640,12 +640,12 @@ async fn read_within(
     }
     let standing = |i: usize| {
         matches!(reread, Reread::Unseen { .. })
-            && earlier.as_ref().is_some_and(|e| e[i].seen.is_some())
+            && earlier.as_ref().is_some_and(|e| e[i].stands().is_some())
     };
     let to_read = |(i, w): &(usize, &Wanted)| w.preset.is_none() && !standing(*i);
     let items = wanted.iter().enumerate().filter(to_read).map(|(i, w)| {
         let unless_unchanged = match &earlier {
-            Some(earlier) => earlier[i].seen,
+            Some(earlier) => earlier[i].stands(),
             None => w.quiet.map(|(seen, _)| seen),
         };
         read_args(w, response_max, unless_unchanged)
