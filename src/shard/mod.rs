@@ -42,7 +42,7 @@ use crate::controller::Controller;
 use crate::metadata::{owner_shard, partition_dir, Topics};
 use crate::runtime::{Mesh, MeshReceiver};
 use crate::storage::{PartitionLog, StorageError, StoredHighWatermarks};
-use partition_table::PartitionTable;
+pub use partition_table::PartitionTable;
 
 pub use event::Event;
 pub use graveyard::{bury_stray_partitions, remove_leftover_graveyards};

@@ -36,6 +36,15 @@ impl<V> PartitionTable<V> {
         self.topic(&tp.topic)?.get(slot)?.as_ref()
     }
 
+    pub fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut V> {
+        let slot = usize::try_from(tp.partition).ok()?;
+        self.topics.get_mut(&*tp.topic)?.get_mut(slot)?.as_mut()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The slots of `topic` (slot `p` holds partition `p`, if held here),
     /// to look up many of its partitions with one hash of its name.
     pub fn topic(&self, topic: &str) -> Option<&[Option<V>]> {

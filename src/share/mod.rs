@@ -24,13 +24,13 @@
 //! archived as they are met ([`aborted`]), never acquired.
 
 mod aborted;
+mod held;
 pub mod partition;
 pub mod remote;
 pub mod sessions;
 mod state;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
@@ -44,30 +44,8 @@ use crate::runtime::{Mesh, MeshReceiver};
 use crate::shard::{Partition, ReadArgs, Seen, Shard, TopicPartition};
 use crate::storage::FileSlice;
 use aborted::AbortedWalk;
+use held::{Held, Shares};
 use partition::{Acquired, BatchSpan, Holds, Limits, SharePartition};
-
-/// A share partition held here, with the leader epoch it was loaded at:
-/// a partition led again after another leader served it is loaded anew.
-struct Held {
-    leader_epoch: i32,
-    /// The state epoch of the state it was loaded from: an operator's reset
-    /// at the coordinator bumps it, and this copy is then stale.
-    state_epoch: i32,
-    sp: SharePartition,
-    /// Held by the write of its state in flight: one at a time, each of
-    /// the state when it starts, so they reach the coordinator in order.
-    writing: Rc<futures::lock::Mutex<()>>,
-    /// When a request last served it, for the eviction of idle ones.
-    last_used_ms: i64,
-}
-
-impl Held {
-    /// Whether it may be dropped and loaded again later without losing
-    /// anything held: no record acquired, no write in flight.
-    fn evictable(&self) -> bool {
-        self.sp.acquired_count() == 0 && Rc::strong_count(&self.writing) == 1
-    }
-}
 
 /// One acknowledgement batch of a request.
 #[derive(Clone, Debug)]
@@ -159,7 +137,7 @@ pub struct Service {
     dialer: std::sync::Arc<crate::net::client::Security>,
     /// Connections to other brokers' group coordinators, for the state.
     state_connections: crate::net::client::KeptConnections,
-    partitions: RefCell<HashMap<(String, TopicPartition), Held>>,
+    partitions: RefCell<Shares>,
     /// The share sessions of the connections this core serves.
     pub sessions: RefCell<sessions::Sessions>,
 }
@@ -172,13 +150,14 @@ impl Service {
         dialer: std::sync::Arc<crate::net::client::Security>,
     ) -> Service {
         let sessions = sessions::Sessions::new(shard.config.group_share_max_share_sessions);
+        let partitions = Shares::new(shard.config.share_partitions_per_shard_max);
         Service {
             state_connections: remote::connections(shard.config.node_id),
             shard,
             mesh,
             groups,
             dialer,
-            partitions: RefCell::default(),
+            partitions: RefCell::new(partitions),
             sessions: RefCell::new(sessions),
         }
     }
@@ -290,7 +269,7 @@ impl Service {
         let limits = self.terms(group).limits;
         let mut partitions = self.partitions.borrow_mut();
         for tp in tps {
-            if let Some(held) = partitions.get_mut(&(group.to_string(), tp.clone())) {
+            if let Some(held) = partitions.get_mut(group, tp) {
                 held.sp.release_member(member, &limits);
             }
         }
@@ -314,22 +293,30 @@ impl Service {
     /// share partitions not held yet are loaded first, and those whose
     /// acknowledgements applied are written before the answer.
     async fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
-        let mut loaded = Vec::with_capacity(ask.items.len());
-        for item in &ask.items {
-            loaded.push(self.load(&ask.group, &item.tp, ask.opening).await);
-        }
+        let led = self.loaded(ask).await;
         let now_ms = crate::runtime::now_ms();
         let member: Rc<str> = Rc::from(ask.member.as_str());
         let terms = self.terms(&ask.group);
+        // Borrowed for the whole pass, which never awaits: each partition
+        // is served under one lookup of its slot.
+        let mut shares = self.partitions.borrow_mut();
+        let mut group = shares.group_mut(&ask.group);
         let mut outcomes: Vec<ShareOutcome> = ask
             .items
             .iter()
-            .zip(loaded)
-            .map(|(item, loaded)| match loaded {
-                Ok(()) => self.serve_item(ask, (&member, &terms), item, now_ms),
-                Err(code) => ShareOutcome::error(code),
+            .zip(led)
+            .map(|(item, led)| {
+                let partition = match led {
+                    Ok(partition) => partition,
+                    Err(code) => return ShareOutcome::error(code),
+                };
+                let Some(held) = group.as_mut().and_then(|g| g.get_mut(&item.tp)) else {
+                    return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
+                };
+                self.serve_item(ask, (&member, &terms), item, (&partition, held), now_ms)
             })
             .collect();
+        drop(shares);
         // Every state acknowledgements moved, in one write.
         let acked: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].acked).collect();
         if !acked.is_empty() {
@@ -376,25 +363,77 @@ impl Service {
         }
     }
 
-    /// Makes sure the group's share partition `tp` is held here, loaded
-    /// from its coordinator at the partition's current leader epoch. With
-    /// `revalidate` (a member opens a share session: the first request
-    /// after an operator's reset, which needs an empty group, is one) the
-    /// state epoch of a held copy is checked against the coordinator's,
-    /// and a stale copy is loaded again.
-    async fn load(&self, group: &str, tp: &TopicPartition, revalidate: bool) -> Result<(), i16> {
-        let partition = self.shard.led_partition(tp)?;
-        let leader_epoch = partition.role.borrow().leader_epoch();
-        let key = (group.to_string(), tp.clone());
-        let current = |held: &Held| held.leader_epoch == leader_epoch;
-        if !revalidate && self.partitions.borrow().get(&key).is_some_and(current) {
-            return Ok(());
+    /// The partition of each item of `ask`, led here, with the group's
+    /// share partition of it held (the code why not, else). Only the ones
+    /// not held yet, or all of them when a member opens its session, wait
+    /// on their coordinator; leadership may move meanwhile, so after any
+    /// load each is checked again.
+    async fn loaded(&self, ask: &ShareAsk) -> Vec<Result<Rc<Partition>, i16>> {
+        let led = |tp: &TopicPartition| self.shard.led_partition(tp);
+        let mut partitions: Vec<_> = ask.items.iter().map(|i| led(&i.tp)).collect();
+        let unloaded: Vec<usize> = {
+            let shares = self.partitions.borrow();
+            let group = shares.group(&ask.group);
+            let needs_load = |&i: &usize| {
+                let Ok(p) = &partitions[i] else {
+                    return false;
+                };
+                let leader_epoch = p.role.borrow().leader_epoch();
+                let held = group.and_then(|g| g.get(&ask.items[i].tp));
+                ask.opening || !held.is_some_and(|h| h.leader_epoch == leader_epoch)
+            };
+            (0..ask.items.len()).filter(needs_load).collect()
+        };
+        for &i in &unloaded {
+            let Ok(p) = &partitions[i] else {
+                continue;
+            };
+            if let Err(code) = self
+                .load(&ask.group, &ask.items[i].tp, p, ask.opening)
+                .await
+            {
+                partitions[i] = Err(code);
+            }
         }
+        if !unloaded.is_empty() {
+            // Leadership may have moved while a load awaited its coordinator.
+            for (item, partition) in ask.items.iter().zip(partitions.iter_mut()) {
+                if partition.is_ok() {
+                    *partition = led(&item.tp);
+                }
+            }
+        }
+        for (item, partition) in ask.items.iter().zip(&partitions) {
+            if partition.is_err() {
+                // Led elsewhere now (or never loaded): a copy here is stale.
+                self.partitions.borrow_mut().remove(&ask.group, &item.tp);
+            }
+        }
+        partitions
+    }
+
+    /// Makes sure the group's share partition of `partition` (`tp`, led
+    /// here) is held here, loaded from its coordinator at the partition's
+    /// current leader epoch. With `revalidate` (a member opens a share
+    /// session: the first request after an operator's reset, which needs
+    /// an empty group, is one) the state epoch of a held copy is checked
+    /// against the coordinator's, and a stale copy is loaded again.
+    async fn load(
+        &self,
+        group: &str,
+        tp: &TopicPartition,
+        partition: &Partition,
+        revalidate: bool,
+    ) -> Result<(), i16> {
+        let leader_epoch = partition.role.borrow().leader_epoch();
+        let current = |held: &Held| held.leader_epoch == leader_epoch;
         let snapshot = match state::read(self, group, tp).await {
             Ok(snapshot) => snapshot,
             // The coordinator out of reach (moving, say): a copy held goes
             // on, its writes checked when they reach it.
-            Err(_) if revalidate && self.partitions.borrow().get(&key).is_some_and(current) => {
+            Err(_)
+                if revalidate && self.partitions.borrow().get(group, tp).is_some_and(current) =>
+            {
                 return Ok(())
             }
             Err(code) => return Err(code),
@@ -402,37 +441,30 @@ impl Service {
         let state_epoch = snapshot.as_ref().map_or(0, |s| s.state_epoch);
         let mut partitions = self.partitions.borrow_mut();
         let unchanged = |held: &Held| current(held) && held.state_epoch >= state_epoch;
-        if partitions.get(&key).is_some_and(unchanged) {
+        if partitions.get(group, tp).is_some_and(unchanged) {
             return Ok(()); // still the coordinator's, or loaded meanwhile
-        }
-        if !partitions.contains_key(&key)
-            && partitions.len() >= self.shard.config.share_partitions_per_shard_max
-            && !evict_least_recent(&mut partitions)
-        {
-            tracing::warn!(
-                group,
-                "share partitions at their most on this shard, all in use"
-            );
-            return Err(ResponseError::UnknownServerError.code());
         }
         let sp = match snapshot {
             Some(snapshot) if snapshot.start != SHARE_START_UNSET => {
                 SharePartition::restore(snapshot)
             }
             // Never read, or its state deleted by an operator.
-            _ => SharePartition::new(self.start_offset(group, &partition)),
+            _ => SharePartition::new(self.start_offset(group, partition)),
         };
-        let writing = Rc::default();
-        partitions.insert(
-            key,
-            Held {
-                leader_epoch,
-                state_epoch,
-                sp,
-                writing,
-                last_used_ms: crate::runtime::now_ms(),
-            },
-        );
+        let held = Held {
+            leader_epoch,
+            state_epoch,
+            sp,
+            writing: Rc::default(),
+            last_used_ms: crate::runtime::now_ms(),
+        };
+        if !partitions.insert(group, tp, held) {
+            tracing::warn!(
+                group,
+                "share partitions at their most on this shard, all in use"
+            );
+            return Err(ResponseError::UnknownServerError.code());
+        }
         Ok(())
     }
 
@@ -453,15 +485,12 @@ impl Service {
 
     /// [`Service::persist`] of distinct partitions, in order.
     async fn persist_unique(&self, group: &str, tps: &[&TopicPartition]) -> Vec<i16> {
-        let keys: Vec<(String, TopicPartition)> = tps
-            .iter()
-            .map(|tp| (group.to_string(), (*tp).clone()))
-            .collect();
         let mut codes = vec![ResponseError::NotLeaderOrFollower.code(); tps.len()];
         let writing: Vec<(usize, Rc<futures::lock::Mutex<()>>)> = {
             let partitions = self.partitions.borrow();
-            (0..keys.len())
-                .filter_map(|i| partitions.get(&keys[i]).map(|h| (i, h.writing.clone())))
+            tps.iter()
+                .enumerate()
+                .filter_map(|(i, tp)| partitions.get(group, tp).map(|h| (i, h.writing.clone())))
                 .collect()
         };
         let mut turns = Vec::with_capacity(writing.len());
@@ -473,7 +502,7 @@ impl Service {
             writing
                 .iter()
                 .filter_map(|&(i, _)| {
-                    let held = partitions.get(&keys[i])?;
+                    let held = partitions.get(group, tps[i])?;
                     let snapshot = held.sp.snapshot(held.leader_epoch, held.state_epoch);
                     Some((i, (tps[i].clone(), snapshot)))
                 })
@@ -485,7 +514,7 @@ impl Service {
             if code == ResponseError::FencedStateEpoch.code() {
                 // Reset by an operator since it was loaded: the next
                 // request loads the coordinator's state.
-                self.partitions.borrow_mut().remove(&keys[i]);
+                self.partitions.borrow_mut().remove(group, tps[i]);
             }
             codes[i] = code;
         }
@@ -497,24 +526,12 @@ impl Service {
         ask: &ShareAsk,
         (member, terms): (&Rc<str>, &Terms),
         item: &ShareItem,
+        (partition, held): (&Partition, &mut Held),
         now_ms: i64,
     ) -> ShareOutcome {
         let limits = &terms.limits;
         debug_assert_eq!(self.shard.owner_of(&item.tp), self.shard.id);
-        let key = (ask.group.clone(), item.tp.clone());
-        let partition = match self.shard.led_partition(&item.tp) {
-            Ok(p) => p,
-            Err(code) => {
-                // Led elsewhere now: its state here is stale.
-                self.partitions.borrow_mut().remove(&key);
-                return ShareOutcome::error(code);
-            }
-        };
         let state = partition.read_state();
-        let mut partitions = self.partitions.borrow_mut();
-        let Some(held) = partitions.get_mut(&key) else {
-            return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
-        };
         held.last_used_ms = now_ms;
         let sp = &mut held.sp;
         sp.log_start_moved(state.log_start_offset);
@@ -560,7 +577,6 @@ impl Service {
             any_replica: false,
             client_rack: None,
         };
-        drop(partitions);
         let read = self.shard.read_owned(read);
         if read.error != 0 {
             outcome.error = read.error;
@@ -582,8 +598,6 @@ impl Service {
             }
         };
         let spans: Vec<BatchSpan> = batches.iter().map(|b| b.span).collect();
-        let mut partitions = self.partitions.borrow_mut();
-        let held = partitions.get_mut(&key).expect("held above");
         outcome.acquired = held
             .sp
             .acquire(member, &spans, ask.max_records, limits, now_ms);
@@ -592,21 +606,6 @@ impl Service {
         crate::stats::SHARE_RECORDS_ACQUIRED.add(acquired as u64);
         outcome.slices = holding(&batches, &outcome.acquired);
         outcome
-    }
-}
-
-/// Drops the least recently used share partition that holds nothing in
-/// flight (its state is the coordinator's; a later request loads it
-/// again); false if every one holds something.
-fn evict_least_recent(partitions: &mut HashMap<(String, TopicPartition), Held>) -> bool {
-    let oldest = partitions
-        .iter()
-        .filter(|(_, held)| held.evictable())
-        .min_by_key(|(_, held)| held.last_used_ms)
-        .map(|(key, _)| key.clone());
-    match oldest {
-        Some(key) => partitions.remove(&key).is_some(),
-        None => false,
     }
 }
 
