@@ -294,29 +294,7 @@ impl Service {
     /// acknowledgements applied are written before the answer.
     async fn serve_here(&self, ask: &ShareAsk) -> Vec<ShareOutcome> {
         let led = self.loaded(ask).await;
-        let now_ms = crate::runtime::now_ms();
-        let member: Rc<str> = Rc::from(ask.member.as_str());
-        let terms = self.terms(&ask.group);
-        // Borrowed for the whole pass, which never awaits: each partition
-        // is served under one lookup of its slot.
-        let mut shares = self.partitions.borrow_mut();
-        let mut group = shares.group_mut(&ask.group);
-        let mut outcomes: Vec<ShareOutcome> = ask
-            .items
-            .iter()
-            .zip(led)
-            .map(|(item, led)| {
-                let partition = match led {
-                    Ok(partition) => partition,
-                    Err(code) => return ShareOutcome::error(code),
-                };
-                let Some(held) = group.as_mut().and_then(|g| g.get_mut(&item.tp)) else {
-                    return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
-                };
-                self.serve_item(ask, (&member, &terms), item, (&partition, held), now_ms)
-            })
-            .collect();
-        drop(shares);
+        let mut outcomes = self.serve_loaded(ask, led);
         // Every state acknowledgements moved, in one write.
         let acked: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].acked).collect();
         if !acked.is_empty() {
@@ -330,6 +308,33 @@ impl Service {
             }
         }
         outcomes
+    }
+
+    /// Serves each item of `ask` whose partition is led here and held
+    /// (`led`, from [`Service::loaded`]). Borrows the share partitions for
+    /// the whole pass, which never awaits: each is served under one lookup
+    /// of its slot.
+    fn serve_loaded(
+        &self,
+        ask: &ShareAsk,
+        led: Vec<Result<Rc<Partition>, i16>>,
+    ) -> Vec<ShareOutcome> {
+        let now_ms = crate::runtime::now_ms();
+        let member: Rc<str> = Rc::from(ask.member.as_str());
+        let terms = self.terms(&ask.group);
+        let mut shares = self.partitions.borrow_mut();
+        let mut group = shares.group_mut(&ask.group);
+        let serve = |(item, led): (&ShareItem, Result<Rc<Partition>, i16>)| {
+            let partition = match led {
+                Ok(partition) => partition,
+                Err(code) => return ShareOutcome::error(code),
+            };
+            let Some(held) = group.as_mut().and_then(|g| g.get_mut(&item.tp)) else {
+                return ShareOutcome::error(ResponseError::NotLeaderOrFollower.code());
+            };
+            self.serve_item(ask, (&member, &terms), item, (&partition, held), now_ms)
+        };
+        ask.items.iter().zip(led).map(serve).collect()
     }
 
     /// Where `group`'s share partition of `partition` starts when it has
@@ -380,7 +385,7 @@ impl Service {
                 };
                 let leader_epoch = p.role.borrow().leader_epoch();
                 let held = group.and_then(|g| g.get(&ask.items[i].tp));
-                ask.opening || !held.is_some_and(|h| h.leader_epoch == leader_epoch)
+                ask.opening || held.is_none_or(|h| h.leader_epoch != leader_epoch)
             };
             (0..ask.items.len()).filter(needs_load).collect()
         };
