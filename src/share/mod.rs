@@ -78,6 +78,20 @@ pub struct ShareAsk {
     pub partition_max_bytes: u32,
 }
 
+impl ShareAsk {
+    /// The same ask of only the items at `places`.
+    pub fn only(&self, places: &[usize]) -> ShareAsk {
+        ShareAsk {
+            group: self.group.clone(),
+            member: self.member.clone(),
+            opening: self.opening,
+            items: places.iter().map(|&i| self.items[i].clone()).collect(),
+            max_records: self.max_records,
+            partition_max_bytes: self.partition_max_bytes,
+        }
+    }
+}
+
 /// One partition's answer.
 #[derive(Debug)]
 pub struct ShareOutcome {
@@ -207,14 +221,7 @@ impl Service {
             .enumerate()
             .filter(|(_, places)| !places.is_empty());
         let answers = futures::future::join_all(asks.map(|(owner, places)| {
-            let part = ShareAsk {
-                group: ask.group.clone(),
-                member: ask.member.clone(),
-                opening: ask.opening,
-                items: places.iter().map(|&i| ask.items[i].clone()).collect(),
-                max_records: ask.max_records,
-                partition_max_bytes: ask.partition_max_bytes,
-            };
+            let part = ask.only(places);
             async move {
                 if owner == here {
                     return (places, Some(self.serve_here(&part).await));

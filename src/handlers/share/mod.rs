@@ -270,25 +270,43 @@ async fn wait_for_records(
         }
         let shard = shares.shard().clone();
         let waited = crate::runtime::timeout(left, shard.wait_for_append(waits, Vec::new())).await;
-        if waited.is_none() {
-            // Records released by a lock that ran out do not move the
-            // partition: a last try finds them.
-            let again = shares.serve(&ask).await;
-            keep_ack_errors(&mut outcomes, again);
+        let Some(Some(woken)) = waited else {
+            // Out of time (records released by a lock that ran out do not
+            // move the partition), or nothing to wait on: a last try of
+            // every partition finds them.
+            let places: Vec<usize> = (0..ask.items.len()).collect();
+            serve_again(shares, &ask, &places, &mut outcomes).await;
             break;
-        }
-        let again = shares.serve(&ask).await;
-        keep_ack_errors(&mut outcomes, again);
+        };
+        // Only the partitions that moved: the others acquired nothing a
+        // moment ago, and one that moved meanwhile ends the next wait at
+        // once (its outcome's state is the old one).
+        let places: Vec<usize> = woken.outcomes.iter().map(|(place, _)| *place).collect();
+        serve_again(shares, &ask, &places, &mut outcomes).await;
     }
     outcomes
 }
 
-/// Replaces `outcomes` by `again`, keeping the first acknowledgement errors.
-fn keep_ack_errors(outcomes: &mut Vec<ShareOutcome>, mut again: Vec<ShareOutcome>) {
-    for (o, a) in outcomes.iter().zip(again.iter_mut()) {
-        a.ack_error = o.ack_error;
+/// Serves the items of `ask` at `places` again, their outcomes replacing
+/// those there but for the first acknowledgement errors, which stand.
+async fn serve_again(
+    shares: &Rc<Service>,
+    ask: &ShareAsk,
+    places: &[usize],
+    outcomes: &mut [ShareOutcome],
+) {
+    if places.is_empty() {
+        return;
     }
-    *outcomes = again;
+    let again = if places.len() == ask.items.len() {
+        shares.serve(ask).await
+    } else {
+        shares.serve(&ask.only(places)).await
+    };
+    for (&place, mut outcome) in places.iter().zip(again) {
+        outcome.ack_error = outcomes[place].ack_error;
+        outcomes[place] = outcome;
+    }
 }
 
 /// A wait on `tp` until it is no longer as `seen`; the read made on the
