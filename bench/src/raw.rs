@@ -30,9 +30,19 @@ const CORRELATION_AT: usize = 4 + 2 + 2;
 /// An answer larger than this is not a produce answer to our requests.
 const RESPONSE_BYTES_MAX: usize = 16 << 20;
 /// How long one answer may take before the connection is given up.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The broker's own wait for acks=all before it answers with a timeout.
 const ACK_TIMEOUT_MS: i32 = 30_000;
+
+/// A connection to `addr` for requests of our own: no Nagle delay, and
+/// each read and write bounded by [`IO_TIMEOUT`].
+pub fn connect(addr: &str) -> Result<TcpStream> {
+    let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(stream)
+}
 
 /// What one request writes: a batch of `records` values to each partition.
 #[derive(Debug, Clone)]
@@ -179,10 +189,7 @@ pub struct Answer {
 
 impl Connection {
     pub fn open(addr: &str) -> Result<Connection> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let stream = connect(addr)?;
         Ok(Connection {
             stream,
             in_flight: VecDeque::new(),

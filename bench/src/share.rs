@@ -54,8 +54,6 @@ const MAX_RECORDS: i32 = 2_000;
 const MAX_BYTES: i32 = 8 << 20;
 /// A larger answer is not one of ours.
 const RESPONSE_BYTES_MAX: usize = 64 << 20;
-/// How long one answer may take.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long joining may take before the run fails.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Kafka's retriable errors a member waits out while the group settles.
@@ -73,10 +71,7 @@ struct Conn {
 
 impl Conn {
     fn open(addr: &str) -> Result<Conn> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let stream = crate::raw::connect(addr)?;
         Ok(Conn {
             stream,
             correlation: 0,

@@ -398,7 +398,7 @@ impl Service {
         };
         for &i in &unloaded {
             let Ok(p) = &partitions[i] else {
-                continue;
+                unreachable!("only partitions led here need a load");
             };
             if let Err(code) = self
                 .load(&ask.group, &ask.items[i].tp, p, ask.opening)
