@@ -1125,6 +1125,86 @@ fn a_mixed_group_comes_back_mixed_after_a_crash() {
     classic.close();
 }
 
+/// A consumer protocol group, as ConsumerGroupDescribe gives it: the group
+/// epoch, the assignment epoch, and each member's (id, epoch, partitions
+/// owned, partitions targeted), by id; `None` while the coordinator does
+/// not answer for it.
+type Described = (i32, i32, Vec<(String, i32, Vec<i32>, Vec<i32>)>);
+
+fn described(bootstrap: &str, group: &str) -> Option<Described> {
+    let d = describe_consumer_group(bootstrap, group);
+    if d.error_code != 0 {
+        return None;
+    }
+    let partitions =
+        |a: &kafka_protocol::messages::consumer_group_describe_response::Assignment| {
+            let mut all: Vec<i32> = a
+                .topic_partitions
+                .iter()
+                .flat_map(|tp| tp.partitions.iter().copied())
+                .collect();
+            all.sort();
+            all
+        };
+    let mut members: Vec<_> = d
+        .members
+        .iter()
+        .map(|m| {
+            let id = m.member_id.to_string();
+            (
+                id,
+                m.member_epoch,
+                partitions(&m.assignment),
+                partitions(&m.target_assignment),
+            )
+        })
+        .collect();
+    members.sort();
+    Some((d.group_epoch, d.assignment_epoch, members))
+}
+
+/// A consumer protocol group whose members came and went comes back from
+/// its coordinator's kill -9 as it was: the members that stayed, at their
+/// epochs with their partitions and targets, and not the one that left.
+#[test]
+fn a_consumer_protocol_group_comes_back_as_it_was_after_a_crash() {
+    let mut broker = start_consumer_protocol_broker();
+    broker.keep_port();
+    let bs = broker.bootstrap();
+    let (topic, group) = ("kip848-crash", "kip848-crash");
+    create_topic(&bs, topic, 6, &[]);
+    let first = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    let second = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    let third = Member::spawn(consumer_protocol_config(&bs, group), topic, false);
+    wait_for_full_assignment(&[&first, &second, &third], 6, Duration::from_secs(60));
+    let left = described(&bs, group).expect("described").2;
+    assert_eq!(left.len(), 3, "{left:?}");
+    second.close();
+    wait_for_full_assignment(&[&first, &third], 6, Duration::from_secs(60));
+    let mut before = None;
+    wait_until("the group stable again", Duration::from_secs(60), || {
+        before = described(&bs, group).filter(|(epoch, assigned, members)| {
+            let settled = members.iter().all(|m| m.1 == *epoch && m.2 == m.3);
+            members.len() == 2 && assigned == epoch && settled
+        });
+        before.is_some()
+    });
+    let before = before.unwrap();
+
+    broker.kill9();
+    broker.start_again();
+    let mut after = None;
+    wait_until("the group described again", Duration::from_secs(60), || {
+        after = described(&bs, group);
+        after.is_some()
+    });
+    assert_eq!(after.unwrap(), before);
+    wait_for_full_assignment(&[&first, &third], 6, Duration::from_secs(60));
+    assert_eq!(described(&bs, group).unwrap(), before);
+    first.close();
+    third.close();
+}
+
 /// The offline way back: once a consumer protocol group's members have
 /// all left, classic members may take the group, and their commits (under
 /// classic generations) are taken.

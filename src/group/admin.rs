@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::state::{Group, GroupState};
-use super::{append, valid_group_id, Coordinator, KeyValue};
+use super::{append, consumer_failed, consumer_records, valid_group_id, Coordinator, KeyValue};
 use super::{consumer_protocol, records};
 
 fn s(v: &str) -> StrBytes {
@@ -214,31 +214,32 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();
     }
-    let tombstones: Vec<KeyValue> = {
-        let groups = coord.groups.borrow();
-        let Some(g) = groups.get(group_id) else {
+    let (tombstones, consumer) = {
+        let mut groups = coord.groups.borrow_mut();
+        let Some(g) = groups.get_mut(group_id) else {
             return ResponseError::GroupIdNotFound.code();
         };
         if g.state != GroupState::Empty || g.has_consumer_members() || g.has_share_members() {
             return ResponseError::NonEmptyGroup.code();
         }
-        g.offsets
+        let consumer = g.consumer_written.tombstones();
+        let tombstones: Vec<KeyValue> = g
+            .offsets
             .keys()
             .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .chain(std::iter::once((records::group_key(group_id), None)))
-            .chain(std::iter::once((
-                records::consumer_group_key(group_id),
-                None,
-            )))
+            .chain(consumer_records(group_id, &consumer))
             .chain(
                 g.share_states
                     .keys()
                     .map(|(t, p)| (records::share_state_key(group_id, t, *p), None)),
             )
-            .collect()
+            .collect();
+        (tombstones, consumer)
     };
     if let Err(code) = append(coord, group_id, &tombstones).await {
         tracing::warn!(group = group_id, code, "deleting group");
+        consumer_failed(coord, group_id, &consumer);
         return ResponseError::CoordinatorNotAvailable.code();
     }
     let mut groups = coord.groups.borrow_mut();

@@ -921,16 +921,17 @@ fn apply_record(
         records::OffsetsRecord::Group { group, value: None } => {
             groups.remove(&group);
         }
-        records::OffsetsRecord::ConsumerGroup { group, value } => {
+        records::OffsetsRecord::ConsumerGroup { group, part, value } => {
+            if value.is_none() && !groups.contains_key(&group) {
+                return;
+            }
             let g = held_or_new(&mut groups, group, now);
-            g.consumer = match value.map(|v| consumer_protocol::record::decode(&v, now)) {
-                None => None,
-                Some(Ok(consumer)) => Some(consumer),
-                Some(Err(e)) => {
-                    tracing::warn!(group = %g.id, log_offset, error = %e, "unreadable consumer group record");
-                    g.consumer.take()
-                }
-            };
+            let (consumer, written) = (&mut g.consumer, &mut g.consumer_written);
+            let replayed =
+                consumer_protocol::record::replay(consumer, written, part, value.as_deref(), now);
+            if let Err(e) = replayed {
+                tracing::warn!(group = %g.id, log_offset, error = %e, "unreadable consumer group record");
+            }
         }
         records::OffsetsRecord::ShareState {
             group,
@@ -1019,22 +1020,52 @@ async fn append_as(
     Ok(outcome.base_offset)
 }
 
-/// Writes a consumer protocol group's membership as it is now (a
-/// tombstone once the group is gone); the Kafka error code of a failure.
+/// Writes what changed of a consumer protocol group's membership
+/// (tombstones once it is gone); the Kafka error code of a failure.
 async fn persist_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
-    let value = coord
-        .groups
-        .borrow()
-        .get(group_id)
-        .and_then(|g| g.consumer.as_ref().map(consumer_protocol::record::encode));
-    let record = (records::consumer_group_key(group_id), value);
-    match append(coord, group_id, &[record]).await {
+    let changes = consumer_changes(coord, group_id);
+    let records: Vec<KeyValue> = consumer_records(group_id, &changes).collect();
+    match append(coord, group_id, &records).await {
         Ok(_) => Ok(()),
         Err(code) => {
             tracing::debug!(group = group_id, code, "consumer group not written");
+            consumer_failed(coord, group_id, &changes);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }
+}
+
+/// [`Group::consumer_changes`] of `group_id`, if held here.
+fn consumer_changes(
+    coord: &Coordinator,
+    group_id: &str,
+) -> Vec<consumer_protocol::written::Change> {
+    with_group(coord, group_id, |g| {
+        g.map(Group::consumer_changes).unwrap_or_default()
+    })
+}
+
+/// The records of `changes`, keyed.
+fn consumer_records<'a>(
+    group_id: &'a str,
+    changes: &'a [consumer_protocol::written::Change],
+) -> impl Iterator<Item = KeyValue> + 'a {
+    changes
+        .iter()
+        .map(move |c| (records::consumer_key(group_id, &c.part), c.value.clone()))
+}
+
+/// `changes` were not written: they are written again at the next write.
+fn consumer_failed(
+    coord: &Coordinator,
+    group_id: &str,
+    changes: &[consumer_protocol::written::Change],
+) {
+    with_group(coord, group_id, |g| {
+        if let Some(g) = g {
+            g.consumer_written.failed(changes);
+        }
+    });
 }
 
 /// Writes what a request changed before it is answered.
@@ -1055,20 +1086,17 @@ async fn persist_changed(
 /// over never finds it in both shapes or in neither.
 async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
     let now = crate::runtime::now_ms();
-    let records: [KeyValue; 2] = {
+    let classic = {
         let groups = coord.groups.borrow();
-        let g = groups.get(group_id);
-        [
-            (
-                records::group_key(group_id),
-                g.map(|g| records::group_value(&g.to_value(now))),
-            ),
-            (
-                records::consumer_group_key(group_id),
-                g.and_then(|g| g.consumer.as_ref().map(consumer_protocol::record::encode)),
-            ),
-        ]
+        let value = groups
+            .get(group_id)
+            .map(|g| records::group_value(&g.to_value(now)));
+        (records::group_key(group_id), value)
     };
+    let changes = consumer_changes(coord, group_id);
+    let records: Vec<KeyValue> = std::iter::once(classic)
+        .chain(consumer_records(group_id, &changes))
+        .collect();
     match append(coord, group_id, &records).await {
         Ok(at) => {
             if let Some(g) = coord.groups.borrow_mut().get_mut(group_id) {
@@ -1082,6 +1110,7 @@ async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16
                 code,
                 "group changing protocol not written"
             );
+            consumer_failed(coord, group_id, &changes);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }

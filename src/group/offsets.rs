@@ -17,7 +17,7 @@ use kafka_protocol::ResponseError;
 
 use super::records::{self, OffsetValue};
 use super::state::{Committed, Group, GroupState};
-use super::{append, valid_group_id, Coordinator, KeyValue};
+use super::{append, consumer_failed, consumer_records, valid_group_id, Coordinator, KeyValue};
 use crate::shard::Shard;
 
 /// One partition's committed offset as OffsetFetch reports it.
@@ -493,9 +493,9 @@ pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
 /// the group itself once it holds none.
 pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) {
     let now = crate::runtime::now_ms();
-    let (keys, drop_group) = {
-        let groups = coord.groups.borrow();
-        let Some(g) = groups.get(group_id) else {
+    let (keys, drop_group, consumer) = {
+        let mut groups = coord.groups.borrow_mut();
+        let Some(g) = groups.get_mut(group_id) else {
             return;
         };
         let keys: Vec<(String, i32)> = g
@@ -504,7 +504,13 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
             .filter(|(_, c)| now.saturating_sub(c.commit_timestamp) > retention_ms)
             .map(|(k, _)| k.clone())
             .collect();
-        (keys.clone(), keys.len() == g.offsets.len())
+        let drop_group = keys.len() == g.offsets.len();
+        let consumer = if drop_group {
+            g.consumer_written.tombstones()
+        } else {
+            Vec::new()
+        };
+        (keys, drop_group, consumer)
     };
     let mut records: Vec<KeyValue> = keys
         .iter()
@@ -512,9 +518,10 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
         .collect();
     if drop_group {
         records.push((records::group_key(group_id), None));
-        records.push((records::consumer_group_key(group_id), None));
+        records.extend(consumer_records(group_id, &consumer));
     }
     if append(coord, group_id, &records).await.is_err() {
+        consumer_failed(coord, group_id, &consumer);
         return;
     }
     tracing::info!(

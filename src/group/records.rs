@@ -6,9 +6,12 @@
 //!   commit timestamp);
 //! - key version 2: a group metadata key (group), value
 //!   `GroupMetadataValue` (we write v3);
-//! - key version 1000 (Sluice's own, far from Kafka's, which are small
-//!   numbers): a consumer protocol group's membership (KIP-848), one
-//!   record per group holding the whole of it (`consumer_protocol::record`);
+//! - key versions 1000, 1002 and 1003 (Sluice's own, far from Kafka's,
+//!   which are small numbers): a consumer protocol group (KIP-848), as
+//!   Kafka keeps it, in one record for the group (its epochs, assignor and
+//!   topics), one per member and one per member's target assignment
+//!   (`consumer_protocol::record`), so a heartbeat writes only what it
+//!   changed;
 //! - key version 1001 (Sluice's own): a share group's partition state
 //!   (KIP-932): its start offset and the ranges past it done with, which
 //!   Kafka keeps in `__share_group_state` (`share_state::ShareSnapshot`).
@@ -39,10 +42,11 @@ pub enum OffsetsRecord {
         /// `None` deletes the group.
         value: Option<GroupValue>,
     },
-    /// A consumer protocol group's membership, still encoded; `None`
+    /// One part of a consumer protocol group, still encoded; `None`
     /// deletes it.
     ConsumerGroup {
         group: String,
+        part: ConsumerPart,
         value: Option<Vec<u8>>,
     },
     /// A share group's state of one partition; `None` deletes it.
@@ -52,6 +56,18 @@ pub enum OffsetsRecord {
         partition: i32,
         value: Option<Snapshot>,
     },
+}
+
+/// Which record of a consumer protocol group: each is a key of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsumerPart {
+    /// The group's epochs, assignor and subscribed topics (in an older
+    /// record, the whole group).
+    Group,
+    /// One member, by id.
+    Member(String),
+    /// One member's target assignment, by member id.
+    Target(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,8 +102,10 @@ pub struct MemberValue {
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
-/// Sluice's own key of a consumer protocol group's membership.
+/// Sluice's own keys of a consumer protocol group's records.
 const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
+const CONSUMER_MEMBER_KEY_VERSION: i16 = 1002;
+const CONSUMER_TARGET_KEY_VERSION: i16 = 1003;
 /// Sluice's own key of a share group's partition state.
 const SHARE_STATE_KEY_VERSION: i16 = 1001;
 /// Version 1 added the state epoch at the end; version 0 reads as epoch 0.
@@ -112,10 +130,18 @@ pub fn group_key(group: &str) -> Vec<u8> {
     out
 }
 
-pub fn consumer_group_key(group: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + group.len());
-    out.put_i16(CONSUMER_GROUP_KEY_VERSION);
+pub fn consumer_key(group: &str, part: &ConsumerPart) -> Vec<u8> {
+    let (version, member) = match part {
+        ConsumerPart::Group => (CONSUMER_GROUP_KEY_VERSION, None),
+        ConsumerPart::Member(id) => (CONSUMER_MEMBER_KEY_VERSION, Some(id)),
+        ConsumerPart::Target(id) => (CONSUMER_TARGET_KEY_VERSION, Some(id)),
+    };
+    let mut out = Vec::with_capacity(6 + group.len() + member.map_or(0, |m| m.len()));
+    out.put_i16(version);
     put_str(&mut out, group);
+    if let Some(member) = member {
+        put_str(&mut out, member);
+    }
     out
 }
 
@@ -260,10 +286,17 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord,
             let value = value.map(decode_group_value).transpose()?;
             Ok(OffsetsRecord::Group { group, value })
         }
-        CONSUMER_GROUP_KEY_VERSION => {
+        version @ (CONSUMER_GROUP_KEY_VERSION
+        | CONSUMER_MEMBER_KEY_VERSION
+        | CONSUMER_TARGET_KEY_VERSION) => {
             let group = get_str(&mut k)?;
+            let part = match version {
+                CONSUMER_GROUP_KEY_VERSION => ConsumerPart::Group,
+                CONSUMER_MEMBER_KEY_VERSION => ConsumerPart::Member(get_str(&mut k)?),
+                _ => ConsumerPart::Target(get_str(&mut k)?),
+            };
             let value = value.map(<[u8]>::to_vec);
-            Ok(OffsetsRecord::ConsumerGroup { group, value })
+            Ok(OffsetsRecord::ConsumerGroup { group, part, value })
         }
         SHARE_STATE_KEY_VERSION => {
             let group = get_str(&mut k)?;
@@ -470,6 +503,23 @@ mod tests {
                 ..none_delivered
             })
         );
+    }
+
+    #[test]
+    fn consumer_group_keys_name_their_part() {
+        for part in [
+            ConsumerPart::Group,
+            ConsumerPart::Member("m-1".into()),
+            ConsumerPart::Target("m-1".into()),
+        ] {
+            let key = consumer_key("g", &part);
+            let got = decode(Some(&key), Some(b"v")).unwrap();
+            let value = Some(b"v".to_vec());
+            let group = "g".to_string();
+            assert_eq!(got, OffsetsRecord::ConsumerGroup { group, part, value });
+        }
+        let member = consumer_key("g", &ConsumerPart::Member("m".into()));
+        assert!(decode(Some(&member[..member.len() - 1]), None).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
+use super::consumer_protocol::written::Change;
 use super::records::{GroupValue, MemberValue};
 
 /// Kafka's classic group states.
@@ -120,6 +121,9 @@ pub struct Group {
     /// The consumer protocol's membership (KIP-848), once a member joined
     /// that way; the classic fields above then stay empty.
     pub consumer: Option<super::consumer_protocol::ConsumerGroup>,
+    /// What `__consumer_offsets` holds of `consumer` (kept when it goes,
+    /// for the tombstones of its records).
+    pub consumer_written: super::consumer_protocol::written::Written,
     /// A share group's membership (KIP-932), once a member joined that
     /// way; held in memory only (see `share_protocol`).
     pub share: Option<super::share_protocol::ShareGroup>,
@@ -149,6 +153,7 @@ impl Group {
             empty_since_ms: now_ms,
             metadata_log_offset: -1,
             consumer: None,
+            consumer_written: Default::default(),
             share: None,
             share_states: BTreeMap::new(),
         }
@@ -157,6 +162,13 @@ impl Group {
     /// Members joined through the consumer protocol.
     pub fn has_consumer_members(&self) -> bool {
         self.consumer.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// The records that bring `__consumer_offsets` to the consumer
+    /// protocol membership as it is now (tombstones once it is gone),
+    /// noted as written.
+    pub fn consumer_changes(&mut self) -> Vec<Change> {
+        self.consumer_written.changes(self.consumer.as_ref())
     }
 
     /// Members joined through the share group protocol.

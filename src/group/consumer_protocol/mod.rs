@@ -15,14 +15,16 @@
 //! timeout, is removed, and its partitions go to the others.
 //!
 //! Everything here is pure and synchronous, on the coordinator shard. The
-//! coordinator writes the group to `__consumer_offsets` (`record`) after
-//! every heartbeat that changed it and before answering, so a coordinator
+//! coordinator writes what changed of the group to `__consumer_offsets`
+//! (`record`, `written`) after every heartbeat that changed it and before
+//! answering, so a coordinator
 //! that takes the group over (a moved leadership, a restart) goes on from
 //! it: members keep their ids, epochs and partitions.
 
 pub mod assignor;
 pub mod classic;
 pub mod record;
+pub mod written;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,46 +1,174 @@
-//! A consumer protocol group's membership as one record of
-//! `__consumer_offsets` (Sluice's own format, under its own key version):
-//! what a coordinator that takes the group over needs so that its members
-//! go on at their epochs, owning what they owned, rather than joining
-//! again. Written after every heartbeat that changed it, before the answer.
+//! A consumer protocol group's records in `__consumer_offsets` (Sluice's
+//! own format, under its own key versions), laid out as Kafka lays out
+//! its own: one record of the group (its epochs, assignor and subscribed
+//! topics), one per member, one per member's target assignment, each
+//! under its own key (`records::ConsumerPart`). What a coordinator that
+//! takes the group over needs so that its members go on at their epochs,
+//! owning what they owned, rather than joining again. Written after every
+//! heartbeat that changed them, before the answer: only the records that
+//! changed (`written`), so a heartbeat costs a record, not the group.
 //! What only runs while a coordinator holds the group (when a member was
 //! last heard, what it was last told, revocation deadlines) starts afresh
 //! at load: every member gets a whole session, and is told its assignment.
+//!
+//! Versions 0 and 1 of the group record held the whole group; they still
+//! load, and the group's first write after such a load writes every
+//! record anew.
 
 use bytes::BufMut;
 use uuid::Uuid;
 
 use super::classic::ClassicMember;
+use super::written::Written;
 use super::{Assignment, ConsumerGroup, Member, TopicShape};
-use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError};
+use crate::group::records::{get_bytes, put_bytes, put_nullable_str, ConsumerPart, DecodeError};
 use crate::record::kv::{get_i16, get_i32, get_i8, get_nullable_str, get_str, need, put_str};
 
-/// Version 1 added the classic protocol's part of a member; version 0
-/// records (none has it) still load.
-const VALUE_VERSION: i16 = 1;
+/// Version 1 of the whole group added the classic protocol's part of a
+/// member; version 2 is the group's own record, its members and targets
+/// in records of their own.
+const GROUP_VALUE_VERSION: i16 = 2;
+const MEMBER_VALUE_VERSION: i16 = 0;
+const TARGET_VALUE_VERSION: i16 = 0;
 
-pub fn encode(group: &ConsumerGroup) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.put_i16(VALUE_VERSION);
+/// The group's own record: its epochs, assignor and subscribed topics.
+pub fn encode_group(group: &ConsumerGroup) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put_i16(GROUP_VALUE_VERSION);
+    put_group_fields(&mut out, group);
+    out
+}
+
+fn put_group_fields(out: &mut Vec<u8>, group: &ConsumerGroup) {
     out.put_i32(group.epoch);
     out.put_i32(group.target_epoch);
-    put_str(&mut out, group.assignor);
+    put_str(out, group.assignor);
     out.put_i32(group.shapes.len() as i32);
     for (name, shape) in &group.shapes {
-        put_str(&mut out, name);
+        put_str(out, name);
         out.put_slice(shape.id.as_bytes());
         out.put_i32(shape.partitions);
     }
-    out.put_i32(group.target.len() as i32);
-    for (member, assignment) in &group.target {
-        put_str(&mut out, member);
-        put_assignment(&mut out, assignment);
+}
+
+/// One member's record, into `out`.
+pub fn encode_member(out: &mut Vec<u8>, member: &Member) {
+    out.put_i16(MEMBER_VALUE_VERSION);
+    put_member(out, member);
+}
+
+/// One member's target assignment, into `out`.
+pub fn encode_target(out: &mut Vec<u8>, target: &Assignment) {
+    out.put_i16(TARGET_VALUE_VERSION);
+    put_assignment(out, target);
+}
+
+/// Applies one replayed record to the group (`None`: no consumer protocol
+/// group) and to what is noted as written of it; its members heard from
+/// at `now_ms`. An unreadable record changes nothing.
+pub fn replay(
+    group: &mut Option<ConsumerGroup>,
+    written: &mut Written,
+    part: ConsumerPart,
+    value: Option<&[u8]>,
+    now_ms: i64,
+) -> Result<(), DecodeError> {
+    let Some(bytes) = value else {
+        match &part {
+            ConsumerPart::Group => *group = None,
+            ConsumerPart::Member(id) => {
+                group.as_mut().map(|g| g.members.remove(id));
+            }
+            ConsumerPart::Target(id) => {
+                group.as_mut().map(|g| g.target.remove(id));
+            }
+        }
+        written.replayed(part, None);
+        return Ok(());
+    };
+    let mut b = bytes;
+    let b = &mut b;
+    match &part {
+        ConsumerPart::Group => {
+            let version = get_i16(b)?;
+            if version < GROUP_VALUE_VERSION {
+                let whole = decode_whole(b, version, now_ms)?;
+                written.unknown(&whole);
+                *group = Some(whole);
+                return Ok(());
+            }
+            let fields = decode_group_fields(b, version)?;
+            let g = group.get_or_insert_with(ConsumerGroup::default);
+            (g.epoch, g.target_epoch, g.assignor) =
+                (fields.epoch, fields.target_epoch, fields.assignor);
+            g.shapes = fields.shapes;
+        }
+        ConsumerPart::Member(id) => {
+            check_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
+            let member = get_member(b, true, now_ms)?;
+            let g = group.get_or_insert_with(ConsumerGroup::default);
+            g.members.insert(id.clone(), member);
+        }
+        ConsumerPart::Target(id) => {
+            check_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
+            let target = get_assignment(b)?;
+            let g = group.get_or_insert_with(ConsumerGroup::default);
+            g.target.insert(id.clone(), target);
+        }
     }
-    out.put_i32(group.members.len() as i32);
-    for m in group.members.values() {
-        put_member(&mut out, m);
+    written.replayed(part, Some(bytes));
+    Ok(())
+}
+
+fn check_version(b: &mut &[u8], what: &'static str, max: i16) -> Result<(), DecodeError> {
+    let version = get_i16(b)?;
+    if !(0..=max).contains(&version) {
+        return Err(DecodeError::Version(what, version));
     }
-    out
+    Ok(())
+}
+
+/// The group record's fields, of a version-2 record; a group with no
+/// members yet.
+fn decode_group_fields(b: &mut &[u8], version: i16) -> Result<ConsumerGroup, DecodeError> {
+    if version > GROUP_VALUE_VERSION {
+        return Err(DecodeError::Version("consumer group value", version));
+    }
+    let mut group = ConsumerGroup {
+        epoch: get_i32(b)?,
+        target_epoch: get_i32(b)?,
+        ..ConsumerGroup::default()
+    };
+    group.assignor = match get_str(b)?.as_str() {
+        super::assignor::RANGE => super::assignor::RANGE,
+        _ => super::assignor::UNIFORM,
+    };
+    for _ in 0..count(b)? {
+        let name = get_str(b)?;
+        let shape = TopicShape {
+            id: get_uuid(b)?,
+            partitions: get_i32(b)?,
+        };
+        group.shapes.insert(name, shape);
+    }
+    Ok(group)
+}
+
+/// A group record of version 0 or 1: the whole group in one record.
+fn decode_whole(b: &mut &[u8], version: i16, now_ms: i64) -> Result<ConsumerGroup, DecodeError> {
+    if version < 0 {
+        return Err(DecodeError::Version("consumer group value", version));
+    }
+    let mut group = decode_group_fields(b, version)?;
+    for _ in 0..count(b)? {
+        let member = get_str(b)?;
+        group.target.insert(member, get_assignment(b)?);
+    }
+    for _ in 0..count(b)? {
+        let m = get_member(b, version >= 1, now_ms)?;
+        group.members.insert(m.id.clone(), m);
+    }
+    Ok(group)
 }
 
 fn put_member(out: &mut Vec<u8>, m: &Member) {
@@ -108,42 +236,7 @@ fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
     }
 }
 
-/// The group a record holds, its members heard from at `now_ms`.
-pub fn decode(mut b: &[u8], now_ms: i64) -> Result<ConsumerGroup, DecodeError> {
-    let b = &mut b;
-    let version = get_i16(b)?;
-    if !(0..=VALUE_VERSION).contains(&version) {
-        return Err(DecodeError::Version("consumer group value", version));
-    }
-    let mut group = ConsumerGroup {
-        epoch: get_i32(b)?,
-        target_epoch: get_i32(b)?,
-        ..ConsumerGroup::default()
-    };
-    group.assignor = match get_str(b)?.as_str() {
-        super::assignor::RANGE => super::assignor::RANGE,
-        _ => super::assignor::UNIFORM,
-    };
-    for _ in 0..count(b)? {
-        let name = get_str(b)?;
-        let shape = TopicShape {
-            id: get_uuid(b)?,
-            partitions: get_i32(b)?,
-        };
-        group.shapes.insert(name, shape);
-    }
-    for _ in 0..count(b)? {
-        let member = get_str(b)?;
-        group.target.insert(member, get_assignment(b)?);
-    }
-    for _ in 0..count(b)? {
-        let m = get_member(b, version, now_ms)?;
-        group.members.insert(m.id.clone(), m);
-    }
-    Ok(group)
-}
-
-fn get_member(b: &mut &[u8], version: i16, now_ms: i64) -> Result<Member, DecodeError> {
+fn get_member(b: &mut &[u8], with_classic: bool, now_ms: i64) -> Result<Member, DecodeError> {
     let mut member = Member {
         id: get_str(b)?,
         instance_id: get_nullable_str(b)?,
@@ -164,7 +257,7 @@ fn get_member(b: &mut &[u8], version: i16, now_ms: i64) -> Result<Member, Decode
         last_seen_ms: now_ms,
         classic: None,
     };
-    if version >= 1 {
+    if with_classic {
         member.classic = get_classic(b)?;
     }
     Ok(member)
@@ -205,11 +298,12 @@ fn get_assignment(b: &mut &[u8]) -> Result<Assignment, DecodeError> {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
+    use super::super::written::Change;
     use super::super::{Heartbeat, Limits, JOINING_EPOCH};
     use super::*;
 
-    #[test]
-    fn a_group_comes_back_as_it_was_written() {
+    /// A group of two members, one static and one classic, with a target.
+    fn two_members() -> ConsumerGroup {
         let topic = Uuid::from_u128(9);
         let topics = BTreeMap::from([(
             "t".to_string(),
@@ -241,13 +335,26 @@ mod tests {
             protocols: vec![("range".into(), bytes::Bytes::from_static(b"\0\x01sub"))],
             deadline_ms: None,
         });
-        let back = decode(&encode(&g), 50).unwrap();
+        g
+    }
+
+    /// The group and what is noted written of it, after replaying `changes`.
+    fn replayed(changes: &[Change], now_ms: i64) -> (Option<ConsumerGroup>, Written) {
+        let (mut group, mut written) = (None, Written::default());
+        for c in changes {
+            let value = c.value.as_deref();
+            replay(&mut group, &mut written, c.part.clone(), value, now_ms).unwrap();
+        }
+        (group, written)
+    }
+
+    fn assert_same(back: &ConsumerGroup, g: &ConsumerGroup) {
         assert_eq!(back.epoch, g.epoch);
         assert_eq!(back.target_epoch, g.target_epoch);
         assert_eq!(back.assignor, g.assignor);
         assert_eq!(back.shapes, g.shapes);
         assert_eq!(back.target, g.target);
-        assert_eq!(back.members.len(), 2);
+        assert_eq!(back.members.len(), g.members.len());
         for (id, m) in &g.members {
             let n = &back.members[id];
             assert_eq!(
@@ -258,9 +365,103 @@ mod tests {
             assert_eq!(n.classic, m.classic);
             assert_eq!(n.last_seen_ms, 50, "a whole session from the load");
         }
-        let bytes = encode(&g);
-        for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut], 0).is_err(), "cut at {cut}");
+    }
+
+    #[test]
+    fn a_group_comes_back_as_it_was_written() {
+        let g = two_members();
+        let changes = Written::default().changes(Some(&g));
+        // The group, each member, each member's target.
+        assert_eq!(changes.len(), 1 + 2 + 2, "{changes:?}");
+        let (back, mut written) = replayed(&changes, 50);
+        let back = back.expect("a group");
+        assert_same(&back, &g);
+        assert!(
+            written.changes(Some(&back)).is_empty(),
+            "what was read back is what the log holds"
+        );
+        for c in &changes {
+            let bytes = c.value.as_deref().unwrap();
+            for cut in 0..bytes.len() {
+                let mut written = Written::default();
+                let cut_value = Some(&bytes[..cut]);
+                let read = replay(&mut None, &mut written, c.part.clone(), cut_value, 0);
+                assert!(read.is_err(), "{:?} cut at {cut}", c.part);
+            }
         }
+        // Tombstones take every part away again.
+        let tombstones = written.tombstones();
+        assert_eq!(tombstones.len(), changes.len());
+        assert!(tombstones.iter().all(|c| c.value.is_none()));
+        let (own, parts): (Vec<&Change>, Vec<&Change>) = tombstones
+            .iter()
+            .partition(|c| c.part == ConsumerPart::Group);
+        let mut group = Some(back);
+        for c in parts {
+            replay(&mut group, &mut written, c.part.clone(), None, 0).unwrap();
+        }
+        let emptied = group
+            .as_ref()
+            .expect("the group's own record is still there");
+        assert!(emptied.members.is_empty() && emptied.target.is_empty());
+        assert_eq!(own.len(), 1);
+        replay(&mut group, &mut written, ConsumerPart::Group, None, 0).unwrap();
+        assert!(group.is_none());
+        assert!(written.changes(None).is_empty(), "nothing left to delete");
+    }
+
+    /// The record of versions 0 and 1: the whole group in one.
+    fn whole_v1(g: &ConsumerGroup) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.put_i16(1);
+        put_group_fields(&mut out, g);
+        out.put_i32(g.target.len() as i32);
+        for (member, assignment) in &g.target {
+            put_str(&mut out, member);
+            put_assignment(&mut out, assignment);
+        }
+        out.put_i32(g.members.len() as i32);
+        for m in g.members.values() {
+            put_member(&mut out, m);
+        }
+        out
+    }
+
+    #[test]
+    fn a_whole_group_record_of_before_still_loads_and_is_written_anew() {
+        let g = two_members();
+        let (mut group, mut written) = (None, Written::default());
+        let old = whole_v1(&g);
+        replay(
+            &mut group,
+            &mut written,
+            ConsumerPart::Group,
+            Some(&old),
+            50,
+        )
+        .unwrap();
+        let back = group.expect("a group");
+        assert_same(&back, &g);
+        let changes = written.changes(Some(&back));
+        assert_eq!(changes.len(), 1 + 2 + 2, "every part anew: {changes:?}");
+        assert!(changes.iter().all(|c| c.value.is_some()));
+        // What the log then holds, replayed after the old record, is the
+        // group again (the new group record keeps what the old one held
+        // until each part's own record replaces it).
+        let mut group = None;
+        let mut written = Written::default();
+        replay(
+            &mut group,
+            &mut written,
+            ConsumerPart::Group,
+            Some(&old),
+            50,
+        )
+        .unwrap();
+        for c in &changes {
+            let value = c.value.as_deref();
+            replay(&mut group, &mut written, c.part.clone(), value, 50).unwrap();
+        }
+        assert_same(group.as_ref().unwrap(), &g);
     }
 }

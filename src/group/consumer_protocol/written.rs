@@ -1,0 +1,267 @@
+//! What `__consumer_offsets` holds of a consumer protocol group, record by
+//! record (as this coordinator last wrote or replayed it), so that a write
+//! carries only the records that differ from it: a heartbeat that moved
+//! one member writes that member's record, not the group, and a member
+//! gone leaves a tombstone. Without it a group of `n` members would write
+//! `n` members per heartbeat, `n`² per rebalance.
+//!
+//! What is noted is the encoded value, compared byte for byte: nothing can
+//! change a member without changing its encoding, so no change can be
+//! missed by a path that forgot to say it changed something.
+
+use std::collections::BTreeMap;
+
+use super::{record, Assignment, ConsumerGroup, Member};
+use crate::group::records::ConsumerPart;
+
+/// One record to write: `None` is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub part: ConsumerPart,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The values the log holds, by part; a part absent holds nothing.
+#[derive(Debug, Default)]
+pub struct Written {
+    group: Option<Vec<u8>>,
+    members: BTreeMap<String, Vec<u8>>,
+    targets: BTreeMap<String, Vec<u8>>,
+}
+
+/// Noted for a part whose record in the log is not known (a write that
+/// failed, a record of an older layout): no encoding is empty (each starts
+/// with its version), so the part is written again, or its tombstone.
+const UNKNOWN: Vec<u8> = Vec::new();
+
+impl Written {
+    /// The records that bring the log to `group` (`None`: the group is
+    /// gone), noted as written: the caller writes them, and calls
+    /// [`Written::failed`] if that fails.
+    pub fn changes(&mut self, group: Option<&ConsumerGroup>) -> Vec<Change> {
+        let mut out = Vec::new();
+        let value = group.map(record::encode_group);
+        if value != self.group {
+            self.group.clone_from(&value);
+            out.push(Change {
+                part: ConsumerPart::Group,
+                value,
+            });
+        }
+        let (no_members, no_targets) = (BTreeMap::new(), BTreeMap::new());
+        let members = group.map_or(&no_members, |g| &g.members);
+        let targets = group.map_or(&no_targets, |g| &g.target);
+        diff::<Member>(
+            &mut self.members,
+            members,
+            record::encode_member,
+            ConsumerPart::Member,
+            &mut out,
+        );
+        diff::<Assignment>(
+            &mut self.targets,
+            targets,
+            record::encode_target,
+            ConsumerPart::Target,
+            &mut out,
+        );
+        out
+    }
+
+    /// A tombstone for every record the group has, noted as written (the
+    /// group deleted).
+    pub fn tombstones(&mut self) -> Vec<Change> {
+        self.changes(None)
+    }
+
+    /// `changes` were not written: what they touched is unknown in the
+    /// log, so the next write writes it again.
+    pub fn failed(&mut self, changes: &[Change]) {
+        for change in changes {
+            match &change.part {
+                ConsumerPart::Group => self.group = Some(UNKNOWN),
+                ConsumerPart::Member(id) => {
+                    self.members.insert(id.clone(), UNKNOWN);
+                }
+                ConsumerPart::Target(id) => {
+                    self.targets.insert(id.clone(), UNKNOWN);
+                }
+            }
+        }
+    }
+
+    /// A record read back from the log.
+    pub fn replayed(&mut self, part: ConsumerPart, value: Option<&[u8]>) {
+        let value = value.map(<[u8]>::to_vec);
+        match part {
+            ConsumerPart::Group => self.group = value,
+            ConsumerPart::Member(id) => put(&mut self.members, id, value),
+            ConsumerPart::Target(id) => put(&mut self.targets, id, value),
+        }
+    }
+
+    /// The group was read from one record of an older layout: each of its
+    /// parts is written anew at the next write (which also replaces that
+    /// record, under the same key).
+    pub fn unknown(&mut self, group: &ConsumerGroup) {
+        self.group = Some(UNKNOWN);
+        self.members = group
+            .members
+            .keys()
+            .map(|id| (id.clone(), UNKNOWN))
+            .collect();
+        self.targets = group
+            .target
+            .keys()
+            .map(|id| (id.clone(), UNKNOWN))
+            .collect();
+    }
+}
+
+fn put(map: &mut BTreeMap<String, Vec<u8>>, id: String, value: Option<Vec<u8>>) {
+    match value {
+        Some(v) => map.insert(id, v),
+        None => map.remove(&id),
+    };
+}
+
+/// The records of one kind of part that differ between `written` and
+/// `now`, into `out`, and notes them as written. Each item is encoded
+/// into one scratch buffer: an unchanged one costs no allocation.
+fn diff<T>(
+    written: &mut BTreeMap<String, Vec<u8>>,
+    now: &BTreeMap<String, T>,
+    encode: fn(&mut Vec<u8>, &T),
+    part: fn(String) -> ConsumerPart,
+    out: &mut Vec<Change>,
+) {
+    let mut scratch = Vec::new();
+    for (id, item) in now {
+        scratch.clear();
+        encode(&mut scratch, item);
+        if written.get(id) != Some(&scratch) {
+            written.insert(id.clone(), scratch.clone());
+            out.push(Change {
+                part: part(id.clone()),
+                value: Some(scratch.clone()),
+            });
+        }
+    }
+    let gone: Vec<String> = written
+        .keys()
+        .filter(|id| !now.contains_key(*id))
+        .cloned()
+        .collect();
+    for id in gone {
+        written.remove(&id);
+        out.push(Change {
+            part: part(id),
+            value: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group of `n` members, each with a target, all noted written.
+    fn written_group(n: usize) -> (ConsumerGroup, Written) {
+        let mut g = ConsumerGroup {
+            epoch: 3,
+            target_epoch: 3,
+            ..ConsumerGroup::default()
+        };
+        for i in 0..n {
+            let id = format!("m-{i}");
+            let topic = uuid::Uuid::from_u128(1);
+            let assigned = Assignment::from([(topic, [i as i32].into())]);
+            g.target.insert(id.clone(), assigned.clone());
+            g.members.insert(id.clone(), member(&id, assigned));
+        }
+        let mut written = Written::default();
+        assert_eq!(written.changes(Some(&g)).len(), 1 + 2 * n);
+        (g, written)
+    }
+
+    fn member(id: &str, assigned: Assignment) -> Member {
+        Member {
+            id: id.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            epoch: 3,
+            previous_epoch: 2,
+            rebalance_timeout_ms: 1_000,
+            subscribed: ["t".to_string()].into(),
+            names: ["t".to_string()].into(),
+            regex: None,
+            assignor: None,
+            assigned,
+            revoking: Assignment::new(),
+            revoke_deadline_ms: None,
+            told: None,
+            departed: false,
+            last_seen_ms: 0,
+            classic: None,
+        }
+    }
+
+    fn parts(changes: &[Change]) -> Vec<(ConsumerPart, bool)> {
+        changes
+            .iter()
+            .map(|c| (c.part.clone(), c.value.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn a_change_writes_only_the_records_it_changed() {
+        let (mut g, mut written) = written_group(100);
+        assert!(written.changes(Some(&g)).is_empty(), "nothing changed");
+
+        // What is not written (when a member was last heard) writes nothing.
+        g.members.get_mut("m-7").unwrap().last_seen_ms = 99;
+        assert!(written.changes(Some(&g)).is_empty());
+
+        // One member's epoch: that member's record.
+        g.members.get_mut("m-7").unwrap().epoch = 4;
+        let member = |id: &str| ConsumerPart::Member(id.into());
+        let target = |id: &str| ConsumerPart::Target(id.into());
+        assert_eq!(parts(&written.changes(Some(&g))), [(member("m-7"), true)]);
+
+        // A member gone, its partition given to another, a new epoch.
+        g.members.remove("m-9");
+        let freed = g.target.remove("m-9").unwrap();
+        g.target.get_mut("m-8").unwrap().extend(freed);
+        g.epoch = 4;
+        assert_eq!(
+            parts(&written.changes(Some(&g))),
+            [
+                (ConsumerPart::Group, true),
+                (member("m-9"), false),
+                (target("m-8"), true),
+                (target("m-9"), false),
+            ]
+        );
+        assert!(written.changes(Some(&g)).is_empty());
+    }
+
+    #[test]
+    fn what_failed_to_be_written_is_written_again() {
+        let (mut g, mut written) = written_group(3);
+        g.members.get_mut("m-1").unwrap().epoch = 4;
+        g.members.remove("m-2");
+        let failed = written.changes(Some(&g));
+        assert_eq!(failed.len(), 2);
+        written.failed(&failed);
+        assert_eq!(parts(&written.changes(Some(&g))), parts(&failed));
+
+        // Gone altogether: a tombstone for each record the log holds.
+        let tombstones = written.changes(None);
+        assert_eq!(tombstones.len(), 1 + 2 + 3, "{:?}", parts(&tombstones));
+        assert!(tombstones.iter().all(|c| c.value.is_none()));
+        written.failed(&tombstones);
+        assert_eq!(parts(&written.tombstones()), parts(&tombstones));
+        assert!(written.tombstones().is_empty());
+    }
+}
