@@ -15,7 +15,8 @@ use common::*;
 use kafka_protocol::messages::{
     share_acknowledge_request, share_fetch_request, ConsumerGroupHeartbeatRequest,
     ListGroupsRequest, ListGroupsResponse, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
-    ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+    ShareFetchRequest, ShareFetchResponse, ShareGroupDescribeRequest, ShareGroupDescribeResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::time::Duration;
@@ -176,8 +177,9 @@ fn acknowledged_records_stay_done_across_a_restart() {
 
     broker.restart();
     let mut c = RawClient::connect(&bs);
-    // Members are not kept: the member joins again.
-    assert_eq!(heartbeat(&mut c, "sg", "m1", 1, "sq").0, UNKNOWN_MEMBER_ID);
+    // The member is kept, at its epoch; its share session is not (the
+    // partition's leader holds sessions in memory): it opens one again.
+    assert_eq!(heartbeat(&mut c, "sg", "m1", 1, "sq"), (0, 1));
     // What was done stays done; 3, in flight at the restart, comes back
     // as its second delivery (the count was kept with the acknowledgements).
     assert_eq!(
@@ -192,6 +194,77 @@ fn acknowledged_records_stay_done_across_a_restart() {
         .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
         .collect();
     assert_eq!(sg, [("share".to_string(), "Stable".to_string())]);
+}
+
+/// ShareGroupDescribe of one group: its error, its epoch, and each
+/// member's (id, epoch, partitions), by id.
+type Described = (i16, i32, Vec<(String, i32, Vec<i32>)>);
+
+fn described(c: &mut RawClient, group: &str) -> Described {
+    let request =
+        ShareGroupDescribeRequest::default().with_group_ids(vec![str_bytes(group).into()]);
+    let r: ShareGroupDescribeResponse = c.call(1, &request);
+    let g = &r.groups[0];
+    let mut members: Vec<(String, i32, Vec<i32>)> = g
+        .members
+        .iter()
+        .map(|m| {
+            let mut partitions: Vec<i32> = m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|tp| tp.partitions.iter().copied())
+                .collect();
+            partitions.sort();
+            (m.member_id.to_string(), m.member_epoch, partitions)
+        })
+        .collect();
+    members.sort();
+    (g.error_code, g.group_epoch, members)
+}
+
+/// A share group's members come back from their coordinator's kill -9 as
+/// they were, at their epochs with their partitions (they go on
+/// heartbeating, not joining again), and a member that left before does
+/// not come back.
+#[test]
+fn share_group_members_come_back_after_a_crash() {
+    let mut broker = Broker::start(2);
+    broker.keep_port();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "sm", 4, &[]);
+    let mut c = RawClient::connect(&bs);
+    for (member, epoch) in [("m1", 1), ("m2", 2), ("m3", 3)] {
+        assert_eq!(heartbeat(&mut c, "smg", member, 0, "sm"), (0, epoch));
+    }
+    assert_eq!(heartbeat(&mut c, "smg", "m3", -1, "sm"), (0, -1));
+    assert_eq!(heartbeat(&mut c, "smg", "m1", 1, "sm"), (0, 4));
+    assert_eq!(heartbeat(&mut c, "smg", "m2", 2, "sm"), (0, 4));
+    let before = described(&mut c, "smg");
+    let ids: Vec<(&str, i32, usize)> = before
+        .2
+        .iter()
+        .map(|(id, epoch, partitions)| (id.as_str(), *epoch, partitions.len()))
+        .collect();
+    assert_eq!((before.0, before.1), (0, 4), "{before:?}");
+    assert_eq!(ids, [("m1", 4, 2), ("m2", 4, 2)]);
+
+    broker.kill9();
+    broker.start_again();
+    let mut c = RawClient::connect(&bs);
+    // The coordinator may still be loading the group (an error) at first.
+    let mut after = described(&mut c, "smg");
+    for _ in 0..100 {
+        if after.0 == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = described(&mut c, "smg");
+    }
+    assert_eq!(after, before);
+    assert_eq!(heartbeat(&mut c, "smg", "m1", 4, "sm"), (0, 4));
+    assert_eq!(heartbeat(&mut c, "smg", "m3", 4, "sm").0, UNKNOWN_MEMBER_ID);
+    assert_eq!(described(&mut c, "smg"), before);
 }
 
 /// Joins `who` at its group's coordinator, once one answers (the offsets

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::state::{Group, GroupState};
-use super::{append, consumer_failed, consumer_records, valid_group_id, Coordinator, KeyValue};
+use super::{append, membership_failed, membership_records, valid_group_id, Coordinator, KeyValue};
 use super::{consumer_protocol, records};
 
 fn s(v: &str) -> StrBytes {
@@ -214,7 +214,7 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();
     }
-    let (tombstones, consumer) = {
+    let (tombstones, membership) = {
         let mut groups = coord.groups.borrow_mut();
         let Some(g) = groups.get_mut(group_id) else {
             return ResponseError::GroupIdNotFound.code();
@@ -222,24 +222,24 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
         if g.state != GroupState::Empty || g.has_consumer_members() || g.has_share_members() {
             return ResponseError::NonEmptyGroup.code();
         }
-        let consumer = g.consumer_written.tombstones();
+        let membership = g.membership_tombstones();
         let tombstones: Vec<KeyValue> = g
             .offsets
             .keys()
             .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .chain(std::iter::once((records::group_key(group_id), None)))
-            .chain(consumer_records(group_id, &consumer))
+            .chain(membership_records(group_id, &membership))
             .chain(
                 g.share_states
                     .keys()
                     .map(|(t, p)| (records::share_state_key(group_id, t, *p), None)),
             )
             .collect();
-        (tombstones, consumer)
+        (tombstones, membership)
     };
     if let Err(code) = append(coord, group_id, &tombstones).await {
         tracing::warn!(group = group_id, code, "deleting group");
-        consumer_failed(coord, group_id, &consumer);
+        membership_failed(coord, group_id, &membership);
         return ResponseError::CoordinatorNotAvailable.code();
     }
     let mut groups = coord.groups.borrow_mut();

@@ -29,9 +29,11 @@ mod offsets;
 pub mod records;
 mod share_heartbeat;
 pub mod share_protocol;
+mod share_record;
 mod share_state;
 mod state;
 mod txn_offsets;
+mod written;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -528,7 +530,17 @@ pub async fn serve(coord: Rc<Coordinator>, msg: GroupMsg) {
             request,
             reply,
         } => {
-            let _ = reply.send(share_heartbeat::heartbeat(&coord, sender, request, now));
+            let group_id = request.group_id.to_string();
+            let (mut response, changed) = share_heartbeat::heartbeat(&coord, sender, request, now);
+            // Answered once a coordinator taking the group over would
+            // know it too, as a consumer protocol heartbeat is.
+            if changed {
+                if let Err(code) = persist_membership(&coord, &group_id).await {
+                    response.error_code = code;
+                    response.assignment = None;
+                }
+            }
+            let _ = reply.send(response);
         }
         GroupMsg::ShareStateRead {
             group_id,
@@ -664,15 +676,13 @@ async fn join(
 /// protocol membership goes (and its record, or a coordinator taking the
 /// group over would check this group's commits against it).
 async fn forget_empty_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
-    let forgotten = with_group(coord, group_id, |g| {
-        let g = g.filter(|g| g.consumer.as_ref().is_some_and(|c| c.is_empty()))?;
-        g.consumer = None;
-        Some(())
+    with_group(coord, group_id, |g| {
+        if let Some(g) = g.filter(|g| g.consumer.as_ref().is_some_and(|c| c.is_empty())) {
+            g.consumer = None;
+        }
     });
-    match forgotten {
-        Some(()) => persist_consumer_group(coord, group_id).await,
-        None => Ok(()),
-    }
+    // Also the tombstones of an empty share group given up just before.
+    persist_membership(coord, group_id).await
 }
 
 /// [`Group::forget_empty_share`] of `group_id`, if held here.
@@ -921,16 +931,29 @@ fn apply_record(
         records::OffsetsRecord::Group { group, value: None } => {
             groups.remove(&group);
         }
-        records::OffsetsRecord::ConsumerGroup { group, part, value } => {
+        records::OffsetsRecord::Membership {
+            protocol,
+            group,
+            part,
+            value,
+        } => {
             if value.is_none() && !groups.contains_key(&group) {
                 return;
             }
             let g = held_or_new(&mut groups, group, now);
-            let (consumer, written) = (&mut g.consumer, &mut g.consumer_written);
-            let replayed =
-                consumer_protocol::record::replay(consumer, written, part, value.as_deref(), now);
+            let value = value.as_deref();
+            let replayed = match protocol {
+                records::Protocol::Consumer => {
+                    let (consumer, written) = (&mut g.consumer, &mut g.consumer_written);
+                    consumer_protocol::record::replay(consumer, written, part, value, now)
+                }
+                records::Protocol::Share => {
+                    let (share, written) = (&mut g.share, &mut g.share_written);
+                    share_record::replay(share, written, part, value, now)
+                }
+            };
             if let Err(e) = replayed {
-                tracing::warn!(group = %g.id, log_offset, error = %e, "unreadable consumer group record");
+                tracing::warn!(group = %g.id, log_offset, ?protocol, error = %e, "unreadable group membership record");
             }
         }
         records::OffsetsRecord::ShareState {
@@ -1020,50 +1043,45 @@ async fn append_as(
     Ok(outcome.base_offset)
 }
 
-/// Writes what changed of a consumer protocol group's membership
-/// (tombstones once it is gone); the Kafka error code of a failure.
-async fn persist_consumer_group(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
-    let changes = consumer_changes(coord, group_id);
-    let records: Vec<KeyValue> = consumer_records(group_id, &changes).collect();
+/// Writes what changed of a group's consumer protocol or share group
+/// membership (tombstones of one that is gone); the Kafka error code of a
+/// failure.
+async fn persist_membership(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
+    let changes = membership_changes(coord, group_id);
+    let records: Vec<KeyValue> = membership_records(group_id, &changes).collect();
     match append(coord, group_id, &records).await {
         Ok(_) => Ok(()),
         Err(code) => {
-            tracing::debug!(group = group_id, code, "consumer group not written");
-            consumer_failed(coord, group_id, &changes);
+            tracing::debug!(group = group_id, code, "group membership not written");
+            membership_failed(coord, group_id, &changes);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }
 }
 
-/// [`Group::consumer_changes`] of `group_id`, if held here.
-fn consumer_changes(
-    coord: &Coordinator,
-    group_id: &str,
-) -> Vec<consumer_protocol::written::Change> {
+/// [`Group::membership_changes`] of `group_id`, if held here.
+fn membership_changes(coord: &Coordinator, group_id: &str) -> Vec<written::Change> {
     with_group(coord, group_id, |g| {
-        g.map(Group::consumer_changes).unwrap_or_default()
+        g.map(Group::membership_changes).unwrap_or_default()
     })
 }
 
 /// The records of `changes`, keyed.
-fn consumer_records<'a>(
+fn membership_records<'a>(
     group_id: &'a str,
-    changes: &'a [consumer_protocol::written::Change],
+    changes: &'a [written::Change],
 ) -> impl Iterator<Item = KeyValue> + 'a {
-    changes
-        .iter()
-        .map(move |c| (records::consumer_key(group_id, &c.part), c.value.clone()))
+    changes.iter().map(move |c| {
+        let key = records::membership_key(c.protocol, group_id, &c.part);
+        (key, c.value.clone())
+    })
 }
 
-/// `changes` were not written: they are written again at the next write.
-fn consumer_failed(
-    coord: &Coordinator,
-    group_id: &str,
-    changes: &[consumer_protocol::written::Change],
-) {
+/// [`Group::membership_failed`] of `group_id`, if held here.
+fn membership_failed(coord: &Coordinator, group_id: &str, changes: &[written::Change]) {
     with_group(coord, group_id, |g| {
         if let Some(g) = g {
-            g.consumer_written.failed(changes);
+            g.membership_failed(changes);
         }
     });
 }
@@ -1076,7 +1094,7 @@ async fn persist_changed(
 ) -> Result<(), i16> {
     match changed {
         migration::Changed::Nothing => Ok(()),
-        migration::Changed::Membership => persist_consumer_group(coord, group_id).await,
+        migration::Changed::Membership => persist_membership(coord, group_id).await,
         migration::Changed::Protocol => persist_both(coord, group_id).await,
     }
 }
@@ -1093,9 +1111,9 @@ async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16
             .map(|g| records::group_value(&g.to_value(now)));
         (records::group_key(group_id), value)
     };
-    let changes = consumer_changes(coord, group_id);
+    let changes = membership_changes(coord, group_id);
     let records: Vec<KeyValue> = std::iter::once(classic)
-        .chain(consumer_records(group_id, &changes))
+        .chain(membership_records(group_id, &changes))
         .collect();
     match append(coord, group_id, &records).await {
         Ok(at) => {
@@ -1110,7 +1128,7 @@ async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16
                 code,
                 "group changing protocol not written"
             );
-            consumer_failed(coord, group_id, &changes);
+            membership_failed(coord, group_id, &changes);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }
@@ -1150,7 +1168,7 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         let now = crate::runtime::now_ms();
         let mut to_persist = Vec::new();
         let mut to_expire = Vec::new();
-        let mut consumers_to_persist = Vec::new();
+        let mut memberships_to_persist = Vec::new();
         // One snapshot of the group configs for the whole pass.
         let topics = shard.topics();
         let settings = |id: &str| topics.group_configs.settings(&shard.config, id);
@@ -1166,11 +1184,13 @@ async fn tick_loop(coord: Rc<Coordinator>) {
                     } else {
                         migration::Changed::Membership
                     };
-                    consumers_to_persist.push((id.clone(), changed));
+                    memberships_to_persist.push((id.clone(), changed));
                 }
             }
             if let Some(share) = &mut g.share {
-                share.expire(&share_heartbeat::limits(&coord, &settings(id)), now);
+                if share.expire(&share_heartbeat::limits(&coord, &settings(id)), now) {
+                    memberships_to_persist.push((id.clone(), migration::Changed::Membership));
+                }
             }
             if offsets::expired(g, retention_ms, now) {
                 to_expire.push(id.clone());
@@ -1179,7 +1199,7 @@ async fn tick_loop(coord: Rc<Coordinator>) {
         for id in to_persist {
             persist_group(&coord, &id).await;
         }
-        for (id, changed) in consumers_to_persist {
+        for (id, changed) in memberships_to_persist {
             let _ = persist_changed(&coord, &id, changed).await;
         }
         for id in to_expire {

@@ -17,7 +17,7 @@ use kafka_protocol::ResponseError;
 
 use super::records::{self, OffsetValue};
 use super::state::{Committed, Group, GroupState};
-use super::{append, consumer_failed, consumer_records, valid_group_id, Coordinator, KeyValue};
+use super::{append, membership_failed, membership_records, valid_group_id, Coordinator, KeyValue};
 use crate::shard::Shard;
 
 /// One partition's committed offset as OffsetFetch reports it.
@@ -493,7 +493,7 @@ pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
 /// the group itself once it holds none.
 pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) {
     let now = crate::runtime::now_ms();
-    let (keys, drop_group, consumer) = {
+    let (keys, drop_group, membership) = {
         let mut groups = coord.groups.borrow_mut();
         let Some(g) = groups.get_mut(group_id) else {
             return;
@@ -505,12 +505,12 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
             .map(|(k, _)| k.clone())
             .collect();
         let drop_group = keys.len() == g.offsets.len();
-        let consumer = if drop_group {
-            g.consumer_written.tombstones()
+        let membership = if drop_group {
+            g.membership_tombstones()
         } else {
             Vec::new()
         };
-        (keys, drop_group, consumer)
+        (keys, drop_group, membership)
     };
     let mut records: Vec<KeyValue> = keys
         .iter()
@@ -518,10 +518,10 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
         .collect();
     if drop_group {
         records.push((records::group_key(group_id), None));
-        records.extend(consumer_records(group_id, &consumer));
+        records.extend(membership_records(group_id, &membership));
     }
     if append(coord, group_id, &records).await.is_err() {
-        consumer_failed(coord, group_id, &consumer);
+        membership_failed(coord, group_id, &membership);
         return;
     }
     tracing::info!(

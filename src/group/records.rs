@@ -11,7 +11,10 @@
 //!   Kafka keeps it, in one record for the group (its epochs, assignor and
 //!   topics), one per member and one per member's target assignment
 //!   (`consumer_protocol::record`), so a heartbeat writes only what it
-//!   changed;
+//!   changed (`written`);
+//! - key versions 1004 and 1005 (Sluice's own): a share group's membership
+//!   (KIP-932), one record for the group (its epoch and topics) and one per
+//!   member (`share_record`);
 //! - key version 1001 (Sluice's own): a share group's partition state
 //!   (KIP-932): its start offset and the ranges past it done with, which
 //!   Kafka keeps in `__share_group_state` (`share_state::ShareSnapshot`).
@@ -42,11 +45,12 @@ pub enum OffsetsRecord {
         /// `None` deletes the group.
         value: Option<GroupValue>,
     },
-    /// One part of a consumer protocol group, still encoded; `None`
-    /// deletes it.
-    ConsumerGroup {
+    /// One part of a consumer protocol or share group's membership, still
+    /// encoded; `None` deletes it.
+    Membership {
+        protocol: Protocol,
         group: String,
-        part: ConsumerPart,
+        part: Part,
         value: Option<Vec<u8>>,
     },
     /// A share group's state of one partition; `None` deletes it.
@@ -58,11 +62,21 @@ pub enum OffsetsRecord {
     },
 }
 
-/// Which record of a consumer protocol group: each is a key of its own.
+/// Whose membership records: the protocols whose groups are written a
+/// record per part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// KIP-848's consumer groups.
+    Consumer,
+    /// KIP-932's share groups, which have no target records.
+    Share,
+}
+
+/// Which record of a group's membership: each is a key of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConsumerPart {
-    /// The group's epochs, assignor and subscribed topics (in an older
-    /// record, the whole group).
+pub enum Part {
+    /// The group's own: its epochs and subscribed topics (in an older
+    /// consumer group record, the whole group).
     Group,
     /// One member, by id.
     Member(String),
@@ -102,10 +116,12 @@ pub struct MemberValue {
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
-/// Sluice's own keys of a consumer protocol group's records.
+/// Sluice's own keys of consumer protocol and share groups' records.
 const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
 const CONSUMER_MEMBER_KEY_VERSION: i16 = 1002;
 const CONSUMER_TARGET_KEY_VERSION: i16 = 1003;
+const SHARE_GROUP_KEY_VERSION: i16 = 1004;
+const SHARE_MEMBER_KEY_VERSION: i16 = 1005;
 /// Sluice's own key of a share group's partition state.
 const SHARE_STATE_KEY_VERSION: i16 = 1001;
 /// Version 1 added the state epoch at the end; version 0 reads as epoch 0.
@@ -130,11 +146,14 @@ pub fn group_key(group: &str) -> Vec<u8> {
     out
 }
 
-pub fn consumer_key(group: &str, part: &ConsumerPart) -> Vec<u8> {
-    let (version, member) = match part {
-        ConsumerPart::Group => (CONSUMER_GROUP_KEY_VERSION, None),
-        ConsumerPart::Member(id) => (CONSUMER_MEMBER_KEY_VERSION, Some(id)),
-        ConsumerPart::Target(id) => (CONSUMER_TARGET_KEY_VERSION, Some(id)),
+pub fn membership_key(protocol: Protocol, group: &str, part: &Part) -> Vec<u8> {
+    let (version, member) = match (protocol, part) {
+        (Protocol::Consumer, Part::Group) => (CONSUMER_GROUP_KEY_VERSION, None),
+        (Protocol::Consumer, Part::Member(id)) => (CONSUMER_MEMBER_KEY_VERSION, Some(id)),
+        (Protocol::Consumer, Part::Target(id)) => (CONSUMER_TARGET_KEY_VERSION, Some(id)),
+        (Protocol::Share, Part::Group) => (SHARE_GROUP_KEY_VERSION, None),
+        (Protocol::Share, Part::Member(id)) => (SHARE_MEMBER_KEY_VERSION, Some(id)),
+        (Protocol::Share, Part::Target(_)) => unreachable!("share groups keep no targets"),
     };
     let mut out = Vec::with_capacity(6 + group.len() + member.map_or(0, |m| m.len()));
     out.put_i16(version);
@@ -288,15 +307,24 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord,
         }
         version @ (CONSUMER_GROUP_KEY_VERSION
         | CONSUMER_MEMBER_KEY_VERSION
-        | CONSUMER_TARGET_KEY_VERSION) => {
+        | CONSUMER_TARGET_KEY_VERSION
+        | SHARE_GROUP_KEY_VERSION
+        | SHARE_MEMBER_KEY_VERSION) => {
             let group = get_str(&mut k)?;
-            let part = match version {
-                CONSUMER_GROUP_KEY_VERSION => ConsumerPart::Group,
-                CONSUMER_MEMBER_KEY_VERSION => ConsumerPart::Member(get_str(&mut k)?),
-                _ => ConsumerPart::Target(get_str(&mut k)?),
+            let (protocol, part) = match version {
+                CONSUMER_GROUP_KEY_VERSION => (Protocol::Consumer, Part::Group),
+                CONSUMER_MEMBER_KEY_VERSION => (Protocol::Consumer, Part::Member(get_str(&mut k)?)),
+                CONSUMER_TARGET_KEY_VERSION => (Protocol::Consumer, Part::Target(get_str(&mut k)?)),
+                SHARE_GROUP_KEY_VERSION => (Protocol::Share, Part::Group),
+                _ => (Protocol::Share, Part::Member(get_str(&mut k)?)),
             };
             let value = value.map(<[u8]>::to_vec);
-            Ok(OffsetsRecord::ConsumerGroup { group, part, value })
+            Ok(OffsetsRecord::Membership {
+                protocol,
+                group,
+                part,
+                value,
+            })
         }
         SHARE_STATE_KEY_VERSION => {
             let group = get_str(&mut k)?;
@@ -506,19 +534,28 @@ mod tests {
     }
 
     #[test]
-    fn consumer_group_keys_name_their_part() {
-        for part in [
-            ConsumerPart::Group,
-            ConsumerPart::Member("m-1".into()),
-            ConsumerPart::Target("m-1".into()),
-        ] {
-            let key = consumer_key("g", &part);
+    fn membership_keys_name_their_protocol_and_part() {
+        let parts = [
+            (Protocol::Consumer, Part::Group),
+            (Protocol::Consumer, Part::Member("m-1".into())),
+            (Protocol::Consumer, Part::Target("m-1".into())),
+            (Protocol::Share, Part::Group),
+            (Protocol::Share, Part::Member("m-1".into())),
+        ];
+        for (protocol, part) in parts {
+            let key = membership_key(protocol, "g", &part);
             let got = decode(Some(&key), Some(b"v")).unwrap();
             let value = Some(b"v".to_vec());
             let group = "g".to_string();
-            assert_eq!(got, OffsetsRecord::ConsumerGroup { group, part, value });
+            let want = OffsetsRecord::Membership {
+                protocol,
+                group,
+                part,
+                value,
+            };
+            assert_eq!(got, want);
         }
-        let member = consumer_key("g", &ConsumerPart::Member("m".into()));
+        let member = membership_key(Protocol::Share, "g", &Part::Member("m".into()));
         assert!(decode(Some(&member[..member.len() - 1]), None).is_err());
     }
 

@@ -1,6 +1,7 @@
 //! ShareGroupHeartbeat and ShareGroupDescribe on the coordinator shard:
 //! the request turned into a `share_protocol::ShareBeat`, the group's
-//! topics into shapes, the answer into the response.
+//! topics into shapes, the answer into the response, and whether the
+//! group must be written.
 
 use kafka_protocol::messages::share_group_describe_response::{
     self, DescribedGroup as ShareDescribed,
@@ -37,12 +38,14 @@ pub(super) fn shareable(group: &Group) -> bool {
         || (group.members.is_empty() && group.consumer.is_none() && group.offsets.is_empty())
 }
 
+/// The answer, and whether what is written of the group changed (the
+/// caller writes it before answering).
 pub fn heartbeat(
     coord: &Coordinator,
     sender: Sender,
     request: ShareGroupHeartbeatRequest,
     now_ms: i64,
-) -> ShareGroupHeartbeatResponse {
+) -> (ShareGroupHeartbeatResponse, bool) {
     let group_id = request.group_id.to_string();
     let mut response = ShareGroupHeartbeatResponse::default();
     let settings = coord.settings(&group_id);
@@ -51,7 +54,7 @@ pub fn heartbeat(
         tracing::debug!(group = %group_id, error = %why, "share heartbeat refused");
         response.error_code = code;
         response.error_message = Some(StrBytes::from_string(why));
-        response
+        (response, false)
     };
     if !valid_group_id(&group_id) {
         let code = ResponseError::InvalidGroupId.code();
@@ -111,14 +114,17 @@ pub fn heartbeat(
     let mut subscribed = share.subscribed();
     subscribed.extend(beat.subscribed.iter().flatten().cloned());
     let topics = shapes_of(&coord.shard.topics(), subscribed.iter());
-    match share.heartbeat(beat, &topics, &limits(coord, &settings), now_ms) {
+    let before = share.changes;
+    let answered = share.heartbeat(beat, &topics, &limits(coord, &settings), now_ms);
+    let changed = share.changes != before;
+    match answered {
         Ok(answer) => {
             response.member_id = Some(StrBytes::from_string(answer.member_id));
             response.member_epoch = answer.member_epoch;
             response.assignment = answer.assignment.map(|a| wire(&a));
-            response
+            (response, changed)
         }
-        Err(e) => refuse(response, e.code(), e.to_string()),
+        Err(e) => (refuse(response, e.code(), e.to_string()).0, changed),
     }
 }
 

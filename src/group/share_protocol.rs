@@ -9,9 +9,10 @@
 //! Every change of membership or subscription bumps the group epoch and
 //! computes a new assignment (Kafka's `simple` assignor: every subscribed
 //! partition to at least one member, members spread over partitions).
-//! Pure and synchronous, on the coordinator shard. The membership lives in
-//! the coordinator's memory: a coordinator taking the group over answers
-//! its members UNKNOWN_MEMBER_ID and they join again.
+//! Pure and synchronous, on the coordinator shard. The coordinator writes
+//! what changed of the membership to `__consumer_offsets`
+//! (`share_record`) before answering, so a coordinator taking the group
+//! over answers its members at their epochs, with their partitions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,7 +59,10 @@ pub struct ShareGroup {
     pub epoch: i32,
     pub members: BTreeMap<String, ShareMember>,
     /// The topic shapes the current assignment was made for.
-    shapes: BTreeMap<String, TopicShape>,
+    pub(super) shapes: BTreeMap<String, TopicShape>,
+    /// Bumped by every change a coordinator taking the group over must
+    /// know (`share_record`): the caller writes the group when it moved.
+    pub changes: u64,
 }
 
 /// The most a group holds, and how long a silent member stays.
@@ -146,7 +150,10 @@ impl ShareGroup {
                 });
             }
             member.last_seen_ms = now_ms;
-            member.rack_id = beat.rack_id.clone().or(member.rack_id.take());
+            if beat.rack_id.is_some() && beat.rack_id != member.rack_id {
+                member.rack_id = beat.rack_id.clone();
+                self.changes += 1;
+            }
             let resubscribed = beat
                 .subscribed
                 .as_ref()
@@ -161,7 +168,10 @@ impl ShareGroup {
         let member = self.members.get_mut(&beat.member_id).expect("a member now");
         member.last_seen_ms = now_ms;
         let fresh = member.epoch != self.epoch || beat.member_epoch == JOINING_EPOCH;
-        member.epoch = self.epoch;
+        if member.epoch != self.epoch {
+            member.epoch = self.epoch;
+            self.changes += 1;
+        }
         Ok(ShareAnswer {
             member_id: member.id.clone(),
             member_epoch: member.epoch,
@@ -186,6 +196,7 @@ impl ShareGroup {
     /// A new epoch and assignment for the members and topics as they are.
     fn reassign(&mut self, topics: &BTreeMap<String, TopicShape>) {
         self.epoch += 1;
+        self.changes += 1;
         self.shapes = shapes_of(&self.subscribed(), topics);
         let assignments = assign(&self.members, &self.shapes);
         for (id, member) in &mut self.members {

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
-use super::consumer_protocol::written::Change;
-use super::records::{GroupValue, MemberValue};
+use super::records::{GroupValue, MemberValue, Protocol};
+use super::written::{Change, Written};
 
 /// Kafka's classic group states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,10 +123,12 @@ pub struct Group {
     pub consumer: Option<super::consumer_protocol::ConsumerGroup>,
     /// What `__consumer_offsets` holds of `consumer` (kept when it goes,
     /// for the tombstones of its records).
-    pub consumer_written: super::consumer_protocol::written::Written,
+    pub consumer_written: Written,
     /// A share group's membership (KIP-932), once a member joined that
-    /// way; held in memory only (see `share_protocol`).
+    /// way.
     pub share: Option<super::share_protocol::ShareGroup>,
+    /// What `__consumer_offsets` holds of `share`.
+    pub share_written: Written,
     /// A share group's partition states, by (topic, partition), as its
     /// partitions' leaders last wrote them (`share_state`).
     pub share_states: BTreeMap<(String, i32), super::ShareSnapshot>,
@@ -153,8 +155,9 @@ impl Group {
             empty_since_ms: now_ms,
             metadata_log_offset: -1,
             consumer: None,
-            consumer_written: Default::default(),
+            consumer_written: Written::new(Protocol::Consumer),
             share: None,
+            share_written: Written::new(Protocol::Share),
             share_states: BTreeMap::new(),
         }
     }
@@ -165,10 +168,26 @@ impl Group {
     }
 
     /// The records that bring `__consumer_offsets` to the consumer
-    /// protocol membership as it is now (tombstones once it is gone),
-    /// noted as written.
-    pub fn consumer_changes(&mut self) -> Vec<Change> {
-        self.consumer_written.changes(self.consumer.as_ref())
+    /// protocol and share group memberships as they are now (tombstones of
+    /// one that is gone), noted as written.
+    pub fn membership_changes(&mut self) -> Vec<Change> {
+        let mut changes = self.consumer_written.changes(self.consumer.as_ref());
+        changes.extend(self.share_written.changes(self.share.as_ref()));
+        changes
+    }
+
+    /// A tombstone for every membership record the group has, noted as
+    /// written (the group deleted).
+    pub fn membership_tombstones(&mut self) -> Vec<Change> {
+        let mut changes = self.consumer_written.tombstones();
+        changes.extend(self.share_written.tombstones());
+        changes
+    }
+
+    /// `changes` were not written: written again at the next write.
+    pub fn membership_failed(&mut self, changes: &[Change]) {
+        self.consumer_written.failed(changes);
+        self.share_written.failed(changes);
     }
 
     /// Members joined through the share group protocol.

@@ -24,7 +24,6 @@
 pub mod assignor;
 pub mod classic;
 pub mod record;
-pub mod written;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,7 @@
 //! own format, under its own key versions), laid out as Kafka lays out
 //! its own: one record of the group (its epochs, assignor and subscribed
 //! topics), one per member, one per member's target assignment, each
-//! under its own key (`records::ConsumerPart`). What a coordinator that
+//! under its own key (`records::Part`). What a coordinator that
 //! takes the group over needs so that its members go on at their epochs,
 //! owning what they owned, rather than joining again. Written after every
 //! heartbeat that changed them, before the answer: only the records that
@@ -15,13 +15,15 @@
 //! load, and the group's first write after such a load writes every
 //! record anew.
 
+use std::collections::BTreeMap;
+
 use bytes::BufMut;
 use uuid::Uuid;
 
 use super::classic::ClassicMember;
-use super::written::Written;
 use super::{Assignment, ConsumerGroup, Member, TopicShape};
-use crate::group::records::{get_bytes, put_bytes, put_nullable_str, ConsumerPart, DecodeError};
+use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError, Part};
+use crate::group::written::{Recorded, Written};
 use crate::record::kv::{get_i16, get_i32, get_i8, get_nullable_str, get_str, need, put_str};
 
 /// Version 1 of the whole group added the classic protocol's part of a
@@ -31,36 +33,65 @@ const GROUP_VALUE_VERSION: i16 = 2;
 const MEMBER_VALUE_VERSION: i16 = 0;
 const TARGET_VALUE_VERSION: i16 = 0;
 
-/// The group's own record: its epochs, assignor and subscribed topics.
-pub fn encode_group(group: &ConsumerGroup) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.put_i16(GROUP_VALUE_VERSION);
-    put_group_fields(&mut out, group);
-    out
+impl Recorded for ConsumerGroup {
+    type Member = Member;
+    type Target = Assignment;
+
+    /// Its epochs, assignor and subscribed topics.
+    fn own_record(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.put_i16(GROUP_VALUE_VERSION);
+        put_group_fields(&mut out, self);
+        out
+    }
+
+    fn members(&self) -> &BTreeMap<String, Member> {
+        &self.members
+    }
+
+    fn encode_member(out: &mut Vec<u8>, member: &Member) {
+        out.put_i16(MEMBER_VALUE_VERSION);
+        put_member(out, member);
+    }
+
+    fn targets(&self) -> Option<&BTreeMap<String, Assignment>> {
+        Some(&self.target)
+    }
+
+    fn encode_target(out: &mut Vec<u8>, target: &Assignment) {
+        out.put_i16(TARGET_VALUE_VERSION);
+        put_assignment(out, target);
+    }
 }
 
 fn put_group_fields(out: &mut Vec<u8>, group: &ConsumerGroup) {
     out.put_i32(group.epoch);
     out.put_i32(group.target_epoch);
     put_str(out, group.assignor);
-    out.put_i32(group.shapes.len() as i32);
-    for (name, shape) in &group.shapes {
+    put_shapes(out, &group.shapes);
+}
+
+/// Subscribed topics, by name: their ids and partition counts.
+pub(crate) fn put_shapes(out: &mut Vec<u8>, shapes: &BTreeMap<String, TopicShape>) {
+    out.put_i32(shapes.len() as i32);
+    for (name, shape) in shapes {
         put_str(out, name);
         out.put_slice(shape.id.as_bytes());
         out.put_i32(shape.partitions);
     }
 }
 
-/// One member's record, into `out`.
-pub fn encode_member(out: &mut Vec<u8>, member: &Member) {
-    out.put_i16(MEMBER_VALUE_VERSION);
-    put_member(out, member);
-}
-
-/// One member's target assignment, into `out`.
-pub fn encode_target(out: &mut Vec<u8>, target: &Assignment) {
-    out.put_i16(TARGET_VALUE_VERSION);
-    put_assignment(out, target);
+pub(crate) fn get_shapes(b: &mut &[u8]) -> Result<BTreeMap<String, TopicShape>, DecodeError> {
+    let mut shapes = BTreeMap::new();
+    for _ in 0..count(b)? {
+        let name = get_str(b)?;
+        let shape = TopicShape {
+            id: get_uuid(b)?,
+            partitions: get_i32(b)?,
+        };
+        shapes.insert(name, shape);
+    }
+    Ok(shapes)
 }
 
 /// Applies one replayed record to the group (`None`: no consumer protocol
@@ -69,17 +100,17 @@ pub fn encode_target(out: &mut Vec<u8>, target: &Assignment) {
 pub fn replay(
     group: &mut Option<ConsumerGroup>,
     written: &mut Written,
-    part: ConsumerPart,
+    part: Part,
     value: Option<&[u8]>,
     now_ms: i64,
 ) -> Result<(), DecodeError> {
     let Some(bytes) = value else {
         match &part {
-            ConsumerPart::Group => *group = None,
-            ConsumerPart::Member(id) => {
+            Part::Group => *group = None,
+            Part::Member(id) => {
                 group.as_mut().map(|g| g.members.remove(id));
             }
-            ConsumerPart::Target(id) => {
+            Part::Target(id) => {
                 group.as_mut().map(|g| g.target.remove(id));
             }
         }
@@ -89,7 +120,7 @@ pub fn replay(
     let mut b = bytes;
     let b = &mut b;
     match &part {
-        ConsumerPart::Group => {
+        Part::Group => {
             let version = get_i16(b)?;
             if version < GROUP_VALUE_VERSION {
                 let whole = decode_whole(b, version, now_ms)?;
@@ -103,13 +134,13 @@ pub fn replay(
                 (fields.epoch, fields.target_epoch, fields.assignor);
             g.shapes = fields.shapes;
         }
-        ConsumerPart::Member(id) => {
+        Part::Member(id) => {
             check_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
             let member = get_member(b, true, now_ms)?;
             let g = group.get_or_insert_with(ConsumerGroup::default);
             g.members.insert(id.clone(), member);
         }
-        ConsumerPart::Target(id) => {
+        Part::Target(id) => {
             check_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
             let target = get_assignment(b)?;
             let g = group.get_or_insert_with(ConsumerGroup::default);
@@ -120,7 +151,11 @@ pub fn replay(
     Ok(())
 }
 
-fn check_version(b: &mut &[u8], what: &'static str, max: i16) -> Result<(), DecodeError> {
+pub(crate) fn check_version(
+    b: &mut &[u8],
+    what: &'static str,
+    max: i16,
+) -> Result<(), DecodeError> {
     let version = get_i16(b)?;
     if !(0..=max).contains(&version) {
         return Err(DecodeError::Version(what, version));
@@ -143,14 +178,7 @@ fn decode_group_fields(b: &mut &[u8], version: i16) -> Result<ConsumerGroup, Dec
         super::assignor::RANGE => super::assignor::RANGE,
         _ => super::assignor::UNIFORM,
     };
-    for _ in 0..count(b)? {
-        let name = get_str(b)?;
-        let shape = TopicShape {
-            id: get_uuid(b)?,
-            partitions: get_i32(b)?,
-        };
-        group.shapes.insert(name, shape);
-    }
+    group.shapes = get_shapes(b)?;
     Ok(group)
 }
 
@@ -218,14 +246,14 @@ fn get_classic(b: &mut &[u8]) -> Result<Option<ClassicMember>, DecodeError> {
     }))
 }
 
-fn put_strs<'a>(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = &'a String>) {
+pub(crate) fn put_strs<'a>(out: &mut Vec<u8>, items: impl ExactSizeIterator<Item = &'a String>) {
     out.put_i32(items.len() as i32);
     for item in items {
         put_str(out, item);
     }
 }
 
-fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
+pub(crate) fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
     out.put_i32(a.len() as i32);
     for (topic, partitions) in a {
         out.put_slice(topic.as_bytes());
@@ -271,7 +299,7 @@ fn count(b: &mut &[u8]) -> Result<usize, DecodeError> {
     Ok(n)
 }
 
-fn get_strs(b: &mut &[u8]) -> Result<Vec<String>, DecodeError> {
+pub(crate) fn get_strs(b: &mut &[u8]) -> Result<Vec<String>, DecodeError> {
     (0..count(b)?).map(|_| Ok(get_str(b)?)).collect()
 }
 
@@ -282,7 +310,7 @@ fn get_uuid(b: &mut &[u8]) -> Result<Uuid, DecodeError> {
     Ok(Uuid::from_slice(id).expect("16 bytes"))
 }
 
-fn get_assignment(b: &mut &[u8]) -> Result<Assignment, DecodeError> {
+pub(crate) fn get_assignment(b: &mut &[u8]) -> Result<Assignment, DecodeError> {
     let mut a = Assignment::new();
     for _ in 0..count(b)? {
         let topic = get_uuid(b)?;
@@ -298,9 +326,10 @@ fn get_assignment(b: &mut &[u8]) -> Result<Assignment, DecodeError> {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use super::super::written::Change;
     use super::super::{Heartbeat, Limits, JOINING_EPOCH};
     use super::*;
+    use crate::group::records::Protocol;
+    use crate::group::written::Change;
 
     /// A group of two members, one static and one classic, with a target.
     fn two_members() -> ConsumerGroup {
@@ -340,7 +369,7 @@ mod tests {
 
     /// The group and what is noted written of it, after replaying `changes`.
     fn replayed(changes: &[Change], now_ms: i64) -> (Option<ConsumerGroup>, Written) {
-        let (mut group, mut written) = (None, Written::default());
+        let (mut group, mut written) = (None, Written::new(Protocol::Consumer));
         for c in changes {
             let value = c.value.as_deref();
             replay(&mut group, &mut written, c.part.clone(), value, now_ms).unwrap();
@@ -370,7 +399,7 @@ mod tests {
     #[test]
     fn a_group_comes_back_as_it_was_written() {
         let g = two_members();
-        let changes = Written::default().changes(Some(&g));
+        let changes = Written::new(Protocol::Consumer).changes(Some(&g));
         // The group, each member, each member's target.
         assert_eq!(changes.len(), 1 + 2 + 2, "{changes:?}");
         let (back, mut written) = replayed(&changes, 50);
@@ -383,7 +412,7 @@ mod tests {
         for c in &changes {
             let bytes = c.value.as_deref().unwrap();
             for cut in 0..bytes.len() {
-                let mut written = Written::default();
+                let mut written = Written::new(Protocol::Consumer);
                 let cut_value = Some(&bytes[..cut]);
                 let read = replay(&mut None, &mut written, c.part.clone(), cut_value, 0);
                 assert!(read.is_err(), "{:?} cut at {cut}", c.part);
@@ -393,9 +422,8 @@ mod tests {
         let tombstones = written.tombstones();
         assert_eq!(tombstones.len(), changes.len());
         assert!(tombstones.iter().all(|c| c.value.is_none()));
-        let (own, parts): (Vec<&Change>, Vec<&Change>) = tombstones
-            .iter()
-            .partition(|c| c.part == ConsumerPart::Group);
+        let (own, parts): (Vec<&Change>, Vec<&Change>) =
+            tombstones.iter().partition(|c| c.part == Part::Group);
         let mut group = Some(back);
         for c in parts {
             replay(&mut group, &mut written, c.part.clone(), None, 0).unwrap();
@@ -405,9 +433,12 @@ mod tests {
             .expect("the group's own record is still there");
         assert!(emptied.members.is_empty() && emptied.target.is_empty());
         assert_eq!(own.len(), 1);
-        replay(&mut group, &mut written, ConsumerPart::Group, None, 0).unwrap();
+        replay(&mut group, &mut written, Part::Group, None, 0).unwrap();
         assert!(group.is_none());
-        assert!(written.changes(None).is_empty(), "nothing left to delete");
+        assert!(
+            written.changes::<ConsumerGroup>(None).is_empty(),
+            "nothing left to delete"
+        );
     }
 
     /// The record of versions 0 and 1: the whole group in one.
@@ -430,16 +461,9 @@ mod tests {
     #[test]
     fn a_whole_group_record_of_before_still_loads_and_is_written_anew() {
         let g = two_members();
-        let (mut group, mut written) = (None, Written::default());
+        let (mut group, mut written) = (None, Written::new(Protocol::Consumer));
         let old = whole_v1(&g);
-        replay(
-            &mut group,
-            &mut written,
-            ConsumerPart::Group,
-            Some(&old),
-            50,
-        )
-        .unwrap();
+        replay(&mut group, &mut written, Part::Group, Some(&old), 50).unwrap();
         let back = group.expect("a group");
         assert_same(&back, &g);
         let changes = written.changes(Some(&back));
@@ -449,15 +473,8 @@ mod tests {
         // group again (the new group record keeps what the old one held
         // until each part's own record replaces it).
         let mut group = None;
-        let mut written = Written::default();
-        replay(
-            &mut group,
-            &mut written,
-            ConsumerPart::Group,
-            Some(&old),
-            50,
-        )
-        .unwrap();
+        let mut written = Written::new(Protocol::Consumer);
+        replay(&mut group, &mut written, Part::Group, Some(&old), 50).unwrap();
         for c in &changes {
             let value = c.value.as_deref();
             replay(&mut group, &mut written, c.part.clone(), value, 50).unwrap();

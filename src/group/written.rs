@@ -1,9 +1,10 @@
-//! What `__consumer_offsets` holds of a consumer protocol group, record by
-//! record (as this coordinator last wrote or replayed it), so that a write
-//! carries only the records that differ from it: a heartbeat that moved
-//! one member writes that member's record, not the group, and a member
-//! gone leaves a tombstone. Without it a group of `n` members would write
-//! `n` members per heartbeat, `n`² per rebalance.
+//! What `__consumer_offsets` holds of a group's membership (a consumer
+//! protocol or a share group), record by record, as this coordinator last
+//! wrote or replayed it, so that a write carries only the records that
+//! differ from it: a heartbeat that moved one member writes that member's
+//! record, not the group, and a member gone leaves a tombstone. Without it
+//! a group of `n` members would write `n` members per heartbeat, `n`² per
+//! rebalance.
 //!
 //! What is noted is the encoded value, compared byte for byte: nothing can
 //! change a member without changing its encoding, so no change can be
@@ -11,19 +12,32 @@
 
 use std::collections::BTreeMap;
 
-use super::{record, Assignment, ConsumerGroup, Member};
-use crate::group::records::ConsumerPart;
+use super::records::{Part, Protocol};
+
+/// A membership as its records: the group's own, one per member, one per
+/// member's target (none for a share group).
+pub trait Recorded {
+    type Member;
+    type Target;
+    fn own_record(&self) -> Vec<u8>;
+    fn members(&self) -> &BTreeMap<String, Self::Member>;
+    fn encode_member(out: &mut Vec<u8>, member: &Self::Member);
+    fn targets(&self) -> Option<&BTreeMap<String, Self::Target>>;
+    fn encode_target(out: &mut Vec<u8>, target: &Self::Target);
+}
 
 /// One record to write: `None` is a tombstone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    pub part: ConsumerPart,
+    pub protocol: Protocol,
+    pub part: Part,
     pub value: Option<Vec<u8>>,
 }
 
 /// The values the log holds, by part; a part absent holds nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Written {
+    protocol: Protocol,
     group: Option<Vec<u8>>,
     members: BTreeMap<String, Vec<u8>>,
     targets: BTreeMap<String, Vec<u8>>,
@@ -35,55 +49,89 @@ pub struct Written {
 const UNKNOWN: Vec<u8> = Vec::new();
 
 impl Written {
+    /// Nothing written yet.
+    pub fn new(protocol: Protocol) -> Written {
+        Written {
+            protocol,
+            group: None,
+            members: BTreeMap::new(),
+            targets: BTreeMap::new(),
+        }
+    }
+
     /// The records that bring the log to `group` (`None`: the group is
     /// gone), noted as written: the caller writes them, and calls
     /// [`Written::failed`] if that fails.
-    pub fn changes(&mut self, group: Option<&ConsumerGroup>) -> Vec<Change> {
+    pub fn changes<G: Recorded>(&mut self, group: Option<&G>) -> Vec<Change> {
         let mut out = Vec::new();
-        let value = group.map(record::encode_group);
+        let value = group.map(G::own_record);
         if value != self.group {
             self.group.clone_from(&value);
-            out.push(Change {
-                part: ConsumerPart::Group,
-                value,
-            });
+            out.push(self.change(Part::Group, value));
         }
         let (no_members, no_targets) = (BTreeMap::new(), BTreeMap::new());
-        let members = group.map_or(&no_members, |g| &g.members);
-        let targets = group.map_or(&no_targets, |g| &g.target);
-        diff::<Member>(
+        let members = group.map_or(&no_members, G::members);
+        let targets = group.and_then(G::targets).unwrap_or(&no_targets);
+        let protocol = self.protocol;
+        diff(
             &mut self.members,
             members,
-            record::encode_member,
-            ConsumerPart::Member,
-            &mut out,
+            G::encode_member,
+            &mut |id, value| {
+                out.push(Change {
+                    protocol,
+                    part: Part::Member(id),
+                    value,
+                })
+            },
         );
-        diff::<Assignment>(
+        diff(
             &mut self.targets,
             targets,
-            record::encode_target,
-            ConsumerPart::Target,
-            &mut out,
+            G::encode_target,
+            &mut |id, value| {
+                out.push(Change {
+                    protocol,
+                    part: Part::Target(id),
+                    value,
+                })
+            },
         );
         out
+    }
+
+    fn change(&self, part: Part, value: Option<Vec<u8>>) -> Change {
+        Change {
+            protocol: self.protocol,
+            part,
+            value,
+        }
     }
 
     /// A tombstone for every record the group has, noted as written (the
     /// group deleted).
     pub fn tombstones(&mut self) -> Vec<Change> {
-        self.changes(None)
+        let mut out = Vec::new();
+        if self.group.take().is_some() {
+            out.push(self.change(Part::Group, None));
+        }
+        let members = std::mem::take(&mut self.members).into_keys();
+        out.extend(members.map(|id| self.change(Part::Member(id), None)));
+        let targets = std::mem::take(&mut self.targets).into_keys();
+        out.extend(targets.map(|id| self.change(Part::Target(id), None)));
+        out
     }
 
     /// `changes` were not written: what they touched is unknown in the
     /// log, so the next write writes it again.
     pub fn failed(&mut self, changes: &[Change]) {
-        for change in changes {
+        for change in changes.iter().filter(|c| c.protocol == self.protocol) {
             match &change.part {
-                ConsumerPart::Group => self.group = Some(UNKNOWN),
-                ConsumerPart::Member(id) => {
+                Part::Group => self.group = Some(UNKNOWN),
+                Part::Member(id) => {
                     self.members.insert(id.clone(), UNKNOWN);
                 }
-                ConsumerPart::Target(id) => {
+                Part::Target(id) => {
                     self.targets.insert(id.clone(), UNKNOWN);
                 }
             }
@@ -91,30 +139,23 @@ impl Written {
     }
 
     /// A record read back from the log.
-    pub fn replayed(&mut self, part: ConsumerPart, value: Option<&[u8]>) {
+    pub fn replayed(&mut self, part: Part, value: Option<&[u8]>) {
         let value = value.map(<[u8]>::to_vec);
         match part {
-            ConsumerPart::Group => self.group = value,
-            ConsumerPart::Member(id) => put(&mut self.members, id, value),
-            ConsumerPart::Target(id) => put(&mut self.targets, id, value),
+            Part::Group => self.group = value,
+            Part::Member(id) => put(&mut self.members, id, value),
+            Part::Target(id) => put(&mut self.targets, id, value),
         }
     }
 
     /// The group was read from one record of an older layout: each of its
     /// parts is written anew at the next write (which also replaces that
     /// record, under the same key).
-    pub fn unknown(&mut self, group: &ConsumerGroup) {
+    pub fn unknown<G: Recorded>(&mut self, group: &G) {
+        let unknown = |ids: Vec<&String>| ids.into_iter().map(|id| (id.clone(), UNKNOWN)).collect();
         self.group = Some(UNKNOWN);
-        self.members = group
-            .members
-            .keys()
-            .map(|id| (id.clone(), UNKNOWN))
-            .collect();
-        self.targets = group
-            .target
-            .keys()
-            .map(|id| (id.clone(), UNKNOWN))
-            .collect();
+        self.members = unknown(group.members().keys().collect());
+        self.targets = unknown(group.targets().into_iter().flat_map(|t| t.keys()).collect());
     }
 }
 
@@ -126,14 +167,13 @@ fn put(map: &mut BTreeMap<String, Vec<u8>>, id: String, value: Option<Vec<u8>>) 
 }
 
 /// The records of one kind of part that differ between `written` and
-/// `now`, into `out`, and notes them as written. Each item is encoded
+/// `now`, to `out` (id, value), noted as written. Each item is encoded
 /// into one scratch buffer: an unchanged one costs no allocation.
 fn diff<T>(
     written: &mut BTreeMap<String, Vec<u8>>,
     now: &BTreeMap<String, T>,
     encode: fn(&mut Vec<u8>, &T),
-    part: fn(String) -> ConsumerPart,
-    out: &mut Vec<Change>,
+    out: &mut dyn FnMut(String, Option<Vec<u8>>),
 ) {
     let mut scratch = Vec::new();
     for (id, item) in now {
@@ -141,10 +181,7 @@ fn diff<T>(
         encode(&mut scratch, item);
         if written.get(id) != Some(&scratch) {
             written.insert(id.clone(), scratch.clone());
-            out.push(Change {
-                part: part(id.clone()),
-                value: Some(scratch.clone()),
-            });
+            out(id.clone(), Some(scratch.clone()));
         }
     }
     let gone: Vec<String> = written
@@ -154,16 +191,14 @@ fn diff<T>(
         .collect();
     for id in gone {
         written.remove(&id);
-        out.push(Change {
-            part: part(id),
-            value: None,
-        });
+        out(id, None);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::consumer_protocol::{Assignment, ConsumerGroup, Member};
 
     /// A group of `n` members, each with a target, all noted written.
     fn written_group(n: usize) -> (ConsumerGroup, Written) {
@@ -179,7 +214,7 @@ mod tests {
             g.target.insert(id.clone(), assigned.clone());
             g.members.insert(id.clone(), member(&id, assigned));
         }
-        let mut written = Written::default();
+        let mut written = Written::new(Protocol::Consumer);
         assert_eq!(written.changes(Some(&g)).len(), 1 + 2 * n);
         (g, written)
     }
@@ -207,7 +242,7 @@ mod tests {
         }
     }
 
-    fn parts(changes: &[Change]) -> Vec<(ConsumerPart, bool)> {
+    fn parts(changes: &[Change]) -> Vec<(Part, bool)> {
         changes
             .iter()
             .map(|c| (c.part.clone(), c.value.is_some()))
@@ -225,8 +260,8 @@ mod tests {
 
         // One member's epoch: that member's record.
         g.members.get_mut("m-7").unwrap().epoch = 4;
-        let member = |id: &str| ConsumerPart::Member(id.into());
-        let target = |id: &str| ConsumerPart::Target(id.into());
+        let member = |id: &str| Part::Member(id.into());
+        let target = |id: &str| Part::Target(id.into());
         assert_eq!(parts(&written.changes(Some(&g))), [(member("m-7"), true)]);
 
         // A member gone, its partition given to another, a new epoch.
@@ -237,7 +272,7 @@ mod tests {
         assert_eq!(
             parts(&written.changes(Some(&g))),
             [
-                (ConsumerPart::Group, true),
+                (Part::Group, true),
                 (member("m-9"), false),
                 (target("m-8"), true),
                 (target("m-9"), false),
@@ -257,7 +292,7 @@ mod tests {
         assert_eq!(parts(&written.changes(Some(&g))), parts(&failed));
 
         // Gone altogether: a tombstone for each record the log holds.
-        let tombstones = written.changes(None);
+        let tombstones = written.changes::<ConsumerGroup>(None);
         assert_eq!(tombstones.len(), 1 + 2 + 3, "{:?}", parts(&tombstones));
         assert!(tombstones.iter().all(|c| c.value.is_none()));
         written.failed(&tombstones);
