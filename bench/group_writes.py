@@ -22,6 +22,12 @@ time.sleep(1.5)
 admin = AdminClient({"bootstrap.servers": bs})
 admin.create_topics([NewTopic("t", PARTS, 1)])["t"].result()
 
+def broker_cpu_s():
+    """The broker's user and system CPU seconds so far."""
+    with open(f"/proc/{broker.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 def offsets_bytes():
     return sum(os.path.getsize(f) for f in glob.glob(f"{data}/**/__consumer_offsets-0/*.log", recursive=True))
 
@@ -48,12 +54,15 @@ while time.time() < deadline and steady < 6:
 settled = time.time() - start
 time.sleep(3)
 joined = offsets_bytes()
+cpu_joined = broker_cpu_s()
 owned_settled = sum(owned.values())
 stop.set()
 for t in threads: t.join()
 time.sleep(2)
 left = offsets_bytes()
+cpu_left = broker_cpu_s()
 broker.terminate(); broker.wait()
 shutil.rmtree(data)
 print(f"{os.path.basename(BIN)} members={N} partitions={PARTS} settled_in={settled:.1f}s "
-      f"owned={owned_settled} bytes_after_join={joined} bytes_after_leave={left}")
+      f"owned={owned_settled} bytes_after_join={joined} bytes_after_leave={left} "
+      f"broker_cpu_s_after_join={cpu_joined:.2f} broker_cpu_s_after_leave={cpu_left:.2f}")
