@@ -944,12 +944,12 @@ fn apply_record(
             let value = value.as_deref();
             let replayed = match protocol {
                 records::Protocol::Consumer => {
-                    let (consumer, written) = (&mut g.consumer, &mut g.consumer_written);
-                    consumer_protocol::record::replay(consumer, written, part, value, now)
+                    let (consumer, noted) = (&mut g.consumer, &mut g.consumer_written);
+                    written::replay(consumer, noted, part, value, now)
                 }
                 records::Protocol::Share => {
-                    let (share, written) = (&mut g.share, &mut g.share_written);
-                    share_record::replay(share, written, part, value, now)
+                    let (share, noted) = (&mut g.share, &mut g.share_written);
+                    written::replay(share, noted, part, value, now)
                 }
             };
             if let Err(e) = replayed {

@@ -15,9 +15,9 @@ use bytes::BufMut;
 use super::consumer_protocol::record::{
     check_version, get_assignment, get_shapes, get_strs, put_assignment, put_shapes, put_strs,
 };
-use super::records::{put_nullable_str, DecodeError, Part};
+use super::records::{put_nullable_str, DecodeError};
 use super::share_protocol::{ShareGroup, ShareMember};
-use super::written::{Recorded, Written};
+use super::written::Recorded;
 use crate::record::kv::{get_i32, get_nullable_str, get_str, put_str};
 
 const GROUP_VALUE_VERSION: i16 = 0;
@@ -36,8 +36,22 @@ impl Recorded for ShareGroup {
         out
     }
 
+    fn read_own(group: &mut Option<Self>, mut b: &[u8], _: i64) -> Result<bool, DecodeError> {
+        let b = &mut b;
+        check_version(b, "share group value", GROUP_VALUE_VERSION)?;
+        let epoch = get_i32(b)?;
+        let shapes = get_shapes(b)?;
+        let g = group.get_or_insert_with(ShareGroup::default);
+        (g.epoch, g.shapes) = (epoch, shapes);
+        Ok(false)
+    }
+
     fn members(&self) -> &BTreeMap<String, ShareMember> {
         &self.members
+    }
+
+    fn members_mut(&mut self) -> &mut BTreeMap<String, ShareMember> {
+        &mut self.members
     }
 
     fn encode_member(out: &mut Vec<u8>, m: &ShareMember) {
@@ -50,67 +64,34 @@ impl Recorded for ShareGroup {
         put_assignment(out, &m.assignment);
     }
 
+    fn read_member(mut b: &[u8], id: &str, now_ms: i64) -> Result<ShareMember, DecodeError> {
+        let b = &mut b;
+        check_version(b, "share group member value", MEMBER_VALUE_VERSION)?;
+        Ok(ShareMember {
+            id: id.to_string(),
+            epoch: get_i32(b)?,
+            rack_id: get_nullable_str(b)?,
+            client_id: get_str(b)?,
+            client_host: get_str(b)?,
+            subscribed: get_strs(b)?.into_iter().collect(),
+            assignment: get_assignment(b)?,
+            last_seen_ms: now_ms,
+        })
+    }
+
     fn targets(&self) -> Option<&BTreeMap<String, ()>> {
         None
     }
 
-    fn encode_target(_: &mut Vec<u8>, _: &()) {}
-}
-
-/// Applies one replayed record to the group (`None`: no share group) and
-/// to what is noted as written of it; its members heard from at `now_ms`.
-/// An unreadable record changes nothing.
-pub fn replay(
-    group: &mut Option<ShareGroup>,
-    written: &mut Written,
-    part: Part,
-    value: Option<&[u8]>,
-    now_ms: i64,
-) -> Result<(), DecodeError> {
-    let Some(bytes) = value else {
-        match &part {
-            Part::Group => *group = None,
-            Part::Member(id) => {
-                group.as_mut().map(|g| g.members.remove(id));
-            }
-            Part::Target(_) => {}
-        }
-        written.replayed(part, None);
-        return Ok(());
-    };
-    let mut b = bytes;
-    let b = &mut b;
-    match &part {
-        Part::Group => {
-            check_version(b, "share group value", GROUP_VALUE_VERSION)?;
-            let epoch = get_i32(b)?;
-            let shapes = get_shapes(b)?;
-            let g = group.get_or_insert_with(ShareGroup::default);
-            (g.epoch, g.shapes) = (epoch, shapes);
-        }
-        Part::Member(id) => {
-            let member = get_member(b, id, now_ms)?;
-            let g = group.get_or_insert_with(ShareGroup::default);
-            g.members.insert(id.clone(), member);
-        }
-        Part::Target(_) => return Ok(()),
+    fn targets_mut(&mut self) -> Option<&mut BTreeMap<String, ()>> {
+        None
     }
-    written.replayed(part, Some(bytes));
-    Ok(())
-}
 
-fn get_member(b: &mut &[u8], id: &str, now_ms: i64) -> Result<ShareMember, DecodeError> {
-    check_version(b, "share group member value", MEMBER_VALUE_VERSION)?;
-    Ok(ShareMember {
-        id: id.to_string(),
-        epoch: get_i32(b)?,
-        rack_id: get_nullable_str(b)?,
-        client_id: get_str(b)?,
-        client_host: get_str(b)?,
-        subscribed: get_strs(b)?.into_iter().collect(),
-        assignment: get_assignment(b)?,
-        last_seen_ms: now_ms,
-    })
+    fn encode_target(_: &mut Vec<u8>, _: &()) {}
+
+    fn read_target(_: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +100,10 @@ mod tests {
 
     use super::*;
     use crate::group::consumer_protocol::{TopicShape, JOINING_EPOCH};
+    use crate::group::records::Part;
     use crate::group::records::Protocol;
     use crate::group::share_protocol::{ShareBeat, ShareLimits};
+    use crate::group::written::{replay, Written};
 
     fn three_members_one_gone() -> ShareGroup {
         let topics = BTreeMap::from([(
@@ -217,7 +200,8 @@ mod tests {
             let bytes = c.value.as_deref().unwrap();
             for cut in 0..bytes.len() {
                 let mut w = Written::new(Protocol::Share);
-                let read = replay(&mut None, &mut w, c.part.clone(), Some(&bytes[..cut]), 0);
+                let read =
+                    replay::<ShareGroup>(&mut None, &mut w, c.part.clone(), Some(&bytes[..cut]), 0);
                 assert!(read.is_err(), "{:?} cut at {cut}", c.part);
             }
         }

@@ -12,18 +12,77 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{Part, Protocol};
+use super::records::{DecodeError, Part, Protocol};
 
 /// A membership as its records: the group's own, one per member, one per
-/// member's target (none for a share group).
-pub trait Recorded {
+/// member's target (none for a share group); each written and read back.
+pub trait Recorded: Default {
     type Member;
     type Target;
     fn own_record(&self) -> Vec<u8>;
+    /// Reads the group's own record into `group` (made if there is none);
+    /// true if it was a whole group of an older layout, which replaced it.
+    fn read_own(group: &mut Option<Self>, b: &[u8], now_ms: i64) -> Result<bool, DecodeError>;
     fn members(&self) -> &BTreeMap<String, Self::Member>;
+    fn members_mut(&mut self) -> &mut BTreeMap<String, Self::Member>;
     fn encode_member(out: &mut Vec<u8>, member: &Self::Member);
+    /// A member's record, heard from at `now_ms`.
+    fn read_member(b: &[u8], id: &str, now_ms: i64) -> Result<Self::Member, DecodeError>;
     fn targets(&self) -> Option<&BTreeMap<String, Self::Target>>;
+    fn targets_mut(&mut self) -> Option<&mut BTreeMap<String, Self::Target>>;
     fn encode_target(out: &mut Vec<u8>, target: &Self::Target);
+    fn read_target(b: &[u8]) -> Result<Self::Target, DecodeError>;
+}
+
+/// Applies one replayed record to the group (`None`: none of this
+/// protocol) and to what is noted as written of it. An unreadable record
+/// changes nothing.
+pub fn replay<G: Recorded>(
+    group: &mut Option<G>,
+    written: &mut Written,
+    part: Part,
+    value: Option<&[u8]>,
+    now_ms: i64,
+) -> Result<(), DecodeError> {
+    let Some(bytes) = value else {
+        match &part {
+            Part::Group => *group = None,
+            Part::Member(id) => {
+                group.as_mut().map(|g| g.members_mut().remove(id));
+            }
+            Part::Target(id) => {
+                group
+                    .as_mut()
+                    .and_then(G::targets_mut)
+                    .map(|t| t.remove(id));
+            }
+        }
+        written.replayed(part, None);
+        return Ok(());
+    };
+    match &part {
+        Part::Group => {
+            if G::read_own(group, bytes, now_ms)? {
+                written.unknown(group.as_ref().expect("a whole group read"));
+                return Ok(());
+            }
+        }
+        Part::Member(id) => {
+            let member = G::read_member(bytes, id, now_ms)?;
+            let g = group.get_or_insert_with(G::default);
+            g.members_mut().insert(id.clone(), member);
+        }
+        Part::Target(id) => {
+            let target = G::read_target(bytes)?;
+            let g = group.get_or_insert_with(G::default);
+            let Some(targets) = g.targets_mut() else {
+                return Ok(());
+            };
+            targets.insert(id.clone(), target);
+        }
+    }
+    written.replayed(part, Some(bytes));
+    Ok(())
 }
 
 /// One record to write: `None` is a tombstone.

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::classic::ClassicMember;
 use super::{Assignment, ConsumerGroup, Member, TopicShape};
-use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError, Part};
-use crate::group::written::{Recorded, Written};
+use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError};
+use crate::group::written::Recorded;
 use crate::record::kv::{get_i16, get_i32, get_i8, get_nullable_str, get_str, need, put_str};
 
 /// Version 1 of the whole group added the classic protocol's part of a
@@ -45,8 +45,28 @@ impl Recorded for ConsumerGroup {
         out
     }
 
+    /// Versions 0 and 1 held the whole group: it replaces `group`.
+    fn read_own(group: &mut Option<Self>, mut b: &[u8], now_ms: i64) -> Result<bool, DecodeError> {
+        let b = &mut b;
+        let version = get_i16(b)?;
+        if version < GROUP_VALUE_VERSION {
+            *group = Some(decode_whole(b, version, now_ms)?);
+            return Ok(true);
+        }
+        let fields = decode_group_fields(b, version)?;
+        let g = group.get_or_insert_with(ConsumerGroup::default);
+        (g.epoch, g.target_epoch, g.assignor) =
+            (fields.epoch, fields.target_epoch, fields.assignor);
+        g.shapes = fields.shapes;
+        Ok(false)
+    }
+
     fn members(&self) -> &BTreeMap<String, Member> {
         &self.members
+    }
+
+    fn members_mut(&mut self) -> &mut BTreeMap<String, Member> {
+        &mut self.members
     }
 
     fn encode_member(out: &mut Vec<u8>, member: &Member) {
@@ -54,13 +74,29 @@ impl Recorded for ConsumerGroup {
         put_member(out, member);
     }
 
+    fn read_member(mut b: &[u8], _: &str, now_ms: i64) -> Result<Member, DecodeError> {
+        let b = &mut b;
+        check_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
+        get_member(b, true, now_ms)
+    }
+
     fn targets(&self) -> Option<&BTreeMap<String, Assignment>> {
         Some(&self.target)
+    }
+
+    fn targets_mut(&mut self) -> Option<&mut BTreeMap<String, Assignment>> {
+        Some(&mut self.target)
     }
 
     fn encode_target(out: &mut Vec<u8>, target: &Assignment) {
         out.put_i16(TARGET_VALUE_VERSION);
         put_assignment(out, target);
+    }
+
+    fn read_target(mut b: &[u8]) -> Result<Assignment, DecodeError> {
+        let b = &mut b;
+        check_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
+        get_assignment(b)
     }
 }
 
@@ -92,63 +128,6 @@ pub(crate) fn get_shapes(b: &mut &[u8]) -> Result<BTreeMap<String, TopicShape>, 
         shapes.insert(name, shape);
     }
     Ok(shapes)
-}
-
-/// Applies one replayed record to the group (`None`: no consumer protocol
-/// group) and to what is noted as written of it; its members heard from
-/// at `now_ms`. An unreadable record changes nothing.
-pub fn replay(
-    group: &mut Option<ConsumerGroup>,
-    written: &mut Written,
-    part: Part,
-    value: Option<&[u8]>,
-    now_ms: i64,
-) -> Result<(), DecodeError> {
-    let Some(bytes) = value else {
-        match &part {
-            Part::Group => *group = None,
-            Part::Member(id) => {
-                group.as_mut().map(|g| g.members.remove(id));
-            }
-            Part::Target(id) => {
-                group.as_mut().map(|g| g.target.remove(id));
-            }
-        }
-        written.replayed(part, None);
-        return Ok(());
-    };
-    let mut b = bytes;
-    let b = &mut b;
-    match &part {
-        Part::Group => {
-            let version = get_i16(b)?;
-            if version < GROUP_VALUE_VERSION {
-                let whole = decode_whole(b, version, now_ms)?;
-                written.unknown(&whole);
-                *group = Some(whole);
-                return Ok(());
-            }
-            let fields = decode_group_fields(b, version)?;
-            let g = group.get_or_insert_with(ConsumerGroup::default);
-            (g.epoch, g.target_epoch, g.assignor) =
-                (fields.epoch, fields.target_epoch, fields.assignor);
-            g.shapes = fields.shapes;
-        }
-        Part::Member(id) => {
-            check_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
-            let member = get_member(b, true, now_ms)?;
-            let g = group.get_or_insert_with(ConsumerGroup::default);
-            g.members.insert(id.clone(), member);
-        }
-        Part::Target(id) => {
-            check_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
-            let target = get_assignment(b)?;
-            let g = group.get_or_insert_with(ConsumerGroup::default);
-            g.target.insert(id.clone(), target);
-        }
-    }
-    written.replayed(part, Some(bytes));
-    Ok(())
 }
 
 pub(crate) fn check_version(
@@ -328,8 +307,8 @@ mod tests {
 
     use super::super::{Heartbeat, Limits, JOINING_EPOCH};
     use super::*;
-    use crate::group::records::Protocol;
-    use crate::group::written::Change;
+    use crate::group::records::{Part, Protocol};
+    use crate::group::written::{replay, Change, Written};
 
     /// A group of two members, one static and one classic, with a target.
     fn two_members() -> ConsumerGroup {
@@ -414,7 +393,8 @@ mod tests {
             for cut in 0..bytes.len() {
                 let mut written = Written::new(Protocol::Consumer);
                 let cut_value = Some(&bytes[..cut]);
-                let read = replay(&mut None, &mut written, c.part.clone(), cut_value, 0);
+                let read =
+                    replay::<ConsumerGroup>(&mut None, &mut written, c.part.clone(), cut_value, 0);
                 assert!(read.is_err(), "{:?} cut at {cut}", c.part);
             }
         }
