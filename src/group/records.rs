@@ -73,7 +73,7 @@ pub enum Protocol {
 }
 
 /// Which record of a group's membership: each is a key of its own.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Part {
     /// The group's own: its epochs and subscribed topics (in an older
     /// consumer group record, the whole group).

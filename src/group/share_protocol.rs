@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::consumer_protocol::{
     Assignment, HeartbeatError as ShareError, TopicShape, JOINING_EPOCH, LEAVING_EPOCH,
 };
+use super::written::{Touched, Touches};
 
 /// One heartbeat, as the group needs it.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +64,8 @@ pub struct ShareGroup {
     /// Bumped by every change a coordinator taking the group over must
     /// know (`share_record`): the caller writes the group when it moved.
     pub changes: u64,
+    /// The members heartbeats changed since the group was last written.
+    touches: Touches,
 }
 
 /// The most a group holds, and how long a silent member stays.
@@ -94,9 +97,33 @@ impl ShareGroup {
             .collect()
     }
 
+    /// Which members changed since the last call, which is taken as the
+    /// group being written: only the members heartbeats named, if nothing
+    /// else changed the group (a new epoch, an expiry).
+    pub fn take_touched(&mut self) -> Touched {
+        self.touches.take(self.changes)
+    }
+
     /// Takes one heartbeat. `topics` are the shapes of every topic a member
     /// (or this heartbeat) subscribes to, as they exist now.
     pub fn heartbeat(
+        &mut self,
+        beat: ShareBeat,
+        topics: &BTreeMap<String, TopicShape>,
+        limits: &ShareLimits,
+        now_ms: i64,
+    ) -> Result<ShareAnswer, ShareError> {
+        let (changes, epoch) = (self.changes, self.epoch);
+        let member_id = beat.member_id.clone();
+        let answered = self.take(beat, topics, limits, now_ms);
+        // With the same epoch, a heartbeat changes its own member only.
+        if self.changes != changes && epoch == self.epoch {
+            self.touches.member(member_id, self.changes - changes);
+        }
+        answered
+    }
+
+    fn take(
         &mut self,
         beat: ShareBeat,
         topics: &BTreeMap<String, TopicShape>,

@@ -12,8 +12,10 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
+use super::consumer_protocol::ConsumerGroup;
 use super::records::{GroupValue, MemberValue, Protocol};
-use super::written::{Change, Written};
+use super::share_protocol::ShareGroup;
+use super::written::{Change, Touched, Written};
 
 /// Kafka's classic group states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +173,18 @@ impl Group {
     /// protocol and share group memberships as they are now (tombstones of
     /// one that is gone), noted as written.
     pub fn membership_changes(&mut self) -> Vec<Change> {
-        let mut changes = self.consumer_written.changes(self.consumer.as_ref());
-        changes.extend(self.share_written.changes(self.share.as_ref()));
+        let touched = self
+            .consumer
+            .as_mut()
+            .map_or(Touched::All, ConsumerGroup::take_touched);
+        let consumer = self.consumer.as_ref();
+        let mut changes = self.consumer_written.changes_within(consumer, &touched);
+        let touched = self
+            .share
+            .as_mut()
+            .map_or(Touched::All, ShareGroup::take_touched);
+        let share = self.share.as_ref();
+        changes.extend(self.share_written.changes_within(share, &touched));
         changes
     }
 

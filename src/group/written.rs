@@ -8,9 +8,13 @@
 //!
 //! What is noted is the encoded value, compared byte for byte: nothing can
 //! change a member without changing its encoding, so no change can be
-//! missed by a path that forgot to say it changed something.
+//! missed by a path that forgot to say it changed something. A write looks
+//! at every member unless the group knows which ones changed ([`Touched`]:
+//! a heartbeat that moved only its own member), so a rebalance of `n`
+//! members costs `n` encodings, not `n`²; debug builds check the narrow
+//! look against the whole one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::records::{DecodeError, Part, Protocol};
 
@@ -85,6 +89,52 @@ pub fn replay<G: Recorded>(
     Ok(())
 }
 
+/// The members (and their targets) that may differ from what was
+/// written: all of them, or only those named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Touched {
+    #[default]
+    All,
+    Only(BTreeSet<String>),
+}
+
+/// What a group keeps for [`Touched`]: the members its heartbeats changed
+/// since it was last written, and how many of its changes (a counter the
+/// group bumps at each) those account for. Any other change (a new epoch,
+/// an expiry) leaves changes unaccounted, and the next write looks at all.
+#[derive(Clone, Debug, Default)]
+pub struct Touches {
+    ids: BTreeSet<String>,
+    accounted: u64,
+    written_at: u64,
+}
+
+impl Touches {
+    /// `count` changes that changed `member` only.
+    pub fn member(&mut self, member: String, count: u64) {
+        self.ids.insert(member);
+        self.accounted += count;
+    }
+
+    /// Another member a change accounted for changed too.
+    pub fn also(&mut self, member: String) {
+        self.ids.insert(member);
+    }
+
+    /// What changed since the last call, the group's counter at `changes`
+    /// now; taken as the group is written.
+    pub fn take(&mut self, changes: u64) -> Touched {
+        let only = changes - self.written_at == self.accounted;
+        let ids = std::mem::take(&mut self.ids);
+        (self.accounted, self.written_at) = (0, changes);
+        if only {
+            Touched::Only(ids)
+        } else {
+            Touched::All
+        }
+    }
+}
+
 /// One record to write: `None` is a tombstone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -94,12 +144,15 @@ pub struct Change {
 }
 
 /// The values the log holds, by part; a part absent holds nothing.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Written {
     protocol: Protocol,
     group: Option<Vec<u8>>,
     members: BTreeMap<String, Vec<u8>>,
     targets: BTreeMap<String, Vec<u8>>,
+    /// The next write looks at every member, whatever the group says
+    /// changed: some part is [`UNKNOWN`], or all were deleted.
+    look_at_all: bool,
 }
 
 /// Noted for a part whose record in the log is not known (a write that
@@ -115,6 +168,7 @@ impl Written {
             group: None,
             members: BTreeMap::new(),
             targets: BTreeMap::new(),
+            look_at_all: false,
         }
     }
 
@@ -122,6 +176,39 @@ impl Written {
     /// gone), noted as written: the caller writes them, and calls
     /// [`Written::failed`] if that fails.
     pub fn changes<G: Recorded>(&mut self, group: Option<&G>) -> Vec<Change> {
+        self.changes_within(group, &Touched::All)
+    }
+
+    /// [`Written::changes`], looking only at the members `touched` names
+    /// (and the group's own record).
+    pub fn changes_within<G: Recorded>(
+        &mut self,
+        group: Option<&G>,
+        touched: &Touched,
+    ) -> Vec<Change> {
+        let touched = if self.look_at_all || group.is_none() {
+            &Touched::All
+        } else {
+            touched
+        };
+        #[cfg(debug_assertions)]
+        let whole = (touched != &Touched::All).then(|| self.clone().changes(group));
+        let out = self.look(group, touched);
+        if touched == &Touched::All {
+            self.look_at_all = false;
+        }
+        #[cfg(debug_assertions)]
+        if let Some(whole) = whole {
+            assert_eq!(
+                sorted(&out),
+                sorted(&whole),
+                "a change the group did not name"
+            );
+        }
+        out
+    }
+
+    fn look<G: Recorded>(&mut self, group: Option<&G>, touched: &Touched) -> Vec<Change> {
         let mut out = Vec::new();
         let value = group.map(G::own_record);
         if value != self.group {
@@ -131,31 +218,13 @@ impl Written {
         let (no_members, no_targets) = (BTreeMap::new(), BTreeMap::new());
         let members = group.map_or(&no_members, G::members);
         let targets = group.and_then(G::targets).unwrap_or(&no_targets);
-        let protocol = self.protocol;
-        diff(
-            &mut self.members,
-            members,
-            G::encode_member,
-            &mut |id, value| {
-                out.push(Change {
-                    protocol,
-                    part: Part::Member(id),
-                    value,
-                })
-            },
-        );
-        diff(
-            &mut self.targets,
-            targets,
-            G::encode_target,
-            &mut |id, value| {
-                out.push(Change {
-                    protocol,
-                    part: Part::Target(id),
-                    value,
-                })
-            },
-        );
+        let members = diff(&mut self.members, members, touched, G::encode_member);
+        let targets = diff(&mut self.targets, targets, touched, G::encode_target);
+        let members = members.into_iter().map(|(id, v)| (Part::Member(id), v));
+        let targets = targets.into_iter().map(|(id, v)| (Part::Target(id), v));
+        for (part, value) in members.chain(targets) {
+            out.push(self.change(part, value));
+        }
         out
     }
 
@@ -170,6 +239,8 @@ impl Written {
     /// A tombstone for every record the group has, noted as written (the
     /// group deleted).
     pub fn tombstones(&mut self) -> Vec<Change> {
+        // Whatever the group holds next is written whole.
+        self.look_at_all = true;
         let mut out = Vec::new();
         if self.group.take().is_some() {
             out.push(self.change(Part::Group, None));
@@ -184,6 +255,7 @@ impl Written {
     /// `changes` were not written: what they touched is unknown in the
     /// log, so the next write writes it again.
     pub fn failed(&mut self, changes: &[Change]) {
+        self.look_at_all |= changes.iter().any(|c| c.protocol == self.protocol);
         for change in changes.iter().filter(|c| c.protocol == self.protocol) {
             match &change.part {
                 Part::Group => self.group = Some(UNKNOWN),
@@ -212,6 +284,7 @@ impl Written {
     /// record, under the same key).
     pub fn unknown<G: Recorded>(&mut self, group: &G) {
         let unknown = |ids: Vec<&String>| ids.into_iter().map(|id| (id.clone(), UNKNOWN)).collect();
+        self.look_at_all = true;
         self.group = Some(UNKNOWN);
         self.members = unknown(group.members().keys().collect());
         self.targets = unknown(group.targets().into_iter().flat_map(|t| t.keys()).collect());
@@ -225,33 +298,62 @@ fn put(map: &mut BTreeMap<String, Vec<u8>>, id: String, value: Option<Vec<u8>>) 
     };
 }
 
-/// The records of one kind of part that differ between `written` and
-/// `now`, to `out` (id, value), noted as written. Each item is encoded
-/// into one scratch buffer: an unchanged one costs no allocation.
+/// The (id, value) of one kind of part that differ between `written` and
+/// `now`, of the ids `touched` names, noted as written. Each item is
+/// encoded into one scratch buffer: an unchanged one costs no allocation.
 fn diff<T>(
     written: &mut BTreeMap<String, Vec<u8>>,
     now: &BTreeMap<String, T>,
+    touched: &Touched,
     encode: fn(&mut Vec<u8>, &T),
-    out: &mut dyn FnMut(String, Option<Vec<u8>>),
-) {
+) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
     let mut scratch = Vec::new();
-    for (id, item) in now {
+    // The new value of `id`, noted, if it differs from what was written.
+    let mut differs = |written: &mut BTreeMap<String, Vec<u8>>, id: &String, item: &T| {
         scratch.clear();
         encode(&mut scratch, item);
-        if written.get(id) != Some(&scratch) {
+        let differs = written.get(id) != Some(&scratch);
+        if differs {
             written.insert(id.clone(), scratch.clone());
-            out(id.clone(), Some(scratch.clone()));
+        }
+        differs.then(|| (id.clone(), Some(scratch.clone())))
+    };
+    match touched {
+        Touched::All => {
+            out.extend(
+                now.iter()
+                    .filter_map(|(id, item)| differs(written, id, item)),
+            );
+            let gone: Vec<String> = written
+                .keys()
+                .filter(|id| !now.contains_key(*id))
+                .cloned()
+                .collect();
+            for id in gone {
+                written.remove(&id);
+                out.push((id, None));
+            }
+        }
+        Touched::Only(ids) => {
+            for id in ids {
+                match now.get(id) {
+                    Some(item) => out.extend(differs(written, id, item)),
+                    None if written.remove(id).is_some() => out.push((id.clone(), None)),
+                    None => {}
+                }
+            }
         }
     }
-    let gone: Vec<String> = written
-        .keys()
-        .filter(|id| !now.contains_key(*id))
-        .cloned()
-        .collect();
-    for id in gone {
-        written.remove(&id);
-        out(id, None);
-    }
+    out
+}
+
+/// Changes in one order, to compare two lists of them.
+#[cfg(debug_assertions)]
+fn sorted(changes: &[Change]) -> Vec<(&Part, &Option<Vec<u8>>)> {
+    let mut all: Vec<_> = changes.iter().map(|c| (&c.part, &c.value)).collect();
+    all.sort();
+    all
 }
 
 #[cfg(test)]
@@ -261,11 +363,8 @@ mod tests {
 
     /// A group of `n` members, each with a target, all noted written.
     fn written_group(n: usize) -> (ConsumerGroup, Written) {
-        let mut g = ConsumerGroup {
-            epoch: 3,
-            target_epoch: 3,
-            ..ConsumerGroup::default()
-        };
+        let mut g = ConsumerGroup::default();
+        (g.epoch, g.target_epoch) = (3, 3);
         for i in 0..n {
             let id = format!("m-{i}");
             let topic = uuid::Uuid::from_u128(1);
@@ -338,6 +437,47 @@ mod tests {
             ]
         );
         assert!(written.changes(Some(&g)).is_empty());
+    }
+
+    #[test]
+    fn a_narrow_look_finds_what_a_whole_one_does() {
+        let (mut g, mut written) = written_group(5);
+        g.members.get_mut("m-1").unwrap().epoch = 4;
+        g.members.remove("m-2");
+        let only = Touched::Only(["m-1".to_string(), "m-2".to_string()].into());
+        let member = |id: &str| Part::Member(id.into());
+        assert_eq!(
+            parts(&written.changes_within(Some(&g), &only)),
+            [(member("m-1"), true), (member("m-2"), false)]
+        );
+        assert!(written.changes(Some(&g)).is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a change the group did not name")]
+    fn a_change_outside_the_named_members_is_caught() {
+        let (mut g, mut written) = written_group(3);
+        g.members.get_mut("m-2").unwrap().epoch = 9;
+        let only = Touched::Only(["m-1".to_string()].into());
+        written.changes_within(Some(&g), &only);
+    }
+
+    #[test]
+    fn after_a_failed_write_every_member_is_looked_at() {
+        let (mut g, mut written) = written_group(3);
+        g.members.get_mut("m-1").unwrap().epoch = 4;
+        let failed = written.changes(Some(&g));
+        written.failed(&failed);
+        // The next write names another member only: m-1 is written again
+        // all the same.
+        g.members.get_mut("m-0").unwrap().epoch = 4;
+        let only = Touched::Only(["m-0".to_string()].into());
+        let member = |id: &str| Part::Member(id.into());
+        assert_eq!(
+            parts(&written.changes_within(Some(&g), &only)),
+            [(member("m-0"), true), (member("m-1"), true)]
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ use uuid::Uuid;
 
 pub use assignor::TopicShape;
 
+use super::written::{Touched, Touches};
+
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
@@ -164,6 +166,8 @@ pub struct ConsumerGroup {
     /// Bumped by every change a coordinator taking the group over must
     /// know (`record`): the caller writes the group again when it moved.
     pub changes: u64,
+    /// The members heartbeats changed since the group was last written.
+    touches: Touches,
 }
 
 /// The bounds a coordinator puts on its groups.
@@ -191,8 +195,34 @@ impl ConsumerGroup {
         }
     }
 
+    /// Which members changed since the last call, which is taken as the
+    /// group being written: only the members heartbeats named, if nothing
+    /// else changed the group (a new epoch, an expiry, a classic member).
+    pub fn take_touched(&mut self) -> Touched {
+        self.touches.take(self.changes)
+    }
+
     /// One heartbeat. `topics` are the topics that exist now, by name.
     pub fn heartbeat(
+        &mut self,
+        beat: Heartbeat,
+        topics: &BTreeMap<String, TopicShape>,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<Answer, HeartbeatError> {
+        let (changes, epochs) = (self.changes, (self.epoch, self.target_epoch));
+        let member_id = beat.member_id.clone();
+        let answered = self.take(beat, topics, limits, now_ms);
+        // With the same epochs, a heartbeat changes its own member only
+        // (and, taking a departed static member's place, that member:
+        // `take_over` names it).
+        if self.changes != changes && epochs == (self.epoch, self.target_epoch) {
+            self.touches.member(member_id, self.changes - changes);
+        }
+        answered
+    }
+
+    fn take(
         &mut self,
         beat: Heartbeat,
         topics: &BTreeMap<String, TopicShape>,
@@ -379,6 +409,7 @@ impl ConsumerGroup {
             self.target.insert(beat.member_id.clone(), target);
         }
         self.members.insert(beat.member_id.clone(), member);
+        self.touches.also(old_id);
         self.changes += 1;
         Ok(true)
     }

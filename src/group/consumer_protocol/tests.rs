@@ -46,6 +46,47 @@ fn owned(a: &Option<Assignment>) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// A heartbeat that moves only its own member names only it to the write
+/// (debug builds check the narrow look against a whole one); a new epoch
+/// names every member.
+#[test]
+fn reconciling_heartbeats_name_only_their_own_member() {
+    use crate::group::records::Protocol;
+    use crate::group::written::Written;
+    let (t, l) = (topics(4), limits());
+    let mut g = ConsumerGroup::default();
+    let mut written = Written::new(Protocol::Consumer);
+    let mut write = |g: &mut ConsumerGroup| {
+        let touched = g.take_touched();
+        let changes = written.changes_within(Some(&*g), &touched);
+        (touched, changes.len())
+    };
+    let only = |id: &str| Touched::Only([id.to_string()].into());
+    g.heartbeat(join("a"), &t, &l, 0).unwrap();
+    assert_eq!(write(&mut g).0, Touched::All, "a new epoch");
+    g.heartbeat(join("b"), &t, &l, 10).unwrap();
+    assert_eq!(write(&mut g).0, Touched::All);
+    // a gives up two partitions, then reaches the new epoch; then b takes
+    // them: one member's record each time.
+    let a = g
+        .heartbeat(beat("a", 1, &[0, 1, 2, 3]), &t, &l, 20)
+        .unwrap();
+    assert_eq!(write(&mut g), (only("a"), 1));
+    let kept = owned(&a.assignment);
+    g.heartbeat(beat("a", 1, &kept), &t, &l, 30).unwrap();
+    assert_eq!(write(&mut g), (only("a"), 1));
+    let b = g.heartbeat(beat("b", 2, &[]), &t, &l, 40).unwrap();
+    assert_eq!(write(&mut g), (only("b"), 1));
+    // Nothing changed: nothing named, nothing written.
+    g.heartbeat(beat("b", 2, &owned(&b.assignment)), &t, &l, 50)
+        .unwrap();
+    assert_eq!(write(&mut g), (Touched::Only(BTreeSet::new()), 0));
+    // A member leaving: a new epoch again.
+    g.heartbeat(beat("a", LEAVING_EPOCH, &[]), &t, &l, 60)
+        .unwrap();
+    assert_eq!(write(&mut g).0, Touched::All);
+}
+
 #[test]
 fn a_partition_moves_only_once_its_owner_gave_it_up() {
     let (t, l) = (topics(4), limits());
