@@ -172,15 +172,16 @@ impl Written {
         }
     }
 
-    /// The records that bring the log to `group` (`None`: the group is
-    /// gone), noted as written: the caller writes them, and calls
-    /// [`Written::failed`] if that fails.
+    /// Every record that brings the log to `group`.
+    #[cfg(test)]
     pub fn changes<G: Recorded>(&mut self, group: Option<&G>) -> Vec<Change> {
         self.changes_within(group, &Touched::All)
     }
 
-    /// [`Written::changes`], looking only at the members `touched` names
-    /// (and the group's own record).
+    /// The records that bring the log to `group` (`None`: the group is
+    /// gone), looking only at the members `touched` names (and the group's
+    /// own record), noted as written: the caller writes them, and calls
+    /// [`Written::failed`] if that fails.
     pub fn changes_within<G: Recorded>(
         &mut self,
         group: Option<&G>,
@@ -192,7 +193,7 @@ impl Written {
             touched
         };
         #[cfg(debug_assertions)]
-        let whole = (touched != &Touched::All).then(|| self.clone().changes(group));
+        let whole = (touched != &Touched::All).then(|| self.clone().look(group, &Touched::All));
         let out = self.look(group, touched);
         if touched == &Touched::All {
             self.look_at_all = false;
