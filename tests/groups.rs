@@ -184,6 +184,16 @@ fn wait_for_full_assignment(members: &[&Member], partitions: i32, within: Durati
     );
 }
 
+/// The first answer `ask` gives within 60 s.
+fn first_answer<T>(what: &str, mut ask: impl FnMut() -> Option<T>) -> T {
+    let mut answer = None;
+    wait_until(what, Duration::from_secs(60), || {
+        answer = ask();
+        answer.is_some()
+    });
+    answer.expect("wait_until returned")
+}
+
 /// Waits (bounded) until `done` holds.
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -1113,12 +1123,8 @@ fn a_mixed_group_comes_back_mixed_after_a_crash() {
 
     broker.kill9();
     broker.start_again();
-    let mut after = None;
-    wait_until("the group described again", Duration::from_secs(60), || {
-        after = members_by_type(&bs, group);
-        after.is_some()
-    });
-    assert_eq!(after.unwrap(), before);
+    let after = first_answer("the group described again", || members_by_type(&bs, group));
+    assert_eq!(after, before);
     wait_for_full_assignment(&[&classic, &modern], 4, Duration::from_secs(60));
     assert_eq!(members_by_type(&bs, group).unwrap(), before);
     modern.close();
@@ -1181,24 +1187,17 @@ fn a_consumer_protocol_group_comes_back_as_it_was_after_a_crash() {
     assert_eq!(left.len(), 3, "{left:?}");
     second.close();
     wait_for_full_assignment(&[&first, &third], 6, Duration::from_secs(60));
-    let mut before = None;
-    wait_until("the group stable again", Duration::from_secs(60), || {
-        before = described(&bs, group).filter(|(epoch, assigned, members)| {
+    let before = first_answer("the group stable again", || {
+        described(&bs, group).filter(|(epoch, assigned, members)| {
             let settled = members.iter().all(|m| m.1 == *epoch && m.2 == m.3);
             members.len() == 2 && assigned == epoch && settled
-        });
-        before.is_some()
+        })
     });
-    let before = before.unwrap();
 
     broker.kill9();
     broker.start_again();
-    let mut after = None;
-    wait_until("the group described again", Duration::from_secs(60), || {
-        after = described(&bs, group);
-        after.is_some()
-    });
-    assert_eq!(after.unwrap(), before);
+    let after = first_answer("the group described again", || described(&bs, group));
+    assert_eq!(after, before);
     wait_for_full_assignment(&[&first, &third], 6, Duration::from_secs(60));
     assert_eq!(described(&bs, group).unwrap(), before);
     first.close();

@@ -214,7 +214,7 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
     if !valid_group_id(group_id) {
         return ResponseError::InvalidGroupId.code();
     }
-    let (tombstones, membership) = {
+    let (tombstones, parts) = {
         let mut groups = coord.groups.borrow_mut();
         let Some(g) = groups.get_mut(group_id) else {
             return ResponseError::GroupIdNotFound.code();
@@ -222,24 +222,24 @@ pub async fn delete(coord: &Rc<Coordinator>, group_id: &str) -> i16 {
         if g.state != GroupState::Empty || g.has_consumer_members() || g.has_share_members() {
             return ResponseError::NonEmptyGroup.code();
         }
-        let membership = g.membership_tombstones();
+        let (membership, parts) = membership_records(group_id, g.membership_tombstones());
         let tombstones: Vec<KeyValue> = g
             .offsets
             .keys()
             .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
             .chain(std::iter::once((records::group_key(group_id), None)))
-            .chain(membership_records(group_id, &membership))
+            .chain(membership)
             .chain(
                 g.share_states
                     .keys()
                     .map(|(t, p)| (records::share_state_key(group_id, t, *p), None)),
             )
             .collect();
-        (tombstones, membership)
+        (tombstones, parts)
     };
     if let Err(code) = append(coord, group_id, &tombstones).await {
         tracing::warn!(group = group_id, code, "deleting group");
-        membership_failed(coord, group_id, &membership);
+        membership_failed(coord, group_id, &parts);
         return ResponseError::CoordinatorNotAvailable.code();
     }
     let mut groups = coord.groups.borrow_mut();

@@ -1047,13 +1047,12 @@ async fn append_as(
 /// membership (tombstones of one that is gone); the Kafka error code of a
 /// failure.
 async fn persist_membership(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16> {
-    let changes = membership_changes(coord, group_id);
-    let records: Vec<KeyValue> = membership_records(group_id, &changes).collect();
+    let (records, parts) = membership_records(group_id, membership_changes(coord, group_id));
     match append(coord, group_id, &records).await {
         Ok(_) => Ok(()),
         Err(code) => {
             tracing::debug!(group = group_id, code, "group membership not written");
-            membership_failed(coord, group_id, &changes);
+            membership_failed(coord, group_id, &parts);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }
@@ -1066,22 +1065,30 @@ fn membership_changes(coord: &Coordinator, group_id: &str) -> Vec<written::Chang
     })
 }
 
-/// The records of `changes`, keyed.
-fn membership_records<'a>(
-    group_id: &'a str,
-    changes: &'a [written::Change],
-) -> impl Iterator<Item = KeyValue> + 'a {
-    changes.iter().map(move |c| {
-        let key = records::membership_key(c.protocol, group_id, &c.part);
-        (key, c.value.clone())
-    })
+/// The records of `changes`, keyed, and which each is (for
+/// [`membership_failed`]).
+fn membership_records(
+    group_id: &str,
+    changes: Vec<written::Change>,
+) -> (Vec<KeyValue>, Vec<(records::Protocol, records::Part)>) {
+    changes
+        .into_iter()
+        .map(|c| {
+            let key = records::membership_key(c.protocol, group_id, &c.part);
+            ((key, c.value), (c.protocol, c.part))
+        })
+        .unzip()
 }
 
 /// [`Group::membership_failed`] of `group_id`, if held here.
-fn membership_failed(coord: &Coordinator, group_id: &str, changes: &[written::Change]) {
+fn membership_failed(
+    coord: &Coordinator,
+    group_id: &str,
+    parts: &[(records::Protocol, records::Part)],
+) {
     with_group(coord, group_id, |g| {
         if let Some(g) = g {
-            g.membership_failed(changes);
+            g.membership_failed(parts);
         }
     });
 }
@@ -1111,10 +1118,8 @@ async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16
             .map(|g| records::group_value(&g.to_value(now)));
         (records::group_key(group_id), value)
     };
-    let changes = membership_changes(coord, group_id);
-    let records: Vec<KeyValue> = std::iter::once(classic)
-        .chain(membership_records(group_id, &changes))
-        .collect();
+    let (membership, parts) = membership_records(group_id, membership_changes(coord, group_id));
+    let records: Vec<KeyValue> = std::iter::once(classic).chain(membership).collect();
     match append(coord, group_id, &records).await {
         Ok(at) => {
             if let Some(g) = coord.groups.borrow_mut().get_mut(group_id) {
@@ -1128,7 +1133,7 @@ async fn persist_both(coord: &Rc<Coordinator>, group_id: &str) -> Result<(), i16
                 code,
                 "group changing protocol not written"
             );
-            membership_failed(coord, group_id, &changes);
+            membership_failed(coord, group_id, &parts);
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
     }

@@ -493,7 +493,7 @@ pub fn expired(group: &Group, retention_ms: i64, now: i64) -> bool {
 /// the group itself once it holds none.
 pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) {
     let now = crate::runtime::now_ms();
-    let (keys, drop_group, membership) = {
+    let (keys, drop_group, (membership, parts)) = {
         let mut groups = coord.groups.borrow_mut();
         let Some(g) = groups.get_mut(group_id) else {
             return;
@@ -510,7 +510,7 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
         } else {
             Vec::new()
         };
-        (keys, drop_group, membership)
+        (keys, drop_group, membership_records(group_id, membership))
     };
     let mut records: Vec<KeyValue> = keys
         .iter()
@@ -518,10 +518,10 @@ pub async fn expire(coord: &Rc<Coordinator>, group_id: &str, retention_ms: i64) 
         .collect();
     if drop_group {
         records.push((records::group_key(group_id), None));
-        records.extend(membership_records(group_id, &membership));
+        records.extend(membership);
     }
     if append(coord, group_id, &records).await.is_err() {
-        membership_failed(coord, group_id, &membership);
+        membership_failed(coord, group_id, &parts);
         return;
     }
     tracing::info!(

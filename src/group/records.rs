@@ -194,10 +194,7 @@ pub fn share_state_value(v: &Snapshot) -> Vec<u8> {
 }
 
 fn decode_share_state_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
-    let version = get_i16(&mut b)?;
-    if !(0..=SHARE_STATE_VALUE_VERSION).contains(&version) {
-        return Err(DecodeError::Version("share state value", version));
-    }
+    let version = get_version(&mut b, "share state value", SHARE_STATE_VALUE_VERSION)?;
     let leader_epoch = get_i32(&mut b)?;
     let start = get_i64(&mut b)?;
     let count = get_i32(&mut b)?;
@@ -343,10 +340,7 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OffsetsRecord,
 }
 
 fn decode_offset_value(mut b: &[u8]) -> Result<OffsetValue, DecodeError> {
-    let version = get_i16(&mut b)?;
-    if !(0..=3).contains(&version) {
-        return Err(DecodeError::Version("offset value", version));
-    }
+    let version = get_version(&mut b, "offset value", OFFSET_VALUE_VERSION)?;
     let offset = get_i64(&mut b)?;
     let leader_epoch = if version >= 3 { get_i32(&mut b)? } else { -1 };
     let metadata = get_str(&mut b)?;
@@ -360,10 +354,7 @@ fn decode_offset_value(mut b: &[u8]) -> Result<OffsetValue, DecodeError> {
 }
 
 fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
-    let version = get_i16(&mut b)?;
-    if !(0..=3).contains(&version) {
-        return Err(DecodeError::Version("group value", version));
-    }
+    let version = get_version(&mut b, "group value", GROUP_VALUE_VERSION)?;
     let protocol_type = get_str(&mut b)?;
     let generation = get_i32(&mut b)?;
     let protocol = get_nullable_str(&mut b)?;
@@ -403,6 +394,15 @@ fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
         state_timestamp,
         members,
     })
+}
+
+/// A value's version, which must be one this broker reads: 0 to `max`.
+pub(super) fn get_version(b: &mut &[u8], what: &'static str, max: i16) -> Result<i16, DecodeError> {
+    let version = get_i16(b)?;
+    if !(0..=max).contains(&version) {
+        return Err(DecodeError::Version(what, version));
+    }
+    Ok(version)
 }
 
 pub(super) fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {

@@ -116,10 +116,7 @@ impl ShareGroup {
         let (changes, epoch) = (self.changes, self.epoch);
         let member_id = beat.member_id.clone();
         let answered = self.take(beat, topics, limits, now_ms);
-        // With the same epoch, a heartbeat changes its own member only.
-        if self.changes != changes && epoch == self.epoch {
-            self.touches.member(member_id, self.changes - changes);
-        }
+        (self.touches).heartbeat(member_id, (changes, self.changes), epoch == self.epoch);
         answered
     }
 

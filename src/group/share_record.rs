@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use bytes::BufMut;
 
 use super::consumer_protocol::record::{
-    check_version, get_assignment, get_shapes, get_strs, put_assignment, put_shapes, put_strs,
+    get_assignment, get_shapes, get_strs, put_assignment, put_shapes, put_strs,
 };
-use super::records::{put_nullable_str, DecodeError};
+use super::records::{get_version, put_nullable_str, DecodeError};
 use super::share_protocol::{ShareGroup, ShareMember};
 use super::written::Recorded;
 use crate::record::kv::{get_i32, get_nullable_str, get_str, put_str};
@@ -38,7 +38,7 @@ impl Recorded for ShareGroup {
 
     fn read_own(group: &mut Option<Self>, mut b: &[u8], _: i64) -> Result<bool, DecodeError> {
         let b = &mut b;
-        check_version(b, "share group value", GROUP_VALUE_VERSION)?;
+        get_version(b, "share group value", GROUP_VALUE_VERSION)?;
         let epoch = get_i32(b)?;
         let shapes = get_shapes(b)?;
         let g = group.get_or_insert_with(ShareGroup::default);
@@ -66,7 +66,7 @@ impl Recorded for ShareGroup {
 
     fn read_member(mut b: &[u8], id: &str, now_ms: i64) -> Result<ShareMember, DecodeError> {
         let b = &mut b;
-        check_version(b, "share group member value", MEMBER_VALUE_VERSION)?;
+        get_version(b, "share group member value", MEMBER_VALUE_VERSION)?;
         Ok(ShareMember {
             id: id.to_string(),
             epoch: get_i32(b)?,

@@ -13,7 +13,7 @@ use futures::channel::oneshot;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
 use super::consumer_protocol::ConsumerGroup;
-use super::records::{GroupValue, MemberValue, Protocol};
+use super::records::{GroupValue, MemberValue, Part, Protocol};
 use super::share_protocol::ShareGroup;
 use super::written::{Change, Touched, Written};
 
@@ -196,10 +196,11 @@ impl Group {
         changes
     }
 
-    /// `changes` were not written: written again at the next write.
-    pub fn membership_failed(&mut self, changes: &[Change]) {
-        self.consumer_written.failed(changes);
-        self.share_written.failed(changes);
+    /// The records of `parts` were not written: written again at the next
+    /// write.
+    pub fn membership_failed(&mut self, parts: &[(Protocol, Part)]) {
+        self.consumer_written.failed(parts);
+        self.share_written.failed(parts);
     }
 
     /// Members joined through the share group protocol.

@@ -110,10 +110,14 @@ pub struct Touches {
 }
 
 impl Touches {
-    /// `count` changes that changed `member` only.
-    pub fn member(&mut self, member: String, count: u64) {
-        self.ids.insert(member);
-        self.accounted += count;
+    /// A heartbeat of `member` took the group's counter from `before` to
+    /// `after`; with no new epoch (`same_epochs`) it changed that member
+    /// only.
+    pub fn heartbeat(&mut self, member: String, (before, after): (u64, u64), same_epochs: bool) {
+        if after != before && same_epochs {
+            self.ids.insert(member);
+            self.accounted += after - before;
+        }
     }
 
     /// Another member a change accounted for changed too.
@@ -253,12 +257,13 @@ impl Written {
         out
     }
 
-    /// `changes` were not written: what they touched is unknown in the
-    /// log, so the next write writes it again.
-    pub fn failed(&mut self, changes: &[Change]) {
-        self.look_at_all |= changes.iter().any(|c| c.protocol == self.protocol);
-        for change in changes.iter().filter(|c| c.protocol == self.protocol) {
-            match &change.part {
+    /// The records of `parts` were not written: what they held is unknown
+    /// in the log, so the next write writes it again.
+    pub fn failed(&mut self, parts: &[(Protocol, Part)]) {
+        let mine = || parts.iter().filter(|(p, _)| *p == self.protocol);
+        self.look_at_all |= mine().next().is_some();
+        for (_, part) in mine() {
+            match part {
                 Part::Group => self.group = Some(UNKNOWN),
                 Part::Member(id) => {
                     self.members.insert(id.clone(), UNKNOWN);
@@ -401,6 +406,14 @@ mod tests {
         }
     }
 
+    /// Which records `changes` are, as a failed write names them.
+    fn which(changes: &[Change]) -> Vec<(Protocol, Part)> {
+        changes
+            .iter()
+            .map(|c| (c.protocol, c.part.clone()))
+            .collect()
+    }
+
     fn parts(changes: &[Change]) -> Vec<(Part, bool)> {
         changes
             .iter()
@@ -469,7 +482,7 @@ mod tests {
         let (mut g, mut written) = written_group(3);
         g.members.get_mut("m-1").unwrap().epoch = 4;
         let failed = written.changes(Some(&g));
-        written.failed(&failed);
+        written.failed(&which(&failed));
         // The next write names another member only: m-1 is written again
         // all the same.
         g.members.get_mut("m-0").unwrap().epoch = 4;
@@ -488,14 +501,14 @@ mod tests {
         g.members.remove("m-2");
         let failed = written.changes(Some(&g));
         assert_eq!(failed.len(), 2);
-        written.failed(&failed);
+        written.failed(&which(&failed));
         assert_eq!(parts(&written.changes(Some(&g))), parts(&failed));
 
         // Gone altogether: a tombstone for each record the log holds.
         let tombstones = written.changes::<ConsumerGroup>(None);
         assert_eq!(tombstones.len(), 1 + 2 + 3, "{:?}", parts(&tombstones));
         assert!(tombstones.iter().all(|c| c.value.is_none()));
-        written.failed(&tombstones);
+        written.failed(&which(&tombstones));
         assert_eq!(parts(&written.tombstones()), parts(&tombstones));
         assert!(written.tombstones().is_empty());
     }

@@ -213,12 +213,10 @@ impl ConsumerGroup {
         let (changes, epochs) = (self.changes, (self.epoch, self.target_epoch));
         let member_id = beat.member_id.clone();
         let answered = self.take(beat, topics, limits, now_ms);
-        // With the same epochs, a heartbeat changes its own member only
-        // (and, taking a departed static member's place, that member:
-        // `take_over` names it).
-        if self.changes != changes && epochs == (self.epoch, self.target_epoch) {
-            self.touches.member(member_id, self.changes - changes);
-        }
+        // Taking a departed static member's place also changes that
+        // member: `take_over` names it.
+        let same_epochs = epochs == (self.epoch, self.target_epoch);
+        (self.touches).heartbeat(member_id, (changes, self.changes), same_epochs);
         answered
     }
 

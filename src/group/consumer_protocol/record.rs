@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use super::classic::ClassicMember;
 use super::{Assignment, ConsumerGroup, Member, TopicShape};
-use crate::group::records::{get_bytes, put_bytes, put_nullable_str, DecodeError};
+use crate::group::records::{get_bytes, get_version, put_bytes, put_nullable_str, DecodeError};
 use crate::group::written::Recorded;
-use crate::record::kv::{get_i16, get_i32, get_i8, get_nullable_str, get_str, need, put_str};
+use crate::record::kv::{get_i32, get_i8, get_nullable_str, get_str, need, put_str};
 
 /// Version 1 of the whole group added the classic protocol's part of a
 /// member; version 2 is the group's own record, its members and targets
@@ -48,12 +48,12 @@ impl Recorded for ConsumerGroup {
     /// Versions 0 and 1 held the whole group: it replaces `group`.
     fn read_own(group: &mut Option<Self>, mut b: &[u8], now_ms: i64) -> Result<bool, DecodeError> {
         let b = &mut b;
-        let version = get_i16(b)?;
+        let version = get_version(b, "consumer group value", GROUP_VALUE_VERSION)?;
         if version < GROUP_VALUE_VERSION {
             *group = Some(decode_whole(b, version, now_ms)?);
             return Ok(true);
         }
-        let fields = decode_group_fields(b, version)?;
+        let fields = decode_group_fields(b)?;
         let g = group.get_or_insert_with(ConsumerGroup::default);
         (g.epoch, g.target_epoch, g.assignor) =
             (fields.epoch, fields.target_epoch, fields.assignor);
@@ -76,7 +76,7 @@ impl Recorded for ConsumerGroup {
 
     fn read_member(mut b: &[u8], _: &str, now_ms: i64) -> Result<Member, DecodeError> {
         let b = &mut b;
-        check_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
+        get_version(b, "consumer group member value", MEMBER_VALUE_VERSION)?;
         get_member(b, true, now_ms)
     }
 
@@ -95,7 +95,7 @@ impl Recorded for ConsumerGroup {
 
     fn read_target(mut b: &[u8]) -> Result<Assignment, DecodeError> {
         let b = &mut b;
-        check_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
+        get_version(b, "consumer group target value", TARGET_VALUE_VERSION)?;
         get_assignment(b)
     }
 }
@@ -130,24 +130,9 @@ pub(crate) fn get_shapes(b: &mut &[u8]) -> Result<BTreeMap<String, TopicShape>, 
     Ok(shapes)
 }
 
-pub(crate) fn check_version(
-    b: &mut &[u8],
-    what: &'static str,
-    max: i16,
-) -> Result<(), DecodeError> {
-    let version = get_i16(b)?;
-    if !(0..=max).contains(&version) {
-        return Err(DecodeError::Version(what, version));
-    }
-    Ok(())
-}
-
-/// The group record's fields, of a version-2 record; a group with no
-/// members yet.
-fn decode_group_fields(b: &mut &[u8], version: i16) -> Result<ConsumerGroup, DecodeError> {
-    if version > GROUP_VALUE_VERSION {
-        return Err(DecodeError::Version("consumer group value", version));
-    }
+/// The group record's own fields (all of a version-2 record); a group
+/// with no members yet.
+fn decode_group_fields(b: &mut &[u8]) -> Result<ConsumerGroup, DecodeError> {
     let mut group = ConsumerGroup {
         epoch: get_i32(b)?,
         target_epoch: get_i32(b)?,
@@ -163,10 +148,7 @@ fn decode_group_fields(b: &mut &[u8], version: i16) -> Result<ConsumerGroup, Dec
 
 /// A group record of version 0 or 1: the whole group in one record.
 fn decode_whole(b: &mut &[u8], version: i16, now_ms: i64) -> Result<ConsumerGroup, DecodeError> {
-    if version < 0 {
-        return Err(DecodeError::Version("consumer group value", version));
-    }
-    let mut group = decode_group_fields(b, version)?;
+    let mut group = decode_group_fields(b)?;
     for _ in 0..count(b)? {
         let member = get_str(b)?;
         group.target.insert(member, get_assignment(b)?);
