@@ -96,7 +96,7 @@ fn main() {
         });
         let compressed_batch = recompress_batch(&batch, codec, level, max).unwrap();
         let v = rate(raw, t, || {
-            validate_compressed(&compressed_batch, max).unwrap()
+            std::hint::black_box(validate_compressed(&compressed_batch, max).unwrap());
         });
         println!(
             "{:<10} {:>6} {:>8.2} {:>9.0} MB/s {:>7.0} MB/s {:>7.0} MB/s",

@@ -15,38 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     edited_list, validate_topic_config, BrokerConfig, ConfigChange, InvalidConfig, TopicConfigs,
-    LIST_TOPIC_CONFIG_KEYS,
 };
 use crate::throttle_configs as throttle;
+use crate::topic_configs;
 
-/// Broker config -> the topic config it is the default of (Kafka's
-/// `ServerTopicConfigSynonyms`), in the order DescribeConfigs lists them.
-/// These are the broker configs that change at run time here; the rest
-/// come from the config file.
-pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
-    ("compression.gzip.level", "compression.gzip.level"),
-    ("compression.lz4.level", "compression.lz4.level"),
-    ("compression.type", "compression.type"),
-    ("compression.zstd.level", "compression.zstd.level"),
-    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
-    ("log.cleanup.policy", "cleanup.policy"),
-    ("log.flush.interval.messages", "flush.messages"),
-    ("log.flush.interval.ms", "flush.ms"),
-    ("log.index.interval.bytes", "index.interval.bytes"),
-    ("log.message.timestamp.type", "message.timestamp.type"),
-    ("log.retention.bytes", "retention.bytes"),
-    ("log.retention.ms", "retention.ms"),
-    ("log.roll.ms", "segment.ms"),
-    ("log.segment.bytes", "segment.bytes"),
-    ("message.max.bytes", "max.message.bytes"),
-    ("min.insync.replicas", "min.insync.replicas"),
-    (
-        "unclean.leader.election.enable",
-        "unclean.leader.election.enable",
-    ),
-];
-
-/// Kafka's coarser spellings of two millisecond broker configs: (key, the
+/// Kafka's coarser spellings of millisecond broker configs: (key, the
 /// millisecond key, milliseconds per unit). A topic default takes the
 /// millisecond key when it is set at any dynamic level, else these in
 /// order, else the config file (Kafka's `log.retention.hours = 168` is
@@ -55,6 +28,7 @@ pub const TIME_UNIT_SYNONYMS: &[(&str, &str, i64)] = &[
     ("log.retention.minutes", "log.retention.ms", 60_000),
     ("log.retention.hours", "log.retention.ms", 3_600_000),
     ("log.roll.hours", "log.roll.ms", 3_600_000),
+    ("log.roll.jitter.hours", "log.roll.jitter.ms", 3_600_000),
 ];
 
 /// The coarser spellings of `ms_key`, in the order they count.
@@ -108,18 +82,14 @@ pub type DynamicConfigs = BTreeMap<String, String>;
 
 /// The topic config a dynamic broker config is the default of.
 pub fn topic_key_of(broker_key: &str) -> Option<&'static str> {
-    TOPIC_DEFAULT_SYNONYMS
-        .iter()
+    topic_configs::broker_synonyms()
         .find(|(b, _)| *b == broker_key)
-        .map(|(_, t)| *t)
+        .map(|(_, t)| t)
 }
 
 /// The broker config that is the default of a topic config.
 pub fn broker_key_of(topic_key: &str) -> Option<&'static str> {
-    TOPIC_DEFAULT_SYNONYMS
-        .iter()
-        .find(|(_, t)| *t == topic_key)
-        .map(|(b, _)| *b)
+    topic_configs::get(topic_key).and_then(|c| c.broker)
 }
 
 /// Which broker configs a request names: Kafka's broker resource name is
@@ -250,8 +220,7 @@ impl BrokerConfigs {
     /// The topic defaults broker `node` applies, keyed by topic config name:
     /// its own dynamic configs over the cluster-wide ones.
     pub fn topic_defaults(&self, node: i32) -> TopicConfigs {
-        TOPIC_DEFAULT_SYNONYMS
-            .iter()
+        topic_configs::broker_synonyms()
             .filter_map(|(broker_key, topic_key)| {
                 let value = self.dynamic_default(node, broker_key)?;
                 Some((topic_key.to_string(), value))
@@ -311,7 +280,7 @@ impl BrokerConfigs {
                     continue;
                 }
                 ConfigChange::Append(items) | ConfigChange::Subtract(items)
-                    if !LIST_TOPIC_CONFIG_KEYS.contains(&topic_key) =>
+                    if !topic_configs::is_list(topic_key) =>
                 {
                     return Err(BrokerConfigError::Invalid {
                         key,
@@ -418,12 +387,12 @@ mod tests {
 
     #[test]
     fn every_synonym_names_a_topic_config() {
-        for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
-            assert!(
-                crate::config::TOPIC_CONFIG_KEYS.contains(topic_key),
-                "{broker_key} -> {topic_key}"
-            );
-            assert_eq!(broker_key_of(topic_key), Some(*broker_key));
+        for (broker_key, topic_key) in topic_configs::broker_synonyms() {
+            assert_eq!(topic_key_of(broker_key), Some(topic_key));
+            assert_eq!(broker_key_of(topic_key), Some(broker_key));
+        }
+        for (coarse, ms_key, _) in TIME_UNIT_SYNONYMS {
+            assert!(topic_key_of(ms_key).is_some(), "{coarse} -> {ms_key}");
         }
     }
 

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compression::{Codec, Levels, ProducePolicy, TopicCompression};
+use crate::compression::{Levels, ProducePolicy, TimestampBounds, TopicCompression};
 use crate::storage::{LogConfig, TimestampType};
-use crate::throttle_configs::{self as throttle, ThrottledReplicas};
+use crate::throttle_configs::ThrottledReplicas;
+use crate::topic_configs::{self, parse_bool};
 
 /// Kafka's `group.consumer.migration.policy`: whether a consumer group
 /// may move between the classic and the consumer protocol while it has
@@ -663,6 +664,14 @@ pub struct TopicDefaults {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub segment_jitter_ms: i64,
+    pub segment_index_bytes: u32,
+    pub file_delete_delay_ms: i64,
+    pub message_timestamp_before_max_ms: i64,
+    pub message_timestamp_after_max_ms: i64,
 }
 
 impl Default for TopicDefaults {
@@ -678,41 +687,18 @@ impl Default for TopicDefaults {
             flush_messages: log.flush_messages,
             flush_ms: log.flush_ms,
             delete_retention_ms: log.delete_retention_ms,
+            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: log.min_compaction_lag_ms,
+            max_compaction_lag_ms: log.max_compaction_lag_ms,
+            segment_jitter_ms: log.segment_jitter_ms,
+            segment_index_bytes: log.segment_index_bytes,
+            file_delete_delay_ms: log.file_delete_delay_ms,
+            message_timestamp_before_max_ms: i64::MAX,
+            // Kafka 4.0's default (KIP-1030): an hour ahead of the clock.
+            message_timestamp_after_max_ms: 3_600_000,
         }
     }
 }
-
-/// The topic configs this broker understands, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.type",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-
-/// Topic configs whose value is a comma-separated list (Kafka's ConfigDef
-/// type LIST): the only ones IncrementalAlterConfigs may APPEND to or
-/// SUBTRACT from.
-pub const LIST_TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-];
 
 /// The items of a list config value, parsed as Kafka's ConfigDef parses a
 /// LIST: a blank value is the empty list, anything else splits at every
@@ -772,63 +758,9 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig
         value: value.into(),
         reason,
     };
-    let int = |min: i64, max: i64| match value.parse::<i64>() {
-        Ok(v) if v >= min && v <= max => Ok(()),
-        Ok(_) => Err(bad("out of range")),
-        Err(_) => Err(bad("not an integer")),
-    };
-    match key {
-        // Kafka documents the empty list (since 4.2, KAFKA-19112) as no
-        // cleanup at all: neither retention nor compaction, which is how
-        // `log_config` reads it. SUBTRACT of the last policy leaves it.
-        "cleanup.policy" => {
-            if list_items(value)
-                .iter()
-                .all(|p| matches!(*p, "delete" | "compact"))
-            {
-                Ok(())
-            } else {
-                Err(bad("expected a list of delete and compact"))
-            }
-        }
-        "compression.type" => match value {
-            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
-            _ => Err(bad(
-                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
-            )),
-        },
-        "message.timestamp.type" => match value {
-            "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(bad("expected CreateTime or LogAppendTime")),
-        },
-        "flush.messages" | "flush.ms" => int(1, i64::MAX),
-        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
-            let codec = match key {
-                "compression.gzip.level" => Codec::Gzip,
-                "compression.lz4.level" => Codec::Lz4,
-                _ => Codec::Zstd,
-            };
-            match value.parse::<i32>() {
-                Ok(level) if codec.is_valid_level(level) => Ok(()),
-                Ok(_) => Err(bad("level out of range for the codec")),
-                Err(_) => Err(bad("not an integer")),
-            }
-        }
-        "delete.retention.ms" => int(0, i64::MAX),
-        "index.interval.bytes" => int(0, i32::MAX as i64),
-        "max.message.bytes" => int(0, i32::MAX as i64),
-        "retention.bytes" | "retention.ms" => int(-1, i64::MAX),
-        "segment.bytes" => int(14, i32::MAX as i64),
-        "segment.ms" => int(1, i64::MAX),
-        "min.insync.replicas" => int(1, i32::MAX as i64),
-        "unclean.leader.election.enable" => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(bad("expected true or false")),
-        },
-        throttle::LEADER_REPLICAS | throttle::FOLLOWER_REPLICAS => {
-            ThrottledReplicas::parse(value).map(|_| ()).map_err(bad)
-        }
-        _ => Err(bad("unknown topic config")),
+    match topic_configs::get(key) {
+        Some(config) => config.valid.check(value).map_err(bad),
+        None => Err(bad("unknown topic config")),
     }
 }
 
@@ -844,28 +776,7 @@ impl BrokerConfig {
         if let Some(v) = configs.get(key) {
             return Some(v.clone());
         }
-        let d = &self.log;
-        Some(match key {
-            "cleanup.policy" => "delete".into(),
-            "compression.type" => "producer".into(),
-            "compression.gzip.level" => "-1".into(),
-            "compression.lz4.level" => "9".into(),
-            "compression.zstd.level" => "3".into(),
-            "delete.retention.ms" => d.delete_retention_ms.to_string(),
-            "message.timestamp.type" => "CreateTime".into(),
-            "flush.messages" => d.flush_messages.to_string(),
-            "flush.ms" => d.flush_ms.to_string(),
-            "index.interval.bytes" => d.index_interval_bytes.to_string(),
-            "max.message.bytes" => d.max_message_bytes.to_string(),
-            "retention.bytes" => d.retention_bytes.to_string(),
-            "retention.ms" => d.retention_ms.to_string(),
-            "segment.bytes" => d.segment_bytes.to_string(),
-            "segment.ms" => d.segment_ms.to_string(),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "unclean.leader.election.enable" => "false".into(),
-            throttle::LEADER_REPLICAS | throttle::FOLLOWER_REPLICAS => String::new(),
-            _ => return None,
-        })
+        topic_configs::get(key).map(|c| (c.default)(self))
     }
 
     /// A topic's own configs after `changes`, applied in order to `current`
@@ -888,7 +799,7 @@ impl BrokerConfig {
             let value = match change {
                 ConfigChange::Set(value) => value,
                 ConfigChange::Delete => {
-                    if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                    if topic_configs::get(&key).is_none() {
                         return Err(InvalidConfig {
                             key,
                             value: String::new(),
@@ -917,7 +828,7 @@ impl BrokerConfig {
         items: &str,
         append: bool,
     ) -> Result<String, InvalidConfig> {
-        if !LIST_TOPIC_CONFIG_KEYS.contains(&key) {
+        if !topic_configs::is_list(key) {
             return Err(InvalidConfig {
                 key: key.into(),
                 value: items.into(),
@@ -933,13 +844,16 @@ impl BrokerConfig {
     /// Configs were validated when stored, so parse failures fall back to defaults.
     pub fn log_config(&self, configs: &TopicConfigs) -> LogConfig {
         let d = &self.log;
-        let get = |key: &str| configs.get(key).and_then(|v| v.parse::<i64>().ok());
+        let get = |key: &str| configs.get(key).and_then(|v| v.trim().parse::<i64>().ok());
         let policy = configs
-            .get("cleanup.policy")
+            .get(topic_configs::CLEANUP_POLICY)
             .map_or("delete", String::as_str);
         LogConfig {
             segment_bytes: get("segment.bytes").map_or(d.segment_bytes, |v| v as u64),
             segment_ms: get("segment.ms").unwrap_or(d.segment_ms),
+            segment_jitter_ms: get("segment.jitter.ms").unwrap_or(d.segment_jitter_ms),
+            segment_index_bytes: get("segment.index.bytes")
+                .map_or(d.segment_index_bytes, |v| v as u32),
             index_interval_bytes: get("index.interval.bytes")
                 .map_or(d.index_interval_bytes, |v| v as u32),
             retention_ms: get("retention.ms").unwrap_or(d.retention_ms),
@@ -951,12 +865,21 @@ impl BrokerConfig {
             },
             flush_messages: get("flush.messages").unwrap_or(d.flush_messages),
             flush_ms: get("flush.ms").unwrap_or(d.flush_ms),
-            cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
-            cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
+            cleanup_delete: list_items(policy).contains(&"delete"),
+            cleanup_compact: list_items(policy).contains(&"compact"),
             delete_retention_ms: get("delete.retention.ms").unwrap_or(d.delete_retention_ms),
-            min_cleanable_dirty_ratio: crate::storage::DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            min_cleanable_dirty_ratio: configs
+                .get(topic_configs::MIN_CLEANABLE_DIRTY_RATIO)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(d.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(d.min_compaction_lag_ms),
+            max_compaction_lag_ms: get("max.compaction.lag.ms").unwrap_or(d.max_compaction_lag_ms),
+            file_delete_delay_ms: get("file.delete.delay.ms").unwrap_or(d.file_delete_delay_ms),
             producers_max: self.max_producers_per_partition.max(1),
-            preallocate: self.log_preallocate,
+            preallocate: configs
+                .get(topic_configs::PREALLOCATE)
+                .and_then(|v| parse_bool(v))
+                .unwrap_or(self.log_preallocate),
             prefault_bytes: self.log_prefault_bytes,
         }
     }
@@ -977,7 +900,38 @@ impl BrokerConfig {
             },
             decompressed_bytes_max: self.decompressed_batch_bytes_max,
             api_version,
+            timestamps: self.timestamp_bounds(configs),
+            now_ms: 0,
         }
+    }
+
+    /// How far from the broker's clock a produced record's timestamp may
+    /// be (`message.timestamp.before.max.ms` and `.after.max.ms`); none
+    /// for a `LogAppendTime` topic, whose records take the broker's time.
+    fn timestamp_bounds(&self, configs: &TopicConfigs) -> Option<TimestampBounds> {
+        if configs
+            .get(topic_configs::MESSAGE_TIMESTAMP_TYPE)
+            .map(String::as_str)
+            == Some("LogAppendTime")
+        {
+            return None;
+        }
+        let get = |key: &str, default: i64| {
+            configs
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        Some(TimestampBounds {
+            before_ms: get(
+                topic_configs::MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+                self.log.message_timestamp_before_max_ms,
+            ),
+            after_ms: get(
+                topic_configs::MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+                self.log.message_timestamp_after_max_ms,
+            ),
+        })
     }
 
     /// The topic's `min.insync.replicas`, else the broker's; at least 1.
@@ -1216,11 +1170,11 @@ sasl_mechanisms = ["OAUTHBEARER"]
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("compression.type", "brotli").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
-        for key in TOPIC_CONFIG_KEYS {
+        for config in topic_configs::TOPIC_CONFIGS {
             let value = BrokerConfig::default()
-                .topic_config_value(&TopicConfigs::new(), key)
+                .topic_config_value(&TopicConfigs::new(), config.name)
                 .unwrap();
-            validate_topic_config(key, &value).unwrap();
+            validate_topic_config(config.name, &value).unwrap();
         }
     }
 

@@ -57,4 +57,5 @@ pub mod share;
 pub mod stats;
 pub mod storage;
 pub mod throttle_configs;
+pub mod topic_configs;
 pub mod txn;

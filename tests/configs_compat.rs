@@ -1,7 +1,7 @@
 //! Kafka compatibility of config changes and produce refusals: the legacy
 //! whole-set AlterConfigs, IncrementalAlterConfigs APPEND/SUBTRACT on list
-//! configs, and Produce v8+ record_errors for keyless records on compacted
-//! topics.
+//! configs, every topic config Kafka names, and Produce v8+ record_errors
+//! for keyless records on compacted topics and for timestamps out of range.
 
 mod common;
 
@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
     alter_configs_request, AlterConfigsRequest, DescribeConfigsRequest, ProduceResponse,
 };
 use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
+use sluice::compression::{recompress_batch, Codec};
 
 /// Kafka's ConfigResource.Type values.
 const TOPIC: i8 = 2;
@@ -558,9 +559,217 @@ fn create_topics_answers_the_created_topics_configs() {
             configs["cleanup.policy"],
             (Some("delete".into()), SOURCE_DEFAULT)
         );
-        assert_eq!(configs.len(), sluice::config::TOPIC_CONFIG_KEYS.len());
+        assert_eq!(configs.len(), sluice::topic_configs::TOPIC_CONFIGS.len());
     }
     // v4, whose result has no configs, creates as before.
     let v4 = c.call(4, &create("ct-v4", false));
     assert_eq!(v4.topics[0].error_code, err::NONE);
+}
+
+/// Every topic config of Kafka 4.3's `TopicConfig` (and the two replication
+/// throttles), as `javap -constants` lists them from kafka-clients.
+const KAFKA_TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.type",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Kafka's ConfigEntry.ConfigType values.
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+
+/// A topic created with any of Kafka's topic configs keeps and describes
+/// them (typed as Kafka types them); a bad value or tiered storage (which
+/// this broker does not have) is refused with INVALID_CONFIG, as a Kafka
+/// broker without it refuses it.
+#[test]
+fn every_kafka_topic_config_is_known_checked_and_described() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let set = [
+        ("file.delete.delay.ms", "1000"),
+        ("local.retention.bytes", "-2"),
+        ("local.retention.ms", "3600000"),
+        ("max.compaction.lag.ms", "600000"),
+        ("message.downconversion.enable", "false"),
+        ("message.timestamp.after.max.ms", "60000"),
+        ("message.timestamp.before.max.ms", "86400000"),
+        ("min.cleanable.dirty.ratio", "0.2"),
+        ("min.compaction.lag.ms", "1000"),
+        ("preallocate", "true"),
+        ("remote.log.copy.disable", "false"),
+        ("remote.log.delete.on.disable", "false"),
+        ("remote.storage.enable", "false"),
+        ("segment.index.bytes", "4096"),
+        ("segment.jitter.ms", "100"),
+    ];
+    create_topic(&bs, "every-config", 1, &set);
+    let mut c = RawClient::connect(&bs);
+    let described = describe(&mut c, "every-config");
+    let names: Vec<&str> = described.keys().map(String::as_str).collect();
+    assert_eq!(names, KAFKA_TOPIC_CONFIGS);
+    assert_eq!(topic_set(&mut c, "every-config"), owned(&set));
+    assert_eq!(
+        described["message.timestamp.after.max.ms"],
+        (Some("60000".into()), SOURCE_TOPIC)
+    );
+
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(str_bytes("every-config"))
+            .with_configuration_keys(Some(vec![
+                str_bytes("min.cleanable.dirty.ratio"),
+                str_bytes("preallocate"),
+                str_bytes("segment.jitter.ms"),
+            ]))]);
+    let resp = c.call(4, &req);
+    let types: Vec<(String, i8)> = resp.results[0]
+        .configs
+        .iter()
+        .map(|e| (e.name.to_string(), e.config_type))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("min.cleanable.dirty.ratio".to_string(), TYPE_DOUBLE),
+            ("preallocate".to_string(), TYPE_BOOLEAN),
+            ("segment.jitter.ms".to_string(), TYPE_LONG),
+        ]
+    );
+
+    for (key, value, why) in [
+        (
+            "remote.storage.enable",
+            "true",
+            "Tiered Storage functionality is disabled",
+        ),
+        ("min.cleanable.dirty.ratio", "1.5", "out of range"),
+        ("max.compaction.lag.ms", "0", "out of range"),
+        ("preallocate", "maybe", "expected true or false"),
+        ("message.timestamp.before.max.ms", "-1", "out of range"),
+    ] {
+        let (code, message) = incremental(&mut c, "every-config", &[(key, OP_SET, Some(value))]);
+        assert_eq!(code, err::INVALID_CONFIG, "{key}={value}");
+        let message = message.unwrap_or_default();
+        assert!(message.contains(why), "{key}={value}: {message}");
+    }
+    assert_eq!(
+        topic_set(&mut c, "every-config"),
+        owned(&set),
+        "nothing refused stored"
+    );
+}
+
+/// Kafka's INVALID_TIMESTAMP.
+const INVALID_TIMESTAMP: i16 = 32;
+
+/// `message.timestamp.before.max.ms` and `.after.max.ms` (Kafka 4's default:
+/// an hour ahead): a batch holding a record further from the broker's
+/// clock is refused whole with INVALID_TIMESTAMP and a record error for
+/// each such record, compressed or not, through a real producer too; a
+/// `LogAppendTime` topic takes any timestamp, since the broker's replaces it.
+#[test]
+fn records_out_of_the_timestamp_range_are_refused() {
+    let broker = Broker::start(1);
+    let bs = broker.bootstrap();
+    let day = 86_400_000;
+    create_topic(
+        &bs,
+        "stamped",
+        1,
+        &[("message.timestamp.before.max.ms", "3600000")],
+    );
+    create_topic(
+        &bs,
+        "appended",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    let mut c = RawClient::connect(&bs);
+    let (k, v) = (Some(b"k".as_slice()), Some(b"v".as_slice()));
+    let now = now_ms();
+    let batch = |timestamps: &[i64]| {
+        let specs: Vec<_> = timestamps.iter().map(|&ts| (k, v, ts, &[][..])).collect();
+        sluice::record::build::build_batch(0, &specs)
+    };
+    let stale = batch(&[now, now - day, now]);
+    let ahead = batch(&[now + day]);
+    for (records, index) in [(stale.clone(), 1), (ahead.clone(), 0)] {
+        for codec in [Codec::None, Codec::Zstd] {
+            let records = recompress_batch(&records, codec, None, 1 << 20).unwrap();
+            let p = produce_at(&mut c, 9, "stamped", records);
+            assert_eq!(p.error_code, INVALID_TIMESTAMP, "{codec:?}");
+            let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+            assert_eq!(indexes, [index], "{codec:?}");
+            let message = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+            assert!(message.contains("out of range"), "{message}");
+        }
+    }
+    assert_eq!(
+        c.log_end_offset("stamped", 0),
+        0,
+        "nothing refused is in the log"
+    );
+    let p = produce_at(&mut c, 9, "stamped", batch(&[now - 60_000, now]));
+    assert_eq!(p.error_code, err::NONE);
+    for records in [stale, ahead] {
+        let p = produce_at(&mut c, 9, "appended", records);
+        assert_eq!(p.error_code, err::NONE, "LogAppendTime takes any");
+    }
+
+    // librdkafka sees the refusal as Kafka's error.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    // The send's error code, if any.
+    let send = |ts: i64| {
+        let record = rdkafka::producer::FutureRecord::<str, str>::to("stamped")
+            .payload("p")
+            .timestamp(ts);
+        let sent =
+            futures::executor::block_on(producer.send(record, std::time::Duration::from_secs(10)));
+        sent.err().map(|(e, _)| e.rdkafka_error_code())
+    };
+    assert_eq!(
+        send(now_ms() - day),
+        Some(Some(rdkafka::types::RDKafkaErrorCode::InvalidTimestamp)),
+        "a day old"
+    );
+    assert_eq!(send(now_ms()), None, "now");
+    assert_eq!(c.log_end_offset("stamped", 0), 3);
 }

@@ -543,3 +543,54 @@ fn retention_bytes_deletes_old_segments() {
         );
     }
 }
+
+/// The names of `dir`'s deleted segment files still waiting to be unlinked.
+fn deleted_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".deleted"))
+        .collect()
+}
+
+/// `file.delete.delay.ms`: segments retention deleted leave the log at
+/// once (the low watermark moves) but their files wait, renamed, for the
+/// delay; with none they are unlinked at once.
+#[test]
+fn deleted_segments_wait_out_the_file_delete_delay() {
+    let broker = Broker::start_with(1, &["--retention-check-interval-ms", "200"]);
+    let bs = broker.bootstrap();
+    let retained = [("segment.bytes", "10000"), ("retention.bytes", "20000")];
+    let delayed = [&retained[..], &[("file.delete.delay.ms", "600000")]].concat();
+    let at_once = [&retained[..], &[("file.delete.delay.ms", "0")]].concat();
+    create_topic(&bs, "delayed", 1, &delayed);
+    create_topic(&bs, "at-once", 1, &at_once);
+    let msgs: Vec<Msg> = (0..2_000)
+        .map(|i| Msg::value(format!("{i:06}-{}", "d".repeat(90))).to(0))
+        .collect();
+    let mut cfg = producer_config(&bs);
+    cfg.set("batch.size", "4000");
+    for topic in ["delayed", "at-once"] {
+        produce(&cfg, topic, &msgs);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let moved = |topic| watermarks(&bs, topic, 0).0 > 0;
+    while Instant::now() < deadline && !(moved("delayed") && moved("at-once")) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        moved("delayed") && moved("at-once"),
+        "retention deleted segments"
+    );
+    let waiting = deleted_files(&broker.partition_dir("delayed", 0));
+    assert!(
+        waiting.iter().any(|name| name.ends_with(".log.deleted")),
+        "the delayed topic's deleted segments wait: {waiting:?}"
+    );
+    let at_once_dir = broker.partition_dir("at-once", 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !deleted_files(&at_once_dir).is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(deleted_files(&at_once_dir), Vec::<String>::new());
+}

@@ -9,8 +9,8 @@ use super::codecs::{compress, decompress, with_reader};
 use super::walk::{check_slice, check_stream};
 use super::{check_produce_version, Codec, CompressionError, Levels, TopicCompression};
 use crate::record::{
-    check_header, compute_crc, recompute_crc, BatchHeader, RecordError, Validated,
-    ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
+    check_header, compute_crc, recompute_crc, BatchHeader, DeltaSpan, Record, RecordError,
+    Validated, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
 };
 
 /// Parses and checks the header and CRC of `batch`, exactly one whole batch.
@@ -38,7 +38,11 @@ pub fn batch_codec(header: &[u8]) -> Result<Codec, CompressionError> {
 /// well-formed records with offset deltas 0, 1, 2, ... and at most
 /// `max_decompressed` bytes. Decompresses as a stream, holding one window
 /// of the output (64 KiB or the largest record), not the whole batch.
-pub fn validate_compressed(batch: &[u8], max_decompressed: usize) -> Result<(), CompressionError> {
+/// Returns the span of the records' timestamp deltas.
+pub fn validate_compressed(
+    batch: &[u8],
+    max_decompressed: usize,
+) -> Result<DeltaSpan, CompressionError> {
     let (header, codec) = parse_batch(batch)?;
     let section = &batch[BATCH_HEADER_LEN..];
     match codec {
@@ -103,6 +107,32 @@ pub struct ProducePolicy {
     pub decompressed_bytes_max: usize,
     /// The Produce request's version (zstd needs v7+).
     pub api_version: i16,
+    /// How far from the broker's clock record timestamps may be; none for
+    /// a `LogAppendTime` topic.
+    pub timestamps: Option<TimestampBounds>,
+    /// The broker's clock for this request, Unix milliseconds.
+    pub now_ms: i64,
+}
+
+/// Kafka's RecordBatch.NO_TIMESTAMP.
+const NO_TIMESTAMP: i64 = -1;
+
+/// How far a record's CreateTime may be from the broker's clock
+/// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampBounds {
+    pub before_ms: i64,
+    pub after_ms: i64,
+}
+
+impl TimestampBounds {
+    /// Whether `timestamp` is within the bounds of `now_ms`. A record
+    /// without a timestamp (-1) is, as Kafka lets it through.
+    pub fn admits(&self, timestamp: i64, now_ms: i64) -> bool {
+        timestamp == NO_TIMESTAMP
+            || (timestamp >= now_ms.saturating_sub(self.before_ms)
+                && timestamp <= now_ms.saturating_add(self.after_ms))
+    }
 }
 
 /// Everything the produce path does with compression, for one partition's
@@ -120,18 +150,23 @@ pub fn prepare_produce(
     let checked = Validated::check(records.clone(), max_batch_bytes)?;
     let mut rebuilt: Vec<Bytes> = Vec::new();
     let mut any_rebuilt = false;
+    // What the walks below learned of each batch's timestamps.
+    let mut spans: Vec<Option<DeltaSpan>> = Vec::with_capacity(checked.infos().len());
     for info in checked.infos() {
         let batch = records.slice(info.offset..info.offset + info.total_len);
         let codec = Codec::from_attributes(info.attributes)?;
         check_produce_version(codec, policy.api_version)?;
         let target = policy.topic.stored_codec(codec);
         if target == codec {
-            if codec != Codec::None {
-                validate_compressed(&batch, policy.decompressed_bytes_max)?;
-            }
+            spans.push(if codec == Codec::None {
+                info.timestamp_deltas
+            } else {
+                Some(validate_compressed(&batch, policy.decompressed_bytes_max)?)
+            });
             rebuilt.push(batch);
             continue;
         }
+        spans.push(None);
         let level = policy.levels.for_codec(target);
         let new = recompress_batch(&batch, target, level, policy.decompressed_bytes_max)?;
         if new.len() as u64 > u64::from(max_batch_bytes) {
@@ -143,6 +178,9 @@ pub fn prepare_produce(
         }
         rebuilt.push(new);
         any_rebuilt = true;
+    }
+    if let Some(bounds) = policy.timestamps {
+        check_timestamps(&checked, &spans, bounds, policy)?;
     }
     if !any_rebuilt {
         return Ok(checked);
@@ -157,15 +195,55 @@ pub fn prepare_produce(
     Ok(Validated::check(bytes, max_batch_bytes)?)
 }
 
-/// The records a compacted topic refuses because they have no key.
+/// Refuses `checked` if a record's timestamp is out of `bounds`. A batch
+/// whose timestamp span the validation walk noted (`spans`, one per batch)
+/// is judged by it; only one that may be out of bounds, or whose records
+/// were not walked, is read record by record.
+fn check_timestamps(
+    checked: &Validated,
+    spans: &[Option<DeltaSpan>],
+    bounds: TimestampBounds,
+    policy: &ProducePolicy,
+) -> Result<(), CompressionError> {
+    assert_eq!(spans.len(), checked.infos().len(), "a span per batch");
+    for (info, span) in checked.infos().iter().zip(spans) {
+        let admitted = span.is_some_and(|span| {
+            span.is_empty()
+                || (bounds.admits(info.base_timestamp.saturating_add(span.min), policy.now_ms)
+                    && bounds.admits(info.base_timestamp.saturating_add(span.max), policy.now_ms))
+        });
+        if admitted {
+            continue;
+        }
+        let batch = checked
+            .bytes()
+            .slice(info.offset..info.offset + info.total_len);
+        let refused = out_of_range_timestamps(&batch, bounds, policy, 1)?;
+        if refused.count > 0 {
+            return Err(CompressionError::InvalidTimestamp);
+        }
+    }
+    Ok(())
+}
+
+/// Records a produce refuses one by one (Kafka's `record_errors`).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct KeylessRecords {
-    /// How many records have no key.
+pub struct RefusedRecords {
+    /// How many records are refused.
     pub count: usize,
     /// Where the first of them are (at most the bound the caller gave),
     /// counted over every record of the partition's batches, control
     /// batches' included, so an index names a position in what was sent.
     pub indexes: Vec<i32>,
+}
+
+impl RefusedRecords {
+    fn note(&mut self, index: i32, indexes_max: usize) {
+        self.count += 1;
+        if self.indexes.len() < indexes_max {
+            self.indexes.push(index);
+        }
+    }
 }
 
 /// The records of `records` (whole, already validated batches) that have
@@ -176,8 +254,48 @@ pub fn keyless_records(
     records: &Bytes,
     max_decompressed: usize,
     indexes_max: usize,
-) -> Result<KeylessRecords, CompressionError> {
-    let mut keyless = KeylessRecords::default();
+) -> Result<RefusedRecords, CompressionError> {
+    let mut keyless = RefusedRecords::default();
+    for_each_user_record(records, max_decompressed, |index, _, record| {
+        if record.key.is_none() {
+            keyless.note(index, indexes_max);
+        }
+    })?;
+    Ok(keyless)
+}
+
+/// The records of `records` (whole, already validated batches) whose
+/// timestamp `bounds` do not admit at `policy.now_ms`, as Kafka's
+/// `LogValidator` refuses them; the first `indexes_max` by index.
+pub fn out_of_range_timestamps(
+    records: &Bytes,
+    bounds: TimestampBounds,
+    policy: &ProducePolicy,
+    indexes_max: usize,
+) -> Result<RefusedRecords, CompressionError> {
+    let mut refused = RefusedRecords::default();
+    for_each_user_record(
+        records,
+        policy.decompressed_bytes_max,
+        |index, header, record| {
+            let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+            if !bounds.admits(timestamp, policy.now_ms) {
+                refused.note(index, indexes_max);
+            }
+        },
+    )?;
+    Ok(refused)
+}
+
+/// Calls `each` with every record of `records` (whole, already validated
+/// batches) outside control batches, its index among all the batches'
+/// records and its batch's header; compressed batches are decompressed
+/// within `max_decompressed`.
+fn for_each_user_record(
+    records: &Bytes,
+    max_decompressed: usize,
+    mut each: impl FnMut(i32, &BatchHeader, &Record<'_>),
+) -> Result<(), CompressionError> {
     let mut index: i32 = 0;
     let mut at = 0;
     while at < records.len() {
@@ -195,14 +313,9 @@ pub fn keyless_records(
             codec => Cow::Owned(decompress(codec, section, max_decompressed)?),
         };
         for record in crate::record::Records::new(&decompressed, header.records_count) {
-            if record?.key.is_none() {
-                keyless.count += 1;
-                if keyless.indexes.len() < indexes_max {
-                    keyless.indexes.push(index);
-                }
-            }
+            each(index, &header, &record?);
             index = index.saturating_add(1);
         }
     }
-    Ok(keyless)
+    Ok(())
 }

@@ -11,6 +11,8 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 /// Kafka's INVALID_RECORD.
 pub const INVALID_RECORD: i16 = 87;
+/// Kafka's INVALID_TIMESTAMP.
+pub const INVALID_TIMESTAMP: i16 = 32;
 
 /// A batch the broker will not store. Every variant is bad input, never a
 /// broker fault: see [`CompressionError::error_code`] for the answer.
@@ -36,6 +38,10 @@ pub enum CompressionError {
     /// increasing offset deltas.
     #[error("invalid records in compressed batch: {0}")]
     InvalidRecord(&'static str),
+    /// A record's CreateTime is further from the broker's clock than the
+    /// topic allows (`message.timestamp.before.max.ms`, `.after.max.ms`).
+    #[error("a record timestamp is out of the topic's range")]
+    InvalidTimestamp,
 }
 
 impl CompressionError {
@@ -49,6 +55,7 @@ impl CompressionError {
             CompressionError::Corrupt { .. } => CORRUPT_MESSAGE,
             CompressionError::TooLarge { .. } => CORRUPT_MESSAGE,
             CompressionError::InvalidRecord(_) => INVALID_RECORD,
+            CompressionError::InvalidTimestamp => INVALID_TIMESTAMP,
         }
     }
 

@@ -40,8 +40,8 @@ mod walk;
 mod tests;
 
 pub use batch::{
-    batch_codec, keyless_records, prepare_produce, recompress_batch, validate_compressed,
-    KeylessRecords, ProducePolicy,
+    batch_codec, keyless_records, out_of_range_timestamps, prepare_produce, recompress_batch,
+    validate_compressed, ProducePolicy, RefusedRecords, TimestampBounds,
 };
 pub use codec::{
     check_fetch_version, check_produce_version, Codec, Levels, TopicCompression,
@@ -49,7 +49,7 @@ pub use codec::{
 };
 pub use codecs::{compress, decompress, with_reader, ZSTD_WINDOW_LOG_MAX};
 pub use error::{
-    CompressionError, CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE,
+    CompressionError, CORRUPT_MESSAGE, INVALID_RECORD, INVALID_TIMESTAMP, MESSAGE_TOO_LARGE,
     UNSUPPORTED_COMPRESSION_TYPE,
 };
 

@@ -589,6 +589,8 @@ fn prepare_produce_stores_as_sent_or_rebuilds() {
         levels: Levels::default(),
         decompressed_bytes_max: MAX,
         api_version,
+        timestamps: None,
+        now_ms: 0,
     };
     // producer: the very same bytes, no copy.
     let out = prepare_produce(&lz4, u32::MAX, &policy(TopicCompression::Producer, 9)).unwrap();
@@ -668,7 +670,64 @@ fn keyless_records_are_found_by_index_across_batches() {
     let keyed = build_batch(0, &[(k, v, 1, &[])]);
     assert_eq!(
         keyless_records(&keyed, MAX, 10).unwrap(),
-        KeylessRecords::default()
+        RefusedRecords::default()
+    );
+}
+
+/// Record timestamps out of the topic's range are refused whether the
+/// batch is compressed or not, and a record below its batch's base
+/// timestamp is caught too; records without a timestamp pass.
+#[test]
+fn prepare_produce_refuses_timestamps_out_of_range() {
+    const NOW: i64 = 1_000_000;
+    let bounds = TimestampBounds {
+        before_ms: 1_000,
+        after_ms: 500,
+    };
+    let policy = |timestamps| ProducePolicy {
+        topic: TopicCompression::Producer,
+        levels: Levels::default(),
+        decompressed_bytes_max: MAX,
+        api_version: 9,
+        timestamps,
+        now_ms: NOW,
+    };
+    let (k, v): (Option<&[u8]>, Option<&[u8]>) = (Some(b"k"), Some(b"v"));
+    let batch = |timestamps: &[i64]| {
+        let specs: Vec<RecordSpec<'_>> = timestamps.iter().map(|&ts| (k, v, ts, &[][..])).collect();
+        build_batch(0, &specs)
+    };
+    let bounded = policy(Some(bounds));
+    let within = batch(&[NOW - 1_000, NOW, NOW + 500]);
+    let too_old_later = batch(&[NOW, NOW - 1_001]);
+    let too_new = batch(&[NOW + 501]);
+    let unstamped = batch(&[-1, -1]);
+    for plain in [&within, &unstamped] {
+        for codec in [Codec::None, Codec::Zstd] {
+            let b = recompress_batch(plain, codec, None, MAX).unwrap();
+            assert!(prepare_produce(&b, u32::MAX, &bounded).is_ok(), "{codec:?}");
+        }
+    }
+    for (plain, refused_index) in [(&too_old_later, 1), (&too_new, 0)] {
+        for codec in [Codec::None, Codec::Lz4] {
+            let b = recompress_batch(plain, codec, None, MAX).unwrap();
+            assert_eq!(
+                prepare_produce(&b, u32::MAX, &bounded).unwrap_err(),
+                CompressionError::InvalidTimestamp,
+                "{codec:?}"
+            );
+            let refused = out_of_range_timestamps(&b, bounds, &bounded, 10).unwrap();
+            assert_eq!((refused.count, refused.indexes), (1, vec![refused_index]));
+            assert!(prepare_produce(&b, u32::MAX, &policy(None)).is_ok());
+        }
+    }
+    // Indexes count over every batch of the partition's records.
+    let two = Bytes::from([&within[..], &too_new[..]].concat());
+    let refused = out_of_range_timestamps(&two, bounds, &bounded, 10).unwrap();
+    assert_eq!((refused.count, refused.indexes), (1, vec![3]));
+    assert_eq!(
+        CompressionError::InvalidTimestamp.error_code(),
+        INVALID_TIMESTAMP
     );
 }
 

@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read};
 
 use super::bounded::map_io;
 use super::{Codec, CompressionError};
-use crate::record::{Record, RecordError, Records};
+use crate::record::{DeltaSpan, Record, RecordError, Records};
 
 /// Bytes read from the decoder at a time.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -23,10 +23,12 @@ fn invalid(error: RecordError) -> CompressionError {
 }
 
 /// Offset deltas must be strictly increasing and below recordsCount; with
-/// exactly recordsCount records that makes them 0, 1, 2, ...
+/// exactly recordsCount records that makes them 0, 1, 2, ... Notes the
+/// span of the timestamp deltas on the way.
 struct DeltaCheck {
     count: i32,
     previous: i32,
+    timestamps: DeltaSpan,
 }
 
 impl DeltaCheck {
@@ -34,6 +36,7 @@ impl DeltaCheck {
         DeltaCheck {
             count,
             previous: -1,
+            timestamps: DeltaSpan::EMPTY,
         }
     }
 
@@ -45,13 +48,14 @@ impl DeltaCheck {
             ));
         }
         self.previous = delta;
+        self.timestamps.add(record.timestamp_delta);
         Ok(())
     }
 }
 
 /// The records section `section` (decompressed) must hold exactly `count`
-/// records.
-pub(crate) fn check_slice(section: &[u8], count: i32) -> Result<(), CompressionError> {
+/// records. Returns their timestamp deltas' span.
+pub(crate) fn check_slice(section: &[u8], count: i32) -> Result<DeltaSpan, CompressionError> {
     let mut records = Records::new(section, count);
     let mut deltas = DeltaCheck::new(count);
     let mut seen = 0i32;
@@ -69,7 +73,7 @@ pub(crate) fn check_slice(section: &[u8], count: i32) -> Result<(), CompressionE
             "bytes after the last record",
         ));
     }
-    Ok(())
+    Ok(deltas.timestamps)
 }
 
 /// A window over a decoder's output: `buf[lo..hi]` is read but unparsed.
@@ -152,7 +156,7 @@ pub(crate) fn check_stream(
     count: i32,
     codec: Codec,
     max: usize,
-) -> Result<(), CompressionError> {
+) -> Result<DeltaSpan, CompressionError> {
     let mut window = Window {
         reader,
         codec,
@@ -194,5 +198,5 @@ pub(crate) fn check_stream(
             "bytes after the last record",
         ));
     }
-    Ok(())
+    Ok(deltas.timestamps)
 }

@@ -344,7 +344,10 @@ impl ClusterImage {
             .broker_configs
             .get(&None)
             .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION));
-        topic_value.or(default).is_some_and(|v| v == "true")
+        topic_value
+            .or(default)
+            .and_then(|v| crate::topic_configs::parse_bool(v))
+            .unwrap_or(false)
     }
 
     /// What elections of `topic`'s `partition` go by besides its state;

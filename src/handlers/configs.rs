@@ -25,12 +25,13 @@ use kafka_protocol::ResponseError;
 use super::{broker_loggers, ApiSpec};
 use crate::broker_configs::{
     broker_key_of, in_config_unit, topic_key_of, BrokerConfigs, BrokerTarget, Source,
-    REPLICATION_RATE_KEYS, TIME_UNIT_SYNONYMS, TOPIC_DEFAULT_SYNONYMS,
+    REPLICATION_RATE_KEYS, TIME_UNIT_SYNONYMS,
 };
-use crate::config::{ConfigChange, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
+use crate::config::ConfigChange;
 use crate::metadata::Topics;
 use crate::security::acl::Operation;
 use crate::shard::{AdminOp, Shard};
+use crate::topic_configs::{self, TOPIC_CONFIGS};
 
 pub const DESCRIBE_CONFIGS: ApiSpec = ApiSpec {
     key: ApiKey::DescribeConfigs,
@@ -71,20 +72,16 @@ const TYPE_BOOLEAN: i8 = 1;
 pub(super) const TYPE_STRING: i8 = 2;
 pub(super) const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
 
-/// The ConfigType of each topic config.
+/// The ConfigType of a topic config, of the broker config that defaults
+/// one, or of a coarser spelling (an INT).
 fn config_type(key: &str) -> i8 {
-    match key {
-        _ if LIST_TOPIC_CONFIG_KEYS.contains(&key) => TYPE_LIST,
-        _ if TIME_UNIT_SYNONYMS.iter().any(|(k, _, _)| *k == key) => TYPE_INT,
-        "compression.type" | "message.timestamp.type" => TYPE_STRING,
-        "unclean.leader.election.enable" => TYPE_BOOLEAN,
-        "index.interval.bytes" | "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => {
-            TYPE_INT
-        }
-        _ => TYPE_LONG,
+    if TIME_UNIT_SYNONYMS.iter().any(|(k, _, _)| *k == key) {
+        return TYPE_INT;
     }
+    topic_configs::get(key)
+        .or_else(|| topic_key_of(key).and_then(topic_configs::get))
+        .map_or(TYPE_LONG, |c| c.kind.code())
 }
 
 /// A topic needs DescribeConfigs on itself, a broker DescribeConfigs on
@@ -125,11 +122,17 @@ pub fn describe(
             match resource.resource_type {
                 RESOURCE_TOPIC => match topics.get(resource.resource_name.as_str()) {
                     Some(topic) => {
-                        result.configs = TOPIC_CONFIG_KEYS
+                        result.configs = TOPIC_CONFIGS
                             .iter()
-                            .filter(|key| wanted(key))
-                            .map(|key| {
-                                topic_entry(shard, &topics, &topic.configs, key, include_synonyms)
+                            .filter(|c| wanted(c.name))
+                            .map(|c| {
+                                topic_entry(
+                                    shard,
+                                    &topics,
+                                    &topic.configs,
+                                    c.name,
+                                    include_synonyms,
+                                )
                             })
                             .collect();
                     }
@@ -222,10 +225,10 @@ pub(super) fn created_topic_configs(
     configs: &crate::config::TopicConfigs,
 ) -> Vec<kafka_protocol::messages::create_topics_response::CreatableTopicConfigs> {
     let topics = shard.topics();
-    TOPIC_CONFIG_KEYS
+    TOPIC_CONFIGS
         .iter()
-        .map(|key| {
-            let described = topic_entry(shard, &topics, configs, key, false);
+        .map(|c| {
+            let described = topic_entry(shard, &topics, configs, c.name, false);
             let mut c =
                 kafka_protocol::messages::create_topics_response::CreatableTopicConfigs::default();
             c.name = described.name;
@@ -379,7 +382,9 @@ fn broker_entries(
                 e.synonyms = synonyms(levels);
                 e
             };
-            for (broker_key, topic_key) in TOPIC_DEFAULT_SYNONYMS {
+            let mut defaults: Vec<_> = topic_configs::broker_synonyms().collect();
+            defaults.sort_unstable();
+            for (broker_key, topic_key) in defaults {
                 let default = shard
                     .config
                     .topic_config_value(&Default::default(), topic_key);

@@ -26,7 +26,8 @@ use super::access::Access;
 use super::leader_hint::{produce_wants_hint, LeaderHints};
 use super::ApiSpec;
 use crate::compression::{
-    keyless_records, prepare_produce, CompressionError, KeylessRecords, ProducePolicy,
+    keyless_records, out_of_range_timestamps, prepare_produce, CompressionError, ProducePolicy,
+    RefusedRecords, TimestampBounds,
 };
 use crate::metadata::TopicMeta;
 use crate::record::Validated;
@@ -70,15 +71,11 @@ impl Refusal {
         }
     }
 
-    /// Kafka's refusal of keyless records on a compacted topic: one record
-    /// error each, and a partition message in Kafka's words (which name the
+    /// Kafka's refusal of records one by one: a record error each, with
+    /// `reason`, and a partition message in Kafka's words (which name the
     /// total and show the first three).
-    fn keyless(tp: &TopicPartition, keyless: KeylessRecords) -> Refusal {
-        let reason = format!(
-            "Compacted topic cannot accept message without key in topic partition {}-{}.",
-            tp.topic, tp.partition
-        );
-        let shown: Vec<String> = keyless
+    fn records(code: i16, reason: String, refused: RefusedRecords) -> Refusal {
+        let shown: Vec<String> = refused
             .indexes
             .iter()
             .take(3)
@@ -87,11 +84,11 @@ impl Refusal {
         let message = format!(
             "One or more records have been rejected due to {} record errors in total, \
              and only showing the first three errors at most: [{}]",
-            keyless.count,
+            refused.count,
             shown.join(", ")
         );
         let reason = StrBytes::from_string(reason);
-        let record_errors = keyless
+        let record_errors = refused
             .indexes
             .into_iter()
             .map(|i| {
@@ -102,10 +99,30 @@ impl Refusal {
             })
             .collect();
         Refusal {
-            code: ResponseError::InvalidRecord.code(),
+            code,
             message: Some(message),
             record_errors,
         }
+    }
+
+    /// Kafka's refusal of keyless records on a compacted topic.
+    fn keyless(tp: &TopicPartition, keyless: RefusedRecords) -> Refusal {
+        let reason = format!(
+            "Compacted topic cannot accept message without key in topic partition {}-{}.",
+            tp.topic, tp.partition
+        );
+        Refusal::records(ResponseError::InvalidRecord.code(), reason, keyless)
+    }
+
+    /// Kafka's refusal of records whose timestamps are out of the topic's
+    /// range.
+    fn timestamps(bounds: TimestampBounds, now_ms: i64, refused: RefusedRecords) -> Refusal {
+        let reason = format!(
+            "Timestamp of message is out of range. The timestamp should be within [{}, {}]",
+            now_ms.saturating_sub(bounds.before_ms),
+            now_ms.saturating_add(bounds.after_ms)
+        );
+        Refusal::records(ResponseError::InvalidTimestamp.code(), reason, refused)
     }
 
     fn answer(self, p: &mut PartitionProduceResponse) {
@@ -129,6 +146,7 @@ fn prepare(
     let parsed = meta.parsed(&shard.config, dynamic);
     let policy = ProducePolicy {
         api_version,
+        now_ms: crate::runtime::now_ms(),
         ..parsed.produce
     };
     let log_config = &parsed.log;
@@ -136,8 +154,15 @@ fn prepare(
         tracing::debug!(error = %e, "produce batch refused");
         Refusal::code(e.error_code())
     };
-    let records =
-        prepare_produce(records, log_config.max_message_bytes, &policy).map_err(refused)?;
+    let prepared = prepare_produce(records, log_config.max_message_bytes, &policy);
+    let records = match (prepared, policy.timestamps) {
+        (Err(CompressionError::InvalidTimestamp), Some(bounds)) => {
+            let out_of_range = out_of_range_timestamps(records, bounds, &policy, RECORD_ERRORS_MAX)
+                .map_err(refused)?;
+            return Err(Refusal::timestamps(bounds, policy.now_ms, out_of_range));
+        }
+        (prepared, _) => prepared.map_err(refused)?,
+    };
     // Kafka refuses keyless records for compacted topics: compaction could
     // never keep or drop them by key.
     if log_config.cleanup_compact {

@@ -17,4 +17,4 @@ pub use batch::*;
 pub use control::{build_marker, parse_marker, Marker};
 pub use error::RecordError;
 pub use records::{first_offset_at_or_after_timestamp, Record, Records};
-pub use validate::{validate_batches, BatchInfo, Validated};
+pub use validate::{validate_batches, BatchInfo, DeltaSpan, Validated};

@@ -17,6 +17,34 @@ pub struct BatchInfo {
     pub max_timestamp: i64,
     pub base_timestamp: i64,
     pub attributes: i16,
+    /// The spread of the records' timestamp deltas, when validation read
+    /// the records (an uncompressed batch).
+    pub timestamp_deltas: Option<DeltaSpan>,
+}
+
+/// The lowest and highest timestamp delta of a batch's records: with the
+/// base timestamp, the span of their timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeltaSpan {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl DeltaSpan {
+    /// The span of no record (every timestamp check passes it).
+    pub const EMPTY: DeltaSpan = DeltaSpan {
+        min: i64::MAX,
+        max: i64::MIN,
+    };
+
+    pub fn add(&mut self, delta: i64) {
+        self.min = self.min.min(delta);
+        self.max = self.max.max(delta);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.min > self.max
+    }
 }
 
 /// Batches that passed [`validate_batches`], with what it learned about
@@ -104,9 +132,14 @@ fn validate_one(buf: &[u8], max_batch_bytes: u32) -> Result<BatchInfo, RecordErr
     if compute_crc(batch) != header.crc {
         return Err(RecordError::Corrupt("CRC mismatch"));
     }
-    if !header.is_compressed() {
-        check_records(&batch[BATCH_HEADER_LEN..], header.records_count)?;
-    }
+    let timestamp_deltas = if header.is_compressed() {
+        None
+    } else {
+        Some(check_records(
+            &batch[BATCH_HEADER_LEN..],
+            header.records_count,
+        )?)
+    };
     Ok(BatchInfo {
         offset: 0,
         total_len,
@@ -115,21 +148,25 @@ fn validate_one(buf: &[u8], max_batch_bytes: u32) -> Result<BatchInfo, RecordErr
         max_timestamp: header.max_timestamp,
         base_timestamp: header.base_timestamp,
         attributes: header.attributes,
+        timestamp_deltas,
     })
 }
 
 /// The records section must hold exactly `count` records with strictly
-/// increasing offset deltas below `count`.
-fn check_records(section: &[u8], count: i32) -> Result<(), RecordError> {
+/// increasing offset deltas below `count`. Returns their timestamp deltas'
+/// span.
+fn check_records(section: &[u8], count: i32) -> Result<DeltaSpan, RecordError> {
     let mut records = Records::new(section, count);
     let mut seen = 0i32;
     let mut previous_delta = -1i32;
+    let mut span = DeltaSpan::EMPTY;
     for record in records.by_ref() {
         let record = record?;
         if record.offset_delta <= previous_delta || record.offset_delta >= count {
             return Err(RecordError::Corrupt("record offset deltas out of order"));
         }
         previous_delta = record.offset_delta;
+        span.add(record.timestamp_delta);
         seen += 1;
     }
     if seen != count {
@@ -138,7 +175,7 @@ fn check_records(section: &[u8], count: i32) -> Result<(), RecordError> {
     if records.remaining() != 0 {
         return Err(RecordError::Corrupt("bytes after the last record"));
     }
-    Ok(())
+    Ok(span)
 }
 
 #[cfg(test)]

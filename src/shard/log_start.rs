@@ -107,6 +107,7 @@ fn advance_on_leader(
         }
         storage_error_code(&e)
     })?;
+    let delay_ms = log.config().file_delete_delay_ms;
     drop(log);
     // At or below the start nothing moves (Kafka answers the start as it is).
     let Some(moved) = moved else {
@@ -114,7 +115,7 @@ fn advance_on_leader(
     };
     // Fetch sessions tell the new start; waiting followers fetch it.
     partition.notify_moved();
-    unlink_deleted(moved.deleted);
+    unlink_deleted(moved.deleted, delay_ms);
     Ok((target, Some(moved.sync)))
 }
 
@@ -167,9 +168,10 @@ pub(super) fn follow_leader_start(tp: &TopicPartition, partition: &Partition, le
     match log.advance_log_start(target) {
         Ok(None) => {}
         Ok(Some(moved)) => {
+            let delay_ms = log.config().file_delete_delay_ms;
             drop(log);
             partition.notify_moved();
-            unlink_deleted(moved.deleted);
+            unlink_deleted(moved.deleted, delay_ms);
             // Not waited for: a follower that loses it takes the start
             // from the leader again.
             let sync = moved.sync;

@@ -782,9 +782,10 @@ impl Shard {
                     tracing::info!(topic = %tp.topic, partition = tp.partition, segments = deleted.len(), "retention deleted segments");
                     // The log start moved: fetch sessions that skip an
                     // unchanged partition tell it at their next fetch.
+                    let delay_ms = log.config().file_delete_delay_ms;
                     drop(log);
                     partition.notify_moved();
-                    unlink_deleted(deleted);
+                    unlink_deleted(deleted, delay_ms);
                 }
                 Err(e) => {
                     if !write_failures::failed_storage("retention", &tp, &e) {
@@ -856,16 +857,45 @@ async fn compaction_work(partition: &Rc<Partition>) -> Result<bool, StorageError
     Ok(stats.more_work)
 }
 
-/// Unlinks segments already out of their log on the blocking thread:
-/// unlinking (and closing) a large cached file is slow.
-fn unlink_deleted(deleted: Vec<crate::storage::DeletedSegment>) {
-    crate::runtime::spawn_local(crate::runtime::blocking(move || {
-        for segment in deleted {
-            if let Err(e) = segment.remove() {
-                tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
-            }
+/// Deletions waiting out their `file.delete.delay.ms` on one shard, at
+/// most: past it a deletion unlinks at once (a log shedding segments that
+/// fast has no use for the delay's grace).
+const DELAYED_UNLINKS_MAX: usize = 10_000;
+
+thread_local! {
+    /// Deletions of this shard waiting out their delay.
+    static DELAYED_UNLINKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Unlinks segments already out of their log `delay_ms` later (Kafka's
+/// `file.delete.delay.ms`; their files wait renamed to `.deleted`, and a
+/// start removes what a stop left), on the blocking thread: unlinking
+/// (and closing) a large cached file is slow. Their cached handles close
+/// at once; reads in flight hold their own.
+fn unlink_deleted(mut deleted: Vec<crate::storage::DeletedSegment>, delay_ms: i64) {
+    let waiting = DELAYED_UNLINKS.with(|n| n.get());
+    let delay = if delay_ms > 0 && waiting < DELAYED_UNLINKS_MAX {
+        DELAYED_UNLINKS.with(|n| n.set(waiting + 1));
+        Some(std::time::Duration::from_millis(delay_ms as u64))
+    } else {
+        None
+    };
+    crate::runtime::spawn_local(async move {
+        if let Some(delay) = delay {
+            let handles: Vec<_> = deleted.iter_mut().filter_map(|d| d.take_file()).collect();
+            crate::runtime::blocking(move || drop(handles)).await;
+            crate::runtime::sleep(delay).await;
+            DELAYED_UNLINKS.with(|n| n.set(n.get() - 1));
         }
-    }))
+        crate::runtime::blocking(move || {
+            for segment in deleted {
+                if let Err(e) = segment.remove() {
+                    tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
+                }
+            }
+        })
+        .await;
+    })
     .detach();
 }
 

@@ -372,6 +372,10 @@ struct Round {
     cleaned_before: i64,
     /// Segments with a base at or above this are still to rewrite.
     next_base: i64,
+    /// Where the segments this round may rewrite end (`cleanable_end` at
+    /// its start): the active segment, or the first segment holding a
+    /// record younger than `min_compaction_lag_ms`.
+    end: i64,
     rewrite: Option<Rewrite>,
     /// A finished rewrite waiting for its fdatasync, then its swap-in.
     swap: Option<Rewrite>,
@@ -410,7 +414,9 @@ impl PartitionLog {
         let clean_offset = self.clean_offset();
         let mut round = match self.cleaner.round.take() {
             Some(round) => round,
-            None if self.cleanable(clean_offset, now_ms) => Box::new(Round::new(clean_offset)),
+            None if self.cleanable(clean_offset, now_ms) => {
+                Box::new(Round::new(clean_offset, self.cleanable_end(now_ms)))
+            }
             None => return Ok(CompactionStats::default()),
         };
         let result = self.run_round(&mut round, now_ms);
@@ -471,7 +477,10 @@ impl PartitionLog {
             return Ok(Some(Work::Checkpoint {
                 dir: self.dir.clone(),
                 dir_ino: self.dir_ino,
-                clean_offset: round.scanned_to.min(self.active().base_offset),
+                clean_offset: round
+                    .scanned_to
+                    .min(self.active().base_offset)
+                    .min(round.end),
             }));
         }
         let Some(rewrite) = &round.rewrite else {
@@ -643,7 +652,11 @@ impl PartitionLog {
         }
     }
 
-    /// Whether a round is worth starting now.
+    /// Whether a round is worth starting now: a kept tombstone is due, or
+    /// of the closed segments old enough to rewrite, the dirty ones hold
+    /// `min_cleanable_dirty_ratio` of the bytes, or the oldest dirty one
+    /// waited past `max_compaction_lag_ms` (Kafka's cleaner compacts such a
+    /// log whatever its ratio).
     fn cleanable(&self, clean_offset: i64, now_ms: i64) -> bool {
         if self.segments.len() < 2 {
             return false;
@@ -655,14 +668,38 @@ impl PartitionLog {
         {
             return true;
         }
+        let end = self.cleanable_end(now_ms);
         let (mut total, mut dirty) = (0u64, 0u64);
-        for (base, segment) in self.closed_segments() {
+        let mut oldest_dirty_ms: Option<i64> = None;
+        for (base, segment) in self.closed_segments().take_while(|(base, _)| *base < end) {
             total += segment.size;
             if self.segment_end(base) > clean_offset {
                 dirty += segment.size;
+                let first_ms = segment.rolling_base_ms.unwrap_or(segment.max_timestamp);
+                oldest_dirty_ms.get_or_insert(first_ms);
             }
         }
-        dirty > 0 && dirty as f64 >= self.config.min_cleanable_dirty_ratio * total as f64
+        let overdue = oldest_dirty_ms.is_some_and(|first_ms| {
+            first_ms >= 0 && now_ms.saturating_sub(first_ms) > self.config.max_compaction_lag_ms
+        });
+        dirty > 0
+            && (overdue || dirty as f64 >= self.config.min_cleanable_dirty_ratio * total as f64)
+    }
+
+    /// Where the closed segments a round may rewrite now end: the active
+    /// segment, or the first segment holding a record younger than
+    /// `min_compaction_lag_ms` (by its largest timestamp, as Kafka's
+    /// cleaner judges it), so every record stays uncompacted that long.
+    fn cleanable_end(&self, now_ms: i64) -> i64 {
+        let active = self.active().base_offset;
+        let lag = self.config.min_compaction_lag_ms;
+        if lag <= 0 {
+            return active;
+        }
+        let youngest_allowed = now_ms.saturating_sub(lag);
+        self.closed_segments()
+            .find(|(_, segment)| segment.max_timestamp > youngest_allowed)
+            .map_or(active, |(base, _)| base)
     }
 
     fn closed_segments(&self) -> impl Iterator<Item = (i64, &Segment)> {
@@ -696,9 +733,13 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The next closed segment of the round: below the part the map covers.
+    /// The next closed segment of the round: below the part the map
+    /// covers, and old enough to rewrite.
     fn next_to_rewrite(&self, round: &Round) -> Option<i64> {
-        let limit = round.scanned_to.min(self.active().base_offset);
+        let limit = round
+            .scanned_to
+            .min(self.active().base_offset)
+            .min(round.end);
         let base = *self.segments.range(round.next_base..).next()?.0;
         (base < limit).then_some(base)
     }
@@ -830,7 +871,7 @@ impl PartitionLog {
 }
 
 impl Round {
-    fn new(clean_offset: i64) -> Self {
+    fn new(clean_offset: i64, end: i64) -> Self {
         Round {
             map: Arc::new(HashMap::new()),
             map_bytes: 0,
@@ -838,6 +879,7 @@ impl Round {
             map_done: false,
             cleaned_before: clean_offset,
             next_base: 0,
+            end,
             rewrite: None,
             swap: None,
             finished: false,

@@ -516,3 +516,71 @@ fn work_answered_after_the_round_went_away_changes_nothing() {
     assert!(!cleaned_path(&dir, 0).exists());
     assert_eq!(records_from(&log, 0), before);
 }
+
+/// `min_compaction_lag_ms`: a segment holding a record younger than the
+/// lag is not rewritten, so every such record is still there; once the
+/// lag has passed, a round compacts them too.
+#[test]
+fn min_compaction_lag_keeps_young_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let lag = 150;
+    let config = LogConfig {
+        min_compaction_lag_ms: lag,
+        ..compact_config()
+    };
+    let mut log = open(&dir, config, true);
+    fill_updates(&mut log);
+    let before = records_from(&log, 0);
+    // fill_updates stamps 1000..=1290: at 1300 the newest 150 ms are young.
+    let now = 1_300;
+    let stats = compact_fully(&mut log, now);
+    assert!(
+        stats.records_dropped > 0,
+        "older segments compacted: {stats:?}"
+    );
+    let after = records_from(&log, 0);
+    for young in before.iter().filter(|r| r.3 > now - lag) {
+        assert!(after.contains(young), "young record {young:?} kept");
+    }
+    let kept_young = after.iter().filter(|r| r.3 > now - lag).count();
+    compact_fully(&mut log, now + 10 * lag);
+    let later = records_from(&log, 0);
+    check_compacted(&before, &later, log.active().base_offset);
+    assert!(
+        later.iter().filter(|r| r.3 > now - lag).count() < kept_young,
+        "once old enough, they are compacted"
+    );
+}
+
+/// `max_compaction_lag_ms`: a log whose dirty share is below
+/// `min_cleanable_dirty_ratio` is compacted anyway once its oldest dirty
+/// segment waited longer than the lag.
+#[test]
+fn max_compaction_lag_compacts_below_the_dirty_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |max_lag: i64| {
+        let dir = tmp.path().join(format!("t-{max_lag}"));
+        let config = LogConfig {
+            min_cleanable_dirty_ratio: 0.9,
+            max_compaction_lag_ms: max_lag,
+            ..compact_config()
+        };
+        let mut log = open(&dir, config, true);
+        fill_updates(&mut log);
+        compact_fully(&mut log, 2_000);
+        // A little more: a small dirty share of the closed bytes.
+        for i in 0..4 {
+            let ts = 3_000 + i;
+            log.append(&keyed(&[("k0", Some("new")), ("k1", Some("new"))], ts), ts)
+                .unwrap();
+        }
+        compact_fully(&mut log, 10_000)
+    };
+    assert_eq!(
+        run(i64::MAX).segments_cleaned,
+        0,
+        "below the ratio: no round"
+    );
+    assert!(run(1_000).segments_cleaned > 0, "overdue: compacted");
+}

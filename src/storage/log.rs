@@ -902,11 +902,34 @@ impl PartitionLog {
             return false;
         }
         let too_big = active.size + append_bytes > self.config.segment_bytes_effective();
+        let roll_ms = self
+            .config
+            .roll_ms()
+            .saturating_sub(self.roll_jitter_ms(active.base_offset));
         let too_old = active
             .rolling_base_ms
-            .is_some_and(|base| now_ms.saturating_sub(base) >= self.config.segment_ms);
+            .is_some_and(|base| now_ms.saturating_sub(base) >= roll_ms);
+        let (offsets_max, times_max) = self.config.index_entries_max();
+        let index_full = active.index.len() >= offsets_max || active.time_index.len() >= times_max;
         let last_relative = active.next_offset - active.base_offset + append_records as i64;
-        too_big || too_old || last_relative > i64::from(u32::MAX)
+        too_big || too_old || index_full || last_relative > i64::from(u32::MAX)
+    }
+
+    /// How much earlier than the roll time the segment at `base_offset`
+    /// rolls (`segment_jitter_ms`): a share of it that differs from
+    /// segment to segment and partition to partition, as Kafka draws one
+    /// at random per segment, so partitions created together do not roll
+    /// together. A hash, not a draw: the same segment gets the same after
+    /// a restart.
+    pub(super) fn roll_jitter_ms(&self, base_offset: i64) -> i64 {
+        use std::hash::{Hash, Hasher};
+        let span = self.config.segment_jitter_ms.min(self.config.segment_ms);
+        if span <= 0 {
+            return 0;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.dir, base_offset).hash(&mut hasher);
+        (hasher.finish() % span as u64) as i64
     }
 
     pub(super) fn maybe_roll(

@@ -1161,7 +1161,7 @@ impl Segment {
         }
         Ok(DeletedSegment {
             paths,
-            _file: self.handles.take(self.handle),
+            file: self.handles.take(self.handle),
         })
     }
 
@@ -1183,7 +1183,7 @@ pub struct DeletedSegment {
     /// The `.log`'s open handle, if the cache held one: closed with the
     /// files, on the thread that unlinks them (the last close of a large
     /// cached file is slow).
-    _file: Option<Arc<File>>,
+    file: Option<Arc<File>>,
 }
 
 impl Drop for Segment {
@@ -1215,6 +1215,11 @@ fn without_atime(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
 }
 
 impl DeletedSegment {
+    /// The `.log`'s open handle, to close before the files are unlinked.
+    pub fn take_file(&mut self) -> Option<Arc<File>> {
+        self.file.take()
+    }
+
     /// Unlinks the renamed files; run on the blocking thread.
     pub fn remove(self) -> io::Result<()> {
         for path in &self.paths {

@@ -1461,3 +1461,63 @@ fn a_segment_under_one_index_interval_keeps_no_index_files() {
         vec![(last - 2, last)]
     );
 }
+
+/// `segment_index_bytes` rolls a segment whose offset or time index is
+/// full (8- and 12-byte entries, as Kafka counts them), whatever its size.
+#[test]
+fn a_full_index_rolls_the_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let roomy = tmp.path().join("roomy-0");
+    let mut log = open(&roomy, config(), true);
+    fill(&mut log, 10);
+    assert_eq!(log.segment_count(), 1, "one index entry a batch fits");
+    let tight = tmp.path().join("tight-0");
+    let (offsets_max, times_max) = (3, 2);
+    let config = LogConfig {
+        segment_index_bytes: 24,
+        ..config()
+    };
+    assert_eq!(config.index_entries_max(), (offsets_max, times_max));
+    let mut log = open(&tight, config, true);
+    fill(&mut log, 10);
+    // The first batch of a segment takes no offset index entry.
+    let batches_max = offsets_max + 1;
+    assert!(
+        log.segment_count() >= 10usize.div_ceil(batches_max),
+        "{}",
+        log.segment_count()
+    );
+    for segment in log.segments.values() {
+        assert!(segment.index.len() <= offsets_max && segment.time_index.len() <= times_max);
+    }
+}
+
+/// `segment_jitter_ms` makes each segment roll up to that much early, by
+/// a share that differs between segments and partitions, never more than
+/// `segment_ms`.
+#[test]
+fn roll_jitter_differs_per_segment_within_its_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jittered = |name: &str, jitter_ms: i64| {
+        let config = LogConfig {
+            segment_ms: 1_000,
+            segment_jitter_ms: jitter_ms,
+            ..config()
+        };
+        open(&tmp.path().join(name), config, true)
+    };
+    let none = jittered("none-0", 0);
+    assert!((0..50).all(|base| none.roll_jitter_ms(base) == 0));
+    let log = jittered("some-0", 5_000);
+    let draws: Vec<i64> = (0..50).map(|base| log.roll_jitter_ms(base)).collect();
+    assert!(draws.iter().all(|j| (0..1_000).contains(j)), "{draws:?}");
+    assert!(draws.iter().any(|j| *j != draws[0]), "{draws:?}");
+    let other = jittered("other-0", 5_000);
+    assert!((0..50).any(|base| other.roll_jitter_ms(base) != log.roll_jitter_ms(base)));
+    // A segment as old as segment_ms less its jitter rolls.
+    let mut log = jittered("rolls-0", 5_000);
+    log.append(&build_simple_batch(0, 1, 0), 0).unwrap();
+    let due = 1_000 - log.roll_jitter_ms(0);
+    assert!(!log.should_roll(1, 1, due - 1));
+    assert!(log.should_roll(1, 1, due));
+}
