@@ -38,7 +38,9 @@
 //!   record below the log end), if it has no key (Kafka refuses those on a
 //!   compacted topic), or if it is a tombstone (null value) in a segment
 //!   cleaned more than `delete_retention_ms` ago.
-//! - The active segment is read, never rewritten. Control batches
+//! - The active segment is read, never rewritten, and neither is a closed
+//!   segment from the first one holding a record younger than
+//!   `min_compaction_lag_ms` on (a round's `end`). Control batches
 //!   (transaction markers) and batches whose records cannot be read are
 //!   kept whole.
 //! - Transactions: the key map stops at the last stable offset and skips

@@ -6,8 +6,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.kafka.clients.admin.Admin;
@@ -89,11 +91,17 @@ final class Share {
         List<String> errors = Collections.synchronizedList(new ArrayList<>());
         AtomicBoolean done = new AtomicBoolean();
         AtomicBoolean released = new AtomicBoolean();
+        // Each member waits, once it got records, until the other got some
+        // too (or the deadline): on a loaded machine one member could
+        // otherwise take every record before the other's first fetch, and
+        // the sharing would go unseen.
+        CountDownLatch bothGot = new CountDownLatch(2);
         int wanted = count - 1;
         List<Thread> members = new ArrayList<>();
         for (int m = 0; m < 2; m++) {
             Thread t = new Thread(() -> {
                 int mine = 0;
+                boolean waited = false;
                 try (KafkaShareConsumer<String, String> c = new KafkaShareConsumer<>(shareProps(bootstrap, group))) {
                     c.subscribe(List.of(topic));
                     while (!done.get() && System.currentTimeMillis() < deadline) {
@@ -111,6 +119,11 @@ final class Share {
                             }
                         }
                         c.commitSync();
+                        if (mine > 0 && !waited) {
+                            waited = true;
+                            bothGot.countDown();
+                            bothGot.await(Math.max(0, deadline - System.currentTimeMillis()), TimeUnit.MILLISECONDS);
+                        }
                         if (accepted.size() >= wanted) done.set(true);
                     }
                 } catch (Exception e) {
