@@ -666,8 +666,10 @@ impl IdentityProvider {
         let exp = now_ms() / 1000 + 600;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("idp-1".into());
-        let claims =
-            serde_json::json!({"sub": sub, "aud": aud, "iss": "https://idp.test", "exp": exp});
+        let iat = now_ms() / 1000;
+        let claims = serde_json::json!(
+            {"sub": sub, "aud": aud, "iss": "https://idp.test", "exp": exp, "iat": iat}
+        );
         let key = EncodingKey::from_ec_der(&self.key.serialize_der());
         (encode(&header, &claims, &key).unwrap(), exp * 1000)
     }

@@ -222,6 +222,13 @@ impl Verifier {
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty() && s.len() <= super::scram::USER_BYTES_MAX)
             .ok_or_else(|| OAuthError::InvalidToken(format!("no {} claim", checks.sub_claim)))?;
+        // Kafka's validator requires `iat` too (jose4j's
+        // `setRequireIssuedAt`), and a non-negative one.
+        match data.claims.get("iat").and_then(serde_json::Value::as_f64) {
+            Some(iat) if iat >= 0.0 => {}
+            Some(_) => return Err(OAuthError::InvalidToken("negative iat claim".into())),
+            None => return Err(OAuthError::InvalidToken("no iat claim".into())),
+        }
         let exp_s = data.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
         Ok(Authenticated {
             name: name.to_string(),
@@ -314,8 +321,9 @@ mod tests {
         v.checks.audience = vec!["kafka".into()];
         v.checks.issuer = Some("https://idp".into());
         let exp = now_s() + 600;
-        let good =
-            serde_json::json!({"sub": "alice", "aud": "kafka", "iss": "https://idp", "exp": exp});
+        let good = serde_json::json!(
+            {"sub": "alice", "aud": "kafka", "iss": "https://idp", "exp": exp, "iat": now_s()}
+        );
         let t = token(&key, "k1", good.clone());
         assert_eq!(
             v.authenticate(&message("", &t)),
@@ -330,7 +338,7 @@ mod tests {
             Err(OAuthError::AuthorizationId)
         );
         // Expired past the clock skew, another audience or issuer, another
-        // key, no subject: refused.
+        // key, no subject, no time of issue: refused.
         let refused = |claims: serde_json::Value, kid: &str, key: &EncodingKey| {
             matches!(
                 v.authenticate(&message("", &token(key, kid, claims))),
@@ -346,6 +354,8 @@ mod tests {
         assert!(refused(with("aud", "other".into()), "k1", &key));
         assert!(refused(with("iss", "https://other".into()), "k1", &key));
         assert!(refused(with("sub", serde_json::Value::Null), "k1", &key));
+        assert!(refused(with("iat", serde_json::Value::Null), "k1", &key));
+        assert!(refused(with("iat", (-1).into()), "k1", &key));
         let (_, stranger) = keys("k1");
         assert!(
             refused(good.clone(), "k1", &stranger),
