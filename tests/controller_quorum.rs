@@ -646,7 +646,14 @@ fn a_learner_follows_the_log_and_never_votes() {
     }
     assert_eq!(learner.leader(), Some(leader));
 
-    // A restart at the same address: no new membership.
+    // A restart at the same address: no new membership, once the leader
+    // saw it hold every entry (stopped behind, it would rightly be
+    // written again; below).
+    wait_for("the learner caught up", || {
+        let status = block_on(cluster.node(leader).describe_quorum()).ok()?;
+        let progress = status.observers.iter().find(|o| o.id == 4)?;
+        progress.caught_up.then_some(())
+    });
     let membership = cluster.node(leader).quorum().membership_index;
     learner.shutdown();
     drop(learner);
