@@ -53,10 +53,26 @@ impl State {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Record {
+/// A run of consecutive in-flight offsets in one state, delivered as
+/// often (Kafka's in-flight batch): an acquisition makes one per batch,
+/// an acknowledgement splits runs at its ends, and neighbours that agree
+/// merge again, so the runs follow what happened to the records, not
+/// their number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Run {
+    last: i64,
     state: State,
     deliveries: i16,
+}
+
+impl Run {
+    fn len(&self, first: i64) -> usize {
+        (self.last - first + 1) as usize
+    }
+
+    fn held_by(&self, member: &str) -> bool {
+        matches!(&self.state, State::Acquired { member: m, .. } if &**m == member)
+    }
 }
 
 /// What a batch of the log holds for the share group.
@@ -95,10 +111,10 @@ pub struct SharePartition {
     start: i64,
     /// The first offset never acquired.
     end: i64,
-    /// The in-flight records, `start <= offset < end`. An offset of that
-    /// range without an entry does not exist in the log (a gap between
-    /// batches) and counts as done.
-    records: BTreeMap<i64, Record>,
+    /// The in-flight records as runs by first offset: disjoint, within
+    /// `start..end`. An offset of that range in no run does not exist in
+    /// the log (a gap between batches) and counts as done.
+    runs: BTreeMap<i64, Run>,
     /// Ranges at or past `end` that a snapshot loaded says are done: they
     /// are passed over, not acquired, when the acquisition reaches them.
     done_ahead: Vec<(i64, i64)>,
@@ -119,7 +135,7 @@ impl SharePartition {
         SharePartition {
             start,
             end: start,
-            records: BTreeMap::new(),
+            runs: BTreeMap::new(),
             done_ahead: Vec::new(),
             delivered_ahead: Vec::new(),
             expired: 0,
@@ -150,30 +166,25 @@ impl SharePartition {
     /// What is kept durable of it now, as leader `leader_epoch` writes it
     /// over the state of `state_epoch` it was loaded from.
     pub fn snapshot(&self, leader_epoch: i32, state_epoch: i32) -> Snapshot {
-        let done_in_flight: Vec<i64> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.state.done())
-            .map(|(o, _)| *o)
-            .collect();
         let mut done: Vec<(i64, i64)> = Vec::new();
-        for offset in done_in_flight {
+        for (&first, run) in self.runs.iter().filter(|(_, r)| r.state.done()) {
             match done.last_mut() {
-                Some(run) if run.1 + 1 == offset => run.1 = offset,
-                _ => done.push((offset, offset)),
+                Some(range) if range.1 + 1 == first => range.1 = run.last,
+                _ => done.push((first, run.last)),
             }
         }
         // The ranges loaded and not reached yet; those reached are in
-        // `records` now.
+        // `runs` now.
         let end = self.end;
         let ahead = |first: i64, last: i64| (last >= end).then_some((first.max(end), last));
         done.extend(self.done_ahead.iter().filter_map(|&(f, l)| ahead(f, l)));
         let mut delivered: Vec<(i64, i64, i16)> = Vec::new();
-        let in_flight = self.records.iter().filter(|(_, r)| !r.state.done());
-        for (&offset, record) in in_flight {
+        for (&first, run) in self.runs.iter().filter(|(_, r)| !r.state.done()) {
             match delivered.last_mut() {
-                Some(run) if run.1 + 1 == offset && run.2 == record.deliveries => run.1 = offset,
-                _ => delivered.push((offset, offset, record.deliveries)),
+                Some(range) if range.1 + 1 == first && range.2 == run.deliveries => {
+                    range.1 = run.last;
+                }
+                _ => delivered.push((first, run.last, run.deliveries)),
             }
         }
         delivered.extend(
@@ -207,10 +218,11 @@ impl SharePartition {
 
     /// Records acquired and not yet acknowledged, released or expired.
     pub fn acquired_count(&self) -> usize {
-        self.records
-            .values()
-            .filter(|r| matches!(r.state, State::Acquired { .. }))
-            .count()
+        self.runs
+            .iter()
+            .filter(|(_, r)| matches!(r.state, State::Acquired { .. }))
+            .map(|(&first, r)| r.len(first))
+            .sum()
     }
 
     /// Where a read for an acquisition starts: the first record available
@@ -219,10 +231,10 @@ impl SharePartition {
     pub fn fetch_offset(&mut self, limits: &Limits, now_ms: i64) -> Option<i64> {
         self.expire(limits, now_ms);
         let available = self
-            .records
+            .runs
             .iter()
             .find(|(_, r)| r.state == State::Available)
-            .map(|(offset, _)| *offset);
+            .map(|(first, _)| *first);
         match available {
             Some(offset) => Some(offset),
             None if self.end - self.start < limits.in_flight_max => Some(self.end),
@@ -245,67 +257,145 @@ impl SharePartition {
         now_ms: i64,
     ) -> Vec<Acquired> {
         self.expire(limits, now_ms);
-        let until_ms = now_ms.saturating_add(limits.lock_duration_ms);
-        let mut taken: Vec<(i64, i16)> = Vec::new();
-        'batches: for batch in batches {
+        let mut taking = Taking {
+            state: State::Acquired {
+                member: member.clone(),
+                until_ms: now_ms.saturating_add(limits.lock_duration_ms),
+            },
+            max_records,
+            count: 0,
+            taken: Vec::new(),
+        };
+        let touched_from = self.end.min(batches.first().map_or(i64::MAX, |b| b.base));
+        for batch in batches {
             assert!(batch.base <= batch.last, "a batch spans its offsets");
-            for offset in batch.base.max(self.start)..=batch.last {
-                if offset >= self.end {
-                    // Done before the snapshot loaded was taken, nothing to
-                    // deliver, or delivered its last time before it: done,
-                    // not delivered (again).
-                    let before = self.delivered_ahead(offset);
-                    let done = if self.done_ahead(offset) {
-                        Some(State::Acknowledged)
-                    } else if batch.holds != Holds::Records || before >= limits.delivery_count_limit
-                    {
-                        Some(State::Archived)
-                    } else {
-                        None
-                    };
-                    if let Some(state) = done {
-                        self.end = offset + 1;
-                        let record = Record {
-                            state,
-                            deliveries: before,
-                        };
-                        self.records.insert(offset, record);
-                        continue;
-                    }
-                    if taken.len() >= max_records || offset - self.start >= limits.in_flight_max {
-                        break 'batches;
-                    }
-                    // Offsets skipped between `end` and here are not in the
-                    // log: no entry, done.
-                    self.end = offset + 1;
-                    let state = State::Acquired {
-                        member: member.clone(),
-                        until_ms,
-                    };
-                    let deliveries = before + 1;
-                    self.records.insert(offset, Record { state, deliveries });
-                    taken.push((offset, deliveries));
-                    continue;
+            let lo = batch.base.max(self.start);
+            if lo < self.end {
+                let hi = batch.last.min(self.end - 1);
+                if lo <= hi && !self.take_available(lo, hi, &mut taking) {
+                    break;
                 }
-                let Some(record) = self.records.get_mut(&offset) else {
-                    continue;
-                };
-                if record.state != State::Available {
-                    continue;
-                }
-                if taken.len() >= max_records {
-                    break 'batches;
-                }
-                record.deliveries = record.deliveries.saturating_add(1);
-                record.state = State::Acquired {
-                    member: member.clone(),
-                    until_ms,
-                };
-                taken.push((offset, record.deliveries));
+            }
+            let from = lo.max(self.end);
+            if from <= batch.last && !self.take_new(batch, from, limits, &mut taking) {
+                break;
             }
         }
+        self.coalesce(touched_from, self.end);
         self.advance();
-        runs(&taken)
+        taking.taken
+    }
+
+    /// Acquires the runs available again within `lo..=hi` (in flight);
+    /// false once `taking` is full and one more was there to take.
+    fn take_available(&mut self, lo: i64, hi: i64, taking: &mut Taking) -> bool {
+        for first in self.overlapping(lo, hi) {
+            let run = &self.runs[&first];
+            if run.state != State::Available {
+                continue;
+            }
+            let room = taking.room();
+            if room == 0 {
+                return false;
+            }
+            let from = first.max(lo);
+            let available_to = run.last.min(hi);
+            let to = available_to.min(from + room as i64 - 1);
+            self.split_at(from);
+            self.split_at(to + 1);
+            let run = self.runs.get_mut(&from).expect("split at from");
+            run.deliveries = run.deliveries.saturating_add(1);
+            run.state = taking.state.clone();
+            let deliveries = run.deliveries;
+            taking.push(from, to, deliveries);
+            if to < available_to {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Acquires records of `batch` from `from` on, all never acquired
+    /// (`from >= end`); false once `taking` or the window is full and a
+    /// record was there to take.
+    fn take_new(
+        &mut self,
+        batch: &BatchSpan,
+        from: i64,
+        limits: &Limits,
+        taking: &mut Taking,
+    ) -> bool {
+        debug_assert!(from >= self.end);
+        if !self.done_ahead.is_empty() || !self.delivered_ahead.is_empty() {
+            return self.take_new_loaded(batch, from, limits, taking);
+        }
+        // Offsets skipped between `end` and `from` are not in the log: no
+        // run, done.
+        if batch.holds != Holds::Records {
+            self.push_new(from, batch.last, State::Archived, 0);
+            return true;
+        }
+        let window = limits.in_flight_max - (from - self.start);
+        let room = (taking.room() as i64)
+            .min(window)
+            .min(batch.last - from + 1);
+        if room <= 0 {
+            return false;
+        }
+        let to = from + room - 1;
+        self.push_new(from, to, taking.state.clone(), 1);
+        taking.push(from, to, 1);
+        to == batch.last
+    }
+
+    /// [`Self::take_new`] while a loaded snapshot still says something of
+    /// the offsets ahead: record by record, as it says.
+    fn take_new_loaded(
+        &mut self,
+        batch: &BatchSpan,
+        from: i64,
+        limits: &Limits,
+        taking: &mut Taking,
+    ) -> bool {
+        for offset in from..=batch.last {
+            // Done before the snapshot loaded was taken, nothing to
+            // deliver, or delivered its last time before it: done, not
+            // delivered (again).
+            let before = self.delivered_ahead(offset);
+            let done = if self.done_ahead(offset) {
+                Some(State::Acknowledged)
+            } else if batch.holds != Holds::Records || before >= limits.delivery_count_limit {
+                Some(State::Archived)
+            } else {
+                None
+            };
+            if let Some(state) = done {
+                self.push_new(offset, offset, state, before);
+                continue;
+            }
+            if taking.room() == 0 || offset - self.start >= limits.in_flight_max {
+                return false;
+            }
+            let deliveries = before + 1;
+            self.push_new(offset, offset, taking.state.clone(), deliveries);
+            taking.push(offset, offset, deliveries);
+        }
+        true
+    }
+
+    /// Puts `first..=last`, never acquired before, in flight, and moves the
+    /// end past it.
+    fn push_new(&mut self, first: i64, last: i64, state: State, deliveries: i16) {
+        debug_assert!(first >= self.end && first <= last);
+        self.end = last + 1;
+        self.runs.insert(
+            first,
+            Run {
+                last,
+                state,
+                deliveries,
+            },
+        );
     }
 
     /// Applies one acknowledgement batch of `member`: one type for every
@@ -336,27 +426,73 @@ impl SharePartition {
             return Err(invalid_request);
         }
         self.expire(limits, now_ms);
-        let held = |offset: i64| {
-            self.records.get(&offset).is_some_and(
-                |r| matches!(&r.state, State::Acquired { member: m, .. } if &**m == member),
-            )
-        };
         // An offset inside a batch with no record (compacted away) is in
-        // flight too; one outside the window never was acquired.
-        if first < self.start || last >= self.end || !(first..=last).all(held) {
+        // flight too; one outside the window, or between batches, never
+        // was acquired.
+        if first < self.start || last >= self.end || !self.all_held(member, first, last) {
             return Err(ResponseError::InvalidRecordState.code());
         }
-        for (i, offset) in (first..=last).enumerate() {
-            let kind = if types.len() == 1 { types[0] } else { types[i] };
-            let record = self.records.get_mut(&offset).expect("checked above");
-            record.state = match kind {
-                ACK_ACCEPT => State::Acknowledged,
-                ACK_RELEASE => released(record.deliveries, limits),
-                _ => State::Archived,
-            };
+        self.split_at(first);
+        self.split_at(last + 1);
+        let acknowledged = |kind: i8, deliveries: i16| match kind {
+            ACK_ACCEPT => State::Acknowledged,
+            ACK_RELEASE => released(deliveries, limits),
+            _ => State::Archived,
+        };
+        if let [kind] = types {
+            for run in self.runs.range_mut(first..=last).map(|(_, r)| r) {
+                run.state = acknowledged(*kind, run.deliveries);
+            }
+        } else {
+            // One type per offset: the runs split where the types change.
+            let held: Vec<(i64, Run)> = self
+                .runs
+                .range(first..=last)
+                .map(|(&f, r)| (f, r.clone()))
+                .collect();
+            for (run_first, run) in held {
+                self.runs.remove(&run_first);
+                for offset in run_first..=run.last {
+                    let kind = types[(offset - first) as usize];
+                    let state = acknowledged(kind, run.deliveries);
+                    self.put_offset(offset, state, run.deliveries);
+                }
+            }
         }
+        self.coalesce(first, last + 1);
         self.advance();
         Ok(())
+    }
+
+    /// Whether every offset of `first..=last` is in a run `member` holds.
+    fn all_held(&self, member: &str, first: i64, last: i64) -> bool {
+        let mut next = first;
+        for run_first in self.overlapping(first, last) {
+            let run = &self.runs[&run_first];
+            if run_first.max(first) != next || !run.held_by(member) {
+                return false;
+            }
+            next = run.last + 1;
+        }
+        next > last
+    }
+
+    /// Puts `offset` (in no run) in a run of its own, or at the end of the
+    /// run just before it when that one agrees.
+    fn put_offset(&mut self, offset: i64, state: State, deliveries: i16) {
+        if let Some((_, before)) = self.runs.range_mut(..offset).next_back() {
+            if before.last + 1 == offset && before.state == state && before.deliveries == deliveries
+            {
+                before.last = offset;
+                return;
+            }
+        }
+        let run = Run {
+            last: offset,
+            state,
+            deliveries,
+        };
+        self.runs.insert(offset, run);
     }
 
     /// Releases every record `member` holds (its share session closed, or
@@ -364,11 +500,14 @@ impl SharePartition {
     /// delivery limit. Returns how many it held.
     pub fn release_member(&mut self, member: &str, limits: &Limits) -> usize {
         let mut released_count = 0;
-        for record in self.records.values_mut() {
-            if matches!(&record.state, State::Acquired { member: m, .. } if &**m == member) {
-                record.state = released(record.deliveries, limits);
-                released_count += 1;
+        for (&first, run) in self.runs.iter_mut() {
+            if run.held_by(member) {
+                run.state = released(run.deliveries, limits);
+                released_count += run.len(first);
             }
+        }
+        if released_count > 0 {
+            self.coalesce(self.start, self.end);
         }
         self.advance();
         released_count
@@ -380,7 +519,8 @@ impl SharePartition {
         if log_start <= self.start {
             return;
         }
-        self.records = self.records.split_off(&log_start);
+        self.split_at(log_start);
+        self.runs = self.runs.split_off(&log_start);
         self.done_ahead.retain(|(_, last)| *last >= log_start);
         self.delivered_ahead
             .retain(|(_, last, _)| *last >= log_start);
@@ -391,11 +531,16 @@ impl SharePartition {
 
     /// Locks that ran out: those records are released as if by their member.
     fn expire(&mut self, limits: &Limits, now_ms: i64) {
-        for record in self.records.values_mut() {
-            if matches!(record.state, State::Acquired { until_ms, .. } if until_ms <= now_ms) {
-                record.state = released(record.deliveries, limits);
-                self.expired += 1;
+        let mut expired = 0;
+        for (&first, run) in self.runs.iter_mut() {
+            if matches!(run.state, State::Acquired { until_ms, .. } if until_ms <= now_ms) {
+                run.state = released(run.deliveries, limits);
+                expired += run.len(first) as u64;
             }
+        }
+        if expired > 0 {
+            self.expired += expired;
+            self.coalesce(self.start, self.end);
         }
     }
 
@@ -404,23 +549,114 @@ impl SharePartition {
         std::mem::take(&mut self.expired)
     }
 
+    /// The first offsets of the runs holding an offset of `lo..=hi`, in order.
+    fn overlapping(&self, lo: i64, hi: i64) -> Vec<i64> {
+        let before = self
+            .runs
+            .range(..lo)
+            .next_back()
+            .filter(|(_, run)| run.last >= lo)
+            .map(|(first, _)| *first);
+        before
+            .into_iter()
+            .chain(self.runs.range(lo..=hi).map(|(first, _)| *first))
+            .collect()
+    }
+
+    /// Makes `offset` the first of a run, if a run holds it.
+    fn split_at(&mut self, offset: i64) {
+        let Some((_, run)) = self.runs.range_mut(..offset).next_back() else {
+            return;
+        };
+        if run.last < offset {
+            return;
+        }
+        let tail = Run {
+            last: run.last,
+            state: run.state.clone(),
+            deliveries: run.deliveries,
+        };
+        run.last = offset - 1;
+        self.runs.insert(offset, tail);
+    }
+
+    /// Merges each run starting in `from..=to` into the run just before it
+    /// when they touch and agree.
+    fn coalesce(&mut self, from: i64, to: i64) {
+        if from > to {
+            return;
+        }
+        let firsts: Vec<i64> = self.runs.range(from..=to).map(|(f, _)| *f).collect();
+        for first in firsts {
+            let Some((&before_first, before)) = self.runs.range(..first).next_back() else {
+                continue;
+            };
+            let run = &self.runs[&first];
+            if before.last + 1 == first
+                && before.state == run.state
+                && before.deliveries == run.deliveries
+            {
+                let last = run.last;
+                self.runs.remove(&first);
+                self.runs.get_mut(&before_first).expect("just seen").last = last;
+            }
+        }
+    }
+
     /// Moves the start past the records done with.
     fn advance(&mut self) {
-        while let Some(entry) = self.records.first_entry() {
+        while let Some(entry) = self.runs.first_entry() {
             if !entry.get().state.done() {
                 self.start = *entry.key();
                 break;
             }
             entry.remove();
         }
-        if self.records.is_empty() {
+        if self.runs.is_empty() {
             self.start = self.end;
         }
         debug_assert!(self.start <= self.end);
-        debug_assert!(self
-            .records
-            .keys()
-            .all(|o| (self.start..self.end).contains(o)));
+        debug_assert!(self.runs_are_ordered());
+    }
+
+    /// The runs' invariant: each non-empty, in `start..end`, after the one
+    /// before it.
+    fn runs_are_ordered(&self) -> bool {
+        let mut next = self.start;
+        self.runs.iter().all(|(&first, run)| {
+            let ordered = first >= next && first <= run.last && run.last < self.end;
+            next = run.last + 1;
+            ordered
+        })
+    }
+}
+
+/// An acquisition under way: what it takes the records as, how many it
+/// may take, and the runs it took.
+struct Taking {
+    state: State,
+    max_records: usize,
+    count: usize,
+    taken: Vec<Acquired>,
+}
+
+impl Taking {
+    fn room(&self) -> usize {
+        self.max_records.saturating_sub(self.count)
+    }
+
+    /// Notes `first..=last` taken, their `deliveries`th time: one more
+    /// [`Acquired`] run, or the last one longer.
+    fn push(&mut self, first: i64, last: i64, deliveries: i16) {
+        self.count += (last - first + 1) as usize;
+        match self.taken.last_mut() {
+            Some(run) if run.last + 1 == first && run.deliveries == deliveries => run.last = last,
+            _ => self.taken.push(Acquired {
+                first,
+                last,
+                deliveries,
+            }),
+        }
     }
 }
 
@@ -446,24 +682,8 @@ fn released(deliveries: i16, limits: &Limits) -> State {
     }
 }
 
-/// Acquired offsets (in order) as runs of consecutive offsets with one
-/// delivery count.
-fn runs(taken: &[(i64, i16)]) -> Vec<Acquired> {
-    let mut out: Vec<Acquired> = Vec::new();
-    for &(offset, deliveries) in taken {
-        match out.last_mut() {
-            Some(run) if run.last + 1 == offset && run.deliveries == deliveries => {
-                run.last = offset;
-            }
-            _ => out.push(Acquired {
-                first: offset,
-                last: offset,
-                deliveries,
-            }),
-        }
-    }
-    out
-}
+#[cfg(test)]
+mod model;
 
 #[cfg(test)]
 mod tests {
@@ -716,5 +936,129 @@ mod tests {
             sp.acquire(&b, &[batch(0, 6)], 10, &LIMITS, 0),
             [run(3, 4, 2), run(5, 6, 1)]
         );
+    }
+
+    /// A small deterministic generator (xorshift) for the random runs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    /// A log of batches over offsets from 0: sizes 1-8, some gaps between
+    /// them (compacted away), some holding markers or aborted records.
+    fn random_log(rng: &mut Rng) -> Vec<BatchSpan> {
+        let mut log = Vec::new();
+        let mut next = 0;
+        while next < 400 {
+            next += if rng.below(5) == 0 {
+                1 + rng.below(2) as i64
+            } else {
+                0
+            };
+            let last = next + rng.below(8) as i64;
+            let holds = match rng.below(10) {
+                0 => Holds::Markers,
+                1 => Holds::Aborted,
+                _ => Holds::Records,
+            };
+            log.push(BatchSpan {
+                base: next,
+                last,
+                holds,
+            });
+            next = last + 1;
+        }
+        log
+    }
+
+    /// The runs answer every operation as the per-offset model does and
+    /// keep the same durable state, over random sequences of acquisitions
+    /// (of random batches, limits and members), acknowledgements (whole or
+    /// per offset, valid or not), expiries, releases, log start moves and
+    /// restores from a snapshot.
+    #[test]
+    fn runs_behave_as_the_per_offset_model() {
+        let limits = Limits {
+            lock_duration_ms: 1_000,
+            delivery_count_limit: 3,
+            in_flight_max: 40,
+        };
+        let members = [member("a"), member("b"), member("c")];
+        for seed in 1..=300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let log = random_log(&mut rng);
+            let mut sp = SharePartition::new(0);
+            let mut m = model::Model::new(0);
+            let mut now = 0i64;
+            for step in 0..200 {
+                let at = format!("seed {seed} step {step}");
+                now += rng.below(300) as i64;
+                match rng.below(10) {
+                    0..=3 => {
+                        let Some(from) = m.fetch_offset(&limits, now) else {
+                            assert_eq!(sp.fetch_offset(&limits, now), None, "{at}");
+                            continue;
+                        };
+                        assert_eq!(sp.fetch_offset(&limits, now), Some(from), "{at}");
+                        let first = log.iter().position(|b| b.last >= from);
+                        let Some(first) = first else { continue };
+                        let count = 1 + rng.below(6) as usize;
+                        let batches = &log[first..(first + count).min(log.len())];
+                        let who = &members[rng.below(3) as usize];
+                        let max_records = 1 + rng.below(20) as usize;
+                        assert_eq!(
+                            sp.acquire(who, batches, max_records, &limits, now),
+                            m.acquire(who, batches, max_records, &limits, now),
+                            "{at}"
+                        );
+                    }
+                    4..=6 => {
+                        let who = &members[rng.below(3) as usize];
+                        let first = m.start() - 2 + rng.below(30) as i64;
+                        let last = first + rng.below(12) as i64 - 1;
+                        let span = (last - first + 1).max(1) as u64;
+                        let types: Vec<i8> = if rng.below(2) == 0 {
+                            vec![rng.below(4) as i8]
+                        } else {
+                            (0..span).map(|_| rng.below(4) as i8).collect()
+                        };
+                        assert_eq!(
+                            sp.acknowledge(who, first, last, &types, &limits, now),
+                            m.acknowledge(who, first, last, &types, &limits, now),
+                            "{at}: {first}..={last} {types:?}"
+                        );
+                    }
+                    7 => {
+                        let who = &members[rng.below(3) as usize];
+                        assert_eq!(
+                            sp.release_member(who, &limits),
+                            m.release_member(who, &limits),
+                            "{at}"
+                        );
+                    }
+                    8 => {
+                        let to = m.start() + rng.below(10) as i64;
+                        sp.log_start_moved(to);
+                        m.log_start_moved(to);
+                    }
+                    _ => {
+                        let snapshot = m.snapshot(1, 0);
+                        assert_eq!(sp.snapshot(1, 0), snapshot, "{at}");
+                        sp = SharePartition::restore(snapshot.clone());
+                        m = model::Model::restore(snapshot);
+                    }
+                }
+                assert_eq!(sp.start(), m.start(), "{at}");
+                assert_eq!(sp.acquired_count(), m.acquired_count(), "{at}");
+                assert_eq!(sp.take_expired(), m.take_expired(), "{at}");
+                assert_eq!(sp.snapshot(1, 0), m.snapshot(1, 0), "{at}");
+            }
+        }
     }
 }
