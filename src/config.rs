@@ -693,12 +693,17 @@ impl Default for TopicDefaults {
             segment_jitter_ms: log.segment_jitter_ms,
             segment_index_bytes: log.segment_index_bytes,
             file_delete_delay_ms: log.file_delete_delay_ms,
-            message_timestamp_before_max_ms: i64::MAX,
-            // Kafka 4.0's default (KIP-1030): an hour ahead of the clock.
-            message_timestamp_after_max_ms: 3_600_000,
+            message_timestamp_before_max_ms: MESSAGE_TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
+            message_timestamp_after_max_ms: MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT,
         }
     }
 }
+
+/// Kafka's `message.timestamp.before.max.ms` default: any time behind.
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
+/// Kafka 4's `message.timestamp.after.max.ms` default (KIP-1030): an hour
+/// ahead of the broker's clock.
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
 
 /// The items of a list config value, parsed as Kafka's ConfigDef parses a
 /// LIST: a blank value is the empty list, anything else splits at every

@@ -96,10 +96,14 @@ fn three_second_run_against_spawned_broker() {
     }
     let sent = t["messages_sent"].as_u64().unwrap();
     assert!(sent > 0);
-    assert_eq!(
-        t["messages_received"].as_u64().unwrap(),
-        sent,
-        "every acked message consumed"
+    // A message whose delivery report never came (purged in flight at the
+    // final flush on a loaded machine) counts as failed, yet the broker may
+    // have taken it: consumed, it is one of those, never a stranger.
+    let failed = t["messages_failed"].as_u64().unwrap();
+    let received = t["messages_received"].as_u64().unwrap();
+    assert!(
+        (sent..=sent + failed).contains(&received),
+        "every acked message consumed, and only messages sent: {t}"
     );
     for h in ["publish_latency_us", "e2e_latency_us"] {
         let p: Vec<u64> = ["p50", "p75", "p95", "p99", "p999", "p9999", "max"]

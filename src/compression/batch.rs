@@ -66,6 +66,17 @@ pub fn recompress_batch(
     level: Option<i32>,
     max_decompressed: usize,
 ) -> Result<Bytes, CompressionError> {
+    recompress_spanned(batch, target, level, max_decompressed).map(|(rebuilt, _)| rebuilt)
+}
+
+/// [`recompress_batch`], with the span of the records' timestamp deltas
+/// its check of the records noted.
+fn recompress_spanned(
+    batch: &[u8],
+    target: Codec,
+    level: Option<i32>,
+    max_decompressed: usize,
+) -> Result<(Bytes, DeltaSpan), CompressionError> {
     let (header, codec) = parse_batch(batch)?;
     let section = &batch[BATCH_HEADER_LEN..];
     let records: Cow<'_, [u8]> = match codec {
@@ -77,7 +88,7 @@ pub fn recompress_batch(
         Codec::None => Cow::Borrowed(section),
         _ => Cow::Owned(decompress(codec, section, max_decompressed)?),
     };
-    check_slice(&records, header.records_count)?;
+    let span = check_slice(&records, header.records_count)?;
 
     let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2);
     out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
@@ -93,7 +104,7 @@ pub fn recompress_batch(
     out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     recompute_crc(&mut out);
     debug_assert!(parse_batch(&out).is_ok(), "rebuilt batch must parse");
-    Ok(Bytes::from(out))
+    Ok((Bytes::from(out), span))
 }
 
 /// What the produce path knows about one partition's topic and request.
@@ -150,7 +161,8 @@ pub fn prepare_produce(
     let checked = Validated::check(records.clone(), max_batch_bytes)?;
     let mut rebuilt: Vec<Bytes> = Vec::new();
     let mut any_rebuilt = false;
-    // What the walks below learned of each batch's timestamps.
+    // What the walks below learned of each batch's timestamps (every
+    // batch's records are walked once: as they are, or to rebuild them).
     let mut spans: Vec<Option<DeltaSpan>> = Vec::with_capacity(checked.infos().len());
     for info in checked.infos() {
         let batch = records.slice(info.offset..info.offset + info.total_len);
@@ -166,9 +178,9 @@ pub fn prepare_produce(
             rebuilt.push(batch);
             continue;
         }
-        spans.push(None);
         let level = policy.levels.for_codec(target);
-        let new = recompress_batch(&batch, target, level, policy.decompressed_bytes_max)?;
+        let (new, span) = recompress_spanned(&batch, target, level, policy.decompressed_bytes_max)?;
+        spans.push(Some(span));
         if new.len() as u64 > u64::from(max_batch_bytes) {
             return Err(RecordError::TooLarge {
                 size: new.len() as u64,

@@ -721,6 +721,17 @@ fn prepare_produce_refuses_timestamps_out_of_range() {
             assert!(prepare_produce(&b, u32::MAX, &policy(None)).is_ok());
         }
     }
+    // A topic that recompresses checks what its rebuild walked.
+    let recompressing = ProducePolicy {
+        topic: TopicCompression::Codec(Codec::Zstd),
+        ..bounded
+    };
+    let lz4 = |plain: &Bytes| recompress_batch(plain, Codec::Lz4, None, MAX).unwrap();
+    assert!(prepare_produce(&lz4(&within), u32::MAX, &recompressing).is_ok());
+    assert_eq!(
+        prepare_produce(&lz4(&too_old_later), u32::MAX, &recompressing).unwrap_err(),
+        CompressionError::InvalidTimestamp
+    );
     // Indexes count over every batch of the partition's records.
     let two = Bytes::from([&within[..], &too_new[..]].concat());
     let refused = out_of_range_timestamps(&two, bounds, &bounded, 10).unwrap();

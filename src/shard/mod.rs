@@ -889,8 +889,13 @@ fn unlink_deleted(mut deleted: Vec<crate::storage::DeletedSegment>, delay_ms: i6
         }
         crate::runtime::blocking(move || {
             for segment in deleted {
-                if let Err(e) = segment.remove() {
-                    tracing::warn!(error = %e, "removing a deleted segment; open removes it later");
+                match segment.remove() {
+                    Ok(()) => {}
+                    // The partition itself was deleted meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "removing a deleted segment; open removes it later")
+                    }
                 }
             }
         })
