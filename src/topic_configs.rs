@@ -64,6 +64,8 @@ pub enum Valid {
 /// that default's value from the config file.
 pub struct TopicConfig {
     pub name: &'static str,
+    /// What it does here, for DescribeConfigs' documentation.
+    pub doc: &'static str,
     pub kind: Type,
     pub valid: Valid,
     pub broker: Option<&'static str>,
@@ -105,6 +107,7 @@ const TIERED_STORAGE_OFF: &str =
 pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: CLEANUP_POLICY,
+        doc: "What happens to old segments: `delete` removes them by retention time or size, `compact` keeps the newest record of each key; both, or neither (an empty list).",
         kind: Type::List,
         valid: Valid::CleanupPolicy,
         broker: Some("log.cleanup.policy"),
@@ -112,6 +115,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "compression.gzip.level",
+        doc: "The gzip level batches are compressed at when the topic recompresses to gzip.",
         kind: Type::Int,
         valid: Valid::Level(Codec::Gzip),
         broker: Some("compression.gzip.level"),
@@ -119,6 +123,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "compression.lz4.level",
+        doc: "The lz4 level batches are compressed at when the topic recompresses to lz4.",
         kind: Type::Int,
         valid: Valid::Level(Codec::Lz4),
         broker: Some("compression.lz4.level"),
@@ -126,6 +131,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: COMPRESSION_TYPE,
+        doc: "The codec batches are stored in: `producer` keeps each batch as its producer compressed it; any other value recompresses to it.",
         kind: Type::String,
         valid: Valid::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         broker: Some("compression.type"),
@@ -133,6 +139,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "compression.zstd.level",
+        doc: "The zstd level batches are compressed at when the topic recompresses to zstd.",
         kind: Type::Int,
         valid: Valid::Level(Codec::Zstd),
         broker: Some("compression.zstd.level"),
@@ -140,6 +147,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: DELETE_RETENTION_MS,
+        doc: "How long a tombstone stays in a compacted log after its segment was first cleaned, so readers see the delete.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.cleaner.delete.retention.ms"),
@@ -147,6 +155,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: FILE_DELETE_DELAY_MS,
+        doc: "How long a deleted segment's files stay, renamed, before they are removed from the filesystem.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.segment.delete.delay.ms"),
@@ -154,6 +163,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: FLUSH_MESSAGES,
+        doc: "Records appended between forced fsyncs of the log (the default never forces one: replication gives durability).",
         kind: Type::Long,
         valid: Valid::Range(1, LONG_MAX),
         broker: Some("log.flush.interval.messages"),
@@ -161,6 +171,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: FLUSH_MS,
+        doc: "The longest an appended record waits before a forced fsync of the log (the default never forces one).",
         kind: Type::Long,
         valid: Valid::Range(1, LONG_MAX),
         broker: Some("log.flush.interval.ms"),
@@ -168,6 +179,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: throttle::FOLLOWER_REPLICAS,
+        doc: "The replicas, as partition:broker pairs or `*`, whose follower fetches the follower replication rate throttles.",
         kind: Type::List,
         valid: Valid::Replicas,
         broker: None,
@@ -175,6 +187,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: INDEX_INTERVAL_BYTES,
+        doc: "Bytes of log between two entries of the offset index.",
         kind: Type::Int,
         valid: Valid::Range(0, INT_MAX),
         broker: Some("log.index.interval.bytes"),
@@ -182,6 +195,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: throttle::LEADER_REPLICAS,
+        doc: "The replicas, as partition:broker pairs or `*`, whose leader answers the leader replication rate throttles.",
         kind: Type::List,
         valid: Valid::Replicas,
         broker: None,
@@ -189,6 +203,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "local.retention.bytes",
+        doc: "Tiered storage's local retention size (-2: as retention.bytes); no effect on a broker without tiered storage.",
         kind: Type::Long,
         valid: Valid::Range(-2, LONG_MAX),
         broker: Some("log.local.retention.bytes"),
@@ -196,6 +211,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "local.retention.ms",
+        doc: "Tiered storage's local retention time (-2: as retention.ms); no effect on a broker without tiered storage.",
         kind: Type::Long,
         valid: Valid::Range(-2, LONG_MAX),
         broker: Some("log.local.retention.ms"),
@@ -203,6 +219,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MAX_COMPACTION_LAG_MS,
+        doc: "The longest a record stays ineligible for compaction: a log whose oldest dirty segment is older is compacted whatever its dirty ratio.",
         kind: Type::Long,
         valid: Valid::Range(1, LONG_MAX),
         broker: Some("log.cleaner.max.compaction.lag.ms"),
@@ -210,6 +227,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MAX_MESSAGE_BYTES,
+        doc: "The largest record batch the topic accepts, in bytes.",
         kind: Type::Int,
         valid: Valid::Range(0, INT_MAX),
         broker: Some("message.max.bytes"),
@@ -217,6 +235,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "message.downconversion.enable",
+        doc: "Kept for old tools: down-conversion of fetches is decided by the fetch version.",
         kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
@@ -224,6 +243,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+        doc: "How far ahead of the broker's clock a record's CreateTime may be; a batch holding one further ahead is refused.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.message.timestamp.after.max.ms"),
@@ -231,6 +251,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+        doc: "How far behind the broker's clock a record's CreateTime may be; a batch holding one further behind is refused.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.message.timestamp.before.max.ms"),
@@ -238,6 +259,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MESSAGE_TIMESTAMP_TYPE,
+        doc: "Which time a record keeps: the producer's (`CreateTime`) or the broker's at append (`LogAppendTime`).",
         kind: Type::String,
         valid: Valid::OneOf(&["CreateTime", "LogAppendTime"]),
         broker: Some("log.message.timestamp.type"),
@@ -245,6 +267,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MIN_CLEANABLE_DIRTY_RATIO,
+        doc: "The share of the closed segments' bytes never compacted at which a compaction round starts.",
         kind: Type::Double,
         valid: Valid::Ratio,
         broker: Some("log.cleaner.min.cleanable.ratio"),
@@ -252,6 +275,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MIN_COMPACTION_LAG_MS,
+        doc: "The least time a record stays uncompacted: a segment holding a younger record is not compacted.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.cleaner.min.compaction.lag.ms"),
@@ -259,6 +283,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: MIN_INSYNC_REPLICAS,
+        doc: "The fewest in-sync replicas an acks=all write needs.",
         kind: Type::Int,
         valid: Valid::Range(1, INT_MAX),
         broker: Some("min.insync.replicas"),
@@ -266,6 +291,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: PREALLOCATE,
+        doc: "Whether the active segment's disk blocks are allocated ahead of its appends.",
         kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: Some("log.preallocate"),
@@ -273,6 +299,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "remote.log.copy.disable",
+        doc: "Tiered storage: stop copying segments to remote storage; no effect on a broker without tiered storage.",
         kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
@@ -280,6 +307,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "remote.log.delete.on.disable",
+        doc: "Tiered storage: delete the remote log when tiering is turned off; no effect on a broker without tiered storage.",
         kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
@@ -287,6 +315,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: "remote.storage.enable",
+        doc: "Tiered storage for the topic; this broker has none, so only `false` is taken.",
         kind: Type::Boolean,
         valid: Valid::Off(TIERED_STORAGE_OFF),
         broker: None,
@@ -294,6 +323,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: RETENTION_BYTES,
+        doc: "The size a partition's log is cut back to by deleting its oldest segments (-1: no limit).",
         kind: Type::Long,
         valid: Valid::Range(-1, LONG_MAX),
         broker: Some("log.retention.bytes"),
@@ -301,6 +331,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: RETENTION_MS,
+        doc: "How long a segment is kept after its newest record (-1: forever).",
         kind: Type::Long,
         valid: Valid::Range(-1, LONG_MAX),
         broker: Some("log.retention.ms"),
@@ -308,6 +339,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: SEGMENT_BYTES,
+        doc: "The size at which the active segment rolls.",
         kind: Type::Int,
         valid: Valid::Range(14, INT_MAX),
         broker: Some("log.segment.bytes"),
@@ -315,6 +347,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: SEGMENT_INDEX_BYTES,
+        doc: "The size of offset index (8-byte entries) or time index (12-byte entries) at which the active segment rolls.",
         kind: Type::Int,
         valid: Valid::Range(4, INT_MAX),
         broker: Some("log.index.size.max.bytes"),
@@ -322,6 +355,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: SEGMENT_JITTER_MS,
+        doc: "Up to how much before segment.ms a segment rolls, a share that differs per segment, so partitions do not roll together.",
         kind: Type::Long,
         valid: Valid::Range(0, LONG_MAX),
         broker: Some("log.roll.jitter.ms"),
@@ -329,6 +363,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: SEGMENT_MS,
+        doc: "The age at which the active segment rolls.",
         kind: Type::Long,
         valid: Valid::Range(1, LONG_MAX),
         broker: Some("log.roll.ms"),
@@ -336,6 +371,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
     TopicConfig {
         name: UNCLEAN_LEADER_ELECTION_ENABLE,
+        doc: "Whether a replica out of the ISR may lead when no in-sync one is live, losing what it lacks.",
         kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: Some("unclean.leader.election.enable"),

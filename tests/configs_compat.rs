@@ -646,18 +646,30 @@ fn every_kafka_topic_config_is_known_checked_and_described() {
         (Some("60000".into()), SOURCE_TOPIC)
     );
 
-    let req =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(TOPIC)
-            .with_resource_name(str_bytes("every-config"))
-            .with_configuration_keys(Some(vec![
-                str_bytes("min.cleanable.dirty.ratio"),
-                str_bytes("preallocate"),
-                str_bytes("segment.jitter.ms"),
-            ]))]);
-    let resp = c.call(4, &req);
-    let types: Vec<(String, i8)> = resp.results[0]
-        .configs
+    // Typed as Kafka types them; documented when asked (v3+), not otherwise.
+    let mut typed = |include_documentation: bool| {
+        let req = DescribeConfigsRequest::default()
+            .with_include_documentation(include_documentation)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(str_bytes("every-config"))
+                .with_configuration_keys(Some(vec![
+                    str_bytes("min.cleanable.dirty.ratio"),
+                    str_bytes("preallocate"),
+                    str_bytes("segment.jitter.ms"),
+                ]))]);
+        let resp: kafka_protocol::messages::DescribeConfigsResponse = c.call(4, &req);
+        resp.results[0].configs.clone()
+    };
+    let documented = typed(true);
+    assert!(
+        documented
+            .iter()
+            .all(|e| e.documentation.as_ref().is_some_and(|d| !d.is_empty())),
+        "{documented:?}"
+    );
+    assert!(typed(false).iter().all(|e| e.documentation.is_none()));
+    let types: Vec<(String, i8)> = documented
         .iter()
         .map(|e| (e.name.to_string(), e.config_type))
         .collect();

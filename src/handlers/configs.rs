@@ -79,9 +79,12 @@ fn config_type(key: &str) -> i8 {
     if TIME_UNIT_SYNONYMS.iter().any(|(k, _, _)| *k == key) {
         return TYPE_INT;
     }
-    topic_configs::get(key)
-        .or_else(|| topic_key_of(key).and_then(topic_configs::get))
-        .map_or(TYPE_LONG, |c| c.kind.code())
+    topic_config_of(key).map_or(TYPE_LONG, |c| c.kind.code())
+}
+
+/// The topic config `key` names, or defaults as a broker config.
+fn topic_config_of(key: &str) -> Option<&'static topic_configs::TopicConfig> {
+    topic_configs::get(key).or_else(|| topic_key_of(key).and_then(topic_configs::get))
 }
 
 /// A topic needs DescribeConfigs on itself, a broker DescribeConfigs on
@@ -94,6 +97,7 @@ pub fn describe(
 ) -> DescribeConfigsResponse {
     let topics = shard.topics();
     let include_synonyms = request.include_synonyms;
+    let include_documentation = request.include_documentation;
     let mut response = DescribeConfigsResponse::default();
     response.results = request
         .resources
@@ -204,18 +208,28 @@ pub fn describe(
                 }
             }
             result.resource_name = resource.resource_name;
-            // Null where Kafka sends null: no error message on success, no
-            // documentation (Sluice has none to give when asked).
+            // Null where Kafka sends null: no error message on success, and
+            // documentation only when asked (v3+), for the topic configs
+            // and the broker configs that default them (the rest have none
+            // here).
             if result.error_code == 0 {
                 result.error_message = None;
             }
             for config in &mut result.configs {
-                config.documentation = None;
+                config.documentation = include_documentation
+                    .then(|| documentation(config.name.as_str()))
+                    .flatten()
+                    .map(StrBytes::from_static_str);
             }
             result
         })
         .collect();
     response
+}
+
+/// What a topic config, or the broker config that defaults one, does.
+fn documentation(key: &str) -> Option<&'static str> {
+    topic_config_of(key).map(|c| c.doc)
 }
 
 /// Every config of a topic whose own are `configs`, as CreateTopics v5+

@@ -1521,3 +1521,29 @@ fn roll_jitter_differs_per_segment_within_its_bound() {
     assert!(!log.should_roll(1, 1, due - 1));
     assert!(log.should_roll(1, 1, due));
 }
+
+/// A compacted log's active segment rolls by `max_compaction_lag_ms` when
+/// that is sooner than `segment_ms` (only closed segments are compacted,
+/// so a record waits at most about that long); a log that is not
+/// compacted keeps to `segment_ms`.
+#[test]
+fn a_compacted_log_rolls_by_its_max_compaction_lag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |name: &str, compact: bool| {
+        let config = LogConfig {
+            segment_ms: 10_000,
+            max_compaction_lag_ms: 1_000,
+            cleanup_compact: compact,
+            ..config()
+        };
+        let mut log = open(&tmp.path().join(name), config, true);
+        log.append(&build_simple_batch(0, 1, 0), 0).unwrap();
+        log
+    };
+    let compacted = with("compacted-0", true);
+    assert!(!compacted.should_roll(1, 1, 999));
+    assert!(compacted.should_roll(1, 1, 1_000));
+    let deleted = with("deleted-0", false);
+    assert!(!deleted.should_roll(1, 1, 9_999));
+    assert!(deleted.should_roll(1, 1, 10_000));
+}
