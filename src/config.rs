@@ -756,6 +756,17 @@ pub struct InvalidConfig {
 /// A topic's configs: only the keys set explicitly, as Kafka stores them.
 pub type TopicConfigs = BTreeMap<String, String>;
 
+/// Which time a topic's records keep (`message.timestamp.type`).
+fn timestamp_type(configs: &TopicConfigs) -> TimestampType {
+    match configs
+        .get(topic_configs::MESSAGE_TIMESTAMP_TYPE)
+        .map(String::as_str)
+    {
+        Some("LogAppendTime") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    }
+}
+
 /// Checks one topic config, so nothing invalid is ever stored.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), InvalidConfig> {
     let bad = |reason| InvalidConfig {
@@ -864,10 +875,7 @@ impl BrokerConfig {
             retention_ms: get("retention.ms").unwrap_or(d.retention_ms),
             retention_bytes: get("retention.bytes").unwrap_or(d.retention_bytes),
             max_message_bytes: get("max.message.bytes").map_or(d.max_message_bytes, |v| v as u32),
-            timestamp_type: match configs.get("message.timestamp.type").map(String::as_str) {
-                Some("LogAppendTime") => TimestampType::LogAppendTime,
-                _ => TimestampType::CreateTime,
-            },
+            timestamp_type: timestamp_type(configs),
             flush_messages: get("flush.messages").unwrap_or(d.flush_messages),
             flush_ms: get("flush.ms").unwrap_or(d.flush_ms),
             cleanup_delete: list_items(policy).contains(&"delete"),
@@ -914,11 +922,7 @@ impl BrokerConfig {
     /// be (`message.timestamp.before.max.ms` and `.after.max.ms`); none
     /// for a `LogAppendTime` topic, whose records take the broker's time.
     fn timestamp_bounds(&self, configs: &TopicConfigs) -> Option<TimestampBounds> {
-        if configs
-            .get(topic_configs::MESSAGE_TIMESTAMP_TYPE)
-            .map(String::as_str)
-            == Some("LogAppendTime")
-        {
+        if timestamp_type(configs) == TimestampType::LogAppendTime {
             return None;
         }
         let get = |key: &str, default: i64| {

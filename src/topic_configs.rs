@@ -39,11 +39,14 @@ impl Type {
     }
 }
 
-/// The values a topic config accepts (Kafka's validator for it).
+/// The values a topic config accepts (Kafka's validator for it), which
+/// also say its type.
 #[derive(Clone, Copy, Debug)]
 pub enum Valid {
-    /// An integer in `[min, max]` (an INT's max is at most `i32::MAX`).
-    Range(i64, i64),
+    /// A 32-bit integer (Kafka's INT) in `[min, max]`.
+    Int(i64, i64),
+    /// A 64-bit integer (Kafka's LONG) in `[min, max]`.
+    Long(i64, i64),
     /// A number in `[0, 1]`.
     Ratio,
     Boolean,
@@ -59,14 +62,13 @@ pub enum Valid {
     Replicas,
 }
 
-/// One topic config: its name, type, valid values, the broker config that
+/// One topic config: its name, valid values (and so its type), the broker config that
 /// is its default (Kafka's `ServerTopicConfigSynonyms`; dynamic here), and
 /// that default's value from the config file.
 pub struct TopicConfig {
     pub name: &'static str,
     /// What it does here, for DescribeConfigs' documentation.
     pub doc: &'static str,
-    pub kind: Type,
     pub valid: Valid,
     pub broker: Option<&'static str>,
     pub default: fn(&BrokerConfig) -> String,
@@ -108,7 +110,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: CLEANUP_POLICY,
         doc: "What happens to old segments: `delete` removes them by retention time or size, `compact` keeps the newest record of each key; both, or neither (an empty list).",
-        kind: Type::List,
         valid: Valid::CleanupPolicy,
         broker: Some("log.cleanup.policy"),
         default: |_| "delete".into(),
@@ -116,7 +117,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "compression.gzip.level",
         doc: "The gzip level batches are compressed at when the topic recompresses to gzip.",
-        kind: Type::Int,
         valid: Valid::Level(Codec::Gzip),
         broker: Some("compression.gzip.level"),
         default: |_| "-1".into(),
@@ -124,7 +124,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "compression.lz4.level",
         doc: "The lz4 level batches are compressed at when the topic recompresses to lz4.",
-        kind: Type::Int,
         valid: Valid::Level(Codec::Lz4),
         broker: Some("compression.lz4.level"),
         default: |_| "9".into(),
@@ -132,7 +131,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: COMPRESSION_TYPE,
         doc: "The codec batches are stored in: `producer` keeps each batch as its producer compressed it; any other value recompresses to it.",
-        kind: Type::String,
         valid: Valid::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         broker: Some("compression.type"),
         default: |_| "producer".into(),
@@ -140,7 +138,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "compression.zstd.level",
         doc: "The zstd level batches are compressed at when the topic recompresses to zstd.",
-        kind: Type::Int,
         valid: Valid::Level(Codec::Zstd),
         broker: Some("compression.zstd.level"),
         default: |_| "3".into(),
@@ -148,39 +145,34 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: DELETE_RETENTION_MS,
         doc: "How long a tombstone stays in a compacted log after its segment was first cleaned, so readers see the delete.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.cleaner.delete.retention.ms"),
         default: |c| c.log.delete_retention_ms.to_string(),
     },
     TopicConfig {
         name: FILE_DELETE_DELAY_MS,
         doc: "How long a deleted segment's files stay, renamed, before they are removed from the filesystem.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.segment.delete.delay.ms"),
         default: |c| c.log.file_delete_delay_ms.to_string(),
     },
     TopicConfig {
         name: FLUSH_MESSAGES,
         doc: "Records appended between forced fsyncs of the log (the default never forces one: replication gives durability).",
-        kind: Type::Long,
-        valid: Valid::Range(1, LONG_MAX),
+        valid: Valid::Long(1, LONG_MAX),
         broker: Some("log.flush.interval.messages"),
         default: |c| c.log.flush_messages.to_string(),
     },
     TopicConfig {
         name: FLUSH_MS,
         doc: "The longest an appended record waits before a forced fsync of the log (the default never forces one).",
-        kind: Type::Long,
-        valid: Valid::Range(1, LONG_MAX),
+        valid: Valid::Long(1, LONG_MAX),
         broker: Some("log.flush.interval.ms"),
         default: |c| c.log.flush_ms.to_string(),
     },
     TopicConfig {
         name: throttle::FOLLOWER_REPLICAS,
         doc: "The replicas, as partition:broker pairs or `*`, whose follower fetches the follower replication rate throttles.",
-        kind: Type::List,
         valid: Valid::Replicas,
         broker: None,
         default: |_| String::new(),
@@ -188,15 +180,13 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: INDEX_INTERVAL_BYTES,
         doc: "Bytes of log between two entries of the offset index.",
-        kind: Type::Int,
-        valid: Valid::Range(0, INT_MAX),
+        valid: Valid::Int(0, INT_MAX),
         broker: Some("log.index.interval.bytes"),
         default: |c| c.log.index_interval_bytes.to_string(),
     },
     TopicConfig {
         name: throttle::LEADER_REPLICAS,
         doc: "The replicas, as partition:broker pairs or `*`, whose leader answers the leader replication rate throttles.",
-        kind: Type::List,
         valid: Valid::Replicas,
         broker: None,
         default: |_| String::new(),
@@ -204,39 +194,34 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "local.retention.bytes",
         doc: "Tiered storage's local retention size (-2: as retention.bytes); no effect on a broker without tiered storage.",
-        kind: Type::Long,
-        valid: Valid::Range(-2, LONG_MAX),
+        valid: Valid::Long(-2, LONG_MAX),
         broker: Some("log.local.retention.bytes"),
         default: |_| "-2".into(),
     },
     TopicConfig {
         name: "local.retention.ms",
         doc: "Tiered storage's local retention time (-2: as retention.ms); no effect on a broker without tiered storage.",
-        kind: Type::Long,
-        valid: Valid::Range(-2, LONG_MAX),
+        valid: Valid::Long(-2, LONG_MAX),
         broker: Some("log.local.retention.ms"),
         default: |_| "-2".into(),
     },
     TopicConfig {
         name: MAX_COMPACTION_LAG_MS,
         doc: "The longest a record stays ineligible for compaction: a log whose oldest dirty segment is older is compacted whatever its dirty ratio.",
-        kind: Type::Long,
-        valid: Valid::Range(1, LONG_MAX),
+        valid: Valid::Long(1, LONG_MAX),
         broker: Some("log.cleaner.max.compaction.lag.ms"),
         default: |c| c.log.max_compaction_lag_ms.to_string(),
     },
     TopicConfig {
         name: MAX_MESSAGE_BYTES,
         doc: "The largest record batch the topic accepts, in bytes.",
-        kind: Type::Int,
-        valid: Valid::Range(0, INT_MAX),
+        valid: Valid::Int(0, INT_MAX),
         broker: Some("message.max.bytes"),
         default: |c| c.log.max_message_bytes.to_string(),
     },
     TopicConfig {
         name: "message.downconversion.enable",
         doc: "Kept for old tools: down-conversion of fetches is decided by the fetch version.",
-        kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
         default: |_| "true".into(),
@@ -244,23 +229,20 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: MESSAGE_TIMESTAMP_AFTER_MAX_MS,
         doc: "How far ahead of the broker's clock a record's CreateTime may be; a batch holding one further ahead is refused.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.message.timestamp.after.max.ms"),
         default: |c| c.log.message_timestamp_after_max_ms.to_string(),
     },
     TopicConfig {
         name: MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
         doc: "How far behind the broker's clock a record's CreateTime may be; a batch holding one further behind is refused.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.message.timestamp.before.max.ms"),
         default: |c| c.log.message_timestamp_before_max_ms.to_string(),
     },
     TopicConfig {
         name: MESSAGE_TIMESTAMP_TYPE,
         doc: "Which time a record keeps: the producer's (`CreateTime`) or the broker's at append (`LogAppendTime`).",
-        kind: Type::String,
         valid: Valid::OneOf(&["CreateTime", "LogAppendTime"]),
         broker: Some("log.message.timestamp.type"),
         default: |_| "CreateTime".into(),
@@ -268,7 +250,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: MIN_CLEANABLE_DIRTY_RATIO,
         doc: "The share of the closed segments' bytes never compacted at which a compaction round starts.",
-        kind: Type::Double,
         valid: Valid::Ratio,
         broker: Some("log.cleaner.min.cleanable.ratio"),
         default: |c| c.log.min_cleanable_dirty_ratio.to_string(),
@@ -276,23 +257,20 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: MIN_COMPACTION_LAG_MS,
         doc: "The least time a record stays uncompacted: a segment holding a younger record is not compacted.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.cleaner.min.compaction.lag.ms"),
         default: |c| c.log.min_compaction_lag_ms.to_string(),
     },
     TopicConfig {
         name: MIN_INSYNC_REPLICAS,
         doc: "The fewest in-sync replicas an acks=all write needs.",
-        kind: Type::Int,
-        valid: Valid::Range(1, INT_MAX),
+        valid: Valid::Int(1, INT_MAX),
         broker: Some("min.insync.replicas"),
         default: |c| c.min_insync_replicas.to_string(),
     },
     TopicConfig {
         name: PREALLOCATE,
         doc: "Whether the active segment's disk blocks are allocated ahead of its appends.",
-        kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: Some("log.preallocate"),
         default: |c| c.log_preallocate.to_string(),
@@ -300,7 +278,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "remote.log.copy.disable",
         doc: "Tiered storage: stop copying segments to remote storage; no effect on a broker without tiered storage.",
-        kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
         default: |_| "false".into(),
@@ -308,7 +285,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "remote.log.delete.on.disable",
         doc: "Tiered storage: delete the remote log when tiering is turned off; no effect on a broker without tiered storage.",
-        kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: None,
         default: |_| "false".into(),
@@ -316,7 +292,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "remote.storage.enable",
         doc: "Tiered storage for the topic; this broker has none, so only `false` is taken.",
-        kind: Type::Boolean,
         valid: Valid::Off(TIERED_STORAGE_OFF),
         broker: None,
         default: |_| "false".into(),
@@ -324,55 +299,48 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: RETENTION_BYTES,
         doc: "The size a partition's log is cut back to by deleting its oldest segments (-1: no limit).",
-        kind: Type::Long,
-        valid: Valid::Range(-1, LONG_MAX),
+        valid: Valid::Long(-1, LONG_MAX),
         broker: Some("log.retention.bytes"),
         default: |c| c.log.retention_bytes.to_string(),
     },
     TopicConfig {
         name: RETENTION_MS,
         doc: "How long a segment is kept after its newest record (-1: forever).",
-        kind: Type::Long,
-        valid: Valid::Range(-1, LONG_MAX),
+        valid: Valid::Long(-1, LONG_MAX),
         broker: Some("log.retention.ms"),
         default: |c| c.log.retention_ms.to_string(),
     },
     TopicConfig {
         name: SEGMENT_BYTES,
         doc: "The size at which the active segment rolls.",
-        kind: Type::Int,
-        valid: Valid::Range(14, INT_MAX),
+        valid: Valid::Int(14, INT_MAX),
         broker: Some("log.segment.bytes"),
         default: |c| c.log.segment_bytes.to_string(),
     },
     TopicConfig {
         name: SEGMENT_INDEX_BYTES,
         doc: "The size of offset index (8-byte entries) or time index (12-byte entries) at which the active segment rolls.",
-        kind: Type::Int,
-        valid: Valid::Range(4, INT_MAX),
+        valid: Valid::Int(4, INT_MAX),
         broker: Some("log.index.size.max.bytes"),
         default: |c| c.log.segment_index_bytes.to_string(),
     },
     TopicConfig {
         name: SEGMENT_JITTER_MS,
         doc: "Up to how much before segment.ms a segment rolls, a share that differs per segment, so partitions do not roll together.",
-        kind: Type::Long,
-        valid: Valid::Range(0, LONG_MAX),
+        valid: Valid::Long(0, LONG_MAX),
         broker: Some("log.roll.jitter.ms"),
         default: |c| c.log.segment_jitter_ms.to_string(),
     },
     TopicConfig {
         name: SEGMENT_MS,
         doc: "The age at which the active segment rolls.",
-        kind: Type::Long,
-        valid: Valid::Range(1, LONG_MAX),
+        valid: Valid::Long(1, LONG_MAX),
         broker: Some("log.roll.ms"),
         default: |c| c.log.segment_ms.to_string(),
     },
     TopicConfig {
         name: UNCLEAN_LEADER_ELECTION_ENABLE,
         doc: "Whether a replica out of the ISR may lead when no in-sync one is live, losing what it lacks.",
-        kind: Type::Boolean,
         valid: Valid::Boolean,
         broker: Some("unclean.leader.election.enable"),
         default: |_| "false".into(),
@@ -387,7 +355,7 @@ pub fn get(name: &str) -> Option<&'static TopicConfig> {
 /// Whether `name` is a list config (Kafka's ConfigDef type LIST): the only
 /// ones IncrementalAlterConfigs may APPEND to or SUBTRACT from.
 pub fn is_list(name: &str) -> bool {
-    get(name).is_some_and(|c| c.kind == Type::List)
+    get(name).is_some_and(|c| c.valid.kind() == Type::List)
 }
 
 /// (broker config, the topic config it is the default of), for every topic
@@ -399,10 +367,22 @@ pub fn broker_synonyms() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 impl Valid {
+    /// The ConfigDef type of these values.
+    pub fn kind(self) -> Type {
+        match self {
+            Valid::Int(..) | Valid::Level(_) => Type::Int,
+            Valid::Long(..) => Type::Long,
+            Valid::Ratio => Type::Double,
+            Valid::Boolean | Valid::Off(_) => Type::Boolean,
+            Valid::OneOf(_) => Type::String,
+            Valid::CleanupPolicy | Valid::Replicas => Type::List,
+        }
+    }
+
     /// Whether `value` is one of these values; the reason if not.
     pub fn check(self, value: &str) -> Result<(), &'static str> {
         match self {
-            Valid::Range(min, max) => match value.trim().parse::<i64>() {
+            Valid::Int(min, max) | Valid::Long(min, max) => match value.trim().parse::<i64>() {
                 Ok(v) if (min..=max).contains(&v) => Ok(()),
                 Ok(_) => Err("out of range"),
                 Err(_) => Err("not an integer"),
@@ -465,6 +445,15 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_int_config_fits_32_bits() {
+        for c in TOPIC_CONFIGS {
+            if let Valid::Int(min, max) = c.valid {
+                assert!(min >= i64::from(i32::MIN) && max <= INT_MAX, "{}", c.name);
+            }
+        }
+    }
 
     #[test]
     fn names_are_sorted_and_unique() {

@@ -9,8 +9,8 @@ use super::codecs::{compress, decompress, with_reader};
 use super::walk::{check_slice, check_stream};
 use super::{check_produce_version, Codec, CompressionError, Levels, TopicCompression};
 use crate::record::{
-    check_header, compute_crc, recompute_crc, BatchHeader, DeltaSpan, Record, RecordError,
-    Validated, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
+    check_header, compute_crc, recompute_crc, BatchHeader, BatchInfo, DeltaSpan, Record,
+    RecordError, Validated, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, LOG_OVERHEAD,
 };
 
 /// Parses and checks the header and CRC of `batch`, exactly one whole batch.
@@ -150,7 +150,9 @@ impl TimestampBounds {
 /// records (one or more concatenated batches): validates every batch
 /// ([`validate_batches`], then the records inside compressed ones), refuses
 /// zstd before Produce v7, and rebuilds batches whose codec differs from the
-/// topic's `compression.type`. Returns `records` itself (no copy) when no
+/// topic's `compression.type`, and refuses a batch holding a record whose
+/// timestamp is out of the topic's bounds (`InvalidTimestamp`; the
+/// records to name are [`out_of_range_timestamps`]'s). Returns `records` itself (no copy) when no
 /// batch was rebuilt. Rebuilt batches are held to `max_batch_bytes` again.
 /// The result is [`Validated`]: the log trusts it without a second pass.
 pub fn prepare_produce(
@@ -159,28 +161,29 @@ pub fn prepare_produce(
     policy: &ProducePolicy,
 ) -> Result<Validated, CompressionError> {
     let checked = Validated::check(records.clone(), max_batch_bytes)?;
-    let mut rebuilt: Vec<Bytes> = Vec::new();
-    let mut any_rebuilt = false;
-    // What the walks below learned of each batch's timestamps (every
-    // batch's records are walked once: as they are, or to rebuild them).
-    let mut spans: Vec<Option<DeltaSpan>> = Vec::with_capacity(checked.infos().len());
-    for info in checked.infos() {
+    // The batches as they will be stored, once one of them is rebuilt.
+    let mut rebuilt: Option<Vec<Bytes>> = None;
+    for (i, info) in checked.infos().iter().enumerate() {
         let batch = records.slice(info.offset..info.offset + info.total_len);
         let codec = Codec::from_attributes(info.attributes)?;
         check_produce_version(codec, policy.api_version)?;
         let target = policy.topic.stored_codec(codec);
+        // Every batch's records are walked once: as they are, or to
+        // rebuild them; the walk gives their timestamps' span.
         if target == codec {
-            spans.push(if codec == Codec::None {
-                info.timestamp_deltas
-            } else {
-                Some(validate_compressed(&batch, policy.decompressed_bytes_max)?)
-            });
-            rebuilt.push(batch);
+            let span = match info.timestamp_deltas {
+                Some(span) => span,
+                None => validate_compressed(&batch, policy.decompressed_bytes_max)?,
+            };
+            check_timestamps(&batch, info, span, policy)?;
+            if let Some(rebuilt) = &mut rebuilt {
+                rebuilt.push(batch);
+            }
             continue;
         }
         let level = policy.levels.for_codec(target);
         let (new, span) = recompress_spanned(&batch, target, level, policy.decompressed_bytes_max)?;
-        spans.push(Some(span));
+        check_timestamps(&batch, info, span, policy)?;
         if new.len() as u64 > u64::from(max_batch_bytes) {
             return Err(RecordError::TooLarge {
                 size: new.len() as u64,
@@ -188,15 +191,19 @@ pub fn prepare_produce(
             }
             .into());
         }
-        rebuilt.push(new);
-        any_rebuilt = true;
+        let earlier = &checked.infos()[..i];
+        rebuilt
+            .get_or_insert_with(|| {
+                earlier
+                    .iter()
+                    .map(|e| records.slice(e.offset..e.offset + e.total_len))
+                    .collect()
+            })
+            .push(new);
     }
-    if let Some(bounds) = policy.timestamps {
-        check_timestamps(&checked, &spans, bounds, policy)?;
-    }
-    if !any_rebuilt {
+    let Some(mut rebuilt) = rebuilt else {
         return Ok(checked);
-    }
+    };
     // Rebuilt batches are new bytes: validated as such (the rare path of a
     // topic that recompresses).
     let bytes = if rebuilt.len() == 1 {
@@ -207,33 +214,26 @@ pub fn prepare_produce(
     Ok(Validated::check(bytes, max_batch_bytes)?)
 }
 
-/// Refuses `checked` if a record's timestamp is out of `bounds`. A batch
-/// whose timestamp span the validation walk noted (`spans`, one per batch)
-/// is judged by it; only one that may be out of bounds, or whose records
-/// were not walked, is read record by record.
+/// Refuses `batch` (described by `info`) if a record's timestamp is out of
+/// the topic's bounds. The span of its records' timestamps, which the
+/// validation walk noted, decides, unless it leaves the bounds: then the
+/// records are read one by one (a record without a timestamp passes).
 fn check_timestamps(
-    checked: &Validated,
-    spans: &[Option<DeltaSpan>],
-    bounds: TimestampBounds,
+    batch: &Bytes,
+    info: &BatchInfo,
+    span: DeltaSpan,
     policy: &ProducePolicy,
 ) -> Result<(), CompressionError> {
-    assert_eq!(spans.len(), checked.infos().len(), "a span per batch");
-    for (info, span) in checked.infos().iter().zip(spans) {
-        let admitted = span.is_some_and(|span| {
-            span.is_empty()
-                || (bounds.admits(info.base_timestamp.saturating_add(span.min), policy.now_ms)
-                    && bounds.admits(info.base_timestamp.saturating_add(span.max), policy.now_ms))
-        });
-        if admitted {
-            continue;
-        }
-        let batch = checked
-            .bytes()
-            .slice(info.offset..info.offset + info.total_len);
-        let refused = out_of_range_timestamps(&batch, bounds, policy, 1)?;
-        if refused.count > 0 {
-            return Err(CompressionError::InvalidTimestamp);
-        }
+    let Some(bounds) = policy.timestamps else {
+        return Ok(());
+    };
+    let admits =
+        |delta: i64| bounds.admits(info.base_timestamp.saturating_add(delta), policy.now_ms);
+    if span.is_empty() || (admits(span.min) && admits(span.max)) {
+        return Ok(());
+    }
+    if out_of_range_timestamps(batch, bounds, policy, 1)?.count > 0 {
+        return Err(CompressionError::InvalidTimestamp);
     }
     Ok(())
 }

@@ -79,7 +79,7 @@ fn config_type(key: &str) -> i8 {
     if TIME_UNIT_SYNONYMS.iter().any(|(k, _, _)| *k == key) {
         return TYPE_INT;
     }
-    topic_config_of(key).map_or(TYPE_LONG, |c| c.kind.code())
+    topic_config_of(key).map_or(TYPE_LONG, |c| c.valid.kind().code())
 }
 
 /// The topic config `key` names, or defaults as a broker config.
