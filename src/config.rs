@@ -444,6 +444,23 @@ pub struct BrokerConfig {
     /// identity provider's public keys (a JWKS) OAUTHBEARER tokens are
     /// checked against. Needed by a listener that offers OAUTHBEARER.
     pub sasl_oauthbearer_jwks_file: Option<PathBuf>,
+    /// Kafka's `sasl.oauthbearer.jwks.endpoint.url`: the identity
+    /// provider's JWKS endpoint (`https:` or `http:`), fetched before the
+    /// broker serves and kept fresh (security/jwks_endpoint.rs); a `file:`
+    /// URL names a file, as `sasl_oauthbearer_jwks_file` does. One of the
+    /// two, not both.
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// The certificate authorities (PEM) an `https:` JWKS endpoint is
+    /// checked against (none: the system's, as the JVM's trust store is
+    /// Kafka's).
+    pub sasl_oauthbearer_jwks_endpoint_ca_file: Option<PathBuf>,
+    /// Kafka's sasl.oauthbearer.jwks.endpoint.refresh.ms: how often the
+    /// endpoint's keys are fetched again.
+    pub sasl_oauthbearer_jwks_endpoint_refresh_ms: u64,
+    /// Kafka's sasl.oauthbearer.jwks.endpoint.retry.backoff.ms and
+    /// .retry.backoff.max.ms: the wait after a failed fetch, doubling.
+    pub sasl_oauthbearer_jwks_endpoint_retry_backoff_ms: u64,
+    pub sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms: u64,
     /// Kafka's sasl.oauthbearer.expected.audience: a token's `aud` must
     /// name one of these (empty: not checked).
     pub sasl_oauthbearer_expected_audience: Vec<String>,
@@ -454,8 +471,8 @@ pub struct BrokerConfig {
     pub sasl_oauthbearer_sub_claim_name: String,
     /// Kafka's sasl.oauthbearer.clock.skew.seconds.
     pub sasl_oauthbearer_clock_skew_seconds: u64,
-    /// The JWKS file's keys and the checks above, made at start (and again
-    /// on SIGHUP).
+    /// The JWKS's keys and the checks above, made at start (and again on
+    /// SIGHUP, or by the endpoint's refresher).
     #[serde(skip)]
     pub oauthbearer: Option<std::sync::Arc<crate::security::oauthbearer::Keys>>,
     /// Kafka's delegation.token.max.lifetime.ms: no renewal reaches past it.
@@ -603,6 +620,11 @@ impl Default for BrokerConfig {
             connections_max_reauth_ms: 0,
             sasl_failure_delay_ms_max: 5_000,
             sasl_oauthbearer_jwks_file: None,
+            sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_jwks_endpoint_ca_file: None,
+            sasl_oauthbearer_jwks_endpoint_refresh_ms: 3_600_000,
+            sasl_oauthbearer_jwks_endpoint_retry_backoff_ms: 100,
+            sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms: 10_000,
             sasl_oauthbearer_expected_audience: Vec::new(),
             sasl_oauthbearer_expected_issuer: None,
             sasl_oauthbearer_sub_claim_name: "sub".into(),
@@ -984,6 +1006,7 @@ impl BrokerConfig {
                 &mut c.inter_broker_sasl_password_file,
                 &mut c.delegation_token_secret_key_file,
                 &mut c.sasl_oauthbearer_jwks_file,
+                &mut c.sasl_oauthbearer_jwks_endpoint_ca_file,
                 &mut c.inter_broker_ssl_ca,
                 &mut c.inter_broker_ssl_cert,
                 &mut c.inter_broker_ssl_key,
@@ -1042,29 +1065,56 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Loads `sasl_oauthbearer_jwks_file`, if set, into `oauthbearer`; a
-    /// listener offering OAUTHBEARER without one is an error.
+    /// Loads the keys of `sasl_oauthbearer_jwks_file` or
+    /// `sasl_oauthbearer_jwks_endpoint_url`, if set, into `oauthbearer`; a
+    /// listener offering OAUTHBEARER without either is an error.
     pub fn read_oauthbearer_jwks(&mut self) -> Result<(), ConfigError> {
+        use crate::security::jwks_endpoint::Refresh;
         use crate::security::oauthbearer::{Checks, Keys, MECHANISM};
-        let Some(path) = &self.sasl_oauthbearer_jwks_file else {
-            let offering = self.listeners.iter().find(|(_, l)| {
-                l.sasl_mechanisms
-                    .as_ref()
-                    .is_some_and(|ms| ms.iter().any(|m| m == MECHANISM))
-            });
-            return match offering {
-                Some((name, _)) => Err(ConfigError::NoJwks(name.clone())),
-                None => Ok(()),
-            };
-        };
+        let (file, url) = (
+            &self.sasl_oauthbearer_jwks_file,
+            &self.sasl_oauthbearer_jwks_endpoint_url,
+        );
+        // Kafka's file URLs: `file:///path`.
+        let url_file = url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("file:"))
+            .map(|rest| PathBuf::from(rest.strip_prefix("//").unwrap_or(rest)));
         let checks = Checks {
             audience: self.sasl_oauthbearer_expected_audience.clone(),
             issuer: self.sasl_oauthbearer_expected_issuer.clone(),
             sub_claim: self.sasl_oauthbearer_sub_claim_name.clone(),
             clock_skew_s: self.sasl_oauthbearer_clock_skew_seconds,
         };
-        let keys = Keys::load(path, checks)?;
-        self.oauthbearer = Some(std::sync::Arc::new(keys));
+        let keys = match (file, url) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoJwks),
+            (Some(path), None) => std::sync::Arc::new(Keys::load(path, checks)?),
+            (None, Some(url)) => match url_file {
+                Some(path) => std::sync::Arc::new(Keys::load(&path, checks)?),
+                None => {
+                    let ms = std::time::Duration::from_millis;
+                    let refresh = Refresh {
+                        interval: ms(self.sasl_oauthbearer_jwks_endpoint_refresh_ms),
+                        backoff: ms(self.sasl_oauthbearer_jwks_endpoint_retry_backoff_ms),
+                        backoff_max: ms(self.sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms),
+                    };
+                    let ca = self.sasl_oauthbearer_jwks_endpoint_ca_file.as_deref();
+                    Keys::fetched(url, ca, checks, refresh)?
+                }
+            },
+            (None, None) => {
+                let offering = self.listeners.iter().find(|(_, l)| {
+                    l.sasl_mechanisms
+                        .as_ref()
+                        .is_some_and(|ms| ms.iter().any(|m| m == MECHANISM))
+                });
+                return match offering {
+                    Some((name, _)) => Err(ConfigError::NoJwks(name.clone())),
+                    None => Ok(()),
+                };
+            }
+        };
+        self.oauthbearer = Some(keys);
         Ok(())
     }
 
@@ -1111,8 +1161,10 @@ pub enum ConfigError {
     EmptySecret(PathBuf),
     #[error(transparent)]
     Jwks(#[from] crate::security::oauthbearer::JwksError),
-    #[error("listener {0} offers OAUTHBEARER: set sasl_oauthbearer_jwks_file")]
+    #[error("listener {0} offers OAUTHBEARER: set sasl_oauthbearer_jwks_file or sasl_oauthbearer_jwks_endpoint_url")]
     NoJwks(String),
+    #[error("set sasl_oauthbearer_jwks_file or sasl_oauthbearer_jwks_endpoint_url, not both")]
+    TwoJwks,
 }
 
 #[cfg(test)]
@@ -1134,11 +1186,25 @@ sasl_mechanisms = ["OAUTHBEARER"]
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         std::fs::write(&path, r#"{"keys": []}"#).unwrap();
-        c.sasl_oauthbearer_jwks_file = Some(path);
+        c.sasl_oauthbearer_jwks_file = Some(path.clone());
         assert!(
             matches!(c.read_oauthbearer_jwks(), Err(ConfigError::Jwks(_))),
             "a JWKS without keys"
         );
+        c.sasl_oauthbearer_jwks_endpoint_url = Some("https://idp.test/keys".into());
+        assert!(matches!(
+            c.read_oauthbearer_jwks(),
+            Err(ConfigError::TwoJwks)
+        ));
+        // Kafka's `file:` URLs name a file.
+        c.sasl_oauthbearer_jwks_file = None;
+        let key = r#"{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+            "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+            "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}"#;
+        std::fs::write(&path, format!(r#"{{"keys": [{key}]}}"#)).unwrap();
+        c.sasl_oauthbearer_jwks_endpoint_url = Some(format!("file://{}", path.display()));
+        c.read_oauthbearer_jwks().unwrap();
+        assert!(c.oauthbearer.is_some());
     }
 
     #[test]

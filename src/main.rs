@@ -253,6 +253,11 @@ struct ServeArgs {
     /// tokens are checked against (Kafka's sasl.oauthbearer.jwks.endpoint.url).
     #[arg(long)]
     sasl_oauthbearer_jwks_file: Option<PathBuf>,
+    /// The identity provider's JWKS endpoint (https:, http: or file:),
+    /// fetched at start and kept fresh (Kafka's
+    /// sasl.oauthbearer.jwks.endpoint.url).
+    #[arg(long)]
+    sasl_oauthbearer_jwks_endpoint_url: Option<String>,
     /// Kafka's delegation.token.max.lifetime.ms.
     #[arg(long)]
     delegation_token_max_lifetime_ms: Option<i64>,
@@ -333,6 +338,9 @@ impl ServeArgs {
         }
         if self.sasl_oauthbearer_jwks_file.is_some() {
             c.sasl_oauthbearer_jwks_file = self.sasl_oauthbearer_jwks_file;
+        }
+        if self.sasl_oauthbearer_jwks_endpoint_url.is_some() {
+            c.sasl_oauthbearer_jwks_endpoint_url = self.sasl_oauthbearer_jwks_endpoint_url;
         }
         if self.inter_broker_listener_name.is_some() {
             c.inter_broker_listener_name = self.inter_broker_listener_name;

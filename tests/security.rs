@@ -639,12 +639,19 @@ fn kafkajs_over_sasl_ssl_with_plain() {
 /// broker's JWKS file (kid `idp-1`), and the tokens it signs.
 struct IdentityProvider {
     key: rcgen::KeyPair,
+    /// The key's id, in the JWKS and in each token's header.
+    kid: String,
 }
 
 impl IdentityProvider {
     fn new() -> IdentityProvider {
+        IdentityProvider::with_kid("idp-1")
+    }
+
+    fn with_kid(kid: &str) -> IdentityProvider {
         IdentityProvider {
             key: rcgen::KeyPair::generate().unwrap(),
+            kid: kid.into(),
         }
     }
 
@@ -653,7 +660,7 @@ impl IdentityProvider {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let point = self.key.public_key_raw();
         serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "idp-1", "alg": "ES256", "use": "sig",
+            "kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
             "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65]),
         }]})
         .to_string()
@@ -665,7 +672,7 @@ impl IdentityProvider {
         use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
         let exp = now_ms() / 1000 + 600;
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("idp-1".into());
+        header.kid = Some(self.kid.clone());
         let iat = now_ms() / 1000;
         let claims = serde_json::json!(
             {"sub": sub, "aud": aud, "iss": "https://idp.test", "exp": exp, "iat": iat}
@@ -793,6 +800,183 @@ fn oauthbearer_tokens_log_in_as_their_subject() {
     assert!(send(idp.token("alice", "kafka"), "never", 3_000).is_err());
     let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
     assert!(log.contains("OAUTHBEARER keys reloaded"), "{log}");
+}
+
+/// An identity provider's JWKS endpoint over HTTPS on loopback: its
+/// current key set to every request, the requests counted.
+struct JwksEndpoint {
+    url: String,
+    jwks: Arc<std::sync::Mutex<String>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksEndpoint {
+    /// Serves `jwks` with the PKI's server certificate (127.0.0.1).
+    fn start(pki: &Pki, jwks: String) -> JwksEndpoint {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use std::io::{Read, Write};
+        let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/keys", listener.local_addr().unwrap());
+        let jwks = Arc::new(std::sync::Mutex::new(jwks));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (jwks.clone(), fetches.clone());
+        // Lives until the test process ends, blocked in accept meanwhile.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16_384 {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if !request.starts_with(b"GET /keys ") {
+                    continue;
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = served.lock().unwrap().clone();
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        JwksEndpoint { url, jwks, fetches }
+    }
+
+    fn serve(&self, jwks: String) {
+        *self.jwks.lock().unwrap() = jwks;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// OAUTHBEARER with the keys at the provider's JWKS endpoint (Kafka's
+/// `sasl.oauthbearer.jwks.endpoint.url`), over HTTPS checked against the
+/// configured CA: fetched before the broker serves, so the first token
+/// logs in; when the provider rotates to a new key, the first token naming
+/// it has the keys fetched again (no SIGHUP, no restart), and from then on
+/// its tokens log in and the retired key's no longer do.
+#[test]
+fn oauthbearer_keys_come_from_the_providers_jwks_endpoint() {
+    let pki = Pki::new();
+    let first = IdentityProvider::with_kid("key-1");
+    let endpoint = JwksEndpoint::start(&pki, first.jwks());
+    let broker = secure_broker(
+        &pki,
+        &format!(
+            r#"sasl_oauthbearer_jwks_endpoint_url = "{}"
+sasl_oauthbearer_jwks_endpoint_ca_file = "ca.pem"
+sasl_oauthbearer_expected_audience = ["kafka"]
+sasl_oauthbearer_expected_issuer = "https://idp.test"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#,
+            endpoint.url
+        ),
+    );
+    assert_eq!(endpoint.fetches(), 1, "fetched once, before serving");
+    create_topic(&broker.listener("PLAINTEXT"), "oauth-endpoint", 1, &[]);
+    let bootstrap = broker.listener("OAUTH");
+    let send = |token: (String, i64), value: &str| -> Result<(), String> {
+        let producer: FutureProducer<OAuthContext> = oauth_config(&bootstrap)
+            .set("message.timeout.ms", "3000")
+            .create_with_context(OAuthContext { token })
+            .unwrap();
+        let record = FutureRecord::<(), str>::to("oauth-endpoint").payload(value);
+        futures::executor::block_on(producer.send(record, Duration::from_secs(3)))
+            .map(|_| ())
+            .map_err(|(e, _)| e.to_string())
+    };
+    send(first.token("alice", "kafka"), "first").unwrap();
+
+    let second = IdentityProvider::with_kid("key-2");
+    endpoint.serve(second.jwks());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut attempts = 0;
+    while send(second.token("alice", "kafka"), "second").is_err() {
+        attempts += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key never logged in ({attempts} attempts, {} fetches)",
+            endpoint.fetches()
+        );
+    }
+    assert!(
+        endpoint.fetches() >= 2,
+        "the unknown key id had the keys fetched again"
+    );
+    assert!(send(first.token("alice", "kafka"), "never").is_err());
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "oauth-endpoint", 0),
+        (0, 2),
+        "one write per key that was current"
+    );
+    let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
+    assert!(log.contains("OAUTHBEARER keys fetched"), "{log}");
+}
+
+/// A JWKS endpoint that does not answer, or whose certificate the
+/// configured CA did not sign, stops the start (as it stops Kafka's): a
+/// broker that served would refuse every OAUTHBEARER login.
+#[test]
+fn an_unreachable_jwks_endpoint_stops_the_start() {
+    let pki = Pki::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("https://{}/keys", closed.local_addr().unwrap());
+    drop(closed);
+    let other = Pki::new();
+    let untrusted = JwksEndpoint::start(&other, IdentityProvider::new().jwks());
+    for url in [dead.as_str(), untrusted.url.as_str()] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = pki.path("broker.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"sasl_oauthbearer_jwks_endpoint_url = "{url}"
+sasl_oauthbearer_jwks_endpoint_ca_file = "ca.pem"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#
+            ),
+        )
+        .unwrap();
+        let stderr = refused_start(dir.path(), &["--config", config.to_str().unwrap()]);
+        assert!(stderr.contains(&format!("fetching {url}")), "{stderr}");
+    }
+    assert_eq!(
+        untrusted.fetches(),
+        0,
+        "no request reached the untrusted endpoint"
+    );
 }
 
 /// OAUTHBEARER with kafkajs: a signed token for the expected audience

@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod delegation_tokens;
+pub mod jwks_endpoint;
 pub mod listeners;
 pub mod oauthbearer;
 pub mod pem;

@@ -1,8 +1,8 @@
 //! SASL OAUTHBEARER (RFC 7628; Kafka's KIP-255 and KIP-768): a client
 //! logs in with a JSON Web Token its identity provider signed, and acts as
 //! the principal the token's subject names. The broker checks the token
-//! against the provider's public keys (a JWKS file: Kafka's
-//! `sasl.oauthbearer.jwks.endpoint.url` with a `file:` URL), its expiry,
+//! against the provider's public keys (a JWKS, from a file or from the
+//! provider's endpoint: Kafka's `sasl.oauthbearer.jwks.endpoint.url`), its expiry,
 //! and the audience and issuer configured, as Kafka's default validator
 //! does. Only asymmetric signatures are taken: a shared secret in a JWKS
 //! would let anyone who can read the file mint tokens.
@@ -10,16 +10,19 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use super::jwks_endpoint::{self, Endpoint, Refresh, Trigger};
+
 /// The mechanism's name, as SaslHandshake carries it.
 pub const MECHANISM: &str = "OAUTHBEARER";
-/// Keys one JWKS file may hold; more is refused at start.
+/// Keys one JWKS may hold; more is refused.
 pub const KEYS_MAX: usize = 64;
-/// The largest JWKS file read.
-const JWKS_BYTES_MAX: u64 = 1 << 20;
+/// The largest JWKS read.
+pub(super) const JWKS_BYTES_MAX: u64 = 1 << 20;
 /// The key-value separator of RFC 7628's messages.
 const KVSEP: char = '\u{1}';
 
@@ -48,7 +51,7 @@ pub enum OAuthError {
     AuthorizationId,
 }
 
-/// Why the JWKS file could not be used.
+/// Why the JWKS could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
     #[error("reading {0}: {1}")]
@@ -57,6 +60,24 @@ pub enum JwksError {
     Parse(String, serde_json::Error),
     #[error("{0}: no key (or more than {KEYS_MAX})")]
     Keys(String),
+    #[error("{0}: not an https:, http: or file: URL")]
+    Url(String),
+    #[error("fetching {0}: {1}")]
+    Fetch(String, String),
+    #[error("starting the JWKS refresher: {0}")]
+    Thread(std::io::Error),
+    #[error("the JWKS endpoint's certificate authorities: {0}")]
+    Ca(#[from] super::pem::PemError),
+}
+
+/// The JWKS `text` read from `shown` (a path or URL, for errors).
+pub(super) fn parse_jwks(shown: &str, text: &str) -> Result<JwkSet, JwksError> {
+    let jwks: JwkSet =
+        serde_json::from_str(text).map_err(|e| JwksError::Parse(shown.to_string(), e))?;
+    if jwks.keys.is_empty() || jwks.keys.len() > KEYS_MAX {
+        return Err(JwksError::Keys(shown.to_string()));
+    }
+    Ok(jwks)
 }
 
 /// What a token's claims must hold, besides a signature by a key.
@@ -88,14 +109,25 @@ impl Default for Checks {
 pub struct Verifier {
     jwks: JwkSet,
     pub checks: Checks,
+    /// Told of a key id the set lacks, when the keys come from an
+    /// endpoint (the provider may have rotated them since the last fetch).
+    missing_kid: Option<Arc<Trigger>>,
 }
 
-/// The verifier in use, made again from the JWKS file on SIGHUP (an
+/// Where the keys come from.
+#[derive(Debug)]
+enum Source {
+    File(PathBuf),
+    Endpoint(Arc<Trigger>),
+}
+
+/// The verifier in use. A file's keys are read again on SIGHUP (an
 /// identity provider rotates its keys): logins after it take the new keys;
-/// a file that no longer reads keeps the old ones.
+/// a file that no longer reads keeps the old ones. An endpoint's are
+/// fetched again by its refresher (and at once on SIGHUP).
 #[derive(Debug)]
 pub struct Keys {
-    path: PathBuf,
+    source: Source,
     /// Read once per OAUTHBEARER login; written only by a reload.
     current: RwLock<Arc<Verifier>>,
 }
@@ -104,13 +136,52 @@ impl Keys {
     /// The keys of the file at `path`, tokens checked by `checks`.
     pub fn load(path: &Path, checks: Checks) -> Result<Keys, JwksError> {
         let verifier = Verifier {
-            jwks: Verifier::load(path)?.jwks,
             checks,
+            ..Verifier::load(path)?
         };
         Ok(Keys {
-            path: path.to_path_buf(),
+            source: Source::File(path.to_path_buf()),
             current: RwLock::new(Arc::new(verifier)),
         })
+    }
+
+    /// The keys of the JWKS endpoint at `url` (HTTPS verified against the
+    /// authorities in `ca`, else the system's), fetched now (a provider
+    /// that does not answer stops the start, as it stops Kafka's) and kept
+    /// fresh by a thread of their own.
+    pub fn fetched(
+        url: &str,
+        ca: Option<&Path>,
+        checks: Checks,
+        refresh: Refresh,
+    ) -> Result<Arc<Keys>, JwksError> {
+        let endpoint = Endpoint::new(url, ca)?;
+        let jwks = endpoint.fetch()?;
+        let (trigger, woken) = Trigger::new();
+        let trigger = Arc::new(trigger);
+        let verifier = Verifier {
+            jwks,
+            checks,
+            missing_kid: Some(trigger.clone()),
+        };
+        let keys = Arc::new(Keys {
+            source: Source::Endpoint(trigger),
+            current: RwLock::new(Arc::new(verifier)),
+        });
+        jwks_endpoint::spawn_refresher(keys.clone(), endpoint, refresh, woken)
+            .map_err(JwksError::Thread)?;
+        Ok(keys)
+    }
+
+    /// Takes `jwks` for the logins from now on.
+    pub(super) fn install(&self, jwks: JwkSet) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let verifier = Verifier {
+            jwks,
+            checks: current.checks.clone(),
+            missing_kid: current.missing_kid.clone(),
+        };
+        *current = Arc::new(verifier);
     }
 
     pub fn current(&self) -> Arc<Verifier> {
@@ -120,17 +191,17 @@ impl Keys {
             .clone()
     }
 
-    /// Reads the file again; on any error the old keys stay.
+    /// Reads the file again (on any error the old keys stay), or has the
+    /// endpoint's keys fetched now.
     pub fn reload(&self) {
-        match Verifier::load(&self.path) {
+        let path = match &self.source {
+            Source::File(path) => path,
+            Source::Endpoint(trigger) => return trigger.now(),
+        };
+        match Verifier::load(path) {
             Ok(fresh) => {
-                let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-                let verifier = Verifier {
-                    jwks: fresh.jwks,
-                    checks: current.checks.clone(),
-                };
-                *current = Arc::new(verifier);
-                tracing::info!(path = %self.path.display(), "OAUTHBEARER keys reloaded");
+                self.install(fresh.jwks);
+                tracing::info!(path = %path.display(), "OAUTHBEARER keys reloaded");
             }
             Err(e) => {
                 tracing::error!(error = %e, "OAUTHBEARER keys reload failed; keeping the old keys")
@@ -157,18 +228,14 @@ impl Verifier {
         std::fs::File::open(path)
             .and_then(|f| f.take(JWKS_BYTES_MAX).read_to_string(&mut text))
             .map_err(|e| JwksError::Read(shown.clone(), e))?;
-        let jwks: JwkSet =
-            serde_json::from_str(&text).map_err(|e| JwksError::Parse(shown.clone(), e))?;
-        if jwks.keys.is_empty() || jwks.keys.len() > KEYS_MAX {
-            return Err(JwksError::Keys(shown));
-        }
-        Ok(Verifier::new(jwks))
+        Ok(Verifier::new(parse_jwks(&shown, &text)?))
     }
 
     pub fn new(jwks: JwkSet) -> Verifier {
         Verifier {
             jwks,
             checks: Checks::default(),
+            missing_kid: None,
         }
     }
 
@@ -195,7 +262,12 @@ impl Verifier {
         }
         // The key the header names, or the only one.
         let jwk = match &header.kid {
-            Some(kid) => self.jwks.find(kid),
+            Some(kid) => self.jwks.find(kid).or_else(|| {
+                if let Some(trigger) = &self.missing_kid {
+                    trigger.missing_kid(kid, Instant::now());
+                }
+                None
+            }),
             None if self.jwks.keys.len() == 1 => self.jwks.keys.first(),
             None => None,
         }
