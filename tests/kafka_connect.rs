@@ -4,7 +4,8 @@
 //! compacted topics they create, find each other in a group of protocol
 //! type "connect" whose leader spreads the work, and hand work over when a
 //! worker leaves. A file source feeds a topic that a file sink drains; the
-//! lines must come out as they went in. The program is
+//! lines must come out as they went in, also across a broker's death in a
+//! three-node cluster. The program is
 //! tests/clients/java/Connect.java; `make test` builds it (`make
 //! java-deps`).
 
@@ -118,4 +119,90 @@ fn kafka_connect_workers_hand_over_an_exactly_once_source() {
     }
     let task = &described.transaction_states[0];
     assert!(task.producer_epoch >= 1, "B's task fenced A's: {task:?}");
+}
+
+/// A worker with exactly-once sources on a three-node cluster, its topics
+/// of three replicas, across the death (kill -9) of the broker that
+/// coordinates its group: the worker finds the new coordinator and the new
+/// leaders, and every line reaches the topic once (the source's
+/// transactions) and the sink's file (at least once, as Connect's sinks
+/// deliver: a line may come twice, none goes missing or out of order).
+#[test]
+fn kafka_connect_keeps_its_pipeline_across_a_brokers_death() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut cluster = common::cluster::Cluster::start(3);
+    cluster.create_topic(
+        &rdkafka::admin::NewTopic::new(
+            "connect-lines",
+            1,
+            rdkafka::admin::TopicReplication::Fixed(3),
+        )
+        .set("min.insync.replicas", "2"),
+    );
+    cluster.wait_view("connect-lines", 0, "the ISR full", |v| v.isr == [1, 2, 3]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = java_connect("connect-failover")
+        .args([
+            cluster.bootstrap().as_str(),
+            dir.path().to_str().expect("a UTF-8 path"),
+            &LINES.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        // Not piped: an unread pipe could fill and stall the worker.
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run java");
+    // A failed assertion must not leave the worker waiting on stdin.
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("a READY line").expect("read stdout");
+    assert_eq!(ready, "READY", "{}", cluster.stderr_tails(30));
+
+    let mut raw = RawClient::connect(&cluster.bootstrap_of(&[1]));
+    let (code, coordinator) = raw.find_coordinator("connect-cluster", 0);
+    assert_eq!(code, 0, "FindCoordinator");
+    cluster.kill9(coordinator);
+    writeln!(child.0.stdin.as_mut().unwrap(), "go").unwrap();
+    let result = lines.next().expect("a result line").expect("read stdout");
+    assert!(
+        child.0.wait().expect("java exits").success(),
+        "{}",
+        cluster.stderr_tails(30)
+    );
+    let r: serde_json::Value = serde_json::from_str(&result).expect("JSON result");
+
+    let want: Vec<String> = (0..LINES).map(|i| format!("line-{i:05}")).collect();
+    // A sink replays from its last committed offset: first sightings.
+    let mut seen = std::collections::BTreeSet::new();
+    let firsts: Vec<String> = strings(&r, "out")
+        .into_iter()
+        .filter(|line| seen.insert(line.clone()))
+        .collect();
+    assert_eq!(firsts, want, "every line, in order, replays aside: {r}");
+    for (unit, state) in r["states"].as_object().expect("states") {
+        assert_eq!(state, "RUNNING", "{unit}: {r}");
+    }
+    let live = cluster.live();
+    let bs = cluster.bootstrap_of(&live);
+    let committed = consume_all(
+        &bs,
+        "connect-lines",
+        1,
+        LINES,
+        std::time::Duration::from_secs(30),
+    );
+    let values: Vec<String> = committed.iter().map(payload_str).collect();
+    assert_eq!(values, want, "the topic holds each line once");
+    cluster.start_again(coordinator);
+}
+
+/// A child process killed when dropped (a passed test finds it exited).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -90,6 +90,41 @@ final class Connect extends ConnectDistributed {
         }
     }
 
+    /** connect-failover BOOTSTRAP DIR COUNT: one worker with exactly-once
+     * source support, its topics of three replicas, runs the file pipeline
+     * of {@link #run}; after COUNT/2 lines it prints READY and waits for a
+     * line on stdin (the test kills a broker meanwhile), then the other
+     * COUNT/2 lines pass through. Prints {"out": [lines of DIR/out.txt],
+     * "states": {connector or task: state}}. */
+    static Map<String, Object> failover(String bootstrap, String dir, int count) throws Exception {
+        Path in = Path.of(dir, "in.txt");
+        Path out = Path.of(dir, "out.txt");
+        Files.writeString(in, "");
+        Worker worker = new Connect().worker(bootstrap, true, "3");
+        try {
+            worker.awaitReady();
+            worker.put("lines-source", Map.of(
+                    "connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector",
+                    "file", in.toString(), "topic", "connect-lines", "tasks.max", "1"));
+            worker.put("lines-sink", Map.of(
+                    "connector.class", "org.apache.kafka.connect.file.FileStreamSinkConnector",
+                    "file", out.toString(), "topics", "connect-lines", "tasks.max", "1"));
+            appendLines(in, 0, count / 2);
+            awaitLines(out, count / 2);
+            System.out.println("READY");
+            System.out.flush();
+            new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+            appendLines(in, count / 2, count);
+            awaitLines(out, count);
+            Map<String, Object> result = new TreeMap<>();
+            result.put("out", Files.readAllLines(out));
+            result.put("states", worker.states());
+            return result;
+        } finally { // the worker's threads would keep the JVM alive
+            worker.stop();
+        }
+    }
+
     /** A started worker: its herder, and the REST server whose address
      * names it. */
     private record Worker(String id, DistributedHerder herder, ConnectRestServer rest) {
@@ -169,6 +204,12 @@ final class Connect extends ConnectDistributed {
     /** What ConnectDistributed's startConnect does, without the REST
      * API's resources (see above). */
     private Worker worker(String bootstrap, boolean exactlyOnce) {
+        return worker(bootstrap, exactlyOnce, "-1");
+    }
+
+    /** A worker whose topics have REPLICATION replicas (-1: the broker's
+     * default replication factor, Kafka's since 2.4). */
+    private Worker worker(String bootstrap, boolean exactlyOnce, String replication) {
         Map<String, String> props = new HashMap<>();
         props.put("bootstrap.servers", bootstrap);
         props.put("group.id", "connect-cluster");
@@ -177,10 +218,9 @@ final class Connect extends ConnectDistributed {
         props.put("config.storage.topic", "connect-configs");
         props.put("offset.storage.topic", "connect-offsets");
         props.put("status.storage.topic", "connect-status");
-        // -1: the broker's default replication factor (Kafka's since 2.4).
-        props.put("config.storage.replication.factor", "-1");
-        props.put("offset.storage.replication.factor", "-1");
-        props.put("status.storage.replication.factor", "-1");
+        props.put("config.storage.replication.factor", replication);
+        props.put("offset.storage.replication.factor", replication);
+        props.put("status.storage.replication.factor", replication);
         props.put("listeners", "http://127.0.0.1:0");
         props.put("offset.flush.interval.ms", "500");
         // A departed worker's share waits this long before it moves (five
@@ -210,10 +250,12 @@ final class Connect extends ConnectDistributed {
         Files.writeString(file, lines, StandardOpenOption.APPEND);
     }
 
+    /** Waits for FILE to hold WANT distinct lines (a sink delivers at least
+     * once: a line may come twice). */
     private static void awaitLines(Path file, int want) throws Exception {
         long deadline = System.currentTimeMillis() + Clients.DEADLINE_MS;
         while (System.currentTimeMillis() < deadline) {
-            if (Files.exists(file) && Files.readAllLines(file).size() >= want) return;
+            if (Files.exists(file) && new TreeSet<>(Files.readAllLines(file)).size() >= want) return;
             Thread.sleep(100);
         }
         throw new IllegalStateException(file + " never held " + want + " lines");

@@ -17,6 +17,7 @@ public final class SluiceJava {
             case "rack-consume" -> Clients.rackConsume(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3]);
             case "secure" -> Clients.secure(rest[0], rest[1], Integer.parseInt(rest[2]),
                     Arrays.asList(rest).subList(3, rest.length));
+            case "connect-failover" -> Connect.failover(rest[0], rest[1], Integer.parseInt(rest[2]));
             case "connect" -> Connect.run(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3].equals("true"));
             default -> throw new IllegalArgumentException("unknown command " + args[0]);
         };
