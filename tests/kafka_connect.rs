@@ -67,15 +67,7 @@ fn pipeline(exactly_once: bool) -> Broker {
         );
     }
     // The lines topic, created on the source's first send (auto-create).
-    let lines = consume_all(
-        &bs,
-        "connect-lines",
-        1,
-        LINES,
-        std::time::Duration::from_secs(30),
-    );
-    let values: Vec<String> = lines.iter().map(payload_str).collect();
-    assert_eq!(values, want, "the topic holds each line once");
+    assert_topic_holds(&bs, &want);
 
     let mut raw = RawClient::connect(&bs);
     let described = raw.call(
@@ -185,16 +177,16 @@ fn kafka_connect_keeps_its_pipeline_across_a_brokers_death() {
     }
     let live = cluster.live();
     let bs = cluster.bootstrap_of(&live);
-    let committed = consume_all(
-        &bs,
-        "connect-lines",
-        1,
-        LINES,
-        std::time::Duration::from_secs(30),
-    );
-    let values: Vec<String> = committed.iter().map(payload_str).collect();
-    assert_eq!(values, want, "the topic holds each line once");
+    assert_topic_holds(&bs, &want);
     cluster.start_again(coordinator);
+}
+
+/// The lines topic (read committed) holds each of `want` once, in order.
+fn assert_topic_holds(bootstrap: &str, want: &[String]) {
+    let timeout = std::time::Duration::from_secs(30);
+    let lines = consume_all(bootstrap, "connect-lines", 1, LINES, timeout);
+    let values: Vec<String> = lines.iter().map(payload_str).collect();
+    assert_eq!(values, want, "the topic holds each line once");
 }
 
 /// A child process killed when dropped (a passed test finds it exited).

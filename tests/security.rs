@@ -709,15 +709,24 @@ impl rdkafka::consumer::ConsumerContext for OAuthContext {}
 /// the audience `kafka` from the issuer `https://idp.test`.
 fn oauth_broker(pki: &Pki, idp: &IdentityProvider) -> Broker {
     std::fs::write(pki.path("jwks.json"), idp.jwks()).unwrap();
+    oauth_broker_with(pki, r#"sasl_oauthbearer_jwks_file = "jwks.json""#)
+}
+
+/// A broker whose OAUTH listener takes OAUTHBEARER tokens for the audience
+/// `kafka` from the issuer `https://idp.test`, checked against the keys
+/// `keys` (the config's lines naming a JWKS) names.
+fn oauth_broker_with(pki: &Pki, keys: &str) -> Broker {
     secure_broker(
         pki,
-        r#"sasl_oauthbearer_jwks_file = "jwks.json"
+        &format!(
+            r#"{keys}
 sasl_oauthbearer_expected_audience = ["kafka"]
 sasl_oauthbearer_expected_issuer = "https://idp.test"
 [listeners.OAUTH]
 protocol = "SASL_PLAINTEXT"
 listen = "127.0.0.1:0"
-sasl_mechanisms = ["OAUTHBEARER"]"#,
+sasl_mechanisms = ["OAUTHBEARER"]"#
+        ),
     )
 }
 
@@ -953,17 +962,11 @@ fn oauthbearer_keys_come_from_the_providers_jwks_endpoint() {
     let first = IdentityProvider::with_kid("key-1");
     let endpoint = IdpServer::start(Some(&pki));
     endpoint.serve("/keys", first.jwks());
-    let broker = secure_broker(
+    let broker = oauth_broker_with(
         &pki,
         &format!(
-            r#"sasl_oauthbearer_jwks_endpoint_url = "{}"
-sasl_oauthbearer_jwks_endpoint_ca_file = "ca.pem"
-sasl_oauthbearer_expected_audience = ["kafka"]
-sasl_oauthbearer_expected_issuer = "https://idp.test"
-[listeners.OAUTH]
-protocol = "SASL_PLAINTEXT"
-listen = "127.0.0.1:0"
-sasl_mechanisms = ["OAUTHBEARER"]"#,
+            "sasl_oauthbearer_jwks_endpoint_url = \"{}\"
+sasl_oauthbearer_jwks_endpoint_ca_file = \"ca.pem\"",
             endpoint.url("/keys")
         ),
     );
@@ -1071,16 +1074,10 @@ fn java_client_logs_in_with_a_token_from_the_providers_endpoint() {
     };
     server.serve("/token", answer("kafka"));
     server.serve("/token-elsewhere", answer("elsewhere"));
-    let broker = secure_broker(
+    let broker = oauth_broker_with(
         &pki,
         &format!(
-            r#"sasl_oauthbearer_jwks_endpoint_url = "{}"
-sasl_oauthbearer_expected_audience = ["kafka"]
-sasl_oauthbearer_expected_issuer = "https://idp.test"
-[listeners.OAUTH]
-protocol = "SASL_PLAINTEXT"
-listen = "127.0.0.1:0"
-sasl_mechanisms = ["OAUTHBEARER"]"#,
+            "sasl_oauthbearer_jwks_endpoint_url = \"{}\"",
             server.url("/keys")
         ),
     );

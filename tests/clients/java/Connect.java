@@ -54,15 +54,7 @@ final class Connect extends ConnectDistributed {
         Worker a = new Connect().worker(bootstrap, exactlyOnce);
         Worker b = null;
         try {
-            a.awaitReady();
-            a.put("lines-source", Map.of(
-                    "connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector",
-                    "file", in.toString(), "topic", "connect-lines", "tasks.max", "1"));
-            a.put("lines-sink", Map.of(
-                    "connector.class", "org.apache.kafka.connect.file.FileStreamSinkConnector",
-                    "file", out.toString(), "topics", "connect-lines", "tasks.max", "1"));
-            appendLines(in, 0, count / 2);
-            awaitLines(out, count / 2);
+            startPipeline(a, in, out, count / 2);
 
             b = new Connect().worker(bootstrap, exactlyOnce);
             b.awaitReady();
@@ -102,15 +94,7 @@ final class Connect extends ConnectDistributed {
         Files.writeString(in, "");
         Worker worker = new Connect().worker(bootstrap, true, "3");
         try {
-            worker.awaitReady();
-            worker.put("lines-source", Map.of(
-                    "connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector",
-                    "file", in.toString(), "topic", "connect-lines", "tasks.max", "1"));
-            worker.put("lines-sink", Map.of(
-                    "connector.class", "org.apache.kafka.connect.file.FileStreamSinkConnector",
-                    "file", out.toString(), "topics", "connect-lines", "tasks.max", "1"));
-            appendLines(in, 0, count / 2);
-            awaitLines(out, count / 2);
+            startPipeline(worker, in, out, count / 2);
             System.out.println("READY");
             System.out.flush();
             new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
@@ -123,6 +107,21 @@ final class Connect extends ConnectDistributed {
         } finally { // the worker's threads would keep the JVM alive
             worker.stop();
         }
+    }
+
+    /** Once WORKER is ready, creates the file source (IN to topic
+     * connect-lines) and the file sink (connect-lines to OUT) through it,
+     * and passes the first LINES lines through them. */
+    private static void startPipeline(Worker worker, Path in, Path out, int lines) throws Exception {
+        worker.awaitReady();
+        worker.put("lines-source", Map.of(
+                "connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector",
+                "file", in.toString(), "topic", "connect-lines", "tasks.max", "1"));
+        worker.put("lines-sink", Map.of(
+                "connector.class", "org.apache.kafka.connect.file.FileStreamSinkConnector",
+                "file", out.toString(), "topics", "connect-lines", "tasks.max", "1"));
+        appendLines(in, 0, lines);
+        awaitLines(out, lines);
     }
 
     /** A started worker: its herder, and the REST server whose address
