@@ -9,6 +9,7 @@
 //! tests/clients/java/Connect.java; `make test` builds it (`make
 //! java-deps`).
 
+mod acls_common;
 mod common;
 
 use common::clients::{java_connect, json_result, strings};
@@ -187,6 +188,59 @@ fn assert_topic_holds(bootstrap: &str, want: &[String]) {
     let lines = consume_all(bootstrap, "connect-lines", 1, LINES, timeout);
     let values: Vec<String> = lines.iter().map(payload_str).collect();
     assert_eq!(values, want, "the topic holds each line once");
+}
+
+/// A worker with exactly-once sources logs in (SCRAM) as a principal that
+/// holds only the ACLs Kafka's docs give a Connect worker: its topics
+/// (prefix `connect-`: create, describe, describe configs, read, write),
+/// its groups (the workers' and the sink's, prefix `connect-`: read) and
+/// its transactional ids (prefix `connect-cluster`: write, describe). The
+/// ACL authorizer lets each request of the worker, its connectors and its
+/// leader's producer fencing through, and the pipeline runs.
+#[test]
+fn kafka_connect_runs_with_the_acls_kafka_documents_for_it() {
+    use acls_common::*;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = acl_broker(&dir);
+    add_user(&broker.listener("PLAINTEXT"), "connect");
+    let me = "User:connect";
+    let mut acls = Vec::new();
+    for op in [CREATE, DESCRIBE, DESCRIBE_CONFIGS, READ, WRITE] {
+        acls.push(acl(TOPIC, "connect-", PREFIXED, me, op, ALLOW));
+    }
+    acls.push(acl(GROUP, "connect-", PREFIXED, me, READ, ALLOW));
+    for op in [WRITE, DESCRIBE] {
+        acls.push(acl(
+            TRANSACTIONAL_ID,
+            "connect-cluster",
+            PREFIXED,
+            me,
+            op,
+            ALLOW,
+        ));
+    }
+    grant(&broker, acls);
+
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = java_connect("connect-secure")
+        .args([
+            broker.listener("SASL").as_str(),
+            out.path().to_str().expect("a UTF-8 path"),
+            &LINES.to_string(),
+            "security.protocol=SASL_PLAINTEXT",
+            "sasl.mechanism=SCRAM-SHA-256",
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
+             required username=\"connect\" password=\"connect-secret\";",
+        ])
+        .output()
+        .expect("run java");
+    let r = json_result(&output, &broker);
+    let want: Vec<String> = (0..LINES).map(|i| format!("line-{i:05}")).collect();
+    assert_eq!(strings(&r, "out"), want, "each line once, in order: {r}");
+    for (unit, state) in r["states"].as_object().expect("states") {
+        assert_eq!(state, "RUNNING", "{unit}: {r}");
+    }
+    assert_topic_holds(&broker.listener("PLAINTEXT"), &want);
 }
 
 /// A child process killed when dropped (a passed test finds it exited).

@@ -28,6 +28,8 @@ pub const READ: i8 = 3;
 pub const WRITE: i8 = 4;
 pub const DELETE: i8 = 6;
 pub const DESCRIBE: i8 = 8;
+pub const CREATE: i8 = 5;
+pub const DESCRIBE_CONFIGS: i8 = 10;
 pub const DENY: i8 = 2;
 pub const ALLOW: i8 = 3;
 

@@ -82,22 +82,32 @@ final class Connect extends ConnectDistributed {
         }
     }
 
-    /** connect-failover BOOTSTRAP DIR COUNT: one worker with exactly-once
-     * source support, its topics of three replicas, runs the file pipeline
-     * of {@link #run}; after COUNT/2 lines it prints READY and waits for a
-     * line on stdin (the test kills a broker meanwhile), then the other
-     * COUNT/2 lines pass through. Prints {"out": [lines of DIR/out.txt],
-     * "states": {connector or task: state}}. */
-    static Map<String, Object> failover(String bootstrap, String dir, int count) throws Exception {
+    /** connect-failover BOOTSTRAP DIR COUNT: {@link #single} with topics
+     * of three replicas, pausing halfway (the test kills a broker then).
+     * connect-secure BOOTSTRAP DIR COUNT KEY=VALUE...: {@link #single}
+     * with the broker's default replication, its clients configured with
+     * the settings (a SASL login).
+     *
+     * <p>single: one worker with exactly-once source support runs the file
+     * pipeline of {@link #run}: COUNT/2 lines pass through; with PAUSE it
+     * prints READY and waits for a line on stdin; the other COUNT/2 lines
+     * pass through. CLIENT settings go to the worker's own clients and, as
+     * Kafka's docs say to give them, with the producer., consumer. and
+     * admin. prefixes to its connectors' clients. Prints {"out": [lines of
+     * DIR/out.txt], "states": {connector or task: state}}. */
+    static Map<String, Object> single(String bootstrap, String dir, int count, String replication, boolean pause,
+            Map<String, String> client) throws Exception {
         Path in = Path.of(dir, "in.txt");
         Path out = Path.of(dir, "out.txt");
         Files.writeString(in, "");
-        Worker worker = new Connect().worker(bootstrap, true, "3");
+        Worker worker = new Connect().worker(bootstrap, true, replication, client);
         try {
             startPipeline(worker, in, out, count / 2);
-            System.out.println("READY");
-            System.out.flush();
-            new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+            if (pause) {
+                System.out.println("READY");
+                System.out.flush();
+                new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+            }
             appendLines(in, count / 2, count);
             awaitLines(out, count);
             Map<String, Object> result = new TreeMap<>();
@@ -203,13 +213,18 @@ final class Connect extends ConnectDistributed {
     /** What ConnectDistributed's startConnect does, without the REST
      * API's resources (see above). */
     private Worker worker(String bootstrap, boolean exactlyOnce) {
-        return worker(bootstrap, exactlyOnce, "-1");
+        return worker(bootstrap, exactlyOnce, "-1", Map.of());
     }
 
     /** A worker whose topics have REPLICATION replicas (-1: the broker's
-     * default replication factor, Kafka's since 2.4). */
-    private Worker worker(String bootstrap, boolean exactlyOnce, String replication) {
+     * default replication factor, Kafka's since 2.4), its clients and its
+     * connectors' configured with CLIENT besides. */
+    private Worker worker(String bootstrap, boolean exactlyOnce, String replication, Map<String, String> client) {
         Map<String, String> props = new HashMap<>();
+        client.forEach((key, value) -> {
+            props.put(key, value);
+            for (String prefix : List.of("producer.", "consumer.", "admin.")) props.put(prefix + key, value);
+        });
         props.put("bootstrap.servers", bootstrap);
         props.put("group.id", "connect-cluster");
         props.put("key.converter", "org.apache.kafka.connect.storage.StringConverter");

@@ -17,7 +17,10 @@ public final class SluiceJava {
             case "rack-consume" -> Clients.rackConsume(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3]);
             case "secure" -> Clients.secure(rest[0], rest[1], Integer.parseInt(rest[2]),
                     Arrays.asList(rest).subList(3, rest.length));
-            case "connect-failover" -> Connect.failover(rest[0], rest[1], Integer.parseInt(rest[2]));
+            case "connect-failover" -> Connect.single(rest[0], rest[1], Integer.parseInt(rest[2]), "3", true,
+                    java.util.Map.of());
+            case "connect-secure" -> Connect.single(rest[0], rest[1], Integer.parseInt(rest[2]), "-1", false,
+                    settings(Arrays.asList(rest).subList(3, rest.length)));
             case "connect" -> Connect.run(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3].equals("true"));
             default -> throw new IllegalArgumentException("unknown command " + args[0]);
         };
@@ -25,5 +28,15 @@ public final class SluiceJava {
         System.out.flush();
         // The clients' threads are closed; exit without waiting for the JVM's.
         System.exit(0);
+    }
+
+    /** KEY=VALUE arguments as a map. */
+    static java.util.Map<String, String> settings(java.util.List<String> args) {
+        java.util.Map<String, String> settings = new java.util.HashMap<>();
+        for (String arg : args) {
+            int eq = arg.indexOf('=');
+            settings.put(arg.substring(0, eq), arg.substring(eq + 1));
+        }
+        return settings;
     }
 }
