@@ -3,7 +3,8 @@
 //! `http:` URL) and kept fresh as Kafka's `RefreshingHttpsJwks` keeps
 //! them: fetched before the broker serves, again every refresh interval,
 //! at once when a token names a key id the set lacks (the provider rotated
-//! its keys; at most once a minute per id), and on SIGHUP. A failed fetch
+//! its keys; at most once a minute per id, 16 ids remembered, Kafka's
+//! numbers), and on SIGHUP. A failed fetch
 //! keeps the keys in use and is tried again with a growing backoff.
 //!
 //! Fetches run on a thread of their own: a slow or dead provider never
@@ -25,8 +26,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// off another refresh for the same id (Kafka's 16 entries, 60 s).
 const MISSING_KIDS_MAX: usize = 16;
 const MISSING_KID_HOLD: Duration = Duration::from_secs(60);
-/// A longer key id is not remembered (nor fetched for): no provider's is.
-const KID_BYTES_MAX: usize = 256;
+/// A longer key id is not remembered (nor fetched for): Kafka's bound.
+const KID_BYTES_MAX: usize = 1000;
 /// The least time between two fetches, however many tokens name unknown
 /// ids: a stream of made-up ids does not become a stream of fetches.
 const FETCH_GAP_MIN: Duration = Duration::from_secs(1);

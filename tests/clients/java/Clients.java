@@ -284,10 +284,7 @@ final class Clients {
      * connection or authentication fails. */
     static Map<String, Object> secure(String bootstrap, String topic, int count, List<String> settings) {
         Properties security = new Properties();
-        for (String setting : settings) {
-            int eq = setting.indexOf('=');
-            security.put(setting.substring(0, eq), setting.substring(eq + 1));
-        }
+        security.putAll(SluiceJava.settings(settings));
         Map<String, Object> out = new TreeMap<>();
         Properties p = producerProps(bootstrap);
         p.putAll(security);

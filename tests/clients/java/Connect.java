@@ -45,8 +45,8 @@ final class Connect extends ConnectDistributed {
      * the rest; the other COUNT/2 lines pass through B alone. EXACTLY_ONCE
      * ("true") turns on the workers' exactly-once source support
      * (transactional source tasks, a fenced config topic). Prints
-     * {"out": [lines of DIR/out.txt], "workers_sharing": n, "states":
-     * {connector or task: state}}. */
+     * {"out": [lines of DIR/out.txt], "workers_sharing": n,
+     * "last_worker_is_b": bool, "states": {connector or task: state}}. */
     static Map<String, Object> run(String bootstrap, String dir, int count, boolean exactlyOnce) throws Exception {
         Path in = Path.of(dir, "in.txt");
         Path out = Path.of(dir, "out.txt");
@@ -59,7 +59,7 @@ final class Connect extends ConnectDistributed {
             b = new Connect().worker(bootstrap, exactlyOnce);
             b.awaitReady();
             // Two connectors and their two tasks over two workers: the
-            // group's leader (a worker) spreads them, two each.
+            // group's leader (a worker) spreads them over both.
             TreeSet<String> sharing = b.awaitRunning(2);
 
             a.stop();
