@@ -97,6 +97,16 @@ pub static QUOTA_SENSOR_OVERFLOW: Counter = Counter::new(
     "sluice_quota_sensor_overflow_total",
     "Requests counted in the shared overflow quota sensor because no sensor slot was free for their entity.",
 );
+// The OAUTHBEARER JWKS endpoint (security/jwks_endpoint.rs): a provider
+// that stopped answering shows here before its rotated keys refuse logins.
+pub static JWKS_FETCHES: Counter = Counter::new(
+    "sluice_oauthbearer_jwks_fetches_total",
+    "Fetches of the identity provider's JWKS endpoint that brought keys.",
+);
+pub static JWKS_FETCH_FAILURES: Counter = Counter::new(
+    "sluice_oauthbearer_jwks_fetch_failures_total",
+    "Fetches of the identity provider's JWKS endpoint that failed (the keys in use stayed).",
+);
 pub static LOG_FLUSHES: Counter = Counter::new(
     "sluice_log_flushes_total",
     "fdatasyncs of a partition's log for the flush policy (flush.messages, flush.ms, fsync-on-ack).",
@@ -247,6 +257,8 @@ const ALL: &[&Counter] = &[
     &QUOTA_MUTATION_THROTTLE_MS,
     &QUOTA_CONNECTIONS_REFUSED,
     &QUOTA_SENSOR_OVERFLOW,
+    &JWKS_FETCHES,
+    &JWKS_FETCH_FAILURES,
     &LOG_FLUSHES,
     &ROLL_SYNCS,
     &PREFAULT_BYTES,

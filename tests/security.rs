@@ -955,7 +955,8 @@ impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 /// configured CA: fetched before the broker serves, so the first token
 /// logs in; when the provider rotates to a new key, the first token naming
 /// it has the keys fetched again (no SIGHUP, no restart), and from then on
-/// its tokens log in and the retired key's no longer do.
+/// its tokens log in and the retired key's no longer do. A fetch that
+/// brings no JWKS is counted at `/metrics` and keeps the keys in use.
 #[test]
 fn oauthbearer_keys_come_from_the_providers_jwks_endpoint() {
     let pki = Pki::new();
@@ -966,7 +967,8 @@ fn oauthbearer_keys_come_from_the_providers_jwks_endpoint() {
         &pki,
         &format!(
             "sasl_oauthbearer_jwks_endpoint_url = \"{}\"
-sasl_oauthbearer_jwks_endpoint_ca_file = \"ca.pem\"",
+sasl_oauthbearer_jwks_endpoint_ca_file = \"ca.pem\"
+metrics_listen = \"127.0.0.1:0\"",
             endpoint.url("/keys")
         ),
     );
@@ -1005,6 +1007,11 @@ sasl_oauthbearer_jwks_endpoint_ca_file = \"ca.pem\"",
         endpoint.requests("/keys") >= 2,
         "the unknown key id had the keys fetched again"
     );
+    assert!(broker.metric("sluice_oauthbearer_jwks_fetches_total") >= 2);
+    assert_eq!(
+        broker.metric("sluice_oauthbearer_jwks_fetch_failures_total"),
+        0
+    );
     assert!(send(first.token("alice", "kafka"), "never").is_err());
     assert_eq!(
         watermarks(&broker.listener("PLAINTEXT"), "oauth-endpoint", 0),
@@ -1013,6 +1020,20 @@ sasl_oauthbearer_jwks_endpoint_ca_file = \"ca.pem\"",
     );
     let log = std::fs::read_to_string(broker.stderr_path()).unwrap();
     assert!(log.contains("OAUTHBEARER keys fetched"), "{log}");
+
+    // The provider answers nonsense: SIGHUP's fetch fails, is counted, and
+    // the keys in use stay.
+    endpoint.serve("/keys", "<html>maintenance</html>".into());
+    broker.sighup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while broker.metric("sluice_oauthbearer_jwks_fetch_failures_total") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed fetch was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send(second.token("alice", "kafka"), "kept").unwrap();
 }
 
 /// A JWKS endpoint that does not answer, or whose certificate the

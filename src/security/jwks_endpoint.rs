@@ -160,9 +160,11 @@ fn refresh_loop(keys: &Keys, endpoint: &Endpoint, refresh: Refresh, woken: &Rece
             Ok(jwks) => {
                 backoff = None;
                 keys.install(jwks);
+                crate::stats::JWKS_FETCHES.add(1);
                 tracing::info!(url = %endpoint.url, "OAUTHBEARER keys fetched");
             }
             Err(e) => {
+                crate::stats::JWKS_FETCH_FAILURES.add(1);
                 let next = backoff.map_or(refresh.backoff, |b| b.saturating_mul(2));
                 backoff = Some(next.min(refresh.backoff_max));
                 tracing::warn!(error = %e, retry_in = ?backoff, "OAUTHBEARER keys fetch failed; keeping the keys in use");

@@ -157,6 +157,7 @@ impl Keys {
     ) -> Result<Arc<Keys>, JwksError> {
         let endpoint = Endpoint::new(url, ca)?;
         let jwks = endpoint.fetch()?;
+        crate::stats::JWKS_FETCHES.add(1);
         let (trigger, woken) = Trigger::new();
         let trigger = Arc::new(trigger);
         let verifier = Verifier {
