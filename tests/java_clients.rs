@@ -1,4 +1,5 @@
-//! Kafka's own Java client (kafka-clients 4.3) against the real broker:
+//! Kafka's own Java client (kafka-clients 4.3, and 3.9 where said) against
+//! the real broker:
 //! the producer's defaults (idempotent, acks=all) with every codec, classic
 //! and KIP-848 consumer groups, exactly-once copying (under transaction
 //! version 2, KIP-890), a leader's death,
@@ -11,11 +12,12 @@
 mod common;
 
 use common::clients::{
-    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, java, json_result,
-    json_result_or, strings,
+    assert_tour_ok, check_exactly_once_copy, client_follows_a_new_leader, java, java_3_9,
+    json_result, json_result_or, strings,
 };
 use common::*;
 use serde_json::json;
+use std::process::Command;
 
 /// The Java producer with its defaults, once per codec, and a group of
 /// `protocol` reading it all: each value read once, each key's values in
@@ -23,6 +25,11 @@ use serde_json::json;
 /// idempotent), and the group's commits at the partitions' ends (a second
 /// member reads nothing).
 fn produce_and_consume(protocol: &str) {
+    produce_and_consume_with(java, protocol);
+}
+
+/// [`produce_and_consume`] with the Java client `java` runs.
+fn produce_and_consume_with(java: fn(&str) -> Command, protocol: &str) {
     let broker = Broker::start(2);
     let bs = broker.bootstrap();
     let (topic, group) = (format!("java-{protocol}"), format!("java-{protocol}-group"));
@@ -66,6 +73,14 @@ fn java_client_produces_and_consumes_in_a_kip848_group() {
     produce_and_consume("consumer");
 }
 
+/// The Kafka 3 line's Java client (3.9), which most applications still
+/// run, the same way: its older protocol versions (Produce v11, Fetch v17,
+/// JoinGroup v9) end to end.
+#[test]
+fn java_3_9_client_produces_and_consumes_in_a_classic_group() {
+    produce_and_consume_with(java_3_9, "classic");
+}
+
 /// The Java client copies a topic exactly once: each poll's writes and its
 /// offsets, with the consumer's group metadata (KIP-447), committed in one
 /// transaction, after one aborted transaction. Each value is read back once
@@ -74,7 +89,7 @@ fn java_client_produces_and_consumes_in_a_kip848_group() {
 /// version 2, which the broker finalizes: every end bumped the epoch.
 #[test]
 fn java_client_copies_a_topic_exactly_once() {
-    let (transactions, epoch) = copy_exactly_once(&[]);
+    let (transactions, epoch) = copy_exactly_once(java, &[]);
     assert!(
         i64::from(epoch) >= transactions,
         "epoch {epoch} after {transactions} transactions"
@@ -87,14 +102,23 @@ fn java_client_copies_a_topic_exactly_once() {
 /// for a cluster being upgraded or a client to rule out.
 #[test]
 fn java_client_keeps_to_transaction_version_0_when_the_broker_says_so() {
-    let (_, epoch) = copy_exactly_once(&["--transaction-version", "0"]);
+    let (_, epoch) = copy_exactly_once(java, &["--transaction-version", "0"]);
     assert_eq!(epoch, 0, "no end bumped the epoch");
 }
 
-/// Runs the Java exactly-once copy against a broker started with `args`,
-/// checks it, and returns the transactions committed and the
-/// transactional id's epoch after them.
-fn copy_exactly_once(args: &[&str]) -> (i64, i16) {
+/// The Kafka 3 line's Java client (3.9) copies exactly once too. It knows
+/// no transaction version 2 whatever the broker finalizes: it adds its
+/// partitions itself (AddPartitionsToTxn v4) and no end bumps its epoch.
+#[test]
+fn java_3_9_client_copies_a_topic_exactly_once() {
+    let (_, epoch) = copy_exactly_once(java_3_9, &[]);
+    assert_eq!(epoch, 0, "no end bumped the epoch");
+}
+
+/// Runs the Java exactly-once copy (on the client `java` runs) against a
+/// broker started with `args`, checks it, and returns the transactions
+/// committed and the transactional id's epoch after them.
+fn copy_exactly_once(java: fn(&str) -> Command, args: &[&str]) -> (i64, i16) {
     let mut all_args = vec!["--metrics-listen", "127.0.0.1:0"];
     all_args.extend_from_slice(args);
     let broker = Broker::start_with(2, &all_args);
@@ -217,6 +241,12 @@ fn describe_epoch(cluster: &common::cluster::Cluster, via: i32) -> i16 {
 #[test]
 fn java_client_follows_a_new_leader() {
     client_follows_a_new_leader(java("failover"), "java-failover");
+}
+
+/// The same with the Kafka 3 line's Java client (3.9).
+#[test]
+fn java_3_9_client_follows_a_new_leader() {
+    client_follows_a_new_leader(java_3_9("failover"), "java-3-9-failover");
 }
 
 /// A share group (KIP-932) of Kafka's KafkaShareConsumer on two shards,

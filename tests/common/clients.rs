@@ -44,6 +44,13 @@ pub fn java(command: &str) -> Command {
     java_on(command, &["libs"], &[])
 }
 
+/// A Java program on kafka-clients 3.9 (target/java/libs-3.9), the Kafka 3
+/// line's client, instead of 4.3.
+#[allow(dead_code)] // not every test binary runs the Java client
+pub fn java_3_9(command: &str) -> Command {
+    java_on(command, &["libs-3.9"], &[])
+}
+
 /// A Java program on Kafka Connect's runtime (target/java/connect-libs)
 /// besides the client, logging Connect's warnings to stderr.
 #[allow(dead_code)] // not every test binary runs Kafka Connect
