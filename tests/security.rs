@@ -907,7 +907,7 @@ impl IdpServer {
         };
         // Lives until the test process ends, blocked in accept meanwhile.
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for mut stream in listener.incoming().flatten() {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 match &config {
                     Some(config) => {
@@ -917,7 +917,7 @@ impl IdpServer {
                         tls.conn.send_close_notify();
                         let _ = tls.flush();
                     }
-                    None => answer(&mut { stream }),
+                    None => answer(&mut stream),
                 }
             }
         });
