@@ -862,15 +862,11 @@ fn read_request(stream: &mut (impl std::io::Read + ?Sized)) -> Option<String> {
 
 impl IdpServer {
     fn start(tls: Option<&Pki>) -> IdpServer {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use sluice::security::pem;
         use std::io::Write;
         let config = tls.map(|pki| {
-            let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+            let certs = pem::certs(&pki.path("server.pem")).unwrap();
+            let key = pem::private_key(&pki.path("server.key")).unwrap();
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             Arc::new(
                 rustls::ServerConfig::builder_with_provider(provider)

@@ -109,16 +109,10 @@ impl Default for Checks {
 pub struct Verifier {
     jwks: JwkSet,
     pub checks: Checks,
-    /// Told of a key id the set lacks, when the keys come from an
-    /// endpoint (the provider may have rotated them since the last fetch).
-    missing_kid: Option<Arc<Trigger>>,
-}
-
-/// Where the keys come from.
-#[derive(Debug)]
-enum Source {
-    File(PathBuf),
-    Endpoint(Arc<Trigger>),
+    /// The endpoint's refresher, when the keys come from one: told of a
+    /// key id the set lacks (the provider may have rotated its keys since
+    /// the last fetch), and of SIGHUP.
+    refresh: Option<Arc<Trigger>>,
 }
 
 /// The verifier in use. A file's keys are read again on SIGHUP (an
@@ -127,7 +121,8 @@ enum Source {
 /// fetched again by its refresher (and at once on SIGHUP).
 #[derive(Debug)]
 pub struct Keys {
-    source: Source,
+    /// The JWKS file; none when the keys come from an endpoint.
+    file: Option<PathBuf>,
     /// Read once per OAUTHBEARER login; written only by a reload.
     current: RwLock<Arc<Verifier>>,
 }
@@ -140,7 +135,7 @@ impl Keys {
             ..Verifier::load(path)?
         };
         Ok(Keys {
-            source: Source::File(path.to_path_buf()),
+            file: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(verifier)),
         })
     }
@@ -159,14 +154,13 @@ impl Keys {
         let jwks = endpoint.fetch()?;
         crate::stats::JWKS_FETCHES.add(1);
         let (trigger, woken) = Trigger::new();
-        let trigger = Arc::new(trigger);
         let verifier = Verifier {
             jwks,
             checks,
-            missing_kid: Some(trigger.clone()),
+            refresh: Some(Arc::new(trigger)),
         };
         let keys = Arc::new(Keys {
-            source: Source::Endpoint(trigger),
+            file: None,
             current: RwLock::new(Arc::new(verifier)),
         });
         jwks_endpoint::spawn_refresher(keys.clone(), endpoint, refresh, woken)
@@ -180,7 +174,7 @@ impl Keys {
         let verifier = Verifier {
             jwks,
             checks: current.checks.clone(),
-            missing_kid: current.missing_kid.clone(),
+            refresh: current.refresh.clone(),
         };
         *current = Arc::new(verifier);
     }
@@ -195,9 +189,11 @@ impl Keys {
     /// Reads the file again (on any error the old keys stay), or has the
     /// endpoint's keys fetched now.
     pub fn reload(&self) {
-        let path = match &self.source {
-            Source::File(path) => path,
-            Source::Endpoint(trigger) => return trigger.now(),
+        let Some(path) = &self.file else {
+            if let Some(trigger) = &self.current().refresh {
+                trigger.now();
+            }
+            return;
         };
         match Verifier::load(path) {
             Ok(fresh) => {
@@ -236,7 +232,7 @@ impl Verifier {
         Verifier {
             jwks,
             checks: Checks::default(),
-            missing_kid: None,
+            refresh: None,
         }
     }
 
@@ -264,7 +260,7 @@ impl Verifier {
         // The key the header names, or the only one.
         let jwk = match &header.kid {
             Some(kid) => self.jwks.find(kid).or_else(|| {
-                if let Some(trigger) = &self.missing_kid {
+                if let Some(trigger) = &self.refresh {
                     trigger.missing_kid(kid, Instant::now());
                 }
                 None
