@@ -648,7 +648,17 @@ fn a_learner_follows_the_log_and_never_votes() {
 
     // A restart at the same address: no new membership, once the leader
     // saw it hold every entry (stopped behind, it would rightly be
-    // written again; below).
+    // written again; below). The voters' directory ids are written once
+    // every member, the learner too, said it reads them, at the leader's
+    // next pass: on a loaded machine that can be after the learner first
+    // caught up, leaving it behind at the restart (a `make test` run
+    // caught it). Nothing else writes while the test waits.
+    let directories: BTreeMap<i32, Uuid> = (1..=3)
+        .map(|id| (id, cluster.node(id).directory_id()))
+        .collect();
+    wait_image(&learner, "every voter's directory id", |i| {
+        i.voter_directories == directories
+    });
     wait_for("the learner caught up", || {
         let status = block_on(cluster.node(leader).describe_quorum()).ok()?;
         let progress = status.observers.iter().find(|o| o.id == 4)?;
