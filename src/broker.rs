@@ -264,6 +264,10 @@ pub fn run(
         let cluster = cluster.clone();
         let listeners = listeners.clone();
         let dialer = dialer.clone();
+        let telemetry = Arc::new(crate::client_metrics::ClientTelemetry::new(
+            config.telemetry_max_bytes as usize,
+            config.client_telemetry_series_max,
+        ));
         move |seats: Seats| {
             let ctx = ShardStart {
                 config: config.clone(),
@@ -279,6 +283,7 @@ pub fn run(
                 metrics_fd: metrics.map(|(_, fd)| fd),
                 cluster: cluster.clone(),
                 dialer: dialer.clone(),
+                telemetry: telemetry.clone(),
             };
             async move { run_shard(seats, ctx).await }
         }
@@ -378,15 +383,21 @@ struct ShardStart {
     /// How this broker dials the others (the inter-broker listener's TLS
     /// and SASL), loaded once.
     dialer: Arc<crate::net::client::Security>,
+    /// The client instances pushing metrics (KIP-714), one for all shards.
+    telemetry: Arc<crate::client_metrics::ClientTelemetry>,
 }
 
 async fn run_shard(seats: Seats, ctx: ShardStart) {
     let (id, count) = (seats.id(), seats.count());
     let controller = ctx.cluster.as_ref().map(|node| node.controller.clone());
     let (config, advertised, start) = (ctx.config.clone(), ctx.advertised, ctx.data_dir_at_start);
-    let services = Services::start(seats, ctx.topics, ctx.dialer.clone(), |mesh| {
-        Shard::new(id, count, config, advertised, mesh, start, controller)
-    })
+    let services = Services::start(
+        seats,
+        ctx.topics,
+        ctx.dialer,
+        ctx.telemetry.clone(),
+        |mesh| Shard::new(id, count, config, advertised, mesh, start, controller),
+    )
     .await;
     let shard = services.shard.clone();
     let mut listeners = Vec::with_capacity(ctx.listeners.len());
@@ -403,7 +414,12 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
     if let Some(fd) = ctx.metrics_fd.filter(|_| id == 0) {
         // SAFETY: main bound it with `bind_metrics` and hands it to shard 0 alone.
         let listener = unsafe { crate::net::listen::adopt_metrics(fd) };
-        runtime::spawn_local(crate::net::metrics::serve(shard.clone(), listener)).detach();
+        runtime::spawn_local(crate::net::metrics::serve(
+            shard.clone(),
+            listener,
+            ctx.telemetry.clone(),
+        ))
+        .detach();
     }
     runtime::spawn_local(watch_stop(shard.clone(), ctx.stop)).detach();
     if let Some(node) = ctx.cluster.as_ref().filter(|_| id == 0) {

@@ -14,6 +14,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("controller", ABOVE_STORAGE, &[]),
     ("metadata", ABOVE_STORAGE, &[]),
     ("quota", ABOVE_STORAGE, &[]),
+    ("client_metrics", ABOVE_STORAGE, &[]),
     (
         "replication",
         &[

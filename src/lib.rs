@@ -5,6 +5,7 @@
 //! - [`config`]: broker configuration (file + flags) and topic configs.
 //! - [`broker_configs`]: dynamic broker configs (topic defaults changed at run time).
 //! - [`group_configs`]: group configs (a group's own session, heartbeat and share settings).
+//! - [`client_metrics`]: client metrics subscriptions, the client instances that push, and their series (KIP-714).
 //! - [`record`]: the v2 record batch format, parsed and validated without copying.
 //! - [`compression`]: whole-batch codecs, bounded validation and recompression.
 //! - [`message_format`]: the magic 0 and 1 message formats of Produce v0-2 and Fetch v0-3, converted to and from v2 batches.
@@ -31,6 +32,7 @@
 pub mod alloc;
 pub mod broker;
 pub mod broker_configs;
+pub mod client_metrics;
 pub mod cluster;
 pub mod code_lock;
 pub mod compression;

@@ -264,6 +264,10 @@ struct ServeArgs {
     /// Kafka's delegation.token.expiry.time.ms.
     #[arg(long)]
     delegation_token_expiry_time_ms: Option<i64>,
+    /// Kafka's telemetry.max.bytes: the largest metrics push a client may
+    /// send (KIP-714).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    telemetry_max_bytes: Option<u32>,
     /// Mutual TLS between controllers: the CA bundle peers' certificates
     /// are verified against, and this node's certificate chain and key.
     #[arg(long)]
@@ -332,6 +336,7 @@ impl ServeArgs {
             connections_max_reauth_ms => c.connections_max_reauth_ms,
             delegation_token_max_lifetime_ms => c.delegation_token_max_lifetime_ms,
             delegation_token_expiry_time_ms => c.delegation_token_expiry_time_ms,
+            telemetry_max_bytes => c.telemetry_max_bytes,
         }
         if self.delegation_token_secret_key_file.is_some() {
             c.delegation_token_secret_key_file = self.delegation_token_secret_key_file;

@@ -53,6 +53,18 @@ pub static PRODUCED_BYTES: Counter = Counter::new(
     "sluice_produce_bytes_total",
     "Record batch bytes appended to logs by produce requests (a retried duplicate is not counted again).",
 );
+pub static CLIENT_TELEMETRY_PUSHES: Counter = Counter::new(
+    "sluice_client_telemetry_pushes_total",
+    "Client metrics pushes (KIP-714) accepted.",
+);
+pub static CLIENT_TELEMETRY_REFUSED: Counter = Counter::new(
+    "sluice_client_telemetry_refused_total",
+    "Client metrics pushes refused (too early, an old subscription, too large, unreadable).",
+);
+pub static CLIENT_TELEMETRY_SERIES_DROPPED: Counter = Counter::new(
+    "sluice_client_telemetry_series_dropped_total",
+    "Pushed client metric series not kept: client_telemetry_series_max was reached.",
+);
 pub static REQUESTS: Counter = Counter::new("sluice_requests_total", "Requests answered.");
 
 // Client quotas (issue 15): requests whose charge went over their quota,
@@ -238,6 +250,9 @@ pub static REPLICATION_FOLLOWER_THROTTLED: Counter = Counter::new(
 );
 
 const ALL: &[&Counter] = &[
+    &CLIENT_TELEMETRY_PUSHES,
+    &CLIENT_TELEMETRY_REFUSED,
+    &CLIENT_TELEMETRY_SERIES_DROPPED,
     &REPLICATION_LEADER_THROTTLED,
     &REPLICATION_FOLLOWER_THROTTLED,
     &FETCH_SENDFILE_BYTES,

@@ -73,6 +73,10 @@ pub struct ClusterImage {
     /// `BeforeDelegationTokens` reads older snapshots.
     #[serde(default)]
     pub delegation_tokens: crate::security::delegation_tokens::DelegationTokens,
+    /// Client metrics subscriptions by name (KIP-714's CLIENT_METRICS
+    /// resource). Last, so `BeforeClientMetrics` reads older snapshots.
+    #[serde(default)]
+    pub client_metrics: crate::client_metrics::ClientMetricsConfigs,
 }
 
 /// A replica that left a partition's ISR (`ClusterImage::isr_departures`).
@@ -104,6 +108,7 @@ pub struct Reassignment {
 /// the newest layout is tried first.
 pub fn decode(data: &[u8]) -> Result<ClusterImage, postcard::Error> {
     postcard::from_bytes(data)
+        .or_else(|e| layout::<BeforeClientMetrics>(data, e))
         .or_else(|e| layout::<BeforeDelegationTokens>(data, e))
         .or_else(|e| layout::<BeforeGroupConfigs>(data, e))
         .or_else(|e| layout::<BeforeLostIsrs>(data, e))
@@ -149,6 +154,22 @@ struct BeforeIpQuotas(
 /// The image before reassignments.
 #[derive(Deserialize)]
 struct BeforeReassignments(BeforeIpQuotas, crate::quota::IpQuotas);
+
+/// The image before client metrics subscriptions.
+#[derive(Deserialize)]
+struct BeforeClientMetrics(
+    BeforeDelegationTokens,
+    crate::security::delegation_tokens::DelegationTokens,
+);
+
+impl From<BeforeClientMetrics> for ClusterImage {
+    fn from(BeforeClientMetrics(older, delegation_tokens): BeforeClientMetrics) -> ClusterImage {
+        ClusterImage {
+            delegation_tokens,
+            ..older.into()
+        }
+    }
+}
 
 /// The image before delegation tokens.
 #[derive(Deserialize)]

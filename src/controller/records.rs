@@ -166,9 +166,10 @@ pub enum MetadataRecord {
 
 /// The newest level of record kinds this version reads: 1 brought
 /// `LogsLost` and `VoterDirectory`, 2 `LastInSyncLost`, 3 group configs
-/// (`ConfigResource::Group`), 4 `DelegationToken`. Peers say theirs in
+/// (`ConfigResource::Group`), 4 `DelegationToken`, 5 client metrics
+/// subscriptions (`ConfigResource::ClientMetrics`). Peers say theirs in
 /// their hello.
-pub const RECORD_LEVEL: u16 = 4;
+pub const RECORD_LEVEL: u16 = 5;
 
 impl MetadataRecord {
     /// The name and level of a record kind newer nodes only read (`None`:
@@ -184,6 +185,10 @@ impl MetadataRecord {
                 ..
             } => Some(("group AlterConfigs", 3)),
             MetadataRecord::DelegationToken { .. } => Some(("DelegationToken", 4)),
+            MetadataRecord::AlterConfigs {
+                resource: ConfigResource::ClientMetrics(_),
+                ..
+            } => Some(("client metrics AlterConfigs", 5)),
             _ => None,
         }
     }
@@ -198,6 +203,9 @@ pub enum ConfigResource {
     /// A group's configs (KIP-848). Level 3, last, so older log entries
     /// keep their variant numbers.
     Group(String),
+    /// A client metrics subscription's configs (KIP-714). Level 5, last,
+    /// so older log entries keep their variant numbers.
+    ClientMetrics(String),
 }
 
 /// Sets a config, or with `value: None` removes it (back to its default).
@@ -693,6 +701,12 @@ fn alter_configs(
             let mut set = image.group_configs.of(group).cloned().unwrap_or_default();
             apply_changes(&mut set, changes);
             image.group_configs.put(group, set);
+            return Ok(RecordOutcome::Applied);
+        }
+        ConfigResource::ClientMetrics(name) => {
+            let mut set = image.client_metrics.of(name).cloned().unwrap_or_default();
+            apply_changes(&mut set, changes);
+            image.client_metrics.put(name, set);
             return Ok(RecordOutcome::Applied);
         }
     };

@@ -1,7 +1,8 @@
 //! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
 //! topic configs, dynamic broker configs (`broker_configs`): the topic
-//! defaults, cluster-wide (the broker resource named "") or per broker, and
-//! group configs (`group_configs`).
+//! defaults, cluster-wide (the broker resource named "") or per broker,
+//! group configs (`group_configs`) and client metrics subscriptions
+//! (`client_metrics`).
 //! Other broker configs come from the config file and cannot change here.
 
 use std::collections::BTreeSet;
@@ -54,11 +55,13 @@ pub const INCREMENTAL_ALTER_CONFIGS: ApiSpec = ApiSpec {
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(super) const RESOURCE_CLIENT_METRICS: i8 = 16;
 pub(super) const RESOURCE_GROUP: i8 = 32;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_CLIENT_METRICS: i8 = 7;
 const SOURCE_STATIC_BROKER: i8 = 4;
 pub(super) const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's AlterConfigOp.OpType values.
@@ -72,6 +75,7 @@ const TYPE_BOOLEAN: i8 = 1;
 pub(super) const TYPE_STRING: i8 = 2;
 pub(super) const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
 
 /// The ConfigType of a topic config, of the broker config that defaults
 /// one, or of a coarser spelling (an INT).
@@ -191,6 +195,20 @@ pub fn describe(
                         }
                     }
                 }
+                RESOURCE_CLIENT_METRICS => {
+                    match client_metrics_entries(&topics, resource.resource_name.as_str()) {
+                        Ok(entries) => {
+                            result.configs = entries
+                                .into_iter()
+                                .filter(|e| wanted(e.name.as_str()))
+                                .collect()
+                        }
+                        Err(message) => {
+                            result.error_code = ResponseError::InvalidRequest.code();
+                            result.error_message = Some(StrBytes::from_static_str(message));
+                        }
+                    }
+                }
                 RESOURCE_BROKER_LOGGER => {
                     let node = shard.config.node_id;
                     match broker_loggers::describe(node, resource.resource_name.as_str(), wanted) {
@@ -225,6 +243,38 @@ pub fn describe(
         })
         .collect();
     response
+}
+
+/// A client metrics subscription's configs, those set on it (as Kafka
+/// describes them: a subscription that does not exist has none).
+fn client_metrics_entries(
+    topics: &Topics,
+    name: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, &'static str> {
+    use crate::client_metrics::configs::{INTERVAL_MS, KEYS};
+    if name.is_empty() {
+        // Kafka's wording.
+        return Err("Client metrics subscription name must not be empty");
+    }
+    let Some(set) = topics.client_metrics.of(name) else {
+        return Ok(Vec::new());
+    };
+    Ok(KEYS
+        .iter()
+        .filter_map(|&key| {
+            let value = set.get(key)?;
+            let mut e = DescribeConfigsResourceResult::default();
+            e.name = StrBytes::from_static_str(key);
+            e.value = Some(StrBytes::from_string(value.clone()));
+            e.config_source = SOURCE_CLIENT_METRICS;
+            e.config_type = if key == INTERVAL_MS {
+                TYPE_INT
+            } else {
+                TYPE_LIST
+            };
+            Some(e)
+        })
+        .collect())
 }
 
 /// What a topic config, or the broker config that defaults one, does.
@@ -706,7 +756,9 @@ fn denied(
         RESOURCE_TOPIC if !access.topic(op, name) => {
             Some(ResponseError::TopicAuthorizationFailed.code())
         }
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !access.cluster(op) => {
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS
+            if !access.cluster(op) =>
+        {
             Some(ResponseError::ClusterAuthorizationFailed.code())
         }
         RESOURCE_GROUP if !access.group(op, name) => {
@@ -829,6 +881,17 @@ async fn alter_resource(
             let outcome = shard
                 .admin(AdminOp::AlterGroupConfigs {
                     group: name.to_string(),
+                    changes,
+                    replace,
+                    validate_only,
+                })
+                .await;
+            (outcome.error, outcome.message)
+        }
+        (RESOURCE_CLIENT_METRICS, Ok(changes)) => {
+            let outcome = shard
+                .admin(AdminOp::AlterClientMetricsConfigs {
+                    name: name.to_string(),
                     changes,
                     replace,
                     validate_only,

@@ -9,8 +9,8 @@ use kafka_protocol::ResponseError;
 
 use super::access::Access;
 use super::configs::{
-    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_GROUP as GROUP,
-    RESOURCE_TOPIC as TOPIC,
+    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER,
+    RESOURCE_CLIENT_METRICS as CLIENT_METRICS, RESOURCE_GROUP as GROUP, RESOURCE_TOPIC as TOPIC,
 };
 use super::ApiSpec;
 use crate::security::acl::Operation;
@@ -22,13 +22,9 @@ pub const SPEC: ApiSpec = ApiSpec {
     max: 1,
 };
 
-/// Kafka's ConfigResource types besides the ones DescribeConfigs serves.
-const CLIENT_METRICS: i8 = 16;
-
 /// Types listed from v1 (v0 lists client metrics resources alone): each
-/// broker's configs and loggers (by broker id), the topics', and the
-/// groups that have configs of their own. Client metrics configs do not
-/// exist here: none are listed.
+/// broker's configs and loggers (by broker id), the topics', the client
+/// metrics subscriptions, and the groups that have configs of their own.
 const TYPES: &[i8] = &[TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 /// DescribeConfigs on the cluster, as in Kafka; a type not in [`TYPES`]
@@ -75,6 +71,15 @@ pub fn handle(
                 .topics
                 .keys()
                 .map(|name| resource(name.clone(), TOPIC)),
+        );
+    }
+    if wanted.contains(&CLIENT_METRICS) {
+        let topics = shard.topics();
+        response.config_resources.extend(
+            topics
+                .client_metrics
+                .iter()
+                .map(|(name, _)| resource(name.clone(), CLIENT_METRICS)),
         );
     }
     if wanted.contains(&GROUP) {

@@ -36,6 +36,7 @@ mod reassignments;
 mod sasl;
 mod scram_credentials;
 mod share;
+mod telemetry;
 mod throttle;
 mod txn;
 mod txn_verify;
@@ -151,6 +152,8 @@ pub const APIS: &[ApiSpec] = &[
     share::SHARE_ACKNOWLEDGE,
     share::READ_SHARE_GROUP_STATE,
     share::WRITE_SHARE_GROUP_STATE,
+    telemetry::GET_TELEMETRY_SUBSCRIPTIONS,
+    telemetry::PUSH_TELEMETRY,
 ];
 
 pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
@@ -199,14 +202,16 @@ pub struct Client {
     pub host: String,
     /// The peer's address, for delaying repeated authentication failures.
     pub ip: Option<std::net::IpAddr>,
+    /// The peer's port, which client metrics subscriptions may match.
+    pub port: Option<u16>,
     /// The listener, SASL exchange and principal of this connection.
     pub session: crate::net::sasl::Session,
     /// Set when the response being written must be the connection's last
     /// (a failed SaslAuthenticate).
     pub close_after_response: std::cell::Cell<bool>,
     /// Name and version the client gave in ApiVersions v3+ (KIP-511), for
-    /// log lines about what it sent; empty until then.
-    software: std::cell::RefCell<String>,
+    /// log lines about what it sent and client metrics; empty until then.
+    software: std::cell::RefCell<(String, String)>,
     /// The client quotas that apply to this connection, the handler time
     /// of its request and the throttle the request earned (issue 15).
     pub quota: crate::quota::ConnQuotas,
@@ -242,8 +247,8 @@ impl Ordered {
     }
 }
 
-/// Longest client software name and version kept (KIP-511 allows any
-/// length; a log line needs no more).
+/// Longest client software name, and version, kept (KIP-511 allows any
+/// length; a log line and a metric label need no more).
 const CLIENT_SOFTWARE_MAX: usize = 128;
 
 impl Client {
@@ -251,6 +256,7 @@ impl Client {
         Client {
             host: peer.map(|a| format!("/{}", a.ip())).unwrap_or_default(),
             ip: peer.map(|a| a.ip()),
+            port: peer.map(|a| a.port()),
             ..Default::default()
         }
     }
@@ -269,30 +275,34 @@ impl Client {
     /// The client software as ApiVersions named it, or "unknown".
     pub fn software(&self) -> String {
         let s = self.software.borrow();
-        if s.is_empty() {
+        if s.0.is_empty() {
             "unknown".into()
         } else {
-            s.clone()
+            format!("{} {}", s.0, s.1)
         }
+    }
+
+    /// The client software's name and version as ApiVersions gave them
+    /// (empty if it did not).
+    pub fn software_parts(&self) -> (String, String) {
+        self.software.borrow().clone()
     }
 
     fn remember_software(&self, request: &kafka_protocol::messages::ApiVersionsRequest) {
         if request.client_software_name.is_empty() {
             return;
         }
-        let mut s = format!(
-            "{} {}",
-            request.client_software_name.as_str(),
-            request.client_software_version.as_str()
-        );
-        if s.len() > CLIENT_SOFTWARE_MAX {
-            let mut end = CLIENT_SOFTWARE_MAX;
+        let cut = |s: &str| {
+            let mut end = s.len().min(CLIENT_SOFTWARE_MAX);
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
-            s.truncate(end);
-        }
-        *self.software.borrow_mut() = s;
+            s[..end].to_string()
+        };
+        *self.software.borrow_mut() = (
+            cut(request.client_software_name.as_str()),
+            cut(request.client_software_version.as_str()),
+        );
     }
 }
 
@@ -468,6 +478,10 @@ async fn dispatch(
             body!(),
         )),
         ApiKey::UpdateFeatures => out.encoded(features::update(shard, access, &header, body!())),
+        ApiKey::GetTelemetrySubscriptions => {
+            out.encoded(telemetry::subscriptions(services, client, &header, body!()))
+        }
+        ApiKey::PushTelemetry => out.encoded(telemetry::push(services, client, &header, body!())),
         ApiKey::SaslHandshake => out.encoded(sasl::handshake(shard, &header, client, body!())),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(shard, client, body!()).await;

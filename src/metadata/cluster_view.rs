@@ -59,6 +59,7 @@ pub fn topics_from_image(index: u64, image: Arc<ClusterImage>, node_id: i32) -> 
         topics,
         broker_configs: broker_configs_of(&image),
         group_configs: image.group_configs.clone(),
+        client_metrics: image.client_metrics.clone(),
         scram_credentials: image.scram_credentials.clone(),
         client_quotas: image.client_quotas.clone(),
         ip_quotas: image.ip_quotas.clone(),

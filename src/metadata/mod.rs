@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::broker_configs::BrokerConfigs;
+use crate::client_metrics::ClientMetricsConfigs;
 use crate::config::{BrokerConfig, ParsedTopicConfigs, TopicConfigs};
 use crate::group_configs::GroupConfigs;
 use crate::throttle_configs::{self as throttle, ThrottledReplicas};
@@ -101,6 +102,10 @@ pub struct Topics {
     /// Group configs (KIP-848's GROUP resource), by group.
     #[serde(default, skip_serializing_if = "GroupConfigs::is_empty")]
     pub group_configs: GroupConfigs,
+    /// Client metrics subscriptions (KIP-714's CLIENT_METRICS resource),
+    /// by name.
+    #[serde(default, skip_serializing_if = "ClientMetricsConfigs::is_empty")]
+    pub client_metrics: ClientMetricsConfigs,
     /// SASL SCRAM credentials (salted, never a password) by user and
     /// mechanism (issue 15); on a one-node broker only, so far.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

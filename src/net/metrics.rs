@@ -1,8 +1,10 @@
 //! A minimal `/metrics` endpoint (Prometheus text format) on the
-//! controller shard: any request on the port gets the counters. Requests
+//! controller shard: any request on the port gets the counters, and the
+//! metrics clients pushed (KIP-714). Requests
 //! are bounded in size and time; one at a time is plenty for a scraper.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -13,7 +15,11 @@ use crate::shard::Shard;
 const REQUEST_BYTES_MAX: usize = 8 << 10;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+pub async fn serve(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    telemetry: Arc<crate::client_metrics::ClientTelemetry>,
+) {
     loop {
         let accepted = {
             let stop = std::pin::pin!(shard.stopping.changed_since(0));
@@ -25,7 +31,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
         };
         match accepted {
             Ok(stream) => {
-                if crate::runtime::timeout(REQUEST_TIMEOUT, answer(stream))
+                if crate::runtime::timeout(REQUEST_TIMEOUT, answer(stream, &telemetry))
                     .await
                     .is_none()
                 {
@@ -37,7 +43,7 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn answer(mut stream: TcpStream) {
+async fn answer(mut stream: TcpStream, telemetry: &crate::client_metrics::ClientTelemetry) {
     let mut request = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < REQUEST_BYTES_MAX {
@@ -46,7 +52,8 @@ async fn answer(mut stream: TcpStream) {
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     }
-    let body = crate::stats::render();
+    let mut body = crate::stats::render();
+    telemetry.render(&mut body, crate::runtime::now_ms());
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -82,6 +82,9 @@ pub struct Services {
     pub fetch_sessions: RefCell<FetchSessions>,
     /// Replica fetchers, one per broker this shard follows partitions from.
     fetchers: fetcher::Fetchers,
+    /// The client instances pushing metrics to this broker (KIP-714),
+    /// shared by every core.
+    pub telemetry: Arc<crate::client_metrics::ClientTelemetry>,
 }
 
 impl Services {
@@ -92,6 +95,7 @@ impl Services {
         seats: Seats,
         topics: Arc<Topics>,
         dialer: Arc<crate::net::client::Security>,
+        telemetry: Arc<crate::client_metrics::ClientTelemetry>,
         new_shard: impl FnOnce(Mesh<ShardMsg>) -> Shard,
     ) -> Rc<Services> {
         let id = seats.id();
@@ -123,6 +127,7 @@ impl Services {
             shard,
             fetch_sessions: RefCell::new(fetch_sessions),
             fetchers: fetcher::Fetchers::new(dialer),
+            telemetry,
         });
         let observer: Weak<dyn ShardObserver> = Rc::downgrade(&services) as Weak<Services>;
         services.shard.set_observer(observer);

@@ -10,6 +10,7 @@ use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
 use super::*;
+use crate::client_metrics::ClientMetricsConfigError;
 use crate::config::validate_topic_config;
 use crate::group_configs::GroupConfigError;
 use crate::metadata::{new_topic_id, valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
@@ -343,6 +344,27 @@ pub(super) fn plan(
                     let code = match e {
                         GroupConfigError::TooMany => ResponseError::PolicyViolation,
                         _ => ResponseError::InvalidConfig,
+                    };
+                    refuse(code, e.to_string())
+                })?;
+            if validate_only {
+                return Ok(None);
+            }
+        }
+        AdminOp::AlterClientMetricsConfigs {
+            name,
+            changes,
+            replace,
+            validate_only,
+        } => {
+            next.client_metrics = current
+                .client_metrics
+                .altered(&name, changes, replace)
+                .map_err(|e| {
+                    let code = match e {
+                        ClientMetricsConfigError::TooMany => ResponseError::PolicyViolation,
+                        ref e if e.is_invalid_value() => ResponseError::InvalidConfig,
+                        _ => ResponseError::InvalidRequest,
                     };
                     refuse(code, e.to_string())
                 })?;

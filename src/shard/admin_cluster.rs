@@ -11,10 +11,10 @@ use kafka_protocol::ResponseError;
 use super::admin::{check_op_assignments, plan};
 use super::*;
 use crate::broker_configs::BrokerConfigs;
+use crate::controller::image::Configs;
 use crate::controller::placement::{live_candidates, place_replicas};
 use crate::controller::records::{ConfigChange, ConfigResource, MetadataRecord};
 use crate::controller::{Controller, ControllerError};
-use crate::group_configs::GroupConfigs;
 use crate::metadata::TopicMeta;
 
 /// How often an admin request looks whether its change reached the shards.
@@ -138,9 +138,15 @@ impl Shard {
             &current.broker_configs,
             &next.broker_configs,
         ));
-        records.extend(group_config_records(
-            &current.group_configs,
-            &next.group_configs,
+        records.extend(named_config_records(
+            current.group_configs.iter(),
+            next.group_configs.iter(),
+            ConfigResource::Group,
+        ));
+        records.extend(named_config_records(
+            current.client_metrics.iter(),
+            next.client_metrics.iter(),
+            ConfigResource::ClientMetrics,
         ));
         records.extend(scram_credential_records(
             &current.scram_credentials,
@@ -401,20 +407,27 @@ fn broker_config_records(old: &BrokerConfigs, new: &BrokerConfigs) -> Vec<Metada
         .collect()
 }
 
-/// Records for changed group configs: one per group changed.
-fn group_config_records(old: &GroupConfigs, new: &GroupConfigs) -> Vec<MetadataRecord> {
-    let empty = Default::default();
-    let groups: std::collections::BTreeSet<&String> =
-        old.iter().chain(new.iter()).map(|(g, _)| g).collect();
-    groups
+/// Records for changed named config sets (groups' configs, client
+/// metrics subscriptions): one per set changed, for `resource` of its name.
+fn named_config_records<'a>(
+    old: impl Iterator<Item = (&'a String, &'a Configs)>,
+    new: impl Iterator<Item = (&'a String, &'a Configs)>,
+    resource: fn(String) -> ConfigResource,
+) -> Vec<MetadataRecord> {
+    let old: std::collections::BTreeMap<_, _> = old.collect();
+    let new: std::collections::BTreeMap<_, _> = new.collect();
+    let empty = Configs::default();
+    let names: std::collections::BTreeSet<&String> =
+        old.keys().chain(new.keys()).copied().collect();
+    names
         .into_iter()
-        .filter_map(|group| {
+        .filter_map(|name| {
             let changes = config_diff(
-                old.of(group).unwrap_or(&empty),
-                new.of(group).unwrap_or(&empty),
+                old.get(name).copied().unwrap_or(&empty),
+                new.get(name).copied().unwrap_or(&empty),
             );
             (!changes.is_empty()).then(|| MetadataRecord::AlterConfigs {
-                resource: ConfigResource::Group(group.clone()),
+                resource: resource(name.clone()),
                 changes,
             })
         })

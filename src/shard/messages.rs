@@ -451,6 +451,14 @@ pub enum AdminOp {
         replace: bool,
         validate_only: bool,
     },
+    /// A client metrics subscription (KIP-714's CLIENT_METRICS resource),
+    /// as `AlterConfigs`.
+    AlterClientMetricsConfigs {
+        name: String,
+        changes: Vec<(String, ConfigChange)>,
+        replace: bool,
+        validate_only: bool,
+    },
     /// SCRAM credentials (issue 15): set (`Some`) or delete (`None`) each,
     /// all checked by the handler first.
     AlterScramCredentials {

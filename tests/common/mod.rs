@@ -259,9 +259,9 @@ impl Broker {
             .expect("broker was not started with --metrics-listen")
     }
 
-    /// The value of counter `name` from `/metrics` (plain HTTP GET over a
-    /// blocking socket, bounded by timeouts).
-    pub fn metric(&self, name: &str) -> u64 {
+    /// The body of `/metrics` (plain HTTP GET over a blocking socket,
+    /// bounded by timeouts).
+    pub fn metrics_text(&self) -> String {
         use std::io::Write;
         let addr = self.metrics_addr();
         let mut s = std::net::TcpStream::connect(&addr)
@@ -279,7 +279,12 @@ impl Broker {
             text.starts_with("HTTP/1.1 200"),
             "metrics response: {text:?}"
         );
-        let body = &text[text.find("\r\n\r\n").expect("end of HTTP headers") + 4..];
+        text[text.find("\r\n\r\n").expect("end of HTTP headers") + 4..].to_string()
+    }
+
+    /// The value of counter `name` from `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let body = self.metrics_text();
         body.lines()
             .filter(|l| !l.starts_with('#'))
             .find_map(|l| {

@@ -435,6 +435,15 @@ fn images_of_every_older_layout_decode() {
     };
     assert_eq!(apply(&mut image, &token), Ok(RecordOutcome::Applied));
     assert_eq!(apply(&mut image, &token), Ok(RecordOutcome::Unchanged));
+    let subscription = MetadataRecord::AlterConfigs {
+        resource: ConfigResource::ClientMetrics("s".into()),
+        changes: vec![ConfigChange {
+            name: "metrics".into(),
+            value: Some("*".into()),
+        }],
+    };
+    assert_eq!(apply(&mut image, &subscription), Ok(RecordOutcome::Applied));
+    assert!(!image.client_metrics.is_empty());
     let decode = |bytes: Vec<u8>| super::super::image::decode(&bytes).unwrap();
     // postcard writes a struct as its fields in order: each older layout
     // is a prefix of the fields.
@@ -454,6 +463,24 @@ fn images_of_every_older_layout_decode() {
     );
     image.lost_isrs.entry("t".into()).or_default().insert(0);
     let mut expected = image.clone();
+    expected.client_metrics = Default::default();
+    let before_client_metrics = (
+        first,
+        &image.scram_credentials,
+        &image.client_quotas,
+        &image.acls,
+        &image.ip_quotas,
+        &image.reassignments,
+        &image.voter_directories,
+        &image.lost_isrs,
+        &image.isr_departures,
+        &image.group_configs,
+        &image.delegation_tokens,
+    );
+    assert_eq!(
+        decode(postcard::to_allocvec(&before_client_metrics).unwrap()),
+        expected
+    );
     expected.delegation_tokens = Default::default();
     let before_delegation_tokens = (
         first,

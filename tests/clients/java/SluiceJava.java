@@ -21,6 +21,7 @@ public final class SluiceJava {
                     java.util.Map.of());
             case "connect-secure" -> Connect.single(rest[0], rest[1], Integer.parseInt(rest[2]), "-1", false,
                     settings(Arrays.asList(rest).subList(3, rest.length)));
+            case "telemetry-produce" -> Telemetry.produceUntilSeen(rest[0], rest[1], rest[2]);
             case "connect" -> Connect.run(rest[0], rest[1], Integer.parseInt(rest[2]), rest[3].equals("true"));
             default -> throw new IllegalArgumentException("unknown command " + args[0]);
         };
