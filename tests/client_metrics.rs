@@ -248,6 +248,22 @@ fn subscriptions_are_config_resources_set_refused_described_listed_and_kept() {
     assert!(listed(&mut c, 1).is_empty());
 }
 
+/// The telemetry APIs are advertised only with a `/metrics` endpoint to
+/// show pushed metrics on (Kafka: only with a metrics reporter taking them).
+#[test]
+fn the_telemetry_apis_are_advertised_with_a_metrics_endpoint() {
+    use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+    let advertised = |broker: &Broker| {
+        let mut c = RawClient::connect(&broker.bootstrap());
+        let r: ApiVersionsResponse = c.call(3, &raw::api_versions_request());
+        [ApiKey::GetTelemetrySubscriptions, ApiKey::PushTelemetry]
+            .map(|key| r.api_keys.iter().any(|v| v.api_key == key as i16))
+    };
+    assert_eq!(advertised(&Broker::start(1)), [false, false]);
+    let with_metrics = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(advertised(&with_metrics), [true, true]);
+}
+
 /// In a cluster a subscription is metadata: set through one broker, every
 /// broker describes it and asks its clients for it.
 #[test]

@@ -558,30 +558,30 @@ fn java_consumer_reads_from_the_replica_in_its_rack() {
 }
 
 /// The Java client with its defaults (`enable.metrics.push=true`) under a
-/// client metrics subscription (KIP-714): it gets its client instance id
+/// client metrics subscription (KIP-714) its Admin client set and read
+/// back (as `kafka-client-metrics.sh` does): it gets its client instance id
 /// from the broker (`clientInstanceId`), and the producer metrics it pushes
 /// appear at `/metrics` under that id and its client id.
 #[test]
 fn java_client_pushes_its_metrics_when_subscribed() {
     let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
-    let mut c = common::raw::RawClient::connect(&bs);
-    let ops = [
-        ("metrics", 0, Some("org.apache.kafka.producer.")),
-        ("interval.ms", 0, Some("500")),
-        ("match", 0, Some("client_software_name=apache-kafka-java")),
-    ];
-    const CLIENT_METRICS: i8 = 16;
-    assert_eq!(
-        c.incremental_alter(1, CLIENT_METRICS, "java", &ops),
-        (0, None)
-    );
     create_topic(&bs, "java-telemetry", 1, &[]);
     let output = java("telemetry-produce")
         .args([bs.as_str(), "java-telemetry", &broker.metrics_addr()])
         .output()
         .expect("run java");
     let r = json_result(&output, &broker);
+    assert_eq!(
+        r["described"],
+        json!({
+            "interval.ms": "500",
+            "match": "client_software_name=apache-kafka-java",
+            "metrics": "org.apache.kafka.producer.",
+        }),
+        "{r}"
+    );
+    assert_eq!(strings(&r, "listed"), ["java"], "{r}");
     let series = strings(&r, "series");
     assert!(!series.is_empty(), "no pushed metrics seen: {r}");
     // Kafka's Uuid prints as URL-safe base64.

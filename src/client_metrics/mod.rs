@@ -11,5 +11,5 @@ pub mod series;
 pub mod subscription;
 
 pub use configs::{ClientMetricsConfigError, ClientMetricsConfigs};
-pub use registry::{ClientTelemetry, Push, TelemetryError};
+pub use registry::{ClientTelemetry, Push, Subscribed, TelemetryError, TelemetrySnapshot};
 pub use subscription::{ClientIdentity, Subscription};

@@ -8,7 +8,7 @@
 //! whichever shard its connection lands on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -63,6 +63,14 @@ impl TelemetryError {
     }
 }
 
+/// The subscriptions a request is answered from: the shard's snapshot's,
+/// and that snapshot's version.
+#[derive(Clone, Copy)]
+pub struct Subscribed<'a> {
+    pub configs: &'a ClientMetricsConfigs,
+    pub version: u64,
+}
+
 /// A PushTelemetry request's fields.
 pub struct Push<'a> {
     pub instance: Uuid,
@@ -83,6 +91,10 @@ pub struct ClientTelemetry {
 
 struct State {
     subscriptions: Subscriptions,
+    /// The snapshot version `subscriptions` were last checked against:
+    /// an older snapshot (another shard's, not yet replaced) is answered
+    /// from the newer set rather than compiled again.
+    checked_version: u64,
     instances: HashMap<Uuid, Instance>,
     /// Series held by all instances, at most `series_max`.
     series: usize,
@@ -91,13 +103,17 @@ struct State {
 
 struct Instance {
     identity: ClientIdentity,
+    /// `identity` as the labels of each of its series.
+    labels: Arc<str>,
     subscription: Subscription,
     last_get_ms: Option<i64>,
     last_push_ms: Option<i64>,
     last_seen_ms: i64,
     last_error: Option<TelemetryError>,
     terminating: bool,
-    series: Series,
+    /// Shared with a `/metrics` render under way, which reads it outside
+    /// the lock; a push then changes a copy.
+    series: Arc<Series>,
 }
 
 impl Instance {
@@ -144,6 +160,7 @@ impl ClientTelemetry {
             series_max,
             state: Mutex::new(State {
                 subscriptions: Subscriptions::new(&ClientMetricsConfigs::default()),
+                checked_version: 0,
                 instances: HashMap::new(),
                 series: 0,
                 swept_ms: 0,
@@ -164,7 +181,7 @@ impl ClientTelemetry {
     /// that has none) and what it is to push.
     pub fn subscribe(
         &self,
-        configs: &ClientMetricsConfigs,
+        subscribed: Subscribed<'_>,
         asked: Uuid,
         identity: ClientIdentity,
         now_ms: i64,
@@ -180,7 +197,7 @@ impl ClientTelemetry {
         } else {
             asked
         };
-        let instance = state.instance(configs, id, identity, now_ms);
+        let instance = state.instance(subscribed, id, identity, now_ms);
         if !instance.may_ask(now_ms) {
             instance.last_error = Some(TelemetryError::Throttled);
             return Err(TelemetryError::Throttled);
@@ -193,7 +210,22 @@ impl ClientTelemetry {
     /// PushTelemetry: checked as Kafka checks it, then its metrics kept.
     pub fn push(
         &self,
-        configs: &ClientMetricsConfigs,
+        subscribed: Subscribed<'_>,
+        push: Push<'_>,
+        identity: ClientIdentity,
+        now_ms: i64,
+    ) -> Result<(), TelemetryError> {
+        let taken = self.take(subscribed, push, identity, now_ms);
+        match taken {
+            Ok(()) => crate::stats::CLIENT_TELEMETRY_PUSHES.add(1),
+            Err(_) => crate::stats::CLIENT_TELEMETRY_REFUSED.add(1),
+        }
+        taken
+    }
+
+    fn take(
+        &self,
+        subscribed: Subscribed<'_>,
         push: Push<'_>,
         identity: ClientIdentity,
         now_ms: i64,
@@ -201,7 +233,7 @@ impl ClientTelemetry {
         if reserved(push.instance) {
             return Err(TelemetryError::InvalidInstanceId);
         }
-        let codec = self.admit(configs, &push, identity, now_ms)?;
+        let codec = self.admit(subscribed, &push, identity, now_ms)?;
         if push.metrics.is_empty() {
             return Ok(());
         }
@@ -221,15 +253,8 @@ impl ClientTelemetry {
         let Some(instance) = state.instances.get_mut(&push.instance) else {
             return Ok(()); // forgotten meanwhile: nothing to keep them for
         };
-        let decoded = match decoded {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                instance.last_error = Some(e);
-                crate::stats::CLIENT_TELEMETRY_REFUSED.add(1);
-                return Err(e);
-            }
-        };
-        let (made, dropped) = instance.series.apply(decoded.points, room);
+        let decoded = decoded.inspect_err(|e| instance.last_error = Some(*e))?;
+        let (made, dropped) = Arc::make_mut(&mut instance.series).apply(decoded.points, room);
         state.series += made;
         crate::stats::CLIENT_TELEMETRY_SERIES_DROPPED.add(dropped as u64);
         Ok(())
@@ -238,13 +263,13 @@ impl ClientTelemetry {
     /// The push's checks, in Kafka's order; the codec its metrics use.
     fn admit(
         &self,
-        configs: &ClientMetricsConfigs,
+        subscribed: Subscribed<'_>,
         push: &Push<'_>,
         identity: ClientIdentity,
         now_ms: i64,
     ) -> Result<Codec, TelemetryError> {
         let mut state = self.state();
-        let instance = state.instance(configs, push.instance, identity, now_ms);
+        let instance = state.instance(subscribed, push.instance, identity, now_ms);
         let checked = (|| {
             if instance.terminating {
                 return Err(TelemetryError::Terminated);
@@ -268,25 +293,45 @@ impl ClientTelemetry {
             Ok(codec)
         })();
         match checked {
-            Ok(codec) => {
+            Ok(_) => {
                 instance.terminating |= push.terminating;
                 instance.last_error = None;
-                crate::stats::CLIENT_TELEMETRY_PUSHES.add(1);
-                Ok(codec)
             }
-            Err(e) => {
-                instance.last_error = Some(e);
-                crate::stats::CLIENT_TELEMETRY_REFUSED.add(1);
-                Err(e)
-            }
+            Err(e) => instance.last_error = Some(e),
         }
+        checked
     }
 
-    /// The instances' series and counts as Prometheus text.
-    pub fn render(&self, out: &mut String, now_ms: i64) {
-        use std::fmt::Write;
+    /// What `/metrics` shows of the clients, taken under the lock in time
+    /// proportional to the instances (their series are shared, not copied),
+    /// to be written out without it.
+    pub fn snapshot(&self, now_ms: i64) -> TelemetrySnapshot {
         let mut state = self.state();
         state.sweep(now_ms);
+        TelemetrySnapshot {
+            instances: state.instances.len(),
+            series: state.series,
+            clients: state
+                .instances
+                .values()
+                .filter(|i| !i.series.is_empty())
+                .map(|i| (i.labels.clone(), i.series.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The clients' series at one moment (`ClientTelemetry::snapshot`).
+pub struct TelemetrySnapshot {
+    instances: usize,
+    series: usize,
+    clients: Vec<(Arc<str>, Arc<Series>)>,
+}
+
+impl TelemetrySnapshot {
+    /// As Prometheus text: the counts, then every client's series.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
         let _ = writeln!(
             out,
             "# HELP sluice_client_telemetry_instances Client instances heard from (KIP-714) and not yet forgotten.\n\
@@ -295,15 +340,14 @@ impl ClientTelemetry {
              # HELP sluice_client_telemetry_series Client metric series kept for clients' pushes.\n\
              # TYPE sluice_client_telemetry_series gauge\n\
              sluice_client_telemetry_series {}",
-            state.instances.len(),
-            state.series
+            self.instances, self.series
         );
-        let clients = state
-            .instances
-            .iter()
-            .filter(|(_, i)| !i.series.is_empty())
-            .map(|(id, i)| (identity_labels(*id, &i.identity), &i.series));
-        series::render(out, clients);
+        series::render(
+            out,
+            self.clients
+                .iter()
+                .map(|(labels, series)| (labels.as_ref(), series.as_ref())),
+        );
     }
 }
 
@@ -312,14 +356,17 @@ impl State {
     /// longest ago when full), told what to push now, and seen now.
     fn instance(
         &mut self,
-        configs: &ClientMetricsConfigs,
+        subscribed: Subscribed<'_>,
         id: Uuid,
         identity: ClientIdentity,
         now_ms: i64,
     ) -> &mut Instance {
         self.sweep(now_ms);
-        if !self.subscriptions.is_of(configs) {
-            self.subscriptions = Subscriptions::new(configs);
+        if subscribed.version > self.checked_version {
+            self.checked_version = subscribed.version;
+            if !self.subscriptions.is_of(subscribed.configs) {
+                self.subscriptions = Subscriptions::new(subscribed.configs);
+            }
         }
         if !self.instances.contains_key(&id) && self.instances.len() >= INSTANCES_MAX {
             let oldest = self
@@ -334,13 +381,14 @@ impl State {
         let subscriptions = &self.subscriptions;
         let instance = self.instances.entry(id).or_insert_with(|| Instance {
             subscription: subscriptions.for_client(id, &identity),
+            labels: identity_labels(id, &identity).into(),
             identity,
             last_get_ms: None,
             last_push_ms: None,
             last_seen_ms: now_ms,
             last_error: None,
             terminating: false,
-            series: Series::default(),
+            series: Arc::default(),
         });
         let now = subscriptions.for_client(id, &instance.identity);
         if now.id != instance.subscription.id {
@@ -459,8 +507,13 @@ mod tests {
 
     fn rendered(t: &ClientTelemetry, now_ms: i64) -> String {
         let mut out = String::new();
-        t.render(&mut out, now_ms);
+        t.snapshot(now_ms).render(&mut out);
         out
+    }
+
+    /// `configs` as a snapshot of `version` holds them.
+    fn at(configs: &ClientMetricsConfigs, version: u64) -> Subscribed<'_> {
+        Subscribed { configs, version }
     }
 
     #[test]
@@ -472,7 +525,7 @@ mod tests {
             ..Default::default()
         };
         let (id, sub) = t
-            .subscribe(&configs, Uuid::nil(), client.clone(), 10_000)
+            .subscribe(at(&configs, 1), Uuid::nil(), client.clone(), 10_000)
             .expect("first ask");
         assert!(!id.is_nil());
         assert_eq!(
@@ -481,37 +534,54 @@ mod tests {
         );
         // Asking again before the interval is throttled; after it, not.
         assert_eq!(
-            t.subscribe(&configs, id, client.clone(), 10_500),
+            t.subscribe(at(&configs, 1), id, client.clone(), 10_500),
             Err(TelemetryError::Throttled)
         );
         // The first push after an answer is taken at once (clients jitter it).
         let bytes = gauge("org.apache.kafka.producer.record.queue.time.avg", 2.5);
-        t.push(&configs, push(id, sub.id, &bytes), client.clone(), 10_600)
-            .expect("first push");
+        t.push(
+            at(&configs, 1),
+            push(id, sub.id, &bytes),
+            client.clone(),
+            10_600,
+        )
+        .expect("first push");
         assert!(rendered(&t, 10_600).contains(&format!(
             "org_apache_kafka_producer_record_queue_time_avg{{client_instance_id=\"{id}\",client_id=\"app\""
         )));
         assert_eq!(
-            t.push(&configs, push(id, sub.id, &bytes), client.clone(), 11_000),
+            t.push(
+                at(&configs, 1),
+                push(id, sub.id, &bytes),
+                client.clone(),
+                11_000
+            ),
             Err(TelemetryError::Throttled)
         );
-        t.push(&configs, push(id, sub.id, &bytes), client.clone(), 11_600)
-            .expect("a push an interval later");
+        t.push(
+            at(&configs, 1),
+            push(id, sub.id, &bytes),
+            client.clone(),
+            11_600,
+        )
+        .expect("a push an interval later");
         // A stale subscription id is refused; the client may ask at once.
         assert_eq!(
             t.push(
-                &configs,
+                at(&configs, 1),
                 push(id, sub.id + 1, &bytes),
                 client.clone(),
                 12_600
             ),
             Err(TelemetryError::UnknownSubscription)
         );
-        assert!(t.subscribe(&configs, id, client.clone(), 12_601).is_ok());
+        assert!(t
+            .subscribe(at(&configs, 1), id, client.clone(), 12_601)
+            .is_ok());
         // Unreadable metrics are refused and keep nothing new.
         assert_eq!(
             t.push(
-                &configs,
+                at(&configs, 1),
                 push(id, sub.id, b"\xff\xff\xff"),
                 client.clone(),
                 12_700
@@ -534,11 +604,11 @@ mod tests {
         let configs = every_metric("1000");
         let client = ClientIdentity::default();
         let (id, sub) = t
-            .subscribe(&configs, Uuid::nil(), client.clone(), 0)
+            .subscribe(at(&configs, 1), Uuid::nil(), client.clone(), 0)
             .expect("ask");
         let big = vec![0u8; 65];
         assert_eq!(
-            t.push(&configs, push(id, sub.id, &big), client.clone(), 0),
+            t.push(at(&configs, 1), push(id, sub.id, &big), client.clone(), 0),
             Err(TelemetryError::TooLarge)
         );
         let unknown_codec = 7;
@@ -547,12 +617,12 @@ mod tests {
             ..push(id, sub.id, b"")
         };
         assert_eq!(
-            t.push(&configs, odd, client.clone(), 5_000),
+            t.push(at(&configs, 1), odd, client.clone(), 5_000),
             Err(TelemetryError::UnsupportedCompression)
         );
         assert_eq!(
             t.push(
-                &configs,
+                at(&configs, 1),
                 push(Uuid::nil(), sub.id, b""),
                 client.clone(),
                 5_000
@@ -567,16 +637,21 @@ mod tests {
             compression: Codec::Zstd.id() as i8,
             ..push(id, sub.id, &zstd)
         };
-        t.push(&configs, compressed, client.clone(), 10_000)
+        t.push(at(&configs, 1), compressed, client.clone(), 10_000)
             .expect("zstd push");
         let last = Push {
             terminating: true,
             ..push(id, sub.id, b"")
         };
-        t.push(&configs, last, client.clone(), 10_001)
+        t.push(at(&configs, 1), last, client.clone(), 10_001)
             .expect("a terminating push comes whenever");
         assert_eq!(
-            t.push(&configs, push(id, sub.id, b""), client.clone(), 20_000),
+            t.push(
+                at(&configs, 1),
+                push(id, sub.id, b""),
+                client.clone(),
+                20_000
+            ),
             Err(TelemetryError::Terminated)
         );
         assert!(rendered(&t, 20_000).contains("\nm{"));
@@ -588,19 +663,31 @@ mod tests {
         let client = ClientIdentity::default();
         let before = every_metric("60000");
         let (id, old) = t
-            .subscribe(&before, Uuid::nil(), client.clone(), 0)
+            .subscribe(at(&before, 1), Uuid::nil(), client.clone(), 0)
             .expect("ask");
         let after = every_metric("1000");
         assert_eq!(
-            t.push(&after, push(id, old.id, b""), client.clone(), 100),
+            t.push(at(&after, 2), push(id, old.id, b""), client.clone(), 100),
             Err(TelemetryError::UnknownSubscription)
         );
-        let (same, new) = t.subscribe(&after, id, client.clone(), 101).expect("ask");
+        let (same, new) = t
+            .subscribe(at(&after, 2), id, client.clone(), 101)
+            .expect("ask");
         assert_eq!((same, new.interval_ms), (id, 1000));
         assert_ne!(new.id, old.id);
+        // A shard's older snapshot does not bring the old set back.
+        assert_eq!(
+            t.push(at(&before, 1), push(id, new.id, b""), client.clone(), 102),
+            Ok(())
+        );
         // No subscription at all: nothing asked, at Kafka's default interval.
         let (_, none) = t
-            .subscribe(&Default::default(), Uuid::nil(), client, 0)
+            .subscribe(
+                at(&ClientMetricsConfigs::default(), 3),
+                Uuid::nil(),
+                client,
+                0,
+            )
             .expect("ask");
         assert!(none.metrics.is_empty());
     }
@@ -612,10 +699,10 @@ mod tests {
         for (i, name) in ["a", "b"].into_iter().enumerate() {
             let client = ClientIdentity::default();
             let (id, sub) = t
-                .subscribe(&configs, Uuid::nil(), client.clone(), i as i64)
+                .subscribe(at(&configs, 1), Uuid::nil(), client.clone(), i as i64)
                 .expect("ask");
             t.push(
-                &configs,
+                at(&configs, 1),
                 push(id, sub.id, &gauge(name, 1.0)),
                 client,
                 i as i64,

@@ -173,7 +173,7 @@ fn safe(text: &str, allowed: impl Fn(char) -> bool) -> String {
 }
 
 /// One client's series.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Series(BTreeMap<SeriesKey, (Kind, f64)>);
 
 impl Series {
@@ -210,7 +210,7 @@ impl Series {
 
 /// Prometheus text for every client's series, each metric name once with
 /// its type; `clients` are (identity labels, series).
-pub fn render<'a>(out: &mut String, clients: impl Iterator<Item = (String, &'a Series)>) {
+pub fn render<'a>(out: &mut String, clients: impl Iterator<Item = (&'a str, &'a Series)>) {
     let mut by_name: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
     for (identity, series) in clients {
         for ((name, labels), (kind, value)) in &series.0 {
@@ -334,10 +334,7 @@ mod tests {
         let again = decode(&bytes).expect("decodes");
         assert_eq!(series.apply(again.points, 0), (0, 0));
         let mut out = String::new();
-        render(
-            &mut out,
-            std::iter::once(("client_id=\"c\"".to_string(), &series)),
-        );
+        render(&mut out, std::iter::once(("client_id=\"c\"", &series)));
         assert_eq!(
             out,
             "# TYPE org_apache_kafka_producer_node_request_total counter\n\

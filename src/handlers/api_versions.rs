@@ -1,5 +1,10 @@
 //! ApiVersions: what this broker serves, straight from [`super::APIS`],
 //! and from v3 its feature levels ([`super::features`]).
+//!
+//! The client telemetry pair (KIP-714) is advertised only with a
+//! `/metrics` endpoint to show pushed metrics on, as Kafka advertises it
+//! only with a metrics reporter that takes them: without one, clients
+//! do not collect and push metrics no one can read.
 
 use std::rc::Rc;
 
@@ -22,7 +27,11 @@ pub fn handle(
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
-    response.api_keys = supported();
+    let telemetry = shard.config.metrics_listen.is_some();
+    response.api_keys = supported()
+        .into_iter()
+        .filter(|v| telemetry || !is_telemetry(v.api_key))
+        .collect();
     super::features::list(shard, header.request_api_version, &mut response);
     response
 }
@@ -39,6 +48,10 @@ pub fn unsupported_version() -> ApiVersionsResponse {
         .filter(|v| v.api_key == ApiKey::ApiVersions as i16)
         .collect();
     response
+}
+
+fn is_telemetry(key: i16) -> bool {
+    key == ApiKey::GetTelemetrySubscriptions as i16 || key == ApiKey::PushTelemetry as i16
 }
 
 fn supported() -> Vec<ApiVersion> {

@@ -846,67 +846,52 @@ async fn alter_resource(
     ) {
         return (code, Some("Authorization failed.".into()));
     }
-    match (resource_type, changes) {
-        (_, Err(refused)) => refused,
-        (RESOURCE_TOPIC, Ok(changes)) => {
-            let outcome = shard
-                .admin(AdminOp::AlterConfigs {
-                    name: name.to_string(),
-                    changes,
-                    replace,
-                    validate_only,
-                })
-                .await;
-            (outcome.error, outcome.message)
-        }
-        (RESOURCE_BROKER, Ok(changes)) => {
-            let target = match BrokerTarget::parse(name.as_str()) {
-                Ok(target) => target,
-                Err(e) => return invalid_request(e.to_string()),
-            };
-            let outcome = shard
-                .admin(AdminOp::AlterBrokerConfigs {
-                    target,
-                    changes,
-                    replace,
-                    validate_only,
-                })
-                .await;
-            (outcome.error, outcome.message)
-        }
+    let op = match (resource_type, changes) {
+        (_, Err(refused)) => return refused,
+        (RESOURCE_TOPIC, Ok(changes)) => AdminOp::AlterConfigs {
+            name: name.to_string(),
+            changes,
+            replace,
+            validate_only,
+        },
+        (RESOURCE_BROKER, Ok(changes)) => match BrokerTarget::parse(name.as_str()) {
+            Ok(target) => AdminOp::AlterBrokerConfigs {
+                target,
+                changes,
+                replace,
+                validate_only,
+            },
+            Err(e) => return invalid_request(e.to_string()),
+        },
         (RESOURCE_GROUP, Ok(_)) if name.is_empty() => {
-            invalid_request("a group config resource needs a group name")
+            return invalid_request("a group config resource needs a group name")
         }
-        (RESOURCE_GROUP, Ok(changes)) => {
-            let outcome = shard
-                .admin(AdminOp::AlterGroupConfigs {
-                    group: name.to_string(),
-                    changes,
-                    replace,
-                    validate_only,
-                })
-                .await;
-            (outcome.error, outcome.message)
-        }
-        (RESOURCE_CLIENT_METRICS, Ok(changes)) => {
-            let outcome = shard
-                .admin(AdminOp::AlterClientMetricsConfigs {
-                    name: name.to_string(),
-                    changes,
-                    replace,
-                    validate_only,
-                })
-                .await;
-            (outcome.error, outcome.message)
-        }
+        (RESOURCE_GROUP, Ok(changes)) => AdminOp::AlterGroupConfigs {
+            group: name.to_string(),
+            changes,
+            replace,
+            validate_only,
+        },
+        (RESOURCE_CLIENT_METRICS, Ok(changes)) => AdminOp::AlterClientMetricsConfigs {
+            name: name.to_string(),
+            changes,
+            replace,
+            validate_only,
+        },
         // Kafka's legacy AlterConfigs takes no loggers.
         (RESOURCE_BROKER_LOGGER, Ok(changes)) if !replace => {
-            match broker_loggers::alter(shard.config.node_id, name.as_str(), changes, validate_only)
-            {
+            return match broker_loggers::alter(
+                shard.config.node_id,
+                name.as_str(),
+                changes,
+                validate_only,
+            ) {
                 Ok(()) => (0, None),
                 Err((code, message)) => (code, Some(message)),
-            }
+            };
         }
-        _ => invalid_request("unsupported resource type"),
-    }
+        _ => return invalid_request("unsupported resource type"),
+    };
+    let outcome = shard.admin(op).await;
+    (outcome.error, outcome.message)
 }

@@ -16,8 +16,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{ApiSpec, Client};
+use crate::client_metrics::registry::Subscribed;
 use crate::client_metrics::registry::ACCEPTED_COMPRESSION;
 use crate::client_metrics::{ClientIdentity, Push};
+use crate::metadata::Topics;
 use crate::services::Services;
 
 pub const GET_TELEMETRY_SUBSCRIPTIONS: ApiSpec = ApiSpec {
@@ -40,7 +42,7 @@ pub fn subscriptions(
     let topics = services.shard.topics();
     let mut response = GetTelemetrySubscriptionsResponse::default();
     let asked = services.telemetry.subscribe(
-        &topics.client_metrics,
+        subscribed(&topics),
         request.client_instance_id,
         identity(client, header),
         crate::runtime::now_ms(),
@@ -76,7 +78,7 @@ pub fn push(
     let topics = services.shard.topics();
     let mut response = PushTelemetryResponse::default();
     let pushed = services.telemetry.push(
-        &topics.client_metrics,
+        subscribed(&topics),
         Push {
             instance: request.client_instance_id,
             subscription_id: request.subscription_id,
@@ -92,6 +94,14 @@ pub fn push(
         response.error_code = e.code();
     }
     response
+}
+
+/// The subscriptions of this shard's snapshot.
+fn subscribed(topics: &Topics) -> Subscribed<'_> {
+    Subscribed {
+        configs: &topics.client_metrics,
+        version: topics.version,
+    }
 }
 
 /// The connection's client as subscriptions match it.

@@ -52,8 +52,15 @@ async fn answer(mut stream: TcpStream, telemetry: &crate::client_metrics::Client
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     }
-    let mut body = crate::stats::render();
-    telemetry.render(&mut body, crate::runtime::now_ms());
+    // Clients' series may be many: written out on a blocking thread, off
+    // this shard's reactor, from a snapshot taken without copying them.
+    let clients = telemetry.snapshot(crate::runtime::now_ms());
+    let body = crate::runtime::blocking(move || {
+        let mut body = crate::stats::render();
+        clients.render(&mut body);
+        body
+    })
+    .await;
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
