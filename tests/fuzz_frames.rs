@@ -13,8 +13,8 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     consumer_group_heartbeat_request, AddRaftVoterRequest, ApiKey, ApiVersionsRequest,
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, MetadataRequest, RemoveRaftVoterRequest,
-    RequestHeader,
+    DeleteTopicsRequest, DescribeConfigsRequest, GetTelemetrySubscriptionsRequest, MetadataRequest,
+    PushTelemetryRequest, RemoveRaftVoterRequest, RequestHeader,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 
@@ -110,6 +110,14 @@ fn seeds(topic: &str) -> Vec<Bytes> {
     );
     all_versions!(AddRaftVoterRequest::default().with_voter_id(2), 0..=0);
     all_versions!(RemoveRaftVoterRequest::default().with_voter_id(2), 0..=0);
+    all_versions!(GetTelemetrySubscriptionsRequest::default(), 0..=0);
+    all_versions!(
+        PushTelemetryRequest::default()
+            .with_client_instance_id(uuid::Uuid::from_u128(7))
+            .with_compression_type(4)
+            .with_metrics(Bytes::from_static(b"\x28\xb5\x2f\xfd\x00\x58\x01\x00\x00")),
+        0..=0
+    );
     out.extend(dropped_version_seeds(topic));
     out
 }

@@ -344,6 +344,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Whatever a client sends, reading it and keeping its points ends
+        /// in series or an error, never a panic, and the series stay within
+        /// the room given.
+        #[test]
+        fn mutated_payloads_never_panic(
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..16),
+            cut in 0usize..4096,
+        ) {
+            let mut bytes = payload(vec![Metric {
+                name: "org.apache.kafka.producer.record.send.total".into(),
+                data: Some(metric::Data::Sum(Sum {
+                    data_points: vec![point(
+                        number_data_point::Value::AsInt(7),
+                        vec![attribute("node.id", any_value::Value::StringValue("1".into()))],
+                    )],
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                })),
+                ..Default::default()
+            }]);
+            for (at, byte) in flips {
+                let at = at % bytes.len();
+                bytes[at] ^= byte;
+            }
+            bytes.truncate(cut.max(1));
+            if let Ok(decoded) = decode(&bytes) {
+                let mut series = Series::default();
+                let (made, _) = series.apply(decoded.points, 4);
+                proptest::prop_assert!(made <= 4 && series.len() <= 4);
+            }
+        }
+    }
+
     #[test]
     fn new_series_stop_at_the_room_given_and_garbage_is_refused() {
         let metrics = (0..5)
