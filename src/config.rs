@@ -991,11 +991,17 @@ impl BrokerConfig {
             path: path.into(),
             source,
         })?;
-        let mut config: BrokerConfig =
-            toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                path: path.into(),
-                source,
-            })?;
+        let parse_error = |source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        };
+        let mut config: BrokerConfig = if path.extension().is_some_and(|e| e == "properties") {
+            Self::from_kafka_properties(path, &text)?
+                .try_into()
+                .map_err(parse_error)?
+        } else {
+            toml::from_str(&text).map_err(parse_error)?
+        };
         // TLS files named relative to the config file, as one would write
         // them next to it.
         if let Some(dir) = path.parent() {
@@ -1031,6 +1037,30 @@ impl BrokerConfig {
             }
         }
         Ok(config)
+    }
+
+    /// A Kafka broker's server.properties as a config table
+    /// (`kafka_properties`); what it does not use is logged.
+    fn from_kafka_properties(
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<toml::Value, ConfigError> {
+        let translated =
+            crate::kafka_properties::translate(text).map_err(|source| ConfigError::Properties {
+                path: path.into(),
+                source,
+            })?;
+        if !translated.unused.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                "Kafka settings Sluice has no use for, ignored: {}",
+                translated.unused.join(", ")
+            );
+        }
+        for note in &translated.notes {
+            tracing::info!(path = %path.display(), "{note}");
+        }
+        Ok(toml::Value::Table(translated.table))
     }
 
     /// The quorum transport's TLS files: `None` without any; an error
@@ -1164,6 +1194,11 @@ pub enum ConfigError {
     Parse {
         path: PathBuf,
         source: toml::de::Error,
+    },
+    #[error("reading {path} as a Kafka server.properties: {source}")]
+    Properties {
+        path: PathBuf,
+        source: crate::kafka_properties::PropertiesError,
     },
     #[error("{0}: the delegation token secret key is empty")]
     EmptySecret(PathBuf),

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: broker configuration (file + flags) and topic configs.
+//! - [`kafka_properties`]: a Kafka broker's server.properties read as the config.
 //! - [`broker_configs`]: dynamic broker configs (topic defaults changed at run time).
 //! - [`group_configs`]: group configs (a group's own session, heartbeat and share settings).
 //! - [`client_metrics`]: client metrics subscriptions, the client instances that push, and their series (KIP-714).
@@ -41,6 +42,7 @@ pub mod controller;
 pub mod group;
 pub mod group_configs;
 pub mod handlers;
+pub mod kafka_properties;
 #[cfg(test)]
 mod layering;
 pub mod log_levels;

@@ -785,3 +785,68 @@ fn records_out_of_the_timestamp_range_are_refused() {
     assert_eq!(send(now_ms()), None, "now");
     assert_eq!(c.log_end_offset("stamped", 0), 3);
 }
+
+/// A Kafka node's own `server.properties` (Kafka 4's shipped file, with a
+/// day's retention and three partitions per new topic; its advertised
+/// addresses left out, as the test binds its own port) starts Sluice:
+/// clients produce and consume on its listener, the topic defaults are
+/// the file's, and the settings Sluice has no use for are named in the log.
+#[test]
+fn a_kafka_server_properties_file_starts_the_broker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("server.properties");
+    std::fs::write(
+        &path,
+        "# Kafka 4's config/server.properties, as a Kafka node runs with it\n\
+         process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.bootstrap.servers=localhost:9093\n\
+         listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+         num.network.threads=3\n\
+         num.io.threads=8\n\
+         socket.request.max.bytes=104857600\n\
+         log.dirs=/tmp/kraft-combined-logs\n\
+         num.partitions=3\n\
+         offsets.topic.replication.factor=1\n\
+         transaction.state.log.replication.factor=1\n\
+         log.retention.hours=24\n\
+         log.segment.bytes=1073741824\n\
+         log.retention.check.interval.ms=300000\n",
+    )
+    .expect("write server.properties");
+    // The test's own port and data dir (flags override the file), so no
+    // advertised.listeners: the listener advertises where it is bound.
+    let broker = Broker::start_with(
+        1,
+        &[
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--listener",
+            "PLAINTEXT=PLAINTEXT://127.0.0.1:0",
+        ],
+    );
+    let bs = broker.bootstrap();
+    let d = produce_values(&bs, "from-properties", None, &["v".to_string()]);
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        topic_partition_counts(&bs).get("from-properties"),
+        Some(&3),
+        "num.partitions=3"
+    );
+    let configs = describe_topic_config(&bs, "from-properties");
+    assert_eq!(
+        configs.get("retention.ms").cloned().flatten().as_deref(),
+        Some("86400000"),
+        "log.retention.hours=24"
+    );
+    let log = broker.stderr_tail(200);
+    assert!(
+        log.contains(
+            "Kafka settings Sluice has no use for, ignored: num.io.threads, num.network.threads"
+        ),
+        "{log}"
+    );
+}
