@@ -1057,6 +1057,13 @@ impl BrokerConfig {
                 translated.unused.join(", ")
             );
         }
+        if !translated.dynamic_only.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                "topic defaults Sluice takes only at run time (kafka-configs.sh --alter --entity-type brokers --entity-default --add-config ...), ignored here: {}",
+                translated.dynamic_only.join(", ")
+            );
+        }
         for note in &translated.notes {
             tracing::info!(path = %path.display(), "{note}");
         }

@@ -26,6 +26,10 @@ pub struct Translated {
     pub table: Table,
     /// Keys Sluice has no setting for, sorted.
     pub unused: Vec<String>,
+    /// Topic defaults Sluice takes only at run time, as dynamic broker
+    /// configs (`kafka-configs.sh --entity-type brokers --entity-default`),
+    /// not from its file; sorted.
+    pub dynamic_only: Vec<String>,
     /// How a setting was read where it differs from Kafka's own reading.
     pub notes: Vec<String>,
 }
@@ -68,6 +72,13 @@ const OPTIONAL_STRINGS: &[&str] = &[
     "inter_broker_sasl_mechanism",
 ];
 
+/// Kafka's authorizers, which Sluice's ACL authorizer stands for (the
+/// KRaft one, and the ZooKeeper-era one that reads the same ACLs).
+const ACL_AUTHORIZERS: &[&str] = &[
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
 /// Security protocols a listener name stands for when the protocol map
 /// does not name it (Kafka's default map).
 const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -82,6 +93,7 @@ pub fn translate(text: &str) -> Result<Translated, PropertiesError> {
     let mut out = Translated {
         table: Table::new(),
         unused: Vec::new(),
+        dynamic_only: Vec::new(),
         notes: Vec::new(),
     };
     if props.contains_key("zookeeper.connect") {
@@ -94,6 +106,7 @@ pub fn translate(text: &str) -> Result<Translated, PropertiesError> {
     log_dir(&mut props, &mut out.table)?;
     let one_node = quorum(&mut props, node_id, &mut out)?;
     listeners(&mut props, one_node, &mut out)?;
+    authorizer(&mut props, &mut out.table)?;
     let defaults = Table::try_from(BrokerConfig::default()).expect("the defaults serialize");
     for (key, value) in props {
         match place(&key, &defaults) {
@@ -101,6 +114,7 @@ pub fn translate(text: &str) -> Result<Translated, PropertiesError> {
                 let typed = typed(&key, &value, like)?;
                 insert(&mut out.table, &path, typed);
             }
+            None if topic_key_of(&key).is_some() => out.dynamic_only.push(key),
             None => out.unused.push(key),
         }
     }
@@ -142,6 +156,16 @@ fn typed(key: &str, value: &str, like: &Value) -> Result<Value, PropertiesError>
             "false" => Value::Boolean(false),
             _ => return Err(bad("not true or false")),
         },
+        // Kafka's super.users is the one list it splits on semicolons
+        // (principals may hold commas).
+        Value::Array(_) if key == "super.users" => Value::Array(
+            value
+                .split(';')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.into()))
+                .collect(),
+        ),
         Value::Array(_) => Value::Array(
             list_items(value)
                 .into_iter()
@@ -200,6 +224,28 @@ fn node_id(
     let n = id.as_integer().expect("typed as an integer");
     table.insert("node_id".into(), id);
     Ok(n)
+}
+
+/// `authorizer.class.name`: Kafka's ACL authorizers are Sluice's `acl`.
+fn authorizer(
+    props: &mut BTreeMap<String, String>,
+    table: &mut Table,
+) -> Result<(), PropertiesError> {
+    let Some(class) = props.remove("authorizer.class.name") else {
+        return Ok(());
+    };
+    let authorizer = match class.as_str() {
+        "" => "none",
+        c if ACL_AUTHORIZERS.contains(&c) => "acl",
+        _ => {
+            return Err(PropertiesError::Unsupported(format!(
+                "authorizer.class.name={class}: Sluice's authorizer checks Kafka's ACLs ({}); a plugin of another class cannot run here",
+                ACL_AUTHORIZERS[0]
+            )))
+        }
+    };
+    table.insert("authorizer".into(), Value::String(authorizer.into()));
+    Ok(())
 }
 
 /// `log.dirs` (else `log.dir`): Sluice keeps one data dir per node.
@@ -466,7 +512,10 @@ log.retention.check.interval.ms=300000
              log.roll.hours=2\n\
              message.max.bytes=2097152\n\
              log.cleaner.min.cleanable.ratio=0.3\n\
-             log.flush.interval.messages=1000\n",
+             log.flush.interval.messages=1000\n\
+             authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+             super.users=User:admin;User:CN=broker,O=example\n\
+             compression.type=zstd\n",
         );
         assert_eq!(
             c.controller_quorum_voters.as_deref(),
@@ -485,7 +534,10 @@ log.retention.check.interval.ms=300000
         assert_eq!(c.log.max_message_bytes, 2 << 20);
         assert_eq!(c.log.min_cleanable_dirty_ratio, 0.3);
         assert_eq!(c.log.flush_messages, 1000);
+        assert_eq!(c.authorizer, crate::security::Authorizer::Acl);
+        assert_eq!(c.super_users, ["User:admin", "User:CN=broker,O=example"]);
         assert!(t.unused.is_empty(), "{:?}", t.unused);
+        assert_eq!(t.dynamic_only, ["compression.type"]);
     }
 
     #[test]
@@ -512,6 +564,7 @@ log.retention.check.interval.ms=300000
             unsupported("listeners=INTERNAL://:9093").contains("listener.security.protocol.map")
         );
         assert!(unsupported("zookeeper.connect=zk:2181").contains("ZooKeeper"));
+        assert!(unsupported("authorizer.class.name=com.example.Custom").contains("ACLs"));
         assert!(matches!(
             translate("num.partitions=many"),
             Err(PropertiesError::Value { .. })
