@@ -850,3 +850,91 @@ fn a_kafka_server_properties_file_starts_the_broker() {
         "{log}"
     );
 }
+
+/// Three nodes started from Kafka-style `server.properties` files alone
+/// (roles, voter list, listeners, replication defaults) form one cluster:
+/// a topic auto-created through one node has the file's partitions and
+/// replication factor, every replica in sync, and reads back.
+#[test]
+fn three_kafka_server_properties_files_start_a_cluster() {
+    use common::cluster::free_port;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let voters: Vec<(i32, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let voter_list = voters
+        .iter()
+        .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let starting: Vec<_> = voters
+        .iter()
+        .map(|&(id, port)| {
+            let path = dir.path().join(format!("server-{id}.properties"));
+            std::fs::write(
+                &path,
+                format!(
+                    "process.roles=broker,controller\n\
+                     node.id={id}\n\
+                     controller.quorum.voters={voter_list}\n\
+                     listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}\n\
+                     controller.listener.names=CONTROLLER\n\
+                     listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+                     inter.broker.listener.name=PLAINTEXT\n\
+                     num.partitions=2\n\
+                     default.replication.factor=3\n\
+                     min.insync.replicas=2\n\
+                     offsets.topic.replication.factor=3\n"
+                ),
+            )
+            .expect("write server.properties");
+            // Each node waits for a quorum before it is ready: start all at once.
+            std::thread::spawn(move || {
+                Broker::start_with(1, &["--config", path.to_str().expect("utf-8 path")])
+            })
+        })
+        .collect();
+    let nodes: Vec<Broker> = starting
+        .into_iter()
+        .map(|t| t.join().expect("a node started"))
+        .collect();
+    let bs = nodes[0].bootstrap();
+    let d = produce_values(&bs, "cluster-from-properties", None, &["v".to_string()]);
+    assert_eq!(d.len(), 1);
+    use rdkafka::consumer::Consumer;
+    let consumer = query_consumer(&bs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metadata = consumer
+            .fetch_metadata(
+                Some("cluster-from-properties"),
+                std::time::Duration::from_secs(10),
+            )
+            .expect("metadata");
+        let topic = &metadata.topics()[0];
+        let in_sync = topic.partitions().len() == 2
+            && topic
+                .partitions()
+                .iter()
+                .all(|p| p.replicas().len() == 3 && p.isr().len() == 3);
+        if in_sync {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions {:?}",
+            topic
+                .partitions()
+                .iter()
+                .map(|p| (p.id(), p.replicas().to_vec(), p.isr().to_vec()))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let got = consume_all(
+        &bs,
+        "cluster-from-properties",
+        2,
+        1,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(payload_str(&got[0]), "v");
+}
