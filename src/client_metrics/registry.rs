@@ -393,10 +393,13 @@ impl State {
         let now = subscriptions.for_client(id, &instance.identity);
         if now.id != instance.subscription.id {
             // What it is asked changed: as Kafka makes a new instance then,
-            // it may ask again at once.
+            // it may ask again at once, and what it pushed for the old
+            // subscription (maybe no longer asked for) is dropped.
             instance.subscription = now;
             instance.last_get_ms = None;
             instance.last_push_ms = None;
+            self.series -= instance.series.len();
+            instance.series = Arc::default();
         }
         instance.last_seen_ms = now_ms;
         instance
@@ -677,9 +680,28 @@ mod tests {
         assert_ne!(new.id, old.id);
         // A shard's older snapshot does not bring the old set back.
         assert_eq!(
-            t.push(at(&before, 1), push(id, new.id, b""), client.clone(), 102),
+            t.push(
+                at(&before, 1),
+                push(id, new.id, &gauge("m", 1.0)),
+                client.clone(),
+                102
+            ),
             Ok(())
         );
+        assert!(rendered(&t, 102).contains("sluice_client_telemetry_series 1"));
+        // What it pushed for a subscription gone is dropped with it.
+        let (_, none) = t
+            .subscribe(
+                at(&ClientMetricsConfigs::default(), 3),
+                id,
+                client.clone(),
+                103,
+            )
+            .expect("asks again at once");
+        assert!(none.metrics.is_empty());
+        let out = rendered(&t, 103);
+        assert!(out.contains("sluice_client_telemetry_series 0"), "{out}");
+        assert!(!out.contains("\nm{"), "{out}");
         // No subscription at all: nothing asked, at Kafka's default interval.
         let (_, none) = t
             .subscribe(

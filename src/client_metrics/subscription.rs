@@ -35,14 +35,15 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     /// The value a selector (one of [`SELECTORS`]) matches against.
-    fn value(&self, instance: Uuid, selector: usize) -> String {
+    fn value(&self, instance: Uuid, selector: &str) -> String {
         match selector {
-            0 => instance.to_string(),
-            1 => self.client_id.clone(),
-            2 => self.software_name.clone(),
-            3 => self.software_version.clone(),
-            4 => self.source_address.clone(),
-            _ => self.source_port.clone(),
+            "client_instance_id" => instance.to_string(),
+            "client_id" => self.client_id.clone(),
+            "client_software_name" => self.software_name.clone(),
+            "client_software_version" => self.software_version.clone(),
+            "client_source_address" => self.source_address.clone(),
+            "client_source_port" => self.source_port.clone(),
+            _ => unreachable!("selectors are checked when stored: {selector}"),
         }
     }
 }
@@ -67,8 +68,8 @@ pub struct Subscriptions {
 struct Compiled {
     metrics: Vec<String>,
     interval_ms: i32,
-    /// (index into [`SELECTORS`], pattern).
-    matches: Vec<(usize, Regex)>,
+    /// (one of [`SELECTORS`], pattern).
+    matches: Vec<(&'static str, Regex)>,
 }
 
 impl Subscriptions {
@@ -84,9 +85,9 @@ impl Subscriptions {
                         .matches
                         .iter()
                         .filter_map(|(selector, pattern)| {
-                            let index = SELECTORS.iter().position(|s| s == selector)?;
-                            // Checked when stored.
-                            compile(pattern).ok().map(|re| (index, re))
+                            // Both checked when stored.
+                            let selector = SELECTORS.iter().find(|s| *s == selector)?;
+                            compile(pattern).ok().map(|re| (*selector, re))
                         })
                         .collect(),
                 }
@@ -114,7 +115,7 @@ impl Subscriptions {
             let matches = s
                 .matches
                 .iter()
-                .all(|(selector, re)| re.is_match(&client.value(instance, *selector)));
+                .all(|(selector, re)| re.is_match(&client.value(instance, selector)));
             if !matches {
                 continue;
             }

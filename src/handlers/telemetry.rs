@@ -4,10 +4,10 @@
 //! ClientMetricsManager does and keeps the metrics for `/metrics`.
 //!
 //! Kafka advertises these only with a metrics reporter plugin that takes
-//! client metrics; Sluice's `/metrics` is that reporter, so they are
-//! always served. With no subscription a client is asked for nothing and
-//! only asks again once per push interval. Neither needs an ACL, as in
-//! Kafka.
+//! client metrics; Sluice's `/metrics` is that reporter, so ApiVersions
+//! lists them when it is served (`api_versions`). With no subscription a
+//! client is asked for nothing and only asks again once per push
+//! interval. Neither needs an ACL, as in Kafka.
 
 use kafka_protocol::messages::{
     ApiKey, GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse,
@@ -16,9 +16,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{ApiSpec, Client};
-use crate::client_metrics::registry::Subscribed;
 use crate::client_metrics::registry::ACCEPTED_COMPRESSION;
-use crate::client_metrics::{ClientIdentity, Push};
+use crate::client_metrics::{ClientIdentity, Push, Subscribed};
 use crate::metadata::Topics;
 use crate::services::Services;
 
