@@ -945,3 +945,81 @@ fn admin_changes_on_different_brokers_build_on_each_other() {
     }
     assert_eq!(seen, Some(6));
 }
+
+/// The gauges operators alert on (Kafka's UnderReplicatedPartitions,
+/// UnderMinIsrPartitionCount, AtMinIsrPartitionCount,
+/// ActiveControllerCount, OfflinePartitionsCount, ...) at each node's
+/// `/metrics`, summed over the live nodes as an alert sums them: healthy,
+/// then with one broker dead (the topic at its minimum ISR), two dead
+/// (under it), and healthy again once they are back. One voter and two
+/// broker-only nodes, so the controller outlives both brokers.
+#[test]
+fn partition_health_gauges_follow_broker_failures() {
+    let mut cluster = Cluster::start_mixed(
+        1,
+        2,
+        common::cluster::LearnerListen::Fixed,
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let admin = admin(&cluster.node(1).bootstrap());
+    let new =
+        rdkafka::admin::NewTopic::new("health", 4, rdkafka::admin::TopicReplication::Fixed(3))
+            .set("min.insync.replicas", "2");
+    let created = futures::executor::block_on(admin.create_topics([&new], &admin_opts()));
+    assert!(created.unwrap()[0].is_ok());
+    const NAMES: [&str; 7] = [
+        "sluice_partition_leaders",
+        "sluice_under_replicated_partitions",
+        "sluice_at_min_isr_partitions",
+        "sluice_under_min_isr_partitions",
+        "sluice_offline_partitions",
+        "sluice_active_controller",
+        "sluice_partition_replicas",
+    ];
+    let gauges = |cluster: &Cluster| -> [u64; 7] {
+        NAMES.map(|name| {
+            cluster
+                .live()
+                .into_iter()
+                .map(|id| cluster.node(id).metric(name))
+                .sum()
+        })
+    };
+    // Waits (bounded) for the summed gauges to satisfy `ok`; returns them.
+    let wait_for = |cluster: &Cluster, desc: &str, ok: &dyn Fn(&[u64; 7]) -> bool| {
+        let mut last = [0; 7];
+        cluster.wait_until(desc, Duration::from_secs(60), || {
+            last = gauges(cluster);
+            ok(&last)
+        });
+        last
+    };
+    // Healthy: every partition led (the internal topics' too), none short
+    // of replicas, three replicas each, one active controller.
+    cluster.wait_isr("health", 4, &[1, 2, 3]);
+    let healthy = wait_for(&cluster, "healthy", &|g| {
+        g[0] >= 4 && g[1..6] == [0, 0, 0, 0, 1] && g[6] == 3 * g[0]
+    });
+    let led = healthy[0];
+
+    cluster.kill9(3);
+    cluster.wait_isr("health", 4, &[1, 2]);
+    wait_for(
+        &cluster,
+        "one broker down: the topic at its minimum ISR",
+        &|g| g[0] == led && g[1] >= 4 && g[2] == 4 && g[3..6] == [0, 0, 1],
+    );
+
+    cluster.kill9(2);
+    cluster.wait_isr("health", 4, &[1]);
+    wait_for(
+        &cluster,
+        "two brokers down: the topic under its minimum ISR",
+        &|g| g[0] == led && g[1] >= 4 && g[3..6] == [4, 0, 1],
+    );
+
+    cluster.start_again(2);
+    cluster.start_again(3);
+    cluster.wait_isr("health", 4, &[1, 2, 3]);
+    wait_for(&cluster, "healthy again", &|g| *g == healthy);
+}

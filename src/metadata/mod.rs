@@ -5,8 +5,10 @@
 //! shard reads only its own copy (`Arc<Topics>`), so no lock guards reads.
 
 mod cluster_view;
+mod health;
 
 pub use cluster_view::{topics_from_image, ClusterView};
+pub use health::{ControllerHealth, Health};
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -31,7 +31,7 @@ pub async fn serve(
         };
         match accepted {
             Ok(stream) => {
-                if crate::runtime::timeout(REQUEST_TIMEOUT, answer(stream, &telemetry))
+                if crate::runtime::timeout(REQUEST_TIMEOUT, answer(&shard, stream, &telemetry))
                     .await
                     .is_none()
                 {
@@ -43,7 +43,11 @@ pub async fn serve(
     }
 }
 
-async fn answer(mut stream: TcpStream, telemetry: &crate::client_metrics::ClientTelemetry) {
+async fn answer(
+    shard: &Shard,
+    mut stream: TcpStream,
+    telemetry: &crate::client_metrics::ClientTelemetry,
+) {
     let mut request = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < REQUEST_BYTES_MAX {
@@ -52,11 +56,19 @@ async fn answer(mut stream: TcpStream, telemetry: &crate::client_metrics::Client
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     }
-    // Clients' series may be many: written out on a blocking thread, off
-    // this shard's reactor, from a snapshot taken without copying them.
+    // Partitions and clients' series may be many: counted and written out
+    // on a blocking thread, off this shard's reactor, from snapshots taken
+    // without copying them.
     let clients = telemetry.snapshot(crate::runtime::now_ms());
+    let (topics, config) = (shard.topics(), shard.config.clone());
+    let node = config.node_id;
+    let active_controller = shard
+        .controller
+        .as_ref()
+        .is_none_or(|c| c.leader() == Some(node));
     let body = crate::runtime::blocking(move || {
         let mut body = crate::stats::render();
+        crate::metadata::Health::of(&topics, &config, node, active_controller).render(&mut body);
         clients.render(&mut body);
         body
     })
