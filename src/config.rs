@@ -477,15 +477,15 @@ pub struct BrokerConfig {
     pub oauthbearer: Option<std::sync::Arc<crate::security::oauthbearer::Keys>>,
     /// Kafka's delegation.token.max.lifetime.ms: no renewal reaches past it.
     pub delegation_token_max_lifetime_ms: i64,
+    /// Kafka's delegation.token.expiry.time.ms: how long a token lasts
+    /// from its creation or a renewal that names no period.
+    pub delegation_token_expiry_time_ms: i64,
     /// Kafka's telemetry.max.bytes: the largest metrics payload a client
     /// may push (KIP-714), compressed; it may grow 16 times when read.
     pub telemetry_max_bytes: u32,
     /// Client metric series `/metrics` keeps for all clients' pushes
     /// together; past it a push's new series are dropped (and counted).
     pub client_telemetry_series_max: usize,
-    /// Kafka's delegation.token.expiry.time.ms: how long a token lasts
-    /// from its creation or a renewal that names no period.
-    pub delegation_token_expiry_time_ms: i64,
     /// Kafka's `sasl.mechanism.inter.broker.protocol`: the mechanism this
     /// broker logs in with on a SASL inter-broker listener.
     pub inter_broker_sasl_mechanism: Option<String>,
@@ -639,9 +639,9 @@ impl Default for BrokerConfig {
             delegation_token_secret_key_file: None,
             delegation_token_secret_key: None,
             delegation_token_max_lifetime_ms: 7 * 24 * 3_600_000,
+            delegation_token_expiry_time_ms: 24 * 3_600_000,
             telemetry_max_bytes: 1 << 20,
             client_telemetry_series_max: 100_000,
-            delegation_token_expiry_time_ms: 24 * 3_600_000,
             inter_broker_sasl_mechanism: None,
             inter_broker_sasl_username: None,
             inter_broker_sasl_password_file: None,
