@@ -44,7 +44,7 @@ pub async fn serve(
 }
 
 async fn answer(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     mut stream: TcpStream,
     telemetry: &crate::client_metrics::ClientTelemetry,
 ) {
@@ -60,6 +60,7 @@ async fn answer(
     // on a blocking thread, off this shard's reactor, from snapshots taken
     // without copying them.
     let clients = telemetry.snapshot(crate::runtime::now_ms());
+    let replicas = shard.replica_stats().await;
     let (topics, config) = (shard.topics(), shard.config.clone());
     let node = config.node_id;
     let active_controller = shard
@@ -69,6 +70,7 @@ async fn answer(
     let body = crate::runtime::blocking(move || {
         let mut body = crate::stats::render();
         crate::metadata::Health::of(&topics, &config, node, active_controller).render(&mut body);
+        render_topics(replicas, &mut body);
         clients.render(&mut body);
         body
     })
@@ -79,4 +81,50 @@ async fn answer(
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.close().await;
+}
+
+/// Kafka's per-topic BrokerTopicMetrics and log sizes, from the replicas
+/// this node hosts: what producers appended while it led, what consumers
+/// were given, the bytes the replicas' segments hold.
+fn render_topics(replicas: Vec<crate::shard::ReplicaStats>, out: &mut String) {
+    use std::fmt::Write;
+    let mut by_topic: std::collections::BTreeMap<String, (crate::shard::Traffic, u64)> =
+        std::collections::BTreeMap::new();
+    for r in replicas {
+        let topic = by_topic.entry(r.tp.topic.to_string()).or_default();
+        topic.0.add(r.traffic);
+        topic.1 += r.size_bytes;
+    }
+    let series: [(&str, &str, &str, fn(&(crate::shard::Traffic, u64)) -> u64); 4] = [
+        (
+            "sluice_topic_bytes_in_total",
+            "counter",
+            "Record batch bytes producers appended to the topic's partitions led here.",
+            |t| t.0.bytes_in,
+        ),
+        (
+            "sluice_topic_records_in_total",
+            "counter",
+            "Records producers appended to the topic's partitions led here.",
+            |t| t.0.records_in,
+        ),
+        (
+            "sluice_topic_bytes_out_total",
+            "counter",
+            "Record bytes consumers were given from the topic's replicas here.",
+            |t| t.0.bytes_out,
+        ),
+        (
+            "sluice_topic_log_bytes",
+            "gauge",
+            "Bytes the segments of the topic's replicas here hold.",
+            |t| t.1,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (topic, totals) in &by_topic {
+            let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {}", value(totals));
+        }
+    }
 }

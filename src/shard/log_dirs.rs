@@ -1,5 +1,6 @@
-//! What DescribeLogDirs reports of the replicas this node hosts: each
-//! one's size on disk, gathered from every shard.
+//! What DescribeLogDirs and `/metrics` report of the replicas this node
+//! hosts: each one's size on disk and client traffic, gathered from every
+//! shard.
 
 use std::rc::Rc;
 
@@ -7,42 +8,45 @@ use futures::channel::oneshot;
 
 use super::*;
 
-/// One hosted replica's log: its partition and the bytes its segments hold.
+/// One hosted replica's log: its partition, the bytes its segments hold,
+/// and its client traffic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplicaSize {
+pub struct ReplicaStats {
     pub tp: TopicPartition,
     pub size_bytes: u64,
+    pub traffic: Traffic,
 }
 
 impl Shard {
     /// Every replica this node hosts, leader or follower, from every
     /// shard; a shard that is gone adds none.
-    pub async fn replica_sizes(self: &Rc<Self>) -> Vec<ReplicaSize> {
+    pub async fn replica_stats(self: &Rc<Self>) -> Vec<ReplicaStats> {
         let mut answers = Vec::with_capacity(self.count);
         for peer in (0..self.count).filter(|&p| p != self.id) {
             let (reply, answer) = oneshot::channel();
             if self
                 .mesh
-                .send_to(peer, ShardMsg::ReplicaSizes { reply })
+                .send_to(peer, ShardMsg::ReplicaStats { reply })
                 .await
                 .is_ok()
             {
                 answers.push(answer);
             }
         }
-        let mut sizes = self.own_replica_sizes();
+        let mut stats = self.own_replica_stats();
         for answer in answers {
-            sizes.extend(answer.await.unwrap_or_default());
+            stats.extend(answer.await.unwrap_or_default());
         }
-        sizes
+        stats
     }
 
-    pub(super) fn own_replica_sizes(&self) -> Vec<ReplicaSize> {
+    pub(super) fn own_replica_stats(&self) -> Vec<ReplicaStats> {
         self.owned_partitions()
             .into_iter()
-            .map(|(tp, partition)| ReplicaSize {
+            .map(|(tp, partition)| ReplicaStats {
                 tp,
                 size_bytes: partition.log.borrow().size_bytes(),
+                traffic: partition.traffic.get(),
             })
             .collect()
     }
