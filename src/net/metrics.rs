@@ -83,45 +83,60 @@ async fn answer(
     let _ = stream.close().await;
 }
 
+/// One topic's sums over the replicas this node hosts.
+#[derive(Default)]
+struct TopicTotals {
+    traffic: crate::shard::Traffic,
+    log_bytes: u64,
+}
+
+/// A per-topic series: name, Prometheus type, help, value.
+type TopicSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TopicTotals) -> u64,
+);
+
 /// Kafka's per-topic BrokerTopicMetrics and log sizes, from the replicas
 /// this node hosts: what producers appended while it led, what consumers
 /// were given, the bytes the replicas' segments hold.
 fn render_topics(replicas: Vec<crate::shard::ReplicaStats>, out: &mut String) {
     use std::fmt::Write;
-    let mut by_topic: std::collections::BTreeMap<String, (crate::shard::Traffic, u64)> =
+    let mut by_topic: std::collections::BTreeMap<String, TopicTotals> =
         std::collections::BTreeMap::new();
     for r in replicas {
         let topic = by_topic.entry(r.tp.topic.to_string()).or_default();
-        topic.0.add(r.traffic);
-        topic.1 += r.size_bytes;
+        topic.traffic.add(r.traffic);
+        topic.log_bytes += r.size_bytes;
     }
-    let series: [(&str, &str, &str, fn(&(crate::shard::Traffic, u64)) -> u64); 4] = [
+    const SERIES: [TopicSeries; 4] = [
         (
             "sluice_topic_bytes_in_total",
             "counter",
             "Record batch bytes producers appended to the topic's partitions led here.",
-            |t| t.0.bytes_in,
+            |t| t.traffic.bytes_in,
         ),
         (
             "sluice_topic_records_in_total",
             "counter",
             "Records producers appended to the topic's partitions led here.",
-            |t| t.0.records_in,
+            |t| t.traffic.records_in,
         ),
         (
             "sluice_topic_bytes_out_total",
             "counter",
             "Record bytes consumers were given from the topic's replicas here.",
-            |t| t.0.bytes_out,
+            |t| t.traffic.bytes_out,
         ),
         (
             "sluice_topic_log_bytes",
             "gauge",
             "Bytes the segments of the topic's replicas here hold.",
-            |t| t.1,
+            |t| t.log_bytes,
         ),
     ];
-    for (name, kind, help, value) in series {
+    for (name, kind, help, value) in SERIES {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (topic, totals) in &by_topic {
             let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {}", value(totals));

@@ -468,7 +468,7 @@ fn consumer_read(item: &ReadArgs<'_>, partition: &Partition, outcome: &mut ReadO
             if !item.to_log_end {
                 // A coordinator loading its own state is no consumer.
                 partition.count(super::Traffic {
-                    bytes_out: plan.bytes as u64,
+                    bytes_out: plan.bytes,
                     ..super::Traffic::default()
                 });
             }
