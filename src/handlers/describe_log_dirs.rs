@@ -21,7 +21,7 @@ use kafka_protocol::ResponseError;
 use super::access::Access;
 use super::ApiSpec;
 use crate::security::acl::Operation;
-use crate::shard::{ReplicaStats, Shard};
+use crate::shard::{ReplicaSize, Shard};
 
 pub const SPEC: ApiSpec = ApiSpec {
     key: ApiKey::DescribeLogDirs,
@@ -51,7 +51,7 @@ pub async fn handle(
             .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
             .collect()
     });
-    let sizes = shard.replica_stats().await;
+    let sizes = shard.replica_sizes().await;
     let dir = log_dir(shard);
     let volume = {
         let dir = dir.clone();
@@ -71,7 +71,7 @@ pub async fn handle(
 /// The replicas `wanted` names (all when `None`), grouped by topic, each
 /// topic's partitions in order.
 fn by_topic(
-    sizes: Vec<ReplicaStats>,
+    sizes: Vec<ReplicaSize>,
     wanted: Option<&HashSet<(String, i32)>>,
 ) -> Vec<DescribeLogDirsTopic> {
     let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();

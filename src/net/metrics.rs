@@ -44,7 +44,7 @@ pub async fn serve(
 }
 
 async fn answer(
-    shard: &Rc<Shard>,
+    shard: &Shard,
     mut stream: TcpStream,
     telemetry: &crate::client_metrics::ClientTelemetry,
 ) {
@@ -60,7 +60,6 @@ async fn answer(
     // on a blocking thread, off this shard's reactor, from snapshots taken
     // without copying them.
     let clients = telemetry.snapshot(crate::runtime::now_ms());
-    let replicas = shard.replica_stats().await;
     let (topics, config) = (shard.topics(), shard.config.clone());
     let node = config.node_id;
     let active_controller = shard
@@ -70,7 +69,6 @@ async fn answer(
     let body = crate::runtime::blocking(move || {
         let mut body = crate::stats::render();
         crate::metadata::Health::of(&topics, &config, node, active_controller).render(&mut body);
-        render_topics(replicas, &mut body);
         clients.render(&mut body);
         body
     })
@@ -81,65 +79,4 @@ async fn answer(
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.close().await;
-}
-
-/// One topic's sums over the replicas this node hosts.
-#[derive(Default)]
-struct TopicTotals {
-    traffic: crate::shard::Traffic,
-    log_bytes: u64,
-}
-
-/// A per-topic series: name, Prometheus type, help, value.
-type TopicSeries = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&TopicTotals) -> u64,
-);
-
-/// Kafka's per-topic BrokerTopicMetrics and log sizes, from the replicas
-/// this node hosts: what producers appended while it led, what consumers
-/// were given, the bytes the replicas' segments hold.
-fn render_topics(replicas: Vec<crate::shard::ReplicaStats>, out: &mut String) {
-    use std::fmt::Write;
-    let mut by_topic: std::collections::BTreeMap<String, TopicTotals> =
-        std::collections::BTreeMap::new();
-    for r in replicas {
-        let topic = by_topic.entry(r.tp.topic.to_string()).or_default();
-        topic.traffic.add(r.traffic);
-        topic.log_bytes += r.size_bytes;
-    }
-    const SERIES: [TopicSeries; 4] = [
-        (
-            "sluice_topic_bytes_in_total",
-            "counter",
-            "Record batch bytes producers appended to the topic's partitions led here.",
-            |t| t.traffic.bytes_in,
-        ),
-        (
-            "sluice_topic_records_in_total",
-            "counter",
-            "Records producers appended to the topic's partitions led here.",
-            |t| t.traffic.records_in,
-        ),
-        (
-            "sluice_topic_bytes_out_total",
-            "counter",
-            "Record bytes consumers were given from the topic's replicas here.",
-            |t| t.traffic.bytes_out,
-        ),
-        (
-            "sluice_topic_log_bytes",
-            "gauge",
-            "Bytes the segments of the topic's replicas here hold.",
-            |t| t.log_bytes,
-        ),
-    ];
-    for (name, kind, help, value) in SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (topic, totals) in &by_topic {
-            let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {}", value(totals));
-        }
-    }
 }

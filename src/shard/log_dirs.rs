@@ -1,6 +1,5 @@
-//! What DescribeLogDirs and `/metrics` report of the replicas this node
-//! hosts: each one's size on disk and client traffic, gathered from every
-//! shard.
+//! What DescribeLogDirs reports of the replicas this node hosts: each
+//! one's size on disk, gathered from every shard.
 
 use std::rc::Rc;
 
@@ -8,45 +7,42 @@ use futures::channel::oneshot;
 
 use super::*;
 
-/// One hosted replica's log: its partition, the bytes its segments hold,
-/// and its client traffic.
+/// One hosted replica's log: its partition and the bytes its segments hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplicaStats {
+pub struct ReplicaSize {
     pub tp: TopicPartition,
     pub size_bytes: u64,
-    pub traffic: Traffic,
 }
 
 impl Shard {
     /// Every replica this node hosts, leader or follower, from every
     /// shard; a shard that is gone adds none.
-    pub async fn replica_stats(self: &Rc<Self>) -> Vec<ReplicaStats> {
+    pub async fn replica_sizes(self: &Rc<Self>) -> Vec<ReplicaSize> {
         let mut answers = Vec::with_capacity(self.count);
         for peer in (0..self.count).filter(|&p| p != self.id) {
             let (reply, answer) = oneshot::channel();
             if self
                 .mesh
-                .send_to(peer, ShardMsg::ReplicaStats { reply })
+                .send_to(peer, ShardMsg::ReplicaSizes { reply })
                 .await
                 .is_ok()
             {
                 answers.push(answer);
             }
         }
-        let mut stats = self.own_replica_stats();
+        let mut sizes = self.own_replica_sizes();
         for answer in answers {
-            stats.extend(answer.await.unwrap_or_default());
+            sizes.extend(answer.await.unwrap_or_default());
         }
-        stats
+        sizes
     }
 
-    pub(super) fn own_replica_stats(&self) -> Vec<ReplicaStats> {
+    pub(super) fn own_replica_sizes(&self) -> Vec<ReplicaSize> {
         self.owned_partitions()
             .into_iter()
-            .map(|(tp, partition)| ReplicaStats {
+            .map(|(tp, partition)| ReplicaSize {
                 tp,
                 size_bytes: partition.log.borrow().size_bytes(),
-                traffic: partition.traffic.get(),
             })
             .collect()
     }

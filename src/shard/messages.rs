@@ -551,10 +551,9 @@ pub enum ShardMsg {
         items: Vec<DeleteRecordsItem>,
         reply: oneshot::Sender<Vec<DeleteRecordsOutcome>>,
     },
-    /// Every replica the shard hosts, with its size and traffic
-    /// (DescribeLogDirs, `/metrics`).
-    ReplicaStats {
-        reply: oneshot::Sender<Vec<super::ReplicaStats>>,
+    /// Every replica the shard hosts, with its size (DescribeLogDirs).
+    ReplicaSizes {
+        reply: oneshot::Sender<Vec<super::ReplicaSize>>,
     },
     /// KIP-890: per (partition, (producer id, epoch)), the point a verification of
     /// the producer's transaction there holds from (`None`: one is open

@@ -46,7 +46,7 @@ pub use partition_table::PartitionTable;
 
 pub use event::Event;
 pub use graveyard::{bury_stray_partitions, remove_leftover_graveyards};
-pub use log_dirs::ReplicaStats;
+pub use log_dirs::ReplicaSize;
 pub use log_start::DELETE_RECORDS_WAIT_MAX;
 pub use messages::*;
 pub use observer::ShardObserver;
@@ -82,26 +82,6 @@ pub struct Partition {
     /// What a consumer's read tells besides records, as of one `appended`
     /// version (see [`Partition::read_state`]).
     read_state: Cell<Option<ReadState>>,
-    /// Produced and fetched since this replica opened (Kafka's per-topic
-    /// BrokerTopicMetrics), summed per topic at `/metrics`.
-    pub traffic: Cell<Traffic>,
-}
-
-/// A replica's client traffic: what producers appended to it while it led
-/// and what consumers were given from it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
-    pub bytes_in: u64,
-    pub records_in: u64,
-    pub bytes_out: u64,
-}
-
-impl Traffic {
-    pub fn add(&mut self, other: Traffic) {
-        self.bytes_in += other.bytes_in;
-        self.records_in += other.records_in;
-        self.bytes_out += other.bytes_out;
-    }
 }
 
 /// What a consumer's read of a partition answers besides its records.
@@ -129,13 +109,6 @@ fn next_instance() -> u64 {
 }
 
 impl Partition {
-    /// Adds client traffic to this replica's (`/metrics`).
-    pub fn count(&self, traffic: Traffic) {
-        let mut total = self.traffic.get();
-        total.add(traffic);
-        self.traffic.set(total);
-    }
-
     /// Tells whoever waits on this partition, or on its whole topic, that
     /// it moved (see `appended`).
     pub fn notify_moved(&self) {
@@ -538,8 +511,8 @@ impl Shard {
             ShardMsg::DeleteRecords { items, reply } => {
                 let _ = reply.send(log_start::delete_records(self, items).await);
             }
-            ShardMsg::ReplicaStats { reply } => {
-                let _ = reply.send(self.own_replica_stats());
+            ShardMsg::ReplicaSizes { reply } => {
+                let _ = reply.send(self.own_replica_sizes());
             }
             ShardMsg::WriteTxnMarkers { items, reply } => {
                 let _ = reply.send(ops::write_txn_markers(self, items).await);
@@ -678,7 +651,6 @@ impl Shard {
             topic_id: Arc::from(topic.id.as_str()),
             instance: next_instance(),
             read_state: Cell::new(None),
-            traffic: Cell::default(),
         }))
     }
 
@@ -955,7 +927,6 @@ mod tests {
             topic_id: Arc::from("id"),
             instance: next_instance(),
             read_state: Cell::new(None),
-            traffic: Cell::default(),
         }
     }
 

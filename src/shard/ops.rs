@@ -465,13 +465,6 @@ fn consumer_read(item: &ReadArgs<'_>, partition: &Partition, outcome: &mut ReadO
     };
     match log.read_below(item.offset, item.max_bytes, item.min_one_batch, upper) {
         Ok(plan) => {
-            if !item.to_log_end {
-                // A coordinator loading its own state is no consumer.
-                partition.count(super::Traffic {
-                    bytes_out: plan.bytes,
-                    ..super::Traffic::default()
-                });
-            }
             outcome.slices = plan.slices;
             outcome.bytes = plan.bytes;
         }

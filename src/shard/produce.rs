@@ -173,13 +173,7 @@ fn appended(
     if result.duplicate {
         crate::stats::PRODUCE_DUPLICATES.add(1);
     } else {
-        let bytes = item.records.bytes().len() as u64;
-        crate::stats::PRODUCED_BYTES.add(bytes);
-        partition.count(Traffic {
-            bytes_in: bytes,
-            records_in: result.records,
-            bytes_out: 0,
-        });
+        crate::stats::PRODUCED_BYTES.add(item.records.bytes().len() as u64);
         partition.notify_moved();
         super::durability::start_roll_sync(&item.tp, &partition);
         super::prefault::start(&item.tp, &partition);
