@@ -10,13 +10,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::raw::{self, str_bytes, RawClient};
+use common::raw::{self, RawClient};
 use common::*;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, GetTelemetrySubscriptionsRequest,
-    GetTelemetrySubscriptionsResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
-    PushTelemetryRequest, PushTelemetryResponse,
+    GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse,
+    ListConfigResourcesRequest, ListConfigResourcesResponse, PushTelemetryRequest,
+    PushTelemetryResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -42,15 +41,7 @@ const ZSTD: i8 = 4;
 
 /// (name, value, source) of each config subscription `name` has.
 fn describe(c: &mut RawClient, name: &str) -> Vec<(String, String, i8)> {
-    let request =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(CLIENT_METRICS)
-            .with_resource_name(str_bytes(name))
-            .with_configuration_keys(None)]);
-    let r: DescribeConfigsResponse = c.call(4, &request);
-    assert_eq!(r.results[0].error_code, 0, "{r:?}");
-    r.results[0]
-        .configs
+    c.describe_configs(CLIENT_METRICS, name, false)
         .iter()
         .map(|e| {
             (

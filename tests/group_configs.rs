@@ -9,12 +9,10 @@ mod common;
 
 use common::raw::{self, str_bytes, RawClient};
 use common::*;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
     share_fetch_request, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, ListConfigResourcesRequest,
-    ListConfigResourcesResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
-    ShareGroupHeartbeatResponse,
+    ListConfigResourcesRequest, ListConfigResourcesResponse, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
 
 const GROUP: i8 = 32;
@@ -35,16 +33,7 @@ fn old_and_new_records(c: &mut RawClient, topic: &str) {
 
 /// (name, value, source) of each config of `group`, synonyms included.
 fn describe(c: &mut RawClient, group: &str) -> Vec<(String, String, i8, usize)> {
-    let request = DescribeConfigsRequest::default()
-        .with_include_synonyms(true)
-        .with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(GROUP)
-            .with_resource_name(str_bytes(group))
-            .with_configuration_keys(None)]);
-    let r: DescribeConfigsResponse = c.call(4, &request);
-    assert_eq!(r.results[0].error_code, 0, "{r:?}");
-    r.results[0]
-        .configs
+    c.describe_configs(GROUP, group, true)
         .iter()
         .map(|e| {
             (

@@ -321,3 +321,32 @@ fn one_consumer_of_several_topics_gets_each_partitions_own_records() {
     }
     assert_eq!(count, expected);
 }
+
+/// Kafka's per-topic BrokerTopicMetrics at `/metrics`: the records and
+/// bytes producers appended to a topic and the bytes consumers were given
+/// from it, over partitions on both shards; another topic's are its own.
+#[test]
+fn per_topic_traffic_is_counted_at_metrics() {
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "traffic", 2, &[]);
+    create_topic(&bs, "quiet", 1, &[]);
+    let values: Vec<String> = (0..50).map(|i| format!("value-{i:03}")).collect();
+    for partition in 0..2 {
+        produce_values(&bs, "traffic", Some(partition), &values[..25]);
+    }
+    let got = consume_all(&bs, "traffic", 2, 50, Duration::from_secs(30));
+    assert_eq!(got.len(), 50);
+    let topic = |name: &str, topic: &str| broker.metric(&format!("{name}{{topic=\"{topic}\"}}"));
+    assert_eq!(topic("sluice_topic_records_in_total", "traffic"), 50);
+    let bytes_in = topic("sluice_topic_bytes_in_total", "traffic");
+    assert!(bytes_in > 50 * 9, "{bytes_in}");
+    assert!(topic("sluice_topic_bytes_out_total", "traffic") >= bytes_in);
+    for name in [
+        "sluice_topic_records_in_total",
+        "sluice_topic_bytes_in_total",
+        "sluice_topic_bytes_out_total",
+    ] {
+        assert_eq!(topic(name, "quiet"), 0, "{name}");
+    }
+}

@@ -82,6 +82,8 @@ pub struct Partition {
     /// What a consumer's read tells besides records, as of one `appended`
     /// version (see [`Partition::read_state`]).
     read_state: Cell<Option<ReadState>>,
+    /// Its topic's client traffic on this broker (`/metrics`).
+    pub traffic: Arc<crate::stats::TopicTraffic>,
 }
 
 /// What a consumer's read of a partition answers besides its records.
@@ -651,6 +653,7 @@ impl Shard {
             topic_id: Arc::from(topic.id.as_str()),
             instance: next_instance(),
             read_state: Cell::new(None),
+            traffic: crate::stats::topic_traffic(&tp.topic),
         }))
     }
 
@@ -927,6 +930,7 @@ mod tests {
             topic_id: Arc::from("id"),
             instance: next_instance(),
             read_state: Cell::new(None),
+            traffic: Arc::default(),
         }
     }
 

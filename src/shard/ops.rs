@@ -465,6 +465,10 @@ fn consumer_read(item: &ReadArgs<'_>, partition: &Partition, outcome: &mut ReadO
     };
     match log.read_below(item.offset, item.max_bytes, item.min_one_batch, upper) {
         Ok(plan) => {
+            if !item.to_log_end {
+                // A coordinator loading its own state is no consumer.
+                partition.traffic.consumed(plan.bytes);
+            }
             outcome.slices = plan.slices;
             outcome.bytes = plan.bytes;
         }

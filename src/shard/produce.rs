@@ -173,7 +173,9 @@ fn appended(
     if result.duplicate {
         crate::stats::PRODUCE_DUPLICATES.add(1);
     } else {
-        crate::stats::PRODUCED_BYTES.add(item.records.bytes().len() as u64);
+        let bytes = item.records.bytes().len() as u64;
+        crate::stats::PRODUCED_BYTES.add(bytes);
+        partition.traffic.produced(bytes, result.records);
         partition.notify_moved();
         super::durability::start_roll_sync(&item.tp, &partition);
         super::prefault::start(&item.tp, &partition);

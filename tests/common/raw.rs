@@ -422,6 +422,28 @@ impl RawClient {
         )
     }
 
+    /// DescribeConfigs v4 of one resource, every key; asserts it was
+    /// answered without error and returns its entries.
+    pub fn describe_configs(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        include_synonyms: bool,
+    ) -> Vec<kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult>
+    {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+        let request = DescribeConfigsRequest::default()
+            .with_include_synonyms(include_synonyms)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(str_bytes(name))
+                .with_configuration_keys(None)]);
+        let r: DescribeConfigsResponse = self.call(4, &request);
+        assert_eq!(r.results[0].error_code, 0, "{r:?}");
+        r.results.into_iter().next().expect("one result").configs
+    }
+
     /// Produces values `v{first}` to `v{first + count - 1}` to partition 0,
     /// in one batch stamped `timestamp_ms`, and asserts they land from
     /// offset `first` on.
