@@ -19,6 +19,7 @@ use toml::{Table, Value};
 
 use crate::broker_configs::{topic_key_of, unit_to_ms, TIME_UNIT_SYNONYMS};
 use crate::config::{list_items, BrokerConfig};
+use crate::security::listeners::SecurityProtocol;
 
 /// The file read as a config table, and what of it was not used.
 #[derive(Debug)]
@@ -78,10 +79,6 @@ const ACL_AUTHORIZERS: &[&str] = &[
     "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     "kafka.security.authorizer.AclAuthorizer",
 ];
-
-/// Security protocols a listener name stands for when the protocol map
-/// does not name it (Kafka's default map).
-const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// Reads `text` (Java properties) as a config table.
 pub fn translate(text: &str) -> Result<Translated, PropertiesError> {
@@ -354,16 +351,17 @@ fn listeners(
     };
     let mut table = Table::new();
     for (name, host, port) in parse_listeners("listeners", &listeners)? {
+        // A name that is a protocol stands for it (Kafka's default map).
         let protocol = protocols
             .get(&name)
             .cloned()
-            .or_else(|| PROTOCOLS.contains(&name.as_str()).then(|| name.clone()))
+            .or_else(|| SecurityProtocol::parse(&name).map(|_| name.clone()))
             .ok_or_else(|| {
                 PropertiesError::Unsupported(format!(
                     "listener {name} has no security protocol in listener.security.protocol.map"
                 ))
             })?;
-        if protocol != "PLAINTEXT" {
+        if SecurityProtocol::parse(&protocol) != Some(SecurityProtocol::Plaintext) {
             return Err(PropertiesError::Unsupported(format!(
                 "listener {name} is {protocol}: its certificates and SASL settings go in Sluice's own config ([listeners.{name}] with PEM files, README Security), not server.properties"
             )));

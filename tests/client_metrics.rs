@@ -239,10 +239,12 @@ fn subscriptions_are_config_resources_set_refused_described_listed_and_kept() {
     assert!(listed(&mut c, 1).is_empty());
 }
 
-/// The telemetry APIs are advertised only with a `/metrics` endpoint to
-/// show pushed metrics on (Kafka: only with a metrics reporter taking them).
+/// The telemetry APIs are served only with a `/metrics` endpoint to show
+/// pushed metrics on (Kafka: only with a metrics reporter taking them):
+/// without one they are not advertised, and a request for one closes its
+/// connection as for any API a broker does not serve.
 #[test]
-fn the_telemetry_apis_are_advertised_with_a_metrics_endpoint() {
+fn the_telemetry_apis_are_served_with_a_metrics_endpoint() {
     use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
     let advertised = |broker: &Broker| {
         let mut c = RawClient::connect(&broker.bootstrap());
@@ -250,7 +252,11 @@ fn the_telemetry_apis_are_advertised_with_a_metrics_endpoint() {
         [ApiKey::GetTelemetrySubscriptions, ApiKey::PushTelemetry]
             .map(|key| r.api_keys.iter().any(|v| v.api_key == key as i16))
     };
-    assert_eq!(advertised(&Broker::start(1)), [false, false]);
+    let without = Broker::start(1);
+    assert_eq!(advertised(&without), [false, false]);
+    let mut c = RawClient::connect(&without.bootstrap());
+    c.send(0, &GetTelemetrySubscriptionsRequest::default());
+    assert!(c.wait_closed(Duration::from_secs(10)), "answered unserved");
     let with_metrics = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
     assert_eq!(advertised(&with_metrics), [true, true]);
 }
@@ -259,7 +265,7 @@ fn the_telemetry_apis_are_advertised_with_a_metrics_endpoint() {
 /// broker describes it and asks its clients for it.
 #[test]
 fn a_subscription_set_on_one_broker_reaches_every_broker() {
-    let cluster = Cluster::start(3);
+    let cluster = Cluster::start_with(3, &["--metrics-listen", "127.0.0.1:0"]);
     let mut first = RawClient::connect(&cluster.client_addr(1));
     assert_eq!(
         subscribe(

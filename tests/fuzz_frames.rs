@@ -290,7 +290,8 @@ fn send_and_hang_up(bootstrap: &str, body: &[u8]) {
 /// broker that still negotiates, produces and consumes.
 #[test]
 fn mutated_requests_never_take_the_broker_down() {
-    let broker = Broker::start(2);
+    // A metrics endpoint, so the client telemetry requests are served too.
+    let broker = Broker::start_with(2, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     create_topic(&bs, "fuzz", 2, &[]);
     let mut rng = Rng(0x5eed_1234_abcd_0001);

@@ -519,76 +519,71 @@ mod tests {
         Subscribed { configs, version }
     }
 
+    /// A client of `t` under a subscription to every metric each second
+    /// (snapshot version 1), asking and pushing at the times given.
+    struct Client<'a> {
+        t: &'a ClientTelemetry,
+        configs: ClientMetricsConfigs,
+        identity: ClientIdentity,
+    }
+
+    impl<'a> Client<'a> {
+        fn of(t: &'a ClientTelemetry, client_id: &str) -> Client<'a> {
+            Client {
+                t,
+                configs: every_metric("1000"),
+                identity: ClientIdentity {
+                    client_id: client_id.into(),
+                    ..Default::default()
+                },
+            }
+        }
+
+        fn ask(&self, id: Uuid, now_ms: i64) -> Result<(Uuid, Subscription), TelemetryError> {
+            let identity = self.identity.clone();
+            self.t.subscribe(at(&self.configs, 1), id, identity, now_ms)
+        }
+
+        fn send(&self, push: Push<'_>, now_ms: i64) -> Result<(), TelemetryError> {
+            let identity = self.identity.clone();
+            self.t.push(at(&self.configs, 1), push, identity, now_ms)
+        }
+    }
+
     #[test]
     fn a_client_asks_pushes_and_its_series_are_served() {
         let t = ClientTelemetry::new(1 << 20, 100);
-        let configs = every_metric("1000");
-        let client = ClientIdentity {
-            client_id: "app".into(),
-            ..Default::default()
-        };
-        let (id, sub) = t
-            .subscribe(at(&configs, 1), Uuid::nil(), client.clone(), 10_000)
-            .expect("first ask");
+        let c = Client::of(&t, "app");
+        let (id, sub) = c.ask(Uuid::nil(), 10_000).expect("first ask");
         assert!(!id.is_nil());
         assert_eq!(
             (sub.metrics.as_slice(), sub.interval_ms),
             (&["*".to_string()][..], 1000)
         );
         // Asking again before the interval is throttled; after it, not.
-        assert_eq!(
-            t.subscribe(at(&configs, 1), id, client.clone(), 10_500),
-            Err(TelemetryError::Throttled)
-        );
+        assert_eq!(c.ask(id, 10_500), Err(TelemetryError::Throttled));
         // The first push after an answer is taken at once (clients jitter it).
         let bytes = gauge("org.apache.kafka.producer.record.queue.time.avg", 2.5);
-        t.push(
-            at(&configs, 1),
-            push(id, sub.id, &bytes),
-            client.clone(),
-            10_600,
-        )
-        .expect("first push");
+        c.send(push(id, sub.id, &bytes), 10_600)
+            .expect("first push");
         assert!(rendered(&t, 10_600).contains(&format!(
             "org_apache_kafka_producer_record_queue_time_avg{{client_instance_id=\"{id}\",client_id=\"app\""
         )));
         assert_eq!(
-            t.push(
-                at(&configs, 1),
-                push(id, sub.id, &bytes),
-                client.clone(),
-                11_000
-            ),
+            c.send(push(id, sub.id, &bytes), 11_000),
             Err(TelemetryError::Throttled)
         );
-        t.push(
-            at(&configs, 1),
-            push(id, sub.id, &bytes),
-            client.clone(),
-            11_600,
-        )
-        .expect("a push an interval later");
+        c.send(push(id, sub.id, &bytes), 11_600)
+            .expect("a push an interval later");
         // A stale subscription id is refused; the client may ask at once.
         assert_eq!(
-            t.push(
-                at(&configs, 1),
-                push(id, sub.id + 1, &bytes),
-                client.clone(),
-                12_600
-            ),
+            c.send(push(id, sub.id + 1, &bytes), 12_600),
             Err(TelemetryError::UnknownSubscription)
         );
-        assert!(t
-            .subscribe(at(&configs, 1), id, client.clone(), 12_601)
-            .is_ok());
+        assert!(c.ask(id, 12_601).is_ok());
         // Unreadable metrics are refused and keep nothing new.
         assert_eq!(
-            t.push(
-                at(&configs, 1),
-                push(id, sub.id, b"\xff\xff\xff"),
-                client.clone(),
-                12_700
-            ),
+            c.send(push(id, sub.id, b"\xff\xff\xff"), 12_700),
             Err(TelemetryError::Undecodable)
         );
         // Forgotten, with its series, once quiet for the expiry.
@@ -604,14 +599,11 @@ mod tests {
     #[test]
     fn pushes_are_checked_as_kafka_checks_them() {
         let t = ClientTelemetry::new(64, 100);
-        let configs = every_metric("1000");
-        let client = ClientIdentity::default();
-        let (id, sub) = t
-            .subscribe(at(&configs, 1), Uuid::nil(), client.clone(), 0)
-            .expect("ask");
+        let c = Client::of(&t, "");
+        let (id, sub) = c.ask(Uuid::nil(), 0).expect("ask");
         let big = vec![0u8; 65];
         assert_eq!(
-            t.push(at(&configs, 1), push(id, sub.id, &big), client.clone(), 0),
+            c.send(push(id, sub.id, &big), 0),
             Err(TelemetryError::TooLarge)
         );
         let unknown_codec = 7;
@@ -620,16 +612,11 @@ mod tests {
             ..push(id, sub.id, b"")
         };
         assert_eq!(
-            t.push(at(&configs, 1), odd, client.clone(), 5_000),
+            c.send(odd, 5_000),
             Err(TelemetryError::UnsupportedCompression)
         );
         assert_eq!(
-            t.push(
-                at(&configs, 1),
-                push(Uuid::nil(), sub.id, b""),
-                client.clone(),
-                5_000
-            ),
+            c.send(push(Uuid::nil(), sub.id, b""), 5_000),
             Err(TelemetryError::InvalidInstanceId)
         );
         // A compressed push is read; a terminating one is taken even early,
@@ -640,21 +627,15 @@ mod tests {
             compression: Codec::Zstd.id() as i8,
             ..push(id, sub.id, &zstd)
         };
-        t.push(at(&configs, 1), compressed, client.clone(), 10_000)
-            .expect("zstd push");
+        c.send(compressed, 10_000).expect("zstd push");
         let last = Push {
             terminating: true,
             ..push(id, sub.id, b"")
         };
-        t.push(at(&configs, 1), last, client.clone(), 10_001)
+        c.send(last, 10_001)
             .expect("a terminating push comes whenever");
         assert_eq!(
-            t.push(
-                at(&configs, 1),
-                push(id, sub.id, b""),
-                client.clone(),
-                20_000
-            ),
+            c.send(push(id, sub.id, b""), 20_000),
             Err(TelemetryError::Terminated)
         );
         assert!(rendered(&t, 20_000).contains("\nm{"));

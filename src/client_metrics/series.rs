@@ -141,11 +141,7 @@ fn labels(attributes: &[KeyValue]) -> Vec<(String, String)> {
 }
 
 fn cut(text: &str) -> &str {
-    let mut end = text.len().min(TEXT_MAX);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(TEXT_MAX)]
 }
 
 /// `org.apache.kafka.producer.record.queue.time.avg` as Prometheus may

@@ -1,10 +1,6 @@
-//! ApiVersions: what this broker serves, straight from [`super::APIS`],
-//! and from v3 its feature levels ([`super::features`]).
-//!
-//! The client telemetry pair (KIP-714) is advertised only with a
-//! `/metrics` endpoint to show pushed metrics on, as Kafka advertises it
-//! only with a metrics reporter that takes them: without one, clients
-//! do not collect and push metrics no one can read.
+//! ApiVersions: what this broker serves, straight from [`super::APIS`]
+//! (those its config enables, [`super::enabled`]), and from v3 its
+//! feature levels ([`super::features`]).
 
 use std::rc::Rc;
 
@@ -12,7 +8,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::ResponseError;
 
-use super::{ApiSpec, APIS};
+use super::{enabled, ApiSpec, APIS};
+use crate::config::BrokerConfig;
 use crate::shard::Shard;
 
 pub const SPEC: ApiSpec = ApiSpec {
@@ -27,11 +24,7 @@ pub fn handle(
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
-    let telemetry = shard.config.metrics_listen.is_some();
-    response.api_keys = supported()
-        .into_iter()
-        .filter(|v| telemetry || !is_telemetry(v.api_key))
-        .collect();
+    response.api_keys = supported(&shard.config);
     super::features::list(shard, header.request_api_version, &mut response);
     response
 }
@@ -43,25 +36,22 @@ pub fn handle(
 pub fn unsupported_version() -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.error_code = ResponseError::UnsupportedVersion.code();
-    response.api_keys = supported()
-        .into_iter()
-        .filter(|v| v.api_key == ApiKey::ApiVersions as i16)
-        .collect();
+    response.api_keys = vec![api_version(&SPEC)];
     response
 }
 
-fn is_telemetry(key: i16) -> bool {
-    key == ApiKey::GetTelemetrySubscriptions as i16 || key == ApiKey::PushTelemetry as i16
+/// Every API `config` enables, with its versions.
+fn supported(config: &BrokerConfig) -> Vec<ApiVersion> {
+    APIS.iter()
+        .filter(|api| enabled(config, api.key))
+        .map(api_version)
+        .collect()
 }
 
-fn supported() -> Vec<ApiVersion> {
-    APIS.iter()
-        .map(|api| {
-            let mut v = ApiVersion::default();
-            v.api_key = api.key as i16;
-            v.min_version = api.min;
-            v.max_version = api.max;
-            v
-        })
-        .collect()
+fn api_version(api: &ApiSpec) -> ApiVersion {
+    let mut v = ApiVersion::default();
+    v.api_key = api.key as i16;
+    v.min_version = api.min;
+    v.max_version = api.max;
+    v
 }

@@ -156,8 +156,23 @@ pub const APIS: &[ApiSpec] = &[
     telemetry::PUSH_TELEMETRY,
 ];
 
-pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
-    APIS.iter().find(|s| s.key == key)
+/// The spec of `key` if this broker serves it: ApiVersions advertises and
+/// dispatch answers exactly these.
+pub fn served(config: &crate::config::BrokerConfig, key: ApiKey) -> Option<&'static ApiSpec> {
+    APIS.iter().find(|s| s.key == key && enabled(config, key))
+}
+
+/// Whether an API is on for this broker's config. The client telemetry
+/// pair (KIP-714) needs a `/metrics` endpoint to show pushed metrics on,
+/// as Kafka serves it only with a metrics reporter that takes them;
+/// without one, clients are not led to collect metrics no one can read.
+pub fn enabled(config: &crate::config::BrokerConfig, key: ApiKey) -> bool {
+    match key {
+        ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry => {
+            config.metrics_listen.is_some()
+        }
+        _ => true,
+    }
 }
 
 /// Why a frame got no answer and its connection must close.
@@ -292,13 +307,7 @@ impl Client {
         if request.client_software_name.is_empty() {
             return;
         }
-        let cut = |s: &str| {
-            let mut end = s.len().min(CLIENT_SOFTWARE_MAX);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s[..end].to_string()
-        };
+        let cut = |s: &str| s[..s.floor_char_boundary(CLIENT_SOFTWARE_MAX)].to_string();
         *self.software.borrow_mut() = (
             cut(request.client_software_name.as_str()),
             cut(request.client_software_version.as_str()),
@@ -334,7 +343,7 @@ pub async fn handle_frame(
     let correlation_id = prefix.get_i32();
     let key = ApiKey::try_from(raw_key).map_err(|_| RequestError::UnknownApi(raw_key))?;
     tracing::trace!(?key, version, correlation_id, "request");
-    let served = spec(key).filter(|s| (s.min..=s.max).contains(&version));
+    let served = served(&services.shard.config, key).filter(|s| (s.min..=s.max).contains(&version));
     if served.is_none() {
         if key == ApiKey::ApiVersions {
             // Kafka answers a too-new ApiVersions with v0 and its own range

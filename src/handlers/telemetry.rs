@@ -3,9 +3,9 @@
 //! `client_metrics::ClientTelemetry` checks each request as Kafka's
 //! ClientMetricsManager does and keeps the metrics for `/metrics`.
 //!
-//! Kafka advertises these only with a metrics reporter plugin that takes
-//! client metrics; Sluice's `/metrics` is that reporter, so ApiVersions
-//! lists them when it is served (`api_versions`). With no subscription a
+//! Kafka serves these only with a metrics reporter plugin that takes
+//! client metrics; Sluice's `/metrics` is that reporter, so they are
+//! served when it is (`handlers::enabled`). With no subscription a
 //! client is asked for nothing and only asks again once per push
 //! interval. Neither needs an ACL, as in Kafka.
 

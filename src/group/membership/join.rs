@@ -8,11 +8,8 @@ const MEMBER_ID_PREFIX_MAX: usize = 128;
 /// A new member id: the client id (as Kafka does, but cut short so the id
 /// fits the topic's records) and a unique suffix.
 pub fn new_member_id(client_id: &str) -> String {
-    let mut end = client_id.len().min(MEMBER_ID_PREFIX_MAX);
-    while !client_id.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}-{}", &client_id[..end], crate::metadata::new_topic_id())
+    let prefix = &client_id[..client_id.floor_char_boundary(MEMBER_ID_PREFIX_MAX)];
+    format!("{prefix}-{}", crate::metadata::new_topic_id())
 }
 
 /// The JoinGroup answer for `member_id` in the current generation: the

@@ -209,11 +209,7 @@ const REASON_LOG_MAX: usize = 256;
 /// bytes for a log line; `None` when it gave none.
 fn client_reason(reason: Option<&kafka_protocol::protocol::StrBytes>) -> Option<&str> {
     let reason = reason.map(|r| r.as_str()).filter(|r| !r.is_empty())?;
-    let mut end = reason.len().min(REASON_LOG_MAX);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(&reason[..end])
+    Some(&reason[..reason.floor_char_boundary(REASON_LOG_MAX)])
 }
 
 /// A group's description, as DescribeGroups and ConsumerGroupDescribe
