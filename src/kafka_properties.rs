@@ -49,9 +49,9 @@ pub enum PropertiesError {
     Unsupported(String),
 }
 
-/// Kafka keys whose Sluice key is not their snake_case form.
+/// Kafka keys whose Sluice key is not their snake_case form (`broker.id`
+/// is read with `node.id`, by hand).
 const RENAMED: &[(&str, &str)] = &[
-    ("broker.id", "node_id"),
     (
         "log.retention.check.interval.ms",
         "retention_check_interval_ms",
@@ -563,6 +563,8 @@ log.retention.check.interval.ms=300000
         );
         assert!(unsupported("zookeeper.connect=zk:2181").contains("ZooKeeper"));
         assert!(unsupported("authorizer.class.name=com.example.Custom").contains("ACLs"));
+        let (older, _) = config("broker.id=5\n");
+        assert_eq!(older.node_id, 5, "the older name of node.id");
         assert!(matches!(
             translate("num.partitions=many"),
             Err(PropertiesError::Value { .. })
