@@ -434,6 +434,9 @@ async fn run_shard(seats: Seats, ctx: ShardStart) {
         runtime::spawn_local(isr_loop(shard.clone())).detach();
     }
     runtime::spawn_local(high_watermark_loop(shard.clone())).detach();
+    if ctx.metrics_fd.is_some() {
+        runtime::spawn_local(gauges_loop(services.clone())).detach();
+    }
     let _ = ctx.ready.send(true);
     let writable = Rc::new(ctx.writable.for_shard(id));
     crate::net::accept_all(services.clone(), listeners, writable).await;
@@ -636,6 +639,22 @@ async fn high_watermark_loop(shard: Rc<Shard>) {
         .is_none()
     {
         shard.checkpoint_high_watermarks().await;
+    }
+}
+
+/// Publishes the logs' and groups' gauges for `/metrics` every
+/// `metrics_refresh_ms`, the first at once.
+async fn gauges_loop(services: Rc<Services>) {
+    let every = Duration::from_millis(services.shard.config.metrics_refresh_ms.max(1));
+    loop {
+        services.shard.publish_log_gauges().await;
+        services.groups.publish_group_gauges();
+        if runtime::timeout(every, services.shard.stopping.changed_since(0))
+            .await
+            .is_some()
+        {
+            return;
+        }
     }
 }
 

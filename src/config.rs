@@ -307,6 +307,12 @@ pub struct BrokerConfig {
     pub decompressed_batch_bytes_max: usize,
     /// `/metrics` endpoint address; none when unset.
     pub metrics_listen: Option<String>,
+    /// How often each shard publishes its logs' and groups' gauges for
+    /// `/metrics` (with an endpoint): how stale they may be.
+    pub metrics_refresh_ms: u64,
+    /// The most per-partition series of one kind (replica logs, groups'
+    /// committed offsets) `/metrics` writes; past it, only their sums.
+    pub metrics_partition_series_max: usize,
     /// Defaults for topic configs (Kafka's `log.*` broker settings).
     pub log: TopicDefaults,
     pub fetch: FetchConfig,
@@ -573,6 +579,8 @@ impl Default for BrokerConfig {
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             metrics_listen: None,
+            metrics_refresh_ms: 10_000,
+            metrics_partition_series_max: 10_000,
             decompressed_batch_bytes_max: crate::compression::DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             log: TopicDefaults::default(),
             fetch: FetchConfig::default(),

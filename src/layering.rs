@@ -15,6 +15,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("metadata", ABOVE_STORAGE, &[]),
     ("quota", ABOVE_STORAGE, &[]),
     ("client_metrics", ABOVE_STORAGE, &[]),
+    ("stats", ABOVE_STORAGE, &[]),
     (
         "replication",
         &[

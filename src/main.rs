@@ -268,6 +268,13 @@ struct ServeArgs {
     /// send (KIP-714).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     telemetry_max_bytes: Option<u32>,
+    /// How often the logs' and groups' gauges at `/metrics` are
+    /// refreshed.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    metrics_refresh_ms: Option<u64>,
+    /// The most per-partition series of one kind `/metrics` writes.
+    #[arg(long)]
+    metrics_partition_series_max: Option<usize>,
     /// Mutual TLS between controllers: the CA bundle peers' certificates
     /// are verified against, and this node's certificate chain and key.
     #[arg(long)]
@@ -337,6 +344,8 @@ impl ServeArgs {
             delegation_token_max_lifetime_ms => c.delegation_token_max_lifetime_ms,
             delegation_token_expiry_time_ms => c.delegation_token_expiry_time_ms,
             telemetry_max_bytes => c.telemetry_max_bytes,
+            metrics_refresh_ms => c.metrics_refresh_ms,
+            metrics_partition_series_max => c.metrics_partition_series_max,
         }
         if self.delegation_token_secret_key_file.is_some() {
             c.delegation_token_secret_key_file = self.delegation_token_secret_key_file;

@@ -5,6 +5,15 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod groups;
+mod logs;
+mod published;
+mod topics;
+
+pub use groups::{publish_groups, GroupGauge};
+pub use logs::{publish_logs, LogGauge};
+pub use topics::{topic_traffic, TopicTraffic};
+
 pub struct Counter {
     name: &'static str,
     help: &'static str,
@@ -485,6 +494,14 @@ const HISTOGRAMS: &[&Histogram] = &[
     &FETCH_WAKEUP,
 ];
 
+/// A label value in Prometheus text: backslash, quote and newline escaped.
+pub fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// One unlabeled series with its header.
 fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
@@ -494,81 +511,34 @@ fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std:
 }
 
 /// The Prometheus text exposition of every counter and histogram.
-/// One topic's client traffic on this broker (Kafka's per-topic
-/// BrokerTopicMetrics), shared by the topic's partitions on every shard:
-/// each holds the `Arc` it took when it opened, so an append or a read
-/// adds to it without a lookup, and a scrape reads it without asking the
-/// shards.
-#[derive(Debug, Default)]
-pub struct TopicTraffic {
-    bytes_in: AtomicU64,
-    records_in: AtomicU64,
-    bytes_out: AtomicU64,
-}
-
-impl TopicTraffic {
-    /// Producers' batches appended to a partition led here.
-    pub fn produced(&self, bytes: u64, records: u64) {
-        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        self.records_in.fetch_add(records, Ordering::Relaxed);
-    }
-
-    /// Record bytes a consumer is given.
-    pub fn consumed(&self, bytes: u64) {
-        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-/// Every topic with a partition open here, by name; taken at a partition's
-/// open and at a scrape only.
-static TOPIC_TRAFFIC: std::sync::Mutex<
-    std::collections::BTreeMap<String, std::sync::Arc<TopicTraffic>>,
-> = std::sync::Mutex::new(std::collections::BTreeMap::new());
-
-/// The traffic counters of `topic`, for a partition of it opening.
-pub fn topic_traffic(topic: &str) -> std::sync::Arc<TopicTraffic> {
-    let mut topics = TOPIC_TRAFFIC.lock().unwrap_or_else(|e| e.into_inner());
-    topics.entry(topic.to_string()).or_default().clone()
-}
-
-/// A per-topic series: name, help, the counter it reads.
-type TopicSeries = (&'static str, &'static str, fn(&TopicTraffic) -> &AtomicU64);
-
-/// The per-topic series; a topic none of whose partitions is open here
-/// any more (deleted, moved away) is dropped, and starts again from zero
-/// if one opens, as Prometheus takes a counter's reset.
-fn render_topics(out: &mut String) {
-    let mut topics = TOPIC_TRAFFIC.lock().unwrap_or_else(|e| e.into_inner());
-    topics.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
-    const SERIES: [TopicSeries; 3] = [
-        (
-            "sluice_topic_bytes_in_total",
-            "Record batch bytes producers appended to the topic's partitions led here.",
-            |t| &t.bytes_in,
-        ),
-        (
-            "sluice_topic_records_in_total",
-            "Records producers appended to the topic's partitions led here.",
-            |t| &t.records_in,
-        ),
-        (
-            "sluice_topic_bytes_out_total",
-            "Record bytes consumers were given from the topic's replicas here.",
-            |t| &t.bytes_out,
-        ),
-    ];
-    for (name, help, counter) in SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (topic, traffic) in topics.iter() {
-            let value = counter(traffic).load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {value}");
-        }
-    }
-}
-
-pub fn render() -> String {
+///
+/// Per-partition series (each replica's log, each group's committed
+/// offsets) are written while there are at most `partition_series_max` of
+/// each kind; past it only their per-topic and per-group sums are, and
+/// `sluice_metrics_partition_series_omitted` counts what was left out.
+pub fn render(partition_series_max: usize) -> String {
     let mut out = String::new();
-    render_topics(&mut out);
+    topics::render(&mut out);
+    let logs = logs::snapshot();
+    let groups = groups::snapshot();
+    let offsets: usize = groups.iter().map(|g| g.offsets.len()).sum();
+    let per_replica = logs.len() <= partition_series_max;
+    let per_group_partition = offsets <= partition_series_max;
+    logs::render(&mut out, &logs, per_replica);
+    let led = logs::led_high_watermarks(&logs);
+    groups::render(&mut out, &groups, &led, per_group_partition);
+    let omitted = [(per_replica, logs.len()), (per_group_partition, offsets)]
+        .iter()
+        .filter(|(written, _)| !written)
+        .map(|(_, rows)| rows)
+        .sum::<usize>();
+    scalar(
+        &mut out,
+        "sluice_metrics_partition_series_omitted",
+        "Replicas and committed offsets not written per partition: more than metrics_partition_series_max of their kind.",
+        "gauge",
+        omitted,
+    );
     for c in ALL {
         scalar(&mut out, c.name, c.help, "counter", c.get());
     }

@@ -959,7 +959,12 @@ fn partition_health_gauges_follow_broker_failures() {
         1,
         2,
         common::cluster::LearnerListen::Fixed,
-        &["--metrics-listen", "127.0.0.1:0"],
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-refresh-ms",
+            "100",
+        ],
     );
     let admin = admin(&cluster.node(1).bootstrap());
     let new =
@@ -1001,6 +1006,24 @@ fn partition_health_gauges_follow_broker_failures() {
         g[0] >= 4 && g[1..6] == [0, 0, 0, 0, 1] && g[6] == 3 * g[0]
     });
     let led = healthy[0];
+    // Kafka's Log gauges on each of the 12 replicas, the high watermark
+    // of each partition on its leader alone.
+    let gauged = |cluster: &Cluster| {
+        let series = |body: &str, name: &str| {
+            let prefix = format!("{name}{{topic=\"health\",");
+            body.lines().filter(|l| l.starts_with(&prefix)).count()
+        };
+        cluster.live().into_iter().fold((0, 0), |(logs, hws), id| {
+            let body = cluster.node(id).metrics_text();
+            (
+                logs + series(&body, "sluice_log_end_offset"),
+                hws + series(&body, "sluice_partition_high_watermark"),
+            )
+        })
+    };
+    cluster.wait_until("each replica gauged", Duration::from_secs(60), || {
+        gauged(&cluster) == (12, 4)
+    });
 
     cluster.kill9(3);
     cluster.wait_isr("health", 4, &[1, 2]);

@@ -1513,3 +1513,93 @@ fn group_strings_too_long_for_the_record_are_refused() {
     let r: ConsumerGroupHeartbeatResponse = c.call(1, &beat("m-1", None, "long"));
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }
+
+/// Consumer lag at `/metrics` (what kafka_exporter exports): per group
+/// and partition the committed offset and how far behind the high
+/// watermark it is, the sum and most per group, and the members; a group
+/// id is escaped as a Prometheus label.
+#[test]
+fn consumer_group_lag_is_gauged_at_metrics() {
+    let mut flags = GROUP_FLAGS.to_vec();
+    flags.extend([
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--metrics-refresh-ms",
+        "50",
+    ]);
+    let broker = Broker::start_with(2, &flags);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "lagged", 2, &[]);
+    let values: Vec<String> = (0..15).map(|i| format!("v{i}")).collect();
+    for partition in 0..2 {
+        produce_values(&bs, "lagged", Some(partition), &values);
+    }
+
+    // 10 of partition 0's 15 records committed, all of partition 1's.
+    let committer: BaseConsumer = group_config(&bs, "lag\"ged\\group").create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (partition, offset) in [(0, 10), (1, 15)] {
+        tpl.add_partition_offset("lagged", partition, rdkafka::Offset::Offset(offset))
+            .unwrap();
+    }
+    committer.commit(&tpl, CommitMode::Sync).expect("commit");
+    let label = r#"group="lag\"ged\\group""#;
+    let of_group = |name: &str| format!("{name}{{{label}}}");
+    assert_eq!(
+        broker.wait_series(&of_group("sluice_consumer_group_lag_sum"), |v| v == Some(5)),
+        Some(5)
+    );
+    let body = broker.metrics_text();
+    let at = |name: &str, partition: i32| {
+        series_value(
+            &body,
+            &format!("{name}{{{label},topic=\"lagged\",partition=\"{partition}\"}}"),
+        )
+    };
+    assert_eq!(at("sluice_consumer_group_lag", 0), Some(5));
+    assert_eq!(at("sluice_consumer_group_lag", 1), Some(0));
+    assert_eq!(at("sluice_consumer_group_committed_offset", 0), Some(10));
+    assert_eq!(at("sluice_consumer_group_committed_offset", 1), Some(15));
+    assert_eq!(
+        series_value(&body, &of_group("sluice_consumer_group_lag_max")),
+        Some(5)
+    );
+    assert_eq!(
+        series_value(&body, &of_group("sluice_consumer_group_members")),
+        Some(0)
+    );
+
+    // New records behind nobody's commit: the lag grows with them.
+    produce_values(&bs, "lagged", Some(1), &values[..4]);
+    assert_eq!(
+        broker.wait_series(&of_group("sluice_consumer_group_lag_sum"), |v| v == Some(9)),
+        Some(9)
+    );
+
+    // A member that commits what it reads: there while it is, caught up.
+    let member = Member::spawn(group_config(&bs, "reading"), "lagged", true);
+    let reading = |name: &str| format!("{name}{{group=\"reading\"}}");
+    assert_eq!(
+        broker.wait_series(&reading("sluice_consumer_group_members"), |v| v == Some(1)),
+        Some(1)
+    );
+    for (partition, end) in [(0, 15), (1, 19)] {
+        let committed = format!(
+            "sluice_consumer_group_committed_offset{{group=\"reading\",topic=\"lagged\",partition=\"{partition}\"}}"
+        );
+        assert_eq!(
+            broker.wait_series(&committed, |v| v == Some(end)),
+            Some(end)
+        );
+    }
+    let body = broker.metrics_text();
+    assert_eq!(
+        series_value(&body, &reading("sluice_consumer_group_lag_sum")),
+        Some(0)
+    );
+    member.close();
+    assert_eq!(
+        broker.wait_series(&reading("sluice_consumer_group_members"), |v| v == Some(0)),
+        Some(0)
+    );
+}

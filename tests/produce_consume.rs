@@ -350,3 +350,100 @@ fn per_topic_traffic_is_counted_at_metrics() {
         assert_eq!(topic(name, "quiet"), 0, "{name}");
     }
 }
+
+/// Kafka's Log gauges at `/metrics`: each replica's offsets, size and
+/// segments as they move (appends, a roll, DeleteRecords), the high
+/// watermark of what is led here, and per topic the size; past
+/// `metrics_partition_series_max` only the per-topic sizes.
+#[test]
+fn each_replica_log_is_gauged_at_metrics() {
+    let broker = Broker::start_with(
+        2,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-refresh-ms",
+            "50",
+        ],
+    );
+    let bs = broker.bootstrap();
+    create_topic(&bs, "gauged", 2, &[("segment.bytes", "1000")]);
+    let value = "v".repeat(600);
+    for _ in 0..4 {
+        // One batch each: every second one rolls the segment.
+        produce_values(&bs, "gauged", Some(0), std::slice::from_ref(&value));
+    }
+    let series = |name: &str, partition: i32| {
+        format!("{name}{{topic=\"gauged\",partition=\"{partition}\"}}")
+    };
+    assert_eq!(
+        broker.wait_series(&series("sluice_log_end_offset", 0), |v| v == Some(4)),
+        Some(4)
+    );
+    let body = broker.metrics_text();
+    let at = |name: &str, partition: i32| series_value(&body, &series(name, partition));
+    assert_eq!(at("sluice_partition_high_watermark", 0), Some(4));
+    assert_eq!(at("sluice_log_start_offset", 0), Some(0));
+    let segments = at("sluice_log_segments", 0).unwrap();
+    assert!(
+        segments >= 2,
+        "{segments} segments after four 600-byte batches"
+    );
+    let size = at("sluice_log_size_bytes", 0).unwrap();
+    assert!(size > 4 * 600, "{size}");
+    assert_eq!(
+        at("sluice_log_end_offset", 1),
+        Some(0),
+        "the other partition, on the other shard"
+    );
+    assert_eq!(at("sluice_log_size_bytes", 1), Some(0));
+    assert_eq!(
+        series_value(&body, "sluice_topic_log_size_bytes{topic=\"gauged\"}"),
+        Some(size)
+    );
+    assert_eq!(
+        series_value(&body, "sluice_metrics_partition_series_omitted"),
+        Some(0)
+    );
+
+    let admin = admin(&bs);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("gauged", 0, rdkafka::Offset::Offset(3))
+        .unwrap();
+    futures::executor::block_on(admin.delete_records(&tpl, &admin_opts())).expect("delete records");
+    assert_eq!(
+        broker.wait_series(&series("sluice_log_start_offset", 0), |v| v == Some(3)),
+        Some(3)
+    );
+    let fewer = broker
+        .wait_series(&series("sluice_log_segments", 0), |v| v < Some(segments))
+        .unwrap();
+    assert!(
+        fewer < segments,
+        "DeleteRecords left {fewer} of {segments} segments"
+    );
+
+    // Two replicas here, one per-partition series of each kind allowed.
+    let capped = Broker::start_with(
+        1,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-refresh-ms",
+            "50",
+            "--metrics-partition-series-max",
+            "1",
+        ],
+    );
+    create_topic(&capped.bootstrap(), "capped", 2, &[]);
+    assert_eq!(
+        capped.wait_series("sluice_metrics_partition_series_omitted", |v| v == Some(2)),
+        Some(2)
+    );
+    let body = capped.metrics_text();
+    assert!(!body.contains("sluice_log_end_offset{"), "{body}");
+    assert_eq!(
+        series_value(&body, "sluice_topic_log_size_bytes{topic=\"capped\"}"),
+        Some(0)
+    );
+}

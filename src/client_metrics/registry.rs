@@ -447,7 +447,7 @@ fn identity_labels(id: Uuid, identity: &ClientIdentity) -> String {
     series::IDENTITY_LABELS
         .iter()
         .zip(values)
-        .map(|(name, value)| format!("{name}=\"{}\"", series::escape(value)))
+        .map(|(name, value)| format!("{name}=\"{}\"", crate::stats::escape_label(value)))
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -212,7 +212,7 @@ pub fn render<'a>(out: &mut String, clients: impl Iterator<Item = (&'a str, &'a 
         for ((name, labels), (kind, value)) in &series.0 {
             let mut line = format!("{name}{{{identity}");
             for (k, v) in labels {
-                let _ = write!(line, ",{k}=\"{}\"", escape(v));
+                let _ = write!(line, ",{k}=\"{}\"", crate::stats::escape_label(v));
             }
             let _ = write!(line, "}} {}", prometheus_value(*value));
             by_name
@@ -238,14 +238,6 @@ fn prometheus_value(value: f64) -> String {
         f64::NEG_INFINITY => "-Inf".into(),
         v => v.to_string(),
     }
-}
-
-/// A label value in Prometheus text: backslash, quote and newline escaped.
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

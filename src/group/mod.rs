@@ -21,6 +21,7 @@
 mod admin;
 mod consumer_heartbeat;
 pub mod consumer_protocol;
+mod gauges;
 mod membership;
 #[cfg(test)]
 mod membership_tests;

@@ -67,7 +67,7 @@ async fn answer(
         .as_ref()
         .is_none_or(|c| c.leader() == Some(node));
     let body = crate::runtime::blocking(move || {
-        let mut body = crate::stats::render();
+        let mut body = crate::stats::render(config.metrics_partition_series_max);
         crate::metadata::Health::of(&topics, &config, node, active_controller).render(&mut body);
         clients.render(&mut body);
         body

@@ -12,6 +12,7 @@ mod admin_cluster;
 mod append_writer;
 mod durability;
 pub mod event;
+mod gauges;
 mod graveyard;
 mod hw_checkpoint;
 mod log_dirs;

@@ -285,13 +285,23 @@ impl Broker {
     /// The value of counter `name` from `/metrics`.
     pub fn metric(&self, name: &str) -> u64 {
         let body = self.metrics_text();
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse::<u64>().expect("counter value"))
-            })
+        series_value(&body, name)
             .unwrap_or_else(|| panic!("no counter {name} in /metrics:\n{body}"))
+    }
+
+    /// Series `name` (with its labels; `None`: not written) once `done`
+    /// holds for it, or what it is after about 10 s of polling.
+    #[allow(dead_code)] // not every test binary reads gauges
+    pub fn wait_series(&self, name: &str, done: impl Fn(Option<u64>) -> bool) -> Option<u64> {
+        let mut v = series_value(&self.metrics_text(), name);
+        for _ in 0..200 {
+            if done(v) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            v = series_value(&self.metrics_text(), name);
+        }
+        v
     }
 
     /// Counter or gauge `name` once it reaches `at_least`, or its value
@@ -434,6 +444,14 @@ impl Broker {
         v.sort();
         v
     }
+}
+
+/// The value of series `name` (labels included) in a `/metrics` body.
+pub fn series_value(body: &str, name: &str) -> Option<u64> {
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == name).then(|| v.trim().parse::<u64>().expect("series value"))
+    })
 }
 
 /// The whole batches at the start of segment file `path`: the bytes up to
