@@ -764,6 +764,7 @@ fn listener_info(
             Vec::new()
         },
         tls,
+        stats: crate::stats::listener_stats(name),
     })
 }
 

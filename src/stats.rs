@@ -6,12 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod groups;
+mod listeners;
 mod logs;
 mod published;
+mod requests;
 mod topics;
 
 pub use groups::{publish_groups, GroupGauge};
+pub use listeners::{listener_stats, ListenerStats};
 pub use logs::{publish_logs, LogGauge};
+pub use requests::count_request;
 pub use topics::{topic_traffic, TopicTraffic};
 
 pub struct Counter {
@@ -74,7 +78,6 @@ pub static CLIENT_TELEMETRY_SERIES_DROPPED: Counter = Counter::new(
     "sluice_client_telemetry_series_dropped_total",
     "Pushed client metric series not kept: client_telemetry_series_max was reached.",
 );
-pub static REQUESTS: Counter = Counter::new("sluice_requests_total", "Requests answered.");
 
 // Client quotas (issue 15): requests whose charge went over their quota,
 // and the throttle time they were given, per quota type.
@@ -270,7 +273,6 @@ const ALL: &[&Counter] = &[
     &FETCH_FOLLOWER_READS,
     &FETCH_READ_REPLICA_REDIRECTS,
     &PRODUCED_BYTES,
-    &REQUESTS,
     &QUOTA_PRODUCE_THROTTLED,
     &QUOTA_PRODUCE_THROTTLE_MS,
     &QUOTA_FETCH_THROTTLED,
@@ -518,6 +520,8 @@ fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std:
 /// `sluice_metrics_partition_series_omitted` counts what was left out.
 pub fn render(partition_series_max: usize) -> String {
     let mut out = String::new();
+    requests::render(&mut out);
+    listeners::render(&mut out);
     topics::render(&mut out);
     let logs = logs::snapshot();
     let groups = groups::snapshot();

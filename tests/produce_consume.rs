@@ -405,6 +405,11 @@ fn each_replica_log_is_gauged_at_metrics() {
         series_value(&body, "sluice_metrics_partition_series_omitted"),
         Some(0)
     );
+    // Requests by API: a producer's and its metadata lookups.
+    for api in ["Produce", "Metadata"] {
+        let requests = series_value(&body, &format!("sluice_requests_total{{api=\"{api}\"}}"));
+        assert!(requests >= Some(4), "{api}: {requests:?}");
+    }
 
     let admin = admin(&bs);
     let mut tpl = rdkafka::TopicPartitionList::new();

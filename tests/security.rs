@@ -188,7 +188,7 @@ fn scram_sha512_over_sasl_ssl_produces_and_consumes() {
 #[test]
 fn plain_over_sasl_plaintext() {
     let pki = Pki::new();
-    let broker = secure_broker(&pki, "");
+    let broker = secure_broker(&pki, r#"metrics_listen = "127.0.0.1:0""#);
     add_user(&broker, "alice", "alice-secret");
     let plain = |password: &str| {
         client(
@@ -207,13 +207,35 @@ fn plain_over_sasl_plaintext() {
         watermarks(&broker.listener("PLAINTEXT"), "plain-topic", 0),
         (0, 1)
     );
+    // Counted per listener: the logins each way, and the connections
+    // all closed once the clients are gone.
+    let of = |name: &str, listener: &str| format!("{name}{{listener=\"{listener}\"}}");
+    let body = broker.metrics_text();
+    for name in [
+        "sluice_authentications_total",
+        "sluice_authentications_failed_total",
+    ] {
+        let counted = series_value(&body, &of(name, "SASLPLAIN"));
+        assert!(counted >= Some(1), "{name}: {counted:?}");
+        assert_eq!(
+            series_value(&body, &of(name, "PLAINTEXT")),
+            Some(0),
+            "{name}"
+        );
+    }
+    let accepted = series_value(&body, &of("sluice_connections_accepted_total", "SASLPLAIN"));
+    assert!(accepted >= Some(2), "{accepted:?}");
+    assert_eq!(
+        broker.wait_series(&of("sluice_connections", "SASLPLAIN"), |v| v == Some(0)),
+        Some(0)
+    );
 }
 
 /// An SSL listener requiring client certificates refuses a client without one.
 #[test]
 fn ssl_client_auth_required() {
     let pki = Pki::new();
-    let broker = secure_broker(&pki, "");
+    let broker = secure_broker(&pki, r#"metrics_listen = "127.0.0.1:0""#);
     let mtls = broker.listener("MTLS");
     let with_cert = client(
         &mtls,
@@ -233,6 +255,14 @@ fn ssl_client_auth_required() {
         ],
     );
     assert!(broker_port(&without).is_err());
+    let body = broker.metrics_text();
+    for name in [
+        "sluice_authentications_total",
+        "sluice_authentications_failed_total",
+    ] {
+        let counted = series_value(&body, &format!("{name}{{listener=\"MTLS\"}}"));
+        assert!(counted >= Some(1), "{name}: {counted:?}");
+    }
 }
 
 /// Metadata over each listener advertises that listener's endpoint.

@@ -79,6 +79,7 @@ pub async fn accept_loop(
             continue;
         }
         if open.get() >= shard.config.max_connections_per_shard {
+            info.stats.refused();
             tracing::warn!(
                 limit = shard.config.max_connections_per_shard,
                 "connection limit reached; closing new connection"
@@ -86,12 +87,15 @@ pub async fn accept_loop(
             continue;
         }
         open.set(open.get() + 1);
+        info.stats.accepted();
         let (services, open, writable) = (services.clone(), open.clone(), writable.clone());
         let info = info.clone();
         let quota = std::time::Duration::from_micros(shard.config.task_quota_us.max(100));
         crate::runtime::spawn_serving(quota, async move {
+            let stats = info.stats.clone();
             serve(&services, stream, info, writable).await;
             open.set(open.get() - 1);
+            stats.closed();
         })
         .detach();
     }
@@ -266,9 +270,13 @@ struct Served {
     request_time: &'static crate::stats::Histogram,
 }
 
+/// The API key a frame's header starts with.
+fn api_key(frame: &[u8]) -> Option<i16> {
+    frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]))
+}
+
 fn is_produce(frame: &[u8]) -> bool {
-    let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
-    key == Some(kafka_protocol::messages::ApiKey::Produce as i16)
+    api_key(frame) == Some(kafka_protocol::messages::ApiKey::Produce as i16)
 }
 
 /// Runs one request to its answer (not written).
@@ -281,7 +289,9 @@ async fn serve_request(
     let shard = &services.shard;
     let _in_flight = crate::shard::InFlight::enter(shard);
     let started = std::time::Instant::now();
-    let request_time = request_histogram(&frame);
+    let key = api_key(&frame);
+    crate::stats::count_request(key);
+    let request_time = request_histogram(key);
     let throttles_itself = handlers::client_throttles(&frame);
     let handled = client
         .quota
@@ -315,7 +325,6 @@ async fn write_served(
     } = served;
     match handled {
         Ok(Some(response)) => {
-            crate::stats::REQUESTS.add(1);
             // A client from before KIP-219 ignores throttle_time_ms: its
             // response waits out the throttle, as Kafka delays it.
             if throttle_ms > 0 && !throttles_itself {
@@ -383,10 +392,15 @@ async fn handshake(
     match crate::runtime::timeout(TLS_HANDSHAKE_TIMEOUT, select(accept, stop)).await {
         Some(Either::Left((Ok(c), _))) => {
             tracing::debug!(%peer, listener = %info.name, client_cert = c.has_peer_certificate(), "TLS established");
+            // On SASL_SSL the login that follows is what authenticates.
+            if !info.protocol.sasl() {
+                info.stats.authenticated();
+            }
             Some(conn::Conn::Tls(c))
         }
         Some(Either::Left((Err(e), _))) => {
             tracing::warn!(%peer, listener = %info.name, error = %e, "TLS handshake failed");
+            info.stats.authentication_failed();
             None
         }
         Some(Either::Right(_)) => None,
@@ -397,10 +411,9 @@ async fn handshake(
     }
 }
 
-/// The request-time histogram of a frame's API.
-fn request_histogram(frame: &[u8]) -> &'static crate::stats::Histogram {
+/// The request-time histogram of API `key`.
+fn request_histogram(key: Option<i16>) -> &'static crate::stats::Histogram {
     use kafka_protocol::messages::ApiKey;
-    let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
     match key {
         Some(k) if k == ApiKey::Produce as i16 => &crate::stats::REQUEST_PRODUCE,
         Some(k) if k == ApiKey::Fetch as i16 => &crate::stats::REQUEST_FETCH,

@@ -35,10 +35,13 @@ pub struct ListenerInfo {
     /// Offered in SaslHandshake, in the configured order.
     pub mechanisms: Vec<String>,
     pub tls: Option<Arc<super::tls::TlsListener>>,
+    /// Its connections and authentications (`/metrics`).
+    pub stats: Arc<crate::stats::ListenerStats>,
 }
 
 impl ListenerInfo {
-    /// Today's single listener: PLAINTEXT, anonymous.
+    /// A PLAINTEXT listener, anonymous, counted nowhere (for connections
+    /// no listener accepted).
     pub fn plaintext(advertised: (String, i32)) -> ListenerInfo {
         ListenerInfo {
             name: DEFAULT_LISTENER.into(),
@@ -47,6 +50,7 @@ impl ListenerInfo {
             principal: ANONYMOUS.into(),
             mechanisms: Vec::new(),
             tls: None,
+            stats: Arc::default(),
         }
     }
 }
@@ -230,8 +234,23 @@ impl Session {
     }
 
     /// One SASL token (SaslAuthenticate's auth_bytes, or a v0 bare
-    /// frame), checked against `logins`.
+    /// frame), checked against `logins`; a refused login is counted on
+    /// the listener.
     pub fn token(
+        &self,
+        token: &[u8],
+        logins: &Logins<'_>,
+        reauth_ms: u64,
+        now: Instant,
+    ) -> TokenReply {
+        let reply = self.answer_token(token, logins, reauth_ms, now);
+        if reply.error == kafka_protocol::ResponseError::SaslAuthenticationFailed.code() {
+            self.listener.stats.authentication_failed();
+        }
+        reply
+    }
+
+    fn answer_token(
         &self,
         token: &[u8],
         logins: &Logins<'_>,
@@ -353,6 +372,7 @@ impl Session {
         }
         *self.principal.borrow_mut() = login.principal;
         self.authenticated.set(true);
+        self.listener.stats.authenticated();
         self.by_token.set(login.by_token);
         let lifetime = match (reauth_ms, login.left_ms) {
             (0, _) => 0,
@@ -504,6 +524,7 @@ mod tests {
             principal: ANONYMOUS.into(),
             mechanisms: mechanisms(None),
             tls: None,
+            stats: Arc::default(),
         })
     }
 
