@@ -389,6 +389,7 @@ struct ShardStart {
 
 async fn run_shard(seats: Seats, ctx: ShardStart) {
     let (id, count) = (seats.id(), seats.count());
+    crate::stats::shard_thread_started(id);
     let controller = ctx.cluster.as_ref().map(|node| node.controller.clone());
     let (config, advertised, start) = (ctx.config.clone(), ctx.advertised, ctx.data_dir_at_start);
     let services = Services::start(

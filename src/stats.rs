@@ -8,6 +8,7 @@ use std::time::Duration;
 mod groups;
 mod listeners;
 mod logs;
+mod process;
 mod published;
 mod requests;
 mod topics;
@@ -15,6 +16,7 @@ mod topics;
 pub use groups::{publish_groups, GroupGauge};
 pub use listeners::{listener_stats, ListenerStats};
 pub use logs::{publish_logs, LogGauge};
+pub use process::shard_thread_started;
 pub use requests::count_request;
 pub use topics::{topic_traffic, TopicTraffic};
 
@@ -520,6 +522,7 @@ fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std:
 /// `sluice_metrics_partition_series_omitted` counts what was left out.
 pub fn render(partition_series_max: usize) -> String {
     let mut out = String::new();
+    process::render(&mut out);
     requests::render(&mut out);
     listeners::render(&mut out);
     topics::render(&mut out);

@@ -349,6 +349,25 @@ fn per_topic_traffic_is_counted_at_metrics() {
     ] {
         assert_eq!(topic(name, "quiet"), 0, "{name}");
     }
+    // The process's CPU, and each shard's reactor thread's (which may be
+    // under the kernel's 10 ms tick yet).
+    let body = broker.metrics_text();
+    let seconds = |name: &str| {
+        let line = body.lines().find(|l| l.starts_with(name));
+        let value = line.and_then(|l| l.rsplit_once(' '));
+        value.map(|(_, v)| v.parse::<f64>().expect("seconds"))
+    };
+    let cpu = seconds("process_cpu_seconds_total ");
+    assert!(cpu.is_some_and(|s| s > 0.0), "{cpu:?}");
+    for shard in 0..2 {
+        let name = format!("sluice_shard_cpu_seconds_total{{shard=\"{shard}\"}} ");
+        assert!(seconds(&name).is_some_and(|s| s >= 0.0), "{name}");
+    }
+    let fds = series_value(&body, "process_open_fds").unwrap();
+    assert!(
+        fds > 3 && Some(fds) < series_value(&body, "process_max_fds"),
+        "{fds}"
+    );
 }
 
 /// Kafka's Log gauges at `/metrics`: each replica's offsets, size and
