@@ -1,5 +1,8 @@
-//! Process-wide counters and latency histograms, exported at `/metrics`.
-//! Plain atomics: a relaxed add or two per event, no lock.
+//! What `/metrics` exports. Counters and latency histograms here are
+//! process-wide plain atomics: a relaxed add or two per event, no lock.
+//! The submodules hold what is labeled (per topic, API, listener) and what
+//! is state rather than a count (logs, groups, the process), read or
+//! published off the data path.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
