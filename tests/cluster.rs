@@ -1024,6 +1024,31 @@ fn partition_health_gauges_follow_broker_failures() {
     cluster.wait_until("each replica gauged", Duration::from_secs(60), || {
         gauged(&cluster) == (12, 4)
     });
+    // The metadata quorum: one leader, which every node names, and the
+    // members' lag on it alone.
+    cluster.wait_until("the quorum at /metrics", Duration::from_secs(60), || {
+        let bodies: Vec<String> = cluster
+            .live()
+            .into_iter()
+            .map(|id| cluster.node(id).metrics_text())
+            .collect();
+        // Read as text: no leader is -1.
+        let named: BTreeSet<Option<&str>> = bodies
+            .iter()
+            .map(|b| {
+                b.lines()
+                    .find_map(|l| l.strip_prefix("sluice_metadata_quorum_leader "))
+                    .filter(|id| !id.starts_with('-'))
+            })
+            .collect();
+        let leading = bodies.iter().filter(|b| {
+            series_value(b, "sluice_metadata_quorum_state{state=\"leader\"}") == Some(1)
+        });
+        let lagging = bodies
+            .iter()
+            .filter(|b| b.contains("sluice_metadata_quorum_member_lag{node="));
+        named.len() == 1 && !named.contains(&None) && leading.count() == 1 && lagging.count() == 1
+    });
 
     cluster.kill9(3);
     cluster.wait_isr("health", 4, &[1, 2]);

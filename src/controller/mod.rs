@@ -33,6 +33,7 @@ mod log_store;
 mod network;
 mod peers;
 pub mod placement;
+pub mod quorum_metrics;
 pub mod quorum_status;
 mod reassignment;
 pub mod records;

@@ -42,6 +42,10 @@ pub struct ControllerHealth {
     pub preferred_imbalance: usize,
     pub active_brokers: usize,
     pub fenced_brokers: usize,
+    /// Topics and partitions in the cluster (Kafka's GlobalTopicCount,
+    /// GlobalPartitionCount).
+    pub topics: usize,
+    pub partitions: usize,
 }
 
 impl Health {
@@ -63,6 +67,8 @@ impl Health {
             let mut h = Health {
                 controller: Some(ControllerHealth {
                     active_brokers: 1,
+                    topics: topics.topics.len(),
+                    partitions: topics.topics.values().map(|t| t.partitions as usize).sum(),
                     ..ControllerHealth::default()
                 }),
                 ..Health::default()
@@ -81,6 +87,8 @@ impl Health {
         let mut controller = ControllerHealth {
             active_brokers: image.live_brokers().count(),
             fenced_brokers: image.brokers.values().filter(|b| b.fenced).count(),
+            topics: image.topics.len(),
+            partitions: image.topics.values().map(|t| t.partitions.len()).sum(),
             ..ControllerHealth::default()
         };
         for (name, topic) in &image.topics {
@@ -130,7 +138,7 @@ impl Health {
     pub fn render(&self, out: &mut String) {
         let controller = self.controller.unwrap_or_default();
         let active = u64::from(self.controller.is_some());
-        let gauges: [(&str, &str, u64); 10] = [
+        let gauges: [(&str, &str, u64); 12] = [
             ("sluice_partition_replicas", "Partition replicas this broker holds.", self.replicas as u64),
             ("sluice_partition_leaders", "Partitions this broker leads.", self.leaders as u64),
             ("sluice_under_replicated_partitions", "Partitions led here with fewer in-sync replicas than replicas.", self.under_replicated as u64),
@@ -141,6 +149,8 @@ impl Health {
             ("sluice_preferred_replica_imbalance", "Partitions not led by their preferred replica (counted by the active controller alone).", controller.preferred_imbalance as u64),
             ("sluice_active_brokers", "Registered, unfenced brokers (counted by the active controller alone).", controller.active_brokers as u64),
             ("sluice_fenced_brokers", "Registered, fenced brokers (counted by the active controller alone).", controller.fenced_brokers as u64),
+            ("sluice_global_topics", "Topics in the cluster, internal ones included (counted by the active controller alone).", controller.topics as u64),
+            ("sluice_global_partitions", "Partitions in the cluster, internal ones included (counted by the active controller alone).", controller.partitions as u64),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(
@@ -180,6 +190,8 @@ mod tests {
             h.controller,
             Some(ControllerHealth {
                 active_brokers: 1,
+                topics: 2,
+                partitions: 5,
                 ..Default::default()
             })
         );
@@ -190,5 +202,6 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("\nsluice_active_controller 1\n"), "{out}");
+        assert!(out.contains("\nsluice_global_partitions 5\n"), "{out}");
     }
 }

@@ -66,9 +66,13 @@ async fn answer(
         .controller
         .as_ref()
         .is_none_or(|c| c.leader() == Some(node));
+    let quorum = shard.controller.as_ref().map(|c| c.quorum_metrics());
     let body = crate::runtime::blocking(move || {
         let mut body = crate::stats::render(config.metrics_partition_series_max);
         crate::metadata::Health::of(&topics, &config, node, active_controller).render(&mut body);
+        if let Some(quorum) = quorum {
+            quorum.render(&mut body);
+        }
         clients.render(&mut body);
         body
     })
