@@ -1049,6 +1049,30 @@ fn partition_health_gauges_follow_broker_failures() {
             .filter(|b| b.contains("sluice_metadata_quorum_member_lag{node="));
         named.len() == 1 && !named.contains(&None) && leading.count() == 1 && lagging.count() == 1
     });
+    // Every series the shipped alerting rules name is served.
+    let served: String = cluster
+        .live()
+        .into_iter()
+        .map(|id| cluster.node(id).metrics_text())
+        .collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/monitoring/alerts.yml"
+    ))
+    .expect("monitoring/alerts.yml");
+    let named: BTreeSet<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .flat_map(|expr| expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|word| word.starts_with("sluice_") || word.starts_with("process_"))
+        .collect();
+    assert!(named.len() >= 10, "{named:?}");
+    for name in named {
+        assert!(
+            served.contains(&format!("# TYPE {name} ")),
+            "{name} is in an alert but not at /metrics"
+        );
+    }
 
     cluster.kill9(3);
     cluster.wait_isr("health", 4, &[1, 2]);
