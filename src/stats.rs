@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod errors;
 mod groups;
 mod listeners;
 mod logs;
@@ -16,6 +17,7 @@ mod published;
 mod requests;
 mod topics;
 
+pub use errors::{count_error, CountedApi};
 pub use groups::{publish_groups, GroupGauge};
 pub use listeners::{listener_stats, ListenerStats};
 pub use logs::{publish_logs, LogGauge};
@@ -527,6 +529,7 @@ pub fn render(partition_series_max: usize) -> String {
     let mut out = String::new();
     process::render(&mut out);
     requests::render(&mut out);
+    errors::render(&mut out);
     listeners::render(&mut out);
     topics::render(&mut out);
     let logs = logs::snapshot();

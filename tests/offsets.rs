@@ -439,7 +439,7 @@ fn bad_config_value_is_rejected() {
 /// A Fetch beyond the log end returns OFFSET_OUT_OF_RANGE; a Fetch at the log end is empty but fine.
 #[test]
 fn fetch_out_of_range_offset() {
-    let broker = Broker::start(1);
+    let broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "fetch-oor";
     create_topic(&bs, topic, 1, &[]);
@@ -482,12 +482,17 @@ fn fetch_out_of_range_offset() {
             "Fetch v{v} from offset 1"
         );
     }
+    // Counted as Kafka's ErrorsPerSec: once per version asked.
+    assert_eq!(
+        broker.metric("sluice_request_errors_total{api=\"Fetch\",error=\"OFFSET_OUT_OF_RANGE\"}"),
+        2
+    );
 }
 
 /// A Produce to a partition the topic does not have returns UNKNOWN_TOPIC_OR_PARTITION and writes nothing.
 #[test]
 fn produce_to_unknown_partition() {
-    let broker = Broker::start(1);
+    let broker = Broker::start_with(1, &["--metrics-listen", "127.0.0.1:0"]);
     let bs = broker.bootstrap();
     let topic = "one-partition";
     create_topic(&bs, topic, 1, &[]);
@@ -520,6 +525,14 @@ fn produce_to_unknown_partition() {
     let (code, base) = c.produce_batch(topic, 0, batch());
     assert_eq!((code, base), (err::NONE, 0));
     assert_eq!(c.log_end_offset(topic, 0), 1);
+    let errors = |api: &str, error: &str| {
+        series_value(
+            &broker.metrics_text(),
+            &format!("sluice_request_errors_total{{api=\"{api}\",error=\"{error}\"}}"),
+        )
+    };
+    assert_eq!(errors("Produce", "UNKNOWN_TOPIC_OR_PARTITION"), Some(2));
+    assert_eq!(errors("Fetch", "UNKNOWN_TOPIC_OR_PARTITION"), None);
 }
 
 /// DescribeLogDirs v1-4 (v0: `legacy_versions.rs`): the data dir,

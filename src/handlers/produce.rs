@@ -320,6 +320,9 @@ pub async fn handle(
         part.log_append_time_ms = outcome.log_append_time_ms;
         part.log_start_offset = outcome.log_start_offset;
     }
+    for p in responses.iter().flat_map(|t| &t.partition_responses) {
+        crate::stats::count_error(crate::stats::CountedApi::Produce, p.error_code);
+    }
     let mut response = ProduceResponse::default();
     if header.request_api_version >= LEADER_HINTS_SINCE {
         response.node_endpoints = leader_hints(shard, &mut responses);

@@ -84,6 +84,7 @@ pub fn encode(
     // would otherwise grow it by doubling, ten copies to ~45 KB.
     let mut head = BytesMut::with_capacity(framing_estimate(&topics));
     head.put_i32(0); // throttle_time_ms
+    crate::stats::count_error(crate::stats::CountedApi::Fetch, error);
     if version >= 7 {
         head.put_i16(error);
         head.put_i32(session_id);
@@ -97,6 +98,7 @@ pub fn encode(
         }
         put_len(&mut head, topic.partitions.len(), flexible);
         for p in topic.partitions {
+            crate::stats::count_error(crate::stats::CountedApi::Fetch, p.error);
             head.put_i32(p.partition);
             head.put_i16(p.error);
             head.put_i64(p.high_watermark);
