@@ -394,6 +394,41 @@ fn static_broker_configs_are_described_read_only() {
     );
     let data_dir = std::path::absolute(broker.data_dir()).unwrap();
     assert_eq!(node["log.dirs"].0.as_deref(), data_dir.to_str());
+    // The listeners as set on the command line; what is unset, null.
+    let listeners = node["listeners"].0.clone().unwrap();
+    assert!(
+        listeners.starts_with("PLAINTEXT://127.0.0.1:"),
+        "{listeners}"
+    );
+    assert_eq!(node["listeners"].1, SOURCE_STATIC_BROKER);
+    assert_eq!(
+        node["listener.security.protocol.map"],
+        (
+            Some("PLAINTEXT:PLAINTEXT".into()),
+            SOURCE_DEFAULT,
+            vec![SOURCE_DEFAULT]
+        )
+    );
+    assert_eq!(
+        node["broker.rack"],
+        (None, SOURCE_DEFAULT, vec![SOURCE_DEFAULT])
+    );
+    for name in [
+        "transaction.state.log.num.partitions",
+        "transaction.max.timeout.ms",
+        "producer.id.expiration.ms",
+        "replica.fetch.max.bytes",
+        "log.retention.check.interval.ms",
+        "connections.max.reauth.ms",
+        "group.consumer.migration.policy",
+        "telemetry.max.bytes",
+    ] {
+        let (value, source, _) = &node[name];
+        assert!(
+            value.is_some() && *source == SOURCE_DEFAULT,
+            "{name}: {value:?} {source}"
+        );
+    }
 
     let req =
         DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()

@@ -74,6 +74,7 @@ const OP_SUBTRACT: i8 = 3;
 const TYPE_BOOLEAN: i8 = 1;
 pub(super) const TYPE_STRING: i8 = 2;
 pub(super) const TYPE_INT: i8 = 3;
+const TYPE_SHORT: i8 = 4;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
 
@@ -485,13 +486,14 @@ fn broker_entries(
 fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
     let config = &shard.config;
     let default = crate::config::BrokerConfig::default();
-    // (Kafka's name, this broker's value, Sluice's default, type)
+    // (Kafka's name, this broker's value, Sluice's default, type); `None`
+    // for a setting with no value, which Kafka describes as null.
     macro_rules! field {
         ($name:literal, $field:ident, $type:expr) => {
             (
                 $name,
-                config.$field.to_string(),
-                default.$field.to_string(),
+                Some(config.$field.to_string()),
+                Some(default.$field.to_string()),
                 $type,
             )
         };
@@ -556,7 +558,7 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
             socket_request_max_bytes,
             TYPE_INT
         ),
-        ("log.dirs", log_dirs, String::new(), TYPE_STRING),
+        ("log.dirs", Some(log_dirs), None, TYPE_STRING),
         field!(
             "group.consumer.min.session.timeout.ms",
             group_consumer_min_session_timeout_ms,
@@ -617,6 +619,213 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
             delegation_token_expiry_time_ms,
             TYPE_LONG
         ),
+        field!("group.max.size", group_max_size, TYPE_INT),
+        field!(
+            "group.consumer.heartbeat.interval.ms",
+            group_consumer_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.consumer.session.timeout.ms",
+            group_consumer_session_timeout_ms,
+            TYPE_INT
+        ),
+        (
+            "group.consumer.migration.policy",
+            Some(policy_name(config.group_consumer_migration_policy)),
+            Some(policy_name(default.group_consumer_migration_policy)),
+            TYPE_STRING,
+        ),
+        field!("group.share.max.size", group_share_max_size, TYPE_SHORT),
+        field!(
+            "group.share.heartbeat.interval.ms",
+            group_share_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.session.timeout.ms",
+            group_share_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.record.lock.duration.ms",
+            group_share_record_lock_duration_ms,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.delivery.count.limit",
+            group_share_delivery_count_limit,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.partition.max.record.locks",
+            group_share_partition_max_record_locks,
+            TYPE_INT
+        ),
+        field!(
+            "group.share.max.share.sessions",
+            group_share_max_share_sessions,
+            TYPE_INT
+        ),
+        field!(
+            "offsets.commit.timeout.ms",
+            offsets_commit_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "offset.metadata.max.bytes",
+            offset_metadata_max_bytes,
+            TYPE_INT
+        ),
+        field!(
+            "transaction.state.log.num.partitions",
+            transaction_state_num_partitions,
+            TYPE_INT
+        ),
+        field!(
+            "transaction.max.timeout.ms",
+            transaction_max_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "transactional.id.expiration.ms",
+            transactional_id_expiration_ms,
+            TYPE_INT
+        ),
+        field!(
+            "producer.id.expiration.ms",
+            producer_id_expiration_ms,
+            TYPE_INT
+        ),
+        field!(
+            "producer.id.expiration.check.interval.ms",
+            producer_id_expiration_check_interval_ms,
+            TYPE_INT
+        ),
+        field!("replica.fetch.max.bytes", replica_fetch_max_bytes, TYPE_INT),
+        field!(
+            "replica.fetch.response.max.bytes",
+            replica_fetch_response_max_bytes,
+            TYPE_INT
+        ),
+        field!(
+            "replica.fetch.wait.max.ms",
+            replica_fetch_wait_max_ms,
+            TYPE_INT
+        ),
+        field!(
+            "replica.fetch.backoff.ms",
+            replica_fetch_backoff_ms,
+            TYPE_INT
+        ),
+        field!(
+            "replica.socket.timeout.ms",
+            replica_socket_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "replica.high.watermark.checkpoint.interval.ms",
+            replica_high_watermark_checkpoint_interval_ms,
+            TYPE_LONG
+        ),
+        field!(
+            "leader.imbalance.check.interval.seconds",
+            leader_imbalance_check_interval_seconds,
+            TYPE_LONG
+        ),
+        field!(
+            "leader.imbalance.per.broker.percentage",
+            leader_imbalance_per_broker_percentage,
+            TYPE_INT
+        ),
+        field!(
+            "broker.session.timeout.ms",
+            broker_session_timeout_ms,
+            TYPE_INT
+        ),
+        field!(
+            "broker.heartbeat.interval.ms",
+            broker_heartbeat_interval_ms,
+            TYPE_INT
+        ),
+        field!(
+            "log.retention.check.interval.ms",
+            retention_check_interval_ms,
+            TYPE_LONG
+        ),
+        field!("log.cleaner.backoff.ms", log_cleaner_backoff_ms, TYPE_LONG),
+        field!(
+            "log.flush.scheduler.interval.ms",
+            log_flush_scheduler_interval_ms,
+            TYPE_LONG
+        ),
+        field!(
+            "connections.max.idle.ms",
+            connections_max_idle_ms,
+            TYPE_LONG
+        ),
+        field!(
+            "connections.max.reauth.ms",
+            connections_max_reauth_ms,
+            TYPE_LONG
+        ),
+        field!(
+            "max.incremental.fetch.session.cache.slots",
+            max_incremental_fetch_session_cache_slots,
+            TYPE_INT
+        ),
+        field!("quota.window.num", quota_window_num, TYPE_INT),
+        field!(
+            "quota.window.size.seconds",
+            quota_window_size_seconds,
+            TYPE_INT
+        ),
+        field!("telemetry.max.bytes", telemetry_max_bytes, TYPE_INT),
+        field!(
+            "allow.everyone.if.no.acl.found",
+            allow_everyone_if_no_acl_found,
+            TYPE_BOOLEAN
+        ),
+        (
+            "super.users",
+            Some(config.super_users.join(";")).filter(|u| !u.is_empty()),
+            None,
+            TYPE_STRING,
+        ),
+        ("broker.rack", config.broker_rack.clone(), None, TYPE_STRING),
+        (
+            "controller.quorum.voters",
+            config.controller_quorum_voters.clone(),
+            None,
+            TYPE_LIST,
+        ),
+        (
+            "inter.broker.listener.name",
+            config.inter_broker_listener_name.clone(),
+            None,
+            TYPE_STRING,
+        ),
+        (
+            "listeners",
+            Some(listeners(config, |name, l| {
+                format!("{name}://{}", l.listen)
+            })),
+            Some(format!("PLAINTEXT://{}", default.listen)),
+            TYPE_LIST,
+        ),
+        (
+            "listener.security.protocol.map",
+            Some(listeners(config, |name, l| {
+                format!("{name}:{}", l.protocol.name())
+            })),
+            Some("PLAINTEXT:PLAINTEXT".to_string()),
+            TYPE_STRING,
+        ),
     ];
     let secret_key = token_secret_key(config.delegation_token_secret_key.is_some());
     values
@@ -629,12 +838,38 @@ fn static_entries(shard: &Shard) -> Vec<DescribeConfigsResourceResult> {
             } else {
                 SOURCE_STATIC_BROKER
             };
-            e.value = Some(StrBytes::from_string(value));
+            e.value = value.map(StrBytes::from_string);
             e.config_type = config_type;
             read_only(e)
         })
         .chain(std::iter::once(secret_key))
         .collect()
+}
+
+/// Each listener as `format` writes it, comma-separated: the configured
+/// ones, or the single PLAINTEXT one at `listen`.
+fn listeners(
+    config: &crate::config::BrokerConfig,
+    format: impl Fn(&str, &crate::security::listeners::ListenerConfig) -> String,
+) -> String {
+    use crate::security::listeners::{ListenerConfig, SecurityProtocol, DEFAULT_LISTENER};
+    if config.listeners.is_empty() {
+        let plaintext = ListenerConfig::bare(SecurityProtocol::Plaintext, &config.listen, None);
+        return format(DEFAULT_LISTENER, &plaintext);
+    }
+    let named: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|(name, l)| format(name, l))
+        .collect();
+    named.join(",")
+}
+
+fn policy_name(policy: crate::config::MigrationPolicy) -> String {
+    use clap::ValueEnum;
+    policy
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// `delegation.token.secret.key` as Kafka describes a password: sensitive,
