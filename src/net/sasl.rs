@@ -40,8 +40,8 @@ pub struct ListenerInfo {
 }
 
 impl ListenerInfo {
-    /// A PLAINTEXT listener, anonymous, counted nowhere (for connections
-    /// no listener accepted).
+    /// A PLAINTEXT listener, anonymous, counted nowhere: for a session no
+    /// bound listener made (`Session::default`).
     pub fn plaintext(advertised: (String, i32)) -> ListenerInfo {
         ListenerInfo {
             name: DEFAULT_LISTENER.into(),

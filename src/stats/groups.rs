@@ -35,11 +35,7 @@ pub fn publish_groups(shard: usize, groups: Vec<GroupGauge>) {
 
 /// Every shard's groups, by id.
 pub(super) fn snapshot() -> Vec<GroupGauge> {
-    let mut groups: Vec<GroupGauge> = GROUPS
-        .snapshot()
-        .iter()
-        .flat_map(|shard| shard.iter().cloned())
-        .collect();
+    let mut groups = GROUPS.snapshot();
     groups.sort_unstable_by(|a, b| a.group.cmp(&b.group));
     groups
 }

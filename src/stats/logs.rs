@@ -33,11 +33,7 @@ pub fn publish_logs(shard: usize, logs: Vec<LogGauge>) {
 
 /// Every shard's replicas, by topic and partition.
 pub(super) fn snapshot() -> Vec<LogGauge> {
-    let mut logs: Vec<LogGauge> = LOGS
-        .snapshot()
-        .iter()
-        .flat_map(|shard| shard.iter().cloned())
-        .collect();
+    let mut logs = LOGS.snapshot();
     logs.sort_unstable_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     logs
 }

@@ -25,8 +25,16 @@ impl<T> Published<T> {
         slots[shard] = Arc::new(items);
     }
 
-    /// Every shard's last publication.
-    pub(super) fn snapshot(&self) -> Vec<Arc<Vec<T>>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Every shard's last publication, as one list. The lock is held for
+    /// the `Arc`s' clones alone, not the items'.
+    pub(super) fn snapshot(&self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        slots
+            .iter()
+            .flat_map(|shard| shard.iter().cloned())
+            .collect()
     }
 }
