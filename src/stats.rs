@@ -423,7 +423,7 @@ impl Histogram {
     fn render(&self, out: &mut String, with_header: bool) {
         let name = self.name;
         if with_header {
-            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", self.help);
+            header(out, name, self.help, "histogram");
         }
         let sep = if self.label.is_empty() { "" } else { "," };
         let mut cumulative = 0;
@@ -511,12 +511,15 @@ pub fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// One unlabeled series with its header.
-fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
+pub fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    header(out, name, help, kind);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// The Prometheus text exposition of every counter and histogram.

@@ -331,16 +331,20 @@ pub struct TelemetrySnapshot {
 impl TelemetrySnapshot {
     /// As Prometheus text: the counts, then every client's series.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(
+        use crate::stats::scalar;
+        scalar(
             out,
-            "# HELP sluice_client_telemetry_instances Client instances heard from (KIP-714) and not yet forgotten.\n\
-             # TYPE sluice_client_telemetry_instances gauge\n\
-             sluice_client_telemetry_instances {}\n\
-             # HELP sluice_client_telemetry_series Client metric series kept for clients' pushes.\n\
-             # TYPE sluice_client_telemetry_series gauge\n\
-             sluice_client_telemetry_series {}",
-            self.instances, self.series
+            "sluice_client_telemetry_instances",
+            "Client instances heard from (KIP-714) and not yet forgotten.",
+            "gauge",
+            self.instances,
+        );
+        scalar(
+            out,
+            "sluice_client_telemetry_series",
+            "Client metric series kept for clients' pushes.",
+            "gauge",
+            self.series,
         );
         series::render(
             out,

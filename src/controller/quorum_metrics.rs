@@ -28,7 +28,7 @@ const STATES: [(ServerState, &str); 5] = [
 ];
 
 fn header(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    crate::stats::header(out, name, help, "gauge");
 }
 
 impl QuorumMetrics {
@@ -73,19 +73,18 @@ impl QuorumMetrics {
                 applied as i64,
             ),
         ] {
-            header(out, name, help);
-            let _ = writeln!(out, "{name} {value}");
+            crate::stats::scalar(out, name, help, "gauge", value);
         }
         let (Some(replication), Some(ack)) = (&m.replication, m.millis_since_quorum_ack) else {
             return;
         };
-        let name = "sluice_metadata_quorum_ack_age_seconds";
-        header(
+        crate::stats::scalar(
             out,
-            name,
+            "sluice_metadata_quorum_ack_age_seconds",
             "On the active controller: time since a quorum last acknowledged it.",
+            "gauge",
+            ack as f64 / 1000.0,
         );
-        let _ = writeln!(out, "{name} {}", ack as f64 / 1000.0);
         let name = "sluice_metadata_quorum_member_lag";
         header(
             out,

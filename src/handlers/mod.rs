@@ -331,10 +331,11 @@ pub async fn handle_frame(
     if frame.len() < HEADER_PREFIX_LEN {
         return Err(RequestError::Truncated(frame.len()));
     }
-    if let crate::net::sasl::Gate::Close(why) = client.session.gate(
-        i16::from_be_bytes([frame[0], frame[1]]),
-        std::time::Instant::now(),
-    ) {
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    crate::stats::count_request(api_key);
+    if let crate::net::sasl::Gate::Close(why) =
+        client.session.gate(api_key, std::time::Instant::now())
+    {
         return Err(RequestError::Authentication(why.into()));
     }
     let mut prefix = &frame[..HEADER_PREFIX_LEN];

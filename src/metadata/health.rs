@@ -7,8 +7,6 @@
 //! ActiveBrokerCount, FencedBrokerCount), so an alert summed over brokers
 //! counts each partition once.
 
-use std::fmt::Write;
-
 use super::Topics;
 use crate::config::BrokerConfig;
 use crate::controller::image::NO_LEADER;
@@ -153,10 +151,7 @@ impl Health {
             ("sluice_global_partitions", "Partitions in the cluster, internal ones included (counted by the active controller alone).", controller.partitions as u64),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            crate::stats::scalar(out, name, help, "gauge", value);
         }
     }
 }

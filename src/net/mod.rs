@@ -289,15 +289,7 @@ async fn serve_request(
     let shard = &services.shard;
     let _in_flight = crate::shard::InFlight::enter(shard);
     let started = std::time::Instant::now();
-    // A v0 SASL handshake's bare token is no request: no key to count.
-    let key = if client.session.expects_raw_token() {
-        None
-    } else {
-        let key = api_key(&frame);
-        crate::stats::count_request(key);
-        key
-    };
-    let request_time = request_histogram(key);
+    let request_time = request_histogram(api_key(&frame));
     let throttles_itself = handlers::client_throttles(&frame);
     let handled = client
         .quota

@@ -55,9 +55,11 @@ fn kafka_name(error: ResponseError) -> String {
 
 pub(super) fn render(out: &mut String) {
     let name = "sluice_request_errors_total";
-    let _ = writeln!(
+    super::header(
         out,
-        "# HELP {name} Partitions answered with an error, by API and error (Kafka's ErrorsPerSec).\n# TYPE {name} counter"
+        name,
+        "Partitions answered with an error, by API and error (Kafka's ErrorsPerSec).",
+        "counter",
     );
     for (api, label) in APIS {
         for (i, count) in ERRORS[api as usize].iter().enumerate() {

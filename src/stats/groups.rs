@@ -66,9 +66,7 @@ pub(super) fn render(
     led: &BTreeMap<(&str, i32), i64>,
     per_partition: bool,
 ) {
-    let header = |out: &mut String, name: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-    };
+    let header = |out: &mut String, name: &str, help: &str| super::header(out, name, help, "gauge");
     header(
         out,
         "sluice_consumer_group_members",

@@ -109,7 +109,7 @@ pub(super) fn render(out: &mut String) {
         ),
     ];
     for (name, help, kind, value) in SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        super::header(out, name, help, kind);
         for (listener, stats) in listeners.iter() {
             let _ = writeln!(out, "{name}{{listener=\"{listener}\"}} {}", value(stats));
         }

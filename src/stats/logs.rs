@@ -52,9 +52,11 @@ type ReplicaSeries = (&'static str, &'static str, bool, fn(&LogGauge) -> u64);
 /// The per-topic sizes always; the per-replica series when `per_replica`.
 pub(super) fn render(out: &mut String, logs: &[LogGauge], per_replica: bool) {
     let name = "sluice_topic_log_size_bytes";
-    let _ = writeln!(
+    super::header(
         out,
-        "# HELP {name} Bytes the segments of the topic's replicas here hold.\n# TYPE {name} gauge"
+        name,
+        "Bytes the segments of the topic's replicas here hold.",
+        "gauge",
     );
     let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
     for log in logs {
@@ -100,7 +102,7 @@ pub(super) fn render(out: &mut String, logs: &[LogGauge], per_replica: bool) {
         ),
     ];
     for (name, help, followers, value) in SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        super::header(out, name, help, "gauge");
         for log in logs.iter().filter(|l| followers || l.leader) {
             let _ = writeln!(
                 out,

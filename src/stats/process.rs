@@ -7,6 +7,8 @@
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use super::{header, scalar};
+
 /// Each shard's thread id, by shard, once it started.
 static SHARD_THREADS: Mutex<Vec<Option<i32>>> = Mutex::new(Vec::new());
 
@@ -62,13 +64,6 @@ fn open_file_limit() -> Option<u64> {
     (got == 0).then_some(limit.rlim_cur)
 }
 
-fn series(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
-}
-
 pub(super) fn render(out: &mut String) {
     let (Some(ticks), Some(page)) = (sysconf(libc::_SC_CLK_TCK), sysconf(libc::_SC_PAGESIZE))
     else {
@@ -78,67 +73,67 @@ pub(super) fn render(out: &mut String) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     if let Some(fields) = stat_fields(&stat) {
         if let Some(cpu) = cpu_seconds(&fields, ticks) {
-            series(
+            scalar(
                 out,
                 "process_cpu_seconds_total",
-                "counter",
                 "User and system CPU time the process used.",
+                "counter",
                 cpu,
             );
         }
         if let Some(rss) = field(&fields, 24) {
-            series(
+            scalar(
                 out,
                 "process_resident_memory_bytes",
-                "gauge",
                 "Resident memory.",
+                "gauge",
                 rss * page,
             );
         }
         if let Some(vsize) = field(&fields, 23) {
-            series(
+            scalar(
                 out,
                 "process_virtual_memory_bytes",
-                "gauge",
                 "Virtual memory.",
+                "gauge",
                 vsize,
             );
         }
         if let Some(threads) = field(&fields, 20) {
-            series(
+            scalar(
                 out,
                 "process_threads",
-                "gauge",
                 "Threads of the process.",
+                "gauge",
                 threads,
             );
         }
         if let (Some(start), Some(boot)) = (field(&fields, 22), boot_time()) {
             let started = boot as f64 + start as f64 / ticks;
-            series(
+            scalar(
                 out,
                 "process_start_time_seconds",
-                "gauge",
                 "When the process started, seconds since the epoch.",
+                "gauge",
                 started,
             );
         }
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        series(
+        scalar(
             out,
             "process_open_fds",
-            "gauge",
             "Open file descriptors.",
+            "gauge",
             fds.count(),
         );
     }
     if let Some(limit) = open_file_limit() {
-        series(
+        scalar(
             out,
             "process_max_fds",
-            "gauge",
             "The open file descriptor limit (soft).",
+            "gauge",
             limit,
         );
     }
@@ -147,9 +142,11 @@ pub(super) fn render(out: &mut String) {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let name = "sluice_shard_cpu_seconds_total";
-    let _ = writeln!(
+    header(
         out,
-        "# HELP {name} User and system CPU time of each shard's reactor thread (its blocking threads not included): near 1 a second, the core is saturated.\n# TYPE {name} counter"
+        name,
+        "User and system CPU time of each shard's reactor thread (its blocking threads not included): near 1 a second, the core is saturated.",
+        "counter",
     );
     for (shard, tid) in threads.iter().enumerate() {
         let Some(tid) = tid else { continue };

@@ -9,22 +9,23 @@ use kafka_protocol::messages::ApiKey;
 const API_KEYS: usize = 128;
 
 static BY_API: [AtomicU64; API_KEYS] = [const { AtomicU64::new(0) }; API_KEYS];
-/// Keys past `API_KEYS`, negative ones, and frames too short for one.
+/// Keys past `API_KEYS`, and negative ones.
 static OTHER: AtomicU64 = AtomicU64::new(0);
 
-/// One request of API `key`, as its frame's header gives it.
-pub fn count_request(key: Option<i16>) {
-    let slot = key
-        .and_then(|k| usize::try_from(k).ok())
-        .and_then(|k| BY_API.get(k));
+/// One request of API `key`, as its header gives it (counted before the
+/// key is checked: one no API has is counted too).
+pub fn count_request(key: i16) {
+    let slot = usize::try_from(key).ok().and_then(|k| BY_API.get(k));
     slot.unwrap_or(&OTHER).fetch_add(1, Ordering::Relaxed);
 }
 
 pub(super) fn render(out: &mut String) {
     let name = "sluice_requests_total";
-    let _ = writeln!(
+    super::header(
         out,
-        "# HELP {name} Requests received, by API (unanswerable ones included).\n# TYPE {name} counter"
+        name,
+        "Requests received, by API (unanswerable ones included).",
+        "counter",
     );
     let mut unknown = OTHER.load(Ordering::Relaxed);
     for (key, count) in BY_API.iter().enumerate() {

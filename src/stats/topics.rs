@@ -67,7 +67,7 @@ pub(super) fn render(out: &mut String) {
         ),
     ];
     for (name, help, counter) in SERIES {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        super::header(out, name, help, "counter");
         for (topic, traffic) in topics.iter() {
             let value = counter(traffic).load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{topic=\"{topic}\"}} {value}");

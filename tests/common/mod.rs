@@ -291,7 +291,6 @@ impl Broker {
 
     /// Series `name` (with its labels; `None`: not written) once `done`
     /// holds for it, or what it is after about 10 s of polling.
-    #[allow(dead_code)] // not every test binary reads gauges
     pub fn wait_series(&self, name: &str, done: impl Fn(Option<u64>) -> bool) -> Option<u64> {
         let mut v = series_value(&self.metrics_text(), name);
         for _ in 0..200 {
@@ -305,17 +304,10 @@ impl Broker {
     }
 
     /// Counter or gauge `name` once it reaches `at_least`, or its value
-    /// after about 5 s of polling.
+    /// after about 10 s of polling.
     pub fn wait_metric(&self, name: &str, at_least: u64) -> u64 {
-        let mut v = self.metric(name);
-        for _ in 0..100 {
-            if v >= at_least {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            v = self.metric(name);
-        }
-        v
+        self.wait_series(name, |v| v.is_some_and(|v| v >= at_least))
+            .unwrap_or_else(|| panic!("no counter {name} in /metrics"))
     }
 
     /// The broker's data directory.
